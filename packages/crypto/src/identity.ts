@@ -1,0 +1,109 @@
+/**
+ * An agent's identity on disk: `$AGENTMESH_HOME/identity.json`, mode 0600 in a 0700
+ * directory, written atomically (temporary file + rename).
+ */
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { amidFromPublicKey, fromB64u, generateKeyPair, keyPairFromSecret, toB64u, type KeyPair } from './keys.ts'
+
+export interface Identity extends KeyPair {
+  readonly amid: string
+  readonly name?: string
+}
+
+export const IDENTITY_FILE = 'identity.json'
+
+/** `$AGENTMESH_HOME`, or `~/.agentmesh`. */
+export function defaultHome (env: NodeJS.ProcessEnv = process.env): string {
+  const h = env.AGENTMESH_HOME
+  return h !== undefined && h !== '' ? resolve(h) : join(homedir(), '.agentmesh')
+}
+
+export function createIdentity (name?: string): Identity {
+  const keys = generateKeyPair()
+  return { ...keys, amid: amidFromPublicKey(keys.publicKey), ...(name === undefined ? {} : { name }) }
+}
+
+export function identityFromSecret (secretKey: Uint8Array, name?: string): Identity {
+  const keys = keyPairFromSecret(secretKey)
+  return { ...keys, amid: amidFromPublicKey(keys.publicKey), ...(name === undefined ? {} : { name }) }
+}
+
+/** Creates the home directory (0700) if needed. */
+export function ensureHome (home: string): void {
+  try {
+    mkdirSync(home, { recursive: true, mode: 0o700 })
+  } catch (cause) {
+    throw new AgentMeshError(ErrorCode.DataDir,
+      `cannot create the agent home ${home}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, { cause })
+  }
+}
+
+/** Writes `data` to `path` atomically with mode 0600. */
+export function writeSecretFile (path: string, data: string): void {
+  const tmp = `${path}.${process.pid}.tmp`
+  const fd = openSync(tmp, 'w', 0o600)
+  try {
+    writeSync(fd, data)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  chmodSync(tmp, 0o600)
+  renameSync(tmp, path)
+}
+
+/** Saves a new identity; refuses to overwrite one unless `force`. */
+export function saveIdentity (home: string, id: Identity, opts: { force?: boolean } = {}): string {
+  ensureHome(home)
+  const path = join(home, IDENTITY_FILE)
+  if (opts.force !== true) {
+    let exists = true
+    try { readFileSync(path) } catch { exists = false }
+    if (exists) {
+      throw new AgentMeshError(ErrorCode.IdentityExists,
+        `an identity already exists at ${path}; use --force to replace it (the old AMID is lost)`)
+    }
+  }
+  const body = {
+    v: 1,
+    amid: id.amid,
+    ...(id.name === undefined ? {} : { name: id.name }),
+    public_key: toB64u(id.publicKey),
+    secret_key: toB64u(id.secretKey),
+    created_at: new Date().toISOString(),
+  }
+  try {
+    writeSecretFile(path, JSON.stringify(body, null, 2) + '\n')
+  } catch (cause) {
+    throw new AgentMeshError(ErrorCode.DataDir,
+      `cannot write ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, { cause })
+  }
+  return path
+}
+
+/** Loads the identity from `home`, with a clear error for a missing or damaged file. */
+export function loadIdentity (home: string): Identity {
+  const path = join(home, IDENTITY_FILE)
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new AgentMeshError(ErrorCode.NoIdentity, `no identity in ${home}; run \`agentmesh init\` first`, { cause })
+    }
+    throw new AgentMeshError(ErrorCode.DataDir, `cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, { cause })
+  }
+  const corrupt = (why: string): AgentMeshError =>
+    new AgentMeshError(ErrorCode.IdentityCorrupt, `identity file ${path} is damaged (${why}); restore it from a backup or run \`agentmesh init --force\``)
+  let body: { v?: unknown, amid?: unknown, name?: unknown, secret_key?: unknown }
+  try { body = JSON.parse(text) } catch { throw corrupt('not valid JSON') }
+  if (typeof body !== 'object' || body === null || typeof body.secret_key !== 'string') throw corrupt('no secret_key')
+  const secret = fromB64u(body.secret_key)
+  if (secret.length !== 32) throw corrupt('secret_key is not 32 bytes')
+  const id = identityFromSecret(secret, typeof body.name === 'string' ? body.name : undefined)
+  if (body.amid !== id.amid) throw corrupt('amid does not match the key')
+  return id
+}

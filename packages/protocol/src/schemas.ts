@@ -1,0 +1,125 @@
+/**
+ * JSON Schemas of the envelope and of every WebSocket frame (docs/protocol.md).
+ * TypeBox builds plain JSON Schema objects, so these are both the runtime schemas
+ * (exported as JSON) and, through `Static<>`, the TypeScript types: one source of truth.
+ * Objects accept unknown properties so that a newer minor version's fields are tolerated.
+ */
+import { Type, type Static } from '@sinclair/typebox'
+
+/** AMID: "am" + base58btc of the agent's 32-byte Ed25519 public key. */
+export const AMID_PATTERN = '^am[1-9A-HJ-NP-Za-km-z]{42,46}$'
+/** Envelope ids: chosen by the sender once (UUIDv7 or ULID recommended). */
+export const ID_PATTERN = '^[0-9A-Za-z_-]{8,128}$'
+export const TYPE_PATTERN = '^[a-z][a-z0-9._-]{0,63}$'
+export const VERSION_PATTERN = '^agentmesh/[0-9]+\\.[0-9]+$'
+const B64URL = '^[A-Za-z0-9_-]*$'
+
+export const Amid = Type.String({ pattern: AMID_PATTERN, description: 'Agent id (AMID)' })
+export const EnvelopeId = Type.String({ pattern: ID_PATTERN })
+export const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
+
+export const Envelope = Type.Object({
+  v: Type.String({ pattern: VERSION_PATTERN }),
+  id: EnvelopeId,
+  from: Amid,
+  to: Amid,
+  type: Type.String({ pattern: TYPE_PATTERN }),
+  ts: Type.Integer({ minimum: 0, description: 'milliseconds since the Unix epoch, set by the sender' }),
+  payload: Type.Record(Type.String(), Type.Unknown()),
+  sig: Type.String({ pattern: B64URL, minLength: 86, maxLength: 86, description: 'Ed25519 signature, base64url' }),
+}, { $id: 'Envelope' })
+export type Envelope = Static<typeof Envelope>
+
+// ---- client → relay ----
+export const AuthFrame = Type.Object({
+  op: Type.Literal('auth'),
+  v: Type.String({ pattern: VERSION_PATTERN }),
+  amid: Amid,
+  nonce: Type.String({ pattern: B64URL, minLength: 1, maxLength: 128 }),
+  sig: Type.String({ pattern: B64URL, minLength: 86, maxLength: 86 }),
+  name: Type.Optional(Type.String({ maxLength: 128 })),
+  after: Type.Optional(Seq),
+  deliver: Type.Optional(Type.Boolean()),
+})
+export type AuthFrame = Static<typeof AuthFrame>
+
+export const SendFrame = Type.Object({ op: Type.Literal('send'), env: Type.Unknown() })
+export type SendFrame = { op: 'send', env: Envelope }
+
+export const CursorFrame = Type.Object({ op: Type.Literal('cursor'), seq: Seq })
+export type CursorFrame = Static<typeof CursorFrame>
+
+export const ResumeFrame = Type.Object({ op: Type.Literal('resume'), after: Seq })
+export type ResumeFrame = Static<typeof ResumeFrame>
+
+export const PingFrame = Type.Object({ op: Type.Literal('ping'), ts: Type.Optional(Type.Number()) })
+export type PingFrame = Static<typeof PingFrame>
+
+// ---- relay → client ----
+export const ChallengeFrame = Type.Object({
+  op: Type.Literal('challenge'),
+  v: Type.String(),
+  nonce: Type.String(),
+  relay: Type.String(),
+})
+export type ChallengeFrame = Static<typeof ChallengeFrame>
+
+export const Limits = Type.Object({
+  max_envelope_bytes: Type.Integer(),
+  max_in_flight: Type.Integer(),
+  delivery_window: Type.Integer(),
+  heartbeat_ms: Type.Integer(),
+})
+export type Limits = Static<typeof Limits>
+
+export const WelcomeFrame = Type.Object({
+  op: Type.Literal('welcome'),
+  amid: Amid,
+  relay: Type.String(),
+  cursor: Seq,
+  limits: Limits,
+})
+export type WelcomeFrame = Static<typeof WelcomeFrame>
+
+export const AckFrame = Type.Object({
+  op: Type.Literal('ack'),
+  id: Type.String(),
+  duplicate: Type.Optional(Type.Boolean()),
+})
+export type AckFrame = Static<typeof AckFrame>
+
+export const DeliverFrame = Type.Object({ op: Type.Literal('deliver'), seq: Seq, env: Envelope })
+export type DeliverFrame = Static<typeof DeliverFrame>
+
+export const ErrorFrame = Type.Object({
+  op: Type.Literal('error'),
+  code: Type.String(),
+  message: Type.String(),
+  id: Type.Optional(Type.String({ description: 'envelope id the error is about, for send errors' })),
+})
+export type ErrorFrame = Static<typeof ErrorFrame>
+
+export const PongFrame = Type.Object({ op: Type.Literal('pong'), ts: Type.Optional(Type.Number()) })
+export type PongFrame = Static<typeof PongFrame>
+
+export type ClientFrame = AuthFrame | SendFrame | CursorFrame | ResumeFrame | PingFrame
+export type RelayFrame = ChallengeFrame | WelcomeFrame | AckFrame | DeliverFrame | ErrorFrame | PongFrame
+
+/** Every client frame schema by `op`. */
+export const ClientFrameSchemas = {
+  auth: AuthFrame,
+  send: SendFrame,
+  cursor: CursorFrame,
+  resume: ResumeFrame,
+  ping: PingFrame,
+} as const
+
+/** Every relay frame schema by `op`. */
+export const RelayFrameSchemas = {
+  challenge: ChallengeFrame,
+  welcome: WelcomeFrame,
+  ack: AckFrame,
+  deliver: DeliverFrame,
+  error: ErrorFrame,
+  pong: PongFrame,
+} as const

@@ -1,0 +1,5 @@
+export * from './index.ts'
+export { RelayCore } from './relay.ts'
+export type { Peer } from './relay.ts'
+export { httpApp } from './http.ts'
+export { openapi } from './openapi.ts'

@@ -1,0 +1,187 @@
+/**
+ * `createRelay()`: one process, one port: WebSocket (/ws) and HTTP over a Store.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { AddressInfo, Socket } from 'node:net'
+import { join } from 'node:path'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { getRequestListener } from '@hono/node-server'
+import { AgentMeshError, CloseCode, ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
+import { memoryStore, type Store } from '@agentmesh/store'
+import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
+import { relayOptions, type RelayInit, type RelayOptions } from './options.ts'
+import { RelayCore, type RelayStats } from './relay.ts'
+import { httpApp } from './http.ts'
+import { defaultLogger, type Logger } from './log.ts'
+
+export const VERSION = '0.2.0'
+const PRUNE_INTERVAL_MS = 60 * 60 * 1000
+
+export interface Relay {
+  /** http://host:port */
+  readonly url: string
+  /** ws://host:port/ws */
+  readonly wsUrl: string
+  readonly port: number
+  readonly options: Readonly<RelayOptions>
+  /** Where the data lives: the SQLite file, or "memory". */
+  readonly storage: string
+  readonly store: Store
+  stats (): RelayStats
+  /** Graceful stop: refuse new work, commit what is pending, close sockets, close the store. */
+  close (): Promise<void>
+}
+
+function openStore (opts: RelayOptions, init: RelayInit): { store: Store, storage: string } {
+  if (init.store !== undefined) return { store: init.store, storage: init.store.kind }
+  const storeInit = { retentionMs: opts.retentionMs, maxInbox: opts.maxInbox }
+  if (opts.memory) return { store: memoryStore(storeInit), storage: 'memory' }
+  const file = join(opts.dataDir, DB_FILE)
+  const store = sqliteStore(file, { ...storeInit, synchronous: opts.sync })
+  return { store, storage: store.path }
+}
+
+function listen (server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening)
+      if (err.code === 'EADDRINUSE') {
+        reject(new AgentMeshError(ErrorCode.AddressInUse, `port ${port} on ${host} is already in use; stop the other process or pass --port`, { cause: err }))
+      } else {
+        reject(new AgentMeshError(ErrorCode.InvalidConfig, `cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }))
+      }
+    }
+    const onListening = (): void => { server.off('error', onError); resolve() }
+    server.once('error', onError)
+    server.once('listening', onListening)
+    server.listen(port, host)
+  })
+}
+
+/** Starts a relay. Options are validated before any I/O. */
+export async function createRelay (init: RelayInit = {}): Promise<Relay> {
+  const opts = relayOptions(init)
+  const log: Logger = init.logger ?? defaultLogger()
+  const { store, storage } = openStore(opts, init)
+  const relayId = await store.relayId()
+  const core = new RelayCore(store, relayId, opts, log)
+  const started = Date.now()
+  let closing = false
+
+  const app = httpApp({
+    log,
+    healthy: () => !closing,
+    info: async () => {
+      const s = await store.stats()
+      return {
+        name: 'agentmesh',
+        protocol: PROTOCOL,
+        version: VERSION,
+        relay_id: relayId,
+        store: store.kind,
+        uptime_s: Math.round((Date.now() - started) / 1000),
+        agents: s.agents,
+        pending: s.pending,
+        connections: core.connectionCount,
+        verify_signatures: opts.verifySignatures,
+        limits: {
+          ...core.limits,
+          max_connections_per_agent: opts.maxConnectionsPerAgent,
+          retention_ms: opts.retentionMs,
+          max_inbox: opts.maxInbox,
+        },
+      }
+    },
+  })
+  const server = createServer(getRequestListener(app.fetch))
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 2 * opts.maxEnvelopeBytes + constants.FRAME_OVERHEAD_BYTES,
+    perMessageDeflate: false,
+  })
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '/').split('?')[0]
+    const refuse = (status: number, code: string, message: string): void => {
+      const body = JSON.stringify({ error: { code, message } })
+      socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Service Unavailable'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+    }
+    if (path !== '/ws' && path !== '/') { refuse(404, ErrorCode.NotFound, 'the WebSocket endpoint is /ws'); return }
+    if (closing) { refuse(503, ErrorCode.ShuttingDown, 'the relay is shutting down'); return }
+    if (core.connectionCount >= opts.maxConnections) { refuse(503, ErrorCode.TooManyConnections, `the relay has reached its limit of ${opts.maxConnections} connections`); return }
+    wss.handleUpgrade(req, socket, head, (ws) => { attach(ws, req) })
+  })
+
+  function attach (ws: WebSocket, req: IncomingMessage): void {
+    const sock = (ws as unknown as { _socket: Socket })._socket
+    const handlers = core.open({
+      send: (text) => { ws.send(text) },
+      close: (code, reason) => {
+        ws.close(code, reason)
+        // a peer that does not answer the close handshake is cut after a second
+        setTimeout(() => { ws.terminate() }, 1000).unref()
+      },
+      cork: () => { sock.cork() },
+      uncork: () => { sock.uncork() },
+      ping: () => { ws.ping() },
+    }, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`)
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) { handlers.binary(); return }
+      handlers.message(data.toString())
+    })
+    ws.on('pong', handlers.pong)
+    ws.on('close', handlers.close)
+    ws.on('error', (err) => {
+      // protocol violations such as an oversize frame: ws closes with 1009/1002 itself
+      log.info({ code: (err as { code?: string }).code }, 'websocket error')
+    })
+  }
+
+  const pruneNow = async (): Promise<void> => {
+    try {
+      const r = await store.prune(Date.now())
+      if (r.messages > 0 || r.dedupe > 0) log.info(r, 'pruned expired messages')
+    } catch (err) {
+      log.error({ err }, 'prune failed')
+    }
+  }
+  await pruneNow()
+  const pruneTimer = setInterval(() => { void pruneNow() }, PRUNE_INTERVAL_MS).unref()
+
+  try {
+    await listen(server, opts.port, opts.host)
+  } catch (err) {
+    clearInterval(pruneTimer)
+    await core.shutdown()
+    await store.close()
+    throw err
+  }
+  const port = (server.address() as AddressInfo).port
+  const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host
+
+  return {
+    url: `http://${hostForUrl}:${port}`,
+    wsUrl: `ws://${hostForUrl}:${port}/ws`,
+    port,
+    options: opts,
+    storage,
+    store,
+    stats: () => core.stats(),
+    async close () {
+      if (closing) return
+      closing = true
+      clearInterval(pruneTimer)
+      await core.shutdown()
+      await new Promise<void>((resolve) => {
+        wss.close()
+        server.close(() => { resolve() })
+        server.closeAllConnections()
+        for (const ws of wss.clients) ws.terminate()
+      })
+      if (init.store === undefined) await store.close()
+    },
+  }
+}
+
+export { CloseCode }

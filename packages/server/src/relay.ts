@@ -1,0 +1,570 @@
+/**
+ * The relay core: sessions (challenge/auth, heartbeats), routing and delivery.
+ * It speaks to sockets only through the small `Peer` interface so tests and other
+ * transports can drive it.
+ *
+ * Delivery (docs/protocol.md §5–6): a send is persisted before it is acked; sends that
+ * arrive in one event-loop turn are committed in one Store transaction ("group commit");
+ * every inbox has a monotonic seq; deliveries go out in seq order from memory right after
+ * the commit, or from the Store when a receiver is behind; a receiver's cursor ack frees
+ * the window and deletes what it acknowledged.
+ */
+import { randomBytes, type KeyObject } from 'node:crypto'
+import {
+  AgentMeshError, CloseCode, ErrorCode, PROTOCOL,
+  decodeClientFrame, encodeDeliver, encodeError, encodeFrame,
+  type AuthFrame, type Envelope, type Limits,
+} from '@agentmesh/protocol'
+import { keyForAmid, verifyChallenge, verifyEnvelopeAsync } from '@agentmesh/crypto'
+import type { AppendItem, Store } from '@agentmesh/store'
+import type { RelayOptions } from './options.ts'
+import type { Logger } from './log.ts'
+
+/** The transport side of one connection. */
+export interface Peer {
+  send (text: string): void
+  close (code: number, reason: string): void
+  /** Batch the writes of this turn into one system call (optional). */
+  cork? (): void
+  uncork? (): void
+  /** Transport-level keepalive probe (optional). */
+  ping? (): void
+}
+
+const MAX_AUTH_ATTEMPTS = 3
+const READ_BATCH = 256
+const MAX_KNOWN_AGENTS = 100_000
+
+let nextConnId = 1
+
+interface Conn {
+  readonly id: number
+  readonly peer: Peer
+  readonly remote: string
+  nonce: string | undefined
+  authAttempts: number
+  amid?: string
+  key?: KeyObject
+  deliver: boolean
+  /** highest seq sent on this connection */
+  sentUpTo: number
+  inFlight: number
+  /** sends waiting for an earlier one's async step (signature, recipient lookup) */
+  chain: Promise<void> | undefined
+  chainLength: number
+  pumping: boolean
+  pumpAgain: boolean
+  lastProgress: number
+  alive: boolean
+  closed: boolean
+  corked: boolean
+  authTimer?: NodeJS.Timeout
+}
+
+interface Inbox {
+  conns: Set<Conn>
+  cursor: number
+  lastSeq: number
+}
+
+interface PendingAppend { item: AppendItem, conn: Conn }
+
+export interface RelayStats {
+  connections: number
+  agentsOnline: number
+  received: number
+  delivered: number
+  duplicates: number
+  rejected: number
+  commits: number
+}
+
+export class RelayCore {
+  readonly limits: Limits
+  private readonly conns = new Set<Conn>()
+  private readonly inboxes = new Map<string, Inbox>()
+  private readonly known = new Set<string>()
+  private pendingAppends: PendingAppend[] = []
+  private pendingAcks = new Map<string, number>()
+  private flushScheduled = false
+  private flushing: Promise<void> | undefined
+  private readonly corkedConns: Conn[] = []
+  private uncorkScheduled = false
+  private shuttingDown = false
+  private readonly timers: NodeJS.Timeout[] = []
+  readonly counters = { received: 0, delivered: 0, duplicates: 0, rejected: 0, commits: 0 }
+
+  constructor (
+    private readonly store: Store,
+    private readonly relayId: string,
+    private readonly opts: RelayOptions,
+    private readonly log: Logger,
+  ) {
+    this.limits = {
+      max_envelope_bytes: opts.maxEnvelopeBytes,
+      max_in_flight: opts.maxInFlight,
+      delivery_window: opts.deliveryWindow,
+      heartbeat_ms: opts.heartbeatMs,
+    }
+    this.timers.push(setInterval(() => { this.heartbeat() }, opts.heartbeatMs).unref())
+    this.timers.push(setInterval(() => { this.retransmit() }, Math.max(50, Math.floor(opts.retransmitMs / 2))).unref())
+  }
+
+  get connectionCount (): number { return this.conns.size }
+
+  stats (): RelayStats {
+    let online = 0
+    for (const box of this.inboxes.values()) if (box.conns.size > 0) online++
+    return { connections: this.conns.size, agentsOnline: online, ...this.counters }
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  /** A new transport connection: sends the challenge. Returns the handlers the transport calls. */
+  open (peer: Peer, remote: string): { message: (text: string) => void, binary: () => void, pong: () => void, close: () => void } {
+    const conn: Conn = {
+      id: nextConnId++,
+      peer,
+      remote,
+      nonce: randomBytes(24).toString('base64url'),
+      authAttempts: 0,
+      deliver: true,
+      sentUpTo: 0,
+      inFlight: 0,
+      chain: undefined,
+      chainLength: 0,
+      pumping: false,
+      pumpAgain: false,
+      lastProgress: Date.now(),
+      alive: true,
+      closed: false,
+      corked: false,
+    }
+    this.conns.add(conn)
+    if (this.shuttingDown) {
+      this.closeWith(conn, new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; reconnect shortly'), CloseCode.GoingAway)
+    } else {
+      this.write(conn, encodeFrame({ op: 'challenge', v: PROTOCOL, nonce: conn.nonce!, relay: this.relayId }))
+      conn.authTimer = setTimeout(() => {
+        if (conn.amid === undefined) {
+          this.closeWith(conn, new AgentMeshError(ErrorCode.AuthTimeout,
+            `no valid auth frame within ${this.opts.authTimeoutMs} ms of the challenge`), CloseCode.AuthTimeout)
+        }
+      }, this.opts.authTimeoutMs)
+      conn.authTimer.unref()
+    }
+    return {
+      message: (text) => { conn.alive = true; this.onText(conn, text) },
+      binary: () => {
+        conn.alive = true
+        this.sendError(conn, new AgentMeshError(ErrorCode.InvalidFrame, 'binary frames are not part of the protocol; send UTF-8 JSON text frames'))
+      },
+      pong: () => { conn.alive = true },
+      close: () => { this.onClose(conn) },
+    }
+  }
+
+  private onText (conn: Conn, text: string): void {
+    if (conn.closed) return
+    const d = decodeClientFrame(text, this.opts.maxEnvelopeBytes)
+    if (!d.ok) {
+      this.counters.rejected++
+      this.sendError(conn, d.error, d.id)
+      return
+    }
+    const f = d.frame
+    switch (f.op) {
+      case 'ping':
+        this.write(conn, encodeFrame(f.ts === undefined ? { op: 'pong' } : { op: 'pong', ts: f.ts }))
+        return
+      case 'auth':
+        void this.onAuth(conn, f)
+        return
+      case 'send':
+        if (conn.amid === undefined) {
+          this.counters.rejected++
+          this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate (answer the challenge with an auth frame) before sending'), f.env.id)
+          return
+        }
+        this.onSend(conn, f.env, d.ok && 'envText' in d ? d.envText : JSON.stringify(f.env))
+        return
+      case 'cursor':
+        if (conn.amid === undefined) { this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate before acknowledging')); return }
+        this.onCursor(conn, f.seq)
+        return
+      case 'resume':
+        if (conn.amid === undefined) { this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate before resuming')); return }
+        this.onResume(conn, f.after)
+    }
+  }
+
+  private async onAuth (conn: Conn, f: AuthFrame): Promise<void> {
+    if (conn.amid !== undefined) {
+      this.sendError(conn, new AgentMeshError(ErrorCode.AlreadyAuthenticated, `this connection is already authenticated as ${conn.amid}`))
+      return
+    }
+    const fail = (err: AgentMeshError): void => {
+      conn.authAttempts++
+      this.log.info({ conn: conn.id, remote: conn.remote, code: err.code }, 'auth refused')
+      if (conn.authAttempts >= MAX_AUTH_ATTEMPTS) {
+        this.closeWith(conn, new AgentMeshError(err.code, `${err.message} (${MAX_AUTH_ATTEMPTS} failed attempts: closing)`), CloseCode.AuthFailed)
+      } else {
+        this.sendError(conn, err)
+      }
+    }
+    if (conn.nonce === undefined || f.nonce !== conn.nonce) {
+      fail(new AgentMeshError(ErrorCode.AuthReplayed,
+        'the auth frame answers a challenge this connection was not given (replayed or stale); sign the nonce of this connection\'s challenge'))
+      return
+    }
+    if (!verifyChallenge(f.amid, f.nonce, this.relayId, f.sig)) {
+      fail(new AgentMeshError(ErrorCode.AuthFailed, 'the challenge signature does not verify for this AMID'))
+      return
+    }
+    const amid = f.amid
+    conn.nonce = undefined // a challenge is answered once
+    let box = this.inboxes.get(amid)
+    if (box !== undefined && box.conns.size >= this.opts.maxConnectionsPerAgent) {
+      this.closeWith(conn, new AgentMeshError(ErrorCode.TooManyConnections,
+        `agent ${amid} already has ${box.conns.size} connections (limit ${this.opts.maxConnectionsPerAgent})`), CloseCode.TooManyConnections)
+      return
+    }
+    try {
+      const now = Date.now()
+      await this.store.upsertAgent({ amid, ...(f.name === undefined ? {} : { name: f.name }), seenAt: now })
+      this.rememberAgent(amid)
+      if (box === undefined) box = this.inboxes.get(amid)
+      if (box === undefined) {
+        const s = await this.store.inbox(amid)
+        box = this.inboxes.get(amid) ?? { conns: new Set(), cursor: s.cursor, lastSeq: s.lastSeq }
+        this.inboxes.set(amid, box)
+      }
+    } catch (err) {
+      this.log.error({ err, conn: conn.id }, 'store failed during auth')
+      this.closeWith(conn, new AgentMeshError(ErrorCode.Internal, 'the relay could not register this agent; try again'), CloseCode.InternalError)
+      return
+    }
+    if (conn.closed) { if (box.conns.size === 0) this.inboxes.delete(amid); return }
+    clearTimeout(conn.authTimer)
+    conn.amid = amid
+    conn.key = keyForAmid(amid)
+    conn.deliver = f.deliver !== false
+    conn.sentUpTo = Math.min(Math.max(f.after ?? 0, box.cursor), box.lastSeq)
+    conn.lastProgress = Date.now()
+    box.conns.add(conn)
+    this.log.debug({ conn: conn.id, amid, remote: conn.remote }, 'agent authenticated')
+    this.write(conn, encodeFrame({ op: 'welcome', amid, relay: this.relayId, cursor: box.cursor, limits: this.limits }))
+    if (conn.deliver) void this.pump(conn)
+  }
+
+  private rememberAgent (amid: string): void {
+    if (this.known.size >= MAX_KNOWN_AGENTS) this.known.clear()
+    this.known.add(amid)
+  }
+
+  // ---------------------------------------------------------------- sends
+
+  private onSend (conn: Conn, env: Envelope, envText: string): void {
+    this.counters.received++
+    if (env.from !== conn.amid) {
+      this.reject(conn, new AgentMeshError(ErrorCode.SenderMismatch,
+        `envelope "from" is ${env.from} but this connection is authenticated as ${conn.amid}`), env.id)
+      return
+    }
+    if (this.shuttingDown) {
+      this.reject(conn, new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; send again after reconnecting'), env.id)
+      return
+    }
+    if (conn.inFlight >= this.opts.maxInFlight) {
+      this.reject(conn, new AgentMeshError(ErrorCode.TooManyInFlight,
+        `more than ${this.opts.maxInFlight} sends awaiting their ack on this connection; wait for acks before sending more`), env.id)
+      return
+    }
+    conn.inFlight++
+    const receivedAt = Date.now()
+    // fast path: nothing async needed and nothing queued ahead of this send
+    if (!this.opts.verifySignatures && conn.chainLength === 0 && this.known.has(env.to)) {
+      this.admit(conn, env, envText, receivedAt, true, true)
+      return
+    }
+    const checks = Promise.all([
+      this.opts.verifySignatures ? verifyEnvelopeAsync(env, conn.key) : true,
+      this.known.has(env.to) ? true : this.lookupAgent(env.to),
+    ])
+    conn.chainLength++
+    const prev = conn.chain ?? Promise.resolve()
+    const next = prev.then(async () => {
+      let sigOk = false
+      let recipientOk = false
+      try {
+        [sigOk, recipientOk] = await checks
+      } catch (err) {
+        this.log.error({ err, conn: conn.id }, 'check failed')
+      }
+      conn.chainLength--
+      if (conn.chainLength === 0) conn.chain = undefined
+      this.admit(conn, env, envText, receivedAt, sigOk, recipientOk)
+    })
+    conn.chain = next
+  }
+
+  private async lookupAgent (amid: string): Promise<boolean> {
+    const a = await this.store.getAgent(amid)
+    if (a !== undefined) this.rememberAgent(amid)
+    return a !== undefined
+  }
+
+  private admit (conn: Conn, env: Envelope, envText: string, receivedAt: number, sigOk: boolean, recipientOk: boolean): void {
+    if (conn.closed) { conn.inFlight--; return }
+    if (!sigOk) {
+      conn.inFlight--
+      this.reject(conn, new AgentMeshError(ErrorCode.BadSignature, 'envelope signature does not verify with the sender\'s key; nothing was stored'), env.id)
+      return
+    }
+    if (!recipientOk) {
+      conn.inFlight--
+      this.reject(conn, new AgentMeshError(ErrorCode.UnknownRecipient,
+        `no agent ${env.to} is registered on this relay; it registers by connecting once`), env.id)
+      return
+    }
+    this.pendingAppends.push({ item: { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt }, conn })
+    this.scheduleFlush()
+  }
+
+  private reject (conn: Conn, err: AgentMeshError, id: string): void {
+    this.counters.rejected++
+    this.sendError(conn, err, id)
+  }
+
+  // ---------------------------------------------------------------- group commit
+
+  private scheduleFlush (): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(() => { this.flushScheduled = false; void this.flush() })
+  }
+
+  /** Commits everything pending in one transaction; one commit at a time. */
+  async flush (): Promise<void> {
+    while (this.flushing !== undefined) await this.flushing
+    if (this.pendingAppends.length === 0 && this.pendingAcks.size === 0) return
+    const appends = this.pendingAppends
+    const acks = [...this.pendingAcks].map(([recipient, seq]) => ({ recipient, seq }))
+    this.pendingAppends = []
+    this.pendingAcks = new Map()
+    const run = this.commit(appends, acks)
+    this.flushing = run
+    try { await run } finally { this.flushing = undefined }
+    if (this.pendingAppends.length > 0 || this.pendingAcks.size > 0) this.scheduleFlush()
+  }
+
+  private async commit (appends: PendingAppend[], acks: Array<{ recipient: string, seq: number }>): Promise<void> {
+    let results
+    try {
+      results = await this.store.commit(appends.map(a => a.item), acks)
+      this.counters.commits++
+    } catch (err) {
+      this.log.error({ err, appends: appends.length }, 'store commit failed')
+      for (const a of appends) {
+        a.conn.inFlight--
+        this.sendError(a.conn, new AgentMeshError(ErrorCode.Internal, 'the relay could not store this envelope; send it again'), a.item.id)
+      }
+      return
+    }
+    const touched = new Set<Inbox>()
+    for (let i = 0; i < appends.length; i++) {
+      const { item, conn } = appends[i]!
+      const r = results[i]!
+      conn.inFlight--
+      if (r.status === 'stored') {
+        this.write(conn, '{"op":"ack","id":' + JSON.stringify(item.id) + '}')
+        const box = this.inboxes.get(item.recipient)
+        if (box !== undefined) {
+          box.lastSeq = r.seq
+          this.deliverLive(box, r.seq, item.envelope)
+          touched.add(box)
+        }
+      } else if (r.status === 'duplicate') {
+        this.counters.duplicates++
+        this.write(conn, '{"op":"ack","id":' + JSON.stringify(item.id) + ',"duplicate":true}')
+      } else {
+        this.reject(conn, new AgentMeshError(ErrorCode.InboxFull,
+          `the inbox of ${item.recipient} holds ${this.opts.maxInbox} undelivered messages; try again later`), item.id)
+      }
+    }
+    for (const box of touched) for (const c of box.conns) if (c.pumpAgain) void this.pump(c)
+    // inboxes of agents that went offline are kept until their last cursor ack is durable
+    for (const a of acks) {
+      const box = this.inboxes.get(a.recipient)
+      if (box !== undefined && box.conns.size === 0 && !this.pendingAcks.has(a.recipient)) this.inboxes.delete(a.recipient)
+    }
+  }
+
+  // ---------------------------------------------------------------- delivery
+
+  private windowOpen (conn: Conn, box: Inbox): boolean {
+    return conn.sentUpTo - box.cursor < this.opts.deliveryWindow
+  }
+
+  /** Sends a just-committed message to receivers that are exactly caught up; others pump from the Store. */
+  private deliverLive (box: Inbox, seq: number, envText: string): void {
+    for (const c of box.conns) {
+      if (!c.deliver || c.closed) continue
+      if (!c.pumping && c.sentUpTo === seq - 1 && this.windowOpen(c, box)) {
+        if (c.sentUpTo === box.cursor) c.lastProgress = Date.now()
+        c.sentUpTo = seq
+        this.counters.delivered++
+        this.write(c, encodeDeliver(seq, envText))
+      } else {
+        c.pumpAgain = true
+      }
+    }
+  }
+
+  /** Sends stored messages after conn.sentUpTo, within the window. */
+  private async pump (conn: Conn): Promise<void> {
+    if (conn.pumping) { conn.pumpAgain = true; return }
+    const amid = conn.amid
+    if (amid === undefined || !conn.deliver) return
+    const box = this.inboxes.get(amid)
+    if (box === undefined) return
+    conn.pumping = true
+    try {
+      do {
+        conn.pumpAgain = false
+        while (!conn.closed && conn.sentUpTo < box.lastSeq && this.windowOpen(conn, box)) {
+          const room = this.opts.deliveryWindow - (conn.sentUpTo - box.cursor)
+          const rows = await this.store.read(amid, Math.max(conn.sentUpTo, box.cursor), Math.min(room, READ_BATCH))
+          if (conn.closed) break
+          if (rows.length === 0) {
+            // acknowledged or expired meanwhile: nothing left below lastSeq
+            conn.sentUpTo = Math.max(conn.sentUpTo, box.lastSeq)
+            break
+          }
+          if (conn.sentUpTo === box.cursor) conn.lastProgress = Date.now()
+          for (const r of rows) {
+            if (r.seq <= conn.sentUpTo) continue
+            conn.sentUpTo = r.seq
+            this.counters.delivered++
+            this.write(conn, encodeDeliver(r.seq, r.envelope))
+          }
+        }
+      } while (conn.pumpAgain && !conn.closed)
+    } catch (err) {
+      this.log.error({ err, conn: conn.id }, 'store read failed while delivering')
+    } finally {
+      conn.pumping = false
+    }
+  }
+
+  private onCursor (conn: Conn, seq: number): void {
+    const box = this.inboxes.get(conn.amid!)!
+    if (seq > conn.sentUpTo && seq > box.cursor) {
+      this.sendError(conn, new AgentMeshError(ErrorCode.InvalidCursor,
+        `cursor ${seq} is beyond the last seq delivered on this connection (${conn.sentUpTo})`))
+      return
+    }
+    if (seq <= box.cursor) return
+    box.cursor = seq
+    conn.lastProgress = Date.now()
+    for (const c of box.conns) if (c !== conn) c.lastProgress = conn.lastProgress
+    this.pendingAcks.set(conn.amid!, seq)
+    this.scheduleFlush()
+    for (const c of box.conns) if (c.deliver && c.sentUpTo < box.lastSeq) void this.pump(c)
+  }
+
+  private onResume (conn: Conn, after: number): void {
+    const box = this.inboxes.get(conn.amid!)!
+    conn.deliver = true
+    conn.sentUpTo = Math.min(Math.max(after, box.cursor), box.lastSeq)
+    conn.lastProgress = Date.now()
+    void this.pump(conn)
+  }
+
+  /** Sends again what a receiver has not acknowledged for retransmitMs. */
+  private retransmit (): void {
+    const now = Date.now()
+    for (const [, box] of this.inboxes) {
+      for (const c of box.conns) {
+        if (c.closed || !c.deliver || c.sentUpTo <= box.cursor) continue
+        if (now - c.lastProgress < this.opts.retransmitMs) continue
+        this.log.debug({ conn: c.id, from: box.cursor + 1, to: c.sentUpTo }, 'retransmitting unacknowledged deliveries')
+        c.sentUpTo = box.cursor
+        c.lastProgress = now
+        void this.pump(c)
+      }
+    }
+  }
+
+  private heartbeat (): void {
+    for (const c of this.conns) {
+      if (!c.alive) {
+        this.closeWith(c, new AgentMeshError(ErrorCode.HeartbeatTimeout, `no traffic or pong for ${this.opts.heartbeatMs} ms`), CloseCode.HeartbeatTimeout)
+        continue
+      }
+      c.alive = false
+      c.peer.ping?.()
+    }
+  }
+
+  // ---------------------------------------------------------------- output
+
+  private write (conn: Conn, text: string): void {
+    if (conn.closed) return
+    if (!conn.corked && conn.peer.cork !== undefined) {
+      conn.corked = true
+      conn.peer.cork()
+      this.corkedConns.push(conn)
+      if (!this.uncorkScheduled) {
+        this.uncorkScheduled = true
+        setImmediate(() => { this.uncorkAll() })
+      }
+    }
+    conn.peer.send(text)
+  }
+
+  private uncorkAll (): void {
+    this.uncorkScheduled = false
+    const list = this.corkedConns.splice(0)
+    for (const c of list) { c.corked = false; if (!c.closed) c.peer.uncork?.() }
+  }
+
+  private sendError (conn: Conn, err: AgentMeshError, id?: string): void {
+    this.write(conn, encodeError(err, id))
+  }
+
+  private closeWith (conn: Conn, err: AgentMeshError, closeCode: number): void {
+    if (conn.closed) return
+    this.sendError(conn, err)
+    if (conn.corked) { conn.corked = false; conn.peer.uncork?.() }
+    conn.peer.close(closeCode, err.code)
+    this.onClose(conn)
+  }
+
+  private onClose (conn: Conn): void {
+    if (conn.closed) return
+    conn.closed = true
+    clearTimeout(conn.authTimer)
+    this.conns.delete(conn)
+    if (conn.amid !== undefined) {
+      const box = this.inboxes.get(conn.amid)
+      if (box !== undefined) {
+        box.conns.delete(conn)
+        if (box.conns.size === 0 && !this.pendingAcks.has(conn.amid)) this.inboxes.delete(conn.amid)
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Refuses new work, commits what is pending and closes every connection with 1001. */
+  async shutdown (): Promise<void> {
+    this.shuttingDown = true
+    for (const t of this.timers) clearInterval(t)
+    await this.flush()
+    await this.flush()
+    for (const c of [...this.conns]) {
+      this.closeWith(c, new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; reconnect shortly'), CloseCode.GoingAway)
+    }
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The default Store: one SQLite file in WAL mode (better-sqlite3).
+ *
+ * Durability: every commit() is one transaction. With `synchronous: 'normal'` (the default)
+ * a committed transaction survives a crash or SIGKILL of the process; a power loss may roll
+ * back the last commits. `synchronous: 'full'` also survives power loss, at an fsync per commit.
+ * The file is opened with an exclusive lock, so two relays can never share one data directory.
+ */
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { storeOptions, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage } from '@agentmesh/store'
+
+export const SCHEMA_VERSION = 1
+export const DB_FILE = 'agentmesh.db'
+
+export interface SqliteStoreInit extends StoreInit {
+  /** `normal`: survives a process crash; `full`: survives power loss too. @default 'normal' */
+  synchronous?: 'normal' | 'full'
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agents (
+  amid TEXT PRIMARY KEY, name TEXT, registered_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS inboxes (
+  recipient TEXT PRIMARY KEY, cursor INTEGER NOT NULL, last_seq INTEGER NOT NULL, pending INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+  recipient TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, id TEXT NOT NULL,
+  envelope TEXT NOT NULL, received_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_inbox ON messages (recipient, seq);
+CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at);
+CREATE TABLE IF NOT EXISTS dedupe (
+  sender TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+  PRIMARY KEY (sender, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedupe_expires ON dedupe (expires_at);
+`
+
+function openError (path: string, cause: unknown): AgentMeshError {
+  const code = (cause as { code?: string }).code ?? ''
+  const msg = (cause as Error).message ?? String(cause)
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+    return new AgentMeshError(ErrorCode.DataCorrupt,
+      `${path} is not a usable AgentMesh database (${msg}); move it aside or point --data at another directory`, { cause })
+  }
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+    return new AgentMeshError(ErrorCode.DataDir,
+      `${path} is in use by another relay; stop it or point --data at another directory`, { cause })
+  }
+  return new AgentMeshError(ErrorCode.DataDir, `cannot open the database ${path}: ${code !== '' ? code + ': ' : ''}${msg}`, { cause })
+}
+
+/** Opens (creating if needed) the SQLite store at `path` (a file, or ':memory:'). */
+export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & { readonly path: string } {
+  const opts = storeOptions(init)
+  const file = path === ':memory:' ? path : resolve(path)
+  let db: Database.Database
+  try {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    db = new Database(file)
+  } catch (cause) {
+    throw openError(file, cause)
+  }
+  try {
+    db.pragma('busy_timeout = 1000')
+    db.pragma('locking_mode = EXCLUSIVE')
+    db.pragma('journal_mode = WAL')
+    db.pragma(`synchronous = ${init.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+    db.exec('BEGIN IMMEDIATE; COMMIT') // takes the exclusive lock now, not at the first write
+    const version = db.prepare('PRAGMA user_version').pluck().get() as number
+    if (version > SCHEMA_VERSION) {
+      throw new AgentMeshError(ErrorCode.DataCorrupt,
+        `${file} was written by a newer AgentMesh (schema ${version}, this one knows ${SCHEMA_VERSION}); upgrade AgentMesh`)
+    }
+    db.exec(SCHEMA)
+    db.pragma(`user_version = ${SCHEMA_VERSION}`)
+    db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('relay_id', randomUUID())
+  } catch (cause) {
+    try { db.close() } catch {}
+    if (cause instanceof AgentMeshError) throw cause
+    throw openError(file, cause)
+  }
+
+  const relayId = db.prepare("SELECT value FROM meta WHERE key = 'relay_id'").pluck().get() as string
+  const q = {
+    agentGet: db.prepare('SELECT amid, name, registered_at, last_seen_at FROM agents WHERE amid = ?'),
+    agentInsert: db.prepare('INSERT OR IGNORE INTO agents (amid, name, registered_at, last_seen_at) VALUES (?, ?, ?, ?)'),
+    agentTouch: db.prepare('UPDATE agents SET last_seen_at = ?, name = coalesce(?, name) WHERE amid = ?'),
+    inboxGet: db.prepare('SELECT cursor, last_seq, pending FROM inboxes WHERE recipient = ?'),
+    inboxPut: db.prepare('INSERT INTO inboxes (recipient, cursor, last_seq, pending) VALUES (?, ?, ?, ?) ON CONFLICT (recipient) DO UPDATE SET cursor = excluded.cursor, last_seq = excluded.last_seq, pending = excluded.pending'),
+    dedupeGet: db.prepare('SELECT seq FROM dedupe WHERE sender = ? AND id = ?').pluck(),
+    dedupePut: db.prepare('INSERT INTO dedupe (sender, id, seq, expires_at) VALUES (?, ?, ?, ?)'),
+    msgPut: db.prepare('INSERT INTO messages (recipient, seq, sender, id, envelope, received_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    msgAck: db.prepare('DELETE FROM messages WHERE recipient = ? AND seq <= ?'),
+    msgRead: db.prepare('SELECT seq, sender, id, envelope, received_at FROM messages WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    pruneMsgs: db.prepare('SELECT recipient, count(*) AS n FROM messages WHERE received_at <= ? GROUP BY recipient'),
+    pruneMsgsDel: db.prepare('DELETE FROM messages WHERE received_at <= ?'),
+    pruneDedupe: db.prepare('DELETE FROM dedupe WHERE expires_at <= ?'),
+    pendingDec: db.prepare('UPDATE inboxes SET pending = max(0, pending - ?) WHERE recipient = ?'),
+    countAgents: db.prepare('SELECT count(*) FROM agents').pluck(),
+    sumPending: db.prepare('SELECT coalesce(sum(pending), 0) FROM inboxes').pluck(),
+  }
+
+  interface Box { cursor: number, last_seq: number, pending: number }
+  const getBox = (touched: Map<string, Box>, r: string): Box => {
+    let b = touched.get(r)
+    if (b === undefined) {
+      b = (q.inboxGet.get(r) as Box | undefined) ?? { cursor: 0, last_seq: 0, pending: 0 }
+      touched.set(r, b)
+    }
+    return b
+  }
+
+  const commitTx = db.transaction((appends: readonly AppendItem[], acks: readonly CursorAck[]): AppendResult[] => {
+    const touched = new Map<string, Box>()
+    const out: AppendResult[] = []
+    for (const m of appends) {
+      const dup = q.dedupeGet.get(m.sender, m.id) as number | undefined
+      if (dup !== undefined) { out.push({ status: 'duplicate', seq: dup }); continue }
+      const box = getBox(touched, m.recipient)
+      if (box.pending >= opts.maxInbox) { out.push({ status: 'inbox_full' }); continue }
+      const seq = ++box.last_seq
+      box.pending++
+      q.msgPut.run(m.recipient, seq, m.sender, m.id, m.envelope, m.receivedAt)
+      q.dedupePut.run(m.sender, m.id, seq, m.receivedAt + opts.retentionMs)
+      out.push({ status: 'stored', seq })
+    }
+    for (const a of acks) {
+      const box = getBox(touched, a.recipient)
+      const seq = Math.min(a.seq, box.last_seq)
+      if (seq <= box.cursor) continue
+      box.cursor = seq
+      const { changes } = q.msgAck.run(a.recipient, seq)
+      box.pending = Math.max(0, box.pending - changes)
+    }
+    for (const [r, b] of touched) q.inboxPut.run(r, b.cursor, b.last_seq, b.pending)
+    return out
+  })
+
+  const pruneTx = db.transaction((now: number) => {
+    const cutoff = now - opts.retentionMs
+    const counts = q.pruneMsgs.all(cutoff) as Array<{ recipient: string, n: number }>
+    for (const c of counts) q.pendingDec.run(c.n, c.recipient)
+    const messages = q.pruneMsgsDel.run(cutoff).changes
+    const dedupe = q.pruneDedupe.run(now).changes
+    return { messages, dedupe }
+  })
+
+  let closed = false
+  const live = (): void => {
+    if (closed) throw new AgentMeshError(ErrorCode.Internal, 'the store is closed')
+  }
+
+  return {
+    kind: 'sqlite',
+    path: file,
+    async relayId () { return relayId },
+    async upsertAgent (a) {
+      live()
+      const r = q.agentInsert.run(a.amid, a.name ?? null, a.seenAt, a.seenAt)
+      if (r.changes === 0) q.agentTouch.run(a.seenAt, a.name ?? null, a.amid)
+      return { created: r.changes > 0 }
+    },
+    async getAgent (amid): Promise<AgentRecord | undefined> {
+      live()
+      const r = q.agentGet.get(amid) as { amid: string, name: string | null, registered_at: number, last_seen_at: number } | undefined
+      if (r === undefined) return undefined
+      return { amid: r.amid, ...(r.name === null ? {} : { name: r.name }), registeredAt: r.registered_at, lastSeenAt: r.last_seen_at }
+    },
+    async commit (appends, acks) {
+      live()
+      return commitTx(appends, acks)
+    },
+    async read (recipient, afterSeq, limit): Promise<StoredMessage[]> {
+      live()
+      const rows = q.msgRead.all(recipient, afterSeq, limit) as Array<{ seq: number, sender: string, id: string, envelope: string, received_at: number }>
+      return rows.map(r => ({ seq: r.seq, sender: r.sender, id: r.id, envelope: r.envelope, receivedAt: r.received_at }))
+    },
+    async inbox (recipient): Promise<InboxState> {
+      live()
+      const b = q.inboxGet.get(recipient) as Box | undefined
+      return b === undefined ? { cursor: 0, lastSeq: 0, pending: 0 } : { cursor: b.cursor, lastSeq: b.last_seq, pending: b.pending }
+    },
+    async prune (now) { live(); return pruneTx(now) },
+    async stats () {
+      live()
+      return { agents: q.countAgents.get() as number, pending: q.sumPending.get() as number }
+    },
+    async close () {
+      if (closed) return
+      closed = true
+      try { db.pragma('wal_checkpoint(TRUNCATE)') } catch {}
+      db.close()
+    },
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * @packageDocumentation
+ * The `Store` interface every relay backend implements, and the in-memory store.
+ *
+ * @example
+ * ```ts
+ * import { memoryStore } from '@agentmesh/store'
+ * const store = memoryStore({ maxInbox: 1000 })
+ * const [r] = await store.commit([{ sender, id, recipient, envelope, receivedAt: Date.now() }], [])
+ * ```
+ */
+export { memoryStore } from './memory.ts'
+export { storeOptions } from './options.ts'
+export type { StoreOptions } from './options.ts'
+export type { Store, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, StoredMessage } from './types.ts'

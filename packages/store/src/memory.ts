@@ -1,0 +1,98 @@
+/** In-memory Store: for tests and `agentmesh serve --memory`. Nothing survives the process. */
+import { randomUUID } from 'node:crypto'
+import { storeOptions } from './options.ts'
+import type { AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, Store, StoreInit, StoredMessage } from './types.ts'
+
+interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
+interface Seen { seq: number, expiresAt: number }
+
+export function memoryStore (init: StoreInit = {}): Store {
+  const opts = storeOptions(init)
+  const id = randomUUID()
+  const agents = new Map<string, AgentRecord>()
+  const inboxes = new Map<string, Inbox>()
+  const dedupe = new Map<string, Seen>()
+  let closed = false
+
+  const inboxOf = (r: string): Inbox => {
+    let i = inboxes.get(r)
+    if (i === undefined) { i = { cursor: 0, lastSeq: 0, messages: [] }; inboxes.set(r, i) }
+    return i
+  }
+  const live = (): void => { if (closed) throw new Error('store is closed') }
+
+  return {
+    kind: 'memory',
+    async relayId () { return id },
+    async upsertAgent (a) {
+      live()
+      const old = agents.get(a.amid)
+      if (old !== undefined) {
+        old.lastSeenAt = a.seenAt
+        if (a.name !== undefined) old.name = a.name
+        return { created: false }
+      }
+      agents.set(a.amid, { amid: a.amid, ...(a.name === undefined ? {} : { name: a.name }), registeredAt: a.seenAt, lastSeenAt: a.seenAt })
+      return { created: true }
+    },
+    async getAgent (amid) { live(); const a = agents.get(amid); return a === undefined ? undefined : { ...a } },
+    async commit (appends: readonly AppendItem[], acks: readonly CursorAck[]) {
+      live()
+      const out: AppendResult[] = []
+      for (const m of appends) {
+        const key = m.sender + '\n' + m.id
+        const seen = dedupe.get(key)
+        if (seen !== undefined) { out.push({ status: 'duplicate', seq: seen.seq }); continue }
+        const box = inboxOf(m.recipient)
+        if (box.messages.length >= opts.maxInbox) { out.push({ status: 'inbox_full' }); continue }
+        const seq = ++box.lastSeq
+        box.messages.push({ seq, sender: m.sender, id: m.id, envelope: m.envelope, receivedAt: m.receivedAt })
+        dedupe.set(key, { seq, expiresAt: m.receivedAt + opts.retentionMs })
+        out.push({ status: 'stored', seq })
+      }
+      for (const a of acks) {
+        const box = inboxOf(a.recipient)
+        const seq = Math.min(a.seq, box.lastSeq)
+        if (seq <= box.cursor) continue
+        box.cursor = seq
+        let n = 0
+        while (n < box.messages.length && box.messages[n]!.seq <= seq) n++
+        box.messages.splice(0, n)
+      }
+      return out
+    },
+    async read (recipient, afterSeq, limit): Promise<StoredMessage[]> {
+      live()
+      const box = inboxes.get(recipient)
+      if (box === undefined) return []
+      const out: StoredMessage[] = []
+      for (const m of box.messages) {
+        if (m.seq > afterSeq) { out.push(m); if (out.length >= limit) break }
+      }
+      return out
+    },
+    async inbox (recipient): Promise<InboxState> {
+      live()
+      const box = inboxes.get(recipient)
+      return box === undefined ? { cursor: 0, lastSeq: 0, pending: 0 } : { cursor: box.cursor, lastSeq: box.lastSeq, pending: box.messages.length }
+    },
+    async prune (now) {
+      live()
+      let messages = 0
+      let removed = 0
+      for (const box of inboxes.values()) {
+        const before = box.messages.length
+        box.messages = box.messages.filter(m => m.receivedAt + opts.retentionMs > now)
+        messages += before - box.messages.length
+      }
+      for (const [k, s] of dedupe) if (s.expiresAt <= now) { dedupe.delete(k); removed++ }
+      return { messages, dedupe: removed }
+    },
+    async stats () {
+      let pending = 0
+      for (const b of inboxes.values()) pending += b.messages.length
+      return { agents: agents.size, pending }
+    },
+    async close () { closed = true },
+  }
+}
