@@ -1,0 +1,416 @@
+/**
+ * A connection to a relay that survives the relay: it reconnects with jittered backoff,
+ * resends its outbox (same ids, same bytes), resumes deliveries from its cursor, and hands
+ * each message to the application once.
+ */
+import WebSocket from 'ws'
+import { v7 as uuidv7 } from 'uuid'
+import {
+  AgentMeshError, ErrorCode, PROTOCOL, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
+  type Envelope, type ErrorFrame, type Limits, type RelayFrame,
+} from '@agentmesh/protocol'
+import { signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
+import type { ClientState } from './state.ts'
+import type { Connection, Message, SendOptions, SendResult, Status } from './types.ts'
+import { Channel } from './channel.ts'
+
+/** Send errors the relay may answer with that are worth sending again later. */
+const RETRYABLE = new Set<string>([ErrorCode.TooManyInFlight, ErrorCode.ShuttingDown, ErrorCode.Internal])
+/** Errors that mean this agent can never connect as configured. */
+const FATAL_AUTH = new Set<string>([ErrorCode.AuthFailed, ErrorCode.UnsupportedVersion])
+const DEDUPE_MS = 30 * 24 * 60 * 60 * 1000
+
+export interface ConnectionConfig {
+  url: string
+  identity: Identity
+  state: ClientState
+  ownsState: boolean
+  deliver: boolean
+  minBackoffMs: number
+  maxBackoffMs: number
+  onWarning: (w: AgentMeshError) => void
+}
+
+interface Pending {
+  id: string
+  to: string
+  envText: string
+  transmitted: boolean
+  waiters: Array<{ resolve: (r: SendResult) => void, reject: (e: Error) => void }>
+}
+
+interface Inbound { seq: number, msg?: Message }
+
+function abortError (signal: AbortSignal): AgentMeshError {
+  return new AgentMeshError(ErrorCode.Aborted, 'the operation was aborted', { cause: signal.reason })
+}
+
+export class ConnectionImpl implements Connection {
+  readonly amid: string
+  private ws: WebSocket | undefined
+  private relayId: string | undefined
+  private limits: Limits | undefined
+  private authed = false
+  private closed = false
+  private attempt = 0
+  private reconnectTimer: NodeJS.Timeout | undefined
+  private readonly outbox = new Map<string, Pending>()
+  private inFlight = 0
+  private readonly inbound: Inbound[] = []
+  /** highest seq received from the current relay (buffered, being processed or committed) */
+  private highestSeq = 0
+  private processing: Inbound | undefined
+  private readonly statusChannel = new Channel<Status>()
+  private readonly inboundWaiters: Array<() => void> = []
+  private readonly drainWaiters: Array<{ resolve: () => void, reject: (e: Error) => void }> = []
+  private cursorToSend = 0
+  private cursorScheduled = false
+  private readyResolve: (() => void) | undefined
+  private readyReject: ((e: Error) => void) | undefined
+  private lastError: Error | undefined
+
+  constructor (private readonly cfg: ConnectionConfig) {
+    this.amid = cfg.identity.amid
+    for (const e of cfg.state.outboxList()) {
+      this.outbox.set(e.id, { id: e.id, to: e.to, envText: e.envText, transmitted: false, waiters: [] })
+    }
+    cfg.state.prune(Date.now() - DEDUPE_MS)
+  }
+
+  /** Resolves at the first successful authentication. */
+  start (signal?: AbortSignal, timeoutMs?: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const done = (err?: Error): void => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        this.readyResolve = undefined
+        this.readyReject = undefined
+        if (err === undefined) { resolve(); return }
+        void this.close()
+        reject(err)
+      }
+      const onAbort = (): void => { done(abortError(signal!)) }
+      if (signal?.aborted === true) { reject(abortError(signal)); return }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          const why = this.lastError !== undefined ? `: ${this.lastError.message}` : ''
+          done(new AgentMeshError(ErrorCode.ConnectFailed, `cannot reach the relay at ${this.cfg.url} within ${timeoutMs} ms${why}. Is \`agentmesh serve\` running there?`, { cause: this.lastError }))
+        }, timeoutMs)
+      }
+      this.readyResolve = () => { done() }
+      this.readyReject = (e) => { done(e) }
+      this.dial()
+    })
+  }
+
+  // ------------------------------------------------------------------ socket lifecycle
+
+  private dial (): void {
+    if (this.closed) return
+    this.attempt++
+    this.statusChannel.push(this.attempt === 1 ? { type: 'connecting', relay: this.cfg.url } : { type: 'reconnecting', attempt: this.attempt - 1 })
+    const ws = new WebSocket(this.cfg.url, { perMessageDeflate: false, handshakeTimeout: 10_000 })
+    this.ws = ws
+    ws.on('message', (data, isBinary) => {
+      if (ws !== this.ws || isBinary) return
+      let frame: RelayFrame
+      try {
+        frame = decodeRelayFrame(data.toString())
+      } catch (err) {
+        this.cfg.onWarning(err as AgentMeshError)
+        return
+      }
+      this.onFrame(ws, frame)
+    })
+    ws.on('error', (err) => { this.lastError = err })
+    ws.on('close', (code, reason) => {
+      if (ws !== this.ws) return
+      this.onDisconnect(code, reason.toString())
+    })
+  }
+
+  private onDisconnect (code: number, reason: string): void {
+    const wasAuthed = this.authed
+    this.authed = false
+    this.ws = undefined
+    this.inFlight = 0
+    for (const p of this.outbox.values()) p.transmitted = false
+    if (this.closed) return
+    const error = this.lastError ?? (reason !== '' ? new AgentMeshError(ErrorCode.ConnectionClosed, `relay closed the connection (${code} ${reason})`) : undefined)
+    if (wasAuthed) this.statusChannel.push({ type: 'disconnected', relay: this.cfg.url, ...(error === undefined ? {} : { error }) })
+    const base = Math.min(this.cfg.maxBackoffMs, this.cfg.minBackoffMs * 2 ** Math.min(this.attempt, 10))
+    const delay = wasAuthed ? this.cfg.minBackoffMs * Math.random() : base / 2 + Math.random() * base / 2
+    if (wasAuthed) this.attempt = 1
+    this.reconnectTimer = setTimeout(() => { this.dial() }, delay)
+  }
+
+  private onFrame (ws: WebSocket, f: RelayFrame): void {
+    switch (f.op) {
+      case 'challenge': {
+        if (this.relayId !== undefined && this.relayId !== f.relay) {
+          // a different relay (or its data was reset): seqs start over
+          this.inbound.length = 0
+          this.highestSeq = 0
+        }
+        this.relayId = f.relay
+        const committed = this.cfg.state.cursor(f.relay)
+        this.highestSeq = Math.max(this.highestSeq, committed)
+        ws.send(encodeFrame({
+          op: 'auth',
+          v: PROTOCOL,
+          amid: this.amid,
+          nonce: f.nonce,
+          sig: signChallenge(this.cfg.identity, this.amid, f.nonce, f.relay),
+          ...(this.cfg.identity.name === undefined ? {} : { name: this.cfg.identity.name }),
+          after: this.highestSeq,
+          deliver: this.cfg.deliver,
+        }))
+        return
+      }
+      case 'welcome':
+        this.authed = true
+        this.limits = f.limits
+        this.lastError = undefined
+        this.statusChannel.push({ type: 'connected', relay: this.cfg.url })
+        this.readyResolve?.()
+        this.transmit()
+        return
+      case 'ack':
+        this.onAck(f.id, f.duplicate === true)
+        return
+      case 'deliver':
+        this.onDeliver(f.seq, f.env as unknown)
+        return
+      case 'error':
+        this.onError(f)
+        return
+      case 'pong':
+        return
+    }
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  async send (to: string, payload: Record<string, unknown>, opts: SendOptions = {}): Promise<SendResult> {
+    if (this.closed) throw new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection is closed')
+    if (opts.signal?.aborted === true) throw abortError(opts.signal)
+    const env = signEnvelope(this.cfg.identity, { id: opts.id ?? uuidv7(), to, type: opts.type ?? 'chat', payload })
+    const envText = JSON.stringify(env)
+    const limit = this.limits?.max_envelope_bytes
+    const err = validateEnvelope(env, Buffer.byteLength(envText), limit ?? Number.MAX_SAFE_INTEGER)
+    if (err !== undefined) throw err
+    let p = this.outbox.get(env.id)
+    if (p === undefined) {
+      this.cfg.state.outboxAdd({ id: env.id, to, envText, createdAt: Date.now() })
+      p = { id: env.id, to, envText, transmitted: false, waiters: [] }
+      this.outbox.set(env.id, p)
+    }
+    const pending = p
+    const result = new Promise<SendResult>((resolve, reject) => {
+      pending.waiters.push({ resolve, reject })
+      if (opts.signal !== undefined) {
+        const signal = opts.signal
+        signal.addEventListener('abort', () => {
+          // stop waiting; the envelope stays in the outbox and is still delivered
+          const i = pending.waiters.findIndex(w => w.resolve === resolve)
+          if (i >= 0) pending.waiters.splice(i, 1)
+          reject(abortError(signal))
+        }, { once: true })
+      }
+    })
+    this.transmit()
+    return await result
+  }
+
+  /** Sends outbox entries not yet on the wire, in order, within the relay's in-flight limit. */
+  private transmit (): void {
+    const ws = this.ws
+    if (!this.authed || ws === undefined) return
+    const max = this.limits?.max_in_flight ?? 64
+    for (const p of this.outbox.values()) {
+      if (this.inFlight >= max) break
+      if (p.transmitted) continue
+      p.transmitted = true
+      this.inFlight++
+      ws.send(encodeSend(p.envText))
+    }
+  }
+
+  private onAck (id: string, duplicate: boolean): void {
+    const p = this.outbox.get(id)
+    if (p === undefined) return
+    this.settle(p)
+    for (const w of p.waiters) w.resolve({ id, duplicate })
+  }
+
+  private settle (p: Pending): void {
+    this.outbox.delete(p.id)
+    this.cfg.state.outboxRemove(p.id)
+    if (p.transmitted) this.inFlight--
+    this.transmit()
+    if (this.outbox.size === 0) for (const w of this.drainWaiters.splice(0)) w.resolve()
+  }
+
+  private onError (f: ErrorFrame): void {
+    const err = new AgentMeshError(f.code as ErrorCode, f.message)
+    const p = f.id !== undefined ? this.outbox.get(f.id) : undefined
+    if (p !== undefined) {
+      if (RETRYABLE.has(f.code)) {
+        if (p.transmitted) { p.transmitted = false; this.inFlight-- }
+        setTimeout(() => { this.transmit() }, 100).unref()
+        return
+      }
+      this.settle(p)
+      for (const w of p.waiters) w.reject(err)
+      if (p.waiters.length === 0) this.cfg.onWarning(err)
+      return
+    }
+    if (FATAL_AUTH.has(f.code) && !this.authed) {
+      this.readyReject?.(err)
+      if (this.readyReject === undefined) this.cfg.onWarning(err)
+      return
+    }
+    this.lastError = err
+    this.cfg.onWarning(err)
+  }
+
+  /** Resolves when every envelope in the outbox was acknowledged. */
+  flush (opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.outbox.size === 0) return Promise.resolve()
+    if (this.closed) return Promise.reject(new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection is closed'))
+    return new Promise((resolve, reject) => {
+      const w = { resolve, reject }
+      this.drainWaiters.push(w)
+      opts.signal?.addEventListener('abort', () => {
+        const i = this.drainWaiters.indexOf(w)
+        if (i >= 0) this.drainWaiters.splice(i, 1)
+        reject(abortError(opts.signal!))
+      }, { once: true })
+    })
+  }
+
+  get pendingSends (): number { return this.outbox.size }
+
+  // ------------------------------------------------------------------ receiving
+
+  private onDeliver (seq: number, raw: unknown): void {
+    if (seq <= this.highestSeq) return // already buffered, being processed, or committed
+    this.highestSeq = seq
+    const env = raw as Envelope
+    let msg: Message | undefined
+    const invalid = validateEnvelope(raw, 0, Number.MAX_SAFE_INTEGER)
+    if (invalid !== undefined) {
+      this.cfg.onWarning(new AgentMeshError(invalid.code, `dropped delivery ${seq}: ${invalid.message}`))
+    } else if (env.to !== this.amid) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidEnvelope, `dropped delivery ${seq}: addressed to ${env.to}, not to this agent`))
+    } else if (!verifyEnvelope(env)) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}) from ${env.from}: bad signature`))
+    } else if (!this.cfg.state.seen(env.from, env.id)) {
+      msg = {
+        id: env.id,
+        from: env.from,
+        to: env.to,
+        type: env.type,
+        ts: env.ts,
+        seq,
+        payload: env.payload,
+        ...(typeof env.payload.text === 'string' ? { text: env.payload.text } : {}),
+        envelope: env,
+      }
+    }
+    this.inbound.push(msg === undefined ? { seq } : { seq, msg })
+    for (const w of this.inboundWaiters.splice(0)) w()
+  }
+
+  /** Marks the message being processed as done: dedupe record + cursor, then the cursor ack. */
+  private commitProcessing (): void {
+    const item = this.processing
+    if (item === undefined) return
+    this.processing = undefined
+    this.commit(item)
+  }
+
+  private commit (item: Inbound): void {
+    if (this.relayId === undefined) return
+    this.cfg.state.commit(this.relayId, item.seq, item.msg?.from, item.msg?.id)
+    this.cursorToSend = Math.max(this.cursorToSend, item.seq)
+    if (!this.cursorScheduled) {
+      this.cursorScheduled = true
+      setImmediate(() => {
+        this.cursorScheduled = false
+        if (this.authed && this.ws !== undefined) this.ws.send(encodeFrame({ op: 'cursor', seq: this.cursorToSend }))
+      })
+    }
+  }
+
+  /** Next message for the application, committing skipped entries (duplicates, invalid) on the way. */
+  private async next (signal?: AbortSignal): Promise<Message | undefined> {
+    this.commitProcessing()
+    for (;;) {
+      while (this.inbound.length > 0) {
+        const item = this.inbound.shift()!
+        if (item.msg === undefined) { this.commit(item); continue }
+        this.processing = item
+        return item.msg
+      }
+      if (this.closed) return undefined
+      if (signal?.aborted === true) return undefined
+      await new Promise<void>((resolve) => {
+        const wake = (): void => { signal?.removeEventListener('abort', wake); resolve() }
+        this.inboundWaiters.push(wake)
+        signal?.addEventListener('abort', wake, { once: true })
+      })
+    }
+  }
+
+  messages (opts: { signal?: AbortSignal } = {}): AsyncIterableIterator<Message> {
+    const self = this
+    const it: AsyncIterableIterator<Message> = {
+      async next () {
+        const m = await self.next(opts.signal)
+        return m === undefined ? { done: true, value: undefined } : { done: false, value: m }
+      },
+      async return () {
+        // the loop body finished with this message before breaking out
+        self.commitProcessing()
+        return { done: true, value: undefined }
+      },
+      [Symbol.asyncIterator] () { return it },
+    }
+    return it
+  }
+
+  status (): AsyncIterable<Status> { return this.statusChannel.subscribe() }
+
+  get connected (): boolean { return this.authed }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearTimeout(this.reconnectTimer)
+    this.readyReject?.(new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection was closed before it was established'))
+    const ws = this.ws
+    this.ws = undefined
+    if (ws !== undefined) {
+      // flush a pending cursor ack before going
+      if (this.authed && this.cursorScheduled) ws.send(encodeFrame({ op: 'cursor', seq: this.cursorToSend }))
+      await new Promise<void>((resolve) => {
+        if (ws.readyState === WebSocket.CLOSED) { resolve(); return }
+        ws.once('close', () => { resolve() })
+        ws.close(1000, 'client closing')
+        setTimeout(() => { ws.terminate(); resolve() }, 1000).unref()
+      })
+    }
+    this.authed = false
+    for (const p of this.outbox.values()) {
+      for (const w of p.waiters) w.reject(new AgentMeshError(ErrorCode.ConnectionClosed, `the connection closed before envelope ${p.id} was acknowledged; it stays in the outbox and is sent on the next connect`))
+    }
+    for (const w of this.inboundWaiters.splice(0)) w()
+    for (const w of this.drainWaiters.splice(0)) w.reject(new AgentMeshError(ErrorCode.ConnectionClosed, `the connection closed with ${this.outbox.size} envelope(s) unacknowledged; they stay in the outbox`))
+    this.statusChannel.push({ type: 'closed' })
+    this.statusChannel.end()
+    if (this.cfg.ownsState) this.cfg.state.close()
+  }
+}

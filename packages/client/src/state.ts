@@ -1,0 +1,96 @@
+/**
+ * The client's local state: the outbox (sends not yet acknowledged by the relay), the
+ * ids already handed to the application (dedupe), and the cursor per relay. The SQLite
+ * implementation makes all three survive a crash of the agent; the memory one is for tests
+ * and short-lived scripts.
+ */
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+
+export interface OutboxEntry { id: string, to: string, envText: string, createdAt: number }
+
+export interface ClientState {
+  outboxAdd (e: OutboxEntry): void
+  outboxRemove (id: string): void
+  /** In the order they were added. */
+  outboxList (): OutboxEntry[]
+  /** True when this (sender, id) was handed to the application before. */
+  seen (from: string, id: string): boolean
+  /** Records a processed message and moves the cursor, in one atomic step. */
+  commit (relay: string, seq: number, from?: string, id?: string): void
+  cursor (relay: string): number
+  /** Forgets dedupe entries older than `before` (ms since epoch). */
+  prune (before: number): void
+  close (): void
+}
+
+export function memoryState (): ClientState {
+  const outbox = new Map<string, OutboxEntry>()
+  const seen = new Map<string, number>()
+  const cursors = new Map<string, number>()
+  return {
+    outboxAdd (e) { outbox.set(e.id, e) },
+    outboxRemove (id) { outbox.delete(id) },
+    outboxList () { return [...outbox.values()] },
+    seen (from, id) { return seen.has(from + '\n' + id) },
+    commit (relay, seq, from, id) {
+      if (from !== undefined && id !== undefined) seen.set(from + '\n' + id, Date.now())
+      if (seq > (cursors.get(relay) ?? 0)) cursors.set(relay, seq)
+    },
+    cursor (relay) { return cursors.get(relay) ?? 0 },
+    prune (before) { for (const [k, t] of seen) if (t < before) seen.delete(k) },
+    close () {},
+  }
+}
+
+export function sqliteState (path: string): ClientState {
+  let db: Database.Database
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+    db = new Database(path)
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = NORMAL')
+    db.pragma('busy_timeout = 5000')
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS outbox (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, recipient TEXT NOT NULL, env TEXT NOT NULL, created_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS seen (sender TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (sender, id)) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
+      CREATE TABLE IF NOT EXISTS cursors (relay TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+    `)
+  } catch (cause) {
+    const code = (cause as { code?: string }).code
+    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+      throw new AgentMeshError(ErrorCode.DataCorrupt, `${path} is not a usable state database (${(cause as Error).message}); move it aside`, { cause })
+    }
+    throw new AgentMeshError(ErrorCode.DataDir, `cannot open the agent state ${path}: ${(cause as Error).message}`, { cause })
+  }
+  const q = {
+    add: db.prepare('INSERT OR IGNORE INTO outbox (id, recipient, env, created_at) VALUES (?, ?, ?, ?)'),
+    remove: db.prepare('DELETE FROM outbox WHERE id = ?'),
+    list: db.prepare('SELECT id, recipient, env, created_at FROM outbox ORDER BY n'),
+    seen: db.prepare('SELECT 1 FROM seen WHERE sender = ? AND id = ?').pluck(),
+    markSeen: db.prepare('INSERT OR IGNORE INTO seen (sender, id, at) VALUES (?, ?, ?)'),
+    setCursor: db.prepare('INSERT INTO cursors (relay, seq) VALUES (?, ?) ON CONFLICT (relay) DO UPDATE SET seq = max(seq, excluded.seq)'),
+    cursor: db.prepare('SELECT seq FROM cursors WHERE relay = ?').pluck(),
+    prune: db.prepare('DELETE FROM seen WHERE at < ?'),
+  }
+  const commit = db.transaction((relay: string, seq: number, from?: string, id?: string) => {
+    if (from !== undefined && id !== undefined) q.markSeen.run(from, id, Date.now())
+    q.setCursor.run(relay, seq)
+  })
+  return {
+    outboxAdd (e) { q.add.run(e.id, e.to, e.envText, e.createdAt) },
+    outboxRemove (id) { q.remove.run(id) },
+    outboxList () {
+      return (q.list.all() as Array<{ id: string, recipient: string, env: string, created_at: number }>)
+        .map(r => ({ id: r.id, to: r.recipient, envText: r.env, createdAt: r.created_at }))
+    },
+    seen (from, id) { return q.seen.get(from, id) !== undefined },
+    commit (relay, seq, from, id) { commit(relay, seq, from, id) },
+    cursor (relay) { return (q.cursor.get(relay) as number | undefined) ?? 0 },
+    prune (before) { q.prune.run(before) },
+    close () { if (db.open) db.close() },
+  }
+}
