@@ -5,7 +5,7 @@
  * and short-lived scripts.
  */
 import Database from 'better-sqlite3'
-import { mkdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 
@@ -49,6 +49,8 @@ export function sqliteState (path: string): ClientState {
   let db: Database.Database
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+    // the outbox holds message bodies: owner-only (SQLite gives -wal/-shm the same mode)
+    closeSync(openSync(path, 'a', 0o600))
     db = new Database(path)
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = NORMAL')

@@ -2,7 +2,7 @@
  * An agent's identity on disk: `$AGENTMESH_HOME/identity.json`, mode 0600 in a 0700
  * directory, written atomically (temporary file + rename).
  */
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
@@ -46,13 +46,19 @@ export function writeSecretFile (path: string, data: string): void {
   const tmp = `${path}.${process.pid}.tmp`
   const fd = openSync(tmp, 'w', 0o600)
   try {
-    writeSync(fd, data)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
+    try {
+      writeSync(fd, data)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    chmodSync(tmp, 0o600)
+    renameSync(tmp, path)
+  } catch (err) {
+    // the temporary file may hold a secret key: never leave it behind
+    try { unlinkSync(tmp) } catch {}
+    throw err
   }
-  chmodSync(tmp, 0o600)
-  renameSync(tmp, path)
 }
 
 /** Saves a new identity; refuses to overwrite one unless `force`. */
@@ -60,8 +66,9 @@ export function saveIdentity (home: string, id: Identity, opts: { force?: boolea
   ensureHome(home)
   const path = join(home, IDENTITY_FILE)
   if (opts.force !== true) {
+    // anything at the path counts, also a file this user cannot read: only ENOENT means "none"
     let exists = true
-    try { readFileSync(path) } catch { exists = false }
+    try { lstatSync(path) } catch (cause) { if ((cause as NodeJS.ErrnoException).code === 'ENOENT') exists = false }
     if (exists) {
       throw new AgentMeshError(ErrorCode.IdentityExists,
         `an identity already exists at ${path}; use --force to replace it (the old AMID is lost)`)

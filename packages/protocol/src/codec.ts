@@ -33,10 +33,10 @@ export type DecodedClientFrame =
   | { ok: true, frame: { op: 'send', env: EnvelopeT }, envText: string, envBytes: number }
   | { ok: false, error: AgentMeshError, id?: string }
 
-function firstError (check: TypeCheck<TSchema>, value: unknown): string {
+function firstError (check: TypeCheck<TSchema>, value: unknown, root = 'the frame'): string {
   const e = check.Errors(value).First()
   if (e === undefined) return 'does not match the schema'
-  const where = e.path === '' ? 'the frame' : `field ${e.path.slice(1).replaceAll('/', '.')}`
+  const where = e.path === '' ? root : `field ${e.path.slice(1).replaceAll('/', '.')}`
   return `${where}: ${e.message}`
 }
 
@@ -57,7 +57,7 @@ export function validateEnvelope (env: unknown, bytes: number, maxEnvelopeBytes:
       `envelope is ${bytes} bytes, larger than the limit of ${maxEnvelopeBytes} bytes`)
   }
   if (!envelopeCheck.Check(env)) {
-    return new AgentMeshError(ErrorCode.InvalidEnvelope, `invalid envelope, ${firstError(envelopeCheck, env)}`)
+    return new AgentMeshError(ErrorCode.InvalidEnvelope, `invalid envelope, ${firstError(envelopeCheck, env, 'the envelope')}`)
   }
   return checkVersion((env as EnvelopeT).v)
 }

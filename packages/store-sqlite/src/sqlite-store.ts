@@ -7,7 +7,7 @@
  * The file is opened with an exclusive lock, so two relays can never share one data directory.
  */
 import Database from 'better-sqlite3'
-import { mkdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
@@ -49,7 +49,7 @@ function openError (path: string, cause: unknown): AgentMeshError {
     return new AgentMeshError(ErrorCode.DataDir,
       `${path} is in use by another relay; stop it or point --data at another directory`, { cause })
   }
-  return new AgentMeshError(ErrorCode.DataDir, `cannot open the database ${path}: ${code !== '' ? code + ': ' : ''}${msg}`, { cause })
+  return new AgentMeshError(ErrorCode.DataDir, `cannot open the database ${path}: ${code !== '' && !msg.startsWith(code) ? code + ': ' : ''}${msg}`, { cause })
 }
 
 /** Opens (creating if needed) the SQLite store at `path` (a file, or ':memory:'). */
@@ -58,7 +58,11 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
   const file = path === ':memory:' ? path : resolve(path)
   let db: Database.Database
   try {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    if (file !== ':memory:') {
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+      // stored envelopes are private: owner-only (SQLite gives -wal/-shm the same mode)
+      closeSync(openSync(file, 'a', 0o600))
+    }
     db = new Database(file)
   } catch (cause) {
     throw openError(file, cause)

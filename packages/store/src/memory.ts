@@ -1,5 +1,6 @@
 /** In-memory Store: for tests and `agentmesh serve --memory`. Nothing survives the process. */
 import { randomUUID } from 'node:crypto'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
 import type { AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, Store, StoreInit, StoredMessage } from './types.ts'
 
@@ -19,11 +20,11 @@ export function memoryStore (init: StoreInit = {}): Store {
     if (i === undefined) { i = { cursor: 0, lastSeq: 0, messages: [] }; inboxes.set(r, i) }
     return i
   }
-  const live = (): void => { if (closed) throw new Error('store is closed') }
+  const live = (): void => { if (closed) throw new AgentMeshError(ErrorCode.Internal, 'the store is closed') }
 
   return {
     kind: 'memory',
-    async relayId () { return id },
+    async relayId () { live(); return id },
     async upsertAgent (a) {
       live()
       const old = agents.get(a.amid)
@@ -67,7 +68,7 @@ export function memoryStore (init: StoreInit = {}): Store {
       if (box === undefined) return []
       const out: StoredMessage[] = []
       for (const m of box.messages) {
-        if (m.seq > afterSeq) { out.push(m); if (out.length >= limit) break }
+        if (m.seq > afterSeq) { out.push({ ...m }); if (out.length >= limit) break }
       }
       return out
     },
@@ -89,6 +90,7 @@ export function memoryStore (init: StoreInit = {}): Store {
       return { messages, dedupe: removed }
     },
     async stats () {
+      live()
       let pending = 0
       for (const b of inboxes.values()) pending += b.messages.length
       return { agents: agents.size, pending }

@@ -1,0 +1,143 @@
+import { createInterface } from 'node:readline'
+import type { Command } from 'commander'
+import { connect, type Connection, type Message } from '@agentmesh/client'
+import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN } from '@agentmesh/protocol'
+import { checkAmid, homeOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
+import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
+
+/** Stop reading stdin while this many sends wait for their ack. */
+const MAX_QUEUED_SENDS = 4096
+
+interface SendOpts extends CommonOpts { stdin?: boolean, type: string, id?: string, timeout?: string }
+
+function deadline (timeout: string | undefined): { ms?: number, signal?: AbortSignal } {
+  if (timeout === undefined) return {}
+  const ms = parsePositive('--timeout', timeout) * 1000
+  return { ms, signal: AbortSignal.timeout(ms) }
+}
+
+function timeoutToError (err: unknown, what: string, seconds: number | undefined): unknown {
+  if (AgentMeshError.is(err, ErrorCode.Aborted) && seconds !== undefined) {
+    return new AgentMeshError(ErrorCode.Timeout, `${what} within ${seconds} s (--timeout)`)
+  }
+  return err
+}
+
+function printSent (out: Out, r: { id: string, duplicate: boolean }, to: string): void {
+  out.result({ id: r.id, to, status: r.duplicate ? 'duplicate' : 'stored' }, r.id)
+}
+
+async function sendLines (conn: Connection, out: Out, to: string, type: string, signal?: AbortSignal): Promise<number> {
+  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity })
+  // ids are printed in input order, as their acks arrive; reading pauses while too many wait
+  const queue: Array<{ p: Promise<{ id: string, duplicate: boolean }>, done: boolean }> = []
+  let total = 0
+  const printSettled = async (waitWhileFull: boolean): Promise<void> => {
+    while (queue.length > 0 && (queue[0]!.done || (waitWhileFull && conn.pendingSends >= MAX_QUEUED_SENDS))) {
+      printSent(out, await queue.shift()!.p, to)
+    }
+  }
+  for await (const line of rl) {
+    const entry = { p: conn.send(to, { text: line }, { type, ...(signal === undefined ? {} : { signal }) }), done: false }
+    entry.p.then(() => { entry.done = true }, () => { entry.done = true })
+    queue.push(entry)
+    total++
+    await printSettled(true)
+  }
+  while (queue.length > 0) printSent(out, await queue.shift()!.p, to)
+  return total
+}
+
+export function messagingCommands (program: Command): void {
+  withCommon(program.command('send')
+    .description('send a text message to an agent; returns once the relay has stored it and prints the envelope id')
+    .argument('<amid>', 'recipient AMID')
+    .argument('[text]', 'message text (or use --stdin)')
+    .option('--stdin', 'send one message per input line; returns when every line is acknowledged')
+    .option('--type <type>', 'envelope type', 'chat')
+    .option('--id <id>', 'envelope id (for a single message): sending the same id again is stored once')
+    .option('--timeout <sec>', 'give up after this many seconds (default: wait through relay restarts)'))
+    .action(async (to: string, text: string | undefined, o: SendOpts) => {
+      const out = output(o.json === true)
+      checkAmid('recipient', to)
+      if (o.stdin === true && text !== undefined) throw usage('give the text as an argument or use --stdin, not both')
+      if (o.stdin !== true && text === undefined) throw usage('missing message text: `agentmesh send <amid> <text>`, or --stdin')
+      if (o.id !== undefined && (o.stdin === true || !new RegExp(ID_PATTERN).test(o.id))) {
+        throw usage(o.stdin === true ? '--id applies to a single message, not to --stdin' : '--id must be 8 to 128 characters of A-Z a-z 0-9 _ -')
+      }
+      if (!new RegExp(TYPE_PATTERN).test(o.type)) throw usage('--type must start with a lowercase letter and use a-z 0-9 . _ - (at most 64)')
+      const { ms, signal } = deadline(o.timeout)
+      const seconds = ms === undefined ? undefined : ms / 1000
+      let conn: Connection | undefined
+      try {
+        conn = await connect({
+          server: serverOf(o),
+          home: homeOf(o),
+          deliver: false,
+          ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
+        })
+        if (o.stdin === true) {
+          const n = await sendLines(conn, out, to, o.type, signal)
+          await conn.flush(signal === undefined ? {} : { signal }) // leftovers of an earlier run, too
+          out.note(`${n} message(s) stored by the relay`)
+        } else {
+          const r = await conn.send(to, { text: text! }, { type: o.type, ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
+          printSent(out, r, to)
+        }
+      } catch (err) {
+        throw timeoutToError(err, 'not every message was acknowledged by the relay', seconds)
+      } finally {
+        await conn?.close()
+      }
+    })
+
+  withCommon(program.command('listen')
+    .description('print incoming messages, each once, acknowledging them; continues where it stopped')
+    .option('--count <n>', 'exit after this many messages')
+    .option('--timeout <sec>', 'exit after this many seconds (an error if --count was not reached)'))
+    .action(async (o: CommonOpts & { count?: string, timeout?: string }) => {
+      const out = output(o.json === true)
+      const count = o.count === undefined ? undefined : parseInteger('--count', o.count, 1)
+      const { ms, signal } = deadline(o.timeout)
+      const stop = new AbortController()
+      const onSignal = (): void => { stop.abort() }
+      process.once('SIGINT', onSignal)
+      process.once('SIGTERM', onSignal)
+      const both = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal])
+      let conn: Connection | undefined
+      let n = 0
+      try {
+        conn = await connect({ server: serverOf(o), home: homeOf(o), ...(ms === undefined ? {} : { connectTimeoutMs: ms }), signal: stop.signal })
+        for await (const m of conn.messages({ signal: both })) {
+          printMessage(out, m)
+          n++
+          if (count !== undefined && n >= count) break
+        }
+      } catch (err) {
+        if (!(AgentMeshError.is(err, ErrorCode.Aborted) && stop.signal.aborted)) {
+          throw timeoutToError(err, 'could not connect', ms === undefined ? undefined : ms / 1000)
+        }
+      } finally {
+        await conn?.close()
+        process.off('SIGINT', onSignal)
+        process.off('SIGTERM', onSignal)
+      }
+      if (count !== undefined && n < count && !stop.signal.aborted) {
+        throw new AgentMeshError(ErrorCode.Timeout, `received ${n} of ${count} messages within ${ms! / 1000} s (--timeout)`)
+      }
+    })
+}
+
+function printMessage (out: Out, m: Message): void {
+  const body = m.text ?? JSON.stringify(m.payload)
+  out.result({
+    id: m.id,
+    from: m.from,
+    to: m.to,
+    ts: m.ts,
+    type: m.type,
+    seq: m.seq,
+    ...(m.text === undefined ? {} : { text: m.text }),
+    payload: m.payload,
+  }, `${new Date(m.ts).toISOString()} ${m.from}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
+}

@@ -1,0 +1,127 @@
+import { readFileSync } from 'node:fs'
+import { Option, type Command } from 'commander'
+import { createRelay, defaultLogger, type RelayInit } from '@agentmesh/server'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { output, parseInteger } from '../output.ts'
+
+/** Config-file keys (JSON), the RelayInit fields. */
+const CONFIG_KEYS: Record<string, 'string' | 'number' | 'boolean'> = {
+  host: 'string',
+  port: 'number',
+  dataDir: 'string',
+  memory: 'boolean',
+  sync: 'string',
+  maxEnvelopeBytes: 'number',
+  maxInFlight: 'number',
+  deliveryWindow: 'number',
+  maxConnectionsPerAgent: 'number',
+  maxConnections: 'number',
+  heartbeatMs: 'number',
+  authTimeoutMs: 'number',
+  retransmitMs: 'number',
+  retentionMs: 'number',
+  maxInbox: 'number',
+  verifySignatures: 'boolean',
+}
+
+/** Environment variables for numeric limits: AGENTMESH_MAX_ENVELOPE_BYTES → maxEnvelopeBytes, … */
+function envName (key: string): string {
+  return 'AGENTMESH_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase()
+}
+
+export function readConfigFile (path: string): RelayInit {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (cause) {
+    throw new AgentMeshError(ErrorCode.InvalidConfig, `cannot read config file ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`)
+  }
+  let body: unknown
+  try { body = JSON.parse(text) } catch (cause) {
+    throw new AgentMeshError(ErrorCode.InvalidConfig, `config file ${path} is not valid JSON: ${(cause as Error).message}`)
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new AgentMeshError(ErrorCode.InvalidConfig, `config file ${path} must hold a JSON object`)
+  }
+  for (const [k, v] of Object.entries(body)) {
+    const want = CONFIG_KEYS[k]
+    if (want === undefined) throw new AgentMeshError(ErrorCode.InvalidConfig, `config file ${path}: unknown key "${k}"; known keys: ${Object.keys(CONFIG_KEYS).join(', ')}`)
+    if (typeof v !== want) throw new AgentMeshError(ErrorCode.InvalidConfig, `config file ${path}: "${k}" must be a ${want}, got ${JSON.stringify(v)}`)
+  }
+  return body as RelayInit
+}
+
+function fromEnv (env: NodeJS.ProcessEnv): RelayInit {
+  const init: Record<string, unknown> = {}
+  for (const [k, kind] of Object.entries(CONFIG_KEYS)) {
+    const v = env[envName(k === 'dataDir' ? 'data' : k)]
+    if (v === undefined || v === '') continue
+    if (kind === 'number') init[k] = parseInteger(envName(k), v, 0)
+    else if (kind === 'boolean') {
+      if (!['1', '0', 'true', 'false'].includes(v)) throw new AgentMeshError(ErrorCode.InvalidConfig, `${envName(k)} must be true or false, got "${v}"`)
+      init[k] = v === '1' || v === 'true'
+    } else init[k] = v
+  }
+  return init as RelayInit
+}
+
+interface ServeOpts {
+  host?: string
+  port?: string
+  data?: string
+  memory?: boolean
+  config?: string
+  sync?: string
+  verifySignatures?: boolean
+  json?: boolean
+}
+
+export function serveCommand (program: Command): void {
+  program.command('serve')
+    .description('run a relay: WebSocket and HTTP on one port, SQLite under the data directory')
+    .option('--host <host>', 'address to listen on (default 127.0.0.1; env AGENTMESH_HOST)')
+    .option('--port <port>', 'port to listen on, 0 for any free port (default 7777; env AGENTMESH_PORT)')
+    .option('--data <dir>', 'data directory for the SQLite database (default ./data; env AGENTMESH_DATA)')
+    .option('--memory', 'keep everything in memory: nothing survives a restart (env AGENTMESH_MEMORY=1)')
+    .option('--config <file>', 'JSON config file (flags and environment override it; env AGENTMESH_CONFIG)')
+    .addOption(new Option('--sync <mode>', 'SQLite durability: normal survives a crash, full also power loss (default normal)').choices(['normal', 'full']))
+    .option('--no-verify-signatures', 'store envelopes without checking their signature (receivers still verify)')
+    .option('--json', 'print the listening address as JSON')
+    .action(async (o: ServeOpts, cmd: Command) => {
+      const out = output(o.json === true)
+      const configPath = o.config ?? process.env.AGENTMESH_CONFIG
+      const fileInit = configPath !== undefined && configPath !== '' ? readConfigFile(configPath) : {}
+      const envInit = fromEnv(process.env)
+      const flagInit: RelayInit = {}
+      if (o.host !== undefined) flagInit.host = o.host
+      if (o.port !== undefined) flagInit.port = parseInteger('--port', o.port, 0, 65535)
+      if (o.data !== undefined) flagInit.dataDir = o.data
+      if (o.memory === true) flagInit.memory = true
+      if (o.sync !== undefined) flagInit.sync = o.sync as 'normal' | 'full'
+      if (cmd.getOptionValueSource('verifySignatures') === 'cli') flagInit.verifySignatures = o.verifySignatures !== false
+      const init: RelayInit = { ...fileInit, ...envInit, ...flagInit }
+      // a more specific source picking --memory or --data wins over the other mode from a less specific one
+      if (flagInit.memory === true || (envInit.memory === true && flagInit.dataDir === undefined)) delete init.dataDir
+      else if (flagInit.dataDir !== undefined || envInit.dataDir !== undefined) delete init.memory
+      if (flagInit.memory === true && flagInit.dataDir !== undefined) {
+        throw new AgentMeshError(ErrorCode.InvalidArgument, '--memory and --data are mutually exclusive')
+      }
+      const relay = await createRelay({ ...init, logger: defaultLogger() })
+      out.result(
+        { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid },
+        `AgentMesh relay listening on ${relay.url} (WebSocket ${relay.wsUrl})\ndata: ${relay.storage}${relay.storage === 'memory' ? ' (nothing survives a restart)' : ''}`,
+      )
+      await new Promise<void>((resolve) => {
+        let stopping = false
+        const stop = (sig: string): void => {
+          if (stopping) { process.exit(1) } // a second signal: leave now
+          stopping = true
+          out.note(`${sig}: stopping (committing pending messages, closing connections)`)
+          relay.close().then(resolve, (err) => { process.stderr.write(`agentmesh: error ${ErrorCode.Internal}: shutdown failed: ${(err as Error).message}\n`); process.exit(1) })
+        }
+        process.on('SIGINT', () => { stop('SIGINT') })
+        process.on('SIGTERM', () => { stop('SIGTERM') })
+      })
+      out.result({ event: 'stopped' }, 'relay stopped')
+    })
+}

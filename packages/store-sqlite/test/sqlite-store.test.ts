@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import Database from 'better-sqlite3'
+import storeSuite from '@agentmesh/compliance-tests/store'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import type { Store, StoreInit } from '@agentmesh/store'
+import { DB_FILE, SCHEMA_VERSION, sqliteStore } from '@agentmesh/store-sqlite'
+
+const root = mkdtempSync(join(tmpdir(), 'agentmesh-sqlite-test-'))
+after(() => { rmSync(root, { recursive: true, force: true }) })
+
+let dirs = 0
+const newDir = (): string => mkdtempSync(join(root, `d${dirs++}-`))
+
+/** Where each open file-backed store lives, and the init it was created with (reopen reuses it). */
+const opened = new Map<Store, { dir: string, init: StoreInit | undefined }>()
+
+storeSuite({
+  name: 'sqlite (file)',
+  setup: async (init) => {
+    const dir = newDir()
+    const store = sqliteStore(join(dir, DB_FILE), init)
+    opened.set(store, { dir, init })
+    return store
+  },
+  teardown: async (store) => {
+    await store.close()
+    const o = opened.get(store)
+    opened.delete(store)
+    if (o !== undefined) rmSync(o.dir, { recursive: true, force: true })
+  },
+  reopen: async (store) => {
+    const o = opened.get(store)
+    if (o === undefined) throw new Error('reopen of a store this test did not open')
+    await store.close()
+    opened.delete(store)
+    const again = sqliteStore(join(o.dir, DB_FILE), o.init)
+    opened.set(again, o)
+    return again
+  },
+})
+
+storeSuite({
+  name: 'sqlite (:memory:)',
+  setup: async (init) => sqliteStore(':memory:', init),
+  teardown: async (store) => { await store.close() },
+})
+
+/** Runs `fn` and answers the error it threw; fails when it does not throw. */
+function thrown (fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  assert.fail('expected an error')
+}
+
+describe('sqlite store', () => {
+  it('sqlite store - kind is "sqlite" and path is the absolute file path', async () => {
+    const dir = newDir()
+    const store = sqliteStore(join(dir, 'sub', '..', DB_FILE))
+    try {
+      assert.equal(store.kind, 'sqlite')
+      assert.equal(store.path, join(dir, DB_FILE))
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('sqlite store - creates missing parent directories', async () => {
+    const dir = newDir()
+    const store = sqliteStore(join(dir, 'a', 'b', DB_FILE))
+    try {
+      assert.deepEqual(await store.commit([{ sender: 'am-alice', id: 'id-000001', recipient: 'am-bob', envelope: '{}', receivedAt: 1 }], []),
+        [{ status: 'stored', seq: 1 }])
+      assert.ok(readdirSync(join(dir, 'a', 'b')).includes(DB_FILE))
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('sqlite store - a file that is not SQLite is refused with AM_ERR_DATA_CORRUPT and left unchanged', () => {
+    const dir = newDir()
+    const path = join(dir, DB_FILE)
+    const garbage = Buffer.from('this is not a database, only some text that happens to be here\n'.repeat(100))
+    writeFileSync(path, garbage)
+    const err = thrown(() => sqliteStore(path))
+    assert.ok(err instanceof AgentMeshError)
+    assert.ok(AgentMeshError.is(err, ErrorCode.DataCorrupt))
+    assert.equal(err.code, 'AM_ERR_DATA_CORRUPT')
+    assert.equal(err.message,
+      `${path} is not a usable AgentMesh database (file is not a database); move it aside or point --data at another directory`)
+    assert.ok(readFileSync(path).equals(garbage), 'the file was modified')
+    assert.deepEqual(readdirSync(dir), [DB_FILE])
+  })
+
+  it('sqlite store - a second store on a file in use is refused with AM_ERR_DATA_DIR', async () => {
+    const path = join(newDir(), DB_FILE)
+    const first = sqliteStore(path)
+    try {
+      await first.commit([{ sender: 'am-alice', id: 'id-000001', recipient: 'am-bob', envelope: '{"n":1}', receivedAt: 1 }], [])
+      const err = thrown(() => sqliteStore(path))
+      assert.ok(err instanceof AgentMeshError)
+      assert.equal(err.code, ErrorCode.DataDir)
+      assert.match(err.message, /in use/)
+      assert.equal(err.message, `${path} is in use by another relay; stop it or point --data at another directory`)
+      // the first store is unharmed
+      assert.deepEqual(await first.commit([{ sender: 'am-alice', id: 'id-000002', recipient: 'am-bob', envelope: '{"n":2}', receivedAt: 2 }], []),
+        [{ status: 'stored', seq: 2 }])
+      assert.deepEqual((await first.read('am-bob', 0, 10)).map(m => m.envelope), ['{"n":1}', '{"n":2}'])
+    } finally {
+      await first.close()
+    }
+    // closing releases the lock
+    const again = sqliteStore(path)
+    try {
+      assert.deepEqual(await again.inbox('am-bob'), { cursor: 0, lastSeq: 2, pending: 2 })
+    } finally {
+      await again.close()
+    }
+  })
+
+  it('sqlite store - a path below a regular file is refused with AM_ERR_DATA_DIR', () => {
+    const dir = newDir()
+    writeFileSync(join(dir, 'plain-file'), 'x')
+    for (const path of [join(dir, 'plain-file', DB_FILE), join(dir, 'plain-file', 'sub', DB_FILE)]) {
+      const err = thrown(() => sqliteStore(path))
+      assert.ok(err instanceof AgentMeshError)
+      assert.equal(err.code, ErrorCode.DataDir)
+      assert.ok(err.message.startsWith(`cannot open the database ${path}: `), err.message)
+    }
+    assert.equal(readFileSync(join(dir, 'plain-file'), 'utf8'), 'x')
+  })
+
+  it('sqlite store - a database from a newer schema is refused with AM_ERR_DATA_CORRUPT', () => {
+    const path = join(newDir(), DB_FILE)
+    const db = new Database(path)
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`)
+    db.close()
+    const err = thrown(() => sqliteStore(path))
+    assert.ok(err instanceof AgentMeshError)
+    assert.equal(err.code, ErrorCode.DataCorrupt)
+    assert.equal(err.message,
+      `${path} was written by a newer AgentMesh (schema ${SCHEMA_VERSION + 1}, this one knows ${SCHEMA_VERSION}); upgrade AgentMesh`)
+  })
+
+  it('sqlite store - operations after close are refused with AM_ERR_INTERNAL', async () => {
+    const store = sqliteStore(':memory:')
+    await store.close()
+    await store.close() // a second close is harmless
+    await assert.rejects(store.commit([], []), { code: ErrorCode.Internal, message: 'the store is closed' })
+    await assert.rejects(store.read('am-bob', 0, 1), { code: ErrorCode.Internal, message: 'the store is closed' })
+  })
+
+  it('sqlite store - synchronous "full" stores and reads back like the default', async () => {
+    const path = join(newDir(), DB_FILE)
+    const store = sqliteStore(path, { synchronous: 'full' })
+    try {
+      assert.deepEqual(await store.commit([{ sender: 'am-alice', id: 'id-000001', recipient: 'am-bob', envelope: '{}', receivedAt: 1 }], []),
+        [{ status: 'stored', seq: 1 }])
+    } finally {
+      await store.close()
+    }
+    const again = sqliteStore(path)
+    try {
+      assert.deepEqual((await again.read('am-bob', 0, 10)).map(m => m.id), ['id-000001'])
+    } finally {
+      await again.close()
+    }
+  })
+})

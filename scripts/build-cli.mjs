@@ -1,0 +1,21 @@
+// Bundles the CLI (and the relay it runs) into one ESM file so that `agentmesh` starts fast:
+// loading the TypeScript sources through tsx costs ~2 ms per module. Runs on `npm install`
+// (the root `prepare` script). packages/cli/bin/agentmesh.js falls back to the sources when
+// the bundle is missing or older than them.
+import { build } from 'esbuild'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+await build({
+  entryPoints: [`${root}packages/cli/src/main.ts`],
+  outfile: `${root}packages/cli/dist/agentmesh.mjs`,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: 'linked',
+  // native addon, worker-thread based logger internals, ws's optional native helpers
+  external: ['better-sqlite3', 'pino', 'bufferutil', 'utf-8-validate'],
+  banner: { js: "import { createRequire as __amCreateRequire } from 'node:module'; const require = __amCreateRequire(import.meta.url);" },
+  logLevel: 'warning',
+})
