@@ -29,22 +29,17 @@ function printSent (out: Out, r: { id: string, duplicate: boolean }, to: string)
 
 async function sendLines (conn: Connection, out: Out, to: string, type: string, signal?: AbortSignal): Promise<number> {
   const rl = createInterface({ input: process.stdin, crlfDelay: Infinity })
-  // ids are printed in input order, as their acks arrive; reading pauses while too many wait
-  const queue: Array<{ p: Promise<{ id: string, duplicate: boolean }>, done: boolean }> = []
+  // each id is printed as soon as its ack arrives, in input order; reading pauses while too many wait
+  let printed: Promise<void> = Promise.resolve()
   let total = 0
-  const printSettled = async (waitWhileFull: boolean): Promise<void> => {
-    while (queue.length > 0 && (queue[0]!.done || (waitWhileFull && conn.pendingSends >= MAX_QUEUED_SENDS))) {
-      printSent(out, await queue.shift()!.p, to)
-    }
-  }
   for await (const line of rl) {
-    const entry = { p: conn.send(to, { text: line }, { type, ...(signal === undefined ? {} : { signal }) }), done: false }
-    entry.p.then(() => { entry.done = true }, () => { entry.done = true })
-    queue.push(entry)
+    const p = conn.send(to, { text: line }, { type, ...(signal === undefined ? {} : { signal }) })
+    printed = printed.then(async () => { printSent(out, await p, to) })
+    printed.catch(() => {}) // surfaced by the awaits below
     total++
-    await printSettled(true)
+    if (conn.pendingSends >= MAX_QUEUED_SENDS) await printed
   }
-  while (queue.length > 0) printSent(out, await queue.shift()!.p, to)
+  await printed
   return total
 }
 
