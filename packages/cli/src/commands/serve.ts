@@ -106,21 +106,31 @@ export function serveCommand (program: Command): void {
       if (flagInit.memory === true && flagInit.dataDir !== undefined) {
         throw new AgentMeshError(ErrorCode.InvalidArgument, '--memory and --data are mutually exclusive')
       }
+      // signal handlers first: a SIGTERM that arrives while starting still stops cleanly
+      let stopRequested: ((sig: string) => void) | undefined
+      let pendingSignal: string | undefined
+      let signals = 0
+      const onSignal = (sig: string): void => {
+        if (++signals > 1) process.exit(1) // a second signal: leave now
+        if (stopRequested !== undefined) stopRequested(sig)
+        else pendingSignal = sig
+      }
+      process.on('SIGINT', () => { onSignal('SIGINT') })
+      process.on('SIGTERM', () => { onSignal('SIGTERM') })
       const relay = await createRelay({ ...init, logger: defaultLogger() })
-      out.result(
-        { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid },
-        `AgentMesh relay listening on ${relay.url} (WebSocket ${relay.wsUrl})\ndata: ${relay.storage}${relay.storage === 'memory' ? ' (nothing survives a restart)' : ''}`,
-      )
       await new Promise<void>((resolve) => {
-        let stopping = false
-        const stop = (sig: string): void => {
-          if (stopping) { process.exit(1) } // a second signal: leave now
-          stopping = true
+        stopRequested = (sig) => {
           out.note(`${sig}: stopping (committing pending messages, closing connections)`)
-          relay.close().then(resolve, (err) => { process.stderr.write(`agentmesh: error ${ErrorCode.Internal}: shutdown failed: ${(err as Error).message}\n`); process.exit(1) })
+          relay.close().then(resolve, (err) => {
+            process.stderr.write(`agentmesh: error ${ErrorCode.Internal}: shutdown failed: ${(err as Error).message}\n`)
+            process.exit(1)
+          })
         }
-        process.on('SIGINT', () => { stop('SIGINT') })
-        process.on('SIGTERM', () => { stop('SIGTERM') })
+        out.result(
+          { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid },
+          `AgentMesh relay listening on ${relay.url} (WebSocket ${relay.wsUrl})\ndata: ${relay.storage}${relay.storage === 'memory' ? ' (nothing survives a restart)' : ''}`,
+        )
+        if (pendingSignal !== undefined) stopRequested(pendingSignal)
       })
       out.result({ event: 'stopped' }, 'relay stopped')
     })

@@ -1,0 +1,190 @@
+/**
+ * The CLI's contract: outputs, --json, exit codes, one-line coded errors and never a stack trace.
+ */
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+import { cli, spawnRelay, tempDir, type CliResult, type RelayProcess } from '@agentmesh/testing'
+
+/** Asserts a failed run: exit code, one line on stderr with the code, no stack trace. */
+function assertError (r: CliResult, code: string, exit: number, json = false): void {
+  assert.equal(r.code, exit, `exit code; stderr: ${r.stderr}`)
+  const errLines = r.stderr.split('\n').filter(l => l !== '')
+  assert.equal(errLines.length, 1, `exactly one line on stderr, got: ${r.stderr}`)
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
+  if (json) {
+    const j = JSON.parse(errLines[0]!) as { error: { code: string, message: string } }
+    assert.equal(j.error.code, code)
+    assert.ok(j.error.message.length > 10)
+  } else {
+    assert.match(errLines[0]!, new RegExp(`^agentmesh: error ${code}: .{10,}`))
+  }
+}
+
+describe('cli', () => {
+  const dir = tempDir()
+  let relay: RelayProcess
+  let alice: string
+  let bob: string
+  const a = (): string => `${dir.path}/a`
+  const b = (): string => `${dir.path}/b`
+
+  before(async () => {
+    relay = await spawnRelay({ memory: true })
+    const ra = await cli(['init', '--name', 'alice'], { home: a(), server: relay.url })
+    assert.equal(ra.code, 0, ra.stderr)
+    alice = ra.lines[0]!
+    const rb = await cli(['init', '--name', 'bob'], { home: b(), server: relay.url })
+    bob = rb.lines[0]!
+  })
+  after(async () => {
+    await relay.kill()
+    dir.cleanup()
+  })
+
+  it('cli - init prints the AMID alone, whoami prints the same, the identity file is 0600 in a 0700 home', async () => {
+    assert.match(alice, /^am[1-9A-HJ-NP-Za-km-z]{42,46}$/)
+    const w = await cli(['whoami'], { home: a() })
+    assert.deepEqual(w.lines, [alice])
+    const wj = await cli(['whoami', '--json'], { home: a() })
+    assert.deepEqual(JSON.parse(wj.lines[0]!), { amid: alice, name: 'alice', home: a() })
+    assert.equal(statSync(`${a()}/identity.json`).mode & 0o777, 0o600)
+    assert.equal(statSync(a()).mode & 0o777, 0o700)
+    assert.equal(statSync(`${a()}/state.db`).mode & 0o777, 0o600)
+    assert.doesNotMatch(readFileSync(`${a()}/identity.json`, 'utf8'), /undefined/)
+  })
+
+  it('cli - send prints the envelope id; the same --id twice is stored once and received once', async () => {
+    const s1 = await cli(['send', bob, 'first', '--id', 'fixed-id-0001', '--json'], { home: a(), server: relay.url })
+    assert.equal(s1.code, 0, s1.stderr)
+    assert.deepEqual(JSON.parse(s1.lines[0]!), { id: 'fixed-id-0001', to: bob, status: 'stored' })
+    const s2 = await cli(['send', bob, 'first', '--id', 'fixed-id-0001', '--json'], { home: a(), server: relay.url })
+    assert.deepEqual(JSON.parse(s2.lines[0]!), { id: 'fixed-id-0001', to: bob, status: 'duplicate' })
+    const s3 = await cli(['send', bob, 'second'], { home: a(), server: relay.url })
+    assert.equal(s3.code, 0)
+    assert.match(s3.lines[0]!, /^[0-9a-f-]{36}$/)
+    const got = await cli(['listen', '--count', '2', '--json', '--timeout', '20'], { home: b(), server: relay.url })
+    assert.equal(got.code, 0, got.stderr)
+    const msgs = got.lines.map(l => JSON.parse(l) as Record<string, unknown>)
+    assert.deepEqual(msgs.map(m => [m.id, m.from, m.to, m.type, m.text]), [
+      ['fixed-id-0001', alice, bob, 'chat', 'first'],
+      [s3.lines[0], alice, bob, 'chat', 'second'],
+    ])
+    const text = await cli(['listen', '--timeout', '1'], { home: b(), server: relay.url })
+    assert.deepEqual(text.lines, [])
+  })
+
+  it('cli - listen prints text lines with time, sender and text', async () => {
+    await cli(['send', bob, 'hello there'], { home: a(), server: relay.url })
+    const got = await cli(['listen', '--count', '1', '--timeout', '20'], { home: b(), server: relay.url })
+    assert.equal(got.code, 0, got.stderr)
+    assert.match(got.lines[0]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${alice}: hello there$`))
+  })
+
+  it('cli - listen --count with a --timeout that passes first fails with AM_ERR_TIMEOUT', async () => {
+    assertError(await cli(['listen', '--count', '3', '--timeout', '1'], { home: b(), server: relay.url }), 'AM_ERR_TIMEOUT', 1)
+  })
+
+  it('cli - usage errors exit 2 with AM_ERR_INVALID_ARGUMENT', async () => {
+    const cases: string[][] = [
+      ['sned', bob, 'x'],
+      ['send', bob, 'x', '--bogus'],
+      ['send', bob],
+      ['send'],
+      ['send', 'not-an-amid', 'x'],
+      ['send', bob, 'x', '--stdin'],
+      ['send', bob, 'x', '--id', 'bad id!'],
+      ['send', bob, 'x', '--type', 'Bad Type'],
+      ['send', bob, 'x', '--timeout', '-3'],
+      ['listen', '--count', 'many'],
+      ['listen', '--count', '0'],
+      ['listen', '--timeout', 'soon'],
+      ['serve', '--port', '99999'],
+      ['serve', '--port', 'eighty'],
+      ['serve', '--sync', 'sometimes'],
+      ['serve', '--memory', '--data', `${dir.path}/x`],
+      ['init', '--name', ''],
+    ]
+    for (const args of cases) {
+      const r = await cli(args, { home: a(), server: relay.url })
+      assertError(r, 'AM_ERR_INVALID_ARGUMENT', 2)
+    }
+    assertError(await cli(['send', bob, 'x', '--bogus', '--json'], { home: a() }), 'AM_ERR_INVALID_ARGUMENT', 2, true)
+  })
+
+  it('cli - a bare `agentmesh` shows the help and exits 2; --help exits 0', async () => {
+    const r = await cli([])
+    assert.equal(r.code, 2)
+    assert.match(r.stdout + r.stderr, /Usage: agentmesh/)
+    const h = await cli(['send', '--help'])
+    assert.equal(h.code, 0)
+    assert.match(h.stdout, /--stdin/)
+  })
+
+  it('cli - runtime errors carry their code: no identity, identity exists, damaged identity, unknown recipient, unreachable relay', async () => {
+    assertError(await cli(['whoami'], { home: `${dir.path}/nobody` }), 'AM_ERR_NO_IDENTITY', 1)
+    assertError(await cli(['send', bob, 'x'], { home: `${dir.path}/nobody`, server: relay.url }), 'AM_ERR_NO_IDENTITY', 1)
+    assertError(await cli(['init', '--offline'], { home: a() }), 'AM_ERR_IDENTITY_EXISTS', 1)
+    const broken = `${dir.path}/broken`
+    mkdirSync(broken, { mode: 0o700 })
+    writeFileSync(`${broken}/identity.json`, '{"v":1,"amid":"am1","secret_key":', { mode: 0o600 })
+    assertError(await cli(['whoami', '--json'], { home: broken }), 'AM_ERR_IDENTITY_CORRUPT', 1, true)
+    assert.equal(readFileSync(`${broken}/identity.json`, 'utf8'), '{"v":1,"amid":"am1","secret_key":', 'left as it was')
+
+    const stranger = (await cli(['init', '--offline'], { home: `${dir.path}/stranger` })).lines[0]!
+    assertError(await cli(['send', stranger, 'x'], { home: a(), server: relay.url }), 'AM_ERR_UNKNOWN_RECIPIENT', 1)
+    assertError(await cli(['send', bob, 'x', '--timeout', '1'], { home: a(), server: 'http://127.0.0.1:1' }), 'AM_ERR_CONNECT_FAILED', 1)
+    assertError(await cli(['send', bob, 'x'], { home: a(), server: 'ftp://127.0.0.1' }), 'AM_ERR_INVALID_ARGUMENT', 2)
+  })
+
+  it('cli - serve refuses a damaged database, a data path that is a file, a port in use, a bad config file', async () => {
+    const bad = `${dir.path}/bad-data`
+    mkdirSync(bad)
+    writeFileSync(`${bad}/agentmesh.db`, 'this is not a database, and it must stay as it is'.repeat(100))
+    const before = readFileSync(`${bad}/agentmesh.db`)
+    assertError(await cli(['serve', '--port', '0', '--data', bad]), 'AM_ERR_DATA_CORRUPT', 1)
+    assert.deepEqual(readFileSync(`${bad}/agentmesh.db`), before)
+
+    const file = `${dir.path}/a-file`
+    writeFileSync(file, 'x')
+    assertError(await cli(['serve', '--port', '0', '--data', file]), 'AM_ERR_DATA_DIR', 1)
+
+    const busy: Server = await new Promise((resolve) => { const s = createServer().listen(0, '127.0.0.1', () => { resolve(s) }) })
+    const port = (busy.address() as { port: number }).port
+    try {
+      assertError(await cli(['serve', '--memory', '--port', String(port)]), 'AM_ERR_ADDRESS_IN_USE', 1)
+    } finally {
+      busy.close()
+    }
+
+    const cfg = `${dir.path}/relay.json`
+    writeFileSync(cfg, '{"port": 0, "maxEnvelopBytes": 10}')
+    assertError(await cli(['serve', '--memory', '--config', cfg]), 'AM_ERR_INVALID_CONFIG', 2)
+    writeFileSync(cfg, '{"port": "zero"}')
+    assertError(await cli(['serve', '--memory', '--config', cfg]), 'AM_ERR_INVALID_CONFIG', 2)
+    writeFileSync(cfg, '{not json')
+    assertError(await cli(['serve', '--memory', '--config', cfg]), 'AM_ERR_INVALID_CONFIG', 2)
+    assertError(await cli(['serve', '--memory', '--port', '0'], { env: { AGENTMESH_MAX_IN_FLIGHT: 'lots' } }), 'AM_ERR_INVALID_ARGUMENT', 2)
+  })
+
+  it('cli - serve takes limits from a config file, environment and flags, flags winning', async () => {
+    const cfg = `${dir.path}/limits.json`
+    writeFileSync(cfg, JSON.stringify({ maxEnvelopeBytes: 4096, maxInbox: 7, port: 1 }))
+    const r = await spawnRelay({ memory: true, args: ['--config', cfg], env: { AGENTMESH_MAX_INBOX: '9' } })
+    try {
+      const info = await (await fetch(`${r.url}/api/v1/info`)).json() as { limits: Record<string, number> }
+      assert.equal(info.limits.max_envelope_bytes, 4096)
+      assert.equal(info.limits.max_inbox, 9)
+      assert.notEqual(r.port, 1, '--port (from the harness) wins over the file')
+    } finally {
+      await r.kill()
+    }
+  })
+
+  it('cli - serve stops gracefully on SIGTERM with exit 0', async () => {
+    const r = await spawnRelay({ memory: true })
+    assert.equal(await r.kill('SIGTERM'), 0)
+    assert.doesNotMatch(r.stderr(), /"level":50/, 'no error logged')
+  })
+})
