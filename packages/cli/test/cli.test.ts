@@ -165,7 +165,8 @@ describe('cli', () => {
     assertError(await cli(['serve', '--memory', '--config', cfg]), 'AM_ERR_INVALID_CONFIG', 2)
     writeFileSync(cfg, '{not json')
     assertError(await cli(['serve', '--memory', '--config', cfg]), 'AM_ERR_INVALID_CONFIG', 2)
-    assertError(await cli(['serve', '--memory', '--port', '0'], { env: { AGENTMESH_MAX_IN_FLIGHT: 'lots' } }), 'AM_ERR_INVALID_ARGUMENT', 2)
+    assertError(await cli(['serve', '--memory', '--port', '0'], { env: { AGENTMESH_MAX_IN_FLIGHT: 'lots' } }), 'AM_ERR_INVALID_CONFIG', 2)
+    assertError(await cli(['serve', '--memory', '--port', '0'], { env: { AGENTMESH_SYNC: 'sometimes' } }), 'AM_ERR_INVALID_CONFIG', 2)
   })
 
   it('cli - serve takes limits from a config file, environment and flags, flags winning', async () => {

@@ -56,7 +56,11 @@ function fromEnv (env: NodeJS.ProcessEnv): RelayInit {
   for (const [k, kind] of Object.entries(CONFIG_KEYS)) {
     const v = env[envName(k === 'dataDir' ? 'data' : k)]
     if (v === undefined || v === '') continue
-    if (kind === 'number') init[k] = parseInteger(envName(k), v, 0)
+    if (kind === 'number') {
+      const n = Number(v)
+      if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new AgentMeshError(ErrorCode.InvalidConfig, `${envName(k)} must be a whole number, got "${v}"`)
+      init[k] = n
+    }
     else if (kind === 'boolean') {
       if (!['1', '0', 'true', 'false'].includes(v)) throw new AgentMeshError(ErrorCode.InvalidConfig, `${envName(k)} must be true or false, got "${v}"`)
       init[k] = v === '1' || v === 'true'
