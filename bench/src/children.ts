@@ -101,13 +101,17 @@ type FromChild =
 const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url))
 
 /**
- * Starts a server child. `profileName` turns on --cpu-prof (written to `profileDir` when the
- * child exits normally).
+ * Starts a server child. `profileDir` turns on --cpu-prof: profiles are written to
+ * `profileDir/profileName/` when the child exits normally (one file per thread: with tsx, Node 20
+ * runs the module loader hooks on a thread of their own; the main thread's is the largest).
  */
 export async function startNodeServer (spec: ChildSpec, opts: { profileDir?: string, profileName?: string } = {}): Promise<ServerHandle> {
   const execArgv = [...process.execArgv]
+  // extra flags for the Node server children, e.g. BENCH_SERVER_NODE_ARGS="--trace-gc"
+  const extra = process.env.BENCH_SERVER_NODE_ARGS
+  if (extra !== undefined && extra.trim() !== '') execArgv.push(...extra.trim().split(/\s+/))
   if (opts.profileDir !== undefined) {
-    execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`, `--cpu-prof-name=${opts.profileName ?? 'server'}.cpuprofile`)
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(opts.profileDir, opts.profileName ?? 'server')}`)
   }
   const child = fork(CHILD, [JSON.stringify(spec)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   track(child)

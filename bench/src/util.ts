@@ -1,6 +1,7 @@
 /**
  * Small helpers shared by the load generator, the targets and the server children.
  */
+import { createHash } from 'node:crypto'
 import { createServer, type Socket } from 'node:net'
 
 export const HOST = '127.0.0.1'
@@ -60,9 +61,9 @@ export function payloadText (seq: number, t: number): string {
 }
 
 export function payloadObject (seq: number, t: number): { bseq: number, t: number, pad: string } {
-  const o = { bseq: seq, t, pad: '' }
-  o.pad = PAD.slice(0, PAYLOAD_BYTES - JSON.stringify(o).length)
-  return o
+  // same layout and length as payloadText()
+  const headLength = 8 + String(seq).length + 5 + String(t).length + 8
+  return { bseq: seq, t, pad: PAD.slice(0, PAYLOAD_BYTES - headLength - 2) }
 }
 
 const BSEQ_KEY = '"bseq":'
@@ -142,4 +143,25 @@ export function round (x: number, digits = 1): number {
   if (!Number.isFinite(x)) return x
   const f = 10 ** digits
   return Math.round(x * f) / f
+}
+
+// ---------------------------------------------------------------- machine speed
+
+const PROBE_BUF = Buffer.alloc(16 * 1024, 1)
+
+/**
+ * A fixed CPU-bound workload (SHA-256 of 16 KiB) run for `ms` on this thread: hashes per ms.
+ * Taken before every target, it shows when the machine was slower for one target than for
+ * another (a noisy neighbour), which would make their ratio suspect.
+ */
+export function cpuProbe (ms = 100): number {
+  const t0 = performance.now()
+  let n = 0
+  let now = t0
+  while (now - t0 < ms) {
+    for (let i = 0; i < 16; i++) createHash('sha256').update(PROBE_BUF).digest()
+    n += 16
+    now = performance.now()
+  }
+  return n / (now - t0)
 }
