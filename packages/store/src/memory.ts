@@ -49,6 +49,8 @@ export function memoryStore (init: StoreInit = {}): Store {
         const seq = ++box.lastSeq
         box.messages.push({ seq, sender: m.sender, id: m.id, envelope: m.envelope, receivedAt: m.receivedAt })
         dedupe.set(key, { seq, expiresAt: m.receivedAt + opts.retentionMs })
+        // bounded: forget the oldest ids first (Map keeps insertion order)
+        if (dedupe.size > opts.maxDedupeEntries) dedupe.delete(dedupe.keys().next().value as string)
         out.push({ status: 'stored', seq })
       }
       for (const a of acks) {

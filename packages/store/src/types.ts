@@ -49,6 +49,13 @@ export interface StoreInit {
   retentionMs?: number
   /** Undelivered messages one inbox may hold. @default 100,000 */
   maxInbox?: number
+  /**
+   * In-memory store only: envelope ids remembered for dedupe. Past it the oldest are forgotten
+   * before their retention ends (a retry of such an old message would be stored again), so a
+   * long-running `--memory` relay stays bounded. Persistent stores keep ids for the whole
+   * retention period. @default 1,000,000
+   */
+  maxDedupeEntries?: number
 }
 
 export interface Store {

@@ -25,9 +25,19 @@ describe('memory store', () => {
     await assert.rejects(store.stats(), closed)
   })
 
-  it('store options - defaults are 30 days of retention and 100,000 messages per inbox', () => {
-    assert.deepEqual(storeOptions(), { retentionMs: 30 * 24 * 60 * 60 * 1000, maxInbox: 100_000 })
-    assert.deepEqual(storeOptions({ maxInbox: 5 }), { retentionMs: 30 * 24 * 60 * 60 * 1000, maxInbox: 5 })
+  it('store options - defaults are 30 days of retention, 100,000 messages per inbox, 1,000,000 remembered ids', () => {
+    assert.deepEqual(storeOptions(), { retentionMs: 30 * 24 * 60 * 60 * 1000, maxInbox: 100_000, maxDedupeEntries: 1_000_000 })
+    assert.deepEqual(storeOptions({ maxInbox: 5 }), { retentionMs: 30 * 24 * 60 * 60 * 1000, maxInbox: 5, maxDedupeEntries: 1_000_000 })
+    assert.throws(() => storeOptions({ maxDedupeEntries: 0 }), { name: 'RangeError', message: 'store option maxDedupeEntries must be a positive integer' })
+  })
+
+  it('memory store - dedupe memory is bounded: past maxDedupeEntries the oldest ids are forgotten first', async () => {
+    const store = memoryStore({ maxDedupeEntries: 3 })
+    const item = (id: string) => ({ sender: 'am-alice', id, recipient: 'am-bob', envelope: `{"id":"${id}"}`, receivedAt: 1 })
+    await store.commit(['a1', 'a2', 'a3', 'a4'].map(item), [])
+    assert.deepEqual(await store.commit([item('a2'), item('a3'), item('a4')], []),
+      [{ status: 'duplicate', seq: 2 }, { status: 'duplicate', seq: 3 }, { status: 'duplicate', seq: 4 }])
+    assert.deepEqual(await store.commit([item('a1')], []), [{ status: 'stored', seq: 5 }], 'the oldest id was forgotten')
   })
 
   it('store options - a non-positive or fractional limit is refused with the option named', () => {
