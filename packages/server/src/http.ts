@@ -29,10 +29,12 @@ export function httpApp (deps: HttpDeps): Hono {
   const app = new Hono()
   app.get('/healthz', (c) => deps.healthy()
     ? c.json({ status: 'ok' })
-    : c.json({ status: 'shutting_down' }, 503))
+    // an error like every other: { error } for API clients, `status` kept for health probes
+    : c.json({ status: 'shutting_down', error: { code: ErrorCode.ShuttingDown, message: 'the relay is shutting down' } }, 503))
   app.get('/api/v1/info', async (c) => c.json(await deps.info()))
   app.get('/api/v1/openapi.json', (c) => c.json(openapi))
-  app.get('/ws', (c) => c.json({ error: { code: ErrorCode.InvalidArgument, message: `this is the WebSocket endpoint: connect with a WebSocket client speaking ${PROTOCOL}` } }, 426))
+  // RFC 9110 §15.5.22: a 426 response MUST carry an Upgrade header naming the protocol to switch to
+  app.get('/ws', (c) => c.json({ error: { code: ErrorCode.InvalidArgument, message: `this is the WebSocket endpoint: connect with a WebSocket client speaking ${PROTOCOL}` } }, 426, { Upgrade: 'websocket' }))
   app.notFound((c) => {
     const allowed = ROUTES[c.req.path]
     if (allowed !== undefined) {

@@ -34,7 +34,14 @@ export const openapi = {
         summary: 'Liveness: 200 while the relay serves, 503 while it shuts down.',
         responses: {
           200: { description: 'serving', content: { 'application/json': { schema: { type: 'object', properties: { status: { const: 'ok' } } } } } },
-          503: { description: 'shutting down', content: { 'application/json': { schema: { type: 'object', properties: { status: { const: 'shutting_down' } } } } } },
+          503: {
+            description: 'shutting down',
+            content: {
+              'application/json': {
+                schema: { allOf: [{ $ref: '#/components/schemas/Error' }, { type: 'object', properties: { status: { const: 'shutting_down' } } }] },
+              },
+            },
+          },
         },
       },
     },
@@ -94,7 +101,7 @@ export const openapi = {
         summary: 'WebSocket endpoint (upgrade) for the agentmesh/0.2 protocol; a plain GET answers 426.',
         responses: {
           101: { description: 'switching protocols' },
-          426: errorResponse('not a WebSocket upgrade'),
+          426: { ...errorResponse('not a WebSocket upgrade'), headers: { Upgrade: { schema: { const: 'websocket' } } } },
         },
       },
     },

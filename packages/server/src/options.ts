@@ -107,6 +107,10 @@ export function relayOptions (init: RelayInit = {}): RelayOptions {
     if (typeof init.dataDir !== 'string' || init.dataDir === '') throw bad('dataDir', 'must be a non-empty path')
     o.dataDir = init.dataDir
   }
+  for (const k of ['memory', 'verifySignatures'] as const) {
+    // a string such as "false" from a config source must not silently mean the opposite
+    if (init[k] !== undefined && typeof init[k] !== 'boolean') throw bad(k, `must be true or false, got ${JSON.stringify(init[k])}`)
+  }
   if (init.memory !== undefined) o.memory = init.memory === true
   if (init.memory === true && init.dataDir !== undefined) throw bad('memory', 'and dataDir are mutually exclusive')
   if (init.sync !== undefined) {

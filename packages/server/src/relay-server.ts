@@ -177,7 +177,9 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
         wss.close()
         server.close(() => { resolve() })
         server.closeAllConnections()
-        for (const ws of wss.clients) ws.terminate()
+        // no terminate() here: each WebSocket got its close frame from core.shutdown() and ends with
+        // the close handshake (or is cut a second later); destroying it now would drop the acks and
+        // the close frame still queued on a busy socket, and the peer would see 1006
       })
       if (init.store === undefined) await store.close()
     },

@@ -245,6 +245,12 @@ export class RelayCore {
       return
     }
     if (conn.closed) { if (box.conns.size === 0) this.inboxes.delete(amid); return }
+    // checked again: other auths of this agent may have completed while the Store was awaited
+    if (box.conns.size >= this.opts.maxConnectionsPerAgent) {
+      this.closeWith(conn, new AgentMeshError(ErrorCode.TooManyConnections,
+        `agent ${amid} already has ${box.conns.size} connections (limit ${this.opts.maxConnectionsPerAgent})`), CloseCode.TooManyConnections)
+      return
+    }
     clearTimeout(conn.authTimer)
     conn.amid = amid
     conn.key = keyForAmid(amid)
@@ -561,6 +567,9 @@ export class RelayCore {
   async shutdown (): Promise<void> {
     this.shuttingDown = true
     for (const t of this.timers) clearInterval(t)
+    // sends already read may still be in their checks (signature, recipient lookup); they are
+    // pending work too: let them reach the commit queue (new sends are refused from here on)
+    await Promise.allSettled([...this.conns].map(c => c.chain))
     await this.flush()
     await this.flush()
     for (const c of [...this.conns]) {
