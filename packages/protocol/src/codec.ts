@@ -31,7 +31,7 @@ const envelopeCheck = TypeCompiler.Compile(Envelope)
 export type DecodedClientFrame =
   | { ok: true, frame: Exclude<ClientFrame, { op: 'send' }> }
   | { ok: true, frame: { op: 'send', env: EnvelopeT }, envText: string, envBytes: number }
-  | { ok: false, error: AgentMeshError, id?: string }
+  | { ok: false, error: AgentMeshError, id?: string, op?: string }
 
 function firstError (check: TypeCheck<TSchema>, value: unknown, root = 'the frame'): string {
   const e = check.Errors(value).First()
@@ -124,7 +124,7 @@ export function decodeClientFrame (text: string, maxEnvelopeBytes: number): Deco
   }
   if (op === 'auth') {
     const error = checkVersion((frame as { v: string }).v)
-    if (error !== undefined) return { ok: false, error }
+    if (error !== undefined) return { ok: false, error, op }
   }
   return { ok: true, frame: frame as Exclude<ClientFrame, { op: 'send' }> }
 }

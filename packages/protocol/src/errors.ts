@@ -68,7 +68,6 @@ export const CloseCode = {
   AuthTimeout: 4408,
   TooManyConnections: 4429,
   HeartbeatTimeout: 4410,
-  UnsupportedVersion: 4426,
 } as const
 
 /** HTTP status for each code that can appear in a REST answer. */

@@ -43,6 +43,7 @@ interface Conn {
   readonly remote: string
   nonce: string | undefined
   authAttempts: number
+  authPending: boolean
   amid?: string
   key?: KeyObject
   deliver: boolean
@@ -65,6 +66,10 @@ interface Inbox {
   conns: Set<Conn>
   cursor: number
   lastSeq: number
+  /** auths of this agent waiting for the Store; the inbox is kept while any are */
+  authing: number
+  /** resolves once cursor and lastSeq were read from the Store */
+  ready: Promise<void>
 }
 
 interface PendingAppend { item: AppendItem, conn: Conn }
@@ -128,6 +133,7 @@ export class RelayCore {
       remote,
       nonce: randomBytes(24).toString('base64url'),
       authAttempts: 0,
+      authPending: false,
       deliver: true,
       sentUpTo: 0,
       inFlight: 0,
@@ -199,8 +205,9 @@ export class RelayCore {
   }
 
   private async onAuth (conn: Conn, f: AuthFrame): Promise<void> {
-    if (conn.amid !== undefined) {
-      this.sendError(conn, new AgentMeshError(ErrorCode.AlreadyAuthenticated, `this connection is already authenticated as ${conn.amid}`))
+    if (conn.amid !== undefined || conn.authPending) {
+      this.sendError(conn, new AgentMeshError(ErrorCode.AlreadyAuthenticated,
+        conn.amid !== undefined ? `this connection is already authenticated as ${conn.amid}` : 'this connection is already authenticating'))
       return
     }
     const fail = (err: AgentMeshError): void => {
@@ -229,22 +236,34 @@ export class RelayCore {
         `agent ${amid} already has ${box.conns.size} connections (limit ${this.opts.maxConnectionsPerAgent})`), CloseCode.TooManyConnections)
       return
     }
+    // the inbox exists (and counts this auth) before the Store is awaited, so a message committed
+    // meanwhile moves its lastSeq: the snapshot read below can only raise it
+    if (box === undefined) {
+      const created: Inbox = { conns: new Set(), cursor: 0, lastSeq: 0, authing: 0, ready: Promise.resolve() }
+      created.ready = this.store.inbox(amid).then((st) => {
+        created.cursor = Math.max(created.cursor, st.cursor)
+        created.lastSeq = Math.max(created.lastSeq, st.lastSeq)
+      })
+      this.inboxes.set(amid, created)
+      box = created
+    }
+    box.authing++
+    conn.authPending = true
     try {
-      const now = Date.now()
-      await this.store.upsertAgent({ amid, ...(f.name === undefined ? {} : { name: f.name }), seenAt: now })
+      await this.store.upsertAgent({ amid, ...(f.name === undefined ? {} : { name: f.name }), seenAt: Date.now() })
       this.rememberAgent(amid)
-      if (box === undefined) box = this.inboxes.get(amid)
-      if (box === undefined) {
-        const s = await this.store.inbox(amid)
-        box = this.inboxes.get(amid) ?? { conns: new Set(), cursor: s.cursor, lastSeq: s.lastSeq }
-        this.inboxes.set(amid, box)
-      }
+      await box.ready
     } catch (err) {
+      box.authing--
+      conn.authPending = false
+      this.dropIfIdle(amid, box)
       this.log.error({ err, conn: conn.id }, 'store failed during auth')
       this.closeWith(conn, new AgentMeshError(ErrorCode.Internal, 'the relay could not register this agent; try again'), CloseCode.InternalError)
       return
     }
-    if (conn.closed) { if (box.conns.size === 0) this.inboxes.delete(amid); return }
+    box.authing--
+    conn.authPending = false
+    if (conn.closed) { this.dropIfIdle(amid, box); return }
     // checked again: other auths of this agent may have completed while the Store was awaited
     if (box.conns.size >= this.opts.maxConnectionsPerAgent) {
       this.closeWith(conn, new AgentMeshError(ErrorCode.TooManyConnections,
@@ -261,6 +280,11 @@ export class RelayCore {
     this.log.debug({ conn: conn.id, amid, remote: conn.remote }, 'agent authenticated')
     this.write(conn, encodeFrame({ op: 'welcome', amid, relay: this.relayId, cursor: box.cursor, limits: this.limits }))
     if (conn.deliver) void this.pump(conn)
+  }
+
+  /** Forgets the in-memory inbox of an agent with no connection, no auth under way and no ack to commit. */
+  private dropIfIdle (amid: string, box: Inbox): void {
+    if (box.conns.size === 0 && box.authing === 0 && !this.pendingAcks.has(amid) && this.inboxes.get(amid) === box) this.inboxes.delete(amid)
   }
 
   private rememberAgent (amid: string): void {
@@ -386,7 +410,7 @@ export class RelayCore {
         this.write(conn, '{"op":"ack","id":' + JSON.stringify(item.id) + '}')
         const box = this.inboxes.get(item.recipient)
         if (box !== undefined) {
-          box.lastSeq = r.seq
+          box.lastSeq = Math.max(box.lastSeq, r.seq)
           this.deliverLive(box, r.seq, item.envelope)
           touched.add(box)
         }
@@ -402,7 +426,7 @@ export class RelayCore {
     // inboxes of agents that went offline are kept until their last cursor ack is durable
     for (const a of acks) {
       const box = this.inboxes.get(a.recipient)
-      if (box !== undefined && box.conns.size === 0 && !this.pendingAcks.has(a.recipient)) this.inboxes.delete(a.recipient)
+      if (box !== undefined) this.dropIfIdle(a.recipient, box)
     }
   }
 
@@ -556,7 +580,7 @@ export class RelayCore {
       const box = this.inboxes.get(conn.amid)
       if (box !== undefined) {
         box.conns.delete(conn)
-        if (box.conns.size === 0 && !this.pendingAcks.has(conn.amid)) this.inboxes.delete(conn.amid)
+        this.dropIfIdle(conn.amid, box)
       }
     }
   }

@@ -500,6 +500,59 @@ describe('relay ws - authentication', () => {
     await expectClosed(refused, CloseCode.TooManyConnections, ErrorCode.TooManyConnections)
     await waitFor(() => relay.stats().connections === 2, 'the relay to drop the refused connection')
   })
+
+  it('relay ws - a message committed while the receiver\'s auth waits for a slow store is delivered at once', async (t) => {
+    // a Store whose inbox() read (the receiver's starting point) answers only after a message was committed
+    const inner = memoryStore()
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    let gated = false
+    const store: Store = {
+      ...inner,
+      kind: 'memory',
+      async inbox (r) {
+        const snapshot = await inner.inbox(r)
+        if (gated) await gate
+        return snapshot
+      },
+    }
+    const relay = await createRelay({ port: 0, store, logger: silentLogger })
+    t.after(async () => { await relay.close(); await inner.close() })
+    const alice = await authed(t, relay)
+    const bobId = createIdentity()
+    const bob1 = await authed(t, relay, bobId) // registers bob
+    bob1.close()
+    await waitFor(() => relay.stats().agentsOnline === 1, 'bob to go offline')
+    gated = true
+    const bob = await connect(t, relay, bobId)
+    bob.send(bob.authFrame())
+    await waitFor(() => (relay.stats() as { connections: number }).connections === 2, 'bob\'s auth to be under way')
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const env = alice.envelope(bobId.amid, 'sent while bob authenticates')
+    sendEnv(alice, env)
+    assert.equal((await ackOf(alice, env.id)).op, 'ack')
+    release()
+    const [d] = await bob.collect(f => f.op === 'deliver', 1)
+    assert.deepEqual(d, { op: 'deliver', seq: 1, env })
+  })
+
+  it('relay ws - a second auth while the first waits for the store answers AM_ERR_ALREADY_AUTHENTICATED', async (t) => {
+    const inner = memoryStore()
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    const store: Store = { ...inner, kind: 'memory', async upsertAgent (a) { await gate; return await inner.upsertAgent(a) } }
+    const relay = await createRelay({ port: 0, store, logger: silentLogger })
+    t.after(async () => { await relay.close(); await inner.close() })
+    const a = await connect(t, relay)
+    a.send(a.authFrame())
+    a.send(a.authFrame())
+    const [e] = await a.collect(f => f.op === 'error', 1)
+    assert.equal(e!.code, ErrorCode.AlreadyAuthenticated)
+    assert.equal(e!.message, 'this connection is already authenticating')
+    release()
+    const [w] = await a.collect(f => f.op === 'welcome', 1)
+    assert.equal(w!.amid, a.id.amid)
+  })
 })
 
 // ---------------------------------------------------------------- routing and flow control
