@@ -28,6 +28,16 @@ export const ErrorCode = {
   HeartbeatTimeout: 'AM_ERR_HEARTBEAT_TIMEOUT',
   ShuttingDown: 'AM_ERR_SHUTTING_DOWN',
   Internal: 'AM_ERR_INTERNAL',
+  // end-to-end encryption and certificates
+  DecryptFailed: 'AM_ERR_DECRYPT_FAILED',
+  MessageReplayed: 'AM_ERR_MESSAGE_REPLAYED',
+  TooFarAhead: 'AM_ERR_TOO_FAR_AHEAD',
+  UnknownSession: 'AM_ERR_UNKNOWN_SESSION',
+  BadPrekey: 'AM_ERR_BAD_PREKEY',
+  CertExpired: 'AM_ERR_CERT_EXPIRED',
+  CertRevoked: 'AM_ERR_CERT_REVOKED',
+  CertChainBroken: 'AM_ERR_CERT_CHAIN_BROKEN',
+  CertInvalid: 'AM_ERR_CERT_INVALID',
   // HTTP
   NotFound: 'AM_ERR_NOT_FOUND',
   MethodNotAllowed: 'AM_ERR_METHOD_NOT_ALLOWED',
