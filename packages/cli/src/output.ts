@@ -7,6 +7,8 @@ export interface Out {
   result (obj: Record<string, unknown>, text: string): void
   /** A remark for people (stderr, text mode only). */
   note (text: string): void
+  /** Something went wrong that does not stop the command (stderr, both modes). */
+  warn (w: AgentMeshError): void
 }
 
 export function output (json: boolean): Out {
@@ -14,6 +16,11 @@ export function output (json: boolean): Out {
     json,
     result (obj, text) { process.stdout.write((json ? JSON.stringify(obj) : text) + '\n') },
     note (text) { if (!json) process.stderr.write(text + '\n') },
+    warn (w) {
+      process.stderr.write((json
+        ? JSON.stringify({ warning: { code: w.code, message: w.message } })
+        : `agentmesh: warning ${w.code}: ${w.message}`).replaceAll('\n', ' ') + '\n')
+    },
   }
 }
 

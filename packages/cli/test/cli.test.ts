@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
-import { cli, spawnRelay, tempDir, type CliResult, type RelayProcess } from '@agentmesh/testing'
+import { cli, rawAgent, spawnRelay, tempDir, type CliResult, type RelayProcess } from '@agentmesh/testing'
 
 /** Asserts a failed run: exit code, one line on stderr with the code, no stack trace. */
 function assertError (r: CliResult, code: string, exit: number, json = false): void {
@@ -178,6 +178,29 @@ describe('cli', () => {
       assert.equal(info.limits.max_envelope_bytes, 4096)
       assert.equal(info.limits.max_inbox, 9)
       assert.notEqual(r.port, 1, '--port (from the harness) wins over the file')
+    } finally {
+      await r.kill()
+    }
+  })
+
+  it('cli - listen drops a delivery with a bad signature, says so on stderr, and prints the rest', async () => {
+    const r = await spawnRelay({ memory: true, args: ['--no-verify-signatures'] })
+    try {
+      const home = `${dir.path}/warned`
+      const me = (await cli(['init'], { home, server: r.url })).lines[0]!
+      const evil = await rawAgent(r.url.replace('http', 'ws') + '/ws')
+      assert.equal((await evil.auth()).op, 'welcome')
+      const forged = evil.envelope(me, 'original')
+      evil.send({ op: 'send', env: { ...forged, payload: { text: 'tampered' } } })
+      evil.send({ op: 'send', env: evil.envelope(me, 'genuine') })
+      await evil.collect(f => f.op === 'ack', 2)
+      evil.close()
+      const got = await cli(['listen', '--count', '1', '--timeout', '20', '--json'], { home, server: r.url })
+      assert.equal(got.code, 0, got.stderr)
+      assert.deepEqual(got.lines.map(l => (JSON.parse(l) as { text: string }).text), ['genuine'])
+      const warning = JSON.parse(got.stderr.trim()) as { warning: { code: string, message: string } }
+      assert.equal(warning.warning.code, 'AM_ERR_BAD_SIGNATURE')
+      assert.match(warning.warning.message, new RegExp(`dropped delivery 1 \\(${forged.id}\\)`))
     } finally {
       await r.kill()
     }

@@ -69,6 +69,7 @@ export function messagingCommands (program: Command): void {
           server: serverOf(o),
           home: homeOf(o),
           deliver: false,
+          onWarning: (w) => { out.warn(w) }, // e.g. a leftover of an earlier run refused by the relay
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
         })
         if (o.stdin === true) {
@@ -102,7 +103,13 @@ export function messagingCommands (program: Command): void {
       let conn: Connection | undefined
       let n = 0
       try {
-        conn = await connect({ server: serverOf(o), home: homeOf(o), ...(ms === undefined ? {} : { connectTimeoutMs: ms }), signal: stop.signal })
+        conn = await connect({
+          server: serverOf(o),
+          home: homeOf(o),
+          ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
+          signal: stop.signal,
+          onWarning: (w) => { out.warn(w) }, // e.g. a delivery dropped for a bad signature
+        })
         for await (const m of conn.messages({ signal: both })) {
           printMessage(out, m)
           n++
