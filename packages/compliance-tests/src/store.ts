@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { AppendItem, AppendResult, Store, StoreInit, StoredMessage } from '@agentmesh/store'
+import type { AgentProfile, AppendItem, AppendResult, Store, StoreInit, StoredMessage } from '@agentmesh/store'
 
 export interface StoreSuiteInit {
   /** Names the implementation in the test report, e.g. "memory" or "sqlite (file)". */
@@ -469,6 +469,82 @@ export default function storeSuite (init: StoreSuiteInit): void {
       })
     })
 
+    describe('registry', () => {
+      const profile = (amid: string, over: Partial<AgentProfile> = {}): AgentProfile => ({
+        amid,
+        displayName: `Agent ${amid}`,
+        capabilities: [{ id: 'translate', name: 'Translation', description: 'French to English', tags: ['language', 'nlp'] }],
+        tier: 'anonymous',
+        updatedAt: T0,
+        ...over,
+      })
+
+      it('store - a profile round-trips, and a second put replaces it', async () => {
+        await withStore(undefined, async ({ store }) => {
+          assert.equal(await store.getProfile(ALICE), undefined)
+          await store.putProfile(profile(ALICE, { version: '1.0.0' }))
+          assert.deepEqual(await store.getProfile(ALICE), profile(ALICE, { version: '1.0.0' }))
+          const next = profile(ALICE, { displayName: 'Alice 2', capabilities: [], tier: 'verified', updatedAt: T0 + 5 })
+          await store.putProfile(next)
+          assert.deepEqual(await store.getProfile(ALICE), next)
+        })
+      })
+
+      it('store - search by capability (skill id or tag, any case) and by text, ordered by amid, limited', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.putProfile(profile(CAROL))
+          await store.putProfile(profile(ALICE))
+          await store.putProfile(profile(BOB, { displayName: 'Weather bot', capabilities: [{ id: 'forecast', name: 'Forecast', tags: ['weather'] }] }))
+          const ids = (ps: AgentProfile[]): string[] => ps.map(p => p.amid)
+          assert.deepEqual(ids(await store.searchProfiles({ capability: 'translate', limit: 10 })), [ALICE, CAROL])
+          assert.deepEqual(ids(await store.searchProfiles({ capability: 'NLP', limit: 10 })), [ALICE, CAROL])
+          assert.deepEqual(ids(await store.searchProfiles({ capability: 'nl', limit: 10 })), [], 'a capability matches whole ids and tags only')
+          assert.deepEqual(ids(await store.searchProfiles({ text: 'WEATHER', limit: 10 })), [BOB])
+          assert.deepEqual(ids(await store.searchProfiles({ text: 'french', limit: 10 })), [ALICE, CAROL])
+          assert.deepEqual(ids(await store.searchProfiles({ text: 'french', capability: 'forecast', limit: 10 })), [])
+          assert.deepEqual(ids(await store.searchProfiles({ limit: 2 })), [ALICE, BOB])
+          assert.deepEqual(ids(await store.searchProfiles({ text: '%', limit: 10 })), [], 'LIKE wildcards are matched literally')
+          assert.deepEqual(ids(await store.searchProfiles({ text: '_', limit: 10 })), [])
+        })
+      })
+
+      it('store - one-time prekeys are handed out once each, lowest id first, then the bundle has none', async () => {
+        await withStore(undefined, async ({ store }) => {
+          assert.equal(await store.takePrekeyBundle(BOB), undefined, 'no bundle before an upload')
+          const base = { exchange_key: 'xk', signed_prekey: { id: 1, key: 'spk', sig: 's' } }
+          assert.deepEqual(await store.putPrekeys(BOB, { base, oneTime: [{ id: 3, key: 'k3' }, { id: 1, key: 'k1' }, { id: 2, key: 'k2' }] }), { oneTime: 3 })
+          assert.deepEqual(await store.putPrekeys(BOB, { oneTime: [{ id: 2, key: 'other' }] }), { oneTime: 3 }, 'an id already there is ignored')
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base, oneTime: { id: 1, key: 'k1' } })
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base, oneTime: { id: 2, key: 'k2' } })
+          assert.equal(await store.countOneTimePrekeys(BOB), 1)
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base, oneTime: { id: 3, key: 'k3' } })
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base })
+          assert.equal(await store.countOneTimePrekeys(BOB), 0)
+          assert.equal(await store.countOneTimePrekeys(ALICE), 0)
+        })
+      })
+
+      it('store - concurrent bundle requests never get the same one-time prekey', async () => {
+        await withStore(undefined, async ({ store }) => {
+          const oneTime = Array.from({ length: 20 }, (_, i) => ({ id: i + 1, key: `k${i + 1}` }))
+          await store.putPrekeys(BOB, { base: { b: 1 }, oneTime })
+          const taken = await Promise.all(Array.from({ length: 25 }, async () => await store.takePrekeyBundle(BOB)))
+          const ids = taken.map(t => t?.oneTime?.id).filter((id): id is number => id !== undefined)
+          assert.equal(ids.length, 20)
+          assert.equal(new Set(ids).size, 20)
+          assert.equal(taken.filter(t => t !== undefined && t.oneTime === undefined).length, 5)
+        })
+      })
+
+      it('store - a new base replaces the old one and keeps the one-time prekeys', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.putPrekeys(BOB, { base: { v: 1 }, oneTime: [{ id: 1, key: 'k1' }] })
+          await store.putPrekeys(BOB, { base: { v: 2 }, oneTime: [] })
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base: { v: 2 }, oneTime: { id: 1, key: 'k1' } })
+        })
+      })
+    })
+
     if (reopen !== undefined) {
       describe('durability', () => {
         it('store - everything committed survives close and reopen', async () => {
@@ -509,6 +585,20 @@ export default function storeSuite (init: StoreSuiteInit): void {
             assert.deepEqual(r, [duplicate(1), stored(3)])
             assert.deepEqual(summary(await h.store.read(BOB, 0, 10)), [[3, ALICE, 'id-000003']])
             assert.deepEqual(await h.store.inbox(BOB), { cursor: 2, lastSeq: 3, pending: 1 })
+          })
+        })
+
+        it('store - profiles and prekeys survive reopen; a handed-out prekey stays gone', async () => {
+          await withStore(undefined, async (h) => {
+            const p: AgentProfile = { amid: ALICE, capabilities: [{ id: 'x', name: 'X', tags: [] }], tier: 'verified', updatedAt: T0 }
+            await h.store.putProfile(p)
+            await h.store.putPrekeys(BOB, { base: { b: 1 }, oneTime: [{ id: 1, key: 'k1' }, { id: 2, key: 'k2' }] })
+            await h.store.takePrekeyBundle(BOB)
+
+            h.store = await reopen(h.store)
+
+            assert.deepEqual(await h.store.getProfile(ALICE), p)
+            assert.deepEqual(await h.store.takePrekeyBundle(BOB), { base: { b: 1 }, oneTime: { id: 2, key: 'k2' } })
           })
         })
 

@@ -11,9 +11,10 @@ import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { storeOptions, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage } from '@agentmesh/store'
+import { profileMatches, searchText, storeOptions, type AgentProfile, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage } from '@agentmesh/store'
 
-export const SCHEMA_VERSION = 1
+/** 1: relay; 2: + registry (profiles, prekeys). Every step is CREATE … IF NOT EXISTS, so older files upgrade in place. */
+export const SCHEMA_VERSION = 2
 export const DB_FILE = 'agentmesh.db'
 
 export interface SqliteStoreInit extends StoreInit {
@@ -36,6 +37,11 @@ CREATE TABLE IF NOT EXISTS dedupe (
   sender TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, expires_at INTEGER NOT NULL,
   PRIMARY KEY (sender, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dedupe_expires ON dedupe (expires_at);
+CREATE TABLE IF NOT EXISTS profiles (
+  amid TEXT PRIMARY KEY, profile TEXT NOT NULL, search TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS prekey_bases (amid TEXT PRIMARY KEY, base TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS one_time_prekeys (
+  amid TEXT NOT NULL, id INTEGER NOT NULL, key TEXT NOT NULL, PRIMARY KEY (amid, id)) WITHOUT ROWID;
 `
 
 function openError (path: string, cause: unknown): AgentMeshError {
@@ -105,7 +111,34 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     pendingDec: db.prepare('UPDATE inboxes SET pending = max(0, pending - ?) WHERE recipient = ?'),
     countAgents: db.prepare('SELECT count(*) FROM agents').pluck(),
     sumPending: db.prepare('SELECT coalesce(sum(pending), 0) FROM inboxes').pluck(),
+    profilePut: db.prepare('INSERT INTO profiles (amid, profile, search, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (amid) DO UPDATE SET profile = excluded.profile, search = excluded.search, updated_at = excluded.updated_at'),
+    profileGet: db.prepare('SELECT profile FROM profiles WHERE amid = ?').pluck(),
+    // a coarse SQL filter on the search text; profileMatches() decides exactly
+    profileSearch: db.prepare("SELECT profile FROM profiles WHERE search LIKE ? ESCAPE '\\' ORDER BY amid").pluck(),
+    baseGet: db.prepare('SELECT base FROM prekey_bases WHERE amid = ?').pluck(),
+    basePut: db.prepare('INSERT INTO prekey_bases (amid, base) VALUES (?, ?) ON CONFLICT (amid) DO UPDATE SET base = excluded.base'),
+    otkPut: db.prepare('INSERT OR IGNORE INTO one_time_prekeys (amid, id, key) VALUES (?, ?, ?)'),
+    otkFirst: db.prepare('SELECT id, key FROM one_time_prekeys WHERE amid = ? ORDER BY id LIMIT 1'),
+    otkDelete: db.prepare('DELETE FROM one_time_prekeys WHERE amid = ? AND id = ?'),
+    otkCount: db.prepare('SELECT count(*) FROM one_time_prekeys WHERE amid = ?').pluck(),
   }
+
+  const putPrekeysTx = db.transaction((amid: string, up: PrekeyUpload): number => {
+    if (up.base !== undefined) q.basePut.run(amid, JSON.stringify(up.base))
+    for (const k of up.oneTime) q.otkPut.run(amid, k.id, k.key)
+    return q.otkCount.get(amid) as number
+  })
+  // one transaction: a one-time prekey is read and deleted atomically, never handed out twice
+  const takeBundleTx = db.transaction((amid: string): TakenBundle | undefined => {
+    const base = q.baseGet.get(amid) as string | undefined
+    if (base === undefined) return undefined
+    const otk = q.otkFirst.get(amid) as OneTimePrekey | undefined
+    if (otk === undefined) return { base: JSON.parse(base) as Record<string, unknown> }
+    q.otkDelete.run(amid, otk.id)
+    return { base: JSON.parse(base) as Record<string, unknown>, oneTime: { id: otk.id, key: otk.key } }
+  })
+  const likePattern = (text: string | undefined): string =>
+    text === undefined ? '%' : `%${text.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)}%`
 
   interface Box { cursor: number, last_seq: number, pending: number }
   const getBox = (touched: Map<string, Box>, r: string): Box => {
@@ -192,6 +225,28 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       live()
       return { agents: q.countAgents.get() as number, pending: q.sumPending.get() as number }
     },
+    async putProfile (p: AgentProfile) {
+      live()
+      q.profilePut.run(p.amid, JSON.stringify(p), searchText(p), p.updatedAt)
+    },
+    async getProfile (amid) {
+      live()
+      const t = q.profileGet.get(amid) as string | undefined
+      return t === undefined ? undefined : JSON.parse(t) as AgentProfile
+    },
+    async searchProfiles (query) {
+      live()
+      const out: AgentProfile[] = []
+      for (const t of q.profileSearch.iterate(likePattern(query.text)) as Iterable<string>) {
+        const p = JSON.parse(t) as AgentProfile
+        if (profileMatches(p, query)) out.push(p)
+        if (out.length >= query.limit) break
+      }
+      return out
+    },
+    async putPrekeys (amid, up) { live(); return { oneTime: putPrekeysTx(amid, up) } },
+    async takePrekeyBundle (amid) { live(); return takeBundleTx(amid) },
+    async countOneTimePrekeys (amid) { live(); return q.otkCount.get(amid) as number },
     async close () {
       if (closed) return
       closed = true

@@ -12,4 +12,8 @@
 export { memoryStore } from './memory.ts'
 export { storeOptions } from './options.ts'
 export type { StoreOptions } from './options.ts'
-export type { Store, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, StoredMessage } from './types.ts'
+export { profileMatches, searchText } from './registry.ts'
+export type {
+  Store, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, StoredMessage,
+  AgentProfile, Skill, TrustTier, ProfileQuery, PrekeyUpload, TakenBundle, OneTimePrekey,
+} from './types.ts'

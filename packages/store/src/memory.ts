@@ -2,7 +2,8 @@
 import { randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
-import type { AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, Store, StoreInit, StoredMessage } from './types.ts'
+import type { AgentProfile, AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, OneTimePrekey, Store, StoreInit, StoredMessage } from './types.ts'
+import { profileMatches } from './registry.ts'
 
 interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
 interface Seen { seq: number, expiresAt: number }
@@ -13,6 +14,8 @@ export function memoryStore (init: StoreInit = {}): Store {
   const agents = new Map<string, AgentRecord>()
   const inboxes = new Map<string, Inbox>()
   const dedupe = new Map<string, Seen>()
+  const profiles = new Map<string, AgentProfile>()
+  const prekeys = new Map<string, { base?: Record<string, unknown>, oneTime: Map<number, OneTimePrekey> }>()
   let closed = false
 
   const inboxOf = (r: string): Inbox => {
@@ -97,6 +100,30 @@ export function memoryStore (init: StoreInit = {}): Store {
       for (const b of inboxes.values()) pending += b.messages.length
       return { agents: agents.size, pending }
     },
+    async putProfile (p) { live(); profiles.set(p.amid, structuredClone(p)) },
+    async getProfile (amid) { live(); const p = profiles.get(amid); return p === undefined ? undefined : structuredClone(p) },
+    async searchProfiles (q) {
+      live()
+      return [...profiles.values()].filter(p => profileMatches(p, q)).sort((a, b) => a.amid < b.amid ? -1 : 1).slice(0, q.limit).map(p => structuredClone(p))
+    },
+    async putPrekeys (amid, up) {
+      live()
+      let entry = prekeys.get(amid)
+      if (entry === undefined) { entry = { oneTime: new Map() }; prekeys.set(amid, entry) }
+      if (up.base !== undefined) entry.base = structuredClone(up.base)
+      for (const k of up.oneTime) if (!entry.oneTime.has(k.id)) entry.oneTime.set(k.id, { id: k.id, key: k.key })
+      return { oneTime: entry.oneTime.size }
+    },
+    async takePrekeyBundle (amid) {
+      live()
+      const entry = prekeys.get(amid)
+      if (entry?.base === undefined) return undefined
+      let first: OneTimePrekey | undefined
+      for (const k of entry.oneTime.values()) if (first === undefined || k.id < first.id) first = k
+      if (first !== undefined) entry.oneTime.delete(first.id)
+      return first === undefined ? { base: structuredClone(entry.base) } : { base: structuredClone(entry.base), oneTime: { ...first } }
+    },
+    async countOneTimePrekeys (amid) { live(); return prekeys.get(amid)?.oneTime.size ?? 0 },
     async close () { closed = true },
   }
 }

@@ -58,6 +58,53 @@ export interface StoreInit {
   maxDedupeEntries?: number
 }
 
+/** An A2A-style skill an agent declares. */
+export interface Skill {
+  id: string
+  name: string
+  description?: string
+  tags: string[]
+}
+
+export type TrustTier = 'anonymous' | 'verified' | 'organisation'
+
+/** What the registry knows of an agent, as the agent published it. */
+export interface AgentProfile {
+  amid: string
+  displayName?: string
+  capabilities: Skill[]
+  version?: string
+  tier: TrustTier
+  /** ms since epoch */
+  updatedAt: number
+}
+
+export interface ProfileQuery {
+  /** a skill id or tag, matched exactly (case-insensitive) */
+  capability?: string
+  /** matched case-insensitively as a substring of the display name, skill names, descriptions and tags */
+  text?: string
+  limit: number
+}
+
+export interface OneTimePrekey { id: number, key: string }
+
+/**
+ * Public prekey material. `base` (the exchange key, signed prekey and post-quantum prekey with
+ * their signatures) is opaque to the Store and replaced as a whole; one-time prekeys accumulate
+ * and each is handed out once.
+ */
+export interface PrekeyUpload {
+  base?: Record<string, unknown>
+  oneTime: OneTimePrekey[]
+}
+
+export interface TakenBundle {
+  base: Record<string, unknown>
+  /** absent when none is left (the bundle then relies on the last-resort keys) */
+  oneTime?: OneTimePrekey
+}
+
 export interface Store {
   /** "memory", "sqlite", … */
   readonly kind: string
@@ -78,5 +125,15 @@ export interface Store {
   /** Deletes what is older than the retention period; answers what it deleted. */
   prune (now: number): Promise<{ messages: number, dedupe: number }>
   stats (): Promise<{ agents: number, pending: number }>
+  // ---- registry
+  putProfile (profile: AgentProfile): Promise<void>
+  getProfile (amid: string): Promise<AgentProfile | undefined>
+  /** Profiles matching every given criterion, by amid. */
+  searchProfiles (query: ProfileQuery): Promise<AgentProfile[]>
+  /** Replaces `base` when given and adds the one-time prekeys (an id already there is ignored); answers how many one-time prekeys remain. */
+  putPrekeys (amid: string, upload: PrekeyUpload): Promise<{ oneTime: number }>
+  /** The bundle with one one-time prekey, which is removed in the same atomic step: never handed out twice. */
+  takePrekeyBundle (amid: string): Promise<TakenBundle | undefined>
+  countOneTimePrekeys (amid: string): Promise<number>
   close (): Promise<void>
 }
