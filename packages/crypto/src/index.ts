@@ -26,3 +26,5 @@ export {
   writeSecretFile, IDENTITY_FILE,
 } from './identity.ts'
 export type { Identity } from './identity.ts'
+export { signRequest, verifyRequest, SIGNATURE_HEADERS, HTTP_SIGNING_PREFIX, DEFAULT_HTTP_SIGNATURE_SKEW_MS } from './http-signature.ts'
+export type { RequestCheck } from './http-signature.ts'

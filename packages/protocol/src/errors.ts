@@ -41,6 +41,8 @@ export const ErrorCode = {
   // HTTP
   NotFound: 'AM_ERR_NOT_FOUND',
   MethodNotAllowed: 'AM_ERR_METHOD_NOT_ALLOWED',
+  Forbidden: 'AM_ERR_FORBIDDEN',
+  BodyTooLarge: 'AM_ERR_BODY_TOO_LARGE',
   // client, CLI and local state
   InvalidArgument: 'AM_ERR_INVALID_ARGUMENT',
   InvalidConfig: 'AM_ERR_INVALID_CONFIG',
@@ -88,7 +90,10 @@ export const HttpStatus: Partial<Record<ErrorCode, number>> = {
   AM_ERR_INVALID_ARGUMENT: 400,
   AM_ERR_NOT_AUTHENTICATED: 401,
   AM_ERR_AUTH_FAILED: 401,
+  AM_ERR_AUTH_REPLAYED: 401,
+  AM_ERR_FORBIDDEN: 403,
   AM_ERR_NOT_FOUND: 404,
+  AM_ERR_BODY_TOO_LARGE: 413,
   AM_ERR_METHOD_NOT_ALLOWED: 405,
   AM_ERR_ENVELOPE_TOO_LARGE: 413,
   AM_ERR_SHUTTING_DOWN: 503,

@@ -5,19 +5,26 @@
 import { Hono, type Context } from 'hono'
 import { AgentMeshError, ErrorCode, HttpStatus, PROTOCOL } from '@agentmesh/protocol'
 import { openapi } from './openapi.ts'
+import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
+import { registryRoutes } from './registry.ts'
 
 export interface HttpDeps {
   info: () => Promise<Record<string, unknown>>
   healthy: () => boolean
   log: Logger
+  /** the registry's data */
+  store: Store
 }
 
-const ROUTES: Record<string, string[]> = {
-  '/healthz': ['GET'],
-  '/api/v1/info': ['GET'],
-  '/api/v1/openapi.json': ['GET'],
-  '/ws': ['GET'],
+/** Methods the app serves on `path` (hono has no 405 of its own): derived from its route list. */
+function allowedMethods (app: Hono, path: string): string[] {
+  const methods = new Set<string>()
+  for (const r of app.routes) {
+    const re = new RegExp('^' + r.path.split('/').map(seg => seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('/') + '$')
+    if (re.test(path)) methods.add(r.method)
+  }
+  return [...methods].sort()
 }
 
 export function errorResponse (c: Context, err: AgentMeshError): Response {
@@ -35,9 +42,10 @@ export function httpApp (deps: HttpDeps): Hono {
   app.get('/api/v1/openapi.json', (c) => c.json(openapi))
   // RFC 9110 §15.5.22: a 426 response MUST carry an Upgrade header naming the protocol to switch to
   app.get('/ws', (c) => c.json({ error: { code: ErrorCode.InvalidArgument, message: `this is the WebSocket endpoint: connect with a WebSocket client speaking ${PROTOCOL}` } }, 426, { Upgrade: 'websocket' }))
+  registryRoutes(app, deps.store)
   app.notFound((c) => {
-    const allowed = ROUTES[c.req.path]
-    if (allowed !== undefined) {
+    const allowed = allowedMethods(app, c.req.path)
+    if (allowed.length > 0) {
       c.header('Allow', allowed.join(', '))
       return errorResponse(c, new AgentMeshError(ErrorCode.MethodNotAllowed, `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(' or ')}`))
     }

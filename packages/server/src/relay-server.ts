@@ -71,6 +71,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
 
   const app = httpApp({
     log,
+    store,
     healthy: () => !closing,
     info: async () => {
       const s = await store.stats()

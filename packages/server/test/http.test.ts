@@ -10,6 +10,7 @@ import { ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
 import { createRelay, silentLogger, VERSION, type Relay, type RelayInit } from '@agentmesh/server'
 import { httpApp, openapi } from '@agentmesh/server/internal'
 import { rawAgent, tempDir } from '@agentmesh/testing'
+import { memoryStore } from '@agentmesh/store'
 
 type Json = Record<string, any>
 
@@ -18,6 +19,7 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 function inProcess (over: { healthy?: () => boolean, info?: () => Promise<Record<string, unknown>> } = {}): ReturnType<typeof httpApp> {
   return httpApp({
     log: silentLogger,
+    store: memoryStore(),
     healthy: over.healthy ?? (() => true),
     info: over.info ?? (async () => ({ name: 'agentmesh', stub: true })),
   })
@@ -81,6 +83,7 @@ describe('http - in process', () => {
     const logged: unknown[] = []
     const app = httpApp({
       log: { ...silentLogger, error: (obj) => { logged.push(obj) } },
+      store: memoryStore(),
       healthy: () => true,
       info: async () => { throw new Error('secret internals') },
     })
@@ -136,7 +139,7 @@ describe('http - OpenAPI document', () => {
     const app = inProcess()
     const documented = new Map<string, string[]>()
     for (const [path, item] of Object.entries(openapi.paths as Record<string, Json>)) {
-      documented.set(path, Object.keys(item).filter(k => HTTP_METHODS.includes(k)).map(k => k.toUpperCase()).sort())
+      documented.set(path.replace(/\{(\w+)\}/g, ':$1'), Object.keys(item).filter(k => HTTP_METHODS.includes(k)).map(k => k.toUpperCase()).sort())
     }
     const served = servedRoutes(app)
     assert.deepEqual([...documented].sort(), [...served].sort())
