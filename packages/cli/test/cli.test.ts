@@ -132,6 +132,12 @@ describe('cli', () => {
     assertError(await cli(['whoami', '--json'], { home: broken }), 'AM_ERR_IDENTITY_CORRUPT', 1, true)
     assert.equal(readFileSync(`${broken}/identity.json`, 'utf8'), '{"v":1,"amid":"am1","secret_key":', 'left as it was')
 
+    const damaged = `${dir.path}/damaged-state`
+    await cli(['init', '--offline'], { home: damaged })
+    writeFileSync(`${damaged}/state.db`, 'not a database '.repeat(300))
+    assertError(await cli(['send', bob, 'x'], { home: damaged, server: relay.url }), 'AM_ERR_DATA_CORRUPT', 1)
+    assert.equal(readFileSync(`${damaged}/state.db`, 'utf8'), 'not a database '.repeat(300), 'left as it was')
+
     const stranger = (await cli(['init', '--offline'], { home: `${dir.path}/stranger` })).lines[0]!
     assertError(await cli(['send', stranger, 'x'], { home: a(), server: relay.url }), 'AM_ERR_UNKNOWN_RECIPIENT', 1)
     assertError(await cli(['send', bob, 'x', '--timeout', '1'], { home: a(), server: 'http://127.0.0.1:1' }), 'AM_ERR_CONNECT_FAILED', 1)

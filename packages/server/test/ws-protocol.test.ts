@@ -828,6 +828,24 @@ for (const backend of ['memory', 'sqlite'] as const) {
 
 // ---------------------------------------------------------------- SQLite data directory
 
+describe('relay ws - heartbeat', () => {
+  it('relay ws - a peer that answers no ping for a whole interval is closed with 4410 AM_ERR_HEARTBEAT_TIMEOUT; a live one stays', async (t) => {
+    const relay = await startRelay(t, { heartbeatMs: 150 })
+    const live = await authed(t, relay)
+    const dead = await authed(t, relay)
+    // the dead peer stops reading: it neither sees pings nor answers them
+    const sock = (dead.ws as unknown as { _socket: { pause: () => void, resume: () => void } })._socket
+    sock.pause()
+    await waitFor(() => relay.stats().connections === 1, 'the relay to drop the silent peer')
+    sock.resume()
+    await expectClosed(dead, CloseCode.HeartbeatTimeout, ErrorCode.HeartbeatTimeout)
+    // the live one answered every ping and still works, several intervals later
+    await new Promise(resolve => setTimeout(resolve, 400))
+    live.send({ op: 'ping', ts: 7 })
+    assert.deepEqual(await live.next(f => f.op === 'pong'), { op: 'pong', ts: 7 })
+  })
+})
+
 describe('relay ws - SQLite data directory', () => {
   it('relay ws - close() commits every send it received, acks it, and closes sockets with 1001', async (t) => {
     const dir = tempDir()
