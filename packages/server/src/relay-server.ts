@@ -7,7 +7,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { join } from 'node:path'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { getRequestListener } from '@hono/node-server'
-import { AgentMeshError, CloseCode, ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
 import { memoryStore, type Store } from '@agentmesh/store'
 import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
 import { relayOptions, type RelayInit, type RelayOptions } from './options.ts'
@@ -187,4 +187,3 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   }
 }
 
-export { CloseCode }

@@ -192,7 +192,7 @@ export class RelayCore {
           this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate (answer the challenge with an auth frame) before sending'), f.env.id)
           return
         }
-        this.onSend(conn, f.env, d.ok && 'envText' in d ? d.envText : JSON.stringify(f.env))
+        this.onSend(conn, f.env, 'envText' in d ? d.envText : JSON.stringify(f.env))
         return
       case 'cursor':
         if (conn.amid === undefined) { this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate before acknowledging')); return }
