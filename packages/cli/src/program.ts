@@ -4,6 +4,7 @@ import { VERSION } from '@agentmesh/server'
 import { identityCommands } from './commands/identity.ts'
 import { messagingCommands } from './commands/messaging.ts'
 import { serveCommand } from './commands/serve.ts'
+import { certCommands } from './commands/cert.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 
 export function buildProgram (): Command {
@@ -16,6 +17,7 @@ export function buildProgram (): Command {
   serveCommand(program)
   identityCommands(program)
   messagingCommands(program)
+  certCommands(program)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }

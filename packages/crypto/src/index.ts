@@ -28,3 +28,36 @@ export {
 export type { Identity } from './identity.ts'
 export { signRequest, verifyRequest, SIGNATURE_HEADERS, HTTP_SIGNING_PREFIX, DEFAULT_HTTP_SIGNATURE_SKEW_MS } from './http-signature.ts'
 export type { RequestCheck } from './http-signature.ts'
+export {
+  generateExchangeKey, exchangeKeyFromSecret, generateSignedPreKey, generateOneTimePreKeys, generatePqPreKey,
+  needsRotation, rotatePreKeys, memoryPreKeyStore, preKeyBundleBase, oneTimePreKeyPublic, createPreKeyBundle, verifyBundle,
+  encodeEd25519, encodeMlKem768, exchangeKeySigningBytes, signedPreKeySigningBytes, pqPreKeySigningBytes,
+  DEFAULT_PREKEY_ROTATION_MS, DEFAULT_PREKEY_GRACE_MS, KEY_TYPE_ED25519, KEY_TYPE_ML_KEM_768,
+  EXCHANGE_KEY_SIGNING_PREFIX, SIGNED_PREKEY_SIGNING_PREFIX, PQ_PREKEY_SIGNING_PREFIX,
+  ML_KEM_768_PUBLIC_KEY_BYTES, ML_KEM_768_SECRET_KEY_BYTES, ML_KEM_768_CIPHERTEXT_BYTES,
+} from './prekeys.ts'
+export type {
+  ExchangeKeyPair, SignedPreKeyRecord, OneTimePreKeyRecord, PqPreKeyRecord, PreKeyStore, PreKeyBundle, PreKeyBundleBase,
+  VerifiedBundle, RotateOptions, RotateResult,
+} from './prekeys.ts'
+export { generateX25519KeyPair, x25519KeyPairFromSecret, encodeX25519, KEY_TYPE_X25519 } from './x25519.ts'
+export type { X25519KeyPair } from './x25519.ts'
+export { initiateSession, acceptSession, verifyInitialMessageHeader, sessionAssociatedData, PQXDH_INFO } from './pqxdh.ts'
+export type { InitialMessageHeader, InitiatedSession, InitiateOptions, AcceptedSession, AcceptOptions } from './pqxdh.ts'
+export {
+  ratchetInitAlice, ratchetInitBob, ratchetEncrypt, ratchetDecrypt, serializeRatchetState, deserializeRatchetState,
+  DEFAULT_MAX_SKIP, DEFAULT_MAX_SKIPPED_TOTAL,
+} from './ratchet.ts'
+export type { RatchetState, RatchetMessage, RatchetHeader, RatchetLimits } from './ratchet.ts'
+export { startSession, acceptInitialMessage } from './session.ts'
+export {
+  createRootCa, issueOrgCa, issueAgentCert, selfSignAgentCert, issueSessionCert, createCrl, parseCrl,
+  verifyChain, describeCertificate, splitPem, normaliseSerial, saveCa, loadCa, writePublicFile, CertificateError,
+  CA_FILES, AMID_URI_PREFIX, AGENTMESH_OID_ARC, CERT_POLICY, CERT_BACKDATE_MS, MAX_CHAIN_LENGTH, MAX_PEM_BYTES,
+  DEFAULT_VERIFIED_CERT_VALIDITY_DAYS, DEFAULT_ANONYMOUS_CERT_VALIDITY_DAYS, DEFAULT_ROOT_CA_VALIDITY_DAYS,
+  DEFAULT_ORG_CA_VALIDITY_DAYS, DEFAULT_SESSION_CERT_VALIDITY_HOURS, MAX_SESSION_CERT_VALIDITY_HOURS, DEFAULT_CRL_VALIDITY_DAYS,
+} from './certs.ts'
+export type {
+  CertificateAuthority, IssuedCertificate, RootCaInit, OrgCaInit, AgentCertInit, SessionCertInit, RevokedEntry, CrlInit,
+  ParsedCrl, VerifyChainOptions, VerifiedChain, TrustTier, AgentCertTier, CertRole, CertificateInfo,
+} from './certs.ts'
