@@ -124,16 +124,17 @@ export function registryRoutes (app: Hono, store: Store, opts: { skewMs?: number
     return { signer: r.amid, body }
   }
 
-  function own (signer: string, amid: string): void {
+  /** A write to the agent's own records: signed by that agent, with a body matching `check`. */
+  async function ownWrite<T> (c: Context, check: ReturnType<typeof TypeCompiler.Compile>): Promise<{ amid: string, body: T }> {
+    const amid = amidParam(c)
+    const { signer, body } = await signed(c)
     if (signer !== amid) throw new AgentMeshError(ErrorCode.Forbidden, `the request is signed by ${signer}; only ${amid} may change its records`)
+    if (!check.Check(body)) throw invalid(check, body)
+    return { amid, body: body as T }
   }
 
   app.put('/api/v1/agents/:amid', async (c) => {
-    const amid = amidParam(c)
-    const { signer, body } = await signed(c)
-    own(signer, amid)
-    if (!profileCheck.Check(body)) throw invalid(profileCheck, body)
-    const b = body as ProfileBody
+    const { amid, body: b } = await ownWrite<ProfileBody>(c, profileCheck)
     const t = now()
     const old = await store.getProfile(amid)
     // fields left out of the body keep their old values
@@ -181,11 +182,7 @@ export function registryRoutes (app: Hono, store: Store, opts: { skewMs?: number
   })
 
   app.put('/api/v1/agents/:amid/prekeys', async (c) => {
-    const amid = amidParam(c)
-    const { signer, body } = await signed(c)
-    own(signer, amid)
-    if (!prekeyCheck.Check(body)) throw invalid(prekeyCheck, body)
-    const b = body as PrekeyBody
+    const { amid, body: b } = await ownWrite<PrekeyBody>(c, prekeyCheck)
     const oneTime = b.one_time ?? []
     const have = await store.countOneTimePrekeys(amid)
     if (have + oneTime.length > MAX_PREKEYS_PER_AGENT) {
