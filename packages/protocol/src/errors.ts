@@ -34,10 +34,15 @@ export const ErrorCode = {
   TooFarAhead: 'AM_ERR_TOO_FAR_AHEAD',
   UnknownSession: 'AM_ERR_UNKNOWN_SESSION',
   BadPrekey: 'AM_ERR_BAD_PREKEY',
+  NoPrekeys: 'AM_ERR_NO_PREKEYS',
+  PeerKeyChanged: 'AM_ERR_PEER_KEY_CHANGED',
+  PlaintextRefused: 'AM_ERR_PLAINTEXT_REFUSED',
+  BadPassphrase: 'AM_ERR_BAD_PASSPHRASE',
   CertExpired: 'AM_ERR_CERT_EXPIRED',
   CertRevoked: 'AM_ERR_CERT_REVOKED',
   CertChainBroken: 'AM_ERR_CERT_CHAIN_BROKEN',
   CertInvalid: 'AM_ERR_CERT_INVALID',
+  CrlOutdated: 'AM_ERR_CRL_OUTDATED',
   // HTTP
   NotFound: 'AM_ERR_NOT_FOUND',
   MethodNotAllowed: 'AM_ERR_METHOD_NOT_ALLOWED',
@@ -96,6 +101,12 @@ export const HttpStatus: Partial<Record<ErrorCode, number>> = {
   AM_ERR_BODY_TOO_LARGE: 413,
   AM_ERR_METHOD_NOT_ALLOWED: 405,
   AM_ERR_ENVELOPE_TOO_LARGE: 413,
+  // a well-formed request whose certificate or CRL does not verify
+  AM_ERR_CERT_EXPIRED: 422,
+  AM_ERR_CERT_REVOKED: 422,
+  AM_ERR_CERT_CHAIN_BROKEN: 422,
+  AM_ERR_CERT_INVALID: 422,
+  AM_ERR_CRL_OUTDATED: 409,
   AM_ERR_SHUTTING_DOWN: 503,
   AM_ERR_INTERNAL: 500,
 }

@@ -15,6 +15,8 @@ export interface HttpDeps {
   log: Logger
   /** the registry's data */
   store: Store
+  /** root CA certificates (PEM, one per entry) for published certificate chains. @default none */
+  trustRoots?: readonly string[]
 }
 
 /** Methods the app serves on `path` (hono has no 405 of its own): derived from its route list. */
@@ -42,7 +44,7 @@ export function httpApp (deps: HttpDeps): Hono {
   app.get('/api/v1/openapi.json', (c) => c.json(openapi))
   // RFC 9110 §15.5.22: a 426 response MUST carry an Upgrade header naming the protocol to switch to
   app.get('/ws', (c) => c.json({ error: { code: ErrorCode.InvalidArgument, message: `this is the WebSocket endpoint: connect with a WebSocket client speaking ${PROTOCOL}` } }, 426, { Upgrade: 'websocket' }))
-  registryRoutes(app, deps.store)
+  registryRoutes(app, deps.store, { trustRoots: deps.trustRoots ?? [] })
   app.notFound((c) => {
     const allowed = allowedMethods(app, c.req.path)
     if (allowed.length > 0) {

@@ -1,9 +1,13 @@
 /** OpenAPI 3.1 description of the REST API, served at /api/v1/openapi.json. A test checks it against the routes. */
-import { PrekeyBody, ProfileBody, SkillSchema } from './registry.ts'
+import { CertificateBody, PrekeyBody, ProfileBody, SkillSchema } from './registry.ts'
+import { MAX_CRL_BYTES, MAX_CRLS } from './certificates.ts'
 
 const json = (schema: unknown) => ({ 'application/json': { schema } })
 const amidParam = { name: 'amid', in: 'path', required: true, schema: { type: 'string', pattern: '^am[1-9A-HJ-NP-Za-km-z]{42,46}$' }, description: 'agent id' }
 const profileSchema = { $ref: '#/components/schemas/Profile' }
+const certificateSchema = { $ref: '#/components/schemas/Certificate' }
+const crlSchema = { $ref: '#/components/schemas/Crl' }
+const certErrors = 'AM_ERR_CERT_INVALID (unreadable, not one certificate per entry, wrong role), AM_ERR_CERT_CHAIN_BROKEN (a link does not lead to the next, or no trusted root), AM_ERR_CERT_EXPIRED, AM_ERR_CERT_REVOKED (listed in a CRL the relay holds); the message names the link'
 const signed = [{ agentSignature: [] }]
 const errorSchema = {
   type: 'object',
@@ -185,6 +189,57 @@ export const openapi = {
         },
       },
     },
+    '/api/v1/agents/{amid}/certificate': {
+      get: {
+        operationId: 'getCertificate',
+        summary: 'The agent\'s published certificate chain and what it is worth now: status valid, expired, revoked (a CRL the relay holds lists a link) or untrusted (its root is no longer a trust root), and the tier it gives (anonymous unless valid).',
+        parameters: [amidParam],
+        responses: {
+          200: { description: 'the chain and its verification now', content: json(certificateSchema) },
+          400: errorResponse('not an AMID'),
+          404: errorResponse('the agent published no certificate (AM_ERR_NOT_FOUND)'),
+        },
+      },
+      put: {
+        operationId: 'putCertificate',
+        summary: 'Publish the signing agent\'s certificate chain (agent certificate first, then its issuers; the trusted root may be left out). The relay verifies it against its trust roots and the CRLs it holds, stores it, and the agent\'s tier follows from it: anonymous (self-signed or anonymous policy), verified (issued by a trust root) or organisation (issued by an organisation CA under one). A refused chain changes nothing.',
+        security: signed,
+        parameters: [amidParam],
+        requestBody: { required: true, content: json(CertificateBody) },
+        responses: {
+          200: { description: 'the stored chain and its verification', content: json(certificateSchema) },
+          400: errorResponse('invalid body (AM_ERR_INVALID_ARGUMENT, AM_ERR_BAD_JSON)'),
+          401: errorResponse('unsigned, badly signed, stale or replayed request'),
+          403: errorResponse('signed by another agent, or the chain certifies another AMID (AM_ERR_FORBIDDEN)'),
+          413: errorResponse('body over 64 KiB (AM_ERR_BODY_TOO_LARGE)'),
+          422: errorResponse(`the chain does not verify: ${certErrors}`),
+        },
+      },
+    },
+    '/api/v1/crls': {
+      get: {
+        operationId: 'listCrls',
+        summary: 'The certificate revocation lists the relay holds: the newest of each CA, by issuer.',
+        responses: {
+          200: { description: 'the CRLs', content: json({ type: 'object', required: ['crls'], properties: { crls: { type: 'array', items: crlSchema } } }) },
+        },
+      },
+      put: {
+        operationId: 'putCrl',
+        summary: `Upload a CRL (one PEM "X509 CRL" block, at most ${MAX_CRL_BYTES / 1024} KiB, any content type). Not signed by an agent: it must be signed by a CA the relay knows — a trust root, or an organisation CA that came in a published chain. It replaces the CA's stored CRL when its thisUpdate is later; agents whose chain it revokes drop to anonymous at once. At most ${MAX_CRLS} CAs' CRLs are held.`,
+        requestBody: { required: true, content: { 'application/x-pem-file': { schema: { type: 'string' } } } },
+        responses: {
+          200: {
+            description: 'stored, or unchanged when it is the CRL already held',
+            content: json({ type: 'object', required: ['status', 'crl'], properties: { status: { enum: ['stored', 'unchanged'] }, crl: crlSchema } }),
+          },
+          400: errorResponse(`the relay already holds CRLs of ${MAX_CRLS} CAs (AM_ERR_INVALID_ARGUMENT)`),
+          409: errorResponse('a CRL of the same CA with the same or a later thisUpdate is held (AM_ERR_CRL_OUTDATED)'),
+          413: errorResponse(`body over ${MAX_CRL_BYTES / 1024} KiB (AM_ERR_BODY_TOO_LARGE)`),
+          422: errorResponse('not one readable PEM CRL, dated in the future, or not signed by the CA it names (AM_ERR_CERT_INVALID); its issuer is not a CA the relay knows (AM_ERR_CERT_CHAIN_BROKEN)'),
+        },
+      },
+    },
     '/ws': {
       get: {
         operationId: 'websocket',
@@ -208,8 +263,43 @@ export const openapi = {
           display_name: { type: 'string' },
           capabilities: { type: 'array', items: { $ref: '#/components/schemas/Skill' } },
           version: { type: 'string' },
-          tier: { type: 'string', enum: ['anonymous', 'verified', 'organisation'] },
+          tier: { type: 'string', enum: ['anonymous', 'verified', 'organisation'], description: 'what the agent\'s certificate chain gives now; anonymous without a valid one' },
+          organisation: { type: 'string', description: 'the organisation of the organisation tier' },
+          cert_status: { type: 'string', enum: ['valid', 'expired', 'revoked', 'untrusted'], description: 'present when the agent published a certificate chain' },
+          cert_expires_at: { type: 'integer', description: 'the chain\'s earliest expiry, ms since the Unix epoch; present with cert_status' },
           updated_at: { type: 'integer', description: 'ms since the Unix epoch' },
+        },
+      },
+      Certificate: {
+        type: 'object',
+        required: ['amid', 'chain', 'status', 'tier', 'expires_at', 'published_at'],
+        properties: {
+          amid: { type: 'string' },
+          chain: { type: 'array', items: { type: 'string' }, description: 'PEM certificates as published, the agent certificate first' },
+          status: { type: 'string', enum: ['valid', 'expired', 'revoked', 'untrusted'] },
+          tier: { type: 'string', enum: ['anonymous', 'verified', 'organisation'], description: 'the tier it gives now: the chain\'s while valid, else anonymous' },
+          organisation: { type: 'string' },
+          expires_at: { type: 'integer', description: 'the earliest notAfter of the chain, ms since the Unix epoch' },
+          published_at: { type: 'integer', description: 'ms since the Unix epoch' },
+          reason: {
+            type: 'object',
+            required: ['code', 'message'],
+            description: 'why it is not valid (AM_ERR_CERT_EXPIRED, AM_ERR_CERT_REVOKED, AM_ERR_CERT_CHAIN_BROKEN), naming the link',
+            properties: { code: { type: 'string' }, message: { type: 'string' } },
+          },
+        },
+      },
+      Crl: {
+        type: 'object',
+        required: ['issuer', 'issuer_key', 'this_update', 'revoked_count', 'stored_at', 'pem'],
+        properties: {
+          issuer: { type: 'string', example: 'CN=Acme CA, O=Acme' },
+          issuer_key: { type: 'string', description: 'base64url SHA-256 of the issuing CA\'s SubjectPublicKeyInfo' },
+          this_update: { type: 'integer', description: 'ms since the Unix epoch' },
+          next_update: { type: 'integer', description: 'ms since the Unix epoch' },
+          revoked_count: { type: 'integer' },
+          stored_at: { type: 'integer', description: 'ms since the Unix epoch' },
+          pem: { type: 'string' },
         },
       },
     },

@@ -1,6 +1,7 @@
 import { AgentMeshError, ErrorCode, constants } from '@agentmesh/protocol'
 import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
+import { checkTrustRoots } from './certificates.ts'
 
 /** User options of a relay. Every limit has a default; see docs/configuration in the README. */
 export interface RelayInit {
@@ -38,6 +39,12 @@ export interface RelayInit {
   maxInbox?: number
   /** Check every envelope's Ed25519 signature before storing it. @default true */
   verifySignatures?: boolean
+  /**
+   * Root CA certificates (PEM texts; one may hold several) that agents' published certificate
+   * chains are verified against (docs/protocol.md §13.1). `loadTrustRoots(path)` reads them from a
+   * file. @default none: only self-signed (anonymous) certificates verify
+   */
+  trustRoots?: readonly string[]
   /** @default a pino logger at 'info' on stderr */
   logger?: Logger
 }
@@ -59,6 +66,8 @@ export interface RelayOptions {
   retentionMs: number
   maxInbox: number
   verifySignatures: boolean
+  /** One PEM root CA certificate per entry. */
+  trustRoots: string[]
 }
 
 export function defaultOptions (): RelayOptions {
@@ -79,6 +88,7 @@ export function defaultOptions (): RelayOptions {
     retentionMs: constants.DEFAULT_RETENTION_MS,
     maxInbox: constants.DEFAULT_MAX_INBOX,
     verifySignatures: true,
+    trustRoots: [],
   }
 }
 
@@ -118,5 +128,9 @@ export function relayOptions (init: RelayInit = {}): RelayOptions {
     o.sync = init.sync
   }
   if (init.verifySignatures !== undefined) o.verifySignatures = init.verifySignatures !== false
+  if (init.trustRoots !== undefined) {
+    if (!Array.isArray(init.trustRoots)) throw bad('trustRoots', `must be a list of PEM texts, got ${typeof init.trustRoots}`)
+    o.trustRoots = checkTrustRoots(init.trustRoots, (why) => bad('trustRoots', why))
+  }
   return o
 }

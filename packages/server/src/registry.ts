@@ -1,14 +1,17 @@
 /**
  * The registry's REST routes (docs/protocol.md §13): agent profiles with A2A-style skills,
- * search by capability or text, and prekeys for end-to-end session setup. Every write is a
- * signed request (`X-AgentMesh-*` headers); an agent writes only its own records.
+ * search by capability or text, prekeys for end-to-end session setup, certificate chains that
+ * give an agent its trust tier, and the CRLs the relay holds (§13.1). Every write to an agent's
+ * records is a signed request (`X-AgentMesh-*` headers); an agent writes only its own records.
+ * A CRL is not signed by an agent: it must be signed by a CA the relay knows.
  */
 import type { Context, Hono } from 'hono'
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { isAmid, verifyRequest } from '@agentmesh/crypto'
-import type { AgentProfile, Store } from '@agentmesh/store'
+import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, isAmid, verifyRequest } from '@agentmesh/crypto'
+import type { AgentProfile, CertificateRecord, CrlRecord, Store } from '@agentmesh/store'
+import { MAX_CRL_BYTES, createTrust, type CertificateStatus } from './certificates.ts'
 
 /** Largest registry write body. */
 export const MAX_REGISTRY_BODY_BYTES = 64 * 1024
@@ -49,8 +52,18 @@ export const PrekeyBody = Type.Object({
 }, { additionalProperties: false })
 type PrekeyBody = Static<typeof PrekeyBody>
 
+export const CertificateBody = Type.Object({
+  chain: Type.Array(Type.String({ minLength: 1, maxLength: MAX_PEM_BYTES }), {
+    minItems: 1,
+    maxItems: MAX_CHAIN_LENGTH,
+    description: 'PEM certificates, one per entry: the agent certificate first, then its issuers; the trusted root may be left out',
+  }),
+}, { additionalProperties: false })
+type CertificateBody = Static<typeof CertificateBody>
+
 const profileCheck = TypeCompiler.Compile(ProfileBody)
 const prekeyCheck = TypeCompiler.Compile(PrekeyBody)
+const certificateCheck = TypeCompiler.Compile(CertificateBody)
 
 function invalid (check: ReturnType<typeof TypeCompiler.Compile>, body: unknown): AgentMeshError {
   const e = check.Errors(body).First()
@@ -58,15 +71,51 @@ function invalid (check: ReturnType<typeof TypeCompiler.Compile>, body: unknown)
   return new AgentMeshError(ErrorCode.InvalidArgument, `invalid request: ${where}: ${e?.message ?? 'does not match the schema'}`)
 }
 
-/** The wire form of a profile (snake_case, like the protocol). */
-export function profileJson (p: AgentProfile): Record<string, unknown> {
+/** A stored chain with what it is worth now. */
+interface Certified { record: CertificateRecord, status: CertificateStatus }
+
+/**
+ * The wire form of a profile (snake_case, like the protocol). The tier is the one the agent's
+ * stored certificate chain gives now (`anonymous` without one): re-derived on every read.
+ */
+export function profileJson (p: AgentProfile, cert?: Certified): Record<string, unknown> {
   return {
     amid: p.amid,
     ...(p.displayName === undefined ? {} : { display_name: p.displayName }),
     capabilities: p.capabilities,
     ...(p.version === undefined ? {} : { version: p.version }),
-    tier: p.tier,
+    tier: cert?.status.tier ?? 'anonymous',
+    ...(cert?.status.organisation === undefined ? {} : { organisation: cert.status.organisation }),
+    ...(cert === undefined ? {} : { cert_status: cert.status.state, cert_expires_at: cert.record.notAfter }),
     updated_at: p.updatedAt,
+  }
+}
+
+/** The wire form of a published chain and its verification now. */
+export function certificateJson (c: Certified): Record<string, unknown> {
+  const { record, status } = c
+  return {
+    amid: record.amid,
+    chain: record.chain,
+    status: status.state,
+    tier: status.tier,
+    ...(status.organisation === undefined ? {} : { organisation: status.organisation }),
+    expires_at: record.notAfter,
+    published_at: record.publishedAt,
+    ...(status.error === undefined ? {} : { reason: { code: status.error.code, message: status.error.message } }),
+  }
+}
+
+/** The wire form of a CRL the relay holds. */
+export function crlJson (crl: CrlRecord): Record<string, unknown> {
+  return {
+    issuer: crl.issuer,
+    issuer_key: crl.issuerKey,
+    this_update: crl.thisUpdate,
+    ...(crl.nextUpdate === undefined ? {} : { next_update: crl.nextUpdate }),
+    revoked_count: crl.revokedCount,
+    stored_at: crl.storedAt,
+    pem: crl.pem,
   }
 }
 
@@ -91,21 +140,39 @@ function amidParam (c: Context): string {
   return amid
 }
 
-export function registryRoutes (app: Hono, store: Store, opts: { skewMs?: number, now?: () => number } = {}): void {
+export interface RegistryInit {
+  /** Allowed clock difference of signed requests. @default 5 minutes */
+  skewMs?: number
+  /** @default Date.now */
+  now?: () => number
+  /** Root CA certificates (PEM, one per entry, checked by relayOptions) chains are verified against. @default none: only anonymous */
+  trustRoots?: readonly string[]
+}
+
+/** Reads a request body of at most `max` bytes. */
+async function readBody (c: Context, max: number, what: string): Promise<Uint8Array> {
+  const declared = Number(c.req.header('content-length') ?? '0')
+  if (declared > max) throw new AgentMeshError(ErrorCode.BodyTooLarge, `the body is ${declared} bytes; ${what} take at most ${max}`)
+  const raw = new Uint8Array(await c.req.arrayBuffer())
+  if (raw.byteLength > max) throw new AgentMeshError(ErrorCode.BodyTooLarge, `the body is ${raw.byteLength} bytes; ${what} take at most ${max}`)
+  return raw
+}
+
+export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}): void {
   const nonces = new NonceCache()
   const now = opts.now ?? Date.now
   const skewMs = opts.skewMs ?? 5 * 60 * 1000
+  const trust = createTrust(store, opts.trustRoots ?? [])
+
+  /** The agent's stored chain and its status at `t`, or undefined without one. */
+  async function certified (amid: string, t: number): Promise<Certified | undefined> {
+    const record = await store.getCertificate(amid)
+    return record === undefined ? undefined : { record, status: await trust.status(record, t) }
+  }
 
   /** Reads the body, checks the signature; answers the signer's AMID and the parsed JSON body. */
   async function signed (c: Context): Promise<{ signer: string, body: unknown }> {
-    const declared = Number(c.req.header('content-length') ?? '0')
-    if (declared > MAX_REGISTRY_BODY_BYTES) {
-      throw new AgentMeshError(ErrorCode.BodyTooLarge, `the body is ${declared} bytes; registry writes take at most ${MAX_REGISTRY_BODY_BYTES}`)
-    }
-    const raw = new Uint8Array(await c.req.arrayBuffer())
-    if (raw.byteLength > MAX_REGISTRY_BODY_BYTES) {
-      throw new AgentMeshError(ErrorCode.BodyTooLarge, `the body is ${raw.byteLength} bytes; registry writes take at most ${MAX_REGISTRY_BODY_BYTES}`)
-    }
+    const raw = await readBody(c, MAX_REGISTRY_BODY_BYTES, 'registry writes')
     const url = new URL(c.req.url)
     const t = now()
     const r = verifyRequest((h) => c.req.header(h), c.req.method, url.pathname + url.search, raw, t, skewMs)
@@ -145,22 +212,23 @@ export function registryRoutes (app: Hono, store: Store, opts: { skewMs?: number
       ...(displayName === undefined ? {} : { displayName }),
       capabilities: (b.capabilities ?? old?.capabilities ?? []).map(s => ({ id: s.id, name: s.name, ...(s.description === undefined ? {} : { description: s.description }), tags: s.tags ?? [] })),
       ...(version === undefined ? {} : { version }),
-      // tiers above anonymous come from a verified certificate chain (not published yet)
+      // tiers above anonymous come from a published certificate chain (PUT …/certificate)
       tier: old?.tier ?? 'anonymous',
       updatedAt: t,
     }
     await store.upsertAgent({ amid, ...(profile.displayName === undefined ? {} : { name: profile.displayName }), seenAt: t })
     await store.putProfile(profile)
-    return c.json(profileJson(profile))
+    return c.json(profileJson(profile, await certified(amid, t)))
   })
 
   app.get('/api/v1/agents/:amid', async (c) => {
     const amid = amidParam(c)
+    const t = now()
     const p = await store.getProfile(amid)
-    if (p !== undefined) return c.json(profileJson(p))
+    if (p !== undefined) return c.json(profileJson(p, await certified(amid, t)))
     const a = await store.getAgent(amid)
     if (a === undefined) throw new AgentMeshError(ErrorCode.NotFound, `no agent ${amid} is registered on this relay`)
-    return c.json(profileJson({ amid, ...(a.name === undefined ? {} : { displayName: a.name }), capabilities: [], tier: 'anonymous', updatedAt: a.registeredAt }))
+    return c.json(profileJson({ amid, ...(a.name === undefined ? {} : { displayName: a.name }), capabilities: [], tier: 'anonymous', updatedAt: a.registeredAt }, await certified(amid, t)))
   })
 
   app.get('/api/v1/agents', async (c) => {
@@ -178,7 +246,8 @@ export function registryRoutes (app: Hono, store: Store, opts: { skewMs?: number
       ...(text === undefined ? {} : { text }),
       limit: Number(limitText),
     })
-    return c.json({ agents: found.map(profileJson) })
+    const t = now()
+    return c.json({ agents: await Promise.all(found.map(async p => profileJson(p, await certified(p.amid, t)))) })
   })
 
   app.put('/api/v1/agents/:amid/prekeys', async (c) => {
@@ -208,5 +277,34 @@ export function registryRoutes (app: Hono, store: Store, opts: { skewMs?: number
     if (taken === undefined) throw new AgentMeshError(ErrorCode.NotFound, `agent ${amid} has published no prekeys`)
     return c.json({ amid, ...taken.base, ...(taken.oneTime === undefined ? {} : { one_time_prekey: taken.oneTime }) })
   })
-}
 
+  app.put('/api/v1/agents/:amid/certificate', async (c) => {
+    const { amid, body: b } = await ownWrite<CertificateBody>(c, certificateCheck)
+    const t = now()
+    // verified before anything is written: a refused chain leaves the stored data as it was
+    const { record, cas } = await trust.verify(amid, b.chain, t)
+    for (const ca of cas) await store.putCaCertificate(ca)
+    await store.upsertAgent({ amid, seenAt: t })
+    await store.putCertificate(record)
+    const p = await store.getProfile(amid)
+    if (p !== undefined && p.tier !== record.tier) await store.putProfile({ ...p, tier: record.tier })
+    return c.json(certificateJson({ record, status: await trust.status(record, t) }))
+  })
+
+  app.get('/api/v1/agents/:amid/certificate', async (c) => {
+    const amid = amidParam(c)
+    const cert = await certified(amid, now())
+    if (cert === undefined) throw new AgentMeshError(ErrorCode.NotFound, `agent ${amid} has published no certificate on this relay`)
+    return c.json(certificateJson(cert))
+  })
+
+  app.put('/api/v1/crls', async (c) => {
+    const raw = await readBody(c, MAX_CRL_BYTES, 'CRLs')
+    const { crl, result } = await trust.acceptCrl(new TextDecoder().decode(raw), now())
+    return c.json({ status: result.status, crl: crlJson(crl) })
+  })
+
+  app.get('/api/v1/crls', async (c) => {
+    return c.json({ crls: (await store.listCrls()).map(crlJson) })
+  })
+}

@@ -72,6 +72,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   const app = httpApp({
     log,
     store,
+    trustRoots: opts.trustRoots,
     healthy: () => !closing,
     info: async () => {
       const s = await store.stats()

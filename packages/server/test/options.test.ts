@@ -45,6 +45,7 @@ describe('options - relayOptions', () => {
       retentionMs: 30 * 24 * 60 * 60 * 1000,
       maxInbox: 100_000,
       verifySignatures: true,
+      trustRoots: [],
     }
     assert.deepEqual(relayOptions(), expected)
     assert.deepEqual(relayOptions({}), expected)

@@ -11,10 +11,13 @@ import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { profileMatches, searchText, storeOptions, type AgentProfile, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage } from '@agentmesh/store'
+import { compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage } from '@agentmesh/store'
 
-/** 1: relay; 2: + registry (profiles, prekeys). Every step is CREATE … IF NOT EXISTS, so older files upgrade in place. */
-export const SCHEMA_VERSION = 2
+/**
+ * 1: relay; 2: + registry (profiles, prekeys); 3: + certificates, CA certificates, CRLs.
+ * Every step is CREATE … IF NOT EXISTS, so older files upgrade in place.
+ */
+export const SCHEMA_VERSION = 3
 export const DB_FILE = 'agentmesh.db'
 
 export interface SqliteStoreInit extends StoreInit {
@@ -42,6 +45,14 @@ CREATE TABLE IF NOT EXISTS profiles (
 CREATE TABLE IF NOT EXISTS prekey_bases (amid TEXT PRIMARY KEY, base TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS one_time_prekeys (
   amid TEXT NOT NULL, id INTEGER NOT NULL, key TEXT NOT NULL, PRIMARY KEY (amid, id)) WITHOUT ROWID;
+-- schema 3
+CREATE TABLE IF NOT EXISTS certificates (amid TEXT PRIMARY KEY, record TEXT NOT NULL, published_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ca_certificates (
+  key TEXT PRIMARY KEY, subject TEXT NOT NULL, pem TEXT NOT NULL, added_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ca_certificates_subject ON ca_certificates (subject);
+CREATE TABLE IF NOT EXISTS crls (
+  issuer_key TEXT PRIMARY KEY, issuer TEXT NOT NULL, this_update INTEGER NOT NULL, next_update INTEGER,
+  revoked_count INTEGER NOT NULL, pem TEXT NOT NULL, stored_at INTEGER NOT NULL);
 `
 
 function openError (path: string, cause: unknown): AgentMeshError {
@@ -121,7 +132,32 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     otkFirst: db.prepare('SELECT id, key FROM one_time_prekeys WHERE amid = ? ORDER BY id LIMIT 1'),
     otkDelete: db.prepare('DELETE FROM one_time_prekeys WHERE amid = ? AND id = ?'),
     otkCount: db.prepare('SELECT count(*) FROM one_time_prekeys WHERE amid = ?').pluck(),
+    certPut: db.prepare('INSERT INTO certificates (amid, record, published_at) VALUES (?, ?, ?) ON CONFLICT (amid) DO UPDATE SET record = excluded.record, published_at = excluded.published_at'),
+    certGet: db.prepare('SELECT record FROM certificates WHERE amid = ?').pluck(),
+    caPut: db.prepare('INSERT OR IGNORE INTO ca_certificates (key, subject, pem, added_at) VALUES (?, ?, ?, ?)'),
+    caFind: db.prepare('SELECT key, subject, pem, added_at FROM ca_certificates WHERE subject = ? ORDER BY key'),
+    crlGet: db.prepare('SELECT * FROM crls WHERE issuer_key = ?'),
+    crlPut: db.prepare('INSERT INTO crls (issuer_key, issuer, this_update, next_update, revoked_count, pem, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issuer_key) DO UPDATE SET issuer = excluded.issuer, this_update = excluded.this_update, next_update = excluded.next_update, revoked_count = excluded.revoked_count, pem = excluded.pem, stored_at = excluded.stored_at'),
+    crlList: db.prepare('SELECT * FROM crls'),
   }
+
+  interface CrlRow { issuer_key: string, issuer: string, this_update: number, next_update: number | null, revoked_count: number, pem: string, stored_at: number }
+  const crlOf = (r: CrlRow): CrlRecord => ({
+    issuerKey: r.issuer_key,
+    issuer: r.issuer,
+    thisUpdate: r.this_update,
+    ...(r.next_update === null ? {} : { nextUpdate: r.next_update }),
+    revokedCount: r.revoked_count,
+    pem: r.pem,
+    storedAt: r.stored_at,
+  })
+  // compare and replace in one transaction: of two concurrent uploads the newer CRL always stays
+  const putCrlTx = db.transaction((crl: CrlRecord): PutCrlResult => {
+    const row = q.crlGet.get(crl.issuerKey) as CrlRow | undefined
+    const r = crlPutResult(row === undefined ? undefined : crlOf(row), crl)
+    if (r.status === 'stored') q.crlPut.run(crl.issuerKey, crl.issuer, crl.thisUpdate, crl.nextUpdate ?? null, crl.revokedCount, crl.pem, crl.storedAt)
+    return r
+  })
 
   const putPrekeysTx = db.transaction((amid: string, up: PrekeyUpload): number => {
     if (up.base !== undefined) q.basePut.run(amid, JSON.stringify(up.base))
@@ -247,6 +283,20 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     async putPrekeys (amid, up) { live(); return { oneTime: putPrekeysTx(amid, up) } },
     async takePrekeyBundle (amid) { live(); return takeBundleTx(amid) },
     async countOneTimePrekeys (amid) { live(); return q.otkCount.get(amid) as number },
+    async putCertificate (r: CertificateRecord) { live(); q.certPut.run(r.amid, JSON.stringify(r), r.publishedAt) },
+    async getCertificate (amid) {
+      live()
+      const t = q.certGet.get(amid) as string | undefined
+      return t === undefined ? undefined : JSON.parse(t) as CertificateRecord
+    },
+    async putCaCertificate (ca: CaCertificateRecord) { live(); q.caPut.run(ca.key, ca.subject, ca.pem, ca.addedAt) },
+    async findCaCertificates (subject) {
+      live()
+      const rows = q.caFind.all(subject) as Array<{ key: string, subject: string, pem: string, added_at: number }>
+      return rows.map(r => ({ key: r.key, subject: r.subject, pem: r.pem, addedAt: r.added_at }))
+    },
+    async putCrl (crl) { live(); return putCrlTx(crl) },
+    async listCrls () { live(); return (q.crlList.all() as CrlRow[]).map(crlOf).sort(compareCrls) },
     async close () {
       if (closed) return
       closed = true

@@ -148,6 +148,37 @@ describe('sqlite store', () => {
       `${path} was written by a newer AgentMesh (schema ${SCHEMA_VERSION + 1}, this one knows ${SCHEMA_VERSION}); upgrade AgentMesh`)
   })
 
+  it('sqlite store - a schema 2 database (before certificates) upgrades in place to schema 3 and keeps its data', async () => {
+    const path = join(newDir(), DB_FILE)
+    const v3 = sqliteStore(path)
+    await v3.putProfile({ amid: 'am-alice', capabilities: [], tier: 'anonymous', updatedAt: 1 })
+    await v3.commit([{ sender: 'am-alice', id: 'id-000001', recipient: 'am-bob', envelope: '{}', receivedAt: 1 }], [])
+    await v3.close()
+    // turn it into the file schema 2 wrote: no certificate tables, user_version 2
+    const db = new Database(path)
+    db.exec('DROP TABLE certificates; DROP TABLE ca_certificates; DROP TABLE crls')
+    db.pragma('user_version = 2')
+    db.close()
+
+    const store = sqliteStore(path)
+    try {
+      assert.equal((await store.getProfile('am-alice'))?.updatedAt, 1)
+      assert.deepEqual(await store.inbox('am-bob'), { cursor: 0, lastSeq: 1, pending: 1 })
+      assert.deepEqual(await store.listCrls(), [])
+      assert.equal(await store.getCertificate('am-alice'), undefined)
+      assert.deepEqual(await store.putCrl({ issuerKey: 'k', issuer: 'CN=Root', thisUpdate: 1, revokedCount: 0, pem: 'p', storedAt: 1 }), { status: 'stored' })
+    } finally {
+      await store.close()
+    }
+    const check = new Database(path, { readonly: true })
+    try {
+      assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
+      assert.equal(SCHEMA_VERSION, 3)
+    } finally {
+      check.close()
+    }
+  })
+
   it('sqlite store - operations after close are refused with AM_ERR_INTERNAL', async () => {
     const store = sqliteStore(':memory:')
     await store.close()

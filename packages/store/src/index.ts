@@ -12,8 +12,9 @@
 export { memoryStore } from './memory.ts'
 export { storeOptions } from './options.ts'
 export type { StoreOptions } from './options.ts'
-export { profileMatches, searchText } from './registry.ts'
+export { profileMatches, searchText, crlPutResult, compareCrls } from './registry.ts'
 export type {
   Store, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, StoredMessage,
   AgentProfile, Skill, TrustTier, ProfileQuery, PrekeyUpload, TakenBundle, OneTimePrekey,
+  CertificateRecord, CertificateLink, CaCertificateRecord, CrlRecord, PutCrlResult,
 } from './types.ts'

@@ -2,8 +2,8 @@
 import { randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
-import type { AgentProfile, AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, OneTimePrekey, Store, StoreInit, StoredMessage } from './types.ts'
-import { profileMatches } from './registry.ts'
+import type { AgentProfile, AgentRecord, AppendItem, AppendResult, CaCertificateRecord, CertificateRecord, CrlRecord, CursorAck, InboxState, OneTimePrekey, Store, StoreInit, StoredMessage } from './types.ts'
+import { compareCrls, crlPutResult, profileMatches } from './registry.ts'
 
 interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
 interface Seen { seq: number, expiresAt: number }
@@ -16,6 +16,9 @@ export function memoryStore (init: StoreInit = {}): Store {
   const dedupe = new Map<string, Seen>()
   const profiles = new Map<string, AgentProfile>()
   const prekeys = new Map<string, { base?: Record<string, unknown>, oneTime: Map<number, OneTimePrekey> }>()
+  const certificates = new Map<string, CertificateRecord>()
+  const cas = new Map<string, CaCertificateRecord>()
+  const crls = new Map<string, CrlRecord>()
   let closed = false
 
   const inboxOf = (r: string): Inbox => {
@@ -124,6 +127,20 @@ export function memoryStore (init: StoreInit = {}): Store {
       return first === undefined ? { base: structuredClone(entry.base) } : { base: structuredClone(entry.base), oneTime: { ...first } }
     },
     async countOneTimePrekeys (amid) { live(); return prekeys.get(amid)?.oneTime.size ?? 0 },
+    async putCertificate (r) { live(); certificates.set(r.amid, structuredClone(r)) },
+    async getCertificate (amid) { live(); const r = certificates.get(amid); return r === undefined ? undefined : structuredClone(r) },
+    async putCaCertificate (ca) { live(); if (!cas.has(ca.key)) cas.set(ca.key, { ...ca }) },
+    async findCaCertificates (subject) {
+      live()
+      return [...cas.values()].filter(c => c.subject === subject).sort((a, b) => a.key < b.key ? -1 : 1).map(c => ({ ...c }))
+    },
+    async putCrl (crl) {
+      live()
+      const r = crlPutResult(crls.get(crl.issuerKey), crl)
+      if (r.status === 'stored') crls.set(crl.issuerKey, { ...crl })
+      return r.status === 'outdated' ? { status: 'outdated', current: { ...r.current } } : r
+    },
+    async listCrls () { live(); return [...crls.values()].sort(compareCrls).map(c => ({ ...c })) },
     async close () { closed = true },
   }
 }

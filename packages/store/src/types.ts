@@ -74,6 +74,10 @@ export interface AgentProfile {
   displayName?: string
   capabilities: Skill[]
   version?: string
+  /**
+   * The tier of the certificate chain the agent last published (anonymous without one). The
+   * registry re-derives the current tier from the stored chain on every read (docs/protocol.md §13.1).
+   */
   tier: TrustTier
   /** ms since epoch */
   updatedAt: number
@@ -105,6 +109,72 @@ export interface TakenBundle {
   oneTime?: OneTimePrekey
 }
 
+/**
+ * An agent's published certificate chain and what the registry found when it verified it
+ * (docs/protocol.md §13.1). The tier holds while `now <= notAfter`, no link is in a CRL the relay
+ * holds and the anchor is still a trusted root; the registry checks that on every read.
+ */
+export interface CertificateRecord {
+  amid: string
+  /** PEM certificates, leaf (the agent certificate) first, as published. */
+  chain: string[]
+  /** The tier the chain granted when it was verified. */
+  tier: TrustTier
+  /** The organisation of the organisation CA, for the `organisation` tier. */
+  organisation?: string
+  /** ms since epoch: the earliest expiry in the verified path. */
+  notAfter: number
+  /** The root that anchors the chain, as a key id (base64url SHA-256 of its SubjectPublicKeyInfo); absent for a self-signed certificate. */
+  anchorKey?: string
+  /** Every certificate of the path that a CA issued: what a CRL of that CA can revoke. */
+  links: CertificateLink[]
+  /** ms since epoch */
+  publishedAt: number
+}
+
+export interface CertificateLink {
+  /** Position in the published chain (leaf = 0). */
+  index: number
+  subject: string
+  /** Serial number, lower-case hex. */
+  serial: string
+  /** Key id of the CA that issued it (base64url SHA-256 of the CA's SubjectPublicKeyInfo). */
+  issuerKey: string
+}
+
+/** A CA certificate the relay learnt from a verified chain (an organisation CA): CRLs it signs are accepted. */
+export interface CaCertificateRecord {
+  /** Key id: base64url SHA-256 of its SubjectPublicKeyInfo. */
+  key: string
+  /** Its subject, as `CN=…, O=…`. */
+  subject: string
+  pem: string
+  /** ms since epoch */
+  addedAt: number
+}
+
+/** A certificate revocation list, one (the newest) per issuing CA. */
+export interface CrlRecord {
+  /** Key id of the CA that signed it. */
+  issuerKey: string
+  /** The issuer's name, as `CN=…, O=…`. */
+  issuer: string
+  /** ms since epoch */
+  thisUpdate: number
+  nextUpdate?: number
+  revokedCount: number
+  pem: string
+  /** ms since epoch */
+  storedAt: number
+}
+
+export type PutCrlResult =
+  | { status: 'stored' }
+  /** the same CRL (same thisUpdate, same PEM) is already stored */
+  | { status: 'unchanged' }
+  /** a CRL of this issuer with the same or a later thisUpdate is stored: it stays */
+  | { status: 'outdated', current: CrlRecord }
+
 export interface Store {
   /** "memory", "sqlite", … */
   readonly kind: string
@@ -135,5 +205,20 @@ export interface Store {
   /** The bundle with one one-time prekey, which is removed in the same atomic step: never handed out twice. */
   takePrekeyBundle (amid: string): Promise<TakenBundle | undefined>
   countOneTimePrekeys (amid: string): Promise<number>
+  // ---- certificates (docs/protocol.md §13.1)
+  /** Stores an agent's certificate record, replacing the one it had. */
+  putCertificate (record: CertificateRecord): Promise<void>
+  getCertificate (amid: string): Promise<CertificateRecord | undefined>
+  /** Remembers a CA certificate; one whose key is already known is left as it was. */
+  putCaCertificate (ca: CaCertificateRecord): Promise<void>
+  /** The CA certificates with this subject, by key. */
+  findCaCertificates (subject: string): Promise<CaCertificateRecord[]>
+  /**
+   * Stores a CRL unless one of the same issuer (`issuerKey`) with the same or a later
+   * `thisUpdate` is stored; one atomic step, so the newest always wins.
+   */
+  putCrl (crl: CrlRecord): Promise<PutCrlResult>
+  /** Every stored CRL, by issuer name then issuer key. */
+  listCrls (): Promise<CrlRecord[]>
   close (): Promise<void>
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { Option, type Command } from 'commander'
-import { createRelay, defaultLogger, type RelayInit } from '@agentmesh/server'
+import { createRelay, defaultLogger, loadTrustRoots, type RelayInit } from '@agentmesh/server'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { output, parseInteger } from '../output.ts'
 
@@ -77,6 +77,7 @@ interface ServeOpts {
   config?: string
   sync?: string
   verifySignatures?: boolean
+  trustRoots?: string
   json?: boolean
 }
 
@@ -90,6 +91,7 @@ export function serveCommand (program: Command): void {
     .option('--config <file>', 'JSON config file (flags and environment override it; env AGENTMESH_CONFIG)')
     .addOption(new Option('--sync <mode>', 'SQLite durability: normal survives a crash, full also power loss (default normal)').choices(['normal', 'full']))
     .option('--no-verify-signatures', 'store envelopes without checking their signature (receivers still verify)')
+    .option('--trust-roots <file>', 'PEM file of root CA certificates that published agent certificates are verified against; without it only anonymous (self-signed) certificates count (env AGENTMESH_TRUST_ROOTS)')
     .option('--json', 'print the listening address as JSON')
     .action(async (o: ServeOpts, cmd: Command) => {
       const out = output(o.json === true)
@@ -110,6 +112,8 @@ export function serveCommand (program: Command): void {
       if (flagInit.memory === true && flagInit.dataDir !== undefined) {
         throw new AgentMeshError(ErrorCode.InvalidArgument, '--memory and --data are mutually exclusive')
       }
+      const trustRootsFile = o.trustRoots ?? process.env.AGENTMESH_TRUST_ROOTS
+      if (trustRootsFile !== undefined && trustRootsFile !== '') init.trustRoots = loadTrustRoots(trustRootsFile)
       // signal handlers first: a SIGTERM that arrives while starting still stops cleanly
       let stopRequested: ((sig: string) => void) | undefined
       let pendingSignal: string | undefined
