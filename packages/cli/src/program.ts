@@ -5,6 +5,7 @@ import { identityCommands } from './commands/identity.ts'
 import { messagingCommands } from './commands/messaging.ts'
 import { serveCommand } from './commands/serve.ts'
 import { certCommands } from './commands/cert.ts'
+import { e2eeCommands } from './commands/e2ee.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 
 export function buildProgram (): Command {
@@ -18,6 +19,7 @@ export function buildProgram (): Command {
   identityCommands(program)
   messagingCommands(program)
   certCommands(program)
+  e2eeCommands(program)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }

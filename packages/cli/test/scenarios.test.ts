@@ -150,9 +150,13 @@ describe('scenarios', () => {
       assert.ok(seenBeforeKill.length < total, 'killed before the end')
       assert.equal((await sent).code, 0)
 
-      const rest = await cli(['listen', '--json', '--timeout', '3'], { home: b, server: relay.url })
-      assert.equal(rest.code, 0, rest.stderr)
-      const after = rest.lines.map(l => (JSON.parse(l) as { text: string }).text)
+      // restarted: it listens until the last message is in (then a little longer, for any extra), and is stopped
+      const second = collect(track(cliProcess(['listen', '--json'], { home: b, server: relay.url })))
+      await waitFor(() => second.texts.includes(`r-${total - 1}`), 'the rest of the stream', 60_000)
+      await new Promise(resolve => setTimeout(resolve, 500))
+      second.child.kill('SIGTERM')
+      assert.equal(await second.done, 0, second.stderr())
+      const after = second.texts
       const all = [...seenBeforeKill, ...after]
       const expected = Array.from({ length: total }, (_, i) => `r-${i}`)
       assert.deepEqual([...new Set(all)].sort(), [...expected].sort(), 'every message arrived')

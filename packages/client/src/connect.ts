@@ -3,6 +3,7 @@ import { AgentMeshError, ErrorCode, constants } from '@agentmesh/protocol'
 import { defaultHome, loadIdentity } from '@agentmesh/crypto'
 import { ConnectionImpl } from './connection.ts'
 import { memoryState, sqliteState } from './state.ts'
+import { DEFAULT_PREKEY_CHECK_MS, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_SESSION_IDLE_MS, E2ee } from './e2ee.ts'
 import type { ConnectOptions, Connection } from './types.ts'
 
 export const STATE_FILE = 'state.db'
@@ -23,6 +24,15 @@ export function relayUrl (server: string): string {
   }
   if (url.pathname === '/' || url.pathname === '') url.pathname = '/ws'
   return url.toString()
+}
+
+/** Most one-time prekeys the registry holds per agent. */
+export const MAX_PREKEY_TARGET = 1000
+
+/** The relay's HTTP origin for its WebSocket address. */
+export function httpOrigin (wsUrl: string): string {
+  const u = new URL(wsUrl)
+  return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`
 }
 
 export function defaultServer (env: NodeJS.ProcessEnv = process.env): string {
@@ -53,16 +63,39 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     state = home !== undefined ? sqliteState(join(home, STATE_FILE)) : memoryState()
     ownsState = true
   }
+  const target = Math.floor(positive('prekeys.target', opts.prekeys?.target, DEFAULT_PREKEY_TARGET))
+  const lowWater = Math.floor(positive('prekeys.lowWater', opts.prekeys?.lowWater, DEFAULT_PREKEY_LOW_WATER))
+  if (lowWater > target) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option prekeys.lowWater (${lowWater}) must not exceed prekeys.target (${target})`)
+  if (target > MAX_PREKEY_TARGET) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option prekeys.target must be at most ${MAX_PREKEY_TARGET} (what the registry holds per agent), got ${target}`)
+  const passphrase = opts.passphrase ?? process.env.AGENTMESH_PASSPHRASE
+  let e2ee: E2ee
+  try {
+    e2ee = new E2ee({
+      identity,
+      state,
+      httpBase: httpOrigin(url),
+      ...(passphrase === undefined || passphrase === '' ? {} : { passphrase }),
+      prekeys: { lowWater, target, checkMs: positive('prekeys.checkMs', opts.prekeys?.checkMs, DEFAULT_PREKEY_CHECK_MS) },
+      sessionIdleMs: positive('sessionIdleMs', opts.sessionIdleMs, DEFAULT_SESSION_IDLE_MS),
+      onWarning: opts.onWarning ?? (() => {}),
+    })
+  } catch (err) {
+    if (ownsState) state.close()
+    throw err
+  }
   const conn = new ConnectionImpl({
     url,
     identity,
     state,
     ownsState,
+    e2ee,
+    acceptPlaintext: opts.acceptPlaintext !== false,
     deliver: opts.deliver !== false,
     minBackoffMs,
     maxBackoffMs,
     onWarning: opts.onWarning ?? (() => {}),
   })
   await conn.start(opts.signal, timeout)
+  await e2ee.start()
   return conn
 }

@@ -6,19 +6,23 @@
 import WebSocket from 'ws'
 import { v7 as uuidv7 } from 'uuid'
 import {
-  AgentMeshError, ErrorCode, PROTOCOL, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
+  AgentMeshError, ErrorCode, PROTOCOL, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
   type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
-import { signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
+import { isAmid, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
 import type { ClientState } from './state.ts'
-import type { Connection, Message, SendOptions, SendResult, Status } from './types.ts'
+import type { Connection, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
 import { Channel } from './channel.ts'
+import { E2EE_RESET_TYPE, E2EE_TYPE, type Decrypted, type E2ee } from './e2ee.ts'
 
 /** Send errors the relay may answer with that are worth sending again later. */
 const RETRYABLE = new Set<string>([ErrorCode.TooManyInFlight, ErrorCode.ShuttingDown, ErrorCode.Internal])
 /** Errors that mean this agent can never connect as configured. */
 const FATAL_AUTH = new Set<string>([ErrorCode.AuthFailed, ErrorCode.UnsupportedVersion])
 const DEDUPE_MS = 30 * 24 * 60 * 60 * 1000
+/** Decrypt failures after which the sender is told to start a new session. */
+const RESET_ON = new Set<string>([ErrorCode.UnknownSession, ErrorCode.DecryptFailed, ErrorCode.BadPrekey])
+const typeRe = new RegExp(TYPE_PATTERN)
 
 export interface ConnectionConfig {
   url: string
@@ -26,6 +30,10 @@ export interface ConnectionConfig {
   state: ClientState
   ownsState: boolean
   deliver: boolean
+  /** end-to-end encryption; undefined only in tests of the plaintext protocol */
+  e2ee: E2ee | undefined
+  /** hand unencrypted messages to the application (marked `encrypted: false`) */
+  acceptPlaintext: boolean
   minBackoffMs: number
   maxBackoffMs: number
   onWarning: (w: AgentMeshError) => void
@@ -39,7 +47,11 @@ interface Pending {
   waiters: Array<{ resolve: (r: SendResult) => void, reject: (e: Error) => void }>
 }
 
-interface Inbound { seq: number, msg?: Message }
+/** A delivery in the queue: `env` still to be decrypted (or a reset notice), `held` released after a key change. */
+interface Inbound { seq: number, msg?: Message, env?: Envelope, held?: boolean }
+
+/** (a function, so that a check after an await is not narrowed away by the one before it) */
+function isAborted (signal: AbortSignal | undefined): boolean { return signal?.aborted === true }
 
 function abortError (signal: AbortSignal): AgentMeshError {
   return new AgentMeshError(ErrorCode.Aborted, 'the operation was aborted', { cause: signal.reason })
@@ -68,6 +80,8 @@ export class ConnectionImpl implements Connection {
   private readyResolve: (() => void) | undefined
   private readyReject: ((e: Error) => void) | undefined
   private lastError: Error | undefined
+  /** sends are prepared (encrypted, written to the outbox) one at a time, in call order */
+  private sendChain: Promise<unknown> = Promise.resolve()
 
   constructor (private readonly cfg: ConnectionConfig) {
     this.amid = cfg.identity.amid
@@ -75,6 +89,8 @@ export class ConnectionImpl implements Connection {
       this.outbox.set(e.id, { id: e.id, to: e.to, envText: e.envText, transmitted: false, waiters: [] })
     }
     cfg.state.prune(Date.now() - DEDUPE_MS)
+    // messages held while their sender's changed key was not accepted, and accepted since
+    if (cfg.deliver) for (const env of cfg.e2ee?.releasable() ?? []) this.inbound.push({ seq: 0, env, held: true })
   }
 
   /** Resolves at the first successful authentication. */
@@ -196,18 +212,28 @@ export class ConnectionImpl implements Connection {
   async send (to: string, payload: Record<string, unknown>, opts: SendOptions = {}): Promise<SendResult> {
     if (this.closed) throw new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection is closed')
     if (opts.signal?.aborted === true) throw abortError(opts.signal)
-    const env = signEnvelope(this.cfg.identity, { id: opts.id ?? uuidv7(), to, type: opts.type ?? 'chat', payload })
-    const envText = JSON.stringify(env)
-    const limit = this.limits?.max_envelope_bytes
-    const err = validateEnvelope(env, Buffer.byteLength(envText), limit ?? Number.MAX_SAFE_INTEGER)
-    if (err !== undefined) throw err
-    let p = this.outbox.get(env.id)
-    if (p === undefined) {
-      this.cfg.state.outboxAdd({ id: env.id, to, envText, createdAt: Date.now() })
-      p = { id: env.id, to, envText, transmitted: false, waiters: [] }
-      this.outbox.set(env.id, p)
+    const type = opts.type ?? 'chat'
+    if (!typeRe.test(type)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, `type "${type.slice(0, 80)}" must start with a lowercase letter and use a-z 0-9 . _ - (at most 64)`)
+    if (typeof to !== 'string' || !isAmid(to)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, `recipient "${String(to).slice(0, 80)}" is not an AMID`)
+    if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, 'the payload must be an object')
+    const e2ee = this.cfg.e2ee
+    const encrypt = opts.encrypt !== false && e2ee !== undefined && to !== this.amid
+    const id = opts.id ?? uuidv7()
+    // prepared in call order: the ratchet's message numbers follow the outbox order
+    const prepared = this.sendChain.then(async () => {
+      const existing = this.outbox.get(id)
+      if (existing !== undefined) return existing // a retry of a send still pending: same bytes
+      if (!encrypt) return this.enqueue(signEnvelope(this.cfg.identity, { id, to, type, payload }))
+      await e2ee.establish(to)
+      return this.cfg.state.transaction(() => this.enqueue(signEnvelope(this.cfg.identity, { id, to, type: E2EE_TYPE, payload: { ...e2ee.encrypt(to, type, payload) } })))
+    })
+    this.sendChain = prepared.catch(() => {})
+    const pending = await prepared
+    if (isAborted(opts.signal)) {
+      // aborted while being prepared: stop waiting; the envelope is in the outbox and is still delivered
+      this.transmit()
+      throw abortError(opts.signal!)
     }
-    const pending = p
     const result = new Promise<SendResult>((resolve, reject) => {
       pending.waiters.push({ resolve, reject })
       if (opts.signal !== undefined) {
@@ -222,6 +248,18 @@ export class ConnectionImpl implements Connection {
     })
     this.transmit()
     return await result
+  }
+
+  /** Checks the envelope's size and writes it to the outbox (in the caller's transaction, if any). */
+  private enqueue (env: Envelope): Pending {
+    const envText = JSON.stringify(env)
+    const limit = this.limits?.max_envelope_bytes
+    const err = validateEnvelope(env, Buffer.byteLength(envText), limit ?? Number.MAX_SAFE_INTEGER)
+    if (err !== undefined) throw err
+    this.cfg.state.outboxAdd({ id: env.id, to: env.to, envText, createdAt: Date.now() })
+    const p: Pending = { id: env.id, to: env.to, envText, transmitted: false, waiters: [] }
+    this.outbox.set(env.id, p)
+    return p
   }
 
   /** Sends outbox entries not yet on the wire, in order, within the relay's in-flight limit. */
@@ -307,18 +345,17 @@ export class ConnectionImpl implements Connection {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidEnvelope, `dropped delivery ${seq}: addressed to ${env.to}, not to this agent`))
     } else if (!verifyEnvelope(env)) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}) from ${env.from}: bad signature`))
-    } else if (!this.cfg.state.seen(env.from, env.id)) {
-      msg = {
-        id: env.id,
-        from: env.from,
-        to: env.to,
-        type: env.type,
-        ts: env.ts,
-        seq,
-        payload: env.payload,
-        ...(typeof env.payload.text === 'string' ? { text: env.payload.text } : {}),
-        envelope: env,
-      }
+    } else if (this.cfg.state.seen(env.from, env.id)) {
+      // handed over before
+    } else if (this.cfg.e2ee !== undefined && (env.type === E2EE_TYPE || env.type === E2EE_RESET_TYPE)) {
+      // decrypted in order, when the application asks for it (next)
+      this.inbound.push({ seq, env })
+      for (const w of this.inboundWaiters.splice(0)) w()
+      return
+    } else if (!this.cfg.acceptPlaintext) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.PlaintextRefused, `dropped unencrypted message ${env.id} from ${env.from}: this agent accepts end-to-end encrypted messages only`))
+    } else {
+      msg = toMessage(env, seq, { type: env.type, payload: env.payload }, false)
     }
     this.inbound.push(msg === undefined ? { seq } : { seq, msg })
     for (const w of this.inboundWaiters.splice(0)) w()
@@ -334,7 +371,18 @@ export class ConnectionImpl implements Connection {
 
   private commit (item: Inbound): void {
     if (this.relayId === undefined) return
-    this.cfg.state.commit(this.relayId, item.seq, item.msg?.from, item.msg?.id)
+    const relay = this.relayId
+    const env = item.env
+    if (env === undefined) {
+      this.cfg.state.commit(relay, item.seq, item.msg?.from, item.msg?.id)
+    } else {
+      this.cfg.state.transaction(() => {
+        this.cfg.state.commit(relay, item.seq, item.msg?.from, item.msg?.id)
+        this.cfg.e2ee?.forget(env)
+        if (item.held === true) this.cfg.e2ee?.unhold(env)
+      })
+    }
+    if (item.seq === 0) return
     this.cursorToSend = Math.max(this.cursorToSend, item.seq)
     if (!this.cursorScheduled) {
       this.cursorScheduled = true
@@ -351,6 +399,12 @@ export class ConnectionImpl implements Connection {
     for (;;) {
       while (this.inbound.length > 0) {
         const item = this.inbound.shift()!
+        if (item.env !== undefined && item.msg === undefined) {
+          this.processing = item // committed with the next one should the application stop meanwhile
+          const m = await this.open(item.env, item.seq)
+          this.processing = undefined
+          if (m !== undefined) item.msg = m
+        }
         if (item.msg === undefined) { this.commit(item); continue }
         this.processing = item
         return item.msg
@@ -363,6 +417,53 @@ export class ConnectionImpl implements Connection {
         signal?.addEventListener('abort', wake, { once: true })
       })
     }
+  }
+
+  /** Decrypts a delivery, or acts on a reset notice; undefined when there is nothing for the application. */
+  private async open (env: Envelope, seq: number): Promise<Message | undefined> {
+    const e2ee = this.cfg.e2ee!
+    if (env.type === E2EE_RESET_TYPE) {
+      if (e2ee.onReset(env.from)) {
+        this.cfg.onWarning(new AgentMeshError(ErrorCode.UnknownSession, `${env.from} could not decrypt a message from this agent; the next message to it starts a new session`))
+      }
+      return undefined
+    }
+    try {
+      return toMessage(env, seq, await e2ee.decrypt(env), true)
+    } catch (err) {
+      const e = AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.DecryptFailed, `dropped message ${env.id} from ${env.from}: ${(err as Error).message}`)
+      this.cfg.onWarning(e)
+      if (RESET_ON.has(e.code) && e2ee.shouldReset(env.from) && !this.closed) {
+        // tell the sender, so that its next message starts a new session instead of failing too
+        this.send(env.from, { id: env.id, code: e.code }, { type: E2EE_RESET_TYPE, encrypt: false }).catch(() => {})
+      }
+      return undefined
+    }
+  }
+
+  async peer (amid: string): Promise<PeerStatus> {
+    const e2ee = this.requireE2ee()
+    await e2ee.learnPeerKey(amid)
+    return e2ee.peerStatus(amid)
+  }
+
+  async acceptPeerKey (amid: string): Promise<PeerStatus & { held: number }> {
+    const e2ee = this.requireE2ee()
+    const r = e2ee.acceptPeerKey(amid)
+    return { ...e2ee.peerStatus(amid), held: r.held }
+  }
+
+  sessions (): Array<{ peer: string, usedAt: number }> {
+    return this.requireE2ee().sessions()
+  }
+
+  async resetSession (amid: string): Promise<boolean> {
+    return this.requireE2ee().deleteSession(amid)
+  }
+
+  private requireE2ee (): E2ee {
+    if (this.cfg.e2ee === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'this connection was opened without end-to-end encryption')
+    return this.cfg.e2ee
   }
 
   messages (opts: { signal?: AbortSignal } = {}): AsyncIterableIterator<Message> {
@@ -390,6 +491,7 @@ export class ConnectionImpl implements Connection {
     if (this.closed) return
     this.closed = true
     clearTimeout(this.reconnectTimer)
+    this.cfg.e2ee?.stop()
     this.readyReject?.(new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection was closed before it was established'))
     const ws = this.ws
     this.ws = undefined
@@ -412,5 +514,20 @@ export class ConnectionImpl implements Connection {
     this.statusChannel.push({ type: 'closed' })
     this.statusChannel.end()
     if (this.cfg.ownsState) this.cfg.state.close()
+  }
+}
+
+function toMessage (env: Envelope, seq: number, d: Decrypted, encrypted: boolean): Message {
+  return {
+    id: env.id,
+    from: env.from,
+    to: env.to,
+    type: d.type,
+    ts: env.ts,
+    seq,
+    payload: d.payload,
+    ...(typeof d.payload.text === 'string' ? { text: d.payload.text } : {}),
+    encrypted,
+    envelope: env,
   }
 }

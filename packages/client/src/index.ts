@@ -1,8 +1,8 @@
 /**
  * @packageDocumentation
  * The AgentMesh client: `connect()` gives a connection that survives relay restarts, keeps
- * its sends in an on-disk outbox until the relay has persisted them, and hands every
- * message to the application once.
+ * its sends in an on-disk outbox until the relay has persisted them, end-to-end encrypts direct
+ * messages (PQXDH + Double Ratchet), and hands every message to the application once.
  *
  * @example
  * ```ts
@@ -12,7 +12,12 @@
  * for await (const msg of conn.messages()) console.log(msg.from, msg.text)
  * ```
  */
-export { connect, relayUrl, defaultServer, STATE_FILE } from './connect.ts'
+export { connect, relayUrl, defaultServer, httpOrigin, STATE_FILE, MAX_PREKEY_TARGET } from './connect.ts'
+export {
+  E2EE_TYPE, E2EE_RESET_TYPE, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_PREKEY_CHECK_MS, DEFAULT_SESSION_IDLE_MS,
+  MAX_LOCAL_ONE_TIME_PREKEYS, MAX_PREVIOUS_SESSIONS,
+} from './e2ee.ts'
+export type { PeerStatus, PrekeyPolicy, EncryptedPayload } from './e2ee.ts'
 export { memoryState, sqliteState } from './state.ts'
 export type { ClientState, OutboxEntry } from './state.ts'
 export type { Connection, ConnectOptions, Message, SendOptions, SendResult, Status } from './types.ts'

@@ -23,6 +23,28 @@ export interface ClientState {
   cursor (relay: string): number
   /** Forgets dedupe entries older than `before` (ms since epoch). */
   prune (before: number): void
+
+  // records of the end-to-end layer (keys, sessions, peers, held and decrypted messages), each
+  // sealed by the caller (e2ee.ts), so this layer only stores bytes
+  recordGet (kind: string, key: string): Uint8Array | undefined
+  recordPut (kind: string, key: string, value: Uint8Array, at: number): void
+  /** True when it was there. */
+  recordDelete (kind: string, key: string): boolean
+  /** Oldest first. */
+  recordList (kind: string): Array<{ key: string, value: Uint8Array, at: number }>
+  recordCount (kind: string): number
+  metaGet (name: string): string | undefined
+  metaSet (name: string, value: string): void
+  /**
+   * Runs `fn` as one atomic step (SQLite: BEGIN IMMEDIATE … COMMIT, so two processes sharing a home
+   * take turns); `fn` must be synchronous.
+   */
+  transaction<T> (fn: () => T): T
+  /**
+   * Like `transaction`, for deleting key material: what `fn` deletes is overwritten in the
+   * database file (SQLite secure_delete) and the write-ahead log is emptied afterwards.
+   */
+  secureDelete<T> (fn: () => T): T
   close (): void
 }
 
@@ -30,6 +52,13 @@ export function memoryState (): ClientState {
   const outbox = new Map<string, OutboxEntry>()
   const seen = new Map<string, number>()
   const cursors = new Map<string, number>()
+  const records = new Map<string, Map<string, { value: Uint8Array, at: number }>>()
+  const meta = new Map<string, string>()
+  const kindOf = (kind: string): Map<string, { value: Uint8Array, at: number }> => {
+    let m = records.get(kind)
+    if (m === undefined) { m = new Map(); records.set(kind, m) }
+    return m
+  }
   return {
     outboxAdd (e) { outbox.set(e.id, e) },
     outboxRemove (id) { outbox.delete(id) },
@@ -41,6 +70,20 @@ export function memoryState (): ClientState {
     },
     cursor (relay) { return cursors.get(relay) ?? 0 },
     prune (before) { for (const [k, t] of seen) if (t < before) seen.delete(k) },
+    recordGet (kind, key) { return kindOf(kind).get(key)?.value },
+    recordPut (kind, key, value, at) { const m = kindOf(kind); m.delete(key); m.set(key, { value, at }) },
+    recordDelete (kind, key) {
+      const r = kindOf(kind).get(key)
+      if (r === undefined) return false
+      r.value.fill(0)
+      return kindOf(kind).delete(key)
+    },
+    recordList (kind) { return [...kindOf(kind)].map(([key, r]) => ({ key, ...r })).sort((a, b) => a.at - b.at) },
+    recordCount (kind) { return kindOf(kind).size },
+    metaGet (name) { return meta.get(name) },
+    metaSet (name, value) { meta.set(name, value) },
+    transaction (fn) { return fn() },
+    secureDelete (fn) { return fn() },
     close () {},
   }
 }
@@ -56,6 +99,8 @@ export function sqliteState (path: string): ClientState {
     db.pragma('synchronous = NORMAL')
     db.pragma('busy_timeout = 5000')
     db.exec(`
+      CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS outbox (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, recipient TEXT NOT NULL, env TEXT NOT NULL, created_at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS seen (sender TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (sender, id)) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
@@ -77,7 +122,16 @@ export function sqliteState (path: string): ClientState {
     setCursor: db.prepare('INSERT INTO cursors (relay, seq) VALUES (?, ?) ON CONFLICT (relay) DO UPDATE SET seq = max(seq, excluded.seq)'),
     cursor: db.prepare('SELECT seq FROM cursors WHERE relay = ?').pluck(),
     prune: db.prepare('DELETE FROM seen WHERE at < ?'),
+    recGet: db.prepare('SELECT value FROM records WHERE kind = ? AND key = ?').pluck(),
+    recPut: db.prepare('INSERT INTO records (kind, key, value, at) VALUES (?, ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, at = excluded.at'),
+    recDelete: db.prepare('DELETE FROM records WHERE kind = ? AND key = ?'),
+    recList: db.prepare('SELECT key, value, at FROM records WHERE kind = ? ORDER BY at, key'),
+    recCount: db.prepare('SELECT count(*) FROM records WHERE kind = ?').pluck(),
+    metaGet: db.prepare('SELECT value FROM meta WHERE name = ?').pluck(),
+    metaSet: db.prepare('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
   }
+  // one wrapper for every atomic step (better-sqlite3 prepares BEGIN/COMMIT per wrapper)
+  const run = db.transaction((fn: () => unknown) => fn())
   const commit = db.transaction((relay: string, seq: number, from?: string, id?: string) => {
     if (from !== undefined && id !== undefined) q.markSeen.run(from, id, Date.now())
     q.setCursor.run(relay, seq)
@@ -93,6 +147,25 @@ export function sqliteState (path: string): ClientState {
     commit (relay, seq, from, id) { commit(relay, seq, from, id) },
     cursor (relay) { return (q.cursor.get(relay) as number | undefined) ?? 0 },
     prune (before) { q.prune.run(before) },
+    recordGet (kind, key) { return q.recGet.get(kind, key) as Buffer | undefined },
+    recordPut (kind, key, value, at) { q.recPut.run(kind, key, value, at) },
+    recordDelete (kind, key) { return q.recDelete.run(kind, key).changes > 0 },
+    recordList (kind) { return q.recList.all(kind) as Array<{ key: string, value: Buffer, at: number }> },
+    recordCount (kind) { return q.recCount.get(kind) as number },
+    metaGet (name) { return q.metaGet.get(name) as string | undefined },
+    metaSet (name, value) { q.metaSet.run(name, value) },
+    transaction (fn) { return db.inTransaction ? fn() : run.immediate(fn) as ReturnType<typeof fn> },
+    secureDelete (fn) {
+      if (db.inTransaction) return fn()
+      // off otherwise: zeroing every freed page doubles the cost of each message (measured)
+      db.pragma('secure_delete = ON')
+      try {
+        return run.immediate(fn) as ReturnType<typeof fn>
+      } finally {
+        db.pragma('secure_delete = OFF')
+        db.pragma('wal_checkpoint(TRUNCATE)')
+      }
+    },
     close () { if (db.open) db.close() },
   }
 }

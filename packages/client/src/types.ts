@@ -21,8 +21,17 @@ export interface Message {
   payload: Record<string, unknown>
   /** payload.text when it is a string (chat messages) */
   text?: string
+  /**
+   * true when it came end-to-end encrypted (type and payload are what the sender encrypted);
+   * false for an unencrypted (agentmesh/0.1-style) message, accepted because `acceptPlaintext` is on
+   */
+  encrypted: boolean
+  /** the envelope as it travelled (for an encrypted message: ciphertext) */
   envelope: Envelope
 }
+
+/** Safety number and key state of a peer (see `agentmesh verify`). */
+export type { PeerStatus } from './e2ee.ts'
 
 export interface SendOptions {
   /** @default 'chat' */
@@ -31,6 +40,12 @@ export interface SendOptions {
   id?: string
   /** Stops waiting for the ack; the envelope stays in the outbox and is still delivered. */
   signal?: AbortSignal
+  /**
+   * End-to-end encrypt (the type travels inside the ciphertext). false sends an unencrypted signed
+   * envelope the relay can read, for peers without prekeys. Messages to oneself are never encrypted.
+   * @default true
+   */
+  encrypt?: boolean
 }
 
 export interface SendResult {
@@ -54,6 +69,14 @@ export interface Connection {
   status (): AsyncIterable<Status>
   /** Resolves when the outbox is empty. */
   flush (opts?: { signal?: AbortSignal }): Promise<void>
+  /** The safety number with `peer` and whether its key changed (fetches its key from the registry if unknown). */
+  peer (amid: string): Promise<import('./e2ee.ts').PeerStatus>
+  /** Accepts a peer's changed key after comparing safety numbers; held messages come through on the next connect. */
+  acceptPeerKey (amid: string): Promise<import('./e2ee.ts').PeerStatus & { held: number }>
+  /** The end-to-end sessions held, least recently used first. */
+  sessions (): Array<{ peer: string, usedAt: number }>
+  /** Deletes the session with `peer` (its keys are overwritten); the next message starts a new one. */
+  resetSession (amid: string): Promise<boolean>
   close (): Promise<void>
 }
 
@@ -74,6 +97,17 @@ export interface ConnectOptions {
   minBackoffMs?: number
   maxBackoffMs?: number
   signal?: AbortSignal
+  /**
+   * Hand unencrypted (agentmesh/0.1-style) messages to the application, marked `encrypted: false`.
+   * With false they are dropped with an AM_ERR_PLAINTEXT_REFUSED warning. @default true
+   */
+  acceptPlaintext?: boolean
+  /** Passphrase that, with the identity, seals the local sessions and keys. @default $AGENTMESH_PASSPHRASE or none */
+  passphrase?: string
+  /** One-time prekey top-up: when fewer than `lowWater` remain on the relay, upload up to `target`; checked on connect and every `checkMs`. @default 20, 100, 6 hours */
+  prekeys?: Partial<import('./e2ee.ts').PrekeyPolicy>
+  /** Sessions unused this long are deleted with their keys. @default 7 days */
+  sessionIdleMs?: number
   /** Dropped deliveries and send errors nobody awaits. @default ignored */
   onWarning?: (w: import('@agentmesh/protocol').AgentMeshError) => void
 }

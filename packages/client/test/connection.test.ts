@@ -16,8 +16,16 @@ async function take (conn: Connection, n: number, signal = AbortSignal.timeout(2
   return out
 }
 
+/** Each test agent's local state (its keys and sessions live there, so it must outlive a connection). */
+const states = new Map<string, ReturnType<typeof memoryState>>()
+function stateOf (id: { amid: string }): ReturnType<typeof memoryState> {
+  let s = states.get(id.amid)
+  if (s === undefined) { s = memoryState(); states.set(id.amid, s) }
+  return s
+}
+
 async function register (relay: Relay, id = createIdentity()): Promise<ReturnType<typeof createIdentity>> {
-  const c = await connect({ server: relay.url, identity: id, deliver: false })
+  const c = await connect({ server: relay.url, identity: id, state: stateOf(id), deliver: false })
   await c.close()
   return id
 }
@@ -50,7 +58,7 @@ describe('client', () => {
     const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => alice.send(bob.amid, { text: `m${i}` })))
     assert.equal(new Set(results.map(r => r.id)).size, 1000)
     assert.ok(results.every(r => !r.duplicate))
-    const state = memoryState()
+    const state = stateOf(bob)
     const b = await connect({ server: relay.url, identity: bob, state })
     const got = await take(b, 1000)
     assert.deepEqual(got.map(m => m.text), Array.from({ length: 1000 }, (_, i) => `m${i}`))
@@ -73,7 +81,7 @@ describe('client', () => {
     const bob = await register(relay)
     const alice = await connect({ server: relay.url, identity: createIdentity() })
     for (const t of ['one', 'two', 'three']) await alice.send(bob.amid, { text: t })
-    const state = memoryState()
+    const state = stateOf(bob)
     const b1 = await connect({ server: relay.url, identity: bob, state })
     const it = b1.messages()
     assert.equal((await it.next()).value?.text, 'one')
@@ -102,14 +110,17 @@ describe('client', () => {
     await a1.close() // the agent goes away with two sends unacknowledged
     for (const p of pending) await assert.rejects(p, { code: ErrorCode.ConnectionClosed })
     const st = sqliteState(`${home}/state.db`)
-    assert.deepEqual(st.outboxList().map(e => JSON.parse(e.envText).payload.text), ['while down 1', 'while down 2'])
+    // end-to-end encrypted in the outbox already: the relay will never see the text
+    const queued = st.outboxList()
+    assert.deepEqual(queued.map(e => JSON.parse(e.envText).type), ['e2ee', 'e2ee'])
+    assert.ok(queued.every(e => !e.envText.includes('while down')))
     st.close()
 
     relay = await start({ dataDir: data, port })
     const a2 = await connect({ server: relay.url, home })
     await a2.flush({ signal: AbortSignal.timeout(20_000) })
     assert.equal(a2.pendingSends, 0)
-    const b = await connect({ server: relay.url, identity: bob })
+    const b = await connect({ server: relay.url, identity: bob, state: stateOf(bob) })
     assert.deepEqual((await take(b, 3)).map(m => m.text), ['before', 'while down 1', 'while down 2'])
     await b.close()
     await a2.close()
@@ -156,7 +167,7 @@ describe('client', () => {
     const first = await a.send(bob.amid, { text: 'once' }, { id: 'retry-0000001' })
     const again = await a.send(bob.amid, { text: 'once' }, { id: 'retry-0000001' })
     assert.deepEqual([first, again], [{ id: 'retry-0000001', duplicate: false }, { id: 'retry-0000001', duplicate: true }])
-    const b = await connect({ server: relay.url, identity: bob })
+    const b = await connect({ server: relay.url, identity: bob, state: stateOf(bob) })
     assert.deepEqual((await take(b, 1)).map(m => m.id), ['retry-0000001'])
     const more: Message[] = []
     for await (const m of b.messages({ signal: AbortSignal.timeout(300) })) more.push(m)
@@ -176,7 +187,7 @@ describe('client', () => {
     evil.send({ op: 'send', env: evil.envelope(bob.amid, 'genuine') })
     await evil.next(f => f.op === 'ack')
     const warnings: AgentMeshError[] = []
-    const b = await connect({ server: relay.url, identity: bob, onWarning: (w) => { warnings.push(w) } })
+    const b = await connect({ server: relay.url, identity: bob, state: stateOf(bob), onWarning: (w) => { warnings.push(w) } })
     assert.deepEqual((await take(b, 1)).map(m => m.text), ['genuine'])
     assert.deepEqual(warnings.map(w => w.code), [ErrorCode.BadSignature])
     await b.close()
@@ -204,7 +215,7 @@ describe('client', () => {
     ac2.abort()
     await assert.rejects(p, { code: ErrorCode.Aborted })
     await a.flush({ signal: AbortSignal.timeout(10_000) })
-    const b = await connect({ server: relay.url, identity: bob })
+    const b = await connect({ server: relay.url, identity: bob, state: stateOf(bob) })
     assert.deepEqual((await take(b, 1)).map(m => m.text), ['late'])
     await b.close()
     await a.close()

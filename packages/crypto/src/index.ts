@@ -61,3 +61,5 @@ export type {
   CertificateAuthority, IssuedCertificate, RootCaInit, OrgCaInit, AgentCertInit, SessionCertInit, RevokedEntry, CrlInit,
   ParsedCrl, VerifyChainOptions, VerifiedChain, TrustTier, AgentCertTier, CertRole, CertificateInfo,
 } from './certs.ts'
+export { deriveStateKey, sealRecord, openRecord, STATE_SCRYPT } from './at-rest.ts'
+export { safetyNumber, formatSafetyNumber, SAFETY_NUMBER_ITERATIONS } from './safety-number.ts'

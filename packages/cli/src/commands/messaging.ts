@@ -8,7 +8,7 @@ import { output, parseInteger, parsePositive, usage, type Out } from '../output.
 /** Stop reading stdin while this many sends wait for their ack. */
 const MAX_QUEUED_SENDS = 4096
 
-interface SendOpts extends CommonOpts { stdin?: boolean, type: string, id?: string, timeout?: string }
+interface SendOpts extends CommonOpts { stdin?: boolean, type: string, id?: string, timeout?: string, plaintext?: boolean }
 
 function deadline (timeout: string | undefined): { ms?: number, signal?: AbortSignal } {
   if (timeout === undefined) return {}
@@ -27,13 +27,13 @@ function printSent (out: Out, r: { id: string, duplicate: boolean }, to: string)
   out.result({ id: r.id, to, status: r.duplicate ? 'duplicate' : 'stored' }, r.id)
 }
 
-async function sendLines (conn: Connection, out: Out, to: string, type: string, signal?: AbortSignal): Promise<number> {
+async function sendLines (conn: Connection, out: Out, to: string, type: string, encrypt: boolean, signal?: AbortSignal): Promise<number> {
   const rl = createInterface({ input: process.stdin, crlfDelay: Infinity })
   // each id is printed as soon as its ack arrives, in input order; reading pauses while too many wait
   let printed: Promise<void> = Promise.resolve()
   let total = 0
   for await (const line of rl) {
-    const p = conn.send(to, { text: line }, { type, ...(signal === undefined ? {} : { signal }) })
+    const p = conn.send(to, { text: line }, { type, encrypt, ...(signal === undefined ? {} : { signal }) })
     printed = printed.then(async () => { printSent(out, await p, to) })
     printed.catch(() => {}) // surfaced by the awaits below
     total++
@@ -51,7 +51,8 @@ export function messagingCommands (program: Command): void {
     .option('--stdin', 'send one message per input line; returns when every line is acknowledged')
     .option('--type <type>', 'envelope type', 'chat')
     .option('--id <id>', 'envelope id (for a single message): sending the same id again is stored once')
-    .option('--timeout <sec>', 'give up after this many seconds (default: wait through relay restarts)'))
+    .option('--timeout <sec>', 'give up after this many seconds (default: wait through relay restarts)')
+    .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)'))
     .action(async (to: string, text: string | undefined, o: SendOpts) => {
       const out = output(o.json === true)
       checkAmid('recipient', to)
@@ -73,11 +74,11 @@ export function messagingCommands (program: Command): void {
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
         })
         if (o.stdin === true) {
-          const n = await sendLines(conn, out, to, o.type, signal)
+          const n = await sendLines(conn, out, to, o.type, o.plaintext !== true, signal)
           await conn.flush(signal === undefined ? {} : { signal }) // leftovers of an earlier run, too
           out.note(`${n} message(s) stored by the relay`)
         } else {
-          const r = await conn.send(to, { text: text! }, { type: o.type, ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
+          const r = await conn.send(to, { text: text! }, { type: o.type, encrypt: o.plaintext !== true, ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
           printSent(out, r, to)
         }
       } catch (err) {
@@ -90,8 +91,9 @@ export function messagingCommands (program: Command): void {
   withCommon(program.command('listen')
     .description('print incoming messages, each once, acknowledging them; continues where it stopped')
     .option('--count <n>', 'exit after this many messages')
-    .option('--timeout <sec>', 'exit after this many seconds (an error if --count was not reached)'))
-    .action(async (o: CommonOpts & { count?: string, timeout?: string }) => {
+    .option('--timeout <sec>', 'exit after this many seconds (an error if --count was not reached)')
+    .option('--no-plaintext', 'drop unencrypted messages (AM_ERR_PLAINTEXT_REFUSED warning) instead of showing them marked [unencrypted]'))
+    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean }) => {
       const out = output(o.json === true)
       const count = o.count === undefined ? undefined : parseInteger('--count', o.count, 1)
       const { ms, signal } = deadline(o.timeout)
@@ -108,6 +110,7 @@ export function messagingCommands (program: Command): void {
           home: homeOf(o),
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
           signal: stop.signal,
+          acceptPlaintext: o.plaintext,
           onWarning: (w) => { out.warn(w) }, // e.g. a delivery dropped for a bad signature
         })
         for await (const m of conn.messages({ signal: both })) {
@@ -139,7 +142,8 @@ function printMessage (out: Out, m: Message): void {
     ts: m.ts,
     type: m.type,
     seq: m.seq,
+    encrypted: m.encrypted,
     ...(m.text === undefined ? {} : { text: m.text }),
     payload: m.payload,
-  }, `${new Date(m.ts).toISOString()} ${m.from}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
+  }, `${new Date(m.ts).toISOString()} ${m.from}${m.type === 'chat' ? '' : ` [${m.type}]`}${m.encrypted ? '' : ' [unencrypted]'}: ${body}`)
 }

@@ -1,0 +1,593 @@
+/**
+ * End-to-end encryption for direct messages: the agent's exchange key and prekeys (published to
+ * the relay's registry and kept topped up), a PQXDH + Double Ratchet session per peer, the peers'
+ * keys as first seen (a change stops the conversation until the owner accepts it), and everything
+ * sealed at rest in the agent's state (docs/protocol.md §14).
+ *
+ * Every read-modify-write of a session runs inside one state transaction, re-reading the session
+ * there, so two processes sharing a home (`agentmesh listen` and `agentmesh send`) take turns
+ * instead of overwriting each other's ratchet.
+ */
+import {
+  acceptInitialMessage, deriveStateKey, exchangeKeyFromSecret, fromB64u, generateExchangeKey, generateOneTimePreKeys,
+  oneTimePreKeyPublic, openRecord, preKeyBundleBase, ratchetDecrypt, ratchetEncrypt, rotatePreKeys, safetyNumber,
+  sealRecord, signRequest, startSession, toB64u, verifyInitialMessageHeader,
+  type ExchangeKeyPair, type Identity, type InitialMessageHeader, type OneTimePreKeyRecord, type PqPreKeyRecord,
+  type PreKeyBundle, type PreKeyStore, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
+} from '@agentmesh/crypto'
+import { AgentMeshError, ErrorCode, TYPE_PATTERN, type Envelope } from '@agentmesh/protocol'
+import { randomBytes } from 'node:crypto'
+import type { ClientState } from './state.ts'
+
+/** Envelope type of an end-to-end encrypted message; the application's type travels inside. */
+export const E2EE_TYPE = 'e2ee'
+/** Envelope type of the notice "I could not decrypt your message(s): start a new session". */
+export const E2EE_RESET_TYPE = 'e2ee.reset'
+/** Version of the encrypted payload format. */
+export const E2EE_PAYLOAD_VERSION = 1
+
+export const DEFAULT_PREKEY_LOW_WATER = 20
+export const DEFAULT_PREKEY_TARGET = 100
+export const DEFAULT_PREKEY_CHECK_MS = 6 * 60 * 60 * 1000
+export const DEFAULT_SESSION_IDLE_MS = 7 * 24 * 60 * 60 * 1000
+/** Most one-time prekeys kept locally (the oldest unused ones go first). */
+export const MAX_LOCAL_ONE_TIME_PREKEYS = 5000
+/** Earlier sessions kept per peer, for messages still in flight when the peer started a new one. */
+export const MAX_PREVIOUS_SESSIONS = 2
+/** One reset notice per peer per this interval at most. */
+const RESET_INTERVAL_MS = 60_000
+/** Largest one-time prekey upload the registry takes. */
+const UPLOAD_CHUNK = 200
+const HTTP_TIMEOUT_MS = 10_000
+
+const typeRe = new RegExp(TYPE_PATTERN)
+const enc = new TextEncoder()
+const dec = new TextDecoder('utf-8', { fatal: true })
+
+/** Record kinds in the state's `records` table. */
+const K = {
+  key: 'key', spk: 'spk', opk: 'opk', pq: 'pq', session: 'session', peer: 'peer', plain: 'plain', held: 'held',
+} as const
+
+export interface PrekeyPolicy {
+  /** Top up when fewer one-time prekeys than this remain on the relay. @default 20 */
+  lowWater: number
+  /** …up to this many. @default 100 */
+  target: number
+  /** How often to check. @default 6 hours */
+  checkMs: number
+}
+
+export interface E2eeConfig {
+  identity: Identity
+  state: ClientState
+  /** The relay's HTTP origin, e.g. http://127.0.0.1:7777 */
+  httpBase: string
+  passphrase?: string
+  prekeys: PrekeyPolicy
+  sessionIdleMs: number
+  onWarning: (w: AgentMeshError) => void
+}
+
+/** What a peer's key looked like when first seen, and whether the owner has compared it. */
+interface PeerRecord {
+  exchangeKey: string
+  firstSeen: number
+  verified: boolean
+  /** a different key seen later and not (yet) accepted */
+  pending?: { exchangeKey: string, seenAt: number }
+}
+
+interface SessionRecord {
+  current: RatchetState
+  previous: RatchetState[]
+  /** the peer's exchange key the session was agreed with (base64url) */
+  peerKey: string
+  usedAt: number
+}
+
+/** The wire form of an encrypted payload. */
+export interface EncryptedPayload {
+  v: 1
+  header: { dh: string, pn: number, n: number }
+  /** AES-256-GCM ciphertext and tag, base64url, of the JSON `{ "type", "payload" }` */
+  ct: string
+  prekey?: InitialMessageHeader
+}
+
+export interface Decrypted { type: string, payload: Record<string, unknown> }
+
+/** Why a peer's conversation is stopped, or that it is fine. */
+export interface PeerStatus {
+  peer: string
+  /** 60 digits; absent while the peer's key is unknown */
+  safetyNumber?: string
+  /** the 60 digits for the new key, when it changed */
+  newSafetyNumber?: string
+  verified: boolean
+  keyChanged: boolean
+  session: boolean
+  firstSeen?: number
+}
+
+function json (v: unknown): Uint8Array {
+  return enc.encode(JSON.stringify(v, function (this: Record<string, unknown>, k, value) {
+    const o = this[k]
+    return o instanceof Uint8Array ? { $b: Buffer.from(o.buffer, o.byteOffset, o.byteLength).toString('base64url') } : value
+  }))
+}
+
+function parse<T> (bytes: Uint8Array): T {
+  return JSON.parse(dec.decode(bytes), (_k, v) => {
+    if (typeof v === 'object' && v !== null && typeof v.$b === 'string' && Object.keys(v).length === 1) return new Uint8Array(Buffer.from(v.$b, 'base64url'))
+    return v
+  }) as T
+}
+
+function dropped (code: ErrorCode, env: Envelope, why: string): AgentMeshError {
+  return new AgentMeshError(code, `dropped message ${env.id} from ${env.from}: ${why}`)
+}
+
+export class E2ee {
+  private readonly key: Buffer
+  private readonly identity: Identity
+  private readonly state: ClientState
+  private exchange: ExchangeKeyPair | undefined
+  private timer: NodeJS.Timeout | undefined
+  private topUpRunning: Promise<void> | undefined
+  private readonly lastReset = new Map<string, number>()
+  /** one-time prekeys an accepted initial message used: deleted in the step that saves the session */
+  private readonly usedOneTime = new Set<number>()
+
+  constructor (private readonly cfg: E2eeConfig) {
+    this.identity = cfg.identity
+    this.state = cfg.state
+    this.key = this.openKey(cfg.passphrase)
+  }
+
+  // ------------------------------------------------------------------ at rest
+
+  private openKey (passphrase: string | undefined): Buffer {
+    const st = this.state
+    return st.transaction(() => {
+      let salt = st.metaGet('state_salt')
+      const fresh = salt === undefined
+      if (fresh) {
+        salt = randomBytes(32).toString('base64url')
+        st.metaSet('state_salt', salt)
+        st.metaSet('state_passphrase', passphrase !== undefined && passphrase !== '' ? 'yes' : 'no')
+      }
+      const key = deriveStateKey(this.identity.secretKey, Buffer.from(salt!, 'base64url'), passphrase)
+      const check = st.recordGet('meta', 'check')
+      if (check === undefined) {
+        st.recordPut('meta', 'check', sealRecord(key, 'meta', 'check', enc.encode(this.identity.amid)), Date.now())
+      } else {
+        let ok = false
+        try { ok = dec.decode(openRecord(key, 'meta', 'check', check)) === this.identity.amid } catch {}
+        if (!ok) {
+          const had = st.metaGet('state_passphrase') === 'yes'
+          throw new AgentMeshError(ErrorCode.BadPassphrase, had
+            ? (passphrase === undefined || passphrase === '' ? 'the agent state is protected by a passphrase and none was given; set AGENTMESH_PASSPHRASE' : 'the passphrase does not open the agent state; set AGENTMESH_PASSPHRASE to the one it was created with')
+            : 'the agent state was sealed by another identity, or without the passphrase now given; unset AGENTMESH_PASSPHRASE, or move state.db aside to start over (its sessions are lost)')
+        }
+      }
+      return key
+    })
+  }
+
+  /** Kinds whose records hold byte arrays (prekeys); the others are plain JSON. */
+  private static readonly BINARY = new Set<string>([K.key, K.spk, K.opk, K.pq])
+
+  private get<T> (kind: string, key: string): T | undefined {
+    const sealed = this.state.recordGet(kind, key)
+    if (sealed === undefined) return undefined
+    const bytes = openRecord(this.key, kind, key, sealed)
+    return E2ee.BINARY.has(kind) ? parse<T>(bytes) : JSON.parse(dec.decode(bytes)) as T
+  }
+
+  private put (kind: string, key: string, value: unknown, at = Date.now()): void {
+    const bytes = E2ee.BINARY.has(kind) ? json(value) : enc.encode(JSON.stringify(value))
+    this.state.recordPut(kind, key, sealRecord(this.key, kind, key, bytes), at)
+  }
+
+  // ------------------------------------------------------------------ own keys
+
+  /** The agent's X25519 exchange key, made on first use. */
+  exchangeKey (): ExchangeKeyPair {
+    if (this.exchange !== undefined) return this.exchange
+    this.exchange = this.state.transaction(() => {
+      const saved = this.get<{ secretKey: Uint8Array }>(K.key, 'exchange')
+      if (saved !== undefined) return exchangeKeyFromSecret(this.identity, saved.secretKey)
+      const kp = generateExchangeKey(this.identity)
+      this.put(K.key, 'exchange', { secretKey: kp.secretKey })
+      return kp
+    })
+    return this.exchange
+  }
+
+  /** The prekey store over the sealed records; one-time prekeys used are deleted with the session. */
+  private prekeyStore (): PreKeyStore {
+    const self = this
+    const list = <T>(kind: string): T[] => self.state.recordList(kind).map(r => parse<T>(openRecord(self.key, kind, r.key, r.value)))
+    return {
+      async storeSignedPreKey (r) { self.put(K.spk, String(r.id), r, r.createdAt) },
+      async loadSignedPreKey (id) { return self.get<SignedPreKeyRecord>(K.spk, String(id)) },
+      async listSignedPreKeys () { return list<SignedPreKeyRecord>(K.spk) },
+      async removeSignedPreKey (id) { self.state.recordDelete(K.spk, String(id)) },
+      async storeOneTimePreKeys (rs) { self.state.transaction(() => { for (const r of rs) self.put(K.opk, String(r.id), r) }) },
+      async loadOneTimePreKey (id) { return self.usedOneTime.has(id) ? undefined : self.get<OneTimePreKeyRecord>(K.opk, String(id)) },
+      async removeOneTimePreKey (id) {
+        if (self.usedOneTime.has(id) || self.state.recordGet(K.opk, String(id)) === undefined) return false
+        self.usedOneTime.add(id)
+        return true
+      },
+      async countOneTimePreKeys () { return self.state.recordCount(K.opk) },
+      async storePqPreKey (r) { self.put(K.pq, String(r.id), r, r.createdAt) },
+      async loadPqPreKey (id) { return self.get<PqPreKeyRecord>(K.pq, String(id)) },
+      async listPqPreKeys () { return list<PqPreKeyRecord>(K.pq) },
+      async removePqPreKey (id) { self.state.recordDelete(K.pq, String(id)) },
+    }
+  }
+
+  // ------------------------------------------------------------------ registry
+
+  private async http (method: string, path: string, body?: unknown, signed = true): Promise<any> {
+    const text = body === undefined ? '' : JSON.stringify(body)
+    const headers: Record<string, string> = signed ? signRequest(this.identity, method, path, text) : {}
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    let res: Response
+    try {
+      res = await fetch(this.cfg.httpBase + path, { method, headers, ...(body === undefined ? {} : { body: text }), signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
+    } catch (cause) {
+      throw new AgentMeshError(ErrorCode.ConnectFailed, `cannot reach the relay's registry at ${this.cfg.httpBase}: ${(cause as Error).message}`, { cause })
+    }
+    const answer = await res.json().catch(() => undefined) as any
+    if (!res.ok) {
+      const e = answer?.error
+      throw new AgentMeshError(typeof e?.code === 'string' ? e.code : ErrorCode.Internal, typeof e?.message === 'string' ? e.message : `${method} ${path} answered HTTP ${res.status}`)
+    }
+    return answer
+  }
+
+  /**
+   * Makes sure the relay holds this agent's current prekeys: rotates the signed and PQ prekeys when
+   * due, uploads the bundle base when it changed, and one-time prekeys up to the target when fewer
+   * than the low-water mark remain.
+   */
+  topUp (): Promise<void> {
+    this.topUpRunning ??= this.doTopUp().finally(() => { this.topUpRunning = undefined })
+    return this.topUpRunning
+  }
+
+  private async doTopUp (): Promise<void> {
+    const { lowWater, target } = this.cfg.prekeys
+    const store = this.prekeyStore()
+    const now = Date.now()
+    const rotated = await rotatePreKeys(this.identity, store, { now })
+    const base = preKeyBundleBase(this.exchangeKey(), rotated.signedPreKey, rotated.pqPreKey)
+    const baseText = JSON.stringify(base)
+    const baseKey = `uploaded_base ${this.cfg.httpBase}`
+    const path = `/api/v1/agents/${this.identity.amid}/prekeys`
+    const have = Number((await this.http('GET', path, undefined, false))?.one_time ?? 0)
+    let send: OneTimePreKeyRecord[] = []
+    if (have < lowWater) {
+      const n = Math.max(0, target - have)
+      send = this.state.transaction(() => {
+        const first = Number(this.state.metaGet('next_one_time_id') ?? '1')
+        this.state.metaSet('next_one_time_id', String(first + n))
+        const made = generateOneTimePreKeys(first, n)
+        for (const r of made) this.put(K.opk, String(r.id), r)
+        // keep the local store bounded: the oldest unused keys were handed out long ago or lost with a relay's data
+        const all = this.state.recordList(K.opk)
+        for (const r of all.slice(0, Math.max(0, all.length - MAX_LOCAL_ONE_TIME_PREKEYS))) this.state.recordDelete(K.opk, r.key)
+        return made
+      })
+    }
+    let uploadBase = this.state.metaGet(baseKey) !== baseText || rotated.rotated.signed || rotated.rotated.pq
+    if (!uploadBase && send.length === 0) return
+    do {
+      const chunk = send.splice(0, UPLOAD_CHUNK)
+      await this.http('PUT', path, { ...(uploadBase ? { base } : {}), ...(chunk.length > 0 ? { one_time: chunk.map(oneTimePreKeyPublic) } : {}) })
+      if (uploadBase) this.state.metaSet(baseKey, baseText)
+      uploadBase = false
+    } while (send.length > 0)
+  }
+
+  /** Top up now and then every `checkMs`; cleans idle sessions. */
+  async start (): Promise<void> {
+    this.cleanIdle()
+    try {
+      await this.topUp()
+    } catch (err) {
+      this.cfg.onWarning(new AgentMeshError(AgentMeshError.is(err) ? err.code : ErrorCode.Internal, `could not publish prekeys: ${(err as Error).message}`))
+    }
+    this.timer ??= setInterval(() => {
+      this.cleanIdle()
+      this.topUp().catch((err: Error) => { this.cfg.onWarning(new AgentMeshError(AgentMeshError.is(err) ? err.code : ErrorCode.Internal, `could not top up prekeys: ${err.message}`)) })
+    }, this.cfg.prekeys.checkMs)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+  }
+
+  /** Deletes sessions unused for `sessionIdleMs` (their keys are overwritten in the file). */
+  cleanIdle (now = Date.now()): number {
+    const before = now - this.cfg.sessionIdleMs
+    if (!this.state.recordList(K.session).some(r => r.at < before)) return 0
+    return this.state.secureDelete(() => {
+      let n = 0
+      for (const r of this.state.recordList(K.session)) {
+        if (r.at < before && this.state.recordDelete(K.session, r.key)) n++
+      }
+      return n
+    })
+  }
+
+  // ------------------------------------------------------------------ peers
+
+  /** Records a peer's key when new; false (and the new key noted as pending) when it differs from the known one. */
+  private notePeerKey (peer: string, exchangeKey: string, now: number): boolean {
+    const known = this.get<PeerRecord>(K.peer, peer)
+    if (known === undefined) {
+      this.put(K.peer, peer, { exchangeKey, firstSeen: now, verified: false } satisfies PeerRecord)
+      return true
+    }
+    if (known.exchangeKey === exchangeKey) return true
+    if (known.pending?.exchangeKey !== exchangeKey) this.put(K.peer, peer, { ...known, pending: { exchangeKey, seenAt: now } } satisfies PeerRecord)
+    return false
+  }
+
+  private keyChanged (peer: string, what = 'the conversation is stopped'): AgentMeshError {
+    const known = this.get<PeerRecord>(K.peer, peer)
+    const since = known === undefined ? '' : ` since ${new Date(known.firstSeen).toISOString()}`
+    return new AgentMeshError(ErrorCode.PeerKeyChanged,
+      `the key of ${peer} changed${since}: ${what}. ` +
+      `Compare safety numbers with \`agentmesh verify ${peer}\` on both sides, then accept with \`agentmesh verify ${peer} --accept\``)
+  }
+
+  /** Accepts a peer's changed key (after comparing safety numbers): its sessions start over and held messages are let through. */
+  acceptPeerKey (peer: string): { changed: boolean, held: number } {
+    return this.state.secureDelete(() => {
+      const known = this.get<PeerRecord>(K.peer, peer)
+      if (known === undefined) throw new AgentMeshError(ErrorCode.NotFound, `no key of ${peer} is known here yet: exchange a message first`)
+      const changed = known.pending !== undefined
+      this.put(K.peer, peer, { exchangeKey: known.pending?.exchangeKey ?? known.exchangeKey, firstSeen: known.pending?.seenAt ?? known.firstSeen, verified: true } satisfies PeerRecord)
+      if (changed) this.state.recordDelete(K.session, peer)
+      return { changed, held: this.heldFrom(peer).length }
+    })
+  }
+
+  /** Safety number and state of the conversation with `peer`. */
+  peerStatus (peer: string): PeerStatus {
+    const me = { amid: this.identity.amid, exchangeKey: this.exchangeKey().publicKey }
+    const known = this.get<PeerRecord>(K.peer, peer)
+    const session = this.state.recordGet(K.session, peer) !== undefined
+    if (known === undefined) return { peer, verified: false, keyChanged: false, session }
+    return {
+      peer,
+      safetyNumber: safetyNumber(me, { amid: peer, exchangeKey: fromB64u(known.exchangeKey) }),
+      ...(known.pending === undefined ? {} : { newSafetyNumber: safetyNumber(me, { amid: peer, exchangeKey: fromB64u(known.pending.exchangeKey) }) }),
+      verified: known.verified,
+      keyChanged: known.pending !== undefined,
+      session,
+      firstSeen: known.firstSeen,
+    }
+  }
+
+  /** Learns an unknown peer's key from its prekey bundle, starting the session the next message will use. */
+  async learnPeerKey (peer: string): Promise<void> {
+    if (this.get<PeerRecord>(K.peer, peer) !== undefined) return
+    await this.establish(peer)
+  }
+
+  sessions (): Array<{ peer: string, usedAt: number }> {
+    return this.state.recordList(K.session).map(r => ({ peer: r.key, usedAt: r.at }))
+  }
+
+  deleteSession (peer: string): boolean {
+    return this.state.secureDelete(() => this.state.recordDelete(K.session, peer))
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  hasSession (peer: string): boolean {
+    return this.state.recordGet(K.session, peer) !== undefined
+  }
+
+  private async fetchBundle (peer: string): Promise<PreKeyBundle> {
+    try {
+      return await this.http('POST', `/api/v1/agents/${peer}/prekeys/bundle`) as PreKeyBundle
+    } catch (err) {
+      if (!AgentMeshError.is(err, ErrorCode.NotFound)) throw err
+      const registered = await this.http('GET', `/api/v1/agents/${peer}`, undefined, false).then(() => true, () => false)
+      if (!registered) throw new AgentMeshError(ErrorCode.UnknownRecipient, `no agent ${peer} is registered on this relay`)
+      throw new AgentMeshError(ErrorCode.NoPrekeys, `${peer} has published no prekeys, so no encrypted session can be started; it publishes them when it connects with a current SDK (\`agentmesh register\`), or send with --plaintext`)
+    }
+  }
+
+  /** Starts a session with `peer` from its prekey bundle, unless one exists. */
+  async establish (peer: string): Promise<void> {
+    if (this.hasSession(peer)) return
+    const bundle = await this.fetchBundle(peer)
+    const now = Date.now()
+    const { state } = startSession(this.identity, this.exchangeKey(), bundle, { now, peer })
+    const ok = this.state.transaction(() => {
+      if (this.hasSession(peer)) return true // another process started one meanwhile: use that
+      if (!this.notePeerKey(peer, bundle.exchange_key, now)) return false
+      this.put(K.session, peer, { current: state, previous: [], peerKey: bundle.exchange_key, usedAt: now } satisfies SessionRecord, now)
+      return true
+    })
+    if (!ok) throw this.keyChanged(peer)
+  }
+
+  /**
+   * Encrypts one message with the session (call `establish` first). Synchronous, so the caller can
+   * run it in the same state transaction as the outbox write.
+   */
+  encrypt (peer: string, type: string, payload: Record<string, unknown>): EncryptedPayload {
+    const rec = this.get<SessionRecord>(K.session, peer)
+    if (rec === undefined) throw new AgentMeshError(ErrorCode.UnknownSession, `no session with ${peer}`)
+    const known = this.get<PeerRecord>(K.peer, peer)
+    if (known?.pending !== undefined) throw this.keyChanged(peer)
+    const { state, message } = ratchetEncrypt(rec.current, enc.encode(JSON.stringify({ type, payload })))
+    const now = Date.now()
+    this.put(K.session, peer, { ...rec, current: state, usedAt: now } satisfies SessionRecord, now)
+    return {
+      v: E2EE_PAYLOAD_VERSION,
+      header: message.header,
+      ct: toB64u(message.ciphertext),
+      ...(message.prekey === undefined ? {} : { prekey: message.prekey }),
+    }
+  }
+
+  // ------------------------------------------------------------------ receiving
+
+  private plainKey (env: Envelope): string { return `${env.from}\n${env.id}` }
+
+  /** A message decrypted before and not yet processed (a redelivery after a crash). */
+  kept (env: Envelope): Decrypted | undefined {
+    return this.get<Decrypted>(K.plain, this.plainKey(env))
+  }
+
+  /** Forgets the kept plaintext once the application has processed the message (inside the commit). */
+  forget (env: { from: string, id: string }): void {
+    this.state.recordDelete(K.plain, `${env.from}\n${env.id}`)
+  }
+
+  /**
+   * Decrypts an encrypted envelope (signature already checked), saving the ratchet and the
+   * plaintext in one step before answering. Throws the session layer's coded errors; a message
+   * from a peer whose key changed is held (AM_ERR_PEER_KEY_CHANGED).
+   */
+  async decrypt (env: Envelope): Promise<Decrypted> {
+    const kept = this.kept(env)
+    if (kept !== undefined) return kept
+    const message = this.readPayload(env)
+    const now = Date.now()
+    const prekey = message.prekey
+    const rec = prekey === undefined ? undefined : this.get<SessionRecord>(K.session, env.from)
+    // the initiator repeats its header until it hears back: once accepted, the session it names is used
+    const belongs = rec !== undefined && prekey !== undefined && [rec.current, ...rec.previous].some(s => s.base === prekey.ephemeral_key)
+    if (prekey !== undefined && !belongs) {
+      try { verifyInitialMessageHeader(prekey) } catch (err) { throw dropped(ErrorCode.BadPrekey, env, (err as Error).message) }
+      if (prekey.amid !== env.from) throw dropped(ErrorCode.BadPrekey, env, `its prekey header names ${prekey.amid}`)
+      const known = this.get<PeerRecord>(K.peer, env.from)
+      if (known !== undefined && known.exchangeKey !== prekey.exchange_key) {
+        this.state.transaction(() => {
+          this.hold(env, now)
+          this.notePeerKey(env.from, prekey.exchange_key, now)
+        })
+        throw this.keyChanged(env.from, `message ${env.id} is held until the new key is accepted`)
+      }
+      return await this.acceptNew(env, message, rec, now)
+    }
+    return this.state.transaction(() => {
+      const rec = this.get<SessionRecord>(K.session, env.from)
+      if (rec === undefined) throw dropped(ErrorCode.UnknownSession, env, 'no session with this peer (deleted, expired or never made) and the message cannot start one')
+      const states = [rec.current, ...rec.previous]
+      let first: unknown
+      for (let i = 0; i < states.length; i++) {
+        let r: { state: RatchetState, plaintext: Uint8Array }
+        try {
+          r = ratchetDecrypt(states[i]!, message)
+        } catch (err) {
+          first ??= err
+          continue
+        }
+        const out = this.readPlaintext(env, r.plaintext)
+        const next: SessionRecord = i === 0 ? { ...rec, current: r.state, usedAt: now } : { ...rec, previous: rec.previous.map((s, j) => j === i - 1 ? r.state : s), usedAt: now }
+        this.put(K.session, env.from, next, now)
+        this.put(K.plain, this.plainKey(env), out, now)
+        return out
+      }
+      const e = first as AgentMeshError
+      throw dropped(AgentMeshError.is(e) ? e.code : ErrorCode.DecryptFailed, env, e.message)
+    })
+  }
+
+  private async acceptNew (env: Envelope, message: RatchetMessage, rec: SessionRecord | undefined, now: number): Promise<Decrypted> {
+    this.usedOneTime.clear()
+    let accepted: Awaited<ReturnType<typeof acceptInitialMessage>>
+    try {
+      accepted = await acceptInitialMessage(this.identity, this.exchangeKey(), this.prekeyStore(), message, { now, from: env.from })
+    } catch (err) {
+      this.usedOneTime.clear()
+      const e = err as AgentMeshError
+      throw dropped(AgentMeshError.is(e) ? e.code : ErrorCode.DecryptFailed, env, e.message)
+    }
+    const out = this.readPlaintext(env, accepted.plaintext)
+    const peerKey = message.prekey!.exchange_key
+    this.state.secureDelete(() => {
+      for (const id of this.usedOneTime) this.state.recordDelete(K.opk, String(id))
+      this.usedOneTime.clear()
+      this.notePeerKey(env.from, peerKey, now)
+      const latest = this.get<SessionRecord>(K.session, env.from) ?? rec
+      const previous = latest === undefined ? [] : [latest.current, ...latest.previous].slice(0, MAX_PREVIOUS_SESSIONS)
+      this.put(K.session, env.from, { current: accepted.state, previous, peerKey, usedAt: now } satisfies SessionRecord, now)
+      this.put(K.plain, this.plainKey(env), out, now)
+    })
+    return out
+  }
+
+  private readPayload (env: Envelope): RatchetMessage {
+    const p = env.payload as Partial<EncryptedPayload>
+    const h = p.header
+    if (p.v !== E2EE_PAYLOAD_VERSION) throw dropped(ErrorCode.DecryptFailed, env, `unknown encrypted payload version ${JSON.stringify(p.v)}`)
+    if (typeof h !== 'object' || h === null || typeof h.dh !== 'string' || typeof p.ct !== 'string') throw dropped(ErrorCode.DecryptFailed, env, 'the encrypted payload has no header or ciphertext')
+    return {
+      header: { dh: h.dh, pn: h.pn, n: h.n },
+      ciphertext: Buffer.from(p.ct, 'base64url'),
+      ...(p.prekey === undefined ? {} : { prekey: p.prekey }),
+    }
+  }
+
+  private readPlaintext (env: Envelope, bytes: Uint8Array): Decrypted {
+    let inner: unknown
+    try { inner = JSON.parse(dec.decode(bytes)) } catch { throw dropped(ErrorCode.DecryptFailed, env, 'it decrypted to something other than JSON') }
+    const m = inner as Partial<Decrypted>
+    if (typeof m !== 'object' || m === null || typeof m.type !== 'string' || !typeRe.test(m.type) || typeof m.payload !== 'object' || m.payload === null || Array.isArray(m.payload)) {
+      throw dropped(ErrorCode.DecryptFailed, env, 'it decrypted to something other than a { type, payload } message')
+    }
+    return { type: m.type, payload: m.payload }
+  }
+
+  // ------------------------------------------------------------------ held messages and resets
+
+  private hold (env: Envelope, now: number): void {
+    this.put(K.held, this.plainKey(env), env, now)
+  }
+
+  private heldFrom (peer: string): string[] {
+    return this.state.recordList(K.held).filter(r => r.key.startsWith(peer + '\n')).map(r => r.key)
+  }
+
+  /** Held envelopes whose peer key was accepted since, oldest first. */
+  releasable (): Envelope[] {
+    const out: Envelope[] = []
+    for (const r of this.state.recordList(K.held)) {
+      const env = parse<Envelope>(openRecord(this.key, K.held, r.key, r.value))
+      const known = this.get<PeerRecord>(K.peer, env.from)
+      if (known !== undefined && known.pending === undefined) out.push(env)
+    }
+    return out
+  }
+
+  unhold (env: { from: string, id: string }): void {
+    this.state.recordDelete(K.held, `${env.from}\n${env.id}`)
+  }
+
+  /** Whether to tell `peer` its message could not be decrypted (at most once a minute per peer). */
+  shouldReset (peer: string, now = Date.now()): boolean {
+    if (now - (this.lastReset.get(peer) ?? 0) < RESET_INTERVAL_MS) return false
+    this.lastReset.set(peer, now)
+    return true
+  }
+
+  /** The peer could not decrypt: forget the session so the next message starts a new one. */
+  onReset (peer: string): boolean {
+    return this.deleteSession(peer)
+  }
+}
