@@ -347,7 +347,12 @@ export class ConnectionImpl implements Connection {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}) from ${env.from}: bad signature`))
     } else if (this.cfg.state.seen(env.from, env.id)) {
       // handed over before
-    } else if (this.cfg.e2ee !== undefined && (env.type === E2EE_TYPE || env.type === E2EE_RESET_TYPE)) {
+    } else if (this.cfg.e2ee !== undefined && env.type === E2EE_RESET_TYPE) {
+      // acted on at once: the next message to the peer starts a new session
+      if (this.cfg.e2ee.onReset(env.from)) {
+        this.cfg.onWarning(new AgentMeshError(ErrorCode.UnknownSession, `${env.from} could not decrypt a message from this agent; the next message to it starts a new session`))
+      }
+    } else if (this.cfg.e2ee !== undefined && env.type === E2EE_TYPE) {
       // decrypted in order, when the application asks for it (next)
       this.inbound.push({ seq, env })
       for (const w of this.inboundWaiters.splice(0)) w()
@@ -419,15 +424,9 @@ export class ConnectionImpl implements Connection {
     }
   }
 
-  /** Decrypts a delivery, or acts on a reset notice; undefined when there is nothing for the application. */
+  /** Decrypts a delivery; undefined (after a warning) when it cannot be. */
   private async open (env: Envelope, seq: number): Promise<Message | undefined> {
     const e2ee = this.cfg.e2ee!
-    if (env.type === E2EE_RESET_TYPE) {
-      if (e2ee.onReset(env.from)) {
-        this.cfg.onWarning(new AgentMeshError(ErrorCode.UnknownSession, `${env.from} could not decrypt a message from this agent; the next message to it starts a new session`))
-      }
-      return undefined
-    }
     try {
       return toMessage(env, seq, await e2ee.decrypt(env), true)
     } catch (err) {

@@ -84,6 +84,8 @@ interface SessionRecord {
   /** the peer's exchange key the session was agreed with (base64url) */
   peerKey: string
   usedAt: number
+  /** the peer could not decrypt (reset notice): the next message starts a new session; this one still decrypts what is in flight */
+  reset?: boolean
 }
 
 /** The wire form of an encrypted payload. */
@@ -384,7 +386,9 @@ export class E2ee {
   }
 
   sessions (): Array<{ peer: string, usedAt: number }> {
-    return this.state.recordList(K.session).map(r => ({ peer: r.key, usedAt: r.at }))
+    return this.state.recordList(K.session)
+      .filter(r => this.get<SessionRecord>(K.session, r.key)?.reset !== true)
+      .map(r => ({ peer: r.key, usedAt: r.at }))
   }
 
   deleteSession (peer: string): boolean {
@@ -393,8 +397,10 @@ export class E2ee {
 
   // ------------------------------------------------------------------ sending
 
+  /** A session messages to `peer` can be encrypted with (not one the peer asked to replace). */
   hasSession (peer: string): boolean {
-    return this.state.recordGet(K.session, peer) !== undefined
+    const rec = this.get<SessionRecord>(K.session, peer)
+    return rec !== undefined && rec.reset !== true
   }
 
   private async fetchBundle (peer: string): Promise<PreKeyBundle> {
@@ -415,9 +421,12 @@ export class E2ee {
     const now = Date.now()
     const { state } = startSession(this.identity, this.exchangeKey(), bundle, { now, peer })
     const ok = this.state.transaction(() => {
-      if (this.hasSession(peer)) return true // another process started one meanwhile: use that
+      const latest = this.get<SessionRecord>(K.session, peer)
+      if (latest !== undefined && latest.reset !== true) return true // another process started one meanwhile: use that
       if (!this.notePeerKey(peer, bundle.exchange_key, now)) return false
-      this.put(K.session, peer, { current: state, previous: [], peerKey: bundle.exchange_key, usedAt: now } satisfies SessionRecord, now)
+      // a replaced session is kept a while for the peer's messages still in flight
+      const previous = latest === undefined ? [] : [latest.current, ...latest.previous].slice(0, MAX_PREVIOUS_SESSIONS)
+      this.put(K.session, peer, { current: state, previous, peerKey: bundle.exchange_key, usedAt: now } satisfies SessionRecord, now)
       return true
     })
     if (!ok) throw this.keyChanged(peer)
@@ -429,7 +438,7 @@ export class E2ee {
    */
   encrypt (peer: string, type: string, payload: Record<string, unknown>): EncryptedPayload {
     const rec = this.get<SessionRecord>(K.session, peer)
-    if (rec === undefined) throw new AgentMeshError(ErrorCode.UnknownSession, `no session with ${peer}`)
+    if (rec === undefined || rec.reset === true) throw new AgentMeshError(ErrorCode.UnknownSession, `no session with ${peer}`)
     const known = this.get<PeerRecord>(K.peer, peer)
     if (known?.pending !== undefined) throw this.keyChanged(peer)
     const { state, message } = ratchetEncrypt(rec.current, enc.encode(JSON.stringify({ type, payload })))
@@ -586,8 +595,13 @@ export class E2ee {
     return true
   }
 
-  /** The peer could not decrypt: forget the session so the next message starts a new one. */
+  /** The peer could not decrypt: the next message starts a new session (this one still opens what is in flight). */
   onReset (peer: string): boolean {
-    return this.deleteSession(peer)
+    return this.state.transaction(() => {
+      const rec = this.get<SessionRecord>(K.session, peer)
+      if (rec === undefined || rec.reset === true) return false
+      this.put(K.session, peer, { ...rec, reset: true } satisfies SessionRecord, Date.now())
+      return true
+    })
   }
 }

@@ -1,0 +1,296 @@
+import { describe, it, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
+import { createIdentity, saveIdentity, signEnvelope, type Identity } from '@agentmesh/crypto'
+import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
+import { rawAgent, tempDir, waitFor } from '@agentmesh/testing'
+
+interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], conn?: Connection }
+
+async function take (conn: Connection, n: number, ms = 15_000): Promise<Message[]> {
+  const out: Message[] = []
+  if (n === 0) return out
+  for await (const m of conn.messages({ signal: AbortSignal.timeout(ms) })) {
+    out.push(m)
+    if (out.length === n) break
+  }
+  return out
+}
+
+/** Messages that arrive within `ms` (for "nothing else arrives"). */
+async function drain (conn: Connection, ms = 400): Promise<Message[]> {
+  const out: Message[] = []
+  for await (const m of conn.messages({ signal: AbortSignal.timeout(ms) })) out.push(m)
+  return out
+}
+
+async function prekeyCount (relay: Relay, amid: string): Promise<number> {
+  const r = await fetch(`${relay.url.replace(/^ws/, 'http').replace(/\/ws$/, '')}/api/v1/agents/${amid}/prekeys`)
+  return ((await r.json()) as { one_time: number }).one_time
+}
+
+function codes (a: Agent): string[] { return a.warnings.map(w => w.code) }
+
+describe('e2ee', () => {
+  const dir = tempDir()
+  const relays: Relay[] = []
+  const conns: Connection[] = []
+  const start = async (init: Parameters<typeof createRelay>[0] = {}): Promise<Relay> => {
+    const r = await createRelay({ port: 0, memory: init.dataDir === undefined, logger: silentLogger, ...init })
+    relays.push(r)
+    return r
+  }
+  const agent = (name: string): Agent => ({ id: createIdentity(name), state: memoryState(), warnings: [] })
+  const open = async (relay: Relay, a: Agent, opts: Parameters<typeof connect>[0] = {}): Promise<Connection> => {
+    const c = await connect({ server: relay.url, identity: a.id, state: a.state, onWarning: (w) => { a.warnings.push(w) }, ...opts })
+    conns.push(c)
+    a.conn = c
+    return c
+  }
+  after(async () => {
+    for (const c of conns) await c.close()
+    for (const r of relays) await r.close()
+    dir.cleanup()
+  })
+
+  it('e2ee - messages in both directions are encrypted on the relay and arrive decrypted, in order, marked encrypted', async () => {
+    const relay = await start({ dataDir: join(dir.path, 'both') })
+    const alice = agent('alice')
+    const bob = agent('bob')
+    const a = await open(relay, alice)
+    const b = await open(relay, bob)
+    for (const t of ['a1', 'a2', 'a3']) await a.send(bob.id.amid, { text: `secret-${t}` })
+    const got1 = await take(b, 3)
+    assert.deepEqual(got1.map(m => m.text), ['secret-a1', 'secret-a2', 'secret-a3'])
+    assert.ok(got1.every(m => m.encrypted && m.type === 'chat' && m.envelope.type === 'e2ee' && m.from === alice.id.amid))
+    assert.ok(got1.every(m => !JSON.stringify(m.envelope).includes('secret-')), 'the envelope as delivered is ciphertext')
+    // out of order: bob answers twice while alice sends again, with an application type
+    const sends = [b.send(alice.id.amid, { text: 'secret-b1' }), a.send(bob.id.amid, { text: 'secret-a4', n: 4 }, { type: 'task.update' }), b.send(alice.id.amid, { text: 'secret-b2' })]
+    await Promise.all(sends)
+    assert.deepEqual((await take(a, 2)).map(m => m.text), ['secret-b1', 'secret-b2'])
+    const [m4] = await take(b, 1)
+    assert.equal(m4!.type, 'task.update')
+    assert.deepEqual(m4!.payload, { text: 'secret-a4', n: 4 })
+    await a.send(bob.id.amid, { text: 'secret-a5' })
+    assert.deepEqual((await take(b, 1)).map(m => m.text), ['secret-a5'])
+    assert.deepEqual(codes(alice), [])
+    assert.deepEqual(codes(bob), [])
+    // nothing of it is readable in the relay's files
+    await a.close()
+    await b.close()
+    await relay.close()
+    for (const f of readdirSync(join(dir.path, 'both'))) {
+      const bytes = readFileSync(join(dir.path, 'both', f))
+      assert.equal(bytes.includes('secret-'), false, `${f} holds no plaintext`)
+    }
+  })
+
+  it('e2ee - sessions, keys and the relay survive restarts of either side: nothing lost, nothing twice', async () => {
+    const data = join(dir.path, 'restarts')
+    let relay = await start({ dataDir: data })
+    const port = relay.port
+    const homes = { a: join(dir.path, 'ra'), b: join(dir.path, 'rb') }
+    const aId = createIdentity('alice')
+    const bId = createIdentity('bob')
+    saveIdentity(homes.a, aId)
+    saveIdentity(homes.b, bId)
+    const openHome = async (home: string): Promise<Connection> => {
+      const c = await connect({ server: relay.url, home, minBackoffMs: 20, maxBackoffMs: 200 })
+      conns.push(c)
+      return c
+    }
+    let a = await openHome(homes.a)
+    let b = await openHome(homes.b)
+    await a.send(bId.amid, { text: 'one' })
+    assert.deepEqual((await take(b, 1)).map(m => m.text), ['one'])
+    await b.send(aId.amid, { text: 'reply' })
+    await b.close()
+    // bob is away; alice keeps writing
+    await a.send(bId.amid, { text: 'two' })
+    assert.deepEqual((await take(a, 1)).map(m => m.text), ['reply'])
+    await a.close()
+    // the relay restarts
+    await relay.close()
+    relay = await start({ dataDir: data, port })
+    a = await openHome(homes.a)
+    await a.send(bId.amid, { text: 'three' })
+    b = await openHome(homes.b)
+    assert.deepEqual((await take(b, 2)).map(m => m.text), ['two', 'three'])
+    await b.send(aId.amid, { text: 'back' })
+    assert.deepEqual((await take(a, 1)).map(m => m.text), ['back'])
+    assert.deepEqual(await drain(a), [])
+    assert.deepEqual(await drain(b), [])
+    await a.close()
+    await b.close()
+    // at rest: the state files are owner-only and hold no plaintext
+    for (const home of [homes.a, homes.b]) {
+      for (const f of readdirSync(home).filter(f => f.startsWith('state.db'))) {
+        assert.equal(statSync(join(home, f)).mode & 0o777, 0o600, `${f} is 0600`)
+        const bytes = readFileSync(join(home, f))
+        for (const t of ['"one"', '"two"', '"three"', '"reply"', '"back"']) assert.equal(bytes.includes(t), false, `${home}/${f} does not hold ${t}`)
+      }
+    }
+  })
+
+  it('e2ee - a tampered, a replayed and a too-far-ahead envelope each get their own error, and the conversation goes on', async () => {
+    const relay = await start()
+    const alice = agent('alice')
+    const bob = agent('bob')
+    const a = await open(relay, alice)
+    const b = await open(relay, bob)
+    await a.send(bob.id.amid, { text: 'first' })
+    const [first] = await take(b, 1)
+    const env = first!.envelope as Envelope
+    const raw = await rawAgent(relay.url, alice.id)
+    await raw.auth({ deliver: false })
+    const resend = async (payload: Record<string, unknown>, id: string): Promise<void> => {
+      raw.send({ op: 'send', env: signEnvelope(alice.id, { id, to: bob.id.amid, type: 'e2ee', payload }) })
+      await raw.next(f => f.op === 'ack' && f.id === id)
+    }
+    // replayed: the same ciphertext again, under a new envelope id
+    await resend(env.payload, 'replay-00000001')
+    // tampered: a header altered, re-signed by its sender (the ciphertext no longer authenticates)
+    const ct = env.payload.ct as string
+    await resend({ ...env.payload, header: { ...(env.payload.header as object), n: 1 } }, 'tamper-00000001')
+    // too far ahead: a message number thousands past the chain
+    await resend({ ...env.payload, header: { ...(env.payload.header as object), n: 5000 } }, 'ahead-000000001')
+    // an envelope altered in transit (not re-signed) is refused by the relay itself
+    const forged = signEnvelope(alice.id, { id: 'forged-00000001', to: bob.id.amid, type: 'e2ee', payload: env.payload })
+    raw.send({ op: 'send', env: { ...forged, payload: { ...env.payload, ct: ct.slice(0, -2) + 'AA' } } })
+    assert.equal((await raw.next(f => f.op === 'error' && f.id === 'forged-00000001')).code, ErrorCode.BadSignature)
+    raw.close()
+    assert.deepEqual(await drain(b, 800), [], 'none of them reaches the application')
+    assert.deepEqual(codes(bob), [ErrorCode.MessageReplayed, ErrorCode.DecryptFailed, ErrorCode.TooFarAhead])
+    assert.match(bob.warnings[0]!.message, /replay-00000001/)
+    // nothing was lost: the session goes on (bob told alice to start over after the failure)
+    await a.send(bob.id.amid, { text: 'second' })
+    await a.send(bob.id.amid, { text: 'third' })
+    assert.deepEqual((await take(b, 2)).map(m => m.text), ['second', 'third'])
+  })
+
+  it('e2ee - a message for a deleted session is AM_ERR_UNKNOWN_SESSION; the sender is told and its next message starts a new session', async () => {
+    const relay = await start()
+    const alice = agent('alice')
+    const bob = agent('bob')
+    const a = await open(relay, alice)
+    const b = await open(relay, bob)
+    await a.send(bob.id.amid, { text: 'hello' })
+    await take(b, 1)
+    await b.send(alice.id.amid, { text: 'hi' }) // alice stops sending the PQXDH header
+    await take(a, 1)
+    assert.deepEqual(b.sessions().map(s => s.peer), [alice.id.amid])
+    assert.equal(await b.resetSession(alice.id.amid), true)
+    assert.deepEqual(b.sessions(), [])
+    await a.send(bob.id.amid, { text: 'lost' })
+    assert.deepEqual(await drain(b, 600), [])
+    assert.deepEqual(codes(bob), [ErrorCode.UnknownSession])
+    await waitFor(() => a.sessions().length === 0, 'alice to drop the session on the reset notice', 5000)
+    assert.deepEqual(codes(alice), [ErrorCode.UnknownSession])
+    await a.send(bob.id.amid, { text: 'again' })
+    assert.deepEqual((await take(b, 1)).map(m => m.text), ['again'])
+  })
+
+  it('e2ee - concurrent first messages from five agents each use their own one-time prekey; the SDK tops the count up on connect', async () => {
+    const relay = await start()
+    const bob = agent('bob')
+    const b = await open(relay, bob, { prekeys: { lowWater: 8, target: 12 } })
+    assert.equal(await prekeyCount(relay, bob.id.amid), 12)
+    const senders = Array.from({ length: 5 }, (_, i) => agent(`s${i}`))
+    const cs = await Promise.all(senders.map(s => open(relay, s)))
+    await Promise.all(cs.map((c, i) => c.send(bob.id.amid, { text: `from ${i}` })))
+    const got = await take(b, 5)
+    assert.deepEqual(got.map(m => m.text).sort(), ['from 0', 'from 1', 'from 2', 'from 3', 'from 4'])
+    assert.deepEqual(codes(bob), [])
+    assert.equal(await prekeyCount(relay, bob.id.amid), 7)
+    await b.close()
+    await open(relay, bob, { prekeys: { lowWater: 8, target: 12 } })
+    assert.equal(await prekeyCount(relay, bob.id.amid), 12, 'below the low-water mark: topped up to the target')
+    await assert.rejects(connect({ server: relay.url, identity: bob.id, prekeys: { lowWater: 50, target: 10 } }), { code: ErrorCode.InvalidArgument })
+  })
+
+  it('e2ee - safety numbers match on both sides; a changed peer key stops the conversation and holds its messages until accepted', async () => {
+    const relay = await start()
+    const alice = agent('alice')
+    const bob = agent('bob')
+    const a = await open(relay, alice)
+    const b = await open(relay, bob)
+    await a.send(bob.id.amid, { text: 'hello' })
+    await take(b, 1)
+    const fromA = await a.peer(bob.id.amid)
+    const fromB = await b.peer(alice.id.amid)
+    assert.match(fromA.safetyNumber!, /^\d{60}$/)
+    assert.equal(fromA.safetyNumber, fromB.safetyNumber)
+    assert.equal(fromA.keyChanged, false)
+    // alice loses her state (same identity, new keys) and writes again
+    await a.close()
+    const alice2: Agent = { id: alice.id, state: memoryState(), warnings: [] }
+    const a2 = await open(relay, alice2)
+    await a2.send(bob.id.amid, { text: 'after reinstall' })
+    assert.deepEqual(await drain(b, 600), [], 'held, not delivered')
+    assert.deepEqual(codes(bob), [ErrorCode.PeerKeyChanged])
+    const changed = await b.peer(alice.id.amid)
+    assert.equal(changed.keyChanged, true)
+    assert.equal(changed.safetyNumber, fromB.safetyNumber)
+    assert.notEqual(changed.newSafetyNumber, fromB.safetyNumber)
+    await assert.rejects(b.send(alice.id.amid, { text: 'blocked' }), { code: ErrorCode.PeerKeyChanged })
+    const accepted = await b.acceptPeerKey(alice.id.amid)
+    assert.equal(accepted.held, 1)
+    assert.equal(accepted.keyChanged, false)
+    assert.equal(accepted.verified, true)
+    assert.equal(accepted.safetyNumber, (await a2.peer(bob.id.amid)).safetyNumber, 'the new numbers match on both sides')
+    // the held message comes through on the next connection
+    await b.close()
+    const b2 = await open(relay, bob)
+    assert.deepEqual((await take(b2, 1)).map(m => m.text), ['after reinstall'])
+    await b2.send(alice.id.amid, { text: 'welcome back' })
+    assert.deepEqual((await take(a2, 1)).map(m => m.text), ['welcome back'])
+  })
+
+  it('e2ee - unencrypted messages are reported as such, or refused by policy; a peer without prekeys gets a clear error', async () => {
+    const relay = await start()
+    const bob = agent('bob')
+    const b = await open(relay, bob)
+    const raw = await rawAgent(relay.url)
+    await raw.auth({ deliver: false })
+    raw.send({ op: 'send', env: raw.envelope(bob.id.amid, 'plain words', 'plain-000000001') })
+    await raw.next(f => f.op === 'ack')
+    const [m] = await take(b, 1)
+    assert.equal(m!.encrypted, false)
+    assert.equal(m!.text, 'plain words')
+    // the raw agent is registered but never published prekeys
+    await assert.rejects(b.send(raw.id.amid, { text: 'x' }), (e: unknown) => AgentMeshError.is(e, ErrorCode.NoPrekeys) && /--plaintext/.test(e.message))
+    assert.equal((await b.send(raw.id.amid, { text: 'in clear' }, { encrypt: false })).duplicate, false)
+    await assert.rejects(b.send(createIdentity().amid, { text: 'x' }), { code: ErrorCode.UnknownRecipient })
+    await b.close()
+    const strict = await open(relay, bob, { acceptPlaintext: false })
+    raw.send({ op: 'send', env: raw.envelope(bob.id.amid, 'refused', 'plain-000000002') })
+    await raw.next(f => f.op === 'ack' && f.id === 'plain-000000002')
+    assert.deepEqual(await drain(strict, 600), [])
+    assert.deepEqual(codes(bob), [ErrorCode.PlaintextRefused])
+    raw.close()
+  })
+
+  it('e2ee - the state is sealed with the identity and a passphrase: a wrong or missing one is AM_ERR_BAD_PASSPHRASE; idle sessions are deleted', async () => {
+    const relay = await start()
+    const home = join(dir.path, 'pass')
+    const id = createIdentity('p')
+    saveIdentity(home, id)
+    const c1 = await connect({ server: relay.url, home, passphrase: 'correct horse' })
+    await c1.close()
+    await assert.rejects(connect({ server: relay.url, home, passphrase: 'wrong' }), (e: unknown) => AgentMeshError.is(e, ErrorCode.BadPassphrase) && /AGENTMESH_PASSPHRASE/.test(e.message))
+    await assert.rejects(connect({ server: relay.url, home }), { code: ErrorCode.BadPassphrase })
+    const c2 = await connect({ server: relay.url, home, passphrase: 'correct horse' })
+    const peer = agent('peer')
+    await open(relay, peer)
+    await c2.send(peer.id.amid, { text: 'x' })
+    assert.equal(c2.sessions().length, 1)
+    await c2.close()
+    await new Promise(resolve => setTimeout(resolve, 30))
+    const c3 = await connect({ server: relay.url, home, passphrase: 'correct horse', sessionIdleMs: 10 })
+    assert.deepEqual(c3.sessions(), [], 'the idle session was deleted')
+    await c3.close()
+  })
+})
