@@ -167,7 +167,7 @@ export class LoadGenerator implements Sink {
     if (!this.client!.send(p, seq, t)) {
       this.exhausted[p] = 1
       this.poolExhausted++
-      this.failed(p, `no more pre-signed messages after ${seq} (raise BENCH_AM_POOL)`)
+      this.failed(p, `no more pre-signed messages after ${seq} (raise BENCH_AM_POOL, or BENCH_E2EE_POOL for an E2EE target)`)
       return false
     }
     this.nextSeq[p] = seq + 1

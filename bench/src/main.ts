@@ -7,9 +7,15 @@
  *   BENCH_SECONDS=5           measured seconds of the peak phase (after BENCH_WARMUP_SECONDS=1)
  *   BENCH_FIXED_SECONDS=3     measured seconds of the half-peak phase (after 0.5 s)
  *   BENCH_PAIRS=50 BENCH_WINDOW=64
- *   BENCH_TARGETS=bare_ws,socketio,jetstream,agentmesh_memory,agentmesh_memory_noverify,
- *                 agentmesh_durable_noverify,agentmesh_durable   (any subset, in this order)
+ *   BENCH_TARGETS=e2ee,bare_ws,socketio,jetstream,agentmesh_memory,agentmesh_memory_noverify,
+ *                 agentmesh_durable_noverify,agentmesh_durable,agentmesh_durable_e2ee
+ *                             (any subset, in this order; `e2ee` = the session layer's figures on one
+ *                             core; agentmesh_<mode>_e2ee = that relay with every message encrypted,
+ *                             compared with agentmesh_<mode>, which is added before it when missing)
  *   BENCH_AM_POOL=…           pre-signed AgentMesh messages per pair (default sized for 24k msg/s)
+ *   BENCH_E2EE_POOL=…         pre-signed encrypted messages per pair (default sized for 2× what the
+ *                             plaintext run delivered and 1.5× what one core encrypts+decrypts, ≤ 24k msg/s)
+ *   BENCH_E2EE_ROUND_MS=700 BENCH_E2EE_ROUNDS=3   length and number of the rounds of each `e2ee` figure
  *   BENCH_CPU_PROF=1          write a V8 CPU profile of every Node server child to bench/results/prof/
  *   BENCH_JS_CONSUMER=push    JetStream ordered push consumers instead of ordered pull consumers
  *   BENCH_JS_STREAMS=per-pair one JetStream stream per receiver instead of one for all
@@ -18,11 +24,13 @@
  * See bench/README.md for what is measured and how to read it.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { availableParallelism, cpus } from 'node:os'
+import { availableParallelism, cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { cleanupAll, installCleanupHandlers } from './children.ts'
+import { GOAL_MESSAGES_PER_S, runE2eeMicro, type E2eeMicroResult } from './e2ee.ts'
 import { LoadGenerator, type LoadOptions, type PhaseResult } from './loadgen.ts'
 import { agentMeshTarget, buildFixture, type AgentMeshFixture, type AgentMeshMode } from './targets/agentmesh.ts'
+import { buildE2eeFixture, e2eeHooks, type E2eeFixture } from './targets/agentmesh-e2ee.ts'
 import { bareTarget } from './targets/bare.ts'
 import { jetStreamTarget, natsServerAvailable } from './targets/jetstream.ts'
 import { socketIoTarget } from './targets/socketio.ts'
@@ -31,8 +39,10 @@ import { PAYLOAD_BYTES, cpuProbe, envInt, round, sleep } from './util.ts'
 
 const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url))
 const DEFAULT_TARGETS = [
+  'e2ee',
   'bare_ws', 'socketio', 'jetstream',
   'agentmesh_memory', 'agentmesh_memory_noverify', 'agentmesh_durable_noverify', 'agentmesh_durable',
+  'agentmesh_durable_e2ee',
 ]
 const AM_MODES: AgentMeshMode[] = ['durable', 'durable_noverify', 'memory', 'memory_noverify']
 
@@ -41,6 +51,10 @@ const GOALS = {
   durable_vs_socketio: 1.5,
   memory_vs_bare: 0.70,
   p99_half_peak_ms: 50,
+  /** relay throughput with every message ratchet-encrypted ÷ plaintext, same relay, same run */
+  e2ee_vs_plaintext: 0.80,
+  /** 256-byte messages encrypted and decrypted per second on one core */
+  e2ee_messages_256_per_s: GOAL_MESSAGES_PER_S,
 }
 
 const log = (s: string): void => { process.stderr.write(s + '\n') }
@@ -116,7 +130,24 @@ function table (rows: string[][]): string {
   }).join('\n')
 }
 
-function humanReport (results: Record<string, TargetResult>, ratios: Record<string, unknown>): string {
+function e2eeReport (m: E2eeMicroResult): string {
+  const rows: string[][] = [['end-to-end encryption, one core', 'per s', 'per CPU-s', 'goal', 'rounds (per s)']]
+  const add = (label: string, r: { per_s: number, per_cpu_s: number, rounds: number[] }, goal = '(info)'): void => {
+    rows.push([label, fmt(r.per_s), fmt(r.per_cpu_s), goal, r.rounds.map(x => fmt(x)).join(' / ')])
+  }
+  add('session setups (verify bundle + PQXDH both sides + 1st msg)', m.setups)
+  add('256 B messages, encrypt + decrypt', m.messages_256.one_way, `≥ ${fmt(m.goal_256_per_s)}`)
+  if (m.messages_256.alternating !== undefined) add('256 B, alternating directions (DH step each)', m.messages_256.alternating)
+  add('64 KiB messages, encrypt + decrypt', m.messages_64k.one_way)
+  rows.push(['64 KiB, plaintext MB/s (10^6 B)', fmt(m.messages_64k.one_way_mb_per_s), fmt(round(m.messages_64k.one_way.per_cpu_s * 65_536 / 1e6, 1)), '(info)', ''])
+  const goalMet = m.messages_256.one_way.per_s >= m.goal_256_per_s
+  return table(rows) + '\n' +
+    '(one direction unless noted; "per CPU-s" divides by the CPU time of this process instead of wall time: higher than "per s" when\n' +
+    ' other work took the core, lower when the garbage collector\'s helper threads worked alongside, as with 64 KiB buffers;\n' +
+    ` 256 B goal ${goalMet ? 'met' : 'NOT met'}: ${fmt(m.messages_256.one_way.per_s)} measured vs ${fmt(m.goal_256_per_s)} msg/s)`
+}
+
+function humanReport (results: Record<string, TargetResult>, ratios: Record<string, unknown>, e2ee?: E2eeMicroResult): string {
   const lines: string[] = []
   const rows: string[][] = [[
     'target', 'msg/s', 'p50 ms', 'p99 ms', 'srv µs/msg', 'srv CPU%', 'gen CPU%', 'drained',
@@ -151,6 +182,10 @@ function humanReport (results: Record<string, TargetResult>, ratios: Record<stri
   show('AgentMesh durable, no verify ÷ JetStream', 'durable_noverify_vs_jetstream', undefined)
   show('AgentMesh durable, no verify ÷ Socket.IO', 'durable_noverify_vs_socketio', undefined)
   if (ratios.memory_noverify_vs_bare !== undefined) show('AgentMesh memory, no verify ÷ bare forwarder', 'memory_noverify_vs_bare', undefined)
+  for (const k of Object.keys(ratios).filter(k => k.endsWith('_e2ee_vs_plaintext'))) {
+    const mode = k.slice(0, -'_e2ee_vs_plaintext'.length)
+    show(`AgentMesh ${mode.replace('_noverify', ', no verify')}, E2EE ÷ plaintext`, k, GOALS.e2ee_vs_plaintext)
+  }
   lines.push(table(rr))
   lines.push('(server µs/msg ratio = AgentMesh CPU per delivery ÷ the other\'s; below 1× means AgentMesh spends less server CPU per message)')
   lines.push('')
@@ -160,6 +195,27 @@ function humanReport (results: Record<string, TargetResult>, ratios: Record<stri
     pr.push([r.label, fmt(r.half_peak.delivered_per_s), fmt(r.half_peak.latency_ms.p99, 2), `< ${GOALS.p99_half_peak_ms} ms`])
   }
   lines.push(table(pr))
+  const e2eeRuns = Object.entries(results).filter(([k, r]) => k.endsWith('_e2ee') && r.peak !== undefined)
+  if (e2eeRuns.length > 0) {
+    lines.push('')
+    const er: string[][] = [['relay with E2EE', 'msg/s', 'plaintext msg/s', 'ratio', 'goal', 'gen CPU%', 'enc µs', 'dec µs', 'frame B']]
+    for (const [k, r] of e2eeRuns) {
+      const base = results[k.slice(0, -'_e2ee'.length)]
+      const cs = r.client_stats ?? {}
+      er.push([
+        r.label, fmt(r.peak!.delivered_per_s), fmt(base?.peak?.delivered_per_s),
+        fmt(ratio(r.peak!.delivered_per_s, base?.peak?.delivered_per_s), 2) + '×', `≥ ${GOALS.e2ee_vs_plaintext}×`,
+        fmt(r.peak!.generator_cpu_pct), fmt(cs.e2ee_encrypt_us_per_msg), fmt(cs.e2ee_decrypt_us_per_msg),
+        `${String(r.info.send_frame_bytes ?? '—')} vs ${String(base?.info.send_frame_bytes ?? '—')}`,
+      ])
+    }
+    lines.push(table(er))
+    lines.push('(peak phase; enc/dec µs = the generator\'s time per ratchetEncrypt (+ payload encoding) and per ratchetDecrypt (+ reading the frame), whole run)')
+  }
+  if (e2ee !== undefined) {
+    lines.push('')
+    lines.push(e2eeReport(e2ee))
+  }
   return lines.join('\n')
 }
 
@@ -168,6 +224,7 @@ function humanReport (results: Record<string, TargetResult>, ratios: Record<stri
 async function main (): Promise<void> {
   installCleanupHandlers()
   const started = performance.now()
+  const loadAtStart = loadavg()[0]!
   const opts: LoadOptions = {
     pairs: Math.round(envInt('BENCH_PAIRS', 50)),
     window: Math.round(envInt('BENCH_WINDOW', 64)),
@@ -178,10 +235,30 @@ async function main (): Promise<void> {
     drainMs: envInt('BENCH_DRAIN_SECONDS', 10) * 1000,
     openLoopCap: 512,
   }
-  const names = (process.env.BENCH_TARGETS ?? DEFAULT_TARGETS.join(',')).split(',').map(s => s.trim()).filter(s => s !== '')
+  const asked = (process.env.BENCH_TARGETS ?? DEFAULT_TARGETS.join(',')).split(',').map(s => s.trim()).filter(s => s !== '')
+  // an E2EE relay figure is a ratio to the same relay in plaintext: run that first when it is missing
+  const names: string[] = []
+  for (const n of asked) {
+    if (names.includes(n)) continue
+    const base = n.slice(0, -'_e2ee'.length)
+    if (n.startsWith('agentmesh_') && n.endsWith('_e2ee') && !names.includes(base)) {
+      if (!asked.includes(base)) log(`note: ${n} is compared with ${base}, which runs first`)
+      names.push(base)
+    }
+    names.push(n)
+  }
   const profDir = process.env.BENCH_CPU_PROF === '1' ? RESULTS_DIR + 'prof' : undefined
   if (profDir !== undefined) mkdirSync(profDir, { recursive: true })
   const prof = profDir === undefined ? {} : { dir: profDir }
+
+  // the session layer's figures on one core (before any server runs; they size the E2EE pool)
+  let e2eeMicro: E2eeMicroResult | undefined
+  const e2eeRoundMs = envInt('BENCH_E2EE_ROUND_MS', 700)
+  const e2eeRounds = Math.round(envInt('BENCH_E2EE_ROUNDS', 3))
+  if (names.includes('e2ee')) {
+    log(`▶ end-to-end encryption on one core (${e2eeRounds} rounds of ${e2eeRoundMs} ms per figure)`)
+    e2eeMicro = await runE2eeMicro(e2eeRoundMs, e2eeRounds, log)
+  }
 
   // pre-sign AgentMesh envelopes before anything is measured, for the modes that check them:
   // Ed25519 verification bounds those near 6k msg/s per core, so the pool is sized for 24k msg/s
@@ -189,10 +266,10 @@ async function main (): Promise<void> {
   let fixture: AgentMeshFixture | undefined
   const amNames = names.filter(n => n.startsWith('agentmesh_'))
   let poolPerPair = 0
+  const seconds = (opts.warmupMs + opts.measureMs) / 1000 + 0.5 * (opts.fixedWarmupMs + opts.fixedMeasureMs) / 1000 + 0.5
   if (amNames.length > 0) {
     const sizedFor = 24_000
-    const seconds = (opts.warmupMs + opts.measureMs) / 1000 + 0.5 * (opts.fixedWarmupMs + opts.fixedMeasureMs) / 1000 + 0.5
-    poolPerPair = amNames.some(n => !n.endsWith('_noverify'))
+    poolPerPair = amNames.some(n => !n.endsWith('_noverify') && !n.endsWith('_e2ee'))
       ? Math.round(envInt('BENCH_AM_POOL', Math.ceil(sizedFor / opts.pairs * seconds)))
       : 0
     if (poolPerPair > 0) log(`pre-signing ${poolPerPair} AgentMesh envelopes for each of ${opts.pairs} senders (${availableParallelism()} worker threads)…`)
@@ -202,7 +279,12 @@ async function main (): Promise<void> {
 
   const targets: Target[] = []
   const results: Record<string, TargetResult> = {}
+  // the E2EE target's sessions and encrypted envelopes, made just before it runs (see below)
+  let e2eeFixture: E2eeFixture | undefined
+  let e2eeInfo: Record<string, unknown> = {}
+  const e2ee = (): { hooks: ReturnType<typeof e2eeHooks>, info: Record<string, unknown> } => ({ hooks: e2eeHooks(e2eeFixture!), info: e2eeInfo })
   for (const n of names) {
+    if (n === 'e2ee') continue
     if (n === 'bare_ws') targets.push(bareTarget(prof))
     else if (n === 'socketio') targets.push(socketIoTarget(prof))
     else if (n === 'jetstream') {
@@ -213,6 +295,8 @@ async function main (): Promise<void> {
       }
     } else if (n.startsWith('agentmesh_') && AM_MODES.includes(n.slice('agentmesh_'.length) as AgentMeshMode)) {
       targets.push(agentMeshTarget(n.slice('agentmesh_'.length) as AgentMeshMode, () => fixture!, prof))
+    } else if (n.startsWith('agentmesh_') && n.endsWith('_e2ee') && AM_MODES.includes(n.slice('agentmesh_'.length, -'_e2ee'.length) as AgentMeshMode)) {
+      targets.push(agentMeshTarget(n.slice('agentmesh_'.length, -'_e2ee'.length) as AgentMeshMode, () => fixture!, prof, e2ee))
     } else {
       throw new Error(`unknown target ${JSON.stringify(n)}; known: ${DEFAULT_TARGETS.join(', ')}`)
     }
@@ -221,6 +305,38 @@ async function main (): Promise<void> {
   let probe0: number | undefined
   cpuProbe(200) // warm up the probe itself
   for (const t of targets) {
+    try {
+      if (t.name.endsWith('_e2ee')) {
+        // sessions and encrypted, signed envelopes for this run only (the states move on during it).
+        // Encrypting and signing costs more than signing alone, so the pool is sized for 2× what the
+        // same relay delivered in plaintext and 1.5× what one core encrypts and decrypts (the
+        // generator's one thread does both), at most 24k msg/s, plus two windows per sender
+        const plain = results[t.name.slice(0, -'_e2ee'.length)]?.peak?.delivered_per_s
+        const oneCore = e2eeMicro?.messages_256.one_way.per_cpu_s
+        const sizedFor = Math.round(Math.max(1000, Math.min(24_000,
+          ...(plain !== undefined && plain > 0 ? [2 * plain] : []), ...(oneCore !== undefined ? [1.5 * oneCore] : []))))
+        const count = Math.round(envInt('BENCH_E2EE_POOL', Math.ceil(sizedFor / opts.pairs * seconds) + 2 * opts.window))
+        e2eeFixture = undefined
+        log(`setting up ${opts.pairs} E2EE sessions, then encrypting and signing ${count} envelopes for each sender (sized for ${sizedFor} msg/s)…`)
+        const ex = await buildE2eeFixture(fixture!, opts.pairs, count)
+        e2eeFixture = ex
+        e2eeInfo = {
+          send_frame_bytes: ex.frameBytes,
+          e2ee_payload_bytes: ex.payloadBytes,
+          plaintext_bytes: PAYLOAD_BYTES,
+          e2ee_pool_per_pair: count,
+          e2ee_pool_sized_for_msg_per_s: sizedFor,
+          e2ee_session_setup_s: round(ex.setupMs / 1000, 1),
+          e2ee_sign_s: round(ex.signMs / 1000, 1),
+        }
+        log(`  ${opts.pairs} sessions in ${round(ex.setupMs / 1000, 1)} s, ${count * opts.pairs} envelopes in ${round(ex.signMs / 1000, 1)} s; ` +
+          `send frame ${ex.frameBytes} bytes (payload ${ex.payloadBytes} for ${PAYLOAD_BYTES} bytes of plaintext)`)
+      }
+    } catch (err) {
+      log(`  ✗ ${t.label}: ${err instanceof Error ? err.message : String(err)}`)
+      results[t.name] = { label: t.label, window_by: t.windowBy, info: t.info, failed: err instanceof Error ? err.message : String(err), wall_s: 0 }
+      continue
+    }
     await sleep(300) // let the previous server's exit and socket teardown settle
     const probe = [cpuProbe(), cpuProbe(), cpuProbe()].sort((a, b) => a - b)[1]!
     probe0 ??= probe
@@ -231,6 +347,7 @@ async function main (): Promise<void> {
       results[t.name] = { label: t.label, window_by: t.windowBy, info: t.info, failed: err instanceof Error ? err.message : String(err), wall_s: 0 }
     }
     results[t.name]!.machine_speed = round(probe / probe0, 2)
+    if (t.name.endsWith('_e2ee')) e2eeFixture = undefined // let its buffers go
   }
   const speeds = Object.values(results).map(r => r.machine_speed).filter((x): x is number => x !== undefined)
   const speedSpread = speeds.length > 0 ? round(Math.max(...speeds) / Math.min(...speeds), 2) : 1
@@ -255,11 +372,15 @@ async function main (): Promise<void> {
       .map(([k, r]) => [k, r.half_peak!.latency_ms.p99])),
   }
   if (results.agentmesh_memory_noverify !== undefined) ratios.memory_noverify_vs_bare = cmp('agentmesh_memory_noverify', 'bare_ws')
+  for (const k of Object.keys(results).filter(k => k.endsWith('_e2ee'))) {
+    const base = k.slice(0, -'_e2ee'.length)
+    ratios[`${base.slice('agentmesh_'.length)}_e2ee_vs_plaintext`] = { ...cmp(k, base), goal: `>= ${GOALS.e2ee_vs_plaintext}` }
+  }
 
   const report = {
     bench: 'agentmesh relay vs. bare ws, Socket.IO, NATS JetStream',
     date: new Date().toISOString(),
-    machine: { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '?' },
+    machine: { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '?', loadavg_1m_at_start: round(loadAtStart, 2) },
     settings: {
       pairs: opts.pairs,
       connections: opts.pairs * 2,
@@ -271,8 +392,11 @@ async function main (): Promise<void> {
       half_peak_in_flight_cap: opts.openLoopCap,
       agentmesh_presigned_per_pair: poolPerPair,
       agentmesh_sign_s: fixture === undefined ? undefined : round(fixture.signMs / 1000, 1),
+      e2ee_round_ms: e2eeMicro === undefined ? undefined : e2eeRoundMs,
+      e2ee_rounds: e2eeMicro === undefined ? undefined : e2eeRounds,
     },
     goals: GOALS,
+    e2ee: e2eeMicro,
     targets: results,
     ratios,
     machine_speed_spread: speedSpread,
@@ -282,7 +406,7 @@ async function main (): Promise<void> {
   mkdirSync(RESULTS_DIR, { recursive: true })
   writeFileSync(RESULTS_DIR + 'latest.json', json + '\n')
   process.stdout.write(json + '\n\n')
-  process.stdout.write(humanReport(results, ratios) + '\n')
+  process.stdout.write(humanReport(results, ratios, e2eeMicro) + '\n')
   if (speedSpread > 1.3) {
     process.stdout.write(`\nnote: the machine's speed (a fixed CPU probe before each target) varied ${speedSpread}× during this run; ` +
       'ratios are less trustworthy than usual, run again\n')

@@ -2,40 +2,68 @@
  * Worker thread: pre-signs AgentMesh send frames before any timed phase, so that Ed25519
  * signing (~50–70 µs per envelope here) is never part of a measurement. For each pair it
  * returns one Buffer holding `count` canonical send frames back to back, and their offsets.
+ *
+ * An E2EE job (`e2ee` set) carries the sender's ratchet state: the worker encrypts message
+ * 0…count−1 from it (payloadText(seq, e2ee.t) as plaintext), signs envelopes whose payload is
+ * e2eePayloadText(message), and returns each frame split around that payload: head k is
+ * offsets[2k]…offsets[2k+1], tail k is offsets[2k+1]…offsets[2k+2]. Encryption is deterministic
+ * for a given state, so the sender, encrypting the same plaintexts from the same state during the
+ * run, gets the same ciphertexts and puts them between head and tail: the signature fits.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { identityFromSecret, signEnvelope } from '@agentmesh/crypto'
+import { deserializeRatchetState, identityFromSecret, ratchetEncrypt, signEnvelope, type RatchetState } from '@agentmesh/crypto'
 import { encodeSend } from '@agentmesh/protocol'
-import { payloadObject } from './util.ts'
+import { e2eePayloadObject, e2eePayloadText } from './e2ee.ts'
+import { payloadObject, payloadText } from './util.ts'
 
-export interface SignJob { pair: number, secret: Uint8Array, to: string }
+export interface SignJob {
+  pair: number
+  secret: Uint8Array
+  to: string
+  /** E2EE: the sender's ratchet state (serialized) and the `t` of every plaintext */
+  e2ee?: { state: string, t: number }
+}
 export interface SignResult { pair: number, bytes: ArrayBuffer, offsets: Int32Array }
 
 const { jobs, count } = workerData as { jobs: SignJob[], count: number }
+const te = new TextEncoder()
 
 for (const job of jobs) {
   const me = identityFromSecret(job.secret)
-  const frames: string[] = new Array(count)
+  let state: RatchetState | undefined = job.e2ee === undefined ? undefined : deserializeRatchetState(job.e2ee.state)
+  const parts: string[] = []
   let total = 0
   for (let seq = 0; seq < count; seq++) {
-    const env = signEnvelope(me, {
-      id: `bench-${job.pair}-${seq}`,
-      to: job.to,
-      type: 'bench',
-      payload: payloadObject(seq, Date.now()),
-    })
+    let payload: Record<string, unknown>
+    let cut: string | undefined
+    if (state !== undefined) {
+      const r = ratchetEncrypt(state, te.encode(payloadText(seq, job.e2ee!.t)))
+      state = r.state
+      payload = e2eePayloadObject(r.message)
+      cut = e2eePayloadText(r.message)
+    } else {
+      payload = payloadObject(seq, Date.now())
+    }
+    const env = signEnvelope(me, { id: `bench-${job.pair}-${seq}`, to: job.to, type: state !== undefined ? 'e2ee' : 'bench', payload })
     const f = encodeSend(JSON.stringify(env))
-    frames[seq] = f
-    total += Buffer.byteLength(f)
+    if (cut === undefined) {
+      parts.push(f)
+      total += Buffer.byteLength(f)
+    } else {
+      const at = f.indexOf(cut)
+      if (at < 0) throw new Error('the E2EE payload does not appear verbatim in its frame')
+      parts.push(f.slice(0, at), f.slice(at + cut.length))
+      total += Buffer.byteLength(f) - cut.length
+    }
   }
   const buf = Buffer.allocUnsafeSlow(total)
-  const offsets = new Int32Array(count + 1)
+  const offsets = new Int32Array(parts.length + 1)
   let off = 0
-  for (let seq = 0; seq < count; seq++) {
-    offsets[seq] = off
-    off += buf.write(frames[seq]!, off, 'utf8')
+  for (let i = 0; i < parts.length; i++) {
+    offsets[i] = off
+    off += buf.write(parts[i]!, off, 'utf8')
   }
-  offsets[count] = off
+  offsets[parts.length] = off
   const bytes = buf.buffer as ArrayBuffer
   const result: SignResult = { pair: job.pair, bytes, offsets }
   parentPort!.postMessage(result, [bytes, offsets.buffer as ArrayBuffer])

@@ -70,19 +70,24 @@ export async function buildFixture (pairs: number, count: number): Promise<Agent
   const senders = Array.from({ length: pairs }, (_, i) => createIdentity(`bench-sender-${i}`))
   const receivers = Array.from({ length: pairs }, (_, i) => createIdentity(`bench-receiver-${i}`))
   if (count === 0) return { senders, receivers, frames: [], offsets: [], count: 0, frameBytes: 0, signMs: 0 }
-  const nWorkers = Math.max(1, Math.min(availableParallelism(), pairs))
+  const jobs: SignJob[] = senders.map((id, p) => ({ pair: p, secret: id.secretKey, to: receivers[p]!.amid }))
+  const { frames, offsets } = await signOnWorkers(jobs, count)
+  return { senders, receivers, frames, offsets, count, frameBytes: offsets[0]![1]! - offsets[0]![0]!, signMs: performance.now() - t0 }
+}
+
+/** Runs sign-worker.ts jobs on one worker thread per core (at most one per job); answers each pair's bytes and offsets. */
+export async function signOnWorkers (jobs: SignJob[], count: number): Promise<{ frames: Buffer[], offsets: Int32Array[] }> {
+  const nWorkers = Math.max(1, Math.min(availableParallelism(), jobs.length))
   const jobsByWorker: SignJob[][] = Array.from({ length: nWorkers }, () => [])
-  for (let p = 0; p < pairs; p++) {
-    jobsByWorker[p % nWorkers]!.push({ pair: p, secret: senders[p]!.secretKey, to: receivers[p]!.amid })
-  }
-  const frames: Buffer[] = new Array(pairs)
-  const offsets: Int32Array[] = new Array(pairs)
+  jobs.forEach((job, i) => { jobsByWorker[i % nWorkers]!.push(job) })
+  const frames: Buffer[] = new Array(jobs.length)
+  const offsets: Int32Array[] = new Array(jobs.length)
   const workers: Worker[] = []
   try {
-    await Promise.all(jobsByWorker.map((jobs) => new Promise<void>((resolve, reject) => {
-      const w = new Worker(WORKER_BOOT, { eval: true, workerData: { jobs, count } })
+    await Promise.all(jobsByWorker.map((mine) => new Promise<void>((resolve, reject) => {
+      const w = new Worker(WORKER_BOOT, { eval: true, workerData: { jobs: mine, count } })
       workers.push(w)
-      let left = jobs.length
+      let left = mine.length
       w.on('message', (r: SignResult) => {
         frames[r.pair] = Buffer.from(r.bytes)
         offsets[r.pair] = r.offsets
@@ -94,7 +99,7 @@ export async function buildFixture (pairs: number, count: number): Promise<Agent
   } finally {
     for (const w of workers) void w.terminate()
   }
-  return { senders, receivers, frames, offsets, count, frameBytes: offsets[0]![1]! - offsets[0]![0]!, signMs: performance.now() - t0 }
+  return { frames, offsets }
 }
 
 // ---------------------------------------------------------------- client side (generator)
@@ -143,9 +148,22 @@ function unsignedFrames (fx: AgentMeshFixture, pairs: number): (p: number, seq: 
     payloadText(seq, Math.round(t)) + tails[p]!
 }
 
-export async function connectAgentMesh (url: string, fx: AgentMeshFixture, pairs: number, sink: Sink, signed: boolean): Promise<Client> {
+/**
+ * What an E2EE client adds (targets/agentmesh-e2ee.ts): the sender's frame of message `seq` of
+ * `pair`, encrypted now (undefined when its pool is exhausted), and the receiver's decryption of a
+ * deliver frame, answering the plaintext's `bseq` (or throwing).
+ */
+export interface E2eeHooks {
+  frame (pair: number, seq: number): Buffer | undefined
+  open (pair: number, deliverFrame: Buffer): number
+  stats? (): Record<string, number>
+}
+
+export async function connectAgentMesh (
+  url: string, fx: AgentMeshFixture, pairs: number, sink: Sink, signed: boolean, e2ee?: E2eeHooks,
+): Promise<Client> {
   if (pairs > fx.senders.length) throw new Error(`fixture has ${fx.senders.length} pairs, ${pairs} asked`)
-  const build = signed ? undefined : unsignedFrames(fx, pairs)
+  const build = signed || e2ee !== undefined ? undefined : unsignedFrames(fx, pairs)
   const receivers: WebSocket[] = new Array(pairs)
   const senders: WebSocket[] = new Array(pairs)
   const pendingCursor = new Float64Array(pairs)
@@ -171,7 +189,13 @@ export async function connectAgentMesh (url: string, fx: AgentMeshFixture, pairs
   const onReceiver = (p: number) => (data: Buffer): void => {
     if (data[7] === OP_DELIVER) {
       const relaySeq = readIntAfter(data, SEQ_KEY)
-      sink.delivered(p, readBseq(data, 22))
+      if (e2ee === undefined) {
+        sink.delivered(p, readBseq(data, 22))
+      } else {
+        let bseq: number | undefined
+        try { bseq = e2ee.open(p, data) } catch (err) { sink.failed(p, `receiver: ${err instanceof Error ? err.message : String(err)}`) }
+        if (bseq !== undefined) sink.delivered(p, bseq)
+      }
       if (relaySeq > pendingCursor[p]!) {
         if (isDirty[p] === 0) { isDirty[p] = 1; dirty.push(p) }
         pendingCursor[p] = relaySeq
@@ -206,6 +230,13 @@ export async function connectAgentMesh (url: string, fx: AgentMeshFixture, pairs
   return {
     send (p, seq, t) {
       const ws = senders[p]!
+      if (e2ee !== undefined) {
+        const f = e2ee.frame(p, seq)
+        if (f === undefined) return false
+        corkForTurn(socketOf(ws))
+        ws.send(f, { binary: false })
+        return true
+      }
       if (build !== undefined) {
         corkForTurn(socketOf(ws))
         ws.send(build(p, seq, t))
@@ -217,7 +248,7 @@ export async function connectAgentMesh (url: string, fx: AgentMeshFixture, pairs
       ws.send(fx.frames[p]!.subarray(off[seq]!, off[seq + 1]!), { binary: false })
       return true
     },
-    stats: () => ({ cursor_frames: cursorFrames, duplicate_acks: duplicateAcks }),
+    stats: () => ({ cursor_frames: cursorFrames, duplicate_acks: duplicateAcks, ...e2ee?.stats?.() }),
     async close () {
       closing = true
       for (const ws of [...senders, ...receivers]) ws?.terminate()
@@ -229,29 +260,43 @@ export async function connectAgentMesh (url: string, fx: AgentMeshFixture, pairs
 
 export type AgentMeshMode = 'durable' | 'durable_noverify' | 'memory' | 'memory_noverify'
 
-export function agentMeshTarget (mode: AgentMeshMode, fixture: () => AgentMeshFixture, prof: { dir?: string } = {}): Target {
+/**
+ * A relay in `mode`. With `e2ee` (targets/agentmesh-e2ee.ts), the target `agentmesh_<mode>_e2ee`:
+ * the same relay, every message ratchet-encrypted by its sender and decrypted by its receiver.
+ */
+export function agentMeshTarget (
+  mode: AgentMeshMode, fixture: () => AgentMeshFixture, prof: { dir?: string } = {}, e2ee?: () => { hooks: E2eeHooks, info: Record<string, unknown> },
+): Target {
   let dataDir: string | undefined
   const verifySignatures = !mode.endsWith('_noverify')
   const memory = mode.startsWith('memory')
-  const label = `AgentMesh ${memory ? 'memory' : 'durable (SQLite)'}${verifySignatures ? '' : ', no verify'}`
+  const name = `agentmesh_${mode}${e2ee === undefined ? '' : '_e2ee'}`
+  const label = `AgentMesh ${memory ? 'memory' : 'durable (SQLite)'}${verifySignatures ? '' : ', no verify'}${e2ee === undefined ? '' : ', E2EE'}`
   return {
-    name: `agentmesh_${mode}`,
+    name,
     label,
     windowBy: 'ack',
     info: {
       store: memory ? 'memory' : 'sqlite (WAL, synchronous=NORMAL)',
       verifySignatures,
-      envelopes: verifySignatures ? 'pre-signed before the run' : 'built on the fly, signature well-formed but not valid',
+      envelopes: e2ee !== undefined
+        ? 'signed before the run around ciphertexts that each sender encrypts again (the same bytes) when it sends; receivers decrypt'
+        : verifySignatures ? 'pre-signed before the run' : 'built on the fly, signature well-formed but not valid',
     },
     async start (): Promise<ServerHandle> {
       if (!memory) dataDir = tempDir('relay')
       return startNodeServer(
         { kind: 'agentmesh', memory, verifySignatures, ...(dataDir === undefined ? {} : { dataDir }) },
-        prof.dir === undefined ? {} : { profileDir: prof.dir, profileName: `agentmesh_${mode}` },
+        prof.dir === undefined ? {} : { profileDir: prof.dir, profileName: name },
       )
     },
     async connect (server, pairs, sink) {
       const fx = fixture()
+      if (e2ee !== undefined) {
+        const { hooks, info } = e2ee()
+        Object.assign(this.info, info)
+        return connectAgentMesh(server.url, fx, pairs, sink, true, hooks)
+      }
       if (verifySignatures) (this.info as Record<string, unknown>).send_frame_bytes = fx.frameBytes
       return connectAgentMesh(server.url, fx, pairs, sink, verifySignatures)
     },
