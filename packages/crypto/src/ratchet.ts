@@ -117,16 +117,34 @@ function kdfRk (rk: Uint8Array, dhOut: Uint8Array): [Buffer, Buffer] {
   return [out.subarray(0, 32), out.subarray(32, 64)]
 }
 
-/** AD || HEADER(dh, pn, n) */
-function associatedData (ad: string, dh: Uint8Array, pn: number, n: number): Buffer {
-  const prefix = b64(ad)
-  const out = Buffer.allocUnsafe(prefix.length + HEADER_BYTES)
-  prefix.copy(out, 0)
-  let o = prefix.length
-  out[o++] = KEY_TYPE_X25519
-  out.set(dh, o); o += 32
-  out.writeUInt32BE(pn, o); o += 4
-  out.writeUInt32BE(n, o)
+/**
+ * AD || EncodeEC(dh) for each ratchet key seen lately, as bytes, so that a message only writes its
+ * pn and n instead of decoding the AD and the key from base64url again. Public values only (the
+ * AD holds identity and exchange keys), bounded, oldest first out.
+ */
+const AAD_CACHE_MAX = 1024
+const aadCache = new Map<string, { ad: string, bytes: Buffer }>()
+
+/**
+ * AD || HEADER(dh, pn, n), `dh` in base64url as a header or state holds it (already checked to be
+ * a 32-byte key). The answer is only good until the next call: it is shared, and read at once by
+ * setAAD, which copies it.
+ */
+function associatedData (ad: string, dh: string, pn: number, n: number): Buffer {
+  let e = aadCache.get(dh)
+  if (e === undefined || e.ad !== ad) {
+    const prefix = b64(ad)
+    const bytes = Buffer.alloc(prefix.length + HEADER_BYTES)
+    prefix.copy(bytes, 0)
+    bytes[prefix.length] = KEY_TYPE_X25519
+    bytes.set(b64(dh), prefix.length + 1)
+    if (e === undefined && aadCache.size >= AAD_CACHE_MAX) aadCache.delete(aadCache.keys().next().value as string)
+    e = { ad, bytes }
+    aadCache.set(dh, e)
+  }
+  const out = e.bytes
+  out.writeUInt32BE(pn, out.length - 8)
+  out.writeUInt32BE(n, out.length - 4)
   return out
 }
 
@@ -230,7 +248,7 @@ export function ratchetEncrypt (state: RatchetState, plaintext: Uint8Array): { s
   const mk = hmacSha256(ck, CK_MESSAGE)
   const nextCk = hmacSha256(ck, CK_CHAIN)
   const header: RatchetHeader = { dh: state.dhs.pub, pn: state.pn, n: state.ns }
-  const ciphertext = seal(mk, plaintext, associatedData(state.ad, b64(state.dhs.pub), state.pn, state.ns))
+  const ciphertext = seal(mk, plaintext, associatedData(state.ad, state.dhs.pub, state.pn, state.ns))
   mk.fill(0)
   return {
     state: { ...state, cks: toB64u(nextCk), ns: state.ns + 1 },
@@ -295,9 +313,11 @@ export function ratchetDecrypt (state: RatchetState, message: RatchetMessage, li
         ck = hmacSha256(ck, CK_CHAIN)
       }
       const mk = hmacSha256(ck, CK_MESSAGE)
-      const plaintext = open(mk, ciphertext, associatedData(state.ad, b64(dh), pn, n))
+      const plaintext = open(mk, ciphertext, associatedData(state.ad, dh, pn, n))
+      const ckr = toB64u(hmacSha256(ck, CK_CHAIN))
       return {
-        state: received(state, { ckr: toB64u(hmacSha256(ck, CK_CHAIN)), nr: n + 1, ...withSkipped(state, added, maxTotal) }),
+        // nothing skipped (the usual case): withSkipped would answer `skipped` and `evicted` as they are
+        state: received(state, added.length === 0 ? { ckr, nr: n + 1 } : { ckr, nr: n + 1, ...withSkipped(state, added, maxTotal) }),
         plaintext,
       }
     }
@@ -325,7 +345,7 @@ function replayed (state: RatchetState, dh: string, n: number): never {
 function fromSkipped (state: RatchetState, dh: string, pn: number, n: number, ciphertext: Uint8Array): { state: RatchetState, plaintext: Uint8Array } | undefined {
   const i = state.skipped.findIndex(s => s[1] === n && s[0] === dh)
   if (i < 0) return undefined
-  const plaintext = open(b64(state.skipped[i]![2]), ciphertext, associatedData(state.ad, b64(dh), pn, n))
+  const plaintext = open(b64(state.skipped[i]![2]), ciphertext, associatedData(state.ad, dh, pn, n))
   return { state: received(state, { skipped: state.skipped.filter((_, j) => j !== i) }), plaintext }
 }
 
@@ -379,7 +399,7 @@ function dhRatchetThenDecrypt (
     added.push([dh, i, toB64u(hmacSha256(ck, CK_MESSAGE))])
     ck = hmacSha256(ck, CK_CHAIN)
   }
-  const plaintext = open(hmacSha256(ck, CK_MESSAGE), ciphertext, associatedData(state.ad, peer, pn, n))
+  const plaintext = open(hmacSha256(ck, CK_MESSAGE), ciphertext, associatedData(state.ad, dh, pn, n))
 
   cacheX25519PrivateKey(dhs)
   // the replaced key is not needed again, except a responder's first one: its signed prekey, shared by sessions
