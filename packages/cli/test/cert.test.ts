@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
-import { cli, tempDir, type CliResult } from '@agentmesh/testing'
+import { cli, spawnRelay, tempDir, type CliResult } from '@agentmesh/testing'
 
 /** Asserts a failed run: exit code, one line on stderr with the code, no stack trace. */
 function assertError (r: CliResult, code: string, exit: number, message?: RegExp, json = false): void {
@@ -175,5 +175,34 @@ describe('cli cert', () => {
     ]
     assert.equal(runs.length, expect.length)
     for (const [i, [code, exit, re, asJson]] of expect.entries()) assertError(runs[i]!, code, exit, re, asJson === true)
+  })
+
+  it('cli cert - publish: a chain sets the agent\'s tier on a relay that trusts the root; the root\'s CRL published after revokes it', async () => {
+    const r = await cli(['cert', 'root', 'create', '--name', 'Publish Root', '--out', p('proot')])
+    assert.equal(r.code, 0, r.stderr)
+    const relay = await spawnRelay({ memory: true, args: ['--trust-roots', p('proot/ca.pem')] })
+    try {
+      const home = p('carol')
+      const carol = json(await cli(['init', '--name', 'carol', '--json'], { home, server: relay.url })).amid as string
+      const issued = json(await cli(['cert', 'issue', '--ca', p('proot'), '--out', p('carol.pem'), '--json'], { home }))
+      const pub = json(await cli(['cert', 'publish', p('carol.pem'), '--json'], { home, server: relay.url }))
+      assert.equal(pub.tier, 'verified')
+      assert.equal(pub.status, 'valid')
+      const profile = await (await fetch(`${relay.url.replace(/^ws/, 'http').replace(/\/ws$/, '')}/api/v1/agents/${carol}`)).json() as { tier: string }
+      assert.equal(profile.tier, 'verified')
+      // revoked by its CA: the CA's CRL, published, drops the tier
+      assert.equal((await cli(['cert', 'revoke', '--ca', p('proot'), '--serial', issued.serial as string])).code, 0)
+      const crl = json(await cli(['cert', 'publish', p('proot/crl.pem'), '--json'], { server: relay.url }))
+      assert.equal(crl.status, 'stored')
+      const after = await (await fetch(`${relay.url.replace(/^ws/, 'http').replace(/\/ws$/, '')}/api/v1/agents/${carol}`)).json() as { tier: string }
+      assert.equal(after.tier, 'anonymous')
+      // publishing the revoked chain again is refused with its code; a file without PEM is a clear error
+      assertError(await cli(['cert', 'publish', p('carol.pem')], { home, server: relay.url }), 'AM_ERR_CERT_REVOKED', 1)
+      writeFileSync(p('junk.pem'), 'not a certificate')
+      assertError(await cli(['cert', 'publish', p('junk.pem')], { home, server: relay.url }), 'AM_ERR_CERT_INVALID', 1, /no certificate or CRL/)
+      assertError(await cli(['cert', 'publish', p('missing.pem')], { home, server: relay.url }), 'AM_ERR_INVALID_ARGUMENT', 2, /no such file/)
+    } finally {
+      await relay.kill()
+    }
   })
 })

@@ -11,8 +11,9 @@ import {
   type AgentCertTier, type CertificateAuthority, type CertificateInfo, type IssuedCertificate, type ParsedCrl,
 } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { checkAmid, homeOf, withCommon, type CommonOpts } from '../common.ts'
+import { checkAmid, homeOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { output, parseInteger, usage, type Out } from '../output.ts'
+import { registryRequest } from '../registry.ts'
 
 interface JsonOpt { json?: boolean }
 
@@ -309,6 +310,28 @@ export function certCommands (program: Command): void {
       writePublicFile(crlPath, await createCrl(ca, entries))
       out.note(already ? `${serial} was already revoked; ${crlPath} signed again` : `${crlPath} now lists ${entries.length} revoked certificate(s)`)
       out.result({ serial, revoked: true, already, crl: crlPath, count: entries.length }, `revoked ${serial}`)
+    })
+
+  withCommon(cert.command('publish')
+    .description('publish to the relay\'s registry: a chain file (leaf first) becomes this agent\'s certificate and sets its tier; a CRL file (e.g. <ca>/crl.pem) is stored by the relay and revokes what it lists')
+    .argument('<file>', 'a chain as `cert issue` writes it, or a CRL'))
+    .action(async (path: string, o: CommonOpts) => {
+      const out = output(o.json === true)
+      const text = readArg(undefined, path)
+      const blocks = splitPem(text)
+      const crls = blocks.filter(b => CRL_LABELS.has(/^-----BEGIN ([A-Z0-9 ]+)-----/.exec(b)![1]!))
+      const certs = blocks.filter(b => b.startsWith('-----BEGIN CERTIFICATE-----'))
+      if (crls.length > 0 && certs.length > 0) throw usage(`${path} holds both certificates and a CRL; publish them from separate files`)
+      if (crls.length > 1) throw usage(`${path} holds ${crls.length} CRLs; publish one at a time`)
+      if (crls.length === 1) {
+        const r = await registryRequest(serverOf(o), 'PUT', '/api/v1/crls', { body: crls[0]!, contentType: 'application/pkix-crl' })
+        out.result(r, `${r.status === 'unchanged' ? 'the relay already held this CRL' : 'CRL stored'}: ${r.crl?.issuer ?? ''} (${r.crl?.revoked_count ?? 0} revoked)`)
+        return
+      }
+      if (certs.length === 0) throw new AgentMeshError(ErrorCode.CertInvalid, `${path} holds no certificate or CRL (PEM)`)
+      const id = loadIdentity(homeOf(o))
+      const r = await registryRequest(serverOf(o), 'PUT', `/api/v1/agents/${id.amid}/certificate`, { identity: id, body: JSON.stringify({ chain: certs }) })
+      out.result(r, `published: ${id.amid} is ${r.tier}${r.organisation === undefined ? '' : ` (${r.organisation})`} until ${new Date(r.expires_at).toISOString()}`)
     })
 
   // nested subcommands report their errors through run(), like the top-level ones
