@@ -400,20 +400,34 @@ export class ConnectionImpl implements Connection {
 
   /** Next message for the application, committing skipped entries (duplicates, invalid) on the way. */
   private async next (signal?: AbortSignal): Promise<Message | undefined> {
-    this.commitProcessing()
+    // the message the application just finished: committed in the step that saves the next
+    // decryption when there is one (one transaction instead of two), else right away
+    let prev = this.processing
+    this.processing = undefined
+    const commitPrev = (): void => {
+      if (prev === undefined) return
+      const p = prev
+      prev = undefined
+      this.commit(p)
+    }
     for (;;) {
       while (this.inbound.length > 0) {
         const item = this.inbound.shift()!
         if (item.env !== undefined && item.msg === undefined) {
-          this.processing = item // committed with the next one should the application stop meanwhile
-          const m = await this.open(item.env, item.seq)
-          this.processing = undefined
+          const p = prev
+          prev = undefined
+          let merged = false
+          const m = await this.open(item.env, item.seq, p === undefined ? undefined : () => { this.commit(p); merged = true })
+          // not saved with it (served from the kept plaintext, or failed and rolled back): on its own
+          if (p !== undefined && (m === undefined || !merged)) this.commit(p)
           if (m !== undefined) item.msg = m
         }
+        commitPrev()
         if (item.msg === undefined) { this.commit(item); continue }
         this.processing = item
         return item.msg
       }
+      commitPrev()
       if (this.closed) return undefined
       if (signal?.aborted === true) return undefined
       await new Promise<void>((resolve) => {
@@ -425,10 +439,10 @@ export class ConnectionImpl implements Connection {
   }
 
   /** Decrypts a delivery; undefined (after a warning) when it cannot be. */
-  private async open (env: Envelope, seq: number): Promise<Message | undefined> {
+  private async open (env: Envelope, seq: number, inStep?: () => void): Promise<Message | undefined> {
     const e2ee = this.cfg.e2ee!
     try {
-      return toMessage(env, seq, await e2ee.decrypt(env), true)
+      return toMessage(env, seq, await e2ee.decrypt(env, inStep), true)
     } catch (err) {
       const e = AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.DecryptFailed, `dropped message ${env.id} from ${env.from}: ${(err as Error).message}`)
       this.cfg.onWarning(e)

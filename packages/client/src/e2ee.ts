@@ -469,9 +469,10 @@ export class E2ee {
   /**
    * Decrypts an encrypted envelope (signature already checked), saving the ratchet and the
    * plaintext in one step before answering. Throws the session layer's coded errors; a message
-   * from a peer whose key changed is held (AM_ERR_PEER_KEY_CHANGED).
+   * from a peer whose key changed is held (AM_ERR_PEER_KEY_CHANGED). `inStep` runs inside that
+   * step (the caller commits the previous message there: one transaction instead of two).
    */
-  async decrypt (env: Envelope): Promise<Decrypted> {
+  async decrypt (env: Envelope, inStep?: () => void): Promise<Decrypted> {
     const kept = this.kept(env)
     if (kept !== undefined) return kept
     const message = this.readPayload(env)
@@ -491,9 +492,10 @@ export class E2ee {
         })
         throw this.keyChanged(env.from, `message ${env.id} is held until the new key is accepted`)
       }
-      return await this.acceptNew(env, message, rec, now)
+      return await this.acceptNew(env, message, rec, now, inStep)
     }
     return this.state.transaction(() => {
+      inStep?.()
       const rec = this.get<SessionRecord>(K.session, env.from)
       if (rec === undefined) throw dropped(ErrorCode.UnknownSession, env, 'no session with this peer (deleted, expired or never made) and the message cannot start one')
       const states = [rec.current, ...rec.previous]
@@ -517,7 +519,7 @@ export class E2ee {
     })
   }
 
-  private async acceptNew (env: Envelope, message: RatchetMessage, rec: SessionRecord | undefined, now: number): Promise<Decrypted> {
+  private async acceptNew (env: Envelope, message: RatchetMessage, rec: SessionRecord | undefined, now: number, inStep?: () => void): Promise<Decrypted> {
     this.usedOneTime.clear()
     let accepted: Awaited<ReturnType<typeof acceptInitialMessage>>
     try {
@@ -530,6 +532,7 @@ export class E2ee {
     const out = this.readPlaintext(env, accepted.plaintext)
     const peerKey = message.prekey!.exchange_key
     this.state.secureDelete(() => {
+      inStep?.()
       for (const id of this.usedOneTime) this.state.recordDelete(K.opk, String(id))
       this.usedOneTime.clear()
       this.notePeerKey(env.from, peerKey, now)
