@@ -285,7 +285,8 @@ export class E2ee {
         return made
       })
     }
-    let uploadBase = this.state.metaGet(baseKey) !== baseText || rotated.rotated.signed || rotated.rotated.pq
+    // the base goes with every one-time upload too: a relay that lost its data has neither
+    let uploadBase = send.length > 0 || this.state.metaGet(baseKey) !== baseText || rotated.rotated.signed || rotated.rotated.pq
     if (!uploadBase && send.length === 0) return
     do {
       const chunk = send.splice(0, UPLOAD_CHUNK)
