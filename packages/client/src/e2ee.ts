@@ -270,7 +270,10 @@ export class E2ee {
     const baseText = JSON.stringify(base)
     const baseKey = `uploaded_base ${this.cfg.httpBase}`
     const path = `/api/v1/agents/${this.identity.amid}/prekeys`
-    const have = Number((await this.http('GET', path, undefined, false))?.one_time ?? 0)
+    // the first upload from this state to this relay replaces whatever one-time prekeys it holds:
+    // after a lost state their secrets are gone, and a bundle with one would start a dead session
+    const fresh = this.state.metaGet(baseKey) === undefined
+    const have = fresh ? 0 : Number((await this.http('GET', path, undefined, false))?.one_time ?? 0)
     let send: OneTimePreKeyRecord[] = []
     if (have < lowWater) {
       const n = Math.max(0, target - have)
@@ -288,9 +291,11 @@ export class E2ee {
     // the base goes with every one-time upload too: a relay that lost its data has neither
     let uploadBase = send.length > 0 || this.state.metaGet(baseKey) !== baseText || rotated.rotated.signed || rotated.rotated.pq
     if (!uploadBase && send.length === 0) return
+    let replace = fresh
     do {
       const chunk = send.splice(0, UPLOAD_CHUNK)
-      await this.http('PUT', path, { ...(uploadBase ? { base } : {}), ...(chunk.length > 0 ? { one_time: chunk.map(oneTimePreKeyPublic) } : {}) })
+      await this.http('PUT', path, { ...(uploadBase ? { base } : {}), ...(chunk.length > 0 ? { one_time: chunk.map(oneTimePreKeyPublic) } : {}), ...(replace ? { replace_one_time: true } : {}) })
+      replace = false
       if (uploadBase) this.state.metaSet(baseKey, baseText)
       uploadBase = false
     } while (send.length > 0)

@@ -575,6 +575,18 @@ export default function storeSuite (init: StoreSuiteInit): void {
           assert.deepEqual(await store.takePrekeyBundle(BOB), { base: { v: 2 }, oneTime: { id: 1, key: 'k1' } })
         })
       })
+
+      it('store - replaceOneTime drops the one-time prekeys held before (same ids included) and keeps only the new ones', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.putPrekeys(BOB, { base: { v: 1 }, oneTime: [{ id: 1, key: 'old1' }, { id: 2, key: 'old2' }, { id: 9, key: 'old9' }] })
+          await store.putPrekeys(ALICE, { base: { v: 1 }, oneTime: [{ id: 1, key: 'alice1' }] })
+          assert.deepEqual(await store.putPrekeys(BOB, { base: { v: 2 }, oneTime: [{ id: 1, key: 'new1' }, { id: 2, key: 'new2' }], replaceOneTime: true }), { oneTime: 2 })
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base: { v: 2 }, oneTime: { id: 1, key: 'new1' } })
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base: { v: 2 }, oneTime: { id: 2, key: 'new2' } })
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base: { v: 2 } })
+          assert.equal(await store.countOneTimePrekeys(ALICE), 1, 'another agent\'s prekeys are untouched')
+        })
+      })
     })
 
     describe('certificates and CRLs', () => {

@@ -49,6 +49,8 @@ export const PrekeyBody = Type.Object({
     id: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 }),
     key: Type.String({ pattern: B64U, minLength: 43, maxLength: 43, description: 'X25519 public key, base64url' }),
   }, { additionalProperties: false }), { maxItems: MAX_PREKEYS_PER_UPLOAD })),
+  /** delete the one-time prekeys held before adding these: the agent lost their secrets (a new state) */
+  replace_one_time: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false })
 type PrekeyBody = Static<typeof PrekeyBody>
 
@@ -253,12 +255,12 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
   app.put('/api/v1/agents/:amid/prekeys', async (c) => {
     const { amid, body: b } = await ownWrite<PrekeyBody>(c, prekeyCheck)
     const oneTime = b.one_time ?? []
-    const have = await store.countOneTimePrekeys(amid)
+    const have = b.replace_one_time === true ? 0 : await store.countOneTimePrekeys(amid)
     if (have + oneTime.length > MAX_PREKEYS_PER_AGENT) {
       throw new AgentMeshError(ErrorCode.InvalidArgument, `an agent holds at most ${MAX_PREKEYS_PER_AGENT} one-time prekeys; ${have} are stored, this upload has ${oneTime.length}`)
     }
     await store.upsertAgent({ amid, seenAt: now() })
-    const r = await store.putPrekeys(amid, { ...(b.base === undefined ? {} : { base: b.base }), oneTime })
+    const r = await store.putPrekeys(amid, { ...(b.base === undefined ? {} : { base: b.base }), oneTime, ...(b.replace_one_time === true ? { replaceOneTime: true } : {}) })
     return c.json({ one_time: r.oneTime })
   })
 

@@ -131,6 +131,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     otkPut: db.prepare('INSERT OR IGNORE INTO one_time_prekeys (amid, id, key) VALUES (?, ?, ?)'),
     otkFirst: db.prepare('SELECT id, key FROM one_time_prekeys WHERE amid = ? ORDER BY id LIMIT 1'),
     otkDelete: db.prepare('DELETE FROM one_time_prekeys WHERE amid = ? AND id = ?'),
+    otkClear: db.prepare('DELETE FROM one_time_prekeys WHERE amid = ?'),
     otkCount: db.prepare('SELECT count(*) FROM one_time_prekeys WHERE amid = ?').pluck(),
     certPut: db.prepare('INSERT INTO certificates (amid, record, published_at) VALUES (?, ?, ?) ON CONFLICT (amid) DO UPDATE SET record = excluded.record, published_at = excluded.published_at'),
     certGet: db.prepare('SELECT record FROM certificates WHERE amid = ?').pluck(),
@@ -161,6 +162,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
 
   const putPrekeysTx = db.transaction((amid: string, up: PrekeyUpload): number => {
     if (up.base !== undefined) q.basePut.run(amid, JSON.stringify(up.base))
+    if (up.replaceOneTime === true) q.otkClear.run(amid)
     for (const k of up.oneTime) q.otkPut.run(amid, k.id, k.key)
     return q.otkCount.get(amid) as number
   })

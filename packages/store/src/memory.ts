@@ -114,6 +114,7 @@ export function memoryStore (init: StoreInit = {}): Store {
       let entry = prekeys.get(amid)
       if (entry === undefined) { entry = { oneTime: new Map() }; prekeys.set(amid, entry) }
       if (up.base !== undefined) entry.base = structuredClone(up.base)
+      if (up.replaceOneTime === true) entry.oneTime.clear()
       for (const k of up.oneTime) if (!entry.oneTime.has(k.id)) entry.oneTime.set(k.id, { id: k.id, key: k.key })
       return { oneTime: entry.oneTime.size }
     },

@@ -101,6 +101,8 @@ export interface OneTimePrekey { id: number, key: string }
 export interface PrekeyUpload {
   base?: Record<string, unknown>
   oneTime: OneTimePrekey[]
+  /** delete the one-time prekeys held before adding these (the agent lost the secrets of the old ones) */
+  replaceOneTime?: boolean
 }
 
 export interface TakenBundle {
@@ -200,7 +202,10 @@ export interface Store {
   getProfile (amid: string): Promise<AgentProfile | undefined>
   /** Profiles matching every given criterion, by amid. */
   searchProfiles (query: ProfileQuery): Promise<AgentProfile[]>
-  /** Replaces `base` when given and adds the one-time prekeys (an id already there is ignored); answers how many one-time prekeys remain. */
+  /**
+   * Replaces `base` when given and adds the one-time prekeys (an id already there is ignored; with
+   * `replaceOneTime` the old ones are deleted first, in the same atomic step); answers how many remain.
+   */
   putPrekeys (amid: string, upload: PrekeyUpload): Promise<{ oneTime: number }>
   /** The bundle with one one-time prekey, which is removed in the same atomic step: never handed out twice. */
   takePrekeyBundle (amid: string): Promise<TakenBundle | undefined>
