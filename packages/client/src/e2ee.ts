@@ -423,6 +423,8 @@ export class E2ee {
   /** Starts a session with `peer` from its prekey bundle, unless one exists. */
   async establish (peer: string): Promise<void> {
     if (this.hasSession(peer)) return
+    // a change already seen and not accepted: refuse before using up another of the peer's one-time prekeys
+    if (this.get<PeerRecord>(K.peer, peer)?.pending !== undefined) throw this.keyChanged(peer)
     const bundle = await this.fetchBundle(peer)
     const now = Date.now()
     const { state } = startSession(this.identity, this.exchangeKey(), bundle, { now, peer })
