@@ -43,6 +43,13 @@ export const ErrorCode = {
   CertChainBroken: 'AM_ERR_CERT_CHAIN_BROKEN',
   CertInvalid: 'AM_ERR_CERT_INVALID',
   CrlOutdated: 'AM_ERR_CRL_OUTDATED',
+  // first contact, policies and agent safety
+  NoGrant: 'AM_ERR_NO_GRANT',
+  KnockRejected: 'AM_ERR_KNOCK_REJECTED',
+  InvalidKnock: 'AM_ERR_INVALID_KNOCK',
+  InvalidPolicy: 'AM_ERR_INVALID_POLICY',
+  RateLimited: 'AM_ERR_RATE_LIMITED',
+  CircuitOpen: 'AM_ERR_CIRCUIT_OPEN',
   // HTTP
   NotFound: 'AM_ERR_NOT_FOUND',
   MethodNotAllowed: 'AM_ERR_METHOD_NOT_ALLOWED',
@@ -97,6 +104,7 @@ export const HttpStatus: Partial<Record<ErrorCode, number>> = {
   AM_ERR_AUTH_FAILED: 401,
   AM_ERR_AUTH_REPLAYED: 401,
   AM_ERR_FORBIDDEN: 403,
+  AM_ERR_RATE_LIMITED: 429,
   AM_ERR_NOT_FOUND: 404,
   AM_ERR_BODY_TOO_LARGE: 413,
   AM_ERR_METHOD_NOT_ALLOWED: 405,
