@@ -63,3 +63,5 @@ export type {
 } from './certs.ts'
 export { deriveStateKey, sealRecord, openRecord, STATE_SCRYPT } from './at-rest.ts'
 export { safetyNumber, formatSafetyNumber, SAFETY_NUMBER_ITERATIONS } from './safety-number.ts'
+export { signGrant, verifyGrant, grantAllows, GRANT_SIGNING_PREFIX, GRANT_VERSION, SCOPE_PATTERN, MAX_GRANT_SCOPES, MAX_GRANT_DURATION_MS } from './grant.ts'
+export type { Grant, GrantInit, GrantStatus } from './grant.ts'
