@@ -8,6 +8,7 @@ import { openapi } from './openapi.ts'
 import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
 import { registryRoutes } from './registry.ts'
+import { DEFAULT_REPUTATION, reputationRoutes, type ReputationOptions } from './reputation.ts'
 
 export interface HttpDeps {
   info: () => Promise<Record<string, unknown>>
@@ -17,6 +18,10 @@ export interface HttpDeps {
   store: Store
   /** root CA certificates (PEM, one per entry) for published certificate chains. @default none */
   trustRoots?: readonly string[]
+  /** the reputation rules (docs/protocol.md §15). @default DEFAULT_REPUTATION */
+  reputation?: ReputationOptions
+  /** the registry's clock (tests). @default Date.now */
+  now?: () => number
 }
 
 /** Methods the app serves on `path` (hono has no 405 of its own): derived from its route list. */
@@ -44,7 +49,9 @@ export function httpApp (deps: HttpDeps): Hono {
   app.get('/api/v1/openapi.json', (c) => c.json(openapi))
   // RFC 9110 §15.5.22: a 426 response MUST carry an Upgrade header naming the protocol to switch to
   app.get('/ws', (c) => c.json({ error: { code: ErrorCode.InvalidArgument, message: `this is the WebSocket endpoint: connect with a WebSocket client speaking ${PROTOCOL}` } }, 426, { Upgrade: 'websocket' }))
-  registryRoutes(app, deps.store, { trustRoots: deps.trustRoots ?? [] })
+  const now = deps.now ?? Date.now
+  const registry = registryRoutes(app, deps.store, { trustRoots: deps.trustRoots ?? [], now })
+  reputationRoutes(app, { store: deps.store, now, options: deps.reputation ?? { ...DEFAULT_REPUTATION }, ...registry })
   app.notFound((c) => {
     const allowed = allowedMethods(app, c.req.path)
     if (allowed.length > 0) {

@@ -1,12 +1,14 @@
 /** OpenAPI 3.1 description of the REST API, served at /api/v1/openapi.json. A test checks it against the routes. */
 import { CertificateBody, PrekeyBody, ProfileBody, SkillSchema } from './registry.ts'
 import { MAX_CRL_BYTES, MAX_CRLS } from './certificates.ts'
+import { DEFAULT_REPUTATION, FeedbackBody, MAX_FLAGS_PER_AGENT } from './reputation.ts'
 
 const json = (schema: unknown) => ({ 'application/json': { schema } })
 const amidParam = { name: 'amid', in: 'path', required: true, schema: { type: 'string', pattern: '^am[1-9A-HJ-NP-Za-km-z]{42,46}$' }, description: 'agent id' }
 const profileSchema = { $ref: '#/components/schemas/Profile' }
 const certificateSchema = { $ref: '#/components/schemas/Certificate' }
 const crlSchema = { $ref: '#/components/schemas/Crl' }
+const reputationSchema = { $ref: '#/components/schemas/Reputation' }
 const certErrors = 'AM_ERR_CERT_INVALID (unreadable, not one certificate per entry, wrong role), AM_ERR_CERT_CHAIN_BROKEN (a link does not lead to the next, or no trusted root), AM_ERR_CERT_EXPIRED, AM_ERR_CERT_REVOKED (listed in a CRL the relay holds); the message names the link'
 const signed = [{ agentSignature: [] }]
 const errorSchema = {
@@ -216,6 +218,58 @@ export const openapi = {
         },
       },
     },
+    '/api/v1/agents/{amid}/feedback': {
+      post: {
+        operationId: 'postFeedback',
+        summary: `Rate the agent {amid} after an interaction, signed by the rater (a registered agent other than {amid}). The rater's new rating replaces its previous one of this agent. At most ${DEFAULT_REPUTATION.maxFeedbackPerHour} feedback writes per rater per hour by default (relay option reputation.maxFeedbackPerHour). See docs/protocol.md §15.`,
+        security: signed,
+        parameters: [amidParam],
+        requestBody: { required: true, content: json(FeedbackBody) },
+        responses: {
+          200: {
+            description: 'the stored feedback, whether it replaced an earlier one of the rater, and the agent\'s reputation after it',
+            content: json({
+              type: 'object',
+              required: ['feedback', 'replaced', 'reputation'],
+              properties: { feedback: { $ref: '#/components/schemas/Feedback' }, replaced: { type: 'boolean' }, reputation: reputationSchema },
+            }),
+          },
+          400: errorResponse('not an AMID, or an invalid body naming the field (AM_ERR_INVALID_ARGUMENT, AM_ERR_BAD_JSON)'),
+          401: errorResponse('unsigned, badly signed, stale or replayed request'),
+          403: errorResponse('the rater is not a registered agent, or rates itself (AM_ERR_FORBIDDEN)'),
+          404: errorResponse('no agent {amid} is registered (AM_ERR_NOT_FOUND)'),
+          413: errorResponse('body over 64 KiB (AM_ERR_BODY_TOO_LARGE)'),
+          429: { ...errorResponse('the rater made its most feedback writes of the last hour (AM_ERR_RATE_LIMITED); wait Retry-After seconds'), headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds until the rater may write again' } } },
+        },
+      },
+    },
+    '/api/v1/agents/{amid}/reputation': {
+      get: {
+        operationId: 'getReputation',
+        summary: 'The agent\'s reputation now: the weighted mean of the standing ratings it received (a rating by an anonymous-tier rater weighs reputation.anonymousWeight, one returned by the agent is discounted by reputation.mutualDiscount) and whether a fast move of its score is open for review.',
+        parameters: [amidParam],
+        responses: {
+          200: { description: 'the reputation', content: json(reputationSchema) },
+          400: errorResponse('not an AMID'),
+          404: errorResponse('no such agent (AM_ERR_NOT_FOUND)'),
+        },
+      },
+    },
+    '/api/v1/agents/{amid}/reputation/flags': {
+      get: {
+        operationId: 'getReputationFlags',
+        summary: `Flags raised on the agent's score, newest first (at most ${MAX_FLAGS_PER_AGENT} are kept): each says the score moved by more than reputation.flagDelta within reputation.flagWindowMs.`,
+        parameters: [amidParam],
+        responses: {
+          200: {
+            description: 'the flags',
+            content: json({ type: 'object', required: ['amid', 'flags'], properties: { amid: { type: 'string' }, flags: { type: 'array', items: { $ref: '#/components/schemas/ReputationFlag' } } } }),
+          },
+          400: errorResponse('not an AMID'),
+          404: errorResponse('no such agent (AM_ERR_NOT_FOUND)'),
+        },
+      },
+    },
     '/api/v1/crls': {
       get: {
         operationId: 'listCrls',
@@ -287,6 +341,42 @@ export const openapi = {
             description: 'why it is not valid (AM_ERR_CERT_EXPIRED, AM_ERR_CERT_REVOKED, AM_ERR_CERT_CHAIN_BROKEN), naming the link',
             properties: { code: { type: 'string' }, message: { type: 'string' } },
           },
+        },
+      },
+      Feedback: {
+        type: 'object',
+        required: ['rater', 'subject', 'score', 'at'],
+        properties: {
+          rater: { type: 'string', description: 'the AMID that signed it' },
+          subject: { type: 'string', description: 'the AMID rated' },
+          score: { type: 'number', minimum: 0, maximum: 1 },
+          comment: { type: 'string' },
+          interaction: { type: 'string' },
+          at: { type: 'integer', description: 'when the relay accepted it, ms since the Unix epoch' },
+        },
+      },
+      Reputation: {
+        type: 'object',
+        required: ['amid', 'score', 'ratings', 'weight_total', 'updated_at', 'flagged'],
+        properties: {
+          amid: { type: 'string' },
+          score: { type: ['number', 'null'], minimum: 0, maximum: 1, description: 'weighted mean of the standing ratings (6 decimals); null without ratings' },
+          ratings: { type: 'integer', description: 'standing ratings: one per rater, its latest' },
+          weight_total: { type: 'number', description: 'the sum of their weights (1 each; × anonymousWeight for an anonymous-tier rater; × (1 − mutualDiscount) when the agent rated the rater too)' },
+          updated_at: { type: ['integer', 'null'], description: 'when the newest standing rating was given, ms since the Unix epoch; null without ratings' },
+          flagged: { type: 'boolean', description: 'a flag was raised within the last reputation.flagWindowMs (see …/reputation/flags)' },
+        },
+      },
+      ReputationFlag: {
+        type: 'object',
+        required: ['at', 'from', 'from_at', 'to', 'to_at', 'reason'],
+        properties: {
+          at: { type: 'integer', description: 'when it was raised, ms since the Unix epoch' },
+          from: { type: 'number', description: 'the earlier of the highest and lowest score within the window' },
+          from_at: { type: 'integer', description: 'when the score was `from` (the window\'s start for a score set before it)' },
+          to: { type: 'number', description: 'the later of the two' },
+          to_at: { type: 'integer' },
+          reason: { type: 'string' },
         },
       },
       Crl: {

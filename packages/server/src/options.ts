@@ -2,6 +2,7 @@ import { AgentMeshError, ErrorCode, constants } from '@agentmesh/protocol'
 import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
 import { checkTrustRoots } from './certificates.ts'
+import { DEFAULT_REPUTATION, reputationOptions, type ReputationOptions } from './reputation.ts'
 
 /** User options of a relay. Every limit has a default; see docs/configuration in the README. */
 export interface RelayInit {
@@ -45,6 +46,12 @@ export interface RelayInit {
    * file. @default none: only self-signed (anonymous) certificates verify
    */
   trustRoots?: readonly string[]
+  /**
+   * Reputation rules (docs/protocol.md §15); fields left out keep their defaults:
+   * `anonymousWeight` 0.5, `mutualDiscount` 0.2, `flagDelta` 0.2, `flagWindowMs` 24 h,
+   * `maxFeedbackPerHour` 60.
+   */
+  reputation?: Partial<ReputationOptions>
   /** @default a pino logger at 'info' on stderr */
   logger?: Logger
 }
@@ -68,6 +75,7 @@ export interface RelayOptions {
   verifySignatures: boolean
   /** One PEM root CA certificate per entry. */
   trustRoots: string[]
+  reputation: ReputationOptions
 }
 
 export function defaultOptions (): RelayOptions {
@@ -89,6 +97,7 @@ export function defaultOptions (): RelayOptions {
     maxInbox: constants.DEFAULT_MAX_INBOX,
     verifySignatures: true,
     trustRoots: [],
+    reputation: { ...DEFAULT_REPUTATION },
   }
 }
 
@@ -132,5 +141,6 @@ export function relayOptions (init: RelayInit = {}): RelayOptions {
     if (!Array.isArray(init.trustRoots)) throw bad('trustRoots', `must be a list of PEM texts, got ${typeof init.trustRoots}`)
     o.trustRoots = checkTrustRoots(init.trustRoots, (why) => bad('trustRoots', why))
   }
+  o.reputation = reputationOptions(init.reputation, bad)
   return o
 }

@@ -10,7 +10,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, isAmid, verifyRequest } from '@agentmesh/crypto'
-import type { AgentProfile, CertificateRecord, CrlRecord, Store } from '@agentmesh/store'
+import type { AgentProfile, CertificateRecord, CrlRecord, Store, TrustTier } from '@agentmesh/store'
 import { MAX_CRL_BYTES, createTrust, type CertificateStatus } from './certificates.ts'
 
 /** Largest registry write body. */
@@ -67,7 +67,8 @@ const profileCheck = TypeCompiler.Compile(ProfileBody)
 const prekeyCheck = TypeCompiler.Compile(PrekeyBody)
 const certificateCheck = TypeCompiler.Compile(CertificateBody)
 
-function invalid (check: ReturnType<typeof TypeCompiler.Compile>, body: unknown): AgentMeshError {
+/** AM_ERR_INVALID_ARGUMENT naming the first field of `body` that does not match `check`. */
+export function invalid (check: ReturnType<typeof TypeCompiler.Compile>, body: unknown): AgentMeshError {
   const e = check.Errors(body).First()
   const where = e === undefined || e.path === '' ? 'the body' : `field ${e.path.slice(1).replaceAll('/', '.')}`
   return new AgentMeshError(ErrorCode.InvalidArgument, `invalid request: ${where}: ${e?.message ?? 'does not match the schema'}`)
@@ -136,7 +137,8 @@ class NonceCache {
   }
 }
 
-function amidParam (c: Context): string {
+/** The `{amid}` path parameter, checked. */
+export function amidParam (c: Context): string {
   const amid = c.req.param('amid') ?? ''
   if (!isAmid(amid)) throw new AgentMeshError(ErrorCode.InvalidArgument, `"${amid.slice(0, 80)}" is not an AMID`)
   return amid
@@ -160,7 +162,15 @@ async function readBody (c: Context, max: number, what: string): Promise<Uint8Ar
   return raw
 }
 
-export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}): void {
+/** What other route groups (reputation.ts) use of the registry: its signed-request check and the tiers it derives. */
+export interface RegistryHelpers {
+  /** Reads the body, checks the signature and the nonce; answers the signer's AMID and the parsed JSON body. */
+  signed: (c: Context) => Promise<{ signer: string, body: unknown }>
+  /** The tier the agent's stored certificate chain gives at `t`, as profiles show it (anonymous without one). */
+  tierOf: (amid: string, t: number) => Promise<TrustTier>
+}
+
+export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}): RegistryHelpers {
   const nonces = new NonceCache()
   const now = opts.now ?? Date.now
   const skewMs = opts.skewMs ?? 5 * 60 * 1000
@@ -309,4 +319,6 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
   app.get('/api/v1/crls', async (c) => {
     return c.json({ crls: (await store.listCrls()).map(crlJson) })
   })
+
+  return { signed, tierOf: async (amid, t) => (await certified(amid, t))?.status.tier ?? 'anonymous' }
 }

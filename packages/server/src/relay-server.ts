@@ -73,6 +73,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
     log,
     store,
     trustRoots: opts.trustRoots,
+    reputation: opts.reputation,
     healthy: () => !closing,
     info: async () => {
       const s = await store.stats()

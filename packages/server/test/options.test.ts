@@ -46,6 +46,7 @@ describe('options - relayOptions', () => {
       maxInbox: 100_000,
       verifySignatures: true,
       trustRoots: [],
+      reputation: { anonymousWeight: 0.5, mutualDiscount: 0.8, flagDelta: 0.2, flagWindowMs: 86_400_000, maxFeedbackPerHour: 60 },
     }
     assert.deepEqual(relayOptions(), expected)
     assert.deepEqual(relayOptions({}), expected)

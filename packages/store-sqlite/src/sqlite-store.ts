@@ -11,13 +11,14 @@ import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage } from '@agentmesh/store'
+import { compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage } from '@agentmesh/store'
 
 /**
- * 1: relay; 2: + registry (profiles, prekeys); 3: + certificates, CA certificates, CRLs.
+ * 1: relay; 2: + registry (profiles, prekeys); 3: + certificates, CA certificates, CRLs;
+ * 4: + reputation (feedback, score history, flags).
  * Every step is CREATE … IF NOT EXISTS, so older files upgrade in place.
  */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 export const DB_FILE = 'agentmesh.db'
 
 export interface SqliteStoreInit extends StoreInit {
@@ -53,6 +54,16 @@ CREATE INDEX IF NOT EXISTS ca_certificates_subject ON ca_certificates (subject);
 CREATE TABLE IF NOT EXISTS crls (
   issuer_key TEXT PRIMARY KEY, issuer TEXT NOT NULL, this_update INTEGER NOT NULL, next_update INTEGER,
   revoked_count INTEGER NOT NULL, pem TEXT NOT NULL, stored_at INTEGER NOT NULL);
+-- schema 4
+CREATE TABLE IF NOT EXISTS feedback (
+  rater TEXT NOT NULL, subject TEXT NOT NULL, score REAL NOT NULL, comment TEXT, interaction TEXT, at INTEGER NOT NULL,
+  PRIMARY KEY (rater, subject)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS feedback_subject ON feedback (subject, rater);
+CREATE TABLE IF NOT EXISTS score_points (
+  id INTEGER PRIMARY KEY, subject TEXT NOT NULL, at INTEGER NOT NULL, score REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS score_points_subject ON score_points (subject, id);
+CREATE TABLE IF NOT EXISTS reputation_flags (id INTEGER PRIMARY KEY, subject TEXT NOT NULL, flag TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS reputation_flags_subject ON reputation_flags (subject, id);
 `
 
 function openError (path: string, cause: unknown): AgentMeshError {
@@ -140,7 +151,45 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     crlGet: db.prepare('SELECT * FROM crls WHERE issuer_key = ?'),
     crlPut: db.prepare('INSERT INTO crls (issuer_key, issuer, this_update, next_update, revoked_count, pem, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issuer_key) DO UPDATE SET issuer = excluded.issuer, this_update = excluded.this_update, next_update = excluded.next_update, revoked_count = excluded.revoked_count, pem = excluded.pem, stored_at = excluded.stored_at'),
     crlList: db.prepare('SELECT * FROM crls'),
+    fbGet: db.prepare('SELECT * FROM feedback WHERE rater = ? AND subject = ?'),
+    fbPut: db.prepare('INSERT INTO feedback (rater, subject, score, comment, interaction, at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (rater, subject) DO UPDATE SET score = excluded.score, comment = excluded.comment, interaction = excluded.interaction, at = excluded.at'),
+    fbFor: db.prepare('SELECT * FROM feedback WHERE subject = ? ORDER BY rater'),
+    fbBy: db.prepare('SELECT * FROM feedback WHERE rater = ? ORDER BY subject'),
+    pointPut: db.prepare('INSERT INTO score_points (subject, at, score) VALUES (?, ?, ?)'),
+    // the newest point before `since` is the score in effect at `since`: it stays
+    pointLastBefore: db.prepare('SELECT max(id) FROM score_points WHERE subject = ? AND at < ?').pluck(),
+    pointDropOld: db.prepare('DELETE FROM score_points WHERE subject = ? AND at < ? AND id < ?'),
+    pointDropBeyond: db.prepare('DELETE FROM score_points WHERE subject = ? AND id <= (SELECT id FROM score_points WHERE subject = ? ORDER BY id DESC LIMIT 1 OFFSET ?)'),
+    pointList: db.prepare('SELECT at, score FROM score_points WHERE subject = ? AND (at >= ? OR id = ?) ORDER BY id'),
+    flagPut: db.prepare('INSERT INTO reputation_flags (subject, flag) VALUES (?, ?)'),
+    flagDropBeyond: db.prepare('DELETE FROM reputation_flags WHERE subject = ? AND id <= (SELECT id FROM reputation_flags WHERE subject = ? ORDER BY id DESC LIMIT 1 OFFSET ?)'),
+    flagList: db.prepare('SELECT flag FROM reputation_flags WHERE subject = ? ORDER BY id DESC').pluck(),
   }
+
+  interface FeedbackRow { rater: string, subject: string, score: number, comment: string | null, interaction: string | null, at: number }
+  const feedbackOf = (r: FeedbackRow): FeedbackRecord => ({
+    rater: r.rater,
+    subject: r.subject,
+    score: r.score,
+    ...(r.comment === null ? {} : { comment: r.comment }),
+    ...(r.interaction === null ? {} : { interaction: r.interaction }),
+    at: r.at,
+  })
+  const putFeedbackTx = db.transaction((f: FeedbackRecord): { previous?: FeedbackRecord } => {
+    const row = q.fbGet.get(f.rater, f.subject) as FeedbackRow | undefined
+    q.fbPut.run(f.rater, f.subject, f.score, f.comment ?? null, f.interaction ?? null, f.at)
+    return row === undefined ? {} : { previous: feedbackOf(row) }
+  })
+  const addPointTx = db.transaction((subject: string, p: ScorePoint, keep: { since: number, max: number }) => {
+    q.pointPut.run(subject, p.at, p.score)
+    const last = q.pointLastBefore.get(subject, keep.since) as number | null
+    if (last !== null) q.pointDropOld.run(subject, keep.since, last)
+    q.pointDropBeyond.run(subject, subject, keep.max)
+  })
+  const addFlagTx = db.transaction((subject: string, flag: ReputationFlag, max: number) => {
+    q.flagPut.run(subject, JSON.stringify(flag))
+    q.flagDropBeyond.run(subject, subject, max)
+  })
 
   interface CrlRow { issuer_key: string, issuer: string, this_update: number, next_update: number | null, revoked_count: number, pem: string, stored_at: number }
   const crlOf = (r: CrlRow): CrlRecord => ({
@@ -299,6 +348,22 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     },
     async putCrl (crl) { live(); return putCrlTx(crl) },
     async listCrls () { live(); return (q.crlList.all() as CrlRow[]).map(crlOf).sort(compareCrls) },
+    async putFeedback (f) { live(); return putFeedbackTx(f) },
+    async getFeedback (rater, subject) {
+      live()
+      const row = q.fbGet.get(rater, subject) as FeedbackRow | undefined
+      return row === undefined ? undefined : feedbackOf(row)
+    },
+    async listFeedbackFor (subject) { live(); return (q.fbFor.all(subject) as FeedbackRow[]).map(feedbackOf) },
+    async listFeedbackBy (rater) { live(); return (q.fbBy.all(rater) as FeedbackRow[]).map(feedbackOf) },
+    async addScorePoint (subject, point, keep) { live(); addPointTx(subject, point, keep) },
+    async listScorePoints (subject, since) {
+      live()
+      const last = q.pointLastBefore.get(subject, since) as number | null
+      return (q.pointList.all(subject, since, last ?? -1) as ScorePoint[]).map(r => ({ at: r.at, score: r.score }))
+    },
+    async addReputationFlag (subject, flag, max) { live(); addFlagTx(subject, flag, max) },
+    async listReputationFlags (subject) { live(); return (q.flagList.all(subject) as string[]).map(t => JSON.parse(t) as ReputationFlag) },
     async close () {
       if (closed) return
       closed = true

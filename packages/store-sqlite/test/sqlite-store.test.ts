@@ -148,7 +148,7 @@ describe('sqlite store', () => {
       `${path} was written by a newer AgentMesh (schema ${SCHEMA_VERSION + 1}, this one knows ${SCHEMA_VERSION}); upgrade AgentMesh`)
   })
 
-  it('sqlite store - a schema 2 database (before certificates) upgrades in place to schema 3 and keeps its data', async () => {
+  it('sqlite store - a schema 2 database (before certificates) upgrades in place to the current schema and keeps its data', async () => {
     const path = join(newDir(), DB_FILE)
     const v3 = sqliteStore(path)
     await v3.putProfile({ amid: 'am-alice', capabilities: [], tier: 'anonymous', updatedAt: 1 })
@@ -157,6 +157,7 @@ describe('sqlite store', () => {
     // turn it into the file schema 2 wrote: no certificate tables, user_version 2
     const db = new Database(path)
     db.exec('DROP TABLE certificates; DROP TABLE ca_certificates; DROP TABLE crls')
+    db.exec('DROP TABLE feedback; DROP TABLE score_points; DROP TABLE reputation_flags')
     db.pragma('user_version = 2')
     db.close()
 
@@ -173,9 +174,57 @@ describe('sqlite store', () => {
     const check = new Database(path, { readonly: true })
     try {
       assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
-      assert.equal(SCHEMA_VERSION, 3)
+      assert.equal(SCHEMA_VERSION, 4)
     } finally {
       check.close()
+    }
+  })
+
+  it('sqlite store - a schema 3 database (before reputation) upgrades in place to schema 4 and keeps its data', async () => {
+    const path = join(newDir(), DB_FILE)
+    const v4 = sqliteStore(path)
+    await v4.upsertAgent({ amid: 'am-alice', seenAt: 1 })
+    await v4.putProfile({ amid: 'am-alice', capabilities: [], tier: 'anonymous', updatedAt: 1 })
+    await v4.putCrl({ issuerKey: 'k', issuer: 'CN=Root', thisUpdate: 1, revokedCount: 0, pem: 'p', storedAt: 1 })
+    await v4.commit([{ sender: 'am-alice', id: 'id-000001', recipient: 'am-bob', envelope: '{}', receivedAt: 1 }], [])
+    await v4.close()
+    // turn it into the file schema 3 wrote: no reputation tables, user_version 3
+    const db = new Database(path)
+    db.exec('DROP TABLE feedback; DROP TABLE score_points; DROP TABLE reputation_flags')
+    db.pragma('user_version = 3')
+    const tables = (): string[] => (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[])
+    assert.equal(tables().includes('feedback'), false)
+    db.close()
+
+    const store = sqliteStore(path)
+    try {
+      assert.equal((await store.getAgent('am-alice'))?.registeredAt, 1)
+      assert.equal((await store.getProfile('am-alice'))?.updatedAt, 1)
+      assert.equal((await store.listCrls()).length, 1)
+      assert.deepEqual(await store.inbox('am-bob'), { cursor: 0, lastSeq: 1, pending: 1 })
+      assert.deepEqual(await store.listFeedbackFor('am-alice'), [])
+      assert.deepEqual(await store.listScorePoints('am-alice', 0), [])
+      assert.deepEqual(await store.listReputationFlags('am-alice'), [])
+      assert.deepEqual(await store.putFeedback({ rater: 'am-bob', subject: 'am-alice', score: 0.5, at: 2 }), {})
+      await store.addScorePoint('am-alice', { at: 2, score: 0.5 }, { since: 0, max: 10 })
+      assert.deepEqual(await store.listScorePoints('am-alice', 0), [{ at: 2, score: 0.5 }])
+    } finally {
+      await store.close()
+    }
+    const check = new Database(path, { readonly: true })
+    try {
+      assert.equal(check.pragma('user_version', { simple: true }), 4)
+      const names = check.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").pluck().all() as string[]
+      for (const n of ['feedback', 'feedback_subject', 'score_points', 'score_points_subject', 'reputation_flags', 'reputation_flags_subject']) assert.ok(names.includes(n), n)
+    } finally {
+      check.close()
+    }
+    // and it opens again as it is
+    const again = sqliteStore(path)
+    try {
+      assert.equal((await again.getFeedback('am-bob', 'am-alice'))?.score, 0.5)
+    } finally {
+      await again.close()
     }
   })
 

@@ -17,4 +17,5 @@ export type {
   Store, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, StoredMessage,
   AgentProfile, Skill, TrustTier, ProfileQuery, PrekeyUpload, TakenBundle, OneTimePrekey,
   CertificateRecord, CertificateLink, CaCertificateRecord, CrlRecord, PutCrlResult,
+  FeedbackRecord, ScorePoint, ReputationFlag,
 } from './types.ts'

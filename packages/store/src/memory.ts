@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
-import type { AgentProfile, AgentRecord, AppendItem, AppendResult, CaCertificateRecord, CertificateRecord, CrlRecord, CursorAck, InboxState, OneTimePrekey, Store, StoreInit, StoredMessage } from './types.ts'
+import type { AgentProfile, AgentRecord, AppendItem, AppendResult, CaCertificateRecord, CertificateRecord, CrlRecord, CursorAck, FeedbackRecord, InboxState, OneTimePrekey, ReputationFlag, ScorePoint, Store, StoreInit, StoredMessage } from './types.ts'
 import { compareCrls, crlPutResult, profileMatches } from './registry.ts'
 
 interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
@@ -19,6 +19,11 @@ export function memoryStore (init: StoreInit = {}): Store {
   const certificates = new Map<string, CertificateRecord>()
   const cas = new Map<string, CaCertificateRecord>()
   const crls = new Map<string, CrlRecord>()
+  /** subject → rater → standing rating, and rater → subject → the same record */
+  const feedbackFor = new Map<string, Map<string, FeedbackRecord>>()
+  const feedbackBy = new Map<string, Map<string, FeedbackRecord>>()
+  const scorePoints = new Map<string, ScorePoint[]>()
+  const flags = new Map<string, ReputationFlag[]>()
   let closed = false
 
   const inboxOf = (r: string): Inbox => {
@@ -27,6 +32,12 @@ export function memoryStore (init: StoreInit = {}): Store {
     return i
   }
   const live = (): void => { if (closed) throw new AgentMeshError(ErrorCode.Internal, 'the store is closed') }
+  const nested = <V>(m: Map<string, Map<string, V>>, k: string): Map<string, V> => {
+    let inner = m.get(k)
+    if (inner === undefined) { inner = new Map(); m.set(k, inner) }
+    return inner
+  }
+  const byKey = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
 
   return {
     kind: 'memory',
@@ -142,6 +153,45 @@ export function memoryStore (init: StoreInit = {}): Store {
       return r.status === 'outdated' ? { status: 'outdated', current: { ...r.current } } : r
     },
     async listCrls () { live(); return [...crls.values()].sort(compareCrls).map(c => ({ ...c })) },
+    async putFeedback (f) {
+      live()
+      const previous = feedbackFor.get(f.subject)?.get(f.rater)
+      const copy = { ...f }
+      nested(feedbackFor, f.subject).set(f.rater, copy)
+      nested(feedbackBy, f.rater).set(f.subject, copy)
+      return previous === undefined ? {} : { previous: { ...previous } }
+    },
+    async getFeedback (rater, subject) { live(); const f = feedbackFor.get(subject)?.get(rater); return f === undefined ? undefined : { ...f } },
+    async listFeedbackFor (subject) {
+      live()
+      return [...(feedbackFor.get(subject)?.values() ?? [])].sort((a, b) => byKey(a.rater, b.rater)).map(f => ({ ...f }))
+    },
+    async listFeedbackBy (rater) {
+      live()
+      return [...(feedbackBy.get(rater)?.values() ?? [])].sort((a, b) => byKey(a.subject, b.subject)).map(f => ({ ...f }))
+    },
+    async addScorePoint (subject, point, keep) {
+      live()
+      const points = [...(scorePoints.get(subject) ?? []), { at: point.at, score: point.score }]
+      // the newest point before `since` stays: it is the score in effect at `since`
+      let older = -1
+      for (let i = 0; i < points.length; i++) if (points[i]!.at < keep.since) older = i
+      const kept = points.filter((p, i) => p.at >= keep.since || i === older)
+      scorePoints.set(subject, kept.slice(Math.max(0, kept.length - keep.max)))
+    },
+    async listScorePoints (subject, since) {
+      live()
+      const points = scorePoints.get(subject) ?? []
+      let older = -1
+      for (let i = 0; i < points.length; i++) if (points[i]!.at < since) older = i
+      return points.filter((p, i) => p.at >= since || i === older).map(p => ({ ...p }))
+    },
+    async addReputationFlag (subject, flag, max) {
+      live()
+      const list = [...(flags.get(subject) ?? []), { ...flag }]
+      flags.set(subject, list.slice(Math.max(0, list.length - max)))
+    },
+    async listReputationFlags (subject) { live(); return [...(flags.get(subject) ?? [])].reverse().map(f => ({ ...f })) },
     async close () { closed = true },
   }
 }

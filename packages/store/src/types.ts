@@ -177,6 +177,38 @@ export type PutCrlResult =
   /** a CRL of this issuer with the same or a later thisUpdate is stored: it stays */
   | { status: 'outdated', current: CrlRecord }
 
+/**
+ * One agent's standing rating of another (docs/protocol.md §15): the latest feedback `rater` gave
+ * `subject`. A new one from the same rater replaces it.
+ */
+export interface FeedbackRecord {
+  rater: string
+  subject: string
+  /** 0 (worst) to 1 (best) */
+  score: number
+  comment?: string
+  /** the rater's id of the interaction it rates */
+  interaction?: string
+  /** ms since epoch: when the relay accepted it */
+  at: number
+}
+
+/** A subject's reputation score as a feedback write left it (ms since epoch, 0 to 1). */
+export interface ScorePoint { at: number, score: number }
+
+/** A score that moved more than allowed within the flag window, for review. */
+export interface ReputationFlag {
+  /** ms since epoch: when it was raised */
+  at: number
+  /** the earlier of the two scores that lie furthest apart in the window, and when it held */
+  from: number
+  fromAt: number
+  /** the later of the two, and when it held */
+  to: number
+  toAt: number
+  reason: string
+}
+
 export interface Store {
   /** "memory", "sqlite", … */
   readonly kind: string
@@ -225,5 +257,31 @@ export interface Store {
   putCrl (crl: CrlRecord): Promise<PutCrlResult>
   /** Every stored CRL, by issuer name then issuer key. */
   listCrls (): Promise<CrlRecord[]>
+  // ---- reputation (docs/protocol.md §15)
+  /**
+   * Stores `rater`'s standing rating of `subject`, replacing the one it had (one atomic step);
+   * answers the replaced one.
+   */
+  putFeedback (feedback: FeedbackRecord): Promise<{ previous?: FeedbackRecord }>
+  getFeedback (rater: string, subject: string): Promise<FeedbackRecord | undefined>
+  /** The standing ratings of `subject`, by rater. */
+  listFeedbackFor (subject: string): Promise<FeedbackRecord[]>
+  /** The standing ratings `rater` gave, by subject. */
+  listFeedbackBy (rater: string): Promise<FeedbackRecord[]>
+  /**
+   * Appends a point to the subject's score history, then forgets its points older than
+   * `keep.since` except the newest of them (the score in effect at `since`), and all but the
+   * newest `keep.max` points.
+   */
+  addScorePoint (subject: string, point: ScorePoint, keep: { since: number, max: number }): Promise<void>
+  /**
+   * The scores the subject had from `since` on, oldest first (in the order they were added): the
+   * points at or after `since`, preceded by the newest one before it when there is one.
+   */
+  listScorePoints (subject: string, since: number): Promise<ScorePoint[]>
+  /** Appends a flag to the subject's flags and keeps only the newest `max`. */
+  addReputationFlag (subject: string, flag: ReputationFlag, max: number): Promise<void>
+  /** The subject's flags, newest first. */
+  listReputationFlags (subject: string): Promise<ReputationFlag[]>
   close (): Promise<void>
 }
