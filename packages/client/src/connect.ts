@@ -3,10 +3,14 @@ import { AgentMeshError, ErrorCode, constants } from '@agentmesh/protocol'
 import { defaultHome, loadIdentity } from '@agentmesh/crypto'
 import { ConnectionImpl } from './connection.ts'
 import { memoryState, sqliteState } from './state.ts'
+import { Gate } from './knock.ts'
+import { parsePolicy } from './policy.ts'
 import { DEFAULT_PREKEY_CHECK_MS, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_SESSION_IDLE_MS, E2ee } from './e2ee.ts'
 import type { ConnectOptions, Connection } from './types.ts'
 
 export const STATE_FILE = 'state.db'
+/** The agent's first-contact policy in its home (docs/policy.md). */
+export const POLICY_FILE = 'policy.json'
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 
 /** Normalises a relay address to its WebSocket endpoint: ws://host:port/ws. */
@@ -95,6 +99,22 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     maxBackoffMs,
     onWarning: opts.onWarning ?? (() => {}),
   })
+  let gate: Gate
+  try {
+    gate = await Gate.open({
+      identity,
+      e2ee,
+      ...(typeof opts.policy === 'object' ? { policy: parsePolicy(JSON.stringify(opts.policy), 'connect({ policy })') } : {}),
+      ...(typeof opts.policy === 'string' ? { policyPath: opts.policy } : home !== undefined && opts.policy === undefined ? { policyPath: join(home, POLICY_FILE) } : {}),
+      onWarning: opts.onWarning ?? (() => {}),
+      onKnock: opts.onKnock ?? (() => {}),
+      send: async (to, payload, type) => await conn.send(to, payload, { type }),
+    })
+  } catch (err) {
+    await conn.close()
+    throw err
+  }
+  conn.setGate(gate)
   await conn.start(opts.signal, timeout)
   await e2ee.start()
   return conn

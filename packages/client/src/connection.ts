@@ -14,6 +14,7 @@ import type { ClientState } from './state.ts'
 import type { Connection, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
 import { Channel } from './channel.ts'
 import { E2EE_RESET_TYPE, E2EE_TYPE, type Decrypted, type E2ee } from './e2ee.ts'
+import { GRANT_REVOKE_TYPE, KNOCK_ANSWER_TYPE, KNOCK_TYPE, type Gate } from './knock.ts'
 
 /** Send errors the relay may answer with that are worth sending again later. */
 const RETRYABLE = new Set<string>([ErrorCode.TooManyInFlight, ErrorCode.ShuttingDown, ErrorCode.Internal])
@@ -34,6 +35,8 @@ export interface ConnectionConfig {
   e2ee: E2ee | undefined
   /** hand unencrypted messages to the application (marked `encrypted: false`) */
   acceptPlaintext: boolean
+  /** knocks, grants, per-peer limits; set by connect() once the connection exists */
+  gate?: Gate
   minBackoffMs: number
   maxBackoffMs: number
   onWarning: (w: AgentMeshError) => void
@@ -216,6 +219,7 @@ export class ConnectionImpl implements Connection {
     if (!typeRe.test(type)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, `type "${type.slice(0, 80)}" must start with a lowercase letter and use a-z 0-9 . _ - (at most 64)`)
     if (typeof to !== 'string' || !isAmid(to)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, `recipient "${String(to).slice(0, 80)}" is not an AMID`)
     if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, 'the payload must be an object')
+    if (type !== KNOCK_TYPE && type !== KNOCK_ANSWER_TYPE && type !== GRANT_REVOKE_TYPE && type !== E2EE_RESET_TYPE) this.cfg.gate?.beforeSend(to)
     const e2ee = this.cfg.e2ee
     const encrypt = opts.encrypt !== false && e2ee !== undefined && to !== this.amid
     const id = opts.id ?? uuidv7()
@@ -423,6 +427,12 @@ export class ConnectionImpl implements Connection {
           if (m !== undefined) item.msg = m
         }
         commitPrev()
+        if (item.msg !== undefined && this.cfg.gate !== undefined) {
+          // knocks and answers are handled here; a peer without a grant is refused
+          const judged = await this.cfg.gate.inbound(item.msg)
+          if (judged === undefined) delete item.msg
+          else item.msg = judged
+        }
         if (item.msg === undefined) { this.commit(item); continue }
         this.processing = item
         return item.msg
@@ -466,6 +476,28 @@ export class ConnectionImpl implements Connection {
     return { ...e2ee.peerStatus(amid), held: r.held }
   }
 
+  async knock (peer: string, intent: { category: string, summary: string, scopes?: string[], duration_s?: number }): Promise<{ id: string }> {
+    return await this.requireGate().knock(peer, intent)
+  }
+
+  knocks (): ReturnType<Gate['held']> { return this.requireGate().held() }
+
+  async answerKnock (id: string, decision: 'accept' | 'reject', opts: Parameters<Gate['answer']>[2] = {}): ReturnType<Gate['answer']> {
+    return await this.requireGate().answer(id, decision, opts)
+  }
+
+  grants (): ReturnType<Gate['grants']> { return this.requireGate().grants() }
+
+  async revokeGrant (peer: string): Promise<boolean> { return await this.requireGate().revoke(peer) }
+
+  private requireGate (): Gate {
+    if (this.cfg.gate === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'this connection was opened without end-to-end encryption, which knocks and grants need')
+    return this.cfg.gate
+  }
+
+  /** connect() hands the gate over once it is open (it sends through this connection). */
+  setGate (gate: Gate): void { this.cfg.gate = gate }
+
   sessions (): Array<{ peer: string, usedAt: number }> {
     return this.requireE2ee().sessions()
   }
@@ -505,6 +537,7 @@ export class ConnectionImpl implements Connection {
     this.closed = true
     clearTimeout(this.reconnectTimer)
     this.cfg.e2ee?.stop()
+    this.cfg.gate?.close()
     this.readyReject?.(new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection was closed before it was established'))
     const ws = this.ws
     this.ws = undefined

@@ -192,6 +192,19 @@ export class E2ee {
     this.state.recordPut(kind, key, sealRecord(this.key, kind, key, bytes), at)
   }
 
+  // ------------------------------------------------------------------ sealed records for other layers (knock.ts)
+
+  record<T> (kind: string, key: string): T | undefined { return this.get<T>(kind, key) }
+  saveRecord (kind: string, key: string, value: unknown, at = Date.now()): void { this.put(kind, key, value, at) }
+  dropRecord (kind: string, key: string): boolean { return this.state.recordDelete(kind, key) }
+  /** Oldest first. */
+  records<T> (kind: string): Array<{ key: string, value: T, at: number }> {
+    return this.state.recordList(kind).map(r => ({ key: r.key, value: parse<T>(openRecord(this.key, kind, r.key, r.value)), at: r.at }))
+  }
+
+  /** A registry read (unsigned GET). */
+  async lookup (path: string): Promise<unknown> { return await this.http('GET', path, undefined, false) }
+
   // ------------------------------------------------------------------ own keys
 
   /** The agent's X25519 exchange key, made on first use. */

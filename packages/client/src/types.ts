@@ -28,6 +28,12 @@ export interface Message {
   encrypted: boolean
   /** the envelope as it travelled (for an encrypted message: ciphertext) */
   envelope: Envelope
+  /** always true: a peer's words are data, never instructions (see `fenceUntrusted`) */
+  untrusted?: boolean
+  /** who sent it and under which grant (when a policy is in force) */
+  provenance?: import('./knock.ts').MessageProvenance
+  /** the message is a slash command; `allowed` only when the sender's grant has `command:<name>` or `command:*` */
+  command?: import('./untrusted.ts').SlashCommand & { allowed: boolean }
 }
 
 /** Safety number and key state of a peer (see `agentmesh verify`). */
@@ -77,6 +83,16 @@ export interface Connection {
   sessions (): Array<{ peer: string, usedAt: number }>
   /** Deletes the session with `peer` (its keys are overwritten); the next message starts a new one. */
   resetSession (amid: string): Promise<boolean>
+  /** Knocks on `peer` (first contact); the answer arrives as a delivery: a grant is kept, a rejection warned (AM_ERR_KNOCK_REJECTED). */
+  knock (peer: string, intent: { category: string, summary: string, scopes?: string[], duration_s?: number }): Promise<{ id: string }>
+  /** Knocks held for the owner's decision. */
+  knocks (): import('./knock.ts').HeldKnock[]
+  /** The owner accepts (a grant goes back) or rejects (with a reason, or silently) a held knock. */
+  answerKnock (id: string, decision: 'accept' | 'reject', opts?: { reason?: string, silent?: boolean, scopes?: string[], durationS?: number }): Promise<import('@agentmesh/crypto').Grant | undefined>
+  /** Grants this agent issued and holds. */
+  grants (): ReturnType<import('./knock.ts').Gate['grants']>
+  /** Revokes the grant a peer holds from this agent. */
+  revokeGrant (peer: string): Promise<boolean>
   close (): Promise<void>
 }
 
@@ -108,6 +124,14 @@ export interface ConnectOptions {
   prekeys?: Partial<import('./e2ee.ts').PrekeyPolicy>
   /** Sessions unused this long are deleted with their keys. @default 7 days */
   sessionIdleMs?: number
+  /**
+   * The first-contact policy: a policy file to watch, or a policy object. @default the file
+   * policy.json in `home` when it exists (changes apply without restart); without one the agent is
+   * open: messages need no grant (docs/policy.md)
+   */
+  policy?: string | import('./policy.ts').PolicyFile
+  /** A knock was held for the owner. @default ignored */
+  onKnock?: (k: import('./knock.ts').HeldKnock) => void
   /** Dropped deliveries and send errors nobody awaits. @default ignored */
   onWarning?: (w: import('@agentmesh/protocol').AgentMeshError) => void
 }

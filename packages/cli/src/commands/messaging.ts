@@ -111,6 +111,12 @@ export function messagingCommands (program: Command): void {
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
           signal: stop.signal,
           acceptPlaintext: o.plaintext,
+          onKnock: (k) => {
+            // on stderr: stdout holds messages only
+            process.stderr.write(o.json === true
+              ? JSON.stringify({ knock: { id: k.id, from: k.from, tier: k.tier, intent: k.intent, policy: k.decision.reason } }) + '\n'
+              : `agentmesh: knock ${k.id} from ${k.from} is held for you: [${k.intent.category}] ${k.intent.summary.replaceAll('\n', ' ')} (${k.decision.reason}); answer with \`agentmesh knocks accept ${k.id}\` or \`agentmesh knocks reject ${k.id}\`\n`)
+          },
           onWarning: (w) => { out.warn(w) }, // e.g. a delivery dropped for a bad signature
         })
         for await (const m of conn.messages({ signal: both })) {

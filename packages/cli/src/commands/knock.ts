@@ -1,0 +1,120 @@
+import type { Command } from 'commander'
+import { connect, type Connection } from '@agentmesh/client'
+import { MAX_GRANT_SCOPES, SCOPE_PATTERN } from '@agentmesh/crypto'
+import { AgentMeshError, ErrorCode, ID_PATTERN } from '@agentmesh/protocol'
+import { checkAmid, homeOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
+import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
+
+interface Opts extends CommonOpts { timeout: string }
+
+async function opened<T> (o: Opts, out: Out, fn: (c: Connection) => Promise<T>): Promise<T> {
+  const conn = await connect({
+    server: serverOf(o),
+    home: homeOf(o),
+    deliver: false,
+    connectTimeoutMs: parsePositive('--timeout', o.timeout) * 1000,
+    onWarning: (w) => { out.warn(w) },
+  })
+  try {
+    const r = await fn(conn)
+    await conn.flush({ signal: AbortSignal.timeout(parsePositive('--timeout', o.timeout) * 1000) })
+    return r
+  } finally {
+    await conn.close()
+  }
+}
+
+function scopesOf (text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined
+  const list = text.split(',').map(s => s.trim()).filter(s => s !== '')
+  if (list.length === 0) throw usage('--scopes must name at least one scope, e.g. --scopes chat,command:status')
+  const bad = list.find(s => !SCOPE_PATTERN.test(s))
+  if (bad !== undefined) throw usage(`--scopes: "${bad.slice(0, 64)}" is not a scope (lowercase, like chat, command:status or task:*)`)
+  if (list.length > MAX_GRANT_SCOPES) throw usage(`--scopes: at most ${MAX_GRANT_SCOPES} scopes`)
+  return list
+}
+
+const when = (ms: number): string => new Date(ms).toISOString()
+
+export function knockCommands (program: Command): void {
+  withCommon(program.command('knock')
+    .description('ask a peer for first contact: its policy (or its owner) accepts with a grant, rejects, or holds it; the answer shows on `agentmesh listen` and in `agentmesh grants`')
+    .argument('<peer>', 'the peer\'s AMID')
+    .requiredOption('--intent <category>', 'why: question, task, notification, negotiation or other')
+    .requiredOption('--summary <text>', 'one line for the peer\'s owner (at most 280 characters)')
+    .option('--scopes <list>', 'scopes asked for, comma-separated (default chat)')
+    .option('--duration <sec>', 'how long the grant should last, in seconds (default 30 days)')
+    .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
+    .action(async (peer: string, o: Opts & { intent: string, summary: string, scopes?: string, duration?: string }) => {
+      const out = output(o.json === true)
+      checkAmid('peer', peer)
+      const scopes = scopesOf(o.scopes)
+      const duration = o.duration === undefined ? undefined : parseInteger('--duration', o.duration, 60, 365 * 24 * 3600)
+      await opened(o, out, async (conn) => {
+        if (peer === conn.amid) throw usage('that is this agent\'s own AMID; knock on a peer')
+        const r = await conn.knock(peer, { category: o.intent, summary: o.summary, ...(scopes === undefined ? {} : { scopes }), ...(duration === undefined ? {} : { duration_s: duration }) })
+        out.note(`knocked on ${peer}; the answer arrives on \`agentmesh listen\` (a grant shows in \`agentmesh grants\`)`)
+        out.result({ id: r.id, peer, intent: o.intent, status: 'sent' }, r.id)
+      })
+    })
+
+  withCommon(program.command('knocks')
+    .description('list knocks held for you; `knocks accept <id>` grants, `knocks reject <id>` refuses (with --reason, or --silent)')
+    .argument('[action]', 'accept or reject')
+    .argument('[id]', 'the knock id, as listed')
+    .option('--reason <text>', 'reject: the reason the peer is told')
+    .option('--silent', 'reject without telling the peer')
+    .option('--scopes <list>', 'accept: scopes to grant, comma-separated (default: what the policy would grant)')
+    .option('--duration <sec>', 'accept: grant lifetime in seconds (default: what the policy would grant)')
+    .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
+    .action(async (action: string | undefined, id: string | undefined, o: Opts & { reason?: string, silent?: boolean, scopes?: string, duration?: string }) => {
+      const out = output(o.json === true)
+      if (action !== undefined && action !== 'accept' && action !== 'reject') throw usage(`unknown action "${action.slice(0, 40)}": use \`agentmesh knocks\`, \`knocks accept <id>\` or \`knocks reject <id>\``)
+      if (action !== undefined && id === undefined) throw usage(`missing the knock id: \`agentmesh knocks ${action} <id>\` (\`agentmesh knocks\` lists them)`)
+      if (id !== undefined && !new RegExp(ID_PATTERN).test(id)) throw usage(`"${id.slice(0, 80)}" is not a knock id`)
+      if (action === 'accept' && (o.reason !== undefined || o.silent === true)) throw usage('--reason and --silent go with reject')
+      if (action === 'reject' && (o.scopes !== undefined || o.duration !== undefined)) throw usage('--scopes and --duration go with accept')
+      const scopes = scopesOf(o.scopes)
+      const duration = o.duration === undefined ? undefined : parseInteger('--duration', o.duration, 1, 365 * 24 * 3600)
+      await opened(o, out, async (conn) => {
+        if (action === undefined) {
+          const held = conn.knocks()
+          if (held.length === 0) out.note('no knocks are waiting')
+          for (const k of held) {
+            out.result({ id: k.id, from: k.from, tier: k.tier, organisation: k.organisation, reputation: k.reputation, intent: k.intent, policy: k.decision.reason, would_grant: k.decision.scopes, received_at: k.receivedAt },
+              `${k.id}  ${k.from} (${k.tier}${k.organisation === null ? '' : `, ${k.organisation}`})  [${k.intent.category}] ${k.intent.summary}  — scopes ${k.intent.scopes.join(',')}`)
+          }
+          return
+        }
+        const g = await conn.answerKnock(id!, action, {
+          ...(o.reason === undefined ? {} : { reason: o.reason }), ...(o.silent === true ? { silent: true } : {}),
+          ...(scopes === undefined ? {} : { scopes }), ...(duration === undefined ? {} : { durationS: duration }),
+        })
+        if (g !== undefined) out.result({ id, decision: 'accept', grant: g }, `granted ${g.grantee} ${g.scopes.join(',')} until ${when(g.expires_at)}`)
+        else out.result({ id, decision: 'reject', silent: o.silent === true }, `rejected${o.silent === true ? ' silently' : ''}`)
+      })
+    })
+
+  withCommon(program.command('grants')
+    .description('list grants: who may write to you (issued) and whom you may write to (received); `grants revoke <peer>` withdraws one')
+    .argument('[action]', 'revoke')
+    .argument('[peer]', 'the peer whose grant to revoke')
+    .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
+    .action(async (action: string | undefined, peer: string | undefined, o: Opts) => {
+      const out = output(o.json === true)
+      if (action !== undefined && action !== 'revoke') throw usage(`unknown action "${action.slice(0, 40)}": use \`agentmesh grants\` or \`grants revoke <peer>\``)
+      if (action === 'revoke') checkAmid('peer', peer ?? '')
+      await opened(o, out, async (conn) => {
+        if (action === 'revoke') {
+          const gone = await conn.revokeGrant(peer!)
+          if (!gone) throw new AgentMeshError(ErrorCode.NotFound, `${peer!} holds no grant from this agent (\`agentmesh grants\` lists them)`)
+          out.result({ peer, revoked: true }, `revoked the grant of ${peer!}; it is told, and its messages are refused from now on`)
+          return
+        }
+        const { issued, received } = conn.grants()
+        if (issued.length + received.length === 0) out.note('no grants')
+        for (const g of issued) out.result({ direction: 'issued', ...g }, `issued   to ${g.grantee}  ${g.scopes.join(',')}  until ${when(g.expires_at)}${g.valid ? '' : ' (expired)'}`)
+        for (const g of received) out.result({ direction: 'received', ...g }, `received from ${g.grantor}  ${g.scopes.join(',')}  until ${when(g.expires_at)}${g.valid ? '' : ' (expired)'}`)
+      })
+    })
+}

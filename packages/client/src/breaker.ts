@@ -1,0 +1,413 @@
+/**
+ * Rate limits and circuit breakers for agent safety (docs/policy.md "Rate limits", "Circuit
+ * breaker"). Pure state machines: time is always passed in (`now`, ms since the epoch), so the
+ * caller decides the clock and tests are deterministic. Memory is bounded: each limiter and
+ * breaker keeps at most `maxKeys`/`maxPairs` entries of fixed size and forgets the least
+ * recently used first.
+ */
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import type { Policy } from './policy.ts'
+
+/** Entries a `RateLimiter` keeps before forgetting the least recently used. */
+export const DEFAULT_LIMITER_MAX_KEYS = 10_000
+/** Pairs a `CircuitBreaker` keeps before forgetting the least recently used. */
+export const DEFAULT_BREAKER_MAX_PAIRS = 10_000
+/** Sub-buckets of a sliding window: its resolution is window / buckets. */
+export const DEFAULT_WINDOW_BUCKETS = 60
+/** Trips of one pair within this period lead to an auto-block (`auto_block_after`). */
+export const AUTO_BLOCK_PERIOD_MS = 24 * 3600 * 1000
+
+function invalidArg (field: string, expected: string, got: unknown): AgentMeshError {
+  return new AgentMeshError(ErrorCode.InvalidArgument, `${field}: expected ${expected}, got ${String(got)}`)
+}
+
+function checkInt (field: string, v: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isSafeInteger(v) || v < min || v > max) throw invalidArg(field, `an integer from ${min} to ${max}`, v)
+  return v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sliding window counter
+
+interface Counter {
+  /** Events per bucket; slot `i % ring.length` holds bucket `i`. */
+  ring: Uint32Array
+  /** Index of the newest bucket the ring holds. */
+  last: number
+  total: number
+}
+
+/**
+ * A sliding window of `buckets` + 1 sub-buckets. An event at time t falls in bucket
+ * floor(t / bucketMs) and counts until that bucket leaves the window: between `windowMs` and
+ * `windowMs + bucketMs` after it. So no interval of `windowMs` ever holds more than the limit,
+ * and memory per key is fixed whatever the limit.
+ */
+class SlidingWindow {
+  readonly windowMs: number
+  readonly buckets: number
+  readonly bucketMs: number
+
+  constructor (windowMs: number, buckets: number) {
+    this.windowMs = windowMs
+    this.buckets = buckets
+    this.bucketMs = windowMs / buckets
+  }
+
+  create (now: number): Counter {
+    return { ring: new Uint32Array(this.buckets + 1), last: this.#index(now), total: 0 }
+  }
+
+  #index (now: number): number { return Math.floor(now / this.bucketMs) }
+
+  /** Drops the buckets that left the window; time never runs backwards for a counter. */
+  advance (c: Counter, now: number): number {
+    const cur = Math.max(this.#index(now), c.last)
+    const slots = c.ring.length
+    if (cur - c.last >= slots) {
+      c.ring.fill(0)
+      c.total = 0
+    } else {
+      for (let i = c.last + 1; i <= cur; i++) {
+        const s = i % slots
+        c.total -= c.ring[s]!
+        c.ring[s] = 0
+      }
+    }
+    c.last = cur
+    return cur
+  }
+
+  add (c: Counter, now: number): number {
+    const cur = this.advance(c, now)
+    c.ring[cur % c.ring.length]! += 1
+    c.total += 1
+    return c.total
+  }
+
+  count (c: Counter, now: number): number {
+    this.advance(c, now)
+    return c.total
+  }
+
+  /** Ms from `now` until the count is below `limit` again (0 when it already is). */
+  retryAfter (c: Counter, now: number, limit: number): number {
+    const cur = this.advance(c, now)
+    const need = c.total - limit + 1
+    if (need <= 0) return 0
+    const slots = c.ring.length
+    let freed = 0
+    for (let i = cur - this.buckets; i <= cur; i++) {
+      freed += c.ring[((i % slots) + slots) % slots]!
+      // bucket i stops counting once the current bucket is i + buckets + 1
+      if (freed >= need) return Math.max(1, Math.ceil((i + this.buckets + 1) * this.bucketMs - now))
+    }
+    return this.windowMs // unreachable: the ring holds `total`
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RateLimiter
+
+export interface RateLimiterInit {
+  /** Events allowed per key in any window. */
+  limit: number
+  /** Window length in ms. */
+  windowMs: number
+  /** Keys kept before the least recently used is forgotten. @default 10 000 */
+  maxKeys?: number
+  /** Window resolution: events expire `windowMs` … `windowMs + windowMs / buckets` after. @default 60 */
+  buckets?: number
+}
+
+export type TakeResult = { ok: true } | { ok: false, retryAfterMs: number }
+
+/**
+ * Per-key sliding-window limit: `take(key, now)` admits at most `limit` events per key in any
+ * `windowMs`. A refused `take` is not counted. Keys beyond `maxKeys` push out the least recently
+ * used one, which then starts afresh: a bound on memory, at the price that very many distinct
+ * keys can make the limiter forget one.
+ */
+export class RateLimiter {
+  #limit: number
+  #window: SlidingWindow
+  #maxKeys: number
+  readonly #keys = new Map<string, Counter>()
+
+  constructor (init: RateLimiterInit) {
+    this.#limit = checkInt('limit', init.limit, 1)
+    this.#window = new SlidingWindow(checkInt('windowMs', init.windowMs, 1), checkInt('buckets', init.buckets ?? DEFAULT_WINDOW_BUCKETS, 1, 3600))
+    this.#maxKeys = checkInt('maxKeys', init.maxKeys ?? DEFAULT_LIMITER_MAX_KEYS, 1)
+  }
+
+  get limit (): number { return this.#limit }
+  get windowMs (): number { return this.#window.windowMs }
+  /** Keys currently held. */
+  get size (): number { return this.#keys.size }
+
+  /** Counts one event for `key` if the limit allows it. */
+  take (key: string, now: number): TakeResult {
+    let c = this.#keys.get(key)
+    if (c === undefined) {
+      c = this.#window.create(now)
+      while (this.#keys.size >= this.#maxKeys) this.#keys.delete(this.#keys.keys().next().value!)
+    } else {
+      this.#keys.delete(key) // re-insert: Map order is the LRU order
+    }
+    this.#keys.set(key, c)
+    if (this.#window.count(c, now) >= this.#limit) {
+      return { ok: false, retryAfterMs: this.#window.retryAfter(c, now, this.#limit) }
+    }
+    this.#window.add(c, now)
+    return { ok: true }
+  }
+
+  /** Events counted for `key` in the window ending at `now` (does not count as use). */
+  count (key: string, now: number): number {
+    const c = this.#keys.get(key)
+    return c === undefined ? 0 : this.#window.count(c, now)
+  }
+
+  /** Forgets one key (its next event starts afresh). */
+  delete (key: string): boolean { return this.#keys.delete(key) }
+
+  clear (): void { this.#keys.clear() }
+
+  /**
+   * Changes the limit (kept counts stay) or the window (counts restart: they were taken in
+   * buckets of another width). For a policy reload: `limiter.configure(knockLimiterInit(p))`.
+   */
+  configure (init: Partial<RateLimiterInit>): void {
+    if (init.limit !== undefined) this.#limit = checkInt('limit', init.limit, 1)
+    if (init.maxKeys !== undefined) {
+      this.#maxKeys = checkInt('maxKeys', init.maxKeys, 1)
+      while (this.#keys.size > this.#maxKeys) this.#keys.delete(this.#keys.keys().next().value!)
+    }
+    const windowMs = init.windowMs ?? this.#window.windowMs
+    const buckets = init.buckets ?? this.#window.buckets
+    if (windowMs !== this.#window.windowMs || buckets !== this.#window.buckets) {
+      this.#window = new SlidingWindow(checkInt('windowMs', windowMs, 1), checkInt('buckets', buckets, 1, 3600))
+      this.#keys.clear()
+    }
+  }
+}
+
+/** The knock limiter's settings from a policy: `knocks_per_hour` per peer. */
+export function knockLimiterInit (policy: Policy): RateLimiterInit {
+  return { limit: policy.rate_limits.knocks_per_hour, windowMs: 3600_000 }
+}
+
+/** The message limiter's settings from a policy: `messages_per_minute` per peer. */
+export function messageLimiterInit (policy: Policy): RateLimiterInit {
+  return { limit: policy.rate_limits.messages_per_minute, windowMs: 60_000 }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CircuitBreaker
+
+/** The two ends of a conversation: one of our agents and a peer. */
+export interface AgentPair { local: string, peer: string }
+
+export type BreakerStateName = 'closed' | 'open' | 'half-open'
+
+export interface BreakerState {
+  state: BreakerStateName
+  /** Events in the current window. */
+  count: number
+  /** When an open breaker closes (half-opens), ms since the epoch. */
+  until?: number
+  /** Trips of this pair within the auto-block period (24 h). */
+  trips: number
+  /** Events refused since the breaker last opened. */
+  refused: number
+}
+
+/** Told once per trip, for the owner and the audit log. */
+export interface BreakerTrip {
+  pair: AgentPair
+  /** Events in the window when it tripped (threshold + 1). */
+  count: number
+  /** When the breaker half-opens again. */
+  until: number
+  /** Trips of this pair within the auto-block period, this one included. */
+  trips: number
+  /** `auto_block_after` trips happened within 24 h: block the peer. The trip count then restarts. */
+  autoBlock: boolean
+}
+
+export type BreakerResult =
+  | { allowed: true, state: 'closed' | 'half-open' }
+  | { allowed: false, state: 'open', retryAfterMs: number, trip?: BreakerTrip }
+
+export interface CircuitBreakerInit {
+  /** More events than this within the window open the breaker. @default 20 */
+  threshold?: number
+  /** @default 60 000 ms */
+  windowMs?: number
+  /** How long the breaker stays open. @default 60 000 ms */
+  cooldownMs?: number
+  /** Trips within `autoBlockPeriodMs` that report `autoBlock`; 0 = never. @default 3 */
+  autoBlockAfter?: number
+  /** @default 24 h */
+  autoBlockPeriodMs?: number
+  /** Pairs kept before the least recently used is forgotten. @default 10 000 */
+  maxPairs?: number
+  /** Window resolution (see `RateLimiterInit.buckets`). @default 60 */
+  buckets?: number
+  /** Called once per trip, after the state changed; what it throws, `record` throws. */
+  onTrip?: (trip: BreakerTrip) => void
+}
+
+interface PairEntry {
+  pair: AgentPair
+  counter: Counter
+  openUntil?: number
+  /** When the last cooldown ended; the breaker is half-open for one window after it. */
+  halfOpenSince?: number
+  /** Trip times within the auto-block period, oldest first, at most `autoBlockAfter` (or 16). */
+  trips: number[]
+  refused: number
+  lastSeen: number
+}
+
+/**
+ * One breaker per pair of agents, against floods and agent-to-agent loops. Each event (a message
+ * either way) is `record`ed; the event that makes the count exceed `threshold` within the window
+ * trips the breaker: it is refused, `onTrip` is called, and everything is refused until the
+ * cooldown ends. Then the breaker is half-open: events are allowed and counted in a fresh
+ * window, a new excess trips it again, and a full window without one closes it. When
+ * `autoBlockAfter` trips happen within 24 h, the trip reports `autoBlock`.
+ */
+export class CircuitBreaker {
+  #threshold: number
+  #window: SlidingWindow
+  #cooldownMs: number
+  #autoBlockAfter: number
+  #periodMs: number
+  #maxPairs: number
+  readonly #onTrip: ((trip: BreakerTrip) => void) | undefined
+  readonly #pairs = new Map<string, PairEntry>()
+
+  constructor (init: CircuitBreakerInit = {}) {
+    this.#threshold = checkInt('threshold', init.threshold ?? 20, 1)
+    this.#window = new SlidingWindow(checkInt('windowMs', init.windowMs ?? 60_000, 1), checkInt('buckets', init.buckets ?? DEFAULT_WINDOW_BUCKETS, 1, 3600))
+    this.#cooldownMs = checkInt('cooldownMs', init.cooldownMs ?? 60_000, 1)
+    this.#autoBlockAfter = checkInt('autoBlockAfter', init.autoBlockAfter ?? 3, 0, 1000)
+    this.#periodMs = checkInt('autoBlockPeriodMs', init.autoBlockPeriodMs ?? AUTO_BLOCK_PERIOD_MS, 1)
+    this.#maxPairs = checkInt('maxPairs', init.maxPairs ?? DEFAULT_BREAKER_MAX_PAIRS, 1)
+    this.#onTrip = init.onTrip
+  }
+
+  /** Pairs currently held. */
+  get size (): number { return this.#pairs.size }
+
+  /** Records one event between the pair at `now` and answers whether it may go through. */
+  record (pair: AgentPair, now: number): BreakerResult {
+    const key = pairKey(pair)
+    let e = this.#pairs.get(key)
+    if (e === undefined) {
+      while (this.#pairs.size >= this.#maxPairs) this.#pairs.delete(this.#pairs.keys().next().value!)
+      e = { pair: { local: pair.local, peer: pair.peer }, counter: this.#window.create(now), trips: [], refused: 0, lastSeen: now }
+    } else {
+      this.#pairs.delete(key) // re-insert: Map order is the LRU order
+    }
+    this.#pairs.set(key, e)
+    e.lastSeen = Math.max(e.lastSeen, now)
+    this.#settle(e, now)
+
+    if (e.openUntil !== undefined) {
+      e.refused++
+      return { allowed: false, state: 'open', retryAfterMs: e.openUntil - now }
+    }
+    const count = this.#window.add(e.counter, now)
+    if (count <= this.#threshold) return { allowed: true, state: this.#name(e, now) as 'closed' | 'half-open' }
+
+    // trip
+    const until = now + this.#cooldownMs
+    e.openUntil = until
+    e.halfOpenSince = undefined
+    e.refused = 1
+    e.trips = e.trips.filter(t => t > now - this.#periodMs)
+    e.trips.push(now)
+    const keep = this.#autoBlockAfter === 0 ? 16 : this.#autoBlockAfter
+    if (e.trips.length > keep) e.trips.splice(0, e.trips.length - keep)
+    const trips = e.trips.length
+    const autoBlock = this.#autoBlockAfter > 0 && trips >= this.#autoBlockAfter
+    if (autoBlock) e.trips = []
+    const trip: BreakerTrip = { pair: { ...e.pair }, count, until, trips, autoBlock }
+    this.#onTrip?.(trip)
+    return { allowed: false, state: 'open', retryAfterMs: this.#cooldownMs, trip }
+  }
+
+  /**
+   * The pair's breaker as at `now` (default: the time of its last event). Does not count as
+   * use. An unknown pair is closed.
+   */
+  state (pair: AgentPair, now?: number): BreakerState {
+    const e = this.#pairs.get(pairKey(pair))
+    if (e === undefined) return { state: 'closed', count: 0, trips: 0, refused: 0 }
+    const t = now ?? e.lastSeen
+    const open = e.openUntil !== undefined && t < e.openUntil
+    const count = open || e.openUntil === undefined ? this.#window.count(e.counter, t) : 0
+    const out: BreakerState = {
+      state: this.#name(e, t),
+      count,
+      trips: e.trips.filter(x => x > t - this.#periodMs).length,
+      refused: e.refused,
+    }
+    if (open) out.until = e.openUntil!
+    return out
+  }
+
+  /** Closes the pair's breaker and forgets its history (the owner's "reset"). */
+  reset (pair: AgentPair): boolean { return this.#pairs.delete(pairKey(pair)) }
+
+  clear (): void { this.#pairs.clear() }
+
+  /**
+   * Changes the settings; open breakers and trip history stay. A new window length restarts
+   * the counts. For a policy reload: `breaker.configure(breakerInit(p))`.
+   */
+  configure (init: Omit<CircuitBreakerInit, 'onTrip'>): void {
+    if (init.threshold !== undefined) this.#threshold = checkInt('threshold', init.threshold, 1)
+    if (init.cooldownMs !== undefined) this.#cooldownMs = checkInt('cooldownMs', init.cooldownMs, 1)
+    if (init.autoBlockAfter !== undefined) this.#autoBlockAfter = checkInt('autoBlockAfter', init.autoBlockAfter, 0, 1000)
+    if (init.autoBlockPeriodMs !== undefined) this.#periodMs = checkInt('autoBlockPeriodMs', init.autoBlockPeriodMs, 1)
+    if (init.maxPairs !== undefined) {
+      this.#maxPairs = checkInt('maxPairs', init.maxPairs, 1)
+      while (this.#pairs.size > this.#maxPairs) this.#pairs.delete(this.#pairs.keys().next().value!)
+    }
+    const windowMs = init.windowMs ?? this.#window.windowMs
+    const buckets = init.buckets ?? this.#window.buckets
+    if (windowMs !== this.#window.windowMs || buckets !== this.#window.buckets) {
+      this.#window = new SlidingWindow(checkInt('windowMs', windowMs, 1), checkInt('buckets', buckets, 1, 3600))
+      for (const e of this.#pairs.values()) e.counter = this.#window.create(e.lastSeen)
+    }
+  }
+
+  /** An open breaker whose cooldown has ended becomes half-open with a fresh window. */
+  #settle (e: PairEntry, now: number): void {
+    if (e.openUntil !== undefined && now >= e.openUntil) {
+      e.halfOpenSince = e.openUntil
+      e.openUntil = undefined
+      e.counter = this.#window.create(now)
+    }
+  }
+
+  #name (e: PairEntry, now: number): BreakerStateName {
+    if (e.openUntil !== undefined) return now < e.openUntil ? 'open' : 'half-open'
+    if (e.halfOpenSince !== undefined && now < e.halfOpenSince + this.#window.windowMs) return 'half-open'
+    return 'closed'
+  }
+}
+
+/** The breaker's settings from a policy's `breaker` section. */
+export function breakerInit (policy: Policy): Omit<CircuitBreakerInit, 'onTrip'> {
+  const b = policy.breaker
+  return { threshold: b.threshold, windowMs: b.window_s * 1000, cooldownMs: b.cooldown_s * 1000, autoBlockAfter: b.auto_block_after }
+}
+
+function pairKey (p: AgentPair): string {
+  // AMIDs are base58: a newline cannot occur in one
+  return `${p.local}\n${p.peer}`
+}

@@ -1,0 +1,342 @@
+/**
+ * KNOCK, grants and the per-peer guards (docs/protocol.md §16): the agent's gatekeeper.
+ *
+ * A stranger's first message is a knock (inner type `agentmesh.knock`, end-to-end encrypted like
+ * any message): its intent is judged by the agent's policy — accept (a signed grant goes back),
+ * reject (with a reason), reject silently, or hold for the owner. With a policy in force, a message
+ * from a peer without a valid grant from this agent is dropped with AM_ERR_NO_GRANT and never
+ * reaches the application; every delivered message carries its provenance (tier, organisation,
+ * grant) and is marked untrusted. Per peer, messages are rate limited and a circuit breaker stops
+ * floods and loops.
+ *
+ * Without a policy file the agent is open: messages need no grant, and knocks are accepted with
+ * the default scopes.
+ */
+import { existsSync } from 'node:fs'
+import { v7 as uuidv7 } from 'uuid'
+import { signGrant, verifyGrant, type Grant, type Identity, type TrustTier } from '@agentmesh/crypto'
+import { AgentMeshError, ErrorCode, ID_PATTERN } from '@agentmesh/protocol'
+import { CircuitBreaker, RateLimiter, breakerInit, knockLimiterInit, messageLimiterInit, type BreakerTrip } from './breaker.ts'
+import type { E2ee } from './e2ee.ts'
+import { DEFAULT_GRANT_SCOPES, DEFAULT_MAX_GRANT_DURATION_S, defaultPolicy, evaluateKnock, parseKnockIntent, PolicyWatcher, type KnockDecision, type KnockIntent, type Policy } from './policy.ts'
+import type { Message } from './types.ts'
+import { commandAllowed, parseSlashCommand } from './untrusted.ts'
+
+export const KNOCK_TYPE = 'agentmesh.knock'
+export const KNOCK_ANSWER_TYPE = 'agentmesh.knock.answer'
+export const GRANT_REVOKE_TYPE = 'agentmesh.grant.revoke'
+/** Held knocks kept for the owner at most (the oldest go first). */
+export const MAX_HELD_KNOCKS = 1000
+/** How long a peer's registry facts (tier, organisation, reputation) are reused. */
+const FACTS_TTL_MS = 5 * 60_000
+const MAX_FACTS = 10_000
+
+const idRe = new RegExp(ID_PATTERN)
+const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out' } as const
+
+/** A knock held for the owner's decision. */
+export interface HeldKnock {
+  id: string
+  from: string
+  tier: TrustTier
+  organisation: string | null
+  reputation: number | null
+  intent: KnockIntent
+  /** what the policy said, and what accepting would grant */
+  decision: KnockDecision
+  receivedAt: number
+}
+
+/** Registry facts about a peer, as the policy sees them. */
+interface Facts { tier: TrustTier, organisation: string | null, reputation: number | null, at: number }
+
+/** Where a delivered message came from, for the application. */
+export interface MessageProvenance {
+  tier: TrustTier
+  organisation: string | null
+  /** the grant it arrived under (absent from an open agent's view when the peer never knocked) */
+  grant?: { id: string, scopes: string[], expiresAt: number }
+}
+
+export interface GateConfig {
+  identity: Identity
+  e2ee: E2ee
+  /** policy file to watch (home/policy.json), or a fixed policy, or none: open */
+  policyPath?: string
+  policy?: Policy
+  onWarning: (w: AgentMeshError) => void
+  onKnock: (k: HeldKnock) => void
+  /** sends an (encrypted) message to a peer: answers and revocations */
+  send: (to: string, payload: Record<string, unknown>, type: string) => Promise<unknown>
+}
+
+export class Gate {
+  private watcher: PolicyWatcher | undefined
+  private fixed: Policy | undefined
+  private enforcing: boolean
+  private knockLimiter: RateLimiter
+  private messageLimiter: RateLimiter
+  private breaker: CircuitBreaker
+  private limitsOf: Policy
+  private readonly facts = new Map<string, Facts>()
+
+  private constructor (private readonly cfg: GateConfig, watcher: PolicyWatcher | undefined, enforcing: boolean) {
+    this.watcher = watcher
+    this.fixed = cfg.policy
+    this.enforcing = enforcing
+    this.limitsOf = this.policy
+    this.knockLimiter = new RateLimiter(knockLimiterInit(this.limitsOf))
+    this.messageLimiter = new RateLimiter(messageLimiterInit(this.limitsOf))
+    this.breaker = this.makeBreaker(this.limitsOf)
+  }
+
+  /** Opens the gate: loads (and watches) the policy file; an invalid file is AM_ERR_INVALID_POLICY. */
+  static async open (cfg: GateConfig): Promise<Gate> {
+    if (cfg.policy !== undefined) return new Gate(cfg, undefined, true)
+    if (cfg.policyPath === undefined) return new Gate(cfg, undefined, false)
+    const path = cfg.policyPath
+    let gate: Gate | undefined
+    const watcher = await PolicyWatcher.open(path, {
+      onChange: () => { if (gate !== undefined) gate.enforcing = true },
+      onError: (err) => { cfg.onWarning(err) },
+    })
+    gate = new Gate(cfg, watcher, existsSync(path))
+    return gate
+  }
+
+  /** The policy in force (an open agent's: accept knocks, default scopes). */
+  get policy (): Policy {
+    const p = this.fixed ?? this.watcher?.policy
+    return p !== undefined && this.enforcing ? p : { ...defaultPolicy(), default_action: 'accept' }
+  }
+
+  /** True when messages need a grant (a policy is in force). */
+  get enforced (): boolean { return this.enforcing }
+
+  close (): void { this.watcher?.close() }
+
+  private makeBreaker (p: Policy): CircuitBreaker {
+    return new CircuitBreaker({ ...breakerInit(p), onTrip: (t) => { this.tripped(t) } })
+  }
+
+  /** Rebuilds the limiters when the policy's numbers changed (a reload). */
+  private limits (): void {
+    const p = this.policy
+    const a = this.limitsOf
+    if (a.rate_limits.knocks_per_hour !== p.rate_limits.knocks_per_hour) this.knockLimiter = new RateLimiter(knockLimiterInit(p))
+    if (a.rate_limits.messages_per_minute !== p.rate_limits.messages_per_minute) this.messageLimiter = new RateLimiter(messageLimiterInit(p))
+    if (JSON.stringify(a.breaker) !== JSON.stringify(p.breaker)) this.breaker = this.makeBreaker(p)
+    this.limitsOf = p
+  }
+
+  private tripped (t: BreakerTrip): void {
+    this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen,
+      `circuit breaker with ${t.pair.peer} opened: ${t.count} events within the window; traffic is refused until ${new Date(t.until).toISOString()}` +
+      (t.autoBlock ? `; it tripped ${t.trips} times within 24 h, so ${t.pair.peer} is now blocked` : '')))
+    if (t.autoBlock) this.cfg.e2ee.saveRecord(K.blocked, t.pair.peer, { at: Date.now(), reason: 'circuit breaker' })
+  }
+
+  private blocked (): Set<string> {
+    return new Set(this.cfg.e2ee.records<{ at: number }>(K.blocked).map(r => r.key))
+  }
+
+  /** An outgoing message to `peer`: refused while the breaker with it is open. */
+  beforeSend (peer: string, now = Date.now()): void {
+    if (!this.enforcing) return
+    this.limits()
+    const s = this.breaker.state({ local: this.cfg.identity.amid, peer }, now)
+    if (s.state === 'open') {
+      throw new AgentMeshError(ErrorCode.CircuitOpen, `the circuit breaker with ${peer} is open until ${new Date(s.until!).toISOString()} (too many messages in a short time); try again then`)
+    }
+  }
+
+  // ------------------------------------------------------------------ registry facts
+
+  private async factsOf (peer: string, now = Date.now()): Promise<Facts> {
+    const cached = this.facts.get(peer)
+    if (cached !== undefined && now - cached.at < FACTS_TTL_MS) return cached
+    const profile = await this.cfg.e2ee.lookup(`/api/v1/agents/${peer}`).catch(() => undefined) as { tier?: string, organisation?: string } | undefined
+    const rep = await this.cfg.e2ee.lookup(`/api/v1/agents/${peer}/reputation`).catch(() => undefined) as { score?: number | null } | undefined
+    const tier = profile?.tier === 'verified' || profile?.tier === 'organisation' ? profile.tier : 'anonymous'
+    const f: Facts = {
+      tier,
+      organisation: typeof profile?.organisation === 'string' ? profile.organisation : null,
+      reputation: typeof rep?.score === 'number' ? rep.score : null,
+      at: now,
+    }
+    if (this.facts.size >= MAX_FACTS) this.facts.delete(this.facts.keys().next().value as string)
+    this.facts.set(peer, f)
+    return f
+  }
+
+  // ------------------------------------------------------------------ inbound
+
+  /**
+   * Judges a message before the application sees it: knocks, answers and revocations are handled
+   * here (undefined); other messages pass with their provenance when the peer may write.
+   */
+  async inbound (m: Message, now = Date.now()): Promise<Message | undefined> {
+    this.limits()
+    switch (m.type) {
+      case KNOCK_TYPE: await this.onKnock(m, now); return undefined
+      case KNOCK_ANSWER_TYPE: this.onAnswer(m, now); return undefined
+      case GRANT_REVOKE_TYPE: this.onRevoke(m); return undefined
+    }
+    if (!this.enforcing) return { ...m, untrusted: true } // an open agent: no grant, limits or breaker
+    const pair = { local: this.cfg.identity.amid, peer: m.from }
+    if (this.blocked().has(m.from)) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: the peer is blocked`))
+      return undefined
+    }
+    const grant = this.validIssued(m.from, now)
+    if (grant === undefined) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: it holds no valid grant from this agent (it must knock first)`))
+      return undefined
+    }
+    const limit = this.messageLimiter.take(m.from, now)
+    if (!limit.ok) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.RateLimited, `dropped message ${m.id} from ${m.from}: over ${this.policy.rate_limits.messages_per_minute} messages per minute`))
+      return undefined
+    }
+    const b = this.breaker.record(pair, now)
+    if (!b.allowed) {
+      if (b.trip === undefined) this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen, `dropped message ${m.id} from ${m.from}: the circuit breaker is open`))
+      return undefined
+    }
+    const facts = await this.factsOf(m.from, now)
+    const provenance: MessageProvenance = {
+      tier: facts.tier,
+      organisation: facts.organisation,
+      ...(grant === undefined ? {} : { grant: { id: grant.id, scopes: grant.scopes, expiresAt: grant.expires_at } }),
+    }
+    const out: Message = { ...m, untrusted: true, provenance }
+    if (m.text !== undefined) {
+      const cmd = parseSlashCommand(m.text)
+      // a peer's slash command is only for running when its grant's scopes say so
+      if (cmd !== null) out.command = { ...cmd, allowed: commandAllowed(cmd.command, grant.scopes) }
+    }
+    return out
+  }
+
+  private validIssued (peer: string, now: number): Grant | undefined {
+    const g = this.cfg.e2ee.record<Grant>(K.issued, peer)
+    if (g === undefined) return undefined
+    return g.expires_at > now ? g : undefined
+  }
+
+  private async onKnock (m: Message, now: number): Promise<void> {
+    const id = m.payload.id
+    let intent: KnockIntent
+    try {
+      if (typeof id !== 'string' || !idRe.test(id)) throw new AgentMeshError(ErrorCode.InvalidKnock, 'knock: id must be 8 to 128 characters of A-Z a-z 0-9 _ -')
+      intent = parseKnockIntent(m.payload.intent)
+    } catch (err) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidKnock, `dropped knock ${m.id} from ${m.from}: ${(err as Error).message}`))
+      return
+    }
+    const facts = await this.factsOf(m.from, now)
+    const decision = evaluateKnock(this.policy, { from: m.from, tier: facts.tier, organisation: facts.organisation, reputation: facts.reputation, intent }, {
+      blocked: this.blocked(),
+      rateLimit: this.knockLimiter.take(m.from, now),
+    })
+    switch (decision.action) {
+      case 'accept': await this.grant(m.from, id, decision.scopes, decision.durationS, now); return
+      case 'reject': await this.refuse(m.from, id, decision.reason); return
+      case 'silent': return
+      case 'hold': {
+        const held: HeldKnock = { id, from: m.from, tier: facts.tier, organisation: facts.organisation, reputation: facts.reputation, intent, decision, receivedAt: now }
+        const all = this.cfg.e2ee.records<HeldKnock>(K.held)
+        for (const r of all.slice(0, Math.max(0, all.length - MAX_HELD_KNOCKS + 1))) this.cfg.e2ee.dropRecord(K.held, r.key)
+        this.cfg.e2ee.saveRecord(K.held, id, held, now)
+        this.cfg.onKnock(held)
+      }
+    }
+  }
+
+  private async grant (peer: string, knockId: string, scopes: readonly string[], durationS: number, now: number): Promise<Grant> {
+    const g = signGrant(this.cfg.identity, { id: uuidv7(), grantee: peer, scopes, issuedAt: now, expiresAt: now + durationS * 1000, knockId })
+    this.cfg.e2ee.saveRecord(K.issued, peer, g, now)
+    await this.cfg.send(peer, { knock_id: knockId, decision: 'accept', grant: g }, KNOCK_ANSWER_TYPE)
+    return g
+  }
+
+  private async refuse (peer: string, knockId: string, reason: string): Promise<void> {
+    await this.cfg.send(peer, { knock_id: knockId, decision: 'reject', ...(reason === '' ? {} : { reason: reason.slice(0, 280) }) }, KNOCK_ANSWER_TYPE)
+  }
+
+  private onAnswer (m: Message, now: number): void {
+    const p = m.payload
+    const knockId = typeof p.knock_id === 'string' ? p.knock_id : '?'
+    if (p.decision === 'reject') {
+      this.cfg.e2ee.dropRecord(K.sent, `${m.from}\n${knockId}`)
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.KnockRejected, `${m.from} rejected knock ${knockId}${typeof p.reason === 'string' ? `: ${p.reason.slice(0, 280)}` : ''}`))
+      return
+    }
+    try {
+      const { grant, status } = verifyGrant(p.grant, now)
+      if (grant.grantor !== m.from || grant.grantee !== this.cfg.identity.amid) throw new AgentMeshError(ErrorCode.InvalidKnock, `grant: it is from ${grant.grantor} to ${grant.grantee}`)
+      if (status === 'expired') throw new AgentMeshError(ErrorCode.InvalidKnock, 'grant: already expired')
+      this.cfg.e2ee.saveRecord(K.received, m.from, grant, now)
+      this.cfg.e2ee.dropRecord(K.sent, `${m.from}\n${knockId}`)
+    } catch (err) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidKnock, `ignored the answer of ${m.from} to knock ${knockId}: ${(err as Error).message}`))
+    }
+  }
+
+  private onRevoke (m: Message): void {
+    const held = this.cfg.e2ee.record<Grant>(K.received, m.from)
+    if (held !== undefined && (m.payload.grant_id === undefined || m.payload.grant_id === held.id)) {
+      this.cfg.e2ee.dropRecord(K.received, m.from)
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `${m.from} revoked its grant ${held.id}: knock again to write to it`))
+    }
+  }
+
+  // ------------------------------------------------------------------ the owner and the knocker
+
+  /** Sends a knock; the answer arrives as a delivery (a grant is stored, a rejection warned). */
+  async knock (peer: string, intentInput: unknown, now = Date.now()): Promise<{ id: string }> {
+    // scopes and duration may be left out: the chat scope, for the longest a default policy grants
+    const withDefaults = typeof intentInput === 'object' && intentInput !== null && !Array.isArray(intentInput)
+      ? { scopes: [...DEFAULT_GRANT_SCOPES], duration_s: DEFAULT_MAX_GRANT_DURATION_S, ...intentInput }
+      : intentInput
+    const intent = parseKnockIntent(withDefaults)
+    const id = uuidv7()
+    await this.cfg.send(peer, { id, intent }, KNOCK_TYPE)
+    this.cfg.e2ee.saveRecord(K.sent, `${peer}\n${id}`, { id, peer, intent, at: now }, now)
+    return { id }
+  }
+
+  held (): HeldKnock[] { return this.cfg.e2ee.records<HeldKnock>(K.held).map(r => r.value) }
+
+  /** The owner's answer to a held knock. */
+  async answer (id: string, decision: 'accept' | 'reject', opts: { reason?: string, silent?: boolean, scopes?: string[], durationS?: number } = {}, now = Date.now()): Promise<Grant | undefined> {
+    const k = this.cfg.e2ee.record<HeldKnock>(K.held, id)
+    if (k === undefined) throw new AgentMeshError(ErrorCode.NotFound, `no held knock ${id}; \`agentmesh knocks\` lists them`)
+    let g: Grant | undefined
+    if (decision === 'accept') {
+      g = await this.grant(k.from, k.id, opts.scopes ?? (k.decision.scopes.length > 0 ? k.decision.scopes : this.policy.grant.default_scopes), opts.durationS ?? (k.decision.durationS > 0 ? k.decision.durationS : this.policy.grant.max_duration_s), now)
+    } else if (opts.silent !== true) {
+      await this.refuse(k.from, k.id, opts.reason ?? '')
+    }
+    this.cfg.e2ee.dropRecord(K.held, id)
+    return g
+  }
+
+  /** Grants this agent issued (peers that may write to it) and holds (peers it may write to). */
+  grants (now = Date.now()): { issued: Array<Grant & { valid: boolean }>, received: Array<Grant & { valid: boolean }> } {
+    const mark = (g: Grant): Grant & { valid: boolean } => ({ ...g, valid: g.expires_at > now })
+    return {
+      issued: this.cfg.e2ee.records<Grant>(K.issued).map(r => mark(r.value)),
+      received: this.cfg.e2ee.records<Grant>(K.received).map(r => mark(r.value)),
+    }
+  }
+
+  /** Revokes the grant `peer` holds from this agent: its messages are refused from now on; it is told. */
+  async revoke (peer: string): Promise<boolean> {
+    const g = this.cfg.e2ee.record<Grant>(K.issued, peer)
+    if (g === undefined) return false
+    this.cfg.e2ee.dropRecord(K.issued, peer)
+    await this.cfg.send(peer, { grant_id: g.id }, GRANT_REVOKE_TYPE).catch(() => {})
+    return true
+  }
+}

@@ -1,0 +1,196 @@
+import { describe, it, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
+import { createIdentity, saveIdentity, type Identity } from '@agentmesh/crypto'
+import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { tempDir, waitFor } from '@agentmesh/testing'
+
+interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], got: Message[], conn?: Connection, stop?: () => Promise<void> }
+
+/** Keeps reading an agent's messages in the background (answers to knocks are handled on the way). */
+function pump (a: Agent, c: Connection): void {
+  const ac = new AbortController()
+  const done = (async () => { for await (const m of c.messages({ signal: ac.signal })) a.got.push(m) })()
+  a.stop = async () => { ac.abort(); await done }
+}
+
+const codes = (a: Agent): string[] => a.warnings.map(w => w.code)
+const texts = (a: Agent): string[] => a.got.map(m => m.text ?? '')
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+describe('knock', () => {
+  const dir = tempDir()
+  const relays: Relay[] = []
+  const agents: Agent[] = []
+  after(async () => {
+    for (const a of agents) { await a.stop?.(); await a.conn?.close() }
+    for (const r of relays) await r.close()
+    dir.cleanup()
+  })
+  const start = async (): Promise<Relay> => {
+    const r = await createRelay({ port: 0, memory: true, logger: silentLogger })
+    relays.push(r)
+    return r
+  }
+  const agent = (name: string): Agent => {
+    const a: Agent = { id: createIdentity(name), state: memoryState(), warnings: [], got: [] }
+    agents.push(a)
+    return a
+  }
+  const open = async (relay: Relay, a: Agent, opts: Parameters<typeof connect>[0] = {}): Promise<Connection> => {
+    const c = await connect({ server: relay.url, identity: a.id, state: a.state, onWarning: (w) => { a.warnings.push(w) }, ...opts })
+    a.conn = c
+    pump(a, c)
+    return c
+  }
+
+  it('knock - a stranger\'s DM is refused; knocks are accepted by the allow list, held then accepted, rejected with a reason, rejected silently, or refused by intent', async () => {
+    const relay = await start()
+    const [bob, alice, carol, dave, erin, frank] = ['bob', 'alice', 'carol', 'dave', 'erin', 'frank'].map(agent) as [Agent, Agent, Agent, Agent, Agent, Agent]
+    const held: string[] = []
+    const b = await open(relay, bob, {
+      policy: {
+        version: 1,
+        default_action: 'hold',
+        allow: { amids: [alice.id.amid] },
+        deny: { amids: [dave.id.amid] },
+        deny_action: 'silent',
+        intents: { allowed: ['question', 'task'] },
+      },
+      onKnock: (k) => { held.push(k.id) },
+    })
+    const [a, c, d, e, f] = await Promise.all([alice, carol, dave, erin, frank].map(async x => await open(relay, x)))
+
+    // no knock: refused, never handed to bob's application
+    await c!.send(bob.id.amid, { text: 'hello?' })
+    await waitFor(() => codes(bob).includes(ErrorCode.NoGrant), 'bob to refuse the stranger')
+    assert.deepEqual(texts(bob), [])
+
+    // alice is on the allow list: accepted at once, the grant comes back to her
+    await a!.knock(bob.id.amid, { category: 'question', summary: 'may I ask about the weather?' })
+    await waitFor(() => a!.grants().received.length === 1, 'alice to receive the grant')
+    const grant = a!.grants().received[0]!
+    assert.equal(grant.grantor, bob.id.amid)
+    assert.deepEqual(grant.scopes, ['chat'])
+    await a!.send(bob.id.amid, { text: 'is it raining?' })
+    await waitFor(() => texts(bob).includes('is it raining?'), 'alice\'s message')
+    const m = bob.got.find(x => x.text === 'is it raining?')!
+    assert.equal(m.untrusted, true)
+    assert.equal(m.provenance?.tier, 'anonymous')
+    assert.equal(m.provenance?.grant?.id, grant.id)
+    assert.deepEqual(m.provenance?.grant?.scopes, ['chat'])
+
+    // carol knocks: held for the owner, then accepted; her message now arrives
+    const ck = await c!.knock(bob.id.amid, { category: 'task', summary: 'translate a document', scopes: ['chat', 'command:translate'], duration_s: 3600 })
+    await waitFor(() => held.includes(ck.id), 'carol\'s knock to be held')
+    assert.deepEqual(b.knocks().map(k => [k.id, k.from, k.intent.summary]), [[ck.id, carol.id.amid, 'translate a document']])
+    const g = await b.answerKnock(ck.id, 'accept', { scopes: ['chat'] })
+    assert.equal(g?.grantee, carol.id.amid)
+    assert.deepEqual(b.knocks(), [])
+    await waitFor(() => c!.grants().received.length === 1, 'carol to receive the grant')
+    await c!.send(bob.id.amid, { text: 'here is the document' })
+    await waitFor(() => texts(bob).includes('here is the document'), 'carol\'s message')
+
+    // dave is denied silently: no answer at all, and his messages stay refused
+    await d!.knock(bob.id.amid, { category: 'question', summary: 'hi' })
+    // erin asks for a category bob does not take: rejected with the reason
+    await e!.knock(bob.id.amid, { category: 'negotiation', summary: 'a deal' })
+    await waitFor(() => codes(erin).includes(ErrorCode.KnockRejected), 'erin to be told no')
+    assert.match(erin.warnings.find(w => w.code === ErrorCode.KnockRejected)!.message, /negotiation/)
+    // frank is held, then rejected by the owner with a reason
+    const fk = await f!.knock(bob.id.amid, { category: 'question', summary: 'quick one' })
+    await waitFor(() => held.includes(fk.id), 'frank\'s knock to be held')
+    await b.answerKnock(fk.id, 'reject', { reason: 'busy this week' })
+    await waitFor(() => codes(frank).includes(ErrorCode.KnockRejected), 'frank to be told no')
+    assert.match(frank.warnings.find(w => w.code === ErrorCode.KnockRejected)!.message, /busy this week/)
+    await d!.send(bob.id.amid, { text: 'let me in' })
+    await sleep(500)
+    assert.deepEqual(codes(dave), [], 'a silent rejection says nothing')
+    assert.deepEqual(d!.grants().received, [])
+    assert.equal(texts(bob).includes('let me in'), false)
+    assert.deepEqual(texts(bob), ['is it raining?', 'here is the document'])
+  })
+
+  it('knock - a revoked or expired grant stops delivery; a flood trips the breaker, which recovers after the cooldown', async () => {
+    const relay = await start()
+    const [bob, alice, carol] = ['bob', 'alice', 'carol'].map(agent) as [Agent, Agent, Agent]
+    const b = await open(relay, bob, {
+      policy: { version: 1, default_action: 'hold', allow: { amids: [alice.id.amid] }, breaker: { threshold: 5, window_s: 60, cooldown_s: 1 } },
+    })
+    const a = await open(relay, alice)
+    const c = await open(relay, carol)
+    await a.knock(bob.id.amid, { category: 'question', summary: 'hello' })
+    await waitFor(() => a.grants().received.length === 1, 'alice\'s grant')
+
+    // a flood: 8 messages at once, more than the threshold of 5 per window
+    for (let i = 0; i < 8; i++) await a.send(bob.id.amid, { text: `flood ${i}` })
+    await waitFor(() => codes(bob).includes(ErrorCode.CircuitOpen), 'the breaker to open')
+    await sleep(300)
+    assert.deepEqual(texts(bob), ['flood 0', 'flood 1', 'flood 2', 'flood 3', 'flood 4'])
+    await assert.rejects(b.send(alice.id.amid, { text: 'reply while open' }), { code: ErrorCode.CircuitOpen })
+    await sleep(1100) // the cooldown
+    await a.send(bob.id.amid, { text: 'after the cooldown' })
+    await waitFor(() => texts(bob).includes('after the cooldown'), 'delivery to resume')
+
+    // revoked: alice is told, and her next message is refused
+    assert.equal(await b.revokeGrant(alice.id.amid), true)
+    await waitFor(() => a.grants().received.length === 0, 'alice to drop the revoked grant')
+    await a.send(bob.id.amid, { text: 'after revocation' })
+    await waitFor(() => bob.warnings.filter(w => w.code === ErrorCode.NoGrant).length === 1, 'the refusal')
+    assert.equal(texts(bob).includes('after revocation'), false)
+
+    // expired: carol's grant lasts one second
+    const ck = await c.knock(bob.id.amid, { category: 'question', summary: 'brief' })
+    await waitFor(() => b.knocks().length === 1, 'carol\'s knock held')
+    await b.answerKnock(ck.id, 'accept', { durationS: 1 })
+    await waitFor(() => c.grants().received.length === 1, 'carol\'s grant')
+    await c.send(bob.id.amid, { text: 'in time' })
+    await waitFor(() => texts(bob).includes('in time'), 'carol within the grant')
+    await sleep(1100)
+    await c.send(bob.id.amid, { text: 'too late' })
+    await waitFor(() => bob.warnings.filter(w => w.code === ErrorCode.NoGrant).length === 2, 'the refusal after expiry')
+    assert.equal(texts(bob).includes('too late'), false)
+    assert.equal(b.grants().issued.find(g => g.grantee === carol.id.amid)?.valid, false)
+  })
+
+  it('knock - the policy file applies without a restart; a broken file is AM_ERR_INVALID_POLICY and the old policy stays; bad knocks are refused', async () => {
+    const relay = await start()
+    const home = join(dir.path, 'bob-home')
+    const bobId = createIdentity('bob')
+    saveIdentity(home, bobId)
+    const bob: Agent = { id: bobId, state: memoryState(), warnings: [], got: [] }
+    agents.push(bob)
+    const carol = agent('carol')
+    const c = await open(relay, carol)
+    // no policy file: bob is open
+    const b = await connect({ server: relay.url, home, onWarning: (w) => { bob.warnings.push(w) } })
+    bob.conn = b
+    pump(bob, b)
+    await c.send(bobId.amid, { text: 'open door' })
+    await waitFor(() => texts(bob).includes('open door'), 'a message to an open agent')
+    assert.equal(bob.got[0]!.untrusted, true)
+    // the owner writes a policy: from now on a grant is needed
+    writeFileSync(join(home, 'policy.json'), JSON.stringify({ version: 1, default_action: 'reject' }))
+    await sleep(2600) // debounce, or the 2 s poll
+    await c.send(bobId.amid, { text: 'closed door' })
+    await waitFor(() => codes(bob).includes(ErrorCode.NoGrant), 'the refusal under the new policy')
+    // a broken edit: reported, the last valid policy stays in force
+    writeFileSync(join(home, 'policy.json'), '{ "version": 1, "default_action": "maybe" }')
+    await waitFor(() => codes(bob).includes(ErrorCode.InvalidPolicy), 'the broken policy to be reported', 6000)
+    assert.match(bob.warnings.find(w => w.code === ErrorCode.InvalidPolicy)!.message, /default_action/)
+    await c.knock(bobId.amid, { category: 'question', summary: 'still closed?' })
+    await waitFor(() => codes(carol).includes(ErrorCode.KnockRejected), 'the old policy (reject) to answer')
+    await b.close()
+    bob.conn = undefined
+    await bob.stop?.()
+    // connecting with the broken file fails, naming the file and the field
+    await assert.rejects(connect({ server: relay.url, home }), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidPolicy) && /policy\.json/.test(e.message) && /default_action/.test(e.message))
+    // a malformed knock is refused before it leaves
+    await assert.rejects(c.knock(bobId.amid, { category: 'question', summary: '' }), { code: ErrorCode.InvalidKnock })
+    await assert.rejects(c.knock(bobId.amid, { category: 'gossip', summary: 'x' }), { code: ErrorCode.InvalidKnock })
+    await assert.rejects(c.knock(bobId.amid, { category: 'task', summary: 'x', duration_s: 5 }), { code: ErrorCode.InvalidKnock })
+  })
+})
