@@ -6,7 +6,7 @@ import { messagingCommands } from './commands/messaging.ts'
 import { serveCommand } from './commands/serve.ts'
 import { certCommands } from './commands/cert.ts'
 import { e2eeCommands } from './commands/e2ee.ts'
-import { knockCommands } from './commands/knock.ts'
+import { knockCommands, reputationCommands } from './commands/knock.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 
 export function buildProgram (): Command {
@@ -22,6 +22,7 @@ export function buildProgram (): Command {
   certCommands(program)
   e2eeCommands(program)
   knockCommands(program)
+  reputationCommands(program)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }

@@ -217,4 +217,25 @@ describe('cli', () => {
     assert.equal(await r.kill('SIGTERM'), 0)
     assert.doesNotMatch(r.stderr(), /"level":50/, 'no error logged')
   })
+
+  it('cli - feedback rates a peer (anonymous raters weigh half), reputation shows the score and flags; bad scores and self-ratings are usage errors', async () => {
+    const r1 = await cli(['feedback', bob, '--score', '0.9', '--comment', 'fast', '--json'], { home: a(), server: relay.url })
+    assert.equal(r1.code, 0, r1.stderr)
+    const j = JSON.parse(r1.lines[0]!) as { replaced: boolean, reputation: { score: number, ratings: number, weight_total: number } }
+    assert.equal(j.replaced, false)
+    assert.deepEqual([j.reputation.score, j.reputation.ratings, j.reputation.weight_total], [0.9, 1, 0.5])
+    const r2 = await cli(['feedback', bob, '--score', '0.3'], { home: a(), server: relay.url })
+    assert.equal(r2.code, 0, r2.stderr)
+    assert.match(r2.stdout, /^replaced your rating: am\w+ now scores 0\.3 from 1 rating\(s\) \(flagged for review\)/)
+    const rep = await cli(['reputation', bob, '--json'], { server: relay.url })
+    assert.equal(rep.code, 0, rep.stderr)
+    const rj = JSON.parse(rep.lines[0]!) as { score: number, flagged: boolean, flags: Array<{ reason: string }> }
+    assert.equal(rj.score, 0.3)
+    assert.equal(rj.flagged, true)
+    assert.match(rj.flags[0]!.reason, /from 0\.9 to 0\.3/)
+    assertError(await cli(['feedback', bob, '--score', '1.5'], { home: a(), server: relay.url }), 'AM_ERR_INVALID_ARGUMENT', 2)
+    assertError(await cli(['feedback', bob, '--score', 'great'], { home: a(), server: relay.url }), 'AM_ERR_INVALID_ARGUMENT', 2)
+    assertError(await cli(['feedback', alice, '--score', '1'], { home: a(), server: relay.url }), 'AM_ERR_INVALID_ARGUMENT', 2)
+    assertError(await cli(['reputation', 'nobody'], { server: relay.url }), 'AM_ERR_INVALID_ARGUMENT', 2)
+  })
 })

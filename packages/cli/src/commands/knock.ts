@@ -1,9 +1,10 @@
 import type { Command } from 'commander'
 import { connect, type Connection } from '@agentmesh/client'
-import { MAX_GRANT_SCOPES, SCOPE_PATTERN } from '@agentmesh/crypto'
+import { MAX_GRANT_SCOPES, SCOPE_PATTERN, loadIdentity } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode, ID_PATTERN } from '@agentmesh/protocol'
 import { checkAmid, homeOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
+import { registryRequest } from '../registry.ts'
 
 interface Opts extends CommonOpts { timeout: string }
 
@@ -116,5 +117,38 @@ export function knockCommands (program: Command): void {
         for (const g of issued) out.result({ direction: 'issued', ...g }, `issued   to ${g.grantee}  ${g.scopes.join(',')}  until ${when(g.expires_at)}${g.valid ? '' : ' (expired)'}`)
         for (const g of received) out.result({ direction: 'received', ...g }, `received from ${g.grantor}  ${g.scopes.join(',')}  until ${when(g.expires_at)}${g.valid ? '' : ' (expired)'}`)
       })
+    })
+}
+
+export function reputationCommands (program: Command): void {
+  withCommon(program.command('feedback')
+    .description('rate a peer after an interaction (0 to 1); your newest rating of it replaces the earlier one')
+    .argument('<peer>', 'the peer\'s AMID')
+    .requiredOption('--score <n>', 'from 0 (bad) to 1 (good)')
+    .option('--comment <text>', 'at most 500 characters')
+    .option('--interaction <id>', 'what it was about (a task or message id)'))
+    .action(async (peer: string, o: CommonOpts & { score: string, comment?: string, interaction?: string }) => {
+      const out = output(o.json === true)
+      checkAmid('peer', peer)
+      const score = Number(o.score)
+      if (o.score.trim() === '' || !Number.isFinite(score) || score < 0 || score > 1) throw usage(`--score must be a number from 0 to 1, got "${o.score.slice(0, 40)}"`)
+      const id = loadIdentity(homeOf(o))
+      if (peer === id.amid) throw usage('an agent does not rate itself')
+      const body = JSON.stringify({ score, ...(o.comment === undefined ? {} : { comment: o.comment }), ...(o.interaction === undefined ? {} : { interaction: o.interaction }) })
+      const r = await registryRequest(serverOf(o), 'POST', `/api/v1/agents/${peer}/feedback`, { identity: id, body })
+      const rep = r.reputation as { score: number | null, ratings: number, flagged: boolean }
+      out.result(r, `${r.replaced === true ? 'replaced your rating' : 'rated'}: ${peer} now scores ${rep.score ?? 'n/a'} from ${rep.ratings} rating(s)${rep.flagged ? ' (flagged for review)' : ''}`)
+    })
+
+  withCommon(program.command('reputation')
+    .description('a peer\'s reputation score and the flags raised on it')
+    .argument('<peer>', 'the peer\'s AMID'))
+    .action(async (peer: string, o: CommonOpts) => {
+      const out = output(o.json === true)
+      checkAmid('peer', peer)
+      const rep = await registryRequest(serverOf(o), 'GET', `/api/v1/agents/${peer}/reputation`) as { score: number | null, ratings: number, weight_total: number, flagged: boolean }
+      const flags = await registryRequest(serverOf(o), 'GET', `/api/v1/agents/${peer}/reputation/flags`) as { flags: Array<{ at: number, reason: string }> }
+      out.result({ ...rep, flags: flags.flags }, `${peer}: score ${rep.score ?? 'n/a (unrated)'} from ${rep.ratings} rating(s), weight ${rep.weight_total}${rep.flagged ? ', FLAGGED' : ''}` +
+        flags.flags.map(f => `\n  flag ${new Date(f.at).toISOString()}: ${f.reason}`).join(''))
     })
 }
