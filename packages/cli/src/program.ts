@@ -6,7 +6,7 @@ import { messagingCommands } from './commands/messaging.ts'
 import { serveCommand } from './commands/serve.ts'
 import { certCommands } from './commands/cert.ts'
 import { e2eeCommands } from './commands/e2ee.ts'
-import { knockCommands, reputationCommands } from './commands/knock.ts'
+import { knockCommands, reputationCommands, safetyLogCommand } from './commands/knock.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 
 export function buildProgram (): Command {
@@ -23,6 +23,7 @@ export function buildProgram (): Command {
   e2eeCommands(program)
   knockCommands(program)
   reputationCommands(program)
+  safetyLogCommand(program)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }

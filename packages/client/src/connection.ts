@@ -490,6 +490,8 @@ export class ConnectionImpl implements Connection {
 
   async revokeGrant (peer: string): Promise<boolean> { return await this.requireGate().revoke(peer) }
 
+  safetyLog (): ReturnType<Gate['safetyLog']> { return this.requireGate().safetyLog() }
+
   private requireGate (): Gate {
     if (this.cfg.gate === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'this connection was opened without end-to-end encryption, which knocks and grants need')
     return this.cfg.gate

@@ -197,6 +197,9 @@ export class E2ee {
   record<T> (kind: string, key: string): T | undefined { return this.get<T>(kind, key) }
   saveRecord (kind: string, key: string, value: unknown, at = Date.now()): void { this.put(kind, key, value, at) }
   dropRecord (kind: string, key: string): boolean { return this.state.recordDelete(kind, key) }
+  countRecords (kind: string): number { return this.state.recordCount(kind) }
+  /** Runs `fn` as one atomic step of the agent's state. */
+  atomically<T> (fn: () => T): T { return this.state.transaction(fn) }
   /** Oldest first. */
   records<T> (kind: string): Array<{ key: string, value: T, at: number }> {
     return this.state.recordList(kind).map(r => ({ key: r.key, value: parse<T>(openRecord(this.key, kind, r.key, r.value)), at: r.at }))

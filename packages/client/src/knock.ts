@@ -32,7 +32,18 @@ const FACTS_TTL_MS = 5 * 60_000
 const MAX_FACTS = 10_000
 
 const idRe = new RegExp(ID_PATTERN)
-const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out' } as const
+const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out', audit: 'audit' } as const
+/** Entries kept in the agent's safety log (the oldest go first). */
+export const MAX_SAFETY_LOG = 10_000
+
+/** One entry of the agent's own safety log: metadata only, never message content. */
+export interface SafetyEvent {
+  at: number
+  event: 'knock_accepted' | 'knock_rejected' | 'knock_silent' | 'knock_held' | 'knock_answered' | 'grant_revoked' | 'grant_received' | 'breaker_open' | 'peer_blocked'
+  peer: string
+  /** the rule or reason, scopes, counts */
+  detail: string
+}
 
 /** A knock held for the owner's decision. */
 export interface HeldKnock {
@@ -129,7 +140,23 @@ export class Gate {
     this.limitsOf = p
   }
 
+  /** Appends to the agent's safety log (sealed in its state, bounded). */
+  private log (event: SafetyEvent['event'], peer: string, detail: string, at = Date.now()): void {
+    this.cfg.e2ee.atomically(() => {
+      const seq = Number(this.cfg.e2ee.record<number>('meta-audit', 'next') ?? 0)
+      this.cfg.e2ee.saveRecord('meta-audit', 'next', seq + 1, at)
+      this.cfg.e2ee.saveRecord(K.audit, String(seq).padStart(12, '0'), { at, event, peer, detail } satisfies SafetyEvent, at)
+      const n = this.cfg.e2ee.countRecords(K.audit)
+      if (n > MAX_SAFETY_LOG) for (const r of this.cfg.e2ee.records(K.audit).slice(0, n - MAX_SAFETY_LOG)) this.cfg.e2ee.dropRecord(K.audit, r.key)
+    })
+  }
+
+  /** The safety log, oldest first: knocks decided, grants, breaker trips, blocks. */
+  safetyLog (): SafetyEvent[] { return this.cfg.e2ee.records<SafetyEvent>(K.audit).map(r => r.value) }
+
   private tripped (t: BreakerTrip): void {
+    this.log('breaker_open', t.pair.peer, `${t.count} events within the window; open until ${new Date(t.until).toISOString()} (trip ${t.trips})`)
+    if (t.autoBlock) this.log('peer_blocked', t.pair.peer, `tripped the circuit breaker ${t.trips} times within 24 h`)
     this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen,
       `circuit breaker with ${t.pair.peer} opened: ${t.count} events within the window; traffic is refused until ${new Date(t.until).toISOString()}` +
       (t.autoBlock ? `; it tripped ${t.trips} times within 24 h, so ${t.pair.peer} is now blocked` : '')))
@@ -239,15 +266,17 @@ export class Gate {
       blocked: this.blocked(),
       rateLimit: this.knockLimiter.take(m.from, now),
     })
+    const what = `[${intent.category}] ${decision.rule}: ${decision.reason}`
     switch (decision.action) {
-      case 'accept': await this.grant(m.from, id, decision.scopes, decision.durationS, now); return
-      case 'reject': await this.refuse(m.from, id, decision.reason); return
-      case 'silent': return
+      case 'accept': this.log('knock_accepted', m.from, `${what}; scopes ${decision.scopes.join(',')}`, now); await this.grant(m.from, id, decision.scopes, decision.durationS, now); return
+      case 'reject': this.log('knock_rejected', m.from, what, now); await this.refuse(m.from, id, decision.reason); return
+      case 'silent': this.log('knock_silent', m.from, what, now); return
       case 'hold': {
         const held: HeldKnock = { id, from: m.from, tier: facts.tier, organisation: facts.organisation, reputation: facts.reputation, intent, decision, receivedAt: now }
         const all = this.cfg.e2ee.records<HeldKnock>(K.held)
         for (const r of all.slice(0, Math.max(0, all.length - MAX_HELD_KNOCKS + 1))) this.cfg.e2ee.dropRecord(K.held, r.key)
         this.cfg.e2ee.saveRecord(K.held, id, held, now)
+        this.log('knock_held', m.from, what, now)
         this.cfg.onKnock(held)
       }
     }
@@ -278,6 +307,7 @@ export class Gate {
       if (status === 'expired') throw new AgentMeshError(ErrorCode.InvalidKnock, 'grant: already expired')
       this.cfg.e2ee.saveRecord(K.received, m.from, grant, now)
       this.cfg.e2ee.dropRecord(K.sent, `${m.from}\n${knockId}`)
+      this.log('grant_received', m.from, `scopes ${grant.scopes.join(',')} until ${new Date(grant.expires_at).toISOString()}`, now)
     } catch (err) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidKnock, `ignored the answer of ${m.from} to knock ${knockId}: ${(err as Error).message}`))
     }
@@ -319,6 +349,7 @@ export class Gate {
       await this.refuse(k.from, k.id, opts.reason ?? '')
     }
     this.cfg.e2ee.dropRecord(K.held, id)
+    this.log('knock_answered', k.from, g !== undefined ? `accepted by the owner; scopes ${g.scopes.join(',')} until ${new Date(g.expires_at).toISOString()}` : `rejected by the owner${opts.silent === true ? ' silently' : ''}${opts.reason === undefined ? '' : `: ${opts.reason.slice(0, 280)}`}`, now)
     return g
   }
 
@@ -336,6 +367,7 @@ export class Gate {
     const g = this.cfg.e2ee.record<Grant>(K.issued, peer)
     if (g === undefined) return false
     this.cfg.e2ee.dropRecord(K.issued, peer)
+    this.log('grant_revoked', peer, `grant ${g.id} (${g.scopes.join(',')})`)
     await this.cfg.send(peer, { grant_id: g.id }, GRANT_REVOKE_TYPE).catch(() => {})
     return true
   }

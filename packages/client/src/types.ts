@@ -93,6 +93,8 @@ export interface Connection {
   grants (): ReturnType<import('./knock.ts').Gate['grants']>
   /** Revokes the grant a peer holds from this agent. */
   revokeGrant (peer: string): Promise<boolean>
+  /** This agent's safety log, oldest first: knocks decided, grants, breaker trips and blocks (metadata only). */
+  safetyLog (): import('./knock.ts').SafetyEvent[]
   close (): Promise<void>
 }
 

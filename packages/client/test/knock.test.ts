@@ -112,6 +112,17 @@ describe('knock', () => {
     assert.deepEqual(d!.grants().received, [])
     assert.equal(texts(bob).includes('let me in'), false)
     assert.deepEqual(texts(bob), ['is it raining?', 'here is the document'])
+    // the owner's safety log has every decision, by whom, and no message content
+    const log = b.safetyLog()
+    const events = (peer: Agent): string[] => log.filter(e => e.peer === peer.id.amid).map(e => e.event)
+    assert.deepEqual(events(alice), ['knock_accepted'])
+    assert.deepEqual(events(carol), ['knock_held', 'knock_answered'])
+    assert.deepEqual(events(dave), ['knock_silent'])
+    assert.deepEqual(events(erin), ['knock_rejected'])
+    assert.deepEqual(events(frank), ['knock_held', 'knock_answered'])
+    assert.match(log.find(e => e.peer === dave.id.amid)!.detail, /deny/)
+    assert.equal(JSON.stringify(log).includes('is it raining'), false)
+    assert.deepEqual(a!.safetyLog().map(e => e.event), ['grant_received'])
   })
 
   it('knock - a revoked or expired grant stops delivery; a flood trips the breaker, which recovers after the cooldown', async () => {
@@ -135,6 +146,7 @@ describe('knock', () => {
     await a.send(bob.id.amid, { text: 'after the cooldown' })
     await waitFor(() => texts(bob).includes('after the cooldown'), 'delivery to resume')
 
+    assert.deepEqual(b.safetyLog().filter(e => e.event === 'breaker_open').map(e => e.peer), [alice.id.amid], 'the trip is in the safety log')
     // revoked: alice is told, and her next message is refused
     assert.equal(await b.revokeGrant(alice.id.amid), true)
     await waitFor(() => a.grants().received.length === 0, 'alice to drop the revoked grant')

@@ -120,6 +120,20 @@ export function knockCommands (program: Command): void {
     })
 }
 
+export function safetyLogCommand (program: Command): void {
+  withCommon(program.command('events')
+    .description('this agent\'s safety log, oldest first: knocks decided (and by which rule), grants, circuit-breaker trips, blocks; metadata only')
+    .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
+    .action(async (o: Opts) => {
+      const out = output(o.json === true)
+      await opened(o, out, async (conn) => {
+        const log = conn.safetyLog()
+        if (log.length === 0) out.note('nothing logged yet')
+        for (const e of log) out.result({ ...e }, `${when(e.at)}  ${e.event.padEnd(14)} ${e.peer}  ${e.detail}`)
+      })
+    })
+}
+
 export function reputationCommands (program: Command): void {
   withCommon(program.command('feedback')
     .description('rate a peer after an interaction (0 to 1); your newest rating of it replaces the earlier one')
