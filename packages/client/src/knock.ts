@@ -65,8 +65,10 @@ interface Facts { tier: TrustTier, organisation: string | null, reputation: numb
 export interface MessageProvenance {
   tier: TrustTier
   organisation: string | null
-  /** the grant it arrived under (absent from an open agent's view when the peer never knocked) */
+  /** the grant it arrived under (absent when the peer may write because this agent knocked on it: `relation: 'contacted'`) */
   grant?: { id: string, scopes: string[], expiresAt: number }
+  /** why the peer may write: this agent granted it, or this agent holds a grant from the peer (it made the contact) */
+  relation: 'granted' | 'contacted'
 }
 
 export interface GateConfig {
@@ -216,7 +218,9 @@ export class Gate {
       return undefined
     }
     const grant = this.validIssued(m.from, now)
-    if (grant === undefined) {
+    // a peer this agent knocked on (and holds a grant from) may answer without knocking back
+    const contacted = grant === undefined && this.validReceived(m.from, now)
+    if (grant === undefined && !contacted) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: it holds no valid grant from this agent (it must knock first)`))
       return undefined
     }
@@ -235,14 +239,20 @@ export class Gate {
       tier: facts.tier,
       organisation: facts.organisation,
       ...(grant === undefined ? {} : { grant: { id: grant.id, scopes: grant.scopes, expiresAt: grant.expires_at } }),
+      relation: grant === undefined ? 'contacted' : 'granted',
     }
     const out: Message = { ...m, untrusted: true, provenance }
     if (m.text !== undefined) {
       const cmd = parseSlashCommand(m.text)
       // a peer's slash command is only for running when its grant's scopes say so
-      if (cmd !== null) out.command = { ...cmd, allowed: commandAllowed(cmd.command, grant.scopes) }
+      if (cmd !== null) out.command = { ...cmd, allowed: grant !== undefined && commandAllowed(cmd.command, grant.scopes) }
     }
     return out
+  }
+
+  private validReceived (peer: string, now: number): boolean {
+    const g = this.cfg.e2ee.record<Grant>(K.received, peer)
+    return g !== undefined && g.expires_at > now
   }
 
   private validIssued (peer: string, now: number): Grant | undefined {

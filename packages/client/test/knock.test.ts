@@ -131,7 +131,8 @@ describe('knock', () => {
     const b = await open(relay, bob, {
       policy: { version: 1, default_action: 'hold', allow: { amids: [alice.id.amid] }, breaker: { threshold: 5, window_s: 60, cooldown_s: 1 } },
     })
-    const a = await open(relay, alice)
+    // alice has a policy of her own: only those she granted, or knocked on, may write to her
+    const a = await open(relay, alice, { policy: { version: 1, default_action: 'reject' } })
     const c = await open(relay, carol)
     await a.knock(bob.id.amid, { category: 'question', summary: 'hello' })
     await waitFor(() => a.grants().received.length === 1, 'alice\'s grant')
@@ -145,6 +146,13 @@ describe('knock', () => {
     await sleep(1100) // the cooldown
     await a.send(bob.id.amid, { text: 'after the cooldown' })
     await waitFor(() => texts(bob).includes('after the cooldown'), 'delivery to resume')
+    // bob answers alice without knocking: she made the contact
+    await b.send(alice.id.amid, { text: 'bob answers' })
+    await waitFor(() => texts(alice).includes('bob answers'), 'bob\'s answer')
+    assert.equal(alice.got.find(m => m.text === 'bob answers')!.provenance?.relation, 'contacted')
+    await c.send(alice.id.amid, { text: 'carol barges in' })
+    await waitFor(() => codes(alice).includes(ErrorCode.NoGrant), 'alice to refuse carol')
+    assert.equal(texts(alice).includes('carol barges in'), false)
 
     assert.deepEqual(b.safetyLog().filter(e => e.event === 'breaker_open').map(e => e.peer), [alice.id.amid], 'the trip is in the safety log')
     // revoked: alice is told, and her next message is refused
