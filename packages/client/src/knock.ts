@@ -18,7 +18,7 @@ import { signGrant, verifyGrant, type Grant, type Identity, type TrustTier } fro
 import { AgentMeshError, ErrorCode, ID_PATTERN } from '@agentmesh/protocol'
 import { CircuitBreaker, RateLimiter, breakerInit, knockLimiterInit, messageLimiterInit, type BreakerTrip } from './breaker.ts'
 import type { E2ee } from './e2ee.ts'
-import { DEFAULT_GRANT_SCOPES, DEFAULT_MAX_GRANT_DURATION_S, defaultPolicy, evaluateKnock, parseKnockIntent, PolicyWatcher, type KnockDecision, type KnockIntent, type Policy } from './policy.ts'
+import { DEFAULT_GRANT_SCOPES, DEFAULT_MAX_GRANT_DURATION_S, defaultPolicy, deniedBy, evaluateKnock, parseKnockIntent, PolicyWatcher, type KnockDecision, type KnockIntent, type Policy } from './policy.ts'
 import type { Message } from './types.ts'
 import { commandAllowed, parseSlashCommand } from './untrusted.ts'
 
@@ -173,9 +173,10 @@ export class Gate {
   beforeSend (peer: string, now = Date.now()): void {
     if (!this.enforcing) return
     this.limits()
-    const s = this.breaker.state({ local: this.cfg.identity.amid, peer }, now)
-    if (s.state === 'open') {
-      throw new AgentMeshError(ErrorCode.CircuitOpen, `the circuit breaker with ${peer} is open until ${new Date(s.until!).toISOString()} (too many messages in a short time); try again then`)
+    // outgoing messages count too: a loop between two agents trips it from either side
+    const r = this.breaker.record({ local: this.cfg.identity.amid, peer }, now)
+    if (!r.allowed) {
+      throw new AgentMeshError(ErrorCode.CircuitOpen, `the circuit breaker with ${peer} is open for ${Math.ceil(r.retryAfterMs / 1000)} s more (too many messages between the two agents in a short time); try again then`)
     }
   }
 
@@ -217,6 +218,12 @@ export class Gate {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: the peer is blocked`))
       return undefined
     }
+    const facts = await this.factsOf(m.from, now)
+    const denied = deniedBy(this.policy, { from: m.from, tier: facts.tier, organisation: facts.organisation })
+    if (denied !== undefined) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: the policy denies ${denied}`))
+      return undefined
+    }
     const grant = this.validIssued(m.from, now)
     // a peer this agent knocked on (and holds a grant from) may answer without knocking back
     const contacted = grant === undefined && this.validReceived(m.from, now)
@@ -234,7 +241,6 @@ export class Gate {
       if (b.trip === undefined) this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen, `dropped message ${m.id} from ${m.from}: the circuit breaker is open`))
       return undefined
     }
-    const facts = await this.factsOf(m.from, now)
     const provenance: MessageProvenance = {
       tier: facts.tier,
       organisation: facts.organisation,

@@ -449,6 +449,15 @@ function matchList (l: PeerList, k: Knock): string | undefined {
   return undefined
 }
 
+/**
+ * Whether the policy's deny list names this peer (by AMID, handle, organisation or tier), as words
+ * for the reason; undefined when it does not. Checked for every message, not only for knocks: a
+ * peer denied after it was granted is refused from then on.
+ */
+export function deniedBy (policy: Policy, peer: Pick<Knock, 'from' | 'tier' | 'organisation' | 'handle'>): string | undefined {
+  return matchList(policy.deny, { ...peer, reputation: null, intent: { category: 'other', summary: '-', scopes: [], duration_s: 60 } })
+}
+
 /** Whether `scope` is covered by an allowed-scopes list (exact, `prefix:*`, or `*`). */
 export function scopeCovered (scope: string, allowed: readonly string[]): boolean {
   for (const a of allowed) {
