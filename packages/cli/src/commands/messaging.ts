@@ -34,6 +34,7 @@ async function sendLines (conn: Connection, out: Out, to: string, type: string, 
   let total = 0
   for await (const line of rl) {
     const p = conn.send(to, { text: line }, { type, encrypt, ...(signal === undefined ? {} : { signal }) })
+    p.catch(() => {}) // its error surfaces in order through `printed`; not an unhandled rejection meanwhile
     printed = printed.then(async () => { printSent(out, await p, to) })
     printed.catch(() => {}) // surfaced by the awaits below
     total++
