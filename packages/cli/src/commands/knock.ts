@@ -27,7 +27,7 @@ async function opened<T> (o: Opts, out: Out, fn: (c: Connection) => Promise<T>):
 
 function scopesOf (text: string | undefined): string[] | undefined {
   if (text === undefined) return undefined
-  const list = text.split(',').map(s => s.trim()).filter(s => s !== '')
+  const list = [...new Set(text.split(',').map(s => s.trim()).filter(s => s !== ''))]
   if (list.length === 0) throw usage('--scopes must name at least one scope, e.g. --scopes chat,command:status')
   const bad = list.find(s => !SCOPE_PATTERN.test(s))
   if (bad !== undefined) throw usage(`--scopes: "${bad.slice(0, 64)}" is not a scope (lowercase, like chat, command:status or task:*)`)
