@@ -171,19 +171,30 @@ describe('cli', () => {
     assertError(await cli(['serve', '--memory', '--config', cfg]), 'AM_ERR_INVALID_CONFIG', 2)
     writeFileSync(cfg, '{not json')
     assertError(await cli(['serve', '--memory', '--config', cfg]), 'AM_ERR_INVALID_CONFIG', 2)
+    writeFileSync(cfg, '{"port": 0, "reputation": 5}')
+    assertError(await cli(['serve', '--memory', '--config', cfg]), 'AM_ERR_INVALID_CONFIG', 2)
+    writeFileSync(cfg, '{"port": 0, "reputation": {"flagDelta": 2}}')
+    const rep = await cli(['serve', '--memory', '--config', cfg])
+    assertError(rep, 'AM_ERR_INVALID_CONFIG', 2)
+    assert.match(rep.stderr, /reputation\.flagDelta/)
     assertError(await cli(['serve', '--memory', '--port', '0'], { env: { AGENTMESH_MAX_IN_FLIGHT: 'lots' } }), 'AM_ERR_INVALID_CONFIG', 2)
     assertError(await cli(['serve', '--memory', '--port', '0'], { env: { AGENTMESH_SYNC: 'sometimes' } }), 'AM_ERR_INVALID_CONFIG', 2)
   })
 
   it('cli - serve takes limits from a config file, environment and flags, flags winning', async () => {
     const cfg = `${dir.path}/limits.json`
-    writeFileSync(cfg, JSON.stringify({ maxEnvelopeBytes: 4096, maxInbox: 7, port: 1 }))
+    writeFileSync(cfg, JSON.stringify({ maxEnvelopeBytes: 4096, maxInbox: 7, port: 1, reputation: { anonymousWeight: 1 } }))
     const r = await spawnRelay({ memory: true, args: ['--config', cfg], env: { AGENTMESH_MAX_INBOX: '9' } })
     try {
       const info = await (await fetch(`${r.url}/api/v1/info`)).json() as { limits: Record<string, number> }
       assert.equal(info.limits.max_envelope_bytes, 4096)
       assert.equal(info.limits.max_inbox, 9)
       assert.notEqual(r.port, 1, '--port (from the harness) wins over the file')
+      // reputation weights from the file: an anonymous rater weighs in full here
+      const [x, y] = await Promise.all(['x', 'y'].map(async n => await cli(['init', '--name', n], { home: `${dir.path}/cfg-${n}`, server: r.url })))
+      const fb = await cli(['feedback', y!.lines[0]!, '--score', '1', '--json'], { home: `${dir.path}/cfg-x`, server: r.url })
+      assert.equal(fb.code, 0, fb.stderr + x!.stderr)
+      assert.equal((JSON.parse(fb.lines[0]!) as { reputation: { weight_total: number } }).reputation.weight_total, 1)
     } finally {
       await r.kill()
     }

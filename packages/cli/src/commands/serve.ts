@@ -5,7 +5,7 @@ import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { output, parseInteger } from '../output.ts'
 
 /** Config-file keys (JSON), the RelayInit fields. */
-const CONFIG_KEYS: Record<string, 'string' | 'number' | 'boolean'> = {
+const CONFIG_KEYS: Record<string, 'string' | 'number' | 'boolean' | 'object'> = {
   host: 'string',
   port: 'number',
   dataDir: 'string',
@@ -22,6 +22,8 @@ const CONFIG_KEYS: Record<string, 'string' | 'number' | 'boolean'> = {
   retentionMs: 'number',
   maxInbox: 'number',
   verifySignatures: 'boolean',
+  /** { anonymousWeight, mutualDiscount, flagDelta, flagWindowMs, maxFeedbackPerHour } (docs/protocol.md §15); file only */
+  reputation: 'object',
 }
 
 /** Environment variables for numeric limits: AGENTMESH_MAX_ENVELOPE_BYTES → maxEnvelopeBytes, … */
@@ -46,7 +48,8 @@ export function readConfigFile (path: string): RelayInit {
   for (const [k, v] of Object.entries(body)) {
     const want = CONFIG_KEYS[k]
     if (want === undefined) throw new AgentMeshError(ErrorCode.InvalidConfig, `config file ${path}: unknown key "${k}"; known keys: ${Object.keys(CONFIG_KEYS).join(', ')}`)
-    if (typeof v !== want) throw new AgentMeshError(ErrorCode.InvalidConfig, `config file ${path}: "${k}" must be a ${want}, got ${JSON.stringify(v)}`)
+    const ok = want === 'object' ? typeof v === 'object' && v !== null && !Array.isArray(v) : typeof v === want
+    if (!ok) throw new AgentMeshError(ErrorCode.InvalidConfig, `config file ${path}: "${k}" must be a${want === 'object' ? 'n' : ''} ${want}, got ${JSON.stringify(v)}`)
   }
   return body as RelayInit
 }
@@ -54,6 +57,7 @@ export function readConfigFile (path: string): RelayInit {
 function fromEnv (env: NodeJS.ProcessEnv): RelayInit {
   const init: Record<string, unknown> = {}
   for (const [k, kind] of Object.entries(CONFIG_KEYS)) {
+    if (kind === 'object') continue // nested options come from the config file
     const v = env[envName(k === 'dataDir' ? 'data' : k)]
     if (v === undefined || v === '') continue
     if (kind === 'number') {
