@@ -1,8 +1,8 @@
 import { resolve } from 'node:path'
 import { Option, type Command } from 'commander'
 import { defaultHome, isAmid } from '@agentmesh/crypto'
-import { defaultServer } from '@agentmesh/client'
-import { usage } from './output.ts'
+import { connect, defaultServer, type Connection } from '@agentmesh/client'
+import { parsePositive, usage, type Out } from './output.ts'
 
 export interface CommonOpts { json?: boolean, server?: string, home?: string }
 
@@ -25,4 +25,21 @@ export function serverOf (o: CommonOpts): string {
 export function checkAmid (what: string, s: string): string {
   if (!isAmid(s)) throw usage(`${what} "${s.slice(0, 80)}" is not an AMID (it starts with "am" followed by 43–46 base58 characters; \`agentmesh whoami\` prints yours)`)
   return s
+}
+
+/**
+ * Runs `fn` with a connection that receives nothing (commands that read or change the agent's
+ * state, or send), closing it afterwards. With `flush`, what `fn` sent is acknowledged by the
+ * relay first (within --timeout).
+ */
+export async function withConnection<T> (o: CommonOpts & { timeout: string }, out: Out, fn: (c: Connection) => Promise<T>, { flush = false } = {}): Promise<T> {
+  const ms = parsePositive('--timeout', o.timeout) * 1000
+  const conn = await connect({ server: serverOf(o), home: homeOf(o), deliver: false, connectTimeoutMs: ms, onWarning: (w) => { out.warn(w) } })
+  try {
+    const r = await fn(conn)
+    if (flush) await conn.flush({ signal: AbortSignal.timeout(ms) })
+    return r
+  } finally {
+    await conn.close()
+  }
 }

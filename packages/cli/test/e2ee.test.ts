@@ -6,24 +6,14 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { cli, cliProcess, rawAgent, spawnRelay, tempDir, waitFor, type CliResult, type RelayProcess } from '@agentmesh/testing'
+import { cli, freePort, cliProcess, rawAgent, spawnRelay, tempDir, waitFor, type CliResult, type RelayProcess } from '@agentmesh/testing'
 
 const children: Array<ReturnType<typeof cliProcess>> = []
 function track (c: ReturnType<typeof cliProcess>): ReturnType<typeof cliProcess> {
   children.push(c)
   return c
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => { resolve(port) })
-    })
-  })
 }
 
 /** A distinctive message text, to look for in files later. */

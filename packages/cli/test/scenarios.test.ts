@@ -4,23 +4,13 @@
  */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { createInterface } from 'node:readline'
-import { cli, cliProcess, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
+import { cli, freePort, cliProcess, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
 
 const children: Array<ReturnType<typeof cliProcess>> = []
 function track (c: ReturnType<typeof cliProcess>): ReturnType<typeof cliProcess> {
   children.push(c)
   return c
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => { resolve(port) })
-    })
-  })
 }
 
 async function init (home: string, server: string, name: string): Promise<string> {

@@ -11,13 +11,14 @@
 import {
   acceptInitialMessage, deriveStateKey, exchangeKeyFromSecret, fromB64u, generateExchangeKey, generateOneTimePreKeys,
   oneTimePreKeyPublic, openRecord, preKeyBundleBase, ratchetDecrypt, ratchetEncrypt, rotatePreKeys, safetyNumber,
-  sealRecord, signRequest, startSession, toB64u, verifyInitialMessageHeader,
+  sealRecord, startSession, toB64u, verifyInitialMessageHeader,
   type ExchangeKeyPair, type Identity, type InitialMessageHeader, type OneTimePreKeyRecord, type PqPreKeyRecord,
   type PreKeyBundle, type PreKeyStore, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
 } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode, TYPE_PATTERN, type Envelope } from '@agentmesh/protocol'
 import { randomBytes } from 'node:crypto'
 import type { ClientState } from './state.ts'
+import { registryRequest } from './registry.ts'
 
 /** Envelope type of an end-to-end encrypted message; the application's type travels inside. */
 export const E2EE_TYPE = 'e2ee'
@@ -38,7 +39,6 @@ export const MAX_PREVIOUS_SESSIONS = 2
 const RESET_INTERVAL_MS = 60_000
 /** Largest one-time prekey upload the registry takes. */
 const UPLOAD_CHUNK = 200
-const HTTP_TIMEOUT_MS = 10_000
 
 const typeRe = new RegExp(TYPE_PATTERN)
 const enc = new TextEncoder()
@@ -250,22 +250,12 @@ export class E2ee {
   // ------------------------------------------------------------------ registry
 
   private async http (method: string, path: string, body?: unknown, signed = true): Promise<any> {
-    const text = body === undefined ? '' : JSON.stringify(body)
-    const headers: Record<string, string> = signed ? signRequest(this.identity, method, path, text) : {}
-    if (body !== undefined) headers['content-type'] = 'application/json'
-    let res: Response
-    try {
-      res = await fetch(this.cfg.httpBase + path, { method, headers, ...(body === undefined ? {} : { body: text }), signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
-    } catch (cause) {
-      throw new AgentMeshError(ErrorCode.ConnectFailed, `cannot reach the relay's registry at ${this.cfg.httpBase}: ${(cause as Error).message}`, { cause })
-    }
-    const answer = await res.json().catch(() => undefined) as any
-    if (!res.ok) {
-      const e = answer?.error
-      throw new AgentMeshError(typeof e?.code === 'string' ? e.code : ErrorCode.Internal, typeof e?.message === 'string' ? e.message : `${method} ${path} answered HTTP ${res.status}`)
-    }
-    return answer
+    return await registryRequest(this.cfg.httpBase, method, path, {
+      ...(signed ? { identity: this.identity } : {}),
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    })
   }
+
 
   /**
    * Makes sure the relay holds this agent's current prekeys: rotates the signed and PQ prekeys when

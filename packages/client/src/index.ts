@@ -19,6 +19,8 @@ export {
 } from './e2ee.ts'
 export type { PeerStatus, PrekeyPolicy, EncryptedPayload } from './e2ee.ts'
 export { memoryState, sqliteState } from './state.ts'
+export { registryRequest, REGISTRY_TIMEOUT_MS } from './registry.ts'
+export type { RegistryRequest } from './registry.ts'
 export type { ClientState, OutboxEntry } from './state.ts'
 export type { Connection, ConnectOptions, Message, SendOptions, SendResult, Status } from './types.ts'
 export { AgentMeshError, ErrorCode } from '@agentmesh/protocol'

@@ -185,8 +185,10 @@ export class Gate {
   private async factsOf (peer: string, now = Date.now()): Promise<Facts> {
     const cached = this.facts.get(peer)
     if (cached !== undefined && now - cached.at < FACTS_TTL_MS) return cached
-    const profile = await this.cfg.e2ee.lookup(`/api/v1/agents/${peer}`).catch(() => undefined) as { tier?: string, organisation?: string } | undefined
-    const rep = await this.cfg.e2ee.lookup(`/api/v1/agents/${peer}/reputation`).catch(() => undefined) as { score?: number | null } | undefined
+    const [profile, rep] = await Promise.all([
+      this.cfg.e2ee.lookup(`/api/v1/agents/${peer}`).catch(() => undefined) as Promise<{ tier?: string, organisation?: string } | undefined>,
+      this.cfg.e2ee.lookup(`/api/v1/agents/${peer}/reputation`).catch(() => undefined) as Promise<{ score?: number | null } | undefined>,
+    ])
     const tier = profile?.tier === 'verified' || profile?.tier === 'organisation' ? profile.tier : 'anonymous'
     const f: Facts = {
       tier,
@@ -214,7 +216,7 @@ export class Gate {
     }
     if (!this.enforcing) return { ...m, untrusted: true } // an open agent: no grant, limits or breaker
     const pair = { local: this.cfg.identity.amid, peer: m.from }
-    if (this.blocked().has(m.from)) {
+    if (this.cfg.e2ee.record(K.blocked, m.from) !== undefined) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: the peer is blocked`))
       return undefined
     }

@@ -1,24 +1,9 @@
 import type { Command } from 'commander'
 import { formatSafetyNumber } from '@agentmesh/crypto'
-import { connect, type Connection, type PeerStatus } from '@agentmesh/client'
+import type { PeerStatus } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { checkAmid, homeOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
-import { output, parsePositive, type Out } from '../output.ts'
-
-async function opened<T> (o: CommonOpts & { timeout: string }, out: Out, fn: (c: Connection) => Promise<T>): Promise<T> {
-  const conn = await connect({
-    server: serverOf(o),
-    home: homeOf(o),
-    deliver: false,
-    connectTimeoutMs: parsePositive('--timeout', o.timeout) * 1000,
-    onWarning: (w) => { out.warn(w) },
-  })
-  try {
-    return await fn(conn)
-  } finally {
-    await conn.close()
-  }
-}
+import { checkAmid, withCommon, withConnection, type CommonOpts } from '../common.ts'
+import { output } from '../output.ts'
 
 function statusLine (s: PeerStatus): string {
   if (s.keyChanged) return 'KEY CHANGED: messages to and from this peer are stopped until you accept the new key (--accept), after comparing the new number with the peer'
@@ -34,7 +19,7 @@ export function e2eeCommands (program: Command): void {
     .action(async (peer: string, o: CommonOpts & { accept?: boolean, timeout: string }) => {
       const out = output(o.json === true)
       checkAmid('peer', peer)
-      await opened(o, out, async (conn) => {
+      await withConnection(o, out, async (conn) => {
         if (peer === conn.amid) throw new AgentMeshError(ErrorCode.InvalidArgument, 'that is this agent\'s own AMID; give the peer\'s')
         let s = await conn.peer(peer)
         let held: number | undefined
@@ -65,7 +50,7 @@ export function e2eeCommands (program: Command): void {
     .action(async (o: CommonOpts & { reset?: string, timeout: string }) => {
       const out = output(o.json === true)
       if (o.reset !== undefined) checkAmid('--reset', o.reset)
-      await opened(o, out, async (conn) => {
+      await withConnection(o, out, async (conn) => {
         if (o.reset !== undefined) {
           const gone = await conn.resetSession(o.reset)
           out.result({ peer: o.reset, deleted: gone }, gone ? `deleted the session with ${o.reset}` : `no session with ${o.reset}`)

@@ -1,29 +1,11 @@
 import type { Command } from 'commander'
-import { connect, type Connection } from '@agentmesh/client'
 import { MAX_GRANT_SCOPES, SCOPE_PATTERN, loadIdentity } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode, ID_PATTERN } from '@agentmesh/protocol'
-import { checkAmid, homeOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
-import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
+import { checkAmid, homeOf, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
+import { output, parseInteger, usage } from '../output.ts'
 import { registryRequest } from '../registry.ts'
 
 interface Opts extends CommonOpts { timeout: string }
-
-async function opened<T> (o: Opts, out: Out, fn: (c: Connection) => Promise<T>): Promise<T> {
-  const conn = await connect({
-    server: serverOf(o),
-    home: homeOf(o),
-    deliver: false,
-    connectTimeoutMs: parsePositive('--timeout', o.timeout) * 1000,
-    onWarning: (w) => { out.warn(w) },
-  })
-  try {
-    const r = await fn(conn)
-    await conn.flush({ signal: AbortSignal.timeout(parsePositive('--timeout', o.timeout) * 1000) })
-    return r
-  } finally {
-    await conn.close()
-  }
-}
 
 function scopesOf (text: string | undefined): string[] | undefined {
   if (text === undefined) return undefined
@@ -51,12 +33,12 @@ export function knockCommands (program: Command): void {
       checkAmid('peer', peer)
       const scopes = scopesOf(o.scopes)
       const duration = o.duration === undefined ? undefined : parseInteger('--duration', o.duration, 60, 365 * 24 * 3600)
-      await opened(o, out, async (conn) => {
+      await withConnection(o, out, async (conn) => {
         if (peer === conn.amid) throw usage('that is this agent\'s own AMID; knock on a peer')
         const r = await conn.knock(peer, { category: o.intent, summary: o.summary, ...(scopes === undefined ? {} : { scopes }), ...(duration === undefined ? {} : { duration_s: duration }) })
         out.note(`knocked on ${peer}; the answer arrives on \`agentmesh listen\` (a grant shows in \`agentmesh grants\`)`)
         out.result({ id: r.id, peer, intent: o.intent, status: 'sent' }, r.id)
-      })
+      }, { flush: true })
     })
 
   withCommon(program.command('knocks')
@@ -77,7 +59,7 @@ export function knockCommands (program: Command): void {
       if (action === 'reject' && (o.scopes !== undefined || o.duration !== undefined)) throw usage('--scopes and --duration go with accept')
       const scopes = scopesOf(o.scopes)
       const duration = o.duration === undefined ? undefined : parseInteger('--duration', o.duration, 1, 365 * 24 * 3600)
-      await opened(o, out, async (conn) => {
+      await withConnection(o, out, async (conn) => {
         if (action === undefined) {
           const held = conn.knocks()
           if (held.length === 0) out.note('no knocks are waiting')
@@ -93,7 +75,7 @@ export function knockCommands (program: Command): void {
         })
         if (g !== undefined) out.result({ id, decision: 'accept', grant: g }, `granted ${g.grantee} ${g.scopes.join(',')} until ${when(g.expires_at)}`)
         else out.result({ id, decision: 'reject', silent: o.silent === true }, `rejected${o.silent === true ? ' silently' : ''}`)
-      })
+      }, { flush: true })
     })
 
   withCommon(program.command('grants')
@@ -105,7 +87,7 @@ export function knockCommands (program: Command): void {
       const out = output(o.json === true)
       if (action !== undefined && action !== 'revoke') throw usage(`unknown action "${action.slice(0, 40)}": use \`agentmesh grants\` or \`grants revoke <peer>\``)
       if (action === 'revoke') checkAmid('peer', peer ?? '')
-      await opened(o, out, async (conn) => {
+      await withConnection(o, out, async (conn) => {
         if (action === 'revoke') {
           const gone = await conn.revokeGrant(peer!)
           if (!gone) throw new AgentMeshError(ErrorCode.NotFound, `${peer!} holds no grant from this agent (\`agentmesh grants\` lists them)`)
@@ -116,7 +98,7 @@ export function knockCommands (program: Command): void {
         if (issued.length + received.length === 0) out.note('no grants')
         for (const g of issued) out.result({ direction: 'issued', ...g }, `issued   to ${g.grantee}  ${g.scopes.join(',')}  until ${when(g.expires_at)}${g.valid ? '' : ' (expired)'}`)
         for (const g of received) out.result({ direction: 'received', ...g }, `received from ${g.grantor}  ${g.scopes.join(',')}  until ${when(g.expires_at)}${g.valid ? '' : ' (expired)'}`)
-      })
+      }, { flush: true })
     })
 }
 
@@ -126,11 +108,11 @@ export function safetyLogCommand (program: Command): void {
     .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
     .action(async (o: Opts) => {
       const out = output(o.json === true)
-      await opened(o, out, async (conn) => {
+      await withConnection(o, out, async (conn) => {
         const log = conn.safetyLog()
         if (log.length === 0) out.note('nothing logged yet')
         for (const e of log) out.result({ ...e }, `${when(e.at)}  ${e.event.padEnd(14)} ${e.peer}  ${e.detail}`)
-      })
+      }, { flush: true })
     })
 }
 
