@@ -23,6 +23,6 @@ export {
 export type { DecodedClientFrame } from './codec.ts'
 export {
   Envelope as EnvelopeSchema, ClientFrameSchemas, RelayFrameSchemas,
-  AMID_PATTERN, ID_PATTERN, TYPE_PATTERN,
+  AMID_PATTERN, ID_PATTERN, TYPE_PATTERN, ROOM_ID_PATTERN, ROOM_ADDRESS_PATTERN, ADDRESS_PATTERN,
 } from './schemas.ts'
 export type * from './types.ts'

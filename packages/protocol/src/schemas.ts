@@ -14,7 +14,14 @@ export const TYPE_PATTERN = '^[a-z][a-z0-9._-]{0,63}$'
 export const VERSION_PATTERN = '^agentmesh/[0-9]+\\.[0-9]+$'
 const B64URL = '^[A-Za-z0-9_-]*$'
 
+/** A room address in an envelope's `to`: "#" + the room id (docs/protocol.md §17). */
+export const ROOM_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$'
+export const ROOM_ADDRESS_PATTERN = '^#[a-z0-9][a-z0-9_-]{0,63}$'
+/** Where an envelope goes: an agent (AMID) or a room ("#" + room id). */
+export const ADDRESS_PATTERN = '^(am[1-9A-HJ-NP-Za-km-z]{42,46}|#[a-z0-9][a-z0-9_-]{0,63})$'
+
 export const Amid = Type.String({ pattern: AMID_PATTERN, description: 'Agent id (AMID)' })
+export const Address = Type.String({ pattern: ADDRESS_PATTERN, description: 'An AMID, or "#" + a room id' })
 export const EnvelopeId = Type.String({ pattern: ID_PATTERN })
 export const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
 
@@ -22,10 +29,15 @@ export const Envelope = Type.Object({
   v: Type.String({ pattern: VERSION_PATTERN }),
   id: EnvelopeId,
   from: Amid,
-  to: Amid,
+  to: Address,
   type: Type.String({ pattern: TYPE_PATTERN }),
   ts: Type.Integer({ minimum: 0, description: 'milliseconds since the Unix epoch, set by the sender' }),
   payload: Type.Record(Type.String(), Type.Unknown()),
+  /**
+   * Relay-attested (§17.6): the relay signed this envelope on behalf of `from`, who posted it through
+   * the REST API with a bearer token. `sig` is then the relay's signature, and `via` its AMID.
+   */
+  via: Type.Optional(Amid),
   sig: Type.String({ pattern: B64URL, minLength: 86, maxLength: 86, description: 'Ed25519 signature, base64url' }),
 }, { $id: 'Envelope' })
 export type Envelope = Static<typeof Envelope>
@@ -55,6 +67,18 @@ export type ResumeFrame = Static<typeof ResumeFrame>
 export const PingFrame = Type.Object({ op: Type.Literal('ping'), ts: Type.Optional(Type.Number()) })
 export type PingFrame = Static<typeof PingFrame>
 
+/**
+ * An ephemeral signal to the members of a room (§17.4): `typing` (not stored), or `read` with the
+ * room seq the agent has read up to (kept by the relay, shown to members).
+ */
+export const SignalFrame = Type.Object({
+  op: Type.Literal('signal'),
+  room: Type.String({ pattern: ROOM_ADDRESS_PATTERN }),
+  kind: Type.Union([Type.Literal('typing'), Type.Literal('read')]),
+  up_to: Type.Optional(Seq),
+})
+export type SignalFrame = Static<typeof SignalFrame>
+
 // ---- relay → client ----
 export const ChallengeFrame = Type.Object({
   op: Type.Literal('challenge'),
@@ -78,6 +102,8 @@ export const WelcomeFrame = Type.Object({
   relay: Type.String(),
   cursor: Seq,
   limits: Limits,
+  /** the relay's own AMID: it signs timeline events and task requests (§17.7) */
+  relay_amid: Type.Optional(Amid),
 })
 export type WelcomeFrame = Static<typeof WelcomeFrame>
 
@@ -102,8 +128,29 @@ export type ErrorFrame = Static<typeof ErrorFrame>
 export const PongFrame = Type.Object({ op: Type.Literal('pong'), ts: Type.Optional(Type.Number()) })
 export type PongFrame = Static<typeof PongFrame>
 
-export type ClientFrame = AuthFrame | SendFrame | CursorFrame | ResumeFrame | PingFrame
-export type RelayFrame = ChallengeFrame | WelcomeFrame | AckFrame | DeliverFrame | ErrorFrame | PongFrame
+/**
+ * Something that happened, sent live and never stored (§17.4): presence changes, typing, read
+ * markers and membership changes in rooms the agent is in.
+ */
+export const ChatEvent = Type.Object({
+  type: Type.Union([Type.Literal('presence'), Type.Literal('typing'), Type.Literal('read'), Type.Literal('member')]),
+  amid: Amid,
+  room: Type.Optional(Type.String({ pattern: ROOM_ADDRESS_PATTERN })),
+  /** presence: online, idle or offline */
+  status: Type.Optional(Type.String()),
+  /** read: the room seq read up to */
+  up_to: Type.Optional(Seq),
+  /** member: joined, left, invited, kicked */
+  change: Type.Optional(Type.String()),
+  handle: Type.Optional(Type.String()),
+  ts: Type.Integer(),
+})
+export type ChatEvent = Static<typeof ChatEvent>
+export const EventFrame = Type.Object({ op: Type.Literal('event'), event: ChatEvent })
+export type EventFrame = Static<typeof EventFrame>
+
+export type ClientFrame = AuthFrame | SendFrame | CursorFrame | ResumeFrame | PingFrame | SignalFrame
+export type RelayFrame = ChallengeFrame | WelcomeFrame | AckFrame | DeliverFrame | ErrorFrame | PongFrame | EventFrame
 
 /** Every client frame schema by `op`. */
 export const ClientFrameSchemas = {
@@ -112,6 +159,7 @@ export const ClientFrameSchemas = {
   cursor: CursorFrame,
   resume: ResumeFrame,
   ping: PingFrame,
+  signal: SignalFrame,
 } as const
 
 /** Every relay frame schema by `op`. */
@@ -122,4 +170,5 @@ export const RelayFrameSchemas = {
   deliver: DeliverFrame,
   error: ErrorFrame,
   pong: PongFrame,
+  event: EventFrame,
 } as const

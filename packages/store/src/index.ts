@@ -12,10 +12,14 @@
 export { memoryStore } from './memory.ts'
 export { storeOptions } from './options.ts'
 export type { StoreOptions } from './options.ts'
+export { auditHash, chainAudit, AuditVerifier, AUDIT_HASH_PREFIX } from './audit.ts'
+export type { AuditCheck } from './audit.ts'
 export { profileMatches, searchText, crlPutResult, compareCrls } from './registry.ts'
 export type {
   Store, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, StoredMessage,
   AgentProfile, Skill, TrustTier, ProfileQuery, PrekeyUpload, TakenBundle, OneTimePrekey,
   CertificateRecord, CertificateLink, CaCertificateRecord, CrlRecord, PutCrlResult,
   FeedbackRecord, ScorePoint, ReputationFlag,
+  RoomKind, RoomRecord, MemberRole, MemberRecord, InviteRecord, HistoryEntry, HistoryQuery, AgentRole,
+  TaskState, TaskTransition, TaskRecord, TaskQuery, AuditInput, AuditRecord, AuditQuery,
 } from './types.ts'

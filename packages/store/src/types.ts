@@ -11,7 +11,16 @@ export interface AppendItem {
   sender: string
   /** envelope id chosen by the sender */
   id: string
+  /** an inbox (AMID), or for a room message "#" + the room id */
   recipient: string
+  /**
+   * A room message (docs/protocol.md §17): the room's id. The envelope is appended once to the
+   * room's history (its seq is the room seq) and to the inbox of every agent in `fanout`, all in
+   * the same atomic step; a member whose inbox is full is skipped (it still has the history).
+   */
+  room?: string
+  /** the inboxes a room message is copied to (the members but the sender) */
+  fanout?: readonly string[]
   /** the envelope's JSON text, stored and forwarded as received */
   envelope: string
   /** ms since epoch */
@@ -19,7 +28,8 @@ export interface AppendItem {
 }
 
 export type AppendResult =
-  | { status: 'stored', seq: number }
+  /** for a room message `seq` is the room seq and `deliveries` the inbox seq each fan-out copy got */
+  | { status: 'stored', seq: number, deliveries?: Array<{ recipient: string, seq: number }> }
   /** the same (sender, id) was stored before, within the retention period */
   | { status: 'duplicate', seq: number }
   /** the recipient's inbox holds `maxInbox` undelivered messages already */
@@ -47,6 +57,12 @@ export interface InboxState {
 export interface StoreInit {
   /** Undelivered messages and dedupe memory are kept this long. @default 30 days */
   retentionMs?: number
+  /**
+   * Room history entries kept per room, the oldest going first; enforced as messages are appended.
+   * @default 1,000 in the in-memory store, 1,000,000 in persistent stores (which also keep history
+   * for `historyRetentionMs` only, applied by pruneHistory)
+   */
+  historyMaxPerRoom?: number
   /** Undelivered messages one inbox may hold. @default 100,000 */
   maxInbox?: number
   /**
@@ -209,6 +225,117 @@ export interface ReputationFlag {
   reason: string
 }
 
+// ---------------------------------------------------------------- chat (docs/protocol.md §17)
+
+/** global: every agent is a member; dm: the one conversation of a pair of agents */
+export type RoomKind = 'global' | 'public' | 'private' | 'dm'
+
+export interface RoomRecord {
+  /** "global", a name chosen at creation (ROOM_ID_PATTERN), or "dm-…" for a DM */
+  id: string
+  kind: RoomKind
+  topic?: string
+  /** the agent that created it (absent for global) */
+  owner?: string
+  /** ms since epoch */
+  createdAt: number
+}
+
+export type MemberRole = 'owner' | 'member'
+
+export interface MemberRecord {
+  room: string
+  amid: string
+  role: MemberRole
+  /** ms since epoch */
+  joinedAt: number
+}
+
+export interface InviteRecord { room: string, amid: string, by: string, at: number }
+
+/** One entry of a room's history: an envelope as stored and forwarded. */
+export interface HistoryEntry {
+  /** the room seq, from 1, never reused */
+  seq: number
+  sender: string
+  id: string
+  /** the envelope's JSON text; "" once deleted */
+  envelope: string
+  receivedAt: number
+  /** set when the message was deleted (its envelope is gone) */
+  deleted?: { by: string, at: number }
+}
+
+export interface HistoryQuery {
+  /** entries with seq < before (the newest of them), for paging backwards */
+  before?: number
+  /** entries with seq > after (the oldest of them), for paging forwards; wins over before */
+  after?: number
+  limit: number
+}
+
+/** Agent roles (docs/protocol.md §17.2). */
+export type AgentRole = 'master' | 'warden' | 'worker'
+
+/** A2A task states. */
+export type TaskState = 'submitted' | 'working' | 'input-required' | 'auth-required' | 'completed' | 'failed' | 'canceled' | 'rejected'
+
+export interface TaskTransition { state: TaskState, at: number, by: string, message?: string }
+
+export interface TaskRecord {
+  id: string
+  /** the room it was dispatched in (absent for a task dispatched directly) */
+  room?: string
+  requester: string
+  assignee: string
+  command: string
+  args: string
+  state: TaskState
+  createdAt: number
+  updatedAt: number
+  /** ms since epoch: a task not ended by then fails */
+  deadline: number
+  /** what the assignee answered (JSON), for completed / failed */
+  result?: unknown
+  /** the last transition's message (a question for input-required, a reason for failed/rejected) */
+  message?: string
+  /** every state it went through, oldest first */
+  history: TaskTransition[]
+}
+
+export interface TaskQuery {
+  room?: string
+  /** tasks this agent requested or is assigned */
+  agent?: string
+  state?: TaskState
+  /** tasks created before this task id's creation (paging); ids are time-ordered */
+  before?: string
+  limit: number
+}
+
+/** What the relay records of an event; the store gives it its place in the chain. */
+export interface AuditInput {
+  at: number
+  /** the AMID that acted, or "operator" for the API key, or "relay" */
+  actor: string
+  /** e.g. message.send, message.delete, room.join, role.set, handle.set */
+  action: string
+  target?: string
+  /** metadata only: never message content */
+  detail: Record<string, unknown>
+}
+
+/** An audit row: hash = sha256(prev + "\n" + canonical JSON of the row without hash), see auditHash(). */
+export interface AuditRecord extends AuditInput {
+  /** from 1, no gaps */
+  seq: number
+  /** the previous row's hash ("" for seq 1) */
+  prev: string
+  hash: string
+}
+
+export interface AuditQuery { after?: number, limit: number, actor?: string, action?: string }
+
 export interface Store {
   /** "memory", "sqlite", … */
   readonly kind: string
@@ -219,10 +346,10 @@ export interface Store {
   getAgent (amid: string): Promise<AgentRecord | undefined>
   /**
    * One atomic step: appends each item in order (or recognises it as a duplicate), then
-   * applies the cursor acks. Nothing of the batch is visible before the promise resolves,
+   * applies the cursor acks, then appends the audit rows (chained after the last one). Nothing of the batch is visible before the promise resolves,
    * and after it resolves everything survives a crash of the process.
    */
-  commit (appends: readonly AppendItem[], acks: readonly CursorAck[]): Promise<AppendResult[]>
+  commit (appends: readonly AppendItem[], acks: readonly CursorAck[], audit?: readonly AuditInput[]): Promise<AppendResult[]>
   /** Undelivered messages of an inbox with seq > afterSeq, in seq order. */
   read (recipient: string, afterSeq: number, limit: number): Promise<StoredMessage[]>
   inbox (recipient: string): Promise<InboxState>
@@ -283,5 +410,68 @@ export interface Store {
   addReputationFlag (subject: string, flag: ReputationFlag, max: number): Promise<void>
   /** The subject's flags, newest first. */
   listReputationFlags (subject: string): Promise<ReputationFlag[]>
+  // ---- chat (docs/protocol.md §17)
+  /** The relay's own Ed25519 secret (32 bytes, base64url), created with the data: the relay signs with it. */
+  relaySecret (): Promise<string>
+  /** Every registered agent's AMID, by amid, from after `after`. */
+  listAgents (q: { after?: string, limit: number }): Promise<string[]>
+  /** Sets an agent's handle (unique case-insensitively; the old one is freed). Handles are stored as given. */
+  setHandle (amid: string, handle: string): Promise<{ status: 'set', previous?: string } | { status: 'taken', by: string }>
+  handleOf (amid: string): Promise<string | undefined>
+  /** The agent holding `handle` (case-insensitive). */
+  resolveHandle (handle: string): Promise<string | undefined>
+  setRole (amid: string, role: AgentRole): Promise<void>
+  /** @returns worker when none was set */
+  roleOf (amid: string): Promise<AgentRole>
+  /** Agents with a role other than worker. */
+  listRoles (): Promise<Array<{ amid: string, role: AgentRole }>>
+  /** Creates a room and, with `owner`, its owner's membership, in one atomic step; false when the id is taken. */
+  createRoom (room: RoomRecord): Promise<boolean>
+  getRoom (id: string): Promise<RoomRecord | undefined>
+  /** Sets or clears (undefined) the topic; false for an unknown room. */
+  setTopic (id: string, topic: string | undefined): Promise<boolean>
+  /** Rooms by id: of the given kinds, or those `member` belongs to, or both (either matches). */
+  listRooms (q: { kinds?: readonly RoomKind[], member?: string, after?: string, limit: number }): Promise<RoomRecord[]>
+  /** Adds a member (and removes its invite); false when it was one already (its role is kept). */
+  addMember (m: MemberRecord): Promise<boolean>
+  removeMember (room: string, amid: string): Promise<boolean>
+  getMember (room: string, amid: string): Promise<MemberRecord | undefined>
+  /** By joinedAt, then amid. */
+  listMembers (room: string): Promise<MemberRecord[]>
+  countMembers (room: string): Promise<number>
+  putInvite (invite: InviteRecord): Promise<void>
+  getInvite (room: string, amid: string): Promise<InviteRecord | undefined>
+  /** A room's history in seq order (see HistoryQuery). */
+  readHistory (room: string, q: HistoryQuery): Promise<HistoryEntry[]>
+  getHistoryEntry (room: string, seq: number): Promise<HistoryEntry | undefined>
+  /** Highest room seq assigned (0 for none). */
+  lastRoomSeq (room: string): Promise<number>
+  /** Deletes a message's envelope, keeping a tombstone; false when absent or deleted already. */
+  deleteHistoryEntry (room: string, seq: number, by: string, at: number): Promise<boolean>
+  /**
+   * Applies history retention: entries received at or before `olderThan`, and all but the newest
+   * `maxPerRoom` of every room; answers how many went.
+   */
+  pruneHistory (olderThan: number, maxPerRoom: number): Promise<number>
+  /** Raises (never lowers) what `amid` read up to in `room`; answers the value in force. */
+  setReadUpTo (room: string, amid: string, seq: number): Promise<number>
+  readMarkers (room: string): Promise<Array<{ amid: string, upTo: number }>>
+  /** Inserts a task; false when its id exists. */
+  putTask (task: TaskRecord): Promise<boolean>
+  getTask (id: string): Promise<TaskRecord | undefined>
+  /** Replaces a task when its stored state is still `expect` (compare-and-set); false otherwise. */
+  updateTask (task: TaskRecord, expect: TaskState): Promise<boolean>
+  /** Newest first. */
+  listTasks (q: TaskQuery): Promise<TaskRecord[]>
+  /** Tasks not in an end state whose deadline is at or before `now`. */
+  overdueTasks (now: number, limit: number): Promise<TaskRecord[]>
+  /** Appends audit rows on their own (outside a message commit), chained after the last one. */
+  appendAudit (rows: readonly AuditInput[]): Promise<AuditRecord[]>
+  /** Audit rows in seq order. */
+  readAudit (q: AuditQuery): Promise<AuditRecord[]>
+  lastAudit (): Promise<AuditRecord | undefined>
+  getSettings (): Promise<Record<string, unknown>>
+  /** Merges `patch` into the settings (a key set to null is removed). */
+  putSettings (patch: Record<string, unknown>): Promise<Record<string, unknown>>
   close (): Promise<void>
 }
