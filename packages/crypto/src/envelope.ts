@@ -40,6 +40,30 @@ export function signEnvelope (keys: KeyPair & { amid: string }, init: EnvelopeIn
   return { ...unsigned, sig }
 }
 
+/**
+ * A relay-attested envelope (docs/protocol.md §17.6): `from` is the agent that posted it over the
+ * REST API, `via` the relay that signed it on the agent's behalf with its own key.
+ */
+export function attestEnvelope (relay: KeyPair & { amid: string }, init: EnvelopeInit & { from: string }): Envelope {
+  const unsigned = {
+    v: PROTOCOL,
+    id: init.id,
+    from: init.from,
+    to: init.to,
+    type: init.type,
+    ts: init.ts ?? Date.now(),
+    payload: init.payload,
+    via: relay.amid,
+  }
+  const sig = toB64u(signBytes(relay.privateKeyObject, envelopeSigningBytes(unsigned)))
+  return { ...unsigned, sig }
+}
+
+/** The key an envelope's signature is checked with: the relay's for a relay-attested one (`via`), else the sender's. */
+export function signerOf (env: Envelope): string {
+  return env.via ?? env.from
+}
+
 const keyCache = new Map<string, KeyObject>()
 const MAX_KEY_CACHE = 10_000
 

@@ -17,7 +17,7 @@ export {
 } from './keys.ts'
 export type { KeyPair } from './keys.ts'
 export {
-  signEnvelope, verifyEnvelope, verifyEnvelopeAsync, envelopeSigningBytes,
+  signEnvelope, attestEnvelope, signerOf, verifyEnvelope, verifyEnvelopeAsync, envelopeSigningBytes,
   signChallenge, verifyChallenge, keyForAmid,
 } from './envelope.ts'
 export type { EnvelopeInit } from './envelope.ts'
@@ -50,6 +50,13 @@ export {
 } from './ratchet.ts'
 export type { RatchetState, RatchetMessage, RatchetHeader, RatchetLimits } from './ratchet.ts'
 export { startSession, acceptInitialMessage } from './session.ts'
+export {
+  createSenderKey, senderKeyDistribution, receiverFromDistribution, senderKeyEncrypt, senderKeyDecrypt, needsSenderKeyRotation,
+  DEFAULT_SENDER_KEY_MAX_SKIP, DEFAULT_SENDER_KEY_MAX_SKIPPED, DEFAULT_SENDER_KEY_MAX_MESSAGES, DEFAULT_SENDER_KEY_MAX_AGE_MS,
+} from './sender-key.ts'
+export type {
+  SenderKeyState, SenderKeyDistribution, SenderKeyReceiver, GroupMessage, SenderKeyLimits, SenderKeyRotationOptions,
+} from './sender-key.ts'
 export {
   createRootCa, issueOrgCa, issueAgentCert, selfSignAgentCert, issueSessionCert, createCrl, parseCrl,
   verifyChain, describeCertificate, splitPem, normaliseSerial, saveCa, loadCa, writePublicFile, CertificateError,

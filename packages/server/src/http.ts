@@ -9,6 +9,8 @@ import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
 import { registryRoutes } from './registry.ts'
 import { DEFAULT_REPUTATION, reputationRoutes, type ReputationOptions } from './reputation.ts'
+import { apiV1Routes, type ApiDeps } from './api-v1.ts'
+import type { RegistryHelpers } from './registry.ts'
 
 export interface HttpDeps {
   info: () => Promise<Record<string, unknown>>
@@ -22,6 +24,8 @@ export interface HttpDeps {
   reputation?: ReputationOptions
   /** the registry's clock (tests). @default Date.now */
   now?: () => number
+  /** the chat REST API v1 (rooms, messages, handles, tasks, audit…), given the registry's helpers. @default not served */
+  api?: (registry: RegistryHelpers) => ApiDeps
 }
 
 /** Methods the app serves on `path` (hono has no 405 of its own): derived from its route list. */
@@ -36,6 +40,8 @@ function allowedMethods (app: Hono, path: string): string[] {
 
 export function errorResponse (c: Context, err: AgentMeshError): Response {
   const status = HttpStatus[err.code] ?? 500
+  const retry = (err as { retryAfterS?: unknown }).retryAfterS
+  if (typeof retry === 'number') c.header('Retry-After', String(retry))
   return c.json({ error: { code: err.code, message: err.message } }, status as 400)
 }
 
@@ -52,6 +58,7 @@ export function httpApp (deps: HttpDeps): Hono {
   const now = deps.now ?? Date.now
   const registry = registryRoutes(app, deps.store, { trustRoots: deps.trustRoots ?? [], now })
   reputationRoutes(app, { store: deps.store, now, options: deps.reputation ?? { ...DEFAULT_REPUTATION }, ...registry })
+  if (deps.api !== undefined) apiV1Routes(app, deps.api(registry))
   app.notFound((c) => {
     const allowed = allowedMethods(app, c.req.path)
     if (allowed.length > 0) {

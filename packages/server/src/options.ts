@@ -3,6 +3,9 @@ import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
 import { checkTrustRoots } from './certificates.ts'
 import { DEFAULT_REPUTATION, reputationOptions, type ReputationOptions } from './reputation.ts'
+import type { RateLimit } from './rate-limit.ts'
+
+export const DEFAULT_HISTORY_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
 
 /** User options of a relay. Every limit has a default; see docs/configuration in the README. */
 export interface RelayInit {
@@ -52,9 +55,27 @@ export interface RelayInit {
    * `maxFeedbackPerHour` 60.
    */
   reputation?: Partial<ReputationOptions>
+  /**
+   * The operator's API key (`X-API-Key`, docs/protocol.md §17.8), at least 16 characters.
+   * @default a persistent relay makes one in `<dataDir>/api-key` (0600); a memory relay has none
+   */
+  apiKey?: string
+  /** Room history is kept this long (persistent stores). @default 30 days */
+  historyRetentionMs?: number
+  /** Room history entries kept per room. @default 1,000 with `memory`, 1,000,000 persisted */
+  historyMaxPerRoom?: number
+  /** An online agent that sent nothing for this long shows as idle. @default 5 minutes */
+  presenceIdleMs?: number
+  /**
+   * Rate limits (token buckets, per minute with a burst), docs/protocol.md §17.8: REST per agent
+   * 120/60, per IP 600/200; chat events per agent 600/120, per IP 1,200/240.
+   */
+  rateLimits?: Partial<Record<RateLimitName, Partial<RateLimit>>>
   /** @default a pino logger at 'info' on stderr */
   logger?: Logger
 }
+
+export type RateLimitName = 'api' | 'ip' | 'chat' | 'chatIp'
 
 export interface RelayOptions {
   host: string
@@ -76,6 +97,11 @@ export interface RelayOptions {
   /** One PEM root CA certificate per entry. */
   trustRoots: string[]
   reputation: ReputationOptions
+  apiKey: string | undefined
+  historyRetentionMs: number
+  historyMaxPerRoom: number | undefined
+  presenceIdleMs: number | undefined
+  rateLimits: Partial<Record<RateLimitName, Partial<RateLimit>>>
 }
 
 export function defaultOptions (): RelayOptions {
@@ -98,12 +124,17 @@ export function defaultOptions (): RelayOptions {
     verifySignatures: true,
     trustRoots: [],
     reputation: { ...DEFAULT_REPUTATION },
+    apiKey: undefined,
+    historyRetentionMs: DEFAULT_HISTORY_RETENTION_MS,
+    historyMaxPerRoom: undefined,
+    presenceIdleMs: undefined,
+    rateLimits: {},
   }
 }
 
 const INT_FIELDS = [
   'port', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent', 'maxConnections',
-  'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox',
+  'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox', 'historyRetentionMs',
 ] as const
 
 /** Merges user options over the defaults and validates them, before any I/O. */
@@ -142,5 +173,30 @@ export function relayOptions (init: RelayInit = {}): RelayOptions {
     o.trustRoots = checkTrustRoots(init.trustRoots, (why) => bad('trustRoots', why))
   }
   o.reputation = reputationOptions(init.reputation, bad)
+  for (const k of ['historyMaxPerRoom', 'presenceIdleMs'] as const) {
+    const v = init[k]
+    if (v === undefined) continue
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw bad(k, `must be a positive integer, got ${JSON.stringify(v)}`)
+    o[k] = v
+  }
+  if (o.presenceIdleMs !== undefined && o.presenceIdleMs < 1000) throw bad('presenceIdleMs', 'must be at least 1000 (ms)')
+  if (init.apiKey !== undefined) {
+    if (typeof init.apiKey !== 'string' || init.apiKey.length < 16 || init.apiKey.length > 256 || /\s/.test(init.apiKey)) throw bad('apiKey', 'must be 16–256 characters without spaces')
+    o.apiKey = init.apiKey
+  }
+  if (init.rateLimits !== undefined) {
+    if (typeof init.rateLimits !== 'object' || init.rateLimits === null) throw bad('rateLimits', 'must be an object')
+    for (const [name, lim] of Object.entries(init.rateLimits)) {
+      if (!['api', 'ip', 'chat', 'chatIp'].includes(name)) throw bad(`rateLimits.${name}`, 'is not a limit (api, ip, chat, chatIp)')
+      if (typeof lim !== 'object' || lim === null) throw bad(`rateLimits.${name}`, 'must be an object { perMinute, burst }')
+      const out: Partial<RateLimit> = {}
+      for (const [f, v] of Object.entries(lim)) {
+        if (f !== 'perMinute' && f !== 'burst') throw bad(`rateLimits.${name}.${f}`, 'is not a field (perMinute, burst)')
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1_000_000) throw bad(`rateLimits.${name}.${f}`, `must be a whole number from 1 to 1,000,000, got ${JSON.stringify(v)}`)
+        out[f] = v
+      }
+      o.rateLimits[name as RateLimitName] = out
+    }
+  }
   return o
 }

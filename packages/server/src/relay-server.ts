@@ -5,6 +5,9 @@ import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
 import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { writeSecretFile } from '@agentmesh/crypto'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { getRequestListener } from '@hono/node-server'
 import { AgentMeshError, ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
@@ -14,6 +17,13 @@ import { relayOptions, type RelayInit, type RelayOptions } from './options.ts'
 import { RelayCore, type RelayStats } from './relay.ts'
 import { httpApp } from './http.ts'
 import { defaultLogger, type Logger } from './log.ts'
+import { ChatService, defaultChatSettings, DEFAULT_CHAT_LIMITS } from './chat.ts'
+import { TaskService } from './tasks.ts'
+import { authenticator } from './auth.ts'
+import { readJson } from './api-v1.ts'
+
+/** The operator API key's file in a persistent relay's data directory (0600). */
+export const API_KEY_FILE = 'api-key'
 
 export const VERSION = '0.2.0'
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000
@@ -27,6 +37,12 @@ export interface Relay {
   readonly options: Readonly<RelayOptions>
   /** Where the data lives: the SQLite file, or "memory". */
   readonly storage: string
+  /** The relay's own AMID: it signs what it posts (timeline events, task requests). */
+  readonly relayAmid: string
+  /** Where the operator API key is kept when the relay made it (undefined: given, or none). */
+  readonly apiKeyFile: string | undefined
+  /** Whether the operator API (X-API-Key) is on. */
+  readonly operatorApi: boolean
   readonly store: Store
   stats (): RelayStats
   /** Graceful stop: refuse new work, commit what is pending, close sockets, close the store. */
@@ -35,7 +51,7 @@ export interface Relay {
 
 function openStore (opts: RelayOptions, init: RelayInit): { store: Store, storage: string } {
   if (init.store !== undefined) return { store: init.store, storage: init.store.kind }
-  const storeInit = { retentionMs: opts.retentionMs, maxInbox: opts.maxInbox }
+  const storeInit = { retentionMs: opts.retentionMs, maxInbox: opts.maxInbox, ...(opts.historyMaxPerRoom === undefined ? {} : { historyMaxPerRoom: opts.historyMaxPerRoom }) }
   if (opts.memory) return { store: memoryStore(storeInit), storage: 'memory' }
   const file = join(opts.dataDir, DB_FILE)
   const store = sqliteStore(file, { ...storeInit, synchronous: opts.sync })
@@ -65,13 +81,28 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   const log: Logger = init.logger ?? defaultLogger()
   const { store, storage } = openStore(opts, init)
   const relayId = await store.relayId()
-  const core = new RelayCore(store, relayId, opts, log)
+  const settings = defaultChatSettings()
+  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log })
+  // explicit options win over settings stored by PATCH /api/v1/settings
+  if (opts.presenceIdleMs !== undefined) chat.settings.presenceIdleMs = opts.presenceIdleMs
+  for (const [k, v] of Object.entries(opts.rateLimits)) Object.assign(chat.settings.rateLimits[k as keyof typeof chat.settings.rateLimits], v)
+  chat.applySettings(chat.settings)
+  const core = new RelayCore(store, relayId, opts, log, chat)
+  const tasks = new TaskService(chat, store, log)
+  tasks.start()
+  const { apiKey, apiKeyFile } = operatorKey(opts)
   const started = Date.now()
   let closing = false
 
   const app = httpApp({
     log,
     store,
+    api: (registry) => ({
+      store,
+      chat,
+      tasks,
+      auth: authenticator({ store, relay: chat.relay, relayId, apiKey, signed: registry.signed, readBody: readJson }),
+    }),
     trustRoots: opts.trustRoots,
     reputation: opts.reputation,
     healthy: () => !closing,
@@ -88,11 +119,15 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
         pending: s.pending,
         connections: core.connectionCount,
         verify_signatures: opts.verifySignatures,
+        relay_amid: chat.relayAmid,
+        operator_api: apiKey !== undefined,
         limits: {
           ...core.limits,
           max_connections_per_agent: opts.maxConnectionsPerAgent,
           retention_ms: opts.retentionMs,
           max_inbox: opts.maxInbox,
+          history_retention_ms: opts.historyRetentionMs,
+          presence_idle_ms: chat.settings.presenceIdleMs,
         },
       }
     },
@@ -145,6 +180,8 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
     try {
       const r = await store.prune(Date.now())
       if (r.messages > 0 || r.dedupe > 0) log.info(r, 'pruned expired messages')
+      const h = await store.pruneHistory(Date.now() - opts.historyRetentionMs, Number.MAX_SAFE_INTEGER)
+      if (h > 0) log.info({ history: h }, 'pruned room history past its retention')
     } catch (err) {
       log.error({ err }, 'prune failed')
     }
@@ -156,6 +193,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
     await listen(server, opts.port, opts.host)
   } catch (err) {
     clearInterval(pruneTimer)
+    tasks.stop()
     await core.shutdown()
     await store.close()
     throw err
@@ -170,11 +208,15 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
     options: opts,
     storage,
     store,
+    relayAmid: chat.relayAmid,
+    apiKeyFile,
+    operatorApi: apiKey !== undefined,
     stats: () => core.stats(),
     async close () {
       if (closing) return
       closing = true
       clearInterval(pruneTimer)
+      tasks.stop()
       await core.shutdown()
       await new Promise<void>((resolve) => {
         wss.close()
@@ -189,3 +231,24 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   }
 }
 
+
+/**
+ * The operator API key: given (option, AGENTMESH_API_KEY through the CLI), or kept in the data
+ * directory (made at the first start, 0600); a --memory relay without one has no operator API.
+ */
+function operatorKey (opts: RelayOptions): { apiKey: string | undefined, apiKeyFile: string | undefined } {
+  if (opts.apiKey !== undefined) return { apiKey: opts.apiKey, apiKeyFile: undefined }
+  if (opts.memory) return { apiKey: undefined, apiKeyFile: undefined }
+  const file = join(opts.dataDir, API_KEY_FILE)
+  try {
+    const key = readFileSync(file, 'utf8').trim()
+    if (key.length >= 16) return { apiKey: key, apiKeyFile: file }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new AgentMeshError(ErrorCode.DataDir, `cannot read the operator API key ${file}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  const key = randomBytes(24).toString('base64url')
+  writeSecretFile(file, key + '\n')
+  return { apiKey: key, apiKeyFile: file }
+}

@@ -13,12 +13,13 @@ import { randomBytes, type KeyObject } from 'node:crypto'
 import {
   AgentMeshError, CloseCode, ErrorCode, PROTOCOL,
   decodeClientFrame, encodeDeliver, encodeError, encodeFrame,
-  type AuthFrame, type Envelope, type Limits,
+  type AuthFrame, type Envelope, type Limits, type SignalFrame,
 } from '@agentmesh/protocol'
 import { keyForAmid, verifyChallenge, verifyEnvelopeAsync } from '@agentmesh/crypto'
-import type { AppendItem, Store } from '@agentmesh/store'
+import type { AppendItem, AppendResult, AuditInput, Store } from '@agentmesh/store'
 import type { RelayOptions } from './options.ts'
 import type { Logger } from './log.ts'
+import type { ChatOutlet, ChatService } from './chat.ts'
 
 /** The transport side of one connection. */
 export interface Peer {
@@ -72,7 +73,14 @@ interface Inbox {
   ready: Promise<void>
 }
 
-interface PendingAppend { item: AppendItem, conn: Conn }
+/** A send from a connection (acked on it), or an item the relay posts itself (`done` is told). */
+interface PendingAppend {
+  item: AppendItem
+  conn?: Conn
+  done?: { resolve: (r: AppendResult) => void, reject: (e: Error) => void }
+  /** a room message or DM from a connection: told to the chat layer once stored */
+  env?: Envelope
+}
 
 export interface RelayStats {
   connections: number
@@ -91,6 +99,7 @@ export class RelayCore {
   private readonly known = new Set<string>()
   private pendingAppends: PendingAppend[] = []
   private pendingAcks = new Map<string, number>()
+  private pendingAudit: AuditInput[] = []
   private flushScheduled = false
   private flushing: Promise<void> | undefined
   private readonly corkedConns: Conn[] = []
@@ -104,7 +113,9 @@ export class RelayCore {
     private readonly relayId: string,
     private readonly opts: RelayOptions,
     private readonly log: Logger,
+    private readonly chat: ChatService,
   ) {
+    chat.bind(this.outlet())
     this.limits = {
       max_envelope_bytes: opts.maxEnvelopeBytes,
       max_in_flight: opts.maxInFlight,
@@ -201,6 +212,39 @@ export class RelayCore {
       case 'resume':
         if (conn.amid === undefined) { this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate before resuming')); return }
         this.onResume(conn, f.after)
+        return
+      case 'signal':
+        if (conn.amid === undefined) { this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate before sending signals')); return }
+        this.onSignal(conn, f)
+    }
+  }
+
+  private onSignal (conn: Conn, f: SignalFrame): void {
+    this.chat.signal(conn.amid!, f, conn.remote).then((err) => {
+      if (err !== undefined) this.sendError(conn, err)
+    }, (err) => {
+      this.log.error({ err, conn: conn.id }, 'signal failed')
+      this.sendError(conn, new AgentMeshError(ErrorCode.Internal, 'the relay could not handle this signal; try again'))
+    })
+  }
+
+  /** What the chat layer uses of the core: posting its own items, events to connections. */
+  private outlet (): ChatOutlet {
+    return {
+      post: (item, audit) => new Promise<AppendResult>((resolve, reject) => {
+        if (this.shuttingDown) { reject(new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; try again shortly')); return }
+        this.pendingAppends.push({ item, done: { resolve, reject } })
+        if (audit !== undefined) this.pendingAudit.push(...audit)
+        this.scheduleFlush()
+      }),
+      event: (amids, frame) => {
+        for (const a of amids) {
+          const box = this.inboxes.get(a)
+          if (box === undefined) continue
+          for (const c of box.conns) this.write(c, frame)
+        }
+      },
+      online: () => [...this.inboxes].filter(([, b]) => b.conns.size > 0).map(([a]) => a),
     }
   }
 
@@ -278,7 +322,8 @@ export class RelayCore {
     conn.lastProgress = Date.now()
     box.conns.add(conn)
     this.log.debug({ conn: conn.id, amid, remote: conn.remote }, 'agent authenticated')
-    this.write(conn, encodeFrame({ op: 'welcome', amid, relay: this.relayId, cursor: box.cursor, limits: this.limits }))
+    this.write(conn, encodeFrame({ op: 'welcome', amid, relay: this.relayId, cursor: box.cursor, limits: this.limits, relay_amid: this.chat.relayAmid }))
+    this.chat.connected(amid)
     if (conn.deliver) void this.pump(conn)
   }
 
@@ -310,22 +355,28 @@ export class RelayCore {
         `more than ${this.opts.maxInFlight} sends awaiting their ack on this connection; wait for acks before sending more`), env.id)
       return
     }
+    if (env.via !== undefined) {
+      this.reject(conn, new AgentMeshError(ErrorCode.InvalidEnvelope, '"via" is set by a relay on envelopes it attests (REST posts); an agent never sends it'), env.id)
+      return
+    }
     conn.inFlight++
     const receivedAt = Date.now()
+    this.chat.active(conn.amid)
+    const toRoom = env.to.charCodeAt(0) === 35 // '#'
     // fast path: nothing async needed and nothing queued ahead of this send
-    if (!this.opts.verifySignatures && conn.chainLength === 0 && this.known.has(env.to)) {
+    if (!toRoom && !this.opts.verifySignatures && conn.chainLength === 0 && this.known.has(env.to)) {
       this.admit(conn, env, envText, receivedAt, true, true)
       return
     }
     const checks = Promise.all([
       this.opts.verifySignatures ? verifyEnvelopeAsync(env, conn.key) : true,
-      this.known.has(env.to) ? true : this.lookupAgent(env.to),
+      toRoom ? this.chat.admitRoomMessage(env.from, env, conn.remote) : this.known.has(env.to) ? true : this.lookupAgent(env.to),
     ])
     conn.chainLength++
     const prev = conn.chain ?? Promise.resolve()
     const next = prev.then(async () => {
       let sigOk = false
-      let recipientOk = false
+      let recipientOk: boolean | Awaited<ReturnType<ChatService['admitRoomMessage']>> = false
       try {
         [sigOk, recipientOk] = await checks
       } catch (err) {
@@ -344,20 +395,29 @@ export class RelayCore {
     return a !== undefined
   }
 
-  private admit (conn: Conn, env: Envelope, envText: string, receivedAt: number, sigOk: boolean, recipientOk: boolean): void {
+  private admit (conn: Conn, env: Envelope, envText: string, receivedAt: number, sigOk: boolean, recipientOk: boolean | Awaited<ReturnType<ChatService['admitRoomMessage']>>): void {
     if (conn.closed) { conn.inFlight--; return }
     if (!sigOk) {
       conn.inFlight--
       this.reject(conn, new AgentMeshError(ErrorCode.BadSignature, 'envelope signature does not verify with the sender\'s key; nothing was stored'), env.id)
       return
     }
-    if (!recipientOk) {
+    if (recipientOk instanceof AgentMeshError) {
+      conn.inFlight--
+      this.reject(conn, recipientOk, env.id)
+      return
+    }
+    if (recipientOk === false) {
       conn.inFlight--
       this.reject(conn, new AgentMeshError(ErrorCode.UnknownRecipient,
         `no agent ${env.to} is registered on this relay; it registers by connecting once`), env.id)
       return
     }
-    this.pendingAppends.push({ item: { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt }, conn })
+    const item: AppendItem = recipientOk === true
+      ? { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt }
+      : { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt, room: recipientOk.room, fanout: recipientOk.fanout }
+    this.pendingAppends.push({ item, conn, env })
+    this.pendingAudit.push(this.chat.sendAudit(env, envText.length))
     this.scheduleFlush()
   }
 
@@ -377,47 +437,63 @@ export class RelayCore {
   /** Commits everything pending in one transaction; one commit at a time. */
   async flush (): Promise<void> {
     while (this.flushing !== undefined) await this.flushing
-    if (this.pendingAppends.length === 0 && this.pendingAcks.size === 0) return
+    if (this.pendingAppends.length === 0 && this.pendingAcks.size === 0 && this.pendingAudit.length === 0) return
     const appends = this.pendingAppends
     const acks = [...this.pendingAcks].map(([recipient, seq]) => ({ recipient, seq }))
+    const audit = this.pendingAudit
     this.pendingAppends = []
     this.pendingAcks = new Map()
-    const run = this.commit(appends, acks)
+    this.pendingAudit = []
+    const run = this.commit(appends, acks, audit)
     this.flushing = run
     try { await run } finally { this.flushing = undefined }
-    if (this.pendingAppends.length > 0 || this.pendingAcks.size > 0) this.scheduleFlush()
+    if (this.pendingAppends.length > 0 || this.pendingAcks.size > 0 || this.pendingAudit.length > 0) this.scheduleFlush()
   }
 
-  private async commit (appends: PendingAppend[], acks: Array<{ recipient: string, seq: number }>): Promise<void> {
+  private async commit (appends: PendingAppend[], acks: Array<{ recipient: string, seq: number }>, audit: AuditInput[]): Promise<void> {
     let results
     try {
-      results = await this.store.commit(appends.map(a => a.item), acks)
+      results = await this.store.commit(appends.map(a => a.item), acks, audit)
       this.counters.commits++
     } catch (err) {
       this.log.error({ err, appends: appends.length }, 'store commit failed')
       for (const a of appends) {
-        a.conn.inFlight--
-        this.sendError(a.conn, new AgentMeshError(ErrorCode.Internal, 'the relay could not store this envelope; send it again'), a.item.id)
+        if (a.conn !== undefined) {
+          a.conn.inFlight--
+          this.sendError(a.conn, new AgentMeshError(ErrorCode.Internal, 'the relay could not store this envelope; send it again'), a.item.id)
+        }
+        a.done?.reject(new AgentMeshError(ErrorCode.Internal, 'the relay could not store this message; try again', { cause: err }))
       }
       return
     }
     const touched = new Set<Inbox>()
+    const live = (recipient: string, seq: number, envText: string): void => {
+      const box = this.inboxes.get(recipient)
+      if (box === undefined) return
+      box.lastSeq = Math.max(box.lastSeq, seq)
+      this.deliverLive(box, seq, envText)
+      touched.add(box)
+    }
     for (let i = 0; i < appends.length; i++) {
-      const { item, conn } = appends[i]!
+      const { item, conn, done, env } = appends[i]!
       const r = results[i]!
-      conn.inFlight--
+      if (conn !== undefined) conn.inFlight--
+      done?.resolve(r)
       if (r.status === 'stored') {
-        this.write(conn, '{"op":"ack","id":' + JSON.stringify(item.id) + '}')
-        const box = this.inboxes.get(item.recipient)
-        if (box !== undefined) {
-          box.lastSeq = Math.max(box.lastSeq, r.seq)
-          this.deliverLive(box, r.seq, item.envelope)
-          touched.add(box)
+        if (conn !== undefined) this.write(conn, '{"op":"ack","id":' + JSON.stringify(item.id) + '}')
+        if (r.deliveries !== undefined) {
+          for (const d of r.deliveries) live(d.recipient, d.seq, item.envelope)
+        } else if (item.room === undefined) {
+          live(item.recipient, r.seq, item.envelope)
+        }
+        if (env !== undefined) {
+          if (item.room !== undefined) this.chat.afterRoomMessage(item.room, env, r.seq)
+          else this.chat.afterDm(env.from, env.to)
         }
       } else if (r.status === 'duplicate') {
         this.counters.duplicates++
-        this.write(conn, '{"op":"ack","id":' + JSON.stringify(item.id) + ',"duplicate":true}')
-      } else {
+        if (conn !== undefined) this.write(conn, '{"op":"ack","id":' + JSON.stringify(item.id) + ',"duplicate":true}')
+      } else if (conn !== undefined) {
         this.reject(conn, new AgentMeshError(ErrorCode.InboxFull,
           `the inbox of ${item.recipient} holds ${this.opts.maxInbox} undelivered messages; try again later`), item.id)
       }
@@ -580,6 +656,7 @@ export class RelayCore {
       const box = this.inboxes.get(conn.amid)
       if (box !== undefined) {
         box.conns.delete(conn)
+        if (box.conns.size === 0) this.chat.disconnected(conn.amid)
         this.dropIfIdle(conn.amid, box)
       }
     }
@@ -591,6 +668,7 @@ export class RelayCore {
   async shutdown (): Promise<void> {
     this.shuttingDown = true
     for (const t of this.timers) clearInterval(t)
+    this.chat.stop()
     // sends already read may still be in their checks (signature, recipient lookup); they are
     // pending work too: let them reach the commit queue (new sends are refused from here on)
     await Promise.allSettled([...this.conns].map(c => c.chain))
