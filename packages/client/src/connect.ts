@@ -94,6 +94,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     ownsState,
     e2ee,
     acceptPlaintext: opts.acceptPlaintext !== false,
+    httpBase: httpOrigin(url),
     deliver: opts.deliver !== false,
     minBackoffMs,
     maxBackoffMs,

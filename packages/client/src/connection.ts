@@ -6,10 +6,12 @@
 import WebSocket from 'ws'
 import { v7 as uuidv7 } from 'uuid'
 import {
-  AgentMeshError, ErrorCode, PROTOCOL, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
-  type Envelope, type ErrorFrame, type Limits, type RelayFrame,
+  AgentMeshError, ErrorCode, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
+  type ChatEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
-import { isAmid, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
+import { isAmid, keyForAmid, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
+import { GROUP_TYPE, Rooms, SENDER_KEY_TYPE } from './rooms.ts'
+import { registryRequest } from './registry.ts'
 import type { ClientState } from './state.ts'
 import type { Connection, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
 import { Channel } from './channel.ts'
@@ -24,6 +26,12 @@ const DEDUPE_MS = 30 * 24 * 60 * 60 * 1000
 /** Decrypt failures after which the sender is told to start a new session. */
 const RESET_ON = new Set<string>([ErrorCode.UnknownSession, ErrorCode.DecryptFailed, ErrorCode.BadPrekey])
 const typeRe = new RegExp(TYPE_PATTERN)
+const roomRe = new RegExp(ROOM_ADDRESS_PATTERN)
+const HANDLE_RE = /^@[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
+/** Handles resolved to AMIDs are asked again after this long. */
+const HANDLE_TTL_MS = 60_000
+/** Types the relay itself posts (from its own AMID, docs/protocol.md §17.7). */
+export const RELAY_TYPES = new Set(['task.request', 'task.update', 'task.cancel', 'notice'])
 
 export interface ConnectionConfig {
   url: string
@@ -35,6 +43,8 @@ export interface ConnectionConfig {
   e2ee: E2ee | undefined
   /** hand unencrypted messages to the application (marked `encrypted: false`) */
   acceptPlaintext: boolean
+  /** the relay's HTTP origin, for REST calls (handles, rooms, tasks) */
+  httpBase: string
   /** knocks, grants, per-peer limits; set by connect() once the connection exists */
   gate?: Gate
   minBackoffMs: number
@@ -85,9 +95,28 @@ export class ConnectionImpl implements Connection {
   private lastError: Error | undefined
   /** sends are prepared (encrypted, written to the outbox) one at a time, in call order */
   private sendChain: Promise<unknown> = Promise.resolve()
+  private relayAmidValue: string | undefined
+  private readonly eventChannel = new Channel<ChatEvent>()
+  private readonly handleCache = new Map<string, { amid: string, at: number }>()
+  /** private rooms: sender keys (set when end-to-end encryption is on) */
+  readonly rooms: Rooms | undefined
+  /** task requests from the relay go here first (tasks(conn).onCommand); true when handled */
+  taskHook: ((m: Message) => boolean) | undefined
 
   constructor (private readonly cfg: ConnectionConfig) {
     this.amid = cfg.identity.amid
+    if (cfg.e2ee !== undefined) {
+      this.rooms = new Rooms({
+        e2ee: cfg.e2ee,
+        amid: this.amid,
+        request: async (method, path, body) => await this.request(method, path, body),
+        queueDm: async (to, payload, type) => {
+          const s = this.submit(to, payload, { type })
+          s.result.catch(() => {}) // acked later; a failure surfaces as a warning
+          await s.prepared
+        },
+      })
+    }
     for (const e of cfg.state.outboxList()) {
       this.outbox.set(e.id, { id: e.id, to: e.to, envText: e.envText, transmitted: false, waiters: [] })
     }
@@ -191,6 +220,7 @@ export class ConnectionImpl implements Connection {
       case 'welcome':
         this.authed = true
         this.limits = f.limits
+        if (f.relay_amid !== undefined) this.relayAmidValue = f.relay_amid
         this.lastError = undefined
         this.statusChannel.push({ type: 'connected', relay: this.cfg.url })
         this.readyResolve?.()
@@ -207,6 +237,11 @@ export class ConnectionImpl implements Connection {
         return
       case 'pong':
         return
+      case 'event':
+        if (f.event.room !== undefined && (f.event.type === 'member' || (f.event.type === 'presence' && f.event.change === 'joined'))) {
+          this.rooms?.invalidate(f.event.room.slice(1))
+        }
+        this.eventChannel.push(f.event)
     }
   }
 
@@ -214,14 +249,82 @@ export class ConnectionImpl implements Connection {
 
   async send (to: string, payload: Record<string, unknown>, opts: SendOptions = {}): Promise<SendResult> {
     if (this.closed) throw new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection is closed')
-    if (opts.signal?.aborted === true) throw abortError(opts.signal)
+    if (typeof to === 'string' && HANDLE_RE.test(to)) to = await this.resolveHandle(to)
+    if (typeof to === 'string' && roomRe.test(to) && this.rooms !== undefined && opts.encrypt !== false && (opts.type ?? 'chat') !== GROUP_TYPE) {
+      const room = to.slice(1)
+      const info = await this.rooms.roomInfo(room)
+      if (info.kind === 'private') {
+        const rooms = this.rooms
+        const target = to
+        // the sender key's DMs and the message are queued in one go, in order, per room
+        const s = await rooms.serial(room, async () => {
+          if (opts.id !== undefined && this.outbox.has(opts.id)) return this.submit(target, payload, opts)
+          const gm = await rooms.encrypt(room, opts.type ?? 'chat', payload)
+          const sub = this.submit(target, { ...gm }, { ...opts, type: GROUP_TYPE, encrypt: false })
+          await sub.prepared.catch(() => {})
+          return sub
+        })
+        return await s.result
+      }
+    }
+    return await this.submit(to, payload, opts).result
+  }
+
+  /** An @handle's AMID (asked of the relay, cached for a minute). */
+  async resolveHandle (handle: string): Promise<string> {
+    const cached = this.handleCache.get(handle.toLowerCase())
+    if (cached !== undefined && Date.now() - cached.at < HANDLE_TTL_MS) return cached.amid
+    const r = await this.request('GET', `/api/v1/handles/${encodeURIComponent(handle.slice(1))}`)
+    if (typeof r?.amid !== 'string' || !isAmid(r.amid)) throw new AgentMeshError(ErrorCode.UnknownHandle, `the relay gave no AMID for ${handle}`)
+    if (this.handleCache.size >= 10_000) this.handleCache.delete(this.handleCache.keys().next().value as string)
+    this.handleCache.set(handle.toLowerCase(), { amid: r.amid, at: Date.now() })
+    return r.amid
+  }
+
+  /** A REST call to the relay, signed by this agent (docs/protocol.md §13, §17). */
+  async request (method: string, path: string, body?: unknown): Promise<any> {
+    return await registryRequest(this.cfg.httpBase, method, path, { identity: this.cfg.identity, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+  }
+
+  /** The relay's own AMID (it signs timeline events and task requests), once connected. */
+  get relayAmid (): string | undefined { return this.relayAmidValue }
+
+  /** Presence, typing, read and membership events, live (never stored). */
+  events (): AsyncIterable<ChatEvent> { return this.eventChannel.subscribe() }
+
+  /** Sends a typing or read signal to a room's members (docs/protocol.md §17.4). */
+  signal (room: string, kind: 'typing' | 'read', upTo?: number): void {
+    const addr = room.startsWith('#') ? room : '#' + room
+    if (!roomRe.test(addr)) throw new AgentMeshError(ErrorCode.InvalidArgument, `"${room.slice(0, 80)}" is not a room id`)
+    if (kind === 'read' && (upTo === undefined || !Number.isInteger(upTo) || upTo < 0)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'a read signal needs the room seq read up to')
+    if (!this.authed || this.ws === undefined) throw new AgentMeshError(ErrorCode.ConnectionClosed, 'not connected to the relay right now; signals are not queued')
+    this.ws.send(encodeFrame({ op: 'signal', room: addr, kind, ...(kind === 'read' ? { up_to: upTo } : {}) }))
+  }
+
+  /** Validates and queues one send: `prepared` once it is in the outbox, `result` once the relay acked it. */
+  submit (to: string, payload: Record<string, unknown>, opts: SendOptions = {}): { prepared: Promise<unknown>, result: Promise<SendResult> } {
+    const failed = (e: unknown): { prepared: Promise<unknown>, result: Promise<SendResult> } => {
+      const r = Promise.reject(e)
+      r.catch(() => {})
+      return { prepared: r, result: Promise.reject(e) }
+    }
+    try {
+      if (this.closed) throw new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection is closed')
+      if (opts.signal?.aborted === true) throw abortError(opts.signal)
+      const type = opts.type ?? 'chat'
+      if (!typeRe.test(type)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, `type "${type.slice(0, 80)}" must start with a lowercase letter and use a-z 0-9 . _ - (at most 64)`)
+      if (typeof to !== 'string' || (!isAmid(to) && !roomRe.test(to))) throw new AgentMeshError(ErrorCode.InvalidEnvelope, `recipient "${String(to).slice(0, 80)}" is not an AMID, a @handle or a #room`)
+      if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, 'the payload must be an object')
+    } catch (e) {
+      return failed(e)
+    }
     const type = opts.type ?? 'chat'
-    if (!typeRe.test(type)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, `type "${type.slice(0, 80)}" must start with a lowercase letter and use a-z 0-9 . _ - (at most 64)`)
-    if (typeof to !== 'string' || !isAmid(to)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, `recipient "${String(to).slice(0, 80)}" is not an AMID`)
-    if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, 'the payload must be an object')
-    if (type !== KNOCK_TYPE && type !== KNOCK_ANSWER_TYPE && type !== GRANT_REVOKE_TYPE && type !== E2EE_RESET_TYPE) this.cfg.gate?.beforeSend(to)
+    const toRoom = to.charCodeAt(0) === 35
+    if (!toRoom && type !== KNOCK_TYPE && type !== KNOCK_ANSWER_TYPE && type !== GRANT_REVOKE_TYPE && type !== E2EE_RESET_TYPE && type !== SENDER_KEY_TYPE) {
+      try { this.cfg.gate?.beforeSend(to) } catch (e) { return failed(e) }
+    }
     const e2ee = this.cfg.e2ee
-    const encrypt = opts.encrypt !== false && e2ee !== undefined && to !== this.amid
+    const encrypt = !toRoom && opts.encrypt !== false && e2ee !== undefined && to !== this.amid
     const id = opts.id ?? uuidv7()
     // prepared in call order: the ratchet's message numbers follow the outbox order
     const prepared = this.sendChain.then(async () => {
@@ -232,6 +335,10 @@ export class ConnectionImpl implements Connection {
       return this.cfg.state.transaction(() => this.enqueue(signEnvelope(this.cfg.identity, { id, to, type: E2EE_TYPE, payload: { ...e2ee.encrypt(to, type, payload) } })))
     })
     this.sendChain = prepared.catch(() => {})
+    return { prepared, result: this.awaitAck(prepared, opts) }
+  }
+
+  private async awaitAck (prepared: Promise<Pending>, opts: SendOptions): Promise<SendResult> {
     const pending = await prepared
     if (isAborted(opts.signal)) {
       // aborted while being prepared: stop waiting; the envelope is in the outbox and is still delivered
@@ -345,12 +452,25 @@ export class ConnectionImpl implements Connection {
     const invalid = validateEnvelope(raw, 0, Number.MAX_SAFE_INTEGER)
     if (invalid !== undefined) {
       this.cfg.onWarning(new AgentMeshError(invalid.code, `dropped delivery ${seq}: ${invalid.message}`))
-    } else if (env.to !== this.amid) {
+    } else if (env.to !== this.amid && env.to.charCodeAt(0) !== 35) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidEnvelope, `dropped delivery ${seq}: addressed to ${env.to}, not to this agent`))
-    } else if (!verifyEnvelope(env)) {
+    } else if (env.via !== undefined && env.via !== this.relayAmidValue) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}): attested by ${env.via}, which is not the relay this agent is connected to`))
+    } else if (!verifyEnvelope(env, env.via === undefined ? undefined : keyForAmid(env.via))) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}) from ${env.from}: bad signature`))
     } else if (this.cfg.state.seen(env.from, env.id)) {
       // handed over before
+    } else if (env.to.charCodeAt(0) === 35 && env.type === GROUP_TYPE) {
+      if (this.rooms === undefined) {
+        this.cfg.onWarning(new AgentMeshError(ErrorCode.E2eeRequired, `dropped private room message ${env.id}: this connection has no end-to-end encryption`))
+      } else {
+        // decrypted in order, when the application asks for it (next)
+        this.inbound.push({ seq, env })
+        for (const w of this.inboundWaiters.splice(0)) w()
+        return
+      }
+    } else if (env.to.charCodeAt(0) === 35 && env.type === E2EE_TYPE) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidEnvelope, `dropped delivery ${seq} (${env.id}): a pairwise encrypted message addressed to a room`))
     } else if (this.cfg.e2ee !== undefined && env.type === E2EE_RESET_TYPE) {
       // acted on at once: the next message to the peer starts a new session
       if (this.cfg.e2ee.onReset(env.from)) {
@@ -361,7 +481,7 @@ export class ConnectionImpl implements Connection {
       this.inbound.push({ seq, env })
       for (const w of this.inboundWaiters.splice(0)) w()
       return
-    } else if (!this.cfg.acceptPlaintext) {
+    } else if (!this.cfg.acceptPlaintext && env.to === this.amid && env.from !== this.relayAmidValue) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.PlaintextRefused, `dropped unencrypted message ${env.id} from ${env.from}: this agent accepts end-to-end encrypted messages only`))
     } else {
       msg = toMessage(env, seq, { type: env.type, payload: env.payload }, false)
@@ -427,7 +547,20 @@ export class ConnectionImpl implements Connection {
           if (m !== undefined) item.msg = m
         }
         commitPrev()
-        if (item.msg !== undefined && this.cfg.gate !== undefined) {
+        if (item.msg !== undefined && item.msg.type === SENDER_KEY_TYPE && item.msg.encrypted && item.msg.room === undefined) {
+          // a member's sender key for a private room: kept, never handed over
+          try { this.rooms?.accept(item.msg.from, item.msg.payload) } catch (err) {
+            this.cfg.onWarning(new AgentMeshError(AgentMeshError.is(err) ? err.code : ErrorCode.InvalidArgument, `dropped a sender key from ${item.msg.from}: ${(err as Error).message}`))
+          }
+          delete item.msg
+        } else if (item.msg !== undefined && item.msg.from === this.relayAmidValue) {
+          // the relay's own posts (task requests, timeline events): not a peer, no grant needed
+          if ((item.msg.type === 'task.request' || item.msg.type === 'task.cancel') && this.taskHook !== undefined && this.taskHook(item.msg)) delete item.msg
+          else if (item.msg !== undefined && !RELAY_TYPES.has(item.msg.type) && item.msg.room === undefined) delete item.msg
+        } else if (item.msg !== undefined && item.msg.room !== undefined) {
+          // a room message: the room is the consent (the agent joined it); still a peer's words
+          item.msg = { ...item.msg, untrusted: true }
+        } else if (item.msg !== undefined && this.cfg.gate !== undefined) {
           // knocks and answers are handled here; a peer without a grant is refused
           const judged = await this.cfg.gate.inbound(item.msg)
           if (judged === undefined) delete item.msg
@@ -452,8 +585,13 @@ export class ConnectionImpl implements Connection {
   private async open (env: Envelope, seq: number, inStep?: () => void): Promise<Message | undefined> {
     const e2ee = this.cfg.e2ee!
     try {
+      if (env.type === GROUP_TYPE && this.rooms !== undefined) return toMessage(env, seq, this.rooms.decrypt(env, inStep), true)
       return toMessage(env, seq, await e2ee.decrypt(env, inStep), true)
     } catch (err) {
+      if (env.type === GROUP_TYPE) {
+        this.cfg.onWarning(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.DecryptFailed, `dropped message ${env.id} in ${env.to}: ${(err as Error).message}`))
+        return undefined
+      }
       const e = AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.DecryptFailed, `dropped message ${env.id} from ${env.from}: ${(err as Error).message}`)
       this.cfg.onWarning(e)
       if (RESET_ON.has(e.code) && e2ee.shouldReset(env.from) && !this.closed) {
@@ -561,6 +699,7 @@ export class ConnectionImpl implements Connection {
     for (const w of this.drainWaiters.splice(0)) w.reject(new AgentMeshError(ErrorCode.ConnectionClosed, `the connection closed with ${this.outbox.size} envelope(s) unacknowledged; they stay in the outbox`))
     this.statusChannel.push({ type: 'closed' })
     this.statusChannel.end()
+    this.eventChannel.end()
     if (this.cfg.ownsState) this.cfg.state.close()
   }
 }
@@ -577,5 +716,7 @@ function toMessage (env: Envelope, seq: number, d: Decrypted, encrypted: boolean
     ...(typeof d.payload.text === 'string' ? { text: d.payload.text } : {}),
     encrypted,
     envelope: env,
+    ...(env.to.charCodeAt(0) === 35 ? { room: env.to.slice(1) } : {}),
+    ...(env.via === undefined ? {} : { via: env.via }),
   }
 }

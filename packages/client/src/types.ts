@@ -34,6 +34,10 @@ export interface Message {
   provenance?: import('./knock.ts').MessageProvenance
   /** the message is a slash command; `allowed` only when the sender's grant has `command:<name>` or `command:*` */
   command?: import('./untrusted.ts').SlashCommand & { allowed: boolean }
+  /** a room message: the room's id (without "#"); `encrypted` tells a private room's */
+  room?: string
+  /** relay-attested (posted over REST by `from`, signed by this relay: docs/protocol.md §17.6) */
+  via?: string
 }
 
 /** Safety number and key state of a peer (see `agentmesh verify`). */
@@ -65,8 +69,20 @@ export interface Connection {
   readonly connected: boolean
   /** Envelopes written to the outbox and not yet acknowledged. */
   readonly pendingSends: number
-  /** Signs, stores in the outbox, sends; resolves once the relay has persisted it. */
+  /**
+   * Signs, stores in the outbox, sends; resolves once the relay has persisted it. `to` is an AMID,
+   * an `@handle` (resolved by the relay) or a `#room` (a private room's messages are encrypted with
+   * this agent's sender key, docs/protocol.md §17.5).
+   */
   send (to: string, payload: Record<string, unknown>, opts?: SendOptions): Promise<SendResult>
+  /** The relay's own AMID (it signs timeline events and task requests), once connected. */
+  readonly relayAmid: string | undefined
+  /** Presence, typing, read and membership events, live (never stored); see `chat(conn)`. */
+  events (): AsyncIterable<import('@agentmesh/protocol').ChatEvent>
+  /** A typing signal, or "read up to" a room seq, to a room's members. */
+  signal (room: string, kind: 'typing' | 'read', upTo?: number): void
+  /** A REST call to the relay signed by this agent; answers the JSON body or throws its coded error. */
+  request (method: string, path: string, body?: unknown): Promise<any>
   /**
    * Incoming messages in order. A message counts as processed, and is never handed over
    * again, when the loop asks for the next one (or leaves with `break`).

@@ -1,0 +1,140 @@
+/**
+ * Private rooms on the agent's side (docs/protocol.md §17.5): this agent's sender key per room,
+ * handed to every member over the pairwise sessions before its first message with it, rotated when
+ * a member leaves, after 100 messages and after a week; the sender keys of the other members,
+ * received the same way. Everything is sealed in the agent's state like the pairwise sessions.
+ */
+import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
+import {
+  createSenderKey, needsSenderKeyRotation, receiverFromDistribution, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt,
+  type GroupMessage, type SenderKeyReceiver, type SenderKeyState,
+} from '@agentmesh/crypto'
+import type { Decrypted, E2ee } from './e2ee.ts'
+
+export const SENDER_KEY_TYPE = 'agentmesh.senderkey'
+export const GROUP_TYPE = 'e2ee.group'
+/** Room facts (kind, members) are asked again after this long, or at once after a membership event. */
+const ROOM_INFO_TTL_MS = 30_000
+const MAX_ROOM_INFO = 1000
+/** Keys of one sender kept per room: the newest and a few before it, for messages in flight. */
+const MAX_KEYS_PER_SENDER = 3
+
+const K = { own: 'gsk', peer: 'grk', plain: 'plain' } as const
+
+interface OwnKey {
+  state: SenderKeyState
+  /** members this key was handed to: when one of them is no longer a member, the key is replaced */
+  sentTo: string[]
+}
+
+interface RoomInfo { kind: string, members: string[], at: number }
+
+export interface RoomsConfig {
+  e2ee: E2ee
+  amid: string
+  /** A signed REST call to the relay. */
+  request: (method: string, path: string, body?: unknown) => Promise<any>
+  /** Queues an end-to-end encrypted DM (in the outbox when it resolves; acked later). */
+  queueDm: (to: string, payload: Record<string, unknown>, type: string) => Promise<void>
+}
+
+export class Rooms {
+  private readonly info = new Map<string, RoomInfo>()
+  private readonly locks = new Map<string, Promise<unknown>>()
+
+  constructor (private readonly cfg: RoomsConfig) {}
+
+  /** Forgets what is known of a room (a membership event came). */
+  invalidate (room: string): void { this.info.delete(room) }
+
+  async roomInfo (room: string, fresh = false): Promise<RoomInfo> {
+    const cached = this.info.get(room)
+    if (!fresh && cached !== undefined && Date.now() - cached.at < ROOM_INFO_TTL_MS) return cached
+    const r = await this.cfg.request('GET', `/api/v1/rooms/${room}`)
+    let members: string[] = []
+    if (r.kind === 'private' || r.kind === 'public') {
+      const m = await this.cfg.request('GET', `/api/v1/rooms/${room}/members`)
+      members = (m.members as Array<{ amid: string }>).map(x => x.amid)
+    }
+    const info = { kind: String(r.kind), members, at: Date.now() }
+    if (this.info.size >= MAX_ROOM_INFO) this.info.delete(this.info.keys().next().value as string)
+    this.info.set(room, info)
+    return info
+  }
+
+  /** Runs `fn` after every earlier call for the same room (sender-key state is read, changed and saved). */
+  serial<T> (room: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(room) ?? Promise.resolve()
+    const next = prev.then(fn, fn)
+    const tail = next.catch(() => {})
+    this.locks.set(room, tail)
+    void tail.then(() => { if (this.locks.get(room) === tail) this.locks.delete(room) })
+    return next
+  }
+
+  /**
+   * Encrypts a message for a private room with this agent's sender key: a new key when due, and
+   * the key queued (as encrypted DMs, before the message) to members that do not have it yet.
+   * Call inside `serial(room, …)` and queue the room message before the lock is released.
+   */
+  async encrypt (room: string, type: string, payload: Record<string, unknown>): Promise<GroupMessage> {
+    const info = await this.roomInfo(room, true)
+    if (!info.members.includes(this.cfg.amid)) throw new AgentMeshError(ErrorCode.NotMember, `join ${room} before posting to it`)
+    const now = Date.now()
+    const others = info.members.filter(m => m !== this.cfg.amid)
+    let own = this.cfg.e2ee.record<OwnKey>(K.own, room)
+    if (own === undefined || needsSenderKeyRotation(own.state, now) || own.sentTo.some(m => !info.members.includes(m))) {
+      own = { state: createSenderKey(room, this.cfg.amid, now), sentTo: [] }
+    }
+    const missing = others.filter(m => !own!.sentTo.includes(m))
+    if (missing.length > 0) {
+      const dist = senderKeyDistribution(own.state)
+      for (const m of missing) await this.cfg.queueDm(m, { ...dist }, SENDER_KEY_TYPE)
+      own = { ...own, sentTo: [...own.sentTo, ...missing] }
+    }
+    const r = senderKeyEncrypt(own.state, type, payload)
+    this.cfg.e2ee.saveRecord(K.own, room, { ...own, state: r.state }, now)
+    return r.message
+  }
+
+  /** A member's sender key arrived over the pairwise session from `from`. */
+  accept (from: string, payload: Record<string, unknown>): { room: string } {
+    const rx = receiverFromDistribution(payload, { sender: from })
+    const key = `${rx.room}\n${from}`
+    const held = this.cfg.e2ee.record<SenderKeyReceiver[]>(K.peer, key) ?? []
+    const rest = held.filter(h => h.keyId !== rx.keyId)
+    this.cfg.e2ee.saveRecord(K.peer, key, [rx, ...rest].slice(0, MAX_KEYS_PER_SENDER))
+    return { room: rx.room }
+  }
+
+  /**
+   * Decrypts a private room message (signature already checked), saving the receiver's new chain
+   * state and the plaintext in one step; `inStep` runs inside it.
+   */
+  decrypt (env: Envelope, inStep?: () => void): Decrypted {
+    const kept = this.cfg.e2ee.kept(env)
+    if (kept !== undefined) return kept
+    const room = env.to.slice(1)
+    const key = `${room}\n${env.from}`
+    return this.cfg.e2ee.atomically(() => {
+      inStep?.()
+      const held = this.cfg.e2ee.record<SenderKeyReceiver[]>(K.peer, key) ?? []
+      const keyId = (env.payload as { key_id?: unknown }).key_id
+      const rx = held.find(h => h.keyId === keyId)
+      if (rx === undefined) {
+        throw new AgentMeshError(ErrorCode.UnknownSession, `dropped message ${env.id} in #${room} from ${env.from}: this agent has not received that sender's key (it joined later, or the key was lost)`)
+      }
+      let r
+      try {
+        r = senderKeyDecrypt(rx, room, env.from, env.payload)
+      } catch (err) {
+        const e = err as AgentMeshError
+        throw new AgentMeshError(AgentMeshError.is(e) ? e.code : ErrorCode.DecryptFailed, `dropped message ${env.id} in #${room} from ${env.from}: ${e.message}`)
+      }
+      this.cfg.e2ee.saveRecord(K.peer, key, held.map(h => h.keyId === rx.keyId ? r.receiver : h))
+      const out: Decrypted = { type: r.type, payload: r.payload }
+      this.cfg.e2ee.saveRecord(K.plain, `${env.from}\n${env.id}`, out)
+      return out
+    })
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * Tasks in chat on the agent's side (docs/protocol.md §17.7): `tasks(conn).onCommand('status', fn)`
+ * declares the command as a skill in the agent's profile, so `/status` in a room it is in reaches
+ * it, and runs `fn` for every task the relay dispatches with that command: the task goes
+ * `working`, then `completed` with what `fn` returned, or `failed` with the error it threw.
+ * Dispatching, listing, reading and canceling are REST calls the connection signs.
+ *
+ * @example
+ * ```ts
+ * const t = tasks(conn)
+ * await t.onCommand('status', async (task) => `up ${process.uptime() | 0} s, args: ${task.args}`)
+ * const job = await t.dispatch({ to: '@bob', command: 'status' })
+ * const done = await t.wait(job.id)
+ * ```
+ */
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import type { Connection, Message } from './types.ts'
+import type { ConnectionImpl } from './connection.ts'
+
+export type TaskState = 'submitted' | 'working' | 'input-required' | 'auth-required' | 'completed' | 'failed' | 'canceled' | 'rejected'
+export const FINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['completed', 'failed', 'canceled', 'rejected'])
+const COMMAND_RE = /^[a-z][a-z0-9_-]{0,31}$/
+
+export interface TaskInfo {
+  id: string
+  room?: string
+  requester: string
+  assignee: string
+  command: string
+  args: string
+  state: TaskState
+  created_at: number
+  updated_at: number
+  deadline: number
+  result?: unknown
+  message?: string
+  history: Array<{ state: TaskState, at: number, by: string, message?: string }>
+}
+
+/** What a command handler is given: the task, and a signal aborted when it is canceled or its deadline passes. */
+export interface TaskRequest {
+  id: string
+  command: string
+  args: string
+  requester: string
+  room?: string
+  deadline: number
+  signal: AbortSignal
+  /** Reports an intermediate state (working, input-required, auth-required) with a message. */
+  update: (state: 'working' | 'input-required' | 'auth-required', message?: string) => Promise<void>
+}
+
+/** Returns the result (any JSON; a string is shown as is in the timeline), or throws to fail the task. */
+export type CommandHandler = (task: TaskRequest) => unknown
+
+export interface Tasks {
+  /** Handles `/name` tasks from now on, and declares `name` in the agent's profile. */
+  onCommand (name: string, handler: CommandHandler, opts?: { description?: string }): Promise<void>
+  dispatch (init: { to: string, command: string, args?: string, room?: string, deadlineS?: number }): Promise<TaskInfo>
+  get (id: string): Promise<TaskInfo>
+  list (q?: { room?: string, state?: TaskState, limit?: number, before?: string }): Promise<TaskInfo[]>
+  cancel (id: string, reason?: string): Promise<TaskInfo>
+  report (id: string, state: TaskState, opts?: { message?: string, result?: unknown }): Promise<TaskInfo>
+  /** Polls until the task reaches a final state. */
+  wait (id: string, opts?: { signal?: AbortSignal, pollMs?: number }): Promise<TaskInfo>
+}
+
+interface Registry {
+  handlers: Map<string, CommandHandler>
+  running: Map<string, AbortController>
+  publishing: Promise<void>
+}
+
+const registries = new WeakMap<Connection, Registry>()
+
+function registryOf (conn: Connection): Registry {
+  let reg = registries.get(conn)
+  if (reg !== undefined) return reg
+  const r: Registry = { handlers: new Map(), running: new Map(), publishing: Promise.resolve() }
+  registries.set(conn, r)
+  const impl = conn as unknown as ConnectionImpl
+  impl.taskHook = (m: Message) => onTaskMessage(conn, r, m)
+  return r
+}
+
+function onTaskMessage (conn: Connection, reg: Registry, m: Message): boolean {
+  const task = (m.payload as { task?: TaskInfo }).task
+  if (task === undefined || typeof task.id !== 'string') return false
+  if (m.type === 'task.cancel') {
+    const ac = reg.running.get(task.id)
+    if (ac === undefined) return false
+    ac.abort(new AgentMeshError(ErrorCode.Aborted, `task ${task.id} was ${task.state}`))
+    return true
+  }
+  if (reg.handlers.size === 0) return false // the application handles task requests itself
+  const handler = reg.handlers.get(task.command)
+  const report = async (state: TaskState, body: { message?: string, result?: unknown }): Promise<void> => {
+    await conn.request('POST', `/api/v1/tasks/${task.id}/status`, { state, ...body })
+  }
+  const warn = (err: unknown): void => { (conn as unknown as { cfg: { onWarning: (e: AgentMeshError) => void } }).cfg.onWarning(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, `task ${task.id}: ${(err as Error).message}`)) }
+  if (handler === undefined) {
+    report('rejected', { message: `this agent has no handler for /${task.command}` }).catch(warn)
+    return true
+  }
+  const ac = new AbortController()
+  const timer = setTimeout(() => { ac.abort(new AgentMeshError(ErrorCode.Timeout, `task ${task.id} passed its deadline`)) }, Math.max(0, task.deadline - Date.now()))
+  timer.unref()
+  reg.running.set(task.id, ac)
+  void (async () => {
+    try {
+      await report('working', {})
+      const result = await handler({
+        id: task.id,
+        command: task.command,
+        args: task.args,
+        requester: task.requester,
+        ...(task.room === undefined ? {} : { room: task.room }),
+        deadline: task.deadline,
+        signal: ac.signal,
+        update: async (state, message) => { await report(state, message === undefined ? {} : { message }) },
+      })
+      if (!ac.signal.aborted) await report('completed', result === undefined ? {} : { result })
+    } catch (err) {
+      if (!ac.signal.aborted) await report('failed', { message: String((err as Error)?.message ?? err).slice(0, 2000) }).catch(warn)
+    } finally {
+      clearTimeout(timer)
+      reg.running.delete(task.id)
+    }
+  })().catch(warn)
+  return true
+}
+
+function checkCommand (name: string): string {
+  const c = name.replace(/^\//, '')
+  if (!COMMAND_RE.test(c)) throw new AgentMeshError(ErrorCode.InvalidArgument, `command "${name.slice(0, 40)}" must be 1–32 characters of a-z 0-9 _ -, starting with a letter`)
+  return c
+}
+
+export function tasks (conn: Connection): Tasks {
+  const r = async (method: string, path: string, body?: unknown): Promise<any> => await conn.request(method, path, body)
+  const self: Tasks = {
+    async onCommand (name, handler, opts = {}) {
+      const command = checkCommand(name)
+      if (typeof handler !== 'function') throw new AgentMeshError(ErrorCode.InvalidArgument, 'the handler must be a function')
+      const reg = registryOf(conn)
+      reg.handlers.set(command, handler)
+      // declared as a skill, so that an unaddressed /command in a room finds this agent
+      const publish = reg.publishing.then(async () => {
+        const profile = await r('GET', `/api/v1/agents/${conn.amid}`)
+        const caps = (profile.capabilities ?? []) as Array<{ id: string, name: string, description?: string, tags?: string[] }>
+        if (caps.some(c => c.id === command)) return
+        const skill = { id: command, name: '/' + command, tags: ['command'], ...(opts.description === undefined ? {} : { description: opts.description.slice(0, 1024) }) }
+        await r('PUT', `/api/v1/agents/${conn.amid}`, { capabilities: [...caps.map(c => ({ id: c.id, name: c.name, ...(c.description === undefined ? {} : { description: c.description }), tags: c.tags ?? [] })), skill] })
+      })
+      reg.publishing = publish.catch(() => {})
+      await publish
+    },
+    async dispatch (init) {
+      return await r('POST', '/api/v1/tasks', {
+        to: init.to,
+        command: checkCommand(init.command),
+        ...(init.args === undefined ? {} : { args: init.args }),
+        ...(init.room === undefined ? {} : { room: init.room.replace(/^#/, '') }),
+        ...(init.deadlineS === undefined ? {} : { deadline_s: init.deadlineS }),
+      })
+    },
+    async get (id) { return await r('GET', `/api/v1/tasks/${encodeURIComponent(id)}`) },
+    async list (q = {}) {
+      const qs = new URLSearchParams()
+      for (const [k, v] of Object.entries(q)) if (v !== undefined) qs.set(k, String(v))
+      return (await r('GET', `/api/v1/tasks${qs.size > 0 ? '?' + qs.toString() : ''}`)).tasks
+    },
+    async cancel (id, reason) { return await r('POST', `/api/v1/tasks/${encodeURIComponent(id)}/cancel`, reason === undefined ? {} : { reason }) },
+    async report (id, state, opts = {}) { return await r('POST', `/api/v1/tasks/${encodeURIComponent(id)}/status`, { state, ...opts }) },
+    async wait (id, opts = {}) {
+      const poll = opts.pollMs ?? 250
+      for (;;) {
+        const t = await self.get(id)
+        if (FINAL_TASK_STATES.has(t.state)) return t
+        if (opts.signal?.aborted === true) throw new AgentMeshError(ErrorCode.Aborted, `stopped waiting for task ${id} (${t.state})`)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, poll)
+          opts.signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+        })
+      }
+    },
+  }
+  return self
+}
