@@ -89,7 +89,7 @@ describe('codec - client frames', () => {
 
   it('codec - an unknown op is AM_ERR_UNKNOWN_FRAME and lists the known ones', () => {
     expectError(decodeClientFrame('{"op":"subscribe"}', MAX), ErrorCode.UnknownFrame,
-      'unknown frame op "subscribe"; expected one of: auth, send, cursor, resume, ping')
+      'unknown frame op "subscribe"; expected one of: auth, send, cursor, resume, ping, signal')
     // ops that are names on Object.prototype or relay → client frames are unknown too
     for (const op of ['__proto__', 'toString', 'constructor', 'deliver', 'welcome']) {
       expectError(decodeClientFrame(JSON.stringify({ op }), MAX), ErrorCode.UnknownFrame, new RegExp(`^unknown frame op "${op}";`))
@@ -99,7 +99,7 @@ describe('codec - client frames', () => {
   it('codec - an unknown op is cut to 40 characters in the message', () => {
     const op = 'x'.repeat(1000)
     expectError(decodeClientFrame(JSON.stringify({ op }), MAX), ErrorCode.UnknownFrame,
-      `unknown frame op "${'x'.repeat(40)}"; expected one of: auth, send, cursor, resume, ping`)
+      `unknown frame op "${'x'.repeat(40)}"; expected one of: auth, send, cursor, resume, ping, signal`)
   })
 
   it('codec - a known frame with a bad field is AM_ERR_INVALID_FRAME naming the field', () => {
