@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline'
 import type { Command } from 'commander'
-import { connect, type Connection, type Message } from '@agentmesh/client'
+import { connect, tasks, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN } from '@agentmesh/protocol'
 import { checkAmid, homeOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
@@ -93,8 +93,9 @@ export function messagingCommands (program: Command): void {
     .description('print incoming messages, each once, acknowledging them; continues where it stopped')
     .option('--count <n>', 'exit after this many messages')
     .option('--timeout <sec>', 'exit after this many seconds (an error if --count was not reached)')
-    .option('--no-plaintext', 'drop unencrypted messages (AM_ERR_PLAINTEXT_REFUSED warning) instead of showing them marked [unencrypted]'))
-    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean }) => {
+    .option('--no-plaintext', 'drop unencrypted messages (AM_ERR_PLAINTEXT_REFUSED warning) instead of showing them marked [unencrypted]')
+    .option('--no-commands', 'do not answer the built-in /status and /ping tasks while listening'))
+    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean, commands: boolean }) => {
       const out = output(o.json === true)
       const count = o.count === undefined ? undefined : parseInteger('--count', o.count, 1)
       const { ms, signal } = deadline(o.timeout)
@@ -120,6 +121,14 @@ export function messagingCommands (program: Command): void {
           },
           onWarning: (w) => { out.warn(w) }, // e.g. a delivery dropped for a bad signature
         })
+        if (o.commands) {
+          // a listening agent answers /status and /ping tasks (docs/protocol.md §17.7)
+          const started = Date.now()
+          const c = conn
+          const t = tasks(c)
+          await t.onCommand('status', () => ({ amid: c.amid, status: 'online', uptime_s: Math.round((Date.now() - started) / 1000), pending_sends: c.pendingSends, received: n }), { description: 'this agent\'s status' })
+          await t.onCommand('ping', (task) => task.args === '' ? 'pong' : `pong ${task.args}`, { description: 'answers pong' })
+        }
         for await (const m of conn.messages({ signal: both })) {
           printMessage(out, m)
           n++
@@ -142,6 +151,8 @@ export function messagingCommands (program: Command): void {
 
 function printMessage (out: Out, m: Message): void {
   const body = m.text ?? JSON.stringify(m.payload)
+  // room messages of public rooms are signed plaintext by design: not marked
+  const marker = m.room !== undefined ? ` #${m.room}` : m.encrypted ? '' : ' [unencrypted]'
   out.result({
     id: m.id,
     from: m.from,
@@ -150,7 +161,9 @@ function printMessage (out: Out, m: Message): void {
     type: m.type,
     seq: m.seq,
     encrypted: m.encrypted,
+    ...(m.room === undefined ? {} : { room: m.room }),
+    ...(m.via === undefined ? {} : { via: m.via }),
     ...(m.text === undefined ? {} : { text: m.text }),
     payload: m.payload,
-  }, `${new Date(m.ts).toISOString()} ${m.from}${m.type === 'chat' ? '' : ` [${m.type}]`}${m.encrypted ? '' : ' [unencrypted]'}: ${body}`)
+  }, `${new Date(m.ts).toISOString()} ${m.from}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
 }

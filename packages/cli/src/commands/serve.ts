@@ -24,6 +24,13 @@ const CONFIG_KEYS: Record<string, 'string' | 'number' | 'boolean' | 'object'> = 
   verifySignatures: 'boolean',
   /** { anonymousWeight, mutualDiscount, flagDelta, flagWindowMs, maxFeedbackPerHour } (docs/protocol.md §15); file only */
   reputation: 'object',
+  /** the operator API key (X-API-Key); env AGENTMESH_API_KEY */
+  apiKey: 'string',
+  historyRetentionMs: 'number',
+  historyMaxPerRoom: 'number',
+  presenceIdleMs: 'number',
+  /** { api, ip, chat, chatIp: { perMinute, burst } } (docs/protocol.md §17.8); file only */
+  rateLimits: 'object',
 }
 
 /** Environment variables for numeric limits: AGENTMESH_MAX_ENVELOPE_BYTES → maxEnvelopeBytes, … */
@@ -82,6 +89,10 @@ interface ServeOpts {
   sync?: string
   verifySignatures?: boolean
   trustRoots?: string
+  apiKey?: string
+  historyRetentionDays?: string
+  historyMaxPerRoom?: string
+  presenceIdle?: string
   json?: boolean
 }
 
@@ -96,6 +107,10 @@ export function serveCommand (program: Command): void {
     .addOption(new Option('--sync <mode>', 'SQLite durability: normal survives a crash, full also power loss (default normal)').choices(['normal', 'full']))
     .option('--no-verify-signatures', 'store envelopes without checking their signature (receivers still verify)')
     .option('--trust-roots <file>', 'PEM file of root CA certificates that published agent certificates are verified against; without it only anonymous (self-signed) certificates count (env AGENTMESH_TRUST_ROOTS)')
+    .option('--api-key <key>', 'the operator API key (X-API-Key), 16+ characters; default: made once in <data>/api-key (none with --memory) (env AGENTMESH_API_KEY)')
+    .option('--history-retention-days <days>', 'room history is kept this many days (default 30; env AGENTMESH_HISTORY_RETENTION_MS in ms)')
+    .option('--history-max-per-room <n>', 'room history entries kept per room (default 1,000 with --memory, 1,000,000 persisted)')
+    .option('--presence-idle <sec>', 'an agent that sent nothing this long shows as idle (default 300)')
     .option('--json', 'print the listening address as JSON')
     .action(async (o: ServeOpts, cmd: Command) => {
       const out = output(o.json === true)
@@ -109,6 +124,10 @@ export function serveCommand (program: Command): void {
       if (o.memory === true) flagInit.memory = true
       if (o.sync !== undefined) flagInit.sync = o.sync as 'normal' | 'full'
       if (cmd.getOptionValueSource('verifySignatures') === 'cli') flagInit.verifySignatures = o.verifySignatures !== false
+      if (o.apiKey !== undefined) flagInit.apiKey = o.apiKey
+      if (o.historyRetentionDays !== undefined) flagInit.historyRetentionMs = parseInteger('--history-retention-days', o.historyRetentionDays, 1, 36_500) * 86_400_000
+      if (o.historyMaxPerRoom !== undefined) flagInit.historyMaxPerRoom = parseInteger('--history-max-per-room', o.historyMaxPerRoom, 1, 100_000_000)
+      if (o.presenceIdle !== undefined) flagInit.presenceIdleMs = parseInteger('--presence-idle', o.presenceIdle, 1, 7 * 86_400) * 1000
       const init: RelayInit = { ...fileInit, ...envInit, ...flagInit }
       // a more specific source picking --memory or --data wins over the other mode from a less specific one
       if (flagInit.memory === true || (envInit.memory === true && flagInit.dataDir === undefined)) delete init.dataDir
@@ -138,9 +157,12 @@ export function serveCommand (program: Command): void {
             process.exit(1)
           })
         }
+        const operator = relay.apiKeyFile !== undefined
+          ? `operator API key: in ${relay.apiKeyFile} (send it as X-API-Key)`
+          : relay.operatorApi ? 'operator API key: as given' : 'operator API: off (no --api-key / AGENTMESH_API_KEY)'
         out.result(
-          { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid },
-          `AgentMesh relay listening on ${relay.url} (WebSocket ${relay.wsUrl})\ndata: ${relay.storage}${relay.storage === 'memory' ? ' (nothing survives a restart)' : ''}`,
+          { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid, relay_amid: relay.relayAmid, ...(relay.apiKeyFile === undefined ? {} : { api_key_file: relay.apiKeyFile }), operator_api: relay.operatorApi },
+          `AgentMesh relay listening on ${relay.url} (WebSocket ${relay.wsUrl})\ndata: ${relay.storage}${relay.storage === 'memory' ? ' (nothing survives a restart)' : ''}\n${operator}`,
         )
         if (pendingSignal !== undefined) stopRequested(pendingSignal)
       })
