@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { chatCases, chatDurabilityCases } from './chat.ts'
 import type { AgentProfile, AppendItem, AppendResult, CaCertificateRecord, CertificateRecord, CrlRecord, FeedbackRecord, ReputationFlag, Store, StoreInit, StoredMessage } from '@agentmesh/store'
 
 export interface StoreSuiteInit {
@@ -738,8 +739,12 @@ export default function storeSuite (init: StoreSuiteInit): void {
       })
     })
 
+    chatCases(withStore)
+
     if (reopen !== undefined) {
       describe('durability', () => {
+        chatDurabilityCases(withStore, reopen)
+
         it('store - everything committed survives close and reopen', async () => {
           await withStore(undefined, async (h) => {
             const relayId = await h.store.relayId()

@@ -9,16 +9,17 @@
 import Database from 'better-sqlite3'
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage } from '@agentmesh/store'
+import { chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
 
 /**
  * 1: relay; 2: + registry (profiles, prekeys); 3: + certificates, CA certificates, CRLs;
- * 4: + reputation (feedback, score history, flags).
+ * 4: + reputation (feedback, score history, flags); 5: + chat (handles, roles, rooms, members,
+ * invites, room history and seqs, read markers, tasks, the audit log, settings).
  * Every step is CREATE … IF NOT EXISTS, so older files upgrade in place.
  */
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 export const DB_FILE = 'agentmesh.db'
 
 export interface SqliteStoreInit extends StoreInit {
@@ -64,7 +65,49 @@ CREATE TABLE IF NOT EXISTS score_points (
 CREATE INDEX IF NOT EXISTS score_points_subject ON score_points (subject, id);
 CREATE TABLE IF NOT EXISTS reputation_flags (id INTEGER PRIMARY KEY, subject TEXT NOT NULL, flag TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS reputation_flags_subject ON reputation_flags (subject, id);
+-- schema 5
+CREATE TABLE IF NOT EXISTS handles (amid TEXT PRIMARY KEY, handle TEXT NOT NULL, handle_key TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS handles_key ON handles (handle_key);
+CREATE TABLE IF NOT EXISTS roles (amid TEXT PRIMARY KEY, role TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, topic TEXT, owner TEXT, created_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS rooms_kind ON rooms (kind, id);
+CREATE TABLE IF NOT EXISTS members (
+  room TEXT NOT NULL, amid TEXT NOT NULL, role TEXT NOT NULL, joined_at INTEGER NOT NULL,
+  PRIMARY KEY (room, amid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_joined ON members (room, joined_at, amid);
+CREATE INDEX IF NOT EXISTS members_amid ON members (amid, room);
+CREATE TABLE IF NOT EXISTS invites (
+  room TEXT NOT NULL, amid TEXT NOT NULL, invited_by TEXT NOT NULL, at INTEGER NOT NULL,
+  PRIMARY KEY (room, amid)) WITHOUT ROWID;
+-- per room: the last room seq assigned (never reused) and how many history entries are kept
+CREATE TABLE IF NOT EXISTS room_seqs (room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, entries INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+  room TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, id TEXT NOT NULL,
+  envelope TEXT NOT NULL, received_at INTEGER NOT NULL, deleted_by TEXT, deleted_at INTEGER);
+CREATE UNIQUE INDEX IF NOT EXISTS history_room ON history (room, seq);
+CREATE INDEX IF NOT EXISTS history_received ON history (received_at);
+CREATE TABLE IF NOT EXISTS read_markers (
+  room TEXT NOT NULL, amid TEXT NOT NULL, up_to INTEGER NOT NULL, PRIMARY KEY (room, amid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY, room TEXT, requester TEXT NOT NULL, assignee TEXT NOT NULL, state TEXT NOT NULL,
+  created_at INTEGER NOT NULL, deadline INTEGER NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at, id);
+CREATE INDEX IF NOT EXISTS tasks_room ON tasks (room, created_at, id);
+CREATE INDEX IF NOT EXISTS tasks_requester ON tasks (requester, created_at, id);
+CREATE INDEX IF NOT EXISTS tasks_assignee ON tasks (assignee, created_at, id);
+CREATE INDEX IF NOT EXISTS tasks_open ON tasks (deadline, id) WHERE state IN ('submitted', 'working', 'input-required', 'auth-required');
+-- every field of an audit row is a column: what readAudit answers is exactly what is stored
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT,
+  detail TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, seq);
+CREATE INDEX IF NOT EXISTS audit_action ON audit (action, seq);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `
+
+/** Task states that are not final: overdueTasks looks at these (as the tasks_open index does). */
+const OPEN_TASK_STATES = "'submitted', 'working', 'input-required', 'auth-required'"
 
 function openError (path: string, cause: unknown): AgentMeshError {
   const code = (cause as { code?: string }).code ?? ''
@@ -82,7 +125,7 @@ function openError (path: string, cause: unknown): AgentMeshError {
 
 /** Opens (creating if needed) the SQLite store at `path` (a file, or ':memory:'). */
 export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & { readonly path: string } {
-  const opts = storeOptions(init)
+  const opts = storeOptions(init, true)
   const file = path === ':memory:' ? path : resolve(path)
   let db: Database.Database
   try {
@@ -109,6 +152,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     db.exec(SCHEMA)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)
     db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('relay_id', randomUUID())
+    db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('relay_secret', randomBytes(32).toString('base64url'))
   } catch (cause) {
     try { db.close() } catch {}
     if (cause instanceof AgentMeshError) throw cause
@@ -116,6 +160,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
   }
 
   const relayId = db.prepare("SELECT value FROM meta WHERE key = 'relay_id'").pluck().get() as string
+  const relaySecret = db.prepare("SELECT value FROM meta WHERE key = 'relay_secret'").pluck().get() as string
   const q = {
     agentGet: db.prepare('SELECT amid, name, registered_at, last_seen_at FROM agents WHERE amid = ?'),
     agentInsert: db.prepare('INSERT OR IGNORE INTO agents (amid, name, registered_at, last_seen_at) VALUES (?, ?, ?, ?)'),
@@ -164,7 +209,63 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     flagPut: db.prepare('INSERT INTO reputation_flags (subject, flag) VALUES (?, ?)'),
     flagDropBeyond: db.prepare('DELETE FROM reputation_flags WHERE subject = ? AND id <= (SELECT id FROM reputation_flags WHERE subject = ? ORDER BY id DESC LIMIT 1 OFFSET ?)'),
     flagList: db.prepare('SELECT flag FROM reputation_flags WHERE subject = ? ORDER BY id DESC').pluck(),
+    // ---- chat
+    handleOf: db.prepare('SELECT handle FROM handles WHERE amid = ?').pluck(),
+    handleHolder: db.prepare('SELECT amid FROM handles WHERE handle_key = ?').pluck(),
+    handlePut: db.prepare('INSERT INTO handles (amid, handle, handle_key) VALUES (?, ?, ?) ON CONFLICT (amid) DO UPDATE SET handle = excluded.handle, handle_key = excluded.handle_key'),
+    roleGet: db.prepare('SELECT role FROM roles WHERE amid = ?').pluck(),
+    rolePut: db.prepare('INSERT INTO roles (amid, role) VALUES (?, ?) ON CONFLICT (amid) DO UPDATE SET role = excluded.role'),
+    roleDelete: db.prepare('DELETE FROM roles WHERE amid = ?'),
+    roleList: db.prepare('SELECT amid, role FROM roles ORDER BY amid'),
+    roomPut: db.prepare('INSERT OR IGNORE INTO rooms (id, kind, topic, owner, created_at) VALUES (?, ?, ?, ?, ?)'),
+    roomGet: db.prepare('SELECT id, kind, topic, owner, created_at FROM rooms WHERE id = ?'),
+    roomTopic: db.prepare('UPDATE rooms SET topic = ? WHERE id = ?'),
+    memberAdd: db.prepare('INSERT OR IGNORE INTO members (room, amid, role, joined_at) VALUES (?, ?, ?, ?)'),
+    memberOwner: db.prepare('INSERT INTO members (room, amid, role, joined_at) VALUES (?, ?, ?, ?) ON CONFLICT (room, amid) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at'),
+    memberDelete: db.prepare('DELETE FROM members WHERE room = ? AND amid = ?'),
+    memberGet: db.prepare('SELECT room, amid, role, joined_at FROM members WHERE room = ? AND amid = ?'),
+    memberList: db.prepare('SELECT room, amid, role, joined_at FROM members WHERE room = ? ORDER BY joined_at, amid'),
+    memberCount: db.prepare('SELECT count(*) FROM members WHERE room = ?').pluck(),
+    invitePut: db.prepare('INSERT INTO invites (room, amid, invited_by, at) VALUES (?, ?, ?, ?) ON CONFLICT (room, amid) DO UPDATE SET invited_by = excluded.invited_by, at = excluded.at'),
+    inviteGet: db.prepare('SELECT room, amid, invited_by, at FROM invites WHERE room = ? AND amid = ?'),
+    inviteDelete: db.prepare('DELETE FROM invites WHERE room = ? AND amid = ?'),
+    roomSeqGet: db.prepare('SELECT last_seq, entries FROM room_seqs WHERE room = ?'),
+    roomSeqPut: db.prepare('INSERT INTO room_seqs (room, last_seq, entries) VALUES (?, ?, ?) ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq, entries = excluded.entries'),
+    roomSeqLast: db.prepare('SELECT last_seq FROM room_seqs WHERE room = ?').pluck(),
+    roomEntriesSet: db.prepare('UPDATE room_seqs SET entries = ? WHERE room = ?'),
+    roomEntriesDec: db.prepare('UPDATE room_seqs SET entries = max(0, entries - ?) WHERE room = ?'),
+    roomsOver: db.prepare('SELECT room, entries FROM room_seqs WHERE entries > ?'),
+    histPut: db.prepare('INSERT INTO history (room, seq, sender, id, envelope, received_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    histGet: db.prepare('SELECT seq, sender, id, envelope, received_at, deleted_by, deleted_at FROM history WHERE room = ? AND seq = ?'),
+    histAfter: db.prepare('SELECT seq, sender, id, envelope, received_at, deleted_by, deleted_at FROM history WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    histBefore: db.prepare('SELECT seq, sender, id, envelope, received_at, deleted_by, deleted_at FROM history WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
+    histNewest: db.prepare('SELECT seq, sender, id, envelope, received_at, deleted_by, deleted_at FROM history WHERE room = ? ORDER BY seq DESC LIMIT ?'),
+    histDelete: db.prepare("UPDATE history SET envelope = '', deleted_by = ?, deleted_at = ? WHERE room = ? AND seq = ? AND deleted_at IS NULL"),
+    // the oldest `n` entries of a room
+    histDropOldest: db.prepare('DELETE FROM history WHERE rowid IN (SELECT rowid FROM history WHERE room = ? ORDER BY seq LIMIT ?)'),
+    histOld: db.prepare('SELECT room, count(*) AS n FROM history INDEXED BY history_received WHERE received_at <= ? GROUP BY room'),
+    histOldDelete: db.prepare('DELETE FROM history WHERE received_at <= ?'),
+    markerRaise: db.prepare('INSERT INTO read_markers (room, amid, up_to) VALUES (?, ?, max(?, 0)) ON CONFLICT (room, amid) DO UPDATE SET up_to = max(up_to, excluded.up_to) RETURNING up_to').pluck(),
+    markerList: db.prepare('SELECT amid, up_to FROM read_markers WHERE room = ? ORDER BY amid'),
+    taskPut: db.prepare('INSERT OR IGNORE INTO tasks (id, room, requester, assignee, state, created_at, deadline, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+    taskGet: db.prepare('SELECT record FROM tasks WHERE id = ?').pluck(),
+    taskCreated: db.prepare('SELECT created_at FROM tasks WHERE id = ?').pluck(),
+    taskUpdate: db.prepare('UPDATE tasks SET room = ?, requester = ?, assignee = ?, state = ?, created_at = ?, deadline = ?, record = ? WHERE id = ? AND state = ?'),
+    taskOverdue: db.prepare(`SELECT record FROM tasks WHERE state IN (${OPEN_TASK_STATES}) AND deadline <= ? ORDER BY deadline, id LIMIT ?`).pluck(),
+    auditPut: db.prepare('INSERT INTO audit (seq, at, actor, action, target, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+    auditLast: db.prepare('SELECT seq, at, actor, action, target, detail, prev, hash FROM audit ORDER BY seq DESC LIMIT 1'),
+    settingsAll: db.prepare('SELECT key, value FROM settings ORDER BY key'),
+    settingPut: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    settingDelete: db.prepare('DELETE FROM settings WHERE key = ?'),
   }
+  /** Statements whose text depends on the filters given (listRooms, listTasks, readAudit, listAgents), prepared once per shape. */
+  const shaped = new Map<string, Database.Statement>()
+  const prepared = (sql: string): Database.Statement => {
+    let st = shaped.get(sql)
+    if (st === undefined) { st = db.prepare(sql); shaped.set(sql, st) }
+    return st
+  }
+  const limitOf = (n: number): number => Math.max(0, Math.trunc(n))
 
   interface FeedbackRow { rater: string, subject: string, score: number, comment: string | null, interaction: string | null, at: number }
   const feedbackOf = (r: FeedbackRow): FeedbackRecord => ({
@@ -237,12 +338,83 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     return b
   }
 
-  const commitTx = db.transaction((appends: readonly AppendItem[], acks: readonly CursorAck[]): AppendResult[] => {
+  interface RoomSeq { last_seq: number, entries: number }
+  const getRoomSeq = (touched: Map<string, RoomSeq>, room: string): RoomSeq => {
+    let r = touched.get(room)
+    if (r === undefined) {
+      r = (q.roomSeqGet.get(room) as RoomSeq | undefined) ?? { last_seq: 0, entries: 0 }
+      touched.set(room, r)
+    }
+    return r
+  }
+
+  interface AuditRow { seq: number, at: number, actor: string, action: string, target: string | null, detail: string, prev: string, hash: string }
+  const auditOf = (r: AuditRow): AuditRecord => {
+    let detail: Record<string, unknown>
+    // exactly what is stored: text that is no longer JSON is handed on as it is (the chain check then fails on it)
+    try { detail = JSON.parse(r.detail) as Record<string, unknown> } catch { detail = r.detail as unknown as Record<string, unknown> }
+    return { seq: r.seq, at: r.at, actor: r.actor, action: r.action, ...(r.target === null ? {} : { target: r.target }), detail, prev: r.prev, hash: r.hash }
+  }
+  // The last audit row's place in the chain: read at open, then kept here (the file is ours alone,
+  // locked exclusively). A transaction that fails puts back the value it started with.
+  let auditTail: { seq: number, hash: string } | undefined = (() => {
+    const r = q.auditLast.get() as AuditRow | undefined
+    return r === undefined ? undefined : { seq: r.seq, hash: r.hash }
+  })()
+  /** Chains and inserts audit rows (inside a transaction); detail is kept as its JSON text. */
+  const insertAudit = (rows: readonly AuditInput[]): AuditRecord[] => {
+    if (rows.length === 0) return []
+    const texts: string[] = []
+    const inputs = rows.map((r): AuditInput => {
+      const text = JSON.stringify(r.detail ?? {})
+      texts.push(text)
+      // the record answered is the one readAudit will read back
+      return { at: r.at, actor: r.actor, action: r.action, ...(r.target === undefined ? {} : { target: r.target }), detail: JSON.parse(text) as Record<string, unknown> }
+    })
+    const recs = chainAudit(auditTail, inputs)
+    recs.forEach((r, i) => { q.auditPut.run(r.seq, r.at, r.actor, r.action, r.target ?? null, texts[i], r.prev, r.hash) })
+    const last = recs[recs.length - 1]!
+    auditTail = { seq: last.seq, hash: last.hash }
+    return recs
+  }
+  /** Wraps a transaction that may append audit rows: when it fails, the cached chain tail is put back. */
+  const keepingAuditTail = <A extends unknown[], R>(tx: (...args: A) => R) => (...args: A): R => {
+    const saved = auditTail
+    try {
+      return tx(...args)
+    } catch (err) {
+      auditTail = saved
+      throw err
+    }
+  }
+
+  const commitTx = keepingAuditTail(db.transaction((appends: readonly AppendItem[], acks: readonly CursorAck[], audit: readonly AuditInput[] | undefined): AppendResult[] => {
     const touched = new Map<string, Box>()
+    let rooms: Map<string, RoomSeq> | undefined
     const out: AppendResult[] = []
     for (const m of appends) {
       const dup = q.dedupeGet.get(m.sender, m.id) as number | undefined
       if (dup !== undefined) { out.push({ status: 'duplicate', seq: dup }); continue }
+      if (m.room !== undefined) {
+        // a room message: once in the history (the room seq), a copy in every fan-out inbox
+        rooms ??= new Map()
+        const rs = getRoomSeq(rooms, m.room)
+        const seq = ++rs.last_seq
+        rs.entries++
+        q.histPut.run(m.room, seq, m.sender, m.id, m.envelope, m.receivedAt)
+        const deliveries: Array<{ recipient: string, seq: number }> = []
+        for (const r of m.fanout ?? []) {
+          const box = getBox(touched, r)
+          if (box.pending >= opts.maxInbox) continue // a full inbox misses the copy: it is in the history
+          const s = ++box.last_seq
+          box.pending++
+          q.msgPut.run(r, s, m.sender, m.id, m.envelope, m.receivedAt)
+          deliveries.push({ recipient: r, seq: s })
+        }
+        q.dedupePut.run(m.sender, m.id, seq, m.receivedAt + opts.retentionMs)
+        out.push({ status: 'stored', seq, deliveries })
+        continue
+      }
       const box = getBox(touched, m.recipient)
       if (box.pending >= opts.maxInbox) { out.push({ status: 'inbox_full' }); continue }
       const seq = ++box.last_seq
@@ -260,8 +432,84 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       box.pending = Math.max(0, box.pending - changes)
     }
     for (const [r, b] of touched) q.inboxPut.run(r, b.cursor, b.last_seq, b.pending)
+    if (rooms !== undefined) {
+      for (const [room, rs] of rooms) {
+        if (rs.entries > opts.historyMaxPerRoom) {
+          q.histDropOldest.run(room, rs.entries - opts.historyMaxPerRoom)
+          rs.entries = opts.historyMaxPerRoom
+        }
+        q.roomSeqPut.run(room, rs.last_seq, rs.entries)
+      }
+    }
+    if (audit !== undefined) insertAudit(audit)
     return out
+  }))
+  const appendAuditTx = keepingAuditTail(db.transaction((rows: readonly AuditInput[]): AuditRecord[] => insertAudit(rows)))
+
+  interface HistoryRow { seq: number, sender: string, id: string, envelope: string, received_at: number, deleted_by: string | null, deleted_at: number | null }
+  const historyOf = (r: HistoryRow): HistoryEntry => ({
+    seq: r.seq,
+    sender: r.sender,
+    id: r.id,
+    envelope: r.envelope,
+    receivedAt: r.received_at,
+    ...(r.deleted_at === null ? {} : { deleted: { by: r.deleted_by ?? '', at: r.deleted_at } }),
   })
+  const pruneHistoryTx = db.transaction((olderThan: number, maxPerRoom: number): number => {
+    for (const c of q.histOld.all(olderThan) as Array<{ room: string, n: number }>) q.roomEntriesDec.run(c.n, c.room)
+    let removed = q.histOldDelete.run(olderThan).changes
+    const keep = limitOf(maxPerRoom)
+    for (const r of q.roomsOver.all(keep) as Array<{ room: string, entries: number }>) {
+      removed += q.histDropOldest.run(r.room, r.entries - keep).changes
+      q.roomEntriesSet.run(keep, r.room)
+    }
+    return removed
+  })
+
+  const setHandleTx = db.transaction((amid: string, handle: string): { status: 'set', previous?: string } | { status: 'taken', by: string } => {
+    const key = handle.toLowerCase()
+    const holder = q.handleHolder.get(key) as string | undefined
+    if (holder !== undefined && holder !== amid) return { status: 'taken', by: holder }
+    const previous = q.handleOf.get(amid) as string | undefined
+    q.handlePut.run(amid, handle, key)
+    return previous === undefined ? { status: 'set' } : { status: 'set', previous }
+  })
+
+  interface RoomRow { id: string, kind: RoomKind, topic: string | null, owner: string | null, created_at: number }
+  const roomOf = (r: RoomRow): RoomRecord => ({
+    id: r.id,
+    kind: r.kind,
+    ...(r.topic === null ? {} : { topic: r.topic }),
+    ...(r.owner === null ? {} : { owner: r.owner }),
+    createdAt: r.created_at,
+  })
+  const createRoomTx = db.transaction((room: RoomRecord): boolean => {
+    if (q.roomPut.run(room.id, room.kind, room.topic ?? null, room.owner ?? null, room.createdAt).changes === 0) return false
+    if (room.owner !== undefined) q.memberOwner.run(room.id, room.owner, 'owner', room.createdAt)
+    return true
+  })
+  interface MemberRow { room: string, amid: string, role: MemberRole, joined_at: number }
+  const memberOf = (r: MemberRow): MemberRecord => ({ room: r.room, amid: r.amid, role: r.role, joinedAt: r.joined_at })
+  const addMemberTx = db.transaction((m: MemberRecord): boolean => {
+    if (q.memberAdd.run(m.room, m.amid, m.role, m.joinedAt).changes === 0) return false
+    q.inviteDelete.run(m.room, m.amid)
+    return true
+  })
+
+  const taskColumns = (t: TaskRecord): [string | null, string, string, TaskState, number, number, string] =>
+    [t.room ?? null, t.requester, t.assignee, t.state, t.createdAt, t.deadline, JSON.stringify(t)]
+
+  const putSettingsTx = db.transaction((patch: Record<string, unknown>) => {
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === null) q.settingDelete.run(k)
+      else if (v !== undefined) q.settingPut.run(k, JSON.stringify(v))
+    }
+  })
+  const readSettings = (): Record<string, unknown> => {
+    const out: Record<string, unknown> = {}
+    for (const r of q.settingsAll.all() as Array<{ key: string, value: string }>) out[r.key] = JSON.parse(r.value)
+    return out
+  }
 
   const pruneTx = db.transaction((now: number) => {
     const cutoff = now - opts.retentionMs
@@ -293,9 +541,9 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       if (r === undefined) return undefined
       return { amid: r.amid, ...(r.name === null ? {} : { name: r.name }), registeredAt: r.registered_at, lastSeenAt: r.last_seen_at }
     },
-    async commit (appends, acks) {
+    async commit (appends, acks, audit) {
       live()
-      return commitTx(appends, acks)
+      return commitTx(appends, acks, audit)
     },
     async read (recipient, afterSeq, limit): Promise<StoredMessage[]> {
       live()
@@ -364,6 +612,134 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     },
     async addReputationFlag (subject, flag, max) { live(); addFlagTx(subject, flag, max) },
     async listReputationFlags (subject) { live(); return (q.flagList.all(subject) as string[]).map(t => JSON.parse(t) as ReputationFlag) },
+    // ---- chat
+    async relaySecret () { live(); return relaySecret },
+    async listAgents (query) {
+      live()
+      const sql = `SELECT amid FROM agents${query.after === undefined ? '' : ' WHERE amid > @after'} ORDER BY amid LIMIT @limit`
+      return prepared(sql).pluck().all({ ...(query.after === undefined ? {} : { after: query.after }), limit: limitOf(query.limit) }) as string[]
+    },
+    async setHandle (amid, handle) { live(); return setHandleTx(amid, handle) },
+    async handleOf (amid) { live(); return q.handleOf.get(amid) as string | undefined },
+    async resolveHandle (handle) { live(); return q.handleHolder.get(handle.toLowerCase()) as string | undefined },
+    async setRole (amid, role) {
+      live()
+      if (role === 'worker') q.roleDelete.run(amid)
+      else q.rolePut.run(amid, role)
+    },
+    async roleOf (amid) { live(); return (q.roleGet.get(amid) as AgentRole | undefined) ?? 'worker' },
+    async listRoles () { live(); return (q.roleList.all() as Array<{ amid: string, role: AgentRole }>).map(r => ({ amid: r.amid, role: r.role })) },
+    async createRoom (room) { live(); return createRoomTx(room) },
+    async getRoom (id) {
+      live()
+      const r = q.roomGet.get(id) as RoomRow | undefined
+      return r === undefined ? undefined : roomOf(r)
+    },
+    async setTopic (id, topic) { live(); return q.roomTopic.run(topic ?? null, id).changes > 0 },
+    async listRooms (query) {
+      live()
+      const cols = 'id, kind, topic, owner, created_at'
+      const byKind = `SELECT ${cols} FROM rooms WHERE kind IN (SELECT value FROM json_each(@kinds))${query.after === undefined ? '' : ' AND id > @after'} ORDER BY id LIMIT @limit`
+      const byMember = `SELECT r.id AS id, r.kind AS kind, r.topic AS topic, r.owner AS owner, r.created_at AS created_at FROM members m JOIN rooms r ON r.id = m.room WHERE m.amid = @member${query.after === undefined ? '' : ' AND m.room > @after'} ORDER BY m.room LIMIT @limit`
+      let sql: string
+      // either matches: the first `limit` of each, merged
+      if (query.kinds !== undefined && query.member !== undefined) sql = `SELECT * FROM (${byKind}) UNION SELECT * FROM (${byMember}) ORDER BY id LIMIT @limit`
+      else if (query.kinds !== undefined) sql = byKind
+      else if (query.member !== undefined) sql = byMember
+      else sql = `SELECT ${cols} FROM rooms${query.after === undefined ? '' : ' WHERE id > @after'} ORDER BY id LIMIT @limit`
+      const rows = prepared(sql).all({
+        ...(query.kinds === undefined ? {} : { kinds: JSON.stringify(query.kinds) }),
+        ...(query.member === undefined ? {} : { member: query.member }),
+        ...(query.after === undefined ? {} : { after: query.after }),
+        limit: limitOf(query.limit),
+      }) as RoomRow[]
+      return rows.map(roomOf)
+    },
+    async addMember (m) { live(); return addMemberTx(m) },
+    async removeMember (room, amid) { live(); return q.memberDelete.run(room, amid).changes > 0 },
+    async getMember (room, amid) {
+      live()
+      const r = q.memberGet.get(room, amid) as MemberRow | undefined
+      return r === undefined ? undefined : memberOf(r)
+    },
+    async listMembers (room) { live(); return (q.memberList.all(room) as MemberRow[]).map(memberOf) },
+    async countMembers (room) { live(); return q.memberCount.get(room) as number },
+    async putInvite (i: InviteRecord) { live(); q.invitePut.run(i.room, i.amid, i.by, i.at) },
+    async getInvite (room, amid) {
+      live()
+      const r = q.inviteGet.get(room, amid) as { room: string, amid: string, invited_by: string, at: number } | undefined
+      return r === undefined ? undefined : { room: r.room, amid: r.amid, by: r.invited_by, at: r.at }
+    },
+    async readHistory (room, query) {
+      live()
+      const limit = limitOf(query.limit)
+      if (query.after !== undefined) return (q.histAfter.all(room, query.after, limit) as HistoryRow[]).map(historyOf)
+      const rows = (query.before !== undefined ? q.histBefore.all(room, query.before, limit) : q.histNewest.all(room, limit)) as HistoryRow[]
+      return rows.reverse().map(historyOf)
+    },
+    async getHistoryEntry (room, seq) {
+      live()
+      const r = q.histGet.get(room, seq) as HistoryRow | undefined
+      return r === undefined ? undefined : historyOf(r)
+    },
+    async lastRoomSeq (room) { live(); return (q.roomSeqLast.get(room) as number | undefined) ?? 0 },
+    async deleteHistoryEntry (room, seq, by, at) { live(); return q.histDelete.run(by, at, room, seq).changes > 0 },
+    async pruneHistory (olderThan, maxPerRoom) { live(); return pruneHistoryTx(olderThan, maxPerRoom) },
+    async setReadUpTo (room, amid, seq) { live(); return q.markerRaise.get(room, amid, seq) as number },
+    async readMarkers (room) { live(); return (q.markerList.all(room) as Array<{ amid: string, up_to: number }>).map(r => ({ amid: r.amid, upTo: r.up_to })) },
+    async putTask (t) { live(); return q.taskPut.run(t.id, ...taskColumns(t)).changes > 0 },
+    async getTask (id) {
+      live()
+      const t = q.taskGet.get(id) as string | undefined
+      return t === undefined ? undefined : JSON.parse(t) as TaskRecord
+    },
+    async updateTask (t, expect) { live(); return q.taskUpdate.run(...taskColumns(t), t.id, expect).changes > 0 },
+    async listTasks (query) {
+      live()
+      const params: Record<string, unknown> = { limit: limitOf(query.limit) }
+      const conds: string[] = []
+      if (query.room !== undefined) { conds.push('room = @room'); params.room = query.room }
+      if (query.state !== undefined) { conds.push('state = @state'); params.state = query.state }
+      if (query.before !== undefined) {
+        params.bid = query.before
+        const created = q.taskCreated.get(query.before) as number | undefined
+        // an unknown id still pages: ids are time-ordered
+        if (created === undefined) conds.push('id < @bid')
+        else { conds.push('(created_at, id) < (@bc, @bid)'); params.bc = created }
+      }
+      const order = 'ORDER BY created_at DESC, id DESC LIMIT @limit'
+      const select = (extra: string[]): string => {
+        const where = [...extra, ...conds]
+        return `SELECT id, created_at, record FROM tasks${where.length === 0 ? '' : ' WHERE ' + where.join(' AND ')} ${order}`
+      }
+      let sql: string
+      if (query.agent !== undefined) {
+        params.agent = query.agent
+        // requested or assigned: each side on its own index, merged
+        sql = `SELECT record FROM (SELECT * FROM (${select(['requester = @agent'])}) UNION SELECT * FROM (${select(['assignee = @agent'])})) ${order}`
+      } else {
+        sql = `SELECT record FROM (${select([])})`
+      }
+      return (prepared(sql).pluck().all(params) as string[]).map(t => JSON.parse(t) as TaskRecord)
+    },
+    async overdueTasks (now, limit) { live(); return (q.taskOverdue.all(now, limitOf(limit)) as string[]).map(t => JSON.parse(t) as TaskRecord) },
+    async appendAudit (rows) { live(); return appendAuditTx(rows) },
+    async readAudit (query) {
+      live()
+      const conds = ['seq > @after']
+      const params: Record<string, unknown> = { after: query.after ?? 0, limit: limitOf(query.limit) }
+      if (query.actor !== undefined) { conds.push('actor = @actor'); params.actor = query.actor }
+      if (query.action !== undefined) { conds.push('action = @action'); params.action = query.action }
+      const sql = `SELECT seq, at, actor, action, target, detail, prev, hash FROM audit WHERE ${conds.join(' AND ')} ORDER BY seq LIMIT @limit`
+      return (prepared(sql).all(params) as AuditRow[]).map(auditOf)
+    },
+    async lastAudit () {
+      live()
+      const r = q.auditLast.get() as AuditRow | undefined
+      return r === undefined ? undefined : auditOf(r)
+    },
+    async getSettings () { live(); return readSettings() },
+    async putSettings (patch) { live(); putSettingsTx(patch); return readSettings() },
     async close () {
       if (closed) return
       closed = true

@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test'
 import Database from 'better-sqlite3'
 import storeSuite from '@agentmesh/compliance-tests/store'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import type { Store, StoreInit } from '@agentmesh/store'
+import { AuditVerifier, type Store, type StoreInit } from '@agentmesh/store'
 import { DB_FILE, SCHEMA_VERSION, sqliteStore } from '@agentmesh/store-sqlite'
 
 const root = mkdtempSync(join(tmpdir(), 'agentmesh-sqlite-test-'))
@@ -174,13 +174,13 @@ describe('sqlite store', () => {
     const check = new Database(path, { readonly: true })
     try {
       assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
-      assert.equal(SCHEMA_VERSION, 4)
+      assert.equal(SCHEMA_VERSION, 5)
     } finally {
       check.close()
     }
   })
 
-  it('sqlite store - a schema 3 database (before reputation) upgrades in place to schema 4 and keeps its data', async () => {
+  it('sqlite store - a schema 3 database (before reputation) upgrades in place to the current schema and keeps its data', async () => {
     const path = join(newDir(), DB_FILE)
     const v4 = sqliteStore(path)
     await v4.upsertAgent({ amid: 'am-alice', seenAt: 1 })
@@ -213,7 +213,7 @@ describe('sqlite store', () => {
     }
     const check = new Database(path, { readonly: true })
     try {
-      assert.equal(check.pragma('user_version', { simple: true }), 4)
+      assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
       const names = check.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").pluck().all() as string[]
       for (const n of ['feedback', 'feedback_subject', 'score_points', 'score_points_subject', 'reputation_flags', 'reputation_flags_subject']) assert.ok(names.includes(n), n)
     } finally {
@@ -225,6 +225,132 @@ describe('sqlite store', () => {
       assert.equal((await again.getFeedback('am-bob', 'am-alice'))?.score, 0.5)
     } finally {
       await again.close()
+    }
+  })
+
+  it('sqlite store - a schema 4 database (before chat) upgrades in place to schema 5, keeps its data and gets a relay secret', async () => {
+    const path = join(newDir(), DB_FILE)
+    const v5 = sqliteStore(path)
+    const relayId = await v5.relayId()
+    await v5.upsertAgent({ amid: 'am-alice', seenAt: 1 })
+    await v5.putFeedback({ rater: 'am-bob', subject: 'am-alice', score: 0.5, at: 2 })
+    await v5.commit([{ sender: 'am-alice', id: 'id-000001', recipient: 'am-bob', envelope: '{}', receivedAt: 1 }], [])
+    await v5.close()
+    // turn it into the file schema 4 wrote: no chat tables, no relay secret, user_version 4
+    const chatTables = ['handles', 'roles', 'rooms', 'members', 'invites', 'room_seqs', 'history', 'read_markers', 'tasks', 'audit', 'settings']
+    const db = new Database(path)
+    for (const t of chatTables) db.exec(`DROP TABLE ${t}`)
+    db.exec("DELETE FROM meta WHERE key = 'relay_secret'")
+    db.pragma('user_version = 4')
+    db.close()
+
+    const store = sqliteStore(path)
+    let secret: string
+    try {
+      assert.equal(await store.relayId(), relayId)
+      assert.equal((await store.getAgent('am-alice'))?.registeredAt, 1)
+      assert.equal((await store.getFeedback('am-bob', 'am-alice'))?.score, 0.5)
+      assert.deepEqual(await store.inbox('am-bob'), { cursor: 0, lastSeq: 1, pending: 1 })
+      secret = await store.relaySecret()
+      assert.equal(Buffer.from(secret, 'base64url').length, 32)
+      assert.deepEqual(await store.listAgents({ limit: 10 }), ['am-alice'])
+      assert.equal(await store.createRoom({ id: 'ops', kind: 'public', owner: 'am-alice', createdAt: 3 }), true)
+      assert.deepEqual(await store.commit([{ sender: 'am-alice', id: 'id-000002', recipient: '#ops', room: 'ops', fanout: ['am-bob'], envelope: '{}', receivedAt: 4 }], [],
+        [{ at: 4, actor: 'am-alice', action: 'message.send', target: '#ops', detail: {} }]),
+      [{ status: 'stored', seq: 1, deliveries: [{ recipient: 'am-bob', seq: 2 }] }])
+      assert.equal((await store.lastAudit())?.seq, 1)
+    } finally {
+      await store.close()
+    }
+    const check = new Database(path, { readonly: true })
+    try {
+      assert.equal(check.pragma('user_version', { simple: true }), 5)
+      const names = check.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").pluck().all() as string[]
+      for (const n of [...chatTables, 'handles_key', 'rooms_kind', 'members_joined', 'members_amid', 'history_room', 'history_received',
+        'tasks_created', 'tasks_room', 'tasks_requester', 'tasks_assignee', 'tasks_open', 'audit_actor', 'audit_action']) assert.ok(names.includes(n), n)
+    } finally {
+      check.close()
+    }
+    const again = sqliteStore(path)
+    try {
+      assert.equal(await again.relaySecret(), secret, 'the secret is kept')
+    } finally {
+      await again.close()
+    }
+  })
+
+  it('sqlite store - an audit row edited in the file (detail, action, a removed row) fails verification from that row on', async () => {
+    const path = join(newDir(), DB_FILE)
+    const row = (i: number) => ({ at: 1000 + i, actor: 'am-alice', action: 'message.send', target: '#ops', detail: { id: `id-${i}`, bytes: i } })
+    const store = sqliteStore(path)
+    await store.appendAudit([row(1), row(2)])
+    await store.commit([], [], [row(3), row(4)])
+    await store.close()
+    const verify = async (): Promise<ReturnType<AuditVerifier['result']>> => {
+      const s = sqliteStore(path)
+      try {
+        const v = new AuditVerifier()
+        v.add(await s.readAudit({ limit: 100 }))
+        return v.result()
+      } finally {
+        await s.close()
+      }
+    }
+    assert.equal((await verify()).ok, true)
+    const edit = (sql: string): void => { const db = new Database(path); try { db.exec(sql) } finally { db.close() } }
+
+    edit(`UPDATE audit SET detail = '{"bytes":2,"id":"id-other"}' WHERE seq = 2`)
+    assert.deepEqual(await verify(), { ok: false, rows: 2, seq: 2, reason: 'row 2 was changed after it was written (its hash does not match its fields)' })
+    edit(`UPDATE audit SET detail = '{"bytes":2,"id":"id-2"}' WHERE seq = 2`)
+    assert.equal((await verify()).ok, true, 'the same JSON again verifies')
+
+    edit(`UPDATE audit SET action = 'message.delete' WHERE seq = 3`)
+    assert.deepEqual(await verify(), { ok: false, rows: 3, seq: 3, reason: 'row 3 was changed after it was written (its hash does not match its fields)' })
+    edit(`UPDATE audit SET action = 'message.send' WHERE seq = 3`)
+
+    edit(`UPDATE audit SET detail = 'not json' WHERE seq = 4`)
+    assert.equal((await verify()).ok, false)
+    edit(`UPDATE audit SET detail = '{"id":"id-4","bytes":4}' WHERE seq = 4`)
+    assert.equal((await verify()).ok, true, 'key order in the stored text does not matter')
+
+    edit('DELETE FROM audit WHERE seq = 2')
+    assert.deepEqual(await verify(), { ok: false, rows: 2, seq: 2, reason: 'row 2 is missing (the next row is 3)' })
+  })
+
+  it('sqlite store - the chain tail is read from the file at open, and a failed commit does not advance it', async () => {
+    const path = join(newDir(), DB_FILE)
+    const row = { at: 1, actor: 'am-alice', action: 'x', detail: {} }
+    const first = sqliteStore(path)
+    await first.appendAudit([row, row])
+    await first.close()
+    // rows another process appended: a reopened store chains after them
+    const db = new Database(path)
+    db.prepare('INSERT INTO audit (seq, at, actor, action, target, detail, prev, hash) VALUES (3, 1, ?, ?, NULL, ?, ?, ?)').run('am-bob', 'y', '{}', 'prev', 'h3')
+    db.close()
+    const store = sqliteStore(path)
+    try {
+      const [r] = await store.appendAudit([row])
+      assert.deepEqual([r?.seq, r?.prev], [4, 'h3'])
+      // a commit that fails (a circular detail cannot be stored) rolls back whole and leaves the tail alone
+      const circular: Record<string, unknown> = {}
+      circular.self = circular
+      await assert.rejects(store.commit([{ sender: 'am-alice', id: 'id-1', recipient: 'am-bob', envelope: '{}', receivedAt: 1 }], [], [row, { ...row, detail: circular }]))
+      assert.deepEqual(await store.inbox('am-bob'), { cursor: 0, lastSeq: 0, pending: 0 })
+      const [n] = await store.appendAudit([row])
+      assert.deepEqual([n?.seq, n?.prev], [5, r?.hash])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('sqlite store - history entries are kept up to 1,000,000 per room by default', async () => {
+    const store = sqliteStore(':memory:')
+    try {
+      const items = Array.from({ length: 1005 }, (_, i) => ({ sender: 'am-alice', id: `id-${i}`, recipient: '#ops', room: 'ops', fanout: [], envelope: '{}', receivedAt: 1 }))
+      await store.commit(items, [])
+      assert.equal((await store.readHistory('ops', { after: 0, limit: 2000 })).length, 1005)
+    } finally {
+      await store.close()
     }
   })
 

@@ -1,12 +1,35 @@
 /** In-memory Store: for tests and `agentmesh serve --memory`. Nothing survives the process. */
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
-import type { AgentProfile, AgentRecord, AppendItem, AppendResult, CaCertificateRecord, CertificateRecord, CrlRecord, CursorAck, FeedbackRecord, InboxState, OneTimePrekey, ReputationFlag, ScorePoint, Store, StoreInit, StoredMessage } from './types.ts'
+import type { AgentProfile, AgentRecord, AgentRole, AppendItem, AppendResult, AuditInput, AuditRecord, CaCertificateRecord, CertificateRecord, CrlRecord, CursorAck, FeedbackRecord, HistoryEntry, InboxState, InviteRecord, MemberRecord, OneTimePrekey, ReputationFlag, RoomRecord, ScorePoint, Store, StoreInit, StoredMessage, TaskRecord, TaskState } from './types.ts'
 import { compareCrls, crlPutResult, profileMatches } from './registry.ts'
+import { chainAudit } from './audit.ts'
 
 interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
 interface Seen { seq: number, expiresAt: number }
+/** A room's history: the entries kept (ascending seq) and the last seq it assigned (never reused). */
+interface History { lastSeq: number, entries: HistoryEntry[] }
+
+/** The states a task can still leave (overdueTasks fails those past their deadline). */
+const OPEN_TASK_STATES: readonly TaskState[] = ['submitted', 'working', 'input-required', 'auth-required']
+
+/** The order of `Store.listTasks`: newest first by createdAt, then id descending. */
+function compareTasksNewestFirst (a: { createdAt: number, id: string }, b: { createdAt: number, id: string }): number {
+  if (a.createdAt !== b.createdAt) return b.createdAt - a.createdAt
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0
+}
+
+/** The audit rows to chain, with `detail` as its JSON text reads back (what a persistent store keeps). */
+function auditInputs (rows: readonly AuditInput[]): AuditInput[] {
+  return rows.map(r => ({
+    at: r.at,
+    actor: r.actor,
+    action: r.action,
+    ...(r.target === undefined ? {} : { target: r.target }),
+    detail: JSON.parse(JSON.stringify(r.detail ?? {})) as Record<string, unknown>,
+  }))
+}
 
 export function memoryStore (init: StoreInit = {}): Store {
   const opts = storeOptions(init)
@@ -24,6 +47,21 @@ export function memoryStore (init: StoreInit = {}): Store {
   const feedbackBy = new Map<string, Map<string, FeedbackRecord>>()
   const scorePoints = new Map<string, ScorePoint[]>()
   const flags = new Map<string, ReputationFlag[]>()
+  const secret = randomBytes(32).toString('base64url')
+  /** amid → handle as given, and lower-cased handle → amid */
+  const handles = new Map<string, string>()
+  const handleHolders = new Map<string, string>()
+  const roles = new Map<string, AgentRole>()
+  const rooms = new Map<string, RoomRecord>()
+  /** room → amid → membership, and amid → the rooms it is a member of */
+  const members = new Map<string, Map<string, MemberRecord>>()
+  const memberOf = new Map<string, Set<string>>()
+  const invites = new Map<string, Map<string, InviteRecord>>()
+  const histories = new Map<string, History>()
+  const readUpTo = new Map<string, Map<string, number>>()
+  const tasks = new Map<string, TaskRecord>()
+  const audit: AuditRecord[] = []
+  let settings: Record<string, unknown> = {}
   let closed = false
 
   const inboxOf = (r: string): Inbox => {
@@ -38,6 +76,49 @@ export function memoryStore (init: StoreInit = {}): Store {
     return inner
   }
   const byKey = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
+  const historyOf = (room: string): History => {
+    let h = histories.get(room)
+    if (h === undefined) { h = { lastSeq: 0, entries: [] }; histories.set(room, h) }
+    return h
+  }
+  /** The entry of `seq` in a room's history (entries are in seq order). */
+  const findEntry = (room: string, seq: number): HistoryEntry | undefined => {
+    const entries = histories.get(room)?.entries
+    if (entries === undefined) return undefined
+    let lo = 0
+    let hi = entries.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const s = entries[mid]!.seq
+      if (s === seq) return entries[mid]
+      if (s < seq) lo = mid + 1
+      else hi = mid - 1
+    }
+    return undefined
+  }
+  const copyEntry = (e: HistoryEntry): HistoryEntry => ({ ...e, ...(e.deleted === undefined ? {} : { deleted: { ...e.deleted } }) })
+  const copyAudit = (r: AuditRecord): AuditRecord => structuredClone(r)
+  /** A copy as a persistent store reads it back (tasks are kept as JSON text there). */
+  const asJson = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T
+  /** Appends `m` to an inbox; undefined when the inbox is full. */
+  const toInbox = (recipient: string, m: AppendItem): number | undefined => {
+    const box = inboxOf(recipient)
+    if (box.messages.length >= opts.maxInbox) return undefined
+    const seq = ++box.lastSeq
+    box.messages.push({ seq, sender: m.sender, id: m.id, envelope: m.envelope, receivedAt: m.receivedAt })
+    return seq
+  }
+  const remember = (key: string, seq: number, receivedAt: number): void => {
+    dedupe.set(key, { seq, expiresAt: receivedAt + opts.retentionMs })
+    // bounded: forget the oldest ids first (Map keeps insertion order)
+    if (dedupe.size > opts.maxDedupeEntries) dedupe.delete(dedupe.keys().next().value as string)
+  }
+  const appendAuditRows = (rows: readonly AuditInput[]): AuditRecord[] => {
+    if (rows.length === 0) return []
+    const recs = chainAudit(audit[audit.length - 1], auditInputs(rows))
+    audit.push(...recs)
+    return recs.map(copyAudit)
+  }
 
   return {
     kind: 'memory',
@@ -54,20 +135,33 @@ export function memoryStore (init: StoreInit = {}): Store {
       return { created: true }
     },
     async getAgent (amid) { live(); const a = agents.get(amid); return a === undefined ? undefined : { ...a } },
-    async commit (appends: readonly AppendItem[], acks: readonly CursorAck[]) {
+    async commit (appends: readonly AppendItem[], acks: readonly CursorAck[], auditRows?: readonly AuditInput[]) {
       live()
+      // prepared first: a row that cannot be stored fails the commit before it changed anything
+      const auditIn = auditRows === undefined || auditRows.length === 0 ? undefined : auditInputs(auditRows)
       const out: AppendResult[] = []
       for (const m of appends) {
         const key = m.sender + '\n' + m.id
         const seen = dedupe.get(key)
         if (seen !== undefined) { out.push({ status: 'duplicate', seq: seen.seq }); continue }
-        const box = inboxOf(m.recipient)
-        if (box.messages.length >= opts.maxInbox) { out.push({ status: 'inbox_full' }); continue }
-        const seq = ++box.lastSeq
-        box.messages.push({ seq, sender: m.sender, id: m.id, envelope: m.envelope, receivedAt: m.receivedAt })
-        dedupe.set(key, { seq, expiresAt: m.receivedAt + opts.retentionMs })
-        // bounded: forget the oldest ids first (Map keeps insertion order)
-        if (dedupe.size > opts.maxDedupeEntries) dedupe.delete(dedupe.keys().next().value as string)
+        if (m.room !== undefined) {
+          // a room message: once in the history (the room seq), a copy in every fan-out inbox
+          const h = historyOf(m.room)
+          const seq = ++h.lastSeq
+          h.entries.push({ seq, sender: m.sender, id: m.id, envelope: m.envelope, receivedAt: m.receivedAt })
+          if (h.entries.length > opts.historyMaxPerRoom) h.entries.splice(0, h.entries.length - opts.historyMaxPerRoom)
+          const deliveries: Array<{ recipient: string, seq: number }> = []
+          for (const r of m.fanout ?? []) {
+            const s = toInbox(r, m)
+            if (s !== undefined) deliveries.push({ recipient: r, seq: s })
+          }
+          remember(key, seq, m.receivedAt)
+          out.push({ status: 'stored', seq, deliveries })
+          continue
+        }
+        const seq = toInbox(m.recipient, m)
+        if (seq === undefined) { out.push({ status: 'inbox_full' }); continue }
+        remember(key, seq, m.receivedAt)
         out.push({ status: 'stored', seq })
       }
       for (const a of acks) {
@@ -79,6 +173,7 @@ export function memoryStore (init: StoreInit = {}): Store {
         while (n < box.messages.length && box.messages[n]!.seq <= seq) n++
         box.messages.splice(0, n)
       }
+      if (auditIn !== undefined) audit.push(...chainAudit(audit[audit.length - 1], auditIn))
       return out
     },
     async read (recipient, afterSeq, limit): Promise<StoredMessage[]> {
@@ -192,6 +287,209 @@ export function memoryStore (init: StoreInit = {}): Store {
       flags.set(subject, list.slice(Math.max(0, list.length - max)))
     },
     async listReputationFlags (subject) { live(); return [...(flags.get(subject) ?? [])].reverse().map(f => ({ ...f })) },
+    // ---- chat
+    async relaySecret () { live(); return secret },
+    async listAgents (q) {
+      live()
+      const out: string[] = []
+      for (const amid of agents.keys()) if (q.after === undefined || amid > q.after) out.push(amid)
+      return out.sort(byKey).slice(0, Math.max(0, q.limit))
+    },
+    async setHandle (amid, handle) {
+      live()
+      const key = handle.toLowerCase()
+      const holder = handleHolders.get(key)
+      if (holder !== undefined && holder !== amid) return { status: 'taken', by: holder }
+      const previous = handles.get(amid)
+      if (previous !== undefined) handleHolders.delete(previous.toLowerCase())
+      handles.set(amid, handle)
+      handleHolders.set(key, amid)
+      return previous === undefined ? { status: 'set' } : { status: 'set', previous }
+    },
+    async handleOf (amid) { live(); return handles.get(amid) },
+    async resolveHandle (handle) { live(); return handleHolders.get(handle.toLowerCase()) },
+    async setRole (amid, role) { live(); if (role === 'worker') roles.delete(amid); else roles.set(amid, role) },
+    async roleOf (amid) { live(); return roles.get(amid) ?? 'worker' },
+    async listRoles () {
+      live()
+      return [...roles].sort((a, b) => byKey(a[0], b[0])).map(([amid, role]) => ({ amid, role }))
+    },
+    async createRoom (room) {
+      live()
+      if (rooms.has(room.id)) return false
+      rooms.set(room.id, { ...room })
+      if (room.owner !== undefined) {
+        nested(members, room.id).set(room.owner, { room: room.id, amid: room.owner, role: 'owner', joinedAt: room.createdAt })
+        let set = memberOf.get(room.owner)
+        if (set === undefined) { set = new Set(); memberOf.set(room.owner, set) }
+        set.add(room.id)
+      }
+      return true
+    },
+    async getRoom (id) { live(); const r = rooms.get(id); return r === undefined ? undefined : { ...r } },
+    async setTopic (id, topic) {
+      live()
+      const r = rooms.get(id)
+      if (r === undefined) return false
+      if (topic === undefined) delete r.topic
+      else r.topic = topic
+      return true
+    },
+    async listRooms (q) {
+      live()
+      const kinds = q.kinds === undefined ? undefined : new Set(q.kinds)
+      const mine = q.member === undefined ? undefined : memberOf.get(q.member) ?? new Set<string>()
+      const out: RoomRecord[] = []
+      for (const r of rooms.values()) {
+        if (q.after !== undefined && r.id <= q.after) continue
+        if (kinds !== undefined || mine !== undefined) {
+          if (!(kinds?.has(r.kind) === true || mine?.has(r.id) === true)) continue
+        }
+        out.push(r)
+      }
+      return out.sort((a, b) => byKey(a.id, b.id)).slice(0, Math.max(0, q.limit)).map(r => ({ ...r }))
+    },
+    async addMember (m) {
+      live()
+      const room = nested(members, m.room)
+      if (room.has(m.amid)) return false
+      room.set(m.amid, { room: m.room, amid: m.amid, role: m.role, joinedAt: m.joinedAt })
+      let set = memberOf.get(m.amid)
+      if (set === undefined) { set = new Set(); memberOf.set(m.amid, set) }
+      set.add(m.room)
+      invites.get(m.room)?.delete(m.amid)
+      return true
+    },
+    async removeMember (room, amid) {
+      live()
+      const had = members.get(room)?.delete(amid) ?? false
+      if (had) memberOf.get(amid)?.delete(room)
+      return had
+    },
+    async getMember (room, amid) { live(); const m = members.get(room)?.get(amid); return m === undefined ? undefined : { ...m } },
+    async listMembers (room) {
+      live()
+      return [...(members.get(room)?.values() ?? [])]
+        .sort((a, b) => a.joinedAt !== b.joinedAt ? a.joinedAt - b.joinedAt : byKey(a.amid, b.amid))
+        .map(m => ({ ...m }))
+    },
+    async countMembers (room) { live(); return members.get(room)?.size ?? 0 },
+    async putInvite (i) { live(); nested(invites, i.room).set(i.amid, { room: i.room, amid: i.amid, by: i.by, at: i.at }) },
+    async getInvite (room, amid) { live(); const i = invites.get(room)?.get(amid); return i === undefined ? undefined : { ...i } },
+    async readHistory (room, q) {
+      live()
+      const entries = histories.get(room)?.entries ?? []
+      let picked: HistoryEntry[]
+      if (q.after !== undefined) {
+        const after = q.after
+        picked = entries.filter(e => e.seq > after).slice(0, Math.max(0, q.limit))
+      } else {
+        const before = q.before
+        const older = before === undefined ? entries : entries.filter(e => e.seq < before)
+        picked = q.limit <= 0 ? [] : older.slice(Math.max(0, older.length - q.limit))
+      }
+      return picked.map(copyEntry)
+    },
+    async getHistoryEntry (room, seq) {
+      live()
+      const e = findEntry(room, seq)
+      return e === undefined ? undefined : copyEntry(e)
+    },
+    async lastRoomSeq (room) { live(); return histories.get(room)?.lastSeq ?? 0 },
+    async deleteHistoryEntry (room, seq, by, at) {
+      live()
+      const e = findEntry(room, seq)
+      if (e === undefined || e.deleted !== undefined) return false
+      e.envelope = ''
+      e.deleted = { by, at }
+      return true
+    },
+    async pruneHistory (olderThan, maxPerRoom) {
+      live()
+      let removed = 0
+      for (const h of histories.values()) {
+        const before = h.entries.length
+        const fresh = h.entries.filter(e => e.receivedAt > olderThan)
+        h.entries = fresh.slice(Math.max(0, fresh.length - maxPerRoom))
+        removed += before - h.entries.length
+      }
+      return removed
+    },
+    async setReadUpTo (room, amid, seq) {
+      live()
+      const marks = nested(readUpTo, room)
+      const upTo = Math.max(marks.get(amid) ?? 0, seq)
+      marks.set(amid, upTo)
+      return upTo
+    },
+    async readMarkers (room) {
+      live()
+      return [...(readUpTo.get(room) ?? [])].sort((a, b) => byKey(a[0], b[0])).map(([amid, upTo]) => ({ amid, upTo }))
+    },
+    async putTask (t) {
+      live()
+      if (tasks.has(t.id)) return false
+      tasks.set(t.id, asJson(t))
+      return true
+    },
+    async getTask (id) { live(); const t = tasks.get(id); return t === undefined ? undefined : structuredClone(t) },
+    async updateTask (t, expect) {
+      live()
+      const old = tasks.get(t.id)
+      if (old === undefined || old.state !== expect) return false
+      tasks.set(t.id, asJson(t))
+      return true
+    },
+    async listTasks (q) {
+      live()
+      let cursor: ((t: TaskRecord) => boolean) | undefined
+      if (q.before !== undefined) {
+        const before = q.before
+        const ref = tasks.get(before)
+        // an unknown id still pages: ids are time-ordered
+        cursor = ref === undefined ? t => t.id < before : t => compareTasksNewestFirst(t, ref) > 0
+      }
+      const out: TaskRecord[] = []
+      for (const t of tasks.values()) {
+        if (q.room !== undefined && t.room !== q.room) continue
+        if (q.agent !== undefined && t.requester !== q.agent && t.assignee !== q.agent) continue
+        if (q.state !== undefined && t.state !== q.state) continue
+        if (cursor !== undefined && !cursor(t)) continue
+        out.push(t)
+      }
+      return out.sort(compareTasksNewestFirst).slice(0, Math.max(0, q.limit)).map(t => structuredClone(t))
+    },
+    async overdueTasks (now, limit) {
+      live()
+      const out: TaskRecord[] = []
+      for (const t of tasks.values()) if (OPEN_TASK_STATES.includes(t.state) && t.deadline <= now) out.push(t)
+      return out.sort((a, b) => a.deadline !== b.deadline ? a.deadline - b.deadline : byKey(a.id, b.id)).slice(0, Math.max(0, limit)).map(t => structuredClone(t))
+    },
+    async appendAudit (rows) { live(); return appendAuditRows(rows) },
+    async readAudit (q) {
+      live()
+      const out: AuditRecord[] = []
+      // seqs run from 1 without gaps: row n is at index n - 1
+      for (let i = Math.max(0, q.after ?? 0); i < audit.length && out.length < q.limit; i++) {
+        const r = audit[i]!
+        if (q.actor !== undefined && r.actor !== q.actor) continue
+        if (q.action !== undefined && r.action !== q.action) continue
+        out.push(copyAudit(r))
+      }
+      return out
+    },
+    async lastAudit () { live(); const r = audit[audit.length - 1]; return r === undefined ? undefined : copyAudit(r) },
+    async getSettings () { live(); return structuredClone(settings) },
+    async putSettings (patch) {
+      live()
+      const next = { ...settings }
+      for (const [k, v] of Object.entries(patch)) {
+        if (v === null) delete next[k]
+        else if (v !== undefined) next[k] = JSON.parse(JSON.stringify(v)) as unknown
+      }
+      settings = next
+      return structuredClone(settings)
+    },
     async close () { closed = true },
   }
 }

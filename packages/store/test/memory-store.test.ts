@@ -23,11 +23,39 @@ describe('memory store', () => {
     await assert.rejects(store.upsertAgent({ amid: 'am-bob', seenAt: 1 }), closed)
     await assert.rejects(store.relayId(), closed)
     await assert.rejects(store.stats(), closed)
+    await assert.rejects(store.relaySecret(), closed)
+    await assert.rejects(store.appendAudit([]), closed)
+    await assert.rejects(store.readHistory('ops', { limit: 1 }), closed)
   })
 
-  it('store options - defaults are 30 days of retention, 100,000 messages per inbox, 1,000,000 remembered ids', () => {
-    assert.deepEqual(storeOptions(), { retentionMs: 30 * 24 * 60 * 60 * 1000, maxInbox: 100_000, maxDedupeEntries: 1_000_000 })
-    assert.deepEqual(storeOptions({ maxInbox: 5 }), { retentionMs: 30 * 24 * 60 * 60 * 1000, maxInbox: 5, maxDedupeEntries: 1_000_000 })
+  it('memory store - the default history keeps the newest 1,000 entries of a room', async () => {
+    const store = memoryStore()
+    const items = Array.from({ length: 1005 }, (_, i) => ({ sender: 'am-alice', id: `id-${i}`, recipient: '#ops', room: 'ops', fanout: [], envelope: '{}', receivedAt: 1 }))
+    await store.commit(items, [])
+    const h = await store.readHistory('ops', { after: 0, limit: 2000 })
+    assert.equal(h.length, 1000)
+    assert.equal(h[0]?.seq, 6)
+    assert.equal(await store.lastRoomSeq('ops'), 1005)
+  })
+
+  it('memory store - what a caller keeps of a record it passed in or got back does not change the store', async () => {
+    const store = memoryStore()
+    const detail: Record<string, unknown> = { list: [1] }
+    const [rec] = await store.appendAudit([{ at: 1, actor: 'am-alice', action: 'x', detail }]);
+    (detail.list as number[]).push(2);
+    (rec!.detail.list as number[]).push(3)
+    assert.deepEqual((await store.readAudit({ limit: 1 }))[0]?.detail, { list: [1] })
+    const settings = await store.putSettings({ a: { b: 1 } });
+    (settings.a as Record<string, number>).b = 2
+    assert.deepEqual(await store.getSettings(), { a: { b: 1 } })
+  })
+
+  it('store options - defaults are 30 days of retention, 100,000 messages per inbox, 1,000,000 remembered ids, 1,000 history entries per room (1,000,000 persistent)', () => {
+    assert.deepEqual(storeOptions(), { retentionMs: 30 * 24 * 60 * 60 * 1000, maxInbox: 100_000, maxDedupeEntries: 1_000_000, historyMaxPerRoom: 1000 })
+    assert.deepEqual(storeOptions({ maxInbox: 5 }), { retentionMs: 30 * 24 * 60 * 60 * 1000, maxInbox: 5, maxDedupeEntries: 1_000_000, historyMaxPerRoom: 1000 })
+    assert.equal(storeOptions({}, true).historyMaxPerRoom, 1_000_000)
+    assert.equal(storeOptions({ historyMaxPerRoom: 7 }, true).historyMaxPerRoom, 7)
+    assert.throws(() => storeOptions({ historyMaxPerRoom: 0 }), { name: 'RangeError', message: 'store option historyMaxPerRoom must be a positive integer' })
     assert.throws(() => storeOptions({ maxDedupeEntries: 0 }), { name: 'RangeError', message: 'store option maxDedupeEntries must be a positive integer' })
   })
 
