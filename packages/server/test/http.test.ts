@@ -11,17 +11,40 @@ import { createRelay, silentLogger, VERSION, type Relay, type RelayInit } from '
 import { httpApp, openapi } from '@agentmesh/server/internal'
 import { rawAgent, tempDir } from '@agentmesh/testing'
 import { memoryStore } from '@agentmesh/store'
+import { readJson } from '../src/api-v1.ts'
+import { authenticator } from '../src/auth.ts'
+import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
+import { TaskService } from '../src/tasks.ts'
 
 type Json = Record<string, any>
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']
 
-function inProcess (over: { healthy?: () => boolean, info?: () => Promise<Record<string, unknown>> } = {}): ReturnType<typeof httpApp> {
+/**
+ * The relay's HTTP app in process, over a memory store, with the chat REST API v1 mounted as
+ * createRelay() builds it (no operator key). Room and DM posts are committed to the store directly.
+ */
+async function inProcess (over: { healthy?: () => boolean, info?: () => Promise<Record<string, unknown>> } = {}): Promise<ReturnType<typeof httpApp>> {
+  const store = memoryStore()
+  const relayId = await store.relayId()
+  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings: defaultChatSettings(), log: silentLogger })
+  chat.bind({
+    post: async (item, audit) => (await store.commit([item], [], audit ?? []))[0]!,
+    event: () => {},
+    online: () => [],
+  })
+  const tasks = new TaskService(chat, store, silentLogger)
   return httpApp({
     log: silentLogger,
-    store: memoryStore(),
+    store,
     healthy: over.healthy ?? (() => true),
     info: over.info ?? (async () => ({ name: 'agentmesh', stub: true })),
+    api: (registry) => ({
+      store,
+      chat,
+      tasks,
+      auth: authenticator({ store, relay: chat.relay, relayId, apiKey: undefined, signed: registry.signed, readBody: readJson }),
+    }),
   })
 }
 
@@ -57,7 +80,7 @@ async function expectJsonError (res: Response, status: number, code: string, mes
 describe('http - in process', () => {
   it('http - GET /healthz answers 200 {status: ok}, and 503 with an error while shutting down', async () => {
     let healthy = true
-    const app = inProcess({ healthy: () => healthy })
+    const app = await inProcess({ healthy: () => healthy })
     const ok = await app.request('/healthz')
     assert.equal(ok.status, 200)
     assert.match(ok.headers.get('content-type') ?? '', /^application\/json/)
@@ -72,7 +95,7 @@ describe('http - in process', () => {
 
   it('http - GET /api/v1/info answers what the relay reports', async () => {
     let calls = 0
-    const app = inProcess({ info: async () => { calls++; return { name: 'agentmesh', relay_id: 'r-1', agents: 3 } } })
+    const app = await inProcess({ info: async () => { calls++; return { name: 'agentmesh', relay_id: 'r-1', agents: 3 } } })
     const res = await app.request('/api/v1/info')
     assert.equal(res.status, 200)
     assert.deepEqual(await res.json(), { name: 'agentmesh', relay_id: 'r-1', agents: 3 })
@@ -92,14 +115,14 @@ describe('http - in process', () => {
   })
 
   it('http - an unknown path answers 404 AM_ERR_NOT_FOUND as JSON', async () => {
-    const app = inProcess()
+    const app = await inProcess()
     for (const [method, path] of [['GET', '/nope'], ['GET', '/api/v1'], ['POST', '/api/v2/info'], ['GET', '/healthz/'], ['DELETE', '/']]) {
       await expectJsonError(await app.request(path!, { method }), 404, ErrorCode.NotFound, `no route ${method} ${path}; see /api/v1/openapi.json`)
     }
   })
 
   it('http - another method on a served path answers 405 AM_ERR_METHOD_NOT_ALLOWED with an Allow header', async () => {
-    const app = inProcess()
+    const app = await inProcess()
     const res = await app.request('/healthz', { method: 'POST' })
     assert.equal(res.headers.get('allow'), 'GET')
     await expectJsonError(res, 405, ErrorCode.MethodNotAllowed, 'POST is not allowed on /healthz; use GET')
@@ -117,7 +140,7 @@ describe('http - in process', () => {
   })
 
   it('http - GET /ws without an upgrade answers 426 with an Upgrade header', async () => {
-    const res = await inProcess().request('/ws')
+    const res = await (await inProcess()).request('/ws')
     assert.equal(res.headers.get('upgrade'), 'websocket')
     await expectJsonError(res, 426, ErrorCode.InvalidArgument,
       `this is the WebSocket endpoint: connect with a WebSocket client speaking ${PROTOCOL}`)
@@ -126,7 +149,7 @@ describe('http - in process', () => {
 
 describe('http - OpenAPI document', () => {
   it('http - /api/v1/openapi.json serves the OpenAPI 3.1 document', async () => {
-    const res = await inProcess().request('/api/v1/openapi.json')
+    const res = await (await inProcess()).request('/api/v1/openapi.json')
     assert.equal(res.status, 200)
     const doc = await res.json() as Json
     assert.deepEqual(doc, JSON.parse(JSON.stringify(openapi)))
@@ -136,7 +159,7 @@ describe('http - OpenAPI document', () => {
   })
 
   it('http - its paths and methods are exactly the routes the app serves', async () => {
-    const app = inProcess()
+    const app = await inProcess()
     const documented = new Map<string, string[]>()
     for (const [path, item] of Object.entries(openapi.paths as Record<string, Json>)) {
       documented.set(path.replace(/\{(\w+)\}/g, ':$1'), Object.keys(item).filter(k => HTTP_METHODS.includes(k)).map(k => k.toUpperCase()).sort())
@@ -146,7 +169,7 @@ describe('http - OpenAPI document', () => {
   })
 
   it('http - every operation has responses, and every error response references the Error schema', async () => {
-    const app = inProcess()
+    const app = await inProcess()
     const refersToError = (schema: Json | undefined): boolean =>
       schema?.$ref === '#/components/schemas/Error' ||
       (Array.isArray(schema?.allOf) && (schema.allOf as Json[]).some(s => s.$ref === '#/components/schemas/Error'))
@@ -176,7 +199,7 @@ describe('http - OpenAPI document', () => {
     }
     assert.ok(errorResponses >= 2)
     // the shutting-down health answer is documented too
-    const down = await inProcess({ healthy: () => false }).request('/healthz')
+    const down = await (await inProcess({ healthy: () => false })).request('/healthz')
     assert.ok(Object.keys(openapi.paths['/healthz'].get.responses).includes(String(down.status)))
   })
 })
@@ -209,7 +232,11 @@ describe('http - real relay', () => {
       max_connections_per_agent: 8,
       retention_ms: 30 * 24 * 60 * 60 * 1000,
       max_inbox: 100000,
+      history_retention_ms: 30 * 24 * 60 * 60 * 1000,
+      presence_idle_ms: 5 * 60 * 1000,
     })
+    assert.equal(info.relay_amid, relay.relayAmid)
+    assert.equal(info.operator_api, false)
     assert.equal(info.limits.max_envelope_bytes, constants.DEFAULT_MAX_ENVELOPE_BYTES)
     // every field is documented, and the required ones are there
     const schema = openapi.paths['/api/v1/info'].get.responses[200].content['application/json'].schema
@@ -235,8 +262,10 @@ describe('http - real relay', () => {
     assert.deepEqual([info.agents, info.pending, info.connections], [1, 0, 1])
     assert.deepEqual(info.limits, {
       max_envelope_bytes: 4096, max_in_flight: 7, delivery_window: 9, heartbeat_ms: 20_000,
-      max_connections_per_agent: 2, retention_ms: 60_000, max_inbox: 5,
+      max_connections_per_agent: 2, retention_ms: 60_000, max_inbox: 5, history_retention_ms: 30 * 24 * 60 * 60 * 1000, presence_idle_ms: 5 * 60 * 1000,
     })
+    // a persistent relay makes an operator key
+    assert.equal(info.operator_api, true)
   })
 
   it('http - errors over the network: 404, 405 with Allow, 426 with Upgrade', async (t) => {

@@ -1,0 +1,285 @@
+/**
+ * The chat REST API v1 in process (httpApp with the real v1 routes over a memory store), checked
+ * against its OpenAPI document: every answer's status is one the operation documents, and every
+ * body has the shape its response schema gives (required fields there, no field it leaves out).
+ */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { ErrorCode, HttpStatus } from '@agentmesh/protocol'
+import { createIdentity, signChallenge, signEnvelope, signRequest, type Identity } from '@agentmesh/crypto'
+import { silentLogger } from '@agentmesh/server'
+import { httpApp, openapi } from '@agentmesh/server/internal'
+import { memoryStore } from '@agentmesh/store'
+import { readJson } from '../src/api-v1.ts'
+import { authenticator } from '../src/auth.ts'
+import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
+import { TaskService } from '../src/tasks.ts'
+
+type Json = Record<string, any>
+const API_KEY = 'operator-key-for-tests-0123456789'
+const doc = JSON.parse(JSON.stringify(openapi)) as Json
+
+/** The app with the v1 API and an operator key, over a store where `agents` are registered. */
+async function apiApp (agents: Identity[]): Promise<ReturnType<typeof httpApp>> {
+  const store = memoryStore()
+  for (const a of agents) await store.upsertAgent({ amid: a.amid, seenAt: Date.now() })
+  const relayId = await store.relayId()
+  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings: defaultChatSettings(), log: silentLogger })
+  chat.bind({ post: async (item, audit) => (await store.commit([item], [], audit ?? []))[0]!, event: () => {}, online: () => [] })
+  const tasks = new TaskService(chat, store, silentLogger)
+  return httpApp({
+    log: silentLogger,
+    store,
+    healthy: () => true,
+    info: async () => ({}),
+    api: (registry) => ({ store, chat, tasks, auth: authenticator({ store, relay: chat.relay, relayId, apiKey: API_KEY, signed: registry.signed, readBody: readJson }) }),
+  })
+}
+
+function resolve (schema: Json): Json {
+  let s = schema
+  while (typeof s.$ref === 'string') s = doc.components.schemas[(s.$ref as string).split('/').pop()!]
+  return s
+}
+
+/** What of `value` does not fit `schema` (a subset of JSON Schema; objects with properties are closed). */
+function misfits (schema: Json, value: unknown, at = '$'): string[] {
+  const s = resolve(schema)
+  const out: string[] = []
+  if (Array.isArray(s.oneOf) || Array.isArray(s.anyOf)) {
+    const variants = (s.oneOf ?? s.anyOf) as Json[]
+    const fits = variants.map(v => misfits({ ...s, oneOf: undefined, anyOf: undefined, ...v, properties: { ...s.properties, ...v.properties } }, value, at))
+    if (!fits.some(f => f.length === 0)) out.push(`${at} fits none of its variants: ${fits.map(f => f.join(', ')).join(' | ')}`)
+    return out
+  }
+  if ('const' in s && value !== s.const) out.push(`${at} is ${JSON.stringify(value)}, not ${JSON.stringify(s.const)}`)
+  if (Array.isArray(s.enum) && !s.enum.includes(value)) out.push(`${at} is ${JSON.stringify(value)}, not one of ${s.enum.join(', ')}`)
+  const types = s.type === undefined ? [] : Array.isArray(s.type) ? s.type : [s.type]
+  const typeOf = value === null ? 'null' : Array.isArray(value) ? 'array' : Number.isInteger(value) ? 'integer' : typeof value
+  if (types.length > 0 && !types.includes(typeOf) && !(typeOf === 'integer' && types.includes('number'))) out.push(`${at} is a ${typeOf}, not ${types.join(' or ')}`)
+  if (typeOf === 'object' && (s.properties !== undefined || s.required !== undefined)) {
+    const v = value as Json
+    for (const k of s.required ?? []) if (!(k in v)) out.push(`${at}.${k as string} is missing`)
+    for (const [k, x] of Object.entries(v)) {
+      const p = s.properties?.[k]
+      if (p === undefined) { if (s.properties !== undefined) out.push(`${at}.${k} is not documented`) } else out.push(...misfits(p, x, `${at}.${k}`))
+    }
+  }
+  if (typeOf === 'array' && s.items !== undefined) (value as unknown[]).forEach((x, i) => { out.push(...misfits(s.items, x, `${at}[${i}]`)) })
+  return out
+}
+
+/** The documented operation a request is for. */
+function operationOf (method: string, path: string): { template: string, op: Json } {
+  const bare = path.split('?')[0]!
+  for (const [template, item] of Object.entries(doc.paths as Record<string, Json>)) {
+    const re = new RegExp('^' + template.replace(/\{\w+\}/g, '[^/]+') + '$')
+    if (re.test(bare) && item[method.toLowerCase()] !== undefined) return { template, op: item[method.toLowerCase()] }
+  }
+  throw new Error(`no documented operation for ${method} ${path}`)
+}
+
+type Who = Identity | 'operator' | undefined
+interface Call { status: number, body: Json, headers: Headers }
+
+/** A client of the app: each answer is checked against the document. */
+function client (app: ReturnType<typeof httpApp>, tokens: Map<string, string>) {
+  return async (who: Who | { signed: Identity }, method: string, path: string, body?: unknown, expect?: number): Promise<Call> => {
+    const text = body === undefined ? undefined : JSON.stringify(body)
+    const headers: Record<string, string> = text === undefined ? {} : { 'content-type': 'application/json' }
+    if (who === 'operator') headers['x-api-key'] = API_KEY
+    else if (who !== undefined && 'signed' in who) Object.assign(headers, signRequest(who.signed, method, path, text ?? ''))
+    else if (who !== undefined) headers.authorization = `Bearer ${tokens.get(who.amid)!}`
+    const res = await app.request(path, { method, headers, ...(text === undefined ? {} : { body: text }) })
+    const json = await res.json() as Json
+    const { template, op } = operationOf(method, path)
+    const where = `${method} ${path} (${template})`
+    const documented = op.responses[String(res.status)] as Json | undefined
+    assert.ok(documented !== undefined, `${where} answered an undocumented ${res.status}: ${JSON.stringify(json)}`)
+    assert.deepEqual(misfits(documented.content['application/json'].schema, json), [], `${where} ${res.status}: ${JSON.stringify(json)}`)
+    if (res.status >= 400) assert.equal(HttpStatus[json.error.code as ErrorCode], res.status, `${where}: ${json.error.code as string}`)
+    if (expect !== undefined) assert.equal(res.status, expect, `${where}: ${JSON.stringify(json)}`)
+    return { status: res.status, body: json, headers: res.headers }
+  }
+}
+
+describe('api v1 - in process, against the OpenAPI document', () => {
+  it('api v1 - tokens, rooms, handles, messages, history, tasks, roles, audit and settings answer as documented', async () => {
+    const [alice, bob, carol] = [createIdentity('alice'), createIdentity('bob'), createIdentity('carol')]
+    const app = await apiApp([alice, bob, carol])
+    const tokens = new Map<string, string>()
+    const call = client(app, tokens)
+
+    // ---- tokens
+    await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: 'nope' }, 400)
+    for (const a of [alice, bob, carol]) {
+      const ch = (await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: a.amid }, 200)).body
+      const tok = (await call(undefined, 'POST', '/api/v1/auth/token', { amid: a.amid, nonce: ch.nonce, sig: signChallenge(a, a.amid, ch.nonce, ch.relay) }, 200)).body
+      assert.equal(tok.token_type, 'Bearer')
+      tokens.set(a.amid, tok.token)
+      // answered once
+      await call(undefined, 'POST', '/api/v1/auth/token', { amid: a.amid, nonce: ch.nonce, sig: signChallenge(a, a.amid, ch.nonce, ch.relay) }, 401)
+    }
+    const ch = (await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: alice.amid }, 200)).body
+    await call(undefined, 'POST', '/api/v1/auth/token', { amid: alice.amid, nonce: ch.nonce, sig: signChallenge(bob, alice.amid, ch.nonce, ch.relay) }, 401)
+    await call(undefined, 'POST', '/api/v1/auth/token', { amid: alice.amid }, 400)
+    const stranger = createIdentity()
+    const sch = (await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: stranger.amid }, 200)).body
+    await call(undefined, 'POST', '/api/v1/auth/token', { amid: stranger.amid, nonce: sch.nonce, sig: signChallenge(stranger, stranger.amid, sch.nonce, sch.relay) }, 403)
+
+    // ---- authentication
+    const none = await call(undefined, 'GET', '/api/v1/rooms', undefined, 401)
+    assert.equal(none.body.error.code, ErrorCode.NotAuthenticated)
+    assert.equal((await app.request('/api/v1/rooms', { headers: { 'x-api-key': 'wrong' } })).status, 401)
+    assert.equal((await app.request('/api/v1/rooms', { headers: { authorization: 'Basic x' } })).status, 400)
+    await call({ signed: alice }, 'GET', '/api/v1/rooms', undefined, 200)
+    await call({ signed: stranger }, 'GET', '/api/v1/rooms', undefined, 403)
+
+    // ---- rooms
+    await call(alice, 'POST', '/api/v1/rooms', { id: 'ops', topic: 'operations' }, 201)
+    await call(alice, 'POST', '/api/v1/rooms', { id: 'ops' }, 409)
+    await call(alice, 'POST', '/api/v1/rooms', { id: 'Bad Id' }, 400)
+    await call(alice, 'POST', '/api/v1/rooms', { id: 'x', colour: 'red' }, 400)
+    await call('operator', 'POST', '/api/v1/rooms', { id: 'op-room' }, 403)
+    await call(alice, 'POST', '/api/v1/rooms', { id: 'secret', kind: 'private' }, 201)
+    const rooms = (await call(alice, 'GET', '/api/v1/rooms', undefined, 200)).body.rooms as Json[]
+    assert.deepEqual(rooms.map(r => r.id).sort(), ['global', 'ops', 'secret'])
+    await call(bob, 'GET', '/api/v1/rooms/secret', undefined, 404)
+    await call(bob, 'GET', '/api/v1/rooms/ops', undefined, 200)
+    assert.equal((await call(bob, 'POST', '/api/v1/rooms/ops/join', undefined, 200)).body.already, false)
+    assert.equal((await call(bob, 'POST', '/api/v1/rooms/global/join', undefined, 200)).body.already, true)
+    await call(bob, 'POST', '/api/v1/rooms/secret/join', undefined, 404)
+    await call('operator', 'POST', '/api/v1/rooms/ops/join', undefined, 403)
+    await call(carol, 'POST', '/api/v1/rooms/ops/invite', { agent: bob.amid }, 403)
+    await call(bob, 'POST', '/api/v1/rooms/secret/invite', { agent: carol.amid }, 404)
+    await call(alice, 'POST', '/api/v1/rooms/secret/invite', { agent: bob.amid }, 200)
+    await call(alice, 'POST', '/api/v1/rooms/secret/invite', { agent: '@nobody' }, 404)
+    await call(bob, 'POST', '/api/v1/rooms/secret/join', undefined, 200)
+    await call(alice, 'GET', '/api/v1/rooms/ops/members', undefined, 200)
+    await call(alice, 'GET', '/api/v1/rooms/global/members', undefined, 400)
+
+    // ---- handles
+    assert.equal((await call(alice, 'POST', '/api/v1/handles', { handle: 'alice' }, 201)).status, 201)
+    await call(bob, 'POST', '/api/v1/handles', { handle: 'ALICE' }, 409)
+    await call(bob, 'POST', '/api/v1/handles', { handle: 'relay' }, 400)
+    await call(bob, 'POST', '/api/v1/handles', { handle: 'bob', amid: alice.amid }, 403)
+    await call('operator', 'POST', '/api/v1/handles', { handle: 'bob' }, 400)
+    await call('operator', 'POST', '/api/v1/handles', { handle: 'bob', amid: bob.amid }, 201)
+    assert.equal((await call(alice, 'POST', '/api/v1/handles', { handle: 'alice2' }, 200)).body.previous, 'alice')
+    assert.equal((await call(bob, 'GET', '/api/v1/handles/@Alice2', undefined, 200)).body.amid, alice.amid)
+    await call(bob, 'GET', '/api/v1/handles/nobody', undefined, 404)
+    await call(bob, 'GET', '/api/v1/handles/x', undefined, 400)
+
+    // ---- messages and history
+    const posted = await call(bob, 'POST', '/api/v1/messages', { to: '#ops', text: 'hello', id: 'msg-00000001' }, 201)
+    assert.equal(posted.body.seq, 1)
+    assert.equal((await call(bob, 'POST', '/api/v1/messages', { to: '#ops', text: 'hello', id: 'msg-00000001' }, 200)).body.duplicate, true)
+    await call(bob, 'POST', '/api/v1/messages', { to: '#secret', text: 'hi' }, 422)
+    await call(bob, 'POST', '/api/v1/messages', { to: '@alice2', text: 'hi' }, 422)
+    await call(bob, 'POST', '/api/v1/messages', { to: '@alice2', text: 'hi', plaintext: true }, 201)
+    await call(bob, 'POST', '/api/v1/messages', { to: '#nope', text: 'hi' }, 404)
+    await call(bob, 'POST', '/api/v1/messages', { to: '#ops', text: 'hi', type: 'task.request' }, 400)
+    await call(bob, 'POST', '/api/v1/messages', { to: '#ops' }, 400)
+    await call(carol, 'POST', '/api/v1/messages', { to: '#ops', text: 'hi' }, 403)
+    await call('operator', 'POST', '/api/v1/messages', { to: '#ops', text: 'from the operator' }, 201)
+    await call('operator', 'POST', '/api/v1/messages', { to: '#secret', text: 'hi' }, 422)
+    const env = signEnvelope(alice, { id: 'env-00000001', to: '#ops', type: 'chat', payload: { text: 'signed by alice' } })
+    await call(alice, 'POST', '/api/v1/messages', { envelope: env }, 201)
+    await call('operator', 'POST', '/api/v1/messages', { envelope: env }, 403)
+    await call(alice, 'POST', '/api/v1/messages', { envelope: { ...env, via: alice.amid } }, 400)
+    const history = (await call(alice, 'GET', '/api/v1/rooms/ops/history?limit=2', undefined, 200)).body
+    assert.deepEqual(history.messages.map((m: Json) => m.seq), [2, 3])
+    assert.equal(history.next_before, 2)
+    await call(alice, 'GET', '/api/v1/rooms/ops/history?after=0&limit=2', undefined, 200)
+    await call(alice, 'GET', '/api/v1/rooms/ops/history?limit=0', undefined, 400)
+    await call(carol, 'GET', '/api/v1/rooms/ops/history', undefined, 403)
+    await call(carol, 'DELETE', '/api/v1/rooms/ops/messages/1', undefined, 403)
+    await call(bob, 'DELETE', '/api/v1/rooms/ops/messages/1', undefined, 200)
+    await call(bob, 'DELETE', '/api/v1/rooms/ops/messages/1', undefined, 404)
+    await call(bob, 'DELETE', '/api/v1/rooms/ops/messages/x', undefined, 400)
+    const tomb = (await call(alice, 'GET', '/api/v1/rooms/ops/history?after=0', undefined, 200)).body.messages[0]
+    assert.ok(tomb.deleted !== undefined && tomb.envelope === undefined)
+
+    // ---- topic, kick, leave, presence
+    await call(bob, 'PUT', '/api/v1/rooms/ops/topic', { topic: 'mine' }, 403)
+    assert.equal((await call(alice, 'PUT', '/api/v1/rooms/ops/topic', { topic: 'ours' }, 200)).body.topic, 'ours')
+    await call(alice, 'PUT', '/api/v1/rooms/ops/topic', { topic: 'x'.repeat(300) }, 400)
+    await call('operator', 'POST', '/api/v1/rooms/ops/kick', { agent: alice.amid }, 403)
+    await call(alice, 'POST', '/api/v1/rooms/ops/kick', { agent: carol.amid }, 403)
+    await call(alice, 'POST', '/api/v1/rooms/ops/kick', { agent: '@bob' }, 200)
+    await call(bob, 'POST', '/api/v1/rooms/ops/leave', undefined, 403)
+    await call(bob, 'POST', '/api/v1/rooms/global/leave', undefined, 400)
+    await call(bob, 'POST', '/api/v1/rooms/secret/leave', undefined, 200)
+    await call(bob, 'GET', '/api/v1/presence', undefined, 200)
+    assert.equal((await call(alice, 'GET', '/api/v1/presence?room=ops', undefined, 200)).body.agents[0].status, 'offline')
+    await call(bob, 'GET', '/api/v1/presence?room=secret', undefined, 404)
+
+    // ---- roles
+    await call(alice, 'PUT', `/api/v1/agents/${bob.amid}/role`, { role: 'warden' }, 403)
+    await call('operator', 'PUT', `/api/v1/agents/${bob.amid}/role`, { role: 'chief' }, 400)
+    await call('operator', 'PUT', '/api/v1/agents/nope/role', { role: 'warden' }, 400)
+    await call('operator', 'PUT', `/api/v1/agents/${stranger.amid}/role`, { role: 'warden' }, 404)
+    await call('operator', 'PUT', `/api/v1/agents/${bob.amid}/role`, { role: 'warden' }, 200)
+    assert.deepEqual((await call(carol, 'GET', '/api/v1/roles', undefined, 200)).body.roles, [{ amid: bob.amid, role: 'warden' }])
+
+    // ---- tasks
+    const task = (await call(alice, 'POST', '/api/v1/tasks', { to: '@bob', command: '/status', args: 'now' }, 201)).body
+    assert.equal(task.state, 'submitted')
+    await call(alice, 'POST', '/api/v1/tasks', { to: '@bob', command: 'Status!' }, 400)
+    await call(alice, 'POST', '/api/v1/tasks', { to: '@bob', command: 'status', deadline_s: 0 }, 400)
+    await call(alice, 'POST', '/api/v1/tasks', { to: '@nobody', command: 'status' }, 404)
+    await call(alice, 'POST', '/api/v1/tasks', { to: '@bob', command: 'status', room: 'ops' }, 403)
+    await call('operator', 'POST', '/api/v1/tasks', { to: '@bob', command: 'status' }, 403)
+    await call(bob, 'POST', `/api/v1/tasks/${task.id as string}/status`, { state: 'working', message: 'on it' }, 200)
+    await call(alice, 'POST', `/api/v1/tasks/${task.id as string}/status`, { state: 'completed' }, 403)
+    await call(bob, 'POST', `/api/v1/tasks/${task.id as string}/status`, { state: 'submitted' }, 409)
+    await call(bob, 'POST', `/api/v1/tasks/${task.id as string}/status`, { state: 'done' }, 400)
+    await call(carol, 'GET', `/api/v1/tasks/${task.id as string}`, undefined, 404)
+    await call(carol, 'POST', `/api/v1/tasks/${task.id as string}/cancel`, undefined, 404)
+    assert.equal((await call(alice, 'POST', `/api/v1/tasks/${task.id as string}/cancel`, { reason: 'not needed' }, 200)).body.state, 'canceled')
+    await call(alice, 'POST', `/api/v1/tasks/${task.id as string}/cancel`, undefined, 409)
+    assert.equal((await call(alice, 'GET', `/api/v1/tasks/${task.id as string}`, undefined, 200)).body.history.length, 3)
+    assert.equal((await call(bob, 'GET', '/api/v1/tasks?state=canceled&limit=1', undefined, 200)).body.next_before, task.id)
+    await call(bob, 'GET', '/api/v1/tasks?state=done', undefined, 400)
+    await call(bob, 'GET', '/api/v1/tasks?room=nope', undefined, 404)
+
+    // ---- audit
+    const mine = (await call(carol, 'GET', '/api/v1/audit', undefined, 200)).body.entries as Json[]
+    assert.ok(mine.every(e => e.actor === carol.amid))
+    await call(carol, 'GET', '/api/v1/audit?actor=operator', undefined, 403)
+    await call(carol, 'GET', '/api/v1/audit?action=Bad!', undefined, 400)
+    const all = (await call('operator', 'GET', '/api/v1/audit?limit=5', undefined, 200)).body
+    assert.equal(all.next_after, 5)
+    assert.equal((await call(carol, 'GET', '/api/v1/audit/verify', undefined, 200)).body.ok, true)
+
+    // ---- settings and rate limits
+    await call(carol, 'GET', '/api/v1/settings', undefined, 200)
+    await call(carol, 'PATCH', '/api/v1/settings', { presence_idle_ms: 60_000 }, 403)
+    await call('operator', 'PATCH', '/api/v1/settings', { presence_idle_ms: 10 }, 400)
+    await call('operator', 'PATCH', '/api/v1/settings', { rate_limits: { nope: 1 } }, 400)
+    await call('operator', 'PATCH', '/api/v1/settings', { colour: 'red' }, 400)
+    const set = (await call('operator', 'PATCH', '/api/v1/settings', { rate_limits: { api_per_minute: 1, api_burst: 1 } }, 200)).body
+    assert.equal(set.settings.rate_limits.api_burst, 1)
+    await call(carol, 'GET', '/api/v1/settings', undefined, 200)
+    const limited = await call(carol, 'GET', '/api/v1/settings', undefined, 429)
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1)
+  })
+
+  it('api v1 - every operation signed in with a token answers 401 without credentials and documents 429 with Retry-After', async () => {
+    const app = await apiApp([])
+    let checked = 0
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Json>)) {
+      for (const [method, op] of Object.entries(item) as Array<[string, Json]>) {
+        if (!((op.security ?? []) as Json[]).some(s => 'bearerAuth' in s)) continue
+        const res = await app.request(path.replace(/\{\w+\}/g, 'x'), { method: method.toUpperCase() })
+        assert.equal(res.status, 401, `${method} ${path}`)
+        assert.equal((await res.json() as Json).error.code, ErrorCode.NotAuthenticated)
+        assert.ok(op.responses['401'] !== undefined && op.responses['429']?.headers?.['Retry-After'] !== undefined, `${method} ${path} documents 401, and 429 with Retry-After`)
+        checked++
+      }
+    }
+    assert.ok(checked >= 26, `${checked} operations`)
+    // the token exchange needs no credentials
+    for (const path of ['/api/v1/auth/challenge', '/api/v1/auth/token']) assert.deepEqual(doc.paths[path].post.security, [])
+  })
+})
