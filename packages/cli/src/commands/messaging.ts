@@ -126,8 +126,13 @@ export function messagingCommands (program: Command): void {
           const started = Date.now()
           const c = conn
           const t = tasks(c)
-          await t.onCommand('status', () => ({ amid: c.amid, status: 'online', uptime_s: Math.round((Date.now() - started) / 1000), pending_sends: c.pendingSends, received: n }), { description: 'this agent\'s status' })
-          await t.onCommand('ping', (task) => task.args === '' ? 'pong' : `pong ${task.args}`, { description: 'answers pong' })
+          try {
+            await t.onCommand('status', () => ({ amid: c.amid, status: 'online', uptime_s: Math.round((Date.now() - started) / 1000), pending_sends: c.pendingSends, received: n }), { description: 'this agent\'s status' })
+            await t.onCommand('ping', (task) => task.args === '' ? 'pong' : `pong ${task.args}`, { description: 'answers pong' })
+          } catch (err) {
+            // listening goes on; tasks are just not answered
+            out.warn(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, `could not declare /status and /ping: ${(err as Error).message}`))
+          }
         }
         for await (const m of conn.messages({ signal: both })) {
           printMessage(out, m)
