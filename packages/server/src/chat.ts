@@ -168,6 +168,11 @@ export class ChatService {
 
   bind (outlet: ChatOutlet): void {
     this.outlet = outlet
+    this.scheduleIdle()
+  }
+
+  private scheduleIdle (): void {
+    clearInterval(this.idleTimer)
     const tick = Math.max(250, Math.min(15_000, Math.floor(this.settings.presenceIdleMs / 4)))
     this.idleTimer = setInterval(() => { this.checkIdle() }, tick).unref()
   }
@@ -178,6 +183,7 @@ export class ChatService {
     this.settings = s
     this.chatLimiter.set(s.rateLimits.chat)
     this.chatIpLimiter.set(s.rateLimits.chatIp)
+    if (this.outlet !== undefined) this.scheduleIdle()
   }
 
   private get out (): ChatOutlet {
@@ -296,7 +302,7 @@ export class ChatService {
     const topic = this.checkTopic(body.topic)
     const owned = await this.store.listRooms({ member: p.amid, limit: 10_000 })
     if (owned.filter(r => r.owner === p.amid).length >= this.limits.maxRoomsPerAgent) {
-      throw new AgentMeshError(ErrorCode.RateLimited, `you own ${this.limits.maxRoomsPerAgent} rooms already (the limit); leave or hand one over first`)
+      throw new AgentMeshError(ErrorCode.Forbidden, `you own ${this.limits.maxRoomsPerAgent} rooms already (the limit); an agent owns at most that many`)
     }
     const room: RoomRecord = { id, kind, ...(topic === undefined ? {} : { topic }), owner: p.amid, createdAt: this.now() }
     if (!await this.store.createRoom(room)) {
@@ -325,7 +331,7 @@ export class ChatService {
     if (s.room.kind === 'global') return { state: s, already: true }
     if (s.members!.has(amid)) return { state: s, already: true }
     if (s.room.kind === 'private' && await this.store.getInvite(s.room.id, amid) === undefined) throw hidden()
-    if (s.members!.size >= this.limits.maxMembersPerRoom) throw new AgentMeshError(ErrorCode.RateLimited, `the room ${s.room.id} has ${this.limits.maxMembersPerRoom} members (the limit)`)
+    if (s.members!.size >= this.limits.maxMembersPerRoom) throw new AgentMeshError(ErrorCode.Forbidden, `the room ${s.room.id} is full: it has ${this.limits.maxMembersPerRoom} members (the limit)`)
     const m: MemberRecord = { room: s.room.id, amid, role: 'member', joinedAt: this.now() }
     await this.store.addMember(m)
     s.members!.set(amid, m)

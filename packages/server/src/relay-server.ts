@@ -90,7 +90,8 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   const core = new RelayCore(store, relayId, opts, log, chat)
   const tasks = new TaskService(chat, store, log)
   tasks.start()
-  const { apiKey, apiKeyFile } = operatorKey(opts)
+  // a store handed in (tests, embedding) has no data directory of ours to keep a key in
+  const { apiKey, apiKeyFile } = init.store !== undefined && opts.apiKey === undefined ? { apiKey: undefined, apiKeyFile: undefined } : operatorKey(opts)
   const started = Date.now()
   let closing = false
 

@@ -192,7 +192,13 @@ export class TaskService {
   async list (p: Principal, q: { room?: string, state?: string, before?: string, limit: number }): Promise<TaskRecord[]> {
     if (q.state !== undefined && !TASK_STATES.includes(q.state as TaskState)) throw new AgentMeshError(ErrorCode.InvalidArgument, `state must be one of ${TASK_STATES.join(', ')}`)
     let room: string | undefined
-    if (q.room !== undefined) room = (await this.chat.visibleRoom(p, q.room)).room.id
+    if (q.room !== undefined) {
+      const s = await this.chat.visibleRoom(p, q.room)
+      if (p.role !== 'master' && p.role !== 'warden' && !(p.kind === 'agent' && this.chat.isMember(s, p.amid))) {
+        throw new AgentMeshError(ErrorCode.NotMember, `join ${s.room.id} to see its tasks`)
+      }
+      room = s.room.id
+    }
     const all = p.role === 'master' || p.role === 'warden' || room !== undefined
     return await this.store.listTasks({
       ...(room === undefined ? {} : { room }),

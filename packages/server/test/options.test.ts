@@ -47,6 +47,11 @@ describe('options - relayOptions', () => {
       verifySignatures: true,
       trustRoots: [],
       reputation: { anonymousWeight: 0.5, mutualDiscount: 0.8, flagDelta: 0.2, flagWindowMs: 86_400_000, maxFeedbackPerHour: 60 },
+      apiKey: undefined,
+      historyRetentionMs: 30 * 24 * 60 * 60 * 1000,
+      historyMaxPerRoom: undefined,
+      presenceIdleMs: undefined,
+      rateLimits: {},
     }
     assert.deepEqual(relayOptions(), expected)
     assert.deepEqual(relayOptions({}), expected)

@@ -321,7 +321,9 @@ describe('relay ws - authentication', () => {
         delivery_window: constants.DEFAULT_DELIVERY_WINDOW,
         heartbeat_ms: constants.DEFAULT_HEARTBEAT_MS,
       },
+      relay_amid: relay.relayAmid,
     })
+    assert.match(String(w.relay_amid), /^am[1-9A-HJ-NP-Za-km-z]{42,46}$/)
     assert.equal((await relay.store.getAgent(a.id.amid))?.name, 'alice')
   })
 
