@@ -462,7 +462,7 @@ export class ConnectionImpl implements Connection {
       // handed over before
     } else if (env.to.charCodeAt(0) === 35 && env.type === GROUP_TYPE) {
       if (this.rooms === undefined) {
-        this.cfg.onWarning(new AgentMeshError(ErrorCode.E2eeRequired, `dropped private room message ${env.id}: this connection has no end-to-end encryption`))
+        this.cfg.onWarning(new AgentMeshError(ErrorCode.EncryptionRequired, `dropped private room message ${env.id}: this connection has no end-to-end encryption`))
       } else {
         // decrypted in order, when the application asks for it (next)
         this.inbound.push({ seq, env })

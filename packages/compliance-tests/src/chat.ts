@@ -623,6 +623,19 @@ export function chatCases (withStore: WithStore): void {
         })
       })
 
+      it('store - an item\'s own audit row is written only when the item is stored (a duplicate leaves none), before the commit\'s rows', async () => {
+        await withStore(undefined, async ({ store }) => {
+          const send = (id: string): AuditInput => audit('message.send', ALICE, { target: '#ops', detail: { id } })
+          const first = await store.commit([{ ...roomItem(ALICE, 'id-000001', 'ops', [BOB]), audit: send('id-000001') }, { ...dm(ALICE, 'id-000002', BOB), audit: send('id-000002') }], [], [audit('room.join', CAROL)])
+          assert.deepEqual(first.map(r => r.status), ['stored', 'stored'])
+          const again = await store.commit([{ ...roomItem(ALICE, 'id-000001', 'ops', [BOB]), audit: send('id-000001') }, { ...dm(ALICE, 'id-000003', BOB), audit: send('id-000003') }], [])
+          assert.deepEqual(again.map(r => r.status), ['duplicate', 'stored'])
+          const rows = await store.readAudit({ limit: 10 })
+          assert.deepEqual(rows.map(r => [r.seq, r.action, r.detail.id ?? null]), [[1, 'message.send', 'id-000001'], [2, 'message.send', 'id-000002'], [3, 'room.join', 'id-room.join'], [4, 'message.send', 'id-000003']])
+          assert.ok((await verifyAll(store)).ok)
+        })
+      })
+
       it('store - readAudit pages by seq and filters by actor and action', async () => {
         await withStore(undefined, async ({ store }) => {
           await store.appendAudit([audit('message.send', ALICE), audit('room.join', BOB), audit('message.send', BOB), audit('message.send', ALICE), audit('room.join', ALICE)])

@@ -56,7 +56,7 @@ export const ErrorCode = {
   UnknownRoom: 'AM_ERR_UNKNOWN_ROOM',
   RoomExists: 'AM_ERR_ROOM_EXISTS',
   NotMember: 'AM_ERR_NOT_MEMBER',
-  E2eeRequired: 'AM_ERR_ENCRYPTION_REQUIRED',
+  EncryptionRequired: 'AM_ERR_ENCRYPTION_REQUIRED',
   UnknownTask: 'AM_ERR_UNKNOWN_TASK',
   InvalidTransition: 'AM_ERR_INVALID_TRANSITION',
   NoHandler: 'AM_ERR_NO_HANDLER',

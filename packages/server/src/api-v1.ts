@@ -172,7 +172,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   app.get('/api/v1/rooms/:id/history', async (c) => {
     const { p } = await enter(c)
     const s = await chat.visibleRoom(p, c.req.param('id'))
-    if (s.room.kind === 'dm') throw new AgentMeshError(ErrorCode.E2eeRequired, 'DMs are end-to-end encrypted and the relay keeps them only until they are delivered: each agent keeps its own history')
+    if (s.room.kind === 'dm') throw new AgentMeshError(ErrorCode.EncryptionRequired, 'DMs are end-to-end encrypted and the relay keeps them only until they are delivered: each agent keeps its own history')
     if (s.room.kind === 'public' && p.role !== 'master' && !(p.kind === 'agent' && chat.isMember(s, p.amid))) {
       throw new AgentMeshError(ErrorCode.NotMember, `join ${s.room.id} to read its history (\`agentmesh room join ${s.room.id}\`)`)
     }
@@ -235,7 +235,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
       if (typeof id !== 'string' || !ID_RE.test(id)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'id must be 8–128 characters of A-Z a-z 0-9 _ -')
       const to = await addressOf(chat, b.to)
       if (!to.startsWith('#') && b.plaintext !== true) {
-        throw new AgentMeshError(ErrorCode.E2eeRequired, 'direct messages are end-to-end encrypted: post a signed "envelope" the SDK made, or set "plaintext": true to send this one unencrypted (the relay can read it)')
+        throw new AgentMeshError(ErrorCode.EncryptionRequired, 'direct messages are end-to-end encrypted: post a signed "envelope" the SDK made, or set "plaintext": true to send this one unencrypted (the relay can read it)')
       }
       const payload = { ...(b.payload as Record<string, unknown> | undefined), ...(b.text === undefined ? {} : { text: b.text }) }
       const from = p.kind === 'agent' ? p.amid : chat.relayAmid

@@ -417,6 +417,7 @@ export class ChatService {
       members: s.members === undefined ? this.agents.size : s.members.size,
       joined: me !== undefined && this.isMember(s, me),
       ...(member === undefined ? {} : { role: member.role }),
+      ...(s.room.kind === 'dm' && me !== undefined ? { peer: [...s.members!.keys()].find(x => x !== me) ?? me } : {}),
       last_seq: await this.store.lastRoomSeq(s.room.id),
     }
   }
@@ -470,7 +471,7 @@ export class ChatService {
     }
     if (!this.isMember(s, sender)) return new AgentMeshError(ErrorCode.NotMember, `join ${id} before posting to it (\`agentmesh room join ${id}\`)`)
     if (s.room.kind === 'private' && env.type !== GROUP_TYPE) {
-      return new AgentMeshError(ErrorCode.E2eeRequired, `${id} is a private room: messages to it must be end-to-end encrypted (type ${GROUP_TYPE}); nothing was stored`)
+      return new AgentMeshError(ErrorCode.EncryptionRequired, `${id} is a private room: messages to it must be end-to-end encrypted (type ${GROUP_TYPE}); nothing was stored`)
     }
     const fanout: string[] = []
     for (const m of this.membersOf(s)) if (m !== sender) fanout.push(m)
@@ -562,7 +563,7 @@ export class ChatService {
   private async operatorFanout (id: string): Promise<{ room: string, fanout: string[] }> {
     const s = await this.roomState(id)
     if (s === undefined || s.room.kind === 'dm') throw new AgentMeshError(ErrorCode.UnknownRoom, `no room "${id}"`)
-    if (s.room.kind === 'private') throw new AgentMeshError(ErrorCode.E2eeRequired, `${id} is a private room: the relay cannot post readable messages to it`)
+    if (s.room.kind === 'private') throw new AgentMeshError(ErrorCode.EncryptionRequired, `${id} is a private room: the relay cannot post readable messages to it`)
     return { room: id, fanout: [...this.membersOf(s)] }
   }
 

@@ -233,8 +233,10 @@ export class RelayCore {
     return {
       post: (item, audit) => new Promise<AppendResult>((resolve, reject) => {
         if (this.shuttingDown) { reject(new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; try again shortly')); return }
-        this.pendingAppends.push({ item, done: { resolve, reject } })
-        if (audit !== undefined) this.pendingAudit.push(...audit)
+        // a send's own row goes with the item (written only when it is stored), others after
+        const [first, ...rest] = audit ?? []
+        this.pendingAppends.push({ item: first === undefined ? item : { ...item, audit: first }, done: { resolve, reject } })
+        if (rest.length > 0) this.pendingAudit.push(...rest)
         this.scheduleFlush()
       }),
       event: (amids, frame) => {
@@ -416,8 +418,8 @@ export class RelayCore {
     const item: AppendItem = recipientOk === true
       ? { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt }
       : { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt, room: recipientOk.room, fanout: recipientOk.fanout }
+    item.audit = this.chat.sendAudit(env, envText.length)
     this.pendingAppends.push({ item, conn, env })
-    this.pendingAudit.push(this.chat.sendAudit(env, envText.length))
     this.scheduleFlush()
   }
 

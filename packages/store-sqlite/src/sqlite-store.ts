@@ -441,7 +441,10 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
         q.roomSeqPut.run(room, rs.last_seq, rs.entries)
       }
     }
-    if (audit !== undefined) insertAudit(audit)
+    const rows: AuditInput[] = []
+    out.forEach((r, i) => { const a = appends[i]!.audit; if (r.status === 'stored' && a !== undefined) rows.push(a) })
+    if (audit !== undefined) rows.push(...audit)
+    if (rows.length > 0) insertAudit(rows)
     return out
   }))
   const appendAuditTx = keepingAuditTail(db.transaction((rows: readonly AuditInput[]): AuditRecord[] => insertAudit(rows)))

@@ -139,6 +139,7 @@ export function memoryStore (init: StoreInit = {}): Store {
       live()
       // prepared first: a row that cannot be stored fails the commit before it changed anything
       const auditIn = auditRows === undefined || auditRows.length === 0 ? undefined : auditInputs(auditRows)
+      const itemAudit = appends.map(m => m.audit === undefined ? undefined : auditInputs([m.audit])[0])
       const out: AppendResult[] = []
       for (const m of appends) {
         const key = m.sender + '\n' + m.id
@@ -173,7 +174,10 @@ export function memoryStore (init: StoreInit = {}): Store {
         while (n < box.messages.length && box.messages[n]!.seq <= seq) n++
         box.messages.splice(0, n)
       }
-      if (auditIn !== undefined) audit.push(...chainAudit(audit[audit.length - 1], auditIn))
+      const rows: AuditInput[] = []
+      out.forEach((r, i) => { const a = itemAudit[i]; if (r.status === 'stored' && a !== undefined) rows.push(a) })
+      if (auditIn !== undefined) rows.push(...auditIn)
+      if (rows.length > 0) audit.push(...chainAudit(audit[audit.length - 1], rows))
       return out
     },
     async read (recipient, afterSeq, limit): Promise<StoredMessage[]> {

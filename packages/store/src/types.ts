@@ -21,6 +21,11 @@ export interface AppendItem {
   room?: string
   /** the inboxes a room message is copied to (the members but the sender) */
   fanout?: readonly string[]
+  /**
+   * The audit row of this send: appended (before the commit's own audit rows) only when the item
+   * is stored, so a retry recognised as a duplicate leaves no second row.
+   */
+  audit?: AuditInput
   /** the envelope's JSON text, stored and forwarded as received */
   envelope: string
   /** ms since epoch */
