@@ -7,6 +7,7 @@ import { serveCommand } from './commands/serve.ts'
 import { certCommands } from './commands/cert.ts'
 import { e2eeCommands } from './commands/e2ee.ts'
 import { knockCommands, reputationCommands, safetyLogCommand } from './commands/knock.ts'
+import { chatCommands } from './commands/chat.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 
 export function buildProgram (): Command {
@@ -24,6 +25,7 @@ export function buildProgram (): Command {
   knockCommands(program)
   reputationCommands(program)
   safetyLogCommand(program)
+  chatCommands(program)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }

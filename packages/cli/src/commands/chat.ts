@@ -1,0 +1,849 @@
+/**
+ * The chat commands (docs/protocol.md §17): rooms, DMs, history, presence, handles, tasks, the
+ * audit log, bearer tokens and roles. Messages go over the WebSocket with the SDK; everything else
+ * is the REST API v1, each call signed by the agent's identity, or sent with the operator's
+ * X-API-Key (`--api-key`, AGENTMESH_API_KEY) when one is given.
+ */
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { Option, type Command } from 'commander'
+import { isAmid, loadIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
+import { httpOrigin, REGISTRY_TIMEOUT_MS, relayUrl, type Connection } from '@agentmesh/client'
+import { AgentMeshError, ErrorCode, ID_PATTERN, ROOM_ID_PATTERN, isErrorCode } from '@agentmesh/protocol'
+import { AuditVerifier } from '@agentmesh/store'
+import { DB_FILE, sqliteStore } from '@agentmesh/store-sqlite'
+import { homeOf, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
+import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
+import { registryRequest } from '../registry.ts'
+
+// ------------------------------------------------------------------ arguments
+
+const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
+const ID_RE = new RegExp(ID_PATTERN)
+/** §17.1: 2–32 characters, starting with a letter or digit; unique case-insensitively. */
+const HANDLE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
+const RESERVED_HANDLES = new Set(['relay', 'operator', 'system', 'all', 'everyone', 'here'])
+/** §17.7 */
+const COMMAND_RE = /^[a-z][a-z0-9_-]{0,31}$/
+const TASK_STATES = ['submitted', 'working', 'input-required', 'auth-required', 'completed', 'failed', 'canceled', 'rejected'] as const
+const FINAL_STATES: ReadonlySet<string> = new Set(['completed', 'failed', 'canceled', 'rejected'])
+const ROLES = ['master', 'warden', 'worker'] as const
+const MAX_TOPIC = 256
+const MAX_TASK_ARGS = 4096
+const MAX_TASK_DEADLINE_S = 7 * 86_400
+/** The relay's largest page (REST v1); longer --limit values are read page by page. */
+const PAGE = 200
+const MAX_LIMIT = 10_000
+const POLL_MS = 500
+/** Stop reading stdin while this many sends wait for their ack. */
+const MAX_QUEUED_SENDS = 4096
+const GROUP_TYPE = 'e2ee.group'
+const TASK_UPDATE_TYPE = 'task.update'
+
+/** A room id as given (`ops` or `#ops`), without the `#`. */
+function roomOf (what: string, s: string): string {
+  const id = s.startsWith('#') ? s.slice(1) : s
+  if (!ROOM_RE.test(id)) throw usage(`${what} "${s.slice(0, 80)}" is not a room id (1–64 characters of a-z 0-9 _ -, starting with a letter or digit, e.g. global, ops or #ops)`)
+  return id
+}
+
+/** A handle to take, with or without the `@`. */
+function handleOf (what: string, s: string): string {
+  const h = s.startsWith('@') ? s.slice(1) : s
+  if (!HANDLE_RE.test(h)) throw usage(`${what} "${s.slice(0, 80)}" is not a handle (2–32 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit)`)
+  if (RESERVED_HANDLES.has(h.toLowerCase())) throw usage(`${what} "${h}" is reserved (${[...RESERVED_HANDLES].join(', ')}); choose another`)
+  return h
+}
+
+/** An agent: an AMID or `@handle`, as given. */
+function agentOf (what: string, s: string): string {
+  if (isAmid(s)) return s
+  if (s.startsWith('@') && HANDLE_RE.test(s.slice(1))) return s
+  throw usage(`${what} "${s.slice(0, 80)}" is neither an AMID nor an @handle (e.g. @bob; \`agentmesh whoami\` prints your AMID)`)
+}
+
+function idOf (what: string, s: string): string {
+  if (!ID_RE.test(s)) throw usage(`${what} "${s.slice(0, 80)}" is not an id (8 to 128 characters of A-Z a-z 0-9 _ -)`)
+  return s
+}
+
+function optInt (name: string, v: string | undefined, min: number, max?: number): number | undefined {
+  return v === undefined ? undefined : parseInteger(name, v, min, max)
+}
+
+function apiKeyOf (key: string | undefined): string | undefined {
+  if (key === undefined || key === '') return undefined
+  if (!/^[\x21-\x7e]{1,256}$/.test(key)) throw usage('--api-key (AGENTMESH_API_KEY) must be 1–256 printable characters without spaces')
+  return key
+}
+
+function oneLine (s: string): string { return s.replace(/\r?\n/g, ' ') }
+
+const iso = (ms: number): string => new Date(ms).toISOString()
+
+// ------------------------------------------------------------------ REST
+
+interface ApiOpts extends CommonOpts { apiKey?: string }
+
+/** REST v1 calls for one command: signed by the agent's identity, or with the operator's key. */
+interface Api {
+  call (method: string, path: string, body?: unknown): Promise<any>
+  /** The agent's identity (loaded on first use); the operator has none. */
+  identity (): Identity
+  readonly operator: boolean
+}
+
+function apiOf (o: ApiOpts): Api {
+  const key = apiKeyOf(o.apiKey)
+  const server = serverOf(o)
+  let id: Identity | undefined
+  const identity = (): Identity => (id ??= loadIdentity(homeOf(o)))
+  return {
+    operator: key !== undefined,
+    identity,
+    async call (method, path, body) {
+      const text = body === undefined ? undefined : JSON.stringify(body)
+      if (key !== undefined) return await keyRequest(server, key, method, path, text)
+      return await registryRequest(server, method, path, { identity: identity(), ...(text === undefined ? {} : { body: text }) })
+    },
+  }
+}
+
+/**
+ * `method path` with the operator's `X-API-Key` instead of a signature; answers and errors as
+ * @agentmesh/client's registryRequest does.
+ */
+async function keyRequest (server: string, key: string, method: string, path: string, body: string | undefined): Promise<any> {
+  const origin = httpOrigin(relayUrl(server))
+  const headers: Record<string, string> = { 'x-api-key': key }
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  let res: Response
+  try {
+    res = await fetch(origin + path, { method, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(REGISTRY_TIMEOUT_MS) })
+  } catch (cause) {
+    throw new AgentMeshError(ErrorCode.ConnectFailed, `cannot reach the relay at ${origin}: ${(cause as Error).message}. Is \`agentmesh serve\` running there?`, { cause })
+  }
+  const answer = await res.json().catch(() => undefined) as any
+  if (!res.ok) {
+    const e = answer?.error
+    throw new AgentMeshError(isErrorCode(e?.code) ? e.code : ErrorCode.Internal, typeof e?.message === 'string' ? e.message : `${method} ${path} answered HTTP ${res.status}`)
+  }
+  return answer
+}
+
+function query (q: Record<string, string | number | undefined>): string {
+  const p = new URLSearchParams()
+  for (const [k, v] of Object.entries(q)) if (v !== undefined) p.set(k, String(v))
+  const s = p.toString()
+  return s === '' ? '' : '?' + s
+}
+
+/** An AMID for an agent given as an AMID or @handle. */
+async function resolveAgent (api: Api, ref: string): Promise<string> {
+  if (isAmid(ref)) return ref
+  const r = await api.call('GET', `/api/v1/handles/${encodeURIComponent(ref.slice(1))}`) as { amid: string }
+  return r.amid
+}
+
+/** Options shared by every REST command. */
+function withApi (cmd: Command): Command {
+  return withCommon(cmd).addOption(new Option('--api-key <key>', 'the relay operator\'s API key: send X-API-Key (acting as the operator) instead of signing as this agent').env('AGENTMESH_API_KEY'))
+}
+
+// ------------------------------------------------------------------ waiting
+
+const sleep = async (ms: number, signal: AbortSignal): Promise<void> => {
+  if (signal.aborted) return
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms)
+    function done (): void { clearTimeout(t); signal.removeEventListener('abort', done); resolve() }
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+/** Aborted by SIGINT/SIGTERM, or after `seconds` (when given); `release()` removes the handlers. */
+function stopper (seconds: number | undefined): { signal: AbortSignal, interrupted: () => boolean, release: () => void } {
+  const stop = new AbortController()
+  const onSignal = (): void => { stop.abort() }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  const signal = seconds === undefined ? stop.signal : AbortSignal.any([stop.signal, AbortSignal.timeout(seconds * 1000)])
+  return {
+    signal,
+    interrupted: () => stop.signal.aborted,
+    release: () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal) },
+  }
+}
+
+/** Runs `poll` every POLL_MS until `signal`; a rate-limited poll waits a little longer. */
+async function pollUntil (signal: AbortSignal, poll: () => Promise<boolean | void>): Promise<void> {
+  while (!signal.aborted) {
+    await sleep(POLL_MS, signal)
+    if (signal.aborted) return
+    try {
+      if (await poll() === true) return
+    } catch (err) {
+      if (!AgentMeshError.is(err, ErrorCode.RateLimited)) throw err
+      await sleep(2000, signal)
+    }
+  }
+}
+
+function timeoutToError (err: unknown, what: string, seconds: number): unknown {
+  if (AgentMeshError.is(err, ErrorCode.Aborted)) return new AgentMeshError(ErrorCode.Timeout, `${what} within ${seconds} s (--timeout)`)
+  return err
+}
+
+// ------------------------------------------------------------------ sending
+
+function printSent (out: Out, r: { id: string, duplicate: boolean }, where: Record<string, string>): void {
+  out.result({ id: r.id, ...where, status: r.duplicate ? 'duplicate' : 'stored' }, r.id)
+}
+
+/** Sends one message per stdin line, printing each id once acknowledged, in input order. */
+async function sendLines (conn: Connection, out: Out, to: string, opts: { encrypt?: boolean, signal?: AbortSignal }, where: Record<string, string>): Promise<number> {
+  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity })
+  let printed: Promise<void> = Promise.resolve()
+  let total = 0
+  for await (const line of rl) {
+    if (line === '') continue
+    const p = conn.send(to, { text: line }, { type: 'chat', ...(opts.signal === undefined ? {} : { signal: opts.signal }), ...(opts.encrypt === undefined ? {} : { encrypt: opts.encrypt }) })
+    p.catch(() => {}) // surfaces in order through `printed`
+    printed = printed.then(async () => { printSent(out, await p, where) })
+    printed.catch(() => {})
+    total++
+    // the SDK looks a room up before its first send there: sends started meanwhile could overtake it
+    if ((total === 1 && to.startsWith('#')) || conn.pendingSends >= MAX_QUEUED_SENDS) await printed
+  }
+  await printed
+  return total
+}
+
+interface SendOpts extends ApiOpts { stdin?: boolean, id?: string, timeout?: string }
+
+function checkSendOpts (o: SendOpts, text: string | undefined, how: string): void {
+  if (o.stdin === true && text !== undefined) throw usage(`give the text ${how} or use --stdin, not both`)
+  if (text !== undefined && text.trim() === '') throw usage('the message text is empty')
+  if (o.id !== undefined) {
+    if (o.stdin === true) throw usage('--id applies to a single message, not to --stdin')
+    idOf('--id', o.id)
+  }
+}
+
+/** The message as sent: a single text, or --stdin; over a connection that receives nothing. */
+async function sendChat (o: SendOpts, out: Out, to: string, text: string | undefined, where: Record<string, string>, encrypt?: boolean): Promise<void> {
+  const seconds = parsePositive('--timeout', o.timeout ?? '30')
+  // one message: within --timeout (30 s by default); --stdin: as long as the input lasts, unless --timeout
+  const signal = o.stdin === true && o.timeout === undefined ? undefined : AbortSignal.timeout(seconds * 1000)
+  try {
+    await withConnection({ ...o, timeout: String(seconds) }, out, async (conn) => {
+      if (o.stdin === true) {
+        const n = await sendLines(conn, out, to, { ...(signal === undefined ? {} : { signal }), ...(encrypt === undefined ? {} : { encrypt }) }, where)
+        out.note(`${n} message(s) stored by the relay`)
+        return
+      }
+      const r = await conn.send(to, { text: text! }, { type: 'chat', ...(signal === undefined ? {} : { signal }), ...(o.id === undefined ? {} : { id: o.id }), ...(encrypt === undefined ? {} : { encrypt }) })
+      printSent(out, r, where)
+    }, { flush: o.stdin === true })
+  } catch (err) {
+    throw timeoutToError(err, 'not every message was acknowledged by the relay', seconds)
+  }
+}
+
+// ------------------------------------------------------------------ printing
+
+interface HistoryMessage {
+  seq: number
+  id: string
+  from: string
+  from_handle?: string
+  type?: string
+  ts?: number
+  received_at?: number
+  text?: string
+  payload?: Record<string, unknown>
+  deleted?: unknown
+  envelope?: unknown
+  [k: string]: unknown
+}
+
+function messageText (m: HistoryMessage): string {
+  if (m.deleted !== undefined && m.deleted !== false) return '[deleted]'
+  if (typeof m.text === 'string') return oneLine(m.text)
+  if (m.type === GROUP_TYPE) return '[encrypted]'
+  if (m.type === TASK_UPDATE_TYPE && typeof m.payload?.text === 'string') return oneLine(m.payload.text)
+  return JSON.stringify(m.payload ?? {})
+}
+
+function printMessage (out: Out, room: string, m: HistoryMessage): void {
+  const { envelope: _envelope, ...shown } = m
+  void _envelope
+  const at = m.ts ?? m.received_at
+  const deleted = m.deleted !== undefined && m.deleted !== false
+  const tag = deleted || m.type === undefined || m.type === 'chat' || m.type === GROUP_TYPE ? '' : ` [${m.type}]`
+  out.result({ room, ...shown }, `${typeof at === 'number' ? iso(at) : '-'} #${m.seq} ${m.from_handle ?? m.from}${tag}: ${messageText(m)}`)
+}
+
+interface HistoryPage { room: string, messages: HistoryMessage[], next_before?: number, next_after?: number, last_seq?: number }
+
+/**
+ * Up to `limit` messages in seq order: the newest (before `before` when given), or the oldest
+ * after `after`; read page by page. `more` is where an older (or newer) page starts.
+ */
+async function readHistory (api: Api, room: string, q: { limit: number, before?: number, after?: number }): Promise<{ messages: HistoryMessage[], more?: number, lastSeq?: number }> {
+  const path = `/api/v1/rooms/${room}/history`
+  let messages: HistoryMessage[] = []
+  let lastSeq: number | undefined
+  if (q.after !== undefined) {
+    let after = q.after
+    for (;;) {
+      const want = Math.min(PAGE, q.limit - messages.length)
+      const r = await api.call('GET', path + query({ after, limit: want })) as HistoryPage
+      lastSeq = r.last_seq
+      messages.push(...r.messages)
+      const last = r.messages.at(-1)?.seq
+      if (r.messages.length < want || last === undefined || last <= after) return { messages, lastSeq }
+      after = last
+      if (messages.length >= q.limit) return { messages, more: after, lastSeq }
+    }
+  }
+  let before = q.before
+  for (;;) {
+    const want = Math.min(PAGE, q.limit - messages.length)
+    const r = await api.call('GET', path + query({ before, limit: want })) as HistoryPage
+    lastSeq ??= r.last_seq
+    messages = [...r.messages, ...messages]
+    const first = r.messages[0]?.seq
+    const next = r.next_before ?? (r.messages.length === want ? first : undefined)
+    if (next === undefined || first === undefined || first <= 1 || (before !== undefined && next >= before)) return { messages, lastSeq }
+    before = next
+    if (messages.length >= q.limit) return { messages, more: before, lastSeq }
+  }
+}
+
+interface Task {
+  id: string
+  room?: string
+  requester: string
+  assignee: string
+  command: string
+  args?: string
+  state: string
+  deadline?: number
+  message?: string
+  result?: unknown
+}
+
+function taskLine (t: Task): string {
+  const args = typeof t.args === 'string' && t.args !== '' ? ' ' + oneLine(t.args) : ''
+  const result = t.result === undefined ? '' : ' ' + (typeof t.result === 'string' ? oneLine(t.result) : JSON.stringify(t.result))
+  return `${t.id}  /${t.command}${args} → ${t.assignee}${t.room === undefined ? '' : ` in #${t.room}`}  ${t.state}${t.message === undefined ? '' : `: ${oneLine(t.message)}`}${result}`
+}
+
+function printTask (out: Out, t: Task): void { out.result({ ...t }, taskLine(t)) }
+
+interface AuditEntry { seq: number, at: number, actor: string, action: string, target?: string, detail: unknown }
+
+function printAudit (out: Out, e: AuditEntry): void {
+  out.result({ ...e }, `${iso(e.at)} #${e.seq} ${e.actor} ${e.action}${e.target === undefined ? '' : ' ' + e.target} ${JSON.stringify(e.detail)}`)
+}
+
+interface RoomJson { id: string, kind: string, topic?: string, owner?: string, members: number, joined: boolean, role?: string }
+
+function roomLine (r: RoomJson): string {
+  return `${r.id}  ${r.kind}  ${r.members} member(s)${r.joined ? `, joined${r.role === undefined ? '' : ` (${r.role})`}` : ''}${r.topic === undefined ? '' : `  — ${oneLine(r.topic)}`}`
+}
+
+// ------------------------------------------------------------------ commands
+
+export function chatCommands (program: Command): void {
+  withApi(program.command('chat')
+    .description('post to a room (--msg, or --stdin: one message per line); without them, print the room\'s newest messages and follow new ones')
+    .requiredOption('--room <id>', 'the room: global, or a room id such as ops or #ops')
+    .option('--msg <text>', 'the message to post')
+    .option('--stdin', 'post one message per input line')
+    .option('--id <id>', 'envelope id (for --msg): posting the same id again is stored once')
+    .option('--limit <n>', 'reading: how many of the newest messages to print first', '20')
+    .option('--timeout <sec>', 'posting: give up after this many seconds (default 30 for --msg; --stdin: none); reading: stop following after this many seconds (default: until Ctrl-C)'))
+    .action(async (o: SendOpts & { room: string, msg?: string, limit: string }) => {
+      const out = output(o.json === true)
+      const room = roomOf('--room', o.room)
+      if (o.msg !== undefined || o.stdin === true) {
+        checkSendOpts(o, o.msg, 'with --msg')
+        await sendChat(o, out, '#' + room, o.msg, { room })
+        return
+      }
+      if (o.id !== undefined) throw usage('--id goes with --msg')
+      const limit = parseInteger('--limit', o.limit, 1, MAX_LIMIT)
+      const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
+      apiKeyOf(o.apiKey)
+      const api = apiOf(o)
+      const first = await readHistory(api, room, { limit })
+      for (const m of first.messages) printMessage(out, room, m)
+      let last = first.messages.at(-1)?.seq ?? first.lastSeq ?? 0
+      const stop = stopper(seconds)
+      try {
+        await pollUntil(stop.signal, async () => {
+          for (;;) {
+            const r = await api.call('GET', `/api/v1/rooms/${room}/history${query({ after: last, limit: PAGE })}`) as HistoryPage
+            for (const m of r.messages) {
+              if (m.seq <= last) continue
+              printMessage(out, room, m)
+              last = m.seq
+            }
+            if (r.messages.length < PAGE || stop.signal.aborted) return
+          }
+        })
+      } finally {
+        stop.release()
+      }
+    })
+
+  withApi(program.command('dm')
+    .description('send an end-to-end encrypted direct message to an agent (an AMID or @handle); prints the envelope id once the relay stored it')
+    .argument('<peer>', 'the recipient: an AMID or @handle')
+    .argument('[text]', 'message text (or use --stdin)')
+    .option('--stdin', 'send one message per input line')
+    .option('--id <id>', 'envelope id (for a single message): sending the same id again is stored once')
+    .option('--timeout <sec>', 'give up after this many seconds (default 30 for one message; --stdin: none)')
+    .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)'))
+    .action(async (peer: string, text: string | undefined, o: SendOpts & { plaintext?: boolean }) => {
+      const out = output(o.json === true)
+      agentOf('peer', peer)
+      if (o.stdin !== true && text === undefined) throw usage('missing message text: `agentmesh dm <peer> <text>`, or --stdin')
+      checkSendOpts(o, text, 'as an argument')
+      parsePositive('--timeout', o.timeout ?? '30')
+      apiKeyOf(o.apiKey)
+      const to = await resolveAgent(apiOf(o), peer)
+      await sendChat(o, out, to, text, { to, ...(peer === to ? {} : { peer }) }, o.plaintext !== true)
+    })
+
+  withApi(program.command('rooms')
+    .description('list the rooms you can see: global, the public rooms and yours'))
+    .action(async (o: ApiOpts) => {
+      const out = output(o.json === true)
+      const api = apiOf(o)
+      let after: string | undefined
+      let n = 0
+      for (;;) {
+        const r = await api.call('GET', '/api/v1/rooms' + query({ after, limit: PAGE })) as { rooms: RoomJson[] }
+        for (const room of r.rooms) out.result({ ...room }, roomLine(room))
+        n += r.rooms.length
+        const last = r.rooms.at(-1)?.id
+        if (r.rooms.length < PAGE || last === undefined || last === after) break
+        after = last
+      }
+      if (n === 0) out.note('no rooms')
+    })
+
+  const room = program.command('room')
+    .description('create, join, leave, moderate and list the members of rooms (`agentmesh room <command> --help`)')
+
+  withApi(room.command('create')
+    .description('create a room; you own it (it is public unless --private)')
+    .argument('<id>', 'the room id: 1–64 characters of a-z 0-9 _ -')
+    .option('--private', 'a private room: invited members only, end-to-end encrypted (sender keys)')
+    .option('--topic <text>', `the room's topic (at most ${MAX_TOPIC} characters)`))
+    .action(async (id: string, o: ApiOpts & { private?: boolean, topic?: string }) => {
+      const out = output(o.json === true)
+      const rid = roomOf('room', id)
+      if (o.topic !== undefined) checkTopic('--topic', o.topic)
+      const r = await apiOf(o).call('POST', '/api/v1/rooms', { id: rid, kind: o.private === true ? 'private' : 'public', ...(o.topic === undefined ? {} : { topic: o.topic }) }) as RoomJson
+      out.result({ ...r }, `created ${r.kind} room ${r.id}`)
+    })
+
+  withApi(room.command('join')
+    .description('join a public room, or a private one you were invited to')
+    .argument('<id>', 'the room id'))
+    .action(async (id: string, o: ApiOpts) => {
+      const out = output(o.json === true)
+      const rid = roomOf('room', id)
+      const r = await apiOf(o).call('POST', `/api/v1/rooms/${rid}/join`) as { already?: boolean }
+      out.result({ room: rid, ...r }, r.already === true ? `already in ${rid}` : `joined ${rid}`)
+    })
+
+  withApi(room.command('leave')
+    .description('leave a room')
+    .argument('<id>', 'the room id'))
+    .action(async (id: string, o: ApiOpts) => {
+      const out = output(o.json === true)
+      const rid = roomOf('room', id)
+      const r = await apiOf(o).call('POST', `/api/v1/rooms/${rid}/leave`) as Record<string, unknown>
+      out.result({ room: rid, ...r }, `left ${rid}`)
+    })
+
+  for (const [verb, done, what] of [['invite', 'invited', 'invite an agent to a room (the owner of a private room; any member of a public one)'], ['kick', 'kicked', 'remove a member from a room (its owner, a warden for public rooms, a master)']] as const) {
+    withApi(room.command(verb)
+      .description(what)
+      .argument('<id>', 'the room id')
+      .argument('<agent>', 'the agent: an AMID or @handle'))
+      .action(async (id: string, agent: string, o: ApiOpts) => {
+        const out = output(o.json === true)
+        const rid = roomOf('room', id)
+        agentOf('agent', agent)
+        const r = await apiOf(o).call('POST', `/api/v1/rooms/${rid}/${verb}`, { agent }) as { agent?: string }
+        out.result({ room: rid, ...r }, `${done} ${agent}${r.agent !== undefined && r.agent !== agent ? ` (${r.agent})` : ''} ${verb === 'invite' ? 'to' : 'from'} ${rid}`)
+      })
+  }
+
+  withApi(room.command('topic')
+    .description('set a room\'s topic (its owner, a warden for public rooms, a master)')
+    .argument('<id>', 'the room id')
+    .argument('<text>', `the topic (at most ${MAX_TOPIC} characters)`))
+    .action(async (id: string, text: string, o: ApiOpts) => {
+      const out = output(o.json === true)
+      const rid = roomOf('room', id)
+      checkTopic('topic', text)
+      const r = await apiOf(o).call('PUT', `/api/v1/rooms/${rid}/topic`, { topic: text }) as RoomJson
+      out.result({ ...r }, `topic of ${rid}: ${r.topic ?? text}`)
+    })
+
+  withApi(room.command('members')
+    .description('list a room\'s members with their role and presence')
+    .argument('<id>', 'the room id'))
+    .action(async (id: string, o: ApiOpts) => {
+      const out = output(o.json === true)
+      const rid = roomOf('room', id)
+      const r = await apiOf(o).call('GET', `/api/v1/rooms/${rid}/members`) as { room: string, members: Array<{ amid: string, handle?: string, role: string, presence: string, joined_at: number, read_up_to?: number }> }
+      for (const m of r.members) {
+        out.result({ room: r.room ?? rid, ...m }, `${m.handle ?? '-'}  ${m.amid}  ${m.role}  ${m.presence}${m.read_up_to === undefined ? '' : `  read up to #${m.read_up_to}`}`)
+      }
+      if (r.members.length === 0) out.note('no members')
+    })
+
+  withApi(program.command('history')
+    .description('print a room\'s messages, oldest first: the newest --limit, or those before/after a room seq')
+    .argument('<room>', 'the room: global, or a room id such as ops or #ops')
+    .option('--limit <n>', 'at most this many messages', '50')
+    .option('--before <seq>', 'the newest messages older than this room seq')
+    .option('--after <seq>', 'the oldest messages newer than this room seq'))
+    .action(async (roomArg: string, o: ApiOpts & { limit: string, before?: string, after?: string }) => {
+      const out = output(o.json === true)
+      const rid = roomOf('room', roomArg)
+      const limit = parseInteger('--limit', o.limit, 1, MAX_LIMIT)
+      const before = optInt('--before', o.before, 1)
+      const after = optInt('--after', o.after, 0)
+      if (before !== undefined && after !== undefined) throw usage('give --before or --after, not both')
+      const r = await readHistory(apiOf(o), rid, { limit, ...(before === undefined ? {} : { before }), ...(after === undefined ? {} : { after }) })
+      for (const m of r.messages) printMessage(out, rid, m)
+      if (r.messages.length === 0) out.note(`no messages in ${rid}${before !== undefined ? ` before #${before}` : after !== undefined ? ` after #${after}` : ''}`)
+      if (r.more !== undefined) out.note(after !== undefined ? `more: \`agentmesh history ${rid} --after ${r.more}\`` : `older: \`agentmesh history ${rid} --before ${r.more}\``)
+    })
+
+  withApi(program.command('who')
+    .description('who is online (and idle); with --room, a room\'s members, offline ones included')
+    .option('--room <id>', 'the room'))
+    .action(async (o: ApiOpts & { room?: string }) => {
+      const out = output(o.json === true)
+      const rid = o.room === undefined ? undefined : roomOf('--room', o.room)
+      const r = await apiOf(o).call('GET', '/api/v1/presence' + query({ room: rid })) as { agents: Array<{ amid: string, handle?: string, status: string, last_active_at?: number, last_seen_at?: number }> }
+      for (const a of r.agents) {
+        const seen = a.last_active_at ?? a.last_seen_at
+        out.result({ ...(rid === undefined ? {} : { room: rid }), ...a }, `${a.status.padEnd(7)}  ${a.handle ?? '-'}  ${a.amid}${seen === undefined ? '' : `  ${a.last_active_at !== undefined ? 'active' : 'seen'} ${iso(seen)}`}`)
+      }
+      if (r.agents.length === 0) out.note(rid === undefined ? 'nobody is online' : `${rid} has no members`)
+    })
+
+  const handle = program.command('handle')
+    .description('your @handle: `handle set <name>`, `handle show [agent]`')
+
+  withApi(handle.command('set')
+    .description('take a handle (2–32 characters; unique on the relay, case-insensitively); your old one is freed')
+    .argument('<name>', 'the handle, with or without the @'))
+    .action(async (name: string, o: ApiOpts) => {
+      const out = output(o.json === true)
+      const h = handleOf('handle', name)
+      const api = apiOf(o)
+      let r: { amid: string, handle: string, previous?: string, unchanged?: true }
+      try {
+        r = await api.call('POST', '/api/v1/handles', { handle: h }) as typeof r
+      } catch (err) {
+        // the relay answers 409 for the handle you hold already, too: setting it again is no error
+        if (!AgentMeshError.is(err, ErrorCode.HandleTaken) || api.operator) throw err
+        const held = await api.call('GET', `/api/v1/handles/${encodeURIComponent(h)}`).catch(() => undefined) as { amid: string, handle: string } | undefined
+        if (held?.amid !== api.identity().amid || held.handle !== h) throw err
+        r = { amid: held.amid, handle: held.handle, unchanged: true }
+      }
+      out.result({ ...r }, `@${r.handle} is ${r.amid}${r.unchanged === true || r.previous === r.handle ? ' (unchanged)' : r.previous === undefined ? '' : ` (was @${r.previous})`}`)
+    })
+
+  withApi(handle.command('show')
+    .description('the AMID of an @handle, or the handle of an agent (default: you)')
+    .argument('[agent]', 'an @handle or AMID'))
+    .action(async (agent: string | undefined, o: ApiOpts) => {
+      const out = output(o.json === true)
+      if (agent !== undefined) agentOf('agent', agent)
+      const api = apiOf(o)
+      if (agent !== undefined && agent.startsWith('@')) {
+        const r = await api.call('GET', `/api/v1/handles/${encodeURIComponent(agent.slice(1))}`) as { handle: string, amid: string }
+        out.result({ ...r }, `@${r.handle} is ${r.amid}`)
+        return
+      }
+      if (agent === undefined && api.operator) throw usage('the operator has no handle: name the agent, `agentmesh handle show <@handle|amid>`')
+      const amid = agent ?? api.identity().amid
+      const h = await handleOfAmid(api, amid)
+      if (h === undefined) throw new AgentMeshError(ErrorCode.NotFound, `no handle of ${amid} is shown to you: the relay shows the handles of agents that are online or share a room with you (look an agent up by its handle with \`agentmesh handle show @name\`)`)
+      if (h === null) {
+        out.result({ amid, handle: null }, `${amid} has no handle${amid === (api.operator ? undefined : api.identity().amid) ? '; take one with `agentmesh handle set <name>`' : ''}`)
+        return
+      }
+      out.result({ amid, handle: h }, `@${h} is ${amid}`)
+    })
+
+  const task = program.command('task')
+    .description('tasks: `task dispatch`, `task list`, `task show`, `task cancel`')
+
+  withApi(task.command('dispatch')
+    .description('ask an agent to run a command; prints the task (with --wait: once it has ended)')
+    .argument('<agent>', 'the assignee: an AMID or @handle')
+    .argument('<command>', 'the command, e.g. status (a-z 0-9 _ -, starting with a letter)')
+    .argument('[args...]', 'its arguments')
+    .option('--room <id>', 'dispatch in this room (you and the assignee are members); its timeline shows the task')
+    .option('--deadline <sec>', 'the task fails if it has not ended by then (default: the relay\'s, 5 minutes)')
+    .option('--wait', 'wait until the task has ended (completed, failed, canceled or rejected) and print it')
+    .option('--timeout <sec>', 'with --wait: give up waiting after this many seconds (default: until the task ends)'))
+    .action(async (agent: string, command: string, args: string[], o: ApiOpts & { room?: string, deadline?: string, wait?: boolean, timeout?: string }) => {
+      const out = output(o.json === true)
+      agentOf('agent', agent)
+      const cmd = command.startsWith('/') ? command.slice(1) : command
+      if (!COMMAND_RE.test(cmd)) throw usage(`command "${command.slice(0, 40)}" must be 1–32 characters of a-z 0-9 _ -, starting with a letter (e.g. status)`)
+      const argText = args.join(' ')
+      if (argText.length > MAX_TASK_ARGS) throw usage(`the arguments are ${argText.length} characters; at most ${MAX_TASK_ARGS}`)
+      const rid = o.room === undefined ? undefined : roomOf('--room', o.room)
+      const deadline = optInt('--deadline', o.deadline, 1, MAX_TASK_DEADLINE_S)
+      if (o.timeout !== undefined && o.wait !== true) throw usage('--timeout goes with --wait')
+      const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
+      const api = apiOf(o)
+      let t = await api.call('POST', '/api/v1/tasks', {
+        to: agent, command: cmd, ...(argText === '' ? {} : { args: argText }), ...(rid === undefined ? {} : { room: rid }), ...(deadline === undefined ? {} : { deadline_s: deadline }),
+      }) as Task
+      if (o.wait !== true) { printTask(out, t); return }
+      out.note(`dispatched task ${t.id} to ${t.assignee}; waiting for it to end`)
+      const stop = stopper(seconds)
+      try {
+        if (!FINAL_STATES.has(t.state)) {
+          await pollUntil(stop.signal, async () => {
+            t = await api.call('GET', `/api/v1/tasks/${t.id}`) as Task
+            return FINAL_STATES.has(t.state)
+          })
+        }
+      } finally {
+        stop.release()
+      }
+      if (!FINAL_STATES.has(t.state)) {
+        if (stop.interrupted()) { printTask(out, t); return }
+        throw new AgentMeshError(ErrorCode.Timeout, `task ${t.id} is still ${t.state} after ${seconds!} s (--timeout); \`agentmesh task show ${t.id}\` shows it later`)
+      }
+      printTask(out, t)
+    })
+
+  withApi(task.command('list')
+    .description('tasks you dispatched or were given (newest first)')
+    .option('--room <id>', 'only those of this room')
+    .option('--state <state>', `only those in this state (${TASK_STATES.join(', ')})`)
+    .option('--limit <n>', 'at most this many', '50'))
+    .action(async (o: ApiOpts & { room?: string, state?: string, limit: string }) => {
+      const out = output(o.json === true)
+      const rid = o.room === undefined ? undefined : roomOf('--room', o.room)
+      if (o.state !== undefined && !(TASK_STATES as readonly string[]).includes(o.state)) throw usage(`--state must be one of ${TASK_STATES.join(', ')}, got "${o.state.slice(0, 40)}"`)
+      const limit = parseInteger('--limit', o.limit, 1, MAX_LIMIT)
+      const api = apiOf(o)
+      let before: string | undefined
+      let n = 0
+      for (;;) {
+        const want = Math.min(PAGE, limit - n)
+        const r = await api.call('GET', '/api/v1/tasks' + query({ room: rid, state: o.state, limit: want, before })) as { tasks: Task[], next_before?: string }
+        for (const t of r.tasks) printTask(out, t)
+        n += r.tasks.length
+        if (r.next_before === undefined || r.tasks.length < want || r.next_before === before || n >= limit) break
+        before = r.next_before
+      }
+      if (n === 0) out.note('no tasks')
+    })
+
+  withApi(task.command('show')
+    .description('a task, with its history')
+    .argument('<id>', 'the task id'))
+    .action(async (id: string, o: ApiOpts) => {
+      const out = output(o.json === true)
+      idOf('task id', id)
+      const t = await apiOf(o).call('GET', `/api/v1/tasks/${id}`) as Task & { history?: Array<{ state: string, at: number, by: string, message?: string }> }
+      out.result({ ...t }, taskLine(t) + (t.history ?? []).map(h => `\n  ${iso(h.at)} ${h.state} by ${h.by}${h.message === undefined ? '' : `: ${oneLine(h.message)}`}`).join(''))
+    })
+
+  withApi(task.command('cancel')
+    .description('cancel a task (its requester, the room\'s owner, a master); the assignee is told')
+    .argument('<id>', 'the task id'))
+    .action(async (id: string, o: ApiOpts) => {
+      const out = output(o.json === true)
+      idOf('task id', id)
+      printTask(out, await apiOf(o).call('POST', `/api/v1/tasks/${id}/cancel`) as Task)
+    })
+
+  withApi(program.command('logs')
+    .description('the relay\'s audit log (metadata only; workers see their own rows, wardens and masters all); `logs verify` checks its hash chain')
+    .argument('[action]', 'verify')
+    .option('--follow', 'keep printing new rows as they are written')
+    .option('--action <name>', 'only rows of this action, e.g. message.send, room.join, handle.set')
+    .option('--limit <n>', 'at most this many rows (default 100; not with --follow)')
+    .option('--after <seq>', 'rows after this audit seq (default: from the first)')
+    .option('--timeout <sec>', 'with --follow: stop after this many seconds (default: until Ctrl-C)')
+    .option('--data <dir>', 'verify: check a stopped relay\'s data directory offline instead of asking the relay'))
+    .action(async (action: string | undefined, o: ApiOpts & { follow?: boolean, action?: string, limit?: string, after?: string, timeout?: string, data?: string }) => {
+      const out = output(o.json === true)
+      if (action !== undefined && action !== 'verify') throw usage(`unknown action "${action.slice(0, 40)}": use \`agentmesh logs\` or \`agentmesh logs verify\``)
+      if (action === 'verify') {
+        const extra = (['follow', 'action', 'limit', 'after', 'timeout'] as const).find(k => o[k] !== undefined)
+        if (extra !== undefined) throw usage(`--${extra} does not go with \`logs verify\``)
+        if (o.data !== undefined) {
+          if (o.data.trim() === '') throw usage('--data must name the relay\'s data directory')
+          await verifyOffline(out, resolve(o.data))
+          return
+        }
+        apiKeyOf(o.apiKey)
+        const r = await apiOf(o).call('GET', '/api/v1/audit/verify') as { ok: boolean, rows: number, last_seq?: number, seq?: number, reason?: string }
+        reportVerify(out, r)
+        return
+      }
+      if (o.data !== undefined) throw usage('--data goes with `logs verify`')
+      if (o.action !== undefined && !/^[a-z][a-z0-9._-]{0,63}$/.test(o.action)) throw usage(`--action "${o.action.slice(0, 40)}" is not an action (like message.send, room.join or handle.set)`)
+      if (o.follow === true && o.limit !== undefined) throw usage('--limit does not go with --follow')
+      if (o.follow !== true && o.timeout !== undefined) throw usage('--timeout goes with --follow')
+      const limit = o.limit === undefined ? (o.follow === true ? Infinity : 100) : parseInteger('--limit', o.limit, 1, MAX_LIMIT)
+      let after = optInt('--after', o.after, 0) ?? 0
+      const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
+      apiKeyOf(o.apiKey)
+      const api = apiOf(o)
+      let n = 0
+      /** Prints the rows after `after` (up to the limit); true when there may be more. */
+      const drain = async (): Promise<boolean> => {
+        for (;;) {
+          const want = Math.min(PAGE, limit - n)
+          if (want <= 0) return true
+          const r = await api.call('GET', '/api/v1/audit' + query({ after, limit: want, action: o.action })) as { entries: AuditEntry[], next_after?: number }
+          for (const e of r.entries) {
+            if (e.seq <= after) continue
+            printAudit(out, e)
+            after = e.seq
+            n++
+          }
+          if (r.entries.length < want) return false
+        }
+      }
+      const more = await drain()
+      if (o.follow !== true) {
+        if (n === 0) out.note('no audit rows')
+        if (more) out.note(`more: \`agentmesh logs --after ${after}\``)
+        return
+      }
+      const stop = stopper(seconds)
+      try {
+        await pollUntil(stop.signal, async () => { await drain() })
+      } finally {
+        stop.release()
+      }
+    })
+
+  withCommon(program.command('token')
+    .description('print a bearer token for the REST API (valid for an hour): `Authorization: Bearer <token>`'))
+    .action(async (o: CommonOpts) => {
+      const out = output(o.json === true)
+      const id = loadIdentity(homeOf(o))
+      const server = serverOf(o)
+      const ch = await registryRequest(server, 'POST', '/api/v1/auth/challenge', { body: JSON.stringify({ amid: id.amid }) }) as { nonce: string, relay: string }
+      const sig = signChallenge(id, id.amid, ch.nonce, ch.relay)
+      const t = await registryRequest(server, 'POST', '/api/v1/auth/token', { body: JSON.stringify({ amid: id.amid, nonce: ch.nonce, sig }) }) as { token: string, expires_at: number }
+      out.note(`bearer token for ${id.amid}, valid until ${iso(t.expires_at)}`)
+      out.result({ amid: id.amid, token: t.token, expires_at: t.expires_at }, t.token)
+    })
+
+  const role = program.command('role')
+    .description('agent roles (master, warden, worker): `role set <agent> <role>` (masters and the operator)')
+
+  withApi(role.command('set')
+    .description('give an agent a role: master (everything), warden (moderates public rooms, reads the audit log) or worker (the default)')
+    .argument('<agent>', 'the agent: an AMID or @handle')
+    .argument('<role>', ROLES.join(', ')))
+    .action(async (agent: string, roleName: string, o: ApiOpts) => {
+      const out = output(o.json === true)
+      agentOf('agent', agent)
+      if (!(ROLES as readonly string[]).includes(roleName)) throw usage(`role must be one of ${ROLES.join(', ')}, got "${roleName.slice(0, 40)}"`)
+      const api = apiOf(o)
+      const amid = await resolveAgent(api, agent)
+      const r = await api.call('PUT', `/api/v1/agents/${amid}/role`, { role: roleName }) as { amid: string, role: string }
+      out.result({ ...r }, `${agent === amid ? amid : `${agent} (${amid})`} is now ${r.role}`)
+    })
+}
+
+function checkTopic (what: string, t: string): void {
+  if (t.length > MAX_TOPIC) throw usage(`${what} is ${t.length} characters; at most ${MAX_TOPIC}`)
+  if (/[\r\n]/.test(t)) throw usage(`${what} must be one line`)
+}
+
+/**
+ * The handle of an AMID as far as the relay shows it: presence (online agents), the members of your
+ * rooms, and for yourself your audit rows. null: it has none; undefined: not shown to you.
+ */
+async function handleOfAmid (api: Api, amid: string): Promise<string | null | undefined> {
+  const online = await api.call('GET', '/api/v1/presence') as { agents: Array<{ amid: string, handle?: string }> }
+  const seen = online.agents.find(a => a.amid === amid)
+  if (seen !== undefined) return seen.handle ?? null
+  if (api.operator || amid !== api.identity().amid) {
+    // the members of the rooms you are in show their handles
+    const rooms = await api.call('GET', '/api/v1/rooms' + query({ limit: PAGE })) as { rooms: RoomJson[] }
+    for (const r of rooms.rooms) {
+      if (r.kind === 'global' || (!r.joined && !api.operator)) continue
+      const m = await api.call('GET', `/api/v1/rooms/${r.id}/members`) as { members: Array<{ amid: string, handle?: string }> }
+      const found = m.members.find(x => x.amid === amid)
+      if (found !== undefined) return found.handle ?? null
+    }
+    return undefined
+  }
+  // your own handle.set rows, the newest last
+  let after = 0
+  let handle: string | undefined
+  for (;;) {
+    const r = await api.call('GET', '/api/v1/audit' + query({ after, limit: PAGE, action: 'handle.set' })) as { entries: Array<AuditEntry & { detail: { handle?: string } }> }
+    for (const e of r.entries) if (e.target === amid && typeof e.detail?.handle === 'string') handle = e.detail.handle
+    const last = r.entries.at(-1)?.seq
+    if (r.entries.length < PAGE || last === undefined) break
+    after = last
+  }
+  if (handle === undefined) return null
+  // still yours? (a master may have changed it since)
+  try {
+    const now = await api.call('GET', `/api/v1/handles/${encodeURIComponent(handle)}`) as { amid: string }
+    return now.amid === amid ? handle : null
+  } catch (err) {
+    if (AgentMeshError.is(err, ErrorCode.UnknownHandle)) return null
+    throw err
+  }
+}
+
+function reportVerify (out: Out, r: { ok: boolean, rows: number, last_seq?: number, seq?: number, reason?: string }): void {
+  if (!r.ok) {
+    throw new AgentMeshError(ErrorCode.AuditTampered, `the audit log is broken at row ${r.seq ?? '?'}: ${r.reason ?? 'no reason given'} (${r.rows} row(s) read)`)
+  }
+  out.result({ ok: true, rows: r.rows, ...(r.last_seq === undefined ? {} : { last_seq: r.last_seq }) }, `audit log verified: ${r.rows} rows`)
+}
+
+/** `logs verify --data DIR`: reads a stopped relay's SQLite store and checks the chain. */
+async function verifyOffline (out: Out, dir: string): Promise<void> {
+  const file = join(dir, DB_FILE)
+  if (!existsSync(file)) throw new AgentMeshError(ErrorCode.DataDir, `${dir} holds no relay database (${DB_FILE}); give the --data directory of a relay that kept its data`)
+  const store = sqliteStore(file)
+  try {
+    const v = new AuditVerifier()
+    let after = 0
+    for (;;) {
+      const rows = await store.readAudit({ after, limit: 1000 })
+      if (!v.add(rows) || rows.length < 1000) break
+      after = rows[rows.length - 1]!.seq
+    }
+    const r = v.result()
+    reportVerify(out, r.ok ? { ok: true, rows: r.rows, ...(r.last === undefined ? {} : { last_seq: r.last.seq }) } : r)
+  } finally {
+    await store.close()
+  }
+}

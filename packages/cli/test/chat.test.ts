@@ -1,0 +1,236 @@
+/**
+ * The chat commands, driven as a user would: one persistent relay process, three agents (alice,
+ * bob, carol), each through the real CLI in its own home; the audit log checked online, then
+ * offline on the stopped relay's files, then again after a row is edited.
+ */
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import Database from 'better-sqlite3'
+import { cli, cliProcess, spawnRelay, tempDir, waitFor, type CliResult, type RelayProcess } from '@agentmesh/testing'
+
+const API_KEY = `operator-${randomBytes(12).toString('hex')}`
+
+/** Asserts a failed run: exit code, one line on stderr with the code, no stack trace, nothing on stdout. */
+function assertError (r: CliResult, code: string, exit: number, also?: RegExp): void {
+  assert.equal(r.code, exit, `exit code; stdout: ${r.stdout} stderr: ${r.stderr}`)
+  const errLines = r.stderr.split('\n').filter(l => l !== '')
+  assert.equal(errLines.length, 1, `exactly one line on stderr, got: ${r.stderr}`)
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
+  assert.match(errLines[0]!, new RegExp(`^agentmesh: error ${code}: .{10,}`))
+  if (also !== undefined) assert.match(errLines[0]!, also)
+  assert.equal(r.stdout, '', 'nothing on stdout')
+}
+
+function ok (r: CliResult, what: string): CliResult {
+  assert.equal(r.code, 0, `${what}: exit ${String(r.code)}; stdout: ${r.stdout} stderr: ${r.stderr}`)
+  return r
+}
+
+const json = <T = any>(r: CliResult): T[] => r.lines.map(l => JSON.parse(l) as T)
+
+interface HistoryJson { room: string, seq: number, id: string, from: string, from_handle?: string, type: string, ts: number, text?: string }
+
+describe('chat', { concurrency: 1 }, () => {
+  const dir = tempDir()
+  const data = join(dir.path, 'data')
+  let relay: RelayProcess | undefined
+  let server: string
+  const home = (name: string): string => join(dir.path, name)
+  const as = (name: string): { home: string, server: string } => ({ home: home(name), server })
+  const ids: Record<'alice' | 'bob' | 'carol', string> = { alice: '', bob: '', carol: '' }
+  const background: Array<ReturnType<typeof cliProcess>> = []
+  let auditRows = 0
+
+  before(async () => {
+    relay = await spawnRelay({ dataDir: data, args: ['--api-key', API_KEY] })
+    server = relay.url
+  })
+  after(async () => {
+    for (const c of background) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+    await relay?.kill()
+    dir.cleanup()
+  })
+
+  it('chat - bad arguments exit 2 with one line, before any I/O', async () => {
+    // no identity, no relay: a command that did any I/O would fail otherwise (exit 1)
+    const o = { home: home('nobody'), server: 'http://127.0.0.1:1' }
+    const runs = await Promise.all([
+      cli(['chat', '--room', 'Ops Room', '--msg', 'x'], o),
+      cli(['history', 'ops', '--before', '5', '--after', '1'], o),
+      cli(['dm', 'bob', 'hi'], o),
+      cli(['handle', 'set', 'relay'], o),
+      cli(['task', 'dispatch', '@bob', 'Do-It'], o),
+      cli(['logs', '--limit', 'ten', '--json'], o),
+    ])
+    const [badRoom, beforeAfter, bareName, reserved, badCommand, badLimit] = runs
+    assertError(badRoom!, 'AM_ERR_INVALID_ARGUMENT', 2, /--room "Ops Room"/)
+    assertError(beforeAfter!, 'AM_ERR_INVALID_ARGUMENT', 2, /--before or --after/)
+    assertError(bareName!, 'AM_ERR_INVALID_ARGUMENT', 2, /peer "bob".*@handle/)
+    assertError(reserved!, 'AM_ERR_INVALID_ARGUMENT', 2, /"relay" is reserved/)
+    assertError(badCommand!, 'AM_ERR_INVALID_ARGUMENT', 2, /command "Do-It"/)
+    // --json: the error is one JSON line
+    assert.equal(badLimit!.code, 2, badLimit!.stderr)
+    assert.equal(badLimit!.stdout, '')
+    const e = JSON.parse(badLimit!.stderr) as { error: { code: string, message: string } }
+    assert.equal(e.error.code, 'AM_ERR_INVALID_ARGUMENT')
+    assert.match(e.error.message, /--limit/)
+  })
+
+  it('chat - each agent takes a handle; a handle held by another agent (in any case) is refused with AM_ERR_HANDLE_TAKEN', async () => {
+    const names = ['alice', 'bob', 'carol'] as const
+    const inits = await Promise.all(names.map(async n => await cli(['init', '--name', n, '--json'], as(n))))
+    names.forEach((n, i) => { ids[n] = (JSON.parse(ok(inits[i]!, `init ${n}`).lines[0]!) as { amid: string }).amid })
+    const set = await Promise.all(names.map(async n => await cli(['handle', 'set', n, '--json'], as(n))))
+    names.forEach((n, i) => { assert.deepEqual(json(ok(set[i]!, `handle set ${n}`)), [{ amid: ids[n], handle: n }]) })
+
+    const [taken, shown, again] = await Promise.all([
+      cli(['handle', 'set', 'BOB'], as('carol')),
+      cli(['handle', 'show', '@bob', '--json'], as('carol')),
+      cli(['handle', 'set', '@alice', '--json'], as('alice')),
+    ])
+    assertError(taken, 'AM_ERR_HANDLE_TAKEN', 1, /BOB/)
+    // taking your own handle again is no error (the relay answers either 409 or "previous" = the same)
+    const same = json(ok(again, 'the same handle again'))
+    assert.deepEqual(same.map(r => [r.amid, r.handle]), [[ids.alice, 'alice']])
+    assert.deepEqual(json(ok(shown, 'handle show')), [{ handle: 'bob', amid: ids.bob }])
+  })
+
+  it('chat - dm @bob reaches bob end-to-end encrypted, and only bob', async () => {
+    // before any room message: nothing else waits for bob or carol
+    const text = `hello-${randomBytes(6).toString('hex')}`
+    const sent = json(ok(await cli(['dm', '@bob', text, '--json'], as('alice')), 'dm'))
+    assert.equal(sent.length, 1)
+    assert.deepEqual([sent[0].to, sent[0].peer, sent[0].status], [ids.bob, '@bob', 'stored'])
+    const [atBob, atCarol, unknown] = await Promise.all([
+      cli(['listen', '--count', '1', '--timeout', '15', '--json'], as('bob')),
+      cli(['listen', '--timeout', '2', '--json'], as('carol')),
+      cli(['dm', '@nobody-here', 'x'], as('alice')),
+    ])
+    const got = json(ok(atBob, 'bob listen'))
+    assert.equal(got.length, 1, atBob.stdout)
+    assert.deepEqual([got[0].id, got[0].from, got[0].to, got[0].text, got[0].encrypted], [sent[0].id, ids.alice, ids.bob, text, true])
+    assert.deepEqual([ok(atCarol, 'carol listen').lines, atCarol.stderr], [[], ''], 'nothing reaches carol')
+    assertError(unknown, 'AM_ERR_UNKNOWN_HANDLE', 1, /nobody-here/)
+  })
+
+  it('chat - a message to the global room is in its history once, from alice with her handle', async () => {
+    const sent = json(ok(await cli(['chat', '--room', 'global', '--msg', 'ping', '--json'], as('alice')), 'chat --msg'))
+    assert.equal(sent.length, 1)
+    assert.deepEqual([sent[0].room, sent[0].status], ['global', 'stored'])
+    const [j, text] = await Promise.all([
+      cli(['history', 'global', '--json'], as('bob')),
+      cli(['history', '#global'], as('bob')),
+    ])
+    const pings = json<HistoryJson>(ok(j, 'history --json')).filter(m => m.text === 'ping')
+    assert.equal(pings.length, 1, j.stdout)
+    assert.deepEqual([pings[0]!.id, pings[0]!.from, pings[0]!.from_handle, pings[0]!.type, pings[0]!.room], [sent[0].id, ids.alice, 'alice', 'chat', 'global'])
+    const line = ok(text, 'history').lines.find(l => l.endsWith(': ping'))
+    assert.match(line ?? '', new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z #${pings[0]!.seq} alice: ping$`), text.stdout)
+  })
+
+  it('chat - alice creates ops, bob joins: who --room ops lists the two of them, carol cannot read it', async () => {
+    const created = json(ok(await cli(['room', 'create', 'ops', '--topic', 'ops talk', '--json'], as('alice')), 'room create'))
+    assert.deepEqual([created[0].id, created[0].kind, created[0].topic, created[0].owner], ['ops', 'public', 'ops talk', ids.alice])
+    ok(await cli(['room', 'join', '#ops'], as('bob')), 'room join')
+    const [who, rooms, outsider] = await Promise.all([
+      cli(['who', '--room', 'ops', '--json'], as('alice')),
+      cli(['rooms', '--json'], as('bob')),
+      cli(['history', 'ops'], as('carol')),
+    ])
+    const agents = json<{ amid: string, handle?: string, status: string }>(ok(who, 'who'))
+    assert.deepEqual(agents.map(a => [a.amid, a.handle]).sort(), [[ids.alice, 'alice'], [ids.bob, 'bob']].sort())
+    for (const a of agents) assert.match(a.status, /^(online|idle|offline)$/)
+    const list = json<{ id: string, kind: string, joined: boolean, members: number }>(ok(rooms, 'rooms'))
+    assert.deepEqual(list.filter(r => r.id === 'ops').map(r => [r.kind, r.joined, r.members]), [['public', true, 2]])
+    assert.ok(list.some(r => r.id === 'global' && r.kind === 'global'), rooms.stdout)
+    assertError(outsider, 'AM_ERR_NOT_MEMBER', 1)
+  })
+
+  it('chat - --id twice is stored then duplicate, and the history holds one copy; a follower sees it, then --stdin lines in order', async () => {
+    const id = `retry-${randomBytes(6).toString('hex')}`
+    const first = json(ok(await cli(['chat', '--room', 'ops', '--id', id, '--msg', 'once', '--json'], as('alice')), 'first'))
+    const again = json(ok(await cli(['chat', '--room', '#ops', '--id', id, '--msg', 'once', '--json'], as('alice')), 'again'))
+    assert.deepEqual(first, [{ id, room: 'ops', status: 'stored' }])
+    assert.deepEqual(again, [{ id, room: 'ops', status: 'duplicate' }])
+
+    // bob follows ops (the newest messages, then new ones) while alice posts three lines
+    const follower = cliProcess(['chat', '--room', 'ops', '--timeout', '30', '--json'], as('bob'))
+    background.push(follower)
+    const seen: HistoryJson[] = []
+    let err = ''
+    createInterface({ input: follower.stdout! }).on('line', (l) => { seen.push(JSON.parse(l) as HistoryJson) })
+    follower.stderr!.on('data', (d: Buffer) => { err += d.toString() })
+    const exited = new Promise<number | null>((resolve) => { follower.once('close', (c) => { resolve(c) }) })
+    const hist = await cli(['history', 'ops', '--json'], as('bob'))
+    assert.deepEqual(json<HistoryJson>(ok(hist, 'history')).filter(m => m.id === id).map(m => m.text), ['once'], 'one copy')
+    await waitFor(() => seen.some(m => m.id === id), `the follower to print the history: ${err}`, 20_000)
+
+    const texts = ['first line', 'second line', 'third line']
+    const posted = json(ok(await cli(['chat', '--room', 'ops', '--stdin', '--json'], { ...as('alice'), input: texts.join('\n') + '\n' }), 'chat --stdin'))
+    assert.equal(posted.length, 3)
+    assert.ok(posted.every(p => p.status === 'stored' && p.room === 'ops'))
+    await waitFor(() => seen.length >= 4, `the follower to print the three lines: ${JSON.stringify(seen)} ${err}`, 20_000)
+    follower.kill('SIGINT')
+    assert.equal(await exited, 0, `the follower stops on Ctrl-C with 0: ${err}`)
+    assert.deepEqual(seen.map(m => m.text), ['once', ...texts], 'the retried message once, then the lines in order')
+    assert.deepEqual(seen.slice(1).map(m => m.id), posted.map(p => p.id))
+    assert.ok(seen.every((m, i) => i === 0 || m.seq > seen[i - 1]!.seq), 'room seqs increase')
+    assert.ok(seen.every(m => m.from === ids.alice && m.from_handle === 'alice' && m.room === 'ops'))
+  })
+
+  it('chat - task dispatch --wait prints the task once it ended (failed at its deadline) and exits 0', async () => {
+    const r = ok(await cli(['task', 'dispatch', '@bob', 'status', '--room', 'ops', '--deadline', '1', '--wait', '--timeout', '20', '--json'], as('alice')), 'task dispatch')
+    const tasks = json(r)
+    assert.equal(tasks.length, 1, r.stdout)
+    const t = tasks[0]
+    assert.deepEqual([t.requester, t.assignee, t.command, t.room, t.state], [ids.alice, ids.bob, 'status', 'ops', 'failed'])
+    assert.deepEqual(t.history.map((h: { state: string }) => h.state), ['submitted', 'failed'])
+  })
+
+  it('chat - the audit log: workers read their own rows, the operator all of them; logs verify passes; roles are the operator\'s', async () => {
+    const [verify, handles, own, forbidden] = await Promise.all([
+      cli(['logs', 'verify'], as('alice')),
+      cli(['logs', '--action', 'handle.set', '--json'], { ...as('alice'), env: { AGENTMESH_API_KEY: API_KEY } }),
+      cli(['logs', '--json', '--limit', '200'], as('carol')),
+      cli(['role', 'set', '@bob', 'master'], as('alice')),
+    ])
+    const m = /^audit log verified: (\d+) rows$/.exec(ok(verify, 'logs verify').lines[0] ?? '')
+    assert.ok(m !== null, verify.stdout)
+    auditRows = Number(m[1])
+    const rows = json<{ seq: number, actor: string, action: string, target?: string, detail: { handle?: string } }>(ok(handles, 'logs --action'))
+    // set at the same time: in any order (alice's second, unchanged set may be audited too); carol's refused one is not
+    const distinct = [...new Set(rows.map(r => JSON.stringify([r.detail.handle, r.actor, r.target])))].sort()
+    assert.deepEqual(distinct, [['alice', ids.alice, ids.alice], ['bob', ids.bob, ids.bob], ['carol', ids.carol, ids.carol]].map(x => JSON.stringify(x)), handles.stdout)
+    assert.ok(rows.length <= 4, handles.stdout)
+    assert.ok(rows.every((r, i) => i === 0 || r.seq > rows[i - 1]!.seq))
+    const carols = json<{ actor: string, action: string }>(ok(own, 'logs (carol)'))
+    assert.ok(carols.length >= 1 && carols.every(r => r.actor === ids.carol), own.stdout)
+    assert.ok(carols.some(r => r.action === 'handle.set'))
+    assert.ok(auditRows > rows.length + 5, `every send, room change and task is a row too: ${auditRows}`)
+    assertError(forbidden, 'AM_ERR_FORBIDDEN', 1)
+  })
+
+  it('chat - logs verify --data checks the stopped relay\'s files, and finds an edited row', async () => {
+    assert.equal(await relay!.kill(), 0, relay!.stderr())
+    const offline = ok(await cli(['logs', 'verify', '--data', data]), 'logs verify --data')
+    const m = /^audit log verified: (\d+) rows$/.exec(offline.lines[0] ?? '')
+    assert.ok(m !== null, offline.stdout)
+    assert.ok(Number(m[1]) >= auditRows, `${m[1]} rows offline, ${auditRows} online`)
+
+    const db = new Database(join(data, 'agentmesh.db'))
+    let seq: number
+    try {
+      const row = db.prepare("SELECT seq, detail FROM audit WHERE action = 'handle.set' AND target = ?").get(ids.bob) as { seq: number, detail: string }
+      assert.match(row.detail, /"bob"/)
+      db.prepare('UPDATE audit SET detail = ? WHERE seq = ?').run(row.detail.replace('"bob"', '"mallory"'), row.seq)
+      seq = row.seq
+    } finally {
+      db.close() // the store takes the file exclusively
+    }
+    const tampered = await cli(['logs', 'verify', '--data', data])
+    assertError(tampered, 'AM_ERR_AUDIT_TAMPERED', 1, new RegExp(`row ${seq}\\b.*changed`))
+  })
+})
