@@ -95,6 +95,9 @@ export class ConnectionImpl implements Connection {
   private lastError: Error | undefined
   /** sends are prepared (encrypted, written to the outbox) one at a time, in call order */
   private sendChain: Promise<unknown> = Promise.resolve()
+  /** sends waiting behind a look-up (docs: send) */
+  private lookups = 0
+  private lookupChain: Promise<void> = Promise.resolve()
   private relayAmidValue: string | undefined
   private readonly eventChannel = new Channel<ChatEvent>()
   private readonly handleCache = new Map<string, { amid: string, at: number }>()
@@ -249,6 +252,23 @@ export class ConnectionImpl implements Connection {
 
   async send (to: string, payload: Record<string, unknown>, opts: SendOptions = {}): Promise<SendResult> {
     if (this.closed) throw new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection is closed')
+    const lookup = typeof to === 'string' && (HANDLE_RE.test(to) || (roomRe.test(to) && this.rooms !== undefined && opts.encrypt !== false && (opts.type ?? 'chat') !== GROUP_TYPE))
+    // a send that needs a round trip first (an @handle, a room's kind) and every send behind it
+    // are queued in call order, so that a later send never overtakes an earlier one
+    if (!lookup && this.lookups === 0) return await this.submit(to, payload, opts).result
+    this.lookups++
+    const queued = this.lookupChain.then(async () => await this.prepareSend(to, payload, opts))
+    this.lookupChain = queued.then(() => {}, () => {})
+    try {
+      const s = await queued
+      return await s.result
+    } finally {
+      this.lookups--
+    }
+  }
+
+  /** Resolves an @handle and a private room's sender key, then queues the send; resolves once it is in the outbox. */
+  private async prepareSend (to: string, payload: Record<string, unknown>, opts: SendOptions): Promise<{ result: Promise<SendResult> }> {
     if (typeof to === 'string' && HANDLE_RE.test(to)) to = await this.resolveHandle(to)
     if (typeof to === 'string' && roomRe.test(to) && this.rooms !== undefined && opts.encrypt !== false && (opts.type ?? 'chat') !== GROUP_TYPE) {
       const room = to.slice(1)
@@ -257,17 +277,18 @@ export class ConnectionImpl implements Connection {
         const rooms = this.rooms
         const target = to
         // the sender key's DMs and the message are queued in one go, in order, per room
-        const s = await rooms.serial(room, async () => {
+        return await rooms.serial(room, async () => {
           if (opts.id !== undefined && this.outbox.has(opts.id)) return this.submit(target, payload, opts)
           const gm = await rooms.encrypt(room, opts.type ?? 'chat', payload)
           const sub = this.submit(target, { ...gm }, { ...opts, type: GROUP_TYPE, encrypt: false })
           await sub.prepared.catch(() => {})
           return sub
         })
-        return await s.result
       }
     }
-    return await this.submit(to, payload, opts).result
+    const sub = this.submit(to, payload, opts)
+    await sub.prepared.catch(() => {})
+    return sub
   }
 
   /** An @handle's AMID (asked of the relay, cached for a minute). */

@@ -12,7 +12,7 @@ import { createRelay, silentLogger, type Relay, type RelayInit } from '@agentmes
 import { createIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
 import { chat, connect, memoryState, tasks, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type ChatEvent } from '@agentmesh/protocol'
-import { tempDir } from '@agentmesh/testing'
+import { spawnRelay, tempDir, type RelayProcess } from '@agentmesh/testing'
 
 /** Polls `fn` until it answers something truthy (a bound, not a timing assertion). */
 async function until<T> (fn: () => T | undefined | false | Promise<T | undefined | false>, ms: number): Promise<T> {
@@ -75,6 +75,7 @@ function allBytes (dir: string): string {
 describe('chat', () => {
   const dir = tempDir()
   const relays: Relay[] = []
+  const spawned: RelayProcess[] = []
   const conns: Connection[] = []
   const start = async (init: RelayInit = {}): Promise<Relay> => {
     const r = await createRelay({ port: 0, logger: silentLogger, ...(init.dataDir === undefined ? { memory: true } : {}), ...init })
@@ -82,7 +83,7 @@ describe('chat', () => {
     return r
   }
   const agent = (name: string): Agent => ({ id: createIdentity(name), state: memoryState(), warnings: [] })
-  const open = async (relay: Relay | string, a: Agent): Promise<Connection> => {
+  const open = async (relay: Relay | RelayProcess | string, a: Agent): Promise<Connection> => {
     const c = await connect({ server: typeof relay === 'string' ? relay : relay.url, identity: a.id, state: a.state, onWarning: (w) => { a.warnings.push(w) } })
     conns.push(c)
     a.conn = c
@@ -91,6 +92,7 @@ describe('chat', () => {
   after(async () => {
     for (const c of conns) await c.close()
     for (const r of relays) await r.close().catch(() => {})
+    for (const r of spawned) await r.kill()
     dir.cleanup()
   })
 
@@ -123,6 +125,27 @@ describe('chat', () => {
     assert.equal(unknown.body.error.code, ErrorCode.UnknownHandle)
     const rows = await relay.store.readAudit({ limit: 100, action: 'handle.set' })
     assert.deepEqual(rows.map(r => [r.actor, r.detail.handle]), [[a.id.amid, 'Alice'], [b.id.amid, 'bob'], [a.id.amid, 'alice2'], [b.id.amid, 'alice']])
+  })
+
+  it('chat - sends issued together leave in call order, whether they name a room, an @handle or an AMID', async () => {
+    const relay = await start()
+    const [a, b] = [agent('a'), agent('b')]
+    const cb = await open(relay, b)
+    await chat(cb).setHandle('bee')
+    await chat(cb).createRoom({ id: 'line' })
+    const ca = await open(relay, a) // a fresh connection: no room or handle looked up yet
+    await chat(ca).join('line')
+    const sends: Array<Promise<unknown>> = []
+    for (let i = 1; i <= 6; i++) {
+      sends.push(ca.send('#line', { text: `r${i}` }))
+      sends.push(ca.send(i % 2 === 0 ? '@bee' : b.id.amid, { text: `d${i}` }))
+    }
+    await Promise.all(sends)
+    const got = await take(cb, 12)
+    assert.deepEqual(got.filter(m => m.room === 'line').map(m => m.text), ['r1', 'r2', 'r3', 'r4', 'r5', 'r6'])
+    assert.deepEqual(got.filter(m => m.room === undefined).map(m => m.text), ['d1', 'd2', 'd3', 'd4', 'd5', 'd6'])
+    assert.deepEqual((await chat(cb).history('line')).messages.map(m => m.text), ['r1', 'r2', 'r3', 'r4', 'r5', 'r6'])
+    assert.deepEqual([...a.warnings, ...b.warnings], [])
   })
 
   it('chat - global messages reach every connected agent; a DM reaches its peer only; a retry is stored once', async () => {
@@ -331,7 +354,9 @@ describe('chat', () => {
 
   it('chat - a private room is end-to-end encrypted: members read it, the relay stores no plaintext, a kicked member cannot read on', async () => {
     const data = join(dir.path, 'private')
-    const relay = await start({ dataDir: data })
+    // its own process, as deployed, so that the disk scan below sees only what the relay wrote
+    const relay = await spawnRelay({ dataDir: data })
+    spawned.push(relay)
     const [a, b, c] = [agent('a'), agent('b'), agent('c')]
     const ca = await open(relay, a)
     const cb = await open(relay, b)
@@ -364,7 +389,7 @@ describe('chat', () => {
     assert.deepEqual(await drain(cc), [])
     const h = await chat(cb).history('secret')
     assert.deepEqual(h.messages.map(m => [m.type, m.text]), [['e2ee.group', undefined], ['e2ee.group', undefined], ['e2ee.group', undefined]])
-    await relay.close()
+    assert.equal(await relay.kill(), 0, relay.stderr())
     const bytes = allBytes(data)
     assert.ok(bytes.includes('e2ee.group'), 'the scan reads the stored envelopes')
     for (const word of ['zebra-one', 'zebra-two', 'zebra-three', 'zebra-plain']) assert.ok(!bytes.includes(word), `${word} is not on the relay's disk`)

@@ -6,7 +6,7 @@ import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
 import { createIdentity, saveIdentity, signEnvelope, type Identity } from '@agentmesh/crypto'
 import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
-import { rawAgent, tempDir, waitFor } from '@agentmesh/testing'
+import { rawAgent, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
 
 interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], conn?: Connection }
 
@@ -37,6 +37,7 @@ function codes (a: Agent): string[] { return a.warnings.map(w => w.code) }
 describe('e2ee', () => {
   const dir = tempDir()
   const relays: Relay[] = []
+  const spawned: RelayProcess[] = []
   const conns: Connection[] = []
   const start = async (init: Parameters<typeof createRelay>[0] = {}): Promise<Relay> => {
     const r = await createRelay({ port: 0, memory: init.dataDir === undefined, logger: silentLogger, ...init })
@@ -44,7 +45,7 @@ describe('e2ee', () => {
     return r
   }
   const agent = (name: string): Agent => ({ id: createIdentity(name), state: memoryState(), warnings: [] })
-  const open = async (relay: Relay, a: Agent, opts: Parameters<typeof connect>[0] = {}): Promise<Connection> => {
+  const open = async (relay: Relay | RelayProcess, a: Agent, opts: Parameters<typeof connect>[0] = {}): Promise<Connection> => {
     const c = await connect({ server: relay.url, identity: a.id, state: a.state, onWarning: (w) => { a.warnings.push(w) }, ...opts })
     conns.push(c)
     a.conn = c
@@ -53,11 +54,15 @@ describe('e2ee', () => {
   after(async () => {
     for (const c of conns) await c.close()
     for (const r of relays) await r.close()
+    for (const r of spawned) await r.kill()
     dir.cleanup()
   })
 
   it('e2ee - messages in both directions are encrypted on the relay and arrive decrypted, in order, marked encrypted', async () => {
-    const relay = await start({ dataDir: join(dir.path, 'both') })
+    // the relay in its own process, as deployed: in this one its SQLite pages could be cut from
+    // memory that held the agents' plaintext, and the scan below would see that, not the relay
+    const relay = await spawnRelay({ dataDir: join(dir.path, 'both') })
+    spawned.push(relay)
     const alice = agent('alice')
     const bob = agent('bob')
     const a = await open(relay, alice)
@@ -81,7 +86,7 @@ describe('e2ee', () => {
     // nothing of it is readable in the relay's files
     await a.close()
     await b.close()
-    await relay.close()
+    assert.equal(await relay.kill(), 0, relay.stderr())
     for (const f of readdirSync(join(dir.path, 'both'))) {
       const bytes = readFileSync(join(dir.path, 'both', f))
       assert.equal(bytes.includes('secret-'), false, `${f} holds no plaintext`)
