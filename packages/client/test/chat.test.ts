@@ -189,6 +189,26 @@ describe('chat', () => {
     assert.ok(sends.every(r => JSON.stringify(r).includes('hello') === false && JSON.stringify(r).includes('just for b') === false), 'no content in the audit log')
   })
 
+  it('chat - a message posted over REST with a bearer token reaches SDK agents as from its poster, attested by the relay', async () => {
+    const relay = await start({ apiKey: 'op-key-0123456789abcdef' })
+    const [a, b] = [agent('a'), agent('b')]
+    await open(relay, a)
+    const cb = await open(relay, b)
+    const ta = await token(relay, a.id)
+    const posted = await api(relay, 'POST', '/api/v1/messages', { token: ta, body: { to: '#global', text: 'over rest', id: 'rest-msg-0001' } })
+    assert.equal(posted.status, 201)
+    const again = await api(relay, 'POST', '/api/v1/messages', { token: ta, body: { to: '#global', text: 'over rest', id: 'rest-msg-0001' } })
+    assert.deepEqual([again.status, again.body.duplicate], [200, true])
+    const op = await api(relay, 'POST', '/api/v1/messages', { key: 'op-key-0123456789abcdef', body: { to: '#global', text: 'from the operator' } })
+    assert.equal(op.status, 201)
+    const got = await take(cb, 2)
+    assert.deepEqual(got.map(m => [m.text, m.room, m.from]), [['over rest', 'global', a.id.amid], ['from the operator', 'global', cb.relayAmid]])
+    assert.equal(got[0]!.envelope.via, cb.relayAmid)
+    assert.equal(got[0]!.id, 'rest-msg-0001')
+    assert.deepEqual(await drain(cb), [], 'the retried post arrives once')
+    assert.deepEqual(b.warnings, [])
+  })
+
   it('chat - rooms: create, join (emits presence to members), topic, invite, kick, leave; only members post', async () => {
     const relay = await start()
     const [a, b, c] = [agent('a'), agent('b'), agent('c')]
@@ -222,6 +242,38 @@ describe('chat', () => {
     await assert.rejects(ca.send('#nowhere', { text: 'x' }), (e: unknown) => AgentMeshError.is(e, ErrorCode.UnknownRoom))
     const actions = (await relay.store.readAudit({ limit: 100 })).map(r => r.action).filter(x => x.startsWith('room.'))
     assert.deepEqual(actions, ['room.create', 'room.join', 'room.topic', 'room.kick'])
+  })
+
+  it('chat - presence goes idle after the quiet time and back online on a send; typing and read reach the room only; offline on close', async () => {
+    const relay = await start({ presenceIdleMs: 1000 })
+    const [a, b, c] = [agent('a'), agent('b'), agent('c')]
+    const ca = await open(relay, a)
+    const cb = await open(relay, b)
+    const cc = await open(relay, c)
+    await chat(ca).createRoom({ id: 'sig' })
+    await chat(cb).join('sig')
+    const eventsA = collect(ca)
+    const eventsC = collect(cc)
+    await chat(cb).say('sig', 'first')
+    const r = (await chat(cb).history('sig')).messages.at(-1)!
+    assert.equal(r.text, 'first')
+    cb.signal('sig', 'typing')
+    cb.signal('#sig', 'read', r.seq)
+    await until(() => eventsA.some(e => e.type === 'read'), 5000)
+    const fromB = eventsA.filter(e => e.amid === b.id.amid && (e.type === 'typing' || e.type === 'read'))
+    assert.deepEqual(fromB.map(e => [e.type, e.room, e.up_to]), [['typing', '#sig', undefined], ['read', '#sig', r.seq]])
+    assert.equal((await chat(ca).members('sig')).find(m => m.amid === b.id.amid)!.read_up_to, r.seq)
+    // quiet for the idle time: idle, seen by everyone (presence is global), then online on a send
+    await until(() => eventsC.some(e => e.type === 'presence' && e.amid === b.id.amid && e.status === 'idle'), 10_000)
+    assert.equal((await chat(cc).presence()).find(p => p.amid === b.id.amid)?.status, 'idle')
+    await chat(cb).say('sig', 'awake')
+    await until(() => eventsC.some(e => e.type === 'presence' && e.amid === b.id.amid && e.status === 'online'), 5000)
+    assert.ok(!eventsC.some(e => e.type === 'typing' || e.type === 'read'), 'c is not in the room: no signals')
+    await cb.close()
+    await until(() => eventsA.some(e => e.type === 'presence' && e.amid === b.id.amid && e.status === 'offline'), 5000)
+    assert.equal((await chat(ca).presence('sig')).find(p => p.amid === b.id.amid)?.status, 'offline')
+    assert.throws(() => { ca.signal('sig', 'read') }, (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument))
+    assert.throws(() => { ca.signal('not a room', 'typing') }, (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument))
   })
 
   it('chat - history returns what was sent, in order, paged, across a relay restart', async () => {
