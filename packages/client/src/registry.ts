@@ -7,6 +7,8 @@ export const REGISTRY_TIMEOUT_MS = 10_000
 export interface RegistryRequest {
   /** signs the request (X-AgentMesh-* headers) */
   identity?: Identity
+  /** the operator's API key (X-API-Key), for the operator's routes */
+  apiKey?: string
   /** the body as sent (JSON unless `contentType` says otherwise) */
   body?: string
   contentType?: string
@@ -20,6 +22,7 @@ export interface RegistryRequest {
 export async function registryRequest (origin: string, method: string, path: string, opts: RegistryRequest = {}): Promise<any> {
   const body = opts.body ?? ''
   const headers: Record<string, string> = opts.identity === undefined ? {} : signRequest(opts.identity, method, path, body)
+  if (opts.apiKey !== undefined) headers['x-api-key'] = opts.apiKey
   if (opts.body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json'
   let res: Response
   try {

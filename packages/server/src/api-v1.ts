@@ -9,7 +9,7 @@ import type { Context, Hono } from 'hono'
 import { v7 as uuidv7 } from 'uuid'
 import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN, type Envelope, validateEnvelope } from '@agentmesh/protocol'
 import { isAmid, verifyEnvelope } from '@agentmesh/crypto'
-import { AuditVerifier, type AuditRecord, type HistoryEntry, type Store } from '@agentmesh/store'
+import { verifyAudit, type AuditRecord, type HistoryEntry, type Store } from '@agentmesh/store'
 import {
   GROUP_TYPE, actorOf, ipOf, rateLimited, settingsFromJson, settingsJson,
   type ChatService, type Principal,
@@ -349,14 +349,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   })
   app.get('/api/v1/audit/verify', async (c) => {
     await enter(c)
-    const v = new AuditVerifier()
-    let after = 0
-    for (;;) {
-      const rows = await store.readAudit({ after, limit: 1000 })
-      if (!v.add(rows) || rows.length < 1000) break
-      after = rows[rows.length - 1]!.seq
-    }
-    const r = v.result()
+    const r = await verifyAudit(store)
     return c.json(r.ok
       ? { ok: true, rows: r.rows, ...(r.last === undefined ? {} : { last_seq: r.last.seq, last_hash: r.last.hash }) }
       : { ok: false, rows: r.rows, seq: r.seq, reason: r.reason, code: ErrorCode.AuditTampered })

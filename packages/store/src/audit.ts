@@ -86,3 +86,15 @@ export class AuditVerifier {
     return { ok: true, rows: this.count, ...(this.last === undefined ? {} : { last: this.last }) }
   }
 }
+
+/** Reads a store's whole audit log in seq order, a page at a time, and checks the chain. */
+export async function verifyAudit (store: { readAudit: (q: { after: number, limit: number }) => Promise<AuditRecord[]> }, pageSize = 1000): Promise<AuditCheck> {
+  const v = new AuditVerifier()
+  let after = 0
+  for (;;) {
+    const rows = await store.readAudit({ after, limit: pageSize })
+    if (!v.add(rows) || rows.length < pageSize) break
+    after = rows[rows.length - 1]!.seq
+  }
+  return v.result()
+}

@@ -9,9 +9,9 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Option, type Command } from 'commander'
 import { isAmid, loadIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
-import { httpOrigin, REGISTRY_TIMEOUT_MS, relayUrl, type Connection } from '@agentmesh/client'
-import { AgentMeshError, ErrorCode, ID_PATTERN, ROOM_ID_PATTERN, isErrorCode } from '@agentmesh/protocol'
-import { AuditVerifier } from '@agentmesh/store'
+import { type Connection } from '@agentmesh/client'
+import { AgentMeshError, ErrorCode, ID_PATTERN, ROOM_ID_PATTERN } from '@agentmesh/protocol'
+import { verifyAudit } from '@agentmesh/store'
 import { DB_FILE, sqliteStore } from '@agentmesh/store-sqlite'
 import { homeOf, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
@@ -104,32 +104,10 @@ function apiOf (o: ApiOpts): Api {
     identity,
     async call (method, path, body) {
       const text = body === undefined ? undefined : JSON.stringify(body)
-      if (key !== undefined) return await keyRequest(server, key, method, path, text)
-      return await registryRequest(server, method, path, { identity: identity(), ...(text === undefined ? {} : { body: text }) })
+      const auth = key !== undefined ? { apiKey: key } : { identity: identity() }
+      return await registryRequest(server, method, path, { ...auth, ...(text === undefined ? {} : { body: text }) })
     },
   }
-}
-
-/**
- * `method path` with the operator's `X-API-Key` instead of a signature; answers and errors as
- * @agentmesh/client's registryRequest does.
- */
-async function keyRequest (server: string, key: string, method: string, path: string, body: string | undefined): Promise<any> {
-  const origin = httpOrigin(relayUrl(server))
-  const headers: Record<string, string> = { 'x-api-key': key }
-  if (body !== undefined) headers['content-type'] = 'application/json'
-  let res: Response
-  try {
-    res = await fetch(origin + path, { method, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(REGISTRY_TIMEOUT_MS) })
-  } catch (cause) {
-    throw new AgentMeshError(ErrorCode.ConnectFailed, `cannot reach the relay at ${origin}: ${(cause as Error).message}. Is \`agentmesh serve\` running there?`, { cause })
-  }
-  const answer = await res.json().catch(() => undefined) as any
-  if (!res.ok) {
-    const e = answer?.error
-    throw new AgentMeshError(isErrorCode(e?.code) ? e.code : ErrorCode.Internal, typeof e?.message === 'string' ? e.message : `${method} ${path} answered HTTP ${res.status}`)
-  }
-  return answer
 }
 
 function query (q: Record<string, string | number | undefined>): string {
@@ -834,14 +812,7 @@ async function verifyOffline (out: Out, dir: string): Promise<void> {
   if (!existsSync(file)) throw new AgentMeshError(ErrorCode.DataDir, `${dir} holds no relay database (${DB_FILE}); give the --data directory of a relay that kept its data`)
   const store = sqliteStore(file)
   try {
-    const v = new AuditVerifier()
-    let after = 0
-    for (;;) {
-      const rows = await store.readAudit({ after, limit: 1000 })
-      if (!v.add(rows) || rows.length < 1000) break
-      after = rows[rows.length - 1]!.seq
-    }
-    const r = v.result()
+    const r = await verifyAudit(store)
     reportVerify(out, r.ok ? { ok: true, rows: r.rows, ...(r.last === undefined ? {} : { last_seq: r.last.seq }) } : r)
   } finally {
     await store.close()
