@@ -404,6 +404,36 @@ describe('chat', () => {
     assert.deepEqual([bad.body.ok, bad.body.seq, bad.body.code], [false, 2, ErrorCode.AuditTampered])
   })
 
+  it('chat - the audit log is bounded: a relay keeps its newest rows, says so in the chain, and still verifies; removing more at the start is found', async () => {
+    const data = join(dir.path, 'audit-bound')
+    const key = 'operator-key-0123456789'
+    let relay = await start({ dataDir: data, apiKey: key })
+    const a = agent('a')
+    let ca = await open(relay, a)
+    for (let i = 1; i <= 12; i++) await chat(ca).say('global', `m${i}`)
+    await ca.close()
+    await relay.close()
+    // restarted with a bound of 5 rows: the sweep at start drops the oldest
+    relay = await start({ dataDir: data, apiKey: key, auditMaxRows: 5 })
+    const rows = (await api(relay, 'GET', '/api/v1/audit', { key })).body.entries as Json[]
+    assert.deepEqual(rows.map(r => [r.seq, r.action]), [[9, 'message.send'], [10, 'message.send'], [11, 'message.send'], [12, 'message.send'], [13, 'audit.pruned']])
+    assert.deepEqual([rows[4]!.actor, rows[4]!.detail], [relay.relayAmid, { rows: 8, up_to_seq: 8 }])
+    const v = await api(relay, 'GET', '/api/v1/audit/verify', { key })
+    assert.deepEqual([v.body.ok, v.body.rows, v.body.from_seq, v.body.last_seq], [true, 5, 9, 13])
+    ca = await open(relay, a)
+    await chat(ca).say('global', 'after')
+    assert.equal((await api(relay, 'GET', '/api/v1/audit/verify', { key })).body.last_seq, 14)
+    await ca.close()
+    await relay.close()
+    const db = new Database(join(data, 'agentmesh.db'))
+    db.prepare('DELETE FROM audit WHERE seq = 9').run()
+    db.close()
+    relay = await start({ dataDir: data, apiKey: key })
+    const bad = await api(relay, 'GET', '/api/v1/audit/verify', { key })
+    assert.deepEqual([bad.body.ok, bad.body.code], [false, ErrorCode.AuditTampered])
+    assert.match(bad.body.reason, /rows 9-9 are missing at the start/)
+  })
+
   it('chat - a private room is end-to-end encrypted: members read it, the relay stores no plaintext, a kicked member cannot read on', async () => {
     const data = join(dir.path, 'private')
     // its own process, as deployed, so that the disk scan below sees only what the relay wrote

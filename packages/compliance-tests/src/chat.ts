@@ -623,6 +623,50 @@ export function chatCases (withStore: WithStore): void {
         })
       })
 
+      it('store - pruneAudit drops the oldest rows by time and by count, never the newest, notes it in the chain, and the log still verifies', async () => {
+        await withStore(undefined, async ({ store }) => {
+          assert.equal(await store.pruneAudit(T0 + 100, 10, { at: T0 + 100, actor: 'relay' }), 0, 'an empty log')
+          await store.appendAudit([1, 2, 3, 4, 5].map(i => audit(`a.${i}`, ALICE, { at: T0 + i * 10 })))
+          assert.equal(await store.pruneAudit(T0, 100, { at: T0 + 60, actor: 'relay' }), 0, 'nothing that old')
+          assert.equal((await store.readAudit({ limit: 10 })).length, 5, 'no note when nothing went')
+          // rows at or before T0 + 20 go
+          assert.equal(await store.pruneAudit(T0 + 20, 100, { at: T0 + 60, actor: 'relay' }), 2)
+          let { rows, ok } = await verifyAll(store)
+          assert.deepEqual(rows.map(r => [r.seq, r.action]), [[3, 'a.3'], [4, 'a.4'], [5, 'a.5'], [6, 'audit.pruned']])
+          assert.deepEqual([rows[3]!.actor, rows[3]!.detail], ['relay', { rows: 2, up_to_seq: 2 }])
+          assert.ok(ok, 'a log pruned by the store verifies')
+          const v = new AuditVerifier()
+          v.add(rows.slice(1))
+          assert.deepEqual(v.result(), { ok: false, rows: 3, seq: 3, reason: 'rows 3-3 are missing at the start and the newest audit.pruned row says rows up to 2 were dropped' }, 'a row removed at the start by anyone else is found')
+          assert.deepEqual((await store.readAudit({ after: 4, limit: 10 })).map(r => r.seq), [5, 6])
+          assert.deepEqual((await store.readAudit({ after: 0, limit: 1, action: 'a.4' })).map(r => r.seq), [4])
+          // by count: 3 rows stay, the note among them
+          assert.equal(await store.pruneAudit(T0, 3, { at: T0 + 70, actor: 'relay' }), 2)
+          ;({ rows, ok } = await verifyAll(store))
+          assert.deepEqual(rows.map(r => r.seq), [5, 6, 7])
+          assert.deepEqual(rows[2]!.detail, { rows: 2, up_to_seq: 4 })
+          assert.ok(ok)
+          // everything is old: all but the newest row go
+          assert.equal(await store.pruneAudit(T0 + 1000, 100, { at: T0 + 80, actor: 'relay' }), 2)
+          ;({ rows, ok } = await verifyAll(store))
+          assert.deepEqual(rows.map(r => [r.seq, r.action]), [[7, 'audit.pruned'], [8, 'audit.pruned']])
+          assert.ok(ok)
+          const next = await store.appendAudit([audit('room.join')])
+          assert.deepEqual([next[0]!.seq, next[0]!.prev], [9, rows[1]!.hash])
+        })
+      })
+
+      it('store - pruneAudit keeps the chain going in a commit after it', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.appendAudit([audit('a.1', ALICE, { at: T0 }), audit('a.2', ALICE, { at: T0 + 50 })])
+          assert.equal(await store.pruneAudit(T0, 100, { at: T0 + 60, actor: 'relay' }), 1)
+          await store.commit([dm(ALICE, 'id-000001', BOB)], [], [audit('message.send')])
+          const { rows, ok } = await verifyAll(store)
+          assert.deepEqual(rows.map(r => r.seq), [2, 3, 4])
+          assert.ok(ok)
+        })
+      })
+
       it('store - an item\'s own audit row is written only when the item is stored (a duplicate leaves none), before the commit\'s rows', async () => {
         await withStore(undefined, async ({ store }) => {
           const send = (id: string): AuditInput => audit('message.send', ALICE, { target: '#ops', detail: { id } })
@@ -784,6 +828,18 @@ export function chatDurabilityCases (withStore: WithStore, reopen: Reopen): void
         { status: 'stored', seq: 3, deliveries: [{ recipient: ALICE, seq: 1 }] },
       ])
       assert.deepEqual(await h.store.commit([roomItem(ALICE, 'id-000002', 'ops', [])], []), [{ status: 'duplicate', seq: 2 }])
+    })
+  })
+
+  it('store - a pruned audit log goes on from its last seq after reopening', async () => {
+    await withStore(undefined, async (h) => {
+      await h.store.appendAudit([audit('a.1', ALICE, { at: T0 }), audit('a.2', ALICE, { at: T0 + 50 })])
+      assert.equal(await h.store.pruneAudit(T0 + 1000, 100, { at: T0 + 60, actor: 'relay' }), 1)
+      h.store = await reopen(h.store)
+      await h.store.appendAudit([audit('a.4')])
+      const { rows, ok } = await verifyAll(h.store)
+      assert.deepEqual(rows.map(r => [r.seq, r.action]), [[2, 'a.2'], [3, 'audit.pruned'], [4, 'a.4']])
+      assert.ok(ok)
     })
   })
 

@@ -351,7 +351,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
     await enter(c)
     const r = await verifyAudit(store)
     return c.json(r.ok
-      ? { ok: true, rows: r.rows, ...(r.last === undefined ? {} : { last_seq: r.last.seq, last_hash: r.last.hash }) }
+      ? { ok: true, rows: r.rows, ...(r.last === undefined ? {} : { last_seq: r.last.seq, last_hash: r.last.hash }), ...(r.from === undefined ? {} : { from_seq: r.from }) }
       : { ok: false, rows: r.rows, seq: r.seq, reason: r.reason, code: ErrorCode.AuditTampered })
   })
 

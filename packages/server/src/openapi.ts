@@ -507,7 +507,7 @@ const chatPaths = {
       responses: v1({
         200: ok('the verdict', {
           oneOf: [
-            { type: 'object', required: ['ok', 'rows'], properties: { ok: { const: true }, rows: { type: 'integer' }, last_seq: { type: 'integer' }, last_hash: { type: 'string' } } },
+            { type: 'object', required: ['ok', 'rows'], properties: { ok: { const: true }, rows: { type: 'integer' }, last_seq: { type: 'integer' }, last_hash: { type: 'string' }, from_seq: { type: 'integer', description: 'the first row kept, when older rows were dropped for retention (audit.pruned rows say so)' } } },
             { type: 'object', required: ['ok', 'rows', 'seq', 'reason', 'code'], properties: { ok: { const: false }, rows: { type: 'integer' }, seq: { type: 'integer', description: 'the first bad row' }, reason: { type: 'string' }, code: { const: E.AuditTampered } } },
           ],
         }),
@@ -754,6 +754,8 @@ export const openapi = {
                         retention_ms: { type: 'integer' },
                         max_inbox: { type: 'integer' },
                         history_retention_ms: { type: 'integer', description: 'how long room history is kept' },
+                        audit_retention_ms: { type: 'integer', description: 'how long audit rows are kept' },
+                        audit_max_rows: { type: ['integer', 'null'], description: 'audit rows kept at most (null: no count limit)' },
                         presence_idle_ms: { type: 'integer', description: 'quiet time after which an online agent shows as idle' },
                       },
                     },

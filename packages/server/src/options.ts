@@ -6,6 +6,9 @@ import { DEFAULT_REPUTATION, reputationOptions, type ReputationOptions } from '.
 import type { RateLimit } from './rate-limit.ts'
 
 export const DEFAULT_HISTORY_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
+export const DEFAULT_AUDIT_RETENTION_MS = 90 * 24 * 60 * 60 * 1000
+/** Audit rows a `memory` relay keeps (a persistent one keeps what its retention allows). */
+export const DEFAULT_MEMORY_AUDIT_MAX_ROWS = 100_000
 
 /** User options of a relay. Every limit has a default; see docs/configuration in the README. */
 export interface RelayInit {
@@ -66,6 +69,10 @@ export interface RelayInit {
   historyMaxPerRoom?: number
   /** An online agent that sent nothing for this long shows as idle. @default 5 minutes */
   presenceIdleMs?: number
+  /** Audit rows are kept this long (checked every minute; docs/protocol.md §17.8). @default 90 days */
+  auditRetentionMs?: number
+  /** Audit rows kept at most. @default 100,000 with `memory`, no count limit persisted */
+  auditMaxRows?: number
   /**
    * Rate limits (token buckets, per minute with a burst), docs/protocol.md §17.8: REST per agent
    * 120/60, per IP 600/200; chat events per agent 600/120, per IP 1,200/240.
@@ -101,6 +108,8 @@ export interface RelayOptions {
   historyRetentionMs: number
   historyMaxPerRoom: number | undefined
   presenceIdleMs: number | undefined
+  auditRetentionMs: number
+  auditMaxRows: number | undefined
   rateLimits: Partial<Record<RateLimitName, Partial<RateLimit>>>
 }
 
@@ -128,13 +137,15 @@ export function defaultOptions (): RelayOptions {
     historyRetentionMs: DEFAULT_HISTORY_RETENTION_MS,
     historyMaxPerRoom: undefined,
     presenceIdleMs: undefined,
+    auditRetentionMs: DEFAULT_AUDIT_RETENTION_MS,
+    auditMaxRows: undefined,
     rateLimits: {},
   }
 }
 
 const INT_FIELDS = [
   'port', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent', 'maxConnections',
-  'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox', 'historyRetentionMs',
+  'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox', 'historyRetentionMs', 'auditRetentionMs',
 ] as const
 
 /** Merges user options over the defaults and validates them, before any I/O. */
@@ -173,7 +184,7 @@ export function relayOptions (init: RelayInit = {}): RelayOptions {
     o.trustRoots = checkTrustRoots(init.trustRoots, (why) => bad('trustRoots', why))
   }
   o.reputation = reputationOptions(init.reputation, bad)
-  for (const k of ['historyMaxPerRoom', 'presenceIdleMs'] as const) {
+  for (const k of ['historyMaxPerRoom', 'presenceIdleMs', 'auditMaxRows'] as const) {
     const v = init[k]
     if (v === undefined) continue
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw bad(k, `must be a positive integer, got ${JSON.stringify(v)}`)

@@ -13,7 +13,7 @@ import { getRequestListener } from '@hono/node-server'
 import { AgentMeshError, ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
 import { memoryStore, type Store } from '@agentmesh/store'
 import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
-import { relayOptions, type RelayInit, type RelayOptions } from './options.ts'
+import { DEFAULT_MEMORY_AUDIT_MAX_ROWS, relayOptions, type RelayInit, type RelayOptions } from './options.ts'
 import { RelayCore, type RelayStats } from './relay.ts'
 import { httpApp } from './http.ts'
 import { defaultLogger, type Logger } from './log.ts'
@@ -27,6 +27,7 @@ export const API_KEY_FILE = 'api-key'
 
 export const VERSION = '0.2.0'
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000
+const AUDIT_PRUNE_INTERVAL_MS = 60 * 1000
 
 export interface Relay {
   /** http://host:port */
@@ -80,6 +81,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   const opts = relayOptions(init)
   const log: Logger = init.logger ?? defaultLogger()
   const { store, storage } = openStore(opts, init)
+  const auditKeep = opts.auditMaxRows ?? (opts.memory ? DEFAULT_MEMORY_AUDIT_MAX_ROWS : Number.MAX_SAFE_INTEGER)
   const relayId = await store.relayId()
   const settings = defaultChatSettings()
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log })
@@ -128,6 +130,8 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
           retention_ms: opts.retentionMs,
           max_inbox: opts.maxInbox,
           history_retention_ms: opts.historyRetentionMs,
+          audit_retention_ms: opts.auditRetentionMs,
+          audit_max_rows: auditKeep === Number.MAX_SAFE_INTEGER ? null : auditKeep,
           presence_idle_ms: chat.settings.presenceIdleMs,
         },
       }
@@ -187,13 +191,25 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
       log.error({ err }, 'prune failed')
     }
   }
+  const pruneAudit = async (): Promise<void> => {
+    try {
+      const now = Date.now()
+      const n = await store.pruneAudit(now - opts.auditRetentionMs, auditKeep, { at: now, actor: chat.relayAmid })
+      if (n > 0) log.info({ audit: n }, 'pruned audit rows past their retention')
+    } catch (err) {
+      log.error({ err }, 'audit prune failed')
+    }
+  }
   await pruneNow()
+  await pruneAudit()
   const pruneTimer = setInterval(() => { void pruneNow() }, PRUNE_INTERVAL_MS).unref()
+  const auditPruneTimer = setInterval(() => { void pruneAudit() }, AUDIT_PRUNE_INTERVAL_MS).unref()
 
   try {
     await listen(server, opts.port, opts.host)
   } catch (err) {
     clearInterval(pruneTimer)
+    clearInterval(auditPruneTimer)
     tasks.stop()
     await core.shutdown()
     await store.close()
@@ -217,6 +233,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
       if (closing) return
       closing = true
       clearInterval(pruneTimer)
+      clearInterval(auditPruneTimer)
       tasks.stop()
       await core.shutdown()
       await new Promise<void>((resolve) => {

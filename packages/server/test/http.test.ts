@@ -233,6 +233,8 @@ describe('http - real relay', () => {
       retention_ms: 30 * 24 * 60 * 60 * 1000,
       max_inbox: 100000,
       history_retention_ms: 30 * 24 * 60 * 60 * 1000,
+      audit_retention_ms: 90 * 24 * 60 * 60 * 1000,
+      audit_max_rows: 100_000,
       presence_idle_ms: 5 * 60 * 1000,
     })
     assert.equal(info.relay_amid, relay.relayAmid)
@@ -263,6 +265,7 @@ describe('http - real relay', () => {
     assert.deepEqual(info.limits, {
       max_envelope_bytes: 4096, max_in_flight: 7, delivery_window: 9, heartbeat_ms: 20_000,
       max_connections_per_agent: 2, retention_ms: 60_000, max_inbox: 5, history_retention_ms: 30 * 24 * 60 * 60 * 1000, presence_idle_ms: 5 * 60 * 1000,
+      audit_retention_ms: 90 * 24 * 60 * 60 * 1000, audit_max_rows: null,
     })
     // a persistent relay makes an operator key
     assert.equal(info.operator_api, true)

@@ -51,6 +51,8 @@ describe('options - relayOptions', () => {
       historyRetentionMs: 30 * 24 * 60 * 60 * 1000,
       historyMaxPerRoom: undefined,
       presenceIdleMs: undefined,
+      auditRetentionMs: 90 * 24 * 60 * 60 * 1000,
+      auditMaxRows: undefined,
       rateLimits: {},
     }
     assert.deepEqual(relayOptions(), expected)
@@ -82,7 +84,7 @@ describe('options - relayOptions', () => {
     expectInvalid({ retentionMs: Infinity }, 'retentionMs', /^relay option retentionMs must be a positive integer/)
     expectInvalid({ authTimeoutMs: null }, 'authTimeoutMs', 'relay option authTimeoutMs must be a positive integer, got null')
     for (const field of ['maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent', 'maxConnections',
-      'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox']) {
+      'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox', 'auditRetentionMs', 'auditMaxRows']) {
       expectInvalid({ [field]: -5 }, field, `relay option ${field} must be a positive integer, got -5`)
       expectInvalid({ [field]: 2.25 }, field, `relay option ${field} must be a positive integer, got 2.25`)
       expectInvalid({ [field]: '10' }, field, `relay option ${field} must be a positive integer, got "10"`)

@@ -11,7 +11,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
+import { AUDIT_PRUNED_ACTION, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
 
 /**
  * 1: relay; 2: + registry (profiles, prekeys); 3: + certificates, CA certificates, CRLs;
@@ -254,6 +254,10 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     taskOverdue: db.prepare(`SELECT record FROM tasks WHERE state IN (${OPEN_TASK_STATES}) AND deadline <= ? ORDER BY deadline, id LIMIT ?`).pluck(),
     auditPut: db.prepare('INSERT INTO audit (seq, at, actor, action, target, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
     auditLast: db.prepare('SELECT seq, at, actor, action, target, detail, prev, hash FROM audit ORDER BY seq DESC LIMIT 1'),
+    auditFirst: db.prepare('SELECT seq FROM audit ORDER BY seq LIMIT 1').pluck(),
+    // rows are appended in time order: the scan stops at the first row that stays
+    auditFirstNewer: db.prepare('SELECT seq FROM audit WHERE at > ? ORDER BY seq LIMIT 1').pluck(),
+    auditDropUpTo: db.prepare('DELETE FROM audit WHERE seq <= ?'),
     settingsAll: db.prepare('SELECT key, value FROM settings ORDER BY key'),
     settingPut: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     settingDelete: db.prepare('DELETE FROM settings WHERE key = ?'),
@@ -448,6 +452,16 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     return out
   }))
   const appendAuditTx = keepingAuditTail(db.transaction((rows: readonly AuditInput[]): AuditRecord[] => insertAudit(rows)))
+  const pruneAuditTx = keepingAuditTail(db.transaction((olderThan: number, keep: number, note: { at: number, actor: string }): number => {
+    if (auditTail === undefined) return 0
+    const first = q.auditFirst.get() as number
+    const newer = q.auditFirstNewer.get(olderThan) as number | undefined
+    const upTo = Math.min(auditTail.seq - 1, Math.max((newer ?? auditTail.seq + 1) - 1, auditTail.seq - Math.max(1, keep) + 1))
+    if (upTo < first) return 0
+    const rows = q.auditDropUpTo.run(upTo).changes
+    insertAudit([{ at: note.at, actor: note.actor, action: AUDIT_PRUNED_ACTION, detail: { rows, up_to_seq: upTo } }])
+    return rows
+  }))
 
   interface HistoryRow { seq: number, sender: string, id: string, envelope: string, received_at: number, deleted_by: string | null, deleted_at: number | null }
   const historyOf = (r: HistoryRow): HistoryEntry => ({
@@ -736,6 +750,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       const sql = `SELECT seq, at, actor, action, target, detail, prev, hash FROM audit WHERE ${conds.join(' AND ')} ORDER BY seq LIMIT @limit`
       return (prepared(sql).all(params) as AuditRow[]).map(auditOf)
     },
+    async pruneAudit (olderThan, keep, note) { live(); return pruneAuditTx(olderThan, keep, note) },
     async lastAudit () {
       live()
       const r = q.auditLast.get() as AuditRow | undefined

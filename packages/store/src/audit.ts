@@ -53,27 +53,41 @@ export function chainAudit (last: { seq: number, hash: string } | undefined, row
 }
 
 export type AuditCheck =
-  | { ok: true, rows: number, last?: AuditRecord }
+  | { ok: true, rows: number, last?: AuditRecord, from?: number }
   | { ok: false, rows: number, seq: number, reason: string }
 
+/** The action of the row a store appends when it drops the oldest rows (detail `{rows, up_to_seq}`). */
+export const AUDIT_PRUNED_ACTION = 'audit.pruned'
+
 /**
- * Checks rows read in seq order, page after page: give each page with the state the previous call
- * answered (start with `undefined`).
+ * Checks rows read in seq order, page after page. A log whose oldest rows were dropped for
+ * retention starts later: its first row is taken as it links, and the newest `audit.pruned` row
+ * must say that the rows before it were dropped (`up_to_seq` = the first row's seq - 1), so that
+ * rows removed at the start by anyone else are found too.
  */
 export class AuditVerifier {
   private expectSeq = 1
   private prev = ''
   private count = 0
+  private first: number | undefined
+  private prunedUpTo = 0
   private failure: { seq: number, reason: string } | undefined
   private last: AuditRecord | undefined
 
   add (rows: readonly AuditRecord[]): boolean {
     if (this.failure !== undefined) return false
     for (const r of rows) {
+      if (this.count === 0 && r.seq > 1) {
+        // the start was dropped: checked against the audit.pruned rows in result()
+        this.expectSeq = r.seq
+        this.prev = r.prev
+      }
+      this.first ??= r.seq
       this.count++
       if (r.seq !== this.expectSeq) { this.failure = { seq: this.expectSeq, reason: `row ${this.expectSeq} is missing (the next row is ${r.seq})` }; return false }
       if (r.prev !== this.prev) { this.failure = { seq: r.seq, reason: `row ${r.seq} does not link to row ${r.seq - 1} (its prev hash differs)` }; return false }
       if (auditHash(r, r.prev) !== r.hash) { this.failure = { seq: r.seq, reason: `row ${r.seq} was changed after it was written (its hash does not match its fields)` }; return false }
+      if (r.action === AUDIT_PRUNED_ACTION && Number.isInteger(r.detail.up_to_seq)) this.prunedUpTo = r.detail.up_to_seq as number
       this.prev = r.hash
       this.expectSeq++
       this.last = r
@@ -83,7 +97,12 @@ export class AuditVerifier {
 
   result (): AuditCheck {
     if (this.failure !== undefined) return { ok: false, rows: this.count, ...this.failure }
-    return { ok: true, rows: this.count, ...(this.last === undefined ? {} : { last: this.last }) }
+    const first = this.first ?? 1
+    if (first > 1 && this.prunedUpTo !== first - 1) {
+      const said = this.prunedUpTo === 0 ? 'no audit.pruned row says they were dropped' : `the newest audit.pruned row says rows up to ${this.prunedUpTo} were dropped`
+      return { ok: false, rows: this.count, seq: first - 1, reason: `rows ${this.prunedUpTo + 1}-${first - 1} are missing at the start and ${said}` }
+    }
+    return { ok: true, rows: this.count, ...(this.last === undefined ? {} : { last: this.last }), ...(first > 1 ? { from: first } : {}) }
   }
 }
 

@@ -4,7 +4,7 @@ import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
 import type { AgentProfile, AgentRecord, AgentRole, AppendItem, AppendResult, AuditInput, AuditRecord, CaCertificateRecord, CertificateRecord, CrlRecord, CursorAck, FeedbackRecord, HistoryEntry, InboxState, InviteRecord, MemberRecord, OneTimePrekey, ReputationFlag, RoomRecord, ScorePoint, Store, StoreInit, StoredMessage, TaskRecord, TaskState } from './types.ts'
 import { compareCrls, crlPutResult, profileMatches } from './registry.ts'
-import { chainAudit } from './audit.ts'
+import { AUDIT_PRUNED_ACTION, chainAudit } from './audit.ts'
 
 interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
 interface Seen { seq: number, expiresAt: number }
@@ -473,8 +473,9 @@ export function memoryStore (init: StoreInit = {}): Store {
     async readAudit (q) {
       live()
       const out: AuditRecord[] = []
-      // seqs run from 1 without gaps: row n is at index n - 1
-      for (let i = Math.max(0, q.after ?? 0); i < audit.length && out.length < q.limit; i++) {
+      // seqs run without gaps from the oldest row kept: row n is at index n - that row's seq
+      const base = audit[0]?.seq ?? 1
+      for (let i = Math.max(0, (q.after ?? 0) + 1 - base); i < audit.length && out.length < q.limit; i++) {
         const r = audit[i]!
         if (q.actor !== undefined && r.actor !== q.actor) continue
         if (q.action !== undefined && r.action !== q.action) continue
@@ -483,6 +484,16 @@ export function memoryStore (init: StoreInit = {}): Store {
       return out
     },
     async lastAudit () { live(); const r = audit[audit.length - 1]; return r === undefined ? undefined : copyAudit(r) },
+    async pruneAudit (olderThan, keep, note) {
+      live()
+      const newer = audit.findIndex(r => r.at > olderThan)
+      const drop = Math.min(audit.length - 1, Math.max(newer === -1 ? audit.length : newer, audit.length - Math.max(1, keep) + 1))
+      if (drop <= 0) return 0
+      const upTo = audit[drop - 1]!.seq
+      audit.splice(0, drop)
+      appendAuditRows([{ at: note.at, actor: note.actor, action: AUDIT_PRUNED_ACTION, detail: { rows: drop, up_to_seq: upTo } }])
+      return drop
+    },
     async getSettings () { live(); return structuredClone(settings) },
     async putSettings (patch) {
       live()

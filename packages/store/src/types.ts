@@ -475,6 +475,14 @@ export interface Store {
   /** Audit rows in seq order. */
   readAudit (q: AuditQuery): Promise<AuditRecord[]>
   lastAudit (): Promise<AuditRecord | undefined>
+  /**
+   * Drops the oldest audit rows for retention: those up to the first row written after
+   * `olderThan`, and as many more as it takes for `keep` rows to be left with the note below;
+   * never the newest row. In the same step it appends an `audit.pruned` row by `note.actor`
+   * (detail `{rows, up_to_seq}`), which lets a verifier tell this from rows removed by anyone else.
+   * Answers how many rows were dropped.
+   */
+  pruneAudit (olderThan: number, keep: number, note: { at: number, actor: string }): Promise<number>
   getSettings (): Promise<Record<string, unknown>>
   /** Merges `patch` into the settings (a key set to null is removed). */
   putSettings (patch: Record<string, unknown>): Promise<Record<string, unknown>>

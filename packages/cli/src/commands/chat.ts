@@ -799,11 +799,12 @@ async function handleOfAmid (api: Api, amid: string): Promise<string | null | un
   }
 }
 
-function reportVerify (out: Out, r: { ok: boolean, rows: number, last_seq?: number, seq?: number, reason?: string }): void {
+function reportVerify (out: Out, r: { ok: boolean, rows: number, last_seq?: number, from_seq?: number, seq?: number, reason?: string }): void {
   if (!r.ok) {
     throw new AgentMeshError(ErrorCode.AuditTampered, `the audit log is broken at row ${r.seq ?? '?'}: ${r.reason ?? 'no reason given'} (${r.rows} row(s) read)`)
   }
-  out.result({ ok: true, rows: r.rows, ...(r.last_seq === undefined ? {} : { last_seq: r.last_seq }) }, `audit log verified: ${r.rows} rows`)
+  const from = r.from_seq === undefined ? '' : ` (from row ${r.from_seq}: the rows before it were dropped for retention)`
+  out.result({ ok: true, rows: r.rows, ...(r.last_seq === undefined ? {} : { last_seq: r.last_seq }), ...(r.from_seq === undefined ? {} : { from_seq: r.from_seq }) }, `audit log verified: ${r.rows} rows${from}`)
 }
 
 /** `logs verify --data DIR`: reads a stopped relay's SQLite store and checks the chain. */
@@ -813,7 +814,7 @@ async function verifyOffline (out: Out, dir: string): Promise<void> {
   const store = sqliteStore(file)
   try {
     const r = await verifyAudit(store)
-    reportVerify(out, r.ok ? { ok: true, rows: r.rows, ...(r.last === undefined ? {} : { last_seq: r.last.seq }) } : r)
+    reportVerify(out, r.ok ? { ok: true, rows: r.rows, ...(r.last === undefined ? {} : { last_seq: r.last.seq }), ...(r.from === undefined ? {} : { from_seq: r.from }) } : r)
   } finally {
     await store.close()
   }

@@ -29,6 +29,8 @@ const CONFIG_KEYS: Record<string, 'string' | 'number' | 'boolean' | 'object'> = 
   historyRetentionMs: 'number',
   historyMaxPerRoom: 'number',
   presenceIdleMs: 'number',
+  auditRetentionMs: 'number',
+  auditMaxRows: 'number',
   /** { api, ip, chat, chatIp: { perMinute, burst } } (docs/protocol.md §17.8); file only */
   rateLimits: 'object',
 }
@@ -93,6 +95,8 @@ interface ServeOpts {
   historyRetentionDays?: string
   historyMaxPerRoom?: string
   presenceIdle?: string
+  auditRetentionDays?: string
+  auditMaxRows?: string
   json?: boolean
 }
 
@@ -111,6 +115,8 @@ export function serveCommand (program: Command): void {
     .option('--history-retention-days <days>', 'room history is kept this many days (default 30; env AGENTMESH_HISTORY_RETENTION_MS in ms)')
     .option('--history-max-per-room <n>', 'room history entries kept per room (default 1,000 with --memory, 1,000,000 persisted)')
     .option('--presence-idle <sec>', 'an agent that sent nothing this long shows as idle (default 300)')
+    .option('--audit-retention-days <days>', 'audit log rows are kept this many days (default 90; env AGENTMESH_AUDIT_RETENTION_MS in ms)')
+    .option('--audit-max-rows <n>', 'audit log rows kept at most (default 100,000 with --memory, no count limit persisted)')
     .option('--json', 'print the listening address as JSON')
     .action(async (o: ServeOpts, cmd: Command) => {
       const out = output(o.json === true)
@@ -127,6 +133,8 @@ export function serveCommand (program: Command): void {
       if (o.apiKey !== undefined) flagInit.apiKey = o.apiKey
       if (o.historyRetentionDays !== undefined) flagInit.historyRetentionMs = parseInteger('--history-retention-days', o.historyRetentionDays, 1, 36_500) * 86_400_000
       if (o.historyMaxPerRoom !== undefined) flagInit.historyMaxPerRoom = parseInteger('--history-max-per-room', o.historyMaxPerRoom, 1, 100_000_000)
+      if (o.auditRetentionDays !== undefined) flagInit.auditRetentionMs = parseInteger('--audit-retention-days', o.auditRetentionDays, 1, 36_500) * 86_400_000
+      if (o.auditMaxRows !== undefined) flagInit.auditMaxRows = parseInteger('--audit-max-rows', o.auditMaxRows, 1, 1_000_000_000)
       if (o.presenceIdle !== undefined) flagInit.presenceIdleMs = parseInteger('--presence-idle', o.presenceIdle, 1, 7 * 86_400) * 1000
       const init: RelayInit = { ...fileInit, ...envInit, ...flagInit }
       // a more specific source picking --memory or --data wins over the other mode from a less specific one
