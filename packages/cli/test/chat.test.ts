@@ -96,6 +96,8 @@ describe('chat', { concurrency: 1 }, () => {
     const same = json(ok(again, 'the same handle again'))
     assert.deepEqual(same.map(r => [r.amid, r.handle]), [[ids.alice, 'alice']])
     assert.deepEqual(json(ok(shown, 'handle show')), [{ handle: 'bob', amid: ids.bob }])
+    // and the other way round, by AMID
+    assert.deepEqual(json(ok(await cli(['handle', 'show', ids.bob, '--json'], as('carol')), 'handle show amid')), [{ amid: ids.bob, handle: 'bob' }])
   })
 
   it('chat - dm @bob reaches bob end-to-end encrypted, and only bob', async () => {
@@ -111,7 +113,12 @@ describe('chat', { concurrency: 1 }, () => {
     ])
     const got = json(ok(atBob, 'bob listen'))
     assert.equal(got.length, 1, atBob.stdout)
-    assert.deepEqual([got[0].id, got[0].from, got[0].to, got[0].text, got[0].encrypted], [sent[0].id, ids.alice, ids.bob, text, true])
+    assert.deepEqual([got[0].id, got[0].from, got[0].from_handle, got[0].to, got[0].text, got[0].encrypted], [sent[0].id, ids.alice, 'alice', ids.bob, text, true])
+    // as text, the sender is shown with its handle
+    ok(await cli(['dm', ids.bob, 'second one'], as('alice')), 'dm by amid')
+    const line = ok(await cli(['listen', '--count', '1', '--timeout', '15'], as('bob')), 'bob listen (text)').lines
+    assert.equal(line.length, 1)
+    assert.match(line[0]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${ids.alice} \\(@alice\\): second one$`))
     assert.deepEqual([ok(atCarol, 'carol listen').lines, atCarol.stderr], [[], ''], 'nothing reaches carol')
     assertError(unknown, 'AM_ERR_UNKNOWN_HANDLE', 1, /nobody-here/)
   })

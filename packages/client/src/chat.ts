@@ -13,6 +13,7 @@
  * ```
  */
 import { AgentMeshError, ErrorCode, ROOM_ID_PATTERN, type ChatEvent } from '@agentmesh/protocol'
+import { isAmid } from '@agentmesh/crypto'
 import type { Connection, SendResult } from './types.ts'
 
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
@@ -69,6 +70,8 @@ export interface Chat {
   setHandle (handle: string): Promise<{ amid: string, handle: string, previous?: string }>
   /** The AMID of an @handle. */
   resolve (handle: string): Promise<string>
+  /** An agent's handle (without the @), undefined when it has none. */
+  handleOf (amid: string): Promise<string | undefined>
   events (): AsyncIterable<ChatEvent>
 }
 
@@ -105,6 +108,15 @@ export function chat (conn: Connection): Chat {
     async presence (room) { return (await r('GET', `/api/v1/presence${room === undefined ? '' : '?room=' + roomId(room)}`)).agents },
     async setHandle (handle) { return await r('POST', '/api/v1/handles', { handle }) },
     async resolve (handle) { return (await r('GET', `/api/v1/handles/${encodeURIComponent(handle.replace(/^@/, ''))}`)).amid },
+    async handleOf (amid) {
+      if (!isAmid(amid)) throw new AgentMeshError(ErrorCode.InvalidArgument, `"${String(amid).slice(0, 80)}" is not an AMID`)
+      try {
+        return (await r('GET', `/api/v1/handles/${amid}`)).handle
+      } catch (err) {
+        if (AgentMeshError.is(err, ErrorCode.UnknownHandle)) return undefined
+        throw err
+      }
+    },
     events () { return conn.events() },
   }
 }

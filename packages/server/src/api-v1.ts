@@ -281,6 +281,12 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   app.get('/api/v1/handles/:handle', async (c) => {
     await enter(c)
     const h = c.req.param('handle').replace(/^@/, '')
+    if (isAmid(h)) {
+      // the other way round: an agent's handle
+      const handle = await chat.handleOf(h)
+      if (handle === undefined) throw new AgentMeshError(ErrorCode.UnknownHandle, `${h} has no handle`)
+      return c.json({ handle, amid: h })
+    }
     const amid = await chat.resolveAgent('@' + h, 'handle')
     return c.json({ handle: (await chat.handleOf(amid)) ?? h, amid })
   })

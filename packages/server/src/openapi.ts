@@ -349,12 +349,12 @@ const chatPaths = {
   '/api/v1/handles/{handle}': {
     get: {
       operationId: 'resolveHandle',
-      summary: 'The AMID holding a handle (any case; a leading "@" is ignored).',
+      summary: 'The AMID holding a handle (any case; a leading "@" is ignored), or given an AMID, that agent\'s handle.',
       security: anyPrincipal,
-      parameters: [{ name: 'handle', in: 'path', required: true, schema: { type: 'string' } }],
+      parameters: [{ name: 'handle', in: 'path', required: true, schema: { type: 'string' }, description: 'a handle, or an AMID to look up its handle' }],
       responses: v1({
         200: ok('the handle as held and its agent', { type: 'object', required: ['handle', 'amid'], properties: { handle: { type: 'string' }, amid: amidString } }),
-      }, { 400: `not a handle (${E.InvalidArgument})`, 404: `no agent has the handle (${E.UnknownHandle})` }, noBody),
+      }, { 400: `not a handle (${E.InvalidArgument})`, 404: `no agent has the handle, or the agent has none (${E.UnknownHandle})` }, noBody),
     },
   },
   '/api/v1/agents/{amid}/role': {

@@ -169,6 +169,9 @@ describe('api v1 - in process, against the OpenAPI document', () => {
     assert.equal((await call(bob, 'GET', '/api/v1/handles/@Alice2', undefined, 200)).body.amid, alice.amid)
     await call(bob, 'GET', '/api/v1/handles/nobody', undefined, 404)
     await call(bob, 'GET', '/api/v1/handles/x', undefined, 400)
+    // by AMID: the agent's handle, or 404 when it has none
+    assert.deepEqual((await call(bob, 'GET', `/api/v1/handles/${alice.amid}`, undefined, 200)).body, { handle: 'alice2', amid: alice.amid })
+    assert.equal((await call(alice, 'GET', `/api/v1/handles/${carol.amid}`, undefined, 404)).body.error.code, ErrorCode.UnknownHandle)
 
     // ---- messages and history
     const posted = await call(bob, 'POST', '/api/v1/messages', { to: '#ops', text: 'hello', id: 'msg-00000001' }, 201)

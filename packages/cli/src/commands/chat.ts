@@ -561,7 +561,6 @@ export function chatCommands (program: Command): void {
       if (agent === undefined && api.operator) throw usage('the operator has no handle: name the agent, `agentmesh handle show <@handle|amid>`')
       const amid = agent ?? api.identity().amid
       const h = await handleOfAmid(api, amid)
-      if (h === undefined) throw new AgentMeshError(ErrorCode.NotFound, `no handle of ${amid} is shown to you: the relay shows the handles of agents that are online or share a room with you (look an agent up by its handle with \`agentmesh handle show @name\`)`)
       if (h === null) {
         out.result({ amid, handle: null }, `${amid} has no handle${amid === (api.operator ? undefined : api.identity().amid) ? '; take one with `agentmesh handle set <name>`' : ''}`)
         return
@@ -763,36 +762,9 @@ function checkTopic (what: string, t: string): void {
  * The handle of an AMID as far as the relay shows it: presence (online agents), the members of your
  * rooms, and for yourself your audit rows. null: it has none; undefined: not shown to you.
  */
-async function handleOfAmid (api: Api, amid: string): Promise<string | null | undefined> {
-  const online = await api.call('GET', '/api/v1/presence') as { agents: Array<{ amid: string, handle?: string }> }
-  const seen = online.agents.find(a => a.amid === amid)
-  if (seen !== undefined) return seen.handle ?? null
-  if (api.operator || amid !== api.identity().amid) {
-    // the members of the rooms you are in show their handles
-    const rooms = await api.call('GET', '/api/v1/rooms' + query({ limit: PAGE })) as { rooms: RoomJson[] }
-    for (const r of rooms.rooms) {
-      if (r.kind === 'global' || (!r.joined && !api.operator)) continue
-      const m = await api.call('GET', `/api/v1/rooms/${r.id}/members`) as { members: Array<{ amid: string, handle?: string }> }
-      const found = m.members.find(x => x.amid === amid)
-      if (found !== undefined) return found.handle ?? null
-    }
-    return undefined
-  }
-  // your own handle.set rows, the newest last
-  let after = 0
-  let handle: string | undefined
-  for (;;) {
-    const r = await api.call('GET', '/api/v1/audit' + query({ after, limit: PAGE, action: 'handle.set' })) as { entries: Array<AuditEntry & { detail: { handle?: string } }> }
-    for (const e of r.entries) if (e.target === amid && typeof e.detail?.handle === 'string') handle = e.detail.handle
-    const last = r.entries.at(-1)?.seq
-    if (r.entries.length < PAGE || last === undefined) break
-    after = last
-  }
-  if (handle === undefined) return null
-  // still yours? (a master may have changed it since)
+async function handleOfAmid (api: Api, amid: string): Promise<string | null> {
   try {
-    const now = await api.call('GET', `/api/v1/handles/${encodeURIComponent(handle)}`) as { amid: string }
-    return now.amid === amid ? handle : null
+    return (await api.call('GET', `/api/v1/handles/${amid}`) as { handle: string }).handle
   } catch (err) {
     if (AgentMeshError.is(err, ErrorCode.UnknownHandle)) return null
     throw err

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline'
 import type { Command } from 'commander'
-import { connect, tasks, type Connection, type Message } from '@agentmesh/client'
+import { chat, connect, tasks, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN } from '@agentmesh/protocol'
 import { checkAmid, homeOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
@@ -134,8 +134,9 @@ export function messagingCommands (program: Command): void {
             out.warn(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, `could not declare /status and /ping: ${(err as Error).message}`))
           }
         }
+        const names = senderNames(conn)
         for await (const m of conn.messages({ signal: both })) {
-          printMessage(out, m)
+          printMessage(out, m, await names(m.from))
           n++
           if (count !== undefined && n >= count) break
         }
@@ -154,13 +155,28 @@ export function messagingCommands (program: Command): void {
     })
 }
 
-function printMessage (out: Out, m: Message): void {
+/** Senders' handles, asked of the relay once a minute per sender; undefined when none (or the relay does not answer). */
+function senderNames (conn: Connection): (amid: string) => Promise<string | undefined> {
+  const cache = new Map<string, { handle: string | undefined, at: number }>()
+  return async (amid) => {
+    if (amid === conn.relayAmid) return 'relay'
+    const hit = cache.get(amid)
+    if (hit !== undefined && Date.now() - hit.at < 60_000) return hit.handle
+    const handle = await chat(conn).handleOf(amid).catch(() => undefined)
+    if (cache.size >= 10_000) cache.delete(cache.keys().next().value as string)
+    cache.set(amid, { handle, at: Date.now() })
+    return handle
+  }
+}
+
+function printMessage (out: Out, m: Message, handle: string | undefined): void {
   const body = m.text ?? JSON.stringify(m.payload)
   // room messages of public rooms are signed plaintext by design: not marked
   const marker = m.room !== undefined ? ` #${m.room}` : m.encrypted ? '' : ' [unencrypted]'
   out.result({
     id: m.id,
     from: m.from,
+    ...(handle === undefined ? {} : { from_handle: handle }),
     to: m.to,
     ts: m.ts,
     type: m.type,
@@ -170,5 +186,5 @@ function printMessage (out: Out, m: Message): void {
     ...(m.via === undefined ? {} : { via: m.via }),
     ...(m.text === undefined ? {} : { text: m.text }),
     payload: m.payload,
-  }, `${new Date(m.ts).toISOString()} ${m.from}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
+  }, `${new Date(m.ts).toISOString()} ${m.from}${handle === undefined ? '' : ` (@${handle})`}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
 }
