@@ -656,6 +656,37 @@ export function chatCases (withStore: WithStore): void {
         })
       })
 
+      it('store - thousands of audit rows read by actor and action, page after page, in order, before and after a prune', async () => {
+        await withStore(undefined, async ({ store }) => {
+          const actors = [ALICE, BOB, CAROL]
+          for (let b = 0; b < 6; b++) {
+            await store.appendAudit(Array.from({ length: 1000 }, (_, k) => {
+              const i = b * 1000 + k
+              return audit(i % 5 === 0 ? 'room.join' : 'message.send', actors[i % 3], { at: T0 + i, detail: { i } })
+            }))
+          }
+          await store.commit([dm(ALICE, 'id-000001', BOB)], [], [audit('message.send', BOB, { at: T0 + 6000, detail: { i: 6000 } })])
+          const all = async (q: { actor?: string, action?: string }, page: number): Promise<number[]> => {
+            const out: number[] = []
+            let after = 0
+            for (;;) {
+              const got = await store.readAudit({ ...q, after, limit: page })
+              out.push(...got.map(r => r.detail.i as number))
+              if (got.length < page) return out
+              after = got[got.length - 1]!.seq
+            }
+          }
+          const expect = (pred: (i: number) => boolean): number[] => Array.from({ length: 6001 }, (_, i) => i).filter(pred)
+          assert.deepEqual(await all({ actor: BOB }, 700), expect(i => i === 6000 || (i < 6000 && i % 3 === 1)))
+          assert.deepEqual(await all({ actor: CAROL, action: 'room.join' }, 50), expect(i => i < 6000 && i % 3 === 2 && i % 5 === 0))
+          assert.deepEqual(await all({ action: 'room.join' }, 999), expect(i => i < 6000 && i % 5 === 0))
+          assert.equal(await store.pruneAudit(T0 + 2999, 100_000, { at: T0 + 7000, actor: 'relay' }), 3000)
+          assert.deepEqual(await all({ actor: ALICE }, 333), expect(i => i >= 3000 && i < 6000 && i % 3 === 0))
+          assert.deepEqual((await store.readAudit({ actor: 'relay', limit: 10 })).map(r => r.action), ['audit.pruned'])
+          assert.ok((await verifyAll(store, 1000)).ok)
+        })
+      })
+
       it('store - pruneAudit keeps the chain going in a commit after it', async () => {
         await withStore(undefined, async ({ store }) => {
           await store.appendAudit([audit('a.1', ALICE, { at: T0 }), audit('a.2', ALICE, { at: T0 + 50 })])
