@@ -59,12 +59,14 @@ export interface HeldKnock {
 }
 
 /** Registry facts about a peer, as the policy sees them. */
-interface Facts { tier: TrustTier, organisation: string | null, reputation: number | null, at: number }
+interface Facts { tier: TrustTier, organisation: string | null, handle: string | null, reputation: number | null, at: number }
 
 /** Where a delivered message came from, for the application. */
 export interface MessageProvenance {
   tier: TrustTier
   organisation: string | null
+  /** the sender's chat handle (§17.1) when it has one, as the relay said */
+  handle: string | null
   /** the grant it arrived under (absent when the peer may write because this agent knocked on it: `relation: 'contacted'`) */
   grant?: { id: string, scopes: string[], expiresAt: number }
   /** why the peer may write: this agent granted it, or this agent holds a grant from the peer (it made the contact) */
@@ -186,13 +188,14 @@ export class Gate {
     const cached = this.facts.get(peer)
     if (cached !== undefined && now - cached.at < FACTS_TTL_MS) return cached
     const [profile, rep] = await Promise.all([
-      this.cfg.e2ee.lookup(`/api/v1/agents/${peer}`).catch(() => undefined) as Promise<{ tier?: string, organisation?: string } | undefined>,
+      this.cfg.e2ee.lookup(`/api/v1/agents/${peer}`).catch(() => undefined) as Promise<{ tier?: string, organisation?: string, handle?: string } | undefined>,
       this.cfg.e2ee.lookup(`/api/v1/agents/${peer}/reputation`).catch(() => undefined) as Promise<{ score?: number | null } | undefined>,
     ])
     const tier = profile?.tier === 'verified' || profile?.tier === 'organisation' ? profile.tier : 'anonymous'
     const f: Facts = {
       tier,
       organisation: typeof profile?.organisation === 'string' ? profile.organisation : null,
+      handle: typeof profile?.handle === 'string' ? profile.handle : null,
       reputation: typeof rep?.score === 'number' ? rep.score : null,
       at: now,
     }
@@ -221,7 +224,7 @@ export class Gate {
       return undefined
     }
     const facts = await this.factsOf(m.from, now)
-    const denied = deniedBy(this.policy, { from: m.from, tier: facts.tier, organisation: facts.organisation })
+    const denied = deniedBy(this.policy, { from: m.from, tier: facts.tier, organisation: facts.organisation, handle: facts.handle })
     if (denied !== undefined) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: the policy denies ${denied}`))
       return undefined
@@ -246,6 +249,7 @@ export class Gate {
     const provenance: MessageProvenance = {
       tier: facts.tier,
       organisation: facts.organisation,
+      handle: facts.handle,
       ...(grant === undefined ? {} : { grant: { id: grant.id, scopes: grant.scopes, expiresAt: grant.expires_at } }),
       relation: grant === undefined ? 'contacted' : 'granted',
     }
@@ -280,7 +284,7 @@ export class Gate {
       return
     }
     const facts = await this.factsOf(m.from, now)
-    const decision = evaluateKnock(this.policy, { from: m.from, tier: facts.tier, organisation: facts.organisation, reputation: facts.reputation, intent }, {
+    const decision = evaluateKnock(this.policy, { from: m.from, tier: facts.tier, organisation: facts.organisation, handle: facts.handle, reputation: facts.reputation, intent }, {
       blocked: this.blocked(),
       rateLimit: this.knockLimiter.take(m.from, now),
     })

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
 import { createIdentity, saveIdentity, type Identity } from '@agentmesh/crypto'
-import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { chat, connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { tempDir, waitFor } from '@agentmesh/testing'
 
@@ -46,6 +46,29 @@ describe('knock', () => {
     pump(a, c)
     return c
   }
+
+  it('knock - allow and deny lists match the sender\'s chat handle, in any case; the handle is in the provenance', async () => {
+    const relay = await start()
+    const [bob, alice, mallory, nobody] = ['bob', 'alice', 'mallory', 'nobody'].map(agent) as [Agent, Agent, Agent, Agent]
+    const [a, m, n] = await Promise.all([alice, mallory, nobody].map(async x => await open(relay, x)))
+    await chat(a!).setHandle('Alice')
+    await chat(m!).setHandle('mallory')
+    const b = await open(relay, bob, {
+      policy: { version: 1, default_action: 'reject', allow: { handles: ['alice', 'mallory'] }, deny: { handles: ['MALLORY'] }, deny_action: 'reject' },
+    })
+    await a!.knock(bob.id.amid, { category: 'question', summary: 'by handle' })
+    await waitFor(() => a!.grants().received.length === 1, 'alice, allowed by her handle, to get a grant')
+    await a!.send(bob.id.amid, { text: 'from a handle' })
+    await waitFor(() => texts(bob).includes('from a handle'), 'alice\'s message')
+    assert.equal(bob.got.find(x => x.text === 'from a handle')!.provenance?.handle, 'Alice')
+    // deny wins over allow; no handle matches neither list
+    await m!.knock(bob.id.amid, { category: 'question', summary: 'me too' })
+    await n!.knock(bob.id.amid, { category: 'question', summary: 'and me' })
+    await waitFor(() => m!.grants().received.length === 0 && n!.grants().received.length === 0 && b.safetyLog().filter(e => e.event === 'knock_rejected').length === 2, 'both knocks to be rejected')
+    const rejected = b.safetyLog().filter(e => e.event === 'knock_rejected').map(e => [e.peer, e.detail])
+    assert.ok(rejected.some(([peer, detail]) => peer === mallory.id.amid && /deny list: handle "mallory"/.test(String(detail))), JSON.stringify(rejected))
+    assert.ok(rejected.some(([peer]) => peer === nobody.id.amid))
+  })
 
   it('knock - a stranger\'s DM is refused; knocks are accepted by the allow list, held then accepted, rejected with a reason, rejected silently, or refused by intent', async () => {
     const relay = await start()

@@ -990,6 +990,7 @@ export const openapi = {
           organisation: { type: 'string', description: 'the organisation of the organisation tier' },
           cert_status: { type: 'string', enum: ['valid', 'expired', 'revoked', 'untrusted'], description: 'present when the agent published a certificate chain' },
           cert_expires_at: { type: 'integer', description: 'the chain\'s earliest expiry, ms since the Unix epoch; present with cert_status' },
+          handle: { type: 'string', description: 'the agent\'s chat handle (§17.1), when it has one; in GET /api/v1/agents/{amid} only' },
           updated_at: { type: 'integer', description: 'ms since the Unix epoch' },
         },
       },

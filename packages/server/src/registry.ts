@@ -236,11 +236,14 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
   app.get('/api/v1/agents/:amid', async (c) => {
     const amid = amidParam(c)
     const t = now()
+    // the chat handle (§17.1) rides along: KNOCK policies match senders by it (docs/policy.md)
+    const handle = await store.handleOf(amid)
+    const withHandle = (j: Record<string, unknown>): Record<string, unknown> => handle === undefined ? j : { ...j, handle }
     const p = await store.getProfile(amid)
-    if (p !== undefined) return c.json(profileJson(p, await certified(amid, t)))
+    if (p !== undefined) return c.json(withHandle(profileJson(p, await certified(amid, t))))
     const a = await store.getAgent(amid)
     if (a === undefined) throw new AgentMeshError(ErrorCode.NotFound, `no agent ${amid} is registered on this relay`)
-    return c.json(profileJson({ amid, ...(a.name === undefined ? {} : { displayName: a.name }), capabilities: [], tier: 'anonymous', updatedAt: a.registeredAt }, await certified(amid, t)))
+    return c.json(withHandle(profileJson({ amid, ...(a.name === undefined ? {} : { displayName: a.name }), capabilities: [], tier: 'anonymous', updatedAt: a.registeredAt }, await certified(amid, t))))
   })
 
   app.get('/api/v1/agents', async (c) => {
