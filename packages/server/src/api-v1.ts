@@ -11,7 +11,7 @@ import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN, type Envelope, val
 import { isAmid, verifyEnvelope } from '@agentmesh/crypto'
 import { verifyAudit, type AuditRecord, type HistoryEntry, type Store } from '@agentmesh/store'
 import {
-  GROUP_TYPE, actorOf, ipOf, rateLimited, settingsFromJson, settingsJson,
+  GROUP_TYPE, NOTICE_TYPE, actorOf, ipOf, rateLimited, settingsFromJson, settingsJson,
   type ChatService, type Principal,
 } from './chat.ts'
 import type { Authenticator } from './auth.ts'
@@ -203,6 +203,10 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
     if (!mine && !moderator) throw new AgentMeshError(ErrorCode.Forbidden, 'a message is deleted by its sender, the room\'s owner, a warden (public rooms) or a master')
     await store.deleteHistoryEntry(s.room.id, seq, actorOf(p), chat.now())
     await chat.audit(p, 'message.delete', '#' + s.room.id, { seq, id: e.id, sender: e.sender })
+    if (s.room.kind !== 'private') {
+      // members (and clients showing the room) learn of it in the timeline, as with a topic change
+      await chat.postToRoom(s, NOTICE_TYPE, { text: `message ${seq} was deleted`, deleted: { seq, id: e.id }, by: actorOf(p) })
+    }
     return c.json({ room: s.room.id, seq, deleted: true })
   })
 

@@ -200,8 +200,13 @@ describe('api v1 - in process, against the OpenAPI document', () => {
     await call(bob, 'DELETE', '/api/v1/rooms/ops/messages/1', undefined, 200)
     await call(bob, 'DELETE', '/api/v1/rooms/ops/messages/1', undefined, 404)
     await call(bob, 'DELETE', '/api/v1/rooms/ops/messages/x', undefined, 400)
-    const tomb = (await call(alice, 'GET', '/api/v1/rooms/ops/history?after=0', undefined, 200)).body.messages[0]
+    const after = (await call(alice, 'GET', '/api/v1/rooms/ops/history?after=0', undefined, 200)).body.messages as Json[]
+    const tomb = after[0]!
     assert.ok(tomb.deleted !== undefined && tomb.envelope === undefined)
+    // the timeline says so, from the relay, naming the message and who deleted it
+    const notice = after.at(-1)!
+    assert.deepEqual([notice.type, notice.payload.deleted, notice.payload.by], ['notice', { seq: 1, id: tomb.id }, bob.amid])
+    assert.ok(![alice, bob, carol].some(a => a.amid === notice.from), 'posted by the relay itself')
 
     // ---- topic, kick, leave, presence
     await call(bob, 'PUT', '/api/v1/rooms/ops/topic', { topic: 'mine' }, 403)
