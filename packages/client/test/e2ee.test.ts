@@ -2,6 +2,7 @@ import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
 import { createIdentity, saveIdentity, signEnvelope, type Identity } from '@agentmesh/crypto'
 import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
@@ -33,6 +34,29 @@ async function prekeyCount (relay: Relay, amid: string): Promise<number> {
 }
 
 function codes (a: Agent): string[] { return a.warnings.map(w => w.code) }
+
+/** Where a text found in an SQLite file is: the rows holding it, or the page it sits in (free space). */
+function whereIs (file: string, bytes: Buffer, text: string): string {
+  const at = bytes.indexOf(text)
+  const context = JSON.stringify(bytes.subarray(Math.max(0, at - 60), at + 60).toString('latin1'))
+  const rows: string[] = []
+  try {
+    const db = new Database(file, { readonly: true })
+    try {
+      for (const t of db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]) {
+        for (const c of db.prepare(`SELECT name FROM pragma_table_info('${t}')`).pluck().all() as string[]) {
+          const n = db.prepare(`SELECT count(*) FROM "${t}" WHERE CAST("${c}" AS TEXT) LIKE ?`).pluck().get(`%${text}%`) as number
+          if (n > 0) rows.push(`${t}.${c} (${n} row(s))`)
+        }
+      }
+    } finally {
+      db.close()
+    }
+  } catch (err) {
+    rows.push(`(not readable as a database: ${(err as Error).message})`)
+  }
+  return `at byte ${at} (page ${Math.floor(at / 4096) + 1}), in ${rows.length === 0 ? 'no live row (free space)' : rows.join(', ')}; around it: ${context}`
+}
 
 describe('e2ee', () => {
   const dir = tempDir()
@@ -89,7 +113,7 @@ describe('e2ee', () => {
     assert.equal(await relay.kill(), 0, relay.stderr())
     for (const f of readdirSync(join(dir.path, 'both'))) {
       const bytes = readFileSync(join(dir.path, 'both', f))
-      assert.equal(bytes.includes('secret-'), false, `${f} holds no plaintext`)
+      assert.equal(bytes.includes('secret-'), false, `${f} holds no plaintext: ${bytes.includes('secret-') ? whereIs(join(dir.path, 'both', f), bytes, 'secret-') : ''}`)
     }
   })
 
