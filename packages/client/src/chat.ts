@@ -13,7 +13,7 @@
  * ```
  */
 import { AgentMeshError, ErrorCode, ROOM_ID_PATTERN, type ChatEvent } from '@agentmesh/protocol'
-import { isAmid } from '@agentmesh/crypto'
+import { dmRoomId, isAmid } from '@agentmesh/crypto'
 import type { Connection, SendResult } from './types.ts'
 
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
@@ -63,8 +63,10 @@ export interface Chat {
   /** Sends a chat message to a room (encrypted with this agent's sender key in a private room). */
   say (id: string, text: string, opts?: { id?: string }): Promise<SendResult>
   deleteMessage (id: string, seq: number): Promise<void>
-  typing (id: string): void
-  markRead (id: string, upTo: number): void
+  /** Tells a room's members (or a DM peer: an AMID or @handle) that this agent is typing. */
+  typing (id: string): Promise<void>
+  /** "Read up to": a room seq in a room, a message id with a DM peer (an AMID or @handle). */
+  markRead (id: string, upTo: number | string): Promise<void>
   /** Online and idle agents, or a room's members with their presence. */
   presence (room?: string): Promise<PresenceEntry[]>
   setHandle (handle: string): Promise<{ amid: string, handle: string, previous?: string }>
@@ -83,6 +85,12 @@ function roomId (id: string): string {
 
 export function chat (conn: Connection): Chat {
   const r = async (method: string, path: string, body?: unknown): Promise<any> => await conn.request(method, path, body)
+  /** A room, or a DM peer's conversation with this agent. */
+  const signalRoom = async (id: string): Promise<string> => {
+    if (isAmid(id)) return dmRoomId(conn.amid, id)
+    if (id.startsWith('@')) return dmRoomId(conn.amid, (await r('GET', `/api/v1/handles/${encodeURIComponent(id.slice(1))}`)).amid)
+    return roomId(id)
+  }
   return {
     async rooms () { return (await r('GET', '/api/v1/rooms?limit=200')).rooms },
     async room (id) { return await r('GET', `/api/v1/rooms/${roomId(id)}`) },
@@ -103,8 +111,8 @@ export function chat (conn: Connection): Chat {
     },
     async say (id, text, opts = {}) { return await conn.send('#' + roomId(id), { text }, { type: 'chat', ...(opts.id === undefined ? {} : { id: opts.id }) }) },
     async deleteMessage (id, seq) { await r('DELETE', `/api/v1/rooms/${roomId(id)}/messages/${seq}`) },
-    typing (id) { conn.signal('#' + roomId(id), 'typing') },
-    markRead (id, upTo) { conn.signal('#' + roomId(id), 'read', upTo) },
+    async typing (id) { conn.signal('#' + await signalRoom(id), 'typing') },
+    async markRead (id, upTo) { conn.signal('#' + await signalRoom(id), 'read', upTo) },
     async presence (room) { return (await r('GET', `/api/v1/presence${room === undefined ? '' : '?room=' + roomId(room)}`)).agents },
     async setHandle (handle) { return await r('POST', '/api/v1/handles', { handle }) },
     async resolve (handle) { return (await r('GET', `/api/v1/handles/${encodeURIComponent(handle.replace(/^@/, ''))}`)).amid },

@@ -6,10 +6,10 @@
 import WebSocket from 'ws'
 import { v7 as uuidv7 } from 'uuid'
 import {
-  AgentMeshError, ErrorCode, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
+  AgentMeshError, ErrorCode, ID_PATTERN, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
   type ChatEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
-import { isAmid, keyForAmid, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
+import { DM_ROOM_PREFIX, isAmid, keyForAmid, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
 import { GROUP_TYPE, Rooms, SENDER_KEY_TYPE } from './rooms.ts'
 import { registryRequest } from './registry.ts'
 import type { ClientState } from './state.ts'
@@ -27,6 +27,7 @@ const DEDUPE_MS = 30 * 24 * 60 * 60 * 1000
 const RESET_ON = new Set<string>([ErrorCode.UnknownSession, ErrorCode.DecryptFailed, ErrorCode.BadPrekey])
 const typeRe = new RegExp(TYPE_PATTERN)
 const roomRe = new RegExp(ROOM_ADDRESS_PATTERN)
+const ID_RE = new RegExp(ID_PATTERN)
 const HANDLE_RE = /^@[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
 /** Handles resolved to AMIDs are asked again after this long. */
 const HANDLE_TTL_MS = 60_000
@@ -314,12 +315,14 @@ export class ConnectionImpl implements Connection {
   events (): AsyncIterable<ChatEvent> { return this.eventChannel.subscribe() }
 
   /** Sends a typing or read signal to a room's members (docs/protocol.md §17.4). */
-  signal (room: string, kind: 'typing' | 'read', upTo?: number): void {
+  signal (room: string, kind: 'typing' | 'read', upTo?: number | string): void {
     const addr = room.startsWith('#') ? room : '#' + room
     if (!roomRe.test(addr)) throw new AgentMeshError(ErrorCode.InvalidArgument, `"${room.slice(0, 80)}" is not a room id`)
-    if (kind === 'read' && (upTo === undefined || !Number.isInteger(upTo) || upTo < 0)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'a read signal needs the room seq read up to')
+    const dm = addr.startsWith('#' + DM_ROOM_PREFIX)
+    if (kind === 'read' && dm && (typeof upTo !== 'string' || !ID_RE.test(upTo))) throw new AgentMeshError(ErrorCode.InvalidArgument, 'a read signal in a DM conversation needs the id of the message read up to')
+    if (kind === 'read' && !dm && (typeof upTo !== 'number' || !Number.isInteger(upTo) || upTo < 0)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'a read signal needs the room seq read up to')
     if (!this.authed || this.ws === undefined) throw new AgentMeshError(ErrorCode.ConnectionClosed, 'not connected to the relay right now; signals are not queued')
-    this.ws.send(encodeFrame({ op: 'signal', room: addr, kind, ...(kind === 'read' ? { up_to: upTo } : {}) }))
+    this.ws.send(encodeFrame({ op: 'signal', room: addr, kind, ...(kind === 'read' ? (dm ? { id: upTo as string } : { up_to: upTo as number }) : {}) }))
   }
 
   /** Validates and queues one send: `prepared` once it is in the outbox, `result` once the relay acked it. */

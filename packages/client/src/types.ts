@@ -79,8 +79,8 @@ export interface Connection {
   readonly relayAmid: string | undefined
   /** Presence, typing, read and membership events, live (never stored); see `chat(conn)`. */
   events (): AsyncIterable<import('@agentmesh/protocol').ChatEvent>
-  /** A typing signal, or "read up to" a room seq, to a room's members. */
-  signal (room: string, kind: 'typing' | 'read', upTo?: number): void
+  /** A typing signal, or "read up to" a room seq, to a room's members; in a DM conversation (`dm-…`) "read up to" a message id. */
+  signal (room: string, kind: 'typing' | 'read', upTo?: number | string): void
   /** A REST call to the relay signed by this agent; answers the JSON body or throws its coded error. */
   request (method: string, path: string, body?: unknown): Promise<any>
   /**

@@ -276,6 +276,36 @@ describe('chat', () => {
     assert.throws(() => { ca.signal('not a room', 'typing') }, (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument))
   })
 
+  it('chat - in a DM, typing and "read up to" a message id reach the peer only; no conversation, no signals', async () => {
+    const relay = await start()
+    const [a, b, c] = [agent('a'), agent('b'), agent('c')]
+    const ca = await open(relay, a)
+    const cb = await open(relay, b)
+    const cc = await open(relay, c)
+    await chat(cb).setHandle('bea')
+    const eventsA = collect(ca)
+    const eventsC = collect(cc)
+    const sent = await ca.send(b.id.amid, { text: 'read me' })
+    const [m] = await take(cb, 1)
+    assert.equal(m!.id, sent.id)
+    const dm = await until(async () => (await chat(cb).rooms()).find(r => r.kind === 'dm'), 5000)
+    await chat(cb).typing(a.id.amid)
+    await chat(cb).markRead(a.id.amid, m!.id)
+    await until(() => eventsA.some(e => e.type === 'read'), 5000)
+    assert.deepEqual(eventsA.filter(e => e.amid === b.id.amid && e.type !== 'presence').map(e => [e.type, e.room, e.id]),
+      [['typing', '#' + dm.id, undefined], ['read', '#' + dm.id, sent.id]])
+    // the other side, by handle
+    const eventsB = collect(cb)
+    await chat(ca).typing('@bea')
+    await until(() => eventsB.some(e => e.type === 'typing' && e.amid === a.id.amid && e.room === '#' + dm.id), 5000)
+    // c shares no conversation with a: its signals are refused, and it saw none of the above
+    await chat(cc).typing(a.id.amid)
+    await until(() => c.warnings.some(w => w.code === ErrorCode.UnknownRoom), 5000)
+    assert.ok(!eventsC.some(e => e.type === 'typing' || e.type === 'read'))
+    await assert.rejects(chat(cb).markRead(a.id.amid, 7), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument))
+    await assert.rejects(chat(cb).markRead('sig', 'not-a-seq'), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument))
+  })
+
   it('chat - history returns what was sent, in order, paged, across a relay restart', async () => {
     const data = join(dir.path, 'history')
     let relay = await start({ dataDir: data })

@@ -72,3 +72,4 @@ export { deriveStateKey, sealRecord, openRecord, STATE_SCRYPT } from './at-rest.
 export { safetyNumber, formatSafetyNumber, SAFETY_NUMBER_ITERATIONS } from './safety-number.ts'
 export { signGrant, verifyGrant, grantAllows, GRANT_SIGNING_PREFIX, GRANT_VERSION, SCOPE_PATTERN, MAX_GRANT_SCOPES, MAX_GRANT_DURATION_MS } from './grant.ts'
 export type { Grant, GrantInit, GrantStatus } from './grant.ts'
+export { dmRoomId, DM_ROOM_PREFIX } from './conversation.ts'

@@ -69,13 +69,15 @@ export type PingFrame = Static<typeof PingFrame>
 
 /**
  * An ephemeral signal to the members of a room (§17.4): `typing` (not stored), or `read` with the
- * room seq the agent has read up to (kept by the relay, shown to members).
+ * room seq the agent has read up to (kept by the relay, shown to members). In a DM conversation
+ * (`#dm-…`) `read` names the envelope `id` read up to instead (DMs have no room seq).
  */
 export const SignalFrame = Type.Object({
   op: Type.Literal('signal'),
   room: Type.String({ pattern: ROOM_ADDRESS_PATTERN }),
   kind: Type.Union([Type.Literal('typing'), Type.Literal('read')]),
   up_to: Type.Optional(Seq),
+  id: Type.Optional(EnvelopeId),
 })
 export type SignalFrame = Static<typeof SignalFrame>
 
@@ -140,6 +142,8 @@ export const ChatEvent = Type.Object({
   status: Type.Optional(Type.String()),
   /** read: the room seq read up to */
   up_to: Type.Optional(Seq),
+  /** read in a DM conversation: the envelope id read up to */
+  id: Type.Optional(EnvelopeId),
   /** member: joined, left, invited, kicked */
   change: Type.Optional(Type.String()),
   handle: Type.Optional(Type.String()),

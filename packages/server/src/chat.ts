@@ -5,13 +5,12 @@
  * the REST API (api-v1.ts) drives everything else through it. Durable truth is in the Store;
  * rooms and their members are cached here (one relay owns its store).
  */
-import { createHash } from 'node:crypto'
 import { v7 as uuidv7 } from 'uuid'
 import {
   AgentMeshError, ErrorCode, ROOM_ID_PATTERN,
   type ChatEvent, type Envelope, type SignalFrame,
 } from '@agentmesh/protocol'
-import { attestEnvelope, fromB64u, identityFromSecret, isAmid, signEnvelope, type Identity } from '@agentmesh/crypto'
+import { DM_ROOM_PREFIX, attestEnvelope, dmRoomId, fromB64u, identityFromSecret, isAmid, signEnvelope, type Identity } from '@agentmesh/crypto'
 import type {
   AgentRole, AppendItem, AppendResult, AuditInput, MemberRecord, RoomKind, RoomRecord, Store,
 } from '@agentmesh/store'
@@ -19,7 +18,8 @@ import type { Logger } from './log.ts'
 import { RateLimiter, type RateLimit, type TakeResult } from './rate-limit.ts'
 
 export const GLOBAL_ROOM = 'global'
-export const DM_PREFIX = 'dm-'
+export const DM_PREFIX = DM_ROOM_PREFIX
+export { dmRoomId }
 /** Handles (§17.1): 2–32 characters, a letter or digit first. */
 export const HANDLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
 export const RESERVED_HANDLES = new Set(['relay', 'operator', 'system', 'all', 'everyone', 'here'])
@@ -104,11 +104,6 @@ export type Principal =
 /** The name audit rows carry for a principal. */
 export function actorOf (p: Principal): string { return p.kind === 'operator' ? 'operator' : p.amid }
 
-/** The stable DM conversation id of a pair (§17.3). */
-export function dmRoomId (a: string, b: string): string {
-  const [x, y] = a < b ? [a, b] : [b, a]
-  return DM_PREFIX + createHash('sha256').update(x + '\n' + y).digest('hex').slice(0, 32)
-}
 
 /** Parses `/command args` or `@agent /command args` (§17.7). */
 export function parseSlashCommand (text: string): { target?: string, command: string, args: string } | undefined {
@@ -631,13 +626,19 @@ export class ChatService {
     if (!limited.ok) return rateLimited(limited.retryAfterS, 'room messages and signals')
     const id = f.room.slice(1)
     const s = await this.roomState(id)
-    if (s === undefined || s.room.kind === 'dm' || !this.isMember(s, amid)) {
+    if (s === undefined || !this.isMember(s, amid)) {
       return new AgentMeshError(ErrorCode.UnknownRoom, `no room "${id}" you are a member of`)
     }
     this.active(amid)
     const others = [...this.membersOf(s)].filter(a => a !== amid)
     if (f.kind === 'typing') {
       this.emit(others, { type: 'typing', amid, room: f.room, ts: this.now() })
+      return undefined
+    }
+    if (s.room.kind === 'dm') {
+      // the peer learns which of its messages were read; the relay keeps nothing
+      if (f.id === undefined) return new AgentMeshError(ErrorCode.InvalidFrame, 'a read signal in a DM conversation needs id: the envelope id read up to')
+      this.emit(others, { type: 'read', amid, room: f.room, id: f.id, ts: this.now() })
       return undefined
     }
     if (f.up_to === undefined) return new AgentMeshError(ErrorCode.InvalidFrame, 'a read signal needs up_to: the room seq read up to')
