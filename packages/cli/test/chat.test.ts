@@ -9,20 +9,10 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import Database from 'better-sqlite3'
-import { cli, cliProcess, spawnRelay, tempDir, waitFor, type CliResult, type RelayProcess } from '@agentmesh/testing'
+import { assertCliError, cli, cliProcess, spawnRelay, tempDir, waitFor, type CliResult, type RelayProcess } from '@agentmesh/testing'
 
 const API_KEY = `operator-${randomBytes(12).toString('hex')}`
 
-/** Asserts a failed run: exit code, one line on stderr with the code, no stack trace, nothing on stdout. */
-function assertError (r: CliResult, code: string, exit: number, also?: RegExp): void {
-  assert.equal(r.code, exit, `exit code; stdout: ${r.stdout} stderr: ${r.stderr}`)
-  const errLines = r.stderr.split('\n').filter(l => l !== '')
-  assert.equal(errLines.length, 1, `exactly one line on stderr, got: ${r.stderr}`)
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
-  assert.match(errLines[0]!, new RegExp(`^agentmesh: error ${code}: .{10,}`))
-  if (also !== undefined) assert.match(errLines[0]!, also)
-  assert.equal(r.stdout, '', 'nothing on stdout')
-}
 
 function ok (r: CliResult, what: string): CliResult {
   assert.equal(r.code, 0, `${what}: exit ${String(r.code)}; stdout: ${r.stdout} stderr: ${r.stderr}`)
@@ -66,11 +56,11 @@ describe('chat', { concurrency: 1 }, () => {
       cli(['logs', '--limit', 'ten', '--json'], o),
     ])
     const [badRoom, beforeAfter, bareName, reserved, badCommand, badLimit] = runs
-    assertError(badRoom!, 'AM_ERR_INVALID_ARGUMENT', 2, /--room "Ops Room"/)
-    assertError(beforeAfter!, 'AM_ERR_INVALID_ARGUMENT', 2, /--before or --after/)
-    assertError(bareName!, 'AM_ERR_INVALID_ARGUMENT', 2, /peer "bob".*@handle/)
-    assertError(reserved!, 'AM_ERR_INVALID_ARGUMENT', 2, /"relay" is reserved/)
-    assertError(badCommand!, 'AM_ERR_INVALID_ARGUMENT', 2, /command "Do-It"/)
+    assertCliError(badRoom!, 'AM_ERR_INVALID_ARGUMENT', 2, /--room "Ops Room"/)
+    assertCliError(beforeAfter!, 'AM_ERR_INVALID_ARGUMENT', 2, /--before or --after/)
+    assertCliError(bareName!, 'AM_ERR_INVALID_ARGUMENT', 2, /peer "bob".*@handle/)
+    assertCliError(reserved!, 'AM_ERR_INVALID_ARGUMENT', 2, /"relay" is reserved/)
+    assertCliError(badCommand!, 'AM_ERR_INVALID_ARGUMENT', 2, /command "Do-It"/)
     // --json: the error is one JSON line
     assert.equal(badLimit!.code, 2, badLimit!.stderr)
     assert.equal(badLimit!.stdout, '')
@@ -91,7 +81,7 @@ describe('chat', { concurrency: 1 }, () => {
       cli(['handle', 'show', '@bob', '--json'], as('carol')),
       cli(['handle', 'set', '@alice', '--json'], as('alice')),
     ])
-    assertError(taken, 'AM_ERR_HANDLE_TAKEN', 1, /BOB/)
+    assertCliError(taken, 'AM_ERR_HANDLE_TAKEN', 1, /BOB/)
     // taking your own handle again is no error (the relay answers either 409 or "previous" = the same)
     const same = json(ok(again, 'the same handle again'))
     assert.deepEqual(same.map(r => [r.amid, r.handle]), [[ids.alice, 'alice']])
@@ -120,7 +110,7 @@ describe('chat', { concurrency: 1 }, () => {
     assert.equal(line.length, 1)
     assert.match(line[0]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${ids.alice} \\(@alice\\): second one$`))
     assert.deepEqual([ok(atCarol, 'carol listen').lines, atCarol.stderr], [[], ''], 'nothing reaches carol')
-    assertError(unknown, 'AM_ERR_UNKNOWN_HANDLE', 1, /nobody-here/)
+    assertCliError(unknown, 'AM_ERR_UNKNOWN_HANDLE', 1, /nobody-here/)
   })
 
   it('chat - a message to the global room is in its history once, from alice with her handle', async () => {
@@ -153,7 +143,7 @@ describe('chat', { concurrency: 1 }, () => {
     const list = json<{ id: string, kind: string, joined: boolean, members: number }>(ok(rooms, 'rooms'))
     assert.deepEqual(list.filter(r => r.id === 'ops').map(r => [r.kind, r.joined, r.members]), [['public', true, 2]])
     assert.ok(list.some(r => r.id === 'global' && r.kind === 'global'), rooms.stdout)
-    assertError(outsider, 'AM_ERR_NOT_MEMBER', 1)
+    assertCliError(outsider, 'AM_ERR_NOT_MEMBER', 1)
   })
 
   it('chat - --id twice is stored then duplicate, and the history holds one copy; a follower sees it, then --stdin lines in order', async () => {
@@ -217,7 +207,7 @@ describe('chat', { concurrency: 1 }, () => {
     assert.ok(carols.length >= 1 && carols.every(r => r.actor === ids.carol), own.stdout)
     assert.ok(carols.some(r => r.action === 'handle.set'))
     assert.ok(auditRows > rows.length + 5, `every send, room change and task is a row too: ${auditRows}`)
-    assertError(forbidden, 'AM_ERR_FORBIDDEN', 1)
+    assertCliError(forbidden, 'AM_ERR_FORBIDDEN', 1)
   })
 
   it('chat - logs verify --data checks the stopped relay\'s files, and finds an edited row', async () => {
@@ -238,6 +228,6 @@ describe('chat', { concurrency: 1 }, () => {
       db.close() // the store takes the file exclusively
     }
     const tampered = await cli(['logs', 'verify', '--data', data])
-    assertError(tampered, 'AM_ERR_AUDIT_TAMPERED', 1, new RegExp(`row ${seq}\\b.*changed`))
+    assertCliError(tampered, 'AM_ERR_AUDIT_TAMPERED', 1, new RegExp(`row ${seq}\\b.*changed`))
   })
 })

@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { cli, cliProcess, spawnRelay, tempDir, waitFor, type CliResult, type RelayProcess } from '@agentmesh/testing'
+import { assertCliError, cli, cliProcess, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
 
 const children: Array<ReturnType<typeof cliProcess>> = []
 function track (c: ReturnType<typeof cliProcess>): ReturnType<typeof cliProcess> {
@@ -23,16 +23,6 @@ function secret (label: string): string {
   return `secret-${randomBytes(6).toString('hex')}-${label}`
 }
 
-/** Asserts a failed run: exit code, one line on stderr with the code, no stack trace. */
-function assertError (r: CliResult, code: string, exit: number, also?: RegExp): void {
-  assert.equal(r.code, exit, `exit code; stdout: ${r.stdout} stderr: ${r.stderr}`)
-  const errLines = r.stderr.split('\n').filter(l => l !== '')
-  assert.equal(errLines.length, 1, `exactly one line on stderr, got: ${r.stderr}`)
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
-  assert.match(errLines[0]!, new RegExp(`^agentmesh: error ${code}: .{10,}`))
-  if (also !== undefined) assert.match(errLines[0]!, also)
-  assert.equal(r.stdout, '', 'nothing on stdout')
-}
 
 async function init (home: string, server: string, name: string): Promise<string> {
   const r = await cli(['init', '--name', name, '--json'], { home, server })
@@ -358,8 +348,8 @@ describe('knock', { concurrency: 2 }, () => {
       cli(['listen', '--timeout', '5'], { home: home('p-bob'), server }),
       cli(['knocks'], { home: home('p-bob'), server }),
     ])
-    assertError(fresh, 'AM_ERR_INVALID_POLICY', 1, /policy\.json.*default_action/)
-    assertError(knocks, 'AM_ERR_INVALID_POLICY', 1, /policy\.json.*default_action.*"maybe"/)
+    assertCliError(fresh, 'AM_ERR_INVALID_POLICY', 1, /policy\.json.*default_action/)
+    assertCliError(knocks, 'AM_ERR_INVALID_POLICY', 1, /policy\.json.*default_action.*"maybe"/)
     assert.equal(await b.stop(), 0, b.stderr())
     assert.equal(await c.stop(), 0, c.stderr())
     t.diagnostic(`bob's listen reported the broken policy ${b.warnings.filter(w => w.code === 'AM_ERR_INVALID_POLICY').length} time(s)`)
@@ -403,18 +393,18 @@ describe('knock', { concurrency: 2 }, () => {
       cli(['knock', bob, '--intent', 'question', '--summary', 'x', '--duration', '59'], o),
       cli(['knocks', 'accept', randomUUID(), '--reason', 'why'], o),
     ])
-    assertError(noId, 'AM_ERR_INVALID_ARGUMENT', 2, /knock id/)
-    assertError(badAction, 'AM_ERR_INVALID_ARGUMENT', 2, /maybe/)
-    assertError(gossip, 'AM_ERR_INVALID_KNOCK', 1, /gossip|category/)
-    assertError(noIntent, 'AM_ERR_INVALID_ARGUMENT', 2, /--intent/)
-    assertError(unknownKnock, 'AM_ERR_NOT_FOUND', 1)
-    assertError(noGrant, 'AM_ERR_NOT_FOUND', 1, new RegExp(bob))
-    assertError(badScope, 'AM_ERR_INVALID_ARGUMENT', 2, /Bad Scope/)
-    assertError(longSummary, 'AM_ERR_INVALID_KNOCK', 1, /summary/)
-    assertError(twoLines, 'AM_ERR_INVALID_KNOCK', 1, /summary/)
-    assertError(notAmid, 'AM_ERR_INVALID_ARGUMENT', 2, /not-an-amid/)
-    assertError(badDuration, 'AM_ERR_INVALID_ARGUMENT', 2, /--duration/)
-    assertError(optsMixed, 'AM_ERR_INVALID_ARGUMENT', 2, /--reason/)
+    assertCliError(noId, 'AM_ERR_INVALID_ARGUMENT', 2, /knock id/)
+    assertCliError(badAction, 'AM_ERR_INVALID_ARGUMENT', 2, /maybe/)
+    assertCliError(gossip, 'AM_ERR_INVALID_KNOCK', 1, /gossip|category/)
+    assertCliError(noIntent, 'AM_ERR_INVALID_ARGUMENT', 2, /--intent/)
+    assertCliError(unknownKnock, 'AM_ERR_NOT_FOUND', 1)
+    assertCliError(noGrant, 'AM_ERR_NOT_FOUND', 1, new RegExp(bob))
+    assertCliError(badScope, 'AM_ERR_INVALID_ARGUMENT', 2, /Bad Scope/)
+    assertCliError(longSummary, 'AM_ERR_INVALID_KNOCK', 1, /summary/)
+    assertCliError(twoLines, 'AM_ERR_INVALID_KNOCK', 1, /summary/)
+    assertCliError(notAmid, 'AM_ERR_INVALID_ARGUMENT', 2, /not-an-amid/)
+    assertCliError(badDuration, 'AM_ERR_INVALID_ARGUMENT', 2, /--duration/)
+    assertCliError(optsMixed, 'AM_ERR_INVALID_ARGUMENT', 2, /--reason/)
     // none of them sent anything
     const nothing = await cli(['listen', '--timeout', '2', '--json'], { home: home('x-bob'), server })
     assert.equal(nothing.code, 0, nothing.stderr)

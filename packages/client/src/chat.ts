@@ -85,10 +85,11 @@ function roomId (id: string): string {
 
 export function chat (conn: Connection): Chat {
   const r = async (method: string, path: string, body?: unknown): Promise<any> => await conn.request(method, path, body)
+  const resolve = async (handle: string): Promise<string> => (await r('GET', `/api/v1/handles/${encodeURIComponent(handle.replace(/^@/, ''))}`)).amid
   /** A room, or a DM peer's conversation with this agent. */
   const signalRoom = async (id: string): Promise<string> => {
     if (isAmid(id)) return dmRoomId(conn.amid, id)
-    if (id.startsWith('@')) return dmRoomId(conn.amid, (await r('GET', `/api/v1/handles/${encodeURIComponent(id.slice(1))}`)).amid)
+    if (id.startsWith('@')) return dmRoomId(conn.amid, await resolve(id))
     return roomId(id)
   }
   return {
@@ -115,7 +116,7 @@ export function chat (conn: Connection): Chat {
     async markRead (id, upTo) { conn.signal('#' + await signalRoom(id), 'read', upTo) },
     async presence (room) { return (await r('GET', `/api/v1/presence${room === undefined ? '' : '?room=' + roomId(room)}`)).agents },
     async setHandle (handle) { return await r('POST', '/api/v1/handles', { handle }) },
-    async resolve (handle) { return (await r('GET', `/api/v1/handles/${encodeURIComponent(handle.replace(/^@/, ''))}`)).amid },
+    resolve,
     async handleOf (amid) {
       if (!isAmid(amid)) throw new AgentMeshError(ErrorCode.InvalidArgument, `"${String(amid).slice(0, 80)}" is not an AMID`)
       try {

@@ -18,8 +18,6 @@ import type { Logger } from './log.ts'
 import { RateLimiter, type RateLimit, type TakeResult } from './rate-limit.ts'
 
 export const GLOBAL_ROOM = 'global'
-export const DM_PREFIX = DM_ROOM_PREFIX
-export { dmRoomId }
 /** Handles (§17.1): 2–32 characters, a letter or digit first. */
 export const HANDLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
 export const RESERVED_HANDLES = new Set(['relay', 'operator', 'system', 'all', 'everyone', 'here'])
@@ -103,7 +101,6 @@ export type Principal =
 
 /** The name audit rows carry for a principal. */
 export function actorOf (p: Principal): string { return p.kind === 'operator' ? 'operator' : p.amid }
-
 
 /** Parses `/command args` or `@agent /command args` (§17.7). */
 export function parseSlashCommand (text: string): { target?: string, command: string, args: string } | undefined {
@@ -291,7 +288,7 @@ export class ChatService {
     if (p.kind !== 'agent') throw new AgentMeshError(ErrorCode.Forbidden, 'rooms are created by agents (they own them); use an agent\'s token or signed request')
     const id = body.id
     if (typeof id !== 'string' || !ROOM_RE.test(id)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'a room id is 1–64 characters of a-z 0-9 _ -, starting with a letter or digit')
-    if (id === GLOBAL_ROOM || id.startsWith(DM_PREFIX)) throw new AgentMeshError(ErrorCode.InvalidArgument, `the room id "${id}" is reserved`)
+    if (id === GLOBAL_ROOM || id.startsWith(DM_ROOM_PREFIX)) throw new AgentMeshError(ErrorCode.InvalidArgument, `the room id "${id}" is reserved`)
     const kind = body.kind ?? 'public'
     if (kind !== 'public' && kind !== 'private') throw new AgentMeshError(ErrorCode.InvalidArgument, 'kind must be "public" or "private"')
     const topic = this.checkTopic(body.topic)

@@ -10,7 +10,7 @@
  * await relay.kill('SIGKILL')
  * ```
  */
-export { spawnRelay, cli, cliProcess, tempDir, CLI_BIN } from './processes.ts'
+export { spawnRelay, cli, cliProcess, tempDir, assertCliError, CLI_BIN } from './processes.ts'
 export type { RelayProcess, CliResult } from './processes.ts'
 export { rawAgent } from './raw-agent.ts'
 export type { RawAgent } from './raw-agent.ts'

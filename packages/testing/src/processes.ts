@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -64,6 +65,17 @@ export async function spawnRelay (opts: { dataDir?: string, memory?: boolean, po
 }
 
 export interface CliResult { code: number | null, stdout: string, stderr: string, lines: string[] }
+
+/** Asserts a failed run: its exit code, one line on stderr with the error code, no stack trace, nothing on stdout. */
+export function assertCliError (r: CliResult, code: string, exit: number, also?: RegExp): void {
+  assert.equal(r.code, exit, `exit code; stdout: ${r.stdout} stderr: ${r.stderr}`)
+  const errLines = r.stderr.split('\n').filter(l => l !== '')
+  assert.equal(errLines.length, 1, `exactly one line on stderr, got: ${r.stderr}`)
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
+  assert.match(errLines[0]!, new RegExp(`^agentmesh: error ${code}: .{10,}`))
+  if (also !== undefined) assert.match(errLines[0]!, also)
+  assert.equal(r.stdout, '', 'nothing on stdout')
+}
 
 export interface CliOptions { home?: string, server?: string, input?: string, env?: Record<string, string>, timeoutMs?: number }
 

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Option, type Command } from 'commander'
 import { isAmid, loadIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
-import { type Connection } from '@agentmesh/client'
+import { FINAL_TASK_STATES, GROUP_TYPE, type Connection, type HistoryMessage as RoomMessage, type TaskState } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, ID_PATTERN, ROOM_ID_PATTERN } from '@agentmesh/protocol'
 import { verifyAudit } from '@agentmesh/store'
 import { DB_FILE, sqliteStore } from '@agentmesh/store-sqlite'
@@ -27,7 +27,6 @@ const RESERVED_HANDLES = new Set(['relay', 'operator', 'system', 'all', 'everyon
 /** §17.7 */
 const COMMAND_RE = /^[a-z][a-z0-9_-]{0,31}$/
 const TASK_STATES = ['submitted', 'working', 'input-required', 'auth-required', 'completed', 'failed', 'canceled', 'rejected'] as const
-const FINAL_STATES: ReadonlySet<string> = new Set(['completed', 'failed', 'canceled', 'rejected'])
 const ROLES = ['master', 'warden', 'worker'] as const
 const MAX_TOPIC = 256
 const MAX_TASK_ARGS = 4096
@@ -38,7 +37,6 @@ const MAX_LIMIT = 10_000
 const POLL_MS = 500
 /** Stop reading stdin while this many sends wait for their ack. */
 const MAX_QUEUED_SENDS = 4096
-const GROUP_TYPE = 'e2ee.group'
 const TASK_UPDATE_TYPE = 'task.update'
 
 /** A room id as given (`ops` or `#ops`), without the `#`. */
@@ -191,8 +189,7 @@ async function sendLines (conn: Connection, out: Out, to: string, opts: { encryp
     printed = printed.then(async () => { printSent(out, await p, where) })
     printed.catch(() => {})
     total++
-    // the SDK looks a room up before its first send there: sends started meanwhile could overtake it
-    if ((total === 1 && to.startsWith('#')) || conn.pendingSends >= MAX_QUEUED_SENDS) await printed
+    if (conn.pendingSends >= MAX_QUEUED_SENDS) await printed
   }
   await printed
   return total
@@ -231,23 +228,11 @@ async function sendChat (o: SendOpts, out: Out, to: string, text: string | undef
 
 // ------------------------------------------------------------------ printing
 
-interface HistoryMessage {
-  seq: number
-  id: string
-  from: string
-  from_handle?: string
-  type?: string
-  ts?: number
-  received_at?: number
-  text?: string
-  payload?: Record<string, unknown>
-  deleted?: unknown
-  envelope?: unknown
-  [k: string]: unknown
-}
+/** A history entry as the relay answers it (the SDK's type, with the envelope it carries). */
+type HistoryMessage = RoomMessage & { envelope?: unknown }
 
 function messageText (m: HistoryMessage): string {
-  if (m.deleted !== undefined && m.deleted !== false) return '[deleted]'
+  if (m.deleted !== undefined) return '[deleted]'
   if (typeof m.text === 'string') return oneLine(m.text)
   if (m.type === GROUP_TYPE) return '[encrypted]'
   if (m.type === TASK_UPDATE_TYPE && typeof m.payload?.text === 'string') return oneLine(m.payload.text)
@@ -258,8 +243,7 @@ function printMessage (out: Out, room: string, m: HistoryMessage): void {
   const { envelope: _envelope, ...shown } = m
   void _envelope
   const at = m.ts ?? m.received_at
-  const deleted = m.deleted !== undefined && m.deleted !== false
-  const tag = deleted || m.type === undefined || m.type === 'chat' || m.type === GROUP_TYPE ? '' : ` [${m.type}]`
+  const tag = m.deleted !== undefined || m.type === undefined || m.type === 'chat' || m.type === GROUP_TYPE ? '' : ` [${m.type}]`
   out.result({ room, ...shown }, `${typeof at === 'number' ? iso(at) : '-'} #${m.seq} ${m.from_handle ?? m.from}${tag}: ${messageText(m)}`)
 }
 
@@ -307,7 +291,7 @@ interface Task {
   assignee: string
   command: string
   args?: string
-  state: string
+  state: TaskState
   deadline?: number
   message?: string
   result?: unknown
@@ -355,7 +339,6 @@ export function chatCommands (program: Command): void {
       if (o.id !== undefined) throw usage('--id goes with --msg')
       const limit = parseInteger('--limit', o.limit, 1, MAX_LIMIT)
       const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
-      apiKeyOf(o.apiKey)
       const api = apiOf(o)
       const first = await readHistory(api, room, { limit })
       for (const m of first.messages) printMessage(out, room, m)
@@ -392,7 +375,6 @@ export function chatCommands (program: Command): void {
       if (o.stdin !== true && text === undefined) throw usage('missing message text: `agentmesh dm <peer> <text>`, or --stdin')
       checkSendOpts(o, text, 'as an argument')
       parsePositive('--timeout', o.timeout ?? '30')
-      apiKeyOf(o.apiKey)
       const to = await resolveAgent(apiOf(o), peer)
       await sendChat(o, out, to, text, { to, ...(peer === to ? {} : { peer }) }, o.plaintext !== true)
     })
@@ -599,16 +581,16 @@ export function chatCommands (program: Command): void {
       out.note(`dispatched task ${t.id} to ${t.assignee}; waiting for it to end`)
       const stop = stopper(seconds)
       try {
-        if (!FINAL_STATES.has(t.state)) {
+        if (!FINAL_TASK_STATES.has(t.state)) {
           await pollUntil(stop.signal, async () => {
             t = await api.call('GET', `/api/v1/tasks/${t.id}`) as Task
-            return FINAL_STATES.has(t.state)
+            return FINAL_TASK_STATES.has(t.state)
           })
         }
       } finally {
         stop.release()
       }
-      if (!FINAL_STATES.has(t.state)) {
+      if (!FINAL_TASK_STATES.has(t.state)) {
         if (stop.interrupted()) { printTask(out, t); return }
         throw new AgentMeshError(ErrorCode.Timeout, `task ${t.id} is still ${t.state} after ${seconds!} s (--timeout); \`agentmesh task show ${t.id}\` shows it later`)
       }
@@ -678,8 +660,7 @@ export function chatCommands (program: Command): void {
           await verifyOffline(out, resolve(o.data))
           return
         }
-        apiKeyOf(o.apiKey)
-        const r = await apiOf(o).call('GET', '/api/v1/audit/verify') as { ok: boolean, rows: number, last_seq?: number, seq?: number, reason?: string }
+        const r = await apiOf(o).call('GET', '/api/v1/audit/verify') as { ok: boolean, rows: number, last_seq?: number, from_seq?: number, seq?: number, reason?: string }
         reportVerify(out, r)
         return
       }
@@ -690,7 +671,6 @@ export function chatCommands (program: Command): void {
       const limit = o.limit === undefined ? (o.follow === true ? Infinity : 100) : parseInteger('--limit', o.limit, 1, MAX_LIMIT)
       let after = optInt('--after', o.after, 0) ?? 0
       const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
-      apiKeyOf(o.apiKey)
       const api = apiOf(o)
       let n = 0
       /** Prints the rows after `after` (up to the limit); true when there may be more. */
@@ -758,10 +738,7 @@ function checkTopic (what: string, t: string): void {
   if (/[\r\n]/.test(t)) throw usage(`${what} must be one line`)
 }
 
-/**
- * The handle of an AMID as far as the relay shows it: presence (online agents), the members of your
- * rooms, and for yourself your audit rows. null: it has none; undefined: not shown to you.
- */
+/** An agent's handle, asked of the relay; null when it has none. */
 async function handleOfAmid (api: Api, amid: string): Promise<string | null> {
   try {
     return (await api.call('GET', `/api/v1/handles/${amid}`) as { handle: string }).handle

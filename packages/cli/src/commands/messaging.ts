@@ -158,11 +158,12 @@ export function messagingCommands (program: Command): void {
 /** Senders' handles, asked of the relay once a minute per sender; undefined when none (or the relay does not answer). */
 function senderNames (conn: Connection): (amid: string) => Promise<string | undefined> {
   const cache = new Map<string, { handle: string | undefined, at: number }>()
+  const c = chat(conn)
   return async (amid) => {
     if (amid === conn.relayAmid) return 'relay'
     const hit = cache.get(amid)
     if (hit !== undefined && Date.now() - hit.at < 60_000) return hit.handle
-    const handle = await chat(conn).handleOf(amid).catch(() => undefined)
+    const handle = await c.handleOf(amid).catch(() => undefined)
     if (cache.size >= 10_000) cache.delete(cache.keys().next().value as string)
     cache.set(amid, { handle, at: Date.now() })
     return handle
