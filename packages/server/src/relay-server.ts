@@ -81,7 +81,8 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   const opts = relayOptions(init)
   const log: Logger = init.logger ?? defaultLogger()
   const { store, storage } = openStore(opts, init)
-  const auditKeep = opts.auditMaxRows ?? (opts.memory ? DEFAULT_MEMORY_AUDIT_MAX_ROWS : Number.MAX_SAFE_INTEGER)
+  /** undefined: no count limit (a persistent relay keeps what its retention allows) */
+  const auditMaxRows = opts.auditMaxRows ?? (opts.memory ? DEFAULT_MEMORY_AUDIT_MAX_ROWS : undefined)
   const relayId = await store.relayId()
   const settings = defaultChatSettings()
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log })
@@ -131,7 +132,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
           max_inbox: opts.maxInbox,
           history_retention_ms: opts.historyRetentionMs,
           audit_retention_ms: opts.auditRetentionMs,
-          audit_max_rows: auditKeep === Number.MAX_SAFE_INTEGER ? null : auditKeep,
+          audit_max_rows: auditMaxRows ?? null,
           presence_idle_ms: chat.settings.presenceIdleMs,
         },
       }
@@ -194,7 +195,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   const pruneAudit = async (): Promise<void> => {
     try {
       const now = Date.now()
-      const n = await store.pruneAudit(now - opts.auditRetentionMs, auditKeep, { at: now, actor: chat.relayAmid })
+      const n = await store.pruneAudit(now - opts.auditRetentionMs, auditMaxRows ?? Number.MAX_SAFE_INTEGER, { at: now, actor: chat.relayAmid })
       if (n > 0) log.info({ audit: n }, 'pruned audit rows past their retention')
     } catch (err) {
       log.error({ err }, 'audit prune failed')

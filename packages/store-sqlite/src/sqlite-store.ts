@@ -11,7 +11,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { AUDIT_PRUNED_ACTION, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
+import { auditPruneUpTo, auditPrunedRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
 
 /**
  * 1: relay; 2: + registry (profiles, prekeys); 3: + certificates, CA certificates, CRLs;
@@ -456,10 +456,10 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     if (auditTail === undefined) return 0
     const first = q.auditFirst.get() as number
     const newer = q.auditFirstNewer.get(olderThan) as number | undefined
-    const upTo = Math.min(auditTail.seq - 1, Math.max((newer ?? auditTail.seq + 1) - 1, auditTail.seq - Math.max(1, keep) + 1))
+    const upTo = auditPruneUpTo(auditTail.seq, newer, keep)
     if (upTo < first) return 0
     const rows = q.auditDropUpTo.run(upTo).changes
-    insertAudit([{ at: note.at, actor: note.actor, action: AUDIT_PRUNED_ACTION, detail: { rows, up_to_seq: upTo } }])
+    insertAudit([auditPrunedRow(note, rows, upTo)])
     return rows
   }))
 

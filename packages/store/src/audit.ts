@@ -60,6 +60,20 @@ export type AuditCheck =
 export const AUDIT_PRUNED_ACTION = 'audit.pruned'
 
 /**
+ * Where Store.pruneAudit cuts: the last seq to drop, given the newest row's seq, the first row
+ * written after the cut-off time (undefined: none) and how many rows to leave with the note;
+ * never the newest row. Nothing goes when the answer is below the first row's seq.
+ */
+export function auditPruneUpTo (last: number, firstNewer: number | undefined, keep: number): number {
+  return Math.min(last - 1, Math.max((firstNewer ?? last + 1) - 1, last - Math.max(1, keep) + 1))
+}
+
+/** The row that says `rows` rows up to `upTo` were dropped. */
+export function auditPrunedRow (note: { at: number, actor: string }, rows: number, upTo: number): AuditInput {
+  return { at: note.at, actor: note.actor, action: AUDIT_PRUNED_ACTION, detail: { rows, up_to_seq: upTo } }
+}
+
+/**
  * Checks rows read in seq order, page after page. A log whose oldest rows were dropped for
  * retention starts later: its first row is taken as it links, and the newest `audit.pruned` row
  * must say that the rows before it were dropped (`up_to_seq` = the first row's seq - 1), so that

@@ -4,7 +4,7 @@ import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
 import type { AgentProfile, AgentRecord, AgentRole, AppendItem, AppendResult, AuditInput, AuditRecord, CaCertificateRecord, CertificateRecord, CrlRecord, CursorAck, FeedbackRecord, HistoryEntry, InboxState, InviteRecord, MemberRecord, OneTimePrekey, ReputationFlag, RoomRecord, ScorePoint, Store, StoreInit, StoredMessage, TaskRecord, TaskState } from './types.ts'
 import { compareCrls, crlPutResult, profileMatches } from './registry.ts'
-import { AUDIT_PRUNED_ACTION, chainAudit } from './audit.ts'
+import { auditPruneUpTo, auditPrunedRow, chainAudit } from './audit.ts'
 
 interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
 interface Seen { seq: number, expiresAt: number }
@@ -486,12 +486,13 @@ export function memoryStore (init: StoreInit = {}): Store {
     async lastAudit () { live(); const r = audit[audit.length - 1]; return r === undefined ? undefined : copyAudit(r) },
     async pruneAudit (olderThan, keep, note) {
       live()
-      const newer = audit.findIndex(r => r.at > olderThan)
-      const drop = Math.min(audit.length - 1, Math.max(newer === -1 ? audit.length : newer, audit.length - Math.max(1, keep) + 1))
-      if (drop <= 0) return 0
-      const upTo = audit[drop - 1]!.seq
+      const first = audit[0]
+      if (first === undefined) return 0
+      const upTo = auditPruneUpTo(audit[audit.length - 1]!.seq, audit.find(r => r.at > olderThan)?.seq, keep)
+      if (upTo < first.seq) return 0
+      const drop = upTo - first.seq + 1 // seqs run without gaps
       audit.splice(0, drop)
-      appendAuditRows([{ at: note.at, actor: note.actor, action: AUDIT_PRUNED_ACTION, detail: { rows: drop, up_to_seq: upTo } }])
+      appendAuditRows([auditPrunedRow(note, drop, upTo)])
       return drop
     },
     async getSettings () { live(); return structuredClone(settings) },
