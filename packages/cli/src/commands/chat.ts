@@ -514,18 +514,9 @@ export function chatCommands (program: Command): void {
     .action(async (name: string, o: ApiOpts) => {
       const out = output(o.json === true)
       const h = handleOf('handle', name)
-      const api = apiOf(o)
-      let r: { amid: string, handle: string, previous?: string, unchanged?: true }
-      try {
-        r = await api.call('POST', '/api/v1/handles', { handle: h }) as typeof r
-      } catch (err) {
-        // the relay answers 409 for the handle you hold already, too: setting it again is no error
-        if (!AgentMeshError.is(err, ErrorCode.HandleTaken) || api.operator) throw err
-        const held = await api.call('GET', `/api/v1/handles/${encodeURIComponent(h)}`).catch(() => undefined) as { amid: string, handle: string } | undefined
-        if (held?.amid !== api.identity().amid || held.handle !== h) throw err
-        r = { amid: held.amid, handle: held.handle, unchanged: true }
-      }
-      out.result({ ...r }, `@${r.handle} is ${r.amid}${r.unchanged === true || r.previous === r.handle ? ' (unchanged)' : r.previous === undefined ? '' : ` (was @${r.previous})`}`)
+      // taking the handle you hold already answers 200 with previous = the same
+      const r = await apiOf(o).call('POST', '/api/v1/handles', { handle: h }) as { amid: string, handle: string, previous?: string }
+      out.result({ ...r }, `@${r.handle} is ${r.amid}${r.previous === r.handle ? ' (unchanged)' : r.previous === undefined ? '' : ` (was @${r.previous})`}`)
     })
 
   withApi(handle.command('show')
