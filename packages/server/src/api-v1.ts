@@ -15,7 +15,7 @@ import {
   type ChatService, type Principal,
 } from './chat.ts'
 import type { Authenticator } from './auth.ts'
-import { RateLimiter } from './rate-limit.ts'
+import { RateLimiter } from '@agentmesh/protocol/internal'
 import { FINAL_STATES, TaskService, taskJson } from './tasks.ts'
 
 /** Largest REST v1 body. */

@@ -15,7 +15,7 @@ import type {
   AgentRole, AppendItem, AppendResult, AuditInput, MemberRecord, RoomKind, RoomRecord, Store,
 } from '@agentmesh/store'
 import type { Logger } from './log.ts'
-import { RateLimiter, type RateLimit, type TakeResult } from './rate-limit.ts'
+import { RateLimiter, type RateLimit, type TakeResult } from '@agentmesh/protocol/internal'
 
 export const GLOBAL_ROOM = 'global'
 /** Handles (§17.1): 2–32 characters, a letter or digit first. */

@@ -3,7 +3,7 @@ import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
 import { checkTrustRoots } from './certificates.ts'
 import { DEFAULT_REPUTATION, reputationOptions, type ReputationOptions } from './reputation.ts'
-import type { RateLimit } from './rate-limit.ts'
+import type { RateLimit } from '@agentmesh/protocol/internal'
 
 export const DEFAULT_HISTORY_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
 export const DEFAULT_AUDIT_RETENTION_MS = 90 * 24 * 60 * 60 * 1000

@@ -1,3 +1,5 @@
+import { LruMap } from './lru.ts'
+
 /**
  * Token buckets keyed by agent or IP (docs/protocol.md §17.8): `perMinute` tokens refill over a
  * minute, at most `burst` are banked. Memory is bounded: past `maxKeys` the least recently used
@@ -11,10 +13,13 @@ interface Bucket { tokens: number, at: number }
 
 export const MAX_RATE_LIMIT_KEYS = 100_000
 
+/** Token-bucket limiter: the one the relay uses for every REST and chat limit. */
 export class RateLimiter {
-  private readonly buckets = new Map<string, Bucket>()
+  private readonly buckets: LruMap<string, Bucket>
 
-  constructor (private limit: RateLimit, private readonly now: () => number = Date.now, private readonly maxKeys = MAX_RATE_LIMIT_KEYS) {}
+  constructor (private limit: RateLimit, private readonly now: () => number = Date.now, maxKeys = MAX_RATE_LIMIT_KEYS) {
+    this.buckets = new LruMap(maxKeys)
+  }
 
   /** New limits apply to every bucket from now on. */
   set (limit: RateLimit): void { this.limit = limit }
@@ -26,13 +31,11 @@ export class RateLimiter {
     let b = this.buckets.get(key)
     if (b === undefined) {
       b = { tokens: burst, at: t }
-      if (this.buckets.size >= this.maxKeys) this.buckets.delete(this.buckets.keys().next().value as string)
+      this.buckets.set(key, b)
     } else {
-      this.buckets.delete(key) // re-inserted below: the Map's order is least recently used first
       b.tokens = Math.min(burst, b.tokens + (t - b.at) * rate)
       b.at = t
     }
-    this.buckets.set(key, b)
     if (b.tokens >= cost) { b.tokens -= cost; return { ok: true } }
     const missing = cost - b.tokens
     return { ok: false, retryAfterS: Math.max(1, Math.ceil(missing / rate / 1000)) }
