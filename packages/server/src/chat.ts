@@ -658,10 +658,8 @@ export class ChatService {
   }
 }
 
-export function rateLimited (retryAfterS: number, what: string): AgentMeshError & { retryAfterS: number } {
-  const e = new AgentMeshError(ErrorCode.RateLimited, `too many ${what}; try again in ${retryAfterS} s`) as AgentMeshError & { retryAfterS: number }
-  e.retryAfterS = retryAfterS
-  return e
+export function rateLimited (retryAfterS: number, what: string): AgentMeshError {
+  return new AgentMeshError(ErrorCode.RateLimited, `too many ${what}; try again in ${retryAfterS} s`, { retryAfterS })
 }
 
 /** The IP part of "ip:port" (IPv6 addresses keep their colons). */
