@@ -281,6 +281,16 @@ export function literalsOf (schema: TSchema): unknown[] | undefined {
   return arms.every(a => a[Kind] === 'Literal') ? arms.map(a => (a as TSchema & { const: unknown }).const) : undefined
 }
 
+/** The JSON type an option's value has (what a config file must hold, how an environment variable is read). */
+export function jsonTypeOf (spec: OptionSpec): 'string' | 'number' | 'boolean' | 'object' {
+  switch (spec.schema[Kind]) {
+    case 'Integer': case 'Number': return 'number'
+    case 'Boolean': return 'boolean'
+    case 'Object': case 'Array': return 'object'
+    default: return 'string'
+  }
+}
+
 /** Checks a value against an option's schema, with the sentence every message names the field in. */
 function checked (name: string, spec: OptionSpec, v: unknown, bad: InvalidOption): unknown {
   const s = spec.schema
