@@ -5,7 +5,7 @@
  * (resolved) derive from it, `relayOptions()` validates and fills defaults from it, and the CLI
  * builds its flags, environment and config-file keys from it.
  */
-import { Kind, Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Kind, Type, type Static, type TInteger, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { AgentMeshError, ErrorCode, constants } from '@agentmesh/protocol'
 import type { RateLimit } from '@agentmesh/protocol/internal'
@@ -69,7 +69,7 @@ function option<S extends TSchema, D extends Static<S> | undefined> (spec: Optio
   return spec
 }
 
-const positive = (doc: string, def: number, env: string): OptionSpec<ReturnType<typeof Type.Integer>, number> =>
+const positive = (doc: string, def: number, env: string): OptionSpec<TInteger, number> =>
   option({ schema: Type.Integer({ minimum: 1 }), default: def, doc, file: true, env })
 
 const rateLimitSchema = Type.Partial(Type.Object({
