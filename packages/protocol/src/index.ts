@@ -15,7 +15,8 @@ export {
   PROTOCOL, PROTOCOL_MAJOR, PROTOCOL_MINOR, DEFAULT_PORT, DEFAULT_HOST,
   AUTH_SIGNING_PREFIX, ENVELOPE_SIGNING_PREFIX,
 } from './constants.ts'
-export { AgentMeshError, ErrorCode, CloseCode, HttpStatus, isErrorCode } from './errors.ts'
+export { AgentMeshError, ErrorCode, CloseCode, ErrorRegistry, HttpStatus, isErrorCode, httpStatusOf, closeCodeOf, isRetryable } from './errors.ts'
+export type { AgentMeshErrorOptions, ErrorInfo } from './errors.ts'
 export {
   decodeClientFrame, decodeRelayFrame, encodeSend, encodeDeliver, encodeError, encodeFrame,
   validateEnvelope, checkVersion,
