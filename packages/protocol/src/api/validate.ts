@@ -1,0 +1,79 @@
+/**
+ * Checks a request's body, query or path parameters against a route's schema (routes.ts) and says
+ * what is wrong in AM_ERR_INVALID_ARGUMENT, naming the field, as the relay answers it (HTTP 400).
+ */
+import { Kind, type Static, type TSchema } from '@sinclair/typebox'
+import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value'
+import { AgentMeshError, ErrorCode } from '../errors.ts'
+
+export type Where = 'body' | 'query' | 'path'
+
+/** Errors looked at to pick the one to report: an unknown field is said before a bad value. */
+const MAX_ERRORS = 32
+
+/**
+ * `value` as the schema's type, or AM_ERR_INVALID_ARGUMENT naming the first field that does not fit
+ * (an unknown field first, as the relay always said).
+ */
+export function checkValue<T extends TSchema> (schema: T, value: unknown, where: Where = 'body'): Static<T> {
+  if (Value.Check(schema, value)) return value
+  const errors: ValueError[] = []
+  for (const e of Value.Errors(schema, value)) {
+    errors.push(e)
+    if (errors.length >= MAX_ERRORS) break
+  }
+  const first = errors.find(e => e.type === ValueErrorType.ObjectAdditionalProperties) ?? errors[0]
+  throw new AgentMeshError(ErrorCode.InvalidArgument, first === undefined ? `the ${where} does not fit its schema` : messageOf(first, where))
+}
+
+/**
+ * The query strings of `query` as the schema types them: a whole number where the schema wants an
+ * integer (what is not one stays a string, and fails the check with a message saying so).
+ */
+export function typedQuery (schema: TSchema, query: Record<string, string | undefined>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  const props = (schema.properties ?? {}) as Record<string, TSchema>
+  for (const [k, v] of Object.entries(query)) {
+    if (v === undefined) continue
+    out[k] = props[k]?.type === 'integer' && /^\d{1,16}$/.test(v) ? Number(v) : v
+  }
+  return out
+}
+
+function fieldOf (path: string): string {
+  return path.split('/').slice(1).map(p => p.replace(/~1/g, '/').replace(/~0/g, '~')).join('.')
+}
+
+function literals (s: TSchema): unknown[] | undefined {
+  if (!Array.isArray(s.anyOf)) return undefined
+  const values = (s.anyOf as TSchema[]).map(x => x.const as unknown)
+  return values.every(v => v !== undefined) ? values : undefined
+}
+
+function messageOf (e: ValueError, where: Where): string {
+  const field = fieldOf(e.path)
+  const s = e.schema
+  if (e.type === ValueErrorType.ObjectAdditionalProperties) {
+    const key = field.split('.').pop() ?? field
+    return `unknown field "${key.slice(0, 40)}"; expected ${Object.keys(s.properties ?? {}).join(', ')}`
+  }
+  if (field === '') return where === 'body' ? 'the body must be a JSON object' : `the ${where} does not fit its schema`
+  if (e.type === ValueErrorType.ObjectRequiredProperty) return `${field} is required`
+  const got = typeof e.value === 'string' && where !== 'body' ? `, got "${e.value.slice(0, 20)}"` : ''
+  const values = literals(s)
+  if (values !== undefined) return `${field} must be one of ${values.join(', ')}${got}`
+  if (s.type === 'integer') return `${field} must be a whole number from ${String(s.minimum ?? 0)} to ${String(s.maximum ?? Number.MAX_SAFE_INTEGER)}${got}`
+  if (s.type === 'number') return `${field} must be a number from ${String(s.minimum ?? '-∞')} to ${String(s.maximum ?? '∞')}`
+  if (s.type === 'boolean') return `${field} must be true or false`
+  if (s.type === 'string') {
+    if (typeof e.value !== 'string') return `${field} must be a string`
+    if (typeof s.maxLength === 'number' && e.value.length > s.maxLength) return `${field} must be at most ${s.maxLength} characters`
+    if (typeof s.minLength === 'number' && e.value.length < s.minLength) return `${field} must be at least ${s.minLength} characters`
+    if (typeof s.pattern === 'string') return `${field} must match ${s.pattern}${got}`
+    return `${field} must be a string`
+  }
+  if (s.type === 'object' || s[Kind] === 'Record') return `${field} must be an object`
+  if (s.type === 'array') return `${field} must be an array of at most ${String(s.maxItems ?? 'any number of')} items`
+  if (Array.isArray(s.anyOf) && typeof s.description === 'string') return `${field} must be ${s.description}`
+  return `${field}: ${e.message}`
+}
