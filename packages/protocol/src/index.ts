@@ -47,8 +47,9 @@ export {
   AuditEntry, AuditPage, AuditVerdict, Settings, SettingsPatch, SettingsAnswer, NAMED_SCHEMAS,
 } from './api/schemas.ts'
 export { API_ROUTES } from './api/routes.ts'
+export type { Static, TSchema } from '@sinclair/typebox'
 export type { ApiRoute, ApiRoutes, ApiResponse, ApiHeader, RouteName, ApiAnswer, ApiBody, ApiQuery, HttpMethod, Security } from './api/routes.ts'
 export { openApiDocument } from './api/openapi.ts'
 export type { OpenApiInit } from './api/openapi.ts'
 export { checkValue, typedQuery } from './api/validate.ts'
-export type { Where } from './api/validate.ts'
+export type { Where, CheckOptions } from './api/validate.ts'

@@ -21,7 +21,7 @@ export const FINAL_TASK_STATES: ReadonlySet<TaskState> = new Set<TaskState>(['co
 /** An agent's role on the relay (§17.2); agents without one are workers. */
 export const ROLES = ['master', 'warden', 'worker'] as const
 export type AgentRole = typeof ROLES[number]
-export const DEFAULT_ROLE: AgentRole = 'worker'
+export const DEFAULT_ROLE = 'worker' satisfies AgentRole
 
 export const ROOM_KINDS = ['global', 'public', 'private', 'dm'] as const
 export type RoomKind = typeof ROOM_KINDS[number]

@@ -93,7 +93,7 @@ export function openApiDocument (init: OpenApiInit): Json {
     const params = parameters(route)
     if (params.length > 0) op.parameters = params
     if (route.body !== undefined) op.requestBody = { required: route.bodyOptional !== true, content: { [route.bodyType ?? 'application/json']: { schema: json(route.body) } } }
-    op.responses = Object.fromEntries(Object.entries(route.responses).map(([status, r]) => [status, response(r)]))
+    op.responses = Object.fromEntries(Object.entries(route.responses).flatMap(([status, r]) => r === undefined ? [] : [[status, response(r)]]))
     paths[route.path] = { ...paths[route.path], [route.method]: op }
   }
   // the named schemas, with those they name in turn

@@ -43,7 +43,8 @@ export interface ApiRoute {
   bodyOptional?: boolean
   /** the body's media type; application/json when left out */
   bodyType?: string
-  responses: Readonly<Record<number, ApiResponse>>
+  /** the answers by HTTP status */
+  responses: { readonly [status: number]: ApiResponse | undefined }
 }
 
 const bodyKiB = `${MAX_API_BODY_BYTES / 1024} KiB`
@@ -74,6 +75,8 @@ const authErrors = {
   403: `the token's or signature's agent is not registered on this relay (${E.Forbidden})`,
 }
 
+type ErrorResponses = Partial<Record<400 | 401 | 403 | 404 | 409 | 413 | 422 | 429 | 503, ApiResponse>>
+
 /**
  * The answers of an authenticated v1 operation: its success answers, its own errors (by status),
  * and the errors of authentication and rate limiting every one of them can answer.
@@ -82,7 +85,7 @@ function v1<const O extends Record<number, ApiResponse>> (
   success: O,
   errors: Partial<Record<400 | 403 | 404 | 409 | 413 | 422 | 503, string>> = {},
   opts: { body?: boolean, tooMany?: string } = {},
-): O & Record<number, ApiResponse> {
+): O & ErrorResponses {
   const join = (own: string | undefined, common: string): string => own === undefined ? common : `${own}; ${common}`
   const out: Record<number, ApiResponse> = {
     ...success,
@@ -96,7 +99,7 @@ function v1<const O extends Record<number, ApiResponse>> (
   if (errors[422] !== undefined) out[422] = err(errors[422])
   out[429] = tooMany(opts.tooMany)
   if (errors[503] !== undefined) out[503] = err(errors[503])
-  return out as O & Record<number, ApiResponse>
+  return out as O & ErrorResponses
 }
 const noBody = { body: false }
 const unknownRoom = `no room {id} that the caller can see: private rooms and DMs exist only for their members (and masters) (${E.UnknownRoom})`

@@ -231,7 +231,7 @@ export const RoomParams = Type.Object({
 })
 export const MessageParams = Type.Object({
   id: RoomParams.properties.id,
-  seq: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'the message\'s room seq' }),
+  seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'the message\'s room seq (from 1; 0 names no message)' }),
 })
 const Limit = Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: DEFAULT_PAGE })
 const Topic = Type.Union([Type.String({ maxLength: MAX_TOPIC_LENGTH }), Type.Null()], {

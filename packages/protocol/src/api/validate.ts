@@ -5,23 +5,46 @@
 import { Kind, type Static, type TSchema } from '@sinclair/typebox'
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value'
 import { AgentMeshError, ErrorCode } from '../errors.ts'
+import { AMID_PATTERN, ID_PATTERN, ROOM_ID_PATTERN, TYPE_PATTERN } from '../schemas.ts'
+import { AUDIT_ACTION_PATTERN, COMMAND_PATTERN, HANDLE_PATTERN } from './constants.ts'
 
 export type Where = 'body' | 'query' | 'path'
 
+/** What a pattern asks for, in words, for the message. */
+const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
+  [AMID_PATTERN, 'an AMID'],
+  [HANDLE_PATTERN, 'a handle: 2–32 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit'],
+  [ROOM_ID_PATTERN, 'a room id: 1–64 characters of a-z 0-9 _ -, starting with a letter or digit'],
+  [ID_PATTERN, '8–128 characters of A-Z a-z 0-9 _ -'],
+  [TYPE_PATTERN, 'a type like chat or app.event (^[a-z][a-z0-9._-]{0,63}$)'],
+  [AUDIT_ACTION_PATTERN, 'an action like message.send or room.join'],
+  ['^/?' + COMMAND_PATTERN.slice(1), 'a command: a-z 0-9 _ -, starting with a letter, at most 32 characters (a leading "/" is dropped)'],
+])
+
 /** Errors looked at to pick the one to report: an unknown field is said before a bad value. */
 const MAX_ERRORS = 32
+
+export interface CheckOptions {
+  /**
+   * Paths (JSON Pointer, e.g. "/envelope") the caller checks itself afterwards, with codes of its
+   * own: their errors are passed over here.
+   */
+  defer?: readonly string[]
+}
 
 /**
  * `value` as the schema's type, or AM_ERR_INVALID_ARGUMENT naming the first field that does not fit
  * (an unknown field first, as the relay always said).
  */
-export function checkValue<T extends TSchema> (schema: T, value: unknown, where: Where = 'body'): Static<T> {
+export function checkValue<T extends TSchema> (schema: T, value: unknown, where: Where = 'body', opts: CheckOptions = {}): Static<T> {
   if (Value.Check(schema, value)) return value
   const errors: ValueError[] = []
+  const deferred = (path: string): boolean => opts.defer?.some(d => path === d || path.startsWith(d + '/')) === true
   for (const e of Value.Errors(schema, value)) {
-    errors.push(e)
+    if (!deferred(e.path)) errors.push(e)
     if (errors.length >= MAX_ERRORS) break
   }
+  if (errors.length === 0) return value as Static<T>
   const first = errors.find(e => e.type === ValueErrorType.ObjectAdditionalProperties) ?? errors[0]
   throw new AgentMeshError(ErrorCode.InvalidArgument, first === undefined ? `the ${where} does not fit its schema` : messageOf(first, where))
 }
@@ -69,7 +92,10 @@ function messageOf (e: ValueError, where: Where): string {
     if (typeof e.value !== 'string') return `${field} must be a string`
     if (typeof s.maxLength === 'number' && e.value.length > s.maxLength) return `${field} must be at most ${s.maxLength} characters`
     if (typeof s.minLength === 'number' && e.value.length < s.minLength) return `${field} must be at least ${s.minLength} characters`
-    if (typeof s.pattern === 'string') return `${field} must match ${s.pattern}${got}`
+    if (typeof s.pattern === 'string') {
+      const words = PATTERN_WORDS.get(s.pattern)
+      return words === undefined ? `${field} must match ${s.pattern}${got}` : `${field} must be ${words}${got}`
+    }
     return `${field} must be a string`
   }
   if (s.type === 'object' || s[Kind] === 'Record') return `${field} must be an object`
