@@ -82,7 +82,8 @@ function messageOf (e: ValueError, where: Where): string {
   }
   if (field === '') return where === 'body' ? 'the body must be a JSON object' : `the ${where} does not fit its schema`
   if (e.type === ValueErrorType.ObjectRequiredProperty) return `${field} is required`
-  const got = typeof e.value === 'string' && where !== 'body' ? `, got "${e.value.slice(0, 20)}"` : ''
+  // a query or path value is quoted as sent, as the relay always did
+  const got = (typeof e.value === 'string' || typeof e.value === 'number') && where !== 'body' ? `, got "${String(e.value).slice(0, 20)}"` : ''
   const values = literals(s)
   if (values !== undefined) return `${field} must be one of ${values.join(', ')}${got}`
   if (s.type === 'integer') return `${field} must be a whole number from ${String(s.minimum ?? 0)} to ${String(s.maximum ?? Number.MAX_SAFE_INTEGER)}${got}`
