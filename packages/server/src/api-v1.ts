@@ -12,7 +12,7 @@ import type { TObject } from '@sinclair/typebox'
 import { v7 as uuidv7 } from 'uuid'
 import {
   API_ROUTES, AgentMeshError, DEFAULT_PAGE, DEFAULT_ROLE, ErrorCode, MAX_API_BODY_BYTES, MAX_PAGE, MAX_PRESENCE_ROWS,
-  ROOM_ADDRESS_PATTERN, checkValue, typedQuery, validateEnvelope,
+  PostEnvelopeBody, PostTextBody, ROOM_ADDRESS_PATTERN, checkValue, typedQuery, validateEnvelope,
   type ApiAnswer, type AuditEntry, type Envelope, type HistoryMessage, type PresenceEntry, type RouteName, type Static,
 } from '@agentmesh/protocol'
 import { isAmid, verifyEnvelope } from '@agentmesh/crypto'
@@ -210,9 +210,10 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
     const remote = remoteOf(c)
     let env: Envelope
     let attested = false
+    // the route's body is one of two (PostMessageBody): a signed envelope alone, or what the relay signs
     if (typeof body === 'object' && body !== null && (body as { envelope?: unknown }).envelope !== undefined) {
       // the envelope itself is checked below by the codec, which answers the wire protocol's codes
-      const b = checkValue(R.postMessage.body.anyOf[1], body, 'body', { defer: ['/envelope'] })
+      const b = checkValue(PostEnvelopeBody, body, 'body', { defer: ['/envelope'] })
       if (p.kind !== 'agent') throw new AgentMeshError(ErrorCode.Forbidden, 'an envelope is posted by the agent that signed it')
       const bad = validateEnvelope(b.envelope, Buffer.byteLength(JSON.stringify(b.envelope)), MAX_API_BODY_BYTES)
       if (bad !== undefined) throw new AgentMeshError(bad.code === ErrorCode.EnvelopeTooLarge ? ErrorCode.BodyTooLarge : ErrorCode.InvalidEnvelope, bad.message)
@@ -221,7 +222,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
       if (env.via !== undefined) throw new AgentMeshError(ErrorCode.InvalidEnvelope, 'via is set by the relay only')
       if (!verifyEnvelope(env)) throw new AgentMeshError(ErrorCode.BadSignature, 'the envelope signature does not verify with the sender\'s key; nothing was stored')
     } else {
-      const b = checkValue(R.postMessage.body.anyOf[0], body)
+      const b = checkValue(PostTextBody, body)
       // one of the two the schema says (anyOf), which the check above does not look at
       if (b.text === undefined && b.payload === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'send "text" (or a "payload" object, or a signed "envelope")')
       const type = b.type ?? 'chat'
