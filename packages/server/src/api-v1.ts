@@ -11,7 +11,7 @@ import type { Context, Hono } from 'hono'
 import type { TObject } from '@sinclair/typebox'
 import { v7 as uuidv7 } from 'uuid'
 import {
-  API_ROUTES, AgentMeshError, DEFAULT_PAGE, DEFAULT_ROLE, ErrorCode, MAX_API_BODY_BYTES, MAX_PAGE, MAX_PRESENCE_ROWS,
+  API_ROUTES, AgentMeshError, DEFAULT_PAGE, DEFAULT_ROLE, ErrorCode, MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS,
   PostEnvelopeBody, PostTextBody, ROOM_ADDRESS_PATTERN, checkValue, typedQuery, validateEnvelope,
   type ApiAnswer, type AuditEntry, type Envelope, type HistoryMessage, type PresenceEntry, type RouteName, type Static,
 } from '@agentmesh/protocol'
@@ -25,8 +25,6 @@ import type { Authenticator } from './auth.ts'
 import { RateLimiter } from '@agentmesh/protocol/internal'
 import { TaskService, taskJson } from './tasks.ts'
 
-// the body limit and page sizes are the REST contract's
-export { DEFAULT_PAGE, MAX_API_BODY_BYTES, MAX_PAGE }
 const ROOM_ADDRESS_RE = new RegExp(ROOM_ADDRESS_PATTERN)
 const R = API_ROUTES
 

@@ -8,18 +8,16 @@
 import type { Context, Hono } from 'hono'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+// the bodies' schemas and their bounds are the REST contract's (@agentmesh/protocol src/api)
+import {
+  CertificateBody, MAX_PREKEYS_PER_AGENT, MAX_REGISTRY_BODY_BYTES, MAX_SEARCH_LIMIT, PrekeyBody, ProfileBody,
+} from '@agentmesh/protocol'
 import { isAmid, verifyRequest } from '@agentmesh/crypto'
 import type { AgentProfile, CertificateRecord, CrlRecord, Store, TrustTier } from '@agentmesh/store'
 import { MAX_CRL_BYTES, createTrust, type CertificateStatus } from './certificates.ts'
 
 /** Signed-request nonces remembered (for the 5-minute window) to refuse replays. */
 export const MAX_REMEMBERED_NONCES = 100_000
-// the bodies' schemas and their bounds are the REST contract's (@agentmesh/protocol src/api)
-import {
-  CertificateBody, MAX_PREKEYS_PER_AGENT, MAX_PREKEYS_PER_UPLOAD, MAX_REGISTRY_BODY_BYTES, MAX_SEARCH_LIMIT, MAX_SKILLS,
-  PrekeyBody, ProfileBody, Skill as SkillSchema,
-} from '@agentmesh/protocol'
-export { CertificateBody, MAX_PREKEYS_PER_AGENT, MAX_PREKEYS_PER_UPLOAD, MAX_REGISTRY_BODY_BYTES, MAX_SEARCH_LIMIT, MAX_SKILLS, PrekeyBody, ProfileBody, SkillSchema }
 
 const profileCheck = TypeCompiler.Compile(ProfileBody)
 const prekeyCheck = TypeCompiler.Compile(PrekeyBody)

@@ -10,6 +10,7 @@
  */
 import type { Context, Hono } from 'hono'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
+// the body's schema is the REST contract's (@agentmesh/protocol src/api)
 import { AgentMeshError, ErrorCode, FeedbackBody } from '@agentmesh/protocol'
 import type { FeedbackRecord, ReputationFlag, Store, TrustTier } from '@agentmesh/store'
 import { amidParam, invalid } from './registry.ts'
@@ -48,8 +49,6 @@ export const MAX_TRACKED_RATERS = 100_000
 const DECIMALS = 6
 const HOUR_MS = 60 * 60 * 1000
 
-// the body's schema is the REST contract's (@agentmesh/protocol src/api)
-export { FeedbackBody }
 const feedbackCheck = TypeCompiler.Compile(FeedbackBody)
 
 /** Validates the `reputation` relay option over the defaults; `fail` builds the error naming the field. */
