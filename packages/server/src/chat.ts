@@ -10,6 +10,7 @@ import {
   AgentMeshError, ErrorCode, ROOM_ID_PATTERN,
   type ChatEvent, type Envelope, type SignalFrame,
 } from '@agentmesh/protocol'
+import type { RoomInfo, RoomMember } from '@agentmesh/protocol'
 import { DM_ROOM_PREFIX, attestEnvelope, dmRoomId, fromB64u, identityFromSecret, isAmid, signEnvelope, type Identity } from '@agentmesh/crypto'
 import type {
   AgentRole, AppendItem, AppendResult, AuditInput, MemberRecord, RoomKind, RoomRecord, Store,
@@ -370,7 +371,7 @@ export class ChatService {
   }
 
   /** The JSON a room is shown as to `p`. */
-  async roomJson (p: Principal, s: RoomState): Promise<Record<string, unknown>> {
+  async roomJson (p: Principal, s: RoomState): Promise<RoomInfo> {
     const me = p.kind === 'agent' ? p.amid : undefined
     const member = me !== undefined && s.members !== undefined ? s.members.get(me) : undefined
     return {
@@ -399,9 +400,9 @@ export class ChatService {
     return out
   }
 
-  async membersJson (s: RoomState): Promise<Array<Record<string, unknown>>> {
+  async membersJson (s: RoomState): Promise<RoomMember[]> {
     const marks = new Map((await this.store.readMarkers(s.room.id)).map(m => [m.amid, m.upTo]))
-    const out: Array<Record<string, unknown>> = []
+    const out: RoomMember[] = []
     for (const m of s.members?.values() ?? []) {
       out.push({
         amid: m.amid,

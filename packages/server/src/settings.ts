@@ -5,6 +5,7 @@
  */
 import { Type, type TObject, type TInteger } from '@sinclair/typebox'
 import type { RateLimit } from '@agentmesh/protocol/internal'
+import type { Settings } from '@agentmesh/protocol'
 
 const DAY_MS = 86_400_000
 
@@ -79,8 +80,11 @@ export function settingsFromJson (j: Record<string, unknown>, base: ChatSettings
   return s
 }
 
-/** The settings as JSON (what GET /api/v1/settings answers and the store keeps). */
-export function settingsJson (s: ChatSettings): Record<string, unknown> {
+/**
+ * The settings as JSON (what GET /api/v1/settings answers and the store keeps): the shape of the
+ * protocol's `Settings` schema, which a test holds to this table (keys and bounds).
+ */
+export function settingsJson (s: ChatSettings): Settings {
   const out: Record<string, unknown> = {}
   for (const [k, spec] of Object.entries(SCALAR_SETTINGS) as Array<[keyof typeof SCALAR_SETTINGS, IntSetting]>) out[spec.json] = s[k]
   const rl: Record<string, number> = {}
@@ -90,7 +94,7 @@ export function settingsJson (s: ChatSettings): Record<string, unknown> {
     rl[keys.burst] = s.rateLimits[n].burst
   }
   out.rate_limits = rl
-  return out
+  return out as Settings
 }
 
 /** The JSON form as a schema (bounds and defaults included), for documents such as the OpenAPI one. */

@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { defaultChatSettings, settingsFromJson, settingsJson, settingsSchema } from '../src/settings.ts'
+import { Value } from '@sinclair/typebox/value'
+import { Settings as SettingsSchema } from '@agentmesh/protocol'
 
 const DEFAULT_JSON = {
   presence_idle_ms: 300_000,
@@ -59,3 +61,16 @@ describe('settings', () => {
     for (const v of Object.values(rl.properties)) assert.deepEqual([v.minimum, v.maximum], [1, 1_000_000])
   })
 })
+
+describe('settings and the REST contract', () => {
+  it('settings - the protocol\'s Settings schema (what the REST API validates with) has the table\'s keys and bounds', () => {
+    const table = settingsSchema() as unknown as JsonSchema
+    const contract = SettingsSchema as unknown as JsonSchema
+    const bounds = (s: JsonSchema): unknown => Object.fromEntries(Object.entries(s.properties ?? {}).map(([k, v]) =>
+      [k, v.properties === undefined ? [v.minimum, v.maximum] : bounds(v)]))
+    assert.deepEqual(bounds(contract), bounds(table))
+    assert.equal(Value.Check(SettingsSchema, settingsJson(defaultChatSettings())), true)
+  })
+})
+
+interface JsonSchema { properties?: Record<string, JsonSchema>, minimum?: number, maximum?: number }

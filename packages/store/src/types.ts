@@ -1,3 +1,5 @@
+import type { TaskState } from '@agentmesh/protocol'
+
 /** The durable truth of a relay. Every implementation passes @agentmesh/compliance-tests/store. */
 export interface AgentRecord {
   amid: string
@@ -282,8 +284,8 @@ export interface HistoryQuery {
 /** Agent roles (docs/protocol.md §17.2). */
 export type AgentRole = 'master' | 'warden' | 'worker'
 
-/** A2A task states. */
-export type TaskState = 'submitted' | 'working' | 'input-required' | 'auth-required' | 'completed' | 'failed' | 'canceled' | 'rejected'
+/** A2A task states: the REST contract's (@agentmesh/protocol). */
+export type { TaskState } from '@agentmesh/protocol'
 
 export interface TaskTransition { state: TaskState, at: number, by: string, message?: string }
 
