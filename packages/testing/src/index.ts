@@ -11,7 +11,10 @@
  * ```
  */
 export { spawnRelay, cli, cliProcess, tempDir, assertCliError, CLI_BIN } from './processes.ts'
-export type { RelayProcess, CliResult } from './processes.ts'
+export type { RelayProcess, CliResult, CliOptions } from './processes.ts'
+export { cliInProcess, startCli } from './cli-in-process.ts'
+export type { RunningCli } from './cli-in-process.ts'
+export { relayInProcess } from './relay-in-process.ts'
 export { rawAgent } from './raw-agent.ts'
 export type { RawAgent } from './raw-agent.ts'
 export { waitFor } from './wait.ts'
