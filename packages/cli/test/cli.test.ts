@@ -208,7 +208,8 @@ describe('cli', () => {
   })
 
   it('cli - listen drops a delivery with a bad signature, says so on stderr, and prints the rest', async () => {
-    const r = await relayInProcess({ verifySignatures: false })
+    // a real `serve --no-verify-signatures`: the flag is part of what is checked
+    const r = await spawnRelay({ memory: true, args: ['--no-verify-signatures'] })
     try {
       const home = `${dir.path}/warned`
       const me = (await cli(['init'], { home, server: r.url })).lines[0]!
@@ -226,7 +227,7 @@ describe('cli', () => {
       assert.equal(warning.warning.code, 'AM_ERR_BAD_SIGNATURE')
       assert.match(warning.warning.message, new RegExp(`dropped delivery 1 \\(${forged.id}\\)`))
     } finally {
-      await r.close()
+      await r.kill()
     }
   })
 
