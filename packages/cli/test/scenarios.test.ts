@@ -1,11 +1,11 @@
 /**
- * The foundation's scenarios, driven as a user would: real relay processes, the real CLI,
- * SIGKILL of the relay and of the receiver.
+ * The foundation's scenarios, driven as a user would: real relay processes, the real CLI binary,
+ * SIGKILL of the relay and of the receiver (set-up steps and the offline receiver run in process).
  */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createInterface } from 'node:readline'
-import { cli, freePort, cliProcess, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
+import { cli, freePort, cliProcess, relayInProcess, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
 
 const children: Array<ReturnType<typeof cliProcess>> = []
 function track (c: ReturnType<typeof cliProcess>): ReturnType<typeof cliProcess> {
@@ -48,7 +48,7 @@ describe('scenarios', () => {
   })
 
   it('scenarios - an offline receiver gets 1,000 messages in order, once', async () => {
-    const relay = await spawnRelay({ dataDir: `${dir.path}/offline-data` })
+    const relay = await relayInProcess({ dataDir: `${dir.path}/offline-data` })
     try {
       const a = `${dir.path}/offline-a`
       const b = `${dir.path}/offline-b`
@@ -70,7 +70,7 @@ describe('scenarios', () => {
       assert.equal(again.code, 0, again.stderr)
       assert.deepEqual(again.lines, [], 'nothing is delivered twice')
     } finally {
-      await relay.kill()
+      await relay.close()
     }
   })
 
@@ -102,7 +102,7 @@ describe('scenarios', () => {
         sender.stdin!.write(chunk)
       }
       feed(700)
-      await waitFor(() => acked >= 300, 'first acks')
+      await waitFor(() => acked >= 300, 'first acks', 60_000)
       feed(300)
       await relay.kill('SIGKILL')
       const ackedAtKill = acked
@@ -140,13 +140,17 @@ describe('scenarios', () => {
       assert.ok(seenBeforeKill.length < total, 'killed before the end')
       assert.equal((await sent).code, 0)
 
-      // restarted: it listens until the last message is in (then a little longer, for any extra), and is stopped
+      // restarted: it listens until the last message is in, then until a marker sent after it (any
+      // extra copy the relay still had comes before it), and is stopped
       const second = collect(track(cliProcess(['listen', '--json'], { home: b, server: relay.url })))
       await waitFor(() => second.texts.includes(`r-${total - 1}`), 'the rest of the stream', 60_000)
-      await new Promise(resolve => setTimeout(resolve, 500))
+      const marker = await cli(['send', bob, 'marker'], { home: a, server: relay.url })
+      assert.equal(marker.code, 0, marker.stderr)
+      await waitFor(() => second.texts.includes('marker'), 'the marker', 60_000)
       second.child.kill('SIGTERM')
       assert.equal(await second.done, 0, second.stderr())
-      const after = second.texts
+      assert.equal(second.texts.at(-1), 'marker', 'the marker last, once')
+      const after = second.texts.slice(0, -1)
       const all = [...seenBeforeKill, ...after]
       const expected = Array.from({ length: total }, (_, i) => `r-${i}`)
       assert.deepEqual([...new Set(all)].sort(), [...expected].sort(), 'every message arrived')
