@@ -25,19 +25,24 @@ function lines (n: number, prefix: string): string {
   return Array.from({ length: n }, (_, i) => `${prefix}-${i}`).join('\n') + '\n'
 }
 
-/** Collects the JSON lines a listening CLI prints. */
-function collect (child: ReturnType<typeof cliProcess>): { child: ReturnType<typeof cliProcess>, texts: string[], ids: string[], stderr: () => string, done: Promise<number | null> } {
+/**
+ * Collects the JSON lines a listening CLI prints; `torn` holds a line that is not JSON (the last
+ * one, cut off when the process is SIGKILLed while writing it).
+ */
+function collect (child: ReturnType<typeof cliProcess>): { child: ReturnType<typeof cliProcess>, texts: string[], ids: string[], torn: string[], stderr: () => string, done: Promise<number | null> } {
   const texts: string[] = []
   const ids: string[] = []
+  const torn: string[] = []
   let err = ''
   child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
   createInterface({ input: child.stdout! }).on('line', (l) => {
-    const m = JSON.parse(l) as { id: string, text: string }
+    let m: { id: string, text: string }
+    try { m = JSON.parse(l) as { id: string, text: string } } catch { torn.push(l); return }
     texts.push(m.text)
     ids.push(m.id)
   })
   const done = new Promise<number | null>((resolve) => { child.once('close', (c) => { resolve(c) }) })
-  return { child, texts, ids, stderr: () => err, done }
+  return { child, texts, ids, torn, stderr: () => err, done }
 }
 
 describe('scenarios', () => {
@@ -118,6 +123,7 @@ describe('scenarios', () => {
       assert.equal(listener.texts.length, total)
       assert.equal(new Set(listener.ids).size, total, 'no message twice')
       assert.deepEqual(listener.texts, Array.from({ length: total }, (_, i) => `k-${i}`), 'all of them, in order')
+      assert.deepEqual(listener.torn, [], 'every line is JSON')
     } finally {
       await relay.kill()
     }
@@ -138,6 +144,7 @@ describe('scenarios', () => {
       await first.done
       const seenBeforeKill = [...first.texts]
       assert.ok(seenBeforeKill.length < total, 'killed before the end')
+      assert.ok(first.torn.length <= 1, `only the line being written when killed is cut: ${JSON.stringify(first.torn)}`)
       assert.equal((await sent).code, 0)
 
       // restarted: it listens until the last message is in, then until a marker sent after it (any
@@ -150,6 +157,7 @@ describe('scenarios', () => {
       second.child.kill('SIGTERM')
       assert.equal(await second.done, 0, second.stderr())
       assert.equal(second.texts.at(-1), 'marker', 'the marker last, once')
+      assert.deepEqual(second.torn, [], 'every line is JSON')
       const after = second.texts.slice(0, -1)
       const all = [...seenBeforeKill, ...after]
       const expected = Array.from({ length: total }, (_, i) => `r-${i}`)
