@@ -6,8 +6,9 @@
  */
 import { Readable } from 'node:stream'
 import { EventEmitter } from 'node:events'
-// the CLI's sources, as CLI_BIN is its binary: the testing package does not depend on the CLI
-import { run, type CliIo } from '../../cli/src/index.ts'
+// the CLI's sources, as CLI_BIN is its binary: the testing package does not depend on the CLI.
+// Loaded on first use: the relay and SDK tests that import the harness do not load the CLI.
+import type { CliIo } from '../../cli/src/index.ts'
 import type { CliOptions, CliResult } from './processes.ts'
 
 /** The environment a CLI process of the harness would get (cliEnv): no AGENTMESH_HOME/SERVER of the person running the tests. */
@@ -71,7 +72,7 @@ export function startCli (args: string[], o: CliOptions = {}): RunningCli {
     },
   }
   const result = (code: number | null): CliResult => ({ code, stdout: out.text(), stderr: err.text(), lines: out.text().split('\n').filter(l => l !== '') })
-  const ran = run(args, io).then(result, (e: unknown) => {
+  const ran = import('../../cli/src/index.ts').then(async ({ run }) => await run(args, io)).then(result, (e: unknown) => {
     // run() reports every error itself; anything else is a bug of the CLI, shown as the process would
     err.write(`uncaught: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`)
     return result(1)
