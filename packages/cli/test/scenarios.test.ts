@@ -138,14 +138,24 @@ describe('scenarios', () => {
       const bob = await init(b, relay.url, 'bob')
       const total = 1500
       const first = collect(track(cliProcess(['listen', '--json'], { home: b, server: relay.url })))
-      const sent = cli(['send', bob, '--stdin'], { home: a, server: relay.url, input: lines(total, 'r') })
+      // the sender (a process, as a user's pipe) gets the first 700 lines; the rest only once the
+      // receiver was killed, so that the kill is mid-stream however fast both run
+      const sender = track(cliProcess(['send', bob, '--stdin'], { home: a, server: relay.url }))
+      let senderErr = ''
+      sender.stderr!.on('data', (d: Buffer) => { senderErr += d.toString() })
+      sender.stdout!.resume()
+      const sent = new Promise<number | null>((resolve) => { sender.once('close', (c) => { resolve(c) }) })
+      const input = lines(total, 'r')
+      const cut = input.indexOf('r-700\n')
+      sender.stdin!.write(input.slice(0, cut))
       await waitFor(() => first.texts.length >= 200, 'the receiver to be mid-stream')
       first.child.kill('SIGKILL')
       await first.done
       const seenBeforeKill = [...first.texts]
       assert.ok(seenBeforeKill.length < total, 'killed before the end')
       assert.ok(first.torn.length <= 1, `only the line being written when killed is cut: ${JSON.stringify(first.torn)}`)
-      assert.equal((await sent).code, 0)
+      sender.stdin!.end(input.slice(cut))
+      assert.equal(await sent, 0, senderErr)
 
       // restarted: it listens until the last message is in, then until a marker sent after it (any
       // extra copy the relay still had comes before it), and is stopped
