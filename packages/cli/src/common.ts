@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander'
 import { defaultHome, isAmid } from '@agentmesh/crypto'
 import { connect, defaultServer, type Connection } from '@agentmesh/client'
 import { parsePositive, usage, type Out } from './output.ts'
+import type { CliIo } from './io.ts'
 
 export interface CommonOpts { json?: boolean, server?: string, home?: string }
 
@@ -14,12 +15,17 @@ export function withCommon (cmd: Command, { server = true } = {}): Command {
   return cmd
 }
 
-export function homeOf (o: CommonOpts): string {
-  return o.home !== undefined && o.home !== '' ? resolve(o.home) : defaultHome()
+export function homeOf (o: CommonOpts, env: CliIo['env'] = process.env): string {
+  return o.home !== undefined && o.home !== '' ? resolve(o.home) : defaultHome(env)
 }
 
-export function serverOf (o: CommonOpts): string {
-  return o.server !== undefined && o.server !== '' ? o.server : defaultServer()
+export function serverOf (o: CommonOpts, env: CliIo['env'] = process.env): string {
+  return o.server !== undefined && o.server !== '' ? o.server : defaultServer(env)
+}
+
+/** The passphrase of the agent's state database from `env` (connect() would read process.env). */
+export function passphraseOf (env: CliIo['env']): { passphrase: string } {
+  return { passphrase: env.AGENTMESH_PASSPHRASE ?? '' }
 }
 
 export function checkAmid (what: string, s: string): string {
@@ -32,9 +38,9 @@ export function checkAmid (what: string, s: string): string {
  * state, or send), closing it afterwards. With `flush`, what `fn` sent is acknowledged by the
  * relay first (within --timeout).
  */
-export async function withConnection<T> (o: CommonOpts & { timeout: string }, out: Out, fn: (c: Connection) => Promise<T>, { flush = false } = {}): Promise<T> {
+export async function withConnection<T> (io: Pick<CliIo, 'env'>, o: CommonOpts & { timeout: string }, out: Out, fn: (c: Connection) => Promise<T>, { flush = false } = {}): Promise<T> {
   const ms = parsePositive('--timeout', o.timeout) * 1000
-  const conn = await connect({ server: serverOf(o), home: homeOf(o), deliver: false, connectTimeoutMs: ms, onWarning: (w) => { out.warn(w) } })
+  const conn = await connect({ server: serverOf(o, io.env), home: homeOf(o, io.env), ...passphraseOf(io.env), deliver: false, connectTimeoutMs: ms, onWarning: (w) => { out.warn(w) } })
   try {
     const r = await fn(conn)
     if (flush) await conn.flush({ signal: AbortSignal.timeout(ms) })

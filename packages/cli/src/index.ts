@@ -9,3 +9,5 @@
  * ```
  */
 export { run, buildProgram } from './program.ts'
+export { processIo } from './io.ts'
+export type { CliIo, CliWritable } from './io.ts'

@@ -1,5 +1,6 @@
 /** How the CLI speaks: results on stdout (text or one JSON object per line), errors as one line on stderr. */
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { processIo, type CliIo } from './io.ts'
 
 export interface Out {
   json: boolean
@@ -11,13 +12,14 @@ export interface Out {
   warn (w: AgentMeshError): void
 }
 
-export function output (json: boolean): Out {
+/** Speaks through `io` (the process's streams by default). */
+export function output (json: boolean, io: Pick<CliIo, 'stdout' | 'stderr'> = processIo()): Out {
   return {
     json,
-    result (obj, text) { process.stdout.write((json ? JSON.stringify(obj) : text) + '\n') },
-    note (text) { if (!json) process.stderr.write(text + '\n') },
+    result (obj, text) { io.stdout.write((json ? JSON.stringify(obj) : text) + '\n') },
+    note (text) { if (!json) io.stderr.write(text + '\n') },
     warn (w) {
-      process.stderr.write((json
+      io.stderr.write((json
         ? JSON.stringify({ warning: { code: w.code, message: w.message } })
         : `agentmesh: warning ${w.code}: ${w.message}`).replaceAll('\n', ' ') + '\n')
     },
@@ -33,14 +35,14 @@ export function usage (message: string): AgentMeshError {
 }
 
 /** Prints an error as one line (never a stack trace) and answers the exit code. */
-export function reportError (err: unknown, json: boolean): number {
+export function reportError (err: unknown, json: boolean, io: Pick<CliIo, 'stderr'> = processIo()): number {
   const e = AgentMeshError.is(err)
     ? err
     : new AgentMeshError(ErrorCode.Internal, `unexpected error: ${err instanceof Error ? err.message : String(err)}`)
   const line = json
     ? JSON.stringify({ error: { code: e.code, message: e.message } })
     : `agentmesh: error ${e.code}: ${e.message}`
-  process.stderr.write(line.replaceAll('\n', ' ') + '\n')
+  io.stderr.write(line.replaceAll('\n', ' ') + '\n')
   return e.code === ErrorCode.InvalidArgument || e.code === ErrorCode.InvalidConfig ? EXIT_USAGE : EXIT_ERROR
 }
 

@@ -1,4 +1,5 @@
-import { Command, CommanderError } from 'commander'
+import type { EventEmitter } from 'node:events'
+import { Command, CommanderError, type Option } from 'commander'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { VERSION } from '@agentmesh/server'
 import { identityCommands } from './commands/identity.ts'
@@ -9,30 +10,54 @@ import { e2eeCommands } from './commands/e2ee.ts'
 import { knockCommands, reputationCommands, safetyLogCommand } from './commands/knock.ts'
 import { chatCommands } from './commands/chat.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
+import { processIo, type CliIo } from './io.ts'
 
-export function buildProgram (): Command {
+export function buildProgram (io: CliIo = processIo()): Command {
   const program = new Command('agentmesh')
     .description('AgentMesh: the messaging network for AI agents')
     .version(VERSION, '-V, --version')
     .showSuggestionAfterError(true)
     .exitOverride()
-    .configureOutput({ outputError: () => {} }) // commander's errors are reported by run() as one coded line
+    .configureOutput({
+      outputError: () => {}, // commander's errors are reported by run() as one coded line
+      writeOut: (s) => { io.stdout.write(s) },
+      writeErr: (s) => { io.stderr.write(s) },
+      ...(io.stdout === process.stdout ? {} : { getOutHelpWidth: () => io.helpWidth ?? 80, getErrHelpWidth: () => io.helpWidth ?? 80, getOutHasColors: () => false, getErrHasColors: () => false }),
+    })
+  if (io.env !== process.env) program.hook('preAction', (_, action) => { optionsFromEnv(action, io.env) })
   serveCommand(program)
-  identityCommands(program)
-  messagingCommands(program)
-  certCommands(program)
-  e2eeCommands(program)
-  knockCommands(program)
-  reputationCommands(program)
-  safetyLogCommand(program)
-  chatCommands(program)
+  identityCommands(program, io)
+  messagingCommands(program, io)
+  certCommands(program, io)
+  e2eeCommands(program, io)
+  knockCommands(program, io)
+  reputationCommands(program, io)
+  safetyLogCommand(program, io)
+  chatCommands(program, io)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }
 
-/** Runs the CLI; resolves to the exit code. */
-export async function run (argv: string[]): Promise<number> {
-  const program = buildProgram()
+/**
+ * Commander reads `.env()` options from process.env: with an environment of its own, an option
+ * set from process.env is set again from `env`, the way commander would (a flag still wins).
+ */
+function optionsFromEnv (cmd: Command, env: CliIo['env']): void {
+  for (const option of cmd.options as readonly Option[]) {
+    if (option.envVar === undefined) continue
+    const key = option.attributeName()
+    const source = cmd.getOptionValueSource(key)
+    if (source !== undefined && source !== 'default' && source !== 'env') continue
+    const value = env[option.envVar]
+    // the event commander itself emits for an env value: parsed and checked like one
+    if (value !== undefined) (cmd as unknown as EventEmitter).emit(`optionEnv:${option.name()}`, value)
+    else if (source === 'env') cmd.setOptionValueWithSource(key, option.defaultValue, 'default')
+  }
+}
+
+/** Runs the CLI with the process's streams, environment and signals, or with `io`; resolves to the exit code. */
+export async function run (argv: string[], io: CliIo = processIo()): Promise<number> {
+  const program = buildProgram(io)
   const json = argv.includes('--json')
   try {
     await program.parseAsync(argv, { from: 'user' })
@@ -49,8 +74,8 @@ export async function run (argv: string[]): Promise<number> {
       }
       const known = program.commands.some(c => c.name() === argv[0])
       const help = known ? `agentmesh ${argv[0]} --help` : 'agentmesh --help'
-      return reportError(new AgentMeshError(ErrorCode.InvalidArgument, `${message} (see \`${help}\`)`), json)
+      return reportError(new AgentMeshError(ErrorCode.InvalidArgument, `${message} (see \`${help}\`)`), json, io)
     }
-    return reportError(err, json)
+    return reportError(err, json, io)
   }
 }

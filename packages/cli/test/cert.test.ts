@@ -1,6 +1,6 @@
 /**
- * `agentmesh cert` through real processes: root → organisation → agent, show, verify, revoke,
- * and a coded one-line error (never a stack trace) for each subcommand.
+ * `agentmesh cert`, run in process: root → organisation → agent, show, verify, revoke, publish to
+ * a relay started by `serve --trust-roots`, and a coded one-line error (never a stack trace) for each subcommand.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -180,6 +180,7 @@ describe('cli cert', () => {
   it('cli cert - publish: a chain sets the agent\'s tier on a relay that trusts the root; the root\'s CRL published after revokes it', async () => {
     const r = await cli(['cert', 'root', 'create', '--name', 'Publish Root', '--out', p('proot')])
     assert.equal(r.code, 0, r.stderr)
+    // a real `serve --trust-roots`: the flag is part of what is checked
     const relay = await spawnRelay({ memory: true, args: ['--trust-roots', p('proot/ca.pem')] })
     try {
       const home = p('carol')

@@ -1,15 +1,14 @@
 /**
- * The chat commands, driven as a user would: one persistent relay process, three agents (alice,
- * bob, carol), each through the real CLI in its own home; the audit log checked online, then
- * offline on the stopped relay's files, then again after a row is edited.
+ * The chat commands, driven as a user would: one persistent relay process (`serve --api-key`),
+ * three agents (alice, bob, carol), each through the CLI (in process) in its own home; the audit
+ * log checked online, then offline on the stopped relay's files, then again after a row is edited.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import Database from 'better-sqlite3'
-import { assertCliError, cli, cliProcess, spawnRelay, tempDir, waitFor, type CliResult, type RelayProcess } from '@agentmesh/testing'
+import { assertCliError, cli, spawnRelay, startCli, tempDir, waitFor, type CliResult, type RelayProcess, type RunningCli } from '@agentmesh/testing'
 
 const API_KEY = `operator-${randomBytes(12).toString('hex')}`
 
@@ -31,7 +30,7 @@ describe('chat', { concurrency: 1 }, () => {
   const home = (name: string): string => join(dir.path, name)
   const as = (name: string): { home: string, server: string } => ({ home: home(name), server })
   const ids: Record<'alice' | 'bob' | 'carol', string> = { alice: '', bob: '', carol: '' }
-  const background: Array<ReturnType<typeof cliProcess>> = []
+  const background: RunningCli[] = []
   let auditRows = 0
 
   before(async () => {
@@ -39,7 +38,8 @@ describe('chat', { concurrency: 1 }, () => {
     server = relay.url
   })
   after(async () => {
-    for (const c of background) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+    for (const c of background) c.interrupt()
+    await Promise.all(background.map(async c => await c.done))
     await relay?.kill()
     dir.cleanup()
   })
@@ -154,28 +154,27 @@ describe('chat', { concurrency: 1 }, () => {
     assert.deepEqual(again, [{ id, room: 'ops', status: 'duplicate' }])
 
     // bob follows ops (the newest messages, then new ones) while alice posts three lines
-    const follower = cliProcess(['chat', '--room', 'ops', '--timeout', '30', '--json'], as('bob'))
+    const follower = startCli(['chat', '--room', 'ops', '--timeout', '30', '--json'], as('bob'))
     background.push(follower)
-    const seen: HistoryJson[] = []
-    let err = ''
-    createInterface({ input: follower.stdout! }).on('line', (l) => { seen.push(JSON.parse(l) as HistoryJson) })
-    follower.stderr!.on('data', (d: Buffer) => { err += d.toString() })
-    const exited = new Promise<number | null>((resolve) => { follower.once('close', (c) => { resolve(c) }) })
+    const seen = (): HistoryJson[] => follower.lines.map(l => JSON.parse(l) as HistoryJson)
+    const err = (): string => follower.stderr()
     const hist = await cli(['history', 'ops', '--json'], as('bob'))
     assert.deepEqual(json<HistoryJson>(ok(hist, 'history')).filter(m => m.id === id).map(m => m.text), ['once'], 'one copy')
-    await waitFor(() => seen.some(m => m.id === id), `the follower to print the history: ${err}`, 20_000)
+    await waitFor(() => seen().some(m => m.id === id), 'the follower to print the history', 20_000)
 
     const texts = ['first line', 'second line', 'third line']
     const posted = json(ok(await cli(['chat', '--room', 'ops', '--stdin', '--json'], { ...as('alice'), input: texts.join('\n') + '\n' }), 'chat --stdin'))
     assert.equal(posted.length, 3)
     assert.ok(posted.every(p => p.status === 'stored' && p.room === 'ops'))
-    await waitFor(() => seen.length >= 4, `the follower to print the three lines: ${JSON.stringify(seen)} ${err}`, 20_000)
-    follower.kill('SIGINT')
-    assert.equal(await exited, 0, `the follower stops on Ctrl-C with 0: ${err}`)
-    assert.deepEqual(seen.map(m => m.text), ['once', ...texts], 'the retried message once, then the lines in order')
-    assert.deepEqual(seen.slice(1).map(m => m.id), posted.map(p => p.id))
-    assert.ok(seen.every((m, i) => i === 0 || m.seq > seen[i - 1]!.seq), 'room seqs increase')
-    assert.ok(seen.every(m => m.from === ids.alice && m.from_handle === 'alice' && m.room === 'ops'))
+    await waitFor(() => seen().length >= 4, 'the follower to print the three lines', 20_000)
+    follower.interrupt()
+    const stopped = await follower.done
+    assert.equal(stopped.code, 0, `the follower stops on Ctrl-C with 0: ${err()}`)
+    const shown = seen()
+    assert.deepEqual(shown.map(m => m.text), ['once', ...texts], 'the retried message once, then the lines in order')
+    assert.deepEqual(shown.slice(1).map(m => m.id), posted.map(p => p.id))
+    assert.ok(shown.every((m, i) => i === 0 || m.seq > shown[i - 1]!.seq), 'room seqs increase')
+    assert.ok(shown.every(m => m.from === ids.alice && m.from_handle === 'alice' && m.room === 'ops'))
   })
 
   it('chat - task dispatch --wait prints the task once it ended (failed at its deadline) and exits 0', async () => {

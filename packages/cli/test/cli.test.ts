@@ -1,11 +1,14 @@
 /**
  * The CLI's contract: outputs, --json, exit codes, one-line coded errors and never a stack trace.
+ * The CLI runs in process against an in-process relay; what only processes show (the binary's
+ * exit code, a real `serve` starting, failing and stopping on SIGTERM) runs the binary.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
-import { cli, rawAgent, spawnRelay, tempDir, type CliResult, type RelayProcess } from '@agentmesh/testing'
+import type { Relay } from '@agentmesh/server'
+import { cli, rawAgent, relayInProcess, spawnRelay, tempDir, type CliResult } from '@agentmesh/testing'
 
 /** Asserts a failed run: exit code, one line on stderr with the code, no stack trace. */
 function assertError (r: CliResult, code: string, exit: number, json = false): void {
@@ -24,14 +27,14 @@ function assertError (r: CliResult, code: string, exit: number, json = false): v
 
 describe('cli', () => {
   const dir = tempDir()
-  let relay: RelayProcess
+  let relay: Relay
   let alice: string
   let bob: string
   const a = (): string => `${dir.path}/a`
   const b = (): string => `${dir.path}/b`
 
   before(async () => {
-    relay = await spawnRelay({ memory: true })
+    relay = await relayInProcess()
     const ra = await cli(['init', '--name', 'alice'], { home: a(), server: relay.url })
     assert.equal(ra.code, 0, ra.stderr)
     alice = ra.lines[0]!
@@ -39,7 +42,7 @@ describe('cli', () => {
     bob = rb.lines[0]!
   })
   after(async () => {
-    await relay.kill()
+    await relay.close()
     dir.cleanup()
   })
 
@@ -114,9 +117,10 @@ describe('cli', () => {
   })
 
   it('cli - a bare `agentmesh` shows the help and exits 2; --help exits 0', async () => {
-    const r = await cli([])
-    assert.equal(r.code, 2)
-    assert.match(r.stdout + r.stderr, /Usage: agentmesh/)
+    for (const r of [await cli([]), await cli([], { process: true })]) {
+      assert.equal(r.code, 2)
+      assert.match(r.stdout + r.stderr, /Usage: agentmesh/)
+    }
     const h = await cli(['send', '--help'])
     assert.equal(h.code, 0)
     assert.match(h.stdout, /--stdin/)
@@ -149,17 +153,20 @@ describe('cli', () => {
     mkdirSync(bad)
     writeFileSync(`${bad}/agentmesh.db`, 'this is not a database, and it must stay as it is'.repeat(100))
     const before = readFileSync(`${bad}/agentmesh.db`)
-    assertError(await cli(['serve', '--port', '0', '--data', bad]), 'AM_ERR_DATA_CORRUPT', 1)
+    // a real `serve` process for what fails once it starts (it takes SIGINT/SIGTERM and process.env);
+    // a config it refuses before that is checked in process
+    const serve = async (args: string[], env?: Record<string, string>): Promise<CliResult> => await cli(['serve', ...args], { process: true, ...(env === undefined ? {} : { env }) })
+    assertError(await serve(['--port', '0', '--data', bad]), 'AM_ERR_DATA_CORRUPT', 1)
     assert.deepEqual(readFileSync(`${bad}/agentmesh.db`), before)
 
     const file = `${dir.path}/a-file`
     writeFileSync(file, 'x')
-    assertError(await cli(['serve', '--port', '0', '--data', file]), 'AM_ERR_DATA_DIR', 1)
+    assertError(await serve(['--port', '0', '--data', file]), 'AM_ERR_DATA_DIR', 1)
 
     const busy: Server = await new Promise((resolve) => { const s = createServer().listen(0, '127.0.0.1', () => { resolve(s) }) })
     const port = (busy.address() as { port: number }).port
     try {
-      assertError(await cli(['serve', '--memory', '--port', String(port)]), 'AM_ERR_ADDRESS_IN_USE', 1)
+      assertError(await serve(['--memory', '--port', String(port)]), 'AM_ERR_ADDRESS_IN_USE', 1)
     } finally {
       busy.close()
     }
@@ -177,8 +184,8 @@ describe('cli', () => {
     const rep = await cli(['serve', '--memory', '--config', cfg])
     assertError(rep, 'AM_ERR_INVALID_CONFIG', 2)
     assert.match(rep.stderr, /reputation\.flagDelta/)
-    assertError(await cli(['serve', '--memory', '--port', '0'], { env: { AGENTMESH_MAX_IN_FLIGHT: 'lots' } }), 'AM_ERR_INVALID_CONFIG', 2)
-    assertError(await cli(['serve', '--memory', '--port', '0'], { env: { AGENTMESH_SYNC: 'sometimes' } }), 'AM_ERR_INVALID_CONFIG', 2)
+    assertError(await serve(['--memory', '--port', '0'], { AGENTMESH_MAX_IN_FLIGHT: 'lots' }), 'AM_ERR_INVALID_CONFIG', 2)
+    assertError(await serve(['--memory', '--port', '0'], { AGENTMESH_SYNC: 'sometimes' }), 'AM_ERR_INVALID_CONFIG', 2)
   })
 
   it('cli - serve takes limits from a config file, environment and flags, flags winning', async () => {
@@ -201,6 +208,7 @@ describe('cli', () => {
   })
 
   it('cli - listen drops a delivery with a bad signature, says so on stderr, and prints the rest', async () => {
+    // a real `serve --no-verify-signatures`: the flag is part of what is checked
     const r = await spawnRelay({ memory: true, args: ['--no-verify-signatures'] })
     try {
       const home = `${dir.path}/warned`

@@ -1,17 +1,17 @@
 /**
- * End-to-end encryption, driven as a user would: real relay processes, the real CLI in each
- * agent's home, restarts of the relay and of the receivers, lost state, deleted sessions.
+ * End-to-end encryption, driven as a user would: real relay processes (SIGKILLed and restarted),
+ * the CLI (in process) in each agent's home, restarts of the receivers, lost state, deleted sessions.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { cli, freePort, cliProcess, rawAgent, spawnRelay, tempDir, waitFor, type CliResult, type RelayProcess } from '@agentmesh/testing'
+import type { Relay } from '@agentmesh/server'
+import { cli, freePort, rawAgent, relayInProcess, spawnRelay, startCli, tempDir, waitFor, type CliResult, type RelayProcess, type RunningCli } from '@agentmesh/testing'
 
-const children: Array<ReturnType<typeof cliProcess>> = []
-function track (c: ReturnType<typeof cliProcess>): ReturnType<typeof cliProcess> {
+const children: RunningCli[] = []
+function track (c: RunningCli): RunningCli {
   children.push(c)
   return c
 }
@@ -52,39 +52,46 @@ interface Msg { id: string, from: string, to: string, ts: number, type: string, 
 interface Warning { code: string, message: string }
 
 interface Listener {
-  msgs: Msg[]
-  warnings: Warning[]
+  readonly msgs: Msg[]
+  readonly warnings: Warning[]
   stderr: () => string
   done: Promise<number | null>
-  /** SIGTERM (a clean stop); answers the exit code */
+  /** as SIGTERM (a clean stop); answers the exit code */
   stop: () => Promise<number | null>
 }
 
-/** Runs `agentmesh listen --json` in the background and collects what it prints. */
+/** Runs `agentmesh listen --json` in the background (in process) and collects what it prints. */
 function listen (home: string, server: string, extra: string[] = []): Listener {
-  const child = track(cliProcess(['listen', '--json', ...extra], { home, server }))
-  const msgs: Msg[] = []
-  const warnings: Warning[] = []
-  let err = ''
-  createInterface({ input: child.stdout! }).on('line', (l) => { msgs.push(JSON.parse(l) as Msg) })
-  createInterface({ input: child.stderr! }).on('line', (l) => {
-    err += l + '\n'
-    try {
-      const j = JSON.parse(l) as { warning?: Warning }
-      if (j.warning !== undefined) warnings.push(j.warning)
-    } catch {}
-  })
-  const done = new Promise<number | null>((resolve) => { child.once('close', (c) => { resolve(c) }) })
+  const run = track(startCli(['listen', '--json', ...extra], { home, server }))
+  const done = run.done.then(r => r.code)
   return {
-    msgs,
-    warnings,
-    stderr: () => err,
+    get msgs () { return run.lines.map(l => JSON.parse(l) as Msg) },
+    get warnings () {
+      return run.errLines.flatMap((l) => {
+        try {
+          const j = JSON.parse(l) as { warning?: Warning }
+          return j.warning === undefined ? [] : [j.warning]
+        } catch { return [] }
+      })
+    },
+    stderr: () => run.stderr(),
     done,
     async stop () {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      run.interrupt()
       return await done
     },
   }
+}
+
+/**
+ * Sends a marker from `home` to `to` and waits until `at` shows it: whatever the relay still had
+ * for `at` before it (a message shown twice, say) has been shown by then. Answers the marker text.
+ */
+async function barrier (home: string, server: string, to: string, at: Listener, listeners: Listener[]): Promise<string> {
+  const marker = `barrier-${randomBytes(6).toString('hex')}`
+  await send(home, server, to, [marker])
+  await until(() => at.msgs.some(m => m.text === marker), `the barrier ${marker}`, listeners)
+  return marker
 }
 
 /** waitFor, with what the listeners said in the error when it times out. */
@@ -139,15 +146,16 @@ async function verify (home: string, server: string, peer: string, extra: string
 
 describe('e2ee', () => {
   const dir = tempDir()
-  /** one relay (with its database) for the tests that do not restart it */
-  let relay: RelayProcess
+  /** one relay (with its database, in process) for the tests that do not restart it */
+  let relay: Relay
   const sharedData = (): string => `${dir.path}/shared-data`
   before(async () => {
-    relay = await spawnRelay({ dataDir: sharedData() })
+    relay = await relayInProcess({ dataDir: sharedData() })
   })
   after(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
-    await relay.kill()
+    for (const c of children) c.interrupt()
+    await Promise.all(children.map(async c => await c.done))
+    await relay.close()
     dir.cleanup()
   })
 
@@ -184,8 +192,8 @@ describe('e2ee', () => {
       await during
       await until(() => atBob.msgs.length >= 5, 'a4, a5 at bob after the relay restart', [atBob, atAlice])
 
-      // B's listen stops; A sends 2 while B is away; B's listen starts again
-      await new Promise(resolve => setTimeout(resolve, 300)) // (a last duplicate would show here)
+      // B's listen stops (once a last duplicate would have shown); A sends 2 while B is away; B's listen starts again
+      const markers = [await barrier(a, server, bob, atBob, [atBob, atAlice])]
       assert.equal(await atBob.stop(), 0, atBob.stderr())
       bobGot.push(...atBob.msgs)
       await send(a, server, bob, toBob.slice(5, 7))
@@ -202,7 +210,7 @@ describe('e2ee', () => {
       // both at once
       await Promise.all([send(a, server, bob, toBob.slice(7)), send(b, server, alice, toAlice.slice(5))])
       await until(() => atBob.msgs.length >= 3 && atAlice.msgs.length >= 4, 'a8 and b6', [atBob, atAlice])
-      await new Promise(resolve => setTimeout(resolve, 300))
+      markers.push(await barrier(a, server, bob, atBob, [atBob, atAlice]), await barrier(b, server, alice, atAlice, [atBob, atAlice]))
 
       // no text on disk while everything runs (not yet checkpointed WAL included)…
       const secrets = [...toBob, ...toAlice]
@@ -214,7 +222,9 @@ describe('e2ee', () => {
       aliceGot.push(...atAlice.msgs)
       await talkRelay.kill('SIGKILL') // the relay's WAL stays as it is
 
-      for (const [got, from, texts] of [[bobGot, alice, toBob], [aliceGot, bob, toAlice]] as const) {
+      for (const [all, from, texts] of [[bobGot, alice, toBob], [aliceGot, bob, toAlice]] as const) {
+        const got = all.filter(m => !markers.includes(m.text!))
+        assert.equal(all.length - got.length, from === alice ? 2 : 1, 'each barrier once')
         assert.deepEqual(got.map(m => m.text), texts, 'every message once, in order')
         assert.equal(new Set(got.map(m => m.id)).size, texts.length)
         assert.ok(got.every(m => m.encrypted && m.type === 'chat' && m.from === from), JSON.stringify(got))
@@ -358,7 +368,7 @@ describe('e2ee', () => {
     assert.equal(reg.code, 0, reg.stderr)
     const text = secret('first')
     await send(a, server, bob, [text]) // alice never talked to bob: a new session from bob's published prekeys
-    const got = await cli(['listen', '--json', '--timeout', '5'], { home: b, server })
+    const got = await cli(['listen', '--count', '1', '--json', '--timeout', '30'], { home: b, server })
     assert.equal(got.code, 0, got.stderr)
     assert.equal(got.stderr, '', 'no warning')
     assert.deepEqual(got.lines.map(l => { const m = JSON.parse(l) as Msg; return [m.from, m.text, m.encrypted] }), [[alice, text, true]])

@@ -1,17 +1,16 @@
 /**
- * KNOCK, grants, policy reloads and the circuit breaker, driven as a user would: one relay
- * process, several agents, each through the real CLI in its own home.
+ * KNOCK, grants, policy reloads and the circuit breaker, driven as a user would: one relay,
+ * several agents, each through the CLI (in process) in its own home.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { assertCliError, cli, cliProcess, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
+import { assertCliError, cli, spawnRelay, startCli, tempDir, waitFor, type RelayProcess, type RunningCli } from '@agentmesh/testing'
 
-const children: Array<ReturnType<typeof cliProcess>> = []
-function track (c: ReturnType<typeof cliProcess>): ReturnType<typeof cliProcess> {
+const children: RunningCli[] = []
+function track (c: RunningCli): RunningCli {
   children.push(c)
   return c
 }
@@ -75,9 +74,9 @@ interface KnockLine { id: string, from: string, tier: string, intent: { category
 
 interface Listener {
   name: string
-  msgs: Msg[]
-  warnings: Warning[]
-  knocks: KnockLine[]
+  readonly msgs: Msg[]
+  readonly warnings: Warning[]
+  readonly knocks: KnockLine[]
   stderr: () => string
   done: Promise<number | null>
   stop: () => Promise<number | null>
@@ -85,32 +84,22 @@ interface Listener {
 
 const all: Listener[] = []
 
-/** Runs `agentmesh listen --json` in the background and collects what it prints. */
+/** Runs `agentmesh listen --json` in the background (in process) and collects what it prints. */
 function listen (name: string, home: string, server: string, json = true): Listener {
-  const child = track(cliProcess(['listen', ...(json ? ['--json'] : [])], { home, server }))
-  const msgs: Msg[] = []
-  const warnings: Warning[] = []
-  const knocks: KnockLine[] = []
-  let err = ''
-  createInterface({ input: child.stdout! }).on('line', (l) => { msgs.push(json ? JSON.parse(l) as Msg : { text: l } as Msg) })
-  createInterface({ input: child.stderr! }).on('line', (l) => {
-    err += l + '\n'
-    try {
-      const j = JSON.parse(l) as { warning?: Warning, knock?: KnockLine }
-      if (j.warning !== undefined) warnings.push(j.warning)
-      if (j.knock !== undefined) knocks.push(j.knock)
-    } catch {}
+  const run = track(startCli(['listen', ...(json ? ['--json'] : [])], { home, server }))
+  const errJson = (): Array<{ warning?: Warning, knock?: KnockLine }> => run.errLines.flatMap((l) => {
+    try { return [JSON.parse(l) as { warning?: Warning, knock?: KnockLine }] } catch { return [] }
   })
-  const done = new Promise<number | null>((resolve) => { child.once('close', (c) => { resolve(c) }) })
+  const done = run.done.then(r => r.code)
   const l: Listener = {
     name,
-    msgs,
-    warnings,
-    knocks,
-    stderr: () => err,
+    get msgs () { return run.lines.map(line => json ? JSON.parse(line) as Msg : { text: line } as Msg) },
+    get warnings () { return errJson().flatMap(j => j.warning === undefined ? [] : [j.warning]) },
+    get knocks () { return errJson().flatMap(j => j.knock === undefined ? [] : [j.knock]) },
+    stderr: () => run.stderr(),
     done,
     async stop () {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      run.interrupt() // as SIGTERM
       return await done
     },
   }
@@ -133,7 +122,6 @@ async function grantFrom (home: string, server: string, grantor: string, listene
   let got: GrantJson | undefined
   const poll = async (): Promise<boolean> => {
     got = (await grants(home, server)).find(g => g.direction === 'received' && g.grantor === grantor)
-    if (got === undefined) await sleep(250) // (each poll is a process: leave the CPU to the agents)
     return got !== undefined
   }
   try {
@@ -153,12 +141,14 @@ describe('knock', { concurrency: 2 }, () => {
   let server: string
   const home = (name: string): string => `${dir.path}/${name}`
   before(async () => {
+    // a process of its own: `init` registers within 2 s, while a dozen agents share this process
     relay = await spawnRelay({ memory: true })
     server = relay.url
   })
   after(async () => {
     for (const l of all) await l.stop().catch(() => {})
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+    for (const c of children) c.interrupt()
+    await Promise.all(children.map(async c => await c.done))
     await relay.kill()
     dir.cleanup()
   })
@@ -249,10 +239,14 @@ describe('knock', { concurrency: 2 }, () => {
     await until(() => hasWarning(knockers.erin!, 'AM_ERR_KNOCK_REJECTED', /negotiation/), 'erin to see the rejection of negotiation', everyone)
     assert.ok(hasWarning(knockers.erin!, 'AM_ERR_KNOCK_REJECTED', new RegExp(erinKnock)), knockers.erin!.stderr())
 
-    // dave: nothing ever comes back, and he holds no grant
-    await sleep(1000)
+    // dave: nothing ever comes back, and he holds no grant. Bob's listen decided on dave's knock
+    // before erin's (it came first), so anything it sent dave reached the relay before erin's
+    // rejection did: a message bob sends dave now arrives after it
+    const toDave = secret('bob-to-dave')
+    await send(home('bob'), server, dave, [toDave])
+    await until(() => knockers.dave!.msgs.length > 0, 'bob\'s message at dave', everyone)
     assert.equal(knockers.dave!.stderr(), '', 'dave\'s listen shows nothing')
-    assert.deepEqual(knockers.dave!.msgs, [])
+    assert.deepEqual(knockers.dave!.msgs.map(m => m.text), [toDave], 'nothing before bob\'s message')
     assert.deepEqual(await grants(home('dave'), server), [], 'dave holds no grant')
     assert.ok(!b.stderr().includes(daveKnock), 'dave\'s knock is not held either')
 
@@ -260,7 +254,7 @@ describe('knock', { concurrency: 2 }, () => {
     assert.deepEqual(b.warnings.map(w => w.code), ['AM_ERR_NO_GRANT'], b.stderr())
     for (const n of ['alice', 'carol']) assert.deepEqual(knockers[n]!.warnings, [], knockers[n]!.stderr())
     for (const n of ['erin', 'frank']) assert.deepEqual(knockers[n]!.warnings.map(w => w.code), ['AM_ERR_KNOCK_REJECTED'], knockers[n]!.stderr())
-    for (const l of Object.values(knockers)) assert.deepEqual([l.msgs, l.knocks], [[], []], l.name)
+    for (const l of Object.values(knockers)) assert.deepEqual([l.msgs.filter(m => m.text !== toDave), l.knocks], [[], []], l.name)
     for (const l of Object.values(knockers)) assert.equal(await l.stop(), 0, l.stderr())
     assert.notEqual(aliceKnock, carolKnock)
   })
@@ -464,9 +458,9 @@ describe('knock', { concurrency: 2 }, () => {
       writePolicy(home('d-bob'), { version: 1, deny: { amids: [alice] } })
       await sleep(3500)
       const m = secret('denied')
-      await send(home('d-alice'), server, bob, [m])
-      await until(() => b.msgs.length > 0 || b.warnings.length > 0, 'bob to decide on the message', [a, b], 10_000)
-      await sleep(300)
+      const [mid] = await send(home('d-alice'), server, bob, [m])
+      // decided either way: printed, or refused with a warning naming it
+      await until(() => b.msgs.length > 0 || hasWarning(b, 'AM_ERR_NO_GRANT', new RegExp(mid!)), 'bob to decide on the message', [a, b], 10_000)
       assert.deepEqual(b.msgs.map(x => x.text), [], 'the denied peer\'s message is not printed')
       assert.ok(b.warnings.some(w => w.code === 'AM_ERR_NO_GRANT'), b.stderr())
     } finally {

@@ -1,11 +1,11 @@
 /**
- * The foundation's scenarios, driven as a user would: real relay processes, the real CLI,
- * SIGKILL of the relay and of the receiver.
+ * The foundation's scenarios, driven as a user would: real relay processes, the real CLI binary,
+ * SIGKILL of the relay and of the receiver (set-up steps and the offline receiver run in process).
  */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createInterface } from 'node:readline'
-import { cli, freePort, cliProcess, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
+import { cli, freePort, cliProcess, relayInProcess, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
 
 const children: Array<ReturnType<typeof cliProcess>> = []
 function track (c: ReturnType<typeof cliProcess>): ReturnType<typeof cliProcess> {
@@ -25,19 +25,24 @@ function lines (n: number, prefix: string): string {
   return Array.from({ length: n }, (_, i) => `${prefix}-${i}`).join('\n') + '\n'
 }
 
-/** Collects the JSON lines a listening CLI prints. */
-function collect (child: ReturnType<typeof cliProcess>): { child: ReturnType<typeof cliProcess>, texts: string[], ids: string[], stderr: () => string, done: Promise<number | null> } {
+/**
+ * Collects the JSON lines a listening CLI prints; `torn` holds a line that is not JSON (the last
+ * one, cut off when the process is SIGKILLed while writing it).
+ */
+function collect (child: ReturnType<typeof cliProcess>): { child: ReturnType<typeof cliProcess>, texts: string[], ids: string[], torn: string[], stderr: () => string, done: Promise<number | null> } {
   const texts: string[] = []
   const ids: string[] = []
+  const torn: string[] = []
   let err = ''
   child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
   createInterface({ input: child.stdout! }).on('line', (l) => {
-    const m = JSON.parse(l) as { id: string, text: string }
+    let m: { id: string, text: string }
+    try { m = JSON.parse(l) as { id: string, text: string } } catch { torn.push(l); return }
     texts.push(m.text)
     ids.push(m.id)
   })
   const done = new Promise<number | null>((resolve) => { child.once('close', (c) => { resolve(c) }) })
-  return { child, texts, ids, stderr: () => err, done }
+  return { child, texts, ids, torn, stderr: () => err, done }
 }
 
 describe('scenarios', () => {
@@ -48,7 +53,7 @@ describe('scenarios', () => {
   })
 
   it('scenarios - an offline receiver gets 1,000 messages in order, once', async () => {
-    const relay = await spawnRelay({ dataDir: `${dir.path}/offline-data` })
+    const relay = await relayInProcess({ dataDir: `${dir.path}/offline-data` })
     try {
       const a = `${dir.path}/offline-a`
       const b = `${dir.path}/offline-b`
@@ -70,7 +75,7 @@ describe('scenarios', () => {
       assert.equal(again.code, 0, again.stderr)
       assert.deepEqual(again.lines, [], 'nothing is delivered twice')
     } finally {
-      await relay.kill()
+      await relay.close()
     }
   })
 
@@ -102,7 +107,7 @@ describe('scenarios', () => {
         sender.stdin!.write(chunk)
       }
       feed(700)
-      await waitFor(() => acked >= 300, 'first acks')
+      await waitFor(() => acked >= 300, 'first acks', 60_000)
       feed(300)
       await relay.kill('SIGKILL')
       const ackedAtKill = acked
@@ -118,6 +123,7 @@ describe('scenarios', () => {
       assert.equal(listener.texts.length, total)
       assert.equal(new Set(listener.ids).size, total, 'no message twice')
       assert.deepEqual(listener.texts, Array.from({ length: total }, (_, i) => `k-${i}`), 'all of them, in order')
+      assert.deepEqual(listener.torn, [], 'every line is JSON')
     } finally {
       await relay.kill()
     }
@@ -132,21 +138,37 @@ describe('scenarios', () => {
       const bob = await init(b, relay.url, 'bob')
       const total = 1500
       const first = collect(track(cliProcess(['listen', '--json'], { home: b, server: relay.url })))
-      const sent = cli(['send', bob, '--stdin'], { home: a, server: relay.url, input: lines(total, 'r') })
+      // the sender (a process, as a user's pipe) gets the first 700 lines; the rest only once the
+      // receiver was killed, so that the kill is mid-stream however fast both run
+      const sender = track(cliProcess(['send', bob, '--stdin'], { home: a, server: relay.url }))
+      let senderErr = ''
+      sender.stderr!.on('data', (d: Buffer) => { senderErr += d.toString() })
+      sender.stdout!.resume()
+      const sent = new Promise<number | null>((resolve) => { sender.once('close', (c) => { resolve(c) }) })
+      const input = lines(total, 'r')
+      const cut = input.indexOf('r-700\n')
+      sender.stdin!.write(input.slice(0, cut))
       await waitFor(() => first.texts.length >= 200, 'the receiver to be mid-stream')
       first.child.kill('SIGKILL')
       await first.done
       const seenBeforeKill = [...first.texts]
       assert.ok(seenBeforeKill.length < total, 'killed before the end')
-      assert.equal((await sent).code, 0)
+      assert.ok(first.torn.length <= 1, `only the line being written when killed is cut: ${JSON.stringify(first.torn)}`)
+      sender.stdin!.end(input.slice(cut))
+      assert.equal(await sent, 0, senderErr)
 
-      // restarted: it listens until the last message is in (then a little longer, for any extra), and is stopped
+      // restarted: it listens until the last message is in, then until a marker sent after it (any
+      // extra copy the relay still had comes before it), and is stopped
       const second = collect(track(cliProcess(['listen', '--json'], { home: b, server: relay.url })))
       await waitFor(() => second.texts.includes(`r-${total - 1}`), 'the rest of the stream', 60_000)
-      await new Promise(resolve => setTimeout(resolve, 500))
+      const marker = await cli(['send', bob, 'marker'], { home: a, server: relay.url })
+      assert.equal(marker.code, 0, marker.stderr)
+      await waitFor(() => second.texts.includes('marker'), 'the marker', 60_000)
       second.child.kill('SIGTERM')
       assert.equal(await second.done, 0, second.stderr())
-      const after = second.texts
+      assert.equal(second.texts.at(-1), 'marker', 'the marker last, once')
+      assert.deepEqual(second.torn, [], 'every line is JSON')
+      const after = second.texts.slice(0, -1)
       const all = [...seenBeforeKill, ...after]
       const expected = Array.from({ length: total }, (_, i) => `r-${i}`)
       assert.deepEqual([...new Set(all)].sort(), [...expected].sort(), 'every message arrived')

@@ -1,17 +1,23 @@
 /**
  * @packageDocumentation
- * Private test harness: real relays (in process or as a child process that can be SIGKILLed),
- * the real CLI as a child process, temp directories, raw WebSocket agents.
+ * Private test harness: real relays (in process, or as a child process that can be SIGKILLed),
+ * the CLI (in process by default, or the binary as a child process), temp directories, raw
+ * WebSocket agents.
  *
  * @example
  * ```ts
- * const relay = await spawnRelay({ dataDir })
- * const r = await cli(['send', bob, 'hi'], { home: aliceHome, server: relay.url })
- * await relay.kill('SIGKILL')
+ * const relay = await relayInProcess()
+ * const r = await cli(['send', bob, 'hi'], { home: aliceHome, server: relay.url }) // in process
+ * const e2e = await spawnRelay({ dataDir })
+ * const p = await cli(['send', bob, 'hi'], { home: aliceHome, server: e2e.url, process: true })
+ * await e2e.kill('SIGKILL')
  * ```
  */
 export { spawnRelay, cli, cliProcess, tempDir, assertCliError, CLI_BIN } from './processes.ts'
-export type { RelayProcess, CliResult } from './processes.ts'
+export type { RelayProcess, CliResult, CliOptions } from './processes.ts'
+export { cliInProcess, startCli } from './cli-in-process.ts'
+export type { RunningCli } from './cli-in-process.ts'
+export { relayInProcess } from './relay-in-process.ts'
 export { rawAgent } from './raw-agent.ts'
 export type { RawAgent } from './raw-agent.ts'
 export { waitFor } from './wait.ts'

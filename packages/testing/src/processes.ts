@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { cliInProcess } from './cli-in-process.ts'
 
 export const CLI_BIN = fileURLToPath(new URL('../../cli/bin/agentmesh.js', import.meta.url))
 
@@ -77,7 +78,16 @@ export function assertCliError (r: CliResult, code: string, exit: number, also?:
   assert.equal(r.stdout, '', 'nothing on stdout')
 }
 
-export interface CliOptions { home?: string, server?: string, input?: string, env?: Record<string, string>, timeoutMs?: number }
+export interface CliOptions {
+  home?: string
+  server?: string
+  /** stdin */
+  input?: string
+  env?: Record<string, string>
+  timeoutMs?: number
+  /** Run the binary as a child process instead of in process (its exit, signals, start-up). */
+  process?: boolean
+}
 
 /** Starts the CLI as a child process. */
 export function cliProcess (args: string[], o: CliOptions = {}): ChildProcess {
@@ -87,8 +97,12 @@ export function cliProcess (args: string[], o: CliOptions = {}): ChildProcess {
   })
 }
 
-/** Runs the CLI to completion (bounded by timeoutMs, then SIGKILL). */
+/**
+ * Runs the CLI to completion: in process (cliInProcess), or with `process: true` as a child
+ * process of the binary (bounded by timeoutMs, then SIGKILL).
+ */
 export async function cli (args: string[], o: CliOptions = {}): Promise<CliResult> {
+  if (o.process !== true) return await cliInProcess(args, o)
   const child = cliProcess(args, o)
   let stdout = ''
   let stderr = ''

@@ -13,6 +13,7 @@ import {
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { checkAmid, homeOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { output, parseInteger, usage, type Out } from '../output.ts'
+import { processIo, type CliIo } from '../io.ts'
 import { registryRequest } from '../registry.ts'
 
 interface JsonOpt { json?: boolean }
@@ -140,7 +141,7 @@ function crlText (i: number, c: ParsedCrl): string {
   ].join('\n')
 }
 
-export function certCommands (program: Command): void {
+export function certCommands (program: Command, io: CliIo = processIo()): void {
   const cert = program.command('cert')
     .description('X.509 certificates (Ed25519): root and organisation CAs, agent certificates, verification, revocation')
 
@@ -151,7 +152,7 @@ export function certCommands (program: Command): void {
     .requiredOption('--out <dir>', 'directory to create the CA in (must not hold one already)')
     .option('--days <n>', 'validity in days (default 3650)'))
     .action(async (o: JsonOpt & { name: string, out: string, days?: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const dir = resolve(o.out)
       const validityDays = days('--days', o.days)
       const ca = await createRootCa({ name: o.name, ...(validityDays === undefined ? {} : { validityDays }) })
@@ -168,7 +169,7 @@ export function certCommands (program: Command): void {
     .option('--name <name>', 'subject CN (default "<org> CA")')
     .option('--days <n>', 'validity in days (default 1825, never past the root)'))
     .action(async (o: JsonOpt & { org: string, ca: string, out: string, name?: string, days?: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const dir = resolve(o.out)
       const validityDays = days('--days', o.days)
       const rootCa = loadCaArg(o.ca)
@@ -190,7 +191,7 @@ export function certCommands (program: Command): void {
     .option('--days <n>', 'validity in days (default and most: 365 verified, 90 anonymous)')
     .requiredOption('--out <file>', 'where to write the chain (PEM)'), { server: false })
     .action(async (o: CommonOpts & { ca?: string, selfSigned?: boolean, amid?: string, tier?: string, days?: string, out: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       if (o.tier !== undefined && o.tier !== 'verified' && o.tier !== 'anonymous') throw usage(`--tier must be "verified" or "anonymous", got "${o.tier}"`)
       const file = resolve(o.out)
       const validityDays = days('--days', o.days)
@@ -201,7 +202,7 @@ export function certCommands (program: Command): void {
         if (o.ca !== undefined) throw usage('--ca and --self-signed are mutually exclusive')
         if (o.amid !== undefined) throw usage('--self-signed signs with the local identity (--home); --amid cannot be used with it')
         if (o.tier === 'verified') throw usage('a self-signed certificate is anonymous; --tier verified needs a CA (--ca)')
-        const id = loadIdentity(homeOf(o))
+        const id = loadIdentity(homeOf(o, io.env))
         amid = id.amid
         tier = 'anonymous'
         chain = await selfSignAgentCert(id, validityDays === undefined ? {} : { validityDays })
@@ -209,7 +210,7 @@ export function certCommands (program: Command): void {
         if (o.ca === undefined) throw usage('give the issuing CA (--ca <dir>), or --self-signed for an anonymous certificate')
         if (o.amid !== undefined) checkAmid('--amid', o.amid)
         const ca = loadCaArg(o.ca)
-        amid = o.amid ?? loadIdentity(homeOf(o)).amid
+        amid = o.amid ?? loadIdentity(homeOf(o, io.env)).amid
         tier = o.tier === 'anonymous' ? 'anonymous' : 'verified'
         chain = await issueAgentCert(ca, {
           amid, publicKey: publicKeyFromAmid(amid), tier, ...(validityDays === undefined ? {} : { validityDays }),
@@ -227,7 +228,7 @@ export function certCommands (program: Command): void {
     .description('print what a PEM file holds (certificates, CRLs): subject, issuer, validity, tier, AMID; verifies nothing')
     .argument('<file>', 'a PEM file: a certificate, a chain, a CRL'))
     .action((path: string, o: JsonOpt) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const blocks = splitPem(readArg(undefined, path))
       const certs = blocks.filter(b => b.startsWith('-----BEGIN CERTIFICATE-----'))
       const crls = blocks.filter(b => CRL_LABELS.has(/^-----BEGIN ([A-Z0-9 ]+)-----/.exec(b)![1]!))
@@ -261,7 +262,7 @@ export function certCommands (program: Command): void {
     .option('--crl <file>', 'CRL (PEM) of an issuer in the chain; repeatable', collect, [])
     .option('--at <time>', 'verify as of this time (ISO 8601) instead of now'))
     .action(async (path: string, o: JsonOpt & { root: string[], crl: string[], at?: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       let now: Date | undefined
       if (o.at !== undefined) {
         now = new Date(o.at)
@@ -286,7 +287,7 @@ export function certCommands (program: Command): void {
     .requiredOption('--ca <dir>', 'the CA directory that issued the certificate')
     .requiredOption('--serial <hex>', 'serial number, as `cert show` or `cert issue` print it'))
     .action(async (o: JsonOpt & { ca: string, serial: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const serial = normaliseSerial(o.serial)
       const dir = resolve(o.ca)
       const ca = loadCaArg(dir)
@@ -316,7 +317,7 @@ export function certCommands (program: Command): void {
     .description('publish to the relay\'s registry: a chain file (leaf first) becomes this agent\'s certificate and sets its tier; a CRL file (e.g. <ca>/crl.pem) is stored by the relay and revokes what it lists')
     .argument('<file>', 'a chain as `cert issue` writes it, or a CRL'))
     .action(async (path: string, o: CommonOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const text = readArg(undefined, path)
       const blocks = splitPem(text)
       const crls = blocks.filter(b => CRL_LABELS.has(/^-----BEGIN ([A-Z0-9 ]+)-----/.exec(b)![1]!))
@@ -324,13 +325,13 @@ export function certCommands (program: Command): void {
       if (crls.length > 0 && certs.length > 0) throw usage(`${path} holds both certificates and a CRL; publish them from separate files`)
       if (crls.length > 1) throw usage(`${path} holds ${crls.length} CRLs; publish one at a time`)
       if (crls.length === 1) {
-        const r = await registryRequest(serverOf(o), 'PUT', '/api/v1/crls', { body: crls[0]!, contentType: 'application/pkix-crl' })
+        const r = await registryRequest(serverOf(o, io.env), 'PUT', '/api/v1/crls', { body: crls[0]!, contentType: 'application/pkix-crl' })
         out.result(r, `${r.status === 'unchanged' ? 'the relay already held this CRL' : 'CRL stored'}: ${r.crl?.issuer ?? ''} (${r.crl?.revoked_count ?? 0} revoked)`)
         return
       }
       if (certs.length === 0) throw new AgentMeshError(ErrorCode.CertInvalid, `${path} holds no certificate or CRL (PEM)`)
-      const id = loadIdentity(homeOf(o))
-      const r = await registryRequest(serverOf(o), 'PUT', `/api/v1/agents/${id.amid}/certificate`, { identity: id, body: JSON.stringify({ chain: certs }) })
+      const id = loadIdentity(homeOf(o, io.env))
+      const r = await registryRequest(serverOf(o, io.env), 'PUT', `/api/v1/agents/${id.amid}/certificate`, { identity: id, body: JSON.stringify({ chain: certs }) })
       out.result(r, `published: ${id.amid} is ${r.tier}${r.organisation === undefined ? '' : ` (${r.organisation})`} until ${new Date(r.expires_at).toISOString()}`)
     })
 

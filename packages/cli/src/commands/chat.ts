@@ -18,6 +18,7 @@ import { verifyAudit } from '@agentmesh/store'
 import { DB_FILE, sqliteStore } from '@agentmesh/store-sqlite'
 import { homeOf, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
+import { processIo, type CliIo } from '../io.ts'
 import { registryRequest } from '../registry.ts'
 
 // ------------------------------------------------------------------ arguments
@@ -88,11 +89,11 @@ interface Api {
   readonly operator: boolean
 }
 
-function apiOf (o: ApiOpts): Api {
+function apiOf (o: ApiOpts, io: Pick<CliIo, 'env'>): Api {
   const key = apiKeyOf(o.apiKey)
-  const server = serverOf(o)
+  const server = serverOf(o, io.env)
   let id: Identity | undefined
-  const identity = (): Identity => (id ??= loadIdentity(homeOf(o)))
+  const identity = (): Identity => (id ??= loadIdentity(homeOf(o, io.env)))
   return {
     operator: key !== undefined,
     identity,
@@ -135,16 +136,14 @@ const sleep = async (ms: number, signal: AbortSignal): Promise<void> => {
 }
 
 /** Aborted by SIGINT/SIGTERM, or after `seconds` (when given); `release()` removes the handlers. */
-function stopper (seconds: number | undefined): { signal: AbortSignal, interrupted: () => boolean, release: () => void } {
+function stopper (io: Pick<CliIo, 'onInterrupt'>, seconds: number | undefined): { signal: AbortSignal, interrupted: () => boolean, release: () => void } {
   const stop = new AbortController()
-  const onSignal = (): void => { stop.abort() }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
+  const release = io.onInterrupt(() => { stop.abort() })
   const signal = seconds === undefined ? stop.signal : AbortSignal.any([stop.signal, AbortSignal.timeout(seconds * 1000)])
   return {
     signal,
     interrupted: () => stop.signal.aborted,
-    release: () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal) },
+    release,
   }
 }
 
@@ -174,8 +173,8 @@ function printSent (out: Out, r: { id: string, duplicate: boolean }, where: Reco
 }
 
 /** Sends one message per stdin line, printing each id once acknowledged, in input order. */
-async function sendLines (conn: Connection, out: Out, to: string, opts: { encrypt?: boolean, signal?: AbortSignal }, where: Record<string, string>): Promise<number> {
-  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity })
+async function sendLines (input: NodeJS.ReadableStream, conn: Connection, out: Out, to: string, opts: { encrypt?: boolean, signal?: AbortSignal }, where: Record<string, string>): Promise<number> {
+  const rl = createInterface({ input, crlfDelay: Infinity })
   let printed: Promise<void> = Promise.resolve()
   let total = 0
   for await (const line of rl) {
@@ -203,14 +202,14 @@ function checkSendOpts (o: SendOpts, text: string | undefined, how: string): voi
 }
 
 /** The message as sent: a single text, or --stdin; over a connection that receives nothing. */
-async function sendChat (o: SendOpts, out: Out, to: string, text: string | undefined, where: Record<string, string>, encrypt?: boolean): Promise<void> {
+async function sendChat (io: Pick<CliIo, 'env' | 'stdin'>, o: SendOpts, out: Out, to: string, text: string | undefined, where: Record<string, string>, encrypt?: boolean): Promise<void> {
   const seconds = parsePositive('--timeout', o.timeout ?? '30')
   // one message: within --timeout (30 s by default); --stdin: as long as the input lasts, unless --timeout
   const signal = o.stdin === true && o.timeout === undefined ? undefined : AbortSignal.timeout(seconds * 1000)
   try {
-    await withConnection({ ...o, timeout: String(seconds) }, out, async (conn) => {
+    await withConnection(io, { ...o, timeout: String(seconds) }, out, async (conn) => {
       if (o.stdin === true) {
-        const n = await sendLines(conn, out, to, { ...(signal === undefined ? {} : { signal }), ...(encrypt === undefined ? {} : { encrypt }) }, where)
+        const n = await sendLines(io.stdin, conn, out, to, { ...(signal === undefined ? {} : { signal }), ...(encrypt === undefined ? {} : { encrypt }) }, where)
         out.note(`${n} message(s) stored by the relay`)
         return
       }
@@ -315,7 +314,7 @@ function roomLine (r: RoomJson): string {
 
 // ------------------------------------------------------------------ commands
 
-export function chatCommands (program: Command): void {
+export function chatCommands (program: Command, io: CliIo = processIo()): void {
   withApi(program.command('chat')
     .description('post to a room (--msg, or --stdin: one message per line); without them, print the room\'s newest messages and follow new ones')
     .requiredOption('--room <id>', 'the room: global, or a room id such as ops or #ops')
@@ -325,21 +324,21 @@ export function chatCommands (program: Command): void {
     .option('--limit <n>', 'reading: how many of the newest messages to print first', '20')
     .option('--timeout <sec>', 'posting: give up after this many seconds (default 30 for --msg; --stdin: none); reading: stop following after this many seconds (default: until Ctrl-C)'))
     .action(async (o: SendOpts & { room: string, msg?: string, limit: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const room = roomOf('--room', o.room)
       if (o.msg !== undefined || o.stdin === true) {
         checkSendOpts(o, o.msg, 'with --msg')
-        await sendChat(o, out, '#' + room, o.msg, { room })
+        await sendChat(io, o, out, '#' + room, o.msg, { room })
         return
       }
       if (o.id !== undefined) throw usage('--id goes with --msg')
       const limit = parseInteger('--limit', o.limit, 1, MAX_LIMIT)
       const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
-      const api = apiOf(o)
+      const api = apiOf(o, io)
       const first = await readHistory(api, room, { limit })
       for (const m of first.messages) printMessage(out, room, m)
       let last = first.messages.at(-1)?.seq ?? first.lastSeq ?? 0
-      const stop = stopper(seconds)
+      const stop = stopper(io, seconds)
       try {
         await pollUntil(stop.signal, async () => {
           for (;;) {
@@ -366,20 +365,20 @@ export function chatCommands (program: Command): void {
     .option('--timeout <sec>', 'give up after this many seconds (default 30 for one message; --stdin: none)')
     .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)'))
     .action(async (peer: string, text: string | undefined, o: SendOpts & { plaintext?: boolean }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       agentOf('peer', peer)
       if (o.stdin !== true && text === undefined) throw usage('missing message text: `agentmesh dm <peer> <text>`, or --stdin')
       checkSendOpts(o, text, 'as an argument')
       parsePositive('--timeout', o.timeout ?? '30')
-      const to = await resolveAgent(apiOf(o), peer)
-      await sendChat(o, out, to, text, { to, ...(peer === to ? {} : { peer }) }, o.plaintext !== true)
+      const to = await resolveAgent(apiOf(o, io), peer)
+      await sendChat(io, o, out, to, text, { to, ...(peer === to ? {} : { peer }) }, o.plaintext !== true)
     })
 
   withApi(program.command('rooms')
     .description('list the rooms you can see: global, the public rooms and yours'))
     .action(async (o: ApiOpts) => {
-      const out = output(o.json === true)
-      const api = apiOf(o)
+      const out = output(o.json === true, io)
+      const api = apiOf(o, io)
       let after: string | undefined
       let n = 0
       for (;;) {
@@ -402,10 +401,10 @@ export function chatCommands (program: Command): void {
     .option('--private', 'a private room: invited members only, end-to-end encrypted (sender keys)')
     .option('--topic <text>', `the room's topic (at most ${MAX_TOPIC} characters)`))
     .action(async (id: string, o: ApiOpts & { private?: boolean, topic?: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const rid = roomOf('room', id)
       if (o.topic !== undefined) checkTopic('--topic', o.topic)
-      const r = await apiOf(o).call('POST', '/api/v1/rooms', { id: rid, kind: o.private === true ? 'private' : 'public', ...(o.topic === undefined ? {} : { topic: o.topic }) }) as RoomJson
+      const r = await apiOf(o, io).call('POST', '/api/v1/rooms', { id: rid, kind: o.private === true ? 'private' : 'public', ...(o.topic === undefined ? {} : { topic: o.topic }) }) as RoomJson
       out.result({ ...r }, `created ${r.kind} room ${r.id}`)
     })
 
@@ -413,9 +412,9 @@ export function chatCommands (program: Command): void {
     .description('join a public room, or a private one you were invited to')
     .argument('<id>', 'the room id'))
     .action(async (id: string, o: ApiOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const rid = roomOf('room', id)
-      const r = await apiOf(o).call('POST', `/api/v1/rooms/${rid}/join`) as { already?: boolean }
+      const r = await apiOf(o, io).call('POST', `/api/v1/rooms/${rid}/join`) as { already?: boolean }
       out.result({ room: rid, ...r }, r.already === true ? `already in ${rid}` : `joined ${rid}`)
     })
 
@@ -423,9 +422,9 @@ export function chatCommands (program: Command): void {
     .description('leave a room')
     .argument('<id>', 'the room id'))
     .action(async (id: string, o: ApiOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const rid = roomOf('room', id)
-      const r = await apiOf(o).call('POST', `/api/v1/rooms/${rid}/leave`) as Record<string, unknown>
+      const r = await apiOf(o, io).call('POST', `/api/v1/rooms/${rid}/leave`) as Record<string, unknown>
       out.result({ room: rid, ...r }, `left ${rid}`)
     })
 
@@ -435,10 +434,10 @@ export function chatCommands (program: Command): void {
       .argument('<id>', 'the room id')
       .argument('<agent>', 'the agent: an AMID or @handle'))
       .action(async (id: string, agent: string, o: ApiOpts) => {
-        const out = output(o.json === true)
+        const out = output(o.json === true, io)
         const rid = roomOf('room', id)
         agentOf('agent', agent)
-        const r = await apiOf(o).call('POST', `/api/v1/rooms/${rid}/${verb}`, { agent }) as { agent?: string }
+        const r = await apiOf(o, io).call('POST', `/api/v1/rooms/${rid}/${verb}`, { agent }) as { agent?: string }
         out.result({ room: rid, ...r }, `${done} ${agent}${r.agent !== undefined && r.agent !== agent ? ` (${r.agent})` : ''} ${verb === 'invite' ? 'to' : 'from'} ${rid}`)
       })
   }
@@ -448,10 +447,10 @@ export function chatCommands (program: Command): void {
     .argument('<id>', 'the room id')
     .argument('<text>', `the topic (at most ${MAX_TOPIC} characters)`))
     .action(async (id: string, text: string, o: ApiOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const rid = roomOf('room', id)
       checkTopic('topic', text)
-      const r = await apiOf(o).call('PUT', `/api/v1/rooms/${rid}/topic`, { topic: text }) as RoomJson
+      const r = await apiOf(o, io).call('PUT', `/api/v1/rooms/${rid}/topic`, { topic: text }) as RoomJson
       out.result({ ...r }, `topic of ${rid}: ${r.topic ?? text}`)
     })
 
@@ -459,9 +458,9 @@ export function chatCommands (program: Command): void {
     .description('list a room\'s members with their role and presence')
     .argument('<id>', 'the room id'))
     .action(async (id: string, o: ApiOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const rid = roomOf('room', id)
-      const r = await apiOf(o).call('GET', `/api/v1/rooms/${rid}/members`) as { room: string, members: Array<{ amid: string, handle?: string, role: string, presence: string, joined_at: number, read_up_to?: number }> }
+      const r = await apiOf(o, io).call('GET', `/api/v1/rooms/${rid}/members`) as { room: string, members: Array<{ amid: string, handle?: string, role: string, presence: string, joined_at: number, read_up_to?: number }> }
       for (const m of r.members) {
         out.result({ room: r.room ?? rid, ...m }, `${m.handle ?? '-'}  ${m.amid}  ${m.role}  ${m.presence}${m.read_up_to === undefined ? '' : `  read up to #${m.read_up_to}`}`)
       }
@@ -475,13 +474,13 @@ export function chatCommands (program: Command): void {
     .option('--before <seq>', 'the newest messages older than this room seq')
     .option('--after <seq>', 'the oldest messages newer than this room seq'))
     .action(async (roomArg: string, o: ApiOpts & { limit: string, before?: string, after?: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const rid = roomOf('room', roomArg)
       const limit = parseInteger('--limit', o.limit, 1, MAX_LIMIT)
       const before = optInt('--before', o.before, 1)
       const after = optInt('--after', o.after, 0)
       if (before !== undefined && after !== undefined) throw usage('give --before or --after, not both')
-      const r = await readHistory(apiOf(o), rid, { limit, ...(before === undefined ? {} : { before }), ...(after === undefined ? {} : { after }) })
+      const r = await readHistory(apiOf(o, io), rid, { limit, ...(before === undefined ? {} : { before }), ...(after === undefined ? {} : { after }) })
       for (const m of r.messages) printMessage(out, rid, m)
       if (r.messages.length === 0) out.note(`no messages in ${rid}${before !== undefined ? ` before #${before}` : after !== undefined ? ` after #${after}` : ''}`)
       if (r.more !== undefined) out.note(after !== undefined ? `more: \`agentmesh history ${rid} --after ${r.more}\`` : `older: \`agentmesh history ${rid} --before ${r.more}\``)
@@ -491,9 +490,9 @@ export function chatCommands (program: Command): void {
     .description('who is online (and idle); with --room, a room\'s members, offline ones included')
     .option('--room <id>', 'the room'))
     .action(async (o: ApiOpts & { room?: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const rid = o.room === undefined ? undefined : roomOf('--room', o.room)
-      const r = await apiOf(o).call('GET', '/api/v1/presence' + query({ room: rid })) as { agents: Array<{ amid: string, handle?: string, status: string, last_active_at?: number, last_seen_at?: number }> }
+      const r = await apiOf(o, io).call('GET', '/api/v1/presence' + query({ room: rid })) as { agents: Array<{ amid: string, handle?: string, status: string, last_active_at?: number, last_seen_at?: number }> }
       for (const a of r.agents) {
         const seen = a.last_active_at ?? a.last_seen_at
         out.result({ ...(rid === undefined ? {} : { room: rid }), ...a }, `${a.status.padEnd(7)}  ${a.handle ?? '-'}  ${a.amid}${seen === undefined ? '' : `  ${a.last_active_at !== undefined ? 'active' : 'seen'} ${iso(seen)}`}`)
@@ -508,10 +507,10 @@ export function chatCommands (program: Command): void {
     .description('take a handle (2–32 characters; unique on the relay, case-insensitively); your old one is freed')
     .argument('<name>', 'the handle, with or without the @'))
     .action(async (name: string, o: ApiOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const h = handleOf('handle', name)
       // taking the handle you hold already answers 200 with previous = the same
-      const r = await apiOf(o).call('POST', '/api/v1/handles', { handle: h }) as { amid: string, handle: string, previous?: string }
+      const r = await apiOf(o, io).call('POST', '/api/v1/handles', { handle: h }) as { amid: string, handle: string, previous?: string }
       out.result({ ...r }, `@${r.handle} is ${r.amid}${r.previous === r.handle ? ' (unchanged)' : r.previous === undefined ? '' : ` (was @${r.previous})`}`)
     })
 
@@ -519,9 +518,9 @@ export function chatCommands (program: Command): void {
     .description('the AMID of an @handle, or the handle of an agent (default: you)')
     .argument('[agent]', 'an @handle or AMID'))
     .action(async (agent: string | undefined, o: ApiOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       if (agent !== undefined) agentOf('agent', agent)
-      const api = apiOf(o)
+      const api = apiOf(o, io)
       if (agent !== undefined && agent.startsWith('@')) {
         const r = await api.call('GET', `/api/v1/handles/${encodeURIComponent(agent.slice(1))}`) as { handle: string, amid: string }
         out.result({ ...r }, `@${r.handle} is ${r.amid}`)
@@ -550,7 +549,7 @@ export function chatCommands (program: Command): void {
     .option('--wait', 'wait until the task has ended (completed, failed, canceled or rejected) and print it')
     .option('--timeout <sec>', 'with --wait: give up waiting after this many seconds (default: until the task ends)'))
     .action(async (agent: string, command: string, args: string[], o: ApiOpts & { room?: string, deadline?: string, wait?: boolean, timeout?: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       agentOf('agent', agent)
       const cmd = command.startsWith('/') ? command.slice(1) : command
       if (!COMMAND_RE.test(cmd)) throw usage(`command "${command.slice(0, 40)}" must be 1–32 characters of a-z 0-9 _ -, starting with a letter (e.g. status)`)
@@ -560,13 +559,13 @@ export function chatCommands (program: Command): void {
       const deadline = optInt('--deadline', o.deadline, 1, MAX_TASK_DEADLINE_S)
       if (o.timeout !== undefined && o.wait !== true) throw usage('--timeout goes with --wait')
       const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
-      const api = apiOf(o)
+      const api = apiOf(o, io)
       let t = await api.call('POST', '/api/v1/tasks', {
         to: agent, command: cmd, ...(argText === '' ? {} : { args: argText }), ...(rid === undefined ? {} : { room: rid }), ...(deadline === undefined ? {} : { deadline_s: deadline }),
       }) as Task
       if (o.wait !== true) { printTask(out, t); return }
       out.note(`dispatched task ${t.id} to ${t.assignee}; waiting for it to end`)
-      const stop = stopper(seconds)
+      const stop = stopper(io, seconds)
       try {
         if (!FINAL_TASK_STATES.has(t.state)) {
           await pollUntil(stop.signal, async () => {
@@ -590,11 +589,11 @@ export function chatCommands (program: Command): void {
     .option('--state <state>', `only those in this state (${TASK_STATES.join(', ')})`)
     .option('--limit <n>', 'at most this many', '50'))
     .action(async (o: ApiOpts & { room?: string, state?: string, limit: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const rid = o.room === undefined ? undefined : roomOf('--room', o.room)
       if (o.state !== undefined && !(TASK_STATES as readonly string[]).includes(o.state)) throw usage(`--state must be one of ${TASK_STATES.join(', ')}, got "${o.state.slice(0, 40)}"`)
       const limit = parseInteger('--limit', o.limit, 1, MAX_LIMIT)
-      const api = apiOf(o)
+      const api = apiOf(o, io)
       let before: string | undefined
       let n = 0
       for (;;) {
@@ -612,9 +611,9 @@ export function chatCommands (program: Command): void {
     .description('a task, with its history')
     .argument('<id>', 'the task id'))
     .action(async (id: string, o: ApiOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       idOf('task id', id)
-      const t = await apiOf(o).call('GET', `/api/v1/tasks/${id}`) as Task & { history?: Array<{ state: string, at: number, by: string, message?: string }> }
+      const t = await apiOf(o, io).call('GET', `/api/v1/tasks/${id}`) as Task & { history?: Array<{ state: string, at: number, by: string, message?: string }> }
       out.result({ ...t }, taskLine(t) + (t.history ?? []).map(h => `\n  ${iso(h.at)} ${h.state} by ${h.by}${h.message === undefined ? '' : `: ${oneLine(h.message)}`}`).join(''))
     })
 
@@ -622,9 +621,9 @@ export function chatCommands (program: Command): void {
     .description('cancel a task (its requester, the room\'s owner, a master); the assignee is told')
     .argument('<id>', 'the task id'))
     .action(async (id: string, o: ApiOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       idOf('task id', id)
-      printTask(out, await apiOf(o).call('POST', `/api/v1/tasks/${id}/cancel`) as Task)
+      printTask(out, await apiOf(o, io).call('POST', `/api/v1/tasks/${id}/cancel`) as Task)
     })
 
   withApi(program.command('logs')
@@ -637,7 +636,7 @@ export function chatCommands (program: Command): void {
     .option('--timeout <sec>', 'with --follow: stop after this many seconds (default: until Ctrl-C)')
     .option('--data <dir>', 'verify: check a stopped relay\'s data directory offline instead of asking the relay'))
     .action(async (action: string | undefined, o: ApiOpts & { follow?: boolean, action?: string, limit?: string, after?: string, timeout?: string, data?: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       if (action !== undefined && action !== 'verify') throw usage(`unknown action "${action.slice(0, 40)}": use \`agentmesh logs\` or \`agentmesh logs verify\``)
       if (action === 'verify') {
         const extra = (['follow', 'action', 'limit', 'after', 'timeout'] as const).find(k => o[k] !== undefined)
@@ -647,7 +646,7 @@ export function chatCommands (program: Command): void {
           await verifyOffline(out, resolve(o.data))
           return
         }
-        const r = await apiOf(o).call('GET', '/api/v1/audit/verify') as { ok: boolean, rows: number, last_seq?: number, from_seq?: number, seq?: number, reason?: string }
+        const r = await apiOf(o, io).call('GET', '/api/v1/audit/verify') as { ok: boolean, rows: number, last_seq?: number, from_seq?: number, seq?: number, reason?: string }
         reportVerify(out, r)
         return
       }
@@ -658,7 +657,7 @@ export function chatCommands (program: Command): void {
       const limit = o.limit === undefined ? (o.follow === true ? Infinity : 100) : parseInteger('--limit', o.limit, 1, MAX_LIMIT)
       let after = optInt('--after', o.after, 0) ?? 0
       const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
-      const api = apiOf(o)
+      const api = apiOf(o, io)
       let n = 0
       /** Prints the rows after `after` (up to the limit); true when there may be more. */
       const drain = async (): Promise<boolean> => {
@@ -681,7 +680,7 @@ export function chatCommands (program: Command): void {
         if (more) out.note(`more: \`agentmesh logs --after ${after}\``)
         return
       }
-      const stop = stopper(seconds)
+      const stop = stopper(io, seconds)
       try {
         await pollUntil(stop.signal, async () => { await drain() })
       } finally {
@@ -692,9 +691,9 @@ export function chatCommands (program: Command): void {
   withCommon(program.command('token')
     .description('print a bearer token for the REST API (valid for an hour): `Authorization: Bearer <token>`'))
     .action(async (o: CommonOpts) => {
-      const out = output(o.json === true)
-      const id = loadIdentity(homeOf(o))
-      const server = serverOf(o)
+      const out = output(o.json === true, io)
+      const id = loadIdentity(homeOf(o, io.env))
+      const server = serverOf(o, io.env)
       const ch = await registryRequest(server, 'POST', '/api/v1/auth/challenge', { body: JSON.stringify({ amid: id.amid }) }) as { nonce: string, relay: string }
       const sig = signChallenge(id, id.amid, ch.nonce, ch.relay)
       const t = await registryRequest(server, 'POST', '/api/v1/auth/token', { body: JSON.stringify({ amid: id.amid, nonce: ch.nonce, sig }) }) as { token: string, expires_at: number }
@@ -710,10 +709,10 @@ export function chatCommands (program: Command): void {
     .argument('<agent>', 'the agent: an AMID or @handle')
     .argument('<role>', ROLES.join(', ')))
     .action(async (agent: string, roleName: string, o: ApiOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       agentOf('agent', agent)
       if (!(ROLES as readonly string[]).includes(roleName)) throw usage(`role must be one of ${ROLES.join(', ')}, got "${roleName.slice(0, 40)}"`)
-      const api = apiOf(o)
+      const api = apiOf(o, io)
       const amid = await resolveAgent(api, agent)
       const r = await api.call('PUT', `/api/v1/agents/${amid}/role`, { role: roleName }) as { amid: string, role: string }
       out.result({ ...r }, `${agent === amid ? amid : `${agent} (${amid})`} is now ${r.role}`)

@@ -4,22 +4,23 @@ import type { PeerStatus } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { checkAmid, withCommon, withConnection, type CommonOpts } from '../common.ts'
 import { output } from '../output.ts'
+import { processIo, type CliIo } from '../io.ts'
 
 function statusLine (s: PeerStatus): string {
   if (s.keyChanged) return 'KEY CHANGED: messages to and from this peer are stopped until you accept the new key (--accept), after comparing the new number with the peer'
   return s.verified ? 'verified' : 'not verified: compare this number with the peer\'s (out of band), then run with --accept to mark it verified'
 }
 
-export function e2eeCommands (program: Command): void {
+export function e2eeCommands (program: Command, io: CliIo = processIo()): void {
   withCommon(program.command('verify')
     .description('print the safety number shared with a peer (60 digits, the same on both sides) and whether its key changed; --accept marks it verified or accepts a changed key')
     .argument('<peer>', 'the peer\'s AMID')
     .option('--accept', 'accept the peer\'s current key (after comparing the numbers): a stopped conversation resumes and held messages come through on the next `listen`')
     .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
     .action(async (peer: string, o: CommonOpts & { accept?: boolean, timeout: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       checkAmid('peer', peer)
-      await withConnection(o, out, async (conn) => {
+      await withConnection(io, o, out, async (conn) => {
         if (peer === conn.amid) throw new AgentMeshError(ErrorCode.InvalidArgument, 'that is this agent\'s own AMID; give the peer\'s')
         let s = await conn.peer(peer)
         let held: number | undefined
@@ -48,9 +49,9 @@ export function e2eeCommands (program: Command): void {
     .option('--reset <peer>', 'delete the session with this peer')
     .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
     .action(async (o: CommonOpts & { reset?: string, timeout: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       if (o.reset !== undefined) checkAmid('--reset', o.reset)
-      await withConnection(o, out, async (conn) => {
+      await withConnection(io, o, out, async (conn) => {
         if (o.reset !== undefined) {
           const gone = await conn.resetSession(o.reset)
           out.result({ peer: o.reset, deleted: gone }, gone ? `deleted the session with ${o.reset}` : `no session with ${o.reset}`)

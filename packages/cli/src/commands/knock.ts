@@ -3,6 +3,7 @@ import { MAX_GRANT_SCOPES, SCOPE_PATTERN, loadIdentity } from '@agentmesh/crypto
 import { AgentMeshError, ErrorCode, ID_PATTERN } from '@agentmesh/protocol'
 import { checkAmid, homeOf, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
 import { output, parseInteger, usage } from '../output.ts'
+import { processIo, type CliIo } from '../io.ts'
 import { registryRequest } from '../registry.ts'
 
 interface Opts extends CommonOpts { timeout: string }
@@ -19,7 +20,7 @@ function scopesOf (text: string | undefined): string[] | undefined {
 
 const when = (ms: number): string => new Date(ms).toISOString()
 
-export function knockCommands (program: Command): void {
+export function knockCommands (program: Command, io: CliIo = processIo()): void {
   withCommon(program.command('knock')
     .description('ask a peer for first contact: its policy (or its owner) accepts with a grant, rejects, or holds it; the answer shows on `agentmesh listen` and in `agentmesh grants`')
     .argument('<peer>', 'the peer\'s AMID')
@@ -29,11 +30,11 @@ export function knockCommands (program: Command): void {
     .option('--duration <sec>', 'how long the grant should last, in seconds (default 30 days)')
     .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
     .action(async (peer: string, o: Opts & { intent: string, summary: string, scopes?: string, duration?: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       checkAmid('peer', peer)
       const scopes = scopesOf(o.scopes)
       const duration = o.duration === undefined ? undefined : parseInteger('--duration', o.duration, 60, 365 * 24 * 3600)
-      await withConnection(o, out, async (conn) => {
+      await withConnection(io, o, out, async (conn) => {
         if (peer === conn.amid) throw usage('that is this agent\'s own AMID; knock on a peer')
         const r = await conn.knock(peer, { category: o.intent, summary: o.summary, ...(scopes === undefined ? {} : { scopes }), ...(duration === undefined ? {} : { duration_s: duration }) })
         out.note(`knocked on ${peer}; the answer arrives on \`agentmesh listen\` (a grant shows in \`agentmesh grants\`)`)
@@ -51,7 +52,7 @@ export function knockCommands (program: Command): void {
     .option('--duration <sec>', 'accept: grant lifetime in seconds (default: what the policy would grant)')
     .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
     .action(async (action: string | undefined, id: string | undefined, o: Opts & { reason?: string, silent?: boolean, scopes?: string, duration?: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       if (action !== undefined && action !== 'accept' && action !== 'reject') throw usage(`unknown action "${action.slice(0, 40)}": use \`agentmesh knocks\`, \`knocks accept <id>\` or \`knocks reject <id>\``)
       if (action !== undefined && id === undefined) throw usage(`missing the knock id: \`agentmesh knocks ${action} <id>\` (\`agentmesh knocks\` lists them)`)
       if (id !== undefined && !new RegExp(ID_PATTERN).test(id)) throw usage(`"${id.slice(0, 80)}" is not a knock id`)
@@ -59,7 +60,7 @@ export function knockCommands (program: Command): void {
       if (action === 'reject' && (o.scopes !== undefined || o.duration !== undefined)) throw usage('--scopes and --duration go with accept')
       const scopes = scopesOf(o.scopes)
       const duration = o.duration === undefined ? undefined : parseInteger('--duration', o.duration, 1, 365 * 24 * 3600)
-      await withConnection(o, out, async (conn) => {
+      await withConnection(io, o, out, async (conn) => {
         if (action === undefined) {
           const held = conn.knocks()
           if (held.length === 0) out.note('no knocks are waiting')
@@ -84,10 +85,10 @@ export function knockCommands (program: Command): void {
     .argument('[peer]', 'the peer whose grant to revoke')
     .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
     .action(async (action: string | undefined, peer: string | undefined, o: Opts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       if (action !== undefined && action !== 'revoke') throw usage(`unknown action "${action.slice(0, 40)}": use \`agentmesh grants\` or \`grants revoke <peer>\``)
       if (action === 'revoke') checkAmid('peer', peer ?? '')
-      await withConnection(o, out, async (conn) => {
+      await withConnection(io, o, out, async (conn) => {
         if (action === 'revoke') {
           const gone = await conn.revokeGrant(peer!)
           if (!gone) throw new AgentMeshError(ErrorCode.NotFound, `${peer!} holds no grant from this agent (\`agentmesh grants\` lists them)`)
@@ -102,13 +103,13 @@ export function knockCommands (program: Command): void {
     })
 }
 
-export function safetyLogCommand (program: Command): void {
+export function safetyLogCommand (program: Command, io: CliIo = processIo()): void {
   withCommon(program.command('events')
     .description('this agent\'s safety log, oldest first: knocks decided (and by which rule), grants, circuit-breaker trips, blocks; metadata only')
     .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
     .action(async (o: Opts) => {
-      const out = output(o.json === true)
-      await withConnection(o, out, async (conn) => {
+      const out = output(o.json === true, io)
+      await withConnection(io, o, out, async (conn) => {
         const log = conn.safetyLog()
         if (log.length === 0) out.note('nothing logged yet')
         for (const e of log) out.result({ ...e }, `${when(e.at)}  ${e.event.padEnd(14)} ${e.peer}  ${e.detail}`)
@@ -116,7 +117,7 @@ export function safetyLogCommand (program: Command): void {
     })
 }
 
-export function reputationCommands (program: Command): void {
+export function reputationCommands (program: Command, io: CliIo = processIo()): void {
   withCommon(program.command('feedback')
     .description('rate a peer after an interaction (0 to 1); your newest rating of it replaces the earlier one')
     .argument('<peer>', 'the peer\'s AMID')
@@ -124,14 +125,14 @@ export function reputationCommands (program: Command): void {
     .option('--comment <text>', 'at most 500 characters')
     .option('--interaction <id>', 'what it was about (a task or message id)'))
     .action(async (peer: string, o: CommonOpts & { score: string, comment?: string, interaction?: string }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       checkAmid('peer', peer)
       const score = Number(o.score)
       if (o.score.trim() === '' || !Number.isFinite(score) || score < 0 || score > 1) throw usage(`--score must be a number from 0 to 1, got "${o.score.slice(0, 40)}"`)
-      const id = loadIdentity(homeOf(o))
+      const id = loadIdentity(homeOf(o, io.env))
       if (peer === id.amid) throw usage('an agent does not rate itself')
       const body = JSON.stringify({ score, ...(o.comment === undefined ? {} : { comment: o.comment }), ...(o.interaction === undefined ? {} : { interaction: o.interaction }) })
-      const r = await registryRequest(serverOf(o), 'POST', `/api/v1/agents/${peer}/feedback`, { identity: id, body })
+      const r = await registryRequest(serverOf(o, io.env), 'POST', `/api/v1/agents/${peer}/feedback`, { identity: id, body })
       const rep = r.reputation as { score: number | null, ratings: number, flagged: boolean }
       out.result(r, `${r.replaced === true ? 'replaced your rating' : 'rated'}: ${peer} now scores ${rep.score ?? 'n/a'} from ${rep.ratings} rating(s)${rep.flagged ? ' (flagged for review)' : ''}`)
     })
@@ -140,10 +141,10 @@ export function reputationCommands (program: Command): void {
     .description('a peer\'s reputation score and the flags raised on it')
     .argument('<peer>', 'the peer\'s AMID'))
     .action(async (peer: string, o: CommonOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       checkAmid('peer', peer)
-      const rep = await registryRequest(serverOf(o), 'GET', `/api/v1/agents/${peer}/reputation`) as { score: number | null, ratings: number, weight_total: number, flagged: boolean }
-      const flags = await registryRequest(serverOf(o), 'GET', `/api/v1/agents/${peer}/reputation/flags`) as { flags: Array<{ at: number, reason: string }> }
+      const rep = await registryRequest(serverOf(o, io.env), 'GET', `/api/v1/agents/${peer}/reputation`) as { score: number | null, ratings: number, weight_total: number, flagged: boolean }
+      const flags = await registryRequest(serverOf(o, io.env), 'GET', `/api/v1/agents/${peer}/reputation/flags`) as { flags: Array<{ at: number, reason: string }> }
       out.result({ ...rep, flags: flags.flags }, `${peer}: score ${rep.score ?? 'n/a (unrated)'} from ${rep.ratings} rating(s), weight ${rep.weight_total}${rep.flagged ? ', FLAGGED' : ''}` +
         flags.flags.map(f => `\n  flag ${new Date(f.at).toISOString()}: ${f.reason}`).join(''))
     })

@@ -2,8 +2,9 @@ import { createInterface } from 'node:readline'
 import type { Command } from 'commander'
 import { chat, connect, tasks, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN } from '@agentmesh/protocol'
-import { checkAmid, homeOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
+import { checkAmid, homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
+import { processIo, type CliIo } from '../io.ts'
 
 /** Stop reading stdin while this many sends wait for their ack. */
 const MAX_QUEUED_SENDS = 4096
@@ -27,8 +28,8 @@ function printSent (out: Out, r: { id: string, duplicate: boolean }, to: string)
   out.result({ id: r.id, to, status: r.duplicate ? 'duplicate' : 'stored' }, r.id)
 }
 
-async function sendLines (conn: Connection, out: Out, to: string, type: string, encrypt: boolean, signal?: AbortSignal): Promise<number> {
-  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity })
+async function sendLines (input: NodeJS.ReadableStream, conn: Connection, out: Out, to: string, type: string, encrypt: boolean, signal?: AbortSignal): Promise<number> {
+  const rl = createInterface({ input, crlfDelay: Infinity })
   // each id is printed as soon as its ack arrives, in input order; reading pauses while too many wait
   let printed: Promise<void> = Promise.resolve()
   let total = 0
@@ -44,7 +45,7 @@ async function sendLines (conn: Connection, out: Out, to: string, type: string, 
   return total
 }
 
-export function messagingCommands (program: Command): void {
+export function messagingCommands (program: Command, io: CliIo = processIo()): void {
   withCommon(program.command('send')
     .description('send a text message to an agent; returns once the relay has stored it and prints the envelope id')
     .argument('<amid>', 'recipient AMID')
@@ -55,7 +56,7 @@ export function messagingCommands (program: Command): void {
     .option('--timeout <sec>', 'give up after this many seconds (default: wait through relay restarts)')
     .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)'))
     .action(async (to: string, text: string | undefined, o: SendOpts) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       checkAmid('recipient', to)
       if (o.stdin === true && text !== undefined) throw usage('give the text as an argument or use --stdin, not both')
       if (o.stdin !== true && text === undefined) throw usage('missing message text: `agentmesh send <amid> <text>`, or --stdin')
@@ -68,14 +69,15 @@ export function messagingCommands (program: Command): void {
       let conn: Connection | undefined
       try {
         conn = await connect({
-          server: serverOf(o),
-          home: homeOf(o),
+          server: serverOf(o, io.env),
+          home: homeOf(o, io.env),
+          ...passphraseOf(io.env),
           deliver: false,
           onWarning: (w) => { out.warn(w) }, // e.g. a leftover of an earlier run refused by the relay
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
         })
         if (o.stdin === true) {
-          const n = await sendLines(conn, out, to, o.type, o.plaintext !== true, signal)
+          const n = await sendLines(io.stdin, conn, out, to, o.type, o.plaintext !== true, signal)
           await conn.flush(signal === undefined ? {} : { signal }) // leftovers of an earlier run, too
           out.note(`${n} message(s) stored by the relay`)
         } else {
@@ -96,26 +98,25 @@ export function messagingCommands (program: Command): void {
     .option('--no-plaintext', 'drop unencrypted messages (AM_ERR_PLAINTEXT_REFUSED warning) instead of showing them marked [unencrypted]')
     .option('--no-commands', 'do not answer the built-in /status and /ping tasks while listening'))
     .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean, commands: boolean }) => {
-      const out = output(o.json === true)
+      const out = output(o.json === true, io)
       const count = o.count === undefined ? undefined : parseInteger('--count', o.count, 1)
       const { ms, signal } = deadline(o.timeout)
       const stop = new AbortController()
-      const onSignal = (): void => { stop.abort() }
-      process.once('SIGINT', onSignal)
-      process.once('SIGTERM', onSignal)
+      const release = io.onInterrupt(() => { stop.abort() })
       const both = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal])
       let conn: Connection | undefined
       let n = 0
       try {
         conn = await connect({
-          server: serverOf(o),
-          home: homeOf(o),
+          server: serverOf(o, io.env),
+          home: homeOf(o, io.env),
+          ...passphraseOf(io.env),
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
           signal: stop.signal,
           acceptPlaintext: o.plaintext,
           onKnock: (k) => {
             // on stderr: stdout holds messages only
-            process.stderr.write(o.json === true
+            io.stderr.write(o.json === true
               ? JSON.stringify({ knock: { id: k.id, from: k.from, tier: k.tier, intent: k.intent, policy: k.decision.reason } }) + '\n'
               : `agentmesh: knock ${k.id} from ${k.from} is held for you: [${k.intent.category}] ${k.intent.summary.replaceAll('\n', ' ')} (${k.decision.reason}); answer with \`agentmesh knocks accept ${k.id}\` or \`agentmesh knocks reject ${k.id}\`\n`)
           },
@@ -146,8 +147,7 @@ export function messagingCommands (program: Command): void {
         }
       } finally {
         await conn?.close()
-        process.off('SIGINT', onSignal)
-        process.off('SIGTERM', onSignal)
+        release()
       }
       if (count !== undefined && n < count && !stop.signal.aborted) {
         throw new AgentMeshError(ErrorCode.Timeout, `received ${n} of ${count} messages within ${ms! / 1000} s (--timeout)`)
