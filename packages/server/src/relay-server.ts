@@ -1,18 +1,16 @@
 /**
- * `createRelay()`: one process, one port: WebSocket (/ws) and HTTP over a Store.
+ * `createRelay(init, components)`: one process, one port: WebSocket (/ws) and HTTP over a Store.
+ * `init` is what a user configures (validated before any I/O); `components` are what the caller
+ * injects (the Store, a logger, a clock): the relay opens no driver itself (the CLI's `serve`
+ * picks SQLite under its data directory), so a Store or Backplane of another kind plugs in here.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
-import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { writeSecretFile } from '@agentmesh/crypto'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { getRequestListener } from '@hono/node-server'
 import { AgentMeshError, ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
 import { memoryStore, type Store } from '@agentmesh/store'
-import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
 import { DEFAULT_MEMORY_AUDIT_MAX_ROWS, relayOptions, type RelayInit, type RelayOptions } from './options.ts'
 import { RelayCore, type RelayStats } from './relay.ts'
 import { httpApp } from './http.ts'
@@ -21,9 +19,6 @@ import { ChatService, defaultChatSettings, DEFAULT_CHAT_LIMITS } from './chat.ts
 import { TaskService } from './tasks.ts'
 import { authenticator } from './auth.ts'
 import { readJson } from './api-v1.ts'
-
-/** The operator API key's file in a persistent relay's data directory (0600). */
-export const API_KEY_FILE = 'api-key'
 
 export const VERSION = '0.2.0'
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000
@@ -36,12 +31,10 @@ export interface Relay {
   readonly wsUrl: string
   readonly port: number
   readonly options: Readonly<RelayOptions>
-  /** Where the data lives: the SQLite file, or "memory". */
+  /** Where the data lives: the store's file when it has one (SQLite), else its kind ("memory"). */
   readonly storage: string
   /** The relay's own AMID: it signs what it posts (timeline events, task requests). */
   readonly relayAmid: string
-  /** Where the operator API key is kept when the relay made it (undefined: given, or none). */
-  readonly apiKeyFile: string | undefined
   /** Whether the operator API (X-API-Key) is on. */
   readonly operatorApi: boolean
   readonly store: Store
@@ -50,13 +43,29 @@ export interface Relay {
   close (): Promise<void>
 }
 
-function openStore (opts: RelayOptions, init: RelayInit): { store: Store, storage: string } {
-  if (init.store !== undefined) return { store: init.store, storage: init.store.kind }
-  const storeInit = { retentionMs: opts.retentionMs, maxInbox: opts.maxInbox, ...(opts.historyMaxPerRoom === undefined ? {} : { historyMaxPerRoom: opts.historyMaxPerRoom }) }
-  if (opts.memory) return { store: memoryStore(storeInit), storage: 'memory' }
-  const file = join(opts.dataDir, DB_FILE)
-  const store = sqliteStore(file, { ...storeInit, synchronous: opts.sync })
-  return { store, storage: store.path }
+/**
+ * What the relay is given rather than configured (libp2p's `*Components`). The relay owns what it
+ * is given from the start on: `close()`, and a start that fails, close the store.
+ */
+export interface RelayComponents {
+  /** Where messages, agents, rooms… live. @default memoryStore() with the retention and inbox options */
+  store?: Store
+  /** @default `init.logger`, else a pino logger at 'info' on stderr */
+  logger?: Logger
+}
+
+/** User options the relay itself reads: where the data lives is the caller's choice (components.store). */
+export type RelayServerInit = Omit<RelayInit, 'store' | 'dataDir' | 'memory' | 'sync'>
+
+/** The Store options that come from relay options (a store the caller opens gets the same ones). */
+export function storeInitOf (opts: RelayOptions): { retentionMs: number, maxInbox: number, historyMaxPerRoom?: number } {
+  return { retentionMs: opts.retentionMs, maxInbox: opts.maxInbox, ...(opts.historyMaxPerRoom === undefined ? {} : { historyMaxPerRoom: opts.historyMaxPerRoom }) }
+}
+
+/** A store that keeps a file says where (SQLite's `path`); others are named by their kind. */
+function storageOf (store: Store): string {
+  const path = (store as { path?: unknown }).path
+  return typeof path === 'string' ? path : store.kind
 }
 
 function listen (server: Server, port: number, host: string): Promise<void> {
@@ -77,12 +86,13 @@ function listen (server: Server, port: number, host: string): Promise<void> {
 }
 
 /** Starts a relay. Options are validated before any I/O. */
-export async function createRelay (init: RelayInit = {}): Promise<Relay> {
+export async function createRelay (init: RelayServerInit = {}, components: RelayComponents = {}): Promise<Relay> {
   const opts = relayOptions(init)
-  const log: Logger = init.logger ?? defaultLogger()
-  const { store, storage } = openStore(opts, init)
+  const log: Logger = components.logger ?? init.logger ?? defaultLogger()
+  const store = components.store ?? memoryStore(storeInitOf(opts))
+  const storage = storageOf(store)
   /** undefined: no count limit (a persistent relay keeps what its retention allows) */
-  const auditMaxRows = opts.auditMaxRows ?? (opts.memory ? DEFAULT_MEMORY_AUDIT_MAX_ROWS : undefined)
+  const auditMaxRows = opts.auditMaxRows ?? (store.kind === 'memory' ? DEFAULT_MEMORY_AUDIT_MAX_ROWS : undefined)
   const relayId = await store.relayId()
   const settings = defaultChatSettings()
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log })
@@ -93,8 +103,8 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   const core = new RelayCore(store, relayId, opts, log, chat)
   const tasks = new TaskService(chat, store, log)
   tasks.start()
-  // a store handed in (tests, embedding) has no data directory of ours to keep a key in
-  const { apiKey, apiKeyFile } = init.store !== undefined && opts.apiKey === undefined ? { apiKey: undefined, apiKeyFile: undefined } : operatorKey(opts)
+  // the operator API is on when a key is given (the CLI's `serve` keeps one in its data directory)
+  const apiKey = opts.apiKey
   const started = Date.now()
   let closing = false
 
@@ -227,7 +237,6 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
     storage,
     store,
     relayAmid: chat.relayAmid,
-    apiKeyFile,
     operatorApi: apiKey !== undefined,
     stats: () => core.stats(),
     async close () {
@@ -245,29 +254,8 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
         // the close handshake (or is cut a second later); destroying it now would drop the acks and
         // the close frame still queued on a busy socket, and the peer would see 1006
       })
-      if (init.store === undefined) await store.close()
+      await store.close()
     },
   }
 }
 
-
-/**
- * The operator API key: given (option, AGENTMESH_API_KEY through the CLI), or kept in the data
- * directory (made at the first start, 0600); a --memory relay without one has no operator API.
- */
-function operatorKey (opts: RelayOptions): { apiKey: string | undefined, apiKeyFile: string | undefined } {
-  if (opts.apiKey !== undefined) return { apiKey: opts.apiKey, apiKeyFile: undefined }
-  if (opts.memory) return { apiKey: undefined, apiKeyFile: undefined }
-  const file = join(opts.dataDir, API_KEY_FILE)
-  try {
-    const key = readFileSync(file, 'utf8').trim()
-    if (key.length >= 16) return { apiKey: key, apiKeyFile: file }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new AgentMeshError(ErrorCode.DataDir, `cannot read the operator API key ${file}: ${(err as Error).message}`, { cause: err })
-    }
-  }
-  const key = randomBytes(24).toString('base64url')
-  writeSecretFile(file, key + '\n')
-  return { apiKey: key, apiKeyFile: file }
-}

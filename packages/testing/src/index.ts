@@ -12,6 +12,7 @@
  */
 export { spawnRelay, cli, cliProcess, tempDir, assertCliError, CLI_BIN } from './processes.ts'
 export type { RelayProcess, CliResult } from './processes.ts'
+export { startRelay } from './relay.ts'
 export { rawAgent } from './raw-agent.ts'
 export type { RawAgent } from './raw-agent.ts'
 export { waitFor } from './wait.ts'
