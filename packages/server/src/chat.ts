@@ -12,10 +12,14 @@ import {
 } from '@agentmesh/protocol'
 import { DM_ROOM_PREFIX, attestEnvelope, dmRoomId, fromB64u, identityFromSecret, isAmid, signEnvelope, type Identity } from '@agentmesh/crypto'
 import type {
-  AgentRole, AppendItem, AppendResult, AuditInput, MemberRecord, RoomKind, RoomRecord, Store,
+  AgentRole, AppendResult, AuditInput, MemberRecord, RoomKind, RoomRecord, Store,
 } from '@agentmesh/store'
 import type { Logger } from './log.ts'
-import { RateLimiter, type RateLimit, type TakeResult } from '@agentmesh/protocol/internal'
+import { LruMap, LruSet, RateLimiter, type RateLimit, type TakeResult } from '@agentmesh/protocol/internal'
+import type { RelayOutlet, RoomResolver } from './relay.ts'
+import { EventBus } from './events.ts'
+import type { Backplane, BackplaneMessage, CacheKind } from './backplane.ts'
+import { sendAudit } from './audit-rows.ts'
 
 export const GLOBAL_ROOM = 'global'
 /** Handles (§17.1): 2–32 characters, a letter or digit first. */
@@ -75,13 +79,23 @@ export function defaultChatSettings (): ChatSettings {
 }
 
 /** What the chat layer needs of the relay core. */
-export interface ChatOutlet {
-  /** Commits an item the relay made (a room fan-out or one inbox) like any send; resolves after the commit. */
-  post (item: AppendItem, audit?: AuditInput[]): Promise<AppendResult>
-  /** Writes a frame to every connection of these agents. */
-  event (amids: Iterable<string>, frame: string): void
-  /** Agents with an authenticated connection now. */
-  online (): Iterable<string>
+export type ChatOutlet = RelayOutlet
+
+/** What the chat layer is given besides its store. */
+export interface ChatInit {
+  limits: ChatLimits
+  settings: ChatSettings
+  log: Logger
+  /** posts the relay's own items, writes events to connections */
+  outlet: ChatOutlet
+  /** the relay's events (presence, stored messages); the chat layer tells 'room:chat' on it. @default its own */
+  events?: EventBus
+  /** @default Date.now */
+  now?: () => number
+  /** Other relay nodes: presence, cache invalidations and events for their agents go through it. @default none (one node) */
+  backplane?: Backplane
+  /** This node's name on the backplane. @default 'local' */
+  node?: string
 }
 
 export type PresenceStatus = 'online' | 'idle' | 'offline'
@@ -109,38 +123,88 @@ export function parseSlashCommand (text: string): { target?: string, command: st
   return { ...(m[1] === undefined ? {} : { target: m[1] }), command: m[2]!, args: (m[3] ?? '').trim().slice(0, 4096) }
 }
 
-export class ChatService {
+export class ChatService implements RoomResolver {
   readonly relay: Identity
-  private outlet: ChatOutlet | undefined
-  private readonly rooms = new Map<string, Promise<RoomState | undefined>>()
+  readonly events: EventBus
+  private readonly out: ChatOutlet
+  private readonly backplane: Backplane | undefined
+  private readonly node: string
+  private started = false
+  private readonly rooms = new LruMap<string, Promise<RoomState | undefined>>(MAX_CACHED_ROOMS)
   private readonly agents = new Set<string>()
-  private readonly handles = new Map<string, string | null>()
+  private readonly handles = new LruMap<string, string | null>(MAX_CACHED_HANDLES)
   private readonly presence = new Map<string, Presence>()
-  private readonly knownDms = new Set<string>()
+  /** agents online on other nodes (by the nodes they are on), as their presence messages tell */
+  private readonly remote = new Map<string, Set<string>>()
+  private readonly knownDms = new LruSet<string>(MAX_KNOWN_DMS)
   settings: ChatSettings
   readonly chatLimiter: RateLimiter
   readonly chatIpLimiter: RateLimiter
   private idleTimer: NodeJS.Timeout | undefined
-  /** called for every stored room message that is plaintext chat (tasks in chat) */
-  onRoomChat: ((room: RoomRecord, env: Envelope, seq: number) => void) | undefined
+  readonly limits: ChatLimits
+  readonly now: () => number
+  private readonly log: Logger
 
-  private constructor (
-    readonly store: Store,
-    relaySecret: string,
-    readonly limits: ChatLimits,
-    settings: ChatSettings,
-    private readonly log: Logger,
-    readonly now: () => number,
-  ) {
+  private constructor (readonly store: Store, relaySecret: string, init: ChatInit) {
     this.relay = identityFromSecret(fromB64u(relaySecret), 'relay')
-    this.settings = settings
-    this.chatLimiter = new RateLimiter(settings.rateLimits.chat, now)
-    this.chatIpLimiter = new RateLimiter(settings.rateLimits.chatIp, now)
+    this.limits = init.limits
+    this.settings = init.settings
+    this.log = init.log
+    this.now = init.now ?? Date.now
+    this.out = init.outlet
+    this.backplane = init.backplane
+    this.node = init.node ?? 'local'
+    this.events = init.events ?? new EventBus(init.log)
+    this.chatLimiter = new RateLimiter(this.settings.rateLimits.chat, this.now)
+    this.chatIpLimiter = new RateLimiter(this.settings.rateLimits.chatIp, this.now)
+    // listening from the moment it exists: a message stored before start() still gets its DM
+    // bookkeeping, and presence follows every connection
+    const ev = this.events
+    ev.on('agent:online', (e) => { this.connected(e.amid) })
+    ev.on('agent:active', (e) => { this.active(e.amid) })
+    ev.on('agent:offline', (e) => { this.disconnected(e.amid) })
+    ev.on('message:stored', (e) => {
+      if (e.room !== undefined) this.afterRoomMessage(e.room, e.env, e.seq)
+      else this.afterDm(e.env.from, e.env.to)
+    })
+    this.backplane?.subscribe((m) => { this.fromBackplane(m) })
+  }
+
+  // ---------------------------------------------------------------- other nodes
+
+  private tell (msg: BackplaneMessage): void {
+    this.backplane?.publish(msg).catch((err) => { this.log.warn({ err, type: msg.type }, 'could not tell other nodes') })
+  }
+
+  /** A cached row changed here: other nodes drop their copy. */
+  private invalidate (kind: CacheKind, key: string): void {
+    this.tell({ type: 'cache:invalidate', origin: this.node, kind, key })
+  }
+
+  private fromBackplane (m: BackplaneMessage): void {
+    if (m.origin === this.node) return // applied here already
+    switch (m.type) {
+      case 'cache:invalidate':
+        if (m.kind === 'room' || m.kind === 'members') this.rooms.delete(m.key)
+        else if (m.kind === 'handle') this.handles.delete(m.key)
+        else this.agents.add(m.key)
+        return
+      case 'presence': {
+        const nodes = this.remote.get(m.amid) ?? new Set<string>()
+        if (m.status === 'online') nodes.add(m.origin)
+        else nodes.delete(m.origin)
+        if (nodes.size > 0) this.remote.set(m.amid, nodes)
+        else this.remote.delete(m.amid)
+        if (m.status === 'online') this.agents.add(m.amid)
+        return
+      }
+      default:
+    }
   }
 
   /** Loads the relay's key, the stored settings, the global room and the agent list. */
-  static async open (store: Store, init: { limits: ChatLimits, settings: ChatSettings, log: Logger, now?: () => number }): Promise<ChatService> {
-    const chat = new ChatService(store, await store.relaySecret(), init.limits, init.settings, init.log, init.now ?? Date.now)
+  static async open (store: Store, init: ChatInit): Promise<ChatService> {
+    const chat = new ChatService(store, await store.relaySecret(), init)
     const stored = await store.getSettings()
     chat.applySettings(settingsFromJson(stored, chat.settings))
     if (await store.getRoom(GLOBAL_ROOM) === undefined) {
@@ -158,8 +222,9 @@ export class ChatService {
 
   get relayAmid (): string { return this.relay.amid }
 
-  bind (outlet: ChatOutlet): void {
-    this.outlet = outlet
+  /** Starts the presence clock (online agents turn idle). */
+  start (): void {
+    this.started = true
     this.scheduleIdle()
   }
 
@@ -169,18 +234,17 @@ export class ChatService {
     this.idleTimer = setInterval(() => { this.checkIdle() }, tick).unref()
   }
 
-  stop (): void { clearInterval(this.idleTimer) }
+  /** Stops the presence clock; presence, DM bookkeeping and events keep working while the core drains. */
+  stop (): void {
+    this.started = false
+    clearInterval(this.idleTimer)
+  }
 
   applySettings (s: ChatSettings): void {
     this.settings = s
     this.chatLimiter.set(s.rateLimits.chat)
     this.chatIpLimiter.set(s.rateLimits.chatIp)
-    if (this.outlet !== undefined) this.scheduleIdle()
-  }
-
-  private get out (): ChatOutlet {
-    if (this.outlet === undefined) throw new AgentMeshError(ErrorCode.Internal, 'the chat layer is not bound to a relay')
-    return this.outlet
+    if (this.started) this.scheduleIdle()
   }
 
   // ---------------------------------------------------------------- agents and handles
@@ -194,7 +258,6 @@ export class ChatService {
     const cached = this.handles.get(amid)
     if (cached !== undefined) return cached ?? undefined
     const h = await this.store.handleOf(amid)
-    if (this.handles.size >= MAX_CACHED_HANDLES) this.handles.delete(this.handles.keys().next().value as string)
     this.handles.set(amid, h ?? null)
     return h
   }
@@ -210,6 +273,7 @@ export class ChatService {
       throw new AgentMeshError(ErrorCode.HandleTaken, r.by === amid ? `you hold "${handle}" already` : `the handle "${handle}" is taken by another agent; choose another`)
     }
     this.handles.set(amid, handle)
+    this.invalidate('handle', amid)
     await this.audit(p, 'handle.set', amid, { handle, ...(r.previous === undefined ? {} : { previous: r.previous }) })
     return { amid, handle, ...(r.previous === undefined ? {} : { previous: r.previous }) }
   }
@@ -251,13 +315,8 @@ export class ChatService {
         const list = await this.store.listMembers(id)
         return { room, members: new Map(list.map(m => [m.amid, m])) }
       })()
-      if (this.rooms.size >= MAX_CACHED_ROOMS) this.rooms.delete(this.rooms.keys().next().value as string)
       this.rooms.set(id, p)
-      p.then((s) => { if (s === undefined && this.rooms.get(id) === p) this.rooms.delete(id) }, () => { this.rooms.delete(id) })
-    } else {
-      // least recently used first
-      this.rooms.delete(id)
-      this.rooms.set(id, p)
+      p.then((s) => { if (s === undefined && this.rooms.peek(id) === p) this.rooms.delete(id) }, () => { this.rooms.delete(id) })
     }
     return await p
   }
@@ -305,6 +364,7 @@ export class ChatService {
         : `a room "${id}" exists already; join it with \`agentmesh room join ${id}\``)
     }
     this.rooms.delete(id)
+    this.invalidate('room', id)
     await this.audit(p, 'room.create', '#' + id, { kind })
     return (await this.roomState(id))!
   }
@@ -327,6 +387,7 @@ export class ChatService {
     const m: MemberRecord = { room: s.room.id, amid, role: 'member', joinedAt: this.now() }
     await this.store.addMember(m)
     s.members!.set(amid, m)
+    this.invalidate('members', s.room.id)
     await this.audit(p, 'room.join', '#' + s.room.id, {})
     this.emit(this.membersOf(s), { type: 'presence', amid, status: this.presenceOf(amid), room: '#' + s.room.id, change: 'joined', ...await this.handleField(amid), ts: this.now() })
     return { state: s, already: false }
@@ -347,6 +408,7 @@ export class ChatService {
   private async removeMember (s: RoomState, amid: string): Promise<void> {
     await this.store.removeMember(s.room.id, amid)
     s.members!.delete(amid)
+    this.invalidate('members', s.room.id)
   }
 
   /** Owner of the room, or a master; wardens too for public rooms and the global room. */
@@ -389,6 +451,7 @@ export class ChatService {
     await this.store.setTopic(s.room.id, t)
     if (t === undefined) delete s.room.topic
     else s.room.topic = t
+    this.invalidate('room', s.room.id)
     await this.audit(p, 'room.topic', '#' + s.room.id, { length: t?.length ?? 0 })
     if (s.room.kind !== 'private') {
       await this.postToRoom(s, NOTICE_TYPE, { text: t === undefined ? 'the topic was cleared' : `topic: ${t}`, topic: t ?? null, by: actorOf(p) })
@@ -476,41 +539,34 @@ export class ChatService {
     return this.chatIpLimiter.take(ipOf(remote))
   }
 
-  /** A room message was stored with this room seq. */
-  afterRoomMessage (room: string, env: Envelope, seq: number): void {
+  /** A room message was stored with this room seq: plaintext chat is told as 'room:chat' (tasks in chat). */
+  private afterRoomMessage (room: string, env: Envelope, seq: number): void {
     if (env.type !== 'chat' || typeof env.payload.text !== 'string' || env.from === this.relay.amid) return
-    const hook = this.onRoomChat
-    if (hook === undefined) return
+    if (!this.events.listening('room:chat')) return
     void this.roomState(room).then((s) => {
-      if (s !== undefined && s.room.kind !== 'private') hook(s.room, env, seq)
+      if (s !== undefined && s.room.kind !== 'private') this.events.emit('room:chat', { room: s.room, env, seq })
     }).catch((err) => { this.log.error({ err }, 'room message hook failed') })
   }
 
   /** A DM was stored: the pair's conversation exists from now on (§17.3). */
-  afterDm (from: string, to: string): void {
+  private afterDm (from: string, to: string): void {
     if (from === to || from === this.relay.amid || to === this.relay.amid) return
     const id = dmRoomId(from, to)
     if (this.knownDms.has(id)) return
-    if (this.knownDms.size >= MAX_KNOWN_DMS) this.knownDms.clear()
     this.knownDms.add(id)
     void (async () => {
       const at = this.now()
       if (await this.store.createRoom({ id, kind: 'dm', createdAt: at })) {
         for (const amid of [from, to]) await this.store.addMember({ room: id, amid, role: 'member', joinedAt: at })
         this.rooms.delete(id)
+        this.invalidate('room', id)
       }
     })().catch((err) => { this.knownDms.delete(id); this.log.error({ err }, 'could not record a DM conversation') })
   }
 
   /** The audit row of a send (metadata only). */
   sendAudit (env: Envelope, bytes: number, via?: string): AuditInput {
-    return {
-      at: this.now(),
-      actor: env.from,
-      action: 'message.send',
-      target: env.to,
-      detail: { id: env.id, type: env.type, bytes, ...(via === undefined ? {} : { via }) },
-    }
+    return sendAudit(env, bytes, this.now(), via)
   }
 
   /** Posts an envelope the relay signs itself to a room: timeline events, notices. */
@@ -542,13 +598,13 @@ export class ChatService {
       const result = await this.out.post({
         sender: env.from, id: env.id, recipient: env.to, envelope: JSON.stringify(env), receivedAt: this.now(), room: admitted.room, fanout: admitted.fanout,
       }, [this.sendAudit(env, bytes, attested ? 'rest' : undefined)])
-      if (result.status === 'stored') this.afterRoomMessage(admitted.room, env, result.seq)
+      if (result.status === 'stored') this.events.emit('message:stored', { env, seq: result.seq, room: admitted.room, via: 'rest' })
       return { result, env }
     }
     if (!this.agents.has(env.to)) throw new AgentMeshError(ErrorCode.UnknownRecipient, `no agent ${env.to} is registered on this relay; it registers by connecting once`)
     const result = await this.out.post({ sender: env.from, id: env.id, recipient: env.to, envelope: JSON.stringify(env), receivedAt: this.now() },
       [this.sendAudit(env, bytes, attested ? 'rest' : undefined)])
-    if (result.status === 'stored') this.afterDm(env.from, env.to)
+    if (result.status === 'stored') this.events.emit('message:stored', { env, seq: result.seq, via: 'rest' })
     return { result, env }
   }
 
@@ -565,23 +621,29 @@ export class ChatService {
 
   // ---------------------------------------------------------------- presence and signals
 
-  presenceOf (amid: string): PresenceStatus { return this.presence.get(amid)?.status ?? 'offline' }
+  /** As this node sees it; an agent connected only to other nodes shows as online. */
+  presenceOf (amid: string): PresenceStatus { return this.presence.get(amid)?.status ?? (this.remote.has(amid) ? 'online' : 'offline') }
 
   lastActive (amid: string): number | undefined { return this.presence.get(amid)?.lastActive }
 
-  onlineAgents (): string[] { return [...this.presence.keys()] }
+  onlineAgents (): string[] {
+    if (this.remote.size === 0) return [...this.presence.keys()]
+    return [...new Set([...this.presence.keys(), ...this.remote.keys()])]
+  }
 
   /** The agent's first connection authenticated. */
   connected (amid: string): void {
     this.noteAgent(amid)
     if (this.presence.has(amid)) { this.active(amid); return }
     this.presence.set(amid, { status: 'online', lastActive: this.now() })
+    this.tell({ type: 'presence', origin: this.node, amid, status: 'online' })
     this.broadcastPresence(amid, 'online')
   }
 
   /** The agent's last connection closed. */
   disconnected (amid: string): void {
     if (!this.presence.delete(amid)) return
+    this.tell({ type: 'presence', origin: this.node, amid, status: 'offline' })
     this.broadcastPresence(amid, 'offline')
   }
 
@@ -604,17 +666,23 @@ export class ChatService {
   }
 
   private broadcastPresence (amid: string, status: PresenceStatus): void {
-    const others = [...this.presence.keys()].filter(a => a !== amid)
+    const others = this.onlineAgents().filter(a => a !== amid)
     if (others.length === 0) return
     void this.handleField(amid).then((h) => { this.emit(others, { type: 'presence', amid, status, ...h, ts: this.now() }) }).catch(() => {})
   }
 
-  /** Writes an event to those of `amids` that are online. */
+  /** Writes an event to those of `amids` that are online (here, or on other nodes through the backplane). */
   emit (amids: Iterable<string>, event: ChatEvent): void {
     const frame = JSON.stringify({ op: 'event', event })
     const online: string[] = []
-    for (const a of amids) if (this.presence.has(a)) online.push(a)
+    const elsewhere: string[] = []
+    for (const a of amids) {
+      if (this.presence.has(a)) online.push(a)
+      // connections of the same agent on other nodes hear it too
+      if (this.remote.has(a)) elsewhere.push(a)
+    }
     if (online.length > 0) this.out.event(online, frame)
+    if (elsewhere.length > 0) this.tell({ type: 'event', origin: this.node, amids: elsewhere, frame })
   }
 
   /** A signal frame from an authenticated agent; answers an error to send back, if any. */

@@ -12,13 +12,17 @@ import { getRequestListener } from '@hono/node-server'
 import { AgentMeshError, ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
 import { memoryStore, type Store } from '@agentmesh/store'
 import { DEFAULT_MEMORY_AUDIT_MAX_ROWS, relayOptions, type RelayInit, type RelayOptions } from './options.ts'
-import { RelayCore, type RelayStats } from './relay.ts'
+import { randomBytes } from 'node:crypto'
+import { RelayCore, type RelayOutlet, type RelayStats } from './relay.ts'
 import { httpApp } from './http.ts'
 import { defaultLogger, type Logger } from './log.ts'
 import { ChatService, defaultChatSettings, DEFAULT_CHAT_LIMITS } from './chat.ts'
 import { TaskService } from './tasks.ts'
-import { authenticator } from './auth.ts'
-import { readJson } from './api-v1.ts'
+import { EventBus } from './events.ts'
+import { inProcessBackplane, type Backplane } from './backplane.ts'
+import type { FeatureComponents, FeatureFactory, RelayFeature } from './feature.ts'
+import { registryFeature, reputationFeature } from './features/registry.ts'
+import { chatFeature, tasksFeature } from './features/chat.ts'
 
 export const VERSION = '0.2.0'
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000
@@ -52,6 +56,15 @@ export interface RelayComponents {
   store?: Store
   /** @default `init.logger`, else a pino logger at 'info' on stderr */
   logger?: Logger
+  /**
+   * Other relay nodes over the same Store (one shared in-process backplane, or a networked one).
+   * @default inProcessBackplane(): a single node
+   */
+  backplane?: Backplane
+  /** The relay's clock for features (tasks, presence, registry). @default Date.now */
+  now?: () => number
+  /** Features beyond the built-in ones (registry, reputation, chat, tasks), started after them. @default none */
+  features?: readonly FeatureFactory[]
 }
 
 /** User options the relay itself reads: where the data lives is the caller's choice (components.store). */
@@ -93,32 +106,56 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   const storage = storageOf(store)
   /** undefined: no count limit (a persistent relay keeps what its retention allows) */
   const auditMaxRows = opts.auditMaxRows ?? (store.kind === 'memory' ? DEFAULT_MEMORY_AUDIT_MAX_ROWS : undefined)
+  const now = components.now ?? Date.now
   const relayId = await store.relayId()
+  const events = new EventBus(log)
+  // a single node unless a backplane shared with other nodes is given: then the core tells them too
+  const shared = components.backplane
+  const backplane = shared ?? inProcessBackplane({ onError: (err) => { log.error({ err }, 'backplane subscriber failed') } })
+  await backplane.start()
+  /** this node's name on the backplane */
+  const node = randomBytes(8).toString('hex')
+  // the core is made after the chat layer (it needs the relay's AMID): the outlet reaches it then
+  const outlet: RelayOutlet = {
+    post: async (item, audit) => await core.post(item, audit),
+    event: (amids, frame) => { core.event(amids, frame) },
+    online: () => core.online(),
+  }
   const settings = defaultChatSettings()
-  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log })
+  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node })
   // explicit options win over settings stored by PATCH /api/v1/settings
   if (opts.presenceIdleMs !== undefined) chat.settings.presenceIdleMs = opts.presenceIdleMs
   for (const [k, v] of Object.entries(opts.rateLimits)) Object.assign(chat.settings.rateLimits[k as keyof typeof chat.settings.rateLimits], v)
   chat.applySettings(chat.settings)
-  const core = new RelayCore(store, relayId, opts, log, chat)
+  const core: RelayCore = new RelayCore(
+    { relayId, relayAmid: chat.relayAmid, options: opts, node },
+    { store, logger: log, events, rooms: chat, ...(shared === undefined ? {} : { backplane: shared }) },
+  )
   const tasks = new TaskService(chat, store, log)
-  tasks.start()
   // the operator API is on when a key is given (the CLI's `serve` keeps one in its data directory)
   const apiKey = opts.apiKey
   const started = Date.now()
   let closing = false
 
+  const registry = registryFeature({ store, now, trustRoots: opts.trustRoots })
+  const featureComponents: FeatureComponents = { store, logger: log, events, relay: outlet, backplane, options: opts, now }
+  const features: RelayFeature[] = [
+    registry,
+    reputationFeature({ store, now, options: opts.reputation, registry }),
+    chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers() }),
+    tasksFeature(tasks),
+    ...(components.features ?? []).map(f => f(featureComponents)),
+  ]
+  const stopFeatures = async (): Promise<void> => {
+    for (const f of [...features].reverse()) {
+      try { await f.stop?.() } catch (err) { log.error({ err, feature: f.name }, 'feature stop failed') }
+    }
+  }
+
   const app = httpApp({
     log,
     store,
-    api: (registry) => ({
-      store,
-      chat,
-      tasks,
-      auth: authenticator({ store, relay: chat.relay, relayId, apiKey, signed: registry.signed, readBody: readJson }),
-    }),
-    trustRoots: opts.trustRoots,
-    reputation: opts.reputation,
+    features,
     healthy: () => !closing,
     info: async () => {
       const s = await store.stats()
@@ -213,6 +250,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   }
   await pruneNow()
   await pruneAudit()
+  for (const f of features) await f.start?.()
   const pruneTimer = setInterval(() => { void pruneNow() }, PRUNE_INTERVAL_MS).unref()
   const auditPruneTimer = setInterval(() => { void pruneAudit() }, AUDIT_PRUNE_INTERVAL_MS).unref()
 
@@ -221,8 +259,9 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   } catch (err) {
     clearInterval(pruneTimer)
     clearInterval(auditPruneTimer)
-    tasks.stop()
+    await stopFeatures()
     await core.shutdown()
+    if (shared === undefined) await backplane.stop()
     await store.close()
     throw err
   }
@@ -244,7 +283,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
       closing = true
       clearInterval(pruneTimer)
       clearInterval(auditPruneTimer)
-      tasks.stop()
+      await stopFeatures()
       await core.shutdown()
       await new Promise<void>((resolve) => {
         wss.close()
@@ -254,6 +293,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
         // the close handshake (or is cut a second later); destroying it now would drop the acks and
         // the close frame still queued on a busy socket, and the peer would see 1006
       })
+      // a backplane given is shared with other nodes: theirs to stop
+      if (shared === undefined) await backplane.stop()
       await store.close()
     },
   }

@@ -27,11 +27,15 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 async function inProcess (over: { healthy?: () => boolean, info?: () => Promise<Record<string, unknown>> } = {}): Promise<ReturnType<typeof httpApp>> {
   const store = memoryStore()
   const relayId = await store.relayId()
-  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings: defaultChatSettings(), log: silentLogger })
-  chat.bind({
-    post: async (item, audit) => (await store.commit([item], [], audit ?? []))[0]!,
-    event: () => {},
-    online: () => [],
+  const chat = await ChatService.open(store, {
+    limits: { ...DEFAULT_CHAT_LIMITS },
+    settings: defaultChatSettings(),
+    log: silentLogger,
+    outlet: {
+      post: async (item, audit) => (await store.commit([item], [], audit ?? []))[0]!,
+      event: () => {},
+      online: () => [],
+    },
   })
   const tasks = new TaskService(chat, store, silentLogger)
   return httpApp({
