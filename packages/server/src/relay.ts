@@ -21,6 +21,7 @@ import type { RelayOptions } from './options.ts'
 import type { Logger } from './log.ts'
 import type { EventBus } from './events.ts'
 import { sendAudit } from './audit-rows.ts'
+import { LruSet } from '@agentmesh/protocol/internal'
 import type { Backplane, BackplaneMessage } from './backplane.ts'
 
 /** The transport side of one connection. */
@@ -143,7 +144,8 @@ export class RelayCore implements RelayOutlet {
   readonly limits: Limits
   private readonly conns = new Set<Conn>()
   private readonly inboxes = new Map<string, Inbox>()
-  private readonly known = new Set<string>()
+  /** agents known to be registered (the rest are looked up in the Store) */
+  private readonly known = new LruSet<string>(MAX_KNOWN_AGENTS)
   private pendingAppends: PendingAppend[] = []
   private pendingAcks = new Map<string, number>()
   private pendingAudit: AuditInput[] = []
@@ -399,7 +401,6 @@ export class RelayCore implements RelayOutlet {
   }
 
   private rememberAgent (amid: string): void {
-    if (this.known.size >= MAX_KNOWN_AGENTS) this.known.clear()
     this.known.add(amid)
   }
 
