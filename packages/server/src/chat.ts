@@ -1,82 +1,43 @@
 /**
- * The chat layer of the relay (docs/protocol.md §17): handles, roles, rooms and their members,
- * DM conversations, presence and signals, and what the relay itself posts (timeline events, task
- * requests). The relay core asks it whether a room message may go in and to whom it fans out;
- * the REST API (api-v1.ts) drives everything else through it. Durable truth is in the Store;
- * rooms and their members are cached here (one relay owns its store).
+ * The chat layer of the relay (docs/protocol.md §17), one facade over its parts in chat/: agents,
+ * handles and roles (handles.ts), presence (presence.ts), DM conversations (dms.ts), settings
+ * (settings.ts); rooms and their members, room messages, signals and what the relay itself posts
+ * (timeline events, task requests) are here. The relay core asks it whether a room message may go
+ * in and to whom it fans out (RoomResolver); the REST API (api-v1.ts) drives everything else
+ * through it. Durable truth is in the Store; what is cached here is bounded and dropped when
+ * another node says it changed (the backplane).
  */
 import { v7 as uuidv7 } from 'uuid'
 import {
   AgentMeshError, ErrorCode, ROOM_ID_PATTERN,
   type ChatEvent, type Envelope, type SignalFrame,
 } from '@agentmesh/protocol'
-import { DM_ROOM_PREFIX, attestEnvelope, dmRoomId, fromB64u, identityFromSecret, isAmid, signEnvelope, type Identity } from '@agentmesh/crypto'
-import type {
-  AgentRole, AppendResult, AuditInput, MemberRecord, RoomKind, RoomRecord, Store,
-} from '@agentmesh/store'
+import { DM_ROOM_PREFIX, attestEnvelope, fromB64u, identityFromSecret, signEnvelope, type Identity } from '@agentmesh/crypto'
+import type { AgentRole, AppendResult, AuditInput, MemberRecord, RoomKind, RoomRecord, Store } from '@agentmesh/store'
+import { LruMap, RateLimiter, type TakeResult } from '@agentmesh/protocol/internal'
 import type { Logger } from './log.ts'
-import { LruMap, LruSet, RateLimiter, type RateLimit, type TakeResult } from '@agentmesh/protocol/internal'
 import type { RelayOutlet, RoomResolver } from './relay.ts'
 import { EventBus } from './events.ts'
-import type { Backplane, BackplaneMessage, CacheKind } from './backplane.ts'
+import type { Backplane, BackplaneMessage } from './backplane.ts'
 import { sendAudit } from './audit-rows.ts'
+import { auditTo, type ChatContext } from './chat/context.ts'
+import { Handles } from './chat/handles.ts'
+import { Presences } from './chat/presence.ts'
+import { DmBook } from './chat/dms.ts'
+import { GLOBAL_ROOM, GROUP_TYPE, NOTICE_TYPE, actorOf, type PresenceStatus, type Principal, type RoomState } from './chat/types.ts'
+import { ipOf, rateLimited, settingsFromJson, type ChatLimits, type ChatSettings } from './chat/settings.ts'
 
-export const GLOBAL_ROOM = 'global'
-/** Handles (§17.1): 2–32 characters, a letter or digit first. */
-export const HANDLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
-export const RESERVED_HANDLES = new Set(['relay', 'operator', 'system', 'all', 'everyone', 'here'])
-export const GROUP_TYPE = 'e2ee.group'
-export const TASK_REQUEST_TYPE = 'task.request'
-export const TASK_UPDATE_TYPE = 'task.update'
-export const TASK_CANCEL_TYPE = 'task.cancel'
-export const NOTICE_TYPE = 'notice'
+export {
+  GLOBAL_ROOM, HANDLE_PATTERN, RESERVED_HANDLES, GROUP_TYPE, TASK_REQUEST_TYPE, TASK_UPDATE_TYPE, TASK_CANCEL_TYPE, NOTICE_TYPE,
+  actorOf, parseSlashCommand,
+} from './chat/types.ts'
+export type { PresenceStatus, Principal, RoomState } from './chat/types.ts'
+export { DEFAULT_CHAT_LIMITS, defaultChatSettings, ipOf, rateLimited, settingsFromJson, settingsJson } from './chat/settings.ts'
+export type { ChatLimits, ChatSettings } from './chat/settings.ts'
+
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
 /** Rooms (with their member sets) kept in memory; the least recently used go first. */
-const MAX_CACHED_ROOMS = 10_000
-const MAX_CACHED_HANDLES = 100_000
-const MAX_KNOWN_DMS = 100_000
-
-export interface ChatLimits {
-  /** Members one room may have. @default 10,000 */
-  maxMembersPerRoom: number
-  /** Rooms one agent may own. @default 100 */
-  maxRoomsPerAgent: number
-  /** Longest topic, in characters. @default 256 */
-  maxTopicLength: number
-}
-
-/** Settings an operator may change while the relay runs (PATCH /api/v1/settings). */
-export interface ChatSettings {
-  /** Quiet time after which an online agent shows as idle. @default 5 minutes */
-  presenceIdleMs: number
-  /** Deadline of a task dispatched without one. @default 300 s */
-  taskDefaultDeadlineS: number
-  rateLimits: {
-    /** REST requests per agent (and per operator key) */
-    api: RateLimit
-    /** REST requests per IP */
-    ip: RateLimit
-    /** room messages and signals per agent over the WebSocket */
-    chat: RateLimit
-    /** room messages and signals per IP over the WebSocket */
-    chatIp: RateLimit
-  }
-}
-
-export const DEFAULT_CHAT_LIMITS: ChatLimits = { maxMembersPerRoom: 10_000, maxRoomsPerAgent: 100, maxTopicLength: 256 }
-
-export function defaultChatSettings (): ChatSettings {
-  return {
-    presenceIdleMs: 5 * 60_000,
-    taskDefaultDeadlineS: 300,
-    rateLimits: {
-      api: { perMinute: 120, burst: 60 },
-      ip: { perMinute: 600, burst: 200 },
-      chat: { perMinute: 600, burst: 120 },
-      chatIp: { perMinute: 1200, burst: 240 },
-    },
-  }
-}
+export const MAX_CACHED_ROOMS = 10_000
 
 /** What the chat layer needs of the relay core. */
 export type ChatOutlet = RelayOutlet
@@ -98,49 +59,20 @@ export interface ChatInit {
   node?: string
 }
 
-export type PresenceStatus = 'online' | 'idle' | 'offline'
-
-interface Presence { status: 'online' | 'idle', lastActive: number }
-
-interface RoomState {
-  room: RoomRecord
-  /** undefined for the global room: every agent */
-  members: Map<string, MemberRecord> | undefined
-}
-
-/** Who is calling the REST API. */
-export type Principal =
-  | { kind: 'operator', role: 'master' }
-  | { kind: 'agent', amid: string, role: AgentRole }
-
-/** The name audit rows carry for a principal. */
-export function actorOf (p: Principal): string { return p.kind === 'operator' ? 'operator' : p.amid }
-
-/** Parses `/command args` or `@agent /command args` (§17.7). */
-export function parseSlashCommand (text: string): { target?: string, command: string, args: string } | undefined {
-  const m = /^\s*(?:@([A-Za-z0-9][A-Za-z0-9_.-]{1,63})\s+)?\/([a-z][a-z0-9_-]{0,31})(?:\s+([\s\S]*))?$/.exec(text)
-  if (m === null) return undefined
-  return { ...(m[1] === undefined ? {} : { target: m[1] }), command: m[2]!, args: (m[3] ?? '').trim().slice(0, 4096) }
-}
-
 export class ChatService implements RoomResolver {
   readonly relay: Identity
   readonly events: EventBus
   private readonly out: ChatOutlet
-  private readonly backplane: Backplane | undefined
-  private readonly node: string
+  private readonly ctx: ChatContext
+  private readonly handles: Handles
+  private readonly presences: Presences
+  private readonly dms: DmBook
   private started = false
+  /** rooms with their member sets; the least recently used go first, other nodes' changes drop them */
   private readonly rooms = new LruMap<string, Promise<RoomState | undefined>>(MAX_CACHED_ROOMS)
-  private readonly agents = new Set<string>()
-  private readonly handles = new LruMap<string, string | null>(MAX_CACHED_HANDLES)
-  private readonly presence = new Map<string, Presence>()
-  /** agents online on other nodes (by the nodes they are on), as their presence messages tell */
-  private readonly remote = new Map<string, Set<string>>()
-  private readonly knownDms = new LruSet<string>(MAX_KNOWN_DMS)
   settings: ChatSettings
   readonly chatLimiter: RateLimiter
   readonly chatIpLimiter: RateLimiter
-  private idleTimer: NodeJS.Timeout | undefined
   readonly limits: ChatLimits
   readonly now: () => number
   private readonly log: Logger
@@ -152,53 +84,51 @@ export class ChatService implements RoomResolver {
     this.log = init.log
     this.now = init.now ?? Date.now
     this.out = init.outlet
-    this.backplane = init.backplane
-    this.node = init.node ?? 'local'
     this.events = init.events ?? new EventBus(init.log)
+    const backplane = init.backplane
+    const node = init.node ?? 'local'
+    const log = init.log
+    const tell = (msg: BackplaneMessage): void => {
+      backplane?.publish(msg).catch((err) => { log.warn({ err, type: msg.type }, 'could not tell other nodes') })
+    }
+    this.ctx = {
+      store,
+      log,
+      now: this.now,
+      relay: this.relay,
+      out: this.out,
+      node,
+      tell,
+      invalidate: (kind, key) => { tell({ type: 'cache:invalidate', origin: node, kind, key }) },
+      audit: auditTo(store, this.now),
+    }
+    this.handles = new Handles(this.ctx)
+    this.presences = new Presences(this.ctx, this.handles, () => this.settings.presenceIdleMs)
+    this.dms = new DmBook(this.ctx, (id) => { this.rooms.delete(id) })
     this.chatLimiter = new RateLimiter(this.settings.rateLimits.chat, this.now)
     this.chatIpLimiter = new RateLimiter(this.settings.rateLimits.chatIp, this.now)
     // listening from the moment it exists: a message stored before start() still gets its DM
     // bookkeeping, and presence follows every connection
     const ev = this.events
-    ev.on('agent:online', (e) => { this.connected(e.amid) })
-    ev.on('agent:active', (e) => { this.active(e.amid) })
-    ev.on('agent:offline', (e) => { this.disconnected(e.amid) })
+    ev.on('agent:online', (e) => { this.presences.connected(e.amid) })
+    ev.on('agent:active', (e) => { this.presences.active(e.amid) })
+    ev.on('agent:offline', (e) => { this.presences.disconnected(e.amid) })
     ev.on('message:stored', (e) => {
       if (e.room !== undefined) this.afterRoomMessage(e.room, e.env, e.seq)
-      else this.afterDm(e.env.from, e.env.to)
+      else this.dms.afterDm(e.env.from, e.env.to)
     })
-    this.backplane?.subscribe((m) => { this.fromBackplane(m) })
+    backplane?.subscribe((m) => { this.fromNode(m) })
   }
 
-  // ---------------------------------------------------------------- other nodes
-
-  private tell (msg: BackplaneMessage): void {
-    this.backplane?.publish(msg).catch((err) => { this.log.warn({ err, type: msg.type }, 'could not tell other nodes') })
-  }
-
-  /** A cached row changed here: other nodes drop their copy. */
-  private invalidate (kind: CacheKind, key: string): void {
-    this.tell({ type: 'cache:invalidate', origin: this.node, kind, key })
-  }
-
-  private fromBackplane (m: BackplaneMessage): void {
-    if (m.origin === this.node) return // applied here already
-    switch (m.type) {
-      case 'cache:invalidate':
-        if (m.kind === 'room' || m.kind === 'members') this.rooms.delete(m.key)
-        else if (m.kind === 'handle') this.handles.delete(m.key)
-        else this.agents.add(m.key)
-        return
-      case 'presence': {
-        const nodes = this.remote.get(m.amid) ?? new Set<string>()
-        if (m.status === 'online') nodes.add(m.origin)
-        else nodes.delete(m.origin)
-        if (nodes.size > 0) this.remote.set(m.amid, nodes)
-        else this.remote.delete(m.amid)
-        if (m.status === 'online') this.agents.add(m.amid)
-        return
-      }
-      default:
+  /** What another relay node tells: cached rows it changed, its agents' presence. */
+  private fromNode (m: BackplaneMessage): void {
+    if (m.origin === this.ctx.node) return // applied here already
+    if (m.type === 'cache:invalidate') {
+      if (m.kind === 'room' || m.kind === 'members') this.rooms.delete(m.key)
+      else if (m.kind === 'handle') this.handles.forgetHandle(m.key)
+      else this.handles.noteAgent(m.key)
+    } else if (m.type === 'presence') {
+      this.presences.fromNode(m)
     }
   }
 
@@ -210,13 +140,7 @@ export class ChatService implements RoomResolver {
     if (await store.getRoom(GLOBAL_ROOM) === undefined) {
       await store.createRoom({ id: GLOBAL_ROOM, kind: 'global', topic: 'everyone', createdAt: chat.now() })
     }
-    let after: string | undefined
-    for (;;) {
-      const page = await store.listAgents({ ...(after === undefined ? {} : { after }), limit: 1000 })
-      for (const a of page) chat.agents.add(a)
-      if (page.length < 1000) break
-      after = page[page.length - 1]
-    }
+    await chat.handles.load()
     return chat
   }
 
@@ -225,81 +149,40 @@ export class ChatService implements RoomResolver {
   /** Starts the presence clock (online agents turn idle). */
   start (): void {
     this.started = true
-    this.scheduleIdle()
-  }
-
-  private scheduleIdle (): void {
-    clearInterval(this.idleTimer)
-    const tick = Math.max(250, Math.min(15_000, Math.floor(this.settings.presenceIdleMs / 4)))
-    this.idleTimer = setInterval(() => { this.checkIdle() }, tick).unref()
+    this.presences.startClock()
   }
 
   /** Stops the presence clock; presence, DM bookkeeping and events keep working while the core drains. */
   stop (): void {
     this.started = false
-    clearInterval(this.idleTimer)
+    this.presences.stopClock()
   }
 
   applySettings (s: ChatSettings): void {
     this.settings = s
     this.chatLimiter.set(s.rateLimits.chat)
     this.chatIpLimiter.set(s.rateLimits.chatIp)
-    if (this.started) this.scheduleIdle()
+    if (this.started) this.presences.startClock()
   }
 
   // ---------------------------------------------------------------- agents and handles
 
   /** A newly authenticated agent (it is a member of the global room from now on). */
-  noteAgent (amid: string): void { this.agents.add(amid) }
+  noteAgent (amid: string): void { this.handles.noteAgent(amid) }
 
-  isAgent (amid: string): boolean { return this.agents.has(amid) }
+  isAgent (amid: string): boolean { return this.handles.isAgent(amid) }
 
-  async handleOf (amid: string): Promise<string | undefined> {
-    const cached = this.handles.get(amid)
-    if (cached !== undefined) return cached ?? undefined
-    const h = await this.store.handleOf(amid)
-    this.handles.set(amid, h ?? null)
-    return h
-  }
+  async handleOf (amid: string): Promise<string | undefined> { return await this.handles.handleOf(amid) }
 
   async setHandle (p: Principal, amid: string, handle: unknown): Promise<{ amid: string, handle: string, previous?: string }> {
-    if (typeof handle !== 'string' || !HANDLE_PATTERN.test(handle)) {
-      throw new AgentMeshError(ErrorCode.InvalidArgument, 'a handle is 2–32 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit')
-    }
-    if (RESERVED_HANDLES.has(handle.toLowerCase())) throw new AgentMeshError(ErrorCode.InvalidArgument, `the handle "${handle}" is reserved; choose another`)
-    if (!this.agents.has(amid)) throw new AgentMeshError(ErrorCode.UnknownRecipient, `no agent ${amid} is registered on this relay`)
-    const r = await this.store.setHandle(amid, handle)
-    if (r.status === 'taken') {
-      throw new AgentMeshError(ErrorCode.HandleTaken, r.by === amid ? `you hold "${handle}" already` : `the handle "${handle}" is taken by another agent; choose another`)
-    }
-    this.handles.set(amid, handle)
-    this.invalidate('handle', amid)
-    await this.audit(p, 'handle.set', amid, { handle, ...(r.previous === undefined ? {} : { previous: r.previous }) })
-    return { amid, handle, ...(r.previous === undefined ? {} : { previous: r.previous }) }
+    return await this.handles.setHandle(p, amid, handle)
   }
 
   /** An AMID, or `@handle` (or a bare handle) resolved to its AMID. */
-  async resolveAgent (ref: unknown, what = 'agent'): Promise<string> {
-    if (typeof ref !== 'string' || ref === '') throw new AgentMeshError(ErrorCode.InvalidArgument, `${what} must be an AMID or @handle`)
-    if (isAmid(ref)) {
-      if (!this.agents.has(ref)) throw new AgentMeshError(ErrorCode.UnknownRecipient, `no agent ${ref} is registered on this relay; it registers by connecting once`)
-      return ref
-    }
-    const h = ref.startsWith('@') ? ref.slice(1) : ref
-    if (!HANDLE_PATTERN.test(h)) throw new AgentMeshError(ErrorCode.InvalidArgument, `${what} "${ref.slice(0, 80)}" is neither an AMID nor a @handle`)
-    const amid = await this.store.resolveHandle(h)
-    if (amid === undefined) throw new AgentMeshError(ErrorCode.UnknownHandle, `no agent has the handle @${h}`)
-    return amid
-  }
+  async resolveAgent (ref: unknown, what = 'agent'): Promise<string> { return await this.handles.resolveAgent(ref, what) }
 
   async setRole (p: Principal, amid: string, role: unknown): Promise<{ amid: string, role: AgentRole }> {
-    if (role !== 'master' && role !== 'warden' && role !== 'worker') throw new AgentMeshError(ErrorCode.InvalidArgument, 'role must be master, warden or worker')
-    if (p.role !== 'master') throw new AgentMeshError(ErrorCode.Forbidden, 'only a master (the operator) sets roles')
-    if (!this.agents.has(amid)) throw new AgentMeshError(ErrorCode.UnknownRecipient, `no agent ${amid} is registered on this relay`)
-    const before = await this.store.roleOf(amid)
-    await this.store.setRole(amid, role)
-    await this.audit(p, 'role.set', amid, { role, previous: before })
-    return { amid, role }
+    return await this.handles.setRole(p, amid, role)
   }
 
   // ---------------------------------------------------------------- rooms
@@ -322,12 +205,12 @@ export class ChatService implements RoomResolver {
   }
 
   isMember (s: RoomState, amid: string): boolean {
-    return s.members === undefined ? this.agents.has(amid) : s.members.has(amid)
+    return s.members === undefined ? this.handles.isAgent(amid) : s.members.has(amid)
   }
 
   /** Everyone in the room (for the global room: every agent). */
   membersOf (s: RoomState): Iterable<string> {
-    return s.members === undefined ? this.agents : s.members.keys()
+    return s.members === undefined ? this.handles.all() : s.members.keys()
   }
 
   /**
@@ -364,7 +247,7 @@ export class ChatService implements RoomResolver {
         : `a room "${id}" exists already; join it with \`agentmesh room join ${id}\``)
     }
     this.rooms.delete(id)
-    this.invalidate('room', id)
+    this.ctx.invalidate('room', id)
     await this.audit(p, 'room.create', '#' + id, { kind })
     return (await this.roomState(id))!
   }
@@ -387,7 +270,7 @@ export class ChatService implements RoomResolver {
     const m: MemberRecord = { room: s.room.id, amid, role: 'member', joinedAt: this.now() }
     await this.store.addMember(m)
     s.members!.set(amid, m)
-    this.invalidate('members', s.room.id)
+    this.ctx.invalidate('members', s.room.id)
     await this.audit(p, 'room.join', '#' + s.room.id, {})
     this.emit(this.membersOf(s), { type: 'presence', amid, status: this.presenceOf(amid), room: '#' + s.room.id, change: 'joined', ...await this.handleField(amid), ts: this.now() })
     return { state: s, already: false }
@@ -408,7 +291,7 @@ export class ChatService implements RoomResolver {
   private async removeMember (s: RoomState, amid: string): Promise<void> {
     await this.store.removeMember(s.room.id, amid)
     s.members!.delete(amid)
-    this.invalidate('members', s.room.id)
+    this.ctx.invalidate('members', s.room.id)
   }
 
   /** Owner of the room, or a master; wardens too for public rooms and the global room. */
@@ -451,7 +334,7 @@ export class ChatService implements RoomResolver {
     await this.store.setTopic(s.room.id, t)
     if (t === undefined) delete s.room.topic
     else s.room.topic = t
-    this.invalidate('room', s.room.id)
+    this.ctx.invalidate('room', s.room.id)
     await this.audit(p, 'room.topic', '#' + s.room.id, { length: t?.length ?? 0 })
     if (s.room.kind !== 'private') {
       await this.postToRoom(s, NOTICE_TYPE, { text: t === undefined ? 'the topic was cleared' : `topic: ${t}`, topic: t ?? null, by: actorOf(p) })
@@ -469,7 +352,7 @@ export class ChatService implements RoomResolver {
       ...(s.room.topic === undefined ? {} : { topic: s.room.topic }),
       ...(s.room.owner === undefined ? {} : { owner: s.room.owner }),
       created_at: s.room.createdAt,
-      members: s.members === undefined ? this.agents.size : s.members.size,
+      members: s.members === undefined ? this.handles.all().size : s.members.size,
       joined: me !== undefined && this.isMember(s, me),
       ...(member === undefined ? {} : { role: member.role }),
       ...(s.room.kind === 'dm' && me !== undefined ? { peer: [...s.members!.keys()].find(x => x !== me) ?? me } : {}),
@@ -505,10 +388,7 @@ export class ChatService implements RoomResolver {
     return out
   }
 
-  private async handleField (amid: string): Promise<{ handle?: string }> {
-    const h = await this.handleOf(amid)
-    return h === undefined ? {} : { handle: h }
-  }
+  private async handleField (amid: string): Promise<{ handle?: string }> { return await this.handles.handleField(amid) }
 
   // ---------------------------------------------------------------- room messages (from the relay core)
 
@@ -548,22 +428,6 @@ export class ChatService implements RoomResolver {
     }).catch((err) => { this.log.error({ err }, 'room message hook failed') })
   }
 
-  /** A DM was stored: the pair's conversation exists from now on (§17.3). */
-  private afterDm (from: string, to: string): void {
-    if (from === to || from === this.relay.amid || to === this.relay.amid) return
-    const id = dmRoomId(from, to)
-    if (this.knownDms.has(id)) return
-    this.knownDms.add(id)
-    void (async () => {
-      const at = this.now()
-      if (await this.store.createRoom({ id, kind: 'dm', createdAt: at })) {
-        for (const amid of [from, to]) await this.store.addMember({ room: id, amid, role: 'member', joinedAt: at })
-        this.rooms.delete(id)
-        this.invalidate('room', id)
-      }
-    })().catch((err) => { this.knownDms.delete(id); this.log.error({ err }, 'could not record a DM conversation') })
-  }
-
   /** The audit row of a send (metadata only). */
   sendAudit (env: Envelope, bytes: number, via?: string): AuditInput {
     return sendAudit(env, bytes, this.now(), via)
@@ -601,7 +465,7 @@ export class ChatService implements RoomResolver {
       if (result.status === 'stored') this.events.emit('message:stored', { env, seq: result.seq, room: admitted.room, via: 'rest' })
       return { result, env }
     }
-    if (!this.agents.has(env.to)) throw new AgentMeshError(ErrorCode.UnknownRecipient, `no agent ${env.to} is registered on this relay; it registers by connecting once`)
+    if (!this.handles.isAgent(env.to)) throw new AgentMeshError(ErrorCode.UnknownRecipient, `no agent ${env.to} is registered on this relay; it registers by connecting once`)
     const result = await this.out.post({ sender: env.from, id: env.id, recipient: env.to, envelope: JSON.stringify(env), receivedAt: this.now() },
       [this.sendAudit(env, bytes, attested ? 'rest' : undefined)])
     if (result.status === 'stored') this.events.emit('message:stored', { env, seq: result.seq, via: 'rest' })
@@ -622,68 +486,23 @@ export class ChatService implements RoomResolver {
   // ---------------------------------------------------------------- presence and signals
 
   /** As this node sees it; an agent connected only to other nodes shows as online. */
-  presenceOf (amid: string): PresenceStatus { return this.presence.get(amid)?.status ?? (this.remote.has(amid) ? 'online' : 'offline') }
+  presenceOf (amid: string): PresenceStatus { return this.presences.presenceOf(amid) }
 
-  lastActive (amid: string): number | undefined { return this.presence.get(amid)?.lastActive }
+  lastActive (amid: string): number | undefined { return this.presences.lastActive(amid) }
 
-  onlineAgents (): string[] {
-    if (this.remote.size === 0) return [...this.presence.keys()]
-    return [...new Set([...this.presence.keys(), ...this.remote.keys()])]
-  }
+  onlineAgents (): string[] { return this.presences.onlineAgents() }
 
   /** The agent's first connection authenticated. */
-  connected (amid: string): void {
-    this.noteAgent(amid)
-    if (this.presence.has(amid)) { this.active(amid); return }
-    this.presence.set(amid, { status: 'online', lastActive: this.now() })
-    this.tell({ type: 'presence', origin: this.node, amid, status: 'online' })
-    this.broadcastPresence(amid, 'online')
-  }
+  connected (amid: string): void { this.presences.connected(amid) }
 
   /** The agent's last connection closed. */
-  disconnected (amid: string): void {
-    if (!this.presence.delete(amid)) return
-    this.tell({ type: 'presence', origin: this.node, amid, status: 'offline' })
-    this.broadcastPresence(amid, 'offline')
-  }
+  disconnected (amid: string): void { this.presences.disconnected(amid) }
 
   /** The agent sent something: online again if it was idle. */
-  active (amid: string): void {
-    const p = this.presence.get(amid)
-    if (p === undefined) return
-    p.lastActive = this.now()
-    if (p.status === 'idle') { p.status = 'online'; this.broadcastPresence(amid, 'online') }
-  }
-
-  private checkIdle (): void {
-    const t = this.now()
-    for (const [amid, p] of this.presence) {
-      if (p.status === 'online' && t - p.lastActive >= this.settings.presenceIdleMs) {
-        p.status = 'idle'
-        this.broadcastPresence(amid, 'idle')
-      }
-    }
-  }
-
-  private broadcastPresence (amid: string, status: PresenceStatus): void {
-    const others = this.onlineAgents().filter(a => a !== amid)
-    if (others.length === 0) return
-    void this.handleField(amid).then((h) => { this.emit(others, { type: 'presence', amid, status, ...h, ts: this.now() }) }).catch(() => {})
-  }
+  active (amid: string): void { this.presences.active(amid) }
 
   /** Writes an event to those of `amids` that are online (here, or on other nodes through the backplane). */
-  emit (amids: Iterable<string>, event: ChatEvent): void {
-    const frame = JSON.stringify({ op: 'event', event })
-    const online: string[] = []
-    const elsewhere: string[] = []
-    for (const a of amids) {
-      if (this.presence.has(a)) online.push(a)
-      // connections of the same agent on other nodes hear it too
-      if (this.remote.has(a)) elsewhere.push(a)
-    }
-    if (online.length > 0) this.out.event(online, frame)
-    if (elsewhere.length > 0) this.tell({ type: 'event', origin: this.node, amids: elsewhere, frame })
-  }
+  emit (amids: Iterable<string>, event: ChatEvent): void { this.presences.emit(amids, event) }
 
   /** A signal frame from an authenticated agent; answers an error to send back, if any. */
   async signal (amid: string, f: SignalFrame, remote: string): Promise<AgentMeshError | undefined> {
@@ -717,65 +536,11 @@ export class ChatService implements RoomResolver {
   // ---------------------------------------------------------------- audit
 
   async audit (p: Principal | string, action: string, target: string | undefined, detail: Record<string, unknown>): Promise<void> {
-    await this.store.appendAudit([{ at: this.now(), actor: typeof p === 'string' ? p : actorOf(p), action, ...(target === undefined ? {} : { target }), detail }])
+    await this.ctx.audit(p, action, target, detail)
   }
 
   private agentOf (p: Principal): string {
     if (p.kind !== 'agent') throw new AgentMeshError(ErrorCode.Forbidden, 'this is done by an agent for itself; use an agent\'s token or signed request')
     return p.amid
-  }
-}
-
-export function rateLimited (retryAfterS: number, what: string): AgentMeshError & { retryAfterS: number } {
-  const e = new AgentMeshError(ErrorCode.RateLimited, `too many ${what}; try again in ${retryAfterS} s`) as AgentMeshError & { retryAfterS: number }
-  e.retryAfterS = retryAfterS
-  return e
-}
-
-/** The IP part of "ip:port" (IPv6 addresses keep their colons). */
-export function ipOf (remote: string): string {
-  const i = remote.lastIndexOf(':')
-  return i > 0 ? remote.slice(0, i) : remote
-}
-
-/** Settings as stored (snake_case JSON) over the defaults; invalid stored values keep the default. */
-export function settingsFromJson (j: Record<string, unknown>, base: ChatSettings): ChatSettings {
-  const s: ChatSettings = structuredClone(base)
-  const int = (v: unknown, min: number, max: number): number | undefined =>
-    typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined
-  s.presenceIdleMs = int(j.presence_idle_ms, 1000, 7 * 86_400_000) ?? s.presenceIdleMs
-  s.taskDefaultDeadlineS = int(j.task_default_deadline_s, 1, 7 * 86_400) ?? s.taskDefaultDeadlineS
-  const rl = j.rate_limits
-  if (typeof rl === 'object' && rl !== null) {
-    const r = rl as Record<string, unknown>
-    const pair = (key: 'api' | 'ip' | 'chat' | 'chatIp', per: string, burst: string): void => {
-      const pm = int(r[per], 1, 1_000_000)
-      const b = int(r[burst], 1, 1_000_000)
-      if (pm !== undefined) s.rateLimits[key].perMinute = pm
-      if (b !== undefined) s.rateLimits[key].burst = b
-    }
-    pair('api', 'api_per_minute', 'api_burst')
-    pair('ip', 'ip_per_minute', 'ip_burst')
-    pair('chat', 'chat_per_minute', 'chat_burst')
-    pair('chatIp', 'chat_ip_per_minute', 'chat_ip_burst')
-  }
-  return s
-}
-
-/** The settings as JSON (what GET /api/v1/settings answers and the store keeps). */
-export function settingsJson (s: ChatSettings): Record<string, unknown> {
-  return {
-    presence_idle_ms: s.presenceIdleMs,
-    task_default_deadline_s: s.taskDefaultDeadlineS,
-    rate_limits: {
-      api_per_minute: s.rateLimits.api.perMinute,
-      api_burst: s.rateLimits.api.burst,
-      ip_per_minute: s.rateLimits.ip.perMinute,
-      ip_burst: s.rateLimits.ip.burst,
-      chat_per_minute: s.rateLimits.chat.perMinute,
-      chat_burst: s.rateLimits.chat.burst,
-      chat_ip_per_minute: s.rateLimits.chatIp.perMinute,
-      chat_ip_burst: s.rateLimits.chatIp.burst,
-    },
   }
 }
