@@ -7,12 +7,11 @@
  * through it. Durable truth is in the Store; what is cached here is bounded and dropped when
  * another node says it changed (the backplane).
  */
-import { v7 as uuidv7 } from 'uuid'
 import {
   AgentMeshError, ErrorCode,
   type ChatEvent, type Envelope, type SignalFrame,
 } from '@agentmesh/protocol'
-import { attestEnvelope, fromB64u, identityFromSecret, signEnvelope, type Identity } from '@agentmesh/crypto'
+import { fromB64u, identityFromSecret, type Identity } from '@agentmesh/crypto'
 import type { AgentRole, AppendResult, AuditInput, Store } from '@agentmesh/store'
 import { RateLimiter, type TakeResult } from '@agentmesh/protocol/internal'
 import type { Logger } from './log.ts'
@@ -25,6 +24,7 @@ import { Handles } from './chat/handles.ts'
 import { Presences } from './chat/presence.ts'
 import { DmBook } from './chat/dms.ts'
 import { Rooms } from './chat/rooms.ts'
+import { RelayPosts } from './chat/posts.ts'
 import { GLOBAL_ROOM, GROUP_TYPE, type PresenceStatus, type Principal, type RoomState } from './chat/types.ts'
 import { ipOf, rateLimited, settingsFromJson, type ChatLimits, type ChatSettings } from './chat/settings.ts'
 
@@ -67,6 +67,7 @@ export class ChatService implements RoomResolver {
   private readonly dms: DmBook
   private started = false
   private readonly rooms: Rooms
+  private readonly posts: RelayPosts
   settings: ChatSettings
   readonly chatLimiter: RateLimiter
   readonly chatIpLimiter: RateLimiter
@@ -102,6 +103,7 @@ export class ChatService implements RoomResolver {
     this.handles = new Handles(this.ctx)
     this.presences = new Presences(this.ctx, this.handles, () => this.settings.presenceIdleMs)
     this.rooms = new Rooms(this.ctx, this.handles, this.presences, this.limits, async (st, type, payload) => await this.postToRoom(st, type, payload))
+    this.posts = new RelayPosts(this.ctx, (st) => this.rooms.membersOf(st))
     this.dms = new DmBook(this.ctx, (id) => { this.rooms.forget(id) })
     this.chatLimiter = new RateLimiter(this.settings.rateLimits.chat, this.now)
     this.chatIpLimiter = new RateLimiter(this.settings.rateLimits.chatIp, this.now)
@@ -259,21 +261,6 @@ export class ChatService implements RoomResolver {
     return sendAudit(env, bytes, this.now(), via)
   }
 
-  /** Posts an envelope the relay signs itself to a room: timeline events, notices. */
-  async postToRoom (s: RoomState, type: string, payload: Record<string, unknown>): Promise<AppendResult> {
-    const env = signEnvelope(this.relay, { id: uuidv7(), to: '#' + s.room.id, type, payload })
-    return await this.out.post({
-      sender: this.relay.amid, id: env.id, recipient: env.to, envelope: JSON.stringify(env), receivedAt: this.now(),
-      room: s.room.id, fanout: [...this.membersOf(s)],
-    })
-  }
-
-  /** Sends an envelope the relay signs itself to one agent's inbox (task requests). */
-  async postToAgent (amid: string, type: string, payload: Record<string, unknown>): Promise<AppendResult> {
-    const env = signEnvelope(this.relay, { id: uuidv7(), to: amid, type, payload })
-    return await this.out.post({ sender: this.relay.amid, id: env.id, recipient: amid, envelope: JSON.stringify(env), receivedAt: this.now() })
-  }
-
   /**
    * A message posted over REST (§17.6): built and signed by the relay on the agent's behalf (or
    * from the relay itself for the operator), or an envelope the agent signed; stored like a send.
@@ -305,9 +292,16 @@ export class ChatService implements RoomResolver {
     return { room: id, fanout: [...this.membersOf(s)] }
   }
 
-  attest (from: string, init: { id: string, to: string, type: string, payload: Record<string, unknown> }): Envelope {
-    return from === this.relay.amid ? signEnvelope(this.relay, init) : attestEnvelope(this.relay, { ...init, from })
-  }
+  // ---------------------------------------------------------------- relay posts (chat/posts.ts)
+
+  /** Posts an envelope the relay signs itself to a room: timeline events, notices. */
+  async postToRoom (s: RoomState, type: string, payload: Record<string, unknown>): Promise<AppendResult> { return await this.posts.postToRoom(s, type, payload) }
+
+  /** Sends an envelope the relay signs itself to one agent's inbox (task requests). */
+  async postToAgent (amid: string, type: string, payload: Record<string, unknown>): Promise<AppendResult> { return await this.posts.postToAgent(amid, type, payload) }
+
+  /** The relay's own envelope (signed) or one it attests for another sender (a REST post). */
+  attest (from: string, init: { id: string, to: string, type: string, payload: Record<string, unknown> }): Envelope { return this.posts.attest(from, init) }
 
   // ---------------------------------------------------------------- presence and signals
 
