@@ -8,6 +8,10 @@
  * every inbox has a monotonic seq; deliveries go out in seq order from memory right after
  * the commit, or from the Store when a receiver is behind; a receiver's cursor ack frees
  * the window and deletes what it acknowledged.
+ *
+ * What is not delivery is not here: the core tells what happened as typed events ('agent:online',
+ * 'message:stored'…) for features to act on, asks a RoomResolver where '#room' messages go, and
+ * tells other relay nodes which inboxes grew when a shared Backplane is given.
  */
 import { randomBytes, type KeyObject } from 'node:crypto'
 import {
@@ -123,7 +127,7 @@ interface PendingAppend {
   item: AppendItem
   conn?: Conn
   done?: { resolve: (r: AppendResult) => void, reject: (e: Error) => void }
-  /** a room message or DM from a connection: told to the chat layer once stored */
+  /** a room message or DM from a connection: told as 'message:stored' once stored */
   env?: Envelope
 }
 
