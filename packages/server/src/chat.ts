@@ -66,6 +66,7 @@ export class ChatService implements RoomResolver {
   private readonly presences: Presences
   private readonly dms: DmBook
   private started = false
+  private readonly offBackplane: (() => void) | undefined
   private readonly rooms: Rooms
   private readonly posts: RelayPosts
   settings: ChatSettings
@@ -117,7 +118,7 @@ export class ChatService implements RoomResolver {
       if (e.room !== undefined) this.afterRoomMessage(e.room, e.env, e.seq)
       else this.dms.afterDm(e.env.from, e.env.to)
     })
-    backplane?.subscribe((m) => { this.fromNode(m) })
+    this.offBackplane = backplane?.subscribe((m) => { this.fromNode(m) })
   }
 
   /** What another relay node tells: cached rows it changed, its agents' presence. */
@@ -156,6 +157,12 @@ export class ChatService implements RoomResolver {
   stop (): void {
     this.started = false
     this.presences.stopClock()
+  }
+
+  /** Stops listening to other nodes (the relay closed: a shared backplane lives on). */
+  close (): void {
+    this.stop()
+    this.offBackplane?.()
   }
 
   applySettings (s: ChatSettings): void {

@@ -261,6 +261,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     clearInterval(auditPruneTimer)
     await stopFeatures()
     await core.shutdown()
+    chat.close()
     if (shared === undefined) await backplane.stop()
     await store.close()
     throw err
@@ -285,6 +286,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
       clearInterval(auditPruneTimer)
       await stopFeatures()
       await core.shutdown()
+      chat.close()
       await new Promise<void>((resolve) => {
         wss.close()
         server.close(() => { resolve() })
