@@ -25,6 +25,7 @@ import { Presences } from './chat/presence.ts'
 import { DmBook } from './chat/dms.ts'
 import { Rooms } from './chat/rooms.ts'
 import { RelayPosts } from './chat/posts.ts'
+import { handleSignal } from './chat/signals.ts'
 import { GLOBAL_ROOM, GROUP_TYPE, type PresenceStatus, type Principal, type RoomState } from './chat/types.ts'
 import { ipOf, rateLimited, settingsFromJson, type ChatLimits, type ChatSettings } from './chat/settings.ts'
 
@@ -310,7 +311,7 @@ export class ChatService implements RoomResolver {
   /** The relay's own envelope (signed) or one it attests for another sender (a REST post). */
   attest (from: string, init: { id: string, to: string, type: string, payload: Record<string, unknown> }): Envelope { return this.posts.attest(from, init) }
 
-  // ---------------------------------------------------------------- presence and signals
+  // ---------------------------------------------------------------- presence (chat/presence.ts) and signals
 
   /** As this node sees it; an agent connected only to other nodes shows as online. */
   presenceOf (amid: string): PresenceStatus { return this.presences.presenceOf(amid) }
@@ -331,33 +332,9 @@ export class ChatService implements RoomResolver {
   /** Writes an event to those of `amids` that are online (here, or on other nodes through the backplane). */
   emit (amids: Iterable<string>, event: ChatEvent): void { this.presences.emit(amids, event) }
 
-  /** A signal frame from an authenticated agent; answers an error to send back, if any. */
+  /** A signal frame from an authenticated agent; answers an error to send back, if any (chat/signals.ts). */
   async signal (amid: string, f: SignalFrame, remote: string): Promise<AgentMeshError | undefined> {
-    const limited = this.takeChat(amid, remote)
-    if (!limited.ok) return rateLimited(limited.retryAfterS, 'room messages and signals')
-    const id = f.room.slice(1)
-    const s = await this.roomState(id)
-    if (s === undefined || !this.isMember(s, amid)) {
-      return new AgentMeshError(ErrorCode.UnknownRoom, `no room "${id}" you are a member of`)
-    }
-    this.active(amid)
-    const others = [...this.membersOf(s)].filter(a => a !== amid)
-    if (f.kind === 'typing') {
-      this.emit(others, { type: 'typing', amid, room: f.room, ts: this.now() })
-      return undefined
-    }
-    if (s.room.kind === 'dm') {
-      // the peer learns which of its messages were read; the relay keeps nothing
-      if (f.id === undefined) return new AgentMeshError(ErrorCode.InvalidFrame, 'a read signal in a DM conversation needs id: the envelope id read up to')
-      this.emit(others, { type: 'read', amid, room: f.room, id: f.id, ts: this.now() })
-      return undefined
-    }
-    if (f.up_to === undefined) return new AgentMeshError(ErrorCode.InvalidFrame, 'a read signal needs up_to: the room seq read up to')
-    const last = await this.store.lastRoomSeq(id)
-    if (f.up_to > last) return new AgentMeshError(ErrorCode.InvalidCursor, `up_to ${f.up_to} is beyond the newest message of ${id} (${last})`)
-    const upTo = await this.store.setReadUpTo(id, amid, f.up_to)
-    this.emit(others, { type: 'read', amid, room: f.room, up_to: upTo, ts: this.now() })
-    return undefined
+    return await handleSignal({ ctx: this.ctx, rooms: this.rooms, presences: this.presences, take: (a, r) => this.takeChat(a, r) }, amid, f, remote)
   }
 
   // ---------------------------------------------------------------- audit
