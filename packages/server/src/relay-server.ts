@@ -61,7 +61,7 @@ export interface RelayComponents {
    * @default inProcessBackplane(): a single node
    */
   backplane?: Backplane
-  /** The relay's clock for features (tasks, presence, registry). @default Date.now */
+  /** The clock of the features (registry, reputation, chat presence and audit times, task deadlines); the core keeps its own. @default Date.now */
   now?: () => number
   /** Features beyond the built-in ones (registry, reputation, chat, tasks), started after them. @default none */
   features?: readonly FeatureFactory[]
@@ -122,7 +122,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     online: () => core.online(),
   }
   const settings = defaultChatSettings()
-  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node })
+  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node, now })
   // explicit options win over settings stored by PATCH /api/v1/settings
   if (opts.presenceIdleMs !== undefined) chat.settings.presenceIdleMs = opts.presenceIdleMs
   for (const [k, v] of Object.entries(opts.rateLimits)) Object.assign(chat.settings.rateLimits[k as keyof typeof chat.settings.rateLimits], v)

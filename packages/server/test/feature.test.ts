@@ -79,4 +79,22 @@ describe('features', () => {
     assert.deepEqual(order, ['first am-1', 'third am-1', 'third am-2'])
     assert.equal(errors.length, 2)
   })
+
+  it('feature - the clock component drives the features: presence turns idle when the given clock passes the idle time', async (t) => {
+    const clock = { t: 1_700_000_000_000 }
+    // the shortest idle time: the relay looks for idle agents every 250 ms (of real time)
+    const relay = await startRelay({ presenceIdleMs: 1000 }, { now: () => clock.t })
+    t.after(async () => { await relay.close() })
+    const bob = await rawAgent(relay.wsUrl)
+    t.after(() => { bob.close() })
+    await bob.auth()
+    const alice = await rawAgent(relay.wsUrl)
+    t.after(() => { alice.close() })
+    await alice.auth()
+    const [online] = await bob.collect(f => f.op === 'event' && f.event.amid === alice.id.amid, 1)
+    assert.deepEqual([online!.event.status, online!.event.ts], ['online', clock.t])
+    clock.t += 1000
+    const [idle] = await bob.collect(f => f.op === 'event' && f.event.amid === alice.id.amid && f.event.status === 'idle', 1)
+    assert.deepEqual([idle!.event.type, idle!.event.ts], ['presence', clock.t])
+  })
 })
