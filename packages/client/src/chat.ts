@@ -12,41 +12,18 @@
  * const { messages } = await c.history('ops', { limit: 20 })
  * ```
  */
-import { AgentMeshError, ErrorCode, ROOM_ID_PATTERN, type ChatEvent } from '@agentmesh/protocol'
+import {
+  AgentMeshError, ErrorCode, ROOM_ID_PATTERN,
+  type ApiAnswer, type ApiBody, type ChatEvent, type HistoryMessage, type PresenceEntry, type RoomInfo, type RoomMember, type RouteName,
+} from '@agentmesh/protocol'
 import { dmRoomId, isAmid } from '@agentmesh/crypto'
+import { restCall } from './registry.ts'
 import type { Connection, SendResult } from './types.ts'
 
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
 
-export interface RoomInfo {
-  id: string
-  kind: 'global' | 'public' | 'private' | 'dm'
-  topic?: string
-  owner?: string
-  created_at: number
-  members: number
-  joined: boolean
-  role?: 'owner' | 'member'
-  last_seq: number
-}
-
-export interface RoomMember { amid: string, handle?: string, role: 'owner' | 'member', joined_at: number, presence: 'online' | 'idle' | 'offline', read_up_to?: number }
-
-export interface HistoryMessage {
-  seq: number
-  id: string
-  from: string
-  from_handle?: string
-  type?: string
-  ts?: number
-  text?: string
-  payload?: Record<string, unknown>
-  via?: string
-  deleted?: { by: string, at: number }
-  received_at: number
-}
-
-export interface PresenceEntry { amid: string, handle?: string, status: 'online' | 'idle' | 'offline', last_active_at?: number, last_seen_at?: number }
+// the REST answers are typed by the protocol's route table (src/api), under the names the SDK has always used
+export type { RoomInfo, RoomMember, HistoryMessage, PresenceEntry }
 
 export interface Chat {
   rooms (): Promise<RoomInfo[]>
@@ -69,7 +46,7 @@ export interface Chat {
   markRead (id: string, upTo: number | string): Promise<void>
   /** Online and idle agents, or a room's members with their presence. */
   presence (room?: string): Promise<PresenceEntry[]>
-  setHandle (handle: string): Promise<{ amid: string, handle: string, previous?: string }>
+  setHandle (handle: string): Promise<ApiAnswer<'setHandle'>>
   /** The AMID of an @handle. */
   resolve (handle: string): Promise<string>
   /** An agent's handle (without the @), undefined when it has none. */
@@ -84,8 +61,8 @@ function roomId (id: string): string {
 }
 
 export function chat (conn: Connection): Chat {
-  const r = async (method: string, path: string, body?: unknown): Promise<any> => await conn.request(method, path, body)
-  const resolve = async (handle: string): Promise<string> => (await r('GET', `/api/v1/handles/${encodeURIComponent(handle.replace(/^@/, ''))}`)).amid
+  const r = async <N extends RouteName>(route: N, path: string, body?: ApiBody<N>): Promise<ApiAnswer<N>> => await restCall(async (m, p, b) => await conn.request(m, p, b), route, path, body)
+  const resolve = async (handle: string): Promise<string> => (await r('resolveHandle', `/api/v1/handles/${encodeURIComponent(handle.replace(/^@/, ''))}`)).amid
   /** A room, or a DM peer's conversation with this agent. */
   const signalRoom = async (id: string): Promise<string> => {
     if (isAmid(id)) return dmRoomId(conn.amid, id)
@@ -93,34 +70,34 @@ export function chat (conn: Connection): Chat {
     return roomId(id)
   }
   return {
-    async rooms () { return (await r('GET', '/api/v1/rooms?limit=200')).rooms },
-    async room (id) { return await r('GET', `/api/v1/rooms/${roomId(id)}`) },
-    async createRoom (init) { return await r('POST', '/api/v1/rooms', { id: roomId(init.id), kind: init.kind ?? 'public', ...(init.topic === undefined ? {} : { topic: init.topic }) }) },
-    async join (id) { return (await r('POST', `/api/v1/rooms/${roomId(id)}/join`)).room },
-    async leave (id) { await r('POST', `/api/v1/rooms/${roomId(id)}/leave`) },
-    async invite (id, agent) { await r('POST', `/api/v1/rooms/${roomId(id)}/invite`, { agent }) },
-    async kick (id, agent) { await r('POST', `/api/v1/rooms/${roomId(id)}/kick`, { agent }) },
-    async setTopic (id, topic) { return await r('PUT', `/api/v1/rooms/${roomId(id)}/topic`, { topic }) },
-    async members (id) { return (await r('GET', `/api/v1/rooms/${roomId(id)}/members`)).members },
+    async rooms () { return (await r('listRooms', '/api/v1/rooms?limit=200')).rooms },
+    async room (id) { return await r('getRoom', `/api/v1/rooms/${roomId(id)}`) },
+    async createRoom (init) { return await r('createRoom', '/api/v1/rooms', { id: roomId(init.id), kind: init.kind ?? 'public', ...(init.topic === undefined ? {} : { topic: init.topic }) }) },
+    async join (id) { return (await r('joinRoom', `/api/v1/rooms/${roomId(id)}/join`)).room },
+    async leave (id) { await r('leaveRoom', `/api/v1/rooms/${roomId(id)}/leave`) },
+    async invite (id, agent) { await r('inviteToRoom', `/api/v1/rooms/${roomId(id)}/invite`, { agent }) },
+    async kick (id, agent) { await r('kickFromRoom', `/api/v1/rooms/${roomId(id)}/kick`, { agent }) },
+    async setTopic (id, topic) { return await r('setRoomTopic', `/api/v1/rooms/${roomId(id)}/topic`, { topic }) },
+    async members (id) { return (await r('listMembers', `/api/v1/rooms/${roomId(id)}/members`)).members },
     async history (id, q = {}) {
       const qs = new URLSearchParams()
       if (q.before !== undefined) qs.set('before', String(q.before))
       if (q.after !== undefined) qs.set('after', String(q.after))
       if (q.limit !== undefined) qs.set('limit', String(q.limit))
-      const a = await r('GET', `/api/v1/rooms/${roomId(id)}/history${qs.size > 0 ? '?' + qs.toString() : ''}`)
+      const a = await r('roomHistory', `/api/v1/rooms/${roomId(id)}/history${qs.size > 0 ? '?' + qs.toString() : ''}`)
       return { messages: a.messages, ...(a.next_before === undefined ? {} : { next_before: a.next_before }), last_seq: a.last_seq }
     },
     async say (id, text, opts = {}) { return await conn.send('#' + roomId(id), { text }, { type: 'chat', ...(opts.id === undefined ? {} : { id: opts.id }) }) },
-    async deleteMessage (id, seq) { await r('DELETE', `/api/v1/rooms/${roomId(id)}/messages/${seq}`) },
+    async deleteMessage (id, seq) { await r('deleteMessage', `/api/v1/rooms/${roomId(id)}/messages/${seq}`) },
     async typing (id) { conn.signal('#' + await signalRoom(id), 'typing') },
     async markRead (id, upTo) { conn.signal('#' + await signalRoom(id), 'read', upTo) },
-    async presence (room) { return (await r('GET', `/api/v1/presence${room === undefined ? '' : '?room=' + roomId(room)}`)).agents },
-    async setHandle (handle) { return await r('POST', '/api/v1/handles', { handle }) },
+    async presence (room) { return (await r('presence', `/api/v1/presence${room === undefined ? '' : '?room=' + roomId(room)}`)).agents },
+    async setHandle (handle) { return await r('setHandle', '/api/v1/handles', { handle }) },
     resolve,
     async handleOf (amid) {
       if (!isAmid(amid)) throw new AgentMeshError(ErrorCode.InvalidArgument, `"${String(amid).slice(0, 80)}" is not an AMID`)
       try {
-        return (await r('GET', `/api/v1/handles/${amid}`)).handle
+        return (await r('resolveHandle', `/api/v1/handles/${amid}`)).handle
       } catch (err) {
         if (AgentMeshError.is(err, ErrorCode.UnknownHandle)) return undefined
         throw err

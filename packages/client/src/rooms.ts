@@ -10,6 +10,7 @@ import {
   type GroupMessage, type SenderKeyReceiver, type SenderKeyState,
 } from '@agentmesh/crypto'
 import type { Decrypted, E2ee } from './e2ee.ts'
+import { restCall, type RestRequest } from './registry.ts'
 
 export const SENDER_KEY_TYPE = 'agentmesh.senderkey'
 export const GROUP_TYPE = 'e2ee.group'
@@ -33,7 +34,7 @@ export interface RoomsConfig {
   e2ee: E2ee
   amid: string
   /** A signed REST call to the relay. */
-  request: (method: string, path: string, body?: unknown) => Promise<any>
+  request: RestRequest
   /** Queues an end-to-end encrypted DM (in the outbox when it resolves; acked later). */
   queueDm: (to: string, payload: Record<string, unknown>, type: string) => Promise<void>
 }
@@ -50,11 +51,11 @@ export class Rooms {
   async roomInfo (room: string, fresh = false): Promise<RoomInfo> {
     const cached = this.info.get(room)
     if (!fresh && cached !== undefined && Date.now() - cached.at < ROOM_INFO_TTL_MS) return cached
-    const r = await this.cfg.request('GET', `/api/v1/rooms/${room}`)
+    const r = await restCall(this.cfg.request, 'getRoom', `/api/v1/rooms/${room}`)
     let members: string[] = []
     if (r.kind === 'private' || r.kind === 'public') {
-      const m = await this.cfg.request('GET', `/api/v1/rooms/${room}/members`)
-      members = (m.members as Array<{ amid: string }>).map(x => x.amid)
+      const m = await restCall(this.cfg.request, 'listMembers', `/api/v1/rooms/${room}/members`)
+      members = m.members.map(x => x.amid)
     }
     const info = { kind: String(r.kind), members, at: Date.now() }
     if (this.info.size >= MAX_ROOM_INFO) this.info.delete(this.info.keys().next().value as string)

@@ -13,29 +13,18 @@
  * const done = await t.wait(job.id)
  * ```
  */
-import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import {
+  AgentMeshError, COMMAND_PATTERN, ErrorCode, FINAL_TASK_STATES,
+  type ApiAnswer, type ApiBody, type RouteName, type TaskInfo, type TaskState,
+} from '@agentmesh/protocol'
+import { restCall } from './registry.ts'
 import type { Connection, Message } from './types.ts'
 import type { ConnectionImpl } from './connection.ts'
 
-export type TaskState = 'submitted' | 'working' | 'input-required' | 'auth-required' | 'completed' | 'failed' | 'canceled' | 'rejected'
-export const FINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['completed', 'failed', 'canceled', 'rejected'])
-const COMMAND_RE = /^[a-z][a-z0-9_-]{0,31}$/
-
-export interface TaskInfo {
-  id: string
-  room?: string
-  requester: string
-  assignee: string
-  command: string
-  args: string
-  state: TaskState
-  created_at: number
-  updated_at: number
-  deadline: number
-  result?: unknown
-  message?: string
-  history: Array<{ state: TaskState, at: number, by: string, message?: string }>
-}
+// the task states and the REST answers are the protocol's (src/api), under the names the SDK has always used
+export { FINAL_TASK_STATES }
+export type { TaskInfo, TaskState }
+const COMMAND_RE = new RegExp(COMMAND_PATTERN)
 
 /** What a command handler is given: the task, and a signal aborted when it is canceled or its deadline passes. */
 export interface TaskRequest {
@@ -95,7 +84,7 @@ function onTaskMessage (conn: Connection, reg: Registry, m: Message): boolean {
   if (reg.handlers.size === 0) return false // the application handles task requests itself
   const handler = reg.handlers.get(task.command)
   const report = async (state: TaskState, body: { message?: string, result?: unknown }): Promise<void> => {
-    await conn.request('POST', `/api/v1/tasks/${task.id}/status`, { state, ...body })
+    await restCall(async (m, p, b) => await conn.request(m, p, b), 'reportTask', `/api/v1/tasks/${task.id}/status`, { state, ...body })
   }
   const warn = (err: unknown): void => { (conn as unknown as { cfg: { onWarning: (e: AgentMeshError) => void } }).cfg.onWarning(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, `task ${task.id}: ${(err as Error).message}`)) }
   if (handler === undefined) {
@@ -137,7 +126,7 @@ function checkCommand (name: string): string {
 }
 
 export function tasks (conn: Connection): Tasks {
-  const r = async (method: string, path: string, body?: unknown): Promise<any> => await conn.request(method, path, body)
+  const r = async <N extends RouteName>(route: N, path: string, body?: ApiBody<N>): Promise<ApiAnswer<N>> => await restCall(async (m, p, b) => await conn.request(m, p, b), route, path, body)
   const self: Tasks = {
     async onCommand (name, handler, opts = {}) {
       const command = checkCommand(name)
@@ -146,17 +135,17 @@ export function tasks (conn: Connection): Tasks {
       reg.handlers.set(command, handler)
       // declared as a skill, so that an unaddressed /command in a room finds this agent
       const publish = reg.publishing.then(async () => {
-        const profile = await r('GET', `/api/v1/agents/${conn.amid}`)
-        const caps = (profile.capabilities ?? []) as Array<{ id: string, name: string, description?: string, tags?: string[] }>
+        const profile = await r('getAgent', `/api/v1/agents/${conn.amid}`)
+        const caps = profile.capabilities
         if (caps.some(c => c.id === command)) return
         const skill = { id: command, name: '/' + command, tags: ['command'], ...(opts.description === undefined ? {} : { description: opts.description.slice(0, 1024) }) }
-        await r('PUT', `/api/v1/agents/${conn.amid}`, { capabilities: [...caps.map(c => ({ id: c.id, name: c.name, ...(c.description === undefined ? {} : { description: c.description }), tags: c.tags ?? [] })), skill] })
+        await r('putAgent', `/api/v1/agents/${conn.amid}`, { capabilities: [...caps.map(c => ({ id: c.id, name: c.name, ...(c.description === undefined ? {} : { description: c.description }), tags: c.tags ?? [] })), skill] })
       })
       reg.publishing = publish.catch(() => {})
       await publish
     },
     async dispatch (init) {
-      return await r('POST', '/api/v1/tasks', {
+      return await r('dispatchTask', '/api/v1/tasks', {
         to: init.to,
         command: checkCommand(init.command),
         ...(init.args === undefined ? {} : { args: init.args }),
@@ -164,14 +153,14 @@ export function tasks (conn: Connection): Tasks {
         ...(init.deadlineS === undefined ? {} : { deadline_s: init.deadlineS }),
       })
     },
-    async get (id) { return await r('GET', `/api/v1/tasks/${encodeURIComponent(id)}`) },
+    async get (id) { return await r('getTask', `/api/v1/tasks/${encodeURIComponent(id)}`) },
     async list (q = {}) {
       const qs = new URLSearchParams()
       for (const [k, v] of Object.entries(q)) if (v !== undefined) qs.set(k, String(v))
-      return (await r('GET', `/api/v1/tasks${qs.size > 0 ? '?' + qs.toString() : ''}`)).tasks
+      return (await r('listTasks', `/api/v1/tasks${qs.size > 0 ? '?' + qs.toString() : ''}`)).tasks
     },
-    async cancel (id, reason) { return await r('POST', `/api/v1/tasks/${encodeURIComponent(id)}/cancel`, reason === undefined ? {} : { reason }) },
-    async report (id, state, opts = {}) { return await r('POST', `/api/v1/tasks/${encodeURIComponent(id)}/status`, { state, ...opts }) },
+    async cancel (id, reason) { return await r('cancelTask', `/api/v1/tasks/${encodeURIComponent(id)}/cancel`, reason === undefined ? {} : { reason }) },
+    async report (id, state, opts = {}) { return await r('reportTask', `/api/v1/tasks/${encodeURIComponent(id)}/status`, { state, ...opts }) },
     async wait (id, opts = {}) {
       const poll = opts.pollMs ?? 250
       for (;;) {

@@ -1,6 +1,7 @@
 /**
  * The stable error-code registry. Every code here has a heading in docs/errors.md
  * (a test fails when the two disagree). Codes never change meaning once published.
+ * What each code does on the wire (HTTP status, close code, retryable) is in `ErrorRegistry` below.
  */
 export const ErrorCode = {
   // framing and validation
@@ -90,8 +91,8 @@ export function isErrorCode (code: unknown): code is ErrorCode {
 }
 
 /**
- * WebSocket close codes paired with the protocol errors that end a connection
- * (RFC 6455 §7.4; 4000–4999 are private-use codes).
+ * WebSocket close codes the relay ends a connection with (RFC 6455 §7.4; 4000–4999 are
+ * private-use codes). `ErrorRegistry` pairs each protocol error that closes with its code.
  */
 export const CloseCode = {
   Normal: 1000,
@@ -104,44 +105,133 @@ export const CloseCode = {
   TooManyConnections: 4429,
   HeartbeatTimeout: 4410,
 } as const
+export type CloseCode = typeof CloseCode[keyof typeof CloseCode]
 
-/** HTTP status for each code that can appear in a REST answer. */
-export const HttpStatus: Partial<Record<ErrorCode, number>> = {
-  AM_ERR_BAD_JSON: 400,
-  AM_ERR_INVALID_FRAME: 400,
-  AM_ERR_INVALID_ENVELOPE: 400,
-  AM_ERR_INVALID_ARGUMENT: 400,
-  AM_ERR_NOT_AUTHENTICATED: 401,
-  AM_ERR_AUTH_FAILED: 401,
-  AM_ERR_AUTH_REPLAYED: 401,
-  AM_ERR_FORBIDDEN: 403,
-  AM_ERR_RATE_LIMITED: 429,
-  AM_ERR_NOT_FOUND: 404,
-  AM_ERR_BODY_TOO_LARGE: 413,
-  AM_ERR_METHOD_NOT_ALLOWED: 405,
-  AM_ERR_ENVELOPE_TOO_LARGE: 413,
-  // a well-formed request whose certificate or CRL does not verify
-  AM_ERR_CERT_EXPIRED: 422,
-  AM_ERR_CERT_REVOKED: 422,
-  AM_ERR_CERT_CHAIN_BROKEN: 422,
-  AM_ERR_CERT_INVALID: 422,
-  AM_ERR_CRL_OUTDATED: 409,
-  AM_ERR_SENDER_MISMATCH: 403,
-  AM_ERR_BAD_SIGNATURE: 400,
-  AM_ERR_HANDLE_TAKEN: 409,
-  AM_ERR_UNKNOWN_HANDLE: 404,
-  AM_ERR_UNKNOWN_ROOM: 404,
-  AM_ERR_ROOM_EXISTS: 409,
-  AM_ERR_NOT_MEMBER: 403,
-  AM_ERR_ENCRYPTION_REQUIRED: 422,
-  AM_ERR_UNKNOWN_TASK: 404,
-  AM_ERR_INVALID_TRANSITION: 409,
-  AM_ERR_NO_HANDLER: 422,
-  AM_ERR_AUDIT_TAMPERED: 500,
-  AM_ERR_UNKNOWN_RECIPIENT: 404,
-  AM_ERR_INBOX_FULL: 503,
-  AM_ERR_SHUTTING_DOWN: 503,
-  AM_ERR_INTERNAL: 500,
+/** What a code means on the wire. */
+export interface ErrorInfo {
+  /** The HTTP status of a REST answer with this code; absent for codes no route answers with (500 if one ever does). */
+  readonly status?: number
+  /** The WebSocket close code when the relay ends a connection for this error; absent when the connection goes on. */
+  readonly close?: CloseCode
+  /**
+   * Whether the same request, unchanged, can succeed later: after `retryAfterS` for a rate limit,
+   * once the peer caught up, after a reconnect. A caller may retry these and no others.
+   */
+  readonly retryable: boolean
+}
+
+/**
+ * The one table of what each code does: its HTTP status, its close code, whether it is worth
+ * retrying. `HttpStatus`, `httpStatusOf`, `closeCodeOf` and `isRetryable` read it, so a REST
+ * answer, a close frame and the docs cannot disagree (docs/errors.md lists the same per code, and
+ * a test compares them).
+ */
+export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
+  // framing and validation
+  [ErrorCode.BadJson]: { status: 400, retryable: false },
+  [ErrorCode.UnknownFrame]: { retryable: false },
+  [ErrorCode.InvalidFrame]: { status: 400, retryable: false },
+  [ErrorCode.InvalidEnvelope]: { status: 400, retryable: false },
+  [ErrorCode.UnsupportedVersion]: { retryable: false },
+  [ErrorCode.FrameTooLarge]: { close: CloseCode.MessageTooBig, retryable: false },
+  [ErrorCode.EnvelopeTooLarge]: { status: 413, retryable: false },
+  [ErrorCode.BadSignature]: { status: 400, retryable: false },
+  // authentication
+  [ErrorCode.NotAuthenticated]: { status: 401, retryable: false },
+  [ErrorCode.AlreadyAuthenticated]: { retryable: false },
+  [ErrorCode.AuthFailed]: { status: 401, close: CloseCode.AuthFailed, retryable: false },
+  [ErrorCode.AuthReplayed]: { status: 401, close: CloseCode.AuthFailed, retryable: false },
+  [ErrorCode.AuthTimeout]: { close: CloseCode.AuthTimeout, retryable: true },
+  [ErrorCode.SenderMismatch]: { status: 403, retryable: false },
+  // routing and delivery
+  [ErrorCode.UnknownRecipient]: { status: 404, retryable: false },
+  [ErrorCode.InboxFull]: { status: 503, retryable: true },
+  [ErrorCode.TooManyInFlight]: { retryable: true },
+  [ErrorCode.TooManyConnections]: { close: CloseCode.TooManyConnections, retryable: true },
+  [ErrorCode.InvalidCursor]: { retryable: false },
+  [ErrorCode.HeartbeatTimeout]: { close: CloseCode.HeartbeatTimeout, retryable: true },
+  [ErrorCode.ShuttingDown]: { status: 503, close: CloseCode.GoingAway, retryable: true },
+  [ErrorCode.Internal]: { status: 500, close: CloseCode.InternalError, retryable: true },
+  // end-to-end encryption and certificates
+  [ErrorCode.DecryptFailed]: { retryable: false },
+  [ErrorCode.MessageReplayed]: { retryable: false },
+  [ErrorCode.TooFarAhead]: { retryable: false },
+  [ErrorCode.UnknownSession]: { retryable: false },
+  [ErrorCode.BadPrekey]: { retryable: false },
+  [ErrorCode.NoPrekeys]: { retryable: false },
+  [ErrorCode.PeerKeyChanged]: { retryable: false },
+  [ErrorCode.PlaintextRefused]: { retryable: false },
+  [ErrorCode.BadPassphrase]: { retryable: false },
+  [ErrorCode.CertExpired]: { status: 422, retryable: false },
+  [ErrorCode.CertRevoked]: { status: 422, retryable: false },
+  [ErrorCode.CertChainBroken]: { status: 422, retryable: false },
+  [ErrorCode.CertInvalid]: { status: 422, retryable: false },
+  [ErrorCode.CrlOutdated]: { status: 409, retryable: false },
+  // first contact, policies and agent safety
+  [ErrorCode.NoGrant]: { retryable: false },
+  [ErrorCode.KnockRejected]: { retryable: false },
+  [ErrorCode.InvalidKnock]: { retryable: false },
+  [ErrorCode.InvalidPolicy]: { retryable: false },
+  [ErrorCode.RateLimited]: { status: 429, retryable: true },
+  [ErrorCode.CircuitOpen]: { retryable: true },
+  // chat: handles, rooms, tasks, audit (docs/protocol.md §17)
+  [ErrorCode.HandleTaken]: { status: 409, retryable: false },
+  [ErrorCode.UnknownHandle]: { status: 404, retryable: false },
+  [ErrorCode.UnknownRoom]: { status: 404, retryable: false },
+  [ErrorCode.RoomExists]: { status: 409, retryable: false },
+  [ErrorCode.NotMember]: { status: 403, retryable: false },
+  [ErrorCode.EncryptionRequired]: { status: 422, retryable: false },
+  [ErrorCode.UnknownTask]: { status: 404, retryable: false },
+  [ErrorCode.InvalidTransition]: { status: 409, retryable: false },
+  [ErrorCode.NoHandler]: { status: 422, retryable: false },
+  [ErrorCode.AuditTampered]: { status: 500, retryable: false },
+  // HTTP
+  [ErrorCode.NotFound]: { status: 404, retryable: false },
+  [ErrorCode.MethodNotAllowed]: { status: 405, retryable: false },
+  [ErrorCode.Forbidden]: { status: 403, retryable: false },
+  [ErrorCode.BodyTooLarge]: { status: 413, retryable: false },
+  // client, CLI and local state
+  [ErrorCode.InvalidArgument]: { status: 400, retryable: false },
+  [ErrorCode.InvalidConfig]: { retryable: false },
+  [ErrorCode.ConnectFailed]: { retryable: true },
+  [ErrorCode.ConnectionClosed]: { retryable: true },
+  [ErrorCode.Timeout]: { retryable: true },
+  [ErrorCode.Aborted]: { retryable: false },
+  [ErrorCode.NoIdentity]: { retryable: false },
+  [ErrorCode.IdentityExists]: { retryable: false },
+  [ErrorCode.IdentityCorrupt]: { retryable: false },
+  [ErrorCode.DataDir]: { retryable: false },
+  [ErrorCode.DataCorrupt]: { retryable: false },
+  [ErrorCode.AddressInUse]: { retryable: false },
+}
+
+/** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */
+export const HttpStatus: Partial<Record<ErrorCode, number>> = Object.fromEntries(
+  Object.entries(ErrorRegistry).flatMap(([code, info]) => info.status === undefined ? [] : [[code, info.status]]),
+)
+
+/** The HTTP status of a REST answer with `code`: its registry status, else 500 (a code no route should answer with). */
+export function httpStatusOf (code: ErrorCode): number {
+  return ErrorRegistry[code].status ?? 500
+}
+
+/** The close code the relay ends a connection with for `code`, or undefined when that error does not close it. */
+export function closeCodeOf (code: ErrorCode): CloseCode | undefined {
+  return ErrorRegistry[code].close
+}
+
+/** Whether a request refused with `code` can succeed later unchanged (see `ErrorInfo.retryable`). */
+export function isRetryable (code: ErrorCode): boolean {
+  return ErrorRegistry[code].retryable
+}
+
+/** What an error may carry beyond its code and message. */
+export interface AgentMeshErrorOptions {
+  cause?: unknown
+  /** The close code it ended a connection with, when it did (the registry's `closeCodeOf` is what the relay uses). */
+  closeCode?: number
+  /** For AM_ERR_RATE_LIMITED: seconds to wait before trying again (REST answers carry it as `Retry-After`). */
+  retryAfterS?: number
 }
 
 /** Base class of every AgentMesh error: a stable `code` and a sentence a person can act on. */
@@ -149,16 +239,26 @@ export class AgentMeshError extends Error {
   readonly code: ErrorCode
   /** WebSocket close code when this error ends a connection. */
   readonly closeCode?: number
+  /**
+   * Seconds to wait before trying again, when the error says (AM_ERR_RATE_LIMITED). Declared, not
+   * initialised: an error without it has no such own property and compares as it did before.
+   */
+  declare readonly retryAfterS?: number
 
-  constructor (code: ErrorCode, message: string, options?: { cause?: unknown, closeCode?: number }) {
+  constructor (code: ErrorCode, message: string, options?: AgentMeshErrorOptions) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'AgentMeshError'
     this.code = code
     if (options?.closeCode !== undefined) this.closeCode = options.closeCode
+    if (options?.retryAfterS !== undefined) this.retryAfterS = options.retryAfterS
   }
 
-  /** Narrowing guard: `AgentMeshError.is(err, ErrorCode.UnknownRecipient)`. */
-  static is (err: unknown, code?: ErrorCode): err is AgentMeshError {
+  /**
+   * Narrowing guard: `AgentMeshError.is(err, ErrorCode.UnknownRecipient)` (then `err.code` is that
+   * code). Any Error whose `code` is in the registry passes, so errors from another copy of this
+   * package are recognised too.
+   */
+  static is<C extends ErrorCode = ErrorCode> (err: unknown, code?: C): err is AgentMeshError & { readonly code: C } {
     if (!(err instanceof Error)) return false
     const c = (err as { code?: unknown }).code
     if (!isErrorCode(c)) return false

@@ -15,7 +15,8 @@ export {
   PROTOCOL, PROTOCOL_MAJOR, PROTOCOL_MINOR, DEFAULT_PORT, DEFAULT_HOST,
   AUTH_SIGNING_PREFIX, ENVELOPE_SIGNING_PREFIX,
 } from './constants.ts'
-export { AgentMeshError, ErrorCode, CloseCode, HttpStatus, isErrorCode } from './errors.ts'
+export { AgentMeshError, ErrorCode, CloseCode, ErrorRegistry, HttpStatus, isErrorCode, httpStatusOf, closeCodeOf, isRetryable } from './errors.ts'
+export type { AgentMeshErrorOptions, ErrorInfo } from './errors.ts'
 export {
   decodeClientFrame, decodeRelayFrame, encodeSend, encodeDeliver, encodeError, encodeFrame,
   validateEnvelope, checkVersion,
@@ -26,3 +27,30 @@ export {
   AMID_PATTERN, ID_PATTERN, TYPE_PATTERN, ROOM_ID_PATTERN, ROOM_ADDRESS_PATTERN, ADDRESS_PATTERN,
 } from './schemas.ts'
 export type * from './types.ts'
+export {
+  HANDLE_PATTERN, RESERVED_HANDLES, COMMAND_PATTERN, AUDIT_ACTION_PATTERN, TASK_STATES, FINAL_TASK_STATES, ROLES,
+  DEFAULT_ROLE, ROOM_KINDS, PRESENCE_STATES, MAX_TOPIC_LENGTH, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S, MAX_TASK_MESSAGE,
+  MAX_TASK_RESULT_BYTES, MIN_PRESENCE_IDLE_MS, MAX_PRESENCE_IDLE_MS, MAX_RATE_SETTING, DEFAULT_PAGE, MAX_PAGE,
+  MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS, MAX_REGISTRY_BODY_BYTES, MAX_SKILLS, MAX_PREKEYS_PER_UPLOAD,
+  MAX_PREKEYS_PER_AGENT, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, MAX_CERT_CHAIN_LENGTH, MAX_CERT_PEM_BYTES,
+  RATE_LIMIT_KEYS,
+} from './api/constants.ts'
+export type { TaskState, AgentRole, RoomKind, PresenceStatus, RateLimitKey } from './api/constants.ts'
+export {
+  ErrorBody, Health, HealthDown, RelayInfo, AnyObject, AmidParams, Skill, ProfileBody, PrekeyBody, CertificateBody,
+  FeedbackBody, SearchQuery, Profile, AgentList, PrekeyCount, PrekeyBundle, Certificate, Crl, CrlList, CrlBody,
+  CrlStored, Feedback, Reputation, FeedbackStored, ReputationFlag, ReputationFlags, TRUST_TIERS, CERT_STATES,
+  ChallengeBody, Challenge, TokenBody, Token, RoomParams, MessageParams, RoomInfo, RoomMember, RoomsQuery, RoomList,
+  CreateRoomBody, MemberList, Joined, Left, AgentBody, Invited, Kicked, TopicBody, HistoryQuery, HistoryMessage,
+  HistoryPage, MessageDeleted, PostTextBody, PostEnvelopeBody, PostMessageBody, MessagePosted, PresenceQuery,
+  PresenceEntry, PresenceList, HandleBody, HandleSet, HandleParams, HandleOf, RoleBody, RoleSet, RoleList, TaskParams,
+  TaskTransition, TaskInfo, DispatchTaskBody, TasksQuery, TaskList, TaskStatusBody, CancelTaskBody, AuditQuery,
+  AuditEntry, AuditPage, AuditVerdict, Settings, SettingsPatch, SettingsAnswer, NAMED_SCHEMAS,
+} from './api/schemas.ts'
+export { API_ROUTES } from './api/routes.ts'
+export type { Static, TSchema } from '@sinclair/typebox'
+export type { ApiRoute, ApiRoutes, ApiResponse, ApiHeader, RouteName, ApiAnswer, ApiBody, ApiQuery, HttpMethod, Security } from './api/routes.ts'
+export { openApiDocument } from './api/openapi.ts'
+export type { OpenApiInit } from './api/openapi.ts'
+export { checkValue, typedQuery } from './api/validate.ts'
+export type { Where, CheckOptions } from './api/validate.ts'

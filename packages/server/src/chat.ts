@@ -1,8 +1,9 @@
 /**
  * The chat layer of the relay (docs/protocol.md §17), one facade over its parts in chat/: agents,
- * handles and roles (handles.ts), presence (presence.ts), DM conversations (dms.ts), settings
- * (settings.ts); rooms and their members, room messages, signals and what the relay itself posts
- * (timeline events, task requests) are here. The relay core asks it whether a room message may go
+ * handles and roles (handles.ts), presence (presence.ts), signals (signals.ts), rooms and their
+ * members (rooms.ts), DM conversations (dms.ts), what the relay posts itself (posts.ts), limits
+ * (limits.ts); runtime settings are ../settings.ts. Room messages from agents (admission, REST
+ * posts) are handled here. The relay core asks it whether a room message may go
  * in and to whom it fans out (RoomResolver); the REST API (api-v1.ts) drives everything else
  * through it. Durable truth is in the Store; what is cached here is bounded and dropped when
  * another node says it changed (the backplane).
@@ -11,6 +12,7 @@ import {
   AgentMeshError, ErrorCode,
   type ChatEvent, type Envelope, type SignalFrame,
 } from '@agentmesh/protocol'
+import type { RoomInfo, RoomMember } from '@agentmesh/protocol'
 import { fromB64u, identityFromSecret, type Identity } from '@agentmesh/crypto'
 import type { AgentRole, AppendResult, AuditInput, Store } from '@agentmesh/store'
 import { RateLimiter, type TakeResult } from '@agentmesh/protocol/internal'
@@ -27,15 +29,18 @@ import { Rooms } from './chat/rooms.ts'
 import { RelayPosts } from './chat/posts.ts'
 import { handleSignal } from './chat/signals.ts'
 import { GLOBAL_ROOM, GROUP_TYPE, type PresenceStatus, type Principal, type RoomState } from './chat/types.ts'
-import { ipOf, rateLimited, settingsFromJson, type ChatLimits, type ChatSettings } from './chat/settings.ts'
+import { ipOf, rateLimited, type ChatLimits } from './chat/limits.ts'
+import { settingsFromJson, type ChatSettings } from './settings.ts'
 
 export {
   GLOBAL_ROOM, HANDLE_PATTERN, RESERVED_HANDLES, GROUP_TYPE, TASK_REQUEST_TYPE, TASK_UPDATE_TYPE, TASK_CANCEL_TYPE, NOTICE_TYPE,
   actorOf, parseSlashCommand,
 } from './chat/types.ts'
 export type { PresenceStatus, Principal, RoomState } from './chat/types.ts'
-export { DEFAULT_CHAT_LIMITS, defaultChatSettings, ipOf, rateLimited, settingsFromJson, settingsJson } from './chat/settings.ts'
-export type { ChatLimits, ChatSettings } from './chat/settings.ts'
+export { DEFAULT_CHAT_LIMITS, ipOf, rateLimited } from './chat/limits.ts'
+export type { ChatLimits } from './chat/limits.ts'
+// runtime settings live in settings.ts (one table: defaults, bounds, JSON names); kept here for importers
+export { defaultChatSettings, settingsFromJson, settingsJson, type ChatSettings } from './settings.ts'
 
 
 /** What the chat layer needs of the relay core. */
@@ -219,12 +224,12 @@ export class ChatService implements RoomResolver {
   async setTopic (p: Principal, id: string, topic: unknown): Promise<RoomState> { return await this.rooms.setTopic(p, id, topic) }
 
   /** The JSON a room is shown as to `p`. */
-  async roomJson (p: Principal, s: RoomState): Promise<Record<string, unknown>> { return await this.rooms.roomJson(p, s) }
+  async roomJson (p: Principal, s: RoomState): Promise<RoomInfo> { return await this.rooms.roomJson(p, s) }
 
   /** Rooms `p` can see: global, public ones and its own (masters: all of every kind but DMs, plus its own DMs). */
   async listRooms (p: Principal, q: { after?: string, limit: number }): Promise<RoomState[]> { return await this.rooms.listRooms(p, q) }
 
-  async membersJson (s: RoomState): Promise<Array<Record<string, unknown>>> { return await this.rooms.membersJson(s) }
+  async membersJson (s: RoomState): Promise<RoomMember[]> { return await this.rooms.membersJson(s) }
 
   // ---------------------------------------------------------------- room messages (from the relay core)
 

@@ -3,7 +3,7 @@
  * Errors are always `{ "error": { "code", "message" } }` with a matching status.
  */
 import { Hono, type Context } from 'hono'
-import { AgentMeshError, ErrorCode, HttpStatus, PROTOCOL } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, PROTOCOL, httpStatusOf } from '@agentmesh/protocol'
 import { openapi } from './openapi.ts'
 import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
@@ -56,10 +56,8 @@ function allowedMethods (app: Hono, path: string): string[] {
 }
 
 export function errorResponse (c: Context, err: AgentMeshError): Response {
-  const status = HttpStatus[err.code] ?? 500
-  const retry = (err as { retryAfterS?: unknown }).retryAfterS
-  if (typeof retry === 'number') c.header('Retry-After', String(retry))
-  return c.json({ error: { code: err.code, message: err.message } }, status as 400)
+  if (err.retryAfterS !== undefined) c.header('Retry-After', String(err.retryAfterS))
+  return c.json({ error: { code: err.code, message: err.message } }, httpStatusOf(err.code) as 400)
 }
 
 export function httpApp (deps: HttpDeps): Hono {

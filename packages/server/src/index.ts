@@ -15,8 +15,8 @@
  */
 export { createRelay, VERSION } from './relay-server.ts'
 export type { Relay, RelayComponents, RelayServerInit } from './relay-server.ts'
-export { relayOptions, defaultOptions } from './options.ts'
-export type { RelayInit, RelayOptions } from './options.ts'
+export { relayOptions, defaultOptions, relayOptionSpecs, literalsOf, jsonTypeOf, storageOf } from './options.ts'
+export type { RelayInit, RelayOptions, RelayConfig, RelayOptionName, OptionSpec, FlagSpec, Storage } from './options.ts'
 export { defaultLogger, silentLogger } from './log.ts'
 export { loadTrustRoots, MAX_TRUST_ROOTS } from './certificates.ts'
 export type { Logger } from './log.ts'

@@ -1,213 +1,351 @@
+/**
+ * The relay's configuration, written once: `RELAY_OPTIONS` gives every option its type and bounds
+ * (a TypeBox schema), its default, its doc line, and where a user sets it (config-file key,
+ * environment variable, `agentmesh serve` flag). `RelayInit` (user options) and `RelayOptions`
+ * (resolved) derive from it, `relayOptions()` validates and fills defaults from it, and the CLI
+ * builds its flags, environment and config-file keys from it.
+ */
+import { Kind, Type, type Static, type TInteger, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 import { AgentMeshError, ErrorCode, constants } from '@agentmesh/protocol'
+import type { RateLimit } from '@agentmesh/protocol/internal'
 import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
-import { checkTrustRoots } from './certificates.ts'
-import { DEFAULT_REPUTATION, reputationOptions, type ReputationOptions } from './reputation.ts'
-import type { RateLimit } from '@agentmesh/protocol/internal'
+import { checkTrustRoots, loadTrustRoots } from './certificates.ts'
+import { DEFAULT_REPUTATION, MAX_FEEDBACK_PER_HOUR_LIMIT, reputationOptions, type ReputationOptions } from './reputation.ts'
+import { RATE_LIMIT_MAX, RATE_LIMIT_MIN, RATE_LIMIT_NAMES, SCALAR_SETTINGS, type RateLimitName } from './settings.ts'
+
+export type { RateLimitName } from './settings.ts'
 
 export const DEFAULT_HISTORY_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
 export const DEFAULT_AUDIT_RETENTION_MS = 90 * 24 * 60 * 60 * 1000
 /** Audit rows a `memory` relay keeps (a persistent one keeps what its retention allows). */
 export const DEFAULT_MEMORY_AUDIT_MAX_ROWS = 100_000
 
-/** User options of a relay. Every limit has a default; see docs/configuration in the README. */
-export interface RelayInit {
-  /** @default '127.0.0.1' */
-  host?: string
-  /** 0 picks a free port. @default 7777 */
-  port?: number
-  /** Directory of the SQLite database. @default './data' */
-  dataDir?: string
-  /** Keep everything in memory (nothing survives a restart). @default false */
-  memory?: boolean
+const DAY_MS = 86_400_000
+
+/** Builds the error of an invalid option: `relay option <field> <why>`. */
+export type InvalidOption = (field: string, why: string) => AgentMeshError
+
+/** How an option is given to `agentmesh serve` on the command line. */
+export interface FlagSpec {
+  /** The flag as commander declares it, e.g. `--port <port>` or `--no-verify-signatures`. */
+  readonly flags: string
+  /** Its line in `agentmesh serve --help`. */
+  readonly help: string
+  /**
+   * A whole number, possibly in another unit than the option's: the bounds the flag accepts and
+   * how many option units one flag unit is (`--history-retention-days`: 86,400,000 ms a day).
+   */
+  readonly int?: { readonly min: number, readonly max: number, readonly scale?: number }
+}
+
+/** One relay option. `In` is what a user gives, `Out` what `relayOptions` resolves it to. */
+export interface OptionSpec<S extends TSchema = TSchema, Out = unknown> {
+  /** Its type and bounds. */
+  readonly schema: S
+  /** Its value when not given (copied for each `relayOptions()`; undefined: decided where it is used). */
+  readonly default: Out
+  /** What it does, and its default in words. */
+  readonly doc: string
+  /** Whether the `--config` JSON file may set it (under its own name). */
+  readonly file: boolean
+  /** The environment variable that sets it, if any. */
+  readonly env?: string
+  /** The `agentmesh serve` flag that sets it, if any. */
+  readonly flag?: FlagSpec
+  /** For a string: what follows "relay option <name>" when a value breaks the schema. */
+  readonly invalid?: string
+  /** For a whole number with a minimum above 1: its unit, named in "must be at least <min> (<unit>)". */
+  readonly unit?: string
+  /** When the flag and environment variable name a file holding the value: reads it. */
+  readonly load?: (path: string) => Static<S>
+  /** When the schema's bounds are not the whole check: validates what the user gave and resolves it. */
+  readonly resolve?: (value: unknown, bad: InvalidOption) => Out
+}
+
+/** An option whose schema is the whole check; `Out` adds undefined when it has no default. */
+function option<S extends TSchema, D extends Static<S> | undefined> (spec: OptionSpec<S, D>): OptionSpec<S, Static<S> | D> {
+  return spec
+}
+
+const positive = (doc: string, def: number, env: string): OptionSpec<TInteger, number> =>
+  option({ schema: Type.Integer({ minimum: 1 }), default: def, doc, file: true, env })
+
+const rateLimitSchema = Type.Partial(Type.Object({
+  perMinute: Type.Integer({ minimum: RATE_LIMIT_MIN, maximum: RATE_LIMIT_MAX }),
+  burst: Type.Integer({ minimum: RATE_LIMIT_MIN, maximum: RATE_LIMIT_MAX }),
+}))
+
+/**
+ * Every relay option, in the order `agentmesh serve --help` and the config-file error list show
+ * them. Each limit has a default bound (STYLE.md "Config"); README's Configuration table lists the
+ * same names and defaults.
+ */
+export const RELAY_OPTIONS = {
+  host: option({
+    schema: Type.String({ minLength: 1 }),
+    default: constants.DEFAULT_HOST,
+    invalid: 'must be a non-empty string',
+    doc: 'Address to listen on. @default 127.0.0.1',
+    file: true,
+    env: 'AGENTMESH_HOST',
+    flag: { flags: '--host <host>', help: 'address to listen on (default 127.0.0.1; env AGENTMESH_HOST)' },
+  }),
+  port: option({
+    schema: Type.Integer({ minimum: 0, maximum: 65535 }),
+    default: constants.DEFAULT_PORT,
+    doc: 'Port to listen on; 0 picks a free port. @default 7777',
+    file: true,
+    env: 'AGENTMESH_PORT',
+    flag: { flags: '--port <port>', help: 'port to listen on, 0 for any free port (default 7777; env AGENTMESH_PORT)', int: { min: 0, max: 65535 } },
+  }),
+  dataDir: option({
+    schema: Type.String({ minLength: 1 }),
+    default: './data',
+    invalid: 'must be a non-empty path',
+    doc: 'Directory of the SQLite database (exclusive with memory). @default ./data',
+    file: true,
+    env: 'AGENTMESH_DATA',
+    flag: { flags: '--data <dir>', help: 'data directory for the SQLite database (default ./data; env AGENTMESH_DATA)' },
+  }),
+  memory: option({
+    schema: Type.Boolean(),
+    default: false,
+    doc: 'Keep everything in memory: nothing survives a restart (exclusive with dataDir). @default false',
+    file: true,
+    env: 'AGENTMESH_MEMORY',
+    flag: { flags: '--memory', help: 'keep everything in memory: nothing survives a restart (env AGENTMESH_MEMORY=1)' },
+  }),
+  sync: option({
+    schema: Type.Union([Type.Literal('normal'), Type.Literal('full')]),
+    default: 'normal',
+    doc: 'SQLite durability: normal survives a process crash, full also power loss. @default normal',
+    file: true,
+    env: 'AGENTMESH_SYNC',
+    flag: { flags: '--sync <mode>', help: 'SQLite durability: normal survives a crash, full also power loss (default normal)' },
+  }),
+  maxEnvelopeBytes: positive('Largest envelope accepted, in bytes. @default 1 MiB', constants.DEFAULT_MAX_ENVELOPE_BYTES, 'AGENTMESH_MAX_ENVELOPE_BYTES'),
+  maxInFlight: positive('Sends one connection may have awaiting their ack. @default 1,024', constants.DEFAULT_MAX_IN_FLIGHT, 'AGENTMESH_MAX_IN_FLIGHT'),
+  deliveryWindow: positive('Deliveries sent ahead of the receiver\'s cursor, per connection. @default 1,024', constants.DEFAULT_DELIVERY_WINDOW, 'AGENTMESH_DELIVERY_WINDOW'),
+  maxConnectionsPerAgent: positive('Authenticated connections per agent. @default 8', constants.DEFAULT_MAX_CONNECTIONS_PER_AGENT, 'AGENTMESH_MAX_CONNECTIONS_PER_AGENT'),
+  maxConnections: positive('Connections in total. @default 10,000', constants.DEFAULT_MAX_CONNECTIONS, 'AGENTMESH_MAX_CONNECTIONS'),
+  heartbeatMs: positive('WebSocket ping interval in ms; a connection silent for a whole interval is closed. @default 30 s', constants.DEFAULT_HEARTBEAT_MS, 'AGENTMESH_HEARTBEAT_MS'),
+  authTimeoutMs: positive('Time allowed to answer the challenge, in ms. @default 10 s', constants.DEFAULT_AUTH_TIMEOUT_MS, 'AGENTMESH_AUTH_TIMEOUT_MS'),
+  retransmitMs: positive('Unacknowledged deliveries are sent again after this long, in ms. @default 15 s', constants.DEFAULT_RETRANSMIT_MS, 'AGENTMESH_RETRANSMIT_MS'),
+  retentionMs: positive('How long undelivered messages and dedupe memory are kept, in ms. @default 30 days', constants.DEFAULT_RETENTION_MS, 'AGENTMESH_RETENTION_MS'),
+  maxInbox: positive('Undelivered messages per inbox. @default 100,000', constants.DEFAULT_MAX_INBOX, 'AGENTMESH_MAX_INBOX'),
+  verifySignatures: option({
+    schema: Type.Boolean(),
+    default: true,
+    doc: 'Check every envelope\'s Ed25519 signature before storing it. @default true',
+    file: true,
+    env: 'AGENTMESH_VERIFY_SIGNATURES',
+    flag: { flags: '--no-verify-signatures', help: 'store envelopes without checking their signature (receivers still verify)' },
+  }),
+  trustRoots: {
+    schema: Type.Unsafe<readonly string[]>(Type.Array(Type.String())),
+    default: [] as string[],
+    doc: 'Root CA certificates (PEM texts; one may hold several) that agents\' published certificate chains are verified against (docs/protocol.md §13.1). @default none: only self-signed (anonymous) certificates verify',
+    file: false,
+    env: 'AGENTMESH_TRUST_ROOTS',
+    flag: { flags: '--trust-roots <file>', help: 'PEM file of root CA certificates that published agent certificates are verified against; without it only anonymous (self-signed) certificates count (env AGENTMESH_TRUST_ROOTS)' },
+    load: loadTrustRoots,
+    resolve: (v: unknown, bad: InvalidOption): string[] => {
+      if (!Array.isArray(v)) throw bad('trustRoots', `must be a list of PEM texts, got ${typeof v}`)
+      return checkTrustRoots(v as unknown[] as string[], (why) => bad('trustRoots', why))
+    },
+  },
+  reputation: {
+    schema: Type.Partial(Type.Object({
+      anonymousWeight: Type.Number({ minimum: 0, maximum: 1 }),
+      mutualDiscount: Type.Number({ minimum: 0, maximum: 1 }),
+      flagDelta: Type.Number({ minimum: 0, maximum: 1 }),
+      flagWindowMs: Type.Integer({ minimum: 1 }),
+      maxFeedbackPerHour: Type.Integer({ minimum: 1, maximum: MAX_FEEDBACK_PER_HOUR_LIMIT }),
+    })),
+    default: { ...DEFAULT_REPUTATION } as ReputationOptions,
+    doc: 'Reputation rules (docs/protocol.md §15); fields left out keep their defaults: anonymousWeight 0.5, mutualDiscount 0.8, flagDelta 0.2, flagWindowMs 24 h, maxFeedbackPerHour 60',
+    file: true,
+    resolve: (v: unknown, bad: InvalidOption): ReputationOptions => reputationOptions(v, bad),
+  },
+  apiKey: option({
+    schema: Type.String({ minLength: 16, maxLength: 256, pattern: '^\\S+$' }),
+    default: undefined,
+    invalid: 'must be 16–256 characters without spaces',
+    doc: 'The operator\'s API key (X-API-Key, docs/protocol.md §17.8), 16–256 characters. @default a persistent relay makes one in <dataDir>/api-key (0600); a memory relay has none',
+    file: true,
+    env: 'AGENTMESH_API_KEY',
+    flag: { flags: '--api-key <key>', help: 'the operator API key (X-API-Key), 16+ characters; default: made once in <data>/api-key (none with --memory) (env AGENTMESH_API_KEY)' },
+  }),
+  historyRetentionMs: option({
+    schema: Type.Integer({ minimum: 1 }),
+    default: DEFAULT_HISTORY_RETENTION_MS,
+    doc: 'Room history is kept this long, in ms (persistent stores). @default 30 days',
+    file: true,
+    env: 'AGENTMESH_HISTORY_RETENTION_MS',
+    flag: { flags: '--history-retention-days <days>', help: 'room history is kept this many days (default 30; env AGENTMESH_HISTORY_RETENTION_MS in ms)', int: { min: 1, max: 36_500, scale: DAY_MS } },
+  }),
+  historyMaxPerRoom: option({
+    schema: Type.Integer({ minimum: 1 }),
+    default: undefined,
+    doc: 'Room history entries kept per room. @default 1,000 with memory, 1,000,000 persisted',
+    file: true,
+    env: 'AGENTMESH_HISTORY_MAX_PER_ROOM',
+    flag: { flags: '--history-max-per-room <n>', help: 'room history entries kept per room (default 1,000 with --memory, 1,000,000 persisted)', int: { min: 1, max: 100_000_000 } },
+  }),
+  presenceIdleMs: option({
+    schema: Type.Integer({ minimum: SCALAR_SETTINGS.presenceIdleMs.min }),
+    unit: 'ms',
+    default: undefined,
+    doc: 'An online agent that sent nothing for this long shows as idle, in ms; wins over the stored runtime setting. @default 5 minutes',
+    file: true,
+    env: 'AGENTMESH_PRESENCE_IDLE_MS',
+    flag: { flags: '--presence-idle <sec>', help: 'an agent that sent nothing this long shows as idle (default 300)', int: { min: 1, max: 7 * 86_400, scale: 1000 } },
+  }),
+  auditRetentionMs: option({
+    schema: Type.Integer({ minimum: 1 }),
+    default: DEFAULT_AUDIT_RETENTION_MS,
+    doc: 'Audit rows are kept this long, in ms (checked every minute; docs/protocol.md §17.8). @default 90 days',
+    file: true,
+    env: 'AGENTMESH_AUDIT_RETENTION_MS',
+    flag: { flags: '--audit-retention-days <days>', help: 'audit log rows are kept this many days (default 90; env AGENTMESH_AUDIT_RETENTION_MS in ms)', int: { min: 1, max: 36_500, scale: DAY_MS } },
+  }),
+  auditMaxRows: option({
+    schema: Type.Integer({ minimum: 1 }),
+    default: undefined,
+    doc: 'Audit rows kept at most. @default 100,000 with memory, no count limit persisted',
+    file: true,
+    env: 'AGENTMESH_AUDIT_MAX_ROWS',
+    flag: { flags: '--audit-max-rows <n>', help: 'audit log rows kept at most (default 100,000 with --memory, no count limit persisted)', int: { min: 1, max: 1_000_000_000 } },
+  }),
+  rateLimits: {
+    schema: Type.Partial(Type.Object({ api: rateLimitSchema, ip: rateLimitSchema, chat: rateLimitSchema, chatIp: rateLimitSchema })),
+    default: {} as Partial<Record<RateLimitName, Partial<RateLimit>>>,
+    doc: 'Rate limits (token buckets, per minute with a burst), docs/protocol.md §17.8; win over the stored runtime settings: REST per agent 120/60, per IP 600/200; chat events per agent 600/120, per IP 1,200/240',
+    file: true,
+    resolve: resolveRateLimits,
+  },
+} as const satisfies Record<string, OptionSpec>
+
+type Options = typeof RELAY_OPTIONS
+export type RelayOptionName = keyof Options
+type InOf<T> = T extends OptionSpec<infer S, unknown> ? Static<S> : never
+type OutOf<T> = T extends OptionSpec<TSchema, infer O> ? O : never
+
+/** Every option a user may give, flat (what a config file, the environment and flags each hold). */
+export type RelayConfig = { [K in RelayOptionName]?: InOf<Options[K]> }
+
+/**
+ * User options of a relay: every option is optional and has a default (see RELAY_OPTIONS).
+ * `memory` and `dataDir` are exclusive (checked by relayOptions); `storageOf` answers the one chosen.
+ */
+export type RelayInit = RelayConfig & {
   /** A ready Store; overrides dataDir and memory. */
   store?: Store
-  /** SQLite durability: 'normal' survives a process crash, 'full' also power loss. @default 'normal' */
-  sync?: 'normal' | 'full'
-  /** Largest envelope accepted, in bytes. @default 1 MiB */
-  maxEnvelopeBytes?: number
-  /** Sends one connection may have awaiting their ack. @default 1024 */
-  maxInFlight?: number
-  /** Deliveries sent ahead of the receiver's cursor, per connection. @default 1024 */
-  deliveryWindow?: number
-  /** Authenticated connections per agent. @default 8 */
-  maxConnectionsPerAgent?: number
-  /** Connections in total. @default 10,000 */
-  maxConnections?: number
-  /** WebSocket ping interval; a connection silent for a whole interval is closed. @default 30 s */
-  heartbeatMs?: number
-  /** Time allowed to answer the challenge. @default 10 s */
-  authTimeoutMs?: number
-  /** Unacknowledged deliveries are sent again after this long. @default 15 s */
-  retransmitMs?: number
-  /** How long undelivered messages and dedupe memory are kept. @default 30 days */
-  retentionMs?: number
-  /** Undelivered messages per inbox. @default 100,000 */
-  maxInbox?: number
-  /** Check every envelope's Ed25519 signature before storing it. @default true */
-  verifySignatures?: boolean
-  /**
-   * Root CA certificates (PEM texts; one may hold several) that agents' published certificate
-   * chains are verified against (docs/protocol.md §13.1). `loadTrustRoots(path)` reads them from a
-   * file. @default none: only self-signed (anonymous) certificates verify
-   */
-  trustRoots?: readonly string[]
-  /**
-   * Reputation rules (docs/protocol.md §15); fields left out keep their defaults:
-   * `anonymousWeight` 0.5, `mutualDiscount` 0.2, `flagDelta` 0.2, `flagWindowMs` 24 h,
-   * `maxFeedbackPerHour` 60.
-   */
-  reputation?: Partial<ReputationOptions>
-  /**
-   * The operator's API key (`X-API-Key`, docs/protocol.md §17.8), at least 16 characters.
-   * @default a persistent relay makes one in `<dataDir>/api-key` (0600); a memory relay has none
-   */
-  apiKey?: string
-  /** Room history is kept this long (persistent stores). @default 30 days */
-  historyRetentionMs?: number
-  /** Room history entries kept per room. @default 1,000 with `memory`, 1,000,000 persisted */
-  historyMaxPerRoom?: number
-  /** An online agent that sent nothing for this long shows as idle. @default 5 minutes */
-  presenceIdleMs?: number
-  /** Audit rows are kept this long (checked every minute; docs/protocol.md §17.8). @default 90 days */
-  auditRetentionMs?: number
-  /** Audit rows kept at most. @default 100,000 with `memory`, no count limit persisted */
-  auditMaxRows?: number
-  /**
-   * Rate limits (token buckets, per minute with a burst), docs/protocol.md §17.8: REST per agent
-   * 120/60, per IP 600/200; chat events per agent 600/120, per IP 1,200/240.
-   */
-  rateLimits?: Partial<Record<RateLimitName, Partial<RateLimit>>>
   /** @default a pino logger at 'info' on stderr */
   logger?: Logger
 }
 
-export type RateLimitName = 'api' | 'ip' | 'chat' | 'chatIp'
+/** The options resolved: every default filled in, every value checked. */
+export type RelayOptions = { [K in RelayOptionName]: OutOf<Options[K]> }
 
-export interface RelayOptions {
-  host: string
-  port: number
-  dataDir: string
-  memory: boolean
-  sync: 'normal' | 'full'
-  maxEnvelopeBytes: number
-  maxInFlight: number
-  deliveryWindow: number
-  maxConnectionsPerAgent: number
-  maxConnections: number
-  heartbeatMs: number
-  authTimeoutMs: number
-  retransmitMs: number
-  retentionMs: number
-  maxInbox: number
-  verifySignatures: boolean
-  /** One PEM root CA certificate per entry. */
-  trustRoots: string[]
-  reputation: ReputationOptions
-  apiKey: string | undefined
-  historyRetentionMs: number
-  historyMaxPerRoom: number | undefined
-  presenceIdleMs: number | undefined
-  auditRetentionMs: number
-  auditMaxRows: number | undefined
-  rateLimits: Partial<Record<RateLimitName, Partial<RateLimit>>>
+/**
+ * Where the relay keeps its data, as one of its exclusive modes: in memory (nothing survives a
+ * restart), or SQLite in a data directory with its durability. What `agentmesh serve` opens.
+ */
+export type Storage =
+  | { type: 'memory' }
+  | { type: 'sqlite', dataDir: string, sync: RelayOptions['sync'] }
+
+export function storageOf (o: Pick<RelayOptions, 'memory' | 'dataDir' | 'sync'>): Storage {
+  return o.memory ? { type: 'memory' } : { type: 'sqlite', dataDir: o.dataDir, sync: o.sync }
+}
+
+const entries = Object.entries(RELAY_OPTIONS) as Array<[RelayOptionName, OptionSpec]>
+
+/** The options with their specs, in order: what the CLI builds its flags, environment and config-file keys from. */
+export function relayOptionSpecs (): ReadonlyArray<readonly [RelayOptionName, OptionSpec]> {
+  return entries
 }
 
 export function defaultOptions (): RelayOptions {
-  return {
-    host: constants.DEFAULT_HOST,
-    port: constants.DEFAULT_PORT,
-    dataDir: './data',
-    memory: false,
-    sync: 'normal',
-    maxEnvelopeBytes: constants.DEFAULT_MAX_ENVELOPE_BYTES,
-    maxInFlight: constants.DEFAULT_MAX_IN_FLIGHT,
-    deliveryWindow: constants.DEFAULT_DELIVERY_WINDOW,
-    maxConnectionsPerAgent: constants.DEFAULT_MAX_CONNECTIONS_PER_AGENT,
-    maxConnections: constants.DEFAULT_MAX_CONNECTIONS,
-    heartbeatMs: constants.DEFAULT_HEARTBEAT_MS,
-    authTimeoutMs: constants.DEFAULT_AUTH_TIMEOUT_MS,
-    retransmitMs: constants.DEFAULT_RETRANSMIT_MS,
-    retentionMs: constants.DEFAULT_RETENTION_MS,
-    maxInbox: constants.DEFAULT_MAX_INBOX,
-    verifySignatures: true,
-    trustRoots: [],
-    reputation: { ...DEFAULT_REPUTATION },
-    apiKey: undefined,
-    historyRetentionMs: DEFAULT_HISTORY_RETENTION_MS,
-    historyMaxPerRoom: undefined,
-    presenceIdleMs: undefined,
-    auditRetentionMs: DEFAULT_AUDIT_RETENTION_MS,
-    auditMaxRows: undefined,
-    rateLimits: {},
+  // a copy of each default: changing what one call answers does not change the next
+  return Object.fromEntries(entries.map(([k, spec]) => [k, structuredClone(spec.default)])) as RelayOptions
+}
+
+/** The values of a union of literals, e.g. `sync`'s "normal" and "full"; undefined for other schemas. */
+export function literalsOf (schema: TSchema): unknown[] | undefined {
+  if (schema[Kind] !== 'Union') return undefined
+  const arms = (schema as TSchema & { anyOf: TSchema[] }).anyOf
+  return arms.every(a => a[Kind] === 'Literal') ? arms.map(a => (a as TSchema & { const: unknown }).const) : undefined
+}
+
+/** The JSON type an option's value has (what a config file must hold, how an environment variable is read). */
+export function jsonTypeOf (spec: OptionSpec): 'string' | 'number' | 'boolean' | 'object' {
+  switch (spec.schema[Kind]) {
+    case 'Integer': case 'Number': return 'number'
+    case 'Boolean': return 'boolean'
+    case 'Object': case 'Array': return 'object'
+    default: return 'string'
   }
 }
 
-const INT_FIELDS = [
-  'port', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent', 'maxConnections',
-  'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox', 'historyRetentionMs', 'auditRetentionMs',
-] as const
+/** Checks a value against an option's schema, with the sentence every message names the field in. */
+function checked (name: string, spec: OptionSpec, v: unknown, bad: InvalidOption): unknown {
+  const s = spec.schema
+  switch (s[Kind]) {
+    case 'Integer': {
+      const min = (s as { minimum?: number }).minimum ?? 1
+      const max = (s as { maximum?: number }).maximum
+      const floor = Math.min(min, 1)
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < floor) throw bad(name, `must be a ${floor === 0 ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(v)}`)
+      if (v < min) throw bad(name, `must be at least ${min}${spec.unit === undefined ? '' : ` (${spec.unit})`}`)
+      if (max !== undefined && v > max) throw bad(name, `must be at most ${max}, got ${v}`)
+      return v
+    }
+    case 'Boolean':
+      // a string such as "false" from a config source must not silently mean the opposite
+      if (typeof v !== 'boolean') throw bad(name, `must be true or false, got ${JSON.stringify(v)}`)
+      return v
+    case 'String':
+      if (!Value.Check(s, v)) throw bad(name, spec.invalid ?? 'must be a string')
+      return v
+    default: {
+      const literals = literalsOf(s)
+      if (literals !== undefined && !literals.includes(v)) throw bad(name, `must be ${literals.map(l => JSON.stringify(l)).join(' or ')}, got ${JSON.stringify(v)}`)
+      return v
+    }
+  }
+}
+
+function resolveRateLimits (v: unknown, bad: InvalidOption): Partial<Record<RateLimitName, Partial<RateLimit>>> {
+  if (typeof v !== 'object' || v === null) throw bad('rateLimits', 'must be an object')
+  const out: Partial<Record<RateLimitName, Partial<RateLimit>>> = {}
+  for (const [name, lim] of Object.entries(v)) {
+    if (!(RATE_LIMIT_NAMES as string[]).includes(name)) throw bad(`rateLimits.${name}`, `is not a limit (${RATE_LIMIT_NAMES.join(', ')})`)
+    if (typeof lim !== 'object' || lim === null) throw bad(`rateLimits.${name}`, 'must be an object { perMinute, burst }')
+    const one: Partial<RateLimit> = {}
+    for (const [f, n] of Object.entries(lim)) {
+      if (f !== 'perMinute' && f !== 'burst') throw bad(`rateLimits.${name}.${f}`, 'is not a field (perMinute, burst)')
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < RATE_LIMIT_MIN || n > RATE_LIMIT_MAX) throw bad(`rateLimits.${name}.${f}`, `must be a whole number from 1 to 1,000,000, got ${JSON.stringify(n)}`)
+      one[f] = n
+    }
+    out[name as RateLimitName] = one
+  }
+  return out
+}
 
 /** Merges user options over the defaults and validates them, before any I/O. */
 export function relayOptions (init: RelayInit = {}): RelayOptions {
-  const o = defaultOptions()
-  const bad = (field: string, why: string): AgentMeshError =>
-    new AgentMeshError(ErrorCode.InvalidConfig, `relay option ${field} ${why}`)
-  for (const k of INT_FIELDS) {
-    const v = init[k]
+  const o = defaultOptions() as Record<RelayOptionName, unknown>
+  const bad: InvalidOption = (field, why) => new AgentMeshError(ErrorCode.InvalidConfig, `relay option ${field} ${why}`)
+  const given = init as Record<string, unknown>
+  for (const [k, spec] of entries) {
+    const v = given[k]
     if (v === undefined) continue
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < (k === 'port' ? 0 : 1)) throw bad(k, `must be a ${k === 'port' ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(v)}`)
-    o[k] = v
+    o[k] = spec.resolve !== undefined ? spec.resolve(v, bad) : checked(k, spec, v, bad)
   }
-  if (o.port > 65535) throw bad('port', `must be at most 65535, got ${o.port}`)
-  if (init.host !== undefined) {
-    if (typeof init.host !== 'string' || init.host === '') throw bad('host', 'must be a non-empty string')
-    o.host = init.host
-  }
-  if (init.dataDir !== undefined) {
-    if (typeof init.dataDir !== 'string' || init.dataDir === '') throw bad('dataDir', 'must be a non-empty path')
-    o.dataDir = init.dataDir
-  }
-  for (const k of ['memory', 'verifySignatures'] as const) {
-    // a string such as "false" from a config source must not silently mean the opposite
-    if (init[k] !== undefined && typeof init[k] !== 'boolean') throw bad(k, `must be true or false, got ${JSON.stringify(init[k])}`)
-  }
-  if (init.memory !== undefined) o.memory = init.memory === true
   if (init.memory === true && init.dataDir !== undefined) throw bad('memory', 'and dataDir are mutually exclusive')
-  if (init.sync !== undefined) {
-    if (init.sync !== 'normal' && init.sync !== 'full') throw bad('sync', `must be "normal" or "full", got ${JSON.stringify(init.sync)}`)
-    o.sync = init.sync
-  }
-  if (init.verifySignatures !== undefined) o.verifySignatures = init.verifySignatures !== false
-  if (init.trustRoots !== undefined) {
-    if (!Array.isArray(init.trustRoots)) throw bad('trustRoots', `must be a list of PEM texts, got ${typeof init.trustRoots}`)
-    o.trustRoots = checkTrustRoots(init.trustRoots, (why) => bad('trustRoots', why))
-  }
-  o.reputation = reputationOptions(init.reputation, bad)
-  for (const k of ['historyMaxPerRoom', 'presenceIdleMs', 'auditMaxRows'] as const) {
-    const v = init[k]
-    if (v === undefined) continue
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw bad(k, `must be a positive integer, got ${JSON.stringify(v)}`)
-    o[k] = v
-  }
-  if (o.presenceIdleMs !== undefined && o.presenceIdleMs < 1000) throw bad('presenceIdleMs', 'must be at least 1000 (ms)')
-  if (init.apiKey !== undefined) {
-    if (typeof init.apiKey !== 'string' || init.apiKey.length < 16 || init.apiKey.length > 256 || /\s/.test(init.apiKey)) throw bad('apiKey', 'must be 16–256 characters without spaces')
-    o.apiKey = init.apiKey
-  }
-  if (init.rateLimits !== undefined) {
-    if (typeof init.rateLimits !== 'object' || init.rateLimits === null) throw bad('rateLimits', 'must be an object')
-    for (const [name, lim] of Object.entries(init.rateLimits)) {
-      if (!['api', 'ip', 'chat', 'chatIp'].includes(name)) throw bad(`rateLimits.${name}`, 'is not a limit (api, ip, chat, chatIp)')
-      if (typeof lim !== 'object' || lim === null) throw bad(`rateLimits.${name}`, 'must be an object { perMinute, burst }')
-      const out: Partial<RateLimit> = {}
-      for (const [f, v] of Object.entries(lim)) {
-        if (f !== 'perMinute' && f !== 'burst') throw bad(`rateLimits.${name}.${f}`, 'is not a field (perMinute, burst)')
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1_000_000) throw bad(`rateLimits.${name}.${f}`, `must be a whole number from 1 to 1,000,000, got ${JSON.stringify(v)}`)
-        out[f] = v
-      }
-      o.rateLimits[name as RateLimitName] = out
-    }
-  }
-  return o
+  return o as RelayOptions
 }

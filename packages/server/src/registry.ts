@@ -6,63 +6,19 @@
  * A CRL is not signed by an agent: it must be signed by a CA the relay knows.
  */
 import type { Context, Hono } from 'hono'
-import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
-import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, isAmid, verifyRequest } from '@agentmesh/crypto'
+// the bodies' schemas and their bounds are the REST contract's (@agentmesh/protocol src/api)
+import {
+  CertificateBody, MAX_PREKEYS_PER_AGENT, MAX_REGISTRY_BODY_BYTES, MAX_SEARCH_LIMIT, PrekeyBody, ProfileBody,
+} from '@agentmesh/protocol'
+import { isAmid, verifyRequest } from '@agentmesh/crypto'
 import type { AgentProfile, CertificateRecord, CrlRecord, Store, TrustTier } from '@agentmesh/store'
 import { MAX_CRL_BYTES, createTrust, type CertificateStatus } from './certificates.ts'
 
-/** Largest registry write body. */
-export const MAX_REGISTRY_BODY_BYTES = 64 * 1024
-/** One-time prekeys one upload may carry, and one agent may hold. */
-export const MAX_PREKEYS_PER_UPLOAD = 200
-export const MAX_PREKEYS_PER_AGENT = 1000
-/** Skills one profile may declare. */
-export const MAX_SKILLS = 64
-/** Search results per page at most. */
-export const MAX_SEARCH_LIMIT = 100
 /** Signed-request nonces remembered (for the 5-minute window) to refuse replays. */
 export const MAX_REMEMBERED_NONCES = 100_000
-
-const B64U = '^[A-Za-z0-9_-]+$'
-const Short = (max: number) => Type.String({ minLength: 1, maxLength: max })
-
-export const SkillSchema = Type.Object({
-  id: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
-  name: Short(128),
-  description: Type.Optional(Type.String({ maxLength: 1024 })),
-  tags: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }), { maxItems: 32 })),
-}, { additionalProperties: false })
-
-export const ProfileBody = Type.Object({
-  display_name: Type.Optional(Short(128)),
-  capabilities: Type.Optional(Type.Array(SkillSchema, { maxItems: MAX_SKILLS })),
-  version: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.+_-]{1,32}$' })),
-}, { additionalProperties: false })
-type ProfileBody = Static<typeof ProfileBody>
-
-export const PrekeyBody = Type.Object({
-  /** exchange key, signed prekey and post-quantum prekey with their signatures (public parts) */
-  base: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown())),
-  one_time: Type.Optional(Type.Array(Type.Object({
-    id: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 }),
-    key: Type.String({ pattern: B64U, minLength: 43, maxLength: 43, description: 'X25519 public key, base64url' }),
-  }, { additionalProperties: false }), { maxItems: MAX_PREKEYS_PER_UPLOAD })),
-  /** delete the one-time prekeys held before adding these: the agent lost their secrets (a new state) */
-  replace_one_time: Type.Optional(Type.Boolean()),
-}, { additionalProperties: false })
-type PrekeyBody = Static<typeof PrekeyBody>
-
-export const CertificateBody = Type.Object({
-  chain: Type.Array(Type.String({ minLength: 1, maxLength: MAX_PEM_BYTES }), {
-    minItems: 1,
-    maxItems: MAX_CHAIN_LENGTH,
-    description: 'PEM certificates, one per entry: the agent certificate first, then its issuers; the trusted root may be left out',
-  }),
-}, { additionalProperties: false })
-type CertificateBody = Static<typeof CertificateBody>
 
 const profileCheck = TypeCompiler.Compile(ProfileBody)
 const prekeyCheck = TypeCompiler.Compile(PrekeyBody)

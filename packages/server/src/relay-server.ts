@@ -76,7 +76,7 @@ export function storeInitOf (opts: RelayOptions): { retentionMs: number, maxInbo
 }
 
 /** A store that keeps a file says where (SQLite's `path`); others are named by their kind. */
-function storageOf (store: Store): string {
+function storageName (store: Store): string {
   const path = (store as { path?: unknown }).path
   return typeof path === 'string' ? path : store.kind
 }
@@ -103,7 +103,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   const opts = relayOptions(init)
   const log: Logger = components.logger ?? init.logger ?? defaultLogger()
   const store = components.store ?? memoryStore(storeInitOf(opts))
-  const storage = storageOf(store)
+  const storage = storageName(store)
   /** undefined: no count limit (a persistent relay keeps what its retention allows) */
   const auditMaxRows = opts.auditMaxRows ?? (store.kind === 'memory' ? DEFAULT_MEMORY_AUDIT_MAX_ROWS : undefined)
   const now = components.now ?? Date.now

@@ -9,9 +9,9 @@
  * and — when the write makes or changes a mutual pair — for the rater.
  */
 import type { Context, Hono } from 'hono'
-import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+// the body's schema is the REST contract's (@agentmesh/protocol src/api)
+import { AgentMeshError, ErrorCode, FeedbackBody } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import type { FeedbackRecord, ReputationFlag, Store, TrustTier } from '@agentmesh/store'
 import { amidParam, invalid } from './registry.ts'
@@ -50,12 +50,6 @@ export const MAX_TRACKED_RATERS = 100_000
 const DECIMALS = 6
 const HOUR_MS = 60 * 60 * 1000
 
-export const FeedbackBody = Type.Object({
-  score: Type.Number({ minimum: 0, maximum: 1, description: 'from 0 (worst) to 1 (best)' }),
-  comment: Type.Optional(Type.String({ maxLength: 500 })),
-  interaction: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'the rater\'s id of the interaction it rates' })),
-}, { additionalProperties: false })
-type FeedbackBody = Static<typeof FeedbackBody>
 const feedbackCheck = TypeCompiler.Compile(FeedbackBody)
 
 /** Validates the `reputation` relay option over the defaults; `fail` builds the error naming the field. */

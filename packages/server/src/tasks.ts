@@ -6,7 +6,7 @@
  */
 import { v7 as uuidv7 } from 'uuid'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import type { Envelope } from '@agentmesh/protocol'
+import type { Envelope, TaskInfo } from '@agentmesh/protocol'
 import type { RoomRecord, TaskRecord, TaskState, Store } from '@agentmesh/store'
 import {
   TASK_CANCEL_TYPE, TASK_REQUEST_TYPE, TASK_UPDATE_TYPE, NOTICE_TYPE, actorOf, parseSlashCommand,
@@ -36,7 +36,7 @@ export const MAX_TASK_RESULT_BYTES = 64 * 1024
 export const MAX_TASK_MESSAGE = 2000
 const DEADLINE_SWEEP_MS = 1000
 
-export function taskJson (t: TaskRecord): Record<string, unknown> {
+export function taskJson (t: TaskRecord): TaskInfo {
   return {
     id: t.id,
     ...(t.room === undefined ? {} : { room: t.room }),

@@ -1,12 +1,15 @@
 /**
  * The chat REST API v1 in process (httpApp with the real v1 routes over a memory store), checked
- * against its OpenAPI document: every answer's status is one the operation documents, and every
- * body has the shape its response schema gives (required fields there, no field it leaves out).
+ * against its OpenAPI document and the route table it is generated from: every answer's status is
+ * one the operation documents, and every body has the shape its response schema gives (required
+ * fields there, no field it leaves out), both as the document says it and as the TypeBox schema
+ * of @agentmesh/protocol checks it.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ErrorCode, HttpStatus } from '@agentmesh/protocol'
-import { createIdentity, signChallenge, signEnvelope, signRequest, type Identity } from '@agentmesh/crypto'
+import { Value } from '@sinclair/typebox/value'
+import { API_ROUTES, ErrorCode, HttpStatus, MAX_CERT_CHAIN_LENGTH, MAX_CERT_PEM_BYTES, type ApiRoute } from '@agentmesh/protocol'
+import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, createIdentity, signChallenge, signEnvelope, signRequest, type Identity } from '@agentmesh/crypto'
 import { silentLogger } from '@agentmesh/server'
 import { httpApp, openapi } from '@agentmesh/server/internal'
 import { memoryStore, type AppendItem, type AuditInput } from '@agentmesh/store'
@@ -69,6 +72,14 @@ function misfits (schema: Json, value: unknown, at = '$'): string[] {
   return out
 }
 
+/** The route of the protocol's table a request is for. */
+function routeOf (method: string, template: string): ApiRoute {
+  const routes: Record<string, ApiRoute> = API_ROUTES
+  const r = Object.values(routes).find(x => x.path === template && x.method === method.toLowerCase())
+  assert.ok(r !== undefined, `no route ${method} ${template} in the table`)
+  return r
+}
+
 /** The documented operation a request is for. */
 function operationOf (method: string, path: string): { template: string, op: Json } {
   const bare = path.split('?')[0]!
@@ -97,6 +108,10 @@ function client (app: ReturnType<typeof httpApp>, tokens: Map<string, string>) {
     const documented = op.responses[String(res.status)] as Json | undefined
     assert.ok(documented !== undefined, `${where} answered an undocumented ${res.status}: ${JSON.stringify(json)}`)
     assert.deepEqual(misfits(documented.content['application/json'].schema, json), [], `${where} ${res.status}: ${JSON.stringify(json)}`)
+    // the same answer against the TypeBox schema the document was generated from
+    const schema = routeOf(method, template).responses[res.status]?.schema
+    assert.ok(schema !== undefined, `${where} ${res.status} has a schema in the route table`)
+    assert.deepEqual([...Value.Errors(schema, json)].map(e => `${e.path} ${e.message}`), [], `${where} ${res.status}: ${JSON.stringify(json)}`)
     if (res.status >= 400) assert.equal(HttpStatus[json.error.code as ErrorCode], res.status, `${where}: ${json.error.code as string}`)
     if (expect !== undefined) assert.equal(res.status, expect, `${where}: ${JSON.stringify(json)}`)
     return { status: res.status, body: json, headers: res.headers }
@@ -289,5 +304,62 @@ describe('api v1 - in process, against the OpenAPI document', () => {
     assert.ok(checked >= 26, `${checked} operations`)
     // the token exchange needs no credentials
     for (const path of ['/api/v1/auth/challenge', '/api/v1/auth/token']) assert.deepEqual(doc.paths[path].post.security, [])
+  })
+})
+
+describe('api v1 - requests are checked against the route table', () => {
+  it('api v1 - a bad body, query or path parameter answers 400 naming the field, before the route does anything', async () => {
+    const [alice, bob] = [createIdentity('alice'), createIdentity('bob')]
+    const app = await apiApp([alice, bob])
+    const tokens = new Map<string, string>()
+    const call = client(app, tokens)
+    for (const a of [alice, bob]) {
+      const ch = (await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: a.amid }, 200)).body
+      tokens.set(a.amid, (await call(undefined, 'POST', '/api/v1/auth/token', { amid: a.amid, nonce: ch.nonce, sig: signChallenge(a, a.amid, ch.nonce, ch.relay) }, 200)).body.token)
+    }
+    const bad = async (who: Identity | 'operator' | undefined, method: string, path: string, body: unknown, message: RegExp): Promise<void> => {
+      const r = await call(who, method, path, body, 400)
+      assert.equal(r.body.error.code, ErrorCode.InvalidArgument, `${method} ${path}`)
+      assert.match(r.body.error.message, message, `${method} ${path}`)
+    }
+    await bad(undefined, 'POST', '/api/v1/auth/challenge', undefined, /^the body must be a JSON object$/)
+    await bad(undefined, 'POST', '/api/v1/auth/challenge', { amid: 'nope' }, /^amid must be an AMID$/)
+    await bad(undefined, 'POST', '/api/v1/auth/token', { amid: alice.amid, nonce: 'n' }, /^sig is required$/)
+    // an unknown field is named first, with the fields the route takes
+    await bad(alice, 'POST', '/api/v1/rooms', { id: 'Bad Id', colour: 'red' }, /^unknown field "colour"; expected id, kind, topic$/)
+    await bad(alice, 'POST', '/api/v1/rooms', { id: 'Bad Id' }, /^id must be a room id/)
+    await bad(alice, 'POST', '/api/v1/rooms', { id: 'ops', kind: 'secret' }, /^kind must be one of public, private$/)
+    await bad(alice, 'POST', '/api/v1/rooms', { id: 'ops', topic: 'x'.repeat(257) }, /^topic must be at most 256 characters/)
+    await bad(alice, 'POST', '/api/v1/rooms', [], /^the body must be a JSON object$/)
+    await bad(alice, 'GET', '/api/v1/rooms?limit=201', undefined, /^limit must be a whole number from 1 to 200, got "201"$/)
+    await bad(alice, 'GET', '/api/v1/rooms?limit=ten', undefined, /^limit must be a whole number from 1 to 200, got "ten"$/)
+    await bad(alice, 'GET', '/api/v1/rooms/global/history?after=-1', undefined, /^after must be a whole number from 0 to /)
+    await bad(alice, 'GET', '/api/v1/tasks?state=done', undefined, /^state must be one of submitted, working, input-required, auth-required, completed, failed, canceled, rejected, got "done"$/)
+    await bad(alice, 'GET', '/api/v1/audit?action=Bad!', undefined, /^action must be an action like message\.send/)
+    await bad('operator', 'PUT', '/api/v1/agents/nope/role', { role: 'warden' }, /^amid must be an AMID, got "nope"$/)
+    await bad('operator', 'PUT', `/api/v1/agents/${bob.amid}/role`, { role: 'chief' }, /^role must be one of master, warden, worker$/)
+    await bad(alice, 'POST', '/api/v1/handles', { handle: 'a' }, /^handle must be a handle: 2–32 characters/)
+    await bad(alice, 'POST', '/api/v1/messages', { to: '#global', text: 7 }, /^text must be a string$/)
+    await bad(alice, 'POST', '/api/v1/messages', { to: '#global', payload: [] }, /^payload must be an object$/)
+    await bad(alice, 'POST', '/api/v1/messages', { to: '#global', text: 'hi', id: 'short' }, /^id must be 8–128 characters/)
+    await bad(alice, 'POST', '/api/v1/messages', { to: '#global' }, /^send "text"/)
+    await bad(alice, 'POST', '/api/v1/messages', { envelope: {}, to: '#global' }, /^unknown field "to"; expected envelope$/)
+    await bad(alice, 'POST', '/api/v1/tasks', { to: '@bob', command: 'Status!' }, /^command must be a command/)
+    await bad(alice, 'POST', '/api/v1/tasks', { to: '@bob', command: 'status', deadline_s: 0 }, /^deadline_s must be a whole number from 1 to 604800$/)
+    await bad(alice, 'POST', '/api/v1/tasks/t-1/cancel', { reason: 1 }, /^reason must be a string$/)
+    await bad('operator', 'PATCH', '/api/v1/settings', { presence_idle_ms: 10 }, /^presence_idle_ms must be a whole number from 1000 to 604800000$/)
+    await bad('operator', 'PATCH', '/api/v1/settings', { rate_limits: { api_burst: 0 } }, /^rate_limits\.api_burst must be a whole number from 1 to 1000000$/)
+    await bad('operator', 'PATCH', '/api/v1/settings', { rate_limits: { nope: 1 } }, /^unknown field "nope"; expected api_per_minute, api_burst, ip_per_minute, ip_burst, chat_per_minute, chat_burst, chat_ip_per_minute, chat_ip_burst$/)
+    // an envelope that does not validate keeps the wire protocol's code
+    const env = (await call(alice, 'POST', '/api/v1/messages', { envelope: { v: 'agentmesh/0.2' } }, 400)).body
+    assert.equal(env.error.code, ErrorCode.InvalidEnvelope)
+    // nothing was changed by the refused requests
+    assert.deepEqual(((await call(alice, 'GET', '/api/v1/rooms', undefined, 200)).body.rooms as Json[]).map(r => r.id), ['global'])
+    assert.equal((await call(alice, 'GET', '/api/v1/settings', undefined, 200)).body.settings.presence_idle_ms, defaultChatSettings().presenceIdleMs)
+  })
+
+  it('api v1 - the contract\'s certificate bounds are the ones the crypto package checks', () => {
+    assert.equal(MAX_CERT_CHAIN_LENGTH, MAX_CHAIN_LENGTH)
+    assert.equal(MAX_CERT_PEM_BYTES, MAX_PEM_BYTES)
   })
 })

@@ -8,7 +8,7 @@ import { describe, it, type TestContext } from 'node:test'
 import WebSocket from 'ws'
 import { ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
 import { silentLogger, VERSION, type Relay, type RelayInit } from '@agentmesh/server'
-import { httpApp, openapi } from '@agentmesh/server/internal'
+import { httpApp, openapi as openapiDocument } from '@agentmesh/server/internal'
 import { rawAgent, startRelay as startTestRelay, tempDir } from '@agentmesh/testing'
 import { memoryStore } from '@agentmesh/store'
 import { readJson } from '../src/api-v1.ts'
@@ -17,6 +17,8 @@ import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/ch
 import { TaskService } from '../src/tasks.ts'
 
 type Json = Record<string, any>
+/** the generated document, read as plain JSON */
+const openapi = openapiDocument as Json
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']
 

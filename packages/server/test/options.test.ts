@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { AgentMeshError, ErrorCode, constants } from '@agentmesh/protocol'
 import { DB_FILE } from '@agentmesh/store-sqlite'
-import { createRelay, defaultOptions, relayOptions, silentLogger, type RelayInit } from '@agentmesh/server'
+import { createRelay, defaultOptions, relayOptionSpecs, relayOptions, silentLogger, storageOf, type RelayInit } from '@agentmesh/server'
 import { startRelay, tempDir } from '@agentmesh/testing'
 
 function expectInvalid (init: unknown, field: string, message: string | RegExp): void {
@@ -128,6 +128,75 @@ describe('options - relayOptions', () => {
     } finally {
       dir.cleanup()
     }
+  })
+})
+
+describe('options - the option schema', () => {
+  it('options - every resolved option has one spec with a doc line; defaults come from the specs', () => {
+    const specs = relayOptionSpecs()
+    assert.deepEqual(specs.map(([k]) => k).sort(), Object.keys(defaultOptions()).sort())
+    for (const [k, spec] of specs) {
+      assert.ok(spec.doc.length > 10, `${k} has a doc line`)
+      assert.deepEqual(defaultOptions()[k], spec.default, k)
+    }
+  })
+
+  it('options - config-file keys, environment variables and flags are the documented ones, each used once', () => {
+    const specs = relayOptionSpecs()
+    assert.deepEqual(specs.filter(([, s]) => s.file).map(([k]) => k), [
+      'host', 'port', 'dataDir', 'memory', 'sync', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
+      'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox', 'verifySignatures', 'reputation',
+      'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'rateLimits',
+    ])
+    const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
+    assert.deepEqual(Object.fromEntries(env), {
+      host: 'AGENTMESH_HOST', port: 'AGENTMESH_PORT', dataDir: 'AGENTMESH_DATA', memory: 'AGENTMESH_MEMORY', sync: 'AGENTMESH_SYNC',
+      maxEnvelopeBytes: 'AGENTMESH_MAX_ENVELOPE_BYTES', maxInFlight: 'AGENTMESH_MAX_IN_FLIGHT', deliveryWindow: 'AGENTMESH_DELIVERY_WINDOW',
+      maxConnectionsPerAgent: 'AGENTMESH_MAX_CONNECTIONS_PER_AGENT', maxConnections: 'AGENTMESH_MAX_CONNECTIONS', heartbeatMs: 'AGENTMESH_HEARTBEAT_MS',
+      authTimeoutMs: 'AGENTMESH_AUTH_TIMEOUT_MS', retransmitMs: 'AGENTMESH_RETRANSMIT_MS', retentionMs: 'AGENTMESH_RETENTION_MS', maxInbox: 'AGENTMESH_MAX_INBOX',
+      verifySignatures: 'AGENTMESH_VERIFY_SIGNATURES', trustRoots: 'AGENTMESH_TRUST_ROOTS', apiKey: 'AGENTMESH_API_KEY',
+      historyRetentionMs: 'AGENTMESH_HISTORY_RETENTION_MS', historyMaxPerRoom: 'AGENTMESH_HISTORY_MAX_PER_ROOM', presenceIdleMs: 'AGENTMESH_PRESENCE_IDLE_MS',
+      auditRetentionMs: 'AGENTMESH_AUDIT_RETENTION_MS', auditMaxRows: 'AGENTMESH_AUDIT_MAX_ROWS',
+    })
+    const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
+    assert.deepEqual(flags, [
+      ['host', '--host'], ['port', '--port'], ['dataDir', '--data'], ['memory', '--memory'], ['sync', '--sync'],
+      ['verifySignatures', '--no-verify-signatures'], ['trustRoots', '--trust-roots'], ['apiKey', '--api-key'],
+      ['historyRetentionMs', '--history-retention-days'], ['historyMaxPerRoom', '--history-max-per-room'], ['presenceIdleMs', '--presence-idle'],
+      ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],
+    ])
+  })
+
+  it('options - README\'s configuration table has a row for every option, with its environment variable and flag', () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8')
+    const rows = new Map<string, string>()
+    for (const m of readme.matchAll(/^\| `(\w+)`[^|]*\|([^|]*)\|/gm)) rows.set(m[1]!, m[2]!)
+    for (const [k, spec] of relayOptionSpecs()) {
+      const row = rows.get(k)
+      assert.ok(row !== undefined, `README lists ${k}`)
+      if (spec.env !== undefined) assert.ok(row.includes(spec.env), `${k}: ${spec.env} in "${row}"`)
+      if (spec.flag !== undefined) assert.ok(row.includes(spec.flag.flags.split(' ')[0]!), `${k}: ${spec.flag.flags} in "${row}"`)
+    }
+  })
+
+  it('options - storageOf answers the one storage mode the options choose', () => {
+    assert.deepEqual(storageOf(relayOptions()), { type: 'sqlite', dataDir: './data', sync: 'normal' })
+    assert.deepEqual(storageOf(relayOptions({ dataDir: '/srv/am', sync: 'full' })), { type: 'sqlite', dataDir: '/srv/am', sync: 'full' })
+    assert.deepEqual(storageOf(relayOptions({ memory: true })), { type: 'memory' })
+  })
+
+  it('options - presenceIdleMs below 1000 ms and other bounds are refused with the bound named', () => {
+    expectInvalid({ presenceIdleMs: 999 }, 'presenceIdleMs', 'relay option presenceIdleMs must be at least 1000 (ms)')
+    expectInvalid({ presenceIdleMs: 0 }, 'presenceIdleMs', 'relay option presenceIdleMs must be a positive integer, got 0')
+    expectInvalid({ historyMaxPerRoom: 0 }, 'historyMaxPerRoom', 'relay option historyMaxPerRoom must be a positive integer, got 0')
+    expectInvalid({ apiKey: 'x'.repeat(257) }, 'apiKey', 'relay option apiKey must be 16–256 characters without spaces')
+    expectInvalid({ apiKey: 'with a space in it, long' }, 'apiKey', 'relay option apiKey must be 16–256 characters without spaces')
+    expectInvalid({ trustRoots: 'pem' }, 'trustRoots', 'relay option trustRoots must be a list of PEM texts, got string')
+    expectInvalid({ rateLimits: { api: { perMinute: 0 } } }, 'rateLimits.api.perMinute', 'relay option rateLimits.api.perMinute must be a whole number from 1 to 1,000,000, got 0')
+    expectInvalid({ rateLimits: { web: {} } }, 'rateLimits.web', 'relay option rateLimits.web is not a limit (api, ip, chat, chatIp)')
+    assert.equal(relayOptions({ apiKey: 'k'.repeat(16) }).apiKey, 'k'.repeat(16))
+    assert.equal(relayOptions({ presenceIdleMs: 1000 }).presenceIdleMs, 1000)
+    assert.deepEqual(relayOptions({ rateLimits: { chatIp: { burst: 9 } } }).rateLimits, { chatIp: { burst: 9 } })
   })
 })
 

@@ -16,7 +16,8 @@ export { auditHash, chainAudit, verifyAudit, AuditVerifier, AUDIT_HASH_PREFIX, A
 export type { AuditCheck } from './audit.ts'
 export { profileMatches, searchText, crlPutResult, compareCrls } from './registry.ts'
 export type {
-  Store, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, StoredMessage,
+  Store, StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore, RoleStore, RoomStore,
+  TaskStore, AuditStore, SettingsStore, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, StoredMessage,
   AgentProfile, Skill, TrustTier, ProfileQuery, PrekeyUpload, TakenBundle, OneTimePrekey,
   CertificateRecord, CertificateLink, CaCertificateRecord, CrlRecord, PutCrlResult,
   FeedbackRecord, ScorePoint, ReputationFlag,

@@ -1,24 +1,27 @@
-/** In-memory Store: for tests and `agentmesh serve --memory`. Nothing survives the process. */
+/**
+ * In-memory Store: for tests and `agentmesh serve --memory`. Nothing survives the process.
+ * The slices that share no state with a commit (certificates, reputation, handles, roles, tasks,
+ * settings) live in ./memory/; registry, messages, rooms and audit stay here, since one commit
+ * writes inboxes, room history and the audit chain together.
+ */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
-import type { AgentProfile, AgentRecord, AgentRole, AppendItem, AppendResult, AuditInput, AuditRecord, CaCertificateRecord, CertificateRecord, CrlRecord, CursorAck, FeedbackRecord, HistoryEntry, InboxState, InviteRecord, MemberRecord, OneTimePrekey, ReputationFlag, RoomRecord, ScorePoint, Store, StoreInit, StoredMessage, TaskRecord, TaskState } from './types.ts'
-import { compareCrls, crlPutResult, profileMatches } from './registry.ts'
+import type { AgentProfile, AgentRecord, AppendItem, AppendResult, AuditInput, AuditRecord, CursorAck, HistoryEntry, InboxState, InviteRecord, MemberRecord, OneTimePrekey, RoomRecord, Store, StoreInit, StoredMessage } from './types.ts'
+import { profileMatches } from './registry.ts'
 import { auditPruneUpTo, auditPrunedRow, chainAudit } from './audit.ts'
+import { memoryCertificates } from './memory/certificates.ts'
+import { memoryHandles } from './memory/handles.ts'
+import { memoryReputation } from './memory/reputation.ts'
+import { memoryRoles } from './memory/roles.ts'
+import { memorySettings } from './memory/settings.ts'
+import { memoryTasks } from './memory/tasks.ts'
+import { byKey, nested } from './memory/util.ts'
 
 interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
 interface Seen { seq: number, expiresAt: number }
 /** A room's history: the entries kept (ascending seq) and the last seq it assigned (never reused). */
 interface History { lastSeq: number, entries: HistoryEntry[] }
-
-/** The states a task can still leave (overdueTasks fails those past their deadline). */
-const OPEN_TASK_STATES: readonly TaskState[] = ['submitted', 'working', 'input-required', 'auth-required']
-
-/** The order of `Store.listTasks`: newest first by createdAt, then id descending. */
-function compareTasksNewestFirst (a: { createdAt: number, id: string }, b: { createdAt: number, id: string }): number {
-  if (a.createdAt !== b.createdAt) return b.createdAt - a.createdAt
-  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0
-}
 
 /** The audit rows to chain, with `detail` as its JSON text reads back (what a persistent store keeps). */
 function auditInputs (rows: readonly AuditInput[]): AuditInput[] {
@@ -39,19 +42,7 @@ export function memoryStore (init: StoreInit = {}): Store {
   const dedupe = new Map<string, Seen>()
   const profiles = new Map<string, AgentProfile>()
   const prekeys = new Map<string, { base?: Record<string, unknown>, oneTime: Map<number, OneTimePrekey> }>()
-  const certificates = new Map<string, CertificateRecord>()
-  const cas = new Map<string, CaCertificateRecord>()
-  const crls = new Map<string, CrlRecord>()
-  /** subject → rater → standing rating, and rater → subject → the same record */
-  const feedbackFor = new Map<string, Map<string, FeedbackRecord>>()
-  const feedbackBy = new Map<string, Map<string, FeedbackRecord>>()
-  const scorePoints = new Map<string, ScorePoint[]>()
-  const flags = new Map<string, ReputationFlag[]>()
   const secret = randomBytes(32).toString('base64url')
-  /** amid → handle as given, and lower-cased handle → amid */
-  const handles = new Map<string, string>()
-  const handleHolders = new Map<string, string>()
-  const roles = new Map<string, AgentRole>()
   const rooms = new Map<string, RoomRecord>()
   /** room → amid → membership, and amid → the rooms it is a member of */
   const members = new Map<string, Map<string, MemberRecord>>()
@@ -59,9 +50,7 @@ export function memoryStore (init: StoreInit = {}): Store {
   const invites = new Map<string, Map<string, InviteRecord>>()
   const histories = new Map<string, History>()
   const readUpTo = new Map<string, Map<string, number>>()
-  const tasks = new Map<string, TaskRecord>()
   const audit: AuditRecord[] = []
-  let settings: Record<string, unknown> = {}
   let closed = false
 
   const inboxOf = (r: string): Inbox => {
@@ -70,12 +59,6 @@ export function memoryStore (init: StoreInit = {}): Store {
     return i
   }
   const live = (): void => { if (closed) throw new AgentMeshError(ErrorCode.Internal, 'the store is closed') }
-  const nested = <V>(m: Map<string, Map<string, V>>, k: string): Map<string, V> => {
-    let inner = m.get(k)
-    if (inner === undefined) { inner = new Map(); m.set(k, inner) }
-    return inner
-  }
-  const byKey = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
   const historyOf = (room: string): History => {
     let h = histories.get(room)
     if (h === undefined) { h = { lastSeq: 0, entries: [] }; histories.set(room, h) }
@@ -98,8 +81,6 @@ export function memoryStore (init: StoreInit = {}): Store {
   }
   const copyEntry = (e: HistoryEntry): HistoryEntry => ({ ...e, ...(e.deleted === undefined ? {} : { deleted: { ...e.deleted } }) })
   const copyAudit = (r: AuditRecord): AuditRecord => structuredClone(r)
-  /** A copy as a persistent store reads it back (tasks are kept as JSON text there). */
-  const asJson = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T
   /** Appends `m` to an inbox; undefined when the inbox is full. */
   const toInbox = (recipient: string, m: AppendItem): number | undefined => {
     const box = inboxOf(recipient)
@@ -238,59 +219,6 @@ export function memoryStore (init: StoreInit = {}): Store {
       return first === undefined ? { base: structuredClone(entry.base) } : { base: structuredClone(entry.base), oneTime: { ...first } }
     },
     async countOneTimePrekeys (amid) { live(); return prekeys.get(amid)?.oneTime.size ?? 0 },
-    async putCertificate (r) { live(); certificates.set(r.amid, structuredClone(r)) },
-    async getCertificate (amid) { live(); const r = certificates.get(amid); return r === undefined ? undefined : structuredClone(r) },
-    async putCaCertificate (ca) { live(); if (!cas.has(ca.key)) cas.set(ca.key, { ...ca }) },
-    async findCaCertificates (subject) {
-      live()
-      return [...cas.values()].filter(c => c.subject === subject).sort((a, b) => a.key < b.key ? -1 : 1).map(c => ({ ...c }))
-    },
-    async putCrl (crl) {
-      live()
-      const r = crlPutResult(crls.get(crl.issuerKey), crl)
-      if (r.status === 'stored') crls.set(crl.issuerKey, { ...crl })
-      return r.status === 'outdated' ? { status: 'outdated', current: { ...r.current } } : r
-    },
-    async listCrls () { live(); return [...crls.values()].sort(compareCrls).map(c => ({ ...c })) },
-    async putFeedback (f) {
-      live()
-      const previous = feedbackFor.get(f.subject)?.get(f.rater)
-      const copy = { ...f }
-      nested(feedbackFor, f.subject).set(f.rater, copy)
-      nested(feedbackBy, f.rater).set(f.subject, copy)
-      return previous === undefined ? {} : { previous: { ...previous } }
-    },
-    async getFeedback (rater, subject) { live(); const f = feedbackFor.get(subject)?.get(rater); return f === undefined ? undefined : { ...f } },
-    async listFeedbackFor (subject) {
-      live()
-      return [...(feedbackFor.get(subject)?.values() ?? [])].sort((a, b) => byKey(a.rater, b.rater)).map(f => ({ ...f }))
-    },
-    async listFeedbackBy (rater) {
-      live()
-      return [...(feedbackBy.get(rater)?.values() ?? [])].sort((a, b) => byKey(a.subject, b.subject)).map(f => ({ ...f }))
-    },
-    async addScorePoint (subject, point, keep) {
-      live()
-      const points = [...(scorePoints.get(subject) ?? []), { at: point.at, score: point.score }]
-      // the newest point before `since` stays: it is the score in effect at `since`
-      let older = -1
-      for (let i = 0; i < points.length; i++) if (points[i]!.at < keep.since) older = i
-      const kept = points.filter((p, i) => p.at >= keep.since || i === older)
-      scorePoints.set(subject, kept.slice(Math.max(0, kept.length - keep.max)))
-    },
-    async listScorePoints (subject, since) {
-      live()
-      const points = scorePoints.get(subject) ?? []
-      let older = -1
-      for (let i = 0; i < points.length; i++) if (points[i]!.at < since) older = i
-      return points.filter((p, i) => p.at >= since || i === older).map(p => ({ ...p }))
-    },
-    async addReputationFlag (subject, flag, max) {
-      live()
-      const list = [...(flags.get(subject) ?? []), { ...flag }]
-      flags.set(subject, list.slice(Math.max(0, list.length - max)))
-    },
-    async listReputationFlags (subject) { live(); return [...(flags.get(subject) ?? [])].reverse().map(f => ({ ...f })) },
     // ---- chat
     async relaySecret () { live(); return secret },
     async listAgents (q) {
@@ -298,25 +226,6 @@ export function memoryStore (init: StoreInit = {}): Store {
       const out: string[] = []
       for (const amid of agents.keys()) if (q.after === undefined || amid > q.after) out.push(amid)
       return out.sort(byKey).slice(0, Math.max(0, q.limit))
-    },
-    async setHandle (amid, handle) {
-      live()
-      const key = handle.toLowerCase()
-      const holder = handleHolders.get(key)
-      if (holder !== undefined && holder !== amid) return { status: 'taken', by: holder }
-      const previous = handles.get(amid)
-      if (previous !== undefined) handleHolders.delete(previous.toLowerCase())
-      handles.set(amid, handle)
-      handleHolders.set(key, amid)
-      return previous === undefined ? { status: 'set' } : { status: 'set', previous }
-    },
-    async handleOf (amid) { live(); return handles.get(amid) },
-    async resolveHandle (handle) { live(); return handleHolders.get(handle.toLowerCase()) },
-    async setRole (amid, role) { live(); if (role === 'worker') roles.delete(amid); else roles.set(amid, role) },
-    async roleOf (amid) { live(); return roles.get(amid) ?? 'worker' },
-    async listRoles () {
-      live()
-      return [...roles].sort((a, b) => byKey(a[0], b[0])).map(([amid, role]) => ({ amid, role }))
     },
     async createRoom (room) {
       live()
@@ -430,45 +339,6 @@ export function memoryStore (init: StoreInit = {}): Store {
       live()
       return [...(readUpTo.get(room) ?? [])].sort((a, b) => byKey(a[0], b[0])).map(([amid, upTo]) => ({ amid, upTo }))
     },
-    async putTask (t) {
-      live()
-      if (tasks.has(t.id)) return false
-      tasks.set(t.id, asJson(t))
-      return true
-    },
-    async getTask (id) { live(); const t = tasks.get(id); return t === undefined ? undefined : structuredClone(t) },
-    async updateTask (t, expect) {
-      live()
-      const old = tasks.get(t.id)
-      if (old === undefined || old.state !== expect) return false
-      tasks.set(t.id, asJson(t))
-      return true
-    },
-    async listTasks (q) {
-      live()
-      let cursor: ((t: TaskRecord) => boolean) | undefined
-      if (q.before !== undefined) {
-        const before = q.before
-        const ref = tasks.get(before)
-        // an unknown id still pages: ids are time-ordered
-        cursor = ref === undefined ? t => t.id < before : t => compareTasksNewestFirst(t, ref) > 0
-      }
-      const out: TaskRecord[] = []
-      for (const t of tasks.values()) {
-        if (q.room !== undefined && t.room !== q.room) continue
-        if (q.agent !== undefined && t.requester !== q.agent && t.assignee !== q.agent) continue
-        if (q.state !== undefined && t.state !== q.state) continue
-        if (cursor !== undefined && !cursor(t)) continue
-        out.push(t)
-      }
-      return out.sort(compareTasksNewestFirst).slice(0, Math.max(0, q.limit)).map(t => structuredClone(t))
-    },
-    async overdueTasks (now, limit) {
-      live()
-      const out: TaskRecord[] = []
-      for (const t of tasks.values()) if (OPEN_TASK_STATES.includes(t.state) && t.deadline <= now) out.push(t)
-      return out.sort((a, b) => a.deadline !== b.deadline ? a.deadline - b.deadline : byKey(a.id, b.id)).slice(0, Math.max(0, limit)).map(t => structuredClone(t))
-    },
     async appendAudit (rows) { live(); return appendAuditRows(rows) },
     async readAudit (q) {
       live()
@@ -495,17 +365,12 @@ export function memoryStore (init: StoreInit = {}): Store {
       appendAuditRows([auditPrunedRow(note, drop, upTo)])
       return drop
     },
-    async getSettings () { live(); return structuredClone(settings) },
-    async putSettings (patch) {
-      live()
-      const next = { ...settings }
-      for (const [k, v] of Object.entries(patch)) {
-        if (v === null) delete next[k]
-        else if (v !== undefined) next[k] = JSON.parse(JSON.stringify(v)) as unknown
-      }
-      settings = next
-      return structuredClone(settings)
-    },
+    ...memoryCertificates(live),
+    ...memoryReputation(live),
+    ...memoryHandles(live),
+    ...memoryRoles(live),
+    ...memoryTasks(live),
+    ...memorySettings(live),
     async close () { closed = true },
   }
 }

@@ -1,3 +1,5 @@
+import type { TaskState } from '@agentmesh/protocol'
+
 /** The durable truth of a relay. Every implementation passes @agentmesh/compliance-tests/store. */
 export interface AgentRecord {
   amid: string
@@ -282,8 +284,8 @@ export interface HistoryQuery {
 /** Agent roles (docs/protocol.md §17.2). */
 export type AgentRole = 'master' | 'warden' | 'worker'
 
-/** A2A task states. */
-export type TaskState = 'submitted' | 'working' | 'input-required' | 'auth-required' | 'completed' | 'failed' | 'canceled' | 'rejected'
+/** A2A task states: the REST contract's (@agentmesh/protocol). */
+export type { TaskState } from '@agentmesh/protocol'
 
 export interface TaskTransition { state: TaskState, at: number, by: string, message?: string }
 
@@ -341,27 +343,31 @@ export interface AuditRecord extends AuditInput {
 
 export interface AuditQuery { after?: number, limit: number, actor?: string, action?: string }
 
-export interface Store {
+// ---------------------------------------------------------------- the Store, slice by slice
+
+/**
+ * What every store has whatever slices it implements: its kind and a way to release it.
+ */
+export interface StoreBase {
   /** "memory", "sqlite", … */
   readonly kind: string
+  close (): Promise<void>
+}
+
+/**
+ * The registry (docs/protocol.md §13): who the relay is (its id and signing secret) and the agents
+ * it knows, their profiles and their prekeys.
+ */
+export interface RegistryStore {
   /** A stable id of this relay's data, created with it; clients key their cursors by it. */
   relayId (): Promise<string>
+  /** The relay's own Ed25519 secret (32 bytes, base64url), created with the data: the relay signs with it. */
+  relaySecret (): Promise<string>
   /** Registers an agent or refreshes its last-seen time; `created` is true the first time. */
   upsertAgent (agent: { amid: string, name?: string, seenAt: number }): Promise<{ created: boolean }>
   getAgent (amid: string): Promise<AgentRecord | undefined>
-  /**
-   * One atomic step: appends each item in order (or recognises it as a duplicate), then
-   * applies the cursor acks, then appends the audit rows (chained after the last one). Nothing of the batch is visible before the promise resolves,
-   * and after it resolves everything survives a crash of the process.
-   */
-  commit (appends: readonly AppendItem[], acks: readonly CursorAck[], audit?: readonly AuditInput[]): Promise<AppendResult[]>
-  /** Undelivered messages of an inbox with seq > afterSeq, in seq order. */
-  read (recipient: string, afterSeq: number, limit: number): Promise<StoredMessage[]>
-  inbox (recipient: string): Promise<InboxState>
-  /** Deletes what is older than the retention period; answers what it deleted. */
-  prune (now: number): Promise<{ messages: number, dedupe: number }>
-  stats (): Promise<{ agents: number, pending: number }>
-  // ---- registry
+  /** Every registered agent's AMID, by amid, from after `after`. */
+  listAgents (q: { after?: string, limit: number }): Promise<string[]>
   putProfile (profile: AgentProfile): Promise<void>
   getProfile (amid: string): Promise<AgentProfile | undefined>
   /** Profiles matching every given criterion, by amid. */
@@ -374,7 +380,34 @@ export interface Store {
   /** The bundle with one one-time prekey, which is removed in the same atomic step: never handed out twice. */
   takePrekeyBundle (amid: string): Promise<TakenBundle | undefined>
   countOneTimePrekeys (amid: string): Promise<number>
-  // ---- certificates (docs/protocol.md §13.1)
+}
+
+/**
+ * Store-and-forward (docs/protocol.md §5, §6): inboxes, sequence numbers, dedupe, acks and retention.
+ * A commit also writes the room history of room messages and the audit rows given with it, in the
+ * same atomic step, so an implementation of this slice holds the history of `RoomStore` and the
+ * chain of `AuditStore` too.
+ */
+export interface MessageStore {
+  /**
+   * One atomic step: appends each item in order (or recognises it as a duplicate), then
+   * applies the cursor acks, then appends the audit rows (chained after the last one). Nothing of the batch is visible before the promise resolves,
+   * and after it resolves everything survives a crash of the process.
+   */
+  commit (appends: readonly AppendItem[], acks: readonly CursorAck[], audit?: readonly AuditInput[]): Promise<AppendResult[]>
+  /** Undelivered messages of an inbox with seq > afterSeq, in seq order. */
+  read (recipient: string, afterSeq: number, limit: number): Promise<StoredMessage[]>
+  inbox (recipient: string): Promise<InboxState>
+  /** Deletes what is older than the retention period; answers what it deleted. */
+  prune (now: number): Promise<{ messages: number, dedupe: number }>
+  /** `agents` counts the registered agents (RegistryStore.upsertAgent), `pending` the undelivered messages of every inbox. */
+  stats (): Promise<{ agents: number, pending: number }>
+}
+
+/**
+ * Certificates, CA certificates and CRLs (docs/protocol.md §13.1).
+ */
+export interface CertificateStore {
   /** Stores an agent's certificate record, replacing the one it had. */
   putCertificate (record: CertificateRecord): Promise<void>
   getCertificate (amid: string): Promise<CertificateRecord | undefined>
@@ -389,7 +422,12 @@ export interface Store {
   putCrl (crl: CrlRecord): Promise<PutCrlResult>
   /** Every stored CRL, by issuer name then issuer key. */
   listCrls (): Promise<CrlRecord[]>
-  // ---- reputation (docs/protocol.md §15)
+}
+
+/**
+ * Reputation (docs/protocol.md §15): standing ratings, score history and flags.
+ */
+export interface ReputationStore {
   /**
    * Stores `rater`'s standing rating of `subject`, replacing the one it had (one atomic step);
    * answers the replaced one.
@@ -415,21 +453,35 @@ export interface Store {
   addReputationFlag (subject: string, flag: ReputationFlag, max: number): Promise<void>
   /** The subject's flags, newest first. */
   listReputationFlags (subject: string): Promise<ReputationFlag[]>
-  // ---- chat (docs/protocol.md §17)
-  /** The relay's own Ed25519 secret (32 bytes, base64url), created with the data: the relay signs with it. */
-  relaySecret (): Promise<string>
-  /** Every registered agent's AMID, by amid, from after `after`. */
-  listAgents (q: { after?: string, limit: number }): Promise<string[]>
+}
+
+/**
+ * Handles (docs/protocol.md §17.1): one unique, case-insensitive name per agent.
+ */
+export interface HandleStore {
   /** Sets an agent's handle (unique case-insensitively; the old one is freed). Handles are stored as given. */
   setHandle (amid: string, handle: string): Promise<{ status: 'set', previous?: string } | { status: 'taken', by: string }>
   handleOf (amid: string): Promise<string | undefined>
   /** The agent holding `handle` (case-insensitive). */
   resolveHandle (handle: string): Promise<string | undefined>
+}
+
+/**
+ * Agent roles (docs/protocol.md §17.2).
+ */
+export interface RoleStore {
   setRole (amid: string, role: AgentRole): Promise<void>
   /** @returns worker when none was set */
   roleOf (amid: string): Promise<AgentRole>
   /** Agents with a role other than worker. */
   listRoles (): Promise<Array<{ amid: string, role: AgentRole }>>
+}
+
+/**
+ * Rooms (docs/protocol.md §17.3): rooms, members, invites, history and read markers. History entries
+ * are written by `MessageStore.commit`; this slice reads, deletes and prunes them.
+ */
+export interface RoomStore {
   /** Creates a room and, with `owner`, its owner's membership, in one atomic step; false when the id is taken. */
   createRoom (room: RoomRecord): Promise<boolean>
   getRoom (id: string): Promise<RoomRecord | undefined>
@@ -461,6 +513,12 @@ export interface Store {
   /** Raises (never lowers) what `amid` read up to in `room`; answers the value in force. */
   setReadUpTo (room: string, amid: string, seq: number): Promise<number>
   readMarkers (room: string): Promise<Array<{ amid: string, upTo: number }>>
+}
+
+/**
+ * A2A tasks (docs/protocol.md §17.7).
+ */
+export interface TaskStore {
   /** Inserts a task; false when its id exists. */
   putTask (task: TaskRecord): Promise<boolean>
   getTask (id: string): Promise<TaskRecord | undefined>
@@ -470,6 +528,13 @@ export interface Store {
   listTasks (q: TaskQuery): Promise<TaskRecord[]>
   /** Tasks not in an end state whose deadline is at or before `now`. */
   overdueTasks (now: number, limit: number): Promise<TaskRecord[]>
+}
+
+/**
+ * The tamper-evident audit log (docs/protocol.md §17.8): rows chained by hash (see auditHash()). Rows are appended here on
+ * their own or by `MessageStore.commit` with the messages they record; both continue one chain.
+ */
+export interface AuditStore {
   /** Appends audit rows on their own (outside a message commit), chained after the last one. */
   appendAudit (rows: readonly AuditInput[]): Promise<AuditRecord[]>
   /** Audit rows in seq order. */
@@ -483,8 +548,21 @@ export interface Store {
    * Answers how many rows were dropped.
    */
   pruneAudit (olderThan: number, keep: number, note: { at: number, actor: string }): Promise<number>
+}
+
+/**
+ * Runtime settings the operator changes through the API, as one JSON object.
+ */
+export interface SettingsStore {
   getSettings (): Promise<Record<string, unknown>>
   /** Merges `patch` into the settings (a key set to null is removed). */
   putSettings (patch: Record<string, unknown>): Promise<Record<string, unknown>>
-  close (): Promise<void>
 }
+
+/**
+ * A whole store: every slice. The relay takes one; an adapter may be built slice by slice, and each
+ * slice has its own suite in @agentmesh/compliance-tests (storeSuite runs them all).
+ */
+export interface Store extends
+  StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore,
+  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore {}

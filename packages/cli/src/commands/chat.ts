@@ -10,7 +10,10 @@ import { createInterface } from 'node:readline'
 import { Option, type Command } from 'commander'
 import { isAmid, loadIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
 import { FINAL_TASK_STATES, GROUP_TYPE, type Connection, type HistoryMessage as RoomMessage, type TaskState } from '@agentmesh/client'
-import { AgentMeshError, ErrorCode, ID_PATTERN, ROOM_ID_PATTERN } from '@agentmesh/protocol'
+import {
+  AgentMeshError, COMMAND_PATTERN, ErrorCode, HANDLE_PATTERN, ID_PATTERN, MAX_PAGE, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S,
+  MAX_TOPIC_LENGTH as MAX_TOPIC, RESERVED_HANDLES, ROLES, ROOM_ID_PATTERN, TASK_STATES,
+} from '@agentmesh/protocol'
 import { verifyAudit } from '@agentmesh/store'
 import { DB_FILE, sqliteStore } from '@agentmesh/store-sqlite'
 import { homeOf, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
@@ -21,18 +24,11 @@ import { registryRequest } from '../registry.ts'
 
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
 const ID_RE = new RegExp(ID_PATTERN)
-/** §17.1: 2–32 characters, starting with a letter or digit; unique case-insensitively. */
-const HANDLE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
-const RESERVED_HANDLES = new Set(['relay', 'operator', 'system', 'all', 'everyone', 'here'])
-/** §17.7 */
-const COMMAND_RE = /^[a-z][a-z0-9_-]{0,31}$/
-const TASK_STATES = ['submitted', 'working', 'input-required', 'auth-required', 'completed', 'failed', 'canceled', 'rejected'] as const
-const ROLES = ['master', 'warden', 'worker'] as const
-const MAX_TOPIC = 256
-const MAX_TASK_ARGS = 4096
-const MAX_TASK_DEADLINE_S = 7 * 86_400
+// handles (§17.1), commands and task states (§17.7), roles and bounds are the REST contract's (@agentmesh/protocol)
+const HANDLE_RE = new RegExp(HANDLE_PATTERN)
+const COMMAND_RE = new RegExp(COMMAND_PATTERN)
 /** The relay's largest page (REST v1); longer --limit values are read page by page. */
-const PAGE = 200
+const PAGE = MAX_PAGE
 const MAX_LIMIT = 10_000
 const POLL_MS = 500
 /** Stop reading stdin while this many sends wait for their ack. */

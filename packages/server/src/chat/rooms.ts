@@ -3,14 +3,14 @@
  * conversations; who may see, join, invite, kick and set topics. Rooms with their member sets are
  * cached (least recently used go first); a change here tells other nodes to drop their copy.
  */
-import { AgentMeshError, ErrorCode, ROOM_ID_PATTERN } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, ROOM_ID_PATTERN, type RoomInfo, type RoomMember } from '@agentmesh/protocol'
 import { DM_ROOM_PREFIX } from '@agentmesh/crypto'
 import { LruMap } from '@agentmesh/protocol/internal'
 import type { AppendResult, MemberRecord, RoomKind, RoomRecord } from '@agentmesh/store'
 import type { ChatContext } from './context.ts'
 import type { Handles } from './handles.ts'
 import type { Presences } from './presence.ts'
-import type { ChatLimits } from './settings.ts'
+import type { ChatLimits } from './limits.ts'
 import { GLOBAL_ROOM, NOTICE_TYPE, actorOf, type Principal, type RoomState } from './types.ts'
 
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
@@ -193,7 +193,7 @@ export class Rooms {
   }
 
   /** The JSON a room is shown as to `p`. */
-  async roomJson (p: Principal, s: RoomState): Promise<Record<string, unknown>> {
+  async roomJson (p: Principal, s: RoomState): Promise<RoomInfo> {
     const me = p.kind === 'agent' ? p.amid : undefined
     const member = me !== undefined && s.members !== undefined ? s.members.get(me) : undefined
     return {
@@ -222,9 +222,9 @@ export class Rooms {
     return out
   }
 
-  async membersJson (s: RoomState): Promise<Array<Record<string, unknown>>> {
+  async membersJson (s: RoomState): Promise<RoomMember[]> {
     const marks = new Map((await this.ctx.store.readMarkers(s.room.id)).map(m => [m.amid, m.upTo]))
-    const out: Array<Record<string, unknown>> = []
+    const out: RoomMember[] = []
     for (const m of s.members?.values() ?? []) {
       out.push({
         amid: m.amid,

@@ -8,7 +8,7 @@ import type { TakeResult } from '@agentmesh/protocol/internal'
 import type { ChatContext } from './context.ts'
 import type { Presences } from './presence.ts'
 import type { Rooms } from './rooms.ts'
-import { rateLimited } from './settings.ts'
+import { rateLimited } from './limits.ts'
 
 export interface SignalDeps {
   ctx: ChatContext

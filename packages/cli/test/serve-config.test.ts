@@ -1,0 +1,105 @@
+/**
+ * Where `agentmesh serve` takes the relay's options from: the config file, the environment and
+ * flags (flags winning), all built from the relay's option schema. Run in process, no relay.
+ */
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { Command } from 'commander'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { relayOptions } from '@agentmesh/server'
+import { tempDir } from '@agentmesh/testing'
+import { addRelayFlags, configFromEnv, readConfigFile, relayInitFrom } from '../src/commands/serve-config.ts'
+
+const dir = tempDir()
+after(() => { dir.cleanup() })
+
+/** Parses serve's relay flags as the CLI does and merges them over `env` and the config file. */
+function initFrom (args: string[], env: NodeJS.ProcessEnv = {}, config?: object): ReturnType<typeof relayInitFrom> {
+  const cmd = new Command('serve').exitOverride()
+  addRelayFlags(cmd, { memory: (c) => c.option('--config <file>') })
+  cmd.parse(args, { from: 'user' })
+  let path: string | undefined
+  if (config !== undefined) {
+    path = join(dir.path, `config-${Math.random().toString(36).slice(2)}.json`)
+    writeFileSync(path, JSON.stringify(config))
+  }
+  return relayInitFrom(cmd.opts(), cmd, env, path)
+}
+
+function expectError (fn: () => unknown, code: ErrorCode, message: string): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof AgentMeshError)
+    assert.equal(err.code, code)
+    assert.equal(err.message, message)
+    return true
+  })
+}
+
+describe('serve config', () => {
+  it('serve config - flags, environment variables and the config file set options under their schema names', () => {
+    const init = initFrom(['--host', '::1', '--port', '0', '--sync', 'full', '--no-verify-signatures', '--api-key', 'k'.repeat(20)],
+      { AGENTMESH_MAX_INBOX: '9', AGENTMESH_MEMORY: '1', AGENTMESH_UNRELATED: 'x' },
+      { maxEnvelopeBytes: 4096, reputation: { anonymousWeight: 1 } })
+    assert.deepEqual(init, {
+      host: '::1', port: 0, sync: 'full', verifySignatures: false, apiKey: 'k'.repeat(20), maxInbox: 9, memory: true,
+      maxEnvelopeBytes: 4096, reputation: { anonymousWeight: 1 },
+    })
+  })
+
+  it('serve config - flags win over the environment, which wins over the file', () => {
+    assert.equal(initFrom([], { AGENTMESH_MAX_INBOX: '9' }, { maxInbox: 7 }).maxInbox, 9)
+    assert.equal(initFrom(['--port', '5'], { AGENTMESH_PORT: '6' }, { port: 7 }).port, 5)
+    assert.equal(initFrom([], {}, { port: 7 }).port, 7)
+    assert.equal(initFrom([], { AGENTMESH_VERIFY_SIGNATURES: 'false' }).verifySignatures, false)
+    assert.equal(initFrom([], {}).verifySignatures, undefined, 'a boolean flag not given sets nothing')
+  })
+
+  it('serve config - day and second flags become the options\' milliseconds', () => {
+    const init = initFrom(['--history-retention-days', '2', '--audit-retention-days', '3', '--presence-idle', '90', '--history-max-per-room', '50', '--audit-max-rows', '10'])
+    assert.deepEqual(init, { historyRetentionMs: 2 * 86_400_000, auditRetentionMs: 3 * 86_400_000, presenceIdleMs: 90_000, historyMaxPerRoom: 50, auditMaxRows: 10 })
+    expectError(() => initFrom(['--history-retention-days', '36501']), ErrorCode.InvalidArgument, '--history-retention-days must be between 1 and 36500, got 36501')
+    expectError(() => initFrom(['--presence-idle', 'soon']), ErrorCode.InvalidArgument, '--presence-idle must be a whole number, got "soon"')
+  })
+
+  it('serve config - the more specific source picking memory or a data directory wins; both as flags are refused', () => {
+    assert.deepEqual(initFrom(['--memory'], { AGENTMESH_DATA: '/srv/a' }, { dataDir: '/srv/b' }), { memory: true })
+    assert.deepEqual(initFrom(['--data', '/srv/c'], { AGENTMESH_MEMORY: 'true' }), { dataDir: '/srv/c' })
+    assert.deepEqual(initFrom([], { AGENTMESH_MEMORY: 'true' }, { dataDir: '/srv/b' }), { memory: true })
+    assert.deepEqual(initFrom([], { AGENTMESH_DATA: '/srv/a' }, { memory: true }), { dataDir: '/srv/a' })
+    expectError(() => initFrom(['--memory', '--data', '/srv/c']), ErrorCode.InvalidArgument, '--memory and --data are mutually exclusive')
+    // what relayOptions makes of a file naming both: refused, naming the fields
+    expectError(() => relayOptions(initFrom([], {}, { memory: true, dataDir: '/srv/b' })), ErrorCode.InvalidConfig, 'relay option memory and dataDir are mutually exclusive')
+  })
+
+  it('serve config - trust roots come from the flag\'s file, else the variable\'s', () => {
+    const missing = join(dir.path, 'missing.pem')
+    expectError(() => initFrom(['--trust-roots', missing], { AGENTMESH_TRUST_ROOTS: join(dir.path, 'other.pem') }), ErrorCode.InvalidConfig, `trust roots file ${missing} does not exist`)
+    expectError(() => initFrom([], { AGENTMESH_TRUST_ROOTS: missing }), ErrorCode.InvalidConfig, `trust roots file ${missing} does not exist`)
+    assert.equal(initFrom([], { AGENTMESH_TRUST_ROOTS: '' }).trustRoots, undefined)
+  })
+
+  it('serve config - environment values of the wrong kind are refused naming the variable', () => {
+    expectError(() => configFromEnv({ AGENTMESH_MAX_IN_FLIGHT: 'lots' }), ErrorCode.InvalidConfig, 'AGENTMESH_MAX_IN_FLIGHT must be a whole number, got "lots"')
+    expectError(() => configFromEnv({ AGENTMESH_PORT: '-1' }), ErrorCode.InvalidConfig, 'AGENTMESH_PORT must be a whole number, got "-1"')
+    expectError(() => configFromEnv({ AGENTMESH_MEMORY: 'yes' }), ErrorCode.InvalidConfig, 'AGENTMESH_MEMORY must be true or false, got "yes"')
+    assert.deepEqual(configFromEnv({ AGENTMESH_SYNC: 'sometimes', AGENTMESH_HOST: '', AGENTMESH_RETENTION_MS: ' 60000 ' }), { sync: 'sometimes', retentionMs: 60_000 })
+  })
+
+  it('serve config - a config file with an unknown key, a value of the wrong JSON type or no object is refused', () => {
+    const write = (name: string, text: string): string => { const p = join(dir.path, name); writeFileSync(p, text); return p }
+    const unknown = write('unknown.json', '{"port": 0, "maxEnvelopBytes": 10}')
+    assert.throws(() => readConfigFile(unknown), (err: unknown) => AgentMeshError.is(err, ErrorCode.InvalidConfig) &&
+      err.message.startsWith(`config file ${unknown}: unknown key "maxEnvelopBytes"; known keys: host, port, dataDir, memory, sync, maxEnvelopeBytes,`))
+    const trust = write('trust.json', '{"trustRoots": []}')
+    assert.throws(() => readConfigFile(trust), /unknown key "trustRoots"/, 'trust roots come from a PEM file, not the config file')
+    const wrong = write('wrong.json', '{"port": "zero"}')
+    expectError(() => readConfigFile(wrong), ErrorCode.InvalidConfig, `config file ${wrong}: "port" must be a number, got "zero"`)
+    const rep = write('rep.json', '{"reputation": 5}')
+    expectError(() => readConfigFile(rep), ErrorCode.InvalidConfig, `config file ${rep}: "reputation" must be an object, got 5`)
+    const list = write('list.json', '[1]')
+    expectError(() => readConfigFile(list), ErrorCode.InvalidConfig, `config file ${list} must hold a JSON object`)
+    expectError(() => readConfigFile(join(dir.path, 'none.json')), ErrorCode.InvalidConfig, `cannot read config file ${join(dir.path, 'none.json')}: ENOENT`)
+  })
+})

@@ -1,0 +1,543 @@
+/**
+ * The route table of the relay's REST API: one entry per route (method, path, operationId, summary,
+ * tags, security, and the schemas of its path parameters, query, body and answers by status). The
+ * relay validates with it (server api-v1.ts), the OpenAPI document is generated from it (openapi.ts),
+ * and clients type their calls with it (`ApiAnswer<'getRoom'>`).
+ *
+ * Summaries may name a relay default as `{{name}}`: the relay fills in its own values when it
+ * generates the document (a document with a name left unfilled is refused), so the numbers are
+ * kept where they are set, not restated here.
+ */
+import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox'
+import { ErrorCode as E } from '../errors.ts'
+import {
+  DEFAULT_ROLE, MAX_API_BODY_BYTES, MAX_PAGE, MAX_PREKEYS_PER_AGENT, MAX_PREKEYS_PER_UPLOAD, MAX_PRESENCE_ROWS,
+  MAX_TASK_RESULT_BYTES, RESERVED_HANDLES,
+} from './constants.ts'
+import * as S from './schemas.ts'
+
+export type HttpMethod = 'get' | 'put' | 'post' | 'patch' | 'delete'
+/** One security requirement: the scheme names of openapi.ts's securitySchemes. */
+export type Security = Partial<Record<'bearerAuth' | 'agentSignature' | 'apiKey', []>>
+
+export interface ApiHeader { schema: TSchema, description?: string }
+export interface ApiResponse {
+  description: string
+  /** the JSON body; none for 101 */
+  schema?: TSchema
+  headers?: Record<string, ApiHeader>
+}
+
+export interface ApiRoute {
+  method: HttpMethod
+  /** OpenAPI path template: `/api/v1/rooms/{id}` */
+  path: string
+  summary: string
+  tags: readonly string[]
+  /** who may call it; left out: anyone, unsigned */
+  security?: readonly Security[]
+  params?: TObject
+  query?: TObject
+  body?: TSchema
+  /** the body may be left out (it is required when `body` is given, unless this says so) */
+  bodyOptional?: boolean
+  /** the body's media type; application/json when left out */
+  bodyType?: string
+  /** the answers by HTTP status */
+  responses: { readonly [status: number]: ApiResponse | undefined }
+}
+
+const bodyKiB = `${MAX_API_BODY_BYTES / 1024} KiB`
+const ok = <T extends TSchema>(description: string, schema: T) => ({ description, schema })
+const err = (description: string) => ({ description, schema: S.ErrorBody })
+const retryAfter = { 'Retry-After': { schema: Type.Integer({ minimum: 1 }), description: 'seconds until the request may succeed' } }
+
+// ---------------------------------------------------------------- registry (§13)
+
+const signed: readonly Security[] = [{ agentSignature: [] }]
+const notAmid = err(`not an AMID (${E.InvalidArgument})`)
+const unsigned = err('unsigned, badly signed, stale or replayed request')
+const tooBig = err(`body over 64 KiB (${E.BodyTooLarge})`)
+const certErrors = `${E.CertInvalid} (unreadable, not one certificate per entry, wrong role), ${E.CertChainBroken} (a link does not lead to the next, or no trusted root), ${E.CertExpired}, ${E.CertRevoked} (listed in a CRL the relay holds); the message names the link`
+
+// ---------------------------------------------------------------- chat REST API v1 (§17)
+
+/** Any principal: an agent's bearer token or signed request, or the operator's key (role master). */
+const anyPrincipal: readonly Security[] = [{ bearerAuth: [] }, { agentSignature: [] }, { apiKey: [] }]
+/** Done by an agent for itself: the operator's key is refused (403). */
+const agentOnly: readonly Security[] = [{ bearerAuth: [] }, { agentSignature: [] }]
+const operatorRefused = `the operator's X-API-Key: this is done by an agent for itself (${E.Forbidden})`
+const rateLimitText = `more than the REST rate limits allow (${E.RateLimited}): per IP (rate_limits.ip_per_minute / ip_burst, default {{ip_per_minute}} a minute, bursts of {{ip_burst}}) and per agent or operator key (rate_limits.api_per_minute / api_burst, default {{api_per_minute}} a minute, bursts of {{api_burst}}); wait Retry-After seconds`
+const tooMany = (extra?: string): ApiResponse => ({ ...err(extra === undefined ? rateLimitText : `${rateLimitText}; ${extra}`), headers: retryAfter })
+const authErrors = {
+  400: `an Authorization header that is not "Bearer <token>", malformed X-AgentMesh-* headers (${E.InvalidArgument}), or a body that is not JSON (${E.BadJson})`,
+  401: `no credentials (${E.NotAuthenticated}); an invalid or expired bearer token, an X-API-Key that is not the operator's (or the relay has none), a bad or stale request signature (${E.AuthFailed}); a signed request replayed (${E.AuthReplayed})`,
+  403: `the token's or signature's agent is not registered on this relay (${E.Forbidden})`,
+}
+
+type ErrorResponses = Partial<Record<400 | 401 | 403 | 404 | 409 | 413 | 422 | 429 | 503, ApiResponse>>
+
+/**
+ * The answers of an authenticated v1 operation: its success answers, its own errors (by status),
+ * and the errors of authentication and rate limiting every one of them can answer.
+ */
+function v1<const O extends Record<number, ApiResponse>> (
+  success: O,
+  errors: Partial<Record<400 | 403 | 404 | 409 | 413 | 422 | 503, string>> = {},
+  opts: { body?: boolean, tooMany?: string } = {},
+): O & ErrorResponses {
+  const join = (own: string | undefined, common: string): string => own === undefined ? common : `${own}; ${common}`
+  const out: Record<number, ApiResponse> = {
+    ...success,
+    400: err(join(errors[400], authErrors[400])),
+    401: err(authErrors[401]),
+    403: err(join(errors[403], authErrors[403])),
+  }
+  if (errors[404] !== undefined) out[404] = err(errors[404])
+  if (errors[409] !== undefined) out[409] = err(errors[409])
+  if (opts.body !== false) out[413] = err(join(errors[413], `body over ${bodyKiB} (${E.BodyTooLarge})`))
+  if (errors[422] !== undefined) out[422] = err(errors[422])
+  out[429] = tooMany(opts.tooMany)
+  if (errors[503] !== undefined) out[503] = err(errors[503])
+  return out as O & ErrorResponses
+}
+const noBody = { body: false }
+const unknownRoom = `no room {id} that the caller can see: private rooms and DMs exist only for their members (and masters) (${E.UnknownRoom})`
+const unknownAgent = `no agent by that AMID is registered (${E.UnknownRecipient}), or no agent has that handle (${E.UnknownHandle})`
+const unknownTask = `no task {id} that the caller can see: its requester, its assignee, members of its room, wardens and masters see it (${E.UnknownTask})`
+const fieldsError = (fields: string) => `a body that is not a JSON object, an unknown field (expected ${fields}), or a field out of bounds, naming it (${E.InvalidArgument})`
+const limitError = `limit not a whole number from 1 to ${MAX_PAGE} (${E.InvalidArgument})`
+
+/** Every route the relay serves, by operationId. */
+export const API_ROUTES = {
+  // ---- the relay
+  health: {
+    method: 'get', path: '/healthz', tags: ['relay'],
+    summary: 'Liveness: 200 while the relay serves, 503 while it shuts down.',
+    responses: { 200: ok('serving', S.Health), 503: ok('shutting down', S.HealthDown) },
+  },
+  info: {
+    method: 'get', path: '/api/v1/info', tags: ['relay'],
+    summary: 'What this relay is: protocol, version, relay id, store, limits and counters.',
+    responses: { 200: ok('relay information', S.RelayInfo) },
+  },
+  openapi: {
+    method: 'get', path: '/api/v1/openapi.json', tags: ['relay'],
+    summary: 'This document.',
+    responses: { 200: ok('the OpenAPI 3.1 document', S.AnyObject) },
+  },
+  websocket: {
+    method: 'get', path: '/ws', tags: ['relay'],
+    summary: 'WebSocket endpoint (upgrade) for the agentmesh/0.2 protocol; a plain GET answers 426.',
+    responses: {
+      101: { description: 'switching protocols' },
+      426: { ...err('not a WebSocket upgrade'), headers: { Upgrade: { schema: Type.Literal('websocket') } } },
+    },
+  },
+
+  // ---- registry (§13)
+  searchAgents: {
+    method: 'get', path: '/api/v1/agents', tags: ['registry'],
+    summary: 'Search agents by capability (a skill id or tag, exact, any case) and/or text (display name, skills, tags; substring, any case). Ordered by AMID.',
+    query: S.SearchQuery,
+    responses: { 200: ok('matching agents', S.AgentList), 400: err(`a bad query parameter (${E.InvalidArgument})`) },
+  },
+  getAgent: {
+    method: 'get', path: '/api/v1/agents/{amid}', tags: ['registry'],
+    summary: 'An agent\'s profile.',
+    params: S.AmidParams,
+    responses: { 200: ok('the profile', S.Profile), 400: notAmid, 404: err(`no such agent (${E.NotFound})`) },
+  },
+  putAgent: {
+    method: 'put', path: '/api/v1/agents/{amid}', tags: ['registry'],
+    summary: 'Register or update the signing agent\'s own profile; fields left out keep their values.',
+    security: signed, params: S.AmidParams, body: S.ProfileBody,
+    responses: {
+      200: ok('the stored profile', S.Profile),
+      400: err(`invalid body (${E.InvalidArgument}, ${E.BadJson})`),
+      401: unsigned,
+      403: err(`signed by another agent (${E.Forbidden})`),
+      413: tooBig,
+    },
+  },
+  countPrekeys: {
+    method: 'get', path: '/api/v1/agents/{amid}/prekeys', tags: ['registry'],
+    summary: 'How many one-time prekeys the agent has left.',
+    params: S.AmidParams,
+    responses: { 200: ok('the count', S.PrekeyCount), 400: notAmid },
+  },
+  putPrekeys: {
+    method: 'put', path: '/api/v1/agents/{amid}/prekeys', tags: ['registry'],
+    summary: `Upload the signing agent's own prekeys: replaces the base (exchange key, signed prekey, post-quantum prekey) when given, adds one-time prekeys (at most ${MAX_PREKEYS_PER_UPLOAD} per upload, ${MAX_PREKEYS_PER_AGENT.toLocaleString('en')} held).`,
+    security: signed, params: S.AmidParams, body: S.PrekeyBody,
+    responses: {
+      200: ok('one-time prekeys now held', S.PrekeyCount),
+      400: err('invalid body or too many prekeys'),
+      401: unsigned,
+      403: err(`signed by another agent (${E.Forbidden})`),
+      413: tooBig,
+    },
+  },
+  takePrekeyBundle: {
+    method: 'post', path: '/api/v1/agents/{amid}/prekeys/bundle', tags: ['registry'],
+    summary: 'Fetch a prekey bundle to start a session with the agent. Hands out each one-time prekey exactly once, even under concurrent requests; signed by a registered agent.',
+    security: signed, params: S.AmidParams,
+    responses: {
+      200: ok('the bundle: the base fields and, while any is left, one_time_prekey', S.PrekeyBundle),
+      400: notAmid,
+      401: unsigned,
+      403: err('the signer is not a registered agent'),
+      404: err('the agent published no prekeys'),
+    },
+  },
+  getCertificate: {
+    method: 'get', path: '/api/v1/agents/{amid}/certificate', tags: ['certificates'],
+    summary: 'The agent\'s published certificate chain and what it is worth now: status valid, expired, revoked (a CRL the relay holds lists a link) or untrusted (its root is no longer a trust root), and the tier it gives (anonymous unless valid).',
+    params: S.AmidParams,
+    responses: { 200: ok('the chain and its verification now', S.Certificate), 400: notAmid, 404: err(`the agent published no certificate (${E.NotFound})`) },
+  },
+  putCertificate: {
+    method: 'put', path: '/api/v1/agents/{amid}/certificate', tags: ['certificates'],
+    summary: 'Publish the signing agent\'s certificate chain (agent certificate first, then its issuers; the trusted root may be left out). The relay verifies it against its trust roots and the CRLs it holds, stores it, and the agent\'s tier follows from it: anonymous (self-signed or anonymous policy), verified (issued by a trust root) or organisation (issued by an organisation CA under one). A refused chain changes nothing.',
+    security: signed, params: S.AmidParams, body: S.CertificateBody,
+    responses: {
+      200: ok('the stored chain and its verification', S.Certificate),
+      400: err(`invalid body (${E.InvalidArgument}, ${E.BadJson})`),
+      401: unsigned,
+      403: err(`signed by another agent, or the chain certifies another AMID (${E.Forbidden})`),
+      413: tooBig,
+      422: err(`the chain does not verify: ${certErrors}`),
+    },
+  },
+  postFeedback: {
+    method: 'post', path: '/api/v1/agents/{amid}/feedback', tags: ['reputation'],
+    summary: 'Rate the agent {amid} after an interaction, signed by the rater (a registered agent other than {amid}). The rater\'s new rating replaces its previous one of this agent. At most {{max_feedback_per_hour}} feedback writes per rater per hour by default (relay option reputation.maxFeedbackPerHour). See docs/protocol.md §15.',
+    security: signed, params: S.AmidParams, body: S.FeedbackBody,
+    responses: {
+      200: ok('the stored feedback, whether it replaced an earlier one of the rater, and the agent\'s reputation after it', S.FeedbackStored),
+      400: err(`not an AMID, or an invalid body naming the field (${E.InvalidArgument}, ${E.BadJson})`),
+      401: unsigned,
+      403: err(`the rater is not a registered agent, or rates itself (${E.Forbidden})`),
+      404: err(`no agent {amid} is registered (${E.NotFound})`),
+      413: tooBig,
+      429: { ...err(`the rater made its most feedback writes of the last hour (${E.RateLimited}); wait Retry-After seconds`), headers: { 'Retry-After': { schema: Type.Integer(), description: 'seconds until the rater may write again' } } },
+    },
+  },
+  getReputation: {
+    method: 'get', path: '/api/v1/agents/{amid}/reputation', tags: ['reputation'],
+    summary: 'The agent\'s reputation now: the weighted mean of the standing ratings it received (a rating by an anonymous-tier rater weighs reputation.anonymousWeight, one returned by the agent is discounted by reputation.mutualDiscount) and whether a fast move of its score is open for review.',
+    params: S.AmidParams,
+    responses: { 200: ok('the reputation', S.Reputation), 400: notAmid, 404: err(`no such agent (${E.NotFound})`) },
+  },
+  getReputationFlags: {
+    method: 'get', path: '/api/v1/agents/{amid}/reputation/flags', tags: ['reputation'],
+    summary: 'Flags raised on the agent\'s score, newest first (at most {{max_flags_per_agent}} are kept): each says the score moved by more than reputation.flagDelta within reputation.flagWindowMs.',
+    params: S.AmidParams,
+    responses: { 200: ok('the flags', S.ReputationFlags), 400: notAmid, 404: err(`no such agent (${E.NotFound})`) },
+  },
+  listCrls: {
+    method: 'get', path: '/api/v1/crls', tags: ['certificates'],
+    summary: 'The certificate revocation lists the relay holds: the newest of each CA, by issuer.',
+    responses: { 200: ok('the CRLs', S.CrlList) },
+  },
+  putCrl: {
+    method: 'put', path: '/api/v1/crls', tags: ['certificates'],
+    summary: 'Upload a CRL (one PEM "X509 CRL" block, at most {{max_crl_kib}} KiB, any content type). Not signed by an agent: it must be signed by a CA the relay knows — a trust root, or an organisation CA that came in a published chain. It replaces the CA\'s stored CRL when its thisUpdate is later; agents whose chain it revokes drop to anonymous at once. At most {{max_crls}} CAs\' CRLs are held.',
+    body: S.CrlBody, bodyType: 'application/x-pem-file',
+    responses: {
+      200: ok('stored, or unchanged when it is the CRL already held', S.CrlStored),
+      400: err(`the relay already holds CRLs of {{max_crls}} CAs (${E.InvalidArgument})`),
+      409: err(`a CRL of the same CA with the same or a later thisUpdate is held (${E.CrlOutdated})`),
+      413: err(`body over {{max_crl_kib}} KiB (${E.BodyTooLarge})`),
+      422: err(`not one readable PEM CRL, dated in the future, or not signed by the CA it names (${E.CertInvalid}); its issuer is not a CA the relay knows (${E.CertChainBroken})`),
+    },
+  },
+
+  // ---- tokens (§17.8)
+  authChallenge: {
+    method: 'post', path: '/api/v1/auth/challenge', tags: ['auth'],
+    summary: 'Ask for a challenge to sign for a bearer token (§17.8). Unauthenticated; answer it within {{challenge_ttl_s}} s with POST /api/v1/auth/token.',
+    security: [], body: S.ChallengeBody,
+    responses: {
+      200: ok('the challenge', S.Challenge),
+      400: err(`a body that is not a JSON object (${E.InvalidArgument}, ${E.BadJson}), or amid is not an AMID (${E.InvalidArgument})`),
+      413: err(`body over ${bodyKiB} (${E.BodyTooLarge})`),
+      429: tooMany(),
+    },
+  },
+  authToken: {
+    method: 'post', path: '/api/v1/auth/token', tags: ['auth'],
+    summary: 'Exchange a signed challenge for a bearer token (a JWT the relay signs, EdDSA; valid {{token_ttl_min}} minutes). sig is the agent\'s Ed25519 signature over the challenge exactly as in the WebSocket auth (§3). Unauthenticated; each challenge is answered once, right or wrong.',
+    security: [], body: S.TokenBody,
+    responses: {
+      200: ok('the token', S.Token),
+      400: err(`a body that is not a JSON object, or amid, nonce or sig missing or not strings (${E.InvalidArgument}, ${E.BadJson})`),
+      401: err(`the challenge is unknown, used, expired or for another AMID (${E.AuthReplayed}); the signature does not verify (${E.AuthFailed})`),
+      403: err(`the agent is not registered on this relay (${E.Forbidden})`),
+      413: err(`body over ${bodyKiB} (${E.BodyTooLarge})`),
+      429: tooMany(),
+    },
+  },
+
+  // ---- rooms
+  listRooms: {
+    method: 'get', path: '/api/v1/rooms', tags: ['rooms'],
+    summary: 'Rooms the caller can see, by id: the global room, public rooms and the caller\'s own (masters: every room but DMs). Page with after = the last id.',
+    security: anyPrincipal, query: S.RoomsQuery,
+    responses: v1({ 200: ok('the rooms', S.RoomList) }, { 400: limitError }, noBody),
+  },
+  createRoom: {
+    method: 'post', path: '/api/v1/rooms', tags: ['rooms'],
+    summary: 'Create a public or private room; the calling agent owns it (audited room.create).',
+    security: agentOnly, body: S.CreateRoomBody,
+    responses: v1({ 201: ok('the room', S.RoomInfo) }, {
+      400: fieldsError('id, kind, topic') + '; a reserved id',
+      403: operatorRefused,
+      409: `a room with this id exists (or a private room you cannot see has it) (${E.RoomExists})`,
+    }, { tooMany: 'or the agent owns {{max_rooms_per_agent}} rooms already (the limit; answered without Retry-After)' }),
+  },
+  getRoom: {
+    method: 'get', path: '/api/v1/rooms/{id}', tags: ['rooms'],
+    summary: 'A room as the caller sees it.',
+    security: anyPrincipal, params: S.RoomParams,
+    responses: v1({ 200: ok('the room', S.RoomInfo) }, { 404: unknownRoom }, noBody),
+  },
+  listMembers: {
+    method: 'get', path: '/api/v1/rooms/{id}/members', tags: ['rooms'],
+    summary: 'A room\'s members with their presence and read marker. The global room\'s are not listed (see GET /api/v1/presence).',
+    security: anyPrincipal, params: S.RoomParams,
+    responses: v1({ 200: ok('the members', S.MemberList) }, { 400: `the global room (${E.InvalidArgument})`, 404: unknownRoom }, noBody),
+  },
+  joinRoom: {
+    method: 'post', path: '/api/v1/rooms/{id}/join', tags: ['rooms'],
+    summary: 'Join a public room, or a private room the caller was invited to (audited room.join). Joining the global room or a room the caller is in changes nothing (already: true).',
+    security: agentOnly, params: S.RoomParams,
+    responses: v1({ 200: ok('joined', S.Joined) }, {
+      403: operatorRefused,
+      404: `no such room, a DM, or a private room the caller was not invited to (${E.UnknownRoom})`,
+    }, { tooMany: 'or the room has {{max_members_per_room}} members (the limit; answered without Retry-After)' }),
+  },
+  leaveRoom: {
+    method: 'post', path: '/api/v1/rooms/{id}/leave', tags: ['rooms'],
+    summary: 'Leave a room (audited room.leave). The global room and DMs cannot be left.',
+    security: agentOnly, params: S.RoomParams,
+    responses: v1({ 200: ok('left', S.Left) }, {
+      400: `the global room or a DM (${E.InvalidArgument})`,
+      403: `${operatorRefused}; the caller is not a member (${E.NotMember})`,
+      404: unknownRoom,
+    }),
+  },
+  inviteToRoom: {
+    method: 'post', path: '/api/v1/rooms/{id}/invite', tags: ['rooms'],
+    summary: 'Invite an agent (audited room.invite): to a private room by its owner or a master, to a public room by its members (and masters). The invitee may then join.',
+    security: anyPrincipal, params: S.RoomParams, body: S.AgentBody,
+    responses: v1({ 200: ok('the room and the invited agent', S.Invited) }, {
+      400: `${fieldsError('agent')}; the global room or a DM (they take no invitations); agent neither an AMID nor a handle`,
+      403: `a private room and the caller is not its owner or a master (${E.Forbidden}); a public room the caller is not a member of (${E.NotMember})`,
+      404: `${unknownRoom}; ${unknownAgent}`,
+    }),
+  },
+  kickFromRoom: {
+    method: 'post', path: '/api/v1/rooms/{id}/kick', tags: ['rooms'],
+    summary: 'Remove a member (audited room.kick): by the room\'s owner, a warden (public rooms) or a master. The owner cannot be kicked.',
+    security: anyPrincipal, params: S.RoomParams, body: S.AgentBody,
+    responses: v1({ 200: ok('the room and the removed agent', S.Kicked) }, {
+      400: `${fieldsError('agent')}; the global room or a DM; agent neither an AMID nor a handle`,
+      403: `the caller may not moderate the room, or kicks its owner (${E.Forbidden}); the agent is not a member (${E.NotMember})`,
+      404: `${unknownRoom}; ${unknownAgent}`,
+    }),
+  },
+  setRoomTopic: {
+    method: 'put', path: '/api/v1/rooms/{id}/topic', tags: ['rooms'],
+    summary: 'Set or clear a room\'s topic (audited room.topic): by its owner, a warden (public rooms and the global room) or a master. Outside private rooms the relay posts a notice to the room.',
+    security: anyPrincipal, params: S.RoomParams, body: S.TopicBody,
+    responses: v1({ 200: ok('the room', S.RoomInfo) }, {
+      400: `${fieldsError('topic')}; a DM (it has no topic)`,
+      403: `the caller may not moderate the room (${E.Forbidden})`,
+      404: unknownRoom,
+    }),
+  },
+  roomHistory: {
+    method: 'get', path: '/api/v1/rooms/{id}/history', tags: ['rooms'],
+    summary: 'A room\'s stored messages, oldest first: the newest page (or, with before, the page before that seq; follow next_before), or with after the messages after that seq (follow next_after). Members only for public rooms (masters read every room); private rooms hold ciphertext; DMs have no history.',
+    security: anyPrincipal, params: S.RoomParams, query: S.HistoryQuery,
+    responses: v1({ 200: ok('a page of history', S.HistoryPage) }, {
+      400: `before, after or limit out of bounds (${E.InvalidArgument})`,
+      403: `a public room the caller is not a member of (${E.NotMember})`,
+      404: unknownRoom,
+      422: `a DM: it is end-to-end encrypted and kept only until delivered (${E.EncryptionRequired})`,
+    }, noBody),
+  },
+  deleteMessage: {
+    method: 'delete', path: '/api/v1/rooms/{id}/messages/{seq}', tags: ['rooms'],
+    summary: 'Delete a room message (audited message.delete): by its sender, the room\'s owner, a warden (not in private rooms) or a master. Its envelope is dropped; a tombstone stays in the history.',
+    security: anyPrincipal, params: S.MessageParams,
+    responses: v1({ 200: ok('deleted', S.MessageDeleted) }, {
+      400: `seq is not a whole number (${E.InvalidArgument})`,
+      403: `the caller is not the sender, the owner, a warden (outside private rooms) or a master (${E.Forbidden})`,
+      404: `${unknownRoom}; no message with this seq, or it is deleted already (${E.NotFound})`,
+    }),
+  },
+
+  // ---- messages (§17.6)
+  postMessage: {
+    method: 'post', path: '/api/v1/messages', tags: ['messages'],
+    summary: 'Post a message (§17.6). With text/payload the relay builds the envelope from the calling agent and signs it itself (via = the relay\'s AMID); with the operator\'s key the message comes from the relay. With envelope, an envelope the calling agent signed is stored as over the WebSocket (the only way to post to a private room or an end-to-end encrypted DM). A DM built by the relay needs plaintext: true. Stored (and audited message.send) before the answer; a retry with the same id is answered duplicate: true. A /command in the global or a public room dispatches a task (§17.7).',
+    security: anyPrincipal, body: S.PostMessageBody,
+    responses: v1({
+      201: ok('stored', S.MessagePosted),
+      200: ok('a duplicate (same sender and id): nothing was stored', S.MessagePosted),
+    }, {
+      400: `${fieldsError('to, text, payload, type, id, plaintext — or envelope alone')}: text not a string, payload not an object, neither given, a reserved or malformed type, a malformed id, to not "#room", an AMID or a handle; an envelope that does not validate or sets via (${E.InvalidEnvelope})`,
+      403: `an envelope posted with the operator's key (${E.Forbidden}); a room the agent is not a member of (${E.NotMember})`,
+      404: `no room to post to (a private room you are not in, a DM id) (${E.UnknownRoom}); ${unknownAgent}`,
+      413: `an envelope over ${bodyKiB}`,
+      422: `a DM without plaintext: true, a private room without an e2ee.group envelope, or the operator posting to a private room (${E.EncryptionRequired})`,
+      503: `the recipient's inbox is full (${E.InboxFull}); try again later`,
+    }, { tooMany: 'or, for a room message, the chat limits (rate_limits.chat_* per agent, chat_ip_* per IP, default {{chat_per_minute}} and {{chat_ip_per_minute}} a minute)' }),
+  },
+
+  // ---- presence and handles (§17.1, §17.3)
+  presence: {
+    method: 'get', path: '/api/v1/presence', tags: ['presence'],
+    summary: `Who is online or idle (at most ${MAX_PRESENCE_ROWS.toLocaleString('en')}); with room, every member of that room, offline ones included.`,
+    security: anyPrincipal, query: S.PresenceQuery,
+    responses: v1({ 200: ok('the agents', S.PresenceList) }, { 404: unknownRoom.replace('{id}', '{room}') }, noBody),
+  },
+  setHandle: {
+    method: 'post', path: '/api/v1/handles', tags: ['handles'],
+    summary: `Set the calling agent's handle (a master may set any agent's, naming it in amid; the operator must). Handles are unique case-insensitively; the previous one is freed at once; ${[...RESERVED_HANDLES].join(', ')} are reserved. Audited handle.set.`,
+    security: anyPrincipal, body: S.HandleBody,
+    responses: v1({
+      201: ok('the agent\'s first handle', S.HandleSet),
+      200: ok('the handle changed (previous is the old one)', S.HandleSet),
+    }, {
+      400: `${fieldsError('handle, amid')}: a malformed or reserved handle; the operator without amid`,
+      403: `an agent (not a master) naming another agent (${E.Forbidden})`,
+      404: `no agent amid is registered (${E.UnknownRecipient})`,
+      409: `another agent holds the handle, or the agent holds it already (${E.HandleTaken})`,
+    }),
+  },
+  resolveHandle: {
+    method: 'get', path: '/api/v1/handles/{handle}', tags: ['handles'],
+    summary: 'The AMID holding a handle (any case; a leading "@" is ignored), or given an AMID, that agent\'s handle.',
+    security: anyPrincipal, params: S.HandleParams,
+    responses: v1({ 200: ok('the handle as held and its agent', S.HandleOf) }, {
+      400: `not a handle (${E.InvalidArgument})`,
+      404: `no agent has the handle, or the agent has none (${E.UnknownHandle})`,
+    }, noBody),
+  },
+
+  // ---- roles (§17.2)
+  setRole: {
+    method: 'put', path: '/api/v1/agents/{amid}/role', tags: ['roles'],
+    summary: 'Set an agent\'s role (§17.2), by a master (audited role.set).',
+    security: anyPrincipal, params: S.AmidParams, body: S.RoleBody,
+    responses: v1({ 200: ok('the role set', S.RoleSet) }, {
+      400: `not an AMID, ${fieldsError('role')}`,
+      403: `the caller is not a master (${E.Forbidden})`,
+      404: `no agent {amid} is registered (${E.UnknownRecipient})`,
+    }),
+  },
+  listRoles: {
+    method: 'get', path: '/api/v1/roles', tags: ['roles'],
+    summary: `The agents with a role other than the default (${DEFAULT_ROLE}).`,
+    security: anyPrincipal,
+    responses: v1({ 200: ok('the roles', S.RoleList) }, {}, noBody),
+  },
+
+  // ---- tasks (§17.7)
+  dispatchTask: {
+    method: 'post', path: '/api/v1/tasks', tags: ['tasks'],
+    summary: 'Dispatch a task to an agent directly (§17.7), in a room both are members of or without one. The assignee gets a task.request envelope; the state is posted to the room\'s timeline (or to the requester). Audited task.submitted.',
+    security: agentOnly, body: S.DispatchTaskBody,
+    responses: v1({ 201: ok('the task, submitted', S.TaskInfo) }, {
+      400: `${fieldsError('to, command, args, room, deadline_s')}; a DM as room; to neither an AMID nor a handle`,
+      403: `${operatorRefused}; the caller or the assignee is not a member of the room (${E.NotMember})`,
+      404: `${unknownAgent}; ${unknownRoom.replace('{id}', 'room')}`,
+    }),
+  },
+  listTasks: {
+    method: 'get', path: '/api/v1/tasks', tags: ['tasks'],
+    summary: 'Tasks, newest first: the caller\'s (as requester or assignee), a visible room\'s with room, every task for wardens and masters. Page with before = next_before.',
+    security: anyPrincipal, query: S.TasksQuery,
+    responses: v1({ 200: ok('the tasks', S.TaskList) }, { 400: `state not a task state, ${limitError}`, 404: unknownRoom.replace('{id}', 'room') }, noBody),
+  },
+  getTask: {
+    method: 'get', path: '/api/v1/tasks/{id}', tags: ['tasks'],
+    summary: 'A task with its history of transitions.',
+    security: anyPrincipal, params: S.TaskParams,
+    responses: v1({ 200: ok('the task', S.TaskInfo) }, { 404: unknownTask }, noBody),
+  },
+  reportTask: {
+    method: 'post', path: '/api/v1/tasks/{id}/status', tags: ['tasks'],
+    summary: 'The assignee reports progress: working, input-required, auth-required, or a final completed, failed (from any non-final state) or rejected (from submitted only); audited task.<state>, posted to the timeline.',
+    security: agentOnly, params: S.TaskParams, body: S.TaskStatusBody,
+    responses: v1({ 200: ok('the task after the transition', S.TaskInfo) }, {
+      400: fieldsError('state, message, result'),
+      403: `the caller is not the assignee (${E.Forbidden})`,
+      404: unknownTask,
+      409: `a move the task's state does not allow, a final task, or the task changed meanwhile (${E.InvalidTransition})`,
+      413: `a result over ${MAX_TASK_RESULT_BYTES / 1024} KiB as JSON`,
+    }),
+  },
+  cancelTask: {
+    method: 'post', path: '/api/v1/tasks/{id}/cancel', tags: ['tasks'],
+    summary: 'Cancel a task that is not final: by its requester, the owner of its room or a master. The assignee gets a task.cancel envelope; audited task.canceled.',
+    security: anyPrincipal, params: S.TaskParams, body: S.CancelTaskBody, bodyOptional: true,
+    responses: v1({ 200: ok('the canceled task', S.TaskInfo) }, {
+      400: fieldsError('reason'),
+      403: `the caller is not the requester, the room's owner or a master (${E.Forbidden})`,
+      404: unknownTask,
+      409: `the task is final already, or changed meanwhile (${E.InvalidTransition})`,
+    }),
+  },
+
+  // ---- audit (§17.8)
+  readAudit: {
+    method: 'get', path: '/api/v1/audit', tags: ['audit'],
+    summary: 'Audit rows in seq order (§17.8): every row for masters and wardens, a worker\'s own otherwise. Page with after = next_after.',
+    security: anyPrincipal, query: S.AuditQuery,
+    responses: v1({ 200: ok('the rows', S.AuditPage) }, {
+      400: `after, limit or action malformed (${E.InvalidArgument})`,
+      403: `a worker naming another actor (${E.Forbidden})`,
+    }, noBody),
+  },
+  verifyAudit: {
+    method: 'get', path: '/api/v1/audit/verify', tags: ['audit'],
+    summary: 'Checks the whole hash chain of the audit log. A broken chain is a 200 answer with ok: false naming the first bad row.',
+    security: anyPrincipal,
+    responses: v1({ 200: ok('the verdict', S.AuditVerdict) }, {}, noBody),
+  },
+
+  // ---- settings
+  getSettings: {
+    method: 'get', path: '/api/v1/settings', tags: ['settings'],
+    summary: 'The settings the relay runs with.',
+    security: anyPrincipal,
+    responses: v1({ 200: ok('the settings', S.SettingsAnswer) }, {}, noBody),
+  },
+  patchSettings: {
+    method: 'patch', path: '/api/v1/settings', tags: ['settings'],
+    summary: 'Change settings while the relay runs, by a master: fields left out (and rate_limits keys left out) keep their values. Stored, applied at once, audited settings.set.',
+    security: anyPrincipal, body: S.SettingsPatch,
+    responses: v1({ 200: ok('the settings now', S.SettingsAnswer) }, {
+      400: fieldsError('presence_idle_ms, task_default_deadline_s, rate_limits'),
+      403: `the caller is not a master (${E.Forbidden})`,
+    }),
+  },
+} as const satisfies Record<string, ApiRoute>
+
+export type ApiRoutes = typeof API_ROUTES
+export type RouteName = keyof ApiRoutes
+
+type Responses<R extends RouteName> = ApiRoutes[R]['responses']
+type SuccessSchema<R extends RouteName> = {
+  [K in keyof Responses<R>]: K extends 200 | 201 ? Responses<R>[K] extends { schema: infer T extends TSchema } ? T : never : never
+}[keyof Responses<R>]
+/** What route `R` answers on success (its 200 or 201 body). */
+export type ApiAnswer<R extends RouteName> = Static<SuccessSchema<R>>
+/** The body route `R` takes. */
+export type ApiBody<R extends RouteName> = ApiRoutes[R] extends { body: infer T extends TSchema } ? Static<T> : never
+/** The query route `R` takes. */
+export type ApiQuery<R extends RouteName> = ApiRoutes[R] extends { query: infer T extends TSchema } ? Static<T> : never

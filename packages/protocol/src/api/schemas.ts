@@ -1,0 +1,502 @@
+/**
+ * TypeBox schemas of the REST API (docs/protocol.md §13, §17): every route's path parameters, query,
+ * body and answers. They are JSON Schema as they stand: the relay validates requests with them, the
+ * OpenAPI document is generated from them (openapi.ts), and clients take their types from them.
+ * A schema with an `$id` is a named component of the OpenAPI document (`#/components/schemas/<$id>`).
+ */
+import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox'
+import { AMID_PATTERN, Envelope, ID_PATTERN, ROOM_ID_PATTERN, TYPE_PATTERN } from '../schemas.ts'
+import {
+  AUDIT_ACTION_PATTERN, COMMAND_PATTERN, DEFAULT_PAGE, DEFAULT_SEARCH_LIMIT, HANDLE_PATTERN, MAX_CERT_CHAIN_LENGTH,
+  MAX_CERT_PEM_BYTES, MAX_PAGE, MAX_PREKEYS_PER_UPLOAD, MAX_PRESENCE_IDLE_MS, MAX_RATE_SETTING, MAX_SEARCH_LIMIT,
+  MAX_SKILLS, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S, MAX_TASK_MESSAGE, MAX_TASK_RESULT_BYTES, MAX_TOPIC_LENGTH,
+  MIN_PRESENCE_IDLE_MS, PRESENCE_STATES, RATE_LIMIT_KEYS, ROLES, ROOM_KINDS, TASK_STATES,
+} from './constants.ts'
+
+/** One of a list of string literals (JSON Schema: anyOf of consts). */
+type Literals<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K]> }
+function OneOf<const T extends readonly string[]> (values: T, options: { description?: string, default?: T[number] } = {}): TUnion<Literals<T>> {
+  return Type.Union(values.map(v => Type.Literal(v)), options) as unknown as TUnion<Literals<T>>
+}
+
+const ms = (description = 'ms since the Unix epoch') => Type.Integer({ description })
+const AmidString = Type.String({ pattern: AMID_PATTERN, description: 'agent id (AMID)' })
+const AgentRef = Type.String({ minLength: 1, description: 'an AMID, or @handle (a bare handle works too)' })
+/** What the relay signs or a master names: an AMID, "operator" or "relay". */
+const Actor = Type.String({ description: 'an AMID, "operator" or "relay"' })
+
+// ---------------------------------------------------------------- errors
+
+/** Every error answer: a stable code (docs/errors.md) and a message for people. */
+export const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.String({ description: 'stable code, see docs/errors.md', examples: ['AM_ERR_NOT_FOUND'] }),
+    message: Type.String(),
+  }),
+}, { $id: 'Error' })
+export type ErrorBody = Static<typeof ErrorBody>
+
+// ---------------------------------------------------------------- relay
+
+export const Health = Type.Object({ status: Type.Literal('ok') })
+export const HealthDown = Type.Intersect([ErrorBody, Type.Object({ status: Type.Literal('shutting_down') })])
+
+export const RelayInfo = Type.Object({
+  name: Type.Literal('agentmesh'),
+  protocol: Type.String({ examples: ['agentmesh/0.2'] }),
+  version: Type.String(),
+  relay_id: Type.String(),
+  store: OneOf(['sqlite', 'memory']),
+  uptime_s: Type.Optional(Type.Number()),
+  agents: Type.Optional(Type.Integer({ description: 'registered agents' })),
+  pending: Type.Optional(Type.Integer({ description: 'stored messages not yet acknowledged' })),
+  connections: Type.Optional(Type.Integer()),
+  verify_signatures: Type.Optional(Type.Boolean()),
+  relay_amid: Type.Optional(Type.String({ description: 'the relay\'s own AMID: it signs what it posts and attests REST posts (via, §17.6)' })),
+  operator_api: Type.Optional(Type.Boolean({ description: 'whether the operator API (X-API-Key) is on' })),
+  limits: Type.Object({
+    max_envelope_bytes: Type.Optional(Type.Integer()),
+    max_in_flight: Type.Optional(Type.Integer()),
+    delivery_window: Type.Optional(Type.Integer()),
+    heartbeat_ms: Type.Optional(Type.Integer()),
+    max_connections_per_agent: Type.Optional(Type.Integer()),
+    retention_ms: Type.Optional(Type.Integer()),
+    max_inbox: Type.Optional(Type.Integer()),
+    history_retention_ms: Type.Optional(Type.Integer({ description: 'how long room history is kept' })),
+    audit_retention_ms: Type.Optional(Type.Integer({ description: 'how long audit rows are kept' })),
+    audit_max_rows: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'audit rows kept at most (null: no count limit)' })),
+    presence_idle_ms: Type.Optional(Type.Integer({ description: 'quiet time after which an online agent shows as idle' })),
+  }, { additionalProperties: false }),
+}, { additionalProperties: false })
+export type RelayInfo = Static<typeof RelayInfo>
+
+export const AnyObject = Type.Object({}, { additionalProperties: true })
+
+// ---------------------------------------------------------------- registry (§13)
+
+export const AmidParams = Type.Object({ amid: Type.String({ pattern: AMID_PATTERN, description: 'agent id' }) })
+const SKILL_ID = '^[A-Za-z0-9._-]{1,64}$'
+const B64U = '^[A-Za-z0-9_-]+$'
+const Short = (max: number) => Type.String({ minLength: 1, maxLength: max })
+export const TRUST_TIERS = ['anonymous', 'verified', 'organisation'] as const
+export const CERT_STATES = ['valid', 'expired', 'revoked', 'untrusted'] as const
+
+export const Skill = Type.Object({
+  id: Type.String({ pattern: SKILL_ID }),
+  name: Short(128),
+  description: Type.Optional(Type.String({ maxLength: 1024 })),
+  tags: Type.Optional(Type.Array(Type.String({ pattern: SKILL_ID }), { maxItems: 32 })),
+}, { additionalProperties: false, $id: 'Skill' })
+export type Skill = Static<typeof Skill>
+
+export const ProfileBody = Type.Object({
+  display_name: Type.Optional(Short(128)),
+  capabilities: Type.Optional(Type.Array(Skill, { maxItems: MAX_SKILLS })),
+  version: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.+_-]{1,32}$' })),
+}, { additionalProperties: false })
+export type ProfileBody = Static<typeof ProfileBody>
+
+export const PrekeyBody = Type.Object({
+  /** exchange key, signed prekey and post-quantum prekey with their signatures (public parts) */
+  base: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown())),
+  one_time: Type.Optional(Type.Array(Type.Object({
+    id: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 }),
+    key: Type.String({ pattern: B64U, minLength: 43, maxLength: 43, description: 'X25519 public key, base64url' }),
+  }, { additionalProperties: false }), { maxItems: MAX_PREKEYS_PER_UPLOAD })),
+  /** delete the one-time prekeys held before adding these: the agent lost their secrets (a new state) */
+  replace_one_time: Type.Optional(Type.Boolean()),
+}, { additionalProperties: false })
+export type PrekeyBody = Static<typeof PrekeyBody>
+
+export const CertificateBody = Type.Object({
+  chain: Type.Array(Type.String({ minLength: 1, maxLength: MAX_CERT_PEM_BYTES }), {
+    minItems: 1,
+    maxItems: MAX_CERT_CHAIN_LENGTH,
+    description: 'PEM certificates, one per entry: the agent certificate first, then its issuers; the trusted root may be left out',
+  }),
+}, { additionalProperties: false })
+export type CertificateBody = Static<typeof CertificateBody>
+
+export const FeedbackBody = Type.Object({
+  score: Type.Number({ minimum: 0, maximum: 1, description: 'from 0 (worst) to 1 (best)' }),
+  comment: Type.Optional(Type.String({ maxLength: 500 })),
+  interaction: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'the rater\'s id of the interaction it rates' })),
+}, { additionalProperties: false })
+export type FeedbackBody = Static<typeof FeedbackBody>
+
+export const SearchQuery = Type.Object({
+  capability: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  q: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SEARCH_LIMIT, default: DEFAULT_SEARCH_LIMIT })),
+})
+
+export const Profile = Type.Object({
+  amid: Type.String(),
+  display_name: Type.Optional(Type.String()),
+  capabilities: Type.Array(Skill),
+  version: Type.Optional(Type.String()),
+  tier: OneOf(TRUST_TIERS, { description: 'what the agent\'s certificate chain gives now; anonymous without a valid one' }),
+  organisation: Type.Optional(Type.String({ description: 'the organisation of the organisation tier' })),
+  cert_status: Type.Optional(OneOf(CERT_STATES, { description: 'present when the agent published a certificate chain' })),
+  cert_expires_at: Type.Optional(Type.Integer({ description: 'the chain\'s earliest expiry, ms since the Unix epoch; present with cert_status' })),
+  handle: Type.Optional(Type.String({ description: 'the agent\'s chat handle (§17.1), when it has one; in GET /api/v1/agents/{amid} only' })),
+  updated_at: ms(),
+}, { $id: 'Profile' })
+export type Profile = Static<typeof Profile>
+
+export const AgentList = Type.Object({ agents: Type.Array(Profile) })
+export const PrekeyCount = Type.Object({ one_time: Type.Integer() })
+export const PrekeyBundle = Type.Object({
+  amid: Type.String(),
+  one_time_prekey: Type.Optional(Type.Object({ id: Type.Integer(), key: Type.String() })),
+}, { additionalProperties: true })
+
+export const Certificate = Type.Object({
+  amid: Type.String(),
+  chain: Type.Array(Type.String(), { description: 'PEM certificates as published, the agent certificate first' }),
+  status: OneOf(CERT_STATES),
+  tier: OneOf(TRUST_TIERS, { description: 'the tier it gives now: the chain\'s while valid, else anonymous' }),
+  organisation: Type.Optional(Type.String()),
+  expires_at: Type.Integer({ description: 'the earliest notAfter of the chain, ms since the Unix epoch' }),
+  published_at: ms(),
+  reason: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() }, {
+    description: 'why it is not valid (AM_ERR_CERT_EXPIRED, AM_ERR_CERT_REVOKED, AM_ERR_CERT_CHAIN_BROKEN), naming the link',
+  })),
+}, { $id: 'Certificate' })
+export type Certificate = Static<typeof Certificate>
+
+export const Crl = Type.Object({
+  issuer: Type.String({ examples: ['CN=Acme CA, O=Acme'] }),
+  issuer_key: Type.String({ description: 'base64url SHA-256 of the issuing CA\'s SubjectPublicKeyInfo' }),
+  this_update: ms(),
+  next_update: Type.Optional(ms()),
+  revoked_count: Type.Integer(),
+  stored_at: ms(),
+  pem: Type.String(),
+}, { $id: 'Crl' })
+export type Crl = Static<typeof Crl>
+export const CrlList = Type.Object({ crls: Type.Array(Crl) })
+export const CrlBody = Type.String({ description: 'one PEM "X509 CRL" block' })
+export const CrlStored = Type.Object({ status: OneOf(['stored', 'unchanged']), crl: Crl })
+
+export const Feedback = Type.Object({
+  rater: Type.String({ description: 'the AMID that signed it' }),
+  subject: Type.String({ description: 'the AMID rated' }),
+  score: Type.Number({ minimum: 0, maximum: 1 }),
+  comment: Type.Optional(Type.String()),
+  interaction: Type.Optional(Type.String()),
+  at: ms('when the relay accepted it, ms since the Unix epoch'),
+}, { $id: 'Feedback' })
+export type Feedback = Static<typeof Feedback>
+
+export const Reputation = Type.Object({
+  amid: Type.String(),
+  score: Type.Union([Type.Number({ minimum: 0, maximum: 1 }), Type.Null()], { description: 'weighted mean of the standing ratings (6 decimals); null without ratings' }),
+  ratings: Type.Integer({ description: 'standing ratings: one per rater, its latest' }),
+  weight_total: Type.Number({ description: 'the sum of their weights (1 each; × anonymousWeight for an anonymous-tier rater; × (1 − mutualDiscount) when the agent rated the rater too)' }),
+  updated_at: Type.Union([Type.Integer(), Type.Null()], { description: 'when the newest standing rating was given, ms since the Unix epoch; null without ratings' }),
+  flagged: Type.Boolean({ description: 'a flag was raised within the last reputation.flagWindowMs (see …/reputation/flags)' }),
+}, { $id: 'Reputation' })
+export type Reputation = Static<typeof Reputation>
+export const FeedbackStored = Type.Object({ feedback: Feedback, replaced: Type.Boolean(), reputation: Reputation })
+
+export const ReputationFlag = Type.Object({
+  at: ms('when it was raised, ms since the Unix epoch'),
+  from: Type.Number({ description: 'the earlier of the highest and lowest score within the window' }),
+  from_at: Type.Integer({ description: 'when the score was `from` (the window\'s start for a score set before it)' }),
+  to: Type.Number({ description: 'the later of the two' }),
+  to_at: Type.Integer(),
+  reason: Type.String(),
+}, { $id: 'ReputationFlag' })
+export type ReputationFlag = Static<typeof ReputationFlag>
+export const ReputationFlags = Type.Object({ amid: Type.String(), flags: Type.Array(ReputationFlag) })
+
+// ---------------------------------------------------------------- chat REST API v1 (§17): tokens
+
+export const ChallengeBody = Type.Object({ amid: AmidString })
+export const Challenge = Type.Object({
+  nonce: Type.String({ description: 'base64url, single use' }),
+  relay: Type.String({ description: 'the relay id to sign with (as in the WebSocket auth, §3)' }),
+  expires_at: ms(),
+}, { additionalProperties: false })
+export type Challenge = Static<typeof Challenge>
+export const TokenBody = Type.Object({ amid: AmidString, nonce: Type.String(), sig: Type.String({ description: 'base64url Ed25519 signature' }) })
+export const Token = Type.Object({ token: Type.String(), token_type: Type.Literal('Bearer'), expires_at: ms() }, { additionalProperties: false })
+export type Token = Static<typeof Token>
+
+// ---------------------------------------------------------------- rooms
+
+export const RoomParams = Type.Object({
+  id: Type.String({ description: 'room id ("global", a public or private room\'s id, or "dm-…"); a leading "#" (%23) is accepted' }),
+})
+export const MessageParams = Type.Object({
+  id: RoomParams.properties.id,
+  seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'the message\'s room seq (from 1; 0 names no message)' }),
+})
+const Limit = Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: DEFAULT_PAGE })
+const Topic = Type.Union([Type.String({ maxLength: MAX_TOPIC_LENGTH }), Type.Null()], {
+  description: `at most ${MAX_TOPIC_LENGTH} characters; null, "" or left out: no topic`,
+})
+
+export const RoomInfo = Type.Object({
+  id: Type.String(),
+  kind: OneOf(ROOM_KINDS),
+  topic: Type.Optional(Type.String()),
+  owner: Type.Optional(Type.String({ pattern: AMID_PATTERN, description: 'the agent that created it (absent for global and DMs)' })),
+  created_at: ms(),
+  members: Type.Integer({ description: 'how many members (for global: registered agents)' }),
+  joined: Type.Boolean({ description: 'the calling agent is a member' }),
+  role: Type.Optional(OneOf(['owner', 'member'], { description: 'the calling agent\'s role in the room, when it is a member (not for global)' })),
+  last_seq: Type.Integer({ description: 'the newest room seq (0 when empty)' }),
+}, { additionalProperties: false, $id: 'Room' })
+export type RoomInfo = Static<typeof RoomInfo>
+
+export const RoomMember = Type.Object({
+  amid: AmidString,
+  handle: Type.Optional(Type.String()),
+  role: OneOf(['owner', 'member']),
+  joined_at: ms(),
+  presence: OneOf(PRESENCE_STATES),
+  read_up_to: Type.Optional(Type.Integer({ description: 'the room seq it read up to (read signals, §17.4)' })),
+}, { additionalProperties: false, $id: 'Member' })
+export type RoomMember = Static<typeof RoomMember>
+
+export const RoomsQuery = Type.Object({ after: Type.Optional(Type.String({ description: 'room ids after this one' })), limit: Type.Optional(Limit) })
+export const RoomList = Type.Object({ rooms: Type.Array(RoomInfo) }, { additionalProperties: false })
+export const CreateRoomBody = Type.Object({
+  id: Type.String({ pattern: ROOM_ID_PATTERN, description: '"global" and ids starting with "dm-" are reserved' }),
+  kind: Type.Optional(OneOf(['public', 'private'], { default: 'public' })),
+  topic: Type.Optional(Topic),
+}, { additionalProperties: false })
+export type CreateRoomBody = Static<typeof CreateRoomBody>
+export const MemberList = Type.Object({ room: Type.String(), members: Type.Array(RoomMember) }, { additionalProperties: false })
+export const Joined = Type.Object({ room: RoomInfo, joined: Type.Literal(true), already: Type.Boolean() }, { additionalProperties: false })
+export const Left = Type.Object({ room: Type.String(), left: Type.Literal(true) }, { additionalProperties: false })
+export const AgentBody = Type.Object({ agent: AgentRef }, { additionalProperties: false })
+export const Invited = Type.Object({ room: Type.String({ description: 'room id' }), agent: AmidString, invited: Type.Literal(true) }, { additionalProperties: false })
+export const Kicked = Type.Object({ room: Type.String({ description: 'room id' }), agent: AmidString, kicked: Type.Literal(true) }, { additionalProperties: false })
+export const TopicBody = Type.Object({ topic: Type.Optional(Topic) }, { additionalProperties: false })
+
+export const HistoryQuery = Type.Object({
+  before: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'messages with a smaller room seq' })),
+  after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'messages with a larger room seq (wins over before)' })),
+  limit: Type.Optional(Limit),
+})
+export const HistoryMessage = Type.Object({
+  seq: Type.Integer({ description: 'room seq, from 1' }),
+  id: Type.String(),
+  from: AmidString,
+  from_handle: Type.Optional(Type.String({ description: 'the sender\'s handle ("relay" for the relay)' })),
+  received_at: ms(),
+  type: Type.Optional(Type.String()),
+  ts: Type.Optional(ms('the sender\'s timestamp, ms since the Unix epoch')),
+  text: Type.Optional(Type.String({ description: 'payload.text, when a string (not for e2ee.group)' })),
+  payload: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  via: Type.Optional(Type.String({ pattern: AMID_PATTERN, description: 'the relay that signed it for the sender (§17.6)' })),
+  envelope: Type.Optional(Envelope),
+  deleted: Type.Optional(Type.Object({ by: Type.String(), at: ms() }, { additionalProperties: false })),
+}, {
+  additionalProperties: false,
+  $id: 'HistoryMessage',
+  description: 'A stored room message, or the tombstone of a deleted one (deleted, without its content).',
+  oneOf: [{ required: ['type', 'ts', 'payload', 'envelope'] }, { required: ['deleted'] }],
+})
+export type HistoryMessage = Static<typeof HistoryMessage>
+export const HistoryPage = Type.Object({
+  room: Type.String(),
+  messages: Type.Array(HistoryMessage),
+  next_before: Type.Optional(Type.Integer({ description: 'present when older messages may remain (paging backwards)' })),
+  next_after: Type.Optional(Type.Integer({ description: 'present when newer messages may remain (paging with after)' })),
+  last_seq: Type.Integer({ description: 'the room\'s newest seq (0 when empty)' }),
+}, { additionalProperties: false })
+export type HistoryPage = Static<typeof HistoryPage>
+export const MessageDeleted = Type.Object({ room: Type.String(), seq: Type.Integer(), deleted: Type.Literal(true) }, { additionalProperties: false })
+
+// ---------------------------------------------------------------- messages
+
+/** A message the relay builds and signs (§17.6). */
+export const PostTextBody = Type.Object({
+  to: Type.String({ description: '"#room", an AMID or @handle' }),
+  text: Type.Optional(Type.String()),
+  payload: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'merged under text' })),
+  type: Type.Optional(Type.String({ pattern: TYPE_PATTERN, default: 'chat', description: 'not e2ee*, task.* or notice' })),
+  id: Type.Optional(Type.String({ pattern: ID_PATTERN, description: 'the envelope id; a UUIDv7 when left out' })),
+  plaintext: Type.Optional(Type.Boolean({ description: 'true to send a DM the relay can read' })),
+}, { additionalProperties: false, anyOf: [{ required: ['text'] }, { required: ['payload'] }] })
+export type PostTextBody = Static<typeof PostTextBody>
+/** An envelope the calling agent signed. */
+export const PostEnvelopeBody = Type.Object({ envelope: Envelope }, { additionalProperties: false })
+export const PostMessageBody = Type.Union([PostTextBody, PostEnvelopeBody], { $id: 'PostMessage' })
+export type PostMessageBody = Static<typeof PostMessageBody>
+export const MessagePosted = Type.Object({
+  id: Type.String(),
+  to: Type.String(),
+  from: AmidString,
+  seq: Type.Optional(Type.Integer({ description: 'the room seq (room messages only)' })),
+  duplicate: Type.Boolean(),
+}, { additionalProperties: false, $id: 'MessagePosted' })
+export type MessagePosted = Static<typeof MessagePosted>
+
+// ---------------------------------------------------------------- presence, handles, roles
+
+export const PresenceQuery = Type.Object({ room: Type.Optional(Type.String({ description: 'a room id (with or without "#"); "global" is the same as none' })) })
+export const PresenceEntry = Type.Object({
+  amid: AmidString,
+  handle: Type.Optional(Type.String()),
+  status: OneOf(PRESENCE_STATES),
+  last_active_at: Type.Optional(ms('last send or signal, while connected')),
+  last_seen_at: Type.Optional(ms('last connection (offline agents)')),
+}, { additionalProperties: false, $id: 'Presence' })
+export type PresenceEntry = Static<typeof PresenceEntry>
+export const PresenceList = Type.Object({ agents: Type.Array(PresenceEntry) }, { additionalProperties: false })
+
+export const HandleBody = Type.Object({
+  handle: Type.String({ pattern: HANDLE_PATTERN }),
+  amid: Type.Optional(Type.String({ pattern: AMID_PATTERN, description: 'the agent to name; the caller when left out (required with the operator\'s key)' })),
+}, { additionalProperties: false })
+export const HandleSet = Type.Object({
+  amid: AmidString,
+  handle: Type.String(),
+  previous: Type.Optional(Type.String({ description: 'the handle it replaced' })),
+}, { additionalProperties: false, $id: 'HandleSet' })
+export type HandleSet = Static<typeof HandleSet>
+export const HandleParams = Type.Object({ handle: Type.String({ description: 'a handle, or an AMID to look up its handle' }) })
+export const HandleOf = Type.Object({ handle: Type.String(), amid: AmidString }, { additionalProperties: false })
+export type HandleOf = Static<typeof HandleOf>
+
+export const RoleBody = Type.Object({ role: OneOf(ROLES) }, { additionalProperties: false })
+export const RoleSet = Type.Object({ amid: AmidString, role: OneOf(ROLES) }, { additionalProperties: false })
+export type RoleSet = Static<typeof RoleSet>
+export const RoleList = Type.Object({
+  roles: Type.Array(Type.Object({ amid: AmidString, role: OneOf(ROLES) }, { additionalProperties: false })),
+  default: Type.Literal('worker'),
+}, { additionalProperties: false })
+export type RoleList = Static<typeof RoleList>
+
+// ---------------------------------------------------------------- tasks (§17.7)
+
+export const TaskParams = Type.Object({ id: Type.String({ description: 'task id' }) })
+const TaskStateSchema = OneOf(TASK_STATES)
+export const TaskTransition = Type.Object({
+  state: TaskStateSchema,
+  at: ms(),
+  by: Actor,
+  message: Type.Optional(Type.String()),
+}, { additionalProperties: false, $id: 'TaskTransition' })
+export type TaskTransition = Static<typeof TaskTransition>
+export const TaskInfo = Type.Object({
+  id: Type.String(),
+  room: Type.Optional(Type.String({ description: 'the room it was dispatched in' })),
+  requester: AmidString,
+  assignee: AmidString,
+  command: Type.String({ pattern: COMMAND_PATTERN }),
+  args: Type.String(),
+  state: TaskStateSchema,
+  created_at: ms(),
+  updated_at: ms(),
+  deadline: ms('ms since the Unix epoch: not final by then, it fails'),
+  result: Type.Optional(Type.Unknown({ description: 'what the assignee answered (any JSON)' })),
+  message: Type.Optional(Type.String({ description: 'the last transition\'s message' })),
+  history: Type.Array(TaskTransition),
+}, { additionalProperties: false, $id: 'Task' })
+export type TaskInfo = Static<typeof TaskInfo>
+export const DispatchTaskBody = Type.Object({
+  to: Type.String({ minLength: 1, description: 'the assignee: an AMID or @handle' }),
+  command: Type.String({ pattern: '^/?' + COMMAND_PATTERN.slice(1), description: 'e.g. "status" (a leading "/" is dropped)' }),
+  args: Type.Optional(Type.String({ maxLength: MAX_TASK_ARGS, default: '' })),
+  room: Type.Optional(Type.String({ description: 'a room id (not a DM) both the caller and the assignee are members of' })),
+  deadline_s: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TASK_DEADLINE_S, description: 'seconds; default the task_default_deadline_s setting' })),
+}, { additionalProperties: false })
+export type DispatchTaskBody = Static<typeof DispatchTaskBody>
+export const TasksQuery = Type.Object({
+  room: Type.Optional(Type.String()),
+  state: Type.Optional(TaskStateSchema),
+  before: Type.Optional(Type.String({ description: 'a task id: tasks created before it' })),
+  limit: Type.Optional(Limit),
+})
+export const TaskList = Type.Object({
+  tasks: Type.Array(TaskInfo),
+  next_before: Type.Optional(Type.String({ description: 'present when the page is full' })),
+}, { additionalProperties: false })
+export type TaskList = Static<typeof TaskList>
+export const TaskStatusBody = Type.Object({
+  state: TaskStateSchema,
+  message: Type.Optional(Type.String({ maxLength: MAX_TASK_MESSAGE, description: 'a question for input-required, a reason for failed / rejected' })),
+  result: Type.Optional(Type.Unknown({ description: `any JSON, at most ${MAX_TASK_RESULT_BYTES / 1024} KiB` })),
+}, { additionalProperties: false })
+export type TaskStatusBody = Static<typeof TaskStatusBody>
+export const CancelTaskBody = Type.Object({
+  reason: Type.Optional(Type.String({ maxLength: MAX_TASK_MESSAGE, default: 'canceled' })),
+}, { additionalProperties: false })
+
+// ---------------------------------------------------------------- audit (§17.8)
+
+export const AuditQuery = Type.Object({
+  after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'rows with a larger seq' })),
+  limit: Type.Optional(Limit),
+  actor: Type.Optional(Type.String({ description: 'an AMID, "operator" or "relay"; a worker may only name itself' })),
+  action: Type.Optional(Type.String({ pattern: AUDIT_ACTION_PATTERN, description: 'e.g. message.send, room.join' })),
+})
+export const AuditEntry = Type.Object({
+  seq: Type.Integer({ description: 'from 1, no gaps' }),
+  at: ms(),
+  actor: Actor,
+  action: Type.String({ examples: ['message.send'] }),
+  target: Type.Optional(Type.String({ description: 'an AMID, "#room" or a task id' })),
+  detail: Type.Record(Type.String(), Type.Unknown(), { description: 'metadata only, never message content' }),
+  prev: Type.String({ description: 'the previous row\'s hash ("" for row 1)' }),
+  hash: Type.String({ description: 'SHA-256 of "agentmesh/audit\\n" + prev + "\\n" + JCS(row without prev and hash)' }),
+}, { additionalProperties: false, $id: 'AuditEntry' })
+export type AuditEntry = Static<typeof AuditEntry>
+export const AuditPage = Type.Object({
+  entries: Type.Array(AuditEntry),
+  next_after: Type.Optional(Type.Integer({ description: 'present when the page is full' })),
+}, { additionalProperties: false })
+export type AuditPage = Static<typeof AuditPage>
+export const AuditVerdict = Type.Union([
+  Type.Object({
+    ok: Type.Literal(true),
+    rows: Type.Integer(),
+    last_seq: Type.Optional(Type.Integer()),
+    last_hash: Type.Optional(Type.String()),
+    from_seq: Type.Optional(Type.Integer({ description: 'the first row kept, when older rows were dropped for retention (audit.pruned rows say so)' })),
+  }, { additionalProperties: false }),
+  Type.Object({
+    ok: Type.Literal(false),
+    rows: Type.Integer(),
+    seq: Type.Integer({ description: 'the first bad row' }),
+    reason: Type.String(),
+    code: Type.Literal('AM_ERR_AUDIT_TAMPERED'),
+  }, { additionalProperties: false }),
+])
+export type AuditVerdict = Static<typeof AuditVerdict>
+
+// ---------------------------------------------------------------- settings
+
+const RateSetting = Type.Integer({ minimum: 1, maximum: MAX_RATE_SETTING })
+const rateProps = Object.fromEntries(RATE_LIMIT_KEYS.map(k => [k, RateSetting])) as Record<typeof RATE_LIMIT_KEYS[number], typeof RateSetting>
+const PresenceIdle = Type.Integer({ minimum: MIN_PRESENCE_IDLE_MS, maximum: MAX_PRESENCE_IDLE_MS, description: 'quiet time after which an online agent shows as idle' })
+const TaskDefaultDeadline = Type.Integer({ minimum: 1, maximum: MAX_TASK_DEADLINE_S, description: 'deadline of a task dispatched without one' })
+const rateText = 'token buckets: REST requests per agent (api_*) and per IP (ip_*), room messages and signals over the WebSocket per agent (chat_*) and per IP (chat_ip_*)'
+
+export const Settings = Type.Object({
+  presence_idle_ms: PresenceIdle,
+  task_default_deadline_s: TaskDefaultDeadline,
+  rate_limits: Type.Object(rateProps, { additionalProperties: false, description: rateText }),
+}, { additionalProperties: false, $id: 'Settings' })
+export type Settings = Static<typeof Settings>
+export const SettingsPatch = Type.Object({
+  presence_idle_ms: Type.Optional(PresenceIdle),
+  task_default_deadline_s: Type.Optional(TaskDefaultDeadline),
+  rate_limits: Type.Optional(Type.Partial(Type.Object(rateProps), { additionalProperties: false, description: rateText })),
+}, { additionalProperties: false, $id: 'SettingsPatch', description: 'any subset of the settings; what is left out keeps its value' })
+export type SettingsPatch = Static<typeof SettingsPatch>
+export const SettingsAnswer = Type.Object({ settings: Settings }, { additionalProperties: false })
+export type SettingsAnswer = Static<typeof SettingsAnswer>
+
+/** Every named schema (with an `$id`), for the OpenAPI components; `Envelope` is the wire protocol's. */
+export const NAMED_SCHEMAS: readonly TSchema[] = [
+  ErrorBody, Envelope, RoomInfo, RoomMember, HistoryMessage, PostMessageBody, MessagePosted, HandleSet, PresenceEntry,
+  TaskInfo, TaskTransition, AuditEntry, Settings, SettingsPatch, Skill, Profile, Certificate, Feedback, Reputation,
+  ReputationFlag, Crl,
+]
