@@ -11,7 +11,10 @@ import { Worker } from 'node:worker_threads'
 import { WebSocket } from 'ws'
 import { createIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
 import { PROTOCOL } from '@agentmesh/protocol'
+import { join } from 'node:path'
 import { createRelay, silentLogger } from '@agentmesh/server'
+import { memoryStore } from '@agentmesh/store'
+import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
 import { startNodeServer, tempDir, removeTempDir, type ServerHandle } from '../children.ts'
 import { HOST, corkForTurn, payloadText, readBseq, readIntAfter, socketOf, withTimeout } from '../util.ts'
 import type { SignJob, SignResult } from '../sign-worker.ts'
@@ -22,14 +25,14 @@ import type { Client, Sink, Target } from './types.ts'
 export interface AgentMeshServerSpec { memory: boolean, dataDir?: string, verifySignatures: boolean, sync?: 'normal' | 'full' }
 
 export async function serveAgentMesh (spec: AgentMeshServerSpec): Promise<{ port: number, url: string, close: () => Promise<void>, stats: () => Record<string, number> }> {
+  // the relay is given its store, as the CLI's serve gives it (SQLite under the data directory)
+  const store = spec.memory ? memoryStore() : sqliteStore(join(spec.dataDir!, DB_FILE), spec.sync === undefined ? {} : { synchronous: spec.sync })
   const relay = await createRelay({
     host: HOST,
     port: 0,
     logger: silentLogger,
     verifySignatures: spec.verifySignatures,
-    ...(spec.memory ? { memory: true } : { dataDir: spec.dataDir! }),
-    ...(spec.sync === undefined ? {} : { sync: spec.sync }),
-  })
+  }, { store })
   return {
     port: relay.port,
     url: relay.wsUrl,

@@ -8,11 +8,11 @@ import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { createRelay, silentLogger, type Relay, type RelayInit } from '@agentmesh/server'
+import type { Relay, RelayInit } from '@agentmesh/server'
 import { createIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
 import { chat, connect, memoryState, tasks, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type ChatEvent } from '@agentmesh/protocol'
-import { spawnRelay, tempDir, type RelayProcess } from '@agentmesh/testing'
+import { spawnRelay, startRelay, tempDir, type RelayProcess } from '@agentmesh/testing'
 
 /** Polls `fn` until it answers something truthy (a bound, not a timing assertion). */
 async function until<T> (fn: () => T | undefined | false | Promise<T | undefined | false>, ms: number): Promise<T> {
@@ -78,7 +78,7 @@ describe('chat', () => {
   const spawned: RelayProcess[] = []
   const conns: Connection[] = []
   const start = async (init: RelayInit = {}): Promise<Relay> => {
-    const r = await createRelay({ port: 0, logger: silentLogger, ...(init.dataDir === undefined ? { memory: true } : {}), ...init })
+    const r = await startRelay(init)
     relays.push(r)
     return r
   }

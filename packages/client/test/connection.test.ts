@@ -1,10 +1,10 @@
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
+import type { Relay, RelayInit } from '@agentmesh/server'
 import { createIdentity, saveIdentity } from '@agentmesh/crypto'
 import { connect, memoryState, sqliteState, relayUrl, type Connection, type Message, type Status } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { rawAgent, tempDir, waitFor } from '@agentmesh/testing'
+import { rawAgent, startRelay, tempDir, waitFor } from '@agentmesh/testing'
 
 async function take (conn: Connection, n: number, signal = AbortSignal.timeout(20_000)): Promise<Message[]> {
   const out: Message[] = []
@@ -33,8 +33,8 @@ async function register (relay: Relay, id = createIdentity()): Promise<ReturnTyp
 describe('client', () => {
   const dir = tempDir()
   const relays: Relay[] = []
-  const start = async (init: Parameters<typeof createRelay>[0] = {}): Promise<Relay> => {
-    const r = await createRelay({ port: 0, memory: init.dataDir === undefined, logger: silentLogger, ...init })
+  const start = async (init: RelayInit = {}): Promise<Relay> => {
+    const r = await startRelay(init)
     relays.push(r)
     return r
   }

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict'
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
+import type { Relay, RelayInit } from '@agentmesh/server'
 import { createIdentity, saveIdentity, signEnvelope, type Identity } from '@agentmesh/crypto'
 import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
-import { rawAgent, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
+import { rawAgent, spawnRelay, startRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
 
 interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], conn?: Connection }
 
@@ -63,8 +63,8 @@ describe('e2ee', () => {
   const relays: Relay[] = []
   const spawned: RelayProcess[] = []
   const conns: Connection[] = []
-  const start = async (init: Parameters<typeof createRelay>[0] = {}): Promise<Relay> => {
-    const r = await createRelay({ port: 0, memory: init.dataDir === undefined, logger: silentLogger, ...init })
+  const start = async (init: RelayInit = {}): Promise<Relay> => {
+    const r = await startRelay(init)
     relays.push(r)
     return r
   }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { createRelay, silentLogger } from '@agentmesh/server'
 
 it('example - examples/hello.ts (shown in the README) runs against a relay', async () => {
-  const relay = await createRelay({ port: 0, memory: true, logger: silentLogger })
+  const relay = await createRelay({ port: 0, logger: silentLogger })
   try {
     const file = fileURLToPath(new URL('../../../examples/hello.ts', import.meta.url))
     const out = await new Promise<string>((resolve, reject) => {

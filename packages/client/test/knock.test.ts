@@ -31,7 +31,7 @@ describe('knock', () => {
     dir.cleanup()
   })
   const start = async (): Promise<Relay> => {
-    const r = await createRelay({ port: 0, memory: true, logger: silentLogger })
+    const r = await createRelay({ port: 0, logger: silentLogger })
     relays.push(r)
     return r
   }

@@ -10,6 +10,7 @@ import { SignJWT, jwtVerify } from 'jose'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { isAmid, verifyChallenge, SIGNATURE_HEADERS, type Identity } from '@agentmesh/crypto'
 import type { Store } from '@agentmesh/store'
+import { LruMap } from '@agentmesh/protocol/internal'
 import type { Principal } from './chat.ts'
 import type { RegistryHelpers } from './registry.ts'
 
@@ -41,7 +42,8 @@ export function authenticator (init: {
 }): Authenticator {
   const now = init.now ?? Date.now
   const ttl = init.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS
-  const challenges = new Map<string, { amid: string, expiresAt: number }>()
+  // full of open challenges: the oldest are forgotten first
+  const challenges = new LruMap<string, { amid: string, expiresAt: number }>(MAX_OPEN_CHALLENGES)
   const keyDigest = init.apiKey === undefined ? undefined : createHash('sha256').update(init.apiKey).digest()
 
   const agent = async (amid: string): Promise<Principal> => {
@@ -90,8 +92,7 @@ export function authenticator (init: {
       if (typeof amid !== 'string' || !isAmid(amid)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'amid must be an AMID')
       const t = now()
       if (challenges.size >= MAX_OPEN_CHALLENGES) {
-        for (const [k, v] of challenges) if (v.expiresAt <= t) challenges.delete(k)
-        while (challenges.size >= MAX_OPEN_CHALLENGES) challenges.delete(challenges.keys().next().value as string)
+        for (const [k, v] of [...challenges]) if (v.expiresAt <= t) challenges.delete(k)
       }
       const nonce = randomBytes(24).toString('base64url')
       challenges.set(nonce, { amid, expiresAt: t + CHALLENGE_TTL_MS })

@@ -7,10 +7,12 @@ import { AgentMeshError, ErrorCode, PROTOCOL, httpStatusOf } from '@agentmesh/pr
 import { openapi } from './openapi.ts'
 import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
-import { registryRoutes } from './registry.ts'
-import { DEFAULT_REPUTATION, reputationRoutes, type ReputationOptions } from './reputation.ts'
-import { apiV1Routes, type ApiDeps } from './api-v1.ts'
+import type { ReputationOptions } from './reputation.ts'
+import type { ApiDeps } from './api-v1.ts'
 import type { RegistryHelpers } from './registry.ts'
+import type { RelayFeature } from './feature.ts'
+import { registryFeature, reputationFeature } from './features/registry.ts'
+import { apiFeature } from './features/chat.ts'
 
 export interface HttpDeps {
   info: () => Promise<Record<string, unknown>>
@@ -26,6 +28,21 @@ export interface HttpDeps {
   now?: () => number
   /** the chat REST API v1 (rooms, messages, handles, tasks, audit…), given the registry's helpers. @default not served */
   api?: (registry: RegistryHelpers) => ApiDeps
+  /**
+   * The features whose routes the app serves, in order (createRelay gives its own). @default the
+   * registry, reputation and, with `api`, the REST API v1 over `store`
+   */
+  features?: readonly RelayFeature[]
+}
+
+/** The registry, reputation and (with `api`) REST API v1 features of an app over `deps.store`. */
+function defaultFeatures (deps: HttpDeps): RelayFeature[] {
+  const now = deps.now ?? Date.now
+  const registry = registryFeature({ store: deps.store, now, trustRoots: deps.trustRoots ?? [] })
+  const out: RelayFeature[] = [registry, reputationFeature({ store: deps.store, now, ...(deps.reputation === undefined ? {} : { options: deps.reputation }), registry })]
+  const api = deps.api
+  if (api !== undefined) out.push(apiFeature(() => api(registry.helpers())))
+  return out
 }
 
 /** Methods the app serves on `path` (hono has no 405 of its own): derived from its route list. */
@@ -53,10 +70,7 @@ export function httpApp (deps: HttpDeps): Hono {
   app.get('/api/v1/openapi.json', (c) => c.json(openapi))
   // RFC 9110 §15.5.22: a 426 response MUST carry an Upgrade header naming the protocol to switch to
   app.get('/ws', (c) => c.json({ error: { code: ErrorCode.InvalidArgument, message: `this is the WebSocket endpoint: connect with a WebSocket client speaking ${PROTOCOL}` } }, 426, { Upgrade: 'websocket' }))
-  const now = deps.now ?? Date.now
-  const registry = registryRoutes(app, deps.store, { trustRoots: deps.trustRoots ?? [], now })
-  reputationRoutes(app, { store: deps.store, now, options: deps.reputation ?? { ...DEFAULT_REPUTATION }, ...registry })
-  if (deps.api !== undefined) apiV1Routes(app, deps.api(registry))
+  for (const f of deps.features ?? defaultFeatures(deps)) f.routes?.(app)
   app.notFound((c) => {
     const allowed = allowedMethods(app, c.req.path)
     if (allowed.length > 0) {

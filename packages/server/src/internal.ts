@@ -1,5 +1,6 @@
 export * from './index.ts'
 export { RelayCore } from './relay.ts'
+export { storeInitOf } from './relay-server.ts'
 export type { Peer } from './relay.ts'
 export { httpApp } from './http.ts'
 export { openapi } from './openapi.ts'

@@ -8,6 +8,7 @@
 import type { Context, Hono } from 'hono'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { LruMap } from '@agentmesh/protocol/internal'
 // the bodies' schemas and their bounds are the REST contract's (@agentmesh/protocol src/api)
 import {
   CertificateBody, MAX_PREKEYS_PER_AGENT, MAX_REGISTRY_BODY_BYTES, MAX_SEARCH_LIMIT, PrekeyBody, ProfileBody,
@@ -79,14 +80,13 @@ export function crlJson (crl: CrlRecord): Record<string, unknown> {
 }
 
 class NonceCache {
-  private readonly seen = new Map<string, number>()
+  // still full of live nonces: the oldest are forgotten (their requests' timestamps age out soon)
+  private readonly seen = new LruMap<string, number>(MAX_REMEMBERED_NONCES)
   /** false when the nonce was used within its window */
   add (key: string, expiresAt: number, now: number): boolean {
-    if ((this.seen.get(key) ?? 0) > now) return false
+    if ((this.seen.peek(key) ?? 0) > now) return false
     if (this.seen.size >= MAX_REMEMBERED_NONCES) {
-      for (const [k, t] of this.seen) { if (t <= now) this.seen.delete(k) }
-      // still full of live nonces: forget the oldest (their requests' timestamps age out soon)
-      while (this.seen.size >= MAX_REMEMBERED_NONCES) this.seen.delete(this.seen.keys().next().value as string)
+      for (const [k, t] of [...this.seen]) { if (t <= now) this.seen.delete(k) }
     }
     this.seen.set(key, expiresAt)
     return true

@@ -1,29 +1,28 @@
 /**
- * `createRelay()`: one process, one port: WebSocket (/ws) and HTTP over a Store.
+ * `createRelay(init, components)`: one process, one port: WebSocket (/ws) and HTTP over a Store.
+ * `init` is what a user configures (validated before any I/O); `components` are what the caller
+ * injects (the Store, a logger, a clock): the relay opens no driver itself (the CLI's `serve`
+ * picks SQLite under its data directory), so a Store or Backplane of another kind plugs in here.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
-import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { writeSecretFile } from '@agentmesh/crypto'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { getRequestListener } from '@hono/node-server'
 import { AgentMeshError, ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
 import { memoryStore, type Store } from '@agentmesh/store'
-import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
 import { DEFAULT_MEMORY_AUDIT_MAX_ROWS, relayOptions, type RelayInit, type RelayOptions } from './options.ts'
-import { RelayCore, type RelayStats } from './relay.ts'
+import { randomBytes } from 'node:crypto'
+import { RelayCore, type RelayOutlet, type RelayStats } from './relay.ts'
 import { httpApp } from './http.ts'
 import { defaultLogger, type Logger } from './log.ts'
 import { ChatService, defaultChatSettings, DEFAULT_CHAT_LIMITS } from './chat.ts'
 import { TaskService } from './tasks.ts'
-import { authenticator } from './auth.ts'
-import { readJson } from './api-v1.ts'
-
-/** The operator API key's file in a persistent relay's data directory (0600). */
-export const API_KEY_FILE = 'api-key'
+import { EventBus } from './events.ts'
+import { inProcessBackplane, type Backplane } from './backplane.ts'
+import type { FeatureComponents, FeatureFactory, RelayFeature } from './feature.ts'
+import { registryFeature, reputationFeature } from './features/registry.ts'
+import { chatFeature, tasksFeature } from './features/chat.ts'
 
 export const VERSION = '0.2.0'
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000
@@ -36,12 +35,10 @@ export interface Relay {
   readonly wsUrl: string
   readonly port: number
   readonly options: Readonly<RelayOptions>
-  /** Where the data lives: the SQLite file, or "memory". */
+  /** Where the data lives: the store's file when it has one (SQLite), else its kind ("memory"). */
   readonly storage: string
   /** The relay's own AMID: it signs what it posts (timeline events, task requests). */
   readonly relayAmid: string
-  /** Where the operator API key is kept when the relay made it (undefined: given, or none). */
-  readonly apiKeyFile: string | undefined
   /** Whether the operator API (X-API-Key) is on. */
   readonly operatorApi: boolean
   readonly store: Store
@@ -50,13 +47,38 @@ export interface Relay {
   close (): Promise<void>
 }
 
-function openStore (opts: RelayOptions, init: RelayInit): { store: Store, storage: string } {
-  if (init.store !== undefined) return { store: init.store, storage: init.store.kind }
-  const storeInit = { retentionMs: opts.retentionMs, maxInbox: opts.maxInbox, ...(opts.historyMaxPerRoom === undefined ? {} : { historyMaxPerRoom: opts.historyMaxPerRoom }) }
-  if (opts.memory) return { store: memoryStore(storeInit), storage: 'memory' }
-  const file = join(opts.dataDir, DB_FILE)
-  const store = sqliteStore(file, { ...storeInit, synchronous: opts.sync })
-  return { store, storage: store.path }
+/**
+ * What the relay is given rather than configured (libp2p's `*Components`). The relay owns what it
+ * is given from the start on: `close()`, and a start that fails, close the store.
+ */
+export interface RelayComponents {
+  /** Where messages, agents, rooms… live. @default memoryStore() with the retention and inbox options */
+  store?: Store
+  /** @default `init.logger`, else a pino logger at 'info' on stderr */
+  logger?: Logger
+  /**
+   * Other relay nodes over the same Store (one shared in-process backplane, or a networked one).
+   * @default inProcessBackplane(): a single node
+   */
+  backplane?: Backplane
+  /** The clock of the features (registry, reputation, chat presence and audit times, task deadlines); the core keeps its own. @default Date.now */
+  now?: () => number
+  /** Features beyond the built-in ones (registry, reputation, chat, tasks), started after them. @default none */
+  features?: readonly FeatureFactory[]
+}
+
+/** User options the relay itself reads: where the data lives is the caller's choice (components.store). */
+export type RelayServerInit = Omit<RelayInit, 'store' | 'dataDir' | 'memory' | 'sync'>
+
+/** The Store options that come from relay options (a store the caller opens gets the same ones). */
+export function storeInitOf (opts: RelayOptions): { retentionMs: number, maxInbox: number, historyMaxPerRoom?: number } {
+  return { retentionMs: opts.retentionMs, maxInbox: opts.maxInbox, ...(opts.historyMaxPerRoom === undefined ? {} : { historyMaxPerRoom: opts.historyMaxPerRoom }) }
+}
+
+/** A store that keeps a file says where (SQLite's `path`); others are named by their kind. */
+function storageName (store: Store): string {
+  const path = (store as { path?: unknown }).path
+  return typeof path === 'string' ? path : store.kind
 }
 
 function listen (server: Server, port: number, host: string): Promise<void> {
@@ -77,38 +99,63 @@ function listen (server: Server, port: number, host: string): Promise<void> {
 }
 
 /** Starts a relay. Options are validated before any I/O. */
-export async function createRelay (init: RelayInit = {}): Promise<Relay> {
+export async function createRelay (init: RelayServerInit = {}, components: RelayComponents = {}): Promise<Relay> {
   const opts = relayOptions(init)
-  const log: Logger = init.logger ?? defaultLogger()
-  const { store, storage } = openStore(opts, init)
+  const log: Logger = components.logger ?? init.logger ?? defaultLogger()
+  const store = components.store ?? memoryStore(storeInitOf(opts))
+  const storage = storageName(store)
   /** undefined: no count limit (a persistent relay keeps what its retention allows) */
-  const auditMaxRows = opts.auditMaxRows ?? (opts.memory ? DEFAULT_MEMORY_AUDIT_MAX_ROWS : undefined)
+  const auditMaxRows = opts.auditMaxRows ?? (store.kind === 'memory' ? DEFAULT_MEMORY_AUDIT_MAX_ROWS : undefined)
+  const now = components.now ?? Date.now
   const relayId = await store.relayId()
+  const events = new EventBus(log)
+  // a single node unless a backplane shared with other nodes is given: then the core tells them too
+  const shared = components.backplane
+  const backplane = shared ?? inProcessBackplane({ onError: (err) => { log.error({ err }, 'backplane subscriber failed') } })
+  await backplane.start()
+  /** this node's name on the backplane */
+  const node = randomBytes(8).toString('hex')
+  // the core is made after the chat layer (it needs the relay's AMID): the outlet reaches it then
+  const outlet: RelayOutlet = {
+    post: async (item, audit) => await core.post(item, audit),
+    event: (amids, frame) => { core.event(amids, frame) },
+    online: () => core.online(),
+  }
   const settings = defaultChatSettings()
-  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log })
+  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node, now })
   // explicit options win over settings stored by PATCH /api/v1/settings
   if (opts.presenceIdleMs !== undefined) chat.settings.presenceIdleMs = opts.presenceIdleMs
   for (const [k, v] of Object.entries(opts.rateLimits)) Object.assign(chat.settings.rateLimits[k as keyof typeof chat.settings.rateLimits], v)
   chat.applySettings(chat.settings)
-  const core = new RelayCore(store, relayId, opts, log, chat)
+  const core: RelayCore = new RelayCore(
+    { relayId, relayAmid: chat.relayAmid, options: opts, node },
+    { store, logger: log, events, rooms: chat, ...(shared === undefined ? {} : { backplane: shared }) },
+  )
   const tasks = new TaskService(chat, store, log)
-  tasks.start()
-  // a store handed in (tests, embedding) has no data directory of ours to keep a key in
-  const { apiKey, apiKeyFile } = init.store !== undefined && opts.apiKey === undefined ? { apiKey: undefined, apiKeyFile: undefined } : operatorKey(opts)
+  // the operator API is on when a key is given (the CLI's `serve` keeps one in its data directory)
+  const apiKey = opts.apiKey
   const started = Date.now()
   let closing = false
+
+  const registry = registryFeature({ store, now, trustRoots: opts.trustRoots })
+  const featureComponents: FeatureComponents = { store, logger: log, events, relay: outlet, backplane, options: opts, now }
+  const features: RelayFeature[] = [
+    registry,
+    reputationFeature({ store, now, options: opts.reputation, registry }),
+    chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers() }),
+    tasksFeature(tasks),
+    ...(components.features ?? []).map(f => f(featureComponents)),
+  ]
+  const stopFeatures = async (): Promise<void> => {
+    for (const f of [...features].reverse()) {
+      try { await f.stop?.() } catch (err) { log.error({ err, feature: f.name }, 'feature stop failed') }
+    }
+  }
 
   const app = httpApp({
     log,
     store,
-    api: (registry) => ({
-      store,
-      chat,
-      tasks,
-      auth: authenticator({ store, relay: chat.relay, relayId, apiKey, signed: registry.signed, readBody: readJson }),
-    }),
-    trustRoots: opts.trustRoots,
-    reputation: opts.reputation,
+    features,
     healthy: () => !closing,
     info: async () => {
       const s = await store.stats()
@@ -203,6 +250,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   }
   await pruneNow()
   await pruneAudit()
+  for (const f of features) await f.start?.()
   const pruneTimer = setInterval(() => { void pruneNow() }, PRUNE_INTERVAL_MS).unref()
   const auditPruneTimer = setInterval(() => { void pruneAudit() }, AUDIT_PRUNE_INTERVAL_MS).unref()
 
@@ -211,8 +259,10 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   } catch (err) {
     clearInterval(pruneTimer)
     clearInterval(auditPruneTimer)
-    tasks.stop()
+    await stopFeatures()
     await core.shutdown()
+    chat.close()
+    if (shared === undefined) await backplane.stop()
     await store.close()
     throw err
   }
@@ -227,7 +277,6 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
     storage,
     store,
     relayAmid: chat.relayAmid,
-    apiKeyFile,
     operatorApi: apiKey !== undefined,
     stats: () => core.stats(),
     async close () {
@@ -235,8 +284,9 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
       closing = true
       clearInterval(pruneTimer)
       clearInterval(auditPruneTimer)
-      tasks.stop()
+      await stopFeatures()
       await core.shutdown()
+      chat.close()
       await new Promise<void>((resolve) => {
         wss.close()
         server.close(() => { resolve() })
@@ -245,29 +295,10 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
         // the close handshake (or is cut a second later); destroying it now would drop the acks and
         // the close frame still queued on a busy socket, and the peer would see 1006
       })
-      if (init.store === undefined) await store.close()
+      // a backplane given is shared with other nodes: theirs to stop
+      if (shared === undefined) await backplane.stop()
+      await store.close()
     },
   }
 }
 
-
-/**
- * The operator API key: given (option, AGENTMESH_API_KEY through the CLI), or kept in the data
- * directory (made at the first start, 0600); a --memory relay without one has no operator API.
- */
-function operatorKey (opts: RelayOptions): { apiKey: string | undefined, apiKeyFile: string | undefined } {
-  if (opts.apiKey !== undefined) return { apiKey: opts.apiKey, apiKeyFile: undefined }
-  if (opts.memory) return { apiKey: undefined, apiKeyFile: undefined }
-  const file = join(opts.dataDir, API_KEY_FILE)
-  try {
-    const key = readFileSync(file, 'utf8').trim()
-    if (key.length >= 16) return { apiKey: key, apiKeyFile: file }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new AgentMeshError(ErrorCode.DataDir, `cannot read the operator API key ${file}: ${(err as Error).message}`, { cause: err })
-    }
-  }
-  const key = randomBytes(24).toString('base64url')
-  writeSecretFile(file, key + '\n')
-  return { apiKey: key, apiKeyFile: file }
-}

@@ -8,6 +8,10 @@
  * every inbox has a monotonic seq; deliveries go out in seq order from memory right after
  * the commit, or from the Store when a receiver is behind; a receiver's cursor ack frees
  * the window and deletes what it acknowledged.
+ *
+ * What is not delivery is not here: the core tells what happened as typed events ('agent:online',
+ * 'message:stored'…) for features to act on, asks a RoomResolver where '#room' messages go, and
+ * tells other relay nodes which inboxes grew when a shared Backplane is given.
  */
 import { randomBytes, type KeyObject } from 'node:crypto'
 import {
@@ -19,7 +23,10 @@ import { keyForAmid, verifyChallenge, verifyEnvelopeAsync } from '@agentmesh/cry
 import type { AppendItem, AppendResult, AuditInput, Store } from '@agentmesh/store'
 import type { RelayOptions } from './options.ts'
 import type { Logger } from './log.ts'
-import type { ChatOutlet, ChatService } from './chat.ts'
+import type { EventBus } from './events.ts'
+import { sendAudit } from './audit-rows.ts'
+import { LruSet } from '@agentmesh/protocol/internal'
+import type { Backplane, BackplaneMessage } from './backplane.ts'
 
 /** The transport side of one connection. */
 export interface Peer {
@@ -30,6 +37,48 @@ export interface Peer {
   uncork? (): void
   /** Transport-level keepalive probe (optional). */
   ping? (): void
+}
+
+/** What the relay core offers the features: posting its own items, events to connections. */
+export interface RelayOutlet {
+  /** Commits an item the relay made (a room fan-out or one inbox) like any send; resolves after the commit. */
+  post (item: AppendItem, audit?: AuditInput[]): Promise<AppendResult>
+  /** Writes a frame to every connection of these agents. */
+  event (amids: Iterable<string>, frame: string): void
+  /** Agents with an authenticated connection now. */
+  online (): Iterable<string>
+}
+
+/** Where a room message goes: the core asks the rooms feature (chat) for addresses starting with '#'. */
+export interface RoomResolver {
+  /**
+   * May `sender` post `env` (addressed to "#room")? Answers the room and the inboxes it fans out
+   * to, or the error to send back. `remote` is the connection's address, for per-IP limits.
+   */
+  admitRoomMessage (sender: string, env: Envelope, remote: string): Promise<{ room: string, fanout: string[] } | AgentMeshError>
+  /** A signal frame from an authenticated agent; answers an error to send back, if any. */
+  signal (amid: string, f: SignalFrame, remote: string): Promise<AgentMeshError | undefined>
+}
+
+/** What the core is given (libp2p's `*Components`). */
+export interface RelayCoreComponents {
+  store: Store
+  logger: Logger
+  events: EventBus
+  /** the '#room' addresses and signals */
+  rooms: RoomResolver
+  /** other relay nodes over the same Store. @default none: a single node has no one to tell */
+  backplane?: Backplane
+}
+
+/** What the core needs to know of the relay (validated options and identities). */
+export interface RelayCoreInit {
+  relayId: string
+  /** the relay's own AMID, told in the welcome frame */
+  relayAmid: string
+  options: RelayOptions
+  /** this node's name on the backplane (what it ignores when its own messages come back) */
+  node: string
 }
 
 const MAX_AUTH_ATTEMPTS = 3
@@ -78,9 +127,12 @@ interface PendingAppend {
   item: AppendItem
   conn?: Conn
   done?: { resolve: (r: AppendResult) => void, reject: (e: Error) => void }
-  /** a room message or DM from a connection: told to the chat layer once stored */
+  /** a room message or DM from a connection: told as 'message:stored' once stored */
   env?: Envelope
 }
+
+/** A recipient check's answer: a DM's recipient is known (or not), or where a room message goes. */
+type Admission = boolean | { room: string, fanout: string[] } | AgentMeshError
 
 export interface RelayStats {
   connections: number
@@ -92,11 +144,12 @@ export interface RelayStats {
   commits: number
 }
 
-export class RelayCore {
+export class RelayCore implements RelayOutlet {
   readonly limits: Limits
   private readonly conns = new Set<Conn>()
   private readonly inboxes = new Map<string, Inbox>()
-  private readonly known = new Set<string>()
+  /** agents known to be registered (the rest are looked up in the Store) */
+  private readonly known = new LruSet<string>(MAX_KNOWN_AGENTS)
   private pendingAppends: PendingAppend[] = []
   private pendingAcks = new Map<string, number>()
   private pendingAudit: AuditInput[] = []
@@ -108,14 +161,28 @@ export class RelayCore {
   private readonly timers: NodeJS.Timeout[] = []
   readonly counters = { received: 0, delivered: 0, duplicates: 0, rejected: 0, commits: 0 }
 
-  constructor (
-    private readonly store: Store,
-    private readonly relayId: string,
-    private readonly opts: RelayOptions,
-    private readonly log: Logger,
-    private readonly chat: ChatService,
-  ) {
-    chat.bind(this.outlet())
+  private readonly store: Store
+  private readonly relayId: string
+  private readonly relayAmid: string
+  private readonly opts: RelayOptions
+  private readonly log: Logger
+  private readonly events: EventBus
+  private readonly rooms: RoomResolver
+  private readonly backplane: Backplane | undefined
+  private readonly node: string
+  private readonly unsubscribe: (() => void) | undefined
+
+  constructor (init: RelayCoreInit, components: RelayCoreComponents) {
+    this.store = components.store
+    this.backplane = components.backplane
+    this.node = init.node
+    this.unsubscribe = this.backplane?.subscribe((m) => { this.fromBackplane(m) })
+    this.log = components.logger
+    this.events = components.events
+    this.rooms = components.rooms
+    this.relayId = init.relayId
+    this.relayAmid = init.relayAmid
+    const opts = this.opts = init.options
     this.limits = {
       max_envelope_bytes: opts.maxEnvelopeBytes,
       max_in_flight: opts.maxInFlight,
@@ -220,7 +287,7 @@ export class RelayCore {
   }
 
   private onSignal (conn: Conn, f: SignalFrame): void {
-    this.chat.signal(conn.amid!, f, conn.remote).then((err) => {
+    this.rooms.signal(conn.amid!, f, conn.remote).then((err) => {
       if (err !== undefined) this.sendError(conn, err)
     }, (err) => {
       this.log.error({ err, conn: conn.id }, 'signal failed')
@@ -228,26 +295,29 @@ export class RelayCore {
     })
   }
 
-  /** What the chat layer uses of the core: posting its own items, events to connections. */
-  private outlet (): ChatOutlet {
-    return {
-      post: (item, audit) => new Promise<AppendResult>((resolve, reject) => {
-        if (this.shuttingDown) { reject(new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; try again shortly')); return }
-        // a send's own row goes with the item (written only when it is stored), others after
-        const [first, ...rest] = audit ?? []
-        this.pendingAppends.push({ item: first === undefined ? item : { ...item, audit: first }, done: { resolve, reject } })
-        if (rest.length > 0) this.pendingAudit.push(...rest)
-        this.scheduleFlush()
-      }),
-      event: (amids, frame) => {
-        for (const a of amids) {
-          const box = this.inboxes.get(a)
-          if (box === undefined) continue
-          for (const c of box.conns) this.write(c, frame)
-        }
-      },
-      online: () => [...this.inboxes].filter(([, b]) => b.conns.size > 0).map(([a]) => a),
+  // ---------------------------------------------------------------- the outlet (what features use)
+
+  post (item: AppendItem, audit?: AuditInput[]): Promise<AppendResult> {
+    return new Promise<AppendResult>((resolve, reject) => {
+      if (this.shuttingDown) { reject(new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; try again shortly')); return }
+      // a send's own row goes with the item (written only when it is stored), others after
+      const [first, ...rest] = audit ?? []
+      this.pendingAppends.push({ item: first === undefined ? item : { ...item, audit: first }, done: { resolve, reject } })
+      if (rest.length > 0) this.pendingAudit.push(...rest)
+      this.scheduleFlush()
+    })
+  }
+
+  event (amids: Iterable<string>, frame: string): void {
+    for (const a of amids) {
+      const box = this.inboxes.get(a)
+      if (box === undefined) continue
+      for (const c of box.conns) this.write(c, frame)
     }
+  }
+
+  online (): string[] {
+    return [...this.inboxes].filter(([, b]) => b.conns.size > 0).map(([a]) => a)
   }
 
   private async onAuth (conn: Conn, f: AuthFrame): Promise<void> {
@@ -324,8 +394,8 @@ export class RelayCore {
     conn.lastProgress = Date.now()
     box.conns.add(conn)
     this.log.debug({ conn: conn.id, amid, remote: conn.remote }, 'agent authenticated')
-    this.write(conn, encodeFrame({ op: 'welcome', amid, relay: this.relayId, cursor: box.cursor, limits: this.limits, relay_amid: this.chat.relayAmid }))
-    this.chat.connected(amid)
+    this.write(conn, encodeFrame({ op: 'welcome', amid, relay: this.relayId, cursor: box.cursor, limits: this.limits, relay_amid: this.relayAmid }))
+    this.events.emit(box.conns.size === 1 ? 'agent:online' : 'agent:active', { amid })
     if (conn.deliver) void this.pump(conn)
   }
 
@@ -335,7 +405,6 @@ export class RelayCore {
   }
 
   private rememberAgent (amid: string): void {
-    if (this.known.size >= MAX_KNOWN_AGENTS) this.known.clear()
     this.known.add(amid)
   }
 
@@ -363,7 +432,7 @@ export class RelayCore {
     }
     conn.inFlight++
     const receivedAt = Date.now()
-    this.chat.active(conn.amid)
+    this.events.emit('agent:active', { amid: conn.amid! })
     const toRoom = env.to.charCodeAt(0) === 35 // '#'
     // fast path: nothing async needed and nothing queued ahead of this send
     if (!toRoom && !this.opts.verifySignatures && conn.chainLength === 0 && this.known.has(env.to)) {
@@ -372,13 +441,13 @@ export class RelayCore {
     }
     const checks = Promise.all([
       this.opts.verifySignatures ? verifyEnvelopeAsync(env, conn.key) : true,
-      toRoom ? this.chat.admitRoomMessage(env.from, env, conn.remote) : this.known.has(env.to) ? true : this.lookupAgent(env.to),
+      toRoom ? this.rooms.admitRoomMessage(env.from, env, conn.remote) : this.known.has(env.to) ? true : this.lookupAgent(env.to),
     ])
     conn.chainLength++
     const prev = conn.chain ?? Promise.resolve()
     const next = prev.then(async () => {
       let sigOk = false
-      let recipientOk: boolean | Awaited<ReturnType<ChatService['admitRoomMessage']>> = false
+      let recipientOk: Admission = false
       try {
         [sigOk, recipientOk] = await checks
       } catch (err) {
@@ -397,7 +466,7 @@ export class RelayCore {
     return a !== undefined
   }
 
-  private admit (conn: Conn, env: Envelope, envText: string, receivedAt: number, sigOk: boolean, recipientOk: boolean | Awaited<ReturnType<ChatService['admitRoomMessage']>>): void {
+  private admit (conn: Conn, env: Envelope, envText: string, receivedAt: number, sigOk: boolean, recipientOk: Admission): void {
     if (conn.closed) { conn.inFlight--; return }
     if (!sigOk) {
       conn.inFlight--
@@ -418,7 +487,7 @@ export class RelayCore {
     const item: AppendItem = recipientOk === true
       ? { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt }
       : { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt, room: recipientOk.room, fanout: recipientOk.fanout }
-    item.audit = this.chat.sendAudit(env, envText.length)
+    item.audit = sendAudit(env, envText.length, Date.now())
     this.pendingAppends.push({ item, conn, env })
     this.scheduleFlush()
   }
@@ -469,6 +538,7 @@ export class RelayCore {
       return
     }
     const touched = new Set<Inbox>()
+    const stored = this.events.listening('message:stored')
     const live = (recipient: string, seq: number, envText: string): void => {
       const box = this.inboxes.get(recipient)
       if (box === undefined) return
@@ -488,10 +558,7 @@ export class RelayCore {
         } else if (item.room === undefined) {
           live(item.recipient, r.seq, item.envelope)
         }
-        if (env !== undefined) {
-          if (item.room !== undefined) this.chat.afterRoomMessage(item.room, env, r.seq)
-          else this.chat.afterDm(env.from, env.to)
-        }
+        if (env !== undefined && stored) this.events.emit('message:stored', item.room === undefined ? { env, seq: r.seq, via: 'ws' } : { env, seq: r.seq, room: item.room, via: 'ws' })
       } else if (r.status === 'duplicate') {
         this.counters.duplicates++
         if (conn !== undefined) this.write(conn, '{"op":"ack","id":' + JSON.stringify(item.id) + ',"duplicate":true}')
@@ -501,10 +568,42 @@ export class RelayCore {
       }
     }
     for (const box of touched) for (const c of box.conns) if (c.pumpAgain) void this.pump(c)
+    if (this.backplane !== undefined) this.tellNodes(appends, results)
     // inboxes of agents that went offline are kept until their last cursor ack is durable
     for (const a of acks) {
       const box = this.inboxes.get(a.recipient)
       if (box !== undefined) this.dropIfIdle(a.recipient, box)
+    }
+  }
+
+  // ---------------------------------------------------------------- other nodes
+
+  /** Tells other nodes which inboxes grew, so their connections of those agents pump them. */
+  private tellNodes (appends: PendingAppend[], results: AppendResult[]): void {
+    const inboxes: Array<{ recipient: string, seq: number }> = []
+    for (let i = 0; i < appends.length; i++) {
+      const r = results[i]!
+      if (r.status !== 'stored') continue
+      if (r.deliveries !== undefined) inboxes.push(...r.deliveries)
+      else if (appends[i]!.item.room === undefined) inboxes.push({ recipient: appends[i]!.item.recipient, seq: r.seq })
+    }
+    if (inboxes.length === 0) return
+    this.backplane!.publish({ type: 'inbox:stored', origin: this.node, inboxes }).catch((err) => {
+      this.log.warn({ err, inboxes: inboxes.length }, 'could not tell other nodes about stored envelopes')
+    })
+  }
+
+  private fromBackplane (m: BackplaneMessage): void {
+    if (m.origin === this.node) return // applied here already
+    if (m.type === 'inbox:stored') {
+      for (const { recipient, seq } of m.inboxes) {
+        const box = this.inboxes.get(recipient)
+        if (box === undefined || seq <= box.lastSeq) continue
+        box.lastSeq = seq
+        for (const c of box.conns) if (c.deliver && !c.closed) void this.pump(c)
+      }
+    } else if (m.type === 'event') {
+      this.event(m.amids, m.frame)
     }
   }
 
@@ -658,7 +757,7 @@ export class RelayCore {
       const box = this.inboxes.get(conn.amid)
       if (box !== undefined) {
         box.conns.delete(conn)
-        if (box.conns.size === 0) this.chat.disconnected(conn.amid)
+        if (box.conns.size === 0) this.events.emit('agent:offline', { amid: conn.amid })
         this.dropIfIdle(conn.amid, box)
       }
     }
@@ -670,7 +769,7 @@ export class RelayCore {
   async shutdown (): Promise<void> {
     this.shuttingDown = true
     for (const t of this.timers) clearInterval(t)
-    this.chat.stop()
+    this.unsubscribe?.()
     // sends already read may still be in their checks (signature, recipient lookup); they are
     // pending work too: let them reach the commit queue (new sends are refused from here on)
     await Promise.allSettled([...this.conns].map(c => c.chain))

@@ -12,6 +12,7 @@ import type { Context, Hono } from 'hono'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 // the body's schema is the REST contract's (@agentmesh/protocol src/api)
 import { AgentMeshError, ErrorCode, FeedbackBody } from '@agentmesh/protocol'
+import { LruMap } from '@agentmesh/protocol/internal'
 import type { FeedbackRecord, ReputationFlag, Store, TrustTier } from '@agentmesh/store'
 import { amidParam, invalid } from './registry.ts'
 
@@ -88,22 +89,23 @@ export function reputationOptions (init: unknown, fail: (field: string, why: str
 
 /** Writes per key in a sliding hour, in memory, bounded by the number of keys tracked. */
 export class RateLimiter {
-  private readonly log = new Map<string, number[]>()
-  constructor (private readonly max: number, private readonly windowMs = HOUR_MS, private readonly maxKeys = MAX_TRACKED_RATERS) {}
+  /** least recently active first: when full of active raters, those are forgotten first */
+  private readonly log: LruMap<string, number[]>
+  constructor (private readonly max: number, private readonly windowMs = HOUR_MS, private readonly maxKeys = MAX_TRACKED_RATERS) {
+    this.log = new LruMap(maxKeys)
+  }
 
   /** Records a write by `key` at `now` and answers 0, or refuses it and answers the ms until one is allowed. */
   take (key: string, now: number): number {
-    const times = (this.log.get(key) ?? []).filter(t => t > now - this.windowMs)
+    const times = (this.log.peek(key) ?? []).filter(t => t > now - this.windowMs)
     if (times.length >= this.max) {
       this.log.set(key, times)
       return times[0]! + this.windowMs - now
     }
     times.push(now)
-    this.log.delete(key) // re-inserted last: the Map's order is least recently active first
+    this.log.delete(key) // re-inserted last: the most recently active
     if (this.log.size >= this.maxKeys) {
-      for (const [k, ts] of this.log) if (ts[ts.length - 1]! <= now - this.windowMs) this.log.delete(k)
-      // still full of active raters: forget the least recently active ones
-      while (this.log.size >= this.maxKeys) this.log.delete(this.log.keys().next().value as string)
+      for (const [k, ts] of [...this.log]) if (ts[ts.length - 1]! <= now - this.windowMs) this.log.delete(k)
     }
     this.log.set(key, times)
     return 0

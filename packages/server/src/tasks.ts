@@ -65,16 +65,24 @@ function summary (t: TaskRecord, who: string): string {
 export class TaskService {
   private timer: NodeJS.Timeout | undefined
   private sweeping = false
+  private unsubscribe: (() => void) | undefined
 
-  constructor (private readonly chat: ChatService, private readonly store: Store, private readonly log: Logger) {
-    chat.onRoomChat = (room, env, seq) => { void this.fromChat(room, env, seq).catch((err) => { this.log.error({ err }, 'task dispatch from chat failed') }) }
-  }
+  constructor (private readonly chat: ChatService, private readonly store: Store, private readonly log: Logger) {}
 
+  /** Listens for slash commands in rooms ('room:chat') and fails overdue tasks every second. */
   start (): void {
+    this.unsubscribe ??= this.chat.events.on('room:chat', (e) => {
+      void this.fromChat(e.room, e.env, e.seq).catch((err) => { this.log.error({ err }, 'task dispatch from chat failed') })
+    })
+    clearInterval(this.timer)
     this.timer = setInterval(() => { void this.sweep() }, DEADLINE_SWEEP_MS).unref()
   }
 
-  stop (): void { clearInterval(this.timer) }
+  stop (): void {
+    clearInterval(this.timer)
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
+  }
 
   /** A plaintext chat message was stored in a room: a slash command makes tasks. */
   private async fromChat (room: RoomRecord, env: Envelope, _seq: number): Promise<void> {

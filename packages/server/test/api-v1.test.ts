@@ -12,7 +12,7 @@ import { API_ROUTES, ErrorCode, HttpStatus, MAX_CERT_CHAIN_LENGTH, MAX_CERT_PEM_
 import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, createIdentity, signChallenge, signEnvelope, signRequest, type Identity } from '@agentmesh/crypto'
 import { silentLogger } from '@agentmesh/server'
 import { httpApp, openapi } from '@agentmesh/server/internal'
-import { memoryStore } from '@agentmesh/store'
+import { memoryStore, type AppendItem, type AuditInput } from '@agentmesh/store'
 import { readJson } from '../src/api-v1.ts'
 import { authenticator } from '../src/auth.ts'
 import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
@@ -27,8 +27,8 @@ async function apiApp (agents: Identity[]): Promise<ReturnType<typeof httpApp>> 
   const store = memoryStore()
   for (const a of agents) await store.upsertAgent({ amid: a.amid, seenAt: Date.now() })
   const relayId = await store.relayId()
-  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings: defaultChatSettings(), log: silentLogger })
-  chat.bind({ post: async (item, audit) => (await store.commit([item], [], audit ?? []))[0]!, event: () => {}, online: () => [] })
+  const outlet = { post: async (item: AppendItem, audit?: AuditInput[]) => (await store.commit([item], [], audit ?? []))[0]!, event: () => {}, online: () => [] }
+  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings: defaultChatSettings(), log: silentLogger, outlet })
   const tasks = new TaskService(chat, store, silentLogger)
   return httpApp({
     log: silentLogger,

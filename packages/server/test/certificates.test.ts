@@ -12,14 +12,14 @@ import {
   createCrl, createIdentity, createRootCa, issueAgentCert, issueOrgCa, issueSessionCert, selfSignAgentCert, signRequest,
   type CertificateAuthority, type Identity, type IssuedCertificate,
 } from '@agentmesh/crypto'
-import { createRelay, loadTrustRoots, relayOptions, silentLogger, type Relay, type RelayInit } from '@agentmesh/server'
-import { tempDir } from '@agentmesh/testing'
+import { loadTrustRoots, relayOptions, type Relay, type RelayInit } from '@agentmesh/server'
+import { startRelay, tempDir } from '@agentmesh/testing'
 
 type Json = Record<string, any>
 const DAY = 86_400_000
 
 async function start (t: TestContext, init: RelayInit = {}): Promise<Relay> {
-  const relay = await createRelay({ port: 0, memory: init.dataDir === undefined, logger: silentLogger, ...init })
+  const relay = await startRelay(init)
   t.after(async () => { await relay.close() })
   return relay
 }
@@ -295,7 +295,7 @@ describe('certificates - CRLs', () => {
     const bob = createIdentity()
     const a = await issueAgentCert(acme, { amid: alice.amid, tier: 'verified' })
     const b = await issueAgentCert(root, { amid: bob.amid, tier: 'verified' })
-    let relay = await createRelay({ port: 0, dataDir: dir.path, logger: silentLogger, trustRoots: [root.certPem] })
+    let relay = await startRelay({ dataDir: dir.path, trustRoots: [root.certPem] })
     assert.equal((await publish(relay, alice, a.chainPem)).status, 200)
     assert.equal((await publish(relay, bob, b.chainPem)).status, 200)
     assert.equal((await putCrl(relay, await createCrl(acme, [a.serial]))).status, 200)

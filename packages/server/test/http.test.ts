@@ -7,9 +7,9 @@ import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import WebSocket from 'ws'
 import { ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
-import { createRelay, silentLogger, VERSION, type Relay, type RelayInit } from '@agentmesh/server'
+import { silentLogger, VERSION, type Relay, type RelayInit } from '@agentmesh/server'
 import { httpApp, openapi as openapiDocument } from '@agentmesh/server/internal'
-import { rawAgent, tempDir } from '@agentmesh/testing'
+import { rawAgent, startRelay as startTestRelay, tempDir } from '@agentmesh/testing'
 import { memoryStore } from '@agentmesh/store'
 import { readJson } from '../src/api-v1.ts'
 import { authenticator } from '../src/auth.ts'
@@ -29,11 +29,15 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 async function inProcess (over: { healthy?: () => boolean, info?: () => Promise<Record<string, unknown>> } = {}): Promise<ReturnType<typeof httpApp>> {
   const store = memoryStore()
   const relayId = await store.relayId()
-  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings: defaultChatSettings(), log: silentLogger })
-  chat.bind({
-    post: async (item, audit) => (await store.commit([item], [], audit ?? []))[0]!,
-    event: () => {},
-    online: () => [],
+  const chat = await ChatService.open(store, {
+    limits: { ...DEFAULT_CHAT_LIMITS },
+    settings: defaultChatSettings(),
+    log: silentLogger,
+    outlet: {
+      post: async (item, audit) => (await store.commit([item], [], audit ?? []))[0]!,
+      event: () => {},
+      online: () => [],
+    },
   })
   const tasks = new TaskService(chat, store, silentLogger)
   return httpApp({
@@ -63,7 +67,7 @@ function servedRoutes (app: ReturnType<typeof httpApp>): Map<string, string[]> {
 }
 
 async function startRelay (t: TestContext, init: RelayInit = {}): Promise<Relay> {
-  const relay = await createRelay({ port: 0, memory: true, logger: silentLogger, ...init })
+  const relay = await startTestRelay(init)
   t.after(async () => { await relay.close() })
   return relay
 }
@@ -253,7 +257,7 @@ describe('http - real relay', () => {
     const dir = tempDir()
     t.after(() => { dir.cleanup() })
     const relay = await startRelay(t, {
-      memory: undefined, dataDir: dir.path, maxEnvelopeBytes: 4096, maxInFlight: 7, deliveryWindow: 9,
+      memory: undefined, dataDir: dir.path, apiKey: 'operator-key-0123456789', maxEnvelopeBytes: 4096, maxInFlight: 7, deliveryWindow: 9,
       heartbeatMs: 20_000, maxConnectionsPerAgent: 2, retentionMs: 60_000, maxInbox: 5, verifySignatures: false,
     })
     const a = await rawAgent(relay.wsUrl)
@@ -269,7 +273,7 @@ describe('http - real relay', () => {
       max_connections_per_agent: 2, retention_ms: 60_000, max_inbox: 5, history_retention_ms: 30 * 24 * 60 * 60 * 1000, presence_idle_ms: 5 * 60 * 1000,
       audit_retention_ms: 90 * 24 * 60 * 60 * 1000, audit_max_rows: null,
     })
-    // a persistent relay makes an operator key
+    // an operator key was given (the CLI's serve makes one for a persistent relay: cli serve-data.test.ts)
     assert.equal(info.operator_api, true)
   })
 

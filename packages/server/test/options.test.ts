@@ -11,7 +11,7 @@ import { describe, it } from 'node:test'
 import { AgentMeshError, ErrorCode, constants } from '@agentmesh/protocol'
 import { DB_FILE } from '@agentmesh/store-sqlite'
 import { createRelay, defaultOptions, relayOptionSpecs, relayOptions, silentLogger, storageOf, type RelayInit } from '@agentmesh/server'
-import { tempDir } from '@agentmesh/testing'
+import { startRelay, tempDir } from '@agentmesh/testing'
 
 function expectInvalid (init: unknown, field: string, message: string | RegExp): void {
   assert.throws(() => relayOptions(init as RelayInit), (err: unknown) => {
@@ -122,7 +122,7 @@ describe('options - relayOptions', () => {
     const dir = tempDir()
     try {
       const dataDir = join(dir.path, 'never-created')
-      await assert.rejects(createRelay({ port: 0, dataDir, maxInbox: 0, logger: silentLogger }),
+      await assert.rejects(startRelay({ port: 0, dataDir, maxInbox: 0 }),
         (err: unknown) => AgentMeshError.is(err, ErrorCode.InvalidConfig) && /maxInbox/.test((err as Error).message))
       assert.equal(existsSync(dataDir), false, 'nothing was created for a refused configuration')
     } finally {
@@ -202,9 +202,9 @@ describe('options - the option schema', () => {
 
 describe('options - start-up failures', () => {
   it('options - createRelay on a port in use rejects with AM_ERR_ADDRESS_IN_USE', async (t) => {
-    const first = await createRelay({ port: 0, memory: true, logger: silentLogger })
+    const first = await createRelay({ port: 0, logger: silentLogger })
     t.after(async () => { await first.close() })
-    await assert.rejects(createRelay({ port: first.port, memory: true, logger: silentLogger }), (err: unknown) => {
+    await assert.rejects(createRelay({ port: first.port, logger: silentLogger }), (err: unknown) => {
       assert.ok(err instanceof AgentMeshError)
       assert.equal(err.code, ErrorCode.AddressInUse)
       assert.equal(err.message, `port ${first.port} on 127.0.0.1 is already in use; stop the other process or pass --port`)
@@ -216,19 +216,19 @@ describe('options - start-up failures', () => {
     await new Promise<void>((resolve) => { other.listen(0, '127.0.0.1', resolve) })
     t.after(() => { other.close() })
     const port = (other.address() as { port: number }).port
-    await assert.rejects(createRelay({ port, memory: true, logger: silentLogger }), (err: unknown) => AgentMeshError.is(err, ErrorCode.AddressInUse))
+    await assert.rejects(createRelay({ port, logger: silentLogger }), (err: unknown) => AgentMeshError.is(err, ErrorCode.AddressInUse))
     assert.equal((await fetch(first.url + '/healthz')).status, 200)
   })
 
   it('options - a failed start releases the data directory for the next one', async (t) => {
     const dir = tempDir()
     t.after(() => { dir.cleanup() })
-    const first = await createRelay({ port: 0, memory: true, logger: silentLogger })
+    const first = await createRelay({ port: 0, logger: silentLogger })
     t.after(async () => { await first.close() })
-    await assert.rejects(createRelay({ port: first.port, dataDir: dir.path, logger: silentLogger }),
+    await assert.rejects(startRelay({ port: first.port, dataDir: dir.path }),
       (err: unknown) => AgentMeshError.is(err, ErrorCode.AddressInUse))
     // the SQLite file was opened exclusively, then closed on the failure: a relay can open it now
-    const second = await createRelay({ port: 0, dataDir: dir.path, logger: silentLogger })
+    const second = await startRelay({ port: 0, dataDir: dir.path })
     await second.close()
   })
 
@@ -242,7 +242,7 @@ describe('options - start-up failures', () => {
     garbage.write('not a database, just bytes', 0)
     writeFileSync(file, garbage, { mode: 0o600 })
     const before = statSync(file)
-    await assert.rejects(createRelay({ port: 0, dataDir: dir.path, logger: silentLogger }), (err: unknown) => {
+    await assert.rejects(startRelay({ port: 0, dataDir: dir.path }), (err: unknown) => {
       assert.ok(err instanceof AgentMeshError)
       assert.equal(err.code, ErrorCode.DataCorrupt)
       assert.ok(err.message.startsWith(`${file} is not a usable AgentMesh database`), err.message)

@@ -2,13 +2,13 @@ import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { ErrorCode } from '@agentmesh/protocol'
 import { createIdentity, signRequest, toB64u, type Identity } from '@agentmesh/crypto'
-import { createRelay, silentLogger, type Relay, type RelayInit } from '@agentmesh/server'
-import { tempDir } from '@agentmesh/testing'
+import type { Relay, RelayInit } from '@agentmesh/server'
+import { startRelay, tempDir } from '@agentmesh/testing'
 
 type Json = Record<string, any>
 
 async function start (t: TestContext, init: RelayInit = {}): Promise<Relay> {
-  const relay = await createRelay({ port: 0, memory: init.dataDir === undefined, logger: silentLogger, ...init })
+  const relay = await startRelay(init)
   t.after(async () => { await relay.close() })
   return relay
 }
@@ -148,7 +148,7 @@ describe('registry', () => {
     const dir = tempDir()
     t.after(() => { dir.cleanup() })
     const alice = createIdentity()
-    let relay = await createRelay({ port: 0, dataDir: dir.path, logger: silentLogger })
+    let relay = await startRelay({ dataDir: dir.path })
     await call(relay, alice, 'PUT', `/api/v1/agents/${alice.amid}`, { display_name: 'Alice', capabilities: [skill('x')] })
     await call(relay, alice, 'PUT', `/api/v1/agents/${alice.amid}/prekeys`, { base: { b: 1 }, one_time: [otk(1), otk(2)] })
     await call(relay, alice, 'POST', `/api/v1/agents/${alice.amid}/prekeys/bundle`)

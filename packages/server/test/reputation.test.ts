@@ -13,13 +13,13 @@ import { createIdentity, createRootCa, issueAgentCert, signRequest, type Certifi
 import { createRelay, relayOptions, silentLogger, type Relay, type RelayInit } from '@agentmesh/server'
 import { httpApp } from '@agentmesh/server/internal'
 import { memoryStore, type Store } from '@agentmesh/store'
-import { tempDir } from '@agentmesh/testing'
+import { startRelay, tempDir } from '@agentmesh/testing'
 
 type Json = Record<string, any>
 const HOUR = 3_600_000
 
 async function start (t: TestContext, init: RelayInit = {}): Promise<Relay> {
-  const relay = await createRelay({ port: 0, memory: init.dataDir === undefined, logger: silentLogger, ...init })
+  const relay = await startRelay(init)
   t.after(async () => { await relay.close() })
   return relay
 }
@@ -436,7 +436,7 @@ describe('reputation - persistence and configuration', () => {
   it('reputation - feedback, score history and flags survive a relay restart', async (t) => {
     const dir = tempDir()
     t.after(() => { dir.cleanup() })
-    const relay = await createRelay({ port: 0, dataDir: dir.path, logger: silentLogger })
+    const relay = await startRelay({ dataDir: dir.path })
     let alice: Identity, bob: Identity, carol: Identity
     let rep: Json, got: Json[]
     try {
@@ -485,7 +485,7 @@ describe('reputation - persistence and configuration', () => {
     assert.deepEqual(relayOptions().reputation, { anonymousWeight: 0.5, mutualDiscount: 0.8, flagDelta: 0.2, flagWindowMs: 86_400_000, maxFeedbackPerHour: 60 })
     assert.deepEqual(relayOptions({ reputation: { flagDelta: 0, anonymousWeight: 1, mutualDiscount: 0, maxFeedbackPerHour: 10_000, flagWindowMs: 1 } }).reputation,
       { anonymousWeight: 1, mutualDiscount: 0, flagDelta: 0, flagWindowMs: 1, maxFeedbackPerHour: 10_000 })
-    await assert.rejects(createRelay({ port: 0, memory: true, logger: silentLogger, reputation: { mutualDiscount: 2 } }),
+    await assert.rejects(createRelay({ port: 0, logger: silentLogger, reputation: { mutualDiscount: 2 } }),
       (err: unknown) => AgentMeshError.is(err, ErrorCode.InvalidConfig) && /reputation\.mutualDiscount/.test((err as Error).message))
   })
 

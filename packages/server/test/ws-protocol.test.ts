@@ -16,7 +16,7 @@ import { createIdentity, envelopeSigningBytes, signChallenge, signEnvelope, toB6
 import { DB_FILE, sqliteStore } from '@agentmesh/store-sqlite'
 import { memoryStore, type Store } from '@agentmesh/store'
 import { createRelay, silentLogger, type Relay, type RelayInit } from '@agentmesh/server'
-import { rawAgent, tempDir, waitFor, type RawAgent } from '@agentmesh/testing'
+import { rawAgent, startRelay as startTestRelay, tempDir, waitFor, type RawAgent } from '@agentmesh/testing'
 
 type Frame = Record<string, any>
 
@@ -35,7 +35,7 @@ async function startRelay (t: TestContext, init: RelayInit = {}, backend: Backen
   } else {
     storage = { memory: true }
   }
-  const relay = await createRelay({ port: 0, logger: silentLogger, ...storage, ...init })
+  const relay = await startTestRelay({ ...storage, ...init })
   t.after(async () => { await relay.close() })
   return relay
 }
@@ -492,7 +492,7 @@ describe('relay ws - authentication', () => {
         return await inner.upsertAgent(a)
       },
     }
-    const relay = await createRelay({ port: 0, store, logger: silentLogger, maxConnectionsPerAgent: 2 })
+    const relay = await createRelay({ port: 0, logger: silentLogger, maxConnectionsPerAgent: 2 }, { store })
     t.after(async () => { await relay.close(); await inner.close() })
     const bob = createIdentity()
     const conns = [await connect(t, relay, bob), await connect(t, relay, bob), await connect(t, relay, bob)]
@@ -518,7 +518,7 @@ describe('relay ws - authentication', () => {
         return snapshot
       },
     }
-    const relay = await createRelay({ port: 0, store, logger: silentLogger })
+    const relay = await createRelay({ port: 0, logger: silentLogger }, { store })
     t.after(async () => { await relay.close(); await inner.close() })
     const alice = await authed(t, relay)
     const bobId = createIdentity()
@@ -543,7 +543,7 @@ describe('relay ws - authentication', () => {
     let release!: () => void
     const gate = new Promise<void>((resolve) => { release = resolve })
     const store: Store = { ...inner, kind: 'memory', async upsertAgent (a) { await gate; return await inner.upsertAgent(a) } }
-    const relay = await createRelay({ port: 0, store, logger: silentLogger })
+    const relay = await createRelay({ port: 0, logger: silentLogger }, { store })
     t.after(async () => { await relay.close(); await inner.close() })
     const a = await connect(t, relay)
     a.send(a.authFrame())

@@ -1,10 +1,54 @@
+import { readFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
 import type { Command } from 'commander'
-import { createRelay, defaultLogger } from '@agentmesh/server'
-import { ErrorCode } from '@agentmesh/protocol'
+import { createRelay, defaultLogger, relayOptions, storageOf, type RelayInit } from '@agentmesh/server'
+import { storeInitOf } from '@agentmesh/server/internal'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { writeSecretFile } from '@agentmesh/crypto'
+import { memoryStore, type Store } from '@agentmesh/store'
+import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
 import { output } from '../output.ts'
 import { addRelayFlags, relayInitFrom } from './serve-config.ts'
 
 export { readConfigFile } from './serve-config.ts'
+
+/** The operator API key's file in a persistent relay's data directory (0600). */
+export const API_KEY_FILE = 'api-key'
+
+/**
+ * What `serve` gives the relay: the Store (SQLite under the data directory, or memory) and the
+ * operator key (given, or kept in the data directory: made at the first start, 0600; a memory
+ * relay without one has no operator API). Options are validated before anything is opened.
+ */
+export function openRelayData (init: RelayInit): { store: Store, apiKey: string | undefined, apiKeyFile: string | undefined } {
+  const opts = relayOptions(init)
+  const storage = storageOf(opts)
+  if (storage.type === 'memory') return { store: memoryStore(storeInitOf(opts)), apiKey: opts.apiKey, apiKeyFile: undefined }
+  const store = sqliteStore(join(storage.dataDir, DB_FILE), { ...storeInitOf(opts), synchronous: storage.sync })
+  if (opts.apiKey !== undefined) return { store, apiKey: opts.apiKey, apiKeyFile: undefined }
+  try {
+    return { store, ...operatorKeyFile(storage.dataDir) }
+  } catch (err) {
+    void store.close()
+    throw err
+  }
+}
+
+function operatorKeyFile (dataDir: string): { apiKey: string, apiKeyFile: string } {
+  const file = join(dataDir, API_KEY_FILE)
+  try {
+    const key = readFileSync(file, 'utf8').trim()
+    if (key.length >= 16) return { apiKey: key, apiKeyFile: file }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new AgentMeshError(ErrorCode.DataDir, `cannot read the operator API key ${file}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  const key = randomBytes(24).toString('base64url')
+  writeSecretFile(file, key + '\n')
+  return { apiKey: key, apiKeyFile: file }
+}
 
 interface ServeOpts {
   config?: string
@@ -35,7 +79,9 @@ export function serveCommand (program: Command): void {
       }
       process.on('SIGINT', () => { onSignal('SIGINT') })
       process.on('SIGTERM', () => { onSignal('SIGTERM') })
-      const relay = await createRelay({ ...init, logger: defaultLogger() })
+      const { store, apiKey, apiKeyFile } = openRelayData(init)
+      const { dataDir: _dataDir, memory: _memory, sync: _sync, store: _store, ...relayInit } = init
+      const relay = await createRelay({ ...relayInit, ...(apiKey === undefined ? {} : { apiKey }) }, { store, logger: defaultLogger() })
       await new Promise<void>((resolve) => {
         stopRequested = (sig) => {
           out.note(`${sig}: stopping (committing pending messages, closing connections)`)
@@ -44,11 +90,11 @@ export function serveCommand (program: Command): void {
             process.exit(1)
           })
         }
-        const operator = relay.apiKeyFile !== undefined
-          ? `operator API key: in ${relay.apiKeyFile} (send it as X-API-Key)`
+        const operator = apiKeyFile !== undefined
+          ? `operator API key: in ${apiKeyFile} (send it as X-API-Key)`
           : relay.operatorApi ? 'operator API key: as given' : 'operator API: off (no --api-key / AGENTMESH_API_KEY)'
         out.result(
-          { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid, relay_amid: relay.relayAmid, ...(relay.apiKeyFile === undefined ? {} : { api_key_file: relay.apiKeyFile }), operator_api: relay.operatorApi },
+          { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid, relay_amid: relay.relayAmid, ...(apiKeyFile === undefined ? {} : { api_key_file: apiKeyFile }), operator_api: relay.operatorApi },
           `AgentMesh relay listening on ${relay.url} (WebSocket ${relay.wsUrl})\ndata: ${relay.storage}${relay.storage === 'memory' ? ' (nothing survives a restart)' : ''}\n${operator}`,
         )
         if (pendingSignal !== undefined) stopRequested(pendingSignal)

@@ -1,0 +1,38 @@
+/**
+ * The chat layer's names (docs/protocol.md §17): reserved rooms and handles, envelope types the
+ * relay posts, who calls the REST API, and a room as the chat layer holds it.
+ */
+import type { AgentRole, MemberRecord, RoomRecord } from '@agentmesh/store'
+
+export const GLOBAL_ROOM = 'global'
+/** Handles (§17.1): 2–32 characters, a letter or digit first. */
+export const HANDLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
+export const RESERVED_HANDLES = new Set(['relay', 'operator', 'system', 'all', 'everyone', 'here'])
+export const GROUP_TYPE = 'e2ee.group'
+export const TASK_REQUEST_TYPE = 'task.request'
+export const TASK_UPDATE_TYPE = 'task.update'
+export const TASK_CANCEL_TYPE = 'task.cancel'
+export const NOTICE_TYPE = 'notice'
+
+export type PresenceStatus = 'online' | 'idle' | 'offline'
+
+export interface RoomState {
+  room: RoomRecord
+  /** undefined for the global room: every agent */
+  members: Map<string, MemberRecord> | undefined
+}
+
+/** Who is calling the REST API. */
+export type Principal =
+  | { kind: 'operator', role: 'master' }
+  | { kind: 'agent', amid: string, role: AgentRole }
+
+/** The name audit rows carry for a principal. */
+export function actorOf (p: Principal): string { return p.kind === 'operator' ? 'operator' : p.amid }
+
+/** Parses `/command args` or `@agent /command args` (§17.7). */
+export function parseSlashCommand (text: string): { target?: string, command: string, args: string } | undefined {
+  const m = /^\s*(?:@([A-Za-z0-9][A-Za-z0-9_.-]{1,63})\s+)?\/([a-z][a-z0-9_-]{0,31})(?:\s+([\s\S]*))?$/.exec(text)
+  if (m === null) return undefined
+  return { ...(m[1] === undefined ? {} : { target: m[1] }), command: m[2]!, args: (m[3] ?? '').trim().slice(0, 4096) }
+}

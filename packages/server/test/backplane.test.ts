@@ -1,0 +1,104 @@
+/**
+ * The in-process backplane runs the shared Backplane suite; two relays over one Store and one
+ * backplane deliver to each other's agents.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import backplaneSuite from '@agentmesh/compliance-tests/backplane'
+import { inProcessBackplane } from '@agentmesh/server'
+import { memoryStore } from '@agentmesh/store'
+import { createIdentity } from '@agentmesh/crypto'
+import { rawAgent, startRelay, waitFor } from '@agentmesh/testing'
+import { chat, connect, memoryState, type Connection, type Message } from '@agentmesh/client'
+import type { ChatEvent } from '@agentmesh/protocol'
+import type { Relay } from '@agentmesh/server'
+
+/** Two relays over one Store and one backplane (neither closes what they share). */
+async function twoNodes (t: { after: (fn: () => Promise<void>) => void }): Promise<[Relay, Relay]> {
+  const store = memoryStore()
+  const backplane = inProcessBackplane()
+  const shared = { ...store, close: async () => {} }
+  const one = await startRelay({}, { store: shared, backplane })
+  const two = await startRelay({}, { store: shared, backplane })
+  t.after(async () => { await one.close(); await two.close(); await backplane.stop(); await store.close() })
+  return [one, two]
+}
+
+async function open (t: { after: (fn: () => Promise<void>) => void }, relay: Relay, name: string): Promise<Connection> {
+  const c = await connect({ server: relay.url, identity: createIdentity(name), state: memoryState() })
+  t.after(async () => { await c.close() })
+  return c
+}
+
+async function take (conn: Connection, n: number): Promise<Message[]> {
+  const out: Message[] = []
+  for await (const m of conn.messages({ signal: AbortSignal.timeout(15_000) })) {
+    out.push(m)
+    if (out.length === n) break
+  }
+  return out
+}
+
+backplaneSuite({
+  name: 'in-process',
+  setup: async () => {
+    const bp = inProcessBackplane()
+    await bp.start()
+    return { a: bp, b: bp }
+  },
+  teardown: async ({ a }) => { await a.stop() },
+})
+
+describe('backplane - relays sharing a store', () => {
+  it('backplane - a message sent on one relay is delivered to the receiver connected to the other', async (t) => {
+    const store = memoryStore()
+    const backplane = inProcessBackplane()
+    // the store and the backplane are shared: neither relay closes them
+    const shared = { ...store, close: async () => {} }
+    const one = await startRelay({}, { store: shared, backplane })
+    const two = await startRelay({}, { store: shared, backplane })
+    t.after(async () => { await one.close(); await two.close(); await backplane.stop(); await store.close() })
+    const bobId = createIdentity('bob')
+    const bob = await rawAgent(two.wsUrl, bobId)
+    t.after(() => { bob.close() })
+    await bob.auth()
+    const alice = await rawAgent(one.wsUrl)
+    t.after(() => { alice.close() })
+    await alice.auth()
+    const env = alice.envelope(bobId.amid, 'across nodes')
+    alice.send({ op: 'send', env })
+    const [ack] = await alice.collect(f => f.op === 'ack', 1)
+    assert.deepEqual(ack, { op: 'ack', id: env.id })
+    const [d] = await bob.collect(f => f.op === 'deliver', 1)
+    assert.deepEqual(d, { op: 'deliver', seq: 1, env })
+  })
+})
+
+describe('backplane - chat across relays', () => {
+  it('backplane - a member who joined on the other relay gets the room message: the first relay dropped its cached members', async (t) => {
+    const [one, two] = await twoNodes(t)
+    const alice = await open(t, one, 'alice')
+    await chat(alice).createRoom({ id: 'ops' })
+    // relay one caches #ops with alice alone
+    await chat(alice).say('ops', 'before bob')
+    const bob = await open(t, two, 'bob')
+    await chat(bob).join('ops')
+    await chat(alice).say('ops', 'after bob joined')
+    const [m] = await take(bob, 1)
+    assert.deepEqual([m!.text, m!.from, m!.room], ['after bob joined', alice.amid, 'ops'])
+  })
+
+  it('backplane - a typing signal on one relay reaches a member connected to the other', async (t) => {
+    const [one, two] = await twoNodes(t)
+    const alice = await open(t, one, 'alice')
+    await chat(alice).createRoom({ id: 'sig' })
+    const bob = await open(t, two, 'bob')
+    await chat(bob).join('sig')
+    const events: ChatEvent[] = []
+    void (async () => { for await (const e of bob.events()) events.push(e) })()
+    await chat(alice).typing('sig')
+    await waitFor(() => events.some(e => e.type === 'typing'), 'bob to hear alice typing')
+    const typing = events.filter(e => e.type === 'typing')
+    assert.deepEqual(typing.map(e => [e.amid, e.room]), [[alice.amid, '#sig']])
+  })
+})
