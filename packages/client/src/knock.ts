@@ -19,7 +19,7 @@ import { AgentMeshError, ErrorCode, ID_PATTERN } from '@agentmesh/protocol'
 import { CircuitBreaker, RateLimiter, breakerInit, knockLimiterInit, messageLimiterInit, type BreakerTrip } from './breaker.ts'
 import type { E2ee } from './e2ee.ts'
 import { DEFAULT_GRANT_SCOPES, DEFAULT_MAX_GRANT_DURATION_S, defaultPolicy, deniedBy, evaluateKnock, parseKnockIntent, PolicyWatcher, type KnockDecision, type KnockIntent, type Policy } from './policy.ts'
-import type { Message } from './types.ts'
+import type { Connection, Message } from './types.ts'
 import { commandAllowed, parseSlashCommand } from './untrusted.ts'
 
 export const KNOCK_TYPE = 'agentmesh.knock'
@@ -392,5 +392,32 @@ export class Gate {
     this.log('grant_revoked', peer, `grant ${g.id} (${g.scopes.join(',')})`)
     await this.cfg.send(peer, { grant_id: g.id }, GRANT_REVOKE_TYPE).catch(() => {})
     return true
+  }
+}
+
+/** Knocks and grants over a connection, as a feature function: `knock(conn).held()`. */
+export interface Knocks {
+  /** Knocks on `peer` (first contact); the answer arrives as a delivery. */
+  knock: Connection['knock']
+  /** Knocks held for the owner's decision. */
+  held: () => HeldKnock[]
+  /** The owner accepts (a grant goes back) or rejects a held knock. */
+  answer: Connection['answerKnock']
+  /** Grants this agent issued and holds. */
+  grants: Connection['grants']
+  /** Revokes the grant a peer holds from this agent. */
+  revoke: Connection['revokeGrant']
+  /** The safety log, oldest first (metadata only). */
+  safetyLog: () => SafetyEvent[]
+}
+
+export function knock (conn: Connection): Knocks {
+  return {
+    knock: async (peer, intent) => await conn.knock(peer, intent),
+    held: () => conn.knocks(),
+    answer: async (id, decision, opts) => await conn.answerKnock(id, decision, opts),
+    grants: () => conn.grants(),
+    revoke: async (peer) => await conn.revokeGrant(peer),
+    safetyLog: () => conn.safetyLog(),
   }
 }
