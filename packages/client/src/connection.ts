@@ -3,7 +3,6 @@
  * resends its outbox (same ids, same bytes), resumes deliveries from its cursor, and hands
  * each message to the application once.
  */
-import WebSocket from 'ws'
 import { v7 as uuidv7 } from 'uuid'
 import {
   AgentMeshError, ErrorCode, ID_PATTERN, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
@@ -17,6 +16,7 @@ import { registryRequest } from './registry.ts'
 import type { ClientState } from './state.ts'
 import type { Connection, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
 import { Channel } from './channel.ts'
+import { WS_CLOSED, type WebSocketConstructor, type WebSocketLike } from './transport.ts'
 import { E2EE_RESET_TYPE, E2EE_TYPE, type E2ee } from './e2ee.ts'
 import { GRANT_REVOKE_TYPE, KNOCK_ANSWER_TYPE, KNOCK_TYPE, type Gate } from './knock.ts'
 
@@ -35,6 +35,8 @@ export { RELAY_TYPES } from './stages.ts'
 
 export interface ConnectionConfig {
   url: string
+  /** the transport: `ws` in Node (connect.ts), the global WebSocket in a browser */
+  WebSocket: WebSocketConstructor
   identity: Identity
   state: ClientState
   ownsState: boolean
@@ -68,6 +70,16 @@ interface Pending {
  */
 interface Inbound { seq: number, msg?: Message, env?: Envelope, sealed?: boolean, held?: boolean }
 
+const utf8 = new TextEncoder()
+
+/** Runs `fn` after the I/O already queued (setImmediate in Node, a timer elsewhere), so acks batch. */
+const defer: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => { setImmediate(fn) } : (fn) => { setTimeout(fn, 0) }
+
+/** A timer that does not keep Node running (a number elsewhere, with nothing to do). */
+function unref (t: ReturnType<typeof setTimeout>): void {
+  if (typeof t === 'object' && t !== null && 'unref' in t) t.unref()
+}
+
 /** (a function, so that a check after an await is not narrowed away by the one before it) */
 function isAborted (signal: AbortSignal | undefined): boolean { return signal?.aborted === true }
 
@@ -77,13 +89,13 @@ function abortError (signal: AbortSignal): AgentMeshError {
 
 export class ConnectionImpl implements Connection {
   readonly amid: string
-  private ws: WebSocket | undefined
+  private ws: WebSocketLike | undefined
   private relayId: string | undefined
   private limits: Limits | undefined
   private authed = false
   private closed = false
   private attempt = 0
-  private reconnectTimer: NodeJS.Timeout | undefined
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   private readonly outbox = new Map<string, Pending>()
   private inFlight = 0
   private readonly inbound: Inbound[] = []
@@ -154,7 +166,7 @@ export class ConnectionImpl implements Connection {
   /** Resolves at the first successful authentication. */
   start (signal?: AbortSignal, timeoutMs?: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined
+      let timer: ReturnType<typeof setTimeout> | undefined
       const done = (err?: Error): void => {
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
@@ -185,23 +197,23 @@ export class ConnectionImpl implements Connection {
     if (this.closed) return
     this.attempt++
     this.statusChannel.push(this.attempt === 1 ? { type: 'connecting', relay: this.cfg.url } : { type: 'reconnecting', attempt: this.attempt - 1 })
-    const ws = new WebSocket(this.cfg.url, { perMessageDeflate: false, handshakeTimeout: 10_000 })
+    const ws = new this.cfg.WebSocket(this.cfg.url)
     this.ws = ws
-    ws.on('message', (data, isBinary) => {
-      if (ws !== this.ws || isBinary) return
+    ws.addEventListener('message', (ev) => {
+      if (ws !== this.ws || typeof ev.data !== 'string') return // text frames only
       let frame: RelayFrame
       try {
-        frame = decodeRelayFrame(data.toString())
+        frame = decodeRelayFrame(ev.data)
       } catch (err) {
         this.cfg.onWarning(err as AgentMeshError)
         return
       }
       this.onFrame(ws, frame)
     })
-    ws.on('error', (err) => { this.lastError = err })
-    ws.on('close', (code, reason) => {
+    ws.addEventListener('error', (ev) => { this.lastError = ev.error instanceof Error ? ev.error : new Error(ev.message ?? 'WebSocket error') })
+    ws.addEventListener('close', (ev) => {
       if (ws !== this.ws) return
-      this.onDisconnect(code, reason.toString())
+      this.onDisconnect(ev.code, ev.reason)
     })
   }
 
@@ -220,7 +232,7 @@ export class ConnectionImpl implements Connection {
     this.reconnectTimer = setTimeout(() => { this.dial() }, delay)
   }
 
-  private onFrame (ws: WebSocket, f: RelayFrame): void {
+  private onFrame (ws: WebSocketLike, f: RelayFrame): void {
     switch (f.op) {
       case 'challenge': {
         if (this.relayId !== undefined && this.relayId !== f.relay) {
@@ -411,7 +423,7 @@ export class ConnectionImpl implements Connection {
   private enqueue (env: Envelope): Pending {
     const envText = JSON.stringify(env)
     const limit = this.limits?.max_envelope_bytes
-    const err = validateEnvelope(env, Buffer.byteLength(envText), limit ?? Number.MAX_SAFE_INTEGER)
+    const err = validateEnvelope(env, utf8.encode(envText).byteLength, limit ?? Number.MAX_SAFE_INTEGER)
     if (err !== undefined) throw err
     this.cfg.state.outboxAdd({ id: env.id, to: env.to, envText, createdAt: Date.now() })
     const p: Pending = { id: env.id, to: env.to, envText, transmitted: false, waiters: [] }
@@ -454,7 +466,7 @@ export class ConnectionImpl implements Connection {
     if (p !== undefined) {
       if (RETRYABLE.has(f.code)) {
         if (p.transmitted) { p.transmitted = false; this.inFlight-- }
-        setTimeout(() => { this.transmit() }, 100).unref()
+        unref(setTimeout(() => { this.transmit() }, 100))
         return
       }
       this.settle(p)
@@ -541,7 +553,7 @@ export class ConnectionImpl implements Connection {
     this.cursorToSend = Math.max(this.cursorToSend, item.seq)
     if (!this.cursorScheduled) {
       this.cursorScheduled = true
-      setImmediate(() => {
+      defer(() => {
         this.cursorScheduled = false
         if (this.authed && this.ws !== undefined) this.ws.send(encodeFrame({ op: 'cursor', seq: this.cursorToSend }))
       })
@@ -675,10 +687,10 @@ export class ConnectionImpl implements Connection {
       // flush a pending cursor ack before going
       if (this.authed && this.cursorScheduled) ws.send(encodeFrame({ op: 'cursor', seq: this.cursorToSend }))
       await new Promise<void>((resolve) => {
-        if (ws.readyState === WebSocket.CLOSED) { resolve(); return }
-        ws.once('close', () => { resolve() })
+        if (ws.readyState === WS_CLOSED) { resolve(); return }
+        ws.addEventListener('close', () => { resolve() }, { once: true })
         ws.close(1000, 'client closing')
-        setTimeout(() => { ws.terminate(); resolve() }, 1000).unref()
+        unref(setTimeout(() => { ws.terminate?.(); resolve() }, 1000))
       })
     }
     this.authed = false

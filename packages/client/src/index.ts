@@ -18,7 +18,8 @@ export {
   MAX_LOCAL_ONE_TIME_PREKEYS, MAX_PREVIOUS_SESSIONS,
 } from './e2ee.ts'
 export type { PeerStatus, PrekeyPolicy, EncryptedPayload } from './e2ee.ts'
-export { memoryState, sqliteState } from './state.ts'
+export { memoryState } from './state.ts'
+export { sqliteState } from './state-sqlite.ts'
 export { chat } from './chat.ts'
 export type { Chat, RoomInfo, RoomMember, HistoryMessage, PresenceEntry } from './chat.ts'
 export { tasks, FINAL_TASK_STATES } from './tasks.ts'
