@@ -8,6 +8,7 @@ import {
   AgentMeshError, ErrorCode, ID_PATTERN, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
   type ChatEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
+import { LruMap } from '@agentmesh/protocol/internal'
 import { DM_ROOM_PREFIX, isAmid, keyForAmid, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
 import { GROUP_TYPE, Rooms, SENDER_KEY_TYPE } from './rooms.ts'
 import { InboundPipeline, attachInbound, toMessage } from './inbound.ts'
@@ -31,6 +32,8 @@ const ID_RE = new RegExp(ID_PATTERN)
 const HANDLE_RE = /^@[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
 /** Handles resolved to AMIDs are asked again after this long. */
 const HANDLE_TTL_MS = 60_000
+/** Handles kept resolved at most (the least recently used go first). */
+const MAX_HANDLES = 10_000
 export { RELAY_TYPES } from './stages.ts'
 
 export interface ConnectionConfig {
@@ -117,7 +120,7 @@ export class ConnectionImpl implements Connection {
   private lookupChain: Promise<void> = Promise.resolve()
   private relayAmidValue: string | undefined
   private readonly eventChannel = new Channel<ChatEvent>()
-  private readonly handleCache = new Map<string, { amid: string, at: number }>()
+  private readonly handleCache = new LruMap<string, { amid: string, at: number }>(MAX_HANDLES)
   /** private rooms: sender keys (set when end-to-end encryption is on) */
   readonly rooms: Rooms | undefined
   /** what happens to a delivered envelope (inbound.ts); features add stages through `inbound(conn)` */
@@ -332,7 +335,6 @@ export class ConnectionImpl implements Connection {
     if (cached !== undefined && Date.now() - cached.at < HANDLE_TTL_MS) return cached.amid
     const r = await this.request('GET', `/api/v1/handles/${encodeURIComponent(handle.slice(1))}`)
     if (typeof r?.amid !== 'string' || !isAmid(r.amid)) throw new AgentMeshError(ErrorCode.UnknownHandle, `the relay gave no AMID for ${handle}`)
-    if (this.handleCache.size >= 10_000) this.handleCache.delete(this.handleCache.keys().next().value as string)
     this.handleCache.set(handle.toLowerCase(), { amid: r.amid, at: Date.now() })
     return r.amid
   }

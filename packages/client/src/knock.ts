@@ -16,6 +16,7 @@ import { existsSync } from 'node:fs'
 import { v7 as uuidv7 } from 'uuid'
 import { signGrant, verifyGrant, type Grant, type Identity, type TrustTier } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode, ID_PATTERN } from '@agentmesh/protocol'
+import { LruMap } from '@agentmesh/protocol/internal'
 import { CircuitBreaker, RateLimiter, breakerInit, knockLimiterInit, messageLimiterInit, type BreakerTrip } from './breaker.ts'
 import type { E2ee } from './e2ee.ts'
 import { DEFAULT_GRANT_SCOPES, DEFAULT_MAX_GRANT_DURATION_S, defaultPolicy, deniedBy, evaluateKnock, parseKnockIntent, PolicyWatcher, type KnockDecision, type KnockIntent, type Policy } from './policy.ts'
@@ -29,6 +30,7 @@ export const GRANT_REVOKE_TYPE = 'agentmesh.grant.revoke'
 export const MAX_HELD_KNOCKS = 1000
 /** How long a peer's registry facts (tier, organisation, reputation) are reused. */
 const FACTS_TTL_MS = 5 * 60_000
+/** Peers whose registry facts are kept at most (the least recently used go first). */
 const MAX_FACTS = 10_000
 
 const idRe = new RegExp(ID_PATTERN)
@@ -93,7 +95,7 @@ export class Gate {
   private messageLimiter: RateLimiter
   private breaker: CircuitBreaker
   private limitsOf: Policy
-  private readonly facts = new Map<string, Facts>()
+  private readonly facts = new LruMap<string, Facts>(MAX_FACTS)
 
   private constructor (private readonly cfg: GateConfig, watcher: PolicyWatcher | undefined, enforcing: boolean) {
     this.watcher = watcher
@@ -199,7 +201,6 @@ export class Gate {
       reputation: typeof rep?.score === 'number' ? rep.score : null,
       at: now,
     }
-    if (this.facts.size >= MAX_FACTS) this.facts.delete(this.facts.keys().next().value as string)
     this.facts.set(peer, f)
     return f
   }
