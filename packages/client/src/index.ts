@@ -11,6 +11,11 @@
  * await conn.send(bobAmid, { text: 'hello' })
  * for await (const msg of conn.messages()) console.log(msg.from, msg.text)
  * ```
+ *
+ * Features are functions over a connection: `chat(conn)`, `tasks(conn)`, `knock(conn)`. What a
+ * delivery goes through before the application sees it is a list of stages (`inbound(conn)` in
+ * `@agentmesh/client/internal`). `@agentmesh/client/browser` is the part that runs in a browser
+ * (REST over fetch, the memory state, types); `connect({ WebSocket })` takes a browser's socket.
  */
 export { connect, relayUrl, defaultServer, httpOrigin, STATE_FILE, MAX_PREKEY_TARGET } from './connect.ts'
 export {
