@@ -51,6 +51,13 @@ describe('browser', () => {
     assert.doesNotMatch(b.text, /\bBuffer\.|\bprocess\.|\bsetImmediate\(/)
   })
 
+  it('browser - @agentmesh/protocol (with its internal part) bundles for the browser without Node-only modules or globals', async () => {
+    const b = await bundle('../../protocol/src/internal.ts')
+    assert.deepEqual(b.nodeOnly, [])
+    assert.ok(b.inputs.some(i => i.endsWith('protocol/src/codec.ts')))
+    assert.doesNotMatch(b.text, /\bBuffer\.|\bprocess\.|\bsetImmediate\(/)
+  })
+
   it('browser - the same check finds the Node-only modules of the Node entry', async () => {
     const b = await bundle('../src/index.ts')
     for (const m of ['better-sqlite3', 'node:fs', 'ws']) assert.ok(b.nodeOnly.includes(m), `${m} is reported`)
