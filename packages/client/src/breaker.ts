@@ -6,6 +6,7 @@
  * recently used first.
  */
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { LruMap } from '@agentmesh/protocol/internal'
 import type { Policy } from './policy.ts'
 
 /** Entries a `RateLimiter` keeps before forgetting the least recently used. */
@@ -131,13 +132,13 @@ export type TakeResult = { ok: true } | { ok: false, retryAfterMs: number }
 export class RateLimiter {
   #limit: number
   #window: SlidingWindow
-  #maxKeys: number
-  readonly #keys = new Map<string, Counter>()
+  /** least recently used first */
+  readonly #keys: LruMap<string, Counter>
 
   constructor (init: RateLimiterInit) {
     this.#limit = checkInt('limit', init.limit, 1)
     this.#window = new SlidingWindow(checkInt('windowMs', init.windowMs, 1), checkInt('buckets', init.buckets ?? DEFAULT_WINDOW_BUCKETS, 1, 3600))
-    this.#maxKeys = checkInt('maxKeys', init.maxKeys ?? DEFAULT_LIMITER_MAX_KEYS, 1)
+    this.#keys = new LruMap(checkInt('maxKeys', init.maxKeys ?? DEFAULT_LIMITER_MAX_KEYS, 1))
   }
 
   get limit (): number { return this.#limit }
@@ -147,14 +148,11 @@ export class RateLimiter {
 
   /** Counts one event for `key` if the limit allows it. */
   take (key: string, now: number): TakeResult {
-    let c = this.#keys.get(key)
+    let c = this.#keys.get(key) // marked as most recently used
     if (c === undefined) {
       c = this.#window.create(now)
-      while (this.#keys.size >= this.#maxKeys) this.#keys.delete(this.#keys.keys().next().value!)
-    } else {
-      this.#keys.delete(key) // re-insert: Map order is the LRU order
+      this.#keys.set(key, c) // the least recently used key goes when it is full
     }
-    this.#keys.set(key, c)
     if (this.#window.count(c, now) >= this.#limit) {
       return { ok: false, retryAfterMs: this.#window.retryAfter(c, now, this.#limit) }
     }
@@ -164,7 +162,7 @@ export class RateLimiter {
 
   /** Events counted for `key` in the window ending at `now` (does not count as use). */
   count (key: string, now: number): number {
-    const c = this.#keys.get(key)
+    const c = this.#keys.peek(key)
     return c === undefined ? 0 : this.#window.count(c, now)
   }
 
@@ -179,10 +177,7 @@ export class RateLimiter {
    */
   configure (init: Partial<RateLimiterInit>): void {
     if (init.limit !== undefined) this.#limit = checkInt('limit', init.limit, 1)
-    if (init.maxKeys !== undefined) {
-      this.#maxKeys = checkInt('maxKeys', init.maxKeys, 1)
-      while (this.#keys.size > this.#maxKeys) this.#keys.delete(this.#keys.keys().next().value!)
-    }
+    if (init.maxKeys !== undefined) this.#keys.maxSize = checkInt('maxKeys', init.maxKeys, 1)
     const windowMs = init.windowMs ?? this.#window.windowMs
     const buckets = init.buckets ?? this.#window.buckets
     if (windowMs !== this.#window.windowMs || buckets !== this.#window.buckets) {
@@ -284,9 +279,9 @@ export class CircuitBreaker {
   #cooldownMs: number
   #autoBlockAfter: number
   #periodMs: number
-  #maxPairs: number
   readonly #onTrip: ((trip: BreakerTrip) => void) | undefined
-  readonly #pairs = new Map<string, PairEntry>()
+  /** least recently used first */
+  readonly #pairs: LruMap<string, PairEntry>
 
   constructor (init: CircuitBreakerInit = {}) {
     this.#threshold = checkInt('threshold', init.threshold ?? 20, 1)
@@ -294,7 +289,7 @@ export class CircuitBreaker {
     this.#cooldownMs = checkInt('cooldownMs', init.cooldownMs ?? 60_000, 1)
     this.#autoBlockAfter = checkInt('autoBlockAfter', init.autoBlockAfter ?? 3, 0, 1000)
     this.#periodMs = checkInt('autoBlockPeriodMs', init.autoBlockPeriodMs ?? AUTO_BLOCK_PERIOD_MS, 1)
-    this.#maxPairs = checkInt('maxPairs', init.maxPairs ?? DEFAULT_BREAKER_MAX_PAIRS, 1)
+    this.#pairs = new LruMap(checkInt('maxPairs', init.maxPairs ?? DEFAULT_BREAKER_MAX_PAIRS, 1))
     this.#onTrip = init.onTrip
   }
 
@@ -304,14 +299,11 @@ export class CircuitBreaker {
   /** Records one event between the pair at `now` and answers whether it may go through. */
   record (pair: AgentPair, now: number): BreakerResult {
     const key = pairKey(pair)
-    let e = this.#pairs.get(key)
+    let e = this.#pairs.get(key) // marked as most recently used
     if (e === undefined) {
-      while (this.#pairs.size >= this.#maxPairs) this.#pairs.delete(this.#pairs.keys().next().value!)
       e = { pair: { local: pair.local, peer: pair.peer }, counter: this.#window.create(now), trips: [], refused: 0, lastSeen: now }
-    } else {
-      this.#pairs.delete(key) // re-insert: Map order is the LRU order
+      this.#pairs.set(key, e) // the least recently used pair goes when it is full
     }
-    this.#pairs.set(key, e)
     e.lastSeen = Math.max(e.lastSeen, now)
     this.#settle(e, now)
 
@@ -344,7 +336,7 @@ export class CircuitBreaker {
    * use. An unknown pair is closed.
    */
   state (pair: AgentPair, now?: number): BreakerState {
-    const e = this.#pairs.get(pairKey(pair))
+    const e = this.#pairs.peek(pairKey(pair))
     if (e === undefined) return { state: 'closed', count: 0, trips: 0, refused: 0 }
     const t = now ?? e.lastSeen
     const open = e.openUntil !== undefined && t < e.openUntil
@@ -373,10 +365,7 @@ export class CircuitBreaker {
     if (init.cooldownMs !== undefined) this.#cooldownMs = checkInt('cooldownMs', init.cooldownMs, 1)
     if (init.autoBlockAfter !== undefined) this.#autoBlockAfter = checkInt('autoBlockAfter', init.autoBlockAfter, 0, 1000)
     if (init.autoBlockPeriodMs !== undefined) this.#periodMs = checkInt('autoBlockPeriodMs', init.autoBlockPeriodMs, 1)
-    if (init.maxPairs !== undefined) {
-      this.#maxPairs = checkInt('maxPairs', init.maxPairs, 1)
-      while (this.#pairs.size > this.#maxPairs) this.#pairs.delete(this.#pairs.keys().next().value!)
-    }
+    if (init.maxPairs !== undefined) this.#pairs.maxSize = checkInt('maxPairs', init.maxPairs, 1)
     const windowMs = init.windowMs ?? this.#window.windowMs
     const buckets = init.buckets ?? this.#window.buckets
     if (windowMs !== this.#window.windowMs || buckets !== this.#window.buckets) {

@@ -17,7 +17,7 @@ import {
   type ApiAnswer, type ApiBody, type ChatEvent, type HistoryMessage, type PresenceEntry, type RoomInfo, type RoomMember, type RouteName,
 } from '@agentmesh/protocol'
 import { dmRoomId, isAmid } from '@agentmesh/crypto'
-import { restCall } from './registry.ts'
+import { restCall } from './api.ts'
 import type { Connection, SendResult } from './types.ts'
 
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)

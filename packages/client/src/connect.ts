@@ -1,8 +1,10 @@
 import { join } from 'node:path'
+import WebSocket from 'ws'
 import { AgentMeshError, ErrorCode, constants } from '@agentmesh/protocol'
 import { defaultHome, loadIdentity } from '@agentmesh/crypto'
 import { ConnectionImpl } from './connection.ts'
-import { memoryState, sqliteState } from './state.ts'
+import { memoryState } from './state.ts'
+import { sqliteState } from './state-sqlite.ts'
 import { Gate } from './knock.ts'
 import { parsePolicy } from './policy.ts'
 import { DEFAULT_PREKEY_CHECK_MS, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_SESSION_IDLE_MS, E2ee } from './e2ee.ts'
@@ -12,6 +14,13 @@ export const STATE_FILE = 'state.db'
 /** The agent's first-contact policy in its home (docs/policy.md). */
 export const POLICY_FILE = 'policy.json'
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+/** The WebSocket opening handshake gives up after this long (each attempt; the connection retries). */
+export const HANDSHAKE_TIMEOUT_MS = 10_000
+
+/** The default transport in Node: `ws`, without compression, with a bounded opening handshake. */
+class NodeWebSocket extends WebSocket {
+  constructor (url: string) { super(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }) }
+}
 
 /** Normalises a relay address to its WebSocket endpoint: ws://host:port/ws. */
 export function relayUrl (server: string): string {
@@ -89,6 +98,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   }
   const conn = new ConnectionImpl({
     url,
+    WebSocket: opts.WebSocket ?? NodeWebSocket,
     identity,
     state,
     ownsState,

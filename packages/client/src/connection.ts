@@ -3,19 +3,22 @@
  * resends its outbox (same ids, same bytes), resumes deliveries from its cursor, and hands
  * each message to the application once.
  */
-import WebSocket from 'ws'
 import { v7 as uuidv7 } from 'uuid'
 import {
   AgentMeshError, ErrorCode, ID_PATTERN, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
   type ChatEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
+import { LruMap } from '@agentmesh/protocol/internal'
 import { DM_ROOM_PREFIX, isAmid, keyForAmid, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
 import { GROUP_TYPE, Rooms, SENDER_KEY_TYPE } from './rooms.ts'
+import { InboundPipeline, attachInbound, toMessage } from './inbound.ts'
+import { e2eeStage, gateStage, relayStage, roomStage, senderKeyStage } from './stages.ts'
 import { registryRequest } from './registry.ts'
 import type { ClientState } from './state.ts'
 import type { Connection, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
 import { Channel } from './channel.ts'
-import { E2EE_RESET_TYPE, E2EE_TYPE, type Decrypted, type E2ee } from './e2ee.ts'
+import { WS_CLOSED, type WebSocketConstructor, type WebSocketLike } from './transport.ts'
+import { E2EE_RESET_TYPE, E2EE_TYPE, type E2ee } from './e2ee.ts'
 import { GRANT_REVOKE_TYPE, KNOCK_ANSWER_TYPE, KNOCK_TYPE, type Gate } from './knock.ts'
 
 /** Send errors the relay may answer with that are worth sending again later. */
@@ -23,19 +26,20 @@ const RETRYABLE = new Set<string>([ErrorCode.TooManyInFlight, ErrorCode.Shutting
 /** Errors that mean this agent can never connect as configured. */
 const FATAL_AUTH = new Set<string>([ErrorCode.AuthFailed, ErrorCode.UnsupportedVersion])
 const DEDUPE_MS = 30 * 24 * 60 * 60 * 1000
-/** Decrypt failures after which the sender is told to start a new session. */
-const RESET_ON = new Set<string>([ErrorCode.UnknownSession, ErrorCode.DecryptFailed, ErrorCode.BadPrekey])
 const typeRe = new RegExp(TYPE_PATTERN)
 const roomRe = new RegExp(ROOM_ADDRESS_PATTERN)
 const ID_RE = new RegExp(ID_PATTERN)
 const HANDLE_RE = /^@[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
 /** Handles resolved to AMIDs are asked again after this long. */
 const HANDLE_TTL_MS = 60_000
-/** Types the relay itself posts (from its own AMID, docs/protocol.md §17.7). */
-export const RELAY_TYPES = new Set(['task.request', 'task.update', 'task.cancel', 'notice'])
+/** Handles kept resolved at most (the least recently used go first). */
+const MAX_HANDLES = 10_000
+export { RELAY_TYPES } from './stages.ts'
 
 export interface ConnectionConfig {
   url: string
+  /** the transport: `ws` in Node (connect.ts), the global WebSocket in a browser */
+  WebSocket: WebSocketConstructor
   identity: Identity
   state: ClientState
   ownsState: boolean
@@ -61,8 +65,23 @@ interface Pending {
   waiters: Array<{ resolve: (r: SendResult) => void, reject: (e: Error) => void }>
 }
 
-/** A delivery in the queue: `env` still to be decrypted (or a reset notice), `held` released after a key change. */
-interface Inbound { seq: number, msg?: Message, env?: Envelope, held?: boolean }
+/**
+ * A delivery in the queue: `env` when it goes through the stages (without it, it was dropped on
+ * arrival and is only committed), `msg` when it reads as is (else it is decrypted in turn),
+ * `sealed` when the end-to-end layer keeps its plaintext until it is committed, `held` when it was
+ * released after a key change.
+ */
+interface Inbound { seq: number, msg?: Message, env?: Envelope, sealed?: boolean, held?: boolean }
+
+const utf8 = new TextEncoder()
+
+/** Runs `fn` after the I/O already queued (setImmediate in Node, a timer elsewhere), so acks batch. */
+const defer: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => { setImmediate(fn) } : (fn) => { setTimeout(fn, 0) }
+
+/** A timer that does not keep Node running (a number elsewhere, with nothing to do). */
+function unref (t: ReturnType<typeof setTimeout>): void {
+  if (typeof t === 'object' && t !== null && 'unref' in t) t.unref()
+}
 
 /** (a function, so that a check after an await is not narrowed away by the one before it) */
 function isAborted (signal: AbortSignal | undefined): boolean { return signal?.aborted === true }
@@ -73,13 +92,13 @@ function abortError (signal: AbortSignal): AgentMeshError {
 
 export class ConnectionImpl implements Connection {
   readonly amid: string
-  private ws: WebSocket | undefined
+  private ws: WebSocketLike | undefined
   private relayId: string | undefined
   private limits: Limits | undefined
   private authed = false
   private closed = false
   private attempt = 0
-  private reconnectTimer: NodeJS.Timeout | undefined
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   private readonly outbox = new Map<string, Pending>()
   private inFlight = 0
   private readonly inbound: Inbound[] = []
@@ -101,11 +120,11 @@ export class ConnectionImpl implements Connection {
   private lookupChain: Promise<void> = Promise.resolve()
   private relayAmidValue: string | undefined
   private readonly eventChannel = new Channel<ChatEvent>()
-  private readonly handleCache = new Map<string, { amid: string, at: number }>()
+  private readonly handleCache = new LruMap<string, { amid: string, at: number }>(MAX_HANDLES)
   /** private rooms: sender keys (set when end-to-end encryption is on) */
   readonly rooms: Rooms | undefined
-  /** task requests from the relay go here first (tasks(conn).onCommand); true when handled */
-  taskHook: ((m: Message) => boolean) | undefined
+  /** what happens to a delivered envelope (inbound.ts); features add stages through `inbound(conn)` */
+  private readonly pipeline: InboundPipeline
 
   constructor (private readonly cfg: ConnectionConfig) {
     this.amid = cfg.identity.amid
@@ -121,18 +140,36 @@ export class ConnectionImpl implements Connection {
         },
       })
     }
+    this.pipeline = new InboundPipeline(cfg.onWarning)
+    const relayAmid = (): string | undefined => this.relayAmidValue
+    const warn = (w: AgentMeshError): void => { cfg.onWarning(w) }
+    this.pipeline.use(e2eeStage({
+      amid: this.amid,
+      e2ee: cfg.e2ee,
+      rooms: this.rooms,
+      acceptPlaintext: cfg.acceptPlaintext,
+      relayAmid,
+      closed: () => this.closed,
+      sendReset: (to, payload) => { this.send(to, payload, { type: E2EE_RESET_TYPE, encrypt: false }).catch(() => {}) },
+      warn,
+    }))
+    this.pipeline.use(senderKeyStage({ rooms: this.rooms, warn }))
+    this.pipeline.use(relayStage({ relayAmid }))
+    this.pipeline.use(roomStage({ relayAmid }))
+    this.pipeline.use(gateStage({ gate: () => this.cfg.gate, relayAmid }))
+    attachInbound(this, this.pipeline)
     for (const e of cfg.state.outboxList()) {
       this.outbox.set(e.id, { id: e.id, to: e.to, envText: e.envText, transmitted: false, waiters: [] })
     }
     cfg.state.prune(Date.now() - DEDUPE_MS)
     // messages held while their sender's changed key was not accepted, and accepted since
-    if (cfg.deliver) for (const env of cfg.e2ee?.releasable() ?? []) this.inbound.push({ seq: 0, env, held: true })
+    if (cfg.deliver) for (const env of cfg.e2ee?.releasable() ?? []) this.inbound.push({ seq: 0, env, sealed: true, held: true })
   }
 
   /** Resolves at the first successful authentication. */
   start (signal?: AbortSignal, timeoutMs?: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined
+      let timer: ReturnType<typeof setTimeout> | undefined
       const done = (err?: Error): void => {
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
@@ -163,23 +200,23 @@ export class ConnectionImpl implements Connection {
     if (this.closed) return
     this.attempt++
     this.statusChannel.push(this.attempt === 1 ? { type: 'connecting', relay: this.cfg.url } : { type: 'reconnecting', attempt: this.attempt - 1 })
-    const ws = new WebSocket(this.cfg.url, { perMessageDeflate: false, handshakeTimeout: 10_000 })
+    const ws = new this.cfg.WebSocket(this.cfg.url)
     this.ws = ws
-    ws.on('message', (data, isBinary) => {
-      if (ws !== this.ws || isBinary) return
+    ws.addEventListener('message', (ev) => {
+      if (ws !== this.ws || typeof ev.data !== 'string') return // text frames only
       let frame: RelayFrame
       try {
-        frame = decodeRelayFrame(data.toString())
+        frame = decodeRelayFrame(ev.data)
       } catch (err) {
         this.cfg.onWarning(err as AgentMeshError)
         return
       }
       this.onFrame(ws, frame)
     })
-    ws.on('error', (err) => { this.lastError = err })
-    ws.on('close', (code, reason) => {
+    ws.addEventListener('error', (ev) => { this.lastError = ev.error instanceof Error ? ev.error : new Error(ev.message ?? 'WebSocket error') })
+    ws.addEventListener('close', (ev) => {
       if (ws !== this.ws) return
-      this.onDisconnect(code, reason.toString())
+      this.onDisconnect(ev.code, ev.reason)
     })
   }
 
@@ -198,7 +235,7 @@ export class ConnectionImpl implements Connection {
     this.reconnectTimer = setTimeout(() => { this.dial() }, delay)
   }
 
-  private onFrame (ws: WebSocket, f: RelayFrame): void {
+  private onFrame (ws: WebSocketLike, f: RelayFrame): void {
     switch (f.op) {
       case 'challenge': {
         if (this.relayId !== undefined && this.relayId !== f.relay) {
@@ -298,7 +335,6 @@ export class ConnectionImpl implements Connection {
     if (cached !== undefined && Date.now() - cached.at < HANDLE_TTL_MS) return cached.amid
     const r = await this.request('GET', `/api/v1/handles/${encodeURIComponent(handle.slice(1))}`)
     if (typeof r?.amid !== 'string' || !isAmid(r.amid)) throw new AgentMeshError(ErrorCode.UnknownHandle, `the relay gave no AMID for ${handle}`)
-    if (this.handleCache.size >= 10_000) this.handleCache.delete(this.handleCache.keys().next().value as string)
     this.handleCache.set(handle.toLowerCase(), { amid: r.amid, at: Date.now() })
     return r.amid
   }
@@ -389,7 +425,7 @@ export class ConnectionImpl implements Connection {
   private enqueue (env: Envelope): Pending {
     const envText = JSON.stringify(env)
     const limit = this.limits?.max_envelope_bytes
-    const err = validateEnvelope(env, Buffer.byteLength(envText), limit ?? Number.MAX_SAFE_INTEGER)
+    const err = validateEnvelope(env, utf8.encode(envText).byteLength, limit ?? Number.MAX_SAFE_INTEGER)
     if (err !== undefined) throw err
     this.cfg.state.outboxAdd({ id: env.id, to: env.to, envText, createdAt: Date.now() })
     const p: Pending = { id: env.id, to: env.to, envText, transmitted: false, waiters: [] }
@@ -432,7 +468,7 @@ export class ConnectionImpl implements Connection {
     if (p !== undefined) {
       if (RETRYABLE.has(f.code)) {
         if (p.transmitted) { p.transmitted = false; this.inFlight-- }
-        setTimeout(() => { this.transmit() }, 100).unref()
+        unref(setTimeout(() => { this.transmit() }, 100))
         return
       }
       this.settle(p)
@@ -472,8 +508,8 @@ export class ConnectionImpl implements Connection {
     if (seq <= this.highestSeq) return // already buffered, being processed, or committed
     this.highestSeq = seq
     const env = raw as Envelope
-    let msg: Message | undefined
     const invalid = validateEnvelope(raw, 0, Number.MAX_SAFE_INTEGER)
+    let item: Inbound = { seq }
     if (invalid !== undefined) {
       this.cfg.onWarning(new AgentMeshError(invalid.code, `dropped delivery ${seq}: ${invalid.message}`))
     } else if (env.to !== this.amid && env.to.charCodeAt(0) !== 35) {
@@ -483,34 +519,14 @@ export class ConnectionImpl implements Connection {
     } else if (!verifyEnvelope(env, env.via === undefined ? undefined : keyForAmid(env.via))) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}) from ${env.from}: bad signature`))
     } else if (this.cfg.state.seen(env.from, env.id)) {
-      // handed over before
-    } else if (env.to.charCodeAt(0) === 35 && env.type === GROUP_TYPE) {
-      if (this.rooms === undefined) {
-        this.cfg.onWarning(new AgentMeshError(ErrorCode.EncryptionRequired, `dropped private room message ${env.id}: this connection has no end-to-end encryption`))
-      } else {
-        // decrypted in order, when the application asks for it (next)
-        this.inbound.push({ seq, env })
-        for (const w of this.inboundWaiters.splice(0)) w()
-        return
-      }
-    } else if (env.to.charCodeAt(0) === 35 && env.type === E2EE_TYPE) {
-      this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidEnvelope, `dropped delivery ${seq} (${env.id}): a pairwise encrypted message addressed to a room`))
-    } else if (this.cfg.e2ee !== undefined && env.type === E2EE_RESET_TYPE) {
-      // acted on at once: the next message to the peer starts a new session
-      if (this.cfg.e2ee.onReset(env.from)) {
-        this.cfg.onWarning(new AgentMeshError(ErrorCode.UnknownSession, `${env.from} could not decrypt a message from this agent; the next message to it starts a new session`))
-      }
-    } else if (this.cfg.e2ee !== undefined && env.type === E2EE_TYPE) {
-      // decrypted in order, when the application asks for it (next)
-      this.inbound.push({ seq, env })
-      for (const w of this.inboundWaiters.splice(0)) w()
-      return
-    } else if (!this.cfg.acceptPlaintext && env.to === this.amid && env.from !== this.relayAmidValue) {
-      this.cfg.onWarning(new AgentMeshError(ErrorCode.PlaintextRefused, `dropped unencrypted message ${env.id} from ${env.from}: this agent accepts end-to-end encrypted messages only`))
+      // handed over before (checked before anything is decrypted)
     } else {
-      msg = toMessage(env, seq, { type: env.type, payload: env.payload }, false)
+      const a = { seq, envelope: env, message: toMessage(env, seq, { type: env.type, payload: env.payload }, false) as Message | undefined }
+      if (this.pipeline.arrive(a)) {
+        item = a.message === undefined ? { seq, env, sealed: true } : { seq, env, msg: a.message }
+      }
     }
-    this.inbound.push(msg === undefined ? { seq } : { seq, msg })
+    this.inbound.push(item)
     for (const w of this.inboundWaiters.splice(0)) w()
   }
 
@@ -526,7 +542,7 @@ export class ConnectionImpl implements Connection {
     if (this.relayId === undefined) return
     const relay = this.relayId
     const env = item.env
-    if (env === undefined) {
+    if (env === undefined || item.sealed !== true) {
       this.cfg.state.commit(relay, item.seq, item.msg?.from, item.msg?.id)
     } else {
       this.cfg.state.transaction(() => {
@@ -539,7 +555,7 @@ export class ConnectionImpl implements Connection {
     this.cursorToSend = Math.max(this.cursorToSend, item.seq)
     if (!this.cursorScheduled) {
       this.cursorScheduled = true
-      setImmediate(() => {
+      defer(() => {
         this.cursorScheduled = false
         if (this.authed && this.ws !== undefined) this.ws.send(encodeFrame({ op: 'cursor', seq: this.cursorToSend }))
       })
@@ -561,36 +577,21 @@ export class ConnectionImpl implements Connection {
     for (;;) {
       while (this.inbound.length > 0) {
         const item = this.inbound.shift()!
-        if (item.env !== undefined && item.msg === undefined) {
-          const p = prev
-          prev = undefined
-          let merged = false
-          const m = await this.open(item.env, item.seq, p === undefined ? undefined : () => { this.commit(p); merged = true })
-          // not saved with it (served from the kept plaintext, or failed and rolled back): on its own
-          if (p !== undefined && (m === undefined || !merged)) this.commit(p)
-          if (m !== undefined) item.msg = m
+        if (item.env === undefined) {
+          // dropped on arrival: only committed, in its turn
+          commitPrev()
+          this.commit(item)
+          continue
         }
-        commitPrev()
-        if (item.msg !== undefined && item.msg.type === SENDER_KEY_TYPE && item.msg.encrypted && item.msg.room === undefined) {
-          // a member's sender key for a private room: kept, never handed over
-          try { this.rooms?.accept(item.msg.from, item.msg.payload) } catch (err) {
-            this.cfg.onWarning(new AgentMeshError(AgentMeshError.is(err) ? err.code : ErrorCode.InvalidArgument, `dropped a sender key from ${item.msg.from}: ${(err as Error).message}`))
-          }
-          delete item.msg
-        } else if (item.msg !== undefined && item.msg.from === this.relayAmidValue) {
-          // the relay's own posts (task requests, timeline events): not a peer, no grant needed
-          if ((item.msg.type === 'task.request' || item.msg.type === 'task.cancel') && this.taskHook !== undefined && this.taskHook(item.msg)) delete item.msg
-          else if (item.msg !== undefined && !RELAY_TYPES.has(item.msg.type) && item.msg.room === undefined) delete item.msg
-        } else if (item.msg !== undefined && item.msg.room !== undefined) {
-          // a room message: the room is the consent (the agent joined it); still a peer's words
-          item.msg = { ...item.msg, untrusted: true }
-        } else if (item.msg !== undefined && this.cfg.gate !== undefined) {
-          // knocks and answers are handled here; a peer without a grant is refused
-          const judged = await this.cfg.gate.inbound(item.msg)
-          if (judged === undefined) delete item.msg
-          else item.msg = judged
-        }
-        if (item.msg === undefined) { this.commit(item); continue }
+        const p = prev
+        prev = undefined
+        let merged = false
+        const inStep = p === undefined ? undefined : () => { this.commit(p); merged = true }
+        // the previous message is committed once the first stage is done, unless it was saved in
+        // that stage's step (a decryption) that kept its message
+        const msg = await this.pipeline.run(item.seq, item.env, item.msg, inStep, (kept) => { if (p !== undefined && (!kept || !merged)) this.commit(p) })
+        if (msg === undefined) { delete item.msg; this.commit(item); continue }
+        item.msg = msg
         this.processing = item
         return item.msg
       }
@@ -602,27 +603,6 @@ export class ConnectionImpl implements Connection {
         this.inboundWaiters.push(wake)
         signal?.addEventListener('abort', wake, { once: true })
       })
-    }
-  }
-
-  /** Decrypts a delivery; undefined (after a warning) when it cannot be. */
-  private async open (env: Envelope, seq: number, inStep?: () => void): Promise<Message | undefined> {
-    const e2ee = this.cfg.e2ee!
-    try {
-      if (env.type === GROUP_TYPE && this.rooms !== undefined) return toMessage(env, seq, this.rooms.decrypt(env, inStep), true)
-      return toMessage(env, seq, await e2ee.decrypt(env, inStep), true)
-    } catch (err) {
-      if (env.type === GROUP_TYPE) {
-        this.cfg.onWarning(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.DecryptFailed, `dropped message ${env.id} in ${env.to}: ${(err as Error).message}`))
-        return undefined
-      }
-      const e = AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.DecryptFailed, `dropped message ${env.id} from ${env.from}: ${(err as Error).message}`)
-      this.cfg.onWarning(e)
-      if (RESET_ON.has(e.code) && e2ee.shouldReset(env.from) && !this.closed) {
-        // tell the sender, so that its next message starts a new session instead of failing too
-        this.send(env.from, { id: env.id, code: e.code }, { type: E2EE_RESET_TYPE, encrypt: false }).catch(() => {})
-      }
-      return undefined
     }
   }
 
@@ -709,10 +689,10 @@ export class ConnectionImpl implements Connection {
       // flush a pending cursor ack before going
       if (this.authed && this.cursorScheduled) ws.send(encodeFrame({ op: 'cursor', seq: this.cursorToSend }))
       await new Promise<void>((resolve) => {
-        if (ws.readyState === WebSocket.CLOSED) { resolve(); return }
-        ws.once('close', () => { resolve() })
+        if (ws.readyState === WS_CLOSED) { resolve(); return }
+        ws.addEventListener('close', () => { resolve() }, { once: true })
         ws.close(1000, 'client closing')
-        setTimeout(() => { ws.terminate(); resolve() }, 1000).unref()
+        unref(setTimeout(() => { ws.terminate?.(); resolve() }, 1000))
       })
     }
     this.authed = false
@@ -725,22 +705,5 @@ export class ConnectionImpl implements Connection {
     this.statusChannel.end()
     this.eventChannel.end()
     if (this.cfg.ownsState) this.cfg.state.close()
-  }
-}
-
-function toMessage (env: Envelope, seq: number, d: Decrypted, encrypted: boolean): Message {
-  return {
-    id: env.id,
-    from: env.from,
-    to: env.to,
-    type: d.type,
-    ts: env.ts,
-    seq,
-    payload: d.payload,
-    ...(typeof d.payload.text === 'string' ? { text: d.payload.text } : {}),
-    encrypted,
-    envelope: env,
-    ...(env.to.charCodeAt(0) === 35 ? { room: env.to.slice(1) } : {}),
-    ...(env.via === undefined ? {} : { via: env.via }),
   }
 }

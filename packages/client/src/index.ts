@@ -11,6 +11,11 @@
  * await conn.send(bobAmid, { text: 'hello' })
  * for await (const msg of conn.messages()) console.log(msg.from, msg.text)
  * ```
+ *
+ * Features are functions over a connection: `chat(conn)`, `tasks(conn)`, `knock(conn)`. What a
+ * delivery goes through before the application sees it is a list of stages (`inbound(conn)` in
+ * `@agentmesh/client/internal`). `@agentmesh/client/browser` is the part that runs in a browser
+ * (REST over fetch, the memory state, types); `connect({ WebSocket })` takes a browser's socket.
  */
 export { connect, relayUrl, defaultServer, httpOrigin, STATE_FILE, MAX_PREKEY_TARGET } from './connect.ts'
 export {
@@ -18,14 +23,19 @@ export {
   MAX_LOCAL_ONE_TIME_PREKEYS, MAX_PREVIOUS_SESSIONS,
 } from './e2ee.ts'
 export type { PeerStatus, PrekeyPolicy, EncryptedPayload } from './e2ee.ts'
-export { memoryState, sqliteState } from './state.ts'
+export { memoryState } from './state.ts'
+export { sqliteState } from './state-sqlite.ts'
 export { chat } from './chat.ts'
 export type { Chat, RoomInfo, RoomMember, HistoryMessage, PresenceEntry } from './chat.ts'
 export { tasks, FINAL_TASK_STATES } from './tasks.ts'
 export type { Tasks, TaskInfo, TaskRequest, TaskState, CommandHandler } from './tasks.ts'
 export { GROUP_TYPE, SENDER_KEY_TYPE } from './rooms.ts'
-export { registryRequest, apiRequest, restCall, REGISTRY_TIMEOUT_MS } from './registry.ts'
-export type { RegistryRequest, RestRequest } from './registry.ts'
+export { knock } from './knock.ts'
+export type { Knocks, HeldKnock, SafetyEvent, MessageProvenance } from './knock.ts'
+export { registryRequest, REGISTRY_TIMEOUT_MS } from './registry.ts'
+export type { RegistryRequest } from './registry.ts'
+export { apiRequest, httpRequest, restCall, DEFAULT_API_TIMEOUT_MS } from './api.ts'
+export type { ApiRequestInit, RequestSigner, RestRequest } from './api.ts'
 export type { ClientState, OutboxEntry } from './state.ts'
 export type { Connection, ConnectOptions, Message, SendOptions, SendResult, Status } from './types.ts'
 export { AgentMeshError, ErrorCode } from '@agentmesh/protocol'

@@ -1,1 +1,5 @@
 export * from './index.ts'
+// the seam features use to see a connection's deliveries (tasks(conn) does)
+export { inbound, MAX_INBOUND_STAGES } from './inbound.ts'
+export type { Inbound, InboundStage, InboundContext, Arrival, StageResult } from './inbound.ts'
+export { RELAY_TYPES } from './stages.ts'

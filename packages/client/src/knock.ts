@@ -16,10 +16,11 @@ import { existsSync } from 'node:fs'
 import { v7 as uuidv7 } from 'uuid'
 import { signGrant, verifyGrant, type Grant, type Identity, type TrustTier } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode, ID_PATTERN } from '@agentmesh/protocol'
+import { LruMap } from '@agentmesh/protocol/internal'
 import { CircuitBreaker, RateLimiter, breakerInit, knockLimiterInit, messageLimiterInit, type BreakerTrip } from './breaker.ts'
 import type { E2ee } from './e2ee.ts'
 import { DEFAULT_GRANT_SCOPES, DEFAULT_MAX_GRANT_DURATION_S, defaultPolicy, deniedBy, evaluateKnock, parseKnockIntent, PolicyWatcher, type KnockDecision, type KnockIntent, type Policy } from './policy.ts'
-import type { Message } from './types.ts'
+import type { Connection, Message } from './types.ts'
 import { commandAllowed, parseSlashCommand } from './untrusted.ts'
 
 export const KNOCK_TYPE = 'agentmesh.knock'
@@ -29,6 +30,7 @@ export const GRANT_REVOKE_TYPE = 'agentmesh.grant.revoke'
 export const MAX_HELD_KNOCKS = 1000
 /** How long a peer's registry facts (tier, organisation, reputation) are reused. */
 const FACTS_TTL_MS = 5 * 60_000
+/** Peers whose registry facts are kept at most (the least recently used go first). */
 const MAX_FACTS = 10_000
 
 const idRe = new RegExp(ID_PATTERN)
@@ -93,7 +95,7 @@ export class Gate {
   private messageLimiter: RateLimiter
   private breaker: CircuitBreaker
   private limitsOf: Policy
-  private readonly facts = new Map<string, Facts>()
+  private readonly facts = new LruMap<string, Facts>(MAX_FACTS)
 
   private constructor (private readonly cfg: GateConfig, watcher: PolicyWatcher | undefined, enforcing: boolean) {
     this.watcher = watcher
@@ -199,7 +201,6 @@ export class Gate {
       reputation: typeof rep?.score === 'number' ? rep.score : null,
       at: now,
     }
-    if (this.facts.size >= MAX_FACTS) this.facts.delete(this.facts.keys().next().value as string)
     this.facts.set(peer, f)
     return f
   }
@@ -392,5 +393,32 @@ export class Gate {
     this.log('grant_revoked', peer, `grant ${g.id} (${g.scopes.join(',')})`)
     await this.cfg.send(peer, { grant_id: g.id }, GRANT_REVOKE_TYPE).catch(() => {})
     return true
+  }
+}
+
+/** Knocks and grants over a connection, as a feature function: `knock(conn).held()`. */
+export interface Knocks {
+  /** Knocks on `peer` (first contact); the answer arrives as a delivery. */
+  knock: Connection['knock']
+  /** Knocks held for the owner's decision. */
+  held: () => HeldKnock[]
+  /** The owner accepts (a grant goes back) or rejects a held knock. */
+  answer: Connection['answerKnock']
+  /** Grants this agent issued and holds. */
+  grants: Connection['grants']
+  /** Revokes the grant a peer holds from this agent. */
+  revoke: Connection['revokeGrant']
+  /** The safety log, oldest first (metadata only). */
+  safetyLog: () => SafetyEvent[]
+}
+
+export function knock (conn: Connection): Knocks {
+  return {
+    knock: async (peer, intent) => await conn.knock(peer, intent),
+    held: () => conn.knocks(),
+    answer: async (id, decision, opts) => await conn.answerKnock(id, decision, opts),
+    grants: () => conn.grants(),
+    revoke: async (peer) => await conn.revokeGrant(peer),
+    safetyLog: () => conn.safetyLog(),
   }
 }

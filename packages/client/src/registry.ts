@@ -1,12 +1,11 @@
 /**
- * Requests to a relay's REST API (docs/protocol.md §13, §17), signed by an identity when given.
- * `apiRequest` and `restCall` type the answer by the route table of @agentmesh/protocol (src/api),
- * the one the relay validates with and documents in its OpenAPI document.
+ * Requests to a relay's REST API (docs/protocol.md §13, §17) signed by an identity when given: the
+ * Node side of api.ts (signing needs @agentmesh/crypto). Typed calls are `apiRequest` / `restCall`.
  */
 import { signRequest, type Identity } from '@agentmesh/crypto'
-import { API_ROUTES, AgentMeshError, ErrorCode, isErrorCode, type ApiAnswer, type ApiBody, type RouteName } from '@agentmesh/protocol'
+import { DEFAULT_API_TIMEOUT_MS, httpRequest } from './api.ts'
 
-export const REGISTRY_TIMEOUT_MS = 10_000
+export const REGISTRY_TIMEOUT_MS = DEFAULT_API_TIMEOUT_MS
 
 export interface RegistryRequest {
   /** signs the request (X-AgentMesh-* headers) */
@@ -24,37 +23,6 @@ export interface RegistryRequest {
  * error (`{ error: { code, message } }`), AM_ERR_CONNECT_FAILED when it does not answer.
  */
 export async function registryRequest (origin: string, method: string, path: string, opts: RegistryRequest = {}): Promise<unknown> {
-  const body = opts.body ?? ''
-  const headers: Record<string, string> = opts.identity === undefined ? {} : signRequest(opts.identity, method, path, body)
-  if (opts.apiKey !== undefined) headers['x-api-key'] = opts.apiKey
-  if (opts.body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json'
-  let res: Response
-  try {
-    res = await fetch(origin + path, { method, headers, ...(opts.body === undefined ? {} : { body }), signal: AbortSignal.timeout(opts.timeoutMs ?? REGISTRY_TIMEOUT_MS) })
-  } catch (cause) {
-    throw new AgentMeshError(ErrorCode.ConnectFailed, `cannot reach the relay at ${origin}: ${(cause as Error).message}. Is \`agentmesh serve\` running there?`, { cause })
-  }
-  const answer: unknown = await res.json().catch(() => undefined)
-  if (!res.ok) {
-    const e = (answer as { error?: { code?: unknown, message?: unknown } } | undefined)?.error
-    throw new AgentMeshError(isErrorCode(e?.code) ? e.code : ErrorCode.Internal, typeof e?.message === 'string' ? e.message : `${method} ${path} answered HTTP ${res.status}`)
-  }
-  return answer
-}
-
-/**
- * Route `route` of the relay's REST API at `path` (the route's path with its parameters filled in,
- * and its query); answers its success body as the route table types it. The relay's answers are
- * held to those schemas by its tests, so they are not checked again here.
- */
-export async function apiRequest<R extends RouteName> (origin: string, route: R, path: string, opts: RegistryRequest = {}): Promise<ApiAnswer<R>> {
-  return await registryRequest(origin, API_ROUTES[route].method.toUpperCase(), path, opts) as ApiAnswer<R>
-}
-
-/** A REST call made by a connection (signed by its agent): method, path, JSON body. */
-export type RestRequest = (method: string, path: string, body?: unknown) => Promise<unknown>
-
-/** Route `route` through a connection's `request`, typed as apiRequest is. */
-export async function restCall<R extends RouteName> (request: RestRequest, route: R, path: string, body?: ApiBody<R>): Promise<ApiAnswer<R>> {
-  return await request(API_ROUTES[route].method.toUpperCase(), path, body) as ApiAnswer<R>
+  const { identity, ...rest } = opts
+  return await httpRequest(origin, method, path, { ...rest, ...(identity === undefined ? {} : { sign: (m, p, b) => signRequest(identity, m, p, b) }) })
 }

@@ -5,17 +5,19 @@
  * received the same way. Everything is sealed in the agent's state like the pairwise sessions.
  */
 import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
+import { LruMap } from '@agentmesh/protocol/internal'
 import {
   createSenderKey, needsSenderKeyRotation, receiverFromDistribution, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt,
   type GroupMessage, type SenderKeyReceiver, type SenderKeyState,
 } from '@agentmesh/crypto'
 import type { Decrypted, E2ee } from './e2ee.ts'
-import { restCall, type RestRequest } from './registry.ts'
+import { restCall, type RestRequest } from './api.ts'
 
 export const SENDER_KEY_TYPE = 'agentmesh.senderkey'
 export const GROUP_TYPE = 'e2ee.group'
 /** Room facts (kind, members) are asked again after this long, or at once after a membership event. */
 const ROOM_INFO_TTL_MS = 30_000
+/** Rooms whose facts are kept at most (the least recently used go first). */
 const MAX_ROOM_INFO = 1000
 /** Keys of one sender kept per room: the newest and a few before it, for messages in flight. */
 const MAX_KEYS_PER_SENDER = 3
@@ -40,7 +42,7 @@ export interface RoomsConfig {
 }
 
 export class Rooms {
-  private readonly info = new Map<string, RoomInfo>()
+  private readonly info = new LruMap<string, RoomInfo>(MAX_ROOM_INFO)
   private readonly locks = new Map<string, Promise<unknown>>()
 
   constructor (private readonly cfg: RoomsConfig) {}
@@ -58,7 +60,6 @@ export class Rooms {
       members = m.members.map(x => x.amid)
     }
     const info = { kind: String(r.kind), members, at: Date.now() }
-    if (this.info.size >= MAX_ROOM_INFO) this.info.delete(this.info.keys().next().value as string)
     this.info.set(room, info)
     return info
   }

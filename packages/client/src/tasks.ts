@@ -17,9 +17,9 @@ import {
   AgentMeshError, COMMAND_PATTERN, ErrorCode, FINAL_TASK_STATES,
   type ApiAnswer, type ApiBody, type RouteName, type TaskInfo, type TaskState,
 } from '@agentmesh/protocol'
-import { restCall } from './registry.ts'
+import { restCall } from './api.ts'
 import type { Connection, Message } from './types.ts'
-import type { ConnectionImpl } from './connection.ts'
+import { inbound, type Inbound } from './inbound.ts'
 
 // the task states and the REST answers are the protocol's (src/api), under the names the SDK has always used
 export { FINAL_TASK_STATES }
@@ -65,14 +65,22 @@ const registries = new WeakMap<Connection, Registry>()
 function registryOf (conn: Connection): Registry {
   let reg = registries.get(conn)
   if (reg !== undefined) return reg
+  const pipe = inbound(conn)
   const r: Registry = { handlers: new Map(), running: new Map(), publishing: Promise.resolve() }
   registries.set(conn, r)
-  const impl = conn as unknown as ConnectionImpl
-  impl.taskHook = (m: Message) => onTaskMessage(conn, r, m)
+  // task requests and cancels the relay posts, after the connection's own stages
+  pipe.use({
+    name: 'tasks',
+    handle (ctx) {
+      const m = ctx.message
+      if (m === undefined || m.from !== conn.relayAmid || (m.type !== 'task.request' && m.type !== 'task.cancel')) return 'continue'
+      return onTaskMessage(conn, pipe, r, m) ? 'consumed' : 'continue'
+    },
+  })
   return r
 }
 
-function onTaskMessage (conn: Connection, reg: Registry, m: Message): boolean {
+function onTaskMessage (conn: Connection, pipe: Inbound, reg: Registry, m: Message): boolean {
   const task = (m.payload as { task?: TaskInfo }).task
   if (task === undefined || typeof task.id !== 'string') return false
   if (m.type === 'task.cancel') {
@@ -86,7 +94,7 @@ function onTaskMessage (conn: Connection, reg: Registry, m: Message): boolean {
   const report = async (state: TaskState, body: { message?: string, result?: unknown }): Promise<void> => {
     await restCall(async (m, p, b) => await conn.request(m, p, b), 'reportTask', `/api/v1/tasks/${task.id}/status`, { state, ...body })
   }
-  const warn = (err: unknown): void => { (conn as unknown as { cfg: { onWarning: (e: AgentMeshError) => void } }).cfg.onWarning(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, `task ${task.id}: ${(err as Error).message}`)) }
+  const warn = (err: unknown): void => { pipe.warn(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, `task ${task.id}: ${(err as Error).message}`)) }
   if (handler === undefined) {
     report('rejected', { message: `this agent has no handler for /${task.command}` }).catch(warn)
     return true

@@ -123,6 +123,8 @@ export interface ConnectOptions {
   home?: string
   /** Local state; overrides the state.db in `home`. @default state.db in home, or memory when only `identity` is given */
   state?: import('./state.ts').ClientState
+  /** The WebSocket class to dial with (a browser's global `WebSocket`). @default `ws`, without compression */
+  WebSocket?: import('./transport.ts').WebSocketConstructor
   /** Receive deliveries on this connection. @default true */
   deliver?: boolean
   /** Give up the first connection after this long. @default 10 s */

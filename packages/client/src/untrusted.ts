@@ -4,7 +4,6 @@
  * with a header saying who sent it and under which grant, inside markers the text cannot forge;
  * `parseSlashCommand` and `commandAllowed` decide whether a peer's `/command` may run at all.
  */
-import { randomBytes } from 'node:crypto'
 import type { TrustTier } from '@agentmesh/crypto'
 
 /** What the application knows about where a piece of text came from. */
@@ -58,7 +57,7 @@ function neutralise (text: string): string {
  * the fence: the token is random, and any `<<<` inside the text is broken up first.
  */
 export function fenceUntrusted (text: string, provenance: Provenance, options: FenceOptions = {}): string {
-  const token = options.boundary ?? randomBytes(16).toString('hex')
+  const token = options.boundary ?? randomHex(16)
   if (!/^[A-Za-z0-9_-]{8,128}$/.test(token)) throw new RangeError('boundary must be 8–128 characters of [A-Za-z0-9_-]')
   const body = neutralise(text)
   const scopes = provenance.scopes.length === 0 ? '(none)' : provenance.scopes.map(s => headerValue(s).slice(1, -1)).join(', ')
@@ -121,4 +120,9 @@ export function commandAllowed (command: string, scopes: readonly string[]): boo
   const name = command.startsWith('/') ? command.slice(1) : command
   if (!COMMAND_NAME_PATTERN.test(name)) return false
   return scopes.includes(`command:${name}`) || scopes.includes('command:*')
+}
+
+/** `bytes` random bytes as hex (Web Crypto: Node and browsers alike). */
+function randomHex (bytes: number): string {
+  return Array.from(globalThis.crypto.getRandomValues(new Uint8Array(bytes)), b => b.toString(16).padStart(2, '0')).join('')
 }

@@ -63,8 +63,17 @@ export function validateEnvelope (env: unknown, bytes: number, maxEnvelopeBytes:
 }
 
 function byteLength (s: string): number {
-  // all-ASCII text is the common case; Buffer.byteLength is exact for the rest
-  return Buffer.byteLength(s, 'utf8')
+  // UTF-8 size counted from the UTF-16 units (no Buffer: this package runs in browsers too);
+  // a lone surrogate counts as the 3 bytes of U+FFFD it is encoded as
+  let n = s.length
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x80) continue
+    if (c < 0x800) { n += 1; continue }
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 2; i++; continue }
+    n += 2
+  }
+  return n
 }
 
 function idOf (env: unknown): string | undefined {

@@ -1,0 +1,154 @@
+/**
+ * The connection's built-in inbound stages (see inbound.ts), each given only what it needs. They
+ * are what the connection did in one long chain before, cut along the features, in the same order.
+ */
+import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
+import { E2EE_RESET_TYPE, E2EE_TYPE, type E2ee } from './e2ee.ts'
+import { GROUP_TYPE, SENDER_KEY_TYPE, type Rooms } from './rooms.ts'
+import type { Gate } from './knock.ts'
+import { toMessage, type InboundStage } from './inbound.ts'
+import type { Message } from './types.ts'
+
+/** Types the relay itself posts (from its own AMID, docs/protocol.md §17.7). */
+export const RELAY_TYPES = new Set(['task.request', 'task.update', 'task.cancel', 'notice'])
+/** Decrypt failures after which the sender is told to start a new session. */
+const RESET_ON = new Set<string>([ErrorCode.UnknownSession, ErrorCode.DecryptFailed, ErrorCode.BadPrekey])
+
+export interface E2eeStageComponents {
+  amid: string
+  /** undefined only in tests of the plaintext protocol */
+  e2ee: E2ee | undefined
+  rooms: Rooms | undefined
+  acceptPlaintext: boolean
+  relayAmid: () => string | undefined
+  closed: () => boolean
+  /** tells a peer its message could not be decrypted (an unencrypted reset notice) */
+  sendReset: (to: string, payload: Record<string, unknown>) => void
+  warn: (w: AgentMeshError) => void
+}
+
+/**
+ * End-to-end encryption: on arrival, pairwise and private room messages are set aside to be
+ * decrypted in turn, a reset notice is acted on at once, and what this agent must not take is
+ * dropped; in turn, the set-aside ones are decrypted.
+ */
+export function e2eeStage (c: E2eeStageComponents): InboundStage {
+  return {
+    name: 'e2ee',
+    arrive (a) {
+      const env = a.envelope
+      const toRoom = env.to.charCodeAt(0) === 35
+      if (toRoom && env.type === GROUP_TYPE) {
+        if (c.rooms === undefined) {
+          c.warn(new AgentMeshError(ErrorCode.EncryptionRequired, `dropped private room message ${env.id}: this connection has no end-to-end encryption`))
+          return 'consumed'
+        }
+        a.message = undefined // decrypted in order, when the application asks for it (next)
+        return 'continue'
+      }
+      if (toRoom && env.type === E2EE_TYPE) {
+        c.warn(new AgentMeshError(ErrorCode.InvalidEnvelope, `dropped delivery ${a.seq} (${env.id}): a pairwise encrypted message addressed to a room`))
+        return 'consumed'
+      }
+      if (c.e2ee !== undefined && env.type === E2EE_RESET_TYPE) {
+        // acted on at once: the next message to the peer starts a new session
+        if (c.e2ee.onReset(env.from)) {
+          c.warn(new AgentMeshError(ErrorCode.UnknownSession, `${env.from} could not decrypt a message from this agent; the next message to it starts a new session`))
+        }
+        return 'consumed'
+      }
+      if (c.e2ee !== undefined && env.type === E2EE_TYPE) {
+        a.message = undefined // decrypted in order, when the application asks for it (next)
+        return 'continue'
+      }
+      if (!c.acceptPlaintext && env.to === c.amid && env.from !== c.relayAmid()) {
+        c.warn(new AgentMeshError(ErrorCode.PlaintextRefused, `dropped unencrypted message ${env.id} from ${env.from}: this agent accepts end-to-end encrypted messages only`))
+        return 'consumed'
+      }
+      return 'continue'
+    },
+    async handle (ctx) {
+      if (ctx.message !== undefined) return 'continue'
+      const m = await open(c, ctx.envelope, ctx.seq, ctx.inStep)
+      if (m === undefined) return 'consumed'
+      ctx.message = m
+      return 'continue'
+    },
+  }
+}
+
+/** Decrypts a delivery; undefined (after a warning) when it cannot be. */
+async function open (c: E2eeStageComponents, env: Envelope, seq: number, inStep?: () => void): Promise<Message | undefined> {
+  const e2ee = c.e2ee!
+  try {
+    if (env.type === GROUP_TYPE && c.rooms !== undefined) return toMessage(env, seq, c.rooms.decrypt(env, inStep), true)
+    return toMessage(env, seq, await e2ee.decrypt(env, inStep), true)
+  } catch (err) {
+    if (env.type === GROUP_TYPE) {
+      c.warn(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.DecryptFailed, `dropped message ${env.id} in ${env.to}: ${(err as Error).message}`))
+      return undefined
+    }
+    const e = AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.DecryptFailed, `dropped message ${env.id} from ${env.from}: ${(err as Error).message}`)
+    c.warn(e)
+    if (RESET_ON.has(e.code) && e2ee.shouldReset(env.from) && !c.closed()) {
+      // tell the sender, so that its next message starts a new session instead of failing too
+      c.sendReset(env.from, { id: env.id, code: e.code })
+    }
+    return undefined
+  }
+}
+
+/** A member's sender key for a private room (a pairwise encrypted DM): kept, never handed over. */
+export function senderKeyStage (c: { rooms: Rooms | undefined, warn: (w: AgentMeshError) => void }): InboundStage {
+  return {
+    name: 'sender-keys',
+    handle (ctx) {
+      const m = ctx.message
+      if (m === undefined || m.type !== SENDER_KEY_TYPE || !m.encrypted || m.room !== undefined) return 'continue'
+      try { c.rooms?.accept(m.from, m.payload) } catch (err) {
+        c.warn(new AgentMeshError(AgentMeshError.is(err) ? err.code : ErrorCode.InvalidArgument, `dropped a sender key from ${m.from}: ${(err as Error).message}`))
+      }
+      return 'consumed'
+    },
+  }
+}
+
+/** The relay's own posts (task requests, timeline events): not a peer, no grant needed; only its own types, or room events. */
+export function relayStage (c: { relayAmid: () => string | undefined }): InboundStage {
+  return {
+    name: 'relay',
+    handle (ctx) {
+      const m = ctx.message
+      if (m === undefined || m.from !== c.relayAmid()) return 'continue'
+      return !RELAY_TYPES.has(m.type) && m.room === undefined ? 'consumed' : 'continue'
+    },
+  }
+}
+
+/** A peer's room message: the room is the consent (the agent joined it); still a peer's words. */
+export function roomStage (c: { relayAmid: () => string | undefined }): InboundStage {
+  return {
+    name: 'room',
+    handle (ctx) {
+      const m = ctx.message
+      if (m !== undefined && m.room !== undefined && m.from !== c.relayAmid()) ctx.message = { ...m, untrusted: true }
+      return 'continue'
+    },
+  }
+}
+
+/** A peer's direct message: knocks and answers are handled here; a peer without a grant is refused. */
+export function gateStage (c: { gate: () => Gate | undefined, relayAmid: () => string | undefined }): InboundStage {
+  return {
+    name: 'gate',
+    async handle (ctx) {
+      const m = ctx.message
+      const gate = c.gate()
+      if (m === undefined || gate === undefined || m.room !== undefined || m.from === c.relayAmid()) return 'continue'
+      const judged = await gate.inbound(m)
+      if (judged === undefined) return 'consumed'
+      ctx.message = judged
+      return 'continue'
+    },
+  }
+}
