@@ -25,7 +25,7 @@ import {
 import { createPrivateKey, createPublicKey, type webcrypto as nodeWebcrypto } from 'node:crypto'
 import { chmodSync, lstatSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, MAX_CERT_CHAIN_LENGTH, MAX_CERT_PEM_BYTES } from '@agentmesh/protocol'
 import { writeSecretFile } from './identity.ts'
 import { amidFromPublicKey, isAmid, publicKeyFromAmid, type KeyPair } from './keys.ts'
 
@@ -54,10 +54,10 @@ export const DEFAULT_CRL_VALIDITY_DAYS = 7
  * clock is a little behind the issuer's.
  */
 export const CERT_BACKDATE_MS = 5 * 60_000
-/** session → agent → organisation CA → root: the longest chain the design has. */
-export const MAX_CHAIN_LENGTH = 4
-/** Bound on one PEM block (an Ed25519 certificate is ~600 bytes). */
-export const MAX_PEM_BYTES = 64 * 1024
+/** session → agent → organisation CA → root: the longest chain the design has (the REST contract's bound). */
+export const MAX_CHAIN_LENGTH = MAX_CERT_CHAIN_LENGTH
+/** Bound on one PEM block (an Ed25519 certificate is ~600 bytes; the REST contract's bound). */
+export const MAX_PEM_BYTES = MAX_CERT_PEM_BYTES
 /** Prefix of the URI subject alternative name that carries an agent's AMID. */
 export const AMID_URI_PREFIX = 'agentmesh:amid:'
 /** X.520 ub-common-name / ub-organization-name. */
