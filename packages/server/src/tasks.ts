@@ -10,7 +10,7 @@ import type { Envelope, TaskInfo } from '@agentmesh/protocol'
 import type { RoomRecord, TaskRecord, TaskState, Store } from '@agentmesh/store'
 import {
   TASK_CANCEL_TYPE, TASK_REQUEST_TYPE, TASK_UPDATE_TYPE, NOTICE_TYPE, actorOf, parseSlashCommand,
-  type ChatService, type Principal,
+  type ChatService, type Checked, type Principal,
 } from './chat.ts'
 import type { Logger } from './log.ts'
 
@@ -124,8 +124,9 @@ export class TaskService {
   }
 
   /** POST /api/v1/tasks: a task dispatched directly. */
-  async dispatch (p: Principal, body: { to?: unknown, command?: unknown, args?: unknown, room?: unknown, deadline_s?: unknown }): Promise<TaskRecord> {
+  async dispatch (p: Principal, checked: Checked<{ to?: unknown, command?: unknown, args?: unknown, room?: unknown, deadline_s?: unknown }>): Promise<TaskRecord> {
     if (p.kind !== 'agent') throw new AgentMeshError(ErrorCode.Forbidden, 'tasks are dispatched by agents; use an agent\'s token or signed request')
+    const body = checked()
     if (typeof body.command !== 'string' || !COMMAND_PATTERN.test(body.command.replace(/^\//, ''))) {
       throw new AgentMeshError(ErrorCode.InvalidArgument, 'command must be 1–32 characters of a-z 0-9 _ -, starting with a letter (e.g. "status")')
     }

@@ -27,6 +27,13 @@ export type Principal =
   | { kind: 'operator', role: 'master' }
   | { kind: 'agent', amid: string, role: AgentRole }
 
+/**
+ * A request's value, checked against its route's schema when called. A service calls it once the
+ * caller is known to be allowed, so a forbidden request answers 403 however its fields are wrong
+ * (as the relay always answered), and a malformed one from an allowed caller 400.
+ */
+export type Checked<T> = () => T
+
 /** The name audit rows carry for a principal. */
 export function actorOf (p: Principal): string { return p.kind === 'operator' ? 'operator' : p.amid }
 
