@@ -11,12 +11,11 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { Context, Hono } from 'hono'
-import type { TObject } from '@sinclair/typebox'
 import { v7 as uuidv7 } from 'uuid'
 import {
   API_ROUTES, AgentMeshError, DEFAULT_PAGE, DEFAULT_ROLE, ErrorCode, MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS,
-  PostEnvelopeBody, PostTextBody, ROOM_ADDRESS_PATTERN, checkShape, checkValue, typedQuery, validateEnvelope,
-  type ApiAnswer, type AuditEntry, type Envelope, type HistoryMessage, type PresenceEntry, type RouteName, type Static,
+  PostEnvelopeBody, PostTextBody, ROOM_ADDRESS_PATTERN, checkShape, checkValue, validateEnvelope,
+  type AuditEntry, type Envelope, type HistoryMessage, type PresenceEntry,
 } from '@agentmesh/protocol'
 import { isAmid, verifyEnvelope } from '@agentmesh/crypto'
 import { verifyAudit, type AuditRecord, type HistoryEntry, type Store } from '@agentmesh/store'
@@ -27,6 +26,7 @@ import {
 import type { Authenticator } from './auth.ts'
 import { RateLimiter } from '@agentmesh/protocol/internal'
 import { TaskService, taskJson } from './tasks.ts'
+import { answer, paramsOf, queryOf } from './rest.ts'
 
 const ROOM_ADDRESS_RE = new RegExp(ROOM_ADDRESS_PATTERN)
 const R = API_ROUTES
@@ -42,21 +42,6 @@ export interface ApiDeps {
 export function remoteOf (c: Context): string {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
   return incoming?.socket.remoteAddress ?? 'local'
-}
-
-/** The request's query as its route's schema types it, checked (AM_ERR_INVALID_ARGUMENT naming the field). */
-function queryOf<T extends TObject> (c: Context, schema: T): Static<T> {
-  return checkValue(schema, typedQuery(schema, c.req.query()), 'query')
-}
-
-/** The request's path parameters as its route's schema types them, checked. */
-function paramsOf<T extends TObject> (c: Context, schema: T): Static<T> {
-  return checkValue(schema, typedQuery(schema, c.req.param() as Record<string, string>), 'path')
-}
-
-/** Route `R`'s success answer, typed by the route table. */
-function answer<N extends RouteName> (c: Context, _route: N, body: ApiAnswer<N>, status: 200 | 201 = 200): Response {
-  return c.json(body, status)
 }
 
 /** A history entry as the API shows it. */
