@@ -5,7 +5,7 @@
  */
 import { v7 as uuidv7 } from 'uuid'
 import {
-  AgentMeshError, ErrorCode, ID_PATTERN, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
+  AgentMeshError, ErrorCode, HANDLE_PATTERN, ID_PATTERN, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
   type ApiAnswer, type ChatEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
@@ -30,7 +30,8 @@ const DEDUPE_MS = 30 * 24 * 60 * 60 * 1000
 const typeRe = new RegExp(TYPE_PATTERN)
 const roomRe = new RegExp(ROOM_ADDRESS_PATTERN)
 const ID_RE = new RegExp(ID_PATTERN)
-const HANDLE_RE = /^@[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
+/** `@handle` (the protocol's HANDLE_PATTERN after the @). */
+const HANDLE_RE = new RegExp('^@' + HANDLE_PATTERN.slice(1))
 /** Handles resolved to AMIDs are asked again after this long. */
 const HANDLE_TTL_MS = 60_000
 /** Handles kept resolved at most (the least recently used go first). */
