@@ -1,8 +1,19 @@
-/** Requests to the relay's registry (REST, docs/protocol.md §13) from the CLI's --server address. */
-import { httpOrigin, registryRequest as request, relayUrl, type RegistryRequest } from '@agentmesh/client'
+/**
+ * Requests to the relay's REST API (docs/protocol.md §13, §17) from the CLI's --server address,
+ * through the client's `apiRequest`: every answer is typed by the route table of
+ * @agentmesh/protocol, the one the relay validates with and documents.
+ */
+import { signRequest } from '@agentmesh/crypto'
+import { apiRequest, httpOrigin, relayUrl, type RegistryRequest } from '@agentmesh/client'
+import type { ApiAnswer, RouteName } from '@agentmesh/protocol'
 
-export async function registryRequest (
-  server: string, method: string, path: string, opts: RegistryRequest = {},
-): Promise<any> {
-  return await request(httpOrigin(relayUrl(server)), method, path, opts)
+/** Route `route` at `path` (parameters filled in, with its query) of the relay at `server`. */
+export async function registryRequest<R extends RouteName> (
+  server: string, route: R, path: string, opts: RegistryRequest = {},
+): Promise<ApiAnswer<R>> {
+  const { identity, ...rest } = opts
+  return await apiRequest(httpOrigin(relayUrl(server)), route, path, {
+    ...rest,
+    ...(identity === undefined ? {} : { sign: (m: string, p: string, b: string) => signRequest(identity, m, p, b) }),
+  })
 }

@@ -5,8 +5,8 @@
  */
 import { v7 as uuidv7 } from 'uuid'
 import {
-  AgentMeshError, ErrorCode, ID_PATTERN, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
-  type ChatEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
+  AgentMeshError, ErrorCode, HANDLE_PATTERN, ID_PATTERN, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
+  type ApiAnswer, type ChatEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import { DM_ROOM_PREFIX, isAmid, keyForAmid, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
@@ -14,6 +14,7 @@ import { GROUP_TYPE, Rooms, SENDER_KEY_TYPE } from './rooms.ts'
 import { InboundPipeline, attachInbound, toMessage } from './inbound.ts'
 import { e2eeStage, gateStage, relayStage, roomStage, senderKeyStage } from './stages.ts'
 import { registryRequest } from './registry.ts'
+import { restCall } from './api.ts'
 import type { ClientState } from './state.ts'
 import type { Connection, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
 import { Channel } from './channel.ts'
@@ -29,7 +30,8 @@ const DEDUPE_MS = 30 * 24 * 60 * 60 * 1000
 const typeRe = new RegExp(TYPE_PATTERN)
 const roomRe = new RegExp(ROOM_ADDRESS_PATTERN)
 const ID_RE = new RegExp(ID_PATTERN)
-const HANDLE_RE = /^@[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$/
+/** `@handle` (the protocol's HANDLE_PATTERN after the @). */
+const HANDLE_RE = new RegExp('^@' + HANDLE_PATTERN.slice(1))
 /** Handles resolved to AMIDs are asked again after this long. */
 const HANDLE_TTL_MS = 60_000
 /** Handles kept resolved at most (the least recently used go first). */
@@ -333,14 +335,15 @@ export class ConnectionImpl implements Connection {
   async resolveHandle (handle: string): Promise<string> {
     const cached = this.handleCache.get(handle.toLowerCase())
     if (cached !== undefined && Date.now() - cached.at < HANDLE_TTL_MS) return cached.amid
-    const r = await this.request('GET', `/api/v1/handles/${encodeURIComponent(handle.slice(1))}`)
+    const r: Partial<ApiAnswer<'resolveHandle'>> | undefined = await restCall(this.request.bind(this), 'resolveHandle', `/api/v1/handles/${encodeURIComponent(handle.slice(1))}`)
+    // the relay's answer is typed, not checked: an AMID it does not give is not trusted
     if (typeof r?.amid !== 'string' || !isAmid(r.amid)) throw new AgentMeshError(ErrorCode.UnknownHandle, `the relay gave no AMID for ${handle}`)
     this.handleCache.set(handle.toLowerCase(), { amid: r.amid, at: Date.now() })
     return r.amid
   }
 
   /** A REST call to the relay, signed by this agent (docs/protocol.md §13, §17). */
-  async request (method: string, path: string, body?: unknown): Promise<any> {
+  async request (method: string, path: string, body?: unknown): Promise<unknown> {
     return await registryRequest(this.cfg.httpBase, method, path, { identity: this.cfg.identity, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
   }
 

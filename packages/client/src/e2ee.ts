@@ -15,10 +15,11 @@ import {
   type ExchangeKeyPair, type Identity, type InitialMessageHeader, type OneTimePreKeyRecord, type PqPreKeyRecord,
   type PreKeyBundle, type PreKeyStore, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
 } from '@agentmesh/crypto'
-import { AgentMeshError, ErrorCode, TYPE_PATTERN, type Envelope } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, TYPE_PATTERN, type ApiAnswer, type ApiBody, type Envelope, type RouteName } from '@agentmesh/protocol'
 import { randomBytes } from 'node:crypto'
 import type { ClientState } from './state.ts'
 import { registryRequest } from './registry.ts'
+import { restCall } from './api.ts'
 
 /** Envelope type of an end-to-end encrypted message; the application's type travels inside. */
 export const E2EE_TYPE = 'e2ee'
@@ -206,7 +207,7 @@ export class E2ee {
   }
 
   /** A registry read (unsigned GET). */
-  async lookup (path: string): Promise<unknown> { return await this.http('GET', path, undefined, false) }
+  async lookup<R extends RouteName> (route: R, path: string): Promise<ApiAnswer<R>> { return await this.http(route, path, undefined, false) }
 
   // ------------------------------------------------------------------ own keys
 
@@ -249,11 +250,12 @@ export class E2ee {
 
   // ------------------------------------------------------------------ registry
 
-  private async http (method: string, path: string, body?: unknown, signed = true): Promise<any> {
-    return await registryRequest(this.cfg.httpBase, method, path, {
+  /** Route `route` of the relay's registry, signed by this agent unless `signed` is false. */
+  private async http<R extends RouteName> (route: R, path: string, body?: ApiBody<R>, signed = true): Promise<ApiAnswer<R>> {
+    return await restCall(async (method, p, b) => await registryRequest(this.cfg.httpBase, method, p, {
       ...(signed ? { identity: this.identity } : {}),
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    })
+      ...(b === undefined ? {} : { body: JSON.stringify(b) }),
+    }), route, path, body)
   }
 
 
@@ -279,7 +281,7 @@ export class E2ee {
     // the first upload from this state to this relay replaces whatever one-time prekeys it holds:
     // after a lost state their secrets are gone, and a bundle with one would start a dead session
     const fresh = this.state.metaGet(baseKey) === undefined
-    const have = fresh ? 0 : Number((await this.http('GET', path, undefined, false))?.one_time ?? 0)
+    const have = fresh ? 0 : Number((await this.http('countPrekeys', path, undefined, false))?.one_time ?? 0)
     let send: OneTimePreKeyRecord[] = []
     if (have < lowWater) {
       const n = Math.max(0, target - have)
@@ -300,7 +302,7 @@ export class E2ee {
     let replace = fresh
     do {
       const chunk = send.splice(0, UPLOAD_CHUNK)
-      await this.http('PUT', path, { ...(uploadBase ? { base } : {}), ...(chunk.length > 0 ? { one_time: chunk.map(oneTimePreKeyPublic) } : {}), ...(replace ? { replace_one_time: true } : {}) })
+      await this.http('putPrekeys', path, { ...(uploadBase ? { base } : {}), ...(chunk.length > 0 ? { one_time: chunk.map(oneTimePreKeyPublic) } : {}), ...(replace ? { replace_one_time: true } : {}) })
       replace = false
       if (uploadBase) this.state.metaSet(baseKey, baseText)
       uploadBase = false
@@ -417,10 +419,12 @@ export class E2ee {
 
   private async fetchBundle (peer: string): Promise<PreKeyBundle> {
     try {
-      return await this.http('POST', `/api/v1/agents/${peer}/prekeys/bundle`) as PreKeyBundle
+      // the route types what the relay adds (amid, one_time_prekey); the rest is the base the peer
+      // uploaded, crypto's PreKeyBundle, which startSession verifies against the peer's key
+      return await this.http('takePrekeyBundle', `/api/v1/agents/${peer}/prekeys/bundle`) as PreKeyBundle
     } catch (err) {
       if (!AgentMeshError.is(err, ErrorCode.NotFound)) throw err
-      const registered = await this.http('GET', `/api/v1/agents/${peer}`, undefined, false).then(() => true, () => false)
+      const registered = await this.http('getAgent', `/api/v1/agents/${peer}`, undefined, false).then(() => true, () => false)
       if (!registered) throw new AgentMeshError(ErrorCode.UnknownRecipient, `no agent ${peer} is registered on this relay`)
       throw new AgentMeshError(ErrorCode.NoPrekeys, `${peer} has published no prekeys, so no encrypted session can be started; it publishes them when it connects with a current SDK (\`agentmesh register\`), or send with --plaintext`)
     }

@@ -190,8 +190,8 @@ export class Gate {
     const cached = this.facts.get(peer)
     if (cached !== undefined && now - cached.at < FACTS_TTL_MS) return cached
     const [profile, rep] = await Promise.all([
-      this.cfg.e2ee.lookup(`/api/v1/agents/${peer}`).catch(() => undefined) as Promise<{ tier?: string, organisation?: string, handle?: string } | undefined>,
-      this.cfg.e2ee.lookup(`/api/v1/agents/${peer}/reputation`).catch(() => undefined) as Promise<{ score?: number | null } | undefined>,
+      this.cfg.e2ee.lookup('getAgent', `/api/v1/agents/${peer}`).catch(() => undefined),
+      this.cfg.e2ee.lookup('getReputation', `/api/v1/agents/${peer}/reputation`).catch(() => undefined),
     ])
     const tier = profile?.tier === 'verified' || profile?.tier === 'organisation' ? profile.tier : 'anonymous'
     const f: Facts = {

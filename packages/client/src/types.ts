@@ -82,7 +82,7 @@ export interface Connection {
   /** A typing signal, or "read up to" a room seq, to a room's members; in a DM conversation (`dm-…`) "read up to" a message id. */
   signal (room: string, kind: 'typing' | 'read', upTo?: number | string): void
   /** A REST call to the relay signed by this agent; answers the JSON body or throws its coded error. */
-  request (method: string, path: string, body?: unknown): Promise<any>
+  request (method: string, path: string, body?: unknown): Promise<unknown>
   /**
    * Incoming messages in order. A message counts as processed, and is never handed over
    * again, when the loop asks for the next one (or leaves with `break`).

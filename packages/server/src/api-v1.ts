@@ -4,16 +4,18 @@
  * needs a principal (auth.ts); every route is rate limited per IP and per principal (429 with
  * Retry-After); errors are `{ error: { code, message } }`. Params, queries and bodies are checked
  * against the route table of @agentmesh/protocol (src/api), which the OpenAPI document is made from,
- * and the answers are typed by it.
+ * and the answers are typed by it. Where a route refuses a kind of principal outright (the operator
+ * creating a room or dispatching a task, an agent naming another agent's handle), a body's shape
+ * (a JSON object of known fields) is checked first, then who asks, then the rest of the body: such a
+ * request answers 403 however its fields are wrong, as the relay always answered.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Context, Hono } from 'hono'
-import type { TObject } from '@sinclair/typebox'
 import { v7 as uuidv7 } from 'uuid'
 import {
   API_ROUTES, AgentMeshError, DEFAULT_PAGE, DEFAULT_ROLE, ErrorCode, MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS,
-  PostEnvelopeBody, PostTextBody, ROOM_ADDRESS_PATTERN, checkValue, typedQuery, validateEnvelope,
-  type ApiAnswer, type AuditEntry, type Envelope, type HistoryMessage, type PresenceEntry, type RouteName, type Static,
+  PostEnvelopeBody, PostTextBody, ROOM_ADDRESS_PATTERN, checkShape, checkValue, validateEnvelope,
+  type AuditEntry, type Envelope, type HistoryMessage, type PresenceEntry,
 } from '@agentmesh/protocol'
 import { isAmid, verifyEnvelope } from '@agentmesh/crypto'
 import { verifyAudit, type AuditRecord, type HistoryEntry, type Store } from '@agentmesh/store'
@@ -24,6 +26,7 @@ import {
 import type { Authenticator } from './auth.ts'
 import { RateLimiter } from '@agentmesh/protocol/internal'
 import { TaskService, taskJson } from './tasks.ts'
+import { answer, paramsOf, queryOf } from './rest.ts'
 
 const ROOM_ADDRESS_RE = new RegExp(ROOM_ADDRESS_PATTERN)
 const R = API_ROUTES
@@ -39,21 +42,6 @@ export interface ApiDeps {
 export function remoteOf (c: Context): string {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
   return incoming?.socket.remoteAddress ?? 'local'
-}
-
-/** The request's query as its route's schema types it, checked (AM_ERR_INVALID_ARGUMENT naming the field). */
-function queryOf<T extends TObject> (c: Context, schema: T): Static<T> {
-  return checkValue(schema, typedQuery(schema, c.req.query()), 'query')
-}
-
-/** The request's path parameters as its route's schema types them, checked. */
-function paramsOf<T extends TObject> (c: Context, schema: T): Static<T> {
-  return checkValue(schema, typedQuery(schema, c.req.param() as Record<string, string>), 'path')
-}
-
-/** Route `R`'s success answer, typed by the route table. */
-function answer<N extends RouteName> (c: Context, _route: N, body: ApiAnswer<N>, status: 200 | 201 = 200): Response {
-  return c.json(body, status)
 }
 
 /** A history entry as the API shows it. */
@@ -121,7 +109,8 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   })
   app.post('/api/v1/rooms', async (c) => {
     const { p, body } = await enter(c)
-    const s = await chat.createRoom(p, checkValue(R.createRoom.body, body))
+    checkShape(R.createRoom.body, body)
+    const s = await chat.createRoom(p, () => checkValue(R.createRoom.body, body))
     return answer(c, 'createRoom', await chat.roomJson(p, s), 201)
   })
   app.get('/api/v1/rooms/:id', async (c) => {
@@ -264,11 +253,12 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   })
   app.post('/api/v1/handles', async (c) => {
     const { p, body } = await enter(c)
-    const b = checkValue(R.setHandle.body, body)
+    const raw = checkShape(R.setHandle.body, body)
     let amid: string
-    if (p.kind === 'agent' && (b.amid === undefined || b.amid === p.amid)) amid = p.amid
-    else if (p.role === 'master' && b.amid !== undefined && isAmid(b.amid)) amid = b.amid
+    if (p.kind === 'agent' && (raw.amid === undefined || raw.amid === p.amid)) amid = p.amid
+    else if (p.role === 'master' && typeof raw.amid === 'string' && isAmid(raw.amid)) amid = raw.amid
     else throw new AgentMeshError(p.kind === 'operator' ? ErrorCode.InvalidArgument : ErrorCode.Forbidden, p.kind === 'operator' ? 'the operator names the agent: {"handle", "amid"}' : 'an agent sets its own handle (only a master sets another agent\'s)')
+    const b = checkValue(R.setHandle.body, body)
     const r = await chat.setHandle(p, amid, b.handle)
     return answer(c, 'setHandle', r, r.previous === undefined ? 201 : 200)
   })
@@ -300,7 +290,8 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   // ---- tasks
   app.post('/api/v1/tasks', async (c) => {
     const { p, body } = await enter(c)
-    return answer(c, 'dispatchTask', taskJson(await tasks.dispatch(p, checkValue(R.dispatchTask.body, body))), 201)
+    checkShape(R.dispatchTask.body, body)
+    return answer(c, 'dispatchTask', taskJson(await tasks.dispatch(p, () => checkValue(R.dispatchTask.body, body))), 201)
   })
   app.get('/api/v1/tasks', async (c) => {
     const { p } = await enter(c)

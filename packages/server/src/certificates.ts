@@ -182,7 +182,7 @@ export interface Trust {
   /** The status of a stored chain at `now`. */
   status (record: CertificateRecord, now: number): Promise<CertificateStatus>
   /** Checks a PEM CRL and stores it when it is the newest of its CA; throws AM_ERR_CERT_*, AM_ERR_CRL_OUTDATED. */
-  acceptCrl (text: string, now: number): Promise<{ crl: CrlRecord, result: PutCrlResult }>
+  acceptCrl (text: string, now: number): Promise<{ crl: CrlRecord, result: Exclude<PutCrlResult, { status: 'outdated' }> }>
 }
 
 export function createTrust (store: Store, trustRoots: readonly string[]): Trust {
@@ -313,7 +313,7 @@ export function createTrust (store: Store, trustRoots: readonly string[]): Trust
     return { record, cas }
   }
 
-  async function acceptCrl (text: string, now: number): Promise<{ crl: CrlRecord, result: PutCrlResult }> {
+  async function acceptCrl (text: string, now: number): Promise<{ crl: CrlRecord, result: Exclude<PutCrlResult, { status: 'outdated' }> }> {
     const blocks = splitPem(text)
     if (blocks.length !== 1 || !CRL_LABELS.has(labelOf(blocks[0]!))) {
       throw new CertificateError(ErrorCode.CertInvalid, blocks.length === 0

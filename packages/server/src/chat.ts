@@ -28,7 +28,7 @@ import { DmBook } from './chat/dms.ts'
 import { Rooms } from './chat/rooms.ts'
 import { RelayPosts } from './chat/posts.ts'
 import { handleSignal } from './chat/signals.ts'
-import { GLOBAL_ROOM, GROUP_TYPE, type PresenceStatus, type Principal, type RoomState } from './chat/types.ts'
+import { GLOBAL_ROOM, GROUP_TYPE, type Checked, type PresenceStatus, type Principal, type RoomState } from './chat/types.ts'
 import { ipOf, rateLimited, type ChatLimits } from './chat/limits.ts'
 import { settingsFromJson, type ChatSettings } from './settings.ts'
 
@@ -36,7 +36,7 @@ export {
   GLOBAL_ROOM, HANDLE_PATTERN, RESERVED_HANDLES, GROUP_TYPE, TASK_REQUEST_TYPE, TASK_UPDATE_TYPE, TASK_CANCEL_TYPE, NOTICE_TYPE,
   actorOf, parseSlashCommand,
 } from './chat/types.ts'
-export type { PresenceStatus, Principal, RoomState } from './chat/types.ts'
+export type { Checked, PresenceStatus, Principal, RoomState } from './chat/types.ts'
 export { DEFAULT_CHAT_LIMITS, ipOf, rateLimited } from './chat/limits.ts'
 export type { ChatLimits } from './chat/limits.ts'
 // runtime settings live in settings.ts (one table: defaults, bounds, JSON names); kept here for importers
@@ -211,7 +211,7 @@ export class ChatService implements RoomResolver {
   /** The room as `p` may see it: a private room or a DM is unknown to anyone outside it (masters see every room). */
   async visibleRoom (p: Principal, id: string): Promise<RoomState> { return await this.rooms.visibleRoom(p, id) }
 
-  async createRoom (p: Principal, body: { id?: unknown, kind?: unknown, topic?: unknown }): Promise<RoomState> { return await this.rooms.createRoom(p, body) }
+  async createRoom (p: Principal, body: Checked<{ id?: unknown, kind?: unknown, topic?: unknown }>): Promise<RoomState> { return await this.rooms.createRoom(p, body) }
 
   async join (p: Principal, id: string): Promise<{ state: RoomState, already: boolean }> { return await this.rooms.join(p, id) }
 

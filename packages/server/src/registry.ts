@@ -7,15 +7,17 @@
  */
 import type { Context, Hono } from 'hono'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { Value } from '@sinclair/typebox/value'
+import { API_ROUTES, AgentMeshError, DEFAULT_SEARCH_LIMIT, ErrorCode, type Certificate, type Crl, type Profile } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 // the bodies' schemas and their bounds are the REST contract's (@agentmesh/protocol src/api)
 import {
-  CertificateBody, MAX_PREKEYS_PER_AGENT, MAX_REGISTRY_BODY_BYTES, MAX_SEARCH_LIMIT, PrekeyBody, ProfileBody,
+  AmidParams, CertificateBody, MAX_PREKEYS_PER_AGENT, MAX_REGISTRY_BODY_BYTES, PrekeyBody, ProfileBody,
 } from '@agentmesh/protocol'
 import { isAmid, verifyRequest } from '@agentmesh/crypto'
 import type { AgentProfile, CertificateRecord, CrlRecord, Store, TrustTier } from '@agentmesh/store'
 import { MAX_CRL_BYTES, createTrust, type CertificateStatus } from './certificates.ts'
+import { answer, queryOf } from './rest.ts'
 
 /** Signed-request nonces remembered (for the 5-minute window) to refuse replays. */
 export const MAX_REMEMBERED_NONCES = 100_000
@@ -38,7 +40,7 @@ interface Certified { record: CertificateRecord, status: CertificateStatus }
  * The wire form of a profile (snake_case, like the protocol). The tier is the one the agent's
  * stored certificate chain gives now (`anonymous` without one): re-derived on every read.
  */
-export function profileJson (p: AgentProfile, cert?: Certified): Record<string, unknown> {
+export function profileJson (p: AgentProfile, cert?: Certified): Profile {
   return {
     amid: p.amid,
     ...(p.displayName === undefined ? {} : { display_name: p.displayName }),
@@ -52,7 +54,7 @@ export function profileJson (p: AgentProfile, cert?: Certified): Record<string, 
 }
 
 /** The wire form of a published chain and its verification now. */
-export function certificateJson (c: Certified): Record<string, unknown> {
+export function certificateJson (c: Certified): Certificate {
   const { record, status } = c
   return {
     amid: record.amid,
@@ -67,7 +69,7 @@ export function certificateJson (c: Certified): Record<string, unknown> {
 }
 
 /** The wire form of a CRL the relay holds. */
-export function crlJson (crl: CrlRecord): Record<string, unknown> {
+export function crlJson (crl: CrlRecord): Crl {
   return {
     issuer: crl.issuer,
     issuer_key: crl.issuerKey,
@@ -94,9 +96,13 @@ class NonceCache {
 }
 
 /** The `{amid}` path parameter, checked. */
+/**
+ * The {amid} path parameter: what the route table's AmidParams matches and a 32-byte key once
+ * decoded (isAmid). The message is the one the registry has always given.
+ */
 export function amidParam (c: Context): string {
   const amid = c.req.param('amid') ?? ''
-  if (!isAmid(amid)) throw new AgentMeshError(ErrorCode.InvalidArgument, `"${amid.slice(0, 80)}" is not an AMID`)
+  if (!Value.Check(AmidParams, { amid }) || !isAmid(amid)) throw new AgentMeshError(ErrorCode.InvalidArgument, `"${amid.slice(0, 80)}" is not an AMID`)
   return amid
 }
 
@@ -186,7 +192,7 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     }
     await store.upsertAgent({ amid, ...(profile.displayName === undefined ? {} : { name: profile.displayName }), seenAt: t })
     await store.putProfile(profile)
-    return c.json(profileJson(profile, await certified(amid, t)))
+    return answer(c, 'putAgent', profileJson(profile, await certified(amid, t)))
   })
 
   app.get('/api/v1/agents/:amid', async (c) => {
@@ -194,31 +200,23 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     const t = now()
     // the chat handle (§17.1) rides along: KNOCK policies match senders by it (docs/policy.md)
     const handle = await store.handleOf(amid)
-    const withHandle = (j: Record<string, unknown>): Record<string, unknown> => handle === undefined ? j : { ...j, handle }
+    const withHandle = (j: Profile): Profile => handle === undefined ? j : { ...j, handle }
     const p = await store.getProfile(amid)
-    if (p !== undefined) return c.json(withHandle(profileJson(p, await certified(amid, t))))
+    if (p !== undefined) return answer(c, 'getAgent', withHandle(profileJson(p, await certified(amid, t))))
     const a = await store.getAgent(amid)
     if (a === undefined) throw new AgentMeshError(ErrorCode.NotFound, `no agent ${amid} is registered on this relay`)
-    return c.json(withHandle(profileJson({ amid, ...(a.name === undefined ? {} : { displayName: a.name }), capabilities: [], tier: 'anonymous', updatedAt: a.registeredAt }, await certified(amid, t))))
+    return answer(c, 'getAgent', withHandle(profileJson({ amid, ...(a.name === undefined ? {} : { displayName: a.name }), capabilities: [], tier: 'anonymous', updatedAt: a.registeredAt }, await certified(amid, t))))
   })
 
   app.get('/api/v1/agents', async (c) => {
-    const capability = c.req.query('capability')
-    const text = c.req.query('q')
-    const limitText = c.req.query('limit') ?? '20'
-    if (!/^\d{1,3}$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > MAX_SEARCH_LIMIT) {
-      throw new AgentMeshError(ErrorCode.InvalidArgument, `limit must be a whole number from 1 to ${MAX_SEARCH_LIMIT}, got "${limitText.slice(0, 20)}"`)
-    }
-    for (const [name, v] of [['capability', capability], ['q', text]] as const) {
-      if (v !== undefined && (v.length === 0 || v.length > 128)) throw new AgentMeshError(ErrorCode.InvalidArgument, `${name} must be 1 to 128 characters`)
-    }
+    const { capability, q: text, limit = DEFAULT_SEARCH_LIMIT } = queryOf(c, API_ROUTES.searchAgents.query)
     const found = await store.searchProfiles({
       ...(capability === undefined ? {} : { capability }),
       ...(text === undefined ? {} : { text }),
-      limit: Number(limitText),
+      limit,
     })
     const t = now()
-    return c.json({ agents: await Promise.all(found.map(async p => profileJson(p, await certified(p.amid, t)))) })
+    return answer(c, 'searchAgents', { agents: await Promise.all(found.map(async p => profileJson(p, await certified(p.amid, t)))) })
   })
 
   app.put('/api/v1/agents/:amid/prekeys', async (c) => {
@@ -230,12 +228,12 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     }
     await store.upsertAgent({ amid, seenAt: now() })
     const r = await store.putPrekeys(amid, { ...(b.base === undefined ? {} : { base: b.base }), oneTime, ...(b.replace_one_time === true ? { replaceOneTime: true } : {}) })
-    return c.json({ one_time: r.oneTime })
+    return answer(c, 'putPrekeys', { one_time: r.oneTime })
   })
 
   app.get('/api/v1/agents/:amid/prekeys', async (c) => {
     const amid = amidParam(c)
-    return c.json({ one_time: await store.countOneTimePrekeys(amid) })
+    return answer(c, 'countPrekeys', { one_time: await store.countOneTimePrekeys(amid) })
   })
 
   app.post('/api/v1/agents/:amid/prekeys/bundle', async (c) => {
@@ -246,7 +244,7 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     }
     const taken = await store.takePrekeyBundle(amid)
     if (taken === undefined) throw new AgentMeshError(ErrorCode.NotFound, `agent ${amid} has published no prekeys`)
-    return c.json({ amid, ...taken.base, ...(taken.oneTime === undefined ? {} : { one_time_prekey: taken.oneTime }) })
+    return answer(c, 'takePrekeyBundle', { amid, ...taken.base, ...(taken.oneTime === undefined ? {} : { one_time_prekey: taken.oneTime }) })
   })
 
   app.put('/api/v1/agents/:amid/certificate', async (c) => {
@@ -259,24 +257,24 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     await store.putCertificate(record)
     const p = await store.getProfile(amid)
     if (p !== undefined && p.tier !== record.tier) await store.putProfile({ ...p, tier: record.tier })
-    return c.json(certificateJson({ record, status: await trust.status(record, t) }))
+    return answer(c, 'putCertificate', certificateJson({ record, status: await trust.status(record, t) }))
   })
 
   app.get('/api/v1/agents/:amid/certificate', async (c) => {
     const amid = amidParam(c)
     const cert = await certified(amid, now())
     if (cert === undefined) throw new AgentMeshError(ErrorCode.NotFound, `agent ${amid} has published no certificate on this relay`)
-    return c.json(certificateJson(cert))
+    return answer(c, 'getCertificate', certificateJson(cert))
   })
 
   app.put('/api/v1/crls', async (c) => {
     const raw = await readBody(c, MAX_CRL_BYTES, 'CRLs')
     const { crl, result } = await trust.acceptCrl(new TextDecoder().decode(raw), now())
-    return c.json({ status: result.status, crl: crlJson(crl) })
+    return answer(c, 'putCrl', { status: result.status, crl: crlJson(crl) })
   })
 
   app.get('/api/v1/crls', async (c) => {
-    return c.json({ crls: (await store.listCrls()).map(crlJson) })
+    return answer(c, 'listCrls', { crls: (await store.listCrls()).map(crlJson) })
   })
 
   return { signed, tierOf: async (amid, t) => (await certified(amid, t))?.status.tier ?? 'anonymous' }

@@ -11,10 +11,14 @@
 import type { Context, Hono } from 'hono'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 // the body's schema is the REST contract's (@agentmesh/protocol src/api)
-import { AgentMeshError, ErrorCode, FeedbackBody } from '@agentmesh/protocol'
+import {
+  AgentMeshError, ErrorCode, FeedbackBody,
+  type Feedback, type Reputation as ReputationJson, type ReputationFlag as ReputationFlagJson,
+} from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import type { FeedbackRecord, ReputationFlag, Store, TrustTier } from '@agentmesh/store'
 import { amidParam, invalid } from './registry.ts'
+import { answer } from './rest.ts'
 
 /** The reputation rules a relay applies; every one is a relay option (`reputation: {…}`). */
 export interface ReputationOptions {
@@ -124,11 +128,11 @@ export interface Reputation {
   flagged: boolean
 }
 
-export function reputationJson (r: Reputation): Record<string, unknown> {
+export function reputationJson (r: Reputation): ReputationJson {
   return { amid: r.amid, score: r.score, ratings: r.ratings, weight_total: r.weightTotal, updated_at: r.updatedAt, flagged: r.flagged }
 }
 
-export function feedbackJson (f: FeedbackRecord): Record<string, unknown> {
+export function feedbackJson (f: FeedbackRecord): Feedback {
   return {
     rater: f.rater,
     subject: f.subject,
@@ -139,7 +143,7 @@ export function feedbackJson (f: FeedbackRecord): Record<string, unknown> {
   }
 }
 
-export function flagJson (f: ReputationFlag): Record<string, unknown> {
+export function flagJson (f: ReputationFlag): ReputationFlagJson {
   return { at: f.at, from: f.from, from_at: f.fromAt, to: f.to, to_at: f.toAt, reason: f.reason }
 }
 
@@ -262,19 +266,19 @@ export function reputationRoutes (app: Hono, deps: ReputationDeps): void {
       await record(subject, t)
       // the subject rated the rater: that rating is (now) mutual, the rater's score may have changed too
       if (await store.getFeedback(subject, rater) !== undefined) await record(rater, t)
-      return c.json({ feedback: feedbackJson(feedback), replaced: previous !== undefined, reputation: reputationJson(await reputation(subject, t)) })
+      return answer(c, 'postFeedback', { feedback: feedbackJson(feedback), replaced: previous !== undefined, reputation: reputationJson(await reputation(subject, t)) })
     })
   })
 
   app.get('/api/v1/agents/:amid/reputation', async (c) => {
     const amid = amidParam(c)
     await registered(amid)
-    return c.json(reputationJson(await reputation(amid, now())))
+    return answer(c, 'getReputation', reputationJson(await reputation(amid, now())))
   })
 
   app.get('/api/v1/agents/:amid/reputation/flags', async (c) => {
     const amid = amidParam(c)
     await registered(amid)
-    return c.json({ amid, flags: (await store.listReputationFlags(amid)).map(flagJson) })
+    return answer(c, 'getReputationFlags', { amid, flags: (await store.listReputationFlags(amid)).map(flagJson) })
   })
 }

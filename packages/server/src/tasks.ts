@@ -5,17 +5,20 @@
  * deadlines (the relay fails them when they pass) and can be canceled and listed.
  */
 import { v7 as uuidv7 } from 'uuid'
-import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import {
+  AgentMeshError, COMMAND_PATTERN as COMMAND, ErrorCode, FINAL_TASK_STATES, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S,
+  MAX_TASK_MESSAGE, MAX_TASK_RESULT_BYTES, TASK_STATES,
+} from '@agentmesh/protocol'
 import type { Envelope, TaskInfo } from '@agentmesh/protocol'
 import type { RoomRecord, TaskRecord, TaskState, Store } from '@agentmesh/store'
 import {
   TASK_CANCEL_TYPE, TASK_REQUEST_TYPE, TASK_UPDATE_TYPE, NOTICE_TYPE, actorOf, parseSlashCommand,
-  type ChatService, type Principal,
+  type ChatService, type Checked, type Principal,
 } from './chat.ts'
 import type { Logger } from './log.ts'
 
-export const TASK_STATES: readonly TaskState[] = ['submitted', 'working', 'input-required', 'auth-required', 'completed', 'failed', 'canceled', 'rejected']
-export const FINAL_STATES: ReadonlySet<TaskState> = new Set(['completed', 'failed', 'canceled', 'rejected'])
+const FINAL_STATES = FINAL_TASK_STATES
+const STATES: readonly TaskState[] = TASK_STATES
 /** What the assignee may move a task to, from each state. */
 const ASSIGNEE_MOVES: Record<TaskState, readonly TaskState[]> = {
   submitted: ['working', 'input-required', 'auth-required', 'completed', 'failed', 'rejected'],
@@ -27,13 +30,10 @@ const ASSIGNEE_MOVES: Record<TaskState, readonly TaskState[]> = {
   canceled: [],
   rejected: [],
 }
-export const COMMAND_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/
+/** A task's command (the protocol's COMMAND_PATTERN), built once. */
+const COMMAND_PATTERN = new RegExp(COMMAND)
 /** Agents one unaddressed command is dispatched to at most. */
 export const MAX_TASK_FANOUT = 8
-export const MAX_TASK_DEADLINE_S = 7 * 86_400
-/** Largest result, as JSON. */
-export const MAX_TASK_RESULT_BYTES = 64 * 1024
-export const MAX_TASK_MESSAGE = 2000
 const DEADLINE_SWEEP_MS = 1000
 
 export function taskJson (t: TaskRecord): TaskInfo {
@@ -124,12 +124,13 @@ export class TaskService {
   }
 
   /** POST /api/v1/tasks: a task dispatched directly. */
-  async dispatch (p: Principal, body: { to?: unknown, command?: unknown, args?: unknown, room?: unknown, deadline_s?: unknown }): Promise<TaskRecord> {
+  async dispatch (p: Principal, checked: Checked<{ to?: unknown, command?: unknown, args?: unknown, room?: unknown, deadline_s?: unknown }>): Promise<TaskRecord> {
     if (p.kind !== 'agent') throw new AgentMeshError(ErrorCode.Forbidden, 'tasks are dispatched by agents; use an agent\'s token or signed request')
+    const body = checked()
     if (typeof body.command !== 'string' || !COMMAND_PATTERN.test(body.command.replace(/^\//, ''))) {
       throw new AgentMeshError(ErrorCode.InvalidArgument, 'command must be 1–32 characters of a-z 0-9 _ -, starting with a letter (e.g. "status")')
     }
-    if (body.args !== undefined && (typeof body.args !== 'string' || body.args.length > 4096)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'args must be a string of at most 4,096 characters')
+    if (body.args !== undefined && (typeof body.args !== 'string' || body.args.length > MAX_TASK_ARGS)) throw new AgentMeshError(ErrorCode.InvalidArgument, `args must be a string of at most ${MAX_TASK_ARGS.toLocaleString('en')} characters`)
     let deadlineS = this.chat.settings.taskDefaultDeadlineS
     if (body.deadline_s !== undefined) {
       if (typeof body.deadline_s !== 'number' || !Number.isInteger(body.deadline_s) || body.deadline_s < 1 || body.deadline_s > MAX_TASK_DEADLINE_S) {
@@ -198,7 +199,7 @@ export class TaskService {
   }
 
   async list (p: Principal, q: { room?: string, state?: string, before?: string, limit: number }): Promise<TaskRecord[]> {
-    if (q.state !== undefined && !TASK_STATES.includes(q.state as TaskState)) throw new AgentMeshError(ErrorCode.InvalidArgument, `state must be one of ${TASK_STATES.join(', ')}`)
+    if (q.state !== undefined && !STATES.includes(q.state as TaskState)) throw new AgentMeshError(ErrorCode.InvalidArgument, `state must be one of ${STATES.join(', ')}`)
     let room: string | undefined
     if (q.room !== undefined) {
       const s = await this.chat.visibleRoom(p, q.room)
@@ -222,7 +223,7 @@ export class TaskService {
     const t = await this.visible(p, id)
     if (p.kind !== 'agent' || p.amid !== t.assignee) throw new AgentMeshError(ErrorCode.Forbidden, 'only the assignee reports a task\'s progress; the requester may cancel it')
     const state = body.state as TaskState
-    if (!TASK_STATES.includes(state)) throw new AgentMeshError(ErrorCode.InvalidArgument, `state must be one of ${TASK_STATES.join(', ')}`)
+    if (!STATES.includes(state)) throw new AgentMeshError(ErrorCode.InvalidArgument, `state must be one of ${STATES.join(', ')}`)
     if (body.message !== undefined && (typeof body.message !== 'string' || body.message.length > MAX_TASK_MESSAGE)) {
       throw new AgentMeshError(ErrorCode.InvalidArgument, `message must be a string of at most ${MAX_TASK_MESSAGE} characters`)
     }

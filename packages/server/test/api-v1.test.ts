@@ -358,6 +358,34 @@ describe('api v1 - requests are checked against the route table', () => {
     assert.equal((await call(alice, 'GET', '/api/v1/settings', undefined, 200)).body.settings.presence_idle_ms, defaultChatSettings().presenceIdleMs)
   })
 
+  it('api v1 - a principal refused outright answers 403 before its body\'s values are checked', async () => {
+    const [alice, bob] = [createIdentity('alice'), createIdentity('bob')]
+    const app = await apiApp([alice, bob])
+    const tokens = new Map<string, string>()
+    const call = client(app, tokens)
+    const ch = (await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: alice.amid }, 200)).body
+    tokens.set(alice.amid, (await call(undefined, 'POST', '/api/v1/auth/token', { amid: alice.amid, nonce: ch.nonce, sig: signChallenge(alice, alice.amid, ch.nonce, ch.relay) }, 200)).body.token)
+    const forbidden = async (who: Identity | 'operator', method: string, path: string, body: unknown, message: RegExp): Promise<void> => {
+      const r = await call(who, method, path, body, 403)
+      assert.equal(r.body.error.code, ErrorCode.Forbidden, `${method} ${path}`)
+      assert.match(r.body.error.message, message, `${method} ${path}`)
+    }
+    // rooms are created by agents: the operator is refused whatever id it sends
+    await forbidden('operator', 'POST', '/api/v1/rooms', { id: 'Bad Id' }, /^rooms are created by agents/)
+    // an agent sets its own handle: naming anyone else (even with a non-AMID) is refused
+    await forbidden(alice, 'POST', '/api/v1/handles', { handle: 'alice', amid: 'not-an-amid' }, /^an agent sets its own handle/)
+    await forbidden(alice, 'POST', '/api/v1/handles', { handle: 'a', amid: bob.amid }, /^an agent sets its own handle/)
+    // tasks are dispatched by agents
+    await forbidden('operator', 'POST', '/api/v1/tasks', { to: '@bob', command: 'Status!' }, /^tasks are dispatched by agents/)
+    // the body's shape (an object of known fields) still comes first, as it always did
+    const shape = await call('operator', 'POST', '/api/v1/rooms', { id: 'ops', colour: 'red' }, 400)
+    assert.match(shape.body.error.message, /^unknown field "colour"; expected id, kind, topic$/)
+    assert.match((await call('operator', 'POST', '/api/v1/rooms', [], 400)).body.error.message, /^the body must be a JSON object$/)
+    // an allowed principal with the same bodies gets the field named
+    assert.match((await call(alice, 'POST', '/api/v1/rooms', { id: 'Bad Id' }, 400)).body.error.message, /^id must be a room id/)
+    assert.match((await call('operator', 'POST', '/api/v1/handles', { handle: 'alice', amid: 'not-an-amid' }, 400)).body.error.message, /^the operator names the agent/)
+  })
+
   it('api v1 - the contract\'s certificate bounds are the ones the crypto package checks', () => {
     assert.equal(MAX_CERT_CHAIN_LENGTH, MAX_CHAIN_LENGTH)
     assert.equal(MAX_CERT_PEM_BYTES, MAX_PEM_BYTES)

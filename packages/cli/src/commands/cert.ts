@@ -325,13 +325,13 @@ export function certCommands (program: Command, io: CliIo = processIo()): void {
       if (crls.length > 0 && certs.length > 0) throw usage(`${path} holds both certificates and a CRL; publish them from separate files`)
       if (crls.length > 1) throw usage(`${path} holds ${crls.length} CRLs; publish one at a time`)
       if (crls.length === 1) {
-        const r = await registryRequest(serverOf(o, io.env), 'PUT', '/api/v1/crls', { body: crls[0]!, contentType: 'application/pkix-crl' })
+        const r = await registryRequest(serverOf(o, io.env), 'putCrl', '/api/v1/crls', { body: crls[0]!, contentType: 'application/pkix-crl' })
         out.result(r, `${r.status === 'unchanged' ? 'the relay already held this CRL' : 'CRL stored'}: ${r.crl?.issuer ?? ''} (${r.crl?.revoked_count ?? 0} revoked)`)
         return
       }
       if (certs.length === 0) throw new AgentMeshError(ErrorCode.CertInvalid, `${path} holds no certificate or CRL (PEM)`)
       const id = loadIdentity(homeOf(o, io.env))
-      const r = await registryRequest(serverOf(o, io.env), 'PUT', `/api/v1/agents/${id.amid}/certificate`, { identity: id, body: JSON.stringify({ chain: certs }) })
+      const r = await registryRequest(serverOf(o, io.env), 'putCertificate', `/api/v1/agents/${id.amid}/certificate`, { identity: id, body: JSON.stringify({ chain: certs }) })
       out.result(r, `published: ${id.amid} is ${r.tier}${r.organisation === undefined ? '' : ` (${r.organisation})`} until ${new Date(r.expires_at).toISOString()}`)
     })
 

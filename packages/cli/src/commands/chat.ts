@@ -9,10 +9,11 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Option, type Command } from 'commander'
 import { isAmid, loadIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
-import { FINAL_TASK_STATES, GROUP_TYPE, type Connection, type HistoryMessage as RoomMessage, type TaskState } from '@agentmesh/client'
+import { FINAL_TASK_STATES, GROUP_TYPE, type Connection } from '@agentmesh/client'
 import {
   AgentMeshError, COMMAND_PATTERN, ErrorCode, HANDLE_PATTERN, ID_PATTERN, MAX_PAGE, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S,
   MAX_TOPIC_LENGTH as MAX_TOPIC, RESERVED_HANDLES, ROLES, ROOM_ID_PATTERN, TASK_STATES,
+  type ApiAnswer, type ApiBody, type AuditEntry, type HistoryMessage, type RoomInfo, type RouteName, type TaskInfo,
 } from '@agentmesh/protocol'
 import { verifyAudit } from '@agentmesh/store'
 import { DB_FILE, sqliteStore } from '@agentmesh/store-sqlite'
@@ -83,7 +84,8 @@ interface ApiOpts extends CommonOpts { apiKey?: string }
 
 /** REST v1 calls for one command: signed by the agent's identity, or with the operator's key. */
 interface Api {
-  call (method: string, path: string, body?: unknown): Promise<any>
+  /** Route `route` at `path` (its parameters filled in, with its query), typed by the route table. */
+  call<R extends RouteName> (route: R, path: string, body?: ApiBody<R>): Promise<ApiAnswer<R>>
   /** The agent's identity (loaded on first use); the operator has none. */
   identity (): Identity
   readonly operator: boolean
@@ -97,10 +99,10 @@ function apiOf (o: ApiOpts, io: Pick<CliIo, 'env'>): Api {
   return {
     operator: key !== undefined,
     identity,
-    async call (method, path, body) {
+    async call (route, path, body) {
       const text = body === undefined ? undefined : JSON.stringify(body)
       const auth = key !== undefined ? { apiKey: key } : { identity: identity() }
-      return await registryRequest(server, method, path, { ...auth, ...(text === undefined ? {} : { body: text }) })
+      return await registryRequest(server, route, path, { ...auth, ...(text === undefined ? {} : { body: text }) })
     },
   }
 }
@@ -115,7 +117,7 @@ function query (q: Record<string, string | number | undefined>): string {
 /** An AMID for an agent given as an AMID or @handle. */
 async function resolveAgent (api: Api, ref: string): Promise<string> {
   if (isAmid(ref)) return ref
-  const r = await api.call('GET', `/api/v1/handles/${encodeURIComponent(ref.slice(1))}`) as { amid: string }
+  const r = await api.call('resolveHandle', `/api/v1/handles/${encodeURIComponent(ref.slice(1))}`)
   return r.amid
 }
 
@@ -223,9 +225,6 @@ async function sendChat (io: Pick<CliIo, 'env' | 'stdin'>, o: SendOpts, out: Out
 
 // ------------------------------------------------------------------ printing
 
-/** A history entry as the relay answers it (the SDK's type, with the envelope it carries). */
-type HistoryMessage = RoomMessage & { envelope?: unknown }
-
 function messageText (m: HistoryMessage): string {
   if (m.deleted !== undefined) return '[deleted]'
   if (typeof m.text === 'string') return oneLine(m.text)
@@ -242,8 +241,6 @@ function printMessage (out: Out, room: string, m: HistoryMessage): void {
   out.result({ room, ...shown }, `${typeof at === 'number' ? iso(at) : '-'} #${m.seq} ${m.from_handle ?? m.from}${tag}: ${messageText(m)}`)
 }
 
-interface HistoryPage { room: string, messages: HistoryMessage[], next_before?: number, next_after?: number, last_seq?: number }
-
 /**
  * Up to `limit` messages in seq order: the newest (before `before` when given), or the oldest
  * after `after`; read page by page. `more` is where an older (or newer) page starts.
@@ -256,7 +253,7 @@ async function readHistory (api: Api, room: string, q: { limit: number, before?:
     let after = q.after
     for (;;) {
       const want = Math.min(PAGE, q.limit - messages.length)
-      const r = await api.call('GET', path + query({ after, limit: want })) as HistoryPage
+      const r = await api.call('roomHistory', path + query({ after, limit: want }))
       lastSeq = r.last_seq
       messages.push(...r.messages)
       const last = r.messages.at(-1)?.seq
@@ -268,7 +265,7 @@ async function readHistory (api: Api, room: string, q: { limit: number, before?:
   let before = q.before
   for (;;) {
     const want = Math.min(PAGE, q.limit - messages.length)
-    const r = await api.call('GET', path + query({ before, limit: want })) as HistoryPage
+    const r = await api.call('roomHistory', path + query({ before, limit: want }))
     lastSeq ??= r.last_seq
     messages = [...r.messages, ...messages]
     const first = r.messages[0]?.seq
@@ -279,36 +276,19 @@ async function readHistory (api: Api, room: string, q: { limit: number, before?:
   }
 }
 
-interface Task {
-  id: string
-  room?: string
-  requester: string
-  assignee: string
-  command: string
-  args?: string
-  state: TaskState
-  deadline?: number
-  message?: string
-  result?: unknown
-}
-
-function taskLine (t: Task): string {
+function taskLine (t: TaskInfo): string {
   const args = typeof t.args === 'string' && t.args !== '' ? ' ' + oneLine(t.args) : ''
   const result = t.result === undefined ? '' : ' ' + (typeof t.result === 'string' ? oneLine(t.result) : JSON.stringify(t.result))
   return `${t.id}  /${t.command}${args} → ${t.assignee}${t.room === undefined ? '' : ` in #${t.room}`}  ${t.state}${t.message === undefined ? '' : `: ${oneLine(t.message)}`}${result}`
 }
 
-function printTask (out: Out, t: Task): void { out.result({ ...t }, taskLine(t)) }
-
-interface AuditEntry { seq: number, at: number, actor: string, action: string, target?: string, detail: unknown }
+function printTask (out: Out, t: TaskInfo): void { out.result({ ...t }, taskLine(t)) }
 
 function printAudit (out: Out, e: AuditEntry): void {
   out.result({ ...e }, `${iso(e.at)} #${e.seq} ${e.actor} ${e.action}${e.target === undefined ? '' : ' ' + e.target} ${JSON.stringify(e.detail)}`)
 }
 
-interface RoomJson { id: string, kind: string, topic?: string, owner?: string, members: number, joined: boolean, role?: string }
-
-function roomLine (r: RoomJson): string {
+function roomLine (r: RoomInfo): string {
   return `${r.id}  ${r.kind}  ${r.members} member(s)${r.joined ? `, joined${r.role === undefined ? '' : ` (${r.role})`}` : ''}${r.topic === undefined ? '' : `  — ${oneLine(r.topic)}`}`
 }
 
@@ -342,7 +322,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       try {
         await pollUntil(stop.signal, async () => {
           for (;;) {
-            const r = await api.call('GET', `/api/v1/rooms/${room}/history${query({ after: last, limit: PAGE })}`) as HistoryPage
+            const r = await api.call('roomHistory', `/api/v1/rooms/${room}/history${query({ after: last, limit: PAGE })}`)
             for (const m of r.messages) {
               if (m.seq <= last) continue
               printMessage(out, room, m)
@@ -382,7 +362,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       let after: string | undefined
       let n = 0
       for (;;) {
-        const r = await api.call('GET', '/api/v1/rooms' + query({ after, limit: PAGE })) as { rooms: RoomJson[] }
+        const r = await api.call('listRooms', '/api/v1/rooms' + query({ after, limit: PAGE }))
         for (const room of r.rooms) out.result({ ...room }, roomLine(room))
         n += r.rooms.length
         const last = r.rooms.at(-1)?.id
@@ -404,7 +384,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       const out = output(o.json === true, io)
       const rid = roomOf('room', id)
       if (o.topic !== undefined) checkTopic('--topic', o.topic)
-      const r = await apiOf(o, io).call('POST', '/api/v1/rooms', { id: rid, kind: o.private === true ? 'private' : 'public', ...(o.topic === undefined ? {} : { topic: o.topic }) }) as RoomJson
+      const r = await apiOf(o, io).call('createRoom', '/api/v1/rooms', { id: rid, kind: o.private === true ? 'private' : 'public', ...(o.topic === undefined ? {} : { topic: o.topic }) })
       out.result({ ...r }, `created ${r.kind} room ${r.id}`)
     })
 
@@ -414,8 +394,9 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .action(async (id: string, o: ApiOpts) => {
       const out = output(o.json === true, io)
       const rid = roomOf('room', id)
-      const r = await apiOf(o, io).call('POST', `/api/v1/rooms/${rid}/join`) as { already?: boolean }
-      out.result({ room: rid, ...r }, r.already === true ? `already in ${rid}` : `joined ${rid}`)
+      const r = await apiOf(o, io).call('joinRoom', `/api/v1/rooms/${rid}/join`)
+      // the answer's room (the room as JSON) is what `--json` has always shown
+      out.result({ ...r }, r.already ? `already in ${rid}` : `joined ${rid}`)
     })
 
   withApi(room.command('leave')
@@ -424,8 +405,8 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .action(async (id: string, o: ApiOpts) => {
       const out = output(o.json === true, io)
       const rid = roomOf('room', id)
-      const r = await apiOf(o, io).call('POST', `/api/v1/rooms/${rid}/leave`) as Record<string, unknown>
-      out.result({ room: rid, ...r }, `left ${rid}`)
+      const r = await apiOf(o, io).call('leaveRoom', `/api/v1/rooms/${rid}/leave`)
+      out.result({ ...r }, `left ${rid}`)
     })
 
   for (const [verb, done, what] of [['invite', 'invited', 'invite an agent to a room (the owner of a private room; any member of a public one)'], ['kick', 'kicked', 'remove a member from a room (its owner, a warden for public rooms, a master)']] as const) {
@@ -437,8 +418,10 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
         const out = output(o.json === true, io)
         const rid = roomOf('room', id)
         agentOf('agent', agent)
-        const r = await apiOf(o, io).call('POST', `/api/v1/rooms/${rid}/${verb}`, { agent }) as { agent?: string }
-        out.result({ room: rid, ...r }, `${done} ${agent}${r.agent !== undefined && r.agent !== agent ? ` (${r.agent})` : ''} ${verb === 'invite' ? 'to' : 'from'} ${rid}`)
+        const api = apiOf(o, io)
+        const path = `/api/v1/rooms/${rid}/${verb}`
+        const r = verb === 'invite' ? await api.call('inviteToRoom', path, { agent }) : await api.call('kickFromRoom', path, { agent })
+        out.result({ ...r }, `${done} ${agent}${r.agent !== agent ? ` (${r.agent})` : ''} ${verb === 'invite' ? 'to' : 'from'} ${rid}`)
       })
   }
 
@@ -450,7 +433,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       const out = output(o.json === true, io)
       const rid = roomOf('room', id)
       checkTopic('topic', text)
-      const r = await apiOf(o, io).call('PUT', `/api/v1/rooms/${rid}/topic`, { topic: text }) as RoomJson
+      const r = await apiOf(o, io).call('setRoomTopic', `/api/v1/rooms/${rid}/topic`, { topic: text })
       out.result({ ...r }, `topic of ${rid}: ${r.topic ?? text}`)
     })
 
@@ -460,7 +443,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .action(async (id: string, o: ApiOpts) => {
       const out = output(o.json === true, io)
       const rid = roomOf('room', id)
-      const r = await apiOf(o, io).call('GET', `/api/v1/rooms/${rid}/members`) as { room: string, members: Array<{ amid: string, handle?: string, role: string, presence: string, joined_at: number, read_up_to?: number }> }
+      const r = await apiOf(o, io).call('listMembers', `/api/v1/rooms/${rid}/members`)
       for (const m of r.members) {
         out.result({ room: r.room ?? rid, ...m }, `${m.handle ?? '-'}  ${m.amid}  ${m.role}  ${m.presence}${m.read_up_to === undefined ? '' : `  read up to #${m.read_up_to}`}`)
       }
@@ -492,7 +475,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .action(async (o: ApiOpts & { room?: string }) => {
       const out = output(o.json === true, io)
       const rid = o.room === undefined ? undefined : roomOf('--room', o.room)
-      const r = await apiOf(o, io).call('GET', '/api/v1/presence' + query({ room: rid })) as { agents: Array<{ amid: string, handle?: string, status: string, last_active_at?: number, last_seen_at?: number }> }
+      const r = await apiOf(o, io).call('presence', '/api/v1/presence' + query({ room: rid }))
       for (const a of r.agents) {
         const seen = a.last_active_at ?? a.last_seen_at
         out.result({ ...(rid === undefined ? {} : { room: rid }), ...a }, `${a.status.padEnd(7)}  ${a.handle ?? '-'}  ${a.amid}${seen === undefined ? '' : `  ${a.last_active_at !== undefined ? 'active' : 'seen'} ${iso(seen)}`}`)
@@ -510,7 +493,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       const out = output(o.json === true, io)
       const h = handleOf('handle', name)
       // taking the handle you hold already answers 200 with previous = the same
-      const r = await apiOf(o, io).call('POST', '/api/v1/handles', { handle: h }) as { amid: string, handle: string, previous?: string }
+      const r = await apiOf(o, io).call('setHandle', '/api/v1/handles', { handle: h })
       out.result({ ...r }, `@${r.handle} is ${r.amid}${r.previous === r.handle ? ' (unchanged)' : r.previous === undefined ? '' : ` (was @${r.previous})`}`)
     })
 
@@ -522,7 +505,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       if (agent !== undefined) agentOf('agent', agent)
       const api = apiOf(o, io)
       if (agent !== undefined && agent.startsWith('@')) {
-        const r = await api.call('GET', `/api/v1/handles/${encodeURIComponent(agent.slice(1))}`) as { handle: string, amid: string }
+        const r = await api.call('resolveHandle', `/api/v1/handles/${encodeURIComponent(agent.slice(1))}`)
         out.result({ ...r }, `@${r.handle} is ${r.amid}`)
         return
       }
@@ -560,16 +543,16 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       if (o.timeout !== undefined && o.wait !== true) throw usage('--timeout goes with --wait')
       const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
       const api = apiOf(o, io)
-      let t = await api.call('POST', '/api/v1/tasks', {
+      let t = await api.call('dispatchTask', '/api/v1/tasks', {
         to: agent, command: cmd, ...(argText === '' ? {} : { args: argText }), ...(rid === undefined ? {} : { room: rid }), ...(deadline === undefined ? {} : { deadline_s: deadline }),
-      }) as Task
+      })
       if (o.wait !== true) { printTask(out, t); return }
       out.note(`dispatched task ${t.id} to ${t.assignee}; waiting for it to end`)
       const stop = stopper(io, seconds)
       try {
         if (!FINAL_TASK_STATES.has(t.state)) {
           await pollUntil(stop.signal, async () => {
-            t = await api.call('GET', `/api/v1/tasks/${t.id}`) as Task
+            t = await api.call('getTask', `/api/v1/tasks/${t.id}`)
             return FINAL_TASK_STATES.has(t.state)
           })
         }
@@ -598,7 +581,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       let n = 0
       for (;;) {
         const want = Math.min(PAGE, limit - n)
-        const r = await api.call('GET', '/api/v1/tasks' + query({ room: rid, state: o.state, limit: want, before })) as { tasks: Task[], next_before?: string }
+        const r = await api.call('listTasks', '/api/v1/tasks' + query({ room: rid, state: o.state, limit: want, before }))
         for (const t of r.tasks) printTask(out, t)
         n += r.tasks.length
         if (r.next_before === undefined || r.tasks.length < want || r.next_before === before || n >= limit) break
@@ -613,7 +596,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .action(async (id: string, o: ApiOpts) => {
       const out = output(o.json === true, io)
       idOf('task id', id)
-      const t = await apiOf(o, io).call('GET', `/api/v1/tasks/${id}`) as Task & { history?: Array<{ state: string, at: number, by: string, message?: string }> }
+      const t = await apiOf(o, io).call('getTask', `/api/v1/tasks/${id}`)
       out.result({ ...t }, taskLine(t) + (t.history ?? []).map(h => `\n  ${iso(h.at)} ${h.state} by ${h.by}${h.message === undefined ? '' : `: ${oneLine(h.message)}`}`).join(''))
     })
 
@@ -623,7 +606,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .action(async (id: string, o: ApiOpts) => {
       const out = output(o.json === true, io)
       idOf('task id', id)
-      printTask(out, await apiOf(o, io).call('POST', `/api/v1/tasks/${id}/cancel`) as Task)
+      printTask(out, await apiOf(o, io).call('cancelTask', `/api/v1/tasks/${id}/cancel`))
     })
 
   withApi(program.command('logs')
@@ -646,7 +629,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
           await verifyOffline(out, resolve(o.data))
           return
         }
-        const r = await apiOf(o, io).call('GET', '/api/v1/audit/verify') as { ok: boolean, rows: number, last_seq?: number, from_seq?: number, seq?: number, reason?: string }
+        const r = await apiOf(o, io).call('verifyAudit', '/api/v1/audit/verify')
         reportVerify(out, r)
         return
       }
@@ -664,7 +647,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
         for (;;) {
           const want = Math.min(PAGE, limit - n)
           if (want <= 0) return true
-          const r = await api.call('GET', '/api/v1/audit' + query({ after, limit: want, action: o.action })) as { entries: AuditEntry[], next_after?: number }
+          const r = await api.call('readAudit', '/api/v1/audit' + query({ after, limit: want, action: o.action }))
           for (const e of r.entries) {
             if (e.seq <= after) continue
             printAudit(out, e)
@@ -694,9 +677,9 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       const out = output(o.json === true, io)
       const id = loadIdentity(homeOf(o, io.env))
       const server = serverOf(o, io.env)
-      const ch = await registryRequest(server, 'POST', '/api/v1/auth/challenge', { body: JSON.stringify({ amid: id.amid }) }) as { nonce: string, relay: string }
+      const ch = await registryRequest(server, 'authChallenge', '/api/v1/auth/challenge', { body: JSON.stringify({ amid: id.amid }) })
       const sig = signChallenge(id, id.amid, ch.nonce, ch.relay)
-      const t = await registryRequest(server, 'POST', '/api/v1/auth/token', { body: JSON.stringify({ amid: id.amid, nonce: ch.nonce, sig }) }) as { token: string, expires_at: number }
+      const t = await registryRequest(server, 'authToken', '/api/v1/auth/token', { body: JSON.stringify({ amid: id.amid, nonce: ch.nonce, sig }) })
       out.note(`bearer token for ${id.amid}, valid until ${iso(t.expires_at)}`)
       out.result({ amid: id.amid, token: t.token, expires_at: t.expires_at }, t.token)
     })
@@ -711,13 +694,15 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .action(async (agent: string, roleName: string, o: ApiOpts) => {
       const out = output(o.json === true, io)
       agentOf('agent', agent)
-      if (!(ROLES as readonly string[]).includes(roleName)) throw usage(`role must be one of ${ROLES.join(', ')}, got "${roleName.slice(0, 40)}"`)
+      if (!isRole(roleName)) throw usage(`role must be one of ${ROLES.join(', ')}, got "${roleName.slice(0, 40)}"`)
       const api = apiOf(o, io)
       const amid = await resolveAgent(api, agent)
-      const r = await api.call('PUT', `/api/v1/agents/${amid}/role`, { role: roleName }) as { amid: string, role: string }
+      const r = await api.call('setRole', `/api/v1/agents/${amid}/role`, { role: roleName })
       out.result({ ...r }, `${agent === amid ? amid : `${agent} (${amid})`} is now ${r.role}`)
     })
 }
+
+function isRole (s: string): s is typeof ROLES[number] { return (ROLES as readonly string[]).includes(s) }
 
 function checkTopic (what: string, t: string): void {
   if (t.length > MAX_TOPIC) throw usage(`${what} is ${t.length} characters; at most ${MAX_TOPIC}`)
@@ -727,7 +712,7 @@ function checkTopic (what: string, t: string): void {
 /** An agent's handle, asked of the relay; null when it has none. */
 async function handleOfAmid (api: Api, amid: string): Promise<string | null> {
   try {
-    return (await api.call('GET', `/api/v1/handles/${amid}`) as { handle: string }).handle
+    return (await api.call('resolveHandle', `/api/v1/handles/${amid}`)).handle
   } catch (err) {
     if (AgentMeshError.is(err, ErrorCode.UnknownHandle)) return null
     throw err

@@ -132,8 +132,8 @@ export function reputationCommands (program: Command, io: CliIo = processIo()): 
       const id = loadIdentity(homeOf(o, io.env))
       if (peer === id.amid) throw usage('an agent does not rate itself')
       const body = JSON.stringify({ score, ...(o.comment === undefined ? {} : { comment: o.comment }), ...(o.interaction === undefined ? {} : { interaction: o.interaction }) })
-      const r = await registryRequest(serverOf(o, io.env), 'POST', `/api/v1/agents/${peer}/feedback`, { identity: id, body })
-      const rep = r.reputation as { score: number | null, ratings: number, flagged: boolean }
+      const r = await registryRequest(serverOf(o, io.env), 'postFeedback', `/api/v1/agents/${peer}/feedback`, { identity: id, body })
+      const rep = r.reputation
       out.result(r, `${r.replaced === true ? 'replaced your rating' : 'rated'}: ${peer} now scores ${rep.score ?? 'n/a'} from ${rep.ratings} rating(s)${rep.flagged ? ' (flagged for review)' : ''}`)
     })
 
@@ -143,8 +143,8 @@ export function reputationCommands (program: Command, io: CliIo = processIo()): 
     .action(async (peer: string, o: CommonOpts) => {
       const out = output(o.json === true, io)
       checkAmid('peer', peer)
-      const rep = await registryRequest(serverOf(o, io.env), 'GET', `/api/v1/agents/${peer}/reputation`) as { score: number | null, ratings: number, weight_total: number, flagged: boolean }
-      const flags = await registryRequest(serverOf(o, io.env), 'GET', `/api/v1/agents/${peer}/reputation/flags`) as { flags: Array<{ at: number, reason: string }> }
+      const rep = await registryRequest(serverOf(o, io.env), 'getReputation', `/api/v1/agents/${peer}/reputation`)
+      const flags = await registryRequest(serverOf(o, io.env), 'getReputationFlags', `/api/v1/agents/${peer}/reputation/flags`)
       out.result({ ...rep, flags: flags.flags }, `${peer}: score ${rep.score ?? 'n/a (unrated)'} from ${rep.ratings} rating(s), weight ${rep.weight_total}${rep.flagged ? ', FLAGGED' : ''}` +
         flags.flags.map(f => `\n  flag ${new Date(f.at).toISOString()}: ${f.reason}`).join(''))
     })

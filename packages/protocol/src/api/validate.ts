@@ -2,7 +2,7 @@
  * Checks a request's body, query or path parameters against a route's schema (routes.ts) and says
  * what is wrong in AM_ERR_INVALID_ARGUMENT, naming the field, as the relay answers it (HTTP 400).
  */
-import { Kind, type Static, type TSchema } from '@sinclair/typebox'
+import { Kind, type Static, type TObject, type TSchema } from '@sinclair/typebox'
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value'
 import { AgentMeshError, ErrorCode } from '../errors.ts'
 import { AMID_PATTERN, ID_PATTERN, ROOM_ID_PATTERN, TYPE_PATTERN } from '../schemas.ts'
@@ -50,6 +50,23 @@ export function checkValue<T extends TSchema> (schema: T, value: unknown, where:
 }
 
 /**
+ * `value` as a JSON object whose fields the schema knows, or AM_ERR_INVALID_ARGUMENT as checkValue
+ * says it: what the relay checks of a body before it looks at who is asking (a forbidden request
+ * answers 403 however its fields are wrong); checkValue checks the rest once the caller may.
+ */
+export function checkShape (schema: TObject, value: unknown, where: Where = 'body'): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new AgentMeshError(ErrorCode.InvalidArgument, where === 'body' ? 'the body must be a JSON object' : `the ${where} does not fit its schema`)
+  }
+  if (schema.additionalProperties === false) {
+    const known = Object.keys(schema.properties)
+    const unknown = Object.keys(value).find(k => !known.includes(k))
+    if (unknown !== undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, unknownField(unknown, known))
+  }
+  return value as Record<string, unknown>
+}
+
+/**
  * The query strings of `query` as the schema types them: a whole number where the schema wants an
  * integer (what is not one stays a string, and fails the check with a message saying so).
  */
@@ -61,6 +78,10 @@ export function typedQuery (schema: TSchema, query: Record<string, string | unde
     out[k] = props[k]?.type === 'integer' && /^\d{1,16}$/.test(v) ? Number(v) : v
   }
   return out
+}
+
+function unknownField (key: string, known: readonly string[]): string {
+  return `unknown field "${key.slice(0, 40)}"; expected ${known.join(', ')}`
 }
 
 function fieldOf (path: string): string {
@@ -77,8 +98,7 @@ function messageOf (e: ValueError, where: Where): string {
   const field = fieldOf(e.path)
   const s = e.schema
   if (e.type === ValueErrorType.ObjectAdditionalProperties) {
-    const key = field.split('.').pop() ?? field
-    return `unknown field "${key.slice(0, 40)}"; expected ${Object.keys(s.properties ?? {}).join(', ')}`
+    return unknownField(field.split('.').pop() ?? field, Object.keys(s.properties ?? {}))
   }
   if (field === '') return where === 'body' ? 'the body must be a JSON object' : `the ${where} does not fit its schema`
   if (e.type === ValueErrorType.ObjectRequiredProperty) return `${field} is required`

@@ -2,7 +2,7 @@
  * Chat limits (room sizes, rooms per owner, topic length) and the rate-limit helpers of chat
  * traffic. The runtime settings an operator changes are in ../settings.ts.
  */
-import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, MAX_TOPIC_LENGTH } from '@agentmesh/protocol'
 
 export interface ChatLimits {
   /** Members one room may have. @default 10,000 */
@@ -13,7 +13,7 @@ export interface ChatLimits {
   maxTopicLength: number
 }
 
-export const DEFAULT_CHAT_LIMITS: ChatLimits = { maxMembersPerRoom: 10_000, maxRoomsPerAgent: 100, maxTopicLength: 256 }
+export const DEFAULT_CHAT_LIMITS: ChatLimits = { maxMembersPerRoom: 10_000, maxRoomsPerAgent: 100, maxTopicLength: MAX_TOPIC_LENGTH }
 
 export function rateLimited (retryAfterS: number, what: string): AgentMeshError {
   return new AgentMeshError(ErrorCode.RateLimited, `too many ${what}; try again in ${retryAfterS} s`, { retryAfterS })

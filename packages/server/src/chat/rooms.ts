@@ -11,7 +11,7 @@ import type { ChatContext } from './context.ts'
 import type { Handles } from './handles.ts'
 import type { Presences } from './presence.ts'
 import type { ChatLimits } from './limits.ts'
-import { GLOBAL_ROOM, NOTICE_TYPE, actorOf, type Principal, type RoomState } from './types.ts'
+import { GLOBAL_ROOM, NOTICE_TYPE, actorOf, type Checked, type Principal, type RoomState } from './types.ts'
 
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
 /** Rooms (with their member sets) kept in memory; the least recently used go first. @default 10,000 */
@@ -76,8 +76,9 @@ export class Rooms {
     return s
   }
 
-  async createRoom (p: Principal, body: { id?: unknown, kind?: unknown, topic?: unknown }): Promise<RoomState> {
+  async createRoom (p: Principal, checked: Checked<{ id?: unknown, kind?: unknown, topic?: unknown }>): Promise<RoomState> {
     if (p.kind !== 'agent') throw new AgentMeshError(ErrorCode.Forbidden, 'rooms are created by agents (they own them); use an agent\'s token or signed request')
+    const body = checked()
     const id = body.id
     if (typeof id !== 'string' || !ROOM_RE.test(id)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'a room id is 1–64 characters of a-z 0-9 _ -, starting with a letter or digit')
     if (id === GLOBAL_ROOM || id.startsWith(DM_ROOM_PREFIX)) throw new AgentMeshError(ErrorCode.InvalidArgument, `the room id "${id}" is reserved`)
