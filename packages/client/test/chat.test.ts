@@ -12,17 +12,18 @@ import type { Relay, RelayInit } from '@agentmesh/server'
 import { createIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
 import { chat, connect, memoryState, tasks, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type ChatEvent } from '@agentmesh/protocol'
-import { spawnRelay, startRelay, tempDir, type RelayProcess } from '@agentmesh/testing'
+import { spawnRelay, startRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
 
-/** Polls `fn` until it answers something truthy (a bound, not a timing assertion). */
+/** Polls `fn` (the harness's waitFor) until it answers something truthy (a bound, not a timing assertion). */
 async function until<T> (fn: () => T | undefined | false | Promise<T | undefined | false>, ms: number): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
+  let got: T | undefined
+  await waitFor(async () => {
     const v = await fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
+    if (v === undefined || v === false) return false
+    got = v
+    return true
+  }, `a condition within ${ms} ms`, ms)
+  return got as T
 }
 
 interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], conn?: Connection }

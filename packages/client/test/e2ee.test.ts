@@ -302,7 +302,7 @@ describe('e2ee', () => {
     raw.close()
   })
 
-  it('e2ee - the state is sealed with the identity and a passphrase: a wrong or missing one is AM_ERR_BAD_PASSPHRASE; idle sessions are deleted', async () => {
+  it('e2ee - the state is sealed with the identity and a passphrase: a wrong or missing one is AM_ERR_BAD_PASSPHRASE; idle sessions are deleted', async (t) => {
     const relay = await start()
     const home = join(dir.path, 'pass')
     const id = createIdentity('p')
@@ -317,7 +317,9 @@ describe('e2ee', () => {
     await c2.send(peer.id.amid, { text: 'x' })
     assert.equal(c2.sessions().length, 1)
     await c2.close()
-    await new Promise(resolve => setTimeout(resolve, 30))
+    // the session goes idle on the test's clock (Date only; timers stay real)
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() })
+    t.mock.timers.tick(30)
     const c3 = await connect({ server: relay.url, home, passphrase: 'correct horse', sessionIdleMs: 10 })
     assert.deepEqual(c3.sessions(), [], 'the idle session was deleted')
     await c3.close()
