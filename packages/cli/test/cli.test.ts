@@ -74,8 +74,11 @@ describe('cli', () => {
       ['fixed-id-0001', alice, bob, 'chat', 'first'],
       [s3.lines[0], alice, bob, 'chat', 'second'],
     ])
-    const text = await cli(['listen', '--timeout', '1'], { home: b(), server: relay.url })
-    assert.deepEqual(text.lines, [])
+    // nothing else came: the next message bob gets is one sent after all of them
+    assert.equal((await cli(['send', bob, 'third'], { home: a(), server: relay.url })).code, 0)
+    const text = await cli(['listen', '--count', '1', '--timeout', '20'], { home: b(), server: relay.url })
+    assert.equal(text.code, 0, text.stderr)
+    assert.deepEqual(text.lines.map(l => l.replace(/^\S+ \S+: /, '')), ['third'])
   })
 
   it('cli - listen prints text lines with time, sender and text', async () => {
