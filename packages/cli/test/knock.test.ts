@@ -281,11 +281,12 @@ describe('knock', { concurrency: 2 }, () => {
     assert.ok(!b.stderr().includes(a2), 'the refused text is not shown')
 
     // alice's listen takes the revocation and forgets the grant
-    const heard = await cli(['listen', '--timeout', '3', '--json'], { home: home('alice'), server })
-    assert.equal(heard.code, 0, heard.stderr)
-    assert.deepEqual(heard.lines, [])
-    const w = heard.stderr.split('\n').filter(l => l !== '').map(l => (JSON.parse(l) as { warning: Warning }).warning)
-    assert.ok(w.some(x => x.code === 'AM_ERR_NO_GRANT' && x.message.includes(bob)), heard.stderr)
+    const heard = listen('alice-revoked', home('alice'), server)
+    await until(() => heard.warnings.some(x => x.code === 'AM_ERR_NO_GRANT' && x.message.includes(bob)), 'alice\'s listen to take the revocation', [heard])
+    assert.equal(await heard.stop(), 0, heard.stderr())
+    assert.deepEqual(heard.msgs, [])
+    const w = heard.stderr().split('\n').filter(l => l !== '').map(l => (JSON.parse(l) as { warning: Warning }).warning)
+    assert.ok(w.some(x => x.code === 'AM_ERR_NO_GRANT' && x.message.includes(bob)), heard.stderr())
     assert.deepEqual(await grants(home('alice'), server), [], 'alice holds no grant from bob any more')
 
     // she may knock again: the allow list still accepts her, with a new grant
@@ -398,10 +399,12 @@ describe('knock', { concurrency: 2 }, () => {
     assertCliError(notAmid, 'AM_ERR_INVALID_ARGUMENT', 2, /not-an-amid/)
     assertCliError(badDuration, 'AM_ERR_INVALID_ARGUMENT', 2, /--duration/)
     assertCliError(optsMixed, 'AM_ERR_INVALID_ARGUMENT', 2, /--reason/)
-    // none of them sent anything
-    const nothing = await cli(['listen', '--timeout', '2', '--json'], { home: home('x-bob'), server })
+    // none of them sent anything: the first thing bob gets is a message sent after them all
+    const last = secret('after-the-errors')
+    await send(home('x-me'), server, bob, [last])
+    const nothing = await cli(['listen', '--count', '1', '--timeout', '20', '--json'], { home: home('x-bob'), server })
     assert.equal(nothing.code, 0, nothing.stderr)
-    assert.deepEqual([nothing.lines, nothing.stderr], [[], ''])
+    assert.deepEqual([nothing.lines.map(l => (JSON.parse(l) as Msg).text), nothing.stderr], [[last], ''])
   })
 
   it('knock - text mode: the refusal and the held knock read as lines; a silent reject sends nothing; the owner grants chosen scopes and duration', async () => {
@@ -486,7 +489,11 @@ describe('knock', { concurrency: 2 }, () => {
     const got = await cli(['listen', '--count', '5', '--timeout', '20', '--json'], { home: home('o-alice'), server })
     assert.equal(got.code, 0, got.stderr)
     assert.deepEqual(got.lines.map(l => (JSON.parse(l) as Msg).text), texts.slice(0, 5))
-    const rest = await cli(['listen', '--timeout', '1', '--json'], { home: home('o-alice'), server })
-    assert.deepEqual([rest.code, rest.lines], [0, []], 'nothing more')
+    // nothing more: the next message alice gets is one a third agent sent after them
+    await init(home('o-carol'), server, 'carol')
+    const last = secret('from-carol')
+    await send(home('o-carol'), server, alice, [last])
+    const rest = await cli(['listen', '--count', '1', '--timeout', '20', '--json'], { home: home('o-alice'), server })
+    assert.deepEqual([rest.code, rest.lines.map(l => (JSON.parse(l) as Msg).text)], [0, [last]], 'nothing more')
   })
 })
