@@ -1,7 +1,8 @@
 /**
  * The CLI's contract: outputs, --json, exit codes, one-line coded errors and never a stack trace.
- * The CLI runs in process against an in-process relay; what only processes show (the binary's
- * exit code, a real `serve` starting, failing and stopping on SIGTERM) runs the binary.
+ * The CLI runs in process against an in-process relay, `serve` included (its failures, its stop
+ * on an interrupt); what only processes show (the binary's exit code, a real `serve` starting and
+ * stopping on SIGTERM) runs the binary.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
