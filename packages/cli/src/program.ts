@@ -25,7 +25,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
       ...(io.stdout === process.stdout ? {} : { getOutHelpWidth: () => io.helpWidth ?? 80, getErrHelpWidth: () => io.helpWidth ?? 80, getOutHasColors: () => false, getErrHasColors: () => false }),
     })
   if (io.env !== process.env) program.hook('preAction', (_, action) => { optionsFromEnv(action, io.env) })
-  serveCommand(program)
+  serveCommand(program, io)
   identityCommands(program, io)
   messagingCommands(program, io)
   certCommands(program, io)

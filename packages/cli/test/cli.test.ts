@@ -1,14 +1,15 @@
 /**
  * The CLI's contract: outputs, --json, exit codes, one-line coded errors and never a stack trace.
- * The CLI runs in process against an in-process relay; what only processes show (the binary's
- * exit code, a real `serve` starting, failing and stopping on SIGTERM) runs the binary.
+ * The CLI runs in process against an in-process relay, `serve` included (its failures, its stop
+ * on an interrupt); what only processes show (the binary's exit code, a real `serve` starting and
+ * stopping on SIGTERM) runs the binary.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import type { Relay } from '@agentmesh/server'
-import { cli, rawAgent, relayInProcess, spawnRelay, tempDir, type CliResult } from '@agentmesh/testing'
+import { cli, rawAgent, relayInProcess, spawnRelay, startCli, tempDir, waitFor, type CliResult, type RunningCli } from '@agentmesh/testing'
 
 /** Asserts a failed run: exit code, one line on stderr with the code, no stack trace. */
 function assertError (r: CliResult, code: string, exit: number, json = false): void {
@@ -74,8 +75,11 @@ describe('cli', () => {
       ['fixed-id-0001', alice, bob, 'chat', 'first'],
       [s3.lines[0], alice, bob, 'chat', 'second'],
     ])
-    const text = await cli(['listen', '--timeout', '1'], { home: b(), server: relay.url })
-    assert.deepEqual(text.lines, [])
+    // nothing else came: the next message bob gets is one sent after all of them
+    assert.equal((await cli(['send', bob, 'third'], { home: a(), server: relay.url })).code, 0)
+    const text = await cli(['listen', '--count', '1', '--timeout', '20'], { home: b(), server: relay.url })
+    assert.equal(text.code, 0, text.stderr)
+    assert.deepEqual(text.lines.map(l => l.replace(/^\S+ \S+: /, '')), ['third'])
   })
 
   it('cli - listen prints text lines with time, sender and text', async () => {
@@ -153,9 +157,8 @@ describe('cli', () => {
     mkdirSync(bad)
     writeFileSync(`${bad}/agentmesh.db`, 'this is not a database, and it must stay as it is'.repeat(100))
     const before = readFileSync(`${bad}/agentmesh.db`)
-    // a real `serve` process for what fails once it starts (it takes SIGINT/SIGTERM and process.env);
-    // a config it refuses before that is checked in process
-    const serve = async (args: string[], env?: Record<string, string>): Promise<CliResult> => await cli(['serve', ...args], { process: true, ...(env === undefined ? {} : { env }) })
+    // in process: serve reads its environment and interrupts through the CLI's io, like every command
+    const serve = async (args: string[], env?: Record<string, string>): Promise<CliResult> => await cli(['serve', ...args], env === undefined ? {} : { env })
     assertError(await serve(['--port', '0', '--data', bad]), 'AM_ERR_DATA_CORRUPT', 1)
     assert.deepEqual(readFileSync(`${bad}/agentmesh.db`), before)
 
@@ -229,6 +232,42 @@ describe('cli', () => {
     } finally {
       await r.kill()
     }
+  })
+
+  it('cli - serve in process: an interrupt stops it with exit 0 (in text mode it says so), one while starting too, a second one leaves at once with exit 1', async () => {
+    const listening = async (run: RunningCli): Promise<{ url: string }> => {
+      await waitFor(() => run.lines.length > 0 || run.errLines.length > 0, 'serve to print its address')
+      return JSON.parse(run.lines[0]!) as { url: string }
+    }
+    const json = startCli(['serve', '--memory', '--port', '0', '--host', '127.0.0.1', '--json'])
+    const { url } = await listening(json)
+    assert.equal((await fetch(`${url}/api/v1/info`)).status, 200)
+    json.interrupt()
+    const stopped = await json.done
+    assert.deepEqual([stopped.code, stopped.lines.map(l => (JSON.parse(l) as { event: string }).event), stopped.stderr], [0, ['listening', 'stopped'], ''])
+    await assert.rejects(fetch(`${url}/api/v1/info`), 'the port is closed')
+
+    const text = startCli(['serve', '--memory', '--port', '0', '--host', '127.0.0.1'])
+    await waitFor(() => text.lines.length >= 3, 'serve to print its address')
+    text.interrupt()
+    const t = await text.done
+    assert.equal(t.code, 0, t.stderr)
+    assert.match(t.lines[0]!, /^AgentMesh relay listening on http:\/\/127\.0\.0\.1:\d+ \(WebSocket ws:/)
+    assert.equal(t.lines.at(-1), 'relay stopped')
+    assert.equal(t.stderr, 'SIGTERM: stopping (committing pending messages, closing connections)\n')
+
+    const early = startCli(['serve', '--memory', '--port', '0', '--host', '127.0.0.1', '--json'])
+    early.interrupt() // before it listens: it starts, then stops
+    const e = await early.done
+    assert.deepEqual([e.code, e.lines.map(l => (JSON.parse(l) as { event: string }).event)], [0, ['listening', 'stopped']])
+
+    const twice = startCli(['serve', '--memory', '--port', '0', '--host', '127.0.0.1', '--json'])
+    await listening(twice)
+    twice.interrupt()
+    twice.interrupt()
+    const r = await twice.done
+    assert.equal(r.code, 1)
+    assert.equal(r.stderr, '', 'leaving says nothing more')
   })
 
   it('cli - serve stops gracefully on SIGTERM with exit 0', async () => {

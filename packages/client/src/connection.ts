@@ -22,9 +22,18 @@ import { WS_CLOSED, type WebSocketConstructor, type WebSocketLike } from './tran
 import { E2EE_RESET_TYPE, E2EE_TYPE, type E2ee } from './e2ee.ts'
 import { GRANT_REVOKE_TYPE, KNOCK_ANSWER_TYPE, KNOCK_TYPE, type Gate } from './knock.ts'
 
-/** Send errors the relay may answer with that are worth sending again later. */
+/**
+ * Send errors the connection itself sends again, 100 ms later: the relay's transient states. A
+ * subset of the registry's `isRetryable` on purpose: AM_ERR_INBOX_FULL and AM_ERR_RATE_LIMITED are
+ * retryable too, but only after the peer caught up or `retryAfterS`, which the application decides,
+ * so the send rejects with them.
+ */
 const RETRYABLE = new Set<string>([ErrorCode.TooManyInFlight, ErrorCode.ShuttingDown, ErrorCode.Internal])
-/** Errors that mean this agent can never connect as configured. */
+/**
+ * Errors that mean this agent can never connect as configured: connect() rejects with them. Not
+ * `!isRetryable`: other non-retryable answers before auth (a replayed or stale challenge) are
+ * warnings, and the connection tries again with a fresh challenge.
+ */
 const FATAL_AUTH = new Set<string>([ErrorCode.AuthFailed, ErrorCode.UnsupportedVersion])
 const DEDUPE_MS = 30 * 24 * 60 * 60 * 1000
 const typeRe = new RegExp(TYPE_PATTERN)

@@ -41,9 +41,9 @@ export type { Connection, ConnectOptions, Message, SendOptions, SendResult, Stat
 export { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 export {
   parsePolicy, loadPolicy, defaultPolicy, evaluateKnock, parseKnockIntent, scopeCovered, PolicyWatcher,
-  InvalidPolicyError, InvalidKnockError, KNOCK_ACTIONS, TRUST_TIERS, INTENT_CATEGORIES, SCOPE_PATTERN, POLICY_VERSION,
+  InvalidPolicyError, InvalidKnockError, KNOCK_ACTIONS, TRUST_TIERS, INTENT_CATEGORIES, SCOPE_PATTERN, POLICY_VERSION, POLICY_CHANGE_CHANNEL,
 } from './policy.ts'
-export type { Policy, PeerList, Knock, KnockIntent, KnockContext, KnockDecision, KnockAction, KnockRule, IntentCategory, PolicyWatcherInit } from './policy.ts'
+export type { Policy, PeerList, Knock, KnockIntent, KnockContext, KnockDecision, KnockAction, KnockRule, IntentCategory, PolicyWatcherInit, PolicyChangeEvent } from './policy.ts'
 export { RateLimiter, CircuitBreaker, knockLimiterInit, messageLimiterInit, breakerInit } from './breaker.ts'
 export type { RateLimiterInit, TakeResult, AgentPair, BreakerState, BreakerStateName, BreakerTrip, BreakerResult, CircuitBreakerInit } from './breaker.ts'
 export { fenceUntrusted, isSlashCommand, parseSlashCommand, commandAllowed, UNTRUSTED_NOTICE } from './untrusted.ts'

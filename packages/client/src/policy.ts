@@ -7,6 +7,7 @@
  * from the certificate chain, the reputation from the registry) and only the intent from what
  * the peer wrote; `parseKnockIntent` validates that part.
  */
+import { channel } from 'node:diagnostics_channel'
 import { watch, type FSWatcher } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
@@ -61,6 +62,14 @@ export const DEFAULT_AUTO_BLOCK_AFTER = 3
 export const DEFAULT_WATCH_DEBOUNCE_MS = 100
 /** Interval of the `PolicyWatcher` poll that backs up `fs.watch`, in ms. */
 export const DEFAULT_WATCH_POLL_MS = 2000
+/**
+ * The `node:diagnostics_channel` on which every `PolicyWatcher` publishes a `PolicyChangeEvent`
+ * once a changed file is in force (after `onChange`). It lets an observer that does not own the
+ * watcher (a test, a monitor around a `connect()` or a CLI `listen`) wait for the reload instead
+ * of for the debounce or the poll; nothing is published while no one subscribes.
+ */
+export const POLICY_CHANGE_CHANNEL = 'agentmesh:policy:change'
+const policyChange = channel(POLICY_CHANGE_CHANNEL)
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -533,6 +542,13 @@ export function evaluateKnock (policy: Policy, knock: Knock, ctx: KnockContext =
 // ---------------------------------------------------------------------------------------------
 // Watching the file
 
+/** What `POLICY_CHANGE_CHANNEL` carries: the watched file (an absolute path) and its policies. */
+export interface PolicyChangeEvent {
+  path: string
+  policy: Policy
+  previous: Policy
+}
+
 export interface PolicyWatcherInit {
   /** Called after a change to the file produced a new valid policy. */
   onChange?: (policy: Policy, previous: Policy) => void
@@ -695,6 +711,7 @@ export class PolicyWatcher {
     const previous = this.#policy
     this.#policy = next
     try { this.#init.onChange?.(next, previous) } catch { /* a throwing callback must not stop the watcher */ }
+    if (policyChange.hasSubscribers) policyChange.publish({ path: this.path, policy: next, previous } satisfies PolicyChangeEvent)
   }
 
   #report (err: InvalidPolicyError): void {

@@ -12,17 +12,18 @@ import type { Relay, RelayInit } from '@agentmesh/server'
 import { createIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
 import { chat, connect, memoryState, tasks, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type ChatEvent } from '@agentmesh/protocol'
-import { spawnRelay, startRelay, tempDir, type RelayProcess } from '@agentmesh/testing'
+import { spawnRelay, startRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
 
-/** Polls `fn` until it answers something truthy (a bound, not a timing assertion). */
+/** Polls `fn` (the harness's waitFor) until it answers something truthy (a bound, not a timing assertion). */
 async function until<T> (fn: () => T | undefined | false | Promise<T | undefined | false>, ms: number): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
+  let got: T | undefined
+  await waitFor(async () => {
     const v = await fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
+    if (v === undefined || v === false) return false
+    got = v
+    return true
+  }, `a condition within ${ms} ms`, ms)
+  return got as T
 }
 
 interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], conn?: Connection }
@@ -34,12 +35,6 @@ async function take (conn: Connection, n: number, ms = 15_000): Promise<Message[
     out.push(m)
     if (out.length === n) break
   }
-  return out
-}
-
-async function drain (conn: Connection, ms = 500): Promise<Message[]> {
-  const out: Message[] = []
-  for await (const m of conn.messages({ signal: AbortSignal.timeout(ms) })) out.push(m)
   return out
 }
 
@@ -168,8 +163,7 @@ describe('chat', () => {
     assert.equal(dm!.text, 'just for b')
     assert.equal(dm!.encrypted, true)
     assert.equal(dm!.room, undefined)
-    assert.deepEqual(await drain(cc), [], 'c gets neither the DM nor the duplicate')
-    assert.deepEqual(await drain(cb), [], 'b got the global message once')
+    // b's DM was sent after the duplicate global post: it came next, so the duplicate never came
     const h = await chat(cb).history('global')
     assert.deepEqual(h.messages.map(m => [m.id, m.text]), [['global-msg-0001', 'hello everyone']])
     // the DM conversation exists for its two agents only
@@ -187,6 +181,9 @@ describe('chat', () => {
     const sends = await relay.store.readAudit({ limit: 100, action: 'message.send' })
     assert.deepEqual(sends.map(r => r.target), ['#global', b.id.amid, b.id.amid, a.id.amid])
     assert.ok(sends.every(r => JSON.stringify(r).includes('hello') === false && JSON.stringify(r).includes('just for b') === false), 'no content in the audit log')
+    // c's first message is one sent after everything above: c got neither the DM nor the duplicate
+    await ca.send(c.id.amid, { text: 'only now for c' })
+    assert.deepEqual((await take(cc, 1)).map(m => m.text), ['only now for c'], 'c gets neither the DM nor the duplicate')
   })
 
   it('chat - a message posted over REST with a bearer token reaches SDK agents as from its poster, attested by the relay', async () => {
@@ -205,7 +202,9 @@ describe('chat', () => {
     assert.deepEqual(got.map(m => [m.text, m.room, m.from]), [['over rest', 'global', a.id.amid], ['from the operator', 'global', cb.relayAmid]])
     assert.equal(got[0]!.envelope.via, cb.relayAmid)
     assert.equal(got[0]!.id, 'rest-msg-0001')
-    assert.deepEqual(await drain(cb), [], 'the retried post arrives once')
+    // the next message is one posted after all of them: the retried post arrived once
+    await api(relay, 'POST', '/api/v1/messages', { token: ta, body: { to: '#global', text: 'the last post', id: 'rest-msg-0002' } })
+    assert.deepEqual((await take(cb, 1)).map(m => m.id), ['rest-msg-0002'], 'the retried post arrives once')
     assert.deepEqual(b.warnings, [])
   })
 
@@ -228,7 +227,6 @@ describe('chat', () => {
     await chat(cb).say('ops', 'hi ops')
     const [m] = await take(ca, 1)
     assert.deepEqual([m!.room, m!.text, m!.from], ['ops', 'hi ops', b.id.amid])
-    assert.deepEqual(await drain(cc), [], 'c is not in ops')
     const members = await chat(ca).members('ops')
     assert.deepEqual(members.map(x => [x.amid, x.role, x.presence]).sort(), [[a.id.amid, 'owner', 'online'], [b.id.amid, 'member', 'online']].sort())
     // only the owner sets the topic and kicks
@@ -242,6 +240,9 @@ describe('chat', () => {
     await assert.rejects(ca.send('#nowhere', { text: 'x' }), (e: unknown) => AgentMeshError.is(e, ErrorCode.UnknownRoom))
     const actions = (await relay.store.readAudit({ limit: 100 })).map(r => r.action).filter(x => x.startsWith('room.'))
     assert.deepEqual(actions, ['room.create', 'room.join', 'room.topic', 'room.kick'])
+    // c's first message is one sent after everything above: nothing of ops reached c
+    await ca.send(c.id.amid, { text: 'only now for c' })
+    assert.deepEqual((await take(cc, 1)).map(m => m.text), ['only now for c'], 'c is not in ops')
   })
 
   it('chat - presence goes idle after the quiet time and back online on a send; typing and read reach the room only; offline on close', async () => {
@@ -498,7 +499,9 @@ describe('chat', () => {
     await chat(ca).say('secret', 'zebra-three')
     const [b3] = await take(cb, 1)
     assert.equal(b3!.text, 'zebra-three')
-    assert.deepEqual(await drain(cc), [])
+    // c's next message is one sent after zebra-three: the kicked member did not get it
+    await ca.send(c.id.amid, { text: 'a direct word' })
+    assert.deepEqual((await take(cc, 1)).map(m => m.text), ['a direct word'])
     const h = await chat(cb).history('secret')
     assert.deepEqual(h.messages.map(m => [m.type, m.text]), [['e2ee.group', undefined], ['e2ee.group', undefined], ['e2ee.group', undefined]])
     assert.equal(await relay.kill(), 0, relay.stderr())

@@ -21,10 +21,22 @@ async function take (conn: Connection, n: number, ms = 15_000): Promise<Message[
   return out
 }
 
-/** Messages that arrive within `ms` (for "nothing else arrives"). */
-async function drain (conn: Connection, ms = 400): Promise<Message[]> {
+/**
+ * Messages that reached the application by the time `decided()` holds (for "nothing else
+ * arrives": `decided` waits for the warning that says what became of the message instead).
+ */
+async function drainUntil (conn: Connection, decided: () => boolean, what: string): Promise<Message[]> {
   const out: Message[] = []
-  for await (const m of conn.messages({ signal: AbortSignal.timeout(ms) })) out.push(m)
+  const stop = new AbortController()
+  const reading = (async () => {
+    try { for await (const m of conn.messages({ signal: stop.signal })) out.push(m) } catch { /* aborted */ }
+  })()
+  try {
+    await waitFor(decided, what)
+  } finally {
+    stop.abort()
+    await reading
+  }
   return out
 }
 
@@ -150,8 +162,11 @@ describe('e2ee', () => {
     assert.deepEqual((await take(b, 2)).map(m => m.text), ['two', 'three'])
     await b.send(aId.amid, { text: 'back' })
     assert.deepEqual((await take(a, 1)).map(m => m.text), ['back'])
-    assert.deepEqual(await drain(a), [])
-    assert.deepEqual(await drain(b), [])
+    // nothing else arrives: the next message on each side is the one sent after all the others
+    await b.send(aId.amid, { text: 'last to a' })
+    assert.deepEqual((await take(a, 1)).map(m => m.text), ['last to a'])
+    await a.send(bId.amid, { text: 'last to b' })
+    assert.deepEqual((await take(b, 1)).map(m => m.text), ['last to b'])
     await a.close()
     await b.close()
     // at rest: the state files are owner-only and hold no plaintext
@@ -191,7 +206,7 @@ describe('e2ee', () => {
     raw.send({ op: 'send', env: { ...forged, payload: { ...env.payload, ct: ct.slice(0, -2) + 'AA' } } })
     assert.equal((await raw.next(f => f.op === 'error' && f.id === 'forged-00000001')).code, ErrorCode.BadSignature)
     raw.close()
-    assert.deepEqual(await drain(b, 800), [], 'none of them reaches the application')
+    assert.deepEqual(await drainUntil(b, () => bob.warnings.length >= 3, 'bob to refuse the three'), [], 'none of them reaches the application')
     assert.deepEqual(codes(bob), [ErrorCode.MessageReplayed, ErrorCode.DecryptFailed, ErrorCode.TooFarAhead])
     assert.match(bob.warnings[0]!.message, /replay-00000001/)
     // nothing was lost: the session goes on (bob told alice to start over after the failure)
@@ -214,7 +229,7 @@ describe('e2ee', () => {
     assert.equal(await b.resetSession(alice.id.amid), true)
     assert.deepEqual(b.sessions(), [])
     await a.send(bob.id.amid, { text: 'lost' })
-    assert.deepEqual(await drain(b, 600), [])
+    assert.deepEqual(await drainUntil(b, () => bob.warnings.length >= 1, 'bob to refuse the message'), [])
     assert.deepEqual(codes(bob), [ErrorCode.UnknownSession])
     await waitFor(() => a.sessions().length === 0, 'alice to drop the session on the reset notice', 5000)
     assert.deepEqual(codes(alice), [ErrorCode.UnknownSession])
@@ -258,7 +273,7 @@ describe('e2ee', () => {
     const alice2: Agent = { id: alice.id, state: memoryState(), warnings: [] }
     const a2 = await open(relay, alice2)
     await a2.send(bob.id.amid, { text: 'after reinstall' })
-    assert.deepEqual(await drain(b, 600), [], 'held, not delivered')
+    assert.deepEqual(await drainUntil(b, () => bob.warnings.length >= 1, 'bob to hold the message'), [], 'held, not delivered')
     assert.deepEqual(codes(bob), [ErrorCode.PeerKeyChanged])
     const changed = await b.peer(alice.id.amid)
     assert.equal(changed.keyChanged, true)
@@ -294,15 +309,16 @@ describe('e2ee', () => {
     assert.equal((await b.send(raw.id.amid, { text: 'in clear' }, { encrypt: false })).duplicate, false)
     await assert.rejects(b.send(createIdentity().amid, { text: 'x' }), { code: ErrorCode.UnknownRecipient })
     await b.close()
+    const before = bob.warnings.length
     const strict = await open(relay, bob, { acceptPlaintext: false })
     raw.send({ op: 'send', env: raw.envelope(bob.id.amid, 'refused', 'plain-000000002') })
     await raw.next(f => f.op === 'ack' && f.id === 'plain-000000002')
-    assert.deepEqual(await drain(strict, 600), [])
+    assert.deepEqual(await drainUntil(strict, () => bob.warnings.length > before, 'bob to refuse the plaintext'), [])
     assert.deepEqual(codes(bob), [ErrorCode.PlaintextRefused])
     raw.close()
   })
 
-  it('e2ee - the state is sealed with the identity and a passphrase: a wrong or missing one is AM_ERR_BAD_PASSPHRASE; idle sessions are deleted', async () => {
+  it('e2ee - the state is sealed with the identity and a passphrase: a wrong or missing one is AM_ERR_BAD_PASSPHRASE; idle sessions are deleted', async (t) => {
     const relay = await start()
     const home = join(dir.path, 'pass')
     const id = createIdentity('p')
@@ -317,7 +333,9 @@ describe('e2ee', () => {
     await c2.send(peer.id.amid, { text: 'x' })
     assert.equal(c2.sessions().length, 1)
     await c2.close()
-    await new Promise(resolve => setTimeout(resolve, 30))
+    // the session goes idle on the test's clock (Date only; timers stay real)
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() })
+    t.mock.timers.tick(30)
     const c3 = await connect({ server: relay.url, home, passphrase: 'correct horse', sessionIdleMs: 10 })
     assert.deepEqual(c3.sessions(), [], 'the idle session was deleted')
     await c3.close()

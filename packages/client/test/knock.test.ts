@@ -6,7 +6,7 @@ import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
 import { createIdentity, saveIdentity, type Identity } from '@agentmesh/crypto'
 import { chat, connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { tempDir, waitFor } from '@agentmesh/testing'
+import { policyApplied, tempDir, waitFor } from '@agentmesh/testing'
 
 interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], got: Message[], conn?: Connection, stop?: () => Promise<void> }
 
@@ -19,7 +19,6 @@ function pump (a: Agent, c: Connection): void {
 
 const codes = (a: Agent): string[] => a.warnings.map(w => w.code)
 const texts = (a: Agent): string[] => a.got.map(m => m.text ?? '')
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 describe('knock', () => {
   const dir = tempDir()
@@ -130,7 +129,7 @@ describe('knock', () => {
     await waitFor(() => codes(frank).includes(ErrorCode.KnockRejected), 'frank to be told no')
     assert.match(frank.warnings.find(w => w.code === ErrorCode.KnockRejected)!.message, /busy this week/)
     await d!.send(bob.id.amid, { text: 'let me in' })
-    await sleep(500)
+    await waitFor(() => bob.warnings.some(w => w.code === ErrorCode.NoGrant && w.message.includes(`from ${dave.id.amid}: the policy denies`)), 'bob to drop dave\'s message')
     assert.deepEqual(codes(dave), [], 'a silent rejection says nothing')
     assert.deepEqual(d!.grants().received, [])
     assert.equal(texts(bob).includes('let me in'), false)
@@ -148,7 +147,9 @@ describe('knock', () => {
     assert.deepEqual(a!.safetyLog().map(e => e.event), ['grant_received'])
   })
 
-  it('knock - a revoked or expired grant stops delivery; a flood trips the breaker, which recovers after the cooldown', async () => {
+  it('knock - a revoked or expired grant stops delivery; a flood trips the breaker, which recovers after the cooldown', async (t) => {
+    // Date (not timers) is the test's: the cooldown and the grant's expiry pass when it ticks
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() })
     const relay = await start()
     const [bob, alice, carol] = ['bob', 'alice', 'carol'].map(agent) as [Agent, Agent, Agent]
     const b = await open(relay, bob, {
@@ -163,10 +164,11 @@ describe('knock', () => {
     // a flood: 8 messages at once, more than the threshold of 5 per window
     for (let i = 0; i < 8; i++) await a.send(bob.id.amid, { text: `flood ${i}` })
     await waitFor(() => codes(bob).includes(ErrorCode.CircuitOpen), 'the breaker to open')
-    await sleep(300)
+    // every one of the 8 decided: shown, or refused with a warning (the trip, then one per message)
+    await waitFor(() => texts(bob).length + codes(bob).filter(c => c === ErrorCode.CircuitOpen).length >= 8, 'bob to decide on the whole flood')
     assert.deepEqual(texts(bob), ['flood 0', 'flood 1', 'flood 2', 'flood 3', 'flood 4'])
     await assert.rejects(b.send(alice.id.amid, { text: 'reply while open' }), { code: ErrorCode.CircuitOpen })
-    await sleep(1100) // the cooldown
+    t.mock.timers.tick(1100) // the cooldown
     await a.send(bob.id.amid, { text: 'after the cooldown' })
     await waitFor(() => texts(bob).includes('after the cooldown'), 'delivery to resume')
     // bob answers alice without knocking: she made the contact
@@ -192,7 +194,7 @@ describe('knock', () => {
     await waitFor(() => c.grants().received.length === 1, 'carol\'s grant')
     await c.send(bob.id.amid, { text: 'in time' })
     await waitFor(() => texts(bob).includes('in time'), 'carol within the grant')
-    await sleep(1100)
+    t.mock.timers.tick(1100)
     await c.send(bob.id.amid, { text: 'too late' })
     await waitFor(() => bob.warnings.filter(w => w.code === ErrorCode.NoGrant).length === 2, 'the refusal after expiry')
     assert.equal(texts(bob).includes('too late'), false)
@@ -216,8 +218,9 @@ describe('knock', () => {
     await waitFor(() => texts(bob).includes('open door'), 'a message to an open agent')
     assert.equal(bob.got[0]!.untrusted, true)
     // the owner writes a policy: from now on a grant is needed
+    const applied = policyApplied(join(home, 'policy.json'))
     writeFileSync(join(home, 'policy.json'), JSON.stringify({ version: 1, default_action: 'reject' }))
-    await sleep(2600) // debounce, or the 2 s poll
+    await applied
     await c.send(bobId.amid, { text: 'closed door' })
     await waitFor(() => codes(bob).includes(ErrorCode.NoGrant), 'the refusal under the new policy')
     // a broken edit: reported, the last valid policy stays in force

@@ -470,11 +470,13 @@ describe('policy - watcher', () => {
 
   it('watcher - after close() changes no longer apply', async () => {
     const { path, w, changes } = await start('g.json', '{ "version": 1 }')
+    // an open watcher of the same file: once it has the change, the closed one would have too
+    const { w: open } = await start('g.json', undefined)
     w.close()
     w.close()
     writeFileSync(path, '{ "version": 1, "default_action": "accept" }')
     await w.reload()
-    await new Promise(resolve => setTimeout(resolve, 300))
+    await waitFor(() => open.policy.default_action === 'accept', 'the open watcher to apply the change', 10_000)
     assert.equal(w.policy.default_action, 'hold')
     assert.equal(changes.length, 0)
   })

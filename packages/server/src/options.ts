@@ -104,7 +104,7 @@ export const RELAY_OPTIONS = {
     schema: Type.String({ minLength: 1 }),
     default: './data',
     invalid: 'must be a non-empty path',
-    doc: 'Directory of the SQLite database (exclusive with memory). @default ./data',
+    doc: 'Directory of the SQLite database that `agentmesh serve` opens (exclusive with memory); createRelay() opens nothing and takes its Store as a component. @default ./data',
     file: true,
     env: 'AGENTMESH_DATA',
     flag: { flags: '--data <dir>', help: 'data directory for the SQLite database (default ./data; env AGENTMESH_DATA)' },
@@ -112,7 +112,7 @@ export const RELAY_OPTIONS = {
   memory: option({
     schema: Type.Boolean(),
     default: false,
-    doc: 'Keep everything in memory: nothing survives a restart (exclusive with dataDir). @default false',
+    doc: '`agentmesh serve` keeps everything in a memory Store: nothing survives a restart (exclusive with dataDir); createRelay() takes its Store as a component. @default false',
     file: true,
     env: 'AGENTMESH_MEMORY',
     flag: { flags: '--memory', help: 'keep everything in memory: nothing survives a restart (env AGENTMESH_MEMORY=1)' },
@@ -120,7 +120,7 @@ export const RELAY_OPTIONS = {
   sync: option({
     schema: Type.Union([Type.Literal('normal'), Type.Literal('full')]),
     default: 'normal',
-    doc: 'SQLite durability: normal survives a process crash, full also power loss. @default normal',
+    doc: 'Durability of the SQLite Store `agentmesh serve` opens: normal survives a process crash, full also power loss. @default normal',
     file: true,
     env: 'AGENTMESH_SYNC',
     flag: { flags: '--sync <mode>', help: 'SQLite durability: normal survives a crash, full also power loss (default normal)' },
@@ -173,7 +173,7 @@ export const RELAY_OPTIONS = {
     schema: Type.String({ minLength: 16, maxLength: 256, pattern: '^\\S+$' }),
     default: undefined,
     invalid: 'must be 16–256 characters without spaces',
-    doc: 'The operator\'s API key (X-API-Key, docs/protocol.md §17.8), 16–256 characters. @default a persistent relay makes one in <dataDir>/api-key (0600); a memory relay has none',
+    doc: 'The operator\'s API key (X-API-Key, docs/protocol.md §17.8), 16–256 characters. @default none: the operator API is off (createRelay() writes no file; `agentmesh serve` on a data directory makes one in <dataDir>/api-key, 0600, and passes it; with --memory it has none)',
     file: true,
     env: 'AGENTMESH_API_KEY',
     flag: { flags: '--api-key <key>', help: 'the operator API key (X-API-Key), 16+ characters; default: made once in <data>/api-key (none with --memory) (env AGENTMESH_API_KEY)' },
@@ -239,9 +239,13 @@ export type RelayConfig = { [K in RelayOptionName]?: InOf<Options[K]> }
 /**
  * User options of a relay: every option is optional and has a default (see RELAY_OPTIONS).
  * `memory` and `dataDir` are exclusive (checked by relayOptions); `storageOf` answers the one chosen.
+ * They and `sync` are what `agentmesh serve` opens a Store by; `createRelay()` reads none of them.
  */
 export type RelayInit = RelayConfig & {
-  /** A ready Store; overrides dataDir and memory. */
+  /**
+   * Not read by the relay: `createRelay(init, { store })` takes its Store as a component (and
+   * opens none itself); `agentmesh serve` and the test harness drop this field.
+   */
   store?: Store
   /** @default a pino logger at 'info' on stderr */
   logger?: Logger

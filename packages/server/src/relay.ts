@@ -15,7 +15,7 @@
  */
 import { randomBytes, type KeyObject } from 'node:crypto'
 import {
-  AgentMeshError, CloseCode, ErrorCode, PROTOCOL,
+  AgentMeshError, CloseCode, ErrorCode, PROTOCOL, closeCodeOf,
   decodeClientFrame, encodeDeliver, encodeError, encodeFrame,
   type AuthFrame, type Envelope, type Limits, type SignalFrame,
 } from '@agentmesh/protocol'
@@ -226,13 +226,13 @@ export class RelayCore implements RelayOutlet {
     }
     this.conns.add(conn)
     if (this.shuttingDown) {
-      this.closeWith(conn, new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; reconnect shortly'), CloseCode.GoingAway)
+      this.closeWith(conn, new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; reconnect shortly'))
     } else {
       this.write(conn, encodeFrame({ op: 'challenge', v: PROTOCOL, nonce: conn.nonce!, relay: this.relayId }))
       conn.authTimer = setTimeout(() => {
         if (conn.amid === undefined) {
           this.closeWith(conn, new AgentMeshError(ErrorCode.AuthTimeout,
-            `no valid auth frame within ${this.opts.authTimeoutMs} ms of the challenge`), CloseCode.AuthTimeout)
+            `no valid auth frame within ${this.opts.authTimeoutMs} ms of the challenge`))
         }
       }, this.opts.authTimeoutMs)
       conn.authTimer.unref()
@@ -330,7 +330,7 @@ export class RelayCore implements RelayOutlet {
       conn.authAttempts++
       this.log.info({ conn: conn.id, remote: conn.remote, code: err.code }, 'auth refused')
       if (conn.authAttempts >= MAX_AUTH_ATTEMPTS) {
-        this.closeWith(conn, new AgentMeshError(err.code, `${err.message} (${MAX_AUTH_ATTEMPTS} failed attempts: closing)`), CloseCode.AuthFailed)
+        this.closeWith(conn, new AgentMeshError(err.code, `${err.message} (${MAX_AUTH_ATTEMPTS} failed attempts: closing)`))
       } else {
         this.sendError(conn, err)
       }
@@ -349,7 +349,7 @@ export class RelayCore implements RelayOutlet {
     let box = this.inboxes.get(amid)
     if (box !== undefined && box.conns.size >= this.opts.maxConnectionsPerAgent) {
       this.closeWith(conn, new AgentMeshError(ErrorCode.TooManyConnections,
-        `agent ${amid} already has ${box.conns.size} connections (limit ${this.opts.maxConnectionsPerAgent})`), CloseCode.TooManyConnections)
+        `agent ${amid} already has ${box.conns.size} connections (limit ${this.opts.maxConnectionsPerAgent})`))
       return
     }
     // the inbox exists (and counts this auth) before the Store is awaited, so a message committed
@@ -374,7 +374,7 @@ export class RelayCore implements RelayOutlet {
       conn.authPending = false
       this.dropIfIdle(amid, box)
       this.log.error({ err, conn: conn.id }, 'store failed during auth')
-      this.closeWith(conn, new AgentMeshError(ErrorCode.Internal, 'the relay could not register this agent; try again'), CloseCode.InternalError)
+      this.closeWith(conn, new AgentMeshError(ErrorCode.Internal, 'the relay could not register this agent; try again'))
       return
     }
     box.authing--
@@ -383,7 +383,7 @@ export class RelayCore implements RelayOutlet {
     // checked again: other auths of this agent may have completed while the Store was awaited
     if (box.conns.size >= this.opts.maxConnectionsPerAgent) {
       this.closeWith(conn, new AgentMeshError(ErrorCode.TooManyConnections,
-        `agent ${amid} already has ${box.conns.size} connections (limit ${this.opts.maxConnectionsPerAgent})`), CloseCode.TooManyConnections)
+        `agent ${amid} already has ${box.conns.size} connections (limit ${this.opts.maxConnectionsPerAgent})`))
       return
     }
     clearTimeout(conn.authTimer)
@@ -706,7 +706,7 @@ export class RelayCore implements RelayOutlet {
   private heartbeat (): void {
     for (const c of this.conns) {
       if (!c.alive) {
-        this.closeWith(c, new AgentMeshError(ErrorCode.HeartbeatTimeout, `no traffic or pong for ${this.opts.heartbeatMs} ms`), CloseCode.HeartbeatTimeout)
+        this.closeWith(c, new AgentMeshError(ErrorCode.HeartbeatTimeout, `no traffic or pong for ${this.opts.heartbeatMs} ms`))
         continue
       }
       c.alive = false
@@ -740,11 +740,18 @@ export class RelayCore implements RelayOutlet {
     this.write(conn, encodeError(err, id))
   }
 
-  private closeWith (conn: Conn, err: AgentMeshError, closeCode: number): void {
+  /**
+   * Sends `err` and closes with the close code the error registry pairs with its code
+   * (`closeCodeOf`), so a close frame and docs/errors.md cannot disagree. A code without one is a
+   * bug in the caller: the connection still closes, as 1011.
+   */
+  private closeWith (conn: Conn, err: AgentMeshError): void {
     if (conn.closed) return
+    const closeCode = closeCodeOf(err.code)
+    if (closeCode === undefined) this.log.error({ conn: conn.id, code: err.code }, 'closing with an error code that has no close code')
     this.sendError(conn, err)
     if (conn.corked) { conn.corked = false; conn.peer.uncork?.() }
-    conn.peer.close(closeCode, err.code)
+    conn.peer.close(closeCode ?? CloseCode.InternalError, err.code)
     this.onClose(conn)
   }
 
@@ -776,7 +783,7 @@ export class RelayCore implements RelayOutlet {
     await this.flush()
     await this.flush()
     for (const c of [...this.conns]) {
-      this.closeWith(c, new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; reconnect shortly'), CloseCode.GoingAway)
+      this.closeWith(c, new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; reconnect shortly'))
     }
   }
 }

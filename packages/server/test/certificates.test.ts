@@ -18,8 +18,8 @@ import { startRelay, tempDir } from '@agentmesh/testing'
 type Json = Record<string, any>
 const DAY = 86_400_000
 
-async function start (t: TestContext, init: RelayInit = {}): Promise<Relay> {
-  const relay = await startRelay(init)
+async function start (t: TestContext, init: RelayInit = {}, now?: () => number): Promise<Relay> {
+  const relay = await startRelay(init, now === undefined ? {} : { now })
   t.after(async () => { await relay.close() })
   return relay
 }
@@ -185,14 +185,16 @@ describe('certificates - publishing chains', () => {
   })
 
   it('certificates - a certificate that expires drops the agent to anonymous on read', async (t) => {
-    const relay = await start(t, { trustRoots: [root.certPem] })
+    // the registry's clock moves only when the test moves it
+    const clock = { t: Date.now() }
+    const relay = await start(t, { trustRoots: [root.certPem] }, () => clock.t)
     const alice = createIdentity()
     // valid for two seconds (X.509 times have second precision)
-    const short = await issueAgentCert(root, { amid: alice.amid, tier: 'verified', validityDays: 2 / 86_400 })
+    const short = await issueAgentCert(root, { amid: alice.amid, tier: 'verified', validityDays: 2 / 86_400, now: new Date(clock.t) })
     const put = await publish(relay, alice, short.chainPem)
     assert.equal(put.status, 200, JSON.stringify(put.json))
     assert.equal(put.json.tier, 'verified')
-    await new Promise(resolve => setTimeout(resolve, Math.max(0, short.notAfter.getTime() - Date.now()) + 1100))
+    clock.t = short.notAfter.getTime() + 1100
     const profile = (await call(relay, undefined, 'GET', `/api/v1/agents/${alice.amid}`)).json
     assert.equal(profile.tier, 'anonymous')
     assert.equal(profile.cert_status, 'expired')

@@ -7,7 +7,6 @@
  */
 import { before, describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { createIdentity, createRootCa, issueAgentCert, signRequest, type CertificateAuthority, type Identity } from '@agentmesh/crypto'
 import { createRelay, relayOptions, silentLogger, type Relay, type RelayInit } from '@agentmesh/server'
@@ -18,8 +17,8 @@ import { startRelay, tempDir } from '@agentmesh/testing'
 type Json = Record<string, any>
 const HOUR = 3_600_000
 
-async function start (t: TestContext, init: RelayInit = {}): Promise<Relay> {
-  const relay = await startRelay(init)
+async function start (t: TestContext, init: RelayInit = {}, now?: () => number): Promise<Relay> {
+  const relay = await startRelay(init, now === undefined ? {} : { now })
   t.after(async () => { await relay.close() })
   return relay
 }
@@ -252,12 +251,14 @@ describe('reputation - flags', () => {
   })
 
   it('reputation - the same total move made slowly, each step of at most 0.2 in its own window, is not flagged', async (t) => {
-    const relay = await start(t, { reputation: { flagWindowMs: 300 } })
+    // the registry's clock moves only when the test moves it (signed requests stay within its skew)
+    const clock = { t: Date.now() }
+    const relay = await start(t, { reputation: { flagWindowMs: 300 } }, () => clock.t)
     const subject = await anonymous(relay, 'subject')
     const raters = await Promise.all(['a', 'b', 'c', 'd'].map(async n => await anonymous(relay, n)))
     const scores: number[] = []
     for (const [i, s] of [1, 0.6, 0.4, 0.2].entries()) {
-      if (i > 0) await sleep(400)
+      if (i > 0) clock.t += 400
       const r = await rateOk(relay, raters[i]!, subject, { score: s })
       scores.push(r.reputation.score as number)
       assert.equal(r.reputation.flagged, false)
@@ -265,7 +266,7 @@ describe('reputation - flags', () => {
     assert.deepEqual(scores, [1, 0.8, 0.666667, 0.55]) // 0.45 in all, at most 0.2 within any 300 ms
     assert.deepEqual(await flags(relay, subject), [])
     // one step of more than 0.2 is flagged, however long the score before it held
-    await sleep(400)
+    clock.t += 400
     const r = await rateOk(relay, raters[0]!, subject, { score: 0 }) // a replaces its 1: 1.2 / 4
     assert.equal(r.reputation.score, 0.3)
     assert.equal(r.reputation.flagged, true)
@@ -277,12 +278,13 @@ describe('reputation - flags', () => {
   })
 
   it('reputation - a flag closes when its window has passed; the next fast move raises a new one', async (t) => {
-    const relay = await start(t, { reputation: { flagWindowMs: 300 } })
+    const clock = { t: Date.now() }
+    const relay = await start(t, { reputation: { flagWindowMs: 300 } }, () => clock.t)
     const subject = await anonymous(relay, 'subject')
     const [a, b] = await Promise.all(['a', 'b'].map(async n => await anonymous(relay, n)))
     await rateOk(relay, a!, subject, { score: 1 })
     assert.equal((await rateOk(relay, b!, subject, { score: 0 })).reputation.flagged, true)
-    await sleep(400)
+    clock.t += 400
     assert.equal((await reputation(relay, subject)).flagged, false)
     assert.equal((await flags(relay, subject)).length, 1, 'a closed flag stays in the history')
     assert.equal((await rateOk(relay, b!, subject, { score: 1 })).reputation.flagged, true)

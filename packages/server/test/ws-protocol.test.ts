@@ -509,12 +509,15 @@ describe('relay ws - authentication', () => {
     let release!: () => void
     const gate = new Promise<void>((resolve) => { release = resolve })
     let gated = false
+    // resolved when the receiver's auth has read its inbox and waits on the gate
+    let reached!: () => void
+    const waiting = new Promise<void>((resolve) => { reached = resolve })
     const store: Store = {
       ...inner,
       kind: 'memory',
       async inbox (r) {
         const snapshot = await inner.inbox(r)
-        if (gated) await gate
+        if (gated) { reached(); await gate }
         return snapshot
       },
     }
@@ -529,7 +532,7 @@ describe('relay ws - authentication', () => {
     const bob = await connect(t, relay, bobId)
     bob.send(bob.authFrame())
     await waitFor(() => (relay.stats() as { connections: number }).connections === 2, 'bob\'s auth to be under way')
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await waiting
     const env = alice.envelope(bobId.amid, 'sent while bob authenticates')
     sendEnv(alice, env)
     assert.equal((await ackOf(alice, env.id)).op, 'ack')
@@ -842,7 +845,9 @@ describe('relay ws - heartbeat', () => {
     sock.resume()
     await expectClosed(dead, CloseCode.HeartbeatTimeout, ErrorCode.HeartbeatTimeout)
     // the live one answered every ping and still works, several intervals later
-    await new Promise(resolve => setTimeout(resolve, 400))
+    let pings = 0
+    live.ws.on('ping', () => { pings++ })
+    await waitFor(() => pings >= 3, 'three more pings to the live peer')
     live.send({ op: 'ping', ts: 7 })
     assert.deepEqual(await live.next(f => f.op === 'pong'), { op: 'pong', ts: 7 })
   })

@@ -58,15 +58,21 @@ export function startCli (args: string[], o: CliOptions = {}): RunningCli {
   const out = lineCollector(lines)
   const err = lineCollector(errLines)
   const interrupts = new EventEmitter()
-  let interrupted = false
+  /** an interrupt no handler was listening for: the next handler gets it */
+  let pending = false
   const io: CliIo = {
     stdout: out,
     stderr: err,
     stdin: Readable.from(o.input === undefined || o.input === '' ? [] : [o.input]),
     env: inProcessEnv(o),
     onInterrupt (handler) {
-      // an interrupt before the command listens still stops it, as a signal would
-      if (interrupted) queueMicrotask(handler)
+      // an interrupt before the command listens still stops it; one that a handler took is not
+      // taken again by a handler added later (a second Ctrl-C is a second interrupt)
+      if (pending) {
+        pending = false
+        queueMicrotask(handler)
+        return () => {}
+      }
       interrupts.once('interrupt', handler)
       return () => { interrupts.off('interrupt', handler) }
     },
@@ -88,7 +94,7 @@ export function startCli (args: string[], o: CliOptions = {}): RunningCli {
     errLines,
     stdout: () => out.text(),
     stderr: () => err.text(),
-    interrupt () { interrupted = true; interrupts.emit('interrupt') },
+    interrupt () { if (!interrupts.emit('interrupt')) pending = true },
     done,
   }
 }

@@ -42,7 +42,7 @@ export function readConfigFile (path: string): RelayConfig {
 }
 
 /** The options set by environment variables (AGENTMESH_MAX_INBOX → maxInbox, …); nested ones come from the file only. */
-export function configFromEnv (env: NodeJS.ProcessEnv): RelayConfig {
+export function configFromEnv (env: Readonly<Record<string, string | undefined>>): RelayConfig {
   const init: Record<string, unknown> = {}
   for (const [k, spec] of relayOptionSpecs()) {
     if (spec.env === undefined || spec.load !== undefined) continue // a variable naming a file is read with the flags
@@ -105,7 +105,7 @@ function configFromFlags (values: Record<string, unknown>, cmd: Command): RelayC
  * Merges the config file, the environment and the flags (flags winning) into the relay's init;
  * relayOptions then validates it, naming the field.
  */
-export function relayInitFrom (values: Record<string, unknown>, cmd: Command, env: NodeJS.ProcessEnv, configPath: string | undefined): RelayInit {
+export function relayInitFrom (values: Record<string, unknown>, cmd: Command, env: Readonly<Record<string, string | undefined>>, configPath: string | undefined): RelayInit {
   const fileInit = configPath !== undefined && configPath !== '' ? readConfigFile(configPath) : {}
   const envInit = configFromEnv(env)
   const flagInit = configFromFlags(values, cmd)

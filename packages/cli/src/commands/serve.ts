@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import type { Command } from 'commander'
+import { CommanderError, type Command } from 'commander'
 import { createRelay, defaultLogger, relayOptions, storageOf, type RelayInit } from '@agentmesh/server'
 import { storeInitOf } from '@agentmesh/server/internal'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
@@ -9,6 +9,7 @@ import { writeSecretFile } from '@agentmesh/crypto'
 import { memoryStore, type Store } from '@agentmesh/store'
 import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
 import { output } from '../output.ts'
+import { processIo, type CliIo } from '../io.ts'
 import { addRelayFlags, relayInitFrom } from './serve-config.ts'
 
 export { readConfigFile } from './serve-config.ts'
@@ -57,7 +58,15 @@ interface ServeOpts {
   [flag: string]: unknown
 }
 
-export function serveCommand (program: Command): void {
+/**
+ * Ends the command with `code` and prints nothing more: `run()` answers a CommanderError's exit
+ * code as it is (the binary exits with it, as `process.exit(code)` did; in process the run ends).
+ */
+function exitNow (code: number): CommanderError {
+  return new CommanderError(code, 'commander.executeSubCommandAsync', '')
+}
+
+export function serveCommand (program: Command, io: CliIo = processIo()): void {
   const serve = program.command('serve')
     .description('run a relay: WebSocket and HTTP on one port, SQLite under the data directory')
   // the relay's flags come from its option schema (serve-config.ts); --config keeps its place after --memory
@@ -65,29 +74,38 @@ export function serveCommand (program: Command): void {
   serve
     .option('--json', 'print the listening address as JSON')
     .action(async (o: ServeOpts, cmd: Command) => {
-      const out = output(o.json === true)
-      const configPath = o.config ?? process.env.AGENTMESH_CONFIG
-      const init = relayInitFrom(o, cmd, process.env, configPath)
-      // signal handlers first: a SIGTERM that arrives while starting still stops cleanly
+      const out = output(o.json === true, io)
+      const configPath = o.config ?? io.env.AGENTMESH_CONFIG
+      const init = relayInitFrom(o, cmd, io.env, configPath)
+      // a second signal (or a shutdown that fails) ends the command at once, with exit 1
+      let leave!: (code: number) => void
+      const left = new Promise<never>((_resolve, reject) => { leave = (code) => { reject(exitNow(code)) } })
+      left.catch(() => {}) // raced below; unobserved until the relay is up
+      // the interrupt handler first: a SIGTERM that arrives while starting still stops cleanly
       let stopRequested: ((sig: string) => void) | undefined
       let pendingSignal: string | undefined
-      let signals = 0
-      const onSignal = (sig: string): void => {
-        if (++signals > 1) process.exit(1) // a second signal: leave now
-        if (stopRequested !== undefined) stopRequested(sig)
-        else pendingSignal = sig
-      }
-      process.on('SIGINT', () => { onSignal('SIGINT') })
-      process.on('SIGTERM', () => { onSignal('SIGTERM') })
+      // The process's interrupts pass the signal's name (Node's signal events do); another io's count
+      // as SIGTERM. The handlers stay until the process ends (as they always did): a signal in the
+      // moment between "relay stopped" and the exit must not kill the process with the default action.
+      const releaseFirst = io.onInterrupt((sig?: unknown) => {
+        releaseFirst()
+        io.onInterrupt(() => { leave(1) })
+        const name = typeof sig === 'string' ? sig : 'SIGTERM'
+        if (stopRequested !== undefined) stopRequested(name)
+        else pendingSignal = name
+      })
       const { store, apiKey, apiKeyFile } = openRelayData(init)
       const { dataDir: _dataDir, memory: _memory, sync: _sync, store: _store, ...relayInit } = init
-      const relay = await createRelay({ ...relayInit, ...(apiKey === undefined ? {} : { apiKey }) }, { store, logger: defaultLogger() })
-      await new Promise<void>((resolve) => {
+      const starting = createRelay({ ...relayInit, ...(apiKey === undefined ? {} : { apiKey }) }, { store, logger: defaultLogger(io.env.AGENTMESH_LOG_LEVEL ?? 'info') })
+      // left while starting: a relay that comes up after all is closed, not left listening
+      left.catch(() => { starting.then(async (r) => { await r.close() }, () => {}) })
+      const relay = await Promise.race([starting, left])
+      await Promise.race([left, new Promise<void>((resolve) => {
         stopRequested = (sig) => {
           out.note(`${sig}: stopping (committing pending messages, closing connections)`)
           relay.close().then(resolve, (err) => {
-            process.stderr.write(`agentmesh: error ${ErrorCode.Internal}: shutdown failed: ${(err as Error).message}\n`)
-            process.exit(1)
+            io.stderr.write(`agentmesh: error ${ErrorCode.Internal}: shutdown failed: ${(err as Error).message}\n`)
+            leave(1)
           })
         }
         const operator = apiKeyFile !== undefined
@@ -98,7 +116,7 @@ export function serveCommand (program: Command): void {
           `AgentMesh relay listening on ${relay.url} (WebSocket ${relay.wsUrl})\ndata: ${relay.storage}${relay.storage === 'memory' ? ' (nothing survives a restart)' : ''}\n${operator}`,
         )
         if (pendingSignal !== undefined) stopRequested(pendingSignal)
-      })
+      })])
       out.result({ event: 'stopped' }, 'relay stopped')
     })
 }
