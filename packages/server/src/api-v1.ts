@@ -20,7 +20,7 @@ import {
 import { isAmid, verifyEnvelope } from '@agentmesh/crypto'
 import { verifyAudit, type AuditRecord, type HistoryEntry, type Store } from '@agentmesh/store'
 import {
-  GROUP_TYPE, NOTICE_TYPE, actorOf, ipOf, rateLimited, settingsFromJson, settingsJson,
+  GROUP_TYPE, NOTICE_TYPE, actorOf, ipKey, rateLimited, settingsFromJson, settingsJson,
   type ChatService, type Principal,
 } from './chat.ts'
 import type { Authenticator } from './auth.ts'
@@ -76,7 +76,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   const ipLimiter = new RateLimiter(chat.settings.rateLimits.ip, chat.now)
 
   const limitIp = (c: Context): void => {
-    const r = ipLimiter.take(ipOf(remoteOf(c)))
+    const r = ipLimiter.take(ipKey(remoteOf(c)))
     if (!r.ok) throw rateLimited(r.retryAfterS, 'requests from this address')
   }
 

@@ -386,6 +386,24 @@ describe('api v1 - requests are checked against the route table', () => {
     assert.match((await call('operator', 'POST', '/api/v1/handles', { handle: 'alice', amid: 'not-an-amid' }, 400)).body.error.message, /^the operator names the agent/)
   })
 
+  it('api v1 - requests from different IP addresses are rate limited apart; IPv6 by its /64', async () => {
+    const app = await apiApp([])
+    const call = client(app, new Map())
+    await call('operator', 'PATCH', '/api/v1/settings', { rate_limits: { ip_per_minute: 1, ip_burst: 1 } }, 200)
+    /** An unauthenticated request from `address`: 401 while its bucket has room, 429 once it is empty. */
+    const from = async (address: string): Promise<number> => {
+      const res = await app.request('/api/v1/rooms', {}, { incoming: { socket: { remoteAddress: address } } })
+      return res.status
+    }
+    assert.equal(await from('203.0.113.7'), 401)
+    assert.equal(await from('203.0.113.7'), 429)
+    assert.equal(await from('::ffff:203.0.113.7'), 429, 'an IPv4-mapped address is its IPv4 address')
+    assert.equal(await from('203.0.113.8'), 401)
+    assert.equal(await from('2001:db8::1'), 401)
+    assert.equal(await from('2001:db8::2'), 429, 'one /64')
+    assert.equal(await from('2001:db8:0:1::1'), 401, 'another /64')
+  })
+
   it('api v1 - the contract\'s certificate bounds are the ones the crypto package checks', () => {
     assert.equal(MAX_CERT_CHAIN_LENGTH, MAX_CHAIN_LENGTH)
     assert.equal(MAX_CERT_PEM_BYTES, MAX_PEM_BYTES)
