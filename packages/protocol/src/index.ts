@@ -42,7 +42,7 @@ export {
   CrlStored, Feedback, Reputation, FeedbackStored, ReputationFlag, ReputationFlags, TRUST_TIERS, CERT_STATES,
   ChallengeBody, Challenge, TokenBody, Token, RoomParams, MessageParams, RoomInfo, RoomMember, RoomsQuery, RoomList,
   CreateRoomBody, MemberList, Joined, Left, AgentBody, Invited, Kicked, TopicBody, HistoryQuery, HistoryMessage,
-  HistoryPage, MessageDeleted, PostTextBody, PostEnvelopeBody, PostMessageBody, MessagePosted, PresenceQuery,
+  HistoryPage, MessageDeleted, PostTextBody, PostEnvelopeBody, PostMessageBody, SendMessageBody, MessagePosted, PresenceQuery,
   PresenceEntry, PresenceList, HandleBody, HandleSet, HandleParams, HandleOf, RoleBody, RoleSet, RoleList, TaskParams,
   TaskTransition, TaskInfo, DispatchTaskBody, TasksQuery, TaskList, TaskStatusBody, CancelTaskBody, AuditQuery,
   AuditEntry, AuditPage, AuditVerdict, Settings, SettingsPatch, SettingsAnswer, NAMED_SCHEMAS,

@@ -1,6 +1,7 @@
 /**
  * REST API v1 of the chat platform (docs/protocol.md §17): rooms, members, history, messages,
- * presence, handles, roles, tasks, the audit log and settings. Every route but the token exchange
+ * presence, handles, roles, tasks, the audit log and settings (and POST /api/messages, the operations
+ * plan's {from, to, content} form of POST /api/v1/messages). Every route but the token exchange
  * needs a principal (auth.ts); every route is rate limited per IP and per principal (429 with
  * Retry-After); errors are `{ error: { code, message } }`. Params, queries and bodies are checked
  * against the route table of @agentmesh/protocol (src/api), which the OpenAPI document is made from,
@@ -15,12 +16,12 @@ import { v7 as uuidv7 } from 'uuid'
 import {
   API_ROUTES, AgentMeshError, DEFAULT_PAGE, DEFAULT_ROLE, ErrorCode, MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS,
   PostEnvelopeBody, PostTextBody, ROOM_ADDRESS_PATTERN, checkShape, checkValue, validateEnvelope,
-  type AuditEntry, type Envelope, type HistoryMessage, type PresenceEntry,
+  type AuditEntry, type Envelope, type HistoryMessage, type MessagePosted, type PresenceEntry,
 } from '@agentmesh/protocol'
 import { isAmid, verifyEnvelope } from '@agentmesh/crypto'
 import { verifyAudit, type AuditRecord, type HistoryEntry, type Store } from '@agentmesh/store'
 import {
-  GROUP_TYPE, NOTICE_TYPE, actorOf, ipOf, rateLimited, settingsFromJson, settingsJson,
+  GROUP_TYPE, NOTICE_TYPE, actorOf, ipKey, rateLimited, settingsFromJson, settingsJson,
   type ChatService, type Principal,
 } from './chat.ts'
 import type { Authenticator } from './auth.ts'
@@ -76,7 +77,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   const ipLimiter = new RateLimiter(chat.settings.rateLimits.ip, chat.now)
 
   const limitIp = (c: Context): void => {
-    const r = ipLimiter.take(ipOf(remoteOf(c)))
+    const r = ipLimiter.take(ipKey(remoteOf(c)))
     if (!r.ok) throw rateLimited(r.retryAfterS, 'requests from this address')
   }
 
@@ -192,9 +193,33 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   })
 
   // ---- messages
+  /** The envelope the relay builds (and signs) for a text/payload body of POST /api/v1/messages. */
+  const relayBuilt = async (p: Principal, b: PostTextBody): Promise<Envelope> => {
+    // one of the two the schema says (anyOf), which the check of the body does not look at
+    if (b.text === undefined && b.payload === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'send "text" (or a "payload" object, or a signed "envelope")')
+    const type = b.type ?? 'chat'
+    if (type.startsWith('e2ee') || type.startsWith('task.') || type === 'notice') {
+      throw new AgentMeshError(ErrorCode.InvalidArgument, 'type must match ^[a-z][a-z0-9._-]{0,63}$ and not be one the relay or the SDK reserves (e2ee*, task.*, notice)')
+    }
+    const id = b.id ?? uuidv7()
+    const to = await addressOf(chat, b.to)
+    if (!to.startsWith('#') && b.plaintext !== true) {
+      throw new AgentMeshError(ErrorCode.EncryptionRequired, 'direct messages are end-to-end encrypted: post a signed "envelope" the SDK made, or set "plaintext": true to send this one unencrypted (the relay can read it)')
+    }
+    const payload = { ...b.payload, ...(b.text === undefined ? {} : { text: b.text }) }
+    const from = p.kind === 'agent' ? p.amid : chat.relayAmid
+    return chat.attest(from, { id, to, type, payload })
+  }
+
+  /** Stores (or fans out) a posted message; answers the body and status of POST /api/v1/messages. */
+  const post = async (p: Principal, env: Envelope, remote: string, attested: boolean): Promise<[MessagePosted, 200 | 201]> => {
+    const { result } = await chat.postMessage(p, env, remote, attested)
+    if (result.status === 'inbox_full') throw new AgentMeshError(ErrorCode.InboxFull, `the inbox of ${env.to} is full; try again later`)
+    return [{ id: env.id, to: env.to, from: env.from, ...(env.to.startsWith('#') ? { seq: result.seq } : {}), duplicate: result.status === 'duplicate' }, result.status === 'duplicate' ? 200 : 201]
+  }
+
   app.post('/api/v1/messages', async (c) => {
     const { p, body } = await enter(c)
-    const remote = remoteOf(c)
     let env: Envelope
     let attested = false
     // the route's body is one of two (PostMessageBody): a signed envelope alone, or what the relay signs
@@ -209,26 +234,22 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
       if (env.via !== undefined) throw new AgentMeshError(ErrorCode.InvalidEnvelope, 'via is set by the relay only')
       if (!verifyEnvelope(env)) throw new AgentMeshError(ErrorCode.BadSignature, 'the envelope signature does not verify with the sender\'s key; nothing was stored')
     } else {
-      const b = checkValue(PostTextBody, body)
-      // one of the two the schema says (anyOf), which the check above does not look at
-      if (b.text === undefined && b.payload === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'send "text" (or a "payload" object, or a signed "envelope")')
-      const type = b.type ?? 'chat'
-      if (type.startsWith('e2ee') || type.startsWith('task.') || type === 'notice') {
-        throw new AgentMeshError(ErrorCode.InvalidArgument, 'type must match ^[a-z][a-z0-9._-]{0,63}$ and not be one the relay or the SDK reserves (e2ee*, task.*, notice)')
-      }
-      const id = b.id ?? uuidv7()
-      const to = await addressOf(chat, b.to)
-      if (!to.startsWith('#') && b.plaintext !== true) {
-        throw new AgentMeshError(ErrorCode.EncryptionRequired, 'direct messages are end-to-end encrypted: post a signed "envelope" the SDK made, or set "plaintext": true to send this one unencrypted (the relay can read it)')
-      }
-      const payload = { ...b.payload, ...(b.text === undefined ? {} : { text: b.text }) }
-      const from = p.kind === 'agent' ? p.amid : chat.relayAmid
-      env = chat.attest(from, { id, to, type, payload })
+      env = await relayBuilt(p, checkValue(PostTextBody, body))
       attested = p.kind === 'agent'
     }
-    const { result } = await chat.postMessage(p, env, remote, attested)
-    if (result.status === 'inbox_full') throw new AgentMeshError(ErrorCode.InboxFull, `the inbox of ${env.to} is full; try again later`)
-    return answer(c, 'postMessage', { id: env.id, to: env.to, from: env.from, ...(env.to.startsWith('#') ? { seq: result.seq } : {}), duplicate: result.status === 'duplicate' }, result.status === 'duplicate' ? 200 : 201)
+    return answer(c, 'postMessage', ...await post(p, env, remoteOf(c), attested))
+  })
+  // the operations plan's shape of the same (a text message the relay builds), {from, to, content}
+  app.post('/api/messages', async (c) => {
+    const { p, body } = await enter(c)
+    const b = checkValue(R.sendMessage.body, body)
+    const self = p.kind === 'agent' ? p.amid : chat.relayAmid
+    if (b.from !== self) {
+      throw new AgentMeshError(ErrorCode.Forbidden, p.kind === 'agent' ? `from must be your own AMID (${p.amid})` : `with the operator's key, from must be the relay's AMID (${chat.relayAmid})`)
+    }
+    // a DM built by the relay is readable by it; this body has no way to say plaintext, its sender asked for that
+    const env = await relayBuilt(p, { to: b.to, text: b.content, plaintext: true })
+    return answer(c, 'sendMessage', ...await post(p, env, remoteOf(c), p.kind === 'agent'))
   })
 
   // ---- presence and handles
@@ -254,11 +275,16 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   app.post('/api/v1/handles', async (c) => {
     const { p, body } = await enter(c)
     const raw = checkShape(R.setHandle.body, body)
-    let amid: string
-    if (p.kind === 'agent' && (raw.amid === undefined || raw.amid === p.amid)) amid = p.amid
-    else if (p.role === 'master' && typeof raw.amid === 'string' && isAmid(raw.amid)) amid = raw.amid
-    else throw new AgentMeshError(p.kind === 'operator' ? ErrorCode.InvalidArgument : ErrorCode.Forbidden, p.kind === 'operator' ? 'the operator names the agent: {"handle", "amid"}' : 'an agent sets its own handle (only a master sets another agent\'s)')
+    // the agent named: agent_id (an AMID or @handle) or amid (an AMID); the caller when neither is given
+    const ref = raw.agent_id ?? raw.amid
+    const self = p.kind === 'agent' && (ref === undefined || ref === p.amid || await isOwnHandle(chat, p.amid, ref))
+    if (!self && p.role !== 'master') throw new AgentMeshError(ErrorCode.Forbidden, 'an agent sets its own handle (only a master sets another agent\'s)')
+    if (!self && (typeof ref !== 'string' || (raw.agent_id === undefined && !isAmid(ref)))) {
+      throw new AgentMeshError(ErrorCode.InvalidArgument, p.kind === 'operator' ? 'the operator names the agent: {"handle", "agent_id"} (an AMID or @handle)' : 'amid must be an AMID (agent_id takes an AMID or @handle)')
+    }
     const b = checkValue(R.setHandle.body, body)
+    if (b.agent_id !== undefined && b.amid !== undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'name the agent in agent_id or in amid, not both')
+    const amid = self && p.kind === 'agent' ? p.amid : await chat.resolveAgent(ref, raw.agent_id === undefined ? 'amid' : 'agent_id')
     const r = await chat.setHandle(p, amid, b.handle)
     return answer(c, 'setHandle', r, r.previous === undefined ? 201 : 200)
   })
@@ -366,6 +392,13 @@ async function addressOf (chat: ChatService, to: string): Promise<string> {
     return to
   }
   return await chat.resolveAgent(to, 'to')
+}
+
+/** Is `ref` (an @handle or bare handle) the handle `amid` holds? Unknown handles are not resolved. */
+async function isOwnHandle (chat: ChatService, amid: string, ref: unknown): Promise<boolean> {
+  if (typeof ref !== 'string') return false
+  const own = await chat.handleOf(amid)
+  return own !== undefined && ref.replace(/^@/, '').toLowerCase() === own.toLowerCase()
 }
 
 /** The JSON body of an unauthenticated request (at most MAX_API_BODY_BYTES). */

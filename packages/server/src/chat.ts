@@ -29,7 +29,7 @@ import { Rooms } from './chat/rooms.ts'
 import { RelayPosts } from './chat/posts.ts'
 import { handleSignal } from './chat/signals.ts'
 import { GLOBAL_ROOM, GROUP_TYPE, type Checked, type PresenceStatus, type Principal, type RoomState } from './chat/types.ts'
-import { ipOf, rateLimited, type ChatLimits } from './chat/limits.ts'
+import { ipKey, rateLimited, type ChatLimits } from './chat/limits.ts'
 import { settingsFromJson, type ChatSettings } from './settings.ts'
 
 export {
@@ -37,7 +37,7 @@ export {
   actorOf, parseSlashCommand,
 } from './chat/types.ts'
 export type { Checked, PresenceStatus, Principal, RoomState } from './chat/types.ts'
-export { DEFAULT_CHAT_LIMITS, ipOf, rateLimited } from './chat/limits.ts'
+export { DEFAULT_CHAT_LIMITS, ipKey, rateLimited } from './chat/limits.ts'
 export type { ChatLimits } from './chat/limits.ts'
 // runtime settings live in settings.ts (one table: defaults, bounds, JSON names); kept here for importers
 export { defaultChatSettings, settingsFromJson, settingsJson, type ChatSettings } from './settings.ts'
@@ -235,7 +235,7 @@ export class ChatService implements RoomResolver {
 
   /**
    * May `sender` post `env` (addressed to "#room")? Answers the room and the inboxes it fans out
-   * to, or the error to send back. `remote` is the connection's IP, for the per-IP limit.
+   * to, or the error to send back. `remote` is the client's IP address (no port), for the per-IP limit.
    */
   async admitRoomMessage (sender: string, env: Envelope, remote: string): Promise<{ room: string, fanout: string[] } | AgentMeshError> {
     const limited = this.takeChat(sender, remote)
@@ -257,7 +257,7 @@ export class ChatService implements RoomResolver {
   takeChat (amid: string, remote: string): TakeResult {
     const a = this.chatLimiter.take(amid)
     if (!a.ok) return a
-    return this.chatIpLimiter.take(ipOf(remote))
+    return this.chatIpLimiter.take(ipKey(remote))
   }
 
   /** A room message was stored with this room seq: plaintext chat is told as 'room:chat' (tasks in chat). */

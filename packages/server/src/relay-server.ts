@@ -216,7 +216,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
       cork: () => { sock.cork() },
       uncork: () => { sock.uncork() },
       ping: () => { ws.ping() },
-    }, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`)
+    }, { address: req.socket.remoteAddress ?? '?', ...(req.socket.remotePort === undefined ? {} : { port: req.socket.remotePort }) })
     ws.on('message', (data, isBinary) => {
       if (isBinary) { handlers.binary(); return }
       handlers.message(data.toString())

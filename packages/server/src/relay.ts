@@ -53,11 +53,11 @@ export interface RelayOutlet {
 export interface RoomResolver {
   /**
    * May `sender` post `env` (addressed to "#room")? Answers the room and the inboxes it fans out
-   * to, or the error to send back. `remote` is the connection's address, for per-IP limits.
+   * to, or the error to send back. `address` is the client's IP address (no port), for per-IP limits.
    */
-  admitRoomMessage (sender: string, env: Envelope, remote: string): Promise<{ room: string, fanout: string[] } | AgentMeshError>
+  admitRoomMessage (sender: string, env: Envelope, address: string): Promise<{ room: string, fanout: string[] } | AgentMeshError>
   /** A signal frame from an authenticated agent; answers an error to send back, if any. */
-  signal (amid: string, f: SignalFrame, remote: string): Promise<AgentMeshError | undefined>
+  signal (amid: string, f: SignalFrame, address: string): Promise<AgentMeshError | undefined>
 }
 
 /** What the core is given (libp2p's `*Components`). */
@@ -90,7 +90,10 @@ let nextConnId = 1
 interface Conn {
   readonly id: number
   readonly peer: Peer
+  /** "address:port", for the logs */
   readonly remote: string
+  /** the client's IP address, for per-IP limits */
+  readonly address: string
   nonce: string | undefined
   authAttempts: number
   authPending: boolean
@@ -203,12 +206,16 @@ export class RelayCore implements RelayOutlet {
 
   // ---------------------------------------------------------------- sessions
 
-  /** A new transport connection: sends the challenge. Returns the handlers the transport calls. */
-  open (peer: Peer, remote: string): { message: (text: string) => void, binary: () => void, pong: () => void, close: () => void } {
+  /**
+   * A new transport connection: sends the challenge. Returns the handlers the transport calls.
+   * `remote` is the peer's socket address, given apart from its port so per-IP limits need not parse it.
+   */
+  open (peer: Peer, remote: { address: string, port?: number }): { message: (text: string) => void, binary: () => void, pong: () => void, close: () => void } {
     const conn: Conn = {
       id: nextConnId++,
       peer,
-      remote,
+      remote: remote.address.includes(':') ? `[${remote.address}]:${remote.port ?? '?'}` : `${remote.address}:${remote.port ?? '?'}`,
+      address: remote.address,
       nonce: randomBytes(24).toString('base64url'),
       authAttempts: 0,
       authPending: false,
@@ -287,7 +294,7 @@ export class RelayCore implements RelayOutlet {
   }
 
   private onSignal (conn: Conn, f: SignalFrame): void {
-    this.rooms.signal(conn.amid!, f, conn.remote).then((err) => {
+    this.rooms.signal(conn.amid!, f, conn.address).then((err) => {
       if (err !== undefined) this.sendError(conn, err)
     }, (err) => {
       this.log.error({ err, conn: conn.id }, 'signal failed')
@@ -441,7 +448,7 @@ export class RelayCore implements RelayOutlet {
     }
     const checks = Promise.all([
       this.opts.verifySignatures ? verifyEnvelopeAsync(env, conn.key) : true,
-      toRoom ? this.rooms.admitRoomMessage(env.from, env, conn.remote) : this.known.has(env.to) ? true : this.lookupAgent(env.to),
+      toRoom ? this.rooms.admitRoomMessage(env.from, env, conn.address) : this.known.has(env.to) ? true : this.lookupAgent(env.to),
     ])
     conn.chainLength++
     const prev = conn.chain ?? Promise.resolve()

@@ -386,6 +386,118 @@ describe('api v1 - requests are checked against the route table', () => {
     assert.match((await call('operator', 'POST', '/api/v1/handles', { handle: 'alice', amid: 'not-an-amid' }, 400)).body.error.message, /^the operator names the agent/)
   })
 
+  it('api v1 - a master sets another agent\'s handle by agent_id (an AMID or @handle); others are refused', async () => {
+    const [alice, bob, carol] = [createIdentity('alice'), createIdentity('bob'), createIdentity('carol')]
+    const app = await apiApp([alice, bob, carol])
+    const tokens = new Map<string, string>()
+    const call = client(app, tokens)
+    for (const a of [alice, bob, carol]) {
+      const ch = (await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: a.amid }, 200)).body
+      tokens.set(a.amid, (await call(undefined, 'POST', '/api/v1/auth/token', { amid: a.amid, nonce: ch.nonce, sig: signChallenge(a, a.amid, ch.nonce, ch.relay) }, 200)).body.token)
+    }
+    // the operator (a master) names the agent by AMID, then by handle
+    assert.deepEqual((await call('operator', 'POST', '/api/v1/handles', { handle: 'bob', agent_id: bob.amid }, 201)).body, { amid: bob.amid, handle: 'bob' })
+    assert.deepEqual((await call('operator', 'POST', '/api/v1/handles', { handle: 'bobby', agent_id: '@bob' }, 200)).body, { amid: bob.amid, handle: 'bobby', previous: 'bob' })
+    // amid keeps working
+    await call('operator', 'POST', '/api/v1/handles', { handle: 'carol', amid: carol.amid }, 201)
+    // an agent names itself by agent_id (its AMID or its own handle)
+    await call(alice, 'POST', '/api/v1/handles', { handle: 'alice', agent_id: alice.amid }, 201)
+    assert.equal((await call(alice, 'POST', '/api/v1/handles', { handle: 'alice2', agent_id: '@alice' }, 200)).body.amid, alice.amid)
+    // 403: an agent that is not a master naming another agent, however it names it
+    for (const agent_id of [bob.amid, '@bobby', '@nobody', 'Not A Handle!']) {
+      const r = await call(alice, 'POST', '/api/v1/handles', { handle: 'x-' + 'y', agent_id }, 403)
+      assert.equal(r.body.error.code, ErrorCode.Forbidden)
+      assert.match(r.body.error.message, /^an agent sets its own handle/)
+    }
+    // a master agent may
+    await call('operator', 'PUT', `/api/v1/agents/${carol.amid}/role`, { role: 'master' }, 200)
+    assert.equal((await call(carol, 'POST', '/api/v1/handles', { handle: 'alice3', agent_id: '@alice2' }, 200)).body.previous, 'alice2')
+    // 400s and 404s
+    assert.match((await call('operator', 'POST', '/api/v1/handles', { handle: 'x1' }, 400)).body.error.message, /^the operator names the agent/)
+    assert.match((await call('operator', 'POST', '/api/v1/handles', { handle: 'x1', agent_id: '' }, 400)).body.error.message, /^agent_id/)
+    assert.match((await call('operator', 'POST', '/api/v1/handles', { handle: 'x1', agent_id: 'Not A Handle!' }, 400)).body.error.message, /^agent_id "Not A Handle!" is neither an AMID nor a @handle$/)
+    assert.match((await call('operator', 'POST', '/api/v1/handles', { handle: 'x1', agent_id: bob.amid, amid: bob.amid }, 400)).body.error.message, /^name the agent in agent_id or in amid, not both$/)
+    assert.match((await call('operator', 'POST', '/api/v1/handles', { handle: 'x1', agent_id: 5 }, 400)).body.error.message, /^the operator names the agent/)
+    assert.match((await call('operator', 'POST', '/api/v1/handles', { handle: 'x', agent_id: bob.amid }, 400)).body.error.message, /^handle must be a handle: 2–32 characters/)
+    assert.equal((await call('operator', 'POST', '/api/v1/handles', { handle: 'x1', agent_id: '@nobody' }, 404)).body.error.code, ErrorCode.UnknownHandle)
+    assert.equal((await call('operator', 'POST', '/api/v1/handles', { handle: 'x1', agent_id: createIdentity().amid }, 404)).body.error.code, ErrorCode.UnknownRecipient)
+    // audited handle.set, with the actor who set it
+    const audit = (await call('operator', 'GET', '/api/v1/audit?action=handle.set', undefined, 200)).body.entries as Json[]
+    assert.deepEqual(audit.map(e => [e.actor, e.target, e.detail.handle]), [
+      ['operator', bob.amid, 'bob'], ['operator', bob.amid, 'bobby'], ['operator', carol.amid, 'carol'],
+      [alice.amid, alice.amid, 'alice'], [alice.amid, alice.amid, 'alice2'], [carol.amid, alice.amid, 'alice3'],
+    ])
+  })
+
+  it('api v1 - POST /api/messages {from, to, content} posts as POST /api/v1/messages does, from the caller only', async () => {
+    const [alice, bob, carol] = [createIdentity('alice'), createIdentity('bob'), createIdentity('carol')]
+    const app = await apiApp([alice, bob, carol])
+    const tokens = new Map<string, string>()
+    const call = client(app, tokens)
+    for (const a of [alice, bob, carol]) {
+      const ch = (await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: a.amid }, 200)).body
+      tokens.set(a.amid, (await call(undefined, 'POST', '/api/v1/auth/token', { amid: a.amid, nonce: ch.nonce, sig: signChallenge(a, a.amid, ch.nonce, ch.relay) }, 200)).body.token)
+    }
+    await call(alice, 'POST', '/api/v1/rooms', { id: 'ops' }, 201)
+    await call(bob, 'POST', '/api/v1/handles', { handle: 'bob' }, 201)
+    // a room, an agent by @handle (a DM the relay can read) and by AMID; the operator as the relay
+    // the relay's AMID, as POST /api/v1/messages with the operator's key answers it
+    const relayAmid = (await call('operator', 'POST', '/api/v1/messages', { to: '#global', text: 'relay' }, 201)).body.from as string
+    const posted = await call(alice, 'POST', '/api/messages', { from: alice.amid, to: '#ops', content: 'file: s3://bucket/report.pdf' }, 201)
+    assert.deepEqual({ ...posted.body, id: undefined }, { id: undefined, to: '#ops', from: alice.amid, seq: 1, duplicate: false })
+    assert.equal((await call(alice, 'POST', '/api/messages', { from: alice.amid, to: '@bob', content: 'hi' }, 201)).body.to, bob.amid)
+    await call(alice, 'POST', '/api/messages', { from: alice.amid, to: bob.amid, content: 'hi' }, 201)
+    assert.equal((await call('operator', 'POST', '/api/messages', { from: relayAmid, to: '#ops', content: 'from the relay' }, 201)).body.from, relayAmid)
+    await call({ signed: alice }, 'POST', '/api/messages', { from: alice.amid, to: '#ops', content: 'signed' }, 201)
+    const history = (await call(alice, 'GET', '/api/v1/rooms/ops/history?after=0', undefined, 200)).body.messages as Json[]
+    assert.deepEqual(history.map(m => [m.from, m.text]), [[alice.amid, 'file: s3://bucket/report.pdf'], [relayAmid, 'from the relay'], [alice.amid, 'signed']])
+    // audited as message.send, as POST /api/v1/messages
+    const sends = (await call('operator', 'GET', '/api/v1/audit?action=message.send', undefined, 200)).body.entries as Json[]
+    assert.equal(sends.length, 6)
+    // 403: from is someone else (or, for the operator, not the relay); a room the agent is not in
+    for (const [who, from] of [[alice, bob.amid], [alice, relayAmid], ['operator', alice.amid], ['operator', 'relay']] as const) {
+      const r = await call(who, 'POST', '/api/messages', { from, to: '#ops', content: 'x' }, 403)
+      assert.equal(r.body.error.code, ErrorCode.Forbidden)
+      assert.match(r.body.error.message, /^(from must be your own AMID|with the operator's key, from must be the relay's AMID)/)
+    }
+    assert.equal((await call(carol, 'POST', '/api/messages', { from: carol.amid, to: '#ops', content: 'x' }, 403)).body.error.code, ErrorCode.NotMember)
+    // 400: the body's fields
+    const bad = async (body: unknown, message: RegExp): Promise<void> => {
+      const r = await call(alice, 'POST', '/api/messages', body, 400)
+      assert.equal(r.body.error.code, ErrorCode.InvalidArgument)
+      assert.match(r.body.error.message, message)
+    }
+    await bad({ from: alice.amid, to: '#ops' }, /content/)
+    await bad({ from: alice.amid, to: '#ops', content: 5 }, /content/)
+    await bad({ to: '#ops', content: 'x' }, /from/)
+    await bad({ from: alice.amid, to: '#ops', content: 'x', text: 'y' }, /^unknown field "text"; expected from, to, content$/)
+    await bad({ from: alice.amid, to: '#Bad Room', content: 'x' }, /is not a room address/)
+    await bad({ from: alice.amid, to: 'Not A Handle!', content: 'x' }, /^to "Not A Handle!" is neither an AMID nor a @handle$/)
+    await bad([], /^the body must be a JSON object$/)
+    // 404s, and unauthenticated 401
+    await call(alice, 'POST', '/api/messages', { from: alice.amid, to: '#nope', content: 'x' }, 404)
+    await call(alice, 'POST', '/api/messages', { from: alice.amid, to: '@nobody', content: 'x' }, 404)
+    await call(undefined, 'POST', '/api/messages', { from: alice.amid, to: '#ops', content: 'x' }, 401)
+  })
+
+  it('api v1 - requests from different IP addresses are rate limited apart; IPv6 by its /64', async () => {
+    const app = await apiApp([])
+    const call = client(app, new Map())
+    await call('operator', 'PATCH', '/api/v1/settings', { rate_limits: { ip_per_minute: 1, ip_burst: 1 } }, 200)
+    /** An unauthenticated request from `address`: 401 while its bucket has room, 429 once it is empty. */
+    const from = async (address: string): Promise<number> => {
+      const res = await app.request('/api/v1/rooms', {}, { incoming: { socket: { remoteAddress: address } } })
+      return res.status
+    }
+    assert.equal(await from('203.0.113.7'), 401)
+    assert.equal(await from('203.0.113.7'), 429)
+    assert.equal(await from('::ffff:203.0.113.7'), 429, 'an IPv4-mapped address is its IPv4 address')
+    assert.equal(await from('203.0.113.8'), 401)
+    assert.equal(await from('2001:db8::1'), 401)
+    assert.equal(await from('2001:db8::2'), 429, 'one /64')
+    assert.equal(await from('2001:db8:0:1::1'), 401, 'another /64')
+  })
+
   it('api v1 - the contract\'s certificate bounds are the ones the crypto package checks', () => {
     assert.equal(MAX_CERT_CHAIN_LENGTH, MAX_CHAIN_LENGTH)
     assert.equal(MAX_CERT_PEM_BYTES, MAX_PEM_BYTES)

@@ -39,7 +39,7 @@ describe('core', () => {
     const core = new RelayCore({ relayId, relayAmid: 'am-relay', options: relayOptions({ verifySignatures: false }), node: 'node-1' }, { store, logger: silentLogger, events, rooms })
     const a = peer()
     const id = createIdentity('a')
-    const handlers = core.open(a.peer, '127.0.0.1:1')
+    const handlers = core.open(a.peer, { address: '127.0.0.1', port: 1 })
     const challenge = a.frames[0]!
     assert.equal(challenge.op, 'challenge')
     handlers.message(JSON.stringify({ op: 'auth', v: PROTOCOL, amid: id.amid, nonce: challenge.nonce, sig: signChallenge(id, id.amid, challenge.nonce, relayId) }))

@@ -106,6 +106,7 @@ const unknownRoom = `no room {id} that the caller can see: private rooms and DMs
 const unknownAgent = `no agent by that AMID is registered (${E.UnknownRecipient}), or no agent has that handle (${E.UnknownHandle})`
 const unknownTask = `no task {id} that the caller can see: its requester, its assignee, members of its room, wardens and masters see it (${E.UnknownTask})`
 const fieldsError = (fields: string) => `a body that is not a JSON object, an unknown field (expected ${fields}), or a field out of bounds, naming it (${E.InvalidArgument})`
+const roomMessageLimits = 'or, for a room message, the chat limits (rate_limits.chat_* per agent, chat_ip_* per IP, default {{chat_per_minute}} and {{chat_ip_per_minute}} a minute)'
 const limitError = `limit not a whole number from 1 to ${MAX_PAGE} (${E.InvalidArgument})`
 
 /** Every route the relay serves, by operationId. */
@@ -394,7 +395,22 @@ export const API_ROUTES = {
       413: `an envelope over ${bodyKiB}`,
       422: `a DM without plaintext: true, a private room without an e2ee.group envelope, or the operator posting to a private room (${E.EncryptionRequired})`,
       503: `the recipient's inbox is full (${E.InboxFull}); try again later`,
-    }, { tooMany: 'or, for a room message, the chat limits (rate_limits.chat_* per agent, chat_ip_* per IP, default {{chat_per_minute}} and {{chat_ip_per_minute}} a minute)' }),
+    }, { tooMany: roomMessageLimits }),
+  },
+  sendMessage: {
+    method: 'post', path: '/api/messages', tags: ['messages'],
+    summary: 'Post a text message (§17.6) as {from, to, content}: the same as POST /api/v1/messages with {to, text: content}, with the same authentication, rate limits, audit (message.send) and answer. from must be the caller\'s own AMID (the relay\'s AMID, relay_amid of /api/v1/info, with the operator\'s key). The relay builds and signs the message, so a DM sent this way is not end-to-end encrypted (as plaintext: true): the relay can read it.',
+    security: anyPrincipal, body: S.SendMessageBody,
+    responses: v1({
+      201: ok('stored', S.MessagePosted),
+      200: ok('a duplicate (same sender and id): nothing was stored', S.MessagePosted),
+    }, {
+      400: `${fieldsError('from, to, content')}: a field missing or not a string, to not "#room", an AMID or a handle`,
+      403: `from is not the caller's own AMID (the relay's with the operator's key) (${E.Forbidden}); a room the agent is not a member of (${E.NotMember})`,
+      404: `no room to post to (a private room you are not in, a DM id) (${E.UnknownRoom}); ${unknownAgent}`,
+      422: `a private room, whose messages must be end-to-end encrypted (${E.EncryptionRequired})`,
+      503: `the recipient's inbox is full (${E.InboxFull}); try again later`,
+    }, { tooMany: roomMessageLimits }),
   },
 
   // ---- presence and handles (§17.1, §17.3)
@@ -406,15 +422,15 @@ export const API_ROUTES = {
   },
   setHandle: {
     method: 'post', path: '/api/v1/handles', tags: ['handles'],
-    summary: `Set the calling agent's handle (a master may set any agent's, naming it in amid; the operator must). Handles are unique case-insensitively; the previous one is freed at once; ${[...RESERVED_HANDLES].join(', ')} are reserved. Audited handle.set.`,
+    summary: `Set the calling agent's handle (a master may set any agent's, naming it in agent_id, an AMID or @handle, or in amid, an AMID; the operator must). Handles are unique case-insensitively; the previous one is freed at once; ${[...RESERVED_HANDLES].join(', ')} are reserved. Audited handle.set.`,
     security: anyPrincipal, body: S.HandleBody,
     responses: v1({
       201: ok('the agent\'s first handle', S.HandleSet),
       200: ok('the handle changed (previous is the old one)', S.HandleSet),
     }, {
-      400: `${fieldsError('handle, amid')}: a malformed or reserved handle; the operator without amid`,
+      400: `${fieldsError('handle, amid, agent_id')}: a malformed or reserved handle; the operator without amid or agent_id; both given; agent_id neither an AMID nor a handle`,
       403: `an agent (not a master) naming another agent (${E.Forbidden})`,
-      404: `no agent amid is registered (${E.UnknownRecipient})`,
+      404: unknownAgent,
       409: `another agent holds the handle, or the agent holds it already (${E.HandleTaken})`,
     }),
   },

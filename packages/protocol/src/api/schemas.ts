@@ -328,6 +328,13 @@ export type PostTextBody = Static<typeof PostTextBody>
 export const PostEnvelopeBody = Type.Object({ envelope: Envelope }, { additionalProperties: false })
 export const PostMessageBody = Type.Union([PostTextBody, PostEnvelopeBody], { $id: 'PostMessage' })
 export type PostMessageBody = Static<typeof PostMessageBody>
+/** The body of POST /api/messages, the operations plan's shape of a relay-built message (§17.6). */
+export const SendMessageBody = Type.Object({
+  from: Type.String({ minLength: 1, description: 'the caller\'s own AMID (the relay\'s AMID with the operator\'s key)' }),
+  to: Type.String({ minLength: 1, description: '"#room", an AMID or @handle' }),
+  content: Type.String({ description: 'the text' }),
+}, { additionalProperties: false })
+export type SendMessageBody = Static<typeof SendMessageBody>
 export const MessagePosted = Type.Object({
   id: Type.String(),
   to: Type.String(),
@@ -352,7 +359,8 @@ export const PresenceList = Type.Object({ agents: Type.Array(PresenceEntry) }, {
 
 export const HandleBody = Type.Object({
   handle: Type.String({ pattern: HANDLE_PATTERN }),
-  amid: Type.Optional(Type.String({ pattern: AMID_PATTERN, description: 'the agent to name; the caller when left out (required with the operator\'s key)' })),
+  amid: Type.Optional(Type.String({ pattern: AMID_PATTERN, description: 'the agent to name; the caller when left out (required with the operator\'s key, unless agent_id is given)' })),
+  agent_id: Type.Optional(Type.String({ minLength: 1, description: 'the agent to name, an AMID or @handle (as amid; give one of the two); only a master names another agent' })),
 }, { additionalProperties: false })
 export const HandleSet = Type.Object({
   amid: AmidString,
