@@ -247,8 +247,12 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
     if (b.from !== self) {
       throw new AgentMeshError(ErrorCode.Forbidden, p.kind === 'agent' ? `from must be your own AMID (${p.amid})` : `with the operator's key, from must be the relay's AMID (${chat.relayAmid})`)
     }
-    // a DM built by the relay is readable by it; this body has no way to say plaintext, its sender asked for that
     const env = await relayBuilt(p, { to: b.to, text: b.content, plaintext: true })
+    // the relay would build (and so read) a DM itself, and this body cannot say "plaintext": an
+    // agent's DMs stay end-to-end encrypted unless it asks otherwise on POST /api/v1/messages
+    if (p.kind === 'agent' && !env.to.startsWith('#')) {
+      throw new AgentMeshError(ErrorCode.EncryptionRequired, 'direct messages are end-to-end encrypted: send this one with the SDK or `agentmesh send`, or POST /api/v1/messages with "plaintext": true to send it unencrypted (the relay can read it); nothing was stored')
+    }
     return answer(c, 'sendMessage', ...await post(p, env, remoteOf(c), p.kind === 'agent'))
   })
 

@@ -440,20 +440,26 @@ describe('api v1 - requests are checked against the route table', () => {
     }
     await call(alice, 'POST', '/api/v1/rooms', { id: 'ops' }, 201)
     await call(bob, 'POST', '/api/v1/handles', { handle: 'bob' }, 201)
-    // a room, an agent by @handle (a DM the relay can read) and by AMID; the operator as the relay
+    // a room; the operator as the relay
     // the relay's AMID, as POST /api/v1/messages with the operator's key answers it
     const relayAmid = (await call('operator', 'POST', '/api/v1/messages', { to: '#global', text: 'relay' }, 201)).body.from as string
     const posted = await call(alice, 'POST', '/api/messages', { from: alice.amid, to: '#ops', content: 'file: s3://bucket/report.pdf' }, 201)
     assert.deepEqual({ ...posted.body, id: undefined }, { id: undefined, to: '#ops', from: alice.amid, seq: 1, duplicate: false })
-    assert.equal((await call(alice, 'POST', '/api/messages', { from: alice.amid, to: '@bob', content: 'hi' }, 201)).body.to, bob.amid)
-    await call(alice, 'POST', '/api/messages', { from: alice.amid, to: bob.amid, content: 'hi' }, 201)
+    // an agent's DM would be built (and read) by the relay: refused, nothing stored; DMs are the SDK's (end-to-end encrypted)
+    for (const to of ['@bob', bob.amid]) {
+      const r = await call(alice, 'POST', '/api/messages', { from: alice.amid, to, content: 'hi' }, 422)
+      assert.equal(r.body.error.code, ErrorCode.EncryptionRequired)
+      assert.match(r.body.error.message, /plaintext": true/)
+    }
+    // the operator's DM comes from the relay itself
+    assert.equal((await call('operator', 'POST', '/api/messages', { from: relayAmid, to: '@bob', content: 'notice' }, 201)).body.to, bob.amid)
     assert.equal((await call('operator', 'POST', '/api/messages', { from: relayAmid, to: '#ops', content: 'from the relay' }, 201)).body.from, relayAmid)
     await call({ signed: alice }, 'POST', '/api/messages', { from: alice.amid, to: '#ops', content: 'signed' }, 201)
     const history = (await call(alice, 'GET', '/api/v1/rooms/ops/history?after=0', undefined, 200)).body.messages as Json[]
     assert.deepEqual(history.map(m => [m.from, m.text]), [[alice.amid, 'file: s3://bucket/report.pdf'], [relayAmid, 'from the relay'], [alice.amid, 'signed']])
     // audited as message.send, as POST /api/v1/messages
     const sends = (await call('operator', 'GET', '/api/v1/audit?action=message.send', undefined, 200)).body.entries as Json[]
-    assert.equal(sends.length, 6)
+    assert.equal(sends.length, 5)
     // 403: from is someone else (or, for the operator, not the relay); a room the agent is not in
     for (const [who, from] of [[alice, bob.amid], [alice, relayAmid], ['operator', alice.amid], ['operator', 'relay']] as const) {
       const r = await call(who, 'POST', '/api/messages', { from, to: '#ops', content: 'x' }, 403)

@@ -399,7 +399,7 @@ export const API_ROUTES = {
   },
   sendMessage: {
     method: 'post', path: '/api/messages', tags: ['messages'],
-    summary: 'Post a text message (§17.6) as {from, to, content}: the same as POST /api/v1/messages with {to, text: content}, with the same authentication, rate limits, audit (message.send) and answer. from must be the caller\'s own AMID (the relay\'s AMID, relay_amid of /api/v1/info, with the operator\'s key). The relay builds and signs the message, so a DM sent this way is not end-to-end encrypted (as plaintext: true): the relay can read it.',
+    summary: 'Post a text message (§17.6) as {from, to, content}: the same as POST /api/v1/messages with {to, text: content}, with the same authentication, rate limits, audit (message.send) and answer. from must be the caller\'s own AMID (the relay\'s AMID, relay_amid of /api/v1/info, with the operator\'s key). The relay builds and signs the message, so an agent\'s DM is refused here (422): DMs are end-to-end encrypted (the SDK), or sent readable on purpose with POST /api/v1/messages and plaintext: true. With the operator\'s key a DM comes from the relay itself.',
     security: anyPrincipal, body: S.SendMessageBody,
     responses: v1({
       201: ok('stored', S.MessagePosted),
@@ -408,7 +408,7 @@ export const API_ROUTES = {
       400: `${fieldsError('from, to, content')}: a field missing or not a string, to not "#room", an AMID or a handle`,
       403: `from is not the caller's own AMID (the relay's with the operator's key) (${E.Forbidden}); a room the agent is not a member of (${E.NotMember})`,
       404: `no room to post to (a private room you are not in, a DM id) (${E.UnknownRoom}); ${unknownAgent}`,
-      422: `a private room, whose messages must be end-to-end encrypted (${E.EncryptionRequired})`,
+      422: `a private room, whose messages must be end-to-end encrypted, or an agent's DM (${E.EncryptionRequired})`,
       503: `the recipient's inbox is full (${E.InboxFull}); try again later`,
     }, { tooMany: roomMessageLimits }),
   },
