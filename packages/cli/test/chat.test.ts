@@ -177,13 +177,23 @@ describe('chat', { concurrency: 1 }, () => {
     assert.ok(shown.every(m => m.from === ids.alice && m.from_handle === 'alice' && m.room === 'ops'))
   })
 
-  it('chat - task dispatch --wait prints the task once it ended (failed at its deadline) and exits 0', async () => {
-    const r = ok(await cli(['task', 'dispatch', '@bob', 'status', '--room', 'ops', '--deadline', '1', '--wait', '--timeout', '20', '--json'], as('alice')), 'task dispatch')
+  it('chat - task dispatch --wait prints the task once it ended (failed at its deadline) and exits 1 with AM_ERR_TASK_FAILED', async () => {
+    const r = await cli(['task', 'dispatch', '@bob', 'status', '--room', 'ops', '--deadline', '1', '--wait', '--timeout', '20', '--json'], as('alice'))
+    assert.equal(r.code, 1, `a task that did not complete fails the command; stdout: ${r.stdout} stderr: ${r.stderr}`)
+    const errs = r.stderr.split('\n').filter(l => l !== '').map(l => JSON.parse(l) as { error: { code: string, message: string } })
+    assert.equal(errs.length, 1, r.stderr)
+    assert.equal(errs[0]!.error.code, 'AM_ERR_TASK_FAILED')
+    assert.match(errs[0]!.error.message, /ended failed/)
     const tasks = json(r)
     assert.equal(tasks.length, 1, r.stdout)
     const t = tasks[0]
     assert.deepEqual([t.requester, t.assignee, t.command, t.room, t.state], [ids.alice, ids.bob, 'status', 'ops', 'failed'])
     assert.deepEqual(t.history.map((h: { state: string }) => h.state), ['submitted', 'failed'])
+
+    const text = await cli(['task', 'dispatch', '@bob', 'status', '--deadline', '1', '--wait', '--timeout', '20'], as('alice'))
+    assert.equal(text.code, 1, text.stderr)
+    assert.match(text.stdout, /\/status → \S+ {2}failed/, 'the task is printed on stdout')
+    assert.match(text.stderr, /^agentmesh: error AM_ERR_TASK_FAILED: task \S+ ended failed/m)
   })
 
   it('chat - the audit log: workers read their own rows, the operator all of them; logs verify passes; roles are the operator\'s', async () => {

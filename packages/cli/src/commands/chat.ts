@@ -529,7 +529,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .argument('[args...]', 'its arguments')
     .option('--room <id>', 'dispatch in this room (you and the assignee are members); its timeline shows the task')
     .option('--deadline <sec>', 'the task fails if it has not ended by then (default: the relay\'s, 5 minutes)')
-    .option('--wait', 'wait until the task has ended (completed, failed, canceled or rejected) and print it')
+    .option('--wait', 'wait until the task has ended (completed, failed, canceled or rejected) and print it; exit 1 (AM_ERR_TASK_FAILED) unless it completed')
     .option('--timeout <sec>', 'with --wait: give up waiting after this many seconds (default: until the task ends)'))
     .action(async (agent: string, command: string, args: string[], o: ApiOpts & { room?: string, deadline?: string, wait?: boolean, timeout?: string }) => {
       const out = output(o.json === true, io)
@@ -564,6 +564,10 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
         throw new AgentMeshError(ErrorCode.Timeout, `task ${t.id} is still ${t.state} after ${seconds!} s (--timeout); \`agentmesh task show ${t.id}\` shows it later`)
       }
       printTask(out, t)
+      // the task is printed either way; a script waiting on it learns from the exit code whether it did its work
+      if (t.state !== 'completed') {
+        throw new AgentMeshError(ErrorCode.TaskFailed, `task ${t.id} ended ${t.state}${t.message === undefined ? '' : `: ${oneLine(t.message)}`}; \`agentmesh task show ${t.id}\` shows its history`)
+      }
     })
 
   withApi(task.command('list')
