@@ -3,6 +3,7 @@
  * test (or an embedding program) gives its own, so that several runs share one process without
  * sharing any of them.
  */
+import { createInterface } from 'node:readline/promises'
 
 /** What the CLI writes to: a stream, or anything that takes strings. */
 export interface CliWritable {
@@ -25,11 +26,17 @@ export interface CliIo {
   onInterrupt (handler: () => void): () => void
   /** Help text width in columns when not writing to the process's stdout (80 by default, commander's own). */
   helpWidth?: number
+  /**
+   * Asks a person a yes/no question (`init --force`); absent when nobody can answer (stdin or
+   * stderr not a terminal), and then a command that needs a yes refuses unless given `--yes`.
+   */
+  confirm?: (question: string) => Promise<boolean>
 }
 
-/** The process's own streams, environment and SIGINT/SIGTERM. */
+/** The process's own streams, environment and SIGINT/SIGTERM; a terminal's yes/no when there is one. */
 export function processIo (): CliIo {
   return {
+    ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm: askTerminal } : {}),
     stdout: process.stdout,
     stderr: process.stderr,
     stdin: process.stdin,
@@ -39,5 +46,15 @@ export function processIo (): CliIo {
       process.once('SIGTERM', handler)
       return () => { process.off('SIGINT', handler); process.off('SIGTERM', handler) }
     },
+  }
+}
+
+/** Asks on the terminal (the question on stderr, stdout stays for results); only y or yes is a yes. */
+async function askTerminal (question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr })
+  try {
+    return /^\s*y(es)?\s*$/i.test(await rl.question(`${question} [y/N] `))
+  } finally {
+    rl.close()
   }
 }

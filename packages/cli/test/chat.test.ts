@@ -177,13 +177,23 @@ describe('chat', { concurrency: 1 }, () => {
     assert.ok(shown.every(m => m.from === ids.alice && m.from_handle === 'alice' && m.room === 'ops'))
   })
 
-  it('chat - task dispatch --wait prints the task once it ended (failed at its deadline) and exits 0', async () => {
-    const r = ok(await cli(['task', 'dispatch', '@bob', 'status', '--room', 'ops', '--deadline', '1', '--wait', '--timeout', '20', '--json'], as('alice')), 'task dispatch')
+  it('chat - task dispatch --wait prints the task once it ended (failed at its deadline) and exits 1 with AM_ERR_TASK_FAILED', async () => {
+    const r = await cli(['task', 'dispatch', '@bob', 'status', '--room', 'ops', '--deadline', '1', '--wait', '--timeout', '20', '--json'], as('alice'))
+    assert.equal(r.code, 1, `a task that did not complete fails the command; stdout: ${r.stdout} stderr: ${r.stderr}`)
+    const errs = r.stderr.split('\n').filter(l => l !== '').map(l => JSON.parse(l) as { error: { code: string, message: string } })
+    assert.equal(errs.length, 1, r.stderr)
+    assert.equal(errs[0]!.error.code, 'AM_ERR_TASK_FAILED')
+    assert.match(errs[0]!.error.message, /ended failed/)
     const tasks = json(r)
     assert.equal(tasks.length, 1, r.stdout)
     const t = tasks[0]
     assert.deepEqual([t.requester, t.assignee, t.command, t.room, t.state], [ids.alice, ids.bob, 'status', 'ops', 'failed'])
     assert.deepEqual(t.history.map((h: { state: string }) => h.state), ['submitted', 'failed'])
+
+    const text = await cli(['task', 'dispatch', '@bob', 'status', '--deadline', '1', '--wait', '--timeout', '20'], as('alice'))
+    assert.equal(text.code, 1, text.stderr)
+    assert.match(text.stdout, /\/status → \S+ {2}failed/, 'the task is printed on stdout')
+    assert.match(text.stderr, /^agentmesh: error AM_ERR_TASK_FAILED: task \S+ ended failed/m)
   })
 
   it('chat - the audit log: workers read their own rows, the operator all of them; logs verify passes; roles are the operator\'s', async () => {
@@ -207,6 +217,34 @@ describe('chat', { concurrency: 1 }, () => {
     assert.ok(carols.some(r => r.action === 'handle.set'))
     assert.ok(auditRows > rows.length + 5, `every send, room change and task is a row too: ${auditRows}`)
     assertCliError(forbidden, 'AM_ERR_FORBIDDEN', 1)
+  })
+
+  it('chat - logs prints the newest rows oldest first; --before pages back, --after reads forward', async () => {
+    const operator = { ...as('alice'), env: { AGENTMESH_API_KEY: API_KEY } }
+    const all = json<{ seq: number }>(ok(await cli(['logs', '--after', '0', '--limit', '10000', '--json'], operator), 'logs --after 0')).map(r => r.seq)
+    assert.ok(all.length > 5 && all[0] === 1, `from the first row: ${all.join(' ')}`)
+    const newest = await cli(['logs', '--limit', '3', '--json'], operator)
+    assert.deepEqual(json<{ seq: number }>(ok(newest, 'logs --limit 3')).map(r => r.seq), all.slice(-3), 'the newest three, oldest first')
+    const text = ok(await cli(['logs', '--limit', '3'], operator), 'logs --limit 3 (text)')
+    assert.equal(text.lines.length, 3, text.stdout)
+    assert.match(text.lines[2]!, new RegExp(`^\\S+ #${all[all.length - 1]!} `), 'the last line is the newest row')
+    assert.match(text.stderr, new RegExp(`more: \`agentmesh logs --before ${all[all.length - 3]!}\``))
+    const back = await cli(['logs', '--limit', '2', '--before', String(all[all.length - 3]!), '--json'], operator)
+    assert.deepEqual(json<{ seq: number }>(ok(back, 'logs --before')).map(r => r.seq), all.slice(-5, -3))
+    const first = await cli(['logs', '--after', '0', '--limit', '2', '--json'], operator)
+    assert.deepEqual(json<{ seq: number }>(ok(first, 'logs --after 0 --limit 2')).map(r => r.seq), [1, 2])
+    assertCliError(await cli(['logs', '--before', '5', '--after', '1'], operator), 'AM_ERR_INVALID_ARGUMENT', 2, /--before does not go with --after/)
+
+    // --follow still prints every row from the first, then new ones
+    const follower = startCli(['logs', '--follow', '--timeout', '30', '--json'], operator)
+    background.push(follower)
+    const seqs = (): number[] => follower.lines.map(l => (JSON.parse(l) as { seq: number }).seq)
+    await waitFor(() => seqs().includes(all[all.length - 1]!), 'logs --follow to print the log so far', 20_000)
+    ok(await cli(['chat', '--room', 'ops', '--msg', 'audited'], as('alice')), 'chat')
+    await waitFor(() => seqs().some(q => q > all[all.length - 1]!), 'logs --follow to print the new row', 20_000)
+    follower.interrupt()
+    assert.equal((await follower.done).code, 0, follower.stderr())
+    assert.equal(seqs()[0], 1)
   })
 
   it('chat - logs verify --data checks the stopped relay\'s files, and finds an edited row', async () => {

@@ -9,6 +9,8 @@ import assert from 'node:assert/strict'
 import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import type { Relay } from '@agentmesh/server'
+import { Readable } from 'node:stream'
+import { run, type CliIo } from '../src/index.ts'
 import { cli, rawAgent, relayInProcess, spawnRelay, startCli, tempDir, waitFor, type CliResult, type RunningCli } from '@agentmesh/testing'
 
 /** Asserts a failed run: exit code, one line on stderr with the code, no stack trace. */
@@ -130,15 +132,82 @@ describe('cli', () => {
     assert.match(h.stdout, /--stdin/)
   })
 
+  it('cli - init again prints the existing AMID and exits 0, registering it; only --force replaces it, after a yes on a terminal or with --yes', async () => {
+    const home = `${dir.path}/again`
+    const first = await cli(['init', '--offline', '--name', 'carol'], { home })
+    assert.equal(first.code, 0, first.stderr)
+    const carol = first.lines[0]!
+    // the README's tour run twice: A=$(agentmesh init --name alice) is the AMID both times
+    const again = await cli(['init', '--name', 'carol'], { home, server: relay.url })
+    assert.equal(again.code, 0, again.stderr)
+    assert.deepEqual(again.lines, [carol])
+    assert.match(again.stderr, /an identity already exists at .*identity\.json; kept/)
+    assert.match(again.stderr, /registered at /)
+    const sent = await cli(['send', carol, 'hello'], { home: b(), server: relay.url })
+    assert.equal(sent.code, 0, `init registered the identity made offline: ${sent.stderr}`)
+    const j = await cli(['init', '--json', '--name', 'other'], { home, server: relay.url })
+    assert.equal(j.code, 0, j.stderr)
+    const { server: at, ...kept } = JSON.parse(j.lines[0]!) as Record<string, unknown>
+    assert.deepEqual(kept, { amid: carol, name: 'carol', home, created: false, registered: true }, 'the identity as it is: --name does not rename it')
+    assert.equal(typeof at, 'string')
+
+    // --force: without a terminal only with --yes
+    const refused = await cli(['init', '--force', '--offline'], { home })
+    assertError(refused, 'AM_ERR_IDENTITY_EXISTS', 1)
+    assert.match(refused.stderr, new RegExp(`\\(${carol}\\).*add --yes`))
+    assert.equal(refused.stdout, '')
+    assertError(await cli(['init', '--yes', '--offline'], { home }), 'AM_ERR_INVALID_ARGUMENT', 2)
+    assert.deepEqual((await cli(['whoami'], { home })).lines, [carol], 'kept')
+
+    // on a terminal, --force asks; only a yes replaces
+    const onTerminal = async (answer: boolean): Promise<{ code: number, stdout: string, stderr: string, asked: string[] }> => {
+      let stdout = ''
+      let stderr = ''
+      const asked: string[] = []
+      const io: CliIo = {
+        stdout: { write: (s: string) => { stdout += s } },
+        stderr: { write: (s: string) => { stderr += s } },
+        stdin: Readable.from([]),
+        env: { AGENTMESH_LOG_LEVEL: 'warn' },
+        onInterrupt: () => () => {},
+        confirm: async (q) => { asked.push(q); return answer },
+      }
+      const code = await run(['init', '--force', '--offline', '--home', home], io)
+      return { code, stdout, stderr, asked }
+    }
+    const no = await onTerminal(false)
+    assert.equal(no.code, 1, no.stderr)
+    assert.match(no.stderr, /^agentmesh: error AM_ERR_IDENTITY_EXISTS: .*not confirmed/)
+    assert.equal(no.stdout, '')
+    assert.equal(no.asked.length, 1)
+    assert.match(no.asked[0]!, new RegExp(carol))
+    assert.deepEqual((await cli(['whoami'], { home })).lines, [carol], 'kept')
+    const yes = await onTerminal(true)
+    assert.equal(yes.code, 0, yes.stderr)
+    const replaced = yes.stdout.trim()
+    assert.match(replaced, /^am[1-9A-HJ-NP-Za-km-z]{42,46}$/)
+    assert.notEqual(replaced, carol)
+    const scripted = await cli(['init', '--force', '--yes', '--offline', '--json'], { home })
+    assert.equal(scripted.code, 0, scripted.stderr)
+    const z = JSON.parse(scripted.lines[0]!) as { amid: string, created: boolean }
+    assert.equal(z.created, true)
+    assert.notEqual(z.amid, replaced)
+    assert.deepEqual((await cli(['whoami'], { home })).lines, [z.amid])
+  })
+
   it('cli - runtime errors carry their code: no identity, identity exists, damaged identity, unknown recipient, unreachable relay', async () => {
     assertError(await cli(['whoami'], { home: `${dir.path}/nobody` }), 'AM_ERR_NO_IDENTITY', 1)
     assertError(await cli(['send', bob, 'x'], { home: `${dir.path}/nobody`, server: relay.url }), 'AM_ERR_NO_IDENTITY', 1)
-    assertError(await cli(['init', '--offline'], { home: a() }), 'AM_ERR_IDENTITY_EXISTS', 1)
+    assertError(await cli(['init', '--offline', '--force'], { home: a() }), 'AM_ERR_IDENTITY_EXISTS', 1)
     const broken = `${dir.path}/broken`
     mkdirSync(broken, { mode: 0o700 })
     writeFileSync(`${broken}/identity.json`, '{"v":1,"amid":"am1","secret_key":', { mode: 0o600 })
     assertError(await cli(['whoami', '--json'], { home: broken }), 'AM_ERR_IDENTITY_CORRUPT', 1, true)
     assert.equal(readFileSync(`${broken}/identity.json`, 'utf8'), '{"v":1,"amid":"am1","secret_key":', 'left as it was')
+    assertError(await cli(['init', '--offline'], { home: broken }), 'AM_ERR_IDENTITY_CORRUPT', 1)
+    const fixed = await cli(['init', '--offline', '--force', '--yes'], { home: broken })
+    assert.equal(fixed.code, 0, `--force replaces a damaged identity: ${fixed.stderr}`)
+    assert.deepEqual((await cli(['whoami'], { home: broken })).lines, fixed.lines)
 
     const damaged = `${dir.path}/damaged-state`
     await cli(['init', '--offline'], { home: damaged })

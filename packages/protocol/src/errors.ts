@@ -61,6 +61,7 @@ export const ErrorCode = {
   UnknownTask: 'AM_ERR_UNKNOWN_TASK',
   InvalidTransition: 'AM_ERR_INVALID_TRANSITION',
   NoHandler: 'AM_ERR_NO_HANDLER',
+  TaskFailed: 'AM_ERR_TASK_FAILED',
   AuditTampered: 'AM_ERR_AUDIT_TAMPERED',
   // HTTP
   NotFound: 'AM_ERR_NOT_FOUND',
@@ -184,6 +185,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.UnknownTask]: { status: 404, retryable: false },
   [ErrorCode.InvalidTransition]: { status: 409, retryable: false },
   [ErrorCode.NoHandler]: { status: 422, retryable: false },
+  [ErrorCode.TaskFailed]: { retryable: false },
   [ErrorCode.AuditTampered]: { status: 500, retryable: false },
   // HTTP
   [ErrorCode.NotFound]: { status: 404, retryable: false },

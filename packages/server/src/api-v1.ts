@@ -349,14 +349,16 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   app.get('/api/v1/audit', async (c) => {
     const { p } = await enter(c)
     const q = queryOf(c, R.readAudit.query)
-    const { after, action, limit = DEFAULT_PAGE } = q
+    const { after, before, action, limit = DEFAULT_PAGE } = q
     let actor = q.actor
     if (p.role !== 'master' && p.role !== 'warden') {
       if (actor !== undefined && actor !== actorOf(p)) throw new AgentMeshError(ErrorCode.Forbidden, 'workers read their own audit rows only')
       actor = actorOf(p)
     }
-    const rows = await store.readAudit({ ...(after === undefined ? {} : { after }), limit, ...(actor === undefined ? {} : { actor }), ...(action === undefined ? {} : { action }) })
-    return answer(c, 'readAudit', { entries: rows.map(auditJson), ...(rows.length === limit ? { next_after: rows[rows.length - 1]!.seq } : {}) })
+    const back = after === undefined && before !== undefined
+    const rows = await store.readAudit({ ...(after === undefined ? {} : { after }), ...(back ? { before } : {}), limit, ...(actor === undefined ? {} : { actor }), ...(action === undefined ? {} : { action }) })
+    const full = rows.length === limit
+    return answer(c, 'readAudit', { entries: rows.map(auditJson), ...(full ? (back ? { next_before: rows[0]!.seq } : { next_after: rows[rows.length - 1]!.seq }) : {}) })
   })
   app.get('/api/v1/audit/verify', async (c) => {
     await enter(c)

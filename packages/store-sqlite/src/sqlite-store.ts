@@ -743,12 +743,15 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     async appendAudit (rows) { live(); return appendAuditTx(rows) },
     async readAudit (query) {
       live()
-      const conds = ['seq > @after']
-      const params: Record<string, unknown> = { after: query.after ?? 0, limit: limitOf(query.limit) }
+      // without after, before reads the newest rows below it: backwards, then put in seq order
+      const back = query.after === undefined && query.before !== undefined
+      const conds = [back ? 'seq < @before' : 'seq > @after']
+      const params: Record<string, unknown> = { limit: limitOf(query.limit), ...(back ? { before: query.before } : { after: query.after ?? 0 }) }
       if (query.actor !== undefined) { conds.push('actor = @actor'); params.actor = query.actor }
       if (query.action !== undefined) { conds.push('action = @action'); params.action = query.action }
-      const sql = `SELECT seq, at, actor, action, target, detail, prev, hash FROM audit WHERE ${conds.join(' AND ')} ORDER BY seq LIMIT @limit`
-      return (prepared(sql).all(params) as AuditRow[]).map(auditOf)
+      const sql = `SELECT seq, at, actor, action, target, detail, prev, hash FROM audit WHERE ${conds.join(' AND ')} ORDER BY seq${back ? ' DESC' : ''} LIMIT @limit`
+      const rows = (prepared(sql).all(params) as AuditRow[]).map(auditOf)
+      return back ? rows.reverse() : rows
     },
     async pruneAudit (olderThan, keep, note) { live(); return pruneAuditTx(olderThan, keep, note) },
     async lastAudit () {

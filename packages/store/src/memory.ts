@@ -345,6 +345,11 @@ export function memoryStore (init: StoreInit = {}): Store {
       const out: AuditRecord[] = []
       // seqs run without gaps from the oldest row kept: row n is at index n - that row's seq
       const base = audit[0]?.seq ?? 1
+      const keep = (r: AuditRecord): boolean => (q.actor === undefined || r.actor === q.actor) && (q.action === undefined || r.action === q.action)
+      if (q.after === undefined && q.before !== undefined) {
+        for (let i = Math.min(audit.length, q.before - base) - 1; i >= 0 && out.length < q.limit; i--) if (keep(audit[i]!)) out.push(copyAudit(audit[i]!))
+        return out.reverse()
+      }
       for (let i = Math.max(0, (q.after ?? 0) + 1 - base); i < audit.length && out.length < q.limit; i++) {
         const r = audit[i]!
         if (q.actor !== undefined && r.actor !== q.actor) continue

@@ -341,7 +341,17 @@ export interface AuditRecord extends AuditInput {
   hash: string
 }
 
-export interface AuditQuery { after?: number, limit: number, actor?: string, action?: string }
+export interface AuditQuery {
+  after?: number
+  /**
+   * Without `after`: the newest `limit` rows with a smaller seq (still answered in seq order), so
+   * that a reader can start at the end of the log and page back. `after` wins over it.
+   */
+  before?: number
+  limit: number
+  actor?: string
+  action?: string
+}
 
 // ---------------------------------------------------------------- the Store, slice by slice
 

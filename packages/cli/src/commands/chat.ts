@@ -292,6 +292,29 @@ function roomLine (r: RoomInfo): string {
   return `${r.id}  ${r.kind}  ${r.members} member(s)${r.joined ? `, joined${r.role === undefined ? '' : ` (${r.role})`}` : ''}${r.topic === undefined ? '' : `  — ${oneLine(r.topic)}`}`
 }
 
+/**
+ * `logs` without --after: the newest `limit` rows (before `before`), read page by page backwards
+ * and printed oldest first, as `tail` does; a note names the seq to page back from.
+ */
+async function printNewest (api: Api, out: Out, q: { limit: number, before?: number, action?: string }): Promise<void> {
+  // the relay reads backwards from `before`; past the last seq is the end of the log
+  let before = q.before ?? Number.MAX_SAFE_INTEGER
+  let rows: AuditEntry[] = []
+  let more = false
+  for (;;) {
+    const want = Math.min(PAGE, q.limit - rows.length)
+    const r = await api.call('readAudit', '/api/v1/audit' + query({ before, limit: want, action: q.action }))
+    rows = [...r.entries.filter(e => e.seq < before), ...rows]
+    const first = r.entries[0]?.seq
+    if (r.next_before === undefined || first === undefined || first >= before) break
+    before = first
+    if (rows.length >= q.limit) { more = first > 1; break }
+  }
+  for (const e of rows) printAudit(out, e)
+  if (rows.length === 0) out.note('no audit rows')
+  if (more) out.note(`more: \`agentmesh logs --before ${rows[0]!.seq}\``)
+}
+
 // ------------------------------------------------------------------ commands
 
 export function chatCommands (program: Command, io: CliIo = processIo()): void {
@@ -529,7 +552,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .argument('[args...]', 'its arguments')
     .option('--room <id>', 'dispatch in this room (you and the assignee are members); its timeline shows the task')
     .option('--deadline <sec>', 'the task fails if it has not ended by then (default: the relay\'s, 5 minutes)')
-    .option('--wait', 'wait until the task has ended (completed, failed, canceled or rejected) and print it')
+    .option('--wait', 'wait until the task has ended (completed, failed, canceled or rejected) and print it; exit 1 (AM_ERR_TASK_FAILED) unless it completed')
     .option('--timeout <sec>', 'with --wait: give up waiting after this many seconds (default: until the task ends)'))
     .action(async (agent: string, command: string, args: string[], o: ApiOpts & { room?: string, deadline?: string, wait?: boolean, timeout?: string }) => {
       const out = output(o.json === true, io)
@@ -564,6 +587,10 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
         throw new AgentMeshError(ErrorCode.Timeout, `task ${t.id} is still ${t.state} after ${seconds!} s (--timeout); \`agentmesh task show ${t.id}\` shows it later`)
       }
       printTask(out, t)
+      // the task is printed either way; a script waiting on it learns from the exit code whether it did its work
+      if (t.state !== 'completed') {
+        throw new AgentMeshError(ErrorCode.TaskFailed, `task ${t.id} ended ${t.state}${t.message === undefined ? '' : `: ${oneLine(t.message)}`}; \`agentmesh task show ${t.id}\` shows its history`)
+      }
     })
 
   withApi(task.command('list')
@@ -610,19 +637,20 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     })
 
   withApi(program.command('logs')
-    .description('the relay\'s audit log (metadata only; workers see their own rows, wardens and masters all); `logs verify` checks its hash chain')
+    .description('the relay\'s audit log, its newest rows (printed oldest first, as tail does; metadata only; workers see their own rows, wardens and masters all); `logs verify` checks its hash chain')
     .argument('[action]', 'verify')
     .option('--follow', 'keep printing new rows as they are written')
     .option('--action <name>', 'only rows of this action, e.g. message.send, room.join, handle.set')
     .option('--limit <n>', 'at most this many rows (default 100; not with --follow)')
-    .option('--after <seq>', 'rows after this audit seq (default: from the first)')
+    .option('--before <seq>', 'the newest rows before this audit seq (page back with the seq a "more:" note gives)')
+    .option('--after <seq>', 'rows after this audit seq, oldest first (page on with the seq a "more:" note gives)')
     .option('--timeout <sec>', 'with --follow: stop after this many seconds (default: until Ctrl-C)')
     .option('--data <dir>', 'verify: check a stopped relay\'s data directory offline instead of asking the relay'))
-    .action(async (action: string | undefined, o: ApiOpts & { follow?: boolean, action?: string, limit?: string, after?: string, timeout?: string, data?: string }) => {
+    .action(async (action: string | undefined, o: ApiOpts & { follow?: boolean, action?: string, limit?: string, before?: string, after?: string, timeout?: string, data?: string }) => {
       const out = output(o.json === true, io)
       if (action !== undefined && action !== 'verify') throw usage(`unknown action "${action.slice(0, 40)}": use \`agentmesh logs\` or \`agentmesh logs verify\``)
       if (action === 'verify') {
-        const extra = (['follow', 'action', 'limit', 'after', 'timeout'] as const).find(k => o[k] !== undefined)
+        const extra = (['follow', 'action', 'limit', 'before', 'after', 'timeout'] as const).find(k => o[k] !== undefined)
         if (extra !== undefined) throw usage(`--${extra} does not go with \`logs verify\``)
         if (o.data !== undefined) {
           if (o.data.trim() === '') throw usage('--data must name the relay\'s data directory')
@@ -637,10 +665,16 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       if (o.action !== undefined && !/^[a-z][a-z0-9._-]{0,63}$/.test(o.action)) throw usage(`--action "${o.action.slice(0, 40)}" is not an action (like message.send, room.join or handle.set)`)
       if (o.follow === true && o.limit !== undefined) throw usage('--limit does not go with --follow')
       if (o.follow !== true && o.timeout !== undefined) throw usage('--timeout goes with --follow')
+      if (o.before !== undefined && (o.after !== undefined || o.follow === true)) throw usage(`--before does not go with ${o.after !== undefined ? '--after' : '--follow'}`)
       const limit = o.limit === undefined ? (o.follow === true ? Infinity : 100) : parseInteger('--limit', o.limit, 1, MAX_LIMIT)
-      let after = optInt('--after', o.after, 0) ?? 0
+      const before = optInt('--before', o.before, 1)
       const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
       const api = apiOf(o, io)
+      if (o.after === undefined && o.follow !== true) {
+        await printNewest(api, out, { limit, ...(before === undefined ? {} : { before }), ...(o.action === undefined ? {} : { action: o.action }) })
+        return
+      }
+      let after = optInt('--after', o.after, 0) ?? 0
       let n = 0
       /** Prints the rows after `after` (up to the limit); true when there may be more. */
       const drain = async (): Promise<boolean> => {

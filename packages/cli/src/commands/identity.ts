@@ -1,10 +1,12 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Command } from 'commander'
-import { createIdentity, loadIdentity, saveIdentity } from '@agentmesh/crypto'
+import { createIdentity, IDENTITY_FILE, loadIdentity, saveIdentity, type Identity } from '@agentmesh/crypto'
 import { connect, relayUrl } from '@agentmesh/client'
-import { AgentMeshError } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { checkName } from '../names.ts'
 import { homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
-import { output, parsePositive } from '../output.ts'
+import { output, parsePositive, usage } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 
 async function registerAt (env: CliIo['env'], server: string, home: string, timeoutMs: number): Promise<string> {
@@ -13,18 +15,49 @@ async function registerAt (env: CliIo['env'], server: string, home: string, time
   return relayUrl(server)
 }
 
+/** `init --force` over an identity: its AMID is lost for good, so a person says yes first (or --yes says it for a script). */
+async function confirmReplace (io: CliIo, amid: string | undefined, path: string, yes: boolean): Promise<void> {
+  if (yes) return
+  const what = `an identity${amid === undefined ? '' : ` (${amid})`}`
+  if (io.confirm === undefined) {
+    throw new AgentMeshError(ErrorCode.IdentityExists, `${what} already exists at ${path}; --force replaces it and its AMID is lost for good: with no terminal to confirm on, add --yes`)
+  }
+  if (!await io.confirm(`Replace ${what} at ${path}? Its AMID is lost for good.`)) {
+    throw new AgentMeshError(ErrorCode.IdentityExists, `${what} already exists at ${path}; kept (not confirmed)`)
+  }
+}
+
 export function identityCommands (program: Command, io: CliIo = processIo()): void {
   withCommon(program.command('init')
-    .description('create this agent\'s identity (Ed25519 key) and print its AMID; registers with the relay when one answers')
+    .description('create this agent\'s identity (Ed25519 key) and print its AMID; registers with the relay when one answers. With an identity already there, print its AMID (and register) instead')
     .option('--name <name>', 'display name sent to the relay')
-    .option('--force', 'replace an existing identity (its AMID is lost)')
+    .option('--force', 'replace an existing identity (its AMID is lost); asks first on a terminal')
+    .option('--yes', 'with --force: replace without asking (needed when there is no terminal)')
     .option('--offline', 'do not try to register with the relay'))
-    .action(async (o: CommonOpts & { name?: string, force?: boolean, offline?: boolean }) => {
+    .action(async (o: CommonOpts & { name?: string, force?: boolean, yes?: boolean, offline?: boolean }) => {
       const out = output(o.json === true, io)
       const home = homeOf(o, io.env)
       const name = o.name === undefined ? undefined : checkName(o.name)
-      const id = createIdentity(name)
-      const path = saveIdentity(home, id, { force: o.force === true })
+      if (o.yes === true && o.force !== true) throw usage('--yes goes with --force')
+      const path = join(home, IDENTITY_FILE)
+      // init is re-run (scripts, the README's tour): an identity already there is the answer, not an error
+      let id: Identity
+      let created = true
+      if (!existsSync(path)) {
+        id = createIdentity(name)
+        saveIdentity(home, id)
+      } else if (o.force !== true) {
+        id = loadIdentity(home)
+        created = false
+        out.note(`an identity already exists at ${path}; kept (\`agentmesh init --force\` replaces it)${name !== undefined && name !== id.name ? `; --name ${name} is not applied to it` : ''}`)
+      } else {
+        // a damaged file is what --force is for: it is replaced too, just not named by its AMID
+        let old: string | undefined
+        try { old = loadIdentity(home).amid } catch {}
+        await confirmReplace(io, old, path, o.yes === true)
+        id = createIdentity(name)
+        saveIdentity(home, id, { force: true })
+      }
       let registered: string | undefined
       if (o.offline !== true) {
         try {
@@ -33,8 +66,10 @@ export function identityCommands (program: Command, io: CliIo = processIo()): vo
           out.note(`note: not registered yet (${AgentMeshError.is(err) ? err.message : String(err)}); the agent registers on its first connection`)
         }
       }
-      out.note(`identity written to ${path}${registered !== undefined ? `; registered at ${registered}` : ''}`)
-      out.result({ amid: id.amid, ...(name === undefined ? {} : { name }), home, registered: registered !== undefined, ...(registered === undefined ? {} : { server: registered }) }, id.amid)
+      if (created) out.note(`identity written to ${path}${registered !== undefined ? `; registered at ${registered}` : ''}`)
+      else if (registered !== undefined) out.note(`registered at ${registered}`)
+      const shownName = created ? name : id.name
+      out.result({ amid: id.amid, ...(shownName === undefined ? {} : { name: shownName }), home, created, registered: registered !== undefined, ...(registered === undefined ? {} : { server: registered }) }, id.amid)
     })
 
   withCommon(program.command('whoami')

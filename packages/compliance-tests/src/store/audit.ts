@@ -148,6 +148,12 @@ export function auditSuite (init: SuiteInit<AuditSuiteStore>): void {
           assert.deepEqual(seqOf(await store.readAudit({ action: 'message.send', limit: 10 })), [1, 3, 4])
           assert.deepEqual(seqOf(await store.readAudit({ action: 'message.send', actor: BOB, limit: 10 })), [3])
           assert.deepEqual(seqOf(await store.readAudit({ action: 'nothing', limit: 10 })), [])
+          // before without after: the newest rows below it, in seq order
+          assert.deepEqual(seqOf(await store.readAudit({ before: Number.MAX_SAFE_INTEGER, limit: 2 })), [4, 5])
+          assert.deepEqual(seqOf(await store.readAudit({ before: 4, limit: 2 })), [2, 3])
+          assert.deepEqual(seqOf(await store.readAudit({ before: 1, limit: 2 })), [])
+          assert.deepEqual(seqOf(await store.readAudit({ actor: ALICE, before: 5, limit: 10 })), [1, 4])
+          assert.deepEqual(seqOf(await store.readAudit({ after: 1, before: 3, limit: 2 })), [2, 3], 'after wins')
           assert.equal((await store.lastAudit())?.seq, 5)
         })
       })

@@ -512,7 +512,7 @@ export const API_ROUTES = {
   // ---- audit (§17.8)
   readAudit: {
     method: 'get', path: '/api/v1/audit', tags: ['audit'],
-    summary: 'Audit rows in seq order (§17.8): every row for masters and wardens, a worker\'s own otherwise. Page with after = next_after.',
+    summary: 'Audit rows in seq order (§17.8): every row for masters and wardens, a worker\'s own otherwise. Page with after = next_after; before reads the newest rows first (page back with before = next_before).',
     security: anyPrincipal, query: S.AuditQuery,
     responses: v1({ 200: ok('the rows', S.AuditPage) }, {
       400: `after, limit or action malformed (${E.InvalidArgument})`,

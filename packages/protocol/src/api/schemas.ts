@@ -441,6 +441,7 @@ export const CancelTaskBody = Type.Object({
 
 export const AuditQuery = Type.Object({
   after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'rows with a larger seq' })),
+  before: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'the newest rows with a smaller seq, in seq order (after wins over before); a large value reads the end of the log' })),
   limit: Type.Optional(Limit),
   actor: Type.Optional(Type.String({ description: 'an AMID, "operator" or "relay"; a worker may only name itself' })),
   action: Type.Optional(Type.String({ pattern: AUDIT_ACTION_PATTERN, description: 'e.g. message.send, room.join' })),
@@ -459,6 +460,7 @@ export type AuditEntry = Static<typeof AuditEntry>
 export const AuditPage = Type.Object({
   entries: Type.Array(AuditEntry),
   next_after: Type.Optional(Type.Integer({ description: 'present when the page is full' })),
+  next_before: Type.Optional(Type.Integer({ description: 'with before: present when the page is full; the seq to page back from' })),
 }, { additionalProperties: false })
 export type AuditPage = Static<typeof AuditPage>
 export const AuditVerdict = Type.Union([
