@@ -118,6 +118,18 @@ function client (app: ReturnType<typeof httpApp>, tokens: Map<string, string>) {
   }
 }
 
+/** An app and a client with a bearer token for each of `agents` (the challenge and token exchange of §17.8). */
+async function signedIn (agents: Identity[]): Promise<{ app: ReturnType<typeof httpApp>, call: ReturnType<typeof client> }> {
+  const app = await apiApp(agents)
+  const tokens = new Map<string, string>()
+  const call = client(app, tokens)
+  for (const a of agents) {
+    const ch = (await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: a.amid }, 200)).body
+    tokens.set(a.amid, (await call(undefined, 'POST', '/api/v1/auth/token', { amid: a.amid, nonce: ch.nonce, sig: signChallenge(a, a.amid, ch.nonce, ch.relay) }, 200)).body.token)
+  }
+  return { app, call }
+}
+
 describe('api v1 - in process, against the OpenAPI document', () => {
   it('api v1 - tokens, rooms, handles, messages, history, tasks, roles, audit and settings answer as documented', async () => {
     const [alice, bob, carol] = [createIdentity('alice'), createIdentity('bob'), createIdentity('carol')]
@@ -310,13 +322,7 @@ describe('api v1 - in process, against the OpenAPI document', () => {
 describe('api v1 - requests are checked against the route table', () => {
   it('api v1 - a bad body, query or path parameter answers 400 naming the field, before the route does anything', async () => {
     const [alice, bob] = [createIdentity('alice'), createIdentity('bob')]
-    const app = await apiApp([alice, bob])
-    const tokens = new Map<string, string>()
-    const call = client(app, tokens)
-    for (const a of [alice, bob]) {
-      const ch = (await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: a.amid }, 200)).body
-      tokens.set(a.amid, (await call(undefined, 'POST', '/api/v1/auth/token', { amid: a.amid, nonce: ch.nonce, sig: signChallenge(a, a.amid, ch.nonce, ch.relay) }, 200)).body.token)
-    }
+    const { call } = await signedIn([alice, bob])
     const bad = async (who: Identity | 'operator' | undefined, method: string, path: string, body: unknown, message: RegExp): Promise<void> => {
       const r = await call(who, method, path, body, 400)
       assert.equal(r.body.error.code, ErrorCode.InvalidArgument, `${method} ${path}`)
@@ -388,13 +394,7 @@ describe('api v1 - requests are checked against the route table', () => {
 
   it('api v1 - a master sets another agent\'s handle by agent_id (an AMID or @handle); others are refused', async () => {
     const [alice, bob, carol] = [createIdentity('alice'), createIdentity('bob'), createIdentity('carol')]
-    const app = await apiApp([alice, bob, carol])
-    const tokens = new Map<string, string>()
-    const call = client(app, tokens)
-    for (const a of [alice, bob, carol]) {
-      const ch = (await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: a.amid }, 200)).body
-      tokens.set(a.amid, (await call(undefined, 'POST', '/api/v1/auth/token', { amid: a.amid, nonce: ch.nonce, sig: signChallenge(a, a.amid, ch.nonce, ch.relay) }, 200)).body.token)
-    }
+    const { call } = await signedIn([alice, bob, carol])
     // the operator (a master) names the agent by AMID, then by handle
     assert.deepEqual((await call('operator', 'POST', '/api/v1/handles', { handle: 'bob', agent_id: bob.amid }, 201)).body, { amid: bob.amid, handle: 'bob' })
     assert.deepEqual((await call('operator', 'POST', '/api/v1/handles', { handle: 'bobby', agent_id: '@bob' }, 200)).body, { amid: bob.amid, handle: 'bobby', previous: 'bob' })
@@ -431,13 +431,7 @@ describe('api v1 - requests are checked against the route table', () => {
 
   it('api v1 - POST /api/messages {from, to, content} posts as POST /api/v1/messages does, from the caller only', async () => {
     const [alice, bob, carol] = [createIdentity('alice'), createIdentity('bob'), createIdentity('carol')]
-    const app = await apiApp([alice, bob, carol])
-    const tokens = new Map<string, string>()
-    const call = client(app, tokens)
-    for (const a of [alice, bob, carol]) {
-      const ch = (await call(undefined, 'POST', '/api/v1/auth/challenge', { amid: a.amid }, 200)).body
-      tokens.set(a.amid, (await call(undefined, 'POST', '/api/v1/auth/token', { amid: a.amid, nonce: ch.nonce, sig: signChallenge(a, a.amid, ch.nonce, ch.relay) }, 200)).body.token)
-    }
+    const { call } = await signedIn([alice, bob, carol])
     await call(alice, 'POST', '/api/v1/rooms', { id: 'ops' }, 201)
     await call(bob, 'POST', '/api/v1/handles', { handle: 'bob' }, 201)
     // a room; the operator as the relay
