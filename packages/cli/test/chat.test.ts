@@ -108,7 +108,7 @@ describe('chat', { concurrency: 1 }, () => {
     ok(await cli(['dm', ids.bob, 'second one'], as('alice')), 'dm by amid')
     const line = ok(await cli(['listen', '--count', '1', '--timeout', '15'], as('bob')), 'bob listen (text)').lines
     assert.equal(line.length, 1)
-    assert.match(line[0]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${ids.alice} \\(@alice\\): second one$`))
+    assert.match(line[0]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${ids.alice} \\(@alice\\) \\[unverified\\]: second one$`))
     assert.deepEqual([ok(atCarol, 'carol listen').lines, atCarol.stderr], [[], ''], 'nothing reaches carol')
     assertCliError(unknown, 'AM_ERR_UNKNOWN_HANDLE', 1, /nobody-here/)
   })

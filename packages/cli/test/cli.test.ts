@@ -81,14 +81,26 @@ describe('cli', () => {
     assert.equal((await cli(['send', bob, 'third'], { home: a(), server: relay.url })).code, 0)
     const text = await cli(['listen', '--count', '1', '--timeout', '20'], { home: b(), server: relay.url })
     assert.equal(text.code, 0, text.stderr)
-    assert.deepEqual(text.lines.map(l => l.replace(/^\S+ \S+: /, '')), ['third'])
+    assert.deepEqual(text.lines.map(l => l.replace(/^\S+ \S+ \[unverified\]: /, '')), ['third'])
   })
 
-  it('cli - listen prints text lines with time, sender and text', async () => {
+  it('cli - listen prints text lines with time, sender and text; the sender is [unverified] until its safety number is accepted', async () => {
     await cli(['send', bob, 'hello there'], { home: a(), server: relay.url })
     const got = await cli(['listen', '--count', '1', '--timeout', '20'], { home: b(), server: relay.url })
     assert.equal(got.code, 0, got.stderr)
-    assert.match(got.lines[0]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${alice}: hello there$`))
+    assert.match(got.lines[0]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${alice} \\[unverified\\]: hello there$`))
+
+    const accepted = await cli(['verify', alice, '--accept', '--json'], { home: b(), server: relay.url })
+    assert.equal(accepted.code, 0, accepted.stderr)
+    assert.equal((await cli(['send', bob, 'verified now'], { home: a(), server: relay.url })).code, 0)
+    const after = await cli(['listen', '--count', '1', '--timeout', '20'], { home: b(), server: relay.url })
+    assert.equal(after.code, 0, after.stderr)
+    assert.match(after.lines[0]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${alice}: verified now$`), 'no marker once bob accepted alice\'s safety number')
+    assert.equal((await cli(['send', bob, 'as json'], { home: a(), server: relay.url })).code, 0)
+    const json = await cli(['listen', '--count', '1', '--timeout', '20', '--json'], { home: b(), server: relay.url })
+    assert.equal(json.code, 0, json.stderr)
+    const m = JSON.parse(json.lines[0]!) as Record<string, unknown>
+    assert.deepEqual([m.text, m.untrusted, m.provenance, m.safety_number_verified], ['as json', true, null, true], 'no policy: untrusted, no provenance')
   })
 
   it('cli - listen --count with a --timeout that passes first fails with AM_ERR_TIMEOUT', async () => {

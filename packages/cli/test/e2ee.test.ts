@@ -48,7 +48,7 @@ async function send (home: string, server: string, to: string, texts: string[], 
   return acks.map(a => a.id)
 }
 
-interface Msg { id: string, from: string, to: string, ts: number, type: string, seq: number, encrypted: boolean, text?: string }
+interface Msg { id: string, from: string, to: string, ts: number, type: string, seq: number, encrypted: boolean, text?: string, untrusted?: boolean, provenance?: unknown, safety_number_verified?: boolean }
 interface Warning { code: string, message: string }
 
 interface Listener {
@@ -256,17 +256,18 @@ describe('e2ee', () => {
     assert.equal(json.code, 0, json.stderr)
     const m = JSON.parse(json.lines[0]!) as Msg
     assert.deepEqual([m.from, m.type, m.text, m.encrypted], [alice, 'chat', p1, false])
+    assert.deepEqual([m.untrusted, m.provenance, m.safety_number_verified], [true, null, false], 'no policy: untrusted, no provenance; a plaintext sender is not verified')
 
     const text = await cli(['listen', '--count', '1', '--timeout', '30'], { home: b, server })
     assert.equal(text.code, 0, text.stderr)
-    assert.match(text.lines[0]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${alice} \\[unencrypted\\]: ${p2}$`))
+    assert.match(text.lines[0]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${alice} \\[unverified\\] \\[unencrypted\\]: ${p2}$`))
 
     const [p3id] = await send(a, server, bob, [p3], ['--plaintext'])
     await send(a, server, bob, [e4])
     const strict = await cli(['listen', '--count', '1', '--no-plaintext', '--timeout', '30'], { home: b, server })
     assert.equal(strict.code, 0, strict.stderr)
     assert.equal(strict.lines.length, 1, strict.stdout)
-    assert.match(strict.lines[0]!, new RegExp(`^\\S+ ${alice}: ${e4}$`), 'the encrypted one, not marked')
+    assert.match(strict.lines[0]!, new RegExp(`^\\S+ ${alice} \\[unverified\\]: ${e4}$`), 'the encrypted one, not marked [unencrypted]')
     const warnings = strict.stderr.split('\n').filter(l => l !== '')
     assert.equal(warnings.length, 1, strict.stderr)
     assert.match(warnings[0]!, new RegExp(`^agentmesh: warning AM_ERR_PLAINTEXT_REFUSED: .*${p3id!}`))

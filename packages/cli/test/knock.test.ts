@@ -66,7 +66,8 @@ function writePolicy (home: string, policy: unknown): void {
   renameSync(tmp, join(home, 'policy.json'))
 }
 
-interface Msg { id: string, from: string, to: string, type: string, encrypted: boolean, text?: string }
+interface Provenance { tier: string, organisation: string | null, handle: string | null, relation: string, grant?: { id: string, scopes: string[], expires_at: number } }
+interface Msg { id: string, from: string, to: string, type: string, encrypted: boolean, text?: string, untrusted?: boolean, provenance?: Provenance | null, safety_number_verified?: boolean }
 interface Warning { code: string, message: string }
 interface KnockLine { id: string, from: string, tier: string, intent: { category: string, summary: string, scopes: string[] }, policy: string }
 
@@ -197,6 +198,11 @@ describe('knock', { concurrency: 2 }, () => {
     const a1 = secret('alice-1')
     await send(home('alice'), server, bob, [a1])
     await until(() => b.msgs.some(m => m.text === a1), 'alice\'s message at bob', everyone)
+    // (handle: null: `init --name` names the agent, it claims no chat handle)
+    const fromAlice = b.msgs.find(m => m.text === a1)!
+    assert.equal(fromAlice.untrusted, true)
+    assert.deepEqual(fromAlice.provenance, { tier: 'anonymous', organisation: null, handle: null, relation: 'granted', grant: { id: got.id, scopes: ['chat'], expires_at: got.expires_at } }, 'the policy in force gives tier and grant')
+    assert.equal(fromAlice.safety_number_verified, false)
 
     // carol and frank: held; bob's listen says so, `knocks` lists them
     await until(() => b.knocks.length >= 2, 'the held knocks of carol and frank on bob\'s stderr', everyone)
@@ -245,6 +251,7 @@ describe('knock', { concurrency: 2 }, () => {
     await until(() => knockers.dave!.msgs.length > 0, 'bob\'s message at dave', everyone)
     assert.equal(knockers.dave!.stderr(), '', 'dave\'s listen shows nothing')
     assert.deepEqual(knockers.dave!.msgs.map(m => m.text), [toDave], 'nothing before bob\'s message')
+    assert.deepEqual([knockers.dave!.msgs[0]!.untrusted, knockers.dave!.msgs[0]!.provenance], [true, null], 'dave has no policy: untrusted, no provenance')
     assert.deepEqual(await grants(home('dave'), server), [], 'dave holds no grant')
     assert.ok(!b.stderr().includes(daveKnock), 'dave\'s knock is not held either')
 
@@ -443,7 +450,8 @@ describe('knock', { concurrency: 2 }, () => {
     assert.ok(Math.abs(grant.expires_at - (Date.now() + 3600_000)) < 60_000, `expires in an hour: ${new Date(grant.expires_at).toISOString()}`)
     const g1 = secret('gina-granted')
     await send(home('s-gina'), server, bob, [g1])
-    await until(() => b.msgs.some(m => m.text?.endsWith(` ${gina}: ${g1}`) === true), 'gina\'s message on bob\'s stdout', both)
+    // an anonymous peer under a grant: marked [unverified] in text mode
+    await until(() => b.msgs.some(m => m.text?.endsWith(` ${gina} [unverified]: ${g1}`) === true), 'gina\'s message on bob\'s stdout, marked [unverified]', both)
     assert.equal(await b.stop(), 0, b.stderr())
     assert.equal(await g.stop(), 0, g.stderr())
     assert.deepEqual([g.msgs, g.warnings, g.knocks], [[], [], []], `nothing came to gina but the grant: ${g.stderr()}`)

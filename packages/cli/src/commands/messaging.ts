@@ -137,7 +137,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
         }
         const names = senderNames(conn)
         for await (const m of conn.messages({ signal: both })) {
-          printMessage(out, m, await names(m.from))
+          printMessage(out, m, await names(m.from), { fromRelay: m.from === conn.relayAmid, safetyNumberVerified: await safetyNumberVerified(conn, m) })
           n++
           if (count !== undefined && n >= count) break
         }
@@ -170,10 +170,36 @@ function senderNames (conn: Connection): (amid: string) => Promise<string | unde
   }
 }
 
-function printMessage (out: Out, m: Message, handle: string | undefined): void {
+/**
+ * Whether the user compared and accepted the sender's safety number (`agentmesh verify --accept`).
+ * Asked only for encrypted messages: their sender's key is known already, so nothing goes to the
+ * network and no session starts for a peer that only sent plaintext.
+ */
+async function safetyNumberVerified (conn: Connection, m: Message): Promise<boolean> {
+  if (!m.encrypted || m.from === conn.relayAmid) return false
+  return (await conn.peer(m.from).catch(() => undefined))?.verified === true
+}
+
+/** The SDK's provenance in snake_case, as the other fields of listen --json; null when no policy is in force. */
+function provenanceJson (m: Message): Record<string, unknown> | null {
+  const p = m.provenance
+  if (p === undefined) return null
+  return {
+    tier: p.tier,
+    organisation: p.organisation,
+    handle: p.handle,
+    relation: p.relation,
+    ...(p.grant === undefined ? {} : { grant: { id: p.grant.id, scopes: p.grant.scopes, expires_at: p.grant.expiresAt } }),
+  }
+}
+
+function printMessage (out: Out, m: Message, handle: string | undefined, sender: { fromRelay: boolean, safetyNumberVerified: boolean }): void {
   const body = m.text ?? JSON.stringify(m.payload)
   // room messages of public rooms are signed plaintext by design: not marked
   const marker = m.room !== undefined ? ` #${m.room}` : m.encrypted ? '' : ' [unencrypted]'
+  // the relay this agent connected to is not a peer; anyone else is unverified until its safety
+  // number is accepted, and an anonymous tier (known when a policy is in force) stays unverified
+  const unverified = !sender.fromRelay && (!sender.safetyNumberVerified || m.provenance?.tier === 'anonymous') ? ' [unverified]' : ''
   out.result({
     id: m.id,
     from: m.from,
@@ -187,5 +213,8 @@ function printMessage (out: Out, m: Message, handle: string | undefined): void {
     ...(m.via === undefined ? {} : { via: m.via }),
     ...(m.text === undefined ? {} : { text: m.text }),
     payload: m.payload,
-  }, `${new Date(m.ts).toISOString()} ${m.from}${handle === undefined ? '' : ` (@${handle})`}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
+    untrusted: m.untrusted === true,
+    provenance: provenanceJson(m),
+    safety_number_verified: sender.safetyNumberVerified,
+  }, `${new Date(m.ts).toISOString()} ${m.from}${handle === undefined ? '' : ` (@${handle})`}${unverified}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
 }
