@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline'
 import type { Command } from 'commander'
 import { chat, connect, tasks, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN } from '@agentmesh/protocol'
+import { LruMap } from '@agentmesh/protocol/internal'
 import { checkAmid, homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
@@ -136,8 +137,9 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           }
         }
         const names = senderNames(conn)
+        const verified = safetyNumbers(conn)
         for await (const m of conn.messages({ signal: both })) {
-          printMessage(out, m, await names(m.from), { fromRelay: m.from === conn.relayAmid, safetyNumberVerified: await safetyNumberVerified(conn, m) })
+          printMessage(out, m, await names(m.from), { fromRelay: m.from === conn.relayAmid, safetyNumberVerified: await verified(m) })
           n++
           if (count !== undefined && n >= count) break
         }
@@ -155,29 +157,39 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
     })
 }
 
+/** Facts about a sender kept for a minute, then asked again: at most this many senders are kept. */
+const SENDER_CACHE_MS = 60_000
+const MAX_CACHED_SENDERS = 10_000
+
+/** A per-sender answer, computed once a minute per sender (the LRU bounds the memory). */
+function perSender<T> (compute: (amid: string) => Promise<T>): (amid: string) => Promise<T> {
+  const cache = new LruMap<string, { value: T, at: number }>(MAX_CACHED_SENDERS)
+  return async (amid) => {
+    const hit = cache.get(amid)
+    if (hit !== undefined && Date.now() - hit.at < SENDER_CACHE_MS) return hit.value
+    const value = await compute(amid)
+    cache.set(amid, { value, at: Date.now() })
+    return value
+  }
+}
+
 /** Senders' handles, asked of the relay once a minute per sender; undefined when none (or the relay does not answer). */
 function senderNames (conn: Connection): (amid: string) => Promise<string | undefined> {
-  const cache = new Map<string, { handle: string | undefined, at: number }>()
   const c = chat(conn)
-  return async (amid) => {
-    if (amid === conn.relayAmid) return 'relay'
-    const hit = cache.get(amid)
-    if (hit !== undefined && Date.now() - hit.at < 60_000) return hit.handle
-    const handle = await c.handleOf(amid).catch(() => undefined)
-    if (cache.size >= 10_000) cache.delete(cache.keys().next().value as string)
-    cache.set(amid, { handle, at: Date.now() })
-    return handle
-  }
+  const ask = perSender(async (amid) => await c.handleOf(amid).catch(() => undefined))
+  return async (amid) => amid === conn.relayAmid ? 'relay' : await ask(amid)
 }
 
 /**
  * Whether the user compared and accepted the sender's safety number (`agentmesh verify --accept`).
  * Asked only for encrypted messages: their sender's key is known already, so nothing goes to the
- * network and no session starts for a peer that only sent plaintext.
+ * network and no session starts for a peer that only sent plaintext. A safety number costs
+ * thousands of hash iterations, so the answer is kept a minute per sender (a `verify --accept` run
+ * meanwhile shows within that minute), as handles are.
  */
-async function safetyNumberVerified (conn: Connection, m: Message): Promise<boolean> {
-  if (!m.encrypted || m.from === conn.relayAmid) return false
-  return (await conn.peer(m.from).catch(() => undefined))?.verified === true
+function safetyNumbers (conn: Connection): (m: Message) => Promise<boolean> {
+  const ask = perSender(async (amid) => (await conn.peer(amid).catch(() => undefined))?.verified === true)
+  return async (m) => !m.encrypted || m.from === conn.relayAmid ? false : await ask(m.from)
 }
 
 /** The SDK's provenance in snake_case, as the other fields of listen --json; null when no policy is in force. */
