@@ -5,9 +5,7 @@
  */
 import { Type, type TObject, type TInteger } from '@sinclair/typebox'
 import type { RateLimit } from '@agentmesh/protocol/internal'
-import type { Settings } from '@agentmesh/protocol'
-
-const DAY_MS = 86_400_000
+import { MAX_PRESENCE_IDLE_MS, MAX_RATE_SETTING, MAX_TASK_DEADLINE_S, MIN_PRESENCE_IDLE_MS, type Settings } from '@agentmesh/protocol'
 
 /** A whole-number setting: its JSON name, bounds and default. */
 export interface IntSetting {
@@ -21,13 +19,13 @@ export interface IntSetting {
 
 /** The settings that are one number. */
 export const SCALAR_SETTINGS = {
-  presenceIdleMs: { json: 'presence_idle_ms', min: 1000, max: 7 * DAY_MS, default: 5 * 60_000, doc: 'Quiet time after which an online agent shows as idle, in ms. @default 5 minutes' },
-  taskDefaultDeadlineS: { json: 'task_default_deadline_s', min: 1, max: 7 * 86_400, default: 300, doc: 'Deadline of a task dispatched without one, in seconds. @default 300 s' },
+  presenceIdleMs: { json: 'presence_idle_ms', min: MIN_PRESENCE_IDLE_MS, max: MAX_PRESENCE_IDLE_MS, default: 5 * 60_000, doc: 'Quiet time after which an online agent shows as idle, in ms. @default 5 minutes' },
+  taskDefaultDeadlineS: { json: 'task_default_deadline_s', min: 1, max: MAX_TASK_DEADLINE_S, default: 300, doc: 'Deadline of a task dispatched without one, in seconds. @default 300 s' },
 } as const satisfies Record<string, IntSetting>
 
-/** Bounds of both numbers of a rate limit (per minute, burst), at start-up and at run time. */
+/** Bounds of both numbers of a rate limit (per minute, burst), at start-up and at run time (the REST contract's). */
 export const RATE_LIMIT_MIN = 1
-export const RATE_LIMIT_MAX = 1_000_000
+export const RATE_LIMIT_MAX = MAX_RATE_SETTING
 
 /** The rate limits (token buckets, docs/protocol.md §17.8): JSON prefix, default and what each counts. */
 export const RATE_LIMIT_SETTINGS = {
