@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:net'
 import type { Relay } from '@agentmesh/server'
 import { Readable } from 'node:stream'
 import { run, type CliIo } from '../src/index.ts'
-import { cli, rawAgent, relayInProcess, spawnRelay, startCli, tempDir, waitFor, type CliResult, type RunningCli } from '@agentmesh/testing'
+import { cli, startRelay, rawAgent, spawnRelay, startCli, tempDir, waitFor, type CliResult, type RunningCli } from '@agentmesh/testing'
 
 /** Asserts a failed run: exit code, one line on stderr with the code, no stack trace. */
 function assertError (r: CliResult, code: string, exit: number, json = false): void {
@@ -37,7 +37,7 @@ describe('cli', () => {
   const b = (): string => `${dir.path}/b`
 
   before(async () => {
-    relay = await relayInProcess()
+    relay = await startRelay()
     const ra = await cli(['init', '--name', 'alice'], { home: a(), server: relay.url })
     assert.equal(ra.code, 0, ra.stderr)
     alice = ra.lines[0]!

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Relay } from '@agentmesh/server'
-import { cli, freePort, rawAgent, relayInProcess, spawnRelay, startCli, tempDir, waitFor, type CliResult, type RelayProcess, type RunningCli } from '@agentmesh/testing'
+import { cli, startRelay, freePort, rawAgent, spawnRelay, startCli, tempDir, waitFor, type CliResult, type RelayProcess, type RunningCli } from '@agentmesh/testing'
 
 const children: RunningCli[] = []
 function track (c: RunningCli): RunningCli {
@@ -150,7 +150,7 @@ describe('e2ee', () => {
   let relay: Relay
   const sharedData = (): string => `${dir.path}/shared-data`
   before(async () => {
-    relay = await relayInProcess({ dataDir: sharedData() })
+    relay = await startRelay({ dataDir: sharedData() })
   })
   after(async () => {
     for (const c of children) c.interrupt()

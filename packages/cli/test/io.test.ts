@@ -6,7 +6,7 @@ import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { run, type CliIo } from '@agentmesh/cli'
-import { cli, relayInProcess, startCli, tempDir, waitFor } from '@agentmesh/testing'
+import { cli, startRelay, startCli, tempDir, waitFor } from '@agentmesh/testing'
 
 /** An io whose output is collected; no interrupt ever comes. */
 function collecting (env: Record<string, string | undefined>, input = ''): { io: CliIo, out: () => string, err: () => string } {
@@ -60,7 +60,7 @@ describe('cli io', () => {
   })
 
   it('cli io - --stdin reads the io\'s stdin; an interrupted listen stops with 0 and prints what it received', async () => {
-    const relay = await relayInProcess()
+    const relay = await startRelay()
     try {
       const [a, b] = [`${dir.path}/in-a`, `${dir.path}/in-b`]
       await cli(['init'], { home: a, server: relay.url })

@@ -5,7 +5,7 @@
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createInterface } from 'node:readline'
-import { cli, freePort, cliProcess, relayInProcess, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
+import { cli, startRelay, freePort, cliProcess, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
 
 const children: Array<ReturnType<typeof cliProcess>> = []
 function track (c: ReturnType<typeof cliProcess>): ReturnType<typeof cliProcess> {
@@ -53,7 +53,7 @@ describe('scenarios', () => {
   })
 
   it('scenarios - an offline receiver gets 1,000 messages in order, once', async () => {
-    const relay = await relayInProcess({ dataDir: `${dir.path}/offline-data` })
+    const relay = await startRelay({ dataDir: `${dir.path}/offline-data` })
     try {
       const a = `${dir.path}/offline-a`
       const b = `${dir.path}/offline-b`

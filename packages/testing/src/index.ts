@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * const relay = await relayInProcess()
+ * const relay = await startRelay()
  * const r = await cli(['send', bob, 'hi'], { home: aliceHome, server: relay.url }) // in process
  * const e2e = await spawnRelay({ dataDir })
  * const p = await cli(['send', bob, 'hi'], { home: aliceHome, server: e2e.url, process: true })
@@ -17,7 +17,6 @@ export { spawnRelay, cli, cliProcess, tempDir, assertCliError, CLI_BIN } from '.
 export type { RelayProcess, CliResult, CliOptions } from './processes.ts'
 export { cliInProcess, startCli } from './cli-in-process.ts'
 export type { RunningCli } from './cli-in-process.ts'
-export { relayInProcess } from './relay-in-process.ts'
 export { startRelay } from './relay.ts'
 export { rawAgent } from './raw-agent.ts'
 export type { RawAgent } from './raw-agent.ts'
