@@ -8,10 +8,9 @@ import { MAX_CRL_BYTES, MAX_CRLS } from './certificates.ts'
 import { DEFAULT_REPUTATION, MAX_FLAGS_PER_AGENT } from './reputation.ts'
 import { CHALLENGE_TTL_MS, DEFAULT_TOKEN_TTL_MS } from './auth.ts'
 import { DEFAULT_CHAT_LIMITS, defaultChatSettings } from './chat.ts'
+import { VERSION } from './version.ts'
 
 const defaults = defaultChatSettings()
-/** The relay's version (relay-server.ts VERSION, which imports this module: a test holds the two equal). */
-const VERSION = '0.2.0'
 
 export const openapi = openApiDocument({
   version: VERSION,

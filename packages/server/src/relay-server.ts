@@ -24,7 +24,8 @@ import type { FeatureComponents, FeatureFactory, RelayFeature } from './feature.
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 
-export const VERSION = '0.2.0'
+import { VERSION } from './version.ts'
+export { VERSION }
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000
 const AUDIT_PRUNE_INTERVAL_MS = 60 * 1000
 
