@@ -75,6 +75,25 @@ export interface MessageProvenance {
   relation: 'granted' | 'contacted'
 }
 
+/**
+ * What a receiver tells a sender about one of its direct messages that was not handed to the
+ * application as it arrived (docs/policy.md "What the sender is told"): refused (with the code, and
+ * what to do), or held back by a limit until a time. Sent end-to-end encrypted as the inner type
+ * `DELIVERY_NOTICE_TYPE`; never for a peer the policy refuses silently.
+ */
+export interface DeliveryNotice {
+  /** the envelope id of the sender's message */
+  id: string
+  status: 'refused' | 'held'
+  code: ErrorCode
+  /** one sentence for the sender (no message content) */
+  reason: string
+  /** held: when it is processed at the latest, ms since the epoch */
+  until?: number
+}
+
+export const DELIVERY_NOTICE_TYPE = 'agentmesh.delivery'
+
 export interface GateConfig {
   identity: Identity
   e2ee: E2ee
@@ -85,6 +104,8 @@ export interface GateConfig {
   onKnock: (k: HeldKnock) => void
   /** sends an (encrypted) message to a peer: answers and revocations */
   send: (to: string, payload: Record<string, unknown>, type: string) => Promise<unknown>
+  /** tells a peer what became of its message (refused, held back); set by connect() */
+  notify?: (peer: string, notice: DeliveryNotice) => void
 }
 
 export class Gate {
