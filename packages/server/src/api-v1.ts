@@ -87,6 +87,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
     const { principal, body } = await auth.principal(c)
     const r = apiLimiter.take(actorOf(principal))
     if (!r.ok) throw rateLimited(r.retryAfterS, `requests by ${principal.kind === 'operator' ? 'the operator' : principal.amid}`)
+    if (principal.kind === 'agent') chat.requested(principal.amid) // a call by the agent is activity (presence)
     return { p: principal, body }
   }
 

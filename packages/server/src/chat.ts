@@ -325,6 +325,9 @@ export class ChatService implements RoomResolver {
 
   onlineAgents (): string[] { return this.presences.onlineAgents() }
 
+  /** An agent made an authenticated REST call (activity, docs/protocol.md §17.4). */
+  requested (amid: string): void { this.presences.requested(amid) }
+
   /** The agent's first connection authenticated. */
   connected (amid: string): void { this.presences.connected(amid) }
 

@@ -246,7 +246,8 @@ describe('api v1 - in process, against the OpenAPI document', () => {
     await call(bob, 'POST', '/api/v1/rooms/global/leave', undefined, 400)
     await call(bob, 'POST', '/api/v1/rooms/secret/leave', undefined, 200)
     await call(bob, 'GET', '/api/v1/presence', undefined, 200)
-    assert.equal((await call(alice, 'GET', '/api/v1/presence?room=ops', undefined, 200)).body.agents[0].status, 'offline')
+    // alice has no connection, but asking is activity: she shows online (§17.4)
+    assert.deepEqual((await call(alice, 'GET', '/api/v1/presence?room=ops', undefined, 200)).body.agents.map((a: Json) => [a.amid, a.status]), [[alice.amid, 'online']])
     await call(bob, 'GET', '/api/v1/presence?room=secret', undefined, 404)
 
     // ---- roles

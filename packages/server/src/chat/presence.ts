@@ -1,8 +1,11 @@
 /**
- * Presence (§17.5): online, idle after a quiet time, offline; agents on other relay nodes as their
- * presence messages tell; events written to the agents that are online, here or elsewhere.
+ * Presence (§17.4): online, idle after a quiet time, offline; agents on other relay nodes as their
+ * presence messages tell; events written to the agents that are online, here or elsewhere. An
+ * agent without a connection that made an authenticated REST call shows as online until the quiet
+ * time has passed since that call (`agentmesh who` is activity of its caller).
  */
 import type { ChatEvent } from '@agentmesh/protocol'
+import { LruMap } from '@agentmesh/protocol/internal'
 import type { BackplaneMessage } from '../backplane.ts'
 import type { ChatContext } from './context.ts'
 import type { Handles } from './handles.ts'
@@ -10,8 +13,13 @@ import type { PresenceStatus } from './types.ts'
 
 interface Presence { status: 'online' | 'idle', lastActive: number }
 
+/** Agents without a connection kept as recently active over REST at most (the least recent go first). */
+export const MAX_REST_ACTIVE = 10_000
+
 export class Presences {
   private readonly presence = new Map<string, Presence>()
+  /** agents with no connection here whose last authenticated REST call was at this time */
+  private readonly restActive = new LruMap<string, number>(MAX_REST_ACTIVE)
   /** agents online on other nodes (by the nodes they are on), as their presence messages tell */
   private readonly remote = new Map<string, Set<string>>()
   private idleTimer: NodeJS.Timeout | undefined
@@ -29,6 +37,15 @@ export class Presences {
 
   isOnline (amid: string): boolean { return this.presence.has(amid) }
 
+  /** When an agent with no connection made its last REST call, within the quiet time; else undefined. */
+  private restActiveAt (amid: string): number | undefined {
+    const at = this.restActive.peek(amid)
+    if (at === undefined) return undefined
+    if (this.ctx.now() - at < this.idleMs()) return at
+    this.restActive.delete(amid)
+    return undefined
+  }
+
   /** Another node says an agent came or went there. */
   fromNode (m: Extract<BackplaneMessage, { type: 'presence' }>): void {
     const nodes = this.remote.get(m.amid) ?? new Set<string>()
@@ -39,20 +56,44 @@ export class Presences {
     if (m.status === 'online') this.handles.noteAgent(m.amid)
   }
 
-  /** As this node sees it; an agent connected only to other nodes shows as online. */
-  presenceOf (amid: string): PresenceStatus { return this.presence.get(amid)?.status ?? (this.remote.has(amid) ? 'online' : 'offline') }
+  /**
+   * As this node sees it; an agent connected only to other nodes shows as online, and so does an
+   * agent with no connection that made a REST call here within the quiet time.
+   */
+  presenceOf (amid: string): PresenceStatus {
+    return this.presence.get(amid)?.status ?? (this.remote.has(amid) || this.restActiveAt(amid) !== undefined ? 'online' : 'offline')
+  }
 
-  lastActive (amid: string): number | undefined { return this.presence.get(amid)?.lastActive }
+  lastActive (amid: string): number | undefined { return this.presence.get(amid)?.lastActive ?? this.restActiveAt(amid) }
 
   onlineAgents (): string[] {
-    if (this.remote.size === 0) return [...this.presence.keys()]
-    return [...new Set([...this.presence.keys(), ...this.remote.keys()])]
+    this.pruneRest()
+    if (this.remote.size === 0 && this.restActive.size === 0) return [...this.presence.keys()]
+    return [...new Set([...this.presence.keys(), ...this.remote.keys(), ...this.restActive.keys()])]
+  }
+
+  /**
+   * The agent made an authenticated REST call: activity. A connected agent is online again if it
+   * was idle; one with no connection shows as online until the quiet time has passed (no presence
+   * event is pushed for it: events follow connections).
+   */
+  requested (amid: string): void {
+    if (this.presence.has(amid)) { this.active(amid); return }
+    this.restActive.set(amid, this.ctx.now())
+  }
+
+  /** Forgets REST activity older than the quiet time. */
+  private pruneRest (): void {
+    if (this.restActive.size === 0) return
+    const t = this.ctx.now()
+    for (const [amid, at] of [...this.restActive]) if (t - at >= this.idleMs()) this.restActive.delete(amid)
   }
 
   /** The agent's first connection authenticated. */
   connected (amid: string): void {
     this.handles.noteAgent(amid)
     if (this.presence.has(amid)) { this.active(amid); return }
+    this.restActive.delete(amid)
     this.presence.set(amid, { status: 'online', lastActive: this.ctx.now() })
     this.ctx.tell({ type: 'presence', origin: this.ctx.node, amid, status: 'online' })
     this.broadcastPresence(amid, 'online')
@@ -74,6 +115,7 @@ export class Presences {
   }
 
   private checkIdle (): void {
+    this.pruneRest()
     const t = this.ctx.now()
     for (const [amid, p] of this.presence) {
       if (p.status === 'online' && t - p.lastActive >= this.idleMs()) {
