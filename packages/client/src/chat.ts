@@ -10,6 +10,8 @@
  * await c.createRoom({ id: 'ops', kind: 'public' })
  * await c.say('ops', 'hello')
  * const { messages } = await c.history('ops', { limit: 20 })
+ * // a private room's messages decrypted with the sender keys this agent holds
+ * for (const m of (await c.readHistory('secret')).messages) console.log(m.decrypted, m.text)
  * ```
  */
 import {
@@ -18,12 +20,27 @@ import {
 } from '@agentmesh/protocol'
 import { dmRoomId, isAmid } from '@agentmesh/crypto'
 import { restCall } from './api.ts'
+import { GROUP_TYPE, type Rooms, type UndecryptedReason } from './rooms.ts'
 import type { Connection, SendResult } from './types.ts'
 
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
 
 // the REST answers are typed by the protocol's route table (src/api), under the names the SDK has always used
 export type { RoomInfo, RoomMember, HistoryMessage, PresenceEntry }
+export type { UndecryptedReason }
+
+/**
+ * A history entry as `readHistory` and `decryptHistory` give it. A private room's sealed message
+ * (`e2ee.group`) has `decrypted`: true when this agent held the sender key (`type`, `payload` and
+ * `text` are then the plaintext's; `envelope` stays as stored), false when not, with
+ * `not_decrypted` saying why (`no_key`: sent before this agent joined, or the sender's key has not
+ * reached it; `before_key`: sent with that key before it was handed to this agent; `failed`: it did
+ * not verify or open). Other entries are as `history` gives them, without `decrypted`.
+ */
+export type HistoryEntry = HistoryMessage & {
+  decrypted?: boolean
+  not_decrypted?: { reason: UndecryptedReason, message: string }
+}
 
 export interface Chat {
   rooms (): Promise<RoomInfo[]>
@@ -37,6 +54,14 @@ export interface Chat {
   members (id: string): Promise<RoomMember[]>
   /** A page of a room's history, oldest first; `next_before` pages further back. */
   history (id: string, q?: { before?: number, after?: number, limit?: number }): Promise<{ messages: HistoryMessage[], next_before?: number, last_seq: number }>
+  /**
+   * A page of a room's history as `history` gives it, with a private room's messages decrypted with
+   * the sender keys this agent holds (its own, and those the other members handed it); a message it
+   * holds no key for stays sealed, marked `decrypted: false` with the reason.
+   */
+  readHistory (id: string, q?: { before?: number, after?: number, limit?: number }): Promise<{ messages: HistoryEntry[], next_before?: number, last_seq: number }>
+  /** Decrypts what it can of history entries already read (see `readHistory`); never throws for a message it cannot open. */
+  decryptHistory (id: string, messages: HistoryMessage[]): HistoryEntry[]
   /** Sends a chat message to a room (encrypted with this agent's sender key in a private room). */
   say (id: string, text: string, opts?: { id?: string }): Promise<SendResult>
   deleteMessage (id: string, seq: number): Promise<void>
@@ -60,7 +85,23 @@ function roomId (id: string): string {
   return bare
 }
 
+/** Opens the sealed messages of `messages` (a page of room `room`'s history) with `rooms`' keys. */
+function openHistory (rooms: Rooms | undefined, room: string, messages: HistoryMessage[]): HistoryEntry[] {
+  return messages.map((m): HistoryEntry => {
+    if (m.type !== GROUP_TYPE || m.deleted !== undefined || m.envelope === undefined) return m
+    const o = rooms === undefined
+      ? { ok: false as const, reason: 'no_key' as const, message: 'no key: this connection has no end-to-end encryption' }
+      : rooms.openHistory(room, m.envelope)
+    if (!o.ok) return { ...m, decrypted: false, not_decrypted: { reason: o.reason, message: o.message } }
+    const { text: _text, ...rest } = m
+    void _text
+    return { ...rest, type: o.type, payload: o.payload, ...(typeof o.payload.text === 'string' ? { text: o.payload.text } : {}), decrypted: true }
+  })
+}
+
 export function chat (conn: Connection): Chat {
+  /** private rooms' sender keys (a connection opened without end-to-end encryption has none) */
+  const rooms = (conn as { rooms?: Rooms }).rooms
   const r = async <N extends RouteName>(route: N, path: string, body?: ApiBody<N>): Promise<ApiAnswer<N>> => await restCall(async (m, p, b) => await conn.request(m, p, b), route, path, body)
   const resolve = async (handle: string): Promise<string> => (await r('resolveHandle', `/api/v1/handles/${encodeURIComponent(handle.replace(/^@/, ''))}`)).amid
   /** A room, or a DM peer's conversation with this agent. */
@@ -68,6 +109,14 @@ export function chat (conn: Connection): Chat {
     if (isAmid(id)) return dmRoomId(conn.amid, id)
     if (id.startsWith('@')) return dmRoomId(conn.amid, await resolve(id))
     return roomId(id)
+  }
+  const history: Chat['history'] = async (id, q = {}) => {
+    const qs = new URLSearchParams()
+    if (q.before !== undefined) qs.set('before', String(q.before))
+    if (q.after !== undefined) qs.set('after', String(q.after))
+    if (q.limit !== undefined) qs.set('limit', String(q.limit))
+    const a = await r('roomHistory', `/api/v1/rooms/${roomId(id)}/history${qs.size > 0 ? '?' + qs.toString() : ''}`)
+    return { messages: a.messages, ...(a.next_before === undefined ? {} : { next_before: a.next_before }), last_seq: a.last_seq }
   }
   return {
     async rooms () { return (await r('listRooms', '/api/v1/rooms?limit=200')).rooms },
@@ -79,14 +128,12 @@ export function chat (conn: Connection): Chat {
     async kick (id, agent) { await r('kickFromRoom', `/api/v1/rooms/${roomId(id)}/kick`, { agent }) },
     async setTopic (id, topic) { return await r('setRoomTopic', `/api/v1/rooms/${roomId(id)}/topic`, { topic }) },
     async members (id) { return (await r('listMembers', `/api/v1/rooms/${roomId(id)}/members`)).members },
-    async history (id, q = {}) {
-      const qs = new URLSearchParams()
-      if (q.before !== undefined) qs.set('before', String(q.before))
-      if (q.after !== undefined) qs.set('after', String(q.after))
-      if (q.limit !== undefined) qs.set('limit', String(q.limit))
-      const a = await r('roomHistory', `/api/v1/rooms/${roomId(id)}/history${qs.size > 0 ? '?' + qs.toString() : ''}`)
-      return { messages: a.messages, ...(a.next_before === undefined ? {} : { next_before: a.next_before }), last_seq: a.last_seq }
+    history,
+    async readHistory (id, q = {}) {
+      const page = await history(id, q)
+      return { ...page, messages: openHistory(rooms, roomId(id), page.messages) }
     },
+    decryptHistory (id, messages) { return openHistory(rooms, roomId(id), messages) },
     async say (id, text, opts = {}) { return await conn.send('#' + roomId(id), { text }, { type: 'chat', ...(opts.id === undefined ? {} : { id: opts.id }) }) },
     async deleteMessage (id, seq) { await r('deleteMessage', `/api/v1/rooms/${roomId(id)}/messages/${seq}`) },
     async typing (id) { conn.signal('#' + await signalRoom(id), 'typing') },

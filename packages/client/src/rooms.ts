@@ -3,11 +3,17 @@
  * handed to every member over the pairwise sessions before its first message with it, rotated when
  * a member leaves, after 100 messages and after a week; the sender keys of the other members,
  * received the same way. Everything is sealed in the agent's state like the pairwise sessions.
+ *
+ * History: besides the live chains (which only move forward), the agent keeps each sender key's
+ * first chain key it knows (its own from creation, another member's as distributed to it), for the
+ * newest MAX_HISTORY_KEYS_PER_SENDER keys of each sender in each room. From it the message keys of
+ * that key's later messages are derived again to read the room's history, on copies: the live
+ * chains are never moved by reading history.
  */
 import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import {
-  createSenderKey, needsSenderKeyRotation, receiverFromDistribution, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt,
+  createSenderKey, needsSenderKeyRotation, receiverFromDistribution, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt, verifyEnvelope,
   type GroupMessage, type SenderKeyReceiver, type SenderKeyState,
 } from '@agentmesh/crypto'
 import type { Decrypted, E2ee } from './e2ee.ts'
@@ -21,8 +27,25 @@ const ROOM_INFO_TTL_MS = 30_000
 const MAX_ROOM_INFO = 1000
 /** Keys of one sender kept per room: the newest and a few before it, for messages in flight. */
 const MAX_KEYS_PER_SENDER = 3
+/**
+ * Sender keys kept per sender and room to read history (their first known chain key each): a key
+ * seals at most 100 messages and lives at most a week, so this covers the newest 2,000 messages or
+ * 20 weeks of each sender. Older messages show as not decrypted.
+ */
+export const MAX_HISTORY_KEYS_PER_SENDER = 20
 
-const K = { own: 'gsk', peer: 'grk', plain: 'plain' } as const
+const K = { own: 'gsk', peer: 'grk', plain: 'plain', history: 'ghk' } as const
+
+/** A sender key as first known to this agent: its chain key for message `n`. */
+interface HistoryKey { keyId: string, chainKey: string, n: number }
+
+/** Why a private room message of the history was not decrypted. */
+export type UndecryptedReason = 'no_key' | 'before_key' | 'failed'
+
+/** A private room message of the history, opened or not. */
+export type HistoryOpened =
+  | { ok: true, type: string, payload: Record<string, unknown> }
+  | { ok: false, reason: UndecryptedReason, message: string }
 
 interface OwnKey {
   state: SenderKeyState
@@ -85,8 +108,10 @@ export class Rooms {
     const now = Date.now()
     const others = info.members.filter(m => m !== this.cfg.amid)
     let own = this.cfg.e2ee.record<OwnKey>(K.own, room)
+    let created = false
     if (own === undefined || needsSenderKeyRotation(own.state, now) || own.sentTo.some(m => !info.members.includes(m))) {
       own = { state: createSenderKey(room, this.cfg.amid, now), sentTo: [] }
+      created = true
     }
     const missing = others.filter(m => !own!.sentTo.includes(m))
     if (missing.length > 0) {
@@ -95,7 +120,11 @@ export class Rooms {
       own = { ...own, sentTo: [...own.sentTo, ...missing] }
     }
     const r = senderKeyEncrypt(own.state, type, payload)
-    this.cfg.e2ee.saveRecord(K.own, room, { ...own, state: r.state }, now)
+    const state = own.state
+    this.cfg.e2ee.atomically(() => {
+      if (created) this.keepHistoryKey(room, this.cfg.amid, { keyId: state.keyId, chainKey: state.chainKey, n: state.n }, now)
+      this.cfg.e2ee.saveRecord(K.own, room, { ...own, state: r.state }, now)
+    })
     return r.message
   }
 
@@ -105,8 +134,66 @@ export class Rooms {
     const key = `${rx.room}\n${from}`
     const held = this.cfg.e2ee.record<SenderKeyReceiver[]>(K.peer, key) ?? []
     const rest = held.filter(h => h.keyId !== rx.keyId)
-    this.cfg.e2ee.saveRecord(K.peer, key, [rx, ...rest].slice(0, MAX_KEYS_PER_SENDER))
+    this.cfg.e2ee.atomically(() => {
+      this.cfg.e2ee.saveRecord(K.peer, key, [rx, ...rest].slice(0, MAX_KEYS_PER_SENDER))
+      this.keepHistoryKey(rx.room, from, { keyId: rx.keyId, chainKey: rx.chainKey, n: rx.n })
+    })
     return { room: rx.room }
+  }
+
+  /** Keeps a sender key's earliest known chain key for reading history (the newest keys first, bounded). */
+  private keepHistoryKey (room: string, sender: string, k: HistoryKey, at = Date.now()): void {
+    const key = `${room}\n${sender}`
+    const held = this.cfg.e2ee.record<HistoryKey[]>(K.history, key) ?? []
+    const same = held.find(h => h.keyId === k.keyId)
+    if (same !== undefined && same.n <= k.n) return // the same key handed out again, later in its chain
+    const rest = held.filter(h => h.keyId !== k.keyId)
+    this.cfg.e2ee.saveRecord(K.history, key, [k, ...rest].slice(0, MAX_HISTORY_KEYS_PER_SENDER), at)
+  }
+
+  /**
+   * Opens a private room message read from the history (`env` as the relay stored it) with the
+   * sender keys this agent holds: its own and those other members handed it. Never throws and
+   * changes nothing: the live chains stay where they are. `no_key`: no key with that id from that
+   * sender (sent before this agent joined, its key has not reached this agent yet, or it is older
+   * than the keys kept); `before_key`: sent with that key before it was handed to this agent;
+   * `failed`: a bad signature, or the message does not open.
+   */
+  openHistory (room: string, env: Envelope): HistoryOpened {
+    const failed = (why: string): HistoryOpened => ({ ok: false, reason: 'failed', message: `could not be decrypted: ${why}` })
+    if (env.type !== GROUP_TYPE || env.to !== '#' + room) return failed(`not a message of #${room} sealed with a sender key`)
+    if (env.via !== undefined || !verifyEnvelope(env)) return failed('its signature does not verify')
+    const gm = env.payload as { key_id?: unknown, n?: unknown }
+    const own = env.from === this.cfg.amid
+    const known = this.cfg.e2ee.record<HistoryKey[]>(K.history, `${room}\n${env.from}`) ?? []
+    // keys held before history keys were kept: the live receivers (copies), as a fallback
+    const live = own ? [] : (this.cfg.e2ee.record<SenderKeyReceiver[]>(K.peer, `${room}\n${env.from}`) ?? [])
+    const candidates: SenderKeyReceiver[] = [
+      ...known.filter(k => k.keyId === gm.key_id).map(k => ({ room, sender: env.from, keyId: k.keyId, chainKey: k.chainKey, n: k.n, skipped: {} })),
+      ...live.filter(r => r.keyId === gm.key_id),
+    ]
+    if (candidates.length === 0) {
+      return {
+        ok: false,
+        reason: 'no_key',
+        message: own
+          ? 'no key: your sender key for it is no longer kept'
+          : 'no key: sent before you joined, or its sender\'s key has not reached you yet (`agentmesh listen` receives it)',
+      }
+    }
+    if (typeof gm.n === 'number' && candidates.every(c => gm.n as number < c.n && !Object.hasOwn(c.skipped, String(gm.n)))) {
+      return { ok: false, reason: 'before_key', message: 'no key: sent before you joined (before its sender\'s key was handed to you)' }
+    }
+    let last: unknown
+    for (const c of candidates) {
+      try {
+        const r = senderKeyDecrypt(c, room, env.from, env.payload, { maxSkipped: 0 })
+        return { ok: true, type: r.type, payload: r.payload }
+      } catch (err) {
+        last = err
+      }
+    }
+    return failed(AgentMeshError.is(last) ? last.code : 'it does not open')
   }
 
   /**

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Option, type Command } from 'commander'
 import { isAmid, loadIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
-import { FINAL_TASK_STATES, GROUP_TYPE, type Connection } from '@agentmesh/client'
+import { FINAL_TASK_STATES, GROUP_TYPE, chat, connect, type Connection, type HistoryEntry } from '@agentmesh/client'
 import {
   AgentMeshError, COMMAND_PATTERN, ErrorCode, HANDLE_PATTERN, ID_PATTERN, MAX_PAGE, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S,
   MAX_TOPIC_LENGTH as MAX_TOPIC, RESERVED_HANDLES, ROLES, ROOM_ID_PATTERN, TASK_STATES,
@@ -17,7 +17,7 @@ import {
 } from '@agentmesh/protocol'
 import { verifyAudit } from '@agentmesh/store'
 import { DB_FILE, sqliteStore } from '@agentmesh/store-sqlite'
-import { homeOf, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
+import { homeOf, passphraseOf, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { registryRequest } from '../registry.ts'
@@ -225,20 +225,51 @@ async function sendChat (io: Pick<CliIo, 'env' | 'stdin'>, o: SendOpts, out: Out
 
 // ------------------------------------------------------------------ printing
 
-function messageText (m: HistoryMessage): string {
+function messageText (m: HistoryEntry): string {
   if (m.deleted !== undefined) return '[deleted]'
   if (typeof m.text === 'string') return oneLine(m.text)
-  if (m.type === GROUP_TYPE) return '[encrypted]'
+  if (m.type === GROUP_TYPE) return m.not_decrypted === undefined ? '[encrypted]' : `[encrypted] (${m.not_decrypted.message})`
   if (m.type === TASK_UPDATE_TYPE && typeof m.payload?.text === 'string') return oneLine(m.payload.text)
   return JSON.stringify(m.payload ?? {})
 }
 
-function printMessage (out: Out, room: string, m: HistoryMessage): void {
+function printMessage (out: Out, room: string, m: HistoryEntry): void {
   const { envelope: _envelope, ...shown } = m
   void _envelope
   const at = m.ts ?? m.received_at
   const tag = m.deleted !== undefined || m.type === undefined || m.type === 'chat' || m.type === GROUP_TYPE ? '' : ` [${m.type}]`
   out.result({ room, ...shown }, `${typeof at === 'number' ? iso(at) : '-'} #${m.seq} ${m.from_handle ?? m.from}${tag}: ${messageText(m)}`)
+}
+
+/** Opens private rooms' sealed history messages with the agent's own sender keys (docs/protocol.md §17.5). */
+interface HistoryDecryptor {
+  decrypt (room: string, messages: HistoryMessage[]): Promise<HistoryEntry[]>
+  close (): Promise<void>
+}
+
+/**
+ * The agent's sender keys live in its state (state.db in its home): a connection that receives
+ * nothing is opened the first time a sealed message is read, and closed at the end. The operator
+ * holds no keys: its history stays sealed, as before. When the keys cannot be opened (a wrong
+ * passphrase, say), a warning says so once and the messages are listed sealed.
+ */
+function historyDecryptor (io: Pick<CliIo, 'env'>, o: ApiOpts, out: Out, api: Api): HistoryDecryptor {
+  let conn: Promise<Connection> | undefined
+  let failed: AgentMeshError | undefined
+  return {
+    async decrypt (room, messages) {
+      if (api.operator || failed !== undefined || !messages.some(m => m.type === GROUP_TYPE && m.envelope !== undefined)) return messages
+      conn ??= connect({ server: serverOf(o, io.env), home: homeOf(o, io.env), ...passphraseOf(io.env), deliver: false, onWarning: (w) => { out.warn(w) } })
+      try {
+        return chat(await conn).decryptHistory(room, messages)
+      } catch (err) {
+        failed = AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, (err as Error).message)
+        out.warn(new AgentMeshError(failed.code, `private messages are listed sealed: this agent's sender keys could not be opened (${failed.message})`))
+        return messages
+      }
+    },
+    async close () { await (await conn?.catch(() => undefined))?.close() },
+  }
 }
 
 /**
@@ -338,16 +369,16 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       const limit = parseInteger('--limit', o.limit, 1, MAX_LIMIT)
       const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
       const api = apiOf(o, io)
-      const first = await readHistory(api, room, { limit })
-      for (const m of first.messages) printMessage(out, room, m)
-      let last = first.messages.at(-1)?.seq ?? first.lastSeq ?? 0
+      const keys = historyDecryptor(io, o, out, api)
       const stop = stopper(io, seconds)
       try {
+        const first = await readHistory(api, room, { limit })
+        for (const m of await keys.decrypt(room, first.messages)) printMessage(out, room, m)
+        let last = first.messages.at(-1)?.seq ?? first.lastSeq ?? 0
         await pollUntil(stop.signal, async () => {
           for (;;) {
             const r = await api.call('roomHistory', `/api/v1/rooms/${room}/history${query({ after: last, limit: PAGE })}`)
-            for (const m of r.messages) {
-              if (m.seq <= last) continue
+            for (const m of await keys.decrypt(room, r.messages.filter(m => m.seq > last))) {
               printMessage(out, room, m)
               last = m.seq
             }
@@ -356,6 +387,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
         })
       } finally {
         stop.release()
+        await keys.close()
       }
     })
 
@@ -474,7 +506,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     })
 
   withApi(program.command('history')
-    .description('print a room\'s messages, oldest first: the newest --limit, or those before/after a room seq')
+    .description('print a room\'s messages, oldest first: the newest --limit, or those before/after a room seq; a private room\'s messages decrypted with the sender keys you hold ([encrypted] with the reason when you hold none)')
     .argument('<room>', 'the room: global, or a room id such as ops or #ops')
     .option('--limit <n>', 'at most this many messages', '50')
     .option('--before <seq>', 'the newest messages older than this room seq')
@@ -486,8 +518,14 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       const before = optInt('--before', o.before, 1)
       const after = optInt('--after', o.after, 0)
       if (before !== undefined && after !== undefined) throw usage('give --before or --after, not both')
-      const r = await readHistory(apiOf(o, io), rid, { limit, ...(before === undefined ? {} : { before }), ...(after === undefined ? {} : { after }) })
-      for (const m of r.messages) printMessage(out, rid, m)
+      const api = apiOf(o, io)
+      const r = await readHistory(api, rid, { limit, ...(before === undefined ? {} : { before }), ...(after === undefined ? {} : { after }) })
+      const keys = historyDecryptor(io, o, out, api)
+      try {
+        for (const m of await keys.decrypt(rid, r.messages)) printMessage(out, rid, m)
+      } finally {
+        await keys.close()
+      }
       if (r.messages.length === 0) out.note(`no messages in ${rid}${before !== undefined ? ` before #${before}` : after !== undefined ? ` after #${after}` : ''}`)
       if (r.more !== undefined) out.note(after !== undefined ? `more: \`agentmesh history ${rid} --after ${r.more}\`` : `older: \`agentmesh history ${rid} --before ${r.more}\``)
     })

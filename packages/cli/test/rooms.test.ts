@@ -1,0 +1,72 @@
+/**
+ * Private rooms through the CLI (in process) against an in-process relay: the history members read
+ * decrypted with the sender keys they hold.
+ */
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import type { Relay } from '@agentmesh/server'
+import { cli, startRelay, tempDir, type CliResult } from '@agentmesh/testing'
+
+function ok (r: CliResult, what: string): CliResult {
+  assert.equal(r.code, 0, `${what}: exit ${String(r.code)}; stdout: ${r.stdout} stderr: ${r.stderr}`)
+  return r
+}
+
+const json = <T = any>(r: CliResult): T[] => r.lines.map(l => JSON.parse(l) as T)
+
+interface HistoryJson { seq: number, from: string, type: string, text?: string, decrypted?: boolean, not_decrypted?: { reason: string, message: string } }
+
+describe('rooms (cli)', { concurrency: 1 }, () => {
+  const dir = tempDir()
+  let relay: Relay
+  const as = (name: string): { home: string, server: string } => ({ home: join(dir.path, name), server: relay.url })
+  const ids: Record<string, string> = {}
+
+  before(async () => {
+    relay = await startRelay()
+    for (const n of ['alice', 'bob', 'carol']) {
+      ids[n] = (JSON.parse(ok(await cli(['init', '--name', n, '--json'], as(n)), `init ${n}`).lines[0]!) as { amid: string }).amid
+      ok(await cli(['handle', 'set', n], as(n)), `handle ${n}`)
+    }
+  })
+  after(async () => {
+    await relay.close()
+    dir.cleanup()
+  })
+
+  it('rooms - history of a private room: a member reads it decrypted, its own messages at once, others\' once their key reached it; a later member sees why not', async () => {
+    ok(await cli(['room', 'create', 'vault', '--private'], as('alice')), 'create')
+    ok(await cli(['room', 'invite', 'vault', ids.bob!], as('alice')), 'invite bob')
+    ok(await cli(['room', 'join', 'vault'], as('bob')), 'join bob')
+    ok(await cli(['chat', '--room', 'vault', '--msg', 'kiwi from alice'], as('alice')), 'alice posts')
+    ok(await cli(['chat', '--room', 'vault', '--msg', 'lime from bob'], as('bob')), 'bob posts')
+
+    // alice has not listened yet: bob's key has not reached her; her own message she reads
+    const before = ok(await cli(['history', 'vault'], as('alice')), 'history')
+    assert.match(before.lines[0]!, /#1 alice: kiwi from alice$/)
+    assert.match(before.lines[1]!, /#2 bob: \[encrypted\] \(no key: .*agentmesh listen/)
+    assert.equal(before.lines.length, 2, before.stdout)
+
+    // listening, she gets bob's key with his message; now she reads all of it
+    const heard = json<{ text: string }>(ok(await cli(['listen', '--count', '1', '--timeout', '20', '--json'], as('alice')), 'listen'))
+    assert.deepEqual(heard.map(m => m.text), ['lime from bob'])
+    const all = json<HistoryJson>(ok(await cli(['history', 'vault', '--json'], as('alice')), 'history --json'))
+    assert.deepEqual(all.map(m => [m.seq, m.from, m.type, m.text, m.decrypted]), [[1, ids.alice, 'chat', 'kiwi from alice', true], [2, ids.bob, 'chat', 'lime from bob', true]])
+    assert.ok(all.every(m => m.not_decrypted === undefined))
+
+    // carol joins later: she reads what was sent after, and is told why not the rest
+    ok(await cli(['room', 'invite', 'vault', ids.carol!], as('alice')), 'invite carol')
+    ok(await cli(['room', 'join', 'vault'], as('carol')), 'join carol')
+    ok(await cli(['chat', '--room', 'vault', '--msg', 'mango from alice'], as('alice')), 'alice posts again')
+    ok(await cli(['listen', '--count', '1', '--timeout', '20'], as('carol')), 'carol listens')
+    const atCarol = json<HistoryJson>(ok(await cli(['history', 'vault', '--json'], as('carol')), 'carol history'))
+    assert.deepEqual(atCarol.map(m => [m.seq, m.decrypted, m.not_decrypted?.reason, m.text]), [
+      [1, false, 'before_key', undefined], [2, false, 'no_key', undefined], [3, true, undefined, 'mango from alice'],
+    ])
+    assert.match(atCarol[0]!.not_decrypted!.message, /^no key: sent before you joined/)
+    const text = ok(await cli(['history', 'vault'], as('carol')), 'carol history text')
+    assert.match(text.lines[0]!, /#1 alice: \[encrypted\] \(no key: sent before you joined/)
+    assert.match(text.lines[2]!, /#3 alice: mango from alice$/)
+  })
+})
