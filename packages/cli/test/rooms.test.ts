@@ -1,6 +1,7 @@
 /**
- * Private rooms through the CLI (in process) against an in-process relay: the history members read
- * decrypted with the sender keys they hold.
+ * Rooms through the CLI (in process) against an in-process relay: the history members of a private
+ * room read decrypted with the sender keys they hold; room messages posted while the relay is down
+ * are queued and delivered once it is back.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -68,5 +69,43 @@ describe('rooms (cli)', { concurrency: 1 }, () => {
     const text = ok(await cli(['history', 'vault'], as('carol')), 'carol history text')
     assert.match(text.lines[0]!, /#1 alice: \[encrypted\] \(no key: sent before you joined/)
     assert.match(text.lines[2]!, /#3 alice: mango from alice$/)
+  })
+
+  it('rooms - chat --msg while the relay is down: queued (exit 0), then delivered in order, once, by the next connection from that home', async () => {
+    const data = join(dir.path, 'relay-down')
+    let r2 = await startRelay({ dataDir: data })
+    const port = r2.port
+    const at = (name: string): { home: string, server: string } => ({ home: join(dir.path, 'down-' + name), server: `ws://127.0.0.1:${port}` })
+    const amid = async (name: string): Promise<string> => (JSON.parse(ok(await cli(['init', '--json'], at(name)), `init ${name}`).lines[0]!) as { amid: string }).amid
+    const bob = await amid('bob')
+    await amid('alice')
+    try {
+      ok(await cli(['room', 'create', 'den', '--private'], at('alice')), 'create den')
+      ok(await cli(['room', 'invite', 'den', bob], at('alice')), 'invite')
+      ok(await cli(['room', 'join', 'den'], at('bob')), 'join den')
+      ok(await cli(['room', 'create', 'hall'], at('alice')), 'create hall')
+      ok(await cli(['room', 'join', 'hall'], at('bob')), 'join hall')
+      await r2.close()
+
+      const down1 = ok(await cli(['chat', '--room', 'den', '--msg', 'fig while down', '--json'], at('alice')), 'chat den while down')
+      const down2 = ok(await cli(['chat', '--room', '#hall', '--msg', 'pear while down'], at('alice')), 'chat hall while down')
+      const q = json<{ id: string, room: string, status: string }>(down1)
+      assert.deepEqual(q.map(x => [x.room, x.status]), [['den', 'queued']])
+      assert.match(down2.stderr, /^queued: the relay at .* cannot be reached/m)
+      assert.equal(down2.lines.length, 1, 'the id on stdout')
+
+      r2 = await startRelay({ dataDir: data, port })
+      // alice's next message goes after the two queued ones
+      const back = json<{ status: string }>(ok(await cli(['chat', '--room', 'den', '--msg', 'plum when back', '--json'], at('alice')), 'chat when back'))
+      assert.deepEqual(back.map(x => x.status), ['stored'])
+      const heard = json<{ id: string, text: string, room: string }>(ok(await cli(['listen', '--count', '3', '--timeout', '20', '--json'], at('bob')), 'bob listens'))
+      assert.deepEqual(heard.map(m => [m.room, m.text]), [['den', 'fig while down'], ['hall', 'pear while down'], ['den', 'plum when back']])
+      assert.deepEqual([heard[0]!.id, heard[1]!.id], [q[0]!.id, down2.lines[0]])
+      // once: the next message bob gets is one posted after them
+      ok(await cli(['chat', '--room', 'hall', '--msg', 'marker'], at('alice')), 'marker')
+      assert.deepEqual(json<{ text: string }>(ok(await cli(['listen', '--count', '1', '--timeout', '20', '--json'], at('bob')), 'bob again')).map(m => m.text), ['marker'])
+    } finally {
+      await r2.close().catch(() => {})
+    }
   })
 })

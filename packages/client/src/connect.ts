@@ -126,7 +126,12 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     throw err
   }
   conn.setGate(gate)
-  await conn.start(opts.signal, timeout)
-  await e2ee.start()
+  await conn.start(opts.signal, timeout, opts.queueWhenUnreachable === true)
+  if (conn.connected) {
+    await e2ee.start()
+  } else {
+    // not reachable yet (queueWhenUnreachable): prekeys are published once it is
+    void (async () => { for await (const s of conn.status()) if (s.type === 'connected') { await e2ee.start(); return } })()
+  }
   return conn
 }

@@ -5,12 +5,12 @@
  */
 import { v7 as uuidv7 } from 'uuid'
 import {
-  AgentMeshError, ErrorCode, HANDLE_PATTERN, ID_PATTERN, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
+  AgentMeshError, ErrorCode, HANDLE_PATTERN, isRetryable, ID_PATTERN, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
   type ApiAnswer, type ChatEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import { DM_ROOM_PREFIX, isAmid, keyForAmid, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
-import { GROUP_TYPE, Rooms, SENDER_KEY_TYPE } from './rooms.ts'
+import { GROUP_TYPE, Rooms, SENDER_KEY_TYPE, isUnreachable, type DeferredSend } from './rooms.ts'
 import { InboundPipeline, attachInbound, toMessage } from './inbound.ts'
 import { e2eeStage, gateStage, relayStage, roomStage, senderKeyStage } from './stages.ts'
 import { registryRequest } from './registry.ts'
@@ -134,6 +134,11 @@ export class ConnectionImpl implements Connection {
   private readonly handleCache = new LruMap<string, { amid: string, at: number }>(MAX_HANDLES)
   /** private rooms: sender keys (set when end-to-end encryption is on) */
   readonly rooms: Rooms | undefined
+  /** sends kept until the relay can be reached (rooms.ts DeferredSend), in call order, after every outbox entry */
+  private readonly deferred: Array<{ send: DeferredSend, waiters: Pending['waiters'] }> = []
+  private draining = false
+  /** start(): resolve when the relay cannot be reached too (connect's queueWhenUnreachable) */
+  private resolveUnreachable = false
   /** what happens to a delivered envelope (inbound.ts); features add stages through `inbound(conn)` */
   private readonly pipeline: InboundPipeline
 
@@ -173,12 +178,16 @@ export class ConnectionImpl implements Connection {
       this.outbox.set(e.id, { id: e.id, to: e.to, envText: e.envText, transmitted: false, waiters: [] })
     }
     cfg.state.prune(Date.now() - DEDUPE_MS)
+    // sends deferred by an earlier run go out, after the outbox, once the relay can be reached
+    for (const d of this.rooms?.deferredSends() ?? []) this.deferred.push({ send: d, waiters: [] })
+    if (this.rooms !== undefined) void (async () => { for await (const st of this.status()) if (st.type === 'connected') this.drainDeferred() })()
     // messages held while their sender's changed key was not accepted, and accepted since
     if (cfg.deliver) for (const env of cfg.e2ee?.releasable() ?? []) this.inbound.push({ seq: 0, env, sealed: true, held: true })
   }
 
   /** Resolves at the first successful authentication. */
-  start (signal?: AbortSignal, timeoutMs?: number): Promise<void> {
+  start (signal?: AbortSignal, timeoutMs?: number, resolveUnreachable = false): Promise<void> {
+    this.resolveUnreachable = resolveUnreachable
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined
       const done = (err?: Error): void => {
@@ -196,7 +205,7 @@ export class ConnectionImpl implements Connection {
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
           const why = this.lastError !== undefined ? `: ${this.lastError.message}` : ''
-          done(new AgentMeshError(ErrorCode.ConnectFailed, `cannot reach the relay at ${this.cfg.url} within ${timeoutMs} ms${why}. Is \`agentmesh serve\` running there?`, { cause: this.lastError }))
+          done(this.resolveUnreachable ? undefined : new AgentMeshError(ErrorCode.ConnectFailed, `cannot reach the relay at ${this.cfg.url} within ${timeoutMs} ms${why}. Is \`agentmesh serve\` running there?`, { cause: this.lastError }))
         }, timeoutMs)
       }
       this.readyResolve = () => { done() }
@@ -240,6 +249,7 @@ export class ConnectionImpl implements Connection {
     if (this.closed) return
     const error = this.lastError ?? (reason !== '' ? new AgentMeshError(ErrorCode.ConnectionClosed, `relay closed the connection (${code} ${reason})`) : undefined)
     if (wasAuthed) this.statusChannel.push({ type: 'disconnected', relay: this.cfg.url, ...(error === undefined ? {} : { error }) })
+    else if (this.resolveUnreachable) this.readyResolve?.() // not reachable now: the connection keeps trying, sends wait
     const base = Math.min(this.cfg.maxBackoffMs, this.cfg.minBackoffMs * 2 ** Math.min(this.attempt, 10))
     const delay = wasAuthed ? this.cfg.minBackoffMs * Math.random() : base / 2 + Math.random() * base / 2
     if (wasAuthed) this.attempt = 1
@@ -304,36 +314,125 @@ export class ConnectionImpl implements Connection {
     const lookup = typeof to === 'string' && (HANDLE_RE.test(to) || (roomRe.test(to) && this.rooms !== undefined && opts.encrypt !== false && (opts.type ?? 'chat') !== GROUP_TYPE))
     // a send that needs a round trip first (an @handle, a room's kind) and every send behind it
     // are queued in call order, so that a later send never overtakes an earlier one
-    if (!lookup && this.lookups === 0) return await this.submit(to, payload, opts).result
+    if (!lookup && this.lookups === 0 && this.deferred.length === 0) return await this.acked(this.submit(to, payload, opts), opts)
     this.lookups++
     const queued = this.lookupChain.then(async () => await this.prepareSend(to, payload, opts))
     this.lookupChain = queued.then(() => {}, () => {})
     try {
       const s = await queued
-      return await s.result
+      return await this.acked(s, opts)
     } finally {
       this.lookups--
     }
   }
 
-  /** Resolves an @handle and a private room's sender key, then queues the send; resolves once it is in the outbox. */
-  private async prepareSend (to: string, payload: Record<string, unknown>, opts: SendOptions): Promise<{ result: Promise<SendResult> }> {
-    if (typeof to === 'string' && HANDLE_RE.test(to)) to = await this.resolveHandle(to)
-    if (typeof to === 'string' && roomRe.test(to) && this.rooms !== undefined && opts.encrypt !== false && (opts.type ?? 'chat') !== GROUP_TYPE) {
-      const room = to.slice(1)
-      const info = await this.rooms.roomInfo(room)
-      if (info.kind === 'private') {
-        const rooms = this.rooms
-        const target = to
-        // the sender key's DMs and the message are queued in one go, in order, per room
-        return await rooms.serial(room, async () => {
-          if (opts.id !== undefined && this.outbox.has(opts.id)) return this.submit(target, payload, opts)
-          const gm = await rooms.encrypt(room, opts.type ?? 'chat', payload)
-          const sub = this.submit(target, { ...gm }, { ...opts, type: GROUP_TYPE, encrypt: false })
-          await sub.prepared.catch(() => {})
-          return sub
-        })
+  /** Tells `opts.onQueued` once the send is queued (outbox, or deferred); answers its ack. */
+  private async acked (s: { prepared: Promise<unknown>, result: Promise<SendResult> }, opts: SendOptions): Promise<SendResult> {
+    const told = opts.onQueued
+    if (told !== undefined) s.prepared.then((p) => { told((p as { id: string }).id) }, () => {})
+    return await s.result
+  }
+
+  // ---- sends deferred while the relay cannot be reached (docs/protocol.md §17.5)
+
+  /**
+   * Keeps a send in the agent's state until the relay can be reached: a room message whose room
+   * could not be looked up, and every send after it (they go in call order).
+   */
+  private defer (to: string, payload: Record<string, unknown>, opts: SendOptions): { prepared: Promise<unknown>, result: Promise<SendResult> } {
+    const type = opts.type ?? 'chat'
+    const id = opts.id ?? uuidv7()
+    let entry = this.deferred.find(e => e.send.id === id) // a retry of a send still deferred
+    if (entry === undefined) {
+      if (!typeRe.test(type)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, `type "${type.slice(0, 80)}" must start with a lowercase letter and use a-z 0-9 . _ - (at most 64)`)
+      if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, 'the payload must be an object')
+      entry = { send: this.rooms!.defer({ id, to, type, payload, ...(opts.encrypt === undefined ? {} : { encrypt: opts.encrypt }) }), waiters: [] }
+      this.deferred.push(entry)
+    }
+    const e = entry
+    const result = new Promise<SendResult>((resolve, reject) => {
+      const w = { resolve, reject }
+      e.waiters.push(w)
+      opts.signal?.addEventListener('abort', () => {
+        // stop waiting; the send stays deferred and is still delivered
+        const i = e.waiters.indexOf(w)
+        if (i >= 0) e.waiters.splice(i, 1)
+        reject(abortError(opts.signal!))
+      }, { once: true })
+    })
+    return { prepared: Promise.resolve({ id }), result }
+  }
+
+  /** Queues the deferred sends, in order, while the relay answers; stops at the first it cannot (retried on the next connect). */
+  private drainDeferred (): void {
+    if (this.draining || this.deferred.length === 0) return
+    this.draining = true
+    void (async () => {
+      let retry = false
+      while (this.deferred.length > 0 && this.authed && !this.closed) {
+        const e = this.deferred[0]!
+        const d = e.send
+        let sub: { prepared: Promise<unknown>, result: Promise<SendResult> } | undefined
+        let error: unknown
+        try {
+          sub = await this.prepareSend(d.to, d.payload, { type: d.type, id: d.id, ...(d.encrypt === undefined ? {} : { encrypt: d.encrypt }) }, true)
+          await sub.prepared
+        } catch (err) {
+          // not now (the relay went again, or this connection is closing): it stays deferred
+          if (this.closed || isUnreachable(err) || (AgentMeshError.is(err) && (isRetryable(err.code) || err.code === ErrorCode.ConnectionClosed))) { retry = !this.closed; break }
+          sub = undefined
+          error = err
+        }
+        this.deferred.shift()
+        this.rooms!.undefer(d.id)
+        if (sub !== undefined) {
+          sub.result.then((r) => { for (const w of e.waiters) w.resolve(r) }, (err: Error) => {
+            for (const w of e.waiters) w.reject(err)
+            if (e.waiters.length === 0) this.cfg.onWarning(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, err.message))
+          })
+        } else {
+          const err = AgentMeshError.is(error) ? error : new AgentMeshError(ErrorCode.Internal, (error as Error).message)
+          for (const w of e.waiters) w.reject(err)
+          if (e.waiters.length === 0) this.cfg.onWarning(new AgentMeshError(err.code, `dropped the deferred send ${d.id} to ${d.to}: ${err.message}`))
+          if (this.outbox.size === 0 && this.deferred.length === 0) for (const w of this.drainWaiters.splice(0)) w.resolve()
+        }
       }
+      this.draining = false
+      // the relay answers the socket but not yet the look-up: again a little later
+      if (retry && this.authed && !this.closed) unref(setTimeout(() => { this.drainDeferred() }, this.cfg.maxBackoffMs))
+    })()
+  }
+
+  /**
+   * Resolves an @handle and a private room's sender key, then queues the send; resolves once it is
+   * in the outbox. When the relay cannot be reached for the look-up (and behind such a send) the
+   * send is deferred instead (`draining`: it is one, and it is not deferred again).
+   */
+  private async prepareSend (to: string, payload: Record<string, unknown>, opts: SendOptions, draining = false): Promise<{ prepared: Promise<unknown>, result: Promise<SendResult> }> {
+    if (!draining && this.deferred.length > 0) return this.defer(to, payload, opts)
+    try {
+      if (typeof to === 'string' && HANDLE_RE.test(to)) to = await this.resolveHandle(to)
+      if (typeof to === 'string' && roomRe.test(to) && this.rooms !== undefined && opts.encrypt !== false && (opts.type ?? 'chat') !== GROUP_TYPE) {
+        const room = to.slice(1)
+        const rooms = this.rooms
+        // a room known to be public needs no look-up to be sent (signed plaintext, as always)
+        const info = await rooms.roomInfo(room).catch((err: unknown) => { if (isUnreachable(err) && rooms.knownKind(room) === 'public') return undefined; throw err })
+        if (info?.kind === 'private') {
+          const target = to
+          // the sender key's DMs and the message are queued in one go, in order, per room
+          return await rooms.serial(room, async () => {
+            if (opts.id !== undefined && this.outbox.has(opts.id)) return this.submit(target, payload, opts)
+            const gm = await rooms.encrypt(room, opts.type ?? 'chat', payload)
+            const sub = this.submit(target, { ...gm }, { ...opts, type: GROUP_TYPE, encrypt: false })
+            await sub.prepared.catch(() => {})
+            return sub
+          })
+        }
+      }
+    } catch (err) {
+      // the relay cannot be reached to look the room (or handle) up: nothing of it goes out before it can
+      if (!draining && this.rooms !== undefined && isUnreachable(err)) return this.defer(to, payload, opts)
+      throw err
     }
     const sub = this.submit(to, payload, opts)
     await sub.prepared.catch(() => {})
@@ -471,7 +570,7 @@ export class ConnectionImpl implements Connection {
     this.cfg.state.outboxRemove(p.id)
     if (p.transmitted) this.inFlight--
     this.transmit()
-    if (this.outbox.size === 0) for (const w of this.drainWaiters.splice(0)) w.resolve()
+    if (this.outbox.size === 0 && this.deferred.length === 0) for (const w of this.drainWaiters.splice(0)) w.resolve()
   }
 
   private onError (f: ErrorFrame): void {
@@ -499,7 +598,7 @@ export class ConnectionImpl implements Connection {
 
   /** Resolves when every envelope in the outbox was acknowledged. */
   flush (opts: { signal?: AbortSignal } = {}): Promise<void> {
-    if (this.outbox.size === 0) return Promise.resolve()
+    if (this.outbox.size === 0 && this.deferred.length === 0) return Promise.resolve()
     if (this.closed) return Promise.reject(new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection is closed'))
     return new Promise((resolve, reject) => {
       const w = { resolve, reject }
@@ -512,7 +611,7 @@ export class ConnectionImpl implements Connection {
     })
   }
 
-  get pendingSends (): number { return this.outbox.size }
+  get pendingSends (): number { return this.outbox.size + this.deferred.length }
 
   // ------------------------------------------------------------------ receiving
 
@@ -711,8 +810,11 @@ export class ConnectionImpl implements Connection {
     for (const p of this.outbox.values()) {
       for (const w of p.waiters) w.reject(new AgentMeshError(ErrorCode.ConnectionClosed, `the connection closed before envelope ${p.id} was acknowledged; it stays in the outbox and is sent on the next connect`))
     }
+    for (const e of this.deferred) {
+      for (const w of e.waiters) w.reject(new AgentMeshError(ErrorCode.ConnectionClosed, `the connection closed before the relay could be reached for ${e.send.id}; it stays in this agent's state and is sent after the next connect`))
+    }
     for (const w of this.inboundWaiters.splice(0)) w()
-    for (const w of this.drainWaiters.splice(0)) w.reject(new AgentMeshError(ErrorCode.ConnectionClosed, `the connection closed with ${this.outbox.size} envelope(s) unacknowledged; they stay in the outbox`))
+    for (const w of this.drainWaiters.splice(0)) w.reject(new AgentMeshError(ErrorCode.ConnectionClosed, `the connection closed with ${this.outbox.size + this.deferred.length} send(s) unacknowledged; they stay in the outbox`))
     this.statusChannel.push({ type: 'closed' })
     this.statusChannel.end()
     this.eventChannel.end()

@@ -34,7 +34,21 @@ const MAX_KEYS_PER_SENDER = 3
  */
 export const MAX_HISTORY_KEYS_PER_SENDER = 20
 
-const K = { own: 'gsk', peer: 'grk', plain: 'plain', history: 'ghk' } as const
+const K = { own: 'gsk', peer: 'grk', plain: 'plain', history: 'ghk', deferred: 'gq' } as const
+
+/**
+ * A send kept in the agent's state until the relay can be reached: a room message whose room could
+ * not be looked up (a private room's members are needed to hand out the sender key, and an unknown
+ * room may be private, so nothing of it goes to the relay before), and every send made after it,
+ * so that they leave in the order they were made. Sealed like the sessions; the payload is the
+ * plaintext, which never leaves the agent before it is encrypted for its room or peer.
+ */
+export interface DeferredSend { id: string, to: string, type: string, payload: Record<string, unknown>, encrypt?: boolean, at: number }
+
+/** Errors that mean the relay could not be reached (a send needing a look-up is then deferred). */
+export function isUnreachable (err: unknown): boolean {
+  return AgentMeshError.is(err, ErrorCode.ConnectFailed) || AgentMeshError.is(err, ErrorCode.ShuttingDown)
+}
 
 /** A sender key as first known to this agent: its chain key for message `n`. */
 interface HistoryKey { keyId: string, chainKey: string, n: number }
@@ -72,6 +86,25 @@ export class Rooms {
 
   /** Forgets what is known of a room (a membership event came). */
   invalidate (room: string): void { this.info.delete(room) }
+
+  /** The room's kind as last looked up in this process (however long ago): a room's kind never changes. */
+  knownKind (room: string): string | undefined { return this.info.peek(room)?.kind }
+
+  /** Sends deferred while the relay could not be reached, in the order they were made. */
+  deferredSends (): DeferredSend[] {
+    return this.cfg.e2ee.records<DeferredSend>(K.deferred).map(r => r.value).sort((a, b) => a.at - b.at)
+  }
+
+  /** Keeps a send for later (see DeferredSend); `at` orders it after every send kept before. */
+  defer (d: Omit<DeferredSend, 'at'>): DeferredSend {
+    const last = this.cfg.e2ee.records<DeferredSend>(K.deferred).reduce((m, r) => Math.max(m, r.value.at), 0)
+    const kept: DeferredSend = { ...d, at: Math.max(Date.now(), last + 1) }
+    this.cfg.e2ee.saveRecord(K.deferred, d.id, kept, kept.at)
+    return kept
+  }
+
+  /** The deferred send is in the outbox now (or failed for good). */
+  undefer (id: string): void { this.cfg.e2ee.dropRecord(K.deferred, id) }
 
   async roomInfo (room: string, fresh = false): Promise<RoomInfo> {
     const cached = this.info.get(room)

@@ -56,6 +56,13 @@ export interface SendOptions {
    * @default true
    */
   encrypt?: boolean
+  /**
+   * Called with the envelope id once the send is queued: in the outbox, or (a room message while
+   * the relay cannot be reached to look the room up, and the sends after it) kept in the agent's
+   * state to be encrypted and queued once it can. From then on it is delivered even if this process
+   * ends; the returned promise still waits for the relay's ack.
+   */
+  onQueued?: (id: string) => void
 }
 
 export interface SendResult {
@@ -129,6 +136,13 @@ export interface ConnectOptions {
   deliver?: boolean
   /** Give up the first connection after this long. @default 10 s */
   connectTimeoutMs?: number
+  /**
+   * When the relay cannot be reached (the first attempt fails, or connectTimeoutMs passes), resolve
+   * anyway with a connection that keeps trying (`connected` is false meanwhile): sends wait in the
+   * outbox (room messages deferred, docs/protocol.md §17.5) and go out once it connects.
+   * @default false: reject with AM_ERR_CONNECT_FAILED
+   */
+  queueWhenUnreachable?: boolean
   /** Reconnect backoff bounds (full jitter). @default 250 ms … 5 s */
   minBackoffMs?: number
   maxBackoffMs?: number

@@ -203,21 +203,45 @@ function checkSendOpts (o: SendOpts, text: string | undefined, how: string): voi
   }
 }
 
-/** The message as sent: a single text, or --stdin; over a connection that receives nothing. */
+/**
+ * The message as sent: a single text, or --stdin; over a connection that receives nothing. A
+ * single message while the relay cannot be reached is queued in the agent's home (the outbox; a
+ * room message whose room cannot be looked up is kept sealed, to be encrypted for the room once the
+ * relay answers) and goes out with the next connection from this home: printed with status
+ * "queued" (docs/protocol.md §17.5).
+ */
 async function sendChat (io: Pick<CliIo, 'env' | 'stdin'>, o: SendOpts, out: Out, to: string, text: string | undefined, where: Record<string, string>, encrypt?: boolean): Promise<void> {
   const seconds = parsePositive('--timeout', o.timeout ?? '30')
   // one message: within --timeout (30 s by default); --stdin: as long as the input lasts, unless --timeout
   const signal = o.stdin === true && o.timeout === undefined ? undefined : AbortSignal.timeout(seconds * 1000)
   try {
-    await withConnection(io, { ...o, timeout: String(seconds) }, out, async (conn) => {
-      if (o.stdin === true) {
+    if (o.stdin === true) {
+      await withConnection(io, { ...o, timeout: String(seconds) }, out, async (conn) => {
         const n = await sendLines(io.stdin, conn, out, to, { ...(signal === undefined ? {} : { signal }), ...(encrypt === undefined ? {} : { encrypt }) }, where)
         out.note(`${n} message(s) stored by the relay`)
-        return
+      }, { flush: true })
+      return
+    }
+    const conn = await connect({
+      server: serverOf(o, io.env), home: homeOf(o, io.env), ...passphraseOf(io.env), deliver: false, connectTimeoutMs: seconds * 1000, queueWhenUnreachable: true, onWarning: (w) => { out.warn(w) },
+    })
+    try {
+      let markQueued!: (id: string) => void
+      const queued = new Promise<string>((resolve) => { markQueued = resolve })
+      const sent = conn.send(to, { text: text! }, { type: 'chat', onQueued: markQueued, ...(signal === undefined ? {} : { signal }), ...(o.id === undefined ? {} : { id: o.id }), ...(encrypt === undefined ? {} : { encrypt }) })
+      sent.catch(() => {}) // awaited below, or left in the queue
+      if (!conn.connected) {
+        const id = await Promise.race([queued, sent.then(r => r.id)])
+        if (!conn.connected) {
+          out.result({ id, ...where, status: 'queued' }, id)
+          out.note(`queued: the relay at ${serverOf(o, io.env)} cannot be reached; the message is kept in this agent's home and sent, in order, with its next connection (\`agentmesh listen\`, or the next message sent)`)
+          return
+        }
       }
-      const r = await conn.send(to, { text: text! }, { type: 'chat', ...(signal === undefined ? {} : { signal }), ...(o.id === undefined ? {} : { id: o.id }), ...(encrypt === undefined ? {} : { encrypt }) })
-      printSent(out, r, where)
-    }, { flush: o.stdin === true })
+      printSent(out, await sent, where)
+    } finally {
+      await conn.close()
+    }
   } catch (err) {
     throw timeoutToError(err, 'not every message was acknowledged by the relay', seconds)
   }
