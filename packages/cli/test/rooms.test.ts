@@ -71,7 +71,7 @@ describe('rooms (cli)', { concurrency: 1 }, () => {
     assert.match(text.lines[2]!, /#3 alice: mango from alice$/)
   })
 
-  it('rooms - chat --msg while the relay is down: queued (exit 0), then delivered in order, once, by the next connection from that home', async () => {
+  it('rooms - chat --msg (and dm) while the relay is down: queued (exit 0), then delivered in order, once, by the next connection from that home', async () => {
     const data = join(dir.path, 'relay-down')
     let r2 = await startRelay({ dataDir: data })
     const port = r2.port
@@ -93,14 +93,17 @@ describe('rooms (cli)', { concurrency: 1 }, () => {
       assert.deepEqual(q.map(x => [x.room, x.status]), [['den', 'queued']])
       assert.match(down2.stderr, /^queued: the relay at .* cannot be reached/m)
       assert.equal(down2.lines.length, 1, 'the id on stdout')
+      // a DM to bob (alice has a session with him: she handed him her sender key) queues behind them
+      const down3 = json<{ id: string, to: string, status: string }>(ok(await cli(['dm', bob, 'quince while down', '--json'], at('alice')), 'dm while down'))
+      assert.deepEqual(down3.map(x => [x.to, x.status]), [[bob, 'queued']])
 
       r2 = await startRelay({ dataDir: data, port })
       // alice's next message goes after the two queued ones
       const back = json<{ status: string }>(ok(await cli(['chat', '--room', 'den', '--msg', 'plum when back', '--json'], at('alice')), 'chat when back'))
       assert.deepEqual(back.map(x => x.status), ['stored'])
-      const heard = json<{ id: string, text: string, room: string }>(ok(await cli(['listen', '--count', '3', '--timeout', '20', '--json'], at('bob')), 'bob listens'))
-      assert.deepEqual(heard.map(m => [m.room, m.text]), [['den', 'fig while down'], ['hall', 'pear while down'], ['den', 'plum when back']])
-      assert.deepEqual([heard[0]!.id, heard[1]!.id], [q[0]!.id, down2.lines[0]])
+      const heard = json<{ id: string, text: string, room?: string }>(ok(await cli(['listen', '--count', '4', '--timeout', '20', '--json'], at('bob')), 'bob listens'))
+      assert.deepEqual(heard.map(m => [m.room, m.text]), [['den', 'fig while down'], ['hall', 'pear while down'], [undefined, 'quince while down'], ['den', 'plum when back']])
+      assert.deepEqual(heard.slice(0, 3).map(m => m.id), [q[0]!.id, down2.lines[0], down3[0]!.id])
       // once: the next message bob gets is one posted after them
       ok(await cli(['chat', '--room', 'hall', '--msg', 'marker'], at('alice')), 'marker')
       assert.deepEqual(json<{ text: string }>(ok(await cli(['listen', '--count', '1', '--timeout', '20', '--json'], at('bob')), 'bob again')).map(m => m.text), ['marker'])
