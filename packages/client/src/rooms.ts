@@ -81,6 +81,8 @@ export interface RoomsConfig {
 export class Rooms {
   private readonly info = new LruMap<string, RoomInfo>(MAX_ROOM_INFO)
   private readonly locks = new Map<string, Promise<unknown>>()
+  /** the `at` of the newest deferred send (read from the state on first use) */
+  private lastDeferredAt: number | undefined
 
   constructor (private readonly cfg: RoomsConfig) {}
 
@@ -97,8 +99,9 @@ export class Rooms {
 
   /** Keeps a send for later (see DeferredSend); `at` orders it after every send kept before. */
   defer (d: Omit<DeferredSend, 'at'>): DeferredSend {
-    const last = this.cfg.e2ee.records<DeferredSend>(K.deferred).reduce((m, r) => Math.max(m, r.value.at), 0)
-    const kept: DeferredSend = { ...d, at: Math.max(Date.now(), last + 1) }
+    this.lastDeferredAt ??= this.cfg.e2ee.records<DeferredSend>(K.deferred).reduce((m, r) => Math.max(m, r.value.at), 0)
+    const kept: DeferredSend = { ...d, at: Math.max(Date.now(), this.lastDeferredAt + 1) }
+    this.lastDeferredAt = kept.at
     this.cfg.e2ee.saveRecord(K.deferred, d.id, kept, kept.at)
     return kept
   }
