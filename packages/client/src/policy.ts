@@ -92,6 +92,8 @@ export interface PeerList {
  */
 export interface Policy {
   version: 1
+  /** true: messages need no grant (knocks are still answered; deny list and limits still apply) */
+  open: boolean
   default_action: KnockAction
   allow: PeerList
   deny: PeerList
@@ -210,6 +212,7 @@ const PeerListSchema = Type.Object({
 
 export const PolicyFileSchema = Type.Object({
   version: Type.Literal(POLICY_VERSION, { expected: `${POLICY_VERSION} (the only version of this format)` }),
+  open: Type.Optional(Type.Boolean({ expected: 'true or false' })),
   default_action: Type.Optional(literals(KNOCK_ACTIONS)),
   allow: Type.Optional(PeerListSchema),
   deny: Type.Optional(PeerListSchema),
@@ -326,7 +329,8 @@ function resolvePolicy (f: PolicyFile, source: string): Policy {
   })
   return {
     version: 1,
-    default_action: f.default_action ?? DEFAULT_ACTION,
+    open: f.open ?? false,
+    default_action: f.default_action ?? (f.open === true ? 'accept' : DEFAULT_ACTION),
     allow: peerList(f.allow),
     deny: peerList(f.deny),
     deny_action: f.deny_action ?? DEFAULT_DENY_ACTION,

@@ -56,6 +56,12 @@ export interface SendOptions {
    * @default true
    */
   encrypt?: boolean
+  /**
+   * This send repeats the message with this id, which its receiver could not decrypt: the receiver
+   * shows it under that id, and once only. The connection sets it when it resends after a peer's
+   * reset (docs/policy.md "A peer that lost its state").
+   */
+  resendOf?: string
 }
 
 export interface SendResult {
@@ -111,6 +117,12 @@ export interface Connection {
   revokeGrant (peer: string): Promise<boolean>
   /** This agent's safety log, oldest first: knocks decided, grants, breaker trips and blocks (metadata only). */
   safetyLog (): import('./knock.ts').SafetyEvent[]
+  /**
+   * What became of the direct messages this agent sent lately, newest last, without their content:
+   * `stored` by the relay, `refused` or `held` by the receiver (with its code and reason), or
+   * `resent` in a new session after the receiver could not decrypt it (docs/policy.md).
+   */
+  sent (opts?: { peer?: string, limit?: number }): import('./sent.ts').SentStatusEntry[]
   close (): Promise<void>
 }
 
