@@ -212,7 +212,6 @@ const PeerListSchema = Type.Object({
 
 export const PolicyFileSchema = Type.Object({
   version: Type.Literal(POLICY_VERSION, { expected: `${POLICY_VERSION} (the only version of this format)` }),
-  open: Type.Optional(Type.Boolean({ expected: 'true or false' })),
   default_action: Type.Optional(literals(KNOCK_ACTIONS)),
   allow: Type.Optional(PeerListSchema),
   deny: Type.Optional(PeerListSchema),
@@ -239,6 +238,7 @@ export const PolicyFileSchema = Type.Object({
     cooldown_s: Type.Optional(int(1, 7 * 86_400, 'seconds')),
     auto_block_after: Type.Optional(int(0, 1000, 'trips within 24 h (0 = never)')),
   }, { additionalProperties: false })),
+  open: Type.Optional(Type.Boolean({ expected: 'true or false' })),
 }, { additionalProperties: false })
 export type PolicyFile = Static<typeof PolicyFileSchema>
 
