@@ -5,7 +5,9 @@ import { defaultHome, loadIdentity } from '@agentmesh/crypto'
 import { ConnectionImpl } from './connection.ts'
 import { memoryState } from './state.ts'
 import { sqliteState } from './state-sqlite.ts'
-import { Gate } from './knock.ts'
+import { DELIVERY_NOTICE_TYPE, Gate, type DeliveryNotice } from './knock.ts'
+import { SentLog } from './sent.ts'
+import { LruMap } from '@agentmesh/protocol/internal'
 import { parsePolicy } from './policy.ts'
 import { DEFAULT_PREKEY_CHECK_MS, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_SESSION_IDLE_MS, E2ee } from './e2ee.ts'
 import type { ConnectOptions, Connection } from './types.ts'
@@ -120,6 +122,9 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
       onWarning: opts.onWarning ?? (() => {}),
       onKnock: opts.onKnock ?? (() => {}),
       send: async (to, payload, type) => await conn.send(to, payload, { type }),
+      notify: (peer, notice) => { tellSender(conn, peer, notice) },
+      sentLog: new SentLog(e2ee),
+      onPolicyChange: () => { void publishContact(conn, gate, e2ee, url, opts.onWarning) },
     })
   } catch (err) {
     await conn.close()
@@ -129,9 +134,50 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   await conn.start(opts.signal, timeout, opts.queueWhenUnreachable === true)
   if (conn.connected) {
     await e2ee.start()
+    // a connection that only sends acts first on what waits for the agent's machinery (a reset, a
+    // knock's answer, a revocation), so that its first send already knows
+    if (opts.deliver === false) await conn.caughtUp()
+    await publishContact(conn, gate, e2ee, url, opts.onWarning)
   } else {
-    // not reachable yet (queueWhenUnreachable): prekeys are published once it is
-    void (async () => { for await (const s of conn.status()) if (s.type === 'connected') { await e2ee.start(); return } })()
+    // not reachable yet (queueWhenUnreachable): prekeys and the contact policy are published once it is
+    void (async () => {
+      for await (const s of conn.status()) {
+        if (s.type === 'connected') { await e2ee.start(); await publishContact(conn, gate, e2ee, url, opts.onWarning); return }
+      }
+    })()
   }
   return conn
+}
+
+/** Notices sent at most once per this interval per peer and reason: a burst of refusals is one notice. */
+const NOTICE_INTERVAL_MS = 10_000
+/** Peers whose last notice time is kept (the least recently used go first). */
+const MAX_NOTICE_PEERS = 10_000
+const lastNotice = new WeakMap<Connection, LruMap<string, number>>()
+
+/** Sends a delivery notice (end-to-end encrypted), unless one for the same peer and reason went out lately. */
+function tellSender (conn: Connection, peer: string, notice: DeliveryNotice, now = Date.now()): void {
+  let seen = lastNotice.get(conn)
+  if (seen === undefined) { seen = new LruMap(MAX_NOTICE_PEERS); lastNotice.set(conn, seen) }
+  const key = `${peer}\n${notice.status}\n${notice.code}`
+  const last = seen.get(key)
+  if (last !== undefined && now - last < NOTICE_INTERVAL_MS) return
+  seen.set(key, now)
+  conn.send(peer, { ...notice }, { type: DELIVERY_NOTICE_TYPE }).catch(() => {})
+}
+
+/**
+ * Publishes in the registry profile whether this agent takes messages only from agents it granted
+ * (`contact: 'knock'`), so that a sender without a grant is told before it sends, not after. Done
+ * when it changed since it was last published to this relay.
+ */
+async function publishContact (conn: Connection, gate: Gate, e2ee: E2ee, url: string, onWarning?: (w: AgentMeshError) => void): Promise<void> {
+  const want = `${gate.contact} ${url}`
+  if (e2ee.record<string>('meta-contact', 'published') === want) return
+  try {
+    await conn.request('PUT', `/api/v1/agents/${conn.amid}`, { contact: gate.contact })
+    e2ee.saveRecord('meta-contact', 'published', want)
+  } catch (err) {
+    onWarning?.(new AgentMeshError(AgentMeshError.is(err) ? err.code : ErrorCode.Internal, `could not publish this agent's contact policy (${gate.contact}) in the registry: ${(err as Error).message}`))
+  }
 }

@@ -20,7 +20,8 @@ import type { Connection, Message, PeerStatus, SendOptions, SendResult, Status }
 import { Channel } from './channel.ts'
 import { WS_CLOSED, type WebSocketConstructor, type WebSocketLike } from './transport.ts'
 import { E2EE_RESET_TYPE, E2EE_TYPE, type E2ee } from './e2ee.ts'
-import { GRANT_REVOKE_TYPE, KNOCK_ANSWER_TYPE, KNOCK_TYPE, type Gate } from './knock.ts'
+import { DELIVERY_NOTICE_TYPE, GRANT_REVOKE_TYPE, KNOCK_ANSWER_TYPE, KNOCK_TYPE, type Gate } from './knock.ts'
+import { MAX_SENT_LOG, SENT_LOG_TTL_MS, SentLog, type SentEntry, type SentStatusEntry } from './sent.ts'
 
 /**
  * Send errors the connection itself sends again, 100 ms later: the relay's transient states. A
@@ -36,6 +37,12 @@ const RETRYABLE = new Set<string>([ErrorCode.TooManyInFlight, ErrorCode.Shutting
  */
 const FATAL_AUTH = new Set<string>([ErrorCode.AuthFailed, ErrorCode.UnsupportedVersion])
 const DEDUPE_MS = 30 * 24 * 60 * 60 * 1000
+/**
+ * Direct messages that keep the conversation itself going (knocks and their answers, revocations,
+ * resets, sender keys, delivery notices): no grant, breaker or first-contact check applies to them,
+ * and a connection that only sends acts on them when they arrive (docs/policy.md).
+ */
+export const CONTROL_TYPES: ReadonlySet<string> = new Set([KNOCK_TYPE, KNOCK_ANSWER_TYPE, GRANT_REVOKE_TYPE, E2EE_RESET_TYPE, SENDER_KEY_TYPE, DELIVERY_NOTICE_TYPE])
 const typeRe = new RegExp(TYPE_PATTERN)
 const roomRe = new RegExp(ROOM_ADDRESS_PATTERN)
 const ID_RE = new RegExp(ID_PATTERN)
@@ -139,11 +146,20 @@ export class ConnectionImpl implements Connection {
   private draining = false
   /** start(): resolve when the relay cannot be reached too (connect's queueWhenUnreachable) */
   private resolveUnreachable = false
+  /** the direct messages sent lately and what became of them (with end-to-end encryption) */
+  private readonly sentLog: SentLog | undefined
+  /** a connection that only sends: it acts on control deliveries and leaves the others (peekLoop) */
+  private readonly peek: boolean
+  /** peek: the seq up to which the backlog seen at connect is handled, and waiters for it */
+  private peekTarget = 0
+  private peekDone = 0
+  private readonly peekWaiters: Array<() => void> = []
   /** what happens to a delivered envelope (inbound.ts); features add stages through `inbound(conn)` */
   private readonly pipeline: InboundPipeline
 
   constructor (private readonly cfg: ConnectionConfig) {
     this.amid = cfg.identity.amid
+    this.sentLog = cfg.e2ee === undefined ? undefined : new SentLog(cfg.e2ee)
     if (cfg.e2ee !== undefined) {
       this.rooms = new Rooms({
         e2ee: cfg.e2ee,
@@ -167,6 +183,9 @@ export class ConnectionImpl implements Connection {
       relayAmid,
       closed: () => this.closed,
       sendReset: (to, payload) => { this.send(to, payload, { type: E2EE_RESET_TYPE, encrypt: false }).catch(() => {}) },
+      onPeerReset: (peer, id) => { this.resendAfterReset(peer, id) },
+      seen: (from, id) => cfg.state.seen(from, id),
+      onGrant: (peer, grant) => { this.cfg.gate?.restore(peer, grant) },
       warn,
     }))
     this.pipeline.use(senderKeyStage({ rooms: this.rooms, warn }))
@@ -181,6 +200,8 @@ export class ConnectionImpl implements Connection {
     // sends deferred by an earlier run go out, after the outbox, once the relay can be reached
     for (const d of this.rooms?.deferredSends() ?? []) this.deferred.push({ send: d, waiters: [] })
     if (this.rooms !== undefined) void (async () => { for await (const st of this.status()) if (st.type === 'connected') this.drainDeferred() })()
+    this.peek = !cfg.deliver && cfg.e2ee !== undefined
+    if (this.peek) void this.peekLoop()
     // messages held while their sender's changed key was not accepted, and accepted since
     if (cfg.deliver) for (const env of cfg.e2ee?.releasable() ?? []) this.inbound.push({ seq: 0, env, sealed: true, held: true })
   }
@@ -275,13 +296,21 @@ export class ConnectionImpl implements Connection {
           sig: signChallenge(this.cfg.identity, this.amid, f.nonce, f.relay),
           ...(this.cfg.identity.name === undefined ? {} : { name: this.cfg.identity.name }),
           after: this.highestSeq,
-          deliver: this.cfg.deliver,
+          // a connection that only sends still reads its deliveries, to act on the control ones (peek)
+          deliver: this.cfg.deliver || this.peek,
         }))
         return
       }
       case 'welcome':
         this.authed = true
         this.limits = f.limits
+        if (this.peek) {
+          // what this connection will see of the backlog: up to the inbox's end, within the window
+          const from = Math.max(this.highestSeq, f.cursor)
+          this.peekDone = Math.max(this.peekDone, from)
+          this.peekTarget = Math.min(f.last_seq ?? from, from + f.limits.delivery_window)
+          this.peekSettle()
+        }
         if (f.relay_amid !== undefined) this.relayAmidValue = f.relay_amid
         this.lastError = undefined
         this.statusChannel.push({ type: 'connected', relay: this.cfg.url })
@@ -346,7 +375,7 @@ export class ConnectionImpl implements Connection {
     if (entry === undefined) {
       if (!typeRe.test(type)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, `type "${type.slice(0, 80)}" must start with a lowercase letter and use a-z 0-9 . _ - (at most 64)`)
       if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new AgentMeshError(ErrorCode.InvalidEnvelope, 'the payload must be an object')
-      entry = { send: this.rooms!.defer({ id, to, type, payload, ...(opts.encrypt === undefined ? {} : { encrypt: opts.encrypt }) }), waiters: [] }
+      entry = { send: this.rooms!.defer({ id, to, type, payload, ...(opts.encrypt === undefined ? {} : { encrypt: opts.encrypt }), ...(opts.resendOf === undefined ? {} : { resendOf: opts.resendOf }) }), waiters: [] }
       this.deferred.push(entry)
     }
     const e = entry
@@ -375,7 +404,7 @@ export class ConnectionImpl implements Connection {
         let sub: { prepared: Promise<unknown>, result: Promise<SendResult> } | undefined
         let error: unknown
         try {
-          sub = await this.prepareSend(d.to, d.payload, { type: d.type, id: d.id, ...(d.encrypt === undefined ? {} : { encrypt: d.encrypt }) }, true)
+          sub = await this.prepareSend(d.to, d.payload, { type: d.type, id: d.id, ...(d.encrypt === undefined ? {} : { encrypt: d.encrypt }), ...(d.resendOf === undefined ? {} : { resendOf: d.resendOf }) }, true)
           await sub.prepared
         } catch (err) {
           // not now (the relay went again, or this connection is closing): it stays deferred
@@ -491,19 +520,28 @@ export class ConnectionImpl implements Connection {
     }
     const type = opts.type ?? 'chat'
     const toRoom = to.charCodeAt(0) === 35
-    if (!toRoom && type !== KNOCK_TYPE && type !== KNOCK_ANSWER_TYPE && type !== GRANT_REVOKE_TYPE && type !== E2EE_RESET_TYPE && type !== SENDER_KEY_TYPE) {
+    if (!toRoom && !CONTROL_TYPES.has(type)) {
       try { this.cfg.gate?.beforeSend(to) } catch (e) { return failed(e) }
     }
     const e2ee = this.cfg.e2ee
     const encrypt = !toRoom && opts.encrypt !== false && e2ee !== undefined && to !== this.amid
     const id = opts.id ?? uuidv7()
+    const sentLog = this.sentLog
+    const logged = sentLog !== undefined && type !== DELIVERY_NOTICE_TYPE
     // prepared in call order: the ratchet's message numbers follow the outbox order
     const prepared = this.sendChain.then(async () => {
       const existing = this.outbox.get(id)
       if (existing !== undefined) return existing // a retry of a send still pending: same bytes
       if (!encrypt) return this.enqueue(signEnvelope(this.cfg.identity, { id, to, type, payload }))
+      if (!CONTROL_TYPES.has(type)) await this.cfg.gate?.beforeFirstContact(to)
       await e2ee.establish(to)
-      return this.cfg.state.transaction(() => this.enqueue(signEnvelope(this.cfg.identity, { id, to, type: E2EE_TYPE, payload: { ...e2ee.encrypt(to, type, payload) } })))
+      const gate = this.cfg.gate
+      const extra = { ...(opts.resendOf === undefined ? {} : { orig: opts.resendOf }), ...(gate === undefined ? {} : { grant: () => gate.presentable(to) }) }
+      return this.cfg.state.transaction(() => {
+        const p = this.enqueue(signEnvelope(this.cfg.identity, { id, to, type: E2EE_TYPE, payload: { ...e2ee.encrypt(to, type, payload, extra) } }))
+        if (logged) sentLog.add({ id, to, type, payload, at: Date.now(), status: 'stored', ...(opts.resendOf === undefined ? {} : { orig: opts.resendOf }) })
+        return p
+      })
     })
     this.sendChain = prepared.catch(() => {})
     return { prepared, result: this.awaitAck(prepared, opts) }
@@ -639,6 +677,112 @@ export class ConnectionImpl implements Connection {
     }
     this.inbound.push(item)
     for (const w of this.inboundWaiters.splice(0)) w()
+  }
+
+  /**
+   * `peer` could not decrypt message `failed` of this agent (it lost its state, or the session):
+   * that message and the ones sent to it after, still in the sent log and not resent yet, go again
+   * in a new session (the reset marked the old one), each shown to the peer under its first id.
+   */
+  private resendAfterReset (peer: string, failed: string | undefined): void {
+    const log = this.sentLog
+    if (log === undefined || failed === undefined || this.closed) return
+    const first = log.get(failed)
+    if (first === undefined || first.to !== peer) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.UnknownSession, `${peer} could not decrypt message ${failed} from this agent, which is no longer in the sent log (kept ${Math.round(SENT_LOG_TTL_MS / 3600_000)} h, ${MAX_SENT_LOG} messages): it is lost; send it again`))
+      return
+    }
+    // taken in one step, so that two processes of this agent acting on the same reset resend once
+    const todo = this.cfg.state.transaction(() => {
+      const out: SentEntry[] = []
+      for (const e of log.since(peer, first.at)) {
+        if (e.status === 'resent' || e.type === DELIVERY_NOTICE_TYPE) continue
+        const as = uuidv7()
+        log.update(e.id, { status: 'resent', resentAs: as })
+        out.push({ ...e, resentAs: as })
+      }
+      return out
+    })
+    for (const e of todo) {
+      this.submit(peer, e.payload, { type: e.type, id: e.resentAs!, resendOf: e.orig ?? e.id }).result.catch((err: Error) => {
+        this.cfg.onWarning(new AgentMeshError(AgentMeshError.is(err) ? err.code : ErrorCode.Internal, `could not send message ${e.id} to ${peer} again: ${err.message}`))
+      })
+    }
+    if (todo.length > 0) this.cfg.onWarning(new AgentMeshError(ErrorCode.UnknownSession, `${peer} could not decrypt message ${failed} from this agent (it lost its state?): ${todo.length} message(s) sent again in a new session`))
+  }
+
+  /** What became of the direct messages this agent sent lately (newest last, without content). */
+  sent (opts: { peer?: string, limit?: number } = {}): SentStatusEntry[] {
+    if (this.sentLog === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'this connection was opened without end-to-end encryption, which keeps the sent log')
+    return this.sentLog.list(opts)
+  }
+
+  /**
+   * A connection that only sends (`deliver: false`) still reads what is delivered, and acts on what
+   * is addressed to the agent's machinery rather than to the application: resets, knocks and their
+   * answers, revocations, sender keys, delivery notices (CONTROL_TYPES). Those are recorded as
+   * handled (a listening process drops them as duplicates); the cursor moves only over a run of
+   * them from the start, never past an ordinary message, which stays for the agent's listener
+   * (decrypted and kept sealed, if it was decrypted here). Private room messages are left as they are.
+   */
+  private async peekLoop (): Promise<void> {
+    let clean = true
+    for (;;) {
+      while (this.inbound.length > 0 && !this.closed) {
+        const item = this.inbound.shift()!
+        let control = false
+        try { control = await this.peekOne(item) } catch (err) { this.cfg.onWarning(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, (err as Error).message)) }
+        if (!control) clean = false
+        else if (clean) this.commit(item)
+        else if (item.msg !== undefined && this.relayId !== undefined) {
+          const env = item.env
+          this.cfg.state.transaction(() => {
+            this.cfg.state.commit(this.relayId!, 0, item.msg!.from, item.msg!.id)
+            if (env !== undefined && item.sealed === true) this.cfg.e2ee?.forget(env)
+          })
+        }
+        this.peekDone = Math.max(this.peekDone, item.seq)
+      }
+      this.peekSettle()
+      if (this.closed) return
+      await new Promise<void>((resolve) => { this.inboundWaiters.push(resolve) })
+    }
+  }
+
+  /** Whether a delivery was a control one, acted on here. */
+  private async peekOne (item: Inbound): Promise<boolean> {
+    const env = item.env
+    if (env === undefined) return true // acted on or dropped on arrival (a reset, an invalid delivery)
+    let msg = item.msg
+    if (msg === undefined) {
+      if (env.type !== E2EE_TYPE || this.cfg.e2ee === undefined) return false // a private room message: for the listener
+      let d
+      try { d = await this.cfg.e2ee.decrypt(env) } catch { return false } // the listener warns and asks for a reset
+      msg = toMessage(env, item.seq, d, true)
+    }
+    if (msg.room !== undefined || msg.from === this.relayAmidValue || !CONTROL_TYPES.has(msg.type)) return false
+    const out = await this.pipeline.run(item.seq, env, msg, undefined, () => {})
+    if (out !== undefined) return false
+    item.msg = msg
+    return true
+  }
+
+  private peekSettle (): void {
+    if (this.inbound.length === 0 && this.peekDone >= this.peekTarget) for (const w of this.peekWaiters.splice(0)) w()
+  }
+
+  /**
+   * A connection that only sends: resolves once the deliveries waiting at connect time were looked
+   * at (the control ones acted on), or after `timeoutMs`. Other connections resolve at once.
+   */
+  async caughtUp (timeoutMs = 3000): Promise<void> {
+    if (!this.peek || !this.authed) return
+    if (this.inbound.length === 0 && this.peekDone >= this.peekTarget) return
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, timeoutMs)
+      unref(t)
+      this.peekWaiters.push(() => { clearTimeout(t); resolve() })
+    })
   }
 
   /** Marks the message being processed as done: dedupe record + cursor, then the cursor ack. */

@@ -9,13 +9,13 @@
  * instead of overwriting each other's ratchet.
  */
 import {
-  acceptInitialMessage, deriveStateKey, exchangeKeyFromSecret, fromB64u, generateExchangeKey, generateOneTimePreKeys,
+  acceptInitialMessage, deriveExchangeKey, deriveStateKey, exchangeKeyFromSecret, fromB64u, generateOneTimePreKeys,
   oneTimePreKeyPublic, openRecord, preKeyBundleBase, ratchetDecrypt, ratchetEncrypt, rotatePreKeys, safetyNumber,
   sealRecord, startSession, toB64u, verifyInitialMessageHeader,
   type ExchangeKeyPair, type Identity, type InitialMessageHeader, type OneTimePreKeyRecord, type PqPreKeyRecord,
   type PreKeyBundle, type PreKeyStore, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
 } from '@agentmesh/crypto'
-import { AgentMeshError, ErrorCode, TYPE_PATTERN, type ApiAnswer, type ApiBody, type Envelope, type RouteName } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN, type ApiAnswer, type ApiBody, type Envelope, type RouteName } from '@agentmesh/protocol'
 import { randomBytes } from 'node:crypto'
 import type { ClientState } from './state.ts'
 import { registryRequest } from './registry.ts'
@@ -25,6 +25,8 @@ import { restCall } from './api.ts'
 export const E2EE_TYPE = 'e2ee'
 /** Envelope type of the notice "I could not decrypt your message(s): start a new session". */
 export const E2EE_RESET_TYPE = 'e2ee.reset'
+/** The first messages of a new session that carry the sender's grant from the peer, if it holds one. */
+const PRESENT_GRANT_IN_FIRST = 3
 /** Version of the encrypted payload format. */
 export const E2EE_PAYLOAD_VERSION = 1
 
@@ -42,6 +44,7 @@ const RESET_INTERVAL_MS = 60_000
 const UPLOAD_CHUNK = 200
 
 const typeRe = new RegExp(TYPE_PATTERN)
+const idRe = new RegExp(ID_PATTERN)
 const enc = new TextEncoder()
 const dec = new TextDecoder('utf-8', { fatal: true })
 
@@ -98,7 +101,14 @@ export interface EncryptedPayload {
   prekey?: InitialMessageHeader
 }
 
-export interface Decrypted { type: string, payload: Record<string, unknown> }
+export interface Decrypted {
+  type: string
+  payload: Record<string, unknown>
+  /** a resend of this message id (the sender's first attempt could not be decrypted) */
+  orig?: string
+  /** the grant the sender holds from this agent, presented with the first messages of a session */
+  grant?: unknown
+}
 
 /** Why a peer's conversation is stopped, or that it is fine. */
 export interface PeerStatus {
@@ -201,6 +211,10 @@ export class E2ee {
   countRecords (kind: string): number { return this.state.recordCount(kind) }
   /** Runs `fn` as one atomic step of the agent's state. */
   atomically<T> (fn: () => T): T { return this.state.transaction(fn) }
+  /** Keys and times of a kind's records, oldest first, without opening them. */
+  recordKeys (kind: string): Array<{ key: string, at: number }> {
+    return this.state.recordList(kind).map(r => ({ key: r.key, at: r.at }))
+  }
   /** Oldest first. */
   records<T> (kind: string): Array<{ key: string, value: T, at: number }> {
     return this.state.recordList(kind).map(r => ({ key: r.key, value: parse<T>(openRecord(this.key, kind, r.key, r.value)), at: r.at }))
@@ -211,13 +225,16 @@ export class E2ee {
 
   // ------------------------------------------------------------------ own keys
 
-  /** The agent's X25519 exchange key, made on first use. */
+  /**
+   * The agent's X25519 exchange key: the one saved in the state, or (a new state) the one derived
+   * from the identity key, so a lost state does not change the key peers know.
+   */
   exchangeKey (): ExchangeKeyPair {
     if (this.exchange !== undefined) return this.exchange
     this.exchange = this.state.transaction(() => {
       const saved = this.get<{ secretKey: Uint8Array }>(K.key, 'exchange')
       if (saved !== undefined) return exchangeKeyFromSecret(this.identity, saved.secretKey)
-      const kp = generateExchangeKey(this.identity)
+      const kp = deriveExchangeKey(this.identity)
       this.put(K.key, 'exchange', { secretKey: kp.secretKey })
       return kp
     })
@@ -454,12 +471,24 @@ export class E2ee {
    * Encrypts one message with the session (call `establish` first). Synchronous, so the caller can
    * run it in the same state transaction as the outbox write.
    */
-  encrypt (peer: string, type: string, payload: Record<string, unknown>): EncryptedPayload {
+  /**
+   * Encrypts `{ type, payload }` for the peer's current session. `extra.orig`: this is a resend of
+   * that message id (the receiver shows it under that id, once). `extra.grant`: asked only for the
+   * first messages of a new session, the grant from the peer that this agent presents with them, so
+   * a peer that lost its state learns its grant again (docs/policy.md "A peer that lost its state").
+   */
+  encrypt (peer: string, type: string, payload: Record<string, unknown>, extra: { orig?: string, grant?: () => unknown } = {}): EncryptedPayload {
     const rec = this.get<SessionRecord>(K.session, peer)
     if (rec === undefined || rec.reset === true) throw new AgentMeshError(ErrorCode.UnknownSession, `no session with ${peer}`)
     const known = this.get<PeerRecord>(K.peer, peer)
     if (known?.pending !== undefined) throw this.keyChanged(peer)
-    const { state, message } = ratchetEncrypt(rec.current, enc.encode(JSON.stringify({ type, payload })))
+    const inner: Decrypted = { type, payload }
+    if (extra.orig !== undefined) inner.orig = extra.orig
+    if (rec.current.prekey !== undefined && rec.current.ns < PRESENT_GRANT_IN_FIRST && extra.grant !== undefined) {
+      const g = extra.grant()
+      if (g !== undefined) inner.grant = g
+    }
+    const { state, message } = ratchetEncrypt(rec.current, enc.encode(JSON.stringify(inner)))
     const now = Date.now()
     this.put(K.session, peer, { ...rec, current: state, usedAt: now } satisfies SessionRecord, now)
     return {
@@ -581,7 +610,10 @@ export class E2ee {
     if (typeof m !== 'object' || m === null || typeof m.type !== 'string' || !typeRe.test(m.type) || typeof m.payload !== 'object' || m.payload === null || Array.isArray(m.payload)) {
       throw dropped(ErrorCode.DecryptFailed, env, 'it decrypted to something other than a { type, payload } message')
     }
-    return { type: m.type, payload: m.payload }
+    const out: Decrypted = { type: m.type, payload: m.payload }
+    if (typeof m.orig === 'string' && idRe.test(m.orig)) out.orig = m.orig
+    if (m.grant !== undefined) out.grant = m.grant
+    return out
   }
 
   // ------------------------------------------------------------------ held messages and resets

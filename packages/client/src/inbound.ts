@@ -139,9 +139,10 @@ export function inbound (conn: Connection): Inbound {
 }
 
 /** The message an envelope carries (`d`: its type and payload, decrypted or as sent). */
-export function toMessage (env: Envelope, seq: number, d: { type: string, payload: Record<string, unknown> }, encrypted: boolean): Message {
+export function toMessage (env: Envelope, seq: number, d: { type: string, payload: Record<string, unknown>, orig?: string }, encrypted: boolean): Message {
   return {
-    id: env.id,
+    // a resend is shown under the id of the message it repeats (the one its sender knows)
+    id: d.orig ?? env.id,
     from: env.from,
     to: env.to,
     type: d.type,

@@ -3,3 +3,5 @@ export * from './index.ts'
 export { inbound, MAX_INBOUND_STAGES } from './inbound.ts'
 export type { Inbound, InboundStage, InboundContext, Arrival, StageResult } from './inbound.ts'
 export { RELAY_TYPES } from './stages.ts'
+// the end-to-end layer over a state (tests seed an old home's random exchange key with it)
+export { E2ee } from './e2ee.ts'

@@ -22,6 +22,12 @@ import type { E2ee } from './e2ee.ts'
 import { DEFAULT_GRANT_SCOPES, DEFAULT_MAX_GRANT_DURATION_S, defaultPolicy, deniedBy, evaluateKnock, parseKnockIntent, PolicyWatcher, type KnockDecision, type KnockIntent, type Policy } from './policy.ts'
 import type { Connection, Message } from './types.ts'
 import { commandAllowed, parseSlashCommand } from './untrusted.ts'
+import type { SentLog } from './sent.ts'
+
+/** Control characters and bidirectional overrides out, at most `max` characters: a peer's words shown to the owner. */
+function sanitize (s: string, max: number): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, ' ').slice(0, max)
+}
 
 export const KNOCK_TYPE = 'agentmesh.knock'
 export const KNOCK_ANSWER_TYPE = 'agentmesh.knock.answer'
@@ -34,14 +40,14 @@ const FACTS_TTL_MS = 5 * 60_000
 const MAX_FACTS = 10_000
 
 const idRe = new RegExp(ID_PATTERN)
-const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out', audit: 'audit' } as const
+const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out', audit: 'audit', revoked: 'grant-revoked' } as const
 /** Entries kept in the agent's safety log (the oldest go first). */
 export const MAX_SAFETY_LOG = 10_000
 
 /** One entry of the agent's own safety log: metadata only, never message content. */
 export interface SafetyEvent {
   at: number
-  event: 'knock_accepted' | 'knock_rejected' | 'knock_silent' | 'knock_held' | 'knock_answered' | 'grant_revoked' | 'grant_received' | 'breaker_open' | 'peer_blocked'
+  event: 'knock_accepted' | 'knock_rejected' | 'knock_silent' | 'knock_held' | 'knock_answered' | 'grant_revoked' | 'grant_received' | 'grant_restored' | 'breaker_open' | 'peer_blocked'
   peer: string
   /** the rule or reason, scopes, counts */
   detail: string
@@ -61,7 +67,15 @@ export interface HeldKnock {
 }
 
 /** Registry facts about a peer, as the policy sees them. */
-interface Facts { tier: TrustTier, organisation: string | null, handle: string | null, reputation: number | null, at: number }
+interface Facts {
+  tier: TrustTier
+  organisation: string | null
+  handle: string | null
+  reputation: number | null
+  /** what the peer published about first contact: 'knock' (a grant is needed), 'open', or unknown */
+  contact: 'knock' | 'open' | null
+  at: number
+}
 
 /** Where a delivered message came from, for the application. */
 export interface MessageProvenance {
@@ -71,8 +85,8 @@ export interface MessageProvenance {
   handle: string | null
   /** the grant it arrived under (absent when the peer may write because this agent knocked on it: `relation: 'contacted'`) */
   grant?: { id: string, scopes: string[], expiresAt: number }
-  /** why the peer may write: this agent granted it, or this agent holds a grant from the peer (it made the contact) */
-  relation: 'granted' | 'contacted'
+  /** why the peer may write: this agent granted it, this agent holds a grant from the peer (it made the contact), or the policy is open */
+  relation: 'granted' | 'contacted' | 'open'
 }
 
 /**
@@ -106,6 +120,10 @@ export interface GateConfig {
   send: (to: string, payload: Record<string, unknown>, type: string) => Promise<unknown>
   /** tells a peer what became of its message (refused, held back); set by connect() */
   notify?: (peer: string, notice: DeliveryNotice) => void
+  /** this agent's sent log, where notices about its own messages are recorded */
+  sentLog?: SentLog
+  /** the policy file changed (connect() publishes the contact mode again) */
+  onPolicyChange?: () => void
 }
 
 export class Gate {
@@ -135,7 +153,11 @@ export class Gate {
     const path = cfg.policyPath
     let gate: Gate | undefined
     const watcher = await PolicyWatcher.open(path, {
-      onChange: () => { if (gate !== undefined) gate.enforcing = true },
+      onChange: () => {
+        if (gate === undefined) return
+        gate.enforcing = true
+        cfg.onPolicyChange?.()
+      },
       onError: (err) => { cfg.onWarning(err) },
     })
     gate = new Gate(cfg, watcher, existsSync(path))
@@ -220,6 +242,7 @@ export class Gate {
       organisation: typeof profile?.organisation === 'string' ? profile.organisation : null,
       handle: typeof profile?.handle === 'string' ? profile.handle : null,
       reputation: typeof rep?.score === 'number' ? rep.score : null,
+      contact: profile?.contact === 'knock' || profile?.contact === 'open' ? profile.contact : null,
       at: now,
     }
     this.facts.set(peer, f)
@@ -238,24 +261,29 @@ export class Gate {
       case KNOCK_TYPE: await this.onKnock(m, now); return undefined
       case KNOCK_ANSWER_TYPE: this.onAnswer(m, now); return undefined
       case GRANT_REVOKE_TYPE: this.onRevoke(m); return undefined
+      case DELIVERY_NOTICE_TYPE: this.onNotice(m); return undefined
     }
     if (!this.enforcing) return { ...m, untrusted: true } // an open agent: no grant, limits or breaker
     const pair = { local: this.cfg.identity.amid, peer: m.from }
     if (this.cfg.e2ee.record(K.blocked, m.from) !== undefined) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: the peer is blocked`))
+      if (this.policy.deny_action === 'reject') this.tell(m, 'refused', ErrorCode.NoGrant, `${this.cfg.identity.amid} blocked this agent`)
       return undefined
     }
     const facts = await this.factsOf(m.from, now)
     const denied = deniedBy(this.policy, { from: m.from, tier: facts.tier, organisation: facts.organisation, handle: facts.handle })
     if (denied !== undefined) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: the policy denies ${denied}`))
+      if (this.policy.deny_action === 'reject') this.tell(m, 'refused', ErrorCode.NoGrant, `the policy of ${this.cfg.identity.amid} refuses messages from this agent`)
       return undefined
     }
     const grant = this.validIssued(m.from, now)
     // a peer this agent knocked on (and holds a grant from) may answer without knocking back
     const contacted = grant === undefined && this.validReceived(m.from, now)
-    if (grant === undefined && !contacted) {
+    // an open policy (`"open": true`) takes messages without a grant; deny list and limits still apply
+    if (grant === undefined && !contacted && !this.policy.open) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: it holds no valid grant from this agent (it must knock first)`))
+      this.tell(m, 'refused', ErrorCode.NoGrant, `${this.cfg.identity.amid} takes messages only from agents it granted; knock first: agentmesh knock ${this.cfg.identity.amid} "<why you write>"`)
       return undefined
     }
     const limit = this.messageLimiter.take(m.from, now)
@@ -273,7 +301,7 @@ export class Gate {
       organisation: facts.organisation,
       handle: facts.handle,
       ...(grant === undefined ? {} : { grant: { id: grant.id, scopes: grant.scopes, expiresAt: grant.expires_at } }),
-      relation: grant === undefined ? 'contacted' : 'granted',
+      relation: grant !== undefined ? 'granted' : contacted ? 'contacted' : 'open',
     }
     const out: Message = { ...m, untrusted: true, provenance }
     if (m.text !== undefined) {
@@ -365,6 +393,71 @@ export class Gate {
     }
   }
 
+  /** Tells the sender of `m` what became of it (connect() sends the notice, at most one per peer and reason a while). */
+  private tell (m: Message, status: DeliveryNotice['status'], code: ErrorCode, reason: string, until?: number): void {
+    this.cfg.notify?.(m.from, { id: m.envelope?.id ?? m.id, status, code, reason, ...(until === undefined ? {} : { until }) })
+  }
+
+  /**
+   * A receiver's notice about a message this agent sent it: recorded in the sent log (what
+   * `agentmesh sent` shows) and warned. Only about messages this agent sent to that peer: a notice
+   * naming anything else is ignored.
+   */
+  private onNotice (m: Message): void {
+    const p = m.payload
+    const log = this.cfg.sentLog
+    if (log === undefined || typeof p.id !== 'string' || !idRe.test(p.id) || (p.status !== 'refused' && p.status !== 'held')) return
+    const entry = log.get(p.id)
+    if (entry === undefined || entry.to !== m.from) return
+    const code = typeof p.code === 'string' && /^AM_ERR_[A-Z_]{1,48}$/.test(p.code) ? p.code as ErrorCode : ErrorCode.NoGrant
+    const reason = typeof p.reason === 'string' ? sanitize(p.reason, 280) : ''
+    const until = typeof p.until === 'number' && Number.isSafeInteger(p.until) ? p.until : undefined
+    log.update(p.id, { status: p.status, code, reason, ...(until === undefined ? {} : { until }) })
+    const what = p.status === 'refused' ? 'refused' : `held back${until === undefined ? '' : ` until ${new Date(until).toISOString()}`}`
+    this.cfg.onWarning(new AgentMeshError(code, `${m.from} ${what} message ${entry.orig ?? entry.id}${reason === '' ? '' : `: ${reason}`}`))
+  }
+
+  /**
+   * Before this agent's first message to a peer it has no grant relation with: when the peer
+   * published that it takes messages only from agents it granted, the send fails with
+   * AM_ERR_NO_GRANT and what to do, instead of being dropped on arrival. A peer whose profile cannot
+   * be read (the relay is down: the message waits in the outbox) is not checked.
+   */
+  async beforeFirstContact (peer: string, now = Date.now()): Promise<void> {
+    if (this.validReceived(peer, now) || this.validIssued(peer, now) !== undefined) return
+    const facts = await this.factsOf(peer, now)
+    if (facts.contact === 'knock') {
+      throw new AgentMeshError(ErrorCode.NoGrant, `${peer} takes messages only from agents it granted, and this agent holds no grant from it; knock first: agentmesh knock ${peer} "<why you write>"`)
+    }
+  }
+
+  /** The grant this agent holds from `peer`, presented with the first messages of a new session. */
+  presentable (peer: string, now = Date.now()): Grant | undefined {
+    const g = this.cfg.e2ee.record<Grant>(K.received, peer)
+    return g !== undefined && g.expires_at > now ? g : undefined
+  }
+
+  /**
+   * A grant `peer` presented: one this agent issued to it, signed by this agent's key, valid, and
+   * not revoked. Kept again when this agent has none for the peer (it lost its state).
+   */
+  restore (peer: string, presented: unknown, now = Date.now()): void {
+    try {
+      const { grant, status } = verifyGrant(presented, now)
+      if (status !== 'valid' || grant.grantor !== this.cfg.identity.amid || grant.grantee !== peer) return
+      if (this.cfg.e2ee.record(K.revoked, grant.id) !== undefined) return
+      const held = this.cfg.e2ee.record<Grant>(K.issued, peer)
+      if (held !== undefined && (held.id === grant.id || held.expires_at > now)) return
+      this.cfg.e2ee.saveRecord(K.issued, peer, grant, now)
+      this.log('grant_restored', peer, `grant ${grant.id} (${grant.scopes.join(',')}) presented by the peer, signed by this agent, until ${new Date(grant.expires_at).toISOString()}`, now)
+    } catch {
+      // not a grant of ours: nothing to restore, and the message is judged as any other
+    }
+  }
+
+  /** 'knock' when messages need a grant (what the registry profile says), else 'open'. */
+  get contact (): 'knock' | 'open' { return this.enforcing && !this.policy.open ? 'knock' : 'open' }
+
   // ------------------------------------------------------------------ the owner and the knocker
 
   /** Sends a knock; the answer arrives as a delivery (a grant is stored, a rejection warned). */
@@ -411,6 +504,7 @@ export class Gate {
     const g = this.cfg.e2ee.record<Grant>(K.issued, peer)
     if (g === undefined) return false
     this.cfg.e2ee.dropRecord(K.issued, peer)
+    this.cfg.e2ee.saveRecord(K.revoked, g.id, { peer, at: Date.now(), expiresAt: g.expires_at })
     this.log('grant_revoked', peer, `grant ${g.id} (${g.scopes.join(',')})`)
     await this.cfg.send(peer, { grant_id: g.id }, GRANT_REVOKE_TYPE).catch(() => {})
     return true

@@ -92,6 +92,8 @@ export interface PeerList {
  */
 export interface Policy {
   version: 1
+  /** true: messages need no grant (knocks are still answered; deny list and limits still apply) */
+  open: boolean
   default_action: KnockAction
   allow: PeerList
   deny: PeerList
@@ -236,6 +238,7 @@ export const PolicyFileSchema = Type.Object({
     cooldown_s: Type.Optional(int(1, 7 * 86_400, 'seconds')),
     auto_block_after: Type.Optional(int(0, 1000, 'trips within 24 h (0 = never)')),
   }, { additionalProperties: false })),
+  open: Type.Optional(Type.Boolean({ expected: 'true or false' })),
 }, { additionalProperties: false })
 export type PolicyFile = Static<typeof PolicyFileSchema>
 
@@ -326,7 +329,8 @@ function resolvePolicy (f: PolicyFile, source: string): Policy {
   })
   return {
     version: 1,
-    default_action: f.default_action ?? DEFAULT_ACTION,
+    open: f.open ?? false,
+    default_action: f.default_action ?? (f.open === true ? 'accept' : DEFAULT_ACTION),
     allow: peerList(f.allow),
     deny: peerList(f.deny),
     deny_action: f.deny_action ?? DEFAULT_DENY_ACTION,

@@ -43,7 +43,7 @@ const K = { own: 'gsk', peer: 'grk', plain: 'plain', history: 'ghk', deferred: '
  * so that they leave in the order they were made. Sealed like the sessions; the payload is the
  * plaintext, which never leaves the agent before it is encrypted for its room or peer.
  */
-export interface DeferredSend { id: string, to: string, type: string, payload: Record<string, unknown>, encrypt?: boolean, at: number }
+export interface DeferredSend { id: string, to: string, type: string, payload: Record<string, unknown>, encrypt?: boolean, resendOf?: string, at: number }
 
 /** Errors that mean the relay could not be reached (a send needing a look-up is then deferred). */
 export function isUnreachable (err: unknown): boolean {
@@ -214,7 +214,7 @@ export class Rooms {
         reason: 'no_key',
         message: own
           ? 'no key: your sender key for it is no longer kept'
-          : 'no key: sent before you joined, or its sender\'s key has not reached you yet (`agentmesh listen` receives it)',
+          : 'no key: sent before you joined, or its sender\'s key has not reached you',
       }
     }
     if (typeof gm.n === 'number' && candidates.every(c => gm.n as number < c.n && !Object.hasOwn(c.skipped, String(gm.n)))) {

@@ -24,6 +24,12 @@ export interface E2eeStageComponents {
   closed: () => boolean
   /** tells a peer its message could not be decrypted (an unencrypted reset notice) */
   sendReset: (to: string, payload: Record<string, unknown>) => void
+  /** a peer could not decrypt message `id` of this agent: send it again in a new session (sent.ts) */
+  onPeerReset?: (peer: string, id: string | undefined) => void
+  /** a message from this peer with this id was handed to the application before (a resend's first attempt) */
+  seen?: (from: string, id: string) => boolean
+  /** the grant a peer presented with the first messages of a session (knock.ts restores it) */
+  onGrant?: (peer: string, grant: unknown) => void
   warn: (w: AgentMeshError) => void
 }
 
@@ -55,6 +61,8 @@ export function e2eeStage (c: E2eeStageComponents): InboundStage {
         if (c.e2ee.onReset(env.from)) {
           c.warn(new AgentMeshError(ErrorCode.UnknownSession, `${env.from} could not decrypt a message from this agent; the next message to it starts a new session`))
         }
+        const failed = env.payload.id
+        c.onPeerReset?.(env.from, typeof failed === 'string' ? failed : undefined)
         return 'consumed'
       }
       if (c.e2ee !== undefined && env.type === E2EE_TYPE) {
@@ -71,6 +79,8 @@ export function e2eeStage (c: E2eeStageComponents): InboundStage {
       if (ctx.message !== undefined) return 'continue'
       const m = await open(c, ctx.envelope, ctx.seq, ctx.inStep)
       if (m === undefined) return 'consumed'
+      // a resend whose first attempt was handed over after all (it was not lost): once is enough
+      if (m.id !== ctx.envelope.id && c.seen?.(m.from, m.id) === true) return 'consumed'
       ctx.message = m
       return 'continue'
     },
@@ -82,7 +92,9 @@ async function open (c: E2eeStageComponents, env: Envelope, seq: number, inStep?
   const e2ee = c.e2ee!
   try {
     if (env.type === GROUP_TYPE && c.rooms !== undefined) return toMessage(env, seq, c.rooms.decrypt(env, inStep), true)
-    return toMessage(env, seq, await e2ee.decrypt(env, inStep), true)
+    const d = await e2ee.decrypt(env, inStep)
+    if (d.grant !== undefined) c.onGrant?.(env.from, d.grant)
+    return toMessage(env, seq, d, true)
   } catch (err) {
     if (env.type === GROUP_TYPE) {
       c.warn(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.DecryptFailed, `dropped message ${env.id} in ${env.to}: ${(err as Error).message}`))

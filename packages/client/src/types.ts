@@ -57,6 +57,12 @@ export interface SendOptions {
    */
   encrypt?: boolean
   /**
+   * This send repeats the message with this id, which its receiver could not decrypt: the receiver
+   * shows it under that id, and once only. The connection sets it when it resends after a peer's
+   * reset (docs/policy.md "A peer that lost its state").
+   */
+  resendOf?: string
+  /**
    * Called with the envelope id once the send is queued: in the outbox, or (a room message while
    * the relay cannot be reached to look the room up, and the sends after it) kept in the agent's
    * state to be encrypted and queued once it can. From then on it is delivered even if this process
@@ -118,6 +124,12 @@ export interface Connection {
   revokeGrant (peer: string): Promise<boolean>
   /** This agent's safety log, oldest first: knocks decided, grants, breaker trips and blocks (metadata only). */
   safetyLog (): import('./knock.ts').SafetyEvent[]
+  /**
+   * What became of the direct messages this agent sent lately, newest last, without their content:
+   * `stored` by the relay, `refused` or `held` by the receiver (with its code and reason), or
+   * `resent` in a new session after the receiver could not decrypt it (docs/policy.md).
+   */
+  sent (opts?: { peer?: string, limit?: number }): import('./sent.ts').SentStatusEntry[]
   close (): Promise<void>
 }
 

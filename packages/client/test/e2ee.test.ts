@@ -5,7 +5,9 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Relay, RelayInit } from '@agentmesh/server'
 import { createIdentity, saveIdentity, signEnvelope, type Identity } from '@agentmesh/crypto'
+import { randomBytes } from 'node:crypto'
 import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { E2ee } from '@agentmesh/client/internal'
 import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
 import { rawAgent, spawnRelay, startRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
 
@@ -228,11 +230,15 @@ describe('e2ee', () => {
     assert.deepEqual(b.sessions().map(s => s.peer), [alice.id.amid])
     assert.equal(await b.resetSession(alice.id.amid), true)
     assert.deepEqual(b.sessions(), [])
-    await a.send(bob.id.amid, { text: 'lost' })
-    assert.deepEqual(await drainUntil(b, () => bob.warnings.length >= 1, 'bob to refuse the message'), [])
+    const lost = await a.send(bob.id.amid, { text: 'lost' })
+    // bob cannot decrypt it and tells alice; she sends it again in a new session, shown under its first id
+    const resent = await take(b, 1)
     assert.deepEqual(codes(bob), [ErrorCode.UnknownSession])
-    await waitFor(() => a.sessions().length === 0, 'alice to drop the session on the reset notice', 5000)
-    assert.deepEqual(codes(alice), [ErrorCode.UnknownSession])
+    assert.deepEqual(resent.map(m => [m.id, m.text]), [[lost.id, 'lost']])
+    assert.notEqual(resent[0]!.envelope.id, lost.id, 'a new envelope (the relay stored the first one)')
+    assert.deepEqual(a.sent({ peer: bob.id.amid }).map(e => [e.status, e.orig ?? null]), [['stored', null], ['resent', null], ['stored', lost.id]])
+    assert.equal(a.sent({ peer: bob.id.amid })[1]!.resentAs, resent[0]!.envelope.id)
+    assert.deepEqual([...new Set(codes(alice))], [ErrorCode.UnknownSession])
     await a.send(bob.id.amid, { text: 'again' })
     assert.deepEqual((await take(b, 1)).map(m => m.text), ['again'])
   })
@@ -268,9 +274,12 @@ describe('e2ee', () => {
     assert.match(fromA.safetyNumber!, /^\d{60}$/)
     assert.equal(fromA.safetyNumber, fromB.safetyNumber)
     assert.equal(fromA.keyChanged, false)
-    // alice loses her state (same identity, new keys) and writes again
+    // alice loses her state and writes again from a home whose exchange key is another one (a
+    // home made before the key was derived from the identity had a random one)
     await a.close()
     const alice2: Agent = { id: alice.id, state: memoryState(), warnings: [] }
+    new E2ee({ identity: alice.id, state: alice2.state, httpBase: 'http://127.0.0.1:1', prekeys: { lowWater: 1, target: 1, checkMs: 1e9 }, sessionIdleMs: 1e9, onWarning: () => {} })
+      .saveRecord('key', 'exchange', { secretKey: new Uint8Array(randomBytes(32)) })
     const a2 = await open(relay, alice2)
     await a2.send(bob.id.amid, { text: 'after reinstall' })
     assert.deepEqual(await drainUntil(b, () => bob.warnings.length >= 1, 'bob to hold the message'), [], 'held, not delivered')
@@ -291,6 +300,31 @@ describe('e2ee', () => {
     assert.deepEqual((await take(b2, 1)).map(m => m.text), ['after reinstall'])
     await b2.send(alice.id.amid, { text: 'welcome back' })
     assert.deepEqual((await take(a2, 1)).map(m => m.text), ['welcome back'])
+  })
+
+  it('e2ee - an agent that lost its state keeps its exchange key: peers see no key change, and messages in flight are sent again', async () => {
+    const relay = await start()
+    const alice = agent('alice')
+    const bob = agent('bob')
+    const a = await open(relay, alice)
+    const b = await open(relay, bob)
+    await a.send(bob.id.amid, { text: 'one' })
+    await take(b, 1)
+    await b.send(alice.id.amid, { text: 'two' })
+    await take(a, 1)
+    const before = await a.peer(bob.id.amid)
+    // bob loses state.db: same identity, no sessions, new prekeys
+    await b.close()
+    const bob2: Agent = { id: bob.id, state: memoryState(), warnings: [] }
+    const b2 = await open(relay, bob2)
+    const sent = await a.send(bob.id.amid, { text: 'three' })
+    await a.send(bob.id.amid, { text: 'four' })
+    const got = await take(b2, 2)
+    assert.deepEqual(got.map(m => [m.id, m.text]), [[sent.id, 'three'], [got[1]!.id, 'four']])
+    assert.deepEqual(codes(bob2).filter(c => c !== ErrorCode.UnknownSession), [], 'no key change, nothing else refused')
+    const after = await a.peer(bob.id.amid)
+    assert.equal(after.keyChanged, false)
+    assert.equal(after.safetyNumber, before.safetyNumber)
   })
 
   it('e2ee - unencrypted messages are reported as such, or refused by policy; a peer without prekeys gets a clear error', async () => {

@@ -86,9 +86,10 @@ describe('knock', () => {
     })
     const [a, c, d, e, f] = await Promise.all([alice, carol, dave, erin, frank].map(async x => await open(relay, x)))
 
-    // no knock: refused, never handed to bob's application
-    await c!.send(bob.id.amid, { text: 'hello?' })
-    await waitFor(() => codes(bob).includes(ErrorCode.NoGrant), 'bob to refuse the stranger')
+    // no knock: bob's profile says he takes messages only from agents he granted, so the send
+    // fails at carol's end with what to do, instead of being dropped at bob's
+    await assert.rejects(c!.send(bob.id.amid, { text: 'hello?' }), (e: unknown) => AgentMeshError.is(e, ErrorCode.NoGrant) && e.message.includes(`knock first: agentmesh knock ${bob.id.amid}`))
+    assert.deepEqual(c!.sent(), [], 'nothing was sent')
     assert.deepEqual(texts(bob), [])
 
     // alice is on the allow list: accepted at once, the grant comes back to her
@@ -128,9 +129,8 @@ describe('knock', () => {
     await b.answerKnock(fk.id, 'reject', { reason: 'busy this week' })
     await waitFor(() => codes(frank).includes(ErrorCode.KnockRejected), 'frank to be told no')
     assert.match(frank.warnings.find(w => w.code === ErrorCode.KnockRejected)!.message, /busy this week/)
-    await d!.send(bob.id.amid, { text: 'let me in' })
-    await waitFor(() => bob.warnings.some(w => w.code === ErrorCode.NoGrant && w.message.includes(`from ${dave.id.amid}: the policy denies`)), 'bob to drop dave\'s message')
     assert.deepEqual(codes(dave), [], 'a silent rejection says nothing')
+    await assert.rejects(d!.send(bob.id.amid, { text: 'let me in' }), { code: ErrorCode.NoGrant })
     assert.deepEqual(d!.grants().received, [])
     assert.equal(texts(bob).includes('let me in'), false)
     assert.deepEqual(texts(bob), ['is it raining?', 'here is the document'])
@@ -175,16 +175,15 @@ describe('knock', () => {
     await b.send(alice.id.amid, { text: 'bob answers' })
     await waitFor(() => texts(alice).includes('bob answers'), 'bob\'s answer')
     assert.equal(alice.got.find(m => m.text === 'bob answers')!.provenance?.relation, 'contacted')
-    await c.send(alice.id.amid, { text: 'carol barges in' })
-    await waitFor(() => codes(alice).includes(ErrorCode.NoGrant), 'alice to refuse carol')
+    // carol holds no grant from alice, whose profile says so: the send fails at carol's end
+    await assert.rejects(c.send(alice.id.amid, { text: 'carol barges in' }), { code: ErrorCode.NoGrant })
     assert.equal(texts(alice).includes('carol barges in'), false)
 
     assert.deepEqual(b.safetyLog().filter(e => e.event === 'breaker_open').map(e => e.peer), [alice.id.amid], 'the trip is in the safety log')
-    // revoked: alice is told, and her next message is refused
+    // revoked: alice is told, and her next send fails
     assert.equal(await b.revokeGrant(alice.id.amid), true)
     await waitFor(() => a.grants().received.length === 0, 'alice to drop the revoked grant')
-    await a.send(bob.id.amid, { text: 'after revocation' })
-    await waitFor(() => bob.warnings.filter(w => w.code === ErrorCode.NoGrant).length === 1, 'the refusal')
+    await assert.rejects(a.send(bob.id.amid, { text: 'after revocation' }), { code: ErrorCode.NoGrant })
     assert.equal(texts(bob).includes('after revocation'), false)
 
     // expired: carol's grant lasts one second
@@ -195,8 +194,7 @@ describe('knock', () => {
     await c.send(bob.id.amid, { text: 'in time' })
     await waitFor(() => texts(bob).includes('in time'), 'carol within the grant')
     t.mock.timers.tick(1100)
-    await c.send(bob.id.amid, { text: 'too late' })
-    await waitFor(() => bob.warnings.filter(w => w.code === ErrorCode.NoGrant).length === 2, 'the refusal after expiry')
+    await assert.rejects(c.send(bob.id.amid, { text: 'too late' }), { code: ErrorCode.NoGrant })
     assert.equal(texts(bob).includes('too late'), false)
     assert.equal(b.grants().issued.find(g => g.grantee === carol.id.amid)?.valid, false)
   })

@@ -83,6 +83,7 @@ describe('policy - parsing', () => {
     assert.deepEqual(p, defaultPolicy())
     assert.deepEqual(p, {
       version: 1,
+      open: false,
       default_action: 'hold',
       allow: { amids: [], handles: [], organisations: [], tiers: [] },
       deny: { amids: [], handles: [], organisations: [], tiers: [] },

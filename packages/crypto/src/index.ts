@@ -29,7 +29,7 @@ export type { Identity } from './identity.ts'
 export { signRequest, verifyRequest, SIGNATURE_HEADERS, HTTP_SIGNING_PREFIX, DEFAULT_HTTP_SIGNATURE_SKEW_MS } from './http-signature.ts'
 export type { RequestCheck } from './http-signature.ts'
 export {
-  generateExchangeKey, exchangeKeyFromSecret, generateSignedPreKey, generateOneTimePreKeys, generatePqPreKey,
+  generateExchangeKey, deriveExchangeKey, exchangeKeyFromSecret, generateSignedPreKey, generateOneTimePreKeys, generatePqPreKey,
   needsRotation, rotatePreKeys, memoryPreKeyStore, preKeyBundleBase, oneTimePreKeyPublic, createPreKeyBundle, verifyBundle,
   encodeEd25519, encodeMlKem768, exchangeKeySigningBytes, signedPreKeySigningBytes, pqPreKeySigningBytes,
   DEFAULT_PREKEY_ROTATION_MS, DEFAULT_PREKEY_GRACE_MS, KEY_TYPE_ED25519, KEY_TYPE_ML_KEM_768,

@@ -16,7 +16,7 @@
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js'
 import { AgentMeshError, ErrorCode, constants } from '@agentmesh/protocol'
 import { keyForAmid } from './envelope.ts'
-import { decodeB64u, isUint32 } from './kdf.ts'
+import { decodeB64u, hkdfSha256, isUint32 } from './kdf.ts'
 import { isAmid, publicKeyFromAmid, signBytes, toB64u, verifyBytes, type KeyPair } from './keys.ts'
 import { encodeX25519, forgetX25519PrivateKey, generateX25519KeyPair, x25519KeyPairFromSecret, type X25519KeyPair } from './x25519.ts'
 
@@ -119,6 +119,24 @@ export interface PqPreKeyRecord {
 /** A new exchange key for `identity`. The caller keeps its secretKey next to the identity's. */
 export function generateExchangeKey (identity: KeyPair): ExchangeKeyPair {
   return signExchangeKey(identity, generateX25519KeyPair())
+}
+
+const EXCHANGE_DERIVE_SALT = new TextEncoder().encode('agentmesh exchange key')
+const EXCHANGE_DERIVE_INFO = new TextEncoder().encode('v1')
+
+/**
+ * The exchange key derived from the identity key (HKDF-SHA-256): the same identity always has the
+ * same exchange key, so an agent that lost its state (sessions, prekeys) still publishes the key
+ * its peers first saw, and they need not re-verify it. Whoever holds the identity key holds this
+ * key anyway: the identity key signs it and seals the agent's state.
+ */
+export function deriveExchangeKey (identity: KeyPair): ExchangeKeyPair {
+  const secret = hkdfSha256(identity.secretKey, EXCHANGE_DERIVE_SALT, EXCHANGE_DERIVE_INFO, 32)
+  try {
+    return exchangeKeyFromSecret(identity, secret)
+  } finally {
+    secret.fill(0)
+  }
 }
 
 /** The exchange key from its saved 32-byte secret (the signature is deterministic, RFC 8032). */

@@ -106,6 +106,8 @@ export const WelcomeFrame = Type.Object({
   limits: Limits,
   /** the relay's own AMID: it signs timeline events and task requests (§17.7) */
   relay_amid: Type.Optional(Amid),
+  /** the highest seq in the agent's inbox now: a connection knows when it has seen its backlog (§6) */
+  last_seq: Type.Optional(Seq),
 })
 export type WelcomeFrame = Static<typeof WelcomeFrame>
 

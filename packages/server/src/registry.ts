@@ -46,6 +46,7 @@ export function profileJson (p: AgentProfile, cert?: Certified): Profile {
     ...(p.displayName === undefined ? {} : { display_name: p.displayName }),
     capabilities: p.capabilities,
     ...(p.version === undefined ? {} : { version: p.version }),
+    ...(p.contact === undefined ? {} : { contact: p.contact }),
     tier: cert?.status.tier ?? 'anonymous',
     ...(cert?.status.organisation === undefined ? {} : { organisation: cert.status.organisation }),
     ...(cert === undefined ? {} : { cert_status: cert.status.state, cert_expires_at: cert.record.notAfter }),
@@ -181,11 +182,13 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     // fields left out of the body keep their old values
     const displayName = b.display_name ?? old?.displayName
     const version = b.version ?? old?.version
+    const contact = b.contact ?? old?.contact
     const profile: AgentProfile = {
       amid,
       ...(displayName === undefined ? {} : { displayName }),
       capabilities: (b.capabilities ?? old?.capabilities ?? []).map(s => ({ id: s.id, name: s.name, ...(s.description === undefined ? {} : { description: s.description }), tags: s.tags ?? [] })),
       ...(version === undefined ? {} : { version }),
+      ...(contact === undefined ? {} : { contact }),
       // tiers above anonymous come from a published certificate chain (PUT …/certificate)
       tier: old?.tier ?? 'anonymous',
       updatedAt: t,

@@ -401,7 +401,7 @@ export class RelayCore implements RelayOutlet {
     conn.lastProgress = Date.now()
     box.conns.add(conn)
     this.log.debug({ conn: conn.id, amid, remote: conn.remote }, 'agent authenticated')
-    this.write(conn, encodeFrame({ op: 'welcome', amid, relay: this.relayId, cursor: box.cursor, limits: this.limits, relay_amid: this.relayAmid }))
+    this.write(conn, encodeFrame({ op: 'welcome', amid, relay: this.relayId, cursor: box.cursor, limits: this.limits, relay_amid: this.relayAmid, last_seq: box.lastSeq }))
     this.events.emit(box.conns.size === 1 ? 'agent:online' : 'agent:active', { amid })
     if (conn.deliver) void this.pump(conn)
   }

@@ -97,6 +97,8 @@ export interface AgentProfile {
   displayName?: string
   capabilities: Skill[]
   version?: string
+  /** first contact as the agent published it: 'knock' (a grant is needed) or 'open' */
+  contact?: 'knock' | 'open'
   /**
    * The tier of the certificate chain the agent last published (anonymous without one). The
    * registry re-derives the current tier from the stored chain on every read (docs/protocol.md §13.1).

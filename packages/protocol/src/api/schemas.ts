@@ -80,6 +80,7 @@ const B64U = '^[A-Za-z0-9_-]+$'
 const Short = (max: number) => Type.String({ minLength: 1, maxLength: max })
 export const TRUST_TIERS = ['anonymous', 'verified', 'organisation'] as const
 export const CERT_STATES = ['valid', 'expired', 'revoked', 'untrusted'] as const
+export const CONTACT_MODES = ['knock', 'open'] as const
 
 export const Skill = Type.Object({
   id: Type.String({ pattern: SKILL_ID }),
@@ -93,6 +94,7 @@ export const ProfileBody = Type.Object({
   display_name: Type.Optional(Short(128)),
   capabilities: Type.Optional(Type.Array(Skill, { maxItems: MAX_SKILLS })),
   version: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.+_-]{1,32}$' })),
+  contact: Type.Optional(OneOf(CONTACT_MODES, { description: 'first contact: `knock` (the agent takes direct messages only from agents it granted: knock first) or `open`; the SDK publishes it from the agent\'s policy' })),
 }, { additionalProperties: false })
 export type ProfileBody = Static<typeof ProfileBody>
 
@@ -140,6 +142,7 @@ export const Profile = Type.Object({
   cert_status: Type.Optional(OneOf(CERT_STATES, { description: 'present when the agent published a certificate chain' })),
   cert_expires_at: Type.Optional(Type.Integer({ description: 'the chain\'s earliest expiry, ms since the Unix epoch; present with cert_status' })),
   handle: Type.Optional(Type.String({ description: 'the agent\'s chat handle (§17.1), when it has one; in GET /api/v1/agents/{amid} only' })),
+  contact: Type.Optional(OneOf(CONTACT_MODES, { description: 'first contact as the agent published it: `knock` (knock first) or `open`; absent when it never said' })),
   updated_at: ms(),
 }, { $id: 'Profile' })
 export type Profile = Static<typeof Profile>
