@@ -10,8 +10,8 @@ import 'reflect-metadata' // @peculiar/x509's dependency injection (tsyringe) th
 import { X509Certificate as NodeX509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { KeyUsageFlags, KeyUsagesExtension, PemConverter, type X509Certificate } from '@peculiar/x509'
-import { AgentMeshError, ErrorCode, PROTOCOL, type Envelope } from '@agentmesh/protocol'
-import { amidFromPublicKey, fromB64u, keyPairFromSecret, publicKeyObjectFromRaw, signBytes, toB64u, type KeyPair } from './keys.ts'
+import { AUTH_SIGNING_PREFIX, AgentMeshError, ErrorCode, PROTOCOL, type Envelope } from '@agentmesh/protocol'
+import { amidFromPublicKey, fromB64u, keyPairFromSecret, publicKeyObjectFromRaw, signBytes, toB64u, verifyBytes, type KeyPair } from './keys.ts'
 import { envelopeSigningBytes, keyForAmid, signChallenge, type EnvelopeInit } from './envelope.ts'
 import { writeSecretFile } from './identity.ts'
 import { CertificateError, type TrustTier } from './cert-types.ts'
@@ -151,6 +151,15 @@ export function signSessionChallenge (session: Session, nonce: string, relay: st
     sig: signChallenge(session.keys, session.amid, nonce, relay),
     session_cert: session.cert,
     ...(session.chain.length === 0 ? {} : { session_chain: [...session.chain] }),
+  }
+}
+
+/** Whether `sig` answers the challenge (docs/protocol.md §3) for `amid` with the session key `key` (raw 32 bytes). */
+export function verifySessionChallenge (key: Uint8Array, amid: string, nonce: string, relay: string, sig: string): boolean {
+  try {
+    return verifyBytes(publicKeyObjectFromRaw(key), new TextEncoder().encode(`${AUTH_SIGNING_PREFIX}${nonce}\n${amid}\n${relay}`), fromB64u(sig))
+  } catch {
+    return false
   }
 }
 

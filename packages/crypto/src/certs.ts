@@ -48,6 +48,6 @@ export { verifyChain } from './cert-verify.ts'
 export { CA_FILES, loadCa, saveCa, writePublicFile } from './cert-files.ts'
 export {
   SESSION_FILES, certFromWire, certToWire, loadSession, saveSession, sessionKeyOf, sessionKeyPath, signSessionChallenge,
-  signSessionEnvelope, verifySessionCert, verifySessionLink,
+  signSessionEnvelope, verifySessionCert, verifySessionChallenge, verifySessionLink,
 } from './cert-session.ts'
 export type { Session, SessionLink, VerifiedSession } from './cert-session.ts'

@@ -64,7 +64,7 @@ export {
   DEFAULT_VERIFIED_CERT_VALIDITY_DAYS, DEFAULT_ANONYMOUS_CERT_VALIDITY_DAYS, DEFAULT_ROOT_CA_VALIDITY_DAYS,
   DEFAULT_ORG_CA_VALIDITY_DAYS, DEFAULT_SESSION_CERT_VALIDITY_HOURS, MAX_SESSION_CERT_VALIDITY_HOURS, DEFAULT_CRL_VALIDITY_DAYS,
   SESSION_FILES, certFromWire, certToWire, loadSession, saveSession, sessionKeyOf, sessionKeyPath, signSessionChallenge,
-  signSessionEnvelope, verifySessionCert, verifySessionLink,
+  signSessionEnvelope, verifySessionCert, verifySessionChallenge, verifySessionLink,
 } from './certs.ts'
 export type {
   CertificateAuthority, IssuedCertificate, RootCaInit, OrgCaInit, AgentCertInit, SessionCertInit, RevokedEntry, CrlInit,
