@@ -6,8 +6,8 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
-import { certFromWire, certToWire, describeCertificate, splitPem } from '@agentmesh/crypto'
-import { assertCliError, cli, tempDir, type CliResult } from '@agentmesh/testing'
+import { certFromWire, certToWire, describeCertificate, publicKeyObjectFromRaw, splitPem, verifyEnvelope } from '@agentmesh/crypto'
+import { assertCliError, cli, rawAgent, startRelay, tempDir, type CliResult } from '@agentmesh/testing'
 
 function json (r: CliResult): Record<string, unknown> {
   assert.equal(r.code, 0, r.stderr)
@@ -115,5 +115,28 @@ describe('cli cert session', () => {
     assertCliError(junk, 'AM_ERR_CERT_INVALID', 1, /holds no certificate/)
     assertCliError(missing, 'AM_ERR_INVALID_ARGUMENT', 2, /no such file/)
     assertCliError(sessionAsChain, 'AM_ERR_CERT_INVALID', 1, /must start with this agent's certificate; its first certificate is session/)
+  })
+
+  it('cli send with AGENTMESH_SESSION - signed by the session key, carrying its certificate; a chain the relay cannot anchor is refused', async (t) => {
+    const relay = await startRelay({ memory: true })
+    const raw = await rawAgent(relay.wsUrl)
+    t.after(async () => { raw.close(); await relay.close() })
+    assert.equal((await raw.auth()).op, 'welcome')
+    const j = json(await cli(['cert', 'session', '--json'], { home: p('alice') }))
+    const env = { AGENTMESH_SESSION: j.cert as string }
+    const r = await cli(['send', raw.id.amid, 'from a session', '--plaintext'], { home: p('alice'), server: relay.url, env })
+    assert.equal(r.code, 0, r.stderr)
+    const [d] = await raw.collect(f => f.op === 'deliver', 1)
+    assert.equal(d!.env.from, alice)
+    assert.deepEqual(d!.env.payload, { text: 'from a session' })
+    assert.equal(d!.env.session_cert, certToWire(splitPem(readFileSync(j.cert as string, 'utf8'))[0]!))
+    const sessionKey = publicKeyObjectFromRaw(Buffer.from(j.session_public_key as string, 'base64url'))
+    assert.equal(verifyEnvelope(d!.env, sessionKey), true)
+    assert.equal(verifyEnvelope(d!.env), false)
+
+    // the session carries a chain under a root this relay does not trust
+    json(await cli(['cert', 'session', '--chain', p('alice-chain.pem'), '--json'], { home: p('alice') }))
+    assertCliError(await cli(['send', raw.id.amid, 'refused', '--plaintext', '--timeout', '10'], { home: p('alice'), server: relay.url, env }),
+      'AM_ERR_CERT_CHAIN_BROKEN', 1, /trusted root/)
   })
 })

@@ -496,8 +496,10 @@ export class ConnectionImpl implements Connection {
       return
     }
     if (FATAL_AUTH.has(f.code) && !this.authed) {
-      this.readyReject?.(err)
-      if (this.readyReject === undefined) this.cfg.onWarning(err)
+      // connect() rejects with it; a warning only when no connect() waits (readyReject is cleared once called)
+      const reject = this.readyReject
+      if (reject !== undefined) reject(err)
+      else this.cfg.onWarning(err)
       return
     }
     this.lastError = err
