@@ -1,6 +1,7 @@
 /**
- * `agentmesh cert`: the certificate chain of DESIGN.md layer 1 (root CA → organisation CA → agent),
- * as files: a CA is a directory (ca.pem, ca.key 0600, crl.pem), a chain is one PEM file, leaf first.
+ * `agentmesh cert`: the certificate chain of DESIGN.md layer 1 (root CA → organisation CA → agent →
+ * session), as files: a CA is a directory (ca.pem, ca.key 0600, crl.pem), a chain is one PEM file,
+ * leaf first; a session is session.pem and session.key (0600) in the agent's home.
  */
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -145,7 +146,7 @@ function crlText (i: number, c: ParsedCrl): string {
 
 export function certCommands (program: Command, io: CliIo = processIo()): void {
   const cert = program.command('cert')
-    .description('X.509 certificates (Ed25519): root and organisation CAs, agent certificates, verification, revocation')
+    .description('X.509 certificates (Ed25519): root and organisation CAs, agent and session certificates, verification, revocation')
 
   const root = cert.command('root').description('root certificate authority')
   withJson(root.command('create')
