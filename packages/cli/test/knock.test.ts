@@ -320,7 +320,7 @@ describe('knock', { concurrency: 2 }, () => {
   })
 
   it('knock - policy edits apply without a restart; a broken edit is reported and the old policy stays; a broken file stops a new listen', async (t) => {
-    const [bob, carol] = await Promise.all([init(home('p-bob'), server, 'bob'), init(home('p-carol'), server, 'carol')])
+    const [bob] = await Promise.all([init(home('p-bob'), server, 'bob'), init(home('p-carol'), server, 'carol')])
     const b = listen('p-bob', home('p-bob'), server)
     const c = listen('p-carol', home('p-carol'), server)
     const both = [b, c]
