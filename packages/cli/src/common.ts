@@ -23,9 +23,12 @@ export function serverOf (o: CommonOpts, env: CliIo['env'] = process.env): strin
   return o.server !== undefined && o.server !== '' ? o.server : defaultServer(env)
 }
 
-/** The passphrase of the agent's state database from `env` (connect() would read process.env). */
-export function passphraseOf (env: CliIo['env']): { passphrase: string } {
-  return { passphrase: env.AGENTMESH_PASSPHRASE ?? '' }
+/**
+ * What connect() would read from process.env, read from `env` instead: the passphrase of the agent's
+ * state database, and the session certificate to act with (AGENTMESH_SESSION, `agentmesh cert session`).
+ */
+export function passphraseOf (env: CliIo['env']): { passphrase: string, session: string } {
+  return { passphrase: env.AGENTMESH_PASSPHRASE ?? '', session: env.AGENTMESH_SESSION ?? '' }
 }
 
 export function checkAmid (what: string, s: string): string {

@@ -9,6 +9,8 @@ import { certCommands } from './commands/cert.ts'
 import { e2eeCommands } from './commands/e2ee.ts'
 import { knockCommands, reputationCommands, safetyLogCommand } from './commands/knock.ts'
 import { chatCommands } from './commands/chat.ts'
+import { policyCommands } from './commands/policy.ts'
+import { sentCommand } from './commands/sent.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -33,6 +35,8 @@ export function buildProgram (io: CliIo = processIo()): Command {
   knockCommands(program, io)
   reputationCommands(program, io)
   safetyLogCommand(program, io)
+  policyCommands(program, io)
+  sentCommand(program, io)
   chatCommands(program, io)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program

@@ -71,7 +71,7 @@ describe('chat', { concurrency: 1 }, () => {
 
   it('chat - each agent takes a handle; a handle held by another agent (in any case) is refused with AM_ERR_HANDLE_TAKEN', async () => {
     const names = ['alice', 'bob', 'carol'] as const
-    const inits = await Promise.all(names.map(async n => await cli(['init', '--name', n, '--json'], as(n))))
+    const inits = await Promise.all(names.map(async n => await cli(['init', '--open', '--name', n, '--json'], as(n))))
     names.forEach((n, i) => { ids[n] = (JSON.parse(ok(inits[i]!, `init ${n}`).lines[0]!) as { amid: string }).amid })
     const set = await Promise.all(names.map(async n => await cli(['handle', 'set', n, '--json'], as(n))))
     names.forEach((n, i) => { assert.deepEqual(json(ok(set[i]!, `handle set ${n}`)), [{ amid: ids[n], handle: n }]) })

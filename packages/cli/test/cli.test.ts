@@ -38,10 +38,10 @@ describe('cli', () => {
 
   before(async () => {
     relay = await startRelay()
-    const ra = await cli(['init', '--name', 'alice'], { home: a(), server: relay.url })
+    const ra = await cli(['init', '--open', '--name', 'alice'], { home: a(), server: relay.url })
     assert.equal(ra.code, 0, ra.stderr)
     alice = ra.lines[0]!
-    const rb = await cli(['init', '--name', 'bob'], { home: b(), server: relay.url })
+    const rb = await cli(['init', '--open', '--name', 'bob'], { home: b(), server: relay.url })
     bob = rb.lines[0]!
   })
   after(async () => {
@@ -146,7 +146,7 @@ describe('cli', () => {
 
   it('cli - init again prints the existing AMID and exits 0, registering it; only --force replaces it, after a yes on a terminal or with --yes', async () => {
     const home = `${dir.path}/again`
-    const first = await cli(['init', '--offline', '--name', 'carol'], { home })
+    const first = await cli(['init', '--offline', '--open', '--name', 'carol'], { home })
     assert.equal(first.code, 0, first.stderr)
     const carol = first.lines[0]!
     // the README's tour run twice: A=$(agentmesh init --name alice) is the AMID both times

@@ -31,7 +31,7 @@ function assertError (r: CliResult, code: string, exit: number): void {
 }
 
 async function init (home: string, server: string, name: string): Promise<string> {
-  const r = await cli(['init', '--name', name, '--json'], { home, server })
+  const r = await cli(['init', '--open', '--name', name, '--json'], { home, server })
   assert.equal(r.code, 0, r.stderr)
   const j = JSON.parse(r.lines[0]!) as { amid: string, registered: boolean }
   assert.equal(j.registered, true)

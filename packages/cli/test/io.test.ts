@@ -31,8 +31,8 @@ describe('cli io', () => {
 
   it('cli io - AGENTMESH_HOME comes from the io\'s environment, a --home flag wins over it', async () => {
     const [a, b] = [`${dir.path}/env-a`, `${dir.path}/env-b`]
-    const amidA = (await cli(['init', '--offline'], { home: a })).lines[0]!
-    const amidB = (await cli(['init', '--offline'], { home: b })).lines[0]!
+    const amidA = (await cli(['init', '--offline', '--open'], { home: a })).lines[0]!
+    const amidB = (await cli(['init', '--offline', '--open'], { home: b })).lines[0]!
     assert.notEqual(amidA, amidB)
 
     const byEnv = collecting({ AGENTMESH_HOME: a })
@@ -46,7 +46,7 @@ describe('cli io', () => {
 
   it('cli io - two runs at once keep their output apart; an error is one line on the io\'s stderr', async () => {
     const [a, b] = [`${dir.path}/two-a`, `${dir.path}/two-b`]
-    const [ia, ib] = await Promise.all([cli(['init', '--offline'], { home: a }), cli(['init', '--offline'], { home: b })])
+    const [ia, ib] = await Promise.all([cli(['init', '--offline', '--open'], { home: a }), cli(['init', '--offline', '--open'], { home: b })])
     const [wa, wb, missing] = await Promise.all([
       cli(['whoami'], { home: a }),
       cli(['whoami'], { home: b }),
@@ -63,8 +63,8 @@ describe('cli io', () => {
     const relay = await startRelay()
     try {
       const [a, b] = [`${dir.path}/in-a`, `${dir.path}/in-b`]
-      await cli(['init'], { home: a, server: relay.url })
-      const bob = (await cli(['init'], { home: b, server: relay.url })).lines[0]!
+      await cli(['init', '--open'], { home: a, server: relay.url })
+      const bob = (await cli(['init', '--open'], { home: b, server: relay.url })).lines[0]!
       const sent = await cli(['send', bob, '--stdin', '--json'], { home: a, server: relay.url, input: 'one\ntwo\n' })
       assert.equal(sent.code, 0, sent.stderr)
       assert.equal(sent.lines.length, 2)

@@ -14,7 +14,7 @@ function track (c: ReturnType<typeof cliProcess>): ReturnType<typeof cliProcess>
 }
 
 async function init (home: string, server: string, name: string): Promise<string> {
-  const r = await cli(['init', '--name', name, '--json'], { home, server })
+  const r = await cli(['init', '--open', '--name', name, '--json'], { home, server })
   assert.equal(r.code, 0, r.stderr)
   const j = JSON.parse(r.lines[0]!) as { amid: string, registered: boolean }
   assert.equal(j.registered, true)

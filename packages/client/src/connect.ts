@@ -11,6 +11,7 @@ import { LruMap } from '@agentmesh/protocol/internal'
 import { parsePolicy } from './policy.ts'
 import { DEFAULT_PREKEY_CHECK_MS, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_SESSION_IDLE_MS, E2ee } from './e2ee.ts'
 import type { ConnectOptions, Connection } from './types.ts'
+import { resolveSession } from './session.ts'
 
 export const STATE_FILE = 'state.db'
 /** The agent's first-contact policy in its home (docs/policy.md). */
@@ -72,6 +73,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   const maxBackoffMs = positive('maxBackoffMs', opts.maxBackoffMs, 5000)
   const home = opts.home ?? (opts.identity === undefined ? defaultHome() : undefined)
   const identity = opts.identity ?? loadIdentity(home!)
+  const session = resolveSession(identity, opts.session)
   let state = opts.state
   let ownsState = false
   if (state === undefined) {
@@ -102,6 +104,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     url,
     WebSocket: opts.WebSocket ?? NodeWebSocket,
     identity,
+    ...(session === undefined ? {} : { session }),
     state,
     ownsState,
     e2ee,

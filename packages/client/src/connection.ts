@@ -9,7 +9,7 @@ import {
   type ApiAnswer, type ChatEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
-import { DM_ROOM_PREFIX, isAmid, keyForAmid, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
+import { DM_ROOM_PREFIX, isAmid, keyForAmid, verifyEnvelope, type Identity } from '@agentmesh/crypto'
 import { GROUP_TYPE, Rooms, SENDER_KEY_TYPE, isUnreachable, type DeferredSend } from './rooms.ts'
 import { InboundPipeline, attachInbound, toMessage } from './inbound.ts'
 import { e2eeStage, gateStage, relayStage, roomStage, senderKeyStage } from './stages.ts'
@@ -22,6 +22,7 @@ import { WS_CLOSED, type WebSocketConstructor, type WebSocketLike } from './tran
 import { E2EE_RESET_TYPE, E2EE_TYPE, type E2ee } from './e2ee.ts'
 import { DELIVERY_NOTICE_TYPE, GRANT_REVOKE_TYPE, KNOCK_ANSWER_TYPE, KNOCK_TYPE, type Gate } from './knock.ts'
 import { MAX_SENT_LOG, SENT_LOG_TTL_MS, SentLog, type SentEntry, type SentStatusEntry } from './sent.ts'
+import { authSignature, sessionEnvelopeError, signOutgoing, type Session } from './session.ts'
 
 /**
  * Send errors the connection itself sends again, 100 ms later: the relay's transient states. A
@@ -35,7 +36,11 @@ const RETRYABLE = new Set<string>([ErrorCode.TooManyInFlight, ErrorCode.Shutting
  * `!isRetryable`: other non-retryable answers before auth (a replayed or stale challenge) are
  * warnings, and the connection tries again with a fresh challenge.
  */
-const FATAL_AUTH = new Set<string>([ErrorCode.AuthFailed, ErrorCode.UnsupportedVersion])
+const FATAL_AUTH = new Set<string>([
+  ErrorCode.AuthFailed, ErrorCode.UnsupportedVersion,
+  // a session certificate the relay refuses (session.ts)
+  ErrorCode.CertExpired, ErrorCode.CertInvalid, ErrorCode.CertChainBroken, ErrorCode.CertRevoked,
+])
 const DEDUPE_MS = 30 * 24 * 60 * 60 * 1000
 /**
  * Direct messages that keep the conversation itself going (knocks and their answers, revocations,
@@ -59,6 +64,8 @@ export interface ConnectionConfig {
   /** the transport: `ws` in Node (connect.ts), the global WebSocket in a browser */
   WebSocket: WebSocketConstructor
   identity: Identity
+  /** sign the auth and every envelope with this session key instead of the identity key (session.ts) */
+  session?: Session
   state: ClientState
   ownsState: boolean
   deliver: boolean
@@ -293,7 +300,7 @@ export class ConnectionImpl implements Connection {
           v: PROTOCOL,
           amid: this.amid,
           nonce: f.nonce,
-          sig: signChallenge(this.cfg.identity, this.amid, f.nonce, f.relay),
+          ...authSignature(this.cfg.identity, this.cfg.session, f.nonce, f.relay),
           ...(this.cfg.identity.name === undefined ? {} : { name: this.cfg.identity.name }),
           after: this.highestSeq,
           // a connection that only sends still reads its deliveries, to act on the control ones (peek)
@@ -532,13 +539,13 @@ export class ConnectionImpl implements Connection {
     const prepared = this.sendChain.then(async () => {
       const existing = this.outbox.get(id)
       if (existing !== undefined) return existing // a retry of a send still pending: same bytes
-      if (!encrypt) return this.enqueue(signEnvelope(this.cfg.identity, { id, to, type, payload }))
+      if (!encrypt) return this.enqueue(signOutgoing(this.cfg.identity, this.cfg.session, { id, to, type, payload }))
       if (!CONTROL_TYPES.has(type)) await this.cfg.gate?.beforeFirstContact(to)
       await e2ee.establish(to)
       const gate = this.cfg.gate
       const extra = { ...(opts.resendOf === undefined ? {} : { orig: opts.resendOf }), ...(gate === undefined ? {} : { grant: () => gate.presentable(to) }) }
       return this.cfg.state.transaction(() => {
-        const p = this.enqueue(signEnvelope(this.cfg.identity, { id, to, type: E2EE_TYPE, payload: { ...e2ee.encrypt(to, type, payload, extra) } }))
+        const p = this.enqueue(signOutgoing(this.cfg.identity, this.cfg.session, { id, to, type: E2EE_TYPE, payload: { ...e2ee.encrypt(to, type, payload, extra) } }))
         if (logged) sentLog.add({ id, to, type, payload, at: Date.now(), status: 'stored', ...(opts.resendOf === undefined ? {} : { orig: opts.resendOf }) })
         return p
       })
@@ -626,8 +633,10 @@ export class ConnectionImpl implements Connection {
       return
     }
     if (FATAL_AUTH.has(f.code) && !this.authed) {
-      this.readyReject?.(err)
-      if (this.readyReject === undefined) this.cfg.onWarning(err)
+      // connect() rejects with it; a warning only when no connect() waits (readyReject is cleared once called)
+      const reject = this.readyReject
+      if (reject !== undefined) reject(err)
+      else this.cfg.onWarning(err)
       return
     }
     this.lastError = err
@@ -659,13 +668,16 @@ export class ConnectionImpl implements Connection {
     const env = raw as Envelope
     const invalid = validateEnvelope(raw, 0, Number.MAX_SAFE_INTEGER)
     let item: Inbound = { seq }
+    let sessionError: AgentMeshError | undefined
     if (invalid !== undefined) {
       this.cfg.onWarning(new AgentMeshError(invalid.code, `dropped delivery ${seq}: ${invalid.message}`))
     } else if (env.to !== this.amid && env.to.charCodeAt(0) !== 35) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidEnvelope, `dropped delivery ${seq}: addressed to ${env.to}, not to this agent`))
     } else if (env.via !== undefined && env.via !== this.relayAmidValue) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}): attested by ${env.via}, which is not the relay this agent is connected to`))
-    } else if (!verifyEnvelope(env, env.via === undefined ? undefined : keyForAmid(env.via))) {
+    } else if (env.session_cert !== undefined && (sessionError = sessionEnvelopeError(env)) !== undefined) {
+      this.cfg.onWarning(new AgentMeshError(sessionError.code, `dropped delivery ${seq} (${env.id}) from ${env.from}: ${sessionError.message}`))
+    } else if (env.session_cert === undefined && !verifyEnvelope(env, env.via === undefined ? undefined : keyForAmid(env.via))) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}) from ${env.from}: bad signature`))
     } else if (this.cfg.state.seen(env.from, env.id)) {
       // handed over before (checked before anything is decrypted)

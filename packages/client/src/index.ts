@@ -17,7 +17,9 @@
  * `@agentmesh/client/internal`). `@agentmesh/client/browser` is the part that runs in a browser
  * (REST over fetch, the memory state, types); `connect({ WebSocket })` takes a browser's socket.
  */
-export { connect, relayUrl, defaultServer, httpOrigin, STATE_FILE, MAX_PREKEY_TARGET } from './connect.ts'
+export { connect, relayUrl, defaultServer, httpOrigin, STATE_FILE, POLICY_FILE, MAX_PREKEY_TARGET } from './connect.ts'
+export { resolveSession } from './session.ts'
+export type { Session } from './session.ts'
 export {
   E2EE_TYPE, E2EE_RESET_TYPE, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_PREKEY_CHECK_MS, DEFAULT_SESSION_IDLE_MS,
   MAX_LOCAL_ONE_TIME_PREKEYS, MAX_PREVIOUS_SESSIONS,
@@ -48,3 +50,7 @@ export { RateLimiter, CircuitBreaker, knockLimiterInit, messageLimiterInit, brea
 export type { RateLimiterInit, TakeResult, AgentPair, BreakerState, BreakerStateName, BreakerTrip, BreakerResult, CircuitBreakerInit } from './breaker.ts'
 export { fenceUntrusted, isSlashCommand, parseSlashCommand, commandAllowed, UNTRUSTED_NOTICE } from './untrusted.ts'
 export type { Provenance, FenceOptions, SlashCommand } from './untrusted.ts'
+export { MAX_SENT_LOG, SENT_LOG_TTL_MS } from './sent.ts'
+export type { SentEntry, SentStatus, SentStatusEntry } from './sent.ts'
+export { DELIVERY_NOTICE_TYPE } from './knock.ts'
+export type { DeliveryNotice } from './knock.ts'

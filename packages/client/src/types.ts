@@ -166,6 +166,14 @@ export interface ConnectOptions {
   acceptPlaintext?: boolean
   /** Passphrase that, with the identity, seals the local sessions and keys. @default $AGENTMESH_PASSPHRASE or none */
   passphrase?: string
+  /**
+   * Act with a session key (docs/protocol.md §3, §8): a session from `loadSession`, or the path of a
+   * session certificate file (`agentmesh cert session` writes `<home>/session.pem`, its key
+   * `session.key` next to it). The relay auth and every envelope are then signed by the session key
+   * and carry its certificate. The identity is still read for end-to-end encryption and signed REST
+   * requests. An empty string means none. @default $AGENTMESH_SESSION or none
+   */
+  session?: import('@agentmesh/crypto').Session | string
   /** One-time prekey top-up: when fewer than `lowWater` remain on the relay, upload up to `target`; checked on connect and every `checkMs`. @default 20, 100, 6 hours */
   prekeys?: Partial<import('./e2ee.ts').PrekeyPolicy>
   /** Sessions unused this long are deleted with their keys. @default 7 days */

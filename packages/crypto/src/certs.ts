@@ -24,6 +24,8 @@
  * - cert-inspect.ts: splitting PEM and describing a certificate without verifying it
  * - cert-verify.ts: `verifyChain` and the trust tiers
  * - cert-files.ts: a CA directory on disk
+ * - cert-session.ts: session certificates in use: the last link checked alone (peers) or with the
+ *   chain above it (the relay), the wire form, signing with a session key, a session's files
  *
  * Every file that loads @peculiar/x509 imports 'reflect-metadata' first, so the Reflect API is
  * there whichever of them is evaluated first.
@@ -44,3 +46,8 @@ export { createCrl, parseCrl } from './cert-crl.ts'
 export { describeCertificate, splitPem } from './cert-inspect.ts'
 export { verifyChain } from './cert-verify.ts'
 export { CA_FILES, loadCa, saveCa, writePublicFile } from './cert-files.ts'
+export {
+  SESSION_FILES, certFromWire, certToWire, loadSession, saveSession, sessionKeyOf, sessionKeyPath, signSessionChallenge,
+  signSessionEnvelope, verifySessionCert, verifySessionChallenge, verifySessionLink,
+} from './cert-session.ts'
+export type { Session, SessionLink, VerifiedSession } from './cert-session.ts'

@@ -63,10 +63,13 @@ export {
   CA_FILES, AMID_URI_PREFIX, AGENTMESH_OID_ARC, CERT_POLICY, CERT_BACKDATE_MS, MAX_CHAIN_LENGTH, MAX_PEM_BYTES,
   DEFAULT_VERIFIED_CERT_VALIDITY_DAYS, DEFAULT_ANONYMOUS_CERT_VALIDITY_DAYS, DEFAULT_ROOT_CA_VALIDITY_DAYS,
   DEFAULT_ORG_CA_VALIDITY_DAYS, DEFAULT_SESSION_CERT_VALIDITY_HOURS, MAX_SESSION_CERT_VALIDITY_HOURS, DEFAULT_CRL_VALIDITY_DAYS,
+  SESSION_FILES, certFromWire, certToWire, loadSession, saveSession, sessionKeyOf, sessionKeyPath, signSessionChallenge,
+  signSessionEnvelope, verifySessionCert, verifySessionChallenge, verifySessionLink,
 } from './certs.ts'
 export type {
   CertificateAuthority, IssuedCertificate, RootCaInit, OrgCaInit, AgentCertInit, SessionCertInit, RevokedEntry, CrlInit,
   ParsedCrl, VerifyChainOptions, VerifiedChain, TrustTier, AgentCertTier, CertRole, CertificateInfo,
+  Session, SessionLink, VerifiedSession,
 } from './certs.ts'
 export { deriveStateKey, sealRecord, openRecord, STATE_SCRYPT } from './at-rest.ts'
 export { safetyNumber, formatSafetyNumber, SAFETY_NUMBER_ITERATIONS } from './safety-number.ts'

@@ -24,6 +24,10 @@ export const Amid = Type.String({ pattern: AMID_PATTERN, description: 'Agent id 
 export const Address = Type.String({ pattern: ADDRESS_PATTERN, description: 'An AMID, or "#" + a room id' })
 export const EnvelopeId = Type.String({ pattern: ID_PATTERN })
 export const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
+/** Most characters of one certificate on the wire: base64url of its DER (an Ed25519 session certificate is ~600). */
+export const MAX_WIRE_CERT_CHARS = 4096
+/** A certificate on the wire (docs/protocol.md §3, §8): base64url of its DER, without padding. */
+export const WireCert = Type.String({ pattern: B64URL, minLength: 1, maxLength: MAX_WIRE_CERT_CHARS })
 
 export const Envelope = Type.Object({
   v: Type.String({ pattern: VERSION_PATTERN }),
@@ -38,6 +42,8 @@ export const Envelope = Type.Object({
    * the REST API with a bearer token. `sig` is then the relay's signature, and `via` its AMID.
    */
   via: Type.Optional(Amid),
+  /** Signed by a session key (§8): that key's session certificate, which `from`'s key signed. */
+  session_cert: Type.Optional(WireCert),
   sig: Type.String({ pattern: B64URL, minLength: 86, maxLength: 86, description: 'Ed25519 signature, base64url' }),
 }, { $id: 'Envelope' })
 export type Envelope = Static<typeof Envelope>
@@ -52,6 +58,9 @@ export const AuthFrame = Type.Object({
   name: Type.Optional(Type.String({ maxLength: 128 })),
   after: Type.Optional(Seq),
   deliver: Type.Optional(Type.Boolean()),
+  /** Signed by a session key (§3): its session certificate, and optionally the agent's chain above it. */
+  session_cert: Type.Optional(WireCert),
+  session_chain: Type.Optional(Type.Array(WireCert, { minItems: 1, maxItems: 3 })),
 })
 export type AuthFrame = Static<typeof AuthFrame>
 
@@ -108,6 +117,13 @@ export const WelcomeFrame = Type.Object({
   relay_amid: Type.Optional(Amid),
   /** the highest seq in the agent's inbox now: a connection knows when it has seen its backlog (§6) */
   last_seq: Type.Optional(Seq),
+  /** after an auth with a session certificate (§3): what the relay accepted */
+  session: Type.Optional(Type.Object({
+    serial: Type.String(),
+    expires_at: Type.Integer({ minimum: 0 }),
+    tier: Type.String(),
+    organisation: Type.Optional(Type.String()),
+  })),
 })
 export type WelcomeFrame = Static<typeof WelcomeFrame>
 

@@ -21,6 +21,7 @@ import { TaskService } from './tasks.ts'
 import { EventBus } from './events.ts'
 import { inProcessBackplane, type Backplane } from './backplane.ts'
 import type { FeatureComponents, FeatureFactory, RelayFeature } from './feature.ts'
+import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 
@@ -130,7 +131,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   chat.applySettings(chat.settings)
   const core: RelayCore = new RelayCore(
     { relayId, relayAmid: chat.relayAmid, options: opts, node },
-    { store, logger: log, events, rooms: chat, ...(shared === undefined ? {} : { backplane: shared }) },
+    { store, logger: log, events, rooms: chat, sessions: sessionVerifier(store, opts.trustRoots), ...(shared === undefined ? {} : { backplane: shared }) },
   )
   const tasks = new TaskService(chat, store, log)
   // the operator API is on when a key is given (the CLI's `serve` keeps one in its data directory)

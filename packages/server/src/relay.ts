@@ -27,6 +27,7 @@ import type { EventBus } from './events.ts'
 import { sendAudit } from './audit-rows.ts'
 import { LruSet } from '@agentmesh/protocol/internal'
 import type { Backplane, BackplaneMessage } from './backplane.ts'
+import type { SessionGrant, SessionVerifier } from './session-auth.ts'
 
 /** The transport side of one connection. */
 export interface Peer {
@@ -69,6 +70,8 @@ export interface RelayCoreComponents {
   rooms: RoomResolver
   /** other relay nodes over the same Store. @default none: a single node has no one to tell */
   backplane?: Backplane
+  /** checks auth frames signed with a session key (session-auth.ts). @default none: such frames are refused */
+  sessions?: SessionVerifier
 }
 
 /** What the core needs to know of the relay (validated options and identities). */
@@ -99,6 +102,9 @@ interface Conn {
   authPending: boolean
   amid?: string
   key?: KeyObject
+  /** authenticated with a session key: its certificate and key (envelopes carrying that certificate) */
+  session?: SessionGrant
+  sessionTimer?: NodeJS.Timeout
   deliver: boolean
   /** highest seq sent on this connection */
   sentUpTo: number
@@ -172,12 +178,14 @@ export class RelayCore implements RelayOutlet {
   private readonly events: EventBus
   private readonly rooms: RoomResolver
   private readonly backplane: Backplane | undefined
+  private readonly sessions: SessionVerifier | undefined
   private readonly node: string
   private readonly unsubscribe: (() => void) | undefined
 
   constructor (init: RelayCoreInit, components: RelayCoreComponents) {
     this.store = components.store
     this.backplane = components.backplane
+    this.sessions = components.sessions
     this.node = init.node
     this.unsubscribe = this.backplane?.subscribe((m) => { this.fromBackplane(m) })
     this.log = components.logger
@@ -337,7 +345,7 @@ export class RelayCore implements RelayOutlet {
       conn.authAttempts++
       this.log.info({ conn: conn.id, remote: conn.remote, code: err.code }, 'auth refused')
       if (conn.authAttempts >= MAX_AUTH_ATTEMPTS) {
-        this.closeWith(conn, new AgentMeshError(err.code, `${err.message} (${MAX_AUTH_ATTEMPTS} failed attempts: closing)`))
+        this.closeWith(conn, new AgentMeshError(err.code, `${err.message} (${MAX_AUTH_ATTEMPTS} failed attempts: closing)`), CloseCode.AuthFailed)
       } else {
         this.sendError(conn, err)
       }
@@ -347,7 +355,22 @@ export class RelayCore implements RelayOutlet {
         'the auth frame answers a challenge this connection was not given (replayed or stale); sign the nonce of this connection\'s challenge'))
       return
     }
-    if (!verifyChallenge(f.amid, f.nonce, this.relayId, f.sig)) {
+    let session: SessionGrant | undefined
+    if (f.session_cert !== undefined || f.session_chain !== undefined) {
+      // signed with a session key (§3): the certificate, its chain and the signature, off the default path
+      conn.authPending = true
+      try {
+        session = await this.verifySession(f)
+      } catch (err) {
+        conn.authPending = false
+        if (conn.closed) return
+        if (!AgentMeshError.is(err)) this.log.error({ err, conn: conn.id }, 'session check failed')
+        fail(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, 'the relay could not check the session certificate; try again'))
+        return
+      }
+      conn.authPending = false
+      if (conn.closed) return
+    } else if (!verifyChallenge(f.amid, f.nonce, this.relayId, f.sig)) {
       fail(new AgentMeshError(ErrorCode.AuthFailed, 'the challenge signature does not verify for this AMID'))
       return
     }
@@ -396,14 +419,55 @@ export class RelayCore implements RelayOutlet {
     clearTimeout(conn.authTimer)
     conn.amid = amid
     conn.key = keyForAmid(amid)
+    if (session !== undefined) this.startSession(conn, session)
     conn.deliver = f.deliver !== false
     conn.sentUpTo = Math.min(Math.max(f.after ?? 0, box.cursor), box.lastSeq)
     conn.lastProgress = Date.now()
     box.conns.add(conn)
     this.log.debug({ conn: conn.id, amid, remote: conn.remote }, 'agent authenticated')
-    this.write(conn, encodeFrame({ op: 'welcome', amid, relay: this.relayId, cursor: box.cursor, limits: this.limits, relay_amid: this.relayAmid, last_seq: box.lastSeq }))
+    this.write(conn, encodeFrame({
+      op: 'welcome', amid, relay: this.relayId, cursor: box.cursor, limits: this.limits, relay_amid: this.relayAmid, last_seq: box.lastSeq,
+      ...(session === undefined ? {} : { session: { serial: session.serial, expires_at: session.expiresAt, tier: session.tier, ...(session.organisation === undefined ? {} : { organisation: session.organisation }) } }),
+    }))
     this.events.emit(box.conns.size === 1 ? 'agent:online' : 'agent:active', { amid })
     if (conn.deliver) void this.pump(conn)
+  }
+
+  private async verifySession (f: AuthFrame): Promise<SessionGrant> {
+    if (f.session_cert === undefined) throw new AgentMeshError(ErrorCode.InvalidFrame, 'an auth frame with session_chain needs the session certificate (session_cert) it belongs to')
+    if (this.sessions === undefined) throw new AgentMeshError(ErrorCode.AuthFailed, 'this relay does not accept session certificates; authenticate with the identity key')
+    return await this.sessions.verify({ ...f, session_cert: f.session_cert }, this.relayId, Date.now())
+  }
+
+  /** A session connection ends when its certificate expires (the timer is capped at what setTimeout takes). */
+  private startSession (conn: Conn, session: SessionGrant): void {
+    conn.session = session
+    const check = (): void => {
+      const left = session.expiresAt - Date.now()
+      if (left > 0) {
+        conn.sessionTimer = setTimeout(check, Math.min(left + 1, 2 ** 31 - 1))
+        conn.sessionTimer.unref()
+        return
+      }
+      this.closeWith(conn, new AgentMeshError(ErrorCode.CertExpired,
+        `the session certificate of this connection expired at ${new Date(session.expiresAt).toISOString()}; issue a new one (\`agentmesh cert session\`) and connect again`), CloseCode.AuthFailed)
+    }
+    check()
+  }
+
+  /** An envelope carrying a session certificate: allowed on the connection that presented it, while it is valid. */
+  private sessionRefusal (conn: Conn, cert: string): AgentMeshError | undefined {
+    const s = conn.session
+    if (s === undefined) {
+      return new AgentMeshError(ErrorCode.CertInvalid, 'the envelope carries a session certificate, but this connection did not authenticate with one; send it on the connection whose auth presented it')
+    }
+    if (s.cert !== cert) {
+      return new AgentMeshError(ErrorCode.CertInvalid, 'the envelope carries another session certificate than the one this connection authenticated with')
+    }
+    if (Date.now() > s.expiresAt) {
+      return new AgentMeshError(ErrorCode.CertExpired, `the session certificate expired at ${new Date(s.expiresAt).toISOString()}; nothing was stored`)
+    }
+    return undefined
   }
 
   /** Forgets the in-memory inbox of an agent with no connection, no auth under way and no ack to commit. */
@@ -437,6 +501,10 @@ export class RelayCore implements RelayOutlet {
       this.reject(conn, new AgentMeshError(ErrorCode.InvalidEnvelope, '"via" is set by a relay on envelopes it attests (REST posts); an agent never sends it'), env.id)
       return
     }
+    if (env.session_cert !== undefined) {
+      const refusal = this.sessionRefusal(conn, env.session_cert)
+      if (refusal !== undefined) { this.reject(conn, refusal, env.id); return }
+    }
     conn.inFlight++
     const receivedAt = Date.now()
     this.events.emit('agent:active', { amid: conn.amid! })
@@ -447,7 +515,7 @@ export class RelayCore implements RelayOutlet {
       return
     }
     const checks = Promise.all([
-      this.opts.verifySignatures ? verifyEnvelopeAsync(env, conn.key) : true,
+      this.opts.verifySignatures ? verifyEnvelopeAsync(env, env.session_cert === undefined ? conn.key : conn.session!.key) : true,
       toRoom ? this.rooms.admitRoomMessage(env.from, env, conn.address) : this.known.has(env.to) ? true : this.lookupAgent(env.to),
     ])
     conn.chainLength++
@@ -752,9 +820,8 @@ export class RelayCore implements RelayOutlet {
    * (`closeCodeOf`), so a close frame and docs/errors.md cannot disagree. A code without one is a
    * bug in the caller: the connection still closes, as 1011.
    */
-  private closeWith (conn: Conn, err: AgentMeshError): void {
+  private closeWith (conn: Conn, err: AgentMeshError, closeCode = closeCodeOf(err.code)): void {
     if (conn.closed) return
-    const closeCode = closeCodeOf(err.code)
     if (closeCode === undefined) this.log.error({ conn: conn.id, code: err.code }, 'closing with an error code that has no close code')
     this.sendError(conn, err)
     if (conn.corked) { conn.corked = false; conn.peer.uncork?.() }
@@ -766,6 +833,7 @@ export class RelayCore implements RelayOutlet {
     if (conn.closed) return
     conn.closed = true
     clearTimeout(conn.authTimer)
+    if (conn.sessionTimer !== undefined) clearTimeout(conn.sessionTimer)
     this.conns.delete(conn)
     if (conn.amid !== undefined) {
       const box = this.inboxes.get(conn.amid)

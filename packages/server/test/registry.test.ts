@@ -48,6 +48,13 @@ describe('registry', () => {
     assert.deepEqual(upd.json.capabilities, [skill('translate', ['nlp'])])
     assert.equal(upd.json.version, '1.2.0')
     assert.equal((await relay.store.getAgent(alice.amid))?.name, 'Alice v2', 'a profile registers the agent')
+    // the contact mode (knock-first or open) is one more field, kept by later partial updates
+    assert.equal((await call(relay, alice, 'PUT', `/api/v1/agents/${alice.amid}`, { contact: 'knock' })).json.contact, 'knock')
+    const kept = await call(relay, alice, 'PUT', `/api/v1/agents/${alice.amid}`, { version: '1.3.0' })
+    assert.deepEqual([kept.json.contact, kept.json.display_name], ['knock', 'Alice v2'])
+    assert.equal((await call(relay, undefined, 'GET', `/api/v1/agents/${alice.amid}`)).json.contact, 'knock')
+    expectError(await call(relay, alice, 'PUT', `/api/v1/agents/${alice.amid}`, { contact: 'maybe' }), 400, ErrorCode.InvalidArgument, /contact/)
+    assert.equal((await call(relay, undefined, 'GET', `/api/v1/agents/${alice.amid}`)).json.contact, 'knock', 'a refused update changes nothing')
   })
 
   it('registry - an agent that only connected has a minimal profile; an unknown one is 404', async (t) => {

@@ -1,13 +1,16 @@
 /**
- * `agentmesh cert`: the certificate chain of DESIGN.md layer 1 (root CA → organisation CA → agent),
- * as files: a CA is a directory (ca.pem, ca.key 0600, crl.pem), a chain is one PEM file, leaf first.
+ * `agentmesh cert`: the certificate chain of DESIGN.md layer 1 (root CA → organisation CA → agent →
+ * session), as files: a CA is a directory (ca.pem, ca.key 0600, crl.pem), a chain is one PEM file,
+ * leaf first; a session is session.pem and session.key (0600) in the agent's home.
  */
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import {
-  CA_FILES, DEFAULT_CRL_VALIDITY_DAYS, createCrl, createRootCa, describeCertificate, issueAgentCert, issueOrgCa, loadCa,
-  loadIdentity, normaliseSerial, parseCrl, publicKeyFromAmid, saveCa, selfSignAgentCert, splitPem, verifyChain, writePublicFile,
+  CA_FILES, DEFAULT_CRL_VALIDITY_DAYS, DEFAULT_SESSION_CERT_VALIDITY_HOURS, MAX_SESSION_CERT_VALIDITY_HOURS, SESSION_FILES,
+  createCrl, createRootCa, describeCertificate, generateKeyPair, issueAgentCert, issueOrgCa, issueSessionCert, loadCa,
+  loadIdentity, normaliseSerial, parseCrl, publicKeyFromAmid, saveCa, saveSession, selfSignAgentCert, splitPem, verifyChain,
+  verifySessionCert, writePublicFile,
   type AgentCertTier, type CertificateAuthority, type CertificateInfo, type IssuedCertificate, type ParsedCrl,
 } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
@@ -143,7 +146,7 @@ function crlText (i: number, c: ParsedCrl): string {
 
 export function certCommands (program: Command, io: CliIo = processIo()): void {
   const cert = program.command('cert')
-    .description('X.509 certificates (Ed25519): root and organisation CAs, agent certificates, verification, revocation')
+    .description('X.509 certificates (Ed25519): root and organisation CAs, agent and session certificates, verification, revocation')
 
   const root = cert.command('root').description('root certificate authority')
   withJson(root.command('create')
@@ -224,6 +227,46 @@ export function certCommands (program: Command, io: CliIo = processIo()): void {
       }, chain.serial)
     })
 
+  withCommon(cert.command('session')
+    .description(`issue a short-lived session certificate for a new session key, signed by the local identity; writes <home>/${SESSION_FILES.cert} and <home>/${SESSION_FILES.key} (0600); prints the serial`)
+    .option('--hours <n>', `validity in hours (default ${DEFAULT_SESSION_CERT_VALIDITY_HOURS}, at most ${MAX_SESSION_CERT_VALIDITY_HOURS}; never past the agent certificate)`)
+    .option('--chain <file>', 'this agent\'s certificate chain (as `cert issue` writes it): appended, so the relay gives the session the chain\'s tier'), { server: false })
+    .action(async (o: CommonOpts & { hours?: string, chain?: string }) => {
+      const out = output(o.json === true, io)
+      const hours = o.hours === undefined ? DEFAULT_SESSION_CERT_VALIDITY_HOURS : parseInteger('--hours', o.hours, 1, MAX_SESSION_CERT_VALIDITY_HOURS)
+      const home = homeOf(o, io.env)
+      const id = loadIdentity(home)
+      let agentChainPem: string[] = []
+      if (o.chain !== undefined) {
+        agentChainPem = certificatesIn('--chain', o.chain)
+        const leaf = describeCertificate(agentChainPem[0]!)
+        if (leaf.role !== 'agent') {
+          throw new AgentMeshError(ErrorCode.CertInvalid, `--chain ${o.chain} must start with this agent's certificate; its first certificate is ${ROLE_TEXT[leaf.role]} (${leaf.subject})`)
+        }
+        if (leaf.amid !== id.amid) {
+          throw new AgentMeshError(ErrorCode.CertInvalid, `--chain ${o.chain} certifies ${leaf.amid ?? 'no AMID'}, not this agent (${id.amid}); give the chain \`cert issue\` wrote for ${id.amid}`)
+        }
+        if (leaf.notAfter.getTime() < Date.now()) {
+          throw new AgentMeshError(ErrorCode.CertExpired, `the agent certificate in --chain ${o.chain} expired at ${leaf.notAfter.toISOString()}; issue a new one (\`agentmesh cert issue\`) first`)
+        }
+      }
+      const keys = generateKeyPair()
+      const s = await issueSessionCert(id, { sessionPublicKey: keys.publicKey, validityHours: hours, agentChainPem })
+      const paths = { cert: join(home, SESSION_FILES.cert), key: join(home, SESSION_FILES.key) }
+      saveSession(paths, keys, s.chainPem)
+      out.note(`session certificate for ${id.amid} written to ${paths.cert}, its key to ${paths.key} (0600); valid until ${s.notAfter.toISOString()}; use it with AGENTMESH_SESSION=${paths.cert}`)
+      out.result({
+        amid: id.amid,
+        session_public_key: Buffer.from(keys.publicKey).toString('base64url'),
+        serial: s.serial,
+        not_before: s.notBefore.toISOString(),
+        not_after: s.notAfter.toISOString(),
+        cert: paths.cert,
+        key: paths.key,
+        chain_length: s.chainPem.length,
+      }, s.serial)
+    })
+
   withJson(cert.command('show')
     .description('print what a PEM file holds (certificates, CRLs): subject, issuer, validity, tier, AMID; verifies nothing')
     .argument('<file>', 'a PEM file: a certificate, a chain, a CRL'))
@@ -256,12 +299,13 @@ export function certCommands (program: Command, io: CliIo = processIo()): void {
     })
 
   withJson(cert.command('verify')
-    .description('verify a chain file (leaf first) against trusted roots and CRLs; prints the tier and AMID, or the failing link')
+    .description('verify a chain file (leaf first) against trusted roots and CRLs; prints the tier and AMID, or the failing link. A session certificate is checked against its agent\'s AMID (the key that must have signed it), then the chain above it when the file holds one')
     .argument('<file>', 'the chain (PEM), as `cert issue` writes it')
     .option('--root <file>', 'trusted root certificate (PEM); repeatable. Without one, only a self-signed (anonymous) certificate verifies', collect, [])
     .option('--crl <file>', 'CRL (PEM) of an issuer in the chain; repeatable', collect, [])
-    .option('--at <time>', 'verify as of this time (ISO 8601) instead of now'))
-    .action(async (path: string, o: JsonOpt & { root: string[], crl: string[], at?: string }) => {
+    .option('--at <time>', 'verify as of this time (ISO 8601) instead of now')
+    .option('--amid <amid>', 'require the chain (or session certificate) to be of this agent'))
+    .action(async (path: string, o: JsonOpt & { root: string[], crl: string[], at?: string, amid?: string }) => {
       const out = output(o.json === true, io)
       let now: Date | undefined
       if (o.at !== undefined) {
@@ -271,7 +315,29 @@ export function certCommands (program: Command, io: CliIo = processIo()): void {
       const chain = certificatesIn(undefined, path)
       const roots = o.root.flatMap(r => certificatesIn('--root', r))
       const crls = o.crl.flatMap(c => crlsIn('--crl', c))
+      let leaf: CertificateInfo | undefined
+      try { leaf = describeCertificate(chain[0]!) } catch {}
+      if (o.amid !== undefined) checkAmid('--amid', o.amid)
+      if (leaf?.role === 'session') {
+        // the last link against the AMID it names (or --amid), then the agent chain above it when present
+        const amid = o.amid ?? leaf.amid
+        if (amid === undefined) throw new AgentMeshError(ErrorCode.CertInvalid, `the session certificate in ${path} names no agent`)
+        const v = await verifySessionCert(chain, { amid, roots, crls, ...(now === undefined ? {} : { now }) })
+        out.result({
+          valid: true,
+          role: 'session',
+          tier: v.tier,
+          amid: v.amid,
+          ...(v.org === undefined ? {} : { org: v.org }),
+          session_public_key: Buffer.from(v.publicKey).toString('base64url'),
+          serial: v.serial,
+          not_before: v.notBefore.toISOString(),
+          not_after: v.expiresAt.toISOString(),
+        }, `session of ${v.tier} ${v.amid}${v.org === undefined ? '' : ` (${v.org})`} until ${v.expiresAt.toISOString()}`)
+        return
+      }
       const r = await verifyChain(chain, { roots, crls, ...(now === undefined ? {} : { now }) })
+      if (o.amid !== undefined && r.amid !== o.amid) throw new AgentMeshError(ErrorCode.CertInvalid, `the chain certifies ${r.amid}, not ${o.amid}`)
       out.result({
         valid: true,
         tier: r.tier,

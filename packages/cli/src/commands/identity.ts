@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import { createIdentity, IDENTITY_FILE, loadIdentity, saveIdentity, type Identity } from '@agentmesh/crypto'
-import { connect, relayUrl } from '@agentmesh/client'
+import { connect, relayUrl, POLICY_FILE } from '@agentmesh/client'
+import { KNOCK_FIRST_POLICY, OPEN_POLICY, writePolicy } from './policy.ts'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { checkName } from '../names.ts'
 import { homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
@@ -33,8 +34,9 @@ export function identityCommands (program: Command, io: CliIo = processIo()): vo
     .option('--name <name>', 'display name sent to the relay')
     .option('--force', 'replace an existing identity (its AMID is lost); asks first on a terminal')
     .option('--yes', 'with --force: replace without asking (needed when there is no terminal)')
-    .option('--offline', 'do not try to register with the relay'))
-    .action(async (o: CommonOpts & { name?: string, force?: boolean, yes?: boolean, offline?: boolean }) => {
+    .option('--offline', 'do not try to register with the relay')
+    .option('--open', 'a new agent takes messages from anyone (default: strangers knock first, held for you)'))
+    .action(async (o: CommonOpts & { name?: string, force?: boolean, yes?: boolean, offline?: boolean, open?: boolean }) => {
       const out = output(o.json === true, io)
       const home = homeOf(o, io.env)
       const name = o.name === undefined ? undefined : checkName(o.name)
@@ -58,6 +60,13 @@ export function identityCommands (program: Command, io: CliIo = processIo()): vo
         id = createIdentity(name)
         saveIdentity(home, id, { force: true })
       }
+      // a new agent is knock-first unless told otherwise; a policy already there is the owner's
+      let policyPath: string | undefined
+      if (created || o.force === true) {
+        if (!existsSync(join(home, POLICY_FILE))) policyPath = writePolicy(home, o.open === true ? OPEN_POLICY : KNOCK_FIRST_POLICY)
+      } else if (o.open === true) {
+        out.note(`--open applies to a new agent; for this one: \`agentmesh policy open\``)
+      }
       let registered: string | undefined
       if (o.offline !== true) {
         try {
@@ -67,6 +76,11 @@ export function identityCommands (program: Command, io: CliIo = processIo()): vo
         }
       }
       if (created) out.note(`identity written to ${path}${registered !== undefined ? `; registered at ${registered}` : ''}`)
+      if (policyPath !== undefined) {
+        out.note(o.open === true
+          ? `policy written to ${policyPath}: open, anyone may write (\`agentmesh policy knock-first\` changes it)`
+          : `policy written to ${policyPath}: strangers knock first and wait for you (\`agentmesh knocks\`); \`agentmesh policy open\` takes messages from anyone`)
+      }
       else if (registered !== undefined) out.note(`registered at ${registered}`)
       const shownName = created ? name : id.name
       out.result({ amid: id.amid, ...(shownName === undefined ? {} : { name: shownName }), home, created, registered: registered !== undefined, ...(registered === undefined ? {} : { server: registered }) }, id.amid)

@@ -209,9 +209,9 @@ function printMessage (out: Out, m: Message, handle: string | undefined, sender:
   const body = m.text ?? JSON.stringify(m.payload)
   // room messages of public rooms are signed plaintext by design: not marked
   const marker = m.room !== undefined ? ` #${m.room}` : m.encrypted ? '' : ' [unencrypted]'
-  // the relay this agent connected to is not a peer; anyone else is unverified until its safety
-  // number is accepted, and an anonymous tier (known when a policy is in force) stays unverified
-  const unverified = !sender.fromRelay && (!sender.safetyNumberVerified || m.provenance?.tier === 'anonymous') ? ' [unverified]' : ''
+  // the relay this agent connected to is not a peer; anyone else is unverified until its owner
+  // accepted its safety number (`verify --accept`), whatever its certificate tier (shown in --json)
+  const unverified = !sender.fromRelay && !sender.safetyNumberVerified ? ' [unverified]' : ''
   out.result({
     id: m.id,
     from: m.from,
