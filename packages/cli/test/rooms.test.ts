@@ -76,8 +76,8 @@ describe('rooms (cli)', { concurrency: 1 }, () => {
     let r2 = await startRelay({ dataDir: data })
     const port = r2.port
     const at = (name: string): { home: string, server: string } => ({ home: join(dir.path, 'down-' + name), server: `ws://127.0.0.1:${port}` })
-    const amid = async (name: string): Promise<string> => (JSON.parse(ok(await cli(['init', '--json'], at(name)), `init ${name}`).lines[0]!) as { amid: string }).amid
-    const bob = await amid('bob')
+    const amid = async (name: string, ...args: string[]): Promise<string> => (JSON.parse(ok(await cli(['init', '--json', ...args], at(name)), `init ${name}`).lines[0]!) as { amid: string }).amid
+    const bob = await amid('bob', '--open') // takes DMs from anyone (room messages need no grant)
     await amid('alice')
     try {
       ok(await cli(['room', 'create', 'den', '--private'], at('alice')), 'create den')

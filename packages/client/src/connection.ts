@@ -414,6 +414,7 @@ export class ConnectionImpl implements Connection {
           sub = await this.prepareSend(d.to, d.payload, { type: d.type, id: d.id, ...(d.encrypt === undefined ? {} : { encrypt: d.encrypt }), ...(d.resendOf === undefined ? {} : { resendOf: d.resendOf }) }, true)
           await sub.prepared
         } catch (err) {
+          sub?.result.catch(() => {}) // its error is this one
           // not now (the relay went again, or this connection is closing): it stays deferred
           if (this.closed || isUnreachable(err) || (AgentMeshError.is(err) && (isRetryable(err.code) || err.code === ErrorCode.ConnectionClosed))) { retry = !this.closed; break }
           sub = undefined
