@@ -100,7 +100,7 @@ describe('cli', () => {
     const json = await cli(['listen', '--count', '1', '--timeout', '20', '--json'], { home: b(), server: relay.url })
     assert.equal(json.code, 0, json.stderr)
     const m = JSON.parse(json.lines[0]!) as Record<string, unknown>
-    assert.deepEqual([m.text, m.untrusted, m.provenance, m.safety_number_verified], ['as json', true, null, true], 'no policy: untrusted, no provenance')
+    assert.deepEqual([m.text, m.untrusted, (m.provenance as { relation?: string } | null)?.relation, m.safety_number_verified], ['as json', true, 'open', true], 'an open policy (init --open): untrusted, relation "open"')
   })
 
   it('cli - listen --count with a --timeout that passes first fails with AM_ERR_TIMEOUT', async () => {
@@ -296,7 +296,7 @@ describe('cli', () => {
     const r = await spawnRelay({ memory: true, args: ['--no-verify-signatures'] })
     try {
       const home = `${dir.path}/warned`
-      const me = (await cli(['init'], { home, server: r.url })).lines[0]!
+      const me = (await cli(['init', '--open'], { home, server: r.url })).lines[0]!
       const evil = await rawAgent(r.url.replace('http', 'ws') + '/ws')
       assert.equal((await evil.auth()).op, 'welcome')
       const forged = evil.envelope(me, 'original')

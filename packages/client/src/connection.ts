@@ -42,6 +42,8 @@ const FATAL_AUTH = new Set<string>([
   ErrorCode.CertExpired, ErrorCode.CertInvalid, ErrorCode.CertChainBroken, ErrorCode.CertRevoked,
 ])
 const DEDUPE_MS = 30 * 24 * 60 * 60 * 1000
+/** close() waits at most this long for sends being prepared, then as long again for the outbox to drain. */
+const CLOSE_SETTLE_MS = 2000
 /**
  * Direct messages that keep the conversation itself going (knocks and their answers, revocations,
  * resets, sender keys, delivery notices): no grant, breaker or first-contact check applies to them,
@@ -945,6 +947,12 @@ export class ConnectionImpl implements Connection {
   get connected (): boolean { return this.authed }
 
   async close (): Promise<void> {
+    if (this.closed) return
+    // what is being prepared (encrypted into the outbox: a resend after a reset, say) gets there
+    // before the state closes, and while connected the outbox gets a moment to drain
+    const settled = new Promise<void>((resolve) => { const t = setTimeout(resolve, CLOSE_SETTLE_MS); unref(t); void this.sendChain.then(() => { clearTimeout(t); resolve() }) })
+    await settled
+    if (this.authed && this.outbox.size > 0) await this.flush({ signal: AbortSignal.timeout(CLOSE_SETTLE_MS) }).catch(() => {})
     if (this.closed) return
     this.closed = true
     clearTimeout(this.reconnectTimer)

@@ -38,6 +38,8 @@ export const MAX_HELD_KNOCKS = 1000
 const FACTS_TTL_MS = 5 * 60_000
 /** Peers whose registry facts are kept at most (the least recently used go first). */
 const MAX_FACTS = 10_000
+/** How long a passed first-contact check is reused (a revocation received ends it at once). */
+const CONTACT_OK_MS = 60_000
 
 const idRe = new RegExp(ID_PATTERN)
 const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out', audit: 'audit', revoked: 'grant-revoked' } as const
@@ -135,6 +137,8 @@ export class Gate {
   private breaker: CircuitBreaker
   private limitsOf: Policy
   private readonly facts = new LruMap<string, Facts>(MAX_FACTS)
+  /** peers a first-contact check passed for, until when (beforeFirstContact) */
+  private readonly contactOk = new LruMap<string, number>(MAX_FACTS)
 
   private constructor (private readonly cfg: GateConfig, watcher: PolicyWatcher | undefined, enforcing: boolean) {
     this.watcher = watcher
@@ -389,6 +393,7 @@ export class Gate {
     const held = this.cfg.e2ee.record<Grant>(K.received, m.from)
     if (held !== undefined && (m.payload.grant_id === undefined || m.payload.grant_id === held.id)) {
       this.cfg.e2ee.dropRecord(K.received, m.from)
+      this.contactOk.delete(m.from)
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `${m.from} revoked its grant ${held.id}: knock again to write to it`))
     }
   }
@@ -424,11 +429,21 @@ export class Gate {
    * be read (the relay is down: the message waits in the outbox) is not checked.
    */
   async beforeFirstContact (peer: string, now = Date.now()): Promise<void> {
-    if (this.validReceived(peer, now) || this.validIssued(peer, now) !== undefined) return
+    // the answer is kept a while per peer: two sealed reads per message would weigh on a stream
+    const until = this.contactOk.get(peer)
+    if (until !== undefined && now < until) return
+    const received = this.cfg.e2ee.record<Grant>(K.received, peer)
+    const issued = this.validIssued(peer, now)
+    const grantUntil = Math.max(received !== undefined && received.expires_at > now ? received.expires_at : 0, issued?.expires_at ?? 0)
+    if (grantUntil > now) {
+      this.contactOk.set(peer, Math.min(grantUntil, now + CONTACT_OK_MS))
+      return
+    }
     const facts = await this.factsOf(peer, now)
     if (facts.contact === 'knock') {
       throw new AgentMeshError(ErrorCode.NoGrant, `${peer} takes messages only from agents it granted, and this agent holds no grant from it; knock first: agentmesh knock ${peer} "<why you write>"`)
     }
+    this.contactOk.set(peer, Math.min(facts.at + FACTS_TTL_MS, now + CONTACT_OK_MS))
   }
 
   /** The grant this agent holds from `peer`, presented with the first messages of a new session. */

@@ -322,9 +322,20 @@ describe('relay ws - authentication', () => {
         heartbeat_ms: constants.DEFAULT_HEARTBEAT_MS,
       },
       relay_amid: relay.relayAmid,
+      last_seq: 0,
     })
     assert.match(String(w.relay_amid), /^am[1-9A-HJ-NP-Za-km-z]{42,46}$/)
     assert.equal((await relay.store.getAgent(a.id.amid))?.name, 'alice')
+    // last_seq: how far the inbox goes at auth (a connection that only sends knows when it has seen its backlog)
+    const sender = await authed(t, relay)
+    for (const text of ['one', 'two']) {
+      const env = sender.envelope(a.id.amid, text)
+      sendEnv(sender, env)
+      await sender.next(f => f.op === 'ack' && f.id === env.id)
+    }
+    const again = await connect(t, relay, a.id)
+    const w2 = await again.auth({ deliver: false })
+    assert.deepEqual([w2.cursor, w2.last_seq], [0, 2])
   })
 
   it('relay ws - frames that need auth answer AM_ERR_NOT_AUTHENTICATED before it', async (t) => {
