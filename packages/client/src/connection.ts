@@ -405,41 +405,51 @@ export class ConnectionImpl implements Connection {
   private drainDeferred (): void {
     if (this.draining || this.deferred.length === 0) return
     this.draining = true
-    void (async () => {
-      let retry = false
-      while (this.deferred.length > 0 && this.authed && !this.closed) {
-        const e = this.deferred[0]!
-        const d = e.send
-        let sub: { prepared: Promise<unknown>, result: Promise<SendResult> } | undefined
-        let error: unknown
-        try {
-          sub = await this.prepareSend(d.to, d.payload, { type: d.type, id: d.id, ...(d.encrypt === undefined ? {} : { encrypt: d.encrypt }), ...(d.resendOf === undefined ? {} : { resendOf: d.resendOf }) }, true)
-          await sub.prepared
-        } catch (err) {
-          sub?.result.catch(() => {}) // its error is this one
-          // not now (the relay went again, or this connection is closing): it stays deferred
-          if (this.closed || isUnreachable(err) || (AgentMeshError.is(err) && (isRetryable(err.code) || err.code === ErrorCode.ConnectionClosed))) { retry = !this.closed; break }
-          sub = undefined
-          error = err
-        }
-        this.deferred.shift()
-        this.rooms!.undefer(d.id)
-        if (sub !== undefined) {
-          sub.result.then((r) => { for (const w of e.waiters) w.resolve(r) }, (err: Error) => {
-            for (const w of e.waiters) w.reject(err)
-            if (e.waiters.length === 0) this.cfg.onWarning(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, err.message))
-          })
-        } else {
-          const err = AgentMeshError.is(error) ? error : new AgentMeshError(ErrorCode.Internal, (error as Error).message)
-          for (const w of e.waiters) w.reject(err)
-          if (e.waiters.length === 0) this.cfg.onWarning(new AgentMeshError(err.code, `dropped the deferred send ${d.id} to ${d.to}: ${err.message}`))
-          if (this.outbox.size === 0 && this.deferred.length === 0) for (const w of this.drainWaiters.splice(0)) w.resolve()
-        }
-      }
+    this.queueDeferred().then((retry) => {
       this.draining = false
       // the relay answers the socket but not yet the look-up: again a little later
       if (retry && this.authed && !this.closed) unref(setTimeout(() => { this.drainDeferred() }, this.cfg.maxBackoffMs))
-    })()
+    }, (err: unknown) => {
+      this.draining = false
+      // the agent's state failed under it: the sends stay deferred, tried again on the next connect
+      if (!this.closed) this.cfg.onWarning(new AgentMeshError(AgentMeshError.is(err) ? err.code : ErrorCode.Internal, `could not queue the deferred sends: ${(err as Error).message}`))
+    })
+  }
+
+  /** The loop of drainDeferred; true when it stopped at a send to try again later. */
+  private async queueDeferred (): Promise<boolean> {
+    while (this.deferred.length > 0 && this.authed && !this.closed) {
+      const e = this.deferred[0]!
+      const d = e.send
+      let sub: { prepared: Promise<unknown>, result: Promise<SendResult> } | undefined
+      let error: unknown
+      try {
+        sub = await this.prepareSend(d.to, d.payload, { type: d.type, id: d.id, ...(d.encrypt === undefined ? {} : { encrypt: d.encrypt }), ...(d.resendOf === undefined ? {} : { resendOf: d.resendOf }) }, true)
+        await sub.prepared
+      } catch (err) {
+        sub?.result.catch(() => {}) // its error is this one
+        // not now (the relay went again, or this connection is closing): it stays deferred
+        if (this.closed || isUnreachable(err) || (AgentMeshError.is(err) && (isRetryable(err.code) || err.code === ErrorCode.ConnectionClosed))) return !this.closed
+        sub = undefined
+        error = err
+      }
+      // closed meanwhile (its state may be closed too): a send already in the outbox is found there next time, same bytes
+      if (this.closed) break
+      this.deferred.shift()
+      this.rooms!.undefer(d.id)
+      if (sub !== undefined) {
+        sub.result.then((r) => { for (const w of e.waiters) w.resolve(r) }, (err: Error) => {
+          for (const w of e.waiters) w.reject(err)
+          if (e.waiters.length === 0) this.cfg.onWarning(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, err.message))
+        })
+      } else {
+        const err = AgentMeshError.is(error) ? error : new AgentMeshError(ErrorCode.Internal, (error as Error).message)
+        for (const w of e.waiters) w.reject(err)
+        if (e.waiters.length === 0) this.cfg.onWarning(new AgentMeshError(err.code, `dropped the deferred send ${d.id} to ${d.to}: ${err.message}`))
+        if (this.outbox.size === 0 && this.deferred.length === 0) for (const w of this.drainWaiters.splice(0)) w.resolve()
+      }
+    }
+    return false
   }
 
   /**
