@@ -464,9 +464,8 @@ export class ConnectionImpl implements Connection {
       if (typeof to === 'string' && roomRe.test(to) && this.rooms !== undefined && opts.encrypt !== false && (opts.type ?? 'chat') !== GROUP_TYPE) {
         const room = to.slice(1)
         const rooms = this.rooms
-        // a room known to be public needs no look-up to be sent (signed plaintext, as always)
-        const info = await rooms.roomInfo(room).catch((err: unknown) => { if (isUnreachable(err) && rooms.knownKind(room) === 'public') return undefined; throw err })
-        if (info?.kind === 'private') {
+        const info = await rooms.roomInfo(room)
+        if (info.kind === 'private') {
           const target = to
           // the sender key's DMs and the message are queued in one go, in order, per room
           return await rooms.serial(room, async () => {

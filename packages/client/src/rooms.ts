@@ -89,9 +89,6 @@ export class Rooms {
   /** Forgets what is known of a room (a membership event came). */
   invalidate (room: string): void { this.info.delete(room) }
 
-  /** The room's kind as last looked up in this process (however long ago): a room's kind never changes. */
-  knownKind (room: string): string | undefined { return this.info.peek(room)?.kind }
-
   /** Sends deferred while the relay could not be reached, in the order they were made. */
   deferredSends (): DeferredSend[] {
     return this.cfg.e2ee.records<DeferredSend>(K.deferred).map(r => r.value).sort((a, b) => a.at - b.at)
