@@ -29,8 +29,9 @@ const MAX_ROOM_INFO = 1000
 const MAX_KEYS_PER_SENDER = 3
 /**
  * Sender keys kept per sender and room to read history (their first known chain key each): a key
- * seals at most 100 messages and lives at most a week, so this covers the newest 2,000 messages or
- * 20 weeks of each sender. Older messages show as not decrypted.
+ * seals at most 100 messages and lives at most a week, so a sender's messages of its newest 20
+ * keys are readable (at most 2,000 messages, over at most 20 weeks). Older ones show as not
+ * decrypted (`no_key`).
  */
 export const MAX_HISTORY_KEYS_PER_SENDER = 20
 
@@ -41,7 +42,8 @@ const K = { own: 'gsk', peer: 'grk', plain: 'plain', history: 'ghk', deferred: '
  * not be looked up (a private room's members are needed to hand out the sender key, and an unknown
  * room may be private, so nothing of it goes to the relay before), and every send made after it,
  * so that they leave in the order they were made. Sealed like the sessions; the payload is the
- * plaintext, which never leaves the agent before it is encrypted for its room or peer.
+ * plaintext, which leaves the agent only once it is known where it goes: encrypted for a private
+ * room or a peer, or signed as it is for a public room.
  */
 export interface DeferredSend { id: string, to: string, type: string, payload: Record<string, unknown>, encrypt?: boolean, resendOf?: string, at: number }
 
