@@ -131,6 +131,12 @@ describe('chat', { concurrency: 1 }, () => {
   it('chat - alice creates ops, bob joins: who --room ops lists the two of them, carol cannot read it', async () => {
     const created = json(ok(await cli(['room', 'create', 'ops', '--topic', 'ops talk', '--json'], as('alice')), 'room create'))
     assert.deepEqual([created[0].id, created[0].kind, created[0].topic, created[0].owner], ['ops', 'public', 'ops talk', ids.alice])
+    // run again by its owner (a script, the README's tour twice): kept, exit 0; anyone else, or
+    // another kind, is told it exists
+    const again = ok(await cli(['room', 'create', 'ops', '--topic', 'ops talk'], as('alice')), 'room create again')
+    assert.equal(again.stdout, 'public room ops (yours, kept)\n')
+    assertCliError(await cli(['room', 'create', 'ops'], as('bob')), 'AM_ERR_ROOM_EXISTS', 1)
+    assertCliError(await cli(['room', 'create', 'ops', '--private'], as('alice')), 'AM_ERR_ROOM_EXISTS', 1)
     ok(await cli(['room', 'join', '#ops'], as('bob')), 'room join')
     const [who, rooms, outsider] = await Promise.all([
       cli(['who', '--room', 'ops', '--json'], as('alice')),

@@ -463,8 +463,19 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       const out = output(o.json === true, io)
       const rid = roomOf('room', id)
       if (o.topic !== undefined) checkTopic('--topic', o.topic)
-      const r = await apiOf(o, io).call('createRoom', '/api/v1/rooms', { id: rid, kind: o.private === true ? 'private' : 'public', ...(o.topic === undefined ? {} : { topic: o.topic }) })
-      out.result({ ...r }, `created ${r.kind} room ${r.id}`)
+      const api = apiOf(o, io)
+      const kind = o.private === true ? 'private' : 'public'
+      try {
+        const r = await api.call('createRoom', '/api/v1/rooms', { id: rid, kind, ...(o.topic === undefined ? {} : { topic: o.topic }) })
+        out.result({ ...r }, `created ${r.kind} room ${r.id}`)
+      } catch (err) {
+        // created before by this agent, of the same kind (a script or the README's tour run again): kept
+        if (!AgentMeshError.is(err, ErrorCode.RoomExists)) throw err
+        const have = await api.call('getRoom', `/api/v1/rooms/${rid}`).catch(() => undefined)
+        if (have === undefined || have.role !== 'owner' || have.kind !== kind) throw err
+        out.note(`room ${rid} exists already and is yours (${have.kind}); kept${o.topic !== undefined && o.topic !== have.topic ? ' (its topic is unchanged: `agentmesh room topic` sets it)' : ''}`)
+        out.result({ ...have, existed: true }, `${have.kind} room ${rid} (yours, kept)`)
+      }
     })
 
   withApi(room.command('join')
