@@ -111,6 +111,12 @@ export interface Connection {
   revokeGrant (peer: string): Promise<boolean>
   /** This agent's safety log, oldest first: knocks decided, grants, breaker trips and blocks (metadata only). */
   safetyLog (): import('./knock.ts').SafetyEvent[]
+  /** Blocks a peer (the owner's decision): its messages are refused, and it is told; logged in the safety log. */
+  block (peer: string, opts?: { reason?: string }): import('./knock.ts').BlockedPeer & { already: boolean }
+  /** Lifts a block (and the circuit breaker's trips with the peer); false when it was not blocked. */
+  unblock (peer: string): boolean
+  /** Blocked peers, oldest block first. */
+  blocks (): import('./knock.ts').BlockedPeer[]
   close (): Promise<void>
 }
 
