@@ -7,7 +7,7 @@ import { messagingCommands } from './commands/messaging.ts'
 import { serveCommand } from './commands/serve.ts'
 import { certCommands } from './commands/cert.ts'
 import { e2eeCommands } from './commands/e2ee.ts'
-import { knockCommands, reputationCommands, safetyLogCommand } from './commands/knock.ts'
+import { blockCommands, knockCommands, reputationCommands, safetyLogCommand } from './commands/knock.ts'
 import { chatCommands } from './commands/chat.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
@@ -31,6 +31,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   certCommands(program, io)
   e2eeCommands(program, io)
   knockCommands(program, io)
+  blockCommands(program, io)
   reputationCommands(program, io)
   safetyLogCommand(program, io)
   chatCommands(program, io)
