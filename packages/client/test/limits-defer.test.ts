@@ -158,7 +158,7 @@ describe('limits defer - the gate', () => {
     const alice = createIdentity('alice')
     await granted(r, alice)
     for (let i = 0; i < 5000; i++) assert.equal((await r.gate.inbound(msg(alice.amid, r.me.amid, 'same words'), T0))?.text, 'same words')
-    assert.deepEqual(r.warnings, [])
+    assert.equal(r.warnings.length, 0, JSON.stringify(r.warnings))
     // a ping-pong at once (10 s after the stream: the first ping is no turn): the 5th turn trips it
     const t = T0 + 10_000
     for (let i = 0; i < 2; i++) {
