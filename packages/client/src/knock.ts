@@ -143,7 +143,7 @@ interface DeferredEntry {
   state: 'waiting' | 'releasing' | 'passed'
 }
 
-/** Once the limits have let it pass: the same message again is not held back again. */
+/** The record key of a held-back message: one per (sender, id), so that a redelivery is recognised. */
 const deferredKey = (from: string, id: string): string => `${from}\n${id}`
 /** A content hash for the loop guard: the same content coming back is a bounce (never the content itself). */
 function contentHash (type: string, payload: Record<string, unknown>): string {
@@ -480,7 +480,9 @@ export class Gate {
 
   /**
    * Judges a message before the application sees it: knocks, answers and revocations are handled
-   * here (undefined); other messages pass with their provenance when the peer may write.
+   * here (undefined); other messages pass with their provenance when the peer may write and its
+   * limits allow, and are held back (undefined: set aside, released later by `releasable`)
+   * otherwise. Throws `DeferralFull` when one should be held back but the backlog is full.
    */
   async inbound (m: Message, now = Date.now()): Promise<Message | undefined> {
     this.limits()
