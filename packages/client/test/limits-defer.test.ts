@@ -6,7 +6,9 @@ import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
 import { createIdentity, type Identity } from '@agentmesh/crypto'
-import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { connect, memoryState, sqliteState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { tempDir } from '@agentmesh/testing'
+import { join } from 'node:path'
 import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
 import { E2ee } from '../src/e2ee.ts'
 import { DeferralFull, Gate, KNOCK_TYPE, type DeliveryNotice } from '../src/knock.ts'
@@ -251,10 +253,11 @@ describe('limits defer - agents', () => {
     return c
   }
   const texts = (a: Agent): string[] => a.got.map(m => m.text ?? '')
-  const pair = async (policy: PolicyFile): Promise<{ relay: Relay, bob: Agent, alice: Agent, a: Connection, b: Connection }> => {
+  const pair = async (policy: PolicyFile, bobState?: ClientState): Promise<{ relay: Relay, bob: Agent, alice: Agent, a: Connection, b: Connection }> => {
     const relay = await createRelay({ port: 0, logger: silentLogger })
     relays.push(relay)
     const [bob, alice] = [agent('bob'), agent('alice')]
+    if (bobState !== undefined) bob.state = bobState
     const b = await open(relay, bob, { policy })
     const a = await open(relay, alice)
     await a.knock(bob.id.amid, { category: 'task', summary: 'a stream of results' })
@@ -276,14 +279,18 @@ describe('limits defer - agents', () => {
   it('stream - over a low rate limit, a stream arrives whole and in order once the windows pass; held back, not dropped, across a restart', async (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: Date.now() })
     const policy: PolicyFile = { version: 1, default_action: 'accept', rate_limits: { messages_per_minute: 4 } }
-    const { relay, bob, a } = await pair(policy)
+    const dir = tempDir()
+    const file = join(dir.path, 'state.db')
+    const { relay, bob, a } = await pair(policy, sqliteState(file))
     const sent = Array.from({ length: 14 }, (_, i) => `s${i}`)
     for (const text of sent) await a.send(bob.id.amid, { text })
     await until(() => bob.got.length === 4 && bob.warnings.filter(w => w.code === ErrorCode.RateLimited).length === 10, 'the first 4, and 10 held back')
     assert.deepEqual(texts(bob), sent.slice(0, 4))
-    // bob restarts: what was held back is in his state, not at the relay (it was acknowledged)
+    // bob restarts: what was held back is in his state.db, not at the relay (it was acknowledged)
     await bob.stop?.()
     await bob.conn!.close()
+    bob.state.close()
+    bob.state = sqliteState(file)
     await open(relay, bob, { policy })
     t.mock.timers.tick(61_000)
     await until(() => bob.got.length === 8, 'the next window')
@@ -293,6 +300,11 @@ describe('limits defer - agents', () => {
     await until(() => bob.got.length === 14, 'the rest')
     assert.deepEqual(texts(bob), sent)
     assert.equal(new Set(bob.got.map(m => m.id)).size, 14, 'none twice')
+    await bob.stop?.()
+    await bob.conn!.close()
+    bob.conn = undefined
+    bob.state.close()
+    dir.cleanup()
   })
 
   it('stream - beyond the backlog cap the rest waits at the relay (the cursor stops), then arrives in order', async (t) => {
