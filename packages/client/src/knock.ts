@@ -20,7 +20,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { isAmid, signGrant, verifyGrant, type Grant, type Identity, type TrustTier } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode, ID_PATTERN, type Envelope } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
-import { CircuitBreaker, RateLimiter, breakerInit, knockLimiterInit, messageLimiterInit, type BreakerSnapshot, type BreakerTrip } from './breaker.ts'
+import { BOUNCE_MEMORY, CircuitBreaker, RateLimiter, breakerInit, knockLimiterInit, messageLimiterInit, type BreakerSnapshot, type BreakerTrip } from './breaker.ts'
 import { toMessage } from './inbound.ts'
 import type { E2ee } from './e2ee.ts'
 import { DEFAULT_GRANT_SCOPES, DEFAULT_MAX_GRANT_DURATION_S, defaultPolicy, deniedBy, evaluateKnock, parseKnockIntent, PolicyWatcher, type KnockDecision, type KnockIntent, type Policy } from './policy.ts'
@@ -38,7 +38,7 @@ const FACTS_TTL_MS = 5 * 60_000
 const MAX_FACTS = 10_000
 
 const idRe = new RegExp(ID_PATTERN)
-const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out', audit: 'audit', deferred: 'deferred', trips: 'breaker' } as const
+const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out', audit: 'audit', deferred: 'deferred', trips: 'breaker', outgoing: 'loop-out' } as const
 /** Entries kept in the agent's safety log (the oldest go first). */
 export const MAX_SAFETY_LOG = 10_000
 
@@ -186,6 +186,8 @@ export class Gate {
   private nextDeferred = 0
   /** `${peer}\n${code}` → until when the peer was told (one notice per limit window) */
   private readonly notified = new LruMap<string, number>(MAX_FACTS)
+  /** peer → the newest outgoing message (of any process of this agent) the breaker has counted */
+  private readonly outCounted = new LruMap<string, number>(MAX_FACTS)
 
   private constructor (private readonly cfg: GateConfig, watcher: PolicyWatcher | undefined, enforcing: boolean) {
     this.watcher = watcher
@@ -279,10 +281,43 @@ export class Gate {
     if (!this.enforcing) return
     this.limits()
     const r = this.breaker.record({ local: this.cfg.identity.amid, peer }, now, { direction: 'out', ...(content === undefined ? {} : { hash: contentHash(content.type, content.payload) }) })
-    if (!r.allowed) {
+    if (r.allowed) {
+      this.noteOutgoing(peer, now, content === undefined ? undefined : contentHash(content.type, content.payload))
+    } else {
       const until = new Date(now + r.retryAfterMs).toISOString()
       if (r.trip !== undefined) this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen, `circuit breaker with ${peer} opened by a message this agent was sending: ${r.trip.count} ${r.trip.reason} within the window (a conversation loop); sends to it are refused until ${until}`))
       throw new AgentMeshError(ErrorCode.CircuitOpen, `not sent to ${peer}: the circuit breaker with it is open until ${until} (${Math.ceil(r.retryAfterMs / 1000)} s more): the two agents answered each other too often in a short time (a loop); nothing was sent, try again then`)
+    }
+  }
+
+  /**
+   * Outgoing messages are kept (time and content hash, the newest 16 per peer) in the sealed
+   * state, so that the process that receives (`agentmesh listen`) counts the turns and bounces of
+   * sends made by other processes of this agent (`agentmesh send`).
+   */
+  private noteOutgoing (peer: string, now: number, hash: string | undefined): void {
+    this.outCounted.set(peer, Math.max(now, this.outCounted.get(peer) ?? 0))
+    this.cfg.e2ee.atomically(() => {
+      const sent = this.cfg.e2ee.record<Array<{ at: number, hash?: string }>>(K.outgoing, peer) ?? []
+      sent.push(hash === undefined ? { at: now } : { at: now, hash })
+      this.cfg.e2ee.saveRecord(K.outgoing, peer, sent.slice(-BOUNCE_MEMORY), now)
+    })
+  }
+
+  /** Counts the outgoing messages to `peer` other processes made since this one last looked. */
+  private countOutgoing (peer: string): void {
+    const sent = this.cfg.e2ee.record<Array<{ at: number, hash?: string }>>(K.outgoing, peer)
+    if (sent === undefined) return
+    const counted = this.outCounted.get(peer) ?? -1
+    const fresh = sent.filter(o => o.at > counted)
+    if (fresh.length === 0) return
+    this.outCounted.set(peer, Math.max(...fresh.map(o => o.at)))
+    const pair = { local: this.cfg.identity.amid, peer }
+    for (const o of fresh) {
+      const r = this.breaker.record(pair, o.at, { direction: 'out', ...(o.hash === undefined ? {} : { hash: o.hash }) })
+      if (!r.allowed && r.trip !== undefined) {
+        this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen, `circuit breaker with ${peer} opened by a message this agent sent: ${r.trip.count} ${r.trip.reason} within the window (a conversation loop); its messages are held back and sends to it refused until ${new Date(r.trip.until).toISOString()}`))
+      }
     }
   }
 
@@ -408,6 +443,7 @@ export class Gate {
       this.defer(m, due, ErrorCode.RateLimited, `over ${this.policy.rate_limits.messages_per_minute} messages per minute`, now)
       return true
     }
+    this.countOutgoing(m.from)
     const b = this.breaker.record({ local: this.cfg.identity.amid, peer: m.from }, now, { direction: 'in', hash: contentHash(m.type, m.payload) })
     if (!b.allowed) {
       const due = now + b.retryAfterMs

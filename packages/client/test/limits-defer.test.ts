@@ -179,6 +179,30 @@ describe('limits defer - the gate', () => {
     assert.deepEqual(r.gate.blocks(), [])
   })
 
+  it('breaker - a loop between a receiving process and sending processes of the same agent (listen | bot | send) trips it too', async () => {
+    const policy: PolicyFile = { version: 1, default_action: 'accept', breaker: { threshold: 4, cooldown_s: 30 } }
+    const listen = await gateRig(policy)
+    const alice = createIdentity('alice')
+    await granted(listen, alice)
+    // each answer goes out through a `send` process of its own: a gate of its own over the same state
+    const sendOnce = async (t: number): Promise<void> => {
+      const send = await gateRig(policy, listen.state, listen.me)
+      try { send.gate.beforeSend(alice.amid, t, { type: 'chat', payload: { text: 'ping' } }) } finally { send.gate.close() }
+    }
+    const t = T0
+    const passed: boolean[] = []
+    for (let i = 0; i < 3; i++) {
+      passed.push((await listen.gate.inbound(msg(alice.amid, listen.me.amid, 'pong'), t + i * 100)) !== undefined)
+      await sendOnce(t + i * 100 + 50)
+    }
+    // in, out, in, out, in, out: 5 turns; the next answer is held back
+    assert.deepEqual(passed, [true, true, true])
+    assert.equal(await listen.gate.inbound(msg(alice.amid, listen.me.amid, 'pong'), t + 400), undefined)
+    assert.ok(listen.warnings.some(w => w.code === ErrorCode.CircuitOpen && /opened by a message this agent sent/.test(w.message)), JSON.stringify(listen.warnings.map(w => w.message)))
+    // and a new send process sees the open breaker through the state
+    await assert.rejects(sendOnce(t + 500), { code: ErrorCode.CircuitOpen })
+  })
+
   it('breaker - trip counts survive a restart; with auto_block_after the peer is blocked (logged, warned, told), and unblocked by the owner', async () => {
     const policy: PolicyFile = { version: 1, default_action: 'accept', breaker: { threshold: 1, cooldown_s: 10, auto_block_after: 2 } }
     const r = await gateRig(policy)
