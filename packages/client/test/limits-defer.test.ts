@@ -277,20 +277,21 @@ describe('limits defer - agents', () => {
     return c
   }
   const texts = (a: Agent): string[] => a.got.map(m => m.text ?? '')
-  const pair = async (policy: PolicyFile, bobState?: ClientState): Promise<{ relay: Relay, bob: Agent, alice: Agent, a: Connection, b: Connection }> => {
+  const pair = async (policy: PolicyFile, bobState?: ClientState, alicePolicy?: PolicyFile): Promise<{ relay: Relay, bob: Agent, alice: Agent, a: Connection, b: Connection }> => {
     const relay = await createRelay({ port: 0, logger: silentLogger })
     relays.push(relay)
     const [bob, alice] = [agent('bob'), agent('alice')]
     if (bobState !== undefined) bob.state = bobState
     const b = await open(relay, bob, { policy })
-    const a = await open(relay, alice)
+    const a = await open(relay, alice, alicePolicy === undefined ? {} : { policy: alicePolicy })
     await a.knock(bob.id.amid, { category: 'task', summary: 'a stream of results' })
     await until(() => a.grants().received.length === 1, 'alice\'s grant')
     return { relay, bob, alice, a, b }
   }
 
   it('stream - 3,000 DMs between granted peers arrive whole and in order under the default policy', async (t) => {
-    const { bob, a } = await pair({ version: 1, default_action: 'accept' })
+    // both under a policy: the sender's loop guard notes every send too
+    const { bob, alice, a } = await pair({ version: 1, default_action: 'accept' }, undefined, { version: 1 })
     const sent = Array.from({ length: 3000 }, (_, i) => `r${i}`)
     const started = performance.now()
     await Promise.all(sent.map(async text => await a.send(bob.id.amid, { text })))
@@ -298,6 +299,7 @@ describe('limits defer - agents', () => {
     t.diagnostic(`3,000 DMs sent and handed over in ${Math.round(performance.now() - started)} ms`)
     assert.deepEqual(texts(bob), sent)
     assert.deepEqual(bob.warnings.map(w => w.code), [])
+    assert.deepEqual(alice.warnings.map(w => w.code), [])
   })
 
   it('stream - over a low rate limit, a stream arrives whole and in order once the windows pass; held back, not dropped, across a restart', async (t) => {
