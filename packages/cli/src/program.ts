@@ -7,7 +7,7 @@ import { messagingCommands } from './commands/messaging.ts'
 import { serveCommand } from './commands/serve.ts'
 import { certCommands } from './commands/cert.ts'
 import { e2eeCommands } from './commands/e2ee.ts'
-import { knockCommands, reputationCommands, safetyLogCommand } from './commands/knock.ts'
+import { blockCommands, knockCommands, reputationCommands, safetyLogCommand } from './commands/knock.ts'
 import { chatCommands } from './commands/chat.ts'
 import { policyCommands } from './commands/policy.ts'
 import { sentCommand } from './commands/sent.ts'
@@ -33,6 +33,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   certCommands(program, io)
   e2eeCommands(program, io)
   knockCommands(program, io)
+  blockCommands(program, io)
   reputationCommands(program, io)
   safetyLogCommand(program, io)
   policyCommands(program, io)

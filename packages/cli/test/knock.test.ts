@@ -1,5 +1,5 @@
 /**
- * KNOCK, grants, policy reloads and the circuit breaker, driven as a user would: one relay,
+ * KNOCK, grants, policy reloads and the circuit breaker (a one-way flood is no loop), driven as a user would: one relay,
  * several agents, each through the CLI (in process) in its own home.
  */
 import { describe, it, before, after } from 'node:test'
@@ -365,7 +365,7 @@ describe('knock', { concurrency: 2 }, () => {
     t.diagnostic(`bob's listen reported the broken policy ${b.warnings.filter(w => w.code === 'AM_ERR_INVALID_POLICY').length} time(s)`)
   })
 
-  it('knock - a flood trips the circuit breaker: 5 of 8 messages are shown, the rest refused with AM_ERR_CIRCUIT_OPEN', async (t) => {
+  it('knock - a one-way flood is no conversation loop: all 8 messages are shown, in order, even with a breaker threshold of 5', async (t) => {
     const [bob, alice] = await Promise.all([init(home('f-bob'), server, 'bob'), init(home('f-alice'), server, 'alice')])
     writePolicy(home('f-bob'), { version: 1, allow: { amids: [alice] }, breaker: { threshold: 5, window_s: 60, cooldown_s: 60 } })
     const b = listen('f-bob', home('f-bob'), server)
@@ -374,14 +374,10 @@ describe('knock', { concurrency: 2 }, () => {
     await grantFrom(home('f-alice'), server, bob, [a, b])
     const texts = Array.from({ length: 8 }, (_, i) => secret(`flood-${i + 1}`))
     await send(home('f-alice'), server, bob, texts)
-    await until(() => b.msgs.length >= 5 && b.warnings.some(w => w.code === 'AM_ERR_CIRCUIT_OPEN'), '5 messages and the breaker warning at bob', [a, b])
-    // every one of the 8 decided: shown, or refused with a warning (the trip, then one per message)
-    await until(() => b.msgs.length + b.warnings.filter(w => w.code === 'AM_ERR_CIRCUIT_OPEN').length >= 8, 'bob to decide on all 8 messages', [a, b])
-    assert.deepEqual(b.msgs.map(m => m.text), texts.slice(0, 5), 'the first 5, in order')
-    assert.ok(b.warnings.every(w => w.code === 'AM_ERR_CIRCUIT_OPEN'), b.stderr())
-    assert.match(b.warnings[0]!.message, new RegExp(alice))
-    for (const t of texts.slice(5)) assert.ok(!b.stderr().includes(t), 'a refused text is not shown')
-    t.diagnostic(`breaker warnings: ${JSON.stringify(b.warnings)}`)
+    await until(() => b.msgs.length >= 8, 'all 8 messages at bob', [a, b])
+    assert.deepEqual(b.msgs.map(m => m.text), texts, 'all 8, in order')
+    assert.deepEqual(b.warnings, [], b.stderr())
+    t.diagnostic(`bob's stderr: ${b.stderr()}`)
     assert.equal(await b.stop(), 0, b.stderr())
     assert.equal(await a.stop(), 0, a.stderr())
   })
@@ -489,28 +485,16 @@ describe('knock', { concurrency: 2 }, () => {
     }
   })
 
-  it('knock - an outgoing flood trips the sender\'s breaker: send --stdin stores 5 of 8 and exits 1 with AM_ERR_CIRCUIT_OPEN', async () => {
+  it('knock - an outgoing one-way flood does not trip the sender\'s breaker: send --stdin stores all 8 and exits 0; they arrive in order', async () => {
     const [, alice] = await Promise.all([init(home('o-bob'), server, 'bob'), init(home('o-alice'), server, 'alice')])
     writePolicy(home('o-bob'), { version: 1, breaker: { threshold: 5, window_s: 60, cooldown_s: 60 } })
     const texts = Array.from({ length: 8 }, (_, i) => secret(`out-${i + 1}`))
     const r = await cli(['send', alice, '--stdin', '--json'], { home: home('o-bob'), server, input: texts.join('\n') + '\n' })
-    assert.equal(r.code, 1, r.stderr)
-    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
-    const errLines = r.stderr.split('\n').filter(l => l !== '').map(l => JSON.parse(l) as { warning?: Warning, error?: Warning })
-    const errors = errLines.filter(l => l.error !== undefined)
-    assert.equal(errors.length, 1, `one error line besides the warnings: ${r.stderr}`)
-    assert.equal(errors[0]!.error!.code, 'AM_ERR_CIRCUIT_OPEN')
-    assert.ok(errLines.every(l => (l.error ?? l.warning)!.code === 'AM_ERR_CIRCUIT_OPEN'), r.stderr)
-    assert.equal(r.lines.length, 5, `the ids of the 5 stored messages: ${r.stdout}`)
-    // the 5 admitted arrive, the rest were never sent
-    const got = await cli(['listen', '--count', '5', '--timeout', '20', '--json'], { home: home('o-alice'), server })
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stderr, '')
+    assert.equal(r.lines.length, 8, `the ids of the 8 stored messages: ${r.stdout}`)
+    const got = await cli(['listen', '--count', '8', '--timeout', '20', '--json'], { home: home('o-alice'), server })
     assert.equal(got.code, 0, got.stderr)
-    assert.deepEqual(got.lines.map(l => (JSON.parse(l) as Msg).text), texts.slice(0, 5))
-    // nothing more: the next message alice gets is one a third agent sent after them
-    await init(home('o-carol'), server, 'carol')
-    const last = secret('from-carol')
-    await send(home('o-carol'), server, alice, [last])
-    const rest = await cli(['listen', '--count', '1', '--timeout', '20', '--json'], { home: home('o-alice'), server })
-    assert.deepEqual([rest.code, rest.lines.map(l => (JSON.parse(l) as Msg).text)], [0, [last]], 'nothing more')
+    assert.deepEqual(got.lines.map(l => (JSON.parse(l) as Msg).text), texts)
   })
 })

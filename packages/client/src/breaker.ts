@@ -1,6 +1,7 @@
 /**
  * Rate limits and circuit breakers for agent safety (docs/policy.md "Rate limits", "Circuit
- * breaker"). Pure state machines: time is always passed in (`now`, ms since the epoch), so the
+ * breaker"): the limiter says when a peer's next message may be processed (the gate defers it
+ * until then, it never drops it), the breaker catches conversation loops, not traffic. Pure state machines: time is always passed in (`now`, ms since the epoch), so the
  * caller decides the clock and tests are deterministic. Memory is bounded: each limiter and
  * breaker keeps at most `maxKeys`/`maxPairs` entries of fixed size and forgets the least
  * recently used first.
@@ -203,12 +204,26 @@ export function messageLimiterInit (policy: Policy): RateLimiterInit {
 /** The two ends of a conversation: one of our agents and a peer. */
 export interface AgentPair { local: string, peer: string }
 
+/** Which way a message went: from the peer to us, or from us to the peer. */
+export type Direction = 'in' | 'out'
+
+/** One message between a pair, as the breaker sees it: its direction and a hash of its content (never the content). */
+export interface LoopEvent {
+  direction: Direction
+  /** a hash of the message's type and payload: the same content coming back is a bounce */
+  hash?: string
+}
+
 export type BreakerStateName = 'closed' | 'open' | 'half-open'
 
 export interface BreakerState {
   state: BreakerStateName
-  /** Events in the current window. */
+  /** Turns in the current window (the larger of turns and bounces, each against its own threshold). */
   count: number
+  /** Turns (a message answering the previous one within the turn gap) in the current window. */
+  turns: number
+  /** Bounces (content coming back) in the current window. */
+  bounces: number
   /** When an open breaker closes (half-opens), ms since the epoch. */
   until?: number
   /** Trips of this pair within the auto-block period (24 h). */
@@ -220,7 +235,9 @@ export interface BreakerState {
 /** Told once per trip, for the owner and the audit log. */
 export interface BreakerTrip {
   pair: AgentPair
-  /** Events in the window when it tripped (threshold + 1). */
+  /** What tripped it: too many turns, or too many bounces, within the window. */
+  reason: 'turns' | 'bounces'
+  /** Turns (or bounces) in the window when it tripped (threshold + 1). */
   count: number
   /** When the breaker half-opens again. */
   until: number
@@ -234,14 +251,37 @@ export type BreakerResult =
   | { allowed: true, state: 'closed' | 'half-open' }
   | { allowed: false, state: 'open', retryAfterMs: number, trip?: BreakerTrip }
 
+/** What a pair's breaker keeps across restarts (the caller stores it: trips and an open breaker). */
+export interface BreakerSnapshot {
+  /** trip times within the auto-block period, oldest first */
+  trips: number[]
+  /** when an open breaker half-opens */
+  until?: number
+}
+
+/** Turns per window that open the breaker by default. */
+export const DEFAULT_LOOP_THRESHOLD = 200
+/** Bounces per window that open the breaker by default. */
+export const DEFAULT_BOUNCE_THRESHOLD = 20
+/** The breaker's window by default, ms. */
+export const DEFAULT_LOOP_WINDOW_MS = 300_000
+/** A message answering the previous one (the other way) within this gap is a turn, by default, ms. */
+export const DEFAULT_TURN_GAP_MS = 2000
+/** Content hashes kept per pair and direction, to see a bounce. */
+export const BOUNCE_MEMORY = 16
+
 export interface CircuitBreakerInit {
-  /** More events than this within the window open the breaker. @default 20 */
+  /** More turns than this within the window open the breaker. @default 200 */
   threshold?: number
-  /** @default 60 000 ms */
+  /** More bounces than this within the window open the breaker. @default 20 */
+  bounces?: number
+  /** A message the other way within this gap after the previous one is a turn. @default 2000 ms */
+  turnGapMs?: number
+  /** @default 300 000 ms */
   windowMs?: number
   /** How long the breaker stays open. @default 60 000 ms */
   cooldownMs?: number
-  /** Trips within `autoBlockPeriodMs` that report `autoBlock`; 0 = never. @default 3 */
+  /** Trips within `autoBlockPeriodMs` that report `autoBlock`; 0 = never. @default 0 */
   autoBlockAfter?: number
   /** @default 24 h */
   autoBlockPeriodMs?: number
@@ -255,7 +295,14 @@ export interface CircuitBreakerInit {
 
 interface PairEntry {
   pair: AgentPair
-  counter: Counter
+  turns: Counter
+  bounces: Counter
+  /** direction and time of the previous message */
+  lastDir?: Direction
+  lastAt: number
+  /** recent content hashes each way (insertion order = age), at most BOUNCE_MEMORY each */
+  sent: Map<string, number>
+  received: Map<string, number>
   openUntil?: number
   /** When the last cooldown ended; the breaker is half-open for one window after it. */
   halfOpenSince?: number
@@ -266,15 +313,21 @@ interface PairEntry {
 }
 
 /**
- * One breaker per pair of agents, against floods and agent-to-agent loops. Each event (a message
- * either way) is `record`ed; the event that makes the count exceed `threshold` within the window
- * trips the breaker: it is refused, `onTrip` is called, and everything is refused until the
- * cooldown ends. Then the breaker is half-open: events are allowed and counted in a fresh
- * window, a new excess trips it again, and a full window without one closes it. When
- * `autoBlockAfter` trips happen within 24 h, the trip reports `autoBlock`.
+ * One breaker per pair of agents, against conversation loops: two agents answering each other
+ * at once, over and over, or bouncing the same content back and forth. It counts **turns** (a
+ * message the other way within `turnGapMs` of the previous one) and **bounces** (a message whose
+ * content hash was seen the other way within the window), not traffic: a one-way stream of any
+ * length never trips it, and neither does a conversation paced slower than the turn gap. The
+ * event that makes turns exceed `threshold` (or bounces exceed `bounces`) within the window trips
+ * the breaker: it is refused, `onTrip` is called, and everything is refused until the cooldown
+ * ends. Then the breaker is half-open: events are allowed and counted in a fresh window, a new
+ * excess trips it again, and a full window without one closes it. When `autoBlockAfter` (> 0)
+ * trips happen within 24 h, the trip reports `autoBlock`.
  */
 export class CircuitBreaker {
   #threshold: number
+  #bounces: number
+  #turnGapMs: number
   #window: SlidingWindow
   #cooldownMs: number
   #autoBlockAfter: number
@@ -284,10 +337,12 @@ export class CircuitBreaker {
   readonly #pairs: LruMap<string, PairEntry>
 
   constructor (init: CircuitBreakerInit = {}) {
-    this.#threshold = checkInt('threshold', init.threshold ?? 20, 1)
-    this.#window = new SlidingWindow(checkInt('windowMs', init.windowMs ?? 60_000, 1), checkInt('buckets', init.buckets ?? DEFAULT_WINDOW_BUCKETS, 1, 3600))
+    this.#threshold = checkInt('threshold', init.threshold ?? DEFAULT_LOOP_THRESHOLD, 1)
+    this.#bounces = checkInt('bounces', init.bounces ?? DEFAULT_BOUNCE_THRESHOLD, 1)
+    this.#turnGapMs = checkInt('turnGapMs', init.turnGapMs ?? DEFAULT_TURN_GAP_MS, 1)
+    this.#window = new SlidingWindow(checkInt('windowMs', init.windowMs ?? DEFAULT_LOOP_WINDOW_MS, 1), checkInt('buckets', init.buckets ?? DEFAULT_WINDOW_BUCKETS, 1, 3600))
     this.#cooldownMs = checkInt('cooldownMs', init.cooldownMs ?? 60_000, 1)
-    this.#autoBlockAfter = checkInt('autoBlockAfter', init.autoBlockAfter ?? 3, 0, 1000)
+    this.#autoBlockAfter = checkInt('autoBlockAfter', init.autoBlockAfter ?? 0, 0, 1000)
     this.#periodMs = checkInt('autoBlockPeriodMs', init.autoBlockPeriodMs ?? AUTO_BLOCK_PERIOD_MS, 1)
     this.#pairs = new LruMap(checkInt('maxPairs', init.maxPairs ?? DEFAULT_BREAKER_MAX_PAIRS, 1))
     this.#onTrip = init.onTrip
@@ -296,14 +351,32 @@ export class CircuitBreaker {
   /** Pairs currently held. */
   get size (): number { return this.#pairs.size }
 
-  /** Records one event between the pair at `now` and answers whether it may go through. */
-  record (pair: AgentPair, now: number): BreakerResult {
+  #entry (pair: AgentPair, now: number): PairEntry {
     const key = pairKey(pair)
     let e = this.#pairs.get(key) // marked as most recently used
     if (e === undefined) {
-      e = { pair: { local: pair.local, peer: pair.peer }, counter: this.#window.create(now), trips: [], refused: 0, lastSeen: now }
+      e = {
+        pair: { local: pair.local, peer: pair.peer },
+        turns: this.#window.create(now),
+        bounces: this.#window.create(now),
+        lastAt: now,
+        sent: new Map(),
+        received: new Map(),
+        trips: [],
+        refused: 0,
+        lastSeen: now,
+      }
       this.#pairs.set(key, e) // the least recently used pair goes when it is full
     }
+    return e
+  }
+
+  /**
+   * Records one message between the pair at `now` and answers whether it may go through. Without
+   * `event`, an incoming message without a hash (it can make a turn, never a bounce).
+   */
+  record (pair: AgentPair, now: number, event: LoopEvent = { direction: 'in' }): BreakerResult {
+    const e = this.#entry(pair, now)
     e.lastSeen = Math.max(e.lastSeen, now)
     this.#settle(e, now)
 
@@ -311,8 +384,24 @@ export class CircuitBreaker {
       e.refused++
       return { allowed: false, state: 'open', retryAfterMs: e.openUntil - now }
     }
-    const count = this.#window.add(e.counter, now)
-    if (count <= this.#threshold) return { allowed: true, state: this.#name(e, now) as 'closed' | 'half-open' }
+    const dir = event.direction
+    const turn = e.lastDir !== undefined && e.lastDir !== dir && now - e.lastAt <= this.#turnGapMs
+    e.lastDir = dir
+    e.lastAt = Math.max(e.lastAt, now)
+    let bounce = false
+    if (event.hash !== undefined) {
+      const other = dir === 'in' ? e.sent : e.received
+      const seen = other.get(event.hash)
+      bounce = seen !== undefined && now - seen <= this.#window.windowMs
+      const mine = dir === 'in' ? e.received : e.sent
+      mine.delete(event.hash)
+      mine.set(event.hash, now)
+      if (mine.size > BOUNCE_MEMORY) mine.delete(mine.keys().next().value!)
+    }
+    const turns = turn ? this.#window.add(e.turns, now) : this.#window.count(e.turns, now)
+    const bounces = bounce ? this.#window.add(e.bounces, now) : this.#window.count(e.bounces, now)
+    const reason = turns > this.#threshold ? 'turns' : bounces > this.#bounces ? 'bounces' : undefined
+    if (reason === undefined) return { allowed: true, state: this.#name(e, now) as 'closed' | 'half-open' }
 
     // trip
     const until = now + this.#cooldownMs
@@ -326,9 +415,15 @@ export class CircuitBreaker {
     const trips = e.trips.length
     const autoBlock = this.#autoBlockAfter > 0 && trips >= this.#autoBlockAfter
     if (autoBlock) e.trips = []
-    const trip: BreakerTrip = { pair: { ...e.pair }, count, until, trips, autoBlock }
+    const trip: BreakerTrip = { pair: { ...e.pair }, reason, count: reason === 'turns' ? turns : bounces, until, trips, autoBlock }
     this.#onTrip?.(trip)
     return { allowed: false, state: 'open', retryAfterMs: this.#cooldownMs, trip }
+  }
+
+  /** Whether the pair's breaker is open at `now` (does not count as an event); the ms left when it is. */
+  openFor (pair: AgentPair, now: number): number {
+    const e = this.#pairs.peek(pairKey(pair))
+    return e?.openUntil !== undefined && now < e.openUntil ? e.openUntil - now : 0
   }
 
   /**
@@ -337,18 +432,40 @@ export class CircuitBreaker {
    */
   state (pair: AgentPair, now?: number): BreakerState {
     const e = this.#pairs.peek(pairKey(pair))
-    if (e === undefined) return { state: 'closed', count: 0, trips: 0, refused: 0 }
+    if (e === undefined) return { state: 'closed', count: 0, turns: 0, bounces: 0, trips: 0, refused: 0 }
     const t = now ?? e.lastSeen
     const open = e.openUntil !== undefined && t < e.openUntil
-    const count = open || e.openUntil === undefined ? this.#window.count(e.counter, t) : 0
+    const fresh = open || e.openUntil === undefined
+    const turns = fresh ? this.#window.count(e.turns, t) : 0
+    const bounces = fresh ? this.#window.count(e.bounces, t) : 0
     const out: BreakerState = {
       state: this.#name(e, t),
-      count,
+      count: turns,
+      turns,
+      bounces,
       trips: e.trips.filter(x => x > t - this.#periodMs).length,
       refused: e.refused,
     }
     if (open) out.until = e.openUntil!
     return out
+  }
+
+  /** What to store for the pair so that a restart keeps its trips (and an open breaker). */
+  snapshot (pair: AgentPair): BreakerSnapshot {
+    const e = this.#pairs.peek(pairKey(pair))
+    if (e === undefined) return { trips: [] }
+    return { trips: [...e.trips], ...(e.openUntil === undefined ? {} : { until: e.openUntil }) }
+  }
+
+  /** Puts back what `snapshot` gave (after a restart): the pair's trips, and an open breaker's end. */
+  restore (pair: AgentPair, s: BreakerSnapshot, now: number): void {
+    const e = this.#entry(pair, now)
+    const keep = this.#autoBlockAfter === 0 ? 16 : this.#autoBlockAfter
+    e.trips = (Array.isArray(s.trips) ? s.trips : []).filter(t => Number.isFinite(t) && t > now - this.#periodMs).slice(-keep)
+    if (typeof s.until === 'number' && s.until > now) {
+      e.openUntil = s.until
+      e.halfOpenSince = undefined
+    }
   }
 
   /** Closes the pair's breaker and forgets its history (the owner's "reset"). */
@@ -362,6 +479,8 @@ export class CircuitBreaker {
    */
   configure (init: Omit<CircuitBreakerInit, 'onTrip'>): void {
     if (init.threshold !== undefined) this.#threshold = checkInt('threshold', init.threshold, 1)
+    if (init.bounces !== undefined) this.#bounces = checkInt('bounces', init.bounces, 1)
+    if (init.turnGapMs !== undefined) this.#turnGapMs = checkInt('turnGapMs', init.turnGapMs, 1)
     if (init.cooldownMs !== undefined) this.#cooldownMs = checkInt('cooldownMs', init.cooldownMs, 1)
     if (init.autoBlockAfter !== undefined) this.#autoBlockAfter = checkInt('autoBlockAfter', init.autoBlockAfter, 0, 1000)
     if (init.autoBlockPeriodMs !== undefined) this.#periodMs = checkInt('autoBlockPeriodMs', init.autoBlockPeriodMs, 1)
@@ -370,7 +489,10 @@ export class CircuitBreaker {
     const buckets = init.buckets ?? this.#window.buckets
     if (windowMs !== this.#window.windowMs || buckets !== this.#window.buckets) {
       this.#window = new SlidingWindow(checkInt('windowMs', windowMs, 1), checkInt('buckets', buckets, 1, 3600))
-      for (const e of this.#pairs.values()) e.counter = this.#window.create(e.lastSeen)
+      for (const e of this.#pairs.values()) {
+        e.turns = this.#window.create(e.lastSeen)
+        e.bounces = this.#window.create(e.lastSeen)
+      }
     }
   }
 
@@ -379,7 +501,11 @@ export class CircuitBreaker {
     if (e.openUntil !== undefined && now >= e.openUntil) {
       e.halfOpenSince = e.openUntil
       e.openUntil = undefined
-      e.counter = this.#window.create(now)
+      e.turns = this.#window.create(now)
+      e.bounces = this.#window.create(now)
+      e.lastDir = undefined
+      e.sent.clear()
+      e.received.clear()
     }
   }
 
@@ -393,7 +519,14 @@ export class CircuitBreaker {
 /** The breaker's settings from a policy's `breaker` section. */
 export function breakerInit (policy: Policy): Omit<CircuitBreakerInit, 'onTrip'> {
   const b = policy.breaker
-  return { threshold: b.threshold, windowMs: b.window_s * 1000, cooldownMs: b.cooldown_s * 1000, autoBlockAfter: b.auto_block_after }
+  return {
+    threshold: b.threshold,
+    bounces: b.bounces,
+    turnGapMs: b.turn_gap_s * 1000,
+    windowMs: b.window_s * 1000,
+    cooldownMs: b.cooldown_s * 1000,
+    autoBlockAfter: b.auto_block_after,
+  }
 }
 
 function pairKey (p: AgentPair): string {

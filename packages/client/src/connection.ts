@@ -20,7 +20,7 @@ import type { Connection, Message, PeerStatus, SendOptions, SendResult, Status }
 import { Channel } from './channel.ts'
 import { WS_CLOSED, type WebSocketConstructor, type WebSocketLike } from './transport.ts'
 import { E2EE_RESET_TYPE, E2EE_TYPE, type E2ee } from './e2ee.ts'
-import { DELIVERY_NOTICE_TYPE, GRANT_REVOKE_TYPE, KNOCK_ANSWER_TYPE, KNOCK_TYPE, type Gate } from './knock.ts'
+import { DeferralFull, DELIVERY_NOTICE_TYPE, GRANT_REVOKE_TYPE, KNOCK_ANSWER_TYPE, KNOCK_TYPE, type Gate } from './knock.ts'
 import { MAX_SENT_LOG, SENT_LOG_TTL_MS, SentLog, type SentEntry, type SentStatusEntry } from './sent.ts'
 import { authSignature, sessionEnvelopeError, signOutgoing, type Session } from './session.ts'
 
@@ -50,6 +50,8 @@ const CLOSE_SETTLE_MS = 2000
  * and a connection that only sends acts on them when they arrive (docs/policy.md).
  */
 export const CONTROL_TYPES: ReadonlySet<string> = new Set([KNOCK_TYPE, KNOCK_ANSWER_TYPE, GRANT_REVOKE_TYPE, E2EE_RESET_TYPE, SENDER_KEY_TYPE, DELIVERY_NOTICE_TYPE])
+/** How often messages the gate held back are checked for being due. */
+const DEFER_POLL_MS = 1000
 const typeRe = new RegExp(TYPE_PATTERN)
 const roomRe = new RegExp(ROOM_ADDRESS_PATTERN)
 const ID_RE = new RegExp(ID_PATTERN)
@@ -96,9 +98,9 @@ interface Pending {
  * A delivery in the queue: `env` when it goes through the stages (without it, it was dropped on
  * arrival and is only committed), `msg` when it reads as is (else it is decrypted in turn),
  * `sealed` when the end-to-end layer keeps its plaintext until it is committed, `held` when it was
- * released after a key change.
+ * released after a key change, `deferred` when the gate held it back (a limit) and released it.
  */
-interface Inbound { seq: number, msg?: Message, env?: Envelope, sealed?: boolean, held?: boolean }
+interface Inbound { seq: number, msg?: Message, env?: Envelope, sealed?: boolean, held?: boolean, deferred?: boolean }
 
 const utf8 = new TextEncoder()
 
@@ -325,6 +327,7 @@ export class ConnectionImpl implements Connection {
         this.statusChannel.push({ type: 'connected', relay: this.cfg.url })
         this.readyResolve?.()
         this.transmit()
+        this.releaseDeferred()
         return
       case 'ack':
         this.onAck(f.id, f.duplicate === true)
@@ -540,7 +543,7 @@ export class ConnectionImpl implements Connection {
     const type = opts.type ?? 'chat'
     const toRoom = to.charCodeAt(0) === 35
     if (!toRoom && !CONTROL_TYPES.has(type)) {
-      try { this.cfg.gate?.beforeSend(to) } catch (e) { return failed(e) }
+      try { this.cfg.gate?.beforeSend(to, Date.now(), { type, payload }) } catch (e) { return failed(e) }
     }
     const e2ee = this.cfg.e2ee
     const encrypt = !toRoom && opts.encrypt !== false && e2ee !== undefined && to !== this.amid
@@ -809,6 +812,25 @@ export class ConnectionImpl implements Connection {
     })
   }
 
+  /**
+   * Messages the gate held back (a rate limit, an open breaker) whose time has come go back into the
+   * queue, ahead of new deliveries, to be judged again; checked on every connect and every second.
+   */
+  private releaseDeferred (): void {
+    if (this.deferTimer === undefined && !this.closed) {
+      this.deferTimer = setInterval(() => { if (this.closed) clearInterval(this.deferTimer); else this.releaseDeferred() }, DEFER_POLL_MS)
+      unref(this.deferTimer)
+    }
+    const gate = this.cfg.gate
+    if (this.closed || !this.cfg.deliver || gate === undefined || this.relayId === undefined) return
+    const due = gate.releasable()
+    if (due.length === 0) return
+    this.inbound.unshift(...due.map(m => ({ seq: 0, env: m.envelope, msg: m, deferred: true })))
+    for (const w of this.inboundWaiters.splice(0)) w()
+  }
+
+  private deferTimer: ReturnType<typeof setInterval> | undefined
+
   /** Marks the message being processed as done: dedupe record + cursor, then the cursor ack. */
   private commitProcessing (): void {
     const item = this.processing
@@ -821,13 +843,14 @@ export class ConnectionImpl implements Connection {
     if (this.relayId === undefined) return
     const relay = this.relayId
     const env = item.env
-    if (env === undefined || item.sealed !== true) {
+    if (env === undefined || (item.sealed !== true && item.deferred !== true)) {
       this.cfg.state.commit(relay, item.seq, item.msg?.from, item.msg?.id)
     } else {
       this.cfg.state.transaction(() => {
         this.cfg.state.commit(relay, item.seq, item.msg?.from, item.msg?.id)
         this.cfg.e2ee?.forget(env)
         if (item.held === true) this.cfg.e2ee?.unhold(env)
+        if (item.deferred === true) this.cfg.gate?.released(env)
       })
     }
     if (item.seq === 0) return
@@ -868,7 +891,21 @@ export class ConnectionImpl implements Connection {
         const inStep = p === undefined ? undefined : () => { this.commit(p); merged = true }
         // the previous message is committed once the first stage is done, unless it was saved in
         // that stage's step (a decryption) that kept its message
-        const msg = await this.pipeline.run(item.seq, item.env, item.msg, inStep, (kept) => { if (p !== undefined && (!kept || !merged)) this.commit(p) })
+        let msg: Message | undefined
+        try {
+          msg = await this.pipeline.run(item.seq, item.env, item.msg, inStep, (kept) => { if (p !== undefined && (!kept || !merged)) this.commit(p) })
+        } catch (err) {
+          if (!(err instanceof DeferralFull)) throw err
+          // the gate holds back all it may: this one stays unacknowledged (the cursor stops) until released ones go
+          this.inbound.unshift(item)
+          await new Promise<void>((resolve) => {
+            const wake = (): void => { signal?.removeEventListener('abort', wake); resolve() }
+            this.inboundWaiters.push(wake)
+            signal?.addEventListener('abort', wake, { once: true })
+          })
+          if (this.closed || signal?.aborted === true) return undefined
+          continue
+        }
         if (msg === undefined) { delete item.msg; this.commit(item); continue }
         item.msg = msg
         this.processing = item
@@ -912,6 +949,12 @@ export class ConnectionImpl implements Connection {
   async revokeGrant (peer: string): Promise<boolean> { return await this.requireGate().revoke(peer) }
 
   safetyLog (): ReturnType<Gate['safetyLog']> { return this.requireGate().safetyLog() }
+
+  block (peer: string, opts: { reason?: string } = {}): ReturnType<Gate['block']> { return this.requireGate().block(peer, opts) }
+
+  unblock (peer: string): boolean { return this.requireGate().unblock(peer) }
+
+  blocks (): ReturnType<Gate['blocks']> { return this.requireGate().blocks() }
 
   private requireGate (): Gate {
     if (this.cfg.gate === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'this connection was opened without end-to-end encryption, which knocks and grants need')

@@ -6,18 +6,22 @@
  * reject (with a reason), reject silently, or hold for the owner. With a policy in force, a message
  * from a peer without a valid grant from this agent is dropped with AM_ERR_NO_GRANT and never
  * reaches the application; every delivered message carries its provenance (tier, organisation,
- * grant) and is marked untrusted. Per peer, messages are rate limited and a circuit breaker stops
- * floods and loops.
+ * grant) and is marked untrusted. Per peer, a limit delays, it never drops: a message over the
+ * rate limit, or from a peer whose circuit breaker (a conversation loop) is open, is set aside in
+ * the agent's sealed state and processed when the window allows, in order; the sender is told.
+ * A peer is blocked only by the owner (`block`), or by the breaker when `auto_block_after` is set.
  *
  * Without a policy file the agent is open: messages need no grant, and knocks are accepted with
  * the default scopes.
  */
+import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { v7 as uuidv7 } from 'uuid'
-import { signGrant, verifyGrant, type Grant, type Identity, type TrustTier } from '@agentmesh/crypto'
-import { AgentMeshError, ErrorCode, ID_PATTERN } from '@agentmesh/protocol'
+import { isAmid, signGrant, verifyGrant, type Grant, type Identity, type TrustTier } from '@agentmesh/crypto'
+import { AgentMeshError, ErrorCode, ID_PATTERN, type Envelope } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
-import { CircuitBreaker, RateLimiter, breakerInit, knockLimiterInit, messageLimiterInit, type BreakerTrip } from './breaker.ts'
+import { BOUNCE_MEMORY, CircuitBreaker, RateLimiter, breakerInit, knockLimiterInit, messageLimiterInit, type BreakerSnapshot, type BreakerTrip } from './breaker.ts'
+import { toMessage } from './inbound.ts'
 import type { E2ee } from './e2ee.ts'
 import { DEFAULT_GRANT_SCOPES, DEFAULT_MAX_GRANT_DURATION_S, defaultPolicy, deniedBy, evaluateKnock, parseKnockIntent, PolicyWatcher, type KnockDecision, type KnockIntent, type Policy } from './policy.ts'
 import type { Connection, Message } from './types.ts'
@@ -42,14 +46,14 @@ const MAX_FACTS = 10_000
 const CONTACT_OK_MS = 60_000
 
 const idRe = new RegExp(ID_PATTERN)
-const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out', audit: 'audit', revoked: 'grant-revoked' } as const
+const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out', audit: 'audit', revoked: 'grant-revoked', deferred: 'deferred', trips: 'breaker', outgoing: 'loop-out' } as const
 /** Entries kept in the agent's safety log (the oldest go first). */
 export const MAX_SAFETY_LOG = 10_000
 
 /** One entry of the agent's own safety log: metadata only, never message content. */
 export interface SafetyEvent {
   at: number
-  event: 'knock_accepted' | 'knock_rejected' | 'knock_silent' | 'knock_held' | 'knock_answered' | 'grant_revoked' | 'grant_received' | 'grant_restored' | 'breaker_open' | 'peer_blocked'
+  event: 'knock_accepted' | 'knock_rejected' | 'knock_silent' | 'knock_held' | 'knock_answered' | 'grant_revoked' | 'grant_received' | 'grant_restored' | 'breaker_open' | 'peer_blocked' | 'peer_unblocked'
   peer: string
   /** the rule or reason, scopes, counts */
   detail: string
@@ -110,6 +114,65 @@ export interface DeliveryNotice {
 
 export const DELIVERY_NOTICE_TYPE = 'agentmesh.delivery'
 
+/** A peer the owner (or the breaker, with `auto_block_after`) blocked: its messages are refused. */
+export interface BlockedPeer {
+  peer: string
+  at: number
+  /** why, in the owner's words or the breaker's */
+  reason: string
+}
+
+/**
+ * Thrown by `Gate.inbound` when a message would have to be held back but the backlog is full
+ * (`rate_limits.deferred_per_peer`, `deferred_total`): the connection leaves it unacknowledged at
+ * the relay (the cursor stops) and tries it again once the backlog has moved. Never lost.
+ */
+export class DeferralFull extends AgentMeshError {
+  constructor (message: string) {
+    super(ErrorCode.RateLimited, message)
+    this.name = 'DeferralFull'
+  }
+}
+
+/** A message held back by a limit, as sealed in the agent's state (record kind `deferred`). */
+interface DeferredRecord {
+  /** order of deferral, across peers */
+  n: number
+  env: Envelope
+  /** the decrypted type and payload: the end-to-end layer forgets its copy when the delivery is committed */
+  type: string
+  payload: Record<string, unknown>
+  encrypted: boolean
+  seq: number
+  /** when it may be processed, ms since the epoch */
+  due: number
+  code: ErrorCode
+}
+
+/** The in-memory index of a held-back message. */
+interface DeferredEntry {
+  key: string
+  n: number
+  due: number
+  code: ErrorCode
+  /** waiting for its time; handed back to the connection; let through (until committed) */
+  state: 'waiting' | 'releasing' | 'passed'
+}
+
+/** The record key of a held-back message: one per (sender, id), so that a redelivery is recognised. */
+const deferredKey = (from: string, id: string): string => `${from}\n${id}`
+/** A content hash for the loop guard: the same content coming back is a bounce (never the content itself). */
+function contentHash (type: string, payload: Record<string, unknown>): string {
+  let text: string
+  try { text = JSON.stringify(payload) } catch { text = '' }
+  return createHash('sha256').update(type).update('\0').update(text).digest('base64url').slice(0, 22)
+}
+function checkPeer (peer: unknown): void {
+  if (typeof peer !== 'string' || !isAmid(peer)) throw new AgentMeshError(ErrorCode.InvalidArgument, `"${String(peer).slice(0, 80)}" is not an AMID`)
+}
+/** How often a blocked peer is told, at most: once per this interval. */
+const BLOCK_NOTICE_MS = 3600_000
+
 export interface GateConfig {
   identity: Identity
   e2ee: E2ee
@@ -139,6 +202,14 @@ export class Gate {
   private readonly facts = new LruMap<string, Facts>(MAX_FACTS)
   /** peers a first-contact check passed for, until when (beforeFirstContact) */
   private readonly contactOk = new LruMap<string, number>(MAX_FACTS)
+  /** held-back messages per peer, oldest first (the sealed records are the truth; this is their index) */
+  private readonly deferred = new Map<string, DeferredEntry[]>()
+  private deferredCount = 0
+  private nextDeferred = 0
+  /** `${peer}\n${code}` → until when the peer was told (one notice per limit window) */
+  private readonly notified = new LruMap<string, number>(MAX_FACTS)
+  /** peer → the newest outgoing message (of any process of this agent) the breaker has counted */
+  private readonly outCounted = new LruMap<string, number>(MAX_FACTS)
 
   private constructor (private readonly cfg: GateConfig, watcher: PolicyWatcher | undefined, enforcing: boolean) {
     this.watcher = watcher
@@ -148,6 +219,7 @@ export class Gate {
     this.knockLimiter = new RateLimiter(knockLimiterInit(this.limitsOf))
     this.messageLimiter = new RateLimiter(messageLimiterInit(this.limitsOf))
     this.breaker = this.makeBreaker(this.limitsOf)
+    this.loadDeferred()
   }
 
   /** Opens the gate: loads (and watches) the policy file; an invalid file is AM_ERR_INVALID_POLICY. */
@@ -180,7 +252,11 @@ export class Gate {
   close (): void { this.watcher?.close() }
 
   private makeBreaker (p: Policy): CircuitBreaker {
-    return new CircuitBreaker({ ...breakerInit(p), onTrip: (t) => { this.tripped(t) } })
+    const b = new CircuitBreaker({ ...breakerInit(p), onTrip: (t) => { this.tripped(t) } })
+    // trips (and an open breaker) outlive a restart and a policy reload, as blocks do
+    const now = Date.now()
+    for (const r of this.cfg.e2ee.records<BreakerSnapshot>(K.trips)) b.restore({ local: this.cfg.identity.amid, peer: r.key }, r.value, now)
+    return b
   }
 
   /** Rebuilds the limiters when the policy's numbers changed (a reload). */
@@ -208,27 +284,237 @@ export class Gate {
   safetyLog (): SafetyEvent[] { return this.cfg.e2ee.records<SafetyEvent>(K.audit).map(r => r.value) }
 
   private tripped (t: BreakerTrip): void {
-    this.log('breaker_open', t.pair.peer, `${t.count} events within the window; open until ${new Date(t.until).toISOString()} (trip ${t.trips})`)
-    if (t.autoBlock) this.log('peer_blocked', t.pair.peer, `tripped the circuit breaker ${t.trips} times within 24 h`)
-    this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen,
-      `circuit breaker with ${t.pair.peer} opened: ${t.count} events within the window; traffic is refused until ${new Date(t.until).toISOString()}` +
-      (t.autoBlock ? `; it tripped ${t.trips} times within 24 h, so ${t.pair.peer} is now blocked` : '')))
-    if (t.autoBlock) this.cfg.e2ee.saveRecord(K.blocked, t.pair.peer, { at: Date.now(), reason: 'circuit breaker' })
+    const peer = t.pair.peer
+    const now = Date.now()
+    this.cfg.e2ee.saveRecord(K.trips, peer, this.breaker.snapshot(t.pair), now)
+    this.log('breaker_open', peer, `${t.count} ${t.reason} within the window (a conversation loop); open until ${new Date(t.until).toISOString()} (trip ${t.trips})`, now)
+    if (t.autoBlock) {
+      this.block(peer, { reason: `circuit breaker: tripped ${t.trips} times within 24 h (auto_block_after)` }, now)
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen, `${peer} tripped the circuit breaker ${t.trips} times within 24 h (auto_block_after): it is now blocked; \`agentmesh unblock ${peer}\` lifts it`))
+    }
   }
 
   private blocked (): Set<string> {
     return new Set(this.cfg.e2ee.records<{ at: number }>(K.blocked).map(r => r.key))
   }
 
-  /** An outgoing message to `peer`: refused while the breaker with it is open. */
-  beforeSend (peer: string, now = Date.now()): void {
+  /**
+   * An outgoing message to `peer`: refused (AM_ERR_CIRCUIT_OPEN, nothing sent) while the breaker
+   * with it is open. Outgoing messages count as turns and bounces too: a loop trips it from either
+   * side. `content` (type and payload) is hashed, never kept.
+   */
+  beforeSend (peer: string, now = Date.now(), content?: { type: string, payload: Record<string, unknown> }): void {
     if (!this.enforcing) return
     this.limits()
-    // outgoing messages count too: a loop between two agents trips it from either side
-    const r = this.breaker.record({ local: this.cfg.identity.amid, peer }, now)
-    if (!r.allowed) {
-      throw new AgentMeshError(ErrorCode.CircuitOpen, `the circuit breaker with ${peer} is open for ${Math.ceil(r.retryAfterMs / 1000)} s more (too many messages between the two agents in a short time); try again then`)
+    const r = this.breaker.record({ local: this.cfg.identity.amid, peer }, now, { direction: 'out', ...(content === undefined ? {} : { hash: contentHash(content.type, content.payload) }) })
+    if (r.allowed) {
+      this.noteOutgoing(peer, now, content === undefined ? undefined : contentHash(content.type, content.payload))
+    } else {
+      const until = new Date(now + r.retryAfterMs).toISOString()
+      if (r.trip !== undefined) this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen, `circuit breaker with ${peer} opened by a message this agent was sending: ${r.trip.count} ${r.trip.reason} within the window (a conversation loop); sends to it are refused until ${until}`))
+      throw new AgentMeshError(ErrorCode.CircuitOpen, `not sent to ${peer}: the circuit breaker with it is open until ${until} (${Math.ceil(r.retryAfterMs / 1000)} s more): the two agents answered each other too often in a short time (a loop); nothing was sent, try again then`)
     }
+  }
+
+  /**
+   * Outgoing messages are kept (time and content hash, the newest 16 per peer) in the sealed
+   * state, so that the process that receives (`agentmesh listen`) counts the turns and bounces of
+   * sends made by other processes of this agent (`agentmesh send`).
+   */
+  private noteOutgoing (peer: string, now: number, hash: string | undefined): void {
+    this.outCounted.set(peer, Math.max(now, this.outCounted.get(peer) ?? 0))
+    this.cfg.e2ee.atomically(() => {
+      const sent = this.cfg.e2ee.record<Array<{ at: number, hash?: string }>>(K.outgoing, peer) ?? []
+      sent.push(hash === undefined ? { at: now } : { at: now, hash })
+      this.cfg.e2ee.saveRecord(K.outgoing, peer, sent.slice(-BOUNCE_MEMORY), now)
+    })
+  }
+
+  /** Counts the outgoing messages to `peer` other processes made since this one last looked. */
+  private countOutgoing (peer: string): void {
+    const sent = this.cfg.e2ee.record<Array<{ at: number, hash?: string }>>(K.outgoing, peer)
+    if (sent === undefined) return
+    const counted = this.outCounted.get(peer) ?? -1
+    const fresh = sent.filter(o => o.at > counted)
+    if (fresh.length === 0) return
+    this.outCounted.set(peer, Math.max(...fresh.map(o => o.at)))
+    const pair = { local: this.cfg.identity.amid, peer }
+    for (const o of fresh) {
+      const r = this.breaker.record(pair, o.at, { direction: 'out', ...(o.hash === undefined ? {} : { hash: o.hash }) })
+      if (!r.allowed && r.trip !== undefined) {
+        this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen, `circuit breaker with ${peer} opened by a message this agent sent: ${r.trip.count} ${r.trip.reason} within the window (a conversation loop); its messages are held back and sends to it refused until ${new Date(r.trip.until).toISOString()}`))
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ blocks (the owner's)
+
+  /** Blocks `peer`: its messages are refused (it is told) and its knocks get `deny_action`, until `unblock`. */
+  block (peer: string, opts: { reason?: string } = {}, now = Date.now()): BlockedPeer & { already: boolean } {
+    checkPeer(peer)
+    if (opts.reason !== undefined && typeof opts.reason !== 'string') throw new AgentMeshError(ErrorCode.InvalidArgument, 'block: the reason must be a string')
+    const had = this.cfg.e2ee.record<{ at: number, reason?: string }>(K.blocked, peer)
+    if (had !== undefined) return { peer, at: had.at, reason: had.reason ?? '', already: true }
+    const reason = (opts.reason ?? 'blocked by the owner').slice(0, 280)
+    this.cfg.e2ee.saveRecord(K.blocked, peer, { at: now, reason }, now)
+    this.log('peer_blocked', peer, reason, now)
+    return { peer, at: now, reason, already: false }
+  }
+
+  /** Lifts a block (and forgets the breaker's trips with the peer); false when it was not blocked. */
+  unblock (peer: string, now = Date.now()): boolean {
+    checkPeer(peer)
+    const pair = { local: this.cfg.identity.amid, peer }
+    this.breaker.reset(pair)
+    this.cfg.e2ee.dropRecord(K.trips, peer)
+    this.notified.delete(`${peer}\nblocked`)
+    if (!this.cfg.e2ee.dropRecord(K.blocked, peer)) return false
+    this.log('peer_unblocked', peer, 'unblocked by the owner', now)
+    return true
+  }
+
+  /** Blocked peers, oldest block first. */
+  blocks (): BlockedPeer[] {
+    return this.cfg.e2ee.records<{ at: number, reason?: string }>(K.blocked).map(r => ({ peer: r.key, at: r.value.at, reason: r.value.reason ?? '' }))
+  }
+
+  // ------------------------------------------------------------------ held back (deferred) messages
+
+  private loadDeferred (): void {
+    const all = this.cfg.e2ee.records<DeferredRecord>(K.deferred).sort((a, b) => a.value.n - b.value.n)
+    for (const r of all) {
+      const from = r.value.env.from
+      let list = this.deferred.get(from)
+      if (list === undefined) this.deferred.set(from, list = [])
+      list.push({ key: r.key, n: r.value.n, due: r.value.due, code: r.value.code, state: 'waiting' })
+      this.nextDeferred = Math.max(this.nextDeferred, r.value.n + 1)
+    }
+    this.deferredCount = all.length
+  }
+
+  /** Messages held back, per peer (for the owner and tests). */
+  deferredCounts (): Map<string, number> {
+    return new Map([...this.deferred].map(([peer, list]) => [peer, list.length]))
+  }
+
+  /**
+   * Held-back messages whose time has come, oldest first, as messages to judge again (the
+   * connection queues them ahead of new deliveries, checks them with the gate again, and calls
+   * `released` when it commits them). A peer's messages come in their order: one still waiting
+   * stops the ones behind it.
+   */
+  releasable (now = Date.now()): Message[] {
+    if (this.deferredCount === 0) return []
+    const out: Array<{ n: number, m: Message }> = []
+    for (const list of this.deferred.values()) {
+      for (const e of list) {
+        if (e.state !== 'waiting') continue
+        if (e.due > now) break
+        const r = this.cfg.e2ee.record<DeferredRecord>(K.deferred, e.key)
+        if (r === undefined) continue
+        e.state = 'releasing'
+        out.push({ n: e.n, m: toMessage(r.env, r.seq, { type: r.type, payload: r.payload }, r.encrypted) })
+      }
+    }
+    return out.sort((a, b) => a.n - b.n).map(x => x.m)
+  }
+
+  /**
+   * A released message was committed (in the connection's transaction): its record goes unless
+   * the limits held it back again.
+   */
+  released (env: { from: string, id: string }): void {
+    const list = this.deferred.get(env.from)
+    const key = deferredKey(env.from, env.id)
+    const i = list?.findIndex(e => e.key === key) ?? -1
+    if (list === undefined || i < 0) return
+    if (list[i]!.state === 'waiting') return
+    this.cfg.e2ee.dropRecord(K.deferred, key)
+    list.splice(i, 1)
+    this.deferredCount--
+    if (list.length === 0) this.deferred.delete(env.from)
+  }
+
+  /** Tells the peer once per limit window (never its content). */
+  private tell (peer: string, notice: DeliveryNotice, now: number, until: number): void {
+    const k = `${peer}\n${notice.status === 'refused' ? 'blocked' : notice.code}`
+    if ((this.notified.get(k) ?? 0) > now) return
+    this.notified.set(k, until)
+    this.cfg.notify?.(peer, notice)
+  }
+
+  /**
+   * The per-peer limits, after the grant check: true when `m` is held back (set aside in the
+   * sealed state, to be processed when due), false when it may go on. Never drops.
+   */
+  private holdBack (m: Message, now: number): boolean {
+    const key = deferredKey(m.from, m.id)
+    const list = this.deferred.get(m.from)
+    const entry = list?.find(e => e.key === key)
+    // already set aside (a redelivery after a crash): it comes back when due
+    if (entry !== undefined && entry.state !== 'releasing') return true
+    const pending = list?.filter(e => e !== entry && e.n < (entry?.n ?? Infinity) && e.state !== 'passed') ?? []
+    if (pending.length > 0) {
+      // older messages of this peer are still held back: this one waits behind them, in order
+      const due = Math.max(now, ...pending.map(e => e.due))
+      const code = pending.at(-1)!.code
+      if (entry !== undefined) { entry.state = 'waiting'; entry.due = due; return true }
+      this.defer(m, due, code, `behind ${pending.length} earlier message(s) of this peer held back`, now)
+      return true
+    }
+    const limit = this.messageLimiter.take(m.from, now)
+    if (!limit.ok) {
+      const due = now + limit.retryAfterMs
+      if (entry !== undefined) { entry.state = 'waiting'; entry.due = due; entry.code = ErrorCode.RateLimited; return true }
+      this.defer(m, due, ErrorCode.RateLimited, `over ${this.policy.rate_limits.messages_per_minute} messages per minute`, now)
+      return true
+    }
+    this.countOutgoing(m.from)
+    const b = this.breaker.record({ local: this.cfg.identity.amid, peer: m.from }, now, { direction: 'in', hash: contentHash(m.type, m.payload) })
+    if (!b.allowed) {
+      const due = now + b.retryAfterMs
+      if (b.trip !== undefined) {
+        this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen, `circuit breaker with ${m.from} opened by message ${m.id}: ${b.trip.count} ${b.trip.reason} within the window (a conversation loop); its messages are held back and sends to it refused until ${new Date(b.trip.until).toISOString()}`))
+      }
+      if (entry !== undefined) { entry.state = 'waiting'; entry.due = due; entry.code = ErrorCode.CircuitOpen; return true }
+      this.defer(m, due, ErrorCode.CircuitOpen, 'the circuit breaker with this peer is open (a conversation loop)', now)
+      return true
+    }
+    if (entry !== undefined) entry.state = 'passed'
+    return false
+  }
+
+  /** Sets a message aside until `due` (sealed, with its plaintext), warns naming it, and tells the sender once per window. */
+  private defer (m: Message, due: number, code: ErrorCode, why: string, now: number): void {
+    const p = this.policy.rate_limits
+    const list = this.deferred.get(m.from) ?? []
+    if (list.length >= p.deferred_per_peer || this.deferredCount >= p.deferred_total) {
+      const full = new DeferralFull(`message ${m.id} from ${m.from} waits unacknowledged at the relay: ${list.length} of its messages (${this.deferredCount} in all) are held back already, the most this agent keeps (rate_limits.deferred_per_peer ${p.deferred_per_peer}, deferred_total ${p.deferred_total}); nothing is lost`)
+      const k = `${m.from}\nfull`
+      if ((this.notified.get(k) ?? 0) <= now) {
+        this.notified.set(k, now + 60_000)
+        this.cfg.onWarning(full)
+      }
+      throw full
+    }
+    const n = this.nextDeferred++
+    const key = deferredKey(m.from, m.id)
+    const rec: DeferredRecord = { n, env: m.envelope, type: m.type, payload: m.payload, encrypted: m.encrypted, seq: m.seq, due, code }
+    this.cfg.e2ee.saveRecord(K.deferred, key, rec, now)
+    list.push({ key, n, due, code, state: 'waiting' })
+    this.deferred.set(m.from, list)
+    this.deferredCount++
+    const until = new Date(due).toISOString()
+    this.cfg.onWarning(new AgentMeshError(code, `held back message ${m.id} from ${m.from}: ${why}; it is processed at ${until} at the latest, in order (${list.length} of its messages waiting)`))
+    this.tell(m.from, {
+      id: m.envelope?.id ?? m.id,
+      status: 'held',
+      code,
+      reason: code === ErrorCode.CircuitOpen
+        ? 'The two agents answered each other too often in a short time (a loop): your messages are held back, not lost, until the circuit breaker closes.'
+        : 'Your messages arrive faster than this agent takes them: they are held back, not lost, and processed in order as the rate limit allows.',
+      until: due,
+    }, now, due)
   }
 
   // ------------------------------------------------------------------ registry facts
@@ -257,7 +543,9 @@ export class Gate {
 
   /**
    * Judges a message before the application sees it: knocks, answers and revocations are handled
-   * here (undefined); other messages pass with their provenance when the peer may write.
+   * here (undefined); other messages pass with their provenance when the peer may write and its
+   * limits allow, and are held back (undefined: set aside, released later by `releasable`)
+   * otherwise. Throws `DeferralFull` when one should be held back but the backlog is full.
    */
   async inbound (m: Message, now = Date.now()): Promise<Message | undefined> {
     this.limits()
@@ -267,18 +555,18 @@ export class Gate {
       case GRANT_REVOKE_TYPE: this.onRevoke(m); return undefined
       case DELIVERY_NOTICE_TYPE: this.onNotice(m); return undefined
     }
-    if (!this.enforcing) return { ...m, untrusted: true } // an open agent: no grant, limits or breaker
-    const pair = { local: this.cfg.identity.amid, peer: m.from }
     if (this.cfg.e2ee.record(K.blocked, m.from) !== undefined) {
-      this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: the peer is blocked`))
-      if (this.policy.deny_action === 'reject') this.tell(m, 'refused', ErrorCode.NoGrant, `${this.cfg.identity.amid} blocked this agent`)
+      // the owner's block holds with or without a policy file
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: the peer is blocked (\`agentmesh unblock ${m.from}\` lifts it)`))
+      if (this.policy.deny_action === 'reject') this.tell(m.from, { id: m.envelope?.id ?? m.id, status: 'refused', code: ErrorCode.NoGrant, reason: 'This agent blocked you: your messages are not processed.' }, now, now + BLOCK_NOTICE_MS)
       return undefined
     }
+    if (!this.enforcing) return { ...m, untrusted: true } // an open agent: no grant, limits or breaker
     const facts = await this.factsOf(m.from, now)
     const denied = deniedBy(this.policy, { from: m.from, tier: facts.tier, organisation: facts.organisation, handle: facts.handle })
     if (denied !== undefined) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: the policy denies ${denied}`))
-      if (this.policy.deny_action === 'reject') this.tell(m, 'refused', ErrorCode.NoGrant, `the policy of ${this.cfg.identity.amid} refuses messages from this agent`)
+      if (this.policy.deny_action === 'reject') this.refuseNotice(m, ErrorCode.NoGrant, `the policy of ${this.cfg.identity.amid} refuses messages from this agent`)
       return undefined
     }
     const grant = this.validIssued(m.from, now)
@@ -287,19 +575,10 @@ export class Gate {
     // an open policy (`"open": true`) takes messages without a grant; deny list and limits still apply
     if (grant === undefined && !contacted && !this.policy.open) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: it holds no valid grant from this agent (it must knock first)`))
-      this.tell(m, 'refused', ErrorCode.NoGrant, `${this.cfg.identity.amid} takes messages only from agents it granted; knock first: agentmesh knock ${this.cfg.identity.amid} "<why you write>"`)
+      this.refuseNotice(m, ErrorCode.NoGrant, `${this.cfg.identity.amid} takes messages only from agents it granted; knock first: agentmesh knock ${this.cfg.identity.amid} "<why you write>"`)
       return undefined
     }
-    const limit = this.messageLimiter.take(m.from, now)
-    if (!limit.ok) {
-      this.cfg.onWarning(new AgentMeshError(ErrorCode.RateLimited, `dropped message ${m.id} from ${m.from}: over ${this.policy.rate_limits.messages_per_minute} messages per minute`))
-      return undefined
-    }
-    const b = this.breaker.record(pair, now)
-    if (!b.allowed) {
-      if (b.trip === undefined) this.cfg.onWarning(new AgentMeshError(ErrorCode.CircuitOpen, `dropped message ${m.id} from ${m.from}: the circuit breaker is open`))
-      return undefined
-    }
+    if (this.holdBack(m, now)) return undefined
     const provenance: MessageProvenance = {
       tier: facts.tier,
       organisation: facts.organisation,
@@ -398,9 +677,9 @@ export class Gate {
     }
   }
 
-  /** Tells the sender of `m` what became of it (connect() sends the notice, at most one per peer and reason a while). */
-  private tell (m: Message, status: DeliveryNotice['status'], code: ErrorCode, reason: string, until?: number): void {
-    this.cfg.notify?.(m.from, { id: m.envelope?.id ?? m.id, status, code, reason, ...(until === undefined ? {} : { until }) })
+  /** Tells the sender of `m` it was refused (connect() sends the notice, at most one per peer and code every 10 s). */
+  private refuseNotice (m: Message, code: ErrorCode, reason: string): void {
+    this.cfg.notify?.(m.from, { id: m.envelope?.id ?? m.id, status: 'refused', code, reason })
   }
 
   /**
@@ -540,6 +819,12 @@ export interface Knocks {
   revoke: Connection['revokeGrant']
   /** The safety log, oldest first (metadata only). */
   safetyLog: () => SafetyEvent[]
+  /** Blocks a peer: its messages are refused (it is told), its knocks get `deny_action`. */
+  block: Connection['block']
+  /** Lifts a block; false when the peer was not blocked. */
+  unblock: Connection['unblock']
+  /** Blocked peers. */
+  blocks: Connection['blocks']
 }
 
 export function knock (conn: Connection): Knocks {
@@ -550,5 +835,8 @@ export function knock (conn: Connection): Knocks {
     grants: () => conn.grants(),
     revoke: async (peer) => await conn.revokeGrant(peer),
     safetyLog: () => conn.safetyLog(),
+    block: (peer, opts) => conn.block(peer, opts),
+    unblock: (peer) => conn.unblock(peer),
+    blocks: () => conn.blocks(),
   }
 }

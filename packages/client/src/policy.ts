@@ -51,13 +51,26 @@ export const MAX_POLICY_LIST = 10_000
 export const DEFAULT_ACTION: KnockAction = 'hold'
 export const DEFAULT_DENY_ACTION: 'reject' | 'silent' = 'silent'
 export const DEFAULT_KNOCKS_PER_HOUR = 5
-export const DEFAULT_MESSAGES_PER_MINUTE = 60
+/** High enough that thousands of messages between granted peers pass without delay. */
+export const DEFAULT_MESSAGES_PER_MINUTE = 6000
+/** Largest `messages_per_minute` a policy may set. */
+export const MAX_MESSAGES_PER_MINUTE = 1_000_000
+/** Messages of one peer held back (deferred) by the receiver at most; beyond, they wait unacknowledged at the relay. */
+export const DEFAULT_DEFERRED_PER_PEER = 5000
+/** Messages held back (deferred) by the receiver at most, all peers together. */
+export const DEFAULT_DEFERRED_TOTAL = 20_000
 export const DEFAULT_GRANT_SCOPES: readonly string[] = ['chat']
 export const DEFAULT_MAX_GRANT_DURATION_S = 30 * 24 * 3600
-export const DEFAULT_BREAKER_THRESHOLD = 20
-export const DEFAULT_BREAKER_WINDOW_S = 60
+/** Turns (a reply within `turn_gap_s`) per window that open the breaker: two bots answering at once for minutes. */
+export const DEFAULT_BREAKER_THRESHOLD = 200
+/** Bounces (the same content coming back) per window that open the breaker. */
+export const DEFAULT_BREAKER_BOUNCES = 20
+/** A message the other way within this many seconds of the previous one is a turn. */
+export const DEFAULT_BREAKER_TURN_GAP_S = 2
+export const DEFAULT_BREAKER_WINDOW_S = 300
 export const DEFAULT_BREAKER_COOLDOWN_S = 60
-export const DEFAULT_AUTO_BLOCK_AFTER = 3
+/** 0: the breaker never blocks a peer by itself; the owner blocks (`agentmesh block`). */
+export const DEFAULT_AUTO_BLOCK_AFTER = 0
 /** Debounce of file-change events in `PolicyWatcher`, in ms. */
 export const DEFAULT_WATCH_DEBOUNCE_MS = 100
 /** Interval of the `PolicyWatcher` poll that backs up `fs.watch`, in ms. */
@@ -102,9 +115,9 @@ export interface Policy {
   min_reputation: number | null
   allow_unrated: boolean
   intents: { allowed: IntentCategory[] }
-  rate_limits: { knocks_per_hour: number, messages_per_minute: number }
+  rate_limits: { knocks_per_hour: number, messages_per_minute: number, deferred_per_peer: number, deferred_total: number }
   grant: { default_scopes: string[], max_duration_s: number, allowed_scopes: string[] }
-  breaker: { threshold: number, window_s: number, cooldown_s: number, auto_block_after: number }
+  breaker: { threshold: number, bounces: number, turn_gap_s: number, window_s: number, cooldown_s: number, auto_block_after: number }
 }
 
 /** What a knock asks for, as the peer wrote it (validated by `parseKnockIntent`). */
@@ -225,7 +238,9 @@ export const PolicyFileSchema = Type.Object({
   }, { additionalProperties: false })),
   rate_limits: Type.Optional(Type.Object({
     knocks_per_hour: Type.Optional(int(1, 3600, 'knocks per hour per peer')),
-    messages_per_minute: Type.Optional(int(1, 6000, 'messages per minute per peer')),
+    messages_per_minute: Type.Optional(int(1, MAX_MESSAGES_PER_MINUTE, 'messages per minute per peer')),
+    deferred_per_peer: Type.Optional(int(1, 1_000_000, 'messages held back per peer')),
+    deferred_total: Type.Optional(int(1, 1_000_000, 'messages held back in all')),
   }, { additionalProperties: false })),
   grant: Type.Optional(Type.Object({
     default_scopes: Type.Optional(Type.Array(policyScope, { maxItems: 64, uniqueItems: true, expected: 'a list of at most 64 distinct scopes' })),
@@ -233,7 +248,9 @@ export const PolicyFileSchema = Type.Object({
     allowed_scopes: Type.Optional(Type.Array(allowedScope, { maxItems: MAX_POLICY_LIST, uniqueItems: true, expected: 'a list of distinct scopes' })),
   }, { additionalProperties: false })),
   breaker: Type.Optional(Type.Object({
-    threshold: Type.Optional(int(1, 1_000_000, 'events per window')),
+    threshold: Type.Optional(int(1, 1_000_000, 'turns per window')),
+    bounces: Type.Optional(int(1, 1_000_000, 'bounces per window')),
+    turn_gap_s: Type.Optional(int(1, 3600, 'seconds')),
     window_s: Type.Optional(int(1, 86_400, 'seconds')),
     cooldown_s: Type.Optional(int(1, 7 * 86_400, 'seconds')),
     auto_block_after: Type.Optional(int(0, 1000, 'trips within 24 h (0 = never)')),
@@ -340,6 +357,8 @@ function resolvePolicy (f: PolicyFile, source: string): Policy {
     rate_limits: {
       knocks_per_hour: f.rate_limits?.knocks_per_hour ?? DEFAULT_KNOCKS_PER_HOUR,
       messages_per_minute: f.rate_limits?.messages_per_minute ?? DEFAULT_MESSAGES_PER_MINUTE,
+      deferred_per_peer: f.rate_limits?.deferred_per_peer ?? DEFAULT_DEFERRED_PER_PEER,
+      deferred_total: f.rate_limits?.deferred_total ?? DEFAULT_DEFERRED_TOTAL,
     },
     grant: {
       default_scopes: defaultScopes,
@@ -348,6 +367,8 @@ function resolvePolicy (f: PolicyFile, source: string): Policy {
     },
     breaker: {
       threshold: f.breaker?.threshold ?? DEFAULT_BREAKER_THRESHOLD,
+      bounces: f.breaker?.bounces ?? DEFAULT_BREAKER_BOUNCES,
+      turn_gap_s: f.breaker?.turn_gap_s ?? DEFAULT_BREAKER_TURN_GAP_S,
       window_s: f.breaker?.window_s ?? DEFAULT_BREAKER_WINDOW_S,
       cooldown_s: f.breaker?.cooldown_s ?? DEFAULT_BREAKER_COOLDOWN_S,
       auto_block_after: f.breaker?.auto_block_after ?? DEFAULT_AUTO_BLOCK_AFTER,

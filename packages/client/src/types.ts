@@ -130,6 +130,12 @@ export interface Connection {
    * `resent` in a new session after the receiver could not decrypt it (docs/policy.md).
    */
   sent (opts?: { peer?: string, limit?: number }): import('./sent.ts').SentStatusEntry[]
+  /** Blocks a peer (the owner's decision): its messages are refused, and it is told; logged in the safety log. */
+  block (peer: string, opts?: { reason?: string }): import('./knock.ts').BlockedPeer & { already: boolean }
+  /** Lifts a block (and the circuit breaker's trips with the peer); false when it was not blocked. */
+  unblock (peer: string): boolean
+  /** Blocked peers, oldest block first. */
+  blocks (): import('./knock.ts').BlockedPeer[]
   close (): Promise<void>
 }
 

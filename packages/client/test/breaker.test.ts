@@ -93,138 +93,202 @@ describe('rate limiter', () => {
     assert.deepEqual(knockLimiterInit(p), { limit: 2, windowMs: 3_600_000 })
     assert.deepEqual(messageLimiterInit(p), { limit: 100, windowMs: 60_000 })
     assert.deepEqual(knockLimiterInit(defaultPolicy()), { limit: 5, windowMs: 3_600_000 })
-    assert.deepEqual(messageLimiterInit(defaultPolicy()), { limit: 60, windowMs: 60_000 })
+    assert.deepEqual(messageLimiterInit(defaultPolicy()), { limit: 6000, windowMs: 60_000 })
   })
 })
 
 describe('circuit breaker', () => {
   function breaker (init: ConstructorParameters<typeof CircuitBreaker>[0] = {}) {
     const trips: BreakerTrip[] = []
-    const b = new CircuitBreaker({ threshold: 3, windowMs: 60_000, cooldownMs: 30_000, onTrip: t => { trips.push(t) }, ...init })
+    const b = new CircuitBreaker({ threshold: 3, bounces: 2, turnGapMs: 2000, windowMs: 60_000, cooldownMs: 30_000, onTrip: t => { trips.push(t) }, ...init })
     return { b, trips }
   }
+  const IN = { direction: 'in' } as const
+  const OUT = { direction: 'out' } as const
+  /** A ping-pong: `n` messages alternating in, out, in, … `stepMs` apart from `start`. */
+  const pingPong = (b: CircuitBreaker, p: AgentPair, start: number, n: number, stepMs: number) =>
+    Array.from({ length: n }, (_, i) => b.record(p, start + i * stepMs, i % 2 === 0 ? IN : OUT))
 
-  it('breaker - threshold events pass; the one above trips it, once', () => {
+  it('breaker - a one-way stream of any length, even of the same content, never trips it', () => {
+    const { b, trips } = breaker({ threshold: 1, bounces: 1 })
+    for (let i = 0; i < 100_000; i++) assert.equal(b.record(pair('p'), T0 + i, { direction: 'in', hash: 'same' }).allowed, true)
+    for (let i = 0; i < 1000; i++) assert.equal(b.record(pair('q'), T0 + i, { direction: 'out', hash: 'same' }).allowed, true)
+    assert.deepEqual(trips, [])
+    assert.deepEqual(b.state(pair('p')), { state: 'closed', count: 0, turns: 0, bounces: 0, trips: 0, refused: 0 })
+  })
+
+  it('breaker - turns (an answer within the turn gap) count; the one above the threshold trips it, once', () => {
     const { b, trips } = breaker()
-    for (let i = 0; i < 3; i++) assert.deepEqual(b.record(pair('p'), T0 + i * 1000), { allowed: true, state: 'closed' })
-    const r = b.record(pair('p'), T0 + 3000)
-    const trip = { pair: { local: SELF, peer: 'p' }, count: 4, until: T0 + 33_000, trips: 1, autoBlock: false }
+    // in, out, in, out: three turns, at the threshold
+    assert.deepEqual(pingPong(b, pair('p'), T0, 4, 100).map(r => r.allowed), [true, true, true, true])
+    assert.equal(b.state(pair('p')).turns, 3)
+    const r = b.record(pair('p'), T0 + 400, IN)
+    const trip = { pair: { local: SELF, peer: 'p' }, reason: 'turns', count: 4, until: T0 + 30_400, trips: 1, autoBlock: false }
     assert.deepEqual(r, { allowed: false, state: 'open', retryAfterMs: 30_000, trip })
     assert.deepEqual(trips, [trip])
-    // open: refused, no second onTrip
-    assert.deepEqual(b.record(pair('p'), T0 + 4000), { allowed: false, state: 'open', retryAfterMs: 29_000 })
+    // open: refused both ways, no second onTrip
+    assert.deepEqual(b.record(pair('p'), T0 + 1400, OUT), { allowed: false, state: 'open', retryAfterMs: 29_000 })
+    assert.deepEqual(b.record(pair('p'), T0 + 1400, IN), { allowed: false, state: 'open', retryAfterMs: 29_000 })
     assert.equal(trips.length, 1)
-    assert.deepEqual(b.state(pair('p'), T0 + 4000), { state: 'open', count: 4, until: T0 + 33_000, trips: 1, refused: 2 })
+    assert.deepEqual(b.state(pair('p'), T0 + 1400), { state: 'open', count: 4, turns: 4, bounces: 0, until: T0 + 30_400, trips: 1, refused: 3 })
+    assert.equal(b.openFor(pair('p'), T0 + 1400), 29_000)
     // other pairs are independent
-    assert.deepEqual(b.record(pair('q'), T0 + 4000), { allowed: true, state: 'closed' })
-    assert.deepEqual(b.record({ local: 'amOther', peer: 'p' }, T0 + 4000), { allowed: true, state: 'closed' })
+    assert.deepEqual(b.record(pair('q'), T0 + 1400, IN), { allowed: true, state: 'closed' })
+    assert.deepEqual(b.record({ local: 'amOther', peer: 'p' }, T0 + 1400, IN), { allowed: true, state: 'closed' })
   })
 
-  it('breaker - the window slides: threshold events spread over more than a window never trip it', () => {
+  it('breaker - a conversation slower than the turn gap never trips it, however long; a burst one way between turns adds no turn', () => {
     const { b, trips } = breaker()
-    // one event every 21 s: no 61 s span (a window plus its bucket of slack) holds 4
-    for (let i = 0; i < 20; i++) assert.equal(b.record(pair('p'), T0 + i * 21_000).allowed, true, `event ${i}`)
-    assert.equal(trips.length, 0)
-    assert.equal(b.state(pair('p')).state, 'closed')
+    assert.ok(pingPong(b, pair('p'), T0, 10_000, 2001).every(r => r.allowed))
+    // one way in bursts, answered after each burst: one turn per answer, not per message
+    const { b: c, trips: ct } = breaker({ threshold: 10 })
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 50; i++) assert.equal(c.record(pair('p'), T0 + round * 1000 + i, IN).allowed, true)
+      assert.equal(c.record(pair('p'), T0 + round * 1000 + 100, OUT).allowed, true)
+    }
+    assert.equal(c.state(pair('p')).turns, 9)
+    assert.deepEqual([trips, ct], [[], []])
+  })
+
+  it('breaker - the window slides: turns spread over more than a window never trip it', () => {
+    const { b, trips } = breaker()
+    // a quick question and answer (one turn) every 21 s: no window (plus its bucket of slack) holds 4
+    for (let k = 0; k < 20; k++) assert.ok(pingPong(b, pair('p'), T0 + k * 21_000, 2, 100).every(r => r.allowed), `exchange ${k}`)
     // while 4 within a window trip it
     const { b: b2, trips: t2 } = breaker()
-    for (const s of [0, 20, 40]) b2.record(pair('p'), T0 + s * 1000)
-    assert.equal(b2.record(pair('p'), T0 + 59_000).allowed, false)
+    for (const s of [0, 20, 40]) pingPong(b2, pair('p'), T0 + s * 1000, 2, 100)
+    assert.equal(pingPong(b2, pair('p'), T0 + 59_000, 2, 100)[1]!.allowed, false)
     assert.equal(t2.length, 1)
+    assert.equal(trips.length, 0)
+    assert.equal(b.state(pair('p')).state, 'closed')
   })
 
-  it('breaker - after the cooldown it is half-open; a quiet window closes it, a new excess trips it again', () => {
+  it('breaker - bounces: the same content coming back within the window trips it, even at a slow pace', () => {
+    const { b, trips } = breaker({ threshold: 1000 })
+    // an echo: what goes out comes back 10 s later (no turn: slower than the gap), three times
+    for (let i = 0; i < 3; i++) {
+      assert.equal(b.record(pair('p'), T0 + i * 20_000, { direction: 'out', hash: `h${i}` }).allowed, true)
+      const back = b.record(pair('p'), T0 + i * 20_000 + 10_000, { direction: 'in', hash: `h${i}` })
+      assert.equal(back.allowed, i < 2, `bounce ${i + 1}`)
+    }
+    assert.deepEqual(trips.map(t => [t.reason, t.count]), [['bounces', 3]])
+    // the same content the same way is no bounce; different content coming back is none either
+    const { b: c, trips: ct } = breaker({ threshold: 1000 })
+    for (let i = 0; i < 10; i++) c.record(pair('p'), T0 + i * 10_000, { direction: 'in', hash: 'same' })
+    for (let i = 0; i < 10; i++) c.record(pair('p'), T0 + 200_000 + i * 10_000, { direction: 'out', hash: `other${i}` })
+    assert.deepEqual(ct, [])
+    assert.equal(c.state(pair('p')).bounces, 0)
+  })
+
+  it('breaker - after the cooldown it is half-open; a quiet window closes it, a new loop trips it again', () => {
     const { b, trips } = breaker()
-    for (let i = 0; i < 4; i++) b.record(pair('p'), T0)
-    assert.equal(b.state(pair('p'), T0 + 29_999).state, 'open')
-    assert.equal(b.state(pair('p'), T0 + 30_000).state, 'half-open')
-    assert.equal(b.state(pair('p'), T0 + 30_000).count, 0)
-    assert.deepEqual(b.record(pair('p'), T0 + 30_000), { allowed: true, state: 'half-open' })
-    assert.equal(b.state(pair('p'), T0 + 30_000 + 59_999).state, 'half-open')
-    assert.equal(b.state(pair('p'), T0 + 30_000 + 60_000).state, 'closed')
-
-    // half-open again, and flooding again: a second trip
-    const { b: c, trips: ct } = breaker()
-    for (let i = 0; i < 4; i++) c.record(pair('p'), T0)
-    for (let i = 0; i < 3; i++) assert.equal(c.record(pair('p'), T0 + 30_000 + i).allowed, true)
-    const r = c.record(pair('p'), T0 + 30_010)
-    assert.equal(r.allowed, false)
-    assert.equal(ct.length, 2)
-    assert.equal(ct[1]!.trips, 2)
+    pingPong(b, pair('p'), T0, 5, 10)
     assert.equal(trips.length, 1)
+    const until = trips[0]!.until
+    assert.equal(b.state(pair('p'), until - 1).state, 'open')
+    assert.equal(b.state(pair('p'), until).state, 'half-open')
+    assert.equal(b.state(pair('p'), until).count, 0)
+    assert.deepEqual(b.record(pair('p'), until, IN), { allowed: true, state: 'half-open' })
+    assert.equal(b.state(pair('p'), until + 59_999).state, 'half-open')
+    assert.equal(b.state(pair('p'), until + 60_000).state, 'closed')
+    // looping again right after the cooldown: a second trip
+    const { b: c, trips: ct } = breaker()
+    pingPong(c, pair('p'), T0, 5, 10)
+    const r = pingPong(c, pair('p'), ct[0]!.until, 5, 10)
+    assert.deepEqual(r.map(x => x.allowed), [true, true, true, true, false])
+    assert.deepEqual(ct.map(t => t.trips), [1, 2])
   })
 
-  it('breaker - auto_block_after trips within 24 h report autoBlock, once; then the count restarts', () => {
+  it('breaker - auto_block_after: off by default; set, that many trips within 24 h report autoBlock, once; then the count restarts', () => {
+    const { b: d, trips: dt } = breaker({ autoBlockAfter: undefined })
+    for (let n = 0; n < 30; n++) pingPong(d, pair('p'), T0 + n * 60_000, 5, 10)
+    assert.equal(dt.length, 30)
+    assert.ok(dt.every(t => !t.autoBlock), 'by default the breaker never blocks')
+    assert.equal(dt.at(-1)!.trips, 16, 'trip history is bounded')
+
     const { b, trips } = breaker({ autoBlockAfter: 3 })
-    const flood = (start: number) => { for (let i = 0; i < 4; i++) b.record(pair('p'), start + i) }
-    flood(T0)
-    flood(T0 + 3_600_000)
+    const loop = (start: number) => pingPong(b, pair('p'), start, 5, 10)
+    loop(T0)
+    loop(T0 + 3_600_000)
     assert.deepEqual(trips.map(t => [t.trips, t.autoBlock]), [[1, false], [2, false]])
-    flood(T0 + 2 * 3_600_000)
+    loop(T0 + 2 * 3_600_000)
     assert.deepEqual(trips.map(t => [t.trips, t.autoBlock]), [[1, false], [2, false], [3, true]])
-    const r = b.record(pair('p'), T0 + 2 * 3_600_000 + 5)
-    assert.equal(r.allowed, false)
-    // counting starts over after the auto-block
-    flood(T0 + 3 * 3_600_000)
-    assert.deepEqual(trips.at(-1)!.trips, 1)
-    assert.equal(trips.at(-1)!.autoBlock, false)
+    loop(T0 + 3 * 3_600_000)
+    assert.deepEqual(trips.at(-1)!.trips, 1, 'counting starts over after the auto-block')
+    // trips more than 24 h apart do not add up
+    const { b: c, trips: ct } = breaker({ autoBlockAfter: 2 })
+    pingPong(c, pair('p'), T0, 5, 10)
+    pingPong(c, pair('p'), T0 + 24 * 3_600_000 + 100, 5, 10)
+    assert.deepEqual(ct.map(t => [t.trips, t.autoBlock]), [[1, false], [1, false]])
   })
 
-  it('breaker - trips more than 24 h apart do not add up', () => {
-    const { b, trips } = breaker({ autoBlockAfter: 2 })
-    const flood = (start: number) => { for (let i = 0; i < 4; i++) b.record(pair('p'), start + i) }
-    flood(T0)
-    flood(T0 + 24 * 3_600_000 + 10)
-    assert.deepEqual(trips.map(t => [t.trips, t.autoBlock]), [[1, false], [1, false]])
-    flood(T0 + 25 * 3_600_000)
-    assert.deepEqual(trips.at(-1), { pair: pair('p'), count: 4, until: T0 + 25 * 3_600_000 + 3 + 30_000, trips: 2, autoBlock: true })
-  })
-
-  it('breaker - auto_block_after 0 never reports autoBlock', () => {
-    const { b, trips } = breaker({ autoBlockAfter: 0 })
-    for (let n = 0; n < 30; n++) for (let i = 0; i < 4; i++) b.record(pair('p'), T0 + n * 60_000 + i)
-    assert.equal(trips.length, 30)
-    assert.ok(trips.every(t => !t.autoBlock))
-    assert.equal(trips.at(-1)!.trips, 16, 'trip history is bounded')
+  it('breaker - snapshot and restore: trips and an open breaker outlive a restart', () => {
+    const { b, trips } = breaker({ autoBlockAfter: 3 })
+    pingPong(b, pair('p'), T0, 5, 10)
+    pingPong(b, pair('p'), T0 + 3_600_000, 5, 10)
+    const snap = b.snapshot(pair('p'))
+    assert.deepEqual(snap, { trips: [T0 + 40, T0 + 3_600_040], until: T0 + 3_630_040 })
+    assert.deepEqual(JSON.parse(JSON.stringify(snap)), snap, 'it is plain JSON')
+    // a new process: the breaker is still open, and the next trip is the third
+    const { b: b2, trips: t2 } = breaker({ autoBlockAfter: 3 })
+    b2.restore(pair('p'), snap, T0 + 3_600_100)
+    assert.equal(b2.state(pair('p'), T0 + 3_600_100).state, 'open')
+    assert.equal(b2.record(pair('p'), T0 + 3_600_100, IN).allowed, false)
+    pingPong(b2, pair('p'), T0 + 7_200_000, 5, 10)
+    assert.deepEqual(t2.map(t => [t.trips, t.autoBlock]), [[3, true]])
+    assert.equal(trips.length, 2)
+    // garbage and old trips are left out
+    const { b: b3 } = breaker()
+    b3.restore(pair('p'), { trips: [T0 - 25 * 3_600_000, Number.NaN, T0] as number[] }, T0 + 1)
+    assert.equal(b3.state(pair('p'), T0 + 1).trips, 1)
+    assert.deepEqual(breaker().b.snapshot(pair('nobody')), { trips: [] })
   })
 
   it('breaker - bounded memory: at most maxPairs, least recently used forgotten first', () => {
     const { b } = breaker({ maxPairs: 100 })
-    for (let i = 0; i < 4; i++) b.record(pair('flooder'), T0 + i)
+    pingPong(b, pair('looper'), T0, 5, 1)
     for (let i = 0; i < 50_000; i++) {
-      b.record(pair(`p${i}`), T0 + 10)
-      if (i % 50 === 0) b.record(pair('flooder'), T0 + 10) // kept in use: kept
+      b.record(pair(`p${i}`), T0 + 10, { direction: 'in', hash: `h${i}` })
+      if (i % 50 === 0) b.record(pair('looper'), T0 + 10, IN) // kept in use: kept
     }
     assert.equal(b.size, 100)
-    assert.equal(b.state(pair('flooder'), T0 + 10).state, 'open')
-    assert.equal(b.state(pair('p0'), T0 + 10).count, 0, 'an idle pair was forgotten')
+    assert.equal(b.state(pair('looper'), T0 + 10).state, 'open')
   })
 
   it('breaker - reset closes a pair and forgets it; configure changes the threshold', () => {
     const { b, trips } = breaker()
-    for (let i = 0; i < 4; i++) b.record(pair('p'), T0 + i)
+    pingPong(b, pair('p'), T0, 5, 10)
     assert.equal(b.reset(pair('p')), true)
-    assert.deepEqual(b.state(pair('p')), { state: 'closed', count: 0, trips: 0, refused: 0 })
-    assert.equal(b.record(pair('p'), T0 + 10).allowed, true)
+    assert.deepEqual(b.state(pair('p')), { state: 'closed', count: 0, turns: 0, bounces: 0, trips: 0, refused: 0 })
+    assert.equal(b.record(pair('p'), T0 + 100, IN).allowed, true)
     b.configure({ threshold: 1 })
-    assert.equal(b.record(pair('p'), T0 + 11).allowed, false)
+    assert.equal(b.record(pair('p'), T0 + 110, OUT).allowed, true)
+    assert.equal(b.record(pair('p'), T0 + 120, IN).allowed, false)
     assert.equal(trips.at(-1)!.count, 2)
   })
 
   it('breaker - a throwing onTrip propagates, after the state changed', () => {
     const b = new CircuitBreaker({ threshold: 1, onTrip: () => { throw new Error('audit log down') } })
-    b.record(pair('p'), T0)
-    assert.throws(() => b.record(pair('p'), T0), /audit log down/)
+    b.record(pair('p'), T0, IN)
+    b.record(pair('p'), T0, OUT)
+    assert.throws(() => b.record(pair('p'), T0, IN), /audit log down/)
     assert.equal(b.state(pair('p')).state, 'open')
   })
 
-  it('breaker - defaults and settings from a policy', () => {
-    assert.deepEqual(breakerInit(defaultPolicy()), { threshold: 20, windowMs: 60_000, cooldownMs: 60_000, autoBlockAfter: 3 })
+  it('breaker - defaults and settings from a policy: two bots answering each other at once trip it within a minute; a task-paced exchange never', () => {
+    assert.deepEqual(breakerInit(defaultPolicy()), { threshold: 200, bounces: 20, turnGapMs: 2000, windowMs: 300_000, cooldownMs: 60_000, autoBlockAfter: 0 })
     const b = new CircuitBreaker(breakerInit(defaultPolicy()))
-    for (let i = 0; i < 20; i++) assert.equal(b.record(pair('p'), T0 + i * 100).allowed, true)
-    const r = b.record(pair('p'), T0 + 2000)
-    assert.equal(r.allowed, false)
-    assert.equal(!r.allowed && r.retryAfterMs, 60_000)
-    assert.throws(() => new CircuitBreaker({ threshold: 0 }), (err: unknown) => AgentMeshError.is(err, ErrorCode.InvalidArgument))
+    // answers 3 s apart (an agent that thinks before it answers), for an hour
+    assert.ok(pingPong(b, pair('task'), T0, 1200, 3000).every(r => r.allowed))
+    // answers within 250 ms: the 201st turn, 50 s in, trips it
+    const r = pingPong(b, pair('bots'), T0, 400, 250)
+    const first = r.findIndex(x => !x.allowed)
+    assert.equal(first, 201)
+    assert.equal(!r[first]!.allowed && r[first]!.retryAfterMs, 60_000)
+    const p = parsePolicy('{ "version": 1, "breaker": { "threshold": 5, "bounces": 3, "turn_gap_s": 10, "window_s": 60, "cooldown_s": 30, "auto_block_after": 2 } }', 'p.json')
+    assert.deepEqual(breakerInit(p), { threshold: 5, bounces: 3, turnGapMs: 10_000, windowMs: 60_000, cooldownMs: 30_000, autoBlockAfter: 2 })
+    for (const init of [{ threshold: 0 }, { bounces: 0 }, { turnGapMs: 0 }, { autoBlockAfter: -1 }]) {
+      assert.throws(() => new CircuitBreaker(init), (err: unknown) => AgentMeshError.is(err, ErrorCode.InvalidArgument))
+    }
   })
 })

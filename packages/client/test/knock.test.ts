@@ -147,7 +147,7 @@ describe('knock', () => {
     assert.deepEqual(a!.safetyLog().map(e => e.event), ['grant_received'])
   })
 
-  it('knock - a revoked or expired grant stops delivery; a flood trips the breaker, which recovers after the cooldown', async (t) => {
+  it('knock - a revoked or expired grant stops delivery; a flood passes whole, a loop trips the breaker, which recovers after the cooldown', async (t) => {
     // Date (not timers) is the test's: the cooldown and the grant's expiry pass when it ticks
     t.mock.timers.enable({ apis: ['Date'], now: Date.now() })
     const relay = await start()
@@ -161,16 +161,33 @@ describe('knock', () => {
     await a.knock(bob.id.amid, { category: 'question', summary: 'hello' })
     await waitFor(() => a.grants().received.length === 1, 'alice\'s grant')
 
-    // a flood: 8 messages at once, more than the threshold of 5 per window
+    // a flood one way: 8 messages at once, more than the threshold of 5, is no loop: all arrive
     for (let i = 0; i < 8; i++) await a.send(bob.id.amid, { text: `flood ${i}` })
-    await waitFor(() => codes(bob).includes(ErrorCode.CircuitOpen), 'the breaker to open')
-    // every one of the 8 decided: shown, or refused with a warning (the trip, then one per message)
-    await waitFor(() => texts(bob).length + codes(bob).filter(c => c === ErrorCode.CircuitOpen).length >= 8, 'bob to decide on the whole flood')
-    assert.deepEqual(texts(bob), ['flood 0', 'flood 1', 'flood 2', 'flood 3', 'flood 4'])
-    await assert.rejects(b.send(alice.id.amid, { text: 'reply while open' }), { code: ErrorCode.CircuitOpen })
+    await waitFor(() => texts(bob).length === 8, 'the whole flood')
+    assert.deepEqual(texts(bob), Array.from({ length: 8 }, (_, i) => `flood ${i}`))
+    assert.deepEqual(codes(bob), [])
+    // a loop: bob and alice answer each other at once. Turns at bob: the flood then ping 0 (1), pong 0
+    // (2), ping 1 (3), pong 1 (4), ping 2 (5); pong 2 is the 6th and trips bob's breaker
+    for (let i = 0; i < 2; i++) {
+      await b.send(alice.id.amid, { text: `ping ${i}` })
+      await waitFor(() => texts(alice).includes(`ping ${i}`), `ping ${i}`)
+      await a.send(bob.id.amid, { text: `pong ${i}` })
+      await waitFor(() => texts(bob).includes(`pong ${i}`), `pong ${i}`)
+    }
+    await b.send(alice.id.amid, { text: 'ping 2' })
+    const tripping = await a.send(bob.id.amid, { text: 'pong 2' })
+    // the message that tripped it is held back, not dropped, and the warning names it
+    await waitFor(() => bob.warnings.some(w => w.code === ErrorCode.CircuitOpen && w.message.includes(`opened by message ${tripping.id}`)), 'the trip warning')
+    assert.ok(bob.warnings.some(w => w.code === ErrorCode.CircuitOpen && w.message.includes(`held back message ${tripping.id}`)), JSON.stringify(bob.warnings.map(w => w.message)))
+    // bob's next send fails, naming the peer; nothing was sent
+    await assert.rejects(b.send(alice.id.amid, { text: 'ping 3' }), (e: unknown) => AgentMeshError.is(e, ErrorCode.CircuitOpen) && e.message.includes(alice.id.amid))
+    assert.equal(texts(bob).includes('pong 2'), false)
     t.mock.timers.tick(1100) // the cooldown
+    await waitFor(() => texts(bob).includes('pong 2'), 'the held-back message after the cooldown')
     await a.send(bob.id.amid, { text: 'after the cooldown' })
     await waitFor(() => texts(bob).includes('after the cooldown'), 'delivery to resume')
+    assert.deepEqual(texts(bob).slice(-4), ['pong 0', 'pong 1', 'pong 2', 'after the cooldown'])
+    assert.equal(texts(alice).includes('ping 3'), false)
     // bob answers alice without knocking: she made the contact
     await b.send(alice.id.amid, { text: 'bob answers' })
     await waitFor(() => texts(alice).includes('bob answers'), 'bob\'s answer')

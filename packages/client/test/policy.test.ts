@@ -60,9 +60,9 @@ describe('policy - parsing', () => {
     assert.equal(p.min_reputation, 0.3)
     assert.equal(p.allow_unrated, true)
     assert.deepEqual(p.intents.allowed, ['question', 'task', 'notification'])
-    assert.deepEqual(p.rate_limits, { knocks_per_hour: 5, messages_per_minute: 60 })
+    assert.deepEqual(p.rate_limits, { knocks_per_hour: 5, messages_per_minute: 600, deferred_per_peer: 1000, deferred_total: 10000 })
     assert.deepEqual(p.grant, { default_scopes: ['chat'], max_duration_s: 604800, allowed_scopes: ['chat', 'files:read', 'command:status', 'task:*'] })
-    assert.deepEqual(p.breaker, { threshold: 20, window_s: 60, cooldown_s: 60, auto_block_after: 3 })
+    assert.deepEqual(p.breaker, { threshold: 100, bounces: 10, turn_gap_s: 3, window_s: 300, cooldown_s: 120, auto_block_after: 3 })
   })
 
   it('policy - the example behaves as docs/policy.md says', () => {
@@ -91,9 +91,9 @@ describe('policy - parsing', () => {
       min_reputation: null,
       allow_unrated: false,
       intents: { allowed: ['question', 'task', 'notification', 'negotiation', 'other'] },
-      rate_limits: { knocks_per_hour: 5, messages_per_minute: 60 },
+      rate_limits: { knocks_per_hour: 5, messages_per_minute: 6000, deferred_per_peer: 5000, deferred_total: 20000 },
       grant: { default_scopes: ['chat'], max_duration_s: 30 * 86400, allowed_scopes: ['chat'] },
-      breaker: { threshold: 20, window_s: 60, cooldown_s: 60, auto_block_after: 3 },
+      breaker: { threshold: 200, bounces: 20, turn_gap_s: 2, window_s: 300, cooldown_s: 60, auto_block_after: 0 },
     })
   })
 
@@ -150,7 +150,13 @@ describe('policy - parsing', () => {
     throwsPolicy('{ "version": 1, "min_reputation": 1.5 }', 'min_reputation', /expected a number from 0 to 1, or null, got 1\.5/)
     throwsPolicy('{ "version": 1, "allow_unrated": "yes" }', 'allow_unrated', /expected true or false/)
     throwsPolicy('{ "version": 1, "rate_limits": { "knocks_per_hour": 0 } }', 'rate_limits.knocks_per_hour', /integer from 1 to 3600, got 0/)
-    throwsPolicy('{ "version": 1, "rate_limits": { "messages_per_minute": 2.5 } }', 'rate_limits.messages_per_minute', /integer from 1 to 6000/)
+    throwsPolicy('{ "version": 1, "rate_limits": { "messages_per_minute": 2.5 } }', 'rate_limits.messages_per_minute', /integer from 1 to 1000000/)
+    throwsPolicy('{ "version": 1, "rate_limits": { "messages_per_minute": 1000001 } }', 'rate_limits.messages_per_minute', /integer from 1 to 1000000/)
+    assert.equal(parsePolicy('{ "version": 1, "rate_limits": { "messages_per_minute": 100000 } }', 'p.json').rate_limits.messages_per_minute, 100000)
+    throwsPolicy('{ "version": 1, "rate_limits": { "deferred_per_peer": 0 } }', 'rate_limits.deferred_per_peer', /integer from 1 to 1000000/)
+    throwsPolicy('{ "version": 1, "rate_limits": { "deferred_total": "many" } }', 'rate_limits.deferred_total', /integer from 1 to 1000000/)
+    throwsPolicy('{ "version": 1, "breaker": { "bounces": 0 } }', 'breaker.bounces', /integer from 1 to/)
+    throwsPolicy('{ "version": 1, "breaker": { "turn_gap_s": 3601 } }', 'breaker.turn_gap_s', /integer from 1 to 3600/)
     throwsPolicy('{ "version": 1, "grant": { "max_duration_s": 10 } }', 'grant.max_duration_s', /integer from 60 to 31536000, got 10/)
     throwsPolicy('{ "version": 1, "breaker": { "threshold": -1 } }', 'breaker.threshold', /integer from 1 to/)
     throwsPolicy('{ "version": 1, "breaker": { "auto_block_after": -1 } }', 'breaker.auto_block_after', /integer from 0 to 1000/)

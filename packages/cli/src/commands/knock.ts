@@ -103,6 +103,58 @@ export function knockCommands (program: Command, io: CliIo = processIo()): void 
     })
 }
 
+/** A block's reason: one line the owner reads in `agentmesh events`. */
+function reasonOf (text: string | undefined): string | undefined {
+  if (text === undefined) return undefined
+  // eslint-disable-next-line no-control-regex
+  if (text.trim() === '' || text.length > 280 || /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.test(text)) throw usage('--reason must be one line of 1 to 280 characters')
+  return text
+}
+
+export function blockCommands (program: Command, io: CliIo = processIo()): void {
+  withCommon(program.command('block')
+    .description('block a peer: its messages are refused (it is told) and its knocks get your deny_action, until `agentmesh unblock`; logged in `agentmesh events`')
+    .argument('<peer>', 'the peer\'s AMID')
+    .option('--reason <text>', 'why, for your safety log (one line, at most 280 characters)')
+    .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
+    .action(async (peer: string, o: Opts & { reason?: string }) => {
+      const out = output(o.json === true, io)
+      checkAmid('peer', peer)
+      const reason = reasonOf(o.reason)
+      await withConnection(io, o, out, async (conn) => {
+        if (peer === conn.amid) throw usage('that is this agent\'s own AMID; block a peer')
+        const b = conn.block(peer, reason === undefined ? {} : { reason })
+        out.result({ peer, blocked: true, already: b.already, at: b.at, reason: b.reason },
+          b.already ? `${peer} is already blocked (since ${when(b.at)})` : `blocked ${peer}: its messages are refused from now on; \`agentmesh unblock ${peer}\` lifts it`)
+      }, { flush: true })
+    })
+
+  withCommon(program.command('unblock')
+    .description('lift a block: the peer\'s messages are taken again (under your policy), and the circuit breaker forgets its trips with it')
+    .argument('<peer>', 'the peer\'s AMID')
+    .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
+    .action(async (peer: string, o: Opts) => {
+      const out = output(o.json === true, io)
+      checkAmid('peer', peer)
+      await withConnection(io, o, out, async (conn) => {
+        if (!conn.unblock(peer)) throw new AgentMeshError(ErrorCode.NotFound, `${peer} is not blocked (\`agentmesh blocks\` lists the blocked peers)`)
+        out.result({ peer, blocked: false }, `unblocked ${peer}`)
+      }, { flush: true })
+    })
+
+  withCommon(program.command('blocks')
+    .description('list the peers you blocked (or the circuit breaker did, with auto_block_after), oldest first')
+    .option('--timeout <sec>', 'give up reaching the relay after this many seconds', '10'))
+    .action(async (o: Opts) => {
+      const out = output(o.json === true, io)
+      await withConnection(io, o, out, async (conn) => {
+        const list = conn.blocks()
+        if (list.length === 0) out.note('no peer is blocked')
+        for (const b of list) out.result({ peer: b.peer, at: b.at, reason: b.reason }, `${b.peer}  since ${when(b.at)}  ${b.reason}`)
+      }, { flush: true })
+    })
+}
+
 export function safetyLogCommand (program: Command, io: CliIo = processIo()): void {
   withCommon(program.command('events')
     .description('this agent\'s safety log, oldest first: knocks decided (and by which rule), grants, circuit-breaker trips, blocks; metadata only')
