@@ -30,7 +30,7 @@ describe('block', () => {
   })
 
   async function init (name: string): Promise<string> {
-    const r = await cli(['init', '--name', name, '--json'], { home: home(name), server })
+    const r = await cli(['init', '--open', '--name', name, '--json'], { home: home(name), server })
     assert.equal(r.code, 0, r.stderr)
     return (JSON.parse(r.lines[0]!) as { amid: string }).amid
   }

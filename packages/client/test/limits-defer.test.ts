@@ -204,7 +204,8 @@ describe('limits defer - the gate', () => {
   })
 
   it('breaker - trip counts survive a restart; with auto_block_after the peer is blocked (logged, warned, told), and unblocked by the owner', async () => {
-    const policy: PolicyFile = { version: 1, default_action: 'accept', breaker: { threshold: 1, cooldown_s: 10, auto_block_after: 2 } }
+    // deny_action reject: a blocked peer is told (under the default, silent, it is not)
+    const policy: PolicyFile = { version: 1, default_action: 'accept', deny_action: 'reject', breaker: { threshold: 1, cooldown_s: 10, auto_block_after: 2 } }
     const r = await gateRig(policy)
     const alice = createIdentity('alice')
     await granted(r, alice)
