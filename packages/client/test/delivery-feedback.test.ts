@@ -47,6 +47,20 @@ describe('delivery feedback', () => {
     return c
   }
 
+  /** Bob is knock-first; Alice knocked and Bob accepted: she holds his grant. */
+  const granted = async (): Promise<{ relay: Relay, alice: Agent, bob: Agent, a: Connection, b: Connection }> => {
+    const relay = await start()
+    const alice = agent('alice')
+    const bob = agent('bob')
+    const b = await open(relay, bob, { policy: KNOCK_FIRST })
+    const a = await open(relay, alice)
+    const k = await a.knock(bob.id.amid, { category: 'question', summary: 'may I write?' })
+    await waitFor(() => b.knocks().length === 1, 'the knock to be held')
+    await b.answerKnock(k.id, 'accept')
+    await waitFor(() => a.grants().received.length === 1, 'alice\'s grant')
+    return { relay, alice, bob, a, b }
+  }
+
   it('a message the receiver refuses is marked refused at the sender, with the code and what to do', async () => {
     const relay = await start()
     const alice = agent('alice')
@@ -83,15 +97,7 @@ describe('delivery feedback', () => {
   })
 
   it('a peer that lost its state: the grant it issued comes back with the sender\'s next messages, and nothing is lost', async () => {
-    const relay = await start()
-    const alice = agent('alice')
-    const bob = agent('bob')
-    const b = await open(relay, bob, { policy: KNOCK_FIRST })
-    const a = await open(relay, alice)
-    const k = await a.knock(bob.id.amid, { category: 'question', summary: 'may I write?' })
-    await waitFor(() => b.knocks().length === 1, 'the knock to be held')
-    await b.answerKnock(k.id, 'accept')
-    await waitFor(() => a.grants().received.length === 1, 'alice\'s grant')
+    const { relay, alice, bob, a, b } = await granted()
     await a.send(bob.id.amid, { text: 'before' })
     await waitFor(() => texts(bob).includes('before'), 'the first message')
     // bob loses state.db: no sessions, no grants
@@ -112,15 +118,7 @@ describe('delivery feedback', () => {
   })
 
   it('a grant bob never issued, or one he revoked, is not restored', async () => {
-    const relay = await start()
-    const alice = agent('alice')
-    const bob = agent('bob')
-    const b = await open(relay, bob, { policy: KNOCK_FIRST })
-    const a = await open(relay, alice)
-    const k = await a.knock(bob.id.amid, { category: 'question', summary: 'may I write?' })
-    await waitFor(() => b.knocks().length === 1, 'the knock to be held')
-    await b.answerKnock(k.id, 'accept')
-    await waitFor(() => a.grants().received.length === 1, 'alice\'s grant')
+    const { alice, a, b } = await granted()
     const grant = a.grants().received[0]!
     assert.equal(await b.revokeGrant(alice.id.amid), true)
     await waitFor(() => a.grants().received.length === 0, 'alice to drop the revoked grant')
