@@ -79,6 +79,7 @@ describe('rooms (cli)', { concurrency: 1 }, () => {
     const amid = async (name: string, ...args: string[]): Promise<string> => (JSON.parse(ok(await cli(['init', '--json', ...args], at(name)), `init ${name}`).lines[0]!) as { amid: string }).amid
     const bob = await amid('bob', '--open') // takes DMs from anyone (room messages need no grant)
     await amid('alice')
+    const carol = await amid('carol', '--open') // alice never writes to her before the relay goes
     try {
       ok(await cli(['room', 'create', 'den', '--private'], at('alice')), 'create den')
       ok(await cli(['room', 'invite', 'den', bob], at('alice')), 'invite')
@@ -96,14 +97,21 @@ describe('rooms (cli)', { concurrency: 1 }, () => {
       // a DM to bob (alice has a session with him: she handed him her sender key) queues behind them
       const down3 = json<{ id: string, to: string, status: string }>(ok(await cli(['dm', bob, 'quince while down', '--json'], at('alice')), 'dm while down'))
       assert.deepEqual(down3.map(x => [x.to, x.status]), [[bob, 'queued']])
+      // `send` queues the same way, also to a peer alice never wrote to (its prekeys come once the relay is back)
+      const down4 = json<{ id: string, to: string, status: string }>(ok(await cli(['send', bob, 'raisin while down', '--json'], at('alice')), 'send while down'))
+      assert.deepEqual(down4.map(x => [x.to, x.status]), [[bob, 'queued']])
+      const down5 = json<{ id: string, to: string, status: string }>(ok(await cli(['send', carol, 'first words while down', '--json'], at('alice')), 'send to a new peer while down'))
+      assert.deepEqual(down5.map(x => [x.to, x.status]), [[carol, 'queued']])
 
       r2 = await startRelay({ dataDir: data, port })
       // alice's next message goes after the two queued ones
       const back = json<{ status: string }>(ok(await cli(['chat', '--room', 'den', '--msg', 'plum when back', '--json'], at('alice')), 'chat when back'))
       assert.deepEqual(back.map(x => x.status), ['stored'])
-      const heard = json<{ id: string, text: string, room?: string }>(ok(await cli(['listen', '--count', '4', '--timeout', '20', '--json'], at('bob')), 'bob listens'))
-      assert.deepEqual(heard.map(m => [m.room, m.text]), [['den', 'fig while down'], ['hall', 'pear while down'], [undefined, 'quince while down'], ['den', 'plum when back']])
-      assert.deepEqual(heard.slice(0, 3).map(m => m.id), [q[0]!.id, down2.lines[0], down3[0]!.id])
+      const heard = json<{ id: string, text: string, room?: string }>(ok(await cli(['listen', '--count', '5', '--timeout', '20', '--json'], at('bob')), 'bob listens'))
+      assert.deepEqual(heard.map(m => [m.room, m.text]), [['den', 'fig while down'], ['hall', 'pear while down'], [undefined, 'quince while down'], [undefined, 'raisin while down'], ['den', 'plum when back']])
+      assert.deepEqual(heard.slice(0, 4).map(m => m.id), [q[0]!.id, down2.lines[0], down3[0]!.id, down4[0]!.id])
+      const atCarol = json<{ id: string, text: string }>(ok(await cli(['listen', '--count', '1', '--timeout', '20', '--json'], at('carol')), 'carol listens'))
+      assert.deepEqual(atCarol.map(m => [m.id, m.text]), [[down5[0]!.id, 'first words while down']])
       // once: the next message bob gets is one posted after them
       ok(await cli(['chat', '--room', 'hall', '--msg', 'marker'], at('alice')), 'marker')
       assert.deepEqual(json<{ text: string }>(ok(await cli(['listen', '--count', '1', '--timeout', '20', '--json'], at('bob')), 'bob again')).map(m => m.text), ['marker'])

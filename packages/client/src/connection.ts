@@ -352,7 +352,9 @@ export class ConnectionImpl implements Connection {
 
   async send (to: string, payload: Record<string, unknown>, opts: SendOptions = {}): Promise<SendResult> {
     if (this.closed) throw new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection is closed')
-    const lookup = typeof to === 'string' && (HANDLE_RE.test(to) || (roomRe.test(to) && this.rooms !== undefined && opts.encrypt !== false && (opts.type ?? 'chat') !== GROUP_TYPE))
+    const lookup = typeof to === 'string' && (HANDLE_RE.test(to) || (roomRe.test(to) && this.rooms !== undefined && opts.encrypt !== false && (opts.type ?? 'chat') !== GROUP_TYPE) ||
+      // a first message to a peer needs its prekeys from the relay: while the relay is away, it waits its turn like a room look-up
+      (!this.authed && this.needsSession(to, opts)))
     // a send that needs a round trip first (an @handle, a room's kind) and every send behind it
     // are queued in call order, so that a later send never overtakes an earlier one
     if (!lookup && this.lookups === 0 && this.deferred.length === 0) return await this.acked(this.submit(to, payload, opts), opts)
@@ -480,14 +482,20 @@ export class ConnectionImpl implements Connection {
           })
         }
       }
+      if (typeof to === 'string' && this.needsSession(to, opts)) await this.cfg.e2ee!.establish(to)
     } catch (err) {
-      // the relay cannot be reached to look the room (or handle) up: nothing of it goes out before it can
+      // the relay cannot be reached to look the room (or handle, or the peer's prekeys) up: nothing of it goes out before it can
       if (!draining && this.rooms !== undefined && isUnreachable(err)) return this.defer(to, payload, opts)
       throw err
     }
     const sub = this.submit(to, payload, opts)
     await sub.prepared.catch(() => {})
     return sub
+  }
+
+  /** An encrypted DM to a peer this agent has no session with yet (its prekey bundle comes from the relay). */
+  private needsSession (to: string, opts: SendOptions): boolean {
+    return isAmid(to) && to !== this.amid && opts.encrypt !== false && this.cfg.e2ee !== undefined && this.rooms !== undefined && !this.cfg.e2ee.hasSession(to)
   }
 
   /** An @handle's AMID (asked of the relay, cached for a minute). */

@@ -48,7 +48,7 @@ async function sendLines (input: NodeJS.ReadableStream, conn: Connection, out: O
 
 export function messagingCommands (program: Command, io: CliIo = processIo()): void {
   withCommon(program.command('send')
-    .description('send a text message to an agent; returns once the relay has stored it and prints the envelope id')
+    .description('send a text message to an agent; returns once the relay has stored it and prints the envelope id (while the relay cannot be reached, one message is queued in the home: status "queued")')
     .argument('<amid>', 'recipient AMID')
     .argument('[text]', 'message text (or use --stdin)')
     .option('--stdin', 'send one message per input line; returns when every line is acknowledged')
@@ -74,6 +74,8 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           home: homeOf(o, io.env),
           ...passphraseOf(io.env),
           deliver: false,
+          // one message while the relay cannot be reached is queued in the home, as `dm` does
+          ...(o.stdin === true ? {} : { queueWhenUnreachable: true }),
           onWarning: (w) => { out.warn(w) }, // e.g. a leftover of an earlier run refused by the relay
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
         })
@@ -82,8 +84,19 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           await conn.flush(signal === undefined ? {} : { signal }) // leftovers of an earlier run, too
           out.note(`${n} message(s) stored by the relay`)
         } else {
-          const r = await conn.send(to, { text: text! }, { type: o.type, encrypt: o.plaintext !== true, ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
-          printSent(out, r, to)
+          let markQueued!: (id: string) => void
+          const queued = new Promise<string>((resolve) => { markQueued = resolve })
+          const sent = conn.send(to, { text: text! }, { type: o.type, encrypt: o.plaintext !== true, onQueued: markQueued, ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
+          sent.catch(() => {}) // awaited below, or left in the outbox
+          if (!conn.connected) {
+            const id = await Promise.race([queued, sent.then(r => r.id)])
+            if (!conn.connected) {
+              out.result({ id, to, status: 'queued' }, id)
+              out.note(`queued: the relay at ${serverOf(o, io.env)} cannot be reached; the message is kept in this agent's home and sent, in order, with its next connection (\`agentmesh listen\`, or the next message sent)`)
+              return
+            }
+          }
+          printSent(out, await sent, to)
         }
       } catch (err) {
         throw timeoutToError(err, 'not every message was acknowledged by the relay', seconds)
