@@ -48,7 +48,7 @@ async function sendLines (input: NodeJS.ReadableStream, conn: Connection, out: O
 
 export function messagingCommands (program: Command, io: CliIo = processIo()): void {
   withCommon(program.command('send')
-    .description('send a text message to an agent; returns once the relay has stored it and prints the envelope id (while the relay cannot be reached, one message is queued in the home: status "queued")')
+    .description('send a text message to an agent; returns once the relay has stored it and prints the envelope id (without --timeout, while the relay cannot be reached, one message is queued in the home: status "queued")')
     .argument('<amid>', 'recipient AMID')
     .argument('[text]', 'message text (or use --stdin)')
     .option('--stdin', 'send one message per input line; returns when every line is acknowledged')
@@ -74,8 +74,9 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           home: homeOf(o, io.env),
           ...passphraseOf(io.env),
           deliver: false,
-          // one message while the relay cannot be reached is queued in the home, as `dm` does
-          ...(o.stdin === true ? {} : { queueWhenUnreachable: true }),
+          // one message while the relay cannot be reached is queued in the home, as `dm` does;
+          // with --timeout the caller wants it stored within that time, or an error
+          ...(o.stdin === true || ms !== undefined ? {} : { queueWhenUnreachable: true }),
           onWarning: (w) => { out.warn(w) }, // e.g. a leftover of an earlier run refused by the relay
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
         })
