@@ -77,7 +77,7 @@ export { signGrant, verifyGrant, grantAllows, GRANT_SIGNING_PREFIX, GRANT_VERSIO
 export type { Grant, GrantInit, GrantStatus } from './grant.ts'
 export { dmRoomId, DM_ROOM_PREFIX } from './conversation.ts'
 export {
-  signMembership, verifyMembershipStatement, verifyMembershipChain, applyMembership, membershipHash,
+  signMembership, verifyMembershipStatement, verifyMembershipChain, applyMembership, membershipHash, extendMembership, pinMembership, unpinMembership,
   MEMBERSHIP_SIGNING_PREFIX, MEMBERSHIP_VERSION, MAX_MEMBERSHIP_STATEMENTS,
 } from './membership.ts'
-export type { MembershipStatement, MembershipOp, MembershipInit, VerifiedMembership } from './membership.ts'
+export type { MembershipStatement, MembershipOp, MembershipInit, VerifiedMembership, PinnedMembership } from './membership.ts'

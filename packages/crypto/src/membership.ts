@@ -198,3 +198,47 @@ export function verifyMembershipChain (room: string, statements: readonly unknow
   if (pinned !== undefined && state!.head.seq < pinned.head.seq) throw invalid(`#${room}'s chain ends at ${state!.head.seq}, before statement ${pinned.head.seq} this agent verified`)
   return state!
 }
+
+/** A verified chain as an agent keeps it (JSON: maps and sets as arrays). */
+export interface PinnedMembership {
+  room: string
+  owner: string
+  genesis: string
+  head: { seq: number, hash: string }
+  members: Array<[string, { by: string, at: number, seq: number }]>
+  admins: string[]
+}
+
+export function pinMembership (v: VerifiedMembership): PinnedMembership {
+  return { room: v.room, owner: v.owner, genesis: v.genesis, head: v.head, members: [...v.members], admins: [...v.admins] }
+}
+
+export function unpinMembership (p: PinnedMembership): VerifiedMembership {
+  return { room: p.room, owner: p.owner, genesis: p.genesis, head: p.head, members: new Map(p.members), admins: new Set(p.admins) }
+}
+
+/**
+ * Verifies what a room's chain holds beyond what this agent verified before (`pinned`): the
+ * genesis and the pinned head must be the same statements (by hash), and every later one must
+ * apply. Answers the new state and the statements that were new. Without `pinned` the whole chain
+ * is verified (trust on first use of its genesis). Throws AM_ERR_MEMBERSHIP_UNSIGNED.
+ */
+export function extendMembership (room: string, statements: readonly unknown[], pinned?: PinnedMembership): { state: VerifiedMembership, added: MembershipStatement[] } {
+  if (pinned === undefined) {
+    const state = verifyMembershipChain(room, statements)
+    return { state, added: statements as MembershipStatement[] }
+  }
+  if (statements.length === 0) throw invalid(`#${room} has no signed membership any more (this agent verified ${pinned.head.seq + 1} statements)`)
+  const first = verifyMembershipStatement(statements[0])
+  if (membershipHash(first) !== pinned.genesis) throw invalid(`#${room}'s genesis is not the one this agent pinned: the room was replaced (its owner is now ${first.agent}, was ${pinned.owner})`)
+  const atHead = statements[pinned.head.seq]
+  if (atHead === undefined) throw invalid(`#${room}'s chain ends at ${statements.length - 1}, before statement ${pinned.head.seq} this agent verified`)
+  if (membershipHash(verifyMembershipStatement(atHead)) !== pinned.head.hash) throw invalid(`#${room}'s statement ${pinned.head.seq} is not the one this agent verified before: the chain was rewritten`)
+  let state = unpinMembership(pinned)
+  const added: MembershipStatement[] = []
+  for (const st of statements.slice(pinned.head.seq + 1)) {
+    state = applyMembership(state, st)
+    added.push(st as MembershipStatement)
+  }
+  return { state, added }
+}
