@@ -173,7 +173,11 @@ export function chat (conn: Connection): Chat {
     async join (id) { return (await r('joinRoom', `/api/v1/rooms/${roomId(id)}/join`)).room },
     async leave (id) {
       const room = roomId(id)
-      const statement = rooms !== undefined && await isPrivate(room) ? await rooms.signChange(room, 'leave', conn.amid) : undefined
+      // a private room's leave is signed by the member; a room whose chain does not prove it (made
+      // before signed membership) is left all the same: leaving gives nobody anything
+      const statement = rooms !== undefined && await isPrivate(room)
+        ? await rooms.signChange(room, 'leave', conn.amid).catch((err: unknown) => { if (AgentMeshError.is(err, ErrorCode.MembershipUnsigned)) return undefined; throw err })
+        : undefined
       await r('leaveRoom', `/api/v1/rooms/${room}/leave`, statement === undefined ? undefined : { statement })
     },
     async invite (id, agent) {

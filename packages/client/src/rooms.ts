@@ -21,7 +21,7 @@
 import { AgentMeshError, ErrorCode, type ChatEvent, type Envelope } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import {
-  createSenderKey, extendMembership, needsSenderKeyRotation, pinMembership, receiverFromDistribution, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt,
+  applyMembership, createSenderKey, extendMembership, needsSenderKeyRotation, pinMembership, receiverFromDistribution, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt,
   signMembership, unpinMembership, verifyEnvelope,
   type GroupMessage, type Identity, type MembershipOp, type MembershipStatement, type PinnedMembership, type SenderKeyReceiver, type SenderKeyState, type VerifiedMembership,
 } from '@agentmesh/crypto'
@@ -200,7 +200,9 @@ export class Rooms {
   async signChange (room: string, op: MembershipOp, agent: string): Promise<MembershipStatement | undefined> {
     const { state, last } = await this.verify(room)
     if (op === 'add' && state.members.has(agent)) return undefined
-    return signMembership(this.cfg.identity, { room, op, agent, after: last })
+    const st = signMembership(this.cfg.identity, { room, op, agent, after: last })
+    applyMembership(state, st) // this agent may make the change (else AM_ERR_MEMBERSHIP_UNSIGNED here, as the relay would answer)
+    return st
   }
 
   /** The verified membership as kept (no relay call), or undefined before the first verification. */

@@ -216,4 +216,33 @@ describe('malicious relay', () => {
     assert.deepEqual([pin.handle, pin.amid, pin.previous], ['bob', m.id.amid, [b.id.amid]])
     assert.equal(await ca2.resolveHandle('@bob'), m.id.amid)
   })
+
+  it('malicious relay - an admin the owner named adds members; a member\'s leave is signed; every change is in the chain members verify', async () => {
+    const { relay } = await lying()
+    const [a, b, c, d] = [agent('alice'), agent('bob'), agent('carol'), agent('dave')]
+    const ca = await open(relay, a)
+    const cb = await open(relay, b)
+    const cc = await open(relay, c)
+    await open(relay, d)
+    await chat(ca).createRoom({ id: 'club', kind: 'private' })
+    await chat(ca).invite('club', b.id.amid)
+    await chat(cb).join('club')
+    // bob is no admin yet: his add is refused before it leaves (the relay would refuse it too)
+    await assert.rejects(chat(cb).invite('club', c.id.amid), (e: unknown) => AgentMeshError.is(e, ErrorCode.MembershipUnsigned) && /neither the owner nor an admin/.test(e.message))
+    const named = await chat(ca).setAdmin('club', b.id.amid)
+    assert.deepEqual(named.admins, [b.id.amid])
+    await chat(cb).invite('club', c.id.amid)
+    await chat(cc).join('club')
+    await chat(cc).say('club', 'hi all')
+    assert.deepEqual((await take(ca, 1)).map(x => x.text), ['hi all'])
+    assert.deepEqual((await take(cb, 1)).map(x => x.text), ['hi all'])
+    await chat(cc).leave('club')
+    const v = await chat(ca).membership('club')
+    assert.deepEqual(v.members.map(x => [x.amid, x.added_by]), [[a.id.amid, a.id.amid], [b.id.amid, a.id.amid]])
+    assert.deepEqual(v.unsigned, [])
+    const ops = ((await (await fetch(`${relay.url}/api/v1/rooms/club/membership`, { headers: { 'x-api-key': API_KEY } })).json()) as { statements: Array<{ op: string, by: string }> }).statements
+    assert.deepEqual(ops.map(x => [x.op, x.by]), [['create', a.id.amid], ['add', a.id.amid], ['admin', a.id.amid], ['add', b.id.amid], ['leave', c.id.amid]])
+    // carol left: she cannot rejoin on the old invitation
+    await assert.rejects(chat(cc).join('club'), (e: unknown) => AgentMeshError.is(e, ErrorCode.UnknownRoom))
+  })
 })
