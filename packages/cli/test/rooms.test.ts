@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { Relay } from '@agentmesh/server'
-import { cli, startRelay, tempDir, type CliResult } from '@agentmesh/testing'
+import { cli, startCli, startRelay, tempDir, waitFor, type CliResult } from '@agentmesh/testing'
 
 function ok (r: CliResult, what: string): CliResult {
   assert.equal(r.code, 0, `${what}: exit ${String(r.code)}; stdout: ${r.stdout} stderr: ${r.stderr}`)
@@ -127,6 +127,24 @@ describe('rooms (cli)', { concurrency: 1 }, () => {
     assert.equal(refused.code, 1, refused.stdout)
     assert.match(refused.stderr, /AM_ERR_MEMBERSHIP_UNSIGNED/)
     assert.match(refused.stderr, /neither the owner nor an admin/)
+  })
+
+  it('rooms - listen prints who was added to a private room, signed, as the listener verified it', async () => {
+    ok(await cli(['room', 'create', 'den3', '--private'], as('alice')), 'create')
+    ok(await cli(['room', 'invite', 'den3', ids.bob!], as('alice')), 'invite bob')
+    ok(await cli(['room', 'join', 'den3'], as('bob')), 'join bob')
+    ok(await cli(['chat', '--room', 'den3', '--msg', 'bob here'], as('bob')), 'bob posts (and verifies the chain)')
+    const listening = startCli(['listen', '--timeout', '60'], as('bob'))
+    try {
+      ok(await cli(['chat', '--room', 'den3', '--msg', 'are you there'], as('alice')), 'alice posts')
+      await waitFor(() => listening.lines.some(l => l.includes('are you there')), 'bob listening', 30_000)
+      ok(await cli(['room', 'invite', 'den3', ids.carol!], as('alice')), 'invite carol')
+      await waitFor(() => listening.errLines.some(l => l.includes('was added')), 'the added line', 30_000)
+      assert.deepEqual(listening.errLines.filter(l => l.includes('was added')), [`agentmesh: #den3: ${ids.carol!} was added by ${ids.alice!} (signed)`])
+    } finally {
+      listening.interrupt()
+      await listening.done
+    }
   })
 
   it('rooms - dm @handle pins the AMID on first contact; when the handle points to another agent the DM fails with AM_ERR_HANDLE_CHANGED until accepted', async () => {
