@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { Relay } from '@agentmesh/server'
-import { cli, startRelay, tempDir, type CliResult } from '@agentmesh/testing'
+import { cli, startCli, startRelay, tempDir, waitFor, type CliResult } from '@agentmesh/testing'
 
 function ok (r: CliResult, what: string): CliResult {
   assert.equal(r.code, 0, `${what}: exit ${String(r.code)}; stdout: ${r.stdout} stderr: ${r.stderr}`)
@@ -118,5 +118,68 @@ describe('rooms (cli)', { concurrency: 1 }, () => {
     } finally {
       await r2.close().catch(() => {})
     }
+  })
+
+  it('rooms - a private room\'s membership is signed: room members shows who added whom, and a plain REST invite without the owner\'s signature is refused', async () => {
+    ok(await cli(['room', 'create', 'den2', '--private'], as('alice')), 'create')
+    const inv = ok(await cli(['room', 'invite', 'den2', '@bob'], as('alice')), 'invite bob')
+    assert.match(inv.stdout, new RegExp(`invited @bob \\(${ids.bob!}\\) to den2 \\(signed\\)`))
+    ok(await cli(['room', 'join', 'den2'], as('bob')), 'join bob')
+    const members = json<{ amid: string, signed?: boolean, added_by?: string }>(ok(await cli(['room', 'members', 'den2', '--json'], as('bob')), 'members --json'))
+    assert.deepEqual(members.map(m => [m.amid, m.signed, m.added_by]), [[ids.alice, true, ids.alice], [ids.bob, true, ids.alice]])
+    const text = ok(await cli(['room', 'members', 'den2'], as('bob')), 'members')
+    assert.match(text.lines[0]!, /\(created the room\)$/)
+    assert.match(text.lines[1]!, /added by @alice$/)
+    // bob is no owner or admin: his signature does not invite
+    const refused = await cli(['room', 'invite', 'den2', ids.carol!], as('bob'))
+    assert.equal(refused.code, 1, refused.stdout)
+    assert.match(refused.stderr, /AM_ERR_MEMBERSHIP_UNSIGNED/)
+    assert.match(refused.stderr, /neither the owner nor an admin/)
+  })
+
+  it('rooms - listen prints who was added to a private room, signed, as the listener verified it', async () => {
+    ok(await cli(['room', 'create', 'den3', '--private'], as('alice')), 'create')
+    ok(await cli(['room', 'invite', 'den3', ids.bob!], as('alice')), 'invite bob')
+    ok(await cli(['room', 'join', 'den3'], as('bob')), 'join bob')
+    ok(await cli(['chat', '--room', 'den3', '--msg', 'bob here'], as('bob')), 'bob posts (and verifies the chain)')
+    const listening = startCli(['listen', '--timeout', '60'], as('bob'))
+    try {
+      ok(await cli(['chat', '--room', 'den3', '--msg', 'are you there'], as('alice')), 'alice posts')
+      await waitFor(() => listening.lines.some(l => l.includes('are you there')), 'bob listening', 30_000)
+      ok(await cli(['room', 'invite', 'den3', ids.carol!], as('alice')), 'invite carol')
+      await waitFor(() => listening.errLines.some(l => l.includes('was added')), 'the added line', 30_000)
+      assert.deepEqual(listening.errLines.filter(l => l.includes('was added')), [`agentmesh: #den3: ${ids.carol!} was added by ${ids.alice!} (signed)`])
+    } finally {
+      listening.interrupt()
+      await listening.done
+    }
+  })
+
+  it('rooms - dm @handle pins the AMID on first contact; when the handle points to another agent the DM fails with AM_ERR_HANDLE_CHANGED until accepted', async () => {
+    const id: Record<string, string> = {}
+    for (const n of ['ann', 'ben', 'cat']) {
+      id[n] = (JSON.parse(ok(await cli(['init', '--name', n, '--open', '--json'], as(n)), `init ${n}`).lines[0]!) as { amid: string }).amid
+      ok(await cli(['handle', 'set', n], as(n)), `handle ${n}`)
+    }
+    const first = ok(await cli(['dm', '@ben', 'hello ben'], as('ann')), 'first dm')
+    assert.match(first.stderr, new RegExp(`first contact with @ben: it is ${id.ben!}, safety number [0-9 ]+\\.`))
+    const again = ok(await cli(['dm', '@ben', 'hello again'], as('ann')), 'second dm')
+    assert.doesNotMatch(again.stderr, /first contact/)
+    // the handle changes hands: ben takes another, cat takes "ben"
+    ok(await cli(['handle', 'set', 'benny'], as('ben')), 'ben renames')
+    ok(await cli(['handle', 'set', 'ben'], as('cat')), 'cat takes ben')
+    const refused = await cli(['dm', '@ben', 'for ben only'], as('ann'))
+    assert.equal(refused.code, 1, refused.stdout)
+    assert.match(refused.stderr, /AM_ERR_HANDLE_CHANGED/)
+    assert.ok(refused.stderr.includes(id.ben!) && refused.stderr.includes(id.cat!), refused.stderr)
+    assert.equal(refused.stdout, '', 'no envelope id: nothing was sent')
+    const pins = json<{ handle: string, amid: string }>(ok(await cli(['handle', 'pins', '--json'], as('ann')), 'pins'))
+    assert.deepEqual(pins.map(p => [p.handle, p.amid]), [['ben', id.ben]])
+    const accepted = json<{ handle: string, amid: string, previous?: string }>(ok(await cli(['handle', 'accept', '@ben', '--json'], as('ann')), 'accept'))
+    assert.deepEqual(accepted, [{ handle: 'ben', amid: id.cat, previous: id.ben }])
+    const sent = ok(await cli(['dm', '@ben', 'hello cat', '--json'], as('ann')), 'dm after accepting')
+    assert.equal(json<{ to: string }>(sent)[0]!.to, id.cat)
+    const heard = json<{ text: string, from: string }>(ok(await cli(['listen', '--count', '1', '--timeout', '20', '--json'], as('cat')), 'cat listens'))
+    assert.deepEqual(heard.map(m => [m.text, m.from]), [['hello cat', id.ann]])
   })
 })

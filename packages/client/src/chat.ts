@@ -52,6 +52,14 @@ export interface Chat {
   kick (id: string, agent: string): Promise<void>
   setTopic (id: string, topic: string | null): Promise<RoomInfo>
   members (id: string): Promise<RoomMember[]>
+  /**
+   * A private room's membership as this agent verified it from the signed chain (§17.5): the
+   * owner, admins, each member with who added it and when, and `unsigned`: agents the relay lists
+   * that no signed statement adds (ghost members: they get no sender key).
+   */
+  membership (id: string): Promise<VerifiedRoomMembership>
+  /** The owner names (or unnames, `on` false) an admin of a private room: admins add and remove members. */
+  setAdmin (id: string, agent: string, on?: boolean): Promise<VerifiedRoomMembership>
   /** A page of a room's history, oldest first; `next_before` pages further back. */
   history (id: string, q?: { before?: number, after?: number, limit?: number }): Promise<{ messages: HistoryMessage[], next_before?: number, last_seq: number }>
   /**
@@ -77,6 +85,16 @@ export interface Chat {
   /** An agent's handle (without the @), undefined when it has none. */
   handleOf (amid: string): Promise<string | undefined>
   events (): AsyncIterable<ChatEvent>
+}
+
+/** A private room's membership as verified from its signed chain (see `Chat.membership`). */
+export interface VerifiedRoomMembership {
+  room: string
+  owner: string
+  admins: string[]
+  members: Array<{ amid: string, added_by: string, added_at: number, listed: boolean }>
+  /** agents the relay lists as members that no signed statement adds */
+  unsigned: string[]
 }
 
 function roomId (id: string): string {
@@ -110,6 +128,28 @@ export function chat (conn: Connection): Chat {
     if (id.startsWith('@')) return dmRoomId(conn.amid, await resolve(id))
     return roomId(id)
   }
+  const needRooms = (): Rooms => {
+    if (rooms === undefined) throw new AgentMeshError(ErrorCode.EncryptionRequired, 'private rooms need end-to-end encryption: this connection has none')
+    return rooms
+  }
+  /** An AMID as given, or an @handle resolved (and pinned: connection.resolveHandle). */
+  const agentAmid = async (agent: string): Promise<string> => {
+    if (isAmid(agent)) return agent
+    return await conn.resolveHandle(agent.startsWith('@') ? agent : '@' + agent)
+  }
+  const isPrivate = async (id: string): Promise<boolean> => (await r('getRoom', `/api/v1/rooms/${id}`)).kind === 'private'
+  const membership = async (id: string): Promise<VerifiedRoomMembership> => {
+    const room = roomId(id)
+    const v = await needRooms().membership(room)
+    const listed = new Set((await r('listMembers', `/api/v1/rooms/${room}/members`)).members.map(m => m.amid))
+    return {
+      room,
+      owner: v.owner,
+      admins: [...v.admins],
+      members: [...v.members].map(([amid, m]) => ({ amid, added_by: m.by, added_at: m.at, listed: listed.has(amid) })),
+      unsigned: [...listed].filter(a => !v.members.has(a)),
+    }
+  }
   const history: Chat['history'] = async (id, q = {}) => {
     const qs = new URLSearchParams()
     if (q.before !== undefined) qs.set('before', String(q.before))
@@ -121,11 +161,47 @@ export function chat (conn: Connection): Chat {
   return {
     async rooms () { return (await r('listRooms', '/api/v1/rooms?limit=200')).rooms },
     async room (id) { return await r('getRoom', `/api/v1/rooms/${roomId(id)}`) },
-    async createRoom (init) { return await r('createRoom', '/api/v1/rooms', { id: roomId(init.id), kind: init.kind ?? 'public', ...(init.topic === undefined ? {} : { topic: init.topic }) }) },
+    async createRoom (init) {
+      const id = roomId(init.id)
+      const kind = init.kind ?? 'public'
+      // a private room starts with the creator's signed genesis, pinned once the relay took it
+      const genesis = kind === 'private' ? needRooms().genesis(id) : undefined
+      const room = await r('createRoom', '/api/v1/rooms', { id, kind, ...(init.topic === undefined ? {} : { topic: init.topic }), ...(genesis === undefined ? {} : { membership: genesis }) })
+      if (genesis !== undefined) needRooms().pinGenesis(id, genesis)
+      return room
+    },
     async join (id) { return (await r('joinRoom', `/api/v1/rooms/${roomId(id)}/join`)).room },
-    async leave (id) { await r('leaveRoom', `/api/v1/rooms/${roomId(id)}/leave`) },
-    async invite (id, agent) { await r('inviteToRoom', `/api/v1/rooms/${roomId(id)}/invite`, { agent }) },
-    async kick (id, agent) { await r('kickFromRoom', `/api/v1/rooms/${roomId(id)}/kick`, { agent }) },
+    async leave (id) {
+      const room = roomId(id)
+      // a private room's leave is signed by the member; a room whose chain does not prove it (made
+      // before signed membership) is left all the same: leaving gives nobody anything
+      const statement = rooms !== undefined && await isPrivate(room)
+        ? await rooms.signChange(room, 'leave', conn.amid).catch((err: unknown) => { if (AgentMeshError.is(err, ErrorCode.MembershipUnsigned)) return undefined; throw err })
+        : undefined
+      await r('leaveRoom', `/api/v1/rooms/${room}/leave`, statement === undefined ? undefined : { statement })
+    },
+    async invite (id, agent) {
+      const room = roomId(id)
+      if (!await isPrivate(room)) { await r('inviteToRoom', `/api/v1/rooms/${room}/invite`, { agent }); return }
+      // the owner (or an admin) signs the add; the relay cannot invite anyone without it
+      const amid = await agentAmid(agent)
+      const statement = await needRooms().signChange(room, 'add', amid)
+      await r('inviteToRoom', `/api/v1/rooms/${room}/invite`, { agent: amid, ...(statement === undefined ? {} : { statement }) })
+    },
+    async kick (id, agent) {
+      const room = roomId(id)
+      if (!await isPrivate(room)) { await r('kickFromRoom', `/api/v1/rooms/${room}/kick`, { agent }); return }
+      const amid = await agentAmid(agent)
+      const statement = await needRooms().signChange(room, 'remove', amid)
+      await r('kickFromRoom', `/api/v1/rooms/${room}/kick`, { agent: amid, ...(statement === undefined ? {} : { statement }) })
+    },
+    membership,
+    async setAdmin (id, agent, on = true) {
+      const room = roomId(id)
+      const statement = await needRooms().signChange(room, on ? 'admin' : 'unadmin', await agentAmid(agent))
+      await r('postMembership', `/api/v1/rooms/${room}/membership`, { statement: statement! })
+      return await membership(room)
+    },
     async setTopic (id, topic) { return await r('setRoomTopic', `/api/v1/rooms/${roomId(id)}/topic`, { topic }) },
     async members (id) { return (await r('listMembers', `/api/v1/rooms/${roomId(id)}/members`)).members },
     history,

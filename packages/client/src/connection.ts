@@ -14,6 +14,7 @@ import { GROUP_TYPE, Rooms, SENDER_KEY_TYPE, isUnreachable, type DeferredSend } 
 import { InboundPipeline, attachInbound, toMessage } from './inbound.ts'
 import { e2eeStage, gateStage, relayStage, roomStage, senderKeyStage } from './stages.ts'
 import { registryRequest } from './registry.ts'
+import { acceptHandle, checkHandlePin, handlePins, type HandlePin } from './handle-pins.ts'
 import { restCall } from './api.ts'
 import type { ClientState } from './state.ts'
 import type { Connection, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
@@ -175,6 +176,9 @@ export class ConnectionImpl implements Connection {
       this.rooms = new Rooms({
         e2ee: cfg.e2ee,
         amid: this.amid,
+        identity: cfg.identity,
+        warn: (w) => { cfg.onWarning(w) },
+        notify: (e) => { this.eventChannel.push(e) },
         request: async (method, path, body) => await this.request(method, path, body),
         queueDm: async (to, payload, type) => {
           const s = this.submit(to, payload, { type })
@@ -498,15 +502,33 @@ export class ConnectionImpl implements Connection {
     return isAmid(to) && to !== this.amid && opts.encrypt !== false && this.cfg.e2ee !== undefined && this.rooms !== undefined && !this.cfg.e2ee.hasSession(to)
   }
 
-  /** An @handle's AMID (asked of the relay, cached for a minute). */
+  /**
+   * An @handle's AMID (asked of the relay, cached for a minute), checked against the AMID pinned
+   * for it on first contact (handle-pins.ts: AM_ERR_HANDLE_CHANGED when the relay now names another).
+   */
   async resolveHandle (handle: string): Promise<string> {
     const cached = this.handleCache.get(handle.toLowerCase())
     if (cached !== undefined && Date.now() - cached.at < HANDLE_TTL_MS) return cached.amid
-    const r: Partial<ApiAnswer<'resolveHandle'>> | undefined = await restCall(this.request.bind(this), 'resolveHandle', `/api/v1/handles/${encodeURIComponent(handle.slice(1))}`)
+    const amid = await this.lookupHandle(handle)
+    if (this.cfg.e2ee !== undefined) checkHandlePin(this.cfg.e2ee, handle, amid)
+    this.handleCache.set(handle.toLowerCase(), { amid, at: Date.now() })
+    return amid
+  }
+
+  private async lookupHandle (handle: string): Promise<string> {
+    const r: Partial<ApiAnswer<'resolveHandle'>> | undefined = await restCall(this.request.bind(this), 'resolveHandle', `/api/v1/handles/${encodeURIComponent(handle.replace(/^@/, ''))}`)
     // the relay's answer is typed, not checked: an AMID it does not give is not trusted
     if (typeof r?.amid !== 'string' || !isAmid(r.amid)) throw new AgentMeshError(ErrorCode.UnknownHandle, `the relay gave no AMID for ${handle}`)
-    this.handleCache.set(handle.toLowerCase(), { amid: r.amid, at: Date.now() })
     return r.amid
+  }
+
+  handlePins (): HandlePin[] { return this.cfg.e2ee === undefined ? [] : handlePins(this.cfg.e2ee) }
+
+  async acceptHandle (handle: string): Promise<HandlePin> {
+    if (this.cfg.e2ee === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'handles are pinned with end-to-end encryption: this connection has none')
+    const h = '@' + handle.replace(/^@/, '')
+    this.handleCache.delete(h.toLowerCase())
+    return acceptHandle(this.cfg.e2ee, h, await this.lookupHandle(h))
   }
 
   /** A REST call to the relay, signed by this agent (docs/protocol.md §13, §17). */

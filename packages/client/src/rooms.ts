@@ -9,12 +9,21 @@
  * newest MAX_HISTORY_KEYS_PER_SENDER keys of each sender in each room. From it the message keys of
  * that key's later messages are derived again to read the room's history, on copies: the live
  * chains are never moved by reading history.
+ *
+ * Membership: a private room's members are proven by its chain of signed membership statements
+ * (crypto/membership.ts), verified here from the genesis this agent pinned for the room (trust on
+ * first use, or its own when it created the room). The sender key goes only to agents the relay
+ * lists AND the chain proves; an agent the relay lists without a statement (a ghost member) gets
+ * nothing and is named in an AM_ERR_MEMBERSHIP_UNSIGNED warning, and a chain that does not verify
+ * stops the send. Members added since the last verification are told as `member` events
+ * (`change: "added"`, `by` the signer).
  */
-import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, type ChatEvent, type Envelope } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import {
-  createSenderKey, needsSenderKeyRotation, receiverFromDistribution, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt, verifyEnvelope,
-  type GroupMessage, type SenderKeyReceiver, type SenderKeyState,
+  applyMembership, createSenderKey, extendMembership, needsSenderKeyRotation, pinMembership, receiverFromDistribution, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt,
+  signMembership, unpinMembership, verifyEnvelope,
+  type GroupMessage, type Identity, type MembershipOp, type MembershipStatement, type PinnedMembership, type SenderKeyReceiver, type SenderKeyState, type VerifiedMembership,
 } from '@agentmesh/crypto'
 import type { Decrypted, E2ee } from './e2ee.ts'
 import { restCall, type RestRequest } from './api.ts'
@@ -35,7 +44,7 @@ const MAX_KEYS_PER_SENDER = 3
  */
 export const MAX_HISTORY_KEYS_PER_SENDER = 20
 
-const K = { own: 'gsk', peer: 'grk', plain: 'plain', history: 'ghk', deferred: 'gq' } as const
+const K = { own: 'gsk', peer: 'grk', plain: 'plain', history: 'ghk', deferred: 'gq', membership: 'gmp' } as const
 
 /**
  * A send kept in the agent's state until the relay can be reached: a room message whose room could
@@ -69,11 +78,24 @@ interface OwnKey {
   sentTo: string[]
 }
 
-interface RoomInfo { kind: string, members: string[], at: number }
+interface RoomInfo {
+  kind: string
+  /** the members a sender key goes to: for a private room, those the relay lists and the signed chain proves */
+  members: string[]
+  /** private rooms: agents the relay lists that no signed statement adds (ghost members) */
+  ghosts: string[]
+  at: number
+}
 
 export interface RoomsConfig {
   e2ee: E2ee
   amid: string
+  /** signs membership statements (the agent's identity key) */
+  identity: Identity
+  /** a warning (a ghost member) */
+  warn: (w: AgentMeshError) => void
+  /** a verified membership change (someone added or removed), as a chat event */
+  notify: (e: ChatEvent) => void
   /** A signed REST call to the relay. */
   request: RestRequest
   /** Queues an end-to-end encrypted DM (in the outbox when it resolves; acked later). */
@@ -83,6 +105,8 @@ export interface RoomsConfig {
 export class Rooms {
   private readonly info = new LruMap<string, RoomInfo>(MAX_ROOM_INFO)
   private readonly locks = new Map<string, Promise<unknown>>()
+  /** ghost members already warned about (room + AMID), so a warning is not repeated at every send */
+  private readonly warned = new LruMap<string, true>(MAX_ROOM_INFO)
   /** the `at` of the newest deferred send (read from the state on first use) */
   private lastDeferredAt: number | undefined
 
@@ -113,13 +137,78 @@ export class Rooms {
     if (!fresh && cached !== undefined && Date.now() - cached.at < ROOM_INFO_TTL_MS) return cached
     const r = await restCall(this.cfg.request, 'getRoom', `/api/v1/rooms/${room}`)
     let members: string[] = []
+    let ghosts: string[] = []
     if (r.kind === 'private' || r.kind === 'public') {
       const m = await restCall(this.cfg.request, 'listMembers', `/api/v1/rooms/${room}/members`)
       members = m.members.map(x => x.amid)
     }
-    const info = { kind: String(r.kind), members, at: Date.now() }
+    if (r.kind === 'private') {
+      // the relay's list is not trusted: only members the signed chain proves count
+      const proven = (await this.membership(room)).members
+      ghosts = members.filter(a => !proven.has(a))
+      members = members.filter(a => proven.has(a))
+    }
+    const info = { kind: String(r.kind), members, ghosts, at: Date.now() }
     this.info.set(room, info)
     return info
+  }
+
+  /**
+   * A private room's membership, verified: the relay's chain checked from the genesis (and the
+   * head) this agent pinned for the room, the pin moved to the new head. Members added or removed
+   * since the last verification are told (`notify`). Throws AM_ERR_MEMBERSHIP_UNSIGNED when the
+   * chain does not verify (nothing is pinned then).
+   */
+  async membership (room: string): Promise<VerifiedMembership> { return (await this.verify(room)).state }
+
+  private async verify (room: string): Promise<{ state: VerifiedMembership, last: MembershipStatement }> {
+    const a = await restCall(this.cfg.request, 'roomMembership', `/api/v1/rooms/${room}/membership`)
+    const pinned = this.cfg.e2ee.record<PinnedMembership>(K.membership, room)
+    let r
+    try {
+      r = extendMembership(room, a.statements, pinned)
+    } catch (err) {
+      const e = AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.MembershipUnsigned, (err as Error).message)
+      throw new AgentMeshError(ErrorCode.MembershipUnsigned, `the relay's membership of #${room} does not verify, so nobody gets this agent's sender key: ${e.message.replace(/^membership statement: /, '')}`)
+    }
+    if (pinned === undefined || r.state.head.seq !== pinned.head.seq) this.cfg.e2ee.saveRecord(K.membership, room, pinMembership(r.state))
+    if (pinned !== undefined) {
+      for (const st of r.added) {
+        if (st.by === this.cfg.amid || (st.op !== 'add' && st.op !== 'remove')) continue
+        this.cfg.notify({ type: 'member', amid: st.agent, room: '#' + room, change: st.op === 'add' ? 'added' : 'removed', by: st.by, ts: st.at })
+      }
+    }
+    return { state: r.state, last: a.statements[r.state.head.seq] as MembershipStatement }
+  }
+
+  /** The genesis of a private room this agent creates (send it with the create). */
+  genesis (room: string): MembershipStatement {
+    return signMembership(this.cfg.identity, { room, op: 'create', agent: this.cfg.amid })
+  }
+
+  /** Pins this agent's own genesis once the relay created the room: it is the room from now on. */
+  pinGenesis (room: string, genesis: MembershipStatement): void {
+    const v = extendMembership(room, [genesis]).state
+    this.cfg.e2ee.saveRecord(K.membership, room, pinMembership(v))
+  }
+
+  /**
+   * Signs the next statement of a private room's chain (verified first): `add` to invite, `remove`
+   * to kick, `leave`, `admin`/`unadmin`. Answers undefined for an `add` of an agent the chain proves
+   * a member already (its invitation needs no new statement).
+   */
+  async signChange (room: string, op: MembershipOp, agent: string): Promise<MembershipStatement | undefined> {
+    const { state, last } = await this.verify(room)
+    if (op === 'add' && state.members.has(agent)) return undefined
+    const st = signMembership(this.cfg.identity, { room, op, agent, after: last })
+    applyMembership(state, st) // this agent may make the change (else AM_ERR_MEMBERSHIP_UNSIGNED here, as the relay would answer)
+    return st
+  }
+
+  /** The verified membership as kept (no relay call), or undefined before the first verification. */
+  pinned (room: string): VerifiedMembership | undefined {
+    const p = this.cfg.e2ee.record<PinnedMembership>(K.membership, room)
+    return p === undefined ? undefined : unpinMembership(p)
   }
 
   /** Runs `fn` after every earlier call for the same room (sender-key state is read, changed and saved). */
@@ -140,6 +229,11 @@ export class Rooms {
   async encrypt (room: string, type: string, payload: Record<string, unknown>): Promise<GroupMessage> {
     const info = await this.roomInfo(room, true)
     if (!info.members.includes(this.cfg.amid)) throw new AgentMeshError(ErrorCode.NotMember, `join ${room} before posting to it`)
+    for (const g of info.ghosts) {
+      if (this.warned.get(`${room}\n${g}`) !== undefined) continue
+      this.warned.set(`${room}\n${g}`, true)
+      this.cfg.warn(new AgentMeshError(ErrorCode.MembershipUnsigned, `#${room}: the relay lists ${g} as a member, but no statement signed by the room's owner or an admin adds it; it gets no sender key (added by the relay or its operator?) — tell the room's owner`))
+    }
     const now = Date.now()
     const others = info.members.filter(m => m !== this.cfg.amid)
     let own = this.cfg.e2ee.record<OwnKey>(K.own, room)

@@ -108,6 +108,15 @@ export interface Connection {
   peer (amid: string): Promise<import('./e2ee.ts').PeerStatus>
   /** Accepts a peer's changed key after comparing safety numbers; held messages come through on the next connect. */
   acceptPeerKey (amid: string): Promise<import('./e2ee.ts').PeerStatus & { held: number }>
+  /**
+   * The AMID of an @handle, as the relay answers it, checked against the AMID pinned for the handle
+   * on first contact (pinned then): AM_ERR_HANDLE_CHANGED when the relay now names another agent.
+   */
+  resolveHandle (handle: string): Promise<string>
+  /** Handles pinned to AMIDs (with end-to-end encryption), by handle. */
+  handlePins (): import('./handle-pins.ts').HandlePin[]
+  /** Accepts the AMID the relay now gives for an @handle (after checking it with its holder): the pin moves to it. */
+  acceptHandle (handle: string): Promise<import('./handle-pins.ts').HandlePin>
   /** The end-to-end sessions held, least recently used first. */
   sessions (): Array<{ peer: string, usedAt: number }>
   /** Deletes the session with `peer` (its keys are overwritten); the next message starts a new one. */

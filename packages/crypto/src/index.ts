@@ -76,3 +76,8 @@ export { safetyNumber, formatSafetyNumber, SAFETY_NUMBER_ITERATIONS } from './sa
 export { signGrant, verifyGrant, grantAllows, GRANT_SIGNING_PREFIX, GRANT_VERSION, SCOPE_PATTERN, MAX_GRANT_SCOPES, MAX_GRANT_DURATION_MS } from './grant.ts'
 export type { Grant, GrantInit, GrantStatus } from './grant.ts'
 export { dmRoomId, DM_ROOM_PREFIX } from './conversation.ts'
+export {
+  signMembership, verifyMembershipStatement, verifyMembershipChain, applyMembership, membershipHash, extendMembership, pinMembership, unpinMembership,
+  MEMBERSHIP_SIGNING_PREFIX, MEMBERSHIP_VERSION, MAX_MEMBERSHIP_STATEMENTS,
+} from './membership.ts'
+export type { MembershipStatement, MembershipOp, MembershipInit, VerifiedMembership, PinnedMembership } from './membership.ts'

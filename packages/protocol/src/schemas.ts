@@ -162,8 +162,10 @@ export const ChatEvent = Type.Object({
   up_to: Type.Optional(Seq),
   /** read in a DM conversation: the envelope id read up to */
   id: Type.Optional(EnvelopeId),
-  /** member: joined, left, invited, kicked */
+  /** member: joined, left, invited, kicked; from the SDK for a private room's verified chain: added, removed */
   change: Type.Optional(Type.String()),
+  /** member in a private room: the agent that signed the change (§17.5) */
+  by: Type.Optional(Amid),
   handle: Type.Optional(Type.String()),
   ts: Type.Integer(),
 })

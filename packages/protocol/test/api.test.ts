@@ -39,7 +39,7 @@ describe('api - the route table', () => {
       if (r.body !== undefined) assert.ok(['post', 'put', 'patch'].includes(r.method), `${name}: a body on ${r.method}`)
       assert.ok(r.summary.length > 0 && r.tags.length > 0, `${name}: summary and tags`)
     }
-    assert.equal(seen.size, 46)
+    assert.equal(seen.size, 48)
   })
 
   it('api - every route answers success, and every error answer is { error: { code, message } }', () => {
@@ -105,7 +105,7 @@ describe('api - checkValue', () => {
   })
 
   it('api - names the field: unknown fields first, then what is wrong with a value', () => {
-    rejects(() => checkValue(CreateRoomBody, { colour: 'red' }), /^unknown field "colour"; expected id, kind, topic$/)
+    rejects(() => checkValue(CreateRoomBody, { colour: 'red' }), /^unknown field "colour"; expected id, kind, topic, membership$/)
     rejects(() => checkValue(CreateRoomBody, {}), /^id is required$/)
     rejects(() => checkValue(CreateRoomBody, 'ops'), /^the body must be a JSON object$/)
     rejects(() => checkValue(CreateRoomBody, { id: 'ops', kind: 'dm' }), /^kind must be one of public, private$/)

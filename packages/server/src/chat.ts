@@ -211,15 +211,21 @@ export class ChatService implements RoomResolver {
   /** The room as `p` may see it: a private room or a DM is unknown to anyone outside it (masters see every room). */
   async visibleRoom (p: Principal, id: string): Promise<RoomState> { return await this.rooms.visibleRoom(p, id) }
 
-  async createRoom (p: Principal, body: Checked<{ id?: unknown, kind?: unknown, topic?: unknown }>): Promise<RoomState> { return await this.rooms.createRoom(p, body) }
+  async createRoom (p: Principal, body: Checked<{ id?: unknown, kind?: unknown, topic?: unknown, membership?: unknown }>): Promise<RoomState> { return await this.rooms.createRoom(p, body) }
 
   async join (p: Principal, id: string): Promise<{ state: RoomState, already: boolean }> { return await this.rooms.join(p, id) }
 
-  async leave (p: Principal, id: string): Promise<RoomState> { return await this.rooms.leave(p, id) }
+  async leave (p: Principal, id: string, statement?: unknown): Promise<RoomState> { return await this.rooms.leave(p, id, statement) }
 
-  async invite (p: Principal, id: string, agentRef: unknown): Promise<{ room: string, agent: string }> { return await this.rooms.invite(p, id, agentRef) }
+  async invite (p: Principal, id: string, agentRef: unknown, statement?: unknown): Promise<{ room: string, agent: string }> { return await this.rooms.invite(p, id, agentRef, statement) }
 
-  async kick (p: Principal, id: string, agentRef: unknown): Promise<{ room: string, agent: string }> { return await this.rooms.kick(p, id, agentRef) }
+  async kick (p: Principal, id: string, agentRef: unknown, statement?: unknown): Promise<{ room: string, agent: string }> { return await this.rooms.kick(p, id, agentRef, statement) }
+
+  /** A private room's signed membership statements as stored, oldest first (§17.5). */
+  async membershipStatements (s: RoomState): Promise<unknown[]> { return await this.rooms.statementsOf(s) }
+
+  /** Appends a signed membership statement to a private room (§17.5). */
+  async postMembership (p: Principal, id: string, statement: unknown): Promise<void> { await this.rooms.postStatement(p, id, statement) }
 
   async setTopic (p: Principal, id: string, topic: unknown): Promise<RoomState> { return await this.rooms.setTopic(p, id, topic) }
 

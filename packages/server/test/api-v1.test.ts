@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { Value } from '@sinclair/typebox/value'
 import { API_ROUTES, ErrorCode, HttpStatus, MAX_CERT_CHAIN_LENGTH, MAX_CERT_PEM_BYTES, type ApiRoute } from '@agentmesh/protocol'
-import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, createIdentity, signChallenge, signEnvelope, signRequest, type Identity } from '@agentmesh/crypto'
+import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, createIdentity, signChallenge, signEnvelope, signMembership, signRequest, type Identity } from '@agentmesh/crypto'
 import { silentLogger } from '@agentmesh/server'
 import { httpApp, openapi } from '@agentmesh/server/internal'
 import { memoryStore, type AppendItem, type AuditInput } from '@agentmesh/store'
@@ -168,7 +168,12 @@ describe('api v1 - in process, against the OpenAPI document', () => {
     await call(alice, 'POST', '/api/v1/rooms', { id: 'Bad Id' }, 400)
     await call(alice, 'POST', '/api/v1/rooms', { id: 'x', colour: 'red' }, 400)
     await call('operator', 'POST', '/api/v1/rooms', { id: 'op-room' }, 403)
-    await call(alice, 'POST', '/api/v1/rooms', { id: 'secret', kind: 'private' }, 201)
+    // a private room needs its creator's signed genesis (§17.5)
+    assert.equal((await call(alice, 'POST', '/api/v1/rooms', { id: 'secret', kind: 'private' }, 403)).body.error.code, ErrorCode.MembershipUnsigned)
+    await call(alice, 'POST', '/api/v1/rooms', { id: 'secret', kind: 'private', membership: signMembership(bob, { room: 'secret', op: 'create', agent: bob.amid }) }, 403)
+    await call(alice, 'POST', '/api/v1/rooms', { id: 'ops2', membership: signMembership(alice, { room: 'ops2', op: 'create', agent: alice.amid }) }, 400)
+    const genesis = signMembership(alice, { room: 'secret', op: 'create', agent: alice.amid })
+    await call(alice, 'POST', '/api/v1/rooms', { id: 'secret', kind: 'private', membership: genesis }, 201)
     const rooms = (await call(alice, 'GET', '/api/v1/rooms', undefined, 200)).body.rooms as Json[]
     assert.deepEqual(rooms.map(r => r.id).sort(), ['global', 'ops', 'secret'])
     await call(bob, 'GET', '/api/v1/rooms/secret', undefined, 404)
@@ -179,9 +184,25 @@ describe('api v1 - in process, against the OpenAPI document', () => {
     await call('operator', 'POST', '/api/v1/rooms/ops/join', undefined, 403)
     await call(carol, 'POST', '/api/v1/rooms/ops/invite', { agent: bob.amid }, 403)
     await call(bob, 'POST', '/api/v1/rooms/secret/invite', { agent: carol.amid }, 404)
-    await call(alice, 'POST', '/api/v1/rooms/secret/invite', { agent: bob.amid }, 200)
+    // no role invites to a private room: the owner's signed add does (the operator sees the room, and is refused)
+    assert.equal((await call('operator', 'POST', '/api/v1/rooms/secret/invite', { agent: carol.amid }, 403)).body.error.code, ErrorCode.MembershipUnsigned)
+    assert.equal((await call(alice, 'POST', '/api/v1/rooms/secret/invite', { agent: bob.amid }, 403)).body.error.code, ErrorCode.MembershipUnsigned)
+    const addBob = signMembership(alice, { room: 'secret', op: 'add', agent: bob.amid, after: genesis })
+    await call(alice, 'POST', '/api/v1/rooms/secret/invite', { agent: carol.amid, statement: addBob }, 403) // the statement is about bob
+    await call('operator', 'POST', '/api/v1/rooms/secret/invite', { agent: bob.amid, statement: signMembership(carol, { room: 'secret', op: 'add', agent: bob.amid, after: genesis }) }, 403)
+    await call(alice, 'POST', '/api/v1/rooms/ops/invite', { agent: carol.amid, statement: addBob }, 400)
+    await call(alice, 'POST', '/api/v1/rooms/secret/invite', { agent: bob.amid, statement: addBob }, 200)
+    await call(alice, 'POST', '/api/v1/rooms/secret/invite', { agent: bob.amid, statement: addBob }, 403) // used: it no longer extends the chain
     await call(alice, 'POST', '/api/v1/rooms/secret/invite', { agent: '@nobody' }, 404)
     await call(bob, 'POST', '/api/v1/rooms/secret/join', undefined, 200)
+    assert.deepEqual((await call(bob, 'GET', '/api/v1/rooms/secret/membership', undefined, 200)).body, { room: 'secret', statements: [genesis, addBob] })
+    await call(bob, 'GET', '/api/v1/rooms/ops/membership', undefined, 400)
+    await call(carol, 'GET', '/api/v1/rooms/secret/membership', undefined, 404)
+    // the owner names an admin (a statement of any kind goes to POST …/membership); bob may not
+    const adminBob = signMembership(alice, { room: 'secret', op: 'admin', agent: bob.amid, after: addBob })
+    await call(bob, 'POST', '/api/v1/rooms/secret/membership', { statement: signMembership(bob, { room: 'secret', op: 'admin', agent: bob.amid, after: addBob }) }, 403)
+    assert.equal((await call(alice, 'POST', '/api/v1/rooms/secret/membership', { statement: adminBob }, 200)).body.statements.length, 3)
+    await call(alice, 'POST', '/api/v1/rooms/secret/membership', { statement: { ...adminBob, sig: 'x' } }, 400)
     await call(alice, 'GET', '/api/v1/rooms/ops/members', undefined, 200)
     await call(alice, 'GET', '/api/v1/rooms/global/members', undefined, 400)
 
@@ -244,7 +265,9 @@ describe('api v1 - in process, against the OpenAPI document', () => {
     await call(alice, 'POST', '/api/v1/rooms/ops/kick', { agent: '@bob' }, 200)
     await call(bob, 'POST', '/api/v1/rooms/ops/leave', undefined, 403)
     await call(bob, 'POST', '/api/v1/rooms/global/leave', undefined, 400)
-    await call(bob, 'POST', '/api/v1/rooms/secret/leave', undefined, 200)
+    await call('operator', 'POST', '/api/v1/rooms/secret/kick', { agent: bob.amid }, 403)
+    await call(bob, 'POST', '/api/v1/rooms/secret/leave', { statement: signMembership(bob, { room: 'secret', op: 'leave', agent: bob.amid, after: addBob }) }, 403) // not the head
+    await call(bob, 'POST', '/api/v1/rooms/secret/leave', { statement: signMembership(bob, { room: 'secret', op: 'leave', agent: bob.amid, after: adminBob }) }, 200)
     await call(bob, 'GET', '/api/v1/presence', undefined, 200)
     // alice has no connection, but asking is activity: she shows online (§17.4)
     assert.deepEqual((await call(alice, 'GET', '/api/v1/presence?room=ops', undefined, 200)).body.agents.map((a: Json) => [a.amid, a.status]), [[alice.amid, 'online']])
@@ -333,7 +356,7 @@ describe('api v1 - requests are checked against the route table', () => {
     await bad(undefined, 'POST', '/api/v1/auth/challenge', { amid: 'nope' }, /^amid must be an AMID$/)
     await bad(undefined, 'POST', '/api/v1/auth/token', { amid: alice.amid, nonce: 'n' }, /^sig is required$/)
     // an unknown field is named first, with the fields the route takes
-    await bad(alice, 'POST', '/api/v1/rooms', { id: 'Bad Id', colour: 'red' }, /^unknown field "colour"; expected id, kind, topic$/)
+    await bad(alice, 'POST', '/api/v1/rooms', { id: 'Bad Id', colour: 'red' }, /^unknown field "colour"; expected id, kind, topic, membership$/)
     await bad(alice, 'POST', '/api/v1/rooms', { id: 'Bad Id' }, /^id must be a room id/)
     await bad(alice, 'POST', '/api/v1/rooms', { id: 'ops', kind: 'secret' }, /^kind must be one of public, private$/)
     await bad(alice, 'POST', '/api/v1/rooms', { id: 'ops', topic: 'x'.repeat(257) }, /^topic must be at most 256 characters/)
@@ -386,7 +409,7 @@ describe('api v1 - requests are checked against the route table', () => {
     await forbidden('operator', 'POST', '/api/v1/tasks', { to: '@bob', command: 'Status!' }, /^tasks are dispatched by agents/)
     // the body's shape (an object of known fields) still comes first, as it always did
     const shape = await call('operator', 'POST', '/api/v1/rooms', { id: 'ops', colour: 'red' }, 400)
-    assert.match(shape.body.error.message, /^unknown field "colour"; expected id, kind, topic$/)
+    assert.match(shape.body.error.message, /^unknown field "colour"; expected id, kind, topic, membership$/)
     assert.match((await call('operator', 'POST', '/api/v1/rooms', [], 400)).body.error.message, /^the body must be a JSON object$/)
     // an allowed principal with the same bodies gets the field named
     assert.match((await call(alice, 'POST', '/api/v1/rooms', { id: 'Bad Id' }, 400)).body.error.message, /^id must be a room id/)

@@ -104,6 +104,8 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, seq);
 CREATE INDEX IF NOT EXISTS audit_action ON audit (action, seq);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- schema 5, added later (a table older code leaves alone): private rooms' signed membership statements (docs/protocol.md §17.5)
+CREATE TABLE IF NOT EXISTS membership (room TEXT NOT NULL, seq INTEGER NOT NULL, statement TEXT NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID;
 `
 
 /** Task states that are not final: overdueTasks looks at these (as the tasks_open index does). */
@@ -228,6 +230,9 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     memberCount: db.prepare('SELECT count(*) FROM members WHERE room = ?').pluck(),
     invitePut: db.prepare('INSERT INTO invites (room, amid, invited_by, at) VALUES (?, ?, ?, ?) ON CONFLICT (room, amid) DO UPDATE SET invited_by = excluded.invited_by, at = excluded.at'),
     inviteGet: db.prepare('SELECT room, amid, invited_by, at FROM invites WHERE room = ? AND amid = ?'),
+    membershipLast: db.prepare('SELECT MAX(seq) FROM membership WHERE room = ?').pluck(),
+    membershipPut: db.prepare('INSERT INTO membership (room, seq, statement) VALUES (?, ?, ?)'),
+    membershipList: db.prepare('SELECT statement FROM membership WHERE room = ? ORDER BY seq').pluck(),
     inviteDelete: db.prepare('DELETE FROM invites WHERE room = ? AND amid = ?'),
     roomSeqGet: db.prepare('SELECT last_seq, entries FROM room_seqs WHERE room = ?'),
     roomSeqPut: db.prepare('INSERT INTO room_seqs (room, last_seq, entries) VALUES (?, ?, ?) ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq, entries = excluded.entries'),
@@ -279,6 +284,13 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     ...(r.comment === null ? {} : { comment: r.comment }),
     ...(r.interaction === null ? {} : { interaction: r.interaction }),
     at: r.at,
+  })
+  /** a statement goes in as the next seq only (the chain has no gaps) */
+  const appendMembershipTx = db.transaction((room: string, seq: number, statement: string): boolean => {
+    const last = q.membershipLast.get(room) as number | null
+    if (seq !== (last === null ? 0 : last + 1)) return false
+    q.membershipPut.run(room, seq, statement)
+    return true
   })
   const putFeedbackTx = db.transaction((f: FeedbackRecord): { previous?: FeedbackRecord } => {
     const row = q.fbGet.get(f.rater, f.subject) as FeedbackRow | undefined
@@ -687,6 +699,11 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       const r = q.inviteGet.get(room, amid) as { room: string, amid: string, invited_by: string, at: number } | undefined
       return r === undefined ? undefined : { room: r.room, amid: r.amid, by: r.invited_by, at: r.at }
     },
+    async appendMembership (room, seq, statement) {
+      live()
+      return appendMembershipTx(room, seq, statement)
+    },
+    async listMembership (room) { live(); return q.membershipList.all(room) as string[] },
     async readHistory (room, query) {
       live()
       const limit = limitOf(query.limit)

@@ -48,6 +48,8 @@ export function memoryStore (init: StoreInit = {}): Store {
   const members = new Map<string, Map<string, MemberRecord>>()
   const memberOf = new Map<string, Set<string>>()
   const invites = new Map<string, Map<string, InviteRecord>>()
+  /** room → its membership statements, by seq */
+  const membership = new Map<string, string[]>()
   const histories = new Map<string, History>()
   const readUpTo = new Map<string, Map<string, number>>()
   const audit: AuditRecord[] = []
@@ -289,6 +291,15 @@ export function memoryStore (init: StoreInit = {}): Store {
     async countMembers (room) { live(); return members.get(room)?.size ?? 0 },
     async putInvite (i) { live(); nested(invites, i.room).set(i.amid, { room: i.room, amid: i.amid, by: i.by, at: i.at }) },
     async getInvite (room, amid) { live(); const i = invites.get(room)?.get(amid); return i === undefined ? undefined : { ...i } },
+    async appendMembership (room, seq, statement) {
+      live()
+      const chain = membership.get(room) ?? []
+      if (seq !== chain.length) return false
+      chain.push(statement)
+      membership.set(room, chain)
+      return true
+    },
+    async listMembership (room) { live(); return [...(membership.get(room) ?? [])] },
     async readHistory (room, q) {
       live()
       const entries = histories.get(room)?.entries ?? []

@@ -510,6 +510,14 @@ export interface RoomStore {
   countMembers (room: string): Promise<number>
   putInvite (invite: InviteRecord): Promise<void>
   getInvite (room: string, amid: string): Promise<InviteRecord | undefined>
+  /**
+   * Appends a private room's signed membership statement (docs/protocol.md §17.5) as its `seq`
+   * (0 for the genesis); false when the room has a statement with that seq already. The store keeps
+   * the JSON text as given: the relay checks it before, clients check it again.
+   */
+  appendMembership (room: string, seq: number, statement: string): Promise<boolean>
+  /** A room's membership statements (JSON texts) in seq order. */
+  listMembership (room: string): Promise<string[]>
   /** A room's history in seq order (see HistoryQuery). */
   readHistory (room: string, q: HistoryQuery): Promise<HistoryEntry[]>
   getHistoryEntry (room: string, seq: number): Promise<HistoryEntry | undefined>

@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Option, type Command } from 'commander'
-import { isAmid, loadIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
-import { FINAL_TASK_STATES, GROUP_TYPE, chat, connect, type Connection, type HistoryEntry } from '@agentmesh/client'
+import { formatSafetyNumber, isAmid, loadIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
+import { FINAL_TASK_STATES, GROUP_TYPE, chat, connect, type Connection, type HistoryEntry, type VerifiedRoomMembership } from '@agentmesh/client'
 import {
   AgentMeshError, COMMAND_PATTERN, ErrorCode, HANDLE_PATTERN, ID_PATTERN, MAX_PAGE, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S,
   MAX_TOPIC_LENGTH as MAX_TOPIC, RESERVED_HANDLES, ROLES, ROOM_ID_PATTERN, TASK_STATES,
@@ -35,6 +35,8 @@ const MAX_LIMIT = 10_000
 const POLL_MS = 500
 /** Stop reading stdin while this many sends wait for their ack. */
 const MAX_QUEUED_SENDS = 4096
+/** --timeout of the connection a command opens to sign with the agent's state (private rooms, handle pins) */
+const CONNECT_TIMEOUT = '10'
 const TASK_UPDATE_TYPE = 'task.update'
 
 /** A room id as given (`ops` or `#ops`), without the `#`. */
@@ -119,6 +121,26 @@ async function resolveAgent (api: Api, ref: string): Promise<string> {
   if (isAmid(ref)) return ref
   const r = await api.call('resolveHandle', `/api/v1/handles/${encodeURIComponent(ref.slice(1))}`)
   return r.amid
+}
+
+/**
+ * An @handle's AMID as the agent's connection resolves it: checked against the AMID pinned for the
+ * handle (AM_ERR_HANDLE_CHANGED when the relay now names another agent); on first contact the AMID
+ * (and the safety number, when the peer published keys) is shown and pinned.
+ */
+async function resolvePinned (conn: Connection, out: Out, handle: string): Promise<string> {
+  const key = handle.replace(/^@/, '').toLowerCase()
+  const first = !conn.handlePins().some(p => p.handle === key)
+  const amid = await conn.resolveHandle(handle)
+  if (first && conn.handlePins().some(p => p.handle === key)) {
+    let sn = ''
+    try {
+      const st = await conn.peer(amid)
+      if (st.safetyNumber !== undefined) sn = `, safety number ${formatSafetyNumber(st.safetyNumber)}`
+    } catch { /* no keys published: the AMID alone */ }
+    out.note(`first contact with @${key}: it is ${amid}${sn}. Pinned: should @${key} ever resolve to another agent, sends are refused (AM_ERR_HANDLE_CHANGED); compare with its holder: \`agentmesh verify ${amid}\``)
+  }
+  return amid
 }
 
 /** Options shared by every REST command. */
@@ -429,7 +451,8 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       if (o.stdin !== true && text === undefined) throw usage('missing message text: `agentmesh dm <peer> <text>`, or --stdin')
       checkSendOpts(o, text, 'as an argument')
       parsePositive('--timeout', o.timeout ?? '30')
-      const to = await resolveAgent(apiOf(o, io), peer)
+      // an @handle is resolved by this agent's state: pinned on first contact, refused when it changed
+      const to = isAmid(peer) ? peer : await withConnection(io, { ...o, timeout: CONNECT_TIMEOUT }, out, async (conn) => await resolvePinned(conn, out, peer))
       await sendChat(io, o, out, to, text, { to, ...(peer === to ? {} : { peer }) }, o.plaintext !== true)
     })
 
@@ -466,7 +489,10 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
       const api = apiOf(o, io)
       const kind = o.private === true ? 'private' : 'public'
       try {
-        const r = await api.call('createRoom', '/api/v1/rooms', { id: rid, kind, ...(o.topic === undefined ? {} : { topic: o.topic }) })
+        // a private room starts with the creator's signed genesis, pinned in its state (docs/protocol.md §17.5)
+        const r = kind === 'private' && !api.operator
+          ? await withConnection(io, { ...o, timeout: CONNECT_TIMEOUT }, out, async (conn) => await chat(conn).createRoom({ id: rid, kind, ...(o.topic === undefined ? {} : { topic: o.topic }) }))
+          : await api.call('createRoom', '/api/v1/rooms', { id: rid, kind, ...(o.topic === undefined ? {} : { topic: o.topic }) })
         out.result({ ...r }, `created ${r.kind} room ${r.id}`)
       } catch (err) {
         // created before by this agent, of the same kind (a script or the README's tour run again): kept
@@ -495,11 +521,18 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .action(async (id: string, o: ApiOpts) => {
       const out = output(o.json === true, io)
       const rid = roomOf('room', id)
-      const r = await apiOf(o, io).call('leaveRoom', `/api/v1/rooms/${rid}/leave`)
+      const api = apiOf(o, io)
+      if (!api.operator && (await api.call('getRoom', `/api/v1/rooms/${rid}`)).kind === 'private') {
+        // a private room's leave is signed by the member who leaves
+        await withConnection(io, { ...o, timeout: CONNECT_TIMEOUT }, out, async (conn) => { await chat(conn).leave(rid) })
+        out.result({ room: rid, left: true }, `left ${rid}`)
+        return
+      }
+      const r = await api.call('leaveRoom', `/api/v1/rooms/${rid}/leave`)
       out.result({ ...r }, `left ${rid}`)
     })
 
-  for (const [verb, done, what] of [['invite', 'invited', 'invite an agent to a room (the owner of a private room; any member of a public one)'], ['kick', 'kicked', 'remove a member from a room (its owner, a warden for public rooms, a master)']] as const) {
+  for (const [verb, done, what] of [['invite', 'invited', 'invite an agent to a room (to a private room: its owner or an admin, who signs the add; any member of a public one)'], ['kick', 'kicked', 'remove a member from a room (a private room: its owner or an admin, who signs the removal; a public room: its owner, a warden, a master)']] as const) {
     withApi(room.command(verb)
       .description(what)
       .argument('<id>', 'the room id')
@@ -510,6 +543,17 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
         agentOf('agent', agent)
         const api = apiOf(o, io)
         const path = `/api/v1/rooms/${rid}/${verb}`
+        if (!api.operator && (await api.call('getRoom', `/api/v1/rooms/${rid}`)).kind === 'private') {
+          // signed by this agent (the owner or an admin): the relay's roles cannot do it (docs/protocol.md §17.5)
+          const amid = await withConnection(io, { ...o, timeout: CONNECT_TIMEOUT }, out, async (conn) => {
+            const target = isAmid(agent) ? agent : await conn.resolveHandle(agent)
+            if (verb === 'invite') await chat(conn).invite(rid, target)
+            else await chat(conn).kick(rid, target)
+            return target
+          })
+          out.result({ room: rid, agent: amid, [done]: true }, `${done} ${agent}${amid !== agent ? ` (${amid})` : ''} ${verb === 'invite' ? 'to' : 'from'} ${rid} (signed)`)
+          return
+        }
         const r = verb === 'invite' ? await api.call('inviteToRoom', path, { agent }) : await api.call('kickFromRoom', path, { agent })
         out.result({ ...r }, `${done} ${agent}${r.agent !== agent ? ` (${r.agent})` : ''} ${verb === 'invite' ? 'to' : 'from'} ${rid}`)
       })
@@ -533,10 +577,21 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .action(async (id: string, o: ApiOpts) => {
       const out = output(o.json === true, io)
       const rid = roomOf('room', id)
-      const r = await apiOf(o, io).call('listMembers', `/api/v1/rooms/${rid}/members`)
-      for (const m of r.members) {
-        out.result({ room: r.room ?? rid, ...m }, `${m.handle ?? '-'}  ${m.amid}  ${m.role}  ${m.presence}${m.read_up_to === undefined ? '' : `  read up to #${m.read_up_to}`}`)
+      const api = apiOf(o, io)
+      const r = await api.call('listMembers', `/api/v1/rooms/${rid}/members`)
+      // a private room: who added whom, as this agent verified the signed chain; an agent the relay lists unsigned is a warning
+      let verified: VerifiedRoomMembership | undefined
+      if (!api.operator && (await api.call('getRoom', `/api/v1/rooms/${rid}`)).kind === 'private') {
+        verified = await withConnection(io, { ...o, timeout: CONNECT_TIMEOUT }, out, async (conn) => await chat(conn).membership(rid))
       }
+      const name = (amid: string): string => { const m = r.members.find(x => x.amid === amid); return m?.handle === undefined ? amid : '@' + m.handle }
+      for (const m of r.members) {
+        const v = verified?.members.find(x => x.amid === m.amid)
+        const signed = verified === undefined ? {} : v === undefined ? { signed: false } : { signed: true, added_by: v.added_by, added_at: v.added_at, ...(verified.admins.includes(m.amid) ? { admin: true } : {}) }
+        const how = verified === undefined ? '' : v === undefined ? '  UNSIGNED: no statement by the owner or an admin adds it (it gets no sender key)' : v.added_by === m.amid ? '  (created the room)' : `  added by ${name(v.added_by)}${verified.admins.includes(m.amid) ? ', admin' : ''}`
+        out.result({ room: r.room ?? rid, ...m, ...signed }, `${m.handle ?? '-'}  ${m.amid}  ${m.role}  ${m.presence}${m.read_up_to === undefined ? '' : `  read up to #${m.read_up_to}`}${how}`)
+      }
+      for (const g of verified?.unsigned ?? []) out.warn(new AgentMeshError(ErrorCode.MembershipUnsigned, `#${rid}: the relay lists ${g} as a member, but no statement signed by the room's owner or an admin adds it; it gets no sender key — tell the room's owner`))
       if (r.members.length === 0) out.note('no members')
     })
 
@@ -580,7 +635,35 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     })
 
   const handle = program.command('handle')
-    .description('your @handle: `handle set <name>`, `handle show [agent]`')
+    .description('your @handle: `handle set <name>`, `handle show [agent]`; handles pinned to agents: `handle pins`, `handle accept @name`')
+
+  withCommon(handle.command('accept')
+    .description('accept the agent the relay now gives for an @handle pinned to another (after checking with its holder): sends to it are refused until then (AM_ERR_HANDLE_CHANGED)')
+    .argument('<handle>', 'the @handle')
+    .option('--timeout <sec>', 'give up reaching the relay after this many seconds', CONNECT_TIMEOUT))
+    .action(async (name: string, o: CommonOpts & { timeout: string }) => {
+      const out = output(o.json === true, io)
+      const h = handleOf('handle', name)
+      await withConnection(io, o, out, async (conn) => {
+        const before = conn.handlePins().find(p => p.handle === h.toLowerCase())
+        const pin = await conn.acceptHandle('@' + h)
+        const changed = before !== undefined && before.amid !== pin.amid
+        out.result({ handle: pin.handle, amid: pin.amid, ...(changed ? { previous: before.amid } : {}) },
+          changed ? `@${pin.handle} is now pinned to ${pin.amid} (was ${before.amid})` : `@${pin.handle} is pinned to ${pin.amid}`)
+      })
+    })
+
+  withCommon(handle.command('pins')
+    .description('the @handles this agent pinned to agents (on first contact, or accepted)')
+    .option('--timeout <sec>', 'give up reaching the relay after this many seconds', CONNECT_TIMEOUT))
+    .action(async (o: CommonOpts & { timeout: string }) => {
+      const out = output(o.json === true, io)
+      await withConnection(io, o, out, async (conn) => {
+        const pins = conn.handlePins()
+        for (const p of pins) out.result({ handle: p.handle, amid: p.amid, at: p.at, ...(p.previous === undefined ? {} : { previous: p.previous }) }, `@${p.handle}  ${p.amid}  since ${iso(p.at)}`)
+        if (pins.length === 0) out.note('no handles pinned')
+      })
+    })
 
   withApi(handle.command('set')
     .description('take a handle (2–32 characters; unique on the relay, case-insensitively); your old one is freed')

@@ -150,6 +150,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
             out.warn(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, `could not declare /status and /ping: ${(err as Error).message}`))
           }
         }
+        watchMembership(conn, io, out, o.json === true)
         const names = senderNames(conn)
         const verified = safetyNumbers(conn)
         for await (const m of conn.messages({ signal: both })) {
@@ -169,6 +170,26 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
         throw new AgentMeshError(ErrorCode.Timeout, `received ${n} of ${count} messages within ${ms! / 1000} s (--timeout)`)
       }
     })
+}
+
+/**
+ * Membership changes of private rooms, on stderr while listening: when the relay says someone was
+ * invited, the room's signed chain is verified (docs/protocol.md §17.5) and each verified change
+ * is printed with who signed it; a change the chain does not prove is a warning.
+ */
+function watchMembership (conn: Connection, io: CliIo, out: ReturnType<typeof output>, json: boolean): void {
+  void (async () => {
+    for await (const e of conn.events()) {
+      if (e.type !== 'member' || e.room === undefined) continue
+      if (e.change === 'invited' && e.by !== undefined) {
+        await chat(conn).membership(e.room.slice(1)).catch((err: unknown) => { out.warn(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, (err as Error).message)) })
+      } else if ((e.change === 'added' || e.change === 'removed') && e.by !== undefined) {
+        io.stderr.write(json
+          ? JSON.stringify({ member: { room: e.room, amid: e.amid, change: e.change, by: e.by, ts: e.ts } }) + '\n'
+          : `agentmesh: ${e.room}: ${e.amid} was ${e.change} by ${e.by} (signed)\n`)
+      }
+    }
+  })().catch(() => {})
 }
 
 /** Facts about a sender kept for a minute, then asked again: at most this many senders are kept. */

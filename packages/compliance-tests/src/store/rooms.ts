@@ -92,6 +92,22 @@ export function roomsSuite (init: SuiteInit<RoomsSuiteStore>): void {
         })
       })
 
+      it('store - appendMembership takes the next seq only (0 first), per room; listMembership in seq order, texts as given', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.createRoom(room('ops', 'private', { createdAt: T0 + 10 }))
+          assert.deepEqual(await store.listMembership('ops'), [])
+          assert.equal(await store.appendMembership('ops', 1, '{"seq":1}'), false, 'no gap before the genesis')
+          assert.equal(await store.appendMembership('ops', 0, '{"seq":0,"é":"日本"}'), true)
+          assert.equal(await store.appendMembership('ops', 0, '{"seq":0,"other":true}'), false, 'a seq is taken once')
+          assert.equal(await store.appendMembership('ops', 1, '{"seq":1}'), true)
+          assert.equal(await store.appendMembership('ops', 3, '{"seq":3}'), false)
+          assert.equal(await store.appendMembership('other', 0, '{"room":"other"}'), true)
+          assert.deepEqual(await store.listMembership('ops'), ['{"seq":0,"é":"日本"}', '{"seq":1}'])
+          assert.deepEqual(await store.listMembership('other'), ['{"room":"other"}'])
+          assert.deepEqual(await store.listMembership('nope'), [])
+        })
+      })
+
       it('store - addMember adds once (the role is kept), removes the invite; removeMember; members by joinedAt then amid', async () => {
         await withStore(undefined, async ({ store }) => {
           await store.createRoom(room('ops', 'private', { createdAt: T0 + 10 }))

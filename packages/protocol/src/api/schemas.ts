@@ -266,16 +266,47 @@ export type RoomMember = Static<typeof RoomMember>
 
 export const RoomsQuery = Type.Object({ after: Type.Optional(Type.String({ description: 'room ids after this one' })), limit: Type.Optional(Limit) })
 export const RoomList = Type.Object({ rooms: Type.Array(RoomInfo) }, { additionalProperties: false })
+/**
+ * A private room's membership statement (docs/protocol.md §17.5), signed by the agent that makes
+ * the change: `sig` = Ed25519(by, "agentmesh/membership\n" + RFC 8785 JSON of every field but sig);
+ * `prev` = base64url(SHA-256(RFC 8785 JSON of the statement before, sig included)).
+ */
+export const MembershipStatement = Type.Object({
+  v: Type.Literal(1),
+  room: Type.String({ pattern: ROOM_ID_PATTERN }),
+  seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: '0 for the genesis (create), then +1 per statement' }),
+  prev: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: 'hash of the statement before (absent in the genesis)' })),
+  op: OneOf(['create', 'add', 'remove', 'leave', 'admin', 'unadmin']),
+  agent: AmidString,
+  by: AmidString,
+  at: ms(),
+  sig: Type.String({ pattern: '^[A-Za-z0-9_-]{86}$', description: 'Ed25519 signature by `by`, base64url' }),
+}, { additionalProperties: false, $id: 'MembershipStatement' })
+export type MembershipStatement = Static<typeof MembershipStatement>
+
 export const CreateRoomBody = Type.Object({
   id: Type.String({ pattern: ROOM_ID_PATTERN, description: '"global" and ids starting with "dm-" are reserved' }),
   kind: Type.Optional(OneOf(['public', 'private'], { default: 'public' })),
   topic: Type.Optional(Topic),
+  membership: Type.Optional(MembershipStatement),
 }, { additionalProperties: false })
 export type CreateRoomBody = Static<typeof CreateRoomBody>
 export const MemberList = Type.Object({ room: Type.String(), members: Type.Array(RoomMember) }, { additionalProperties: false })
 export const Joined = Type.Object({ room: RoomInfo, joined: Type.Literal(true), already: Type.Boolean() }, { additionalProperties: false })
 export const Left = Type.Object({ room: Type.String(), left: Type.Literal(true) }, { additionalProperties: false })
 export const AgentBody = Type.Object({ agent: AgentRef }, { additionalProperties: false })
+export const MemberChangeBody = Type.Object({
+  agent: AgentRef,
+  statement: Type.Optional(MembershipStatement),
+}, { additionalProperties: false })
+export const LeaveBody = Type.Object({
+  statement: Type.Optional(MembershipStatement),
+}, { additionalProperties: false })
+export const MembershipBody = Type.Object({ statement: MembershipStatement }, { additionalProperties: false })
+export const Membership = Type.Object({
+  room: Type.String({ description: 'room id' }),
+  statements: Type.Array(MembershipStatement, { description: 'the signed chain as the relay holds it, genesis first; clients verify it themselves' }),
+}, { additionalProperties: false })
 export const Invited = Type.Object({ room: Type.String({ description: 'room id' }), agent: AmidString, invited: Type.Literal(true) }, { additionalProperties: false })
 export const Kicked = Type.Object({ room: Type.String({ description: 'room id' }), agent: AmidString, kicked: Type.Literal(true) }, { additionalProperties: false })
 export const TopicBody = Type.Object({ topic: Type.Optional(Topic) }, { additionalProperties: false })
@@ -511,5 +542,5 @@ export type SettingsAnswer = Static<typeof SettingsAnswer>
 export const NAMED_SCHEMAS: readonly TSchema[] = [
   ErrorBody, Envelope, RoomInfo, RoomMember, HistoryMessage, PostMessageBody, MessagePosted, HandleSet, PresenceEntry,
   TaskInfo, TaskTransition, AuditEntry, Settings, SettingsPatch, Skill, Profile, Certificate, Feedback, Reputation,
-  ReputationFlag, Crl,
+  ReputationFlag, Crl, MembershipStatement,
 ]

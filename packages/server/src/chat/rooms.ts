@@ -4,7 +4,7 @@
  * cached (least recently used go first); a change here tells other nodes to drop their copy.
  */
 import { AgentMeshError, ErrorCode, ROOM_ID_PATTERN, type RoomInfo, type RoomMember } from '@agentmesh/protocol'
-import { DM_ROOM_PREFIX } from '@agentmesh/crypto'
+import { DM_ROOM_PREFIX, applyMembership, verifyMembershipChain, verifyMembershipStatement, type MembershipStatement, type VerifiedMembership } from '@agentmesh/crypto'
 import { LruMap } from '@agentmesh/protocol/internal'
 import type { AppendResult, MemberRecord, RoomKind, RoomRecord } from '@agentmesh/store'
 import type { ChatContext } from './context.ts'
@@ -16,6 +16,10 @@ import { GLOBAL_ROOM, NOTICE_TYPE, actorOf, type Checked, type Principal, type R
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
 /** Rooms (with their member sets) kept in memory; the least recently used go first. @default 10,000 */
 export const MAX_CACHED_ROOMS = 10_000
+
+function unsigned (why: string): AgentMeshError {
+  return new AgentMeshError(ErrorCode.MembershipUnsigned, why)
+}
 
 function agentOf (p: Principal): string {
   if (p.kind !== 'agent') throw new AgentMeshError(ErrorCode.Forbidden, 'this is done by an agent for itself; use an agent\'s token or signed request')
@@ -76,7 +80,7 @@ export class Rooms {
     return s
   }
 
-  async createRoom (p: Principal, checked: Checked<{ id?: unknown, kind?: unknown, topic?: unknown }>): Promise<RoomState> {
+  async createRoom (p: Principal, checked: Checked<{ id?: unknown, kind?: unknown, topic?: unknown, membership?: unknown }>): Promise<RoomState> {
     if (p.kind !== 'agent') throw new AgentMeshError(ErrorCode.Forbidden, 'rooms are created by agents (they own them); use an agent\'s token or signed request')
     const body = checked()
     const id = body.id
@@ -85,6 +89,16 @@ export class Rooms {
     const kind = body.kind ?? 'public'
     if (kind !== 'public' && kind !== 'private') throw new AgentMeshError(ErrorCode.InvalidArgument, 'kind must be "public" or "private"')
     const topic = this.checkTopic(body.topic)
+    let genesis: MembershipStatement | undefined
+    if (kind === 'private') {
+      // a private room's membership starts with its creator's signed genesis (§17.5)
+      if (body.membership === undefined) throw unsigned(`a private room is created with its signed genesis (membership): use the SDK or \`agentmesh room create ${id} --private\`, which sign it`)
+      const v = applyMembership(undefined, body.membership)
+      genesis = body.membership as MembershipStatement
+      if (v.room !== id || v.owner !== p.amid) throw unsigned(`the genesis must name room ${id} and be signed by its creator ${p.amid}`)
+    } else if (body.membership !== undefined) {
+      throw new AgentMeshError(ErrorCode.InvalidArgument, 'membership is for private rooms only: a public room\'s members are not signed for')
+    }
     const owned = await this.ctx.store.listRooms({ member: p.amid, limit: 10_000 })
     if (owned.filter(r => r.owner === p.amid).length >= this.limits.maxRoomsPerAgent) {
       throw new AgentMeshError(ErrorCode.Forbidden, `you own ${this.limits.maxRoomsPerAgent} rooms already (the limit); an agent owns at most that many`)
@@ -97,6 +111,7 @@ export class Rooms {
         ? `the room id "${id}" is taken; choose another`
         : `a room "${id}" exists already; join it with \`agentmesh room join ${id}\``)
     }
+    if (genesis !== undefined) await this.ctx.store.appendMembership(id, 0, JSON.stringify(genesis))
     this.rooms.delete(id)
     this.ctx.invalidate('room', id)
     await this.ctx.audit(p, 'room.create', '#' + id, { kind })
@@ -117,6 +132,8 @@ export class Rooms {
     if (s.room.kind === 'global') return { state: s, already: true }
     if (s.members!.has(amid)) return { state: s, already: true }
     if (s.room.kind === 'private' && await this.ctx.store.getInvite(s.room.id, amid) === undefined) throw hidden()
+    // and the room's signed membership says so (an invitation whose statement was revoked since is void)
+    if (s.room.kind === 'private' && !(await this.membershipOf(s)).members.has(amid)) throw hidden()
     if (s.members!.size >= this.limits.maxMembersPerRoom) throw new AgentMeshError(ErrorCode.Forbidden, `the room ${s.room.id} is full: it has ${this.limits.maxMembersPerRoom} members (the limit)`)
     const m: MemberRecord = { room: s.room.id, amid, role: 'member', joinedAt: this.ctx.now() }
     await this.ctx.store.addMember(m)
@@ -127,12 +144,16 @@ export class Rooms {
     return { state: s, already: false }
   }
 
-  async leave (p: Principal, id: string): Promise<RoomState> {
+  async leave (p: Principal, id: string, statement?: unknown): Promise<RoomState> {
     const amid = agentOf(p)
     const s = await this.visibleRoom(p, id)
     if (s.room.kind === 'global') throw new AgentMeshError(ErrorCode.InvalidArgument, 'the global room cannot be left: every agent is in it')
     if (s.room.kind === 'dm') throw new AgentMeshError(ErrorCode.InvalidArgument, 'a DM conversation cannot be left')
     if (!s.members!.has(amid)) throw new AgentMeshError(ErrorCode.NotMember, `you are not a member of ${s.room.id}`)
+    if (statement !== undefined) {
+      if (s.room.kind !== 'private') throw new AgentMeshError(ErrorCode.InvalidArgument, 'statement is for private rooms only')
+      await this.appendStatement(s, statement, 'leave', amid)
+    }
     await this.removeMember(s, amid)
     await this.ctx.audit(p, 'room.leave', '#' + s.room.id, {})
     this.presences.emit([...this.membersOf(s), amid], { type: 'member', amid, room: '#' + s.room.id, change: 'left', ts: this.ctx.now() })
@@ -145,30 +166,106 @@ export class Rooms {
     this.ctx.invalidate('members', s.room.id)
   }
 
-  /** Owner of the room, or a master; wardens too for public rooms and the global room. */
+  /**
+   * Owner of the room, or a master; wardens too for public rooms and the global room. A private
+   * room's membership is not moderated by roles: it changes by signed statements (appendStatement).
+   */
   private mayModerate (p: Principal, s: RoomState): boolean {
     if (p.role === 'master') return true
     if (p.kind === 'agent' && s.room.owner === p.amid) return true
     return p.role === 'warden' && (s.room.kind === 'public' || s.room.kind === 'global')
   }
 
-  async invite (p: Principal, id: string, agentRef: unknown): Promise<{ room: string, agent: string }> {
+  async invite (p: Principal, id: string, agentRef: unknown, statement?: unknown): Promise<{ room: string, agent: string }> {
     const s = await this.visibleRoom(p, id)
     if (s.room.kind === 'global' || s.room.kind === 'dm') throw new AgentMeshError(ErrorCode.InvalidArgument, `${s.room.id} takes no invitations`)
-    if (s.room.kind === 'private' && !this.mayModerate(p, s)) throw new AgentMeshError(ErrorCode.Forbidden, `only the owner of ${s.room.id} (or a master) invites to it`)
     if (s.room.kind === 'public' && p.kind === 'agent' && !s.members!.has(p.amid) && p.role !== 'master') throw new AgentMeshError(ErrorCode.NotMember, `join ${s.room.id} before inviting to it`)
     const amid = await this.handles.resolveAgent(agentRef)
-    await this.ctx.store.putInvite({ room: s.room.id, amid, by: actorOf(p), at: this.ctx.now() })
+    let by = actorOf(p)
+    if (s.room.kind === 'private') {
+      // no role invites to a private room: the owner's (or an admin's) signed statement does
+      if (statement === undefined) {
+        // an agent the chain proves a member already (it left without a signed leave) may be let in again
+        const chain = await this.membershipOf(s)
+        if (!chain.members.has(amid)) throw unsigned(`an invitation to the private room ${s.room.id} is a statement signed by its owner or an admin (statement): use the SDK or \`agentmesh room invite\`, which sign it; no role (master, warden, the operator) invites without it`)
+        by = chain.members.get(amid)!.by
+      } else {
+        by = (await this.appendStatement(s, statement, 'add', amid)).by
+      }
+    } else if (statement !== undefined) {
+      throw new AgentMeshError(ErrorCode.InvalidArgument, 'statement is for private rooms only')
+    }
+    await this.ctx.store.putInvite({ room: s.room.id, amid, by, at: this.ctx.now() })
     await this.ctx.audit(p, 'room.invite', '#' + s.room.id, { agent: amid })
-    this.presences.emit([...this.membersOf(s), amid], { type: 'member', amid, room: '#' + s.room.id, change: 'invited', ts: this.ctx.now() })
+    this.presences.emit([...this.membersOf(s), amid], { type: 'member', amid, room: '#' + s.room.id, change: 'invited', ...(s.room.kind === 'private' ? { by } : {}), ts: this.ctx.now() })
     return { room: s.room.id, agent: amid }
   }
 
-  async kick (p: Principal, id: string, agentRef: unknown): Promise<{ room: string, agent: string }> {
+  /** A private room's membership chain as the relay holds it, verified (the relay checks too; clients do not trust it). */
+  async membershipOf (s: RoomState): Promise<VerifiedMembership> {
+    const texts = await this.ctx.store.listMembership(s.room.id)
+    return verifyMembershipChain(s.room.id, texts.map(t => JSON.parse(t) as unknown))
+  }
+
+  /** A private room's membership statements as stored (JSON), oldest first. */
+  async statementsOf (s: RoomState): Promise<unknown[]> {
+    if (s.room.kind !== 'private') throw new AgentMeshError(ErrorCode.InvalidArgument, `${s.room.id} is not a private room: only private rooms have a signed membership`)
+    return (await this.ctx.store.listMembership(s.room.id)).map(t => JSON.parse(t) as unknown)
+  }
+
+  /**
+   * Checks a signed statement against the room's chain (it must be the next one, signed by someone
+   * who may make that change) and appends it. `op` and `agent`, when given, are what the route
+   * asked for: the statement must say the same.
+   */
+  async appendStatement (s: RoomState, statement: unknown, op?: MembershipStatement['op'], agent?: string): Promise<MembershipStatement> {
+    if (s.room.kind !== 'private') throw new AgentMeshError(ErrorCode.InvalidArgument, `${s.room.id} is not a private room: only private rooms have a signed membership`)
+    const st = verifyMembershipStatement(statement)
+    if (op !== undefined && st.op !== op) throw unsigned(`the statement is a ${st.op}, not a ${op}`)
+    if (agent !== undefined && st.agent !== agent) throw unsigned(`the statement is about ${st.agent}, not ${agent}`)
+    const chain = await this.membershipOf(s)
+    applyMembership(chain, st)
+    if (!await this.ctx.store.appendMembership(s.room.id, st.seq, JSON.stringify(st))) {
+      throw unsigned(`the statement does not follow the newest of ${s.room.id} (another change came first): sign it again`)
+    }
+    return st
+  }
+
+  /** POST …/membership: a signed statement of any kind (naming admins, or an add, remove or leave). */
+  async postStatement (p: Principal, id: string, statement: unknown): Promise<MembershipStatement> {
+    const s = await this.visibleRoom(p, id)
+    if (s.room.kind !== 'private') throw new AgentMeshError(ErrorCode.InvalidArgument, `${s.room.id} is not a private room: only private rooms have a signed membership`)
+    const st = verifyMembershipStatement(statement)
+    if (st.op === 'add') { await this.invite(p, id, st.agent, st); return st }
+    if (st.op === 'remove') { await this.kick(p, id, st.agent, st); return st }
+    const appended = await this.appendStatement(s, st)
+    if (st.op === 'leave' && s.members!.has(st.agent)) {
+      await this.removeMember(s, st.agent)
+      this.presences.emit([...this.membersOf(s), st.agent], { type: 'member', amid: st.agent, room: '#' + s.room.id, change: 'left', ts: this.ctx.now() })
+    }
+    await this.ctx.audit(p, 'room.membership', '#' + s.room.id, { op: st.op, agent: st.agent, by: st.by })
+    return appended
+  }
+
+  async kick (p: Principal, id: string, agentRef: unknown, statement?: unknown): Promise<{ room: string, agent: string }> {
     const s = await this.visibleRoom(p, id)
     if (s.room.kind === 'global' || s.room.kind === 'dm') throw new AgentMeshError(ErrorCode.InvalidArgument, `nobody can be removed from ${s.room.id}`)
-    if (!this.mayModerate(p, s)) throw new AgentMeshError(ErrorCode.Forbidden, `only the owner of ${s.room.id}${s.room.kind === 'public' ? ', a warden' : ''} or a master kicks members`)
+    if (s.room.kind === 'private') {
+      if (statement === undefined) throw unsigned(`a removal from the private room ${s.room.id} is a statement signed by its owner or an admin (statement): use the SDK or \`agentmesh room kick\`, which sign it; no role (master, warden, the operator) removes without it`)
+    } else {
+      if (statement !== undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'statement is for private rooms only')
+      if (!this.mayModerate(p, s)) throw new AgentMeshError(ErrorCode.Forbidden, `only the owner of ${s.room.id}, a warden or a master kicks members`)
+    }
     const amid = await this.handles.resolveAgent(agentRef)
+    if (s.room.kind === 'private') {
+      if (amid === s.room.owner) throw new AgentMeshError(ErrorCode.Forbidden, 'the owner cannot be kicked from its own room')
+      await this.appendStatement(s, statement, 'remove', amid)
+      if (!s.members!.has(amid)) {
+        // invited, not joined yet: the statement stands, there is no membership to end
+        await this.ctx.audit(p, 'room.kick', '#' + s.room.id, { agent: amid })
+        return { room: s.room.id, agent: amid }
+      }
+    }
     if (!s.members!.has(amid)) throw new AgentMeshError(ErrorCode.NotMember, `${amid} is not a member of ${s.room.id}`)
     if (amid === s.room.owner) throw new AgentMeshError(ErrorCode.Forbidden, 'the owner cannot be kicked from its own room')
     await this.removeMember(s, amid)
