@@ -16,7 +16,7 @@ import {
   type PreKeyBundle, type PreKeyStore, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
 } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN, type ApiAnswer, type ApiBody, type Envelope, type RouteName } from '@agentmesh/protocol'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { ClientState } from './state.ts'
 import { registryRequest } from './registry.ts'
 import { restCall } from './api.ts'
@@ -51,7 +51,23 @@ const dec = new TextDecoder('utf-8', { fatal: true })
 /** Record kinds in the state's `records` table. */
 const K = {
   key: 'key', spk: 'spk', opk: 'opk', pq: 'pq', session: 'session', peer: 'peer', plain: 'plain', held: 'held',
+  /** initial messages accepted, for as long as the prekeys they name are held (replay of a first message) */
+  initial: 'initial',
 } as const
+
+/**
+ * What is kept of an accepted initial message: the prekeys it names (it is forgotten once either is
+ * gone) and the ratchet header of the message that carried it.
+ */
+interface InitialRecord { spk: number, pq: number, dh: string, n: number }
+
+/**
+ * The record key of an initial message: SHA-256 of its ephemeral key and KEM ciphertext, which
+ * together fix the shared secret (a replay names the same ones; a new message, new ones).
+ */
+function initialKey (h: InitialMessageHeader): string {
+  return createHash('sha256').update('agentmesh/initial\n').update(String(h.ephemeral_key)).update('\n').update(String(h.kem_ciphertext)).digest('base64url')
+}
 
 export interface PrekeyPolicy {
   /** Top up when fewer one-time prekeys than this remain on the relay. @default 20 */
@@ -346,8 +362,22 @@ export class E2ee {
     this.timer = undefined
   }
 
+  /** Forgets accepted initial messages whose signed or PQ prekey is gone: they could not be accepted again anyway. */
+  private pruneInitial (): void {
+    const rows = this.state.recordList(K.initial)
+    if (rows.length === 0) return
+    const spks = new Set(this.state.recordList(K.spk).map(r => r.key))
+    const pqs = new Set(this.state.recordList(K.pq).map(r => r.key))
+    const gone = rows.filter(r => {
+      const v = this.get<InitialRecord>(K.initial, r.key)
+      return v === undefined || !spks.has(String(v.spk)) || !pqs.has(String(v.pq))
+    })
+    if (gone.length > 0) this.state.transaction(() => { for (const r of gone) this.state.recordDelete(K.initial, r.key) })
+  }
+
   /** Deletes sessions unused for `sessionIdleMs` (their keys are overwritten in the file). */
   cleanIdle (now = Date.now()): number {
+    this.pruneInitial()
     const before = now - this.cfg.sessionIdleMs
     if (!this.state.recordList(K.session).some(r => r.at < before)) return 0
     return this.state.secureDelete(() => {
@@ -420,6 +450,11 @@ export class E2ee {
     return this.state.recordList(K.session)
       .filter(r => this.get<SessionRecord>(K.session, r.key)?.reset !== true)
       .map(r => ({ peer: r.key, usedAt: r.at }))
+  }
+
+  /** Whether any session with `peer` is held (one it asked to replace included): its messages come encrypted. */
+  hasAnySession (peer: string): boolean {
+    return this.state.recordGet(K.session, peer) !== undefined
   }
 
   deleteSession (peer: string): boolean {
@@ -531,6 +566,16 @@ export class E2ee {
     if (prekey !== undefined && !belongs) {
       try { verifyInitialMessageHeader(prekey) } catch (err) { throw dropped(ErrorCode.BadPrekey, env, (err as Error).message) }
       if (prekey.amid !== env.from) throw dropped(ErrorCode.BadPrekey, env, `its prekey header names ${prekey.amid}`)
+      // a first message accepted before (its session since deleted, reset or pushed out): a replay,
+      // refused while the prekeys it names are held (PQXDH §4.2; without a one-time prekey nothing else stops it)
+      const before = this.get<InitialRecord>(K.initial, initialKey(prekey))
+      if (before !== undefined) {
+        if (before.dh === message.header.dh && before.n === message.header.n) {
+          throw dropped(ErrorCode.MessageReplayed, env, 'its PQXDH initial message (ephemeral key and KEM ciphertext) was accepted before; a session is not started twice from one')
+        }
+        // a later message of that session (the sender repeats the header until it hears back): the sender starts over
+        throw dropped(ErrorCode.UnknownSession, env, 'the session its PQXDH header started was deleted here, and a session is not started twice from one header')
+      }
       const known = this.get<PeerRecord>(K.peer, env.from)
       if (known !== undefined && known.exchangeKey !== prekey.exchange_key) {
         this.state.transaction(() => {
@@ -582,6 +627,9 @@ export class E2ee {
       inStep?.()
       for (const id of this.usedOneTime) this.state.recordDelete(K.opk, String(id))
       this.usedOneTime.clear()
+      const h = message.prekey!
+      if (this.state.recordGet(K.initial, initialKey(h)) !== undefined) throw dropped(ErrorCode.MessageReplayed, env, 'its PQXDH initial message was accepted meanwhile')
+      this.put(K.initial, initialKey(h), { spk: h.signed_prekey_id, pq: h.pq_prekey_id, dh: message.header.dh, n: message.header.n } satisfies InitialRecord, now)
       this.notePeerKey(env.from, peerKey, now)
       const latest = this.get<SessionRecord>(K.session, env.from) ?? rec
       const previous = latest === undefined ? [] : [latest.current, ...latest.previous].slice(0, MAX_PREVIOUS_SESSIONS)
