@@ -7,6 +7,8 @@ import type { ClientState } from './state.ts'
 
 /** Atomic steps between two truncations of the write-ahead log. */
 export const WAL_TRUNCATE_EVERY = 100
+/** Truncations of the log between two rewrites of the whole file (VACUUM); also at close. */
+export const VACUUM_EVERY = 10
 
 export function sqliteState (path: string): ClientState {
   let db: Database.Database
@@ -66,12 +68,28 @@ export function sqliteState (path: string): ClientState {
    * Best effort: another process of the agent reading at that moment leaves it for the next time.
    */
   let steps = 0
+  let truncations = 0
   const truncateWal = (): void => {
     steps = 0
     if (!db.open || db.inTransaction) return
     try { db.pragma('wal_checkpoint(TRUNCATE)') } catch { /* busy: the next one */ }
   }
-  const stepped = (): void => { if (++steps >= WAL_TRUNCATE_EVERY) truncateWal() }
+  /**
+   * secure_delete zeroes a deleted cell; SQLite does not promise as much for the unused gap of a
+   * b-tree page it rebuilds (a split, a merge), where copies of earlier records may be left. VACUUM writes every page anew,
+   * from a fresh copy of the live rows only; then the log is truncated. Best effort, as above.
+   */
+  const compact = (): void => {
+    truncations = 0
+    if (!db.open || db.inTransaction) return
+    try { db.exec('VACUUM') } catch { /* busy: the next one */ }
+    truncateWal()
+  }
+  const stepped = (): void => {
+    if (++steps < WAL_TRUNCATE_EVERY) return
+    if (++truncations >= VACUUM_EVERY) compact()
+    else truncateWal()
+  }
   const commit = (relay: string, seq: number, from?: string, id?: string): void => { commitStep(relay, seq, from, id); stepped() }
   // what an unclean stop left in the log goes at once
   truncateWal()
@@ -113,7 +131,7 @@ export function sqliteState (path: string): ClientState {
     },
     close () {
       if (!db.open) return
-      truncateWal()
+      compact()
       db.close()
     },
   }

@@ -1,0 +1,119 @@
+/**
+ * Forward secrecy on disk (docs/security.md, "Someone with the agent's disk"): after a conversation
+ * and a clean close, the agent's files hold no processed plaintext and no earlier ratchet state,
+ * even for an attacker who holds the identity file and so the state key.
+ */
+import { describe, it, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { createIdentity, deriveStateKey, openRecord, type Identity, type RatchetState } from '@agentmesh/crypto'
+import { connect, memoryState, sqliteState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import type { Relay } from '@agentmesh/server'
+import { startRelay, tempDir } from '@agentmesh/testing'
+
+async function take (conn: Connection, n: number, ms = 15_000): Promise<Message[]> {
+  const out: Message[] = []
+  for await (const m of conn.messages({ signal: AbortSignal.timeout(ms) })) {
+    out.push(m)
+    if (out.length === n) break
+  }
+  return out
+}
+
+/** The SQLite state, with every sealed record written kept aside (what an attacker would look for). */
+function recording (path: string): { state: ClientState, written: Array<{ kind: string, key: string, value: Buffer }> } {
+  const inner = sqliteState(path)
+  const written: Array<{ kind: string, key: string, value: Buffer }> = []
+  return {
+    written,
+    state: {
+      ...inner,
+      recordPut (kind, key, value, at) {
+        written.push({ kind, key, value: Buffer.from(value) })
+        inner.recordPut(kind, key, value, at)
+      },
+    },
+  }
+}
+
+/** Whether any of three 24-byte pieces of `blob` (start, middle, end) is in `bytes`. */
+function holds (bytes: Buffer, blob: Buffer): boolean {
+  const n = 24
+  if (blob.length < n) return bytes.includes(blob)
+  const mid = Math.floor((blob.length - n) / 2)
+  return [0, mid, blob.length - n].some(at => bytes.includes(blob.subarray(at, at + n)))
+}
+
+describe('forward secrecy on disk', () => {
+  const dir = tempDir()
+  const relays: Relay[] = []
+  const conns: Connection[] = []
+  after(async () => {
+    for (const c of conns) await c.close()
+    for (const r of relays) await r.close()
+    dir.cleanup()
+  })
+
+  it('forward secrecy - after 15 round trips and a clean close, no processed plaintext or earlier chain key is in state.db, -wal or -shm, with the identity', async () => {
+    const relay = await startRelay()
+    relays.push(relay)
+    const alice: Identity = createIdentity('alice')
+    const bob: Identity = createIdentity('bob')
+    const path = join(dir.path, 'bob', 'state.db')
+    const rec = recording(path)
+    const a = await connect({ server: relay.url, identity: alice, state: memoryState() })
+    conns.push(a)
+    const b = await connect({ server: relay.url, identity: bob, state: rec.state })
+    const received: string[] = []
+    for (let round = 0; round < 15; round++) {
+      const texts = [0, 1, 2].map(i => `to-bob-${round}-${i}-${'x'.repeat(20)}`)
+      for (const t of texts) await a.send(bob.amid, { text: t })
+      assert.deepEqual((await take(b, 3)).map(m => m.text), texts)
+      received.push(...texts)
+      await b.send(alice.amid, { text: `to-alice-${round}` })
+      assert.deepEqual((await take(a, 1)).map(m => m.text), [`to-alice-${round}`])
+    }
+    assert.equal(received.length, 45)
+    await b.close()
+    rec.state.close() // the caller's state: the connection leaves it open
+
+    const files = ['state.db', 'state.db-wal', 'state.db-shm'].map(f => join(dir.path, 'bob', f)).filter(f => existsSync(f))
+    const bytes = files.map(f => ({ f, b: readFileSync(f) }))
+
+    // the attacker: the identity and the file's salt give the state key; every live record opens
+    const db = new Database(path, { readonly: true })
+    const salt = db.prepare("SELECT value FROM meta WHERE name = 'state_salt'").pluck().get() as string
+    const live = db.prepare('SELECT kind, key, value FROM records').all() as Array<{ kind: string, key: string, value: Buffer }>
+    db.close()
+    const key = deriveStateKey(bob.secretKey, Buffer.from(salt, 'base64url'))
+    const opened = live.filter(r => r.kind !== 'meta').map(r => openRecord(key, r.kind, r.key, r.value).toString('utf8'))
+    for (const t of received) assert.equal(opened.some(v => v.includes(t)), false, `no live record holds "${t}"`)
+    assert.equal(live.filter(r => r.kind === 'plain').length, 0, 'no kept plaintext is left once processed')
+
+    // every plaintext record and every session state written, other than the live ones, is gone from the files
+    const liveValues = new Set(live.map(r => r.value.toString('base64')))
+    const gone = rec.written.filter(w => (w.kind === 'plain' || w.kind === 'session') && !liveValues.has(w.value.toString('base64')))
+    assert.ok(gone.filter(w => w.kind === 'plain').length >= 45, 'every received message was kept sealed until processed')
+    assert.ok(gone.filter(w => w.kind === 'session').length >= 45, 'the session was saved after each message')
+    for (const { f, b: content } of bytes) {
+      const left = gone.filter(w => holds(content, w.value))
+      assert.deepEqual(left.map(w => `${w.kind} ${w.key.replace('\n', ' ')}`), [], `${f} holds no earlier ${left[0]?.kind ?? ''} record`)
+    }
+
+    // the chain keys of earlier receiving chains: none is in a live record
+    const chainKeys = new Set<string>()
+    for (const w of rec.written.filter(w => w.kind === 'session')) {
+      const s = JSON.parse(openRecord(key, w.kind, w.key, w.value).toString('utf8')) as { current: RatchetState }
+      if (s.current.ckr !== null) chainKeys.add(s.current.ckr)
+    }
+    const current = JSON.parse(opened[live.filter(r => r.kind !== 'meta').findIndex(r => r.kind === 'session')]!) as { current: RatchetState }
+    chainKeys.delete(current.current.ckr!)
+    assert.ok(chainKeys.size >= 44, `earlier receiving chain keys seen: ${chainKeys.size}`)
+    for (const ck of chainKeys) {
+      assert.equal(opened.some(v => v.includes(ck)), false, 'no live record holds an earlier chain key')
+      for (const { f, b: content } of bytes) assert.equal(content.includes(Buffer.from(ck, 'base64url')), false, `${f} holds no earlier chain key in the clear`)
+    }
+  })
+})
