@@ -11,7 +11,7 @@
 import {
   acceptInitialMessage, deriveExchangeKey, deriveStateKey, exchangeKeyFromSecret, fromB64u, generateOneTimePreKeys,
   oneTimePreKeyPublic, openRecord, preKeyBundleBase, ratchetDecrypt, ratchetEncrypt, rotatePreKeys, safetyNumber,
-  sealRecord, startSession, toB64u, verifyInitialMessageHeader,
+  scannableSafetyNumber, sealRecord, startSession, toB64u, verifyInitialMessageHeader,
   type ExchangeKeyPair, type Identity, type InitialMessageHeader, type OneTimePreKeyRecord, type PqPreKeyRecord,
   type PreKeyBundle, type PreKeyStore, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
 } from '@agentmesh/crypto'
@@ -38,6 +38,8 @@ export const DEFAULT_SESSION_IDLE_MS = 7 * 24 * 60 * 60 * 1000
 export const MAX_LOCAL_ONE_TIME_PREKEYS = 5000
 /** Earlier sessions kept per peer, for messages still in flight when the peer started a new one. */
 export const MAX_PREVIOUS_SESSIONS = 2
+/** …and for this long after they were replaced: a message waits at the relay for its retention (30 days), not longer. */
+export const PREVIOUS_SESSION_MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000
 /** One reset notice per peer per this interval at most. */
 const RESET_INTERVAL_MS = 60_000
 /** Largest one-time prekey upload the registry takes. */
@@ -101,6 +103,8 @@ interface PeerRecord {
 interface SessionRecord {
   current: RatchetState
   previous: RatchetState[]
+  /** when each of `previous` was replaced (ms since the epoch; records saved before have none) */
+  previousAt?: number[]
   /** the peer's exchange key the session was agreed with (base64url) */
   peerKey: string
   usedAt: number
@@ -133,6 +137,8 @@ export interface PeerStatus {
   safetyNumber?: string
   /** the 60 digits for the new key, when it changed */
   newSafetyNumber?: string
+  /** the scannable form of the safety number this agent shows the peer (libsignal's CombinedFingerprints v1, base64url), for a QR code */
+  scannable?: string
   verified: boolean
   keyChanged: boolean
   session: boolean
@@ -375,9 +381,34 @@ export class E2ee {
     if (gone.length > 0) this.state.transaction(() => { for (const r of gone) this.state.recordDelete(K.initial, r.key) })
   }
 
-  /** Deletes sessions unused for `sessionIdleMs` (their keys are overwritten in the file). */
+  /** The earlier sessions kept when `latest` is replaced at `now`. */
+  private static replaced (latest: SessionRecord | undefined, now: number): Pick<SessionRecord, 'previous' | 'previousAt'> {
+    if (latest === undefined) return { previous: [], previousAt: [] }
+    return {
+      previous: [latest.current, ...latest.previous].slice(0, MAX_PREVIOUS_SESSIONS),
+      previousAt: [now, ...(latest.previousAt ?? latest.previous.map(() => latest.usedAt))].slice(0, MAX_PREVIOUS_SESSIONS),
+    }
+  }
+
+  /** Deletes earlier sessions replaced longer than PREVIOUS_SESSION_MAX_AGE_MS ago; answers how many. */
+  private expirePrevious (now: number): number {
+    let n = 0
+    for (const r of this.state.recordList(K.session)) {
+      const rec = this.get<SessionRecord>(K.session, r.key)
+      if (rec === undefined || rec.previous.length === 0) continue
+      const at = rec.previousAt ?? rec.previous.map(() => rec.usedAt)
+      const keep = rec.previous.map((_, i) => (at[i] ?? 0) >= now - PREVIOUS_SESSION_MAX_AGE_MS)
+      if (keep.every(Boolean)) continue
+      n += keep.filter(k => !k).length
+      this.put(K.session, r.key, { ...rec, previous: rec.previous.filter((_, i) => keep[i]), previousAt: at.filter((_, i) => keep[i]) } satisfies SessionRecord, r.at)
+    }
+    return n
+  }
+
+  /** Deletes sessions unused for `sessionIdleMs`, and earlier sessions past their age (their keys are overwritten in the file). */
   cleanIdle (now = Date.now()): number {
     this.pruneInitial()
+    this.state.secureDelete(() => this.expirePrevious(now))
     const before = now - this.cfg.sessionIdleMs
     if (!this.state.recordList(K.session).some(r => r.at < before)) return 0
     return this.state.secureDelete(() => {
@@ -432,6 +463,7 @@ export class E2ee {
     return {
       peer,
       safetyNumber: safetyNumber(me, { amid: peer, exchangeKey: fromB64u(known.exchangeKey) }),
+      scannable: scannableSafetyNumber(me, { amid: peer, exchangeKey: fromB64u(known.exchangeKey) }),
       ...(known.pending === undefined ? {} : { newSafetyNumber: safetyNumber(me, { amid: peer, exchangeKey: fromB64u(known.pending.exchangeKey) }) }),
       verified: known.verified,
       keyChanged: known.pending !== undefined,
@@ -495,8 +527,7 @@ export class E2ee {
       if (latest !== undefined && latest.reset !== true) return true // another process started one meanwhile: use that
       if (!this.notePeerKey(peer, bundle.exchange_key, now)) return false
       // a replaced session is kept a while for the peer's messages still in flight
-      const previous = latest === undefined ? [] : [latest.current, ...latest.previous].slice(0, MAX_PREVIOUS_SESSIONS)
-      this.put(K.session, peer, { current: state, previous, peerKey: bundle.exchange_key, usedAt: now } satisfies SessionRecord, now)
+      this.put(K.session, peer, { current: state, ...E2ee.replaced(latest, now), peerKey: bundle.exchange_key, usedAt: now } satisfies SessionRecord, now)
       return true
     })
     if (!ok) throw this.keyChanged(peer)
@@ -595,7 +626,7 @@ export class E2ee {
       for (let i = 0; i < states.length; i++) {
         let r: { state: RatchetState, plaintext: Uint8Array }
         try {
-          r = ratchetDecrypt(states[i]!, message)
+          r = ratchetDecrypt(states[i]!, message, { now })
         } catch (err) {
           first ??= err
           continue
@@ -632,8 +663,7 @@ export class E2ee {
       this.put(K.initial, initialKey(h), { spk: h.signed_prekey_id, pq: h.pq_prekey_id, dh: message.header.dh, n: message.header.n } satisfies InitialRecord, now)
       this.notePeerKey(env.from, peerKey, now)
       const latest = this.get<SessionRecord>(K.session, env.from) ?? rec
-      const previous = latest === undefined ? [] : [latest.current, ...latest.previous].slice(0, MAX_PREVIOUS_SESSIONS)
-      this.put(K.session, env.from, { current: accepted.state, previous, peerKey, usedAt: now } satisfies SessionRecord, now)
+      this.put(K.session, env.from, { current: accepted.state, ...E2ee.replaced(latest, now), peerKey, usedAt: now } satisfies SessionRecord, now)
       this.put(K.plain, this.plainKey(env), out, now)
     })
     return out

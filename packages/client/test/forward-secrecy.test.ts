@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { createIdentity, deriveStateKey, openRecord, type Identity, type RatchetState } from '@agentmesh/crypto'
 import { connect, memoryState, sqliteState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { E2ee } from '@agentmesh/client/internal'
 import type { Relay } from '@agentmesh/server'
 import { startRelay, tempDir } from '@agentmesh/testing'
 
@@ -115,5 +116,24 @@ describe('forward secrecy on disk', () => {
       assert.equal(opened.some(v => v.includes(ck)), false, 'no live record holds an earlier chain key')
       for (const { f, b: content } of bytes) assert.equal(content.includes(Buffer.from(ck, 'base64url')), false, `${f} holds no earlier chain key in the clear`)
     }
+  })
+
+  it('forward secrecy - earlier sessions are deleted by age as well as count (30 days after they were replaced)', () => {
+    const id = createIdentity('carol')
+    const state = memoryState()
+    const e2ee = new E2ee({ identity: id, state, httpBase: 'http://127.0.0.1:1', prekeys: { lowWater: 1, target: 1, checkMs: 1e9 }, sessionIdleMs: 1e12, onWarning: () => {} })
+    const now = Date.now()
+    const day = 24 * 3600 * 1000
+    const stub = (n: number): Record<string, unknown> => ({ v: 1, marker: n })
+    const peer = createIdentity('dave').amid
+    e2ee.saveRecord('session', peer, { current: stub(0), previous: [stub(1), stub(2)], previousAt: [now - 2 * day, now - 31 * day], peerKey: 'k', usedAt: now }, now)
+    const older = createIdentity('erin').amid
+    // a record saved before dates were kept: its earlier sessions count from its last use
+    e2ee.saveRecord('session', older, { current: stub(0), previous: [stub(3)], peerKey: 'k', usedAt: now - 40 * day }, now)
+    e2ee.cleanIdle(now)
+    const kept = e2ee.record<{ previous: Array<{ marker: number }>, previousAt: number[] }>('session', peer)!
+    assert.deepEqual(kept.previous.map(p => p.marker), [1], 'the one replaced 31 days ago is gone')
+    assert.deepEqual(kept.previousAt, [now - 2 * day])
+    assert.deepEqual(e2ee.record<{ previous: unknown[] }>('session', older)!.previous, [])
   })
 })
