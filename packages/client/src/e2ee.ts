@@ -10,7 +10,7 @@
  */
 import {
   acceptInitialMessage, deriveExchangeKey, deriveStateKey, exchangeKeyFromSecret, fromB64u, generateOneTimePreKeys,
-  oneTimePreKeyPublic, openRecord, preKeyBundleBase, ratchetDecrypt, ratchetEncrypt, rotatePreKeys, safetyNumber,
+  oneTimePreKeyPublic, openRecord, parseScryptParams, preKeyBundleBase, scryptParamsText, STATE_SCRYPT, STATE_SCRYPT_V1, ratchetDecrypt, ratchetEncrypt, rotatePreKeys, safetyNumber,
   scannableSafetyNumber, sealRecord, startSession, toB64u, verifyInitialMessageHeader,
   type ExchangeKeyPair, type Identity, type InitialMessageHeader, type OneTimePreKeyRecord, type PqPreKeyRecord,
   type PreKeyBundle, type PreKeyStore, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
@@ -191,8 +191,12 @@ export class E2ee {
         salt = randomBytes(32).toString('base64url')
         st.metaSet('state_salt', salt)
         st.metaSet('state_passphrase', passphrase !== undefined && passphrase !== '' ? 'yes' : 'no')
+        st.metaSet('state_scrypt', scryptParamsText(STATE_SCRYPT))
       }
-      const key = deriveStateKey(this.identity.secretKey, Buffer.from(salt!, 'base64url'), passphrase)
+      // a state made before the parameters were recorded used the first ones
+      const recorded = st.metaGet('state_scrypt')
+      const params = recorded === undefined ? STATE_SCRYPT_V1 : parseScryptParams(recorded)
+      const key = deriveStateKey(this.identity.secretKey, Buffer.from(salt!, 'base64url'), passphrase, params)
       const check = st.recordGet('meta', 'check')
       if (check === undefined) {
         st.recordPut('meta', 'check', sealRecord(key, 'meta', 'check', enc.encode(this.identity.amid)), Date.now())

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { createIdentity, deriveStateKey, openRecord, type Identity, type RatchetState } from '@agentmesh/crypto'
+import { STATE_SCRYPT_V1, createIdentity, deriveStateKey, openRecord, sealRecord, type Identity, type RatchetState } from '@agentmesh/crypto'
+import { ErrorCode } from '@agentmesh/protocol'
 import { connect, memoryState, sqliteState, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { E2ee } from '@agentmesh/client/internal'
 import type { Relay } from '@agentmesh/server'
@@ -135,5 +136,25 @@ describe('forward secrecy on disk', () => {
     assert.deepEqual(kept.previous.map(p => p.marker), [1], 'the one replaced 31 days ago is gone')
     assert.deepEqual(kept.previousAt, [now - 2 * day])
     assert.deepEqual(e2ee.record<{ previous: unknown[] }>('session', older)!.previous, [])
+  })
+
+  it('at rest - a passphrase is stretched with scrypt N=2^17 in a new state; a state made with the first parameters still opens', () => {
+    const id = createIdentity('frank')
+    const make = (state: ClientState, passphrase: string): E2ee => new E2ee({ identity: id, state, httpBase: 'http://127.0.0.1:1', passphrase, prekeys: { lowWater: 1, target: 1, checkMs: 1e9 }, sessionIdleMs: 1e12, onWarning: () => {} })
+    const fresh = memoryState()
+    make(fresh, 'pw')
+    assert.equal(fresh.metaGet('state_scrypt'), 'N=131072,r=8,p=1')
+    // a state sealed before the parameters were recorded: N = 2^14
+    const legacy = memoryState()
+    const salt = Buffer.alloc(32, 7)
+    legacy.metaSet('state_salt', salt.toString('base64url'))
+    legacy.metaSet('state_passphrase', 'yes')
+    const key = deriveStateKey(id.secretKey, salt, 'pw', STATE_SCRYPT_V1)
+    legacy.recordPut('meta', 'check', sealRecord(key, 'meta', 'check', Buffer.from(id.amid)), 1)
+    make(legacy, 'pw')
+    assert.equal(legacy.metaGet('state_scrypt'), undefined, 'left as it was made')
+    assert.throws(() => make(legacy, 'wrong'), { code: ErrorCode.BadPassphrase })
+    legacy.metaSet('state_scrypt', 'N=2,r=1,p=1')
+    assert.throws(() => make(legacy, 'pw'), { code: ErrorCode.DataCorrupt })
   })
 })

@@ -71,7 +71,8 @@ export type {
   ParsedCrl, VerifyChainOptions, VerifiedChain, TrustTier, AgentCertTier, CertRole, CertificateInfo,
   Session, SessionLink, VerifiedSession,
 } from './certs.ts'
-export { deriveStateKey, sealRecord, openRecord, STATE_SCRYPT } from './at-rest.ts'
+export { deriveStateKey, sealRecord, openRecord, STATE_SCRYPT, STATE_SCRYPT_V1, scryptParamsText, parseScryptParams } from './at-rest.ts'
+export type { ScryptParams } from './at-rest.ts'
 export { safetyNumber, formatSafetyNumber, fingerprintHalf, scannableFingerprint, scannableSafetyNumber, compareScannable, SAFETY_NUMBER_ITERATIONS, SCANNABLE_VERSION } from './safety-number.ts'
 export { signGrant, verifyGrant, grantAllows, GRANT_SIGNING_PREFIX, GRANT_VERSION, SCOPE_PATTERN, MAX_GRANT_SCOPES, MAX_GRANT_DURATION_MS } from './grant.ts'
 export type { Grant, GrantInit, GrantStatus } from './grant.ts'
