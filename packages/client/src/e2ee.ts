@@ -20,6 +20,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { ClientState } from './state.ts'
 import { registryRequest } from './registry.ts'
 import { restCall } from './api.ts'
+import { SENT_LOG_TTL_MS } from './sent.ts'
 
 /** Envelope type of an end-to-end encrypted message; the application's type travels inside. */
 export const E2EE_TYPE = 'e2ee'
@@ -55,7 +56,17 @@ const K = {
   key: 'key', spk: 'spk', opk: 'opk', pq: 'pq', session: 'session', peer: 'peer', plain: 'plain', held: 'held',
   /** initial messages accepted, for as long as the prekeys they name are held (replay of a first message) */
   initial: 'initial',
+  /** the day's key for short-lived plaintext records (EPOCH_KINDS) */
+  epoch: 'epoch',
 } as const
+
+/** Short-lived records holding plaintext: kept messages, the sent log (sent.ts), messages held back by a limit (knock.ts). */
+const EPOCH_KINDS: ReadonlySet<string> = new Set([K.plain, 'sent', 'deferred'])
+/** One epoch key per day (UTC). */
+export const EPOCH_MS = 24 * 60 * 60 * 1000
+/** First byte of a record sealed under an epoch key (then the epoch, uint32 big-endian). */
+const EPOCH_MARK = 0xe1
+function epochOf (now: number): number { return Math.floor(now / EPOCH_MS) }
 
 /**
  * What is kept of an accepted initial message: the prekeys it names (it is forgotten once either is
@@ -173,6 +184,8 @@ export class E2ee {
   private readonly lastReset = new Map<string, number>()
   /** one-time prekeys an accepted initial message used: deleted in the step that saves the session */
   private readonly usedOneTime = new Set<number>()
+  /** epoch keys read or made by this process */
+  private readonly epochs = new Map<number, Buffer>()
 
   constructor (private readonly cfg: E2eeConfig) {
     this.identity = cfg.identity
@@ -215,18 +228,92 @@ export class E2ee {
   }
 
   /** Kinds whose records hold byte arrays (prekeys); the others are plain JSON. */
-  private static readonly BINARY = new Set<string>([K.key, K.spk, K.opk, K.pq])
+  private static readonly BINARY = new Set<string>([K.key, K.spk, K.opk, K.pq, K.epoch])
+
+  // Short-lived records that hold plaintext (kept messages, the sent log, messages held back by a
+  // limit) are sealed under an epoch key instead of the state key: a random key per day, itself
+  // sealed under the state key. Epoch keys older than yesterday are destroyed (secure delete) once
+  // the live records under them are sealed again under today's key, so a stale copy of such a
+  // record (in free space, an old disk block, a backup) no longer opens even with the identity.
+
+  private epochKey (epoch: number, create: boolean): Buffer | undefined {
+    const cached = this.epochs.get(epoch)
+    if (cached !== undefined) return cached
+    const load = (): Buffer | undefined => {
+      const r = this.get<{ key: Uint8Array }>(K.epoch, String(epoch))
+      return r === undefined ? undefined : Buffer.from(r.key)
+    }
+    // made in one step with the look-up: two processes of the agent agree on one key per epoch
+    const key = create ? this.state.transaction(() => load() ?? this.newEpochKey(epoch)) : load()
+    if (key !== undefined) this.epochs.set(epoch, key)
+    return key
+  }
+
+  private newEpochKey (epoch: number): Buffer {
+    const key = randomBytes(32)
+    this.put(K.epoch, String(epoch), { key: new Uint8Array(key) })
+    return key
+  }
+
+  /** The record's bytes, or undefined when its epoch key was destroyed. */
+  private open (kind: string, key: string, sealed: Uint8Array): Buffer | undefined {
+    if (!EPOCH_KINDS.has(kind) || sealed[0] !== EPOCH_MARK || sealed.byteLength < 5) return openRecord(this.key, kind, key, sealed)
+    const epoch = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength).readUInt32BE(1)
+    const k = this.epochKey(epoch, false)
+    try {
+      if (k !== undefined) return openRecord(k, kind, key, sealed.subarray(5))
+    } catch { /* a record sealed before epoch keys, whose nonce starts with the mark: below */ }
+    try { return openRecord(this.key, kind, key, sealed) } catch (err) { if (k !== undefined) throw err }
+    return undefined
+  }
 
   private get<T> (kind: string, key: string): T | undefined {
     const sealed = this.state.recordGet(kind, key)
     if (sealed === undefined) return undefined
-    const bytes = openRecord(this.key, kind, key, sealed)
+    const bytes = this.open(kind, key, sealed)
+    if (bytes === undefined) return undefined
     return E2ee.BINARY.has(kind) ? parse<T>(bytes) : JSON.parse(dec.decode(bytes)) as T
   }
 
   private put (kind: string, key: string, value: unknown, at = Date.now()): void {
     const bytes = E2ee.BINARY.has(kind) ? json(value) : enc.encode(JSON.stringify(value))
-    this.state.recordPut(kind, key, sealRecord(this.key, kind, key, bytes), at)
+    if (!EPOCH_KINDS.has(kind)) {
+      this.state.recordPut(kind, key, sealRecord(this.key, kind, key, bytes), at)
+      return
+    }
+    const epoch = epochOf(Date.now())
+    const head = Buffer.alloc(5)
+    head[0] = EPOCH_MARK
+    head.writeUInt32BE(epoch, 1)
+    this.state.recordPut(kind, key, Buffer.concat([head, sealRecord(this.epochKey(epoch, true)!, kind, key, bytes)]), at)
+  }
+
+  /**
+   * Destroys the epoch keys older than yesterday's, after sealing the live records under them again
+   * under today's key (sent log entries past their 24 hours are deleted instead).
+   */
+  rotateEpochs (now = Date.now()): number {
+    const current = epochOf(now)
+    const old = this.state.recordList(K.epoch).map(r => Number(r.key)).filter(e => e < current - 1)
+    if (old.length === 0) return 0
+    const dead = new Set(old)
+    return this.state.secureDelete(() => {
+      for (const kind of EPOCH_KINDS) {
+        for (const r of this.state.recordList(kind)) {
+          const v = r.value
+          if (v[0] !== EPOCH_MARK || v.byteLength < 5 || !dead.has(Buffer.from(v.buffer, v.byteOffset, v.byteLength).readUInt32BE(1))) continue
+          const bytes = this.open(kind, r.key, v)
+          if (bytes === undefined || (kind === 'sent' && r.at < now - SENT_LOG_TTL_MS)) { this.state.recordDelete(kind, r.key); continue }
+          this.put(kind, r.key, E2ee.BINARY.has(kind) ? parse(bytes) : JSON.parse(dec.decode(bytes)), r.at)
+        }
+      }
+      for (const e of old) {
+        this.state.recordDelete(K.epoch, String(e))
+        this.epochs.get(e)?.fill(0)
+        this.epochs.delete(e)
+      }
+      return old.length
+    })
   }
 
   // ------------------------------------------------------------------ sealed records for other layers (knock.ts)
@@ -243,7 +330,12 @@ export class E2ee {
   }
   /** Oldest first. */
   records<T> (kind: string): Array<{ key: string, value: T, at: number }> {
-    return this.state.recordList(kind).map(r => ({ key: r.key, value: parse<T>(openRecord(this.key, kind, r.key, r.value)), at: r.at }))
+    const out: Array<{ key: string, value: T, at: number }> = []
+    for (const r of this.state.recordList(kind)) {
+      const bytes = this.open(kind, r.key, r.value)
+      if (bytes !== undefined) out.push({ key: r.key, value: parse<T>(bytes), at: r.at })
+    }
+    return out
   }
 
   /** A registry read (unsigned GET). */
@@ -412,6 +504,7 @@ export class E2ee {
   /** Deletes sessions unused for `sessionIdleMs`, and earlier sessions past their age (their keys are overwritten in the file). */
   cleanIdle (now = Date.now()): number {
     this.pruneInitial()
+    this.rotateEpochs(now)
     this.state.secureDelete(() => this.expirePrevious(now))
     const before = now - this.cfg.sessionIdleMs
     if (!this.state.recordList(K.session).some(r => r.at < before)) return 0

@@ -48,6 +48,26 @@ function holds (bytes: Buffer, blob: Buffer): boolean {
   return [0, mid, blob.length - n].some(at => bytes.includes(blob.subarray(at, at + n)))
 }
 
+/**
+ * Opens a sealed record as someone holding the identity would: with the state key, or for a
+ * short-lived record (first byte 0xe1, then the epoch) with that epoch's key, if it is still in the file.
+ */
+function attacker (stateKey: Buffer, live: Array<{ kind: string, key: string, value: Buffer }>): (kind: string, key: string, value: Buffer) => Buffer {
+  const epochs = new Map<number, Buffer>()
+  for (const r of live.filter(r => r.kind === 'epoch')) {
+    const v = JSON.parse(openRecord(stateKey, r.kind, r.key, r.value).toString('utf8')) as { key: { $b: string } }
+    epochs.set(Number(r.key), Buffer.from(v.key.$b, 'base64url'))
+  }
+  return (kind, key, value) => {
+    if (value[0] === 0xe1 && ['plain', 'sent', 'deferred'].includes(kind)) {
+      const k = epochs.get(value.readUInt32BE(1))
+      if (k === undefined) throw new Error(`the key of epoch ${value.readUInt32BE(1)} is gone`)
+      return openRecord(k, kind, key, value.subarray(5))
+    }
+    return openRecord(stateKey, kind, key, value)
+  }
+}
+
 describe('forward secrecy on disk', () => {
   const dir = tempDir()
   const relays: Relay[] = []
@@ -90,7 +110,8 @@ describe('forward secrecy on disk', () => {
     const live = db.prepare('SELECT kind, key, value FROM records').all() as Array<{ kind: string, key: string, value: Buffer }>
     db.close()
     const key = deriveStateKey(bob.secretKey, Buffer.from(salt, 'base64url'))
-    const opened = live.filter(r => r.kind !== 'meta').map(r => openRecord(key, r.kind, r.key, r.value).toString('utf8'))
+    const open = attacker(key, live)
+    const opened = live.filter(r => r.kind !== 'meta').map(r => open(r.kind, r.key, r.value).toString('utf8'))
     for (const t of received) assert.equal(opened.some(v => v.includes(t)), false, `no live record holds "${t}"`)
     assert.equal(live.filter(r => r.kind === 'plain').length, 0, 'no kept plaintext is left once processed')
 
@@ -107,7 +128,7 @@ describe('forward secrecy on disk', () => {
     // the chain keys of earlier receiving chains: none is in a live record
     const chainKeys = new Set<string>()
     for (const w of rec.written.filter(w => w.kind === 'session')) {
-      const s = JSON.parse(openRecord(key, w.kind, w.key, w.value).toString('utf8')) as { current: RatchetState }
+      const s = JSON.parse(open(w.kind, w.key, w.value).toString('utf8')) as { current: RatchetState }
       if (s.current.ckr !== null) chainKeys.add(s.current.ckr)
     }
     const current = JSON.parse(opened[live.filter(r => r.kind !== 'meta').findIndex(r => r.kind === 'session')]!) as { current: RatchetState }
@@ -156,5 +177,35 @@ describe('forward secrecy on disk', () => {
     assert.throws(() => make(legacy, 'wrong'), { code: ErrorCode.BadPassphrase })
     legacy.metaSet('state_scrypt', 'N=2,r=1,p=1')
     assert.throws(() => make(legacy, 'pw'), { code: ErrorCode.DataCorrupt })
+  })
+
+  it('at rest - kept plaintexts and the sent log are sealed under a daily key, destroyed two days on: a stale copy no longer opens with the identity', (t) => {
+    const day = 24 * 3600 * 1000
+    const t0 = Math.floor(Date.now() / day) * day + 3600_000
+    t.mock.timers.enable({ apis: ['Date'], now: t0 })
+    const id = createIdentity('gina')
+    const state = memoryState()
+    const e2ee = new E2ee({ identity: id, state, httpBase: 'http://127.0.0.1:1', prekeys: { lowWater: 1, target: 1, checkMs: 1e9 }, sessionIdleMs: 1e12, onWarning: () => {} })
+    e2ee.saveRecord('sent', 'old-entry', { text: 'sent on day 0' }, t0)
+    e2ee.saveRecord('plain', 'kept-entry', { type: 'chat', payload: { text: 'kept since day 0' } }, t0)
+    e2ee.saveRecord('grant-in', 'long-lived', { scopes: ['chat'] }, t0)
+    const stale = { sent: Buffer.from(state.recordGet('sent', 'old-entry')!), plain: Buffer.from(state.recordGet('plain', 'kept-entry')!) }
+    const stateKey = deriveStateKey(id.secretKey, Buffer.from(state.metaGet('state_salt')!, 'base64url'))
+    const liveOf = (): Array<{ kind: string, key: string, value: Buffer }> => ['epoch', 'sent', 'plain', 'grant-in'].flatMap(kind => state.recordList(kind).map(r => ({ kind, key: r.key, value: Buffer.from(r.value) })))
+    assert.match(attacker(stateKey, liveOf())('sent', 'old-entry', stale.sent).toString(), /sent on day 0/, 'while its day key lives, the identity opens it')
+    assert.equal(stale.sent[0], 0xe1)
+    // a day on: nothing is destroyed yet (yesterday's key is kept)
+    t.mock.timers.tick(day)
+    assert.equal(e2ee.rotateEpochs(), 0)
+    // two days on: day 0's key goes; the sent entry (past its 24 h) is deleted, the kept message sealed again
+    t.mock.timers.tick(day)
+    assert.equal(e2ee.rotateEpochs(), 1)
+    assert.deepEqual(e2ee.records('sent'), [])
+    assert.deepEqual(e2ee.record('plain', 'kept-entry'), { type: 'chat', payload: { text: 'kept since day 0' } }, 'an unprocessed message is not lost')
+    assert.deepEqual(e2ee.record('grant-in', 'long-lived'), { scopes: ['chat'] })
+    const open = attacker(stateKey, liveOf())
+    assert.throws(() => open('sent', 'old-entry', stale.sent), /epoch .* is gone/)
+    assert.throws(() => open('plain', 'kept-entry', stale.plain), /epoch .* is gone/)
+    assert.match(open('plain', 'kept-entry', Buffer.from(state.recordGet('plain', 'kept-entry')!)).toString(), /kept since day 0/)
   })
 })
