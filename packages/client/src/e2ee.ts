@@ -68,6 +68,18 @@ export const EPOCH_MS = 24 * 60 * 60 * 1000
 const EPOCH_MARK = 0xe1
 function epochOf (now: number): number { return Math.floor(now / EPOCH_MS) }
 
+/** Messages remembered per session to tell a cloned sender from a replay. */
+const RECENT_MESSAGES = 64
+
+function ciphertextHash (m: RatchetMessage): string {
+  return createHash('sha256').update(m.ciphertext).digest().subarray(0, 12).toString('base64url')
+}
+
+function remember (recent: SessionRecord['recent'], m: RatchetMessage): NonNullable<SessionRecord['recent']> {
+  const out = [...(recent ?? []), [m.header.dh, m.header.n, ciphertextHash(m)] as [string, number, string]]
+  return out.length > RECENT_MESSAGES ? out.slice(out.length - RECENT_MESSAGES) : out
+}
+
 /**
  * What is kept of an accepted initial message: the prekeys it names (it is forgotten once either is
  * gone) and the ratchet header of the message that carried it.
@@ -116,6 +128,8 @@ interface SessionRecord {
   previous: RatchetState[]
   /** when each of `previous` was replaced (ms since the epoch; records saved before have none) */
   previousAt?: number[]
+  /** the last messages decrypted, as [ratchet key, n, hash of the ciphertext]: two different ones under one key mean a cloned sender */
+  recent?: Array<[string, number, string]>
   /** the peer's exchange key the session was agreed with (base64url) */
   peerKey: string
   usedAt: number
@@ -720,19 +734,28 @@ export class E2ee {
       if (rec === undefined) throw dropped(ErrorCode.UnknownSession, env, 'no session with this peer (deleted, expired or never made) and the message cannot start one')
       const states = [rec.current, ...rec.previous]
       let first: unknown
+      let replay = false
       for (let i = 0; i < states.length; i++) {
         let r: { state: RatchetState, plaintext: Uint8Array }
         try {
           r = ratchetDecrypt(states[i]!, message, { now })
         } catch (err) {
           first ??= err
+          if (AgentMeshError.is(err, ErrorCode.MessageReplayed)) replay = true
           continue
         }
         const out = this.readPlaintext(env, r.plaintext)
         const next: SessionRecord = i === 0 ? { ...rec, current: r.state, usedAt: now } : { ...rec, previous: rec.previous.map((s, j) => j === i - 1 ? r.state : s), usedAt: now }
+        next.recent = remember(rec.recent, message)
         this.put(K.session, env.from, next, now)
         this.put(K.plain, this.plainKey(env), out, now)
         return out
+      }
+      // the same message key with another ciphertext: not a replay, a second copy of the sender's state
+      const h = message.header
+      const seen = replay ? rec.recent?.find(x => x[0] === h.dh && x[1] === h.n) : undefined
+      if (seen !== undefined && seen[2] !== ciphertextHash(message)) {
+        throw dropped(ErrorCode.StateCloned, env, `a different message under the message key of one decrypted before (chain ${h.dh.slice(0, 8)}…, message ${h.n}): ${env.from} runs from a copy of its state (a restored backup, a cloned home); it is told to start a new session`)
       }
       const e = first as AgentMeshError
       throw dropped(AgentMeshError.is(e) ? e.code : ErrorCode.DecryptFailed, env, e.message)
@@ -760,7 +783,7 @@ export class E2ee {
       this.put(K.initial, initialKey(h), { spk: h.signed_prekey_id, pq: h.pq_prekey_id, dh: message.header.dh, n: message.header.n } satisfies InitialRecord, now)
       this.notePeerKey(env.from, peerKey, now)
       const latest = this.get<SessionRecord>(K.session, env.from) ?? rec
-      this.put(K.session, env.from, { current: accepted.state, ...E2ee.replaced(latest, now), peerKey, usedAt: now } satisfies SessionRecord, now)
+      this.put(K.session, env.from, { current: accepted.state, ...E2ee.replaced(latest, now), peerKey, usedAt: now, recent: remember(undefined, message) } satisfies SessionRecord, now)
       this.put(K.plain, this.plainKey(env), out, now)
     })
     return out

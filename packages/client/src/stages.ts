@@ -23,7 +23,7 @@ export function attestable (env: Envelope): boolean {
   return !t.startsWith('e2ee') && !t.startsWith('agentmesh.') && !t.startsWith('task.') && t !== 'notice'
 }
 /** Decrypt failures after which the sender is told to start a new session. */
-const RESET_ON = new Set<string>([ErrorCode.UnknownSession, ErrorCode.DecryptFailed, ErrorCode.BadPrekey])
+const RESET_ON = new Set<string>([ErrorCode.UnknownSession, ErrorCode.DecryptFailed, ErrorCode.BadPrekey, ErrorCode.StateCloned])
 
 export interface E2eeStageComponents {
   amid: string

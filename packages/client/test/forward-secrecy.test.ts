@@ -5,15 +5,15 @@
  */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { STATE_SCRYPT_V1, createIdentity, deriveStateKey, openRecord, sealRecord, type Identity, type RatchetState } from '@agentmesh/crypto'
-import { ErrorCode } from '@agentmesh/protocol'
+import { ErrorCode, type AgentMeshError } from '@agentmesh/protocol'
 import { connect, memoryState, sqliteState, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { E2ee } from '@agentmesh/client/internal'
 import type { Relay } from '@agentmesh/server'
-import { startRelay, tempDir } from '@agentmesh/testing'
+import { startRelay, tempDir, waitFor } from '@agentmesh/testing'
 
 async function take (conn: Connection, n: number, ms = 15_000): Promise<Message[]> {
   const out: Message[] = []
@@ -207,5 +207,57 @@ describe('forward secrecy on disk', () => {
     assert.throws(() => open('sent', 'old-entry', stale.sent), /epoch .* is gone/)
     assert.throws(() => open('plain', 'kept-entry', stale.plain), /epoch .* is gone/)
     assert.match(open('plain', 'kept-entry', Buffer.from(state.recordGet('plain', 'kept-entry')!)).toString(), /kept since day 0/)
+  })
+
+  it('at rest - a peer running from a copy of its home is detected: two messages under one key are AM_ERR_STATE_CLONED, and it is told to start over', async () => {
+    const relay = await startRelay()
+    relays.push(relay)
+    const alice = createIdentity('alice')
+    const bob = createIdentity('bob')
+    const warnings: AgentMeshError[] = []
+    const home = join(dir.path, 'clone-a')
+    const b = await connect({ server: relay.url, identity: bob, state: memoryState(), onWarning: (w) => { warnings.push(w) } })
+    conns.push(b)
+    let st = sqliteState(join(home, 'state.db'))
+    const a = await connect({ server: relay.url, identity: alice, state: st })
+    await a.send(bob.amid, { text: 'hello' })
+    await take(b, 1)
+    await b.send(alice.amid, { text: 'hi' })
+    await take(a, 1)
+    await a.close()
+    st.close()
+    // the home is copied (a backup restored next to the original, a cloned machine): both run
+    mkdirSync(join(dir.path, 'clone-b'), { recursive: true })
+    for (const f of ['state.db', 'state.db-wal']) if (existsSync(join(home, f))) copyFileSync(join(home, f), join(dir.path, 'clone-b', f))
+    st = sqliteState(join(home, 'state.db'))
+    const copy = sqliteState(join(dir.path, 'clone-b', 'state.db'))
+    const a1 = await connect({ server: relay.url, identity: alice, state: st })
+    const a2 = await connect({ server: relay.url, identity: alice, state: copy })
+    conns.push(a1, a2)
+    assert.deepEqual([a1.sessions().map(x => x.peer), a2.sessions().map(x => x.peer)], [[bob.amid], [bob.amid]], 'both copies hold the session')
+    await a1.send(bob.amid, { text: 'from the original' })
+    await a2.send(bob.amid, { text: 'from the copy' })
+    assert.deepEqual((await take(b, 1)).map(m => m.text), ['from the original'])
+    // bob reads on (a message is decrypted when the application asks for it)
+    const stop = new AbortController()
+    const more: Message[] = []
+    const reading = (async () => { try { for await (const m of b.messages({ signal: stop.signal })) more.push(m) } catch { /* aborted */ } })()
+    await waitFor(() => warnings.length >= 1, 'bob to notice the copy')
+    assert.deepEqual(warnings.map(w => w.code), [ErrorCode.StateCloned])
+    assert.match(warnings[0]!.message, /copy of its state/)
+    // told (e2ee.reset), the copy sends its message again in a new session of its own: no key is used twice again
+    await waitFor(() => more.length >= 1, 'the copy\'s message, sent again')
+    stop.abort()
+    await reading
+    assert.deepEqual(more.map(m => m.text), ['from the copy'])
+    // the copy's log: 'hello' (from before the copy), its message (resent) and the resend
+    const sent = a2.sent({ peer: bob.amid })
+    assert.deepEqual(sent.map(e => e.status), ['stored', 'resent', 'stored'])
+    assert.equal(more[0]!.id, sent[1]!.id, 'shown under its first id')
+    assert.notEqual((more[0]!.envelope.payload as { prekey?: unknown }).prekey, undefined, 'in a new session (a new PQXDH header)')
+    await a1.close()
+    await a2.close()
+    st.close()
+    copy.close()
   })
 })
