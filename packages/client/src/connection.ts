@@ -200,6 +200,7 @@ export class ConnectionImpl implements Connection {
       sendReset: (to, payload) => { this.send(to, payload, { type: E2EE_RESET_TYPE, encrypt: false }).catch(() => {}) },
       onPeerReset: (peer, id) => { this.resendAfterReset(peer, id) },
       seen: (from, id) => cfg.state.seen(from, id),
+      markSeen: (from, id) => { if (this.relayId !== undefined) cfg.state.commit(this.relayId, 0, from, id) },
       onGrant: (peer, grant) => { this.cfg.gate?.restore(peer, grant) },
       warn,
     }))

@@ -10,16 +10,17 @@
  */
 import {
   acceptInitialMessage, deriveExchangeKey, deriveStateKey, exchangeKeyFromSecret, fromB64u, generateOneTimePreKeys,
-  oneTimePreKeyPublic, openRecord, preKeyBundleBase, ratchetDecrypt, ratchetEncrypt, rotatePreKeys, safetyNumber,
-  sealRecord, startSession, toB64u, verifyInitialMessageHeader,
+  oneTimePreKeyPublic, openRecord, parseScryptParams, preKeyBundleBase, scryptParamsText, STATE_SCRYPT, STATE_SCRYPT_V1, ratchetDecrypt, ratchetEncrypt, rotatePreKeys, safetyNumber,
+  scannableSafetyNumber, sealRecord, startSession, toB64u, verifyInitialMessageHeader,
   type ExchangeKeyPair, type Identity, type InitialMessageHeader, type OneTimePreKeyRecord, type PqPreKeyRecord,
   type PreKeyBundle, type PreKeyStore, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
 } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN, type ApiAnswer, type ApiBody, type Envelope, type RouteName } from '@agentmesh/protocol'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { ClientState } from './state.ts'
 import { registryRequest } from './registry.ts'
 import { restCall } from './api.ts'
+import { SENT_LOG_TTL_MS } from './sent.ts'
 
 /** Envelope type of an end-to-end encrypted message; the application's type travels inside. */
 export const E2EE_TYPE = 'e2ee'
@@ -38,6 +39,8 @@ export const DEFAULT_SESSION_IDLE_MS = 7 * 24 * 60 * 60 * 1000
 export const MAX_LOCAL_ONE_TIME_PREKEYS = 5000
 /** Earlier sessions kept per peer, for messages still in flight when the peer started a new one. */
 export const MAX_PREVIOUS_SESSIONS = 2
+/** …and for this long after they were replaced: a message waits at the relay for its retention (30 days), not longer. */
+export const PREVIOUS_SESSION_MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000
 /** One reset notice per peer per this interval at most. */
 const RESET_INTERVAL_MS = 60_000
 /** Largest one-time prekey upload the registry takes. */
@@ -51,7 +54,45 @@ const dec = new TextDecoder('utf-8', { fatal: true })
 /** Record kinds in the state's `records` table. */
 const K = {
   key: 'key', spk: 'spk', opk: 'opk', pq: 'pq', session: 'session', peer: 'peer', plain: 'plain', held: 'held',
+  /** initial messages accepted, for as long as the prekeys they name are held (replay of a first message) */
+  initial: 'initial',
+  /** the day's key for short-lived plaintext records (EPOCH_KINDS) */
+  epoch: 'epoch',
 } as const
+
+/** Short-lived records holding plaintext: kept messages, the sent log (sent.ts), messages held back by a limit (knock.ts). */
+const EPOCH_KINDS: ReadonlySet<string> = new Set([K.plain, 'sent', 'deferred'])
+/** One epoch key per day (UTC). */
+export const EPOCH_MS = 24 * 60 * 60 * 1000
+/** First byte of a record sealed under an epoch key (then the epoch, uint32 big-endian). */
+const EPOCH_MARK = 0xe1
+function epochOf (now: number): number { return Math.floor(now / EPOCH_MS) }
+
+/** Messages remembered per session to tell a cloned sender from a replay. */
+const RECENT_MESSAGES = 64
+
+function ciphertextHash (m: RatchetMessage): string {
+  return createHash('sha256').update(m.ciphertext).digest().subarray(0, 12).toString('base64url')
+}
+
+function remember (recent: SessionRecord['recent'], m: RatchetMessage): NonNullable<SessionRecord['recent']> {
+  const out = [...(recent ?? []), [m.header.dh, m.header.n, ciphertextHash(m)] as [string, number, string]]
+  return out.length > RECENT_MESSAGES ? out.slice(out.length - RECENT_MESSAGES) : out
+}
+
+/**
+ * What is kept of an accepted initial message: the prekeys it names (it is forgotten once either is
+ * gone) and the ratchet header of the message that carried it.
+ */
+interface InitialRecord { spk: number, pq: number, dh: string, n: number }
+
+/**
+ * The record key of an initial message: SHA-256 of its ephemeral key and KEM ciphertext, which
+ * together fix the shared secret (a replay names the same ones; a new message, new ones).
+ */
+function initialKey (h: InitialMessageHeader): string {
+  return createHash('sha256').update('agentmesh/initial\n').update(String(h.ephemeral_key)).update('\n').update(String(h.kem_ciphertext)).digest('base64url')
+}
 
 export interface PrekeyPolicy {
   /** Top up when fewer one-time prekeys than this remain on the relay. @default 20 */
@@ -85,6 +126,10 @@ interface PeerRecord {
 interface SessionRecord {
   current: RatchetState
   previous: RatchetState[]
+  /** when each of `previous` was replaced (ms since the epoch; records saved before have none) */
+  previousAt?: number[]
+  /** the last messages decrypted, as [ratchet key, n, hash of the ciphertext]: two different ones under one key mean a cloned sender */
+  recent?: Array<[string, number, string]>
   /** the peer's exchange key the session was agreed with (base64url) */
   peerKey: string
   usedAt: number
@@ -117,6 +162,8 @@ export interface PeerStatus {
   safetyNumber?: string
   /** the 60 digits for the new key, when it changed */
   newSafetyNumber?: string
+  /** the scannable form of the safety number this agent shows the peer (libsignal's CombinedFingerprints v1, base64url), for a QR code */
+  scannable?: string
   verified: boolean
   keyChanged: boolean
   session: boolean
@@ -151,6 +198,8 @@ export class E2ee {
   private readonly lastReset = new Map<string, number>()
   /** one-time prekeys an accepted initial message used: deleted in the step that saves the session */
   private readonly usedOneTime = new Set<number>()
+  /** epoch keys read or made by this process */
+  private readonly epochs = new Map<number, Buffer>()
 
   constructor (private readonly cfg: E2eeConfig) {
     this.identity = cfg.identity
@@ -169,8 +218,12 @@ export class E2ee {
         salt = randomBytes(32).toString('base64url')
         st.metaSet('state_salt', salt)
         st.metaSet('state_passphrase', passphrase !== undefined && passphrase !== '' ? 'yes' : 'no')
+        st.metaSet('state_scrypt', scryptParamsText(STATE_SCRYPT))
       }
-      const key = deriveStateKey(this.identity.secretKey, Buffer.from(salt!, 'base64url'), passphrase)
+      // a state made before the parameters were recorded used the first ones
+      const recorded = st.metaGet('state_scrypt')
+      const params = recorded === undefined ? STATE_SCRYPT_V1 : parseScryptParams(recorded)
+      const key = deriveStateKey(this.identity.secretKey, Buffer.from(salt!, 'base64url'), passphrase, params)
       const check = st.recordGet('meta', 'check')
       if (check === undefined) {
         st.recordPut('meta', 'check', sealRecord(key, 'meta', 'check', enc.encode(this.identity.amid)), Date.now())
@@ -189,18 +242,92 @@ export class E2ee {
   }
 
   /** Kinds whose records hold byte arrays (prekeys); the others are plain JSON. */
-  private static readonly BINARY = new Set<string>([K.key, K.spk, K.opk, K.pq])
+  private static readonly BINARY = new Set<string>([K.key, K.spk, K.opk, K.pq, K.epoch])
+
+  // Short-lived records that hold plaintext (kept messages, the sent log, messages held back by a
+  // limit) are sealed under an epoch key instead of the state key: a random key per day, itself
+  // sealed under the state key. Epoch keys older than yesterday are destroyed (secure delete) once
+  // the live records under them are sealed again under today's key, so a stale copy of such a
+  // record (in free space, an old disk block, a backup) no longer opens even with the identity.
+
+  private epochKey (epoch: number, create: boolean): Buffer | undefined {
+    const cached = this.epochs.get(epoch)
+    if (cached !== undefined) return cached
+    const load = (): Buffer | undefined => {
+      const r = this.get<{ key: Uint8Array }>(K.epoch, String(epoch))
+      return r === undefined ? undefined : Buffer.from(r.key)
+    }
+    // made in one step with the look-up: two processes of the agent agree on one key per epoch
+    const key = create ? this.state.transaction(() => load() ?? this.newEpochKey(epoch)) : load()
+    if (key !== undefined) this.epochs.set(epoch, key)
+    return key
+  }
+
+  private newEpochKey (epoch: number): Buffer {
+    const key = randomBytes(32)
+    this.put(K.epoch, String(epoch), { key: new Uint8Array(key) })
+    return key
+  }
+
+  /** The record's bytes, or undefined when its epoch key was destroyed. */
+  private open (kind: string, key: string, sealed: Uint8Array): Buffer | undefined {
+    if (!EPOCH_KINDS.has(kind) || sealed[0] !== EPOCH_MARK || sealed.byteLength < 5) return openRecord(this.key, kind, key, sealed)
+    const epoch = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength).readUInt32BE(1)
+    const k = this.epochKey(epoch, false)
+    try {
+      if (k !== undefined) return openRecord(k, kind, key, sealed.subarray(5))
+    } catch { /* a record sealed before epoch keys, whose nonce starts with the mark: below */ }
+    try { return openRecord(this.key, kind, key, sealed) } catch (err) { if (k !== undefined) throw err }
+    return undefined
+  }
 
   private get<T> (kind: string, key: string): T | undefined {
     const sealed = this.state.recordGet(kind, key)
     if (sealed === undefined) return undefined
-    const bytes = openRecord(this.key, kind, key, sealed)
+    const bytes = this.open(kind, key, sealed)
+    if (bytes === undefined) return undefined
     return E2ee.BINARY.has(kind) ? parse<T>(bytes) : JSON.parse(dec.decode(bytes)) as T
   }
 
   private put (kind: string, key: string, value: unknown, at = Date.now()): void {
     const bytes = E2ee.BINARY.has(kind) ? json(value) : enc.encode(JSON.stringify(value))
-    this.state.recordPut(kind, key, sealRecord(this.key, kind, key, bytes), at)
+    if (!EPOCH_KINDS.has(kind)) {
+      this.state.recordPut(kind, key, sealRecord(this.key, kind, key, bytes), at)
+      return
+    }
+    const epoch = epochOf(Date.now())
+    const head = Buffer.alloc(5)
+    head[0] = EPOCH_MARK
+    head.writeUInt32BE(epoch, 1)
+    this.state.recordPut(kind, key, Buffer.concat([head, sealRecord(this.epochKey(epoch, true)!, kind, key, bytes)]), at)
+  }
+
+  /**
+   * Destroys the epoch keys older than yesterday's, after sealing the live records under them again
+   * under today's key (sent log entries past their 24 hours are deleted instead).
+   */
+  rotateEpochs (now = Date.now()): number {
+    const current = epochOf(now)
+    const old = this.state.recordList(K.epoch).map(r => Number(r.key)).filter(e => e < current - 1)
+    if (old.length === 0) return 0
+    const dead = new Set(old)
+    return this.state.secureDelete(() => {
+      for (const kind of EPOCH_KINDS) {
+        for (const r of this.state.recordList(kind)) {
+          const v = r.value
+          if (v[0] !== EPOCH_MARK || v.byteLength < 5 || !dead.has(Buffer.from(v.buffer, v.byteOffset, v.byteLength).readUInt32BE(1))) continue
+          const bytes = this.open(kind, r.key, v)
+          if (bytes === undefined || (kind === 'sent' && r.at < now - SENT_LOG_TTL_MS)) { this.state.recordDelete(kind, r.key); continue }
+          this.put(kind, r.key, E2ee.BINARY.has(kind) ? parse(bytes) : JSON.parse(dec.decode(bytes)), r.at)
+        }
+      }
+      for (const e of old) {
+        this.state.recordDelete(K.epoch, String(e))
+        this.epochs.get(e)?.fill(0)
+        this.epochs.delete(e)
+      }
+      return old.length
+    })
   }
 
   // ------------------------------------------------------------------ sealed records for other layers (knock.ts)
@@ -217,7 +344,12 @@ export class E2ee {
   }
   /** Oldest first. */
   records<T> (kind: string): Array<{ key: string, value: T, at: number }> {
-    return this.state.recordList(kind).map(r => ({ key: r.key, value: parse<T>(openRecord(this.key, kind, r.key, r.value)), at: r.at }))
+    const out: Array<{ key: string, value: T, at: number }> = []
+    for (const r of this.state.recordList(kind)) {
+      const bytes = this.open(kind, r.key, r.value)
+      if (bytes !== undefined) out.push({ key: r.key, value: parse<T>(bytes), at: r.at })
+    }
+    return out
   }
 
   /** A registry read (unsigned GET). */
@@ -346,8 +478,48 @@ export class E2ee {
     this.timer = undefined
   }
 
-  /** Deletes sessions unused for `sessionIdleMs` (their keys are overwritten in the file). */
+  /** Forgets accepted initial messages whose signed or PQ prekey is gone: they could not be accepted again anyway. */
+  private pruneInitial (): void {
+    const rows = this.state.recordList(K.initial)
+    if (rows.length === 0) return
+    const spks = new Set(this.state.recordList(K.spk).map(r => r.key))
+    const pqs = new Set(this.state.recordList(K.pq).map(r => r.key))
+    const gone = rows.filter(r => {
+      const v = this.get<InitialRecord>(K.initial, r.key)
+      return v === undefined || !spks.has(String(v.spk)) || !pqs.has(String(v.pq))
+    })
+    if (gone.length > 0) this.state.transaction(() => { for (const r of gone) this.state.recordDelete(K.initial, r.key) })
+  }
+
+  /** The earlier sessions kept when `latest` is replaced at `now`. */
+  private static replaced (latest: SessionRecord | undefined, now: number): Pick<SessionRecord, 'previous' | 'previousAt'> {
+    if (latest === undefined) return { previous: [], previousAt: [] }
+    return {
+      previous: [latest.current, ...latest.previous].slice(0, MAX_PREVIOUS_SESSIONS),
+      previousAt: [now, ...(latest.previousAt ?? latest.previous.map(() => latest.usedAt))].slice(0, MAX_PREVIOUS_SESSIONS),
+    }
+  }
+
+  /** Deletes earlier sessions replaced longer than PREVIOUS_SESSION_MAX_AGE_MS ago; answers how many. */
+  private expirePrevious (now: number): number {
+    let n = 0
+    for (const r of this.state.recordList(K.session)) {
+      const rec = this.get<SessionRecord>(K.session, r.key)
+      if (rec === undefined || rec.previous.length === 0) continue
+      const at = rec.previousAt ?? rec.previous.map(() => rec.usedAt)
+      const keep = rec.previous.map((_, i) => (at[i] ?? 0) >= now - PREVIOUS_SESSION_MAX_AGE_MS)
+      if (keep.every(Boolean)) continue
+      n += keep.filter(k => !k).length
+      this.put(K.session, r.key, { ...rec, previous: rec.previous.filter((_, i) => keep[i]), previousAt: at.filter((_, i) => keep[i]) } satisfies SessionRecord, r.at)
+    }
+    return n
+  }
+
+  /** Deletes sessions unused for `sessionIdleMs`, and earlier sessions past their age (their keys are overwritten in the file). */
   cleanIdle (now = Date.now()): number {
+    this.pruneInitial()
+    this.rotateEpochs(now)
+    this.state.secureDelete(() => this.expirePrevious(now))
     const before = now - this.cfg.sessionIdleMs
     if (!this.state.recordList(K.session).some(r => r.at < before)) return 0
     return this.state.secureDelete(() => {
@@ -402,6 +574,7 @@ export class E2ee {
     return {
       peer,
       safetyNumber: safetyNumber(me, { amid: peer, exchangeKey: fromB64u(known.exchangeKey) }),
+      scannable: scannableSafetyNumber(me, { amid: peer, exchangeKey: fromB64u(known.exchangeKey) }),
       ...(known.pending === undefined ? {} : { newSafetyNumber: safetyNumber(me, { amid: peer, exchangeKey: fromB64u(known.pending.exchangeKey) }) }),
       verified: known.verified,
       keyChanged: known.pending !== undefined,
@@ -420,6 +593,11 @@ export class E2ee {
     return this.state.recordList(K.session)
       .filter(r => this.get<SessionRecord>(K.session, r.key)?.reset !== true)
       .map(r => ({ peer: r.key, usedAt: r.at }))
+  }
+
+  /** Whether any session with `peer` is held (one it asked to replace included): its messages come encrypted. */
+  hasAnySession (peer: string): boolean {
+    return this.state.recordGet(K.session, peer) !== undefined
   }
 
   deleteSession (peer: string): boolean {
@@ -460,8 +638,7 @@ export class E2ee {
       if (latest !== undefined && latest.reset !== true) return true // another process started one meanwhile: use that
       if (!this.notePeerKey(peer, bundle.exchange_key, now)) return false
       // a replaced session is kept a while for the peer's messages still in flight
-      const previous = latest === undefined ? [] : [latest.current, ...latest.previous].slice(0, MAX_PREVIOUS_SESSIONS)
-      this.put(K.session, peer, { current: state, previous, peerKey: bundle.exchange_key, usedAt: now } satisfies SessionRecord, now)
+      this.put(K.session, peer, { current: state, ...E2ee.replaced(latest, now), peerKey: bundle.exchange_key, usedAt: now } satisfies SessionRecord, now)
       return true
     })
     if (!ok) throw this.keyChanged(peer)
@@ -531,6 +708,16 @@ export class E2ee {
     if (prekey !== undefined && !belongs) {
       try { verifyInitialMessageHeader(prekey) } catch (err) { throw dropped(ErrorCode.BadPrekey, env, (err as Error).message) }
       if (prekey.amid !== env.from) throw dropped(ErrorCode.BadPrekey, env, `its prekey header names ${prekey.amid}`)
+      // a first message accepted before (its session since deleted, reset or pushed out): a replay,
+      // refused while the prekeys it names are held (PQXDH §4.2; without a one-time prekey nothing else stops it)
+      const before = this.get<InitialRecord>(K.initial, initialKey(prekey))
+      if (before !== undefined) {
+        if (before.dh === message.header.dh && before.n === message.header.n) {
+          throw dropped(ErrorCode.MessageReplayed, env, 'its PQXDH initial message (ephemeral key and KEM ciphertext) was accepted before; a session is not started twice from one')
+        }
+        // a later message of that session (the sender repeats the header until it hears back): the sender starts over
+        throw dropped(ErrorCode.UnknownSession, env, 'the session its PQXDH header started was deleted here, and a session is not started twice from one header')
+      }
       const known = this.get<PeerRecord>(K.peer, env.from)
       if (known !== undefined && known.exchangeKey !== prekey.exchange_key) {
         this.state.transaction(() => {
@@ -547,19 +734,28 @@ export class E2ee {
       if (rec === undefined) throw dropped(ErrorCode.UnknownSession, env, 'no session with this peer (deleted, expired or never made) and the message cannot start one')
       const states = [rec.current, ...rec.previous]
       let first: unknown
+      let replay = false
       for (let i = 0; i < states.length; i++) {
         let r: { state: RatchetState, plaintext: Uint8Array }
         try {
-          r = ratchetDecrypt(states[i]!, message)
+          r = ratchetDecrypt(states[i]!, message, { now })
         } catch (err) {
           first ??= err
+          if (AgentMeshError.is(err, ErrorCode.MessageReplayed)) replay = true
           continue
         }
         const out = this.readPlaintext(env, r.plaintext)
         const next: SessionRecord = i === 0 ? { ...rec, current: r.state, usedAt: now } : { ...rec, previous: rec.previous.map((s, j) => j === i - 1 ? r.state : s), usedAt: now }
+        next.recent = remember(rec.recent, message)
         this.put(K.session, env.from, next, now)
         this.put(K.plain, this.plainKey(env), out, now)
         return out
+      }
+      // the same message key with another ciphertext: not a replay, a second copy of the sender's state
+      const h = message.header
+      const seen = replay ? rec.recent?.find(x => x[0] === h.dh && x[1] === h.n) : undefined
+      if (seen !== undefined && seen[2] !== ciphertextHash(message)) {
+        throw dropped(ErrorCode.StateCloned, env, `a different message under the message key of one decrypted before (chain ${h.dh.slice(0, 8)}…, message ${h.n}): ${env.from} runs from a copy of its state (a restored backup, a cloned home); it is told to start a new session`)
       }
       const e = first as AgentMeshError
       throw dropped(AgentMeshError.is(e) ? e.code : ErrorCode.DecryptFailed, env, e.message)
@@ -582,10 +778,12 @@ export class E2ee {
       inStep?.()
       for (const id of this.usedOneTime) this.state.recordDelete(K.opk, String(id))
       this.usedOneTime.clear()
+      const h = message.prekey!
+      if (this.state.recordGet(K.initial, initialKey(h)) !== undefined) throw dropped(ErrorCode.MessageReplayed, env, 'its PQXDH initial message was accepted meanwhile')
+      this.put(K.initial, initialKey(h), { spk: h.signed_prekey_id, pq: h.pq_prekey_id, dh: message.header.dh, n: message.header.n } satisfies InitialRecord, now)
       this.notePeerKey(env.from, peerKey, now)
       const latest = this.get<SessionRecord>(K.session, env.from) ?? rec
-      const previous = latest === undefined ? [] : [latest.current, ...latest.previous].slice(0, MAX_PREVIOUS_SESSIONS)
-      this.put(K.session, env.from, { current: accepted.state, previous, peerKey, usedAt: now } satisfies SessionRecord, now)
+      this.put(K.session, env.from, { current: accepted.state, ...E2ee.replaced(latest, now), peerKey, usedAt: now, recent: remember(undefined, message) } satisfies SessionRecord, now)
       this.put(K.plain, this.plainKey(env), out, now)
     })
     return out

@@ -586,11 +586,15 @@ export class Gate {
       ...(grant === undefined ? {} : { grant: { id: grant.id, scopes: grant.scopes, expiresAt: grant.expires_at } }),
       relation: grant !== undefined ? 'granted' : contacted ? 'contacted' : 'open',
     }
+    // only the peer's own end-to-end encrypted words carry its grant: an unencrypted or
+    // relay-attested message may have been written by the relay (docs/security.md)
+    const vouched = m.encrypted && m.via === undefined
+    if (!vouched) delete provenance.grant
     const out: Message = { ...m, untrusted: true, provenance }
     if (m.text !== undefined) {
       const cmd = parseSlashCommand(m.text)
       // a peer's slash command is only for running when its grant's scopes say so
-      if (cmd !== null) out.command = { ...cmd, allowed: grant !== undefined && commandAllowed(cmd.command, grant.scopes) }
+      if (cmd !== null) out.command = { ...cmd, allowed: vouched && grant !== undefined && commandAllowed(cmd.command, grant.scopes) }
     }
     return out
   }

@@ -11,8 +11,19 @@ import type { Message } from './types.ts'
 
 /** Types the relay itself posts (from its own AMID, docs/protocol.md §17.7). */
 export const RELAY_TYPES = new Set(['task.request', 'task.update', 'task.cancel', 'notice'])
+/**
+ * Whether a relay may attest this envelope on its sender's behalf (`via`, a REST post,
+ * docs/protocol.md §17.6): an ordinary message to a room only. A direct message, an encrypted one,
+ * a reset notice or any other protocol type is vouched for by its sender's own signature or not at
+ * all: the relay could otherwise speak for any agent (docs/security.md).
+ */
+export function attestable (env: Envelope): boolean {
+  if (env.to.charCodeAt(0) !== 35) return false
+  const t = env.type
+  return !t.startsWith('e2ee') && !t.startsWith('agentmesh.') && !t.startsWith('task.') && t !== 'notice'
+}
 /** Decrypt failures after which the sender is told to start a new session. */
-const RESET_ON = new Set<string>([ErrorCode.UnknownSession, ErrorCode.DecryptFailed, ErrorCode.BadPrekey])
+const RESET_ON = new Set<string>([ErrorCode.UnknownSession, ErrorCode.DecryptFailed, ErrorCode.BadPrekey, ErrorCode.StateCloned])
 
 export interface E2eeStageComponents {
   amid: string
@@ -28,6 +39,8 @@ export interface E2eeStageComponents {
   onPeerReset?: (peer: string, id: string | undefined) => void
   /** a message from this peer with this id was handed to the application before (a resend's first attempt) */
   seen?: (from: string, id: string) => boolean
+  /** records a (sender, id) as handled, so a redelivery of it is dropped before anything is done (reset notices) */
+  markSeen?: (from: string, id: string) => void
   /** the grant a peer presented with the first messages of a session (knock.ts restores it) */
   onGrant?: (peer: string, grant: unknown) => void
   warn: (w: AgentMeshError) => void
@@ -44,6 +57,11 @@ export function e2eeStage (c: E2eeStageComponents): InboundStage {
     arrive (a) {
       const env = a.envelope
       const toRoom = env.to.charCodeAt(0) === 35
+      if (env.via !== undefined && !attestable(env)) {
+        // a relay-signed DM, reset or encrypted message: the relay speaking for a peer (docs/security.md)
+        c.warn(new AgentMeshError(ErrorCode.AttestationRefused, `dropped delivery ${a.seq} (${env.id}): a ${env.type} ${toRoom ? 'room message' : 'direct message'} "from" ${env.from} signed by the relay (via ${env.via}), not by its sender; the relay may attest room posts only`))
+        return 'consumed'
+      }
       if (toRoom && env.type === GROUP_TYPE) {
         if (c.rooms === undefined) {
           c.warn(new AgentMeshError(ErrorCode.EncryptionRequired, `dropped private room message ${env.id}: this connection has no end-to-end encryption`))
@@ -57,6 +75,9 @@ export function e2eeStage (c: E2eeStageComponents): InboundStage {
         return 'consumed'
       }
       if (c.e2ee !== undefined && env.type === E2EE_RESET_TYPE) {
+        // signed by the peer itself (a relay-attested one was refused above); recorded as handled,
+        // so the same notice delivered again (a relay replaying it) is dropped as a duplicate
+        c.markSeen?.(env.from, env.id)
         // acted on at once: the next message to the peer starts a new session
         if (c.e2ee.onReset(env.from)) {
           c.warn(new AgentMeshError(ErrorCode.UnknownSession, `${env.from} could not decrypt a message from this agent; the next message to it starts a new session`))
@@ -68,6 +89,11 @@ export function e2eeStage (c: E2eeStageComponents): InboundStage {
       if (c.e2ee !== undefined && env.type === E2EE_TYPE) {
         a.message = undefined // decrypted in order, when the application asks for it (next)
         return 'continue'
+      }
+      if (c.e2ee !== undefined && !toRoom && env.from !== c.amid && env.from !== c.relayAmid() && c.e2ee.hasAnySession(env.from)) {
+        // a peer this agent has a session with encrypts: its plaintext is a downgrade (docs/security.md)
+        c.warn(new AgentMeshError(ErrorCode.PlaintextRefused, `dropped unencrypted message ${env.id} from ${env.from}: this agent has an end-to-end session with it, and takes only encrypted messages from it`))
+        return 'consumed'
       }
       if (!c.acceptPlaintext && env.to === c.amid && env.from !== c.relayAmid()) {
         c.warn(new AgentMeshError(ErrorCode.PlaintextRefused, `dropped unencrypted message ${env.id} from ${env.from}: this agent accepts end-to-end encrypted messages only`))

@@ -5,6 +5,11 @@ import { dirname } from 'node:path'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import type { ClientState } from './state.ts'
 
+/** Atomic steps between two truncations of the write-ahead log. */
+export const WAL_TRUNCATE_EVERY = 100
+/** Truncations of the log between two rewrites of the whole file (VACUUM); also at close. */
+export const VACUUM_EVERY = 10
+
 export function sqliteState (path: string): ClientState {
   let db: Database.Database
   try {
@@ -15,6 +20,9 @@ export function sqliteState (path: string): ClientState {
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = NORMAL')
     db.pragma('busy_timeout = 5000')
+    // every deleted or overwritten record (a kept plaintext, a session's old chain keys) is zeroed in
+    // the file, not left in free space (docs/security.md, "Someone with the agent's disk")
+    db.pragma('secure_delete = ON')
     db.exec(`
       CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,13 +57,45 @@ export function sqliteState (path: string): ClientState {
   }
   // one wrapper for every atomic step (better-sqlite3 prepares BEGIN/COMMIT per wrapper)
   const run = db.transaction((fn: () => unknown) => fn())
-  const commit = db.transaction((relay: string, seq: number, from?: string, id?: string) => {
+  const commitStep = db.transaction((relay: string, seq: number, from?: string, id?: string) => {
     if (from !== undefined && id !== undefined) q.markSeen.run(from, id, Date.now())
     q.setCursor.run(relay, seq)
   })
+  /**
+   * The write-ahead log keeps every version of every page written since the last checkpoint (old
+   * ratchet states, kept plaintexts, each sealed with the state key): it is checkpointed and
+   * truncated to zero bytes every WAL_TRUNCATE_EVERY steps, after a secure delete, and at close.
+   * Best effort: another process of the agent reading at that moment leaves it for the next time.
+   */
+  let steps = 0
+  let truncations = 0
+  const truncateWal = (): void => {
+    steps = 0
+    if (!db.open || db.inTransaction) return
+    try { db.pragma('wal_checkpoint(TRUNCATE)') } catch { /* busy: the next one */ }
+  }
+  /**
+   * secure_delete zeroes a deleted cell; SQLite does not promise as much for the unused gap of a
+   * b-tree page it rebuilds (a split, a merge), where copies of earlier records may be left. VACUUM writes every page anew,
+   * from a fresh copy of the live rows only; then the log is truncated. Best effort, as above.
+   */
+  const compact = (): void => {
+    truncations = 0
+    if (!db.open || db.inTransaction) return
+    try { db.exec('VACUUM') } catch { /* busy: the next one */ }
+    truncateWal()
+  }
+  const stepped = (): void => {
+    if (++steps < WAL_TRUNCATE_EVERY) return
+    if (++truncations >= VACUUM_EVERY) compact()
+    else truncateWal()
+  }
+  const commit = (relay: string, seq: number, from?: string, id?: string): void => { commitStep(relay, seq, from, id); stepped() }
+  // what an unclean stop left in the log goes at once
+  truncateWal()
   return {
     outboxAdd (e) { q.add.run(e.id, e.to, e.envText, e.createdAt) },
-    outboxRemove (id) { q.remove.run(id) },
+    outboxRemove (id) { q.remove.run(id); if (!db.inTransaction) stepped() },
     outboxList () {
       return (q.list.all() as Array<{ id: string, recipient: string, env: string, created_at: number }>)
         .map(r => ({ id: r.id, to: r.recipient, envText: r.env, createdAt: r.created_at }))
@@ -65,24 +105,34 @@ export function sqliteState (path: string): ClientState {
     cursor (relay) { return (q.cursor.get(relay) as number | undefined) ?? 0 },
     prune (before) { q.prune.run(before) },
     recordGet (kind, key) { return q.recGet.get(kind, key) as Buffer | undefined },
-    recordPut (kind, key, value, at) { q.recPut.run(kind, key, value, at) },
-    recordDelete (kind, key) { return q.recDelete.run(kind, key).changes > 0 },
+    recordPut (kind, key, value, at) { q.recPut.run(kind, key, value, at); if (!db.inTransaction) stepped() },
+    recordDelete (kind, key) {
+      const gone = q.recDelete.run(kind, key).changes > 0
+      if (!db.inTransaction) stepped()
+      return gone
+    },
     recordList (kind) { return q.recList.all(kind) as Array<{ key: string, value: Buffer, at: number }> },
     recordCount (kind) { return q.recCount.get(kind) as number },
     metaGet (name) { return q.metaGet.get(name) as string | undefined },
     metaSet (name, value) { q.metaSet.run(name, value) },
-    transaction (fn) { return db.inTransaction ? fn() : run.immediate(fn) as ReturnType<typeof fn> },
+    transaction (fn) {
+      if (db.inTransaction) return fn()
+      const out = run.immediate(fn) as ReturnType<typeof fn>
+      stepped()
+      return out
+    },
     secureDelete (fn) {
       if (db.inTransaction) return fn()
-      // off otherwise: zeroing every freed page doubles the cost of each message (measured)
-      db.pragma('secure_delete = ON')
       try {
         return run.immediate(fn) as ReturnType<typeof fn>
       } finally {
-        db.pragma('secure_delete = OFF')
-        db.pragma('wal_checkpoint(TRUNCATE)')
+        truncateWal()
       }
     },
-    close () { if (db.open) db.close() },
+    close () {
+      if (!db.open) return
+      compact()
+      db.close()
+    },
   }
 }

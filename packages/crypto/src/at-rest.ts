@@ -14,14 +14,35 @@ import { hkdfSha256 } from './kdf.ts'
 const INFO = new TextEncoder().encode('agentmesh/state-key/v1')
 const NONCE_BYTES = 12
 const TAG_BYTES = 16
-/** scrypt cost for a passphrase: N = 2^14, r = 8, p = 1 (16 MiB, tens of ms). */
-export const STATE_SCRYPT = { N: 1 << 14, r: 8, p: 1 } as const
+export interface ScryptParams { N: number, r: number, p: number }
+/**
+ * scrypt cost for a passphrase of a new state: N = 2^17, r = 8, p = 1 (128 MiB, a few hundred ms),
+ * OWASP's current guidance for scrypt. A state records the parameters it was made with
+ * (`scryptParamsText`), so raising them later leaves existing states openable.
+ */
+export const STATE_SCRYPT: ScryptParams = { N: 1 << 17, r: 8, p: 1 }
+/** What states made before the parameters were recorded used: N = 2^14, r = 8, p = 1 (16 MiB). */
+export const STATE_SCRYPT_V1: ScryptParams = { N: 1 << 14, r: 8, p: 1 }
+
+/** `N=131072,r=8,p=1`, as a state records it. */
+export function scryptParamsText (p: ScryptParams): string { return `N=${p.N},r=${p.r},p=${p.p}` }
+
+/** Reads what `scryptParamsText` wrote; AM_ERR_DATA_CORRUPT for anything else or out of bounds. */
+export function parseScryptParams (text: string): ScryptParams {
+  const m = /^N=(\d{1,10}),r=(\d{1,3}),p=(\d{1,3})$/.exec(text)
+  const p = m === null ? undefined : { N: Number(m[1]), r: Number(m[2]), p: Number(m[3]) }
+  // N a power of two ≥ 2^14 and at most 2^20 (1 GiB with r = 8): no state may ask for less, or for an unbounded amount
+  if (p === undefined || p.N < (1 << 14) || p.N > (1 << 20) || (p.N & (p.N - 1)) !== 0 || p.r < 8 || p.r > 32 || p.p < 1 || p.p > 16) {
+    throw new AgentMeshError(ErrorCode.DataCorrupt, `the state's recorded scrypt parameters "${text}" are not valid`)
+  }
+  return p
+}
 
 /** The 32-byte key that seals an agent's local state. */
-export function deriveStateKey (identitySecret: Uint8Array, salt: Uint8Array, passphrase?: string): Buffer {
+export function deriveStateKey (identitySecret: Uint8Array, salt: Uint8Array, passphrase?: string, params: ScryptParams = STATE_SCRYPT): Buffer {
   let ikm: Uint8Array = identitySecret
   if (passphrase !== undefined && passphrase !== '') {
-    const stretched = scryptSync(passphrase.normalize('NFKC'), salt, 32, { ...STATE_SCRYPT, maxmem: 64 * 1024 * 1024 })
+    const stretched = scryptSync(passphrase.normalize('NFKC'), salt, 32, { ...params, maxmem: 256 * params.N * params.r * params.p })
     ikm = Buffer.concat([identitySecret, stretched])
     stretched.fill(0)
   }

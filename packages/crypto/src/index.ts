@@ -46,7 +46,7 @@ export { initiateSession, acceptSession, verifyInitialMessageHeader, sessionAsso
 export type { InitialMessageHeader, InitiatedSession, InitiateOptions, AcceptedSession, AcceptOptions } from './pqxdh.ts'
 export {
   ratchetInitAlice, ratchetInitBob, ratchetEncrypt, ratchetDecrypt, serializeRatchetState, deserializeRatchetState,
-  DEFAULT_MAX_SKIP, DEFAULT_MAX_SKIPPED_TOTAL,
+  DEFAULT_MAX_SKIP, DEFAULT_MAX_SKIPPED_TOTAL, DEFAULT_MAX_SKIPPED_AGE_MS, expireSkipped,
 } from './ratchet.ts'
 export type { RatchetState, RatchetMessage, RatchetHeader, RatchetLimits } from './ratchet.ts'
 export { startSession, acceptInitialMessage } from './session.ts'
@@ -71,8 +71,9 @@ export type {
   ParsedCrl, VerifyChainOptions, VerifiedChain, TrustTier, AgentCertTier, CertRole, CertificateInfo,
   Session, SessionLink, VerifiedSession,
 } from './certs.ts'
-export { deriveStateKey, sealRecord, openRecord, STATE_SCRYPT } from './at-rest.ts'
-export { safetyNumber, formatSafetyNumber, SAFETY_NUMBER_ITERATIONS } from './safety-number.ts'
+export { deriveStateKey, sealRecord, openRecord, STATE_SCRYPT, STATE_SCRYPT_V1, scryptParamsText, parseScryptParams } from './at-rest.ts'
+export type { ScryptParams } from './at-rest.ts'
+export { safetyNumber, formatSafetyNumber, fingerprintHalf, scannableFingerprint, scannableSafetyNumber, compareScannable, SAFETY_NUMBER_ITERATIONS, SCANNABLE_VERSION } from './safety-number.ts'
 export { signGrant, verifyGrant, grantAllows, GRANT_SIGNING_PREFIX, GRANT_VERSION, SCOPE_PATTERN, MAX_GRANT_SCOPES, MAX_GRANT_DURATION_MS } from './grant.ts'
 export type { Grant, GrantInit, GrantStatus } from './grant.ts'
 export { dmRoomId, DM_ROOM_PREFIX } from './conversation.ts'

@@ -40,6 +40,12 @@ export const DEFAULT_MAX_SKIP = 1000
  */
 export const DEFAULT_MAX_SKIPPED_TOTAL = 2000
 /**
+ * How long skipped message keys are kept (§6.4: "after some number of messages or some time"): a
+ * message can wait at the relay for its retention (30 days), not longer, so a key skipped longer
+ * ago than that opens nothing that can still arrive. Applied per chain, from the first key it skipped.
+ */
+export const DEFAULT_MAX_SKIPPED_AGE_MS = 30 * 24 * 60 * 60 * 1000
+/**
  * Ended receiving chains remembered (their ratchet key and length), so a message from one of them
  * whose key is gone is told apart as a replay. Older chains' leftover skipped keys still work.
  */
@@ -91,6 +97,8 @@ export interface RatchetState {
   chains: Array<[string, number]>
   /** per chain, [ratchet key, 1 + the highest n whose skipped key was evicted], to word the replay error */
   evicted: Array<[string, number]>
+  /** per chain holding skipped keys, [ratchet key, ms since the epoch when it first skipped one] (states made before have none) */
+  skipped_at?: Array<[string, number]>
   /** the PQXDH ephemeral key this session was agreed with: a later initial message with the same one belongs here */
   base: string | null
   /** initiator only: the PQXDH header to send along until a reply has decrypted */
@@ -104,6 +112,10 @@ export interface RatchetLimits {
   maxSkip?: number
   /** @default DEFAULT_MAX_SKIPPED_TOTAL (2000) */
   maxSkippedTotal?: number
+  /** Now (ms since the epoch): given, skipped keys are dated and those older than `maxSkippedAgeMs` deleted. */
+  now?: number
+  /** @default DEFAULT_MAX_SKIPPED_AGE_MS (30 days) */
+  maxSkippedAgeMs?: number
 }
 
 function b64 (s: string): Buffer {
@@ -260,19 +272,49 @@ function malformed (what: string): AgentMeshError {
   return new AgentMeshError(ErrorCode.DecryptFailed, `malformed message: ${what}`)
 }
 
-/** Appends newly skipped keys, deleting the oldest past the bound (§6.4) and noting what went. */
-function withSkipped (state: RatchetState, added: RatchetState['skipped'], max: number): Pick<RatchetState, 'skipped' | 'evicted'> {
-  if (added.length === 0) return { skipped: state.skipped, evicted: state.evicted }
-  const all = state.skipped.concat(added)
-  if (all.length <= max) return { skipped: all, evicted: state.evicted }
-  const gone = all.length - max
+/** The eviction marks after deleting `gone` skipped keys. */
+function evictedAfter (state: RatchetState, gone: RatchetState['skipped']): RatchetState['evicted'] {
   const marks = new Map(state.evicted)
-  for (let i = 0; i < gone; i++) {
-    const [dh, n] = all[i]!
+  for (const [dh, n] of gone) {
     if ((marks.get(dh) ?? 0) <= n) { marks.delete(dh); marks.set(dh, n + 1) }
   }
   const evicted = [...marks]
-  return { skipped: all.slice(gone), evicted: evicted.length > MAX_REMEMBERED_CHAINS ? evicted.slice(evicted.length - MAX_REMEMBERED_CHAINS) : evicted }
+  return evicted.length > MAX_REMEMBERED_CHAINS ? evicted.slice(evicted.length - MAX_REMEMBERED_CHAINS) : evicted
+}
+
+/** The chains' dates, with `added`'s chains dated `now` when new, and chains without skipped keys left out. */
+function datedSkipped (state: RatchetState, skipped: RatchetState['skipped'], added: RatchetState['skipped'], now: number | undefined): Pick<RatchetState, 'skipped_at'> {
+  if (now === undefined && state.skipped_at === undefined) return {}
+  const at = new Map(state.skipped_at ?? [])
+  if (now !== undefined) for (const [dh] of added) if (!at.has(dh)) at.set(dh, now)
+  const holding = new Set(skipped.map(s => s[0]))
+  return { skipped_at: [...at].filter(([dh]) => holding.has(dh)) }
+}
+
+/** Appends newly skipped keys, deleting the oldest past the bound (§6.4) and noting what went. */
+function withSkipped (state: RatchetState, added: RatchetState['skipped'], max: number, now?: number): Pick<RatchetState, 'skipped' | 'evicted' | 'skipped_at'> {
+  if (added.length === 0) return { skipped: state.skipped, evicted: state.evicted, ...(state.skipped_at === undefined ? {} : { skipped_at: state.skipped_at }) }
+  const all = state.skipped.concat(added)
+  if (all.length <= max) return { skipped: all, evicted: state.evicted, ...datedSkipped(state, all, added, now) }
+  const gone = all.length - max
+  const skipped = all.slice(gone)
+  return { skipped, evicted: evictedAfter(state, all.slice(0, gone)), ...datedSkipped(state, skipped, added, now) }
+}
+
+/**
+ * Deletes the skipped keys of chains that first skipped one longer than `maxAgeMs` before `now`
+ * (§6.4), noting them as evicted so a late copy is told apart as such. `state` is left as it was.
+ */
+export function expireSkipped (state: RatchetState, now: number, maxAgeMs = DEFAULT_MAX_SKIPPED_AGE_MS): RatchetState {
+  const old = new Set((state.skipped_at ?? []).filter(([, at]) => at < now - maxAgeMs).map(([dh]) => dh))
+  if (old.size === 0) return state
+  const gone = state.skipped.filter(s => old.has(s[0]))
+  return {
+    ...state,
+    skipped: state.skipped.filter(s => !old.has(s[0])),
+    evicted: evictedAfter(state, gone),
+    skipped_at: state.skipped_at!.filter(([dh]) => !old.has(dh)),
+  }
 }
 
 /** The state after a successful decrypt: the initiator stops sending its PQXDH header (PQXDH §3.3). */
@@ -289,9 +331,11 @@ function received (state: RatchetState, changes: Partial<RatchetState>): Ratchet
  * - AM_ERR_MESSAGE_REPLAYED: its message key was already used (or, if it was skipped, since evicted);
  * - AM_ERR_TOO_FAR_AHEAD: it would skip more than `maxSkip` keys in a chain or `maxSkippedTotal` in all.
  */
-export function ratchetDecrypt (state: RatchetState, message: RatchetMessage, limits: RatchetLimits = {}): { state: RatchetState, plaintext: Uint8Array } {
+export function ratchetDecrypt (given: RatchetState, message: RatchetMessage, limits: RatchetLimits = {}): { state: RatchetState, plaintext: Uint8Array } {
   const maxSkip = limits.maxSkip ?? DEFAULT_MAX_SKIP
   const maxTotal = limits.maxSkippedTotal ?? DEFAULT_MAX_SKIPPED_TOTAL
+  const now = limits.now
+  const state = now === undefined ? given : expireSkipped(given, now, limits.maxSkippedAgeMs ?? DEFAULT_MAX_SKIPPED_AGE_MS)
   const header = message?.header
   if (typeof header !== 'object' || header === null || typeof header.dh !== 'string') throw malformed('no header')
   const { dh, pn, n } = header
@@ -317,7 +361,7 @@ export function ratchetDecrypt (state: RatchetState, message: RatchetMessage, li
       const ckr = toB64u(hmacSha256(ck, CK_CHAIN))
       return {
         // nothing skipped (the usual case): withSkipped would answer `skipped` and `evicted` as they are
-        state: received(state, added.length === 0 ? { ckr, nr: n + 1 } : { ckr, nr: n + 1, ...withSkipped(state, added, maxTotal) }),
+        state: received(state, added.length === 0 ? { ckr, nr: n + 1 } : { ckr, nr: n + 1, ...withSkipped(state, added, maxTotal, now) }),
         plaintext,
       }
     }
@@ -331,7 +375,7 @@ export function ratchetDecrypt (state: RatchetState, message: RatchetMessage, li
     if (n < ended[1]) replayed(state, dh, n)
     throw new AgentMeshError(ErrorCode.DecryptFailed, `message ${n} of a chain that ended after ${ended[1]} messages does not exist: forged or altered`)
   }
-  return dhRatchetThenDecrypt(state, dh, pn, n, ciphertext, maxSkip, maxTotal)
+  return dhRatchetThenDecrypt(state, dh, pn, n, ciphertext, maxSkip, maxTotal, now)
 }
 
 function replayed (state: RatchetState, dh: string, n: number): never {
@@ -346,12 +390,15 @@ function fromSkipped (state: RatchetState, dh: string, pn: number, n: number, ci
   const i = state.skipped.findIndex(s => s[1] === n && s[0] === dh)
   if (i < 0) return undefined
   const plaintext = open(b64(state.skipped[i]![2]), ciphertext, associatedData(state.ad, dh, pn, n))
-  return { state: received(state, { skipped: state.skipped.filter((_, j) => j !== i) }), plaintext }
+  const skipped = state.skipped.filter((_, j) => j !== i)
+  const changes: Partial<RatchetState> = { skipped }
+  if (state.skipped_at !== undefined && !skipped.some(s => s[0] === dh)) changes.skipped_at = state.skipped_at.filter(([k]) => k !== dh)
+  return { state: received(state, changes), plaintext }
 }
 
 /** A new ratchet key from the peer: SkipMessageKeys(pn), DHRatchet, SkipMessageKeys(n), decrypt (§3.5). */
 function dhRatchetThenDecrypt (
-  state: RatchetState, dh: string, pn: number, n: number, ciphertext: Uint8Array, maxSkip: number, maxTotal: number,
+  state: RatchetState, dh: string, pn: number, n: number, ciphertext: Uint8Array, maxSkip: number, maxTotal: number, now?: number,
 ): { state: RatchetState, plaintext: Uint8Array } {
   const peer = decodeB64u(dh, 32)
   if (peer === undefined) throw malformed('header.dh is not a 32-byte base64url key')
@@ -414,7 +461,7 @@ function dhRatchetThenDecrypt (
       ns: 0,
       nr: n + 1,
       pn: state.ns,
-      ...withSkipped(state, added, maxTotal),
+      ...withSkipped(state, added, maxTotal, now),
       chains,
     }),
     plaintext,
@@ -458,6 +505,8 @@ export function deserializeRatchetState (saved: string | unknown): RatchetState 
     Array.isArray(e) && e.length === 2 && key(e[0], 32) && (isUint32(e[1]) || e[1] === 0x100000000))
   if (!marks(s.chains)) throw corrupt('chains')
   if (!marks(s.evicted)) throw corrupt('evicted')
+  if (s.skipped_at !== undefined && !(Array.isArray(s.skipped_at) && s.skipped_at.every((e: unknown) =>
+    Array.isArray(e) && e.length === 2 && key(e[0], 32) && Number.isSafeInteger(e[1])))) throw corrupt('skipped_at')
   if (!keyOrNull(s.base, 32)) throw corrupt('base')
   if (s.prekey !== undefined && (typeof s.prekey !== 'object' || s.prekey === null)) throw corrupt('prekey')
   if (typeof s.created_at !== 'number' || !Number.isFinite(s.created_at)) throw corrupt('created_at')

@@ -3,7 +3,7 @@ import { createDecipheriv, createHmac, createPrivateKey, createPublicKey, diffie
 import { describe, it } from 'node:test'
 import { ErrorCode } from '@agentmesh/protocol'
 import {
-  DEFAULT_MAX_SKIP, DEFAULT_MAX_SKIPPED_TOTAL, acceptInitialMessage, deserializeRatchetState, fromB64u, generateX25519KeyPair,
+  DEFAULT_MAX_SKIP, DEFAULT_MAX_SKIPPED_AGE_MS, DEFAULT_MAX_SKIPPED_TOTAL, acceptInitialMessage, expireSkipped, deserializeRatchetState, fromB64u, generateX25519KeyPair,
   ratchetDecrypt, ratchetEncrypt, ratchetInitAlice, ratchetInitBob, serializeRatchetState, startSession, toB64u,
   type RatchetLimits, type RatchetMessage, type RatchetState,
 } from '@agentmesh/crypto'
@@ -171,6 +171,28 @@ describe('ratchet', () => {
     assert.equal(b.receive(chain2[1]!), 'c2-1')
     assert.equal(b.state.skipped.length, 0)
     for (const m of [...chain1, ...chain2]) await refused(b, m, ErrorCode.MessageReplayed)
+  })
+
+  it('ratchet - skipped keys expire by age as well as count: a late message past it is AM_ERR_MESSAGE_REPLAYED (evicted)', async () => {
+    const limits: RatchetLimits = { now: T0 }
+    const { a, b } = await established(limits)
+    const chain = [0, 1, 2, 3].map(i => a.send(`late-${i}`))
+    assert.equal(b.receive(chain[2]!), 'late-2') // skips late-0 and late-1, dated T0
+    assert.equal(b.state.skipped.length, 2)
+    assert.deepEqual(b.state.skipped_at?.map(([, at]) => at), [T0])
+    // within the age: a skipped key still opens its message
+    limits.now = T0 + DEFAULT_MAX_SKIPPED_AGE_MS
+    assert.equal(b.receive(chain[0]!), 'late-0')
+    b.reload()
+    // past it: the next message deletes what is left, and the late one is told apart as evicted
+    limits.now = T0 + DEFAULT_MAX_SKIPPED_AGE_MS + 1
+    assert.equal(b.receive(chain[3]!), 'late-3')
+    assert.deepEqual([b.state.skipped.length, b.state.skipped_at], [0, []])
+    await refused(b, chain[1]!, ErrorCode.MessageReplayed, /skipped and its key since evicted/)
+    // a state without dates (saved before) keeps its keys: nothing to date them by
+    const undated = { ...b.state, skipped: [[b.state.dhr!, 9, b.state.rk]] as RatchetState['skipped'] }
+    delete undated.skipped_at
+    assert.equal(expireSkipped(undated, T0 * 2).skipped.length, 1)
   })
 
   it('ratchet - a long conversation with random batches, random delivery order and reloads through JSON', async () => {
