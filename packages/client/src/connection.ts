@@ -125,6 +125,8 @@ export class ConnectionImpl implements Connection {
   private relayId: string | undefined
   private limits: Limits | undefined
   private authed = false
+  /** the agents watched (docs/protocol.md §17.4), told again on every connection */
+  private watched: string[] = []
   private closed = false
   private attempt = 0
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
@@ -326,6 +328,7 @@ export class ConnectionImpl implements Connection {
         this.lastError = undefined
         this.statusChannel.push({ type: 'connected', relay: this.cfg.url })
         this.readyResolve?.()
+        if (this.watched.length > 0) this.ws?.send(encodeFrame({ op: 'watch', agents: this.watched }))
         this.transmit()
         this.releaseDeferred()
         return
@@ -521,6 +524,19 @@ export class ConnectionImpl implements Connection {
     if (kind === 'read' && !dm && (typeof upTo !== 'number' || !Number.isInteger(upTo) || upTo < 0)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'a read signal needs the room seq read up to')
     if (!this.authed || this.ws === undefined) throw new AgentMeshError(ErrorCode.ConnectionClosed, 'not connected to the relay right now; signals are not queued')
     this.ws.send(encodeFrame({ op: 'signal', room: addr, kind, ...(kind === 'read' ? (dm ? { id: upTo as string } : { up_to: upTo as number }) : {}) }))
+  }
+
+  /**
+   * Hear the presence changes of these agents (AMIDs, at most 256) besides those sharing a room with
+   * this one (docs/protocol.md §17.4); replaces the list, kept across reconnections; [] ends it. The
+   * relay answers their presence now, as events.
+   */
+  watch (agents: readonly string[]): void {
+    const bad = agents.find(a => typeof a !== 'string' || !isAmid(a))
+    if (bad !== undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, `"${String(bad).slice(0, 80)}" is not an AMID`)
+    if (agents.length > 256) throw new AgentMeshError(ErrorCode.InvalidArgument, `watch at most 256 agents, not ${agents.length}`)
+    this.watched = [...new Set(agents)]
+    if (this.authed && this.ws !== undefined) this.ws.send(encodeFrame({ op: 'watch', agents: this.watched }))
   }
 
   /** Validates and queues one send: `prepared` once it is in the outbox, `result` once the relay acked it. */
