@@ -359,7 +359,7 @@ export class ChatService implements RoomResolver {
   }
 
   /** Tells the presence changes gathered so far now (tests, shutdown). */
-  flushPresence (): void { this.presences.flush() }
+  async flushPresence (): Promise<void> { await this.presences.flush() }
 
   /** Presence frames written so far (one per recipient agent). */
   get presenceEvents (): number { return this.presences.counters.presenceEvents }

@@ -187,6 +187,10 @@ export interface RelayStats {
   pauses: number
   /** event frames not written to a connection over its soft bound */
   eventsDropped: number
+  /** bytes queued for every connection now, not yet taken by the network */
+  queuedBytes: number
+  /** connections whose deliveries are paused now (over sendBufferBytes) */
+  pausedConnections: number
 }
 
 export class RelayCore implements RelayOutlet {
@@ -245,7 +249,13 @@ export class RelayCore implements RelayOutlet {
   stats (): RelayStats {
     let online = 0
     for (const box of this.inboxes.values()) if (box.conns.size > 0) online++
-    return { connections: this.conns.size, agentsOnline: online, ...this.counters }
+    let queuedBytes = 0
+    let pausedConnections = 0
+    for (const c of this.conns) {
+      queuedBytes += this.queued(c)
+      if (c.paused) pausedConnections++
+    }
+    return { connections: this.conns.size, agentsOnline: online, ...this.counters, queuedBytes, pausedConnections }
   }
 
   // ---------------------------------------------------------------- sessions

@@ -159,19 +159,19 @@ export class Presences {
     this.pending.delete(amid)
     this.pending.set(amid, { status, ts: this.ctx.now() })
     if (this.flushTimer !== undefined) return
-    this.flushTimer = setTimeout(() => { this.flush() }, this.intervalMs)
+    this.flushTimer = setTimeout(() => { void this.flush() }, this.intervalMs)
     this.flushTimer.unref()
   }
 
-  /** Tells the changes gathered in this interval (the latest of each agent). */
-  flush (): void {
+  /** Tells the changes gathered in this interval (the latest of each agent); resolves once they are written. */
+  async flush (): Promise<void> {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
     const batch = [...this.pending]
     this.pending.clear()
-    for (const [amid, p] of batch) {
-      this.tell(amid, p.status, p.ts).catch((err) => { this.ctx.log.warn({ err }, 'presence change not told') })
-    }
+    await Promise.all(batch.map(async ([amid, p]) => {
+      await this.tell(amid, p.status, p.ts).catch((err) => { this.ctx.log.warn({ err }, 'presence change not told') })
+    }))
   }
 
   private async tell (amid: string, status: PresenceStatus, ts: number): Promise<void> {
