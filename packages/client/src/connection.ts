@@ -650,7 +650,8 @@ export class ConnectionImpl implements Connection {
   }
 
   private onError (f: ErrorFrame): void {
-    const err = new AgentMeshError(f.code as ErrorCode, f.message)
+    // retry_after (AM_ERR_RATE_LIMITED): seconds to wait, kept on the error as for REST's Retry-After
+    const err = new AgentMeshError(f.code as ErrorCode, f.message, f.retry_after === undefined ? undefined : { retryAfterS: f.retry_after })
     const p = f.id !== undefined ? this.outbox.get(f.id) : undefined
     if (p !== undefined) {
       if (RETRYABLE.has(f.code)) {

@@ -82,6 +82,14 @@ export class Presences {
     if (nodes.size > 0) this.remote.set(m.amid, nodes)
     else this.remote.delete(m.amid)
     if (m.status === 'online') this.handles.noteAgent(m.amid)
+    // agents watching it from here hear it (those sharing a room with it are told by its node)
+    const local = [...this.watchers.get(m.amid) ?? []].filter(w => this.presence.has(w))
+    if (local.length === 0) return
+    const status = this.presenceOf(m.amid)
+    void this.handles.handleField(m.amid).then((h) => {
+      this.counters.presenceEvents += local.length
+      this.ctx.out.event(local, JSON.stringify({ op: 'event', event: { type: 'presence', amid: m.amid, status, ...h, ts: this.ctx.now() } }))
+    }).catch(() => {})
   }
 
   /**
