@@ -126,6 +126,8 @@ export class ConnectionImpl implements Connection {
   private relayId: string | undefined
   private limits: Limits | undefined
   private authed = false
+  /** the agents watched (docs/protocol.md §17.4), told again on every connection */
+  private watched: string[] = []
   private closed = false
   private attempt = 0
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
@@ -331,6 +333,7 @@ export class ConnectionImpl implements Connection {
         this.lastError = undefined
         this.statusChannel.push({ type: 'connected', relay: this.cfg.url })
         this.readyResolve?.()
+        if (this.watched.length > 0) this.ws?.send(encodeFrame({ op: 'watch', agents: this.watched }))
         this.transmit()
         this.releaseDeferred()
         return
@@ -554,6 +557,19 @@ export class ConnectionImpl implements Connection {
     this.ws.send(encodeFrame({ op: 'signal', room: addr, kind, ...(kind === 'read' ? (dm ? { id: upTo as string } : { up_to: upTo as number }) : {}) }))
   }
 
+  /**
+   * Hear the presence changes of these agents (AMIDs, at most 256) besides those sharing a room with
+   * this one (docs/protocol.md §17.4); replaces the list, kept across reconnections; [] ends it. The
+   * relay answers their presence now, as events.
+   */
+  watch (agents: readonly string[]): void {
+    const bad = agents.find(a => typeof a !== 'string' || !isAmid(a))
+    if (bad !== undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, `"${String(bad).slice(0, 80)}" is not an AMID`)
+    if (agents.length > 256) throw new AgentMeshError(ErrorCode.InvalidArgument, `watch at most 256 agents, not ${agents.length}`)
+    this.watched = [...new Set(agents)]
+    if (this.authed && this.ws !== undefined) this.ws.send(encodeFrame({ op: 'watch', agents: this.watched }))
+  }
+
   /** Validates and queues one send: `prepared` once it is in the outbox, `result` once the relay acked it. */
   submit (to: string, payload: Record<string, unknown>, opts: SendOptions = {}): { prepared: Promise<unknown>, result: Promise<SendResult> } {
     const failed = (e: unknown): { prepared: Promise<unknown>, result: Promise<SendResult> } => {
@@ -665,7 +681,8 @@ export class ConnectionImpl implements Connection {
   }
 
   private onError (f: ErrorFrame): void {
-    const err = new AgentMeshError(f.code as ErrorCode, f.message)
+    // retry_after (AM_ERR_RATE_LIMITED): seconds to wait, kept on the error as for REST's Retry-After
+    const err = new AgentMeshError(f.code as ErrorCode, f.message, f.retry_after === undefined ? undefined : { retryAfterS: f.retry_after })
     const p = f.id !== undefined ? this.outbox.get(f.id) : undefined
     if (p !== undefined) {
       if (RETRYABLE.has(f.code)) {

@@ -94,6 +94,11 @@ export interface Connection {
   events (): AsyncIterable<import('@agentmesh/protocol').ChatEvent>
   /** A typing signal, or "read up to" a room seq, to a room's members; in a DM conversation (`dm-…`) "read up to" a message id. */
   signal (room: string, kind: 'typing' | 'read', upTo?: number | string): void
+  /**
+   * Hear the presence changes of these agents (AMIDs, at most 256) besides those sharing a room with
+   * this one (docs/protocol.md §17.4); replaces the list, kept across reconnections; [] ends it.
+   */
+  watch (agents: readonly string[]): void
   /** A REST call to the relay signed by this agent; answers the JSON body or throws its coded error. */
   request (method: string, path: string, body?: unknown): Promise<unknown>
   /**

@@ -264,7 +264,9 @@ describe('chat', () => {
     const fromB = eventsA.filter(e => e.amid === b.id.amid && (e.type === 'typing' || e.type === 'read'))
     assert.deepEqual(fromB.map(e => [e.type, e.room, e.up_to]), [['typing', '#sig', undefined], ['read', '#sig', r.seq]])
     assert.equal((await chat(ca).members('sig')).find(m => m.amid === b.id.amid)!.read_up_to, r.seq)
-    // quiet for the idle time: idle, seen by everyone (presence is global), then online on a send
+    // c shares no room with b: it hears b's presence by watching b
+    cc.watch([b.id.amid])
+    // quiet for the idle time: idle, seen by those sharing a room and watchers, then online on a send
     await until(() => eventsC.some(e => e.type === 'presence' && e.amid === b.id.amid && e.status === 'idle'), 10_000)
     assert.equal((await chat(cc).presence()).find(p => p.amid === b.id.amid)?.status, 'idle')
     await chat(cb).say('sig', 'awake')

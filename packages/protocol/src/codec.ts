@@ -170,9 +170,11 @@ export function encodeDeliver (seq: number, envText: string): string {
 
 /** Encodes an error frame. */
 export function encodeError (error: AgentMeshError, id?: string): string {
+  // retry_after: seconds to wait, for AM_ERR_RATE_LIMITED (REST answers carry it as Retry-After)
+  const retry = error.retryAfterS === undefined ? {} : { retry_after: error.retryAfterS }
   return JSON.stringify(id === undefined
-    ? { op: 'error', code: error.code, message: error.message }
-    : { op: 'error', code: error.code, message: error.message, id })
+    ? { op: 'error', code: error.code, message: error.message, ...retry }
+    : { op: 'error', code: error.code, message: error.message, id, ...retry })
 }
 
 /** Encodes any frame. */

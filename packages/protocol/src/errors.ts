@@ -29,6 +29,8 @@ export const ErrorCode = {
   HeartbeatTimeout: 'AM_ERR_HEARTBEAT_TIMEOUT',
   ShuttingDown: 'AM_ERR_SHUTTING_DOWN',
   Internal: 'AM_ERR_INTERNAL',
+  SlowConsumer: 'AM_ERR_SLOW_CONSUMER',
+  TooManyErrors: 'AM_ERR_TOO_MANY_ERRORS',
   // end-to-end encryption and certificates
   DecryptFailed: 'AM_ERR_DECRYPT_FAILED',
   MessageReplayed: 'AM_ERR_MESSAGE_REPLAYED',
@@ -109,6 +111,7 @@ export const CloseCode = {
   AuthTimeout: 4408,
   TooManyConnections: 4429,
   HeartbeatTimeout: 4410,
+  SlowConsumer: 4008,
 } as const
 export type CloseCode = typeof CloseCode[keyof typeof CloseCode]
 
@@ -157,6 +160,8 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.HeartbeatTimeout]: { close: CloseCode.HeartbeatTimeout, retryable: true },
   [ErrorCode.ShuttingDown]: { status: 503, close: CloseCode.GoingAway, retryable: true },
   [ErrorCode.Internal]: { status: 500, close: CloseCode.InternalError, retryable: true },
+  [ErrorCode.SlowConsumer]: { close: CloseCode.SlowConsumer, retryable: true },
+  [ErrorCode.TooManyErrors]: { close: CloseCode.PolicyViolation, retryable: false },
   // end-to-end encryption and certificates
   [ErrorCode.DecryptFailed]: { retryable: false },
   [ErrorCode.MessageReplayed]: { retryable: false },

@@ -90,6 +90,16 @@ export const SignalFrame = Type.Object({
 })
 export type SignalFrame = Static<typeof SignalFrame>
 
+/**
+ * The agents whose presence changes the sender hears besides those sharing a room with it (§17.4):
+ * replaces its list (empty: none); the relay answers their presence now as events.
+ */
+export const WatchFrame = Type.Object({
+  op: Type.Literal('watch'),
+  agents: Type.Array(Amid, { maxItems: 256 }),
+})
+export type WatchFrame = Static<typeof WatchFrame>
+
 // ---- relay → client ----
 export const ChallengeFrame = Type.Object({
   op: Type.Literal('challenge'),
@@ -142,6 +152,7 @@ export const ErrorFrame = Type.Object({
   code: Type.String(),
   message: Type.String(),
   id: Type.Optional(Type.String({ description: 'envelope id the error is about, for send errors' })),
+  retry_after: Type.Optional(Type.Integer({ minimum: 1, description: 'AM_ERR_RATE_LIMITED: seconds to wait before trying again' })),
 })
 export type ErrorFrame = Static<typeof ErrorFrame>
 
@@ -173,7 +184,7 @@ export type ChatEvent = Static<typeof ChatEvent>
 export const EventFrame = Type.Object({ op: Type.Literal('event'), event: ChatEvent })
 export type EventFrame = Static<typeof EventFrame>
 
-export type ClientFrame = AuthFrame | SendFrame | CursorFrame | ResumeFrame | PingFrame | SignalFrame
+export type ClientFrame = AuthFrame | SendFrame | CursorFrame | ResumeFrame | PingFrame | SignalFrame | WatchFrame
 export type RelayFrame = ChallengeFrame | WelcomeFrame | AckFrame | DeliverFrame | ErrorFrame | PongFrame | EventFrame
 
 /** Every client frame schema by `op`. */
@@ -184,6 +195,7 @@ export const ClientFrameSchemas = {
   resume: ResumeFrame,
   ping: PingFrame,
   signal: SignalFrame,
+  watch: WatchFrame,
 } as const
 
 /** Every relay frame schema by `op`. */

@@ -89,7 +89,7 @@ describe('codec - client frames', () => {
 
   it('codec - an unknown op is AM_ERR_UNKNOWN_FRAME and lists the known ones', () => {
     expectError(decodeClientFrame('{"op":"subscribe"}', MAX), ErrorCode.UnknownFrame,
-      'unknown frame op "subscribe"; expected one of: auth, send, cursor, resume, ping, signal')
+      'unknown frame op "subscribe"; expected one of: auth, send, cursor, resume, ping, signal, watch')
     // ops that are names on Object.prototype or relay → client frames are unknown too
     for (const op of ['__proto__', 'toString', 'constructor', 'deliver', 'welcome']) {
       expectError(decodeClientFrame(JSON.stringify({ op }), MAX), ErrorCode.UnknownFrame, new RegExp(`^unknown frame op "${op}";`))
@@ -99,7 +99,7 @@ describe('codec - client frames', () => {
   it('codec - an unknown op is cut to 40 characters in the message', () => {
     const op = 'x'.repeat(1000)
     expectError(decodeClientFrame(JSON.stringify({ op }), MAX), ErrorCode.UnknownFrame,
-      `unknown frame op "${'x'.repeat(40)}"; expected one of: auth, send, cursor, resume, ping, signal`)
+      `unknown frame op "${'x'.repeat(40)}"; expected one of: auth, send, cursor, resume, ping, signal, watch`)
   })
 
   it('codec - a known frame with a bad field is AM_ERR_INVALID_FRAME naming the field', () => {
@@ -278,6 +278,13 @@ describe('codec - encoders and relay frames', () => {
     assert.deepEqual(JSON.parse(encodeError(error)), { op: 'error', code: 'AM_ERR_INBOX_FULL', message: 'inbox of am… is full' })
     assert.deepEqual(decodeRelayFrame(encodeError(error, 'id-000001')),
       { op: 'error', code: 'AM_ERR_INBOX_FULL', message: 'inbox of am… is full', id: 'id-000001' })
+  })
+
+  it('codec - encodeError of a rate limit carries retry_after (seconds), as the protocol document promises', () => {
+    const error = new AgentMeshError(ErrorCode.RateLimited, 'too many; try again in 7 s', { retryAfterS: 7 })
+    assert.deepEqual(decodeRelayFrame(encodeError(error, 'id-000002')),
+      { op: 'error', code: 'AM_ERR_RATE_LIMITED', message: 'too many; try again in 7 s', id: 'id-000002', retry_after: 7 })
+    assert.deepEqual(JSON.parse(encodeError(error)), { op: 'error', code: 'AM_ERR_RATE_LIMITED', message: 'too many; try again in 7 s', retry_after: 7 })
   })
 
   it('codec - encodeFrame of a client frame decodes to the same frame', () => {

@@ -31,8 +31,10 @@ describe('error registry', () => {
         [ErrorCode.Internal, CloseCode.InternalError],
         [ErrorCode.ShuttingDown, CloseCode.GoingAway],
         [ErrorCode.TooManyConnections, CloseCode.TooManyConnections],
+        [ErrorCode.SlowConsumer, CloseCode.SlowConsumer],
+        [ErrorCode.TooManyErrors, CloseCode.PolicyViolation],
       ].sort())
-    assert.deepEqual([CloseCode.AuthFailed, CloseCode.AuthTimeout, CloseCode.HeartbeatTimeout, CloseCode.TooManyConnections], [4401, 4408, 4410, 4429])
+    assert.deepEqual([CloseCode.AuthFailed, CloseCode.AuthTimeout, CloseCode.HeartbeatTimeout, CloseCode.TooManyConnections, CloseCode.SlowConsumer, CloseCode.PolicyViolation], [4401, 4408, 4410, 4429, 4008, 1008])
   })
 
   it('errors - isRetryable: transient refusals are, a bad request is not', () => {

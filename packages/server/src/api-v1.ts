@@ -22,7 +22,7 @@ import { isAmid, verifyEnvelope } from '@agentmesh/crypto'
 import { verifyAudit, type AuditRecord, type HistoryEntry, type Store } from '@agentmesh/store'
 import {
   GROUP_TYPE, NOTICE_TYPE, actorOf, ipKey, rateLimited, settingsFromJson, settingsJson,
-  type ChatService, type Principal,
+  type ChatService, type Principal, type RoomState,
 } from './chat.ts'
 import type { Authenticator } from './auth.ts'
 import { RateLimiter } from '@agentmesh/protocol/internal'
@@ -37,6 +37,16 @@ export interface ApiDeps {
   chat: ChatService
   tasks: TaskService
   auth: Authenticator
+}
+
+/**
+ * One rule for what a public room shows (docs/protocol.md §17.3): its info (topic, owner, member
+ * count) to anyone, its members (with their presence and read markers) and its history to members
+ * and masters. Private rooms and DMs are unknown to non-members already (visibleRoom).
+ */
+function membersOnly (p: Principal, s: RoomState, what: string): void {
+  if (s.room.kind !== 'public' || p.role === 'master' || (p.kind === 'agent' && s.members?.has(p.amid) === true)) return
+  throw new AgentMeshError(ErrorCode.NotMember, `join ${s.room.id} to ${what} (\`agentmesh room join ${s.room.id}\`)`)
 }
 
 /** The client's IP (the socket's peer; "local" for in-process requests). */
@@ -124,6 +134,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
     const { p } = await enter(c)
     const s = await chat.visibleRoom(p, paramsOf(c, R.listMembers.params).id)
     if (s.room.kind === 'global') throw new AgentMeshError(ErrorCode.InvalidArgument, 'every agent is in the global room: see GET /api/v1/presence for who is online')
+    membersOnly(p, s, 'see its members')
     return answer(c, 'listMembers', { room: s.room.id, members: await chat.membersJson(s) })
   })
   app.post('/api/v1/rooms/:id/join', async (c) => {
@@ -173,9 +184,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
     const { p } = await enter(c)
     const s = await chat.visibleRoom(p, paramsOf(c, R.roomHistory.params).id)
     if (s.room.kind === 'dm') throw new AgentMeshError(ErrorCode.EncryptionRequired, 'DMs are end-to-end encrypted and the relay keeps them only until they are delivered: each agent keeps its own history')
-    if (s.room.kind === 'public' && p.role !== 'master' && !(p.kind === 'agent' && chat.isMember(s, p.amid))) {
-      throw new AgentMeshError(ErrorCode.NotMember, `join ${s.room.id} to read its history (\`agentmesh room join ${s.room.id}\`)`)
-    }
+    membersOnly(p, s, 'read its history')
     // the query is checked once the room is known to be readable, as it always was
     const { before, after, limit = DEFAULT_PAGE } = queryOf(c, R.roomHistory.query)
     const rows = await store.readHistory(s.room.id, { ...(before === undefined ? {} : { before }), ...(after === undefined ? {} : { after }), limit })
@@ -286,6 +295,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
     }
     if (room !== undefined && room !== 'global' && room !== '#global') {
       const s = await chat.visibleRoom(p, room)
+      membersOnly(p, s, 'see its members\' presence')
       for (const m of chat.membersOf(s)) rows.push(await row(m))
     } else {
       for (const a of chat.onlineAgents().slice(0, MAX_PRESENCE_ROWS)) rows.push(await row(a))

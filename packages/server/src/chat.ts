@@ -17,7 +17,8 @@ import { fromB64u, identityFromSecret, type Identity } from '@agentmesh/crypto'
 import type { AgentRole, AppendResult, AuditInput, Store } from '@agentmesh/store'
 import { RateLimiter, type TakeResult } from '@agentmesh/protocol/internal'
 import type { Logger } from './log.ts'
-import type { RelayOutlet, RoomResolver } from './relay.ts'
+import { tsTooFarAhead, type RelayOutlet, type RoomResolver } from './relay.ts'
+import { DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_PRESENCE_INTERVAL_MS } from './options.ts'
 import { EventBus } from './events.ts'
 import type { Backplane, BackplaneMessage } from './backplane.ts'
 import { sendAudit } from './audit-rows.ts'
@@ -61,6 +62,10 @@ export interface ChatInit {
   backplane?: Backplane
   /** This node's name on the backplane. @default 'local' */
   node?: string
+  /** Presence changes are gathered this long, in ms, before they are told. @default 1,000 */
+  presenceIntervalMs?: number
+  /** How far ahead of the relay's clock a posted envelope's ts may be, in ms. @default 10 minutes */
+  maxClockSkewMs?: number
 }
 
 export class ChatService implements RoomResolver {
@@ -81,6 +86,7 @@ export class ChatService implements RoomResolver {
   readonly limits: ChatLimits
   readonly now: () => number
   private readonly log: Logger
+  private readonly maxClockSkewMs: number
 
   private constructor (readonly store: Store, relaySecret: string, init: ChatInit) {
     this.relay = identityFromSecret(fromB64u(relaySecret), 'relay')
@@ -108,7 +114,9 @@ export class ChatService implements RoomResolver {
       audit: auditTo(store, this.now),
     }
     this.handles = new Handles(this.ctx)
-    this.presences = new Presences(this.ctx, this.handles, () => this.settings.presenceIdleMs)
+    this.maxClockSkewMs = init.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS
+    this.presences = new Presences(this.ctx, this.handles, () => this.settings.presenceIdleMs,
+      async (amid) => await this.rooms.sharersOf(amid), init.presenceIntervalMs ?? DEFAULT_PRESENCE_INTERVAL_MS)
     this.rooms = new Rooms(this.ctx, this.handles, this.presences, this.limits, async (st, type, payload) => await this.postToRoom(st, type, payload))
     this.posts = new RelayPosts(this.ctx, (st) => this.rooms.membersOf(st))
     this.dms = new DmBook(this.ctx, (id) => { this.rooms.forget(id) })
@@ -286,6 +294,10 @@ export class ChatService implements RoomResolver {
    */
   async postMessage (p: Principal, env: Envelope, remote: string, attested: boolean): Promise<{ result: AppendResult, env: Envelope }> {
     const bytes = Buffer.byteLength(JSON.stringify(env))
+    if (!attested) {
+      const ahead = tsTooFarAhead(env.ts, Date.now(), this.maxClockSkewMs)
+      if (ahead !== undefined) throw ahead
+    }
     if (env.to.startsWith('#')) {
       const admitted = p.kind === 'operator'
         ? await this.operatorFanout(env.to.slice(1))
@@ -345,6 +357,18 @@ export class ChatService implements RoomResolver {
 
   /** Writes an event to those of `amids` that are online (here, or on other nodes through the backplane). */
   emit (amids: Iterable<string>, event: ChatEvent): void { this.presences.emit(amids, event) }
+
+  /** A watch frame: the agents whose presence changes `amid` hears besides those sharing a room with it (§17.4). */
+  watch (amid: string, agents: readonly string[]): AgentMeshError | undefined {
+    this.presences.watch(amid, agents)
+    return undefined
+  }
+
+  /** Tells the presence changes gathered so far now (tests, shutdown). */
+  async flushPresence (): Promise<void> { await this.presences.flush() }
+
+  /** Presence frames written so far (one per recipient agent). */
+  get presenceEvents (): number { return this.presences.counters.presenceEvents }
 
   /** A signal frame from an authenticated agent; answers an error to send back, if any (chat/signals.ts). */
   async signal (amid: string, f: SignalFrame, remote: string): Promise<AgentMeshError | undefined> {

@@ -24,6 +24,21 @@ export const DEFAULT_MEMORY_AUDIT_MAX_ROWS = 100_000
 
 const DAY_MS = 86_400_000
 
+/** What one connection may have queued before its deliveries pause (soft) and before it is closed (hard). */
+export const DEFAULT_SEND_BUFFER_BYTES = 4 * 1024 * 1024
+export const DEFAULT_SEND_BUFFER_MAX_BYTES = 32 * 1024 * 1024
+/** Error answers per connection: a burst, a rate, and how many left out close it. */
+export const DEFAULT_ERROR_BURST = 100
+export const DEFAULT_ERRORS_PER_MINUTE = 600
+export const DEFAULT_ERROR_FLOOD_CLOSE = 1000
+/** How far ahead of the relay's clock an envelope's ts may be. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 10 * 60 * 1000
+/** Presence changes are sent at most once per interval. */
+export const DEFAULT_PRESENCE_INTERVAL_MS = 1000
+/** Registry reads per IP. */
+export const DEFAULT_REGISTRY_READS_PER_MINUTE = 600
+export const DEFAULT_REGISTRY_READ_BURST = 200
+
 /** Builds the error of an invalid option: `relay option <field> <why>`. */
 export type InvalidOption = (field: string, why: string) => AgentMeshError
 
@@ -135,6 +150,15 @@ export const RELAY_OPTIONS = {
   retransmitMs: positive('Unacknowledged deliveries are sent again after this long, in ms. @default 15 s', constants.DEFAULT_RETRANSMIT_MS, 'AGENTMESH_RETRANSMIT_MS'),
   retentionMs: positive('How long undelivered messages and dedupe memory are kept, in ms. @default 30 days', constants.DEFAULT_RETENTION_MS, 'AGENTMESH_RETENTION_MS'),
   maxInbox: positive('Undelivered messages per inbox. @default 100,000', constants.DEFAULT_MAX_INBOX, 'AGENTMESH_MAX_INBOX'),
+  sendBufferBytes: positive('Bytes queued for one connection (not yet read by it) past which its deliveries pause and its events are dropped, until it drains (docs/protocol.md §6). @default 4 MiB', DEFAULT_SEND_BUFFER_BYTES, 'AGENTMESH_SEND_BUFFER_BYTES'),
+  sendBufferMaxBytes: positive('Bytes queued for one connection past which it is closed as a slow consumer (4008, AM_ERR_SLOW_CONSUMER); at least sendBufferBytes. @default 32 MiB', DEFAULT_SEND_BUFFER_MAX_BYTES, 'AGENTMESH_SEND_BUFFER_MAX_BYTES'),
+  errorBurst: positive('Error answers one connection gets in a burst before they are rate-limited (refused frames past it get no answer). @default 100', DEFAULT_ERROR_BURST, 'AGENTMESH_ERROR_BURST'),
+  errorsPerMinute: positive('Error answers per minute one connection gets after its burst. @default 600', DEFAULT_ERRORS_PER_MINUTE, 'AGENTMESH_ERRORS_PER_MINUTE'),
+  errorFloodClose: positive('Error answers left out (rate-limited) after which the connection is closed (1008, AM_ERR_TOO_MANY_ERRORS). @default 1,000', DEFAULT_ERROR_FLOOD_CLOSE, 'AGENTMESH_ERROR_FLOOD_CLOSE'),
+  maxClockSkewMs: positive('How far ahead of the relay\'s clock an envelope\'s ts may be, in ms (older ts are accepted). @default 10 minutes', DEFAULT_MAX_CLOCK_SKEW_MS, 'AGENTMESH_MAX_CLOCK_SKEW_MS'),
+  presenceIntervalMs: positive('Presence changes are gathered and sent at most once per this interval, in ms (the latest status of each agent). @default 1 s', DEFAULT_PRESENCE_INTERVAL_MS, 'AGENTMESH_PRESENCE_INTERVAL_MS'),
+  registryReadsPerMinute: positive('Registry reads (GET /registry/…, /.well-known/…) per minute per IP. @default 600', DEFAULT_REGISTRY_READS_PER_MINUTE, 'AGENTMESH_REGISTRY_READS_PER_MINUTE'),
+  registryReadBurst: positive('Registry reads per IP in a burst. @default 200', DEFAULT_REGISTRY_READ_BURST, 'AGENTMESH_REGISTRY_READ_BURST'),
   verifySignatures: option({
     schema: Type.Boolean(),
     default: true,
@@ -351,5 +375,7 @@ export function relayOptions (init: RelayInit = {}): RelayOptions {
     o[k] = spec.resolve !== undefined ? spec.resolve(v, bad) : checked(k, spec, v, bad)
   }
   if (init.memory === true && init.dataDir !== undefined) throw bad('memory', 'and dataDir are mutually exclusive')
+  const resolved = o as RelayOptions
+  if (resolved.sendBufferMaxBytes < resolved.sendBufferBytes) throw bad('sendBufferMaxBytes', `must be at least sendBufferBytes (${resolved.sendBufferBytes}), got ${resolved.sendBufferMaxBytes}`)
   return o as RelayOptions
 }

@@ -9,7 +9,9 @@ import type { Context, Hono } from 'hono'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Value } from '@sinclair/typebox/value'
 import { API_ROUTES, AgentMeshError, DEFAULT_SEARCH_LIMIT, ErrorCode, type Certificate, type Crl, type Profile } from '@agentmesh/protocol'
-import { LruMap } from '@agentmesh/protocol/internal'
+import { LruMap, RateLimiter, type RateLimit } from '@agentmesh/protocol/internal'
+import type { IncomingMessage } from 'node:http'
+import { ipKey, rateLimited } from './chat/limits.ts'
 // the bodies' schemas and their bounds are the REST contract's (@agentmesh/protocol src/api)
 import {
   AmidParams, CertificateBody, MAX_PREKEYS_PER_AGENT, MAX_REGISTRY_BODY_BYTES, PrekeyBody, ProfileBody,
@@ -114,7 +116,12 @@ export interface RegistryInit {
   now?: () => number
   /** Root CA certificates (PEM, one per entry, checked by relayOptions) chains are verified against. @default none: only anonymous */
   trustRoots?: readonly string[]
+  /** Registry reads (profiles, search, prekey counts and bundles, certificates, CRLs) per IP. @default 600 a minute, bursts of 200 */
+  readLimit?: RateLimit
 }
+
+/** Registry reads per IP when the relay options do not say. */
+export const DEFAULT_REGISTRY_READ_LIMIT: RateLimit = { perMinute: 600, burst: 200 }
 
 /** Reads a request body of at most `max` bytes. */
 async function readBody (c: Context, max: number, what: string): Promise<Uint8Array> {
@@ -138,6 +145,14 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
   const now = opts.now ?? Date.now
   const skewMs = opts.skewMs ?? 5 * 60 * 1000
   const trust = createTrust(store, opts.trustRoots ?? [])
+  const reads = new RateLimiter(opts.readLimit ?? DEFAULT_REGISTRY_READ_LIMIT, now)
+
+  /** A registry read counts against its client's IP bucket (429 AM_ERR_RATE_LIMITED with Retry-After past it). */
+  function read (c: Context): void {
+    const address = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress ?? 'local'
+    const r = reads.take(ipKey(address))
+    if (!r.ok) throw rateLimited(r.retryAfterS, 'registry reads from this address')
+  }
 
   /** The agent's stored chain and its status at `t`, or undefined without one. */
   async function certified (amid: string, t: number): Promise<Certified | undefined> {
@@ -199,6 +214,7 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
   })
 
   app.get('/api/v1/agents/:amid', async (c) => {
+    read(c)
     const amid = amidParam(c)
     const t = now()
     // the chat handle (§17.1) rides along: KNOCK policies match senders by it (docs/policy.md)
@@ -212,6 +228,7 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
   })
 
   app.get('/api/v1/agents', async (c) => {
+    read(c)
     const { capability, q: text, limit = DEFAULT_SEARCH_LIMIT } = queryOf(c, API_ROUTES.searchAgents.query)
     const found = await store.searchProfiles({
       ...(capability === undefined ? {} : { capability }),
@@ -235,11 +252,13 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
   })
 
   app.get('/api/v1/agents/:amid/prekeys', async (c) => {
+    read(c)
     const amid = amidParam(c)
     return answer(c, 'countPrekeys', { one_time: await store.countOneTimePrekeys(amid) })
   })
 
   app.post('/api/v1/agents/:amid/prekeys/bundle', async (c) => {
+    read(c)
     const amid = amidParam(c)
     const { signer } = await signed(c)
     if (await store.getAgent(signer) === undefined) {
@@ -264,6 +283,7 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
   })
 
   app.get('/api/v1/agents/:amid/certificate', async (c) => {
+    read(c)
     const amid = amidParam(c)
     const cert = await certified(amid, now())
     if (cert === undefined) throw new AgentMeshError(ErrorCode.NotFound, `agent ${amid} has published no certificate on this relay`)
@@ -277,6 +297,7 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
   })
 
   app.get('/api/v1/crls', async (c) => {
+    read(c)
     return answer(c, 'listCrls', { crls: (await store.listCrls()).map(crlJson) })
   })
 

@@ -124,7 +124,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     online: () => core.online(),
   }
   const settings = defaultChatSettings()
-  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node, now })
+  const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node, now, presenceIntervalMs: opts.presenceIntervalMs, maxClockSkewMs: opts.maxClockSkewMs })
   // explicit options win over settings stored by PATCH /api/v1/settings
   if (opts.presenceIdleMs !== undefined) chat.settings.presenceIdleMs = opts.presenceIdleMs
   for (const [k, v] of Object.entries(opts.rateLimits)) Object.assign(chat.settings.rateLimits[k as keyof typeof chat.settings.rateLimits], v)
@@ -139,7 +139,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   const started = Date.now()
   let closing = false
 
-  const registry = registryFeature({ store, now, trustRoots: opts.trustRoots })
+  const registry = registryFeature({ store, now, trustRoots: opts.trustRoots, readLimit: { perMinute: opts.registryReadsPerMinute, burst: opts.registryReadBurst } })
   const featureComponents: FeatureComponents = { store, logger: log, events, relay: outlet, backplane, options: opts, now }
   const features: RelayFeature[] = [
     registry,
@@ -218,12 +218,15 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
       cork: () => { sock.cork() },
       uncork: () => { sock.uncork() },
       ping: () => { ws.ping() },
+      buffered: () => ws.bufferedAmount,
     }, { address: req.socket.remoteAddress ?? '?', ...(req.socket.remotePort === undefined ? {} : { port: req.socket.remotePort }) })
     ws.on('message', (data, isBinary) => {
       if (isBinary) { handlers.binary(); return }
       handlers.message(data.toString())
     })
     ws.on('pong', handlers.pong)
+    // the socket took everything queued (it had more than its high-water mark): paused deliveries go on
+    sock.on('drain', handlers.drain)
     ws.on('close', handlers.close)
     ws.on('error', (err) => {
       // protocol violations such as an oversize frame: ws closes with 1009/1002 itself

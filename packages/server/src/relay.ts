@@ -38,6 +38,12 @@ export interface Peer {
   uncork? (): void
   /** Transport-level keepalive probe (optional). */
   ping? (): void
+  /**
+   * Bytes written to this connection that the network has not taken yet (ws's `bufferedAmount`):
+   * what the relay holds for a reader that stopped reading. Optional: a peer without it is never
+   * paused nor closed as a slow consumer.
+   */
+  buffered? (): number
 }
 
 /** What the relay core offers the features: posting its own items, events to connections. */
@@ -59,6 +65,8 @@ export interface RoomResolver {
   admitRoomMessage (sender: string, env: Envelope, address: string): Promise<{ room: string, fanout: string[] } | AgentMeshError>
   /** A signal frame from an authenticated agent; answers an error to send back, if any. */
   signal (amid: string, f: SignalFrame, address: string): Promise<AgentMeshError | undefined>
+  /** A watch frame (§17.4): whose presence changes the agent hears; answers an error to send back, if any. @default refused */
+  watch? (amid: string, agents: readonly string[]): AgentMeshError | undefined
 }
 
 /** What the core is given (libp2p's `*Components`). */
@@ -90,6 +98,16 @@ const MAX_KNOWN_AGENTS = 100_000
 
 let nextConnId = 1
 
+/**
+ * An envelope's `ts` more than `skewMs` ahead of `now` (the relay's clock) is refused
+ * (AM_ERR_INVALID_ENVELOPE); a `ts` in the past is accepted (messages are sent again after a while).
+ */
+export function tsTooFarAhead (ts: number, now: number, skewMs: number): AgentMeshError | undefined {
+  if (ts <= now + skewMs) return undefined
+  return new AgentMeshError(ErrorCode.InvalidEnvelope,
+    `envelope ts ${ts} is more than ${skewMs} ms ahead of the relay's clock (${now}); check the sender's clock; nothing was stored`)
+}
+
 interface Conn {
   readonly id: number
   readonly peer: Peer
@@ -119,6 +137,14 @@ interface Conn {
   closed: boolean
   corked: boolean
   authTimer?: NodeJS.Timeout
+  /** deliveries stopped because more than sendBufferBytes is queued: resumed on drain */
+  paused: boolean
+  /** error answers: tokens left in the bucket, when it was last filled, answers left out since it was last full */
+  errTokens: number
+  errAt: number
+  errLeftOut: number
+  /** closeWith is under way (its own error frame is not checked against the bounds again) */
+  closing: boolean
 }
 
 interface Inbox {
@@ -151,6 +177,20 @@ export interface RelayStats {
   duplicates: number
   rejected: number
   commits: number
+  /** connections closed because they stopped reading (AM_ERR_SLOW_CONSUMER) */
+  slowConsumers: number
+  /** error answers not sent (rate-limited) */
+  errorsLeftOut: number
+  /** connections closed for a flood of refused frames (AM_ERR_TOO_MANY_ERRORS) */
+  errorFloods: number
+  /** times deliveries to a connection paused because too much was queued for it */
+  pauses: number
+  /** event frames not written to a connection over its soft bound */
+  eventsDropped: number
+  /** bytes queued for every connection now, not yet taken by the network */
+  queuedBytes: number
+  /** connections whose deliveries are paused now (over sendBufferBytes) */
+  pausedConnections: number
 }
 
 export class RelayCore implements RelayOutlet {
@@ -168,7 +208,7 @@ export class RelayCore implements RelayOutlet {
   private uncorkScheduled = false
   private shuttingDown = false
   private readonly timers: NodeJS.Timeout[] = []
-  readonly counters = { received: 0, delivered: 0, duplicates: 0, rejected: 0, commits: 0 }
+  readonly counters = { received: 0, delivered: 0, duplicates: 0, rejected: 0, commits: 0, slowConsumers: 0, errorsLeftOut: 0, errorFloods: 0, pauses: 0, eventsDropped: 0 }
 
   private readonly store: Store
   private readonly relayId: string
@@ -209,7 +249,13 @@ export class RelayCore implements RelayOutlet {
   stats (): RelayStats {
     let online = 0
     for (const box of this.inboxes.values()) if (box.conns.size > 0) online++
-    return { connections: this.conns.size, agentsOnline: online, ...this.counters }
+    let queuedBytes = 0
+    let pausedConnections = 0
+    for (const c of this.conns) {
+      queuedBytes += this.queued(c)
+      if (c.paused) pausedConnections++
+    }
+    return { connections: this.conns.size, agentsOnline: online, ...this.counters, queuedBytes, pausedConnections }
   }
 
   // ---------------------------------------------------------------- sessions
@@ -218,7 +264,7 @@ export class RelayCore implements RelayOutlet {
    * A new transport connection: sends the challenge. Returns the handlers the transport calls.
    * `remote` is the peer's socket address, given apart from its port so per-IP limits need not parse it.
    */
-  open (peer: Peer, remote: { address: string, port?: number }): { message: (text: string) => void, binary: () => void, pong: () => void, close: () => void } {
+  open (peer: Peer, remote: { address: string, port?: number }): { message: (text: string) => void, binary: () => void, pong: () => void, close: () => void, drain: () => void } {
     const conn: Conn = {
       id: nextConnId++,
       peer,
@@ -238,6 +284,11 @@ export class RelayCore implements RelayOutlet {
       alive: true,
       closed: false,
       corked: false,
+      paused: false,
+      errTokens: this.opts.errorBurst,
+      errAt: Date.now(),
+      errLeftOut: 0,
+      closing: false,
     }
     this.conns.add(conn)
     if (this.shuttingDown) {
@@ -260,6 +311,7 @@ export class RelayCore implements RelayOutlet {
       },
       pong: () => { conn.alive = true },
       close: () => { this.onClose(conn) },
+      drain: () => { this.onDrain(conn) },
     }
   }
 
@@ -298,6 +350,14 @@ export class RelayCore implements RelayOutlet {
       case 'signal':
         if (conn.amid === undefined) { this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate before sending signals')); return }
         this.onSignal(conn, f)
+        return
+      case 'watch': {
+        if (conn.amid === undefined) { this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate before watching agents')); return }
+        const err = this.rooms.watch === undefined
+          ? new AgentMeshError(ErrorCode.UnknownFrame, 'this relay has no presence to watch')
+          : this.rooms.watch(conn.amid, f.agents)
+        if (err !== undefined) this.sendError(conn, err)
+      }
     }
   }
 
@@ -327,7 +387,11 @@ export class RelayCore implements RelayOutlet {
     for (const a of amids) {
       const box = this.inboxes.get(a)
       if (box === undefined) continue
-      for (const c of box.conns) this.write(c, frame)
+      for (const c of box.conns) {
+        // events are live only (never stored): a connection that is not reading misses them
+        if (this.overSoft(c)) { this.counters.eventsDropped++; continue }
+        this.write(c, frame)
+      }
     }
   }
 
@@ -501,6 +565,8 @@ export class RelayCore implements RelayOutlet {
       this.reject(conn, new AgentMeshError(ErrorCode.InvalidEnvelope, '"via" is set by a relay on envelopes it attests (REST posts); an agent never sends it'), env.id)
       return
     }
+    const ahead = tsTooFarAhead(env.ts, Date.now(), this.opts.maxClockSkewMs)
+    if (ahead !== undefined) { this.reject(conn, ahead, env.id); return }
     if (env.session_cert !== undefined) {
       const refusal = this.sessionRefusal(conn, env.session_cert)
       if (refusal !== undefined) { this.reject(conn, refusal, env.id); return }
@@ -685,7 +751,26 @@ export class RelayCore implements RelayOutlet {
   // ---------------------------------------------------------------- delivery
 
   private windowOpen (conn: Conn, box: Inbox): boolean {
-    return conn.sentUpTo - box.cursor < this.opts.deliveryWindow
+    return conn.sentUpTo - box.cursor < this.opts.deliveryWindow && !this.overSoft(conn)
+  }
+
+  /** Bytes queued for the connection and not yet taken by the network. */
+  private queued (conn: Conn): number {
+    return conn.peer.buffered?.() ?? 0
+  }
+
+  /** More than sendBufferBytes queued: deliveries pause (they stay in the Store) until it drains. */
+  private overSoft (conn: Conn): boolean {
+    if (this.queued(conn) <= this.opts.sendBufferBytes) return false
+    if (!conn.paused) { conn.paused = true; this.counters.pauses++ }
+    return true
+  }
+
+  /** The transport took what was queued: deliveries that paused go on. */
+  private onDrain (conn: Conn): void {
+    if (!conn.paused || conn.closed || this.overSoft(conn)) return
+    conn.paused = false
+    if (conn.deliver && conn.amid !== undefined) void this.pump(conn)
   }
 
   /** Sends a just-committed message to receivers that are exactly caught up; others pump from the Store. */
@@ -726,6 +811,8 @@ export class RelayCore implements RelayOutlet {
           if (conn.sentUpTo === box.cursor) conn.lastProgress = Date.now()
           for (const r of rows) {
             if (r.seq <= conn.sentUpTo) continue
+            // the rest are read again once the connection drained
+            if (this.overSoft(conn) || conn.closed) break
             conn.sentUpTo = r.seq
             this.counters.delivered++
             this.write(conn, encodeDeliver(r.seq, r.envelope))
@@ -768,6 +855,9 @@ export class RelayCore implements RelayOutlet {
     const now = Date.now()
     for (const [, box] of this.inboxes) {
       for (const c of box.conns) {
+        // a paused connection has not even read what was sent: nothing to send again (a drain the
+        // transport did not report is picked up here)
+        if (c.paused) { this.onDrain(c); continue }
         if (c.closed || !c.deliver || c.sentUpTo <= box.cursor) continue
         if (now - c.lastProgress < this.opts.retransmitMs) continue
         this.log.debug({ conn: c.id, from: box.cursor + 1, to: c.sentUpTo }, 'retransmitting unacknowledged deliveries')
@@ -803,6 +893,15 @@ export class RelayCore implements RelayOutlet {
       }
     }
     conn.peer.send(text)
+    if (conn.closing || conn.peer.buffered === undefined) return
+    const queued = conn.peer.buffered()
+    if (queued > this.opts.sendBufferMaxBytes) {
+      // a reader that stopped reading: what it holds is given back by closing it (its inbox keeps the deliveries)
+      this.counters.slowConsumers++
+      this.log.warn({ conn: conn.id, amid: conn.amid, remote: conn.remote, queued, limit: this.opts.sendBufferMaxBytes }, 'slow consumer: closing the connection')
+      this.closeWith(conn, new AgentMeshError(ErrorCode.SlowConsumer,
+        `more than ${this.opts.sendBufferMaxBytes} bytes were queued for this connection without being read; read faster, then reconnect (undelivered messages wait in the inbox)`))
+    }
   }
 
   private uncorkAll (): void {
@@ -811,8 +910,31 @@ export class RelayCore implements RelayOutlet {
     for (const c of list) { c.corked = false; if (!c.closed) c.peer.uncork?.() }
   }
 
+  /**
+   * Answers a refused frame, within the connection's error bucket (errorBurst, errorsPerMinute):
+   * past it the answer is left out, and after errorFloodClose left out without the bucket filling
+   * up again in between, the connection is closed (AM_ERR_TOO_MANY_ERRORS).
+   */
   private sendError (conn: Conn, err: AgentMeshError, id?: string): void {
-    this.write(conn, encodeError(err, id))
+    if (conn.closed) return
+    const now = Date.now()
+    const burst = this.opts.errorBurst
+    conn.errTokens = Math.min(burst, conn.errTokens + (now - conn.errAt) * this.opts.errorsPerMinute / 60_000)
+    conn.errAt = now
+    if (conn.errTokens >= burst) conn.errLeftOut = 0
+    if (conn.errTokens >= 1) {
+      conn.errTokens--
+      this.write(conn, encodeError(err, id))
+      return
+    }
+    conn.errLeftOut++
+    this.counters.errorsLeftOut++
+    if (conn.errLeftOut >= this.opts.errorFloodClose) {
+      this.counters.errorFloods++
+      this.log.warn({ conn: conn.id, amid: conn.amid, remote: conn.remote, leftOut: conn.errLeftOut }, 'error flood: closing the connection')
+      this.closeWith(conn, new AgentMeshError(ErrorCode.TooManyErrors,
+        `${conn.errLeftOut} refused frames went unanswered past the error rate limit (${this.opts.errorsPerMinute} a minute, bursts of ${burst}); fix the frames before reconnecting`))
+    }
   }
 
   /**
@@ -823,7 +945,9 @@ export class RelayCore implements RelayOutlet {
   private closeWith (conn: Conn, err: AgentMeshError, closeCode = closeCodeOf(err.code)): void {
     if (conn.closed) return
     if (closeCode === undefined) this.log.error({ conn: conn.id, code: err.code }, 'closing with an error code that has no close code')
-    this.sendError(conn, err)
+    // the last word is always sent (not counted against the error bucket)
+    conn.closing = true
+    this.write(conn, encodeError(err))
     if (conn.corked) { conn.corked = false; conn.peer.uncork?.() }
     conn.peer.close(closeCode ?? CloseCode.InternalError, err.code)
     this.onClose(conn)

@@ -522,6 +522,19 @@ describe('api v1 - requests are checked against the route table', () => {
     assert.equal(await from('2001:db8:0:1::1'), 401, 'another /64')
   })
 
+  it('api v1 - a public room shows its info to anyone, its members, their presence and its history to members only', async () => {
+    const [alice, bob] = [createIdentity('alice'), createIdentity('bob')]
+    const { call } = await signedIn([alice, bob])
+    await call(alice, 'POST', '/api/v1/rooms', { id: 'lobby', kind: 'public' }, 201)
+    assert.equal((await call(bob, 'GET', '/api/v1/rooms/lobby', undefined, 200)).body.members, 1)
+    for (const path of ['/api/v1/rooms/lobby/members', '/api/v1/presence?room=lobby', '/api/v1/rooms/lobby/history']) {
+      assert.equal((await call(bob, 'GET', path, undefined, 403)).body.error.code, ErrorCode.NotMember, path)
+      await call('operator', 'GET', path, undefined, 200)
+    }
+    await call(bob, 'POST', '/api/v1/rooms/lobby/join', undefined, 200)
+    for (const path of ['/api/v1/rooms/lobby/members', '/api/v1/presence?room=lobby', '/api/v1/rooms/lobby/history']) await call(bob, 'GET', path, undefined, 200)
+  })
+
   it('api v1 - the contract\'s certificate bounds are the ones the crypto package checks', () => {
     assert.equal(MAX_CERT_CHAIN_LENGTH, MAX_CHAIN_LENGTH)
     assert.equal(MAX_CERT_PEM_BYTES, MAX_PEM_BYTES)

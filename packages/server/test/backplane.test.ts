@@ -101,4 +101,28 @@ describe('backplane - chat across relays', () => {
     const typing = events.filter(e => e.type === 'typing')
     assert.deepEqual(typing.map(e => [e.amid, e.room]), [[alice.amid, '#sig']])
   })
+
+  it('backplane - presence crosses nodes: a roommate and a watcher on the other relay hear an agent come online and go', async (t) => {
+    const [one, two] = await twoNodes(t)
+    const alice = await open(t, one, 'alice')
+    await chat(alice).createRoom({ id: 'pres' })
+    const bob = await open(t, two, 'bob')
+    await chat(bob).join('pres')
+    const carol = await open(t, two, 'carol')
+    const dave = createIdentity('dave')
+    carol.watch([dave.amid])
+    const heard = (c: Connection): ChatEvent[] => {
+      const out: ChatEvent[] = []
+      void (async () => { for await (const e of c.events()) if (e.type === 'presence' && e.amid === dave.amid) out.push(e) })()
+      return out
+    }
+    const [byBob, byCarol] = [heard(bob), heard(carol)]
+    // dave connects and joins alice's room: bob shares it with him from then on, carol watches him
+    const dc = await connect({ server: one.url, identity: dave, state: memoryState() })
+    t.after(async () => { await dc.close() })
+    await chat(dc).join('pres')
+    await waitFor(() => byCarol.some(e => e.status === 'online'), 'carol (watching, other node) to hear dave online')
+    await dc.close()
+    await waitFor(() => byCarol.some(e => e.status === 'offline') && byBob.some(e => e.status === 'offline' && e.change === undefined), 'both to hear dave offline')
+  })
 })

@@ -91,6 +91,8 @@ describe('features', () => {
     const alice = await rawAgent(relay.wsUrl)
     t.after(() => { alice.close() })
     await alice.auth()
+    // bob shares no room with alice: he watches her (answered with her presence now)
+    bob.send({ op: 'watch', agents: [alice.id.amid] })
     const [online] = await bob.collect(f => f.op === 'event' && f.event.amid === alice.id.amid, 1)
     assert.deepEqual([online!.event.status, online!.event.ts], ['online', clock.t])
     clock.t += 1000

@@ -44,6 +44,15 @@ describe('options - relayOptions', () => {
       retransmitMs: 15_000,
       retentionMs: 30 * 24 * 60 * 60 * 1000,
       maxInbox: 100_000,
+      sendBufferBytes: 4 * 1024 * 1024,
+      sendBufferMaxBytes: 32 * 1024 * 1024,
+      errorBurst: 100,
+      errorsPerMinute: 600,
+      errorFloodClose: 1000,
+      maxClockSkewMs: 10 * 60 * 1000,
+      presenceIntervalMs: 1000,
+      registryReadsPerMinute: 600,
+      registryReadBurst: 200,
       verifySignatures: true,
       trustRoots: [],
       reputation: { anonymousWeight: 0.5, mutualDiscount: 0.8, flagDelta: 0.2, flagWindowMs: 86_400_000, maxFeedbackPerHour: 60 },
@@ -145,7 +154,9 @@ describe('options - the option schema', () => {
     const specs = relayOptionSpecs()
     assert.deepEqual(specs.filter(([, s]) => s.file).map(([k]) => k), [
       'host', 'port', 'dataDir', 'memory', 'sync', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
-      'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox', 'verifySignatures', 'reputation',
+      'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox',
+      'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
+      'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
       'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'rateLimits',
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
@@ -154,6 +165,9 @@ describe('options - the option schema', () => {
       maxEnvelopeBytes: 'AGENTMESH_MAX_ENVELOPE_BYTES', maxInFlight: 'AGENTMESH_MAX_IN_FLIGHT', deliveryWindow: 'AGENTMESH_DELIVERY_WINDOW',
       maxConnectionsPerAgent: 'AGENTMESH_MAX_CONNECTIONS_PER_AGENT', maxConnections: 'AGENTMESH_MAX_CONNECTIONS', heartbeatMs: 'AGENTMESH_HEARTBEAT_MS',
       authTimeoutMs: 'AGENTMESH_AUTH_TIMEOUT_MS', retransmitMs: 'AGENTMESH_RETRANSMIT_MS', retentionMs: 'AGENTMESH_RETENTION_MS', maxInbox: 'AGENTMESH_MAX_INBOX',
+      sendBufferBytes: 'AGENTMESH_SEND_BUFFER_BYTES', sendBufferMaxBytes: 'AGENTMESH_SEND_BUFFER_MAX_BYTES', errorBurst: 'AGENTMESH_ERROR_BURST',
+      errorsPerMinute: 'AGENTMESH_ERRORS_PER_MINUTE', errorFloodClose: 'AGENTMESH_ERROR_FLOOD_CLOSE', maxClockSkewMs: 'AGENTMESH_MAX_CLOCK_SKEW_MS',
+      presenceIntervalMs: 'AGENTMESH_PRESENCE_INTERVAL_MS', registryReadsPerMinute: 'AGENTMESH_REGISTRY_READS_PER_MINUTE', registryReadBurst: 'AGENTMESH_REGISTRY_READ_BURST',
       verifySignatures: 'AGENTMESH_VERIFY_SIGNATURES', trustRoots: 'AGENTMESH_TRUST_ROOTS', apiKey: 'AGENTMESH_API_KEY',
       historyRetentionMs: 'AGENTMESH_HISTORY_RETENTION_MS', historyMaxPerRoom: 'AGENTMESH_HISTORY_MAX_PER_ROOM', presenceIdleMs: 'AGENTMESH_PRESENCE_IDLE_MS',
       auditRetentionMs: 'AGENTMESH_AUDIT_RETENTION_MS', auditMaxRows: 'AGENTMESH_AUDIT_MAX_ROWS',
@@ -194,6 +208,7 @@ describe('options - the option schema', () => {
     expectInvalid({ trustRoots: 'pem' }, 'trustRoots', 'relay option trustRoots must be a list of PEM texts, got string')
     expectInvalid({ rateLimits: { api: { perMinute: 0 } } }, 'rateLimits.api.perMinute', 'relay option rateLimits.api.perMinute must be a whole number from 1 to 1,000,000, got 0')
     expectInvalid({ rateLimits: { web: {} } }, 'rateLimits.web', 'relay option rateLimits.web is not a limit (api, ip, chat, chatIp)')
+    expectInvalid({ sendBufferBytes: 1000, sendBufferMaxBytes: 999 }, 'sendBufferMaxBytes', 'relay option sendBufferMaxBytes must be at least sendBufferBytes (1000), got 999')
     assert.equal(relayOptions({ apiKey: 'k'.repeat(16) }).apiKey, 'k'.repeat(16))
     assert.equal(relayOptions({ presenceIdleMs: 1000 }).presenceIdleMs, 1000)
     assert.deepEqual(relayOptions({ rateLimits: { chatIp: { burst: 9 } } }).rateLimits, { chatIp: { burst: 9 } })

@@ -132,7 +132,7 @@ describe('relay ws - framing errors', () => {
     for (const op of ['subscribe', 'toString', '__proto__', 'constructor']) alice.send({ op, env: alice.envelope(bob.id.amid, 'x') })
     await alice.barrier()
     assert.deepEqual(errorsOf(alice).map(e => [e.code, e.message, e.id]), ['subscribe', 'toString', '__proto__', 'constructor'].map(op =>
-      [ErrorCode.UnknownFrame, `unknown frame op "${op}"; expected one of: auth, send, cursor, resume, ping, signal`, undefined]))
+      [ErrorCode.UnknownFrame, `unknown frame op "${op}"; expected one of: auth, send, cursor, resume, ping, signal, watch`, undefined]))
     await roundTrip(alice, bob, 1)
   })
 

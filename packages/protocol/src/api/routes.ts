@@ -68,6 +68,8 @@ const anyPrincipal: readonly Security[] = [{ bearerAuth: [] }, { agentSignature:
 const agentOnly: readonly Security[] = [{ bearerAuth: [] }, { agentSignature: [] }]
 const operatorRefused = `the operator's X-API-Key: this is done by an agent for itself (${E.Forbidden})`
 const rateLimitText = `more than the REST rate limits allow (${E.RateLimited}): per IP (rate_limits.ip_per_minute / ip_burst, default {{ip_per_minute}} a minute, bursts of {{ip_burst}}) and per agent or operator key (rate_limits.api_per_minute / api_burst, default {{api_per_minute}} a minute, bursts of {{api_burst}}); wait Retry-After seconds`
+/** Registry reads (profiles, search, prekeys, certificates, CRLs) are limited per IP. */
+const registryTooMany: ApiResponse = { ...err(`more registry reads from this IP than the relay allows (${E.RateLimited}): relay options registryReadsPerMinute / registryReadBurst, default 600 a minute, bursts of 200; wait Retry-After seconds`), headers: retryAfter }
 const tooMany = (extra?: string): ApiResponse => ({ ...err(extra === undefined ? rateLimitText : `${rateLimitText}; ${extra}`), headers: retryAfter })
 const authErrors = {
   400: `an Authorization header that is not "Bearer <token>", malformed X-AgentMesh-* headers (${E.InvalidArgument}), or a body that is not JSON (${E.BadJson})`,
@@ -141,13 +143,13 @@ export const API_ROUTES = {
     method: 'get', path: '/api/v1/agents', tags: ['registry'],
     summary: 'Search agents by capability (a skill id or tag, exact, any case) and/or text (display name, skills, tags; substring, any case). Ordered by AMID.',
     query: S.SearchQuery,
-    responses: { 200: ok('matching agents', S.AgentList), 400: err(`a bad query parameter (${E.InvalidArgument})`) },
+    responses: { 200: ok('matching agents', S.AgentList), 400: err(`a bad query parameter (${E.InvalidArgument})`), 429: registryTooMany },
   },
   getAgent: {
     method: 'get', path: '/api/v1/agents/{amid}', tags: ['registry'],
     summary: 'An agent\'s profile.',
     params: S.AmidParams,
-    responses: { 200: ok('the profile', S.Profile), 400: notAmid, 404: err(`no such agent (${E.NotFound})`) },
+    responses: { 200: ok('the profile', S.Profile), 400: notAmid, 404: err(`no such agent (${E.NotFound})`), 429: registryTooMany },
   },
   putAgent: {
     method: 'put', path: '/api/v1/agents/{amid}', tags: ['registry'],
@@ -165,7 +167,7 @@ export const API_ROUTES = {
     method: 'get', path: '/api/v1/agents/{amid}/prekeys', tags: ['registry'],
     summary: 'How many one-time prekeys the agent has left.',
     params: S.AmidParams,
-    responses: { 200: ok('the count', S.PrekeyCount), 400: notAmid },
+    responses: { 200: ok('the count', S.PrekeyCount), 400: notAmid, 429: registryTooMany },
   },
   putPrekeys: {
     method: 'put', path: '/api/v1/agents/{amid}/prekeys', tags: ['registry'],
@@ -189,13 +191,14 @@ export const API_ROUTES = {
       401: unsigned,
       403: err('the signer is not a registered agent'),
       404: err('the agent published no prekeys'),
+      429: registryTooMany,
     },
   },
   getCertificate: {
     method: 'get', path: '/api/v1/agents/{amid}/certificate', tags: ['certificates'],
     summary: 'The agent\'s published certificate chain and what it is worth now: status valid, expired, revoked (a CRL the relay holds lists a link) or untrusted (its root is no longer a trust root), and the tier it gives (anonymous unless valid).',
     params: S.AmidParams,
-    responses: { 200: ok('the chain and its verification now', S.Certificate), 400: notAmid, 404: err(`the agent published no certificate (${E.NotFound})`) },
+    responses: { 200: ok('the chain and its verification now', S.Certificate), 400: notAmid, 404: err(`the agent published no certificate (${E.NotFound})`), 429: registryTooMany },
   },
   putCertificate: {
     method: 'put', path: '/api/v1/agents/{amid}/certificate', tags: ['certificates'],
@@ -239,7 +242,7 @@ export const API_ROUTES = {
   listCrls: {
     method: 'get', path: '/api/v1/crls', tags: ['certificates'],
     summary: 'The certificate revocation lists the relay holds: the newest of each CA, by issuer.',
-    responses: { 200: ok('the CRLs', S.CrlList) },
+    responses: { 200: ok('the CRLs', S.CrlList), 429: registryTooMany },
   },
   putCrl: {
     method: 'put', path: '/api/v1/crls', tags: ['certificates'],
@@ -307,7 +310,7 @@ export const API_ROUTES = {
     method: 'get', path: '/api/v1/rooms/{id}/members', tags: ['rooms'],
     summary: 'A room\'s members with their presence and read marker. The global room\'s are not listed (see GET /api/v1/presence).',
     security: anyPrincipal, params: S.RoomParams,
-    responses: v1({ 200: ok('the members', S.MemberList) }, { 400: `the global room (${E.InvalidArgument})`, 404: unknownRoom }, noBody),
+    responses: v1({ 200: ok('the members', S.MemberList) }, { 400: `the global room (${E.InvalidArgument})`, 403: `a public room the caller is not a member of (${E.NotMember})`, 404: unknownRoom }, noBody),
   },
   joinRoom: {
     method: 'post', path: '/api/v1/rooms/{id}/join', tags: ['rooms'],
@@ -434,7 +437,7 @@ export const API_ROUTES = {
     method: 'get', path: '/api/v1/presence', tags: ['presence'],
     summary: `Who is online or idle (at most ${MAX_PRESENCE_ROWS.toLocaleString('en')}); with room, every member of that room, offline ones included.`,
     security: anyPrincipal, query: S.PresenceQuery,
-    responses: v1({ 200: ok('the agents', S.PresenceList) }, { 404: unknownRoom.replace('{id}', '{room}') }, noBody),
+    responses: v1({ 200: ok('the agents', S.PresenceList) }, { 403: `room: a public room the caller is not a member of (${E.NotMember})`, 404: unknownRoom.replace('{id}', '{room}') }, noBody),
   },
   setHandle: {
     method: 'post', path: '/api/v1/handles', tags: ['handles'],

@@ -3,6 +3,11 @@
  * presence messages tell; events written to the agents that are online, here or elsewhere. An
  * agent without a connection that made an authenticated REST call shows as online until the quiet
  * time has passed since that call (`agentmesh who` is activity of its caller).
+ *
+ * A change is told to the agents that share a room with the subject other than the global one
+ * (rooms and DM conversations) and to those watching it (a `watch` frame), not to everyone:
+ * gathered per interval (`presenceIntervalMs`), the latest status of each agent once. The global
+ * room's presence is a request (GET /api/v1/presence).
  */
 import type { ChatEvent } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
@@ -15,6 +20,8 @@ interface Presence { status: 'online' | 'idle', lastActive: number }
 
 /** Agents without a connection kept as recently active over REST at most (the least recent go first). */
 export const MAX_REST_ACTIVE = 10_000
+/** Agents one agent may watch (a `watch` frame names at most this many). @default 256 */
+export const MAX_WATCHED = 256
 
 export class Presences {
   private readonly presence = new Map<string, Presence>()
@@ -23,8 +30,24 @@ export class Presences {
   /** agents online on other nodes (by the nodes they are on), as their presence messages tell */
   private readonly remote = new Map<string, Set<string>>()
   private idleTimer: NodeJS.Timeout | undefined
+  /** changes not told yet: the latest status of each agent and when it changed */
+  private readonly pending = new Map<string, { status: PresenceStatus, ts: number }>()
+  private flushTimer: NodeJS.Timeout | undefined
+  /** whom each agent connected here watches, and who watches each agent (kept while the watcher is online) */
+  private readonly watching = new Map<string, Set<string>>()
+  private readonly watchers = new Map<string, Set<string>>()
+  /** presence frames written (one per recipient agent), for the tests and the bench */
+  readonly counters = { presenceEvents: 0 }
 
-  constructor (private readonly ctx: ChatContext, private readonly handles: Handles, private readonly idleMs: () => number) {}
+  constructor (
+    private readonly ctx: ChatContext,
+    private readonly handles: Handles,
+    private readonly idleMs: () => number,
+    /** agents sharing a room other than the global one with this agent */
+    private readonly sharers: (amid: string) => Promise<Set<string>> = async () => new Set(),
+    /** changes are gathered this long before they are told. @default 1 s */
+    private readonly intervalMs: number = 1000,
+  ) {}
 
   /** Checks for idle agents a few times per idle period (every 250 ms to 15 s). */
   startClock (): void {
@@ -33,7 +56,12 @@ export class Presences {
     this.idleTimer = setInterval(() => { this.checkIdle() }, tick).unref()
   }
 
-  stopClock (): void { clearInterval(this.idleTimer) }
+  stopClock (): void {
+    clearInterval(this.idleTimer)
+    clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
+    this.pending.clear()
+  }
 
   isOnline (amid: string): boolean { return this.presence.has(amid) }
 
@@ -54,6 +82,14 @@ export class Presences {
     if (nodes.size > 0) this.remote.set(m.amid, nodes)
     else this.remote.delete(m.amid)
     if (m.status === 'online') this.handles.noteAgent(m.amid)
+    // agents watching it from here hear it (those sharing a room with it are told by its node)
+    const local = [...this.watchers.get(m.amid) ?? []].filter(w => this.presence.has(w))
+    if (local.length === 0) return
+    const status = this.presenceOf(m.amid)
+    void this.handles.handleField(m.amid).then((h) => {
+      this.counters.presenceEvents += local.length
+      this.ctx.out.event(local, JSON.stringify({ op: 'event', event: { type: 'presence', amid: m.amid, status, ...h, ts: this.ctx.now() } }))
+    }).catch(() => {})
   }
 
   /**
@@ -102,6 +138,7 @@ export class Presences {
   /** The agent's last connection closed. */
   disconnected (amid: string): void {
     if (!this.presence.delete(amid)) return
+    this.watch(amid, [])
     this.ctx.tell({ type: 'presence', origin: this.ctx.node, amid, status: 'offline' })
     this.broadcastPresence(amid, 'offline')
   }
@@ -125,10 +162,57 @@ export class Presences {
     }
   }
 
+  /** Queues a change: told at the end of the interval, to the agents sharing a room with `amid` or watching it. */
   private broadcastPresence (amid: string, status: PresenceStatus): void {
-    const others = this.onlineAgents().filter(a => a !== amid)
-    if (others.length === 0) return
-    void this.handles.handleField(amid).then((h) => { this.emit(others, { type: 'presence', amid, status, ...h, ts: this.ctx.now() }) }).catch(() => {})
+    this.pending.delete(amid)
+    this.pending.set(amid, { status, ts: this.ctx.now() })
+    if (this.flushTimer !== undefined) return
+    this.flushTimer = setTimeout(() => { void this.flush() }, this.intervalMs)
+    this.flushTimer.unref()
+  }
+
+  /** Tells the changes gathered in this interval (the latest of each agent); resolves once they are written. */
+  async flush (): Promise<void> {
+    clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
+    const batch = [...this.pending]
+    this.pending.clear()
+    await Promise.all(batch.map(async ([amid, p]) => {
+      await this.tell(amid, p.status, p.ts).catch((err) => { this.ctx.log.warn({ err }, 'presence change not told') })
+    }))
+  }
+
+  private async tell (amid: string, status: PresenceStatus, ts: number): Promise<void> {
+    const to = await this.sharers(amid)
+    for (const w of this.watchers.get(amid) ?? []) to.add(w)
+    to.delete(amid)
+    if (to.size === 0) return
+    this.emit(to, { type: 'presence', amid, status, ...await this.handles.handleField(amid), ts })
+  }
+
+  /**
+   * The agents `watcher` wants presence changes of (besides those sharing a room with it): replaces
+   * its list (an empty one ends watching), answers their presence now. Kept while it is online here.
+   */
+  watch (watcher: string, agents: readonly string[]): void {
+    for (const a of this.watching.get(watcher) ?? []) {
+      const set = this.watchers.get(a)
+      set?.delete(watcher)
+      if (set?.size === 0) this.watchers.delete(a)
+    }
+    this.watching.delete(watcher)
+    const list = new Set(agents.filter(a => a !== watcher).slice(0, MAX_WATCHED))
+    if (list.size === 0 || !this.presence.has(watcher)) return
+    this.watching.set(watcher, list)
+    for (const a of list) {
+      let set = this.watchers.get(a)
+      if (set === undefined) { set = new Set(); this.watchers.set(a, set) }
+      set.add(watcher)
+      const status = this.presenceOf(a)
+      void this.handles.handleField(a).then((h) => {
+        this.emit([watcher], { type: 'presence', amid: a, status, ...h, ts: this.ctx.now() })
+      }).catch(() => {})
+    }
   }
 
   /** Writes an event to those of `amids` that are online (here, or on other nodes through the backplane). */
@@ -141,6 +225,7 @@ export class Presences {
       // connections of the same agent on other nodes hear it too
       if (this.remote.has(a)) elsewhere.push(a)
     }
+    if (event.type === 'presence') this.counters.presenceEvents += online.length + elsewhere.length
     if (online.length > 0) this.ctx.out.event(online, frame)
     if (elsewhere.length > 0) this.ctx.tell({ type: 'event', origin: this.ctx.node, amids: elsewhere, frame })
   }

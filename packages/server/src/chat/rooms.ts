@@ -16,6 +16,8 @@ import { GLOBAL_ROOM, NOTICE_TYPE, actorOf, type Checked, type Principal, type R
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
 /** Rooms (with their member sets) kept in memory; the least recently used go first. @default 10,000 */
 export const MAX_CACHED_ROOMS = 10_000
+/** Rooms of one agent whose members hear its presence changes. @default 1,000 */
+export const MAX_PRESENCE_ROOMS = 1000
 
 function unsigned (why: string): AgentMeshError {
   return new AgentMeshError(ErrorCode.MembershipUnsigned, why)
@@ -60,6 +62,20 @@ export class Rooms {
 
   isMember (s: RoomState, amid: string): boolean {
     return s.members === undefined ? this.handles.isAgent(amid) : s.members.has(amid)
+  }
+
+  /**
+   * The agents sharing a room other than the global one with `amid` (its public and private rooms,
+   * its DM conversations): who hears its presence changes. The first MAX_PRESENCE_ROOMS rooms count.
+   */
+  async sharersOf (amid: string): Promise<Set<string>> {
+    const out = new Set<string>()
+    for (const r of await this.ctx.store.listRooms({ member: amid, limit: MAX_PRESENCE_ROOMS })) {
+      if (r.kind === 'global') continue
+      const s = await this.roomState(r.id)
+      for (const m of s?.members?.keys() ?? []) if (m !== amid) out.add(m)
+    }
+    return out
   }
 
   /** Everyone in the room (for the global room: every agent). */

@@ -3,6 +3,7 @@
  * features. Reputation checks signed requests with the registry's helpers, so it is given them.
  */
 import type { Store } from '@agentmesh/store'
+import type { RateLimit } from '@agentmesh/protocol/internal'
 import type { RelayFeature } from '../feature.ts'
 import { registryRoutes, type RegistryHelpers } from '../registry.ts'
 import { DEFAULT_REPUTATION, reputationRoutes, type ReputationOptions } from '../reputation.ts'
@@ -12,11 +13,11 @@ export interface RegistryFeature extends RelayFeature {
   helpers (): RegistryHelpers
 }
 
-export function registryFeature (c: { store: Store, now: () => number, trustRoots: readonly string[] }): RegistryFeature {
+export function registryFeature (c: { store: Store, now: () => number, trustRoots: readonly string[], readLimit?: RateLimit }): RegistryFeature {
   let helpers: RegistryHelpers | undefined
   return {
     name: 'registry',
-    routes (app) { helpers = registryRoutes(app, c.store, { trustRoots: c.trustRoots, now: c.now }) },
+    routes (app) { helpers = registryRoutes(app, c.store, { trustRoots: c.trustRoots, now: c.now, ...(c.readLimit === undefined ? {} : { readLimit: c.readLimit }) }) },
     helpers () {
       if (helpers === undefined) throw new Error('the registry feature has no routes yet: its helpers exist once routes() ran')
       return helpers
