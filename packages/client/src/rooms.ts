@@ -32,6 +32,8 @@ export const SENDER_KEY_TYPE = 'agentmesh.senderkey'
 export const GROUP_TYPE = 'e2ee.group'
 /** Room facts (kind, members) are asked again after this long, or at once after a membership event. */
 const ROOM_INFO_TTL_MS = 30_000
+/** A room's chain is fetched again for an unknown sender at most this often. */
+const REVERIFY_MS = 10_000
 /** Rooms whose facts are kept at most (the least recently used go first). */
 const MAX_ROOM_INFO = 1000
 /** Keys of one sender kept per room: the newest and a few before it, for messages in flight. */
@@ -107,6 +109,8 @@ export class Rooms {
   private readonly locks = new Map<string, Promise<unknown>>()
   /** ghost members already warned about (room + AMID), so a warning is not repeated at every send */
   private readonly warned = new LruMap<string, true>(MAX_ROOM_INFO)
+  /** when a room's chain was last fetched for a sender it did not prove (provenMember) */
+  private readonly reverified = new LruMap<string, number>(MAX_ROOM_INFO)
   /** the `at` of the newest deferred send (read from the state on first use) */
   private lastDeferredAt: number | undefined
 
@@ -179,6 +183,26 @@ export class Rooms {
       }
     }
     return { state: r.state, last: a.statements[r.state.head.seq] as MembershipStatement }
+  }
+
+  /**
+   * Whether `sender` is a member of the private room by its signed chain: the pinned membership
+   * first, then (once per room per interval) the relay's chain verified again, for a member added
+   * since. A sender the chain does not prove — a ghost the relay let in — is not read from
+   * (docs/protocol.md §17.5). A room without a verifiable chain proves nobody.
+   */
+  async provenMember (room: string, sender: string, now = Date.now()): Promise<boolean> {
+    if (sender === this.cfg.amid) return true
+    const pinned = this.cfg.e2ee.record<PinnedMembership>(K.membership, room)
+    if (pinned?.members.some(([a]) => a === sender) === true) return true
+    const last = this.reverified.get(room)
+    if (last !== undefined && now - last < REVERIFY_MS) return false
+    this.reverified.set(room, now)
+    try {
+      return (await this.membership(room)).members.has(sender)
+    } catch {
+      return false
+    }
   }
 
   /** The genesis of a private room this agent creates (send it with the create). */

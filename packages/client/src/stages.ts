@@ -117,7 +117,14 @@ export function e2eeStage (c: E2eeStageComponents): InboundStage {
 async function open (c: E2eeStageComponents, env: Envelope, seq: number, inStep?: () => void): Promise<Message | undefined> {
   const e2ee = c.e2ee!
   try {
-    if (env.type === GROUP_TYPE && c.rooms !== undefined) return toMessage(env, seq, c.rooms.decrypt(env, inStep), true)
+    if (env.type === GROUP_TYPE && c.rooms !== undefined) {
+      // only a member the room's signed chain proves is read from: not a ghost the relay let in
+      if (!await c.rooms.provenMember(env.to.slice(1), env.from)) {
+        c.warn(new AgentMeshError(ErrorCode.MembershipUnsigned, `dropped message ${env.id} in ${env.to} from ${env.from}: the room's signed membership does not list it (the relay let it in without the owner's signature)`))
+        return undefined
+      }
+      return toMessage(env, seq, c.rooms.decrypt(env, inStep), true)
+    }
     const d = await e2ee.decrypt(env, inStep)
     if (d.grant !== undefined) c.onGrant?.(env.from, d.grant)
     return toMessage(env, seq, d, true)

@@ -8,8 +8,8 @@
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Relay } from '@agentmesh/server'
-import { createIdentity, signMembership, type Identity } from '@agentmesh/crypto'
-import { chat, connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { createIdentity, createSenderKey, senderKeyDistribution, senderKeyEncrypt, signMembership, type Identity } from '@agentmesh/crypto'
+import { GROUP_TYPE, SENDER_KEY_TYPE, chat, connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type ChatEvent } from '@agentmesh/protocol'
 import { memoryStore, type MemberRecord, type Store } from '@agentmesh/store'
 import { startRelay, waitFor } from '@agentmesh/testing'
@@ -112,6 +112,18 @@ describe('malicious relay', () => {
       assert.equal(ghostWarnings.length, 1, who.warnings.map(w => w.message).join('\n'))
       assert.match(ghostWarnings[0]!.message, new RegExp(`#secret: the relay lists ${m.id.amid} as a member, but no statement signed`))
     }
+    // mallory posts anyway (her SDK hands her own key to the members): bob does not read a sender
+    // the room's signed chain does not prove, and says so
+    const bobReads = take(cb, 1, 20_000)
+    // (a malicious client: the SDK itself refuses to post where the chain does not prove it)
+    const ghostKey = createSenderKey('secret', m.id.amid)
+    await cm.send(b.id.amid, { ...senderKeyDistribution(ghostKey) }, { type: SENDER_KEY_TYPE })
+    await cm.send('#secret', { ...senderKeyEncrypt(ghostKey, 'chat', { text: 'ghost-words' }).message }, { type: GROUP_TYPE, encrypt: false })
+    await waitFor(() => b.warnings.some(w => w.code === ErrorCode.MembershipUnsigned && w.message.includes(`from ${m.id.amid}`)), 'bob to drop the ghost\'s post')
+    await chat(ca).say('secret', 'walrus-three')
+    assert.deepEqual((await bobReads).map(x => [x.text, x.from]), [['walrus-three', a.id.amid]], 'the ghost\'s post never reaches bob\'s application')
+    b.warnings.splice(0, b.warnings.length, ...b.warnings.filter(w => !w.message.includes('dropped message')))
+
     // the verified membership shows who is proven and who is not
     const v = await chat(cb).membership('secret')
     assert.equal(v.owner, a.id.amid)
@@ -123,7 +135,7 @@ describe('malicious relay', () => {
     await waitFor(() => m.warnings.filter(w => w.code === ErrorCode.UnknownSession).length >= 2, 'mallory\'s two undecryptable deliveries', 15_000)
     assert.ok(m.warnings.every(w => !w.message.includes('walrus')))
     const hist = await chat(cm).readHistory('secret')
-    assert.deepEqual(hist.messages.map(x => [x.type, x.decrypted, x.not_decrypted?.reason]), [['e2ee.group', false, 'no_key'], ['e2ee.group', false, 'no_key']])
+    assert.deepEqual(hist.messages.filter(x => x.from !== m.id.amid).map(x => [x.type, x.decrypted, x.not_decrypted?.reason]), [['e2ee.group', false, 'no_key'], ['e2ee.group', false, 'no_key'], ['e2ee.group', false, 'no_key']])
     assert.ok(!hist.messages.some(x => JSON.stringify(x).includes('walrus')))
     await cm.close()
     assert.deepEqual(await reading, [], 'mallory read nothing')
