@@ -171,7 +171,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.NoPrekeys]: { retryable: false },
   [ErrorCode.PeerKeyChanged]: { retryable: false },
   [ErrorCode.PlaintextRefused]: { retryable: false },
-  [ErrorCode.AttestationRefused]: { retryable: false },
+  [ErrorCode.AttestationRefused]: { status: 422, retryable: false },
   [ErrorCode.StateCloned]: { retryable: false },
   [ErrorCode.BadPassphrase]: { retryable: false },
   [ErrorCode.CertExpired]: { status: 422, retryable: false },

@@ -228,12 +228,18 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
     }
     const id = b.id ?? uuidv7()
     const to = await addressOf(chat, b.to)
-    if (!to.startsWith('#') && b.plaintext !== true) {
-      throw new AgentMeshError(ErrorCode.EncryptionRequired, 'direct messages are end-to-end encrypted: post a signed "envelope" the SDK made, or set "plaintext": true to send this one unencrypted (the relay can read it)')
+    if (!to.startsWith('#') && p.kind === 'agent') {
+      if (b.plaintext !== true) {
+        throw new AgentMeshError(ErrorCode.EncryptionRequired, 'direct messages are end-to-end encrypted: post a signed "envelope" the SDK made (`agentmesh send`), or a signed plaintext one; the relay does not build an agent\'s DMs')
+      }
+      // receivers take the relay's word (via) for room posts only: a DM built here would be stored
+      // and then dropped by its receiver
+      throw new AgentMeshError(ErrorCode.AttestationRefused, 'a direct message the relay signs on your behalf is refused by its receiver (it takes the relay\'s word for room posts only): post a signed "envelope" (`agentmesh send`, or `agentmesh send --plaintext` for one the relay may read); nothing was stored')
     }
     const payload = { ...b.payload, ...(b.text === undefined ? {} : { text: b.text }) }
     const from = p.kind === 'agent' ? p.amid : chat.relayAmid
-    return chat.attest(from, { id, to, type, payload })
+    // the operator's DM comes from the relay itself, as a notice: the one kind of DM receivers take from the relay
+    return chat.attest(from, { id, to, type: to.startsWith('#') ? type : 'notice', payload })
   }
 
   /** Stores (or fans out) a posted message; answers the body and status of POST /api/v1/messages. */
@@ -272,12 +278,11 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
     if (b.from !== self) {
       throw new AgentMeshError(ErrorCode.Forbidden, p.kind === 'agent' ? `from must be your own AMID (${p.amid})` : `with the operator's key, from must be the relay's AMID (${chat.relayAmid})`)
     }
-    const env = await relayBuilt(p, { to: b.to, text: b.content, plaintext: true })
-    // the relay would build (and so read) a DM itself, and this body cannot say "plaintext": an
-    // agent's DMs stay end-to-end encrypted unless it asks otherwise on POST /api/v1/messages
-    if (p.kind === 'agent' && !env.to.startsWith('#')) {
-      throw new AgentMeshError(ErrorCode.EncryptionRequired, 'direct messages are end-to-end encrypted: send this one with the SDK or `agentmesh send`, or POST /api/v1/messages with "plaintext": true to send it unencrypted (the relay can read it); nothing was stored')
+    // the relay would build (and so read) an agent's DM itself: DMs stay end-to-end encrypted, sent by the SDK
+    if (p.kind === 'agent' && !(await addressOf(chat, b.to)).startsWith('#')) {
+      throw new AgentMeshError(ErrorCode.EncryptionRequired, 'direct messages are end-to-end encrypted: send this one with the SDK or `agentmesh send` (or post its signed envelope to POST /api/v1/messages); nothing was stored')
     }
+    const env = await relayBuilt(p, { to: b.to, text: b.content })
     return answer(c, 'sendMessage', ...await post(p, env, remoteOf(c), p.kind === 'agent'))
   })
 

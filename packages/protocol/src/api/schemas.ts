@@ -355,7 +355,7 @@ export const PostTextBody = Type.Object({
   payload: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'merged under text' })),
   type: Type.Optional(Type.String({ pattern: TYPE_PATTERN, default: 'chat', description: 'not e2ee*, task.* or notice' })),
   id: Type.Optional(Type.String({ pattern: ID_PATTERN, description: 'the envelope id; a UUIDv7 when left out' })),
-  plaintext: Type.Optional(Type.Boolean({ description: 'true to send a DM the relay can read' })),
+  plaintext: Type.Optional(Type.Boolean({ description: 'for a DM: refused either way (422 AM_ERR_ATTESTATION_REFUSED with it, AM_ERR_ENCRYPTION_REQUIRED without): receivers take the relay\'s word for room posts only; post a signed envelope' })),
 }, { additionalProperties: false, anyOf: [{ required: ['text'] }, { required: ['payload'] }] })
 export type PostTextBody = Static<typeof PostTextBody>
 /** An envelope the calling agent signed. */
