@@ -132,7 +132,7 @@ function removeState (home: string): void {
   for (const f of ['state.db', 'state.db-wal', 'state.db-shm']) rmSync(join(home, f), { force: true })
 }
 
-interface VerifyJson { peer: string, safety_number: string, verified: boolean, key_changed: boolean, session: boolean, previous_safety_number?: string, held?: number }
+interface VerifyJson { peer: string, safety_number: string, verified: boolean, key_changed: boolean, session: boolean, previous_safety_number?: string, held?: number, scannable?: string }
 
 async function verify (home: string, server: string, peer: string, extra: string[] = []): Promise<VerifyJson> {
   const r = await cli(['verify', peer, '--json', ...extra], { home, server })
@@ -309,6 +309,11 @@ describe('e2ee', () => {
     const first = textA.lines[0]!.replaceAll(' ', '')
     assert.equal(jsonB.safety_number, first, 'the same number on both sides')
     assert.deepEqual([jsonB.key_changed, jsonB.verified, jsonB.session], [false, false, true])
+    // the scannable form (for a QR code): 74 bytes, each side's its own, in text mode too
+    const jsonA = await verify(a, server, bob)
+    for (const j of [jsonA, jsonB]) assert.equal(Buffer.from(j.scannable!, 'base64url').length, 74)
+    assert.notEqual(jsonA.scannable, jsonB.scannable)
+    assert.ok(textA.lines.includes(`scannable: ${jsonA.scannable!}`), textA.stdout)
 
     // B loses its state (not its identity): new prekeys, the same exchange key (derived from the identity)
     removeState(b)

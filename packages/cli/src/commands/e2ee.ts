@@ -39,8 +39,10 @@ export function e2eeCommands (program: Command, io: CliIo = processIo()): void {
           verified: s.verified,
           key_changed: s.keyChanged,
           session: s.session,
+          // for a QR code the peer scans (libsignal's CombinedFingerprints v1, base64url)
+          ...(s.scannable === undefined ? {} : { scannable: s.scannable }),
           ...(held === undefined ? {} : { held }),
-        }, `${formatSafetyNumber(number)}\n${s.keyChanged && s.safetyNumber !== undefined ? `(was ${formatSafetyNumber(s.safetyNumber)})\n` : ''}${statusLine(s)}`)
+        }, `${formatSafetyNumber(number)}\n${s.keyChanged && s.safetyNumber !== undefined ? `(was ${formatSafetyNumber(s.safetyNumber)})\n` : ''}${statusLine(s)}${s.scannable === undefined ? '' : `\nscannable: ${s.scannable}`}`)
       })
     })
 
