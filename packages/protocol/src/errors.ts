@@ -63,6 +63,7 @@ export const ErrorCode = {
   NoHandler: 'AM_ERR_NO_HANDLER',
   TaskFailed: 'AM_ERR_TASK_FAILED',
   AuditTampered: 'AM_ERR_AUDIT_TAMPERED',
+  ReservedType: 'AM_ERR_RESERVED_TYPE',
   // HTTP
   NotFound: 'AM_ERR_NOT_FOUND',
   MethodNotAllowed: 'AM_ERR_METHOD_NOT_ALLOWED',
@@ -187,6 +188,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.NoHandler]: { status: 422, retryable: false },
   [ErrorCode.TaskFailed]: { retryable: false },
   [ErrorCode.AuditTampered]: { status: 500, retryable: false },
+  [ErrorCode.ReservedType]: { status: 403, retryable: false },
   // HTTP
   [ErrorCode.NotFound]: { status: 404, retryable: false },
   [ErrorCode.MethodNotAllowed]: { status: 405, retryable: false },

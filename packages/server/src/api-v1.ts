@@ -15,7 +15,7 @@ import type { Context, Hono } from 'hono'
 import { v7 as uuidv7 } from 'uuid'
 import {
   API_ROUTES, AgentMeshError, DEFAULT_PAGE, DEFAULT_ROLE, ErrorCode, MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS,
-  PostEnvelopeBody, PostTextBody, ROOM_ADDRESS_PATTERN, checkShape, checkValue, validateEnvelope,
+  PostEnvelopeBody, PostTextBody, ROOM_ADDRESS_PATTERN, checkShape, checkValue, isRelayType, validateEnvelope,
   type AuditEntry, type Envelope, type HistoryMessage, type MessagePosted, type PresenceEntry,
 } from '@agentmesh/protocol'
 import { isAmid, verifyEnvelope } from '@agentmesh/crypto'
@@ -233,6 +233,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
       env = b.envelope
       if (env.from !== p.amid) throw new AgentMeshError(ErrorCode.SenderMismatch, `the envelope is from ${env.from} but you are ${p.amid}`)
       if (env.via !== undefined) throw new AgentMeshError(ErrorCode.InvalidEnvelope, 'via is set by the relay only')
+      if (isRelayType(env.type)) throw new AgentMeshError(ErrorCode.ReservedType, `type "${env.type}" is posted by the relay only (task.*, notice, relay.*, system.*); nothing was stored`)
       if (!verifyEnvelope(env)) throw new AgentMeshError(ErrorCode.BadSignature, 'the envelope signature does not verify with the sender\'s key; nothing was stored')
     } else {
       env = await relayBuilt(p, checkValue(PostTextBody, body))

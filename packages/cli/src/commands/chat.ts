@@ -12,7 +12,7 @@ import { isAmid, loadIdentity, signChallenge, type Identity } from '@agentmesh/c
 import { FINAL_TASK_STATES, GROUP_TYPE, chat, connect, type Connection, type HistoryEntry } from '@agentmesh/client'
 import {
   AgentMeshError, COMMAND_PATTERN, ErrorCode, HANDLE_PATTERN, ID_PATTERN, MAX_PAGE, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S,
-  MAX_TOPIC_LENGTH as MAX_TOPIC, RESERVED_HANDLES, ROLES, ROOM_ID_PATTERN, TASK_STATES,
+  MAX_TOPIC_LENGTH as MAX_TOPIC, RESERVED_HANDLES, ROLES, ROOM_ID_PATTERN, TASK_STATES, isReservedHandle,
   type ApiAnswer, type ApiBody, type AuditEntry, type HistoryMessage, type RoomInfo, type RouteName, type TaskInfo,
 } from '@agentmesh/protocol'
 import { verifyAudit } from '@agentmesh/store'
@@ -48,7 +48,7 @@ function roomOf (what: string, s: string): string {
 function handleOf (what: string, s: string): string {
   const h = s.startsWith('@') ? s.slice(1) : s
   if (!HANDLE_RE.test(h)) throw usage(`${what} "${s.slice(0, 80)}" is not a handle (2–32 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit)`)
-  if (RESERVED_HANDLES.has(h.toLowerCase())) throw usage(`${what} "${h}" is reserved (${[...RESERVED_HANDLES].join(', ')}); choose another`)
+  if (isReservedHandle(h)) throw usage(`${what} "${h}" is reserved or looks like a reserved name (${[...RESERVED_HANDLES].join(', ')}); choose another`)
   return h
 }
 
