@@ -76,3 +76,5 @@ export { safetyNumber, formatSafetyNumber, SAFETY_NUMBER_ITERATIONS } from './sa
 export { signGrant, verifyGrant, grantAllows, GRANT_SIGNING_PREFIX, GRANT_VERSION, SCOPE_PATTERN, MAX_GRANT_SCOPES, MAX_GRANT_DURATION_MS } from './grant.ts'
 export type { Grant, GrantInit, GrantStatus } from './grant.ts'
 export { dmRoomId, DM_ROOM_PREFIX } from './conversation.ts'
+export { signAuditHead, verifyAuditHead, AUDIT_HEAD_SIGNING_PREFIX } from './audit-head.ts'
+export type { AuditHead } from './audit-head.ts'

@@ -81,6 +81,7 @@ export const ErrorCode = {
   IdentityCorrupt: 'AM_ERR_IDENTITY_CORRUPT',
   DataDir: 'AM_ERR_DATA_DIR',
   DataCorrupt: 'AM_ERR_DATA_CORRUPT',
+  DataLoss: 'AM_ERR_DATA_LOSS',
   AddressInUse: 'AM_ERR_ADDRESS_IN_USE',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
@@ -206,6 +207,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.IdentityCorrupt]: { retryable: false },
   [ErrorCode.DataDir]: { retryable: false },
   [ErrorCode.DataCorrupt]: { retryable: false },
+  [ErrorCode.DataLoss]: { retryable: false },
   [ErrorCode.AddressInUse]: { retryable: false },
 }
 

@@ -45,7 +45,7 @@ export {
   HistoryPage, MessageDeleted, PostTextBody, PostEnvelopeBody, PostMessageBody, SendMessageBody, MessagePosted, PresenceQuery,
   PresenceEntry, PresenceList, HandleBody, HandleSet, HandleParams, HandleOf, RoleBody, RoleSet, RoleList, TaskParams,
   TaskTransition, TaskInfo, DispatchTaskBody, TasksQuery, TaskList, TaskStatusBody, CancelTaskBody, AuditQuery,
-  AuditEntry, AuditPage, AuditVerdict, Settings, SettingsPatch, SettingsAnswer, NAMED_SCHEMAS,
+  AuditEntry, AuditPage, AuditVerdict, AuditHeadsQuery, AuditHeadEntry, AuditHeadList, Settings, SettingsPatch, SettingsAnswer, NAMED_SCHEMAS,
 } from './api/schemas.ts'
 export { API_ROUTES } from './api/routes.ts'
 export { handleSkeleton, isReservedHandle, unsafeCharIn, stripUnsafeChars } from './api/text.ts'

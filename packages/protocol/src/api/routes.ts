@@ -525,6 +525,14 @@ export const API_ROUTES = {
     security: anyPrincipal,
     responses: v1({ 200: ok('the verdict', S.AuditVerdict) }, {}, noBody),
   },
+  auditHeads: {
+    method: 'get', path: '/api/v1/audit/heads', tags: ['audit'],
+    summary: 'The newest signed heads of the audit chain (§17.8): {seq, hash, at, relay, sig}, signed by the relay every 1,000 rows or 60 s while the log grows, at start and on shutdown. Keep copies: `agentmesh logs verify --heads FILE` checks a log against them, so rows deleted at the end or rewritten and re-chained are found.',
+    security: anyPrincipal, query: S.AuditHeadsQuery,
+    responses: v1({ 200: ok('the heads', S.AuditHeadList) }, {
+      400: `limit malformed (${E.InvalidArgument})`,
+    }, noBody),
+  },
 
   // ---- settings
   getSettings: {
