@@ -52,7 +52,7 @@ export const AUDIT_HEAD_CHECK_MS = 1000
 
 /** Signs heads of `store`'s audit chain with `relay` into `log`. */
 export class AuditHeadSigner {
-  private signed: { seq: number, at: number } | undefined
+  private signed: { seq: number, hash: string, at: number } | undefined
   private timer: NodeJS.Timeout | undefined
   private busy: Promise<void> = Promise.resolve()
 
@@ -67,7 +67,7 @@ export class AuditHeadSigner {
   /** Signs the current head (when it moved since the last one), then every second checks whether another is due. */
   async start (): Promise<void> {
     const last = newestValidHead(await this.log.list(), this.relay.amid)
-    if (last !== undefined) this.signed = { seq: last.seq, at: last.at }
+    if (last !== undefined) this.signed = { seq: last.seq, hash: last.hash, at: last.at }
     await this.sign(true)
     this.timer = setInterval(() => { void this.sign(false) }, AUDIT_HEAD_CHECK_MS).unref()
   }
@@ -79,7 +79,11 @@ export class AuditHeadSigner {
     await this.sign(true)
   }
 
-  /** Signs a head now if the chain moved (`force`) or one is due by rows or time. */
+  /**
+   * Signs a head now if the chain is not the one last signed (`force`: at start and on shutdown;
+   * also after a loss accepted at start, when the chain is shorter than the last head), or when
+   * one is due by rows or time.
+   */
   sign (force: boolean): Promise<void> {
     this.busy = this.busy.then(async () => {
       try {
@@ -87,12 +91,12 @@ export class AuditHeadSigner {
         if (last === undefined) return
         const now = (this.opts.now ?? Date.now)()
         const prev = this.signed
-        if (prev !== undefined && last.seq <= prev.seq) return
-        const due = force || prev === undefined || last.seq - prev.seq >= this.opts.everyRows || now - prev.at >= this.opts.intervalMs
+        if (prev !== undefined && last.seq === prev.seq && last.hash === prev.hash) return
+        const due = force || prev === undefined || last.seq < prev.seq || last.seq - prev.seq >= this.opts.everyRows || now - prev.at >= this.opts.intervalMs
         if (!due) return
         const head = signAuditHead(this.relay, { seq: last.seq, hash: last.hash, at: now })
         await this.log.append(head)
-        this.signed = { seq: head.seq, at: head.at }
+        this.signed = { seq: head.seq, hash: head.hash, at: head.at }
       } catch (err) {
         this.logger.error({ err }, 'signing the audit head failed')
       }

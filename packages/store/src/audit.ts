@@ -94,8 +94,9 @@ export class AuditVerifier {
   private readonly head: AuditHeadRef | undefined
   /** seq → the hash the heads signed for it */
   private readonly signedAt = new Map<number, AuditHeadRef>()
-  /** the first row whose hash is not the one a head signed */
+  /** the first row whose hash is not the one a head signed, and the last before it whose hash is */
   private rechained: AuditHeadRef | undefined
+  private matchedHead = 0
 
   /**
    * `heads`: signed heads in the order they were written (signatures checked by the caller). The
@@ -133,7 +134,10 @@ export class AuditVerifier {
       if (auditHash(r, r.prev) !== r.hash) { this.failure = { seq: r.seq, reason: `row ${r.seq} was changed after it was written (its hash does not match its fields)`, problem: 'changed' }; return false }
       if (this.head !== undefined && r.seq === this.head.seq) this.headRowHash = r.hash
       const signed = this.signedAt.get(r.seq)
-      if (signed !== undefined && signed.hash !== r.hash) this.rechained ??= signed
+      if (signed !== undefined) {
+        if (signed.hash !== r.hash) this.rechained ??= signed
+        else if (this.rechained === undefined) this.matchedHead = r.seq
+      }
       if (r.action === AUDIT_PRUNED_ACTION && Number.isInteger(r.detail.up_to_seq)) this.prunedUpTo = r.detail.up_to_seq as number
       this.prev = r.hash
       this.expectSeq++
@@ -154,7 +158,7 @@ export class AuditVerifier {
     const bad = this.rechained
     if (bad !== undefined) {
       const at = bad.at === undefined ? '' : ` of ${new Date(bad.at).toISOString()}`
-      return { ok: false, rows: this.count, seq: bad.seq, reason: `the chain was re-computed: row ${bad.seq} links, but its hash is not the one the signed head${at} holds (rows up to ${bad.seq} were rewritten and the rest re-chained)`, problem: 'rechained' }
+      return { ok: false, rows: this.count, seq: bad.seq, reason: `the chain was re-computed: row ${bad.seq} links, but its hash is not the one the signed head${at} holds (a row in ${this.matchedHead + 1}-${bad.seq} was rewritten or removed, and the rows after it re-chained)`, problem: 'rechained' }
     }
     if (h !== undefined && h.seq > 0) {
       const lastSeq = this.last?.seq ?? 0
