@@ -14,8 +14,8 @@ export const AUDIT_HEADS_FILE = 'audit-heads.jsonl'
 /** Heads the relay keeps in memory (and answers) at most; the file keeps all. */
 const KEPT = 1000
 
-/** The heads of a file: the ones whose signature verifies (oldest first), and how many lines did not. */
-export function readAuditHeads (path: string, relay?: string): { heads: AuditHead[], bad: number } {
+/** The heads of a file (its last `lastLines` lines when given): the ones whose signature verifies (oldest first), and how many lines did not. */
+export function readAuditHeads (path: string, relay?: string, lastLines?: number): { heads: AuditHead[], bad: number } {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
@@ -25,8 +25,9 @@ export function readAuditHeads (path: string, relay?: string): { heads: AuditHea
   }
   const heads: AuditHead[] = []
   let bad = 0
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue
+  let lines = text.split('\n').filter(l => l.trim() !== '')
+  if (lastLines !== undefined) lines = lines.slice(-lastLines)
+  for (const line of lines) {
     let v: unknown
     try { v = JSON.parse(line) } catch { bad++; continue }
     if (verifyAuditHead(v, relay)) heads.push({ seq: v.seq, hash: v.hash, at: v.at, relay: v.relay, sig: v.sig })
@@ -45,7 +46,7 @@ export function newestHead (heads: readonly AuditHead[]): AuditHead | undefined 
 /** The heads log of a data directory: appends each head with an fsync (the file is made 0600). */
 export function fileAuditHeads (dataDir: string): AuditHeadLog & { readonly path: string } {
   const path = join(dataDir, AUDIT_HEADS_FILE)
-  const kept = existsSync(path) ? readAuditHeads(path).heads.slice(-KEPT) : []
+  const kept = existsSync(path) ? readAuditHeads(path, undefined, KEPT).heads : []
   return {
     path,
     append (h) {
