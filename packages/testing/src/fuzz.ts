@@ -5,7 +5,8 @@
  * then reports frames sent, answers by code, unregistered codes, 500s, disconnects, crashes and
  * memory before and after, and checks that a normal agent is still served. It only ever talks to
  * 127.0.0.1 (its own relay, or one given by URL on the loopback) and stops by itself: after
- * `frames` frames or `seconds` seconds, whichever comes first. Runs are reproducible by `seed`.
+ * `frames` frames and `requests` requests or `seconds` seconds, whichever comes first (the frames
+ * get at most three quarters of the time). Runs are reproducible by `seed`.
  */
 import WebSocket from 'ws'
 import { API_ROUTES, PROTOCOL, RELAY_TYPES, isErrorCode } from '@agentmesh/protocol'
@@ -149,7 +150,10 @@ export async function fuzz (o: FuzzOptions = {}): Promise<FuzzReport> {
   const int = (n: number): number => Math.floor(rnd() * n)
   const maxFrames = o.frames ?? 20_000
   const maxRequests = o.requests ?? Math.ceil(maxFrames / 4)
-  const deadline = Date.now() + (o.seconds ?? 60) * 1000
+  const seconds = o.seconds ?? 60
+  const deadline = Date.now() + seconds * 1000
+  // the frames get at most three quarters of the time, so the routes are always reached
+  const wsDeadline = Date.now() + seconds * 750
   const log = o.log ?? (() => {})
   if (o.url !== undefined) assertLoopback(o.url)
   const answers: Record<string, number> = {}
@@ -223,7 +227,7 @@ export async function fuzz (o: FuzzOptions = {}): Promise<FuzzReport> {
       (a) => JSON.stringify({ ...a.authFrame(), sig: 'AAAA' }),
     ]
     const batch = 50
-    while (framesSent < maxFrames && Date.now() < deadline) {
+    while (framesSent < maxFrames && Date.now() < wsDeadline) {
       for (let i = 0; i < batch && framesSent < maxFrames; i++) {
         const useUnauth = rnd() < 0.1
         const a = useUnauth ? unauth : pick(agents)
