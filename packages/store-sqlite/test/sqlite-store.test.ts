@@ -320,12 +320,12 @@ describe('sqlite store', () => {
     const edit = (sql: string): void => { const db = new Database(path); try { db.exec(sql) } finally { db.close() } }
 
     edit(`UPDATE audit SET detail = '{"bytes":2,"id":"id-other"}' WHERE seq = 2`)
-    assert.deepEqual(await verify(), { ok: false, rows: 2, seq: 2, reason: 'row 2 was changed after it was written (its hash does not match its fields)' })
+    assert.deepEqual(await verify(), { ok: false, rows: 2, seq: 2, reason: 'row 2 was changed after it was written (its hash does not match its fields)', problem: 'changed' })
     edit(`UPDATE audit SET detail = '{"bytes":2,"id":"id-2"}' WHERE seq = 2`)
     assert.equal((await verify()).ok, true, 'the same JSON again verifies')
 
     edit(`UPDATE audit SET action = 'message.delete' WHERE seq = 3`)
-    assert.deepEqual(await verify(), { ok: false, rows: 3, seq: 3, reason: 'row 3 was changed after it was written (its hash does not match its fields)' })
+    assert.deepEqual(await verify(), { ok: false, rows: 3, seq: 3, reason: 'row 3 was changed after it was written (its hash does not match its fields)', problem: 'changed' })
     edit(`UPDATE audit SET action = 'message.send' WHERE seq = 3`)
 
     edit(`UPDATE audit SET detail = 'not json' WHERE seq = 4`)
@@ -334,7 +334,7 @@ describe('sqlite store', () => {
     assert.equal((await verify()).ok, true, 'key order in the stored text does not matter')
 
     edit('DELETE FROM audit WHERE seq = 2')
-    assert.deepEqual(await verify(), { ok: false, rows: 2, seq: 2, reason: 'row 2 is missing (the next row is 3)' })
+    assert.deepEqual(await verify(), { ok: false, rows: 2, seq: 2, reason: 'row 2 is missing (the next row is 3)', problem: 'missing' })
   })
 
   it('sqlite store - the chain tail is read from the file at open, and a failed commit does not advance it', async () => {
