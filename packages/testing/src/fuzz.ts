@@ -84,6 +84,7 @@ class Agent {
   private pingSeq = 0
   delivered: Array<Record<string, unknown>> = []
   keepDeliveries = false
+  onDeliver: (() => void) | undefined
 
   constructor (readonly id: Identity, private readonly wsUrl: string, private readonly count: (k: string) => void, private readonly disconnect: (code: number) => void, private readonly bad: (s: string) => void) {}
 
@@ -98,7 +99,7 @@ class Agent {
         if (f.op === 'challenge') { this.nonce = f.nonce; this.relay = f.relay; resolve(); return }
         if (f.op === 'pong' && typeof f.ts === 'number') { this.pings.get(f.ts)?.(); this.pings.delete(f.ts) }
         if (f.op === 'deliver') {
-          if (this.keepDeliveries) this.delivered.push(f)
+          if (this.keepDeliveries) { this.delivered.push(f); this.onDeliver?.() }
           // move the cursor so the delivery window never stalls the run
           this.ws.send(JSON.stringify({ op: 'cursor', seq: f.seq }))
         }
@@ -284,8 +285,9 @@ export async function fuzz (o: FuzzOptions = {}): Promise<FuzzReport> {
   }
   let stillServes = false
   try {
-    stillServes = await servesAnAgent(wsUrl)
-    if (!stillServes) crashes.push('a fresh agent was not served after the run')
+    const seen: string[] = []
+    stillServes = await servesAnAgent(wsUrl, (s) => { seen.push(s) })
+    if (!stillServes) crashes.push(`a fresh agent was not served after the run (${seen.join(', ') || 'no answer'})`)
   } catch (err) {
     crashes.push(`a fresh agent was not served after the run: ${(err as Error).message}`)
   }
@@ -297,20 +299,21 @@ export async function fuzz (o: FuzzOptions = {}): Promise<FuzzReport> {
 }
 
 /** Two fresh agents: one sends the other a DM, which is acked and delivered. */
-async function servesAnAgent (wsUrl: string): Promise<boolean> {
+async function servesAnAgent (wsUrl: string, why: (s: string) => void): Promise<boolean> {
   const noop = (): void => {}
-  const alice = new Agent(createIdentity(), wsUrl, noop, noop, noop)
+  const alice = new Agent(createIdentity(), wsUrl, (k) => { if (k !== 'pong') why(`alice got ${k}`) }, noop, noop)
   const bob = new Agent(createIdentity(), wsUrl, noop, noop, noop)
   bob.keepDeliveries = true
   await alice.connect(true)
   await bob.connect(true)
   try {
     const env = signEnvelope(alice.id, { id: 'after-the-fuzz', to: bob.id.amid, type: 'chat', payload: { text: 'still here?' } })
+    // the relay may still be working through the run's backlog: wait for the delivery (bounded)
+    const delivered = new Promise<void>((resolve) => { bob.onDeliver = resolve })
     alice.send(JSON.stringify({ op: 'send', env: env }))
-    for (let i = 0; i < 100 && bob.delivered.length === 0; i++) {
-      await alice.barrier()
-      await bob.barrier()
-    }
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([delivered, new Promise<void>((resolve) => { timer = setTimeout(resolve, 60_000) })])
+    clearTimeout(timer)
     const d = bob.delivered[0] as { env?: { id?: string, payload?: { text?: string } } } | undefined
     return d?.env?.id === 'after-the-fuzz' && d.env.payload?.text === 'still here?'
   } finally {
