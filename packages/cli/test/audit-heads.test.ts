@@ -126,6 +126,37 @@ describe('audit heads', () => {
   })
 })
 
+describe('audit heads - a zeroed -wal file', () => {
+  it('audit heads - serve refuses a -wal file with no WAL header (zeroed after a crash) with AM_ERR_DATA_LOSS before SQLite resets it; --accept-data-loss opens what is left', async (t) => {
+    const live = tempDir()
+    const crashed = tempDir()
+    t.after(() => { live.cleanup(); crashed.cleanup() })
+    // the files as a kill -9 leaves them: the newest commits only in the -wal file
+    const store = sqliteStore(join(live.path, DB_FILE))
+    await store.appendAudit(Array.from({ length: 40 }, (_, i) => row(i + 1)))
+    copyFileSync(join(live.path, DB_FILE), join(crashed.path, DB_FILE))
+    copyFileSync(join(live.path, DB_FILE + '-wal'), join(crashed.path, DB_FILE + '-wal'))
+    await store.close()
+    const wal = join(crashed.path, DB_FILE + '-wal')
+    const size = statSync(wal).size
+    assert.ok(size > 0)
+    writeFileSync(wal, Buffer.alloc(size))
+    assert.throws(() => openRelayData({ dataDir: crashed.path }), (err: unknown) => {
+      assert.equal((err as { code?: string }).code, 'AM_ERR_DATA_LOSS')
+      assert.match((err as Error).message, new RegExp(`agentmesh\\.db-wal holds ${size} bytes but no WAL header \\(it was zeroed or overwritten after a crash\\): the transactions committed in it are lost.*--accept-data-loss`))
+      return true
+    })
+    assert.equal(statSync(wal).size, size, 'the evidence is left as it was')
+    const opened = openRelayData({ dataDir: crashed.path }, { acceptDataLoss: true })
+    try {
+      assert.equal(opened.walLost, size)
+      assert.ok(((await opened.store.lastAudit())?.seq ?? 0) < 40, 'the rows only in the -wal file are gone')
+    } finally {
+      await opened.store.close()
+    }
+  })
+})
+
 describe('audit heads - a real relay process', () => {
   it('audit heads - serve refuses to start when the -wal file was lost after kill -9, names what is missing, and starts with --accept-data-loss', async (t) => {
     const dir = tempDir()

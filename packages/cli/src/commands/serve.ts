@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { CommanderError, type Command } from 'commander'
@@ -24,19 +24,48 @@ export const API_KEY_FILE = 'api-key'
  * operator key (given, or kept in the data directory: made at the first start, 0600; a memory
  * relay without one has no operator API). Options are validated before anything is opened.
  */
-export function openRelayData (init: RelayInit): { store: Store, apiKey: string | undefined, apiKeyFile: string | undefined, auditHeads?: AuditHeadLog & { path: string } } {
+export function openRelayData (init: RelayInit, start: { acceptDataLoss?: boolean } = {}): { store: Store, apiKey: string | undefined, apiKeyFile: string | undefined, auditHeads?: AuditHeadLog & { path: string }, walLost?: number } {
   const opts = relayOptions(init)
   const storage = storageOf(opts)
   if (storage.type === 'memory') return { store: memoryStore(storeInitOf(opts)), apiKey: opts.apiKey, apiKeyFile: undefined }
+  // before SQLite opens the file: it would reset a -wal file it cannot read, and the evidence with it
+  const walLost = damagedWal(join(storage.dataDir, DB_FILE), start.acceptDataLoss === true)
   const store = sqliteStore(join(storage.dataDir, DB_FILE), { ...storeInitOf(opts), synchronous: storage.sync, quickCheck: true })
   try {
     const auditHeads = fileAuditHeads(storage.dataDir)
-    if (opts.apiKey !== undefined) return { store, apiKey: opts.apiKey, apiKeyFile: undefined, auditHeads }
-    return { store, ...operatorKeyFile(storage.dataDir), auditHeads }
+    const lost = walLost === undefined ? {} : { walLost }
+    if (opts.apiKey !== undefined) return { store, apiKey: opts.apiKey, apiKeyFile: undefined, auditHeads, ...lost }
+    return { store, ...operatorKeyFile(storage.dataDir), auditHeads, ...lost }
   } catch (err) {
     void store.close()
     throw err
   }
+}
+
+/** The first four bytes of a -wal file SQLite wrote (big- or little-endian checksums). */
+const WAL_MAGIC = new Set([0x377f0682, 0x377f0683])
+
+/**
+ * A -wal file that is not empty but has no WAL header (zeroed or overwritten after a crash): the
+ * transactions committed in it are lost. AM_ERR_DATA_LOSS, unless `accept`: then its size.
+ */
+function damagedWal (dbFile: string, accept: boolean): number | undefined {
+  const wal = dbFile + '-wal'
+  let head: Buffer
+  let size: number
+  try {
+    size = statSync(wal).size
+    if (size === 0) return undefined
+    head = Buffer.alloc(4)
+    const fd = openSync(wal, 'r')
+    try { readSync(fd, head, 0, 4, 0) } finally { closeSync(fd) }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new AgentMeshError(ErrorCode.DataDir, `cannot read ${wal}: ${(err as Error).message}`, { cause: err })
+  }
+  if (WAL_MAGIC.has(head.readUInt32BE(0))) return undefined
+  if (accept) return size
+  throw new AgentMeshError(ErrorCode.DataLoss, `${wal} holds ${size} bytes but no WAL header (it was zeroed or overwritten after a crash): the transactions committed in it are lost. Restore ${dbFile} and its -wal file from a backup, or start with --accept-data-loss to run on what is left (audited)`)
 }
 
 /** The audit row `serve --accept-data-loss` writes when it starts on a database behind its signed head. */
@@ -135,11 +164,15 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
         if (stopRequested !== undefined) stopRequested(name)
         else pendingSignal = name
       })
-      const { store, apiKey, apiKeyFile, auditHeads } = openRelayData(init)
+      const { store, apiKey, apiKeyFile, auditHeads, walLost } = openRelayData(init, { acceptDataLoss: o.acceptDataLoss === true })
       const { dataDir: _dataDir, memory: _memory, sync: _sync, store: _store, ...relayInit } = init
       const logger = defaultLogger(io.env.AGENTMESH_LOG_LEVEL ?? 'info')
       if (auditHeads !== undefined) {
         try {
+          if (walLost !== undefined) {
+            await store.appendAudit([{ at: Date.now(), actor: 'operator', action: DATA_LOSS_ACTION, detail: { wal_bytes: walLost } }])
+            logger.warn({ wal_bytes: walLost }, 'started with --accept-data-loss: the -wal file had no WAL header (audited audit.data_loss)')
+          }
           const { lost } = await checkRelayData(store, dirname(auditHeads.path), o.acceptDataLoss === true)
           if (lost !== undefined) {
             logger.warn({ head_seq: lost.headSeq, db_seq: lost.dbSeq }, 'started with --accept-data-loss: the database is behind the newest signed audit head (audited audit.data_loss)')
