@@ -5,7 +5,6 @@
  * Environment: CHAOS_WS (ws://127.0.0.1:PORT/ws), CHAOS_SECRET (the identity's secret, base64url).
  */
 import WebSocket from 'ws'
-import { writeSync } from 'node:fs'
 import { PROTOCOL } from '@agentmesh/protocol'
 import { fromB64u, identityFromSecret, signChallenge } from '@agentmesh/crypto'
 
@@ -22,9 +21,10 @@ function connect (): void {
     if (f.op === 'challenge') {
       ws.send(JSON.stringify({ op: 'auth', v: PROTOCOL, amid: id.amid, nonce: f.nonce, sig: signChallenge(id, id.amid, f.nonce, f.relay) }))
     } else if (f.op === 'welcome') {
-      writeSync(1, 'ready\n')
+      process.stdout.write('ready\n')
     } else if (f.op === 'deliver') {
-      writeSync(1, `d ${String(f.env?.id)}\n`)
+      // stdout to a pipe is synchronous on Linux (and waits out a full pipe, unlike writeSync's EAGAIN)
+      process.stdout.write(`d ${String(f.env?.id)}\n`)
       ws.send(JSON.stringify({ op: 'cursor', seq: f.seq }))
     }
   })

@@ -64,6 +64,8 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
 /** A receiver process; restarted after each kill. */
 class Receiver {
   child: ChildProcess | undefined
+  /** exits with an error code (not kills): a harness failure, reported */
+  crashed = 0
   constructor (readonly id: Identity, private readonly seen: Map<string, number>) {}
   start (wsUrl: string): void {
     const child = spawn(process.execPath, ['--import', 'tsx', RECEIVER], {
@@ -73,6 +75,7 @@ class Receiver {
     createInterface({ input: child.stdout! }).on('line', (l) => {
       if (l.startsWith('d ')) { const k = l.slice(2); this.seen.set(k, (this.seen.get(k) ?? 0) + 1) }
     })
+    child.on('exit', (code) => { if (code !== null && code !== 0) this.crashed++ })
     this.child = child
   }
   kill (signal: NodeJS.Signals = 'SIGKILL'): void { this.child?.kill(signal) }
@@ -187,13 +190,29 @@ export async function chaos (o: ChaosOptions = {}): Promise<ChaosReport> {
     if (stalled !== undefined) stalled.kill('SIGCONT')
     // drain: every acked message should reach its receiver
     const acked = new Set(senders.flatMap(s => [...s.acked]))
-    const drainUntil = Date.now() + 30_000
-    while (Date.now() < drainUntil && [...acked].some(k => !seen.has(k))) await sleep(100)
+    // until every acked message arrived, or deliveries stopped for 10 s (at most 3 minutes)
+    const drainUntil = Date.now() + 180_000
+    let lastCount = -1
+    let quietSince = Date.now()
+    while (Date.now() < drainUntil && [...acked].some(k => !seen.has(k))) {
+      if (seen.size !== lastCount) { lastCount = seen.size; quietSince = Date.now() } else if (Date.now() - quietSince > 10_000) break
+      await sleep(200)
+    }
     for (const s of senders) s.close()
     const sent = senders.reduce((n, s) => n + s.sent, 0)
     const lost = [...acked].filter(k => !seen.has(k)).length
     const duplicated = [...seen.values()].filter(n => n > 1).length
+    const crashedReceivers = receivers.reduce((n, r) => n + r.crashed, 0)
+    if (crashedReceivers > 0) events['receiver process crashed (harness)'] = crashedReceivers
     log(`load: sent ${sent}, acked ${acked.size}, delivered ${seen.size}, lost ${lost}, duplicated ${duplicated}`)
+    if (process.env.CHAOS_DEBUG === '1') {
+      for (const [i, r] of receivers.entries()) {
+        const mine = [...senders[i]!.acked]
+        log(`pair ${i}: acked ${mine.length}, seen ${mine.filter(k => seen.has(k)).length}, receiver pid ${String(r.child?.pid)} exit ${String(r.child?.exitCode)} signal ${String(r.child?.signalCode)}`)
+      }
+      const res = await fetch(relay.url + '/api/v1/info').then(async x => await x.text(), (e: Error) => e.message)
+      log(`relay info: ${res.slice(0, 400)}`)
+    }
 
     if (o.damage !== false) {
       // the -wal file lost after kill -9: refused at start, not served silently
