@@ -2,15 +2,15 @@
  * The connection's built-in inbound stages (see inbound.ts), each given only what it needs. They
  * are what the connection did in one long chain before, cut along the features, in the same order.
  */
-import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, RELAY_TYPES, isRelayType, type Envelope } from '@agentmesh/protocol'
 import { E2EE_RESET_TYPE, E2EE_TYPE, type E2ee } from './e2ee.ts'
 import { GROUP_TYPE, SENDER_KEY_TYPE, type Rooms } from './rooms.ts'
 import type { Gate } from './knock.ts'
 import { toMessage, type InboundStage } from './inbound.ts'
 import type { Message } from './types.ts'
 
-/** Types the relay itself posts (from its own AMID, docs/protocol.md §17.7). */
-export const RELAY_TYPES = new Set(['task.request', 'task.update', 'task.cancel', 'notice'])
+/** Types the relay itself posts (from its own AMID, docs/protocol.md §17.7); one set, in @agentmesh/protocol, that the relay refuses from agents. */
+export { RELAY_TYPES }
 /**
  * Whether a relay may attest this envelope on its sender's behalf (`via`, a REST post,
  * docs/protocol.md §17.6): an ordinary message to a room only. A direct message, an encrypted one,
@@ -20,7 +20,7 @@ export const RELAY_TYPES = new Set(['task.request', 'task.update', 'task.cancel'
 export function attestable (env: Envelope): boolean {
   if (env.to.charCodeAt(0) !== 35) return false
   const t = env.type
-  return !t.startsWith('e2ee') && !t.startsWith('agentmesh.') && !t.startsWith('task.') && t !== 'notice'
+  return !t.startsWith('e2ee') && !t.startsWith('agentmesh.') && !isRelayType(t)
 }
 /** Decrypt failures after which the sender is told to start a new session. */
 const RESET_ON = new Set<string>([ErrorCode.UnknownSession, ErrorCode.DecryptFailed, ErrorCode.BadPrekey, ErrorCode.StateCloned])

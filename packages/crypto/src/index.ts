@@ -82,3 +82,5 @@ export {
   MEMBERSHIP_SIGNING_PREFIX, MEMBERSHIP_VERSION, MAX_MEMBERSHIP_STATEMENTS,
 } from './membership.ts'
 export type { MembershipStatement, MembershipOp, MembershipInit, VerifiedMembership, PinnedMembership } from './membership.ts'
+export { signAuditHead, verifyAuditHead, AUDIT_HEAD_SIGNING_PREFIX } from './audit-head.ts'
+export type { AuditHead } from './audit-head.ts'

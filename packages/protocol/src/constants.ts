@@ -33,3 +33,18 @@ export const DEFAULT_HOST = '127.0.0.1'
 /** Domain-separation prefixes of everything an agent signs (§8). */
 export const AUTH_SIGNING_PREFIX = 'agentmesh/auth\n'
 export const ENVELOPE_SIGNING_PREFIX = 'agentmesh/envelope\n'
+
+/**
+ * Envelope types only the relay posts, from its own AMID (§17.7): task requests, updates and
+ * cancellations, notices. An agent-signed envelope of one of these types (or of a type in a
+ * reserved namespace, `isRelayType`) is refused with AM_ERR_RESERVED_TYPE over WebSocket and REST;
+ * the SDK trusts these types only when the relay signed them.
+ */
+export const RELAY_TYPES: ReadonlySet<string> = new Set(['task.request', 'task.update', 'task.cancel', 'notice'])
+/** Type namespaces kept for the relay's present and future system types (`task.*`, `relay.*`, `system.*`). */
+export const RELAY_TYPE_PREFIXES: readonly string[] = ['task.', 'relay.', 'system.']
+
+/** True when `type` is one only the relay may post (`RELAY_TYPES` or a reserved namespace). */
+export function isRelayType (type: string): boolean {
+  return RELAY_TYPES.has(type) || RELAY_TYPE_PREFIXES.some(p => type.startsWith(p))
+}

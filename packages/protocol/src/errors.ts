@@ -69,6 +69,7 @@ export const ErrorCode = {
   NoHandler: 'AM_ERR_NO_HANDLER',
   TaskFailed: 'AM_ERR_TASK_FAILED',
   AuditTampered: 'AM_ERR_AUDIT_TAMPERED',
+  ReservedType: 'AM_ERR_RESERVED_TYPE',
   // HTTP
   NotFound: 'AM_ERR_NOT_FOUND',
   MethodNotAllowed: 'AM_ERR_METHOD_NOT_ALLOWED',
@@ -86,6 +87,7 @@ export const ErrorCode = {
   IdentityCorrupt: 'AM_ERR_IDENTITY_CORRUPT',
   DataDir: 'AM_ERR_DATA_DIR',
   DataCorrupt: 'AM_ERR_DATA_CORRUPT',
+  DataLoss: 'AM_ERR_DATA_LOSS',
   AddressInUse: 'AM_ERR_ADDRESS_IN_USE',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
@@ -200,6 +202,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.NoHandler]: { status: 422, retryable: false },
   [ErrorCode.TaskFailed]: { retryable: false },
   [ErrorCode.AuditTampered]: { status: 500, retryable: false },
+  [ErrorCode.ReservedType]: { status: 403, retryable: false },
   // HTTP
   [ErrorCode.NotFound]: { status: 404, retryable: false },
   [ErrorCode.MethodNotAllowed]: { status: 405, retryable: false },
@@ -217,6 +220,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.IdentityCorrupt]: { retryable: false },
   [ErrorCode.DataDir]: { retryable: false },
   [ErrorCode.DataCorrupt]: { retryable: false },
+  [ErrorCode.DataLoss]: { retryable: false },
   [ErrorCode.AddressInUse]: { retryable: false },
 }
 

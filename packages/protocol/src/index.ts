@@ -13,7 +13,7 @@
 export * as constants from './constants.ts'
 export {
   PROTOCOL, PROTOCOL_MAJOR, PROTOCOL_MINOR, DEFAULT_PORT, DEFAULT_HOST,
-  AUTH_SIGNING_PREFIX, ENVELOPE_SIGNING_PREFIX,
+  AUTH_SIGNING_PREFIX, ENVELOPE_SIGNING_PREFIX, RELAY_TYPES, RELAY_TYPE_PREFIXES, isRelayType,
 } from './constants.ts'
 export { AgentMeshError, ErrorCode, CloseCode, ErrorRegistry, HttpStatus, isErrorCode, httpStatusOf, closeCodeOf, isRetryable } from './errors.ts'
 export type { AgentMeshErrorOptions, ErrorInfo } from './errors.ts'
@@ -45,9 +45,10 @@ export {
   HistoryPage, MessageDeleted, PostTextBody, PostEnvelopeBody, PostMessageBody, SendMessageBody, MessagePosted, PresenceQuery,
   PresenceEntry, PresenceList, HandleBody, HandleSet, HandleParams, HandleOf, RoleBody, RoleSet, RoleList, TaskParams,
   TaskTransition, TaskInfo, DispatchTaskBody, TasksQuery, TaskList, TaskStatusBody, CancelTaskBody, AuditQuery,
-  AuditEntry, AuditPage, AuditVerdict, Settings, SettingsPatch, SettingsAnswer, NAMED_SCHEMAS,
+  AuditEntry, AuditPage, AuditVerdict, AuditHeadsQuery, AuditHeadEntry, AuditHeadList, Settings, SettingsPatch, SettingsAnswer, NAMED_SCHEMAS,
 } from './api/schemas.ts'
 export { API_ROUTES } from './api/routes.ts'
+export { handleSkeleton, isReservedHandle, unsafeCharIn, stripUnsafeChars } from './api/text.ts'
 export type { Static, TSchema } from '@sinclair/typebox'
 export type { ApiRoute, ApiRoutes, ApiResponse, ApiHeader, RouteName, ApiAnswer, ApiBody, ApiQuery, HttpMethod, Security } from './api/routes.ts'
 export { openApiDocument } from './api/openapi.ts'

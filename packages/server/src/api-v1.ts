@@ -15,7 +15,7 @@ import type { Context, Hono } from 'hono'
 import { v7 as uuidv7 } from 'uuid'
 import {
   API_ROUTES, AgentMeshError, DEFAULT_PAGE, DEFAULT_ROLE, ErrorCode, MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS,
-  PostEnvelopeBody, PostTextBody, ROOM_ADDRESS_PATTERN, checkShape, checkValue, validateEnvelope,
+  PostEnvelopeBody, PostTextBody, ROOM_ADDRESS_PATTERN, checkShape, checkValue, isRelayType, validateEnvelope,
   type AuditEntry, type Envelope, type HistoryMessage, type MessagePosted, type PresenceEntry,
 } from '@agentmesh/protocol'
 import { isAmid, verifyEnvelope } from '@agentmesh/crypto'
@@ -28,6 +28,7 @@ import type { Authenticator } from './auth.ts'
 import { RateLimiter } from '@agentmesh/protocol/internal'
 import { TaskService, taskJson } from './tasks.ts'
 import { answer, paramsOf, queryOf } from './rest.ts'
+import { validHeads, type AuditHeadLog } from './audit-heads.ts'
 
 const ROOM_ADDRESS_RE = new RegExp(ROOM_ADDRESS_PATTERN)
 const R = API_ROUTES
@@ -37,6 +38,8 @@ export interface ApiDeps {
   chat: ChatService
   tasks: TaskService
   auth: Authenticator
+  /** the signed heads of the audit chain (GET /api/v1/audit/heads); none when absent */
+  auditHeads?: AuditHeadLog
 }
 
 /**
@@ -263,6 +266,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
       env = b.envelope
       if (env.from !== p.amid) throw new AgentMeshError(ErrorCode.SenderMismatch, `the envelope is from ${env.from} but you are ${p.amid}`)
       if (env.via !== undefined) throw new AgentMeshError(ErrorCode.InvalidEnvelope, 'via is set by the relay only')
+      if (isRelayType(env.type)) throw new AgentMeshError(ErrorCode.ReservedType, `type "${env.type}" is posted by the relay only (task.*, notice, relay.*, system.*); nothing was stored`)
       if (!verifyEnvelope(env)) throw new AgentMeshError(ErrorCode.BadSignature, 'the envelope signature does not verify with the sender\'s key; nothing was stored')
     } else {
       env = await relayBuilt(p, checkValue(PostTextBody, body))
@@ -393,10 +397,18 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
   })
   app.get('/api/v1/audit/verify', async (c) => {
     await enter(c)
-    const r = await verifyAudit(store)
+    // checked against the heads the relay signed: rows deleted at the end, or re-chained, show
+    const heads = deps.auditHeads === undefined ? [] : validHeads(await deps.auditHeads.list(), chat.relayAmid)
+    const r = await verifyAudit(store, 1000, heads)
     return answer(c, 'verifyAudit', r.ok
-      ? { ok: true, rows: r.rows, ...(r.last === undefined ? {} : { last_seq: r.last.seq, last_hash: r.last.hash }), ...(r.from === undefined ? {} : { from_seq: r.from }) }
-      : { ok: false, rows: r.rows, seq: r.seq, reason: r.reason, code: ErrorCode.AuditTampered })
+      ? { ok: true, rows: r.rows, ...(r.last === undefined ? {} : { last_seq: r.last.seq, last_hash: r.last.hash }), ...(r.from === undefined ? {} : { from_seq: r.from }), ...(r.head === undefined ? {} : { signed_head_seq: r.head }) }
+      : { ok: false, rows: r.rows, seq: r.seq, reason: r.reason, ...(r.problem === undefined ? {} : { problem: r.problem }), code: ErrorCode.AuditTampered })
+  })
+  app.get('/api/v1/audit/heads', async (c) => {
+    await enter(c)
+    const { limit = DEFAULT_PAGE } = queryOf(c, R.auditHeads.query)
+    const heads = deps.auditHeads === undefined ? [] : await deps.auditHeads.list()
+    return answer(c, 'auditHeads', { relay: chat.relayAmid, heads: heads.slice(-limit).map(h => ({ seq: h.seq, hash: h.hash, at: h.at, relay: h.relay, sig: h.sig })) })
   })
 
   // ---- settings

@@ -243,6 +243,22 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_AUDIT_MAX_ROWS',
     flag: { flags: '--audit-max-rows <n>', help: 'audit log rows kept at most (default 100,000 with --memory, no count limit persisted)', int: { min: 1, max: 1_000_000_000 } },
   }),
+  auditHeadEveryRows: option({
+    schema: Type.Integer({ minimum: 1 }),
+    default: 1000,
+    doc: 'The relay signs the audit chain\'s head after this many new rows (and every auditHeadIntervalMs, at start and on shutdown; docs/protocol.md §17.8). @default 1000',
+    file: true,
+    env: 'AGENTMESH_AUDIT_HEAD_ROWS',
+    flag: { flags: '--audit-head-rows <n>', help: 'sign the audit chain\'s head after this many new rows (default 1000)', int: { min: 1, max: 1_000_000_000 } },
+  }),
+  auditHeadIntervalMs: option({
+    schema: Type.Integer({ minimum: 1000 }),
+    default: 60_000,
+    doc: 'The relay signs the audit chain\'s head at least this often while it grows, in ms. @default 60 s',
+    file: true,
+    env: 'AGENTMESH_AUDIT_HEAD_INTERVAL_MS',
+    flag: { flags: '--audit-head-interval <sec>', help: 'sign the audit chain\'s head at least this often while it grows (default 60; env AGENTMESH_AUDIT_HEAD_INTERVAL_MS in ms)', int: { min: 1, max: 86_400, scale: 1000 } },
+  }),
   rateLimits: {
     schema: Type.Partial(Type.Object({ api: rateLimitSchema, ip: rateLimitSchema, chat: rateLimitSchema, chatIp: rateLimitSchema })),
     default: {} as Partial<Record<RateLimitName, Partial<RateLimit>>>,

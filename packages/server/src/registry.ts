@@ -8,7 +8,7 @@
 import type { Context, Hono } from 'hono'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Value } from '@sinclair/typebox/value'
-import { API_ROUTES, AgentMeshError, DEFAULT_SEARCH_LIMIT, ErrorCode, type Certificate, type Crl, type Profile } from '@agentmesh/protocol'
+import { API_ROUTES, AgentMeshError, DEFAULT_SEARCH_LIMIT, ErrorCode, unsafeCharIn, type Certificate, type Crl, type Profile } from '@agentmesh/protocol'
 import { LruMap, RateLimiter, type RateLimit } from '@agentmesh/protocol/internal'
 import type { IncomingMessage } from 'node:http'
 import { ipKey, rateLimited } from './chat/limits.ts'
@@ -192,6 +192,8 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
 
   app.put('/api/v1/agents/:amid', async (c) => {
     const { amid, body: b } = await ownWrite<ProfileBody>(c, profileCheck)
+    const bad = b.display_name === undefined ? undefined : unsafeCharIn(b.display_name)
+    if (bad !== undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, `display_name holds ${bad}, a bidi control, invisible or control character; remove it`)
     const t = now()
     const old = await store.getProfile(amid)
     // fields left out of the body keep their old values

@@ -24,6 +24,7 @@ import type { FeatureComponents, FeatureFactory, RelayFeature } from './feature.
 import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
+import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
 
 import { VERSION } from './version.ts'
 export { VERSION }
@@ -67,6 +68,11 @@ export interface RelayComponents {
   now?: () => number
   /** Features beyond the built-in ones (registry, reputation, chat, tasks), started after them. @default none */
   features?: readonly FeatureFactory[]
+  /**
+   * Where the signed heads of the audit chain go (docs/protocol.md §17.8); kept outside the Store
+   * (`agentmesh serve`: `<data>/audit-heads.jsonl`). @default memoryAuditHeads()
+   */
+  auditHeads?: AuditHeadLog
 }
 
 /** User options the relay itself reads: where the data lives is the caller's choice (components.store). */
@@ -134,6 +140,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     { store, logger: log, events, rooms: chat, sessions: sessionVerifier(store, opts.trustRoots), ...(shared === undefined ? {} : { backplane: shared }) },
   )
   const tasks = new TaskService(chat, store, log)
+  const auditHeads = components.auditHeads ?? memoryAuditHeads()
+  const headSigner = new AuditHeadSigner(store, chat.relay, auditHeads, log, { everyRows: opts.auditHeadEveryRows, intervalMs: opts.auditHeadIntervalMs })
   // the operator API is on when a key is given (the CLI's `serve` keeps one in its data directory)
   const apiKey = opts.apiKey
   const started = Date.now()
@@ -144,7 +152,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   const features: RelayFeature[] = [
     registry,
     reputationFeature({ store, now, options: opts.reputation, registry }),
-    chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers() }),
+    chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads }),
     tasksFeature(tasks),
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
@@ -255,6 +263,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   }
   await pruneNow()
   await pruneAudit()
+  await headSigner.start()
   for (const f of features) await f.start?.()
   const pruneTimer = setInterval(() => { void pruneNow() }, PRUNE_INTERVAL_MS).unref()
   const auditPruneTimer = setInterval(() => { void pruneAudit() }, AUDIT_PRUNE_INTERVAL_MS).unref()
@@ -267,6 +276,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     await stopFeatures()
     await core.shutdown()
     chat.close()
+    await headSigner.stop()
     if (shared === undefined) await backplane.stop()
     await store.close()
     throw err
@@ -300,6 +310,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
         // the close handshake (or is cut a second later); destroying it now would drop the acks and
         // the close frame still queued on a busy socket, and the peer would see 1006
       })
+      // the final head, once the last commit is in
+      await headSigner.stop()
       // a backplane given is shared with other nodes: theirs to stop
       if (shared === undefined) await backplane.stop()
       await store.close()

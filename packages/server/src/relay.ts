@@ -16,7 +16,7 @@
 import { randomBytes, type KeyObject } from 'node:crypto'
 import {
   AgentMeshError, CloseCode, ErrorCode, PROTOCOL, closeCodeOf,
-  decodeClientFrame, encodeDeliver, encodeError, encodeFrame,
+  decodeClientFrame, encodeDeliver, encodeError, encodeFrame, isRelayType, stripUnsafeChars,
   type AuthFrame, type Envelope, type Limits, type SignalFrame,
 } from '@agentmesh/protocol'
 import { keyForAmid, verifyChallenge, verifyEnvelopeAsync } from '@agentmesh/crypto'
@@ -460,7 +460,9 @@ export class RelayCore implements RelayOutlet {
     box.authing++
     conn.authPending = true
     try {
-      await this.store.upsertAgent({ amid, ...(f.name === undefined ? {} : { name: f.name }), seenAt: Date.now() })
+      // a display name keeps no bidi control or invisible character (they disguise it)
+      const name = f.name === undefined ? undefined : stripUnsafeChars(f.name)
+      await this.store.upsertAgent({ amid, ...(name === undefined || name === '' ? {} : { name }), seenAt: Date.now() })
       this.rememberAgent(amid)
       await box.ready
     } catch (err) {
@@ -563,6 +565,10 @@ export class RelayCore implements RelayOutlet {
     }
     if (env.via !== undefined) {
       this.reject(conn, new AgentMeshError(ErrorCode.InvalidEnvelope, '"via" is set by a relay on envelopes it attests (REST posts); an agent never sends it'), env.id)
+      return
+    }
+    if (isRelayType(env.type)) {
+      this.reject(conn, new AgentMeshError(ErrorCode.ReservedType, `type "${env.type}" is posted by the relay only (task.*, notice, relay.*, system.*); nothing was stored`), env.id)
       return
     }
     const ahead = tsTooFarAhead(env.ts, Date.now(), this.opts.maxClockSkewMs)

@@ -62,6 +62,8 @@ describe('options - relayOptions', () => {
       presenceIdleMs: undefined,
       auditRetentionMs: 90 * 24 * 60 * 60 * 1000,
       auditMaxRows: undefined,
+      auditHeadEveryRows: 1000,
+      auditHeadIntervalMs: 60_000,
       rateLimits: {},
     }
     assert.deepEqual(relayOptions(), expected)
@@ -157,7 +159,7 @@ describe('options - the option schema', () => {
       'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox',
       'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
-      'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'rateLimits',
+      'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs', 'rateLimits',
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
@@ -171,6 +173,7 @@ describe('options - the option schema', () => {
       verifySignatures: 'AGENTMESH_VERIFY_SIGNATURES', trustRoots: 'AGENTMESH_TRUST_ROOTS', apiKey: 'AGENTMESH_API_KEY',
       historyRetentionMs: 'AGENTMESH_HISTORY_RETENTION_MS', historyMaxPerRoom: 'AGENTMESH_HISTORY_MAX_PER_ROOM', presenceIdleMs: 'AGENTMESH_PRESENCE_IDLE_MS',
       auditRetentionMs: 'AGENTMESH_AUDIT_RETENTION_MS', auditMaxRows: 'AGENTMESH_AUDIT_MAX_ROWS',
+      auditHeadEveryRows: 'AGENTMESH_AUDIT_HEAD_ROWS', auditHeadIntervalMs: 'AGENTMESH_AUDIT_HEAD_INTERVAL_MS',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
     assert.deepEqual(flags, [
@@ -178,6 +181,7 @@ describe('options - the option schema', () => {
       ['verifySignatures', '--no-verify-signatures'], ['trustRoots', '--trust-roots'], ['apiKey', '--api-key'],
       ['historyRetentionMs', '--history-retention-days'], ['historyMaxPerRoom', '--history-max-per-room'], ['presenceIdleMs', '--presence-idle'],
       ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],
+      ['auditHeadEveryRows', '--audit-head-rows'], ['auditHeadIntervalMs', '--audit-head-interval'],
     ])
   })
 

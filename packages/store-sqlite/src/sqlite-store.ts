@@ -10,21 +10,28 @@ import Database from 'better-sqlite3'
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, handleSkeleton } from '@agentmesh/protocol'
 import { auditPruneUpTo, auditPrunedRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
 
 /**
  * 1: relay; 2: + registry (profiles, prekeys); 3: + certificates, CA certificates, CRLs;
  * 4: + reputation (feedback, score history, flags); 5: + chat (handles, roles, rooms, members,
- * invites, room history and seqs, read markers, tasks, the audit log, settings).
- * Every step is CREATE … IF NOT EXISTS, so older files upgrade in place.
+ * invites, room history and seqs, read markers, tasks, the audit log, settings); 6: + handles'
+ * confusable skeleton (`handle_skel`, filled in for handles written before).
+ * Every step is CREATE … IF NOT EXISTS (or a column added when missing), so older files upgrade in place.
  */
-export const SCHEMA_VERSION = 5
+export const SCHEMA_VERSION = 6
 export const DB_FILE = 'agentmesh.db'
 
 export interface SqliteStoreInit extends StoreInit {
   /** `normal`: survives a process crash; `full`: survives power loss too. @default 'normal' */
   synchronous?: 'normal' | 'full'
+  /**
+   * Run `PRAGMA quick_check` when opening, and refuse a file it finds damaged (overwritten pages,
+   * a broken b-tree) with AM_ERR_DATA_CORRUPT. It reads every page once (about a second per few
+   * hundred MB on a common disk) and stops at the first problem. `agentmesh serve` sets it. @default false
+   */
+  quickCheck?: boolean
 }
 
 const SCHEMA = `
@@ -151,7 +158,22 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       throw new AgentMeshError(ErrorCode.DataCorrupt,
         `${file} was written by a newer AgentMesh (schema ${version}, this one knows ${SCHEMA_VERSION}); upgrade AgentMesh`)
     }
+    if (init.quickCheck === true && file !== ':memory:') {
+      const found = db.prepare('PRAGMA quick_check(1)').pluck().get() as string
+      if (found !== 'ok') {
+        throw new AgentMeshError(ErrorCode.DataCorrupt,
+          `${file} failed its integrity check (PRAGMA quick_check: ${found.slice(0, 200)}); restore it from a backup, or move it aside and point --data at another directory`)
+      }
+    }
     db.exec(SCHEMA)
+    // schema 6: the confusable skeleton of each handle (two agents may not hold look-alikes)
+    const handleCols = db.prepare('PRAGMA table_info(handles)').all() as Array<{ name: string }>
+    if (!handleCols.some(c => c.name === 'handle_skel')) {
+      db.exec('ALTER TABLE handles ADD COLUMN handle_skel TEXT')
+      const fill = db.prepare('UPDATE handles SET handle_skel = ? WHERE amid = ?')
+      for (const r of db.prepare('SELECT amid, handle FROM handles').all() as Array<{ amid: string, handle: string }>) fill.run(handleSkeleton(r.handle), r.amid)
+    }
+    db.exec('CREATE INDEX IF NOT EXISTS handles_skel ON handles (handle_skel)')
     db.pragma(`user_version = ${SCHEMA_VERSION}`)
     db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('relay_id', randomUUID())
     db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('relay_secret', randomBytes(32).toString('base64url'))
@@ -214,7 +236,8 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     // ---- chat
     handleOf: db.prepare('SELECT handle FROM handles WHERE amid = ?').pluck(),
     handleHolder: db.prepare('SELECT amid FROM handles WHERE handle_key = ?').pluck(),
-    handlePut: db.prepare('INSERT INTO handles (amid, handle, handle_key) VALUES (?, ?, ?) ON CONFLICT (amid) DO UPDATE SET handle = excluded.handle, handle_key = excluded.handle_key'),
+    handleSkelHolder: db.prepare('SELECT amid FROM handles WHERE handle_skel = ? AND amid != ? LIMIT 1').pluck(),
+    handlePut: db.prepare('INSERT INTO handles (amid, handle, handle_key, handle_skel) VALUES (?, ?, ?, ?) ON CONFLICT (amid) DO UPDATE SET handle = excluded.handle, handle_key = excluded.handle_key, handle_skel = excluded.handle_skel'),
     roleGet: db.prepare('SELECT role FROM roles WHERE amid = ?').pluck(),
     rolePut: db.prepare('INSERT INTO roles (amid, role) VALUES (?, ?) ON CONFLICT (amid) DO UPDATE SET role = excluded.role'),
     roleDelete: db.prepare('DELETE FROM roles WHERE amid = ?'),
@@ -499,8 +522,11 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     const key = handle.toLowerCase()
     const holder = q.handleHolder.get(key) as string | undefined
     if (holder !== undefined && holder !== amid) return { status: 'taken', by: holder }
+    const skel = handleSkeleton(handle)
+    const lookalike = q.handleSkelHolder.get(skel, amid) as string | undefined
+    if (lookalike !== undefined) return { status: 'taken', by: lookalike }
     const previous = q.handleOf.get(amid) as string | undefined
-    q.handlePut.run(amid, handle, key)
+    q.handlePut.run(amid, handle, key, skel)
     return previous === undefined ? { status: 'set' } : { status: 'set', previous }
   })
 

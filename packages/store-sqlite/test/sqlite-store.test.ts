@@ -174,9 +174,29 @@ describe('sqlite store', () => {
     const check = new Database(path, { readonly: true })
     try {
       assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
-      assert.equal(SCHEMA_VERSION, 5)
+      assert.equal(SCHEMA_VERSION, 6)
     } finally {
       check.close()
+    }
+  })
+
+  it('sqlite store - a schema 5 database (handles without their skeleton) upgrades in place: look-alikes of its handles are taken', async () => {
+    const path = join(newDir(), DB_FILE)
+    const v5 = sqliteStore(path)
+    await v5.setHandle('am-alice', 'bill')
+    await v5.close()
+    const db = new Database(path)
+    db.exec('DROP INDEX handles_skel; ALTER TABLE handles DROP COLUMN handle_skel')
+    db.pragma('user_version = 5')
+    db.close()
+
+    const store = sqliteStore(path)
+    try {
+      assert.equal(await store.resolveHandle('BILL'), 'am-alice')
+      assert.deepEqual(await store.setHandle('am-bob', 'bi1l'), { status: 'taken', by: 'am-alice' })
+      assert.deepEqual(await store.setHandle('am-bob', 'bob'), { status: 'set' })
+    } finally {
+      await store.close()
     }
   })
 
@@ -228,7 +248,7 @@ describe('sqlite store', () => {
     }
   })
 
-  it('sqlite store - a schema 4 database (before chat) upgrades in place to schema 5, keeps its data and gets a relay secret', async () => {
+  it('sqlite store - a schema 4 database (before chat) upgrades in place to the current schema, keeps its data and gets a relay secret', async () => {
     const path = join(newDir(), DB_FILE)
     const v5 = sqliteStore(path)
     const relayId = await v5.relayId()
@@ -264,7 +284,7 @@ describe('sqlite store', () => {
     }
     const check = new Database(path, { readonly: true })
     try {
-      assert.equal(check.pragma('user_version', { simple: true }), 5)
+      assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
       const names = check.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").pluck().all() as string[]
       for (const n of [...chatTables, 'handles_key', 'rooms_kind', 'members_joined', 'members_amid', 'history_room', 'history_received',
         'tasks_created', 'tasks_room', 'tasks_requester', 'tasks_assignee', 'tasks_open', 'audit_actor', 'audit_action']) assert.ok(names.includes(n), n)
@@ -300,12 +320,12 @@ describe('sqlite store', () => {
     const edit = (sql: string): void => { const db = new Database(path); try { db.exec(sql) } finally { db.close() } }
 
     edit(`UPDATE audit SET detail = '{"bytes":2,"id":"id-other"}' WHERE seq = 2`)
-    assert.deepEqual(await verify(), { ok: false, rows: 2, seq: 2, reason: 'row 2 was changed after it was written (its hash does not match its fields)' })
+    assert.deepEqual(await verify(), { ok: false, rows: 2, seq: 2, reason: 'row 2 was changed after it was written (its hash does not match its fields)', problem: 'changed' })
     edit(`UPDATE audit SET detail = '{"bytes":2,"id":"id-2"}' WHERE seq = 2`)
     assert.equal((await verify()).ok, true, 'the same JSON again verifies')
 
     edit(`UPDATE audit SET action = 'message.delete' WHERE seq = 3`)
-    assert.deepEqual(await verify(), { ok: false, rows: 3, seq: 3, reason: 'row 3 was changed after it was written (its hash does not match its fields)' })
+    assert.deepEqual(await verify(), { ok: false, rows: 3, seq: 3, reason: 'row 3 was changed after it was written (its hash does not match its fields)', problem: 'changed' })
     edit(`UPDATE audit SET action = 'message.send' WHERE seq = 3`)
 
     edit(`UPDATE audit SET detail = 'not json' WHERE seq = 4`)
@@ -314,7 +334,7 @@ describe('sqlite store', () => {
     assert.equal((await verify()).ok, true, 'key order in the stored text does not matter')
 
     edit('DELETE FROM audit WHERE seq = 2')
-    assert.deepEqual(await verify(), { ok: false, rows: 2, seq: 2, reason: 'row 2 is missing (the next row is 3)' })
+    assert.deepEqual(await verify(), { ok: false, rows: 2, seq: 2, reason: 'row 2 is missing (the next row is 3)', problem: 'missing' })
   })
 
   it('sqlite store - the chain tail is read from the file at open, and a failed commit does not advance it', async () => {

@@ -52,9 +52,20 @@ export function chainAudit (last: { seq: number, hash: string } | undefined, row
   return out
 }
 
+/**
+ * What a verifier found wrong: a row missing inside the chain (`missing`), at the start (`start`)
+ * or after the newest row (`tail`: a signed head names a later row); a row whose fields do not
+ * match its hash (`changed`) or whose link is broken (`unlinked`); a chain that links but was
+ * re-computed (`rechained`: the row a signed head names has another hash now).
+ */
+export type AuditProblem = 'missing' | 'start' | 'tail' | 'changed' | 'unlinked' | 'rechained'
+
 export type AuditCheck =
-  | { ok: true, rows: number, last?: AuditRecord, from?: number }
-  | { ok: false, rows: number, seq: number, reason: string }
+  | { ok: true, rows: number, last?: AuditRecord, from?: number, /** the signed head's seq the chain was checked against */ head?: number }
+  | { ok: false, rows: number, seq: number, reason: string, problem?: AuditProblem }
+
+/** A head the chain is checked against (a signed one, its signature checked by the caller). */
+export interface AuditHeadRef { seq: number, hash: string, at?: number }
 
 /** The action of the row a store appends when it drops the oldest rows (detail `{rows, up_to_seq}`). */
 export const AUDIT_PRUNED_ACTION = 'audit.pruned'
@@ -80,12 +91,32 @@ export function auditPrunedRow (note: { at: number, actor: string }, rows: numbe
  * rows removed at the start by anyone else are found too.
  */
 export class AuditVerifier {
+  private readonly head: AuditHeadRef | undefined
+  /** seq → the hash the heads signed for it */
+  private readonly signedAt = new Map<number, AuditHeadRef>()
+  /** the first row whose hash is not the one a head signed, and the last before it whose hash is */
+  private rechained: AuditHeadRef | undefined
+  private matchedHead = 0
+
+  /**
+   * `heads`: signed heads in the order they were written (signatures checked by the caller). The
+   * chain must reach the newest one's row, and every row a head names must have the hash it signed.
+   */
+  constructor (heads?: AuditHeadRef | readonly AuditHeadRef[]) {
+    const list = heads === undefined ? [] : Array.isArray(heads) ? heads as readonly AuditHeadRef[] : [heads as AuditHeadRef]
+    const current = currentHeads(list)
+    this.head = current[current.length - 1]
+    for (const h of current) if (h.seq > 0) this.signedAt.set(h.seq, h)
+  }
+
+  /** the hash of the row the newest head names, when read */
+  private headRowHash: string | undefined
   private expectSeq = 1
   private prev = ''
   private count = 0
   private first: number | undefined
   private prunedUpTo = 0
-  private failure: { seq: number, reason: string } | undefined
+  private failure: { seq: number, reason: string, problem: AuditProblem } | undefined
   private last: AuditRecord | undefined
 
   add (rows: readonly AuditRecord[]): boolean {
@@ -98,9 +129,15 @@ export class AuditVerifier {
       }
       this.first ??= r.seq
       this.count++
-      if (r.seq !== this.expectSeq) { this.failure = { seq: this.expectSeq, reason: `row ${this.expectSeq} is missing (the next row is ${r.seq})` }; return false }
-      if (r.prev !== this.prev) { this.failure = { seq: r.seq, reason: `row ${r.seq} does not link to row ${r.seq - 1} (its prev hash differs)` }; return false }
-      if (auditHash(r, r.prev) !== r.hash) { this.failure = { seq: r.seq, reason: `row ${r.seq} was changed after it was written (its hash does not match its fields)` }; return false }
+      if (r.seq !== this.expectSeq) { this.failure = { seq: this.expectSeq, reason: `row ${this.expectSeq} is missing (the next row is ${r.seq})`, problem: 'missing' }; return false }
+      if (r.prev !== this.prev) { this.failure = { seq: r.seq, reason: `row ${r.seq} does not link to row ${r.seq - 1} (its prev hash differs)`, problem: 'unlinked' }; return false }
+      if (auditHash(r, r.prev) !== r.hash) { this.failure = { seq: r.seq, reason: `row ${r.seq} was changed after it was written (its hash does not match its fields)`, problem: 'changed' }; return false }
+      if (this.head !== undefined && r.seq === this.head.seq) this.headRowHash = r.hash
+      const signed = this.signedAt.get(r.seq)
+      if (signed !== undefined) {
+        if (signed.hash !== r.hash) this.rechained ??= signed
+        else if (this.rechained === undefined) this.matchedHead = r.seq
+      }
       if (r.action === AUDIT_PRUNED_ACTION && Number.isInteger(r.detail.up_to_seq)) this.prunedUpTo = r.detail.up_to_seq as number
       this.prev = r.hash
       this.expectSeq++
@@ -114,15 +151,42 @@ export class AuditVerifier {
     const first = this.first ?? 1
     if (first > 1 && this.prunedUpTo !== first - 1) {
       const said = this.prunedUpTo === 0 ? 'no audit.pruned row says they were dropped' : `the newest audit.pruned row says rows up to ${this.prunedUpTo} were dropped`
-      return { ok: false, rows: this.count, seq: first - 1, reason: `rows ${this.prunedUpTo + 1}-${first - 1} are missing at the start and ${said}` }
+      return { ok: false, rows: this.count, seq: first - 1, reason: `rows ${this.prunedUpTo + 1}-${first - 1} are missing at the start and ${said}`, problem: 'start' }
     }
-    return { ok: true, rows: this.count, ...(this.last === undefined ? {} : { last: this.last }), ...(first > 1 ? { from: first } : {}) }
+    const h = this.head
+    let checked: number | undefined
+    const bad = this.rechained
+    if (bad !== undefined) {
+      const at = bad.at === undefined ? '' : ` of ${new Date(bad.at).toISOString()}`
+      return { ok: false, rows: this.count, seq: bad.seq, reason: `the chain was re-computed: row ${bad.seq} links, but its hash is not the one the signed head${at} holds (a row in ${this.matchedHead + 1}-${bad.seq} was rewritten or removed, and the rows after it re-chained)`, problem: 'rechained' }
+    }
+    if (h !== undefined && h.seq > 0) {
+      const lastSeq = this.last?.seq ?? 0
+      if (lastSeq < h.seq) {
+        const when = h.at === undefined ? '' : ` of ${new Date(h.at).toISOString()}`
+        const missing = h.seq === lastSeq + 1 ? `row ${h.seq} is` : `rows ${lastSeq + 1}-${h.seq} are`
+        return { ok: false, rows: this.count, seq: lastSeq + 1, reason: `${missing} missing after row ${lastSeq}: the signed head${when} names row ${h.seq}`, problem: 'tail' }
+      }
+      // a head whose row was dropped for retention is older than the chain kept: nothing to compare
+      if (this.headRowHash !== undefined) checked = h.seq
+    }
+    return { ok: true, rows: this.count, ...(this.last === undefined ? {} : { last: this.last }), ...(first > 1 ? { from: first } : {}), ...(checked === undefined ? {} : { head: checked }) }
   }
 }
 
-/** Reads a store's whole audit log in seq order, a page at a time, and checks the chain. */
-export async function verifyAudit (store: { readAudit: (q: { after: number, limit: number }) => Promise<AuditRecord[]> }, pageSize = 1000): Promise<AuditCheck> {
-  const v = new AuditVerifier()
+/**
+ * The heads that describe the chain as it is now: the newest run of heads whose seq never goes
+ * down (a head with a lower seq than the one before starts again: a loss accepted at start).
+ */
+export function currentHeads<H extends { seq: number }> (heads: readonly H[]): H[] {
+  let i = heads.length - 1
+  while (i > 0 && heads[i - 1]!.seq <= heads[i]!.seq) i--
+  return heads.slice(Math.max(0, i))
+}
+
+/** Reads a store's whole audit log in seq order, a page at a time, and checks the chain (against `head`, a signed head, when given). */
+export async function verifyAudit (store: { readAudit: (q: { after: number, limit: number }) => Promise<AuditRecord[]> }, pageSize = 1000, heads?: AuditHeadRef | readonly AuditHeadRef[]): Promise<AuditCheck> {
+  const v = new AuditVerifier(heads)
   let after = 0
   for (;;) {
     const rows = await store.readAudit({ after, limit: pageSize })

@@ -12,8 +12,8 @@
 export { memoryStore } from './memory.ts'
 export { storeOptions } from './options.ts'
 export type { StoreOptions } from './options.ts'
-export { auditHash, chainAudit, verifyAudit, AuditVerifier, AUDIT_HASH_PREFIX, AUDIT_PRUNED_ACTION, auditPruneUpTo, auditPrunedRow } from './audit.ts'
-export type { AuditCheck } from './audit.ts'
+export { auditHash, chainAudit, verifyAudit, AuditVerifier, currentHeads, AUDIT_HASH_PREFIX, AUDIT_PRUNED_ACTION, auditPruneUpTo, auditPrunedRow } from './audit.ts'
+export type { AuditCheck, AuditHeadRef, AuditProblem } from './audit.ts'
 export { profileMatches, searchText, crlPutResult, compareCrls } from './registry.ts'
 export type {
   Store, StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore, RoleStore, RoomStore,

@@ -471,7 +471,11 @@ export interface ReputationStore {
  * Handles (docs/protocol.md §17.1): one unique, case-insensitive name per agent.
  */
 export interface HandleStore {
-  /** Sets an agent's handle (unique case-insensitively; the old one is freed). Handles are stored as given. */
+  /**
+   * Sets an agent's handle (unique case-insensitively and by confusable skeleton, `handleSkeleton`
+   * of @agentmesh/protocol: `b0b` is taken while another agent holds `bob`; the old one is freed).
+   * Handles are stored as given.
+   */
   setHandle (amid: string, handle: string): Promise<{ status: 'set', previous?: string } | { status: 'taken', by: string }>
   handleOf (amid: string): Promise<string | undefined>
   /** The agent holding `handle` (case-insensitive). */

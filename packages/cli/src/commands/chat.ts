@@ -12,10 +12,13 @@ import { formatSafetyNumber, isAmid, loadIdentity, signChallenge, type Identity 
 import { FINAL_TASK_STATES, GROUP_TYPE, chat, connect, type Connection, type HistoryEntry, type VerifiedRoomMembership } from '@agentmesh/client'
 import {
   AgentMeshError, COMMAND_PATTERN, ErrorCode, HANDLE_PATTERN, ID_PATTERN, MAX_PAGE, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S,
-  MAX_TOPIC_LENGTH as MAX_TOPIC, RESERVED_HANDLES, ROLES, ROOM_ID_PATTERN, TASK_STATES,
+  MAX_TOPIC_LENGTH as MAX_TOPIC, RESERVED_HANDLES, ROLES, ROOM_ID_PATTERN, TASK_STATES, isReservedHandle,
   type ApiAnswer, type ApiBody, type AuditEntry, type HistoryMessage, type RoomInfo, type RouteName, type TaskInfo,
 } from '@agentmesh/protocol'
-import { verifyAudit } from '@agentmesh/store'
+import { AuditVerifier, verifyAudit, type AuditCheck } from '@agentmesh/store'
+import { readFileSync } from 'node:fs'
+import { verifyAuditHead, type AuditHead } from '@agentmesh/crypto'
+import { AUDIT_HEADS_FILE, readAuditHeads } from '../audit-heads-file.ts'
 import { DB_FILE, sqliteStore } from '@agentmesh/store-sqlite'
 import { homeOf, passphraseOf, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
@@ -50,7 +53,7 @@ function roomOf (what: string, s: string): string {
 function handleOf (what: string, s: string): string {
   const h = s.startsWith('@') ? s.slice(1) : s
   if (!HANDLE_RE.test(h)) throw usage(`${what} "${s.slice(0, 80)}" is not a handle (2–32 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit)`)
-  if (RESERVED_HANDLES.has(h.toLowerCase())) throw usage(`${what} "${h}" is reserved (${[...RESERVED_HANDLES].join(', ')}); choose another`)
+  if (isReservedHandle(h)) throw usage(`${what} "${h}" is reserved or looks like a reserved name (${[...RESERVED_HANDLES].join(', ')}); choose another`)
   return h
 }
 
@@ -801,16 +804,32 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .option('--before <seq>', 'the newest rows before this audit seq (page back with the seq a "more:" note gives)')
     .option('--after <seq>', 'rows after this audit seq, oldest first (page on with the seq a "more:" note gives)')
     .option('--timeout <sec>', 'with --follow: stop after this many seconds (default: until Ctrl-C)')
-    .option('--data <dir>', 'verify: check a stopped relay\'s data directory offline instead of asking the relay'))
-    .action(async (action: string | undefined, o: ApiOpts & { follow?: boolean, action?: string, limit?: string, before?: string, after?: string, timeout?: string, data?: string }) => {
+    .option('--data <dir>', 'verify: check a stopped relay\'s data directory offline instead of asking the relay (against its audit-heads.jsonl)')
+    .option('--heads <file>', 'verify: check against these signed heads (audit-heads.jsonl, or a saved GET /api/v1/audit/heads answer): rows deleted at the end, or rewritten and re-chained, are found'))
+    .action(async (action: string | undefined, o: ApiOpts & { follow?: boolean, action?: string, limit?: string, before?: string, after?: string, timeout?: string, data?: string, heads?: string }) => {
       const out = output(o.json === true, io)
       if (action !== undefined && action !== 'verify') throw usage(`unknown action "${action.slice(0, 40)}": use \`agentmesh logs\` or \`agentmesh logs verify\``)
       if (action === 'verify') {
         const extra = (['follow', 'action', 'limit', 'before', 'after', 'timeout'] as const).find(k => o[k] !== undefined)
         if (extra !== undefined) throw usage(`--${extra} does not go with \`logs verify\``)
+        if (o.heads !== undefined && o.heads.trim() === '') throw usage('--heads must name a file of signed audit heads')
+        const given = o.heads === undefined ? undefined : headsFile(resolve(o.heads))
         if (o.data !== undefined) {
           if (o.data.trim() === '') throw usage('--data must name the relay\'s data directory')
-          await verifyOffline(out, resolve(o.data))
+          await verifyOffline(out, resolve(o.data), given)
+          return
+        }
+        if (given !== undefined) {
+          // the chain read over the API (a master or warden reads every row), checked here against the heads given
+          const api = apiOf(o, io)
+          const v = new AuditVerifier(given)
+          let after = 0
+          for (;;) {
+            const page = await api.call('readAudit', '/api/v1/audit' + query({ after, limit: MAX_PAGE }))
+            if (!v.add(page.entries) || page.next_after === undefined) break
+            after = page.next_after
+          }
+          reportVerify(out, checkJson(v.result()))
           return
         }
         const r = await apiOf(o, io).call('verifyAudit', '/api/v1/audit/verify')
@@ -818,6 +837,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
         return
       }
       if (o.data !== undefined) throw usage('--data goes with `logs verify`')
+      if (o.heads !== undefined) throw usage('--heads goes with `logs verify`')
       if (o.action !== undefined && !/^[a-z][a-z0-9._-]{0,63}$/.test(o.action)) throw usage(`--action "${o.action.slice(0, 40)}" is not an action (like message.send, room.join or handle.set)`)
       if (o.follow === true && o.limit !== undefined) throw usage('--limit does not go with --follow')
       if (o.follow !== true && o.timeout !== undefined) throw usage('--timeout goes with --follow')
@@ -909,22 +929,55 @@ async function handleOfAmid (api: Api, amid: string): Promise<string | null> {
   }
 }
 
-function reportVerify (out: Out, r: { ok: boolean, rows: number, last_seq?: number, from_seq?: number, seq?: number, reason?: string }): void {
+function reportVerify (out: Out, r: { ok: boolean, rows: number, last_seq?: number, from_seq?: number, signed_head_seq?: number, seq?: number, reason?: string }): void {
   if (!r.ok) {
     throw new AgentMeshError(ErrorCode.AuditTampered, `the audit log is broken at row ${r.seq ?? '?'}: ${r.reason ?? 'no reason given'} (${r.rows} row(s) read)`)
   }
   const from = r.from_seq === undefined ? '' : ` (from row ${r.from_seq}: the rows before it were dropped for retention)`
-  out.result({ ok: true, rows: r.rows, ...(r.last_seq === undefined ? {} : { last_seq: r.last_seq }), ...(r.from_seq === undefined ? {} : { from_seq: r.from_seq }) }, `audit log verified: ${r.rows} rows${from}`)
+  const head = r.signed_head_seq === undefined
+    ? '; no signed head to check against (rows deleted at the end, or re-chained, would not show)'
+    : `, all verified up to the signed head at row ${r.signed_head_seq}${r.last_seq !== undefined && r.last_seq > r.signed_head_seq ? ` (rows ${r.signed_head_seq + 1}-${r.last_seq} are newer than it)` : ''}`
+  out.result({ ok: true, rows: r.rows, ...(r.last_seq === undefined ? {} : { last_seq: r.last_seq }), ...(r.from_seq === undefined ? {} : { from_seq: r.from_seq }), ...(r.signed_head_seq === undefined ? {} : { signed_head_seq: r.signed_head_seq }) }, `audit log verified: ${r.rows} rows${from}${head}`)
 }
 
-/** `logs verify --data DIR`: reads a stopped relay's SQLite store and checks the chain. */
-async function verifyOffline (out: Out, dir: string): Promise<void> {
+/** A verifier's result as the API answers it. */
+function checkJson (r: AuditCheck): { ok: boolean, rows: number, last_seq?: number, from_seq?: number, signed_head_seq?: number, seq?: number, reason?: string } {
+  return r.ok
+    ? { ok: true, rows: r.rows, ...(r.last === undefined ? {} : { last_seq: r.last.seq }), ...(r.from === undefined ? {} : { from_seq: r.from }), ...(r.head === undefined ? {} : { signed_head_seq: r.head }) }
+    : r
+}
+
+/** `--heads FILE`: JSON lines of heads (audit-heads.jsonl), or a saved GET /api/v1/audit/heads answer; only heads whose signature verifies count. */
+function headsFile (path: string): AuditHead[] {
+  let text: string
+  try { text = readFileSync(path, 'utf8') } catch (err) {
+    throw new AgentMeshError(ErrorCode.InvalidArgument, `cannot read --heads ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  let heads: AuditHead[] = []
+  let bad = 0
+  try {
+    const j = JSON.parse(text) as { heads?: unknown }
+    if (typeof j === 'object' && j !== null && Array.isArray(j.heads)) {
+      for (const h of j.heads) { if (verifyAuditHead(h)) heads.push(h); else bad++ }
+    } else if (verifyAuditHead(j)) heads = [j as unknown as AuditHead]
+    else bad++
+  } catch {
+    ({ heads, bad } = readAuditHeads(path))
+  }
+  if (heads.length === 0) throw new AgentMeshError(ErrorCode.InvalidArgument, `--heads ${path} holds no signed audit head whose signature verifies${bad > 0 ? ` (${bad} entr${bad === 1 ? 'y does' : 'ies do'} not)` : ''}`)
+  const relays = new Set(heads.map(h => h.relay))
+  if (relays.size > 1) throw new AgentMeshError(ErrorCode.InvalidArgument, `--heads ${path} holds heads of ${relays.size} relays; give the heads of one`)
+  return heads
+}
+
+/** `logs verify --data DIR`: reads a stopped relay's SQLite store and checks the chain (against `heads`, else the directory's audit-heads.jsonl). */
+async function verifyOffline (out: Out, dir: string, heads: AuditHead[] | undefined): Promise<void> {
   const file = join(dir, DB_FILE)
   if (!existsSync(file)) throw new AgentMeshError(ErrorCode.DataDir, `${dir} holds no relay database (${DB_FILE}); give the --data directory of a relay that kept its data`)
   const store = sqliteStore(file)
   try {
-    const r = await verifyAudit(store)
-    reportVerify(out, r.ok ? { ok: true, rows: r.rows, ...(r.last === undefined ? {} : { last_seq: r.last.seq }), ...(r.from === undefined ? {} : { from_seq: r.from }) } : r)
+    const r = await verifyAudit(store, 1000, heads ?? readAuditHeads(join(dir, AUDIT_HEADS_FILE)).heads)
+    reportVerify(out, checkJson(r))
   } finally {
     await store.close()
   }

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { CommanderError, type Command } from 'commander'
 import { createRelay, defaultLogger, relayOptions, storageOf, type RelayInit } from '@agentmesh/server'
 import { storeInitOf } from '@agentmesh/server/internal'
@@ -8,6 +8,8 @@ import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { writeSecretFile } from '@agentmesh/crypto'
 import { memoryStore, type Store } from '@agentmesh/store'
 import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
+import type { AuditHeadLog } from '@agentmesh/server'
+import { AUDIT_HEADS_FILE, fileAuditHeads, readAuditHeads } from '../audit-heads-file.ts'
 import { output } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { addRelayFlags, relayInitFrom } from './serve-config.ts'
@@ -22,18 +24,85 @@ export const API_KEY_FILE = 'api-key'
  * operator key (given, or kept in the data directory: made at the first start, 0600; a memory
  * relay without one has no operator API). Options are validated before anything is opened.
  */
-export function openRelayData (init: RelayInit): { store: Store, apiKey: string | undefined, apiKeyFile: string | undefined } {
+export function openRelayData (init: RelayInit, start: { acceptDataLoss?: boolean } = {}): { store: Store, apiKey: string | undefined, apiKeyFile: string | undefined, auditHeads?: AuditHeadLog & { path: string }, walLost?: number } {
   const opts = relayOptions(init)
   const storage = storageOf(opts)
   if (storage.type === 'memory') return { store: memoryStore(storeInitOf(opts)), apiKey: opts.apiKey, apiKeyFile: undefined }
-  const store = sqliteStore(join(storage.dataDir, DB_FILE), { ...storeInitOf(opts), synchronous: storage.sync })
-  if (opts.apiKey !== undefined) return { store, apiKey: opts.apiKey, apiKeyFile: undefined }
+  // before SQLite opens the file: it would reset a -wal file it cannot read, and the evidence with it
+  const walLost = damagedWal(join(storage.dataDir, DB_FILE), start.acceptDataLoss === true)
+  const store = sqliteStore(join(storage.dataDir, DB_FILE), { ...storeInitOf(opts), synchronous: storage.sync, quickCheck: true })
   try {
-    return { store, ...operatorKeyFile(storage.dataDir) }
+    const auditHeads = fileAuditHeads(storage.dataDir)
+    const lost = walLost === undefined ? {} : { walLost }
+    if (opts.apiKey !== undefined) return { store, apiKey: opts.apiKey, apiKeyFile: undefined, auditHeads, ...lost }
+    return { store, ...operatorKeyFile(storage.dataDir), auditHeads, ...lost }
   } catch (err) {
     void store.close()
     throw err
   }
+}
+
+/** The first four bytes of a -wal file SQLite wrote (big- or little-endian checksums). */
+const WAL_MAGIC = new Set([0x377f0682, 0x377f0683])
+
+/**
+ * A -wal file that is not empty but has no WAL header (zeroed or overwritten after a crash): the
+ * transactions committed in it are lost. AM_ERR_DATA_LOSS, unless `accept`: then its size.
+ */
+function damagedWal (dbFile: string, accept: boolean): number | undefined {
+  const wal = dbFile + '-wal'
+  let head: Buffer
+  let size: number
+  try {
+    size = statSync(wal).size
+    if (size === 0) return undefined
+    head = Buffer.alloc(4)
+    const fd = openSync(wal, 'r')
+    try { readSync(fd, head, 0, 4, 0) } finally { closeSync(fd) }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new AgentMeshError(ErrorCode.DataDir, `cannot read ${wal}: ${(err as Error).message}`, { cause: err })
+  }
+  if (WAL_MAGIC.has(head.readUInt32BE(0))) return undefined
+  if (accept) return size
+  throw new AgentMeshError(ErrorCode.DataLoss, `${wal} holds ${size} bytes but no WAL header (it was zeroed or overwritten after a crash): the transactions committed in it are lost. Restore ${dbFile} and its -wal file from a backup, or start with --accept-data-loss to run on what is left (audited)`)
+}
+
+/** The audit row `serve --accept-data-loss` writes when it starts on a database behind its signed head. */
+export const DATA_LOSS_ACTION = 'audit.data_loss'
+
+/**
+ * The start check of a persistent relay (docs/protocol.md §17.8): the database must hold the row
+ * of the newest signed audit head (`<data>/audit-heads.jsonl`) with the hash the relay signed. A
+ * database behind it lost committed data (its -wal file deleted or zeroed after a crash, a restore
+ * from an older copy): AM_ERR_DATA_LOSS naming what is missing, unless `acceptDataLoss`, which
+ * audits `audit.data_loss` and answers what was accepted.
+ */
+export async function checkRelayData (store: Store, dataDir: string, acceptDataLoss: boolean): Promise<{ lost?: { headSeq: number, dbSeq: number, headAt: number } }> {
+  const path = join(dataDir, AUDIT_HEADS_FILE)
+  // the newest lines are enough: the file grows by at most one head a second
+  const { heads } = readAuditHeads(path, undefined, 100)
+  // the newest head is the last one appended (a head after an accepted loss has a lower seq)
+  const head = heads[heads.length - 1]
+  if (head === undefined || head.seq === 0) return {}
+  const last = await store.lastAudit()
+  const dbSeq = last?.seq ?? 0
+  let problem: string | undefined
+  if (dbSeq < head.seq) {
+    problem = `the database ends at audit row ${dbSeq}, but the relay signed a head at row ${head.seq} on ${new Date(head.at).toISOString()}: rows ${dbSeq + 1}-${head.seq}, and the messages and changes committed with them, are missing`
+  } else {
+    const row = (await store.readAudit({ after: head.seq - 1, limit: 1 }))[0]
+    if (row !== undefined && row.seq === head.seq && row.hash !== head.hash) {
+      problem = `audit row ${head.seq} of the database is not the one the relay signed on ${new Date(head.at).toISOString()} (its hash differs): the database was replaced or rolled back and written again`
+    }
+  }
+  if (problem === undefined) return {}
+  if (!acceptDataLoss) {
+    throw new AgentMeshError(ErrorCode.DataLoss, `${problem} (the -wal file was lost or zeroed after a crash, or the database was restored from an older copy). Restore ${join(dataDir, DB_FILE)} and its -wal file from a backup, or start with --accept-data-loss to run on what is left (audited)`)
+  }
+  const lost = { headSeq: head.seq, dbSeq, headAt: head.at }
+  await store.appendAudit([{ at: Date.now(), actor: 'operator', action: DATA_LOSS_ACTION, detail: { head_seq: head.seq, head_hash: head.hash, head_at: head.at, db_seq: dbSeq } }])
+  return { lost }
 }
 
 function operatorKeyFile (dataDir: string): { apiKey: string, apiKeyFile: string } {
@@ -73,6 +142,7 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
   addRelayFlags(serve, { memory: (c) => c.option('--config <file>', 'JSON config file (flags and environment override it; env AGENTMESH_CONFIG)') })
   serve
     .option('--json', 'print the listening address as JSON')
+    .option('--accept-data-loss', 'start although the database is behind the newest signed audit head (committed data was lost: a deleted -wal file, an older copy); audited as audit.data_loss')
     .action(async (o: ServeOpts, cmd: Command) => {
       const out = output(o.json === true, io)
       const configPath = o.config ?? io.env.AGENTMESH_CONFIG
@@ -94,9 +164,26 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
         if (stopRequested !== undefined) stopRequested(name)
         else pendingSignal = name
       })
-      const { store, apiKey, apiKeyFile } = openRelayData(init)
+      const { store, apiKey, apiKeyFile, auditHeads, walLost } = openRelayData(init, { acceptDataLoss: o.acceptDataLoss === true })
       const { dataDir: _dataDir, memory: _memory, sync: _sync, store: _store, ...relayInit } = init
-      const starting = createRelay({ ...relayInit, ...(apiKey === undefined ? {} : { apiKey }) }, { store, logger: defaultLogger(io.env.AGENTMESH_LOG_LEVEL ?? 'info') })
+      const logger = defaultLogger(io.env.AGENTMESH_LOG_LEVEL ?? 'info')
+      if (auditHeads !== undefined) {
+        try {
+          if (walLost !== undefined) {
+            await store.appendAudit([{ at: Date.now(), actor: 'operator', action: DATA_LOSS_ACTION, detail: { wal_bytes: walLost } }])
+            logger.warn({ wal_bytes: walLost }, 'started with --accept-data-loss: the -wal file had no WAL header (audited audit.data_loss)')
+          }
+          const { lost } = await checkRelayData(store, dirname(auditHeads.path), o.acceptDataLoss === true)
+          if (lost !== undefined) {
+            logger.warn({ head_seq: lost.headSeq, db_seq: lost.dbSeq }, 'started with --accept-data-loss: the database is behind the newest signed audit head (audited audit.data_loss)')
+            out.note(`--accept-data-loss: audit rows ${lost.dbSeq + 1}-${lost.headSeq} (and what was committed with them) are gone; starting on what is left (audited audit.data_loss)`)
+          }
+        } catch (err) {
+          await store.close()
+          throw err
+        }
+      }
+      const starting = createRelay({ ...relayInit, ...(apiKey === undefined ? {} : { apiKey }) }, { store, logger, ...(auditHeads === undefined ? {} : { auditHeads }) })
       // left while starting: a relay that comes up after all is closed, not left listening
       left.catch(() => { starting.then(async (r) => { await r.close() }, () => {}) })
       const relay = await Promise.race([starting, left])

@@ -61,7 +61,7 @@ export function auditSuite (init: SuiteInit<AuditSuiteStore>): void {
           assert.ok(ok, 'a log pruned by the store verifies')
           const v = new AuditVerifier()
           v.add(rows.slice(1))
-          assert.deepEqual(v.result(), { ok: false, rows: 3, seq: 3, reason: 'rows 3-3 are missing at the start and the newest audit.pruned row says rows up to 2 were dropped' }, 'a row removed at the start by anyone else is found')
+          assert.deepEqual(v.result(), { ok: false, rows: 3, seq: 3, reason: 'rows 3-3 are missing at the start and the newest audit.pruned row says rows up to 2 were dropped', problem: 'start' }, 'a row removed at the start by anyone else is found')
           assert.deepEqual((await store.readAudit({ after: 4, limit: 10 })).map(r => r.seq), [5, 6])
           assert.deepEqual((await store.readAudit({ after: 0, limit: 1, action: 'a.4' })).map(r => r.seq), [4])
           // by count: 3 rows stay, the note among them

@@ -48,6 +48,23 @@ export function handlesSuite (init: SuiteInit<HandlesSuiteStore>): void {
           assert.deepEqual(await store.setHandle(CAROL, 'robert'), { status: 'taken', by: BOB })
         })
       })
+
+      it('store - a handle that looks like a held one (same confusable skeleton) is taken; its holder may switch between look-alikes', async () => {
+        await withStore(undefined, async ({ store }) => {
+          assert.deepEqual(await store.setHandle(BOB, 'bob'), { status: 'set' })
+          for (const h of ['b0b', 'B0B', 'bOb']) assert.deepEqual(await store.setHandle(ALICE, h), { status: 'taken', by: BOB }, h)
+          assert.deepEqual(await store.setHandle(ALICE, 'bill'), { status: 'set' })
+          for (const h of ['biII', 'bi11', 'b1ll']) assert.deepEqual(await store.setHandle(CAROL, h), { status: 'taken', by: ALICE }, h)
+          assert.deepEqual(await store.setHandle(CAROL, 'rnary'), { status: 'set' })
+          assert.deepEqual(await store.setHandle(BOB, 'mary'), { status: 'taken', by: CAROL })
+          assert.equal(await store.handleOf(BOB), 'bob', 'a refused handle is not set')
+          assert.equal(await store.resolveHandle('b0b'), undefined, 'a look-alike does not resolve: handles match whole')
+          // the holder may take a look-alike of its own handle, and the old skeleton is freed with the old handle
+          assert.deepEqual(await store.setHandle(BOB, 'b0b'), { status: 'set', previous: 'bob' })
+          assert.deepEqual(await store.setHandle(BOB, 'robert'), { status: 'set', previous: 'b0b' })
+          assert.deepEqual(await store.setHandle(ALICE, 'bob'), { status: 'set', previous: 'bill' })
+        })
+      })
     })
   })
 }

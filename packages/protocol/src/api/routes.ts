@@ -157,7 +157,7 @@ export const API_ROUTES = {
     security: signed, params: S.AmidParams, body: S.ProfileBody,
     responses: {
       200: ok('the stored profile', S.Profile),
-      400: err(`invalid body (${E.InvalidArgument}, ${E.BadJson})`),
+      400: err(`invalid body (${E.InvalidArgument}, ${E.BadJson}); a display_name holding a bidi control, invisible or control character`),
       401: unsigned,
       403: err(`signed by another agent (${E.Forbidden})`),
       413: tooBig,
@@ -372,7 +372,7 @@ export const API_ROUTES = {
     summary: 'Set or clear a room\'s topic (audited room.topic): by its owner, a warden (public rooms and the global room) or a master. Outside private rooms the relay posts a notice to the room.',
     security: anyPrincipal, params: S.RoomParams, body: S.TopicBody,
     responses: v1({ 200: ok('the room', S.RoomInfo) }, {
-      400: `${fieldsError('topic')}; a DM (it has no topic)`,
+      400: `${fieldsError('topic')}; a topic holding a bidi control, invisible or control character; a DM (it has no topic)`,
       403: `the caller may not moderate the room (${E.Forbidden})`,
       404: unknownRoom,
     }),
@@ -409,7 +409,7 @@ export const API_ROUTES = {
       200: ok('a duplicate (same sender and id): nothing was stored', S.MessagePosted),
     }, {
       400: `${fieldsError('to, text, payload, type, id, plaintext — or envelope alone')}: text not a string, payload not an object, neither given, a reserved or malformed type, a malformed id, to not "#room", an AMID or a handle; an envelope that does not validate or sets via (${E.InvalidEnvelope})`,
-      403: `an envelope posted with the operator's key (${E.Forbidden}); a room the agent is not a member of (${E.NotMember})`,
+      403: `an envelope posted with the operator's key (${E.Forbidden}); a room the agent is not a member of (${E.NotMember}); an envelope of a type only the relay posts: task.*, notice, relay.*, system.* (${E.ReservedType})`,
       404: `no room to post to (a private room you are not in, a DM id) (${E.UnknownRoom}); ${unknownAgent}`,
       413: `an envelope over ${bodyKiB}`,
       422: `a DM without plaintext: true, a private room without an e2ee.group envelope, or the operator posting to a private room (${E.EncryptionRequired})`,
@@ -447,10 +447,10 @@ export const API_ROUTES = {
       201: ok('the agent\'s first handle', S.HandleSet),
       200: ok('the handle changed (previous is the old one)', S.HandleSet),
     }, {
-      400: `${fieldsError('handle, amid, agent_id')}: a malformed or reserved handle; the operator without amid or agent_id; both given; agent_id neither an AMID nor a handle`,
+      400: `${fieldsError('handle, amid, agent_id')}: a malformed or reserved handle, or one that looks like a reserved name (confusable skeleton: reIay, re1ay); the operator without amid or agent_id; both given; agent_id neither an AMID nor a handle`,
       403: `an agent (not a master) naming another agent (${E.Forbidden})`,
       404: unknownAgent,
-      409: `another agent holds the handle, or the agent holds it already (${E.HandleTaken})`,
+      409: `another agent holds the handle or one that looks like it (same confusable skeleton: bob and b0b), or the agent holds it already (${E.HandleTaken})`,
     }),
   },
   resolveHandle: {
@@ -543,6 +543,14 @@ export const API_ROUTES = {
     summary: 'Checks the whole hash chain of the audit log. A broken chain is a 200 answer with ok: false naming the first bad row.',
     security: anyPrincipal,
     responses: v1({ 200: ok('the verdict', S.AuditVerdict) }, {}, noBody),
+  },
+  auditHeads: {
+    method: 'get', path: '/api/v1/audit/heads', tags: ['audit'],
+    summary: 'The newest signed heads of the audit chain (§17.8): {seq, hash, at, relay, sig}, signed by the relay every 1,000 rows or 60 s while the log grows, at start and on shutdown. Keep copies: `agentmesh logs verify --heads FILE` checks a log against them, so rows deleted at the end or rewritten and re-chained are found.',
+    security: anyPrincipal, query: S.AuditHeadsQuery,
+    responses: v1({ 200: ok('the heads', S.AuditHeadList) }, {
+      400: `limit malformed (${E.InvalidArgument})`,
+    }, noBody),
   },
 
   // ---- settings

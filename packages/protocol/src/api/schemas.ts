@@ -504,16 +504,34 @@ export const AuditVerdict = Type.Union([
     last_seq: Type.Optional(Type.Integer()),
     last_hash: Type.Optional(Type.String()),
     from_seq: Type.Optional(Type.Integer({ description: 'the first row kept, when older rows were dropped for retention (audit.pruned rows say so)' })),
+    signed_head_seq: Type.Optional(Type.Integer({ description: 'the row of the newest signed head (GET /api/v1/audit/heads) the chain was checked against: rows up to it are exactly the ones the relay signed' })),
   }, { additionalProperties: false }),
   Type.Object({
     ok: Type.Literal(false),
     rows: Type.Integer(),
     seq: Type.Integer({ description: 'the first bad row' }),
     reason: Type.String(),
+    problem: Type.Optional(Type.Union(['missing', 'start', 'tail', 'changed', 'unlinked', 'rechained'].map(p => Type.Literal(p)), { description: 'missing: a row inside the chain; start: rows at its start; tail: rows after the newest row (a signed head names a later one); changed: a row\'s fields do not match its hash; unlinked: a broken link; rechained: the chain links but a signed head holds another hash for its row' })),
     code: Type.Literal('AM_ERR_AUDIT_TAMPERED'),
   }, { additionalProperties: false }),
 ])
 export type AuditVerdict = Static<typeof AuditVerdict>
+export const AuditHeadsQuery = Type.Object({
+  limit: Type.Optional(Limit),
+})
+export const AuditHeadEntry = Type.Object({
+  seq: Type.Integer({ minimum: 0, description: 'the newest audit row when signed' }),
+  hash: Type.String({ description: 'that row\'s hash' }),
+  at: ms(),
+  relay: Type.String({ description: 'the relay\'s AMID (its Ed25519 public key)' }),
+  sig: Type.String({ description: 'base64url Ed25519 signature of "agentmesh/audit-head\\n" + JCS({seq, hash, at, relay})' }),
+}, { additionalProperties: false, $id: 'AuditHead' })
+export type AuditHeadEntry = Static<typeof AuditHeadEntry>
+export const AuditHeadList = Type.Object({
+  relay: Type.String({ description: 'the relay\'s AMID: every head is signed with its key' }),
+  heads: Type.Array(AuditHeadEntry, { description: 'the newest heads, oldest first' }),
+}, { additionalProperties: false })
+export type AuditHeadList = Static<typeof AuditHeadList>
 
 // ---------------------------------------------------------------- settings
 
@@ -542,5 +560,5 @@ export type SettingsAnswer = Static<typeof SettingsAnswer>
 export const NAMED_SCHEMAS: readonly TSchema[] = [
   ErrorBody, Envelope, RoomInfo, RoomMember, HistoryMessage, PostMessageBody, MessagePosted, HandleSet, PresenceEntry,
   TaskInfo, TaskTransition, AuditEntry, Settings, SettingsPatch, Skill, Profile, Certificate, Feedback, Reputation,
-  ReputationFlag, Crl, MembershipStatement,
+  ReputationFlag, Crl, MembershipStatement, AuditHeadEntry,
 ]

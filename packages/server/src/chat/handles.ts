@@ -2,12 +2,12 @@
  * Agents and their handles (§17.1) and roles: which agents the relay knows (every one is in the
  * global room), handles cached (least recently used go first; other nodes' changes drop them).
  */
-import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, isReservedHandle } from '@agentmesh/protocol'
 import { isAmid } from '@agentmesh/crypto'
 import { LruMap } from '@agentmesh/protocol/internal'
 import type { AgentRole } from '@agentmesh/store'
 import type { ChatContext } from './context.ts'
-import { HANDLE_PATTERN, RESERVED_HANDLES, type Principal } from './types.ts'
+import { HANDLE_PATTERN, type Principal } from './types.ts'
 
 /** Handles kept in memory (an agent without one is cached as null). @default 100,000 */
 export const MAX_CACHED_HANDLES = 100_000
@@ -53,11 +53,12 @@ export class Handles {
     if (typeof handle !== 'string' || !HANDLE_PATTERN.test(handle)) {
       throw new AgentMeshError(ErrorCode.InvalidArgument, 'a handle is 2–32 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit')
     }
-    if (RESERVED_HANDLES.has(handle.toLowerCase())) throw new AgentMeshError(ErrorCode.InvalidArgument, `the handle "${handle}" is reserved; choose another`)
+    // compared by confusable skeleton: reIay, re1ay and RELAY are relay (docs/protocol.md §17.1)
+    if (isReservedHandle(handle)) throw new AgentMeshError(ErrorCode.InvalidArgument, `the handle "${handle}" is reserved or looks like a reserved name; choose another`)
     if (!this.agents.has(amid)) throw new AgentMeshError(ErrorCode.UnknownRecipient, `no agent ${amid} is registered on this relay`)
     const r = await this.ctx.store.setHandle(amid, handle)
     if (r.status === 'taken') {
-      throw new AgentMeshError(ErrorCode.HandleTaken, r.by === amid ? `you hold "${handle}" already` : `the handle "${handle}" is taken by another agent; choose another`)
+      throw new AgentMeshError(ErrorCode.HandleTaken, r.by === amid ? `you hold "${handle}" already` : `the handle "${handle}" is taken by another agent, or looks like one it holds; choose another`)
     }
     this.handles.set(amid, handle)
     this.ctx.invalidate('handle', amid)

@@ -3,7 +3,7 @@
  * conversations; who may see, join, invite, kick and set topics. Rooms with their member sets are
  * cached (least recently used go first); a change here tells other nodes to drop their copy.
  */
-import { AgentMeshError, ErrorCode, ROOM_ID_PATTERN, type RoomInfo, type RoomMember } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, ROOM_ID_PATTERN, unsafeCharIn, type RoomInfo, type RoomMember } from '@agentmesh/protocol'
 import { DM_ROOM_PREFIX, applyMembership, verifyMembershipChain, verifyMembershipStatement, type MembershipStatement, type VerifiedMembership } from '@agentmesh/crypto'
 import { LruMap } from '@agentmesh/protocol/internal'
 import type { AppendResult, MemberRecord, RoomKind, RoomRecord } from '@agentmesh/store'
@@ -137,6 +137,8 @@ export class Rooms {
   private checkTopic (topic: unknown): string | undefined {
     if (topic === undefined || topic === null || topic === '') return undefined
     if (typeof topic !== 'string' || topic.length > this.limits.maxTopicLength) throw new AgentMeshError(ErrorCode.InvalidArgument, `a topic is a string of at most ${this.limits.maxTopicLength} characters`)
+    const bad = unsafeCharIn(topic)
+    if (bad !== undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, `topic holds ${bad}, a bidi control, invisible or control character; remove it`)
     return topic
   }
 

@@ -8,6 +8,7 @@ import type { RelayFeature } from '../feature.ts'
 import type { ChatService } from '../chat.ts'
 import type { TaskService } from '../tasks.ts'
 import type { RegistryHelpers } from '../registry.ts'
+import type { AuditHeadLog } from '../audit-heads.ts'
 import { apiV1Routes, readJson, type ApiDeps } from '../api-v1.ts'
 import { authenticator } from '../auth.ts'
 
@@ -16,8 +17,9 @@ export function apiFeature (api: () => ApiDeps): RelayFeature {
   return { name: 'api-v1', routes (app) { apiV1Routes(app, api()) } }
 }
 
-export function chatFeature (c: { chat: ChatService, tasks: TaskService, store: Store, relayId: string, apiKey: string | undefined, registry: () => RegistryHelpers }): RelayFeature {
+export function chatFeature (c: { chat: ChatService, tasks: TaskService, store: Store, relayId: string, apiKey: string | undefined, registry: () => RegistryHelpers, auditHeads?: AuditHeadLog }): RelayFeature {
   const api = apiFeature(() => ({
+    ...(c.auditHeads === undefined ? {} : { auditHeads: c.auditHeads }),
     store: c.store,
     chat: c.chat,
     tasks: c.tasks,
