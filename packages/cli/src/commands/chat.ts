@@ -829,7 +829,12 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
             if (!v.add(page.entries) || page.next_after === undefined) break
             after = page.next_after
           }
-          reportVerify(out, checkJson(v.result()))
+          const r = checkJson(v.result())
+          if (!r.ok && apiKeyOf(o.apiKey) === undefined) {
+            // a worker reads only the rows about itself: the chain it sees has gaps that are not tampering
+            throw new AgentMeshError(ErrorCode.AuditTampered, `the audit log as this agent reads it is broken at row ${r.seq ?? '?'}: ${r.reason ?? 'no reason given'} (${r.rows} row(s) read); an agent that is not a master or warden reads only its own rows: check the whole log with the operator's key (--api-key, AGENTMESH_API_KEY)`)
+          }
+          reportVerify(out, r)
           return
         }
         const r = await apiOf(o, io).call('verifyAudit', '/api/v1/audit/verify')
