@@ -72,7 +72,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   const minBackoffMs = positive('minBackoffMs', opts.minBackoffMs, 250)
   const maxBackoffMs = positive('maxBackoffMs', opts.maxBackoffMs, 5000)
   const home = opts.home ?? (opts.identity === undefined ? defaultHome() : undefined)
-  const identity = opts.identity ?? loadIdentity(home!)
+  const identity = opts.identity ?? loadIdentity(home!, { passphrase: opts.passphrase ?? process.env.AGENTMESH_PASSPHRASE })
   const session = resolveSession(identity, opts.session)
   let state = opts.state
   let ownsState = false

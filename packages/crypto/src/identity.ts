@@ -6,7 +6,9 @@ import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFi
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { randomBytes, scryptSync } from 'node:crypto'
 import { amidFromPublicKey, fromB64u, generateKeyPair, keyPairFromSecret, toB64u, type KeyPair } from './keys.ts'
+import { STATE_SCRYPT, openRecord, parseScryptParams, scryptParamsText, sealRecord } from './at-rest.ts'
 
 export interface Identity extends KeyPair {
   readonly amid: string
@@ -61,8 +63,17 @@ export function writeSecretFile (path: string, data: string): void {
   }
 }
 
-/** Saves a new identity; refuses to overwrite one unless `force`. */
-export function saveIdentity (home: string, id: Identity, opts: { force?: boolean } = {}): string {
+/** The key that seals an identity's secret under a passphrase (scrypt, the state's parameters). */
+function identityKey (passphrase: string, salt: Uint8Array, params = STATE_SCRYPT): Buffer {
+  return scryptSync(passphrase.normalize('NFKC'), salt, 32, { ...params, maxmem: 256 * params.N * params.r * params.p })
+}
+
+/**
+ * Saves a new identity; refuses to overwrite one unless `force`. With a passphrase, the secret key
+ * is sealed under it (scrypt, then AES-256-GCM as the state's records are): the file alone no
+ * longer opens the agent's state (docs/security.md).
+ */
+export function saveIdentity (home: string, id: Identity, opts: { force?: boolean, passphrase?: string } = {}): string {
   ensureHome(home)
   const path = join(home, IDENTITY_FILE)
   if (opts.force !== true) {
@@ -74,12 +85,24 @@ export function saveIdentity (home: string, id: Identity, opts: { force?: boolea
         `an identity already exists at ${path}; use --force to replace it (the old AMID is lost)`)
     }
   }
+  let secret: Record<string, string>
+  if (opts.passphrase !== undefined && opts.passphrase !== '') {
+    const salt = randomBytes(32)
+    const key = identityKey(opts.passphrase, salt)
+    try {
+      secret = { sealed_secret_key: toB64u(sealRecord(key, 'identity', id.amid, id.secretKey)), salt: toB64u(salt), scrypt: scryptParamsText(STATE_SCRYPT) }
+    } finally {
+      key.fill(0)
+    }
+  } else {
+    secret = { secret_key: toB64u(id.secretKey) }
+  }
   const body = {
     v: 1,
     amid: id.amid,
     ...(id.name === undefined ? {} : { name: id.name }),
     public_key: toB64u(id.publicKey),
-    secret_key: toB64u(id.secretKey),
+    ...secret,
     created_at: new Date().toISOString(),
   }
   try {
@@ -91,8 +114,11 @@ export function saveIdentity (home: string, id: Identity, opts: { force?: boolea
   return path
 }
 
-/** Loads the identity from `home`, with a clear error for a missing or damaged file. */
-export function loadIdentity (home: string): Identity {
+/**
+ * Loads the identity from `home`, with a clear error for a missing or damaged file; one sealed
+ * under a passphrase needs it (AM_ERR_BAD_PASSPHRASE without it, or with a wrong one).
+ */
+export function loadIdentity (home: string, opts: { passphrase?: string } = {}): Identity {
   const path = join(home, IDENTITY_FILE)
   let text: string
   try {
@@ -105,10 +131,30 @@ export function loadIdentity (home: string): Identity {
   }
   const corrupt = (why: string): AgentMeshError =>
     new AgentMeshError(ErrorCode.IdentityCorrupt, `identity file ${path} is damaged (${why}); restore it from a backup or run \`agentmesh init --force\``)
-  let body: { v?: unknown, amid?: unknown, name?: unknown, secret_key?: unknown }
+  let body: { v?: unknown, amid?: unknown, name?: unknown, secret_key?: unknown, sealed_secret_key?: unknown, salt?: unknown, scrypt?: unknown }
   try { body = JSON.parse(text) } catch { throw corrupt('not valid JSON') }
-  if (typeof body !== 'object' || body === null || typeof body.secret_key !== 'string') throw corrupt('no secret_key')
-  const secret = fromB64u(body.secret_key)
+  if (typeof body !== 'object' || body === null) throw corrupt('no secret_key')
+  let secret: Uint8Array
+  if (typeof body.sealed_secret_key === 'string') {
+    if (typeof body.salt !== 'string' || typeof body.scrypt !== 'string' || typeof body.amid !== 'string') throw corrupt('a sealed key without its salt, parameters or AMID')
+    if (opts.passphrase === undefined || opts.passphrase === '') {
+      throw new AgentMeshError(ErrorCode.BadPassphrase, `the identity in ${path} is sealed with a passphrase and none was given; set AGENTMESH_PASSPHRASE`)
+    }
+    let params
+    try { params = parseScryptParams(body.scrypt) } catch { throw corrupt('unreadable scrypt parameters') }
+    const key = identityKey(opts.passphrase, fromB64u(body.salt), params)
+    try {
+      secret = openRecord(key, 'identity', body.amid, fromB64u(body.sealed_secret_key))
+    } catch {
+      throw new AgentMeshError(ErrorCode.BadPassphrase, `the passphrase does not open the identity in ${path}; set AGENTMESH_PASSPHRASE to the one it was sealed with`)
+    } finally {
+      key.fill(0)
+    }
+  } else if (typeof body.secret_key === 'string') {
+    secret = fromB64u(body.secret_key)
+  } else {
+    throw corrupt('no secret_key')
+  }
   if (secret.length !== 32) throw corrupt('secret_key is not 32 bytes')
   const id = identityFromSecret(secret, typeof body.name === 'string' ? body.name : undefined)
   if (body.amid !== id.amid) throw corrupt('amid does not match the key')

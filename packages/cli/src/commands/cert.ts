@@ -14,7 +14,7 @@ import {
   type AgentCertTier, type CertificateAuthority, type CertificateInfo, type IssuedCertificate, type ParsedCrl,
 } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { checkAmid, homeOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
+import { checkAmid, homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { output, parseInteger, usage, type Out } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { registryRequest } from '../registry.ts'
@@ -205,7 +205,7 @@ export function certCommands (program: Command, io: CliIo = processIo()): void {
         if (o.ca !== undefined) throw usage('--ca and --self-signed are mutually exclusive')
         if (o.amid !== undefined) throw usage('--self-signed signs with the local identity (--home); --amid cannot be used with it')
         if (o.tier === 'verified') throw usage('a self-signed certificate is anonymous; --tier verified needs a CA (--ca)')
-        const id = loadIdentity(homeOf(o, io.env))
+        const id = loadIdentity(homeOf(o, io.env), passphraseOf(io.env))
         amid = id.amid
         tier = 'anonymous'
         chain = await selfSignAgentCert(id, validityDays === undefined ? {} : { validityDays })
@@ -213,7 +213,7 @@ export function certCommands (program: Command, io: CliIo = processIo()): void {
         if (o.ca === undefined) throw usage('give the issuing CA (--ca <dir>), or --self-signed for an anonymous certificate')
         if (o.amid !== undefined) checkAmid('--amid', o.amid)
         const ca = loadCaArg(o.ca)
-        amid = o.amid ?? loadIdentity(homeOf(o, io.env)).amid
+        amid = o.amid ?? loadIdentity(homeOf(o, io.env), passphraseOf(io.env)).amid
         tier = o.tier === 'anonymous' ? 'anonymous' : 'verified'
         chain = await issueAgentCert(ca, {
           amid, publicKey: publicKeyFromAmid(amid), tier, ...(validityDays === undefined ? {} : { validityDays }),
@@ -235,7 +235,7 @@ export function certCommands (program: Command, io: CliIo = processIo()): void {
       const out = output(o.json === true, io)
       const hours = o.hours === undefined ? DEFAULT_SESSION_CERT_VALIDITY_HOURS : parseInteger('--hours', o.hours, 1, MAX_SESSION_CERT_VALIDITY_HOURS)
       const home = homeOf(o, io.env)
-      const id = loadIdentity(home)
+      const id = loadIdentity(home, passphraseOf(io.env))
       let agentChainPem: string[] = []
       if (o.chain !== undefined) {
         agentChainPem = certificatesIn('--chain', o.chain)
@@ -396,7 +396,7 @@ export function certCommands (program: Command, io: CliIo = processIo()): void {
         return
       }
       if (certs.length === 0) throw new AgentMeshError(ErrorCode.CertInvalid, `${path} holds no certificate or CRL (PEM)`)
-      const id = loadIdentity(homeOf(o, io.env))
+      const id = loadIdentity(homeOf(o, io.env), passphraseOf(io.env))
       const r = await registryRequest(serverOf(o, io.env), 'putCertificate', `/api/v1/agents/${id.amid}/certificate`, { identity: id, body: JSON.stringify({ chain: certs }) })
       out.result(r, `published: ${id.amid} is ${r.tier}${r.organisation === undefined ? '' : ` (${r.organisation})`} until ${new Date(r.expires_at).toISOString()}`)
     })

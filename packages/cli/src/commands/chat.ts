@@ -100,7 +100,7 @@ function apiOf (o: ApiOpts, io: Pick<CliIo, 'env'>): Api {
   const key = apiKeyOf(o.apiKey)
   const server = serverOf(o, io.env)
   let id: Identity | undefined
-  const identity = (): Identity => (id ??= loadIdentity(homeOf(o, io.env)))
+  const identity = (): Identity => (id ??= loadIdentity(homeOf(o, io.env), passphraseOf(io.env)))
   return {
     operator: key !== undefined,
     identity,
@@ -890,7 +890,7 @@ export function chatCommands (program: Command, io: CliIo = processIo()): void {
     .description('print a bearer token for the REST API (valid for an hour): `Authorization: Bearer <token>`'))
     .action(async (o: CommonOpts) => {
       const out = output(o.json === true, io)
-      const id = loadIdentity(homeOf(o, io.env))
+      const id = loadIdentity(homeOf(o, io.env), passphraseOf(io.env))
       const server = serverOf(o, io.env)
       const ch = await registryRequest(server, 'authChallenge', '/api/v1/auth/challenge', { body: JSON.stringify({ amid: id.amid }) })
       const sig = signChallenge(id, id.amid, ch.nonce, ch.relay)

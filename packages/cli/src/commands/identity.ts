@@ -47,18 +47,18 @@ export function identityCommands (program: Command, io: CliIo = processIo()): vo
       let created = true
       if (!existsSync(path)) {
         id = createIdentity(name)
-        saveIdentity(home, id)
+        saveIdentity(home, id, passphraseOf(io.env))
       } else if (o.force !== true) {
-        id = loadIdentity(home)
+        id = loadIdentity(home, passphraseOf(io.env))
         created = false
         out.note(`an identity already exists at ${path}; kept (\`agentmesh init --force\` replaces it)${name !== undefined && name !== id.name ? `; --name ${name} is not applied to it` : ''}`)
       } else {
         // a damaged file is what --force is for: it is replaced too, just not named by its AMID
         let old: string | undefined
-        try { old = loadIdentity(home).amid } catch {}
+        try { old = loadIdentity(home, passphraseOf(io.env)).amid } catch {}
         await confirmReplace(io, old, path, o.yes === true)
         id = createIdentity(name)
-        saveIdentity(home, id, { force: true })
+        saveIdentity(home, id, { force: true, ...passphraseOf(io.env) })
       }
       // a new agent is knock-first unless told otherwise; a policy already there is the owner's
       let policyPath: string | undefined
@@ -90,7 +90,7 @@ export function identityCommands (program: Command, io: CliIo = processIo()): vo
     .description('print this agent\'s AMID'), { server: false })
     .action((o: CommonOpts) => {
       const home = homeOf(o, io.env)
-      const id = loadIdentity(home)
+      const id = loadIdentity(home, passphraseOf(io.env))
       output(o.json === true, io).result({ amid: id.amid, ...(id.name === undefined ? {} : { name: id.name }), home }, id.amid)
     })
 
@@ -99,7 +99,7 @@ export function identityCommands (program: Command, io: CliIo = processIo()): vo
     .option('--timeout <sec>', 'give up after this many seconds', '10'))
     .action(async (o: CommonOpts & { timeout: string }) => {
       const home = homeOf(o, io.env)
-      const id = loadIdentity(home)
+      const id = loadIdentity(home, passphraseOf(io.env))
       const url = await registerAt(io.env, serverOf(o, io.env), home, parsePositive('--timeout', o.timeout) * 1000)
       output(o.json === true, io).result({ amid: id.amid, server: url, registered: true }, `${id.amid} registered at ${url}`)
     })

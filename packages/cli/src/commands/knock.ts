@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { MAX_GRANT_SCOPES, SCOPE_PATTERN, loadIdentity } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode, ID_PATTERN } from '@agentmesh/protocol'
-import { checkAmid, homeOf, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
+import { checkAmid, homeOf, passphraseOf, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
 import { output, parseInteger, usage } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { registryRequest } from '../registry.ts'
@@ -181,7 +181,7 @@ export function reputationCommands (program: Command, io: CliIo = processIo()): 
       checkAmid('peer', peer)
       const score = Number(o.score)
       if (o.score.trim() === '' || !Number.isFinite(score) || score < 0 || score > 1) throw usage(`--score must be a number from 0 to 1, got "${o.score.slice(0, 40)}"`)
-      const id = loadIdentity(homeOf(o, io.env))
+      const id = loadIdentity(homeOf(o, io.env), passphraseOf(io.env))
       if (peer === id.amid) throw usage('an agent does not rate itself')
       const body = JSON.stringify({ score, ...(o.comment === undefined ? {} : { comment: o.comment }), ...(o.interaction === undefined ? {} : { interaction: o.interaction }) })
       const r = await registryRequest(serverOf(o, io.env), 'postFeedback', `/api/v1/agents/${peer}/feedback`, { identity: id, body })
