@@ -9,6 +9,7 @@ import { certCommands } from './commands/cert.ts'
 import { e2eeCommands } from './commands/e2ee.ts'
 import { blockCommands, knockCommands, reputationCommands, safetyLogCommand } from './commands/knock.ts'
 import { chatCommands } from './commands/chat.ts'
+import { logsCommand } from './commands/logs.ts'
 import { policyCommands } from './commands/policy.ts'
 import { sentCommand } from './commands/sent.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
@@ -39,6 +40,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   policyCommands(program, io)
   sentCommand(program, io)
   chatCommands(program, io)
+  logsCommand(program, io)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }

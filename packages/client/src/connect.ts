@@ -7,7 +7,6 @@ import { memoryState } from './state.ts'
 import { sqliteState } from './state-sqlite.ts'
 import { DELIVERY_NOTICE_TYPE, Gate, type DeliveryNotice } from './knock.ts'
 import { SentLog } from './sent.ts'
-import { LruMap } from '@agentmesh/protocol/internal'
 import { parsePolicy } from './policy.ts'
 import { DEFAULT_PREKEY_CHECK_MS, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_SESSION_IDLE_MS, E2ee } from './e2ee.ts'
 import type { ConnectOptions, Connection } from './types.ts'
@@ -152,20 +151,8 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   return conn
 }
 
-/** Notices sent at most once per this interval per peer and reason: a burst of refusals is one notice. */
-const NOTICE_INTERVAL_MS = 10_000
-/** Peers whose last notice time is kept (the least recently used go first). */
-const MAX_NOTICE_PEERS = 10_000
-const lastNotice = new WeakMap<Connection, LruMap<string, number>>()
-
-/** Sends a delivery notice (end-to-end encrypted), unless one for the same peer and reason went out lately. */
-function tellSender (conn: Connection, peer: string, notice: DeliveryNotice, now = Date.now()): void {
-  let seen = lastNotice.get(conn)
-  if (seen === undefined) { seen = new LruMap(MAX_NOTICE_PEERS); lastNotice.set(conn, seen) }
-  const key = `${peer}\n${notice.status}\n${notice.code}`
-  const last = seen.get(key)
-  if (last !== undefined && now - last < NOTICE_INTERVAL_MS) return
-  seen.set(key, now)
+/** Sends a delivery notice, end-to-end encrypted (the gate decides when one is due: knock.ts `tell`). */
+function tellSender (conn: Connection, peer: string, notice: DeliveryNotice): void {
   conn.send(peer, { ...notice }, { type: DELIVERY_NOTICE_TYPE }).catch(() => {})
 }
 

@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { v7 as uuidv7 } from 'uuid'
 import { isAmid, signGrant, verifyGrant, type Grant, type Identity, type TrustTier } from '@agentmesh/crypto'
-import { AgentMeshError, ErrorCode, ID_PATTERN, type Envelope } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, ID_PATTERN, stripUnsafeChars, type Envelope } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import { BOUNCE_MEMORY, CircuitBreaker, RateLimiter, breakerInit, knockLimiterInit, messageLimiterInit, type BreakerSnapshot, type BreakerTrip } from './breaker.ts'
 import { toMessage } from './inbound.ts'
@@ -28,10 +28,6 @@ import type { Connection, Message } from './types.ts'
 import { commandAllowed, parseSlashCommand } from './untrusted.ts'
 import type { SentLog } from './sent.ts'
 
-/** Control characters and bidirectional overrides out, at most `max` characters: a peer's words shown to the owner. */
-function sanitize (s: string, max: number): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, ' ').slice(0, max)
-}
 
 export const KNOCK_TYPE = 'agentmesh.knock'
 export const KNOCK_ANSWER_TYPE = 'agentmesh.knock.answer'
@@ -44,6 +40,8 @@ const FACTS_TTL_MS = 5 * 60_000
 const MAX_FACTS = 10_000
 /** How long a passed first-contact check is reused (a revocation received ends it at once). */
 const CONTACT_OK_MS = 60_000
+/** Refusal notices to one peer, for one code, at most once in this interval. */
+const REFUSAL_NOTICE_MS = 10_000
 
 const idRe = new RegExp(ID_PATTERN)
 const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out', audit: 'audit', revoked: 'grant-revoked', deferred: 'deferred', trips: 'breaker', outgoing: 'loop-out' } as const
@@ -437,7 +435,7 @@ export class Gate {
 
   /** Tells the peer once per limit window (never its content). */
   private tell (peer: string, notice: DeliveryNotice, now: number, until: number): void {
-    const k = `${peer}\n${notice.status === 'refused' ? 'blocked' : notice.code}`
+    const k = `${peer}\n${notice.status}\n${notice.code}`
     if ((this.notified.get(k) ?? 0) > now) return
     this.notified.set(k, until)
     this.cfg.notify?.(peer, notice)
@@ -566,7 +564,7 @@ export class Gate {
     const denied = deniedBy(this.policy, { from: m.from, tier: facts.tier, organisation: facts.organisation, handle: facts.handle })
     if (denied !== undefined) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: the policy denies ${denied}`))
-      if (this.policy.deny_action === 'reject') this.refuseNotice(m, ErrorCode.NoGrant, `the policy of ${this.cfg.identity.amid} refuses messages from this agent`)
+      if (this.policy.deny_action === 'reject') this.refuseNotice(m, ErrorCode.NoGrant, `the policy of ${this.cfg.identity.amid} refuses messages from this agent`, now)
       return undefined
     }
     const grant = this.validIssued(m.from, now)
@@ -575,7 +573,7 @@ export class Gate {
     // an open policy (`"open": true`) takes messages without a grant; deny list and limits still apply
     if (grant === undefined && !contacted && !this.policy.open) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.NoGrant, `dropped message ${m.id} from ${m.from}: it holds no valid grant from this agent (it must knock first)`))
-      this.refuseNotice(m, ErrorCode.NoGrant, `${this.cfg.identity.amid} takes messages only from agents it granted; knock first: agentmesh knock ${this.cfg.identity.amid} "<why you write>"`)
+      this.refuseNotice(m, ErrorCode.NoGrant, `${this.cfg.identity.amid} takes messages only from agents it granted; knock first: agentmesh knock ${this.cfg.identity.amid} "<why you write>"`, now)
       return undefined
     }
     if (this.holdBack(m, now)) return undefined
@@ -681,9 +679,9 @@ export class Gate {
     }
   }
 
-  /** Tells the sender of `m` it was refused (connect() sends the notice, at most one per peer and code every 10 s). */
-  private refuseNotice (m: Message, code: ErrorCode, reason: string): void {
-    this.cfg.notify?.(m.from, { id: m.envelope?.id ?? m.id, status: 'refused', code, reason })
+  /** Tells the sender of `m` it was refused (at most one notice per peer and code every 10 s: a burst of refusals is one). */
+  private refuseNotice (m: Message, code: ErrorCode, reason: string, now: number): void {
+    this.tell(m.from, { id: m.envelope?.id ?? m.id, status: 'refused', code, reason }, now, now + REFUSAL_NOTICE_MS)
   }
 
   /**
@@ -698,7 +696,7 @@ export class Gate {
     const entry = log.get(p.id)
     if (entry === undefined || entry.to !== m.from) return
     const code = typeof p.code === 'string' && /^AM_ERR_[A-Z_]{1,48}$/.test(p.code) ? p.code as ErrorCode : ErrorCode.NoGrant
-    const reason = typeof p.reason === 'string' ? sanitize(p.reason, 280) : ''
+    const reason = typeof p.reason === 'string' ? stripUnsafeChars(p.reason).slice(0, 280) : ''
     const until = typeof p.until === 'number' && Number.isSafeInteger(p.until) ? p.until : undefined
     log.update(p.id, { status: p.status, code, reason, ...(until === undefined ? {} : { until }) })
     const what = p.status === 'refused' ? 'refused' : `held back${until === undefined ? '' : ` until ${new Date(until).toISOString()}`}`

@@ -1,13 +1,10 @@
 import type { Command } from 'commander'
 import { MAX_SENT_LOG } from '@agentmesh/client'
+import { stripUnsafeChars } from '@agentmesh/protocol'
 import { checkAmid, withCommon, withConnection, type CommonOpts } from '../common.ts'
 import { output, parseInteger } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 
-/** A receiver's sentence, shown on one line without control characters (it is the peer's words). */
-function clean (s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, ' ')
-}
 
 export function sentCommand (program: Command, io: CliIo = processIo()): void {
   withCommon(program.command('sent')
@@ -29,7 +26,7 @@ export function sentCommand (program: Command, io: CliIo = processIo()): void {
       for (const e of entries) {
         const when = new Date(e.at).toISOString()
         const extra = e.status === 'refused' || e.status === 'held'
-          ? ` ${e.code ?? ''}${e.until === undefined ? '' : ` until ${new Date(e.until).toISOString()}`}${e.reason === undefined ? '' : `: ${clean(e.reason)}`}`
+          ? ` ${e.code ?? ''}${e.until === undefined ? '' : ` until ${new Date(e.until).toISOString()}`}${e.reason === undefined ? '' : `: ${stripUnsafeChars(e.reason)}`}`
           : e.status === 'resent' ? ` as ${e.resentAs ?? '?'}` : ''
         io.stdout.write(`${when} ${e.id} → ${e.to} [${e.type}] ${e.status}${extra}\n`)
       }
