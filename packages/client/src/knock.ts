@@ -18,14 +18,15 @@ import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { v7 as uuidv7 } from 'uuid'
 import { isAmid, signGrant, verifyGrant, type Grant, type Identity, type TrustTier } from '@agentmesh/crypto'
-import { AgentMeshError, ErrorCode, ID_PATTERN, stripUnsafeChars, type Envelope } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, ID_PATTERN, stripUnsafeChars } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import { BOUNCE_MEMORY, CircuitBreaker, RateLimiter, breakerInit, knockLimiterInit, messageLimiterInit, type BreakerSnapshot, type BreakerTrip } from './breaker.ts'
-import { toMessage } from './inbound.ts'
 import type { E2ee } from './e2ee.ts'
 import { DEFAULT_GRANT_SCOPES, DEFAULT_MAX_GRANT_DURATION_S, defaultPolicy, deniedBy, evaluateKnock, parseKnockIntent, PolicyWatcher, type KnockDecision, type KnockIntent, type Policy } from './policy.ts'
 import type { Connection, Message } from './types.ts'
 import { commandAllowed, parseSlashCommand } from './untrusted.ts'
+import { DeferralFull, HeldBack, deferredKey } from './deferred.ts'
+export { DeferralFull } from './deferred.ts'
 import type { SentLog } from './sent.ts'
 
 
@@ -44,7 +45,7 @@ const CONTACT_OK_MS = 60_000
 const REFUSAL_NOTICE_MS = 10_000
 
 const idRe = new RegExp(ID_PATTERN)
-const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out', audit: 'audit', revoked: 'grant-revoked', deferred: 'deferred', trips: 'breaker', outgoing: 'loop-out' } as const
+const K = { issued: 'grant-in', received: 'grant-out', held: 'knock-in', blocked: 'blocked', sent: 'knock-out', audit: 'audit', revoked: 'grant-revoked', trips: 'breaker', outgoing: 'loop-out' } as const
 /** Entries kept in the agent's safety log (the oldest go first). */
 export const MAX_SAFETY_LOG = 10_000
 
@@ -120,45 +121,7 @@ export interface BlockedPeer {
   reason: string
 }
 
-/**
- * Thrown by `Gate.inbound` when a message would have to be held back but the backlog is full
- * (`rate_limits.deferred_per_peer`, `deferred_total`): the connection leaves it unacknowledged at
- * the relay (the cursor stops) and tries it again once the backlog has moved. Never lost.
- */
-export class DeferralFull extends AgentMeshError {
-  constructor (message: string) {
-    super(ErrorCode.RateLimited, message)
-    this.name = 'DeferralFull'
-  }
-}
 
-/** A message held back by a limit, as sealed in the agent's state (record kind `deferred`). */
-interface DeferredRecord {
-  /** order of deferral, across peers */
-  n: number
-  env: Envelope
-  /** the decrypted type and payload: the end-to-end layer forgets its copy when the delivery is committed */
-  type: string
-  payload: Record<string, unknown>
-  encrypted: boolean
-  seq: number
-  /** when it may be processed, ms since the epoch */
-  due: number
-  code: ErrorCode
-}
-
-/** The in-memory index of a held-back message. */
-interface DeferredEntry {
-  key: string
-  n: number
-  due: number
-  code: ErrorCode
-  /** waiting for its time; handed back to the connection; let through (until committed) */
-  state: 'waiting' | 'releasing' | 'passed'
-}
-
-/** The record key of a held-back message: one per (sender, id), so that a redelivery is recognised. */
-const deferredKey = (from: string, id: string): string => `${from}\n${id}`
 /** A content hash for the loop guard: the same content coming back is a bounce (never the content itself). */
 function contentHash (type: string, payload: Record<string, unknown>): string {
   let text: string
@@ -200,10 +163,8 @@ export class Gate {
   private readonly facts = new LruMap<string, Facts>(MAX_FACTS)
   /** peers a first-contact check passed for, until when (beforeFirstContact) */
   private readonly contactOk = new LruMap<string, number>(MAX_FACTS)
-  /** held-back messages per peer, oldest first (the sealed records are the truth; this is their index) */
-  private readonly deferred = new Map<string, DeferredEntry[]>()
-  private deferredCount = 0
-  private nextDeferred = 0
+  /** messages a limit held back, waiting sealed until due (deferred.ts) */
+  private readonly heldBack: HeldBack
   /** `${peer}\n${code}` → until when the peer was told (one notice per limit window) */
   private readonly notified = new LruMap<string, number>(MAX_FACTS)
   /** peer → the newest outgoing message (of any process of this agent) the breaker has counted */
@@ -217,7 +178,7 @@ export class Gate {
     this.knockLimiter = new RateLimiter(knockLimiterInit(this.limitsOf))
     this.messageLimiter = new RateLimiter(messageLimiterInit(this.limitsOf))
     this.breaker = this.makeBreaker(this.limitsOf)
-    this.loadDeferred()
+    this.heldBack = new HeldBack(cfg.e2ee)
   }
 
   /** Opens the gate: loads (and watches) the policy file; an invalid file is AM_ERR_INVALID_POLICY. */
@@ -378,60 +339,14 @@ export class Gate {
 
   // ------------------------------------------------------------------ held back (deferred) messages
 
-  private loadDeferred (): void {
-    const all = this.cfg.e2ee.records<DeferredRecord>(K.deferred).sort((a, b) => a.value.n - b.value.n)
-    for (const r of all) {
-      const from = r.value.env.from
-      let list = this.deferred.get(from)
-      if (list === undefined) this.deferred.set(from, list = [])
-      list.push({ key: r.key, n: r.value.n, due: r.value.due, code: r.value.code, state: 'waiting' })
-      this.nextDeferred = Math.max(this.nextDeferred, r.value.n + 1)
-    }
-    this.deferredCount = all.length
-  }
-
   /** Messages held back, per peer (for the owner and tests). */
-  deferredCounts (): Map<string, number> {
-    return new Map([...this.deferred].map(([peer, list]) => [peer, list.length]))
-  }
+  deferredCounts (): Map<string, number> { return this.heldBack.counts() }
 
-  /**
-   * Held-back messages whose time has come, oldest first, as messages to judge again (the
-   * connection queues them ahead of new deliveries, checks them with the gate again, and calls
-   * `released` when it commits them). A peer's messages come in their order: one still waiting
-   * stops the ones behind it.
-   */
-  releasable (now = Date.now()): Message[] {
-    if (this.deferredCount === 0) return []
-    const out: Array<{ n: number, m: Message }> = []
-    for (const list of this.deferred.values()) {
-      for (const e of list) {
-        if (e.state !== 'waiting') continue
-        if (e.due > now) break
-        const r = this.cfg.e2ee.record<DeferredRecord>(K.deferred, e.key)
-        if (r === undefined) continue
-        e.state = 'releasing'
-        out.push({ n: e.n, m: toMessage(r.env, r.seq, { type: r.type, payload: r.payload }, r.encrypted) })
-      }
-    }
-    return out.sort((a, b) => a.n - b.n).map(x => x.m)
-  }
+  /** Held-back messages whose time has come, oldest first, to be judged again (deferred.ts). */
+  releasable (now = Date.now()): Message[] { return this.heldBack.releasable(now) }
 
-  /**
-   * A released message was committed (in the connection's transaction): its record goes unless
-   * the limits held it back again.
-   */
-  released (env: { from: string, id: string }): void {
-    const list = this.deferred.get(env.from)
-    const key = deferredKey(env.from, env.id)
-    const i = list?.findIndex(e => e.key === key) ?? -1
-    if (list === undefined || i < 0) return
-    if (list[i]!.state === 'waiting') return
-    this.cfg.e2ee.dropRecord(K.deferred, key)
-    list.splice(i, 1)
-    this.deferredCount--
-    if (list.length === 0) this.deferred.delete(env.from)
-  }
+  /** A released message was committed: its record goes unless the limits held it back again. */
+  released (env: { from: string, id: string }): void { this.heldBack.released(env) }
 
   /** Tells the peer once per limit window (never its content). */
   private tell (peer: string, notice: DeliveryNotice, now: number, until: number): void {
@@ -447,7 +362,7 @@ export class Gate {
    */
   private holdBack (m: Message, now: number): boolean {
     const key = deferredKey(m.from, m.id)
-    const list = this.deferred.get(m.from)
+    const list = this.heldBack.of(m.from)
     const entry = list?.find(e => e.key === key)
     // already set aside (a redelivery after a crash): it comes back when due
     if (entry !== undefined && entry.state !== 'releasing') return true
@@ -485,9 +400,9 @@ export class Gate {
   /** Sets a message aside until `due` (sealed, with its plaintext), warns naming it, and tells the sender once per window. */
   private defer (m: Message, due: number, code: ErrorCode, why: string, now: number): void {
     const p = this.policy.rate_limits
-    const list = this.deferred.get(m.from) ?? []
-    if (list.length >= p.deferred_per_peer || this.deferredCount >= p.deferred_total) {
-      const full = new DeferralFull(`message ${m.id} from ${m.from} waits unacknowledged at the relay: ${list.length} of its messages (${this.deferredCount} in all) are held back already, the most this agent keeps (rate_limits.deferred_per_peer ${p.deferred_per_peer}, deferred_total ${p.deferred_total}); nothing is lost`)
+    const list = this.heldBack.of(m.from) ?? []
+    if (list.length >= p.deferred_per_peer || this.heldBack.count >= p.deferred_total) {
+      const full = new DeferralFull(`message ${m.id} from ${m.from} waits unacknowledged at the relay: ${list.length} of its messages (${this.heldBack.count} in all) are held back already, the most this agent keeps (rate_limits.deferred_per_peer ${p.deferred_per_peer}, deferred_total ${p.deferred_total}); nothing is lost`)
       const k = `${m.from}\nfull`
       if ((this.notified.get(k) ?? 0) <= now) {
         this.notified.set(k, now + 60_000)
@@ -495,15 +410,9 @@ export class Gate {
       }
       throw full
     }
-    const n = this.nextDeferred++
-    const key = deferredKey(m.from, m.id)
-    const rec: DeferredRecord = { n, env: m.envelope, type: m.type, payload: m.payload, encrypted: m.encrypted, seq: m.seq, due, code }
-    this.cfg.e2ee.saveRecord(K.deferred, key, rec, now)
-    list.push({ key, n, due, code, state: 'waiting' })
-    this.deferred.set(m.from, list)
-    this.deferredCount++
+    const waiting = this.heldBack.add(m, due, code, now)
     const until = new Date(due).toISOString()
-    this.cfg.onWarning(new AgentMeshError(code, `held back message ${m.id} from ${m.from}: ${why}; it is processed at ${until} at the latest, in order (${list.length} of its messages waiting)`))
+    this.cfg.onWarning(new AgentMeshError(code, `held back message ${m.id} from ${m.from}: ${why}; it is processed at ${until} at the latest, in order (${waiting.length} of its messages waiting)`))
     this.tell(m.from, {
       id: m.envelope?.id ?? m.id,
       status: 'held',
