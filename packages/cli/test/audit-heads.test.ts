@@ -189,6 +189,9 @@ describe('audit heads - a real relay process', () => {
       return true
     })
     relay = await spawnRelay({ dataDir: dir.path, args: ['--accept-data-loss'] })
+    // the log line may reach stderr just after the relay says it listens
+    const started = /started with --accept-data-loss/
+    await waitFor(() => started.test(relay.stderr()), 'the --accept-data-loss line on stderr', 10_000)
     assert.match(relay.stderr(), /"head_seq":25,"db_seq":\d+,"msg":"started with --accept-data-loss: the database is behind the newest signed audit head \(audited audit.data_loss\)"/)
     const newKey = readFileSync(join(dir.path, 'api-key'), 'utf8').trim()
     const rows = await (await fetch(relay.url + '/api/v1/audit?action=audit.data_loss', { headers: { 'x-api-key': newKey } })).json() as { entries: Array<{ actor: string, detail: Record<string, unknown> }> }

@@ -292,7 +292,8 @@ describe('cli', () => {
   })
 
   it('cli - listen drops a delivery with a bad signature, says so on stderr, and prints the rest', async () => {
-    // a real `serve --no-verify-signatures`: the flag is part of what is checked
+    // a real `serve` as started by default: it does not check signatures (receivers do); the old
+    // `--no-verify-signatures` flag still parses
     const r = await spawnRelay({ memory: true, args: ['--no-verify-signatures'] })
     try {
       const home = `${dir.path}/warned`

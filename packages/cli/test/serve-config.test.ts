@@ -54,6 +54,9 @@ describe('serve config', () => {
     assert.equal(initFrom([], {}, { port: 7 }).port, 7)
     assert.equal(initFrom([], { AGENTMESH_VERIFY_SIGNATURES: 'false' }).verifySignatures, false)
     assert.equal(initFrom([], {}).verifySignatures, undefined, 'a boolean flag not given sets nothing')
+    assert.equal(initFrom(['--verify-signatures'], {}).verifySignatures, true, 'the check is opt-in')
+    assert.equal(initFrom(['--verify-signatures'], { AGENTMESH_VERIFY_SIGNATURES: 'false' }).verifySignatures, true)
+    assert.equal(initFrom(['--no-verify-signatures'], { AGENTMESH_VERIFY_SIGNATURES: '1' }).verifySignatures, false, 'the old flag still works')
   })
 
   it('serve config - day and second flags become the options\' milliseconds', () => {

@@ -178,9 +178,12 @@ describe('chat', () => {
     assert.deepEqual(both[0], both[1], 'the same conversation, whichever side writes')
     assert.deepEqual((await chat(cc).rooms()).filter(r => r.kind === 'dm'), [], 'c sees no DM of theirs')
     await assert.rejects(chat(cc).room(dms[0]!.id), (e: unknown) => AgentMeshError.is(e, ErrorCode.UnknownRoom))
-    const sends = await relay.store.readAudit({ limit: 100, action: 'message.send' })
-    assert.deepEqual(sends.map(r => r.target), ['#global', b.id.amid, b.id.amid, a.id.amid])
-    assert.ok(sends.every(r => JSON.stringify(r).includes('hello') === false && JSON.stringify(r).includes('just for b') === false), 'no content in the audit log')
+    // WebSocket sends are audited in one message.batch row per commit, each as [from, to, id, type, bytes]
+    const batches = await relay.store.readAudit({ limit: 100, action: 'message.batch' })
+    const sends = batches.flatMap(r => r.detail.sends as Array<[string, string, string, string, number]>)
+    assert.deepEqual(sends.map(s => [s[0], s[1]]), [[a.id.amid, '#global'], [a.id.amid, b.id.amid], [a.id.amid, b.id.amid], [b.id.amid, a.id.amid]])
+    assert.ok(batches.every(r => r.actor === relay.relayAmid))
+    assert.ok(batches.every(r => JSON.stringify(r).includes('hello') === false && JSON.stringify(r).includes('just for b') === false), 'no content in the audit log')
     // c's first message is one sent after everything above: c got neither the DM nor the duplicate
     await ca.send(c.id.amid, { text: 'only now for c' })
     assert.deepEqual((await take(cc, 1)).map(m => m.text), ['only now for c'], 'c gets neither the DM nor the duplicate')
@@ -422,7 +425,9 @@ describe('chat', () => {
     const v = await api(relay, 'GET', '/api/v1/audit/verify', { key: 'operator-key-0123456789' })
     assert.deepEqual([v.status, v.body.ok], [200, true])
     const all = await api(relay, 'GET', '/api/v1/audit', { key: 'operator-key-0123456789' })
-    assert.deepEqual(all.body.entries.map((e: Json) => e.action), ['message.send', 'message.send', 'room.create'])
+    assert.deepEqual(all.body.entries.map((e: Json) => e.action), ['message.batch', 'message.batch', 'room.create'])
+    assert.deepEqual(all.body.entries.map((e: Json) => (e.detail.sends as string[][] | undefined)?.map(s => [s[0], s[1], s[3]])),
+      [[[a.id.amid, '#global', 'chat']], [[a.id.amid, b.id.amid, 'e2ee']], undefined])
     // a worker sees its own rows only
     const tb = await token(relay, b.id)
     assert.equal((await api(relay, 'GET', '/api/v1/audit', { token: tb })).body.entries.length, 0)
@@ -430,7 +435,7 @@ describe('chat', () => {
     const port = relay.port
     await relay.close()
     const db = new Database(join(data, 'agentmesh.db'))
-    db.prepare("UPDATE audit SET detail = json_set(detail, '$.type', 'edited') WHERE seq = 2").run()
+    db.prepare("UPDATE audit SET detail = json_set(detail, '$.sends[0][3]', 'edited') WHERE seq = 2").run()
     db.close()
     const again = await start({ dataDir: data, port, apiKey: 'operator-key-0123456789' })
     const bad = await api(again, 'GET', '/api/v1/audit/verify', { key: 'operator-key-0123456789' })
@@ -449,7 +454,7 @@ describe('chat', () => {
     // restarted with a bound of 5 rows: the sweep at start drops the oldest
     relay = await start({ dataDir: data, apiKey: key, auditMaxRows: 5 })
     const rows = (await api(relay, 'GET', '/api/v1/audit', { key })).body.entries as Json[]
-    assert.deepEqual(rows.map(r => [r.seq, r.action]), [[9, 'message.send'], [10, 'message.send'], [11, 'message.send'], [12, 'message.send'], [13, 'audit.pruned']])
+    assert.deepEqual(rows.map(r => [r.seq, r.action]), [[9, 'message.batch'], [10, 'message.batch'], [11, 'message.batch'], [12, 'message.batch'], [13, 'audit.pruned']])
     assert.deepEqual([rows[4]!.actor, rows[4]!.detail], [relay.relayAmid, { rows: 8, up_to_seq: 8 }])
     const v = await api(relay, 'GET', '/api/v1/audit/verify', { key })
     assert.deepEqual([v.body.ok, v.body.rows, v.body.from_seq, v.body.last_seq], [true, 5, 9, 13])

@@ -12,7 +12,6 @@ import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, 
 
 // RFC 8410 §7 (PKCS#8 OneAsymmetricKey v1) and §4 (SubjectPublicKeyInfo) for id-X25519 (1.3.101.110)
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
-const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
 
 /** Type byte of EncodeEC for curve25519 (PQXDH §2.1); 0x05 is also libsignal's. */
 export const KEY_TYPE_X25519 = 0x05
@@ -77,7 +76,8 @@ export function x25519KeyPairFromSecret (secretKey: Uint8Array): X25519KeyPair {
 
 export function x25519PublicKeyObject (publicKey: Uint8Array): KeyObject {
   if (publicKey.length !== 32) throw new RangeError('an X25519 public key is 32 bytes')
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+  // as a JWK: Node 20 imports it several times faster than the same key as SPKI DER
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64url') }, format: 'jwk' })
 }
 
 /**

@@ -53,6 +53,8 @@ export interface FlagSpec {
    * how many option units one flag unit is (`--history-retention-days`: 86,400,000 ms a day).
    */
   readonly int?: { readonly min: number, readonly max: number, readonly scale?: number }
+  /** A boolean's opposite flag, declared right after it (`--verify-signatures` and `--no-verify-signatures`). */
+  readonly negation?: { readonly flags: string, readonly help: string }
 }
 
 /** One relay option. `In` is what a user gives, `Out` what `relayOptions` resolves it to. */
@@ -161,11 +163,15 @@ export const RELAY_OPTIONS = {
   registryReadBurst: positive('Registry reads per IP in a burst. @default 200', DEFAULT_REGISTRY_READ_BURST, 'AGENTMESH_REGISTRY_READ_BURST'),
   verifySignatures: option({
     schema: Type.Boolean(),
-    default: true,
-    doc: 'Check every envelope\'s Ed25519 signature before storing it. @default true',
+    default: false,
+    doc: 'Check every signed envelope\'s Ed25519 signature before storing it, to refuse a forged one early. Off by default: every envelope is already bound to its connection\'s authenticated AMID (AM_ERR_SENDER_MISMATCH) and receivers verify what they act on (docs/protocol.md §8). @default false',
     file: true,
     env: 'AGENTMESH_VERIFY_SIGNATURES',
-    flag: { flags: '--no-verify-signatures', help: 'store envelopes without checking their signature (receivers still verify)' },
+    flag: {
+      flags: '--verify-signatures',
+      help: 'check each envelope\'s signature before storing it (off by default: receivers verify; env AGENTMESH_VERIFY_SIGNATURES=1)',
+      negation: { flags: '--no-verify-signatures', help: 'store envelopes without checking their signature (the default)' },
+    },
   }),
   trustRoots: {
     schema: Type.Unsafe<readonly string[]>(Type.Array(Type.String())),

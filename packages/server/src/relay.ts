@@ -24,7 +24,6 @@ import type { AppendItem, AppendResult, AuditInput, Store } from '@agentmesh/sto
 import type { RelayOptions } from './options.ts'
 import type { Logger } from './log.ts'
 import type { EventBus } from './events.ts'
-import { sendAudit } from './audit-rows.ts'
 import { LruSet } from '@agentmesh/protocol/internal'
 import type { Backplane, BackplaneMessage } from './backplane.ts'
 import type { SessionGrant, SessionVerifier } from './session-auth.ts'
@@ -634,7 +633,7 @@ export class RelayCore implements RelayOutlet {
     const item: AppendItem = recipientOk === true
       ? { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt }
       : { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt, room: recipientOk.room, fanout: recipientOk.fanout }
-    item.audit = sendAudit(env, envText.length, Date.now())
+    item.batchAudit = { actor: this.relayAmid, type: env.type, bytes: envText.length, at: Date.now() }
     this.pendingAppends.push({ item, conn, env })
     this.scheduleFlush()
   }

@@ -53,7 +53,7 @@ describe('options - relayOptions', () => {
       presenceIntervalMs: 1000,
       registryReadsPerMinute: 600,
       registryReadBurst: 200,
-      verifySignatures: true,
+      verifySignatures: false,
       trustRoots: [],
       reputation: { anonymousWeight: 0.5, mutualDiscount: 0.8, flagDelta: 0.2, flagWindowMs: 86_400_000, maxFeedbackPerHour: 60 },
       apiKey: undefined,
@@ -178,7 +178,7 @@ describe('options - the option schema', () => {
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
     assert.deepEqual(flags, [
       ['host', '--host'], ['port', '--port'], ['dataDir', '--data'], ['memory', '--memory'], ['sync', '--sync'],
-      ['verifySignatures', '--no-verify-signatures'], ['trustRoots', '--trust-roots'], ['apiKey', '--api-key'],
+      ['verifySignatures', '--verify-signatures'], ['trustRoots', '--trust-roots'], ['apiKey', '--api-key'],
       ['historyRetentionMs', '--history-retention-days'], ['historyMaxPerRoom', '--history-max-per-room'], ['presenceIdleMs', '--presence-idle'],
       ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],
       ['auditHeadEveryRows', '--audit-head-rows'], ['auditHeadIntervalMs', '--audit-head-interval'],

@@ -174,8 +174,8 @@ describe('relay: auth with a session key', () => {
 })
 
 describe('relay: envelopes carrying a session certificate', () => {
-  it('are refused on a connection without that session, and with a signature by another key; nothing is stored', async (t) => {
-    const relay = await relayFor(t)
+  it('are refused on a connection without that session, and (with --verify-signatures) with a signature by another key; nothing is stored', async (t) => {
+    const relay = await relayFor(t, { verifySignatures: true })
     const alice = createIdentity('alice')
     const bob = createIdentity('bob')
     const keys = generateKeyPair()

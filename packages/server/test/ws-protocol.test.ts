@@ -227,8 +227,8 @@ describe('relay ws - envelope validation', () => {
     }
   })
 
-  it('relay ws - an envelope changed after signing answers AM_ERR_BAD_SIGNATURE with its id', async (t) => {
-    const { relay, alice, bob } = await pair(t)
+  it('relay ws - with --verify-signatures, an envelope changed after signing answers AM_ERR_BAD_SIGNATURE with its id', async (t) => {
+    const { relay, alice, bob } = await pair(t, { verifySignatures: true })
     const tampered = { ...alice.envelope(bob.id.amid, 'pay 10'), payload: { text: 'pay 1000' } }
     const otherKey = signEnvelope(createIdentity(), { id: 'forgedsig1', to: bob.id.amid, type: 'chat', payload: { text: 'x' } })
     const wrongSig = { ...alice.envelope(bob.id.amid, 'sig of another key'), sig: otherKey.sig }
@@ -950,7 +950,7 @@ describe('relay ws - SQLite data directory', () => {
   })
 
   it('relay ws - a refused send is not stored on SQLite either', async (t) => {
-    const { relay, alice, bob } = await pair(t, { maxEnvelopeBytes: 2048 }, 'sqlite')
+    const { relay, alice, bob } = await pair(t, { maxEnvelopeBytes: 2048, verifySignatures: true }, 'sqlite')
     const tampered = { ...alice.envelope(bob.id.amid, 'a'), payload: { text: 'b' } }
     const big = alice.envelope(bob.id.amid, 'x'.repeat(3000))
     const forged = signEnvelope(createIdentity(), { id: 'forged-sqlite', to: bob.id.amid, type: 'chat', payload: {} })

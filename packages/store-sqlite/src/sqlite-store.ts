@@ -11,7 +11,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode, handleSkeleton } from '@agentmesh/protocol'
-import { auditPruneUpTo, auditPrunedRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
+import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
 
 /**
  * 1: relay; 2: + registry (profiles, prekeys); 3: + certificates, CA certificates, CRLs;
@@ -193,6 +193,8 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     inboxPut: db.prepare('INSERT INTO inboxes (recipient, cursor, last_seq, pending) VALUES (?, ?, ?, ?) ON CONFLICT (recipient) DO UPDATE SET cursor = excluded.cursor, last_seq = excluded.last_seq, pending = excluded.pending'),
     dedupeGet: db.prepare('SELECT seq FROM dedupe WHERE sender = ? AND id = ?').pluck(),
     dedupePut: db.prepare('INSERT INTO dedupe (sender, id, seq, expires_at) VALUES (?, ?, ?, ?)'),
+    /** the dedupe record of a new (sender, id); no change when it was seen (one statement instead of a look-up and an insert) */
+    dedupeTry: db.prepare('INSERT INTO dedupe (sender, id, seq, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'),
     msgPut: db.prepare('INSERT INTO messages (recipient, seq, sender, id, envelope, received_at) VALUES (?, ?, ?, ?, ?, ?)'),
     msgAck: db.prepare('DELETE FROM messages WHERE recipient = ? AND seq <= ?'),
     msgRead: db.prepare('SELECT seq, sender, id, envelope, received_at FROM messages WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?'),
@@ -432,9 +434,9 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     let rooms: Map<string, RoomSeq> | undefined
     const out: AppendResult[] = []
     for (const m of appends) {
-      const dup = q.dedupeGet.get(m.sender, m.id) as number | undefined
-      if (dup !== undefined) { out.push({ status: 'duplicate', seq: dup }); continue }
       if (m.room !== undefined) {
+        const dup = q.dedupeGet.get(m.sender, m.id) as number | undefined
+        if (dup !== undefined) { out.push({ status: 'duplicate', seq: dup }); continue }
         // a room message: once in the history (the room seq), a copy in every fan-out inbox
         rooms ??= new Map()
         const rs = getRoomSeq(rooms, m.room)
@@ -455,11 +457,19 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
         continue
       }
       const box = getBox(touched, m.recipient)
-      if (box.pending >= opts.maxInbox) { out.push({ status: 'inbox_full' }); continue }
-      const seq = ++box.last_seq
+      if (box.pending >= opts.maxInbox) {
+        const dup = q.dedupeGet.get(m.sender, m.id) as number | undefined
+        out.push(dup !== undefined ? { status: 'duplicate', seq: dup } : { status: 'inbox_full' })
+        continue
+      }
+      const seq = box.last_seq + 1
+      if (q.dedupeTry.run(m.sender, m.id, seq, m.receivedAt + opts.retentionMs).changes === 0) {
+        out.push({ status: 'duplicate', seq: q.dedupeGet.get(m.sender, m.id) as number })
+        continue
+      }
+      box.last_seq = seq
       box.pending++
       q.msgPut.run(m.recipient, seq, m.sender, m.id, m.envelope, m.receivedAt)
-      q.dedupePut.run(m.sender, m.id, seq, m.receivedAt + opts.retentionMs)
       out.push({ status: 'stored', seq })
     }
     for (const a of acks) {
@@ -481,6 +491,8 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       }
     }
     const rows: AuditInput[] = []
+    const batch = batchAuditRow(appends, out)
+    if (batch !== undefined) rows.push(batch)
     out.forEach((r, i) => { const a = appends[i]!.audit; if (r.status === 'stored' && a !== undefined) rows.push(a) })
     if (audit !== undefined) rows.push(...audit)
     if (rows.length > 0) insertAudit(rows)

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto'
 import canonicalize from 'canonicalize'
-import type { AuditInput, AuditRecord } from './types.ts'
+import type { AppendItem, AppendResult, AuditInput, AuditRecord } from './types.ts'
 
 export const AUDIT_HASH_PREFIX = 'agentmesh/audit\n'
 
@@ -17,7 +17,7 @@ const jcs = canonicalize as unknown as (v: unknown) => string | undefined
 
 /** The hash of a row at `seq` chained after `prev`. */
 export function auditHash (row: AuditInput & { seq: number }, prev: string): string {
-  const body = jcs({
+  const body = batchBody(row) ?? jcs({
     seq: row.seq,
     at: row.at,
     actor: row.actor,
@@ -26,6 +26,49 @@ export function auditHash (row: AuditInput & { seq: number }, prev: string): str
     detail: row.detail,
   }) ?? ''
   return createHash('sha256').update(AUDIT_HASH_PREFIX + prev + '\n' + body).digest('hex')
+}
+
+/** The action of the one row a commit writes for its batch-audited sends (AppendItem.batchAudit). */
+export const AUDIT_BATCH_ACTION = 'message.batch'
+
+/**
+ * The `message.batch` row of a commit: every stored item carrying `batchAudit`, as
+ * [sender, recipient, id, type, bytes] in commit order (detail `{sends: [...]}`); undefined when
+ * there is none. One row, one hash and one insert per commit instead of one per send.
+ */
+export function batchAuditRow (appends: readonly AppendItem[], results: readonly AppendResult[]): AuditInput | undefined {
+  let sends: Array<[string, string, string, string, number]> | undefined
+  let at = 0
+  let actor = 'relay'
+  for (let i = 0; i < appends.length; i++) {
+    const m = appends[i]!
+    const b = m.batchAudit
+    if (b === undefined || results[i]!.status !== 'stored') continue
+    ;(sends ??= []).push([m.sender, m.recipient, m.id, b.type, b.bytes])
+    if (b.at > at) at = b.at
+    actor = b.actor
+  }
+  return sends === undefined ? undefined : { at, actor, action: AUDIT_BATCH_ACTION, detail: { sends } }
+}
+
+/**
+ * The JCS text of a `message.batch` row whose detail is exactly `{sends}` with lists of strings
+ * and safe integers, written directly: JSON.stringify gives the same text as RFC 8785 for those
+ * (and for keys put in sorted order), at a tenth of the cost of a generic canonicaliser on a
+ * thousand sends. Any other shape (a changed row too) goes through canonicalize.
+ */
+function batchBody (row: AuditInput & { seq: number }): string | undefined {
+  if (row.action !== AUDIT_BATCH_ACTION || row.target !== undefined) return undefined
+  const d = row.detail
+  const keys = Object.keys(d)
+  if (keys.length !== 1 || keys[0] !== 'sends' || !Array.isArray(d.sends)) return undefined
+  for (const s of d.sends as unknown[]) {
+    if (!Array.isArray(s)) return undefined
+    for (const v of s as unknown[]) if (typeof v !== 'string' && !Number.isSafeInteger(v)) return undefined
+  }
+  if (!Number.isSafeInteger(row.at) || !Number.isSafeInteger(row.seq)) return undefined
+  return '{"action":' + JSON.stringify(row.action) + ',"actor":' + JSON.stringify(row.actor) + ',"at":' + String(row.at) +
+    ',"detail":{"sends":' + JSON.stringify(d.sends) + '},"seq":' + String(row.seq) + '}'
 }
 
 /** The rows that follow `last` (undefined: the chain is empty), each chained to the one before. */

@@ -12,7 +12,7 @@
 export { memoryStore } from './memory.ts'
 export { storeOptions } from './options.ts'
 export type { StoreOptions } from './options.ts'
-export { auditHash, chainAudit, verifyAudit, AuditVerifier, currentHeads, AUDIT_HASH_PREFIX, AUDIT_PRUNED_ACTION, auditPruneUpTo, auditPrunedRow } from './audit.ts'
+export { auditHash, chainAudit, verifyAudit, AuditVerifier, currentHeads, AUDIT_HASH_PREFIX, AUDIT_PRUNED_ACTION, auditPruneUpTo, auditPrunedRow, batchAuditRow, AUDIT_BATCH_ACTION } from './audit.ts'
 export type { AuditCheck, AuditHeadRef, AuditProblem } from './audit.ts'
 export { profileMatches, searchText, crlPutResult, compareCrls } from './registry.ts'
 export type {

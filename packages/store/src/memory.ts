@@ -9,7 +9,7 @@ import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
 import type { AgentProfile, AgentRecord, AppendItem, AppendResult, AuditInput, AuditRecord, CursorAck, HistoryEntry, InboxState, InviteRecord, MemberRecord, OneTimePrekey, RoomRecord, Store, StoreInit, StoredMessage } from './types.ts'
 import { profileMatches } from './registry.ts'
-import { auditPruneUpTo, auditPrunedRow, chainAudit } from './audit.ts'
+import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit } from './audit.ts'
 import { memoryCertificates } from './memory/certificates.ts'
 import { memoryHandles } from './memory/handles.ts'
 import { memoryReputation } from './memory/reputation.ts'
@@ -158,6 +158,8 @@ export function memoryStore (init: StoreInit = {}): Store {
         box.messages.splice(0, n)
       }
       const rows: AuditInput[] = []
+      const batch = batchAuditRow(appends, out)
+      if (batch !== undefined) rows.push(...auditInputs([batch]))
       out.forEach((r, i) => { const a = itemAudit[i]; if (r.status === 'stored' && a !== undefined) rows.push(a) })
       if (auditIn !== undefined) rows.push(...auditIn)
       if (rows.length > 0) audit.push(...chainAudit(audit[audit.length - 1], rows))

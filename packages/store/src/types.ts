@@ -28,6 +28,13 @@ export interface AppendItem {
    * is stored, so a retry recognised as a duplicate leaves no second row.
    */
   audit?: AuditInput
+  /**
+   * Audited inside the commit's one `message.batch` row instead of a row of its own: that row
+   * lists every stored send carrying this, as [sender, recipient, id, type, bytes] in commit
+   * order, so the chain commits to each of them at one hash per commit (see batchAuditRow). A
+   * duplicate is not listed. `actor` is the relay's AMID (the row's actor), `at` when it was taken.
+   */
+  batchAudit?: { actor: string, type: string, bytes: number, at: number }
   /** the envelope's JSON text, stored and forwarded as received */
   envelope: string
   /** ms since epoch */

@@ -110,6 +110,13 @@ export function logsCommand (program: Command, io: CliIo = processIo()): void {
 }
 
 function printAudit (out: Out, e: AuditEntry): void {
+  const sends = e.action === 'message.batch' && Array.isArray(e.detail.sends) ? e.detail.sends as unknown[] : undefined
+  if (sends !== undefined) {
+    // one row per commit of WebSocket sends: a line per send under it (fields quoted as JSON: they come from agents)
+    const lines = sends.map(s => Array.isArray(s) ? `  ${s.map(v => JSON.stringify(v)).join(' ')}` : `  ${JSON.stringify(s)}`)
+    out.result({ ...e }, [`${iso(e.at)} #${e.seq} ${e.actor} ${e.action} ${sends.length} send${sends.length === 1 ? '' : 's'} (from to id type bytes)`, ...lines].join('\n'))
+    return
+  }
   out.result({ ...e }, `${iso(e.at)} #${e.seq} ${e.actor} ${e.action}${e.target === undefined ? '' : ' ' + e.target} ${JSON.stringify(e.detail)}`)
 }
 

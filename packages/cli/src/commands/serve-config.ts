@@ -63,12 +63,15 @@ export function configFromEnv (env: Readonly<Record<string, string | undefined>>
 
 /** The commander option of each relay option that has a flag, by option name. */
 const flagOptions = new Map<RelayOptionName, Option>()
+/** A boolean's opposite flag (`--no-verify-signatures`), same attribute as its option's. */
+const negations = new Map<RelayOptionName, Option>()
 for (const [k, spec] of relayOptionSpecs()) {
   if (spec.flag === undefined) continue
   const opt = new Option(spec.flag.flags, spec.flag.help)
   const choices = literalsOf(spec.schema)
   if (choices !== undefined) opt.choices(choices.map(String))
   flagOptions.set(k, opt)
+  if (spec.flag.negation !== undefined) negations.set(k, new Option(spec.flag.negation.flags, spec.flag.negation.help))
 }
 
 /**
@@ -79,6 +82,8 @@ export function addRelayFlags (cmd: Command, after: Partial<Record<RelayOptionNa
   for (const [k] of relayOptionSpecs()) {
     const opt = flagOptions.get(k)
     if (opt !== undefined) cmd.addOption(opt)
+    const neg = negations.get(k)
+    if (neg !== undefined) cmd.addOption(neg)
     after[k]?.(cmd)
   }
   return cmd

@@ -47,6 +47,39 @@ export function auditSuite (init: SuiteInit<AuditSuiteStore>): void {
         })
       })
 
+      it('store - a commit writes one message.batch row for its batch-audited sends, stored ones only, in order, before the items\' own rows; the verifier accepts it and finds an edited send', async () => {
+        await withStore(undefined, async ({ store }) => {
+          const b = (type: string, bytes: number, at = T0) => ({ actor: 'am-relay', type, bytes, at })
+          await store.commit([{ ...dm(ALICE, 'id-000001', BOB), batchAudit: b('chat', 10) }], [])
+          const r = await store.commit([
+            { ...dm(ALICE, 'id-000001', BOB), batchAudit: b('chat', 10) }, // a duplicate: not listed again
+            { ...dm(BOB, 'id-000002', ALICE), batchAudit: b('e2ee', 20, T0 + 5) },
+            { ...dm(CAROL, 'id-000003', BOB), audit: audit('message.send', CAROL, { target: BOB, detail: { id: 'id-000003' } }) },
+            { ...roomItem(DAVE, 'id-000004', 'ops', [BOB]), batchAudit: b('chat', 30, T0 + 2) },
+          ], [], [audit('room.join', CAROL)])
+          assert.deepEqual(r.map(x => x.status), ['duplicate', 'stored', 'stored', 'stored'])
+          const { rows, ok } = await verifyAll(store)
+          assert.ok(ok)
+          assert.deepEqual(rows.map(x => [x.seq, x.actor, x.action]), [[1, 'am-relay', 'message.batch'], [2, 'am-relay', 'message.batch'], [3, CAROL, 'message.send'], [4, CAROL, 'room.join']])
+          assert.deepEqual(rows[0]!.detail, { sends: [[ALICE, BOB, 'id-000001', 'chat', 10]] })
+          assert.deepEqual([rows[1]!.at, rows[1]!.detail], [T0 + 5, { sends: [[BOB, ALICE, 'id-000002', 'e2ee', 20], [DAVE, '#ops', 'id-000004', 'chat', 30]] }])
+          // a commit with nothing batch-audited stored writes no batch row
+          await store.commit([{ ...dm(ALICE, 'id-000001', BOB), batchAudit: b('chat', 10) }], [])
+          assert.equal((await store.lastAudit())!.seq, 4)
+          // an edited send (or a key added to the row) no longer matches its hash
+          const v = new AuditVerifier()
+          const edited = { ...rows[1]!, detail: { sends: [[BOB, ALICE, 'id-000002', 'chat', 20], [DAVE, '#ops', 'id-000004', 'chat', 30]] } }
+          const added = { ...rows[1]!, detail: { ...rows[1]!.detail, note: 'x' } }
+          for (const row of [edited, added]) {
+            const check = new AuditVerifier()
+            check.add([rows[0]!, row])
+            assert.equal(check.result().ok, false)
+          }
+          v.add(rows)
+          assert.equal(v.result().ok, true)
+        })
+      })
+
       it('store - pruneAudit drops the oldest rows by time and by count, never the newest, notes it in the chain, and the log still verifies', async () => {
         await withStore(undefined, async ({ store }) => {
           assert.equal(await store.pruneAudit(T0 + 100, 10, { at: T0 + 100, actor: 'relay' }), 0, 'an empty log')
