@@ -11,6 +11,8 @@ export const MAX_KNOWN_DMS = 100_000
 
 export class DmBook {
   private readonly knownDms = new LruSet<string>(MAX_KNOWN_DMS)
+  /** each sender's last DM peer whose conversation is known: a stream to one peer costs no hash per message (cleared past MAX_KNOWN_DMS) */
+  private readonly lastPeer = new Map<string, string>()
 
   /** `forgetRoom` drops a cached room that changed */
   constructor (private readonly ctx: ChatContext, private readonly forgetRoom: (id: string) => void) {}
@@ -18,8 +20,10 @@ export class DmBook {
   /** A DM was stored: the pair's conversation exists from now on (§17.3). */
   afterDm (from: string, to: string): void {
     if (from === to || from === this.ctx.relay.amid || to === this.ctx.relay.amid) return
+    if (this.lastPeer.get(from) === to) return
     const id = dmRoomId(from, to)
-    if (this.knownDms.has(id)) return
+    if (this.lastPeer.size >= MAX_KNOWN_DMS) this.lastPeer.clear()
+    if (this.knownDms.has(id)) { this.lastPeer.set(from, to); return }
     this.knownDms.add(id)
     void (async () => {
       const at = this.ctx.now()
@@ -28,6 +32,6 @@ export class DmBook {
         this.forgetRoom(id)
         this.ctx.invalidate('room', id)
       }
-    })().catch((err) => { this.knownDms.delete(id); this.ctx.log.error({ err }, 'could not record a DM conversation') })
+    })().then(() => { if (this.knownDms.has(id)) this.lastPeer.set(from, to) }, (err) => { this.knownDms.delete(id); this.ctx.log.error({ err }, 'could not record a DM conversation') })
   }
 }
