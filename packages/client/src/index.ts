@@ -27,6 +27,8 @@ export {
 export type { PeerStatus, PrekeyPolicy, EncryptedPayload } from './e2ee.ts'
 export { memoryState } from './state.ts'
 export { sqliteState } from './state-sqlite.ts'
+export { rekeyState } from './state-rekey.ts'
+export type { RekeyResult } from './state-rekey.ts'
 export { chat } from './chat.ts'
 export type { Chat, RoomInfo, RoomMember, HistoryMessage, HistoryEntry, UndecryptedReason, PresenceEntry, VerifiedRoomMembership } from './chat.ts'
 export type { HandlePin } from './handle-pins.ts'

@@ -53,6 +53,7 @@ export function sqliteState (path: string): ClientState {
     recDelete: db.prepare('DELETE FROM records WHERE kind = ? AND key = ?'),
     recList: db.prepare('SELECT key, value, at FROM records WHERE kind = ? ORDER BY at, key'),
     recCount: db.prepare('SELECT count(*) FROM records WHERE kind = ?').pluck(),
+    recKinds: db.prepare('SELECT DISTINCT kind FROM records ORDER BY kind').pluck(),
     metaGet: db.prepare('SELECT value FROM meta WHERE name = ?').pluck(),
     metaSet: db.prepare('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
   }
@@ -114,6 +115,7 @@ export function sqliteState (path: string): ClientState {
     },
     recordList (kind) { return q.recList.all(kind) as Array<{ key: string, value: Buffer, at: number }> },
     recordCount (kind) { return q.recCount.get(kind) as number },
+    recordKinds () { return q.recKinds.all() as string[] },
     metaGet (name) { return q.metaGet.get(name) as string | undefined },
     metaSet (name, value) { q.metaSet.run(name, value) },
     transaction (fn) {

@@ -23,7 +23,7 @@ export {
 export type { EnvelopeInit } from './envelope.ts'
 export {
   createIdentity, identityFromSecret, loadIdentity, saveIdentity, defaultHome, ensureHome,
-  writeSecretFile, IDENTITY_FILE,
+  writeSecretFile, IDENTITY_FILE, identityIsSealed, resealIdentity,
 } from './identity.ts'
 export type { Identity } from './identity.ts'
 export { signRequest, verifyRequest, SIGNATURE_HEADERS, HTTP_SIGNING_PREFIX, DEFAULT_HTTP_SIGNATURE_SKEW_MS } from './http-signature.ts'
