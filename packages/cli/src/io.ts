@@ -18,7 +18,7 @@ export interface CliIo {
   stderr: CliWritable
   /** Read by `--stdin`, one message per line. */
   stdin: NodeJS.ReadableStream
-  /** Read instead of process.env: AGENTMESH_HOME, AGENTMESH_SERVER, AGENTMESH_API_KEY, AGENTMESH_PASSPHRASE. */
+  /** Read instead of process.env: AGENTMESH_HOME, AGENTMESH_SERVER, AGENTMESH_API_KEY, AGENTMESH_PASSPHRASE, AGENTMESH_NEW_PASSPHRASE. */
   env: Readonly<Record<string, string | undefined>>
   /**
    * Calls `handler` on Ctrl-C or SIGTERM (commands that run until stopped: listen, chat, task
