@@ -4,6 +4,7 @@
  * sharing any of them.
  */
 import { createInterface } from 'node:readline/promises'
+import { Writable } from 'node:stream'
 
 /** What the CLI writes to: a stream, or anything that takes strings. */
 export interface CliWritable {
@@ -17,7 +18,7 @@ export interface CliIo {
   stderr: CliWritable
   /** Read by `--stdin`, one message per line. */
   stdin: NodeJS.ReadableStream
-  /** Read instead of process.env: AGENTMESH_HOME, AGENTMESH_SERVER, AGENTMESH_API_KEY, AGENTMESH_PASSPHRASE. */
+  /** Read instead of process.env: AGENTMESH_HOME, AGENTMESH_SERVER, AGENTMESH_API_KEY, AGENTMESH_PASSPHRASE, AGENTMESH_NEW_PASSPHRASE. */
   env: Readonly<Record<string, string | undefined>>
   /**
    * Calls `handler` on Ctrl-C or SIGTERM (commands that run until stopped: listen, chat, task
@@ -31,12 +32,17 @@ export interface CliIo {
    * stderr not a terminal), and then a command that needs a yes refuses unless given `--yes`.
    */
   confirm?: (question: string) => Promise<boolean>
+  /**
+   * Reads a secret typed on the terminal without echoing it (`identity seal` asks for the
+   * passphrase when AGENTMESH_PASSPHRASE is not set); absent without a terminal.
+   */
+  secret?: (prompt: string) => Promise<string>
 }
 
 /** The process's own streams, environment and SIGINT/SIGTERM; a terminal's yes/no when there is one. */
 export function processIo (): CliIo {
   return {
-    ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm: askTerminal } : {}),
+    ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm: askTerminal, secret: askSecret } : {}),
     stdout: process.stdout,
     stderr: process.stderr,
     stdin: process.stdin,
@@ -46,6 +52,19 @@ export function processIo (): CliIo {
       process.once('SIGTERM', handler)
       return () => { process.off('SIGINT', handler); process.off('SIGTERM', handler) }
     },
+  }
+}
+
+/** Reads a line from the terminal with echo off (the prompt on stderr). */
+async function askSecret (prompt: string): Promise<string> {
+  process.stderr.write(prompt)
+  const muted = new Writable({ write (_chunk, _enc, done) { done() } })
+  const rl = createInterface({ input: process.stdin, output: muted, terminal: true })
+  try {
+    return await rl.question('')
+  } finally {
+    rl.close()
+    process.stderr.write('\n')
   }
 }
 

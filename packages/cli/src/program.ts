@@ -3,6 +3,7 @@ import { Command, CommanderError, type Option } from 'commander'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { VERSION } from '@agentmesh/server'
 import { identityCommands } from './commands/identity.ts'
+import { identitySealCommands } from './commands/identity-seal.ts'
 import { messagingCommands } from './commands/messaging.ts'
 import { serveCommand } from './commands/serve.ts'
 import { certCommands } from './commands/cert.ts'
@@ -30,6 +31,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   if (io.env !== process.env) program.hook('preAction', (_, action) => { optionsFromEnv(action, io.env) })
   serveCommand(program, io)
   identityCommands(program, io)
+  identitySealCommands(program, io)
   messagingCommands(program, io)
   certCommands(program, io)
   e2eeCommands(program, io)

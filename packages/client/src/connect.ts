@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import WebSocket from 'ws'
-import { AgentMeshError, ErrorCode, constants } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, MAX_PQ_PREKEYS_PER_AGENT, MAX_PREKEYS_PER_AGENT, constants } from '@agentmesh/protocol'
 import { defaultHome, loadIdentity } from '@agentmesh/crypto'
 import { ConnectionImpl } from './connection.ts'
 import { memoryState } from './state.ts'
@@ -8,7 +8,7 @@ import { sqliteState } from './state-sqlite.ts'
 import { DELIVERY_NOTICE_TYPE, Gate, type DeliveryNotice } from './knock.ts'
 import { SentLog } from './sent.ts'
 import { parsePolicy } from './policy.ts'
-import { DEFAULT_PREKEY_CHECK_MS, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_SESSION_IDLE_MS, E2ee } from './e2ee.ts'
+import { DEFAULT_PQ_PREKEY_LOW_WATER, DEFAULT_PQ_PREKEY_TARGET, DEFAULT_PREKEY_CHECK_MS, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_SESSION_IDLE_MS, E2ee } from './e2ee.ts'
 import type { ConnectOptions, Connection } from './types.ts'
 import { resolveSession } from './session.ts'
 
@@ -42,7 +42,9 @@ export function relayUrl (server: string): string {
 }
 
 /** Most one-time prekeys the registry holds per agent. */
-export const MAX_PREKEY_TARGET = 1000
+export const MAX_PREKEY_TARGET = MAX_PREKEYS_PER_AGENT
+/** Most one-time ML-KEM-768 prekeys the registry holds per agent. */
+export const MAX_PQ_PREKEY_TARGET = MAX_PQ_PREKEYS_PER_AGENT
 
 /** The relay's HTTP origin for its WebSocket address. */
 export function httpOrigin (wsUrl: string): string {
@@ -83,6 +85,10 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   const lowWater = Math.floor(positive('prekeys.lowWater', opts.prekeys?.lowWater, DEFAULT_PREKEY_LOW_WATER))
   if (lowWater > target) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option prekeys.lowWater (${lowWater}) must not exceed prekeys.target (${target})`)
   if (target > MAX_PREKEY_TARGET) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option prekeys.target must be at most ${MAX_PREKEY_TARGET} (what the registry holds per agent), got ${target}`)
+  const pqTarget = Math.floor(positive('prekeys.pqTarget', opts.prekeys?.pqTarget, DEFAULT_PQ_PREKEY_TARGET))
+  const pqLowWater = Math.floor(positive('prekeys.pqLowWater', opts.prekeys?.pqLowWater, DEFAULT_PQ_PREKEY_LOW_WATER))
+  if (pqLowWater > pqTarget) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option prekeys.pqLowWater (${pqLowWater}) must not exceed prekeys.pqTarget (${pqTarget})`)
+  if (pqTarget > MAX_PQ_PREKEY_TARGET) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option prekeys.pqTarget must be at most ${MAX_PQ_PREKEY_TARGET} (what the registry holds per agent), got ${pqTarget}`)
   const passphrase = opts.passphrase ?? process.env.AGENTMESH_PASSPHRASE
   let e2ee: E2ee
   try {
@@ -91,7 +97,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
       state,
       httpBase: httpOrigin(url),
       ...(passphrase === undefined || passphrase === '' ? {} : { passphrase }),
-      prekeys: { lowWater, target, checkMs: positive('prekeys.checkMs', opts.prekeys?.checkMs, DEFAULT_PREKEY_CHECK_MS) },
+      prekeys: { lowWater, target, pqLowWater, pqTarget, checkMs: positive('prekeys.checkMs', opts.prekeys?.checkMs, DEFAULT_PREKEY_CHECK_MS) },
       sessionIdleMs: positive('sessionIdleMs', opts.sessionIdleMs, DEFAULT_SESSION_IDLE_MS),
       onWarning: opts.onWarning ?? (() => {}),
     })

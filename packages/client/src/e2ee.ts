@@ -9,10 +9,10 @@
  * instead of overwriting each other's ratchet.
  */
 import {
-  acceptInitialMessage, deriveExchangeKey, deriveStateKey, exchangeKeyFromSecret, fromB64u, generateOneTimePreKeys,
-  oneTimePreKeyPublic, openRecord, parseScryptParams, preKeyBundleBase, scryptParamsText, STATE_SCRYPT, STATE_SCRYPT_V1, ratchetDecrypt, ratchetEncrypt, rotatePreKeys, safetyNumber,
+  acceptInitialMessage, deriveExchangeKey, deriveStateKey, exchangeKeyFromSecret, fromB64u,
+  openRecord, parseScryptParams, scryptParamsText, STATE_SCRYPT, STATE_SCRYPT_V1, ratchetDecrypt, ratchetEncrypt, safetyNumber,
   scannableSafetyNumber, sealRecord, startSession, toB64u, verifyInitialMessageHeader,
-  type ExchangeKeyPair, type Identity, type InitialMessageHeader, type OneTimePreKeyRecord, type PqPreKeyRecord,
+  type ExchangeKeyPair, type Identity, type InitialMessageHeader, type OneTimePreKeyRecord, type PqOneTimePreKeyRecord, type PqPreKeyRecord,
   type PreKeyBundle, type PreKeyStore, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
 } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN, type ApiAnswer, type ApiBody, type Envelope, type RouteName } from '@agentmesh/protocol'
@@ -21,6 +21,11 @@ import type { ClientState } from './state.ts'
 import { registryRequest } from './registry.ts'
 import { restCall } from './api.ts'
 import { SENT_LOG_TTL_MS } from './sent.ts'
+import { OPK_KIND, PQ_OPK_KIND, uploadPrekeys, type PrekeyPolicy } from './prekey-upload.ts'
+export {
+  DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_PQ_PREKEY_LOW_WATER, DEFAULT_PQ_PREKEY_TARGET, DEFAULT_PREKEY_CHECK_MS,
+  MAX_LOCAL_ONE_TIME_PREKEYS, MAX_LOCAL_PQ_ONE_TIME_PREKEYS, type PrekeyPolicy,
+} from './prekey-upload.ts'
 
 /** Envelope type of an end-to-end encrypted message; the application's type travels inside. */
 export const E2EE_TYPE = 'e2ee'
@@ -31,20 +36,13 @@ const PRESENT_GRANT_IN_FIRST = 3
 /** Version of the encrypted payload format. */
 export const E2EE_PAYLOAD_VERSION = 1
 
-export const DEFAULT_PREKEY_LOW_WATER = 20
-export const DEFAULT_PREKEY_TARGET = 100
-export const DEFAULT_PREKEY_CHECK_MS = 6 * 60 * 60 * 1000
 export const DEFAULT_SESSION_IDLE_MS = 7 * 24 * 60 * 60 * 1000
-/** Most one-time prekeys kept locally (the oldest unused ones go first). */
-export const MAX_LOCAL_ONE_TIME_PREKEYS = 5000
 /** Earlier sessions kept per peer, for messages still in flight when the peer started a new one. */
 export const MAX_PREVIOUS_SESSIONS = 2
 /** …and for this long after they were replaced: a message waits at the relay for its retention (30 days), not longer. */
 export const PREVIOUS_SESSION_MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000
 /** One reset notice per peer per this interval at most. */
 const RESET_INTERVAL_MS = 60_000
-/** Largest one-time prekey upload the registry takes. */
-const UPLOAD_CHUNK = 200
 
 const typeRe = new RegExp(TYPE_PATTERN)
 const idRe = new RegExp(ID_PATTERN)
@@ -53,7 +51,7 @@ const dec = new TextDecoder('utf-8', { fatal: true })
 
 /** Record kinds in the state's `records` table. */
 const K = {
-  key: 'key', spk: 'spk', opk: 'opk', pq: 'pq', session: 'session', peer: 'peer', plain: 'plain', held: 'held',
+  key: 'key', spk: 'spk', opk: OPK_KIND, pq: 'pq', pqo: PQ_OPK_KIND, session: 'session', peer: 'peer', plain: 'plain', held: 'held',
   /** initial messages accepted, for as long as the prekeys they name are held (replay of a first message) */
   initial: 'initial',
   /** the day's key for short-lived plaintext records (EPOCH_KINDS) */
@@ -81,10 +79,11 @@ function remember (recent: SessionRecord['recent'], m: RatchetMessage): NonNulla
 }
 
 /**
- * What is kept of an accepted initial message: the prekeys it names (it is forgotten once either is
- * gone) and the ratchet header of the message that carried it.
+ * What is kept of an accepted initial message: the prekeys it names (it is forgotten once the
+ * signed or last-resort PQ prekey is gone; a one-time PQ prekey, `pqo`, is deleted at once) and the
+ * ratchet header of the message that carried it.
  */
-interface InitialRecord { spk: number, pq: number, dh: string, n: number }
+interface InitialRecord { spk: number, pq: number, pqo?: number, dh: string, n: number }
 
 /**
  * The record key of an initial message: SHA-256 of its ephemeral key and KEM ciphertext, which
@@ -92,15 +91,6 @@ interface InitialRecord { spk: number, pq: number, dh: string, n: number }
  */
 function initialKey (h: InitialMessageHeader): string {
   return createHash('sha256').update('agentmesh/initial\n').update(String(h.ephemeral_key)).update('\n').update(String(h.kem_ciphertext)).digest('base64url')
-}
-
-export interface PrekeyPolicy {
-  /** Top up when fewer one-time prekeys than this remain on the relay. @default 20 */
-  lowWater: number
-  /** …up to this many. @default 100 */
-  target: number
-  /** How often to check. @default 6 hours */
-  checkMs: number
 }
 
 export interface E2eeConfig {
@@ -198,6 +188,7 @@ export class E2ee {
   private readonly lastReset = new Map<string, number>()
   /** one-time prekeys an accepted initial message used: deleted in the step that saves the session */
   private readonly usedOneTime = new Set<number>()
+  private readonly usedPqOneTime = new Set<number>()
   /** epoch keys read or made by this process */
   private readonly epochs = new Map<number, Buffer>()
 
@@ -242,7 +233,7 @@ export class E2ee {
   }
 
   /** Kinds whose records hold byte arrays (prekeys); the others are plain JSON. */
-  private static readonly BINARY = new Set<string>([K.key, K.spk, K.opk, K.pq, K.epoch])
+  private static readonly BINARY = new Set<string>([K.key, K.spk, K.opk, K.pq, K.pqo, K.epoch])
 
   // Short-lived records that hold plaintext (kept messages, the sent log, messages held back by a
   // limit) are sealed under an epoch key instead of the state key: a random key per day, itself
@@ -394,6 +385,14 @@ export class E2ee {
       async loadPqPreKey (id) { return self.get<PqPreKeyRecord>(K.pq, String(id)) },
       async listPqPreKeys () { return list<PqPreKeyRecord>(K.pq) },
       async removePqPreKey (id) { self.state.recordDelete(K.pq, String(id)) },
+      async storePqOneTimePreKeys (rs) { self.state.transaction(() => { for (const r of rs) self.put(K.pqo, String(r.id), r) }) },
+      async loadPqOneTimePreKey (id) { return self.usedPqOneTime.has(id) ? undefined : self.get<PqOneTimePreKeyRecord>(K.pqo, String(id)) },
+      async removePqOneTimePreKey (id) {
+        if (self.usedPqOneTime.has(id) || self.state.recordGet(K.pqo, String(id)) === undefined) return false
+        self.usedPqOneTime.add(id)
+        return true
+      },
+      async countPqOneTimePreKeys () { return self.state.recordCount(K.pqo) },
     }
   }
 
@@ -409,9 +408,9 @@ export class E2ee {
 
 
   /**
-   * Makes sure the relay holds this agent's current prekeys: rotates the signed and PQ prekeys when
-   * due, uploads the bundle base when it changed, and one-time prekeys up to the target when fewer
-   * than the low-water mark remain.
+   * Makes sure the relay holds this agent's current prekeys (prekey-upload.ts): rotates the signed
+   * and PQ prekeys when due, uploads the bundle base when it changed, and one-time prekeys of each
+   * kind up to the target when fewer than the low-water mark remain.
    */
   topUp (): Promise<void> {
     this.topUpRunning ??= this.doTopUp().finally(() => { this.topUpRunning = undefined })
@@ -419,43 +418,16 @@ export class E2ee {
   }
 
   private async doTopUp (): Promise<void> {
-    const { lowWater, target } = this.cfg.prekeys
-    const store = this.prekeyStore()
-    const now = Date.now()
-    const rotated = await rotatePreKeys(this.identity, store, { now })
-    const base = preKeyBundleBase(this.exchangeKey(), rotated.signedPreKey, rotated.pqPreKey)
-    const baseText = JSON.stringify(base)
-    const baseKey = `uploaded_base ${this.cfg.httpBase}`
-    const path = `/api/v1/agents/${this.identity.amid}/prekeys`
-    // the first upload from this state to this relay replaces whatever one-time prekeys it holds:
-    // after a lost state their secrets are gone, and a bundle with one would start a dead session
-    const fresh = this.state.metaGet(baseKey) === undefined
-    const have = fresh ? 0 : Number((await this.http('countPrekeys', path, undefined, false))?.one_time ?? 0)
-    let send: OneTimePreKeyRecord[] = []
-    if (have < lowWater) {
-      const n = Math.max(0, target - have)
-      send = this.state.transaction(() => {
-        const first = Number(this.state.metaGet('next_one_time_id') ?? '1')
-        this.state.metaSet('next_one_time_id', String(first + n))
-        const made = generateOneTimePreKeys(first, n)
-        for (const r of made) this.put(K.opk, String(r.id), r)
-        // keep the local store bounded: the oldest unused keys were handed out long ago or lost with a relay's data
-        const all = this.state.recordList(K.opk)
-        for (const r of all.slice(0, Math.max(0, all.length - MAX_LOCAL_ONE_TIME_PREKEYS))) this.state.recordDelete(K.opk, r.key)
-        return made
-      })
-    }
-    // the base goes with every one-time upload too: a relay that lost its data has neither
-    let uploadBase = send.length > 0 || this.state.metaGet(baseKey) !== baseText || rotated.rotated.signed || rotated.rotated.pq
-    if (!uploadBase && send.length === 0) return
-    let replace = fresh
-    do {
-      const chunk = send.splice(0, UPLOAD_CHUNK)
-      await this.http('putPrekeys', path, { ...(uploadBase ? { base } : {}), ...(chunk.length > 0 ? { one_time: chunk.map(oneTimePreKeyPublic) } : {}), ...(replace ? { replace_one_time: true } : {}) })
-      replace = false
-      if (uploadBase) this.state.metaSet(baseKey, baseText)
-      uploadBase = false
-    } while (send.length > 0)
+    await uploadPrekeys({
+      identity: this.identity,
+      state: this.state,
+      httpBase: this.cfg.httpBase,
+      policy: this.cfg.prekeys,
+      store: this.prekeyStore(),
+      exchangeKey: this.exchangeKey(),
+      put: (kind, key, value) => { this.put(kind, key, value) },
+      http: async (route, path, body, signed) => await this.http(route, path, body, signed),
+    })
   }
 
   /** Top up now and then every `checkMs`; cleans idle sessions. */
@@ -764,11 +736,13 @@ export class E2ee {
 
   private async acceptNew (env: Envelope, message: RatchetMessage, rec: SessionRecord | undefined, now: number, inStep?: () => void): Promise<Decrypted> {
     this.usedOneTime.clear()
+    this.usedPqOneTime.clear()
     let accepted: Awaited<ReturnType<typeof acceptInitialMessage>>
     try {
       accepted = await acceptInitialMessage(this.identity, this.exchangeKey(), this.prekeyStore(), message, { now, from: env.from })
     } catch (err) {
       this.usedOneTime.clear()
+      this.usedPqOneTime.clear()
       const e = err as AgentMeshError
       throw dropped(AgentMeshError.is(e) ? e.code : ErrorCode.DecryptFailed, env, e.message)
     }
@@ -778,9 +752,14 @@ export class E2ee {
       inStep?.()
       for (const id of this.usedOneTime) this.state.recordDelete(K.opk, String(id))
       this.usedOneTime.clear()
+      // the one-time PQ prekey's decapsulation key goes in the same step (zeroed in the file: secure delete)
+      for (const id of this.usedPqOneTime) this.state.recordDelete(K.pqo, String(id))
+      this.usedPqOneTime.clear()
       const h = message.prekey!
       if (this.state.recordGet(K.initial, initialKey(h)) !== undefined) throw dropped(ErrorCode.MessageReplayed, env, 'its PQXDH initial message was accepted meanwhile')
-      this.put(K.initial, initialKey(h), { spk: h.signed_prekey_id, pq: h.pq_prekey_id, dh: message.header.dh, n: message.header.n } satisfies InitialRecord, now)
+      this.put(K.initial, initialKey(h), {
+        spk: h.signed_prekey_id, pq: h.pq_prekey_id, ...(h.pq_one_time_prekey_id === undefined ? {} : { pqo: h.pq_one_time_prekey_id }), dh: message.header.dh, n: message.header.n,
+      } satisfies InitialRecord, now)
       this.notePeerKey(env.from, peerKey, now)
       const latest = this.get<SessionRecord>(K.session, env.from) ?? rec
       this.put(K.session, env.from, { current: accepted.state, ...E2ee.replaced(latest, now), peerKey, usedAt: now, recent: remember(undefined, message) } satisfies SessionRecord, now)

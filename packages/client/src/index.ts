@@ -17,16 +17,18 @@
  * `@agentmesh/client/internal`). `@agentmesh/client/browser` is the part that runs in a browser
  * (REST over fetch, the memory state, types); `connect({ WebSocket })` takes a browser's socket.
  */
-export { connect, relayUrl, defaultServer, httpOrigin, STATE_FILE, POLICY_FILE, MAX_PREKEY_TARGET } from './connect.ts'
+export { connect, relayUrl, defaultServer, httpOrigin, STATE_FILE, POLICY_FILE, MAX_PREKEY_TARGET, MAX_PQ_PREKEY_TARGET } from './connect.ts'
 export { resolveSession } from './session.ts'
 export type { Session } from './session.ts'
 export {
   E2EE_TYPE, E2EE_RESET_TYPE, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_PREKEY_CHECK_MS, DEFAULT_SESSION_IDLE_MS,
-  MAX_LOCAL_ONE_TIME_PREKEYS, MAX_PREVIOUS_SESSIONS,
+  DEFAULT_PQ_PREKEY_LOW_WATER, DEFAULT_PQ_PREKEY_TARGET, MAX_LOCAL_ONE_TIME_PREKEYS, MAX_LOCAL_PQ_ONE_TIME_PREKEYS, MAX_PREVIOUS_SESSIONS,
 } from './e2ee.ts'
 export type { PeerStatus, PrekeyPolicy, EncryptedPayload } from './e2ee.ts'
 export { memoryState } from './state.ts'
 export { sqliteState } from './state-sqlite.ts'
+export { rekeyState } from './state-rekey.ts'
+export type { RekeyResult } from './state-rekey.ts'
 export { chat } from './chat.ts'
 export type { Chat, RoomInfo, RoomMember, HistoryMessage, HistoryEntry, UndecryptedReason, PresenceEntry, VerifiedRoomMembership } from './chat.ts'
 export type { HandlePin } from './handle-pins.ts'

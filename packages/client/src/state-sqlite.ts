@@ -4,6 +4,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import type { ClientState } from './state.ts'
+import { GENERATION_EVERY, GENERATION_SUFFIX, readGeneration, rollbackError, writeGeneration } from './state-generation.ts'
 
 /** Atomic steps between two truncations of the write-ahead log (and after every secure delete). */
 export const WAL_TRUNCATE_EVERY = 1000
@@ -53,6 +54,7 @@ export function sqliteState (path: string): ClientState {
     recDelete: db.prepare('DELETE FROM records WHERE kind = ? AND key = ?'),
     recList: db.prepare('SELECT key, value, at FROM records WHERE kind = ? ORDER BY at, key'),
     recCount: db.prepare('SELECT count(*) FROM records WHERE kind = ?').pluck(),
+    recKinds: db.prepare('SELECT DISTINCT kind FROM records ORDER BY kind').pluck(),
     metaGet: db.prepare('SELECT value FROM meta WHERE name = ?').pluck(),
     metaSet: db.prepare('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
   }
@@ -86,12 +88,41 @@ export function sqliteState (path: string): ClientState {
     try { db.exec('VACUUM') } catch { /* busy: the next one */ }
     truncateWal()
   }
+  /**
+   * A new generation (state-generation.ts): committed with a synced write, then recorded next to
+   * the file, so the record is never ahead of the state.
+   */
+  const sidecar = path + GENERATION_SUFFIX
+  let sinceBump = 0
+  const bumpTx = db.transaction((): number => {
+    const g = Number(q.metaGet.get('generation') ?? '0') + 1
+    q.metaSet.run('generation', String(g))
+    return g
+  })
+  const bump = (): void => {
+    sinceBump = 0
+    if (!db.open || db.inTransaction) return
+    let g: number
+    db.pragma('synchronous = FULL')
+    try { g = bumpTx.immediate() } catch { return } finally { db.pragma('synchronous = NORMAL') }
+    writeGeneration(sidecar, g)
+  }
   const stepped = (): void => {
+    if (++sinceBump >= GENERATION_EVERY) bump()
     if (++steps < WAL_TRUNCATE_EVERY) return
     if (++truncations >= VACUUM_EVERY) compact()
     else truncateWal()
   }
   const commit = (relay: string, seq: number, from?: string, id?: string): void => { commitStep(relay, seq, from, id); stepped() }
+  // an older copy put in place of the live state is refused; a new one continues the count
+  const have = q.metaGet.get('generation') as string | undefined
+  const recorded = readGeneration(sidecar)
+  if (have !== undefined && recorded !== undefined && Number(have) < recorded) {
+    db.close()
+    throw rollbackError(path, sidecar, Number(have), recorded)
+  }
+  if (have === undefined && recorded !== undefined) q.metaSet.run('generation', String(recorded))
+  bump()
   // what an unclean stop left in the log goes at once
   truncateWal()
   return {
@@ -114,6 +145,7 @@ export function sqliteState (path: string): ClientState {
     },
     recordList (kind) { return q.recList.all(kind) as Array<{ key: string, value: Buffer, at: number }> },
     recordCount (kind) { return q.recCount.get(kind) as number },
+    recordKinds () { return q.recKinds.all() as string[] },
     metaGet (name) { return q.metaGet.get(name) as string | undefined },
     metaSet (name, value) { q.metaSet.run(name, value) },
     transaction (fn) {
@@ -134,6 +166,7 @@ export function sqliteState (path: string): ClientState {
     },
     close () {
       if (!db.open) return
+      bump()
       compact()
       db.close()
     },

@@ -30,6 +30,8 @@ export interface ClientState {
   /** Oldest first. */
   recordList (kind: string): Array<{ key: string, value: Uint8Array, at: number }>
   recordCount (kind: string): number
+  /** The kinds that hold records (for re-sealing every record under a new key: state-rekey.ts). */
+  recordKinds (): string[]
   metaGet (name: string): string | undefined
   metaSet (name: string, value: string): void
   /**
@@ -77,6 +79,7 @@ export function memoryState (): ClientState {
     },
     recordList (kind) { return [...kindOf(kind)].map(([key, r]) => ({ key, ...r })).sort((a, b) => a.at - b.at) },
     recordCount (kind) { return kindOf(kind).size },
+    recordKinds () { return [...records].filter(([, m]) => m.size > 0).map(([k]) => k).sort() },
     metaGet (name) { return meta.get(name) },
     metaSet (name, value) { meta.set(name, value) },
     transaction (fn) { return fn() },

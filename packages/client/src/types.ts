@@ -194,7 +194,11 @@ export interface ConnectOptions {
    * requests. An empty string means none. @default $AGENTMESH_SESSION or none
    */
   session?: import('@agentmesh/crypto').Session | string
-  /** One-time prekey top-up: when fewer than `lowWater` remain on the relay, upload up to `target`; checked on connect and every `checkMs`. @default 20, 100, 6 hours */
+  /**
+   * One-time prekey top-up: when fewer than `lowWater` remain on the relay, upload up to `target`;
+   * the same for one-time ML-KEM-768 prekeys with `pqLowWater` and `pqTarget` (at most 100);
+   * checked on connect and every `checkMs`. @default 20, 100, 10, 40, 6 hours
+   */
   prekeys?: Partial<import('./e2ee.ts').PrekeyPolicy>
   /** Sessions unused this long are deleted with their keys. @default 7 days */
   sessionIdleMs?: number

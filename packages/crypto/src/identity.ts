@@ -2,9 +2,9 @@
  * An agent's identity on disk: `$AGENTMESH_HOME/identity.json`, mode 0600 in a 0700
  * directory, written atomically (temporary file + rename).
  */
-import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { randomBytes, scryptSync } from 'node:crypto'
 import { amidFromPublicKey, fromB64u, generateKeyPair, keyPairFromSecret, toB64u, type KeyPair } from './keys.ts'
@@ -43,7 +43,7 @@ export function ensureHome (home: string): void {
   }
 }
 
-/** Writes `data` to `path` atomically with mode 0600. */
+/** Writes `data` to `path` atomically with mode 0600 (temporary file, fsync, rename, fsync of the directory). */
 export function writeSecretFile (path: string, data: string): void {
   const tmp = `${path}.${process.pid}.tmp`
   const fd = openSync(tmp, 'w', 0o600)
@@ -56,6 +56,8 @@ export function writeSecretFile (path: string, data: string): void {
     }
     chmodSync(tmp, 0o600)
     renameSync(tmp, path)
+    // the rename itself survives a crash once the directory is on disk (best effort: not every platform opens directories)
+    try { const dfd = openSync(dirname(path), 'r'); try { fsyncSync(dfd) } finally { closeSync(dfd) } } catch {}
   } catch (err) {
     // the temporary file may hold a secret key: never leave it behind
     try { unlinkSync(tmp) } catch {}
@@ -66,6 +68,31 @@ export function writeSecretFile (path: string, data: string): void {
 /** The key that seals an identity's secret under a passphrase (scrypt, the state's parameters). */
 function identityKey (passphrase: string, salt: Uint8Array, params = STATE_SCRYPT): Buffer {
   return scryptSync(passphrase.normalize('NFKC'), salt, 32, { ...params, maxmem: 256 * params.N * params.r * params.p })
+}
+
+/** The text of identity.json: the secret key in the clear, or sealed under `passphrase` when one is given. */
+function identityBody (id: Identity, passphrase: string | undefined, createdAt: string): string {
+  let secret: Record<string, string>
+  if (passphrase !== undefined && passphrase !== '') {
+    const salt = randomBytes(32)
+    const key = identityKey(passphrase, salt)
+    try {
+      secret = { sealed_secret_key: toB64u(sealRecord(key, 'identity', id.amid, id.secretKey)), salt: toB64u(salt), scrypt: scryptParamsText(STATE_SCRYPT) }
+    } finally {
+      key.fill(0)
+    }
+  } else {
+    secret = { secret_key: toB64u(id.secretKey) }
+  }
+  const body = {
+    v: 1,
+    amid: id.amid,
+    ...(id.name === undefined ? {} : { name: id.name }),
+    public_key: toB64u(id.publicKey),
+    ...secret,
+    created_at: createdAt,
+  }
+  return JSON.stringify(body, null, 2) + '\n'
 }
 
 /**
@@ -85,28 +112,8 @@ export function saveIdentity (home: string, id: Identity, opts: { force?: boolea
         `an identity already exists at ${path}; use --force to replace it (the old AMID is lost)`)
     }
   }
-  let secret: Record<string, string>
-  if (opts.passphrase !== undefined && opts.passphrase !== '') {
-    const salt = randomBytes(32)
-    const key = identityKey(opts.passphrase, salt)
-    try {
-      secret = { sealed_secret_key: toB64u(sealRecord(key, 'identity', id.amid, id.secretKey)), salt: toB64u(salt), scrypt: scryptParamsText(STATE_SCRYPT) }
-    } finally {
-      key.fill(0)
-    }
-  } else {
-    secret = { secret_key: toB64u(id.secretKey) }
-  }
-  const body = {
-    v: 1,
-    amid: id.amid,
-    ...(id.name === undefined ? {} : { name: id.name }),
-    public_key: toB64u(id.publicKey),
-    ...secret,
-    created_at: new Date().toISOString(),
-  }
   try {
-    writeSecretFile(path, JSON.stringify(body, null, 2) + '\n')
+    writeSecretFile(path, identityBody(id, opts.passphrase, new Date().toISOString()))
   } catch (cause) {
     throw new AgentMeshError(ErrorCode.DataDir,
       `cannot write ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, { cause })
@@ -159,4 +166,55 @@ export function loadIdentity (home: string, opts: { passphrase?: string } = {}):
   const id = identityFromSecret(secret, typeof body.name === 'string' ? body.name : undefined)
   if (body.amid !== id.amid) throw corrupt('amid does not match the key')
   return id
+}
+
+/** Whether `identity.json` in `home` holds its secret key sealed under a passphrase (without opening it). */
+export function identityIsSealed (home: string): boolean {
+  const path = join(home, IDENTITY_FILE)
+  try {
+    return typeof (JSON.parse(readFileSync(path, 'utf8')) as { sealed_secret_key?: unknown }).sealed_secret_key === 'string'
+  } catch {
+    return false // loadIdentity says what is wrong with it
+  }
+}
+
+/**
+ * Overwrites a file's bytes in place with random ones and syncs them, so the blocks that held a
+ * clear secret key no longer do once it is replaced. Best effort: a copy-on-write file system, an
+ * SSD's wear levelling, snapshots and backups keep old blocks out of an application's reach.
+ */
+function scrub (path: string): void {
+  let fd: number
+  try { fd = openSync(path, 'r+') } catch { return }
+  try {
+    const size = fstatSync(fd).size
+    if (size > 0) writeSync(fd, randomBytes(size), 0, size, 0)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * Seals the identity in `home` again: opened with `from` (its passphrase now, or none for a clear
+ * file), written with `to` (a passphrase, or none to keep it in the clear), atomically, keeping its
+ * name and creation date. A clear file being sealed is overwritten in place first (scrub). Throws
+ * AM_ERR_BAD_PASSPHRASE when `from` does not open it.
+ */
+export function resealIdentity (home: string, opts: { from?: string, to?: string }): { identity: Identity, path: string, sealed: boolean } {
+  const path = join(home, IDENTITY_FILE)
+  const id = loadIdentity(home, opts.from === undefined ? {} : { passphrase: opts.from })
+  const wasSealed = identityIsSealed(home)
+  let createdAt: string | undefined
+  try { createdAt = (JSON.parse(readFileSync(path, 'utf8')) as { created_at?: unknown }).created_at as string | undefined } catch {}
+  const sealed = opts.to !== undefined && opts.to !== ''
+  // written under a temporary name in the same directory, then over the old file: never half of each
+  const body = identityBody(id, sealed ? opts.to : undefined, typeof createdAt === 'string' ? createdAt : new Date().toISOString())
+  try {
+    if (!wasSealed && sealed) scrub(path)
+    writeSecretFile(path, body)
+  } catch (cause) {
+    throw new AgentMeshError(ErrorCode.DataDir, `cannot write ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, { cause })
+  }
+  return { identity: id, path, sealed }
 }

@@ -23,7 +23,7 @@ export {
 export type { EnvelopeInit } from './envelope.ts'
 export {
   createIdentity, identityFromSecret, loadIdentity, saveIdentity, defaultHome, ensureHome,
-  writeSecretFile, IDENTITY_FILE,
+  writeSecretFile, IDENTITY_FILE, identityIsSealed, resealIdentity,
 } from './identity.ts'
 export type { Identity } from './identity.ts'
 export { signRequest, verifyRequest, SIGNATURE_HEADERS, HTTP_SIGNING_PREFIX, DEFAULT_HTTP_SIGNATURE_SKEW_MS } from './http-signature.ts'
@@ -34,10 +34,11 @@ export {
   encodeEd25519, encodeMlKem768, exchangeKeySigningBytes, signedPreKeySigningBytes, pqPreKeySigningBytes,
   DEFAULT_PREKEY_ROTATION_MS, DEFAULT_PREKEY_GRACE_MS, KEY_TYPE_ED25519, KEY_TYPE_ML_KEM_768,
   EXCHANGE_KEY_SIGNING_PREFIX, SIGNED_PREKEY_SIGNING_PREFIX, PQ_PREKEY_SIGNING_PREFIX,
+  PQ_ONE_TIME_PREKEY_SIGNING_PREFIX, generatePqOneTimePreKeys, pqOneTimePreKeyPublic, pqOneTimePreKeySigningBytes, verifyPqOneTimePreKey,
   ML_KEM_768_PUBLIC_KEY_BYTES, ML_KEM_768_SECRET_KEY_BYTES, ML_KEM_768_CIPHERTEXT_BYTES,
 } from './prekeys.ts'
 export type {
-  ExchangeKeyPair, SignedPreKeyRecord, OneTimePreKeyRecord, PqPreKeyRecord, PreKeyStore, PreKeyBundle, PreKeyBundleBase,
+  ExchangeKeyPair, SignedPreKeyRecord, OneTimePreKeyRecord, PqPreKeyRecord, PqOneTimePreKeyRecord, PreKeyStore, PreKeyBundle, PreKeyBundleBase,
   VerifiedBundle, RotateOptions, RotateResult,
 } from './prekeys.ts'
 export { generateX25519KeyPair, x25519KeyPairFromSecret, encodeX25519, KEY_TYPE_X25519 } from './x25519.ts'

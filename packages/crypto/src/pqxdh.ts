@@ -50,7 +50,9 @@ export interface InitialMessageHeader {
   /** absent when the bundle had no one-time prekey left */
   one_time_prekey_id?: number
   pq_prekey_id: number
-  /** CT: the ML-KEM-768 ciphertext to the responder's PQ prekey */
+  /** present when the bundle had a one-time PQ prekey: CT is to that key, not to the last-resort `pq_prekey_id` */
+  pq_one_time_prekey_id?: number
+  /** CT: the ML-KEM-768 ciphertext to the responder's PQ prekey (the one-time one when named) */
   kem_ciphertext: string
 }
 
@@ -155,9 +157,9 @@ export function initiateSession (me: Identity, myExchangeKey: ExchangeKeyPair, b
   }
   let kem: { cipherText: Uint8Array, sharedSecret: Uint8Array }
   try {
-    kem = ml_kem768.encapsulate(b.pqPreKey.key) // (CT, SS) = PQKEM-ENC(PQPK_B)
+    kem = ml_kem768.encapsulate((b.pqOneTimePreKey ?? b.pqPreKey).key) // (CT, SS) = PQKEM-ENC(PQPK_B): the one-time PQOPK when there is one (§3.3)
   } catch (cause) {
-    throw new AgentMeshError(ErrorCode.BadPrekey, 'prekey bundle: pq_prekey.key is not a valid ML-KEM-768 key', { cause })
+    throw new AgentMeshError(ErrorCode.BadPrekey, `prekey bundle: ${b.pqOneTimePreKey === undefined ? 'pq_prekey' : 'pq_one_time_prekey'}.key is not a valid ML-KEM-768 key`, { cause })
   }
   dh.push(kem.sharedSecret)
   const sharedSecret = kdf(dh)
@@ -180,6 +182,7 @@ export function initiateSession (me: Identity, myExchangeKey: ExchangeKeyPair, b
       signed_prekey_id: b.signedPreKey.id,
       ...(b.oneTimePreKey === undefined ? {} : { one_time_prekey_id: b.oneTimePreKey.id }),
       pq_prekey_id: b.pqPreKey.id,
+      ...(b.pqOneTimePreKey === undefined ? {} : { pq_one_time_prekey_id: b.pqOneTimePreKey.id }),
       kem_ciphertext: toB64u(kem.cipherText),
     },
     createdAt: opts.now,
@@ -208,6 +211,7 @@ export function verifyInitialMessageHeader (header: InitialMessageHeader): {
   if (!isUint32(h.signed_prekey_id)) throw badInitial('signed_prekey_id is not an integer in 0…4294967295')
   if (h.one_time_prekey_id !== undefined && !isUint32(h.one_time_prekey_id)) throw badInitial('one_time_prekey_id is not an integer in 0…4294967295')
   if (!isUint32(h.pq_prekey_id)) throw badInitial('pq_prekey_id is not an integer in 0…4294967295')
+  if (h.pq_one_time_prekey_id !== undefined && !isUint32(h.pq_one_time_prekey_id)) throw badInitial('pq_one_time_prekey_id is not an integer in 0…4294967295')
   const kemCiphertext = decodeB64u(h.kem_ciphertext, ML_KEM_768_CIPHERTEXT_BYTES)
   if (kemCiphertext === undefined) throw badInitial(`kem_ciphertext is not a ${ML_KEM_768_CIPHERTEXT_BYTES}-byte base64url ML-KEM-768 ciphertext`)
   return { identityKey: publicKeyFromAmid(h.amid), exchangeKey, ephemeralKey, kemCiphertext }
@@ -226,8 +230,8 @@ export interface AcceptOptions<T> {
 
 /**
  * The responder's side (PQXDH §3.4): loads the prekeys the header names, repeats the DHs and the
- * decapsulation, and hands SK and AD to `opts.open`. Only when that succeeds is the one-time prekey
- * deleted, atomically: of two messages naming one one-time prekey, at most one is accepted.
+ * decapsulation, and hands SK and AD to `opts.open`. Only when that succeeds are the one-time
+ * prekeys (curve and PQ) deleted, atomically: of two messages naming one, at most one is accepted.
  * Throws AM_ERR_BAD_PREKEY for a malformed header, a bad exchange-key signature, or a prekey that
  * is not held (a one-time prekey already used, a signed prekey rotated out).
  */
@@ -238,7 +242,10 @@ export async function acceptSession<T> (
   if (opts.from !== undefined && header.amid !== opts.from) throw badInitial(`its header names ${header.amid}, but it came from ${opts.from}`)
   const spk = await store.loadSignedPreKey(header.signed_prekey_id)
   if (spk === undefined) throw badInitial(`signed prekey ${header.signed_prekey_id} is not held (replaced longer ago than the grace period, or never issued)`)
-  const pq = await store.loadPqPreKey(header.pq_prekey_id)
+  // a one-time PQ prekey, when named, is the one CT is for; the last-resort key is not needed then
+  const pqoId = header.pq_one_time_prekey_id
+  const pq = pqoId === undefined ? await store.loadPqPreKey(header.pq_prekey_id) : await store.loadPqOneTimePreKey(pqoId)
+  if (pqoId !== undefined && pq === undefined) throw badInitial(`one-time PQ prekey ${pqoId} is not held: already used, or never issued`)
   if (pq === undefined) throw badInitial(`PQ prekey ${header.pq_prekey_id} is not held (replaced longer ago than the grace period, or never issued)`)
   const opkId = header.one_time_prekey_id
   const opk = opkId === undefined ? undefined : await store.loadOneTimePreKey(opkId)
@@ -278,6 +285,9 @@ export async function acceptSession<T> (
   // §3.4: the one-time prekey's private key is deleted for forward secrecy, once
   if (opkId !== undefined && !(await store.removeOneTimePreKey(opkId))) {
     throw badInitial(`one-time prekey ${opkId} was used by another initial message meanwhile`)
+  }
+  if (pqoId !== undefined && !(await store.removePqOneTimePreKey(pqoId))) {
+    throw badInitial(`one-time PQ prekey ${pqoId} was used by another initial message meanwhile`)
   }
   return { ...session, opened }
 }

@@ -14,9 +14,9 @@ import type { IncomingMessage } from 'node:http'
 import { ipKey, rateLimited } from './chat/limits.ts'
 // the bodies' schemas and their bounds are the REST contract's (@agentmesh/protocol src/api)
 import {
-  AmidParams, CertificateBody, MAX_PREKEYS_PER_AGENT, MAX_REGISTRY_BODY_BYTES, PrekeyBody, ProfileBody,
+  AmidParams, CertificateBody, MAX_PQ_PREKEYS_PER_AGENT, MAX_PREKEYS_PER_AGENT, MAX_REGISTRY_BODY_BYTES, PrekeyBody, ProfileBody,
 } from '@agentmesh/protocol'
-import { isAmid, verifyRequest } from '@agentmesh/crypto'
+import { isAmid, verifyPqOneTimePreKey, verifyRequest } from '@agentmesh/crypto'
 import type { AgentProfile, CertificateRecord, CrlRecord, Store, TrustTier } from '@agentmesh/store'
 import { MAX_CRL_BYTES, createTrust, type CertificateStatus } from './certificates.ts'
 import { answer, queryOf } from './rest.ts'
@@ -244,19 +244,37 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
   app.put('/api/v1/agents/:amid/prekeys', async (c) => {
     const { amid, body: b } = await ownWrite<PrekeyBody>(c, prekeyCheck)
     const oneTime = b.one_time ?? []
-    const have = b.replace_one_time === true ? 0 : await store.countOneTimePrekeys(amid)
+    const pqOneTime = b.pq_one_time ?? []
+    // every one-time PQ prekey is checked before anything is stored: a bundle hands it out as the agent's
+    const ids = new Set<number>()
+    pqOneTime.forEach((k, i) => {
+      if (ids.has(k.id)) throw new AgentMeshError(ErrorCode.DuplicatePrekey, `pq_one_time[${i}]: id ${k.id} appears twice in this upload; give each one-time PQ prekey its own id`)
+      ids.add(k.id)
+      verifyPqOneTimePreKey(amid, k, `pq_one_time[${i}]`)
+    })
+    const replace = b.replace_one_time === true
+    const have = replace ? 0 : await store.countOneTimePrekeys(amid)
     if (have + oneTime.length > MAX_PREKEYS_PER_AGENT) {
-      throw new AgentMeshError(ErrorCode.InvalidArgument, `an agent holds at most ${MAX_PREKEYS_PER_AGENT} one-time prekeys; ${have} are stored, this upload has ${oneTime.length}`)
+      throw new AgentMeshError(ErrorCode.TooManyPrekeys, `an agent holds at most ${MAX_PREKEYS_PER_AGENT} one-time prekeys; ${have} are stored, this upload has ${oneTime.length}: upload fewer`)
+    }
+    const havePq = replace ? 0 : await store.countPqOneTimePrekeys(amid)
+    if (havePq + pqOneTime.length > MAX_PQ_PREKEYS_PER_AGENT) {
+      throw new AgentMeshError(ErrorCode.TooManyPrekeys, `an agent holds at most ${MAX_PQ_PREKEYS_PER_AGENT} one-time PQ prekeys; ${havePq} are stored, this upload has ${pqOneTime.length}: upload fewer`)
     }
     await store.upsertAgent({ amid, seenAt: now() })
-    const r = await store.putPrekeys(amid, { ...(b.base === undefined ? {} : { base: b.base }), oneTime, ...(b.replace_one_time === true ? { replaceOneTime: true } : {}) })
-    return answer(c, 'putPrekeys', { one_time: r.oneTime })
+    const r = await store.putPrekeys(amid, {
+      ...(b.base === undefined ? {} : { base: b.base }),
+      oneTime,
+      ...(pqOneTime.length === 0 ? {} : { pqOneTime }),
+      ...(replace ? { replaceOneTime: true } : {}),
+    })
+    return answer(c, 'putPrekeys', { one_time: r.oneTime, pq_one_time: r.pqOneTime })
   })
 
   app.get('/api/v1/agents/:amid/prekeys', async (c) => {
     read(c)
     const amid = amidParam(c)
-    return answer(c, 'countPrekeys', { one_time: await store.countOneTimePrekeys(amid) })
+    return answer(c, 'countPrekeys', { one_time: await store.countOneTimePrekeys(amid), pq_one_time: await store.countPqOneTimePrekeys(amid) })
   })
 
   app.post('/api/v1/agents/:amid/prekeys/bundle', async (c) => {
@@ -268,7 +286,12 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     }
     const taken = await store.takePrekeyBundle(amid)
     if (taken === undefined) throw new AgentMeshError(ErrorCode.NotFound, `agent ${amid} has published no prekeys`)
-    return answer(c, 'takePrekeyBundle', { amid, ...taken.base, ...(taken.oneTime === undefined ? {} : { one_time_prekey: taken.oneTime }) })
+    return answer(c, 'takePrekeyBundle', {
+      amid,
+      ...taken.base,
+      ...(taken.oneTime === undefined ? {} : { one_time_prekey: taken.oneTime }),
+      ...(taken.pqOneTime === undefined ? {} : { pq_one_time_prekey: taken.pqOneTime }),
+    })
   })
 
   app.put('/api/v1/agents/:amid/certificate', async (c) => {

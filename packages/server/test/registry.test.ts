@@ -1,7 +1,7 @@
 import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { ErrorCode } from '@agentmesh/protocol'
-import { createIdentity, signRequest, toB64u, type Identity } from '@agentmesh/crypto'
+import { createIdentity, generatePqOneTimePreKeys, pqOneTimePreKeyPublic, signRequest, toB64u, type Identity } from '@agentmesh/crypto'
 import type { Relay, RelayInit } from '@agentmesh/server'
 import { startRelay, tempDir } from '@agentmesh/testing'
 
@@ -121,8 +121,8 @@ describe('registry', () => {
     await relay.store.upsertAgent({ amid: asker.amid, seenAt: 1 })
     const base = { exchange_key: { key: 'xk', sig: 's1' }, signed_prekey: { id: 1, key: 'spk', sig: 's2' }, pq_prekey: { id: 1, key: 'pq', sig: 's3' } }
     const up = await call(relay, bob, 'PUT', `/api/v1/agents/${bob.amid}/prekeys`, { base, one_time: Array.from({ length: 20 }, (_, i) => otk(i + 1)) })
-    assert.deepEqual(up.json, { one_time: 20 })
-    assert.deepEqual((await call(relay, undefined, 'GET', `/api/v1/agents/${bob.amid}/prekeys`)).json, { one_time: 20 })
+    assert.deepEqual(up.json, { one_time: 20, pq_one_time: 0 })
+    assert.deepEqual((await call(relay, undefined, 'GET', `/api/v1/agents/${bob.amid}/prekeys`)).json, { one_time: 20, pq_one_time: 0 })
 
     const bundles = await Promise.all(Array.from({ length: 25 }, async () => await call(relay, asker, 'POST', `/api/v1/agents/${bob.amid}/prekeys/bundle`)))
     assert.ok(bundles.every(b => b.status === 200))
@@ -131,7 +131,55 @@ describe('registry', () => {
     assert.equal(new Set(otkIds).size, 20, 'no one-time prekey handed out twice')
     assert.deepEqual(bundles[0]!.json.signed_prekey, base.signed_prekey)
     assert.equal(bundles.filter(b => b.json.one_time_prekey === undefined).length, 5, 'the rest rely on the last-resort keys')
-    assert.deepEqual((await call(relay, undefined, 'GET', `/api/v1/agents/${bob.amid}/prekeys`)).json, { one_time: 0 })
+    assert.deepEqual((await call(relay, undefined, 'GET', `/api/v1/agents/${bob.amid}/prekeys`)).json, { one_time: 0, pq_one_time: 0 })
+  })
+
+  it('registry - one-time PQ prekeys: checked against the AMID, one per bundle, lowest id first, each handed out once under concurrency', async (t) => {
+    const relay = await start(t)
+    const bob = createIdentity()
+    const asker = createIdentity()
+    await relay.store.upsertAgent({ amid: asker.amid, seenAt: 1 })
+    const pqo = generatePqOneTimePreKeys(bob, 1, 12).map(pqOneTimePreKeyPublic)
+    const up = await call(relay, bob, 'PUT', `/api/v1/agents/${bob.amid}/prekeys`, { base: { b: 1 }, one_time: [otk(1), otk(2)], pq_one_time: pqo.slice(0, 10) })
+    assert.deepEqual(up.json, { one_time: 2, pq_one_time: 10 })
+    // an id already held is kept as it was (a repeated upload is harmless)
+    assert.deepEqual((await call(relay, bob, 'PUT', `/api/v1/agents/${bob.amid}/prekeys`, { pq_one_time: pqo.slice(8, 12) })).json, { one_time: 2, pq_one_time: 12 })
+
+    const first = await call(relay, asker, 'POST', `/api/v1/agents/${bob.amid}/prekeys/bundle`)
+    assert.deepEqual(first.json.pq_one_time_prekey, pqo[0], 'the lowest id, with its signature, as uploaded')
+    assert.equal(first.json.one_time_prekey.id, 1)
+    const rest = await Promise.all(Array.from({ length: 13 }, async () => await call(relay, asker, 'POST', `/api/v1/agents/${bob.amid}/prekeys/bundle`)))
+    const ids = rest.map(b => b.json.pq_one_time_prekey?.id).filter(id => id !== undefined)
+    assert.deepEqual([...ids].sort((a, b) => a - b), [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'each handed out once')
+    assert.equal(rest.filter(b => b.json.pq_one_time_prekey === undefined).length, 2, 'then the bundle has only the last-resort PQ key')
+    assert.deepEqual((await call(relay, undefined, 'GET', `/api/v1/agents/${bob.amid}/prekeys`)).json, { one_time: 0, pq_one_time: 0 })
+
+    // replace_one_time drops both kinds
+    await call(relay, bob, 'PUT', `/api/v1/agents/${bob.amid}/prekeys`, { one_time: [otk(7)], pq_one_time: pqo.slice(0, 3) })
+    assert.deepEqual((await call(relay, bob, 'PUT', `/api/v1/agents/${bob.amid}/prekeys`, { one_time: [otk(8)], pq_one_time: pqo.slice(3, 4), replace_one_time: true })).json, { one_time: 1, pq_one_time: 1 })
+  })
+
+  it('registry - one-time PQ prekey errors: bad signature, another agent\'s key, wrong length, an id twice, too many; nothing stored from a refused upload', async (t) => {
+    const relay = await start(t)
+    const bob = createIdentity()
+    const mallory = createIdentity()
+    const put = async (body: Json): Promise<{ status: number, json: Json }> => await call(relay, bob, 'PUT', `/api/v1/agents/${bob.amid}/prekeys`, body)
+    const good = generatePqOneTimePreKeys(bob, 1, 3).map(pqOneTimePreKeyPublic)
+    const flipped = { ...good[1]!, sig: good[0]!.sig }
+    expectError(await put({ one_time: [otk(1)], pq_one_time: [good[0], flipped] }), 400, ErrorCode.BadPrekey, /pq_one_time\[1\]\.sig does not verify/)
+    const malloryKey = generatePqOneTimePreKeys(mallory, 2, 1).map(pqOneTimePreKeyPublic)[0]!
+    expectError(await put({ pq_one_time: [malloryKey] }), 400, ErrorCode.BadPrekey, /pq_one_time\[0\]\.sig does not verify with the identity of/)
+    expectError(await put({ pq_one_time: [{ ...good[0]!, id: 9 }] }), 400, ErrorCode.BadPrekey, /for id 9/)
+    expectError(await put({ pq_one_time: [{ ...good[0]!, key: good[0]!.key.slice(0, 1000) }] }), 400, ErrorCode.BadPrekey, /pq_one_time\[0\]\.key is not a 1184-byte/)
+    expectError(await put({ pq_one_time: [{ ...good[0]!, key: good[0]!.key + 'AAAA' }] }), 400, ErrorCode.BadPrekey, /1184-byte/)
+    expectError(await put({ pq_one_time: [good[0], good[1], good[0]] }), 400, ErrorCode.DuplicatePrekey, /pq_one_time\[2\]: id 1 appears twice/)
+    expectError(await put({ pq_one_time: Array.from({ length: 21 }, () => good[0]) }), 400, ErrorCode.InvalidArgument, /pq_one_time/)
+    assert.deepEqual((await call(relay, undefined, 'GET', `/api/v1/agents/${bob.amid}/prekeys`)).json, { one_time: 0, pq_one_time: 0 }, 'nothing stored from the refused uploads')
+
+    const many = generatePqOneTimePreKeys(bob, 100, 101).map(pqOneTimePreKeyPublic)
+    for (let i = 0; i < 5; i++) assert.equal((await put({ pq_one_time: many.slice(i * 20, i * 20 + 20) })).status, 200)
+    expectError(await put({ pq_one_time: many.slice(100) }), 400, ErrorCode.TooManyPrekeys, /at most 100 one-time PQ prekeys; 100 are stored/)
+    assert.deepEqual((await call(relay, undefined, 'GET', `/api/v1/agents/${bob.amid}/prekeys`)).json, { one_time: 0, pq_one_time: 100 })
   })
 
   it('registry - prekey errors: another agent\'s keys, an unregistered asker, no prekeys, too many, malformed keys', async (t) => {
@@ -147,8 +195,8 @@ describe('registry', () => {
     for (let i = 0; i < 5; i++) {
       assert.equal((await call(relay, bob, 'PUT', `/api/v1/agents/${bob.amid}/prekeys`, { one_time: Array.from({ length: 200 }, (_, j) => otk(i * 200 + j)) })).status, 200)
     }
-    expectError(await call(relay, bob, 'PUT', `/api/v1/agents/${bob.amid}/prekeys`, { one_time: [otk(5000)] }), 400, ErrorCode.InvalidArgument, /at most 1000/)
-    assert.deepEqual((await call(relay, undefined, 'GET', `/api/v1/agents/${bob.amid}/prekeys`)).json, { one_time: 1000 })
+    expectError(await call(relay, bob, 'PUT', `/api/v1/agents/${bob.amid}/prekeys`, { one_time: [otk(5000)] }), 400, ErrorCode.TooManyPrekeys, /at most 1000/)
+    assert.deepEqual((await call(relay, undefined, 'GET', `/api/v1/agents/${bob.amid}/prekeys`)).json, { one_time: 1000, pq_one_time: 0 })
   })
 
   it('registry - profiles and prekeys survive a relay restart', async (t) => {
@@ -157,11 +205,11 @@ describe('registry', () => {
     const alice = createIdentity()
     let relay = await startRelay({ dataDir: dir.path })
     await call(relay, alice, 'PUT', `/api/v1/agents/${alice.amid}`, { display_name: 'Alice', capabilities: [skill('x')] })
-    await call(relay, alice, 'PUT', `/api/v1/agents/${alice.amid}/prekeys`, { base: { b: 1 }, one_time: [otk(1), otk(2)] })
+    await call(relay, alice, 'PUT', `/api/v1/agents/${alice.amid}/prekeys`, { base: { b: 1 }, one_time: [otk(1), otk(2)], pq_one_time: generatePqOneTimePreKeys(alice, 1, 3).map(pqOneTimePreKeyPublic) })
     await call(relay, alice, 'POST', `/api/v1/agents/${alice.amid}/prekeys/bundle`)
     await relay.close()
     relay = await start(t, { dataDir: dir.path })
     assert.equal((await call(relay, undefined, 'GET', `/api/v1/agents/${alice.amid}`)).json.display_name, 'Alice')
-    assert.deepEqual((await call(relay, undefined, 'GET', `/api/v1/agents/${alice.amid}/prekeys`)).json, { one_time: 1 })
+    assert.deepEqual((await call(relay, undefined, 'GET', `/api/v1/agents/${alice.amid}/prekeys`)).json, { one_time: 1, pq_one_time: 2 })
   })
 })

@@ -11,16 +11,18 @@ import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode, handleSkeleton } from '@agentmesh/protocol'
-import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type OneTimePrekey, type PrekeyUpload, type TakenBundle, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
+import { PREKEY_SCHEMA, sqlitePrekeys } from './prekeys.ts'
+import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
 
 /**
  * 1: relay; 2: + registry (profiles, prekeys); 3: + certificates, CA certificates, CRLs;
  * 4: + reputation (feedback, score history, flags); 5: + chat (handles, roles, rooms, members,
  * invites, room history and seqs, read markers, tasks, the audit log, settings); 6: + handles'
- * confusable skeleton (`handle_skel`, filled in for handles written before).
+ * confusable skeleton (`handle_skel`, filled in for handles written before); 7: + one-time PQ
+ * prekeys (prekeys.ts).
  * Every step is CREATE … IF NOT EXISTS (or a column added when missing), so older files upgrade in place.
  */
-export const SCHEMA_VERSION = 6
+export const SCHEMA_VERSION = 7
 export const DB_FILE = 'agentmesh.db'
 
 export interface SqliteStoreInit extends StoreInit {
@@ -51,9 +53,6 @@ CREATE TABLE IF NOT EXISTS dedupe (
 CREATE INDEX IF NOT EXISTS dedupe_expires ON dedupe (expires_at);
 CREATE TABLE IF NOT EXISTS profiles (
   amid TEXT PRIMARY KEY, profile TEXT NOT NULL, search TEXT NOT NULL, updated_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS prekey_bases (amid TEXT PRIMARY KEY, base TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS one_time_prekeys (
-  amid TEXT NOT NULL, id INTEGER NOT NULL, key TEXT NOT NULL, PRIMARY KEY (amid, id)) WITHOUT ROWID;
 -- schema 3
 CREATE TABLE IF NOT EXISTS certificates (amid TEXT PRIMARY KEY, record TEXT NOT NULL, published_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ca_certificates (
@@ -166,6 +165,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       }
     }
     db.exec(SCHEMA)
+    db.exec(PREKEY_SCHEMA)
     // schema 6: the confusable skeleton of each handle (two agents may not hold look-alikes)
     const handleCols = db.prepare('PRAGMA table_info(handles)').all() as Array<{ name: string }>
     if (!handleCols.some(c => c.name === 'handle_skel')) {
@@ -208,13 +208,6 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     profileGet: db.prepare('SELECT profile FROM profiles WHERE amid = ?').pluck(),
     // a coarse SQL filter on the search text; profileMatches() decides exactly
     profileSearch: db.prepare("SELECT profile FROM profiles WHERE search LIKE ? ESCAPE '\\' ORDER BY amid").pluck(),
-    baseGet: db.prepare('SELECT base FROM prekey_bases WHERE amid = ?').pluck(),
-    basePut: db.prepare('INSERT INTO prekey_bases (amid, base) VALUES (?, ?) ON CONFLICT (amid) DO UPDATE SET base = excluded.base'),
-    otkPut: db.prepare('INSERT OR IGNORE INTO one_time_prekeys (amid, id, key) VALUES (?, ?, ?)'),
-    otkFirst: db.prepare('SELECT id, key FROM one_time_prekeys WHERE amid = ? ORDER BY id LIMIT 1'),
-    otkDelete: db.prepare('DELETE FROM one_time_prekeys WHERE amid = ? AND id = ?'),
-    otkClear: db.prepare('DELETE FROM one_time_prekeys WHERE amid = ?'),
-    otkCount: db.prepare('SELECT count(*) FROM one_time_prekeys WHERE amid = ?').pluck(),
     certPut: db.prepare('INSERT INTO certificates (amid, record, published_at) VALUES (?, ?, ?) ON CONFLICT (amid) DO UPDATE SET record = excluded.record, published_at = excluded.published_at'),
     certGet: db.prepare('SELECT record FROM certificates WHERE amid = ?').pluck(),
     caPut: db.prepare('INSERT OR IGNORE INTO ca_certificates (key, subject, pem, added_at) VALUES (?, ?, ?, ?)'),
@@ -351,21 +344,6 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     return r
   })
 
-  const putPrekeysTx = db.transaction((amid: string, up: PrekeyUpload): number => {
-    if (up.base !== undefined) q.basePut.run(amid, JSON.stringify(up.base))
-    if (up.replaceOneTime === true) q.otkClear.run(amid)
-    for (const k of up.oneTime) q.otkPut.run(amid, k.id, k.key)
-    return q.otkCount.get(amid) as number
-  })
-  // one transaction: a one-time prekey is read and deleted atomically, never handed out twice
-  const takeBundleTx = db.transaction((amid: string): TakenBundle | undefined => {
-    const base = q.baseGet.get(amid) as string | undefined
-    if (base === undefined) return undefined
-    const otk = q.otkFirst.get(amid) as OneTimePrekey | undefined
-    if (otk === undefined) return { base: JSON.parse(base) as Record<string, unknown> }
-    q.otkDelete.run(amid, otk.id)
-    return { base: JSON.parse(base) as Record<string, unknown>, oneTime: { id: otk.id, key: otk.key } }
-  })
   const likePattern = (text: string | undefined): string =>
     text === undefined ? '%' : `%${text.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)}%`
 
@@ -646,9 +624,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       }
       return out
     },
-    async putPrekeys (amid, up) { live(); return { oneTime: putPrekeysTx(amid, up) } },
-    async takePrekeyBundle (amid) { live(); return takeBundleTx(amid) },
-    async countOneTimePrekeys (amid) { live(); return q.otkCount.get(amid) as number },
+    ...sqlitePrekeys(db, live),
     async putCertificate (r: CertificateRecord) { live(); q.certPut.run(r.amid, JSON.stringify(r), r.publishedAt) },
     async getCertificate (amid) {
       live()

@@ -174,7 +174,33 @@ describe('sqlite store', () => {
     const check = new Database(path, { readonly: true })
     try {
       assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
-      assert.equal(SCHEMA_VERSION, 6)
+      assert.equal(SCHEMA_VERSION, 7)
+    } finally {
+      check.close()
+    }
+  })
+
+  it('sqlite store - a schema 6 database (no one-time PQ prekeys) upgrades in place and keeps its prekeys', async () => {
+    const path = join(newDir(), DB_FILE)
+    const v6 = sqliteStore(path)
+    await v6.putPrekeys('am-bob', { base: { b: 1 }, oneTime: [{ id: 1, key: 'k1' }] })
+    await v6.close()
+    const db = new Database(path)
+    db.exec('DROP TABLE pq_one_time_prekeys')
+    db.pragma('user_version = 6')
+    db.close()
+
+    const store = sqliteStore(path)
+    try {
+      assert.equal(await store.countPqOneTimePrekeys('am-bob'), 0)
+      assert.deepEqual(await store.putPrekeys('am-bob', { oneTime: [], pqOneTime: [{ id: 1, key: 'p1', sig: 's1' }] }), { oneTime: 1, pqOneTime: 1 })
+      assert.deepEqual(await store.takePrekeyBundle('am-bob'), { base: { b: 1 }, oneTime: { id: 1, key: 'k1' }, pqOneTime: { id: 1, key: 'p1', sig: 's1' } })
+    } finally {
+      await store.close()
+    }
+    const check = new Database(path, { readonly: true })
+    try {
+      assert.equal(check.pragma('user_version', { simple: true }), 7)
     } finally {
       check.close()
     }

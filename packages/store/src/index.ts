@@ -18,7 +18,7 @@ export { profileMatches, searchText, crlPutResult, compareCrls } from './registr
 export type {
   Store, StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore, RoleStore, RoomStore,
   TaskStore, AuditStore, SettingsStore, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, InboxState, StoredMessage,
-  AgentProfile, Skill, TrustTier, ProfileQuery, PrekeyUpload, TakenBundle, OneTimePrekey,
+  AgentProfile, Skill, TrustTier, ProfileQuery, PrekeyUpload, TakenBundle, OneTimePrekey, PqOneTimePrekey,
   CertificateRecord, CertificateLink, CaCertificateRecord, CrlRecord, PutCrlResult,
   FeedbackRecord, ScorePoint, ReputationFlag,
   RoomKind, RoomRecord, MemberRole, MemberRecord, InviteRecord, HistoryEntry, HistoryQuery, AgentRole,

@@ -1,16 +1,17 @@
 /**
  * In-memory Store: for tests and `agentmesh serve --memory`. Nothing survives the process.
- * The slices that share no state with a commit (certificates, reputation, handles, roles, tasks,
- * settings) live in ./memory/; registry, messages, rooms and audit stay here, since one commit
+ * The slices that share no state with a commit (prekeys, certificates, reputation, handles, roles,
+ * tasks, settings) live in ./memory/; registry, messages, rooms and audit stay here, since one commit
  * writes inboxes, room history and the audit chain together.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
-import type { AgentProfile, AgentRecord, AppendItem, AppendResult, AuditInput, AuditRecord, CursorAck, HistoryEntry, InboxState, InviteRecord, MemberRecord, OneTimePrekey, RoomRecord, Store, StoreInit, StoredMessage } from './types.ts'
+import type { AgentProfile, AgentRecord, AppendItem, AppendResult, AuditInput, AuditRecord, CursorAck, HistoryEntry, InboxState, InviteRecord, MemberRecord, RoomRecord, Store, StoreInit, StoredMessage } from './types.ts'
 import { profileMatches } from './registry.ts'
 import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit } from './audit.ts'
 import { memoryCertificates } from './memory/certificates.ts'
+import { memoryPrekeys } from './memory/prekeys.ts'
 import { memoryHandles } from './memory/handles.ts'
 import { memoryReputation } from './memory/reputation.ts'
 import { memoryRoles } from './memory/roles.ts'
@@ -41,7 +42,6 @@ export function memoryStore (init: StoreInit = {}): Store {
   const inboxes = new Map<string, Inbox>()
   const dedupe = new Map<string, Seen>()
   const profiles = new Map<string, AgentProfile>()
-  const prekeys = new Map<string, { base?: Record<string, unknown>, oneTime: Map<number, OneTimePrekey> }>()
   const secret = randomBytes(32).toString('base64url')
   const rooms = new Map<string, RoomRecord>()
   /** room → amid → membership, and amid → the rooms it is a member of */
@@ -204,25 +204,6 @@ export function memoryStore (init: StoreInit = {}): Store {
       live()
       return [...profiles.values()].filter(p => profileMatches(p, q)).sort((a, b) => a.amid < b.amid ? -1 : 1).slice(0, q.limit).map(p => structuredClone(p))
     },
-    async putPrekeys (amid, up) {
-      live()
-      let entry = prekeys.get(amid)
-      if (entry === undefined) { entry = { oneTime: new Map() }; prekeys.set(amid, entry) }
-      if (up.base !== undefined) entry.base = structuredClone(up.base)
-      if (up.replaceOneTime === true) entry.oneTime.clear()
-      for (const k of up.oneTime) if (!entry.oneTime.has(k.id)) entry.oneTime.set(k.id, { id: k.id, key: k.key })
-      return { oneTime: entry.oneTime.size }
-    },
-    async takePrekeyBundle (amid) {
-      live()
-      const entry = prekeys.get(amid)
-      if (entry?.base === undefined) return undefined
-      let first: OneTimePrekey | undefined
-      for (const k of entry.oneTime.values()) if (first === undefined || k.id < first.id) first = k
-      if (first !== undefined) entry.oneTime.delete(first.id)
-      return first === undefined ? { base: structuredClone(entry.base) } : { base: structuredClone(entry.base), oneTime: { ...first } }
-    },
-    async countOneTimePrekeys (amid) { live(); return prekeys.get(amid)?.oneTime.size ?? 0 },
     // ---- chat
     async relaySecret () { live(); return secret },
     async listAgents (q) {
@@ -384,6 +365,7 @@ export function memoryStore (init: StoreInit = {}): Store {
       return drop
     },
     ...memoryCertificates(live),
+    ...memoryPrekeys(live),
     ...memoryReputation(live),
     ...memoryHandles(live),
     ...memoryRoles(live),

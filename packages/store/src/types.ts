@@ -124,6 +124,8 @@ export interface ProfileQuery {
 }
 
 export interface OneTimePrekey { id: number, key: string }
+/** A signed one-time ML-KEM-768 prekey as uploaded: key and signature base64url, opaque to the Store (the registry checks them). */
+export interface PqOneTimePrekey { id: number, key: string, sig: string }
 
 /**
  * Public prekey material. `base` (the exchange key, signed prekey and post-quantum prekey with
@@ -133,7 +135,9 @@ export interface OneTimePrekey { id: number, key: string }
 export interface PrekeyUpload {
   base?: Record<string, unknown>
   oneTime: OneTimePrekey[]
-  /** delete the one-time prekeys held before adding these (the agent lost the secrets of the old ones) */
+  /** one-time PQ prekeys to add (an id already there is ignored, as for `oneTime`) */
+  pqOneTime?: PqOneTimePrekey[]
+  /** delete the one-time prekeys held before adding these, curve and PQ (the agent lost the secrets of the old ones) */
   replaceOneTime?: boolean
 }
 
@@ -141,6 +145,8 @@ export interface TakenBundle {
   base: Record<string, unknown>
   /** absent when none is left (the bundle then relies on the last-resort keys) */
   oneTime?: OneTimePrekey
+  /** the one-time PQ prekey handed out with it, removed in the same step; absent when none is left */
+  pqOneTime?: PqOneTimePrekey
 }
 
 /**
@@ -392,13 +398,18 @@ export interface RegistryStore {
   /** Profiles matching every given criterion, by amid. */
   searchProfiles (query: ProfileQuery): Promise<AgentProfile[]>
   /**
-   * Replaces `base` when given and adds the one-time prekeys (an id already there is ignored; with
-   * `replaceOneTime` the old ones are deleted first, in the same atomic step); answers how many remain.
+   * Replaces `base` when given and adds the one-time prekeys, curve and PQ (an id already there is
+   * ignored; with `replaceOneTime` the old ones of both kinds are deleted first, in the same atomic
+   * step); answers how many of each remain.
    */
-  putPrekeys (amid: string, upload: PrekeyUpload): Promise<{ oneTime: number }>
-  /** The bundle with one one-time prekey, which is removed in the same atomic step: never handed out twice. */
+  putPrekeys (amid: string, upload: PrekeyUpload): Promise<{ oneTime: number, pqOneTime: number }>
+  /**
+   * The bundle with one one-time prekey and one one-time PQ prekey (each the lowest id held), which
+   * are removed in the same atomic step: never handed out twice.
+   */
   takePrekeyBundle (amid: string): Promise<TakenBundle | undefined>
   countOneTimePrekeys (amid: string): Promise<number>
+  countPqOneTimePrekeys (amid: string): Promise<number>
 }
 
 /**

@@ -144,8 +144,8 @@ export function registrySuite (init: SuiteInit<RegistrySuiteStore>): void {
         await withStore(undefined, async ({ store }) => {
           assert.equal(await store.takePrekeyBundle(BOB), undefined, 'no bundle before an upload')
           const base = { exchange_key: 'xk', signed_prekey: { id: 1, key: 'spk', sig: 's' } }
-          assert.deepEqual(await store.putPrekeys(BOB, { base, oneTime: [{ id: 3, key: 'k3' }, { id: 1, key: 'k1' }, { id: 2, key: 'k2' }] }), { oneTime: 3 })
-          assert.deepEqual(await store.putPrekeys(BOB, { oneTime: [{ id: 2, key: 'other' }] }), { oneTime: 3 }, 'an id already there is ignored')
+          assert.deepEqual(await store.putPrekeys(BOB, { base, oneTime: [{ id: 3, key: 'k3' }, { id: 1, key: 'k1' }, { id: 2, key: 'k2' }] }), { oneTime: 3, pqOneTime: 0 })
+          assert.deepEqual(await store.putPrekeys(BOB, { oneTime: [{ id: 2, key: 'other' }] }), { oneTime: 3, pqOneTime: 0 }, 'an id already there is ignored')
           assert.deepEqual(await store.takePrekeyBundle(BOB), { base, oneTime: { id: 1, key: 'k1' } })
           assert.deepEqual(await store.takePrekeyBundle(BOB), { base, oneTime: { id: 2, key: 'k2' } })
           assert.equal(await store.countOneTimePrekeys(BOB), 1)
@@ -168,6 +168,47 @@ export function registrySuite (init: SuiteInit<RegistrySuiteStore>): void {
         })
       })
 
+      it('store - one-time PQ prekeys: counted, one per bundle with the curve one, lowest id first, each once, then none', async () => {
+        await withStore(undefined, async ({ store }) => {
+          const base = { pq_prekey: { id: 1, key: 'lastresort', sig: 's' } }
+          const pq = (id: number, key = `pq${id}`): { id: number, key: string, sig: string } => ({ id, key, sig: `sig${id}` })
+          assert.deepEqual(await store.putPrekeys(BOB, { base, oneTime: [{ id: 1, key: 'k1' }], pqOneTime: [pq(3), pq(1), pq(2)] }), { oneTime: 1, pqOneTime: 3 })
+          assert.deepEqual(await store.putPrekeys(BOB, { oneTime: [], pqOneTime: [pq(2, 'other')] }), { oneTime: 1, pqOneTime: 3 }, 'an id already there is ignored')
+          assert.equal(await store.countPqOneTimePrekeys(BOB), 3)
+          assert.equal(await store.countPqOneTimePrekeys(ALICE), 0)
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base, oneTime: { id: 1, key: 'k1' }, pqOneTime: pq(1) })
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base, pqOneTime: pq(2) }, 'the PQ ones outlast the curve ones on their own')
+          assert.equal(await store.countPqOneTimePrekeys(BOB), 1)
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base, pqOneTime: pq(3) })
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base }, 'none left: the last-resort key in the base only')
+          assert.equal(await store.countPqOneTimePrekeys(BOB), 0)
+        })
+      })
+
+      it('store - concurrent bundle requests never get the same one-time PQ prekey', async () => {
+        await withStore(undefined, async ({ store }) => {
+          const pqOneTime = Array.from({ length: 20 }, (_, i) => ({ id: i + 1, key: `pq${i + 1}`, sig: `s${i + 1}` }))
+          await store.putPrekeys(BOB, { base: { b: 1 }, oneTime: [], pqOneTime })
+          const taken = await Promise.all(Array.from({ length: 25 }, async () => await store.takePrekeyBundle(BOB)))
+          const ids = taken.map(t => t?.pqOneTime?.id).filter((id): id is number => id !== undefined)
+          assert.equal(ids.length, 20)
+          assert.equal(new Set(ids).size, 20)
+          assert.equal(taken.filter(t => t !== undefined && t.pqOneTime === undefined).length, 5)
+        })
+      })
+
+      it('store - replaceOneTime deletes the one-time PQ prekeys held before too, of that agent only', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.putPrekeys(BOB, { base: { v: 1 }, oneTime: [], pqOneTime: [{ id: 1, key: 'old1', sig: 's' }, { id: 5, key: 'old5', sig: 's' }] })
+          await store.putPrekeys(ALICE, { base: { v: 1 }, oneTime: [], pqOneTime: [{ id: 1, key: 'alice1', sig: 's' }] })
+          assert.deepEqual(await store.putPrekeys(BOB, { oneTime: [], replaceOneTime: true }), { oneTime: 0, pqOneTime: 0 })
+          assert.deepEqual(await store.takePrekeyBundle(BOB), { base: { v: 1 } })
+          assert.deepEqual(await store.putPrekeys(BOB, { oneTime: [], pqOneTime: [{ id: 1, key: 'new1', sig: 't' }], replaceOneTime: true }), { oneTime: 0, pqOneTime: 1 })
+          assert.deepEqual((await store.takePrekeyBundle(BOB))?.pqOneTime, { id: 1, key: 'new1', sig: 't' })
+          assert.equal(await store.countPqOneTimePrekeys(ALICE), 1, 'another agent\'s PQ prekeys are untouched')
+        })
+      })
+
       it('store - a new base replaces the old one and keeps the one-time prekeys', async () => {
         await withStore(undefined, async ({ store }) => {
           await store.putPrekeys(BOB, { base: { v: 1 }, oneTime: [{ id: 1, key: 'k1' }] })
@@ -180,7 +221,7 @@ export function registrySuite (init: SuiteInit<RegistrySuiteStore>): void {
         await withStore(undefined, async ({ store }) => {
           await store.putPrekeys(BOB, { base: { v: 1 }, oneTime: [{ id: 1, key: 'old1' }, { id: 2, key: 'old2' }, { id: 9, key: 'old9' }] })
           await store.putPrekeys(ALICE, { base: { v: 1 }, oneTime: [{ id: 1, key: 'alice1' }] })
-          assert.deepEqual(await store.putPrekeys(BOB, { base: { v: 2 }, oneTime: [{ id: 1, key: 'new1' }, { id: 2, key: 'new2' }], replaceOneTime: true }), { oneTime: 2 })
+          assert.deepEqual(await store.putPrekeys(BOB, { base: { v: 2 }, oneTime: [{ id: 1, key: 'new1' }, { id: 2, key: 'new2' }], replaceOneTime: true }), { oneTime: 2, pqOneTime: 0 })
           assert.deepEqual(await store.takePrekeyBundle(BOB), { base: { v: 2 }, oneTime: { id: 1, key: 'new1' } })
           assert.deepEqual(await store.takePrekeyBundle(BOB), { base: { v: 2 }, oneTime: { id: 2, key: 'new2' } })
           assert.deepEqual(await store.takePrekeyBundle(BOB), { base: { v: 2 } })
@@ -209,13 +250,14 @@ export function registrySuite (init: SuiteInit<RegistrySuiteStore>): void {
           await withStore(undefined, async (h) => {
             const p: AgentProfile = { amid: ALICE, capabilities: [{ id: 'x', name: 'X', tags: [] }], tier: 'verified', updatedAt: T0 }
             await h.store.putProfile(p)
-            await h.store.putPrekeys(BOB, { base: { b: 1 }, oneTime: [{ id: 1, key: 'k1' }, { id: 2, key: 'k2' }] })
+            await h.store.putPrekeys(BOB, { base: { b: 1 }, oneTime: [{ id: 1, key: 'k1' }, { id: 2, key: 'k2' }], pqOneTime: [{ id: 1, key: 'p1', sig: 's1' }, { id: 2, key: 'p2', sig: 's2' }] })
             await h.store.takePrekeyBundle(BOB)
 
             h.store = await reopen(h.store)
 
             assert.deepEqual(await h.store.getProfile(ALICE), p)
-            assert.deepEqual(await h.store.takePrekeyBundle(BOB), { base: { b: 1 }, oneTime: { id: 2, key: 'k2' } })
+            assert.equal(await h.store.countPqOneTimePrekeys(BOB), 1)
+            assert.deepEqual(await h.store.takePrekeyBundle(BOB), { base: { b: 1 }, oneTime: { id: 2, key: 'k2' }, pqOneTime: { id: 2, key: 'p2', sig: 's2' } })
           })
         })
       })

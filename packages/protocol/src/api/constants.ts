@@ -57,6 +57,12 @@ export const MAX_REGISTRY_BODY_BYTES = 64 * 1024
 export const MAX_SKILLS = 64
 export const MAX_PREKEYS_PER_UPLOAD = 200
 export const MAX_PREKEYS_PER_AGENT = 1000
+/**
+ * One-time ML-KEM-768 prekeys per upload and held per agent: each is about 1.7 KB of JSON (a
+ * 1,184-byte key and a signature, base64url), so 20 fit one body with 200 curve ones and the base.
+ */
+export const MAX_PQ_PREKEYS_PER_UPLOAD = 20
+export const MAX_PQ_PREKEYS_PER_AGENT = 100
 export const DEFAULT_SEARCH_LIMIT = 20
 export const MAX_SEARCH_LIMIT = 100
 /** Certificates in a published chain at most, and the largest PEM certificate (the same as @agentmesh/crypto's). */

@@ -11,7 +11,7 @@
 import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox'
 import { ErrorCode as E } from '../errors.ts'
 import {
-  DEFAULT_ROLE, MAX_API_BODY_BYTES, MAX_PAGE, MAX_PREKEYS_PER_AGENT, MAX_PREKEYS_PER_UPLOAD, MAX_PRESENCE_ROWS,
+  DEFAULT_ROLE, MAX_API_BODY_BYTES, MAX_PAGE, MAX_PQ_PREKEYS_PER_AGENT, MAX_PQ_PREKEYS_PER_UPLOAD, MAX_PREKEYS_PER_AGENT, MAX_PREKEYS_PER_UPLOAD, MAX_PRESENCE_ROWS,
   MAX_TASK_RESULT_BYTES, RESERVED_HANDLES,
 } from './constants.ts'
 import * as S from './schemas.ts'
@@ -165,17 +165,17 @@ export const API_ROUTES = {
   },
   countPrekeys: {
     method: 'get', path: '/api/v1/agents/{amid}/prekeys', tags: ['registry'],
-    summary: 'How many one-time prekeys the agent has left.',
+    summary: 'How many one-time prekeys (X25519 and ML-KEM-768) the agent has left.',
     params: S.AmidParams,
     responses: { 200: ok('the count', S.PrekeyCount), 400: notAmid, 429: registryTooMany },
   },
   putPrekeys: {
     method: 'put', path: '/api/v1/agents/{amid}/prekeys', tags: ['registry'],
-    summary: `Upload the signing agent's own prekeys: replaces the base (exchange key, signed prekey, post-quantum prekey) when given, adds one-time prekeys (at most ${MAX_PREKEYS_PER_UPLOAD} per upload, ${MAX_PREKEYS_PER_AGENT.toLocaleString('en')} held).`,
+    summary: `Upload the signing agent's own prekeys: replaces the base (exchange key, signed prekey, post-quantum prekey) when given, adds one-time prekeys (at most ${MAX_PREKEYS_PER_UPLOAD} per upload, ${MAX_PREKEYS_PER_AGENT.toLocaleString('en')} held) and signed one-time ML-KEM-768 prekeys (at most ${MAX_PQ_PREKEYS_PER_UPLOAD} per upload, ${MAX_PQ_PREKEYS_PER_AGENT} held). Nothing is stored from an upload that is refused.`,
     security: signed, params: S.AmidParams, body: S.PrekeyBody,
     responses: {
       200: ok('one-time prekeys now held', S.PrekeyCount),
-      400: err('invalid body or too many prekeys'),
+      400: err(`invalid body (${E.InvalidArgument}); a one-time PQ prekey of the wrong length or whose signature does not verify (${E.BadPrekey}); an id twice in one upload (${E.DuplicatePrekey}); more than an agent may hold (${E.TooManyPrekeys})`),
       401: unsigned,
       403: err(`signed by another agent (${E.Forbidden})`),
       413: tooBig,
@@ -183,10 +183,10 @@ export const API_ROUTES = {
   },
   takePrekeyBundle: {
     method: 'post', path: '/api/v1/agents/{amid}/prekeys/bundle', tags: ['registry'],
-    summary: 'Fetch a prekey bundle to start a session with the agent. Hands out each one-time prekey exactly once, even under concurrent requests; signed by a registered agent.',
+    summary: 'Fetch a prekey bundle to start a session with the agent. Hands out each one-time prekey (X25519 and ML-KEM-768) exactly once, even under concurrent requests; signed by a registered agent.',
     security: signed, params: S.AmidParams,
     responses: {
-      200: ok('the bundle: the base fields and, while any is left, one_time_prekey', S.PrekeyBundle),
+      200: ok('the bundle: the base fields and, while any is left, one_time_prekey and pq_one_time_prekey', S.PrekeyBundle),
       400: notAmid,
       401: unsigned,
       403: err('the signer is not a registered agent'),

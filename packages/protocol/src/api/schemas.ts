@@ -8,7 +8,7 @@ import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@si
 import { AMID_PATTERN, Envelope, ID_PATTERN, ROOM_ID_PATTERN, TYPE_PATTERN } from '../schemas.ts'
 import {
   AUDIT_ACTION_PATTERN, COMMAND_PATTERN, DEFAULT_PAGE, DEFAULT_SEARCH_LIMIT, HANDLE_PATTERN, MAX_CERT_CHAIN_LENGTH,
-  MAX_CERT_PEM_BYTES, MAX_PAGE, MAX_PREKEYS_PER_UPLOAD, MAX_PRESENCE_IDLE_MS, MAX_RATE_SETTING, MAX_SEARCH_LIMIT,
+  MAX_CERT_PEM_BYTES, MAX_PAGE, MAX_PQ_PREKEYS_PER_UPLOAD, MAX_PREKEYS_PER_UPLOAD, MAX_PRESENCE_IDLE_MS, MAX_RATE_SETTING, MAX_SEARCH_LIMIT,
   MAX_SKILLS, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S, MAX_TASK_MESSAGE, MAX_TASK_RESULT_BYTES, MAX_TOPIC_LENGTH,
   MIN_PRESENCE_IDLE_MS, PRESENCE_STATES, RATE_LIMIT_KEYS, ROLES, ROOM_KINDS, TASK_STATES,
 } from './constants.ts'
@@ -105,7 +105,13 @@ export const PrekeyBody = Type.Object({
     id: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 }),
     key: Type.String({ pattern: B64U, minLength: 43, maxLength: 43, description: 'X25519 public key, base64url' }),
   }, { additionalProperties: false }), { maxItems: MAX_PREKEYS_PER_UPLOAD })),
-  /** delete the one-time prekeys held before adding these: the agent lost their secrets (a new state) */
+  /** signed one-time ML-KEM-768 prekeys; the registry checks each signature against the AMID */
+  pq_one_time: Type.Optional(Type.Array(Type.Object({
+    id: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 }),
+    key: Type.String({ pattern: B64U, maxLength: 1600, description: 'ML-KEM-768 encapsulation key (1,184 bytes), base64url' }),
+    sig: Type.String({ pattern: B64U, maxLength: 100, description: 'Ed25519 signature by the agent of "agentmesh/pq-one-time-prekey\\n" ‖ id (uint32 big-endian) ‖ 0x09 ‖ key, base64url' }),
+  }, { additionalProperties: false }), { maxItems: MAX_PQ_PREKEYS_PER_UPLOAD })),
+  /** delete the one-time prekeys (curve and PQ) held before adding these: the agent lost their secrets (a new state) */
   replace_one_time: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false })
 export type PrekeyBody = Static<typeof PrekeyBody>
@@ -148,10 +154,14 @@ export const Profile = Type.Object({
 export type Profile = Static<typeof Profile>
 
 export const AgentList = Type.Object({ agents: Type.Array(Profile) })
-export const PrekeyCount = Type.Object({ one_time: Type.Integer() })
+export const PrekeyCount = Type.Object({
+  one_time: Type.Integer({ description: 'one-time (X25519) prekeys left' }),
+  pq_one_time: Type.Integer({ description: 'one-time ML-KEM-768 prekeys left' }),
+})
 export const PrekeyBundle = Type.Object({
   amid: Type.String(),
   one_time_prekey: Type.Optional(Type.Object({ id: Type.Integer(), key: Type.String() })),
+  pq_one_time_prekey: Type.Optional(Type.Object({ id: Type.Integer(), key: Type.String(), sig: Type.String() })),
 }, { additionalProperties: true })
 
 export const Certificate = Type.Object({
