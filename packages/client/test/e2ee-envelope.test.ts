@@ -209,7 +209,7 @@ describe('e2ee envelopes (agentmesh/0.3)', () => {
     assert.deepEqual(rest.map(m => [m.id === victim ? 'two (resent)' : m.text, m.encrypted]), [['two (resent)', true], ['three', true]])
   })
 
-  it('e2ee envelope - every header field changed (v, id, from, to, type, ts), on a first message and on later ones: refused (AM_ERR_DECRYPT_FAILED; another sender: its session's own code), nothing kept, the genuine one decrypts', async () => {
+  it('e2ee envelope - every header field changed (v, id, from, to, type, ts), on a first message and on later ones: refused (AM_ERR_DECRYPT_FAILED; another sender: the code of that check), nothing kept, the genuine one decrypts', async () => {
     const relay = await start()
     const alice = agent('alice')
     const bob = agent('bob')
