@@ -84,8 +84,8 @@ export function validateEnvelope (env: unknown, bytes: number, maxEnvelopeBytes:
         `invalid envelope: an ${e.v} "${e.type}" envelope carries no sig, session_cert or via (its header is bound into the encryption, docs/protocol.md §14.3); send it as agentmesh/0.2 to sign it`)
     }
   } else if (e.sig === undefined) {
-    return new AgentMeshError(ErrorCode.InvalidEnvelope,
-      `invalid envelope: it has no sig; only an agentmesh/0.3 end-to-end encrypted direct message (type "e2ee", to an AMID) goes unsigned (docs/protocol.md §4)`)
+    // worded as the schema words a missing field (an agentmesh/0.3 e2ee DM to an AMID is the one kind without)
+    return new AgentMeshError(ErrorCode.InvalidEnvelope, 'invalid envelope, field sig: Expected required property')
   }
   return undefined
 }
