@@ -319,7 +319,10 @@ function withSkipped (state: RatchetState, added: RatchetState['skipped'], max: 
  * (§6.4), noting them as evicted so a late copy is told apart as such. `state` is left as it was.
  */
 export function expireSkipped (state: RatchetState, now: number, maxAgeMs = DEFAULT_MAX_SKIPPED_AGE_MS): RatchetState {
-  const old = new Set((state.skipped_at ?? []).filter(([, at]) => at < now - maxAgeMs).map(([dh]) => dh))
+  // the usual case, on every message: no skipped keys, or none old enough (nothing allocated)
+  const dated = state.skipped_at
+  if (dated === undefined || !dated.some(([, at]) => at < now - maxAgeMs)) return state
+  const old = new Set(dated.filter(([, at]) => at < now - maxAgeMs).map(([dh]) => dh))
   if (old.size === 0) return state
   const gone = state.skipped.filter(s => old.has(s[0]))
   return {
@@ -376,11 +379,9 @@ export function ratchetDecrypt (
       const mk = hmacSha256(ck, CK_MESSAGE)
       const plaintext = open(mk, ciphertext, associatedData(state.ad, dh, pn, n), binding)
       const ckr = toB64u(hmacSha256(ck, CK_CHAIN))
-      return {
-        // nothing skipped (the usual case): withSkipped would answer `skipped` and `evicted` as they are
-        state: received(state, added.length === 0 ? { ckr, nr: n + 1 } : { ckr, nr: n + 1, ...withSkipped(state, added, maxTotal, now) }),
-        plaintext,
-      }
+      // nothing skipped and no PQXDH header to stop sending (the usual case): one copy of the state
+      if (added.length === 0 && state.prekey === undefined) return { state: { ...state, ckr, nr: n + 1 }, plaintext }
+      return { state: received(state, added.length === 0 ? { ckr, nr: n + 1 } : { ckr, nr: n + 1, ...withSkipped(state, added, maxTotal, now) }), plaintext }
     }
     return fromSkipped(state, dh, pn, n, ciphertext, binding) ?? replayed(state, dh, n)
   }
