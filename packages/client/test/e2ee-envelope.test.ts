@@ -7,7 +7,7 @@
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
-import { createIdentity, fromB64u, identityFromSecret, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
+import { createIdentity, fromB64u, identityFromSecret, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
 import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { E2ee } from '@agentmesh/client/internal'
 import { AgentMeshError, ErrorCode, PROTOCOL, PROTOCOL_E2EE, type Envelope } from '@agentmesh/protocol'
@@ -180,6 +180,31 @@ describe('e2ee envelopes (agentmesh/0.3)', () => {
     const forged = { ...signEnvelope(alice.id, { id: 'signed-forged-001', to: bob.id.amid, type: 'chat', payload: { text: 'a' } }), payload: { text: 'b' } }
     alice.send({ op: 'send', env: forged })
     assert.equal((await alice.next(f => f.id === forged.id)).code, ErrorCode.BadSignature)
+    alice.close()
+    bob.close()
+  })
+
+  it('e2ee envelope - POST /api/v1/messages takes an unsigned 0.3 DM from its sender only, and no other unsigned envelope', async () => {
+    const relay = await start()
+    const http = relay.url.replace(/^ws/, 'http').replace(/\/ws$/, '')
+    const alice = await rawAgent(relay.url)
+    const bob = await rawAgent(relay.url)
+    await alice.auth()
+    await bob.auth()
+    const post = async (path: string, body: unknown, token?: string): Promise<{ status: number, body: any }> => {
+      const res = await fetch(http + path, { method: 'POST', headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) }, body: JSON.stringify(body) })
+      return { status: res.status, body: await res.json() }
+    }
+    const ch = await post('/api/v1/auth/challenge', { amid: alice.id.amid })
+    const tok = (await post('/api/v1/auth/token', { amid: alice.id.amid, nonce: ch.body.nonce, sig: signChallenge(alice.id, alice.id.amid, ch.body.nonce, ch.body.relay) })).body.token as string
+    const dm = { v: PROTOCOL_E2EE, id: 'rest-unsigned-001', from: alice.id.amid, to: bob.id.amid, type: 'e2ee', ts: Date.now(), payload: { v: 1, header: { dh: 'x', pn: 0, n: 0 }, ct: 'y' } }
+    const ok = await post('/api/v1/messages', { envelope: dm }, tok)
+    assert.deepEqual([ok.status, ok.body.id, ok.body.duplicate], [201, dm.id, false])
+    assert.deepEqual((await bob.next(f => f.op === 'deliver')).env, dm)
+    const asBob = await post('/api/v1/messages', { envelope: { ...dm, id: 'rest-unsigned-002', from: bob.id.amid, to: alice.id.amid } }, tok)
+    assert.deepEqual([asBob.status, asBob.body.error.code], [403, ErrorCode.SenderMismatch])
+    const chat = await post('/api/v1/messages', { envelope: { ...dm, id: 'rest-unsigned-003', type: 'chat', payload: { text: 'hi' } } }, tok)
+    assert.deepEqual([chat.status, chat.body.error.code], [400, ErrorCode.InvalidEnvelope])
     alice.close()
     bob.close()
   })
