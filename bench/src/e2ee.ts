@@ -11,8 +11,9 @@
  *    other, for 256-byte and 64-KiB plaintexts, one direction (the symmetric-key ratchet only), and
  *    alternating directions (a Diffie-Hellman ratchet step on every message).
  */
+import { PROTOCOL_E2EE } from '@agentmesh/protocol'
 import {
-  acceptInitialMessage, createIdentity, createPreKeyBundle, generateExchangeKey, generateOneTimePreKeys, generatePqPreKey,
+  acceptInitialMessage, createIdentity, envelopeHeaderBinding, createPreKeyBundle, generateExchangeKey, generateOneTimePreKeys, generatePqPreKey,
   generateSignedPreKey, memoryPreKeyStore, ratchetDecrypt, ratchetEncrypt, startSession,
   type ExchangeKeyPair, type Identity, type OneTimePreKeyRecord, type PqPreKeyRecord, type PreKeyBundle, type PreKeyStore,
   type RatchetHeader, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
@@ -92,6 +93,19 @@ export function e2eePayloadText (m: RatchetMessage): string {
 /** The same payload as an object, for signEnvelope (JSON.stringify gives e2eePayloadText's text). */
 export function e2eePayloadObject (m: RatchetMessage): Record<string, unknown> {
   return JSON.parse(e2eePayloadText(m)) as Record<string, unknown>
+}
+
+/**
+ * The header binding of the bench's agentmesh/0.3 envelope `bench-<pair>-<seq>` (docs/protocol.md
+ * §14.3): its `ts` is the run's `t`, so sender, worker and receiver all know the header.
+ */
+export function e2eeBinding (id: string, from: string, to: string, ts: number): Uint8Array {
+  return envelopeHeaderBinding({ v: PROTOCOL_E2EE, id, from, to, type: 'e2ee', ts })
+}
+
+/** The envelope id in a deliver frame (before its payload). */
+export function readE2eeId (frame: Buffer): string {
+  return stringAfter(frame, '"id":"', frame.indexOf('"env":'))[0]
 }
 
 function stringAfter (data: Buffer, key: string, from: number): [string, number] {
