@@ -15,7 +15,8 @@ await build({
   target: 'node20',
   sourcemap: 'linked',
   // native addon, worker-thread based logger internals, ws's optional native helpers
-  external: ['better-sqlite3', 'pino', 'bufferutil', 'utf-8-validate'],
+  // @oqs/liboqs-js loads its WebAssembly module by a path relative to its own files: left in node_modules
+  external: ['better-sqlite3', 'pino', 'bufferutil', 'utf-8-validate', '@oqs/liboqs-js'],
   banner: { js: "import { createRequire as __amCreateRequire } from 'node:module'; const require = __amCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 })

@@ -11,12 +11,14 @@
  *    other, for 256-byte and 64-KiB plaintexts, one direction (the symmetric-key ratchet only), and
  *    alternating directions (a Diffie-Hellman ratchet step on every message).
  */
+import { PROTOCOL_E2EE } from '@agentmesh/protocol'
 import {
-  acceptInitialMessage, createIdentity, createPreKeyBundle, generateExchangeKey, generateOneTimePreKeys, generatePqPreKey,
+  acceptInitialMessage, createIdentity, envelopeHeaderBinding, createPreKeyBundle, generateExchangeKey, generateOneTimePreKeys, generatePqPreKey,
   generateSignedPreKey, memoryPreKeyStore, ratchetDecrypt, ratchetEncrypt, startSession,
   type ExchangeKeyPair, type Identity, type OneTimePreKeyRecord, type PqPreKeyRecord, type PreKeyBundle, type PreKeyStore,
   type RatchetHeader, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
 } from '@agentmesh/crypto'
+import { mlKem768Ready } from '@agentmesh/crypto/internal'
 import { round } from './util.ts'
 
 /** The issue's goal: 256-byte messages encrypted and decrypted per second on one core. */
@@ -91,6 +93,19 @@ export function e2eePayloadText (m: RatchetMessage): string {
 /** The same payload as an object, for signEnvelope (JSON.stringify gives e2eePayloadText's text). */
 export function e2eePayloadObject (m: RatchetMessage): Record<string, unknown> {
   return JSON.parse(e2eePayloadText(m)) as Record<string, unknown>
+}
+
+/**
+ * The header binding of the bench's agentmesh/0.3 envelope `bench-<pair>-<seq>` (docs/protocol.md
+ * §14.3): its `ts` is the run's `t`, so sender, worker and receiver all know the header.
+ */
+export function e2eeBinding (id: string, from: string, to: string, ts: number): Uint8Array {
+  return envelopeHeaderBinding({ v: PROTOCOL_E2EE, id, from, to, type: 'e2ee', ts })
+}
+
+/** The envelope id in a deliver frame (before its payload). */
+export function readE2eeId (frame: Buffer): string {
+  return stringAfter(frame, '"id":"', frame.indexOf('"env":'))[0]
 }
 
 function stringAfter (data: Buffer, key: string, from: number): [string, number] {
@@ -262,6 +277,8 @@ export interface E2eeMicroResult {
 
 /** Every micro figure; `roundMs` × `count` per figure (3 × 700 ms by default: about 10 s in all). */
 export async function runE2eeMicro (roundMs: number, count: number, log: (s: string) => void): Promise<E2eeMicroResult> {
+  // PQXDH's ML-KEM (liboqs) is instantiated asynchronously; the rounds below never yield to I/O
+  await mlKem768Ready
   const t0 = performance.now()
   const setups = await measureSetups(roundMs, count)
   log(`  session setups: ${setups.per_s}/s (rounds ${setups.rounds.join(', ')})`)

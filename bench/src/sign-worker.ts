@@ -4,7 +4,8 @@
  * returns one Buffer holding `count` canonical send frames back to back, and their offsets.
  *
  * An E2EE job (`e2ee` set) carries the sender's ratchet state: the worker encrypts message
- * 0…count−1 from it (payloadText(seq, e2ee.t) as plaintext), signs envelopes whose payload is
+ * 0…count−1 from it (payloadText(seq, e2ee.t) as plaintext, the envelope header bound in),
+ * builds the unsigned agentmesh/0.3 envelopes (ts = e2ee.t) whose payload is
  * e2eePayloadText(message), and returns each frame split around that payload: head k is
  * offsets[2k]…offsets[2k+1], tail k is offsets[2k+1]…offsets[2k+2]. Encryption is deterministic
  * for a given state, so the sender, encrypting the same plaintexts from the same state during the
@@ -12,8 +13,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { deserializeRatchetState, identityFromSecret, ratchetEncrypt, signEnvelope, type RatchetState } from '@agentmesh/crypto'
-import { encodeSend } from '@agentmesh/protocol'
-import { e2eePayloadObject, e2eePayloadText } from './e2ee.ts'
+import { PROTOCOL_E2EE, encodeSend } from '@agentmesh/protocol'
+import { e2eeBinding, e2eePayloadObject, e2eePayloadText } from './e2ee.ts'
 import { payloadObject, payloadText } from './util.ts'
 
 export interface SignJob {
@@ -34,17 +35,18 @@ for (const job of jobs) {
   const parts: string[] = []
   let total = 0
   for (let seq = 0; seq < count; seq++) {
-    let payload: Record<string, unknown>
+    let env: Record<string, unknown>
     let cut: string | undefined
+    const id = `bench-${job.pair}-${seq}`
     if (state !== undefined) {
-      const r = ratchetEncrypt(state, te.encode(payloadText(seq, job.e2ee!.t)))
+      const ts = job.e2ee!.t
+      const r = ratchetEncrypt(state, te.encode(payloadText(seq, ts)), e2eeBinding(id, me.amid, job.to, ts))
       state = r.state
-      payload = e2eePayloadObject(r.message)
+      env = { v: PROTOCOL_E2EE, id, from: me.amid, to: job.to, type: 'e2ee', ts, payload: e2eePayloadObject(r.message) }
       cut = e2eePayloadText(r.message)
     } else {
-      payload = payloadObject(seq, Date.now())
+      env = signEnvelope(me, { id, to: job.to, type: 'bench', payload: payloadObject(seq, Date.now()) })
     }
-    const env = signEnvelope(me, { id: `bench-${job.pair}-${seq}`, to: job.to, type: state !== undefined ? 'e2ee' : 'bench', payload })
     const f = encodeSend(JSON.stringify(env))
     if (cut === undefined) {
       parts.push(f)

@@ -4,15 +4,15 @@
  * sender ratchet-encrypts every message it sends and each receiver decrypts every message it gets
  * (the plaintext's `bseq` is what the generator counts).
  *
- * Envelopes are still signed before the run, as in the plaintext mode: a worker encrypts the same
- * plaintexts from a copy of the sender's state and signs envelopes around the ciphertexts. During
- * the run the sender really encrypts each message (the ratchet is deterministic for a given state,
- * so it gets the same bytes) and sends the pre-signed envelope's head, the payload it just built and
- * the pre-signed tail (the signature). Were the bytes different, the relay would refuse the
- * signature: an error frame, reported.
+ * Envelopes are unsigned agentmesh/0.3 ones (docs/protocol.md §14.3), built before the run as the
+ * plaintext mode's are signed: a worker encrypts the same plaintexts from a copy of the sender's
+ * state, the envelope header bound in, and writes the frames around the ciphertexts. During the run
+ * the sender really encrypts each message (the ratchet is deterministic for a given state and
+ * header, so it gets the same bytes) and sends the prepared head, the payload it just built and the
+ * prepared tail; the receiver decrypts with the header binding of the envelope it got.
  */
 import { ratchetDecrypt, ratchetEncrypt, serializeRatchetState, type RatchetState } from '@agentmesh/crypto'
-import { e2eePayloadText, establish, makeE2eeAgent, readE2eeMessage } from '../e2ee.ts'
+import { e2eeBinding, e2eePayloadText, establish, makeE2eeAgent, readE2eeId, readE2eeMessage } from '../e2ee.ts'
 import type { SignJob } from '../sign-worker.ts'
 import { payloadText, readBseq } from '../util.ts'
 import { signOnWorkers, type AgentMeshFixture, type E2eeHooks } from './agentmesh.ts'
@@ -25,6 +25,8 @@ export interface E2eeFixture {
   /** per pair: head and tail of each pre-signed frame (see sign-worker.ts) */
   parts: Buffer[]
   offsets: Int32Array[]
+  /** per pair: the sender's and receiver's AMIDs (the envelope header) */
+  amids: Array<[string, string]>
   /** frames per pair */
   count: number
   /** the `t` of every plaintext */
@@ -61,6 +63,7 @@ export async function buildE2eeFixture (fx: AgentMeshFixture, pairs: number, cou
   const { frames, offsets } = await signOnWorkers(jobs, count)
   const ex: E2eeFixture = {
     pairs, senderStates, receiverStates, parts: frames, offsets, count, t, setupMs, signMs: performance.now() - t0 - setupMs,
+    amids: fx.senders.slice(0, pairs).map((s, p) => [s.amid, fx.receivers[p]!.amid]),
     frameBytes: 0, payloadBytes: 0,
   }
   // the size of message 0 of pair 0, from a copy of its state
@@ -82,7 +85,7 @@ export function e2eeHooks (ex: E2eeFixture): E2eeHooks {
     frame (p, seq) {
       if (seq >= ex.count) return undefined
       const t0 = performance.now()
-      const r = ratchetEncrypt(send[p]!, Buffer.from(payloadText(seq, ex.t), 'latin1'))
+      const r = ratchetEncrypt(send[p]!, Buffer.from(payloadText(seq, ex.t), 'latin1'), e2eeBinding(`bench-${p}-${seq}`, ex.amids[p]![0], ex.amids[p]![1], ex.t))
       send[p] = r.state
       const payload = e2eePayloadText(r.message)
       encryptMs += performance.now() - t0
@@ -100,7 +103,7 @@ export function e2eeHooks (ex: E2eeFixture): E2eeHooks {
     },
     open (p, data) {
       const t0 = performance.now()
-      const r = ratchetDecrypt(recv[p]!, readE2eeMessage(data))
+      const r = ratchetDecrypt(recv[p]!, readE2eeMessage(data), {}, e2eeBinding(readE2eeId(data), ex.amids[p]![0], ex.amids[p]![1], ex.t))
       recv[p] = r.state
       decryptMs += performance.now() - t0
       decrypted++

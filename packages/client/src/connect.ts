@@ -114,6 +114,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     ownsState,
     e2ee,
     acceptPlaintext: opts.acceptPlaintext !== false,
+    signEncrypted: opts.signEncrypted ?? process.env.AGENTMESH_SIGN_ENCRYPTED === '1',
     httpBase: httpOrigin(url),
     deliver: opts.deliver !== false,
     minBackoffMs,

@@ -78,6 +78,8 @@ export interface ConnectionConfig {
   e2ee: E2ee | undefined
   /** hand unencrypted messages to the application (marked `encrypted: false`) */
   acceptPlaintext: boolean
+  /** send encrypted DMs as signed agentmesh/0.2 envelopes (the transition, docs/protocol.md §14.3) */
+  signEncrypted?: boolean
   /** the relay's HTTP origin, for REST calls (handles, rooms, tasks) */
   httpBase: string
   /** knocks, grants, per-peer limits; set by connect() once the connection exists */
@@ -607,7 +609,10 @@ export class ConnectionImpl implements Connection {
       const gate = this.cfg.gate
       const extra = { ...(opts.resendOf === undefined ? {} : { orig: opts.resendOf }), ...(gate === undefined ? {} : { grant: () => gate.presentable(to) }) }
       return this.cfg.state.transaction(() => {
-        const p = this.enqueue(signOutgoing(this.cfg.identity, this.cfg.session, { id, to, type: E2EE_TYPE, payload: { ...e2ee.encrypt(to, type, payload, extra) } }))
+        // agentmesh/0.3: unsigned, the header bound into the encryption; 0.2 (signEncrypted): signed
+        const p = this.enqueue(this.cfg.signEncrypted === true
+          ? signOutgoing(this.cfg.identity, this.cfg.session, { id, to, type: E2EE_TYPE, payload: { ...e2ee.encrypt(to, type, payload, extra) } })
+          : e2ee.envelope(to, id, type, payload, extra))
         if (logged) sentLog.add({ id, to, type, payload, at: Date.now(), status: 'stored', ...(opts.resendOf === undefined ? {} : { orig: opts.resendOf }) })
         return p
       })
@@ -738,9 +743,14 @@ export class ConnectionImpl implements Connection {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidEnvelope, `dropped delivery ${seq}: addressed to ${env.to}, not to this agent`))
     } else if (env.via !== undefined && env.via !== this.relayAmidValue) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}): attested by ${env.via}, which is not the relay this agent is connected to`))
+    } else if (env.sig === undefined && this.cfg.e2ee === undefined) {
+      // an agentmesh/0.3 e2ee envelope is authenticated by its decryption alone, which this connection cannot do
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}) from ${env.from}: unsigned, and this connection has no end-to-end encryption to authenticate it`))
     } else if (env.session_cert !== undefined && (sessionError = sessionEnvelopeError(env)) !== undefined) {
       this.cfg.onWarning(new AgentMeshError(sessionError.code, `dropped delivery ${seq} (${env.id}) from ${env.from}: ${sessionError.message}`))
-    } else if (env.session_cert === undefined && !verifyEnvelope(env, env.via === undefined ? undefined : keyForAmid(env.via))) {
+      // without sig: an agentmesh/0.3 e2ee envelope, the one kind validateEnvelope lets go unsigned;
+      // its header is authenticated with its content when it is decrypted, in turn (docs/protocol.md §14.3)
+    } else if (env.sig !== undefined && env.session_cert === undefined && !verifyEnvelope(env, env.via === undefined ? undefined : keyForAmid(env.via))) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}) from ${env.from}: bad signature`))
     } else if (this.cfg.state.seen(env.from, env.id)) {
       // handed over before (checked before anything is decrypted)

@@ -9,13 +9,13 @@
  * instead of overwriting each other's ratchet.
  */
 import {
-  acceptInitialMessage, deriveExchangeKey, deriveStateKey, exchangeKeyFromSecret, fromB64u,
+  acceptInitialMessage, envelopeHeaderBinding, deriveExchangeKey, deriveStateKey, exchangeKeyFromSecret, fromB64u,
   openRecord, parseScryptParams, scryptParamsText, STATE_SCRYPT, STATE_SCRYPT_V1, ratchetDecrypt, ratchetEncrypt, safetyNumber,
   scannableSafetyNumber, sealRecord, startSession, toB64u, verifyInitialMessageHeader,
   type ExchangeKeyPair, type Identity, type InitialMessageHeader, type OneTimePreKeyRecord, type PqOneTimePreKeyRecord, type PqPreKeyRecord,
   type PreKeyBundle, type PreKeyStore, type RatchetMessage, type RatchetState, type SignedPreKeyRecord,
 } from '@agentmesh/crypto'
-import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN, type ApiAnswer, type ApiBody, type Envelope, type RouteName } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, ID_PATTERN, PROTOCOL_E2EE, TYPE_PATTERN, isUnsignedKind, type ApiAnswer, type ApiBody, type Envelope, type RouteName } from '@agentmesh/protocol'
 import { createHash, randomBytes } from 'node:crypto'
 import type { ClientState } from './state.ts'
 import { registryRequest } from './registry.ts'
@@ -125,6 +125,16 @@ interface SessionRecord {
   usedAt: number
   /** the peer could not decrypt (reset notice): the next message starts a new session; this one still decrypts what is in flight */
   reset?: boolean
+}
+
+/** What `encrypt` may add to the message. */
+export interface EncryptExtra {
+  /** a resend of this message id (the receiver shows it under that id, once) */
+  orig?: string
+  /** asked only for the first messages of a new session: the grant from the peer this agent presents */
+  grant?: () => unknown
+  /** the envelope's header binding (agentmesh/0.3, docs/protocol.md §14.3), appended to the associated data */
+  binding?: Uint8Array
 }
 
 /** The wire form of an encrypted payload. */
@@ -626,7 +636,7 @@ export class E2ee {
    * first messages of a new session, the grant from the peer that this agent presents with them, so
    * a peer that lost its state learns its grant again (docs/policy.md "A peer that lost its state").
    */
-  encrypt (peer: string, type: string, payload: Record<string, unknown>, extra: { orig?: string, grant?: () => unknown } = {}): EncryptedPayload {
+  encrypt (peer: string, type: string, payload: Record<string, unknown>, extra: EncryptExtra = {}): EncryptedPayload {
     const rec = this.get<SessionRecord>(K.session, peer)
     if (rec === undefined || rec.reset === true) throw new AgentMeshError(ErrorCode.UnknownSession, `no session with ${peer}`)
     const known = this.get<PeerRecord>(K.peer, peer)
@@ -637,7 +647,7 @@ export class E2ee {
       const g = extra.grant()
       if (g !== undefined) inner.grant = g
     }
-    const { state, message } = ratchetEncrypt(rec.current, enc.encode(JSON.stringify(inner)))
+    const { state, message } = ratchetEncrypt(rec.current, enc.encode(JSON.stringify(inner)), extra.binding)
     const now = Date.now()
     this.put(K.session, peer, { ...rec, current: state, usedAt: now } satisfies SessionRecord, now)
     return {
@@ -646,6 +656,17 @@ export class E2ee {
       ct: toB64u(message.ciphertext),
       ...(message.prekey === undefined ? {} : { prekey: message.prekey }),
     }
+  }
+
+  /**
+   * The `agentmesh/0.3` envelope of `{ type, payload }` to `peer` (docs/protocol.md §14.3): type
+   * `e2ee`, no signature; its header (v, id, from, to, type, ts) is bound into the encryption's
+   * associated data, so the peer's decryption authenticates it. Synchronous, like `encrypt`.
+   */
+  envelope (peer: string, id: string, type: string, payload: Record<string, unknown>, extra: Omit<EncryptExtra, 'binding'> = {}, ts = Date.now()): Envelope {
+    const header = { v: PROTOCOL_E2EE, id, from: this.identity.amid, to: peer, type: E2EE_TYPE, ts }
+    const sealed = this.encrypt(peer, type, payload, { ...extra, binding: envelopeHeaderBinding(header) })
+    return { ...header, payload: { ...sealed } }
   }
 
   // ------------------------------------------------------------------ receiving
@@ -663,7 +684,8 @@ export class E2ee {
   }
 
   /**
-   * Decrypts an encrypted envelope (signature already checked), saving the ratchet and the
+   * Decrypts an encrypted envelope (a signed agentmesh/0.2 one with its signature already checked;
+   * an unsigned agentmesh/0.3 one is authenticated here, header included), saving the ratchet and the
    * plaintext in one step before answering. Throws the session layer's coded errors; a message
    * from a peer whose key changed is held (AM_ERR_PEER_KEY_CHANGED). `inStep` runs inside that
    * step (the caller commits the previous message there: one transaction instead of two).
@@ -672,6 +694,7 @@ export class E2ee {
     const kept = this.kept(env)
     if (kept !== undefined) return kept
     const message = this.readPayload(env)
+    const binding = this.bindingOf(env)
     const now = Date.now()
     const prekey = message.prekey
     const rec = prekey === undefined ? undefined : this.get<SessionRecord>(K.session, env.from)
@@ -698,7 +721,7 @@ export class E2ee {
         })
         throw this.keyChanged(env.from, `message ${env.id} is held until the new key is accepted`)
       }
-      return await this.acceptNew(env, message, rec, now, inStep)
+      return await this.acceptNew(env, message, rec, now, inStep, binding)
     }
     return this.state.transaction(() => {
       inStep?.()
@@ -710,7 +733,7 @@ export class E2ee {
       for (let i = 0; i < states.length; i++) {
         let r: { state: RatchetState, plaintext: Uint8Array }
         try {
-          r = ratchetDecrypt(states[i]!, message, { now })
+          r = ratchetDecrypt(states[i]!, message, { now }, binding)
         } catch (err) {
           first ??= err
           if (AgentMeshError.is(err, ErrorCode.MessageReplayed)) replay = true
@@ -734,12 +757,14 @@ export class E2ee {
     })
   }
 
-  private async acceptNew (env: Envelope, message: RatchetMessage, rec: SessionRecord | undefined, now: number, inStep?: () => void): Promise<Decrypted> {
+  private async acceptNew (
+    env: Envelope, message: RatchetMessage, rec: SessionRecord | undefined, now: number, inStep: (() => void) | undefined, binding: Uint8Array | undefined,
+  ): Promise<Decrypted> {
     this.usedOneTime.clear()
     this.usedPqOneTime.clear()
     let accepted: Awaited<ReturnType<typeof acceptInitialMessage>>
     try {
-      accepted = await acceptInitialMessage(this.identity, this.exchangeKey(), this.prekeyStore(), message, { now, from: env.from })
+      accepted = await acceptInitialMessage(this.identity, this.exchangeKey(), this.prekeyStore(), message, { now, from: env.from, ...(binding === undefined ? {} : { binding }) })
     } catch (err) {
       this.usedOneTime.clear()
       this.usedPqOneTime.clear()
@@ -766,6 +791,15 @@ export class E2ee {
       this.put(K.plain, this.plainKey(env), out, now)
     })
     return out
+  }
+
+  /**
+   * The header binding an unsigned `agentmesh/0.3` envelope was sealed with (docs/protocol.md
+   * §14.3); none for a signed `agentmesh/0.2` one, whose signature covers the header instead.
+   */
+  private bindingOf (env: Envelope): Uint8Array | undefined {
+    if (!isUnsignedKind(env)) return undefined
+    try { return envelopeHeaderBinding(env) } catch (err) { throw dropped(ErrorCode.DecryptFailed, env, `its header cannot be bound: ${(err as Error).message}`) }
   }
 
   private readPayload (env: Envelope): RatchetMessage {

@@ -184,6 +184,13 @@ export interface ConnectOptions {
    * With false they are dropped with an AM_ERR_PLAINTEXT_REFUSED warning. @default true
    */
   acceptPlaintext?: boolean
+  /**
+   * Send end-to-end encrypted direct messages as signed `agentmesh/0.2` envelopes, as SDKs before
+   * `agentmesh/0.3` did, instead of unsigned 0.3 ones (docs/protocol.md §14.3): for the transition,
+   * while peers still run an SDK that drops an unsigned envelope as a bad signature. Receiving
+   * takes both forms either way. @default $AGENTMESH_SIGN_ENCRYPTED = "1", else false
+   */
+  signEncrypted?: boolean
   /** Passphrase that, with the identity, seals the local sessions and keys. @default $AGENTMESH_PASSPHRASE or none */
   passphrase?: string
   /**

@@ -10,7 +10,7 @@ import 'reflect-metadata' // @peculiar/x509's dependency injection (tsyringe) th
 import { X509Certificate as NodeX509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { KeyUsageFlags, KeyUsagesExtension, PemConverter, type X509Certificate } from '@peculiar/x509'
-import { AUTH_SIGNING_PREFIX, AgentMeshError, ErrorCode, PROTOCOL, type Envelope } from '@agentmesh/protocol'
+import { AUTH_SIGNING_PREFIX, AgentMeshError, ErrorCode, PROTOCOL, type Envelope, type SignedEnvelope } from '@agentmesh/protocol'
 import { amidFromPublicKey, fromB64u, keyPairFromSecret, publicKeyObjectFromRaw, signBytes, toB64u, verifyBytes, type KeyPair } from './keys.ts'
 import { envelopeSigningBytes, keyForAmid, signChallenge, type EnvelopeInit } from './envelope.ts'
 import { writeSecretFile } from './identity.ts'
@@ -131,7 +131,7 @@ export async function verifySessionCert (chainPem: readonly string[], opts: {
 // Signing with a session key
 
 /** Builds an envelope from the session's agent, carrying its session certificate, signed by the session key. */
-export function signSessionEnvelope (session: Pick<Session, 'amid' | 'keys' | 'cert'>, init: EnvelopeInit): Envelope {
+export function signSessionEnvelope (session: Pick<Session, 'amid' | 'keys' | 'cert'>, init: EnvelopeInit): SignedEnvelope {
   const unsigned = {
     v: PROTOCOL,
     id: init.id,

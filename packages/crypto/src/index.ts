@@ -18,9 +18,9 @@ export {
 export type { KeyPair } from './keys.ts'
 export {
   signEnvelope, attestEnvelope, signerOf, verifyEnvelope, verifyEnvelopeAsync, envelopeSigningBytes,
-  signChallenge, verifyChallenge, keyForAmid,
+  signChallenge, verifyChallenge, keyForAmid, envelopeHeaderBinding, HEADER_BINDING_LABEL,
 } from './envelope.ts'
-export type { EnvelopeInit } from './envelope.ts'
+export type { EnvelopeInit, EnvelopeHeader } from './envelope.ts'
 export {
   createIdentity, identityFromSecret, loadIdentity, saveIdentity, defaultHome, ensureHome,
   writeSecretFile, IDENTITY_FILE, identityIsSealed, resealIdentity,

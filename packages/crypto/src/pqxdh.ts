@@ -1,7 +1,7 @@
 /**
  * PQXDH key agreement (Signal, "The PQXDH Key Agreement Protocol", revision 3), with
  * curve = curve25519, hash = SHA-256, pqkem = ML-KEM-768 (FIPS 203), on Node's X25519 and
- * HKDF and @noble/post-quantum's ML-KEM.
+ * HKDF and ML-KEM-768 from ml-kem.ts (liboqs in WebAssembly, @noble/post-quantum until it is ready).
  *
  * The identity key IK of the spec is the agent's X25519 exchange key, itself signed by the agent's
  * Ed25519 identity (prekeys.ts). The associated data binds both halves of both identities:
@@ -10,9 +10,9 @@
  * The responder deletes the one-time prekey only once the initial ciphertext has decrypted
  * (§3.4), so `acceptSession` takes the decryption as a callback.
  */
-import { ml_kem768 } from '@noble/post-quantum/ml-kem.js'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { keyForAmid } from './envelope.ts'
+import { mlKem768Decapsulate, mlKem768Encapsulate } from './ml-kem.ts'
 import type { Identity } from './identity.ts'
 import { decodeB64u, hkdfSha256, isUint32 } from './kdf.ts'
 import { isAmid, publicKeyFromAmid, toB64u, verifyBytes } from './keys.ts'
@@ -157,7 +157,7 @@ export function initiateSession (me: Identity, myExchangeKey: ExchangeKeyPair, b
   }
   let kem: { cipherText: Uint8Array, sharedSecret: Uint8Array }
   try {
-    kem = ml_kem768.encapsulate((b.pqOneTimePreKey ?? b.pqPreKey).key) // (CT, SS) = PQKEM-ENC(PQPK_B): the one-time PQOPK when there is one (§3.3)
+    kem = mlKem768Encapsulate((b.pqOneTimePreKey ?? b.pqPreKey).key) // (CT, SS) = PQKEM-ENC(PQPK_B): the one-time PQOPK when there is one (§3.3)
   } catch (cause) {
     throw new AgentMeshError(ErrorCode.BadPrekey, `prekey bundle: ${b.pqOneTimePreKey === undefined ? 'pq_prekey' : 'pq_one_time_prekey'}.key is not a valid ML-KEM-768 key`, { cause })
   }
@@ -263,7 +263,7 @@ export async function acceptSession<T> (
   } catch (cause) {
     throw new AgentMeshError(ErrorCode.BadPrekey, 'initial message: exchange_key or ephemeral_key is not a usable X25519 key', { cause })
   }
-  dh.push(ml_kem768.decapsulate(h.kemCiphertext, pq.secretKey)) // SS = PQKEM-DEC(PQPK_B, CT)
+  dh.push(mlKem768Decapsulate(h.kemCiphertext, pq.secretKey)) // SS = PQKEM-DEC(PQPK_B, CT)
   const session: AcceptedSession = {
     sharedSecret: kdf(dh),
     associatedData: sessionAssociatedData(

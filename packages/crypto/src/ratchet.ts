@@ -10,7 +10,13 @@
  *                      split with CBC + HMAC (80 B: key, MAC key, IV); an AEAD needs only key + nonce,
  *                      and §3.1 allows a nonce derived from mk since each mk is used once.
  *   HEADER(dh, pn, n)  EncodeEC(dh) || uint32be(pn) || uint32be(n), 41 bytes
- *   CONCAT(ad, header) ad || header (the header has a fixed length, so the pair parses uniquely)
+ *   CONCAT(ad, header) ad || header (the header has a fixed length, so the pair parses uniquely),
+ *                      followed by the envelope's header binding when the caller gives one
+ *                      (`binding`: envelope.ts envelopeHeaderBinding, for an agentmesh/0.3 envelope,
+ *                      docs/protocol.md §14.3): AD has a fixed length per session and HEADER 41
+ *                      bytes, so ad || header || binding parses uniquely too, and a message sealed
+ *                      with a binding never opens without it (or with another one), nor the
+ *                      other way round
  *
  * The state is plain JSON (keys in base64url), and every function answers a new state without
  * touching the one it was given: a caller persists "new state + decrypted message" together, and
@@ -160,10 +166,12 @@ function associatedData (ad: string, dh: string, pn: number, n: number): Buffer 
   return out
 }
 
-function seal (mk: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+/** AES-256-GCM's associated data is aad || binding: two setAAD calls feed GHASH the concatenation. */
+function seal (mk: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, binding?: Uint8Array): Uint8Array {
   const okm = hkdfSha256Short(mk, ZERO_SALT, MK_INFO, 44)
   const c = createCipheriv('aes-256-gcm', okm.subarray(0, 32), okm.subarray(32, 44))
   c.setAAD(aad)
+  if (binding !== undefined) c.setAAD(binding)
   const body = c.update(plaintext)
   const last = c.final()
   const tag = c.getAuthTag()
@@ -175,11 +183,12 @@ function seal (mk: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Arr
   return out
 }
 
-function open (mk: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Uint8Array {
+function open (mk: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array, binding?: Uint8Array): Uint8Array {
   const okm = hkdfSha256Short(mk, ZERO_SALT, MK_INFO, 44)
   try {
     const d = createDecipheriv('aes-256-gcm', okm.subarray(0, 32), okm.subarray(32, 44))
     d.setAAD(aad)
+    if (binding !== undefined) d.setAAD(binding)
     d.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_BYTES))
     const body = d.update(ciphertext.subarray(0, ciphertext.length - TAG_BYTES))
     const last = d.final()
@@ -250,8 +259,12 @@ export function ratchetInitBob (
   }
 }
 
-/** RatchetEncrypt (§3.4). Answers the message and the state to keep; `state` is left as it was. */
-export function ratchetEncrypt (state: RatchetState, plaintext: Uint8Array): { state: RatchetState, message: RatchetMessage } {
+/**
+ * RatchetEncrypt (§3.4). Answers the message and the state to keep; `state` is left as it was.
+ * `binding`: the envelope's header binding (envelopeHeaderBinding), appended to the associated
+ * data; the receiver must give the same one to ratchetDecrypt.
+ */
+export function ratchetEncrypt (state: RatchetState, plaintext: Uint8Array, binding?: Uint8Array): { state: RatchetState, message: RatchetMessage } {
   if (state.cks === null) {
     throw new AgentMeshError(ErrorCode.InvalidArgument, 'this session cannot send yet: the responder sends only after decrypting the first message')
   }
@@ -260,7 +273,7 @@ export function ratchetEncrypt (state: RatchetState, plaintext: Uint8Array): { s
   const mk = hmacSha256(ck, CK_MESSAGE)
   const nextCk = hmacSha256(ck, CK_CHAIN)
   const header: RatchetHeader = { dh: state.dhs.pub, pn: state.pn, n: state.ns }
-  const ciphertext = seal(mk, plaintext, associatedData(state.ad, state.dhs.pub, state.pn, state.ns))
+  const ciphertext = seal(mk, plaintext, associatedData(state.ad, state.dhs.pub, state.pn, state.ns), binding)
   mk.fill(0)
   return {
     state: { ...state, cks: toB64u(nextCk), ns: state.ns + 1 },
@@ -306,7 +319,10 @@ function withSkipped (state: RatchetState, added: RatchetState['skipped'], max: 
  * (§6.4), noting them as evicted so a late copy is told apart as such. `state` is left as it was.
  */
 export function expireSkipped (state: RatchetState, now: number, maxAgeMs = DEFAULT_MAX_SKIPPED_AGE_MS): RatchetState {
-  const old = new Set((state.skipped_at ?? []).filter(([, at]) => at < now - maxAgeMs).map(([dh]) => dh))
+  // the usual case, on every message: no skipped keys, or none old enough (nothing allocated)
+  const dated = state.skipped_at
+  if (dated === undefined || !dated.some(([, at]) => at < now - maxAgeMs)) return state
+  const old = new Set(dated.filter(([, at]) => at < now - maxAgeMs).map(([dh]) => dh))
   if (old.size === 0) return state
   const gone = state.skipped.filter(s => old.has(s[0]))
   return {
@@ -330,8 +346,12 @@ function received (state: RatchetState, changes: Partial<RatchetState>): Ratchet
  * - AM_ERR_DECRYPT_FAILED: the message is malformed or does not authenticate (altered, another session);
  * - AM_ERR_MESSAGE_REPLAYED: its message key was already used (or, if it was skipped, since evicted);
  * - AM_ERR_TOO_FAR_AHEAD: it would skip more than `maxSkip` keys in a chain or `maxSkippedTotal` in all.
+ * `binding`: the header binding of the envelope that carried the message, as the sender gave it to
+ * ratchetEncrypt (none for an agentmesh/0.2 envelope); another one fails as AM_ERR_DECRYPT_FAILED.
  */
-export function ratchetDecrypt (given: RatchetState, message: RatchetMessage, limits: RatchetLimits = {}): { state: RatchetState, plaintext: Uint8Array } {
+export function ratchetDecrypt (
+  given: RatchetState, message: RatchetMessage, limits: RatchetLimits = {}, binding?: Uint8Array,
+): { state: RatchetState, plaintext: Uint8Array } {
   const maxSkip = limits.maxSkip ?? DEFAULT_MAX_SKIP
   const maxTotal = limits.maxSkippedTotal ?? DEFAULT_MAX_SKIPPED_TOTAL
   const now = limits.now
@@ -357,25 +377,23 @@ export function ratchetDecrypt (given: RatchetState, message: RatchetMessage, li
         ck = hmacSha256(ck, CK_CHAIN)
       }
       const mk = hmacSha256(ck, CK_MESSAGE)
-      const plaintext = open(mk, ciphertext, associatedData(state.ad, dh, pn, n))
+      const plaintext = open(mk, ciphertext, associatedData(state.ad, dh, pn, n), binding)
       const ckr = toB64u(hmacSha256(ck, CK_CHAIN))
-      return {
-        // nothing skipped (the usual case): withSkipped would answer `skipped` and `evicted` as they are
-        state: received(state, added.length === 0 ? { ckr, nr: n + 1 } : { ckr, nr: n + 1, ...withSkipped(state, added, maxTotal, now) }),
-        plaintext,
-      }
+      // nothing skipped and no PQXDH header to stop sending (the usual case): one copy of the state
+      if (added.length === 0 && state.prekey === undefined) return { state: { ...state, ckr, nr: n + 1 }, plaintext }
+      return { state: received(state, added.length === 0 ? { ckr, nr: n + 1 } : { ckr, nr: n + 1, ...withSkipped(state, added, maxTotal, now) }), plaintext }
     }
-    return fromSkipped(state, dh, pn, n, ciphertext) ?? replayed(state, dh, n)
+    return fromSkipped(state, dh, pn, n, ciphertext, binding) ?? replayed(state, dh, n)
   }
 
-  const fromOld = fromSkipped(state, dh, pn, n, ciphertext)
+  const fromOld = fromSkipped(state, dh, pn, n, ciphertext, binding)
   if (fromOld !== undefined) return fromOld
   const ended = state.chains.find(c => c[0] === dh)
   if (ended !== undefined) {
     if (n < ended[1]) replayed(state, dh, n)
     throw new AgentMeshError(ErrorCode.DecryptFailed, `message ${n} of a chain that ended after ${ended[1]} messages does not exist: forged or altered`)
   }
-  return dhRatchetThenDecrypt(state, dh, pn, n, ciphertext, maxSkip, maxTotal, now)
+  return dhRatchetThenDecrypt(state, dh, pn, n, ciphertext, maxSkip, maxTotal, now, binding)
 }
 
 function replayed (state: RatchetState, dh: string, n: number): never {
@@ -386,10 +404,12 @@ function replayed (state: RatchetState, dh: string, n: number): never {
 }
 
 /** TrySkippedMessageKeys (§3.5). */
-function fromSkipped (state: RatchetState, dh: string, pn: number, n: number, ciphertext: Uint8Array): { state: RatchetState, plaintext: Uint8Array } | undefined {
+function fromSkipped (
+  state: RatchetState, dh: string, pn: number, n: number, ciphertext: Uint8Array, binding: Uint8Array | undefined,
+): { state: RatchetState, plaintext: Uint8Array } | undefined {
   const i = state.skipped.findIndex(s => s[1] === n && s[0] === dh)
   if (i < 0) return undefined
-  const plaintext = open(b64(state.skipped[i]![2]), ciphertext, associatedData(state.ad, dh, pn, n))
+  const plaintext = open(b64(state.skipped[i]![2]), ciphertext, associatedData(state.ad, dh, pn, n), binding)
   const skipped = state.skipped.filter((_, j) => j !== i)
   const changes: Partial<RatchetState> = { skipped }
   if (state.skipped_at !== undefined && !skipped.some(s => s[0] === dh)) changes.skipped_at = state.skipped_at.filter(([k]) => k !== dh)
@@ -398,7 +418,8 @@ function fromSkipped (state: RatchetState, dh: string, pn: number, n: number, ci
 
 /** A new ratchet key from the peer: SkipMessageKeys(pn), DHRatchet, SkipMessageKeys(n), decrypt (§3.5). */
 function dhRatchetThenDecrypt (
-  state: RatchetState, dh: string, pn: number, n: number, ciphertext: Uint8Array, maxSkip: number, maxTotal: number, now?: number,
+  state: RatchetState, dh: string, pn: number, n: number, ciphertext: Uint8Array, maxSkip: number, maxTotal: number,
+  now: number | undefined, binding: Uint8Array | undefined,
 ): { state: RatchetState, plaintext: Uint8Array } {
   const peer = decodeB64u(dh, 32)
   if (peer === undefined) throw malformed('header.dh is not a 32-byte base64url key')
@@ -446,7 +467,7 @@ function dhRatchetThenDecrypt (
     added.push([dh, i, toB64u(hmacSha256(ck, CK_MESSAGE))])
     ck = hmacSha256(ck, CK_CHAIN)
   }
-  const plaintext = open(hmacSha256(ck, CK_MESSAGE), ciphertext, associatedData(state.ad, dh, pn, n))
+  const plaintext = open(hmacSha256(ck, CK_MESSAGE), ciphertext, associatedData(state.ad, dh, pn, n), binding)
 
   cacheX25519PrivateKey(dhs)
   // the replaced key is not needed again, except a responder's first one: its signed prekey, shared by sessions

@@ -33,10 +33,13 @@ export function startSession (me: Identity, myExchangeKey: ExchangeKeyPair, bund
  * envelope's sender as `from` (or compare it with the answered `peer`).
  * Throws AM_ERR_UNKNOWN_SESSION for a message without a PQXDH header, AM_ERR_BAD_PREKEY for a
  * header naming prekeys not held (a one-time prekey used before) or failing its signature, and
- * the ratchet's errors (AM_ERR_DECRYPT_FAILED …) for the message itself.
+ * the ratchet's errors (AM_ERR_DECRYPT_FAILED …) for the message itself. `opts.binding`: the header
+ * binding of the envelope that carried it (agentmesh/0.3, docs/protocol.md §14.3), appended to the
+ * PQXDH AD and the ratchet header exactly as for every later message.
  */
 export async function acceptInitialMessage (
-  me: Identity, myExchangeKey: ExchangeKeyPair, store: PreKeyStore, message: RatchetMessage, opts: { now: number, from?: string } & RatchetLimits,
+  me: Identity, myExchangeKey: ExchangeKeyPair, store: PreKeyStore, message: RatchetMessage,
+  opts: { now: number, from?: string, binding?: Uint8Array } & RatchetLimits,
 ): Promise<{ state: RatchetState, plaintext: Uint8Array, peer: string }> {
   const header = message.prekey
   if (header === undefined) {
@@ -46,7 +49,7 @@ export async function acceptInitialMessage (
     now: opts.now,
     ...(opts.from === undefined ? {} : { from: opts.from }),
     open: (s) => ratchetDecrypt(
-      ratchetInitBob(s.sharedSecret, s.associatedData, s.signedPreKey, { now: opts.now, base: header.ephemeral_key }), message, opts),
+      ratchetInitBob(s.sharedSecret, s.associatedData, s.signedPreKey, { now: opts.now, base: header.ephemeral_key }), message, opts, opts.binding),
   })
   accepted.sharedSecret.fill(0)
   return { state: accepted.opened.state, plaintext: accepted.opened.plaintext, peer: accepted.peer }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { sign } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { base58 } from '@scure/base'
-import { PROTOCOL, type Envelope } from '@agentmesh/protocol'
+import { PROTOCOL, type Envelope, type SignedEnvelope } from '@agentmesh/protocol'
 import {
   amidFromPublicKey, createIdentity, envelopeSigningBytes, fromB64u, generateKeyPair, isAmid, keyForAmid, keyPairFromSecret,
   publicKeyFromAmid, signChallenge, signEnvelope, toB64u, verifyChallenge, verifyEnvelope, verifyEnvelopeAsync,
@@ -12,7 +12,7 @@ const alice = createIdentity('alice')
 const bob = createIdentity('bob')
 const carol = createIdentity('carol')
 
-function envelope (): Envelope {
+function envelope (): SignedEnvelope {
   return signEnvelope(alice, { id: '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', to: bob.amid, type: 'chat', payload: { text: 'hello', n: 1 }, ts: 1_700_000_000_000 })
 }
 

@@ -10,7 +10,7 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { TSchema } from '@sinclair/typebox'
 import { AgentMeshError, ErrorCode } from './errors.ts'
-import { PROTOCOL_MAJOR } from './constants.ts'
+import { PROTOCOL_MAJOR, UNSIGNED_ENVELOPE_TYPES } from './constants.ts'
 import {
   ClientFrameSchemas, Envelope, RelayFrameSchemas,
   type ClientFrame, type RelayFrame, type Envelope as EnvelopeT,
@@ -50,6 +50,21 @@ export function checkVersion (v: string): AgentMeshError | undefined {
   return undefined
 }
 
+/** The minor version of a `v` that matched VERSION_PATTERN. */
+function minorOf (v: string): number {
+  return Number(v.slice(v.indexOf('.') + 1))
+}
+
+/**
+ * True for an envelope that goes without an Ed25519 signature (docs/protocol.md §4, §14.3): an
+ * `agentmesh/0.3` (or later minor) end-to-end encrypted direct message (`e2ee`, to an AMID), whose
+ * header (v, id, from, to, type, ts) the Double Ratchet binds into its associated data instead.
+ * Every other envelope is signed, whatever its version.
+ */
+export function isUnsignedKind (env: Pick<EnvelopeT, 'v' | 'type' | 'to'>): boolean {
+  return UNSIGNED_ENVELOPE_TYPES.has(env.type) && env.to.charCodeAt(0) !== 35 && minorOf(env.v) >= 3
+}
+
 /** Validates an envelope object; `bytes` is the size of its JSON text. */
 export function validateEnvelope (env: unknown, bytes: number, maxEnvelopeBytes: number): AgentMeshError | undefined {
   if (bytes > maxEnvelopeBytes) {
@@ -59,7 +74,20 @@ export function validateEnvelope (env: unknown, bytes: number, maxEnvelopeBytes:
   if (!envelopeCheck.Check(env)) {
     return new AgentMeshError(ErrorCode.InvalidEnvelope, `invalid envelope, ${firstError(envelopeCheck, env, 'the envelope')}`)
   }
-  return checkVersion((env as EnvelopeT).v)
+  const e = env as EnvelopeT
+  const version = checkVersion(e.v)
+  if (version !== undefined) return version
+  if (isUnsignedKind(e)) {
+    // one form per version: the encryption authenticates this header, and nothing signs it
+    if (e.sig !== undefined || e.session_cert !== undefined || e.via !== undefined) {
+      return new AgentMeshError(ErrorCode.InvalidEnvelope,
+        `invalid envelope: an ${e.v} "${e.type}" envelope carries no sig, session_cert or via (its header is bound into the encryption, docs/protocol.md §14.3); send it as agentmesh/0.2 to sign it`)
+    }
+  } else if (e.sig === undefined) {
+    // worded as the schema words a missing field (an agentmesh/0.3 e2ee DM to an AMID is the one kind without)
+    return new AgentMeshError(ErrorCode.InvalidEnvelope, 'invalid envelope, field sig: Expected required property')
+  }
+  return undefined
 }
 
 function byteLength (s: string): number {

@@ -3,6 +3,14 @@ export const PROTOCOL = 'agentmesh/0.2'
 /** Major version: envelopes and auth frames of another major are refused (§1: a newer minor MUST be accepted). */
 export const PROTOCOL_MAJOR = 0
 export const PROTOCOL_MINOR = 2
+/**
+ * Version of an end-to-end encrypted direct message (type `e2ee`) without an Ed25519 signature
+ * (§4, §14.3): its header is bound into the Double Ratchet's associated data instead, so the
+ * decryption authenticates the sender and the header. Every other envelope is `PROTOCOL`, signed.
+ */
+export const PROTOCOL_E2EE = 'agentmesh/0.3'
+/** Envelope types that go unsigned from `PROTOCOL_E2EE` on: pairwise encrypted direct messages only (§14.3). */
+export const UNSIGNED_ENVELOPE_TYPES: ReadonlySet<string> = new Set(['e2ee'])
 
 /** Largest envelope (its JSON text, in UTF-8 bytes) a relay accepts by default (§4). */
 export const DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024

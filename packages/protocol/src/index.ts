@@ -12,14 +12,14 @@
  */
 export * as constants from './constants.ts'
 export {
-  PROTOCOL, PROTOCOL_MAJOR, PROTOCOL_MINOR, DEFAULT_PORT, DEFAULT_HOST,
+  PROTOCOL, PROTOCOL_MAJOR, PROTOCOL_MINOR, PROTOCOL_E2EE, UNSIGNED_ENVELOPE_TYPES, DEFAULT_PORT, DEFAULT_HOST,
   AUTH_SIGNING_PREFIX, ENVELOPE_SIGNING_PREFIX, RELAY_TYPES, RELAY_TYPE_PREFIXES, isRelayType,
 } from './constants.ts'
 export { AgentMeshError, ErrorCode, CloseCode, ErrorRegistry, HttpStatus, isErrorCode, httpStatusOf, closeCodeOf, isRetryable } from './errors.ts'
 export type { AgentMeshErrorOptions, ErrorInfo } from './errors.ts'
 export {
   decodeClientFrame, decodeRelayFrame, encodeSend, encodeDeliver, encodeError, encodeFrame,
-  validateEnvelope, checkVersion,
+  validateEnvelope, checkVersion, isUnsignedKind,
 } from './codec.ts'
 export type { DecodedClientFrame } from './codec.ts'
 export {

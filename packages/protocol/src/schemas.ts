@@ -44,9 +44,16 @@ export const Envelope = Type.Object({
   via: Type.Optional(Amid),
   /** Signed by a session key (§8): that key's session certificate, which `from`'s key signed. */
   session_cert: Type.Optional(WireCert),
-  sig: Type.String({ pattern: B64URL, minLength: 86, maxLength: 86, description: 'Ed25519 signature, base64url' }),
+  /**
+   * Ed25519 signature, base64url (§8). Absent only on an `agentmesh/0.3` (or later minor) envelope of
+   * type `e2ee` to an agent, whose header the encryption authenticates instead (§14.3); validateEnvelope
+   * refuses every other envelope without it.
+   */
+  sig: Type.Optional(Type.String({ pattern: B64URL, minLength: 86, maxLength: 86, description: 'Ed25519 signature, base64url' })),
 }, { $id: 'Envelope' })
 export type Envelope = Static<typeof Envelope>
+/** An envelope with its Ed25519 signature: every envelope but an agentmesh/0.3 `e2ee` one (§4). */
+export type SignedEnvelope = Envelope & { sig: string }
 
 // ---- client → relay ----
 export const AuthFrame = Type.Object({

@@ -1,5 +1,5 @@
 export type {
-  Envelope, AuthFrame, SendFrame, CursorFrame, ResumeFrame, PingFrame,
+  Envelope, SignedEnvelope, AuthFrame, SendFrame, CursorFrame, ResumeFrame, PingFrame,
   ChallengeFrame, WelcomeFrame, AckFrame, DeliverFrame, ErrorFrame, PongFrame, SignalFrame, WatchFrame, EventFrame, ChatEvent,
   ClientFrame, RelayFrame, Limits,
 } from './schemas.ts'

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { sign } from 'node:crypto'
 import { describe, it } from 'node:test'
 import {
-  AgentMeshError, ErrorCode, PROTOCOL, constants, decodeClientFrame, decodeRelayFrame, encodeDeliver, encodeError,
-  encodeFrame, encodeSend, isErrorCode, type DecodedClientFrame, type Envelope,
+  AgentMeshError, ErrorCode, PROTOCOL, PROTOCOL_E2EE, constants, decodeClientFrame, decodeRelayFrame, encodeDeliver, encodeError,
+  encodeFrame, encodeSend, isErrorCode, isUnsignedKind, validateEnvelope, type DecodedClientFrame, type Envelope,
 } from '@agentmesh/protocol'
 import { createIdentity, envelopeSigningBytes, signChallenge, signEnvelope, toB64u, verifyEnvelope, type Identity } from '@agentmesh/crypto'
 
@@ -139,6 +139,53 @@ describe('codec - envelopes in send frames', () => {
         expectError(decodeClientFrame(text, MAX), ErrorCode.InvalidEnvelope, `invalid envelope, field ${field}: Expected required property`, id)
       }
     }
+  })
+
+  describe('codec - unsigned envelopes (agentmesh/0.3 e2ee)', () => {
+    const unsigned = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
+      v: PROTOCOL_E2EE, id: '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c', from: alice.amid, to: bob.amid, type: 'e2ee', ts: 1_700_000_000_000,
+      payload: { v: 1, header: { dh: 'x', pn: 0, n: 0 }, ct: 'y' }, ...over,
+    })
+    const NO_SIG = 'invalid envelope, field sig: Expected required property'
+
+    it('codec - an agentmesh/0.3 e2ee envelope to an agent decodes without sig, kept byte for byte; a later minor too', () => {
+      assert.equal(PROTOCOL_E2EE, 'agentmesh/0.3')
+      for (const v of [PROTOCOL_E2EE, 'agentmesh/0.4', 'agentmesh/0.12']) {
+        const env = unsigned({ v })
+        const envText = JSON.stringify(env)
+        const { env: decoded, envText: kept } = expectSend(decodeClientFrame(encodeSend(envText), MAX))
+        assert.equal(kept, envText)
+        assert.deepEqual(decoded, env)
+        assert.equal(isUnsignedKind(decoded), true)
+        assert.equal(validateEnvelope(env, envText.length, MAX), undefined)
+      }
+    })
+
+    it('codec - an unsigned envelope of any other kind is refused: plaintext, 0.2, to a room, a sender-key message', () => {
+      const cases: Array<[string, Record<string, unknown>]> = [
+        ['an agentmesh/0.3 chat message', unsigned({ type: 'chat', payload: { text: 'hi' } })],
+        ['an agentmesh/0.2 e2ee message', unsigned({ v: PROTOCOL })],
+        ['an e2ee message to a room', unsigned({ to: '#ops' })],
+        ['a private room message', unsigned({ to: '#ops', type: 'e2ee.group' })],
+        ['a reset notice', unsigned({ type: 'e2ee.reset', payload: { id: 'x' } })],
+        ['a knock', unsigned({ type: 'agentmesh.knock' })],
+      ]
+      for (const [what, env] of cases) {
+        const d = decodeClientFrame(encodeSend(JSON.stringify(env)), MAX)
+        assert.equal(d.ok, false, what)
+        expectError(d, ErrorCode.InvalidEnvelope, NO_SIG, env.id as string)
+        assert.equal(isUnsignedKind(env as unknown as Envelope), false, what)
+      }
+    })
+
+    it('codec - an agentmesh/0.3 e2ee envelope carrying sig, session_cert or via is refused: one form per version', () => {
+      for (const extra of [{ sig: 'A'.repeat(86) }, { session_cert: 'AAAA' }, { via: bob.amid }]) {
+        const env = unsigned(extra)
+        expectError(decodeClientFrame(encodeSend(JSON.stringify(env)), MAX), ErrorCode.InvalidEnvelope,
+          'invalid envelope: an agentmesh/0.3 "e2ee" envelope carries no sig, session_cert or via (its header is bound into the encryption, docs/protocol.md §14.3); send it as agentmesh/0.2 to sign it',
+          env.id as string)
+      }
+    })
   })
 
   it('codec - an invalid envelope field is AM_ERR_INVALID_ENVELOPE naming the field, with the id', () => {

@@ -581,12 +581,14 @@ export class RelayCore implements RelayOutlet {
     this.events.emit('agent:active', { amid: conn.amid! })
     const toRoom = env.to.charCodeAt(0) === 35 // '#'
     // fast path: nothing async needed and nothing queued ahead of this send
-    if (!toRoom && !this.opts.verifySignatures && conn.chainLength === 0 && this.known.has(env.to)) {
+    // an unsigned envelope (agentmesh/0.3 e2ee, the only kind the codec lets through) has no signature to check
+    const verify = this.opts.verifySignatures && env.sig !== undefined
+    if (!toRoom && !verify && conn.chainLength === 0 && this.known.has(env.to)) {
       this.admit(conn, env, envText, receivedAt, true, true)
       return
     }
     const checks = Promise.all([
-      this.opts.verifySignatures ? verifyEnvelopeAsync(env, env.session_cert === undefined ? conn.key : conn.session!.key) : true,
+      verify ? verifyEnvelopeAsync(env, env.session_cert === undefined ? conn.key : conn.session!.key) : true,
       toRoom ? this.rooms.admitRoomMessage(env.from, env, conn.address) : this.known.has(env.to) ? true : this.lookupAgent(env.to),
     ])
     conn.chainLength++
