@@ -16,7 +16,7 @@ await build({
   sourcemap: 'linked',
   // native addon, worker-thread based logger internals, ws's optional native helpers
   // @oqs/liboqs-js loads its WebAssembly module by a path relative to its own files: left in node_modules
-  external: ['better-sqlite3', 'pino', 'bufferutil', 'utf-8-validate', '@oqs/liboqs-js'],
+  external: ['better-sqlite3', 'pino', 'bufferutil', 'utf-8-validate'],
   banner: { js: "import { createRequire as __amCreateRequire } from 'node:module'; const require = __amCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 })

@@ -277,7 +277,7 @@ export interface E2eeMicroResult {
 
 /** Every micro figure; `roundMs` × `count` per figure (3 × 700 ms by default: about 10 s in all). */
 export async function runE2eeMicro (roundMs: number, count: number, log: (s: string) => void): Promise<E2eeMicroResult> {
-  // PQXDH's ML-KEM (liboqs) is instantiated asynchronously; the rounds below never yield to I/O
+  // PQXDH's ML-KEM implementation may load asynchronously (ml-kem.ts); the rounds below never yield to I/O
   await mlKem768Ready
   const t0 = performance.now()
   const setups = await measureSetups(roundMs, count)

@@ -1,7 +1,7 @@
 /**
  * PQXDH key agreement (Signal, "The PQXDH Key Agreement Protocol", revision 3), with
  * curve = curve25519, hash = SHA-256, pqkem = ML-KEM-768 (FIPS 203), on Node's X25519 and
- * HKDF and ML-KEM-768 from ml-kem.ts (liboqs in WebAssembly, @noble/post-quantum until it is ready).
+ * HKDF and ML-KEM-768 from ml-kem.ts (@noble/post-quantum).
  *
  * The identity key IK of the spec is the agent's X25519 exchange key, itself signed by the agent's
  * Ed25519 identity (prekeys.ts). The associated data binds both halves of both identities:
