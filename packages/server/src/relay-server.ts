@@ -125,9 +125,10 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   const node = randomBytes(8).toString('hex')
   // the core is made after the chat layer (it needs the relay's AMID): the outlet reaches it then
   const outlet: RelayOutlet = {
-    post: async (item, audit) => await core.post(item, audit),
+    post: async (item, audit, members) => await core.post(item, audit, members),
     event: (amids, frame) => { core.event(amids, frame) },
     online: () => core.online(),
+    membersChanged: (room) => { core.membersChanged(room) },
   }
   const settings = defaultChatSettings()
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node, now, presenceIntervalMs: opts.presenceIntervalMs, maxClockSkewMs: opts.maxClockSkewMs })
