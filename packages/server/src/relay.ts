@@ -897,8 +897,8 @@ export class RelayCore implements RelayOutlet {
           if (conn.sentUpTo === box.cursor && conn.rf.out === 0) conn.lastProgress = Date.now()
           for (const r of rows) {
             if (r.seq <= conn.sentUpTo) continue
-            // the rest are read again once the connection drained
-            if (this.overSoft(conn) || conn.closed) break
+            // the rest are read again once the connection drained (or room deliveries took the window meanwhile)
+            if (conn.closed || !this.windowOpen(conn, box)) break
             conn.sentUpTo = r.seq
             this.counters.delivered++
             this.write(conn, encodeDeliver(r.seq, r.envelope))

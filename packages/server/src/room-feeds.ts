@@ -325,7 +325,7 @@ export class RoomFeeds {
         if (r.seq <= rs.sent) continue
         if (r.seq > feed.lastSeq) feed.lastSeq = r.seq
         // the rest are read again once the connection drained
-        if (this.host.overSoft(c) || c.closed) { all = false; break }
+        if (c.closed || this.host.windowLeft(c) <= 0) { all = false; break }
         if (r.deleted !== undefined || r.envelope === '') { this.skip(c, agent, feed, rs, r.seq); continue }
         this.advance(c, rs, feed, r.seq)
         rs.frame = r.seq
