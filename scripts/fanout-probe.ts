@@ -1,7 +1,8 @@
 /**
  * Room fan-out probe: one sender → a public room of N members at R msg/s for S seconds, against
- * the durable relay (createRelay on a SQLite store in a temporary data directory), with raw
- * WebSocket clients. Prints delivered msg/s, p50/p99 latency (send → deliver), refusals.
+ * the durable relay (createRelay on a SQLite store in a temporary data directory, in a child
+ * process of its own) with raw WebSocket clients. Prints delivered msg/s, p50/p99 latency
+ * (send → deliver), refusals. The sender keeps at most max_in_flight sends unacknowledged.
  *
  *   node --import tsx scripts/fanout-probe.ts [--members 100] [--rate 1000] [--seconds 10] [--legacy]
  *
@@ -10,7 +11,8 @@
  * are understood. Signatures are not checked by the relay here (verifySignatures: false): the
  * probe measures delivery, not the sender's signing.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -39,7 +41,7 @@ async function connect (url: string, id: Identity, features: boolean, onFrame: (
     const ws = new WebSocket(url, { perMessageDeflate: false })
     let ready = false
     ws.on('message', (data: Buffer) => {
-      const f = JSON.parse(data.toString()) as Frame
+      const f = ready ? parseFast(data.toString()) : JSON.parse(data.toString()) as Frame
       if (!ready) {
         if (f.op === 'challenge') {
           ws.send(JSON.stringify({ op: 'auth', v: PROTOCOL, amid: id.amid, nonce: f.nonce, sig: signChallenge(id, id.amid, f.nonce!, f.relay!), ...(features ? { features: ['room-cursor'] } : {}) }))
@@ -52,24 +54,48 @@ async function connect (url: string, id: Identity, features: boolean, onFrame: (
   })
 }
 
+/** Deliver frames read without parsing the envelope (the generator must not be the bottleneck); others parsed. */
+function parseFast (text: string): Frame {
+  if (!text.startsWith('{"op":"deliver"')) return JSON.parse(text) as Frame
+  const room = /^\{"op":"deliver","room":"([^"]+)"/.exec(text)?.[1]
+  const seq = Number(/"seq":(\d+)/.exec(text)![1])
+  const t = /"t":(\d+)\}/.exec(text)
+  return { op: 'deliver', seq, ...(room === undefined ? {} : { room }), env: { payload: t === null ? {} : { t: Number(t[1]) } } }
+}
+
 function pct (xs: number[], p: number): number {
   if (xs.length === 0) return NaN
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))]!
 }
 
-async function main (): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'am-fanout-'))
+/** The relay side (a child process): the room and its members in the Store, then the relay; prints its URL. */
+async function serve (dir: string): Promise<void> {
+  const { sender, members } = JSON.parse(readFileSync(join(dir, 'agents.json'), 'utf8')) as { sender: string, members: string[] }
   const store = sqliteStore(join(dir, DB_FILE))
-  const sender = createIdentity('probe-sender')
-  const members = Array.from({ length: MEMBERS }, (_, i) => createIdentity(`probe-member-${i}`))
   const t0 = Date.now()
-  await store.createRoom({ id: ROOM, kind: 'public', owner: sender.amid, createdAt: t0 })
-  for (const m of members) await store.addMember({ room: ROOM, amid: m.amid, role: 'member', joinedAt: t0 })
+  await store.createRoom({ id: ROOM, kind: 'public', owner: sender, createdAt: t0 })
+  for (const m of members) await store.addMember({ room: ROOM, amid: m, role: 'member', joinedAt: t0 })
   const relay = await createRelay({
     host: '127.0.0.1', port: 0, logger: silentLogger, verifySignatures: false,
     rateLimits: { chat: { perMinute: 1_000_000, burst: 100_000 }, chatIp: { perMinute: 1_000_000, burst: 100_000 } },
   }, { store })
+  process.stdout.write(`READY ${relay.wsUrl}\n`)
+  process.on('SIGTERM', () => { void relay.close().then(() => process.exit(0)) })
+}
+
+async function main (): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'am-fanout-'))
+  const sender = createIdentity('probe-sender')
+  const members = Array.from({ length: MEMBERS }, (_, i) => createIdentity(`probe-member-${i}`))
+  writeFileSync(join(dir, 'agents.json'), JSON.stringify({ sender: sender.amid, members: members.map(m => m.amid) }))
+  const child = spawn(process.execPath, [...process.execArgv, ...(process.env.PROBE_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env.PROBE_PROF]), new URL(import.meta.url).pathname, '--serve', dir], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const wsUrl = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); const m = /READY (\S+)/.exec(out); if (m !== null) resolve(m[1]!) })
+    child.once('exit', (code) => { reject(new Error(`the relay exited with ${code}`)) })
+  })
+  const relay = { wsUrl }
   const latencies: number[] = []
   let delivered = 0
   let errors = 0
@@ -139,9 +165,11 @@ async function main (): Promise<void> {
   }
   console.log(JSON.stringify(result, null, 2))
   for (const ws of [...sockets, sws]) ws.close()
-  await relay.close()
-  await store.close()
+  child.kill('SIGTERM')
+  await new Promise(resolve => child.once('exit', resolve))
   rmSync(dir, { recursive: true, force: true })
 }
 
-main().catch((err) => { console.error(err); process.exit(1) })
+const serveAt = process.argv.indexOf('--serve')
+if (serveAt >= 0) serve(process.argv[serveAt + 1]!).catch((err) => { console.error(err); process.exit(1) })
+else main().catch((err) => { console.error(err); process.exit(1) })

@@ -219,6 +219,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     const sock = (ws as unknown as { _socket: Socket })._socket
     const handlers = core.open({
       send: (text) => { ws.send(text) },
+      // a text frame from bytes shared by several sockets: ws frames it without copying or re-encoding
+      sendShared: (utf8) => { ws.send(utf8, { binary: false }) },
       close: (code, reason) => {
         ws.close(code, reason)
         // a peer that does not answer the close handshake is cut after a second

@@ -34,6 +34,12 @@ import { RoomFeeds, connFeeds, type AgentFeeds, type ConnFeeds } from './room-fe
 /** The transport side of one connection. */
 export interface Peer {
   send (text: string): void
+  /**
+   * Sends a text frame given as its UTF-8 bytes, which the same call may pass to many connections
+   * (a room delivery is encoded once for all its members); optional: without it the bytes are
+   * decoded and given to `send`. The bytes must not be changed.
+   */
+  sendShared? (utf8: Buffer): void
   close (code: number, reason: string): void
   /** Batch the writes of this turn into one system call (optional). */
   cork? (): void
@@ -981,7 +987,7 @@ export class RelayCore implements RelayOutlet {
 
   // ---------------------------------------------------------------- output
 
-  private write (conn: Conn, text: string): void {
+  private write (conn: Conn, text: string | Buffer): void {
     if (conn.closed) return
     if (!conn.corked && conn.peer.cork !== undefined) {
       conn.corked = true
@@ -992,7 +998,9 @@ export class RelayCore implements RelayOutlet {
         setImmediate(() => { this.uncorkAll() })
       }
     }
-    conn.peer.send(text)
+    if (typeof text === 'string') conn.peer.send(text)
+    else if (conn.peer.sendShared !== undefined) conn.peer.sendShared(text)
+    else conn.peer.send(text.toString('utf8'))
     if (conn.closing || conn.peer.buffered === undefined) return
     const queued = conn.peer.buffered()
     if (queued > this.opts.sendBufferMaxBytes) {

@@ -69,7 +69,7 @@ export interface FeedHost {
   log: Logger
   /** the agent's state on this node, while it has one */
   agent (amid: string): AgentFeeds | undefined
-  write (c: FeedConnection, text: string): void
+  write (c: FeedConnection, text: string | Buffer): void
   /** deliveries the connection may still be sent now (the window less what is out, inbox and rooms); 0 while it is paused */
   windowLeft (c: FeedConnection): number
   /** the connection holds more than it may be written now (deliveries pause until it drains) */
@@ -243,6 +243,8 @@ export class RoomFeeds {
    * the Store. Answers the agents whose connections should pump (the caller pumps them once).
    */
   committed (room: string, seq: number, envText: string, members: Iterable<string>, touched: Set<AgentFeeds>): void {
+    /** the deliver frame, encoded once for every member it goes to live */
+    let frame: Buffer | undefined
     for (const amid of members) {
       const agent = this.host.agent(amid)
       if (agent === undefined || !agent.byCursor) continue
@@ -258,7 +260,8 @@ export class RoomFeeds {
           this.advance(c, rs, feed, seq)
           rs.frame = seq
           this.host.delivered()
-          this.host.write(c, encodeRoomDeliver(room, seq, envText))
+          frame ??= Buffer.from(encodeRoomDeliver(room, seq, envText))
+          this.host.write(c, frame)
         } else {
           c.rf.again = true
           touched.add(agent)
