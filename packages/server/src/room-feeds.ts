@@ -16,6 +16,48 @@ import type { Logger } from './log.ts'
 
 /** Log entries read from the Store at once for a member that is behind. */
 const READ_BATCH = 256
+/**
+ * The room deliveries committed last on this node are kept encoded (all rooms together, the oldest
+ * going first past either bound) so that a member a little behind (its window was full, its socket
+ * paused) is served from memory rather than from the Store; kept RECENT_MS at most, so a message
+ * deleted since is not served from here for long. @default 8,192 entries, 16 MiB, 5 s
+ */
+export const RECENT_MAX_ENTRIES = 8192
+export const RECENT_MAX_BYTES = 16 * 1024 * 1024
+export const RECENT_MS = 5000
+
+/** The deliver frames of the room messages committed last (see RECENT_*). */
+class RecentFrames {
+  private readonly byRoom = new Map<string, Map<number, { frame: Buffer, at: number }>>()
+  private readonly order: Array<{ room: string, seq: number, bytes: number }> = []
+  private head = 0
+  private bytes = 0
+
+  add (room: string, seq: number, frame: Buffer, now: number): void {
+    let m = this.byRoom.get(room)
+    if (m === undefined) { m = new Map(); this.byRoom.set(room, m) }
+    if (m.has(seq)) return
+    m.set(seq, { frame, at: now })
+    this.order.push({ room, seq, bytes: frame.length })
+    this.bytes += frame.length
+    while (this.order.length - this.head > RECENT_MAX_ENTRIES || this.bytes > RECENT_MAX_BYTES) this.evict()
+    // the array is compacted now and then (the evicted head is only skipped)
+    if (this.head > 4096 && this.head * 2 > this.order.length) { this.order.splice(0, this.head); this.head = 0 }
+  }
+
+  get (room: string, seq: number, now: number): Buffer | undefined {
+    const e = this.byRoom.get(room)?.get(seq)
+    return e === undefined || now - e.at > RECENT_MS ? undefined : e.frame
+  }
+
+  private evict (): void {
+    const o = this.order[this.head++]!
+    this.bytes -= o.bytes
+    const m = this.byRoom.get(o.room)
+    m?.delete(o.seq)
+    if (m?.size === 0) this.byRoom.delete(o.room)
+  }
+}
 
 /** A room an agent reads by cursor, as this node knows it. */
 export interface Feed {
@@ -91,6 +133,7 @@ export class RoomFeeds {
   private readonly index = new Map<string, Set<AgentFeeds>>()
   /** amid → room → the room cursor to commit */
   private acks = new Map<string, Map<string, number>>()
+  private readonly recent = new RecentFrames()
 
   constructor (private readonly host: FeedHost) {}
 
@@ -243,8 +286,15 @@ export class RoomFeeds {
    * the Store. Answers the agents whose connections should pump (the caller pumps them once).
    */
   committed (room: string, seq: number, envText: string, members: Iterable<string>, touched: Set<AgentFeeds>): void {
-    /** the deliver frame, encoded once for every member it goes to live */
+    /** the deliver frame, encoded once for every member it goes to (kept for those a little behind) */
     let frame: Buffer | undefined
+    const frameOf = (): Buffer => {
+      if (frame === undefined) {
+        frame = Buffer.from(encodeRoomDeliver(room, seq, envText))
+        this.recent.add(room, seq, frame, Date.now())
+      }
+      return frame
+    }
     for (const amid of members) {
       const agent = this.host.agent(amid)
       if (agent === undefined || !agent.byCursor) continue
@@ -260,9 +310,9 @@ export class RoomFeeds {
           this.advance(c, rs, feed, seq)
           rs.frame = seq
           this.host.delivered()
-          frame ??= Buffer.from(encodeRoomDeliver(room, seq, envText))
-          this.host.write(c, frame)
+          this.host.write(c, frameOf())
         } else {
+          frameOf()
           c.rf.again = true
           touched.add(agent)
         }
@@ -319,6 +369,20 @@ export class RoomFeeds {
     while (!c.closed && rs.sent < feed.lastSeq) {
       const left = this.host.windowLeft(c)
       if (left <= 0) return
+      // just committed here: from memory
+      const now = Date.now()
+      let cached = this.recent.get(feed.room, rs.sent + 1, now)
+      if (cached !== undefined) {
+        if (rs.sent === feed.cursor && c.rf.out === 0) c.lastProgress = now
+        while (cached !== undefined && this.host.windowLeft(c) > 0 && !c.closed) {
+          this.advance(c, rs, feed, rs.sent + 1)
+          rs.frame = rs.sent
+          this.host.delivered()
+          this.host.write(c, cached)
+          cached = rs.sent < feed.lastSeq ? this.recent.get(feed.room, rs.sent + 1, now) : undefined
+        }
+        continue
+      }
       const limit = Math.min(left, READ_BATCH)
       const rows = await this.host.store.readHistory(feed.room, { after: rs.sent, limit })
       if (c.closed || agent.feeds.get(feed.room) !== feed) return
