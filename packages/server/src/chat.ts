@@ -282,6 +282,12 @@ export class ChatService implements RoomResolver {
     return admission(s, this.membersOf(s), sender)
   }
 
+  /** A room's members (cached), for the relay core; undefined for an unknown room or the global room (every agent). */
+  async roomMembers (room: string): Promise<Iterable<string> | undefined> {
+    const s = await this.roomState(room)
+    return s?.members?.keys()
+  }
+
   takeChat (amid: string, remote: string): TakeResult {
     const a = this.chatLimiter.take(amid)
     if (!a.ok) return a

@@ -87,6 +87,8 @@ export interface RoomResolver {
   signal (amid: string, f: SignalFrame, address: string): Promise<AgentMeshError | undefined>
   /** A watch frame (§17.4): whose presence changes the agent hears; answers an error to send back, if any. @default refused */
   watch? (amid: string, agents: readonly string[]): AgentMeshError | undefined
+  /** A room's members (another node stored a message there); undefined for an unknown room or the global room. */
+  roomMembers? (room: string): Promise<Iterable<string> | undefined>
 }
 
 /** What the core is given (libp2p's `*Components`). */
@@ -282,6 +284,7 @@ export class RelayCore implements RelayOutlet {
       overSoft: (c) => this.overSoft(c as Conn),
       delivered: () => { this.counters.delivered++ },
       scheduleFlush: () => { this.scheduleFlush() },
+      ...(this.rooms.roomMembers === undefined ? {} : { membersOf: async (room: string) => await this.rooms.roomMembers!(room) }),
       progressed: (agent) => {
         const box = this.inboxes.get(agent.amid)
         if (box === undefined) return

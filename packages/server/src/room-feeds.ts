@@ -122,6 +122,8 @@ export interface FeedHost {
   scheduleFlush (): void
   /** a room cursor moved: the agent's connections may send more (of the inbox too) */
   progressed (agent: AgentFeeds): void
+  /** a room's members (cached by the chat layer); undefined for an unknown room or the global room */
+  membersOf? (room: string): Promise<Iterable<string> | undefined>
 }
 
 export function connFeeds (on: boolean, after?: Record<string, number>): ConnFeeds {
@@ -320,7 +322,10 @@ export class RoomFeeds {
     }
   }
 
-  /** Rooms grew on another node, up to these seqs: connections here that read them pump. */
+  /**
+   * Rooms grew on another node, up to these seqs: connections here that read them pump. Members
+   * connected here that joined since they authenticated (on another node, say) start reading it.
+   */
   stored (rooms: ReadonlyArray<{ room: string, seq: number }>): void {
     for (const { room, seq } of rooms) {
       for (const agent of this.index.get(room) ?? []) {
@@ -329,6 +334,12 @@ export class RoomFeeds {
         feed.lastSeq = seq
         for (const c of agent.conns) void this.pump(c)
       }
+      this.host.membersOf?.(room).then((members) => {
+        for (const amid of members ?? []) {
+          const agent = this.host.agent(amid)
+          if (agent !== undefined && agent.byCursor && !agent.feeds.has(room)) this.load(agent, room, seq)
+        }
+      }, (err: unknown) => { this.host.log.error({ err, room }, 'could not read a room\'s members') })
     }
   }
 
