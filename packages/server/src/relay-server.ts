@@ -249,7 +249,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     try {
       const r = await store.prune(Date.now())
       if (r.messages > 0 || r.dedupe > 0) log.info(r, 'pruned expired messages')
-      const h = await store.pruneHistory(Date.now() - opts.historyRetentionMs, Number.MAX_SAFE_INTEGER)
+      // what a member reading the room by cursor has not acknowledged stays as long as an inbox keeps it (§6.1)
+      const h = await store.pruneHistory(Date.now() - opts.historyRetentionMs, Number.MAX_SAFE_INTEGER, Date.now() - opts.retentionMs)
       if (h > 0) log.info({ history: h }, 'pruned room history past its retention')
     } catch (err) {
       log.error({ err }, 'prune failed')
