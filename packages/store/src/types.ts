@@ -92,6 +92,8 @@ export interface StoreInit {
   retentionMs?: number
   /**
    * Room history entries kept per room, the oldest going first; enforced as messages are appended.
+   * Entries a member reading the room by cursor has not acknowledged are kept beyond it, up to the
+   * room's newest `maxInbox` (see pruneHistory).
    * @default 1,000 in the in-memory store, 1,000,000 in persistent stores (which also keep history
    * for `historyRetentionMs` only, applied by pruneHistory)
    */
