@@ -12,7 +12,7 @@ import { describe, it, type TestContext } from 'node:test'
 import { ErrorCode, encodeSend } from '@agentmesh/protocol'
 import { createIdentity, signRequest, type Identity } from '@agentmesh/crypto'
 import type { Relay, RelayInit } from '@agentmesh/server'
-import { rawAgent, startRelay, tempDir, waitFor, type RawAgent } from '@agentmesh/testing'
+import { rawAgent, spawnRelay, startRelay, tempDir, waitFor, type RawAgent } from '@agentmesh/testing'
 
 type Frame = Record<string, any>
 const FEATURES = { features: ['room-cursor'] }
@@ -31,7 +31,7 @@ async function agent (t: TestContext, relay: Relay, id: Identity = createIdentit
   return Object.assign(a, { welcome })
 }
 
-async function rest (relay: Relay, who: Identity, method: string, path: string, body?: unknown): Promise<Frame> {
+async function rest (relay: { url: string }, who: Identity, method: string, path: string, body?: unknown): Promise<Frame> {
   const text = body === undefined ? '' : JSON.stringify(body)
   const res = await fetch(relay.url + path, { method, headers: { 'content-type': 'application/json', ...signRequest(who, method, path, text) }, ...(text === '' ? {} : { body: text }) })
   const json = await res.json() as Frame
@@ -53,7 +53,7 @@ async function post (from: RawAgent, n: number, room = 'ops', tag = 'm'): Promis
 }
 
 /** A public room "ops" owned by `owner`, joined by `members` (each registered first, by connecting once with the feature). */
-async function opsRoom (relay: Relay, owner: Identity, members: Identity[]): Promise<void> {
+async function opsRoom (relay: { url: string, wsUrl: string }, owner: Identity, members: Identity[]): Promise<void> {
   for (const id of [owner, ...members]) {
     const a = await rawAgent(relay.wsUrl, id)
     assert.equal((await a.auth(FEATURES)).op, 'welcome')
@@ -298,5 +298,38 @@ describe('rooms read by cursor (fan-out on read)', () => {
     // carol did not connect since she joined: she reads from the seq she joined at (0)
     const carol = await agent(t, relay2, carolId)
     assert.deepEqual((await carol.collect(f => f.op === 'deliver', 4)).map(d => d.seq), [1, 2, 3, 4])
+  })
+
+  it('room cursor - a relay killed with SIGKILL loses no acknowledged send nor room cursor: members resume after their last ack', async (t) => {
+    const dir = tempDir()
+    t.after(() => { dir.cleanup() })
+    const [aliceId, bobId] = [createIdentity(), createIdentity()]
+    const spawned = await spawnRelay({ dataDir: dir.path })
+    t.after(async () => { await spawned.kill('SIGKILL').catch(() => {}) })
+    const relay1 = { url: spawned.url, wsUrl: spawned.url.replace(/^http/, 'ws') + '/ws' }
+    await opsRoom(relay1, aliceId, [bobId])
+    const alice = await rawAgent(relay1.wsUrl, aliceId)
+    t.after(() => { alice.close() })
+    await alice.auth(FEATURES)
+    const bob = await rawAgent(relay1.wsUrl, bobId)
+    t.after(() => { bob.close() })
+    await bob.auth(FEATURES)
+    const envs = await post(alice, 6)
+    await bob.collect(f => f.op === 'deliver', 6)
+    bob.send({ op: 'cursor', room: 'ops', seq: 4 })
+    // the relay read bob's ack (the pong comes after it); a send acked after that was committed with
+    // it or after it (group commits run one after another): the ack is durable then
+    await bob.barrier()
+    envs.push(...await post(alice, 1, 'ops', 'last'))
+    assert.equal(await spawned.kill('SIGKILL'), null)
+    await Promise.all([alice.closed, bob.closed])
+
+    const relay2 = await start(t, { dataDir: dir.path, memory: false })
+    const bob2 = await agent(t, relay2, bobId)
+    // every acknowledged send is there, the acknowledged cursor too, and deliveries resume after it
+    assert.deepEqual(bob2.welcome.rooms, { ops: 4 })
+    assert.equal(await relay2.store.lastRoomSeq('ops'), 7)
+    const ds = await bob2.collect(f => f.op === 'deliver', 3)
+    assert.deepEqual(ds, envs.slice(4).map((env, i) => ({ op: 'deliver', room: 'ops', seq: i + 5, env })))
   })
 })
