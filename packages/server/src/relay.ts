@@ -780,7 +780,7 @@ export class RelayCore implements RelayOutlet {
         } else if (item.room === undefined) {
           live(item.recipient, r.seq, item.envelope)
         }
-        if (item.room !== undefined && members !== undefined) this.feeds.committed(item.room, r.seq, item.envelope, members, touchedFeeds)
+        if (item.room !== undefined && members !== undefined) this.feeds.committed(item.room, r.seq, item.envelope, members, touchedFeeds, item.sender)
         if (env !== undefined && stored) this.events.emit('message:stored', item.room === undefined ? { env, seq: r.seq, via: 'ws' } : { env, seq: r.seq, room: item.room, via: 'ws' })
       } else if (r.status === 'duplicate') {
         this.counters.duplicates++

@@ -26,18 +26,20 @@ export const RECENT_MAX_ENTRIES = 8192
 export const RECENT_MAX_BYTES = 16 * 1024 * 1024
 export const RECENT_MS = 5000
 
+interface RecentFrame { frame: Buffer, sender: string, at: number }
+
 /** The deliver frames of the room messages committed last (see RECENT_*). */
 class RecentFrames {
-  private readonly byRoom = new Map<string, Map<number, { frame: Buffer, at: number }>>()
+  private readonly byRoom = new Map<string, Map<number, RecentFrame>>()
   private readonly order: Array<{ room: string, seq: number, bytes: number }> = []
   private head = 0
   private bytes = 0
 
-  add (room: string, seq: number, frame: Buffer, now: number): void {
+  add (room: string, seq: number, frame: Buffer, sender: string, now: number): void {
     let m = this.byRoom.get(room)
     if (m === undefined) { m = new Map(); this.byRoom.set(room, m) }
     if (m.has(seq)) return
-    m.set(seq, { frame, at: now })
+    m.set(seq, { frame, sender, at: now })
     this.order.push({ room, seq, bytes: frame.length })
     this.bytes += frame.length
     while (this.order.length - this.head > RECENT_MAX_ENTRIES || this.bytes > RECENT_MAX_BYTES) this.evict()
@@ -45,9 +47,9 @@ class RecentFrames {
     if (this.head > 4096 && this.head * 2 > this.order.length) { this.order.splice(0, this.head); this.head = 0 }
   }
 
-  get (room: string, seq: number, now: number): Buffer | undefined {
+  get (room: string, seq: number, now: number): RecentFrame | undefined {
     const e = this.byRoom.get(room)?.get(seq)
-    return e === undefined || now - e.at > RECENT_MS ? undefined : e.frame
+    return e === undefined || now - e.at > RECENT_MS ? undefined : e
   }
 
   private evict (): void {
@@ -286,14 +288,26 @@ export class RoomFeeds {
    * A room message was just committed with room seq `seq`: sent from memory to the connections of
    * `members` (the room's members but its sender) that are exactly caught up; others pump from
    * the Store. Answers the agents whose connections should pump (the caller pumps them once).
+   * The sender's own connections pass over it (a member is not sent its own messages).
    */
-  committed (room: string, seq: number, envText: string, members: Iterable<string>, touched: Set<AgentFeeds>): void {
+  committed (room: string, seq: number, envText: string, members: Iterable<string>, touched: Set<AgentFeeds>, sender: string): void {
+    const own = this.host.agent(sender)
+    const ownFeed = own?.byCursor === true ? own.feeds.get(room) : undefined
+    if (own !== undefined && ownFeed !== undefined && ownFeed.ready) {
+      if (seq > ownFeed.lastSeq) ownFeed.lastSeq = seq
+      for (const c of own.conns) {
+        if (!c.rf.on || !c.deliver || c.closed) continue
+        const rs = this.sentOf(c, ownFeed)
+        if (!c.rf.pumping && rs.sent === seq - 1) this.skip(c, own, ownFeed, rs, seq)
+        else { c.rf.again = true; touched.add(own) }
+      }
+    }
     /** the deliver frame, encoded once for every member it goes to (kept for those a little behind) */
     let frame: Buffer | undefined
     const frameOf = (): Buffer => {
       if (frame === undefined) {
         frame = Buffer.from(encodeRoomDeliver(room, seq, envText))
-        this.recent.add(room, seq, frame, Date.now())
+        this.recent.add(room, seq, frame, sender, Date.now())
       }
       return frame
     }
@@ -386,10 +400,14 @@ export class RoomFeeds {
       if (cached !== undefined) {
         if (rs.sent === feed.cursor && c.rf.out === 0) c.lastProgress = now
         while (cached !== undefined && this.host.windowLeft(c) > 0 && !c.closed) {
-          this.advance(c, rs, feed, rs.sent + 1)
-          rs.frame = rs.sent
-          this.host.delivered()
-          this.host.write(c, cached)
+          if (cached.sender === agent.amid) {
+            this.skip(c, agent, feed, rs, rs.sent + 1)
+          } else {
+            this.advance(c, rs, feed, rs.sent + 1)
+            rs.frame = rs.sent
+            this.host.delivered()
+            this.host.write(c, cached.frame)
+          }
           cached = rs.sent < feed.lastSeq ? this.recent.get(feed.room, rs.sent + 1, now) : undefined
         }
         continue
@@ -404,7 +422,8 @@ export class RoomFeeds {
         if (r.seq > feed.lastSeq) feed.lastSeq = r.seq
         // the rest are read again once the connection drained
         if (c.closed || this.host.windowLeft(c) <= 0) { all = false; break }
-        if (r.deleted !== undefined || r.envelope === '') { this.skip(c, agent, feed, rs, r.seq); continue }
+        // nothing to deliver: a deleted message, or the member's own
+        if (r.deleted !== undefined || r.envelope === '' || r.sender === agent.amid) { this.skip(c, agent, feed, rs, r.seq); continue }
         this.advance(c, rs, feed, r.seq)
         rs.frame = r.seq
         this.host.delivered()
