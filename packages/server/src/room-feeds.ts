@@ -10,7 +10,7 @@
  * Room deliveries count in the connection's delivery window and byte bounds like the inbox's: the
  * host's `windowLeft` answers what is left of both.
  */
-import { AgentMeshError, ErrorCode, encodeRoomDeliver } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, MAX_ROOMS_PER_FRAME, encodeRoomDeliver } from '@agentmesh/protocol'
 import type { CursorAck, RoomFeed, Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
 
@@ -179,10 +179,18 @@ export class RoomFeeds {
     }
   }
 
-  /** The rooms the agent reads by cursor with the cursors this node holds (the welcome frame's `rooms`). */
+  /**
+   * The rooms the agent reads by cursor with the cursors this node holds (the welcome frame's
+   * `rooms`), at most MAX_ROOMS_PER_FRAME of them (the rest are delivered all the same).
+   */
   cursors (agent: AgentFeeds): Record<string, number> {
     const out: Record<string, number> = {}
-    for (const f of agent.feeds.values()) if (f.ready) out[f.room] = f.cursor
+    let n = 0
+    for (const f of agent.feeds.values()) {
+      if (!f.ready) continue
+      if (++n > MAX_ROOMS_PER_FRAME) break
+      out[f.room] = f.cursor
+    }
     return out
   }
 
