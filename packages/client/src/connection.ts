@@ -741,6 +741,11 @@ export class ConnectionImpl implements Connection {
   // ------------------------------------------------------------------ receiving
 
   private onDeliver (seq: number, raw: unknown, room?: string): void {
+    if (room !== undefined && (typeof room !== 'string' || !roomRe.test('#' + room) || !Number.isSafeInteger(seq) || seq < 1)) {
+      // a room delivery that names no room or seq this client can keep a cursor for: nothing to acknowledge
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidFrame, `dropped a room delivery with an invalid room or seq (${JSON.stringify(room).slice(0, 80)}, ${String(seq).slice(0, 20)})`))
+      return
+    }
     // already buffered, being processed, or committed (an inbox seq, or a room seq of that room)
     if (room === undefined) {
       if (seq <= this.highestSeq) return
