@@ -5,7 +5,7 @@
  */
 import { v7 as uuidv7 } from 'uuid'
 import {
-  AgentMeshError, ErrorCode, HANDLE_PATTERN, isRetryable, ID_PATTERN, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
+  AgentMeshError, ErrorCode, FEATURE_ROOM_CURSOR, HANDLE_PATTERN, isRetryable, ID_PATTERN, MAX_ROOMS_PER_FRAME, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
   type ApiAnswer, type ChatEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
@@ -102,8 +102,9 @@ interface Pending {
  * arrival and is only committed), `msg` when it reads as is (else it is decrypted in turn),
  * `sealed` when the end-to-end layer keeps its plaintext until it is committed, `held` when it was
  * released after a key change, `deferred` when the gate held it back (a limit) and released it.
+ * `room` for a delivery of a room read by cursor (docs/protocol.md §6.1): `seq` is then the room seq.
  */
-interface Inbound { seq: number, msg?: Message, env?: Envelope, sealed?: boolean, held?: boolean, deferred?: boolean }
+interface Inbound { seq: number, room?: string, msg?: Message, env?: Envelope, sealed?: boolean, held?: boolean, deferred?: boolean }
 
 const utf8 = new TextEncoder()
 
@@ -138,11 +139,17 @@ export class ConnectionImpl implements Connection {
   private readonly inbound: Inbound[] = []
   /** highest seq received from the current relay (buffered, being processed or committed) */
   private highestSeq = 0
+  /** the same per room read by cursor (room seqs) */
+  private readonly highestRoomSeq = new Map<string, number>()
+  /** room cursors to acknowledge at the end of this turn (one frame per room) */
+  private readonly roomCursorsToSend = new Map<string, number>()
   private processing: Inbound | undefined
   private readonly statusChannel = new Channel<Status>()
   private readonly inboundWaiters: Array<() => void> = []
   private readonly drainWaiters: Array<{ resolve: () => void, reject: (e: Error) => void }> = []
   private cursorToSend = 0
+  /** the last inbox cursor sent on the current connection */
+  private cursorSent = 0
   private cursorScheduled = false
   private readyResolve: (() => void) | undefined
   private readyReject: ((e: Error) => void) | undefined
@@ -304,10 +311,14 @@ export class ConnectionImpl implements Connection {
           // a different relay (or its data was reset): seqs start over
           this.inbound.length = 0
           this.highestSeq = 0
+          this.highestRoomSeq.clear()
         }
         this.relayId = f.relay
         const committed = this.cfg.state.cursor(f.relay)
         this.highestSeq = Math.max(this.highestSeq, committed)
+        for (const [room, seq] of Object.entries(this.cfg.state.roomCursors(f.relay))) {
+          this.highestRoomSeq.set(room, Math.max(this.highestRoomSeq.get(room) ?? 0, seq))
+        }
         ws.send(encodeFrame({
           op: 'auth',
           v: PROTOCOL,
@@ -318,11 +329,15 @@ export class ConnectionImpl implements Connection {
           after: this.highestSeq,
           // a connection that only sends still reads its deliveries, to act on the control ones (peek)
           deliver: this.cfg.deliver || this.peek,
+          // rooms are read by cursor: each from what was processed of it (§6.1)
+          features: [FEATURE_ROOM_CURSOR],
+          rooms: Object.fromEntries([...this.highestRoomSeq].slice(0, MAX_ROOMS_PER_FRAME)),
         }))
         return
       }
       case 'welcome':
         this.authed = true
+        this.cursorSent = 0
         this.limits = f.limits
         if (this.peek) {
           // what this connection will see of the backlog: up to the inbox's end, within the window
@@ -343,7 +358,7 @@ export class ConnectionImpl implements Connection {
         this.onAck(f.id, f.duplicate === true)
         return
       case 'deliver':
-        this.onDeliver(f.seq, f.env as unknown)
+        this.onDeliver(f.seq, f.env as unknown, f.room)
         return
       case 'error':
         this.onError(f)
@@ -730,15 +745,28 @@ export class ConnectionImpl implements Connection {
 
   // ------------------------------------------------------------------ receiving
 
-  private onDeliver (seq: number, raw: unknown): void {
-    if (seq <= this.highestSeq) return // already buffered, being processed, or committed
-    this.highestSeq = seq
+  private onDeliver (seq: number, raw: unknown, room?: string): void {
+    if (room !== undefined && (typeof room !== 'string' || !roomRe.test('#' + room) || !Number.isSafeInteger(seq) || seq < 1)) {
+      // a room delivery that names no room or seq this client can keep a cursor for: nothing to acknowledge
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidFrame, `dropped a room delivery with an invalid room or seq (${JSON.stringify(room).slice(0, 80)}, ${String(seq).slice(0, 20)})`))
+      return
+    }
+    // already buffered, being processed, or committed (an inbox seq, or a room seq of that room)
+    if (room === undefined) {
+      if (seq <= this.highestSeq) return
+      this.highestSeq = seq
+    } else {
+      if (seq <= (this.highestRoomSeq.get(room) ?? 0)) return
+      this.highestRoomSeq.set(room, seq)
+    }
     const env = raw as Envelope
     const invalid = validateEnvelope(raw, 0, Number.MAX_SAFE_INTEGER)
-    let item: Inbound = { seq }
+    let item: Inbound = room === undefined ? { seq } : { seq, room }
     let sessionError: AgentMeshError | undefined
     if (invalid !== undefined) {
       this.cfg.onWarning(new AgentMeshError(invalid.code, `dropped delivery ${seq}: ${invalid.message}`))
+    } else if (room !== undefined && env.to !== '#' + room) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidEnvelope, `dropped delivery ${seq} of room ${room}: addressed to ${env.to}`))
     } else if (env.to !== this.amid && env.to.charCodeAt(0) !== 35) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.InvalidEnvelope, `dropped delivery ${seq}: addressed to ${env.to}, not to this agent`))
     } else if (env.via !== undefined && env.via !== this.relayAmidValue) {
@@ -757,7 +785,7 @@ export class ConnectionImpl implements Connection {
     } else {
       const a = { seq, envelope: env, message: toMessage(env, seq, { type: env.type, payload: env.payload }, false) as Message | undefined }
       if (this.pipeline.arrive(a)) {
-        item = a.message === undefined ? { seq, env, sealed: true } : { seq, env, msg: a.message }
+        item = a.message === undefined ? { ...item, env, sealed: true } : { ...item, env, msg: a.message }
       }
     }
     this.inbound.push(item)
@@ -815,6 +843,8 @@ export class ConnectionImpl implements Connection {
     for (;;) {
       while (this.inbound.length > 0 && !this.closed) {
         const item = this.inbound.shift()!
+        // room messages are for the listener (none is a control one): left for it, not committed
+        if (item.room !== undefined) continue
         let control = false
         try { control = await this.peekOne(item) } catch (err) { this.cfg.onWarning(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, (err as Error).message)) }
         if (!control) clean = false
@@ -826,7 +856,7 @@ export class ConnectionImpl implements Connection {
             if (env !== undefined && item.sealed === true) this.cfg.e2ee?.forget(env)
           })
         }
-        this.peekDone = Math.max(this.peekDone, item.seq)
+        if (item.room === undefined) this.peekDone = Math.max(this.peekDone, item.seq)
       }
       this.peekSettle()
       if (this.closed) return
@@ -902,24 +932,35 @@ export class ConnectionImpl implements Connection {
     const relay = this.relayId
     const env = item.env
     if (env === undefined || (item.sealed !== true && item.deferred !== true)) {
-      this.cfg.state.commit(relay, item.seq, item.msg?.from, item.msg?.id)
+      this.cfg.state.commit(relay, item.seq, item.msg?.from, item.msg?.id, item.room)
     } else {
       this.cfg.state.transaction(() => {
-        this.cfg.state.commit(relay, item.seq, item.msg?.from, item.msg?.id)
+        this.cfg.state.commit(relay, item.seq, item.msg?.from, item.msg?.id, item.room)
         this.cfg.e2ee?.forget(env)
         if (item.held === true) this.cfg.e2ee?.unhold(env)
         if (item.deferred === true) this.cfg.gate?.released(env)
       })
     }
     if (item.seq === 0) return
-    this.cursorToSend = Math.max(this.cursorToSend, item.seq)
+    if (item.room === undefined) this.cursorToSend = Math.max(this.cursorToSend, item.seq)
+    else this.roomCursorsToSend.set(item.room, Math.max(this.roomCursorsToSend.get(item.room) ?? 0, item.seq))
     if (!this.cursorScheduled) {
       this.cursorScheduled = true
       defer(() => {
         this.cursorScheduled = false
-        if (this.authed && this.ws !== undefined) this.ws.send(encodeFrame({ op: 'cursor', seq: this.cursorToSend }))
+        if (this.authed && this.ws !== undefined) this.sendCursors(this.ws)
       })
     }
+  }
+
+  /** The cursor acks of this turn: the inbox's when it moved, one per room that moved. */
+  private sendCursors (ws: WebSocketLike): void {
+    if (this.cursorToSend > this.cursorSent) {
+      this.cursorSent = this.cursorToSend
+      ws.send(encodeFrame({ op: 'cursor', seq: this.cursorToSend }))
+    }
+    for (const [room, seq] of this.roomCursorsToSend) ws.send(encodeFrame({ op: 'cursor', room, seq }))
+    this.roomCursorsToSend.clear()
   }
 
   /** Next message for the application, committing skipped entries (duplicates, invalid) on the way. */
@@ -1073,7 +1114,7 @@ export class ConnectionImpl implements Connection {
     this.ws = undefined
     if (ws !== undefined) {
       // flush a pending cursor ack before going
-      if (this.authed && this.cursorScheduled) ws.send(encodeFrame({ op: 'cursor', seq: this.cursorToSend }))
+      if (this.authed && this.cursorScheduled) this.sendCursors(ws)
       await new Promise<void>((resolve) => {
         if (ws.readyState === WS_CLOSED) { resolve(); return }
         ws.addEventListener('close', () => { resolve() }, { once: true })

@@ -1,9 +1,9 @@
-/** The SQLite client state (Node only): outbox, dedupe and cursor survive a crash of the agent. */
+/** The SQLite client state (Node only): outbox, dedupe and cursors (the inbox's, each room's) survive a crash of the agent. */
 import Database from 'better-sqlite3'
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import type { ClientState } from './state.ts'
+import { cursorKey, type ClientState } from './state.ts'
 import { GENERATION_EVERY, GENERATION_SUFFIX, readGeneration, rollbackError, writeGeneration } from './state-generation.ts'
 
 /** Atomic steps between two truncations of the write-ahead log (and after every secure delete). */
@@ -48,6 +48,8 @@ export function sqliteState (path: string): ClientState {
     markSeen: db.prepare('INSERT OR IGNORE INTO seen (sender, id, at) VALUES (?, ?, ?)'),
     setCursor: db.prepare('INSERT INTO cursors (relay, seq) VALUES (?, ?) ON CONFLICT (relay) DO UPDATE SET seq = max(seq, excluded.seq)'),
     cursor: db.prepare('SELECT seq FROM cursors WHERE relay = ?').pluck(),
+    // a room's cursor is kept under the relay's key + "\n#" + the room id (cursorKey)
+    roomCursors: db.prepare('SELECT relay, seq FROM cursors WHERE relay > ? AND relay < ?'),
     prune: db.prepare('DELETE FROM seen WHERE at < ?'),
     recGet: db.prepare('SELECT value FROM records WHERE kind = ? AND key = ?').pluck(),
     recPut: db.prepare('INSERT INTO records (kind, key, value, at) VALUES (?, ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, at = excluded.at'),
@@ -60,9 +62,9 @@ export function sqliteState (path: string): ClientState {
   }
   // one wrapper for every atomic step (better-sqlite3 prepares BEGIN/COMMIT per wrapper)
   const run = db.transaction((fn: () => unknown) => fn())
-  const commitStep = db.transaction((relay: string, seq: number, from?: string, id?: string) => {
+  const commitStep = db.transaction((relay: string, seq: number, from?: string, id?: string, room?: string) => {
     if (from !== undefined && id !== undefined) q.markSeen.run(from, id, Date.now())
-    q.setCursor.run(relay, seq)
+    q.setCursor.run(cursorKey(relay, room), seq)
   })
   /**
    * The write-ahead log keeps every version of every page written since the last checkpoint (old
@@ -113,7 +115,7 @@ export function sqliteState (path: string): ClientState {
     if (++truncations >= VACUUM_EVERY) compact()
     else truncateWal()
   }
-  const commit = (relay: string, seq: number, from?: string, id?: string): void => { commitStep(relay, seq, from, id); stepped() }
+  const commit = (relay: string, seq: number, from?: string, id?: string, room?: string): void => { commitStep(relay, seq, from, id, room); stepped() }
   // an older copy put in place of the live state is refused; a new one continues the count
   const have = q.metaGet.get('generation') as string | undefined
   const recorded = readGeneration(sidecar)
@@ -133,8 +135,15 @@ export function sqliteState (path: string): ClientState {
         .map(r => ({ id: r.id, to: r.recipient, envText: r.env, createdAt: r.created_at }))
     },
     seen (from, id) { return q.seen.get(from, id) !== undefined },
-    commit (relay, seq, from, id) { commit(relay, seq, from, id) },
-    cursor (relay) { return (q.cursor.get(relay) as number | undefined) ?? 0 },
+    commit (relay, seq, from, id, room) { commit(relay, seq, from, id, room) },
+    cursor (relay, room) { return (q.cursor.get(cursorKey(relay, room)) as number | undefined) ?? 0 },
+    roomCursors (relay) {
+      const prefix = cursorKey(relay, '')
+      const out: Record<string, number> = {}
+      // every key after the prefix and before the prefix with its last character raised ('#' → '$')
+      for (const r of q.roomCursors.all(prefix, relay + '\n$') as Array<{ relay: string, seq: number }>) out[r.relay.slice(prefix.length)] = r.seq
+      return out
+    },
     prune (before) { q.prune.run(before) },
     recordGet (kind, key) { return q.recGet.get(kind, key) as Buffer | undefined },
     recordPut (kind, key, value, at) { q.recPut.run(kind, key, value, at); if (!db.inTransaction) stepped() },

@@ -1,6 +1,7 @@
 /**
  * The client's local state: the outbox (sends not yet acknowledged by the relay), the
- * ids already handed to the application (dedupe), and the cursor per relay. The SQLite
+ * ids already handed to the application (dedupe), and the cursor per relay (and per room read by
+ * cursor on that relay, docs/protocol.md §6.1). The SQLite
  * implementation (state-sqlite.ts, Node only) makes all three survive a crash of the agent; the
  * memory one here is for tests, short-lived scripts and browsers. Any other store implements
  * `ClientState` and is given to `connect({ state })`.
@@ -15,9 +16,15 @@ export interface ClientState {
   outboxList (): OutboxEntry[]
   /** True when this (sender, id) was handed to the application before. */
   seen (from: string, id: string): boolean
-  /** Records a processed message and moves the cursor, in one atomic step. */
-  commit (relay: string, seq: number, from?: string, id?: string): void
-  cursor (relay: string): number
+  /**
+   * Records a processed message and moves the cursor, in one atomic step: the inbox cursor, or with
+   * `room` that room's cursor (a room seq).
+   */
+  commit (relay: string, seq: number, from?: string, id?: string, room?: string): void
+  /** The inbox cursor, or with `room` that room's. */
+  cursor (relay: string, room?: string): number
+  /** Every room cursor kept for the relay, by room id. */
+  roomCursors (relay: string): Record<string, number>
   /** Forgets dedupe entries older than `before` (ms since epoch). */
   prune (before: number): void
 
@@ -47,6 +54,11 @@ export interface ClientState {
   close (): void
 }
 
+/** Where a room's cursor is kept next to the relay's (one key space: a room id has no newline). */
+export function cursorKey (relay: string, room?: string): string {
+  return room === undefined ? relay : relay + '\n#' + room
+}
+
 export function memoryState (): ClientState {
   const outbox = new Map<string, OutboxEntry>()
   const seen = new Map<string, number>()
@@ -63,11 +75,18 @@ export function memoryState (): ClientState {
     outboxRemove (id) { outbox.delete(id) },
     outboxList () { return [...outbox.values()] },
     seen (from, id) { return seen.has(from + '\n' + id) },
-    commit (relay, seq, from, id) {
+    commit (relay, seq, from, id, room) {
       if (from !== undefined && id !== undefined) seen.set(from + '\n' + id, Date.now())
-      if (seq > (cursors.get(relay) ?? 0)) cursors.set(relay, seq)
+      const key = cursorKey(relay, room)
+      if (seq > (cursors.get(key) ?? 0)) cursors.set(key, seq)
     },
-    cursor (relay) { return cursors.get(relay) ?? 0 },
+    cursor (relay, room) { return cursors.get(cursorKey(relay, room)) ?? 0 },
+    roomCursors (relay) {
+      const prefix = cursorKey(relay, '')
+      const out: Record<string, number> = {}
+      for (const [k, v] of cursors) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v
+      return out
+    },
     prune (before) { for (const [k, t] of seen) if (t < before) seen.delete(k) },
     recordGet (kind, key) { return kindOf(kind).get(key)?.value },
     recordPut (kind, key, value, at) { const m = kindOf(kind); m.delete(key); m.set(key, { value, at }) },

@@ -16,7 +16,7 @@ export interface Message {
   type: string
   /** sender's timestamp, ms since epoch */
   ts: number
-  /** position in this agent's inbox on the relay */
+  /** position in this agent's inbox on the relay; for a room message read by cursor (docs/protocol.md §6.1), its room seq */
   seq: number
   payload: Record<string, unknown>
   /** payload.text when it is a string (chat messages) */

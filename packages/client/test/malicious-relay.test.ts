@@ -11,7 +11,7 @@ import type { Relay } from '@agentmesh/server'
 import { createIdentity, createSenderKey, senderKeyDistribution, senderKeyEncrypt, signMembership, type Identity } from '@agentmesh/crypto'
 import { GROUP_TYPE, SENDER_KEY_TYPE, chat, connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type ChatEvent } from '@agentmesh/protocol'
-import { memoryStore, type MemberRecord, type Store } from '@agentmesh/store'
+import { memoryStore, type MemberRecord, type RoomFeed, type Store } from '@agentmesh/store'
 import { startRelay, waitFor } from '@agentmesh/testing'
 
 interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], conn?: Connection }
@@ -37,6 +37,11 @@ function lyingStore (lies: Lies): Store {
           const extra = (lies.ghosts.get(room) ?? []).map(amid => ({ room, amid, role: 'member' as const, joinedAt: list.at(-1)?.joinedAt ?? 0 }))
           return [...list, ...extra]
         }
+      }
+      if (prop === 'roomFeed') {
+        // it serves the room's log to the ghost too, from the room's start (rooms read by cursor, §6.1)
+        return async (room: string, amid: string): Promise<RoomFeed | undefined> =>
+          (lies.ghosts.get(room) ?? []).includes(amid) ? { room, cursor: 0, lastSeq: await target.lastRoomSeq(room) } : await target.roomFeed(room, amid)
       }
       if (prop === 'resolveHandle') {
         return async (h: string): Promise<string | undefined> => lies.handles.get(h.toLowerCase()) ?? await target.resolveHandle(h)

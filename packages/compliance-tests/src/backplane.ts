@@ -49,6 +49,7 @@ export default function backplaneSuite (init: BackplaneSuiteInit): void {
       const onB2 = recorder(b)
       const msgs: BackplaneMessage[] = [
         stored('node-a', 1),
+        { type: 'room:stored', origin: 'node-a', rooms: [{ room: 'ops', seq: 7 }, { room: 'lab', seq: 2 }] },
         { type: 'presence', origin: 'node-a', amid: 'am-alice', status: 'online' },
         { type: 'cache:invalidate', origin: 'node-a', kind: 'members', key: 'ops' },
         { type: 'event', origin: 'node-a', amids: ['am-bob', 'am-carol'], frame: '{"op":"event","event":{"type":"typing"}}' },

@@ -196,6 +196,11 @@ export function encodeDeliver (seq: number, envText: string): string {
   return '{"op":"deliver","seq":' + String(seq) + ',"env":' + envText + '}'
 }
 
+/** Encodes the deliver frame of a room read by cursor (`seq` is the room seq, §6.1); `room` is a room id (no quoting needed). */
+export function encodeRoomDeliver (room: string, seq: number, envText: string): string {
+  return '{"op":"deliver","room":"' + room + '","seq":' + String(seq) + ',"env":' + envText + '}'
+}
+
 /** Encodes an error frame. */
 export function encodeError (error: AgentMeshError, id?: string): string {
   // retry_after: seconds to wait, for AM_ERR_RATE_LIMITED (REST answers carry it as Retry-After)

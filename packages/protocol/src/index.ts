@@ -18,13 +18,13 @@ export {
 export { AgentMeshError, ErrorCode, CloseCode, ErrorRegistry, HttpStatus, isErrorCode, httpStatusOf, closeCodeOf, isRetryable } from './errors.ts'
 export type { AgentMeshErrorOptions, ErrorInfo } from './errors.ts'
 export {
-  decodeClientFrame, decodeRelayFrame, encodeSend, encodeDeliver, encodeError, encodeFrame,
+  decodeClientFrame, decodeRelayFrame, encodeSend, encodeDeliver, encodeRoomDeliver, encodeError, encodeFrame,
   validateEnvelope, checkVersion, isUnsignedKind,
 } from './codec.ts'
 export type { DecodedClientFrame } from './codec.ts'
 export {
   Envelope as EnvelopeSchema, ClientFrameSchemas, RelayFrameSchemas,
-  AMID_PATTERN, ID_PATTERN, TYPE_PATTERN, ROOM_ID_PATTERN, ROOM_ADDRESS_PATTERN, ADDRESS_PATTERN,
+  AMID_PATTERN, ID_PATTERN, TYPE_PATTERN, ROOM_ID_PATTERN, ROOM_ADDRESS_PATTERN, ADDRESS_PATTERN, FEATURE_ROOM_CURSOR, MAX_ROOMS_PER_FRAME,
 } from './schemas.ts'
 export type * from './types.ts'
 export {

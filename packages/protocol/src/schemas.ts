@@ -55,6 +55,15 @@ export type Envelope = Static<typeof Envelope>
 /** An envelope with its Ed25519 signature: every envelope but an agentmesh/0.3 `e2ee` one (§4). */
 export type SignedEnvelope = Envelope & { sig: string }
 
+/** What a client declares it understands in `auth.features` (docs/protocol.md §3, §6.1). */
+export const FEATURE_ROOM_CURSOR = 'room-cursor'
+/** Most rooms one `rooms` map of an auth or resume frame names. */
+export const MAX_ROOMS_PER_FRAME = 10_000
+/** A room id (without "#"), as in deliver and cursor frames of rooms read by cursor (§6.1). */
+export const RoomId = Type.String({ pattern: ROOM_ID_PATTERN })
+/** Per room, the room seq a client has processed: where deliveries of that room resume (§6.1). */
+export const RoomSeqs = Type.Record(Type.String({ pattern: ROOM_ID_PATTERN }), Seq, { maxProperties: MAX_ROOMS_PER_FRAME })
+
 // ---- client → relay ----
 export const AuthFrame = Type.Object({
   op: Type.Literal('auth'),
@@ -65,6 +74,10 @@ export const AuthFrame = Type.Object({
   name: Type.Optional(Type.String({ maxLength: 128 })),
   after: Type.Optional(Seq),
   deliver: Type.Optional(Type.Boolean()),
+  /** What the client understands: "room-cursor" (rooms read by cursor, §6.1); unknown names are ignored. */
+  features: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 })),
+  /** With "room-cursor": per room, the room seq processed (the rooms' `after`). */
+  rooms: Type.Optional(RoomSeqs),
   /** Signed by a session key (§3): its session certificate, and optionally the agent's chain above it. */
   session_cert: Type.Optional(WireCert),
   session_chain: Type.Optional(Type.Array(WireCert, { minItems: 1, maxItems: 3 })),
@@ -74,10 +87,11 @@ export type AuthFrame = Static<typeof AuthFrame>
 export const SendFrame = Type.Object({ op: Type.Literal('send'), env: Type.Unknown() })
 export type SendFrame = { op: 'send', env: Envelope }
 
-export const CursorFrame = Type.Object({ op: Type.Literal('cursor'), seq: Seq })
+/** Processed up to `seq`: of the inbox, or with `room` of that room's log (§6.1). */
+export const CursorFrame = Type.Object({ op: Type.Literal('cursor'), seq: Seq, room: Type.Optional(RoomId) })
 export type CursorFrame = Static<typeof CursorFrame>
 
-export const ResumeFrame = Type.Object({ op: Type.Literal('resume'), after: Seq })
+export const ResumeFrame = Type.Object({ op: Type.Literal('resume'), after: Seq, rooms: Type.Optional(RoomSeqs) })
 export type ResumeFrame = Static<typeof ResumeFrame>
 
 export const PingFrame = Type.Object({ op: Type.Literal('ping'), ts: Type.Optional(Type.Number()) })
@@ -134,6 +148,8 @@ export const WelcomeFrame = Type.Object({
   relay_amid: Type.Optional(Amid),
   /** the highest seq in the agent's inbox now: a connection knows when it has seen its backlog (§6) */
   last_seq: Type.Optional(Seq),
+  /** after an auth with the "room-cursor" feature: the rooms read by cursor, each with the cursor the relay holds (§6.1) */
+  rooms: Type.Optional(RoomSeqs),
   /** after an auth with a session certificate (§3): what the relay accepted */
   session: Type.Optional(Type.Object({
     serial: Type.String(),
@@ -151,7 +167,8 @@ export const AckFrame = Type.Object({
 })
 export type AckFrame = Static<typeof AckFrame>
 
-export const DeliverFrame = Type.Object({ op: Type.Literal('deliver'), seq: Seq, env: Envelope })
+/** An inbox delivery (`seq` the inbox seq), or with `room` one of a room read by cursor (`seq` the room seq, §6.1). */
+export const DeliverFrame = Type.Object({ op: Type.Literal('deliver'), seq: Seq, room: Type.Optional(RoomId), env: Envelope })
 export type DeliverFrame = Static<typeof DeliverFrame>
 
 export const ErrorFrame = Type.Object({

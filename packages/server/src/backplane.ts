@@ -1,7 +1,7 @@
 /**
  * The Backplane: what relay nodes sharing one Store tell each other (docs DESIGN "Shape of the
  * code"). Durable truth stays in the Store; the backplane carries what a node keeps in memory and
- * another must learn: that an inbox grew (so a connection there pumps it), who is online, which
+ * another must learn: that an inbox or a room's log grew (so a connection there pumps it), who is online, which
  * cached rows changed, and events for agents connected elsewhere. Every message names the node it
  * came from: a node applies its own changes directly and ignores its own messages when they come
  * back, so nothing is applied twice.
@@ -18,6 +18,8 @@ export type CacheKind = 'room' | 'members' | 'handle' | 'agent'
 export type BackplaneMessage =
   /** Envelopes were stored in these inboxes, up to these seqs: a node with a connection there pumps it. */
   | { type: 'inbox:stored', origin: string, inboxes: ReadonlyArray<{ recipient: string, seq: number }> }
+  /** Room messages were stored in these rooms' logs, up to these room seqs: a node with a member reading the room by cursor pumps it. */
+  | { type: 'room:stored', origin: string, rooms: ReadonlyArray<{ room: string, seq: number }> }
   /** An agent's first connection on `origin` authenticated (online) or its last one there closed (offline). */
   | { type: 'presence', origin: string, amid: string, status: 'online' | 'offline' }
   /** A cached row changed in the Store: `key` is the room id, or the agent's AMID. */

@@ -17,7 +17,7 @@ import { fromB64u, identityFromSecret, type Identity } from '@agentmesh/crypto'
 import type { AgentRole, AppendResult, AuditInput, Store } from '@agentmesh/store'
 import { RateLimiter, type TakeResult } from '@agentmesh/protocol/internal'
 import type { Logger } from './log.ts'
-import { tsTooFarAhead, type RelayOutlet, type RoomResolver } from './relay.ts'
+import { tsTooFarAhead, type RelayOutlet, type RoomAdmission, type RoomResolver } from './relay.ts'
 import { DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_PRESENCE_INTERVAL_MS } from './options.ts'
 import { EventBus } from './events.ts'
 import type { Backplane, BackplaneMessage } from './backplane.ts'
@@ -66,6 +66,17 @@ export interface ChatInit {
   presenceIntervalMs?: number
   /** How far ahead of the relay's clock a posted envelope's ts may be, in ms. @default 10 minutes */
   maxClockSkewMs?: number
+}
+
+/**
+ * Where a room message goes (RoomAdmission): the room's members but the sender, who read it by
+ * cursor or get an inbox copy as the Store decides by their delivery; the global room has no
+ * membership rows (every agent is in it), so its agents get inbox copies (`fanout`).
+ */
+export function admission (s: RoomState, members: Iterable<string>, sender?: string): RoomAdmission {
+  const list: string[] = []
+  for (const m of members) if (m !== sender) list.push(m)
+  return s.members === undefined ? { room: s.room.id, fanout: list } : { room: s.room.id, members: list }
 }
 
 export class ChatService implements RoomResolver {
@@ -139,7 +150,11 @@ export class ChatService implements RoomResolver {
   private fromNode (m: BackplaneMessage): void {
     if (m.origin === this.ctx.node) return // applied here already
     if (m.type === 'cache:invalidate') {
-      if (m.kind === 'room' || m.kind === 'members') this.rooms.forget(m.key)
+      if (m.kind === 'room' || m.kind === 'members') {
+        this.rooms.forget(m.key)
+        // members reading the room by cursor on this node: one that left stops receiving it
+        if (m.kind === 'members') this.out.membersChanged?.(m.key)
+      }
       else if (m.kind === 'handle') this.handles.forgetHandle(m.key)
       else this.handles.noteAgent(m.key)
     } else if (m.type === 'presence') {
@@ -248,10 +263,11 @@ export class ChatService implements RoomResolver {
   // ---------------------------------------------------------------- room messages (from the relay core)
 
   /**
-   * May `sender` post `env` (addressed to "#room")? Answers the room and the inboxes it fans out
-   * to, or the error to send back. `remote` is the client's IP address (no port), for the per-IP limit.
+   * May `sender` post `env` (addressed to "#room")? Answers the room and its members but the sender
+   * (the global room: the inboxes it is copied to), or the error to send back. `remote` is the
+   * client's IP address (no port), for the per-IP limit.
    */
-  async admitRoomMessage (sender: string, env: Envelope, remote: string): Promise<{ room: string, fanout: string[] } | AgentMeshError> {
+  async admitRoomMessage (sender: string, env: Envelope, remote: string): Promise<RoomAdmission | AgentMeshError> {
     const limited = this.takeChat(sender, remote)
     if (!limited.ok) return rateLimited(limited.retryAfterS, 'room messages and signals')
     const id = env.to.slice(1)
@@ -263,9 +279,13 @@ export class ChatService implements RoomResolver {
     if (s.room.kind === 'private' && env.type !== GROUP_TYPE) {
       return new AgentMeshError(ErrorCode.EncryptionRequired, `${id} is a private room: messages to it must be end-to-end encrypted (type ${GROUP_TYPE}); nothing was stored`)
     }
-    const fanout: string[] = []
-    for (const m of this.membersOf(s)) if (m !== sender) fanout.push(m)
-    return { room: id, fanout }
+    return admission(s, this.membersOf(s), sender)
+  }
+
+  /** A room's members (cached), for the relay core; undefined for an unknown room or the global room (every agent). */
+  async roomMembers (room: string): Promise<Iterable<string> | undefined> {
+    const s = await this.roomState(room)
+    return s?.members?.keys()
   }
 
   takeChat (amid: string, remote: string): TakeResult {
@@ -304,8 +324,9 @@ export class ChatService implements RoomResolver {
         : await this.admitRoomMessage(env.from, env, remote)
       if (admitted instanceof AgentMeshError) throw admitted
       const result = await this.out.post({
-        sender: env.from, id: env.id, recipient: env.to, envelope: JSON.stringify(env), receivedAt: this.now(), room: admitted.room, fanout: admitted.fanout,
-      }, [this.sendAudit(env, bytes, attested ? 'rest' : undefined)])
+        sender: env.from, id: env.id, recipient: env.to, envelope: JSON.stringify(env), receivedAt: this.now(), room: admitted.room,
+        ...(admitted.fanout === undefined ? {} : { fanout: admitted.fanout }),
+      }, [this.sendAudit(env, bytes, attested ? 'rest' : undefined)], admitted.members)
       if (result.status === 'stored') this.events.emit('message:stored', { env, seq: result.seq, room: admitted.room, via: 'rest' })
       return { result, env }
     }
@@ -316,11 +337,11 @@ export class ChatService implements RoomResolver {
     return { result, env }
   }
 
-  private async operatorFanout (id: string): Promise<{ room: string, fanout: string[] }> {
+  private async operatorFanout (id: string): Promise<RoomAdmission> {
     const s = await this.roomState(id)
     if (s === undefined || s.room.kind === 'dm') throw new AgentMeshError(ErrorCode.UnknownRoom, `no room "${id}"`)
     if (s.room.kind === 'private') throw new AgentMeshError(ErrorCode.EncryptionRequired, `${id} is a private room: the relay cannot post readable messages to it`)
-    return { room: id, fanout: [...this.membersOf(s)] }
+    return admission(s, this.membersOf(s))
   }
 
   // ---------------------------------------------------------------- relay posts (chat/posts.ts)

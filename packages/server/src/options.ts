@@ -211,7 +211,7 @@ export const RELAY_OPTIONS = {
   historyRetentionMs: option({
     schema: Type.Integer({ minimum: 1 }),
     default: DEFAULT_HISTORY_RETENTION_MS,
-    doc: 'Room history is kept this long, in ms (persistent stores). @default 30 days',
+    doc: 'Room history is kept this long, in ms (persistent stores); what a member reading the room by cursor has not acknowledged is kept for retentionMs (docs/protocol.md §6.1). @default 30 days',
     file: true,
     env: 'AGENTMESH_HISTORY_RETENTION_MS',
     flag: { flags: '--history-retention-days <days>', help: 'room history is kept this many days (default 30; env AGENTMESH_HISTORY_RETENTION_MS in ms)', int: { min: 1, max: 36_500, scale: DAY_MS } },
@@ -219,7 +219,7 @@ export const RELAY_OPTIONS = {
   historyMaxPerRoom: option({
     schema: Type.Integer({ minimum: 1 }),
     default: undefined,
-    doc: 'Room history entries kept per room. @default 1,000 with memory, 1,000,000 persisted',
+    doc: 'Room history entries kept per room; more while a member reading the room by cursor has not acknowledged them, up to maxInbox (docs/protocol.md §6.1). @default 1,000 with memory, 1,000,000 persisted',
     file: true,
     env: 'AGENTMESH_HISTORY_MAX_PER_ROOM',
     flag: { flags: '--history-max-per-room <n>', help: 'room history entries kept per room (default 1,000 with --memory, 1,000,000 persisted)', int: { min: 1, max: 100_000_000 } },

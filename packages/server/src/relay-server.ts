@@ -125,9 +125,10 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   const node = randomBytes(8).toString('hex')
   // the core is made after the chat layer (it needs the relay's AMID): the outlet reaches it then
   const outlet: RelayOutlet = {
-    post: async (item, audit) => await core.post(item, audit),
+    post: async (item, audit, members) => await core.post(item, audit, members),
     event: (amids, frame) => { core.event(amids, frame) },
     online: () => core.online(),
+    membersChanged: (room) => { core.membersChanged(room) },
   }
   const settings = defaultChatSettings()
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node, now, presenceIntervalMs: opts.presenceIntervalMs, maxClockSkewMs: opts.maxClockSkewMs })
@@ -218,6 +219,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     const sock = (ws as unknown as { _socket: Socket })._socket
     const handlers = core.open({
       send: (text) => { ws.send(text) },
+      // a text frame from bytes shared by several sockets: ws frames it without copying or re-encoding
+      sendShared: (utf8) => { ws.send(utf8, { binary: false }) },
       close: (code, reason) => {
         ws.close(code, reason)
         // a peer that does not answer the close handshake is cut after a second
@@ -246,7 +249,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     try {
       const r = await store.prune(Date.now())
       if (r.messages > 0 || r.dedupe > 0) log.info(r, 'pruned expired messages')
-      const h = await store.pruneHistory(Date.now() - opts.historyRetentionMs, Number.MAX_SAFE_INTEGER)
+      // what a member reading the room by cursor has not acknowledged stays as long as an inbox keeps it (§6.1)
+      const h = await store.pruneHistory(Date.now() - opts.historyRetentionMs, Number.MAX_SAFE_INTEGER, Date.now() - opts.retentionMs)
       if (h > 0) log.info({ history: h }, 'pruned room history past its retention')
     } catch (err) {
       log.error({ err }, 'prune failed')

@@ -7,7 +7,8 @@
  * arrive in one event-loop turn are committed in one Store transaction ("group commit");
  * every inbox has a monotonic seq; deliveries go out in seq order from memory right after
  * the commit, or from the Store when a receiver is behind; a receiver's cursor ack frees
- * the window and deletes what it acknowledged.
+ * the window and deletes what it acknowledged. A room message is stored once, in the room's
+ * log; members whose client reads rooms by cursor get it from there (room-feeds.ts, §6.1).
  *
  * What is not delivery is not here: the core tells what happened as typed events ('agent:online',
  * 'message:stored'…) for features to act on, asks a RoomResolver where '#room' messages go, and
@@ -16,21 +17,28 @@
 import { randomBytes, type KeyObject } from 'node:crypto'
 import {
   AgentMeshError, CloseCode, ErrorCode, PROTOCOL, closeCodeOf,
-  decodeClientFrame, encodeDeliver, encodeError, encodeFrame, isRelayType, stripUnsafeChars,
+  FEATURE_ROOM_CURSOR, decodeClientFrame, encodeDeliver, encodeError, encodeFrame, isRelayType, stripUnsafeChars,
   type AuthFrame, type Envelope, type Limits, type SignalFrame,
 } from '@agentmesh/protocol'
 import { keyForAmid, verifyChallenge, verifyEnvelopeAsync } from '@agentmesh/crypto'
-import type { AppendItem, AppendResult, AuditInput, Store } from '@agentmesh/store'
+import type { AppendItem, AppendResult, AuditInput, CursorAck, Store } from '@agentmesh/store'
 import type { RelayOptions } from './options.ts'
 import type { Logger } from './log.ts'
 import type { EventBus } from './events.ts'
 import { LruSet } from '@agentmesh/protocol/internal'
 import type { Backplane, BackplaneMessage } from './backplane.ts'
 import type { SessionGrant, SessionVerifier } from './session-auth.ts'
+import { RoomFeeds, connFeeds, type AgentFeeds, type ConnFeeds } from './room-feeds.ts'
 
 /** The transport side of one connection. */
 export interface Peer {
   send (text: string): void
+  /**
+   * Sends a text frame given as its UTF-8 bytes, which the same call may pass to many connections
+   * (a room delivery is encoded once for all its members); optional: without it the bytes are
+   * decoded and given to `send`. The bytes must not be changed.
+   */
+  sendShared? (utf8: Buffer): void
   close (code: number, reason: string): void
   /** Batch the writes of this turn into one system call (optional). */
   cork? (): void
@@ -47,13 +55,25 @@ export interface Peer {
 
 /** What the relay core offers the features: posting its own items, events to connections. */
 export interface RelayOutlet {
-  /** Commits an item the relay made (a room fan-out or one inbox) like any send; resolves after the commit. */
-  post (item: AppendItem, audit?: AuditInput[]): Promise<AppendResult>
+  /**
+   * Commits an item the relay made (a room message or one inbox) like any send; resolves after the
+   * commit. `members`: for a room message, the room's members (those reading it by cursor get it live).
+   */
+  post (item: AppendItem, audit?: AuditInput[], members?: readonly string[]): Promise<AppendResult>
   /** Writes a frame to every connection of these agents. */
   event (amids: Iterable<string>, frame: string): void
   /** Agents with an authenticated connection now. */
   online (): Iterable<string>
+  /** A room's members changed (here or on another node): members that left stop receiving it. */
+  membersChanged? (room: string): void
 }
+
+/**
+ * Where a room message goes: `members`, the room's members but the sender (those reading the room
+ * by cursor get it from its log, live when connected here); `fanout`, inboxes that get a copy
+ * besides the room's 'inbox' members (the global room's agents, which have no membership rows).
+ */
+export interface RoomAdmission { room: string, members?: readonly string[], fanout?: string[] }
 
 /** Where a room message goes: the core asks the rooms feature (chat) for addresses starting with '#'. */
 export interface RoomResolver {
@@ -61,11 +81,13 @@ export interface RoomResolver {
    * May `sender` post `env` (addressed to "#room")? Answers the room and the inboxes it fans out
    * to, or the error to send back. `address` is the client's IP address (no port), for per-IP limits.
    */
-  admitRoomMessage (sender: string, env: Envelope, address: string): Promise<{ room: string, fanout: string[] } | AgentMeshError>
+  admitRoomMessage (sender: string, env: Envelope, address: string): Promise<RoomAdmission | AgentMeshError>
   /** A signal frame from an authenticated agent; answers an error to send back, if any. */
   signal (amid: string, f: SignalFrame, address: string): Promise<AgentMeshError | undefined>
   /** A watch frame (§17.4): whose presence changes the agent hears; answers an error to send back, if any. @default refused */
   watch? (amid: string, agents: readonly string[]): AgentMeshError | undefined
+  /** A room's members (another node stored a message there); undefined for an unknown room or the global room. */
+  roomMembers? (room: string): Promise<Iterable<string> | undefined>
 }
 
 /** What the core is given (libp2p's `*Components`). */
@@ -144,6 +166,8 @@ interface Conn {
   errLeftOut: number
   /** closeWith is under way (its own error frame is not checked against the bounds again) */
   closing: boolean
+  /** the rooms it reads by cursor (room-feeds.ts) */
+  rf: ConnFeeds
 }
 
 interface Inbox {
@@ -154,6 +178,8 @@ interface Inbox {
   authing: number
   /** resolves once cursor and lastSeq were read from the Store */
   ready: Promise<void>
+  /** the rooms it reads by cursor (room-feeds.ts); `rf.conns` is `conns` */
+  rf: AgentFeeds
 }
 
 /** A send from a connection (acked on it), or an item the relay posts itself (`done` is told). */
@@ -163,10 +189,12 @@ interface PendingAppend {
   done?: { resolve: (r: AppendResult) => void, reject: (e: Error) => void }
   /** a room message or DM from a connection: told as 'message:stored' once stored */
   env?: Envelope
+  /** a room message: the room's members but the sender (live deliveries to those reading by cursor) */
+  members?: readonly string[]
 }
 
 /** A recipient check's answer: a DM's recipient is known (or not), or where a room message goes. */
-type Admission = boolean | { room: string, fanout: string[] } | AgentMeshError
+type Admission = boolean | RoomAdmission | AgentMeshError
 
 export interface RelayStats {
   connections: number
@@ -220,6 +248,8 @@ export class RelayCore implements RelayOutlet {
   private readonly sessions: SessionVerifier | undefined
   private readonly node: string
   private readonly unsubscribe: (() => void) | undefined
+  /** rooms read by cursor: live deliveries, pumps, room cursors */
+  private readonly feeds: RoomFeeds
 
   constructor (init: RelayCoreInit, components: RelayCoreComponents) {
     this.store = components.store
@@ -239,6 +269,30 @@ export class RelayCore implements RelayOutlet {
       delivery_window: opts.deliveryWindow,
       heartbeat_ms: opts.heartbeatMs,
     }
+    this.feeds = new RoomFeeds({
+      store: this.store,
+      log: this.log,
+      agent: (amid) => this.inboxes.get(amid)?.rf,
+      write: (c, text) => { this.write(c as Conn, text) },
+      windowLeft: (c) => {
+        const conn = c as Conn
+        if (this.overSoft(conn)) return 0
+        const box = conn.amid === undefined ? undefined : this.inboxes.get(conn.amid)
+        return this.opts.deliveryWindow - (box === undefined ? 0 : conn.sentUpTo - box.cursor) - conn.rf.out
+      },
+      overSoft: (c) => this.overSoft(c as Conn),
+      delivered: () => { this.counters.delivered++ },
+      scheduleFlush: () => { this.scheduleFlush() },
+      ...(this.rooms.roomMembers === undefined ? {} : { membersOf: async (room: string) => await this.rooms.roomMembers!(room) }),
+      progressed: (agent) => {
+        const box = this.inboxes.get(agent.amid)
+        if (box === undefined) return
+        for (const c of box.conns) {
+          if (c.deliver && c.sentUpTo < box.lastSeq) void this.pump(c)
+          void this.feeds.pump(c)
+        }
+      },
+    })
     this.timers.push(setInterval(() => { this.heartbeat() }, opts.heartbeatMs).unref())
     this.timers.push(setInterval(() => { this.retransmit() }, Math.max(50, Math.floor(opts.retransmitMs / 2))).unref())
   }
@@ -288,6 +342,7 @@ export class RelayCore implements RelayOutlet {
       errAt: Date.now(),
       errLeftOut: 0,
       closing: false,
+      rf: connFeeds(false),
     }
     this.conns.add(conn)
     if (this.shuttingDown) {
@@ -340,11 +395,12 @@ export class RelayCore implements RelayOutlet {
         return
       case 'cursor':
         if (conn.amid === undefined) { this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate before acknowledging')); return }
-        this.onCursor(conn, f.seq)
+        if (f.room === undefined) this.onCursor(conn, f.seq)
+        else this.onRoomCursor(conn, f.room, f.seq)
         return
       case 'resume':
         if (conn.amid === undefined) { this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate before resuming')); return }
-        this.onResume(conn, f.after)
+        this.onResume(conn, f.after, f.rooms)
         return
       case 'signal':
         if (conn.amid === undefined) { this.sendError(conn, new AgentMeshError(ErrorCode.NotAuthenticated, 'authenticate before sending signals')); return }
@@ -371,12 +427,12 @@ export class RelayCore implements RelayOutlet {
 
   // ---------------------------------------------------------------- the outlet (what features use)
 
-  post (item: AppendItem, audit?: AuditInput[]): Promise<AppendResult> {
+  post (item: AppendItem, audit?: AuditInput[], members?: readonly string[]): Promise<AppendResult> {
     return new Promise<AppendResult>((resolve, reject) => {
       if (this.shuttingDown) { reject(new AgentMeshError(ErrorCode.ShuttingDown, 'the relay is shutting down; try again shortly')); return }
       // a send's own row goes with the item (written only when it is stored), others after
       const [first, ...rest] = audit ?? []
-      this.pendingAppends.push({ item: first === undefined ? item : { ...item, audit: first }, done: { resolve, reject } })
+      this.pendingAppends.push({ item: first === undefined ? item : { ...item, audit: first }, done: { resolve, reject }, ...(members === undefined ? {} : { members }) })
       if (rest.length > 0) this.pendingAudit.push(...rest)
       this.scheduleFlush()
     })
@@ -397,6 +453,8 @@ export class RelayCore implements RelayOutlet {
   online (): string[] {
     return [...this.inboxes].filter(([, b]) => b.conns.size > 0).map(([a]) => a)
   }
+
+  membersChanged (room: string): void { this.feeds.membersChanged(room) }
 
   private async onAuth (conn: Conn, f: AuthFrame): Promise<void> {
     if (conn.amid !== undefined || conn.authPending) {
@@ -448,7 +506,8 @@ export class RelayCore implements RelayOutlet {
     // the inbox exists (and counts this auth) before the Store is awaited, so a message committed
     // meanwhile moves its lastSeq: the snapshot read below can only raise it
     if (box === undefined) {
-      const created: Inbox = { conns: new Set(), cursor: 0, lastSeq: 0, authing: 0, ready: Promise.resolve() }
+      const conns = new Set<Conn>()
+      const created: Inbox = { conns, cursor: 0, lastSeq: 0, authing: 0, ready: Promise.resolve(), rf: { amid, byCursor: false, feeds: new Map(), conns } }
       created.ready = this.store.inbox(amid).then((st) => {
         created.cursor = Math.max(created.cursor, st.cursor)
         created.lastSeq = Math.max(created.lastSeq, st.lastSeq)
@@ -458,12 +517,21 @@ export class RelayCore implements RelayOutlet {
     }
     box.authing++
     conn.authPending = true
+    // rooms read by cursor (§6.1) when the client says it understands them; else room messages are copied to its inbox
+    const byCursor = f.features?.includes(FEATURE_ROOM_CURSOR) === true
     try {
       // a display name keeps no bidi control or invisible character (they disguise it)
       const name = f.name === undefined ? undefined : stripUnsafeChars(f.name)
       await this.store.upsertAgent({ amid, ...(name === undefined || name === '' ? {} : { name }), seenAt: Date.now() })
       this.rememberAgent(amid)
+      const feeds = await this.store.setRoomDelivery(amid, byCursor ? 'cursor' : 'inbox')
       await box.ready
+      if (!byCursor) {
+        // what a switch to 'inbox' copied into the inbox is delivered now
+        const st = await this.store.inbox(amid)
+        box.lastSeq = Math.max(box.lastSeq, st.lastSeq)
+      }
+      this.feeds.authenticated(box.rf, byCursor, feeds)
     } catch (err) {
       box.authing--
       conn.authPending = false
@@ -487,15 +555,17 @@ export class RelayCore implements RelayOutlet {
     if (session !== undefined) this.startSession(conn, session)
     conn.deliver = f.deliver !== false
     conn.sentUpTo = Math.min(Math.max(f.after ?? 0, box.cursor), box.lastSeq)
+    conn.rf = connFeeds(byCursor, f.rooms)
     conn.lastProgress = Date.now()
     box.conns.add(conn)
     this.log.debug({ conn: conn.id, amid, remote: conn.remote }, 'agent authenticated')
     this.write(conn, encodeFrame({
       op: 'welcome', amid, relay: this.relayId, cursor: box.cursor, limits: this.limits, relay_amid: this.relayAmid, last_seq: box.lastSeq,
+      ...(byCursor ? { rooms: this.feeds.cursors(box.rf) } : {}),
       ...(session === undefined ? {} : { session: { serial: session.serial, expires_at: session.expiresAt, tier: session.tier, ...(session.organisation === undefined ? {} : { organisation: session.organisation }) } }),
     }))
     this.events.emit(box.conns.size === 1 ? 'agent:online' : 'agent:active', { amid })
-    if (conn.deliver) void this.pump(conn)
+    if (conn.deliver) { void this.pump(conn); void this.feeds.pump(conn) }
   }
 
   private async verifySession (f: AuthFrame): Promise<SessionGrant> {
@@ -537,7 +607,10 @@ export class RelayCore implements RelayOutlet {
 
   /** Forgets the in-memory inbox of an agent with no connection, no auth under way and no ack to commit. */
   private dropIfIdle (amid: string, box: Inbox): void {
-    if (box.conns.size === 0 && box.authing === 0 && !this.pendingAcks.has(amid) && this.inboxes.get(amid) === box) this.inboxes.delete(amid)
+    if (box.conns.size === 0 && box.authing === 0 && !this.pendingAcks.has(amid) && !this.feeds.acking(amid) && this.inboxes.get(amid) === box) {
+      this.inboxes.delete(amid)
+      this.feeds.forget(box.rf)
+    }
   }
 
   private rememberAgent (amid: string): void {
@@ -634,9 +707,9 @@ export class RelayCore implements RelayOutlet {
     }
     const item: AppendItem = recipientOk === true
       ? { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt }
-      : { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt, room: recipientOk.room, fanout: recipientOk.fanout }
+      : { sender: env.from, id: env.id, recipient: env.to, envelope: envText, receivedAt, room: recipientOk.room, ...(recipientOk.fanout === undefined ? {} : { fanout: recipientOk.fanout }) }
     item.batchAudit = { actor: this.relayAmid, type: env.type, bytes: envText.length, at: Date.now() }
-    this.pendingAppends.push({ item, conn, env })
+    this.pendingAppends.push(recipientOk === true || recipientOk.members === undefined ? { item, conn, env } : { item, conn, env, members: recipientOk.members })
     this.scheduleFlush()
   }
 
@@ -656,9 +729,10 @@ export class RelayCore implements RelayOutlet {
   /** Commits everything pending in one transaction; one commit at a time. */
   async flush (): Promise<void> {
     while (this.flushing !== undefined) await this.flushing
-    if (this.pendingAppends.length === 0 && this.pendingAcks.size === 0 && this.pendingAudit.length === 0) return
+    if (this.pendingAppends.length === 0 && this.pendingAcks.size === 0 && this.pendingAudit.length === 0 && !this.feeds.acksPending) return
     const appends = this.pendingAppends
-    const acks = [...this.pendingAcks].map(([recipient, seq]) => ({ recipient, seq }))
+    const acks: CursorAck[] = [...this.pendingAcks].map(([recipient, seq]) => ({ recipient, seq }))
+    acks.push(...this.feeds.takeAcks())
     const audit = this.pendingAudit
     this.pendingAppends = []
     this.pendingAcks = new Map()
@@ -666,10 +740,10 @@ export class RelayCore implements RelayOutlet {
     const run = this.commit(appends, acks, audit)
     this.flushing = run
     try { await run } finally { this.flushing = undefined }
-    if (this.pendingAppends.length > 0 || this.pendingAcks.size > 0 || this.pendingAudit.length > 0) this.scheduleFlush()
+    if (this.pendingAppends.length > 0 || this.pendingAcks.size > 0 || this.pendingAudit.length > 0 || this.feeds.acksPending) this.scheduleFlush()
   }
 
-  private async commit (appends: PendingAppend[], acks: Array<{ recipient: string, seq: number }>, audit: AuditInput[]): Promise<void> {
+  private async commit (appends: PendingAppend[], acks: CursorAck[], audit: AuditInput[]): Promise<void> {
     let results
     try {
       results = await this.store.commit(appends.map(a => a.item), acks, audit)
@@ -686,6 +760,7 @@ export class RelayCore implements RelayOutlet {
       return
     }
     const touched = new Set<Inbox>()
+    const touchedFeeds = new Set<AgentFeeds>()
     const stored = this.events.listening('message:stored')
     const live = (recipient: string, seq: number, envText: string): void => {
       const box = this.inboxes.get(recipient)
@@ -695,7 +770,7 @@ export class RelayCore implements RelayOutlet {
       touched.add(box)
     }
     for (let i = 0; i < appends.length; i++) {
-      const { item, conn, done, env } = appends[i]!
+      const { item, conn, done, env, members } = appends[i]!
       const r = results[i]!
       if (conn !== undefined) conn.inFlight--
       done?.resolve(r)
@@ -706,6 +781,7 @@ export class RelayCore implements RelayOutlet {
         } else if (item.room === undefined) {
           live(item.recipient, r.seq, item.envelope)
         }
+        if (item.room !== undefined && members !== undefined) this.feeds.committed(item.room, r.seq, item.envelope, members, touchedFeeds, item.sender)
         if (env !== undefined && stored) this.events.emit('message:stored', item.room === undefined ? { env, seq: r.seq, via: 'ws' } : { env, seq: r.seq, room: item.room, via: 'ws' })
       } else if (r.status === 'duplicate') {
         this.counters.duplicates++
@@ -716,6 +792,7 @@ export class RelayCore implements RelayOutlet {
       }
     }
     for (const box of touched) for (const c of box.conns) if (c.pumpAgain) void this.pump(c)
+    for (const agent of touchedFeeds) for (const c of agent.conns) if (c.rf.again) void this.feeds.pump(c)
     if (this.backplane !== undefined) this.tellNodes(appends, results)
     // inboxes of agents that went offline are kept until their last cursor ack is durable
     for (const a of acks) {
@@ -726,19 +803,28 @@ export class RelayCore implements RelayOutlet {
 
   // ---------------------------------------------------------------- other nodes
 
-  /** Tells other nodes which inboxes grew, so their connections of those agents pump them. */
+  /** Tells other nodes which inboxes and rooms grew, so their connections of those agents pump them. */
   private tellNodes (appends: PendingAppend[], results: AppendResult[]): void {
     const inboxes: Array<{ recipient: string, seq: number }> = []
+    const rooms = new Map<string, number>()
     for (let i = 0; i < appends.length; i++) {
       const r = results[i]!
       if (r.status !== 'stored') continue
+      const room = appends[i]!.item.room
+      if (room !== undefined) rooms.set(room, Math.max(rooms.get(room) ?? 0, r.seq))
       if (r.deliveries !== undefined) inboxes.push(...r.deliveries)
-      else if (appends[i]!.item.room === undefined) inboxes.push({ recipient: appends[i]!.item.recipient, seq: r.seq })
+      else if (room === undefined) inboxes.push({ recipient: appends[i]!.item.recipient, seq: r.seq })
     }
-    if (inboxes.length === 0) return
-    this.backplane!.publish({ type: 'inbox:stored', origin: this.node, inboxes }).catch((err) => {
-      this.log.warn({ err, inboxes: inboxes.length }, 'could not tell other nodes about stored envelopes')
-    })
+    if (inboxes.length > 0) {
+      this.backplane!.publish({ type: 'inbox:stored', origin: this.node, inboxes }).catch((err) => {
+        this.log.warn({ err, inboxes: inboxes.length }, 'could not tell other nodes about stored envelopes')
+      })
+    }
+    if (rooms.size > 0) {
+      this.backplane!.publish({ type: 'room:stored', origin: this.node, rooms: [...rooms].map(([room, seq]) => ({ room, seq })) }).catch((err) => {
+        this.log.warn({ err, rooms: rooms.size }, 'could not tell other nodes about stored room messages')
+      })
+    }
   }
 
   private fromBackplane (m: BackplaneMessage): void {
@@ -750,6 +836,8 @@ export class RelayCore implements RelayOutlet {
         box.lastSeq = seq
         for (const c of box.conns) if (c.deliver && !c.closed) void this.pump(c)
       }
+    } else if (m.type === 'room:stored') {
+      this.feeds.stored(m.rooms)
     } else if (m.type === 'event') {
       this.event(m.amids, m.frame)
     }
@@ -757,8 +845,9 @@ export class RelayCore implements RelayOutlet {
 
   // ---------------------------------------------------------------- delivery
 
+  /** Room for one more delivery: what is out (of the inbox and of rooms read by cursor) is below the window. */
   private windowOpen (conn: Conn, box: Inbox): boolean {
-    return conn.sentUpTo - box.cursor < this.opts.deliveryWindow && !this.overSoft(conn)
+    return conn.sentUpTo - box.cursor + conn.rf.out < this.opts.deliveryWindow && !this.overSoft(conn)
   }
 
   /** Bytes queued for the connection and not yet taken by the network. */
@@ -777,7 +866,7 @@ export class RelayCore implements RelayOutlet {
   private onDrain (conn: Conn): void {
     if (!conn.paused || conn.closed || this.overSoft(conn)) return
     conn.paused = false
-    if (conn.deliver && conn.amid !== undefined) void this.pump(conn)
+    if (conn.deliver && conn.amid !== undefined) { void this.pump(conn); void this.feeds.pump(conn) }
   }
 
   /** Sends a just-committed message to receivers that are exactly caught up; others pump from the Store. */
@@ -785,7 +874,7 @@ export class RelayCore implements RelayOutlet {
     for (const c of box.conns) {
       if (!c.deliver || c.closed) continue
       if (!c.pumping && c.sentUpTo === seq - 1 && this.windowOpen(c, box)) {
-        if (c.sentUpTo === box.cursor) c.lastProgress = Date.now()
+        if (c.sentUpTo === box.cursor && c.rf.out === 0) c.lastProgress = Date.now()
         c.sentUpTo = seq
         this.counters.delivered++
         this.write(c, encodeDeliver(seq, envText))
@@ -815,11 +904,11 @@ export class RelayCore implements RelayOutlet {
             conn.sentUpTo = Math.max(conn.sentUpTo, box.lastSeq)
             break
           }
-          if (conn.sentUpTo === box.cursor) conn.lastProgress = Date.now()
+          if (conn.sentUpTo === box.cursor && conn.rf.out === 0) conn.lastProgress = Date.now()
           for (const r of rows) {
             if (r.seq <= conn.sentUpTo) continue
-            // the rest are read again once the connection drained
-            if (this.overSoft(conn) || conn.closed) break
+            // the rest are read again once the connection drained (or room deliveries took the window meanwhile)
+            if (conn.closed || !this.windowOpen(conn, box)) break
             conn.sentUpTo = r.seq
             this.counters.delivered++
             this.write(conn, encodeDeliver(r.seq, r.envelope))
@@ -846,15 +935,27 @@ export class RelayCore implements RelayOutlet {
     for (const c of box.conns) if (c !== conn) c.lastProgress = conn.lastProgress
     this.pendingAcks.set(conn.amid!, seq)
     this.scheduleFlush()
-    for (const c of box.conns) if (c.deliver && c.sentUpTo < box.lastSeq) void this.pump(c)
+    for (const c of box.conns) {
+      if (c.deliver && c.sentUpTo < box.lastSeq) void this.pump(c)
+      if (c.rf.again || c.rf.out > 0) void this.feeds.pump(c)
+    }
   }
 
-  private onResume (conn: Conn, after: number): void {
+  /** A cursor frame with `room` (§6.1): the agent processed that room's log up to `seq`. */
+  private onRoomCursor (conn: Conn, room: string, seq: number): void {
+    const box = this.inboxes.get(conn.amid!)!
+    const err = this.feeds.cursor(conn, box.rf, room, seq)
+    if (err !== undefined) this.sendError(conn, err)
+  }
+
+  private onResume (conn: Conn, after: number, rooms?: Record<string, number>): void {
     const box = this.inboxes.get(conn.amid!)!
     conn.deliver = true
     conn.sentUpTo = Math.min(Math.max(after, box.cursor), box.lastSeq)
+    this.feeds.resume(conn, box.rf, rooms)
     conn.lastProgress = Date.now()
     void this.pump(conn)
+    void this.feeds.pump(conn)
   }
 
   /** Sends again what a receiver has not acknowledged for retransmitMs. */
@@ -865,12 +966,14 @@ export class RelayCore implements RelayOutlet {
         // a paused connection has not even read what was sent: nothing to send again (a drain the
         // transport did not report is picked up here)
         if (c.paused) { this.onDrain(c); continue }
-        if (c.closed || !c.deliver || c.sentUpTo <= box.cursor) continue
+        if (c.closed || !c.deliver || (c.sentUpTo <= box.cursor && c.rf.out <= 0)) continue
         if (now - c.lastProgress < this.opts.retransmitMs) continue
-        this.log.debug({ conn: c.id, from: box.cursor + 1, to: c.sentUpTo }, 'retransmitting unacknowledged deliveries')
-        c.sentUpTo = box.cursor
+        this.log.debug({ conn: c.id, from: box.cursor + 1, to: c.sentUpTo, rooms: c.rf.out }, 'retransmitting unacknowledged deliveries')
+        c.sentUpTo = Math.min(c.sentUpTo, box.cursor)
+        this.feeds.rewind(c, box.rf)
         c.lastProgress = now
         void this.pump(c)
+        void this.feeds.pump(c)
       }
     }
   }
@@ -888,7 +991,7 @@ export class RelayCore implements RelayOutlet {
 
   // ---------------------------------------------------------------- output
 
-  private write (conn: Conn, text: string): void {
+  private write (conn: Conn, text: string | Buffer): void {
     if (conn.closed) return
     if (!conn.corked && conn.peer.cork !== undefined) {
       conn.corked = true
@@ -899,7 +1002,9 @@ export class RelayCore implements RelayOutlet {
         setImmediate(() => { this.uncorkAll() })
       }
     }
-    conn.peer.send(text)
+    if (typeof text === 'string') conn.peer.send(text)
+    else if (conn.peer.sendShared !== undefined) conn.peer.sendShared(text)
+    else conn.peer.send(text.toString('utf8'))
     if (conn.closing || conn.peer.buffered === undefined) return
     const queued = conn.peer.buffered()
     if (queued > this.opts.sendBufferMaxBytes) {

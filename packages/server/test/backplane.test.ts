@@ -74,6 +74,35 @@ describe('backplane - relays sharing a store', () => {
   })
 })
 
+describe('backplane - rooms read by cursor across relays', () => {
+  it('backplane - a room message committed on one relay reaches, from the log, members reading by cursor on the other (one already reading it, one that joined there after connecting)', async (t) => {
+    const [one, two] = await twoNodes(t)
+    const [aliceId, bobId, carolId] = [createIdentity('alice'), createIdentity('bob'), createIdentity('carol')]
+    const store = one.store
+    await store.createRoom({ id: 'ops', kind: 'public', owner: aliceId.amid, createdAt: 1 })
+    const connectTo = async (relay: Relay, id: typeof aliceId): Promise<Awaited<ReturnType<typeof rawAgent>>> => {
+      const a = await rawAgent(relay.wsUrl, id)
+      t.after(() => { a.close() })
+      await a.auth({ features: ['room-cursor'] })
+      return a
+    }
+    await store.addMember({ room: 'ops', amid: bobId.amid, role: 'member', joinedAt: 1 })
+    const bob = await connectTo(two, bobId)
+    const carol = await connectTo(two, carolId)
+    // carol joins (in the Store, as another node would) after she connected
+    await store.addMember({ room: 'ops', amid: carolId.amid, role: 'member', joinedAt: 2 })
+    const alice = await connectTo(one, aliceId)
+    const env = alice.envelope('#ops', 'across nodes, once')
+    alice.send({ op: 'send', env })
+    await alice.collect(f => f.op === 'ack', 1)
+    assert.deepEqual(await bob.collect(f => f.op === 'deliver', 1), [{ op: 'deliver', room: 'ops', seq: 1, env }])
+    assert.deepEqual(await carol.collect(f => f.op === 'deliver', 1), [{ op: 'deliver', room: 'ops', seq: 1, env }])
+    bob.send({ op: 'cursor', room: 'ops', seq: 1 })
+    await waitFor(async () => (await store.roomFeed('ops', bobId.amid))?.cursor === 1, 'bob\'s room cursor committed by relay two')
+    assert.equal((await store.inbox(bobId.amid)).lastSeq, 0, 'no inbox copy')
+  })
+})
+
 describe('backplane - chat across relays', () => {
   it('backplane - a member who joined on the other relay gets the room message: the first relay dropped its cached members', async (t) => {
     const [one, two] = await twoNodes(t)

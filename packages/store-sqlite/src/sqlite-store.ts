@@ -12,17 +12,20 @@ import { dirname, resolve } from 'node:path'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode, handleSkeleton } from '@agentmesh/protocol'
 import { PREKEY_SCHEMA, sqlitePrekeys } from './prekeys.ts'
-import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
+import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type RoomDelivery, type RoomFeed, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
 
 /**
  * 1: relay; 2: + registry (profiles, prekeys); 3: + certificates, CA certificates, CRLs;
  * 4: + reputation (feedback, score history, flags); 5: + chat (handles, roles, rooms, members,
  * invites, room history and seqs, read markers, tasks, the audit log, settings); 6: + handles'
  * confusable skeleton (`handle_skel`, filled in for handles written before); 7: + one-time PQ
- * prekeys (prekeys.ts).
+ * prekeys (prekeys.ts); 8: room fan-out on
+ * read: each membership's room cursor and delivery (`members.cursor`, `members.by_cursor`; rows
+ * written before start at their room's last seq, delivery 'inbox' as before), the agents whose
+ * delivery is 'cursor' (`room_cursor_agents`).
  * Every step is CREATE … IF NOT EXISTS (or a column added when missing), so older files upgrade in place.
  */
-export const SCHEMA_VERSION = 7
+export const SCHEMA_VERSION = 8
 export const DB_FILE = 'agentmesh.db'
 
 export interface SqliteStoreInit extends StoreInit {
@@ -114,6 +117,13 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS membership (room TEXT NOT NULL, seq INTEGER NOT NULL, statement TEXT NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID;
 `
 
+/**
+ * A history row (of the statements below) that no member reading by cursor still needs: received
+ * at or before @unread, or below the first seq some member has not read (its smallest cursor + 1,
+ * at least the room's last seq - @maxInbox + 1).
+ */
+const UNREAD_GONE = `(received_at <= @unread OR seq < coalesce((SELECT max(min(m.cursor) + 1, coalesce((SELECT last_seq FROM room_seqs s WHERE s.room = history.room), 0) - @maxInbox + 1) FROM members m WHERE m.room = history.room AND m.by_cursor = 1), 9007199254740991))`
+
 /** Task states that are not final: overdueTasks looks at these (as the tasks_open index does). */
 const OPEN_TASK_STATES = "'submitted', 'working', 'input-required', 'auth-required'"
 
@@ -174,6 +184,17 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       for (const r of db.prepare('SELECT amid, handle FROM handles').all() as Array<{ amid: string, handle: string }>) fill.run(handleSkeleton(r.handle), r.amid)
     }
     db.exec('CREATE INDEX IF NOT EXISTS handles_skel ON handles (handle_skel)')
+    // schema 8: room cursors (fan-out on read); a membership written before keeps its inbox copies
+    // (by_cursor 0) and its cursor starts at the room's last seq (what it has is in its inbox)
+    const memberCols = db.prepare('PRAGMA table_info(members)').all() as Array<{ name: string }>
+    if (!memberCols.some(c => c.name === 'cursor')) {
+      db.exec(`ALTER TABLE members ADD COLUMN cursor INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE members ADD COLUMN by_cursor INTEGER NOT NULL DEFAULT 0;
+        UPDATE members SET cursor = coalesce((SELECT last_seq FROM room_seqs WHERE room_seqs.room = members.room), 0);`)
+    }
+    db.exec(`CREATE TABLE IF NOT EXISTS room_cursor_agents (amid TEXT PRIMARY KEY) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS members_inbox ON members (room, amid) WHERE by_cursor = 0;
+      CREATE INDEX IF NOT EXISTS members_cursor ON members (room, cursor) WHERE by_cursor = 1;`)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)
     db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('relay_id', randomUUID())
     db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('relay_secret', randomBytes(32).toString('base64url'))
@@ -240,8 +261,20 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     roomPut: db.prepare('INSERT OR IGNORE INTO rooms (id, kind, topic, owner, created_at) VALUES (?, ?, ?, ?, ?)'),
     roomGet: db.prepare('SELECT id, kind, topic, owner, created_at FROM rooms WHERE id = ?'),
     roomTopic: db.prepare('UPDATE rooms SET topic = ? WHERE id = ?'),
-    memberAdd: db.prepare('INSERT OR IGNORE INTO members (room, amid, role, joined_at) VALUES (?, ?, ?, ?)'),
-    memberOwner: db.prepare('INSERT INTO members (room, amid, role, joined_at) VALUES (?, ?, ?, ?) ON CONFLICT (room, amid) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at'),
+    // a new membership reads from the room's last seq, with the agent's delivery
+    memberAdd: db.prepare('INSERT OR IGNORE INTO members (room, amid, role, joined_at, cursor, by_cursor) VALUES (@room, @amid, @role, @joined, coalesce((SELECT last_seq FROM room_seqs WHERE room = @room), 0), EXISTS (SELECT 1 FROM room_cursor_agents WHERE amid = @amid))'),
+    memberOwner: db.prepare('INSERT INTO members (room, amid, role, joined_at, cursor, by_cursor) VALUES (@room, @amid, @role, @joined, coalesce((SELECT last_seq FROM room_seqs WHERE room = @room), 0), EXISTS (SELECT 1 FROM room_cursor_agents WHERE amid = @amid)) ON CONFLICT (room, amid) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at'),
+    membersInbox: db.prepare('SELECT amid FROM members WHERE room = ? AND by_cursor = 0 ORDER BY amid').pluck(),
+    memberMinCursor: db.prepare('SELECT min(cursor) FROM members WHERE room = ? AND by_cursor = 1').pluck(),
+    memberCursorAck: db.prepare('UPDATE members SET cursor = ? WHERE room = ? AND amid = ? AND by_cursor = 1 AND cursor < ?'),
+    agentByCursor: db.prepare('INSERT OR IGNORE INTO room_cursor_agents (amid) VALUES (?)'),
+    agentByInbox: db.prepare('DELETE FROM room_cursor_agents WHERE amid = ?'),
+    feedsOf: db.prepare('SELECT m.room AS room, m.cursor AS cursor, coalesce(s.last_seq, 0) AS last_seq FROM members m LEFT JOIN room_seqs s ON s.room = m.room WHERE m.amid = ? AND m.by_cursor = 1 ORDER BY m.room'),
+    feedOf: db.prepare('SELECT m.room AS room, m.cursor AS cursor, coalesce(s.last_seq, 0) AS last_seq FROM members m LEFT JOIN room_seqs s ON s.room = m.room WHERE m.room = ? AND m.amid = ? AND m.by_cursor = 1'),
+    toCursor: db.prepare('UPDATE members SET by_cursor = 1, cursor = coalesce((SELECT last_seq FROM room_seqs WHERE room_seqs.room = members.room), 0) WHERE amid = ? AND by_cursor = 0'),
+    cursorRooms: db.prepare('SELECT room, cursor FROM members WHERE amid = ? AND by_cursor = 1 ORDER BY room'),
+    toInbox: db.prepare('UPDATE members SET by_cursor = 0, cursor = coalesce((SELECT last_seq FROM room_seqs WHERE room_seqs.room = members.room), 0) WHERE amid = ? AND by_cursor = 1'),
+    unreadEntries: db.prepare('SELECT seq, sender, id, envelope, received_at FROM history WHERE room = ? AND seq > ? AND deleted_at IS NULL AND sender != ? ORDER BY seq LIMIT ?'),
     memberDelete: db.prepare('DELETE FROM members WHERE room = ? AND amid = ?'),
     memberGet: db.prepare('SELECT room, amid, role, joined_at FROM members WHERE room = ? AND amid = ?'),
     memberList: db.prepare('SELECT room, amid, role, joined_at FROM members WHERE room = ? ORDER BY joined_at, amid'),
@@ -264,10 +297,12 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     histBefore: db.prepare('SELECT seq, sender, id, envelope, received_at, deleted_by, deleted_at FROM history WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
     histNewest: db.prepare('SELECT seq, sender, id, envelope, received_at, deleted_by, deleted_at FROM history WHERE room = ? ORDER BY seq DESC LIMIT ?'),
     histDelete: db.prepare("UPDATE history SET envelope = '', deleted_by = ?, deleted_at = ? WHERE room = ? AND seq = ? AND deleted_at IS NULL"),
-    // the oldest `n` entries of a room
-    histDropOldest: db.prepare('DELETE FROM history WHERE rowid IN (SELECT rowid FROM history WHERE room = ? ORDER BY seq LIMIT ?)'),
-    histOld: db.prepare('SELECT room, count(*) AS n FROM history INDEXED BY history_received WHERE received_at <= ? GROUP BY room'),
-    histOldDelete: db.prepare('DELETE FROM history WHERE received_at <= ?'),
+    // the oldest `n` entries of a room below a seq (the first one a member has not read)
+    histDropOldest: db.prepare('DELETE FROM history WHERE rowid IN (SELECT rowid FROM history WHERE room = ? AND seq < ? ORDER BY seq LIMIT ?)'),
+    // entries past retention (olderThan), but not those a member reading by cursor has not read
+    // (above the room's smallest cursor, among its newest maxInbox) unless past unreadOlderThan
+    histOld: db.prepare(`SELECT room, count(*) AS n FROM history INDEXED BY history_received WHERE received_at <= @older AND ${UNREAD_GONE} GROUP BY room`),
+    histOldDelete: db.prepare(`DELETE FROM history WHERE received_at <= @older AND ${UNREAD_GONE}`),
     markerRaise: db.prepare('INSERT INTO read_markers (room, amid, up_to) VALUES (?, ?, max(?, 0)) ON CONFLICT (room, amid) DO UPDATE SET up_to = max(up_to, excluded.up_to) RETURNING up_to').pluck(),
     markerList: db.prepare('SELECT amid, up_to FROM read_markers WHERE room = ? ORDER BY amid'),
     taskPut: db.prepare('INSERT OR IGNORE INTO tasks (id, room, requester, assignee, state, created_at, deadline, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
@@ -357,6 +392,39 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     return b
   }
 
+  /** Appends a copy to an inbox (inside a transaction); undefined when the inbox is full. */
+  const toInbox = (touched: Map<string, Box>, r: string, m: { sender: string, id: string, envelope: string, receivedAt: number }): number | undefined => {
+    const box = getBox(touched, r)
+    if (box.pending >= opts.maxInbox) return undefined // a full inbox misses the copy: it is in the history
+    const s = ++box.last_seq
+    box.pending++
+    q.msgPut.run(r, s, m.sender, m.id, m.envelope, m.receivedAt)
+    return s
+  }
+
+  interface FeedRow { room: string, cursor: number, last_seq: number }
+  const feedOf = (r: FeedRow): RoomFeed => ({ room: r.room, cursor: r.cursor, lastSeq: r.last_seq })
+  const setRoomDeliveryTx = db.transaction((amid: string, delivery: RoomDelivery): RoomFeed[] => {
+    if (delivery === 'cursor') q.agentByCursor.run(amid)
+    else q.agentByInbox.run(amid)
+    if (delivery === 'cursor') {
+      q.toCursor.run(amid)
+      return (q.feedsOf.all(amid) as FeedRow[]).map(feedOf)
+    }
+    // what it has not read yet goes to its inbox, as copies would have
+    const touched = new Map<string, Box>()
+    for (const r of q.cursorRooms.all(amid) as Array<{ room: string, cursor: number }>) {
+      // read first (a statement being iterated cannot be written under), at most what the inbox takes
+      const room = Math.max(0, opts.maxInbox - getBox(touched, amid).pending)
+      for (const e of q.unreadEntries.all(r.room, r.cursor, amid, room) as Array<{ seq: number, sender: string, id: string, envelope: string, received_at: number }>) {
+        toInbox(touched, amid, { sender: e.sender, id: e.id, envelope: e.envelope, receivedAt: e.received_at })
+      }
+    }
+    for (const [r, b] of touched) q.inboxPut.run(r, b.cursor, b.last_seq, b.pending)
+    q.toInbox.run(amid)
+    return []
+  })
+
   interface RoomSeq { last_seq: number, entries: number }
   const getRoomSeq = (touched: Map<string, RoomSeq>, room: string): RoomSeq => {
     let r = touched.get(room)
@@ -410,26 +478,33 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
   const commitTx = keepingAuditTail(db.transaction((appends: readonly AppendItem[], acks: readonly CursorAck[], audit: readonly AuditInput[] | undefined): AppendResult[] => {
     const touched = new Map<string, Box>()
     let rooms: Map<string, RoomSeq> | undefined
+    /** per room: its members whose delivery is 'inbox' */
+    let inboxMembers: Map<string, string[]> | undefined
     const out: AppendResult[] = []
     for (const m of appends) {
       if (m.room !== undefined) {
         const dup = q.dedupeGet.get(m.sender, m.id) as number | undefined
         if (dup !== undefined) { out.push({ status: 'duplicate', seq: dup }); continue }
-        // a room message: once in the history (the room seq), a copy in every fan-out inbox
+        // a room message: once in the history (the room seq); members reading by cursor read it
+        // there, the fan-out inboxes and the members whose delivery is 'inbox' get a copy
         rooms ??= new Map()
         const rs = getRoomSeq(rooms, m.room)
         const seq = ++rs.last_seq
         rs.entries++
         q.histPut.run(m.room, seq, m.sender, m.id, m.envelope, m.receivedAt)
         const deliveries: Array<{ recipient: string, seq: number }> = []
-        for (const r of m.fanout ?? []) {
-          const box = getBox(touched, r)
-          if (box.pending >= opts.maxInbox) continue // a full inbox misses the copy: it is in the history
-          const s = ++box.last_seq
-          box.pending++
-          q.msgPut.run(r, s, m.sender, m.id, m.envelope, m.receivedAt)
-          deliveries.push({ recipient: r, seq: s })
+        const copied = new Set<string>()
+        const copy = (r: string): void => {
+          if (copied.has(r)) return
+          copied.add(r)
+          const s = toInbox(touched, r, m)
+          if (s !== undefined) deliveries.push({ recipient: r, seq: s })
         }
+        for (const r of m.fanout ?? []) copy(r)
+        inboxMembers ??= new Map()
+        let list = inboxMembers.get(m.room)
+        if (list === undefined) { list = q.membersInbox.all(m.room) as string[]; inboxMembers.set(m.room, list) }
+        for (const r of list) if (r !== m.sender) copy(r)
         q.dedupePut.run(m.sender, m.id, seq, m.receivedAt + opts.retentionMs)
         out.push({ status: 'stored', seq, deliveries })
         continue
@@ -451,6 +526,12 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       out.push({ status: 'stored', seq })
     }
     for (const a of acks) {
+      if (a.room !== undefined) {
+        const last = rooms?.get(a.room)?.last_seq ?? (q.roomSeqLast.get(a.room) as number | undefined) ?? 0
+        const seq = Math.min(a.seq, last)
+        q.memberCursorAck.run(seq, a.room, a.recipient, seq)
+        continue
+      }
       const box = getBox(touched, a.recipient)
       const seq = Math.min(a.seq, box.last_seq)
       if (seq <= box.cursor) continue
@@ -462,8 +543,10 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     if (rooms !== undefined) {
       for (const [room, rs] of rooms) {
         if (rs.entries > opts.historyMaxPerRoom) {
-          q.histDropOldest.run(room, rs.entries - opts.historyMaxPerRoom)
-          rs.entries = opts.historyMaxPerRoom
+          // none a member reading by cursor has not read (within the newest maxInbox)
+          const min = q.memberMinCursor.get(room) as number | null
+          const guard = min === null ? Number.MAX_SAFE_INTEGER : Math.max(min + 1, rs.last_seq - opts.maxInbox + 1)
+          rs.entries -= q.histDropOldest.run(room, guard, rs.entries - opts.historyMaxPerRoom).changes
         }
         q.roomSeqPut.run(room, rs.last_seq, rs.entries)
       }
@@ -497,13 +580,18 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     receivedAt: r.received_at,
     ...(r.deleted_at === null ? {} : { deleted: { by: r.deleted_by ?? '', at: r.deleted_at } }),
   })
-  const pruneHistoryTx = db.transaction((olderThan: number, maxPerRoom: number): number => {
-    for (const c of q.histOld.all(olderThan) as Array<{ room: string, n: number }>) q.roomEntriesDec.run(c.n, c.room)
-    let removed = q.histOldDelete.run(olderThan).changes
+  const pruneHistoryTx = db.transaction((olderThan: number, maxPerRoom: number, unreadOlderThan: number): number => {
+    const params = { older: olderThan, unread: unreadOlderThan, maxInbox: opts.maxInbox }
+    for (const c of q.histOld.all(params) as Array<{ room: string, n: number }>) q.roomEntriesDec.run(c.n, c.room)
+    let removed = q.histOldDelete.run(params).changes
     const keep = limitOf(maxPerRoom)
     for (const r of q.roomsOver.all(keep) as Array<{ room: string, entries: number }>) {
-      removed += q.histDropOldest.run(r.room, r.entries - keep).changes
-      q.roomEntriesSet.run(keep, r.room)
+      const min = q.memberMinCursor.get(r.room) as number | null
+      const last = (q.roomSeqLast.get(r.room) as number | undefined) ?? 0
+      const guard = min === null ? Number.MAX_SAFE_INTEGER : Math.max(min + 1, last - opts.maxInbox + 1)
+      const n = q.histDropOldest.run(r.room, guard, r.entries - keep).changes
+      removed += n
+      q.roomEntriesSet.run(r.entries - n, r.room)
     }
     return removed
   })
@@ -530,13 +618,13 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
   })
   const createRoomTx = db.transaction((room: RoomRecord): boolean => {
     if (q.roomPut.run(room.id, room.kind, room.topic ?? null, room.owner ?? null, room.createdAt).changes === 0) return false
-    if (room.owner !== undefined) q.memberOwner.run(room.id, room.owner, 'owner', room.createdAt)
+    if (room.owner !== undefined) q.memberOwner.run({ room: room.id, amid: room.owner, role: 'owner', joined: room.createdAt })
     return true
   })
   interface MemberRow { room: string, amid: string, role: MemberRole, joined_at: number }
   const memberOf = (r: MemberRow): MemberRecord => ({ room: r.room, amid: r.amid, role: r.role, joinedAt: r.joined_at })
   const addMemberTx = db.transaction((m: MemberRecord): boolean => {
-    if (q.memberAdd.run(m.room, m.amid, m.role, m.joinedAt).changes === 0) return false
+    if (q.memberAdd.run({ room: m.room, amid: m.amid, role: m.role, joined: m.joinedAt }).changes === 0) return false
     q.inviteDelete.run(m.room, m.amid)
     return true
   })
@@ -604,6 +692,13 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     async stats () {
       live()
       return { agents: q.countAgents.get() as number, pending: q.sumPending.get() as number }
+    },
+    async setRoomDelivery (amid, delivery) { live(); return setRoomDeliveryTx(amid, delivery) },
+    async roomFeeds (amid) { live(); return (q.feedsOf.all(amid) as FeedRow[]).map(feedOf) },
+    async roomFeed (room, amid) {
+      live()
+      const r = q.feedOf.get(room, amid) as FeedRow | undefined
+      return r === undefined ? undefined : feedOf(r)
     },
     async putProfile (p: AgentProfile) {
       live()
@@ -732,7 +827,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     },
     async lastRoomSeq (room) { live(); return (q.roomSeqLast.get(room) as number | undefined) ?? 0 },
     async deleteHistoryEntry (room, seq, by, at) { live(); return q.histDelete.run(by, at, room, seq).changes > 0 },
-    async pruneHistory (olderThan, maxPerRoom) { live(); return pruneHistoryTx(olderThan, maxPerRoom) },
+    async pruneHistory (olderThan, maxPerRoom, unreadOlderThan) { live(); return pruneHistoryTx(olderThan, maxPerRoom, unreadOlderThan ?? olderThan) },
     async setReadUpTo (room, amid, seq) { live(); return q.markerRaise.get(room, amid, seq) as number },
     async readMarkers (room) { live(); return (q.markerList.all(room) as Array<{ amid: string, up_to: number }>).map(r => ({ amid: r.amid, upTo: r.up_to })) },
     async putTask (t) { live(); return q.taskPut.run(t.id, ...taskColumns(t)).changes > 0 },

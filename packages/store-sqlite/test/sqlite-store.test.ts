@@ -174,7 +174,7 @@ describe('sqlite store', () => {
     const check = new Database(path, { readonly: true })
     try {
       assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
-      assert.equal(SCHEMA_VERSION, 7)
+      assert.equal(SCHEMA_VERSION, 8)
     } finally {
       check.close()
     }
@@ -200,7 +200,7 @@ describe('sqlite store', () => {
     }
     const check = new Database(path, { readonly: true })
     try {
-      assert.equal(check.pragma('user_version', { simple: true }), 7)
+      assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
     } finally {
       check.close()
     }
@@ -221,6 +221,37 @@ describe('sqlite store', () => {
       assert.equal(await store.resolveHandle('BILL'), 'am-alice')
       assert.deepEqual(await store.setHandle('am-bob', 'bi1l'), { status: 'taken', by: 'am-alice' })
       assert.deepEqual(await store.setHandle('am-bob', 'bob'), { status: 'set' })
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('sqlite store - a schema 7 database (before room cursors) upgrades in place: its members keep inbox copies and read by cursor from the room\'s last seq once they switch', async () => {
+    const path = join(newDir(), DB_FILE)
+    const v6 = sqliteStore(path)
+    await v6.upsertAgent({ amid: 'am-bob', seenAt: 1 })
+    await v6.createRoom({ id: 'ops', kind: 'public', owner: 'am-alice', createdAt: 1 })
+    await v6.addMember({ room: 'ops', amid: 'am-bob', role: 'member', joinedAt: 1 })
+    await v6.commit([{ sender: 'am-alice', id: 'id-000001', recipient: '#ops', room: 'ops', envelope: '{"n":1}', receivedAt: 2 }], [])
+    await v6.close()
+    // the file schema 7 wrote: members and agents without the cursor columns
+    const db = new Database(path)
+    db.exec(`DROP INDEX members_inbox; DROP INDEX members_cursor;
+      ALTER TABLE members DROP COLUMN cursor; ALTER TABLE members DROP COLUMN by_cursor; DROP TABLE room_cursor_agents`)
+    db.pragma('user_version = 7')
+    db.close()
+
+    const store = sqliteStore(path)
+    try {
+      assert.deepEqual((await store.read('am-bob', 0, 10)).map(m => m.envelope), ['{"n":1}'])
+      // still an inbox member: a new message is copied
+      const r = await store.commit([{ sender: 'am-alice', id: 'id-000002', recipient: '#ops', room: 'ops', envelope: '{"n":2}', receivedAt: 3 }], [])
+      assert.deepEqual(r, [{ status: 'stored', seq: 2, deliveries: [{ recipient: 'am-bob', seq: 2 }] }])
+      assert.deepEqual(await store.roomFeeds('am-bob'), [])
+      assert.deepEqual(await store.setRoomDelivery('am-bob', 'cursor'), [{ room: 'ops', cursor: 2, lastSeq: 2 }])
+      assert.deepEqual(await store.commit([{ sender: 'am-alice', id: 'id-000003', recipient: '#ops', room: 'ops', envelope: '{"n":3}', receivedAt: 4 }], []),
+        [{ status: 'stored', seq: 3, deliveries: [] }])
+      assert.deepEqual(await store.roomFeed('ops', 'am-bob'), { room: 'ops', cursor: 2, lastSeq: 3 })
     } finally {
       await store.close()
     }

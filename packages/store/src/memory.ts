@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
-import type { AgentProfile, AgentRecord, AppendItem, AppendResult, AuditInput, AuditRecord, CursorAck, HistoryEntry, InboxState, InviteRecord, MemberRecord, RoomRecord, Store, StoreInit, StoredMessage } from './types.ts'
+import type { AgentProfile, AgentRecord, AppendItem, AppendResult, AuditInput, AuditRecord, CursorAck, HistoryEntry, InboxState, InviteRecord, MemberRecord, RoomFeed, RoomRecord, Store, StoreInit, StoredMessage } from './types.ts'
 import { profileMatches } from './registry.ts'
 import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit } from './audit.ts'
 import { memoryCertificates } from './memory/certificates.ts'
@@ -23,6 +23,12 @@ interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
 interface Seen { seq: number, expiresAt: number }
 /** A room's history: the entries kept (ascending seq) and the last seq it assigned (never reused). */
 interface History { lastSeq: number, entries: HistoryEntry[] }
+/** A membership with its room cursor and how the member receives the room's messages. */
+interface Member extends MemberRecord { cursor: number, byCursor: boolean }
+/** What an inbox copy is made of. */
+type Copy = Pick<StoredMessage, 'sender' | 'id' | 'envelope' | 'receivedAt'>
+
+const memberRecord = (m: Member): MemberRecord => ({ room: m.room, amid: m.amid, role: m.role, joinedAt: m.joinedAt })
 
 /** The audit rows to chain, with `detail` as its JSON text reads back (what a persistent store keeps). */
 function auditInputs (rows: readonly AuditInput[]): AuditInput[] {
@@ -45,7 +51,9 @@ export function memoryStore (init: StoreInit = {}): Store {
   const secret = randomBytes(32).toString('base64url')
   const rooms = new Map<string, RoomRecord>()
   /** room → amid → membership, and amid → the rooms it is a member of */
-  const members = new Map<string, Map<string, MemberRecord>>()
+  const members = new Map<string, Map<string, Member>>()
+  /** agents whose delivery is 'cursor' (setRoomDelivery) */
+  const byCursor = new Set<string>()
   const memberOf = new Map<string, Set<string>>()
   const invites = new Map<string, Map<string, InviteRecord>>()
   /** room → its membership statements, by seq */
@@ -84,13 +92,33 @@ export function memoryStore (init: StoreInit = {}): Store {
   const copyEntry = (e: HistoryEntry): HistoryEntry => ({ ...e, ...(e.deleted === undefined ? {} : { deleted: { ...e.deleted } }) })
   const copyAudit = (r: AuditRecord): AuditRecord => structuredClone(r)
   /** Appends `m` to an inbox; undefined when the inbox is full. */
-  const toInbox = (recipient: string, m: AppendItem): number | undefined => {
+  const toInbox = (recipient: string, m: Copy): number | undefined => {
     const box = inboxOf(recipient)
     if (box.messages.length >= opts.maxInbox) return undefined
     const seq = ++box.lastSeq
     box.messages.push({ seq, sender: m.sender, id: m.id, envelope: m.envelope, receivedAt: m.receivedAt })
     return seq
   }
+  /**
+   * The first seq of a room's log that some member reading by cursor has not read, within the
+   * newest maxInbox (what trimming keeps); Infinity when none.
+   */
+  const unreadFrom = (room: string, h: History): number => {
+    let min = Infinity
+    for (const mem of members.get(room)?.values() ?? []) if (mem.byCursor && mem.cursor < min) min = mem.cursor
+    return min === Infinity ? min : Math.max(min + 1, h.lastSeq - opts.maxInbox + 1)
+  }
+  /** Drops the oldest entries beyond historyMaxPerRoom, but none a member has not read (unreadFrom). */
+  const trimHistory = (room: string, h: History): void => {
+    const over = h.entries.length - opts.historyMaxPerRoom
+    if (over <= 0) return
+    const guard = unreadFrom(room, h)
+    let n = 0
+    while (n < over && h.entries[n]!.seq < guard) n++
+    if (n > 0) h.entries.splice(0, n)
+  }
+  const feedOf = (mem: Member): RoomFeed => ({ room: mem.room, cursor: mem.cursor, lastSeq: histories.get(mem.room)?.lastSeq ?? 0 })
+  const newMember = (m: MemberRecord): Member => ({ room: m.room, amid: m.amid, role: m.role, joinedAt: m.joinedAt, cursor: histories.get(m.room)?.lastSeq ?? 0, byCursor: byCursor.has(m.amid) })
   const remember = (key: string, seq: number, receivedAt: number): void => {
     dedupe.set(key, { seq, expiresAt: receivedAt + opts.retentionMs })
     // bounded: forget the oldest ids first (Map keeps insertion order)
@@ -124,21 +152,31 @@ export function memoryStore (init: StoreInit = {}): Store {
       const auditIn = auditRows === undefined || auditRows.length === 0 ? undefined : auditInputs(auditRows)
       const itemAudit = appends.map(m => m.audit === undefined ? undefined : auditInputs([m.audit])[0])
       const out: AppendResult[] = []
+      /** rooms that grew: trimmed after the acks (what they read is known then) */
+      const trimmed = new Set<string>()
       for (const m of appends) {
         const key = m.sender + '\n' + m.id
         const seen = dedupe.get(key)
         if (seen !== undefined) { out.push({ status: 'duplicate', seq: seen.seq }); continue }
         if (m.room !== undefined) {
-          // a room message: once in the history (the room seq), a copy in every fan-out inbox
+          // a room message: once in the history (the room seq); members reading by cursor read it
+          // there, the fan-out inboxes and the members whose delivery is 'inbox' get a copy
           const h = historyOf(m.room)
           const seq = ++h.lastSeq
           h.entries.push({ seq, sender: m.sender, id: m.id, envelope: m.envelope, receivedAt: m.receivedAt })
-          if (h.entries.length > opts.historyMaxPerRoom) h.entries.splice(0, h.entries.length - opts.historyMaxPerRoom)
+          trimmed.add(m.room)
           const deliveries: Array<{ recipient: string, seq: number }> = []
-          for (const r of m.fanout ?? []) {
+          const copied = new Set<string>()
+          const copy = (r: string): void => {
+            if (copied.has(r)) return
+            copied.add(r)
             const s = toInbox(r, m)
             if (s !== undefined) deliveries.push({ recipient: r, seq: s })
           }
+          for (const r of m.fanout ?? []) copy(r)
+          const inboxMembers: string[] = []
+          for (const mem of members.get(m.room)?.values() ?? []) if (!mem.byCursor && mem.amid !== m.sender) inboxMembers.push(mem.amid)
+          for (const r of inboxMembers.sort(byKey)) copy(r)
           remember(key, seq, m.receivedAt)
           out.push({ status: 'stored', seq, deliveries })
           continue
@@ -149,6 +187,11 @@ export function memoryStore (init: StoreInit = {}): Store {
         out.push({ status: 'stored', seq })
       }
       for (const a of acks) {
+        if (a.room !== undefined) {
+          const mem = members.get(a.room)?.get(a.recipient)
+          if (mem?.byCursor === true) mem.cursor = Math.max(mem.cursor, Math.min(a.seq, histories.get(a.room)?.lastSeq ?? 0))
+          continue
+        }
         const box = inboxOf(a.recipient)
         const seq = Math.min(a.seq, box.lastSeq)
         if (seq <= box.cursor) continue
@@ -157,6 +200,7 @@ export function memoryStore (init: StoreInit = {}): Store {
         while (n < box.messages.length && box.messages[n]!.seq <= seq) n++
         box.messages.splice(0, n)
       }
+      for (const room of trimmed) trimHistory(room, historyOf(room))
       const rows: AuditInput[] = []
       const batch = batchAuditRow(appends, out)
       if (batch !== undefined) rows.push(...auditInputs([batch]))
@@ -198,6 +242,35 @@ export function memoryStore (init: StoreInit = {}): Store {
       for (const b of inboxes.values()) pending += b.messages.length
       return { agents: agents.size, pending }
     },
+    async setRoomDelivery (amid, delivery) {
+      live()
+      const mine = [...(memberOf.get(amid) ?? [])].sort(byKey).map(r => members.get(r)!.get(amid)!)
+      if (delivery === 'cursor') {
+        byCursor.add(amid)
+        for (const mem of mine) if (!mem.byCursor) { mem.byCursor = true; mem.cursor = histories.get(mem.room)?.lastSeq ?? 0 }
+        return mine.map(feedOf)
+      }
+      byCursor.delete(amid)
+      for (const mem of mine) {
+        if (!mem.byCursor) continue
+        // what it has not read yet goes to its inbox, as copies would have
+        for (const e of histories.get(mem.room)?.entries ?? []) {
+          if (e.seq > mem.cursor && e.deleted === undefined && e.sender !== amid) toInbox(amid, e)
+        }
+        mem.byCursor = false
+        mem.cursor = histories.get(mem.room)?.lastSeq ?? 0
+      }
+      return []
+    },
+    async roomFeeds (amid) {
+      live()
+      return [...(memberOf.get(amid) ?? [])].sort(byKey).map(r => members.get(r)!.get(amid)!).filter(m => m.byCursor).map(feedOf)
+    },
+    async roomFeed (room, amid) {
+      live()
+      const mem = members.get(room)?.get(amid)
+      return mem?.byCursor === true ? feedOf(mem) : undefined
+    },
     async putProfile (p) { live(); profiles.set(p.amid, structuredClone(p)) },
     async getProfile (amid) { live(); const p = profiles.get(amid); return p === undefined ? undefined : structuredClone(p) },
     async searchProfiles (q) {
@@ -217,7 +290,7 @@ export function memoryStore (init: StoreInit = {}): Store {
       if (rooms.has(room.id)) return false
       rooms.set(room.id, { ...room })
       if (room.owner !== undefined) {
-        nested(members, room.id).set(room.owner, { room: room.id, amid: room.owner, role: 'owner', joinedAt: room.createdAt })
+        nested(members, room.id).set(room.owner, newMember({ room: room.id, amid: room.owner, role: 'owner', joinedAt: room.createdAt }))
         let set = memberOf.get(room.owner)
         if (set === undefined) { set = new Set(); memberOf.set(room.owner, set) }
         set.add(room.id)
@@ -251,7 +324,7 @@ export function memoryStore (init: StoreInit = {}): Store {
       live()
       const room = nested(members, m.room)
       if (room.has(m.amid)) return false
-      room.set(m.amid, { room: m.room, amid: m.amid, role: m.role, joinedAt: m.joinedAt })
+      room.set(m.amid, newMember(m))
       let set = memberOf.get(m.amid)
       if (set === undefined) { set = new Set(); memberOf.set(m.amid, set) }
       set.add(m.room)
@@ -264,12 +337,12 @@ export function memoryStore (init: StoreInit = {}): Store {
       if (had) memberOf.get(amid)?.delete(room)
       return had
     },
-    async getMember (room, amid) { live(); const m = members.get(room)?.get(amid); return m === undefined ? undefined : { ...m } },
+    async getMember (room, amid) { live(); const m = members.get(room)?.get(amid); return m === undefined ? undefined : memberRecord(m) },
     async listMembers (room) {
       live()
       return [...(members.get(room)?.values() ?? [])]
         .sort((a, b) => a.joinedAt !== b.joinedAt ? a.joinedAt - b.joinedAt : byKey(a.amid, b.amid))
-        .map(m => ({ ...m }))
+        .map(memberRecord)
     },
     async countMembers (room) { live(); return members.get(room)?.size ?? 0 },
     async putInvite (i) { live(); nested(invites, i.room).set(i.amid, { room: i.room, amid: i.amid, by: i.by, at: i.at }) },
@@ -311,13 +384,17 @@ export function memoryStore (init: StoreInit = {}): Store {
       e.deleted = { by, at }
       return true
     },
-    async pruneHistory (olderThan, maxPerRoom) {
+    async pruneHistory (olderThan, maxPerRoom, unreadOlderThan = olderThan) {
       live()
       let removed = 0
-      for (const h of histories.values()) {
+      for (const [room, h] of histories) {
         const before = h.entries.length
-        const fresh = h.entries.filter(e => e.receivedAt > olderThan)
-        h.entries = fresh.slice(Math.max(0, fresh.length - maxPerRoom))
+        // an entry a member has not read stays until unreadOlderThan
+        const guard = unreadFrom(room, h)
+        const fresh = h.entries.filter(e => e.receivedAt > olderThan || (e.seq >= guard && e.receivedAt > unreadOlderThan))
+        let n = 0
+        while (n < fresh.length - maxPerRoom && fresh[n]!.seq < guard) n++
+        h.entries = fresh.slice(n)
         removed += before - h.entries.length
       }
       return removed

@@ -17,11 +17,17 @@ export interface AppendItem {
   recipient: string
   /**
    * A room message (docs/protocol.md §17): the room's id. The envelope is appended once to the
-   * room's history (its seq is the room seq) and to the inbox of every agent in `fanout`, all in
-   * the same atomic step; a member whose inbox is full is skipped (it still has the history).
+   * room's history (its seq is the room seq); members that read the room by cursor
+   * (`setRoomDelivery(…, 'cursor')`) read it from there. It is also copied, in the same atomic
+   * step, to the inbox of every agent in `fanout` and of every member of the room (but the sender)
+   * whose delivery is 'inbox' (a client that does not read rooms by cursor); an inbox that is full
+   * is skipped (it still has the history).
    */
   room?: string
-  /** the inboxes a room message is copied to (the members but the sender) */
+  /**
+   * Inboxes a room message is copied to besides the room's 'inbox' members: the global room's
+   * agents (every agent is in it, it has no membership rows). Each inbox gets one copy at most.
+   */
   fanout?: readonly string[]
   /**
    * The audit row of this send: appended (before the commit's own audit rows) only when the item
@@ -42,14 +48,34 @@ export interface AppendItem {
 }
 
 export type AppendResult =
-  /** for a room message `seq` is the room seq and `deliveries` the inbox seq each fan-out copy got */
+  /** for a room message `seq` is the room seq and `deliveries` the inbox seq each inbox copy got */
   | { status: 'stored', seq: number, deliveries?: Array<{ recipient: string, seq: number }> }
   /** the same (sender, id) was stored before, within the retention period */
   | { status: 'duplicate', seq: number }
   /** the recipient's inbox holds `maxInbox` undelivered messages already */
   | { status: 'inbox_full' }
 
-export interface CursorAck { recipient: string, seq: number }
+/**
+ * A cursor ack: `recipient` processed its inbox up to `seq`, or with `room`, that room's log up to
+ * the room seq `seq` (the member's room cursor; ignored when it is not a member).
+ */
+export interface CursorAck { recipient: string, seq: number, room?: string }
+
+/**
+ * How an agent receives room messages: 'cursor', it reads each room's log from its own cursor
+ * (fan-out on read, docs/protocol.md §6.1); 'inbox', each message is copied into its inbox (a
+ * client that does not declare the `room-cursor` feature).
+ */
+export type RoomDelivery = 'cursor' | 'inbox'
+
+/** A room as one member reads it by cursor. */
+export interface RoomFeed {
+  room: string
+  /** the highest room seq the member processed */
+  cursor: number
+  /** the highest room seq assigned */
+  lastSeq: number
+}
 
 export interface StoredMessage {
   seq: number
@@ -73,6 +99,8 @@ export interface StoreInit {
   retentionMs?: number
   /**
    * Room history entries kept per room, the oldest going first; enforced as messages are appended.
+   * Entries a member reading the room by cursor has not acknowledged are kept beyond it, up to the
+   * room's newest `maxInbox` (see pruneHistory).
    * @default 1,000 in the in-memory store, 1,000,000 in persistent stores (which also keep history
    * for `historyRetentionMs` only, applied by pruneHistory)
    */
@@ -432,6 +460,18 @@ export interface MessageStore {
   prune (now: number): Promise<{ messages: number, dedupe: number }>
   /** `agents` counts the registered agents (RegistryStore.upsertAgent), `pending` the undelivered messages of every inbox. */
   stats (): Promise<{ agents: number, pending: number }>
+  /**
+   * Sets how `amid` receives room messages from now on (its membership rows of later joins follow
+   * it), in one atomic step with the change: to 'cursor', the cursor of each room where it was
+   * 'inbox' starts at the room's last seq (what came before is in its inbox); to 'inbox', what the
+   * log holds after each cursor (not deleted, not its own) is copied into its inbox first (up to
+   * `maxInbox`). Answers its rooms read by cursor (none for 'inbox'), by room id.
+   */
+  setRoomDelivery (amid: string, delivery: RoomDelivery): Promise<RoomFeed[]>
+  /** The rooms `amid` reads by cursor, by room id. */
+  roomFeeds (amid: string): Promise<RoomFeed[]>
+  /** One room as `amid` reads it by cursor; undefined when it is not a member or its delivery is 'inbox'. */
+  roomFeed (room: string, amid: string): Promise<RoomFeed | undefined>
 }
 
 /**
@@ -523,7 +563,11 @@ export interface RoomStore {
   setTopic (id: string, topic: string | undefined): Promise<boolean>
   /** Rooms by id: of the given kinds, or those `member` belongs to, or both (either matches). */
   listRooms (q: { kinds?: readonly RoomKind[], member?: string, after?: string, limit: number }): Promise<RoomRecord[]>
-  /** Adds a member (and removes its invite); false when it was one already (its role is kept). */
+  /**
+   * Adds a member (and removes its invite); false when it was one already (its role is kept). Its
+   * room cursor starts at the room's last seq (it reads what is posted after it joined), its
+   * delivery is the agent's (setRoomDelivery; 'inbox' for an agent that never set one).
+   */
   addMember (m: MemberRecord): Promise<boolean>
   removeMember (room: string, amid: string): Promise<boolean>
   getMember (room: string, amid: string): Promise<MemberRecord | undefined>
@@ -549,9 +593,12 @@ export interface RoomStore {
   deleteHistoryEntry (room: string, seq: number, by: string, at: number): Promise<boolean>
   /**
    * Applies history retention: entries received at or before `olderThan`, and all but the newest
-   * `maxPerRoom` of every room; answers how many went.
+   * `maxPerRoom` of every room; answers how many went. An entry a member reading by cursor has not
+   * read yet (above its cursor, and among the room's newest `maxInbox`) stays unless it was
+   * received at or before `unreadOlderThan` (@default olderThan); the same holds for the trim to
+   * `historyMaxPerRoom` as messages are appended.
    */
-  pruneHistory (olderThan: number, maxPerRoom: number): Promise<number>
+  pruneHistory (olderThan: number, maxPerRoom: number, unreadOlderThan?: number): Promise<number>
   /** Raises (never lowers) what `amid` read up to in `room`; answers the value in force. */
   setReadUpTo (room: string, amid: string, seq: number): Promise<number>
   readMarkers (room: string): Promise<Array<{ amid: string, upTo: number }>>

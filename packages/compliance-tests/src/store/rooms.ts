@@ -8,8 +8,12 @@ import { describe, it } from 'node:test'
 import type { AppendItem, MessageStore, RoomStore } from '@agentmesh/store'
 import { withStoreOf, T0, ALICE, BOB, CAROL, DAVE, roomItem, dm, envText, room, seqs, type SuiteInit } from './fixtures.ts'
 
-/** What the cases call: the slice, and the messages calls a room message goes through: commit writes the history and the fan-out copies, read, inbox and stats show the copies. */
-export type RoomsSuiteStore = RoomStore & Pick<MessageStore, 'commit' | 'read' | 'inbox' | 'stats'>
+/**
+ * What the cases call: the slice, and the messages calls a room message goes through: commit writes
+ * the history, the inbox copies and the room cursors, read, inbox and stats show the copies, and
+ * the room cursors of members that read rooms by cursor (fan-out on read).
+ */
+export type RoomsSuiteStore = RoomStore & Pick<MessageStore, 'commit' | 'read' | 'inbox' | 'stats' | 'setRoomDelivery' | 'roomFeeds' | 'roomFeed'>
 
 export function roomsSuite (init: SuiteInit<RoomsSuiteStore>): void {
   const withStore = withStoreOf(init)
@@ -325,6 +329,112 @@ export function roomsSuite (init: SuiteInit<RoomsSuiteStore>): void {
           assert.deepEqual(seqs(await store.readHistory('ops', { limit: 10 })), [1, 3, 4])
           await store.commit([at(5, T0 + 70)], [])
           assert.deepEqual(seqs(await store.readHistory('ops', { limit: 10 })), [3, 4, 5])
+        })
+      })
+    })
+
+    describe('room cursors (fan-out on read)', () => {
+      const member = (r: string, amid: string, at = T0): { room: string, amid: string, role: 'member', joinedAt: number } => ({ room: r, amid, role: 'member', joinedAt: at })
+
+      it('store - a member reading by cursor gets no inbox copy, an \'inbox\' member (the default) does; a room ack raises the cursor only', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.createRoom(room('ops', 'public'))
+          await store.addMember(member('ops', BOB))
+          await store.addMember(member('ops', CAROL))
+          assert.deepEqual(await store.roomFeeds(BOB), [], 'the default delivery is inbox')
+          assert.deepEqual(await store.setRoomDelivery(BOB, 'cursor'), [{ room: 'ops', cursor: 0, lastSeq: 0 }])
+          const r = await store.commit([roomItem(ALICE, 'id-000001', 'ops', []), roomItem(ALICE, 'id-000002', 'ops', []), roomItem(CAROL, 'id-000003', 'ops', [])], [])
+          assert.deepEqual(r, [
+            { status: 'stored', seq: 1, deliveries: [{ recipient: CAROL, seq: 1 }] },
+            { status: 'stored', seq: 2, deliveries: [{ recipient: CAROL, seq: 2 }] },
+            { status: 'stored', seq: 3, deliveries: [{ recipient: ALICE, seq: 1 }] }, // the owner (inbox) gets it, its sender not
+          ])
+          assert.deepEqual((await store.inbox(BOB)).lastSeq, 0)
+          assert.deepEqual(await store.roomFeed('ops', BOB), { room: 'ops', cursor: 0, lastSeq: 3 })
+          assert.equal(await store.roomFeed('ops', CAROL), undefined, 'an inbox member has no feed')
+          assert.equal(await store.roomFeed('ops', DAVE), undefined, 'nor has a stranger')
+          // a room ack in the commit of appends and inbox acks; beyond the last seq it is clamped, lower ones are no-ops
+          await store.commit([], [{ recipient: BOB, room: 'ops', seq: 2 }, { recipient: CAROL, seq: 1 }])
+          assert.deepEqual(await store.roomFeed('ops', BOB), { room: 'ops', cursor: 2, lastSeq: 3 })
+          assert.deepEqual(await store.inbox(CAROL), { cursor: 1, lastSeq: 2, pending: 1 })
+          await store.commit([], [{ recipient: BOB, room: 'ops', seq: 1 }])
+          assert.equal((await store.roomFeed('ops', BOB))?.cursor, 2)
+          await store.commit([roomItem(ALICE, 'id-000004', 'ops', [])], [{ recipient: BOB, room: 'ops', seq: 99 }])
+          assert.deepEqual(await store.roomFeed('ops', BOB), { room: 'ops', cursor: 4, lastSeq: 4 })
+          // a stranger's room ack changes nothing
+          await store.commit([], [{ recipient: DAVE, room: 'ops', seq: 4 }])
+          assert.equal(await store.roomFeed('ops', DAVE), undefined)
+          // the fan-out list (the global room) still gets its copies, once each
+          assert.deepEqual(await store.commit([roomItem(ALICE, 'id-000005', 'ops', [CAROL, DAVE, CAROL])], []),
+            [{ status: 'stored', seq: 5, deliveries: [{ recipient: CAROL, seq: 4 }, { recipient: DAVE, seq: 1 }] }])
+        })
+      })
+
+      it('store - a member that joins later starts at the room\'s last seq with its agent\'s delivery; one that left has no feed', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.createRoom(room('ops', 'public'))
+          await store.setRoomDelivery(BOB, 'cursor')
+          await store.commit([roomItem(ALICE, 'id-000001', 'ops', []), roomItem(ALICE, 'id-000002', 'ops', [])], [])
+          await store.addMember(member('ops', BOB, T0 + 1))
+          assert.deepEqual(await store.roomFeeds(BOB), [{ room: 'ops', cursor: 2, lastSeq: 2 }])
+          await store.createRoom(room('lab', 'public', { owner: BOB }))
+          assert.deepEqual(await store.roomFeeds(BOB), [{ room: 'lab', cursor: 0, lastSeq: 0 }, { room: 'ops', cursor: 2, lastSeq: 2 }])
+          assert.equal(await store.removeMember('ops', BOB), true)
+          assert.deepEqual(await store.roomFeeds(BOB), [{ room: 'lab', cursor: 0, lastSeq: 0 }])
+          assert.deepEqual(await store.commit([roomItem(ALICE, 'id-000003', 'ops', [])], [{ recipient: BOB, room: 'ops', seq: 3 }]), [{ status: 'stored', seq: 3, deliveries: [] }])
+          assert.equal(await store.roomFeed('ops', BOB), undefined)
+        })
+      })
+
+      it('store - switching to inbox copies what the log holds after the cursor (not deleted, not its own); back to cursor starts at the last seq', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.createRoom(room('ops', 'public'))
+          await store.addMember(member('ops', BOB))
+          await store.setRoomDelivery(BOB, 'cursor')
+          const items = [roomItem(ALICE, 'id-000001', 'ops', []), roomItem(ALICE, 'id-000002', 'ops', []), roomItem(BOB, 'id-000003', 'ops', []), roomItem(ALICE, 'id-000004', 'ops', []), roomItem(ALICE, 'id-000005', 'ops', [])]
+          await store.commit(items, [{ recipient: BOB, room: 'ops', seq: 1 }])
+          assert.equal(await store.deleteHistoryEntry('ops', 4, ALICE, T0 + 1), true)
+          assert.deepEqual(await store.setRoomDelivery(BOB, 'inbox'), [])
+          assert.deepEqual((await store.read(BOB, 0, 10)).map(m => [m.seq, m.id, m.envelope]), [[1, 'id-000002', items[1]!.envelope], [2, 'id-000005', items[4]!.envelope]])
+          assert.deepEqual(await store.roomFeeds(BOB), [])
+          assert.deepEqual(await store.commit([roomItem(ALICE, 'id-000006', 'ops', [])], []), [{ status: 'stored', seq: 6, deliveries: [{ recipient: BOB, seq: 3 }] }])
+          assert.deepEqual(await store.setRoomDelivery(BOB, 'cursor'), [{ room: 'ops', cursor: 6, lastSeq: 6 }])
+          assert.deepEqual(await store.setRoomDelivery(BOB, 'cursor'), [{ room: 'ops', cursor: 6, lastSeq: 6 }], 'setting it again changes nothing')
+        })
+      })
+
+      it('store - the trim to historyMaxPerRoom keeps what a member has not read, up to the newest maxInbox entries', async () => {
+        await withStore({ historyMaxPerRoom: 3, maxInbox: 5 }, async ({ store }) => {
+          await store.createRoom(room('ops', 'public'))
+          await store.addMember(member('ops', BOB))
+          await store.setRoomDelivery(BOB, 'cursor')
+          const at = (n: number): AppendItem => roomItem(ALICE, `id-${n}`, 'ops', [])
+          await store.commit([1, 2, 3, 4, 5, 6, 7, 8].map(at), [])
+          // BOB read nothing: the newest maxInbox (5) stay, not only historyMaxPerRoom (3)
+          assert.deepEqual(seqs(await store.readHistory('ops', { limit: 10 })), [4, 5, 6, 7, 8])
+          await store.commit([at(9)], [{ recipient: BOB, room: 'ops', seq: 6 }])
+          assert.deepEqual(seqs(await store.readHistory('ops', { limit: 10 })), [7, 8, 9])
+        })
+      })
+
+      it('store - pruneHistory keeps what a member has not read until unreadOlderThan', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.createRoom(room('ops', 'public'))
+          await store.createRoom(room('lab', 'public'))
+          await store.addMember(member('ops', BOB))
+          await store.setRoomDelivery(BOB, 'cursor')
+          const at = (r: string, n: number, t: number): AppendItem => roomItem(ALICE, `id-${r}-${n}`, r, [], { receivedAt: t })
+          await store.commit([at('ops', 1, T0), at('ops', 2, T0 + 10), at('ops', 3, T0 + 20), at('lab', 1, T0), at('lab', 2, T0 + 10)], [{ recipient: BOB, room: 'ops', seq: 1 }])
+          // past retention: ops 1 (read), lab 1 and 2 (no member reads lab by cursor) go; ops 2 and 3 stay (unread)
+          assert.equal(await store.pruneHistory(T0 + 20, 100, T0 + 5), 3)
+          assert.deepEqual(seqs(await store.readHistory('ops', { limit: 10 })), [2, 3])
+          assert.deepEqual(seqs(await store.readHistory('lab', { limit: 10 })), [])
+          // past the unread retention too: they go
+          assert.equal(await store.pruneHistory(T0 + 20, 100, T0 + 10), 1)
+          assert.deepEqual(seqs(await store.readHistory('ops', { limit: 10 })), [3])
+          // by count: the unread one stays
+          assert.equal(await store.pruneHistory(T0, 0), 0)
+          assert.deepEqual(seqs(await store.readHistory('ops', { limit: 10 })), [3])
         })
       })
     })

@@ -182,6 +182,8 @@ export class Rooms {
     await this.ctx.store.removeMember(s.room.id, amid)
     s.members!.delete(amid)
     this.ctx.invalidate('members', s.room.id)
+    // if it reads the room by cursor on this node, it stops receiving it
+    this.ctx.out.membersChanged?.(s.room.id)
   }
 
   /**
