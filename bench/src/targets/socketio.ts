@@ -19,6 +19,8 @@ export async function serveSocketIo (): Promise<{ port: number, url: string, clo
   const io = new Server(http, { transports: ['websocket'], serveClient: false, perMessageDeflate: false, httpCompression: false })
   io.on('connection', (s) => {
     void s.join(String(s.handshake.query.id ?? ''))
+    // the fan-out load: receivers also join the room they name
+    if (typeof s.handshake.query.room === 'string') void s.join(s.handshake.query.room)
     s.on('m', (to: string, payload: unknown, ack?: () => void) => {
       io.to(to).emit('m', payload)
       if (typeof ack === 'function') ack()
@@ -39,10 +41,10 @@ export async function serveSocketIo (): Promise<{ port: number, url: string, clo
 
 // ---------------------------------------------------------------- client side (generator)
 
-function open (url: string, id: string): Promise<Socket> {
+export function open (url: string, id: string, room?: string): Promise<Socket> {
   return withTimeout(new Promise<Socket>((resolve, reject) => {
     // forceNew: one connection per socket (the client multiplexes sockets to one host by default)
-    const s = ioClient(url, { transports: ['websocket'], forceNew: true, reconnection: false, query: { id } })
+    const s = ioClient(url, { transports: ['websocket'], forceNew: true, reconnection: false, query: room === undefined ? { id } : { id, room } })
     s.once('connect', () => { resolve(s) })
     s.once('connect_error', reject)
   }), 15_000, `socket.io connect ${id}`)
