@@ -36,6 +36,8 @@ export interface ServerHandle {
   /** Node server children only */
   memory? (): Promise<MemorySample>
   stop (): Promise<void>
+  /** SIGKILL, no graceful shutdown */
+  kill (): Promise<void>
 }
 
 // ---------------------------------------------------------------- cleanup registry
@@ -176,6 +178,10 @@ export async function startNodeServer (spec: ChildSpec, opts: { profileDir?: str
         child.send({ t: 'mem', id })
       }), 30_000, `${spec.kind} server memory sample`)
     },
+    async kill () {
+      try { child.kill('SIGKILL') } catch {}
+      await waitExit(child, 5000)
+    },
     async stop () {
       if (child.connected) child.send({ t: 'stop' })
       // a normal exit writes the --cpu-prof profile; give it time
@@ -234,6 +240,10 @@ export async function startNatsServer (port: number, storeDir?: string): Promise
     },
     async stop () {
       child.kill('SIGTERM')
+      await waitExit(child, 5000)
+    },
+    async kill () {
+      child.kill('SIGKILL')
       await waitExit(child, 5000)
     },
   }
