@@ -162,13 +162,15 @@ export async function startNodeServer (spec: ChildSpec, opts: { profileDir?: str
       // CPU time from /proc (a busy server answers IPC late); the relay's counters over IPC, when they come
       const at = performance.now()
       const cpu = procCpu(child.pid!)
+      // only the relay has counters; a server swamped for seconds answers late: then without them
+      if (spec.kind !== 'agentmesh') return { ...cpu, atMs: at }
       const id = nextId++
       const answer = await withTimeout(new Promise<CpuSample>((resolve, reject) => {
         if (!child.connected) { reject(new Error(`${spec.kind} server is gone`)); return }
         waiting.set(id, resolve)
         child.send({ t: 'cpu', id })
-      }), 20_000, `${spec.kind} server counters`)
-      return { ...cpu, atMs: at, ...(answer.stats === undefined ? {} : { stats: answer.stats }) }
+      }), 10_000, `${spec.kind} server counters`).catch(() => undefined)
+      return { ...cpu, atMs: at, ...(answer?.stats === undefined ? {} : { stats: answer.stats }) }
     },
     async memory () {
       const id = nextId++
