@@ -159,6 +159,7 @@ export class FanoutGenerator implements FanoutSink {
       this.recording = true
       await sleep(o.measureMs)
       this.recording = false
+      clearInterval(timer) // the window ends here: nothing is sent while the snapshot's counters come
       b = await snap(server, this)
     } finally {
       clearInterval(timer)

@@ -80,8 +80,9 @@ export async function runFanout (t: FanoutTarget, opts: FanoutOptions, log: (s: 
   let client
   try {
     server = await t.start()
-    // enough pre-signed messages for the warm-up, the window and a second more
-    const messages = Math.ceil(opts.rate * (opts.warmupMs + opts.measureMs + 1000) / 1000)
+    // enough pre-signed messages for the warm-up, the window, and 12 s more: the sender keeps
+    // sending while the first snapshot waits for a busy relay's counters (at most 10 s)
+    const messages = Math.ceil(opts.rate * (opts.warmupMs + opts.measureMs + 12_000) / 1000)
     client = await t.connect(server, opts.members, gen, messages)
     out.setup_s = round((performance.now() - t0) / 1000, 1)
     gen.client = client
