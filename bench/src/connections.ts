@@ -9,7 +9,7 @@
  *    same for the V8 heap and for external memory (buffers), each measured in the server child
  *    after two full garbage collections, once the connections have been idle for a second.
  * The identities are made and the server started before anything is timed. Every step is bounded
- * in time: no connection starts after BENCH_CONN_SECONDS (40 s); those open by then are measured. Each process needs a file descriptor
+ * in time: no connection starts after BENCH_CONN_SECONDS (25 s); those open by then are measured. Each process needs a file descriptor
  * per connection: the generator reads its own limit and opens fewer (and says so) when it is low.
  */
 import { readFileSync } from 'node:fs'
@@ -98,11 +98,11 @@ async function runOne (t: ConnTarget, n: number, asked: number, concurrency: num
     const cpu0 = await server.cpu()
     const start = performance.now()
     // bounded: no new connection starts after BENCH_CONN_SECONDS; those open by then are measured
-    const deadline = start + envInt('BENCH_CONN_SECONDS', 40) * 1000
+    const deadline = start + envInt('BENCH_CONN_SECONDS', 25) * 1000
     let next = 0
     await withTimeout(Promise.all(Array.from({ length: Math.min(n, concurrency) }, async () => {
       while (next < n && performance.now() < deadline) sockets.push(await t.open(server, next++))
-    })), envInt('BENCH_CONN_SECONDS', 40) * 1000 + 60_000, `opening ${n} connections`)
+    })), envInt('BENCH_CONN_SECONDS', 25) * 1000 + 60_000, `opening ${n} connections`)
     const openS = (performance.now() - start) / 1000
     const cpu1 = await server.cpu()
     await sleep(1000) // idle
@@ -122,7 +122,7 @@ async function runOne (t: ConnTarget, n: number, asked: number, concurrency: num
       wall_s: 0,
     }
     if (n < asked) r.note = `opened ${n}, not ${asked}: the open-files limit is too low (ulimit -n)`
-    if (sockets.length < n) r.note = `${sockets.length} of ${n} opened within BENCH_CONN_SECONDS (${envInt('BENCH_CONN_SECONDS', 40)} s); figures are for those`
+    if (sockets.length < n) r.note = `${sockets.length} of ${n} opened within BENCH_CONN_SECONDS (${envInt('BENCH_CONN_SECONDS', 25)} s); figures are for those`
     log(`  ${r.connections} in ${r.open_s} s: ${r.auth_per_s} /s (${r.server_cpu_us_per_auth} µs of server CPU each); ` +
       `${r.rss_bytes_per_conn} B RSS, ${r.heap_bytes_per_conn} B heap, ${r.external_bytes_per_conn} B external per connection`)
     return r

@@ -15,7 +15,7 @@
  *   BENCH_FANOUT=room_100,global_1000,private_100 (or none)   BENCH_FANOUT_TARGETS=…
  *   BENCH_FANOUT_RATE=1000 BENCH_GLOBAL_RATE=100 BENCH_GLOBAL_MEMBERS=1000
  *   BENCH_CONNECTIONS=10000 BENCH_CONN_TARGETS=agentmesh_durable,agentmesh_memory,bare_ws (or none)
- *   BENCH_CONN_SECONDS=40 BENCH_CONN_CONCURRENCY=200
+ *   BENCH_CONN_SECONDS=25 BENCH_CONN_CONCURRENCY=200
  *   BENCH_RUNS=1              run everything this many times; the goals table shows every run
  *   BENCH_AM_POOL, BENCH_E2EE_POOL, BENCH_E2EE_ROUND_MS=700, BENCH_E2EE_ROUNDS=3
  *   BENCH_JS_CONSUMER=push|ordered-push|pull BENCH_JS_ACK=none|all BENCH_JS_PUBLISH=async|js BENCH_JS_STREAMS=one|per-pair
