@@ -19,6 +19,7 @@
  *   BENCH_RUNS=1              run everything this many times; the goals table shows every run
  *   BENCH_AM_POOL, BENCH_E2EE_POOL, BENCH_E2EE_ROUND_MS=700, BENCH_E2EE_ROUNDS=3
  *   BENCH_JS_CONSUMER=push|ordered-push|pull BENCH_JS_ACK=none|all BENCH_JS_PUBLISH=async|js BENCH_JS_STREAMS=one|per-pair
+ *   BENCH_SIO_CORK=0          Socket.IO senders uncorked
  *   BENCH_AM_FEATURES=0       leave `features:["room-cursor"]` out of AgentMesh auth frames
  *   BENCH_CPU_PROF=1 BENCH_SERVER_NODE_ARGS="--trace-gc" BENCH_DRAIN_SECONDS=10 BENCH_WARMUP_SECONDS=1
  */
