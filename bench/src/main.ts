@@ -86,9 +86,6 @@ async function runTarget (target: Target, opts: LoadOptions): Promise<TargetResu
   return out
 }
 
-// ---------------------------------------------------------------- report
-
-
 /** One whole run: calibration, the pairs load, the fan-out scenarios, the connections, calibration again. */
 async function runOnce (run: number, runs: number): Promise<{ report: Record<string, unknown>, human: string, goals: GoalRow[] }> {
   const started = performance.now()
