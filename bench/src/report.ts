@@ -169,7 +169,8 @@ export function fanoutReport (f: FanoutResults): string {
       rows.push([
         t.label, fmt(r.delivered_msg_per_s), fmt(r.deliveries_per_s), fmt(r.latency_ms.p50, 2), fmt(r.latency_ms.p99, 2), fmt(r.latency_ms.max, 1),
         fmt(r.server_cpu_us_per_delivery, 2), fmt(r.server_cpu_pct), fmt(r.generator_cpu_pct),
-        r.drain.complete ? 'yes' : `NO (${fmt(r.drain.deliveries)}/${fmt(r.drain.expected)})`, fmt(r.skipped_at_cap), fmt(t.setup_s),
+        r.drain.complete ? 'yes' : r.drain.deliveries < r.drain.expected ? `NO (${fmt(r.drain.deliveries)}/${fmt(r.drain.expected)})` : r.skipped_at_cap > 0 ? 'NO (skipped)' : 'NO (order)',
+        fmt(r.skipped_at_cap), fmt(t.setup_s),
       ])
     }
     out.push(`fan-out: ${sc.title}`)
