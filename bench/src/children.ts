@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { HOST, withTimeout } from './util.ts'
+import type { AgentMeshServerSpec } from './targets/agentmesh.ts'
 
 export interface CpuSample {
   /** µs of CPU time (all threads of the server process) since it started */
@@ -23,13 +24,20 @@ export interface CpuSample {
   stats?: Record<string, number>
 }
 
+/** A Node server child's memory after a full garbage collection (bytes). */
+export interface MemorySample { rss: number, heapUsed: number, external: number, arrayBuffers: number, gc: boolean }
+
 export interface ServerHandle {
   readonly pid: number
   /** ws://… or nats://… */
   readonly url: string
   readonly port: number
   cpu (): Promise<CpuSample>
+  /** Node server children only */
+  memory? (): Promise<MemorySample>
   stop (): Promise<void>
+  /** SIGKILL, no graceful shutdown */
+  kill (): Promise<void>
 }
 
 // ---------------------------------------------------------------- cleanup registry
@@ -89,13 +97,14 @@ function waitExit (c: ChildProcess, ms: number): Promise<void> {
 // ---------------------------------------------------------------- Node server children
 
 export type ChildSpec =
-  | { kind: 'agentmesh', memory: boolean, dataDir?: string, verifySignatures: boolean, sync?: 'normal' | 'full' }
+  | ({ kind: 'agentmesh' } & AgentMeshServerSpec)
   | { kind: 'bare' }
   | { kind: 'socketio' }
 
 type FromChild =
   | { t: 'ready', port: number, url: string }
   | { t: 'cpu', id: number, user: number, system: number, stats?: Record<string, number> }
+  | { t: 'mem', id: number, mem: MemorySample }
   | { t: 'error', message: string }
 
 const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url))
@@ -106,7 +115,8 @@ const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url))
  * runs the module loader hooks on a thread of their own; the main thread's is the largest).
  */
 export async function startNodeServer (spec: ChildSpec, opts: { profileDir?: string, profileName?: string } = {}): Promise<ServerHandle> {
-  const execArgv = [...process.execArgv]
+  // --expose-gc: the connections load reads memory after a full collection
+  const execArgv = [...process.execArgv, '--expose-gc']
   // extra flags for the Node server children, e.g. BENCH_SERVER_NODE_ARGS="--trace-gc"
   const extra = process.env.BENCH_SERVER_NODE_ARGS
   if (extra !== undefined && extra.trim() !== '') execArgv.push(...extra.trim().split(/\s+/))
@@ -117,12 +127,17 @@ export async function startNodeServer (spec: ChildSpec, opts: { profileDir?: str
   track(child)
   let nextId = 1
   const waiting = new Map<number, (s: CpuSample) => void>()
+  const waitingMem = new Map<number, (s: MemorySample) => void>()
   let failure: string | undefined
   const ready = new Promise<{ port: number, url: string }>((resolve, reject) => {
     child.on('message', (m: FromChild) => {
       if (m.t === 'ready') resolve(m)
       else if (m.t === 'error') { failure = m.message; reject(new Error(`${spec.kind} server: ${m.message}`)) }
-      else if (m.t === 'cpu') {
+      else if (m.t === 'mem') {
+        const w = waitingMem.get(m.id)
+        waitingMem.delete(m.id)
+        w?.(m.mem)
+      } else if (m.t === 'cpu') {
         const w = waiting.get(m.id)
         waiting.delete(m.id)
         w?.({ userUs: m.user, systemUs: m.system, atMs: performance.now(), ...(m.stats === undefined ? {} : { stats: m.stats }) })
@@ -143,13 +158,31 @@ export async function startNodeServer (spec: ChildSpec, opts: { profileDir?: str
     pid: child.pid!,
     url: info.url,
     port: info.port,
-    cpu () {
+    async cpu () {
+      // CPU time from /proc (a busy server answers IPC late); the relay's counters over IPC, when they come
+      const at = performance.now()
+      const cpu = procCpu(child.pid!)
+      // only the relay has counters; a server swamped for seconds answers late: then without them
+      if (spec.kind !== 'agentmesh') return { ...cpu, atMs: at }
       const id = nextId++
-      return withTimeout(new Promise<CpuSample>((resolve, reject) => {
+      const answer = await withTimeout(new Promise<CpuSample>((resolve, reject) => {
         if (!child.connected) { reject(new Error(`${spec.kind} server is gone`)); return }
         waiting.set(id, resolve)
         child.send({ t: 'cpu', id })
-      }), 5000, `${spec.kind} server CPU sample`)
+      }), 10_000, `${spec.kind} server counters`).catch(() => undefined)
+      return { ...cpu, atMs: at, ...(answer?.stats === undefined ? {} : { stats: answer.stats }) }
+    },
+    async memory () {
+      const id = nextId++
+      return await withTimeout(new Promise<MemorySample>((resolve, reject) => {
+        if (!child.connected) { reject(new Error(`${spec.kind} server is gone`)); return }
+        waitingMem.set(id, resolve)
+        child.send({ t: 'mem', id })
+      }), 30_000, `${spec.kind} server memory sample`)
+    },
+    async kill () {
+      try { child.kill('SIGKILL') } catch {}
+      await waitExit(child, 5000)
     },
     async stop () {
       if (child.connected) child.send({ t: 'stop' })
@@ -174,9 +207,10 @@ function procCpu (pid: number): { userUs: number, systemUs: number } {
   return { userUs: utime * 1e6 / CLK_TCK, systemUs: stime * 1e6 / CLK_TCK }
 }
 
-/** Starts `nats-server -js` on its own free port with a temporary store directory. */
-export async function startNatsServer (port: number, storeDir: string): Promise<ServerHandle> {
-  const child = spawn(NATS_SERVER, ['-js', '-a', HOST, '-p', String(port), '-sd', storeDir, '-n', 'agentmesh-bench'], {
+/** Starts `nats-server` on its own free port: with JetStream (`-js`) and a temporary store directory when `storeDir` is given. */
+export async function startNatsServer (port: number, storeDir?: string): Promise<ServerHandle> {
+  const js = storeDir === undefined ? [] : ['-js', '-sd', storeDir]
+  const child = spawn(NATS_SERVER, [...js, '-a', HOST, '-p', String(port), '-n', 'agentmesh-bench'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   track(child)
@@ -208,6 +242,10 @@ export async function startNatsServer (port: number, storeDir: string): Promise<
     },
     async stop () {
       child.kill('SIGTERM')
+      await waitExit(child, 5000)
+    },
+    async kill () {
+      child.kill('SIGKILL')
       await waitExit(child, 5000)
     },
   }

@@ -179,8 +179,11 @@ export class LoadGenerator implements Sink {
   // ---------------------------------------------------------------- measurement
 
   private async snapshot (server: ServerHandle): Promise<Snapshot> {
-    const s = await server.cpu()
-    return { at: performance.now(), server: s, gen: process.cpuUsage(), sent: this.sent, delivered: this.received, skipped: this.skipped }
+    // server.cpu() reads the server's CPU time before its first await: the counters are taken at the same moment
+    const pending = server.cpu()
+    const now = { gen: process.cpuUsage(), sent: this.sent, delivered: this.received, skipped: this.skipped }
+    const s = await pending
+    return { at: s.atMs, server: s, ...now }
   }
 
   private result (a: Snapshot, b: Snapshot, drain: Drain): PhaseResult {

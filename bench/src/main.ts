@@ -1,38 +1,42 @@
 /**
- * `npm run bench`: runs the same load against every target, one after the other, each server in
- * its own child process, and prints one JSON object with every figure (also written to
- * bench/results/latest.json), then a table of ratios next to the goals. It never asserts.
+ * `npm run bench`: the pairs load against every target, the room fan-out scenarios, the idle
+ * connections load, one after the other, each server in its own child process; prints one JSON
+ * object with every figure (also written to bench/results/latest.json), then the tables and the
+ * issue's goals next to what was measured. It never asserts and never fails on a figure.
  *
- * Environment (all optional):
- *   BENCH_SECONDS=5           measured seconds of the peak phase (after BENCH_WARMUP_SECONDS=1)
+ * Environment (all optional; see bench/README.md for every one):
+ *   BENCH_SECONDS=5           measured seconds of the peak phase (after BENCH_WARMUP_SECONDS=1);
+ *                             the fan-out scenarios measure 2× it (public, private room), 1× (global)
  *   BENCH_FIXED_SECONDS=3     measured seconds of the half-peak phase (after 0.5 s)
  *   BENCH_PAIRS=50 BENCH_WINDOW=64
- *   BENCH_TARGETS=e2ee,bare_ws,socketio,jetstream,agentmesh_memory,agentmesh_memory_noverify,
- *                 agentmesh_durable_noverify,agentmesh_durable,agentmesh_durable_e2ee
- *                             (any subset, in this order; `e2ee` = the session layer's figures on one
- *                             core; agentmesh_<mode>_e2ee = that relay with every message encrypted,
- *                             compared with agentmesh_<mode>, which is added before it when missing)
- *   BENCH_AM_POOL=…           pre-signed AgentMesh messages per pair (default sized for 24k msg/s)
- *   BENCH_E2EE_POOL=…         pre-signed encrypted messages per pair (default sized for 2× what the
- *                             plaintext run delivered and 1.5× what one core encrypts+decrypts, ≤ 24k msg/s)
- *   BENCH_E2EE_ROUND_MS=700 BENCH_E2EE_ROUNDS=3   length and number of the rounds of each `e2ee` figure
- *   BENCH_CPU_PROF=1          write a V8 CPU profile of every Node server child to bench/results/prof/
- *   BENCH_JS_CONSUMER=push    JetStream ordered push consumers instead of ordered pull consumers
- *   BENCH_JS_STREAMS=per-pair one JetStream stream per receiver instead of one for all
- *   BENCH_DRAIN_SECONDS=10 BENCH_WARMUP_SECONDS=1
- *   BENCH_SERVER_NODE_ARGS="--trace-gc"   extra Node flags for the Node server children
- * See bench/README.md for what is measured and how to read it.
+ *   BENCH_TARGETS=e2ee,bare_ws,socketio,nats_core,jetstream,agentmesh_memory,agentmesh_durable,agentmesh_durable_e2ee
+ *                             (any subset, in this order; also agentmesh_{durable,memory}_{verify,noverify};
+ *                             `none` runs no pairs load)
+ *   BENCH_FANOUT=room_100,global_1000,private_100 (or none)   BENCH_FANOUT_TARGETS=…
+ *   BENCH_FANOUT_RATE=1000 BENCH_GLOBAL_RATE=100 BENCH_GLOBAL_MEMBERS=1000
+ *   BENCH_CONNECTIONS=10000 BENCH_CONN_TARGETS=agentmesh_durable,agentmesh_memory,bare_ws (or none)
+ *   BENCH_CONN_SECONDS=25 BENCH_CONN_CONCURRENCY=200
+ *   BENCH_RUNS=1              run everything this many times; the goals table shows every run
+ *   BENCH_AM_POOL, BENCH_E2EE_POOL, BENCH_E2EE_ROUND_MS=700, BENCH_E2EE_ROUNDS=3
+ *   BENCH_JS_CONSUMER=push|ordered-push|pull BENCH_JS_ACK=none|all BENCH_JS_PUBLISH=async|js BENCH_JS_STREAMS=one|per-pair
+ *   BENCH_SIO_CORK=0          Socket.IO senders uncorked
+ *   BENCH_AM_FEATURES=0       leave `features:["room-cursor"]` out of AgentMesh auth frames
+ *   BENCH_CPU_PROF=1 BENCH_SERVER_NODE_ARGS="--trace-gc" BENCH_DRAIN_SECONDS=10 BENCH_WARMUP_SECONDS=1
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { cleanupAll, installCleanupHandlers } from './children.ts'
-import { GOAL_MESSAGES_PER_S, runE2eeMicro, type E2eeMicroResult } from './e2ee.ts'
+import { runConnections } from './connections.ts'
+import { runE2eeMicro, type E2eeMicroResult } from './e2ee.ts'
+import { fanoutScenarios, runFanoutScenarios } from './fanout/run.ts'
 import { LoadGenerator, type LoadOptions, type PhaseResult } from './loadgen.ts'
-import { agentMeshTarget, buildFixture, type AgentMeshFixture, type AgentMeshMode } from './targets/agentmesh.ts'
+import { GOALS, connectionsReport, fanoutReport, goalRows, goalsReport, pairsReport, ratio, type FanoutResults, type GoalRow, type TargetResult } from './report.ts'
+import { AM_MODES, agentMeshTarget, buildFixture, modeSpec, type AgentMeshFixture, type AgentMeshMode } from './targets/agentmesh.ts'
 import { buildE2eeFixture, e2eeHooks, type E2eeFixture } from './targets/agentmesh-e2ee.ts'
 import { bareTarget } from './targets/bare.ts'
 import { jetStreamTarget, natsServerAvailable } from './targets/jetstream.ts'
+import { natsCoreTarget } from './targets/nats-core.ts'
 import { socketIoTarget } from './targets/socketio.ts'
 import type { Target } from './targets/types.ts'
 import { PAYLOAD_BYTES, cpuProbe, envInt, round, sleep } from './util.ts'
@@ -40,40 +44,12 @@ import { PAYLOAD_BYTES, cpuProbe, envInt, round, sleep } from './util.ts'
 const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url))
 const DEFAULT_TARGETS = [
   'e2ee',
-  'bare_ws', 'socketio', 'jetstream',
-  'agentmesh_memory', 'agentmesh_memory_noverify', 'agentmesh_durable_noverify', 'agentmesh_durable',
+  'bare_ws', 'socketio', 'nats_core', 'jetstream',
+  'agentmesh_memory', 'agentmesh_durable',
   'agentmesh_durable_e2ee',
 ]
-const AM_MODES: AgentMeshMode[] = ['durable', 'durable_noverify', 'memory', 'memory_noverify']
-
-const GOALS = {
-  durable_vs_jetstream: 1.0,
-  durable_vs_socketio: 1.5,
-  memory_vs_bare: 0.70,
-  p99_half_peak_ms: 50,
-  /** relay throughput with every message ratchet-encrypted ÷ plaintext, same relay, same run */
-  e2ee_vs_plaintext: 0.80,
-  /** 256-byte messages encrypted and decrypted per second on one core */
-  e2ee_messages_256_per_s: GOAL_MESSAGES_PER_S,
-}
 
 const log = (s: string): void => { process.stderr.write(s + '\n') }
-
-interface TargetResult {
-  label: string
-  window_by: 'ack' | 'delivery'
-  info: Record<string, unknown>
-  peak?: PhaseResult
-  half_peak?: PhaseResult
-  totals?: Record<string, number>
-  client_stats?: Record<string, number>
-  errors?: string[]
-  skipped?: string
-  failed?: string
-  /** cpuProbe() just before the target ran, relative to the first target's */
-  machine_speed?: number
-  wall_s: number
-}
 
 async function runTarget (target: Target, opts: LoadOptions): Promise<TargetResult> {
   const t0 = performance.now()
@@ -110,121 +86,13 @@ async function runTarget (target: Target, opts: LoadOptions): Promise<TargetResu
   return out
 }
 
-// ---------------------------------------------------------------- report
-
-function ratio (a: number | undefined, b: number | undefined): number | undefined {
-  if (a === undefined || b === undefined || !(b > 0)) return undefined
-  return round(a / b, 2)
-}
-
-function fmt (x: number | undefined, digits = 1): string {
-  if (x === undefined || !Number.isFinite(x)) return '—'
-  return x >= 1000 ? Math.round(x).toLocaleString('en-US') : String(round(x, digits))
-}
-
-function table (rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map(r => r[c]!.length)))
-  return rows.map((r, i) => {
-    const line = r.map((cell, c) => c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)).join('  ')
-    return i === 0 ? line + '\n' + widths.map(w => '-'.repeat(w)).join('  ') : line
-  }).join('\n')
-}
-
-function e2eeReport (m: E2eeMicroResult): string {
-  const rows: string[][] = [['end-to-end encryption, one core', 'per s', 'per CPU-s', 'goal', 'rounds (per s)']]
-  const add = (label: string, r: { per_s: number, per_cpu_s: number, rounds: number[] }, goal = '(info)'): void => {
-    rows.push([label, fmt(r.per_s), fmt(r.per_cpu_s), goal, r.rounds.map(x => fmt(x)).join(' / ')])
-  }
-  add('session setups (verify bundle + PQXDH both sides + 1st msg)', m.setups)
-  add('256 B messages, encrypt + decrypt', m.messages_256.one_way, `≥ ${fmt(m.goal_256_per_s)}`)
-  if (m.messages_256.alternating !== undefined) add('256 B, alternating directions (DH step each)', m.messages_256.alternating)
-  add('64 KiB messages, encrypt + decrypt', m.messages_64k.one_way)
-  rows.push(['64 KiB, plaintext MB/s (10^6 B)', fmt(m.messages_64k.one_way_mb_per_s), fmt(round(m.messages_64k.one_way.per_cpu_s * 65_536 / 1e6, 1)), '(info)', ''])
-  const goalMet = m.messages_256.one_way.per_s >= m.goal_256_per_s
-  return table(rows) + '\n' +
-    '(one direction unless noted; "per CPU-s" divides by the CPU time of this process instead of wall time: higher than "per s" when\n' +
-    ' other work took the core, lower when the garbage collector\'s helper threads worked alongside, as with 64 KiB buffers;\n' +
-    ` 256 B goal ${goalMet ? 'met' : 'NOT met'}: ${fmt(m.messages_256.one_way.per_s)} measured vs ${fmt(m.goal_256_per_s)} msg/s)`
-}
-
-function humanReport (results: Record<string, TargetResult>, ratios: Record<string, unknown>, e2ee?: E2eeMicroResult): string {
-  const lines: string[] = []
-  const rows: string[][] = [[
-    'target', 'msg/s', 'p50 ms', 'p99 ms', 'srv µs/msg', 'srv CPU%', 'gen CPU%', 'drained',
-    '½-peak rate', 'p50 ms', 'p99 ms', 'srv µs/msg', 'speed',
-  ]]
-  for (const [, r] of Object.entries(results)) {
-    if (r.peak === undefined) {
-      rows.push([r.label, r.skipped !== undefined ? 'skipped' : 'failed', '', '', '', '', '', '', '', '', '', '', ''])
-      continue
-    }
-    const p = r.peak
-    const h = r.half_peak
-    rows.push([
-      r.label, fmt(p.delivered_per_s), fmt(p.latency_ms.p50), fmt(p.latency_ms.p99), fmt(p.server_cpu_us_per_delivery),
-      fmt(p.server_cpu_pct), fmt(p.generator_cpu_pct),
-      p.drain.complete && (h?.drain.complete ?? true) ? 'yes' : 'NO',
-      fmt(h?.delivered_per_s), fmt(h?.latency_ms.p50, 2), fmt(h?.latency_ms.p99, 2), fmt(h?.server_cpu_us_per_delivery),
-      fmt(r.machine_speed, 2),
-    ])
-  }
-  lines.push(table(rows))
-  lines.push('(srv = server process, all threads; gen = the load generator; speed = a fixed CPU probe before the target, relative to the first)')
-  lines.push('')
-  const rr: string[][] = [['ratio (delivered msg/s, same run)', 'value', 'goal', 'server µs/msg ratio']]
-  const show = (label: string, key: string, goal: number | undefined): void => {
-    const v = ratios[key] as { throughput?: number, cpu_per_delivery?: number } | undefined
-    rr.push([label, fmt(v?.throughput, 2) + '×', goal === undefined ? '(info)' : `≥ ${goal}×`, fmt(v?.cpu_per_delivery, 2) + '×'])
-  }
-  show('AgentMesh durable ÷ JetStream', 'durable_vs_jetstream', GOALS.durable_vs_jetstream)
-  show('AgentMesh durable ÷ Socket.IO', 'durable_vs_socketio', GOALS.durable_vs_socketio)
-  show('AgentMesh memory ÷ bare forwarder', 'memory_vs_bare', GOALS.memory_vs_bare)
-  show('AgentMesh durable, no verify ÷ JetStream', 'durable_noverify_vs_jetstream', undefined)
-  show('AgentMesh durable, no verify ÷ Socket.IO', 'durable_noverify_vs_socketio', undefined)
-  if (ratios.memory_noverify_vs_bare !== undefined) show('AgentMesh memory, no verify ÷ bare forwarder', 'memory_noverify_vs_bare', undefined)
-  for (const k of Object.keys(ratios).filter(k => k.endsWith('_e2ee_vs_plaintext'))) {
-    const mode = k.slice(0, -'_e2ee_vs_plaintext'.length)
-    show(`AgentMesh ${mode.replace('_noverify', ', no verify')}, E2EE ÷ plaintext`, k, GOALS.e2ee_vs_plaintext)
-  }
-  lines.push(table(rr))
-  lines.push('(server µs/msg ratio = AgentMesh CPU per delivery ÷ the other\'s; below 1× means AgentMesh spends less server CPU per message)')
-  lines.push('')
-  const pr: string[][] = [['p99 at half peak', 'rate msg/s', 'p99 ms', 'goal']]
-  for (const [, r] of Object.entries(results)) {
-    if (r.half_peak === undefined) continue
-    pr.push([r.label, fmt(r.half_peak.delivered_per_s), fmt(r.half_peak.latency_ms.p99, 2), `< ${GOALS.p99_half_peak_ms} ms`])
-  }
-  lines.push(table(pr))
-  const e2eeRuns = Object.entries(results).filter(([k, r]) => k.endsWith('_e2ee') && r.peak !== undefined)
-  if (e2eeRuns.length > 0) {
-    lines.push('')
-    const er: string[][] = [['relay with E2EE', 'msg/s', 'plaintext msg/s', 'ratio', 'goal', 'gen CPU%', 'enc µs', 'dec µs', 'frame B']]
-    for (const [k, r] of e2eeRuns) {
-      const base = results[k.slice(0, -'_e2ee'.length)]
-      const cs = r.client_stats ?? {}
-      er.push([
-        r.label, fmt(r.peak!.delivered_per_s), fmt(base?.peak?.delivered_per_s),
-        fmt(ratio(r.peak!.delivered_per_s, base?.peak?.delivered_per_s), 2) + '×', `≥ ${GOALS.e2ee_vs_plaintext}×`,
-        fmt(r.peak!.generator_cpu_pct), fmt(cs.e2ee_encrypt_us_per_msg), fmt(cs.e2ee_decrypt_us_per_msg),
-        `${String(r.info.send_frame_bytes ?? '—')} vs ${String(base?.info.send_frame_bytes ?? '—')}`,
-      ])
-    }
-    lines.push(table(er))
-    lines.push('(peak phase; enc/dec µs = the generator\'s time per ratchetEncrypt (+ payload encoding) and per ratchetDecrypt (+ reading the frame), whole run)')
-  }
-  if (e2ee !== undefined) {
-    lines.push('')
-    lines.push(e2eeReport(e2ee))
-  }
-  return lines.join('\n')
-}
-
-// ---------------------------------------------------------------- main
-
-async function main (): Promise<void> {
-  installCleanupHandlers()
+/** One whole run: calibration, the pairs load, the fan-out scenarios, the connections, calibration again. */
+async function runOnce (run: number, runs: number): Promise<{ report: Record<string, unknown>, human: string, goals: GoalRow[] }> {
   const started = performance.now()
   const loadAtStart = loadavg()[0]!
+  cpuProbe(200) // warm up the probe itself
+  const calibrationStart = calibrate()
+  log(`■ run ${run}/${runs}: CPU calibration ${calibrationStart} SHA-256 (16 KiB) per ms`)
   const opts: LoadOptions = {
     pairs: Math.round(envInt('BENCH_PAIRS', 50)),
     window: Math.round(envInt('BENCH_WINDOW', 64)),
@@ -235,7 +103,7 @@ async function main (): Promise<void> {
     drainMs: envInt('BENCH_DRAIN_SECONDS', 10) * 1000,
     openLoopCap: 512,
   }
-  const asked = (process.env.BENCH_TARGETS ?? DEFAULT_TARGETS.join(',')).split(',').map(s => s.trim()).filter(s => s !== '')
+  const asked = (process.env.BENCH_TARGETS ?? DEFAULT_TARGETS.join(',')).split(',').map(s => s.trim()).filter(s => s !== '' && s !== 'none')
   // an E2EE relay figure is a ratio to the same relay in plaintext: run that first when it is missing
   const names: string[] = []
   for (const n of asked) {
@@ -269,7 +137,7 @@ async function main (): Promise<void> {
   const seconds = (opts.warmupMs + opts.measureMs) / 1000 + 0.5 * (opts.fixedWarmupMs + opts.fixedMeasureMs) / 1000 + 0.5
   if (amNames.length > 0) {
     const sizedFor = 24_000
-    poolPerPair = amNames.some(n => !n.endsWith('_noverify') && !n.endsWith('_e2ee'))
+    poolPerPair = amNames.some(n => !n.endsWith('_e2ee') && modeSpec(n.slice('agentmesh_'.length) as AgentMeshMode).verifies)
       ? Math.round(envInt('BENCH_AM_POOL', Math.ceil(sizedFor / opts.pairs * seconds)))
       : 0
     if (poolPerPair > 0) log(`pre-signing ${poolPerPair} AgentMesh envelopes for each of ${opts.pairs} senders (${availableParallelism()} worker threads)…`)
@@ -287,11 +155,12 @@ async function main (): Promise<void> {
     if (n === 'e2ee') continue
     if (n === 'bare_ws') targets.push(bareTarget(prof))
     else if (n === 'socketio') targets.push(socketIoTarget(prof))
-    else if (n === 'jetstream') {
+    else if (n === 'nats_core' && natsServerAvailable()) targets.push(natsCoreTarget())
+    else if (n === 'jetstream' || n === 'nats_core') {
       if (natsServerAvailable()) targets.push(jetStreamTarget())
       else {
-        log('note: /usr/sbin/nats-server is missing (apt-get install nats-server); skipping JetStream')
-        results.jetstream = { label: 'NATS JetStream', window_by: 'ack', info: {}, skipped: 'nats-server not installed', wall_s: 0 }
+        log(`note: /usr/sbin/nats-server is missing (apt-get install nats-server); skipping ${n}`)
+        results[n] = { label: n, window_by: 'ack', info: {}, skipped: 'nats-server not installed', wall_s: 0 }
       }
     } else if (n.startsWith('agentmesh_') && AM_MODES.includes(n.slice('agentmesh_'.length) as AgentMeshMode)) {
       targets.push(agentMeshTarget(n.slice('agentmesh_'.length) as AgentMeshMode, () => fixture!, prof))
@@ -303,7 +172,6 @@ async function main (): Promise<void> {
   }
 
   let probe0: number | undefined
-  cpuProbe(200) // warm up the probe itself
   for (const t of targets) {
     try {
       if (t.name.endsWith('_e2ee')) {
@@ -365,22 +233,35 @@ async function main (): Promise<void> {
     durable_vs_jetstream: { ...cmp('agentmesh_durable', 'jetstream'), goal: `>= ${GOALS.durable_vs_jetstream}` },
     durable_vs_socketio: { ...cmp('agentmesh_durable', 'socketio'), goal: `>= ${GOALS.durable_vs_socketio}` },
     memory_vs_bare: { ...cmp('agentmesh_memory', 'bare_ws'), goal: `>= ${GOALS.memory_vs_bare}` },
-    durable_noverify_vs_jetstream: cmp('agentmesh_durable_noverify', 'jetstream'),
-    durable_noverify_vs_socketio: cmp('agentmesh_durable_noverify', 'socketio'),
+    durable_vs_nats_core: cmp('agentmesh_durable', 'nats_core'),
     p99_half_peak_ms: Object.fromEntries(Object.entries(results)
       .filter(([, r]) => r.half_peak !== undefined)
       .map(([k, r]) => [k, r.half_peak!.latency_ms.p99])),
   }
-  if (results.agentmesh_memory_noverify !== undefined) ratios.memory_noverify_vs_bare = cmp('agentmesh_memory_noverify', 'bare_ws')
+  // the explicitly named verify / noverify modes, as information next to the defaults
+  for (const mode of AM_MODES.filter(m => m.endsWith('verify'))) {
+    if (results[`agentmesh_${mode}`] === undefined) continue
+    for (const other of mode.startsWith('memory') ? ['bare_ws'] : ['jetstream', 'socketio']) ratios[`${mode}_vs_${other}`] = cmp(`agentmesh_${mode}`, other)
+  }
   for (const k of Object.keys(results).filter(k => k.endsWith('_e2ee'))) {
     const base = k.slice(0, -'_e2ee'.length)
     ratios[`${base.slice('agentmesh_'.length)}_e2ee_vs_plaintext`] = { ...cmp(k, base), goal: `>= ${GOALS.e2ee_vs_plaintext}` }
   }
 
+  // the room fan-out scenarios and the idle connections
+  let fanout: FanoutResults | undefined
+  const scenarios = fanoutScenarios(envInt('BENCH_SECONDS', 5), prof)
+  if (scenarios.length > 0) fanout = await runFanoutScenarios(scenarios, log)
+  const conns = process.env.BENCH_CONN_TARGETS?.trim() === 'none' ? undefined : await runConnections(log)
+
+  const calibrationEnd = calibrate()
   const report = {
-    bench: 'agentmesh relay vs. bare ws, Socket.IO, NATS JetStream',
+    bench: 'agentmesh relay vs. bare ws, Socket.IO, NATS core, NATS JetStream',
+    run,
     date: new Date().toISOString(),
-    machine: { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '?', loadavg_1m_at_start: round(loadAtStart, 2) },
+    machine: { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '?', loadavg_1m_at_start: round(loadAtStart, 2), loadavg_1m_at_end: round(loadavg()[0]!, 2) },
+    /** a fixed hashing loop (SHA-256 of 16 KiB, hashes per ms, median of 5 × 100 ms) at the start and the end of the run */
+    calibration: { start: calibrationStart, end: calibrationEnd, end_vs_start: round(calibrationEnd / calibrationStart, 2) },
     settings: {
       pairs: opts.pairs,
       connections: opts.pairs * 2,
@@ -399,19 +280,47 @@ async function main (): Promise<void> {
     e2ee: e2eeMicro,
     targets: results,
     ratios,
+    fanout,
+    idle_connections: conns,
     machine_speed_spread: speedSpread,
     wall_s: round((performance.now() - started) / 1000, 1),
   }
-  const json = JSON.stringify(report, null, 2)
+  const human: string[] = []
+  if (Object.keys(results).length > 0 || e2eeMicro !== undefined) human.push(pairsReport(results, ratios, e2eeMicro))
+  if (fanout !== undefined) human.push(fanoutReport(fanout))
+  if (conns !== undefined) human.push(connectionsReport(conns))
+  human.push(`machine: CPU calibration ${calibrationStart} at the start, ${calibrationEnd} at the end (SHA-256 of 16 KiB per ms; ` +
+    `${report.calibration.end_vs_start}×), load average ${report.machine.loadavg_1m_at_start} → ${report.machine.loadavg_1m_at_end}`)
+  if (speedSpread > 1.3) {
+    human.push(`note: the machine's speed (a fixed CPU probe before each pairs target) varied ${speedSpread}× during this run; ` +
+      'ratios are less trustworthy than usual, run again')
+  }
+  return { report, human: human.join('\n\n'), goals: goalRows(results, e2eeMicro, fanout, conns) }
+}
+
+/** The fixed CPU calibration: SHA-256 of 16 KiB, hashes per ms, the median of 5 × 100 ms. */
+function calibrate (): number {
+  const xs = Array.from({ length: 5 }, () => cpuProbe()).sort((a, b) => a - b)
+  return round(xs[2]!, 1)
+}
+
+async function main (): Promise<void> {
+  installCleanupHandlers()
+  const started = performance.now()
+  const runs = Math.round(envInt('BENCH_RUNS', 1))
+  const all: Array<Awaited<ReturnType<typeof runOnce>>> = []
+  for (let i = 1; i <= runs; i++) all.push(await runOnce(i, runs))
+  const json = JSON.stringify(runs === 1 ? all[0]!.report : { runs: all.map(r => r.report) }, null, 2)
   mkdirSync(RESULTS_DIR, { recursive: true })
   writeFileSync(RESULTS_DIR + 'latest.json', json + '\n')
   process.stdout.write(json + '\n\n')
-  process.stdout.write(humanReport(results, ratios, e2eeMicro) + '\n')
-  if (speedSpread > 1.3) {
-    process.stdout.write(`\nnote: the machine's speed (a fixed CPU probe before each target) varied ${speedSpread}× during this run; ` +
-      'ratios are less trustworthy than usual, run again\n')
+  for (const [i, r] of all.entries()) {
+    if (runs > 1) process.stdout.write(`==================== run ${i + 1} of ${runs}\n\n`)
+    process.stdout.write(r.human + '\n\n')
   }
-  process.stdout.write(`\n(wrote bench/results/latest.json; ${report.wall_s} s)\n`)
+  process.stdout.write(goalsReport(all.map(r => r.goals)) + '\n')
+  process.stdout.write('(every goal is a ratio or a figure of one run; the bench never asserts: "NO" only reports)\n')
+  process.stdout.write(`\n(wrote bench/results/latest.json; ${round((performance.now() - started) / 1000, 1)} s)\n`)
 }
 
 try {

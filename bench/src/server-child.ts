@@ -3,6 +3,7 @@
  * argv[2] is a ChildSpec. Talks to the parent over IPC:
  *   → { t: 'ready', port, url } once listening
  *   ← { t: 'cpu', id }   → { t: 'cpu', id, user, system, stats } (process.cpuUsage(): all threads)
+ *   ← { t: 'mem', id }   → { t: 'mem', id, mem } (process.memoryUsage() after two full GCs, --expose-gc)
  *   ← { t: 'stop' }      → closes the server and exits 0 (which writes a --cpu-prof profile)
  * It exits when the parent goes away.
  */
@@ -48,6 +49,11 @@ process.on('message', (m: { t: string, id?: number }) => {
   if (m.t === 'cpu') {
     const u = process.cpuUsage()
     send({ t: 'cpu', id: m.id, user: u.user, system: u.system, stats: served?.stats?.() })
+  } else if (m.t === 'mem') {
+    const g = (globalThis as { gc?: () => void }).gc
+    if (g !== undefined) { g(); g() }
+    const u = process.memoryUsage()
+    send({ t: 'mem', id: m.id, mem: { rss: u.rss, heapUsed: u.heapUsed, external: u.external, arrayBuffers: u.arrayBuffers, gc: g !== undefined } })
   } else if (m.t === 'stop') {
     void stop(0)
   }

@@ -12,7 +12,7 @@ import { WebSocket } from 'ws'
 import { createIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
 import { PROTOCOL } from '@agentmesh/protocol'
 import { join } from 'node:path'
-import { createRelay, silentLogger } from '@agentmesh/server'
+import { createRelay, defaultOptions, silentLogger } from '@agentmesh/server'
 import { memoryStore } from '@agentmesh/store'
 import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
 import { startNodeServer, tempDir, removeTempDir, type ServerHandle } from '../children.ts'
@@ -22,7 +22,17 @@ import type { Client, Sink, Target } from './types.ts'
 
 // ---------------------------------------------------------------- server side (child process)
 
-export interface AgentMeshServerSpec { memory: boolean, dataDir?: string, verifySignatures: boolean, sync?: 'normal' | 'full' }
+/**
+ * `verifySignatures` undefined: the relay's default (what `npm start` runs). `rateLimits`: the room
+ * loads raise the chat and REST rate limits (see fanout/agentmesh.ts).
+ */
+export interface AgentMeshServerSpec {
+  memory: boolean
+  dataDir?: string
+  verifySignatures?: boolean
+  sync?: 'normal' | 'full'
+  rateLimits?: Record<string, { perMinute: number, burst: number }>
+}
 
 export async function serveAgentMesh (spec: AgentMeshServerSpec): Promise<{ port: number, url: string, close: () => Promise<void>, stats: () => Record<string, number> }> {
   // the relay is given its store, as the CLI's serve gives it (SQLite under the data directory)
@@ -31,7 +41,8 @@ export async function serveAgentMesh (spec: AgentMeshServerSpec): Promise<{ port
     host: HOST,
     port: 0,
     logger: silentLogger,
-    verifySignatures: spec.verifySignatures,
+    ...(spec.verifySignatures === undefined ? {} : { verifySignatures: spec.verifySignatures }),
+    ...(spec.rateLimits === undefined ? {} : { rateLimits: spec.rateLimits }),
   }, { store })
   return {
     port: relay.port,
@@ -107,10 +118,15 @@ export async function signOnWorkers (jobs: SignJob[], count: number): Promise<{ 
 
 // ---------------------------------------------------------------- client side (generator)
 
-interface Handshaken { ws: WebSocket }
+export interface Handshaken { ws: WebSocket }
 
-/** Opens a connection and authenticates `id`; afterwards every frame goes to `onFrame`. */
-function authenticate (url: string, id: Identity, onFrame: (data: Buffer) => void, onClose: (code: number) => void): Promise<Handshaken> {
+/**
+ * Opens a connection and authenticates `id` (`extra`: more fields of the auth frame, e.g.
+ * `features`); afterwards every frame goes to `onFrame`.
+ */
+export function authenticate (
+  url: string, id: Identity, onFrame: (data: Buffer) => void, onClose: (code: number) => void, extra: Record<string, unknown> = {}, timeoutMs = 15_000,
+): Promise<Handshaken> {
   return withTimeout(new Promise<Handshaken>((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false })
     let ready = false
@@ -119,7 +135,7 @@ function authenticate (url: string, id: Identity, onFrame: (data: Buffer) => voi
       let f: { op?: string, nonce?: string, relay?: string }
       try { f = JSON.parse(data.toString()) } catch { reject(new Error('handshake: bad JSON')); return }
       if (f.op === 'challenge') {
-        ws.send(JSON.stringify({ op: 'auth', v: PROTOCOL, amid: id.amid, nonce: f.nonce, sig: signChallenge(id, id.amid, f.nonce!, f.relay!) }))
+        ws.send(JSON.stringify({ op: 'auth', v: PROTOCOL, amid: id.amid, nonce: f.nonce, sig: signChallenge(id, id.amid, f.nonce!, f.relay!), ...extra }))
       } else if (f.op === 'welcome') {
         ready = true
         resolve({ ws })
@@ -129,7 +145,7 @@ function authenticate (url: string, id: Identity, onFrame: (data: Buffer) => voi
     })
     ws.on('error', (err) => { if (!ready) reject(err) })
     ws.on('close', (code) => { if (!ready) reject(new Error(`handshake: closed with ${code}`)); else onClose(code) })
-  }), 15_000, `authenticating ${id.amid.slice(0, 10)}…`)
+  }), timeoutMs, `authenticating ${id.amid.slice(0, 10)}…`)
 }
 
 const OP_DELIVER = 0x64 // 'd' at index 7 of {"op":"deliver"…
@@ -261,7 +277,23 @@ export async function connectAgentMesh (
 
 // ---------------------------------------------------------------- targets
 
-export type AgentMeshMode = 'durable' | 'durable_noverify' | 'memory' | 'memory_noverify'
+export type AgentMeshMode = 'durable' | 'durable_verify' | 'durable_noverify' | 'memory' | 'memory_verify' | 'memory_noverify'
+export const AM_MODES: AgentMeshMode[] = ['durable', 'durable_verify', 'durable_noverify', 'memory', 'memory_verify', 'memory_noverify']
+
+/** Whether the relay as `npm start` runs it checks every envelope's signature (its default). */
+export const DEFAULT_VERIFIES: boolean = defaultOptions().verifySignatures
+
+/**
+ * What a mode sets: `durable` and `memory` take the relay's defaults (what `npm start` runs, so a
+ * change of default shows up here without bench edits); `_verify` and `_noverify` set the
+ * signature check explicitly. Whether the relay checks signatures decides whether the generator
+ * pre-signs (checked) or builds frames on the fly (not checked).
+ */
+export function modeSpec (mode: AgentMeshMode): { memory: boolean, verifySignatures: boolean | undefined, verifies: boolean } {
+  const memory = mode.startsWith('memory')
+  const verifySignatures = mode.endsWith('_noverify') ? false : mode.endsWith('_verify') ? true : undefined
+  return { memory, verifySignatures, verifies: verifySignatures ?? DEFAULT_VERIFIES }
+}
 
 /**
  * A relay in `mode`. With `e2ee` (targets/agentmesh-e2ee.ts), the target `agentmesh_<mode>_e2ee`:
@@ -271,17 +303,17 @@ export function agentMeshTarget (
   mode: AgentMeshMode, fixture: () => AgentMeshFixture, prof: { dir?: string } = {}, e2ee?: () => { hooks: E2eeHooks, info: Record<string, unknown> },
 ): Target {
   let dataDir: string | undefined
-  const verifySignatures = !mode.endsWith('_noverify')
-  const memory = mode.startsWith('memory')
+  const { memory, verifySignatures: explicit, verifies: verifySignatures } = modeSpec(mode)
   const name = `agentmesh_${mode}${e2ee === undefined ? '' : '_e2ee'}`
-  const label = `AgentMesh ${memory ? 'memory' : 'durable (SQLite)'}${verifySignatures ? '' : ', no verify'}${e2ee === undefined ? '' : ', E2EE'}`
+  const check = explicit === undefined ? '' : explicit ? ', verify' : ', no verify'
+  const label = `AgentMesh ${memory ? 'memory' : 'durable (SQLite)'}${check}${e2ee === undefined ? '' : ', E2EE'}`
   return {
     name,
     label,
     windowBy: 'ack',
     info: {
       store: memory ? 'memory' : 'sqlite (WAL, synchronous=NORMAL)',
-      verifySignatures,
+      verifySignatures: explicit === undefined ? `the relay's default (${String(DEFAULT_VERIFIES)})` : explicit,
       envelopes: e2ee !== undefined
         ? 'signed before the run around ciphertexts that each sender encrypts again (the same bytes) when it sends; receivers decrypt'
         : verifySignatures ? 'pre-signed before the run' : 'built on the fly, signature well-formed but not valid',
@@ -289,7 +321,7 @@ export function agentMeshTarget (
     async start (): Promise<ServerHandle> {
       if (!memory) dataDir = tempDir('relay')
       return startNodeServer(
-        { kind: 'agentmesh', memory, verifySignatures, ...(dataDir === undefined ? {} : { dataDir }) },
+        { kind: 'agentmesh', memory, ...(explicit === undefined ? {} : { verifySignatures: explicit }), ...(dataDir === undefined ? {} : { dataDir }) },
         prof.dir === undefined ? {} : { profileDir: prof.dir, profileName: name },
       )
     },

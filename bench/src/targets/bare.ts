@@ -2,7 +2,8 @@
  * Bare `ws` forwarder: the ceiling for a Node WebSocket relay. It reads each text frame as a
  * string (a JSON line `{"to":"<id>",…}`), takes the addressee from the characters after `{"to":"`
  * without parsing the rest, and writes the same text to that connection, corked per event-loop
- * turn.
+ * turn. An addressee `#<room>` is every other connection that connected with `?room=<room>` (the
+ * fan-out load).
  * No persistence, no acks: the generator advances each sender's window on deliveries.
  */
 import { once } from 'node:events'
@@ -19,19 +20,38 @@ const TO_AT = 7 // {"to":"  ← the addressee starts at byte 7
 export async function serveBare (): Promise<{ port: number, url: string, close: () => Promise<void> }> {
   const wss = new WebSocketServer({ host: HOST, port: 0, perMessageDeflate: false, clientTracking: true })
   const byId = new Map<string, WebSocket>()
+  const rooms = new Map<string, Set<WebSocket>>()
   wss.on('connection', (ws, req) => {
-    const id = new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? ''
+    const q = new URL(req.url ?? '/', 'http://x').searchParams
+    const id = q.get('id') ?? ''
+    const room = q.get('room')
     byId.set(id, ws)
+    if (room !== null) {
+      let set = rooms.get(room)
+      if (set === undefined) rooms.set(room, set = new Set())
+      set.add(ws)
+    }
     ws.on('message', (data: Buffer) => {
       const text = data.toString()
       const end = text.indexOf('"', TO_AT)
       if (end < 0) return
+      if (text.charCodeAt(TO_AT) === 35) { // '#': every member of the room but the sender
+        for (const dst of rooms.get(text.slice(TO_AT + 1, end)) ?? []) {
+          if (dst === ws || dst.readyState !== WebSocket.OPEN) continue
+          corkForTurn(socketOf(dst))
+          dst.send(text)
+        }
+        return
+      }
       const dst = byId.get(text.slice(TO_AT, end))
       if (dst === undefined || dst.readyState !== WebSocket.OPEN) return
       corkForTurn(socketOf(dst))
       dst.send(text)
     })
-    ws.on('close', () => { if (byId.get(id) === ws) byId.delete(id) })
+    ws.on('close', () => {
+      if (byId.get(id) === ws) byId.delete(id)
+      if (room !== null) rooms.get(room)?.delete(ws)
+    })
     ws.on('error', () => {})
   })
   await once(wss, 'listening')
@@ -48,7 +68,7 @@ export async function serveBare (): Promise<{ port: number, url: string, close: 
 
 // ---------------------------------------------------------------- client side (generator)
 
-function open (url: string): Promise<WebSocket> {
+export function open (url: string): Promise<WebSocket> {
   return withTimeout(new Promise<WebSocket>((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false })
     ws.once('open', () => { resolve(ws) })

@@ -5,11 +5,11 @@
  */
 import { createServer } from 'node:http'
 import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket as NetSocket } from 'node:net'
 import { Server } from 'socket.io'
 import { io as ioClient, type Socket } from 'socket.io-client'
 import { startNodeServer } from '../children.ts'
-import { HOST, payloadObject, withTimeout } from '../util.ts'
+import { HOST, corkForTurn, payloadObject, withTimeout } from '../util.ts'
 import type { Client, Sink, Target } from './types.ts'
 
 // ---------------------------------------------------------------- server side (child process)
@@ -19,6 +19,8 @@ export async function serveSocketIo (): Promise<{ port: number, url: string, clo
   const io = new Server(http, { transports: ['websocket'], serveClient: false, perMessageDeflate: false, httpCompression: false })
   io.on('connection', (s) => {
     void s.join(String(s.handshake.query.id ?? ''))
+    // the fan-out load: receivers also join the room they name
+    if (typeof s.handshake.query.room === 'string') void s.join(s.handshake.query.room)
     s.on('m', (to: string, payload: unknown, ack?: () => void) => {
       io.to(to).emit('m', payload)
       if (typeof ack === 'function') ack()
@@ -39,13 +41,19 @@ export async function serveSocketIo (): Promise<{ port: number, url: string, clo
 
 // ---------------------------------------------------------------- client side (generator)
 
-function open (url: string, id: string): Promise<Socket> {
+export function open (url: string, id: string, room?: string): Promise<Socket> {
   return withTimeout(new Promise<Socket>((resolve, reject) => {
     // forceNew: one connection per socket (the client multiplexes sockets to one host by default)
-    const s = ioClient(url, { transports: ['websocket'], forceNew: true, reconnection: false, query: { id } })
+    const s = ioClient(url, { transports: ['websocket'], forceNew: true, reconnection: false, query: room === undefined ? { id } : { id, room } })
     s.once('connect', () => { resolve(s) })
     s.once('connect_error', reject)
   }), 15_000, `socket.io connect ${id}`)
+}
+
+/** The TCP socket under a socket.io-client connection (engine.io's WebSocket transport, a `ws` WebSocket). */
+export function tcpSocketOf (s: Socket): NetSocket | undefined {
+  const engine = (s.io as unknown as { engine?: { transport?: { ws?: { _socket?: NetSocket } } } }).engine
+  return engine?.transport?.ws?._socket
 }
 
 export async function connectSocketIo (url: string, pairs: number, sink: Sink): Promise<Client> {
@@ -63,8 +71,12 @@ export async function connectSocketIo (url: string, pairs: number, sink: Sink): 
   }))
   const rooms = Array.from({ length: pairs }, (_, p) => `r${p}`)
   const acks = Array.from({ length: pairs }, (_, p) => () => { sink.acked(p) })
+  const sockets = process.env.BENCH_SIO_CORK === '0' ? [] : senders.map(tcpSocketOf)
   return {
     send (p, seq, t) {
+      // the generator corks each sender's TCP socket for the rest of the turn, as it does for its
+      // raw WebSocket clients (AgentMesh, bare): many frames, one system call
+      corkForTurn(sockets[p])
       senders[p]!.emit('m', rooms[p], payloadObject(seq, t), acks[p])
       return true
     },
