@@ -108,6 +108,48 @@ type FromChild =
   | { t: 'error', message: string }
 
 const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url))
+const BUNDLED_CHILD = fileURLToPath(new URL('../results/server-child.mjs', import.meta.url))
+let bundling: Promise<string> | undefined
+
+/**
+ * The server child as users run the relay: `npm start` runs an esbuild bundle of the sources
+ * (scripts/build-cli.mjs), not the TypeScript through tsx, whose transform keeps function names
+ * with a defineProperty on every closure made (measurably more CPU and memory per connection and
+ * per message). So the child is bundled the same way, once per run, into bench/results/ (next to
+ * node_modules for the externals). BENCH_SERVER_TSX=1 runs it from the sources instead.
+ */
+async function serverChild (): Promise<{ file: string, tsx: boolean }> {
+  if (process.env.BENCH_SERVER_TSX === '1') return { file: CHILD, tsx: true }
+  bundling ??= (async () => {
+    const { build } = await import('esbuild')
+    await build({
+      entryPoints: [CHILD],
+      outfile: BUNDLED_CHILD,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      // as scripts/build-cli.mjs: the native addon, the logger's worker internals, ws's optional helpers
+      external: ['better-sqlite3', 'pino', 'bufferutil', 'utf-8-validate'],
+      banner: { js: "import { createRequire as __amCreateRequire } from 'node:module'; const require = __amCreateRequire(import.meta.url);" },
+      logLevel: 'warning',
+    })
+    return BUNDLED_CHILD
+  })()
+  return { file: await bundling, tsx: false }
+}
+
+/** The generator's Node flags without tsx's loader (`--import tsx`, `--import=tsx`). */
+function withoutTsx (argv: readonly string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if ((a === '--import' || a === '--require' || a === '--loader') && /tsx/.test(argv[i + 1] ?? '')) { i++; continue }
+    if (/^--(import|require|loader)=.*tsx/.test(a)) continue
+    out.push(a)
+  }
+  return out
+}
 
 /**
  * Starts a server child. `profileDir` turns on --cpu-prof: profiles are written to
@@ -115,15 +157,16 @@ const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url))
  * runs the module loader hooks on a thread of their own; the main thread's is the largest).
  */
 export async function startNodeServer (spec: ChildSpec, opts: { profileDir?: string, profileName?: string } = {}): Promise<ServerHandle> {
-  // --expose-gc: the connections load reads memory after a full collection
-  const execArgv = [...process.execArgv, '--expose-gc']
+  const { file, tsx } = await serverChild()
+  // --expose-gc: the connections load reads memory after a full collection; a bundled child needs no tsx
+  const execArgv = [...(tsx ? process.execArgv : withoutTsx(process.execArgv)), '--expose-gc']
   // extra flags for the Node server children, e.g. BENCH_SERVER_NODE_ARGS="--trace-gc"
   const extra = process.env.BENCH_SERVER_NODE_ARGS
   if (extra !== undefined && extra.trim() !== '') execArgv.push(...extra.trim().split(/\s+/))
   if (opts.profileDir !== undefined) {
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(opts.profileDir, opts.profileName ?? 'server')}`)
   }
-  const child = fork(CHILD, [JSON.stringify(spec)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(file, [JSON.stringify(spec)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   track(child)
   let nextId = 1
   const waiting = new Map<number, (s: CpuSample) => void>()
