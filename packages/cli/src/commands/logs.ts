@@ -109,11 +109,16 @@ export function logsCommand (program: Command, io: CliIo = processIo()): void {
 
 }
 
+/** Sends of a message.batch row printed in the human form (the JSON form has them all). */
+const BATCH_LINES = 5
+
 function printAudit (out: Out, e: AuditEntry): void {
   const sends = e.action === 'message.batch' && Array.isArray(e.detail.sends) ? e.detail.sends as unknown[] : undefined
   if (sends !== undefined) {
     // one row per commit of WebSocket sends: a line per send under it (fields quoted as JSON: they come from agents)
-    const lines = sends.map(s => Array.isArray(s) ? `  ${s.map(v => JSON.stringify(v)).join(' ')}` : `  ${JSON.stringify(s)}`)
+    const shown = sends.slice(0, BATCH_LINES)
+    const lines = shown.map(s => Array.isArray(s) ? `  ${s.map(v => JSON.stringify(v)).join(' ')}` : `  ${JSON.stringify(s)}`)
+    if (sends.length > shown.length) lines.push(`  … and ${sends.length - shown.length} more (--json lists every send)`)
     out.result({ ...e }, [`${iso(e.at)} #${e.seq} ${e.actor} ${e.action} ${sends.length} send${sends.length === 1 ? '' : 's'} (from to id type bytes)`, ...lines].join('\n'))
     return
   }
