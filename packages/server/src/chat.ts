@@ -70,13 +70,15 @@ export interface ChatInit {
 
 /**
  * Where a room message goes (RoomAdmission): the room's members but the sender, who read it by
- * cursor or get an inbox copy as the Store decides by their delivery; the global room has no
- * membership rows (every agent is in it), so its agents get inbox copies (`fanout`).
+ * cursor or get an inbox copy as the Store decides by their delivery. Every agent is in the global
+ * room; only those that read rooms by cursor have a membership row there (readsByCursor): its
+ * agents are both `members` (those reading by cursor get it live) and `fanout` (the Store copies
+ * it to the inbox of each that does not read the room by cursor, in the commit).
  */
 export function admission (s: RoomState, members: Iterable<string>, sender?: string): RoomAdmission {
   const list: string[] = []
   for (const m of members) if (m !== sender) list.push(m)
-  return s.members === undefined ? { room: s.room.id, fanout: list } : { room: s.room.id, members: list }
+  return s.members === undefined ? { room: s.room.id, members: list, fanout: list } : { room: s.room.id, members: list }
 }
 
 export class ChatService implements RoomResolver {
@@ -98,6 +100,8 @@ export class ChatService implements RoomResolver {
   readonly now: () => number
   private readonly log: Logger
   private readonly maxClockSkewMs: number
+  /** agents known to have their membership row in the global room (readsByCursor); one per agent, as the agents known */
+  private readonly globalRows = new Set<string>()
 
   private constructor (readonly store: Store, relaySecret: string, init: ChatInit) {
     this.relay = identityFromSecret(fromB64u(relaySecret), 'relay')
@@ -286,6 +290,17 @@ export class ChatService implements RoomResolver {
   async roomMembers (room: string): Promise<Iterable<string> | undefined> {
     const s = await this.roomState(room)
     return s?.members?.keys()
+  }
+
+  /**
+   * The agent reads rooms by cursor from now on: it gets a membership row in the global room (its
+   * room cursor starts at the room's last seq; one it has is left as it is, cursor and all). The
+   * row is not what lists the global room's members (every agent) nor its presence.
+   */
+  async readsByCursor (amid: string): Promise<void> {
+    if (this.globalRows.has(amid)) return
+    await this.store.addMember({ room: GLOBAL_ROOM, amid, role: 'member', joinedAt: this.now() })
+    this.globalRows.add(amid)
   }
 
   takeChat (amid: string, remote: string): TakeResult {

@@ -71,7 +71,8 @@ export interface RelayOutlet {
 /**
  * Where a room message goes: `members`, the room's members but the sender (those reading the room
  * by cursor get it from its log, live when connected here); `fanout`, inboxes that get a copy
- * besides the room's 'inbox' members (the global room's agents, which have no membership rows).
+ * besides the room's 'inbox' members unless they read the room by cursor (the global room's
+ * agents: only those reading by cursor have a membership row).
  */
 export interface RoomAdmission { room: string, members?: readonly string[], fanout?: string[] }
 
@@ -88,6 +89,12 @@ export interface RoomResolver {
   watch? (amid: string, agents: readonly string[]): AgentMeshError | undefined
   /** A room's members (another node stored a message there); undefined for an unknown room or the global room. */
   roomMembers? (room: string): Promise<Iterable<string> | undefined>
+  /**
+   * The agent authenticated declaring `room-cursor`, before its delivery is set to 'cursor': the
+   * rooms every agent is in without joining (the global room) get its membership row, so that it
+   * reads them by cursor too (a row it has is left as it is).
+   */
+  readsByCursor? (amid: string): Promise<void>
 }
 
 /** What the core is given (libp2p's `*Components`). */
@@ -524,6 +531,7 @@ export class RelayCore implements RelayOutlet {
       const name = f.name === undefined ? undefined : stripUnsafeChars(f.name)
       await this.store.upsertAgent({ amid, ...(name === undefined || name === '' ? {} : { name }), seenAt: Date.now() })
       this.rememberAgent(amid)
+      if (byCursor) await this.rooms.readsByCursor?.(amid)
       const feeds = await this.store.setRoomDelivery(amid, byCursor ? 'cursor' : 'inbox')
       await box.ready
       if (!byCursor) {

@@ -70,7 +70,7 @@ describe('rooms read by cursor (fan-out on read)', () => {
     await opsRoom(relay, aliceId, [bobId, carolId, daveId])
     const alice = await agent(t, relay, aliceId)
     const members = [await agent(t, relay, bobId), await agent(t, relay, carolId), await agent(t, relay, daveId)]
-    for (const m of members) assert.deepEqual(m.welcome.rooms, { ops: 0 })
+    for (const m of members) assert.deepEqual(m.welcome.rooms, { global: 0, ops: 0 })
     const envs = await post(alice, 25)
     for (const m of members) {
       const ds = await m.collect(f => f.op === 'deliver', 25)
@@ -106,7 +106,7 @@ describe('rooms read by cursor (fan-out on read)', () => {
     bob.close()
     envs.push(...await post(alice, 5, 'ops', 'late'))
     const bob2 = await agent(t, relay, bobId)
-    assert.deepEqual(bob2.welcome.rooms, { ops: 3 })
+    assert.deepEqual(bob2.welcome.rooms, { global: 0, ops: 3 })
     const ds = await bob2.collect(f => f.op === 'deliver', 12)
     assert.deepEqual(ds.map(d => [d.seq, d.env.id]), envs.slice(3).map((e, i) => [i + 4, e.id]))
     bob2.close()
@@ -125,7 +125,7 @@ describe('rooms read by cursor (fan-out on read)', () => {
     const alice = await agent(t, relay, aliceId)
     const bob = await agent(t, relay, bobId)
     const dave = await agent(t, relay, daveId)
-    assert.deepEqual(dave.welcome.rooms, {}, 'dave is registered by this auth, a member of nothing')
+    assert.deepEqual(dave.welcome.rooms, { global: 0 }, 'dave is registered by this auth, a member of the global room only')
     await post(alice, 3)
     // dave joins while connected: it gets what is posted from now on
     await rest(relay, daveId, 'POST', '/api/v1/rooms/ops/join')
@@ -143,7 +143,7 @@ describe('rooms read by cursor (fan-out on read)', () => {
     // and a reconnect does not bring it back
     bob.close()
     const bob2 = await agent(t, relay, bobId)
-    assert.deepEqual(bob2.welcome.rooms, {})
+    assert.deepEqual(bob2.welcome.rooms, { global: 0 }, 'the global room only')
     await bob2.barrier()
     assert.deepEqual(bob2.frames.filter(f => f.op === 'deliver'), [])
   })
@@ -189,7 +189,7 @@ describe('rooms read by cursor (fan-out on read)', () => {
     // the old client upgrades: it reads the room from the seq it had reached, nothing comes twice
     old.close()
     const upgraded = await agent(t, relay, oldId)
-    assert.deepEqual(upgraded.welcome.rooms, { ops: 5 })
+    assert.deepEqual(upgraded.welcome.rooms, { global: 0, ops: 5 })
     const [six] = await post(alice, 1, 'ops', 'six')
     assert.deepEqual(await upgraded.collect(f => f.op === 'deliver', 1), [{ op: 'deliver', room: 'ops', seq: 6, env: six }])
     await neu.collect(f => f.op === 'deliver', 6)
@@ -298,7 +298,7 @@ describe('rooms read by cursor (fan-out on read)', () => {
 
     const relay2 = await start(t, { dataDir: dir.path, memory: false })
     const bob2 = await agent(t, relay2, bobId)
-    assert.deepEqual(bob2.welcome.rooms, { ops: 2 })
+    assert.deepEqual(bob2.welcome.rooms, { global: 0, ops: 2 })
     assert.deepEqual(await bob2.collect(f => f.op === 'deliver', 2), envs.slice(2).map((env, i) => ({ op: 'deliver', room: 'ops', seq: i + 3, env })))
     // carol did not connect since she joined: she reads from the seq she joined at (0)
     const carol = await agent(t, relay2, carolId)
@@ -332,7 +332,7 @@ describe('rooms read by cursor (fan-out on read)', () => {
     const relay2 = await start(t, { dataDir: dir.path, memory: false })
     const bob2 = await agent(t, relay2, bobId)
     // every acknowledged send is there, the acknowledged cursor too, and deliveries resume after it
-    assert.deepEqual(bob2.welcome.rooms, { ops: 4 })
+    assert.deepEqual(bob2.welcome.rooms, { global: 0, ops: 4 })
     assert.equal(await relay2.store.lastRoomSeq('ops'), 7)
     const ds = await bob2.collect(f => f.op === 'deliver', 3)
     assert.deepEqual(ds, envs.slice(4).map((env, i) => ({ op: 'deliver', room: 'ops', seq: i + 5, env })))

@@ -265,6 +265,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     memberAdd: db.prepare('INSERT OR IGNORE INTO members (room, amid, role, joined_at, cursor, by_cursor) VALUES (@room, @amid, @role, @joined, coalesce((SELECT last_seq FROM room_seqs WHERE room = @room), 0), EXISTS (SELECT 1 FROM room_cursor_agents WHERE amid = @amid))'),
     memberOwner: db.prepare('INSERT INTO members (room, amid, role, joined_at, cursor, by_cursor) VALUES (@room, @amid, @role, @joined, coalesce((SELECT last_seq FROM room_seqs WHERE room = @room), 0), EXISTS (SELECT 1 FROM room_cursor_agents WHERE amid = @amid)) ON CONFLICT (room, amid) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at'),
     membersInbox: db.prepare('SELECT amid FROM members WHERE room = ? AND by_cursor = 0 ORDER BY amid').pluck(),
+    membersCursor: db.prepare('SELECT amid FROM members WHERE room = ? AND by_cursor = 1').pluck(),
     memberMinCursor: db.prepare('SELECT min(cursor) FROM members WHERE room = ? AND by_cursor = 1').pluck(),
     memberCursorAck: db.prepare('UPDATE members SET cursor = ? WHERE room = ? AND amid = ? AND by_cursor = 1 AND cursor < ?'),
     agentByCursor: db.prepare('INSERT OR IGNORE INTO room_cursor_agents (amid) VALUES (?)'),
@@ -480,6 +481,8 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     let rooms: Map<string, RoomSeq> | undefined
     /** per room: its members whose delivery is 'inbox' */
     let inboxMembers: Map<string, string[]> | undefined
+    /** per room (with a fan-out): its members whose delivery is 'cursor' */
+    let cursorMembers: Map<string, Set<string>> | undefined
     const out: AppendResult[] = []
     for (const m of appends) {
       if (m.room !== undefined) {
@@ -500,7 +503,13 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
           const s = toInbox(touched, r, m)
           if (s !== undefined) deliveries.push({ recipient: r, seq: s })
         }
-        for (const r of m.fanout ?? []) copy(r)
+        if (m.fanout !== undefined && m.fanout.length > 0) {
+          // a fan-out inbox of an agent reading the room by cursor gets no copy: it reads the log
+          cursorMembers ??= new Map()
+          let readers = cursorMembers.get(m.room)
+          if (readers === undefined) { readers = new Set(q.membersCursor.all(m.room) as string[]); cursorMembers.set(m.room, readers) }
+          for (const r of m.fanout) if (!readers.has(r)) copy(r)
+        }
         inboxMembers ??= new Map()
         let list = inboxMembers.get(m.room)
         if (list === undefined) { list = q.membersInbox.all(m.room) as string[]; inboxMembers.set(m.room, list) }

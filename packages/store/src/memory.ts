@@ -173,9 +173,11 @@ export function memoryStore (init: StoreInit = {}): Store {
             const s = toInbox(r, m)
             if (s !== undefined) deliveries.push({ recipient: r, seq: s })
           }
-          for (const r of m.fanout ?? []) copy(r)
+          // a fan-out inbox of an agent reading the room by cursor gets no copy: it reads the log
+          const room = members.get(m.room)
+          for (const r of m.fanout ?? []) if (room?.get(r)?.byCursor !== true) copy(r)
           const inboxMembers: string[] = []
-          for (const mem of members.get(m.room)?.values() ?? []) if (!mem.byCursor && mem.amid !== m.sender) inboxMembers.push(mem.amid)
+          for (const mem of room?.values() ?? []) if (!mem.byCursor && mem.amid !== m.sender) inboxMembers.push(mem.amid)
           for (const r of inboxMembers.sort(byKey)) copy(r)
           remember(key, seq, m.receivedAt)
           out.push({ status: 'stored', seq, deliveries })

@@ -19,14 +19,16 @@ export interface AppendItem {
    * A room message (docs/protocol.md §17): the room's id. The envelope is appended once to the
    * room's history (its seq is the room seq); members that read the room by cursor
    * (`setRoomDelivery(…, 'cursor')`) read it from there. It is also copied, in the same atomic
-   * step, to the inbox of every agent in `fanout` and of every member of the room (but the sender)
-   * whose delivery is 'inbox' (a client that does not read rooms by cursor); an inbox that is full
+   * step, to the inbox of every agent in `fanout` that does not read the room by cursor and of
+   * every member of the room (but the sender) whose delivery is 'inbox' (a client that does not read rooms by cursor); an inbox that is full
    * is skipped (it still has the history).
    */
   room?: string
   /**
    * Inboxes a room message is copied to besides the room's 'inbox' members: the global room's
-   * agents (every agent is in it, it has no membership rows). Each inbox gets one copy at most.
+   * agents (every agent is in it; only those that read rooms by cursor have a membership row).
+   * An agent of `fanout` that is a member of the room reading it by cursor gets no copy (it reads
+   * the log), decided in the same atomic step. Each inbox gets one copy at most.
    */
   fanout?: readonly string[]
   /**

@@ -370,6 +370,29 @@ export function roomsSuite (init: SuiteInit<RoomsSuiteStore>): void {
         })
       })
 
+      it('store - a fan-out inbox (the global room) of an agent reading the room by cursor gets no copy; back to inbox it gets what it had not read, then copies', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.createRoom(room('global', 'global'))
+          await store.commit([roomItem(ALICE, 'id-000001', 'global', [BOB, CAROL, DAVE])], [])
+          // BOB reads the global room by cursor from here (its row starts at the last seq), CAROL has an 'inbox' row, DAVE none
+          await store.addMember(member('global', BOB))
+          await store.addMember(member('global', CAROL))
+          assert.deepEqual(await store.setRoomDelivery(BOB, 'cursor'), [{ room: 'global', cursor: 1, lastSeq: 1 }])
+          assert.deepEqual(await store.commit([roomItem(ALICE, 'id-000002', 'global', [BOB, CAROL, DAVE]), roomItem(ALICE, 'id-000003', 'global', [DAVE, BOB])], []), [
+            { status: 'stored', seq: 2, deliveries: [{ recipient: CAROL, seq: 2 }, { recipient: DAVE, seq: 2 }] },
+            { status: 'stored', seq: 3, deliveries: [{ recipient: DAVE, seq: 3 }, { recipient: CAROL, seq: 3 }] },
+          ])
+          assert.deepEqual(await store.inbox(BOB), { cursor: 0, lastSeq: 1, pending: 1 }, 'only the copy from before it read by cursor')
+          assert.deepEqual(await store.roomFeed('global', BOB), { room: 'global', cursor: 1, lastSeq: 3 })
+          await store.commit([], [{ recipient: BOB, room: 'global', seq: 2 }])
+          assert.deepEqual(await store.setRoomDelivery(BOB, 'inbox'), [])
+          assert.deepEqual((await store.read(BOB, 0, 10)).map(m => [m.seq, m.id]), [[1, 'id-000001'], [2, 'id-000003']])
+          assert.deepEqual(await store.commit([roomItem(ALICE, 'id-000004', 'global', [BOB])], []), [{ status: 'stored', seq: 4, deliveries: [{ recipient: BOB, seq: 3 }, { recipient: CAROL, seq: 4 }] }])
+          assert.deepEqual(await store.setRoomDelivery(BOB, 'cursor'), [{ room: 'global', cursor: 4, lastSeq: 4 }])
+          assert.deepEqual(await store.commit([roomItem(ALICE, 'id-000005', 'global', [BOB])], []), [{ status: 'stored', seq: 5, deliveries: [{ recipient: CAROL, seq: 5 }] }])
+        })
+      })
+
       it('store - a member that joins later starts at the room\'s last seq with its agent\'s delivery; one that left has no feed', async () => {
         await withStore(undefined, async ({ store }) => {
           await store.createRoom(room('ops', 'public'))

@@ -17,12 +17,12 @@ export class RelayPosts {
   async postToRoom (s: RoomState, type: string, payload: Record<string, unknown>): Promise<AppendResult> {
     const env = signEnvelope(this.ctx.relay, { id: uuidv7(), to: '#' + s.room.id, type, payload })
     // members read it by cursor or get an inbox copy (the Store decides by their delivery); the
-    // global room's agents (no membership rows) get copies
+    // global room's agents get copies unless they read it by cursor (see admission in chat.ts)
     const members = [...this.membersOf(s)]
     return await this.ctx.out.post({
       sender: this.ctx.relay.amid, id: env.id, recipient: env.to, envelope: JSON.stringify(env), receivedAt: this.ctx.now(),
       room: s.room.id, ...(s.members === undefined ? { fanout: members } : {}),
-    }, undefined, s.members === undefined ? undefined : members)
+    }, undefined, members)
   }
 
   /** Sends an envelope the relay signs itself to one agent's inbox (task requests). */
