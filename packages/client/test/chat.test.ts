@@ -12,7 +12,7 @@ import type { Relay, RelayInit } from '@agentmesh/server'
 import { createIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
 import { chat, connect, memoryState, tasks, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type ChatEvent } from '@agentmesh/protocol'
-import { spawnRelay, startRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
+import { spawnRelay, startRelay, tempDir, waitFor, type RelayProcess, takeMessages as take } from '@agentmesh/testing'
 
 /** Polls `fn` (the harness's waitFor) until it answers something truthy (a bound, not a timing assertion). */
 async function until<T> (fn: () => T | undefined | false | Promise<T | undefined | false>, ms: number): Promise<T> {
@@ -28,15 +28,6 @@ async function until<T> (fn: () => T | undefined | false | Promise<T | undefined
 
 interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], conn?: Connection }
 type Json = Record<string, any>
-
-async function take (conn: Connection, n: number, ms = 15_000): Promise<Message[]> {
-  const out: Message[] = []
-  for await (const m of conn.messages({ signal: AbortSignal.timeout(ms) })) {
-    out.push(m)
-    if (out.length === n) break
-  }
-  return out
-}
 
 /** Events of a connection collected from now on. */
 function collect (conn: Connection): ChatEvent[] {

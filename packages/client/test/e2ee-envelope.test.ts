@@ -8,39 +8,14 @@ import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
 import { createIdentity, fromB64u, identityFromSecret, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
-import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { connect, memoryState, type ClientState, type Connection } from '@agentmesh/client'
 import { E2ee } from '@agentmesh/client/internal'
 import { AgentMeshError, ErrorCode, PROTOCOL, PROTOCOL_E2EE, type Envelope } from '@agentmesh/protocol'
 import { inProcessBackplane, type Relay } from '@agentmesh/server'
 import { memoryStore } from '@agentmesh/store'
-import { rawAgent, startRelay, waitFor } from '@agentmesh/testing'
+import { rawAgent, startRelay, drainUntil, takeMessages as take } from '@agentmesh/testing'
 
 interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[] }
-
-async function take (conn: Connection, n: number, ms = 15_000): Promise<Message[]> {
-  const out: Message[] = []
-  for await (const m of conn.messages({ signal: AbortSignal.timeout(ms) })) {
-    out.push(m)
-    if (out.length === n) break
-  }
-  return out
-}
-
-/** Messages handed over until `decided()` holds (it waits for the warning that says what became of the message). */
-async function drainUntil (conn: Connection, decided: () => boolean, what: string): Promise<Message[]> {
-  const out: Message[] = []
-  const stop = new AbortController()
-  const reading = (async () => {
-    try { for await (const m of conn.messages({ signal: stop.signal })) out.push(m) } catch { /* aborted */ }
-  })()
-  try {
-    await waitFor(decided, what)
-  } finally {
-    stop.abort()
-    await reading
-  }
-  return out
-}
 
 const codes = (a: Agent): string[] => a.warnings.map(w => w.code)
 

@@ -6,41 +6,12 @@ import Database from 'better-sqlite3'
 import type { Relay, RelayInit } from '@agentmesh/server'
 import { createIdentity, saveIdentity, signEnvelope, type Identity } from '@agentmesh/crypto'
 import { randomBytes } from 'node:crypto'
-import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { connect, memoryState, type ClientState, type Connection } from '@agentmesh/client'
 import { E2ee } from '@agentmesh/client/internal'
 import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
-import { rawAgent, spawnRelay, startRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
+import { rawAgent, spawnRelay, startRelay, tempDir, type RelayProcess, drainUntil, takeMessages as take } from '@agentmesh/testing'
 
 interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], conn?: Connection }
-
-async function take (conn: Connection, n: number, ms = 15_000): Promise<Message[]> {
-  const out: Message[] = []
-  if (n === 0) return out
-  for await (const m of conn.messages({ signal: AbortSignal.timeout(ms) })) {
-    out.push(m)
-    if (out.length === n) break
-  }
-  return out
-}
-
-/**
- * Messages that reached the application by the time `decided()` holds (for "nothing else
- * arrives": `decided` waits for the warning that says what became of the message instead).
- */
-async function drainUntil (conn: Connection, decided: () => boolean, what: string): Promise<Message[]> {
-  const out: Message[] = []
-  const stop = new AbortController()
-  const reading = (async () => {
-    try { for await (const m of conn.messages({ signal: stop.signal })) out.push(m) } catch { /* aborted */ }
-  })()
-  try {
-    await waitFor(decided, what)
-  } finally {
-    stop.abort()
-    await reading
-  }
-  return out
-}
 
 async function prekeyCount (relay: Relay, amid: string): Promise<number> {
   const r = await fetch(`${relay.url.replace(/^ws/, 'http').replace(/\/ws$/, '')}/api/v1/agents/${amid}/prekeys`)

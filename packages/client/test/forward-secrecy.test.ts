@@ -13,16 +13,7 @@ import { ErrorCode, type AgentMeshError } from '@agentmesh/protocol'
 import { connect, memoryState, sqliteState, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { E2ee } from '@agentmesh/client/internal'
 import type { Relay } from '@agentmesh/server'
-import { startRelay, tempDir, waitFor } from '@agentmesh/testing'
-
-async function take (conn: Connection, n: number, ms = 15_000): Promise<Message[]> {
-  const out: Message[] = []
-  for await (const m of conn.messages({ signal: AbortSignal.timeout(ms) })) {
-    out.push(m)
-    if (out.length === n) break
-  }
-  return out
-}
+import { startRelay, tempDir, waitFor, takeMessages as take } from '@agentmesh/testing'
 
 /** The SQLite state, with every sealed record written kept aside (what an attacker would look for). */
 function recording (path: string): { state: ClientState, written: Array<{ kind: string, key: string, value: Buffer }> } {

@@ -9,10 +9,10 @@ import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Relay } from '@agentmesh/server'
 import { createIdentity, createSenderKey, senderKeyDistribution, senderKeyEncrypt, signMembership, type Identity } from '@agentmesh/crypto'
-import { GROUP_TYPE, SENDER_KEY_TYPE, chat, connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { GROUP_TYPE, SENDER_KEY_TYPE, chat, connect, memoryState, type ClientState, type Connection } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type ChatEvent } from '@agentmesh/protocol'
 import { memoryStore, type MemberRecord, type RoomFeed, type Store } from '@agentmesh/store'
-import { startRelay, waitFor } from '@agentmesh/testing'
+import { startRelay, waitFor, takeMessages as take } from '@agentmesh/testing'
 
 interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], conn?: Connection }
 
@@ -53,15 +53,6 @@ function lyingStore (lies: Lies): Store {
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
     },
   })
-}
-
-async function take (conn: Connection, n: number, ms = 15_000): Promise<Message[]> {
-  const out: Message[] = []
-  for await (const m of conn.messages({ signal: AbortSignal.timeout(ms) })) {
-    out.push(m)
-    if (out.length === n) break
-  }
-  return out
 }
 
 function collect (conn: Connection): ChatEvent[] {

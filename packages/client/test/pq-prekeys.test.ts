@@ -12,35 +12,10 @@ import { connect, memoryState, type ClientState, type Connection, type Message }
 import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
 import { inProcessBackplane, type Relay } from '@agentmesh/server'
 import { memoryStore, type Store } from '@agentmesh/store'
-import { startRelay, waitFor } from '@agentmesh/testing'
+import { startRelay, drainUntil, takeMessages as take } from '@agentmesh/testing'
 
 interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[] }
 interface Header { pq_prekey_id: number, pq_one_time_prekey_id?: number }
-
-async function take (conn: Connection, n: number, ms = 15_000): Promise<Message[]> {
-  const out: Message[] = []
-  for await (const m of conn.messages({ signal: AbortSignal.timeout(ms) })) {
-    out.push(m)
-    if (out.length === n) break
-  }
-  return out
-}
-
-/** Messages handed over until `decided()` holds (it waits for the warning that says what became of the message). */
-async function drainUntil (conn: Connection, decided: () => boolean, what: string): Promise<Message[]> {
-  const out: Message[] = []
-  const stop = new AbortController()
-  const reading = (async () => {
-    try { for await (const m of conn.messages({ signal: stop.signal })) out.push(m) } catch { /* aborted */ }
-  })()
-  try {
-    await waitFor(decided, what)
-  } finally {
-    stop.abort()
-    await reading
-  }
-  return out
-}
 
 const headerOf = (m: Message): Header => (m.envelope.payload as { prekey: Header }).prekey
 const codes = (a: Agent): string[] => a.warnings.map(w => w.code)

@@ -7,17 +7,8 @@ import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Relay } from '@agentmesh/server'
 import { createIdentity } from '@agentmesh/crypto'
-import { chat, connect, memoryState, type Connection, type HistoryEntry, type Message } from '@agentmesh/client'
-import { startRelay } from '@agentmesh/testing'
-
-async function take (conn: Connection, n: number): Promise<Message[]> {
-  const out: Message[] = []
-  for await (const m of conn.messages({ signal: AbortSignal.timeout(15_000) })) {
-    out.push(m)
-    if (out.length === n) break
-  }
-  return out
-}
+import { chat, connect, memoryState, type Connection, type HistoryEntry } from '@agentmesh/client'
+import { startRelay, takeMessages as take } from '@agentmesh/testing'
 
 /** What a member sees of each entry: the text when decrypted, else the reason. */
 const shown = (ms: HistoryEntry[]): Array<[string | undefined, boolean | undefined, string | undefined]> =>

@@ -10,16 +10,9 @@ import type { Relay } from '@agentmesh/server'
 import { createIdentity, saveIdentity } from '@agentmesh/crypto'
 import { chat, connect, memoryState, sqliteState, type Connection, type Message } from '@agentmesh/client'
 import { ErrorCode } from '@agentmesh/protocol'
-import { startRelay, tempDir, waitFor } from '@agentmesh/testing'
+import { startRelay, tempDir, waitFor, takeMessages } from '@agentmesh/testing'
 
-async function take (conn: Connection, n: number): Promise<Message[]> {
-  const out: Message[] = []
-  for await (const m of conn.messages({ signal: AbortSignal.timeout(20_000) })) {
-    out.push(m)
-    if (out.length === n) break
-  }
-  return out
-}
+const take = async (conn: Connection, n: number): Promise<Message[]> => await takeMessages(conn, n, 20_000)
 
 describe('rooms offline', () => {
   const dir = tempDir()

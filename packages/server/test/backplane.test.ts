@@ -8,8 +8,8 @@ import backplaneSuite from '@agentmesh/compliance-tests/backplane'
 import { inProcessBackplane } from '@agentmesh/server'
 import { memoryStore } from '@agentmesh/store'
 import { createIdentity } from '@agentmesh/crypto'
-import { rawAgent, startRelay, waitFor } from '@agentmesh/testing'
-import { chat, connect, memoryState, type Connection, type Message } from '@agentmesh/client'
+import { rawAgent, startRelay, waitFor, takeMessages as take } from '@agentmesh/testing'
+import { chat, connect, memoryState, type Connection } from '@agentmesh/client'
 import type { ChatEvent } from '@agentmesh/protocol'
 import type { Relay } from '@agentmesh/server'
 
@@ -28,15 +28,6 @@ async function open (t: { after: (fn: () => Promise<void>) => void }, relay: Rel
   const c = await connect({ server: relay.url, identity: createIdentity(name), state: memoryState() })
   t.after(async () => { await c.close() })
   return c
-}
-
-async function take (conn: Connection, n: number): Promise<Message[]> {
-  const out: Message[] = []
-  for await (const m of conn.messages({ signal: AbortSignal.timeout(15_000) })) {
-    out.push(m)
-    if (out.length === n) break
-  }
-  return out
 }
 
 backplaneSuite({
