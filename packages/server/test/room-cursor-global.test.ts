@@ -9,48 +9,13 @@
  * arrived" is checked after a ping barrier (every frame written before the pong has arrived).
  */
 import assert from 'node:assert/strict'
-import { describe, it, type TestContext } from 'node:test'
-import { encodeSend } from '@agentmesh/protocol'
-import { createIdentity, signRequest, type Identity } from '@agentmesh/crypto'
-import type { Relay, RelayInit } from '@agentmesh/server'
+import { describe, it } from 'node:test'
+import { createIdentity } from '@agentmesh/crypto'
 import { rawAgent, startRelay, tempDir, waitFor, type RawAgent } from '@agentmesh/testing'
+import { FEATURES, agent, errorsOf, inboxDeliveries, post, rest, roomDeliveries, start, type Frame } from './room-cursor-fixtures.ts'
 
-type Frame = Record<string, any>
-const FEATURES = { features: ['room-cursor'] }
-
-async function start (t: TestContext, init: RelayInit = {}): Promise<Relay> {
-  const relay = await startRelay({ memory: true, ...init })
-  t.after(async () => { await relay.close() })
-  return relay
-}
-
-async function agent (t: TestContext, relay: { wsUrl: string }, id: Identity = createIdentity(), extra: Record<string, unknown> = FEATURES): Promise<RawAgent & { welcome: Frame }> {
-  const a = await rawAgent(relay.wsUrl, id)
-  t.after(() => { a.close() })
-  const welcome = await a.auth(extra)
-  assert.equal(welcome.op, 'welcome', JSON.stringify(welcome))
-  return Object.assign(a, { welcome })
-}
-
-async function rest (relay: { url: string }, who: Identity, method: string, path: string): Promise<Frame> {
-  const res = await fetch(relay.url + path, { method, headers: signRequest(who, method, path, '') })
-  const json = await res.json() as Frame
-  assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
-  return json
-}
-
-const globalDeliveries = (a: RawAgent): Frame[] => a.frames.filter(f => f.op === 'deliver' && f.room === 'global')
-const inboxDeliveries = (a: RawAgent): Frame[] => a.frames.filter(f => f.op === 'deliver' && f.room === undefined)
-const errorsOf = (a: RawAgent): Frame[] => a.frames.filter(f => f.op === 'error')
-
-/** Sends `n` chat messages to #global and waits for their acks; answers the envelopes. */
-async function post (from: RawAgent, n: number, tag = 'g'): Promise<Array<ReturnType<RawAgent['envelope']>>> {
-  const envs = Array.from({ length: n }, (_, i) => from.envelope('#global', `${tag}${i + 1}`))
-  const before = from.frames.filter(f => f.op === 'ack').length
-  from.sendBatch(envs.map(e => encodeSend(JSON.stringify(e))))
-  await from.collect(f => f.op === 'ack', before + n)
-  return envs
-}
+const globalDeliveries = (a: RawAgent): Frame[] => roomDeliveries(a, 'global')
+const postGlobal = async (from: RawAgent, n: number, tag = 'g'): ReturnType<typeof post> => await post(from, n, 'global', tag)
 
 describe('the global room read by cursor', () => {
   it('global cursor - agents with the feature get every global message in order from the log, no inbox copy; one without gets inbox copies; the room still counts every agent', async (t) => {
@@ -60,7 +25,7 @@ describe('the global room read by cursor', () => {
     const old = await agent(t, relay, createIdentity(), {})
     assert.equal(old.welcome.rooms, undefined)
     for (const r of [alice, ...readers]) assert.deepEqual(r.welcome.rooms, { global: 0 })
-    const envs = await post(alice, 30)
+    const envs = await postGlobal(alice, 30)
     for (const r of readers) {
       const ds = await r.collect(f => f.op === 'deliver', 30)
       assert.deepEqual(ds, envs.map((env, i) => ({ op: 'deliver', room: 'global', seq: i + 1, env })))
@@ -94,12 +59,12 @@ describe('the global room read by cursor', () => {
     const alice = await agent(t, relay)
     const bobId = createIdentity()
     const bob = await agent(t, relay, bobId)
-    const envs = await post(alice, 10)
+    const envs = await postGlobal(alice, 10)
     await bob.collect(f => f.op === 'deliver', 10)
     bob.send({ op: 'cursor', room: 'global', seq: 4 })
     await waitFor(async () => (await relay.store.roomFeed('global', bobId.amid))?.cursor === 4, 'cursor 4 committed')
     bob.close()
-    envs.push(...await post(alice, 5, 'late'))
+    envs.push(...await postGlobal(alice, 5, 'late'))
     const bob2 = await agent(t, relay, bobId)
     assert.deepEqual(bob2.welcome.rooms, { global: 4 }, 'the cursor it had, not the room\'s last seq')
     const ds = await bob2.collect(f => f.op === 'deliver', 11)
@@ -112,7 +77,7 @@ describe('the global room read by cursor', () => {
     const old = await agent(t, relay, bobId, {})
     const copied = await old.collect(f => f.op === 'deliver', 3)
     assert.deepEqual(copied.map(d => [d.room, d.env.id]), envs.slice(12).map(e => [undefined, e.id]))
-    const [next] = await post(alice, 1, 'next')
+    const [next] = await postGlobal(alice, 1, 'next')
     const more = await old.collect(f => f.op === 'deliver', 4)
     assert.deepEqual(more[3]!.env.id, next!.id)
     assert.equal(more[3]!.room, undefined)
@@ -122,7 +87,7 @@ describe('the global room read by cursor', () => {
     // and back to cursor: it starts at the global room's last seq (what came before is in its inbox)
     const again = await agent(t, relay, bobId)
     assert.deepEqual(again.welcome.rooms, { global: 16 })
-    const [last] = await post(alice, 1, 'last')
+    const [last] = await postGlobal(alice, 1, 'last')
     assert.deepEqual(await again.collect(f => f.op === 'deliver', 1), [{ op: 'deliver', room: 'global', seq: 17, env: last }])
     await again.barrier()
     assert.deepEqual(inboxDeliveries(again), [])
@@ -137,7 +102,7 @@ describe('the global room read by cursor', () => {
     await alice.auth(FEATURES)
     const bob = await rawAgent(relay1.wsUrl, bobId)
     await bob.auth(FEATURES)
-    const envs = await post(alice, 6)
+    const envs = await postGlobal(alice, 6)
     await bob.collect(f => f.op === 'deliver', 6)
     bob.send({ op: 'cursor', room: 'global', seq: 2 })
     await waitFor(async () => (await relay1.store.roomFeed('global', bobId.amid))?.cursor === 2, 'cursor 2 committed')
@@ -147,7 +112,7 @@ describe('the global room read by cursor', () => {
 
     const relay2 = await start(t, { dataDir: dir.path, memory: false })
     const alice2 = await agent(t, relay2, aliceId)
-    envs.push(...await post(alice2, 2, 'after'))
+    envs.push(...await postGlobal(alice2, 2, 'after'))
     const bob2 = await agent(t, relay2, bobId)
     assert.deepEqual(bob2.welcome.rooms, { global: 2 })
     const ds = await bob2.collect(f => f.op === 'deliver', 6)

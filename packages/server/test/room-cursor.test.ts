@@ -8,49 +8,11 @@
  * arrived" is checked after a ping barrier (every frame written before the pong has arrived).
  */
 import assert from 'node:assert/strict'
-import { describe, it, type TestContext } from 'node:test'
-import { ErrorCode, encodeSend } from '@agentmesh/protocol'
-import { createIdentity, signRequest, type Identity } from '@agentmesh/crypto'
-import type { Relay, RelayInit } from '@agentmesh/server'
-import { rawAgent, spawnRelay, startRelay, tempDir, waitFor, type RawAgent } from '@agentmesh/testing'
-
-type Frame = Record<string, any>
-const FEATURES = { features: ['room-cursor'] }
-
-async function start (t: TestContext, init: RelayInit = {}): Promise<Relay> {
-  const relay = await startRelay({ memory: true, ...init })
-  t.after(async () => { await relay.close() })
-  return relay
-}
-
-async function agent (t: TestContext, relay: Relay, id: Identity = createIdentity(), extra: Record<string, unknown> = FEATURES): Promise<RawAgent & { welcome: Frame }> {
-  const a = await rawAgent(relay.wsUrl, id)
-  t.after(() => { a.close() })
-  const welcome = await a.auth(extra)
-  assert.equal(welcome.op, 'welcome', JSON.stringify(welcome))
-  return Object.assign(a, { welcome })
-}
-
-async function rest (relay: { url: string }, who: Identity, method: string, path: string, body?: unknown): Promise<Frame> {
-  const text = body === undefined ? '' : JSON.stringify(body)
-  const res = await fetch(relay.url + path, { method, headers: { 'content-type': 'application/json', ...signRequest(who, method, path, text) }, ...(text === '' ? {} : { body: text }) })
-  const json = await res.json() as Frame
-  assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
-  return json
-}
-
-const roomDeliveries = (a: RawAgent, room = 'ops'): Frame[] => a.frames.filter(f => f.op === 'deliver' && f.room === room)
-const inboxDeliveries = (a: RawAgent): Frame[] => a.frames.filter(f => f.op === 'deliver' && f.room === undefined)
-const errorsOf = (a: RawAgent): Frame[] => a.frames.filter(f => f.op === 'error')
-
-/** Sends `n` chat messages to #room and waits for their acks; answers the envelopes. */
-async function post (from: RawAgent, n: number, room = 'ops', tag = 'm'): Promise<Array<ReturnType<RawAgent['envelope']>>> {
-  const envs = Array.from({ length: n }, (_, i) => from.envelope('#' + room, `${tag}${i + 1}`))
-  const before = from.frames.filter(f => f.op === 'ack').length
-  from.sendBatch(envs.map(e => encodeSend(JSON.stringify(e))))
-  await from.collect(f => f.op === 'ack', before + n)
-  return envs
-}
+import { describe, it } from 'node:test'
+import { ErrorCode } from '@agentmesh/protocol'
+import { createIdentity, type Identity } from '@agentmesh/crypto'
+import { rawAgent, spawnRelay, startRelay, tempDir, waitFor } from '@agentmesh/testing'
+import { FEATURES, agent, errorsOf, inboxDeliveries, post, rest, roomDeliveries, start } from './room-cursor-fixtures.ts'
 
 /** A public room "ops" owned by `owner`, joined by `members` (each registered first, by connecting once with the feature). */
 async function opsRoom (relay: { url: string, wsUrl: string }, owner: Identity, members: Identity[]): Promise<void> {
