@@ -4,20 +4,17 @@
  * the message refused (AM_ERR_DECRYPT_FAILED), nothing handed over, the session intact; signed
  * agentmesh/0.2 encrypted envelopes (an older SDK, `signEncrypted`) are still taken, both ways.
  */
-import { describe, it, after } from 'node:test'
+import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
-import { createIdentity, fromB64u, identityFromSecret, signChallenge, signEnvelope, verifyEnvelope, type Identity } from '@agentmesh/crypto'
-import { connect, memoryState, type ClientState, type Connection } from '@agentmesh/client'
+import { fromB64u, identityFromSecret, signChallenge, signEnvelope, verifyEnvelope } from '@agentmesh/crypto'
+import { connect } from '@agentmesh/client'
 import { E2ee } from '@agentmesh/client/internal'
 import { AgentMeshError, ErrorCode, PROTOCOL, PROTOCOL_E2EE, type Envelope } from '@agentmesh/protocol'
 import { inProcessBackplane, type Relay } from '@agentmesh/server'
 import { memoryStore } from '@agentmesh/store'
 import { rawAgent, startRelay, drainUntil, takeMessages as take } from '@agentmesh/testing'
-
-interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[] }
-
-const codes = (a: Agent): string[] => a.warnings.map(w => w.code)
+import { codes, sdkHarness, type Agent } from './sdk-fixtures.ts'
 
 type Alter = (env: Record<string, unknown>) => Record<string, unknown> | undefined
 
@@ -56,18 +53,7 @@ function tamperingSocket (alter: Alter): SocketClass {
 }
 
 describe('e2ee envelopes (agentmesh/0.3)', () => {
-  const relays: Relay[] = []
-  const conns: Connection[] = []
-  after(async () => {
-    for (const c of conns) await c.close()
-    for (const r of relays) await r.close()
-  })
-  const agent = (name: string): Agent => ({ id: createIdentity(name), state: memoryState(), warnings: [] })
-  const open = async (relay: Relay, a: Agent, opts: Parameters<typeof connect>[0] = {}): Promise<Connection> => {
-    const c = await connect({ server: relay.url, identity: a.id, state: a.state, onWarning: (w) => { a.warnings.push(w) }, ...opts })
-    conns.push(c)
-    return c
-  }
+  const { relays, agent, open } = sdkHarness()
   const start = async (): Promise<Relay> => {
     // the relay checks signatures, explicitly: an unsigned 0.3 envelope has none to check and is stored anyway
     const r = await startRelay({ verifySignatures: true })

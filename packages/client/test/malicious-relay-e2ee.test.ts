@@ -4,18 +4,14 @@
  * writes into the relay's Store directly, as anyone with its database can; the relay then delivers
  * what was written like any stored message. Each attack must fail with a stable code.
  */
-import { describe, it, after } from 'node:test'
+import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { attestEnvelope, createIdentity, fromB64u, identityFromSecret, signEnvelope, type Identity } from '@agentmesh/crypto'
-import { connect, memoryState, type ClientState, type Connection } from '@agentmesh/client'
-import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
+import { ErrorCode, type Envelope } from '@agentmesh/protocol'
 import { inProcessBackplane, type Relay } from '@agentmesh/server'
 import { memoryStore } from '@agentmesh/store'
 import { startRelay, waitFor, drainUntil, takeMessages as take } from '@agentmesh/testing'
-
-interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[] }
-
-const codes = (a: Agent): string[] => a.warnings.map(w => w.code)
+import { codes, sdkHarness } from './sdk-fixtures.ts'
 
 /** A relay whose operator is malicious: its key, its Store, and a way to have what it writes delivered. */
 async function evilRelay (opts: { dropOneTimePrekeys?: boolean } = {}): Promise<{
@@ -48,18 +44,7 @@ async function evilRelay (opts: { dropOneTimePrekeys?: boolean } = {}): Promise<
 }
 
 describe('a malicious relay', () => {
-  const relays: Relay[] = []
-  const conns: Connection[] = []
-  after(async () => {
-    for (const c of conns) await c.close()
-    for (const r of relays) await r.close()
-  })
-  const agent = (name: string): Agent => ({ id: createIdentity(name), state: memoryState(), warnings: [] })
-  const open = async (relay: Relay, a: Agent, opts: Parameters<typeof connect>[0] = {}): Promise<Connection> => {
-    const c = await connect({ server: relay.url, identity: a.id, state: a.state, onWarning: (w) => { a.warnings.push(w) }, ...opts })
-    conns.push(c)
-    return c
-  }
+  const { relays, agent, open } = sdkHarness()
 
   it('malicious relay - a relay-attested plaintext DM, reset, knock and replayed ciphertext are refused with AM_ERR_ATTESTATION_REFUSED', async () => {
     const evil = await evilRelay()

@@ -4,21 +4,20 @@
  * takes over when none is left, the SDK tops them up, and a relay that swaps one in a bundle is
  * refused (docs/security.md).
  */
-import { describe, it, after } from 'node:test'
+import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js'
-import { createIdentity, signEnvelope, toB64u, type Identity } from '@agentmesh/crypto'
-import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { signEnvelope, toB64u } from '@agentmesh/crypto'
+import { connect, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
 import { inProcessBackplane, type Relay } from '@agentmesh/server'
 import { memoryStore, type Store } from '@agentmesh/store'
 import { startRelay, drainUntil, takeMessages as take } from '@agentmesh/testing'
+import { codes, sdkHarness } from './sdk-fixtures.ts'
 
-interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[] }
 interface Header { pq_prekey_id: number, pq_one_time_prekey_id?: number }
 
 const headerOf = (m: Message): Header => (m.envelope.payload as { prekey: Header }).prekey
-const codes = (a: Agent): string[] => a.warnings.map(w => w.code)
 
 async function counts (relay: Relay, amid: string): Promise<{ one_time: number, pq_one_time: number }> {
   const r = await fetch(`${relay.url.replace(/^ws/, 'http').replace(/\/ws$/, '')}/api/v1/agents/${amid}/prekeys`)
@@ -26,18 +25,7 @@ async function counts (relay: Relay, amid: string): Promise<{ one_time: number, 
 }
 
 describe('one-time PQ prekeys through the SDK', () => {
-  const relays: Relay[] = []
-  const conns: Connection[] = []
-  after(async () => {
-    for (const c of conns) await c.close()
-    for (const r of relays) await r.close()
-  })
-  const agent = (name: string): Agent => ({ id: createIdentity(name), state: memoryState(), warnings: [] })
-  const open = async (relay: Relay, a: Agent, opts: Parameters<typeof connect>[0] = {}): Promise<Connection> => {
-    const c = await connect({ server: relay.url, identity: a.id, state: a.state, onWarning: (w) => { a.warnings.push(w) }, ...opts })
-    conns.push(c)
-    return c
-  }
+  const { relays, agent, open } = sdkHarness()
   const relayOver = async (store: Store): Promise<{ relay: Relay, inject: (to: string, env: Envelope) => Promise<void> }> => {
     const backplane = inProcessBackplane()
     const relay = await startRelay({}, { store, backplane })
