@@ -213,7 +213,6 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     inboxGet: db.prepare('SELECT cursor, last_seq, pending FROM inboxes WHERE recipient = ?'),
     inboxPut: db.prepare('INSERT INTO inboxes (recipient, cursor, last_seq, pending) VALUES (?, ?, ?, ?) ON CONFLICT (recipient) DO UPDATE SET cursor = excluded.cursor, last_seq = excluded.last_seq, pending = excluded.pending'),
     dedupeGet: db.prepare('SELECT seq FROM dedupe WHERE sender = ? AND id = ?').pluck(),
-    dedupePut: db.prepare('INSERT INTO dedupe (sender, id, seq, expires_at) VALUES (?, ?, ?, ?)'),
     /** the dedupe record of a new (sender, id); no change when it was seen (one statement instead of a look-up and an insert) */
     dedupeTry: db.prepare('INSERT INTO dedupe (sender, id, seq, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'),
     msgPut: db.prepare('INSERT INTO messages (recipient, seq, sender, id, envelope, received_at) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -486,13 +485,16 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     const out: AppendResult[] = []
     for (const m of appends) {
       if (m.room !== undefined) {
-        const dup = q.dedupeGet.get(m.sender, m.id) as number | undefined
-        if (dup !== undefined) { out.push({ status: 'duplicate', seq: dup }); continue }
         // a room message: once in the history (the room seq); members reading by cursor read it
         // there, the fan-out inboxes and the members whose delivery is 'inbox' get a copy
         rooms ??= new Map()
         const rs = getRoomSeq(rooms, m.room)
-        const seq = ++rs.last_seq
+        const seq = rs.last_seq + 1
+        if (q.dedupeTry.run(m.sender, m.id, seq, m.receivedAt + opts.retentionMs).changes === 0) {
+          out.push({ status: 'duplicate', seq: q.dedupeGet.get(m.sender, m.id) as number })
+          continue
+        }
+        rs.last_seq = seq
         rs.entries++
         q.histPut.run(m.room, seq, m.sender, m.id, m.envelope, m.receivedAt)
         const deliveries: Array<{ recipient: string, seq: number }> = []
@@ -514,7 +516,6 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
         let list = inboxMembers.get(m.room)
         if (list === undefined) { list = q.membersInbox.all(m.room) as string[]; inboxMembers.set(m.room, list) }
         for (const r of list) if (r !== m.sender) copy(r)
-        q.dedupePut.run(m.sender, m.id, seq, m.receivedAt + opts.retentionMs)
         out.push({ status: 'stored', seq, deliveries })
         continue
       }
