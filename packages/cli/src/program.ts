@@ -43,6 +43,10 @@ export function buildProgram (io: CliIo = processIo()): Command {
   sentCommand(program, io)
   chatCommands(program, io)
   logsCommand(program, io)
+  // ---- operations: files (§18)
+  // ---- operations: system updates (§19)
+  // ---- operations: catastrophe events, backups, read-only mode (§20)
+  // ---- operations: agent health and metrics (§21)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }

@@ -16,7 +16,7 @@
  */
 import {
   AgentMeshError, ErrorCode, ROOM_ID_PATTERN,
-  type ApiAnswer, type ApiBody, type ChatEvent, type HistoryMessage, type PresenceEntry, type RoomInfo, type RoomMember, type RouteName,
+  type ApiAnswer, type ApiBody, type ChatEvent, type RelayEvent, type HistoryMessage, type PresenceEntry, type RoomInfo, type RoomMember, type RouteName,
 } from '@agentmesh/protocol'
 import { dmRoomId, isAmid } from '@agentmesh/crypto'
 import { restCall } from './api.ts'
@@ -226,6 +226,11 @@ export function chat (conn: Connection): Chat {
         throw err
       }
     },
-    events () { return conn.events() },
+    events () { return chatEventsOf(conn.events()) },
   }
+}
+
+/** The chat events of a connection's events (the operations events left out). */
+async function * chatEventsOf (events: AsyncIterable<RelayEvent>): AsyncIterable<ChatEvent> {
+  for await (const e of events) if ('amid' in e) yield e
 }

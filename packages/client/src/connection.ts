@@ -6,7 +6,7 @@
 import { v7 as uuidv7 } from 'uuid'
 import {
   AgentMeshError, ErrorCode, FEATURE_ROOM_CURSOR, HANDLE_PATTERN, isRetryable, ID_PATTERN, MAX_ROOMS_PER_FRAME, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
-  type ApiAnswer, type ChatEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
+  type ApiAnswer, type RelayEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import { DM_ROOM_PREFIX, isAmid, keyForAmid, verifyEnvelope, type Identity } from '@agentmesh/crypto'
@@ -160,7 +160,7 @@ export class ConnectionImpl implements Connection {
   private lookups = 0
   private lookupChain: Promise<void> = Promise.resolve()
   private relayAmidValue: string | undefined
-  private readonly eventChannel = new Channel<ChatEvent>()
+  private readonly eventChannel = new Channel<RelayEvent>()
   private readonly handleCache = new LruMap<string, { amid: string, at: number }>(MAX_HANDLES)
   /** private rooms: sender keys (set when end-to-end encryption is on) */
   readonly rooms: Rooms | undefined
@@ -366,7 +366,7 @@ export class ConnectionImpl implements Connection {
       case 'pong':
         return
       case 'event':
-        if (f.event.room !== undefined && (f.event.type === 'member' || (f.event.type === 'presence' && f.event.change === 'joined'))) {
+        if ('room' in f.event && f.event.room !== undefined && (f.event.type === 'member' || (f.event.type === 'presence' && f.event.change === 'joined'))) {
           this.rooms?.invalidate(f.event.room.slice(1))
         }
         this.eventChannel.push(f.event)
@@ -560,8 +560,11 @@ export class ConnectionImpl implements Connection {
   /** The relay's own AMID (it signs timeline events and task requests), once connected. */
   get relayAmid (): string | undefined { return this.relayAmidValue }
 
-  /** Presence, typing, read and membership events, live (never stored). */
-  events (): AsyncIterable<ChatEvent> { return this.eventChannel.subscribe() }
+  /**
+   * Events, live: chat's presence, typing, read and membership events (never stored) and the
+   * operations events (system_update, catastrophe_alert, agent_health_change, file_available).
+   */
+  events (): AsyncIterable<RelayEvent> { return this.eventChannel.subscribe() }
 
   /** Sends a typing or read signal to a room's members (docs/protocol.md §17.4). */
   signal (room: string, kind: 'typing' | 'read', upTo?: number | string): void {

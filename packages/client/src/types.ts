@@ -90,8 +90,8 @@ export interface Connection {
   send (to: string, payload: Record<string, unknown>, opts?: SendOptions): Promise<SendResult>
   /** The relay's own AMID (it signs timeline events and task requests), once connected. */
   readonly relayAmid: string | undefined
-  /** Presence, typing, read and membership events, live (never stored); see `chat(conn)`. */
-  events (): AsyncIterable<import('@agentmesh/protocol').ChatEvent>
+  /** Chat events (presence, typing, read, membership; see `chat(conn)`) and operations events, live. */
+  events (): AsyncIterable<import('@agentmesh/protocol').RelayEvent>
   /** A typing signal, or "read up to" a room seq, to a room's members; in a DM conversation (`dm-…`) "read up to" a message id. */
   signal (room: string, kind: 'typing' | 'read', upTo?: number | string): void
   /**

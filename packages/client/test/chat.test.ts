@@ -32,7 +32,7 @@ type Json = Record<string, any>
 /** Events of a connection collected from now on. */
 function collect (conn: Connection): ChatEvent[] {
   const got: ChatEvent[] = []
-  void (async () => { for await (const e of conn.events()) got.push(e) })()
+  void (async () => { for await (const e of conn.events()) if ('amid' in e) got.push(e) })()
   return got
 }
 

@@ -57,7 +57,7 @@ function lyingStore (lies: Lies): Store {
 
 function collect (conn: Connection): ChatEvent[] {
   const got: ChatEvent[] = []
-  void (async () => { for await (const e of conn.events()) got.push(e) })()
+  void (async () => { for await (const e of conn.events()) if ('amid' in e) got.push(e) })()
   return got
 }
 

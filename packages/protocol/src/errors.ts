@@ -92,6 +92,10 @@ export const ErrorCode = {
   DataCorrupt: 'AM_ERR_DATA_CORRUPT',
   DataLoss: 'AM_ERR_DATA_LOSS',
   AddressInUse: 'AM_ERR_ADDRESS_IN_USE',
+  // ---- operations: files (§18)
+  // ---- operations: system updates (§19)
+  // ---- operations: catastrophe events, backups, read-only mode (§20)
+  // ---- operations: agent health and metrics (§21)
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -228,6 +232,10 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.DataCorrupt]: { retryable: false },
   [ErrorCode.DataLoss]: { retryable: false },
   [ErrorCode.AddressInUse]: { retryable: false },
+  // ---- operations: files (§18)
+  // ---- operations: system updates (§19)
+  // ---- operations: catastrophe events, backups, read-only mode (§20)
+  // ---- operations: agent health and metrics (§21)
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */

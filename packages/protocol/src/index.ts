@@ -24,7 +24,7 @@ export {
 export type { DecodedClientFrame } from './codec.ts'
 export {
   Envelope as EnvelopeSchema, ClientFrameSchemas, RelayFrameSchemas,
-  AMID_PATTERN, ID_PATTERN, TYPE_PATTERN, ROOM_ID_PATTERN, ROOM_ADDRESS_PATTERN, ADDRESS_PATTERN, FEATURE_ROOM_CURSOR, MAX_ROOMS_PER_FRAME,
+  AMID_PATTERN, ID_PATTERN, TYPE_PATTERN, ROOM_ID_PATTERN, ROOM_ADDRESS_PATTERN, ADDRESS_PATTERN, FEATURE_ROOM_CURSOR, MAX_ROOMS_PER_FRAME, OPS_EVENT_TYPES,
 } from './schemas.ts'
 export type * from './types.ts'
 export {

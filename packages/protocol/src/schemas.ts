@@ -205,7 +205,23 @@ export const ChatEvent = Type.Object({
   ts: Type.Integer(),
 })
 export type ChatEvent = Static<typeof ChatEvent>
-export const EventFrame = Type.Object({ op: Type.Literal('event'), event: ChatEvent })
+/** The operations events (§18–§21) by name: what each carries is in `data`, documented with its feature. */
+export const OPS_EVENT_TYPES = ['system_update', 'catastrophe_alert', 'agent_health_change', 'file_available'] as const
+export type OpsEventType = typeof OPS_EVENT_TYPES[number]
+/**
+ * An operations event (§18–§21): a new file an agent may see, a system update, a catastrophe alert,
+ * an agent's health change. `data` is the event's JSON body, in the REST API's camelCase names.
+ */
+export const OpsEvent = Type.Object({
+  type: Type.Union(OPS_EVENT_TYPES.map(t => Type.Literal(t))),
+  data: Type.Record(Type.String(), Type.Unknown()),
+  ts: Type.Integer(),
+})
+export type OpsEvent = Static<typeof OpsEvent>
+/** What an event frame carries: a chat event (§17.4) or an operations event (§18–§21). */
+export const RelayEvent = Type.Union([ChatEvent, OpsEvent])
+export type RelayEvent = Static<typeof RelayEvent>
+export const EventFrame = Type.Object({ op: Type.Literal('event'), event: RelayEvent })
 export type EventFrame = Static<typeof EventFrame>
 
 export type ClientFrame = AuthFrame | SendFrame | CursorFrame | ResumeFrame | PingFrame | SignalFrame | WatchFrame

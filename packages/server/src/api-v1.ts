@@ -25,7 +25,7 @@ import {
   type ChatService, type Principal, type RoomState,
 } from './chat.ts'
 import type { Authenticator } from './auth.ts'
-import { RateLimiter } from '@agentmesh/protocol/internal'
+import { RateLimiter, type RateLimit } from '@agentmesh/protocol/internal'
 import { TaskService, taskJson } from './tasks.ts'
 import { answer, paramsOf, queryOf } from './rest.ts'
 import { validHeads, type AuditHeadLog } from './audit-heads.ts'
@@ -40,6 +40,8 @@ export interface ApiDeps {
   auth: Authenticator
   /** the signed heads of the audit chain (GET /api/v1/audit/heads); none when absent */
   auditHeads?: AuditHeadLog
+  /** the rate limits shared with other features' routes; its own when absent */
+  gate?: ApiGate
 }
 
 /**
@@ -84,25 +86,47 @@ function auditJson (r: AuditRecord): AuditEntry {
   return { seq: r.seq, at: r.at, actor: r.actor, action: r.action, ...(r.target === undefined ? {} : { target: r.target }), detail: r.detail, prev: r.prev, hash: r.hash }
 }
 
-export function apiV1Routes (app: Hono, deps: ApiDeps): void {
-  const { store, chat, tasks, auth } = deps
+/**
+ * The way into every authenticated REST route, shared by the chat API and the features that add
+ * routes of their own (operations): the per-IP and per-principal rate limits (one bucket each,
+ * whichever route is called) and the authenticator.
+ */
+export interface ApiGate {
+  readonly auth: Authenticator
+  /** Rate limits the caller's address (429 AM_ERR_RATE_LIMITED past it). */
+  limitIp (c: Context): void
+  /** Authenticates and rate limits a request; answers the principal and the JSON body. */
+  enter (c: Context): Promise<{ p: Principal, body: unknown }>
+  /** New rates (PATCH /api/v1/settings). */
+  setLimits (api: RateLimit, ip: RateLimit): void
+}
+
+export function apiGate (chat: ChatService, auth: Authenticator): ApiGate {
   const apiLimiter = new RateLimiter(chat.settings.rateLimits.api, chat.now)
   const ipLimiter = new RateLimiter(chat.settings.rateLimits.ip, chat.now)
-
   const limitIp = (c: Context): void => {
     const r = ipLimiter.take(ipKey(remoteOf(c)))
     if (!r.ok) throw rateLimited(r.retryAfterS, 'requests from this address')
   }
-
-  /** Authenticates and rate limits a request; answers the principal and the JSON body. */
-  const enter = async (c: Context): Promise<{ p: Principal, body: unknown }> => {
-    limitIp(c)
-    const { principal, body } = await auth.principal(c)
-    const r = apiLimiter.take(actorOf(principal))
-    if (!r.ok) throw rateLimited(r.retryAfterS, `requests by ${principal.kind === 'operator' ? 'the operator' : principal.amid}`)
-    if (principal.kind === 'agent') chat.requested(principal.amid) // a call by the agent is activity (presence)
-    return { p: principal, body }
+  return {
+    auth,
+    limitIp,
+    async enter (c) {
+      limitIp(c)
+      const { principal, body } = await auth.principal(c)
+      const r = apiLimiter.take(actorOf(principal))
+      if (!r.ok) throw rateLimited(r.retryAfterS, `requests by ${principal.kind === 'operator' ? 'the operator' : principal.amid}`)
+      if (principal.kind === 'agent') chat.requested(principal.amid) // a call by the agent is activity (presence)
+      return { p: principal, body }
+    },
+    setLimits (api, ip) { apiLimiter.set(api); ipLimiter.set(ip) },
   }
+}
+
+export function apiV1Routes (app: Hono, deps: ApiDeps): void {
+  const { store, chat, tasks, auth } = deps
+  const gate = deps.gate ?? apiGate(chat, auth)
+  const { limitIp, enter } = gate
 
   // ---- tokens
   app.post('/api/v1/auth/challenge', async (c) => {
@@ -427,8 +451,7 @@ export function apiV1Routes (app: Hono, deps: ApiDeps): void {
     const applied = settingsJson(next)
     await store.putSettings(applied)
     chat.applySettings(next)
-    apiLimiter.set(next.rateLimits.api)
-    ipLimiter.set(next.rateLimits.ip)
+    gate.setLimits(next.rateLimits.api, next.rateLimits.ip)
     await chat.audit(p, 'settings.set', undefined, { keys: Object.keys(b) })
     return answer(c, 'patchSettings', { settings: applied })
   })

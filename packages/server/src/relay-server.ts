@@ -24,6 +24,7 @@ import type { FeatureComponents, FeatureFactory, RelayFeature } from './feature.
 import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
+import { opsFeatures } from './features/ops.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
 
 import { VERSION } from './version.ts'
@@ -150,11 +151,13 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
 
   const registry = registryFeature({ store, now, trustRoots: opts.trustRoots, readLimit: { perMinute: opts.registryReadsPerMinute, burst: opts.registryReadBurst } })
   const featureComponents: FeatureComponents = { store, logger: log, events, relay: outlet, backplane, options: opts, now }
+  const chatApi = chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads })
   const features: RelayFeature[] = [
     registry,
     reputationFeature({ store, now, options: opts.reputation, registry }),
-    chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads }),
+    chatApi,
     tasksFeature(tasks),
+    ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate() }),
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
   const stopFeatures = async (): Promise<void> => {

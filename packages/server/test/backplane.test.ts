@@ -115,7 +115,7 @@ describe('backplane - chat across relays', () => {
     const bob = await open(t, two, 'bob')
     await chat(bob).join('sig')
     const events: ChatEvent[] = []
-    void (async () => { for await (const e of bob.events()) events.push(e) })()
+    void (async () => { for await (const e of bob.events()) if ('amid' in e) events.push(e) })()
     await chat(alice).typing('sig')
     await waitFor(() => events.some(e => e.type === 'typing'), 'bob to hear alice typing')
     const typing = events.filter(e => e.type === 'typing')

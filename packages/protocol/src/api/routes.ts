@@ -569,6 +569,11 @@ export const API_ROUTES = {
       403: `the caller is not a master (${E.Forbidden})`,
     }),
   },
+
+  // ---- operations: files (§18)
+  // ---- operations: system updates (§19)
+  // ---- operations: catastrophe events, backups, read-only mode (§20)
+  // ---- operations: agent health and metrics (§21)
 } as const satisfies Record<string, ApiRoute>
 
 export type ApiRoutes = typeof API_ROUTES

@@ -1,0 +1,15 @@
+/**
+ * What the operations features (files, system updates, catastrophe events, agent health: docs/
+ * protocol.md §18–§21) are built from: the relay's components, the chat layer (roles, audit,
+ * the relay's identity) and the REST gate they share with the chat API (authentication and rate
+ * limits), given once the chat feature's routes exist.
+ */
+import type { ChatService } from '../chat.ts'
+import type { ApiGate } from '../api-v1.ts'
+import type { FeatureComponents } from '../feature.ts'
+
+export interface OpsContext extends FeatureComponents {
+  chat: ChatService
+  /** the REST gate (authenticator, rate limits); call it in routes(), not before */
+  gate: () => ApiGate
+}
