@@ -93,6 +93,11 @@ export const ErrorCode = {
   DataLoss: 'AM_ERR_DATA_LOSS',
   AddressInUse: 'AM_ERR_ADDRESS_IN_USE',
   // ---- operations: files (§18)
+  UnknownFile: 'AM_ERR_UNKNOWN_FILE',
+  FileTooLarge: 'AM_ERR_FILE_TOO_LARGE',
+  FileQuota: 'AM_ERR_FILE_QUOTA',
+  BadBase64: 'AM_ERR_BAD_BASE64',
+  ChecksumMismatch: 'AM_ERR_CHECKSUM_MISMATCH',
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
@@ -233,6 +238,11 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.DataLoss]: { retryable: false },
   [ErrorCode.AddressInUse]: { retryable: false },
   // ---- operations: files (§18)
+  [ErrorCode.UnknownFile]: { status: 404, retryable: false },
+  [ErrorCode.FileTooLarge]: { status: 413, retryable: false },
+  [ErrorCode.FileQuota]: { status: 413, retryable: false },
+  [ErrorCode.BadBase64]: { status: 400, retryable: false },
+  [ErrorCode.ChecksumMismatch]: { status: 400, retryable: false },
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)

@@ -33,7 +33,7 @@ export {
   MAX_TASK_RESULT_BYTES, MIN_PRESENCE_IDLE_MS, MAX_PRESENCE_IDLE_MS, MAX_RATE_SETTING, DEFAULT_PAGE, MAX_PAGE,
   MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS, MAX_REGISTRY_BODY_BYTES, MAX_SKILLS, MAX_PREKEYS_PER_UPLOAD,
   MAX_PREKEYS_PER_AGENT, MAX_PQ_PREKEYS_PER_UPLOAD, MAX_PQ_PREKEYS_PER_AGENT, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, MAX_CERT_CHAIN_LENGTH, MAX_CERT_PEM_BYTES,
-  RATE_LIMIT_KEYS,
+  RATE_LIMIT_KEYS, MAX_FILENAME_LENGTH, MAX_FILE_DESCRIPTION, FILE_TYPE_PATTERN, MAX_FILE_SHARES, FILE_VISIBILITY_PATTERN,
 } from './api/constants.ts'
 export type { TaskState, AgentRole, RoomKind, PresenceStatus, RateLimitKey } from './api/constants.ts'
 export {
@@ -46,6 +46,7 @@ export {
   PresenceEntry, PresenceList, HandleBody, HandleSet, HandleParams, HandleOf, RoleBody, RoleSet, RoleList, TaskParams,
   TaskTransition, TaskInfo, DispatchTaskBody, TasksQuery, TaskList, TaskStatusBody, CancelTaskBody, AuditQuery,
   AuditEntry, AuditPage, AuditVerdict, AuditHeadsQuery, AuditHeadEntry, AuditHeadList, Settings, SettingsPatch, SettingsAnswer, NAMED_SCHEMAS,
+  FileParams, FileInfo, UploadFileBody, UploadFileQuery, FileUploaded, FilesQuery, FileList, FileDeleted, FileContent,
 } from './api/schemas.ts'
 export { API_ROUTES } from './api/routes.ts'
 export { handleSkeleton, isReservedHandle, unsafeCharIn, stripUnsafeChars } from './api/text.ts'

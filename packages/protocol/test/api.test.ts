@@ -17,6 +17,7 @@ const VALUES = {
   challenge_ttl_s: 60, token_ttl_min: 60, api_per_minute: 120, api_burst: 60, ip_per_minute: 600, ip_burst: 200,
   chat_per_minute: 600, chat_ip_per_minute: 1200, max_rooms_per_agent: 100, max_members_per_room: 10_000,
   max_feedback_per_hour: 60, max_flags_per_agent: 100, max_crl_kib: 256, max_crls: 256,
+  file_max_mib: 100, file_json_max_mib: 10, file_quota_gib: 1, file_max_per_agent: '10,000',
 }
 
 function rejects (f: () => unknown, message: RegExp): void {
@@ -39,7 +40,7 @@ describe('api - the route table', () => {
       if (r.body !== undefined) assert.ok(['post', 'put', 'patch'].includes(r.method), `${name}: a body on ${r.method}`)
       assert.ok(r.summary.length > 0 && r.tags.length > 0, `${name}: summary and tags`)
     }
-    assert.equal(seen.size, 49)
+    assert.equal(seen.size, 60)
   })
 
   it('api - every route answers success, and every error answer is { error: { code, message } }', () => {

@@ -9,6 +9,7 @@ import { DEFAULT_REPUTATION, MAX_FLAGS_PER_AGENT } from './reputation.ts'
 import { CHALLENGE_TTL_MS, DEFAULT_TOKEN_TTL_MS } from './auth.ts'
 import { DEFAULT_CHAT_LIMITS, defaultChatSettings } from './chat.ts'
 import { VERSION } from './version.ts'
+import { DEFAULT_FILE_JSON_MAX_BYTES, DEFAULT_FILE_MAX_BYTES, DEFAULT_FILE_MAX_PER_AGENT, DEFAULT_FILE_QUOTA_BYTES } from './options.ts'
 
 const defaults = defaultChatSettings()
 
@@ -29,5 +30,9 @@ export const openapi = openApiDocument({
     max_flags_per_agent: MAX_FLAGS_PER_AGENT,
     max_crl_kib: MAX_CRL_BYTES / 1024,
     max_crls: MAX_CRLS,
+    file_max_mib: DEFAULT_FILE_MAX_BYTES / 1024 / 1024,
+    file_json_max_mib: DEFAULT_FILE_JSON_MAX_BYTES / 1024 / 1024,
+    file_quota_gib: DEFAULT_FILE_QUOTA_BYTES / 1024 / 1024 / 1024,
+    file_max_per_agent: DEFAULT_FILE_MAX_PER_AGENT.toLocaleString('en-US'),
   },
 })

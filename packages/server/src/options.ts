@@ -39,6 +39,14 @@ export const DEFAULT_PRESENCE_INTERVAL_MS = 1000
 export const DEFAULT_REGISTRY_READS_PER_MINUTE = 600
 export const DEFAULT_REGISTRY_READ_BURST = 200
 
+// ---- operations: files (§18)
+const MIB = 1024 * 1024
+/** The largest file of the streamed upload, of the Base64 JSON upload (decoded), an agent's total and its file count. */
+export const DEFAULT_FILE_MAX_BYTES = 100 * MIB
+export const DEFAULT_FILE_JSON_MAX_BYTES = 10 * MIB
+export const DEFAULT_FILE_QUOTA_BYTES = 1024 * MIB
+export const DEFAULT_FILE_MAX_PER_AGENT = 10_000
+
 /** Builds the error of an invalid option: `relay option <field> <why>`. */
 export type InvalidOption = (field: string, why: string) => AgentMeshError
 
@@ -264,6 +272,37 @@ export const RELAY_OPTIONS = {
     file: true,
     env: 'AGENTMESH_AUDIT_HEAD_INTERVAL_MS',
     flag: { flags: '--audit-head-interval <sec>', help: 'sign the audit chain\'s head at least this often while it grows (default 60; env AGENTMESH_AUDIT_HEAD_INTERVAL_MS in ms)', int: { min: 1, max: 86_400, scale: 1000 } },
+  }),
+  // ---- operations: files (§18)
+  fileMaxBytes: option({
+    schema: Type.Integer({ minimum: 1, maximum: 64 * 1024 * MIB }),
+    default: DEFAULT_FILE_MAX_BYTES,
+    doc: 'The largest file the streamed upload takes (POST /api/v1/files), in bytes (docs/protocol.md §18). @default 100 MiB',
+    file: true,
+    env: 'AGENTMESH_FILE_MAX_BYTES',
+    flag: { flags: '--file-max-mib <mib>', help: 'the largest file an agent may upload, streamed (default 100; env AGENTMESH_FILE_MAX_BYTES in bytes)', int: { min: 1, max: 64 * 1024, scale: MIB } },
+  }),
+  fileJsonMaxBytes: option({
+    schema: Type.Integer({ minimum: 1, maximum: 256 * MIB }),
+    default: DEFAULT_FILE_JSON_MAX_BYTES,
+    doc: 'The largest file (decoded) the Base64 JSON upload takes (POST /api/files/upload), in bytes. @default 10 MiB',
+    file: true,
+    env: 'AGENTMESH_FILE_JSON_MAX_BYTES',
+  }),
+  fileQuotaBytes: option({
+    schema: Type.Integer({ minimum: 1 }),
+    default: DEFAULT_FILE_QUOTA_BYTES,
+    doc: 'The bytes of files an agent may hold on the relay in total. @default 1 GiB',
+    file: true,
+    env: 'AGENTMESH_FILE_QUOTA_BYTES',
+    flag: { flags: '--file-quota-mib <mib>', help: 'the bytes of files an agent may hold (default 1024; env AGENTMESH_FILE_QUOTA_BYTES in bytes)', int: { min: 1, max: 1024 * 1024 * 1024, scale: MIB } },
+  }),
+  fileMaxPerAgent: option({
+    schema: Type.Integer({ minimum: 1 }),
+    default: DEFAULT_FILE_MAX_PER_AGENT,
+    doc: 'Files an agent may hold on the relay at most. @default 10,000',
+    file: true,
+    env: 'AGENTMESH_FILE_MAX_PER_AGENT',
   }),
   rateLimits: {
     schema: Type.Partial(Type.Object({ api: rateLimitSchema, ip: rateLimitSchema, chat: rateLimitSchema, chatIp: rateLimitSchema })),

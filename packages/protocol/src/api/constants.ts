@@ -49,6 +49,18 @@ export const DEFAULT_PAGE = 50
 export const MAX_PAGE = 200
 /** Largest REST v1 body. */
 export const MAX_API_BODY_BYTES = 64 * 1024
+// ---- operations: files (§18)
+/** A file's name: at most this many characters (a name is data, never a path). */
+export const MAX_FILENAME_LENGTH = 255
+/** A file's description: at most this many characters. */
+export const MAX_FILE_DESCRIPTION = 1024
+/** A file's MIME type: `type/subtype` with an optional `; parameter`, at most 127 characters. */
+export const FILE_TYPE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}$'
+/** Agents a private file is shared with, at most. */
+export const MAX_FILE_SHARES = 100
+/** Who may see a file: `private` (its owner and the agents it is shared with), `public` (every agent), or `#room` (the room's members). */
+export const FILE_VISIBILITY_PATTERN = '^(private|public|#[a-z0-9][a-z0-9_-]{0,63})$'
+
 /** Agents GET /api/v1/presence lists at most. */
 export const MAX_PRESENCE_ROWS = 10_000
 

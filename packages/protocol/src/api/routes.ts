@@ -25,6 +25,8 @@ export interface ApiResponse {
   description: string
   /** the JSON body; none for 101 */
   schema?: TSchema
+  /** the body's media type; application/json when left out */
+  mediaType?: string
   headers?: Record<string, ApiHeader>
 }
 
@@ -110,6 +112,81 @@ const unknownTask = `no task {id} that the caller can see: its requester, its as
 const fieldsError = (fields: string) => `a body that is not a JSON object, an unknown field (expected ${fields}), or a field out of bounds, naming it (${E.InvalidArgument})`
 const roomMessageLimits = 'or, for a room message, the chat limits (rate_limits.chat_* per agent, chat_ip_* per IP, default {{chat_per_minute}} and {{chat_ip_per_minute}} a minute)'
 const limitError = `limit not a whole number from 1 to ${MAX_PAGE} (${E.InvalidArgument})`
+
+// ---- operations: files (§18)
+const fileId = `no file {id} that the caller may see: a private file is its owner's and the agents it is shared with, a room file its members' (${E.UnknownFile})`
+const fileFields = 'filename, fileType / type, fileData, description, visibility, sharedWith, agentId, sha256'
+const fileWhoErrors = `agentId is not the caller and the caller is not a master (${E.Forbidden}); a room visibility the caller is not a member of (${E.NotMember})`
+const fileUpload = (path: string, plan: boolean) => ({
+  method: 'post', path, tags: ['files'],
+  summary: (plan ? 'The plan\'s form of POST /api/v1/files/upload (same body, answer and checks). ' : '') +
+    'Upload a file as JSON with its bytes in Base64 (fileData), at most fileJsonMaxBytes decoded (default {{file_json_max_mib}} MiB; larger files: the streamed POST /api/v1/files). ' +
+    'visibility: "private" (default; the owner and sharedWith), "public" or "#room" (the caller must be a member). The file is visible once stored whole; file_available goes to the agents who may see it; audited file.upload. ' +
+    'A signed request carries at most 64 KiB: use a bearer token or the operator key for more.',
+  security: anyPrincipal, body: S.UploadFileBody,
+  responses: {
+    ...v1({ 201: ok('stored', S.FileUploaded) }, {
+      400: `${fieldsError(fileFields)}; fileData not Base64 (${E.BadBase64}); sha256 given and the bytes hash to another value (${E.ChecksumMismatch})`,
+      403: fileWhoErrors,
+      404: `a sharedWith or agentId agent not registered, a room that does not exist (${E.UnknownRecipient}, ${E.UnknownRoom})`,
+    }),
+    413: err(`the decoded file over fileJsonMaxBytes (${E.FileTooLarge}), the body over what that takes in Base64 (${E.BodyTooLarge}), or the owner over its quota: fileQuotaBytes (default {{file_quota_gib}} GiB) or fileMaxPerAgent files (default {{file_max_per_agent}}) (${E.FileQuota})`),
+  },
+}) as const
+const fileGet = (path: string, plan: boolean) => ({
+  method: 'get', path, tags: ['files'],
+  summary: (plan ? 'The plan\'s form of GET /api/v1/files/{id}. ' : '') + 'A file\'s metadata (the bytes: GET …/content), for an agent that may see it.',
+  security: anyPrincipal, params: S.FileParams,
+  responses: v1({ 200: ok('the file', S.FileInfo) }, { 404: fileId }, noBody),
+}) as const
+const fileContent = (path: string, plan: boolean) => ({
+  method: 'get', path, tags: ['files'],
+  summary: (plan ? 'The plan\'s form of GET /api/v1/files/{id}/content. ' : '') +
+    'The bytes of a file, streamed, with Content-Type (the file\'s type), Content-Length, Content-Disposition: attachment (the filename quoted, RFC 6266 / 5987), X-Content-Type-Options: nosniff and X-AgentMesh-SHA256. An end-to-end file is ciphertext: the SDK decrypts it.',
+  security: anyPrincipal, params: S.FileParams,
+  responses: v1({ 200: { description: 'the bytes', schema: S.FileContent, mediaType: 'application/octet-stream' } }, { 404: fileId }, noBody),
+}) as const
+const fileList = (path: string, plan: boolean) => ({
+  method: 'get', path, tags: ['files'],
+  summary: (plan ? 'The plan\'s form of GET /api/v1/files. ' : '') + 'The files the caller may see (its own, those shared with it, its rooms\', public ones; every file for a master), newest first; agentId: only that owner\'s. Page with after = nextAfter.',
+  security: anyPrincipal, query: S.FilesQuery,
+  responses: v1({ 200: ok('a page of files', S.FileList) }, { 400: `agentId, after or limit malformed (${E.InvalidArgument})` }, noBody),
+}) as const
+const fileDelete = (path: string, plan: boolean) => ({
+  method: 'delete', path, tags: ['files'],
+  summary: (plan ? 'The plan\'s form of DELETE /api/v1/files/{id}. ' : '') + 'Delete a file and its bytes: its owner or a master. Audited file.delete.',
+  security: anyPrincipal, params: S.FileParams,
+  responses: v1({ 200: ok('deleted', S.FileDeleted) }, { 403: `the caller may see the file but is not its owner or a master (${E.Forbidden})`, 404: fileId }, noBody),
+}) as const
+/** Only a bearer token or the operator's key: a streamed body cannot be signed before it is read. */
+const unsignedStream: readonly Security[] = [{ bearerAuth: [] }, { apiKey: [] }]
+const FILE_ROUTES = {
+  uploadFileJson: fileUpload('/api/v1/files/upload', false),
+  uploadFileJsonPlan: fileUpload('/api/files/upload', true),
+  uploadFile: {
+    method: 'post', path: '/api/v1/files', tags: ['files'],
+    summary: 'Upload a file streamed as the raw body (Content-Type: application/octet-stream), at most fileMaxBytes (default {{file_max_mib}} MiB): the relay reads and stores it chunk by chunk, never whole in memory. The metadata is in the query. ' +
+      'Authenticate with a bearer token or the operator key (a signed request signs its body, which a stream does not have yet: refused). ' +
+      'The file is visible once stored whole and, with sha256 given, checked; an upload cut short leaves nothing. file_available goes to the agents who may see it; audited file.upload.',
+    security: unsignedStream, query: S.UploadFileQuery, body: S.FileContent, bodyType: 'application/octet-stream',
+    responses: {
+      ...v1({ 201: ok('stored', S.FileUploaded) }, {
+        400: `a query field missing or malformed, naming it; a signed request (${E.InvalidArgument}); sha256 given and the bytes hash to another value (${E.ChecksumMismatch})`,
+        403: fileWhoErrors,
+        404: `a sharedWith or agentId agent not registered, a room that does not exist (${E.UnknownRecipient}, ${E.UnknownRoom})`,
+      }),
+      413: err(`the body over fileMaxBytes (${E.FileTooLarge}), or the owner over its quota: fileQuotaBytes (default {{file_quota_gib}} GiB) or fileMaxPerAgent files (default {{file_max_per_agent}}) (${E.FileQuota})`),
+    },
+  },
+  listFiles: fileList('/api/v1/files', false),
+  listFilesPlan: fileList('/api/files', true),
+  getFile: fileGet('/api/v1/files/{id}', false),
+  getFilePlan: fileGet('/api/files/{id}', true),
+  downloadFile: fileContent('/api/v1/files/{id}/content', false),
+  downloadFilePlan: fileContent('/api/files/{id}/content', true),
+  deleteFile: fileDelete('/api/v1/files/{id}', false),
+  deleteFilePlan: fileDelete('/api/files/{id}', true),
+} as const
 
 /** Every route the relay serves, by operationId. */
 export const API_ROUTES = {
@@ -571,6 +648,7 @@ export const API_ROUTES = {
   },
 
   // ---- operations: files (§18)
+  ...FILE_ROUTES,
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)

@@ -11,6 +11,7 @@ import {
   MAX_CERT_PEM_BYTES, MAX_PAGE, MAX_PQ_PREKEYS_PER_UPLOAD, MAX_PREKEYS_PER_UPLOAD, MAX_PRESENCE_IDLE_MS, MAX_RATE_SETTING, MAX_SEARCH_LIMIT,
   MAX_SKILLS, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S, MAX_TASK_MESSAGE, MAX_TASK_RESULT_BYTES, MAX_TOPIC_LENGTH,
   MIN_PRESENCE_IDLE_MS, PRESENCE_STATES, RATE_LIMIT_KEYS, ROLES, ROOM_KINDS, TASK_STATES,
+  FILE_TYPE_PATTERN, FILE_VISIBILITY_PATTERN, MAX_FILE_DESCRIPTION, MAX_FILE_SHARES, MAX_FILENAME_LENGTH,
 } from './constants.ts'
 
 /** One of a list of string literals (JSON Schema: anyOf of consts). */
@@ -566,9 +567,75 @@ export type SettingsPatch = Static<typeof SettingsPatch>
 export const SettingsAnswer = Type.Object({ settings: Settings }, { additionalProperties: false })
 export type SettingsAnswer = Static<typeof SettingsAnswer>
 
+// ---- operations: files (§18). camelCase names, as the plan has them, on both path forms.
+export const FileParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f-]{36}$', description: 'file id (a UUID v7)' }) })
+const Filename = Type.String({ minLength: 1, maxLength: MAX_FILENAME_LENGTH, description: 'the name the owner gave it: data, never a path (control characters refused)' })
+const FileType = Type.String({ pattern: FILE_TYPE_PATTERN, maxLength: 127, description: 'MIME type, e.g. "application/pdf"' })
+const Visibility = Type.String({ pattern: FILE_VISIBILITY_PATTERN, description: '"private" (the owner and sharedWith), "public" (every agent) or "#room" (its members)' })
+const SharedWith = Type.Array(AmidString, { maxItems: MAX_FILE_SHARES, description: 'agents a private file is shared with' })
+const Sha256Hex = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the bytes, lower-case hex' })
+export const FileInfo = Type.Object({
+  fileId: Type.String(),
+  ownerAmid: AmidString,
+  filename: Filename,
+  type: Type.String(),
+  size: Type.Integer({ minimum: 0, description: 'bytes' }),
+  sha256: Sha256Hex,
+  description: Type.Optional(Type.String()),
+  createdAt: ms(),
+  visibility: Visibility,
+  sharedWith: Type.Optional(Type.Array(AmidString, { description: 'shown to the owner and masters only' })),
+  url: Type.String({ description: 'where the bytes are: /api/v1/files/{id}/content' }),
+}, { additionalProperties: false, $id: 'FileInfo' })
+export type FileInfo = Static<typeof FileInfo>
+export const UploadFileBody = Type.Object({
+  agentId: Type.Optional(Type.String({ description: 'the owner: the caller\'s own AMID (a master may name any registered agent)' })),
+  filename: Filename,
+  fileType: Type.Optional(FileType),
+  type: Type.Optional(FileType),
+  fileData: Type.String({ description: 'the bytes, Base64 (standard or URL-safe, padding optional)' }),
+  description: Type.Optional(Type.String({ maxLength: MAX_FILE_DESCRIPTION })),
+  visibility: Type.Optional(Visibility),
+  sharedWith: Type.Optional(SharedWith),
+  sha256: Type.Optional(Sha256Hex),
+}, { additionalProperties: false })
+export type UploadFileBody = Static<typeof UploadFileBody>
+export const UploadFileQuery = Type.Object({
+  filename: Filename,
+  type: Type.Optional(FileType),
+  description: Type.Optional(Type.String({ maxLength: MAX_FILE_DESCRIPTION })),
+  visibility: Type.Optional(Visibility),
+  sharedWith: Type.Optional(Type.String({ description: 'comma-separated AMIDs' })),
+  sha256: Type.Optional(Sha256Hex),
+  agentId: Type.Optional(Type.String({ description: 'the owner; a master may name any registered agent' })),
+})
+export const FileUploaded = Type.Object({
+  fileId: Type.String(),
+  url: Type.String(),
+  success: Type.Literal(true),
+  size: Type.Integer(),
+  sha256: Sha256Hex,
+}, { additionalProperties: false })
+export type FileUploaded = Static<typeof FileUploaded>
+export const FilesQuery = Type.Object({
+  agentId: Type.Optional(Type.String({ pattern: AMID_PATTERN, description: 'only files this agent owns' })),
+  after: Type.Optional(Type.String({ description: 'nextAfter of the page before' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: DEFAULT_PAGE })),
+})
+export const FileList = Type.Object({
+  files: Type.Array(FileInfo),
+  nextAfter: Type.Optional(Type.String({ description: 'present when the page is full' })),
+}, { additionalProperties: false })
+export type FileList = Static<typeof FileList>
+export const FileDeleted = Type.Object({ fileId: Type.String(), success: Type.Literal(true) }, { additionalProperties: false })
+export type FileDeleted = Static<typeof FileDeleted>
+/** The bytes of a file (application/octet-stream or the file's type). */
+export const FileContent = Type.String({ contentMediaType: 'application/octet-stream', description: 'the file\'s bytes' })
+
 /** Every named schema (with an `$id`), for the OpenAPI components; `Envelope` is the wire protocol's. */
 export const NAMED_SCHEMAS: readonly TSchema[] = [
   ErrorBody, Envelope, RoomInfo, RoomMember, HistoryMessage, PostMessageBody, MessagePosted, HandleSet, PresenceEntry,
   TaskInfo, TaskTransition, AuditEntry, Settings, SettingsPatch, Skill, Profile, Certificate, Feedback, Reputation,
   ReputationFlag, Crl, MembershipStatement, AuditHeadEntry,
+  FileInfo,
 ]
