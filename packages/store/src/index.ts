@@ -23,4 +23,6 @@ export type {
   FeedbackRecord, ScorePoint, ReputationFlag,
   RoomKind, RoomRecord, MemberRole, MemberRecord, InviteRecord, HistoryEntry, HistoryQuery, AgentRole,
   TaskState, TaskTransition, TaskRecord, TaskQuery, AuditInput, AuditRecord, AuditQuery,
+  FileStore, FileRecord, FileQuery, FileUsage,
 } from './types.ts'
+export { FILE_CHUNK_BYTES } from './types.ts'

@@ -650,10 +650,77 @@ export interface SettingsStore {
   putSettings (patch: Record<string, unknown>): Promise<Record<string, unknown>>
 }
 
+// ---- operations: files (docs/protocol.md §18)
+/** The bytes of one chunk row: a file's bytes are kept in the Store as rows of this size (the last one shorter). */
+export const FILE_CHUNK_BYTES = 256 * 1024
+
+/** A file's metadata; its bytes are chunk rows (`FileStore`). */
+export interface FileRecord {
+  /** a UUID v7 */
+  id: string
+  owner: string
+  filename: string
+  /** MIME type */
+  type: string
+  size: number
+  /** SHA-256 of the bytes, lower-case hex */
+  sha256: string
+  description?: string
+  createdAt: number
+  /** 'private' (the owner and `sharedWith`), 'public' (every agent) or '#room' (its members) */
+  visibility: string
+  /** agents a private file is shared with (empty for the others) */
+  sharedWith: string[]
+}
+
+/** What one agent may see of the files: a page of them, newest first (id descending). */
+export interface FileQuery {
+  /** only files this agent owns */
+  owner?: string
+  /** only files this agent may see: its own, shared with it, public, or of one of `rooms` (room ids, no '#'); every file when absent (a master) */
+  viewer?: { amid: string, rooms: readonly string[] }
+  /** files with an id below this (the last id of the page before) */
+  before?: string
+  limit: number
+}
+
+/** What an agent holds: bytes and files (for its quota). */
+export interface FileUsage { bytes: number, files: number }
+
+/**
+ * Files: metadata rows and their bytes as chunk rows. An upload writes its chunks under its id
+ * (`putFileChunk`, in order from 0) and becomes visible only with `completeFile`, which writes the
+ * metadata row, checked against the owner's quota, in one transaction. Until then no read sees it;
+ * `abortFileUpload` drops its chunks, and `dropFileUploads` those of uploads started before a time
+ * (leftovers of a crash, at start).
+ */
+export interface FileStore {
+  /** Starts an upload: its chunks will be written under `id` (a fresh UUID v7). */
+  beginFileUpload (id: string, owner: string, startedAt: number): Promise<void>
+  /** Chunk `index` (0, 1, …) of an upload that has begun and is not complete. */
+  putFileChunk (id: string, index: number, bytes: Uint8Array): Promise<void>
+  /**
+   * Makes an upload a file: its metadata row, when the owner then holds at most `quota` (bytes and
+   * files, this file included). Answers 'quota' (and drops the chunks) when it would not.
+   */
+  completeFile (file: FileRecord, quota: { bytes: number, files: number }): Promise<'stored' | 'quota'>
+  /** Drops an upload's chunks (not a complete file's). */
+  abortFileUpload (id: string): Promise<void>
+  /** Drops the chunks of uploads started before `before` that are not complete; answers how many uploads. */
+  dropFileUploads (before: number): Promise<number>
+  getFile (id: string): Promise<FileRecord | undefined>
+  /** A complete file's chunks, in order (each at most FILE_CHUNK_BYTES); empty for an unknown id. */
+  readFileChunks (id: string): AsyncIterable<Uint8Array>
+  listFiles (q: FileQuery): Promise<FileRecord[]>
+  /** Removes a file and its chunks; false when there was none. */
+  deleteFile (id: string): Promise<boolean>
+  fileUsage (owner: string): Promise<FileUsage>
+}
+
 /**
  * A whole store: every slice. The relay takes one; an adapter may be built slice by slice, and each
  * slice has its own suite in @agentmesh/compliance-tests (storeSuite runs them all).
  */
 export interface Store extends
   StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore,
-  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore {}
+  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, FileStore {}
