@@ -95,8 +95,8 @@ export interface ApiGate {
   readonly auth: Authenticator
   /** Rate limits the caller's address (429 AM_ERR_RATE_LIMITED past it). */
   limitIp (c: Context): void
-  /** Authenticates and rate limits a request; answers the principal and the JSON body. */
-  enter (c: Context): Promise<{ p: Principal, body: unknown }>
+  /** Authenticates and rate limits a request; answers the principal and the JSON body (read by `readBody` when given: Authenticator.principal). */
+  enter (c: Context, readBody?: (c: Context) => Promise<unknown>): Promise<{ p: Principal, body: unknown }>
   /** New rates (PATCH /api/v1/settings). */
   setLimits (api: RateLimit, ip: RateLimit): void
 }
@@ -111,9 +111,9 @@ export function apiGate (chat: ChatService, auth: Authenticator): ApiGate {
   return {
     auth,
     limitIp,
-    async enter (c) {
+    async enter (c, readBody) {
       limitIp(c)
-      const { principal, body } = await auth.principal(c)
+      const { principal, body } = await auth.principal(c, readBody)
       const r = apiLimiter.take(actorOf(principal))
       if (!r.ok) throw rateLimited(r.retryAfterS, `requests by ${principal.kind === 'operator' ? 'the operator' : principal.amid}`)
       if (principal.kind === 'agent') chat.requested(principal.amid) // a call by the agent is activity (presence)

@@ -23,8 +23,12 @@ export const MAX_OPEN_CHALLENGES = 10_000
 const AUDIENCE = 'agentmesh/api/v1'
 
 export interface Authenticator {
-  /** The caller, and the request's JSON body (read once, checked against the signature when signed). */
-  principal (c: Context): Promise<{ principal: Principal, body: unknown }>
+  /**
+   * The caller, and the request's JSON body (read once, checked against the signature when signed).
+   * `readBody` replaces how the body is read for the operator key and bearer tokens (a route with
+   * a larger or streamed body: the files upload); a signed request always reads it as the registry does.
+   */
+  principal (c: Context, readBody?: (c: Context) => Promise<unknown>): Promise<{ principal: Principal, body: unknown }>
   challenge (amid: unknown): { nonce: string, relay: string, expires_at: number }
   token (body: { amid?: unknown, nonce?: unknown, sig?: unknown }): Promise<{ token: string, token_type: 'Bearer', expires_at: number }>
   readonly operatorEnabled: boolean
@@ -55,7 +59,7 @@ export function authenticator (init: {
 
   return {
     operatorEnabled: keyDigest !== undefined,
-    async principal (c) {
+    async principal (c, readBody = init.readBody) {
       const key = c.req.header('x-api-key')
       if (key !== undefined) {
         // compared as digests: constant time whatever the length
@@ -64,7 +68,7 @@ export function authenticator (init: {
             ? 'this relay has no operator API key (set --api-key or AGENTMESH_API_KEY when starting it)'
             : 'the X-API-Key is not this relay\'s operator key')
         }
-        return { principal: { kind: 'operator', role: 'master' }, body: await init.readBody(c) }
+        return { principal: { kind: 'operator', role: 'master' }, body: await readBody(c) }
       }
       const auth = c.req.header('authorization')
       if (auth !== undefined) {
@@ -79,7 +83,7 @@ export function authenticator (init: {
           throw new AgentMeshError(ErrorCode.AuthFailed, expired ? 'the bearer token has expired; get a new one (`agentmesh token`)' : 'the bearer token is not valid for this relay; get one with POST /api/v1/auth/token')
         }
         if (sub === undefined || !isAmid(sub)) throw new AgentMeshError(ErrorCode.AuthFailed, 'the bearer token names no agent')
-        return { principal: await agent(sub), body: await init.readBody(c) }
+        return { principal: await agent(sub), body: await readBody(c) }
       }
       if (c.req.header(SIGNATURE_HEADERS.agent) !== undefined) {
         const { signer, body } = await init.signed(c)
