@@ -45,10 +45,14 @@ function defaultFeatures (deps: HttpDeps): RelayFeature[] {
   return out
 }
 
-/** Methods the app serves on `path` (hono has no 405 of its own): derived from its route list. */
+/**
+ * Methods the app serves on `path` (hono has no 405 of its own): derived from its route list. A
+ * path a route names exactly (`/api/files/upload`) is that route's, not a parameter's (`/api/files/:id`).
+ */
 function allowedMethods (app: Hono, path: string): string[] {
   const methods = new Set<string>()
-  for (const r of app.routes) {
+  const exact = app.routes.filter(r => r.path === path)
+  for (const r of exact.length > 0 ? exact : app.routes) {
     const re = new RegExp('^' + r.path.split('/').map(seg => seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('/') + '$')
     if (re.test(path)) methods.add(r.method)
   }

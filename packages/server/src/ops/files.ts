@@ -178,14 +178,13 @@ export function filesFeature (ctx: OpsContext): RelayFeature {
     ...(p.role === 'master' || (p.kind === 'agent' && p.amid === f.owner) ? { sharedWith: f.sharedWith } : {}),
   })
 
-  /** The id of a `/files/{id}` path; GET or DELETE of `…/files/upload` is a method the path does not take. */
-  const fileParam = (c: Context, route: 'getFile' | 'deleteFile' | 'downloadFile'): string => {
-    if (c.req.param('id') === 'upload') {
-      c.header('Allow', 'POST')
-      throw new AgentMeshError(ErrorCode.MethodNotAllowed, `${c.req.method} is not allowed on ${c.req.path}; use POST`)
-    }
-    return paramsOf(c, R[route].params).id
+  /** GET or DELETE of `…/files/upload` (which the `…/files/{id}` routes match): a method that path does not take. */
+  const notUpload = (c: Context): void => {
+    if (c.req.param('id') !== 'upload') return
+    c.header('Allow', 'POST')
+    throw new AgentMeshError(ErrorCode.MethodNotAllowed, `${c.req.method} is not allowed on ${c.req.path}; use POST`)
   }
+  const fileParam = (c: Context, route: 'getFile' | 'deleteFile' | 'downloadFile'): string => paramsOf(c, R[route].params).id
 
   /** The JSON body of an upload, read as it streams in up to what fileJsonMaxBytes takes in Base64. */
   const jsonLimit = Math.ceil(o.fileJsonMaxBytes / 3) * 4 + 64 * 1024
@@ -256,6 +255,7 @@ export function filesFeature (ctx: OpsContext): RelayFeature {
   }
 
   const get = (route: 'getFile' | 'getFilePlan') => async (c: Context): Promise<Response> => {
+    notUpload(c)
     const { p } = await ctx.gate().enter(c)
     return answer(c, route, fileJson(p, await visibleFile(p, fileParam(c, 'getFile'))))
   }
@@ -287,6 +287,7 @@ export function filesFeature (ctx: OpsContext): RelayFeature {
   }
 
   const del = (route: 'deleteFile' | 'deleteFilePlan') => async (c: Context): Promise<Response> => {
+    notUpload(c)
     const { p } = await ctx.gate().enter(c)
     const f = await visibleFile(p, fileParam(c, 'deleteFile'))
     if (p.role !== 'master' && !(p.kind === 'agent' && p.amid === f.owner)) {
