@@ -13,8 +13,7 @@ import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, createIdentity, signChallenge, signEnv
 import { silentLogger } from '@agentmesh/server'
 import { httpApp, openapi } from '@agentmesh/server/internal'
 import { memoryStore, type AppendItem, type AuditInput } from '@agentmesh/store'
-import { readJson } from '../src/api-v1.ts'
-import { authenticator } from '../src/auth.ts'
+import { relayFeatures } from './app-features.ts'
 import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
 import { TaskService } from '../src/tasks.ts'
 
@@ -26,7 +25,6 @@ const doc = JSON.parse(JSON.stringify(openapi)) as Json
 async function apiApp (agents: Identity[]): Promise<ReturnType<typeof httpApp>> {
   const store = memoryStore()
   for (const a of agents) await store.upsertAgent({ amid: a.amid, seenAt: Date.now() })
-  const relayId = await store.relayId()
   const outlet = { post: async (item: AppendItem, audit?: AuditInput[]) => (await store.commit([item], [], audit ?? []))[0]!, event: () => {}, online: () => [] }
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings: defaultChatSettings(), log: silentLogger, outlet })
   const tasks = new TaskService(chat, store, silentLogger)
@@ -35,7 +33,8 @@ async function apiApp (agents: Identity[]): Promise<ReturnType<typeof httpApp>> 
     store,
     healthy: () => true,
     info: async () => ({}),
-    api: (registry) => ({ store, chat, tasks, auth: authenticator({ store, relay: chat.relay, relayId, apiKey: API_KEY, signed: registry.signed, readBody: readJson }) }),
+    // as createRelay() serves them: the chat API v1 and the operations features beside it
+    features: await relayFeatures({ store, chat, tasks, outlet, apiKey: API_KEY }),
   })
 }
 

@@ -12,12 +12,7 @@ import { httpApp, openapi as openapiDocument } from '@agentmesh/server/internal'
 import { rawAgent, startRelay as startTestRelay, tempDir } from '@agentmesh/testing'
 import { memoryStore } from '@agentmesh/store'
 import type { AppendItem, AuditInput } from '@agentmesh/store'
-import { inProcessBackplane } from '../src/backplane.ts'
-import { EventBus } from '../src/events.ts'
-import { relayOptions } from '../src/options.ts'
-import { chatFeature } from '../src/features/chat.ts'
-import { opsFeatures } from '../src/features/ops.ts'
-import { registryFeature, reputationFeature } from '../src/features/registry.ts'
+import { relayFeatures } from './app-features.ts'
 import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
 import { TaskService } from '../src/tasks.ts'
 
@@ -33,7 +28,6 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
  */
 async function inProcess (over: { healthy?: () => boolean, info?: () => Promise<Record<string, unknown>> } = {}): Promise<ReturnType<typeof httpApp>> {
   const store = memoryStore()
-  const relayId = await store.relayId()
   const outlet = {
     post: async (item: AppendItem, audit?: AuditInput[]) => (await store.commit([item], [], audit ?? []))[0]!,
     event: () => {},
@@ -46,16 +40,13 @@ async function inProcess (over: { healthy?: () => boolean, info?: () => Promise<
     outlet,
   })
   const tasks = new TaskService(chat, store, silentLogger)
-  // the features createRelay() serves: registry, reputation, the chat API and the operations features
-  const registry = registryFeature({ store, now: Date.now, trustRoots: [] })
-  const chatApi = chatFeature({ chat, tasks, store, relayId, apiKey: undefined, registry: () => registry.helpers() })
-  const components = { store, logger: silentLogger, events: new EventBus(), relay: outlet, backplane: inProcessBackplane(), options: relayOptions(), now: Date.now }
   return httpApp({
     log: silentLogger,
     store,
     healthy: over.healthy ?? (() => true),
     info: over.info ?? (async () => ({ name: 'agentmesh', stub: true })),
-    features: [registry, reputationFeature({ store, now: Date.now, registry }), chatApi, ...opsFeatures({ ...components, chat, gate: () => chatApi.gate() })],
+    // the features createRelay() serves: registry, reputation, the chat API and the operations features
+    features: await relayFeatures({ store, chat, tasks, outlet }),
   })
 }
 
