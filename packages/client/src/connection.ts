@@ -9,13 +9,14 @@ import {
   type ApiAnswer, type RelayEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
-import { DM_ROOM_PREFIX, isAmid, keyForAmid, verifyEnvelope, type Identity } from '@agentmesh/crypto'
+import { DM_ROOM_PREFIX, isAmid, keyForAmid, signChallenge, verifyEnvelope, type Identity } from '@agentmesh/crypto'
 import { GROUP_TYPE, Rooms, SENDER_KEY_TYPE, isUnreachable, type DeferredSend } from './rooms.ts'
 import { InboundPipeline, attachInbound, toMessage } from './inbound.ts'
 import { e2eeStage, gateStage, relayStage, roomStage, senderKeyStage } from './stages.ts'
 import { registryRequest } from './registry.ts'
 import { acceptHandle, checkHandlePin, handlePins, type HandlePin } from './handle-pins.ts'
-import { restCall } from './api.ts'
+import { apiRequest, restCall } from './api.ts'
+import { FILE_MESSAGE_TYPE, FileKeys, fileKeyStage, fileKeysOf } from './file-keys.ts'
 import type { ClientState } from './state.ts'
 import type { Connection, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
 import { Channel } from './channel.ts'
@@ -219,6 +220,10 @@ export class ConnectionImpl implements Connection {
     this.pipeline.use(relayStage({ relayAmid }))
     this.pipeline.use(roomStage({ relayAmid }))
     this.pipeline.use(gateStage({ gate: () => this.cfg.gate, relayAmid }))
+    // keys of end-to-end encrypted files, kept as they arrive (file-keys.ts); the message goes on
+    const fileKeys = cfg.e2ee === undefined ? undefined : new FileKeys(cfg.e2ee)
+    if (fileKeys !== undefined) fileKeysOf.set(this, fileKeys)
+    this.pipeline.use(fileKeyStage(fileKeys))
     attachInbound(this, this.pipeline)
     for (const e of cfg.state.outboxList()) {
       this.outbox.set(e.id, { id: e.id, to: e.to, envText: e.envText, transmitted: false, waiters: [] })
@@ -560,6 +565,22 @@ export class ConnectionImpl implements Connection {
   /** The relay's own AMID (it signs timeline events and task requests), once connected. */
   get relayAmid (): string | undefined { return this.relayAmidValue }
 
+  private bearer: { token: string, expiresAt: number } | undefined
+  /**
+   * The relay's HTTP origin and headers that authenticate a plain HTTP request as this agent: a
+   * bearer token (docs/protocol.md §17.8), fetched by signing a challenge and renewed a minute
+   * before it expires. For bodies a signed request cannot carry: a streamed file upload or download.
+   */
+  async authorize (): Promise<{ origin: string, headers: Record<string, string> }> {
+    if (this.bearer === undefined || this.bearer.expiresAt - 60_000 < Date.now()) {
+      const origin = this.cfg.httpBase
+      const ch = await apiRequest(origin, 'authChallenge', '/api/v1/auth/challenge', { body: JSON.stringify({ amid: this.amid }) })
+      const t = await apiRequest(origin, 'authToken', '/api/v1/auth/token', { body: JSON.stringify({ amid: this.amid, nonce: ch.nonce, sig: signChallenge(this.cfg.identity, this.amid, ch.nonce, ch.relay) }) })
+      this.bearer = { token: t.token, expiresAt: t.expires_at }
+    }
+    return { origin: this.cfg.httpBase, headers: { authorization: `Bearer ${this.bearer.token}` } }
+  }
+
   /**
    * Events, live: chat's presence, typing, read and membership events (never stored) and the
    * operations events (system_update, catastrophe_alert, agent_health_change, file_available).
@@ -878,7 +899,8 @@ export class ConnectionImpl implements Connection {
       try { d = await this.cfg.e2ee.decrypt(env) } catch { return false } // the listener warns and asks for a reset
       msg = toMessage(env, item.seq, d, true)
     }
-    if (msg.room !== undefined || msg.from === this.relayAmidValue || !CONTROL_TYPES.has(msg.type)) return false
+    // a file key is kept here too (its stage), and the message left for the listener
+    if (msg.room !== undefined || msg.from === this.relayAmidValue || !(CONTROL_TYPES.has(msg.type) || msg.type === FILE_MESSAGE_TYPE)) return false
     const out = await this.pipeline.run(item.seq, env, msg, undefined, () => {})
     if (out !== undefined) return false
     item.msg = msg

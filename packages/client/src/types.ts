@@ -102,6 +102,12 @@ export interface Connection {
   /** A REST call to the relay signed by this agent; answers the JSON body or throws its coded error. */
   request (method: string, path: string, body?: unknown): Promise<unknown>
   /**
+   * The relay's HTTP origin and headers (a bearer token, renewed before it expires) that
+   * authenticate a plain HTTP request as this agent: for streamed bodies, which a signed request
+   * cannot carry (`files(conn)`: uploads and downloads).
+   */
+  authorize (): Promise<{ origin: string, headers: Record<string, string> }>
+  /**
    * Incoming messages in order. A message counts as processed, and is never handed over
    * again, when the loop asks for the next one (or leaves with `break`).
    */
