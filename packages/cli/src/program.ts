@@ -13,6 +13,7 @@ import { chatCommands } from './commands/chat.ts'
 import { logsCommand } from './commands/logs.ts'
 import { policyCommands } from './commands/policy.ts'
 import { sentCommand } from './commands/sent.ts'
+import { fileCommands } from './commands/files.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -44,6 +45,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   chatCommands(program, io)
   logsCommand(program, io)
   // ---- operations: files (§18)
+  fileCommands(program, io)
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)

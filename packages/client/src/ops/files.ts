@@ -126,6 +126,8 @@ export function files (conn: Connection): Files {
 
   const download = async (id: string, opts: DownloadOptions = {}): Promise<Downloaded> => {
     const file = await rest('getFile', `/api/v1/files/${encodeURIComponent(id)}`)
+    // a connection that only sends (the CLI's) looks at the deliveries waiting for it first: a key may be among them
+    if (opts.decrypt !== false && keys()?.get(file.fileId) === undefined) await (conn as Partial<{ caughtUp: () => Promise<void> }>).caughtUp?.()
     const key = opts.decrypt === false ? undefined : keys()?.get(file.fileId)
     if (opts.to !== undefined && opts.force !== true && await exists(opts.to)) {
       throw new AgentMeshError(ErrorCode.InvalidArgument, `${opts.to} exists; choose another path, or replace it (--force)`)

@@ -1,0 +1,124 @@
+/**
+ * `agentmesh file upload | download | list | info | delete` (docs/protocol.md §18), in process
+ * against a relay of its own, each agent in its own home: --json shapes, exit codes and coded
+ * error lines, a download never over an existing file (without --force) nor outside the path named,
+ * end-to-end files (`--to`) decrypted by the receiver, and names from other agents printed safely.
+ */
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Relay } from '@agentmesh/server'
+import { assertCliError, cli, startRelay, tempDir } from '@agentmesh/testing'
+import { safeFilename } from '../src/commands/files.ts'
+
+type Json = Record<string, any>
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+describe('file', () => {
+  const dir = tempDir()
+  let relay: Relay
+  let server: string
+  const home = (name: string): string => join(dir.path, name)
+  before(async () => {
+    relay = await startRelay({ memory: true })
+    server = relay.url
+  })
+  after(async () => {
+    await relay.close()
+    dir.cleanup()
+  })
+
+  async function init (name: string): Promise<string> {
+    const r = await cli(['init', '--open', '--name', name, '--json'], { home: home(name), server })
+    assert.equal(r.code, 0, r.stderr)
+    return (JSON.parse(r.lines[0]!) as { amid: string }).amid
+  }
+  async function run (who: string, args: string[]): Promise<Json[]> {
+    const r = await cli([...args, '--json'], { home: home(who), server })
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`)
+    return r.lines.map(l => JSON.parse(l) as Json)
+  }
+
+  it('file - upload, list, info, download byte-identical to -o; an existing -o is refused without --force; delete by the owner only', async () => {
+    const [alice, bob] = [await init('alice'), await init('bob')]
+    const bytes = randomBytes(400_000)
+    const src = join(dir.path, 'data.bin')
+    writeFileSync(src, bytes)
+    const [up] = await run('alice', ['file', 'upload', src, '--public', '--type', 'application/zip', '--description', 'nightly \u202eevil'])
+    assert.deepEqual(Object.keys(up!).sort(), ['e2ee', 'fileId', 'sha256', 'size', 'url', 'visibility'])
+    assert.deepEqual([up!.size, up!.sha256, up!.visibility, up!.e2ee], [bytes.byteLength, sha(bytes), 'public', false])
+
+    const listed = await run('bob', ['file', 'list'])
+    assert.deepEqual(listed.map(f => [f.fileId, f.ownerAmid, f.filename, f.type]), [[up!.fileId, alice, 'data.bin', 'application/zip']])
+    assert.deepEqual((await run('bob', ['file', 'list', '--agent', bob])), [])
+    const text = await cli(['file', 'list'], { home: home('bob'), server })
+    assert.equal(text.code, 0)
+    assert.ok(text.stdout.includes('data.bin — nightly evil') && !text.stdout.includes('\u202e'), text.stdout)
+    const [info] = await run('bob', ['file', 'info', up!.fileId])
+    assert.equal(info!.size, bytes.byteLength)
+
+    const out = join(dir.path, 'got.bin')
+    const [d] = await run('bob', ['file', 'download', up!.fileId, '-o', out])
+    assert.deepEqual(d, { fileId: up!.fileId, path: out, size: bytes.byteLength, sha256: sha(bytes), decrypted: false, filename: 'data.bin' })
+    assert.ok(readFileSync(out).equals(bytes))
+    writeFileSync(out, 'mine')
+    assertCliError(await cli(['file', 'download', up!.fileId, '-o', out], { home: home('bob'), server }), 'AM_ERR_INVALID_ARGUMENT', 2, /exists/)
+    assert.equal(readFileSync(out, 'utf8'), 'mine')
+    await run('bob', ['file', 'download', up!.fileId, '-o', out, '--force'])
+    assert.ok(readFileSync(out).equals(bytes))
+
+    assertCliError(await cli(['file', 'delete', up!.fileId], { home: home('bob'), server }), 'AM_ERR_FORBIDDEN', 1)
+    assert.deepEqual(await run('alice', ['file', 'delete', up!.fileId]), [{ fileId: up!.fileId, deleted: true }])
+    assertCliError(await cli(['file', 'info', up!.fileId], { home: home('alice'), server }), 'AM_ERR_UNKNOWN_FILE', 1)
+    // usage errors: exit 2
+    assertCliError(await cli(['file', 'upload', src, '--public', '--room', '#x'], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2)
+    assertCliError(await cli(['file', 'upload', join(dir.path, 'nope')], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2)
+    assertCliError(await cli(['file', 'download', '../../etc/passwd'], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2)
+  })
+
+  it('file - upload --to sends it end to end: the relay holds ciphertext; the peer downloads it decrypted under the sender\'s name, in a free name of the current directory', async () => {
+    const bob = await init('bob2')
+    await init('carol2')
+    const secret = Buffer.from(`the launch code is ${randomBytes(8).toString('hex')}\n`.repeat(50))
+    const src = join(dir.path, 'launch.txt')
+    writeFileSync(src, secret)
+    const [sent] = await run('carol2', ['file', 'upload', src, '--to', bob, '--type', 'text/plain'])
+    assert.equal(sent!.e2ee, true)
+    assert.equal(sent!.sha256, sha(secret))
+    const parts: Uint8Array[] = []
+    for await (const p of relay.store.readFileChunks(sent!.fileId)) parts.push(p)
+    assert.equal(Buffer.concat(parts).indexOf('launch code'), -1, 'ciphertext only on the relay')
+    assert.equal((await relay.store.getFile(sent!.fileId))?.filename, 'encrypted')
+
+    // bob downloads it with no -o: the sender's name, in the current directory, never over a file there
+    const cwd = join(dir.path, 'bob-downloads')
+    mkdirSync(cwd)
+    writeFileSync(join(cwd, 'launch.txt'), 'already here')
+    const before = process.cwd()
+    process.chdir(cwd)
+    let d: Json
+    try {
+      [d] = await run('bob2', ['file', 'download', sent!.fileId]) as [Json]
+    } finally {
+      process.chdir(before)
+    }
+    assert.equal(d.decrypted, true)
+    assert.equal(d.filename, 'launch.txt')
+    assert.equal(d.path, join(cwd, 'launch-1.txt'))
+    assert.ok(readFileSync(join(cwd, 'launch-1.txt')).equals(secret))
+    assert.equal(readFileSync(join(cwd, 'launch.txt'), 'utf8'), 'already here')
+    assert.deepEqual(readdirSync(cwd).sort(), ['launch-1.txt', 'launch.txt'], 'no partial file left')
+  })
+
+  it('file - a name from another agent is made a plain name: no path, no control characters, no leading dots', () => {
+    assert.equal(safeFilename('../../etc/passwd'), 'passwd')
+    assert.equal(safeFilename('..\\..\\boot.ini'), 'boot.ini')
+    assert.equal(safeFilename('.bashrc'), 'bashrc')
+    assert.equal(safeFilename('a\u001b[2Jb\u202e.txt'), 'a[2Jb.txt')
+    assert.equal(safeFilename('..'), 'file')
+    assert.equal(safeFilename('/'), 'file')
+    assert.equal(safeFilename('con:<x>|?*'), 'con__x____')
+  })
+})
