@@ -96,7 +96,7 @@ export const ErrorCode = {
   UnknownFile: 'AM_ERR_UNKNOWN_FILE',
   FileTooLarge: 'AM_ERR_FILE_TOO_LARGE',
   FileQuota: 'AM_ERR_FILE_QUOTA',
-  BadBase64: 'AM_ERR_BAD_BASE64',
+  BadEncoding: 'AM_ERR_BAD_ENCODING',
   ChecksumMismatch: 'AM_ERR_CHECKSUM_MISMATCH',
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
@@ -241,7 +241,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.UnknownFile]: { status: 404, retryable: false },
   [ErrorCode.FileTooLarge]: { status: 413, retryable: false },
   [ErrorCode.FileQuota]: { status: 413, retryable: false },
-  [ErrorCode.BadBase64]: { status: 400, retryable: false },
+  [ErrorCode.BadEncoding]: { status: 400, retryable: false },
   [ErrorCode.ChecksumMismatch]: { status: 400, retryable: false },
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)

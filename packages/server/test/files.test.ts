@@ -232,8 +232,8 @@ describe('files - REST', () => {
       assert.equal(await w.relay.store.dropFileUploads(Number.MAX_SAFE_INTEGER), 0, 'no upload left open: its chunks went at once')
     }
     const json = (body: Json): Promise<{ status: number, body: Json }> => call(w, alice, 'POST', '/api/v1/files/upload', { filename: 'f', ...body })
-    await expectError(json({ fileData: 'not base64!' }), 400, ErrorCode.BadBase64)
-    await expectError(json({ fileData: 'aGk=x' }), 400, ErrorCode.BadBase64)
+    await expectError(json({ fileData: 'not base64!' }), 400, ErrorCode.BadEncoding)
+    await expectError(json({ fileData: 'aGk=x' }), 400, ErrorCode.BadEncoding)
     await expectError(json({ fileData: pattern(1001).toString('base64') }), 413, ErrorCode.FileTooLarge)
     await expectError(json({ fileData: 'x'.repeat(2 * 1024 * 1024) }), 413, ErrorCode.BodyTooLarge)
     await expectError(json({ fileData: 'aGk=', sha256: 'a'.repeat(64) }), 400, ErrorCode.ChecksumMismatch)

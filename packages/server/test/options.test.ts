@@ -64,6 +64,10 @@ describe('options - relayOptions', () => {
       auditMaxRows: undefined,
       auditHeadEveryRows: 1000,
       auditHeadIntervalMs: 60_000,
+      fileMaxBytes: 100 * 1024 * 1024,
+      fileJsonMaxBytes: 10 * 1024 * 1024,
+      fileQuotaBytes: 1024 * 1024 * 1024,
+      fileMaxPerAgent: 10_000,
       rateLimits: {},
     }
     assert.deepEqual(relayOptions(), expected)
@@ -159,7 +163,8 @@ describe('options - the option schema', () => {
       'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox',
       'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
-      'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs', 'rateLimits',
+      'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs',
+      'fileMaxBytes', 'fileJsonMaxBytes', 'fileQuotaBytes', 'fileMaxPerAgent', 'rateLimits',
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
@@ -174,6 +179,7 @@ describe('options - the option schema', () => {
       historyRetentionMs: 'AGENTMESH_HISTORY_RETENTION_MS', historyMaxPerRoom: 'AGENTMESH_HISTORY_MAX_PER_ROOM', presenceIdleMs: 'AGENTMESH_PRESENCE_IDLE_MS',
       auditRetentionMs: 'AGENTMESH_AUDIT_RETENTION_MS', auditMaxRows: 'AGENTMESH_AUDIT_MAX_ROWS',
       auditHeadEveryRows: 'AGENTMESH_AUDIT_HEAD_ROWS', auditHeadIntervalMs: 'AGENTMESH_AUDIT_HEAD_INTERVAL_MS',
+      fileMaxBytes: 'AGENTMESH_FILE_MAX_BYTES', fileJsonMaxBytes: 'AGENTMESH_FILE_JSON_MAX_BYTES', fileQuotaBytes: 'AGENTMESH_FILE_QUOTA_BYTES', fileMaxPerAgent: 'AGENTMESH_FILE_MAX_PER_AGENT',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
     assert.deepEqual(flags, [
@@ -182,6 +188,7 @@ describe('options - the option schema', () => {
       ['historyRetentionMs', '--history-retention-days'], ['historyMaxPerRoom', '--history-max-per-room'], ['presenceIdleMs', '--presence-idle'],
       ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],
       ['auditHeadEveryRows', '--audit-head-rows'], ['auditHeadIntervalMs', '--audit-head-interval'],
+      ['fileMaxBytes', '--file-max-mib'], ['fileQuotaBytes', '--file-quota-mib'],
     ])
   })
 

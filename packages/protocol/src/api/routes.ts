@@ -126,7 +126,7 @@ const fileUpload = (path: string, plan: boolean) => ({
   security: anyPrincipal, body: S.UploadFileBody,
   responses: {
     ...v1({ 201: ok('stored', S.FileUploaded) }, {
-      400: `${fieldsError(fileFields)}; fileData not Base64 (${E.BadBase64}); sha256 given and the bytes hash to another value (${E.ChecksumMismatch})`,
+      400: `${fieldsError(fileFields)}; fileData not Base64 (${E.BadEncoding}); sha256 given and the bytes hash to another value (${E.ChecksumMismatch})`,
       403: fileWhoErrors,
       404: `a sharedWith or agentId agent not registered, a room that does not exist (${E.UnknownRecipient}, ${E.UnknownRoom})`,
     }),
