@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { files, FILE_MESSAGE_TYPE, type Connection } from '@agentmesh/client'
+import { chat, files, FILE_MESSAGE_TYPE, type Connection } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type OpsEvent, type RelayEvent } from '@agentmesh/protocol'
 import { startRelay, takeMessages, tempDir, waitFor } from '@agentmesh/testing'
 import { sdkHarness } from './sdk-fixtures.ts'
@@ -139,5 +139,34 @@ describe('files - SDK', () => {
     assert.deepEqual(ec.map(e => e.data.fileId), [pub.fileId])
     assert.deepEqual(ea.map(e => e.data.fileId), [pub.fileId, priv.fileId])
     assert.equal(eb[0]!.data.filename, 'all.txt')
+  })
+  it('files - an end-to-end file to a private room: a room file of ciphertext; a member keeps the key and decrypts; a public room is refused', async () => {
+    const relay = await startRelay({ memory: true })
+    relays.push(relay)
+    const [a, b, c] = [agent('alice'), agent('bob'), agent('carol')]
+    const alice = await open(relay, a)
+    const bob = await open(relay, b)
+    const carol = await open(relay, c)
+    await chat(alice).createRoom({ id: 'vault', kind: 'private' })
+    await chat(alice).invite('vault', b.id.amid)
+    await chat(bob).join('vault')
+    const plain = Buffer.from('room secret '.repeat(5000))
+    const sent = await files(alice).sendFile('#vault', plain, { filename: 'minutes.txt' })
+    const stored = await relay.store.getFile(sent.fileId)
+    assert.equal(stored?.visibility, '#vault')
+    assert.equal(stored?.filename, 'encrypted')
+    const parts: Uint8Array[] = []
+    for await (const p of relay.store.readFileChunks(sent.fileId)) parts.push(p)
+    assert.equal(Buffer.concat(parts).indexOf('room secret'), -1)
+    const [m] = await takeMessages(bob, 1)
+    assert.deepEqual([m!.type, m!.room, m!.encrypted], [FILE_MESSAGE_TYPE, 'vault', true])
+    const got = await files(bob).download(sent.fileId)
+    assert.deepEqual([got.decrypted, got.filename], [true, 'minutes.txt'])
+    assert.ok(Buffer.from(got.bytes!).equals(plain))
+    await assert.rejects(files(carol).get(sent.fileId), (e: unknown) => AgentMeshError.is(e) && e.code === ErrorCode.UnknownFile)
+    // a public room's messages are readable: its key would be too
+    await chat(alice).createRoom({ id: 'lobby', kind: 'public' })
+    await assert.rejects(files(alice).sendFile('#lobby', plain), (e: unknown) => AgentMeshError.is(e) && e.code === ErrorCode.EncryptionRequired)
+    assert.equal((await relay.store.fileUsage(a.id.amid)).files, 1, 'nothing uploaded for the public room')
   })
 })

@@ -13,16 +13,16 @@ import { join } from 'node:path'
 import { ErrorCode } from '@agentmesh/protocol'
 import { createIdentity, signChallenge, signRequest, type Identity } from '@agentmesh/crypto'
 import type { Relay, RelayInit } from '@agentmesh/server'
-import { FILE_CHUNK_BYTES } from '@agentmesh/store'
-import { startRelay } from '@agentmesh/testing'
+import { FILE_CHUNK_BYTES, memoryStore, type Store } from '@agentmesh/store'
+import { startRelay, waitFor } from '@agentmesh/testing'
 
 type Json = Record<string, any>
 const API_KEY = 'operator-key-for-files-tests-0123456789'
 
 interface World { relay: Relay, token: (a: Identity) => Promise<string> }
 
-async function start (t: TestContext, init: RelayInit = {}, agents: Identity[] = []): Promise<World> {
-  const relay = await startRelay({ memory: true, apiKey: API_KEY, ...init })
+async function start (t: TestContext, init: RelayInit = {}, agents: Identity[] = [], store?: Store): Promise<World> {
+  const relay = await startRelay({ memory: true, apiKey: API_KEY, ...init }, store === undefined ? {} : { store })
   t.after(async () => { await relay.close() })
   for (const a of agents) await relay.store.upsertAgent({ amid: a.amid, seenAt: Date.now() })
   const tokens = new Map<string, string>()
@@ -283,5 +283,39 @@ describe('files - REST', () => {
     assert.equal((await call(w2, 'operator', 'GET', `/api/v1/files/${up.body.fileId as string}`)).body.filename, 'kept.bin')
     await assert.rejects(w2.relay.store.putFileChunk('01890000-0000-7000-8000-00000000dead', 1, pattern(1)), 'the leftover upload was dropped at start')
     assert.deepEqual(await w2.relay.store.fileUsage(alice.amid), { bytes: bytes.byteLength, files: 1 })
+  })
+  it('files - an upload cut off by its client mid-stream is never visible, and its chunks go at once', async (t) => {
+    const alice = createIdentity('alice')
+    const base = memoryStore()
+    const calls = { chunks: 0, aborts: 0 }
+    // the relay's store, watched: how many chunks it was given, and the abort
+    const store: Store = new Proxy(base, {
+      get (target, prop, recv) {
+        if (prop === 'putFileChunk') return async (...a: Parameters<Store['putFileChunk']>) => { calls.chunks++; await target.putFileChunk(...a) }
+        if (prop === 'abortFileUpload') return async (id: string) => { calls.aborts++; await target.abortFileUpload(id) }
+        return Reflect.get(target, prop, recv) as unknown
+      },
+    })
+    const w = await start(t, {}, [alice], store)
+    const ctl = new AbortController()
+    let sent = 0
+    const body = new ReadableStream<Uint8Array>({
+      async pull (c) {
+        if (sent >= FILE_CHUNK_BYTES * 2) { await new Promise(() => {}); return } // then stalls: the client goes away
+        c.enqueue(pattern(64 * 1024))
+        sent += 64 * 1024
+      },
+    })
+    const res = fetch(`${w.relay.url}/api/v1/files?filename=cut`, { method: 'POST', headers: { ...await headersOf(w, alice), 'content-type': 'application/octet-stream' }, body, duplex: 'half', signal: ctl.signal } as RequestInit)
+    res.catch(() => {})
+    await waitFor(() => calls.chunks >= 2, 'two chunks stored')
+    // in the middle of the upload: nothing to see
+    assert.deepEqual(await w.relay.store.listFiles({ limit: 10 }), [])
+    assert.deepEqual((await call(w, alice, 'GET', '/api/v1/files')).body.files, [])
+    assert.deepEqual(await w.relay.store.fileUsage(alice.amid), { bytes: 0, files: 0 })
+    ctl.abort()
+    await waitFor(() => calls.aborts === 1, 'the upload aborted by the relay')
+    assert.equal(await w.relay.store.dropFileUploads(Number.MAX_SAFE_INTEGER), 0, 'no upload left open')
+    assert.deepEqual(await w.relay.store.fileUsage(alice.amid), { bytes: 0, files: 0 })
   })
 })
