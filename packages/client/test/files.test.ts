@@ -12,6 +12,8 @@ import { join } from 'node:path'
 import { chat, files, FILE_MESSAGE_TYPE, type Connection } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, type OpsEvent, type RelayEvent } from '@agentmesh/protocol'
 import { startRelay, takeMessages, tempDir, waitFor } from '@agentmesh/testing'
+import { inProcessBackplane } from '@agentmesh/server'
+import { memoryStore } from '@agentmesh/store'
 import { sdkHarness } from './sdk-fixtures.ts'
 
 function opsEvents (conn: Connection): OpsEvent[] {
@@ -168,5 +170,26 @@ describe('files - SDK', () => {
     await chat(alice).createRoom({ id: 'lobby', kind: 'public' })
     await assert.rejects(files(alice).sendFile('#lobby', plain), (e: unknown) => AgentMeshError.is(e) && e.code === ErrorCode.EncryptionRequired)
     assert.equal((await relay.store.fileUsage(a.id.amid)).files, 1, 'nothing uploaded for the public room')
+  })
+  it('files - file_available reaches an agent connected to another relay node over the same store, once', async () => {
+    const store = memoryStore()
+    const backplane = inProcessBackplane()
+    const shared = { ...store, close: async () => {} }
+    const one = await startRelay({}, { store: shared, backplane })
+    const two = await startRelay({}, { store: shared, backplane })
+    const [a, b, c] = [agent('alice'), agent('bob'), agent('carol')]
+    const alice = await open(one, a)
+    const carol = await open(one, c)
+    const bob = await open(two, b)
+    const [eb, ec] = [opsEvents(bob), opsEvents(carol)]
+    await waitFor(async () => (await chat(alice).presence()).some(p => p.amid === b.id.amid), 'node one knows bob is online')
+    const up = await files(alice).upload(Buffer.from('everyone'), { filename: 'all.txt', visibility: 'public' })
+    // a second file after it: once it arrived, a duplicate of the first (sent before it, on the same path) would have too
+    const up2 = await files(alice).upload(Buffer.from('again'), { filename: 'again.txt', visibility: 'public' })
+    await waitFor(() => eb.some(e => e.data.fileId === up2.fileId) && ec.some(e => e.data.fileId === up2.fileId), 'both hear both')
+    assert.deepEqual(eb.map(e => e.data.fileId), [up.fileId, up2.fileId])
+    assert.deepEqual(ec.map(e => e.data.fileId), [up.fileId, up2.fileId])
+    await alice.close(); await carol.close(); await bob.close()
+    await one.close(); await two.close(); await backplane.stop(); await store.close()
   })
 })

@@ -130,6 +130,8 @@ export function fileCommands (program: Command, io: CliIo = processIo()): void {
             to = resolve(o.output)
           } else {
             const info = await f.get(id)
+            // the key of an end-to-end file (with the sender's name) may be among the deliveries waiting
+            await (c as Partial<{ caughtUp: () => Promise<void> }>).caughtUp?.()
             to = await freeName(process.cwd(), safeFilename(f.keyOf(info.fileId)?.filename ?? info.filename))
           }
           const d = await f.download(id, { to, force: o.force === true && o.output !== undefined, onProgress: bar.tick })

@@ -262,7 +262,15 @@ export function files (conn: Connection): Files {
       }
       key.fill(0)
       store.put(fk, conn.amid) // the sender can read its own file again
-      const r = await conn.send(to, { ...fk }, { type: FILE_MESSAGE_TYPE })
+      let r
+      try {
+        r = await conn.send(to, { ...fk }, { type: FILE_MESSAGE_TYPE })
+      } catch (err) {
+        // the key could not go (no grant, an unknown peer…): the ciphertext is of no use to anyone
+        await rest('deleteFile', `/api/v1/files/${up.fileId}`).catch(() => {})
+        store.delete(up.fileId)
+        throw err
+      }
       return { fileId: up.fileId, messageId: r.id, size, sha256: fk.sha256 }
     },
   }
