@@ -134,6 +134,8 @@ describe('files - SDK', () => {
     const bob = await open(relay, b)
     const carol = await open(relay, c)
     const [ea, eb, ec] = [opsEvents(alice), opsEvents(bob), opsEvents(carol)]
+    const typed: string[] = []
+    void (async () => { for await (const f of files(bob).available()) typed.push(f.filename) })()
     const pub = await files(alice).upload(Buffer.from('for all'), { filename: 'all.txt', type: 'text/plain', visibility: 'public' })
     const priv = await files(alice).upload(Buffer.from('for bob'), { filename: 'bob.txt', sharedWith: [b.id.amid] })
     await waitFor(() => eb.length === 2 && ec.length === 1 && ea.length === 2, 'the events')
@@ -141,6 +143,8 @@ describe('files - SDK', () => {
     assert.deepEqual(ec.map(e => e.data.fileId), [pub.fileId])
     assert.deepEqual(ea.map(e => e.data.fileId), [pub.fileId, priv.fileId])
     assert.equal(eb[0]!.data.filename, 'all.txt')
+    await waitFor(() => typed.length === 2, 'the typed helper')
+    assert.deepEqual(typed, ['all.txt', 'bob.txt'])
   })
   it('files - an end-to-end file to a private room: a room file of ciphertext; a member keeps the key and decrypts; a public room is refused', async () => {
     const relay = await startRelay({ memory: true })

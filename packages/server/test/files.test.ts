@@ -140,6 +140,11 @@ describe('files - REST', () => {
     const empty = await stream(w, 'operator', new Uint8Array(0), `filename=empty&agentId=${alice.amid}`)
     assert.equal(empty.status, 201, JSON.stringify(empty.body))
     assert.equal((await call(w, alice, 'GET', `/api/v1/files/${empty.body.fileId as string}`)).body.ownerAmid, alice.amid)
+    // the JSON upload takes a signed request (its body within the registry's 64 KiB)
+    const jsonBody = JSON.stringify({ filename: 'signed.txt', fileData: Buffer.from('signed bytes').toString('base64') })
+    const signedRes = await fetch(`${w.relay.url}/api/v1/files/upload`, { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(alice, 'POST', '/api/v1/files/upload', jsonBody) }, body: jsonBody })
+    assert.equal(signedRes.status, 201)
+    assert.equal((await download(w, alice, (await signedRes.json() as Json).fileId)).bytes.toString(), 'signed bytes')
     // signed: refused before the body is read
     const path = '/api/v1/files?filename=x'
     const res2 = await fetch(w.relay.url + path, { method: 'POST', headers: { 'content-type': 'application/octet-stream', ...signRequest(alice, 'POST', path, 'abc') }, body: 'abc' })
@@ -148,7 +153,7 @@ describe('files - REST', () => {
     // no credentials at all
     const res3 = await fetch(w.relay.url + path, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'abc' })
     assert.equal(res3.status, 401)
-    assert.equal((await w.relay.store.fileUsage(alice.amid)).files, 2)
+    assert.equal((await w.relay.store.fileUsage(alice.amid)).files, 3)
   })
 
   it('files - who sees what: private and shared, a room\'s members, public; listing shows only those, paged', async (t) => {

@@ -87,6 +87,8 @@ export interface Files {
   sendFile (to: string, source: FileSource, opts?: Pick<UploadOptions, 'filename' | 'type' | 'description' | 'onProgress' | 'signal'>): Promise<SentFile>
   /** The key this agent holds for an end-to-end encrypted file (received, or sent by it). */
   keyOf (id: string): (FileKey & { from: string }) | undefined
+  /** New files this agent may see, live, as the relay announces them (`file_available` events). */
+  available (): AsyncIterable<FileInfo>
 }
 
 const TAG_BYTES = 16
@@ -221,6 +223,9 @@ export function files (conn: Connection): Files {
       keys()?.delete(id)
     },
     keyOf (id) { return keys()?.get(id) },
+    async * available () {
+      for await (const e of conn.events()) if (e.type === 'file_available' && 'data' in e) yield e.data as FileInfo
+    },
     async sendFile (to, source, opts = {}) {
       const store = keys()
       if (store === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'this connection has no end-to-end encryption: an encrypted file needs it')
