@@ -94,6 +94,9 @@ export const ErrorCode = {
   AddressInUse: 'AM_ERR_ADDRESS_IN_USE',
   // ---- operations: files (§18)
   // ---- operations: system updates (§19)
+  UnknownUpdate: 'AM_ERR_UNKNOWN_UPDATE',
+  UpdateExpired: 'AM_ERR_UPDATE_EXPIRED',
+  UpdateRequired: 'AM_ERR_UPDATE_REQUIRED',
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
 } as const
@@ -234,6 +237,9 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.AddressInUse]: { retryable: false },
   // ---- operations: files (§18)
   // ---- operations: system updates (§19)
+  [ErrorCode.UnknownUpdate]: { status: 404, retryable: false },
+  [ErrorCode.UpdateExpired]: { status: 409, retryable: false },
+  [ErrorCode.UpdateRequired]: { status: 403, retryable: false },
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
 }

@@ -328,6 +328,11 @@ export class ChatService implements RoomResolver {
    * from the relay itself for the operator), or an envelope the agent signed; stored like a send.
    */
   async postMessage (p: Principal, env: Envelope, remote: string, attested: boolean): Promise<{ result: AppendResult, env: Envelope }> {
+    if (p.kind === 'agent') {
+      // a feature's say over this agent's sends (§19: a required version past its deadline)
+      const refused = this.out.sendRefusal?.(p.amid)
+      if (refused !== undefined) throw refused
+    }
     const bytes = Buffer.byteLength(JSON.stringify(env))
     if (!attested) {
       const ahead = tsTooFarAhead(env.ts, Date.now(), this.maxClockSkewMs)

@@ -9,6 +9,11 @@ import type { RoomRecord } from '@agentmesh/store'
 import type { Logger } from './log.ts'
 
 export interface RelayEvents {
+  /**
+   * A connection of an agent authenticated (each one, before 'agent:online' or 'agent:active'), with
+   * the software version its auth frame reported (§3).
+   */
+  'agent:authenticated': { amid: string, agentVersion?: string }
   /** An agent's first connection authenticated (on this node). */
   'agent:online': { amid: string }
   /** An online agent sent something, or authenticated one more connection. */

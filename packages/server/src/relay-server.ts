@@ -13,7 +13,7 @@ import { AgentMeshError, ErrorCode, PROTOCOL, constants } from '@agentmesh/proto
 import { memoryStore, type Store } from '@agentmesh/store'
 import { DEFAULT_MEMORY_AUDIT_MAX_ROWS, relayOptions, type RelayInit, type RelayOptions } from './options.ts'
 import { randomBytes } from 'node:crypto'
-import { RelayCore, type RelayOutlet, type RelayStats } from './relay.ts'
+import { RelayCore, type RelayOutlet, type RelayStats, type SendGate } from './relay.ts'
 import { httpApp } from './http.ts'
 import { defaultLogger, type Logger } from './log.ts'
 import { ChatService, defaultChatSettings, DEFAULT_CHAT_LIMITS } from './chat.ts'
@@ -130,6 +130,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     event: (amids, frame) => { core.event(amids, frame) },
     online: () => core.online(),
     membersChanged: (room) => { core.membersChanged(room) },
+    sendRefusal: (amid) => core.sendRefusal(amid),
   }
   const settings = defaultChatSettings()
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node, now, presenceIntervalMs: opts.presenceIntervalMs, maxClockSkewMs: opts.maxClockSkewMs })
@@ -139,7 +140,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   chat.applySettings(chat.settings)
   const core: RelayCore = new RelayCore(
     { relayId, relayAmid: chat.relayAmid, options: opts, node },
-    { store, logger: log, events, rooms: chat, sessions: sessionVerifier(store, opts.trustRoots), ...(shared === undefined ? {} : { backplane: shared }) },
+    { store, logger: log, events, rooms: chat, sessions: sessionVerifier(store, opts.trustRoots), sendGates: () => sendGates, ...(shared === undefined ? {} : { backplane: shared }) },
   )
   const tasks = new TaskService(chat, store, log)
   const auditHeads = components.auditHeads ?? memoryAuditHeads()
@@ -160,6 +161,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate() }),
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
+  // what features say over agents' sends (§19 required versions), asked by the core per connection
+  const sendGates: SendGate[] = features.flatMap(f => f.sendGate === undefined ? [] : [f.sendGate])
   const stopFeatures = async (): Promise<void> => {
     for (const f of [...features].reverse()) {
       try { await f.stop?.() } catch (err) { log.error({ err, feature: f.name }, 'feature stop failed') }
