@@ -23,4 +23,5 @@ export type {
   FeedbackRecord, ScorePoint, ReputationFlag,
   RoomKind, RoomRecord, MemberRole, MemberRecord, InviteRecord, HistoryEntry, HistoryQuery, AgentRole,
   TaskState, TaskTransition, TaskRecord, TaskQuery, AuditInput, AuditRecord, AuditQuery,
+  UpdateStore, UpdateType, UpdateAckStatus, UpdateRecord, UpdateAckRecord, UpdateQuery,
 } from './types.ts'

@@ -12,6 +12,7 @@ import { profileMatches } from './registry.ts'
 import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit } from './audit.ts'
 import { memoryCertificates } from './memory/certificates.ts'
 import { memoryPrekeys } from './memory/prekeys.ts'
+import { memoryUpdates } from './memory/updates.ts'
 import { memoryHandles } from './memory/handles.ts'
 import { memoryReputation } from './memory/reputation.ts'
 import { memoryRoles } from './memory/roles.ts'
@@ -450,6 +451,7 @@ export function memoryStore (init: StoreInit = {}): Store {
     ...memoryRoles(live),
     ...memoryTasks(live),
     ...memorySettings(live),
+    ...memoryUpdates(live),
     async close () { closed = true },
   }
 }
