@@ -38,6 +38,8 @@ export const DEFAULT_PRESENCE_INTERVAL_MS = 1000
 /** Registry reads per IP. */
 export const DEFAULT_REGISTRY_READS_PER_MINUTE = 600
 export const DEFAULT_REGISTRY_READ_BURST = 200
+/** docs/protocol.md §19: a breaking update's deadline when it names none (and does not expire). */
+export const DEFAULT_UPDATE_GRACE_MS = 7 * 24 * 3_600_000
 
 /** Builds the error of an invalid option: `relay option <field> <why>`. */
 export type InvalidOption = (field: string, why: string) => AgentMeshError
@@ -264,6 +266,15 @@ export const RELAY_OPTIONS = {
     file: true,
     env: 'AGENTMESH_AUDIT_HEAD_INTERVAL_MS',
     flag: { flags: '--audit-head-interval <sec>', help: 'sign the audit chain\'s head at least this often while it grows (default 60; env AGENTMESH_AUDIT_HEAD_INTERVAL_MS in ms)', int: { min: 1, max: 86_400, scale: 1000 } },
+  }),
+  // ---- operations: system updates (§19)
+  updateGraceMs: option({
+    schema: Type.Integer({ minimum: 0, maximum: 366 * 86_400_000 }),
+    default: DEFAULT_UPDATE_GRACE_MS,
+    doc: 'How long after its creation a breaking update with a requiredVersion and neither enforceAt nor expiresAt starts refusing sends from agents below it (AM_ERR_UPDATE_REQUIRED), in ms; docs/protocol.md §19. @default 7 days',
+    file: true,
+    env: 'AGENTMESH_UPDATE_GRACE_MS',
+    flag: { flags: '--update-grace <hours>', help: 'grace before a breaking update without a deadline refuses agents below its required version (default 168; env AGENTMESH_UPDATE_GRACE_MS in ms)', int: { min: 0, max: 8784, scale: 3_600_000 } },
   }),
   rateLimits: {
     schema: Type.Partial(Type.Object({ api: rateLimitSchema, ip: rateLimitSchema, chat: rateLimitSchema, chatIp: rateLimitSchema })),

@@ -111,6 +111,53 @@ const fieldsError = (fields: string) => `a body that is not a JSON object, an un
 const roomMessageLimits = 'or, for a room message, the chat limits (rate_limits.chat_* per agent, chat_ip_* per IP, default {{chat_per_minute}} and {{chat_ip_per_minute}} a minute)'
 const limitError = `limit not a whole number from 1 to ${MAX_PAGE} (${E.InvalidArgument})`
 
+// ---------------------------------------------------------------- operations: system updates (§19)
+
+const masterOnly = `a caller that is not a master (${E.Forbidden})`
+const unknownUpdate = `no update {id} (${E.UnknownUpdate})`
+const camel = 'camelCase JSON, as under /api/v1/updates and /api/updates alike.'
+/** The update routes under a prefix: `/api/v1` (canonical) and `/api` (the operations plan's paths), same schemas. */
+const updateRoute = {
+  create: <const P extends string>(prefix: P) => ({
+    method: 'post', path: `${prefix}/updates`, tags: ['updates'],
+    summary: `A master announces a system update (§19): stored, then sent as a system_update event to every connected agent, and to each other agent when it next connects, until it expires or the agent answered rejected or completed. A breakingChange with a requiredVersion refuses sends (${E.UpdateRequired}) from agents below it once enforceAt passed (default expiresAt, else creation + the relay option updateGraceMs, default 7 days). Audited update.create. ${camel}`,
+    security: anyPrincipal, body: S.CreateUpdateBody,
+    responses: v1({ 201: ok('the update\'s id; broadcast is always true', S.UpdateCreated) }, {
+      400: `${fieldsError('version, updateType, title, description, requiredVersion, breakingChange, announcement, expiresAt, enforceAt')}; an unreadable time, expiresAt not in the future, requiredVersion without breakingChange`,
+      403: masterOnly,
+    }),
+  } as const),
+  list: <const P extends string>(prefix: P) => ({
+    method: 'get', path: `${prefix}/updates`, tags: ['updates'],
+    summary: `System updates, newest first: those created at or after since, only the unexpired with activeOnly=true. Any agent may read them. ${camel}`,
+    security: anyPrincipal, query: S.UpdatesQuery,
+    responses: v1({ 200: ok('the updates', S.UpdateList) }, { 400: `since not a time, activeOnly not true or false, ${limitError}` }, noBody),
+  } as const),
+  get: <const P extends string>(prefix: P) => ({
+    method: 'get', path: `${prefix}/updates/{id}`, tags: ['updates'],
+    summary: `A system update. ${camel}`,
+    security: anyPrincipal, params: S.UpdateParams,
+    responses: v1({ 200: ok('the update', S.UpdateInfo) }, { 404: unknownUpdate }, noBody),
+  } as const),
+  ack: <const P extends string>(prefix: P) => ({
+    method: 'post', path: `${prefix}/updates/{id}/acknowledge`, tags: ['updates'],
+    summary: `An agent answers an update (§19): accepted, rejected or completed, with its agentVersion (recorded as its reported version) and notes. One answer per agent, replaced by the next: pending → accepted | rejected | completed, accepted → accepted | rejected | completed, rejected → rejected | accepted, completed → completed. agentId is the caller unless a master names another agent. Audited update.ack (no notes in the row). ${camel}`,
+    security: anyPrincipal, params: S.UpdateParams, body: S.AckUpdateBody,
+    responses: v1({ 200: ok('the acknowledgement as stored', S.UpdateAck) }, {
+      400: `${fieldsError('agentId, status, agentVersion, notes')}; the operator without agentId`,
+      403: `agentId is another agent and the caller is not a master (${E.Forbidden})`,
+      404: `${unknownUpdate}; agentId not a registered agent (${E.UnknownRecipient})`,
+      409: `the update expired (${E.UpdateExpired}); a move the answer's status does not allow, or the answer changed meanwhile (${E.InvalidTransition})`,
+    }),
+  } as const),
+  acks: <const P extends string>(prefix: P) => ({
+    method: 'get', path: `${prefix}/updates/{id}/acknowledgments`, tags: ['updates'],
+    summary: `The adoption view of an update, for masters and wardens: counts by status (pending: registered agents that have not answered), who has not answered, every answer, and the versions the agents last reported. ${camel}`,
+    security: anyPrincipal, params: S.UpdateParams,
+    responses: v1({ 200: ok('the adoption view', S.UpdateAdoption) }, { 403: `a worker (${E.Forbidden})`, 404: unknownUpdate }, noBody),
+  } as const),
+}
+
 /** Every route the relay serves, by operationId. */
 export const API_ROUTES = {
   // ---- the relay
@@ -572,6 +619,16 @@ export const API_ROUTES = {
 
   // ---- operations: files (§18)
   // ---- operations: system updates (§19)
+  createUpdate: updateRoute.create('/api/v1'),
+  listUpdates: updateRoute.list('/api/v1'),
+  getUpdate: updateRoute.get('/api/v1'),
+  ackUpdate: updateRoute.ack('/api/v1'),
+  updateAcks: updateRoute.acks('/api/v1'),
+  createUpdatePlan: updateRoute.create('/api'),
+  listUpdatesPlan: updateRoute.list('/api'),
+  getUpdatePlan: updateRoute.get('/api'),
+  ackUpdatePlan: updateRoute.ack('/api'),
+  updateAcksPlan: updateRoute.acks('/api'),
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
 } as const satisfies Record<string, ApiRoute>
