@@ -7,11 +7,12 @@ import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import WebSocket from 'ws'
 import { ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
-import { silentLogger, VERSION, type Relay, type RelayInit } from '@agentmesh/server'
+import { EventBus, inProcessBackplane, relayOptions, silentLogger, VERSION, type Relay, type RelayInit } from '@agentmesh/server'
 import { httpApp, openapi as openapiDocument } from '@agentmesh/server/internal'
 import { rawAgent, startRelay as startTestRelay, tempDir } from '@agentmesh/testing'
 import { memoryStore } from '@agentmesh/store'
-import { readJson } from '../src/api-v1.ts'
+import { apiGate, readJson } from '../src/api-v1.ts'
+import { opsFeatures } from '../src/features/ops.ts'
 import { authenticator } from '../src/auth.ts'
 import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
 import { TaskService } from '../src/tasks.ts'
@@ -40,18 +41,25 @@ async function inProcess (over: { healthy?: () => boolean, info?: () => Promise<
     },
   })
   const tasks = new TaskService(chat, store, silentLogger)
-  return httpApp({
+  let auth: ReturnType<typeof authenticator> | undefined
+  const app = httpApp({
     log: silentLogger,
     store,
     healthy: over.healthy ?? (() => true),
     info: over.info ?? (async () => ({ name: 'agentmesh', stub: true })),
-    api: (registry) => ({
-      store,
-      chat,
-      tasks,
-      auth: authenticator({ store, relay: chat.relay, relayId, apiKey: undefined, signed: registry.signed, readBody: readJson }),
-    }),
+    api: (registry) => {
+      auth = authenticator({ store, relay: chat.relay, relayId, apiKey: undefined, signed: registry.signed, readBody: readJson })
+      return { store, chat, tasks, auth }
+    },
   })
+  // the operations features' routes, as createRelay() adds them (their clients are not started here)
+  const outlet = { post: async () => { throw new Error('not in this app') }, event: () => {}, online: () => [] }
+  const ops = opsFeatures({
+    store, logger: silentLogger, events: new EventBus(), relay: outlet, backplane: inProcessBackplane(), options: relayOptions(), now: Date.now,
+    chat, gate: () => apiGate(chat, auth!),
+  })
+  for (const f of ops) f.routes?.(app)
+  return app
 }
 
 /** method → paths the app serves, from hono's own route list. */
