@@ -98,8 +98,8 @@ describe('updates - REST', () => {
     assert.equal(created.body.broadcast, true)
     const id = created.body.updateId as string
     const info = { updateId: id, ...good, breakingChange: false, expiresAt: Date.UTC(2026, 0, 8), createdBy: 'operator', createdAt: T0, active: true }
-    assert.deepEqual((await h.call(bob, 'GET', `/api/v1/updates/${id}`)).body, info)
-    assert.deepEqual((await h.call(bob, 'GET', `/api/updates/${id}`)).body, info)
+    assert.deepEqual((await h.call('operator', 'GET', `/api/v1/updates/${id}`)).body, info)
+    assert.deepEqual((await h.call(bob, 'GET', `/api/updates/${id}`)).body, { ...info, status: 'pending' }, 'an agent reads its own answer too')
     expectError(await h.call(bob, 'GET', '/api/v1/updates/no-such-update'), 404, ErrorCode.UnknownUpdate, /^no update no-such-update/)
   })
 

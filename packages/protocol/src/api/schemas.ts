@@ -628,6 +628,8 @@ export const UpdateInfo = Type.Object({
   createdBy: Type.String({ description: 'an AMID, or "operator"' }),
   createdAt: ms(),
   active: Type.Boolean({ description: 'not expired' }),
+  status: Type.Optional(OneOf(UPDATE_STATUSES, { description: 'to an agent: its own answer so far' })),
+  belowRequired: Type.Optional(Type.Boolean({ description: 'to an agent, with a requiredVersion: the version it last reported is below it (or it reported none)' })),
 }, { additionalProperties: false })
 export type UpdateInfo = Static<typeof UpdateInfo>
 export const UpdatesQuery = Type.Object({

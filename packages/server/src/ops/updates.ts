@@ -222,8 +222,20 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
     return answer(c, 'createUpdate', { updateId: u.id, broadcast: true }, 201)
   }
 
+  /** The updates as an agent reads them: with its own answer and whether it is below a required version. */
+  const forCaller = async (p: Principal, us: UpdateRecord[], at: number): Promise<UpdateInfo[]> => {
+    if (p.kind !== 'agent') return us.map(u => updateJson(u, at))
+    const acks = new Map((await store.agentUpdateAcks(p.amid, us.map(u => u.id))).map(a => [a.updateId, a.status]))
+    const version = versions.get(p.amid)
+    return us.map(u => ({
+      ...updateJson(u, at),
+      status: acks.get(u.id) ?? 'pending',
+      ...(u.requiredVersion === undefined ? {} : { belowRequired: !meetsVersion(version, u.requiredVersion) }),
+    }))
+  }
+
   const list = async (c: Context): Promise<Response> => {
-    await enter(c)
+    const { p } = await enter(c)
     const q = queryOf(c, R.listUpdates.query)
     const since = q.since === undefined ? undefined : timeOf(/^\d+$/.test(q.since) ? Number(q.since) : q.since, 'since')
     const at = now()
@@ -232,7 +244,7 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
       ...(q.activeOnly === 'true' ? { activeAt: at } : {}),
       limit: q.limit ?? DEFAULT_UPDATE_LIST,
     })
-    return answer(c, 'listUpdates', { updates: updates.map(u => updateJson(u, at)) })
+    return answer(c, 'listUpdates', { updates: await forCaller(p, updates, at) })
   }
 
   const known = async (id: string): Promise<UpdateRecord> => {
@@ -242,9 +254,10 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
   }
 
   const get = async (c: Context): Promise<Response> => {
-    await enter(c)
+    const { p } = await enter(c)
     const { id } = paramsOf(c, R.getUpdate.params)
-    return answer(c, 'getUpdate', updateJson(await known(id), now()))
+    const [info] = await forCaller(p, [await known(id)], now())
+    return answer(c, 'getUpdate', info!)
   }
 
   const acknowledge = async (c: Context): Promise<Response> => {
