@@ -46,6 +46,8 @@ export {
   PresenceEntry, PresenceList, HandleBody, HandleSet, HandleParams, HandleOf, RoleBody, RoleSet, RoleList, TaskParams,
   TaskTransition, TaskInfo, DispatchTaskBody, TasksQuery, TaskList, TaskStatusBody, CancelTaskBody, AuditQuery,
   AuditEntry, AuditPage, AuditVerdict, AuditHeadsQuery, AuditHeadEntry, AuditHeadList, Settings, SettingsPatch, SettingsAnswer, NAMED_SCHEMAS,
+  UPDATE_TYPES, UPDATE_ACK_STATUSES, UPDATE_STATUSES, MAX_UPDATE_TITLE, MAX_UPDATE_DESCRIPTION, MAX_UPDATE_ANNOUNCEMENT, MAX_UPDATE_NOTES,
+  MAX_ADOPTION_NOT_ANSWERED, UpdateParams, CreateUpdateBody, UpdateCreated, UpdateInfo, UpdatesQuery, UpdateList, AckUpdateBody, UpdateAck, UpdateAdoption,
 } from './api/schemas.ts'
 export { API_ROUTES } from './api/routes.ts'
 export { handleSkeleton, isReservedHandle, unsafeCharIn, stripUnsafeChars } from './api/text.ts'

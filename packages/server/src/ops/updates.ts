@@ -14,7 +14,7 @@ import type { Context, Hono } from 'hono'
 import { v7 as uuidv7 } from 'uuid'
 import semver from 'semver'
 import {
-  API_ROUTES as R, AgentMeshError, ErrorCode, checkValue, encodeFrame,
+  API_ROUTES as R, AgentMeshError, ErrorCode, MAX_ADOPTION_NOT_ANSWERED, checkValue, encodeFrame,
   type ApiAnswer, type OpsEvent,
 } from '@agentmesh/protocol'
 import { isAmid } from '@agentmesh/crypto'
@@ -321,7 +321,7 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
         total++
         const a = byAgent.get(amid)
         counts[a?.status ?? 'pending']++
-        if (a === undefined && notAnswered.length < 1000) notAnswered.push(amid)
+        if (a === undefined && notAnswered.length < MAX_ADOPTION_NOT_ANSWERED) notAnswered.push(amid)
         const v = reportedVersions.get(amid)
         versionCounts[v ?? 'unknown'] = (versionCounts[v ?? 'unknown'] ?? 0) + 1
         if (u.requiredVersion !== undefined && !meetsVersion(v, u.requiredVersion)) belowRequired++
