@@ -10,10 +10,11 @@ import { describe, it } from 'node:test'
 import { Value } from '@sinclair/typebox/value'
 import { API_ROUTES, ErrorCode, HttpStatus, MAX_CERT_CHAIN_LENGTH, MAX_CERT_PEM_BYTES, type ApiRoute } from '@agentmesh/protocol'
 import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, createIdentity, signChallenge, signEnvelope, signMembership, signRequest, type Identity } from '@agentmesh/crypto'
-import { silentLogger } from '@agentmesh/server'
+import { EventBus, inProcessBackplane, relayOptions, silentLogger } from '@agentmesh/server'
 import { httpApp, openapi } from '@agentmesh/server/internal'
 import { memoryStore, type AppendItem, type AuditInput } from '@agentmesh/store'
-import { readJson } from '../src/api-v1.ts'
+import { apiGate, readJson } from '../src/api-v1.ts'
+import { opsFeatures } from '../src/features/ops.ts'
 import { authenticator } from '../src/auth.ts'
 import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
 import { TaskService } from '../src/tasks.ts'
@@ -30,13 +31,24 @@ async function apiApp (agents: Identity[]): Promise<ReturnType<typeof httpApp>> 
   const outlet = { post: async (item: AppendItem, audit?: AuditInput[]) => (await store.commit([item], [], audit ?? []))[0]!, event: () => {}, online: () => [] }
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings: defaultChatSettings(), log: silentLogger, outlet })
   const tasks = new TaskService(chat, store, silentLogger)
-  return httpApp({
+  let auth: ReturnType<typeof authenticator> | undefined
+  const app = httpApp({
     log: silentLogger,
     store,
     healthy: () => true,
     info: async () => ({}),
-    api: (registry) => ({ store, chat, tasks, auth: authenticator({ store, relay: chat.relay, relayId, apiKey: API_KEY, signed: registry.signed, readBody: readJson }) }),
+    api: (registry) => {
+      auth = authenticator({ store, relay: chat.relay, relayId, apiKey: API_KEY, signed: registry.signed, readBody: readJson })
+      return { store, chat, tasks, auth }
+    },
   })
+  // the operations features' routes, as createRelay() adds them (not started: no events here)
+  const ops = opsFeatures({
+    store, logger: silentLogger, events: new EventBus(), relay: outlet, backplane: inProcessBackplane(), options: relayOptions(), now: Date.now,
+    chat, gate: () => apiGate(chat, auth!),
+  })
+  for (const f of ops) f.routes?.(app)
+  return app
 }
 
 function resolve (schema: Json): Json {
