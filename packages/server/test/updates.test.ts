@@ -10,7 +10,7 @@ import { describe, it, type TestContext } from 'node:test'
 import { ErrorCode } from '@agentmesh/protocol'
 import { createIdentity, signRequest, type Identity } from '@agentmesh/crypto'
 import type { Relay } from '@agentmesh/server'
-import { rawAgent, startRelay, type RawAgent } from '@agentmesh/testing'
+import { rawAgent, startRelay, tempDir, type RawAgent } from '@agentmesh/testing'
 
 type Json = Record<string, any>
 const API_KEY = 'operator-key-for-update-tests-0123456789'
@@ -296,5 +296,53 @@ describe('updates - Protocol 4: a breaking update with a required version', () =
     assert.equal((await h.call(a, 'POST', '/api/v1/messages', { to: '#global', text: 'y' })).status, 201, '2.5.0 meets A; B is not due yet')
     h.clock.t = T0 + 7 * 24 * HOUR
     expectError(await h.call(a, 'POST', '/api/v1/messages', { to: '#global', text: 'z' }), 403, ErrorCode.UpdateRequired, /update "B"/)
+  })
+
+  it('updates - an auth frame with an agent_version that is not a version is refused (AM_ERR_INVALID_FRAME); nothing is recorded', async (t) => {
+    const h = await harness(t)
+    for (const v of ['1 0', '', 'v'.repeat(65), '-1.0.0', 7]) {
+      const a = await rawAgent(h.relay.wsUrl)
+      t.after(() => { a.close() })
+      const answer = await a.auth({ agent_version: v })
+      assert.equal(answer.op, 'error', JSON.stringify(v))
+      assert.equal(answer.code, ErrorCode.InvalidFrame)
+    }
+    assert.deepEqual(await h.relay.store.listAgentVersions(), [])
+  })
+
+  it('updates - survive a restart: an agent offline through it is told at connect, and the requirement still refuses an older agent', async (t) => {
+    const dir = tempDir()
+    t.after(() => { dir.cleanup() })
+    const clock = { t: T0 }
+    const old = createIdentity()
+    let relay = await startRelay({ apiKey: API_KEY, dataDir: dir.path }, { now: () => clock.t })
+    const first = await rawAgent(relay.wsUrl, old)
+    assert.equal((await first.auth({ agent_version: '1.0.0' })).op, 'welcome')
+    const peer = await rawAgent(relay.wsUrl)
+    assert.equal((await peer.auth({ agent_version: '2.0.0' })).op, 'welcome')
+    first.close()
+    peer.close()
+    const res = await fetch(`${relay.url}/api/v1/updates`, {
+      method: 'POST',
+      headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ version: '2.0.0', updateType: 'schema', title: 'Schema 2', breakingChange: true, requiredVersion: '2.0.0', enforceAt: T0 + HOUR }),
+    })
+    const { updateId } = await res.json() as Json
+    await relay.close()
+    relay = await startRelay({ apiKey: API_KEY, dataDir: dir.path }, { now: () => clock.t })
+    t.after(async () => { await relay.close() })
+    clock.t = T0 + HOUR
+    const again = await rawAgent(relay.wsUrl, old)
+    t.after(() => { again.close() })
+    assert.equal((await again.auth()).op, 'welcome', 'no version in this auth: the one it reported before the restart counts')
+    const [e] = await again.collect(f => f.op === 'event' && f.event.type === 'system_update', 1)
+    assert.equal(e!.event.data.updateId, updateId)
+    assert.equal(e!.event.data.belowRequired, true)
+    const peer2 = await rawAgent(relay.wsUrl, peer.id)
+    t.after(() => { peer2.close() })
+    await peer2.auth()
+    const refused = await send(again, peer.id.amid, 'after the restart')
+    assert.equal(refused.code, ErrorCode.UpdateRequired)
+    assert.match(refused.message as string, /this agent runs 1\.0\.0/)
   })
 })
