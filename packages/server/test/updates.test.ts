@@ -9,7 +9,8 @@ import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import { ErrorCode } from '@agentmesh/protocol'
 import { createIdentity, signRequest, type Identity } from '@agentmesh/crypto'
-import type { Relay } from '@agentmesh/server'
+import { inProcessBackplane, type Relay } from '@agentmesh/server'
+import { memoryStore } from '@agentmesh/store'
 import { rawAgent, startRelay, tempDir, type RawAgent } from '@agentmesh/testing'
 
 type Json = Record<string, any>
@@ -344,5 +345,32 @@ describe('updates - Protocol 4: a breaking update with a required version', () =
     const refused = await send(again, peer.id.amid, 'after the restart')
     assert.equal(refused.code, ErrorCode.UpdateRequired)
     assert.match(refused.message as string, /this agent runs 1\.0\.0/)
+  })
+
+  it('updates - two relay nodes over one Store: an update created on one is told, and enforced, on the other at its agents\' next auth', async (t) => {
+    const clock = { t: T0 }
+    const store = memoryStore()
+    const backplane = inProcessBackplane()
+    const shared = { ...store, close: async () => {} }
+    const one = await startRelay({ apiKey: API_KEY }, { store: shared, backplane, now: () => clock.t })
+    const two = await startRelay({ apiKey: API_KEY }, { store: shared, backplane, now: () => clock.t })
+    t.after(async () => { await one.close(); await two.close(); await backplane.stop(); await store.close() })
+    const res = await fetch(`${one.url}/api/updates`, {
+      method: 'POST',
+      headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ version: '5.0.0', updateType: 'api', title: 'Five', breakingChange: true, requiredVersion: '5.0.0', enforceAt: T0 + 1000 }),
+    })
+    const { updateId } = await res.json() as Json
+    const peer = await rawAgent(two.wsUrl)
+    t.after(() => { peer.close() })
+    await peer.auth({ agent_version: '5.0.0' })
+    const old = await rawAgent(two.wsUrl)
+    t.after(() => { old.close() })
+    await old.auth({ agent_version: '4.9.9' })
+    const [e] = await old.collect(f => f.op === 'event' && f.event.type === 'system_update', 1)
+    assert.equal(e!.event.data.updateId, updateId)
+    clock.t = T0 + 1000
+    assert.equal((await send(old, peer.id.amid, 'on node two')).code, ErrorCode.UpdateRequired)
+    assert.equal((await send(peer, old.id.amid, 'newer')).op, 'ack')
   })
 })

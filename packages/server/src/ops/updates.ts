@@ -103,6 +103,7 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
   const { store, logger: log, now } = ctx
   /** breaking updates with a required version (and so an enforceAt), oldest first */
   let breaking: UpdateRecord[] = []
+  const breakingIds = new Set<string>()
   /** the version each agent last reported (auth frame or acknowledgement) */
   const versions = new Map<string, string>()
   let generation = 0
@@ -129,6 +130,18 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
     now,
   }
 
+  /**
+   * Breaking updates read from the Store that the gate does not hold yet (created through another
+   * relay node over the same Store): held from now on, and every connection's verdict recomputed.
+   */
+  const learn = (us: readonly UpdateRecord[]): void => {
+    const fresh = us.filter(u => u.requiredVersion !== undefined && u.enforceAt !== undefined && !breakingIds.has(u.id))
+    if (fresh.length === 0) return
+    for (const u of fresh) breakingIds.add(u.id)
+    breaking = [...breaking, ...fresh]
+    generation++
+  }
+
   /** Records a reported version (the Store, the gate's map); a change moves the gate's generation. */
   const reported = async (amid: string, version: string): Promise<void> => {
     if (versions.get(amid) === version) return
@@ -152,6 +165,7 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
   const tellPending = async (amid: string, connVersion: string | undefined): Promise<void> => {
     const active = await store.listUpdates({ activeAt: now(), limit: MAX_UPDATES_AT_AUTH })
     if (active.length === 0) return
+    learn(active)
     const acks = new Map((await store.agentUpdateAcks(amid, active.map(u => u.id))).map(a => [a.updateId, a.status]))
     const version = connVersion ?? versions.get(amid)
     for (const u of active.reverse()) { // oldest first
@@ -214,10 +228,7 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
       version: u.version, update_type: u.updateType, breaking: breakingChange,
       ...(u.requiredVersion === undefined ? {} : { required_version: u.requiredVersion, enforce_at: u.enforceAt }),
     })
-    if (enforceAt !== undefined) {
-      breaking = [...breaking, u]
-      generation++
-    }
+    learn([u])
     broadcast(u)
     return answer(c, 'createUpdate', { updateId: u.id, broadcast: true }, 201)
   }
@@ -355,7 +366,7 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
     },
     async start () {
       const all = await store.listUpdates({ limit: MAX_BREAKING_UPDATES })
-      breaking = all.filter(u => u.requiredVersion !== undefined && u.enforceAt !== undefined).reverse()
+      learn(all.reverse())
       for (const v of await store.listAgentVersions()) versions.set(v.amid, v.version)
       generation++
       unsubscribe.push(ctx.events.on('agent:authenticated', ({ amid, agentVersion }) => {
