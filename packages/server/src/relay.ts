@@ -101,9 +101,10 @@ export interface RoomResolver {
 
 /**
  * A feature's say over an agent's sends (a required software version after its deadline, §19; a
- * read-only relay): asked once per connection when it authenticates and again only when
- * `generation` changed, so the send path compares a number and, for a connection with a verdict,
- * a time. WebSocket sends and REST message posts are refused with the verdict's error from its `from`.
+ * read-only relay): asked at a connection's first send and again only when `generation` changed
+ * (the verdicts are kept on the connection), so the send path compares a number and, for a
+ * connection with a verdict, a time. WebSocket sends and REST message posts (asked each time:
+ * not a hot path) are refused with the verdict's error from its `from` on.
  */
 export interface SendGate {
   /** Changes (grows) whenever a verdict may have changed: an update created, an agent's version reported. */

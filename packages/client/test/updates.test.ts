@@ -12,7 +12,7 @@ import { connect, memoryState, SDK_VERSION, updates, type SystemUpdate } from '@
 import { createIdentity } from '@agentmesh/crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { startRelay, waitFor } from '@agentmesh/testing'
-import { sdkHarness } from '../sdk-fixtures.ts'
+import { sdkHarness } from './sdk-fixtures.ts'
 
 const API_KEY = 'operator-key-for-sdk-update-tests-0123'
 
@@ -20,7 +20,7 @@ describe('sdk - system updates', () => {
   const h = sdkHarness()
 
   it('sdk - SDK_VERSION is the package\'s version; a bad agentVersion is refused before connecting', async () => {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
     assert.equal(SDK_VERSION, pkg.version)
     await assert.rejects(connect({ server: 'ws://127.0.0.1:1', identity: createIdentity(), state: memoryState(), agentVersion: '1.0 beta' }),
       (err: unknown) => AgentMeshError.is(err) && err.code === ErrorCode.InvalidArgument && /agentVersion must be a version such as "1.4.0"/.test(err.message))
