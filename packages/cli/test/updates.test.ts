@@ -44,15 +44,15 @@ describe('cli - update', { concurrency: 1 }, () => {
     const o = { home: join(dir.path, 'nobody'), server: 'http://127.0.0.1:1' }
     const [badType, reqNoBreak, deadlineNoReq, badTime, badStatus, badLimit] = await Promise.all([
       cli(['update', 'create', '--version', '1.0.0', '--type', 'hotfix', '--title', 't'], o),
-      cli(['update', 'create', '--version', '1.0.0', '--type', 'api', '--title', 't', '--required-version', '1.0.0'], o),
+      cli(['update', 'create', '--version', '1.0.0', '--type', 'api', '--title', 't', '--required-version', '1.0.0', '--deadline', '7d'], o),
       cli(['update', 'create', '--version', '1.0.0', '--type', 'api', '--title', 't', '--deadline', '7d'], o),
       cli(['update', 'create', '--version', '1.0.0', '--type', 'api', '--title', 't', '--expires', 'next week'], o),
       cli(['update', 'ack', 'some-id', '--status', 'pending'], o),
       cli(['update', 'list', '--limit', 'ten', '--json'], o),
     ])
     assertCliError(badType!, 'AM_ERR_INVALID_ARGUMENT', 2, /--type must be one of api, schema, emergency, feature/)
-    assertCliError(reqNoBreak!, 'AM_ERR_INVALID_ARGUMENT', 2, /--required-version goes with --breaking/)
-    assertCliError(deadlineNoReq!, 'AM_ERR_INVALID_ARGUMENT', 2, /--deadline goes with --required-version/)
+    assertCliError(reqNoBreak!, 'AM_ERR_INVALID_ARGUMENT', 2, /--deadline goes with --breaking and --required-version/)
+    assertCliError(deadlineNoReq!, 'AM_ERR_INVALID_ARGUMENT', 2, /--deadline goes with --breaking and --required-version/)
     assertCliError(badTime!, 'AM_ERR_INVALID_ARGUMENT', 2, /--expires "next week" is not a time/)
     assertCliError(badStatus!, 'AM_ERR_INVALID_ARGUMENT', 2, /--status must be one of accepted, rejected, completed/)
     assert.equal(badLimit!.code, 2)

@@ -84,9 +84,9 @@ describe('updates - REST', () => {
       [{ ...good, colour: 'red' }, /colour/],
       [{ ...good, title: '' }, /title/],
       [{ ...good, announcement: 'x'.repeat(32_001) }, /announcement/],
-      [{ ...good, requiredVersion: '2.0.0' }, /^requiredVersion: a required version goes with breakingChange: true/],
       [{ ...good, breakingChange: true, requiredVersion: '2.0' }, /requiredVersion/],
-      [{ ...good, enforceAt: T0 + HOUR }, /^enforceAt: a deadline goes with/],
+      [{ ...good, enforceAt: T0 + HOUR }, /^enforceAt: a deadline goes with breakingChange: true and a requiredVersion/],
+      [{ ...good, requiredVersion: '2.0.0', enforceAt: T0 + HOUR }, /^enforceAt: a deadline goes with/],
       [{ ...good, expiresAt: T0 - 1 }, /^expiresAt: 2025-12-31T23:59:59.999Z is not in the future/],
       [{ ...good, expiresAt: '2026-02-30Tnope' }, /expiresAt/],
     ]

@@ -95,7 +95,7 @@ export function updateCommands (program: Command, io: CliIo = processIo()): void
     .requiredOption('--type <type>', UPDATE_TYPES.join(', '))
     .requiredOption('--title <text>', 'one line')
     .option('--description <text>', 'a short description')
-    .option('--required-version <semver>', 'agents below this version are refused after the deadline (needs --breaking)')
+    .option('--required-version <semver>', 'with --breaking, agents below this version are refused after the deadline (without it, they are only told)')
     .option('--breaking', 'a breaking change')
     .option('--announcement <file>', 'the announcement, Markdown, from a file (- reads stdin)')
     .option('--expires <time>', 'when it stops being announced: ISO 8601, ms, or from now (90m, 48h, 7d)')
@@ -103,8 +103,7 @@ export function updateCommands (program: Command, io: CliIo = processIo()): void
     .action(async (o: ApiOpts & { version: string, type: string, title: string, description?: string, requiredVersion?: string, breaking?: boolean, announcement?: string, expires?: string, deadline?: string }) => {
       const out = output(o.json === true, io)
       if (!(UPDATE_TYPES as readonly string[]).includes(o.type)) throw usage(`--type must be one of ${UPDATE_TYPES.join(', ')}, got "${o.type.slice(0, 40)}"`)
-      if (o.requiredVersion !== undefined && o.breaking !== true) throw usage('--required-version goes with --breaking (only a breaking change refuses older agents)')
-      if (o.deadline !== undefined && o.requiredVersion === undefined) throw usage('--deadline goes with --required-version')
+      if (o.deadline !== undefined && (o.requiredVersion === undefined || o.breaking !== true)) throw usage('--deadline goes with --breaking and --required-version (it is when older agents start being refused)')
       const announcement = o.announcement === undefined
         ? undefined
         : o.announcement === '-' ? await readAll(io.stdin) : readFileSync(resolve(o.announcement), 'utf8')

@@ -123,7 +123,7 @@ const updateRoute = {
     summary: `A master announces a system update (§19): stored, then sent as a system_update event to every connected agent, and to each other agent when it next connects, until it expires or the agent answered rejected or completed. A breakingChange with a requiredVersion refuses sends (${E.UpdateRequired}) from agents below it once enforceAt passed (default expiresAt, else creation + the relay option updateGraceMs, default 7 days). Audited update.create. ${camel}`,
     security: anyPrincipal, body: S.CreateUpdateBody,
     responses: v1({ 201: ok('the update\'s id; broadcast is always true', S.UpdateCreated) }, {
-      400: `${fieldsError('version, updateType, title, description, requiredVersion, breakingChange, announcement, expiresAt, enforceAt')}; an unreadable time, expiresAt not in the future, requiredVersion without breakingChange`,
+      400: `${fieldsError('version, updateType, title, description, requiredVersion, breakingChange, announcement, expiresAt, enforceAt')}; an unreadable time, expiresAt not in the future, enforceAt without breakingChange and requiredVersion`,
       403: masterOnly,
     }),
   } as const),

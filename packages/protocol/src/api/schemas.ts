@@ -602,7 +602,7 @@ export const CreateUpdateBody = Type.Object({
   updateType: UpdateTypeSchema,
   title: Type.String({ minLength: 1, maxLength: MAX_UPDATE_TITLE }),
   description: Type.Optional(Type.String({ maxLength: MAX_UPDATE_DESCRIPTION })),
-  requiredVersion: Type.Optional(Type.String({ pattern: SEMVER_PATTERN, maxLength: 64, description: 'the lowest agent version that may go on sending once the deadline passed (semver; with breakingChange)' })),
+  requiredVersion: Type.Optional(Type.String({ pattern: SEMVER_PATTERN, maxLength: 64, description: 'the lowest agent version that may go on sending once the deadline passed (semver), with breakingChange: true; without it, agents below are only told (belowRequired)' })),
   breakingChange: Type.Optional(Type.Boolean({ default: false })),
   announcement: Type.Optional(Type.String({ maxLength: MAX_UPDATE_ANNOUNCEMENT, description: 'Markdown' })),
   expiresAt: Type.Optional(TimeInput),

@@ -154,7 +154,7 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
   const eventOf = (u: UpdateRecord, status: UpdateAckStatus, version: string | undefined): string => {
     const data: Record<string, unknown> = { ...updateJson(u, now()), status }
     delete data.active
-    if (u.requiredVersion !== undefined && u.enforceAt !== undefined) {
+    if (u.requiredVersion !== undefined) {
       data.belowRequired = !meetsVersion(version, u.requiredVersion)
     }
     const event: OpsEvent = { type: 'system_update', data, ts: now() }
@@ -179,7 +179,7 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
   /** Live: every agent connected here now (two frames: those below a required version, the others). */
   const broadcast = (u: UpdateRecord): void => {
     const online = [...ctx.relay.online()]
-    if (u.requiredVersion === undefined || u.enforceAt === undefined) {
+    if (u.requiredVersion === undefined) {
       ctx.relay.event(online, eventOf(u, 'pending', undefined))
       return
     }
@@ -200,13 +200,12 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
     const expiresAt = b.expiresAt === undefined ? undefined : timeOf(b.expiresAt, 'expiresAt')
     if (expiresAt !== undefined && expiresAt <= at) throw new AgentMeshError(ErrorCode.InvalidArgument, `expiresAt: ${iso(expiresAt)} is not in the future (the relay's clock says ${iso(at)})`)
     const breakingChange = b.breakingChange ?? false
-    if (b.requiredVersion !== undefined && !breakingChange) {
-      throw new AgentMeshError(ErrorCode.InvalidArgument, 'requiredVersion: a required version goes with breakingChange: true (only a breaking change refuses older agents)')
+    // a requiredVersion without breakingChange is told (belowRequired) but not enforced
+    const enforced = breakingChange && b.requiredVersion !== undefined
+    if (b.enforceAt !== undefined && !enforced) {
+      throw new AgentMeshError(ErrorCode.InvalidArgument, 'enforceAt: a deadline goes with breakingChange: true and a requiredVersion (it is when older agents start being refused)')
     }
-    if (b.enforceAt !== undefined && b.requiredVersion === undefined) {
-      throw new AgentMeshError(ErrorCode.InvalidArgument, 'enforceAt: a deadline goes with a breaking change\'s requiredVersion (it is when older agents start being refused)')
-    }
-    const enforceAt = b.requiredVersion === undefined
+    const enforceAt = !enforced
       ? undefined
       : b.enforceAt !== undefined ? timeOf(b.enforceAt, 'enforceAt') : expiresAt ?? at + ctx.options.updateGraceMs
     const u: UpdateRecord = {
