@@ -281,6 +281,21 @@ describe('updates - Protocol 4: a breaking update with a required version', () =
     assert.equal((await h.call(oldId, 'POST', '/api/v1/messages', { to: '#global', text: 'hello again' })).status, 201)
   })
 
+  it('updates - a requiredVersion without breakingChange is told (belowRequired) and never enforced', async (t) => {
+    const h = await harness(t)
+    const old = await h.agent(undefined, { agent_version: '1.0.0' })
+    const peer = await h.agent(undefined, { agent_version: '1.0.0' })
+    const r = await h.call('operator', 'POST', '/api/updates', { version: '2.0.0', updateType: 'feature', title: 'Advice', requiredVersion: '2.0.0' })
+    assert.equal(r.status, 201)
+    const info = (await h.call('operator', 'GET', `/api/updates/${r.body.updateId as string}`)).body
+    assert.equal(info.requiredVersion, '2.0.0')
+    assert.equal('enforceAt' in info, false)
+    const [e] = await old.collect(f => f.op === 'event' && f.event.type === 'system_update', 1)
+    assert.equal(e!.event.data.belowRequired, true)
+    h.clock.t = T0 + 365 * 24 * HOUR
+    assert.equal((await send(old, peer.id.amid, 'a year on')).op, 'ack')
+  })
+
   it('updates - the deadline defaults to expiresAt, else creation + updateGraceMs; an ack with agentVersion lifts the refusal over REST', async (t) => {
     const h = await harness(t)
     const a = createIdentity()
