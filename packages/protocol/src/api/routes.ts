@@ -456,7 +456,7 @@ export const API_ROUTES = {
       200: ok('a duplicate (same sender and id): nothing was stored', S.MessagePosted),
     }, {
       400: `${fieldsError('to, text, payload, type, id, plaintext — or envelope alone')}: text not a string, payload not an object, neither given, a reserved or malformed type, a malformed id, to not "#room", an AMID or a handle; an envelope that does not validate or sets via (${E.InvalidEnvelope})`,
-      403: `an envelope posted with the operator's key (${E.Forbidden}); a room the agent is not a member of (${E.NotMember}); an envelope of a type only the relay posts: task.*, notice, relay.*, system.* (${E.ReservedType})`,
+      403: `an envelope posted with the operator's key (${E.Forbidden}); a room the agent is not a member of (${E.NotMember}); an envelope of a type only the relay posts: task.*, notice, relay.*, system.* (${E.ReservedType}); the agent is below a breaking update's required version past its deadline (${E.UpdateRequired}, §19)`,
       404: `no room to post to (a private room you are not in, a DM id) (${E.UnknownRoom}); ${unknownAgent}`,
       413: `an envelope over ${bodyKiB}`,
       422: `a DM without plaintext: true, a private room without an e2ee.group envelope, or the operator posting to a private room (${E.EncryptionRequired})`,
@@ -472,7 +472,7 @@ export const API_ROUTES = {
       200: ok('a duplicate (same sender and id): nothing was stored', S.MessagePosted),
     }, {
       400: `${fieldsError('from, to, content')}: a field missing or not a string, to not "#room", an AMID or a handle`,
-      403: `from is not the caller's own AMID (the relay's with the operator's key) (${E.Forbidden}); a room the agent is not a member of (${E.NotMember})`,
+      403: `from is not the caller's own AMID (the relay's with the operator's key) (${E.Forbidden}); a room the agent is not a member of (${E.NotMember}); the agent is below a breaking update's required version past its deadline (${E.UpdateRequired}, §19)`,
       404: `no room to post to (a private room you are not in, a DM id) (${E.UnknownRoom}); ${unknownAgent}`,
       422: `a private room, whose messages must be end-to-end encrypted, or an agent's DM (${E.EncryptionRequired})`,
       503: `the recipient's inbox is full (${E.InboxFull}); try again later`,

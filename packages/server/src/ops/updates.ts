@@ -146,7 +146,8 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
   const reported = async (amid: string, version: string): Promise<void> => {
     if (versions.get(amid) === version) return
     versions.set(amid, version)
-    generation++
+    // verdicts depend on versions only while a breaking update is held
+    if (breaking.length > 0) generation++
     await store.setAgentVersion(amid, version, now())
   }
 
