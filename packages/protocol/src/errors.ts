@@ -96,6 +96,8 @@ export const ErrorCode = {
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
+  InvalidMetric: 'AM_ERR_INVALID_METRIC',
+  MetricsTooLarge: 'AM_ERR_METRICS_TOO_LARGE',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -236,6 +238,8 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
+  [ErrorCode.InvalidMetric]: { status: 400, retryable: false },
+  [ErrorCode.MetricsTooLarge]: { status: 413, retryable: false },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */

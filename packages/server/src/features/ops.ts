@@ -4,11 +4,13 @@
  */
 import type { RelayFeature } from '../feature.ts'
 import type { OpsContext } from '../ops/context.ts'
+import { healthFeature } from '../ops/health.ts'
 
 export function opsFeatures (ctx: OpsContext): RelayFeature[] {
   // ---- files (§18)
   // ---- system updates (§19)
   // ---- catastrophe events and recovery (§20)
   // ---- agent health and metrics (§21)
-  return []
+  const health = healthFeature(ctx)
+  return [health]
 }
