@@ -4,6 +4,7 @@
  * disconnect, agent_health_change events on changes only, and GET /metrics as Prometheus text.
  */
 import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
 import { describe, it, type TestContext } from 'node:test'
 import { ErrorCode } from '@agentmesh/protocol'
 import { agents, healthApp, T0, type HealthApp, type Json } from './health-fixtures.ts'
@@ -192,5 +193,96 @@ describe('health - dashboard, offline and events', () => {
     const all = [...p1.agentList, ...p2.agentList].map((a: Json) => a.amid)
     assert.deepEqual(all, h.ids.map(i => i.amid).sort())
     assert.equal((await h.call('operator', 'GET', '/api/v1/health/dashboard?limit=0')).body.error.code, ErrorCode.InvalidArgument)
+  })
+})
+
+/** The Prometheus text parsed by a parser of its own (parse-prometheus-text-format): families by name. */
+interface Family { name: string, help: string, type: string, metrics: Array<{ value?: string, labels?: Record<string, string>, buckets?: Record<string, string>, count?: string, sum?: string }> }
+const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => Family[]
+function families (text: string): Map<string, Family> { return new Map(parsePrometheus(text).map(f => [f.name, f])) }
+const valueOf = (f: Family | undefined, labels: Record<string, string> = {}): number | undefined => {
+  const m = f?.metrics.find(x => Object.entries(labels).every(([k, v]) => x.labels?.[k] === v))
+  return m?.value === undefined ? undefined : Number(m.value)
+}
+
+describe('health - GET /metrics', () => {
+  it('metrics - Prometheus text with the figures the relay counted: core counters, commit times, acks, errors by code, inbox depth, heartbeats', async (t) => {
+    const h = await setup(t, ['alice', 'bob'])
+    const [alice, bob] = h.ids
+    Object.assign(h.stats, { connections: 3, agentsOnline: 2, received: 41, delivered: 40, duplicates: 1, commits: 9 })
+    h.events.emit('store:committed', { seconds: 0.0004, items: 2, acks: 3 })
+    h.events.emit('store:committed', { seconds: 0.02, items: 1, acks: 4 })
+    await h.store.commit([{ sender: alice!.amid, id: 'm1', recipient: bob!.amid, envelope: '{}', receivedAt: T0 }, { sender: alice!.amid, id: 'm2', recipient: bob!.amid, envelope: '{}', receivedAt: T0 }], [])
+    assert.equal((await h.call(alice, 'GET', '/nope')).status, 404)
+    assert.equal((await h.call(alice, 'POST', `/api/v1/agents/${alice!.amid}/heartbeat`, beat('healthy', { cpuUsage: 500 }))).status, 400)
+    await h.call(alice, 'POST', `/api/v1/agents/${alice!.amid}/heartbeat`, beat('healthy'))
+    await h.call(bob, 'POST', `/api/v1/agents/${bob!.amid}/heartbeat`, beat('degraded'))
+    h.events.emit('error:answered', { code: ErrorCode.InboxFull, via: 'ws' })
+
+    const res = await h.call('operator', 'GET', '/metrics')
+    assert.equal(res.status, 200, res.text)
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
+    const f = families(res.text)
+    assert.equal(f.get('agentmesh_connections')?.type, 'GAUGE')
+    assert.equal(valueOf(f.get('agentmesh_connections')), 3)
+    assert.equal(valueOf(f.get('agentmesh_agents_online')), 2)
+    assert.equal(f.get('agentmesh_messages_received_total')?.type, 'COUNTER')
+    assert.equal(valueOf(f.get('agentmesh_messages_received_total')), 41)
+    assert.equal(valueOf(f.get('agentmesh_messages_delivered_total')), 40)
+    assert.equal(valueOf(f.get('agentmesh_messages_duplicate_total')), 1)
+    assert.equal(valueOf(f.get('agentmesh_store_commits_total')), 9)
+    assert.equal(valueOf(f.get('agentmesh_acks_total')), 7)
+    const commit = f.get('agentmesh_store_commit_seconds')
+    assert.equal(commit?.type, 'HISTOGRAM')
+    assert.equal(commit?.metrics[0]?.count, '2')
+    assert.equal(commit?.metrics[0]?.buckets?.['0.0005'], '1')
+    assert.equal(commit?.metrics[0]?.buckets?.['0.025'], '2')
+    assert.equal(valueOf(f.get('agentmesh_inbox_pending_messages')), 2)
+    assert.equal(valueOf(f.get('agentmesh_agents_registered')), 2)
+    const errors = f.get('agentmesh_errors_total')
+    assert.equal(valueOf(errors, { code: ErrorCode.NotFound, via: 'rest' }), 1)
+    assert.equal(valueOf(errors, { code: ErrorCode.InvalidMetric, via: 'rest' }), 1)
+    assert.equal(valueOf(errors, { code: ErrorCode.InboxFull, via: 'ws' }), 1)
+    assert.equal(valueOf(f.get('agentmesh_heartbeats_total')), 2)
+    assert.equal(valueOf(f.get('agentmesh_agents_health'), { status: 'healthy' }), 1)
+    assert.equal(valueOf(f.get('agentmesh_agents_health'), { status: 'degraded' }), 1)
+    assert.equal(valueOf(f.get('agentmesh_health_changes_total'), { to: 'degraded' }), 1)
+    assert.ok(!res.text.includes(alice!.amid), 'no label carries an AMID')
+
+    // counters read at each scrape go on from where they were
+    h.stats.received = 50
+    assert.equal(valueOf(families((await h.call('operator', 'GET', '/metrics')).text).get('agentmesh_messages_received_total')), 50)
+  })
+
+  it('metrics - read by the operator, a master agent or the metrics token; refused to workers and strangers', async (t) => {
+    const token = 'scrape-token-0123456789abcdef'
+    const h = await setup(t, ['alice', 'mona'], { metricsToken: token })
+    const [alice, mona] = h.ids
+    await h.store.setRole(mona!.amid, 'master')
+    assert.equal((await h.call(undefined, 'GET', '/metrics')).status, 401)
+    const worker = await h.call(alice, 'GET', '/metrics')
+    assert.equal(worker.status, 403)
+    assert.equal(worker.body.error.code, ErrorCode.Forbidden)
+    assert.equal((await h.call(mona, 'GET', '/metrics')).status, 200)
+    const scraper = await h.call(undefined, 'GET', '/metrics', undefined, { authorization: `Bearer ${token}` })
+    assert.equal(scraper.status, 200)
+    assert.ok(families(scraper.text).has('agentmesh_connections'))
+    assert.equal((await h.call(undefined, 'GET', '/metrics', undefined, { authorization: `Bearer ${token}x` })).status, 401)
+  })
+
+  it('metrics - a feature registers its own figures; names are checked', async (t) => {
+    const h = await setup(t, [])
+    let files = 5
+    h.metrics.gauge('agentmesh_files_stored', 'Files stored', () => files)
+    h.metrics.counter('agentmesh_updates_created_total', 'System updates created', async () => 2)
+    h.metrics.gauge('agentmesh_updates_acks', 'Acks by status', () => [{ labels: { status: 'accepted' }, value: 3 }, { labels: { status: 'pending' }, value: 1 }], ['status'])
+    assert.throws(() => { h.metrics.gauge('files_stored', 'x', () => 1) }, RangeError)
+    assert.throws(() => { h.metrics.counter('agentmesh_events', 'x', () => 1) }, /ends with _total/)
+    files = 6
+    const f = families((await h.call('operator', 'GET', '/metrics')).text)
+    assert.equal(valueOf(f.get('agentmesh_files_stored')), 6)
+    assert.equal(valueOf(f.get('agentmesh_updates_created_total')), 2)
+    assert.equal(valueOf(f.get('agentmesh_updates_acks'), { status: 'accepted' }), 3)
+    assert.equal(valueOf(f.get('agentmesh_updates_acks'), { status: 'pending' }), 1)
   })
 })
