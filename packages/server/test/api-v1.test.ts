@@ -13,10 +13,9 @@ import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, createIdentity, signChallenge, signEnv
 import { silentLogger } from '@agentmesh/server'
 import { httpApp, openapi } from '@agentmesh/server/internal'
 import { memoryStore, type AppendItem, type AuditInput } from '@agentmesh/store'
-import { readJson } from '../src/api-v1.ts'
-import { authenticator } from '../src/auth.ts'
 import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
 import { TaskService } from '../src/tasks.ts'
+import { relayFeatures } from './ops-fixtures.ts'
 
 type Json = Record<string, any>
 const API_KEY = 'operator-key-for-tests-0123456789'
@@ -35,7 +34,8 @@ async function apiApp (agents: Identity[]): Promise<ReturnType<typeof httpApp>> 
     store,
     healthy: () => true,
     info: async () => ({}),
-    api: (registry) => ({ store, chat, tasks, auth: authenticator({ store, relay: chat.relay, relayId, apiKey: API_KEY, signed: registry.signed, readBody: readJson }) }),
+    // as createRelay() lists them: registry, reputation, the chat API, the operations features
+    features: relayFeatures({ store, chat, tasks, relayId, apiKey: API_KEY, outlet }),
   })
 }
 

@@ -10,11 +10,10 @@ import { ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
 import { silentLogger, VERSION, type Relay, type RelayInit } from '@agentmesh/server'
 import { httpApp, openapi as openapiDocument } from '@agentmesh/server/internal'
 import { rawAgent, startRelay as startTestRelay, tempDir } from '@agentmesh/testing'
-import { memoryStore } from '@agentmesh/store'
-import { readJson } from '../src/api-v1.ts'
-import { authenticator } from '../src/auth.ts'
+import { memoryStore, type AppendItem, type AuditInput } from '@agentmesh/store'
 import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
 import { TaskService } from '../src/tasks.ts'
+import { relayFeatures } from './ops-fixtures.ts'
 
 type Json = Record<string, any>
 /** the generated document, read as plain JSON */
@@ -29,15 +28,16 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 async function inProcess (over: { healthy?: () => boolean, info?: () => Promise<Record<string, unknown>> } = {}): Promise<ReturnType<typeof httpApp>> {
   const store = memoryStore()
   const relayId = await store.relayId()
+  const outlet = {
+    post: async (item: AppendItem, audit?: AuditInput[]) => (await store.commit([item], [], audit ?? []))[0]!,
+    event: () => {},
+    online: () => [],
+  }
   const chat = await ChatService.open(store, {
     limits: { ...DEFAULT_CHAT_LIMITS },
     settings: defaultChatSettings(),
     log: silentLogger,
-    outlet: {
-      post: async (item, audit) => (await store.commit([item], [], audit ?? []))[0]!,
-      event: () => {},
-      online: () => [],
-    },
+    outlet,
   })
   const tasks = new TaskService(chat, store, silentLogger)
   return httpApp({
@@ -45,12 +45,8 @@ async function inProcess (over: { healthy?: () => boolean, info?: () => Promise<
     store,
     healthy: over.healthy ?? (() => true),
     info: over.info ?? (async () => ({ name: 'agentmesh', stub: true })),
-    api: (registry) => ({
-      store,
-      chat,
-      tasks,
-      auth: authenticator({ store, relay: chat.relay, relayId, apiKey: undefined, signed: registry.signed, readBody: readJson }),
-    }),
+    // the features as createRelay() lists them: registry, reputation, the chat API, the operations features
+    features: relayFeatures({ store, chat, tasks, relayId, apiKey: undefined, outlet }),
   })
 }
 

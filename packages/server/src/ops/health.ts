@@ -129,8 +129,9 @@ export function healthFeature (ctx: OpsContext, init: HealthFeatureInit = {}): H
     throw new AgentMeshError(ErrorCode.Forbidden, 'an agent\'s health is read by the agent itself, wardens and masters')
   }
 
-  const heartbeat = async (c: Context, ref: string): Promise<ApiAnswer<'heartbeat'>> => {
+  const heartbeat = async (c: Context, refOf: () => string): Promise<ApiAnswer<'heartbeat'>> => {
     const { p, body } = await ctx.gate().enter(c)
+    const ref = refOf()
     const amid = await target(ref)
     if (p.kind === 'agent' && p.amid !== amid && p.role !== 'master') {
       throw new AgentMeshError(ErrorCode.Forbidden, `an agent heartbeats for itself only: you are ${p.amid}`)
@@ -161,9 +162,10 @@ export function healthFeature (ctx: OpsContext, init: HealthFeatureInit = {}): H
     return { success: true, agentId: amid, status: b.status, receivedAt: at, offlineAfterSeconds: Math.round(offlineAfterMs / 1000) }
   }
 
-  const health = async (c: Context, ref: string, historyLimit: number): Promise<ApiAnswer<'agentHealth'>> => {
+  const health = async (c: Context, refOf: () => string): Promise<ApiAnswer<'agentHealth'>> => {
     const { p } = await ctx.gate().enter(c)
-    const amid = await target(ref)
+    const amid = await target(refOf())
+    const { historyLimit = DEFAULT_HEALTH_HISTORY_PAGE } = queryOf(c, R.agentHealth.query)
     mayRead(p, amid)
     const hb = await store.getHeartbeat(amid)
     const connected = onlineSet().has(amid)
@@ -179,8 +181,9 @@ export function healthFeature (ctx: OpsContext, init: HealthFeatureInit = {}): H
     }
   }
 
-  const dashboard = async (c: Context, after: string | undefined, limit: number): Promise<ApiAnswer<'healthDashboard'>> => {
+  const dashboard = async (c: Context): Promise<ApiAnswer<'healthDashboard'>> => {
     const { p } = await ctx.gate().enter(c)
+    const { after, limit = 100 } = queryOf(c, R.healthDashboard.query)
     if (p.role !== 'master' && p.role !== 'warden') throw new AgentMeshError(ErrorCode.Forbidden, 'the health dashboard is for wardens and masters')
     const at = now()
     const online = onlineSet()
@@ -246,22 +249,18 @@ export function healthFeature (ctx: OpsContext, init: HealthFeatureInit = {}): H
     routes (app: Hono) {
       for (const [path, name] of [[R.heartbeat.path, 'amid'], [R.planHeartbeat.path, 'id']] as const) {
         app.post(path.replace(`{${name}}`, `:${name}`), async (c) => {
-          const ref = name === 'amid' ? paramsOf(c, R.heartbeat.params).amid : paramsOf(c, R.planHeartbeat.params).id
+          const ref = (): string => name === 'amid' ? paramsOf(c, R.heartbeat.params).amid : paramsOf(c, R.planHeartbeat.params).id
           return answer(c, 'heartbeat', await heartbeat(c, ref))
         })
       }
       for (const [path, name] of [[R.agentHealth.path, 'amid'], [R.planAgentHealth.path, 'id']] as const) {
         app.get(path.replace(`{${name}}`, `:${name}`), async (c) => {
-          const ref = name === 'amid' ? paramsOf(c, R.agentHealth.params).amid : paramsOf(c, R.planAgentHealth.params).id
-          const { historyLimit = DEFAULT_HEALTH_HISTORY_PAGE } = queryOf(c, R.agentHealth.query)
-          return answer(c, 'agentHealth', await health(c, ref, historyLimit))
+          const ref = (): string => name === 'amid' ? paramsOf(c, R.agentHealth.params).amid : paramsOf(c, R.planAgentHealth.params).id
+          return answer(c, 'agentHealth', await health(c, ref))
         })
       }
       for (const path of [R.healthDashboard.path, R.planHealthDashboard.path]) {
-        app.get(path, async (c) => {
-          const { after, limit = 100 } = queryOf(c, R.healthDashboard.query)
-          return answer(c, 'healthDashboard', await dashboard(c, after, limit))
-        })
+        app.get(path, async (c) => answer(c, 'healthDashboard', await dashboard(c)))
       }
       app.get(R.metrics.path, metricsRoute)
     },
