@@ -34,6 +34,9 @@ export type { Chat, RoomInfo, RoomMember, HistoryMessage, HistoryEntry, Undecryp
 export type { HandlePin } from './handle-pins.ts'
 export { tasks, FINAL_TASK_STATES } from './tasks.ts'
 export type { Tasks, TaskInfo, TaskRequest, TaskState, CommandHandler } from './tasks.ts'
+// ---- operations: agent health (§21)
+export { health, processSampler, DEFAULT_HEARTBEAT_INTERVAL_MS } from './ops/health.ts'
+export type { Health, HealthReport, HeartbeatLoopOptions, BeatOutcome, HeartbeatAnswer, AgentHealth, HealthDashboard, CustomMetrics } from './ops/health.ts'
 export { GROUP_TYPE, SENDER_KEY_TYPE } from './rooms.ts'
 export { knock } from './knock.ts'
 export type { Knocks, HeldKnock, SafetyEvent, MessageProvenance, BlockedPeer } from './knock.ts'
