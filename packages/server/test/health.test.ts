@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { describe, it, type TestContext } from 'node:test'
 import { ErrorCode } from '@agentmesh/protocol'
+import { rawAgent, startRelay } from '@agentmesh/testing'
 import { agents, healthApp, T0, type HealthApp, type Json } from './health-fixtures.ts'
 
 async function setup (t: TestContext, names: string[], init = {}, feature = {}): Promise<HealthApp & { ids: ReturnType<typeof agents> }> {
@@ -284,5 +285,37 @@ describe('health - GET /metrics', () => {
     assert.equal(valueOf(f.get('agentmesh_updates_created_total')), 2)
     assert.equal(valueOf(f.get('agentmesh_updates_acks'), { status: 'accepted' }), 3)
     assert.equal(valueOf(f.get('agentmesh_updates_acks'), { status: 'pending' }), 1)
+  })
+
+  it('metrics - a real relay counts what its core did: messages in and out, commits and their times, acks, inbox depth, WebSocket errors by code', async (t) => {
+    const key = 'operator-key-0123456789abcdef'
+    const relay = await startRelay({ apiKey: key })
+    t.after(async () => { await relay.close() })
+    const a = await rawAgent(relay.wsUrl)
+    const b = await rawAgent(relay.wsUrl)
+    t.after(() => { a.close(); b.close() })
+    await a.auth()
+    await b.auth()
+    for (let i = 0; i < 3; i++) {
+      a.send({ op: 'send', env: a.envelope(b.id.amid, `m${i}`) })
+      await a.next(f => f.op === 'ack')
+    }
+    const got = await b.collect(f => f.op === 'deliver', 3)
+    b.send({ op: 'cursor', seq: got[1]!.seq })
+    await b.barrier()
+    a.sendRaw('{not json')
+    await a.next(f => f.op === 'error')
+    const scrape = async (): Promise<Map<string, Family>> => families(await (await fetch(`${relay.url}/metrics`, { headers: { 'x-api-key': key } })).text())
+    let f = await scrape()
+    for (let i = 0; i < 50 && valueOf(f.get('agentmesh_acks_total')) !== 1; i++) { await new Promise(resolve => setTimeout(resolve, 20)); f = await scrape() }
+    assert.equal(valueOf(f.get('agentmesh_connections')), 2)
+    assert.equal(valueOf(f.get('agentmesh_messages_received_total')), 3)
+    assert.equal(valueOf(f.get('agentmesh_messages_delivered_total')), 3)
+    assert.equal(valueOf(f.get('agentmesh_acks_total')), 1, 'the cursor ack, committed')
+    assert.equal(valueOf(f.get('agentmesh_inbox_pending_messages')), 1, 'two of three acknowledged')
+    const commits = valueOf(f.get('agentmesh_store_commits_total'))!
+    assert.ok(commits >= 4, `${commits} commits`)
+    assert.equal(Number(f.get('agentmesh_store_commit_seconds')?.metrics[0]?.count), commits, 'one commit time per commit')
+    assert.equal(valueOf(f.get('agentmesh_errors_total'), { code: ErrorCode.BadJson, via: 'ws' }), 1)
   })
 })
