@@ -70,7 +70,7 @@ describe('health (cli)', { concurrency: 1 }, () => {
     assert.ok(a.lines.includes('  note: ok[31m red'), a.stdout)
     assert.ok(!a.stdout.includes('\u001b') && !a.stdout.includes('\u0007'), 'no control characters printed')
     assert.ok(a.lines.includes('history (newest first):'))
-    assert.match(a.lines.at(-1)!, /^ {2}\S+Z {2}offline → healthy {2}\(heartbeat\)$/)
+    assert.match(a.lines.at(-1)!, /^ {2}\S+Z {2}unknown → healthy {2}\(heartbeat\)$/)
     const [j] = json(ok(await cli(['health', ids.alice!, '--json', '--history', '1'], operator()), 'health amid --json'))
     assert.equal(j.agentId, ids.alice)
     assert.equal(j.lastHeartbeat.customMetrics.note, 'ok\u001b[31m red\u0007', 'JSON carries the value as the agent sent it (escaped by JSON)')

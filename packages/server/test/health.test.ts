@@ -37,7 +37,7 @@ describe('health - heartbeats', () => {
       lastHeartbeat: { status: 'degraded', cpuUsage: 95, at: T0 + 1000 },
       history: [
         { at: T0 + 1000, from: 'healthy', to: 'degraded', reason: 'heartbeat' },
-        { at: T0, from: 'offline', to: 'healthy', reason: 'heartbeat' },
+        { at: T0, from: 'unknown', to: 'healthy', reason: 'heartbeat' },
       ],
     })
     const plain = await h.call(alice, 'GET', `/api/agents/${alice!.amid}/health?historyLimit=1`)
@@ -109,7 +109,7 @@ describe('health - dashboard, offline and events', () => {
     const [alice, bob, carol, dave, erin, mona, wendy] = h.ids
     await h.store.setRole(mona!.amid, 'master')
     await h.store.setRole(wendy!.amid, 'warden')
-    for (const a of [alice, bob, carol, dave, mona, wendy]) h.online.add(a!.amid)
+    for (const a of [alice, bob, carol, dave, mona, wendy]) { h.online.add(a!.amid); h.chat.connected(a!.amid) }
     await h.call(alice, 'POST', `/api/v1/agents/${alice!.amid}/heartbeat`, beat('healthy', { version: '0.2.0' }))
     await h.call(bob, 'POST', `/api/v1/agents/${bob!.amid}/heartbeat`, beat('degraded'))
     await h.call(carol, 'POST', `/api/v1/agents/${carol!.amid}/heartbeat`, beat('unhealthy'))
@@ -163,7 +163,7 @@ describe('health - dashboard, offline and events', () => {
     const [alice, mona] = h.ids
     await h.store.setRole(mona!.amid, 'master')
     h.online.add(alice!.amid); h.online.add(mona!.amid)
-    h.chat.connected(alice!.amid)
+    h.chat.connected(alice!.amid); h.chat.connected(mona!.amid)
     await h.call(alice, 'POST', `/api/v1/agents/${alice!.amid}/heartbeat`, beat('healthy'))
     h.online.delete(alice!.amid)
     h.chat.disconnected(alice!.amid)
@@ -176,6 +176,22 @@ describe('health - dashboard, offline and events', () => {
     const n = h.frames.length
     await h.health.sweep()
     assert.equal(h.frames.length, n)
+  })
+
+  it('health - heartbeats still fresh when the relay starts are watched: a silent agent turns offline after a restart too', async (t) => {
+    const h = await setup(t, ['bob', 'mona'])
+    const [bob, mona] = h.ids
+    await h.store.setRole(mona!.amid, 'master')
+    h.chat.connected(mona!.amid)
+    await h.store.putHeartbeat({ amid: bob!.amid, status: 'degraded', at: T0 - 10_000 })
+    await h.health.stop?.()
+    await h.health.start?.() // as a restarted relay does
+    h.clock.t = T0 + 80_000
+    await h.health.sweep()
+    assert.equal(h.frames.length, 0, 'still fresh: 90 s old')
+    h.clock.t = T0 + 80_001
+    await h.health.sweep()
+    assert.deepEqual(h.frames.map(f => [f.to, f.event.data.agentId, f.event.data.from, f.event.data.to, f.event.data.reason]), [[[mona!.amid], bob!.amid, 'degraded', 'offline', 'silent']])
   })
 
   it('health - the dashboard is for wardens and masters, pages by AMID, and carries the catastrophe summary it is given', async (t) => {

@@ -13,12 +13,12 @@
  * Changes (a heartbeat with another status, a heartbeat going stale, a disconnect) are found by this
  * node for the agents whose heartbeats it took: each is kept in the agent's history, audited
  * `health.change` (metadata only: from, to, reason) and told to the masters and wardens connected
- * to this node as an `agent_health_change` event. Heartbeats themselves are not audited (they are
+ * (to this node, or to another over the backplane) as an `agent_health_change` event. Heartbeats themselves are not audited (they are
  * frequent): only the changes they make.
  */
 import type { Context, Hono } from 'hono'
 import {
-  AgentMeshError, ErrorCode, HeartbeatBody, API_ROUTES as R, DEFAULT_HEALTH_HISTORY_PAGE, type ApiAnswer, type DerivedHealthState, type HealthState,
+  AgentMeshError, ErrorCode, HeartbeatBody, API_ROUTES as R, DEFAULT_HEALTH_HISTORY_PAGE, type ApiAnswer, type DerivedHealthState, type HealthState, type OpsEvent,
 } from '@agentmesh/protocol'
 import type { HealthChange, HeartbeatRecord } from '@agentmesh/store'
 import { checkValue } from '@agentmesh/protocol'
@@ -47,6 +47,8 @@ interface Tracked { status: DerivedHealthState, heartbeatAt: number, disconnecte
 
 /** Heartbeats read per page while the dashboard counts the fleet. */
 const COUNT_PAGE = 1000
+/** How long the list of masters and wardens (who hear the changes) is kept before it is read again. */
+const WATCHERS_TTL_MS = 5000
 
 export function healthFeature (ctx: OpsContext, init: HealthFeatureInit = {}): HealthFeature {
   const { store, chat, now, metrics } = ctx
@@ -78,21 +80,31 @@ export function healthFeature (ctx: OpsContext, init: HealthFeatureInit = {}): H
   }
   const onlineSet = (): Set<string> => new Set(ctx.relay.online())
 
+  /** The masters and wardens (roles change rarely: read at most every few seconds, not per change). */
+  let watching: { at: number, amids: string[] } | undefined
+  const watchers = async (): Promise<string[]> => {
+    const at = now()
+    if (watching === undefined || at - watching.at > WATCHERS_TTL_MS || at < watching.at) {
+      watching = { at, amids: (await store.listRoles()).filter(r => r.role === 'master' || r.role === 'warden').map(r => r.amid) }
+    }
+    return watching.amids
+  }
+
   /** Keeps, audits and tells a change of an agent's health. */
   const changed = async (amid: string, from: DerivedHealthState, to: HealthState | 'offline', reason: string, by: Principal | string, lastHeartbeatAt?: number): Promise<void> => {
     const at = now()
-    const change: HealthChange = { at, from: from === 'offline' || from === 'unknown' ? from : from, to, reason }
+    const change: HealthChange = { at, from, to, reason }
     changes.set(to, (changes.get(to) ?? 0) + 1)
     await store.addHealthChange(amid, change, keep)
     await chat.audit(by, 'health.change', amid, { from, to, reason })
     const handle = await chat.handleOf(amid)
-    const event = {
+    const event: OpsEvent = {
       type: 'agent_health_change',
       data: { agentId: amid, ...(handle === undefined ? {} : { handle }), from, to, at, reason, ...(lastHeartbeatAt === undefined ? {} : { lastHeartbeatAt }) },
       ts: at,
     }
-    const watchers = (await store.listRoles()).filter(r => r.role === 'master' || r.role === 'warden').map(r => r.amid)
-    if (watchers.length > 0) ctx.relay.event(watchers, JSON.stringify({ op: 'event', event }))
+    // the chat layer writes it to those connected here and tells the other nodes for theirs
+    chat.emit(await watchers(), event)
   }
 
   const sweep = async (): Promise<void> => {
@@ -143,8 +155,13 @@ export function healthFeature (ctx: OpsContext, init: HealthFeatureInit = {}): H
     checkHeartbeatFigures(body)
     const b = checkValue(HeartbeatBody, body)
     const at = now()
-    const before = await store.getHeartbeat(amid)
-    const prev = tracked.get(amid)?.status ?? derive(amid, before, onlineSet().has(amid), at)
+    // what the relay knew before: what this node told last, else the stored heartbeat (another node
+    // took it, or this one restarted): its status while fresh, offline once stale, unknown if none
+    let prev = tracked.get(amid)?.status
+    if (prev === undefined) {
+      const before = await store.getHeartbeat(amid)
+      prev = before === undefined ? 'unknown' : fresh(before, at) ? before.status : 'offline'
+    }
     const hb: HeartbeatRecord = {
       amid,
       status: b.status,
@@ -264,7 +281,15 @@ export function healthFeature (ctx: OpsContext, init: HealthFeatureInit = {}): H
       }
       app.get(R.metrics.path, metricsRoute)
     },
-    start () {
+    async start () {
+      // heartbeats still fresh from before a restart: their agents turn offline here if they stay silent
+      const at = now()
+      for (let from: string | undefined; ;) {
+        const page = await store.listHeartbeats({ ...(from === undefined ? {} : { after: from }), limit: COUNT_PAGE })
+        for (const hb of page) if (fresh(hb, at) && !tracked.has(hb.amid)) tracked.set(hb.amid, { status: hb.status, heartbeatAt: hb.at })
+        if (page.length < COUNT_PAGE) break
+        from = page[page.length - 1]!.amid
+      }
       offs.push(ctx.events.on('agent:offline', (e) => {
         disconnected(e.amid).catch((err: unknown) => { ctx.logger.warn({ err, amid: e.amid }, 'could not record a health change') })
       }))
