@@ -7,7 +7,10 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { describe, it, type TestContext } from 'node:test'
 import { ErrorCode } from '@agentmesh/protocol'
-import { rawAgent, startRelay } from '@agentmesh/testing'
+import { rawAgent, startRelay, waitFor } from '@agentmesh/testing'
+import { createIdentity } from '@agentmesh/crypto'
+import { memoryStore } from '@agentmesh/store'
+import { inProcessBackplane } from '../src/backplane.ts'
 import { agents, healthApp, T0, type HealthApp, type Json } from './health-fixtures.ts'
 
 async function setup (t: TestContext, names: string[], init = {}, feature = {}): Promise<HealthApp & { ids: ReturnType<typeof agents> }> {
@@ -192,6 +195,34 @@ describe('health - dashboard, offline and events', () => {
     h.clock.t = T0 + 80_001
     await h.health.sweep()
     assert.deepEqual(h.frames.map(f => [f.to, f.event.data.agentId, f.event.data.from, f.event.data.to, f.event.data.reason]), [[[mona!.amid], bob!.amid, 'degraded', 'offline', 'silent']])
+  })
+
+  it('health - a change seen on one relay node reaches a master connected to another (backplane)', async (t) => {
+    const key = 'operator-key-0123456789abcdef'
+    const store = memoryStore()
+    const backplane = inProcessBackplane()
+    const shared = { ...store, close: async () => {} }
+    const one = await startRelay({ apiKey: key }, { store: shared, backplane })
+    const two = await startRelay({ apiKey: key }, { store: shared, backplane })
+    t.after(async () => { await one.close(); await two.close(); await backplane.stop(); await store.close() })
+    const monaId = createIdentity('mona')
+    await store.upsertAgent({ amid: monaId.amid, seenAt: Date.now() })
+    await store.setRole(monaId.amid, 'master')
+    const mona = await rawAgent(two.wsUrl, monaId)
+    const alice = await rawAgent(one.wsUrl)
+    t.after(() => { mona.close(); alice.close() })
+    await mona.auth()
+    await alice.auth()
+    const heard = (): Json[] => mona.frames.filter(f => f.op === 'event' && f.event.type === 'agent_health_change').map(f => f.event.data as Json)
+    // mona's presence reaches node one through the backplane: heartbeat (changing status) until she hears one
+    let n = 0
+    await waitFor(async () => {
+      const r = await fetch(`${one.url}/api/agents/${alice.id.amid}/heartbeat`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: JSON.stringify({ status: n++ % 2 === 0 ? 'degraded' : 'healthy' }) })
+      assert.equal(r.status, 200)
+      return heard().length > 0
+    }, 'the master on the other node to hear a health change')
+    assert.equal(heard().at(-1)!.agentId, alice.id.amid)
+    assert.equal(heard().at(-1)!.reason, 'heartbeat')
   })
 
   it('health - the dashboard is for wardens and masters, pages by AMID, and carries the catastrophe summary it is given', async (t) => {
