@@ -107,7 +107,13 @@ export function healthFeature (ctx: OpsContext, init: HealthFeatureInit = {}): H
     chat.emit(await watchers(), event)
   }
 
+  let sweeping = false
   const sweep = async (): Promise<void> => {
+    if (sweeping) return // the previous one is still telling its changes
+    sweeping = true
+    try { await sweepOnce() } finally { sweeping = false }
+  }
+  const sweepOnce = async (): Promise<void> => {
     const at = now()
     for (const [amid, t] of [...tracked]) {
       if (t.status === 'offline') {
@@ -172,9 +178,10 @@ export function healthFeature (ctx: OpsContext, init: HealthFeatureInit = {}): H
       ...(b.version === undefined ? {} : { version: b.version }),
       at,
     }
+    // tracked before the writes: a heartbeat racing this one compares with it, not with the older status
+    tracked.set(amid, { status: b.status, heartbeatAt: at })
     await store.putHeartbeat(hb)
     heartbeats++
-    tracked.set(amid, { status: b.status, heartbeatAt: at })
     if (prev !== b.status) await changed(amid, prev, b.status, 'heartbeat', p, at)
     return { success: true, agentId: amid, status: b.status, receivedAt: at, offlineAfterSeconds: Math.round(offlineAfterMs / 1000) }
   }
