@@ -41,13 +41,17 @@ export function dashboardText (d: Dashboard): string[] {
   const lines = [
     `agents ${d.totalAgents}: healthy ${d.healthy}, degraded ${d.degraded}, unhealthy ${d.unhealthy}, offline ${d.offline}, unknown ${d.unknown}`,
     `critical events ${d.criticalEvents}, last catastrophe: ${cat}`,
-    `${'STATUS'.padEnd(10)} ${'AGENT'.padEnd(24)} ${'LAST HEARTBEAT'.padEnd(36)} VERSION`,
   ]
-  for (const a of d.agentList) {
-    const who = a.handle === undefined ? a.amid : `@${safe(a.handle)}`
-    const seen = a.lastHeartbeatAt === null ? '-' : `${iso(a.lastHeartbeatAt)} (${ago(a.lastHeartbeatAt, d.generatedAt)})`
-    lines.push(`${a.status.padEnd(10)} ${who.padEnd(24)} ${seen.padEnd(36)} ${a.version === undefined ? '-' : safe(a.version)}`)
-  }
+  const rows = d.agentList.map(a => ({
+    status: a.status,
+    who: a.handle === undefined ? a.amid : `@${safe(a.handle)}`,
+    seen: a.lastHeartbeatAt === null ? '-' : `${iso(a.lastHeartbeatAt)} (${ago(a.lastHeartbeatAt, d.generatedAt)})`,
+    version: a.version === undefined ? '-' : safe(a.version),
+  }))
+  // the agent column as wide as its widest entry (an AMID when an agent has no handle)
+  const width = Math.max(5, ...rows.map(r => r.who.length))
+  lines.push(`${'STATUS'.padEnd(10)} ${'AGENT'.padEnd(width)} ${'LAST HEARTBEAT'.padEnd(36)} VERSION`)
+  for (const r of rows) lines.push(`${r.status.padEnd(10)} ${r.who.padEnd(width)} ${r.seen.padEnd(36)} ${r.version}`)
   if (d.nextAfter !== undefined) lines.push(`… more agents: --after ${d.nextAfter}`)
   return lines
 }
