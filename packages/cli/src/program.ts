@@ -14,6 +14,7 @@ import { logsCommand } from './commands/logs.ts'
 import { policyCommands } from './commands/policy.ts'
 import { sentCommand } from './commands/sent.ts'
 import { updateCommands } from './commands/updates.ts'
+import { healthCommand } from './commands/health.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -52,6 +53,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   updateCommands(program, io)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
+  healthCommand(program, io)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }

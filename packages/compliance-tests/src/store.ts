@@ -22,6 +22,7 @@ import { roomsSuite } from './store/rooms.ts'
 import { settingsSuite } from './store/settings.ts'
 import { tasksSuite } from './store/tasks.ts'
 import { updatesSuite } from './store/updates.ts'
+import { healthSuite } from './store/health.ts'
 
 export type StoreSuiteInit = SuiteInit<Store>
 
@@ -37,6 +38,7 @@ export default function storeSuite (init: StoreSuiteInit): void {
   auditSuite(init)
   settingsSuite(init)
   updatesSuite(init)
+  healthSuite(init)
 
   const withStore = withStoreOf(init)
   const { reopen } = init

@@ -99,6 +99,8 @@ export const ErrorCode = {
   UpdateRequired: 'AM_ERR_UPDATE_REQUIRED',
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
+  InvalidMetric: 'AM_ERR_INVALID_METRIC',
+  MetricsTooLarge: 'AM_ERR_METRICS_TOO_LARGE',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -242,6 +244,8 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.UpdateRequired]: { status: 403, retryable: false },
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
+  [ErrorCode.InvalidMetric]: { status: 400, retryable: false },
+  [ErrorCode.MetricsTooLarge]: { status: 413, retryable: false },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */

@@ -50,6 +50,11 @@ export {
   MAX_ADOPTION_NOT_ANSWERED, UpdateParams, CreateUpdateBody, UpdateCreated, UpdateInfo, UpdatesQuery, UpdateList, AckUpdateBody, UpdateAck, UpdateAdoption,
 } from './api/schemas.ts'
 export { API_ROUTES } from './api/routes.ts'
+export {
+  HEALTH_STATES, DERIVED_HEALTH_STATES, MAX_CUSTOM_METRICS, CUSTOM_METRIC_NAME_PATTERN, MAX_CUSTOM_METRIC_STRING, MAX_CUSTOM_METRICS_BYTES,
+  MAX_UPTIME_SECONDS, MAX_HEALTH_VERSION_LENGTH, DEFAULT_HEALTH_HISTORY, DEFAULT_HEALTH_HISTORY_PAGE, HeartbeatBody, HealthDashboard,
+} from './api/health.ts'
+export type { HealthState, DerivedHealthState } from './api/health.ts'
 export { handleSkeleton, isReservedHandle, unsafeCharIn, stripUnsafeChars } from './api/text.ts'
 export type { Static, TSchema } from '@sinclair/typebox'
 export type { ApiRoute, ApiRoutes, ApiResponse, ApiHeader, RouteName, ApiAnswer, ApiBody, ApiQuery, HttpMethod, Security } from './api/routes.ts'

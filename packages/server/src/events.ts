@@ -29,6 +29,13 @@ export interface RelayEvents {
   'message:stored': { env: Envelope, seq: number, room?: string, via: 'ws' | 'rest' }
   /** A plaintext chat message was stored in the global room or a public room (tasks in chat). */
   'room:chat': { room: RoomRecord, env: Envelope, seq: number }
+  /**
+   * A group commit went to the Store: how long it took, how many items and cursor acks it held
+   * (relay metrics, §21.5). Emitted only while someone listens.
+   */
+  'store:committed': { seconds: number, items: number, acks: number }
+  /** The relay answered an error: over the WebSocket (an error frame, or the one a close sends) or REST. Emitted only while someone listens. */
+  'error:answered': { code: string, via: 'ws' | 'rest' }
 }
 
 type Listener<T> = (event: T) => void

@@ -276,6 +276,31 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_UPDATE_GRACE_MS',
     flag: { flags: '--update-grace <hours>', help: 'grace before a breaking update without a deadline refuses agents below its required version (default 168; env AGENTMESH_UPDATE_GRACE_MS in ms)', int: { min: 0, max: 8784, scale: 3_600_000 } },
   }),
+  // ---- operations: agent health and metrics (§21)
+  healthOfflineAfterMs: option({
+    schema: Type.Integer({ minimum: 1000 }),
+    default: 90_000,
+    doc: 'A connected agent whose last heartbeat is older than this counts as offline (docs/protocol.md §21), in ms. @default 90 s',
+    file: true,
+    env: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS',
+    flag: { flags: '--health-offline-after <sec>', help: 'an agent silent this long (no heartbeat) counts as offline (default 90; env AGENTMESH_HEALTH_OFFLINE_AFTER_MS in ms)', int: { min: 1, max: 86_400, scale: 1000 } },
+  }),
+  healthHistory: option({
+    schema: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    default: 100,
+    doc: 'Health changes kept per agent (docs/protocol.md §21), the oldest dropped first. @default 100',
+    file: true,
+    env: 'AGENTMESH_HEALTH_HISTORY',
+  }),
+  metricsToken: option({
+    schema: Type.String({ minLength: 16, maxLength: 256, pattern: '^\\S+$' }),
+    default: undefined,
+    invalid: 'must be 16–256 characters without spaces',
+    doc: 'A token a Prometheus scraper sends as "Authorization: Bearer <token>" to read GET /metrics (docs/protocol.md §21.5), 16–256 characters. @default none: /metrics is read with the operator\'s X-API-Key or a master agent\'s credentials',
+    file: true,
+    env: 'AGENTMESH_METRICS_TOKEN',
+    flag: { flags: '--metrics-token <token>', help: 'a bearer token that may read GET /metrics, 16+ characters (env AGENTMESH_METRICS_TOKEN)' },
+  }),
   rateLimits: {
     schema: Type.Partial(Type.Object({ api: rateLimitSchema, ip: rateLimitSchema, chat: rateLimitSchema, chatIp: rateLimitSchema })),
     default: {} as Partial<Record<RateLimitName, Partial<RateLimit>>>,

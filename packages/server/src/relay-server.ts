@@ -25,6 +25,7 @@ import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
+import { relayMetrics } from './ops/metrics.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
 
 import { VERSION } from './version.ts'
@@ -152,13 +153,14 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
 
   const registry = registryFeature({ store, now, trustRoots: opts.trustRoots, readLimit: { perMinute: opts.registryReadsPerMinute, burst: opts.registryReadBurst } })
   const featureComponents: FeatureComponents = { store, logger: log, events, relay: outlet, backplane, options: opts, now }
+  const metrics = relayMetrics({ stats: () => core.stats(), store, events })
   const chatApi = chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads })
   const features: RelayFeature[] = [
     registry,
     reputationFeature({ store, now, options: opts.reputation, registry }),
     chatApi,
     tasksFeature(tasks),
-    ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate() }),
+    ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats() }),
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
   // what features say over agents' sends (§19 required versions), asked by the core per connection
@@ -172,6 +174,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   const app = httpApp({
     log,
     store,
+    events,
     features,
     healthy: () => !closing,
     info: async () => {

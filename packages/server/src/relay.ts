@@ -825,9 +825,13 @@ export class RelayCore implements RelayOutlet {
 
   private async commit (appends: PendingAppend[], acks: CursorAck[], audit: AuditInput[]): Promise<void> {
     let results
+    // timed only while the metrics listen: a performance.now() pair and one emit per commit, not per message
+    const timed = this.events.listening('store:committed')
+    const t0 = timed ? performance.now() : 0
     try {
       results = await this.store.commit(appends.map(a => a.item), acks, audit)
       this.counters.commits++
+      if (timed) this.events.emit('store:committed', { seconds: (performance.now() - t0) / 1000, items: appends.length, acks: acks.length })
     } catch (err) {
       this.log.error({ err, appends: appends.length }, 'store commit failed')
       for (const a of appends) {
@@ -1109,6 +1113,7 @@ export class RelayCore implements RelayOutlet {
    */
   private sendError (conn: Conn, err: AgentMeshError, id?: string): void {
     if (conn.closed) return
+    if (this.events.listening('error:answered')) this.events.emit('error:answered', { code: err.code, via: 'ws' })
     const now = Date.now()
     const burst = this.opts.errorBurst
     conn.errTokens = Math.min(burst, conn.errTokens + (now - conn.errAt) * this.opts.errorsPerMinute / 60_000)
@@ -1137,6 +1142,7 @@ export class RelayCore implements RelayOutlet {
   private closeWith (conn: Conn, err: AgentMeshError, closeCode = closeCodeOf(err.code)): void {
     if (conn.closed) return
     if (closeCode === undefined) this.log.error({ conn: conn.id, code: err.code }, 'closing with an error code that has no close code')
+    if (this.events.listening('error:answered')) this.events.emit('error:answered', { code: err.code, via: 'ws' })
     // the last word is always sent (not counted against the error bucket)
     conn.closing = true
     this.write(conn, encodeError(err))

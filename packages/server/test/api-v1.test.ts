@@ -10,14 +10,12 @@ import { describe, it } from 'node:test'
 import { Value } from '@sinclair/typebox/value'
 import { API_ROUTES, ErrorCode, HttpStatus, MAX_CERT_CHAIN_LENGTH, MAX_CERT_PEM_BYTES, type ApiRoute } from '@agentmesh/protocol'
 import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, createIdentity, signChallenge, signEnvelope, signMembership, signRequest, type Identity } from '@agentmesh/crypto'
-import { EventBus, inProcessBackplane, relayOptions, silentLogger } from '@agentmesh/server'
+import { silentLogger } from '@agentmesh/server'
 import { httpApp, openapi } from '@agentmesh/server/internal'
 import { memoryStore, type AppendItem, type AuditInput } from '@agentmesh/store'
-import { apiGate, readJson } from '../src/api-v1.ts'
-import { opsFeatures } from '../src/features/ops.ts'
-import { authenticator } from '../src/auth.ts'
 import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
 import { TaskService } from '../src/tasks.ts'
+import { relayFeatures } from './ops-fixtures.ts'
 
 type Json = Record<string, any>
 const API_KEY = 'operator-key-for-tests-0123456789'
@@ -31,24 +29,14 @@ async function apiApp (agents: Identity[]): Promise<ReturnType<typeof httpApp>> 
   const outlet = { post: async (item: AppendItem, audit?: AuditInput[]) => (await store.commit([item], [], audit ?? []))[0]!, event: () => {}, online: () => [] }
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings: defaultChatSettings(), log: silentLogger, outlet })
   const tasks = new TaskService(chat, store, silentLogger)
-  let auth: ReturnType<typeof authenticator> | undefined
-  const app = httpApp({
+  return httpApp({
     log: silentLogger,
     store,
     healthy: () => true,
     info: async () => ({}),
-    api: (registry) => {
-      auth = authenticator({ store, relay: chat.relay, relayId, apiKey: API_KEY, signed: registry.signed, readBody: readJson })
-      return { store, chat, tasks, auth }
-    },
+    // as createRelay() lists them: registry, reputation, the chat API, the operations features
+    features: relayFeatures({ store, chat, tasks, relayId, apiKey: API_KEY, outlet }),
   })
-  // the operations features' routes, as createRelay() adds them (not started: no events here)
-  const ops = opsFeatures({
-    store, logger: silentLogger, events: new EventBus(), relay: outlet, backplane: inProcessBackplane(), options: relayOptions(), now: Date.now,
-    chat, gate: () => apiGate(chat, auth!),
-  })
-  for (const f of ops) f.routes?.(app)
-  return app
 }
 
 function resolve (schema: Json): Json {

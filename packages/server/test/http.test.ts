@@ -7,15 +7,13 @@ import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import WebSocket from 'ws'
 import { ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
-import { EventBus, inProcessBackplane, relayOptions, silentLogger, VERSION, type Relay, type RelayInit } from '@agentmesh/server'
+import { silentLogger, VERSION, type Relay, type RelayInit } from '@agentmesh/server'
 import { httpApp, openapi as openapiDocument } from '@agentmesh/server/internal'
 import { rawAgent, startRelay as startTestRelay, tempDir } from '@agentmesh/testing'
-import { memoryStore } from '@agentmesh/store'
-import { apiGate, readJson } from '../src/api-v1.ts'
-import { opsFeatures } from '../src/features/ops.ts'
-import { authenticator } from '../src/auth.ts'
+import { memoryStore, type AppendItem, type AuditInput } from '@agentmesh/store'
 import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
 import { TaskService } from '../src/tasks.ts'
+import { relayFeatures } from './ops-fixtures.ts'
 
 type Json = Record<string, any>
 /** the generated document, read as plain JSON */
@@ -30,36 +28,26 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 async function inProcess (over: { healthy?: () => boolean, info?: () => Promise<Record<string, unknown>> } = {}): Promise<ReturnType<typeof httpApp>> {
   const store = memoryStore()
   const relayId = await store.relayId()
+  const outlet = {
+    post: async (item: AppendItem, audit?: AuditInput[]) => (await store.commit([item], [], audit ?? []))[0]!,
+    event: () => {},
+    online: () => [],
+  }
   const chat = await ChatService.open(store, {
     limits: { ...DEFAULT_CHAT_LIMITS },
     settings: defaultChatSettings(),
     log: silentLogger,
-    outlet: {
-      post: async (item, audit) => (await store.commit([item], [], audit ?? []))[0]!,
-      event: () => {},
-      online: () => [],
-    },
+    outlet,
   })
   const tasks = new TaskService(chat, store, silentLogger)
-  let auth: ReturnType<typeof authenticator> | undefined
-  const app = httpApp({
+  return httpApp({
     log: silentLogger,
     store,
     healthy: over.healthy ?? (() => true),
     info: over.info ?? (async () => ({ name: 'agentmesh', stub: true })),
-    api: (registry) => {
-      auth = authenticator({ store, relay: chat.relay, relayId, apiKey: undefined, signed: registry.signed, readBody: readJson })
-      return { store, chat, tasks, auth }
-    },
+    // the features as createRelay() lists them: registry, reputation, the chat API, the operations features
+    features: relayFeatures({ store, chat, tasks, relayId, apiKey: undefined, outlet }),
   })
-  // the operations features' routes, as createRelay() adds them (their clients are not started here)
-  const outlet = { post: async () => { throw new Error('not in this app') }, event: () => {}, online: () => [] }
-  const ops = opsFeatures({
-    store, logger: silentLogger, events: new EventBus(), relay: outlet, backplane: inProcessBackplane(), options: relayOptions(), now: Date.now,
-    chat, gate: () => apiGate(chat, auth!),
-  })
-  for (const f of ops) f.routes?.(app)
-  return app
 }
 
 /** method → paths the app serves, from hono's own route list. */

@@ -65,6 +65,9 @@ describe('options - relayOptions', () => {
       auditHeadEveryRows: 1000,
       auditHeadIntervalMs: 60_000,
       updateGraceMs: 7 * 24 * 3_600_000,
+      healthOfflineAfterMs: 90_000,
+      healthHistory: 100,
+      metricsToken: undefined,
       rateLimits: {},
     }
     assert.deepEqual(relayOptions(), expected)
@@ -160,7 +163,8 @@ describe('options - the option schema', () => {
       'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox',
       'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
-      'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs', 'updateGraceMs', 'rateLimits',
+      'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs', 'updateGraceMs',
+      'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'rateLimits',
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
@@ -176,6 +180,7 @@ describe('options - the option schema', () => {
       auditRetentionMs: 'AGENTMESH_AUDIT_RETENTION_MS', auditMaxRows: 'AGENTMESH_AUDIT_MAX_ROWS',
       auditHeadEveryRows: 'AGENTMESH_AUDIT_HEAD_ROWS', auditHeadIntervalMs: 'AGENTMESH_AUDIT_HEAD_INTERVAL_MS',
       updateGraceMs: 'AGENTMESH_UPDATE_GRACE_MS',
+      healthOfflineAfterMs: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS', healthHistory: 'AGENTMESH_HEALTH_HISTORY', metricsToken: 'AGENTMESH_METRICS_TOKEN',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
     assert.deepEqual(flags, [
@@ -185,6 +190,7 @@ describe('options - the option schema', () => {
       ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],
       ['auditHeadEveryRows', '--audit-head-rows'], ['auditHeadIntervalMs', '--audit-head-interval'],
       ['updateGraceMs', '--update-grace'],
+      ['healthOfflineAfterMs', '--health-offline-after'], ['metricsToken', '--metrics-token'],
     ])
   })
 

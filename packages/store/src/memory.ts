@@ -18,6 +18,7 @@ import { memoryReputation } from './memory/reputation.ts'
 import { memoryRoles } from './memory/roles.ts'
 import { memorySettings } from './memory/settings.ts'
 import { memoryTasks } from './memory/tasks.ts'
+import { memoryHealth } from './memory/health.ts'
 import { byKey, nested } from './memory/util.ts'
 
 interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
@@ -452,6 +453,7 @@ export function memoryStore (init: StoreInit = {}): Store {
     ...memoryTasks(live),
     ...memorySettings(live),
     ...memoryUpdates(live),
+    ...memoryHealth(live),
     async close () { closed = true },
   }
 }

@@ -721,10 +721,56 @@ export interface UpdateStore {
   listAgentVersions (): Promise<Array<{ amid: string, version: string, at: number }>>
 }
 
+/** An agent's own word on its health (docs/protocol.md §21); `offline` is derived by the relay, never stored as a heartbeat. */
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy'
+
+/** An agent's latest heartbeat (§21): what it reported and when the relay took it. */
+export interface HeartbeatRecord {
+  amid: string
+  status: HealthStatus
+  /** seconds the agent's process has run */
+  uptimeSeconds?: number
+  /** CPU used by the agent's process since its previous heartbeat, in % of one core (0–100 per core; the relay bounds it) */
+  cpuUsage?: number
+  /** the agent process's resident memory, in bytes */
+  memoryUsage?: number
+  /** the agent's own figures: a flat object of numbers, strings and booleans (bounded by the relay) */
+  customMetrics?: Record<string, number | string | boolean>
+  /** the agent's software version, when it says */
+  version?: string
+  /** when the relay took it (ms) */
+  at: number
+}
+
+/** One change of an agent's health as the relay saw it (§21): `offline` included (a missed heartbeat, a disconnect). */
+export interface HealthChange {
+  at: number
+  from: HealthStatus | 'offline' | 'unknown'
+  to: HealthStatus | 'offline'
+  /** why: 'heartbeat', 'silent' (no heartbeat within the offline time), 'disconnected' */
+  reason: string
+}
+
+/**
+ * Agent health (docs/protocol.md §21): each agent's latest heartbeat, replaced by the next, and a
+ * bounded history of its health changes, newest kept.
+ */
+export interface HealthStore {
+  /** Replaces the agent's latest heartbeat with `hb`. */
+  putHeartbeat (hb: HeartbeatRecord): Promise<void>
+  getHeartbeat (amid: string): Promise<HeartbeatRecord | undefined>
+  /** Latest heartbeats by amid, after `after` (paging). */
+  listHeartbeats (q: { after?: string, limit: number }): Promise<HeartbeatRecord[]>
+  /** Appends a change to the agent's history and drops its oldest past `keep` entries. */
+  addHealthChange (amid: string, change: HealthChange, keep: number): Promise<void>
+  /** The agent's newest changes, newest first, at most `limit`. */
+  healthHistory (amid: string, limit: number): Promise<HealthChange[]>
+}
+
 /**
  * A whole store: every slice. The relay takes one; an adapter may be built slice by slice, and each
  * slice has its own suite in @agentmesh/compliance-tests (storeSuite runs them all).
  */
 export interface Store extends
   StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore,
-  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, UpdateStore {}
+  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, UpdateStore, HealthStore {}

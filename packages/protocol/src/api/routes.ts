@@ -15,6 +15,7 @@ import {
   MAX_TASK_RESULT_BYTES, RESERVED_HANDLES,
 } from './constants.ts'
 import * as S from './schemas.ts'
+import * as H from './health.ts'
 
 export type HttpMethod = 'get' | 'put' | 'post' | 'patch' | 'delete'
 /** One security requirement: the scheme names of openapi.ts's securitySchemes. */
@@ -25,6 +26,8 @@ export interface ApiResponse {
   description: string
   /** the JSON body; none for 101 */
   schema?: TSchema
+  /** the body's media type; application/json when left out */
+  contentType?: string
   headers?: Record<string, ApiHeader>
 }
 
@@ -156,6 +159,29 @@ const updateRoute = {
     security: anyPrincipal, params: S.UpdateParams,
     responses: v1({ 200: ok('the adoption view', S.UpdateAdoption) }, { 403: `a worker (${E.Forbidden})`, 404: unknownUpdate }, noBody),
   } as const),
+}
+
+// ---------------------------------------------------------------- agent health (§21)
+
+const healthSummary = {
+  heartbeat: 'An agent\'s heartbeat (§21.1): its status (healthy, degraded, unhealthy) and figures, for itself only (a master for any agent; agentId in the body, if given, must name the same agent). Replaces its latest heartbeat; a change of status is kept in its history, audited health.change and told as an agent_health_change event. Not audited otherwise.',
+  health: 'An agent\'s health (§21.2): the status the relay derives (its heartbeat\'s, offline when not connected or silent past the offline time, unknown when connected without a heartbeat yet), its latest heartbeat and its newest health changes. For the agent itself, wardens and masters.',
+  dashboard: 'The fleet at a glance (§21.3): how many agents are healthy, degraded, unhealthy, offline or unknown, the open critical catastrophe events and the newest one (§20), and one page of agents by AMID. For wardens and masters.',
+}
+const heartbeatErrors = {
+  400: `${fieldsError('agentId, status, uptimeSeconds, cpuUsage, memoryUsage, customMetrics, version')}; a figure that is not a number or out of its range, a custom metric name or value that is not allowed (${E.InvalidMetric})`,
+  403: `the path or agentId names another agent and the caller is not a master (${E.Forbidden})`,
+  404: unknownAgent,
+  413: `customMetrics over ${H.MAX_CUSTOM_METRICS} names or ${H.MAX_CUSTOM_METRICS_BYTES} bytes as JSON (${E.MetricsTooLarge})`,
+}
+const healthErrors = {
+  400: `historyLimit not a whole number from 0 to ${MAX_PAGE} (${E.InvalidArgument})`,
+  403: `a worker asking for another agent's health (${E.Forbidden})`,
+  404: unknownAgent,
+}
+const dashboardErrors = {
+  400: `${limitError}; after malformed (${E.InvalidArgument})`,
+  403: `the caller is a worker: the dashboard is for wardens and masters (${E.Forbidden})`,
 }
 
 /** Every route the relay serves, by operationId. */
@@ -631,6 +657,54 @@ export const API_ROUTES = {
   updateAcksPlan: updateRoute.acks('/api'),
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
+  heartbeat: {
+    method: 'post', path: '/api/v1/agents/{amid}/heartbeat', tags: ['health'],
+    summary: healthSummary.heartbeat,
+    security: anyPrincipal, params: H.HealthParams, body: H.HeartbeatBody,
+    responses: v1({ 200: ok('taken', H.HeartbeatTaken) }, heartbeatErrors),
+  },
+  planHeartbeat: {
+    method: 'post', path: '/api/agents/{id}/heartbeat', tags: ['health'],
+    summary: `${healthSummary.heartbeat} The plan's path of POST /api/v1/agents/{amid}/heartbeat: the same body, answer and rules.`,
+    security: anyPrincipal, params: H.PlanHealthParams, body: H.HeartbeatBody,
+    responses: v1({ 200: ok('taken', H.HeartbeatTaken) }, heartbeatErrors),
+  },
+  agentHealth: {
+    method: 'get', path: '/api/v1/agents/{amid}/health', tags: ['health'],
+    summary: healthSummary.health,
+    security: anyPrincipal, params: H.HealthParams, query: H.HealthQuery,
+    responses: v1({ 200: ok('the agent\'s health', H.AgentHealth) }, healthErrors, noBody),
+  },
+  planAgentHealth: {
+    method: 'get', path: '/api/agents/{id}/health', tags: ['health'],
+    summary: `${healthSummary.health} The plan's path of GET /api/v1/agents/{amid}/health.`,
+    security: anyPrincipal, params: H.PlanHealthParams, query: H.HealthQuery,
+    responses: v1({ 200: ok('the agent\'s health', H.AgentHealth) }, healthErrors, noBody),
+  },
+  healthDashboard: {
+    method: 'get', path: '/api/v1/health/dashboard', tags: ['health'],
+    summary: healthSummary.dashboard,
+    security: anyPrincipal, query: H.DashboardQuery,
+    responses: v1({ 200: ok('the fleet', H.HealthDashboard) }, dashboardErrors, noBody),
+  },
+  planHealthDashboard: {
+    method: 'get', path: '/api/health/dashboard', tags: ['health'],
+    summary: `${healthSummary.dashboard} The plan's path of GET /api/v1/health/dashboard.`,
+    security: anyPrincipal, query: H.DashboardQuery,
+    responses: v1({ 200: ok('the fleet', H.HealthDashboard) }, dashboardErrors, noBody),
+  },
+  metrics: {
+    method: 'get', path: '/metrics', tags: ['health'],
+    summary: 'The relay\'s metrics for Prometheus (§21.5), in the text exposition format: connections, messages in and out, acks, inbox depths, store commit times, errors by code, health states, and what other features register. Read by the operator\'s X-API-Key, a master agent, or "Authorization: Bearer <token>" with the relay\'s metrics token (option metricsToken).',
+    security: [{ apiKey: [] }, { bearerAuth: [] }, { agentSignature: [] }],
+    responses: {
+      200: { description: 'the metrics', schema: H.MetricsText, contentType: 'text/plain; version=0.0.4; charset=utf-8' },
+      400: err(authErrors[400]),
+      401: err(`${authErrors[401]}; a bearer token that is neither an agent's token nor the metrics token`),
+      403: err(`the caller is not a master (${E.Forbidden}); ${authErrors[403]}`),
+      429: tooMany(),
+    },
+  },
 } as const satisfies Record<string, ApiRoute>
 
 export type ApiRoutes = typeof API_ROUTES

@@ -5,6 +5,7 @@
 import type { RelayFeature } from '../feature.ts'
 import type { OpsContext } from '../ops/context.ts'
 import { updatesFeature } from '../ops/updates.ts'
+import { healthFeature } from '../ops/health.ts'
 
 export function opsFeatures (ctx: OpsContext): RelayFeature[] {
   // ---- files (§18)
@@ -12,5 +13,6 @@ export function opsFeatures (ctx: OpsContext): RelayFeature[] {
   const updates = updatesFeature(ctx)
   // ---- catastrophe events and recovery (§20)
   // ---- agent health and metrics (§21)
-  return [updates]
+  const health = healthFeature(ctx)
+  return [updates, health]
 }
