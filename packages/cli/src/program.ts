@@ -14,6 +14,8 @@ import { logsCommand } from './commands/logs.ts'
 import { policyCommands } from './commands/policy.ts'
 import { sentCommand } from './commands/sent.ts'
 import { fileCommands } from './commands/files.ts'
+import { updateCommands } from './commands/updates.ts'
+import { healthCommand } from './commands/health.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -22,6 +24,9 @@ export function buildProgram (io: CliIo = processIo()): Command {
     .description('AgentMesh: the messaging network for AI agents')
     .version(VERSION, '-V, --version')
     .showSuggestionAfterError(true)
+    // the program's own options (-V, --version) come before a command: after one, they are the
+    // command's (`update create --version 2.0.0`)
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({
       outputError: () => {}, // commander's errors are reported by run() as one coded line
@@ -47,8 +52,10 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- operations: files (§18)
   fileCommands(program, io)
   // ---- operations: system updates (§19)
+  updateCommands(program, io)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
+  healthCommand(program, io)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import WebSocket from 'ws'
-import { AgentMeshError, ErrorCode, MAX_PQ_PREKEYS_PER_AGENT, MAX_PREKEYS_PER_AGENT, constants } from '@agentmesh/protocol'
+import { AGENT_VERSION_PATTERN, AgentMeshError, ErrorCode, MAX_AGENT_VERSION_LENGTH, MAX_PQ_PREKEYS_PER_AGENT, MAX_PREKEYS_PER_AGENT, constants } from '@agentmesh/protocol'
+import { SDK_VERSION } from './version.ts'
 import { defaultHome, loadIdentity } from '@agentmesh/crypto'
 import { ConnectionImpl } from './connection.ts'
 import { memoryState } from './state.ts'
@@ -63,6 +64,17 @@ function positive (name: string, v: number | undefined, dflt: number): number {
   return v
 }
 
+const AGENT_VERSION_RE = new RegExp(AGENT_VERSION_PATTERN)
+
+/** The version a connection reports (§19): the one given, checked, else the SDK's. */
+function agentVersionOf (v: string | undefined): string {
+  if (v === undefined) return SDK_VERSION
+  if (typeof v !== 'string' || v.length > MAX_AGENT_VERSION_LENGTH || !AGENT_VERSION_RE.test(v)) {
+    throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option agentVersion must be a version such as "1.4.0" (letters, digits, ".", "+", "-", at most ${MAX_AGENT_VERSION_LENGTH} characters), got ${JSON.stringify(v)}`)
+  }
+  return v
+}
+
 /**
  * Connects an agent to a relay and resolves once it is authenticated. Afterwards the
  * connection reconnects by itself until `close()`.
@@ -72,6 +84,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   const timeout = positive('connectTimeoutMs', opts.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS)
   const minBackoffMs = positive('minBackoffMs', opts.minBackoffMs, 250)
   const maxBackoffMs = positive('maxBackoffMs', opts.maxBackoffMs, 5000)
+  const agentVersion = agentVersionOf(opts.agentVersion)
   const home = opts.home ?? (opts.identity === undefined ? defaultHome() : undefined)
   const identity = opts.identity ?? loadIdentity(home!, { passphrase: opts.passphrase ?? process.env.AGENTMESH_PASSPHRASE })
   const session = resolveSession(identity, opts.session)
@@ -117,6 +130,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     signEncrypted: opts.signEncrypted ?? process.env.AGENTMESH_SIGN_ENCRYPTED === '1',
     httpBase: httpOrigin(url),
     deliver: opts.deliver !== false,
+    agentVersion,
     minBackoffMs,
     maxBackoffMs,
     onWarning: opts.onWarning ?? (() => {}),

@@ -75,6 +75,8 @@ export interface ConnectionConfig {
   state: ClientState
   ownsState: boolean
   deliver: boolean
+  /** the agent's software version, told in the auth frame (§3, §19) */
+  agentVersion?: string
   /** end-to-end encryption; undefined only in tests of the plaintext protocol */
   e2ee: E2ee | undefined
   /** hand unencrypted messages to the application (marked `encrypted: false`) */
@@ -337,6 +339,7 @@ export class ConnectionImpl implements Connection {
           // rooms are read by cursor: each from what was processed of it (§6.1)
           features: [FEATURE_ROOM_CURSOR],
           rooms: Object.fromEntries([...this.highestRoomSeq].slice(0, MAX_ROOMS_PER_FRAME)),
+          ...(this.cfg.agentVersion === undefined ? {} : { agent_version: this.cfg.agentVersion }),
         }))
         return
       }

@@ -172,6 +172,12 @@ export interface ConnectOptions {
   WebSocket?: import('./transport.ts').WebSocketConstructor
   /** Receive deliveries on this connection. @default true */
   deliver?: boolean
+  /**
+   * The agent's software version, reported to the relay when it connects (docs/protocol.md §3,
+   * §19): a breaking system update with a required version refuses the sends of agents below it
+   * after its deadline. A semantic version such as "1.4.0". @default the SDK's version (SDK_VERSION)
+   */
+  agentVersion?: string
   /** Give up the first connection after this long. @default 10 s */
   connectTimeoutMs?: number
   /**

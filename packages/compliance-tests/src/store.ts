@@ -22,6 +22,8 @@ import { roomsSuite } from './store/rooms.ts'
 import { settingsSuite } from './store/settings.ts'
 import { tasksSuite } from './store/tasks.ts'
 import { filesSuite } from './store/files.ts'
+import { updatesSuite } from './store/updates.ts'
+import { healthSuite } from './store/health.ts'
 
 export type StoreSuiteInit = SuiteInit<Store>
 
@@ -37,6 +39,8 @@ export default function storeSuite (init: StoreSuiteInit): void {
   auditSuite(init)
   settingsSuite(init)
   filesSuite(init)
+  updatesSuite(init)
+  healthSuite(init)
 
   const withStore = withStoreOf(init)
   const { reopen } = init

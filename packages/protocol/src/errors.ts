@@ -99,8 +99,13 @@ export const ErrorCode = {
   BadEncoding: 'AM_ERR_BAD_ENCODING',
   ChecksumMismatch: 'AM_ERR_CHECKSUM_MISMATCH',
   // ---- operations: system updates (§19)
+  UnknownUpdate: 'AM_ERR_UNKNOWN_UPDATE',
+  UpdateExpired: 'AM_ERR_UPDATE_EXPIRED',
+  UpdateRequired: 'AM_ERR_UPDATE_REQUIRED',
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
+  InvalidMetric: 'AM_ERR_INVALID_METRIC',
+  MetricsTooLarge: 'AM_ERR_METRICS_TOO_LARGE',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -244,8 +249,13 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.BadEncoding]: { status: 400, retryable: false },
   [ErrorCode.ChecksumMismatch]: { status: 400, retryable: false },
   // ---- operations: system updates (§19)
+  [ErrorCode.UnknownUpdate]: { status: 404, retryable: false },
+  [ErrorCode.UpdateExpired]: { status: 409, retryable: false },
+  [ErrorCode.UpdateRequired]: { status: 403, retryable: false },
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
+  [ErrorCode.InvalidMetric]: { status: 400, retryable: false },
+  [ErrorCode.MetricsTooLarge]: { status: 413, retryable: false },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */

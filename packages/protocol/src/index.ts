@@ -24,7 +24,7 @@ export {
 export type { DecodedClientFrame } from './codec.ts'
 export {
   Envelope as EnvelopeSchema, ClientFrameSchemas, RelayFrameSchemas,
-  AMID_PATTERN, ID_PATTERN, TYPE_PATTERN, ROOM_ID_PATTERN, ROOM_ADDRESS_PATTERN, ADDRESS_PATTERN, FEATURE_ROOM_CURSOR, MAX_ROOMS_PER_FRAME, OPS_EVENT_TYPES,
+  AMID_PATTERN, ID_PATTERN, TYPE_PATTERN, ROOM_ID_PATTERN, ROOM_ADDRESS_PATTERN, ADDRESS_PATTERN, FEATURE_ROOM_CURSOR, MAX_ROOMS_PER_FRAME, OPS_EVENT_TYPES, AGENT_VERSION_PATTERN, MAX_AGENT_VERSION_LENGTH,
 } from './schemas.ts'
 export type * from './types.ts'
 export {
@@ -47,8 +47,15 @@ export {
   TaskTransition, TaskInfo, DispatchTaskBody, TasksQuery, TaskList, TaskStatusBody, CancelTaskBody, AuditQuery,
   AuditEntry, AuditPage, AuditVerdict, AuditHeadsQuery, AuditHeadEntry, AuditHeadList, Settings, SettingsPatch, SettingsAnswer, NAMED_SCHEMAS,
   FileParams, FileInfo, UploadFileBody, UploadFileQuery, FileUploaded, FilesQuery, FileList, FileDeleted, FileContent,
+  UPDATE_TYPES, UPDATE_ACK_STATUSES, UPDATE_STATUSES, MAX_UPDATE_TITLE, MAX_UPDATE_DESCRIPTION, MAX_UPDATE_ANNOUNCEMENT, MAX_UPDATE_NOTES,
+  MAX_ADOPTION_NOT_ANSWERED, UpdateParams, CreateUpdateBody, UpdateCreated, UpdateInfo, UpdatesQuery, UpdateList, AckUpdateBody, UpdateAck, UpdateAdoption,
 } from './api/schemas.ts'
 export { API_ROUTES } from './api/routes.ts'
+export {
+  HEALTH_STATES, DERIVED_HEALTH_STATES, MAX_CUSTOM_METRICS, CUSTOM_METRIC_NAME_PATTERN, MAX_CUSTOM_METRIC_STRING, MAX_CUSTOM_METRICS_BYTES,
+  MAX_UPTIME_SECONDS, MAX_HEALTH_VERSION_LENGTH, DEFAULT_HEALTH_HISTORY, DEFAULT_HEALTH_HISTORY_PAGE, HeartbeatBody, HealthDashboard,
+} from './api/health.ts'
+export type { HealthState, DerivedHealthState } from './api/health.ts'
 export { handleSkeleton, isReservedHandle, unsafeCharIn, stripUnsafeChars } from './api/text.ts'
 export type { Static, TSchema } from '@sinclair/typebox'
 export type { ApiRoute, ApiRoutes, ApiResponse, ApiHeader, RouteName, ApiAnswer, ApiBody, ApiQuery, HttpMethod, Security } from './api/routes.ts'

@@ -12,6 +12,9 @@ export const AMID_PATTERN = '^am[1-9A-HJ-NP-Za-km-z]{42,46}$'
 export const ID_PATTERN = '^[0-9A-Za-z_-]{8,128}$'
 export const TYPE_PATTERN = '^[a-z][a-z0-9._-]{0,63}$'
 export const VERSION_PATTERN = '^agentmesh/[0-9]+\\.[0-9]+$'
+/** An agent's software version as it reports it (§3, §19): a semantic version such as "1.4.0" or "2.0.0-rc.1+build.5". */
+export const AGENT_VERSION_PATTERN = '^[0-9A-Za-z][0-9A-Za-z.+-]*$'
+export const MAX_AGENT_VERSION_LENGTH = 64
 const B64URL = '^[A-Za-z0-9_-]*$'
 
 /** A room address in an envelope's `to`: "#" + the room id (docs/protocol.md §17). */
@@ -81,6 +84,8 @@ export const AuthFrame = Type.Object({
   /** Signed by a session key (§3): its session certificate, and optionally the agent's chain above it. */
   session_cert: Type.Optional(WireCert),
   session_chain: Type.Optional(Type.Array(WireCert, { minItems: 1, maxItems: 3 })),
+  /** The agent's software version (§3, §19): what breaking updates with a required version are compared with (semver). */
+  agent_version: Type.Optional(Type.String({ pattern: AGENT_VERSION_PATTERN, maxLength: MAX_AGENT_VERSION_LENGTH })),
 })
 export type AuthFrame = Static<typeof AuthFrame>
 

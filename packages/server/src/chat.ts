@@ -10,7 +10,7 @@
  */
 import {
   AgentMeshError, ErrorCode,
-  type ChatEvent, type Envelope, type SignalFrame,
+  type RelayEvent, type Envelope, type SignalFrame,
 } from '@agentmesh/protocol'
 import type { RoomInfo, RoomMember } from '@agentmesh/protocol'
 import { fromB64u, identityFromSecret, type Identity } from '@agentmesh/crypto'
@@ -328,6 +328,11 @@ export class ChatService implements RoomResolver {
    * from the relay itself for the operator), or an envelope the agent signed; stored like a send.
    */
   async postMessage (p: Principal, env: Envelope, remote: string, attested: boolean): Promise<{ result: AppendResult, env: Envelope }> {
+    if (p.kind === 'agent') {
+      // a feature's say over this agent's sends (§19: a required version past its deadline)
+      const refused = this.out.sendRefusal?.(p.amid)
+      if (refused !== undefined) throw refused
+    }
     const bytes = Buffer.byteLength(JSON.stringify(env))
     if (!attested) {
       const ahead = tsTooFarAhead(env.ts, Date.now(), this.maxClockSkewMs)
@@ -391,8 +396,8 @@ export class ChatService implements RoomResolver {
   /** The agent sent something: online again if it was idle. */
   active (amid: string): void { this.presences.active(amid) }
 
-  /** Writes an event to those of `amids` that are online (here, or on other nodes through the backplane). */
-  emit (amids: Iterable<string>, event: ChatEvent): void { this.presences.emit(amids, event) }
+  /** Writes an event (chat's, or an operations event) to those of `amids` that are online (here, or on other nodes through the backplane). */
+  emit (amids: Iterable<string>, event: RelayEvent): void { this.presences.emit(amids, event) }
 
   /** A watch frame: the agents whose presence changes `amid` hears besides those sharing a room with it (§17.4). */
   watch (amid: string, agents: readonly string[]): AgentMeshError | undefined {

@@ -9,6 +9,11 @@ import type { RoomRecord } from '@agentmesh/store'
 import type { Logger } from './log.ts'
 
 export interface RelayEvents {
+  /**
+   * A connection of an agent authenticated (each one, before 'agent:online' or 'agent:active'), with
+   * the software version its auth frame reported (§3).
+   */
+  'agent:authenticated': { amid: string, agentVersion?: string }
   /** An agent's first connection authenticated (on this node). */
   'agent:online': { amid: string }
   /** An online agent sent something, or authenticated one more connection. */
@@ -24,6 +29,13 @@ export interface RelayEvents {
   'message:stored': { env: Envelope, seq: number, room?: string, via: 'ws' | 'rest' }
   /** A plaintext chat message was stored in the global room or a public room (tasks in chat). */
   'room:chat': { room: RoomRecord, env: Envelope, seq: number }
+  /**
+   * A group commit went to the Store: how long it took, how many items and cursor acks it held
+   * (relay metrics, §21.5). Emitted only while someone listens.
+   */
+  'store:committed': { seconds: number, items: number, acks: number }
+  /** The relay answered an error: over the WebSocket (an error frame, or the one a close sends) or REST. Emitted only while someone listens. */
+  'error:answered': { code: string, via: 'ws' | 'rest' }
 }
 
 type Listener<T> = (event: T) => void

@@ -8,7 +8,7 @@ import type { Hono } from 'hono'
 import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
 import type { EventBus } from './events.ts'
-import type { RelayOutlet } from './relay.ts'
+import type { RelayOutlet, SendGate } from './relay.ts'
 import type { RelayOptions } from './options.ts'
 import type { Backplane } from './backplane.ts'
 
@@ -21,6 +21,8 @@ export interface RelayFeature {
   start? (): Promise<void> | void
   /** Unsubscribes and stops timers (called, in reverse order, before the core commits and closes). */
   stop? (): Promise<void> | void
+  /** Its say over agents' sends (WebSocket and REST message posts), asked by the core per connection. */
+  readonly sendGate?: SendGate
 }
 
 /** What a feature may be given. */

@@ -7,6 +7,7 @@ import { AgentMeshError, ErrorCode, PROTOCOL, httpStatusOf } from '@agentmesh/pr
 import { openapi } from './openapi.ts'
 import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
+import type { EventBus } from './events.ts'
 import type { ReputationOptions } from './reputation.ts'
 import type { ApiDeps } from './api-v1.ts'
 import type { RegistryHelpers } from './registry.ts'
@@ -33,6 +34,8 @@ export interface HttpDeps {
    * registry, reputation and, with `api`, the REST API v1 over `store`
    */
   features?: readonly RelayFeature[]
+  /** where each error answer is told ('error:answered', for the relay's metrics). @default not told */
+  events?: EventBus
 }
 
 /** The registry, reputation and (with `api`) REST API v1 features of an app over `deps.store`. */
@@ -66,6 +69,12 @@ export function errorResponse (c: Context, err: AgentMeshError): Response {
 
 export function httpApp (deps: HttpDeps): Hono {
   const app = new Hono()
+  const events = deps.events
+  /** The error answer, told on the event bus first (metrics). */
+  const told = (c: Context, err: AgentMeshError): Response => {
+    if (events?.listening('error:answered') === true) events.emit('error:answered', { code: err.code, via: 'rest' })
+    return errorResponse(c, err)
+  }
   app.get('/healthz', (c) => deps.healthy()
     ? c.json({ status: 'ok' })
     // an error like every other: { error } for API clients, `status` kept for health probes
@@ -79,14 +88,14 @@ export function httpApp (deps: HttpDeps): Hono {
     const allowed = allowedMethods(app, c.req.path)
     if (allowed.length > 0) {
       c.header('Allow', allowed.join(', '))
-      return errorResponse(c, new AgentMeshError(ErrorCode.MethodNotAllowed, `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(' or ')}`))
+      return told(c, new AgentMeshError(ErrorCode.MethodNotAllowed, `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(' or ')}`))
     }
-    return errorResponse(c, new AgentMeshError(ErrorCode.NotFound, `no route ${c.req.method} ${c.req.path}; see /api/v1/openapi.json`))
+    return told(c, new AgentMeshError(ErrorCode.NotFound, `no route ${c.req.method} ${c.req.path}; see /api/v1/openapi.json`))
   })
   app.onError((err, c) => {
-    if (err instanceof AgentMeshError) return errorResponse(c, err)
+    if (err instanceof AgentMeshError) return told(c, err)
     deps.log.error({ err }, 'unhandled HTTP error')
-    return errorResponse(c, new AgentMeshError(ErrorCode.Internal, 'internal error; the relay logged the details'))
+    return told(c, new AgentMeshError(ErrorCode.Internal, 'internal error; the relay logged the details'))
   })
   return app
 }

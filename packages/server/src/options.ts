@@ -38,6 +38,8 @@ export const DEFAULT_PRESENCE_INTERVAL_MS = 1000
 /** Registry reads per IP. */
 export const DEFAULT_REGISTRY_READS_PER_MINUTE = 600
 export const DEFAULT_REGISTRY_READ_BURST = 200
+/** docs/protocol.md §19: a breaking update's deadline when it names none (and does not expire). */
+export const DEFAULT_UPDATE_GRACE_MS = 7 * 24 * 3_600_000
 
 // ---- operations: files (§18)
 const MIB = 1024 * 1024
@@ -303,6 +305,40 @@ export const RELAY_OPTIONS = {
     doc: 'Files an agent may hold on the relay at most. @default 10,000',
     file: true,
     env: 'AGENTMESH_FILE_MAX_PER_AGENT',
+  }),
+  // ---- operations: system updates (§19)
+  updateGraceMs: option({
+    schema: Type.Integer({ minimum: 0, maximum: 366 * 86_400_000 }),
+    default: DEFAULT_UPDATE_GRACE_MS,
+    doc: 'How long after its creation a breaking update with a requiredVersion and neither enforceAt nor expiresAt starts refusing sends from agents below it (AM_ERR_UPDATE_REQUIRED), in ms; docs/protocol.md §19. @default 7 days',
+    file: true,
+    env: 'AGENTMESH_UPDATE_GRACE_MS',
+    flag: { flags: '--update-grace <hours>', help: 'grace before a breaking update without a deadline refuses agents below its required version (default 168; env AGENTMESH_UPDATE_GRACE_MS in ms)', int: { min: 0, max: 8784, scale: 3_600_000 } },
+  }),
+  // ---- operations: agent health and metrics (§21)
+  healthOfflineAfterMs: option({
+    schema: Type.Integer({ minimum: 1000 }),
+    default: 90_000,
+    doc: 'A connected agent whose last heartbeat is older than this counts as offline (docs/protocol.md §21), in ms. @default 90 s',
+    file: true,
+    env: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS',
+    flag: { flags: '--health-offline-after <sec>', help: 'an agent silent this long (no heartbeat) counts as offline (default 90; env AGENTMESH_HEALTH_OFFLINE_AFTER_MS in ms)', int: { min: 1, max: 86_400, scale: 1000 } },
+  }),
+  healthHistory: option({
+    schema: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    default: 100,
+    doc: 'Health changes kept per agent (docs/protocol.md §21), the oldest dropped first. @default 100',
+    file: true,
+    env: 'AGENTMESH_HEALTH_HISTORY',
+  }),
+  metricsToken: option({
+    schema: Type.String({ minLength: 16, maxLength: 256, pattern: '^\\S+$' }),
+    default: undefined,
+    invalid: 'must be 16–256 characters without spaces',
+    doc: 'A token a Prometheus scraper sends as "Authorization: Bearer <token>" to read GET /metrics (docs/protocol.md §21.5), 16–256 characters. @default none: /metrics is read with the operator\'s X-API-Key or a master agent\'s credentials',
+    file: true,
+    env: 'AGENTMESH_METRICS_TOKEN',
+    flag: { flags: '--metrics-token <token>', help: 'a bearer token that may read GET /metrics, 16+ characters (env AGENTMESH_METRICS_TOKEN)' },
   }),
   rateLimits: {
     schema: Type.Partial(Type.Object({ api: rateLimitSchema, ip: rateLimitSchema, chat: rateLimitSchema, chatIp: rateLimitSchema })),

@@ -13,7 +13,7 @@ import { AgentMeshError, ErrorCode, PROTOCOL, constants } from '@agentmesh/proto
 import { memoryStore, type Store } from '@agentmesh/store'
 import { DEFAULT_MEMORY_AUDIT_MAX_ROWS, relayOptions, type RelayInit, type RelayOptions } from './options.ts'
 import { randomBytes } from 'node:crypto'
-import { RelayCore, type RelayOutlet, type RelayStats } from './relay.ts'
+import { RelayCore, type RelayOutlet, type RelayStats, type SendGate } from './relay.ts'
 import { httpApp } from './http.ts'
 import { defaultLogger, type Logger } from './log.ts'
 import { ChatService, defaultChatSettings, DEFAULT_CHAT_LIMITS } from './chat.ts'
@@ -25,6 +25,7 @@ import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
+import { relayMetrics } from './ops/metrics.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
 
 import { VERSION } from './version.ts'
@@ -130,6 +131,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     event: (amids, frame) => { core.event(amids, frame) },
     online: () => core.online(),
     membersChanged: (room) => { core.membersChanged(room) },
+    sendRefusal: (amid) => core.sendRefusal(amid),
   }
   const settings = defaultChatSettings()
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node, now, presenceIntervalMs: opts.presenceIntervalMs, maxClockSkewMs: opts.maxClockSkewMs })
@@ -139,7 +141,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   chat.applySettings(chat.settings)
   const core: RelayCore = new RelayCore(
     { relayId, relayAmid: chat.relayAmid, options: opts, node },
-    { store, logger: log, events, rooms: chat, sessions: sessionVerifier(store, opts.trustRoots), ...(shared === undefined ? {} : { backplane: shared }) },
+    { store, logger: log, events, rooms: chat, sessions: sessionVerifier(store, opts.trustRoots), sendGates: () => sendGates, ...(shared === undefined ? {} : { backplane: shared }) },
   )
   const tasks = new TaskService(chat, store, log)
   const auditHeads = components.auditHeads ?? memoryAuditHeads()
@@ -151,15 +153,18 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
 
   const registry = registryFeature({ store, now, trustRoots: opts.trustRoots, readLimit: { perMinute: opts.registryReadsPerMinute, burst: opts.registryReadBurst } })
   const featureComponents: FeatureComponents = { store, logger: log, events, relay: outlet, backplane, options: opts, now }
+  const metrics = relayMetrics({ stats: () => core.stats(), store, events })
   const chatApi = chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads })
   const features: RelayFeature[] = [
     registry,
     reputationFeature({ store, now, options: opts.reputation, registry }),
     chatApi,
     tasksFeature(tasks),
-    ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate() }),
+    ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats() }),
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
+  // what features say over agents' sends (§19 required versions), asked by the core per connection
+  const sendGates: SendGate[] = features.flatMap(f => f.sendGate === undefined ? [] : [f.sendGate])
   const stopFeatures = async (): Promise<void> => {
     for (const f of [...features].reverse()) {
       try { await f.stop?.() } catch (err) { log.error({ err, feature: f.name }, 'feature stop failed') }
@@ -169,6 +174,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   const app = httpApp({
     log,
     store,
+    events,
     features,
     healthy: () => !closing,
     info: async () => {

@@ -66,6 +66,8 @@ export interface RelayOutlet {
   online (): Iterable<string>
   /** A room's members changed (here or on another node): members that left stop receiving it. */
   membersChanged? (room: string): void
+  /** What refuses a message post by this agent now (the features' send gates), if anything: REST posts ask it. */
+  sendRefusal? (amid: string): AgentMeshError | undefined
 }
 
 /**
@@ -97,6 +99,28 @@ export interface RoomResolver {
   readsByCursor? (amid: string): Promise<void>
 }
 
+/**
+ * A feature's say over an agent's sends (a required software version after its deadline, §19; a
+ * read-only relay): asked at a connection's first send and again only when `generation` changed
+ * (the verdicts are kept on the connection), so the send path compares a number and, for a
+ * connection with a verdict, a time. WebSocket sends and REST message posts (asked each time:
+ * not a hot path) are refused with the verdict's error from its `from` on.
+ */
+export interface SendGate {
+  /** Changes (grows) whenever a verdict may have changed: an update created, an agent's version reported. */
+  readonly generation: number
+  /** What will refuse this agent's sends, from when; `agentVersion` is what its connection reported (none over REST). */
+  verdict (amid: string, agentVersion: string | undefined): SendVerdict | undefined
+  /** The clock `from` is on (the features' clock). */
+  now (): number
+}
+
+/** A refusal of an agent's sends from a time on (ms on the gate's clock; 0: at once). */
+export interface SendVerdict {
+  from: number
+  error (): AgentMeshError
+}
+
 /** What the core is given (libp2p's `*Components`). */
 export interface RelayCoreComponents {
   store: Store
@@ -108,6 +132,8 @@ export interface RelayCoreComponents {
   backplane?: Backplane
   /** checks auth frames signed with a session key (session-auth.ts). @default none: such frames are refused */
   sessions?: SessionVerifier
+  /** the features' send gates (asked lazily: features are built after the core). @default none */
+  sendGates?: () => readonly SendGate[]
 }
 
 /** What the core needs to know of the relay (validated options and identities). */
@@ -175,6 +201,11 @@ interface Conn {
   closing: boolean
   /** the rooms it reads by cursor (room-feeds.ts) */
   rf: ConnFeeds
+  /** the software version its auth frame reported (§3) */
+  agentVersion?: string
+  /** the send gates' generation its verdicts were computed at (-1: never), and those verdicts */
+  gateGen: number
+  verdicts: Array<{ v: SendVerdict, g: SendGate }>
 }
 
 interface Inbox {
@@ -253,6 +284,7 @@ export class RelayCore implements RelayOutlet {
   private readonly rooms: RoomResolver
   private readonly backplane: Backplane | undefined
   private readonly sessions: SessionVerifier | undefined
+  private readonly sendGates: () => readonly SendGate[]
   private readonly node: string
   private readonly unsubscribe: (() => void) | undefined
   /** rooms read by cursor: live deliveries, pumps, room cursors */
@@ -262,6 +294,7 @@ export class RelayCore implements RelayOutlet {
     this.store = components.store
     this.backplane = components.backplane
     this.sessions = components.sessions
+    this.sendGates = components.sendGates ?? (() => [])
     this.node = init.node
     this.unsubscribe = this.backplane?.subscribe((m) => { this.fromBackplane(m) })
     this.log = components.logger
@@ -350,6 +383,8 @@ export class RelayCore implements RelayOutlet {
       errLeftOut: 0,
       closing: false,
       rf: connFeeds(false),
+      gateGen: -1,
+      verdicts: [],
     }
     this.conns.add(conn)
     if (this.shuttingDown) {
@@ -463,6 +498,39 @@ export class RelayCore implements RelayOutlet {
 
   membersChanged (room: string): void { this.feeds.membersChanged(room) }
 
+  /** What refuses a REST message post by `amid` now (its send gates, by its last reported version), if anything. */
+  sendRefusal (amid: string): AgentMeshError | undefined {
+    for (const g of this.sendGates()) {
+      const v = g.verdict(amid, undefined)
+      if (v !== undefined && g.now() >= v.from) return v.error()
+    }
+    return undefined
+  }
+
+  /** The sum of the send gates' generations (each only grows: any change changes the sum). */
+  private gateGeneration (gates: readonly SendGate[]): number {
+    let gen = 0
+    for (const g of gates) gen += g.generation
+    return gen
+  }
+
+  /** What refuses this connection's send now: its cached verdicts, recomputed when a gate's generation moved. */
+  private gateRefusal (conn: Conn): AgentMeshError | undefined {
+    const gates = this.sendGates()
+    if (gates.length === 0) return undefined
+    const gen = this.gateGeneration(gates)
+    if (conn.gateGen !== gen) {
+      conn.gateGen = gen
+      conn.verdicts = []
+      for (const g of gates) {
+        const v = g.verdict(conn.amid!, conn.agentVersion)
+        if (v !== undefined) conn.verdicts.push({ v, g })
+      }
+    }
+    for (const { v, g } of conn.verdicts) if (g.now() >= v.from) return v.error()
+    return undefined
+  }
+
   private async onAuth (conn: Conn, f: AuthFrame): Promise<void> {
     if (conn.amid !== undefined || conn.authPending) {
       this.sendError(conn, new AgentMeshError(ErrorCode.AlreadyAuthenticated,
@@ -564,6 +632,7 @@ export class RelayCore implements RelayOutlet {
     conn.deliver = f.deliver !== false
     conn.sentUpTo = Math.min(Math.max(f.after ?? 0, box.cursor), box.lastSeq)
     conn.rf = connFeeds(byCursor, f.rooms)
+    if (f.agent_version !== undefined) conn.agentVersion = f.agent_version
     conn.lastProgress = Date.now()
     box.conns.add(conn)
     this.log.debug({ conn: conn.id, amid, remote: conn.remote }, 'agent authenticated')
@@ -572,6 +641,7 @@ export class RelayCore implements RelayOutlet {
       ...(byCursor ? { rooms: this.feeds.cursors(box.rf) } : {}),
       ...(session === undefined ? {} : { session: { serial: session.serial, expires_at: session.expiresAt, tier: session.tier, ...(session.organisation === undefined ? {} : { organisation: session.organisation }) } }),
     }))
+    this.events.emit('agent:authenticated', f.agent_version === undefined ? { amid } : { amid, agentVersion: f.agent_version })
     this.events.emit(box.conns.size === 1 ? 'agent:online' : 'agent:active', { amid })
     if (conn.deliver) { void this.pump(conn); void this.feeds.pump(conn) }
   }
@@ -657,6 +727,8 @@ export class RelayCore implements RelayOutlet {
       const refusal = this.sessionRefusal(conn, env.session_cert)
       if (refusal !== undefined) { this.reject(conn, refusal, env.id); return }
     }
+    const gated = this.gateRefusal(conn)
+    if (gated !== undefined) { this.reject(conn, gated, env.id); return }
     conn.inFlight++
     const receivedAt = Date.now()
     this.events.emit('agent:active', { amid: conn.amid! })
@@ -753,9 +825,13 @@ export class RelayCore implements RelayOutlet {
 
   private async commit (appends: PendingAppend[], acks: CursorAck[], audit: AuditInput[]): Promise<void> {
     let results
+    // timed only while the metrics listen: a performance.now() pair and one emit per commit, not per message
+    const timed = this.events.listening('store:committed')
+    const t0 = timed ? performance.now() : 0
     try {
       results = await this.store.commit(appends.map(a => a.item), acks, audit)
       this.counters.commits++
+      if (timed) this.events.emit('store:committed', { seconds: (performance.now() - t0) / 1000, items: appends.length, acks: acks.length })
     } catch (err) {
       this.log.error({ err, appends: appends.length }, 'store commit failed')
       for (const a of appends) {
@@ -1037,6 +1113,7 @@ export class RelayCore implements RelayOutlet {
    */
   private sendError (conn: Conn, err: AgentMeshError, id?: string): void {
     if (conn.closed) return
+    if (this.events.listening('error:answered')) this.events.emit('error:answered', { code: err.code, via: 'ws' })
     const now = Date.now()
     const burst = this.opts.errorBurst
     conn.errTokens = Math.min(burst, conn.errTokens + (now - conn.errAt) * this.opts.errorsPerMinute / 60_000)
@@ -1065,6 +1142,7 @@ export class RelayCore implements RelayOutlet {
   private closeWith (conn: Conn, err: AgentMeshError, closeCode = closeCodeOf(err.code)): void {
     if (conn.closed) return
     if (closeCode === undefined) this.log.error({ conn: conn.id, code: err.code }, 'closing with an error code that has no close code')
+    if (this.events.listening('error:answered')) this.events.emit('error:answered', { code: err.code, via: 'ws' })
     // the last word is always sent (not counted against the error bucket)
     conn.closing = true
     this.write(conn, encodeError(err))

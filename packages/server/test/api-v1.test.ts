@@ -13,9 +13,9 @@ import { MAX_CHAIN_LENGTH, MAX_PEM_BYTES, createIdentity, signChallenge, signEnv
 import { silentLogger } from '@agentmesh/server'
 import { httpApp, openapi } from '@agentmesh/server/internal'
 import { memoryStore, type AppendItem, type AuditInput } from '@agentmesh/store'
-import { relayFeatures } from './app-features.ts'
 import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
 import { TaskService } from '../src/tasks.ts'
+import { relayFeatures } from './ops-fixtures.ts'
 
 type Json = Record<string, any>
 const API_KEY = 'operator-key-for-tests-0123456789'
@@ -25,6 +25,7 @@ const doc = JSON.parse(JSON.stringify(openapi)) as Json
 async function apiApp (agents: Identity[]): Promise<ReturnType<typeof httpApp>> {
   const store = memoryStore()
   for (const a of agents) await store.upsertAgent({ amid: a.amid, seenAt: Date.now() })
+  const relayId = await store.relayId()
   const outlet = { post: async (item: AppendItem, audit?: AuditInput[]) => (await store.commit([item], [], audit ?? []))[0]!, event: () => {}, online: () => [] }
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings: defaultChatSettings(), log: silentLogger, outlet })
   const tasks = new TaskService(chat, store, silentLogger)
@@ -33,8 +34,8 @@ async function apiApp (agents: Identity[]): Promise<ReturnType<typeof httpApp>> 
     store,
     healthy: () => true,
     info: async () => ({}),
-    // as createRelay() serves them: the chat API v1 and the operations features beside it
-    features: await relayFeatures({ store, chat, tasks, outlet, apiKey: API_KEY }),
+    // as createRelay() lists them: registry, reputation, the chat API, the operations features
+    features: relayFeatures({ store, chat, tasks, relayId, apiKey: API_KEY, outlet }),
   })
 }
 

@@ -10,11 +10,10 @@ import { ErrorCode, PROTOCOL, constants } from '@agentmesh/protocol'
 import { silentLogger, VERSION, type Relay, type RelayInit } from '@agentmesh/server'
 import { httpApp, openapi as openapiDocument } from '@agentmesh/server/internal'
 import { rawAgent, startRelay as startTestRelay, tempDir } from '@agentmesh/testing'
-import { memoryStore } from '@agentmesh/store'
-import type { AppendItem, AuditInput } from '@agentmesh/store'
-import { relayFeatures } from './app-features.ts'
+import { memoryStore, type AppendItem, type AuditInput } from '@agentmesh/store'
 import { ChatService, DEFAULT_CHAT_LIMITS, defaultChatSettings } from '../src/chat.ts'
 import { TaskService } from '../src/tasks.ts'
+import { relayFeatures } from './ops-fixtures.ts'
 
 type Json = Record<string, any>
 /** the generated document, read as plain JSON */
@@ -28,6 +27,7 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
  */
 async function inProcess (over: { healthy?: () => boolean, info?: () => Promise<Record<string, unknown>> } = {}): Promise<ReturnType<typeof httpApp>> {
   const store = memoryStore()
+  const relayId = await store.relayId()
   const outlet = {
     post: async (item: AppendItem, audit?: AuditInput[]) => (await store.commit([item], [], audit ?? []))[0]!,
     event: () => {},
@@ -45,8 +45,8 @@ async function inProcess (over: { healthy?: () => boolean, info?: () => Promise<
     store,
     healthy: over.healthy ?? (() => true),
     info: over.info ?? (async () => ({ name: 'agentmesh', stub: true })),
-    // the features createRelay() serves: registry, reputation, the chat API and the operations features
-    features: await relayFeatures({ store, chat, tasks, outlet }),
+    // the features as createRelay() lists them: registry, reputation, the chat API, the operations features
+    features: relayFeatures({ store, chat, tasks, relayId, apiKey: undefined, outlet }),
   })
 }
 

@@ -68,6 +68,10 @@ describe('options - relayOptions', () => {
       fileJsonMaxBytes: 10 * 1024 * 1024,
       fileQuotaBytes: 1024 * 1024 * 1024,
       fileMaxPerAgent: 10_000,
+      updateGraceMs: 7 * 24 * 3_600_000,
+      healthOfflineAfterMs: 90_000,
+      healthHistory: 100,
+      metricsToken: undefined,
       rateLimits: {},
     }
     assert.deepEqual(relayOptions(), expected)
@@ -164,7 +168,8 @@ describe('options - the option schema', () => {
       'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
       'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs',
-      'fileMaxBytes', 'fileJsonMaxBytes', 'fileQuotaBytes', 'fileMaxPerAgent', 'rateLimits',
+      'fileMaxBytes', 'fileJsonMaxBytes', 'fileQuotaBytes', 'fileMaxPerAgent', 'updateGraceMs',
+      'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'rateLimits',
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
@@ -180,6 +185,8 @@ describe('options - the option schema', () => {
       auditRetentionMs: 'AGENTMESH_AUDIT_RETENTION_MS', auditMaxRows: 'AGENTMESH_AUDIT_MAX_ROWS',
       auditHeadEveryRows: 'AGENTMESH_AUDIT_HEAD_ROWS', auditHeadIntervalMs: 'AGENTMESH_AUDIT_HEAD_INTERVAL_MS',
       fileMaxBytes: 'AGENTMESH_FILE_MAX_BYTES', fileJsonMaxBytes: 'AGENTMESH_FILE_JSON_MAX_BYTES', fileQuotaBytes: 'AGENTMESH_FILE_QUOTA_BYTES', fileMaxPerAgent: 'AGENTMESH_FILE_MAX_PER_AGENT',
+      updateGraceMs: 'AGENTMESH_UPDATE_GRACE_MS',
+      healthOfflineAfterMs: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS', healthHistory: 'AGENTMESH_HEALTH_HISTORY', metricsToken: 'AGENTMESH_METRICS_TOKEN',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
     assert.deepEqual(flags, [
@@ -189,6 +196,8 @@ describe('options - the option schema', () => {
       ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],
       ['auditHeadEveryRows', '--audit-head-rows'], ['auditHeadIntervalMs', '--audit-head-interval'],
       ['fileMaxBytes', '--file-max-mib'], ['fileQuotaBytes', '--file-quota-mib'],
+      ['updateGraceMs', '--update-grace'],
+      ['healthOfflineAfterMs', '--health-offline-after'], ['metricsToken', '--metrics-token'],
     ])
   })
 

@@ -13,6 +13,8 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode, handleSkeleton } from '@agentmesh/protocol'
 import { PREKEY_SCHEMA, sqlitePrekeys } from './prekeys.ts'
 import { FILE_SCHEMA, sqliteFiles } from './files.ts'
+import { UPDATE_SCHEMA, sqliteUpdates } from './updates.ts'
+import { HEALTH_SCHEMA, sqliteHealth } from './health.ts'
 import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type RoomDelivery, type RoomFeed, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
 
 /**
@@ -23,8 +25,10 @@ import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls,
  * prekeys (prekeys.ts); 8: room fan-out on
  * read: each membership's room cursor and delivery (`members.cursor`, `members.by_cursor`; rows
  * written before start at their room's last seq, delivery 'inbox' as before), the agents whose
- * delivery is 'cursor' (`room_cursor_agents`); 9: operations — files (files.ts: `files`,
- * `file_shares`, `file_uploads`, `file_chunks`).
+ * delivery is 'cursor' (`room_cursor_agents`); 9: operations (§18–§21): files (files.ts: `files`,
+ * `file_shares`, `file_uploads`, `file_chunks`); system updates, their
+ * acknowledgements and the agents' reported versions (`updates`, `update_acks`, `agent_versions`:
+ * updates.ts); agent health (health.ts: `heartbeats`, `health_changes`).
  * Every step is CREATE … IF NOT EXISTS (or a column added when missing), so older files upgrade in place.
  */
 export const SCHEMA_VERSION = 9
@@ -179,6 +183,8 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     db.exec(SCHEMA)
     db.exec(PREKEY_SCHEMA)
     db.exec(FILE_SCHEMA)
+    db.exec(UPDATE_SCHEMA)
+    db.exec(HEALTH_SCHEMA)
     // schema 6: the confusable skeleton of each handle (two agents may not hold look-alikes)
     const handleCols = db.prepare('PRAGMA table_info(handles)').all() as Array<{ name: string }>
     if (!handleCols.some(c => c.name === 'handle_skel')) {
@@ -734,6 +740,8 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     },
     ...sqlitePrekeys(db, live),
     ...sqliteFiles(db, live),
+    ...sqliteUpdates(db, live),
+    ...sqliteHealth(db, live),
     async putCertificate (r: CertificateRecord) { live(); q.certPut.run(r.amid, JSON.stringify(r), r.publishedAt) },
     async getCertificate (amid) {
       live()

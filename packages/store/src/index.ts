@@ -17,12 +17,13 @@ export type { AuditCheck, AuditHeadRef, AuditProblem } from './audit.ts'
 export { profileMatches, searchText, crlPutResult, compareCrls } from './registry.ts'
 export type {
   Store, StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore, RoleStore, RoomStore,
-  TaskStore, AuditStore, SettingsStore, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, RoomDelivery, RoomFeed, InboxState, StoredMessage,
+  TaskStore, AuditStore, SettingsStore, HealthStore, HealthStatus, HeartbeatRecord, HealthChange, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, RoomDelivery, RoomFeed, InboxState, StoredMessage,
   AgentProfile, Skill, TrustTier, ProfileQuery, PrekeyUpload, TakenBundle, OneTimePrekey, PqOneTimePrekey,
   CertificateRecord, CertificateLink, CaCertificateRecord, CrlRecord, PutCrlResult,
   FeedbackRecord, ScorePoint, ReputationFlag,
   RoomKind, RoomRecord, MemberRole, MemberRecord, InviteRecord, HistoryEntry, HistoryQuery, AgentRole,
   TaskState, TaskTransition, TaskRecord, TaskQuery, AuditInput, AuditRecord, AuditQuery,
   FileStore, FileRecord, FileQuery, FileUsage,
+  UpdateStore, UpdateType, UpdateAckStatus, UpdateRecord, UpdateAckRecord, UpdateQuery,
 } from './types.ts'
 export { FILE_CHUNK_BYTES } from './types.ts'

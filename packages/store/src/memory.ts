@@ -12,12 +12,14 @@ import { profileMatches } from './registry.ts'
 import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit } from './audit.ts'
 import { memoryCertificates } from './memory/certificates.ts'
 import { memoryPrekeys } from './memory/prekeys.ts'
+import { memoryUpdates } from './memory/updates.ts'
 import { memoryHandles } from './memory/handles.ts'
 import { memoryReputation } from './memory/reputation.ts'
 import { memoryRoles } from './memory/roles.ts'
 import { memorySettings } from './memory/settings.ts'
 import { memoryTasks } from './memory/tasks.ts'
 import { memoryFiles } from './memory/files.ts'
+import { memoryHealth } from './memory/health.ts'
 import { byKey, nested } from './memory/util.ts'
 
 interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
@@ -452,6 +454,8 @@ export function memoryStore (init: StoreInit = {}): Store {
     ...memoryTasks(live),
     ...memorySettings(live),
     ...memoryFiles(live),
+    ...memoryUpdates(live),
+    ...memoryHealth(live),
     async close () { closed = true },
   }
 }

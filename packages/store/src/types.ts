@@ -717,10 +717,127 @@ export interface FileStore {
   fileUsage (owner: string): Promise<FileUsage>
 }
 
+/** What a system update is about (docs/protocol.md §19). */
+export type UpdateType = 'api' | 'schema' | 'emergency' | 'feature'
+/** An agent's answer to a system update: `pending` until it acknowledges (no row is stored for it). */
+export type UpdateAckStatus = 'pending' | 'accepted' | 'rejected' | 'completed'
+
+/** A system update a master announced (§19). Optional fields left out stay out. */
+export interface UpdateRecord {
+  /** uuid v7 */
+  id: string
+  version: string
+  updateType: UpdateType
+  title: string
+  description?: string
+  /** the software version agents must run (semver), for a breaking change */
+  requiredVersion?: string
+  breakingChange: boolean
+  /** Markdown */
+  announcement?: string
+  /** ms since the Unix epoch: from then on the update is no longer announced nor acknowledged */
+  expiresAt?: number
+  /** ms since the Unix epoch: from then on agents below `requiredVersion` are refused (breaking changes only) */
+  enforceAt?: number
+  /** who created it: an AMID or "operator" */
+  createdBy: string
+  createdAt: number
+}
+
+/** One agent's acknowledgement of one update; later acks replace it. */
+export interface UpdateAckRecord {
+  updateId: string
+  amid: string
+  status: Exclude<UpdateAckStatus, 'pending'>
+  agentVersion?: string
+  notes?: string
+  updatedAt: number
+}
+
+export interface UpdateQuery {
+  /** created at or after (ms) */
+  since?: number
+  /** only updates not expired at this time (ms) */
+  activeAt?: number
+  limit: number
+}
+
+/**
+ * System updates and their acknowledgements (docs/protocol.md §19), and the software version each
+ * agent last reported (for the adoption view and required versions).
+ */
+export interface UpdateStore {
+  /** Inserts an update; false when its id exists (the first is kept). */
+  putUpdate (u: UpdateRecord): Promise<boolean>
+  getUpdate (id: string): Promise<UpdateRecord | undefined>
+  /** Newest first (by createdAt, then id). */
+  listUpdates (q: UpdateQuery): Promise<UpdateRecord[]>
+  /**
+   * Writes an agent's ack when its stored status is still `expect` ('pending': it has no row yet),
+   * compare-and-set; false otherwise (nothing changed).
+   */
+  putUpdateAck (ack: UpdateAckRecord, expect: UpdateAckStatus): Promise<boolean>
+  getUpdateAck (updateId: string, amid: string): Promise<UpdateAckRecord | undefined>
+  /** Every ack of an update, by amid. */
+  listUpdateAcks (updateId: string): Promise<UpdateAckRecord[]>
+  /** An agent's acks of these updates (the others it has not answered). */
+  agentUpdateAcks (amid: string, updateIds: readonly string[]): Promise<UpdateAckRecord[]>
+  /** Records the software version an agent reported (replacing the one before). */
+  setAgentVersion (amid: string, version: string, at: number): Promise<void>
+  /** Every agent's last reported version, by amid. */
+  listAgentVersions (): Promise<Array<{ amid: string, version: string, at: number }>>
+}
+
+/** An agent's own word on its health (docs/protocol.md §21); `offline` is derived by the relay, never stored as a heartbeat. */
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy'
+
+/** An agent's latest heartbeat (§21): what it reported and when the relay took it. */
+export interface HeartbeatRecord {
+  amid: string
+  status: HealthStatus
+  /** seconds the agent's process has run */
+  uptimeSeconds?: number
+  /** CPU used by the agent's process since its previous heartbeat, in % of one core (0–100 per core; the relay bounds it) */
+  cpuUsage?: number
+  /** the agent process's resident memory, in bytes */
+  memoryUsage?: number
+  /** the agent's own figures: a flat object of numbers, strings and booleans (bounded by the relay) */
+  customMetrics?: Record<string, number | string | boolean>
+  /** the agent's software version, when it says */
+  version?: string
+  /** when the relay took it (ms) */
+  at: number
+}
+
+/** One change of an agent's health as the relay saw it (§21): `offline` included (a missed heartbeat, a disconnect). */
+export interface HealthChange {
+  at: number
+  from: HealthStatus | 'offline' | 'unknown'
+  to: HealthStatus | 'offline'
+  /** why: 'heartbeat', 'silent' (no heartbeat within the offline time), 'disconnected' */
+  reason: string
+}
+
+/**
+ * Agent health (docs/protocol.md §21): each agent's latest heartbeat, replaced by the next, and a
+ * bounded history of its health changes, newest kept.
+ */
+export interface HealthStore {
+  /** Replaces the agent's latest heartbeat with `hb`. */
+  putHeartbeat (hb: HeartbeatRecord): Promise<void>
+  getHeartbeat (amid: string): Promise<HeartbeatRecord | undefined>
+  /** Latest heartbeats by amid, after `after` (paging). */
+  listHeartbeats (q: { after?: string, limit: number }): Promise<HeartbeatRecord[]>
+  /** Appends a change to the agent's history and drops its oldest past `keep` entries. */
+  addHealthChange (amid: string, change: HealthChange, keep: number): Promise<void>
+  /** The agent's newest changes, newest first, at most `limit`. */
+  healthHistory (amid: string, limit: number): Promise<HealthChange[]>
+}
+
 /**
  * A whole store: every slice. The relay takes one; an adapter may be built slice by slice, and each
  * slice has its own suite in @agentmesh/compliance-tests (storeSuite runs them all).
  */
 export interface Store extends
   StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore,
-  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, FileStore {}
+  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, FileStore, UpdateStore, HealthStore {}

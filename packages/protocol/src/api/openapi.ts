@@ -67,7 +67,7 @@ export function openApiDocument (init: OpenApiInit): Json {
   const response = (r: ApiResponse): Json => ({
     description: r.description,
     ...(r.headers === undefined ? {} : { headers: Object.fromEntries(Object.entries(r.headers).map(([h, v]) => [h, { schema: json(v.schema), ...(v.description === undefined ? {} : { description: v.description }) }])) }),
-    ...(r.schema === undefined ? {} : { content: { [r.mediaType ?? 'application/json']: { schema: json(r.schema) } } }),
+    ...(r.schema === undefined ? {} : { content: { [r.contentType ?? 'application/json']: { schema: json(r.schema) } } }),
   })
   const parameters = (route: ApiRoute): Json[] => {
     const out: Json[] = []

@@ -15,6 +15,7 @@ import {
   MAX_TASK_RESULT_BYTES, RESERVED_HANDLES,
 } from './constants.ts'
 import * as S from './schemas.ts'
+import * as H from './health.ts'
 
 export type HttpMethod = 'get' | 'put' | 'post' | 'patch' | 'delete'
 /** One security requirement: the scheme names of openapi.ts's securitySchemes. */
@@ -26,7 +27,7 @@ export interface ApiResponse {
   /** the JSON body; none for 101 */
   schema?: TSchema
   /** the body's media type; application/json when left out */
-  mediaType?: string
+  contentType?: string
   headers?: Record<string, ApiHeader>
 }
 
@@ -144,7 +145,7 @@ const fileContent = (path: string, plan: boolean) => ({
   summary: (plan ? 'The plan\'s form of GET /api/v1/files/{id}/content. ' : '') +
     'The bytes of a file, streamed, with Content-Type (the file\'s type), Content-Length, Content-Disposition: attachment (the filename quoted, RFC 6266 / 5987), X-Content-Type-Options: nosniff and X-AgentMesh-SHA256. An end-to-end file is ciphertext: the SDK decrypts it.',
   security: anyPrincipal, params: S.FileParams,
-  responses: v1({ 200: { description: 'the bytes', schema: S.FileContent, mediaType: 'application/octet-stream' } }, { 404: fileId }, noBody),
+  responses: v1({ 200: { description: 'the bytes', schema: S.FileContent, contentType: 'application/octet-stream' } }, { 404: fileId }, noBody),
 }) as const
 const fileList = (path: string, plan: boolean) => ({
   method: 'get', path, tags: ['files'],
@@ -187,6 +188,75 @@ const FILE_ROUTES = {
   deleteFile: fileDelete('/api/v1/files/{id}', false),
   deleteFilePlan: fileDelete('/api/files/{id}', true),
 } as const
+// ---------------------------------------------------------------- operations: system updates (§19)
+
+const masterOnly = `a caller that is not a master (${E.Forbidden})`
+const unknownUpdate = `no update {id} (${E.UnknownUpdate})`
+const camel = 'camelCase JSON, as under /api/v1/updates and /api/updates alike.'
+/** The update routes under a prefix: `/api/v1` (canonical) and `/api` (the operations plan's paths), same schemas. */
+const updateRoute = {
+  create: <const P extends string>(prefix: P) => ({
+    method: 'post', path: `${prefix}/updates`, tags: ['updates'],
+    summary: `A master announces a system update (§19): stored, then sent as a system_update event to every connected agent, and to each other agent when it next connects, until it expires or the agent answered rejected or completed. A breakingChange with a requiredVersion refuses sends (${E.UpdateRequired}) from agents below it once enforceAt passed (default expiresAt, else creation + the relay option updateGraceMs, default 7 days). Audited update.create. ${camel}`,
+    security: anyPrincipal, body: S.CreateUpdateBody,
+    responses: v1({ 201: ok('the update\'s id; broadcast is always true', S.UpdateCreated) }, {
+      400: `${fieldsError('version, updateType, title, description, requiredVersion, breakingChange, announcement, expiresAt, enforceAt')}; an unreadable time, expiresAt not in the future, enforceAt without breakingChange and requiredVersion`,
+      403: masterOnly,
+    }),
+  } as const),
+  list: <const P extends string>(prefix: P) => ({
+    method: 'get', path: `${prefix}/updates`, tags: ['updates'],
+    summary: `System updates, newest first: those created at or after since, only the unexpired with activeOnly=true. Any agent may read them. ${camel}`,
+    security: anyPrincipal, query: S.UpdatesQuery,
+    responses: v1({ 200: ok('the updates', S.UpdateList) }, { 400: `since not a time, activeOnly not true or false, ${limitError}` }, noBody),
+  } as const),
+  get: <const P extends string>(prefix: P) => ({
+    method: 'get', path: `${prefix}/updates/{id}`, tags: ['updates'],
+    summary: `A system update. ${camel}`,
+    security: anyPrincipal, params: S.UpdateParams,
+    responses: v1({ 200: ok('the update', S.UpdateInfo) }, { 404: unknownUpdate }, noBody),
+  } as const),
+  ack: <const P extends string>(prefix: P) => ({
+    method: 'post', path: `${prefix}/updates/{id}/acknowledge`, tags: ['updates'],
+    summary: `An agent answers an update (§19): accepted, rejected or completed, with its agentVersion (recorded as its reported version) and notes. One answer per agent, replaced by the next: pending → accepted | rejected | completed, accepted → accepted | rejected | completed, rejected → rejected | accepted, completed → completed. agentId is the caller unless a master names another agent. Audited update.ack (no notes in the row). ${camel}`,
+    security: anyPrincipal, params: S.UpdateParams, body: S.AckUpdateBody,
+    responses: v1({ 200: ok('the acknowledgement as stored', S.UpdateAck) }, {
+      400: `${fieldsError('agentId, status, agentVersion, notes')}; the operator without agentId`,
+      403: `agentId is another agent and the caller is not a master (${E.Forbidden})`,
+      404: `${unknownUpdate}; agentId not a registered agent (${E.UnknownRecipient})`,
+      409: `the update expired (${E.UpdateExpired}); a move the answer's status does not allow, or the answer changed meanwhile (${E.InvalidTransition})`,
+    }),
+  } as const),
+  acks: <const P extends string>(prefix: P) => ({
+    method: 'get', path: `${prefix}/updates/{id}/acknowledgments`, tags: ['updates'],
+    summary: `The adoption view of an update, for masters and wardens: counts by status (pending: registered agents that have not answered), who has not answered, every answer, and the versions the agents last reported. ${camel}`,
+    security: anyPrincipal, params: S.UpdateParams,
+    responses: v1({ 200: ok('the adoption view', S.UpdateAdoption) }, { 403: `a worker (${E.Forbidden})`, 404: unknownUpdate }, noBody),
+  } as const),
+}
+
+// ---------------------------------------------------------------- agent health (§21)
+
+const healthSummary = {
+  heartbeat: 'An agent\'s heartbeat (§21.1): its status (healthy, degraded, unhealthy) and figures, for itself only (a master for any agent; agentId in the body, if given, must name the same agent). Replaces its latest heartbeat; a change of status is kept in its history, audited health.change and told as an agent_health_change event. Not audited otherwise.',
+  health: 'An agent\'s health (§21.2): the status the relay derives (its heartbeat\'s, offline when not connected or silent past the offline time, unknown when connected without a heartbeat yet), its latest heartbeat and its newest health changes. For the agent itself, wardens and masters.',
+  dashboard: 'The fleet at a glance (§21.3): how many agents are healthy, degraded, unhealthy, offline or unknown, the open critical catastrophe events and the newest one (§20), and one page of agents by AMID. For wardens and masters.',
+}
+const heartbeatErrors = {
+  400: `${fieldsError('agentId, status, uptimeSeconds, cpuUsage, memoryUsage, customMetrics, version')}; a figure that is not a number or out of its range, a custom metric name or value that is not allowed (${E.InvalidMetric})`,
+  403: `the path or agentId names another agent and the caller is not a master (${E.Forbidden})`,
+  404: unknownAgent,
+  413: `customMetrics over ${H.MAX_CUSTOM_METRICS} names or ${H.MAX_CUSTOM_METRICS_BYTES} bytes as JSON (${E.MetricsTooLarge})`,
+}
+const healthErrors = {
+  400: `historyLimit not a whole number from 0 to ${MAX_PAGE} (${E.InvalidArgument})`,
+  403: `a worker asking for another agent's health (${E.Forbidden})`,
+  404: unknownAgent,
+}
+const dashboardErrors = {
+  400: `${limitError}; after malformed (${E.InvalidArgument})`,
+  403: `the caller is a worker: the dashboard is for wardens and masters (${E.Forbidden})`,
+}
 
 /** Every route the relay serves, by operationId. */
 export const API_ROUTES = {
@@ -486,7 +556,7 @@ export const API_ROUTES = {
       200: ok('a duplicate (same sender and id): nothing was stored', S.MessagePosted),
     }, {
       400: `${fieldsError('to, text, payload, type, id, plaintext — or envelope alone')}: text not a string, payload not an object, neither given, a reserved or malformed type, a malformed id, to not "#room", an AMID or a handle; an envelope that does not validate or sets via (${E.InvalidEnvelope})`,
-      403: `an envelope posted with the operator's key (${E.Forbidden}); a room the agent is not a member of (${E.NotMember}); an envelope of a type only the relay posts: task.*, notice, relay.*, system.* (${E.ReservedType})`,
+      403: `an envelope posted with the operator's key (${E.Forbidden}); a room the agent is not a member of (${E.NotMember}); an envelope of a type only the relay posts: task.*, notice, relay.*, system.* (${E.ReservedType}); the agent is below a breaking update's required version past its deadline (${E.UpdateRequired}, §19)`,
       404: `no room to post to (a private room you are not in, a DM id) (${E.UnknownRoom}); ${unknownAgent}`,
       413: `an envelope over ${bodyKiB}`,
       422: `a DM without plaintext: true, a private room without an e2ee.group envelope, or the operator posting to a private room (${E.EncryptionRequired})`,
@@ -502,7 +572,7 @@ export const API_ROUTES = {
       200: ok('a duplicate (same sender and id): nothing was stored', S.MessagePosted),
     }, {
       400: `${fieldsError('from, to, content')}: a field missing or not a string, to not "#room", an AMID or a handle`,
-      403: `from is not the caller's own AMID (the relay's with the operator's key) (${E.Forbidden}); a room the agent is not a member of (${E.NotMember})`,
+      403: `from is not the caller's own AMID (the relay's with the operator's key) (${E.Forbidden}); a room the agent is not a member of (${E.NotMember}); the agent is below a breaking update's required version past its deadline (${E.UpdateRequired}, §19)`,
       404: `no room to post to (a private room you are not in, a DM id) (${E.UnknownRoom}); ${unknownAgent}`,
       422: `a private room, whose messages must be end-to-end encrypted, or an agent's DM (${E.EncryptionRequired})`,
       503: `the recipient's inbox is full (${E.InboxFull}); try again later`,
@@ -650,8 +720,66 @@ export const API_ROUTES = {
   // ---- operations: files (§18)
   ...FILE_ROUTES,
   // ---- operations: system updates (§19)
+  createUpdate: updateRoute.create('/api/v1'),
+  listUpdates: updateRoute.list('/api/v1'),
+  getUpdate: updateRoute.get('/api/v1'),
+  ackUpdate: updateRoute.ack('/api/v1'),
+  updateAcks: updateRoute.acks('/api/v1'),
+  createUpdatePlan: updateRoute.create('/api'),
+  listUpdatesPlan: updateRoute.list('/api'),
+  getUpdatePlan: updateRoute.get('/api'),
+  ackUpdatePlan: updateRoute.ack('/api'),
+  updateAcksPlan: updateRoute.acks('/api'),
   // ---- operations: catastrophe events, backups, read-only mode (§20)
   // ---- operations: agent health and metrics (§21)
+  heartbeat: {
+    method: 'post', path: '/api/v1/agents/{amid}/heartbeat', tags: ['health'],
+    summary: healthSummary.heartbeat,
+    security: anyPrincipal, params: H.HealthParams, body: H.HeartbeatBody,
+    responses: v1({ 200: ok('taken', H.HeartbeatTaken) }, heartbeatErrors),
+  },
+  planHeartbeat: {
+    method: 'post', path: '/api/agents/{id}/heartbeat', tags: ['health'],
+    summary: `${healthSummary.heartbeat} The plan's path of POST /api/v1/agents/{amid}/heartbeat: the same body, answer and rules.`,
+    security: anyPrincipal, params: H.PlanHealthParams, body: H.HeartbeatBody,
+    responses: v1({ 200: ok('taken', H.HeartbeatTaken) }, heartbeatErrors),
+  },
+  agentHealth: {
+    method: 'get', path: '/api/v1/agents/{amid}/health', tags: ['health'],
+    summary: healthSummary.health,
+    security: anyPrincipal, params: H.HealthParams, query: H.HealthQuery,
+    responses: v1({ 200: ok('the agent\'s health', H.AgentHealth) }, healthErrors, noBody),
+  },
+  planAgentHealth: {
+    method: 'get', path: '/api/agents/{id}/health', tags: ['health'],
+    summary: `${healthSummary.health} The plan's path of GET /api/v1/agents/{amid}/health.`,
+    security: anyPrincipal, params: H.PlanHealthParams, query: H.HealthQuery,
+    responses: v1({ 200: ok('the agent\'s health', H.AgentHealth) }, healthErrors, noBody),
+  },
+  healthDashboard: {
+    method: 'get', path: '/api/v1/health/dashboard', tags: ['health'],
+    summary: healthSummary.dashboard,
+    security: anyPrincipal, query: H.DashboardQuery,
+    responses: v1({ 200: ok('the fleet', H.HealthDashboard) }, dashboardErrors, noBody),
+  },
+  planHealthDashboard: {
+    method: 'get', path: '/api/health/dashboard', tags: ['health'],
+    summary: `${healthSummary.dashboard} The plan's path of GET /api/v1/health/dashboard.`,
+    security: anyPrincipal, query: H.DashboardQuery,
+    responses: v1({ 200: ok('the fleet', H.HealthDashboard) }, dashboardErrors, noBody),
+  },
+  metrics: {
+    method: 'get', path: '/metrics', tags: ['health'],
+    summary: 'The relay\'s metrics for Prometheus (§21.5), in the text exposition format: connections, messages in and out, acks, inbox depths, store commit times, errors by code, health states, and what other features register. Read by the operator\'s X-API-Key, a master agent, or "Authorization: Bearer <token>" with the relay\'s metrics token (option metricsToken).',
+    security: [{ apiKey: [] }, { bearerAuth: [] }, { agentSignature: [] }],
+    responses: {
+      200: { description: 'the metrics', schema: H.MetricsText, contentType: 'text/plain; version=0.0.4; charset=utf-8' },
+      400: err(authErrors[400]),
+      401: err(`${authErrors[401]}; a bearer token that is neither an agent's token nor the metrics token`),
+      403: err(`the caller is not a master (${E.Forbidden}); ${authErrors[403]}`),
+      429: tooMany(),
+    },
+  },
 } as const satisfies Record<string, ApiRoute>
 
 export type ApiRoutes = typeof API_ROUTES

@@ -639,3 +639,101 @@ export const NAMED_SCHEMAS: readonly TSchema[] = [
   ReputationFlag, Crl, MembershipStatement, AuditHeadEntry,
   FileInfo,
 ]
+
+// ---------------------------------------------------------------- operations: system updates (§19)
+// camelCase field names, as the operations plan writes them, on /api/v1/updates… and /api/updates…
+
+export const UPDATE_TYPES = ['api', 'schema', 'emergency', 'feature'] as const
+/** What an agent answers; `pending` is the status of an agent that has not answered. */
+export const UPDATE_ACK_STATUSES = ['accepted', 'rejected', 'completed'] as const
+export const UPDATE_STATUSES = ['pending', ...UPDATE_ACK_STATUSES] as const
+export const MAX_UPDATE_TITLE = 200
+export const MAX_UPDATE_DESCRIPTION = 4000
+/** An announcement's Markdown, in characters (the body is at most 64 KiB as a whole). */
+export const MAX_UPDATE_ANNOUNCEMENT = 32_000
+export const MAX_UPDATE_NOTES = 2000
+/** Agents listed by name in the adoption view's `notAnswered` (the count is always whole). */
+export const MAX_ADOPTION_NOT_ANSWERED = 1000
+const SEMVER_PATTERN = '^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$'
+const SoftwareVersion = Type.String({ pattern: '^[0-9A-Za-z][0-9A-Za-z.+-]*$', maxLength: 64, description: 'a software version, e.g. "1.4.0"' })
+/** A time as ms since the Unix epoch, or an ISO 8601 date-time string (answers are ms). */
+const TimeInput = Type.Union([
+  Type.Integer({ minimum: 0, description: 'ms since the Unix epoch' }),
+  Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9:.]+(Z|[+-][0-9]{2}:?[0-9]{2})?)?$', description: 'an ISO 8601 date or date-time, e.g. "2026-12-31T23:59:59Z"' }),
+])
+const UpdateTypeSchema = OneOf(UPDATE_TYPES)
+
+export const UpdateParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128, description: 'update id' }) })
+export const CreateUpdateBody = Type.Object({
+  version: SoftwareVersion,
+  updateType: UpdateTypeSchema,
+  title: Type.String({ minLength: 1, maxLength: MAX_UPDATE_TITLE }),
+  description: Type.Optional(Type.String({ maxLength: MAX_UPDATE_DESCRIPTION })),
+  requiredVersion: Type.Optional(Type.String({ pattern: SEMVER_PATTERN, maxLength: 64, description: 'the lowest agent version that may go on sending once the deadline passed (semver), with breakingChange: true; without it, agents below are only told (belowRequired)' })),
+  breakingChange: Type.Optional(Type.Boolean({ default: false })),
+  announcement: Type.Optional(Type.String({ maxLength: MAX_UPDATE_ANNOUNCEMENT, description: 'Markdown' })),
+  expiresAt: Type.Optional(TimeInput),
+  enforceAt: Type.Optional(TimeInput),
+}, { additionalProperties: false })
+export type CreateUpdateBody = Static<typeof CreateUpdateBody>
+export const UpdateCreated = Type.Object({
+  updateId: Type.String(),
+  broadcast: Type.Literal(true),
+}, { additionalProperties: false })
+export type UpdateCreated = Static<typeof UpdateCreated>
+export const UpdateInfo = Type.Object({
+  updateId: Type.String(),
+  version: Type.String(),
+  updateType: UpdateTypeSchema,
+  title: Type.String(),
+  description: Type.Optional(Type.String()),
+  requiredVersion: Type.Optional(Type.String()),
+  breakingChange: Type.Boolean(),
+  announcement: Type.Optional(Type.String({ description: 'Markdown' })),
+  expiresAt: Type.Optional(ms()),
+  enforceAt: Type.Optional(ms('ms since the Unix epoch: from then on agents below requiredVersion are refused (breaking changes with a requiredVersion only)')),
+  createdBy: Type.String({ description: 'an AMID, or "operator"' }),
+  createdAt: ms(),
+  active: Type.Boolean({ description: 'not expired' }),
+  status: Type.Optional(OneOf(UPDATE_STATUSES, { description: 'to an agent: its own answer so far' })),
+  belowRequired: Type.Optional(Type.Boolean({ description: 'to an agent, with a requiredVersion: the version it last reported is below it (or it reported none)' })),
+}, { additionalProperties: false })
+export type UpdateInfo = Static<typeof UpdateInfo>
+export const UpdatesQuery = Type.Object({
+  since: Type.Optional(Type.String({ description: 'created at or after: ms since the Unix epoch or an ISO 8601 date-time' })),
+  activeOnly: Type.Optional(OneOf(['true', 'false'])),
+  limit: Type.Optional(Limit),
+})
+export const UpdateList = Type.Object({ updates: Type.Array(UpdateInfo) }, { additionalProperties: false })
+export type UpdateList = Static<typeof UpdateList>
+export const AckUpdateBody = Type.Object({
+  agentId: Type.Optional(Type.String({ minLength: 1, description: 'the acknowledging agent: the caller (a master may name another)' })),
+  status: OneOf(UPDATE_ACK_STATUSES),
+  agentVersion: Type.Optional(SoftwareVersion),
+  notes: Type.Optional(Type.String({ maxLength: MAX_UPDATE_NOTES })),
+}, { additionalProperties: false })
+export type AckUpdateBody = Static<typeof AckUpdateBody>
+export const UpdateAck = Type.Object({
+  updateId: Type.String(),
+  agentId: Type.String(),
+  status: OneOf(UPDATE_ACK_STATUSES),
+  agentVersion: Type.Optional(Type.String()),
+  notes: Type.Optional(Type.String()),
+  updatedAt: ms(),
+}, { additionalProperties: false })
+export type UpdateAck = Static<typeof UpdateAck>
+export const UpdateAdoption = Type.Object({
+  updateId: Type.String(),
+  totalAgents: Type.Integer({ minimum: 0, description: 'registered agents (the relay itself left out)' }),
+  counts: Type.Object({
+    pending: Type.Integer({ minimum: 0 }),
+    accepted: Type.Integer({ minimum: 0 }),
+    rejected: Type.Integer({ minimum: 0 }),
+    completed: Type.Integer({ minimum: 0 }),
+  }, { additionalProperties: false }),
+  notAnswered: Type.Array(Type.String(), { description: `the agents that have not answered, by AMID (at most ${MAX_ADOPTION_NOT_ANSWERED}; counts.pending counts all)` }),
+  acknowledgments: Type.Array(UpdateAck),
+  versions: Type.Record(Type.String(), Type.Integer({ minimum: 0 }), { description: 'agents by the software version they last reported ("unknown": none)' }),
+  belowRequired: Type.Optional(Type.Integer({ minimum: 0, description: 'agents whose last reported version is below requiredVersion (or unknown)' })),
+}, { additionalProperties: false })
+export type UpdateAdoption = Static<typeof UpdateAdoption>

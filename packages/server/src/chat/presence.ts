@@ -9,7 +9,7 @@
  * gathered per interval (`presenceIntervalMs`), the latest status of each agent once. The global
  * room's presence is a request (GET /api/v1/presence).
  */
-import type { ChatEvent } from '@agentmesh/protocol'
+import type { RelayEvent } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import type { BackplaneMessage } from '../backplane.ts'
 import type { ChatContext } from './context.ts'
@@ -216,7 +216,7 @@ export class Presences {
   }
 
   /** Writes an event to those of `amids` that are online (here, or on other nodes through the backplane). */
-  emit (amids: Iterable<string>, event: ChatEvent): void {
+  emit (amids: Iterable<string>, event: RelayEvent): void {
     const frame = JSON.stringify({ op: 'event', event })
     const online: string[] = []
     const elsewhere: string[] = []

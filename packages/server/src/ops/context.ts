@@ -7,9 +7,15 @@
 import type { ChatService } from '../chat.ts'
 import type { ApiGate } from '../api-v1.ts'
 import type { FeatureComponents } from '../feature.ts'
+import type { RelayStats } from '../relay.ts'
+import type { RelayMetrics } from './metrics.ts'
 
 export interface OpsContext extends FeatureComponents {
   chat: ChatService
   /** the REST gate (authenticator, rate limits); call it in routes(), not before */
   gate: () => ApiGate
+  /** the relay's Prometheus metrics (GET /metrics): register a feature's figures with metrics.gauge / metrics.counter */
+  metrics: RelayMetrics
+  /** the core's counters (connections, messages in and out…) */
+  stats: () => RelayStats
 }
