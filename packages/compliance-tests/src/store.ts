@@ -21,6 +21,7 @@ import { rolesSuite } from './store/roles.ts'
 import { roomsSuite } from './store/rooms.ts'
 import { settingsSuite } from './store/settings.ts'
 import { tasksSuite } from './store/tasks.ts'
+import { catastrophesSuite } from './store/catastrophes.ts'
 
 export type StoreSuiteInit = SuiteInit<Store>
 
@@ -35,6 +36,7 @@ export default function storeSuite (init: StoreSuiteInit): void {
   tasksSuite(init)
   auditSuite(init)
   settingsSuite(init)
+  catastrophesSuite(init)
 
   const withStore = withStoreOf(init)
   const { reopen } = init

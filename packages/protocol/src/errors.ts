@@ -95,6 +95,10 @@ export const ErrorCode = {
   // ---- operations: files (§18)
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
+  UnknownEvent: 'AM_ERR_UNKNOWN_EVENT',
+  ReadOnly: 'AM_ERR_READ_ONLY',
+  NotABackup: 'AM_ERR_NOT_A_BACKUP',
+  BackupUnavailable: 'AM_ERR_BACKUP_UNAVAILABLE',
   // ---- operations: agent health and metrics (§21)
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
@@ -235,6 +239,10 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   // ---- operations: files (§18)
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
+  [ErrorCode.UnknownEvent]: { status: 404, retryable: false },
+  [ErrorCode.ReadOnly]: { status: 503, retryable: true },
+  [ErrorCode.NotABackup]: { retryable: false },
+  [ErrorCode.BackupUnavailable]: { status: 409, retryable: false },
   // ---- operations: agent health and metrics (§21)
 }
 

@@ -48,6 +48,13 @@ export {
   AuditEntry, AuditPage, AuditVerdict, AuditHeadsQuery, AuditHeadEntry, AuditHeadList, Settings, SettingsPatch, SettingsAnswer, NAMED_SCHEMAS,
 } from './api/schemas.ts'
 export { API_ROUTES } from './api/routes.ts'
+export {
+  CATASTROPHE_TYPES, CATASTROPHE_SEVERITIES, CATASTROPHE_STATUSES, RECOVERY_PROTOCOL_IDS, MAX_AFFECTED_AGENTS,
+  MAX_CATASTROPHE_TITLE, MAX_CATASTROPHE_TEXT, CatastropheEvent, ReportCatastropheBody, CatastropheReported,
+  CatastropheParams, CatastropheQuery, CatastropheList, CatastropheNotesBody, CatastropheAnswer, RecoveryStep,
+  RecoveryProtocol, RecoveryProtocolList, BackupTaken,
+} from './api/catastrophe.ts'
+export type { CatastropheType, CatastropheSeverity, CatastropheStatus, RecoveryProtocolId } from './api/catastrophe.ts'
 export { handleSkeleton, isReservedHandle, unsafeCharIn, stripUnsafeChars } from './api/text.ts'
 export type { Static, TSchema } from '@sinclair/typebox'
 export type { ApiRoute, ApiRoutes, ApiResponse, ApiHeader, RouteName, ApiAnswer, ApiBody, ApiQuery, HttpMethod, Security } from './api/routes.ts'

@@ -12,6 +12,7 @@ import { dirname, resolve } from 'node:path'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode, handleSkeleton } from '@agentmesh/protocol'
 import { PREKEY_SCHEMA, sqlitePrekeys } from './prekeys.ts'
+import { CATASTROPHE_SCHEMA, sqliteCatastrophes } from './catastrophes.ts'
 import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type RoomDelivery, type RoomFeed, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
 
 /**
@@ -22,10 +23,11 @@ import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls,
  * prekeys (prekeys.ts); 8: room fan-out on
  * read: each membership's room cursor and delivery (`members.cursor`, `members.by_cursor`; rows
  * written before start at their room's last seq, delivery 'inbox' as before), the agents whose
- * delivery is 'cursor' (`room_cursor_agents`).
+ * delivery is 'cursor' (`room_cursor_agents`); 9: operations: catastrophe events (`catastrophes`,
+ * catastrophes.ts) and the run marker (meta `running_since`).
  * Every step is CREATE … IF NOT EXISTS (or a column added when missing), so older files upgrade in place.
  */
-export const SCHEMA_VERSION = 8
+export const SCHEMA_VERSION = 9
 export const DB_FILE = 'agentmesh.db'
 
 export interface SqliteStoreInit extends StoreInit {
@@ -176,6 +178,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     }
     db.exec(SCHEMA)
     db.exec(PREKEY_SCHEMA)
+    db.exec(CATASTROPHE_SCHEMA)
     // schema 6: the confusable skeleton of each handle (two agents may not hold look-alikes)
     const handleCols = db.prepare('PRAGMA table_info(handles)').all() as Array<{ name: string }>
     if (!handleCols.some(c => c.name === 'handle_skel')) {
@@ -730,6 +733,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       return out
     },
     ...sqlitePrekeys(db, live),
+    ...sqliteCatastrophes(db, file, live),
     async putCertificate (r: CertificateRecord) { live(); q.certPut.run(r.amid, JSON.stringify(r), r.publishedAt) },
     async getCertificate (amid) {
       live()

@@ -10,6 +10,7 @@
  * ```
  */
 export { memoryStore } from './memory.ts'
+export { compareCatastrophesNewestFirst } from './memory/catastrophes.ts'
 export { storeOptions } from './options.ts'
 export type { StoreOptions } from './options.ts'
 export { auditHash, chainAudit, verifyAudit, AuditVerifier, currentHeads, AUDIT_HASH_PREFIX, AUDIT_PRUNED_ACTION, auditPruneUpTo, auditPrunedRow, batchAuditRow, AUDIT_BATCH_ACTION } from './audit.ts'
@@ -23,4 +24,5 @@ export type {
   FeedbackRecord, ScorePoint, ReputationFlag,
   RoomKind, RoomRecord, MemberRole, MemberRecord, InviteRecord, HistoryEntry, HistoryQuery, AgentRole,
   TaskState, TaskTransition, TaskRecord, TaskQuery, AuditInput, AuditRecord, AuditQuery,
+  CatastropheStore, CatastropheRecord, CatastropheState, CatastropheQuery, BackupResult,
 } from './types.ts'

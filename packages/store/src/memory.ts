@@ -12,6 +12,7 @@ import { profileMatches } from './registry.ts'
 import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit } from './audit.ts'
 import { memoryCertificates } from './memory/certificates.ts'
 import { memoryPrekeys } from './memory/prekeys.ts'
+import { memoryCatastrophes } from './memory/catastrophes.ts'
 import { memoryHandles } from './memory/handles.ts'
 import { memoryReputation } from './memory/reputation.ts'
 import { memoryRoles } from './memory/roles.ts'
@@ -450,6 +451,7 @@ export function memoryStore (init: StoreInit = {}): Store {
     ...memoryRoles(live),
     ...memoryTasks(live),
     ...memorySettings(live),
+    ...memoryCatastrophes(live),
     async close () { closed = true },
   }
 }

@@ -15,6 +15,7 @@ import {
   MAX_TASK_RESULT_BYTES, RESERVED_HANDLES,
 } from './constants.ts'
 import * as S from './schemas.ts'
+import * as K from './catastrophe.ts'
 
 export type HttpMethod = 'get' | 'put' | 'post' | 'patch' | 'delete'
 /** One security requirement: the scheme names of openapi.ts's securitySchemes. */
@@ -110,6 +111,73 @@ const unknownTask = `no task {id} that the caller can see: its requester, its as
 const fieldsError = (fields: string) => `a body that is not a JSON object, an unknown field (expected ${fields}), or a field out of bounds, naming it (${E.InvalidArgument})`
 const roomMessageLimits = 'or, for a room message, the chat limits (rate_limits.chat_* per agent, chat_ip_* per IP, default {{chat_per_minute}} and {{chat_ip_per_minute}} a minute)'
 const limitError = `limit not a whole number from 1 to ${MAX_PAGE} (${E.InvalidArgument})`
+
+// ---------------------------------------------------------------- catastrophe events (§20)
+
+const unknownEvent = `no catastrophe event {id} (${E.UnknownEvent})`
+/**
+ * The catastrophe routes under a prefix: the canonical /api/v1 and the plan's /api (same schemas,
+ * camelCase JSON on both); the plan's are named …Plan in the table.
+ */
+function catastropheRoutes (prefix: '/api/v1' | '/api') {
+  const plan = prefix === '/api' ? ' (the plan\'s path: the same as /api/v1/catastrophe…)' : ''
+  return {
+    report: {
+      method: 'post', path: `${prefix}/catastrophe`, tags: ['operations'],
+      summary: `Report a catastrophe event (§20), by a master or a warden${plan}: stored as reported, a catastrophe_alert event goes to every agent (or affectedAgents) connected now, and to each agent that connects while it is not resolved, ahead of its backlog. Audited catastrophe.report.`,
+      security: anyPrincipal, body: K.ReportCatastropheBody,
+      responses: v1({ 201: ok('stored and broadcast', K.CatastropheReported) }, {
+        400: fieldsError('eventType, severity, title, description, recoveryProtocol, affectedAgents, agentId'),
+        403: `the caller is a worker, or agentId is not the caller (${E.Forbidden})`,
+        503: `the relay is in read-only mode (${E.ReadOnly})`,
+      }),
+    },
+    list: {
+      method: 'get', path: `${prefix}/catastrophe`, tags: ['operations'],
+      summary: `Catastrophe events, newest first, filtered by status and severity${plan}. Page with before = nextBefore.`,
+      security: anyPrincipal, query: K.CatastropheQuery,
+      responses: v1({ 200: ok('the events', K.CatastropheList) }, { 400: `status or severity not one of theirs, ${limitError}` }, noBody),
+    },
+    protocols: {
+      method: 'get', path: `${prefix}/catastrophe/protocols`, tags: ['operations'],
+      summary: `The four recovery protocols (server crash, database corruption, network partition, breaking update) as structured steps${plan}.`,
+      security: anyPrincipal,
+      responses: v1({ 200: ok('the protocols', K.RecoveryProtocolList) }, {}, noBody),
+    },
+    get: {
+      method: 'get', path: `${prefix}/catastrophe/{id}`, tags: ['operations'],
+      summary: `A catastrophe event${plan}.`,
+      security: anyPrincipal, params: K.CatastropheParams,
+      responses: v1({ 200: ok('the event', K.CatastropheAnswer) }, { 404: unknownEvent }, noBody),
+    },
+    recovering: {
+      method: 'post', path: `${prefix}/catastrophe/{id}/recovering`, tags: ['operations'],
+      summary: `Move a reported event to recovering, by a master or a warden${plan}; agents hear a catastrophe_alert with the new status. Audited catastrophe.recovering.`,
+      security: anyPrincipal, params: K.CatastropheParams, body: K.CatastropheNotesBody, bodyOptional: true,
+      responses: v1({ 200: ok('the event, recovering', K.CatastropheAnswer) }, {
+        400: fieldsError('notes'),
+        403: `the caller is a worker (${E.Forbidden})`,
+        404: unknownEvent,
+        409: `the event is not reported (recovering or resolved already) (${E.InvalidTransition})`,
+        503: `the relay is in read-only mode (${E.ReadOnly})`,
+      }),
+    },
+    resolve: {
+      method: 'post', path: `${prefix}/catastrophe/{id}/resolve`, tags: ['operations'],
+      summary: `Resolve an event with notes, by a master${plan}; agents hear a catastrophe_alert with status resolved, and connecting agents no longer get it. Audited catastrophe.resolve (metadata only: the notes' length, not the notes).`,
+      security: anyPrincipal, params: K.CatastropheParams, body: K.CatastropheNotesBody, bodyOptional: true,
+      responses: v1({ 200: ok('the event, resolved', K.CatastropheAnswer) }, {
+        400: fieldsError('notes, resolutionNotes'),
+        403: `the caller is not a master (${E.Forbidden})`,
+        404: unknownEvent,
+        409: `the event is resolved already (${E.InvalidTransition})`,
+        503: `the relay is in read-only mode (${E.ReadOnly})`,
+      }),
+    },
+  } as const satisfies Record<string, ApiRoute>
+}
+const catastropheV1 = catastropheRoutes('/api/v1')
+const catastrophePlan = catastropheRoutes('/api')
 
 /** Every route the relay serves, by operationId. */
 export const API_ROUTES = {
@@ -573,6 +641,28 @@ export const API_ROUTES = {
   // ---- operations: files (§18)
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
+  reportCatastrophe: catastropheV1.report,
+  listCatastrophes: catastropheV1.list,
+  catastropheProtocols: catastropheV1.protocols,
+  getCatastrophe: catastropheV1.get,
+  recoverCatastrophe: catastropheV1.recovering,
+  resolveCatastrophe: catastropheV1.resolve,
+  reportCatastrophePlan: catastrophePlan.report,
+  listCatastrophesPlan: catastrophePlan.list,
+  catastropheProtocolsPlan: catastrophePlan.protocols,
+  getCatastrophePlan: catastrophePlan.get,
+  recoverCatastrophePlan: catastrophePlan.recovering,
+  resolveCatastrophePlan: catastrophePlan.resolve,
+  takeBackup: {
+    method: 'post', path: '/api/v1/backups', tags: ['operations'],
+    summary: 'A consistent copy of the relay\'s database taken while it serves (SQLite\'s online backup API), by a master, into <data>/backups/ (mode 0600); the oldest past the retention count (the relay option backupKeep) go. Audited backup.taken.',
+    security: anyPrincipal,
+    responses: v1({ 201: ok('the backup written', K.BackupTaken) }, {
+      403: `the caller is not a master (${E.Forbidden})`,
+      409: `the relay's store keeps no file (the memory store) (${E.BackupUnavailable})`,
+      503: `the relay is in read-only mode and its database is damaged: a backup would copy the damage (${E.ReadOnly})`,
+    }, noBody),
+  },
   // ---- operations: agent health and metrics (§21)
 } as const satisfies Record<string, ApiRoute>
 
