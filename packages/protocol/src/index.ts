@@ -52,7 +52,7 @@ export {
   CATASTROPHE_TYPES, CATASTROPHE_SEVERITIES, CATASTROPHE_STATUSES, RECOVERY_PROTOCOL_IDS, MAX_AFFECTED_AGENTS,
   MAX_CATASTROPHE_TITLE, MAX_CATASTROPHE_TEXT, CatastropheEvent, ReportCatastropheBody, CatastropheReported,
   CatastropheParams, CatastropheQuery, CatastropheList, CatastropheNotesBody, CatastropheAnswer, RecoveryStep,
-  RecoveryProtocol, RecoveryProtocolList, BackupTaken,
+  RecoveryProtocol, RecoveryProtocolList, BackupTaken, CheckBody, CheckResult,
 } from './api/catastrophe.ts'
 export type { CatastropheType, CatastropheSeverity, CatastropheStatus, RecoveryProtocolId } from './api/catastrophe.ts'
 export { handleSkeleton, isReservedHandle, unsafeCharIn, stripUnsafeChars } from './api/text.ts'

@@ -25,6 +25,7 @@ import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
+import { ReadOnlyMode, guardStore } from './ops/read-only.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
 
 import { VERSION } from './version.ts'
@@ -111,7 +112,9 @@ function listen (server: Server, port: number, host: string): Promise<void> {
 export async function createRelay (init: RelayServerInit = {}, components: RelayComponents = {}): Promise<Relay> {
   const opts = relayOptions(init)
   const log: Logger = components.logger ?? init.logger ?? defaultLogger()
-  const store = components.store ?? memoryStore(storeInitOf(opts))
+  // read-only mode (§20): by choice, or entered when the store reports a damaged database
+  const readOnly = new ReadOnlyMode(opts.readOnly)
+  const store = guardStore(components.store ?? memoryStore(storeInitOf(opts)), readOnly, log)
   const storage = storageName(store)
   /** undefined: no count limit (a persistent relay keeps what its retention allows) */
   const auditMaxRows = opts.auditMaxRows ?? (store.kind === 'memory' ? DEFAULT_MEMORY_AUDIT_MAX_ROWS : undefined)
@@ -130,6 +133,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     event: (amids, frame) => { core.event(amids, frame) },
     online: () => core.online(),
     membersChanged: (room) => { core.membersChanged(room) },
+    greet: (frames) => core.greet(frames),
   }
   const settings = defaultChatSettings()
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node, now, presenceIntervalMs: opts.presenceIntervalMs, maxClockSkewMs: opts.maxClockSkewMs })
@@ -157,7 +161,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     reputationFeature({ store, now, options: opts.reputation, registry }),
     chatApi,
     tasksFeature(tasks),
-    ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate() }),
+    ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), readOnly }),
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
   const stopFeatures = async (): Promise<void> => {
@@ -186,6 +190,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
         verify_signatures: opts.verifySignatures,
         relay_amid: chat.relayAmid,
         operator_api: apiKey !== undefined,
+        read_only: readOnly.active,
+        ...(readOnly.reason === undefined ? {} : { read_only_reason: readOnly.reason }),
         limits: {
           ...core.limits,
           max_connections_per_agent: opts.maxConnectionsPerAgent,

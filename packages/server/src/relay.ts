@@ -66,6 +66,12 @@ export interface RelayOutlet {
   online (): Iterable<string>
   /** A room's members changed (here or on another node): members that left stop receiving it. */
   membersChanged? (room: string): void
+  /**
+   * Frames to write to each new connection of an agent right after its welcome, ahead of any
+   * delivery of its backlog (open catastrophe alerts, §20); `frames` runs synchronously in the auth.
+   * Answers the function that removes it.
+   */
+  greet? (frames: (amid: string) => readonly string[]): () => void
 }
 
 /**
@@ -463,6 +469,13 @@ export class RelayCore implements RelayOutlet {
 
   membersChanged (room: string): void { this.feeds.membersChanged(room) }
 
+  /** What features write to a connection right after its welcome, before its backlog (RelayOutlet.greet). */
+  private readonly greeters = new Set<(amid: string) => readonly string[]>()
+  greet (frames: (amid: string) => readonly string[]): () => void {
+    this.greeters.add(frames)
+    return () => { this.greeters.delete(frames) }
+  }
+
   private async onAuth (conn: Conn, f: AuthFrame): Promise<void> {
     if (conn.amid !== undefined || conn.authPending) {
       this.sendError(conn, new AgentMeshError(ErrorCode.AlreadyAuthenticated,
@@ -572,6 +585,10 @@ export class RelayCore implements RelayOutlet {
       ...(byCursor ? { rooms: this.feeds.cursors(box.rf) } : {}),
       ...(session === undefined ? {} : { session: { serial: session.serial, expires_at: session.expiresAt, tier: session.tier, ...(session.organisation === undefined ? {} : { organisation: session.organisation }) } }),
     }))
+    // greetings (open catastrophe alerts) go before any delivery: written now, ahead of the pumps below
+    for (const g of this.greeters) {
+      try { for (const frame of g(amid)) this.write(conn, frame) } catch (err) { this.log.error({ err, conn: conn.id }, 'greeting failed') }
+    }
     this.events.emit(box.conns.size === 1 ? 'agent:online' : 'agent:active', { amid })
     if (conn.deliver) { void this.pump(conn); void this.feeds.pump(conn) }
   }
@@ -757,13 +774,16 @@ export class RelayCore implements RelayOutlet {
       results = await this.store.commit(appends.map(a => a.item), acks, audit)
       this.counters.commits++
     } catch (err) {
-      this.log.error({ err, appends: appends.length }, 'store commit failed')
+      // a coded refusal by the store (read-only mode, §20) goes to the senders as it is
+      const refused = AgentMeshError.is(err) && err.code === ErrorCode.ReadOnly ? err : undefined
+      if (refused === undefined) this.log.error({ err, appends: appends.length }, 'store commit failed')
+      else this.log.info({ appends: appends.length, code: refused.code }, 'store refused the commit')
       for (const a of appends) {
         if (a.conn !== undefined) {
           a.conn.inFlight--
-          this.sendError(a.conn, new AgentMeshError(ErrorCode.Internal, 'the relay could not store this envelope; send it again'), a.item.id)
+          this.sendError(a.conn, refused ?? new AgentMeshError(ErrorCode.Internal, 'the relay could not store this envelope; send it again'), a.item.id)
         }
-        a.done?.reject(new AgentMeshError(ErrorCode.Internal, 'the relay could not store this message; try again', { cause: err }))
+        a.done?.reject(refused ?? new AgentMeshError(ErrorCode.Internal, 'the relay could not store this message; try again', { cause: err }))
       }
       return
     }

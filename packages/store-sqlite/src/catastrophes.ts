@@ -92,6 +92,12 @@ export function sqliteCatastrophes (db: Database.Database, file: string, live: (
       for (const f of drop) { try { unlinkSync(join(dir, f)) } catch {} }
       return { file: dest, bytes: statSync(dest).size, at, kept: all.length - drop.length }
     }
+    slice.checkIntegrity = async (full) => {
+      live()
+      const rows = db.prepare(full ? 'PRAGMA integrity_check(20)' : 'PRAGMA quick_check(20)').pluck().all() as string[]
+      const found = rows.join('; ')
+      return { ok: found === 'ok', found: found.slice(0, 2000) }
+    }
   }
   return slice
 }

@@ -709,6 +709,11 @@ export interface CatastropheStore {
    * keeps the newest `keep` there. Absent on a store that keeps no file (the memory store).
    */
   backup? (opts: { keep: number, at: number }): Promise<BackupResult>
+  /**
+   * The database's own integrity check (SQLite: `PRAGMA quick_check`, or `integrity_check` when
+   * `full`): ok, or what it found (the first problems). Absent on a store with no file to check.
+   */
+  checkIntegrity? (full: boolean): Promise<{ ok: boolean, found: string }>
 }
 
 /**

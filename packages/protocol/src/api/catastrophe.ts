@@ -107,3 +107,23 @@ export const BackupTaken = Type.Object({
   at: Type.Integer(),
   kept: Type.Integer({ description: 'backups kept in that directory after the oldest past the retention count went' }),
 }, { additionalProperties: false })
+
+export const CheckBody = Type.Object({
+  full: Type.Optional(Type.Boolean({ description: 'PRAGMA integrity_check (every index against its table) instead of quick_check', default: false })),
+}, { additionalProperties: false })
+export const CheckResult = Type.Object({
+  ok: Type.Boolean({ description: 'both checks passed' }),
+  integrity: Type.Object({
+    ok: Type.Boolean(),
+    found: Type.String({ description: '"ok", or the first problems SQLite found ("not applicable" for a store without a file)' }),
+  }, { additionalProperties: false }),
+  audit: Type.Object({
+    ok: Type.Boolean(),
+    rows: Type.Integer(),
+    seq: Type.Optional(Type.Integer({ description: 'the first bad row' })),
+    reason: Type.Optional(Type.String()),
+  }, { additionalProperties: false }),
+  eventId: Type.Optional(Type.String({ description: 'the db_corruption event the relay reported when a check failed' })),
+  readOnly: Type.Boolean({ description: 'whether the relay is in read-only mode now' }),
+}, { additionalProperties: false })
+export type CheckResult = Static<typeof CheckResult>

@@ -653,6 +653,15 @@ export const API_ROUTES = {
   getCatastrophePlan: catastrophePlan.get,
   recoverCatastrophePlan: catastrophePlan.recovering,
   resolveCatastrophePlan: catastrophePlan.resolve,
+  checkStore: {
+    method: 'post', path: '/api/v1/check', tags: ['operations'],
+    summary: 'Integrity on demand, by a master: the database\'s integrity check (PRAGMA quick_check, integrity_check with full) and the audit chain\'s verification. A failure is a 200 answer with ok: false; the relay then reports a db_corruption event, and a damaged database puts it in read-only mode.',
+    security: anyPrincipal, body: K.CheckBody, bodyOptional: true,
+    responses: v1({ 200: ok('the verdict', K.CheckResult) }, {
+      400: fieldsError('full'),
+      403: `the caller is not a master (${E.Forbidden})`,
+    }),
+  },
   takeBackup: {
     method: 'post', path: '/api/v1/backups', tags: ['operations'],
     summary: 'A consistent copy of the relay\'s database taken while it serves (SQLite\'s online backup API), by a master, into <data>/backups/ (mode 0600); the oldest past the retention count (the relay option backupKeep) go. Audited backup.taken.',

@@ -4,11 +4,13 @@
  */
 import type { RelayFeature } from '../feature.ts'
 import type { OpsContext } from '../ops/context.ts'
+import { catastropheFeature } from '../ops/catastrophe.ts'
 
 export function opsFeatures (ctx: OpsContext): RelayFeature[] {
   // ---- files (§18)
   // ---- system updates (§19)
   // ---- catastrophe events and recovery (§20)
+  const catastrophe = catastropheFeature(ctx)
   // ---- agent health and metrics (§21)
-  return []
+  return [catastrophe]
 }

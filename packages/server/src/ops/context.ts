@@ -7,9 +7,12 @@
 import type { ChatService } from '../chat.ts'
 import type { ApiGate } from '../api-v1.ts'
 import type { FeatureComponents } from '../feature.ts'
+import type { ReadOnlyMode } from './read-only.ts'
 
 export interface OpsContext extends FeatureComponents {
   chat: ChatService
   /** the REST gate (authenticator, rate limits); call it in routes(), not before */
   gate: () => ApiGate
+  /** read-only mode (§20): whether writes are refused, and why; the relay's own. @default off, never entered */
+  readOnly?: ReadOnlyMode
 }
