@@ -13,6 +13,11 @@ import type { RegistryHelpers } from './registry.ts'
 import type { RelayFeature } from './feature.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { apiFeature } from './features/chat.ts'
+import { opsFeatures } from './features/ops.ts'
+import { apiGate } from './api-v1.ts'
+import { EventBus } from './events.ts'
+import { inProcessBackplane } from './backplane.ts'
+import { relayOptions } from './options.ts'
 
 export interface HttpDeps {
   info: () => Promise<Record<string, unknown>>
@@ -41,7 +46,24 @@ function defaultFeatures (deps: HttpDeps): RelayFeature[] {
   const registry = registryFeature({ store: deps.store, now, trustRoots: deps.trustRoots ?? [] })
   const out: RelayFeature[] = [registry, reputationFeature({ store: deps.store, now, ...(deps.reputation === undefined ? {} : { options: deps.reputation }), registry })]
   const api = deps.api
-  if (api !== undefined) out.push(apiFeature(() => api(registry.helpers())))
+  if (api !== undefined) {
+    let built: ApiDeps | undefined
+    const apiDeps = (): ApiDeps => (built ??= api(registry.helpers()))
+    out.push(apiFeature(apiDeps))
+    // the operations routes (§18–§21) over the same store, with no core behind them: events go nowhere
+    const log = deps.log
+    out.push(...opsFeatures({
+      store: deps.store,
+      logger: log,
+      events: new EventBus(log),
+      relay: { post: async (item, audit) => (await deps.store.commit([item], [], audit ?? []))[0]!, event: () => {}, online: () => [] },
+      backplane: inProcessBackplane(),
+      options: relayOptions({}),
+      now,
+      get chat () { return apiDeps().chat },
+      gate: () => { const d = apiDeps(); return d.gate ?? apiGate(d.chat, d.auth) },
+    }))
+  }
   return out
 }
 

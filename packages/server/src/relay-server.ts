@@ -191,7 +191,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
         relay_amid: chat.relayAmid,
         operator_api: apiKey !== undefined,
         read_only: readOnly.active,
-        ...(readOnly.reason === undefined ? {} : { read_only_reason: readOnly.reason }),
+        read_only_reason: readOnly.reason ?? null,
         limits: {
           ...core.limits,
           max_connections_per_agent: opts.maxConnectionsPerAgent,

@@ -64,6 +64,9 @@ describe('options - relayOptions', () => {
       auditMaxRows: undefined,
       auditHeadEveryRows: 1000,
       auditHeadIntervalMs: 60_000,
+      readOnly: false,
+      backupIntervalMs: 86_400_000,
+      backupKeep: 7,
       rateLimits: {},
     }
     assert.deepEqual(relayOptions(), expected)
@@ -159,7 +162,7 @@ describe('options - the option schema', () => {
       'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox',
       'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
-      'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs', 'rateLimits',
+      'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs', 'readOnly', 'backupIntervalMs', 'backupKeep', 'rateLimits',
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
@@ -174,6 +177,7 @@ describe('options - the option schema', () => {
       historyRetentionMs: 'AGENTMESH_HISTORY_RETENTION_MS', historyMaxPerRoom: 'AGENTMESH_HISTORY_MAX_PER_ROOM', presenceIdleMs: 'AGENTMESH_PRESENCE_IDLE_MS',
       auditRetentionMs: 'AGENTMESH_AUDIT_RETENTION_MS', auditMaxRows: 'AGENTMESH_AUDIT_MAX_ROWS',
       auditHeadEveryRows: 'AGENTMESH_AUDIT_HEAD_ROWS', auditHeadIntervalMs: 'AGENTMESH_AUDIT_HEAD_INTERVAL_MS',
+      readOnly: 'AGENTMESH_READ_ONLY', backupIntervalMs: 'AGENTMESH_BACKUP_INTERVAL_MS', backupKeep: 'AGENTMESH_BACKUP_KEEP',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
     assert.deepEqual(flags, [
@@ -182,6 +186,7 @@ describe('options - the option schema', () => {
       ['historyRetentionMs', '--history-retention-days'], ['historyMaxPerRoom', '--history-max-per-room'], ['presenceIdleMs', '--presence-idle'],
       ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],
       ['auditHeadEveryRows', '--audit-head-rows'], ['auditHeadIntervalMs', '--audit-head-interval'],
+      ['readOnly', '--read-only'], ['backupIntervalMs', '--backup-interval'], ['backupKeep', '--backup-keep'],
     ])
   })
 

@@ -53,7 +53,7 @@ export interface CatastropheFeature extends RelayFeature {
 }
 
 export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
-  const { store, chat, logger: log } = ctx
+  const { store, logger: log } = ctx
   const readOnly = ctx.readOnly ?? new ReadOnlyMode(false, ctx.now)
   /** events not resolved, by id (oldest first): what a connecting agent is told */
   let open = new Map<string, CatastropheRecord>()
@@ -78,9 +78,9 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
   const frameOf = (e: CatastropheRecord): string => JSON.stringify({ op: 'event', event: { type: 'catastrophe_alert', data: alertData(e), ts: ctx.now() } })
   /** To the affected agents online here or on other nodes (chat's presence knows where). */
   const alert = (e: CatastropheRecord): void => {
-    const targets = e.affectedAgents === 'all' ? chat.onlineAgents() : e.affectedAgents
-    // chat.emit writes local connections and tells other nodes; the frame is an operations event
-    chat.emit(targets, { type: 'catastrophe_alert', data: alertData(e), ts: ctx.now() } as unknown as ChatEvent)
+    const targets = e.affectedAgents === 'all' ? ctx.chat.onlineAgents() : e.affectedAgents
+    // ctx.chat.emit writes local connections and tells other nodes; the frame is an operations event
+    ctx.chat.emit(targets, { type: 'catastrophe_alert', data: alertData(e), ts: ctx.now() } as unknown as ChatEvent)
   }
 
   const may = (p: Principal, roles: readonly string[], what: string): void => {
@@ -116,7 +116,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
       reportedAt: ctx.now(),
     }
     await store.putCatastrophe(e)
-    await chat.audit(p, 'catastrophe.report', e.id, { eventType: e.eventType, severity: e.severity, affected: e.affectedAgents === 'all' ? 'all' : e.affectedAgents.length })
+    await ctx.chat.audit(p, 'catastrophe.report', e.id, { eventType: e.eventType, severity: e.severity, affected: e.affectedAgents === 'all' ? 'all' : e.affectedAgents.length })
     setOpen(e)
     alert(e)
     return e
@@ -128,7 +128,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
     }
     try {
       await store.putCatastrophe(e)
-      await chat.audit(chat.relayAmid, 'catastrophe.report', e.id, { eventType: e.eventType, severity: e.severity, affected: 'all' })
+      await ctx.chat.audit(ctx.chat.relayAmid, 'catastrophe.report', e.id, { eventType: e.eventType, severity: e.severity, affected: 'all' })
     } catch (err) {
       // a read-only (damaged) store: the event lives in memory until the relay restarts
       log.warn({ err: (err as Error).message, event: e.id }, 'catastrophe event kept in memory only: the store refused it')
@@ -144,7 +144,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
     if (store.backup === undefined) throw new AgentMeshError(ErrorCode.BackupUnavailable, `this relay's store (${store.kind}) keeps no file to back up`)
     if (readOnly.corrupt) throw readOnly.refusal('a backup (it would copy the damage)')
     const r = await store.backup({ keep: ctx.options.backupKeep, at: ctx.now() })
-    if (p !== undefined) await chat.audit(p, 'backup.taken', undefined, { bytes: r.bytes, kept: r.kept }).catch(() => {})
+    if (p !== undefined) await ctx.chat.audit(p, 'backup.taken', undefined, { bytes: r.bytes, kept: r.kept }).catch(() => {})
     return r
   }
 
@@ -220,7 +220,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
         if (e.status !== 'reported') throw new AgentMeshError(ErrorCode.InvalidTransition, `event ${id} is ${e.status}; only a reported event moves to recovering`)
         const next: CatastropheRecord = { ...e, status: 'recovering', recoveringAt: ctx.now() }
         await transition(next, 'reported')
-        await chat.audit(p, 'catastrophe.recovering', id, { notes: (b.notes ?? b.resolutionNotes ?? '').length })
+        await ctx.chat.audit(p, 'catastrophe.recovering', id, { notes: (b.notes ?? b.resolutionNotes ?? '').length })
         setOpen(next)
         alert(next)
         return answer(c, 'recoverCatastrophe', { event: catastropheJson(next) })
@@ -237,7 +237,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
         if (e.status === 'resolved') throw new AgentMeshError(ErrorCode.InvalidTransition, `event ${id} is resolved already`)
         const next: CatastropheRecord = { ...e, status: 'resolved', resolvedAt: ctx.now(), ...(notes === undefined ? {} : { resolutionNotes: notes }) }
         await transition(next, e.status)
-        await chat.audit(p, 'catastrophe.resolve', id, { notes: (notes ?? '').length })
+        await ctx.chat.audit(p, 'catastrophe.resolve', id, { notes: (notes ?? '').length })
         if (corruptionEvent === id) corruptionEvent = undefined
         setOpen(next)
         alert(next)
