@@ -13,6 +13,7 @@ import { chatCommands } from './commands/chat.ts'
 import { logsCommand } from './commands/logs.ts'
 import { policyCommands } from './commands/policy.ts'
 import { sentCommand } from './commands/sent.ts'
+import { catastropheCommands } from './commands/catastrophe.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -46,6 +47,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- operations: files (§18)
   // ---- operations: system updates (§19)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
+  catastropheCommands(program, io)
   // ---- operations: agent health and metrics (§21)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program

@@ -3,7 +3,8 @@
  * marker that tells an unclean stop at the next start, and online backups with SQLite's backup API
  * (the relay keeps serving while the pages are copied).
  */
-import type Database from 'better-sqlite3'
+import Database from 'better-sqlite3'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { BackupResult, CatastropheRecord, CatastropheStore } from '@agentmesh/store'
@@ -100,4 +101,39 @@ export function sqliteCatastrophes (db: Database.Database, file: string, live: (
     }
   }
   return slice
+}
+
+/** What `inspectDatabase` found in a valid AgentMesh database. */
+export interface DatabaseInfo { relayId: string, schema: number, auditRows: number }
+
+/**
+ * Checks, read-only, that `file` is an AgentMesh relay database one could serve from: SQLite opens
+ * it, `PRAGMA integrity_check` passes, its schema version is one this AgentMesh knows, and it holds
+ * a relay identity. AM_ERR_NOT_A_BACKUP naming what is wrong otherwise. (The audit chain is checked
+ * by the caller through a store, `verifyAudit`.)
+ */
+export async function inspectDatabase (file: string, schemaVersion: number): Promise<DatabaseInfo> {
+  const refuse = (why: string, cause?: unknown): never => {
+    throw new AgentMeshError(ErrorCode.NotABackup, `${file} is not a valid AgentMesh database: ${why}; nothing was replaced`, cause === undefined ? undefined : { cause })
+  }
+  let db: Database.Database | undefined
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true })
+    const found = (db.prepare('PRAGMA integrity_check(20)').pluck().all() as string[]).join('; ')
+    if (found !== 'ok') refuse(`its integrity check found: ${found.slice(0, 300)}`)
+    const schema = db.prepare('PRAGMA user_version').pluck().get() as number
+    if (schema < 1) refuse('it has no AgentMesh schema (user_version 0)')
+    if (schema > schemaVersion) refuse(`it was written by a newer AgentMesh (schema ${schema}, this one knows ${schemaVersion})`)
+    const tables = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[])
+    for (const t of ['meta', 'agents', 'inboxes', 'messages']) if (!tables.has(t)) refuse(`it has no ${t} table`)
+    const relayId = db.prepare("SELECT value FROM meta WHERE key = 'relay_id'").pluck().get() as string | undefined
+    if (relayId === undefined) refuse('it holds no relay identity (meta relay_id)')
+    const auditRows = tables.has('audit') ? db.prepare('SELECT count(*) FROM audit').pluck().get() as number : 0
+    return { relayId: relayId!, schema, auditRows }
+  } catch (err) {
+    if (err instanceof AgentMeshError) throw err
+    return refuse((err as Error).message, err)
+  } finally {
+    try { db?.close() } catch {}
+  }
 }
