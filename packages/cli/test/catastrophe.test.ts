@@ -89,6 +89,20 @@ describe('catastrophe commands', { concurrency: 1 }, () => {
     assertCliError(await cli(['catastrophe', 'show', 'no-such-event', '--api-key', KEY], o), 'AM_ERR_UNKNOWN_EVENT', 1)
   })
 
+  it('catastrophe - status: connected with an empty outbox; a relay that does not answer is exit 1 with the link state', async () => {
+    const relay = await startRelay({ apiKey: KEY })
+    relays.push(relay)
+    const me = join(dir.path, 'status-home')
+    ok(await cli(['init', '--offline'], { home: me }), 'init')
+    const up = json(ok(await cli(['status', '--json'], { home: me, server: relay.url }), 'status'))[0]
+    assert.deepEqual([up.state, up.outbox, up.relay.startsWith('ws://')], ['connected', 0, true])
+    assert.equal(typeof up.since, 'number')
+    const down = await cli(['status', '--json', '--timeout', '0.5'], { home: me, server: 'http://127.0.0.1:1' })
+    assert.equal(down.code, 1)
+    assert.equal(json(down)[0].state, 'connecting')
+    assert.equal(JSON.parse(down.stderr).error.code, 'AM_ERR_CONNECT_FAILED')
+  })
+
   it('catastrophe - a backup taken under load restores to a relay that serves the same backlog; check passes on both', async () => {
     const data = join(dir.path, 'live')
     const relay = await startRelay({ dataDir: data, apiKey: KEY })

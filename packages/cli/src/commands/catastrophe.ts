@@ -18,7 +18,9 @@ import { DB_FILE, SCHEMA_VERSION, inspectDatabase, sqliteStore } from '@agentmes
 import { output, parseInteger, usage, type Out } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { apiOf, iso, query, withApi, type ApiOpts } from './chat.ts'
-import { withCommon, type CommonOpts } from '../common.ts'
+import { homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
+import { connect } from '@agentmesh/client'
+import { parsePositive } from '../output.ts'
 
 /** Text from the relay or other agents, shown on one line without control or bidi characters. */
 function shown (s: string, max = 500): string {
@@ -147,6 +149,7 @@ export function catastropheCommands (program: Command, io: CliIo = processIo()):
     })
 
   backupCommands(program, io)
+  statusCommand(program, io)
 }
 
 /** A stopped relay's database file under `dir`, which must exist. */
@@ -285,4 +288,32 @@ function report (out: Out, r: { ok: boolean, integrity: { ok: boolean, found: st
     throw new AgentMeshError(r.integrity.ok ? ErrorCode.AuditTampered : ErrorCode.DataCorrupt,
       r.integrity.ok ? 'the audit chain does not verify' : 'the database failed its integrity check: restore a backup (`agentmesh restore`, docs/operations.md)')
   }
+}
+
+/**
+ * `agentmesh status`: this agent's link to the relay (the network partition protocol, §20): whether
+ * the relay answers, and how many sends wait in the agent's outbox. Exit 0 when connected, 1 when not.
+ */
+function statusCommand (program: Command, io: CliIo): void {
+  withCommon(program.command('status')
+    .description('this agent\'s link to the relay: connected or not, and the sends waiting in its outbox (exit 1 when the relay does not answer)')
+    .option('--timeout <sec>', 'how long to try to connect', '5'))
+    .action(async (o: CommonOpts & { timeout: string }) => {
+      const out = output(o.json === true, io)
+      const ms = parsePositive('--timeout', o.timeout) * 1000
+      const conn = await connect({ server: serverOf(o, io.env), home: homeOf(o, io.env), ...passphraseOf(io.env), deliver: false, connectTimeoutMs: ms, queueWhenUnreachable: true, onWarning: (w) => { out.warn(w) } })
+      try {
+        if (!conn.connected) {
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, ms)
+            void (async () => { for await (const s of conn.status()) if (s.type === 'connected' || s.type === 'closed') break; clearTimeout(t); resolve() })()
+          })
+        }
+        const l = conn.link()
+        out.result({ ...l, amid: conn.amid }, `${l.state}: ${l.relay} (since ${iso(l.since)}); outbox: ${l.outbox} send(s) waiting${l.lastError === undefined ? '' : `; last error: ${shown(l.lastError, 300)}`}`)
+        if (l.state !== 'connected') throw new AgentMeshError(ErrorCode.ConnectFailed, `the relay at ${l.relay} does not answer; the ${l.outbox} queued send(s) stay in the outbox and go out in order once it does`)
+      } finally {
+        await conn.close()
+      }
+    })
 }
