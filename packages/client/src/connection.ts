@@ -380,9 +380,28 @@ export class ConnectionImpl implements Connection {
         if ('room' in f.event && f.event.room !== undefined && (f.event.type === 'member' || (f.event.type === 'presence' && f.event.change === 'joined'))) {
           this.rooms?.invalidate(f.event.room.slice(1))
         }
+        if (f.event.type === 'catastrophe_alert') this.noteAlert(f.event)
         this.eventChannel.push(f.event)
     }
   }
+
+  /**
+   * The catastrophe alerts of events not resolved that this connection heard (§20): the relay sends
+   * them right after the welcome, before the application may be listening; `catastrophes(conn)`
+   * hands them to a listener that comes later. At most 100, the oldest dropped.
+   */
+  private readonly openAlerts = new Map<string, RelayEvent>()
+  private noteAlert (e: RelayEvent): void {
+    const data = (e as { data?: Record<string, unknown> }).data
+    const id = data?.eventId
+    if (typeof id !== 'string') return
+    this.openAlerts.delete(id)
+    if (data?.status !== 'resolved') this.openAlerts.set(id, e)
+    if (this.openAlerts.size > 100) this.openAlerts.delete(this.openAlerts.keys().next().value!)
+  }
+
+  /** The open catastrophe alerts heard so far (for `catastrophes(conn)`). */
+  heardAlerts (): RelayEvent[] { return [...this.openAlerts.values()] }
 
   // ------------------------------------------------------------------ sending
 

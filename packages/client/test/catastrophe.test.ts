@@ -59,6 +59,17 @@ describe('catastrophes(conn)', () => {
     stop()
   })
 
+  it('sdk catastrophe - a listener added after connect hears the open events the relay sent right after the welcome', async () => {
+    const relay = await start()
+    const e = await (await fetch(`${relay.url}/api/v1/catastrophe`, { method: 'POST', headers: { 'x-api-key': KEY, 'content-type': 'application/json' }, body: JSON.stringify({ eventType: 'server_down', severity: 'critical', title: 'node 1 down' }) })).json() as { eventId: string }
+    const late = await open(relay, createIdentity('late'))
+    await late.request('GET', '/api/v1/catastrophe') // a round trip: the frames after the welcome are in
+    const heard: CatastropheAlert[] = []
+    const stop = catastrophes(late).onCatastrophe((a) => { heard.push(a) })
+    assert.deepEqual(heard.map(a => [a.eventId, a.status]), [[e.eventId, 'reported']])
+    stop()
+  })
+
   it('sdk catastrophe - network partition: the relay goes away, the link turns reconnecting and the outbox grows; back, the queue is delivered in order', async () => {
     const data = `${dir.path}/partition`
     let relay = await startRelay({ dataDir: data })

@@ -336,6 +336,23 @@ describe('catastrophe events - unclean stop, read-only mode, checks, backups', (
     assert.ok(await s.getAgent('am-x'), 'bookkeeping at auth goes on')
   })
 
+  it('catastrophe - scheduled backups every backupIntervalMs into <data>/backups/, the newest backupKeep kept', async () => {
+    const data = join(dir.path, 'scheduled')
+    const relay = await startRelay({ dataDir: data, apiKey: KEY, backupIntervalMs: 20, backupKeep: 2 })
+    relays.push(relay)
+    const backups = join(data, 'backups')
+    const seen = new Set<string>()
+    // a bound, not a timing assertion: wait until three different backups were written
+    for (let i = 0; i < 400 && seen.size < 3; i++) {
+      if (existsSync(backups)) for (const f of readdirSync(backups)) if (f.endsWith('.db')) seen.add(f)
+      await new Promise(resolve => setTimeout(resolve, 10))
+    }
+    assert.ok(seen.size >= 3, `backups written: ${[...seen].join(', ')}`)
+    const left = readdirSync(backups).filter(f => f.endsWith('.db'))
+    assert.ok(left.length <= 2, `kept: ${left.join(', ')}`)
+    for (const f of left) assert.equal(statSync(join(backups, f)).mode & 0o777, 0o600)
+  })
+
   it('catastrophe - POST /api/v1/backups writes a consistent copy (0600) while the relay serves, keeps the newest backupKeep; check passes on it', async () => {
     const data = join(dir.path, 'backups')
     const relay = await startRelay({ dataDir: data, apiKey: KEY, backupKeep: 2 })

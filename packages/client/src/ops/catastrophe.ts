@@ -31,7 +31,10 @@ export interface CatastropheAlert {
 }
 
 export interface Catastrophes {
-  /** Calls `handler` for every catastrophe_alert from now on; answers the function that stops it. */
+  /**
+   * Calls `handler` for the alerts of open events this connection heard already (on connect, ahead
+   * of the backlog) and for every catastrophe_alert from now on; answers the function that stops it.
+   */
   onCatastrophe (handler: (alert: CatastropheAlert) => void): () => void
   /** Reports an event (masters and wardens); answers the stored event. */
   report (init: ReportCatastropheBody): Promise<CatastropheEvent>
@@ -57,7 +60,14 @@ export function catastrophes (conn: Connection): Catastrophes {
   return {
     onCatastrophe (handler) {
       let stopped = false
+      // subscribed first, then the open alerts the connection heard before (sent right after the
+      // welcome, ahead of the backlog, maybe before this listener existed): none is missed
       const it = conn.events()[Symbol.asyncIterator]()
+      const heard = (conn as { heardAlerts?: () => Array<{ type: string, data?: Record<string, unknown>, ts: number }> }).heardAlerts?.() ?? []
+      for (const e of heard) {
+        const a = alertOf(e)
+        if (a !== undefined) handler(a)
+      }
       void (async () => {
         while (!stopped) {
           const n = await it.next()

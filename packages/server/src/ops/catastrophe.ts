@@ -20,6 +20,10 @@ import { answer, paramsOf, queryOf } from '../rest.ts'
 import { ReadOnlyMode } from './read-only.ts'
 import { RECOVERY_PROTOCOLS, defaultProtocolFor } from './recovery-protocols.ts'
 
+/** What the catastrophe features of all nodes hear when an event changed: an event frame for no agent. */
+const CHANGED_ORIGIN = 'ops:catastrophe'
+const CHANGED_FRAME = '{"op":"event","event":{"type":"catastrophe_alert","data":{},"ts":0}}'
+
 /** Open events kept in memory for the greeting of connecting agents (the oldest ones past it are told live only). */
 export const MAX_OPEN_ALERTS = 100
 
@@ -62,7 +66,8 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
   let stopGreeting: (() => void) | undefined
   let stopBackplane: (() => void) | undefined
   let backupTimer: NodeJS.Timeout | undefined
-  let corruptionEvent: string | undefined
+  /** the db_corruption event the relay reported in this run (one, until it is resolved) */
+  let corruption: Promise<CatastropheRecord> | undefined
   let stopped = false
 
   const setOpen = (e: CatastropheRecord): void => {
@@ -79,8 +84,10 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
   /** To the affected agents online here or on other nodes (chat's presence knows where). */
   const alert = (e: CatastropheRecord): void => {
     const targets = e.affectedAgents === 'all' ? ctx.chat.onlineAgents() : e.affectedAgents
-    // ctx.chat.emit writes local connections and tells other nodes; the frame is an operations event
+    // chat.emit writes local connections and tells other nodes; the frame is an operations event
     ctx.chat.emit(targets, { type: 'catastrophe_alert', data: alertData(e), ts: ctx.now() } as unknown as ChatEvent)
+    // every node (this one too) reads the open events again for the agents that connect there
+    ctx.backplane.publish({ type: 'event', origin: CHANGED_ORIGIN, amids: [], frame: CHANGED_FRAME }).catch(() => {})
   }
 
   const may = (p: Principal, roles: readonly string[], what: string): void => {
@@ -140,6 +147,12 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
     return e
   }
 
+  /** Reports db_corruption once per run (until that event is resolved): later findings answer the same event. */
+  const reportCorruption = async (title: string, description: string): Promise<CatastropheRecord> => {
+    corruption ??= reportByRelay({ eventType: 'db_corruption', severity: 'critical', title, description: description.slice(0, 2000) })
+    try { return await corruption } catch (err) { corruption = undefined; throw err }
+  }
+
   const takeBackup = async (p: Principal | undefined): Promise<Static<typeof R.takeBackup.responses[201]['schema']>> => {
     if (store.backup === undefined) throw new AgentMeshError(ErrorCode.BackupUnavailable, `this relay's store (${store.kind}) keeps no file to back up`)
     if (readOnly.corrupt) throw readOnly.refusal('a backup (it would copy the damage)')
@@ -164,13 +177,10 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
     }
     let eventId: string | undefined
     if (!integrity.ok || !audit.ok) {
+      const what = !integrity.ok ? `the database's integrity check found: ${integrity.found}` : `the audit chain does not verify at row ${audit.seq ?? '?'}: ${audit.reason ?? ''}`
+      // the event first: entering read-only mode would report one too, with less to say
+      eventId = (await reportCorruption('An integrity check failed', what)).id
       if (!integrity.ok) readOnly.enter(`the integrity check failed: ${integrity.found}`.slice(0, 300), true)
-      eventId = corruptionEvent
-      if (eventId === undefined) {
-        const what = !integrity.ok ? `the database's integrity check found: ${integrity.found}` : `the audit chain does not verify at row ${audit.seq ?? '?'}: ${audit.reason ?? ''}`
-        const e = await reportByRelay({ eventType: 'db_corruption', severity: 'critical', title: 'An integrity check failed', description: what.slice(0, 2000) })
-        corruptionEvent = eventId = e.id
-      }
     }
     return { ok: integrity.ok && audit.ok, integrity, audit, ...(eventId === undefined ? {} : { eventId }), readOnly: readOnly.active }
   }
@@ -238,7 +248,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
         const next: CatastropheRecord = { ...e, status: 'resolved', resolvedAt: ctx.now(), ...(notes === undefined ? {} : { resolutionNotes: notes }) }
         await transition(next, e.status)
         await ctx.chat.audit(p, 'catastrophe.resolve', id, { notes: (notes ?? '').length })
-        if (corruptionEvent === id) corruptionEvent = undefined
+        if (corruption !== undefined && (await corruption.catch(() => undefined))?.id === id) corruption = undefined
         setOpen(next)
         alert(next)
         return answer(c, 'resolveCatastrophe', { event: catastropheJson(next) })
@@ -270,13 +280,10 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
       })
       // another node reported or changed an event: read the open ones again
       stopBackplane = ctx.backplane.subscribe((m) => {
-        if (m.type === 'event' && m.frame.includes('"catastrophe_alert"')) void reload().catch(() => {})
+        if (m.type === 'event' && m.origin === CHANGED_ORIGIN) void reload().catch(() => {})
       })
       readOnly.onEnter((reason, corrupt) => {
-        if (!corrupt || corruptionEvent !== undefined || stopped) return
-        corruptionEvent = 'pending'
-        void reportByRelay({ eventType: 'db_corruption', severity: 'critical', title: 'The database is damaged: the relay is read-only', description: reason })
-          .then((e) => { corruptionEvent = e.id }, () => { corruptionEvent = undefined })
+        if (corrupt && !stopped) void reportCorruption('The database is damaged: the relay is read-only', reason).catch(() => {})
       })
       try {
         await reload()
