@@ -785,6 +785,10 @@ export class RelayCore implements RelayOutlet {
         }
         a.done?.reject(refused ?? new AgentMeshError(ErrorCode.Internal, 'the relay could not store this message; try again', { cause: err }))
       }
+      // the cursor acks of a refused commit still count (a read-only relay keeps delivering): on their own
+      if (refused !== undefined && acks.length > 0) {
+        try { await this.store.commit([], acks, []) } catch (e) { this.log.warn({ err: e, acks: acks.length }, 'store refused the cursor acks') }
+      }
       return
     }
     const touched = new Set<Inbox>()

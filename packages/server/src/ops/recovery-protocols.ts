@@ -29,7 +29,7 @@ export const RECOVERY_PROTOCOLS: readonly RecoveryProtocol[] = [
     eventTypes: ['db_corruption'],
     steps: steps(
       { who: 'relay', action: 'On a damaged-database error (SQLITE_CORRUPT, SQLITE_NOTADB) while running, enter read-only mode: reads and history work, writes are refused with AM_ERR_READ_ONLY; report a db_corruption event. At start, a file failing PRAGMA quick_check is refused with AM_ERR_DATA_CORRUPT (no crash loop: the supervisor stops after its burst limit).' },
-      { who: 'sdk', action: 'Keep refused sends in the outbox and send them again after the restore.' },
+      { who: 'agent', action: 'Sends are refused with AM_ERR_READ_ONLY (nothing stored; the SDK rejects the send): send them again after the restore. Reads and history keep working.' },
       { who: 'operator', action: 'Confirm: integrity check and audit chain verification of the database.', command: 'agentmesh check' },
       { who: 'operator', action: 'Stop the relay, then restore the newest good backup (scheduled ones are in <data>/backups/; the file is checked before anything is replaced, the damaged one kept aside).', command: 'agentmesh restore <data>/backups/agentmesh-….db' },
       { who: 'operator', action: 'Start the relay, then resolve the event with notes.', command: 'agentmesh catastrophe resolve <id> --notes "…"' },
