@@ -170,9 +170,16 @@ describe('catastrophe commands', { concurrency: 1 }, () => {
     assert.equal(sha(join(data, DB_FILE)), before, 'the relay\'s database is untouched')
     assert.deepEqual(readdirSync(data).filter(f => f.includes('restore') || f.includes('replaced')), [], 'no staging file left, nothing moved')
 
-    // a valid one: the replaced database is kept aside
+    // a valid one: refused while a relay runs on the directory, then the replaced database is kept aside
     const good = join(dir.path, 'good.db')
     ok(await cli(['backup', '--data', data, '--out', good, '--json'], { home }), 'backup --data')
+    const running = await startRelay({ dataDir: data, apiKey: KEY })
+    try {
+      assertCliError(await cli(['restore', good, '--data', data], { home }), 'AM_ERR_DATA_DIR', 1, /in use by a running relay/)
+      assertCliError(await cli(['backup', '--data', data], { home }), 'AM_ERR_DATA_DIR', 1, /in use/)
+    } finally {
+      await running.close()
+    }
     const kept = sha(join(data, DB_FILE))
     const r = json(ok(await cli(['restore', good, '--data', data, '--json'], { home }), 'restore'))[0]
     assert.ok(existsSync(r.replaced))

@@ -20,6 +20,7 @@ import { processIo, type CliIo } from '../io.ts'
 import { apiOf, iso, query, withApi, type ApiOpts } from './chat.ts'
 import { homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { connect } from '@agentmesh/client'
+import { defaultOptions } from '@agentmesh/server'
 import { parsePositive } from '../output.ts'
 
 /** Text from the relay or other agents, shown on one line without control or bidi characters. */
@@ -192,7 +193,8 @@ function backupCommands (program: Command, io: CliIo): void {
       let taken: { file: string, bytes: number, at: number, kept: number }
       if (o.data !== undefined) {
         const store = sqliteStore(dbIn(resolve(o.data)))
-        try { taken = await store.backup!({ keep: 7, at: Date.now() }) } finally { await store.close() }
+        // the relay's own retention (backupKeep's default) for the directory it shares
+        try { taken = await store.backup!({ keep: defaultOptions().backupKeep, at: Date.now() }) } finally { await store.close() }
       } else {
         taken = await apiOf(o, io).call('takeBackup', '/api/v1/backups')
       }
