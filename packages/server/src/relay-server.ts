@@ -161,7 +161,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     reputationFeature({ store, now, options: opts.reputation, registry }),
     chatApi,
     tasksFeature(tasks),
-    ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), readOnly }),
+    ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), readOnly, soleNode: shared === undefined }),
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
   const stopFeatures = async (): Promise<void> => {

@@ -288,7 +288,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
       try {
         await reload()
         // the marker a clean stop clears (stop() below): found, the last run ended without one
-        const prev = await store.beginRun(ctx.now())
+        const prev = ctx.soleNode === false ? undefined : await store.beginRun(ctx.now())
         if (prev !== undefined) {
           await reportByRelay({
             eventType: 'server_down',
@@ -315,7 +315,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
       stopGreeting?.()
       stopBackplane?.()
       if (backupTimer !== undefined) clearInterval(backupTimer)
-      try { await store.endRun() } catch (err) { log.warn({ err: (err as Error).message }, 'could not clear the run marker') }
+      if (ctx.soleNode !== false) try { await store.endRun() } catch (err) { log.warn({ err: (err as Error).message }, 'could not clear the run marker') }
     },
   }
 }

@@ -15,4 +15,9 @@ export interface OpsContext extends FeatureComponents {
   gate: () => ApiGate
   /** read-only mode (§20): whether writes are refused, and why; the relay's own. @default off, never entered */
   readOnly?: ReadOnlyMode
+  /**
+   * Whether this node is the only one over its Store, so the run marker tells an unclean stop
+   * (§20.2); nodes sharing a Store over a backplane would see each other's. @default true
+   */
+  soleNode?: boolean
 }
