@@ -326,6 +326,35 @@ describe('catastrophe events - unclean stop, read-only mode, checks, backups', (
     alice.close(); bob.close()
   })
 
+  it('catastrophe - a failed integrity check (POST /api/v1/check) reports db_corruption once and puts the relay in read-only mode', async () => {
+    const store = memoryStore() as Store & { checkIntegrity?: (full: boolean) => Promise<{ ok: boolean, found: string }> }
+    let found = 'ok'
+    store.checkIntegrity = async () => ({ ok: found === 'ok', found })
+    const relay = await startRelay({ apiKey: KEY }, { store })
+    relays.push(relay)
+    const good = await op(relay, 'POST', '/api/v1/check')
+    assert.deepEqual(good.body, { ok: true, integrity: { ok: true, found: 'ok' }, audit: { ok: true, rows: good.body.audit.rows }, readOnly: false })
+    found = '*** in database main ***\nPage 7: btreeInitPage() returns error code 11'
+    const bad = await op(relay, 'POST', '/api/v1/check', { full: true })
+    assert.equal(bad.status, 200)
+    assert.equal(bad.body.ok, false)
+    assert.equal(bad.body.integrity.ok, false)
+    assert.equal(bad.body.readOnly, true)
+    assert.equal(typeof bad.body.eventId, 'string')
+    const again = await op(relay, 'POST', '/api/v1/check')
+    assert.equal(again.body.eventId, bad.body.eventId, 'one event for the run')
+    const events = (await op(relay, 'GET', '/api/v1/catastrophe')).body.events as Json[]
+    assert.deepEqual(events.map(e => [e.eventId, e.eventType, e.title]), [[bad.body.eventId, 'db_corruption', 'An integrity check failed']])
+    assert.match(events[0]!.description, /btreeInitPage/)
+    assert.equal((await api(relay, 'GET', '/api/v1/info')).body.read_only, true)
+    const w = await op(relay, 'POST', '/api/v1/catastrophe', report)
+    assert.deepEqual([w.status, w.body.error.code], [503, ErrorCode.ReadOnly])
+    const backup = await op(relay, 'POST', '/api/v1/backups')
+    assert.equal(backup.status, 409, 'the memory store has nothing to back up')
+    const bad400 = await op(relay, 'POST', '/api/v1/check', { full: 'yes' })
+    assert.deepEqual([bad400.status, bad400.body.error.code], [400, ErrorCode.InvalidArgument])
+  })
+
   it('catastrophe - guardStore: corruption codes in the cause chain are seen; only writes are refused', async () => {
     assert.equal(isCorruption({ code: 'SQLITE_CORRUPT_INDEX' }), true)
     assert.equal(isCorruption(new Error('x', { cause: { code: 'SQLITE_NOTADB' } })), true)
@@ -393,5 +422,22 @@ describe('catastrophe events - unclean stop, read-only mode, checks, backups', (
     const none = await op(mem, 'POST', '/api/v1/backups')
     assert.deepEqual([none.status, none.body.error.code], [409, ErrorCode.BackupUnavailable])
     alice.close(); bob.close()
+  })
+})
+
+describe('catastrophe events - read-only classification', () => {
+  it('catastrophe - every Store method of the memory store is classified: reads and bookkeeping pass, writes are refused', async () => {
+    const { refusedWhenReadOnly } = await import('../src/ops/read-only.ts')
+    const store = memoryStore()
+    const methods = Object.keys(store).filter(k => typeof (store as unknown as Record<string, unknown>)[k] === 'function' && k !== 'close')
+    const refused = methods.filter(m => refusedWhenReadOnly(m, [[{}], [], []])).sort()
+    assert.deepEqual(refused, [
+      'addMember', 'addReputationFlag', 'addScorePoint', 'appendAudit', 'appendMembership', 'commit', 'createRoom',
+      'deleteHistoryEntry', 'putCaCertificate', 'putCatastrophe', 'putCertificate', 'putCrl', 'putFeedback', 'putInvite',
+      'putPrekeys', 'putProfile', 'putSettings', 'putTask', 'removeMember', 'setHandle', 'setReadUpTo', 'setRole', 'setTopic',
+      'takePrekeyBundle', 'updateCatastrophe', 'updateTask',
+    ])
+    assert.equal(refusedWhenReadOnly('commit', [[], [{ recipient: 'a', seq: 1 }], []]), false, 'cursor acks only')
+    assert.equal(refusedWhenReadOnly('putSomethingNew', []), true, 'a write a new slice adds is refused')
   })
 })

@@ -63,21 +63,26 @@ export function isCorruption (err: unknown): boolean {
 }
 
 /**
- * The Store methods a read-only relay refuses: what agents and people write. Bookkeeping that
- * keeps reads working goes on (an agent's last-seen time and delivery kind at auth, cursor acks,
- * retention pruning, the run marker), and so do backups.
+ * What a read-only relay lets through: reads, by their names (a Store method whose name starts so
+ * reads; any other is a write and is refused, so a write a new slice adds is refused too), and the
+ * bookkeeping that keeps reads working: an agent's last-seen time and delivery kind at auth,
+ * retention pruning, the run marker, backups. A commit goes through when it holds cursor acks only.
  */
-const WRITES: ReadonlySet<string> = new Set([
-  'createRoom', 'setTopic', 'addMember', 'removeMember', 'putInvite', 'appendMembership', 'deleteHistoryEntry',
-  'appendAudit', 'putProfile', 'putCertificate', 'putCaCertificate', 'putCrl', 'putPrekeys', 'takePrekeyBundle',
-  'putFeedback', 'addScorePoint', 'addReputationFlag', 'setHandle', 'setRole', 'putTask', 'updateTask', 'putSettings',
-  'putCatastrophe', 'updateCatastrophe',
+const READ_NAME = /^(get|list|read|count|find|search|last|open|inbox|stats|relay|handleOf|roleOf|resolve|roomFeed|overdue|check)/
+const BOOKKEEPING: ReadonlySet<string> = new Set([
+  'upsertAgent', 'setRoomDelivery', 'prune', 'pruneHistory', 'pruneAudit', 'beginRun', 'endRun', 'backup',
 ])
 
+/** Whether read-only mode refuses a call of Store method `name` with these arguments. */
+export function refusedWhenReadOnly (name: string, args: readonly unknown[]): boolean {
+  if (READ_NAME.test(name) || BOOKKEEPING.has(name)) return false
+  if (name === 'commit') return ((args[0] as unknown[] | undefined)?.length ?? 0) > 0 || ((args[2] as unknown[] | undefined)?.length ?? 0) > 0
+  return true
+}
+
 /**
- * `store` behind the read-only guard: in read-only mode the writes above (and a commit that stores
- * messages or audit rows, not one of cursor acks only) are refused with AM_ERR_READ_ONLY; a store
- * error that says the file is damaged puts the relay in read-only mode.
+ * `store` behind the read-only guard: in read-only mode every write (refusedWhenReadOnly) is refused
+ * with AM_ERR_READ_ONLY; a store error that says the file is damaged puts the relay in read-only mode.
  */
 export function guardStore<S extends Store> (store: S, mode: ReadOnlyMode, log: Logger): S {
   const seen = (err: unknown): never => {
@@ -98,12 +103,7 @@ export function guardStore<S extends Store> (store: S, mode: ReadOnlyMode, log: 
         const name = String(key)
         const fn = v as (...args: unknown[]) => unknown
         w = function (this: unknown, ...args: unknown[]): unknown {
-          if (mode.active) {
-            if (WRITES.has(name)) return Promise.reject(mode.refusal())
-            if (name === 'commit' && (((args[0] as unknown[] | undefined)?.length ?? 0) > 0 || ((args[2] as unknown[] | undefined)?.length ?? 0) > 0)) {
-              return Promise.reject(mode.refusal())
-            }
-          }
+          if (mode.active && refusedWhenReadOnly(name, args)) return Promise.reject(mode.refusal())
           let r: unknown
           try { r = fn.apply(target, args) } catch (err) { return seen(err) }
           return r instanceof Promise ? r.catch(seen) : r
