@@ -230,6 +230,33 @@ describe('catastrophe - real processes', { concurrency: 1 }, () => {
     }
   })
 
+  it('catastrophe - restore into the directory of a relay that signed audit heads after the backup: named, and serve needs --accept-data-loss once', async () => {
+    const data = join(dir.path, 'heads')
+    const home = join(dir.path, 'heads-home')
+    ok(await cli(['init', '--offline'], { home }), 'init')
+    let relay = await spawnRelay({ dataDir: data, args: ['--api-key', KEY] })
+    ok(await cli(['register'], { home, server: relay.url }), 'register')
+    const backup = json(ok(await cli(['backup', '--json', '--api-key', KEY], { home, server: relay.url }), 'backup'))[0]
+    // written after the backup: a role set (audited), then the final head at shutdown covers it
+    const me = json(ok(await cli(['whoami', '--json'], { home }), 'whoami'))[0]
+    const put = await fetch(`${relay.url}/api/v1/agents/${me.amid as string}/role`, { method: 'PUT', headers: { 'x-api-key': KEY, 'content-type': 'application/json' }, body: JSON.stringify({ role: 'warden' }) })
+    assert.equal(put.status, 200)
+    await relay.kill('SIGTERM')
+    const r = json(ok(await cli(['restore', backup.file, '--data', data, '--json'], { home }), 'restore'))[0]
+    assert.ok(r.behind_signed_head !== undefined, JSON.stringify(r))
+    assert.ok(r.behind_signed_head.head_seq > r.behind_signed_head.db_seq)
+    const refused = await cli(['serve', '--data', data, '--port', '0', '--api-key', KEY], { process: true, timeoutMs: 30_000 })
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /AM_ERR_DATA_LOSS/)
+    relay = await spawnRelay({ dataDir: data, args: ['--api-key', KEY, '--accept-data-loss'] })
+    try {
+      const roles = await (await fetch(`${relay.url}/api/v1/roles`, { headers: { 'x-api-key': KEY } })).json() as Record<string, unknown>
+      assert.ok(!JSON.stringify(roles).includes(me.amid as string), 'the role set after the backup is not in it')
+    } finally {
+      await relay.kill('SIGTERM')
+    }
+  })
+
   it('catastrophe - serve on a damaged database is a clear refusal: one coded line, exit 65 (a supervisor does not restart it)', async () => {
     const data = join(dir.path, 'corrupt')
     const r = await spawnRelay({ dataDir: data, args: ['--api-key', KEY] })

@@ -18,6 +18,7 @@ import { DB_FILE, SCHEMA_VERSION, inspectDatabase, sqliteStore } from '@agentmes
 import { output, parseInteger, usage, type Out } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { apiOf, iso, query, withApi, type ApiOpts } from './chat.ts'
+import { AUDIT_HEADS_FILE, readAuditHeads } from '../audit-heads-file.ts'
 import { homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { connect } from '@agentmesh/client'
 import { defaultOptions } from '@agentmesh/server'
@@ -224,9 +225,15 @@ function backupCommands (program: Command, io: CliIo): void {
       try {
         const info = await inspectDatabase(staging, SCHEMA_VERSION)
         const store = sqliteStore(staging)
+        /** the relay signed audit heads past the backup's end: `serve` will ask for --accept-data-loss */
+        let behind: { head_seq: number, db_seq: number } | undefined
         try {
           const chain = await verifyAudit(store, 1000, [])
           if (!chain.ok) throw new AgentMeshError(ErrorCode.NotABackup, `${src}: its audit chain does not verify at row ${chain.seq} (${chain.reason}); nothing was replaced`)
+          const heads = readAuditHeads(join(dir, AUDIT_HEADS_FILE), undefined, 100).heads
+          const head = heads[heads.length - 1]
+          const last = await store.lastAudit()
+          if (head !== undefined && head.seq > (last?.seq ?? 0)) behind = { head_seq: head.seq, db_seq: last?.seq ?? 0 }
         } finally {
           await store.close()
         }
@@ -239,8 +246,11 @@ function backupCommands (program: Command, io: CliIo): void {
           for (const ext of ['-wal', '-shm']) if (existsSync(target + ext)) renameSync(target + ext, aside + ext)
         }
         renameSync(staging, target)
-        out.result({ restored: target, from: src, bytes: statSync(target).size, relay_id: info.relayId, schema: info.schema, audit_rows: info.auditRows, ...(aside === undefined ? {} : { replaced: aside }) },
-          `restored ${target} from ${src} (relay ${info.relayId}, schema ${info.schema}, ${info.auditRows} audit rows verified)${aside === undefined ? '' : `\nthe replaced database is kept as ${aside}`}\nstart the relay again: agentmesh serve --data ${dir}`)
+        const start = behind === undefined ? `agentmesh serve --data ${dir}` : `agentmesh serve --data ${dir} --accept-data-loss`
+        out.result({ restored: target, from: src, bytes: statSync(target).size, relay_id: info.relayId, schema: info.schema, audit_rows: info.auditRows, ...(aside === undefined ? {} : { replaced: aside }), ...(behind === undefined ? {} : { behind_signed_head: behind }) },
+          `restored ${target} from ${src} (relay ${info.relayId}, schema ${info.schema}, ${info.auditRows} audit rows verified)${aside === undefined ? '' : `\nthe replaced database is kept as ${aside}`}` +
+          (behind === undefined ? '' : `\nthe relay signed an audit head at row ${behind.head_seq} after this backup was taken (it ends at row ${behind.db_seq}): what was committed since is not in it, and serve refuses it (AM_ERR_DATA_LOSS) until started once with --accept-data-loss`) +
+          `\nstart the relay again: ${start}`)
       } finally {
         for (const f of [staging, staging + '-wal', staging + '-shm']) { try { unlinkSync(f) } catch {} }
       }
