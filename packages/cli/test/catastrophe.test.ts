@@ -73,6 +73,13 @@ describe('catastrophe commands', { concurrency: 1 }, () => {
     assert.equal(rep.broadcast, true)
     const id = rep.eventId as string
     assert.equal(rep.event.recoveryProtocol, 'network-partition')
+    // an agent listening hears the open event right after it connects (stderr: messages stay on stdout)
+    const me = join(dir.path, 'listener')
+    ok(await cli(['init', '--offline'], { home: me }), 'init')
+    const heard = await cli(['listen', '--timeout', '1', '--json'], { home: me, server: relay.url })
+    const alerts = heard.stderr.split('\n').filter(l => l.startsWith('{"catastrophe"')).map(l => JSON.parse(l).catastrophe)
+    assert.deepEqual(alerts.map(a => [a.eventId, a.status, a.eventType]), [[rep.eventId, 'reported', 'network_partition']])
+    assert.ok(!heard.stderr.includes('\u001b'), 'no control character on the terminal')
     const listed = json(ok(await cli(['catastrophe', 'list', '--json', '--api-key', KEY], o), 'list'))
     assert.deepEqual(listed.map(e => e.eventId), [id])
     const text = ok(await cli(['catastrophe', 'show', id, '--api-key', KEY], o), 'show').stdout

@@ -20,7 +20,7 @@ import { processIo, type CliIo } from '../io.ts'
 import { apiOf, iso, query, withApi, type ApiOpts } from './chat.ts'
 import { AUDIT_HEADS_FILE, readAuditHeads } from '../audit-heads-file.ts'
 import { homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
-import { connect } from '@agentmesh/client'
+import { catastrophes, connect, type Connection } from '@agentmesh/client'
 import { defaultOptions } from '@agentmesh/server'
 import { parsePositive } from '../output.ts'
 
@@ -328,4 +328,16 @@ function statusCommand (program: Command, io: CliIo): void {
         await conn.close()
       }
     })
+}
+
+/**
+ * Catastrophe alerts while `listen` runs (and those of open events the relay sent on connect), on
+ * stderr: `{"catastrophe": {…}}` with --json, a line otherwise. Text from the relay, shown safely.
+ */
+export function watchCatastrophes (conn: Connection, io: Pick<CliIo, 'stderr'>, json: boolean): void {
+  catastrophes(conn).onCatastrophe((a) => {
+    io.stderr.write(json
+      ? JSON.stringify({ catastrophe: a }) + '\n'
+      : `agentmesh: catastrophe ${a.status}: ${a.severity} ${a.eventType} "${shown(a.title, 200)}" (${a.eventId}; recovery: ${shown(a.recoveryProtocol, 80)}; \`agentmesh catastrophe show ${a.eventId}\`)\n`)
+  })
 }
