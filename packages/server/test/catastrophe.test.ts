@@ -114,6 +114,22 @@ describe('catastrophe events - REST', () => {
     assert.ok(!JSON.stringify(rows).includes('03:00 backup'), 'the notes are not in the audit log')
   })
 
+  it('catastrophe - backups and checks are for masters; a master may report naming another agent', async () => {
+    const relay = await start()
+    const warden = createIdentity()
+    const other = createIdentity()
+    agents.push(await agent(relay, warden), await agent(relay, other))
+    await op(relay, 'PUT', `/api/v1/agents/${warden.amid}/role`, { role: 'warden' })
+    const wt = await token(relay, warden)
+    for (const path of ['/api/v1/backups', '/api/v1/check']) {
+      const r = await api(relay, 'POST', path, { token: wt })
+      assert.deepEqual([r.status, r.body.error.code], [403, ErrorCode.Forbidden], path)
+    }
+    const byMaster = await op(relay, 'POST', '/api/catastrophe', { ...report, agentId: other.amid })
+    assert.equal(byMaster.status, 201)
+    assert.equal(byMaster.body.event.reportedBy, other.amid)
+  })
+
   it('catastrophe - list filters by status and severity, pages newest first; bad input is refused and stores nothing', async () => {
     const relay = await start()
     const ids: string[] = []
