@@ -133,13 +133,18 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
     const e: CatastropheRecord = {
       id: uuidv7(), ...r, recoveryProtocol: defaultProtocolFor(r.eventType), affectedAgents: 'all', status: 'reported', reportedBy: 'relay', reportedAt: ctx.now(),
     }
+    let stored = false
     try {
       await store.putCatastrophe(e)
-      await ctx.chat.audit(ctx.chat.relayAmid, 'catastrophe.report', e.id, { eventType: e.eventType, severity: e.severity, affected: 'all' })
+      stored = true
     } catch (err) {
       // a read-only (damaged) store: the event lives in memory until the relay restarts
       log.warn({ err: (err as Error).message, event: e.id }, 'catastrophe event kept in memory only: the store refused it')
       volatile.set(e.id, e)
+    }
+    if (stored) {
+      await ctx.chat.audit(ctx.chat.relayAmid, 'catastrophe.report', e.id, { eventType: e.eventType, severity: e.severity, affected: 'all' })
+        .catch((err: unknown) => { log.warn({ err: (err as Error).message, event: e.id }, 'could not audit the catastrophe event') })
     }
     log.warn({ event: e.id, eventType: e.eventType, severity: e.severity }, `catastrophe reported by the relay: ${e.title}`)
     setOpen(e)
