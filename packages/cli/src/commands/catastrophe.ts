@@ -146,7 +146,7 @@ export function catastropheCommands (program: Command, io: CliIo = processIo()):
       const r = await apiOf(o, io).call('catastropheProtocols', '/api/v1/catastrophe/protocols')
       for (const p of r.protocols) {
         const steps = p.steps.map(s => `  ${s.order}. [${s.who}] ${s.action}${s.command === undefined ? '' : `\n     $ ${s.command}`}`)
-        out.result({ ...p }, [`${p.title} (${p.id}; for ${p.eventTypes.join(', ')})`, ...steps].join('\n'))
+        out.result({ ...p }, [`${p.title} (${p.id}${p.eventTypes.length === 0 ? '' : `; for ${p.eventTypes.join(', ')}`})`, ...steps].join('\n'))
       }
     })
 

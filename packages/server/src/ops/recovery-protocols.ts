@@ -51,7 +51,8 @@ export const RECOVERY_PROTOCOLS: readonly RecoveryProtocol[] = [
   {
     id: 'breaking-update',
     title: 'Breaking update',
-    eventTypes: ['api_crash'],
+    // no catastrophe type of its own: a system update with breakingChange (§19) carries it out
+    eventTypes: [],
     steps: steps(
       { who: 'operator', action: 'Announce the update with breakingChange and requiredVersion (a system_update event, durable: offline agents get it when they reconnect).', command: 'agentmesh update create …' },
       { who: 'agent', action: 'Acknowledge (accepted, rejected, completed) with the version it runs.', command: 'agentmesh update ack <id> --status completed' },
