@@ -70,6 +70,16 @@ describe('catastrophes(conn)', () => {
     stop()
   })
 
+  it('sdk catastrophe - a relay started read-only on a new store: agents connect (reading rooms by cursor), sends reject with AM_ERR_READ_ONLY', async () => {
+    const relay = await start({ readOnly: true })
+    const a = await open(relay, createIdentity('reader'))
+    assert.equal(a.link().state, 'connected')
+    await assert.rejects(a.send(a.amid, { text: 'refused' }), (err: unknown) => AgentMeshError.is(err, ErrorCode.ReadOnly))
+    assert.equal(a.link().outbox, 0, 'a refused send leaves the outbox')
+    const info = await (await fetch(`${relay.url}/api/v1/info`)).json() as { read_only: boolean, read_only_reason: string }
+    assert.deepEqual([info.read_only, info.read_only_reason], [true, 'started with --read-only'])
+  })
+
   it('sdk catastrophe - network partition: the relay goes away, the link turns reconnecting and the outbox grows; back, the queue is delivered in order', async () => {
     const data = `${dir.path}/partition`
     let relay = await startRelay({ dataDir: data })

@@ -25,7 +25,7 @@ import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
-import { ReadOnlyMode, guardStore } from './ops/read-only.ts'
+import { READ_ONLY_BY_CHOICE, ReadOnlyMode, guardStore } from './ops/read-only.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
 
 import { VERSION } from './version.ts'
@@ -112,8 +112,9 @@ function listen (server: Server, port: number, host: string): Promise<void> {
 export async function createRelay (init: RelayServerInit = {}, components: RelayComponents = {}): Promise<Relay> {
   const opts = relayOptions(init)
   const log: Logger = components.logger ?? init.logger ?? defaultLogger()
-  // read-only mode (§20): by choice, or entered when the store reports a damaged database
-  const readOnly = new ReadOnlyMode(opts.readOnly)
+  // read-only mode (§20): by choice (entered once the relay's own start-up rows exist), or when the
+  // store reports a damaged database
+  const readOnly = new ReadOnlyMode(false)
   const store = guardStore(components.store ?? memoryStore(storeInitOf(opts)), readOnly, log)
   const storage = storageName(store)
   /** undefined: no count limit (a persistent relay keeps what its retention allows) */
@@ -141,6 +142,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   if (opts.presenceIdleMs !== undefined) chat.settings.presenceIdleMs = opts.presenceIdleMs
   for (const [k, v] of Object.entries(opts.rateLimits)) Object.assign(chat.settings.rateLimits[k as keyof typeof chat.settings.rateLimits], v)
   chat.applySettings(chat.settings)
+  // the global room and the relay's settings exist (a new data directory gets them): from now on no writes
+  if (opts.readOnly) readOnly.enter(READ_ONLY_BY_CHOICE, false)
   const core: RelayCore = new RelayCore(
     { relayId, relayAmid: chat.relayAmid, options: opts, node },
     { store, logger: log, events, rooms: chat, sessions: sessionVerifier(store, opts.trustRoots), ...(shared === undefined ? {} : { backplane: shared }) },

@@ -455,5 +455,7 @@ describe('catastrophe events - read-only classification', () => {
     ])
     assert.equal(refusedWhenReadOnly('commit', [[], [{ recipient: 'a', seq: 1 }], []]), false, 'cursor acks only')
     assert.equal(refusedWhenReadOnly('putSomethingNew', []), true, 'a write a new slice adds is refused')
+    assert.equal(refusedWhenReadOnly('addMember', [{ room: 'global', amid: 'am-x' }]), false, 'the global-room row of an agent at auth')
+    assert.equal(refusedWhenReadOnly('addMember', [{ room: 'ops', amid: 'am-x' }]), true)
   })
 })

@@ -11,6 +11,10 @@
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import type { Store } from '@agentmesh/store'
 import type { Logger } from '../log.ts'
+import { GLOBAL_ROOM } from '../chat/types.ts'
+
+/** The reason of read-only mode entered by choice (`serve --read-only`). */
+export const READ_ONLY_BY_CHOICE = 'started with --read-only'
 
 export class ReadOnlyMode {
   #reason: string | undefined
@@ -19,7 +23,7 @@ export class ReadOnlyMode {
   readonly #listeners: Array<(reason: string, corrupt: boolean) => void> = []
 
   constructor (byChoice: boolean, now: () => number = Date.now) {
-    if (byChoice) { this.#reason = 'started with --read-only'; this.#since = now() }
+    if (byChoice) { this.#reason = READ_ONLY_BY_CHOICE; this.#since = now() }
     this.now = now
   }
 
@@ -65,8 +69,9 @@ export function isCorruption (err: unknown): boolean {
 /**
  * What a read-only relay lets through: reads, by their names (a Store method whose name starts so
  * reads; any other is a write and is refused, so a write a new slice adds is refused too), and the
- * bookkeeping that keeps reads working: an agent's last-seen time and delivery kind at auth,
- * retention pruning, the run marker, backups. A commit goes through when it holds cursor acks only.
+ * bookkeeping that keeps reads working: an agent's last-seen time, delivery kind and global-room
+ * row at auth (what reading the global room by cursor needs), retention pruning, the run marker,
+ * backups. A commit goes through when it holds cursor acks only.
  */
 const READ_NAME = /^(get|list|read|count|find|search|last|open|inbox|stats|relay|handleOf|roleOf|resolve|roomFeed|overdue|check)/
 const BOOKKEEPING: ReadonlySet<string> = new Set([
@@ -77,6 +82,8 @@ const BOOKKEEPING: ReadonlySet<string> = new Set([
 export function refusedWhenReadOnly (name: string, args: readonly unknown[]): boolean {
   if (READ_NAME.test(name) || BOOKKEEPING.has(name)) return false
   if (name === 'commit') return ((args[0] as unknown[] | undefined)?.length ?? 0) > 0 || ((args[2] as unknown[] | undefined)?.length ?? 0) > 0
+  // an agent's row in the global room, made at its auth (chat's readsByCursor): delivery bookkeeping
+  if (name === 'addMember') return (args[0] as { room?: unknown } | undefined)?.room !== GLOBAL_ROOM
   return true
 }
 
