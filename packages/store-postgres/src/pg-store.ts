@@ -19,7 +19,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode, handleSkeleton } from '@agentmesh/protocol'
 import {
   auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions,
-  type AgentProfile, type AgentRecord, type AppendItem, type AppendResult, type AuditInput, type AuditRecord, type CrlRecord,
+  type AgentProfile, type AgentRecord, type CatastropheRecord, type AppendItem, type AppendResult, type AuditInput, type AuditRecord, type CrlRecord,
   type CursorAck, type FeedbackRecord, type FileRecord, type HealthChange, type HeartbeatRecord, type HistoryEntry, type MemberRecord,
   type OneTimePrekey, type PqOneTimePrekey, type PutCrlResult, type ReputationFlag, type RoomDelivery, type RoomFeed, type RoomRecord,
   type Store, type StoreInit, type StoredMessage, type TakenBundle, type TaskRecord, type UpdateAckRecord, type UpdateRecord, type AgentRole,
@@ -914,6 +914,42 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
       if (limit <= 0) return []
       return (await read(async (c) => await column<string>(c, 'SELECT change FROM health_changes WHERE amid = $1 ORDER BY n DESC LIMIT $2', [amid, limitOf(limit)]))).map(t => JSON.parse(t) as HealthChange)
     },
+
+    // ---- catastrophe events and the run marker (backups and integrity checks are PostgreSQL's own: pg_dump, amcheck)
+    async putCatastrophe (e) {
+      return (await read(async (c) => await run(c, 'INSERT INTO catastrophes (id, status, severity, reported_at, record) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [e.id, e.status, e.severity, e.reportedAt, JSON.stringify(e)]))).rowCount === 1
+    },
+    async getCatastrophe (id) { return parse<CatastropheRecord>(await read(async (c) => await value<string>(c, 'SELECT record FROM catastrophes WHERE id = $1', [id]))) },
+    async updateCatastrophe (e, expect) {
+      return (await read(async (c) => await run(c, 'UPDATE catastrophes SET status = $1, record = $2 WHERE id = $3 AND status = $4', [e.status, JSON.stringify(e), e.id, expect]))).rowCount === 1
+    },
+    async listCatastrophes (query) {
+      return await read(async (c) => {
+        const values: unknown[] = [limitOf(query.limit)]
+        const p = (v: unknown): string => { values.push(v); return '$' + values.length }
+        const conds: string[] = []
+        if (query.status !== undefined) conds.push(`status = ${p(query.status)}`)
+        if (query.severity !== undefined) conds.push(`severity = ${p(query.severity)}`)
+        if (query.before !== undefined) {
+          const at = await value<number>(c, 'SELECT reported_at FROM catastrophes WHERE id = $1', [query.before])
+          if (at === undefined) return []
+          conds.push(`(reported_at, id) < (${p(at)}::bigint, ${p(query.before)}::text)`)
+        }
+        const sql = `SELECT record FROM catastrophes${conds.length === 0 ? '' : ' WHERE ' + conds.join(' AND ')} ORDER BY reported_at DESC, id DESC LIMIT $1`
+        return (await column<string>(c, sql, values)).map(t => JSON.parse(t) as CatastropheRecord)
+      })
+    },
+    async openCatastrophes (limit) {
+      return (await read(async (c) => await column<string>(c, "SELECT record FROM catastrophes WHERE status <> 'resolved' ORDER BY reported_at, id LIMIT $1", [limitOf(limit)]))).map(t => JSON.parse(t) as CatastropheRecord)
+    },
+    async beginRun (at) {
+      return await write(async (c) => {
+        const prev = await value<string>(c, "SELECT value FROM meta WHERE key = 'running_since'")
+        await run(c, "INSERT INTO meta (key, value) VALUES ('running_since', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [String(at)])
+        return prev === undefined ? undefined : { since: Number(prev) }
+      })
+    },
+    async endRun () { await read(async (c) => await run(c, "DELETE FROM meta WHERE key = 'running_since'")) },
 
     async close () {
       if (closed) return

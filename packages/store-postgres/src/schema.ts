@@ -5,7 +5,8 @@
  * was written by a newer AgentMesh: the store refuses it and changes nothing.
  *
  * Version 1 holds what the SQLite store's schema 9 holds (relay, registry, prekeys, certificates,
- * reputation, chat, tasks, audit, settings, files, system updates, agent health), with the same
+ * reputation, chat, tasks, audit, settings, files, system updates, agent health, catastrophe events
+ * and the run marker, meta `running_since`), with the same
  * table and column names, so `agentmesh migrate --from` copies row for row. Every text column
  * sorts by bytes (`COLLATE "C"`), as SQLite does: listings by amid or id answer in the same order
  * whatever the database's locale.
@@ -96,10 +97,13 @@ CREATE TABLE update_acks (update_id TEXT NOT NULL, amid TEXT NOT NULL, status TE
 CREATE TABLE agent_versions (amid TEXT PRIMARY KEY, version TEXT NOT NULL, at BIGINT NOT NULL);
 CREATE TABLE heartbeats (amid TEXT PRIMARY KEY, record TEXT NOT NULL, at BIGINT NOT NULL);
 CREATE TABLE health_changes (amid TEXT NOT NULL, n BIGINT NOT NULL, at BIGINT NOT NULL, change TEXT NOT NULL, PRIMARY KEY (amid, n));
+CREATE TABLE catastrophes (id TEXT PRIMARY KEY, status TEXT NOT NULL, severity TEXT NOT NULL, reported_at BIGINT NOT NULL, record TEXT NOT NULL);
+CREATE INDEX catastrophes_reported ON catastrophes (reported_at, id);
+CREATE INDEX catastrophes_open ON catastrophes (reported_at, id) WHERE status <> 'resolved';
 `)
 
 export const MIGRATIONS: readonly Migration[] = [
-  { version: 1, name: 'relay, registry, chat, audit and operations tables (the SQLite schema 9)', sql: V1 },
+  { version: 1, name: 'relay, registry, chat, audit and operations tables (the SQLite schema 9, catastrophes included)', sql: V1 },
 ]
 
 /** The newest schema this code knows. */
