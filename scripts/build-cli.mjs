@@ -14,9 +14,9 @@ await build({
   format: 'esm',
   target: 'node20',
   sourcemap: 'linked',
-  // native addon, worker-thread based logger internals, ws's optional native helpers
+  // native addon, worker-thread based logger internals, ws's and pg's optional native helpers
   // @oqs/liboqs-js loads its WebAssembly module by a path relative to its own files: left in node_modules
-  external: ['better-sqlite3', 'pino', 'bufferutil', 'utf-8-validate'],
+  external: ['better-sqlite3', 'pino', 'bufferutil', 'utf-8-validate', 'pg-native'],
   banner: { js: "import { createRequire as __amCreateRequire } from 'node:module'; const require = __amCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 })

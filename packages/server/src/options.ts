@@ -144,6 +144,15 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_MEMORY',
     flag: { flags: '--memory', help: 'keep everything in memory: nothing survives a restart (env AGENTMESH_MEMORY=1)' },
   }),
+  storeUrl: option({
+    schema: Type.String({ pattern: '^postgres(ql)?://', maxLength: 2048 }),
+    default: undefined,
+    invalid: 'must be a postgres:// (or postgresql://) URL',
+    doc: 'A PostgreSQL database (postgres://user:password@host:port/database) that `agentmesh serve` opens instead of the SQLite file (exclusive with memory); the data directory then keeps only the operator key and the signed audit heads. createRelay() takes its Store as a component. @default none: SQLite under dataDir',
+    file: true,
+    env: 'AGENTMESH_STORE',
+    flag: { flags: '--store <url>', help: 'a PostgreSQL database postgres://… instead of SQLite under --data (env AGENTMESH_STORE)' },
+  }),
   sync: option({
     schema: Type.Union([Type.Literal('normal'), Type.Literal('full')]),
     default: 'normal',
@@ -402,14 +411,19 @@ export type RelayOptions = { [K in RelayOptionName]: OutOf<Options[K]> }
 
 /**
  * Where the relay keeps its data, as one of its exclusive modes: in memory (nothing survives a
- * restart), or SQLite in a data directory with its durability. What `agentmesh serve` opens.
+ * restart), SQLite in a data directory with its durability, or a PostgreSQL database (`storeUrl`).
+ * What `agentmesh serve` opens.
  */
 export type Storage =
   | { type: 'memory' }
   | { type: 'sqlite', dataDir: string, sync: RelayOptions['sync'] }
+  /** PostgreSQL at `url`; `dataDir` keeps the operator key and the signed audit heads */
+  | { type: 'postgres', url: string, dataDir: string }
 
-export function storageOf (o: Pick<RelayOptions, 'memory' | 'dataDir' | 'sync'>): Storage {
-  return o.memory ? { type: 'memory' } : { type: 'sqlite', dataDir: o.dataDir, sync: o.sync }
+export function storageOf (o: Pick<RelayOptions, 'memory' | 'dataDir' | 'sync'> & Partial<Pick<RelayOptions, 'storeUrl'>>): Storage {
+  if (o.memory) return { type: 'memory' }
+  if (o.storeUrl !== undefined) return { type: 'postgres', url: o.storeUrl, dataDir: o.dataDir }
+  return { type: 'sqlite', dataDir: o.dataDir, sync: o.sync }
 }
 
 const entries = Object.entries(RELAY_OPTIONS) as Array<[RelayOptionName, OptionSpec]>
@@ -497,6 +511,7 @@ export function relayOptions (init: RelayInit = {}): RelayOptions {
     o[k] = spec.resolve !== undefined ? spec.resolve(v, bad) : checked(k, spec, v, bad)
   }
   if (init.memory === true && init.dataDir !== undefined) throw bad('memory', 'and dataDir are mutually exclusive')
+  if (init.memory === true && init.storeUrl !== undefined) throw bad('memory', 'and storeUrl are mutually exclusive')
   const resolved = o as RelayOptions
   if (resolved.sendBufferMaxBytes < resolved.sendBufferBytes) throw bad('sendBufferMaxBytes', `must be at least sendBufferBytes (${resolved.sendBufferBytes}), got ${resolved.sendBufferMaxBytes}`)
   return o as RelayOptions

@@ -89,7 +89,10 @@ export function storeInitOf (opts: RelayOptions): { retentionMs: number, maxInbo
 /** A store that keeps a file says where (SQLite's `path`); others are named by their kind. */
 function storageName (store: Store): string {
   const path = (store as { path?: unknown }).path
-  return typeof path === 'string' ? path : store.kind
+  if (typeof path === 'string') return path
+  // a database's address, its password already masked by the store (PostgreSQL)
+  const url = (store as { url?: unknown }).url
+  return typeof url === 'string' ? url : store.kind
 }
 
 function listen (server: Server, port: number, host: string): Promise<void> {

@@ -118,6 +118,8 @@ export function relayInitFrom (values: Record<string, unknown>, cmd: Command, en
   // a more specific source picking --memory or --data wins over the other mode from a less specific one
   if (flagInit.memory === true || (envInit.memory === true && flagInit.dataDir === undefined)) delete init.dataDir
   else if (flagInit.dataDir !== undefined || envInit.dataDir !== undefined) delete init.memory
+  // --memory given as a flag wins over a PostgreSQL store from the environment or the file
+  if (flagInit.memory === true && flagInit.storeUrl === undefined) delete init.storeUrl
   if (flagInit.memory === true && flagInit.dataDir !== undefined) {
     throw new AgentMeshError(ErrorCode.InvalidArgument, '--memory and --data are mutually exclusive')
   }

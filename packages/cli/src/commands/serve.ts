@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { CommanderError, type Command } from 'commander'
@@ -8,6 +8,7 @@ import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { writeSecretFile } from '@agentmesh/crypto'
 import { memoryStore, type Store } from '@agentmesh/store'
 import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
+import { postgresStore } from '@agentmesh/store-postgres'
 import type { AuditHeadLog } from '@agentmesh/server'
 import { AUDIT_HEADS_FILE, fileAuditHeads, readAuditHeads } from '../audit-heads-file.ts'
 import { output, reportError } from '../output.ts'
@@ -31,6 +32,7 @@ export function openRelayData (init: RelayInit, start: { acceptDataLoss?: boolea
   const opts = relayOptions(init)
   const storage = storageOf(opts)
   if (storage.type === 'memory') return { store: memoryStore(storeInitOf(opts)), apiKey: opts.apiKey, apiKeyFile: undefined }
+  if (storage.type === 'postgres') throw new AgentMeshError(ErrorCode.InvalidConfig, 'a PostgreSQL store opens asynchronously: use openRelayDataAsync')
   // before SQLite opens the file: it would reset a -wal file it cannot read, and the evidence with it
   const walLost = damagedWal(join(storage.dataDir, DB_FILE), start.acceptDataLoss === true)
   const store = sqliteStore(join(storage.dataDir, DB_FILE), { ...storeInitOf(opts), synchronous: storage.sync, quickCheck: true })
@@ -41,6 +43,28 @@ export function openRelayData (init: RelayInit, start: { acceptDataLoss?: boolea
     return { store, ...operatorKeyFile(storage.dataDir), auditHeads, ...lost }
   } catch (err) {
     void store.close()
+    throw err
+  }
+}
+
+/**
+ * openRelayData, and for a PostgreSQL store (`--store postgres://…`) the database: connected and
+ * migrated, or one line naming it (down, wrong credentials, a newer schema) with nothing changed.
+ * The data directory keeps the operator key and the signed audit heads, as for SQLite.
+ */
+export async function openRelayDataAsync (init: RelayInit, start: { acceptDataLoss?: boolean } = {}): Promise<ReturnType<typeof openRelayData>> {
+  const opts = relayOptions(init)
+  const storage = storageOf(opts)
+  if (storage.type !== 'postgres') return openRelayData(init, start)
+  const store = await postgresStore(storage.url, storeInitOf(opts))
+  try {
+    // what stays on this node: owner-only, made once the database answered (a refused start leaves nothing)
+    mkdirSync(storage.dataDir, { recursive: true, mode: 0o700 })
+    const auditHeads = fileAuditHeads(storage.dataDir)
+    if (opts.apiKey !== undefined) return { store, apiKey: opts.apiKey, apiKeyFile: undefined, auditHeads }
+    return { store, ...operatorKeyFile(storage.dataDir), auditHeads }
+  } catch (err) {
+    await store.close()
     throw err
   }
 }
@@ -140,7 +164,7 @@ function exitNow (code: number): CommanderError {
 
 export function serveCommand (program: Command, io: CliIo = processIo()): void {
   const serve = program.command('serve')
-    .description('run a relay: WebSocket and HTTP on one port, SQLite under the data directory')
+    .description('run a relay: WebSocket and HTTP on one port, SQLite under the data directory (or PostgreSQL with --store)')
   // the relay's flags come from its option schema (serve-config.ts); --config keeps its place after --memory
   addRelayFlags(serve, { memory: (c) => c.option('--config <file>', 'JSON config file (flags and environment override it; env AGENTMESH_CONFIG)') })
   serve
@@ -169,7 +193,7 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
       })
       let data: ReturnType<typeof openRelayData>
       try {
-        data = openRelayData(init, { acceptDataLoss: o.acceptDataLoss === true })
+        data = await openRelayDataAsync(init, { acceptDataLoss: o.acceptDataLoss === true })
       } catch (err) {
         // a damaged database is refused with its own exit code, so that a supervisor told so
         // (systemd RestartPreventExitStatus=65, docs/operations.md) does not restart into it again and again
@@ -180,7 +204,7 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
         throw err
       }
       const { store, apiKey, apiKeyFile, auditHeads, walLost } = data
-      const { dataDir: _dataDir, memory: _memory, sync: _sync, store: _store, ...relayInit } = init
+      const { dataDir: _dataDir, memory: _memory, sync: _sync, storeUrl: _storeUrl, store: _store, ...relayInit } = init
       const logger = defaultLogger(io.env.AGENTMESH_LOG_LEVEL ?? 'info')
       if (auditHeads !== undefined) {
         try {
