@@ -850,9 +850,13 @@ export class RelayCore implements RelayOutlet {
       this.counters.commits++
       if (timed) this.events.emit('store:committed', { seconds: (performance.now() - t0) / 1000, items: appends.length, acks: acks.length })
     } catch (err) {
-      // a coded refusal by the store (read-only mode, §20) goes to the senders as it is
-      const refused = AgentMeshError.is(err) && err.code === ErrorCode.ReadOnly ? err : undefined
+      // a coded refusal by the store (read-only mode, §20; a database that is gone) goes to the senders as it is: nothing is acknowledged
+      // (the database's address stays in the log, not in what agents are told)
+      const refused = AgentMeshError.is(err, ErrorCode.ReadOnly) ? err
+        : AgentMeshError.is(err, ErrorCode.StoreUnavailable) ? new AgentMeshError(ErrorCode.StoreUnavailable, 'the relay\'s database is unavailable and nothing was stored; send it again')
+          : undefined
       if (refused === undefined) this.log.error({ err, appends: appends.length }, 'store commit failed')
+      else if (refused.code === ErrorCode.StoreUnavailable) this.log.warn({ appends: appends.length, code: refused.code, reason: (err as Error).message }, 'store unavailable: commit refused')
       else this.log.info({ appends: appends.length, code: refused.code }, 'store refused the commit')
       for (const a of appends) {
         if (a.conn !== undefined) {
@@ -862,7 +866,7 @@ export class RelayCore implements RelayOutlet {
         a.done?.reject(refused ?? new AgentMeshError(ErrorCode.Internal, 'the relay could not store this message; try again', { cause: err }))
       }
       // the cursor acks of a refused commit still count (a read-only relay keeps delivering): on their own
-      if (refused !== undefined && acks.length > 0) {
+      if (refused !== undefined && refused.code !== ErrorCode.StoreUnavailable && acks.length > 0) {
         try { await this.store.commit([], acks, []) } catch (e) { this.log.warn({ err: e, acks: acks.length }, 'store refused the cursor acks') }
       }
       return

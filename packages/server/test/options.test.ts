@@ -33,6 +33,7 @@ describe('options - relayOptions', () => {
       port: 7777,
       dataDir: './data',
       memory: false,
+      storeUrl: undefined,
       sync: 'normal',
       maxEnvelopeBytes: 1048576,
       maxInFlight: 1024,
@@ -166,7 +167,7 @@ describe('options - the option schema', () => {
   it('options - config-file keys, environment variables and flags are the documented ones, each used once', () => {
     const specs = relayOptionSpecs()
     assert.deepEqual(specs.filter(([, s]) => s.file).map(([k]) => k), [
-      'host', 'port', 'dataDir', 'memory', 'sync', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
+      'host', 'port', 'dataDir', 'memory', 'storeUrl', 'sync', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
       'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox',
       'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
@@ -176,7 +177,7 @@ describe('options - the option schema', () => {
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
-      host: 'AGENTMESH_HOST', port: 'AGENTMESH_PORT', dataDir: 'AGENTMESH_DATA', memory: 'AGENTMESH_MEMORY', sync: 'AGENTMESH_SYNC',
+      host: 'AGENTMESH_HOST', port: 'AGENTMESH_PORT', dataDir: 'AGENTMESH_DATA', memory: 'AGENTMESH_MEMORY', storeUrl: 'AGENTMESH_STORE', sync: 'AGENTMESH_SYNC',
       maxEnvelopeBytes: 'AGENTMESH_MAX_ENVELOPE_BYTES', maxInFlight: 'AGENTMESH_MAX_IN_FLIGHT', deliveryWindow: 'AGENTMESH_DELIVERY_WINDOW',
       maxConnectionsPerAgent: 'AGENTMESH_MAX_CONNECTIONS_PER_AGENT', maxConnections: 'AGENTMESH_MAX_CONNECTIONS', heartbeatMs: 'AGENTMESH_HEARTBEAT_MS',
       authTimeoutMs: 'AGENTMESH_AUTH_TIMEOUT_MS', retransmitMs: 'AGENTMESH_RETRANSMIT_MS', retentionMs: 'AGENTMESH_RETENTION_MS', maxInbox: 'AGENTMESH_MAX_INBOX',
@@ -194,7 +195,7 @@ describe('options - the option schema', () => {
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
     assert.deepEqual(flags, [
-      ['host', '--host'], ['port', '--port'], ['dataDir', '--data'], ['memory', '--memory'], ['sync', '--sync'],
+      ['host', '--host'], ['port', '--port'], ['dataDir', '--data'], ['memory', '--memory'], ['storeUrl', '--store'], ['sync', '--sync'],
       ['verifySignatures', '--verify-signatures'], ['trustRoots', '--trust-roots'], ['apiKey', '--api-key'],
       ['historyRetentionMs', '--history-retention-days'], ['historyMaxPerRoom', '--history-max-per-room'], ['presenceIdleMs', '--presence-idle'],
       ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],
@@ -222,6 +223,9 @@ describe('options - the option schema', () => {
     assert.deepEqual(storageOf(relayOptions()), { type: 'sqlite', dataDir: './data', sync: 'normal' })
     assert.deepEqual(storageOf(relayOptions({ dataDir: '/srv/am', sync: 'full' })), { type: 'sqlite', dataDir: '/srv/am', sync: 'full' })
     assert.deepEqual(storageOf(relayOptions({ memory: true })), { type: 'memory' })
+    assert.deepEqual(storageOf(relayOptions({ storeUrl: 'postgres://am@db:5432/am', dataDir: '/srv/am' })), { type: 'postgres', url: 'postgres://am@db:5432/am', dataDir: '/srv/am' })
+    expectInvalid({ storeUrl: 'mysql://db/am' }, 'storeUrl', 'relay option storeUrl must be a postgres:// (or postgresql://) URL')
+    expectInvalid({ memory: true, storeUrl: 'postgres://db/am' }, 'memory', 'relay option memory and storeUrl are mutually exclusive')
   })
 
   it('options - presenceIdleMs below 1000 ms and other bounds are refused with the bound named', () => {

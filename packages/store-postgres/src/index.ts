@@ -8,7 +8,7 @@
  * const store = await postgresStore('postgres://agentmesh@127.0.0.1:5432/agentmesh', { maxConnections: 10 })
  * ```
  */
-export { postgresStore, migrate } from './pg-store.ts'
+export { postgresStore, migrate, schemaOf } from './pg-store.ts'
 export type { PostgresStoreInit } from './pg-store.ts'
 export { LATEST_VERSION, MIGRATIONS } from './schema.ts'
 export { createPool, redact } from './db.ts'

@@ -75,16 +75,29 @@ export async function migrate (pool: pg.Pool, where: string, schema: string): Pr
   }
 }
 
+/** `?schema=name` in a store URL: the schema the tables live in (taken out of the URL pg is given). */
+export function schemaOf (url: string): { url: string, schema?: string } {
+  let u: URL
+  try { u = new URL(url) } catch { return { url } }
+  const schema = u.searchParams.get('schema')
+  if (schema === null) return { url }
+  u.searchParams.delete('schema')
+  return { url: u.toString(), schema }
+}
+
 /**
- * Opens the store at `url` (postgres://…): connects, applies the migrations the database lacks and
+ * Opens the store at `url` (postgres://…; `?schema=name` puts the tables in that schema, created
+ * when missing, so several relay data sets can share one database): connects, applies the migrations the database lacks and
  * answers the store. A database that is down, refuses the credentials or holds a newer schema is
  * one AgentMeshError naming it (without its password), and nothing is changed.
  */
 export async function postgresStore (url: string, init: PostgresStoreInit = {}): Promise<Store & { readonly url: string }> {
   const opts = storeOptions(init, true)
+  const split = schemaOf(url)
+  url = split.url
   const where = `PostgreSQL at ${redact(url)}`
-  const schema = init.schema ?? 'public'
-  const pool = createPool({ ...init, url })
+  const schema = init.schema ?? split.schema ?? 'public'
+  const pool = createPool({ ...init, url, schema })
   let relayId: string
   let relaySecret: string
   try {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import net from 'node:net'
 import { after, describe, it } from 'node:test'
 import pg from 'pg'
 import storeSuite from '@agentmesh/compliance-tests/store'
 import { ErrorCode } from '@agentmesh/protocol'
 import type { Store, StoreInit } from '@agentmesh/store'
 import { LATEST_VERSION, postgresStore } from '@agentmesh/store-postgres'
+import { tcpProxy } from '@agentmesh/testing'
 
 /** The PostgreSQL on this machine (CI starts it: .ci/run); each test gets a schema of its own, dropped after it. */
 const URL = process.env.AGENTMESH_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -153,28 +153,3 @@ describe('postgres store: start, migrations and faults', () => {
     }
   })
 })
-
-/** A TCP relay to the database that a test can stop (every connection cut, new ones refused) and start again on the same port. */
-async function tcpProxy (target: number): Promise<{ port: number, stop: () => Promise<void>, start: () => Promise<void> }> {
-  const sockets = new Set<net.Socket>()
-  let server: net.Server | undefined
-  let port = 0
-  const start = async (): Promise<void> => {
-    const s = net.createServer((client) => {
-      const up = net.connect(target, '127.0.0.1')
-      for (const x of [client, up]) { sockets.add(x); x.on('close', () => sockets.delete(x)); x.on('error', () => {}) }
-      client.pipe(up).pipe(client)
-    })
-    await new Promise<void>((resolve, reject) => { s.once('error', reject); s.listen(port, '127.0.0.1', () => resolve()) })
-    port = (s.address() as net.AddressInfo).port
-    server = s
-  }
-  const stop = async (): Promise<void> => {
-    const s = server
-    server = undefined
-    for (const x of sockets) x.destroy()
-    if (s !== undefined) await new Promise<void>((resolve) => s.close(() => resolve()))
-  }
-  await start()
-  return { get port () { return port }, stop, start }
-}
