@@ -198,6 +198,8 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
         // a damaged database is refused with its own exit code, so that a supervisor told so
         // (systemd RestartPreventExitStatus=65, docs/operations.md) does not restart into it again and again
         if (AgentMeshError.is(err) && err.code === ErrorCode.DataCorrupt) {
+          // a PostgreSQL database (a newer schema): its backups are PostgreSQL's, not <data>/backups
+          if (init.storeUrl !== undefined) { reportError(err, o.json === true, io); throw exitNow(EXIT_DATA_CORRUPT) }
           reportError(new AgentMeshError(ErrorCode.DataCorrupt, `${err.message}; or restore a backup (\`agentmesh restore FILE --data DIR\`, scheduled ones are in <data>/backups/; docs/operations.md)`), o.json === true, io)
           throw exitNow(EXIT_DATA_CORRUPT)
         }
