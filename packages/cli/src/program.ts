@@ -6,6 +6,7 @@ import { identityCommands } from './commands/identity.ts'
 import { identitySealCommands } from './commands/identity-seal.ts'
 import { messagingCommands } from './commands/messaging.ts'
 import { serveCommand } from './commands/serve.ts'
+import { migrateCommand } from './commands/migrate.ts'
 import { certCommands } from './commands/cert.ts'
 import { e2eeCommands } from './commands/e2ee.ts'
 import { blockCommands, knockCommands, reputationCommands, safetyLogCommand } from './commands/knock.ts'
@@ -37,6 +38,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
     })
   if (io.env !== process.env) program.hook('preAction', (_, action) => { optionsFromEnv(action, io.env) })
   serveCommand(program, io)
+  migrateCommand(program, io)
   identityCommands(program, io)
   identitySealCommands(program, io)
   messagingCommands(program, io)
