@@ -180,22 +180,7 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
     await run(c, MSG_PUT, [r, s, m.sender, m.id, m.envelope, m.receivedAt])
     return s
   }
-  const dedupeSeq = async (c: Queryable, sender: string, id: string): Promise<number> =>
-    (await value<number>(c, 'SELECT seq FROM dedupe WHERE sender = $1 AND id = $2', [sender, id]))!
-  /** The dedupe record of a new (sender, id); false when it was seen. */
-  const dedupeTry = async (c: Queryable, m: AppendItem, seq: number): Promise<boolean> =>
-    (await run(c, 'INSERT INTO dedupe (sender, id, seq, expires_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
-      [m.sender, m.id, seq, m.receivedAt + opts.retentionMs])).rowCount === 1
-
   interface RoomSeq { last_seq: number, entries: number }
-  const getRoomSeq = async (c: Queryable, touched: Map<string, RoomSeq>, room: string): Promise<RoomSeq> => {
-    let r = touched.get(room)
-    if (r === undefined) {
-      r = (await one<RoomSeq>(c, 'SELECT last_seq, entries FROM room_seqs WHERE room = $1', [room])) ?? { last_seq: 0, entries: 0 }
-      touched.set(room, r)
-    }
-    return r
-  }
   const lastRoomSeq = async (c: Queryable, room: string): Promise<number> =>
     (await value<number>(c, 'SELECT last_seq FROM room_seqs WHERE room = $1', [room])) ?? 0
   const minCursor = async (c: Queryable, room: string): Promise<number | null> =>
@@ -233,89 +218,177 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
     return recs
   }
 
+  /**
+   * The group commit, as the SQLite store's (same results, same rows) but in a constant number of
+   * statements whatever the batch: what it reads first in one statement per table (dedupe records,
+   * inboxes, room seqs, members), then decided here, then written in one statement per table
+   * (unnest of arrays). Inside the write transaction: nothing read can change meanwhile.
+   */
   const commitTx = async (c: Queryable, appends: readonly AppendItem[], acks: readonly CursorAck[], audit: readonly AuditInput[] | undefined): Promise<AppendResult[]> => {
     // the detail of every audit row must be storable before anything is written
     for (const a of audit ?? []) JSON.stringify(a.detail ?? {})
-    const touched = new Map<string, Box>()
-    const rooms = new Map<string, RoomSeq>()
+    const key = (sender: string, id: string): string => sender + '\n' + id
+    // ---- read
+    const seen = new Map<string, number>()
+    if (appends.length > 0) {
+      for (const r of await rows<{ sender: string, id: string, seq: number }>(c,
+        'SELECT d.sender, d.id, d.seq FROM dedupe d JOIN unnest($1::text[], $2::text[]) AS k(sender, id) ON d.sender = k.sender AND d.id = k.id',
+        [appends.map(a => a.sender), appends.map(a => a.id)])) seen.set(key(r.sender, r.id), r.seq)
+    }
+    const roomIds = [...new Set([...appends.flatMap(a => a.room === undefined ? [] : [a.room]), ...acks.flatMap(a => a.room === undefined ? [] : [a.room])])]
+    const rooms = new Map<string, RoomSeq & { dirty: boolean }>()
     const inboxMembers = new Map<string, string[]>()
     const cursorMembers = new Map<string, Set<string>>()
+    if (roomIds.length > 0) {
+      for (const r of await rows<{ room: string, last_seq: number, entries: number }>(c, 'SELECT room, last_seq, entries FROM room_seqs WHERE room = ANY($1::text[])', [roomIds])) rooms.set(r.room, { last_seq: r.last_seq, entries: r.entries, dirty: false })
+      const withMessages = [...new Set(appends.flatMap(a => a.room === undefined ? [] : [a.room]))]
+      for (const id of withMessages) { inboxMembers.set(id, []); cursorMembers.set(id, new Set()) }
+      if (withMessages.length > 0) {
+        for (const m of await rows<{ room: string, amid: string, by_cursor: number }>(c, 'SELECT room, amid, by_cursor FROM members WHERE room = ANY($1::text[]) ORDER BY room, amid', [withMessages])) {
+          if (m.by_cursor === 1) cursorMembers.get(m.room)!.add(m.amid)
+          else inboxMembers.get(m.room)!.push(m.amid)
+        }
+      }
+    }
+    const roomSeq = (room: string): RoomSeq & { dirty: boolean } => {
+      let r = rooms.get(room)
+      if (r === undefined) { r = { last_seq: 0, entries: 0, dirty: false }; rooms.set(room, r) }
+      return r
+    }
+    const recipients = new Set<string>()
+    for (const a of appends) {
+      if (a.room === undefined) { recipients.add(a.recipient); continue }
+      for (const r of a.fanout ?? []) recipients.add(r)
+      for (const r of inboxMembers.get(a.room) ?? []) recipients.add(r)
+    }
+    for (const a of acks) if (a.room === undefined) recipients.add(a.recipient)
+    const boxes = new Map<string, Box & { dirty: boolean }>()
+    if (recipients.size > 0) {
+      for (const b of await rows<Box & { recipient: string }>(c, 'SELECT recipient, cursor, last_seq, pending FROM inboxes WHERE recipient = ANY($1::text[])', [[...recipients]])) {
+        boxes.set(b.recipient, { cursor: b.cursor, last_seq: b.last_seq, pending: b.pending, dirty: false })
+      }
+    }
+    const box = (r: string): Box & { dirty: boolean } => {
+      let b = boxes.get(r)
+      if (b === undefined) { b = { cursor: 0, last_seq: 0, pending: 0, dirty: false }; boxes.set(r, b) }
+      return b
+    }
+    // ---- decide
+    const dedupe = { sender: [] as string[], id: [] as string[], seq: [] as number[], expires: [] as number[] }
+    const msgs = { recipient: [] as string[], seq: [] as number[], sender: [] as string[], id: [] as string[], envelope: [] as string[], at: [] as number[] }
+    const hist = { room: [] as string[], seq: [] as number[], sender: [] as string[], id: [] as string[], envelope: [] as string[], at: [] as number[] }
+    const remember = (m: AppendItem, seq: number): void => {
+      seen.set(key(m.sender, m.id), seq)
+      dedupe.sender.push(m.sender); dedupe.id.push(m.id); dedupe.seq.push(seq); dedupe.expires.push(m.receivedAt + opts.retentionMs)
+    }
+    const toBox = (r: string, m: AppendItem): number | undefined => {
+      const b = box(r)
+      if (b.pending >= opts.maxInbox) return undefined // a full inbox misses the copy: it is in the history
+      const s = ++b.last_seq
+      b.pending++
+      b.dirty = true
+      msgs.recipient.push(r); msgs.seq.push(s); msgs.sender.push(m.sender); msgs.id.push(m.id); msgs.envelope.push(m.envelope); msgs.at.push(m.receivedAt)
+      return s
+    }
     const out: AppendResult[] = []
     for (const m of appends) {
+      const dup = seen.get(key(m.sender, m.id))
       if (m.room !== undefined) {
-        const rs = await getRoomSeq(c, rooms, m.room)
-        const seq = rs.last_seq + 1
-        if (!await dedupeTry(c, m, seq)) {
-          out.push({ status: 'duplicate', seq: await dedupeSeq(c, m.sender, m.id) })
-          continue
-        }
-        rs.last_seq = seq
+        if (dup !== undefined) { out.push({ status: 'duplicate', seq: dup }); continue }
+        const rs = roomSeq(m.room)
+        const seq = ++rs.last_seq
         rs.entries++
-        await run(c, 'INSERT INTO history (room, seq, sender, id, envelope, received_at) VALUES ($1, $2, $3, $4, $5, $6)', [m.room, seq, m.sender, m.id, m.envelope, m.receivedAt])
+        rs.dirty = true
+        remember(m, seq)
+        hist.room.push(m.room); hist.seq.push(seq); hist.sender.push(m.sender); hist.id.push(m.id); hist.envelope.push(m.envelope); hist.at.push(m.receivedAt)
         const deliveries: Array<{ recipient: string, seq: number }> = []
         const copied = new Set<string>()
-        const copy = async (r: string): Promise<void> => {
+        const copy = (r: string): void => {
           if (copied.has(r)) return
           copied.add(r)
-          const s = await toInbox(c, touched, r, m)
+          const s = toBox(r, m)
           if (s !== undefined) deliveries.push({ recipient: r, seq: s })
         }
         if (m.fanout !== undefined && m.fanout.length > 0) {
-          let readers = cursorMembers.get(m.room)
-          if (readers === undefined) {
-            readers = new Set(await column<string>(c, 'SELECT amid FROM members WHERE room = $1 AND by_cursor = 1', [m.room]))
-            cursorMembers.set(m.room, readers)
-          }
-          for (const r of m.fanout) if (!readers.has(r)) await copy(r)
+          const readers = cursorMembers.get(m.room)!
+          for (const r of m.fanout) if (!readers.has(r)) copy(r)
         }
-        let list = inboxMembers.get(m.room)
-        if (list === undefined) {
-          list = await column<string>(c, 'SELECT amid FROM members WHERE room = $1 AND by_cursor = 0 ORDER BY amid', [m.room])
-          inboxMembers.set(m.room, list)
-        }
-        for (const r of list) if (r !== m.sender) await copy(r)
+        for (const r of inboxMembers.get(m.room)!) if (r !== m.sender) copy(r)
         out.push({ status: 'stored', seq, deliveries })
         continue
       }
-      const box = await getBox(c, touched, m.recipient)
-      if (box.pending >= opts.maxInbox) {
-        const dup = await value<number>(c, 'SELECT seq FROM dedupe WHERE sender = $1 AND id = $2', [m.sender, m.id])
+      const b = box(m.recipient)
+      if (b.pending >= opts.maxInbox) {
         out.push(dup !== undefined ? { status: 'duplicate', seq: dup } : { status: 'inbox_full' })
         continue
       }
-      const seq = box.last_seq + 1
-      if (!await dedupeTry(c, m, seq)) {
-        out.push({ status: 'duplicate', seq: await dedupeSeq(c, m.sender, m.id) })
-        continue
-      }
-      box.last_seq = seq
-      box.pending++
-      await run(c, MSG_PUT, [m.recipient, seq, m.sender, m.id, m.envelope, m.receivedAt])
+      if (dup !== undefined) { out.push({ status: 'duplicate', seq: dup }); continue }
+      const seq = toBox(m.recipient, m)!
+      remember(m, seq)
       out.push({ status: 'stored', seq })
     }
+    // ---- write the appends
+    if (dedupe.sender.length > 0) {
+      await run(c, 'INSERT INTO dedupe (sender, id, seq, expires_at) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])',
+        [dedupe.sender, dedupe.id, dedupe.seq, dedupe.expires])
+    }
+    if (hist.room.length > 0) {
+      await run(c, 'INSERT INTO history (room, seq, sender, id, envelope, received_at) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[])',
+        [hist.room, hist.seq, hist.sender, hist.id, hist.envelope, hist.at])
+    }
+    if (msgs.recipient.length > 0) {
+      await run(c, 'INSERT INTO messages (recipient, seq, sender, id, envelope, received_at) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[])',
+        [msgs.recipient, msgs.seq, msgs.sender, msgs.id, msgs.envelope, msgs.at])
+    }
+    // ---- the acks, after the appends (an ack may cover a message of this batch)
+    const upTo = new Map<string, number>()
+    const roomAcks = new Map<string, { room: string, amid: string, seq: number }>()
     for (const a of acks) {
       if (a.room !== undefined) {
-        const last = rooms.get(a.room)?.last_seq ?? await lastRoomSeq(c, a.room)
-        const seq = Math.min(a.seq, last)
-        await run(c, 'UPDATE members SET cursor = $1 WHERE room = $2 AND amid = $3 AND by_cursor = 1 AND cursor < $1', [seq, a.room, a.recipient])
+        const seq = Math.min(a.seq, rooms.get(a.room)?.last_seq ?? 0)
+        const k = key(a.room, a.recipient)
+        const prev = roomAcks.get(k)
+        if (prev === undefined || seq > prev.seq) roomAcks.set(k, { room: a.room, amid: a.recipient, seq })
         continue
       }
-      const box = await getBox(c, touched, a.recipient)
-      const seq = Math.min(a.seq, box.last_seq)
-      if (seq <= box.cursor) continue
-      box.cursor = seq
-      const n = (await run(c, 'DELETE FROM messages WHERE recipient = $1 AND seq <= $2', [a.recipient, seq])).rowCount ?? 0
-      box.pending = Math.max(0, box.pending - n)
+      const b = box(a.recipient)
+      const seq = Math.min(a.seq, b.last_seq)
+      if (seq <= b.cursor) continue
+      b.cursor = seq
+      b.dirty = true
+      upTo.set(a.recipient, seq)
     }
-    await putBoxes(c, touched)
-    for (const [room, rs] of rooms) {
+    if (upTo.size > 0) {
+      const gone = await column<string>(c, 'DELETE FROM messages m USING unnest($1::text[], $2::bigint[]) AS a(recipient, seq) WHERE m.recipient = a.recipient AND m.seq <= a.seq RETURNING m.recipient',
+        [[...upTo.keys()], [...upTo.values()]])
+      for (const r of gone) { const b = box(r); b.pending = Math.max(0, b.pending - 1) }
+    }
+    if (roomAcks.size > 0) {
+      const ra = [...roomAcks.values()]
+      await run(c, 'UPDATE members m SET cursor = a.seq FROM unnest($1::text[], $2::text[], $3::bigint[]) AS a(room, amid, seq) WHERE m.room = a.room AND m.amid = a.amid AND m.by_cursor = 1 AND m.cursor < a.seq',
+        [ra.map(x => x.room), ra.map(x => x.amid), ra.map(x => x.seq)])
+    }
+    const dirty = [...boxes].filter(([, b]) => b.dirty)
+    if (dirty.length > 0) {
+      await run(c, `INSERT INTO inboxes (recipient, cursor, last_seq, pending) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+        ON CONFLICT (recipient) DO UPDATE SET cursor = excluded.cursor, last_seq = excluded.last_seq, pending = excluded.pending`,
+      [dirty.map(([r]) => r), dirty.map(([, b]) => b.cursor), dirty.map(([, b]) => b.last_seq), dirty.map(([, b]) => b.pending)])
+    }
+    const grown = [...rooms].filter(([, r]) => r.dirty)
+    for (const [room, rs] of grown) {
       if (rs.entries > opts.historyMaxPerRoom) {
+        // none a member reading by cursor has not read (within the newest maxInbox)
         const min = await minCursor(c, room)
         const guard = min === null ? Number.MAX_SAFE_INTEGER : Math.max(min + 1, rs.last_seq - opts.maxInbox + 1)
         rs.entries -= await dropOldest(c, room, guard, rs.entries - opts.historyMaxPerRoom)
       }
-      await run(c, 'INSERT INTO room_seqs (room, last_seq, entries) VALUES ($1, $2, $3) ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq, entries = excluded.entries', [room, rs.last_seq, rs.entries])
     }
+    if (grown.length > 0) {
+      await run(c, `INSERT INTO room_seqs (room, last_seq, entries) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+        ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq, entries = excluded.entries`,
+      [grown.map(([r]) => r), grown.map(([, r]) => r.last_seq), grown.map(([, r]) => r.entries)])
+    }
+    // ---- the audit rows: the batch row, the stored sends' own rows, then the commit's
     const auditRows: AuditInput[] = []
     const batch = batchAuditRow(appends, out)
     if (batch !== undefined) auditRows.push(batch)
