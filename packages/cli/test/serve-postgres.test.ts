@@ -23,7 +23,7 @@ after(async () => { await admin.end() })
 const schemaName = (): string => `am_test_${process.pid}_${randomBytes(4).toString('hex')}`
 
 describe('serve on PostgreSQL', () => {
-  it('serve postgres - a send while the database is gone is refused with AM_ERR_STORE_UNAVAILABLE, never acknowledged; sent again once it is back, it is stored and delivered once', async () => {
+  it('serve postgres - a send while the database is gone is refused with AM_ERR_STORE_UNAVAILABLE, never acknowledged, and /healthz answers 503; sent again once it is back, it is stored and delivered once and /healthz is ok', async () => {
     const schema = schemaName()
     const proxy = await tcpProxy(5432)
     const store = await postgresStore(`postgres://postgres@127.0.0.1:${proxy.port}/postgres`, { schema, maxConnections: 2, connectTimeoutMs: 1000 })
@@ -46,10 +46,16 @@ describe('serve on PostgreSQL', () => {
       assert.equal(String(refusal.message).includes('127.0.0.1'), false, 'the database address is not told to agents')
       await alice.barrier()
       assert.deepEqual(alice.frames.filter(f => f.op === 'ack' && f.id === lost.id), [], 'no ack for what was not stored')
+      const down = await fetch(`${relay.url}/healthz`)
+      assert.equal(down.status, 503)
+      assert.deepEqual(((await down.json()) as { error: { code: string } }).error.code, ErrorCode.StoreUnavailable)
 
       await proxy.start()
       alice.send({ op: 'send', env: lost })
       await alice.collect(f => f.op === 'ack' && f.id === lost.id, 1)
+      const back = await fetch(`${relay.url}/healthz`)
+      assert.equal(back.status, 200)
+      assert.deepEqual(await back.json(), { status: 'ok' })
       const got = await bob.collect(f => f.op === 'deliver', 2)
       assert.deepEqual(got.map(f => f.env.id), [first.id, lost.id])
       await bob.barrier()

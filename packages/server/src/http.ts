@@ -78,10 +78,17 @@ export function httpApp (deps: HttpDeps): Hono {
     if (events?.listening('error:answered') === true) events.emit('error:answered', { code: err.code, via: 'rest' })
     return errorResponse(c, err)
   }
-  app.get('/healthz', (c) => deps.healthy()
-    ? c.json({ status: 'ok' })
+  /** A store that can lose its database (PostgreSQL) says whether it has it; the others always do. */
+  const storeUp = (): boolean => {
+    const s = deps.store as { available?: () => boolean }
+    return typeof s.available !== 'function' || s.available()
+  }
+  app.get('/healthz', (c) => !deps.healthy()
     // an error like every other: { error } for API clients, `status` kept for health probes
-    : c.json({ status: 'shutting_down', error: { code: ErrorCode.ShuttingDown, message: 'the relay is shutting down' } }, 503))
+    ? c.json({ status: 'shutting_down', error: { code: ErrorCode.ShuttingDown, message: 'the relay is shutting down' } }, 503)
+    : storeUp()
+      ? c.json({ status: 'ok' })
+      : c.json({ status: 'store_unavailable', error: { code: ErrorCode.StoreUnavailable, message: 'the relay\'s database is unavailable: writes are refused until it is back' } }, 503))
   app.get('/api/v1/info', async (c) => c.json(await deps.info()))
   app.get('/api/v1/openapi.json', (c) => c.json(openapi))
   // RFC 9110 §15.5.22: a 426 response MUST carry an Upgrade header naming the protocol to switch to

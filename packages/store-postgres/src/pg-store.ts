@@ -24,7 +24,7 @@ import {
   type OneTimePrekey, type PqOneTimePrekey, type PutCrlResult, type ReputationFlag, type RoomDelivery, type RoomFeed, type RoomRecord,
   type Store, type StoreInit, type StoredMessage, type TakenBundle, type TaskRecord, type UpdateAckRecord, type UpdateRecord, type AgentRole,
 } from '@agentmesh/store'
-import { column, createPool, dbError, one, redact, rows, run, value, WRITE_LOCK, MIGRATE_LOCK, type PoolInit, type Queryable } from './db.ts'
+import { column, createPool, dbError, one, redact, rows, run, unavailable, value, WRITE_LOCK, MIGRATE_LOCK, type PoolInit, type Queryable } from './db.ts'
 import { LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE } from './schema.ts'
 
 export interface PostgresStoreInit extends StoreInit, Omit<PoolInit, 'url'> {}
@@ -91,7 +91,7 @@ export function schemaOf (url: string): { url: string, schema?: string } {
  * answers the store. A database that is down, refuses the credentials or holds a newer schema is
  * one AgentMeshError naming it (without its password), and nothing is changed.
  */
-export async function postgresStore (url: string, init: PostgresStoreInit = {}): Promise<Store & { readonly url: string }> {
+export async function postgresStore (url: string, init: PostgresStoreInit = {}): Promise<Store & { readonly url: string, available (): boolean }> {
   const opts = storeOptions(init, true)
   const split = schemaOf(url)
   url = split.url
@@ -114,10 +114,21 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
   const live = (): void => {
     if (closed) throw new AgentMeshError(ErrorCode.Internal, 'the store is closed')
   }
+  /** Whether the database answered the last operation (or probe); what `available()` tells /healthz. */
+  let up = true
+  let probedAt = 0
+  const saw = (err: unknown): unknown => {
+    if (unavailable(err) || (AgentMeshError.is(err, ErrorCode.StoreUnavailable))) up = false
+    return err
+  }
   /** A read, its failure as an AgentMeshError. */
   const read = async <T>(fn: (c: Queryable) => Promise<T>): Promise<T> => {
     live()
-    try { return await fn(pool) } catch (err) { throw dbError(where, err) }
+    try {
+      const r = await fn(pool)
+      up = true
+      return r
+    } catch (err) { throw dbError(where, saw(err)) }
   }
   // this process's writers queue here, so they do not hold several connections waiting on the lock
   let tail: Promise<unknown> = Promise.resolve()
@@ -149,7 +160,11 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
       }
     })
     tail = turn.catch(() => {})
-    return await turn
+    try {
+      const r = await turn
+      up = true
+      return r
+    } catch (err) { throw saw(err) }
   }
   const limitOf = (n: number): number => Math.max(0, Math.trunc(n))
 
@@ -472,6 +487,19 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
   return {
     kind: 'postgres',
     url: redact(url),
+    /**
+     * False while the database is not answering (the last operation found it gone). Answers at
+     * once; at most once a second it also starts a probe (`SELECT 1`) in the background, so that a
+     * health check polled by a load balancer sees the database go and come back without traffic.
+     */
+    available (): boolean {
+      const now = Date.now()
+      if (!closed && now - probedAt >= 1000) {
+        probedAt = now
+        pool.query('SELECT 1').then(() => { up = true }, (err: unknown) => { saw(err) })
+      }
+      return up && !closed
+    },
     async relayId () { live(); return relayId },
     async relaySecret () { live(); return relaySecret },
     async upsertAgent (a) {

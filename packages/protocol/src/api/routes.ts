@@ -330,8 +330,8 @@ export const API_ROUTES = {
   // ---- the relay
   health: {
     method: 'get', path: '/healthz', tags: ['relay'],
-    summary: 'Liveness: 200 while the relay serves, 503 while it shuts down.',
-    responses: { 200: ok('serving', S.Health), 503: ok('shutting down', S.HealthDown) },
+    summary: 'Liveness: 200 while the relay serves, 503 while it shuts down or its database (PostgreSQL) is not answering.',
+    responses: { 200: ok('serving', S.Health), 503: ok('shutting down, or the database unavailable', S.HealthDown) },
   },
   info: {
     method: 'get', path: '/api/v1/info', tags: ['relay'],

@@ -40,7 +40,8 @@ export type ErrorBody = Static<typeof ErrorBody>
 // ---------------------------------------------------------------- relay
 
 export const Health = Type.Object({ status: Type.Literal('ok') })
-export const HealthDown = Type.Intersect([ErrorBody, Type.Object({ status: Type.Literal('shutting_down') })])
+/** 503: shutting down, or (a PostgreSQL store) the database is not answering and writes are refused */
+export const HealthDown = Type.Intersect([ErrorBody, Type.Object({ status: Type.Union([Type.Literal('shutting_down'), Type.Literal('store_unavailable')]) })])
 
 export const RelayInfo = Type.Object({
   name: Type.Literal('agentmesh'),
