@@ -73,6 +73,9 @@ export interface PoolInit {
   statementTimeoutMs?: number
 }
 
+/** A connection idle inside a transaction this long is ended by the server, and its locks released. */
+export const IDLE_IN_TRANSACTION_MS = 30_000
+
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
 
 export function createPool (init: PoolInit): pg.Pool {
@@ -80,13 +83,19 @@ export function createPool (init: PoolInit): pg.Pool {
   if (!SCHEMA_NAME.test(schema)) throw new AgentMeshError(ErrorCode.InvalidConfig, `the PostgreSQL schema "${schema}" must be lower-case letters, digits and _ (at most 63)`)
   const max = init.maxConnections ?? 10
   if (!Number.isInteger(max) || max < 1 || max > 1000) throw new AgentMeshError(ErrorCode.InvalidConfig, 'maxConnections must be an integer from 1 to 1,000')
+  const statementMs = init.statementTimeoutMs ?? 30_000
+  if (!Number.isInteger(statementMs) || statementMs < 0) throw new AgentMeshError(ErrorCode.InvalidConfig, 'statementTimeoutMs must be a whole number of ms (0: no limit)')
   const pool = new pg.Pool({
     connectionString: init.url,
     max,
     connectionTimeoutMillis: init.connectTimeoutMs ?? 5000,
     idleTimeoutMillis: 30_000,
-    statement_timeout: init.statementTimeoutMs ?? 30_000,
-    options: `-c search_path=${schema}`,
+    statement_timeout: statementMs,
+    // a statement the server never answers (a network partition) is given up on the client too
+    query_timeout: statementMs === 0 ? undefined : statementMs + 5000,
+    keepAlive: true,
+    // a relay that stops in the middle of a transaction (frozen, partitioned) releases the write lock
+    options: `-c search_path=${schema} -c idle_in_transaction_session_timeout=${IDLE_IN_TRANSACTION_MS}`,
     application_name: 'agentmesh',
     types,
   })
