@@ -125,6 +125,9 @@ export async function checkRelayData (store: Store, dataDir: string, acceptDataL
   }
   if (problem === undefined) return {}
   if (!acceptDataLoss) {
+    if (store.kind === 'postgres') {
+      throw new AgentMeshError(ErrorCode.DataLoss, `${problem} (the database was restored from an older copy, or points at another one). Restore it from a newer backup, or start with --accept-data-loss to run on what is left (audited)`)
+    }
     throw new AgentMeshError(ErrorCode.DataLoss, `${problem} (the -wal file was lost or zeroed after a crash, or the database was restored from an older copy). Restore ${join(dataDir, DB_FILE)} and its -wal file from a backup, or start with --accept-data-loss to run on what is left (audited)`)
   }
   const lost = { headSeq: head.seq, dbSeq, headAt: head.at }
