@@ -7,6 +7,7 @@
  *
  *   npm run soak                       # defaults below
  *   SOAK_AGENTS=10 SOAK_SECONDS=60 SOAK_RATE=2 SOAK_KILLS=2 npm run soak
+ *   SOAK_STORE=postgres://postgres@127.0.0.1:5432/DB?schema=soak npm run soak   # the relay on PostgreSQL (an empty schema)
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -19,6 +20,9 @@ const N = Number(process.env.SOAK_AGENTS ?? 10)
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60)
 const RATE = Number(process.env.SOAK_RATE ?? 2) // DMs per second per agent
 const KILLS = Number(process.env.SOAK_KILLS ?? 2)
+/** `serve --store`: the relay on PostgreSQL instead of SQLite under its data directory */
+const STORE = process.env.SOAK_STORE
+const STORE_ARGS = STORE === undefined || STORE === '' ? [] : ['--store', STORE]
 const PARTNERS = Math.min(3, N - 1)
 const KNOCK_FIRST = { version: 1 as const, default_action: 'hold' as const }
 
@@ -30,7 +34,7 @@ async function main (): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'agentmesh-soak-'))
   const port = await freePort()
   const data = join(dir, 'relay')
-  let relay: RelayProcess = await spawnRelay({ dataDir: data, port })
+  let relay: RelayProcess = await spawnRelay({ dataDir: data, port, args: STORE_ARGS })
   const agents: Agent[] = Array.from({ length: N }, (_, i) => {
     const id = createIdentity(`a${i}`)
     const home = join(dir, `a${i}`)
@@ -90,7 +94,7 @@ async function main (): Promise<void> {
       await sleep(Math.max(0, t - Date.now()))
       await relay.kill('SIGKILL')
       await sleep(500)
-      relay = await spawnRelay({ dataDir: data, port })
+      relay = await spawnRelay({ dataDir: data, port, args: STORE_ARGS })
     }
   })()
   await Promise.all([...senders, killer])
