@@ -12,7 +12,7 @@ import pg from 'pg'
 import { ErrorCode } from '@agentmesh/protocol'
 import { createIdentity } from '@agentmesh/crypto'
 import { postgresStore } from '@agentmesh/store-postgres'
-import { cliInProcess, rawAgent, startRelay, tcpProxy } from '@agentmesh/testing'
+import { assertCliError, cliInProcess, rawAgent, startRelay, tcpProxy } from '@agentmesh/testing'
 import { sqliteStore } from '@agentmesh/store-sqlite'
 import { verifyAudit } from '@agentmesh/store'
 import { openRelayDataAsync } from '../src/commands/serve.ts'
@@ -164,6 +164,32 @@ describe('serve on PostgreSQL', () => {
       const up = await cliInProcess(['migrate', '--to', to, '--json'])
       assert.equal(up.code, 0, up.stderr)
       assert.equal(JSON.parse(up.stdout.trim()).from_version, JSON.parse(up.stdout.trim()).version)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    }
+  })
+
+  it('serve postgres - serve --store refuses an unreachable database (exit 1) and a schema from a newer AgentMesh (exit 65), one coded line each, nothing made', async () => {
+    const { mkdtempSync, existsSync, rmSync } = await import('node:fs')
+    const { join } = await import('node:path')
+    const { tmpdir } = await import('node:os')
+    const dir = mkdtempSync(join(tmpdir(), 'agentmesh-pg-refuse-'))
+    const schema = schemaName()
+    try {
+      const proxy = await tcpProxy(5432)
+      await proxy.stop()
+      const down = await cliInProcess(['serve', '--store', `postgres://postgres:s3cret@127.0.0.1:${proxy.port}/postgres`, '--port', '0', '--data', join(dir, 'a')])
+      assertCliError(down, 'AM_ERR_STORE_UNAVAILABLE', 1, /is not reachable/)
+      assert.equal(down.stderr.includes('s3cret'), false)
+      assert.equal(existsSync(join(dir, 'a')), false)
+
+      const to = `${URL}?schema=${schema}`
+      await (await postgresStore(to)).close()
+      await admin.query(`INSERT INTO ${schema}.agentmesh_migrations (version, name, applied_at) VALUES (1000, 'from the future', 1)`)
+      const newer = await cliInProcess(['serve', '--store', to, '--port', '0', '--data', join(dir, 'b')])
+      assertCliError(newer, 'AM_ERR_DATA_CORRUPT', 65, /was written by a newer AgentMesh \(schema 1000, this one knows \d+\); upgrade AgentMesh$/)
+      assert.equal(existsSync(join(dir, 'b')), false)
     } finally {
       rmSync(dir, { recursive: true, force: true })
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)

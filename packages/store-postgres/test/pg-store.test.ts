@@ -93,6 +93,32 @@ describe('postgres store: start, migrations and faults', () => {
     }
   })
 
+  it('postgres store - two stores over one schema posting to one room: room seqs and each inbox copy stay contiguous, each message once', async () => {
+    const schema = newSchema()
+    try {
+      const [s1, s2] = await Promise.all([1, 2].map(async () => await postgresStore(URL, { schema, maxConnections: 2 })))
+      await s1!.createRoom({ id: 'ops', kind: 'public', owner: 'am-alice', createdAt: 1 })
+      await s1!.addMember({ room: 'ops', amid: 'am-bob', role: 'member', joinedAt: 1 })
+      const item = (n: number) => ({ sender: 'am-alice', id: `id-${n}`, recipient: '#ops', room: 'ops', envelope: `{"n":${n}}`, receivedAt: n })
+      // 10 commits of 3, alternating stores, all at once; each id sent twice (a retry on the other store)
+      const results = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+        const k = i % 10
+        return await (i % 2 === 0 ? s1! : s2!).commit([item(3 * k), item(3 * k + 1), item(3 * k + 2)], [])
+      }))
+      const stored = results.flat().filter(r => r.status === 'stored')
+      assert.equal(stored.length, 30)
+      assert.deepEqual(stored.map(r => r.seq).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i + 1))
+      assert.deepEqual((await s2!.readHistory('ops', { limit: 100 })).map(e => e.seq), Array.from({ length: 30 }, (_, i) => i + 1))
+      const inbox = await s1!.read('am-bob', 0, 100)
+      assert.deepEqual(inbox.map(m => m.seq), Array.from({ length: 30 }, (_, i) => i + 1))
+      assert.equal(new Set(inbox.map(m => m.id)).size, 30)
+      await s1!.close()
+      await s2!.close()
+    } finally {
+      await drop(schema)
+    }
+  })
+
   it('postgres store - a schema written by a newer AgentMesh is refused in one line, and left as it was', async () => {
     const schema = newSchema()
     try {
