@@ -73,12 +73,20 @@ export async function copySqliteToPostgres (from: string, to: string): Promise<C
       }
       // the relay's identity is the source's
       await c.query('DELETE FROM meta')
-      const srcTables = new Set(src.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[])
+      const srcTables = new Set(src.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[])
+      // nothing of the source may be left behind: a table or column PostgreSQL has no place for is refused
+      for (const t of srcTables) {
+        if (!targets.includes(t) && (src.prepare(`SELECT count(*) FROM "${t}"`).pluck().get() as number) > 0) {
+          throw new AgentMeshError(ErrorCode.InvalidArgument, `${file} has a table ${t} that this AgentMesh's PostgreSQL schema lacks; migrate with the AgentMesh that wrote it`)
+        }
+      }
       for (const t of targets) {
         if (!srcTables.has(t)) { tables[t] = 0; continue }
         const pgCols = (await c.query<{ column_name: string }>('SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position', [schema, t])).rows.map(r => r.column_name)
         const srcCols = new Set((src.prepare(`PRAGMA table_info(${t})`).all() as Array<{ name: string }>).map(r => r.name))
         const cols = pgCols.filter(x => srcCols.has(x))
+        const extra = [...srcCols].filter(x => !pgCols.includes(x))
+        if (extra.length > 0) throw new AgentMeshError(ErrorCode.InvalidArgument, `${file}: table ${t} has columns (${extra.join(', ')}) that this AgentMesh's PostgreSQL schema lacks; migrate with the AgentMesh that wrote it`)
         tables[t] = await copyTable(c, src, t, cols)
       }
       // identity columns continue after the copied ids
