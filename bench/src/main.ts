@@ -21,6 +21,7 @@
  *   BENCH_JS_CONSUMER=push|ordered-push|pull BENCH_JS_ACK=none|all BENCH_JS_PUBLISH=async|js BENCH_JS_STREAMS=one|per-pair
  *   BENCH_SIO_CORK=0          Socket.IO senders uncorked
  *   BENCH_AM_FEATURES=0       leave `features:["room-cursor"]` out of AgentMesh auth frames
+ *   BENCH_AM_STORE=postgres://…  the durable AgentMesh targets on PostgreSQL (an empty database or ?schema=)
  *   BENCH_CPU_PROF=1 BENCH_SERVER_NODE_ARGS="--trace-gc" BENCH_DRAIN_SECONDS=10 BENCH_WARMUP_SECONDS=1
  */
 import { mkdirSync, writeFileSync } from 'node:fs'

@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { createRelay, defaultOptions, silentLogger } from '@agentmesh/server'
 import { memoryStore } from '@agentmesh/store'
 import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
+import { postgresStore } from '@agentmesh/store-postgres'
 import { startNodeServer, tempDir, removeTempDir, type ServerHandle } from '../children.ts'
 import { HOST, corkForTurn, payloadText, readBseq, readIntAfter, socketOf, withTimeout } from '../util.ts'
 import type { SignJob, SignResult } from '../sign-worker.ts'
@@ -36,7 +37,11 @@ export interface AgentMeshServerSpec {
 
 export async function serveAgentMesh (spec: AgentMeshServerSpec): Promise<{ port: number, url: string, close: () => Promise<void>, stats: () => Record<string, number> }> {
   // the relay is given its store, as the CLI's serve gives it (SQLite under the data directory)
-  const store = spec.memory ? memoryStore() : sqliteStore(join(spec.dataDir!, DB_FILE), spec.sync === undefined ? {} : { synchronous: spec.sync })
+  // BENCH_AM_STORE=postgres://…: the durable targets on PostgreSQL (an empty database or ?schema=) instead of SQLite
+  const pgUrl = process.env.BENCH_AM_STORE
+  const store = spec.memory ? memoryStore()
+    : pgUrl !== undefined && pgUrl !== '' ? await postgresStore(pgUrl)
+      : sqliteStore(join(spec.dataDir!, DB_FILE), spec.sync === undefined ? {} : { synchronous: spec.sync })
   const relay = await createRelay({
     host: HOST,
     port: 0,
@@ -306,13 +311,14 @@ export function agentMeshTarget (
   const { memory, verifySignatures: explicit, verifies: verifySignatures } = modeSpec(mode)
   const name = `agentmesh_${mode}${e2ee === undefined ? '' : '_e2ee'}`
   const check = explicit === undefined ? '' : explicit ? ', verify' : ', no verify'
-  const label = `AgentMesh ${memory ? 'memory' : 'durable (SQLite)'}${check}${e2ee === undefined ? '' : ', E2EE'}`
+  const pg = process.env.BENCH_AM_STORE !== undefined && process.env.BENCH_AM_STORE !== ''
+  const label = `AgentMesh ${memory ? 'memory' : pg ? 'durable (PostgreSQL)' : 'durable (SQLite)'}${check}${e2ee === undefined ? '' : ', E2EE'}`
   return {
     name,
     label,
     windowBy: 'ack',
     info: {
-      store: memory ? 'memory' : 'sqlite (WAL, synchronous=NORMAL)',
+      store: memory ? 'memory' : pg ? 'postgres (group commit, synchronous_commit on)' : 'sqlite (WAL, synchronous=NORMAL)',
       verifySignatures: explicit === undefined ? `the relay's default (${String(DEFAULT_VERIFIES)})` : explicit,
       envelopes: e2ee !== undefined
         ? 'signed before the run around ciphertexts that each sender encrypts again (the same bytes) when it sends; receivers decrypt'
