@@ -195,4 +195,28 @@ describe('serve on PostgreSQL', () => {
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
     }
   })
+
+  it('serve postgres - a read-only relay on PostgreSQL answers /healthz from the store (available() is a read), and refuses sends with AM_ERR_READ_ONLY', async () => {
+    const schema = schemaName()
+    const store = await postgresStore(`${URL}?schema=${schema}`, { maxConnections: 2 })
+    const relay = await startRelay({ readOnly: true }, { store })
+    try {
+      const ok = await fetch(`${relay.url}/healthz`)
+      assert.equal(ok.status, 200)
+      const bobId = createIdentity()
+      const bob = await rawAgent(relay.wsUrl, bobId)
+      await bob.auth()
+      const alice = await rawAgent(relay.wsUrl)
+      await alice.auth()
+      const env = alice.envelope(bobId.amid, 'refused')
+      alice.send({ op: 'send', env })
+      assert.equal((await alice.next(f => f.op === 'error' && f.id === env.id)).code, ErrorCode.ReadOnly)
+      assert.equal((await fetch(`${relay.url}/healthz`)).status, 200)
+      alice.close()
+      bob.close()
+    } finally {
+      await relay.close()
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    }
+  })
 })

@@ -57,11 +57,13 @@ export class ReadOnlyMode {
   }
 }
 
-/** True when `err` (or an error in its cause chain) is SQLite reporting a damaged database file. */
+/** True when `err` (or an error in its cause chain) is SQLite reporting a damaged database file, or PostgreSQL damaged data. */
 export function isCorruption (err: unknown): boolean {
   for (let e = err, depth = 0; e !== undefined && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code
     if (typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB')) return true
+    // PostgreSQL: data_corrupted, index_corrupted
+    if (code === 'XX001' || code === 'XX002') return true
   }
   return false
 }
@@ -73,7 +75,7 @@ export function isCorruption (err: unknown): boolean {
  * row at auth (what reading the global room by cursor needs), retention pruning, the run marker,
  * backups. A commit goes through when it holds cursor acks only.
  */
-const READ_NAME = /^(get|list|read|count|find|search|last|open|inbox|stats|relay|handleOf|roleOf|resolve|roomFeed|overdue|check|agentUpdateAcks|fileUsage|healthHistory)/
+const READ_NAME = /^(get|list|read|count|find|search|last|open|inbox|stats|relay|handleOf|roleOf|resolve|roomFeed|overdue|check|agentUpdateAcks|fileUsage|healthHistory|available)/
 const BOOKKEEPING: ReadonlySet<string> = new Set([
   'upsertAgent', 'setRoomDelivery', 'prune', 'pruneHistory', 'pruneAudit', 'beginRun', 'endRun', 'backup',
 ])
