@@ -92,6 +92,7 @@ export const ErrorCode = {
   DataCorrupt: 'AM_ERR_DATA_CORRUPT',
   DataLoss: 'AM_ERR_DATA_LOSS',
   AddressInUse: 'AM_ERR_ADDRESS_IN_USE',
+  BackplaneUnavailable: 'AM_ERR_BACKPLANE_UNAVAILABLE',
   // ---- operations: files (§18)
   UnknownFile: 'AM_ERR_UNKNOWN_FILE',
   FileTooLarge: 'AM_ERR_FILE_TOO_LARGE',
@@ -242,6 +243,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.DataCorrupt]: { retryable: false },
   [ErrorCode.DataLoss]: { retryable: false },
   [ErrorCode.AddressInUse]: { retryable: false },
+  [ErrorCode.BackplaneUnavailable]: { retryable: true },
   // ---- operations: files (§18)
   [ErrorCode.UnknownFile]: { status: 404, retryable: false },
   [ErrorCode.FileTooLarge]: { status: 413, retryable: false },
