@@ -180,6 +180,23 @@ export class RoomFeeds {
   }
 
   /**
+   * The Store's view of the agent's rooms, read again (a catch-up after the backplane lost
+   * messages): higher seqs are taken, rooms not known here are added, its connections pump.
+   * Answers how many rooms had grown or were new.
+   */
+  caughtUp (agent: AgentFeeds, feeds: readonly RoomFeed[]): number {
+    if (!agent.byCursor) return 0
+    let grown = 0
+    for (const f of feeds) {
+      const known = agent.feeds.get(f.room)
+      if (known === undefined || (known.ready && f.lastSeq > known.lastSeq)) grown++
+    }
+    this.authenticated(agent, true, feeds)
+    if (grown > 0) for (const c of agent.conns) void this.pump(c)
+    return grown
+  }
+
+  /**
    * The rooms the agent reads by cursor with the cursors this node holds (the welcome frame's
    * `rooms`), at most MAX_ROOMS_PER_FRAME of them (the rest are delivered all the same).
    */
