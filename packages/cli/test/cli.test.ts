@@ -272,6 +272,15 @@ describe('cli', () => {
     assertError(await serve(['--memory', '--port', '0'], { AGENTMESH_SYNC: 'sometimes' }), 'AM_ERR_INVALID_CONFIG', 2)
   })
 
+  it('cli - serve --backplane: a NATS that does not answer is one line naming it, a non-NATS address is refused, nothing listens', async () => {
+    const down = await cli(['serve', '--memory', '--port', '0', '--backplane', 'nats://127.0.0.1:1'])
+    assertError(down, 'AM_ERR_BACKPLANE_UNAVAILABLE', 1)
+    assert.match(down.stderr, /the NATS backplane at nats:\/\/127\.0\.0\.1:1 did not answer/)
+    assert.equal(down.stderr.trim().split('\n').length, 1)
+    assert.equal(down.stdout, '', 'no listening line')
+    assertError(await cli(['serve', '--memory', '--port', '0'], { env: { AGENTMESH_BACKPLANE: 'redis://127.0.0.1:6379' } }), 'AM_ERR_INVALID_CONFIG', 2)
+  })
+
   it('cli - serve takes limits from a config file, environment and flags, flags winning', async () => {
     const cfg = `${dir.path}/limits.json`
     writeFileSync(cfg, JSON.stringify({ maxEnvelopeBytes: 4096, maxInbox: 7, port: 1, reputation: { anonymousWeight: 1 } }))
