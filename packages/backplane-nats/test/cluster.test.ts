@@ -89,6 +89,34 @@ describe('backplane-nats - two relays over one store', () => {
   })
 })
 
+describe('backplane-nats - a relay closes while a stream flows', () => {
+  it('backplane-nats - the sender on the closing relay fails over to the other, where the receiver is: every acknowledged message once, in order', async (t) => {
+    const { one, two } = await twoNodes(t)
+    const bobId = createIdentity('bob')
+    // bob lists the nodes the other way round: the two agents start on different relays
+    const bob = await connect({ server: [two.url, one.url], identity: bobId, state: memoryState(), minBackoffMs: 20, maxBackoffMs: 200 })
+    t.after(async () => { await bob.close() })
+    const alice = await connect({ server: [one.url, two.url], identity: createIdentity('alice'), state: memoryState(), minBackoffMs: 20, maxBackoffMs: 200 })
+    t.after(async () => { await alice.close() })
+    assert.deepEqual([alice.url, bob.url], [one.wsUrl, two.wsUrl])
+    const got: string[] = []
+    void (async () => { for await (const m of bob.messages()) got.push(m.text ?? '') })()
+    const N = 200
+    const sends: Array<Promise<unknown>> = []
+    let closing: Promise<void> | undefined
+    for (let i = 0; i < N; i++) {
+      sends.push(alice.send(bobId.amid, { text: `m${i}` }))
+      if (i === 59) { await sends[59]; closing = one.close() }
+      if (i % 20 === 0) await new Promise(resolve => setImmediate(resolve))
+    }
+    await closing
+    assert.equal((await Promise.all(sends)).length, N)
+    await waitFor(() => got.length >= N, `bob to receive ${N} messages`, 60_000)
+    assert.deepEqual(got, Array.from({ length: N }, (_, i) => `m${i}`))
+    assert.equal(alice.url, two.wsUrl)
+  })
+})
+
 /** nats-server on PATH or in /usr/sbin (Debian's package), or undefined. */
 function natsServerBin (): string | undefined {
   if (process.env.NATS_SERVER_BIN !== undefined) return process.env.NATS_SERVER_BIN
