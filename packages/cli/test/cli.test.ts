@@ -272,6 +272,16 @@ describe('cli', () => {
     assertError(await serve(['--memory', '--port', '0'], { AGENTMESH_SYNC: 'sometimes' }), 'AM_ERR_INVALID_CONFIG', 2)
   })
 
+  it('cli - several relay addresses (a cluster, commas in --server / AGENTMESH_SERVER): the first does not answer, the next is used', async () => {
+    const servers = `ws://127.0.0.1:1,${relay.url}`
+    const reg = await cli(['register', '--json'], { home: a(), server: servers })
+    assert.equal(reg.code, 0, reg.stderr)
+    assert.deepEqual(JSON.parse(reg.lines[0]!), { amid: alice, server: relay.wsUrl, registered: true })
+    const sent = await cli(['send', alice, 'through the second address', '--json'], { home: a(), env: { AGENTMESH_SERVER: servers } })
+    assert.equal(sent.code, 0, sent.stderr)
+    assert.equal((JSON.parse(sent.lines[0]!) as { status: string }).status, 'stored')
+  })
+
   it('cli - serve --backplane: a NATS that does not answer is one line naming it, a non-NATS address is refused, nothing listens', async () => {
     const down = await cli(['serve', '--memory', '--port', '0', '--backplane', 'nats://127.0.0.1:1'])
     assertError(down, 'AM_ERR_BACKPLANE_UNAVAILABLE', 1)
