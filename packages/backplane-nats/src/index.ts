@@ -2,15 +2,20 @@
  * A `Backplane` over NATS core publish/subscribe (docs/architecture.md "The Backplane"): relay nodes
  * sharing one Store wake and inform each other through a NATS server. The bus only wakes and
  * informs: every message is durable in the Store first, so a message the bus loses (NATS away for a
- * while, a reconnect) delays, never loses. When the connection comes back the backplane says so
+ * while, a reconnect) delays, never loses: while the connection is down nothing is published or
+ * buffered (memory stays bounded). When the connection comes back the backplane says so
  * (`onGap`), and the relay core reads every connected agent's inbox and rooms from the Store again;
  * the core also does that on a timer (`backplaneCatchUpMs`).
  *
  * Subjects: one per message type under a prefix (`<prefix>.inbox`, `.room`, `.presence`, `.cache`,
  * `.event`), so an operator can watch one kind with `nats sub`; each node subscribes once to
  * `<prefix>.>` (one subscription on one connection keeps each publisher's order). The payload is
- * the message as JSON (small: AMIDs, room ids, seqs; an event frame as text).
+ * the message as JSON (small: AMIDs, room ids, seqs; an event frame as text). One more subject,
+ * `<prefix>.gap`, carries no BackplaneMessage: a node whose connection came back says so there,
+ * and every other node catches up too (what the returning node committed while it was away was
+ * announced to no one).
  */
+import { randomBytes } from 'node:crypto'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import type { Backplane, BackplaneMessage, CacheKind } from '@agentmesh/server'
@@ -58,10 +63,17 @@ export interface NatsBackplane extends Backplane {
   start (): Promise<void>
   /** Drains what was published, then closes the connection. */
   stop (): Promise<void>
-  /** Calls `fn` when messages may have been lost (the connection to NATS came back after a loss). */
+  /**
+   * Calls `fn` when messages may have been lost: this node's connection to NATS came back after a
+   * loss, or another node's did (its notice on `<prefix>.gap`).
+   */
   onGap (fn: () => void): () => void
-  /** Counts since start: messages published, received, dropped as malformed, and reconnects. */
-  readonly counters: { published: number, received: number, malformed: number, reconnects: number }
+  /**
+   * Counts since it was made: messages published, not published because NATS was away (the
+   * catch-up after the reconnect stands in for them), received, dropped as malformed, reconnects,
+   * and gap notices heard from other nodes.
+   */
+  readonly counters: { published: number, dropped: number, received: number, malformed: number, reconnects: number, gapsHeard: number }
   /** Whether the connection to NATS is up now. */
   connected (): boolean
 }
@@ -113,7 +125,10 @@ export function natsBackplane (init: NatsBackplaneInit): NatsBackplane {
   let nc: NatsConnection | undefined
   let stopped = true
   let up = false
-  const counters = { published: 0, received: 0, malformed: 0, reconnects: 0 }
+  /** this handle's name on `<prefix>.gap` (a node does not answer its own notice) */
+  const self = randomBytes(8).toString('hex')
+  const gapSubject = `${prefix}.gap`
+  const counters = { published: 0, dropped: 0, received: 0, malformed: 0, reconnects: 0, gapsHeard: 0 }
 
   const receive = (data: Uint8Array): void => {
     let msg: BackplaneMessage | undefined
@@ -129,6 +144,12 @@ export function natsBackplane (init: NatsBackplaneInit): NatsBackplane {
     }
   }
 
+  const gap = (): void => {
+    for (const fn of gaps) {
+      try { fn() } catch (err) { init.onError?.(err) }
+    }
+  }
+
   const watch = async (conn: NatsConnection): Promise<void> => {
     for await (const s of conn.status()) {
       if (s.type === 'disconnect') {
@@ -138,10 +159,10 @@ export function natsBackplane (init: NatsBackplaneInit): NatsBackplane {
         up = true
         counters.reconnects++
         init.onStatus?.('reconnect')
-        // what was published while the connection was away may be lost: read the Store again
-        for (const fn of gaps) {
-          try { fn() } catch (err) { init.onError?.(err) }
-        }
+        // what was published while the connection was away may be lost: read the Store again,
+        // and have the other nodes do so (what this node committed meanwhile was told to no one)
+        gap()
+        conn.publish(gapSubject, encoder.encode(self))
       }
     }
   }
@@ -168,7 +189,13 @@ export function natsBackplane (init: NatsBackplaneInit): NatsBackplane {
       nc = conn
       up = true
       stopped = false
-      conn.subscribe(`${prefix}.>`, { callback: (err, m) => { if (err === null) receive(m.data) } })
+      conn.subscribe(`${prefix}.>`, {
+        callback: (err, m) => {
+          if (err !== null) return
+          if (m.subject !== gapSubject) { receive(m.data); return }
+          if (decoder.decode(m.data) !== self) { counters.gapsHeard++; gap() }
+        },
+      })
       void watch(conn).catch(() => {})
     },
     async stop () {
@@ -187,7 +214,13 @@ export function natsBackplane (init: NatsBackplaneInit): NatsBackplane {
       if (limit !== undefined && data.length > limit) {
         throw new AgentMeshError(ErrorCode.InvalidArgument, `a ${msg.type} backplane message of ${data.length} bytes is over the NATS server's max_payload (${limit}); it was not published (its receivers catch up from the Store)`)
       }
-      // NATS keeps a publisher's order on one connection; while it reconnects the client buffers
+      if (!up) {
+        // NATS is away: nothing is buffered for it (memory stays bounded however long it is away);
+        // every node catches up from the Store when it is back (onGap), which covers this message
+        counters.dropped++
+        return
+      }
+      // NATS keeps a publisher's order on one connection
       nc.publish(`${prefix}.${SUBJECT_OF[msg.type]}`, data)
       counters.published++
     },

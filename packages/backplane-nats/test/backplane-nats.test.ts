@@ -98,4 +98,29 @@ describe('backplane-nats', () => {
     ]
     for (const b of bad) assert.equal(asBackplaneMessage(b), undefined, JSON.stringify(b))
   })
+
+  it('backplane-nats - a gap notice from another node calls the onGap handlers; its own does not, and no subscriber sees it', async (t) => {
+    const prefix = uniquePrefix()
+    const bp = natsBackplane({ servers: NATS_URL, prefix })
+    await bp.start()
+    const raw = await connect({ servers: NATS_URL })
+    t.after(async () => { await bp.stop(); await raw.close() })
+    let gaps = 0
+    let wake: (() => void) | undefined
+    const off = bp.onGap(() => { gaps++; wake?.() })
+    const got: BackplaneMessage[] = []
+    bp.subscribe((m) => { got.push(m); wake?.() })
+    raw.publish(`${prefix}.gap`, 'another-node')
+    await raw.flush()
+    if (gaps === 0) await new Promise<void>((resolve) => { wake = resolve })
+    assert.equal(gaps, 1)
+    assert.equal(bp.counters.gapsHeard, 1)
+    off()
+    raw.publish(`${prefix}.gap`, 'another-node')
+    const marker: BackplaneMessage = { type: 'presence', origin: 'x', amid: 'am-z', status: 'online' }
+    await bp.publish(marker)
+    if (got.length === 0) await new Promise<void>((resolve) => { wake = resolve })
+    assert.deepEqual(got, [marker], 'a gap notice is not a backplane message')
+    assert.equal(gaps, 1, 'a removed handler is not called')
+  })
 })
