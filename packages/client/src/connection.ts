@@ -318,9 +318,10 @@ export class ConnectionImpl implements Connection {
     if (this.closed) return
     const error = this.lastError ?? (reason !== '' ? new AgentMeshError(ErrorCode.ConnectionClosed, `relay closed the connection (${code} ${reason})`) : undefined)
     if (wasAuthed) this.statusChannel.push({ type: 'disconnected', relay: this.url, ...(error === undefined ? {} : { error }) })
+    // not reachable now (of several relays, none: the last one failed too): the connection keeps trying, sends wait
+    else if (this.resolveUnreachable && this.relayIndex === this.cfg.relays.length - 1) this.readyResolve?.()
     // several relays (one cluster): the next one is dialled (it resumes from the same cursor)
     if (this.cfg.relays.length > 1) this.relayIndex = (this.relayIndex + 1) % this.cfg.relays.length
-    else if (this.resolveUnreachable) this.readyResolve?.() // not reachable now: the connection keeps trying, sends wait
     const base = Math.min(this.cfg.maxBackoffMs, this.cfg.minBackoffMs * 2 ** Math.min(this.attempt, 10))
     const delay = wasAuthed ? this.cfg.minBackoffMs * Math.random() : base / 2 + Math.random() * base / 2
     if (wasAuthed) this.attempt = 1

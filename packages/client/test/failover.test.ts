@@ -83,6 +83,14 @@ describe('client - failover across relays', () => {
     assert.equal(r.duplicate, false)
   })
 
+  it('client - with queueWhenUnreachable, a dead first address does not make connect() give up before the next was tried', async (t) => {
+    const [, two] = await twoNodes(t)
+    const c = await connect({ server: ['ws://127.0.0.1:1', two.url], identity: createIdentity('dana'), state: memoryState(), queueWhenUnreachable: true, minBackoffMs: 20, maxBackoffMs: 200 })
+    t.after(async () => { await c.close() })
+    assert.equal(c.connected, true)
+    assert.equal(c.url, two.wsUrl)
+  })
+
   it('client - no address answers: AM_ERR_CONNECT_FAILED names every one', async () => {
     await assert.rejects(connect({ server: 'ws://127.0.0.1:1,ws://127.0.0.1:2', identity: createIdentity(), state: memoryState(), connectTimeoutMs: 500, minBackoffMs: 20, maxBackoffMs: 100 }), (err: unknown) => {
       assert.equal((err as { code?: string }).code, ErrorCode.ConnectFailed)
