@@ -101,10 +101,9 @@ export function asBackplaneMessage (v: unknown): BackplaneMessage | undefined {
   }
 }
 
-/** Names the servers in an error (without credentials a URL may carry). */
-function named (servers: string | string[]): string {
-  const list = Array.isArray(servers) ? servers : [servers]
-  return list.map((s) => s.replace(/\/\/[^@/]*@/, '//')).join(', ')
+/** Names the servers in an error (without the credentials a URL may carry). */
+function named (servers: readonly string[]): string {
+  return servers.map((s) => s.replace(/\/\/[^@/]*@/, '//')).join(', ')
 }
 
 /**
@@ -184,7 +183,7 @@ export function natsBackplane (init: NatsBackplaneInit): NatsBackplane {
           waitOnFirstConnect: false,
         })
       } catch (err) {
-        throw new AgentMeshError(ErrorCode.BackplaneUnavailable, `the NATS backplane at ${named(init.servers)} did not answer (${(err as Error).message}); start nats-server there or give another --backplane`, { cause: err })
+        throw new AgentMeshError(ErrorCode.BackplaneUnavailable, `the NATS backplane at ${named(servers)} did not answer (${(err as Error).message}); start nats-server there or give another --backplane`, { cause: err })
       }
       nc = conn
       up = true
@@ -212,7 +211,7 @@ export function natsBackplane (init: NatsBackplaneInit): NatsBackplane {
       const data = encoder.encode(JSON.stringify(msg))
       const limit = nc.info?.max_payload
       if (limit !== undefined && data.length > limit) {
-        throw new AgentMeshError(ErrorCode.InvalidArgument, `a ${msg.type} backplane message of ${data.length} bytes is over the NATS server's max_payload (${limit}); it was not published (its receivers catch up from the Store)`)
+        throw new AgentMeshError(ErrorCode.InvalidArgument, `a ${msg.type} backplane message of ${data.length} bytes is over the NATS server's max_payload (${limit}); it was not published (an inbox or room wake-up is caught up from the Store; an event is lost)`)
       }
       if (!up) {
         // NATS is away: nothing is buffered for it (memory stays bounded however long it is away);

@@ -42,9 +42,10 @@ describe('backplane-nats', () => {
   })
 
   it('backplane-nats - credentials in a server address are not repeated in the error', async () => {
-    const bp = natsBackplane({ servers: 'nats://user:secret@127.0.0.1:1', connectTimeoutMs: 2000 })
+    const bp = natsBackplane({ servers: 'nats://user:secret@127.0.0.1:1,nats://other:secret2@127.0.0.1:2', connectTimeoutMs: 2000 })
     await assert.rejects(bp.start(), (err: unknown) => {
       assert.doesNotMatch((err as Error).message, /secret/)
+      assert.match((err as Error).message, /nats:\/\/127\.0\.0\.1:1, nats:\/\/127\.0\.0\.1:2/)
       return true
     })
   })
