@@ -158,10 +158,11 @@ export function natsBackplane (init: NatsBackplaneInit): NatsBackplane {
         up = true
         counters.reconnects++
         init.onStatus?.('reconnect')
-        // what was published while the connection was away may be lost: read the Store again,
-        // and have the other nodes do so (what this node committed meanwhile was told to no one)
-        gap()
+        // what was published while the connection was away may be lost: have the other nodes read
+        // the Store again (what this node committed meanwhile was told to no one), then this one;
+        // the notice goes first, so what this node's handlers publish again arrives after it
         conn.publish(gapSubject, encoder.encode(self))
+        gap()
       }
     }
   }

@@ -149,8 +149,10 @@ export class ChatService implements RoomResolver {
       else this.dms.afterDm(e.env.from, e.env.to)
     })
     this.offBackplane = backplane?.subscribe((m) => { this.fromNode(m) })
-    // cache invalidations the bus lost while it was away: what is cached is read again
+    // cache invalidations and presence the bus lost while it was away: what is cached is read
+    // again, and the nodes tell each other again who is online
     this.offGap = backplane?.onGap?.(() => {
+      this.presences.resync()
       this.rooms.forgetAll()
       this.handles.forgetAll().catch((err: unknown) => { log.error({ err }, 'could not read the agent list again after a backplane gap') })
     })

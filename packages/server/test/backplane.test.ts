@@ -217,4 +217,33 @@ describe('backplane - catching up from the store', () => {
     alice.send({ op: 'send', env })
     assert.deepEqual(await bob.collect(f => f.op === 'deliver', 1), [{ op: 'deliver', seq: 1, env }])
   })
+
+  it('backplane - presence lost by the bus is told again after the gap: an agent that came online is seen, one that went offline is dropped', async (t) => {
+    const store = memoryStore()
+    const lossy = lossyBackplane()
+    const shared = { ...store, close: async () => {} }
+    const one = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
+    const two = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
+    t.after(async () => { await one.close(); await two.close(); await lossy.bp.stop(); await store.close() })
+    const carol = await open(t, two, 'carol')
+    const dave = createIdentity('dave')
+    carol.watch([dave.amid])
+    const heard: string[] = []
+    void (async () => { for await (const e of carol.events()) if (e.type === 'presence' && e.amid === dave.amid) heard.push(e.status ?? '') })()
+    const onlineSeenByTwo = async (): Promise<boolean> => (await chat(carol).presence()).some(p => p.amid === dave.amid)
+
+    lossy.down()
+    const dc = await connect({ server: one.url, identity: dave, state: memoryState() })
+    t.after(async () => { await dc.close() })
+    assert.equal(await onlineSeenByTwo(), false, 'relay two did not hear dave come online')
+    lossy.up()
+    await waitFor(onlineSeenByTwo, 'relay two to see dave online after the gap')
+    await waitFor(() => heard.includes('online'), 'carol (watching) to hear it')
+
+    lossy.down()
+    await dc.close()
+    assert.equal(await onlineSeenByTwo(), true, 'relay two did not hear dave go')
+    lossy.up()
+    await waitFor(async () => !(await onlineSeenByTwo()), 'relay two to drop dave after the gap')
+  })
 })
