@@ -16,6 +16,7 @@ import { sentCommand } from './commands/sent.ts'
 import { fileCommands } from './commands/files.ts'
 import { updateCommands } from './commands/updates.ts'
 import { healthCommand } from './commands/health.ts'
+import { catastropheCommands } from './commands/catastrophe.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -54,6 +55,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- operations: system updates (§19)
   updateCommands(program, io)
   // ---- operations: catastrophe events, backups, read-only mode (§20)
+  catastropheCommands(program, io)
   // ---- operations: agent health and metrics (§21)
   healthCommand(program, io)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })

@@ -240,7 +240,7 @@ describe('cli', () => {
     const before = readFileSync(`${bad}/agentmesh.db`)
     // in process: serve reads its environment and interrupts through the CLI's io, like every command
     const serve = async (args: string[], env?: Record<string, string>): Promise<CliResult> => await cli(['serve', ...args], env === undefined ? {} : { env })
-    assertError(await serve(['--port', '0', '--data', bad]), 'AM_ERR_DATA_CORRUPT', 1)
+    assertError(await serve(['--port', '0', '--data', bad]), 'AM_ERR_DATA_CORRUPT', 65)
     assert.deepEqual(readFileSync(`${bad}/agentmesh.db`), before)
 
     const file = `${dir.path}/a-file`

@@ -18,7 +18,7 @@ import { acceptHandle, checkHandlePin, handlePins, type HandlePin } from './hand
 import { apiRequest, restCall } from './api.ts'
 import { FILE_MESSAGE_TYPE, FileKeys, fileKeyStage, fileKeysOf } from './file-keys.ts'
 import type { ClientState } from './state.ts'
-import type { Connection, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
+import type { Connection, LinkStatus, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
 import { Channel } from './channel.ts'
 import { WS_CLOSED, type WebSocketConstructor, type WebSocketLike } from './transport.ts'
 import { E2EE_RESET_TYPE, E2EE_TYPE, type E2ee } from './e2ee.ts'
@@ -180,6 +180,14 @@ export class ConnectionImpl implements Connection {
   private draining = false
   /** start(): resolve when the relay cannot be reached too (connect's queueWhenUnreachable) */
   private resolveUnreachable = false
+  /** the link as `link()` answers it (network partition protocol, docs/protocol.md §20) */
+  private linkState: LinkStatus['state'] = 'connecting'
+  private linkSince = Date.now()
+  private setLink (state: LinkStatus['state']): void {
+    if (state === this.linkState) return
+    this.linkState = state
+    this.linkSince = Date.now()
+  }
   /** the direct messages sent lately and what became of them (with end-to-end encryption) */
   private readonly sentLog: SentLog | undefined
   /** a connection that only sends: it acts on control deliveries and leaves the others (peekLoop) */
@@ -289,6 +297,7 @@ export class ConnectionImpl implements Connection {
     if (this.closed) return
     this.attempt++
     this.statusChannel.push(this.attempt === 1 ? { type: 'connecting', relay: this.url } : { type: 'reconnecting', attempt: this.attempt - 1 })
+    if (this.attempt > 1 && this.linkState === 'connected') this.setLink('reconnecting')
     const ws = new this.cfg.WebSocket(this.url)
     this.ws = ws
     ws.addEventListener('message', (ev) => {
@@ -317,6 +326,7 @@ export class ConnectionImpl implements Connection {
     for (const p of this.outbox.values()) p.transmitted = false
     if (this.closed) return
     const error = this.lastError ?? (reason !== '' ? new AgentMeshError(ErrorCode.ConnectionClosed, `relay closed the connection (${code} ${reason})`) : undefined)
+    if (wasAuthed) this.setLink('reconnecting')
     if (wasAuthed) this.statusChannel.push({ type: 'disconnected', relay: this.url, ...(error === undefined ? {} : { error }) })
     // not reachable now (of several relays, none: the last one failed too): the connection keeps trying, sends wait
     else if (this.resolveUnreachable && this.relayIndex === this.cfg.relays.length - 1) this.readyResolve?.()
@@ -373,6 +383,7 @@ export class ConnectionImpl implements Connection {
         }
         if (f.relay_amid !== undefined) this.relayAmidValue = f.relay_amid
         this.lastError = undefined
+        this.setLink('connected')
         this.statusChannel.push({ type: 'connected', relay: this.url })
         this.readyResolve?.()
         if (this.watched.length > 0) this.ws?.send(encodeFrame({ op: 'watch', agents: this.watched }))
@@ -394,9 +405,28 @@ export class ConnectionImpl implements Connection {
         if ('room' in f.event && f.event.room !== undefined && (f.event.type === 'member' || (f.event.type === 'presence' && f.event.change === 'joined'))) {
           this.rooms?.invalidate(f.event.room.slice(1))
         }
+        if (f.event.type === 'catastrophe_alert') this.noteAlert(f.event)
         this.eventChannel.push(f.event)
     }
   }
+
+  /**
+   * The catastrophe alerts of events not resolved that this connection heard (§20): the relay sends
+   * them right after the welcome, before the application may be listening; `catastrophes(conn)`
+   * hands them to a listener that comes later. At most 100, the oldest dropped.
+   */
+  private readonly openAlerts = new Map<string, RelayEvent>()
+  private noteAlert (e: RelayEvent): void {
+    const data = (e as { data?: Record<string, unknown> }).data
+    const id = data?.eventId
+    if (typeof id !== 'string') return
+    this.openAlerts.delete(id)
+    if (data?.status !== 'resolved') this.openAlerts.set(id, e)
+    if (this.openAlerts.size > 100) this.openAlerts.delete(this.openAlerts.keys().next().value!)
+  }
+
+  /** The open catastrophe alerts heard so far (for `catastrophes(conn)`). */
+  heardAlerts (): RelayEvent[] { return [...this.openAlerts.values()] }
 
   // ------------------------------------------------------------------ sending
 
@@ -1142,6 +1172,17 @@ export class ConnectionImpl implements Connection {
 
   get connected (): boolean { return this.authed }
 
+  link (): LinkStatus {
+    return {
+      state: this.linkState,
+      outbox: this.pendingSends,
+      since: this.linkSince,
+      relay: this.url,
+      ...(this.linkState === 'reconnecting' || this.linkState === 'connecting' ? { attempt: this.attempt } : {}),
+      ...(this.lastError === undefined || this.linkState === 'connected' ? {} : { lastError: this.lastError.message }),
+    }
+  }
+
   async close (): Promise<void> {
     if (this.closed) return
     // what is being prepared (encrypted into the outbox: a resend after a reset, say) gets there
@@ -1176,6 +1217,7 @@ export class ConnectionImpl implements Connection {
     }
     for (const w of this.inboundWaiters.splice(0)) w()
     for (const w of this.drainWaiters.splice(0)) w.reject(new AgentMeshError(ErrorCode.ConnectionClosed, `the connection closed with ${this.outbox.size + this.deferred.length} send(s) unacknowledged; they stay in the outbox`))
+    this.setLink('offline')
     this.statusChannel.push({ type: 'closed' })
     this.statusChannel.end()
     this.eventChannel.end()

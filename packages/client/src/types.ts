@@ -8,6 +8,26 @@ export type Status =
   | { type: 'reconnecting', attempt: number }
   | { type: 'closed' }
 
+/**
+ * The link to the relay as it stands (the network partition protocol, docs/protocol.md §20): a
+ * relay that stops answering (no pong within the heartbeat timeout) or goes away turns it
+ * `reconnecting`; sends keep going into the durable outbox meanwhile, and go out in order when it
+ * is `connected` again.
+ */
+export interface LinkStatus {
+  /** connecting: never connected yet; reconnecting: the link was lost and is being retried; offline: closed */
+  state: 'connecting' | 'connected' | 'reconnecting' | 'offline'
+  /** envelopes in the outbox, not yet acknowledged by the relay */
+  outbox: number
+  /** ms since the epoch: when it entered this state */
+  since: number
+  relay: string
+  /** the dial attempt, while not connected */
+  attempt?: number
+  /** why the last attempt failed, while not connected */
+  lastError?: string
+}
+
 /** A message handed to the application: verified, and never the same (from, id) twice. */
 export interface Message {
   id: string
@@ -115,6 +135,8 @@ export interface Connection {
    */
   messages (opts?: { signal?: AbortSignal }): AsyncIterableIterator<Message>
   status (): AsyncIterable<Status>
+  /** The link now: connected, reconnecting or offline, the outbox's size and since when (§20). */
+  link (): LinkStatus
   /** Resolves when the outbox is empty. */
   flush (opts?: { signal?: AbortSignal }): Promise<void>
   /** The safety number with `peer` and whether its key changed (fetches its key from the registry if unknown). */

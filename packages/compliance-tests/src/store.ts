@@ -24,6 +24,7 @@ import { tasksSuite } from './store/tasks.ts'
 import { filesSuite } from './store/files.ts'
 import { updatesSuite } from './store/updates.ts'
 import { healthSuite } from './store/health.ts'
+import { catastrophesSuite } from './store/catastrophes.ts'
 
 export type StoreSuiteInit = SuiteInit<Store>
 
@@ -41,6 +42,7 @@ export default function storeSuite (init: StoreSuiteInit): void {
   filesSuite(init)
   updatesSuite(init)
   healthSuite(init)
+  catastrophesSuite(init)
 
   const withStore = withStoreOf(init)
   const { reopen } = init

@@ -104,6 +104,10 @@ export const ErrorCode = {
   UpdateExpired: 'AM_ERR_UPDATE_EXPIRED',
   UpdateRequired: 'AM_ERR_UPDATE_REQUIRED',
   // ---- operations: catastrophe events, backups, read-only mode (§20)
+  UnknownEvent: 'AM_ERR_UNKNOWN_EVENT',
+  ReadOnly: 'AM_ERR_READ_ONLY',
+  NotABackup: 'AM_ERR_NOT_A_BACKUP',
+  BackupUnavailable: 'AM_ERR_BACKUP_UNAVAILABLE',
   // ---- operations: agent health and metrics (§21)
   InvalidMetric: 'AM_ERR_INVALID_METRIC',
   MetricsTooLarge: 'AM_ERR_METRICS_TOO_LARGE',
@@ -255,6 +259,10 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.UpdateExpired]: { status: 409, retryable: false },
   [ErrorCode.UpdateRequired]: { status: 403, retryable: false },
   // ---- operations: catastrophe events, backups, read-only mode (§20)
+  [ErrorCode.UnknownEvent]: { status: 404, retryable: false },
+  [ErrorCode.ReadOnly]: { status: 503, retryable: true },
+  [ErrorCode.NotABackup]: { retryable: false },
+  [ErrorCode.BackupUnavailable]: { status: 409, retryable: false },
   // ---- operations: agent health and metrics (§21)
   [ErrorCode.InvalidMetric]: { status: 400, retryable: false },
   [ErrorCode.MetricsTooLarge]: { status: 413, retryable: false },

@@ -56,6 +56,13 @@ export {
   MAX_UPTIME_SECONDS, MAX_HEALTH_VERSION_LENGTH, DEFAULT_HEALTH_HISTORY, DEFAULT_HEALTH_HISTORY_PAGE, HeartbeatBody, HealthDashboard,
 } from './api/health.ts'
 export type { HealthState, DerivedHealthState } from './api/health.ts'
+export {
+  CATASTROPHE_TYPES, CATASTROPHE_SEVERITIES, CATASTROPHE_STATUSES, RECOVERY_PROTOCOL_IDS, MAX_AFFECTED_AGENTS,
+  MAX_CATASTROPHE_TITLE, MAX_CATASTROPHE_TEXT, CatastropheEvent, ReportCatastropheBody, CatastropheReported,
+  CatastropheParams, CatastropheQuery, CatastropheList, CatastropheNotesBody, CatastropheAnswer, RecoveryStep,
+  RecoveryProtocol, RecoveryProtocolList, BackupTaken, CheckBody, CheckResult,
+} from './api/catastrophe.ts'
+export type { CatastropheType, CatastropheSeverity, CatastropheStatus, RecoveryProtocolId } from './api/catastrophe.ts'
 export { handleSkeleton, isReservedHandle, unsafeCharIn, stripUnsafeChars } from './api/text.ts'
 export type { Static, TSchema } from '@sinclair/typebox'
 export type { ApiRoute, ApiRoutes, ApiResponse, ApiHeader, RouteName, ApiAnswer, ApiBody, ApiQuery, HttpMethod, Security } from './api/routes.ts'

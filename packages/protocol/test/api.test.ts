@@ -40,7 +40,9 @@ describe('api - the route table', () => {
       if (r.body !== undefined) assert.ok(['post', 'put', 'patch'].includes(r.method), `${name}: a body on ${r.method}`)
       assert.ok(r.summary.length > 0 && r.tags.length > 0, `${name}: summary and tags`)
     }
-    assert.equal(seen.size, 49 + 11 + 10 + 7) // + files (§18): eleven routes; system updates (§19): five routes under /api/v1 and the plan's /api; agent health and metrics (§21)
+    // 49 before operations; + files (§18): eleven routes; system updates (§19): five routes under /api/v1 and the plan's /api;
+    // catastrophe events (§20): six routes on two paths, checks and backups; agent health and metrics (§21)
+    assert.equal(seen.size, 49 + 11 + 10 + 14 + 7)
   })
 
   it('api - every route answers success, and every error answer is { error: { code, message } }', () => {

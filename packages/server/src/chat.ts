@@ -429,5 +429,6 @@ export class ChatService implements RoomResolver {
 
   async audit (p: Principal | string, action: string, target: string | undefined, detail: Record<string, unknown>): Promise<void> {
     await this.ctx.audit(p, action, target, detail)
+    this.events.emit('audit:written', { action })
   }
 }

@@ -36,6 +36,8 @@ export interface RelayEvents {
   'store:committed': { seconds: number, items: number, acks: number }
   /** The relay answered an error: over the WebSocket (an error frame, or the one a close sends) or REST. Emitted only while someone listens. */
   'error:answered': { code: string, via: 'ws' | 'rest' }
+  /** An audit row was written for an action of the chat or operations layer (not the per-commit message rows): its action only. */
+  'audit:written': { action: string }
 }
 
 type Listener<T> = (event: T) => void

@@ -44,7 +44,10 @@ function defaultFeatures (deps: HttpDeps): RelayFeature[] {
   const registry = registryFeature({ store: deps.store, now, trustRoots: deps.trustRoots ?? [] })
   const out: RelayFeature[] = [registry, reputationFeature({ store: deps.store, now, ...(deps.reputation === undefined ? {} : { options: deps.reputation }), registry })]
   const api = deps.api
-  if (api !== undefined) out.push(apiFeature(() => api(registry.helpers())))
+  if (api !== undefined) {
+    let built: ApiDeps | undefined
+    out.push(apiFeature(() => (built ??= api(registry.helpers()))))
+  }
   return out
 }
 

@@ -352,6 +352,31 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_METRICS_TOKEN',
     flag: { flags: '--metrics-token <token>', help: 'a bearer token that may read GET /metrics, 16+ characters (env AGENTMESH_METRICS_TOKEN)' },
   }),
+  // ---- operations: catastrophe events, backups, read-only mode (§20)
+  readOnly: option({
+    schema: Type.Boolean(),
+    default: false,
+    doc: 'Read-only mode (docs/protocol.md §20): reads, history and deliveries of what is stored work, every write (WebSocket sends, REST writes) is refused with AM_ERR_READ_ONLY. The relay enters it by itself when its store reports a damaged database. @default false',
+    file: true,
+    env: 'AGENTMESH_READ_ONLY',
+    flag: { flags: '--read-only', help: 'serve reads and history, refuse every write with AM_ERR_READ_ONLY (env AGENTMESH_READ_ONLY=1)' },
+  }),
+  backupIntervalMs: option({
+    schema: Type.Integer({ minimum: 0, maximum: 30 * DAY_MS }),
+    default: DAY_MS,
+    doc: 'Scheduled online backups of the database into <data>/backups/ (mode 0600) this often, in ms; 0: none. A store that keeps no file (memory) takes none. @default 24 h',
+    file: true,
+    env: 'AGENTMESH_BACKUP_INTERVAL_MS',
+    flag: { flags: '--backup-interval <min>', help: 'take an online backup into <data>/backups/ this often, in minutes, 0: never (default 1440; env AGENTMESH_BACKUP_INTERVAL_MS in ms)', int: { min: 0, max: 43_200, scale: 60_000 } },
+  }),
+  backupKeep: option({
+    schema: Type.Integer({ minimum: 1, maximum: 1000 }),
+    default: 7,
+    doc: 'Backups kept in <data>/backups/: the oldest beyond this count are deleted after each backup. @default 7',
+    file: true,
+    env: 'AGENTMESH_BACKUP_KEEP',
+    flag: { flags: '--backup-keep <n>', help: 'backups kept in <data>/backups/ (default 7)', int: { min: 1, max: 1000 } },
+  }),
   rateLimits: {
     schema: Type.Partial(Type.Object({ api: rateLimitSchema, ip: rateLimitSchema, chat: rateLimitSchema, chatIp: rateLimitSchema })),
     default: {} as Partial<Record<RateLimitName, Partial<RateLimit>>>,

@@ -26,6 +26,7 @@ import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
 import { relayMetrics } from './ops/metrics.ts'
+import { READ_ONLY_BY_CHOICE, ReadOnlyMode, guardStore } from './ops/read-only.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
 
 import { VERSION } from './version.ts'
@@ -112,7 +113,10 @@ function listen (server: Server, port: number, host: string): Promise<void> {
 export async function createRelay (init: RelayServerInit = {}, components: RelayComponents = {}): Promise<Relay> {
   const opts = relayOptions(init)
   const log: Logger = components.logger ?? init.logger ?? defaultLogger()
-  const store = components.store ?? memoryStore(storeInitOf(opts))
+  // read-only mode (§20): by choice (entered once the relay's own start-up rows exist), or when the
+  // store reports a damaged database
+  const readOnly = new ReadOnlyMode(false)
+  const store = guardStore(components.store ?? memoryStore(storeInitOf(opts)), readOnly, log)
   const storage = storageName(store)
   /** undefined: no count limit (a persistent relay keeps what its retention allows) */
   const auditMaxRows = opts.auditMaxRows ?? (store.kind === 'memory' ? DEFAULT_MEMORY_AUDIT_MAX_ROWS : undefined)
@@ -132,6 +136,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     online: () => core.online(),
     membersChanged: (room) => { core.membersChanged(room) },
     sendRefusal: (amid) => core.sendRefusal(amid),
+    greet: (frames) => core.greet(frames),
   }
   const settings = defaultChatSettings()
   const chat = await ChatService.open(store, { limits: { ...DEFAULT_CHAT_LIMITS }, settings, log, outlet, events, backplane, node, now, presenceIntervalMs: opts.presenceIntervalMs, maxClockSkewMs: opts.maxClockSkewMs })
@@ -139,6 +144,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   if (opts.presenceIdleMs !== undefined) chat.settings.presenceIdleMs = opts.presenceIdleMs
   for (const [k, v] of Object.entries(opts.rateLimits)) Object.assign(chat.settings.rateLimits[k as keyof typeof chat.settings.rateLimits], v)
   chat.applySettings(chat.settings)
+  // the global room and the relay's settings exist (a new data directory gets them): from now on no writes
+  if (opts.readOnly) readOnly.enter(READ_ONLY_BY_CHOICE, false)
   const core: RelayCore = new RelayCore(
     { relayId, relayAmid: chat.relayAmid, options: opts, node },
     { store, logger: log, events, rooms: chat, sessions: sessionVerifier(store, opts.trustRoots), sendGates: () => sendGates, ...(shared === undefined ? {} : { backplane: shared }) },
@@ -160,7 +167,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     reputationFeature({ store, now, options: opts.reputation, registry }),
     chatApi,
     tasksFeature(tasks),
-    ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats() }),
+    ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly, soleNode: shared === undefined }),
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
   // what features say over agents' sends (§19 required versions), asked by the core per connection
@@ -192,6 +199,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
         verify_signatures: opts.verifySignatures,
         relay_amid: chat.relayAmid,
         operator_api: apiKey !== undefined,
+        read_only: readOnly.active,
+        read_only_reason: readOnly.reason ?? null,
         limits: {
           ...core.limits,
           max_connections_per_agent: opts.maxConnectionsPerAgent,

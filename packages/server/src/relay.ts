@@ -71,6 +71,12 @@ export interface RelayOutlet {
   membersChanged? (room: string): void
   /** What refuses a message post by this agent now (the features' send gates), if anything: REST posts ask it. */
   sendRefusal? (amid: string): AgentMeshError | undefined
+  /**
+   * Frames to write to each new connection of an agent right after its welcome, ahead of any
+   * delivery of its backlog (open catastrophe alerts, §20); `frames` runs synchronously in the auth.
+   * Answers the function that removes it.
+   */
+  greet? (frames: (amid: string) => readonly string[]): () => void
 }
 
 /**
@@ -539,6 +545,13 @@ export class RelayCore implements RelayOutlet {
     return undefined
   }
 
+  /** What features write to a connection right after its welcome, before its backlog (RelayOutlet.greet). */
+  private readonly greeters = new Set<(amid: string) => readonly string[]>()
+  greet (frames: (amid: string) => readonly string[]): () => void {
+    this.greeters.add(frames)
+    return () => { this.greeters.delete(frames) }
+  }
+
   private async onAuth (conn: Conn, f: AuthFrame): Promise<void> {
     if (conn.amid !== undefined || conn.authPending) {
       this.sendError(conn, new AgentMeshError(ErrorCode.AlreadyAuthenticated,
@@ -650,6 +663,10 @@ export class RelayCore implements RelayOutlet {
       ...(session === undefined ? {} : { session: { serial: session.serial, expires_at: session.expiresAt, tier: session.tier, ...(session.organisation === undefined ? {} : { organisation: session.organisation }) } }),
     }))
     this.events.emit('agent:authenticated', f.agent_version === undefined ? { amid } : { amid, agentVersion: f.agent_version })
+    // greetings (open catastrophe alerts) go before any delivery: written now, ahead of the pumps below
+    for (const g of this.greeters) {
+      try { for (const frame of g(amid)) this.write(conn, frame) } catch (err) { this.log.error({ err, conn: conn.id }, 'greeting failed') }
+    }
     this.events.emit(box.conns.size === 1 ? 'agent:online' : 'agent:active', { amid })
     if (conn.deliver) { void this.pump(conn); void this.feeds.pump(conn) }
   }
@@ -841,13 +858,20 @@ export class RelayCore implements RelayOutlet {
       this.counters.commits++
       if (timed) this.events.emit('store:committed', { seconds: (performance.now() - t0) / 1000, items: appends.length, acks: acks.length })
     } catch (err) {
-      this.log.error({ err, appends: appends.length }, 'store commit failed')
+      // a coded refusal by the store (read-only mode, §20) goes to the senders as it is
+      const refused = AgentMeshError.is(err) && err.code === ErrorCode.ReadOnly ? err : undefined
+      if (refused === undefined) this.log.error({ err, appends: appends.length }, 'store commit failed')
+      else this.log.info({ appends: appends.length, code: refused.code }, 'store refused the commit')
       for (const a of appends) {
         if (a.conn !== undefined) {
           a.conn.inFlight--
-          this.sendError(a.conn, new AgentMeshError(ErrorCode.Internal, 'the relay could not store this envelope; send it again'), a.item.id)
+          this.sendError(a.conn, refused ?? new AgentMeshError(ErrorCode.Internal, 'the relay could not store this envelope; send it again'), a.item.id)
         }
-        a.done?.reject(new AgentMeshError(ErrorCode.Internal, 'the relay could not store this message; try again', { cause: err }))
+        a.done?.reject(refused ?? new AgentMeshError(ErrorCode.Internal, 'the relay could not store this message; try again', { cause: err }))
+      }
+      // the cursor acks of a refused commit still count (a read-only relay keeps delivering): on their own
+      if (refused !== undefined && acks.length > 0) {
+        try { await this.store.commit([], acks, []) } catch (e) { this.log.warn({ err: e, acks: acks.length }, 'store refused the cursor acks') }
       }
       return
     }

@@ -3,7 +3,7 @@
  * reputation, the chat REST API and the operations features (docs/protocol.md §18–§21), so tests
  * that hold the served routes against the OpenAPI document see every route the relay serves.
  */
-import { relayOptions, silentLogger, type RelayOutlet, type RelayStats } from '@agentmesh/server'
+import { relayOptions, silentLogger, type RelayOutlet } from '@agentmesh/server'
 import type { Store } from '@agentmesh/store'
 import type { ChatService } from '../src/chat.ts'
 import type { TaskService } from '../src/tasks.ts'
@@ -12,12 +12,9 @@ import { inProcessBackplane } from '../src/backplane.ts'
 import { chatFeature } from '../src/features/chat.ts'
 import { opsFeatures } from '../src/features/ops.ts'
 import { registryFeature, reputationFeature } from '../src/features/registry.ts'
-import { relayMetrics } from '../src/ops/metrics.ts'
+import { relayMetrics, zeroStats } from '../src/ops/metrics.ts'
 
-/** The core's counters, all zero (an in-process app has no core). */
-export function zeroStats (): RelayStats {
-  return { connections: 0, agentsOnline: 0, received: 0, delivered: 0, duplicates: 0, rejected: 0, commits: 0, slowConsumers: 0, errorsLeftOut: 0, errorFloods: 0, pauses: 0, eventsDropped: 0, queuedBytes: 0, pausedConnections: 0 }
-}
+export { zeroStats }
 
 export function relayFeatures (c: { store: Store, chat: ChatService, tasks: TaskService, relayId: string, apiKey: string | undefined, outlet: RelayOutlet, now?: () => number }): RelayFeature[] {
   const now = c.now ?? Date.now

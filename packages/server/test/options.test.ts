@@ -74,6 +74,9 @@ describe('options - relayOptions', () => {
       healthOfflineAfterMs: 90_000,
       healthHistory: 100,
       metricsToken: undefined,
+      readOnly: false,
+      backupIntervalMs: 86_400_000,
+      backupKeep: 7,
       rateLimits: {},
     }
     assert.deepEqual(relayOptions(), expected)
@@ -171,7 +174,7 @@ describe('options - the option schema', () => {
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
       'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs',
       'fileMaxBytes', 'fileJsonMaxBytes', 'fileQuotaBytes', 'fileMaxPerAgent', 'updateGraceMs',
-      'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'rateLimits',
+      'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'readOnly', 'backupIntervalMs', 'backupKeep', 'rateLimits',
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
@@ -189,6 +192,7 @@ describe('options - the option schema', () => {
       fileMaxBytes: 'AGENTMESH_FILE_MAX_BYTES', fileJsonMaxBytes: 'AGENTMESH_FILE_JSON_MAX_BYTES', fileQuotaBytes: 'AGENTMESH_FILE_QUOTA_BYTES', fileMaxPerAgent: 'AGENTMESH_FILE_MAX_PER_AGENT',
       updateGraceMs: 'AGENTMESH_UPDATE_GRACE_MS',
       healthOfflineAfterMs: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS', healthHistory: 'AGENTMESH_HEALTH_HISTORY', metricsToken: 'AGENTMESH_METRICS_TOKEN',
+      readOnly: 'AGENTMESH_READ_ONLY', backupIntervalMs: 'AGENTMESH_BACKUP_INTERVAL_MS', backupKeep: 'AGENTMESH_BACKUP_KEEP',
       backplane: 'AGENTMESH_BACKPLANE', backplaneCatchUpMs: 'AGENTMESH_BACKPLANE_CATCH_UP_MS',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
@@ -201,6 +205,7 @@ describe('options - the option schema', () => {
       ['fileMaxBytes', '--file-max-mib'], ['fileQuotaBytes', '--file-quota-mib'],
       ['updateGraceMs', '--update-grace'],
       ['healthOfflineAfterMs', '--health-offline-after'], ['metricsToken', '--metrics-token'],
+      ['readOnly', '--read-only'], ['backupIntervalMs', '--backup-interval'], ['backupKeep', '--backup-keep'],
     ])
   })
 

@@ -10,3 +10,5 @@
  */
 export { sqliteStore, SCHEMA_VERSION, DB_FILE } from './sqlite-store.ts'
 export type { SqliteStoreInit } from './sqlite-store.ts'
+export { inspectDatabase, BACKUP_DIR } from './catastrophes.ts'
+export type { DatabaseInfo } from './catastrophes.ts'

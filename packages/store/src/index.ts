@@ -10,6 +10,7 @@
  * ```
  */
 export { memoryStore } from './memory.ts'
+export { compareCatastrophesNewestFirst } from './memory/catastrophes.ts'
 export { storeOptions } from './options.ts'
 export type { StoreOptions } from './options.ts'
 export { auditHash, chainAudit, verifyAudit, AuditVerifier, currentHeads, AUDIT_HASH_PREFIX, AUDIT_PRUNED_ACTION, auditPruneUpTo, auditPrunedRow, batchAuditRow, AUDIT_BATCH_ACTION } from './audit.ts'
@@ -25,5 +26,6 @@ export type {
   TaskState, TaskTransition, TaskRecord, TaskQuery, AuditInput, AuditRecord, AuditQuery,
   FileStore, FileRecord, FileQuery, FileUsage,
   UpdateStore, UpdateType, UpdateAckStatus, UpdateRecord, UpdateAckRecord, UpdateQuery,
+  CatastropheStore, CatastropheRecord, CatastropheState, CatastropheQuery, BackupResult,
 } from './types.ts'
 export { FILE_CHUNK_BYTES } from './types.ts'

@@ -13,6 +13,7 @@ import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit } from './aud
 import { memoryCertificates } from './memory/certificates.ts'
 import { memoryPrekeys } from './memory/prekeys.ts'
 import { memoryUpdates } from './memory/updates.ts'
+import { memoryCatastrophes } from './memory/catastrophes.ts'
 import { memoryHandles } from './memory/handles.ts'
 import { memoryReputation } from './memory/reputation.ts'
 import { memoryRoles } from './memory/roles.ts'
@@ -456,6 +457,7 @@ export function memoryStore (init: StoreInit = {}): Store {
     ...memoryFiles(live),
     ...memoryUpdates(live),
     ...memoryHealth(live),
+    ...memoryCatastrophes(live),
     async close () { closed = true },
   }
 }

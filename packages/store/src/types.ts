@@ -835,9 +835,75 @@ export interface HealthStore {
 }
 
 /**
+ * Catastrophe events (docs/protocol.md §20), in the REST API's camelCase names. `affectedAgents` is
+ * 'all' or a bounded list of AMIDs.
+ */
+export interface CatastropheRecord {
+  id: string
+  eventType: 'server_down' | 'db_corruption' | 'network_partition' | 'api_crash'
+  severity: 'critical' | 'major' | 'minor'
+  title: string
+  description: string
+  recoveryProtocol: string
+  affectedAgents: 'all' | string[]
+  status: CatastropheState
+  /** an AMID, "operator" or "relay" */
+  reportedBy: string
+  reportedAt: number
+  recoveringAt?: number
+  resolvedAt?: number
+  resolutionNotes?: string
+}
+export type CatastropheState = 'reported' | 'recovering' | 'resolved'
+
+export interface CatastropheQuery {
+  status?: CatastropheState
+  severity?: CatastropheRecord['severity']
+  /** an event id: those listed after it (reported before it) */
+  before?: string
+  limit: number
+}
+
+/** A backup the store wrote (`backup()`). */
+export interface BackupResult { file: string, bytes: number, at: number, kept: number }
+
+/**
+ * Catastrophe events (§20) and what the relay needs to detect an unclean stop: a run marker set at
+ * start and cleared at a clean shutdown.
+ */
+export interface CatastropheStore {
+  /** Inserts an event; false when its id exists. */
+  putCatastrophe (e: CatastropheRecord): Promise<boolean>
+  getCatastrophe (id: string): Promise<CatastropheRecord | undefined>
+  /** Replaces an event while its stored status is still `expect` (compare-and-set); false otherwise. */
+  updateCatastrophe (e: CatastropheRecord, expect: CatastropheState): Promise<boolean>
+  /** Newest first (reportedAt, then id, descending). */
+  listCatastrophes (q: CatastropheQuery): Promise<CatastropheRecord[]>
+  /** Events not resolved, oldest first, at most `limit`. */
+  openCatastrophes (limit: number): Promise<CatastropheRecord[]>
+  /**
+   * Marks the relay's data as in use by a running relay since `at`, and answers the mark a previous
+   * run left (it never cleared it: an unclean stop), if any.
+   */
+  beginRun (at: number): Promise<{ since: number } | undefined>
+  /** Clears the mark (a clean shutdown). */
+  endRun (): Promise<void>
+  /**
+   * A consistent copy of the data, taken while the store serves, into the store's backup directory;
+   * keeps the newest `keep` there. Absent on a store that keeps no file (the memory store).
+   */
+  backup? (opts: { keep: number, at: number }): Promise<BackupResult>
+  /**
+   * The database's own integrity check (SQLite: `PRAGMA quick_check`, or `integrity_check` when
+   * `full`): ok, or what it found (the first problems). Absent on a store with no file to check.
+   */
+  checkIntegrity? (full: boolean): Promise<{ ok: boolean, found: string }>
+}
+
+/**
  * A whole store: every slice. The relay takes one; an adapter may be built slice by slice, and each
  * slice has its own suite in @agentmesh/compliance-tests (storeSuite runs them all).
  */
 export interface Store extends
   StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore,
-  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, FileStore, UpdateStore, HealthStore {}
+  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, FileStore, UpdateStore, CatastropheStore, HealthStore {}

@@ -5,6 +5,7 @@ import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN } from '@agentmesh/
 import { LruMap } from '@agentmesh/protocol/internal'
 import { checkAmid, homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
+import { watchCatastrophes } from './catastrophe.ts'
 import { processIo, type CliIo } from '../io.ts'
 
 /** Stop reading stdin while this many sends wait for their ack. */
@@ -151,6 +152,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           }
         }
         watchMembership(conn, io, out, o.json === true)
+        watchCatastrophes(conn, io, o.json === true)
         const names = senderNames(conn)
         const verified = safetyNumbers(conn)
         for await (const m of conn.messages({ signal: both })) {

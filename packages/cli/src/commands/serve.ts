@@ -10,11 +10,14 @@ import { memoryStore, type Store } from '@agentmesh/store'
 import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
 import type { AuditHeadLog, Backplane, Logger } from '@agentmesh/server'
 import { AUDIT_HEADS_FILE, fileAuditHeads, readAuditHeads } from '../audit-heads-file.ts'
-import { output } from '../output.ts'
+import { output, reportError } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { addRelayFlags, relayInitFrom } from './serve-config.ts'
 
 export { readConfigFile } from './serve-config.ts'
+
+/** `serve`'s exit code when its database is damaged (EX_DATAERR): a supervisor should not restart it (docs/operations.md). */
+export const EXIT_DATA_CORRUPT = 65
 
 /** The operator API key's file in a persistent relay's data directory (0600). */
 export const API_KEY_FILE = 'api-key'
@@ -182,7 +185,19 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
         if (stopRequested !== undefined) stopRequested(name)
         else pendingSignal = name
       })
-      const { store, apiKey, apiKeyFile, auditHeads, walLost } = openRelayData(init, { acceptDataLoss: o.acceptDataLoss === true })
+      let data: ReturnType<typeof openRelayData>
+      try {
+        data = openRelayData(init, { acceptDataLoss: o.acceptDataLoss === true })
+      } catch (err) {
+        // a damaged database is refused with its own exit code, so that a supervisor told so
+        // (systemd RestartPreventExitStatus=65, docs/operations.md) does not restart into it again and again
+        if (AgentMeshError.is(err) && err.code === ErrorCode.DataCorrupt) {
+          reportError(new AgentMeshError(ErrorCode.DataCorrupt, `${err.message}; or restore a backup (\`agentmesh restore FILE --data DIR\`, scheduled ones are in <data>/backups/; docs/operations.md)`), o.json === true, io)
+          throw exitNow(EXIT_DATA_CORRUPT)
+        }
+        throw err
+      }
+      const { store, apiKey, apiKeyFile, auditHeads, walLost } = data
       const { dataDir: _dataDir, memory: _memory, sync: _sync, store: _store, backplane: backplaneUrl, ...relayInit } = init
       const logger = defaultLogger(io.env.AGENTMESH_LOG_LEVEL ?? 'info')
       // relays over one shared Store tell each other through NATS (the relay does not stop a backplane it is given: this does)

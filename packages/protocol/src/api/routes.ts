@@ -16,6 +16,7 @@ import {
 } from './constants.ts'
 import * as S from './schemas.ts'
 import * as H from './health.ts'
+import * as K from './catastrophe.ts'
 
 export type HttpMethod = 'get' | 'put' | 'post' | 'patch' | 'delete'
 /** One security requirement: the scheme names of openapi.ts's securitySchemes. */
@@ -257,6 +258,72 @@ const dashboardErrors = {
   400: `${limitError}; after malformed (${E.InvalidArgument})`,
   403: `the caller is a worker: the dashboard is for wardens and masters (${E.Forbidden})`,
 }
+// ---------------------------------------------------------------- catastrophe events (§20)
+
+const unknownEvent = `no catastrophe event {id} (${E.UnknownEvent})`
+/**
+ * The catastrophe routes under a prefix: the canonical /api/v1 and the plan's /api (same schemas,
+ * camelCase JSON on both); the plan's are named …Plan in the table.
+ */
+function catastropheRoutes (prefix: '/api/v1' | '/api') {
+  const plan = prefix === '/api' ? ' (the plan\'s path: the same as /api/v1/catastrophe…)' : ''
+  return {
+    report: {
+      method: 'post', path: `${prefix}/catastrophe`, tags: ['operations'],
+      summary: `Report a catastrophe event (§20), by a master or a warden${plan}: stored as reported, a catastrophe_alert event goes to every agent (or affectedAgents) connected now, and to each agent that connects while it is not resolved, ahead of its backlog. Audited catastrophe.report.`,
+      security: anyPrincipal, body: K.ReportCatastropheBody,
+      responses: v1({ 201: ok('stored and broadcast', K.CatastropheReported) }, {
+        400: fieldsError('eventType, severity, title, description, recoveryProtocol, affectedAgents, agentId'),
+        403: `the caller is a worker, or agentId is not the caller (${E.Forbidden})`,
+        503: `the relay is in read-only mode (${E.ReadOnly})`,
+      }),
+    },
+    list: {
+      method: 'get', path: `${prefix}/catastrophe`, tags: ['operations'],
+      summary: `Catastrophe events, newest first, filtered by status and severity${plan}. Page with before = nextBefore.`,
+      security: anyPrincipal, query: K.CatastropheQuery,
+      responses: v1({ 200: ok('the events', K.CatastropheList) }, { 400: `status or severity not one of theirs, ${limitError}` }, noBody),
+    },
+    protocols: {
+      method: 'get', path: `${prefix}/catastrophe/protocols`, tags: ['operations'],
+      summary: `The four recovery protocols (server crash, database corruption, network partition, breaking update) as structured steps${plan}.`,
+      security: anyPrincipal,
+      responses: v1({ 200: ok('the protocols', K.RecoveryProtocolList) }, {}, noBody),
+    },
+    get: {
+      method: 'get', path: `${prefix}/catastrophe/{id}`, tags: ['operations'],
+      summary: `A catastrophe event${plan}.`,
+      security: anyPrincipal, params: K.CatastropheParams,
+      responses: v1({ 200: ok('the event', K.CatastropheAnswer) }, { 404: unknownEvent }, noBody),
+    },
+    recovering: {
+      method: 'post', path: `${prefix}/catastrophe/{id}/recovering`, tags: ['operations'],
+      summary: `Move a reported event to recovering, by a master or a warden${plan}; agents hear a catastrophe_alert with the new status. Audited catastrophe.recovering.`,
+      security: anyPrincipal, params: K.CatastropheParams, body: K.CatastropheNotesBody, bodyOptional: true,
+      responses: v1({ 200: ok('the event, recovering', K.CatastropheAnswer) }, {
+        400: fieldsError('notes'),
+        403: `the caller is a worker (${E.Forbidden})`,
+        404: unknownEvent,
+        409: `the event is not reported (recovering or resolved already) (${E.InvalidTransition})`,
+        503: `the relay is in read-only mode (${E.ReadOnly})`,
+      }),
+    },
+    resolve: {
+      method: 'post', path: `${prefix}/catastrophe/{id}/resolve`, tags: ['operations'],
+      summary: `Resolve an event with notes, by a master${plan}; agents hear a catastrophe_alert with status resolved, and connecting agents no longer get it. Audited catastrophe.resolve (metadata only: the notes' length, not the notes).`,
+      security: anyPrincipal, params: K.CatastropheParams, body: K.CatastropheNotesBody, bodyOptional: true,
+      responses: v1({ 200: ok('the event, resolved', K.CatastropheAnswer) }, {
+        400: fieldsError('notes, resolutionNotes'),
+        403: `the caller is not a master (${E.Forbidden})`,
+        404: unknownEvent,
+        409: `the event is resolved already (${E.InvalidTransition})`,
+        503: `the relay is in read-only mode (${E.ReadOnly})`,
+      }),
+    },
+  } as const satisfies Record<string, ApiRoute>
+}
+const catastropheV1 = catastropheRoutes('/api/v1')
+const catastrophePlan = catastropheRoutes('/api')
 
 /** Every route the relay serves, by operationId. */
 export const API_ROUTES = {
@@ -731,6 +798,37 @@ export const API_ROUTES = {
   ackUpdatePlan: updateRoute.ack('/api'),
   updateAcksPlan: updateRoute.acks('/api'),
   // ---- operations: catastrophe events, backups, read-only mode (§20)
+  reportCatastrophe: catastropheV1.report,
+  listCatastrophes: catastropheV1.list,
+  catastropheProtocols: catastropheV1.protocols,
+  getCatastrophe: catastropheV1.get,
+  recoverCatastrophe: catastropheV1.recovering,
+  resolveCatastrophe: catastropheV1.resolve,
+  reportCatastrophePlan: catastrophePlan.report,
+  listCatastrophesPlan: catastrophePlan.list,
+  catastropheProtocolsPlan: catastrophePlan.protocols,
+  getCatastrophePlan: catastrophePlan.get,
+  recoverCatastrophePlan: catastrophePlan.recovering,
+  resolveCatastrophePlan: catastrophePlan.resolve,
+  checkStore: {
+    method: 'post', path: '/api/v1/check', tags: ['operations'],
+    summary: 'Integrity on demand, by a master: the database\'s integrity check (PRAGMA quick_check, integrity_check with full) and the audit chain\'s verification. A failure is a 200 answer with ok: false; the relay then reports a db_corruption event, and a damaged database puts it in read-only mode.',
+    security: anyPrincipal, body: K.CheckBody, bodyOptional: true,
+    responses: v1({ 200: ok('the verdict', K.CheckResult) }, {
+      400: fieldsError('full'),
+      403: `the caller is not a master (${E.Forbidden})`,
+    }),
+  },
+  takeBackup: {
+    method: 'post', path: '/api/v1/backups', tags: ['operations'],
+    summary: 'A consistent copy of the relay\'s database taken while it serves (SQLite\'s online backup API), by a master, into <data>/backups/ (mode 0600); the oldest past the retention count (the relay option backupKeep) go. Audited backup.taken.',
+    security: anyPrincipal,
+    responses: v1({ 201: ok('the backup written', K.BackupTaken) }, {
+      403: `the caller is not a master (${E.Forbidden})`,
+      409: `the relay's store keeps no file (the memory store) (${E.BackupUnavailable})`,
+      503: `the relay is in read-only mode and its database is damaged: a backup would copy the damage (${E.ReadOnly})`,
+    }, noBody),
+  },
   // ---- operations: agent health and metrics (§21)
   heartbeat: {
     method: 'post', path: '/api/v1/agents/{amid}/heartbeat', tags: ['health'],

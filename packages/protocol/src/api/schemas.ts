@@ -55,6 +55,8 @@ export const RelayInfo = Type.Object({
   verify_signatures: Type.Optional(Type.Boolean()),
   relay_amid: Type.Optional(Type.String({ description: 'the relay\'s own AMID: it signs what it posts and attests REST posts (via, §17.6)' })),
   operator_api: Type.Optional(Type.Boolean({ description: 'whether the operator API (X-API-Key) is on' })),
+  read_only: Type.Optional(Type.Boolean({ description: 'read-only mode (§20): reads and history work, every write is refused (AM_ERR_READ_ONLY)' })),
+  read_only_reason: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'why (started with --read-only, or the database error met); null when not read-only' })),
   limits: Type.Object({
     max_envelope_bytes: Type.Optional(Type.Integer()),
     max_in_flight: Type.Optional(Type.Integer()),

@@ -9,6 +9,7 @@ import type { ApiGate } from '../api-v1.ts'
 import type { FeatureComponents } from '../feature.ts'
 import type { RelayStats } from '../relay.ts'
 import type { RelayMetrics } from './metrics.ts'
+import type { ReadOnlyMode } from './read-only.ts'
 
 export interface OpsContext extends FeatureComponents {
   chat: ChatService
@@ -18,4 +19,11 @@ export interface OpsContext extends FeatureComponents {
   metrics: RelayMetrics
   /** the core's counters (connections, messages in and out…) */
   stats: () => RelayStats
+  /** read-only mode (§20): whether writes are refused, and why; the relay's own. @default off, never entered */
+  readOnly?: ReadOnlyMode
+  /**
+   * Whether this node is the only one over its Store, so the run marker tells an unclean stop
+   * (§20.2); nodes sharing a Store over a backplane would see each other's. @default true
+   */
+  soleNode?: boolean
 }

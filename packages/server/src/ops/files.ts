@@ -314,7 +314,9 @@ export function filesFeature (ctx: OpsContext): RelayFeature {
       app.delete('/api/files/:id', del('deleteFilePlan'))
     },
     async start () {
-      // uploads cut short by a crash or a stop: their chunks go (a node's own uploads ended with it)
+      // uploads cut short by a crash or a stop: their chunks go (a node's own uploads ended with it);
+      // a read-only relay (§20) leaves them for the next run that may write
+      if (ctx.readOnly?.active === true) return
       const n = await store.dropFileUploads(now())
       if (n > 0) ctx.logger.info({ uploads: n }, 'dropped file uploads left unfinished by the last run')
     },

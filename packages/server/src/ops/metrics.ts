@@ -67,6 +67,9 @@ function apply (m: { set: (v: number) => void, labels: (l: Record<string, string
   }
 }
 
+/** The audit actions `agentmesh_operations_total` counts (a label takes no other value). */
+const OPERATION_ACTIONS = new Set(['file.upload', 'file.delete', 'update.create', 'update.ack', 'catastrophe.report', 'catastrophe.recovering', 'catastrophe.resolve', 'backup.taken', 'health.change'])
+
 export function relayMetrics (init: RelayMetricsInit): RelayMetrics {
   const registry = new Registry()
   const metrics: RelayMetrics = {
@@ -128,5 +131,13 @@ export function relayMetrics (init: RelayMetricsInit): RelayMetrics {
   metrics.counter('agentmesh_acks_total', 'Cursor acknowledgements committed (inbox and room cursors)', () => acks)
   const errors = new Counter({ name: 'agentmesh_errors_total', help: 'Error answers by code, over the WebSocket (ws) and REST (rest)', labelNames: ['code', 'via'], registers: [registry] })
   events.on('error:answered', (e) => { errors.labels({ code: isErrorCode(e.code) ? e.code : 'other', via: e.via }).inc() })
+  // the operations' writes (files, updates, catastrophe events, backups, health changes), counted by their audit action: a fixed set
+  const operations = new Counter({ name: 'agentmesh_operations_total', help: 'Operations writes by action (file.upload, file.delete, update.create, update.ack, catastrophe.report, catastrophe.recovering, catastrophe.resolve, backup.taken, health.change)', labelNames: ['action'], registers: [registry] })
+  events.on('audit:written', (e) => { if (OPERATION_ACTIONS.has(e.action)) operations.labels({ action: e.action }).inc() })
   return metrics
+}
+
+/** The core's counters, all zero: for an app served with no core behind it (in-process tests, httpApp alone). */
+export function zeroStats (): RelayStats {
+  return { connections: 0, agentsOnline: 0, received: 0, delivered: 0, duplicates: 0, rejected: 0, commits: 0, slowConsumers: 0, errorsLeftOut: 0, errorFloods: 0, pauses: 0, eventsDropped: 0, queuedBytes: 0, pausedConnections: 0 }
 }

@@ -148,7 +148,8 @@ export function updatesFeature (ctx: OpsContext): UpdatesFeature {
     versions.set(amid, version)
     // verdicts depend on versions only while a breaking update is held
     if (breaking.length > 0) generation++
-    await store.setAgentVersion(amid, version, now())
+    // a read-only relay (§20) keeps it in memory only: the agent is still told its pending updates
+    if (ctx.readOnly?.active !== true) await store.setAgentVersion(amid, version, now())
   }
 
   /** The event of `u` for an agent whose version is `version` (known or not). */
