@@ -53,8 +53,8 @@ export interface Peer {
   buffered? (): number
 }
 
-/** What one catch-up found: agents read, inboxes and rooms that had grown unannounced. */
-export interface CatchUpResult { agents: number, inboxes: number, rooms: number }
+/** What one catch-up found: agents read, inboxes and rooms that had grown unannounced, rooms left unannounced. */
+export interface CatchUpResult { agents: number, inboxes: number, rooms: number, roomsLeft: number }
 
 /** What the relay core offers the features: posting its own items, events to connections. */
 export interface RelayOutlet {
@@ -952,7 +952,7 @@ export class RelayCore implements RelayOutlet {
   async catchUp (): Promise<CatchUpResult> {
     if (this.catchingUp !== undefined) return await this.catchingUp
     const run = async (): Promise<CatchUpResult> => {
-      const out: CatchUpResult = { agents: 0, inboxes: 0, rooms: 0 }
+      const out: CatchUpResult = { agents: 0, inboxes: 0, rooms: 0, roomsLeft: 0 }
       for (const [amid, box] of [...this.inboxes]) {
         if (this.shuttingDown) break
         if (box.conns.size === 0) continue
@@ -964,12 +964,18 @@ export class RelayCore implements RelayOutlet {
             out.inboxes++
             for (const c of box.conns) if (c.deliver && !c.closed) void this.pump(c)
           }
-          if (box.rf.byCursor) out.rooms += this.feeds.caughtUp(box.rf, await this.store.roomFeeds(amid))
+          if (box.rf.byCursor) {
+            // the rooms it read before the Store is asked: one of them missing from the answer was left
+            const before = this.feeds.readyFeeds(box.rf)
+            const r = this.feeds.caughtUp(box.rf, await this.store.roomFeeds(amid), before)
+            out.rooms += r.grown
+            out.roomsLeft += r.left
+          }
         } catch (err) {
           this.log.error({ err, amid }, 'store read failed while catching up after the backplane')
         }
       }
-      if (out.inboxes + out.rooms > 0) this.log.info(out, 'caught up from the store: deliveries the backplane did not announce')
+      if (out.inboxes + out.rooms + out.roomsLeft > 0) this.log.info(out, 'caught up from the store: deliveries the backplane did not announce')
       return out
     }
     this.catchingUp = run().finally(() => { this.catchingUp = undefined })
