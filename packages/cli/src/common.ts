@@ -11,7 +11,7 @@ export interface CommonOpts { json?: boolean, server?: string, home?: string }
 export function withCommon (cmd: Command, { server = true } = {}): Command {
   cmd.option('--json', 'one JSON object per line on stdout; errors as JSON on stderr')
   cmd.addOption(new Option('--home <dir>', 'agent home (identity, outbox, cursor)').env('AGENTMESH_HOME'))
-  if (server) cmd.addOption(new Option('--server <url>', 'relay address, ws://host:port or http://host:port').env('AGENTMESH_SERVER'))
+  if (server) cmd.addOption(new Option('--server <url>', 'relay address, ws://host:port or http://host:port; several nodes of one cluster separated by commas (failover)').env('AGENTMESH_SERVER'))
   return cmd
 }
 

@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:net'
 import type { Relay } from '@agentmesh/server'
 import { Readable } from 'node:stream'
 import { run, type CliIo } from '../src/index.ts'
-import { cli, startRelay, rawAgent, spawnRelay, startCli, tempDir, waitFor, type CliResult, type RunningCli } from '@agentmesh/testing'
+import { cli, freePort, startRelay, rawAgent, spawnRelay, startCli, tempDir, waitFor, type CliResult, type RunningCli } from '@agentmesh/testing'
 
 /** Asserts a failed run: exit code, one line on stderr with the code, no stack trace. */
 function assertError (r: CliResult, code: string, exit: number, json = false): void {
@@ -270,6 +270,32 @@ describe('cli', () => {
     assert.match(rep.stderr, /reputation\.flagDelta/)
     assertError(await serve(['--memory', '--port', '0'], { AGENTMESH_MAX_IN_FLIGHT: 'lots' }), 'AM_ERR_INVALID_CONFIG', 2)
     assertError(await serve(['--memory', '--port', '0'], { AGENTMESH_SYNC: 'sometimes' }), 'AM_ERR_INVALID_CONFIG', 2)
+  })
+
+  it('cli - several relay addresses (a cluster, commas in --server / AGENTMESH_SERVER): the first does not answer, the next is used, by connections and REST commands alike', async () => {
+    // a port nothing listens on (not port 1: fetch refuses that one as a bad port before dialling)
+    const dead = await freePort()
+    const servers = `ws://127.0.0.1:${dead},${relay.url}`
+    const reg = await cli(['register', '--json'], { home: a(), server: servers })
+    assert.equal(reg.code, 0, reg.stderr)
+    assert.deepEqual(JSON.parse(reg.lines[0]!), { amid: alice, server: relay.wsUrl, registered: true })
+    const sent = await cli(['send', alice, 'through the second address', '--json'], { home: a(), env: { AGENTMESH_SERVER: servers } })
+    assert.equal(sent.code, 0, sent.stderr)
+    assert.equal((JSON.parse(sent.lines[0]!) as { status: string }).status, 'stored')
+    // a one-shot REST command: the refused first address is passed over
+    const rep = await cli(['reputation', bob, '--json'], { home: a(), server: servers })
+    assert.equal(rep.code, 0, rep.stderr)
+    assert.equal((JSON.parse(rep.lines[0]!) as { ratings: number }).ratings >= 0, true)
+    assertError(await cli(['reputation', bob], { home: a(), server: `ws://127.0.0.1:${dead},ws://127.0.0.1:1` }), 'AM_ERR_CONNECT_FAILED', 1)
+  })
+
+  it('cli - serve --backplane: a NATS that does not answer is one line naming it, a non-NATS address is refused, nothing listens', async () => {
+    const down = await cli(['serve', '--memory', '--port', '0', '--backplane', 'nats://127.0.0.1:1'])
+    assertError(down, 'AM_ERR_BACKPLANE_UNAVAILABLE', 1)
+    assert.match(down.stderr, /the NATS backplane at nats:\/\/127\.0\.0\.1:1 did not answer/)
+    assert.equal(down.stderr.trim().split('\n').length, 1)
+    assert.equal(down.stdout, '', 'no listening line')
+    assertError(await cli(['serve', '--memory', '--port', '0'], { env: { AGENTMESH_BACKPLANE: 'redis://127.0.0.1:6379' } }), 'AM_ERR_INVALID_CONFIG', 2)
   })
 
   it('cli - serve takes limits from a config file, environment and flags, flags winning', async () => {

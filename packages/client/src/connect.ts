@@ -42,6 +42,20 @@ export function relayUrl (server: string): string {
   return url.toString()
 }
 
+/** Relay addresses one connection takes at most (the nodes of one cluster). @default 16 */
+export const MAX_RELAY_ADDRESSES = 16
+
+/**
+ * Normalises one relay address or several (an array, or one string with commas:
+ * `AGENTMESH_SERVER=ws://a:7777,ws://b:7777`) to their WebSocket endpoints, in order, each once.
+ */
+export function relayUrls (server: string | readonly string[]): string[] {
+  const list = (typeof server === 'string' ? server.split(',') : [...server]).map(s => s.trim()).filter(s => s !== '')
+  if (list.length === 0) throw new AgentMeshError(ErrorCode.InvalidArgument, 'no relay address given; use ws://host:port (several separated by commas)')
+  if (list.length > MAX_RELAY_ADDRESSES) throw new AgentMeshError(ErrorCode.InvalidArgument, `${list.length} relay addresses given; at most ${MAX_RELAY_ADDRESSES}`)
+  return [...new Set(list.map(relayUrl))]
+}
+
 /** Most one-time prekeys the registry holds per agent. */
 export const MAX_PREKEY_TARGET = MAX_PREKEYS_PER_AGENT
 /** Most one-time ML-KEM-768 prekeys the registry holds per agent. */
@@ -80,7 +94,8 @@ function agentVersionOf (v: string | undefined): string {
  * connection reconnects by itself until `close()`.
  */
 export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
-  const url = relayUrl(opts.server ?? defaultServer())
+  const urls = relayUrls(opts.server ?? defaultServer())
+  const relays = urls.map(url => ({ url, httpBase: httpOrigin(url) }))
   const timeout = positive('connectTimeoutMs', opts.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS)
   const minBackoffMs = positive('minBackoffMs', opts.minBackoffMs, 250)
   const maxBackoffMs = positive('maxBackoffMs', opts.maxBackoffMs, 5000)
@@ -104,11 +119,13 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   if (pqTarget > MAX_PQ_PREKEY_TARGET) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option prekeys.pqTarget must be at most ${MAX_PQ_PREKEY_TARGET} (what the registry holds per agent), got ${pqTarget}`)
   const passphrase = opts.passphrase ?? process.env.AGENTMESH_PASSPHRASE
   let e2ee: E2ee
+  // REST calls go to the relay the connection uses now (it moves on a failover)
+  let current: () => string = () => relays[0]!.httpBase
   try {
     e2ee = new E2ee({
       identity,
       state,
-      httpBase: httpOrigin(url),
+      get httpBase () { return current() },
       ...(passphrase === undefined || passphrase === '' ? {} : { passphrase }),
       prekeys: { lowWater, target, pqLowWater, pqTarget, checkMs: positive('prekeys.checkMs', opts.prekeys?.checkMs, DEFAULT_PREKEY_CHECK_MS) },
       sessionIdleMs: positive('sessionIdleMs', opts.sessionIdleMs, DEFAULT_SESSION_IDLE_MS),
@@ -119,7 +136,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     throw err
   }
   const conn = new ConnectionImpl({
-    url,
+    relays,
     WebSocket: opts.WebSocket ?? NodeWebSocket,
     identity,
     ...(session === undefined ? {} : { session }),
@@ -128,7 +145,6 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     e2ee,
     acceptPlaintext: opts.acceptPlaintext !== false,
     signEncrypted: opts.signEncrypted ?? process.env.AGENTMESH_SIGN_ENCRYPTED === '1',
-    httpBase: httpOrigin(url),
     deliver: opts.deliver !== false,
     agentVersion,
     minBackoffMs,
@@ -147,12 +163,13 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
       send: async (to, payload, type) => await conn.send(to, payload, { type }),
       notify: (peer, notice) => { tellSender(conn, peer, notice) },
       sentLog: new SentLog(e2ee),
-      onPolicyChange: () => { void publishContact(conn, gate, e2ee, url, opts.onWarning) },
+      onPolicyChange: () => { void publishContact(conn, gate, e2ee, urls.join(','), opts.onWarning) },
     })
   } catch (err) {
     await conn.close()
     throw err
   }
+  current = () => conn.httpBase
   conn.setGate(gate)
   await conn.start(opts.signal, timeout, opts.queueWhenUnreachable === true)
   if (conn.connected) {
@@ -160,12 +177,12 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     // a connection that only sends acts first on what waits for the agent's machinery (a reset, a
     // knock's answer, a revocation), so that its first send already knows
     if (opts.deliver === false) await conn.caughtUp()
-    await publishContact(conn, gate, e2ee, url, opts.onWarning)
+    await publishContact(conn, gate, e2ee, urls.join(','), opts.onWarning)
   } else {
     // not reachable yet (queueWhenUnreachable): prekeys and the contact policy are published once it is
     void (async () => {
       for await (const s of conn.status()) {
-        if (s.type === 'connected') { await e2ee.start(); await publishContact(conn, gate, e2ee, url, opts.onWarning); return }
+        if (s.type === 'connected') { await e2ee.start(); await publishContact(conn, gate, e2ee, urls.join(','), opts.onWarning); return }
       }
     })()
   }

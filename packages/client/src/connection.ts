@@ -65,8 +65,16 @@ const HANDLE_TTL_MS = 60_000
 const MAX_HANDLES = 10_000
 export { RELAY_TYPES } from './stages.ts'
 
+/** One relay address a connection may use: its WebSocket endpoint and its HTTP origin (for REST calls). */
+export interface RelayAddress { url: string, httpBase: string }
+
 export interface ConnectionConfig {
-  url: string
+  /**
+   * The relays to use, in order: several nodes of one cluster (one Store). The connection dials the
+   * first; each time a connection is lost or a dial fails it moves to the next (round robin), with
+   * the usual backoff, and resumes from its cursor: the outbox sends again what was not acknowledged.
+   */
+  relays: readonly RelayAddress[]
   /** the transport: `ws` in Node (connect.ts), the global WebSocket in a browser */
   WebSocket: WebSocketConstructor
   identity: Identity
@@ -83,8 +91,6 @@ export interface ConnectionConfig {
   acceptPlaintext: boolean
   /** send encrypted DMs as signed agentmesh/0.2 envelopes (the transition, docs/protocol.md §14.3) */
   signEncrypted?: boolean
-  /** the relay's HTTP origin, for REST calls (handles, rooms, tasks) */
-  httpBase: string
   /** knocks, grants, per-peer limits; set by connect() once the connection exists */
   gate?: Gate
   minBackoffMs: number
@@ -136,6 +142,8 @@ export class ConnectionImpl implements Connection {
   private watched: string[] = []
   private closed = false
   private attempt = 0
+  /** the relay in cfg.relays dialled now (or last) */
+  private relayIndex = 0
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   private readonly outbox = new Map<string, Pending>()
   private inFlight = 0
@@ -248,6 +256,12 @@ export class ConnectionImpl implements Connection {
     if (cfg.deliver) for (const env of cfg.e2ee?.releasable() ?? []) this.inbound.push({ seq: 0, env, sealed: true, held: true })
   }
 
+  /** The relay's WebSocket address this connection uses now (one of several, after a failover). */
+  get url (): string { return this.cfg.relays[this.relayIndex]!.url }
+
+  /** The HTTP origin of the relay this connection uses now (REST calls follow a failover). */
+  get httpBase (): string { return this.cfg.relays[this.relayIndex]!.httpBase }
+
   /** Resolves at the first successful authentication. */
   start (signal?: AbortSignal, timeoutMs?: number, resolveUnreachable = false): Promise<void> {
     this.resolveUnreachable = resolveUnreachable
@@ -268,7 +282,7 @@ export class ConnectionImpl implements Connection {
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
           const why = this.lastError !== undefined ? `: ${this.lastError.message}` : ''
-          done(this.resolveUnreachable ? undefined : new AgentMeshError(ErrorCode.ConnectFailed, `cannot reach the relay at ${this.cfg.url} within ${timeoutMs} ms${why}. Is \`agentmesh serve\` running there?`, { cause: this.lastError }))
+          done(this.resolveUnreachable ? undefined : new AgentMeshError(ErrorCode.ConnectFailed, `cannot reach the relay at ${this.cfg.relays.map(r => r.url).join(' or ')} within ${timeoutMs} ms${why}. Is \`agentmesh serve\` running there?`, { cause: this.lastError }))
         }, timeoutMs)
       }
       this.readyResolve = () => { done() }
@@ -282,9 +296,9 @@ export class ConnectionImpl implements Connection {
   private dial (): void {
     if (this.closed) return
     this.attempt++
-    this.statusChannel.push(this.attempt === 1 ? { type: 'connecting', relay: this.cfg.url } : { type: 'reconnecting', attempt: this.attempt - 1 })
+    this.statusChannel.push(this.attempt === 1 ? { type: 'connecting', relay: this.url } : { type: 'reconnecting', attempt: this.attempt - 1 })
     if (this.attempt > 1 && this.linkState === 'connected') this.setLink('reconnecting')
-    const ws = new this.cfg.WebSocket(this.cfg.url)
+    const ws = new this.cfg.WebSocket(this.url)
     this.ws = ws
     ws.addEventListener('message', (ev) => {
       if (ws !== this.ws || typeof ev.data !== 'string') return // text frames only
@@ -313,8 +327,11 @@ export class ConnectionImpl implements Connection {
     if (this.closed) return
     const error = this.lastError ?? (reason !== '' ? new AgentMeshError(ErrorCode.ConnectionClosed, `relay closed the connection (${code} ${reason})`) : undefined)
     if (wasAuthed) this.setLink('reconnecting')
-    if (wasAuthed) this.statusChannel.push({ type: 'disconnected', relay: this.cfg.url, ...(error === undefined ? {} : { error }) })
-    else if (this.resolveUnreachable) this.readyResolve?.() // not reachable now: the connection keeps trying, sends wait
+    if (wasAuthed) this.statusChannel.push({ type: 'disconnected', relay: this.url, ...(error === undefined ? {} : { error }) })
+    // not reachable now (of several relays, none: the last one failed too): the connection keeps trying, sends wait
+    else if (this.resolveUnreachable && this.relayIndex === this.cfg.relays.length - 1) this.readyResolve?.()
+    // several relays (one cluster): the next one is dialled (it resumes from the same cursor)
+    if (this.cfg.relays.length > 1) this.relayIndex = (this.relayIndex + 1) % this.cfg.relays.length
     const base = Math.min(this.cfg.maxBackoffMs, this.cfg.minBackoffMs * 2 ** Math.min(this.attempt, 10))
     const delay = wasAuthed ? this.cfg.minBackoffMs * Math.random() : base / 2 + Math.random() * base / 2
     if (wasAuthed) this.attempt = 1
@@ -367,7 +384,7 @@ export class ConnectionImpl implements Connection {
         if (f.relay_amid !== undefined) this.relayAmidValue = f.relay_amid
         this.lastError = undefined
         this.setLink('connected')
-        this.statusChannel.push({ type: 'connected', relay: this.cfg.url })
+        this.statusChannel.push({ type: 'connected', relay: this.url })
         this.readyResolve?.()
         if (this.watched.length > 0) this.ws?.send(encodeFrame({ op: 'watch', agents: this.watched }))
         this.transmit()
@@ -592,7 +609,7 @@ export class ConnectionImpl implements Connection {
 
   /** A REST call to the relay, signed by this agent (docs/protocol.md §13, §17). */
   async request (method: string, path: string, body?: unknown): Promise<unknown> {
-    return await registryRequest(this.cfg.httpBase, method, path, { identity: this.cfg.identity, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+    return await registryRequest(this.httpBase, method, path, { identity: this.cfg.identity, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
   }
 
   /** The relay's own AMID (it signs timeline events and task requests), once connected. */
@@ -606,12 +623,12 @@ export class ConnectionImpl implements Connection {
    */
   async authorize (): Promise<{ origin: string, headers: Record<string, string> }> {
     if (this.bearer === undefined || this.bearer.expiresAt - 60_000 < Date.now()) {
-      const origin = this.cfg.httpBase
+      const origin = this.httpBase
       const ch = await apiRequest(origin, 'authChallenge', '/api/v1/auth/challenge', { body: JSON.stringify({ amid: this.amid }) })
       const t = await apiRequest(origin, 'authToken', '/api/v1/auth/token', { body: JSON.stringify({ amid: this.amid, nonce: ch.nonce, sig: signChallenge(this.cfg.identity, this.amid, ch.nonce, ch.relay) }) })
       this.bearer = { token: t.token, expiresAt: t.expires_at }
     }
-    return { origin: this.cfg.httpBase, headers: { authorization: `Bearer ${this.bearer.token}` } }
+    return { origin: this.httpBase, headers: { authorization: `Bearer ${this.bearer.token}` } }
   }
 
   /**
@@ -1160,7 +1177,7 @@ export class ConnectionImpl implements Connection {
       state: this.linkState,
       outbox: this.pendingSends,
       since: this.linkSince,
-      relay: this.cfg.url,
+      relay: this.url,
       ...(this.linkState === 'reconnecting' || this.linkState === 'connecting' ? { attempt: this.attempt } : {}),
       ...(this.lastError === undefined || this.linkState === 'connected' ? {} : { lastError: this.lastError.message }),
     }

@@ -99,6 +99,8 @@ export interface SendResult {
 
 export interface Connection {
   readonly amid: string
+  /** The WebSocket address of the relay it uses now: of several given (a cluster), the one it moved to last. */
+  readonly url: string
   readonly connected: boolean
   /** Envelopes written to the outbox and not yet acknowledged. */
   readonly pendingSends: number
@@ -182,8 +184,12 @@ export interface Connection {
 }
 
 export interface ConnectOptions {
-  /** Relay address: ws(s)://host:port or http(s)://host:port. @default $AGENTMESH_SERVER or ws://127.0.0.1:7777 */
-  server?: string
+  /**
+   * Relay address: ws(s)://host:port or http(s)://host:port; or several nodes of one cluster (an
+   * array, or one string with commas), at most 16: the connection uses the first and moves to the
+   * next when it loses one, resuming from its cursor. @default $AGENTMESH_SERVER or ws://127.0.0.1:7777
+   */
+  server?: string | readonly string[]
   /** The agent's identity; or give `home` to load it from there. */
   identity?: import('@agentmesh/crypto').Identity
   /** Agent home directory: identity.json and state.db (outbox, cursor, dedupe). @default $AGENTMESH_HOME or ~/.agentmesh */

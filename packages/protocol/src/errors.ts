@@ -93,6 +93,7 @@ export const ErrorCode = {
   DataLoss: 'AM_ERR_DATA_LOSS',
   AddressInUse: 'AM_ERR_ADDRESS_IN_USE',
   StoreUnavailable: 'AM_ERR_STORE_UNAVAILABLE',
+  BackplaneUnavailable: 'AM_ERR_BACKPLANE_UNAVAILABLE',
   // ---- operations: files (§18)
   UnknownFile: 'AM_ERR_UNKNOWN_FILE',
   FileTooLarge: 'AM_ERR_FILE_TOO_LARGE',
@@ -248,6 +249,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.DataLoss]: { retryable: false },
   [ErrorCode.AddressInUse]: { retryable: false },
   [ErrorCode.StoreUnavailable]: { status: 503, retryable: true },
+  [ErrorCode.BackplaneUnavailable]: { retryable: true },
   // ---- operations: files (§18)
   [ErrorCode.UnknownFile]: { status: 404, retryable: false },
   [ErrorCode.FileTooLarge]: { status: 413, retryable: false },

@@ -38,6 +38,13 @@ export interface Backplane {
   publish (msg: BackplaneMessage): Promise<void>
   /** Answers the function that unsubscribes. */
   subscribe (onMessage: (msg: BackplaneMessage) => void): () => void
+  /**
+   * A networked backplane calls `fn` when messages may have been lost (its connection to the bus
+   * came back after a loss): the relay core then reads every connected agent's inbox and rooms from
+   * the Store again. Answers the function that removes it. An in-process backplane loses nothing
+   * and has none.
+   */
+  onGap? (fn: () => void): () => void
 }
 
 /** Subscribers one in-process backplane serves at most (one per relay node in this process). @default 1,000 */

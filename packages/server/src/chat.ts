@@ -91,6 +91,7 @@ export class ChatService implements RoomResolver {
   private readonly dms: DmBook
   private started = false
   private readonly offBackplane: (() => void) | undefined
+  private readonly offGap: (() => void) | undefined
   private readonly rooms: Rooms
   private readonly posts: RelayPosts
   settings: ChatSettings
@@ -148,6 +149,13 @@ export class ChatService implements RoomResolver {
       else this.dms.afterDm(e.env.from, e.env.to)
     })
     this.offBackplane = backplane?.subscribe((m) => { this.fromNode(m) })
+    // cache invalidations and presence the bus lost while it was away: what is cached is read
+    // again, and the nodes tell each other again who is online
+    this.offGap = backplane?.onGap?.(() => {
+      this.presences.resync()
+      this.rooms.forgetAll()
+      this.handles.forgetAll().catch((err: unknown) => { log.error({ err }, 'could not read the agent list again after a backplane gap') })
+    })
   }
 
   /** What another relay node tells: cached rows it changed, its agents' presence. */
@@ -196,6 +204,7 @@ export class ChatService implements RoomResolver {
   close (): void {
     this.stop()
     this.offBackplane?.()
+    this.offGap?.()
   }
 
   applySettings (s: ChatSettings): void {

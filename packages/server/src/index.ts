@@ -20,7 +20,7 @@ export type { RelayInit, RelayOptions, RelayConfig, RelayOptionName, OptionSpec,
 export { defaultLogger, silentLogger } from './log.ts'
 export { loadTrustRoots, MAX_TRUST_ROOTS } from './certificates.ts'
 export type { Logger } from './log.ts'
-export type { RelayStats, RelayOutlet, RoomResolver } from './relay.ts'
+export type { CatchUpResult, RelayStats, RelayOutlet, RoomResolver } from './relay.ts'
 export { inProcessBackplane, MAX_IN_PROCESS_SUBSCRIBERS } from './backplane.ts'
 export type { Backplane, BackplaneMessage, CacheKind } from './backplane.ts'
 export { EventBus } from './events.ts'

@@ -35,6 +35,8 @@ export const DEFAULT_ERROR_FLOOD_CLOSE = 1000
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 10 * 60 * 1000
 /** Presence changes are sent at most once per interval. */
 export const DEFAULT_PRESENCE_INTERVAL_MS = 1000
+/** With a shared backplane, every connected agent's inbox and rooms are read from the Store again this often. */
+export const DEFAULT_BACKPLANE_CATCH_UP_MS = 30_000
 /** Registry reads per IP. */
 export const DEFAULT_REGISTRY_READS_PER_MINUTE = 600
 export const DEFAULT_REGISTRY_READ_BURST = 200
@@ -161,6 +163,16 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_SYNC',
     flag: { flags: '--sync <mode>', help: 'SQLite durability: normal survives a crash, full also power loss (default normal)' },
   }),
+  backplane: option({
+    schema: Type.String({ maxLength: 1024, pattern: '^nats://[^\\s,]+(,nats://[^\\s,]+)*$' }),
+    default: undefined,
+    invalid: 'must be a NATS address, nats://host:port (several separated by commas for a NATS cluster)',
+    doc: 'The NATS server `agentmesh serve` joins to tell the other relays over the same Store what they must wake for (docs/architecture.md "The Backplane"); messages stay in the Store, so a bus that loses some delays them. createRelay() takes its Backplane as a component. @default none: a single relay',
+    file: true,
+    env: 'AGENTMESH_BACKPLANE',
+    flag: { flags: '--backplane <url>', help: 'NATS server shared with the other relays over the same store, nats://host:4222 (env AGENTMESH_BACKPLANE)' },
+  }),
+  backplaneCatchUpMs: positive('With a shared backplane, every connected agent\'s inbox and rooms are read from the Store again this often, in ms, so what a lost bus message held back is delivered (also at once when the bus reconnects). @default 30 s', DEFAULT_BACKPLANE_CATCH_UP_MS, 'AGENTMESH_BACKPLANE_CATCH_UP_MS'),
   maxEnvelopeBytes: positive('Largest envelope accepted, in bytes. @default 1 MiB', constants.DEFAULT_MAX_ENVELOPE_BYTES, 'AGENTMESH_MAX_ENVELOPE_BYTES'),
   maxInFlight: positive('Sends one connection may have awaiting their ack. @default 1,024', constants.DEFAULT_MAX_IN_FLIGHT, 'AGENTMESH_MAX_IN_FLIGHT'),
   deliveryWindow: positive('Deliveries sent ahead of the receiver\'s cursor, per connection. @default 1,024', constants.DEFAULT_DELIVERY_WINDOW, 'AGENTMESH_DELIVERY_WINDOW'),

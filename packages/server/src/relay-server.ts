@@ -13,7 +13,7 @@ import { AgentMeshError, ErrorCode, PROTOCOL, constants } from '@agentmesh/proto
 import { memoryStore, type Store } from '@agentmesh/store'
 import { DEFAULT_MEMORY_AUDIT_MAX_ROWS, relayOptions, type RelayInit, type RelayOptions } from './options.ts'
 import { randomBytes } from 'node:crypto'
-import { RelayCore, type RelayOutlet, type RelayStats, type SendGate } from './relay.ts'
+import { RelayCore, type CatchUpResult, type RelayOutlet, type RelayStats, type SendGate } from './relay.ts'
 import { httpApp } from './http.ts'
 import { defaultLogger, type Logger } from './log.ts'
 import { ChatService, defaultChatSettings, DEFAULT_CHAT_LIMITS } from './chat.ts'
@@ -49,6 +49,13 @@ export interface Relay {
   readonly operatorApi: boolean
   readonly store: Store
   stats (): RelayStats
+  /**
+   * Reads every connected agent's inbox and rooms read by cursor from the Store again and delivers
+   * what this node was not told of (done by itself when the backplane reports a gap and every
+   * backplaneCatchUpMs with a shared backplane); answers what it found. A call while one runs
+   * answers that one.
+   */
+  catchUp (): Promise<CatchUpResult>
   /** Graceful stop: refuse new work, commit what is pending, close sockets, close the store. */
   close (): Promise<void>
 }
@@ -319,6 +326,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     relayAmid: chat.relayAmid,
     operatorApi: apiKey !== undefined,
     stats: () => core.stats(),
+    catchUp: async () => await core.catchUp(),
     async close () {
       if (closing) return
       closing = true

@@ -53,6 +53,9 @@ export interface Peer {
   buffered? (): number
 }
 
+/** What one catch-up found: agents read, inboxes and rooms that had grown unannounced, rooms left unannounced. */
+export interface CatchUpResult { agents: number, inboxes: number, rooms: number, roomsLeft: number }
+
 /** What the relay core offers the features: posting its own items, events to connections. */
 export interface RelayOutlet {
   /**
@@ -293,6 +296,8 @@ export class RelayCore implements RelayOutlet {
   private readonly sendGates: () => readonly SendGate[]
   private readonly node: string
   private readonly unsubscribe: (() => void) | undefined
+  private readonly offGap: (() => void) | undefined
+  private catchingUp: Promise<CatchUpResult> | undefined
   /** rooms read by cursor: live deliveries, pumps, room cursors */
   private readonly feeds: RoomFeeds
 
@@ -303,6 +308,8 @@ export class RelayCore implements RelayOutlet {
     this.sendGates = components.sendGates ?? (() => [])
     this.node = init.node
     this.unsubscribe = this.backplane?.subscribe((m) => { this.fromBackplane(m) })
+    // the bus only wakes: what it lost while away is read from the Store (here, and on a timer below)
+    this.offGap = this.backplane?.onGap?.(() => { void this.catchUp() })
     this.log = components.logger
     this.events = components.events
     this.rooms = components.rooms
@@ -341,6 +348,7 @@ export class RelayCore implements RelayOutlet {
     })
     this.timers.push(setInterval(() => { this.heartbeat() }, opts.heartbeatMs).unref())
     this.timers.push(setInterval(() => { this.retransmit() }, Math.max(50, Math.floor(opts.retransmitMs / 2))).unref())
+    if (this.backplane !== undefined) this.timers.push(setInterval(() => { void this.catchUp() }, opts.backplaneCatchUpMs).unref())
   }
 
   get connectionCount (): number { return this.conns.size }
@@ -939,6 +947,45 @@ export class RelayCore implements RelayOutlet {
     }
   }
 
+  /**
+   * Reads every connected agent's inbox and rooms read by cursor from the Store again and pumps what
+   * this node had not heard of: what a backplane message lost while the bus was away would have
+   * woken. Called when the backplane reports a gap and every backplaneCatchUpMs; one at a time (a
+   * call while one runs answers that one). Agents are read one after the other, two Store reads each.
+   */
+  async catchUp (): Promise<CatchUpResult> {
+    if (this.catchingUp !== undefined) return await this.catchingUp
+    const run = async (): Promise<CatchUpResult> => {
+      const out: CatchUpResult = { agents: 0, inboxes: 0, rooms: 0, roomsLeft: 0 }
+      for (const [amid, box] of [...this.inboxes]) {
+        if (this.shuttingDown) break
+        if (box.conns.size === 0) continue
+        out.agents++
+        try {
+          const st = await this.store.inbox(amid)
+          if (st.lastSeq > box.lastSeq) {
+            box.lastSeq = st.lastSeq
+            out.inboxes++
+            for (const c of box.conns) if (c.deliver && !c.closed) void this.pump(c)
+          }
+          if (box.rf.byCursor) {
+            // the rooms it read before the Store is asked: one of them missing from the answer was left
+            const before = this.feeds.readyFeeds(box.rf)
+            const r = this.feeds.caughtUp(box.rf, await this.store.roomFeeds(amid), before)
+            out.rooms += r.grown
+            out.roomsLeft += r.left
+          }
+        } catch (err) {
+          this.log.error({ err, amid }, 'store read failed while catching up after the backplane')
+        }
+      }
+      if (out.inboxes + out.rooms + out.roomsLeft > 0) this.log.info(out, 'caught up from the store: deliveries the backplane did not announce')
+      return out
+    }
+    this.catchingUp = run().finally(() => { this.catchingUp = undefined })
+    return await this.catchingUp
+  }
+
   private fromBackplane (m: BackplaneMessage): void {
     if (m.origin === this.node) return // applied here already
     if (m.type === 'inbox:stored') {
@@ -1202,6 +1249,7 @@ export class RelayCore implements RelayOutlet {
     this.shuttingDown = true
     for (const t of this.timers) clearInterval(t)
     this.unsubscribe?.()
+    this.offGap?.()
     // sends already read may still be in their checks (signature, recipient lookup); they are
     // pending work too: let them reach the commit queue (new sends are refused from here on)
     await Promise.allSettled([...this.conns].map(c => c.chain))

@@ -179,6 +179,35 @@ export class RoomFeeds {
     }
   }
 
+  /** The rooms the agent reads here whose cursor was read from the Store (what a catch-up compares). */
+  readyFeeds (agent: AgentFeeds): Feed[] {
+    return [...agent.feeds.values()].filter(f => f.ready)
+  }
+
+  /**
+   * The Store's view of the agent's rooms, read again (a catch-up after the backplane lost
+   * messages): higher seqs are taken, rooms not known here are added, its connections pump; a
+   * room of `before` (its ready feeds before the Store was asked) missing from the answer was left
+   * (the member left or was removed on another node, unannounced) and is dropped: nothing more of it
+   * is delivered. Answers how many rooms had grown or were new, and how many were dropped.
+   */
+  caughtUp (agent: AgentFeeds, feeds: readonly RoomFeed[], before: readonly Feed[]): { grown: number, left: number } {
+    if (!agent.byCursor) return { grown: 0, left: 0 }
+    let grown = 0
+    let left = 0
+    const inStore = new Set(feeds.map(f => f.room))
+    for (const feed of before) {
+      if (!inStore.has(feed.room) && agent.feeds.get(feed.room) === feed) { this.drop(agent, feed.room); left++ }
+    }
+    for (const f of feeds) {
+      const known = agent.feeds.get(f.room)
+      if (known === undefined || (known.ready && f.lastSeq > known.lastSeq)) grown++
+    }
+    this.authenticated(agent, true, feeds)
+    if (grown > 0) for (const c of agent.conns) void this.pump(c)
+    return { grown, left }
+  }
+
   /**
    * The rooms the agent reads by cursor with the cursors this node holds (the welcome frame's
    * `rooms`), at most MAX_ROOMS_PER_FRAME of them (the rest are delivered all the same).

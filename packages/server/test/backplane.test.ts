@@ -11,7 +11,7 @@ import { createIdentity } from '@agentmesh/crypto'
 import { rawAgent, startRelay, waitFor, takeMessages as take } from '@agentmesh/testing'
 import { chat, connect, memoryState, type Connection } from '@agentmesh/client'
 import type { ChatEvent } from '@agentmesh/protocol'
-import type { Relay } from '@agentmesh/server'
+import type { Backplane, Relay } from '@agentmesh/server'
 
 /** Two relays over one Store and one backplane (neither closes what they share). */
 async function twoNodes (t: { after: (fn: () => Promise<void>) => void }): Promise<[Relay, Relay]> {
@@ -144,5 +144,142 @@ describe('backplane - chat across relays', () => {
     await waitFor(() => byCarol.some(e => e.status === 'online'), 'carol (watching, other node) to hear dave online')
     await dc.close()
     await waitFor(() => byCarol.some(e => e.status === 'offline') && byBob.some(e => e.status === 'offline' && e.change === undefined), 'both to hear dave offline')
+  })
+})
+
+/** An in-process backplane that loses what is published while `down`, and reports a gap when it comes back. */
+function lossyBackplane (): { bp: Backplane, down: () => void, up: () => void } {
+  const inner = inProcessBackplane()
+  let lost = false
+  let gaps: Array<() => void> = []
+  return {
+    bp: {
+      start: () => inner.start(),
+      stop: () => inner.stop(),
+      publish: async (msg) => { if (!lost) await inner.publish(msg) },
+      subscribe: (fn) => inner.subscribe(fn),
+      onGap: (fn) => { gaps = [...gaps, fn]; return () => { gaps = gaps.filter(g => g !== fn) } },
+    },
+    down: () => { lost = true },
+    up: () => { lost = false; for (const g of gaps) g() },
+  }
+}
+
+describe('backplane - catching up from the store', () => {
+  it('backplane - DMs and room messages stored while the bus lost everything reach the other relay\'s agent when the bus reports the gap: each once, in order', async (t) => {
+    const store = memoryStore()
+    const lossy = lossyBackplane()
+    const shared = { ...store, close: async () => {} }
+    // no timer: only the gap may bring them
+    const one = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
+    const two = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
+    t.after(async () => { await one.close(); await two.close(); await lossy.bp.stop(); await store.close() })
+    const [aliceId, bobId] = [createIdentity('alice'), createIdentity('bob')]
+    await store.createRoom({ id: 'ops', kind: 'public', owner: aliceId.amid, createdAt: 1 })
+    await store.addMember({ room: 'ops', amid: bobId.amid, role: 'member', joinedAt: 1 })
+    const bob = await rawAgent(two.wsUrl, bobId)
+    t.after(() => { bob.close() })
+    await bob.auth({ features: ['room-cursor'] })
+    const alice = await rawAgent(one.wsUrl, aliceId)
+    t.after(() => { alice.close() })
+    await alice.auth({ features: ['room-cursor'] })
+    lossy.down()
+    const dms = [1, 2].map(i => alice.envelope(bobId.amid, `dm ${i}`))
+    const says = [1, 2].map(i => alice.envelope('#ops', `room ${i}`))
+    for (const env of [...dms, ...says]) alice.send({ op: 'send', env })
+    await alice.collect(f => f.op === 'ack', 4)
+    await bob.barrier()
+    assert.equal(bob.frames.filter(f => f.op === 'deliver').length, 0, 'the bus lost the wake-ups')
+    lossy.up()
+    const got = await bob.collect(f => f.op === 'deliver', 4)
+    assert.deepEqual(got.filter(f => f.room === undefined).map(f => [f.seq, f.env.id]), dms.map((e, i) => [i + 1, e.id]))
+    assert.deepEqual(got.filter(f => f.room === 'ops').map(f => [f.seq, f.env.id]), says.map((e, i) => [i + 1, e.id]))
+    await bob.barrier()
+    assert.equal(bob.frames.filter(f => f.op === 'deliver').length, 4, 'each once')
+  })
+
+  it('backplane - with a bus that loses everything and reports nothing, the catch-up timer still delivers', async (t) => {
+    const store = memoryStore()
+    const lossy = lossyBackplane()
+    lossy.down()
+    const shared = { ...store, close: async () => {} }
+    const one = await startRelay({ backplaneCatchUpMs: 50 }, { store: shared, backplane: lossy.bp })
+    const two = await startRelay({ backplaneCatchUpMs: 50 }, { store: shared, backplane: lossy.bp })
+    t.after(async () => { await one.close(); await two.close(); await lossy.bp.stop(); await store.close() })
+    const bobId = createIdentity('bob')
+    const bob = await rawAgent(two.wsUrl, bobId)
+    t.after(() => { bob.close() })
+    await bob.auth()
+    const alice = await rawAgent(one.wsUrl)
+    t.after(() => { alice.close() })
+    await alice.auth()
+    const env = alice.envelope(bobId.amid, 'found by the timer')
+    alice.send({ op: 'send', env })
+    assert.deepEqual(await bob.collect(f => f.op === 'deliver', 1), [{ op: 'deliver', seq: 1, env }])
+  })
+
+  it('backplane - presence lost by the bus is told again after the gap: an agent that came online is seen, one that went offline is dropped', async (t) => {
+    const store = memoryStore()
+    const lossy = lossyBackplane()
+    const shared = { ...store, close: async () => {} }
+    const one = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
+    const two = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
+    t.after(async () => { await one.close(); await two.close(); await lossy.bp.stop(); await store.close() })
+    const carol = await open(t, two, 'carol')
+    const dave = createIdentity('dave')
+    carol.watch([dave.amid])
+    const heard: string[] = []
+    void (async () => { for await (const e of carol.events()) if (e.type === 'presence' && e.amid === dave.amid) heard.push(e.status ?? '') })()
+    const onlineSeenByTwo = async (): Promise<boolean> => (await chat(carol).presence()).some(p => p.amid === dave.amid)
+
+    lossy.down()
+    const dc = await connect({ server: one.url, identity: dave, state: memoryState() })
+    t.after(async () => { await dc.close() })
+    assert.equal(await onlineSeenByTwo(), false, 'relay two did not hear dave come online')
+    lossy.up()
+    await waitFor(onlineSeenByTwo, 'relay two to see dave online after the gap')
+    await waitFor(() => heard.includes('online'), 'carol (watching) to hear it')
+
+    lossy.down()
+    await dc.close()
+    assert.equal(await onlineSeenByTwo(), true, 'relay two did not hear dave go')
+    lossy.up()
+    await waitFor(async () => !(await onlineSeenByTwo()), 'relay two to drop dave after the gap')
+  })
+
+  it('backplane - a member removed on another node while the bus lost the news gets nothing more of the room once this node caught up', async (t) => {
+    const store = memoryStore()
+    const lossy = lossyBackplane()
+    const shared = { ...store, close: async () => {} }
+    const one = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
+    const two = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
+    t.after(async () => { await one.close(); await two.close(); await lossy.bp.stop(); await store.close() })
+    const [aliceId, bobId] = [createIdentity('alice'), createIdentity('bob')]
+    await store.createRoom({ id: 'ops', kind: 'public', owner: aliceId.amid, createdAt: 1 })
+    await store.addMember({ room: 'ops', amid: aliceId.amid, role: 'owner', joinedAt: 1 })
+    await store.addMember({ room: 'ops', amid: bobId.amid, role: 'member', joinedAt: 1 })
+    const bob = await rawAgent(two.wsUrl, bobId)
+    t.after(() => { bob.close() })
+    await bob.auth({ features: ['room-cursor'] })
+    const alice = await rawAgent(one.wsUrl, aliceId)
+    t.after(() => { alice.close() })
+    await alice.auth({ features: ['room-cursor'] })
+    const first = alice.envelope('#ops', 'while bob is a member')
+    alice.send({ op: 'send', env: first })
+    assert.deepEqual((await bob.collect(f => f.op === 'deliver', 1)).map(f => f.env.id), [first.id])
+    bob.send({ op: 'cursor', room: 'ops', seq: 1 })
+
+    lossy.down()
+    // bob is removed (as another node would, in the Store): the invalidation is lost
+    assert.equal(await store.removeMember('ops', bobId.amid), true)
+    lossy.up()
+    const found = await two.catchUp()
+    assert.equal(found.roomsLeft, 1)
+    const after = alice.envelope('#ops', 'after bob was removed')
+    alice.send({ op: 'send', env: after })
+    await alice.collect(f => f.op === 'ack', 2)
+    await waitFor(async () => (await store.roomFeed('ops', aliceId.amid))?.lastSeq === 2, 'the second message stored')
+    await bob.barrier()
+    assert.deepEqual(bob.frames.filter(f => f.op === 'deliver').map(f => f.env.id), [first.id], 'nothing of the room after the removal')
   })
 })

@@ -35,6 +35,8 @@ describe('options - relayOptions', () => {
       memory: false,
       storeUrl: undefined,
       sync: 'normal',
+      backplane: undefined,
+      backplaneCatchUpMs: 30_000,
       maxEnvelopeBytes: 1048576,
       maxInFlight: 1024,
       deliveryWindow: 1024,
@@ -167,7 +169,7 @@ describe('options - the option schema', () => {
   it('options - config-file keys, environment variables and flags are the documented ones, each used once', () => {
     const specs = relayOptionSpecs()
     assert.deepEqual(specs.filter(([, s]) => s.file).map(([k]) => k), [
-      'host', 'port', 'dataDir', 'memory', 'storeUrl', 'sync', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
+      'host', 'port', 'dataDir', 'memory', 'storeUrl', 'sync', 'backplane', 'backplaneCatchUpMs', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
       'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox',
       'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
@@ -192,10 +194,11 @@ describe('options - the option schema', () => {
       updateGraceMs: 'AGENTMESH_UPDATE_GRACE_MS',
       healthOfflineAfterMs: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS', healthHistory: 'AGENTMESH_HEALTH_HISTORY', metricsToken: 'AGENTMESH_METRICS_TOKEN',
       readOnly: 'AGENTMESH_READ_ONLY', backupIntervalMs: 'AGENTMESH_BACKUP_INTERVAL_MS', backupKeep: 'AGENTMESH_BACKUP_KEEP',
+      backplane: 'AGENTMESH_BACKPLANE', backplaneCatchUpMs: 'AGENTMESH_BACKPLANE_CATCH_UP_MS',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
     assert.deepEqual(flags, [
-      ['host', '--host'], ['port', '--port'], ['dataDir', '--data'], ['memory', '--memory'], ['storeUrl', '--store'], ['sync', '--sync'],
+      ['host', '--host'], ['port', '--port'], ['dataDir', '--data'], ['memory', '--memory'], ['storeUrl', '--store'], ['sync', '--sync'], ['backplane', '--backplane'],
       ['verifySignatures', '--verify-signatures'], ['trustRoots', '--trust-roots'], ['apiKey', '--api-key'],
       ['historyRetentionMs', '--history-retention-days'], ['historyMaxPerRoom', '--history-max-per-room'], ['presenceIdleMs', '--presence-idle'],
       ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],
@@ -234,6 +237,8 @@ describe('options - the option schema', () => {
     expectInvalid({ historyMaxPerRoom: 0 }, 'historyMaxPerRoom', 'relay option historyMaxPerRoom must be a positive integer, got 0')
     expectInvalid({ apiKey: 'x'.repeat(257) }, 'apiKey', 'relay option apiKey must be 16–256 characters without spaces')
     expectInvalid({ apiKey: 'with a space in it, long' }, 'apiKey', 'relay option apiKey must be 16–256 characters without spaces')
+    expectInvalid({ backplane: 'redis://127.0.0.1:6379' }, 'backplane', 'relay option backplane must be a NATS address, nats://host:port (several separated by commas for a NATS cluster)')
+    assert.equal(relayOptions({ backplane: 'nats://a:4222,nats://b:4222' }).backplane, 'nats://a:4222,nats://b:4222')
     expectInvalid({ trustRoots: 'pem' }, 'trustRoots', 'relay option trustRoots must be a list of PEM texts, got string')
     expectInvalid({ rateLimits: { api: { perMinute: 0 } } }, 'rateLimits.api.perMinute', 'relay option rateLimits.api.perMinute must be a whole number from 1 to 1,000,000, got 0')
     expectInvalid({ rateLimits: { web: {} } }, 'rateLimits.web', 'relay option rateLimits.web is not a limit (api, ip, chat, chatIp)')

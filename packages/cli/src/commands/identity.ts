@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import { createIdentity, IDENTITY_FILE, loadIdentity, saveIdentity, type Identity } from '@agentmesh/crypto'
-import { connect, relayUrl, POLICY_FILE } from '@agentmesh/client'
+import { connect, POLICY_FILE } from '@agentmesh/client'
 import { KNOCK_FIRST_POLICY, OPEN_POLICY, writePolicy } from './policy.ts'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { checkName } from '../names.ts'
@@ -12,8 +12,10 @@ import { processIo, type CliIo } from '../io.ts'
 
 async function registerAt (env: CliIo['env'], server: string, home: string, timeoutMs: number): Promise<string> {
   const conn = await connect({ server, home, ...passphraseOf(env), deliver: false, connectTimeoutMs: timeoutMs })
+  // of several addresses (a cluster), the one that answered
+  const at = conn.url
   await conn.close()
-  return relayUrl(server)
+  return at
 }
 
 /** `init --force` over an identity: its AMID is lost for good, so a person says yes first (or --yes says it for a script). */

@@ -9,7 +9,7 @@ import { writeSecretFile } from '@agentmesh/crypto'
 import { memoryStore, type Store } from '@agentmesh/store'
 import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
 import { postgresStore } from '@agentmesh/store-postgres'
-import type { AuditHeadLog } from '@agentmesh/server'
+import type { AuditHeadLog, Backplane, Logger } from '@agentmesh/server'
 import { AUDIT_HEADS_FILE, fileAuditHeads, readAuditHeads } from '../audit-heads-file.ts'
 import { output, reportError } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
@@ -158,6 +158,24 @@ interface ServeOpts {
 }
 
 /**
+ * The backplane `serve --backplane nats://…` joins, started (loaded only then: a single relay does
+ * not load the NATS client). A NATS that does not answer rejects with AM_ERR_BACKPLANE_UNAVAILABLE.
+ */
+export async function openBackplane (url: string, logger: Logger): Promise<Backplane> {
+  const { natsBackplane } = await import('@agentmesh/backplane-nats')
+  const bp = natsBackplane({
+    servers: url,
+    onError: (err) => { logger.warn({ err }, 'backplane message dropped') },
+    onStatus: (status) => {
+      if (status === 'disconnect') logger.warn({ backplane: 'nats' }, 'the NATS backplane went away: deliveries to agents on other relays wait until it is back (nothing is lost)')
+      else logger.info({ backplane: 'nats' }, 'the NATS backplane is back: catching up from the store')
+    },
+  })
+  await bp.start()
+  return bp
+}
+
+/**
  * Ends the command with `code` and prints nothing more: `run()` answers a CommanderError's exit
  * code as it is (the binary exits with it, as `process.exit(code)` did; in process the run ends).
  */
@@ -209,8 +227,19 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
         throw err
       }
       const { store, apiKey, apiKeyFile, auditHeads, walLost } = data
-      const { dataDir: _dataDir, memory: _memory, sync: _sync, storeUrl: _storeUrl, store: _store, ...relayInit } = init
+      const { dataDir: _dataDir, memory: _memory, sync: _sync, storeUrl: _storeUrl, store: _store, backplane: backplaneUrl, ...relayInit } = init
       const logger = defaultLogger(io.env.AGENTMESH_LOG_LEVEL ?? 'info')
+      // relays over one shared Store tell each other through NATS (the relay does not stop a backplane it is given: this does)
+      let backplane: Backplane | undefined
+      if (backplaneUrl !== undefined) {
+        try {
+          backplane = await openBackplane(backplaneUrl, logger)
+        } catch (err) {
+          await store.close()
+          throw err
+        }
+      }
+      const stopBackplane = async (): Promise<void> => { await backplane?.stop() }
       if (auditHeads !== undefined) {
         try {
           if (walLost !== undefined) {
@@ -223,18 +252,23 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
             out.note(`--accept-data-loss: audit rows ${lost.dbSeq + 1}-${lost.headSeq} (and what was committed with them) are gone; starting on what is left (audited audit.data_loss)`)
           }
         } catch (err) {
+          await stopBackplane()
           await store.close()
           throw err
         }
       }
-      const starting = createRelay({ ...relayInit, ...(apiKey === undefined ? {} : { apiKey }) }, { store, logger, ...(auditHeads === undefined ? {} : { auditHeads }) })
+      const starting = createRelay({ ...relayInit, ...(apiKey === undefined ? {} : { apiKey }) }, { store, logger, ...(auditHeads === undefined ? {} : { auditHeads }), ...(backplane === undefined ? {} : { backplane }) })
       // left while starting: a relay that comes up after all is closed, not left listening
       left.catch(() => { starting.then(async (r) => { await r.close() }, () => {}) })
-      const relay = await Promise.race([starting, left])
+      const relay = await Promise.race([starting, left]).catch(async (err: unknown) => {
+        // not started (a port in use, say), or left while starting: the backplane goes too
+        await stopBackplane()
+        throw err
+      })
       await Promise.race([left, new Promise<void>((resolve) => {
         stopRequested = (sig) => {
           out.note(`${sig}: stopping (committing pending messages, closing connections)`)
-          relay.close().then(resolve, (err) => {
+          relay.close().then(stopBackplane).then(resolve, (err) => {
             io.stderr.write(`agentmesh: error ${ErrorCode.Internal}: shutdown failed: ${(err as Error).message}\n`)
             leave(1)
           })

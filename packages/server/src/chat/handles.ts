@@ -36,6 +36,12 @@ export class Handles {
   /** Another node changed this agent's handle. */
   forgetHandle (amid: string): void { this.handles.delete(amid) }
 
+  /** The backplane may have lost changes: every cached handle is read again, and agents registered elsewhere are added. */
+  async forgetAll (): Promise<void> {
+    this.handles.clear()
+    await this.load()
+  }
+
   /** A newly authenticated agent (it is a member of the global room from now on). */
   noteAgent (amid: string): void { this.agents.add(amid) }
 

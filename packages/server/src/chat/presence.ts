@@ -125,6 +125,17 @@ export class Presences {
     for (const [amid, at] of [...this.restActive]) if (t - at >= this.idleMs()) this.restActive.delete(amid)
   }
 
+  /**
+   * The backplane may have lost presence messages (a gap): what other nodes said is forgotten, and
+   * this node tells again who is online here. Every node does so after a gap (the NATS backplane
+   * tells them all), so each one's view of the others is rebuilt; an agent that went offline
+   * elsewhere meanwhile just drops out of it (its watchers here are not told).
+   */
+  resync (): void {
+    this.remote.clear()
+    for (const amid of this.presence.keys()) this.ctx.tell({ type: 'presence', origin: this.ctx.node, amid, status: 'online' })
+  }
+
   /** The agent's first connection authenticated. */
   connected (amid: string): void {
     this.handles.noteAgent(amid)

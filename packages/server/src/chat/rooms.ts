@@ -43,6 +43,9 @@ export class Rooms {
   /** Drops a cached room (it changed here or on another node). */
   forget (id: string): void { this.rooms.delete(id) }
 
+  /** Drops every cached room (the backplane may have lost other nodes' changes). */
+  forgetAll (): void { this.rooms.clear() }
+
   /** The room with its members (cached), or undefined. */
   async roomState (id: string): Promise<RoomState | undefined> {
     let p = this.rooms.get(id)
