@@ -1,5 +1,6 @@
 /**
- * A relay on the PostgreSQL store (`serve --store postgres://…`): while the database is gone a send
+ * A relay on the PostgreSQL store (`serve --store postgres://…`; the last case also uses the NATS on
+ * 127.0.0.1:4222, which .ci/run starts): while the database is gone a send
  * is refused with AM_ERR_STORE_UNAVAILABLE and never acknowledged; once it is back the same
  * envelope is stored and delivered once. Runs against the PostgreSQL on this machine, in a schema
  * of its own (dropped after), reached through a TCP relay the test stops (the real server is
@@ -15,6 +16,7 @@ import { postgresStore } from '@agentmesh/store-postgres'
 import { assertCliError, cliInProcess, rawAgent, startRelay, tcpProxy } from '@agentmesh/testing'
 import { sqliteStore } from '@agentmesh/store-sqlite'
 import { verifyAudit } from '@agentmesh/store'
+import { natsBackplane } from '@agentmesh/backplane-nats'
 import { openRelayDataAsync } from '../src/commands/serve.ts'
 
 const URL = process.env.AGENTMESH_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -216,6 +218,47 @@ describe('serve on PostgreSQL', () => {
       bob.close()
     } finally {
       await relay.close()
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    }
+  })
+
+  it('serve postgres - two relays, each with its own store over one schema and the NATS backplane: DMs sent through both reach a receiver on one of them once each, in order per sender, with one run of inbox seqs and one audit chain', async () => {
+    const schema = schemaName()
+    const url = `${URL}?schema=${schema}`
+    const prefix = `agentmesh-test.${randomBytes(6).toString('hex')}`
+    const stores = [await postgresStore(url, { maxConnections: 2 }), await postgresStore(url, { maxConnections: 2 })]
+    const bps = [natsBackplane({ servers: process.env.AGENTMESH_TEST_NATS ?? 'nats://127.0.0.1:4222', prefix }), natsBackplane({ servers: process.env.AGENTMESH_TEST_NATS ?? 'nats://127.0.0.1:4222', prefix })]
+    for (const bp of bps) await bp.start()
+    const one = await startRelay({}, { store: stores[0]!, backplane: bps[0]! })
+    const two = await startRelay({}, { store: stores[1]!, backplane: bps[1]! })
+    try {
+      assert.equal(await stores[0]!.relayId(), await stores[1]!.relayId())
+      const bobId = createIdentity()
+      const bob = await rawAgent(two.wsUrl, bobId)
+      await bob.auth()
+      const alice = await rawAgent(one.wsUrl)
+      await alice.auth()
+      const carol = await rawAgent(two.wsUrl)
+      await carol.auth()
+      const envs = Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? alice : carol).envelope(bobId.amid, `n${i}`))
+      for (let i = 0; i < envs.length; i++) (i % 2 === 0 ? alice : carol).send({ op: 'send', env: envs[i] })
+      await alice.collect(f => f.op === 'ack', 10)
+      await carol.collect(f => f.op === 'ack', 10)
+      const got = await bob.collect(f => f.op === 'deliver', 20)
+      assert.deepEqual(got.map(f => f.seq), Array.from({ length: 20 }, (_, i) => i + 1), 'one inbox, contiguous seqs, whichever relay stored them')
+      const ids = got.map(f => f.env.id as string)
+      assert.equal(new Set(ids).size, 20)
+      // per sender, in the order sent
+      for (const who of [0, 1]) assert.deepEqual(ids.filter(id => envs.findIndex(e => e.id === id) % 2 === who), envs.filter((_, i) => i % 2 === who).map(e => e.id))
+      await bob.barrier()
+      assert.equal(bob.frames.filter(f => f.op === 'deliver').length, 20, 'each once')
+      const check = await verifyAudit(stores[0]!)
+      assert.equal(check.ok, true)
+      for (const a of [alice, bob, carol]) a.close()
+    } finally {
+      await one.close()
+      await two.close()
+      for (const bp of bps) await bp.stop()
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
     }
   })
