@@ -20,6 +20,9 @@ import { natsBackplane } from '@agentmesh/backplane-nats'
 import { openRelayDataAsync } from '../src/commands/serve.ts'
 
 const URL = process.env.AGENTMESH_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+/** The test database's port, and its URL through a TCP relay on `port` (a test stops that relay, never the database). */
+const PG_PORT = Number(new globalThis.URL(URL).port || 5432)
+const via = (port: number): string => { const u = new globalThis.URL(URL); u.hostname = '127.0.0.1'; u.port = String(port); return u.toString() }
 const admin = new pg.Pool({ connectionString: URL, max: 1 })
 after(async () => { await admin.end() })
 const schemaName = (): string => `am_test_${process.pid}_${randomBytes(4).toString('hex')}`
@@ -27,8 +30,8 @@ const schemaName = (): string => `am_test_${process.pid}_${randomBytes(4).toStri
 describe('serve on PostgreSQL', () => {
   it('serve postgres - a send while the database is gone is refused with AM_ERR_STORE_UNAVAILABLE, never acknowledged, and /healthz answers 503; sent again once it is back, it is stored and delivered once and /healthz is ok', async () => {
     const schema = schemaName()
-    const proxy = await tcpProxy(5432)
-    const store = await postgresStore(`postgres://postgres@127.0.0.1:${proxy.port}/postgres`, { schema, maxConnections: 2, connectTimeoutMs: 1000 })
+    const proxy = await tcpProxy(PG_PORT)
+    const store = await postgresStore(via(proxy.port), { schema, maxConnections: 2, connectTimeoutMs: 1000 })
     const relay = await startRelay({}, { store })
     try {
       const bobId = createIdentity()
@@ -78,12 +81,12 @@ describe('serve on PostgreSQL', () => {
     const dir = mkdtempSync(join(tmpdir(), 'agentmesh-pg-serve-'))
     const schema = schemaName()
     try {
-      const proxy = await tcpProxy(5432)
-      const url = `postgres://postgres@127.0.0.1:${proxy.port}/postgres`
+      const proxy = await tcpProxy(PG_PORT)
+      const url = via(proxy.port)
       await proxy.stop()
       await assert.rejects(openRelayDataAsync({ storeUrl: url, dataDir: join(dir, 'down') }), (err: Error & { code?: string }) => {
         assert.equal(err.code, ErrorCode.StoreUnavailable)
-        assert.match(err.message, /^PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres is not reachable/)
+        assert.match(err.message, /^PostgreSQL at postgres:\/\/[^ ]*@?127\.0\.0\.1:\d+\/[^ ]* is not reachable/)
         return true
       })
       assert.equal(existsSync(join(dir, 'down')), false, 'nothing made')
@@ -179,7 +182,7 @@ describe('serve on PostgreSQL', () => {
     const dir = mkdtempSync(join(tmpdir(), 'agentmesh-pg-refuse-'))
     const schema = schemaName()
     try {
-      const proxy = await tcpProxy(5432)
+      const proxy = await tcpProxy(PG_PORT)
       await proxy.stop()
       const down = await cliInProcess(['serve', '--store', `postgres://postgres:s3cret@127.0.0.1:${proxy.port}/postgres`, '--port', '0', '--data', join(dir, 'a')])
       assertCliError(down, 'AM_ERR_STORE_UNAVAILABLE', 1, /is not reachable/)
