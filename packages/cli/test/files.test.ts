@@ -12,6 +12,8 @@ import { join } from 'node:path'
 import type { Relay } from '@agentmesh/server'
 import { assertCliError, cli, startRelay, tempDir } from '@agentmesh/testing'
 import { safeFilename } from '../src/commands/files.ts'
+import { run as runCli, type CliIo } from '../src/index.ts'
+import { Readable } from 'node:stream'
 
 type Json = Record<string, any>
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -110,6 +112,28 @@ describe('file', () => {
     assert.ok(readFileSync(join(cwd, 'launch-1.txt')).equals(secret))
     assert.equal(readFileSync(join(cwd, 'launch.txt'), 'utf8'), 'already here')
     assert.deepEqual(readdirSync(cwd).sort(), ['launch-1.txt', 'launch.txt'], 'no partial file left')
+  })
+
+  it('file - on a terminal the progress line is cleared before the result is printed (upload and download)', async () => {
+    await init('tty')
+    const src = join(dir.path, 'tty.bin')
+    writeFileSync(src, randomBytes(300_000))
+    // stdout and stderr on one terminal, as a person sees them
+    let screen = ''
+    const term = { write (c: string) { screen += c; return true } }
+    const io: CliIo = {
+      stdout: term,
+      stderr: { ...term, isTTY: true } as CliIo['stderr'],
+      stdin: Readable.from([]),
+      env: { AGENTMESH_HOME: home('tty'), AGENTMESH_SERVER: server, AGENTMESH_LOG_LEVEL: 'warn' },
+      onInterrupt: () => () => {},
+    }
+    assert.equal(await runCli(['file', 'upload', src, '--public'], io), 0, screen)
+    assert.match(screen, /\ruploading [\d.]+ MiB 100%\x1b\[K\r\x1b\[K[0-9a-f-]{36} uploaded \(300000 bytes/)
+    const id = /([0-9a-f-]{36}) uploaded/.exec(screen)![1]!
+    screen = ''
+    assert.equal(await runCli(['file', 'download', id, '-o', join(dir.path, 'tty-got.bin')], io), 0, screen)
+    assert.match(screen, /\rdownloading [\d.]+ MiB 100%\x1b\[K\r\x1b\[K\/\S+tty-got\.bin \(300000 bytes/)
   })
 
   it('file - a name from another agent is made a plain name: no path, no control characters, no leading dots', () => {
