@@ -80,6 +80,7 @@ describe('catastrophe events - REST', () => {
     // a worker may not report, move or resolve; a warden may not resolve
     const wk = await api(relay, 'POST', '/api/v1/catastrophe', { token: kt, body: report })
     assert.deepEqual([wk.status, wk.body.error.code], [403, ErrorCode.Forbidden])
+    assert.equal(wk.body.error.message, 'reporting a catastrophe is for masters or wardens; this caller is a worker')
     assert.equal((await api(relay, 'POST', `/api/v1/catastrophe/${id}/recovering`, { token: kt })).status, 403)
     const wr = await api(relay, 'POST', `/api/v1/catastrophe/${id}/resolve`, { token: wt, body: { notes: 'x' } })
     assert.deepEqual([wr.status, wr.body.error.code], [403, ErrorCode.Forbidden])

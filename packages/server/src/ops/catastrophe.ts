@@ -93,7 +93,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
   }
 
   const may = (p: Principal, roles: readonly string[], what: string): void => {
-    if (!roles.includes(p.role)) throw new AgentMeshError(ErrorCode.Forbidden, `${what} is for ${roles.join(' or ')}s; this caller is a ${p.role}`)
+    if (!roles.includes(p.role)) throw new AgentMeshError(ErrorCode.Forbidden, `${what} is for ${roles.map(r => `${r}s`).join(' or ')}; this caller is a ${p.role}`)
   }
   const find = async (id: string): Promise<CatastropheRecord> => {
     const e = volatile.get(id) ?? await store.getCatastrophe(id)
