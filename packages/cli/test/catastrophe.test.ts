@@ -169,6 +169,12 @@ describe('catastrophe commands', { concurrency: 1 }, () => {
     const text = join(dir.path, 'notes.txt')
     writeFileSync(text, 'these are not the pages you are looking for\n'.repeat(200))
     assertCliError(await cli(['restore', text, '--data', data], { home }), 'AM_ERR_NOT_A_BACKUP', 1, /nothing was replaced/)
+    // the message names the file the operator gave, not the copy it was checked on
+    assertCliError(await cli(['restore', text, '--data', data], { home }), 'AM_ERR_NOT_A_BACKUP', 1, new RegExp(`error AM_ERR_NOT_A_BACKUP: ${text.replace(/[.]/g, '\\.')} is not a valid AgentMesh database`))
+    // a refused restore into a directory that did not exist leaves none behind
+    const fresh = join(dir.path, 'never-made')
+    assertCliError(await cli(['restore', text, '--data', fresh], { home }), 'AM_ERR_NOT_A_BACKUP', 1)
+    assert.equal(existsSync(fresh), false, 'no data directory made for a refused restore')
     const empty = join(dir.path, 'empty.db')
     const Database = (await import('better-sqlite3')).default
     new Database(empty).exec('CREATE TABLE t (x)').close()

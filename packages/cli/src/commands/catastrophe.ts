@@ -5,7 +5,7 @@
  * holds its database's lock: SQLite's online backup API copies while it serves); with `--data` they
  * open a stopped relay's directory themselves. `restore` only ever works on a stopped relay.
  */
-import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, unlinkSync, statSync } from 'node:fs'
+import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmdirSync, unlinkSync, statSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { basename, join, resolve } from 'node:path'
 import type { Command } from 'commander'
@@ -218,12 +218,15 @@ function backupCommands (program: Command, io: CliIo): void {
       const src = resolve(file)
       if (!existsSync(src)) throw new AgentMeshError(ErrorCode.NotABackup, `${src} does not exist; nothing was replaced`)
       const target = join(dir, DB_FILE)
+      // a refused restore leaves no directory it made
+      const made = !existsSync(dir)
       mkdirSync(dir, { recursive: true, mode: 0o700 })
       // checked on a copy next to the target: the backup itself is never opened for writing
       const staging = `${target}.restore-${process.pid}`
+      let restored = false
       copyOut(src, staging)
       try {
-        const info = await inspectDatabase(staging, SCHEMA_VERSION)
+        const info = await inspectDatabase(staging, SCHEMA_VERSION, src)
         const store = sqliteStore(staging)
         /** the relay signed audit heads past the backup's end: `serve` will ask for --accept-data-loss */
         let behind: { head_seq: number, db_seq: number } | undefined
@@ -246,6 +249,7 @@ function backupCommands (program: Command, io: CliIo): void {
           for (const ext of ['-wal', '-shm']) if (existsSync(target + ext)) renameSync(target + ext, aside + ext)
         }
         renameSync(staging, target)
+        restored = true
         const start = behind === undefined ? `agentmesh serve --data ${dir}` : `agentmesh serve --data ${dir} --accept-data-loss`
         out.result({ restored: target, from: src, bytes: statSync(target).size, relay_id: info.relayId, schema: info.schema, audit_rows: info.auditRows, ...(aside === undefined ? {} : { replaced: aside }), ...(behind === undefined ? {} : { behind_signed_head: behind }) },
           `restored ${target} from ${src} (relay ${info.relayId}, schema ${info.schema}, ${info.auditRows} audit rows verified)${aside === undefined ? '' : `\nthe replaced database is kept as ${aside}`}` +
@@ -253,6 +257,7 @@ function backupCommands (program: Command, io: CliIo): void {
           `\nstart the relay again: ${start}`)
       } finally {
         for (const f of [staging, staging + '-wal', staging + '-shm']) { try { unlinkSync(f) } catch {} }
+        if (made && !restored) { try { rmdirSync(dir) } catch {} }
       }
     })
 
