@@ -158,6 +158,8 @@ describe('catastrophe commands', { concurrency: 1 }, () => {
     const b2 = await agent(back, bob.id)
     const got = await b2.collect(f => f.op === 'deliver', inBackup.length)
     assert.deepEqual(got.map(f => f.env.id), inBackup, 'the same backlog, in order')
+    // the backup was taken while its relay ran (its run marker set): a restore is not an unclean stop
+    assert.deepEqual(b2.frames.filter(f => f.op === 'event' && f.event.type === 'catastrophe_alert').map(f => f.event.data.eventType), [])
     b2.close()
   })
 

@@ -237,6 +237,9 @@ function backupCommands (program: Command, io: CliIo): void {
           const head = heads[heads.length - 1]
           const last = await store.lastAudit()
           if (head !== undefined && head.seq > (last?.seq ?? 0)) behind = { head_seq: head.seq, db_seq: last?.seq ?? 0 }
+          // an online backup carries the run marker of the relay it was taken from: the relay
+          // started on the restored copy did not stop uncleanly (no server_down for a restore)
+          await store.endRun()
         } finally {
           await store.close()
         }
