@@ -297,8 +297,11 @@ function backupCommands (program: Command, io: CliIo): void {
 }
 
 function report (out: Out, r: { ok: boolean, integrity: { ok: boolean, found: string }, audit: { ok: boolean, rows: number, seq?: number, reason?: string }, eventId?: string, readOnly?: boolean }): void {
+  // quick_check answers a line per problem: one per line here too, the first ten
+  const found = r.integrity.found.split('\n').map(l => shown(l, 300).trim()).filter(l => l !== '')
+  const problems = found.slice(0, 10).map(l => `\n  ${l}`).join('') + (found.length > 10 ? `\n  … ${found.length - 10} more (--json has them all)` : '')
   const lines = [
-    `integrity: ${r.integrity.ok ? 'ok' : `FAILED: ${shown(r.integrity.found, 1000)}`}`,
+    `integrity: ${r.integrity.ok ? 'ok' : `FAILED:${problems}`}`,
     `audit chain: ${r.audit.ok ? `ok (${r.audit.rows} rows)` : `FAILED at row ${r.audit.seq ?? '?'}: ${shown(r.audit.reason ?? '', 500)}`}`,
   ]
   if (r.eventId !== undefined) lines.push(`reported as catastrophe event ${r.eventId}`)
