@@ -351,7 +351,7 @@ describe('catastrophe events - unclean stop, read-only mode, checks, backups', (
     relays.push(relay)
     const good = await op(relay, 'POST', '/api/v1/check')
     assert.deepEqual(good.body, { ok: true, integrity: { ok: true, found: 'ok' }, audit: { ok: true, rows: good.body.audit.rows }, readOnly: false })
-    found = '*** in database main ***\nPage 7: btreeInitPage() returns error code 11'
+    found = '*** in database main ***\nPage 7: btreeInitPage() returns error code 11\nPage 8: never used\nPage 9: never used'
     const bad = await op(relay, 'POST', '/api/v1/check', { full: true })
     assert.equal(bad.status, 200)
     assert.equal(bad.body.ok, false)
@@ -363,9 +363,13 @@ describe('catastrophe events - unclean stop, read-only mode, checks, backups', (
     const events = (await op(relay, 'GET', '/api/v1/catastrophe')).body.events as Json[]
     assert.deepEqual(events.map(e => [e.eventId, e.eventType, e.title]), [[bad.body.eventId, 'db_corruption', 'An integrity check failed']])
     assert.match(events[0]!.description, /btreeInitPage/)
-    assert.equal((await api(relay, 'GET', '/api/v1/info')).body.read_only, true)
+    const info = (await api(relay, 'GET', '/api/v1/info')).body
+    assert.equal(info.read_only, true)
+    // the reason is one line: the first problem and how many more (every refused write quotes it)
+    assert.equal(info.read_only_reason, 'the integrity check failed: Page 7: btreeInitPage() returns error code 11 (and 2 more problems: agentmesh check lists them)')
     const w = await op(relay, 'POST', '/api/v1/catastrophe', report)
     assert.deepEqual([w.status, w.body.error.code], [503, ErrorCode.ReadOnly])
+    assert.doesNotMatch(w.body.error.message, /\n/)
     const backup = await op(relay, 'POST', '/api/v1/backups')
     assert.equal(backup.status, 409, 'the memory store has nothing to back up')
     const bad400 = await op(relay, 'POST', '/api/v1/check', { full: 'yes' })
