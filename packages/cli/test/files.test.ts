@@ -78,6 +78,9 @@ describe('file', () => {
     assertCliError(await cli(['file', 'upload', src, '--public', '--room', '#x'], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2)
     assertCliError(await cli(['file', 'upload', join(dir.path, 'nope')], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2)
     assertCliError(await cli(['file', 'download', '../../etc/passwd'], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2)
+    // a mistake names the help of the command it was made in
+    assertCliError(await cli(['file', 'upload'], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2, /missing required argument 'path' \(see `agentmesh file upload --help`\)/)
+    assertCliError(await cli(['file', 'uplod', src], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2, /unknown command 'uplod' \(Did you mean upload\?\) \(see `agentmesh file --help`\)/)
   })
 
   it('file - upload --to sends it end to end: the relay holds ciphertext; the peer downloads it decrypted under the sender\'s name, in a free name of the current directory', async () => {
