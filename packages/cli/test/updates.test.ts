@@ -97,6 +97,21 @@ describe('cli - update', { concurrency: 1 }, () => {
     assert.match(table, /versions reported: .*1\.1\.0 ×1/)
   })
 
+  it('cli - listen tells an agent of the updates announced while it was offline (stderr; messages stay on stdout), each once', async () => {
+    ids.dave = (JSON.parse(ok(await cli(['init', '--open', '--name', 'dave', '--json'], as('dave')), 'init dave').lines[0]!) as { amid: string }).amid
+    const made = json(ok(await cli(['update', 'create', '--version', '1.2.0', '--type', 'schema', '--title', 'While dave was away', '--json'], op()), 'create'))[0]
+    const heard = ok(await cli(['listen', '--timeout', '1', '--json'], as('dave')), 'listen --json')
+    assert.equal(heard.stdout, '', 'no message: updates are not messages')
+    const told = heard.stderr.split('\n').filter(l => l.startsWith('{"update"')).map(l => JSON.parse(l).update)
+    assert.deepEqual(told.map(u => [u.title, u.status]).sort(), [['Hotfix', 'pending'], ['Threads', 'pending'], ['While dave was away', 'pending']])
+    assert.equal(told.find(u => u.title === 'While dave was away').updateId, made.updateId)
+    ok(await cli(['update', 'ack', made.updateId, '--status', 'completed'], as('dave')), 'ack')
+    const text = ok(await cli(['listen', '--timeout', '1'], as('dave')), 'listen')
+    const lines = text.stderr.split('\n').filter(l => l.startsWith('agentmesh: system update'))
+    assert.deepEqual(lines.map(l => /"([^"]+)"/.exec(l)![1]).sort(), ['Hotfix', 'Threads'], 'a completed update is not told again')
+    assert.match(lines[0]!, /^agentmesh: system update 1\.1\.[01] "(Hotfix|Threads)" \((emergency|feature); you: pending; `agentmesh update show [0-9a-f-]{36}`, then `agentmesh update ack [0-9a-f-]{36} --status accepted\|rejected\|completed`\)$/)
+  })
+
   it('cli - a breaking update whose deadline passed: the CLI (below the required version) is refused with AM_ERR_UPDATE_REQUIRED', async () => {
     ok(await cli(['update', 'create', '--version', '9.0.0', '--type', 'api', '--title', 'Wire v9', '--breaking', '--required-version', '9.0.0', '--deadline', String(Date.now() - 1000)], op()), 'create breaking')
     const refused = await cli(['send', ids.bob!, 'hello'], as('alice'))

@@ -14,6 +14,7 @@ import {
 import { output, parseInteger, usage, type Out } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { apiOf, iso, query, withApi, type ApiOpts } from './chat.ts'
+import { updates, type Connection } from '@agentmesh/client'
 
 type UpdateInfo = ApiAnswer<'getUpdate'>
 type Adoption = ApiAnswer<'updateAcks'>
@@ -54,6 +55,22 @@ function showUpdate (out: Out, u: UpdateInfo): void {
     ...(u.announcement === undefined ? [] : ['', ...u.announcement.split(/\r?\n/).map(l => '  ' + stripUnsafeChars(l))]),
   ]
   out.result({ ...u }, lines.join('\n'))
+}
+
+/**
+ * System updates while `listen` runs — those told at connect (the agent was offline when they were
+ * announced, or has not answered them) and those announced meanwhile — on stderr, once per update
+ * and status: `{"update": {…}}` with --json, a line otherwise (messages stay on stdout).
+ */
+export function watchUpdates (conn: Connection, io: Pick<CliIo, 'stderr'>, json: boolean): void {
+  updates(conn).onUpdate((u) => {
+    const below = u.belowRequired === true && u.requiredVersion !== undefined
+      ? `; this agent is below the required version ${clean(u.requiredVersion)}${u.enforceAt === undefined ? '' : `: its sends are refused from ${iso(u.enforceAt)}`}`
+      : ''
+    io.stderr.write(json
+      ? JSON.stringify({ update: u }) + '\n'
+      : `agentmesh: system update ${clean(u.version)} "${clean(u.title).slice(0, 200)}" (${u.updateType}${u.breakingChange ? ', breaking' : ''}; you: ${u.status}${below}; \`agentmesh update show ${u.updateId}\`, then \`agentmesh update ack ${u.updateId} --status accepted|rejected|completed\`)\n`)
+  })
 }
 
 const BAR = 30
