@@ -136,6 +136,10 @@ describe('catastrophe commands', { concurrency: 1 }, () => {
     assert.equal(statSync(b.file).mode & 0o777, 0o600)
     assert.ok(b.file.startsWith(join(data, 'backups') + '/'))
     ok(await cli(['check', '--json', '--api-key', KEY], { home, server: relay.url }), 'check on the running relay')
+    // --out into a directory that does not exist: a usage error before any backup is taken
+    const kept = readdirSync(join(data, 'backups')).length
+    assertCliError(await cli(['backup', '--out', join(dir.path, 'no-such-dir', 'x.db'), '--api-key', KEY], { home, server: relay.url }), 'AM_ERR_INVALID_ARGUMENT', 2, /--out .*: its directory .*no-such-dir does not exist/)
+    assert.equal(readdirSync(join(data, 'backups')).length, kept, 'no backup taken for it')
     alice.close()
     await relay.close()
 

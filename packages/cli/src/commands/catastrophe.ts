@@ -7,7 +7,7 @@
  */
 import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmdirSync, unlinkSync, statSync } from 'node:fs'
 import Database from 'better-sqlite3'
-import { basename, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import {
   AgentMeshError, ErrorCode, CATASTROPHE_SEVERITIES, CATASTROPHE_STATUSES, CATASTROPHE_TYPES, MAX_AFFECTED_AGENTS,
@@ -179,9 +179,27 @@ function inUse (file: string): boolean {
   }
 }
 
+/** Copies `from` to `to` (0600) through a temporary file beside it: `to` is whole or untouched. */
 function copyOut (from: string, to: string): void {
-  copyFileSync(from, to)
-  chmodSync(to, 0o600)
+  const tmp = `${to}.tmp-${process.pid}`
+  try {
+    copyFileSync(from, tmp)
+    chmodSync(tmp, 0o600)
+    renameSync(tmp, to)
+  } catch (err) {
+    try { unlinkSync(tmp) } catch {}
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    throw new AgentMeshError(ErrorCode.DataDir, `cannot write ${to} (${code}); ${from} is left as it was`)
+  }
+}
+
+/** `--out`'s directory must exist before a backup is taken for it (usage error otherwise). */
+function checkOutDir (flag: string, file: string): string {
+  const to = resolve(file)
+  let dir: ReturnType<typeof statSync> | undefined
+  try { dir = statSync(dirname(to)) } catch {}
+  if (dir === undefined || !dir.isDirectory()) throw usage(`${flag} ${file}: its directory ${dirname(to)} does not exist`)
+  return to
 }
 
 function backupCommands (program: Command, io: CliIo): void {
@@ -191,6 +209,7 @@ function backupCommands (program: Command, io: CliIo): void {
     .option('--data <dir>', 'back up a stopped relay\'s data directory directly instead of asking the running relay'))
     .action(async (o: ApiOpts & { out?: string, data?: string }) => {
       const out = output(o.json === true, io)
+      const outFile = o.out === undefined ? undefined : checkOutDir('--out', o.out)
       let taken: { file: string, bytes: number, at: number, kept: number }
       if (o.data !== undefined) {
         const store = sqliteStore(dbIn(resolve(o.data)))
@@ -200,8 +219,8 @@ function backupCommands (program: Command, io: CliIo): void {
         taken = await apiOf(o, io).call('takeBackup', '/api/v1/backups')
       }
       let copied: string | undefined
-      if (o.out !== undefined) {
-        copied = resolve(o.out)
+      if (outFile !== undefined) {
+        copied = outFile
         if (!existsSync(taken.file)) throw new AgentMeshError(ErrorCode.DataDir, `the relay wrote ${taken.file}, which is not on this host; copy it from the relay's host (--out works where the relay runs)`)
         copyOut(taken.file, copied)
       }
