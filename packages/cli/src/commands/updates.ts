@@ -32,6 +32,15 @@ export function timeOption (name: string, v: string, now = Date.now()): number {
   return t
 }
 
+/** A file given on the command line, as text: a usage error naming it when it cannot be read. */
+function readText (flag: string, file: string): string {
+  try {
+    return readFileSync(resolve(file), 'utf8')
+  } catch (err) {
+    throw usage(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+}
+
 /** Text from an agent or another person, on one line, without control or invisible characters. */
 const clean = (s: string): string => stripUnsafeChars(s.replace(/\r?\n/g, ' '))
 
@@ -123,7 +132,7 @@ export function updateCommands (program: Command, io: CliIo = processIo()): void
       if (o.deadline !== undefined && (o.requiredVersion === undefined || o.breaking !== true)) throw usage('--deadline goes with --breaking and --required-version (it is when older agents start being refused)')
       const announcement = o.announcement === undefined
         ? undefined
-        : o.announcement === '-' ? await readAll(io.stdin) : readFileSync(resolve(o.announcement), 'utf8')
+        : o.announcement === '-' ? await readAll(io.stdin) : readText('--announcement', o.announcement)
       const body: ApiBody<'createUpdate'> = {
         version: o.version,
         updateType: o.type as ApiBody<'createUpdate'>['updateType'],
