@@ -70,6 +70,10 @@ describe('file', () => {
     assert.equal(readFileSync(out, 'utf8'), 'mine')
     await run('bob', ['file', 'download', up!.fileId, '-o', out, '--force'])
     assert.ok(readFileSync(out).equals(bytes))
+    // -o in a directory that does not exist: one coded line, nothing written (it was a crash with a stack trace)
+    const nowhere = join(dir.path, 'no-such-dir', 'got.bin')
+    assertCliError(await cli(['file', 'download', up!.fileId, '-o', nowhere], { home: home('bob'), server }), 'AM_ERR_INVALID_ARGUMENT', 2, /cannot write .*no-such-dir\/got\.bin: .*no-such-dir is not a directory that exists; nothing was written/)
+    assertCliError(await cli(['file', 'download', up!.fileId, '-o', nowhere], { home: home('bob'), server, process: true }), 'AM_ERR_INVALID_ARGUMENT', 2)
 
     assertCliError(await cli(['file', 'delete', up!.fileId], { home: home('bob'), server }), 'AM_ERR_FORBIDDEN', 1)
     assert.deepEqual(await run('alice', ['file', 'delete', up!.fileId]), [{ fileId: up!.fileId, deleted: true }])
