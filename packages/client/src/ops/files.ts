@@ -191,8 +191,9 @@ export function files (conn: Connection): Files {
         fh = await open(part, 'wx', 0o600)
       } catch (err) {
         await res.body!.cancel().catch(() => {})
-        const code = (err as NodeJS.ErrnoException).code
-        throw new AgentMeshError(ErrorCode.InvalidArgument, `cannot write ${opts.to}: ${code === 'ENOENT' ? `${dirname(opts.to)} is not a directory that exists` : code ?? (err as Error).message}; nothing was written`)
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+        const noDir = !(await stat(dirname(opts.to)).then(st => st.isDirectory(), () => false))
+        throw new AgentMeshError(ErrorCode.InvalidArgument, `cannot write ${opts.to}: ${noDir ? `${dirname(opts.to)} is not a directory that exists` : `a file cannot be created there (${code})`}; nothing was written`)
       }
       const out = fh.createWriteStream()
       const closed = new Promise<void>((resolve, reject) => { out.on('close', resolve); out.on('error', reject) })
