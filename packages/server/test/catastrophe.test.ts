@@ -390,6 +390,21 @@ describe('catastrophe events - unclean stop, read-only mode, checks, backups', (
     assert.ok(await s.getAgent('am-x'), 'bookkeeping at auth goes on')
   })
 
+  it('catastrophe - guardStore: a damaged page met while iterating a read (a file\'s chunks) enters read-only mode too', async () => {
+    const store = memoryStore()
+    store.readFileChunks = async function * () {
+      yield new Uint8Array([1])
+      throw Object.assign(new Error('database disk image is malformed'), { code: 'SQLITE_CORRUPT' })
+    }
+    const mode = new ReadOnlyMode(false)
+    const s = guardStore(store, mode, silentLogger)
+    const got: number[] = []
+    await assert.rejects((async () => { for await (const c of s.readFileChunks('f')) got.push(c.byteLength) })(), (e: Error & { code?: string }) => e.code === ErrorCode.ReadOnly)
+    assert.deepEqual(got, [1])
+    assert.deepEqual([mode.active, mode.corrupt], [true, true])
+    assert.match(mode.reason ?? '', /damaged: database disk image is malformed/)
+  })
+
   it('catastrophe - scheduled backups every backupIntervalMs into <data>/backups/, the newest backupKeep kept', async () => {
     const data = join(dir.path, 'scheduled')
     const relay = await startRelay({ dataDir: data, apiKey: KEY, backupIntervalMs: 20, backupKeep: 2 })

@@ -87,6 +87,15 @@ export function refusedWhenReadOnly (name: string, args: readonly unknown[]): bo
   return true
 }
 
+/** `it`, its errors passed to `seen` (leaving early still ends `it`: for-await returns it). */
+async function * guarded<T> (it: AsyncIterable<T>, seen: (err: unknown) => never): AsyncGenerator<T> {
+  try {
+    for await (const x of it) yield x
+  } catch (err) {
+    seen(err)
+  }
+}
+
 /**
  * `store` behind the read-only guard: in read-only mode every write (refusedWhenReadOnly) is refused
  * with AM_ERR_READ_ONLY; a store error that says the file is damaged puts the relay in read-only mode.
@@ -113,7 +122,10 @@ export function guardStore<S extends Store> (store: S, mode: ReadOnlyMode, log: 
           if (mode.active && refusedWhenReadOnly(name, args)) return Promise.reject(mode.refusal())
           let r: unknown
           try { r = fn.apply(target, args) } catch (err) { return seen(err) }
-          return r instanceof Promise ? r.catch(seen) : r
+          if (r instanceof Promise) return r.catch(seen)
+          // a read that streams (a file's chunks): a damaged page met on the way is seen too
+          if (r !== null && typeof r === 'object' && typeof (r as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function') return guarded(r as AsyncIterable<unknown>, seen)
+          return r
         }
         wrapped.set(key, w)
       }
