@@ -9,7 +9,7 @@ import type { Hono } from 'hono'
 import { v7 as uuidv7 } from 'uuid'
 import {
   API_ROUTES as R, AgentMeshError, ErrorCode, checkValue, DEFAULT_PAGE,
-  type CatastropheEvent, type CatastropheSeverity, type CatastropheType, type ChatEvent, type Static,
+  type CatastropheEvent, type CatastropheSeverity, type CatastropheType, type Static,
   type ReportCatastropheBody,
 } from '@agentmesh/protocol'
 import { verifyAudit, type CatastropheRecord, type CatastropheState } from '@agentmesh/store'
@@ -87,7 +87,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
   const alert = (e: CatastropheRecord): void => {
     const targets = e.affectedAgents === 'all' ? ctx.chat.onlineAgents() : e.affectedAgents
     // chat.emit writes local connections and tells other nodes; the frame is an operations event
-    ctx.chat.emit(targets, { type: 'catastrophe_alert', data: alertData(e), ts: ctx.now() } as unknown as ChatEvent)
+    ctx.chat.emit(targets, { type: 'catastrophe_alert', data: alertData(e), ts: ctx.now() })
     // every node (this one too) reads the open events again for the agents that connect there
     ctx.backplane.publish({ type: 'event', origin: CHANGED_ORIGIN, amids: [], frame: CHANGED_FRAME }).catch(() => {})
   }
