@@ -1,0 +1,166 @@
+/**
+ * Issue 17's acceptance check, with real processes: three `agentmesh serve` (the CLI binary) on one
+ * fresh PostgreSQL schema (dropped after) and one NATS (a nats-server of this test's own on a free
+ * port, so the shared one on 4222 is never touched); agents spread over the three with every node's
+ * address (`server: [a, b, c]`, rotated); a stream of a few thousand messages from several senders;
+ * relays killed with SIGKILL at different moments of the stream (counted in acknowledged
+ * messages, not in time) and restarted on the same port, then NATS itself stopped for a while. Then:
+ * every acknowledged message arrived exactly once at the application, in order per sender; the
+ * agents of the killed node moved to the next address of their list; the audit chain is one and
+ * verifies. (PostgreSQL cut under a relay: serve-postgres.test.ts.)
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { connect as tcpConnect } from 'node:net'
+import pg from 'pg'
+import { createIdentity } from '@agentmesh/crypto'
+import { connect, memoryState, type Connection } from '@agentmesh/client'
+import { postgresStore } from '@agentmesh/store-postgres'
+import { verifyAudit } from '@agentmesh/store'
+import { freePort, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
+
+const PG_URL = process.env.AGENTMESH_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+type T = { after: (fn: () => Promise<void> | void) => void }
+
+/** nats-server on PATH or in /usr/sbin (Debian's package), or undefined. */
+function natsServerBin (): string | undefined {
+  if (process.env.NATS_SERVER_BIN !== undefined) return process.env.NATS_SERVER_BIN
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/local/bin'])) {
+    if (dir !== '' && existsSync(`${dir}/nats-server`)) return `${dir}/nats-server`
+  }
+  return undefined
+}
+
+async function listening (port: number): Promise<boolean> {
+  return await new Promise<boolean>((resolve) => {
+    const s = tcpConnect(port, '127.0.0.1', () => { s.destroy(); resolve(true) })
+    s.on('error', () => { resolve(false) })
+  })
+}
+
+async function startNats (bin: string, port: number): Promise<ChildProcess> {
+  const child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' })
+  await waitFor(async () => await listening(port), `nats-server on port ${port}`)
+  return child
+}
+
+async function killChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const gone = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
+  child.kill('SIGKILL')
+  await gone
+}
+
+/** Three relay processes over one schema and one NATS, each on a port of its own that a restart keeps. */
+async function cluster (t: T, natsUrl: string): Promise<{ store: string, nodes: RelayProcess[], urls: string[], restart: (i: number) => Promise<void> }> {
+  const schema = `am_test_cluster_${process.pid}_${randomBytes(4).toString('hex')}`
+  const admin = new pg.Pool({ connectionString: PG_URL, max: 1 })
+  const dir = tempDir('agentmesh-cluster-')
+  const store = `${PG_URL}?schema=${schema}`
+  const apiKey = randomBytes(24).toString('hex')
+  const ports = [await freePort(), await freePort(), await freePort()]
+  const nodes: RelayProcess[] = []
+  const start = async (i: number): Promise<RelayProcess> => await spawnRelay({
+    dataDir: `${dir.path}/node-${i}`,
+    port: ports[i],
+    args: ['--store', store, '--backplane', natsUrl],
+    env: { AGENTMESH_API_KEY: apiKey },
+  })
+  t.after(async () => {
+    for (const n of nodes) await n.kill('SIGKILL')
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    await admin.end()
+    dir.cleanup()
+  })
+  // one at a time: the first applies the migrations
+  for (let i = 0; i < 3; i++) nodes.push(await start(i))
+  return {
+    store,
+    nodes,
+    urls: nodes.map(n => n.url),
+    restart: async (i: number) => { nodes[i] = await start(i) },
+  }
+}
+
+describe('cluster - three relay processes on one PostgreSQL schema and NATS', () => {
+  const bin = natsServerBin()
+  it('cluster - relays SIGKILLed twice at different moments of a stream of 2,700 messages from three senders (and restarted), then NATS stopped and restarted: every acknowledged message arrives exactly once, in order per sender', { skip: bin === undefined ? 'nats-server is not installed' : false, timeout: 240_000 }, async (t) => {
+    const natsPort = await freePort()
+    let nats = await startNats(bin!, natsPort)
+    t.after(async () => { await killChild(nats) })
+    const { nodes, urls, restart, store } = await cluster(t, `nats://127.0.0.1:${natsPort}`)
+    const infos = await Promise.all(urls.map(async u => ((await (await fetch(`${u}/api/v1/info`)).json()) as { relay_id: string, relay_amid: string })))
+    assert.equal(new Set(infos.map(j => `${j.relay_id} ${j.relay_amid}`)).size, 1, 'one relay identity, the database\'s')
+
+    const open = async (name: string, first: number): Promise<Connection> => {
+      // every node's address, starting at a different one: agents spread over the cluster
+      const list = [0, 1, 2].map(k => urls[(first + k) % 3]!)
+      const c = await connect({ server: list, identity: createIdentity(name), state: memoryState(), minBackoffMs: 20, maxBackoffMs: 300 })
+      t.after(async () => { await c.close() })
+      return c
+    }
+    const portOf = (u: string): string => new URL(u).port
+    const receivers = [await open('r0', 0), await open('r1', 1), await open('r2', 2)]
+    const senders = [await open('s0', 1), await open('s1', 2), await open('s2', 0)]
+    // what each receiver's application got: `${sender index}:${n}` per message, in arrival order
+    const got: string[][] = receivers.map(() => [])
+    const senderIndex = new Map(senders.map((s, i) => [s.amid, i]))
+    receivers.forEach((r, ri) => {
+      void (async () => { for await (const m of r.messages()) got[ri]!.push(`${senderIndex.get(m.from) ?? '?'}:${m.text ?? ''}`) })()
+    })
+
+    const PER_PAIR = 300 // 3 senders × 3 receivers × 300 = 2,700
+    const TOTAL = senders.length * receivers.length * PER_PAIR
+    let acked = 0
+    const sends: Array<Promise<unknown>> = []
+    // kill moments, in acknowledged messages: node 0 at 15%, restarted at 35%; node 1 at 55%,
+    // restarted at 75%; NATS itself at 85% (stored messages wait for it), back at 92%
+    const plan: Array<{ at: number, what: () => Promise<void> }> = [
+      { at: Math.floor(TOTAL * 0.15), what: async () => { await nodes[0]!.kill('SIGKILL') } },
+      { at: Math.floor(TOTAL * 0.35), what: async () => { await restart(0) } },
+      { at: Math.floor(TOTAL * 0.55), what: async () => { await nodes[1]!.kill('SIGKILL') } },
+      { at: Math.floor(TOTAL * 0.75), what: async () => { await restart(1) } },
+      { at: Math.floor(TOTAL * 0.85), what: async () => { await killChild(nats) } },
+      { at: Math.floor(TOTAL * 0.92), what: async () => { nats = await startNats(bin!, natsPort) } },
+    ]
+    const kills: string[] = []
+    const stepper = (async () => {
+      for (const step of plan) {
+        await waitFor(() => acked >= step.at, `${step.at} acknowledged messages`, 120_000)
+        await step.what()
+        kills.push(`${step.at}`)
+      }
+    })()
+    for (let n = 0; n < PER_PAIR; n++) {
+      for (const [si, s] of senders.entries()) {
+        for (const r of receivers) sends.push(s.send(r.amid, { text: `${n}` }).then(() => { acked++ }, (err: Error) => { throw new Error(`sender ${si}: ${err.message}`) }))
+      }
+      // let the stream flow (and the kills land) while it is sent: at most ~200 unacknowledged
+      if (sends.length - acked > 200) await waitFor(() => sends.length - acked <= 100, 'the senders\' backlog to shrink', 120_000)
+    }
+    await Promise.all(sends)
+    await stepper
+    assert.equal(acked, TOTAL)
+    assert.equal(kills.length, plan.length)
+    await waitFor(() => got.every(g => g.length >= senders.length * PER_PAIR), `each receiver to get ${senders.length * PER_PAIR}`, 120_000)
+    for (const [ri, g] of got.entries()) {
+      assert.equal(g.length, senders.length * PER_PAIR, `receiver ${ri}: each message once`)
+      for (let si = 0; si < senders.length; si++) {
+        const from = g.filter(x => x.startsWith(`${si}:`)).map(x => x.slice(x.indexOf(':') + 1))
+        assert.deepEqual(from, Array.from({ length: PER_PAIR }, (_, n) => `${n}`), `receiver ${ri}, sender ${si}: once each, in order`)
+      }
+    }
+    // the agents that started on node 0 moved to node 1 when it died, then to node 2
+    assert.deepEqual([receivers[0]!.url, senders[2]!.url].map(portOf), [portOf(urls[2]!), portOf(urls[2]!)])
+    // one audit chain, whichever node wrote
+    const check = await postgresStore(store)
+    try {
+      assert.equal((await verifyAudit(check)).ok, true)
+    } finally {
+      await check.close()
+    }
+  })
+})
