@@ -92,6 +92,7 @@ describe('cluster - three relay processes on one PostgreSQL schema and NATS', ()
     let nats = await startNats(bin!, natsPort)
     t.after(async () => { await killChild(nats) })
     const { nodes, urls, restart, store } = await cluster(t, `nats://127.0.0.1:${natsPort}`)
+    assert.equal(nodes.some(n => n.stderr().includes('without --api-key')), false, 'no warning: the key is given')
     const infos = await Promise.all(urls.map(async u => ((await (await fetch(`${u}/api/v1/info`)).json()) as { relay_id: string, relay_amid: string })))
     assert.equal(new Set(infos.map(j => `${j.relay_id} ${j.relay_amid}`)).size, 1, 'one relay identity, the database\'s')
 
@@ -162,5 +163,20 @@ describe('cluster - three relay processes on one PostgreSQL schema and NATS', ()
     } finally {
       await check.close()
     }
+  })
+
+  it('cluster - serve on a shared store without --api-key warns that the key file is the node\'s own', async (t) => {
+    const schema = `am_test_cluster_${process.pid}_${randomBytes(4).toString('hex')}`
+    const admin = new pg.Pool({ connectionString: PG_URL, max: 1 })
+    const dir = tempDir('agentmesh-cluster-key-')
+    const relay = await spawnRelay({ dataDir: dir.path, args: ['--store', `${PG_URL}?schema=${schema}`] })
+    t.after(async () => {
+      await relay.kill('SIGKILL')
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+      await admin.end()
+      dir.cleanup()
+    })
+    await waitFor(() => relay.stderr().includes('without --api-key'), 'the warning on stderr')
+    assert.match(relay.stderr(), /give every relay of the cluster the same --api-key \(AGENTMESH_API_KEY\)/)
   })
 })

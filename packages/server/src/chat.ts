@@ -188,6 +188,9 @@ export class ChatService implements RoomResolver {
 
   get relayAmid (): string { return this.relay.amid }
 
+  /** A node of the cluster went silent (its heartbeat stopped): its agents are offline here. Answers how many. */
+  nodeGone (node: string): number { return this.presences.nodeGone(node) }
+
   /** Starts the presence clock (online agents turn idle). */
   start (): void {
     this.started = true
