@@ -6,7 +6,8 @@
  * relays killed with SIGKILL at different moments of the stream (counted in acknowledged
  * messages, not in time) and restarted on the same port, then NATS itself stopped for a while. Then:
  * every acknowledged message arrived exactly once at the application, in order per sender; the
- * agents of the killed node moved to the next address of their list; the audit chain is one and
+ * agents of the killed node moved to the next address of their list; its peers dropped it from
+ * GET /api/v1/info (its heartbeat stopped); the audit chain is one and
  * verifies. (PostgreSQL cut under a relay: serve-postgres.test.ts.)
  */
 import { describe, it } from 'node:test'
@@ -67,7 +68,8 @@ async function cluster (t: T, natsUrl: string): Promise<{ store: string, nodes: 
     dataDir: `${dir.path}/node-${i}`,
     port: ports[i],
     args: ['--store', store, '--backplane', natsUrl],
-    env: { AGENTMESH_API_KEY: apiKey },
+    // a short heartbeat, so the test sees a killed node dropped by its peers
+    env: { AGENTMESH_API_KEY: apiKey, AGENTMESH_CLUSTER_HEARTBEAT_MS: '200', AGENTMESH_CLUSTER_PEER_TIMEOUT_MS: '1500' },
   })
   t.after(async () => {
     for (const n of nodes) await n.kill('SIGKILL')
@@ -93,8 +95,14 @@ describe('cluster - three relay processes on one PostgreSQL schema and NATS', ()
     t.after(async () => { await killChild(nats) })
     const { nodes, urls, restart, store } = await cluster(t, `nats://127.0.0.1:${natsPort}`)
     assert.equal(nodes.some(n => n.stderr().includes('without --api-key')), false, 'no warning: the key is given')
-    const infos = await Promise.all(urls.map(async u => ((await (await fetch(`${u}/api/v1/info`)).json()) as { relay_id: string, relay_amid: string })))
+    type Info = { relay_id: string, relay_amid: string, node: { id: string, peers: Array<{ id: string }> } }
+    const info = async (u: string): Promise<Info> => (await (await fetch(`${u}/api/v1/info`)).json()) as Info
+    const infos = await Promise.all(urls.map(info))
     assert.equal(new Set(infos.map(j => `${j.relay_id} ${j.relay_amid}`)).size, 1, 'one relay identity, the database\'s')
+    // each node hears the two others
+    await waitFor(async () => (await Promise.all(urls.map(info))).every(j => j.node.peers.length === 2), 'each node to list its two peers')
+    const peersOf = async (i: number): Promise<string[]> => (await info(urls[i]!)).node.peers.map(p => p.id).sort()
+    assert.deepEqual(await peersOf(2), [infos[0]!.node.id, infos[1]!.node.id].sort())
 
     const open = async (name: string, first: number): Promise<Connection> => {
       // every node's address, starting at a different one: agents spread over the cluster
@@ -120,7 +128,14 @@ describe('cluster - three relay processes on one PostgreSQL schema and NATS', ()
     // kill moments, in acknowledged messages: node 0 at 15%, restarted at 35%; node 1 at 55%,
     // restarted at 75%; NATS itself at 85% (stored messages wait for it), back at 92%
     const plan: Array<{ at: number, what: () => Promise<void> }> = [
-      { at: Math.floor(TOTAL * 0.15), what: async () => { await nodes[0]!.kill('SIGKILL') } },
+      {
+        at: Math.floor(TOTAL * 0.15),
+        what: async () => {
+          await nodes[0]!.kill('SIGKILL')
+          // its peers stop hearing it, and drop it
+          await waitFor(async () => !(await peersOf(2)).includes(infos[0]!.node.id), 'node 2 to drop the killed node 0', 30_000)
+        },
+      },
       { at: Math.floor(TOTAL * 0.35), what: async () => { await restart(0) } },
       { at: Math.floor(TOTAL * 0.55), what: async () => { await nodes[1]!.kill('SIGKILL') } },
       { at: Math.floor(TOTAL * 0.75), what: async () => { await restart(1) } },
