@@ -8,7 +8,8 @@
  * every acknowledged message arrived exactly once at the application, in order per sender; the
  * agents of the killed node moved to the next address of their list; its peers dropped it from
  * GET /api/v1/info (its heartbeat stopped); the audit chain is one and
- * verifies. (PostgreSQL cut under a relay: serve-postgres.test.ts.)
+ * verifies. And with PostgreSQL cut under two relay processes (a TCP relay the test stops; the real
+ * database is never touched), a send is refused with a code and never acknowledged.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -21,7 +22,8 @@ import { createIdentity } from '@agentmesh/crypto'
 import { connect, memoryState, type Connection } from '@agentmesh/client'
 import { postgresStore } from '@agentmesh/store-postgres'
 import { verifyAudit } from '@agentmesh/store'
-import { freePort, spawnRelay, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
+import { ErrorCode } from '@agentmesh/protocol'
+import { freePort, rawAgent, spawnRelay, tcpProxy, tempDir, waitFor, type RelayProcess } from '@agentmesh/testing'
 
 const PG_URL = process.env.AGENTMESH_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 type T = { after: (fn: () => Promise<void> | void) => void }
@@ -193,5 +195,60 @@ describe('cluster - three relay processes on one PostgreSQL schema and NATS', ()
     })
     await waitFor(() => relay.stderr().includes('without --api-key'), 'the warning on stderr')
     assert.match(relay.stderr(), /give every relay of the cluster the same --api-key \(AGENTMESH_API_KEY\)/)
+  })
+
+  it('cluster - PostgreSQL cut under two relay processes: a send is refused with AM_ERR_STORE_UNAVAILABLE, never acknowledged, and /healthz answers 503; once it is back the same envelope is stored and reaches the receiver on the other node once', { skip: bin === undefined ? 'nats-server is not installed' : false, timeout: 120_000 }, async (t) => {
+    const natsPort = await freePort()
+    const nats = await startNats(bin!, natsPort)
+    t.after(async () => { await killChild(nats) })
+    const schema = `am_test_cluster_${process.pid}_${randomBytes(4).toString('hex')}`
+    const admin = new pg.Pool({ connectionString: PG_URL, max: 1 })
+    const proxy = await tcpProxy(Number(new URL(PG_URL).port || 5432))
+    const dir = tempDir('agentmesh-cluster-cut-')
+    const via = new URL(PG_URL)
+    via.hostname = '127.0.0.1'
+    via.port = String(proxy.port)
+    via.searchParams.set('schema', schema)
+    const nodes: RelayProcess[] = []
+    t.after(async () => {
+      for (const n of nodes) await n.kill('SIGKILL')
+      await proxy.stop()
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+      await admin.end()
+      dir.cleanup()
+    })
+    for (let i = 0; i < 2; i++) {
+      nodes.push(await spawnRelay({ dataDir: `${dir.path}/node-${i}`, args: ['--store', via.toString(), '--backplane', `nats://127.0.0.1:${natsPort}`], env: { AGENTMESH_API_KEY: 'cluster-test-operator-key-0123456789' } }))
+    }
+    const wsOf = (n: RelayProcess): string => n.url.replace(/^http/, 'ws') + '/ws'
+    const bobId = createIdentity('bob')
+    const bob = await rawAgent(wsOf(nodes[1]!), bobId)
+    t.after(() => { bob.close() })
+    await bob.auth()
+    const alice = await rawAgent(wsOf(nodes[0]!))
+    t.after(() => { alice.close() })
+    await alice.auth()
+    const first = alice.envelope(bobId.amid, 'before the cut')
+    alice.send({ op: 'send', env: first })
+    await alice.collect(f => f.op === 'ack' && f.id === first.id, 1)
+
+    await proxy.stop()
+    const lost = alice.envelope(bobId.amid, 'while the database is cut off')
+    alice.send({ op: 'send', env: lost })
+    const refusal = await alice.next(f => f.op === 'error' && f.id === lost.id)
+    assert.equal(refusal.code, ErrorCode.StoreUnavailable)
+    await alice.barrier()
+    assert.deepEqual(alice.frames.filter(f => f.op === 'ack' && f.id === lost.id), [], 'no ack for what was not stored')
+    for (const n of nodes) {
+      await waitFor(async () => (await fetch(`${n.url}/healthz`)).status === 503, `${n.url}/healthz to answer 503`)
+    }
+
+    await proxy.start()
+    alice.send({ op: 'send', env: lost })
+    await alice.collect(f => f.op === 'ack' && f.id === lost.id, 1)
+    const got = await bob.collect(f => f.op === 'deliver', 2)
+    assert.deepEqual(got.map(f => f.env.id), [first.id, lost.id])
+    await bob.barrier()
+    assert.equal(bob.frames.filter(f => f.op === 'deliver').length, 2, 'each delivered once')
   })
 })
