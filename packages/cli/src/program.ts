@@ -98,8 +98,16 @@ export async function run (argv: string[], io: CliIo = processIo()): Promise<num
         program.outputHelp()
         return EXIT_USAGE
       }
-      const known = program.commands.some(c => c.name() === argv[0])
-      const help = known ? `agentmesh ${argv[0]} --help` : 'agentmesh --help'
+      // the deepest command the words name: `file upload` for a mistake in `file upload …`
+      const path: string[] = []
+      let cmd: Command = program
+      for (const word of argv) {
+        const sub = cmd.commands.find(c => c.name() === word || c.aliases().includes(word))
+        if (sub === undefined) break
+        path.push(sub.name())
+        cmd = sub
+      }
+      const help = ['agentmesh', ...path, '--help'].join(' ')
       return reportError(new AgentMeshError(ErrorCode.InvalidArgument, `${message} (see \`${help}\`)`), json, io)
     }
     return reportError(err, json, io)

@@ -136,6 +136,10 @@ describe('catastrophe commands', { concurrency: 1 }, () => {
     assert.equal(statSync(b.file).mode & 0o777, 0o600)
     assert.ok(b.file.startsWith(join(data, 'backups') + '/'))
     ok(await cli(['check', '--json', '--api-key', KEY], { home, server: relay.url }), 'check on the running relay')
+    // --out into a directory that does not exist: a usage error before any backup is taken
+    const kept = readdirSync(join(data, 'backups')).length
+    assertCliError(await cli(['backup', '--out', join(dir.path, 'no-such-dir', 'x.db'), '--api-key', KEY], { home, server: relay.url }), 'AM_ERR_INVALID_ARGUMENT', 2, /--out .*: its directory .*no-such-dir does not exist/)
+    assert.equal(readdirSync(join(data, 'backups')).length, kept, 'no backup taken for it')
     alice.close()
     await relay.close()
 
@@ -158,6 +162,8 @@ describe('catastrophe commands', { concurrency: 1 }, () => {
     const b2 = await agent(back, bob.id)
     const got = await b2.collect(f => f.op === 'deliver', inBackup.length)
     assert.deepEqual(got.map(f => f.env.id), inBackup, 'the same backlog, in order')
+    // the backup was taken while its relay ran (its run marker set): a restore is not an unclean stop
+    assert.deepEqual(b2.frames.filter(f => f.op === 'event' && f.event.type === 'catastrophe_alert').map(f => f.event.data.eventType), [])
     b2.close()
   })
 
@@ -169,6 +175,12 @@ describe('catastrophe commands', { concurrency: 1 }, () => {
     const text = join(dir.path, 'notes.txt')
     writeFileSync(text, 'these are not the pages you are looking for\n'.repeat(200))
     assertCliError(await cli(['restore', text, '--data', data], { home }), 'AM_ERR_NOT_A_BACKUP', 1, /nothing was replaced/)
+    // the message names the file the operator gave, not the copy it was checked on
+    assertCliError(await cli(['restore', text, '--data', data], { home }), 'AM_ERR_NOT_A_BACKUP', 1, new RegExp(`error AM_ERR_NOT_A_BACKUP: ${text.replace(/[.]/g, '\\.')} is not a valid AgentMesh database`))
+    // a refused restore into a directory that did not exist leaves none behind
+    const fresh = join(dir.path, 'never-made')
+    assertCliError(await cli(['restore', text, '--data', fresh], { home }), 'AM_ERR_NOT_A_BACKUP', 1)
+    assert.equal(existsSync(fresh), false, 'no data directory made for a refused restore')
     const empty = join(dir.path, 'empty.db')
     const Database = (await import('better-sqlite3')).default
     new Database(empty).exec('CREATE TABLE t (x)').close()
@@ -278,5 +290,14 @@ describe('catastrophe - real processes', { concurrency: 1 }, () => {
     const lines = run.stderr.split('\n').filter(l => l !== '' && l.startsWith('agentmesh: '))
     assert.equal(lines.length, 1, run.stderr)
     assert.match(lines[0]!, /^agentmesh: error AM_ERR_DATA_CORRUPT: .*(restore|backup)/)
+    assert.equal(lines[0]!.match(/restore/g)?.length, 2, `one hint to restore, with the command: ${lines[0]!}`)
+    // check names each problem quick_check found on a line of its own
+    const chk = await cli(['check', '--data', data])
+    assert.equal(chk.code, 1, chk.stderr)
+    const out = chk.stdout.split('\n')
+    assert.equal(out[0], 'integrity: FAILED:')
+    const problems = out.slice(1).filter(l => l.startsWith('  '))
+    assert.ok(problems.length >= 1 && problems.length <= 11, chk.stdout)
+    for (const p of problems) assert.doesNotMatch(p, /\*\*\*.+\S(Page|Tree|On tree) /, `one problem per line: ${p}`)
   })
 })

@@ -161,7 +161,7 @@ describe('cli cert', () => {
       cli(['cert', 'frobnicate', '--json']),
     ])
     const expect: Array<[string, number, RegExp, boolean?]> = [
-      ['AM_ERR_INVALID_ARGUMENT', 2, /required option '--name <name>' not specified \(see `agentmesh cert --help`\)/],
+      ['AM_ERR_INVALID_ARGUMENT', 2, /required option '--name <name>' not specified \(see `agentmesh cert root create --help`\)/],
       ['AM_ERR_INVALID_ARGUMENT', 2, /already holds a CA \(ca\.key\); refusing to overwrite its key/],
       ['AM_ERR_INVALID_ARGUMENT', 2, /no CA in .*no-such-ca: .*ca\.pem does not exist/],
       ['AM_ERR_INVALID_ARGUMENT', 2, /--amid "amNOTANAMID" is not an AMID/],

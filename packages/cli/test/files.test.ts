@@ -12,6 +12,8 @@ import { join } from 'node:path'
 import type { Relay } from '@agentmesh/server'
 import { assertCliError, cli, startRelay, tempDir } from '@agentmesh/testing'
 import { safeFilename } from '../src/commands/files.ts'
+import { run as runCli, type CliIo } from '../src/index.ts'
+import { Readable } from 'node:stream'
 
 type Json = Record<string, any>
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -68,6 +70,10 @@ describe('file', () => {
     assert.equal(readFileSync(out, 'utf8'), 'mine')
     await run('bob', ['file', 'download', up!.fileId, '-o', out, '--force'])
     assert.ok(readFileSync(out).equals(bytes))
+    // -o in a directory that does not exist: one coded line, nothing written (it was a crash with a stack trace)
+    const nowhere = join(dir.path, 'no-such-dir', 'got.bin')
+    assertCliError(await cli(['file', 'download', up!.fileId, '-o', nowhere], { home: home('bob'), server }), 'AM_ERR_INVALID_ARGUMENT', 2, /cannot write .*no-such-dir\/got\.bin: .*no-such-dir is not a directory that exists; nothing was written/)
+    assertCliError(await cli(['file', 'download', up!.fileId, '-o', nowhere], { home: home('bob'), server, process: true }), 'AM_ERR_INVALID_ARGUMENT', 2)
 
     assertCliError(await cli(['file', 'delete', up!.fileId], { home: home('bob'), server }), 'AM_ERR_FORBIDDEN', 1)
     assert.deepEqual(await run('alice', ['file', 'delete', up!.fileId]), [{ fileId: up!.fileId, deleted: true }])
@@ -76,6 +82,9 @@ describe('file', () => {
     assertCliError(await cli(['file', 'upload', src, '--public', '--room', '#x'], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2)
     assertCliError(await cli(['file', 'upload', join(dir.path, 'nope')], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2)
     assertCliError(await cli(['file', 'download', '../../etc/passwd'], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2)
+    // a mistake names the help of the command it was made in
+    assertCliError(await cli(['file', 'upload'], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2, /missing required argument 'path' \(see `agentmesh file upload --help`\)/)
+    assertCliError(await cli(['file', 'uplod', src], { home: home('alice'), server }), 'AM_ERR_INVALID_ARGUMENT', 2, /unknown command 'uplod' \(Did you mean upload\?\) \(see `agentmesh file --help`\)/)
   })
 
   it('file - upload --to sends it end to end: the relay holds ciphertext; the peer downloads it decrypted under the sender\'s name, in a free name of the current directory', async () => {
@@ -110,6 +119,28 @@ describe('file', () => {
     assert.ok(readFileSync(join(cwd, 'launch-1.txt')).equals(secret))
     assert.equal(readFileSync(join(cwd, 'launch.txt'), 'utf8'), 'already here')
     assert.deepEqual(readdirSync(cwd).sort(), ['launch-1.txt', 'launch.txt'], 'no partial file left')
+  })
+
+  it('file - on a terminal the progress line is cleared before the result is printed (upload and download)', async () => {
+    await init('tty')
+    const src = join(dir.path, 'tty.bin')
+    writeFileSync(src, randomBytes(300_000))
+    // stdout and stderr on one terminal, as a person sees them
+    let screen = ''
+    const term = { write (c: string) { screen += c; return true } }
+    const io: CliIo = {
+      stdout: term,
+      stderr: { ...term, isTTY: true } as CliIo['stderr'],
+      stdin: Readable.from([]),
+      env: { AGENTMESH_HOME: home('tty'), AGENTMESH_SERVER: server, AGENTMESH_LOG_LEVEL: 'warn' },
+      onInterrupt: () => () => {},
+    }
+    assert.equal(await runCli(['file', 'upload', src, '--public'], io), 0, screen)
+    assert.match(screen, /\ruploading [\d.]+ MiB 100%\x1b\[K\r\x1b\[K[0-9a-f-]{36} uploaded \(300000 bytes/)
+    const id = /([0-9a-f-]{36}) uploaded/.exec(screen)![1]!
+    screen = ''
+    assert.equal(await runCli(['file', 'download', id, '-o', join(dir.path, 'tty-got.bin')], io), 0, screen)
+    assert.match(screen, /\rdownloading [\d.]+ MiB 100%\x1b\[K\r\x1b\[K\/\S+tty-got\.bin \(300000 bytes/)
   })
 
   it('file - a name from another agent is made a plain name: no path, no control characters, no leading dots', () => {

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream'
 import type { Relay } from '@agentmesh/server'
 import { cli, startRelay, tempDir, type CliResult } from '@agentmesh/testing'
 import { run, type CliIo } from '../src/index.ts'
+import { dashboardText } from '../src/commands/health.ts'
 
 const API_KEY = 'operator-key-0123456789abcdef'
 
@@ -52,6 +53,13 @@ describe('health (cli)', { concurrency: 1 }, () => {
     const alice = d.agentList.find((a: any) => a.amid === ids.alice)
     assert.deepEqual(alice, { amid: ids.alice, handle: 'alice', status: 'healthy', lastHeartbeatAt: alice.lastHeartbeatAt, version: '0.2.0' })
     assert.equal(typeof alice.lastHeartbeatAt, 'number')
+  })
+
+  it('health - the fleet summary says whether the last catastrophe is open or over', () => {
+    const d = { totalAgents: 0, healthy: 0, degraded: 0, unhealthy: 0, offline: 0, unknown: 0, criticalEvents: 0, agentList: [], offlineAfterSeconds: 90, generatedAt: 0 }
+    const last = { eventId: 'e', eventType: 'server_down', severity: 'major', title: 'The relay restarted after an unclean stop', recoveryProtocol: 'server-crash', affectedAgents: 'all', reportedBy: 'relay', reportedAt: 0 }
+    assert.equal(dashboardText({ ...d, lastCatastrophe: { ...last, status: 'resolved' } } as any)[1], 'critical events 0, last catastrophe: major server_down The relay restarted after an unclean stop (resolved)')
+    assert.equal(dashboardText({ ...d, lastCatastrophe: { ...last, status: 'reported' } } as any)[1], 'critical events 0, last catastrophe: major server_down The relay restarted after an unclean stop (reported)')
   })
 
   it('health - the fleet as a table; an agent\'s health with its figures and history, agent text without control characters', async () => {

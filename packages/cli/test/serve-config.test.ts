@@ -88,6 +88,10 @@ describe('serve config', () => {
     expectError(() => configFromEnv({ AGENTMESH_PORT: '-1' }), ErrorCode.InvalidConfig, 'AGENTMESH_PORT must be a whole number, got "-1"')
     expectError(() => configFromEnv({ AGENTMESH_MEMORY: 'yes' }), ErrorCode.InvalidConfig, 'AGENTMESH_MEMORY must be true or false, got "yes"')
     assert.deepEqual(configFromEnv({ AGENTMESH_SYNC: 'sometimes', AGENTMESH_HOST: '', AGENTMESH_RETENTION_MS: ' 60000 ' }), { sync: 'sometimes', retentionMs: 60_000 })
+    // PORT as container platforms set it; AGENTMESH_PORT wins over it
+    assert.deepEqual(configFromEnv({ PORT: '8080' }), { port: 8080 })
+    assert.deepEqual(configFromEnv({ PORT: '8080', AGENTMESH_PORT: '7000' }), { port: 7000 })
+    expectError(() => configFromEnv({ PORT: 'http' }), ErrorCode.InvalidConfig, 'PORT must be a whole number, got "http"')
   })
 
   it('serve config - a config file with an unknown key, a value of the wrong JSON type or no object is refused', () => {

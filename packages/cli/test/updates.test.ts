@@ -55,6 +55,8 @@ describe('cli - update', { concurrency: 1 }, () => {
     assertCliError(deadlineNoReq!, 'AM_ERR_INVALID_ARGUMENT', 2, /--deadline goes with --breaking and --required-version/)
     assertCliError(badTime!, 'AM_ERR_INVALID_ARGUMENT', 2, /--expires "next week" is not a time/)
     assertCliError(badStatus!, 'AM_ERR_INVALID_ARGUMENT', 2, /--status must be one of accepted, rejected, completed/)
+    const noFile = await cli(['update', 'create', '--version', '1.0.0', '--type', 'api', '--title', 't', '--announcement', join(dir.path, 'no-such.md')], o)
+    assertCliError(noFile, 'AM_ERR_INVALID_ARGUMENT', 2, /--announcement .*no-such\.md: cannot read it \(ENOENT\)/)
     assert.equal(badLimit!.code, 2)
     assert.equal(JSON.parse(badLimit!.stderr).error.code, 'AM_ERR_INVALID_ARGUMENT')
   })
@@ -95,6 +97,26 @@ describe('cli - update', { concurrency: 1 }, () => {
     assert.match(table, /^ {2}pending {3}█{10}░{20} {6}1 {2} 33%$/m)
     assert.match(table, new RegExp(`not answered: ${ids.alice!}$`, 'm'))
     assert.match(table, /versions reported: .*1\.1\.0 ×1/)
+  })
+
+  it('cli - listen tells an agent of the updates announced while it was offline (stderr; messages stay on stdout), each once', async () => {
+    ids.dave = (JSON.parse(ok(await cli(['init', '--open', '--name', 'dave', '--json'], as('dave')), 'init dave').lines[0]!) as { amid: string }).amid
+    const made = json(ok(await cli(['update', 'create', '--version', '1.2.0', '--type', 'schema', '--title', 'While dave was away', '--json'], op()), 'create'))[0]
+    const heard = ok(await cli(['listen', '--timeout', '1', '--json'], as('dave')), 'listen --json')
+    assert.equal(heard.stdout, '', 'no message: updates are not messages')
+    const told = heard.stderr.split('\n').filter(l => l.startsWith('{"update"')).map(l => JSON.parse(l).update)
+    assert.deepEqual(told.map(u => [u.title, u.status]).sort(), [['Hotfix', 'pending'], ['Threads', 'pending'], ['While dave was away', 'pending']])
+    assert.equal(told.find(u => u.title === 'While dave was away').updateId, made.updateId)
+    ok(await cli(['update', 'ack', made.updateId, '--status', 'completed'], as('dave')), 'ack')
+    const text = ok(await cli(['listen', '--timeout', '1'], as('dave')), 'listen')
+    const lines = text.stderr.split('\n').filter(l => l.startsWith('agentmesh: system update'))
+    assert.deepEqual(lines.map(l => /"([^"]+)"/.exec(l)![1]).sort(), ['Hotfix', 'Threads'], 'a completed update is not told again')
+    assert.match(lines[0]!, /^agentmesh: system update 1\.1\.[01] "(Hotfix|Threads)" \((emergency|feature); you: pending; `agentmesh update show [0-9a-f-]{36}`, then `agentmesh update ack [0-9a-f-]{36} --status accepted\|rejected\|completed`\)$/)
+  })
+
+  it('cli - update create: a required version that is not semver is named in words', async () => {
+    const r = await cli(['update', 'create', '--version', '1.0.0', '--type', 'api', '--title', 't', '--breaking', '--required-version', 'abc'], op())
+    assertCliError(r, 'AM_ERR_INVALID_ARGUMENT', 2, /requiredVersion must be a semantic version like 2\.0\.0 or 2\.1\.0-rc\.1$/)
   })
 
   it('cli - a breaking update whose deadline passed: the CLI (below the required version) is refused with AM_ERR_UPDATE_REQUIRED', async () => {

@@ -34,6 +34,15 @@ import { authSignature, sessionEnvelopeError, signOutgoing, type Session } from 
  */
 const RETRYABLE = new Set<string>([ErrorCode.TooManyInFlight, ErrorCode.ShuttingDown, ErrorCode.Internal])
 /**
+ * Refusals that mean "not now" (the relay is read-only or lost its database, this agent must
+ * upgrade first): a send no caller waits on any more (queued earlier, `status: "queued"`) is not
+ * dropped but stays in the agent's state outbox; it goes again after HELD_RETRY_MS when the
+ * refusal is retryable, else with the next connection made from this state. A caller waiting on
+ * its send gets the error, as for any refusal.
+ */
+const HELD_CODES = new Set<string>([ErrorCode.ReadOnly, ErrorCode.StoreUnavailable, ErrorCode.UpdateRequired])
+const HELD_RETRY_MS = 30_000
+/**
  * Errors that mean this agent can never connect as configured: connect() rejects with them. Not
  * `!isRetryable`: other non-retryable answers before auth (a replayed or stale challenge) are
  * warnings, and the connection tries again with a fresh challenge.
@@ -774,6 +783,23 @@ export class ConnectionImpl implements Connection {
     if (this.outbox.size === 0 && this.deferred.length === 0) for (const w of this.drainWaiters.splice(0)) w.resolve()
   }
 
+  /** Keeps a refused queued send in the state outbox (HELD_CODES): out of this connection's outbox until it is due again. */
+  private hold (p: Pending, err: AgentMeshError): void {
+    this.outbox.delete(p.id)
+    if (p.transmitted) { p.transmitted = false; this.inFlight-- }
+    const retry = isRetryable(err.code)
+    this.cfg.onWarning(new AgentMeshError(err.code, `${err.message} (message ${p.id} stays queued in this agent's outbox and goes again ${retry ? `in ${HELD_RETRY_MS / 1000} s` : 'with the next connect() from this agent\'s state'})`))
+    if (retry) {
+      unref(setTimeout(() => {
+        if (this.closed || this.outbox.has(p.id)) return
+        this.outbox.set(p.id, p)
+        this.transmit()
+      }, HELD_RETRY_MS))
+    }
+    this.transmit()
+    if (this.outbox.size === 0 && this.deferred.length === 0) for (const w of this.drainWaiters.splice(0)) w.resolve()
+  }
+
   private onError (f: ErrorFrame): void {
     // retry_after (AM_ERR_RATE_LIMITED): seconds to wait, kept on the error as for REST's Retry-After
     const err = new AgentMeshError(f.code as ErrorCode, f.message, f.retry_after === undefined ? undefined : { retryAfterS: f.retry_after })
@@ -782,6 +808,10 @@ export class ConnectionImpl implements Connection {
       if (RETRYABLE.has(f.code)) {
         if (p.transmitted) { p.transmitted = false; this.inFlight-- }
         unref(setTimeout(() => { this.transmit() }, 100))
+        return
+      }
+      if (HELD_CODES.has(f.code) && p.waiters.length === 0) {
+        this.hold(p, err)
         return
       }
       this.settle(p)

@@ -114,4 +114,45 @@ describe('catastrophes(conn)', () => {
     await a.close()
     assert.equal(a.link().state, 'offline')
   })
+
+  it('sdk catastrophe - a queued send a read-only relay refuses is not dropped: it stays in the state outbox and goes with the next connect()', async () => {
+    const data = `${dir.path}/held`
+    let relay = await startRelay({ dataDir: data })
+    const port = relay.port
+    const bobId = createIdentity('bob')
+    const bobState = memoryState()
+    const b0 = await connect({ server: relay.url, identity: bobId, state: bobState, deliver: false })
+    await b0.close()
+    const aliceId = createIdentity('alice')
+    const aliceState = memoryState()
+    const a = await connect({ server: relay.url, identity: aliceId, state: aliceState, minBackoffMs: 20, maxBackoffMs: 200 })
+    await a.send(bobId.amid, { text: 'before' })
+    await relay.close()
+    await waitFor(() => a.link().state === 'reconnecting', 'the link to turn reconnecting')
+    // queued while the relay is away, then the process goes: no caller waits on it any more
+    a.send(bobId.amid, { text: 'held' }).catch(() => {})
+    await waitFor(() => aliceState.outboxList().length === 1, 'the send in the state outbox')
+    await a.close()
+
+    relay = await startRelay({ dataDir: data, port, readOnly: true })
+    const warnings: AgentMeshError[] = []
+    const a2 = await connect({ server: relay.url, identity: aliceId, state: aliceState, onWarning: (w) => { warnings.push(w) } })
+    await waitFor(() => warnings.some(w => w.code === ErrorCode.ReadOnly), 'the read-only refusal')
+    assert.match(warnings.find(w => w.code === ErrorCode.ReadOnly)!.message, /stays queued in this agent's outbox/)
+    assert.equal(aliceState.outboxList().length, 1, 'the refused send is still queued')
+    await a2.flush({ signal: AbortSignal.timeout(5000) }) // nothing this connection still waits on
+    await a2.close()
+    await relay.close()
+
+    relay = await startRelay({ dataDir: data, port })
+    relays.push(relay)
+    const a3 = await connect({ server: relay.url, identity: aliceId, state: aliceState })
+    conns.push(a3)
+    await a3.flush({ signal: AbortSignal.timeout(5000) })
+    assert.equal(aliceState.outboxList().length, 0)
+    const bob = await connect({ server: relay.url, identity: bobId, state: bobState })
+    conns.push(bob)
+    const got = await take(bob, 2)
+    assert.deepEqual(got.map(m => (m as unknown as { text: string }).text), ['before', 'held'])
+  })
 })

@@ -80,6 +80,7 @@ describe('catastrophe events - REST', () => {
     // a worker may not report, move or resolve; a warden may not resolve
     const wk = await api(relay, 'POST', '/api/v1/catastrophe', { token: kt, body: report })
     assert.deepEqual([wk.status, wk.body.error.code], [403, ErrorCode.Forbidden])
+    assert.equal(wk.body.error.message, 'reporting a catastrophe is for masters or wardens; this caller is a worker')
     assert.equal((await api(relay, 'POST', `/api/v1/catastrophe/${id}/recovering`, { token: kt })).status, 403)
     const wr = await api(relay, 'POST', `/api/v1/catastrophe/${id}/resolve`, { token: wt, body: { notes: 'x' } })
     assert.deepEqual([wr.status, wr.body.error.code], [403, ErrorCode.Forbidden])
@@ -350,7 +351,7 @@ describe('catastrophe events - unclean stop, read-only mode, checks, backups', (
     relays.push(relay)
     const good = await op(relay, 'POST', '/api/v1/check')
     assert.deepEqual(good.body, { ok: true, integrity: { ok: true, found: 'ok' }, audit: { ok: true, rows: good.body.audit.rows }, readOnly: false })
-    found = '*** in database main ***\nPage 7: btreeInitPage() returns error code 11'
+    found = '*** in database main ***\nPage 7: btreeInitPage() returns error code 11\nPage 8: never used\nPage 9: never used'
     const bad = await op(relay, 'POST', '/api/v1/check', { full: true })
     assert.equal(bad.status, 200)
     assert.equal(bad.body.ok, false)
@@ -362,9 +363,13 @@ describe('catastrophe events - unclean stop, read-only mode, checks, backups', (
     const events = (await op(relay, 'GET', '/api/v1/catastrophe')).body.events as Json[]
     assert.deepEqual(events.map(e => [e.eventId, e.eventType, e.title]), [[bad.body.eventId, 'db_corruption', 'An integrity check failed']])
     assert.match(events[0]!.description, /btreeInitPage/)
-    assert.equal((await api(relay, 'GET', '/api/v1/info')).body.read_only, true)
+    const info = (await api(relay, 'GET', '/api/v1/info')).body
+    assert.equal(info.read_only, true)
+    // the reason is one line: the first problem and how many more (every refused write quotes it)
+    assert.equal(info.read_only_reason, 'the integrity check failed: Page 7: btreeInitPage() returns error code 11 (and 2 more problems: agentmesh check lists them)')
     const w = await op(relay, 'POST', '/api/v1/catastrophe', report)
     assert.deepEqual([w.status, w.body.error.code], [503, ErrorCode.ReadOnly])
+    assert.doesNotMatch(w.body.error.message, /\n/)
     const backup = await op(relay, 'POST', '/api/v1/backups')
     assert.equal(backup.status, 409, 'the memory store has nothing to back up')
     const bad400 = await op(relay, 'POST', '/api/v1/check', { full: 'yes' })
@@ -383,6 +388,22 @@ describe('catastrophe events - unclean stop, read-only mode, checks, backups', (
     assert.notEqual(await s.roleOf('am-x'), 'warden')
     await s.upsertAgent({ amid: 'am-x', seenAt: 1 })
     assert.ok(await s.getAgent('am-x'), 'bookkeeping at auth goes on')
+  })
+
+  it('catastrophe - guardStore: a damaged page met while iterating a read (a file\'s chunks) enters read-only mode too', async () => {
+    const store = memoryStore()
+    store.readFileChunks = async function * () {
+      yield new Uint8Array([1])
+      throw Object.assign(new Error('database disk image is malformed'), { code: 'SQLITE_CORRUPT' })
+    }
+    const mode = new ReadOnlyMode(false)
+    const s = guardStore(store, mode, silentLogger)
+    const got: number[] = []
+    await assert.rejects((async () => { for await (const c of s.readFileChunks('f')) got.push(c.byteLength) })(), (e: Error & { code?: string }) =>
+      e.code === ErrorCode.ReadOnly && /this read met the damaged part of the database and failed/.test(e.message))
+    assert.deepEqual(got, [1])
+    assert.deepEqual([mode.active, mode.corrupt], [true, true])
+    assert.match(mode.reason ?? '', /damaged: database disk image is malformed/)
   })
 
   it('catastrophe - scheduled backups every backupIntervalMs into <data>/backups/, the newest backupKeep kept', async () => {

@@ -239,6 +239,8 @@ describe('files - REST', () => {
     const json = (body: Json): Promise<{ status: number, body: Json }> => call(w, alice, 'POST', '/api/v1/files/upload', { filename: 'f', ...body })
     await expectError(json({ fileData: 'not base64!' }), 400, ErrorCode.BadEncoding)
     await expectError(json({ fileData: 'aGk=x' }), 400, ErrorCode.BadEncoding)
+    await expectError(json({ fileData: 'YWJj=' }), 400, ErrorCode.BadEncoding)
+    await expectError(json({ fileData: 'YQ=' }), 400, ErrorCode.BadEncoding)
     await expectError(json({ fileData: pattern(1001).toString('base64') }), 413, ErrorCode.FileTooLarge)
     await expectError(json({ fileData: 'x'.repeat(2 * 1024 * 1024) }), 413, ErrorCode.BodyTooLarge)
     await expectError(json({ fileData: 'aGk=', sha256: 'a'.repeat(64) }), 400, ErrorCode.ChecksumMismatch)

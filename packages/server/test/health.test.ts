@@ -6,12 +6,13 @@
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { describe, it, type TestContext } from 'node:test'
-import { ErrorCode } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { rawAgent, startRelay, waitFor } from '@agentmesh/testing'
 import { createIdentity } from '@agentmesh/crypto'
 import { memoryStore } from '@agentmesh/store'
 import { inProcessBackplane } from '../src/backplane.ts'
 import { agents, healthApp, T0, type HealthApp, type Json } from './health-fixtures.ts'
+import { checkHeartbeatFigures } from '../src/ops/health-input.ts'
 
 async function setup (t: TestContext, names: string[], init = {}, feature = {}): Promise<HealthApp & { ids: ReturnType<typeof agents> }> {
   const ids = agents(...names)
@@ -92,6 +93,9 @@ describe('health - heartbeats', () => {
     }
     assert.equal(await h.store.getHeartbeat(alice!.amid), undefined, 'nothing was stored')
     assert.deepEqual(await h.store.healthHistory(alice!.amid, 10), [])
+    // a number too large for a double (1e309 in the JSON) is named as it was read, not as null
+    assert.throws(() => { checkHeartbeatFigures({ status: 'healthy', cpuUsage: Infinity }) }, (e: AgentMeshError) =>
+      e.code === ErrorCode.InvalidMetric && /cpuUsage must be a number \(.*\), not Infinity; nothing was stored/.test(e.message))
   })
 
   it('health - a worker reads its own health only; wardens and masters read anyone\'s', async (t) => {

@@ -110,11 +110,12 @@ export interface DatabaseInfo { relayId: string, schema: number, auditRows: numb
  * Checks, read-only, that `file` is an AgentMesh relay database one could serve from: SQLite opens
  * it, `PRAGMA integrity_check` passes, its schema version is one this AgentMesh knows, and it holds
  * a relay identity. AM_ERR_NOT_A_BACKUP naming what is wrong otherwise. (The audit chain is checked
- * by the caller through a store, `verifyAudit`.)
+ * by the caller through a store, `verifyAudit`.) `shownAs` names the file in the error (the file
+ * the operator gave, when `file` is a copy of it).
  */
-export async function inspectDatabase (file: string, schemaVersion: number): Promise<DatabaseInfo> {
+export async function inspectDatabase (file: string, schemaVersion: number, shownAs: string = file): Promise<DatabaseInfo> {
   const refuse = (why: string, cause?: unknown): never => {
-    throw new AgentMeshError(ErrorCode.NotABackup, `${file} is not a valid AgentMesh database: ${why}; nothing was replaced`, cause === undefined ? undefined : { cause })
+    throw new AgentMeshError(ErrorCode.NotABackup, `${shownAs} is not a valid AgentMesh database: ${why}; nothing was replaced`, cause === undefined ? undefined : { cause })
   }
   let db: Database.Database | undefined
   try {

@@ -180,7 +180,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
       const found = db.prepare('PRAGMA quick_check(1)').pluck().get() as string
       if (found !== 'ok') {
         throw new AgentMeshError(ErrorCode.DataCorrupt,
-          `${file} failed its integrity check (PRAGMA quick_check: ${found.slice(0, 200)}); restore it from a backup, or move it aside and point --data at another directory`)
+          `${file} failed its integrity check (PRAGMA quick_check: ${found.slice(0, 200)}); move it aside or point --data at another directory`)
       }
     }
     db.exec(SCHEMA)

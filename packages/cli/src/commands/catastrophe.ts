@@ -5,9 +5,9 @@
  * holds its database's lock: SQLite's online backup API copies while it serves); with `--data` they
  * open a stopped relay's directory themselves. `restore` only ever works on a stopped relay.
  */
-import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, unlinkSync, statSync } from 'node:fs'
+import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmdirSync, unlinkSync, statSync } from 'node:fs'
 import Database from 'better-sqlite3'
-import { basename, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import {
   AgentMeshError, ErrorCode, CATASTROPHE_SEVERITIES, CATASTROPHE_STATUSES, CATASTROPHE_TYPES, MAX_AFFECTED_AGENTS,
@@ -179,9 +179,27 @@ function inUse (file: string): boolean {
   }
 }
 
+/** Copies `from` to `to` (0600) through a temporary file beside it: `to` is whole or untouched. */
 function copyOut (from: string, to: string): void {
-  copyFileSync(from, to)
-  chmodSync(to, 0o600)
+  const tmp = `${to}.tmp-${process.pid}`
+  try {
+    copyFileSync(from, tmp)
+    chmodSync(tmp, 0o600)
+    renameSync(tmp, to)
+  } catch (err) {
+    try { unlinkSync(tmp) } catch {}
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    throw new AgentMeshError(ErrorCode.DataDir, `cannot write ${to} (${code}); ${from} is left as it was`)
+  }
+}
+
+/** `--out`'s directory must exist before a backup is taken for it (usage error otherwise). */
+function checkOutDir (flag: string, file: string): string {
+  const to = resolve(file)
+  let dir: ReturnType<typeof statSync> | undefined
+  try { dir = statSync(dirname(to)) } catch {}
+  if (dir === undefined || !dir.isDirectory()) throw usage(`${flag} ${file}: its directory ${dirname(to)} does not exist`)
+  return to
 }
 
 function backupCommands (program: Command, io: CliIo): void {
@@ -191,6 +209,7 @@ function backupCommands (program: Command, io: CliIo): void {
     .option('--data <dir>', 'back up a stopped relay\'s data directory directly instead of asking the running relay'))
     .action(async (o: ApiOpts & { out?: string, data?: string }) => {
       const out = output(o.json === true, io)
+      const outFile = o.out === undefined ? undefined : checkOutDir('--out', o.out)
       let taken: { file: string, bytes: number, at: number, kept: number }
       if (o.data !== undefined) {
         const store = sqliteStore(dbIn(resolve(o.data)))
@@ -200,8 +219,8 @@ function backupCommands (program: Command, io: CliIo): void {
         taken = await apiOf(o, io).call('takeBackup', '/api/v1/backups')
       }
       let copied: string | undefined
-      if (o.out !== undefined) {
-        copied = resolve(o.out)
+      if (outFile !== undefined) {
+        copied = outFile
         if (!existsSync(taken.file)) throw new AgentMeshError(ErrorCode.DataDir, `the relay wrote ${taken.file}, which is not on this host; copy it from the relay's host (--out works where the relay runs)`)
         copyOut(taken.file, copied)
       }
@@ -218,12 +237,15 @@ function backupCommands (program: Command, io: CliIo): void {
       const src = resolve(file)
       if (!existsSync(src)) throw new AgentMeshError(ErrorCode.NotABackup, `${src} does not exist; nothing was replaced`)
       const target = join(dir, DB_FILE)
+      // a refused restore leaves no directory it made
+      const made = !existsSync(dir)
       mkdirSync(dir, { recursive: true, mode: 0o700 })
       // checked on a copy next to the target: the backup itself is never opened for writing
       const staging = `${target}.restore-${process.pid}`
+      let restored = false
       copyOut(src, staging)
       try {
-        const info = await inspectDatabase(staging, SCHEMA_VERSION)
+        const info = await inspectDatabase(staging, SCHEMA_VERSION, src)
         const store = sqliteStore(staging)
         /** the relay signed audit heads past the backup's end: `serve` will ask for --accept-data-loss */
         let behind: { head_seq: number, db_seq: number } | undefined
@@ -234,6 +256,9 @@ function backupCommands (program: Command, io: CliIo): void {
           const head = heads[heads.length - 1]
           const last = await store.lastAudit()
           if (head !== undefined && head.seq > (last?.seq ?? 0)) behind = { head_seq: head.seq, db_seq: last?.seq ?? 0 }
+          // an online backup carries the run marker of the relay it was taken from: the relay
+          // started on the restored copy did not stop uncleanly (no server_down for a restore)
+          await store.endRun()
         } finally {
           await store.close()
         }
@@ -246,6 +271,7 @@ function backupCommands (program: Command, io: CliIo): void {
           for (const ext of ['-wal', '-shm']) if (existsSync(target + ext)) renameSync(target + ext, aside + ext)
         }
         renameSync(staging, target)
+        restored = true
         const start = behind === undefined ? `agentmesh serve --data ${dir}` : `agentmesh serve --data ${dir} --accept-data-loss`
         out.result({ restored: target, from: src, bytes: statSync(target).size, relay_id: info.relayId, schema: info.schema, audit_rows: info.auditRows, ...(aside === undefined ? {} : { replaced: aside }), ...(behind === undefined ? {} : { behind_signed_head: behind }) },
           `restored ${target} from ${src} (relay ${info.relayId}, schema ${info.schema}, ${info.auditRows} audit rows verified)${aside === undefined ? '' : `\nthe replaced database is kept as ${aside}`}` +
@@ -253,6 +279,7 @@ function backupCommands (program: Command, io: CliIo): void {
           `\nstart the relay again: ${start}`)
       } finally {
         for (const f of [staging, staging + '-wal', staging + '-shm']) { try { unlinkSync(f) } catch {} }
+        if (made && !restored) { try { rmdirSync(dir) } catch {} }
       }
     })
 
@@ -289,8 +316,11 @@ function backupCommands (program: Command, io: CliIo): void {
 }
 
 function report (out: Out, r: { ok: boolean, integrity: { ok: boolean, found: string }, audit: { ok: boolean, rows: number, seq?: number, reason?: string }, eventId?: string, readOnly?: boolean }): void {
+  // quick_check answers a line per problem: one per line here too, the first ten
+  const found = r.integrity.found.split('\n').map(l => shown(l, 300).trim()).filter(l => l !== '')
+  const problems = found.slice(0, 10).map(l => `\n  ${l}`).join('') + (found.length > 10 ? `\n  … ${found.length - 10} more (--json has them all)` : '')
   const lines = [
-    `integrity: ${r.integrity.ok ? 'ok' : `FAILED: ${shown(r.integrity.found, 1000)}`}`,
+    `integrity: ${r.integrity.ok ? 'ok' : `FAILED:${problems}`}`,
     `audit chain: ${r.audit.ok ? `ok (${r.audit.rows} rows)` : `FAILED at row ${r.audit.seq ?? '?'}: ${shown(r.audit.reason ?? '', 500)}`}`,
   ]
   if (r.eventId !== undefined) lines.push(`reported as catastrophe event ${r.eventId}`)

@@ -30,7 +30,7 @@ function progress (io: CliIo, json: boolean, what: string): { tick: (done: numbe
       const pct = total === undefined || total === 0 ? '' : ` ${Math.floor(done * 100 / total)}%`
       io.stderr.write(`\r${what} ${(done / 1048576).toFixed(1)} MiB${pct}\x1b[K`)
     },
-    end () { if (shown) io.stderr.write('\r\x1b[K') },
+    end () { if (shown) io.stderr.write('\r\x1b[K'); shown = false },
   }
 }
 
@@ -98,12 +98,14 @@ export function fileCommands (program: Command, io: CliIo = processIo()): void {
         await withConnection(io, o, out, async (c) => {
           if (o.to !== undefined) {
             const r = await files(c).sendFile(o.to, source, meta)
+            bar.end()
             out.result({ fileId: r.fileId, size: r.size, sha256: r.sha256, to: o.to, e2ee: true, messageId: r.messageId },
               `${r.fileId} sent to ${o.to}, end to end (${r.size} bytes, sha256 ${r.sha256})`)
             return
           }
           const visibility = o.public === true ? 'public' : o.room ?? 'private'
           const r = await files(c).upload(source, { ...meta, visibility, ...(share.length === 0 ? {} : { sharedWith: share }) })
+          bar.end()
           out.result({ fileId: r.fileId, url: r.url, size: r.size, sha256: r.sha256, visibility, e2ee: false },
             `${r.fileId} uploaded (${r.size} bytes, sha256 ${r.sha256}, ${visibility})`)
         }, { flush: true })

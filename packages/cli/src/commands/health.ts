@@ -37,7 +37,9 @@ export function dashboardText (d: Dashboard): string[] {
   const last = d.lastCatastrophe
   const cat = last === null
     ? 'none'
-    : safe([last.severity, last.eventType, last.title].filter(x => typeof x === 'string').join(' ') || JSON.stringify(last)).slice(0, 120)
+    : safe([last.severity, last.eventType, last.title].filter(x => typeof x === 'string').join(' ') || JSON.stringify(last)).slice(0, 120) +
+      // open or over: the line does not say by itself
+      (typeof last.status === 'string' ? ` (${safe(last.status)})` : '')
   const lines = [
     `agents ${d.totalAgents}: healthy ${d.healthy}, degraded ${d.degraded}, unhealthy ${d.unhealthy}, offline ${d.offline}, unknown ${d.unknown}`,
     `critical events ${d.criticalEvents}, last catastrophe: ${cat}`,

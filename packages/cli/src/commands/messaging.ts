@@ -6,6 +6,7 @@ import { LruMap } from '@agentmesh/protocol/internal'
 import { checkAmid, homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
 import { watchCatastrophes } from './catastrophe.ts'
+import { watchUpdates } from './updates.ts'
 import { processIo, type CliIo } from '../io.ts'
 
 /** Stop reading stdin while this many sends wait for their ack. */
@@ -153,6 +154,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
         }
         watchMembership(conn, io, out, o.json === true)
         watchCatastrophes(conn, io, o.json === true)
+        watchUpdates(conn, io, o.json === true)
         const names = senderNames(conn)
         const verified = safetyNumbers(conn)
         for await (const m of conn.messages({ signal: both })) {

@@ -41,7 +41,10 @@ export function readConfigFile (path: string): RelayConfig {
   return body as RelayConfig
 }
 
-/** The options set by environment variables (AGENTMESH_MAX_INBOX → maxInbox, …); nested ones come from the file only. */
+/**
+ * The options set by environment variables (AGENTMESH_MAX_INBOX → maxInbox, …; and PORT for the
+ * port when AGENTMESH_PORT is not set); nested ones come from the file only.
+ */
 export function configFromEnv (env: Readonly<Record<string, string | undefined>>): RelayConfig {
   const init: Record<string, unknown> = {}
   for (const [k, spec] of relayOptionSpecs()) {
@@ -57,6 +60,13 @@ export function configFromEnv (env: Readonly<Record<string, string | undefined>>
       if (!['1', '0', 'true', 'false'].includes(v)) throw new AgentMeshError(ErrorCode.InvalidConfig, `${spec.env} must be true or false, got "${v}"`)
       init[k] = v === '1' || v === 'true'
     } else init[k] = v
+  }
+  // PORT, as platforms that run a container set it (Railway, Heroku, Cloud Run): AGENTMESH_PORT wins
+  const port = env.PORT
+  if (init.port === undefined && port !== undefined && port !== '') {
+    const n = Number(port)
+    if (!/^\d+$/.test(port.trim()) || !Number.isSafeInteger(n)) throw new AgentMeshError(ErrorCode.InvalidConfig, `PORT must be a whole number, got "${port}"`)
+    init.port = n
   }
   return init as RelayConfig
 }

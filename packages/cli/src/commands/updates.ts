@@ -14,6 +14,7 @@ import {
 import { output, parseInteger, usage, type Out } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { apiOf, iso, query, withApi, type ApiOpts } from './chat.ts'
+import { updates, type Connection } from '@agentmesh/client'
 
 type UpdateInfo = ApiAnswer<'getUpdate'>
 type Adoption = ApiAnswer<'updateAcks'>
@@ -29,6 +30,15 @@ export function timeOption (name: string, v: string, now = Date.now()): number {
   const t = /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : NaN
   if (!Number.isFinite(t)) throw usage(`${name} "${v.slice(0, 40)}" is not a time: give an ISO 8601 date-time (2026-12-31T23:59:59Z), ms since the epoch, or a duration from now (90m, 48h, 7d)`)
   return t
+}
+
+/** A file given on the command line, as text: a usage error naming it when it cannot be read. */
+function readText (flag: string, file: string): string {
+  try {
+    return readFileSync(resolve(file), 'utf8')
+  } catch (err) {
+    throw usage(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
 }
 
 /** Text from an agent or another person, on one line, without control or invisible characters. */
@@ -54,6 +64,22 @@ function showUpdate (out: Out, u: UpdateInfo): void {
     ...(u.announcement === undefined ? [] : ['', ...u.announcement.split(/\r?\n/).map(l => '  ' + stripUnsafeChars(l))]),
   ]
   out.result({ ...u }, lines.join('\n'))
+}
+
+/**
+ * System updates while `listen` runs — those told at connect (the agent was offline when they were
+ * announced, or has not answered them) and those announced meanwhile — on stderr, once per update
+ * and status: `{"update": {…}}` with --json, a line otherwise (messages stay on stdout).
+ */
+export function watchUpdates (conn: Connection, io: Pick<CliIo, 'stderr'>, json: boolean): void {
+  updates(conn).onUpdate((u) => {
+    const below = u.belowRequired === true && u.requiredVersion !== undefined
+      ? `; this agent is below the required version ${clean(u.requiredVersion)}${u.enforceAt === undefined ? '' : `: its sends are refused from ${iso(u.enforceAt)}`}`
+      : ''
+    io.stderr.write(json
+      ? JSON.stringify({ update: u }) + '\n'
+      : `agentmesh: system update ${clean(u.version)} "${clean(u.title).slice(0, 200)}" (${u.updateType}${u.breakingChange ? ', breaking' : ''}; you: ${u.status}${below}; \`agentmesh update show ${u.updateId}\`, then \`agentmesh update ack ${u.updateId} --status accepted|rejected|completed\`)\n`)
+  })
 }
 
 const BAR = 30
@@ -106,7 +132,7 @@ export function updateCommands (program: Command, io: CliIo = processIo()): void
       if (o.deadline !== undefined && (o.requiredVersion === undefined || o.breaking !== true)) throw usage('--deadline goes with --breaking and --required-version (it is when older agents start being refused)')
       const announcement = o.announcement === undefined
         ? undefined
-        : o.announcement === '-' ? await readAll(io.stdin) : readFileSync(resolve(o.announcement), 'utf8')
+        : o.announcement === '-' ? await readAll(io.stdin) : readText('--announcement', o.announcement)
       const body: ApiBody<'createUpdate'> = {
         version: o.version,
         updateType: o.type as ApiBody<'createUpdate'>['updateType'],

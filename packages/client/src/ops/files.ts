@@ -11,8 +11,8 @@
  * Node only (it reads and writes files): not part of `@agentmesh/client/browser`.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
-import { link, rename, rm, stat } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { link, open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import {
   AgentMeshError, ErrorCode, isErrorCode,
@@ -186,8 +186,18 @@ export function files (conn: Connection): Files {
     const part = join(dirname(opts.to), `.${basename(opts.to)}.${randomUUID()}.part`)
     let size = 0
     try {
-      const out = createWriteStream(part, { flags: 'wx', mode: 0o600 })
+      let fh: FileHandle
+      try {
+        fh = await open(part, 'wx', 0o600)
+      } catch (err) {
+        await res.body!.cancel().catch(() => {})
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+        const noDir = !(await stat(dirname(opts.to)).then(st => st.isDirectory(), () => false))
+        throw new AgentMeshError(ErrorCode.InvalidArgument, `cannot write ${opts.to}: ${noDir ? `${dirname(opts.to)} is not a directory that exists` : `a file cannot be created there (${code})`}; nothing was written`)
+      }
+      const out = fh.createWriteStream()
       const closed = new Promise<void>((resolve, reject) => { out.on('close', resolve); out.on('error', reject) })
+      closed.catch(() => {}) // awaited below; a write error meanwhile is not an unhandled rejection
       try {
         for await (const p of plain()) {
           size += p.byteLength

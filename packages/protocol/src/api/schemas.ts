@@ -666,7 +666,7 @@ export const MAX_UPDATE_ANNOUNCEMENT = 32_000
 export const MAX_UPDATE_NOTES = 2000
 /** Agents listed by name in the adoption view's `notAnswered` (the count is always whole). */
 export const MAX_ADOPTION_NOT_ANSWERED = 1000
-const SEMVER_PATTERN = '^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$'
+export const SEMVER_PATTERN = '^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$'
 const SoftwareVersion = Type.String({ pattern: '^[0-9A-Za-z][0-9A-Za-z.+-]*$', maxLength: 64, description: 'a software version, e.g. "1.4.0"' })
 /** A time as ms since the Unix epoch, or an ISO 8601 date-time string (answers are ms). */
 const TimeInput = Type.Union([

@@ -7,6 +7,7 @@ import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value'
 import { AgentMeshError, ErrorCode } from '../errors.ts'
 import { AMID_PATTERN, ID_PATTERN, ROOM_ID_PATTERN, TYPE_PATTERN } from '../schemas.ts'
 import { AUDIT_ACTION_PATTERN, COMMAND_PATTERN, HANDLE_PATTERN } from './constants.ts'
+import { SEMVER_PATTERN } from './schemas.ts'
 
 export type Where = 'body' | 'query' | 'path'
 
@@ -18,6 +19,7 @@ const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
   [ID_PATTERN, '8–128 characters of A-Z a-z 0-9 _ -'],
   [TYPE_PATTERN, 'a type like chat or app.event (^[a-z][a-z0-9._-]{0,63}$)'],
   [AUDIT_ACTION_PATTERN, 'an action like message.send or room.join'],
+  [SEMVER_PATTERN, 'a semantic version like 2.0.0 or 2.1.0-rc.1'],
   ['^/?' + COMMAND_PATTERN.slice(1), 'a command: a-z 0-9 _ -, starting with a letter, at most 32 characters (a leading "/" is dropped)'],
 ])
 

@@ -93,7 +93,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
   }
 
   const may = (p: Principal, roles: readonly string[], what: string): void => {
-    if (!roles.includes(p.role)) throw new AgentMeshError(ErrorCode.Forbidden, `${what} is for ${roles.join(' or ')}s; this caller is a ${p.role}`)
+    if (!roles.includes(p.role)) throw new AgentMeshError(ErrorCode.Forbidden, `${what} is for ${roles.map(r => `${r}s`).join(' or ')}; this caller is a ${p.role}`)
   }
   const find = async (id: string): Promise<CatastropheRecord> => {
     const e = volatile.get(id) ?? await store.getCatastrophe(id)
@@ -168,6 +168,13 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
     return r
   }
 
+  /** What quick_check found, as one line (every refused write quotes it): the first problem and how many more. */
+  const firstProblem = (found: string): string => {
+    const lines = found.split('\n').map(l => l.trim()).filter(l => l !== '' && !/^\*\*\*.*\*\*\*$/.test(l))
+    if (lines.length === 0) return found.trim().replace(/\s+/g, ' ')
+    return lines[0]! + (lines.length > 1 ? ` (and ${lines.length - 1} more problem${lines.length > 2 ? 's' : ''}: agentmesh check lists them)` : '')
+  }
+
   const check = async (full: boolean): Promise<Static<typeof R.checkStore.responses[200]['schema']>> => {
     let integrity = { ok: true, found: 'not applicable' }
     try {
@@ -187,7 +194,7 @@ export function catastropheFeature (ctx: OpsContext): CatastropheFeature {
       const what = !integrity.ok ? `the database's integrity check found: ${integrity.found}` : `the audit chain does not verify at row ${audit.seq ?? '?'}: ${audit.reason ?? ''}`
       // the event first: entering read-only mode would report one too, with less to say
       eventId = (await reportCorruption('An integrity check failed', what)).id
-      if (!integrity.ok) readOnly.enter(`the integrity check failed: ${integrity.found}`.slice(0, 300), true)
+      if (!integrity.ok) readOnly.enter(`the integrity check failed: ${firstProblem(integrity.found)}`.slice(0, 300), true)
     }
     return { ok: integrity.ok && audit.ok, integrity, audit, ...(eventId === undefined ? {} : { eventId }), readOnly: readOnly.active }
   }

@@ -211,7 +211,8 @@ export function filesFeature (ctx: OpsContext): RelayFeature {
     const b = checkValue(R.uploadFileJson.body, body)
     const meta = await checkMeta(p, { ...b, ...(b.type ?? b.fileType) === undefined ? {} : { type: (b.type ?? b.fileType)! } })
     const text = b.fileData
-    if (!BASE64.test(text) || text.replace(/=+$/, '').length % 4 === 1) throw new AgentMeshError(ErrorCode.BadEncoding, 'fileData is not Base64 (standard or URL-safe alphabet, padding optional); nothing was stored')
+    // padding optional, but padding that is there must make whole quartets ("YWJj=", "YQ=" are not Base64)
+    if (!BASE64.test(text) || text.replace(/=+$/, '').length % 4 === 1 || (text.endsWith('=') && text.length % 4 !== 0)) throw new AgentMeshError(ErrorCode.BadEncoding, 'fileData is not Base64 (standard or URL-safe alphabet, padding optional); nothing was stored')
     const decoded = Math.floor(text.replace(/=+$/, '').length * 3 / 4)
     if (decoded > o.fileJsonMaxBytes) throw new AgentMeshError(ErrorCode.FileTooLarge, `the file is ${decoded.toLocaleString('en-US')} bytes; a JSON upload takes at most ${o.fileJsonMaxBytes.toLocaleString('en-US')}: upload larger files streamed (POST /api/v1/files)`)
     await precheckQuota(meta.owner, decoded)

@@ -13,7 +13,11 @@ const METRIC_NAME = new RegExp(CUSTOM_METRIC_NAME_PATTERN)
 const bad = (message: string): AgentMeshError => new AgentMeshError(ErrorCode.InvalidMetric, `${message}; nothing was stored`)
 
 /** A figure's name and value as a message may show them (the value is the caller's: cut short). */
-const shown = (v: unknown): string => { const t = JSON.stringify(v) ?? String(v); return t.length > 40 ? t.slice(0, 40) + '…' : t }
+const shown = (v: unknown): string => {
+  // JSON.parse reads 1e309 as Infinity, which JSON.stringify would show as null
+  const t = typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v)
+  return t.length > 40 ? t.slice(0, 40) + '…' : t
+}
 
 function figure (body: Record<string, unknown>, name: string, max: number, what: string, integer = false): void {
   const v = body[name]

@@ -55,6 +55,12 @@ export class ReadOnlyMode {
     return new AgentMeshError(ErrorCode.ReadOnly,
       `the relay is in read-only mode (${this.#reason ?? '?'}): ${what} was refused and nothing was stored; reads and history work; send it again once the operator has restored the database`)
   }
+
+  /** A read that met the damage: it failed (other reads may work), the relay is read-only now. */
+  readFailed (): AgentMeshError {
+    return new AgentMeshError(ErrorCode.ReadOnly,
+      `the relay is in read-only mode (${this.#reason ?? '?'}): this read met the damaged part of the database and failed; other reads and history may work; try again once the operator has restored the database`)
+  }
 }
 
 /** True when `err` (or an error in its cause chain) is SQLite reporting a damaged database file, or PostgreSQL damaged data. */
@@ -89,16 +95,25 @@ export function refusedWhenReadOnly (name: string, args: readonly unknown[]): bo
   return true
 }
 
+/** `it`, its errors passed to `seen` (leaving early still ends `it`: for-await returns it). */
+async function * guarded<T> (it: AsyncIterable<T>, seen: (err: unknown) => never): AsyncGenerator<T> {
+  try {
+    for await (const x of it) yield x
+  } catch (err) {
+    seen(err)
+  }
+}
+
 /**
  * `store` behind the read-only guard: in read-only mode every write (refusedWhenReadOnly) is refused
  * with AM_ERR_READ_ONLY; a store error that says the file is damaged puts the relay in read-only mode.
  */
 export function guardStore<S extends Store> (store: S, mode: ReadOnlyMode, log: Logger): S {
-  const seen = (err: unknown): never => {
+  const seen = (name: string) => (err: unknown): never => {
     if (isCorruption(err)) {
       if (!mode.corrupt) log.error({ err }, 'the database is damaged: entering read-only mode')
       mode.enter(`the database is damaged: ${(err as Error).message ?? String(err)}`.slice(0, 300), true)
-      throw mode.refusal()
+      throw READ_NAME.test(name) ? mode.readFailed() : mode.refusal()
     }
     throw err
   }
@@ -114,8 +129,11 @@ export function guardStore<S extends Store> (store: S, mode: ReadOnlyMode, log: 
         w = function (this: unknown, ...args: unknown[]): unknown {
           if (mode.active && refusedWhenReadOnly(name, args)) return Promise.reject(mode.refusal())
           let r: unknown
-          try { r = fn.apply(target, args) } catch (err) { return seen(err) }
-          return r instanceof Promise ? r.catch(seen) : r
+          try { r = fn.apply(target, args) } catch (err) { return seen(name)(err) }
+          if (r instanceof Promise) return r.catch(seen(name))
+          // a read that streams (a file's chunks): a damaged page met on the way is seen too
+          if (r !== null && typeof r === 'object' && typeof (r as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function') return guarded(r as AsyncIterable<unknown>, seen(name))
+          return r
         }
         wrapped.set(key, w)
       }
