@@ -27,6 +27,11 @@ export interface ClusterInit {
   peerTimeoutMs: number
   /** a peer was not heard for peerTimeoutMs: undo what it said */
   onPeerGone: (id: string) => void
+  /**
+   * This node's own timer ran more than peerTimeoutMs late (a blocked event loop, a paused
+   * process): the others have dropped it meanwhile, so it tells again what they undid.
+   */
+  onStalled?: () => void
   onError: (err: unknown) => void
   maxPeers?: number
 }
@@ -36,6 +41,7 @@ export class ClusterView {
   private timer: ReturnType<typeof setInterval> | undefined
   private readonly off: () => void
   private readonly max: number
+  private lastTick: number | undefined
   /** peers dropped for silence since start */
   peersLost = 0
 
@@ -49,6 +55,7 @@ export class ClusterView {
   /** Says the first heartbeat and starts the timer (heartbeat, then the sweep of silent peers). */
   start (): void {
     this.beat()
+    this.lastTick = this.init.now()
     this.timer = setInterval(() => { this.tick() }, this.init.heartbeatMs)
     this.timer.unref()
   }
@@ -68,6 +75,14 @@ export class ClusterView {
   tick (): void {
     this.beat()
     const t = this.init.now()
+    const stalled = this.lastTick !== undefined && t - this.lastTick > this.init.peerTimeoutMs
+    this.lastTick = t
+    if (stalled) {
+      // what this node did not read while it stood still is no sign of the peers' death
+      for (const id of this.peers.keys()) this.peers.set(id, t)
+      try { this.init.onStalled?.() } catch (err) { this.init.onError(err) }
+      return
+    }
     for (const [id, at] of [...this.peers]) {
       if (t - at < this.init.peerTimeoutMs) continue
       this.peers.delete(id)

@@ -175,6 +175,10 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
         const agents = chat.nodeGone(peer)
         log.warn({ node: peer, agents }, 'a relay node went silent (no heartbeat): its agents are offline here')
       },
+      onStalled: () => {
+        log.warn({ node }, 'this relay node stood still longer than clusterPeerTimeoutMs: telling the others again who is online here')
+        chat.retellPresence()
+      },
       onError: (err) => { log.warn({ err }, 'cluster heartbeat not published') },
     })
   const auditHeads = components.auditHeads ?? memoryAuditHeads()

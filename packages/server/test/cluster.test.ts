@@ -42,6 +42,26 @@ describe('cluster - membership by heartbeat', () => {
     view.stop()
   })
 
+  it('cluster - a node whose own timer ran past peerTimeoutMs (it stood still) keeps its peers and says so once (fake clock)', async () => {
+    const bp = inProcessBackplane()
+    let t = 0
+    const gone: string[] = []
+    let stalls = 0
+    const view = new ClusterView({ node: 'me', backplane: bp, now: () => t, heartbeatMs: 1000, peerTimeoutMs: 3000, onPeerGone: (id) => { gone.push(id) }, onStalled: () => { stalls++ }, onError: (err) => { throw err } })
+    await bp.publish({ type: 'node:heartbeat', origin: 'other' })
+    view.tick()
+    t += 10_000 // frozen: neither its timer nor the bus were read
+    view.tick()
+    assert.deepEqual([view.list().map(p => p.id), gone, stalls], [['other'], [], 1])
+    t += 1000
+    view.tick()
+    assert.equal(stalls, 1)
+    t += 3000
+    view.tick()
+    assert.deepEqual(gone, ['other'], 'a peer that stays silent afterwards is dropped as usual')
+    view.stop()
+  })
+
   it('cluster - peers kept are bounded by maxPeers', async () => {
     const bp = inProcessBackplane()
     const view = new ClusterView({ node: 'me', backplane: bp, now: () => 1, heartbeatMs: 1000, peerTimeoutMs: 3000, maxPeers: 2, onPeerGone: () => {}, onError: () => {} })

@@ -150,6 +150,11 @@ export class Presences {
     for (const amid of this.presence.keys()) this.ctx.tell({ type: 'presence', origin: this.ctx.node, amid, status: 'online' })
   }
 
+  /** Tells the other nodes again who is online here (this node stood still long enough for them to drop it). */
+  retell (): void {
+    for (const amid of this.presence.keys()) this.ctx.tell({ type: 'presence', origin: this.ctx.node, amid, status: 'online' })
+  }
+
   /** The agent's first connection authenticated. */
   connected (amid: string): void {
     this.handles.noteAgent(amid)
