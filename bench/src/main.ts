@@ -22,12 +22,15 @@
  *   BENCH_SIO_CORK=0          Socket.IO senders uncorked
  *   BENCH_AM_FEATURES=0       leave `features:["room-cursor"]` out of AgentMesh auth frames
  *   BENCH_AM_STORE=postgres://…  the durable AgentMesh targets on PostgreSQL (an empty database or ?schema=)
+ *   BENCH_CLUSTER=1,2,3       agentmesh serve × N on one PostgreSQL schema and NATS, then kill -9 failover (cluster.ts;
+ *                             BENCH_CLUSTER_STORE, BENCH_CLUSTER_PAIRS=24, BENCH_CLUSTER_MESSAGES=1500, BENCH_CLUSTER_AGENTS=30)
  *   BENCH_CPU_PROF=1 BENCH_SERVER_NODE_ARGS="--trace-gc" BENCH_DRAIN_SECONDS=10 BENCH_WARMUP_SECONDS=1
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { cleanupAll, installCleanupHandlers } from './children.ts'
+import { clusterReport, runCluster } from './cluster.ts'
 import { runConnections } from './connections.ts'
 import { runE2eeMicro, type E2eeMicroResult } from './e2ee.ts'
 import { fanoutScenarios, runFanoutScenarios } from './fanout/run.ts'
@@ -254,6 +257,8 @@ async function runOnce (run: number, runs: number): Promise<{ report: Record<str
   const scenarios = fanoutScenarios(envInt('BENCH_SECONDS', 5), prof)
   if (scenarios.length > 0) fanout = await runFanoutScenarios(scenarios, log)
   const conns = process.env.BENCH_CONN_TARGETS?.trim() === 'none' ? undefined : await runConnections(log)
+  // several relays on loopback, and failover (opt-in: BENCH_CLUSTER=1,2,3)
+  const cluster = await runCluster(log)
 
   const calibrationEnd = calibrate()
   const report = {
@@ -283,6 +288,7 @@ async function runOnce (run: number, runs: number): Promise<{ report: Record<str
     ratios,
     fanout,
     idle_connections: conns,
+    cluster,
     machine_speed_spread: speedSpread,
     wall_s: round((performance.now() - started) / 1000, 1),
   }
@@ -290,6 +296,7 @@ async function runOnce (run: number, runs: number): Promise<{ report: Record<str
   if (Object.keys(results).length > 0 || e2eeMicro !== undefined) human.push(pairsReport(results, ratios, e2eeMicro))
   if (fanout !== undefined) human.push(fanoutReport(fanout))
   if (conns !== undefined) human.push(connectionsReport(conns))
+  if (cluster !== undefined) human.push(clusterReport(cluster))
   human.push(`machine: CPU calibration ${calibrationStart} at the start, ${calibrationEnd} at the end (SHA-256 of 16 KiB per ms; ` +
     `${report.calibration.end_vs_start}×), load average ${report.machine.loadavg_1m_at_start} → ${report.machine.loadavg_1m_at_end}`)
   if (speedSpread > 1.3) {

@@ -185,6 +185,8 @@ export interface E2eeHooks {
 
 export async function connectAgentMesh (
   url: string, fx: AgentMeshFixture, pairs: number, sink: Sink, signed: boolean, e2ee?: E2eeHooks,
+  /** the senders' relay when it is not the receivers' (another node of a cluster, bench/src/cluster.ts) */
+  senderUrl: string = url,
 ): Promise<Client> {
   if (pairs > fx.senders.length) throw new Error(`fixture has ${fx.senders.length} pairs, ${pairs} asked`)
   const build = signed || e2ee !== undefined ? undefined : unsignedFrames(fx, pairs)
@@ -248,7 +250,7 @@ export async function connectAgentMesh (
     receivers[p] = (await authenticate(url, id, onReceiver(p), onClose('receiver', p))).ws
   }))
   await Promise.all(fx.senders.slice(0, pairs).map(async (id, p) => {
-    senders[p] = (await authenticate(url, id, onSender(p), onClose('sender', p))).ws
+    senders[p] = (await authenticate(senderUrl, id, onSender(p), onClose('sender', p))).ws
   }))
 
   return {

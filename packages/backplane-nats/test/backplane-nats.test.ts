@@ -87,6 +87,7 @@ describe('backplane-nats', () => {
       { type: 'presence', origin: 'a', amid: 'am-b', status: 'offline' },
       { type: 'cache:invalidate', origin: 'a', kind: 'agent', key: 'am-b' },
       { type: 'event', origin: 'a', amids: ['am-b'], frame: '{}' },
+      { type: 'node:heartbeat', origin: 'a' },
     ]
     for (const m of ok) assert.deepEqual(asBackplaneMessage(m), m)
     const bad: unknown[] = [
@@ -96,6 +97,7 @@ describe('backplane-nats', () => {
       { type: 'presence', origin: 'a', amid: 'am-b', status: 'away' },
       { type: 'cache:invalidate', origin: 'a', kind: 'everything', key: 'k' },
       { type: 'event', origin: 'a', amids: [1], frame: '{}' },
+      { type: 'node:heartbeat' }, { type: 'node:heartbeat', origin: 7 },
     ]
     for (const b of bad) assert.equal(asBackplaneMessage(b), undefined, JSON.stringify(b))
   })

@@ -26,6 +26,8 @@ export type BackplaneMessage =
   | { type: 'cache:invalidate', origin: string, kind: CacheKind, key: string }
   /** An event frame (presence, typing, read, member changes) for these agents' connections on any node. */
   | { type: 'event', origin: string, amids: readonly string[], frame: string }
+  /** `origin` is alive (every clusterHeartbeatMs): nodes not heard for clusterPeerTimeoutMs are dropped and their agents go offline (cluster.ts). */
+  | { type: 'node:heartbeat', origin: string }
 
 export interface Backplane {
   start (): Promise<void> | void

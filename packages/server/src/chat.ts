@@ -188,6 +188,12 @@ export class ChatService implements RoomResolver {
 
   get relayAmid (): string { return this.relay.amid }
 
+  /** A node of the cluster went silent (its heartbeat stopped): its agents are offline here. Answers how many. */
+  nodeGone (node: string): number { return this.presences.nodeGone(node) }
+
+  /** This node stood still past the peer timeout: the others dropped its agents, it tells them again. */
+  retellPresence (): void { this.presences.retell() }
+
   /** Starts the presence clock (online agents turn idle). */
   start (): void {
     this.started = true

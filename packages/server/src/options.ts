@@ -37,6 +37,10 @@ export const DEFAULT_MAX_CLOCK_SKEW_MS = 10 * 60 * 1000
 export const DEFAULT_PRESENCE_INTERVAL_MS = 1000
 /** With a shared backplane, every connected agent's inbox and rooms are read from the Store again this often. */
 export const DEFAULT_BACKPLANE_CATCH_UP_MS = 30_000
+/** With a shared backplane, each node says it is alive this often (cluster.ts). */
+export const DEFAULT_CLUSTER_HEARTBEAT_MS = 5000
+/** A node not heard for this long is dropped from its peers' view, and its agents go offline there. */
+export const DEFAULT_CLUSTER_PEER_TIMEOUT_MS = 20_000
 /** Registry reads per IP. */
 export const DEFAULT_REGISTRY_READS_PER_MINUTE = 600
 export const DEFAULT_REGISTRY_READ_BURST = 200
@@ -173,6 +177,8 @@ export const RELAY_OPTIONS = {
     flag: { flags: '--backplane <url>', help: 'NATS server shared with the other relays over the same store, nats://host:4222 (env AGENTMESH_BACKPLANE)' },
   }),
   backplaneCatchUpMs: positive('With a shared backplane, every connected agent\'s inbox and rooms are read from the Store again this often, in ms, so what a lost bus message held back is delivered (also at once when the bus reconnects). @default 30 s', DEFAULT_BACKPLANE_CATCH_UP_MS, 'AGENTMESH_BACKPLANE_CATCH_UP_MS'),
+  clusterHeartbeatMs: positive('With a shared backplane, this node says it is alive on the bus this often, in ms. @default 5 s', DEFAULT_CLUSTER_HEARTBEAT_MS, 'AGENTMESH_CLUSTER_HEARTBEAT_MS'),
+  clusterPeerTimeoutMs: positive('With a shared backplane, a node not heard for this long (it died without a word) is dropped from this node\'s peers and its agents go offline here, in ms; more than clusterHeartbeatMs. @default 20 s', DEFAULT_CLUSTER_PEER_TIMEOUT_MS, 'AGENTMESH_CLUSTER_PEER_TIMEOUT_MS'),
   maxEnvelopeBytes: positive('Largest envelope accepted, in bytes. @default 1 MiB', constants.DEFAULT_MAX_ENVELOPE_BYTES, 'AGENTMESH_MAX_ENVELOPE_BYTES'),
   maxInFlight: positive('Sends one connection may have awaiting their ack. @default 1,024', constants.DEFAULT_MAX_IN_FLIGHT, 'AGENTMESH_MAX_IN_FLIGHT'),
   deliveryWindow: positive('Deliveries sent ahead of the receiver\'s cursor, per connection. @default 1,024', constants.DEFAULT_DELIVERY_WINDOW, 'AGENTMESH_DELIVERY_WINDOW'),
@@ -525,6 +531,7 @@ export function relayOptions (init: RelayInit = {}): RelayOptions {
   if (init.memory === true && init.dataDir !== undefined) throw bad('memory', 'and dataDir are mutually exclusive')
   if (init.memory === true && init.storeUrl !== undefined) throw bad('memory', 'and storeUrl are mutually exclusive')
   const resolved = o as RelayOptions
+  if (resolved.clusterPeerTimeoutMs <= resolved.clusterHeartbeatMs) throw bad('clusterPeerTimeoutMs', `must be more than clusterHeartbeatMs (${resolved.clusterHeartbeatMs}), got ${resolved.clusterPeerTimeoutMs}`)
   if (resolved.sendBufferMaxBytes < resolved.sendBufferBytes) throw bad('sendBufferMaxBytes', `must be at least sendBufferBytes (${resolved.sendBufferBytes}), got ${resolved.sendBufferMaxBytes}`)
   return o as RelayOptions
 }

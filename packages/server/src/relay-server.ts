@@ -13,6 +13,7 @@ import { AgentMeshError, ErrorCode, PROTOCOL, constants } from '@agentmesh/proto
 import { memoryStore, type Store } from '@agentmesh/store'
 import { DEFAULT_MEMORY_AUDIT_MAX_ROWS, relayOptions, type RelayInit, type RelayOptions } from './options.ts'
 import { randomBytes } from 'node:crypto'
+import { ClusterView } from './cluster.ts'
 import { RelayCore, type CatchUpResult, type RelayOutlet, type RelayStats, type SendGate } from './relay.ts'
 import { httpApp } from './http.ts'
 import { defaultLogger, type Logger } from './log.ts'
@@ -161,6 +162,25 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     { store, logger: log, events, rooms: chat, sessions: sessionVerifier(store, opts.trustRoots), sendGates: () => sendGates, ...(shared === undefined ? {} : { backplane: shared }) },
   )
   const tasks = new TaskService(chat, store, log)
+  // the other nodes on a shared backplane, heard by their heartbeats; a silent one's agents go offline here
+  const cluster = shared === undefined
+    ? undefined
+    : new ClusterView({
+      node,
+      backplane: shared,
+      now: Date.now,
+      heartbeatMs: opts.clusterHeartbeatMs,
+      peerTimeoutMs: opts.clusterPeerTimeoutMs,
+      onPeerGone: (peer) => {
+        const agents = chat.nodeGone(peer)
+        log.warn({ node: peer, agents }, 'a relay node went silent (no heartbeat): its agents are offline here')
+      },
+      onStalled: () => {
+        log.warn({ node }, 'this relay node stood still longer than clusterPeerTimeoutMs: telling the others again who is online here')
+        chat.retellPresence()
+      },
+      onError: (err) => { log.warn({ err }, 'cluster heartbeat not published') },
+    })
   const auditHeads = components.auditHeads ?? memoryAuditHeads()
   const headSigner = new AuditHeadSigner(store, chat.relay, auditHeads, log, { everyRows: opts.auditHeadEveryRows, intervalMs: opts.auditHeadIntervalMs })
   // the operator API is on when a key is given (the CLI's `serve` keeps one in its data directory)
@@ -171,6 +191,10 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   const registry = registryFeature({ store, now, trustRoots: opts.trustRoots, readLimit: { perMinute: opts.registryReadsPerMinute, burst: opts.registryReadBurst } })
   const featureComponents: FeatureComponents = { store, logger: log, events, relay: outlet, backplane, options: opts, now }
   const metrics = relayMetrics({ stats: () => core.stats(), store, events })
+  metrics.gauge('agentmesh_node_info', 'This relay node: its id on the backplane (random per start) in the node label; value 1', () => [{ labels: { node }, value: 1 }], ['node'])
+  metrics.gauge('agentmesh_cluster_peers', 'Other relay nodes heard on the backplane within clusterPeerTimeoutMs', () => cluster?.list().length ?? 0)
+  metrics.gauge('agentmesh_cluster_peer_last_seen_seconds', 'When each peer node was last heard, seconds since the epoch (this node\'s clock)', () => (cluster?.list() ?? []).map(p => ({ labels: { peer: p.id }, value: p.lastSeen / 1000 })), ['peer'])
+  metrics.counter('agentmesh_cluster_peers_lost_total', 'Peer nodes dropped because their heartbeat stopped', () => cluster?.peersLost ?? 0)
   const chatApi = chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads })
   const features: RelayFeature[] = [
     registry,
@@ -211,6 +235,11 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
         operator_api: apiKey !== undefined,
         read_only: readOnly.active,
         read_only_reason: readOnly.reason ?? null,
+        node: {
+          id: node,
+          peers: (cluster?.list() ?? []).map(p => ({ id: p.id, last_seen: new Date(p.lastSeen).toISOString() })),
+          ...(cluster === undefined ? {} : { heartbeat_ms: opts.clusterHeartbeatMs, peer_timeout_ms: opts.clusterPeerTimeoutMs }),
+        },
         limits: {
           ...core.limits,
           max_connections_per_agent: opts.maxConnectionsPerAgent,
@@ -297,6 +326,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   await pruneAudit()
   await headSigner.start()
   for (const f of features) await f.start?.()
+  cluster?.start()
   const pruneTimer = setInterval(() => { void pruneNow() }, PRUNE_INTERVAL_MS).unref()
   const auditPruneTimer = setInterval(() => { void pruneAudit() }, AUDIT_PRUNE_INTERVAL_MS).unref()
 
@@ -305,6 +335,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   } catch (err) {
     clearInterval(pruneTimer)
     clearInterval(auditPruneTimer)
+    cluster?.stop()
     await stopFeatures()
     await core.shutdown()
     chat.close()
@@ -332,6 +363,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
       closing = true
       clearInterval(pruneTimer)
       clearInterval(auditPruneTimer)
+      cluster?.stop()
       await stopFeatures()
       await core.shutdown()
       chat.close()

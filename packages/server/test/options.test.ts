@@ -37,6 +37,8 @@ describe('options - relayOptions', () => {
       sync: 'normal',
       backplane: undefined,
       backplaneCatchUpMs: 30_000,
+      clusterHeartbeatMs: 5000,
+      clusterPeerTimeoutMs: 20_000,
       maxEnvelopeBytes: 1048576,
       maxInFlight: 1024,
       deliveryWindow: 1024,
@@ -169,7 +171,7 @@ describe('options - the option schema', () => {
   it('options - config-file keys, environment variables and flags are the documented ones, each used once', () => {
     const specs = relayOptionSpecs()
     assert.deepEqual(specs.filter(([, s]) => s.file).map(([k]) => k), [
-      'host', 'port', 'dataDir', 'memory', 'storeUrl', 'sync', 'backplane', 'backplaneCatchUpMs', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
+      'host', 'port', 'dataDir', 'memory', 'storeUrl', 'sync', 'backplane', 'backplaneCatchUpMs', 'clusterHeartbeatMs', 'clusterPeerTimeoutMs', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
       'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox',
       'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
@@ -194,7 +196,7 @@ describe('options - the option schema', () => {
       updateGraceMs: 'AGENTMESH_UPDATE_GRACE_MS',
       healthOfflineAfterMs: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS', healthHistory: 'AGENTMESH_HEALTH_HISTORY', metricsToken: 'AGENTMESH_METRICS_TOKEN',
       readOnly: 'AGENTMESH_READ_ONLY', backupIntervalMs: 'AGENTMESH_BACKUP_INTERVAL_MS', backupKeep: 'AGENTMESH_BACKUP_KEEP',
-      backplane: 'AGENTMESH_BACKPLANE', backplaneCatchUpMs: 'AGENTMESH_BACKPLANE_CATCH_UP_MS',
+      backplane: 'AGENTMESH_BACKPLANE', backplaneCatchUpMs: 'AGENTMESH_BACKPLANE_CATCH_UP_MS', clusterHeartbeatMs: 'AGENTMESH_CLUSTER_HEARTBEAT_MS', clusterPeerTimeoutMs: 'AGENTMESH_CLUSTER_PEER_TIMEOUT_MS',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
     assert.deepEqual(flags, [

@@ -229,6 +229,10 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
       const { store, apiKey, apiKeyFile, auditHeads, walLost } = data
       const { dataDir: _dataDir, memory: _memory, sync: _sync, storeUrl: _storeUrl, store: _store, backplane: backplaneUrl, ...relayInit } = init
       const logger = defaultLogger(io.env.AGENTMESH_LOG_LEVEL ?? 'info')
+      // a shared Store is a cluster's: the key file is this node's own, so a key would work on one node only
+      if (init.storeUrl !== undefined && apiKeyFile !== undefined) {
+        logger.warn({ api_key_file: apiKeyFile }, 'a shared store (--store) without --api-key: the operator API key is this node\'s own file; give every relay of the cluster the same --api-key (AGENTMESH_API_KEY)')
+      }
       // relays over one shared Store tell each other through NATS (the relay does not stop a backplane it is given: this does)
       let backplane: Backplane | undefined
       if (backplaneUrl !== undefined) {

@@ -58,6 +58,15 @@ export const RelayInfo = Type.Object({
   operator_api: Type.Optional(Type.Boolean({ description: 'whether the operator API (X-API-Key) is on' })),
   read_only: Type.Optional(Type.Boolean({ description: 'read-only mode (§20): reads and history work, every write is refused (AM_ERR_READ_ONLY)' })),
   read_only_reason: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'why (started with --read-only, or the database error met); null when not read-only' })),
+  node: Type.Optional(Type.Object({
+    id: Type.String({ description: 'this relay node\'s id on the backplane (random per start)' }),
+    peers: Type.Array(Type.Object({
+      id: Type.String(),
+      last_seen: Type.String({ description: 'when this node last heard it (ISO 8601, this node\'s clock)' }),
+    }, { additionalProperties: false }), { description: 'the other nodes heard on the shared backplane within peer_timeout_ms, most recent first (empty for a single relay)' }),
+    heartbeat_ms: Type.Optional(Type.Integer({ description: 'how often each node says it is alive (with a shared backplane)' })),
+    peer_timeout_ms: Type.Optional(Type.Integer({ description: 'a node not heard for this long is dropped and its agents go offline' })),
+  }, { additionalProperties: false, description: 'the cluster as this node sees it (docs/architecture.md, cluster)' })),
   limits: Type.Object({
     max_envelope_bytes: Type.Optional(Type.Integer()),
     max_in_flight: Type.Optional(Type.Integer()),

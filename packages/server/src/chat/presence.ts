@@ -93,6 +93,20 @@ export class Presences {
   }
 
   /**
+   * A node went silent (cluster.ts: its heartbeat stopped): what it said of its agents is undone,
+   * as if it had said each one went offline; watchers here hear those that are now offline.
+   */
+  nodeGone (origin: string): number {
+    let n = 0
+    for (const [amid, nodes] of [...this.remote]) {
+      if (!nodes.has(origin)) continue
+      n++
+      this.fromNode({ type: 'presence', origin, amid, status: 'offline' })
+    }
+    return n
+  }
+
+  /**
    * As this node sees it; an agent connected only to other nodes shows as online, and so does an
    * agent with no connection that made a REST call here within the quiet time.
    */
@@ -133,6 +147,11 @@ export class Presences {
    */
   resync (): void {
     this.remote.clear()
+    for (const amid of this.presence.keys()) this.ctx.tell({ type: 'presence', origin: this.ctx.node, amid, status: 'online' })
+  }
+
+  /** Tells the other nodes again who is online here (this node stood still long enough for them to drop it). */
+  retell (): void {
     for (const amid of this.presence.keys()) this.ctx.tell({ type: 'presence', origin: this.ctx.node, amid, status: 'online' })
   }
 
