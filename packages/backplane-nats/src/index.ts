@@ -8,7 +8,7 @@
  * the core also does that on a timer (`backplaneCatchUpMs`).
  *
  * Subjects: one per message type under a prefix (`<prefix>.inbox`, `.room`, `.presence`, `.cache`,
- * `.event`, `.node` for heartbeats), so an operator can watch one kind with `nats sub`; each node subscribes once to
+ * `.event`, `.node` for heartbeats and a clean stop's `node:leaving`), so an operator can watch one kind with `nats sub`; each node subscribes once to
  * `<prefix>.>` (one subscription on one connection keeps each publisher's order). The payload is
  * the message as JSON (small: AMIDs, room ids, seqs; an event frame as text). One more subject,
  * `<prefix>.gap`, carries no BackplaneMessage: a node whose connection came back says so there,
@@ -36,6 +36,7 @@ const SUBJECT_OF: Record<BackplaneMessage['type'], string> = {
   'cache:invalidate': 'cache',
   event: 'event',
   'node:heartbeat': 'node',
+  'node:leaving': 'node',
 }
 const CACHE_KINDS: ReadonlySet<CacheKind> = new Set(['room', 'members', 'handle', 'agent'])
 const PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
@@ -98,6 +99,7 @@ export function asBackplaneMessage (v: unknown): BackplaneMessage | undefined {
     case 'event':
       return Array.isArray(m.amids) && m.amids.every(str) && str(m.frame) ? m as BackplaneMessage : undefined
     case 'node:heartbeat':
+    case 'node:leaving':
       return m as BackplaneMessage
     default:
       return undefined

@@ -88,6 +88,7 @@ describe('backplane-nats', () => {
       { type: 'cache:invalidate', origin: 'a', kind: 'agent', key: 'am-b' },
       { type: 'event', origin: 'a', amids: ['am-b'], frame: '{}' },
       { type: 'node:heartbeat', origin: 'a' },
+      { type: 'node:leaving', origin: 'a' },
     ]
     for (const m of ok) assert.deepEqual(asBackplaneMessage(m), m)
     const bad: unknown[] = [
@@ -98,6 +99,7 @@ describe('backplane-nats', () => {
       { type: 'cache:invalidate', origin: 'a', kind: 'everything', key: 'k' },
       { type: 'event', origin: 'a', amids: [1], frame: '{}' },
       { type: 'node:heartbeat' }, { type: 'node:heartbeat', origin: 7 },
+      { type: 'node:leaving' }, { type: 'node:leaving', origin: null },
     ]
     for (const b of bad) assert.equal(asBackplaneMessage(b), undefined, JSON.stringify(b))
   })

@@ -87,6 +87,23 @@ describe('backplane-nats - two relays over one store', () => {
     await dc.close()
     await waitFor(() => heard.some(e => e.status === 'offline'), 'carol to hear dave offline')
   })
+
+  it('backplane-nats - a relay that stops cleanly says node:leaving over NATS: the other drops it at once, counted as left, not lost', async (t) => {
+    const apiKey = 'nats-cluster-test-operator-key-0123'
+    // a peer timeout no test waits out: only node:leaving can drop the closed node in time
+    const { one, two, bps } = await twoNodes(t, NATS_URL, { clusterHeartbeatMs: 50, clusterPeerTimeoutMs: 600_000, apiKey })
+    type Info = { node: { id: string, peers: Array<{ id: string }> } }
+    const info = async (url: string): Promise<Info> => (await (await fetch(`${url}/api/v1/info`)).json()) as Info
+    await waitFor(async () => (await info(two.url)).node.peers.length === 1, 'two to hear one over NATS')
+    const received = bps[1]!.counters.received
+    await one.close()
+    await waitFor(async () => (await info(two.url)).node.peers.length === 0, 'two to drop one at once')
+    assert.ok(bps[1]!.counters.received > received)
+    assert.equal(bps[1]!.counters.malformed, 0, 'node:leaving passes the field check')
+    const metrics = await (await fetch(`${two.url}/metrics`, { headers: { 'X-API-Key': apiKey } })).text()
+    assert.match(metrics, /^agentmesh_cluster_peers_left_total 1$/m)
+    assert.match(metrics, /^agentmesh_cluster_peers_lost_total 0$/m)
+  })
 })
 
 describe('backplane-nats - a relay closes while a stream flows', () => {

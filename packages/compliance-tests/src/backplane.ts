@@ -53,6 +53,8 @@ export default function backplaneSuite (init: BackplaneSuiteInit): void {
         { type: 'presence', origin: 'node-a', amid: 'am-alice', status: 'online' },
         { type: 'cache:invalidate', origin: 'node-a', kind: 'members', key: 'ops' },
         { type: 'event', origin: 'node-a', amids: ['am-bob', 'am-carol'], frame: '{"op":"event","event":{"type":"typing"}}' },
+        { type: 'node:heartbeat', origin: 'node-a' },
+        { type: 'node:leaving', origin: 'node-a' },
       ]
       for (const m of msgs) await a.publish(m)
       for (const r of [onA, onB1, onB2]) {

@@ -28,6 +28,8 @@ export type BackplaneMessage =
   | { type: 'event', origin: string, amids: readonly string[], frame: string }
   /** `origin` is alive (every clusterHeartbeatMs): nodes not heard for clusterPeerTimeoutMs are dropped and their agents go offline (cluster.ts). */
   | { type: 'node:heartbeat', origin: string }
+  /** `origin` stops cleanly: the last thing it says, so the others drop it at once (not counted as lost) and its agents go offline there (cluster.ts). */
+  | { type: 'node:leaving', origin: string }
 
 export interface Backplane {
   start (): Promise<void> | void

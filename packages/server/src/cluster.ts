@@ -4,8 +4,10 @@
  * `clusterHeartbeatMs`; any message from a node counts as hearing it. A node not heard for
  * `clusterPeerTimeoutMs` (it died without a word: kill -9, a cut network) is dropped, and what it
  * said of its agents' presence is undone here (`onPeerGone`): every node does so on its own clock,
- * so those agents go offline cluster-wide. Nothing durable depends on this: messages are in the
- * Store, and a node that comes back (a new id after a restart) says its agents are online again.
+ * so those agents go offline cluster-wide. A node that stops cleanly says `node:leaving` last
+ * (`leave()`, after its agents' offline presence and before its backplane stops): the others drop
+ * it at once (`onPeerLeft`), not counted as lost. Nothing durable depends on this: messages are in
+ * the Store, and a node that comes back (a new id after a restart) says its agents are online again.
  */
 import type { Backplane, BackplaneMessage } from './backplane.ts'
 
@@ -27,6 +29,8 @@ export interface ClusterInit {
   peerTimeoutMs: number
   /** a peer was not heard for peerTimeoutMs: undo what it said */
   onPeerGone: (id: string) => void
+  /** a peer said `node:leaving` (a clean stop): undo what it said, at once */
+  onPeerLeft?: (id: string) => void
   /**
    * This node's own timer ran more than peerTimeoutMs late (a blocked event loop, a paused
    * process): the others have dropped it meanwhile, so it tells again what they undid.
@@ -44,6 +48,8 @@ export class ClusterView {
   private lastTick: number | undefined
   /** peers dropped for silence since start */
   peersLost = 0
+  /** peers that said they were leaving (a clean stop) since start */
+  peersLeft = 0
 
   constructor (private readonly init: ClusterInit) {
     this.max = init.maxPeers ?? MAX_CLUSTER_PEERS
@@ -64,6 +70,16 @@ export class ClusterView {
     clearInterval(this.timer)
     this.timer = undefined
     this.off()
+  }
+
+  /**
+   * Says `node:leaving` (the last thing this node says: call it after its agents' offline presence
+   * was published and before the backplane stops), then stops. Never rejects: a backplane that is
+   * away or stopped means the others drop this node after peerTimeoutMs instead.
+   */
+  async leave (): Promise<void> {
+    this.stop()
+    await this.init.backplane.publish({ type: 'node:leaving', origin: this.init.node }).catch((err: unknown) => { this.init.onError(err) })
   }
 
   /** Other nodes heard within peerTimeoutMs, most recently heard first. */
@@ -97,6 +113,12 @@ export class ClusterView {
 
   private heard (m: BackplaneMessage): void {
     if (m.origin === this.init.node) return
+    if (m.type === 'node:leaving') {
+      // a clean stop: not a loss; its agents go offline here as if it had gone silent
+      if (this.peers.delete(m.origin)) this.peersLeft++
+      try { this.init.onPeerLeft?.(m.origin) } catch (err) { this.init.onError(err) }
+      return
+    }
     if (!this.peers.has(m.origin) && this.peers.size >= this.max) return
     this.peers.set(m.origin, this.init.now())
   }

@@ -175,6 +175,10 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
         const agents = chat.nodeGone(peer)
         log.warn({ node: peer, agents }, 'a relay node went silent (no heartbeat): its agents are offline here')
       },
+      onPeerLeft: (peer) => {
+        const agents = chat.nodeGone(peer)
+        log.info({ node: peer, agents }, 'a relay node stopped cleanly (node:leaving): its agents are offline here')
+      },
       onStalled: () => {
         log.warn({ node }, 'this relay node stood still longer than clusterPeerTimeoutMs: telling the others again who is online here')
         chat.retellPresence()
@@ -194,7 +198,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   metrics.gauge('agentmesh_node_info', 'This relay node: its id on the backplane (random per start) in the node label; value 1', () => [{ labels: { node }, value: 1 }], ['node'])
   metrics.gauge('agentmesh_cluster_peers', 'Other relay nodes heard on the backplane within clusterPeerTimeoutMs', () => cluster?.list().length ?? 0)
   metrics.gauge('agentmesh_cluster_peer_last_seen_seconds', 'When each peer node was last heard, seconds since the epoch (this node\'s clock)', () => (cluster?.list() ?? []).map(p => ({ labels: { peer: p.id }, value: p.lastSeen / 1000 })), ['peer'])
-  metrics.counter('agentmesh_cluster_peers_lost_total', 'Peer nodes dropped because their heartbeat stopped', () => cluster?.peersLost ?? 0)
+  metrics.counter('agentmesh_cluster_peers_lost_total', 'Peer nodes dropped because their heartbeat stopped (not those that said they were leaving)', () => cluster?.peersLost ?? 0)
+  metrics.counter('agentmesh_cluster_peers_left_total', 'Peer nodes that said they were leaving (a clean stop) and were dropped at once', () => cluster?.peersLeft ?? 0)
   const chatApi = chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads })
   const features: RelayFeature[] = [
     registry,
@@ -339,6 +344,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     await stopFeatures()
     await core.shutdown()
     chat.close()
+    await cluster?.leave()
     await headSigner.stop()
     if (shared === undefined) await backplane.stop()
     await store.close()
@@ -367,6 +373,9 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
       await stopFeatures()
       await core.shutdown()
       chat.close()
+      // the last thing this node says on the backplane, after its agents' offline presence (sent
+      // as their connections closed) and before whoever owns the backplane stops it
+      await cluster?.leave()
       await new Promise<void>((resolve) => {
         wss.close()
         server.close(() => { resolve() })

@@ -62,6 +62,39 @@ describe('cluster - membership by heartbeat', () => {
     view.stop()
   })
 
+  it('cluster - a peer that says node:leaving is dropped at once, not counted as lost; onPeerLeft names it; leave() says it last (fake clock)', async () => {
+    const bp = inProcessBackplane()
+    let t = 0
+    const gone: string[] = []
+    const left: string[] = []
+    const said: BackplaneMessage[] = []
+    bp.subscribe((m) => { said.push(m) })
+    const view = new ClusterView({ node: 'me', backplane: bp, now: () => t, heartbeatMs: 1000, peerTimeoutMs: 3000, onPeerGone: (id) => { gone.push(id) }, onPeerLeft: (id) => { left.push(id) }, onError: (err) => { throw err } })
+    await bp.publish({ type: 'node:heartbeat', origin: 'other' })
+    await bp.publish({ type: 'node:heartbeat', origin: 'third' })
+    t += 100
+    await bp.publish({ type: 'node:leaving', origin: 'other' })
+    assert.deepEqual([view.list().map(p => p.id), left, view.peersLeft, view.peersLost], [['third'], ['other'], 1, 0], 'dropped before any tick')
+    t += 10_000
+    view.tick()
+    assert.deepEqual([gone, view.peersLost], [['third'], 1], 'the silent one is lost, the one that left is not')
+    // its own node:leaving is no peer's
+    await bp.publish({ type: 'node:leaving', origin: 'me' })
+    assert.deepEqual(left, ['other'])
+    said.length = 0
+    await view.leave()
+    assert.deepEqual(said, [{ type: 'node:leaving', origin: 'me' }])
+    await bp.publish({ type: 'node:leaving', origin: 'late' })
+    assert.deepEqual(left, ['other'], 'no longer listening once it left')
+    // a stopped backplane: leave() does not reject, the error goes to onError
+    const errors: unknown[] = []
+    const bp2 = inProcessBackplane()
+    const view2 = new ClusterView({ node: 'me', backplane: bp2, now: () => t, heartbeatMs: 1000, peerTimeoutMs: 3000, onPeerGone: () => {}, onError: (err) => { errors.push(err) } })
+    bp2.stop()
+    await view2.leave()
+    assert.equal((errors[0] as { code?: string }).code, 'AM_ERR_SHUTTING_DOWN')
+  })
+
   it('cluster - peers kept are bounded by maxPeers', async () => {
     const bp = inProcessBackplane()
     const view = new ClusterView({ node: 'me', backplane: bp, now: () => 1, heartbeatMs: 1000, peerTimeoutMs: 3000, maxPeers: 2, onPeerGone: () => {}, onError: () => {} })
@@ -120,5 +153,48 @@ describe('cluster - two relays on one backplane', () => {
     const after = await info(one.url)
     assert.deepEqual(after.node.peers.map(p => p.id), [b.node.id], 'the live peer stays, the silent one is gone')
     assert.match(await scrape(one.url), /^agentmesh_cluster_peers_lost_total 1$/m)
+  })
+})
+
+describe('cluster - a relay that stops cleanly', () => {
+  it('cluster - the other node drops it at once (long before clusterPeerTimeoutMs), counts it as left not lost, and its agent goes offline for a watcher there', async (t) => {
+    const store = memoryStore()
+    const shared = { ...store, close: async () => {} }
+    const bp = inProcessBackplane()
+    const apiKey = 'cluster-test-operator-key-0123456789'
+    // a peer timeout no test waits out: only node:leaving can drop the closed node in time
+    const init = { clusterHeartbeatMs: 20, clusterPeerTimeoutMs: 600_000, apiKey }
+    const scrape = async (url: string): Promise<string> => await (await fetch(`${url}/metrics`, { headers: { 'X-API-Key': apiKey } })).text()
+    const one = await startRelay(init, { store: shared, backplane: bp })
+    const two = await startRelay(init, { store: shared, backplane: bp })
+    t.after(async () => { await one.close(); await two.close(); await store.close() })
+    type Info = { node: { id: string, peers: Array<{ id: string }> } }
+    const info = async (url: string): Promise<Info> => (await (await fetch(`${url}/api/v1/info`)).json()) as Info
+    await waitFor(async () => (await info(two.url)).node.peers.length === 1, 'two to hear one')
+    const carol = await connect({ server: two.url, identity: createIdentity('carol'), state: memoryState() })
+    t.after(async () => { await carol.close() })
+    const dave = createIdentity('dave')
+    const heard: string[] = []
+    carol.watch([dave.amid])
+    void (async () => { for await (const e of carol.events() as AsyncIterable<ChatEvent>) if (e.type === 'presence' && e.amid === dave.amid) heard.push(String(e.status)) })()
+    const dc = await connect({ server: one.url, identity: dave, state: memoryState() })
+    t.after(async () => { await dc.close() })
+    await waitFor(() => heard.includes('online'), 'carol to hear dave online (on node one)')
+    const said: BackplaneMessage[] = []
+    bp.subscribe((m) => { said.push(m) })
+    await one.close()
+    await waitFor(async () => (await info(two.url)).node.peers.length === 0, 'two to drop one')
+    await waitFor(() => heard.lastIndexOf('offline') > heard.indexOf('online'), 'carol to hear dave offline')
+    // (the watch may first answer dave's status then: offline)
+    assert.deepEqual(heard.slice(heard.indexOf('online')), ['online', 'offline'])
+    const oneId = said.find(m => m.type === 'node:leaving')?.origin
+    assert.ok(oneId !== undefined, 'node:leaving said')
+    const fromOne = said.filter(m => m.origin === oneId)
+    assert.deepEqual(fromOne.at(-1), { type: 'node:leaving', origin: oneId }, 'node:leaving is the last thing it says')
+    assert.equal(fromOne.filter(m => m.type === 'node:leaving').length, 1)
+    assert.ok(fromOne.some(m => m.type === 'presence' && m.amid === dave.amid && m.status === 'offline'), 'its agent\'s offline presence before it')
+    const metrics = await scrape(two.url)
+    assert.match(metrics, /^agentmesh_cluster_peers_left_total 1$/m)
+    assert.match(metrics, /^agentmesh_cluster_peers_lost_total 0$/m)
   })
 })
