@@ -48,6 +48,13 @@ describe('serve config', () => {
     })
   })
 
+  it('serve config - the PostgreSQL pool: --store-pool-size, --store-statement-timeout in seconds, their environment variables and file keys', () => {
+    assert.deepEqual(initFrom(['--store-pool-size', '4', '--store-statement-timeout', '12']), { storePoolSize: 4, storeStatementTimeoutMs: 12_000 })
+    assert.deepEqual(initFrom([], { AGENTMESH_STORE_POOL_SIZE: '5', AGENTMESH_STORE_STATEMENT_TIMEOUT_MS: '2500' }), { storePoolSize: 5, storeStatementTimeoutMs: 2500 })
+    assert.deepEqual(initFrom([], {}, { storePoolSize: 6, storeStatementTimeoutMs: 60_000 }), { storePoolSize: 6, storeStatementTimeoutMs: 60_000 })
+    assert.throws(() => initFrom(['--store-pool-size', '1001']), /1000|1,000/)
+  })
+
   it('serve config - flags win over the environment, which wins over the file', () => {
     assert.equal(initFrom([], { AGENTMESH_MAX_INBOX: '9' }, { maxInbox: 7 }).maxInbox, 9)
     assert.equal(initFrom(['--port', '5'], { AGENTMESH_PORT: '6' }, { port: 7 }).port, 5)
@@ -98,7 +105,7 @@ describe('serve config', () => {
     const write = (name: string, text: string): string => { const p = join(dir.path, name); writeFileSync(p, text); return p }
     const unknown = write('unknown.json', '{"port": 0, "maxEnvelopBytes": 10}')
     assert.throws(() => readConfigFile(unknown), (err: unknown) => AgentMeshError.is(err, ErrorCode.InvalidConfig) &&
-      err.message.startsWith(`config file ${unknown}: unknown key "maxEnvelopBytes"; known keys: host, port, dataDir, memory, storeUrl, sync, backplane, backplaneCatchUpMs, clusterHeartbeatMs, clusterPeerTimeoutMs, maxEnvelopeBytes,`))
+      err.message.startsWith(`config file ${unknown}: unknown key "maxEnvelopBytes"; known keys: host, port, dataDir, memory, storeUrl, storePoolSize, storeStatementTimeoutMs, sync, backplane, backplaneCatchUpMs, clusterHeartbeatMs, clusterPeerTimeoutMs, maxEnvelopeBytes,`))
     const trust = write('trust.json', '{"trustRoots": []}')
     assert.throws(() => readConfigFile(trust), /unknown key "trustRoots"/, 'trust roots come from a PEM file, not the config file')
     const wrong = write('wrong.json', '{"port": "zero"}')

@@ -13,11 +13,13 @@ import pg from 'pg'
 import { ErrorCode } from '@agentmesh/protocol'
 import { createIdentity } from '@agentmesh/crypto'
 import { postgresStore } from '@agentmesh/store-postgres'
+import { relayOptions } from '@agentmesh/server'
+import { storeInitOf } from '@agentmesh/server/internal'
 import { assertCliError, cliInProcess, rawAgent, startRelay, tcpProxy } from '@agentmesh/testing'
 import { sqliteStore } from '@agentmesh/store-sqlite'
 import { verifyAudit } from '@agentmesh/store'
 import { natsBackplane } from '@agentmesh/backplane-nats'
-import { openRelayDataAsync } from '../src/commands/serve.ts'
+import { openRelayDataAsync, postgresInitOf } from '../src/commands/serve.ts'
 
 const URL = process.env.AGENTMESH_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 /** The test database's port, and its URL through a TCP relay on `port` (a test stops that relay, never the database). */
@@ -102,6 +104,32 @@ describe('serve on PostgreSQL', () => {
         await data.store.close()
       }
     } finally {
+      rmSync(dir, { recursive: true, force: true })
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    }
+  })
+
+  it('serve postgres - storePoolSize and storeStatementTimeoutMs reach the store: 20 reads at once open no more connections than the pool size', async () => {
+    const o = relayOptions({ storeUrl: URL, storePoolSize: 3, storeStatementTimeoutMs: 5000 })
+    assert.deepEqual(postgresInitOf(o), { ...storeInitOf(o), maxConnections: 3, statementTimeoutMs: 5000 })
+    assert.deepEqual([postgresInitOf(relayOptions({ storeUrl: URL })).maxConnections, postgresInitOf(relayOptions({ storeUrl: URL })).statementTimeoutMs], [10, 30_000], 'the defaults')
+    const { mkdtempSync, rmSync } = await import('node:fs')
+    const { join } = await import('node:path')
+    const { tmpdir } = await import('node:os')
+    const dir = mkdtempSync(join(tmpdir(), 'agentmesh-pg-pool-'))
+    const schema = schemaName()
+    const proxy = await tcpProxy(PG_PORT)
+    try {
+      const data = await openRelayDataAsync({ storeUrl: `${via(proxy.port)}?schema=${schema}`, dataDir: dir, storePoolSize: 2 })
+      try {
+        const rooms = await Promise.all(Array.from({ length: 20 }, async () => await data.store.getRoom('no-such-room')))
+        assert.deepEqual(rooms, Array.from({ length: 20 }, () => undefined))
+        assert.equal(proxy.peak, 2, 'two connections at most, both used')
+      } finally {
+        await data.store.close()
+      }
+    } finally {
+      await proxy.stop()
       rmSync(dir, { recursive: true, force: true })
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
     }

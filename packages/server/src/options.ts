@@ -41,6 +41,12 @@ export const DEFAULT_BACKPLANE_CATCH_UP_MS = 30_000
 export const DEFAULT_CLUSTER_HEARTBEAT_MS = 5000
 /** A node not heard for this long is dropped from its peers' view, and its agents go offline there. */
 export const DEFAULT_CLUSTER_PEER_TIMEOUT_MS = 20_000
+/** Connections the PostgreSQL store's pool opens at most (`storePoolSize`). */
+export const DEFAULT_STORE_POOL_SIZE = 10
+export const MAX_STORE_POOL_SIZE = 1000
+/** How long one PostgreSQL statement may run (`storeStatementTimeoutMs`). */
+export const DEFAULT_STORE_STATEMENT_TIMEOUT_MS = 30_000
+export const MAX_STORE_STATEMENT_TIMEOUT_MS = 3_600_000
 /** Registry reads per IP. */
 export const DEFAULT_REGISTRY_READS_PER_MINUTE = 600
 export const DEFAULT_REGISTRY_READ_BURST = 200
@@ -158,6 +164,23 @@ export const RELAY_OPTIONS = {
     file: true,
     env: 'AGENTMESH_STORE',
     flag: { flags: '--store <url>', help: 'a PostgreSQL database postgres://… instead of SQLite under --data (env AGENTMESH_STORE)' },
+  }),
+  storePoolSize: option({
+    schema: Type.Integer({ minimum: 1, maximum: MAX_STORE_POOL_SIZE }),
+    default: DEFAULT_STORE_POOL_SIZE,
+    doc: 'Connections the PostgreSQL store (storeUrl) opens at most, 1 to 1,000; every relay on one database opens its own (keep their sum under the server\'s max_connections). @default 10',
+    file: true,
+    env: 'AGENTMESH_STORE_POOL_SIZE',
+    flag: { flags: '--store-pool-size <n>', help: 'connections the PostgreSQL store opens at most (default 10; env AGENTMESH_STORE_POOL_SIZE)', int: { min: 1, max: MAX_STORE_POOL_SIZE } },
+  }),
+  storeStatementTimeoutMs: option({
+    schema: Type.Integer({ minimum: 1000, maximum: MAX_STORE_STATEMENT_TIMEOUT_MS }),
+    default: DEFAULT_STORE_STATEMENT_TIMEOUT_MS,
+    unit: 'ms',
+    doc: 'How long one statement of the PostgreSQL store (storeUrl) may run before the server cancels it, in ms, 1 s to 1 h (the client gives up 5 s later). @default 30 s',
+    file: true,
+    env: 'AGENTMESH_STORE_STATEMENT_TIMEOUT_MS',
+    flag: { flags: '--store-statement-timeout <sec>', help: 'seconds one PostgreSQL statement may run (default 30; env AGENTMESH_STORE_STATEMENT_TIMEOUT_MS in ms)', int: { min: 1, max: 3600, scale: 1000 } },
   }),
   sync: option({
     schema: Type.Union([Type.Literal('normal'), Type.Literal('full')]),

@@ -34,6 +34,8 @@ describe('options - relayOptions', () => {
       dataDir: './data',
       memory: false,
       storeUrl: undefined,
+      storePoolSize: 10,
+      storeStatementTimeoutMs: 30_000,
       sync: 'normal',
       backplane: undefined,
       backplaneCatchUpMs: 30_000,
@@ -171,7 +173,7 @@ describe('options - the option schema', () => {
   it('options - config-file keys, environment variables and flags are the documented ones, each used once', () => {
     const specs = relayOptionSpecs()
     assert.deepEqual(specs.filter(([, s]) => s.file).map(([k]) => k), [
-      'host', 'port', 'dataDir', 'memory', 'storeUrl', 'sync', 'backplane', 'backplaneCatchUpMs', 'clusterHeartbeatMs', 'clusterPeerTimeoutMs', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
+      'host', 'port', 'dataDir', 'memory', 'storeUrl', 'storePoolSize', 'storeStatementTimeoutMs', 'sync', 'backplane', 'backplaneCatchUpMs', 'clusterHeartbeatMs', 'clusterPeerTimeoutMs', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
       'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox',
       'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
@@ -181,7 +183,7 @@ describe('options - the option schema', () => {
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
-      host: 'AGENTMESH_HOST', port: 'AGENTMESH_PORT', dataDir: 'AGENTMESH_DATA', memory: 'AGENTMESH_MEMORY', storeUrl: 'AGENTMESH_STORE', sync: 'AGENTMESH_SYNC',
+      host: 'AGENTMESH_HOST', port: 'AGENTMESH_PORT', dataDir: 'AGENTMESH_DATA', memory: 'AGENTMESH_MEMORY', storeUrl: 'AGENTMESH_STORE', storePoolSize: 'AGENTMESH_STORE_POOL_SIZE', storeStatementTimeoutMs: 'AGENTMESH_STORE_STATEMENT_TIMEOUT_MS', sync: 'AGENTMESH_SYNC',
       maxEnvelopeBytes: 'AGENTMESH_MAX_ENVELOPE_BYTES', maxInFlight: 'AGENTMESH_MAX_IN_FLIGHT', deliveryWindow: 'AGENTMESH_DELIVERY_WINDOW',
       maxConnectionsPerAgent: 'AGENTMESH_MAX_CONNECTIONS_PER_AGENT', maxConnections: 'AGENTMESH_MAX_CONNECTIONS', heartbeatMs: 'AGENTMESH_HEARTBEAT_MS',
       authTimeoutMs: 'AGENTMESH_AUTH_TIMEOUT_MS', retransmitMs: 'AGENTMESH_RETRANSMIT_MS', retentionMs: 'AGENTMESH_RETENTION_MS', maxInbox: 'AGENTMESH_MAX_INBOX',
@@ -200,7 +202,7 @@ describe('options - the option schema', () => {
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
     assert.deepEqual(flags, [
-      ['host', '--host'], ['port', '--port'], ['dataDir', '--data'], ['memory', '--memory'], ['storeUrl', '--store'], ['sync', '--sync'], ['backplane', '--backplane'],
+      ['host', '--host'], ['port', '--port'], ['dataDir', '--data'], ['memory', '--memory'], ['storeUrl', '--store'], ['storePoolSize', '--store-pool-size'], ['storeStatementTimeoutMs', '--store-statement-timeout'], ['sync', '--sync'], ['backplane', '--backplane'],
       ['verifySignatures', '--verify-signatures'], ['trustRoots', '--trust-roots'], ['apiKey', '--api-key'],
       ['historyRetentionMs', '--history-retention-days'], ['historyMaxPerRoom', '--history-max-per-room'], ['presenceIdleMs', '--presence-idle'],
       ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],
@@ -236,6 +238,11 @@ describe('options - the option schema', () => {
   it('options - presenceIdleMs below 1000 ms and other bounds are refused with the bound named', () => {
     expectInvalid({ presenceIdleMs: 999 }, 'presenceIdleMs', 'relay option presenceIdleMs must be at least 1000 (ms)')
     expectInvalid({ presenceIdleMs: 0 }, 'presenceIdleMs', 'relay option presenceIdleMs must be a positive integer, got 0')
+    expectInvalid({ storePoolSize: 0 }, 'storePoolSize', 'relay option storePoolSize must be a positive integer, got 0')
+    expectInvalid({ storePoolSize: 1001 }, 'storePoolSize', 'relay option storePoolSize must be at most 1000, got 1001')
+    expectInvalid({ storeStatementTimeoutMs: 999 }, 'storeStatementTimeoutMs', 'relay option storeStatementTimeoutMs must be at least 1000 (ms)')
+    expectInvalid({ storeStatementTimeoutMs: 3_600_001 }, 'storeStatementTimeoutMs', 'relay option storeStatementTimeoutMs must be at most 3600000, got 3600001')
+    assert.deepEqual([relayOptions({ storePoolSize: 1000 }).storePoolSize, relayOptions({ storeStatementTimeoutMs: 1000 }).storeStatementTimeoutMs], [1000, 1000])
     expectInvalid({ historyMaxPerRoom: 0 }, 'historyMaxPerRoom', 'relay option historyMaxPerRoom must be a positive integer, got 0')
     expectInvalid({ apiKey: 'x'.repeat(257) }, 'apiKey', 'relay option apiKey must be 16–256 characters without spaces')
     expectInvalid({ apiKey: 'with a space in it, long' }, 'apiKey', 'relay option apiKey must be 16–256 characters without spaces')

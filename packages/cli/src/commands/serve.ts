@@ -2,13 +2,13 @@ import { closeSync, mkdirSync, openSync, readFileSync, readSync, statSync } from
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { CommanderError, type Command } from 'commander'
-import { createRelay, defaultLogger, relayOptions, storageOf, type RelayInit } from '@agentmesh/server'
+import { createRelay, defaultLogger, relayOptions, storageOf, type RelayInit, type RelayOptions } from '@agentmesh/server'
 import { storeInitOf } from '@agentmesh/server/internal'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { writeSecretFile } from '@agentmesh/crypto'
 import { memoryStore, type Store } from '@agentmesh/store'
 import { sqliteStore, DB_FILE } from '@agentmesh/store-sqlite'
-import { postgresStore } from '@agentmesh/store-postgres'
+import { postgresStore, type PostgresStoreInit } from '@agentmesh/store-postgres'
 import type { AuditHeadLog, Backplane, Logger } from '@agentmesh/server'
 import { AUDIT_HEADS_FILE, fileAuditHeads, readAuditHeads } from '../audit-heads-file.ts'
 import { output, reportError } from '../output.ts'
@@ -52,11 +52,16 @@ export function openRelayData (init: RelayInit, start: { acceptDataLoss?: boolea
  * migrated, or one line naming it (down, wrong credentials, a newer schema) with nothing changed.
  * The data directory keeps the operator key and the signed audit heads, as for SQLite.
  */
+/** The PostgreSQL store's options from the relay's: the Store's own, the pool size and the statement timeout. */
+export function postgresInitOf (opts: RelayOptions): PostgresStoreInit {
+  return { ...storeInitOf(opts), maxConnections: opts.storePoolSize, statementTimeoutMs: opts.storeStatementTimeoutMs }
+}
+
 export async function openRelayDataAsync (init: RelayInit, start: { acceptDataLoss?: boolean } = {}): Promise<ReturnType<typeof openRelayData>> {
   const opts = relayOptions(init)
   const storage = storageOf(opts)
   if (storage.type !== 'postgres') return openRelayData(init, start)
-  const store = await postgresStore(storage.url, storeInitOf(opts))
+  const store = await postgresStore(storage.url, postgresInitOf(opts))
   try {
     // what stays on this node: owner-only, made once the database answered (a refused start leaves nothing)
     mkdirSync(storage.dataDir, { recursive: true, mode: 0o700 })
