@@ -7,7 +7,8 @@
  * messages, not in time) and restarted on the same port, then NATS itself stopped for a while. Then:
  * every acknowledged message arrived exactly once at the application, in order per sender; the
  * agents of the killed node moved to the next address of their list; its peers dropped it from
- * GET /api/v1/info (its heartbeat stopped); the audit chain is one and
+ * GET /api/v1/info (its heartbeat stopped), and one stopped with SIGTERM is dropped as left, not
+ * lost (it said node:leaving); the audit chain is one and
  * verifies. And with PostgreSQL cut under two relay processes (a TCP relay the test stops; the real
  * database is never touched), a send is refused with a code and never acknowledged.
  */
@@ -180,6 +181,35 @@ describe('cluster - three relay processes on one PostgreSQL schema and NATS', ()
     } finally {
       await check.close()
     }
+  })
+
+  it('cluster - a relay process stopped with SIGTERM says it is leaving: its peer drops it and counts it as left, not lost (the timeout would count it as lost)', { skip: bin === undefined ? 'nats-server is not installed' : false, timeout: 60_000 }, async (t) => {
+    const natsPort = await freePort()
+    const nats = await startNats(bin!, natsPort)
+    t.after(async () => { await killChild(nats) })
+    const schema = `am_test_cluster_${process.pid}_${randomBytes(4).toString('hex')}`
+    const admin = new pg.Pool({ connectionString: PG_URL, max: 1 })
+    const dir = tempDir('agentmesh-cluster-leave-')
+    const apiKey = 'cluster-test-operator-key-0123456789'
+    const nodes: RelayProcess[] = []
+    t.after(async () => {
+      for (const n of nodes) await n.kill('SIGKILL')
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+      await admin.end()
+      dir.cleanup()
+    })
+    for (let i = 0; i < 2; i++) {
+      // the default peer timeout (20 s); a drop by the timeout would count in peers_lost_total, not peers_left_total
+      nodes.push(await spawnRelay({ dataDir: `${dir.path}/node-${i}`, args: ['--store', `${PG_URL}?schema=${schema}`, '--backplane', `nats://127.0.0.1:${natsPort}`], env: { AGENTMESH_API_KEY: apiKey, AGENTMESH_CLUSTER_HEARTBEAT_MS: '200' } }))
+    }
+    type Info = { node: { id: string, peers: Array<{ id: string }> } }
+    const info = async (u: string): Promise<Info> => (await (await fetch(`${u}/api/v1/info`)).json()) as Info
+    await waitFor(async () => (await info(nodes[1]!.url)).node.peers.length === 1, 'node 1 to hear node 0')
+    assert.equal(await nodes[0]!.kill('SIGTERM'), 0, 'a clean stop')
+    await waitFor(async () => (await info(nodes[1]!.url)).node.peers.length === 0, 'node 1 to drop node 0')
+    const metrics = await (await fetch(`${nodes[1]!.url}/metrics`, { headers: { 'X-API-Key': apiKey } })).text()
+    assert.match(metrics, /^agentmesh_cluster_peers_left_total 1$/m)
+    assert.match(metrics, /^agentmesh_cluster_peers_lost_total 0$/m)
   })
 
   it('cluster - serve on a shared store without --api-key warns that the key file is the node\'s own', async (t) => {
