@@ -42,6 +42,8 @@ export interface ClusterInit {
 
 export class ClusterView {
   private readonly peers = new Map<string, number>()
+  /** ids that said node:leaving (at most maxPeers, the oldest forgotten first): a straggler from one does not make it a peer again */
+  private readonly left = new Set<string>()
   private timer: ReturnType<typeof setInterval> | undefined
   private readonly off: () => void
   private readonly max: number
@@ -116,9 +118,14 @@ export class ClusterView {
     if (m.type === 'node:leaving') {
       // a clean stop: not a loss; its agents go offline here as if it had gone silent
       if (this.peers.delete(m.origin)) this.peersLeft++
+      this.left.delete(m.origin)
+      this.left.add(m.origin)
+      if (this.left.size > this.max) this.left.delete(this.left.values().next().value!)
       try { this.init.onPeerLeft?.(m.origin) } catch (err) { this.init.onError(err) }
       return
     }
+    // a node id is random per start: one that said it was leaving is not coming back
+    if (this.left.has(m.origin)) return
     if (!this.peers.has(m.origin) && this.peers.size >= this.max) return
     this.peers.set(m.origin, this.init.now())
   }

@@ -75,6 +75,8 @@ describe('cluster - membership by heartbeat', () => {
     t += 100
     await bp.publish({ type: 'node:leaving', origin: 'other' })
     assert.deepEqual([view.list().map(p => p.id), left, view.peersLeft, view.peersLost], [['third'], ['other'], 1, 0], 'dropped before any tick')
+    await bp.publish({ type: 'presence', origin: 'other', amid: 'am-x', status: 'offline' })
+    assert.deepEqual(view.list().map(p => p.id), ['third'], 'a straggler from a node that left does not make it a peer again')
     t += 10_000
     view.tick()
     assert.deepEqual([gone, view.peersLost], [['third'], 1], 'the silent one is lost, the one that left is not')
@@ -95,11 +97,15 @@ describe('cluster - membership by heartbeat', () => {
     assert.equal((errors[0] as { code?: string }).code, 'AM_ERR_SHUTTING_DOWN')
   })
 
-  it('cluster - peers kept are bounded by maxPeers', async () => {
+  it('cluster - peers kept, and ids that left, are bounded by maxPeers', async () => {
     const bp = inProcessBackplane()
     const view = new ClusterView({ node: 'me', backplane: bp, now: () => 1, heartbeatMs: 1000, peerTimeoutMs: 3000, maxPeers: 2, onPeerGone: () => {}, onError: () => {} })
     for (const id of ['a', 'b', 'c']) await bp.publish({ type: 'node:heartbeat', origin: id })
     assert.deepEqual(view.list().map(p => p.id).sort(), ['a', 'b'])
+    // the ids that left are kept as many: the oldest is forgotten first
+    for (const id of ['a', 'b', 'c']) await bp.publish({ type: 'node:leaving', origin: id })
+    for (const id of ['a', 'b', 'c']) await bp.publish({ type: 'node:heartbeat', origin: id })
+    assert.deepEqual(view.list().map(p => p.id), ['a'], 'b and c are remembered as left, a (the oldest) was forgotten')
     view.stop()
   })
 
