@@ -118,6 +118,20 @@ describe('catastrophe commands', { concurrency: 1 }, () => {
     assert.match(downText.stderr, /^agentmesh: error AM_ERR_CONNECT_FAILED: the relay at \S+ does not answer; nothing is queued\n$/)
   })
 
+  it('catastrophe - a read-only relay: a command says so once, in one plain line, not a raw warning per background write (prekeys, contact policy)', async () => {
+    const relay = await startRelay({ memory: true, readOnly: true })
+    relays.push(relay)
+    const me = join(dir.path, 'read-only-home')
+    ok(await cli(['init', '--offline'], { home: me }), 'init')
+    for (const args of [['status'], ['file', 'list']]) {
+      const r = ok(await cli(args, { home: me, server: relay.url }), args.join(' '))
+      assert.equal(r.stderr, 'agentmesh: warning AM_ERR_READ_ONLY: the relay is read-only; reads work, sends are refused (this agent\'s prekeys and contact policy are published once it takes writes again)\n', args.join(' '))
+    }
+    const j = await cli(['status', '--json'], { home: me, server: relay.url })
+    assert.equal(j.code, 0, j.stderr)
+    assert.deepEqual(j.stderr.split('\n').filter(l => l !== '').map(l => (JSON.parse(l) as { warning: { code: string } }).warning.code), ['AM_ERR_READ_ONLY'])
+  })
+
   it('catastrophe - status: the outbox in words, singular and plural', () => {
     assert.deepEqual([0, 1, 2].map(outboxText), ['nothing queued', '1 send waiting', '2 sends waiting'])
     assert.deepEqual([0, 1, 3].map(outboxFate), [
