@@ -15,6 +15,7 @@ import { encodeSend } from '@agentmesh/protocol'
 import { DB_FILE, sqliteStore } from '@agentmesh/store-sqlite'
 import { assertCliError, cli, rawAgent, spawnRelay, startRelay, tempDir, type CliResult, type RawAgent } from '@agentmesh/testing'
 import type { Relay } from '@agentmesh/server'
+import { outboxFate, outboxText } from '../src/commands/catastrophe.ts'
 
 const KEY = `operator-${randomBytes(12).toString('hex')}`
 const json = <T = any>(r: CliResult): T[] => r.lines.map(l => JSON.parse(l) as T)
@@ -108,6 +109,36 @@ describe('catastrophe commands', { concurrency: 1 }, () => {
     assert.equal(down.code, 1)
     assert.equal(json(down)[0].state, 'connecting')
     assert.equal(JSON.parse(down.stderr).error.code, 'AM_ERR_CONNECT_FAILED')
+    // in words: nothing queued is said so, not "the 0 queued send(s)"
+    const upText = ok(await cli(['status'], { home: me, server: relay.url }), 'status')
+    assert.match(upText.stdout, /^connected: ws:\/\/\S+ \(since \S+\); outbox: nothing queued\n$/)
+    const downText = await cli(['status', '--timeout', '0.5'], { home: me, server: 'http://127.0.0.1:1' })
+    assert.equal(downText.code, 1)
+    assert.match(downText.stdout, /^connecting: .*; outbox: nothing queued/)
+    assert.match(downText.stderr, /^agentmesh: error AM_ERR_CONNECT_FAILED: the relay at \S+ does not answer; nothing is queued\n$/)
+  })
+
+  it('catastrophe - a read-only relay: a command says so once, in one plain line, not a raw warning per background write (prekeys, contact policy)', async () => {
+    const relay = await startRelay({ memory: true, readOnly: true })
+    relays.push(relay)
+    const me = join(dir.path, 'read-only-home')
+    ok(await cli(['init', '--offline'], { home: me }), 'init')
+    for (const args of [['status'], ['file', 'list']]) {
+      const r = ok(await cli(args, { home: me, server: relay.url }), args.join(' '))
+      assert.equal(r.stderr, 'agentmesh: warning AM_ERR_READ_ONLY: the relay is read-only; reads work, sends are refused (this agent\'s prekeys and contact policy are published once it takes writes again)\n', args.join(' '))
+    }
+    const j = await cli(['status', '--json'], { home: me, server: relay.url })
+    assert.equal(j.code, 0, j.stderr)
+    assert.deepEqual(j.stderr.split('\n').filter(l => l !== '').map(l => (JSON.parse(l) as { warning: { code: string } }).warning.code), ['AM_ERR_READ_ONLY'])
+  })
+
+  it('catastrophe - status: the outbox in words, singular and plural', () => {
+    assert.deepEqual([0, 1, 2].map(outboxText), ['nothing queued', '1 send waiting', '2 sends waiting'])
+    assert.deepEqual([0, 1, 3].map(outboxFate), [
+      'nothing is queued',
+      'the queued send stays in the outbox and goes out once it does',
+      'the 3 queued sends stay in the outbox and go out in order once it does',
+    ])
   })
 
   it('catastrophe - a backup taken under load restores to a relay that serves the same backlog; check passes on both', async () => {

@@ -16,6 +16,7 @@ import { run as runCli, type CliIo } from '../src/index.ts'
 import { Readable } from 'node:stream'
 
 type Json = Record<string, any>
+const API_KEY = 'operator-key-for-cli-file-tests-0123456'
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 describe('file', () => {
@@ -24,7 +25,7 @@ describe('file', () => {
   let server: string
   const home = (name: string): string => join(dir.path, name)
   before(async () => {
-    relay = await startRelay({ memory: true })
+    relay = await startRelay({ memory: true, apiKey: API_KEY })
     server = relay.url
   })
   after(async () => {
@@ -141,6 +142,32 @@ describe('file', () => {
     screen = ''
     assert.equal(await runCli(['file', 'download', id, '-o', join(dir.path, 'tty-got.bin')], io), 0, screen)
     assert.match(screen, /\rdownloading [\d.]+ MiB 100%\x1b\[K\r\x1b\[K\/\S+tty-got\.bin \(300000 bytes/)
+  })
+
+  it('file - the operator (--api-key, AGENTMESH_API_KEY) lists, reads, downloads and deletes any agent\'s private file, without an identity', async () => {
+    const owner = await init('private-owner')
+    const bytes = randomBytes(5000)
+    const src = join(dir.path, 'secret.bin')
+    writeFileSync(src, bytes)
+    const [up] = await run('private-owner', ['file', 'upload', src])
+    // a home without an identity: the key alone
+    const op = { home: home('operator-no-identity'), server }
+    const opRun = async (args: string[], env: Record<string, string> = {}): Promise<Json[]> => {
+      const r = await cli([...args, '--json'], { ...op, env })
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`)
+      return r.lines.map(l => JSON.parse(l) as Json)
+    }
+    const listed = await opRun(['file', 'list', '--agent', owner, '--api-key', API_KEY])
+    assert.deepEqual(listed.map(f => [f.fileId, f.ownerAmid, f.visibility]), [[up!.fileId, owner, 'private']])
+    const [info] = await opRun(['file', 'info', up!.fileId], { AGENTMESH_API_KEY: API_KEY })
+    assert.deepEqual([info!.fileId, info!.size, info!.sha256], [up!.fileId, bytes.byteLength, sha(bytes)])
+    const out = join(dir.path, 'operator-got.bin')
+    const [d] = await opRun(['file', 'download', up!.fileId, '-o', out, '--api-key', API_KEY])
+    assert.deepEqual([d!.path, d!.size, d!.sha256, d!.decrypted], [out, bytes.byteLength, sha(bytes), false])
+    assert.ok(readFileSync(out).equals(bytes))
+    assertCliError(await cli(['file', 'list', '--api-key', 'not-the-key'], op), 'AM_ERR_AUTH_FAILED', 1, /operator key/)
+    assert.deepEqual(await opRun(['file', 'delete', up!.fileId], { AGENTMESH_API_KEY: API_KEY }), [{ fileId: up!.fileId, deleted: true }])
+    assertCliError(await cli(['file', 'info', up!.fileId], { home: home('private-owner'), server }), 'AM_ERR_UNKNOWN_FILE', 1)
   })
 
   it('file - a name from another agent is made a plain name: no path, no control characters, no leading dots', () => {

@@ -53,7 +53,7 @@ describe('cli - update', { concurrency: 1 }, () => {
     assertCliError(badType!, 'AM_ERR_INVALID_ARGUMENT', 2, /--type must be one of api, schema, emergency, feature/)
     assertCliError(reqNoBreak!, 'AM_ERR_INVALID_ARGUMENT', 2, /--deadline goes with --breaking and --required-version/)
     assertCliError(deadlineNoReq!, 'AM_ERR_INVALID_ARGUMENT', 2, /--deadline goes with --breaking and --required-version/)
-    assertCliError(badTime!, 'AM_ERR_INVALID_ARGUMENT', 2, /--expires "next week" is not a time/)
+    assertCliError(badTime!, 'AM_ERR_INVALID_ARGUMENT', 2, /--expires "next week" is not a time: .*30s, 90m, 48h, 7d/)
     assertCliError(badStatus!, 'AM_ERR_INVALID_ARGUMENT', 2, /--status must be one of accepted, rejected, completed/)
     const noFile = await cli(['update', 'create', '--version', '1.0.0', '--type', 'api', '--title', 't', '--announcement', join(dir.path, 'no-such.md')], o)
     assertCliError(noFile, 'AM_ERR_INVALID_ARGUMENT', 2, /--announcement .*no-such\.md: cannot read it \(ENOENT\)/)
@@ -131,5 +131,9 @@ describe('cli - update', { concurrency: 1 }, () => {
     assert.equal(timeOption('--expires', '2026-12-31T23:59:59Z'), Date.UTC(2026, 11, 31, 23, 59, 59))
     assert.equal(timeOption('--expires', '1700000000000'), 1_700_000_000_000)
     assert.throws(() => timeOption('--expires', 'soon'), /--expires "soon" is not a time/)
+    // seconds too, as m, h and d; a bad value names every accepted form
+    assert.equal(timeOption('--deadline', '45s', 1000), 1000 + 45_000)
+    assert.equal(timeOption('--expires', '3h', 0), 3 * 3_600_000)
+    assert.throws(() => timeOption('--deadline', '45sec'), /--deadline "45sec" is not a time: .*ISO 8601.*ms since the epoch.*s, m, h or d \(30s, 90m, 48h, 7d\)/)
   })
 })

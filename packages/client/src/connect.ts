@@ -118,6 +118,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   if (pqLowWater > pqTarget) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option prekeys.pqLowWater (${pqLowWater}) must not exceed prekeys.pqTarget (${pqTarget})`)
   if (pqTarget > MAX_PQ_PREKEY_TARGET) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option prekeys.pqTarget must be at most ${MAX_PQ_PREKEY_TARGET} (what the registry holds per agent), got ${pqTarget}`)
   const passphrase = opts.passphrase ?? process.env.AGENTMESH_PASSPHRASE
+  const background = backgroundWarnings(opts.onWarning ?? (() => {}))
   let e2ee: E2ee
   // REST calls go to the relay the connection uses now (it moves on a failover)
   let current: () => string = () => relays[0]!.httpBase
@@ -129,7 +130,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
       ...(passphrase === undefined || passphrase === '' ? {} : { passphrase }),
       prekeys: { lowWater, target, pqLowWater, pqTarget, checkMs: positive('prekeys.checkMs', opts.prekeys?.checkMs, DEFAULT_PREKEY_CHECK_MS) },
       sessionIdleMs: positive('sessionIdleMs', opts.sessionIdleMs, DEFAULT_SESSION_IDLE_MS),
-      onWarning: opts.onWarning ?? (() => {}),
+      onWarning: background.warn,
     })
   } catch (err) {
     if (ownsState) state.close()
@@ -163,7 +164,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
       send: async (to, payload, type) => await conn.send(to, payload, { type }),
       notify: (peer, notice) => { tellSender(conn, peer, notice) },
       sentLog: new SentLog(e2ee),
-      onPolicyChange: () => { void publishContact(conn, gate, e2ee, urls.join(','), opts.onWarning) },
+      onPolicyChange: () => { void publishContact(conn, gate, e2ee, urls.join(','), background) },
     })
   } catch (err) {
     await conn.close()
@@ -177,16 +178,44 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     // a connection that only sends acts first on what waits for the agent's machinery (a reset, a
     // knock's answer, a revocation), so that its first send already knows
     if (opts.deliver === false) await conn.caughtUp()
-    await publishContact(conn, gate, e2ee, urls.join(','), opts.onWarning)
+    await publishContact(conn, gate, e2ee, urls.join(','), background)
   } else {
     // not reachable yet (queueWhenUnreachable): prekeys and the contact policy are published once it is
     void (async () => {
       for await (const s of conn.status()) {
-        if (s.type === 'connected') { await e2ee.start(); await publishContact(conn, gate, e2ee, urls.join(','), opts.onWarning); return }
+        if (s.type === 'connected') { await e2ee.start(); await publishContact(conn, gate, e2ee, urls.join(','), background); return }
       }
     })()
   }
   return conn
+}
+
+/** The warnings of a connection's background writes (its prekeys, its contact policy). */
+interface BackgroundWarnings {
+  warn: (w: AgentMeshError) => void
+  /** one of them was taken: a read-only relay is said again should it be read-only later */
+  wrote: () => void
+}
+
+/** Said once for a relay in read-only mode, in place of a warning per background write it refuses. */
+export const READ_ONLY_NOTICE = 'the relay is read-only; reads work, sends are refused (this agent\'s prekeys and contact policy are published once it takes writes again)'
+
+/**
+ * A relay in read-only mode (docs/protocol.md §20) refuses every background write with
+ * AM_ERR_READ_ONLY: that is said once, plainly (READ_ONLY_NOTICE), not as a raw warning per write;
+ * other warnings go through as they are.
+ */
+function backgroundWarnings (onWarning: (w: AgentMeshError) => void): BackgroundWarnings {
+  let told = false
+  return {
+    warn (w) {
+      if (w.code !== ErrorCode.ReadOnly) { onWarning(w); return }
+      if (told) return
+      told = true
+      onWarning(new AgentMeshError(ErrorCode.ReadOnly, READ_ONLY_NOTICE))
+    },
+    wrote () { told = false },
+  }
 }
 
 /** Sends a delivery notice, end-to-end encrypted (the gate decides when one is due: knock.ts `tell`). */
@@ -199,13 +228,14 @@ function tellSender (conn: Connection, peer: string, notice: DeliveryNotice): vo
  * (`contact: 'knock'`), so that a sender without a grant is told before it sends, not after. Done
  * when it changed since it was last published to this relay.
  */
-async function publishContact (conn: Connection, gate: Gate, e2ee: E2ee, url: string, onWarning?: (w: AgentMeshError) => void): Promise<void> {
+async function publishContact (conn: Connection, gate: Gate, e2ee: E2ee, url: string, background: BackgroundWarnings): Promise<void> {
   const want = `${gate.contact} ${url}`
   if (e2ee.record<string>('meta-contact', 'published') === want) return
   try {
     await conn.request('PUT', `/api/v1/agents/${conn.amid}`, { contact: gate.contact })
     e2ee.saveRecord('meta-contact', 'published', want)
+    background.wrote()
   } catch (err) {
-    onWarning?.(new AgentMeshError(AgentMeshError.is(err) ? err.code : ErrorCode.Internal, `could not publish this agent's contact policy (${gate.contact}) in the registry: ${(err as Error).message}`))
+    background.warn(new AgentMeshError(AgentMeshError.is(err) ? err.code : ErrorCode.Internal, `could not publish this agent's contact policy (${gate.contact}) in the registry: ${(err as Error).message}`))
   }
 }

@@ -38,7 +38,7 @@ export type { Updates, SystemUpdate, UpdateInfo, UpdateAck, UpdateAdoption, Upda
 export { SDK_VERSION } from './version.ts'
 export type { Tasks, TaskInfo, TaskRequest, TaskState, CommandHandler } from './tasks.ts'
 export { files, FILE_MESSAGE_TYPE } from './ops/files.ts'
-export type { Files, FileSource, UploadOptions, DownloadOptions, Downloaded, SentFile, FileKey } from './ops/files.ts'
+export type { Files, FileEndpoint, FileSource, UploadOptions, DownloadOptions, Downloaded, SentFile, FileKey } from './ops/files.ts'
 export { MAX_FILE_KEYS } from './file-keys.ts'
 // ---- operations: agent health (§21)
 export { health, processSampler, DEFAULT_HEARTBEAT_INTERVAL_MS } from './ops/health.ts'

@@ -369,4 +369,34 @@ describe('health - GET /metrics', () => {
     assert.equal(Number(f.get('agentmesh_store_commit_seconds')?.metrics[0]?.count), commits, 'one commit time per commit')
     assert.equal(valueOf(f.get('agentmesh_errors_total'), { code: ErrorCode.BadJson, via: 'ws' }), 1)
   })
+
+  it('health - /metrics counts the operations writes by action, the open catastrophe events and the active updates', async (t: TestContext) => {
+    const key = 'operator-key-for-ops-metrics-0123456789'
+    const relay = await startRelay({ apiKey: key })
+    t.after(async () => { await relay.close() })
+    const op = async (method: string, path: string, body?: unknown): Promise<Json> => {
+      const res = await fetch(`${relay.url}${path}`, { method, headers: { 'x-api-key': key, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+      assert.ok(res.status < 300, `${method} ${path}: ${res.status}`)
+      return await res.json() as Json
+    }
+    const scrape = async (): Promise<Map<string, Family>> => families(await (await fetch(`${relay.url}/metrics`, { headers: { 'x-api-key': key } })).text())
+    let f = await scrape()
+    assert.equal(valueOf(f.get('agentmesh_updates_active')), 0)
+    assert.equal(valueOf(f.get('agentmesh_catastrophes_open'), { severity: 'any' }), 0)
+    await op('POST', '/api/updates', { version: '1.2.0', updateType: 'feature', title: 'Threads' })
+    await op('POST', '/api/updates', { version: '1.3.0', updateType: 'api', title: 'Old one', expiresAt: Date.now() + 3_600_000 })
+    const critical = await op('POST', '/api/catastrophe', { eventType: 'db_corruption', severity: 'critical', title: 'pages gone' })
+    await op('POST', '/api/catastrophe', { eventType: 'api_crash', severity: 'minor', title: '500s' })
+    f = await scrape()
+    assert.equal(valueOf(f.get('agentmesh_operations_total'), { action: 'update.create' }), 2)
+    assert.equal(valueOf(f.get('agentmesh_operations_total'), { action: 'catastrophe.report' }), 2)
+    assert.equal(valueOf(f.get('agentmesh_updates_active')), 2)
+    assert.equal(valueOf(f.get('agentmesh_catastrophes_open'), { severity: 'any' }), 2)
+    assert.equal(valueOf(f.get('agentmesh_catastrophes_open'), { severity: 'critical' }), 1)
+    await op('POST', `/api/catastrophe/${critical.eventId as string}/resolve`, { resolutionNotes: 'restored' })
+    f = await scrape()
+    assert.equal(valueOf(f.get('agentmesh_operations_total'), { action: 'catastrophe.resolve' }), 1)
+    assert.equal(valueOf(f.get('agentmesh_catastrophes_open'), { severity: 'any' }), 1)
+    assert.equal(valueOf(f.get('agentmesh_catastrophes_open'), { severity: 'critical' }), 0)
+  })
 })

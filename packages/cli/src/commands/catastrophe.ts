@@ -332,6 +332,16 @@ function report (out: Out, r: { ok: boolean, integrity: { ok: boolean, found: st
   }
 }
 
+/** The outbox in words: "nothing queued", "1 send waiting", "3 sends waiting". */
+export function outboxText (n: number): string {
+  return n === 0 ? 'nothing queued' : `${n} send${n === 1 ? '' : 's'} waiting`
+}
+
+/** What happens to the outbox while the relay does not answer, as the end of a sentence. */
+export function outboxFate (n: number): string {
+  return n === 0 ? 'nothing is queued' : n === 1 ? 'the queued send stays in the outbox and goes out once it does' : `the ${n} queued sends stay in the outbox and go out in order once it does`
+}
+
 /**
  * `agentmesh status`: this agent's link to the relay (the network partition protocol, §20): whether
  * the relay answers, and how many sends wait in the agent's outbox. Exit 0 when connected, 1 when not.
@@ -352,8 +362,8 @@ function statusCommand (program: Command, io: CliIo): void {
           })
         }
         const l = conn.link()
-        out.result({ ...l, amid: conn.amid }, `${l.state}: ${l.relay} (since ${iso(l.since)}); outbox: ${l.outbox} send(s) waiting${l.lastError === undefined ? '' : `; last error: ${shown(l.lastError, 300)}`}`)
-        if (l.state !== 'connected') throw new AgentMeshError(ErrorCode.ConnectFailed, `the relay at ${l.relay} does not answer; the ${l.outbox} queued send(s) stay in the outbox and go out in order once it does`)
+        out.result({ ...l, amid: conn.amid }, `${l.state}: ${l.relay} (since ${iso(l.since)}); outbox: ${outboxText(l.outbox)}${l.lastError === undefined ? '' : `; last error: ${shown(l.lastError, 300)}`}`)
+        if (l.state !== 'connected') throw new AgentMeshError(ErrorCode.ConnectFailed, `the relay at ${l.relay} does not answer; ${outboxFate(l.outbox)}`)
       } finally {
         await conn.close()
       }

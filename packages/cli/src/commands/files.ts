@@ -8,13 +8,14 @@
 import { stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { files } from '@agentmesh/client'
+import { files, httpOrigin, httpRequest, relayUrls, type Connection, type FileEndpoint } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, MAX_FILE_DESCRIPTION, stripUnsafeChars, type FileInfo } from '@agentmesh/protocol'
-import { checkAmid, withCommon, withConnection, type CommonOpts } from '../common.ts'
+import { checkAmid, serverOf, withCommon, withConnection, type CommonOpts } from '../common.ts'
 import { output, parseInteger, usage } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
+import { apiKeyOf, withApi } from './chat.ts'
 
-type Opts = CommonOpts & { timeout: string }
+type Opts = CommonOpts & { timeout: string, apiKey?: string }
 const ROOM = /^#[a-z0-9][a-z0-9_-]{0,63}$/
 
 /** A progress line on stderr, redrawn in place, when stderr is a terminal (never in --json). */
@@ -53,6 +54,23 @@ async function freeName (dir: string, name: string): Promise<string> {
     try { await stat(p) } catch { return p }
   }
   throw new AgentMeshError(ErrorCode.InvalidArgument, `${name} and 999 variants of it exist in ${dir}; name the output (-o)`)
+}
+
+/**
+ * `fn` with the files of this agent's connection, or, given the operator's key (`--api-key`,
+ * AGENTMESH_API_KEY), with REST calls sending X-API-Key: the operator acts as a master (every
+ * file; an end-to-end file is downloaded as the relay holds it, encrypted). No identity is loaded then.
+ */
+async function withFiles<T> (io: CliIo, o: Opts, out: ReturnType<typeof output>, fn: (c: Connection | FileEndpoint) => Promise<T>): Promise<T> {
+  const key = apiKeyOf(o.apiKey)
+  if (key === undefined) return await withConnection(io, o, out, fn)
+  const origin = httpOrigin(relayUrls(serverOf(o, io.env))[0]!)
+  return await fn({
+    async request (method, path, body) {
+      return await httpRequest(origin, method, path, { apiKey: key, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+    },
+    async authorize () { return { origin, headers: { 'x-api-key': key } } },
+  })
 }
 
 const fileLine = (f: FileInfo): string =>
@@ -114,7 +132,7 @@ export function fileCommands (program: Command, io: CliIo = processIo()): void {
       }
     })
 
-  withCommon(file.command('download')
+  withApi(file.command('download')
     .description('download a file, checked against its SHA-256 (and decrypted, for an end-to-end file whose key this agent received). Without -o: its name in the current directory, or a free variant of it')
     .argument('<id>', 'the file id')
     .option('-o, --output <path>', 'write it here (refused when it exists, unless --force)')
@@ -125,7 +143,7 @@ export function fileCommands (program: Command, io: CliIo = processIo()): void {
       if (!/^[0-9a-f-]{36}$/.test(id)) throw usage('the file id is a UUID (as `agentmesh file list` shows it)')
       const bar = progress(io, o.json === true, 'downloading')
       try {
-        await withConnection(io, o, out, async (c) => {
+        await withFiles(io, o, out, async (c) => {
           const f = files(c)
           let to: string
           if (o.output !== undefined) {
@@ -146,8 +164,8 @@ export function fileCommands (program: Command, io: CliIo = processIo()): void {
       }
     })
 
-  withCommon(file.command('list')
-    .description('the files you may see, newest first: yours, shared with you, your rooms\', public ones')
+  withApi(file.command('list')
+    .description('the files you may see, newest first: yours, shared with you, your rooms\', public ones (the operator, --api-key: every file)')
     .option('--agent <amid>', 'only this agent\'s files')
     .option('--limit <n>', 'at most this many', '50')
     .option('--timeout <sec>', 'give up connecting after this many seconds', '10'))
@@ -155,28 +173,28 @@ export function fileCommands (program: Command, io: CliIo = processIo()): void {
       const out = output(o.json === true, io)
       if (o.agent !== undefined) checkAmid('--agent', o.agent)
       const limit = parseInteger('--limit', o.limit, 1, 200)
-      const page = await withConnection(io, o, out, async (c) => await files(c).list({ limit, ...(o.agent === undefined ? {} : { agentId: o.agent }) }))
+      const page = await withFiles(io, o, out, async (c) => await files(c).list({ limit, ...(o.agent === undefined ? {} : { agentId: o.agent }) }))
       if (o.json !== true && page.files.length === 0) { io.stdout.write('no files\n'); return }
       for (const f of page.files) out.result({ ...f }, fileLine(f))
     })
 
-  withCommon(file.command('info')
+  withApi(file.command('info')
     .description('a file\'s metadata')
     .argument('<id>', 'the file id')
     .option('--timeout <sec>', 'give up connecting after this many seconds', '10'))
     .action(async (id: string, o: Opts) => {
       const out = output(o.json === true, io)
-      const f = await withConnection(io, o, out, async (c) => await files(c).get(id))
+      const f = await withFiles(io, o, out, async (c) => await files(c).get(id))
       out.result({ ...f }, fileLine(f))
     })
 
-  withCommon(file.command('delete')
+  withApi(file.command('delete')
     .description('delete a file you own (a master: any file)')
     .argument('<id>', 'the file id')
     .option('--timeout <sec>', 'give up connecting after this many seconds', '10'))
     .action(async (id: string, o: Opts) => {
       const out = output(o.json === true, io)
-      await withConnection(io, o, out, async (c) => { await files(c).delete(id) })
+      await withFiles(io, o, out, async (c) => { await files(c).delete(id) })
       out.result({ fileId: id, deleted: true }, `${id} deleted`)
     })
 }

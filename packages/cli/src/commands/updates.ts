@@ -19,16 +19,16 @@ import { updates, type Connection } from '@agentmesh/client'
 type UpdateInfo = ApiAnswer<'getUpdate'>
 type Adoption = ApiAnswer<'updateAcks'>
 
-const DURATION = /^(\d{1,6})(m|h|d)$/
-const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const
+const DURATION = /^(\d{1,6})(s|m|h|d)$/
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
 
-/** A time option: an ISO 8601 date or date-time, ms since the epoch, or a duration from now ("90m", "48h", "7d"). */
+/** A time option: an ISO 8601 date or date-time, ms since the epoch, or a duration from now ("30s", "90m", "48h", "7d"). */
 export function timeOption (name: string, v: string, now = Date.now()): number {
   const d = DURATION.exec(v)
   if (d !== null) return now + Number(d[1]) * UNIT_MS[d[2] as keyof typeof UNIT_MS]
   if (/^\d{1,16}$/.test(v)) return Number(v)
   const t = /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : NaN
-  if (!Number.isFinite(t)) throw usage(`${name} "${v.slice(0, 40)}" is not a time: give an ISO 8601 date-time (2026-12-31T23:59:59Z), ms since the epoch, or a duration from now (90m, 48h, 7d)`)
+  if (!Number.isFinite(t)) throw usage(`${name} "${v.slice(0, 40)}" is not a time: give an ISO 8601 date-time (2026-12-31T23:59:59Z), ms since the epoch, or a duration from now: a number and s, m, h or d (30s, 90m, 48h, 7d)`)
   return t
 }
 
@@ -124,7 +124,7 @@ export function updateCommands (program: Command, io: CliIo = processIo()): void
     .option('--required-version <semver>', 'with --breaking, agents below this version are refused after the deadline (without it, they are only told)')
     .option('--breaking', 'a breaking change')
     .option('--announcement <file>', 'the announcement, Markdown, from a file (- reads stdin)')
-    .option('--expires <time>', 'when it stops being announced: ISO 8601, ms, or from now (90m, 48h, 7d)')
+    .option('--expires <time>', 'when it stops being announced: ISO 8601, ms, or from now (30s, 90m, 48h, 7d)')
     .option('--deadline <time>', 'when agents below --required-version start being refused (default: --expires, else the relay\'s grace, 7 days)'))
     .action(async (o: ApiOpts & { version: string, type: string, title: string, description?: string, requiredVersion?: string, breaking?: boolean, announcement?: string, expires?: string, deadline?: string }) => {
       const out = output(o.json === true, io)
@@ -151,7 +151,7 @@ export function updateCommands (program: Command, io: CliIo = processIo()): void
   withApi(update.command('list')
     .description('system updates, newest first (to an agent: with its own answer)')
     .option('--active', 'only those not expired')
-    .option('--since <time>', 'created at or after: ISO 8601, ms, or a duration ago (48h, 7d)')
+    .option('--since <time>', 'created at or after: ISO 8601, ms, or a duration ago (30s, 90m, 48h, 7d)')
     .option('--limit <n>', `at most this many (default 50, at most ${MAX_PAGE})`))
     .action(async (o: ApiOpts & { active?: boolean, since?: string, limit?: string }) => {
       const out = output(o.json === true, io)

@@ -96,7 +96,21 @@ const TAG_BYTES = 16
 const SEALED_NAME = 'encrypted'
 const SEALED_TYPE = 'application/octet-stream'
 
-export function files (conn: Connection): Files {
+/**
+ * What `files` needs for upload, download, list, get and delete: REST calls and the headers that
+ * authorize a transfer. A connection has them; so has the operator's key (the CLI's `--api-key`:
+ * `{ request, authorize }` sending X-API-Key), which acts as a master and sees every file. End-to-end
+ * files (`sendFile`, a received key) and `available` take an agent's connection.
+ */
+export type FileEndpoint = Pick<Connection, 'request' | 'authorize'>
+
+const isConnection = (c: Connection | FileEndpoint): c is Connection => 'send' in c && 'events' in c
+
+export function files (conn: Connection | FileEndpoint): Files {
+  const agent = (what: string): Connection => {
+    if (!isConnection(conn)) throw new AgentMeshError(ErrorCode.InvalidArgument, `${what} takes an agent's connection, not the operator's key`)
+    return conn
+  }
   const rest = async <N extends RouteName>(route: N, path: string): Promise<ApiAnswer<N>> => await restCall(async (m, p, b) => await conn.request(m, p, b), route, path)
   const keys = (): ReturnType<typeof fileKeysOf.get> => fileKeysOf.get(conn)
 
@@ -234,9 +248,10 @@ export function files (conn: Connection): Files {
     },
     keyOf (id) { return keys()?.get(id) },
     async * available () {
-      for await (const e of conn.events()) if (e.type === 'file_available' && 'data' in e) yield e.data as FileInfo
+      for await (const e of agent('watching for new files').events()) if (e.type === 'file_available' && 'data' in e) yield e.data as FileInfo
     },
     async sendFile (to, source, opts = {}) {
+      const conn = agent('an end-to-end file')
       const store = keys()
       if (store === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'this connection has no end-to-end encryption: an encrypted file needs it')
       let visibility: { visibility: string, sharedWith?: string[] }
