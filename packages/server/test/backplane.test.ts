@@ -2,7 +2,7 @@
  * The in-process backplane runs the shared Backplane suite; two relays over one Store and one
  * backplane deliver to each other's agents.
  */
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import backplaneSuite from '@agentmesh/compliance-tests/backplane'
 import { inProcessBackplane } from '@agentmesh/server'
@@ -147,6 +147,23 @@ describe('backplane - chat across relays', () => {
   })
 })
 
+/**
+ * Two relay nodes over one memory store and a lossy bus (closed after the test). Catch-up runs
+ * every `catchUpMs` (default: an hour, so only a gap brings what the bus lost); `down` starts the
+ * bus losing everything.
+ */
+async function twoNodesOverLossyBus (t: TestContext, opts: { catchUpMs?: number, down?: boolean } = {}): Promise<{ store: ReturnType<typeof memoryStore>, lossy: ReturnType<typeof lossyBackplane>, one: Relay, two: Relay }> {
+  const store = memoryStore()
+  const lossy = lossyBackplane()
+  if (opts.down === true) lossy.down()
+  const shared = { ...store, close: async () => {} }
+  const init = { backplaneCatchUpMs: opts.catchUpMs ?? 3_600_000 }
+  const one = await startRelay(init, { store: shared, backplane: lossy.bp })
+  const two = await startRelay(init, { store: shared, backplane: lossy.bp })
+  t.after(async () => { await one.close(); await two.close(); await lossy.bp.stop(); await store.close() })
+  return { store, lossy, one, two }
+}
+
 /** An in-process backplane that loses what is published while `down`, and reports a gap when it comes back. */
 function lossyBackplane (): { bp: Backplane, down: () => void, up: () => void } {
   const inner = inProcessBackplane()
@@ -167,13 +184,8 @@ function lossyBackplane (): { bp: Backplane, down: () => void, up: () => void } 
 
 describe('backplane - catching up from the store', () => {
   it('backplane - DMs and room messages stored while the bus lost everything reach the other relay\'s agent when the bus reports the gap: each once, in order', async (t) => {
-    const store = memoryStore()
-    const lossy = lossyBackplane()
-    const shared = { ...store, close: async () => {} }
     // no timer: only the gap may bring them
-    const one = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
-    const two = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
-    t.after(async () => { await one.close(); await two.close(); await lossy.bp.stop(); await store.close() })
+    const { store, lossy, one, two } = await twoNodesOverLossyBus(t)
     const [aliceId, bobId] = [createIdentity('alice'), createIdentity('bob')]
     await store.createRoom({ id: 'ops', kind: 'public', owner: aliceId.amid, createdAt: 1 })
     await store.addMember({ room: 'ops', amid: bobId.amid, role: 'member', joinedAt: 1 })
@@ -199,13 +211,7 @@ describe('backplane - catching up from the store', () => {
   })
 
   it('backplane - with a bus that loses everything and reports nothing, the catch-up timer still delivers', async (t) => {
-    const store = memoryStore()
-    const lossy = lossyBackplane()
-    lossy.down()
-    const shared = { ...store, close: async () => {} }
-    const one = await startRelay({ backplaneCatchUpMs: 50 }, { store: shared, backplane: lossy.bp })
-    const two = await startRelay({ backplaneCatchUpMs: 50 }, { store: shared, backplane: lossy.bp })
-    t.after(async () => { await one.close(); await two.close(); await lossy.bp.stop(); await store.close() })
+    const { one, two } = await twoNodesOverLossyBus(t, { catchUpMs: 50, down: true })
     const bobId = createIdentity('bob')
     const bob = await rawAgent(two.wsUrl, bobId)
     t.after(() => { bob.close() })
@@ -219,12 +225,7 @@ describe('backplane - catching up from the store', () => {
   })
 
   it('backplane - presence lost by the bus is told again after the gap: an agent that came online is seen, one that went offline is dropped', async (t) => {
-    const store = memoryStore()
-    const lossy = lossyBackplane()
-    const shared = { ...store, close: async () => {} }
-    const one = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
-    const two = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
-    t.after(async () => { await one.close(); await two.close(); await lossy.bp.stop(); await store.close() })
+    const { lossy, one, two } = await twoNodesOverLossyBus(t)
     const carol = await open(t, two, 'carol')
     const dave = createIdentity('dave')
     carol.watch([dave.amid])
@@ -248,12 +249,7 @@ describe('backplane - catching up from the store', () => {
   })
 
   it('backplane - a member removed on another node while the bus lost the news gets nothing more of the room once this node caught up', async (t) => {
-    const store = memoryStore()
-    const lossy = lossyBackplane()
-    const shared = { ...store, close: async () => {} }
-    const one = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
-    const two = await startRelay({ backplaneCatchUpMs: 3_600_000 }, { store: shared, backplane: lossy.bp })
-    t.after(async () => { await one.close(); await two.close(); await lossy.bp.stop(); await store.close() })
+    const { store, lossy, one, two } = await twoNodesOverLossyBus(t)
     const [aliceId, bobId] = [createIdentity('alice'), createIdentity('bob')]
     await store.createRoom({ id: 'ops', kind: 'public', owner: aliceId.amid, createdAt: 1 })
     await store.addMember({ room: 'ops', amid: aliceId.amid, role: 'owner', joinedAt: 1 })
