@@ -14,6 +14,7 @@
  * 'message:stored'…) for features to act on, asks a RoomResolver where '#room' messages go, and
  * tells other relay nodes which inboxes grew when a shared Backplane is given.
  */
+import { GateVerdicts, refusalNow, type SendGate } from './send-gates.ts'
 import { randomBytes, type KeyObject } from 'node:crypto'
 import {
   AgentMeshError, CloseCode, ErrorCode, PROTOCOL, closeCodeOf,
@@ -108,27 +109,7 @@ export interface RoomResolver {
   readsByCursor? (amid: string): Promise<void>
 }
 
-/**
- * A feature's say over an agent's sends (a required software version after its deadline, §19; a
- * read-only relay): asked at a connection's first send and again only when `generation` changed
- * (the verdicts are kept on the connection), so the send path compares a number and, for a
- * connection with a verdict, a time. WebSocket sends and REST message posts (asked each time:
- * not a hot path) are refused with the verdict's error from its `from` on.
- */
-export interface SendGate {
-  /** Changes (grows) whenever a verdict may have changed: an update created, an agent's version reported. */
-  readonly generation: number
-  /** What will refuse this agent's sends, from when; `agentVersion` is what its connection reported (none over REST). */
-  verdict (amid: string, agentVersion: string | undefined): SendVerdict | undefined
-  /** The clock `from` is on (the features' clock). */
-  now (): number
-}
-
-/** A refusal of an agent's sends from a time on (ms on the gate's clock; 0: at once). */
-export interface SendVerdict {
-  from: number
-  error (): AgentMeshError
-}
+export type { SendGate, SendVerdict } from './send-gates.ts'
 
 /** What the core is given (libp2p's `*Components`). */
 export interface RelayCoreComponents {
@@ -212,9 +193,8 @@ interface Conn {
   rf: ConnFeeds
   /** the software version its auth frame reported (§3) */
   agentVersion?: string
-  /** the send gates' generation its verdicts were computed at (-1: never), and those verdicts */
-  gateGen: number
-  verdicts: Array<{ v: SendVerdict, g: SendGate }>
+  /** its send gates' verdicts, kept until a gate's generation moves */
+  gates: GateVerdicts
 }
 
 interface Inbox {
@@ -397,8 +377,7 @@ export class RelayCore implements RelayOutlet {
       errLeftOut: 0,
       closing: false,
       rf: connFeeds(false),
-      gateGen: -1,
-      verdicts: [],
+      gates: new GateVerdicts(),
     }
     this.conns.add(conn)
     if (this.shuttingDown) {
@@ -513,37 +492,7 @@ export class RelayCore implements RelayOutlet {
   membersChanged (room: string): void { this.feeds.membersChanged(room) }
 
   /** What refuses a REST message post by `amid` now (its send gates, by its last reported version), if anything. */
-  sendRefusal (amid: string): AgentMeshError | undefined {
-    for (const g of this.sendGates()) {
-      const v = g.verdict(amid, undefined)
-      if (v !== undefined && g.now() >= v.from) return v.error()
-    }
-    return undefined
-  }
-
-  /** The sum of the send gates' generations (each only grows: any change changes the sum). */
-  private gateGeneration (gates: readonly SendGate[]): number {
-    let gen = 0
-    for (const g of gates) gen += g.generation
-    return gen
-  }
-
-  /** What refuses this connection's send now: its cached verdicts, recomputed when a gate's generation moved. */
-  private gateRefusal (conn: Conn): AgentMeshError | undefined {
-    const gates = this.sendGates()
-    if (gates.length === 0) return undefined
-    const gen = this.gateGeneration(gates)
-    if (conn.gateGen !== gen) {
-      conn.gateGen = gen
-      conn.verdicts = []
-      for (const g of gates) {
-        const v = g.verdict(conn.amid!, conn.agentVersion)
-        if (v !== undefined) conn.verdicts.push({ v, g })
-      }
-    }
-    for (const { v, g } of conn.verdicts) if (g.now() >= v.from) return v.error()
-    return undefined
-  }
+  sendRefusal (amid: string): AgentMeshError | undefined { return refusalNow(this.sendGates(), amid) }
 
   /** What features write to a connection right after its welcome, before its backlog (RelayOutlet.greet). */
   private readonly greeters = new Set<(amid: string) => readonly string[]>()
@@ -752,7 +701,7 @@ export class RelayCore implements RelayOutlet {
       const refusal = this.sessionRefusal(conn, env.session_cert)
       if (refusal !== undefined) { this.reject(conn, refusal, env.id); return }
     }
-    const gated = this.gateRefusal(conn)
+    const gated = conn.gates.refusal(this.sendGates(), conn.amid!, conn.agentVersion)
     if (gated !== undefined) { this.reject(conn, gated, env.id); return }
     conn.inFlight++
     const receivedAt = Date.now()
