@@ -60,6 +60,11 @@ export function buildProgram (io: CliIo = processIo()): Command {
   catastropheCommands(program, io)
   // ---- operations: agent health and metrics (§21)
   healthCommand(program, io)
+  // ---- dashboard: the owner's console (issue 16)
+  // ---- bridges: MCP server (issue 18)
+  // ---- bridges: A2A (issue 18)
+  // ---- wake-ups: listen --exec, wake webhooks (issue 18)
+  // ---- OpenClaw (issue 18)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }

@@ -207,6 +207,9 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     chatApi,
     tasksFeature(tasks),
     ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly, soleNode: shared === undefined }),
+    // ---- dashboard: the relay's console (issue 16)
+    // ---- bridges: A2A (issue 18)
+    // ---- wake-ups: wake webhooks, delivery receipts (issue 18)
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
   // what features say over agents' sends (§19 required versions), asked by the core per connection
