@@ -8,7 +8,7 @@
  * the core also does that on a timer (`backplaneCatchUpMs`).
  *
  * Subjects: one per message type under a prefix (`<prefix>.inbox`, `.room`, `.presence`, `.cache`,
- * `.event`, `.node` for heartbeats and a clean stop's `node:leaving`), so an operator can watch one kind with `nats sub`; each node subscribes once to
+ * `.event`, `.node` for heartbeats and a clean stop's `node:leaving`, `.rate` for rate-limit spending), so an operator can watch one kind with `nats sub`; each node subscribes once to
  * `<prefix>.>` (one subscription on one connection keeps each publisher's order). The payload is
  * the message as JSON (small: AMIDs, room ids, seqs; an event frame as text). One more subject,
  * `<prefix>.gap`, carries no BackplaneMessage: a node whose connection came back says so there,
@@ -37,6 +37,7 @@ const SUBJECT_OF: Record<BackplaneMessage['type'], string> = {
   event: 'event',
   'node:heartbeat': 'node',
   'node:leaving': 'node',
+  'rate:spent': 'rate',
 }
 const CACHE_KINDS: ReadonlySet<CacheKind> = new Set(['room', 'members', 'handle', 'agent'])
 const PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
@@ -101,6 +102,11 @@ export function asBackplaneMessage (v: unknown): BackplaneMessage | undefined {
     case 'node:heartbeat':
     case 'node:leaving':
       return m as BackplaneMessage
+    case 'rate:spent':
+      return typeof m.spent === 'object' && m.spent !== null && !Array.isArray(m.spent) &&
+        Object.values(m.spent).every(v => Array.isArray(v) && v.every((e: unknown) => Array.isArray(e) && e.length === 2 && str(e[0]) && typeof e[1] === 'number' && Number.isFinite(e[1]) && e[1] > 0))
+        ? m as BackplaneMessage
+        : undefined
     default:
       return undefined
   }

@@ -39,6 +39,7 @@ export const DEFAULT_PRESENCE_INTERVAL_MS = 1000
 export const DEFAULT_BACKPLANE_CATCH_UP_MS = 30_000
 /** With a shared backplane, each node says it is alive this often (cluster.ts). */
 export const DEFAULT_CLUSTER_HEARTBEAT_MS = 5000
+export const DEFAULT_CLUSTER_RATE_SHARE_MS = 250
 /** A node not heard for this long is dropped from its peers' view, and its agents go offline there. */
 export const DEFAULT_CLUSTER_PEER_TIMEOUT_MS = 20_000
 /** Connections the PostgreSQL store's pool opens at most (`storePoolSize`). */
@@ -201,6 +202,7 @@ export const RELAY_OPTIONS = {
   }),
   backplaneCatchUpMs: positive('With a shared backplane, every connected agent\'s inbox and rooms are read from the Store again this often, in ms, so what a lost bus message held back is delivered (also at once when the bus reconnects). @default 30 s', DEFAULT_BACKPLANE_CATCH_UP_MS, 'AGENTMESH_BACKPLANE_CATCH_UP_MS'),
   clusterHeartbeatMs: positive('With a shared backplane, this node says it is alive on the bus this often, in ms. @default 5 s', DEFAULT_CLUSTER_HEARTBEAT_MS, 'AGENTMESH_CLUSTER_HEARTBEAT_MS'),
+  clusterRateShareMs: positive('With a shared backplane, what callers spent of their rate limits on this node is told to the others this often, in ms, so each limit holds across the cluster (rate-share.ts). @default 250 ms', DEFAULT_CLUSTER_RATE_SHARE_MS, 'AGENTMESH_CLUSTER_RATE_SHARE_MS'),
   clusterPeerTimeoutMs: positive('With a shared backplane, a node not heard for this long (it died without a word) is dropped from this node\'s peers and its agents go offline here, in ms; more than clusterHeartbeatMs. @default 20 s', DEFAULT_CLUSTER_PEER_TIMEOUT_MS, 'AGENTMESH_CLUSTER_PEER_TIMEOUT_MS'),
   maxEnvelopeBytes: positive('Largest envelope accepted, in bytes. @default 1 MiB', constants.DEFAULT_MAX_ENVELOPE_BYTES, 'AGENTMESH_MAX_ENVELOPE_BYTES'),
   maxInFlight: positive('Sends one connection may have awaiting their ack. @default 1,024', constants.DEFAULT_MAX_IN_FLIGHT, 'AGENTMESH_MAX_IN_FLIGHT'),

@@ -26,6 +26,7 @@ import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
+import { rateShareFeature } from './rate-share.ts'
 import { relayMetrics } from './ops/metrics.ts'
 import { READ_ONLY_BY_CHOICE, ReadOnlyMode, guardStore } from './ops/read-only.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
@@ -200,12 +201,16 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   metrics.gauge('agentmesh_cluster_peer_last_seen_seconds', 'When each peer node was last heard, seconds since the epoch (this node\'s clock)', () => (cluster?.list() ?? []).map(p => ({ labels: { peer: p.id }, value: p.lastSeen / 1000 })), ['peer'])
   metrics.counter('agentmesh_cluster_peers_lost_total', 'Peer nodes dropped because their heartbeat stopped (not those that said they were leaving)', () => cluster?.peersLost ?? 0)
   metrics.counter('agentmesh_cluster_peers_left_total', 'Peer nodes that said they were leaving (a clean stop) and were dropped at once', () => cluster?.peersLeft ?? 0)
+  // per-agent rate limits across the cluster: what an agent spends here is taken from the other nodes' buckets
+  const rateShare = shared === undefined ? undefined : rateShareFeature({ backplane: shared, node, intervalMs: opts.clusterRateShareMs, log, limiters: () => ({ api: chatApi.gate().limiters.api, chat: chat.chatLimiter }) })
+  metrics.counter('agentmesh_cluster_rate_shares_total', 'rate:spent messages this node told the others (told) and heard from them (heard): per-agent rate limits held across the cluster', () => [{ labels: { direction: 'told' }, value: rateShare?.told ?? 0 }, { labels: { direction: 'heard' }, value: rateShare?.heard ?? 0 }], ['direction'])
   const chatApi = chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads })
   const features: RelayFeature[] = [
     registry,
     reputationFeature({ store, now, options: opts.reputation, registry }),
     chatApi,
     tasksFeature(tasks),
+    ...(rateShare === undefined ? [] : [rateShare]),
     ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly, soleNode: shared === undefined }),
     // ---- dashboard: the relay's console (issue 16)
     // ---- bridges: A2A (issue 18)
