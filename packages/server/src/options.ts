@@ -14,6 +14,7 @@ import type { Logger } from './log.ts'
 import { checkTrustRoots, loadTrustRoots } from './certificates.ts'
 import { DEFAULT_REPUTATION, MAX_FEEDBACK_PER_HOUR_LIMIT, reputationOptions, type ReputationOptions } from './reputation.ts'
 import { RATE_LIMIT_MAX, RATE_LIMIT_MIN, RATE_LIMIT_NAMES, SCALAR_SETTINGS, type RateLimitName } from './settings.ts'
+import { isLoopbackHost } from './tls.ts'
 
 export type { RateLimitName } from './settings.ts'
 
@@ -139,6 +140,32 @@ export const RELAY_OPTIONS = {
     file: true,
     env: 'AGENTMESH_PORT',
     flag: { flags: '--port <port>', help: 'port to listen on, 0 for any free port (default 7777; env AGENTMESH_PORT)', int: { min: 0, max: 65535 } },
+  }),
+  tlsCert: option({
+    schema: Type.String({ minLength: 1, maxLength: 4096 }),
+    default: undefined,
+    invalid: 'must be the path of a PEM certificate (chain) file',
+    doc: 'The PEM certificate chain the relay serves https:// and wss:// with, on the same port (with tlsKey); read again on SIGHUP and when the file changes, without dropping connections. @default none: plain http:// and ws://',
+    file: true,
+    env: 'AGENTMESH_TLS_CERT',
+    flag: { flags: '--tls-cert <file>', help: 'serve https:// and wss:// with this PEM certificate chain (with --tls-key; env AGENTMESH_TLS_CERT)' },
+  }),
+  tlsKey: option({
+    schema: Type.String({ minLength: 1, maxLength: 4096 }),
+    default: undefined,
+    invalid: 'must be the path of a PEM private key file',
+    doc: 'The PEM private key of tlsCert (keep it 0600). @default none',
+    file: true,
+    env: 'AGENTMESH_TLS_KEY',
+    flag: { flags: '--tls-key <file>', help: 'the PEM private key of --tls-cert (env AGENTMESH_TLS_KEY)' },
+  }),
+  insecure: option({
+    schema: Type.Boolean(),
+    default: false,
+    doc: 'Allow plain http:// and ws:// on an address other than loopback (behind a proxy that terminates TLS, or a private network); without it such a relay refuses to start unless tlsCert and tlsKey are given. @default false',
+    file: true,
+    env: 'AGENTMESH_INSECURE',
+    flag: { flags: '--insecure', help: 'serve plain ws:// on a non-loopback --host (behind a TLS-terminating proxy; env AGENTMESH_INSECURE=1)' },
   }),
   dataDir: option({
     schema: Type.String({ minLength: 1 }),
@@ -556,6 +583,10 @@ export function relayOptions (init: RelayInit = {}): RelayOptions {
   if (init.memory === true && init.dataDir !== undefined) throw bad('memory', 'and dataDir are mutually exclusive')
   if (init.memory === true && init.storeUrl !== undefined) throw bad('memory', 'and storeUrl are mutually exclusive')
   const resolved = o as RelayOptions
+  if ((resolved.tlsCert === undefined) !== (resolved.tlsKey === undefined)) throw bad(resolved.tlsCert === undefined ? 'tlsKey' : 'tlsCert', `is given without ${resolved.tlsCert === undefined ? 'tlsCert (--tls-cert)' : 'tlsKey (--tls-key)'}: TLS needs both`)
+  if (resolved.tlsCert === undefined && !resolved.insecure && !isLoopbackHost(resolved.host)) {
+    throw bad('host', `is ${resolved.host}, not loopback, and the relay would serve plain ws://: give --tls-cert and --tls-key, or --insecure when a proxy in front terminates TLS`)
+  }
   if (resolved.clusterPeerTimeoutMs <= resolved.clusterHeartbeatMs) throw bad('clusterPeerTimeoutMs', `must be more than clusterHeartbeatMs (${resolved.clusterHeartbeatMs}), got ${resolved.clusterPeerTimeoutMs}`)
   if (resolved.sendBufferMaxBytes < resolved.sendBufferBytes) throw bad('sendBufferMaxBytes', `must be at least sendBufferBytes (${resolved.sendBufferBytes}), got ${resolved.sendBufferMaxBytes}`)
   return o as RelayOptions

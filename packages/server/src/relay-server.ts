@@ -5,6 +5,7 @@
  * picks SQLite under its data directory), so a Store or Backplane of another kind plugs in here.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -31,6 +32,7 @@ import { relayMetrics } from './ops/metrics.ts'
 import { READ_ONLY_BY_CHOICE, ReadOnlyMode, guardStore } from './ops/read-only.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
 
+import { HSTS_HEADER, loadTls, watchTls, type TlsPair } from './tls.ts'
 import { VERSION } from './version.ts'
 export { VERSION }
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000
@@ -58,6 +60,12 @@ export interface Relay {
    * answers that one.
    */
   catchUp (): Promise<CatchUpResult>
+  /**
+   * Reads the TLS certificate and key again (what SIGHUP and a change of either file do): new
+   * connections get the new pair, open ones keep theirs. Throws AM_ERR_INVALID_CONFIG, keeping the
+   * old pair, when the new one is not usable; AM_ERR_INVALID_ARGUMENT when the relay has no TLS.
+   */
+  reloadTls (): { subject: string, notAfter: Date }
   /** Graceful stop: refuse new work, commit what is pending, close sockets, close the store. */
   close (): Promise<void>
 }
@@ -104,7 +112,7 @@ function storageName (store: Store): string {
   return typeof url === 'string' ? url : store.kind
 }
 
-function listen (server: Server, port: number, host: string): Promise<void> {
+function listen (server: Server | HttpsServer, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       server.off('listening', onListening)
@@ -125,6 +133,14 @@ function listen (server: Server, port: number, host: string): Promise<void> {
 export async function createRelay (init: RelayServerInit = {}, components: RelayComponents = {}): Promise<Relay> {
   const opts = relayOptions(init)
   const log: Logger = components.logger ?? init.logger ?? defaultLogger()
+  // the certificate is checked before anything else happens (a bad one: one line, nothing changed)
+  let tls: TlsPair | undefined
+  try {
+    tls = opts.tlsCert === undefined || opts.tlsKey === undefined ? undefined : loadTls(opts.tlsCert, opts.tlsKey)
+  } catch (err) {
+    await components.store?.close()
+    throw err
+  }
   // read-only mode (§20): by choice (entered once the relay's own start-up rows exist), or when the
   // store reports a damaged database
   const readOnly = new ReadOnlyMode(false)
@@ -266,7 +282,23 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
       }
     },
   })
-  const server = createServer(getRequestListener(app.fetch))
+  const listener = getRequestListener(app.fetch)
+  const server: Server | HttpsServer = tls === undefined
+    ? createServer(listener)
+    : createHttpsServer({ cert: tls.cert, key: tls.key }, (req, res) => { res.setHeader('Strict-Transport-Security', HSTS_HEADER); void listener(req, res) })
+  const reloadTls = (): { subject: string, notAfter: Date } => {
+    if (tls === undefined || opts.tlsCert === undefined || opts.tlsKey === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'this relay serves plain ws://: there is no TLS certificate to reload (start it with --tls-cert and --tls-key)')
+    const next = loadTls(opts.tlsCert, opts.tlsKey)
+    ;(server as HttpsServer).setSecureContext({ cert: next.cert, key: next.key })
+    tls = next
+    log.info({ subject: next.subject, notAfter: next.notAfter.toISOString() }, 'TLS certificate reloaded')
+    return { subject: next.subject, notAfter: next.notAfter }
+  }
+  const unwatchTls = tls === undefined || opts.tlsCert === undefined || opts.tlsKey === undefined
+    ? undefined
+    : watchTls([opts.tlsCert, opts.tlsKey], () => {
+      try { reloadTls() } catch (err) { log.error({ err }, 'TLS certificate not reloaded: the previous one stays in use') }
+    })
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: 2 * opts.maxEnvelopeBytes + constants.FRAME_OVERHEAD_BYTES,
@@ -346,6 +378,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   try {
     await listen(server, opts.port, opts.host)
   } catch (err) {
+    unwatchTls?.()
     clearInterval(pruneTimer)
     clearInterval(auditPruneTimer)
     cluster?.stop()
@@ -362,8 +395,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host
 
   return {
-    url: `http://${hostForUrl}:${port}`,
-    wsUrl: `ws://${hostForUrl}:${port}/ws`,
+    url: `${tls === undefined ? 'http' : 'https'}://${hostForUrl}:${port}`,
+    wsUrl: `${tls === undefined ? 'ws' : 'wss'}://${hostForUrl}:${port}/ws`,
     port,
     options: opts,
     storage,
@@ -372,9 +405,11 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     operatorApi: apiKey !== undefined,
     stats: () => core.stats(),
     catchUp: async () => await core.catchUp(),
+    reloadTls,
     async close () {
       if (closing) return
       closing = true
+      unwatchTls?.()
       clearInterval(pruneTimer)
       clearInterval(auditPruneTimer)
       cluster?.stop()

@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, readSync, statSync } from
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { CommanderError, type Command } from 'commander'
-import { createRelay, defaultLogger, relayOptions, storageOf, type RelayInit, type RelayOptions } from '@agentmesh/server'
+import { createRelay, defaultLogger, loadTls, relayOptions, storageOf, type RelayInit, type RelayOptions } from '@agentmesh/server'
 import { storeInitOf } from '@agentmesh/server/internal'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { writeSecretFile } from '@agentmesh/crypto'
@@ -200,6 +200,9 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
       const out = output(o.json === true, io)
       const configPath = o.config ?? io.env.AGENTMESH_CONFIG
       const init = relayInitFrom(o, cmd, io.env, configPath)
+      // the options and the TLS certificate are checked before the data directory or database is opened
+      const checked = relayOptions(init)
+      if (checked.tlsCert !== undefined && checked.tlsKey !== undefined) loadTls(checked.tlsCert, checked.tlsKey)
       // a second signal (or a shutdown that fails) ends the command at once, with exit 1
       let leave!: (code: number) => void
       const left = new Promise<never>((_resolve, reject) => { leave = (code) => { reject(exitNow(code)) } })
@@ -289,6 +292,16 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
           { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid, relay_amid: relay.relayAmid, ...(apiKeyFile === undefined ? {} : { api_key_file: apiKeyFile }), operator_api: relay.operatorApi },
           `AgentMesh relay listening on ${relay.url} (WebSocket ${relay.wsUrl})\ndata: ${relay.storage}${relay.storage === 'memory' ? ' (nothing survives a restart)' : ''}\n${operator}`,
         )
+        // SIGHUP: the TLS certificate and key are read again (new connections get them; open ones stay)
+        const offHangup = relay.options.tlsCert === undefined ? undefined : io.onHangup?.(() => {
+          try {
+            const r = relay.reloadTls()
+            out.result({ event: 'tls_reloaded', subject: r.subject, not_after: r.notAfter.toISOString() }, `SIGHUP: TLS certificate reloaded (${r.subject}, valid until ${r.notAfter.toISOString()})`)
+          } catch (err) {
+            io.stderr.write(`agentmesh: error ${AgentMeshError.is(err) ? err.code : ErrorCode.Internal}: TLS certificate not reloaded, the previous one stays in use: ${(err as Error).message}\n`)
+          }
+        })
+        left.catch(() => { offHangup?.() })
         if (pendingSignal !== undefined) stopRequested(pendingSignal)
       })])
       out.result({ event: 'stopped' }, 'relay stopped')
