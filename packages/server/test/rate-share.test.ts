@@ -90,7 +90,8 @@ describe('rate share - two relays on one backplane', () => {
     const shared = { ...store, close: async () => {} }
     const bp = inProcessBackplane()
     const apiKey = 'rate-share-test-operator-key-0123456789'
-    const init = { apiKey, clusterRateShareMs: 20, rateLimits: { api: { perMinute: 1, burst: 4 } } }
+    const metricsToken = 'rate-share-test-metrics-token-0123456789'
+    const init = { apiKey, metricsToken, clusterRateShareMs: 20, rateLimits: { api: { perMinute: 1, burst: 4 } } }
     const one = await startRelay(init, { store: shared, backplane: bp })
     const two = await startRelay(init, { store: shared, backplane: bp })
     t.after(async () => { await one.close(); await two.close(); await store.close() })
@@ -100,8 +101,8 @@ describe('rate share - two relays on one backplane', () => {
       return { status: r.status, ...(body.error === undefined ? {} : { code: body.error.code }) }
     }
     const heard = async (url: string): Promise<number> => {
-      // /metrics is not a REST API call: it does not spend the api bucket
-      const text = await (await fetch(`${url}/metrics`, { headers: { 'X-API-Key': apiKey } })).text()
+      // with the metrics token /metrics does not spend the operator's api bucket
+      const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })).text()
       return Number(/^agentmesh_cluster_rate_shares_total\{direction="heard"\} (\d+)$/m.exec(text)?.[1] ?? 0)
     }
     const statuses: number[] = []
