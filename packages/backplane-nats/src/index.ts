@@ -55,6 +55,12 @@ export interface NatsBackplaneInit {
   reconnectWaitMs?: number
   /** @default MAX_SUBSCRIBERS */
   maxSubscribers?: number
+  /**
+   * TLS to NATS (PEM text): the CA its certificate must chain to, and this relay's client
+   * certificate and key for mutual TLS. Given: the connection is TLS, verified; a server that does
+   * not speak TLS or whose certificate does not verify is refused (AM_ERR_BACKPLANE_UNAVAILABLE).
+   */
+  tls?: { ca?: string, cert?: string, key?: string }
   /** A subscriber threw, or a message on the subjects was not one (never its contents: only why). */
   onError?: (err: unknown) => void
   /** The connection to NATS went away (`disconnect`) or came back (`reconnect`): for logs and health. */
@@ -193,6 +199,7 @@ export function natsBackplane (init: NatsBackplaneInit): NatsBackplane {
           maxReconnectAttempts: -1,
           reconnectTimeWait: init.reconnectWaitMs ?? DEFAULT_RECONNECT_WAIT_MS,
           waitOnFirstConnect: false,
+          ...(init.tls === undefined ? {} : { tls: { ...init.tls } }),
         })
       } catch (err) {
         throw new AgentMeshError(ErrorCode.BackplaneUnavailable, `the NATS backplane at ${named(servers)} did not answer (${(err as Error).message}); start nats-server there or give another --backplane`, { cause: err })

@@ -113,6 +113,18 @@ function option<S extends TSchema, D extends Static<S> | undefined> (spec: Optio
 const positive = (doc: string, def: number, env: string): OptionSpec<TInteger, number> =>
   option({ schema: Type.Integer({ minimum: 1 }), default: def, doc, file: true, env })
 
+/** A PEM file of a connection the relay makes (NATS, PostgreSQL): a path, read by `serve` at start. */
+const tlsFileOption = (what: string, doc: string, env: string, flags: string): OptionSpec<ReturnType<typeof Type.String>, string | undefined> =>
+  option({
+    schema: Type.String({ minLength: 1, maxLength: 4096 }),
+    default: undefined,
+    invalid: 'must be the path of a PEM file',
+    doc: `PEM file: the ${doc}; read by \`agentmesh serve\` when it connects to ${what}. @default none`,
+    file: true,
+    env,
+    flag: { flags, help: `${doc} (PEM file; env ${env})` },
+  })
+
 const rateLimitSchema = Type.Partial(Type.Object({
   perMinute: Type.Integer({ minimum: RATE_LIMIT_MIN, maximum: RATE_LIMIT_MAX }),
   burst: Type.Integer({ minimum: RATE_LIMIT_MIN, maximum: RATE_LIMIT_MAX }),
@@ -210,6 +222,9 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_STORE_STATEMENT_TIMEOUT_MS',
     flag: { flags: '--store-statement-timeout <sec>', help: 'seconds one PostgreSQL statement may run (default 30; env AGENTMESH_STORE_STATEMENT_TIMEOUT_MS in ms)', int: { min: 1, max: 3600, scale: 1000 } },
   }),
+  storeTlsCa: tlsFileOption('the PostgreSQL store', 'CA the PostgreSQL server\'s certificate must chain to (TLS to PostgreSQL, verified)', 'AGENTMESH_STORE_TLS_CA', '--store-tls-ca <file>'),
+  storeTlsCert: tlsFileOption('the PostgreSQL store', 'client certificate this relay presents to PostgreSQL (mutual TLS; with storeTlsKey)', 'AGENTMESH_STORE_TLS_CERT', '--store-tls-cert <file>'),
+  storeTlsKey: tlsFileOption('the PostgreSQL store', 'key of storeTlsCert', 'AGENTMESH_STORE_TLS_KEY', '--store-tls-key <file>'),
   sync: option({
     schema: Type.Union([Type.Literal('normal'), Type.Literal('full')]),
     default: 'normal',
@@ -227,6 +242,9 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_BACKPLANE',
     flag: { flags: '--backplane <url>', help: 'NATS server shared with the other relays over the same store, nats://host:4222 (env AGENTMESH_BACKPLANE)' },
   }),
+  backplaneTlsCa: tlsFileOption('the NATS backplane', 'CA the NATS server\'s certificate must chain to (TLS to NATS, verified)', 'AGENTMESH_BACKPLANE_TLS_CA', '--backplane-tls-ca <file>'),
+  backplaneTlsCert: tlsFileOption('the NATS backplane', 'client certificate this relay presents to NATS (mutual TLS; with backplaneTlsKey)', 'AGENTMESH_BACKPLANE_TLS_CERT', '--backplane-tls-cert <file>'),
+  backplaneTlsKey: tlsFileOption('the NATS backplane', 'key of backplaneTlsCert', 'AGENTMESH_BACKPLANE_TLS_KEY', '--backplane-tls-key <file>'),
   backplaneCatchUpMs: positive('With a shared backplane, every connected agent\'s inbox and rooms are read from the Store again this often, in ms, so what a lost bus message held back is delivered (also at once when the bus reconnects). @default 30 s', DEFAULT_BACKPLANE_CATCH_UP_MS, 'AGENTMESH_BACKPLANE_CATCH_UP_MS'),
   clusterHeartbeatMs: positive('With a shared backplane, this node says it is alive on the bus this often, in ms. @default 5 s', DEFAULT_CLUSTER_HEARTBEAT_MS, 'AGENTMESH_CLUSTER_HEARTBEAT_MS'),
   clusterRateShareMs: positive('With a shared backplane, what callers spent of their rate limits on this node is told to the others this often, in ms, so each limit holds across the cluster (rate-share.ts). @default 250 ms', DEFAULT_CLUSTER_RATE_SHARE_MS, 'AGENTMESH_CLUSTER_RATE_SHARE_MS'),

@@ -73,3 +73,34 @@ export function isLoopbackHost (host: string): boolean {
   if (h === 'localhost' || h === '::1') return true
   return isIP(h) === 4 && h.startsWith('127.')
 }
+
+/** TLS settings of a client connection the relay makes (NATS, PostgreSQL), as PEM text. */
+export interface ClientTls {
+  /** the CA the server's certificate must chain to (instead of Node's roots, as the drivers take it) */
+  ca?: string
+  /** the relay's client certificate and key, for mutual TLS */
+  cert?: string
+  key?: string
+}
+
+/**
+ * Reads the CA, client certificate and key files of a connection to `what` ("the NATS backplane",
+ * "the PostgreSQL store"); one line naming the file when one cannot be used. Answers undefined when
+ * no file is given (a plain connection, or TLS from the URL).
+ */
+export function readClientTls (what: string, files: { ca?: string, cert?: string, key?: string }): ClientTls | undefined {
+  if (files.ca === undefined && files.cert === undefined && files.key === undefined) return undefined
+  if ((files.cert === undefined) !== (files.key === undefined)) throw bad(`${what}: a client certificate needs its key and a key its certificate (give both, or neither)`)
+  const out: ClientTls = {}
+  if (files.ca !== undefined) {
+    const ca = readPem(files.ca, `CA (${what})`).toString('utf8')
+    try { new X509Certificate(ca) } catch (err) { throw bad(`the TLS CA file ${files.ca} (${what}) is not a PEM certificate`, err) } // eslint-disable-line no-new
+    out.ca = ca
+  }
+  if (files.cert !== undefined && files.key !== undefined) {
+    const pair = loadTls(files.cert, files.key)
+    out.cert = pair.cert.toString('utf8')
+    out.key = pair.key.toString('utf8')
+  }
+  return out
+}
