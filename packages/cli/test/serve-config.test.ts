@@ -55,6 +55,16 @@ describe('serve config', () => {
     assert.throws(() => initFrom(['--store-pool-size', '1001']), /1000|1,000/)
   })
 
+  it('serve config - OpenID Connect: issuer and client id by flag, env or file; the secret from the environment only; roles as JSON', () => {
+    const env = { AGENTMESH_OIDC_CLIENT_SECRET: 's3cret', AGENTMESH_OIDC_ROLES: '{"subjects":{"alice":"warden"}}', AGENTMESH_PUBLIC_URL: 'https://relay.example' }
+    const init = initFrom(['--oidc-issuer', 'http://127.0.0.1:9000', '--oidc-client-id', 'relay'], env)
+    assert.deepEqual(init, { oidcIssuer: 'http://127.0.0.1:9000', oidcClientId: 'relay', oidcClientSecret: 's3cret', oidcRoles: '{"subjects":{"alice":"warden"}}', publicUrl: 'https://relay.example' })
+    assert.deepEqual(relayOptions(init).oidcRoles, { subjects: { alice: 'warden' }, groups: {} })
+    assert.deepEqual(initFrom([], {}, { oidcRoles: { groups: { ops: 'operator' } } }), { oidcRoles: { groups: { ops: 'operator' } } })
+    assert.throws(() => initFrom(['--oidc-client-secret', 'x']), /unknown option/)
+    assert.throws(() => initFrom([], {}, { oidcClientSecret: 'x' }), /unknown key "oidcClientSecret"/)
+  })
+
   it('serve config - flags win over the environment, which wins over the file', () => {
     assert.equal(initFrom([], { AGENTMESH_MAX_INBOX: '9' }, { maxInbox: 7 }).maxInbox, 9)
     assert.equal(initFrom(['--port', '5'], { AGENTMESH_PORT: '6' }, { port: 7 }).port, 5)

@@ -63,6 +63,33 @@ export const DEFAULT_FILE_JSON_MAX_BYTES = 10 * MIB
 export const DEFAULT_FILE_QUOTA_BYTES = 1024 * MIB
 export const DEFAULT_FILE_MAX_PER_AGENT = 10_000
 
+/** A console role a provider identity may be given (§28). */
+export type OidcRole = 'operator' | 'warden'
+/** The provider's subjects and groups mapped to console roles. */
+export interface OidcRoles { subjects: Record<string, OidcRole>, groups: Record<string, OidcRole> }
+/** Entries oidcRoles may hold (subjects and groups together). */
+export const MAX_OIDC_ROLE_ENTRIES = 1000
+
+function oidcRoles (v: unknown, bad: InvalidOption): OidcRoles {
+  if (typeof v === 'string') {
+    try { v = JSON.parse(v) } catch { throw bad('oidcRoles', 'must be JSON: {"subjects": {"<sub>": "operator"|"warden"}, "groups": {"<group>": "operator"|"warden"}}') }
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('oidcRoles', 'must be an object {"subjects": {…}, "groups": {…}}')
+  const out: OidcRoles = { subjects: {}, groups: {} }
+  let n = 0
+  for (const [k, m] of Object.entries(v)) {
+    if (k !== 'subjects' && k !== 'groups') throw bad(`oidcRoles.${k}`, 'is not a field (subjects, groups)')
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) throw bad(`oidcRoles.${k}`, 'must be an object mapping names to "operator" or "warden"')
+    for (const [name, role] of Object.entries(m as Record<string, unknown>)) {
+      if (name === '' || name.length > 255) throw bad(`oidcRoles.${k}`, 'names must be 1–255 characters')
+      if (role !== 'operator' && role !== 'warden') throw bad(`oidcRoles.${k}.${name}`, `must be "operator" or "warden", got ${JSON.stringify(role)}`)
+      if (++n > MAX_OIDC_ROLE_ENTRIES) throw bad('oidcRoles', `holds more than ${MAX_OIDC_ROLE_ENTRIES} entries`)
+      out[k][name] = role
+    }
+  }
+  return out
+}
+
 /** Builds the error of an invalid option: `relay option <field> <why>`. */
 export type InvalidOption = (field: string, why: string) => AgentMeshError
 
@@ -372,6 +399,50 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_AUDIT_HEAD_INTERVAL_MS',
     flag: { flags: '--audit-head-interval <sec>', help: 'sign the audit chain\'s head at least this often while it grows (default 60; env AGENTMESH_AUDIT_HEAD_INTERVAL_MS in ms)', int: { min: 1, max: 86_400, scale: 1000 } },
   }),
+  // ---- OpenID Connect sign-in and verified owners (§28)
+  publicUrl: option({
+    schema: Type.String({ minLength: 1, maxLength: 2048, pattern: '^https?://[^\\s]+$' }),
+    default: undefined,
+    invalid: 'must be an http:// or https:// URL',
+    doc: 'The URL people and agents reach the relay at (behind a proxy: the proxy\'s); the OpenID Connect redirect URIs are made from it (<publicUrl>/api/v1/owner/callback, <publicUrl>/dashboard/api/oidc/callback). @default the listening URL (http://host:port, https:// with TLS)',
+    file: true,
+    env: 'AGENTMESH_PUBLIC_URL',
+    flag: { flags: '--public-url <url>', help: 'the URL the relay is reached at, for OpenID Connect redirects (default: the listening URL; env AGENTMESH_PUBLIC_URL)' },
+  }),
+  oidcIssuer: option({
+    schema: Type.String({ minLength: 1, maxLength: 2048, pattern: '^https?://[^\\s]+$' }),
+    default: undefined,
+    invalid: 'must be an http:// or https:// URL (the provider\'s issuer)',
+    doc: 'The OpenID Connect provider\'s issuer URL (docs/protocol.md §28): owners link an identity to their agents (the verified tier) and operators and wardens sign in to the console with it. Its discovery document is read at start; a provider that does not answer stops the start with one line. @default none: sign-in with a provider is off',
+    file: true,
+    env: 'AGENTMESH_OIDC_ISSUER',
+    flag: { flags: '--oidc-issuer <url>', help: 'OpenID Connect provider (issuer URL) for owner links and console sign-in (env AGENTMESH_OIDC_ISSUER)' },
+  }),
+  oidcClientId: option({
+    schema: Type.String({ minLength: 1, maxLength: 512, pattern: '^\\S+$' }),
+    default: undefined,
+    invalid: 'must be a non-empty string without spaces',
+    doc: 'The relay\'s client id at the OpenID Connect provider (with oidcIssuer). @default none',
+    file: true,
+    env: 'AGENTMESH_OIDC_CLIENT_ID',
+    flag: { flags: '--oidc-client-id <id>', help: 'the relay\'s client id at the OpenID Connect provider (env AGENTMESH_OIDC_CLIENT_ID)' },
+  }),
+  oidcClientSecret: option({
+    schema: Type.String({ minLength: 1, maxLength: 1024 }),
+    default: undefined,
+    invalid: 'must be a non-empty string',
+    doc: 'The relay\'s client secret at the OpenID Connect provider: from the environment only (AGENTMESH_OIDC_CLIENT_SECRET), never a flag or the config file, never logged. @default none: a public client (PKCE only)',
+    file: false,
+    env: 'AGENTMESH_OIDC_CLIENT_SECRET',
+  }),
+  oidcRoles: {
+    schema: Type.Unsafe<OidcRoles>(Type.Object({})),
+    default: { subjects: {}, groups: {} } as OidcRoles,
+    doc: 'Who may sign in to the relay console with the provider, and as what: {"subjects": {"<sub>": "operator" | "warden"}, "groups": {"<group>": "operator" | "warden"}} (JSON; groups from the id token\'s `groups` claim; a subject\'s entry wins, then the strongest group). @default none: nobody signs in to the console with the provider',
+    file: true,
+    env: 'AGENTMESH_OIDC_ROLES',
+    resolve: (v: unknown, bad: InvalidOption): OidcRoles => oidcRoles(v, bad),
+  },
   // ---- operations: files (§18)
   fileMaxBytes: option({
     schema: Type.Integer({ minimum: 1, maximum: 64 * 1024 * MIB }),
@@ -605,6 +676,7 @@ export function relayOptions (init: RelayInit = {}): RelayOptions {
   if (resolved.tlsCert === undefined && !resolved.insecure && !isLoopbackHost(resolved.host)) {
     throw bad('host', `is ${resolved.host}, not loopback, and the relay would serve plain ws://: give --tls-cert and --tls-key, or --insecure when a proxy in front terminates TLS`)
   }
+  if ((resolved.oidcIssuer === undefined) !== (resolved.oidcClientId === undefined)) throw bad(resolved.oidcIssuer === undefined ? 'oidcClientId' : 'oidcIssuer', `is given without ${resolved.oidcIssuer === undefined ? 'oidcIssuer (--oidc-issuer)' : 'oidcClientId (--oidc-client-id)'}: OpenID Connect needs both`)
   if (resolved.clusterPeerTimeoutMs <= resolved.clusterHeartbeatMs) throw bad('clusterPeerTimeoutMs', `must be more than clusterHeartbeatMs (${resolved.clusterHeartbeatMs}), got ${resolved.clusterPeerTimeoutMs}`)
   if (resolved.sendBufferMaxBytes < resolved.sendBufferBytes) throw bad('sendBufferMaxBytes', `must be at least sendBufferBytes (${resolved.sendBufferBytes}), got ${resolved.sendBufferMaxBytes}`)
   return o as RelayOptions

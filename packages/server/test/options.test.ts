@@ -93,6 +93,11 @@ describe('options - relayOptions', () => {
       backplaneTlsKey: undefined,
       insecure: false,
       clusterRateShareMs: 250,
+      publicUrl: undefined,
+      oidcIssuer: undefined,
+      oidcClientId: undefined,
+      oidcClientSecret: undefined,
+      oidcRoles: { subjects: {}, groups: {} },
     }
     assert.deepEqual(relayOptions(), expected)
     assert.deepEqual(relayOptions({}), expected)
@@ -188,6 +193,7 @@ describe('options - the option schema', () => {
       'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
       'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs',
+      'publicUrl', 'oidcIssuer', 'oidcClientId', 'oidcRoles',
       'fileMaxBytes', 'fileJsonMaxBytes', 'fileQuotaBytes', 'fileMaxPerAgent', 'updateGraceMs',
       'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'readOnly', 'backupIntervalMs', 'backupKeep', 'rateLimits',
     ])
@@ -205,6 +211,7 @@ describe('options - the option schema', () => {
       auditRetentionMs: 'AGENTMESH_AUDIT_RETENTION_MS', auditMaxRows: 'AGENTMESH_AUDIT_MAX_ROWS',
       auditHeadEveryRows: 'AGENTMESH_AUDIT_HEAD_ROWS', auditHeadIntervalMs: 'AGENTMESH_AUDIT_HEAD_INTERVAL_MS',
       fileMaxBytes: 'AGENTMESH_FILE_MAX_BYTES', fileJsonMaxBytes: 'AGENTMESH_FILE_JSON_MAX_BYTES', fileQuotaBytes: 'AGENTMESH_FILE_QUOTA_BYTES', fileMaxPerAgent: 'AGENTMESH_FILE_MAX_PER_AGENT',
+      publicUrl: 'AGENTMESH_PUBLIC_URL', oidcIssuer: 'AGENTMESH_OIDC_ISSUER', oidcClientId: 'AGENTMESH_OIDC_CLIENT_ID', oidcClientSecret: 'AGENTMESH_OIDC_CLIENT_SECRET', oidcRoles: 'AGENTMESH_OIDC_ROLES',
       updateGraceMs: 'AGENTMESH_UPDATE_GRACE_MS',
       healthOfflineAfterMs: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS', healthHistory: 'AGENTMESH_HEALTH_HISTORY', metricsToken: 'AGENTMESH_METRICS_TOKEN',
       readOnly: 'AGENTMESH_READ_ONLY', backupIntervalMs: 'AGENTMESH_BACKUP_INTERVAL_MS', backupKeep: 'AGENTMESH_BACKUP_KEEP',
@@ -217,6 +224,7 @@ describe('options - the option schema', () => {
       ['historyRetentionMs', '--history-retention-days'], ['historyMaxPerRoom', '--history-max-per-room'], ['presenceIdleMs', '--presence-idle'],
       ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],
       ['auditHeadEveryRows', '--audit-head-rows'], ['auditHeadIntervalMs', '--audit-head-interval'],
+      ['publicUrl', '--public-url'], ['oidcIssuer', '--oidc-issuer'], ['oidcClientId', '--oidc-client-id'],
       ['fileMaxBytes', '--file-max-mib'], ['fileQuotaBytes', '--file-quota-mib'],
       ['updateGraceMs', '--update-grace'],
       ['healthOfflineAfterMs', '--health-offline-after'], ['metricsToken', '--metrics-token'],
@@ -234,6 +242,22 @@ describe('options - the option schema', () => {
       if (spec.env !== undefined) assert.ok(row.includes(spec.env), `${k}: ${spec.env} in "${row}"`)
       if (spec.flag !== undefined) assert.ok(row.includes(spec.flag.flags.split(' ')[0]!), `${k}: ${spec.flag.flags} in "${row}"`)
     }
+  })
+
+  it('options - OpenID Connect: issuer and client id together, roles as JSON or an object, refused entries named', () => {
+    const o = relayOptions({ oidcIssuer: 'http://127.0.0.1:9000', oidcClientId: 'relay', oidcRoles: '{"subjects":{"alice":"warden"},"groups":{"ops":"operator"}}' as never })
+    assert.deepEqual(o.oidcRoles, { subjects: { alice: 'warden' }, groups: { ops: 'operator' } })
+    assert.deepEqual(relayOptions({ oidcRoles: { subjects: { bob: 'operator' } } as never }).oidcRoles, { subjects: { bob: 'operator' }, groups: {} })
+    expectInvalid({ oidcIssuer: 'http://127.0.0.1:9000' }, 'oidcIssuer', 'relay option oidcIssuer is given without oidcClientId (--oidc-client-id): OpenID Connect needs both')
+    expectInvalid({ oidcIssuer: 'ftp://x', oidcClientId: 'r' }, 'oidcIssuer', 'relay option oidcIssuer must be an http:// or https:// URL (the provider\'s issuer)')
+    expectInvalid({ oidcRoles: '{nope' as never }, 'oidcRoles', 'relay option oidcRoles must be JSON: {"subjects": {"<sub>": "operator"|"warden"}, "groups": {"<group>": "operator"|"warden"}}')
+    expectInvalid({ oidcRoles: { subjects: { alice: 'master' } } as never }, 'oidcRoles.subjects.alice', 'relay option oidcRoles.subjects.alice must be "operator" or "warden", got "master"')
+    expectInvalid({ oidcRoles: { users: {} } as never }, 'oidcRoles.users', 'relay option oidcRoles.users is not a field (subjects, groups)')
+    expectInvalid({ publicUrl: 'relay.example' }, 'publicUrl', 'relay option publicUrl must be an http:// or https:// URL')
+    // the secret is never a flag nor a config-file key
+    const secret = relayOptionSpecs().find(([k]) => k === 'oidcClientSecret')![1]
+    assert.equal(secret.flag, undefined)
+    assert.equal(secret.file, false)
   })
 
   it('options - storageOf answers the one storage mode the options choose', () => {
