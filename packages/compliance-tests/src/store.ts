@@ -24,6 +24,7 @@ import { tasksSuite } from './store/tasks.ts'
 import { filesSuite } from './store/files.ts'
 import { updatesSuite } from './store/updates.ts'
 import { healthSuite } from './store/health.ts'
+import { ownersSuite } from './store/owners.ts'
 import { catastrophesSuite } from './store/catastrophes.ts'
 
 export type StoreSuiteInit = SuiteInit<Store>
@@ -42,6 +43,7 @@ export default function storeSuite (init: StoreSuiteInit): void {
   filesSuite(init)
   updatesSuite(init)
   healthSuite(init)
+  ownersSuite(init)
   catastrophesSuite(init)
 
   const withStore = withStoreOf(init)

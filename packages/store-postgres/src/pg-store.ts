@@ -20,7 +20,7 @@ import { AgentMeshError, ErrorCode, handleSkeleton } from '@agentmesh/protocol'
 import {
   auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions,
   type AgentProfile, type AgentRecord, type CatastropheRecord, type AppendItem, type AppendResult, type AuditInput, type AuditRecord, type CrlRecord,
-  type CursorAck, type FeedbackRecord, type FileRecord, type HealthChange, type HeartbeatRecord, type HistoryEntry, type MemberRecord,
+  type CursorAck, type FeedbackRecord, type FileRecord, type HealthChange, type HeartbeatRecord, type OwnerLinkRecord, type HistoryEntry, type MemberRecord,
   type OneTimePrekey, type PqOneTimePrekey, type PutCrlResult, type ReputationFlag, type RoomDelivery, type RoomFeed, type RoomRecord,
   type Store, type StoreInit, type StoredMessage, type TakenBundle, type TaskRecord, type UpdateAckRecord, type UpdateRecord, type AgentRole,
 } from '@agentmesh/store'
@@ -1029,6 +1029,16 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
       return (await read(async (c) => await column<string>(c, 'SELECT change FROM health_changes WHERE amid = $1 ORDER BY n DESC LIMIT $2', [amid, limitOf(limit)]))).map(t => JSON.parse(t) as HealthChange)
     },
 
+    // ---- owner links (§28)
+    async putOwnerLink (l) {
+      await read(async (c) => await run(c, `INSERT INTO owner_links (amid, issuer, subject, linked_at, record) VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (amid) DO UPDATE SET issuer = excluded.issuer, subject = excluded.subject, linked_at = excluded.linked_at, record = excluded.record`, [l.amid, l.issuer, l.subject, l.linkedAt, JSON.stringify(l)]))
+    },
+    async getOwnerLink (amid) { return parse<OwnerLinkRecord>(await read(async (c) => await value<string>(c, 'SELECT record FROM owner_links WHERE amid = $1', [amid]))) },
+    async deleteOwnerLink (amid) { return ((await read(async (c) => await run(c, 'DELETE FROM owner_links WHERE amid = $1', [amid]))).rowCount ?? 0) > 0 },
+    async countOwnerLinks (issuer, subject) {
+      return Number(await read(async (c) => await value<string | number>(c, 'SELECT count(*) FROM owner_links WHERE issuer = $1 AND subject = $2', [issuer, subject])))
+    },
     // ---- catastrophe events and the run marker (backups and integrity checks are PostgreSQL's own: pg_dump, amcheck)
     async putCatastrophe (e) {
       return (await read(async (c) => await run(c, 'INSERT INTO catastrophes (id, status, severity, reported_at, record) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [e.id, e.status, e.severity, e.reportedAt, JSON.stringify(e)]))).rowCount === 1

@@ -27,5 +27,6 @@ export type {
   FileStore, FileRecord, FileQuery, FileUsage,
   UpdateStore, UpdateType, UpdateAckStatus, UpdateRecord, UpdateAckRecord, UpdateQuery,
   CatastropheStore, CatastropheRecord, CatastropheState, CatastropheQuery, BackupResult,
+  OwnerStore, OwnerLinkRecord,
 } from './types.ts'
 export { FILE_CHUNK_BYTES } from './types.ts'

@@ -3,6 +3,9 @@ import type { CatastropheStore, FileStore, HealthStore, UpdateStore } from './op
 
 // the operations slices (files, system updates, agent health, catastrophe events: docs/protocol.md §18–§21)
 export * from './ops-types.ts'
+// the owner-link slice (verified owners: docs/protocol.md §28)
+export * from './owner-types.ts'
+import type { OwnerStore } from './owner-types.ts'
 
 /** The durable truth of a relay. Every implementation passes @agentmesh/compliance-tests/store. */
 export interface AgentRecord {
@@ -660,4 +663,4 @@ export interface SettingsStore {
  */
 export interface Store extends
   StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore,
-  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, FileStore, UpdateStore, CatastropheStore, HealthStore {}
+  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, FileStore, UpdateStore, CatastropheStore, HealthStore, OwnerStore {}
