@@ -85,3 +85,5 @@ export {
 export type { MembershipStatement, MembershipOp, MembershipInit, VerifiedMembership, PinnedMembership } from './membership.ts'
 export { signAuditHead, verifyAuditHead, AUDIT_HEAD_SIGNING_PREFIX } from './audit-head.ts'
 export type { AuditHead } from './audit-head.ts'
+export { signOwnerLink, verifyOwnerLink, ownerLinkSigningBytes, OWNER_LINK_SIGNING_PREFIX } from './owner-link.ts'
+export type { OwnerLinkStatement } from './owner-link.ts'

@@ -112,6 +112,10 @@ export const ErrorCode = {
   // ---- operations: agent health and metrics (§21)
   InvalidMetric: 'AM_ERR_INVALID_METRIC',
   MetricsTooLarge: 'AM_ERR_METRICS_TOO_LARGE',
+  // ---- OpenID Connect sign-in and verified owners (§28)
+  OidcUnavailable: 'AM_ERR_OIDC_UNAVAILABLE',
+  OwnerLinkPending: 'AM_ERR_OWNER_LINK_PENDING',
+  OwnerLimit: 'AM_ERR_OWNER_LIMIT',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -254,6 +258,9 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.UnknownFile]: { status: 404, retryable: false },
   [ErrorCode.FileTooLarge]: { status: 413, retryable: false },
   [ErrorCode.FileQuota]: { status: 413, retryable: false },
+  [ErrorCode.OidcUnavailable]: { status: 503, retryable: false },
+  [ErrorCode.OwnerLinkPending]: { status: 409, retryable: true },
+  [ErrorCode.OwnerLimit]: { status: 409, retryable: false },
   [ErrorCode.BadEncoding]: { status: 400, retryable: false },
   [ErrorCode.ChecksumMismatch]: { status: 400, retryable: false },
   // ---- operations: system updates (§19)

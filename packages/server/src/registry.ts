@@ -17,7 +17,7 @@ import {
   AmidParams, CertificateBody, MAX_PQ_PREKEYS_PER_AGENT, MAX_PREKEYS_PER_AGENT, MAX_REGISTRY_BODY_BYTES, PrekeyBody, ProfileBody,
 } from '@agentmesh/protocol'
 import { isAmid, verifyPqOneTimePreKey, verifyRequest } from '@agentmesh/crypto'
-import type { AgentProfile, CertificateRecord, CrlRecord, Store, TrustTier } from '@agentmesh/store'
+import type { AgentProfile, CertificateRecord, CrlRecord, OwnerLinkRecord, Store, TrustTier } from '@agentmesh/store'
 import { MAX_CRL_BYTES, createTrust, type CertificateStatus } from './certificates.ts'
 import { answer, queryOf } from './rest.ts'
 
@@ -42,14 +42,17 @@ interface Certified { record: CertificateRecord, status: CertificateStatus }
  * The wire form of a profile (snake_case, like the protocol). The tier is the one the agent's
  * stored certificate chain gives now (`anonymous` without one): re-derived on every read.
  */
-export function profileJson (p: AgentProfile, cert?: Certified): Profile {
+export function profileJson (p: AgentProfile, cert?: Certified, owner?: OwnerLinkRecord): Profile {
+  // a verified owner link (§28) gives the verified tier; a certificate's organisation tier stays above it
+  const certTier = cert?.status.tier ?? 'anonymous'
   return {
     amid: p.amid,
     ...(p.displayName === undefined ? {} : { display_name: p.displayName }),
     capabilities: p.capabilities,
     ...(p.version === undefined ? {} : { version: p.version }),
     ...(p.contact === undefined ? {} : { contact: p.contact }),
-    tier: cert?.status.tier ?? 'anonymous',
+    tier: owner !== undefined && certTier === 'anonymous' ? 'verified' : certTier,
+    ...(owner === undefined ? {} : { owner: { issuer: owner.issuer, subject: owner.subject, ...(owner.name === undefined ? {} : { name: owner.name }), linked_at: owner.linkedAt } }),
     ...(cert?.status.organisation === undefined ? {} : { organisation: cert.status.organisation }),
     ...(cert === undefined ? {} : { cert_status: cert.status.state, cert_expires_at: cert.record.notAfter }),
     updated_at: p.updatedAt,
@@ -212,7 +215,7 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     }
     await store.upsertAgent({ amid, ...(profile.displayName === undefined ? {} : { name: profile.displayName }), seenAt: t })
     await store.putProfile(profile)
-    return answer(c, 'putAgent', profileJson(profile, await certified(amid, t)))
+    return answer(c, 'putAgent', profileJson(profile, await certified(amid, t), await store.getOwnerLink(amid)))
   })
 
   app.get('/api/v1/agents/:amid', async (c) => {
@@ -223,10 +226,10 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     const handle = await store.handleOf(amid)
     const withHandle = (j: Profile): Profile => handle === undefined ? j : { ...j, handle }
     const p = await store.getProfile(amid)
-    if (p !== undefined) return answer(c, 'getAgent', withHandle(profileJson(p, await certified(amid, t))))
+    if (p !== undefined) return answer(c, 'getAgent', withHandle(profileJson(p, await certified(amid, t), await store.getOwnerLink(amid))))
     const a = await store.getAgent(amid)
     if (a === undefined) throw new AgentMeshError(ErrorCode.NotFound, `no agent ${amid} is registered on this relay`)
-    return answer(c, 'getAgent', withHandle(profileJson({ amid, ...(a.name === undefined ? {} : { displayName: a.name }), capabilities: [], tier: 'anonymous', updatedAt: a.registeredAt }, await certified(amid, t))))
+    return answer(c, 'getAgent', withHandle(profileJson({ amid, ...(a.name === undefined ? {} : { displayName: a.name }), capabilities: [], tier: 'anonymous', updatedAt: a.registeredAt }, await certified(amid, t), await store.getOwnerLink(amid))))
   })
 
   app.get('/api/v1/agents', async (c) => {
@@ -238,7 +241,7 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
       limit,
     })
     const t = now()
-    return answer(c, 'searchAgents', { agents: await Promise.all(found.map(async p => profileJson(p, await certified(p.amid, t)))) })
+    return answer(c, 'searchAgents', { agents: await Promise.all(found.map(async p => profileJson(p, await certified(p.amid, t), await store.getOwnerLink(p.amid)))) })
   })
 
   app.put('/api/v1/agents/:amid/prekeys', async (c) => {
@@ -326,5 +329,11 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     return answer(c, 'listCrls', { crls: (await store.listCrls()).map(crlJson) })
   })
 
-  return { signed, tierOf: async (amid, t) => (await certified(amid, t))?.status.tier ?? 'anonymous' }
+  return {
+    signed,
+    tierOf: async (amid, t) => {
+      const tier = (await certified(amid, t))?.status.tier ?? 'anonymous'
+      return tier === 'anonymous' && await store.getOwnerLink(amid) !== undefined ? 'verified' : tier
+    },
+  }
 }

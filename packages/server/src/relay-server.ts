@@ -27,6 +27,8 @@ import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
+import { ownersFeature } from './features/owners.ts'
+import { OidcClient } from './oidc.ts'
 import { rateShareFeature } from './rate-share.ts'
 import { relayMetrics } from './ops/metrics.ts'
 import { READ_ONLY_BY_CHOICE, ReadOnlyMode, guardStore } from './ops/read-only.ts'
@@ -220,6 +222,13 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   // per-agent rate limits across the cluster: what an agent spends here is taken from the other nodes' buckets
   const rateShare = shared === undefined ? undefined : rateShareFeature({ backplane: shared, node, intervalMs: opts.clusterRateShareMs, log, limiters: () => ({ api: chatApi.gate().limiters.api, chat: chat.chatLimiter }) })
   metrics.counter('agentmesh_cluster_rate_shares_total', 'rate:spent messages this node told the others (told) and heard from them (heard): per-agent rate limits held across the cluster', () => [{ labels: { direction: 'told' }, value: rateShare?.told ?? 0 }, { labels: { direction: 'heard' }, value: rateShare?.heard ?? 0 }], ['direction'])
+  // OpenID Connect (§28): the provider's discovery is read when the owners feature starts
+  const oidc = opts.oidcIssuer === undefined || opts.oidcClientId === undefined
+    ? undefined
+    : new OidcClient({ issuer: opts.oidcIssuer, clientId: opts.oidcClientId, ...(opts.oidcClientSecret === undefined ? {} : { clientSecret: opts.oidcClientSecret }), now })
+  /** the relay's public URL: publicUrl, else the listening URL once it listens */
+  let listeningUrl = ''
+  const baseUrl = (): string => (opts.publicUrl ?? listeningUrl).replace(/\/+$/, '')
   const chatApi = chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads })
   const features: RelayFeature[] = [
     registry,
@@ -228,6 +237,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     tasksFeature(tasks),
     ...(rateShare === undefined ? [] : [rateShare]),
     ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly, soleNode: shared === undefined }),
+    // ---- verified owners: OpenID Connect owner links (issue 21, §28)
+    ownersFeature({ store, oidc, registry: () => registry.helpers(), relayAmid: () => chat.relayAmid, audit: async (a, action, target, detail) => { await chat.audit(a, action, target, detail) }, apiKey, baseUrl, now, log }),
     // ---- dashboard: the relay's console (issue 16)
     // ---- bridges: A2A (issue 18)
     // ---- wake-ups: wake webhooks, delivery receipts (issue 18)
@@ -393,6 +404,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   }
   const port = (server.address() as AddressInfo).port
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host
+  listeningUrl = `${tls === undefined ? 'http' : 'https'}://${hostForUrl}:${port}`
 
   return {
     url: `${tls === undefined ? 'http' : 'https'}://${hostForUrl}:${port}`,
