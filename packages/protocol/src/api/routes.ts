@@ -866,6 +866,52 @@ export const API_ROUTES = {
     security: anyPrincipal, query: H.DashboardQuery,
     responses: v1({ 200: ok('the fleet', H.HealthDashboard) }, dashboardErrors, noBody),
   },
+  // ---- verified owners (§28)
+  startOwnerLink: {
+    method: 'post', path: '/api/v1/agents/{amid}/owner/link', tags: ['owners'],
+    summary: 'Start linking a verified owner to the signing agent: answers the provider\'s authorization URL (PKCE, state, nonce) for the owner to sign in at; it expires after 10 minutes. A new start replaces the agent\'s earlier one.',
+    security: signed, params: S.AmidParams,
+    responses: { 201: ok('the link under way', S.OwnerLinkStarted), 400: notAmid, 401: unsigned, 403: err(`signed by another agent (${E.Forbidden})`), 503: err(`no OpenID Connect provider configured (${E.OidcUnavailable})`) },
+  },
+  ownerCallback: {
+    method: 'get', path: '/api/v1/owner/callback', tags: ['owners'],
+    summary: 'Where the provider sends the owner back (redirect URI): the relay checks state, PKCE, nonce and the id token, keeps the identity for the agent to confirm, and answers a page for the person (a refusal is the usual JSON error).',
+    responses: {
+      200: { description: 'signed in', schema: S.HtmlPage, contentType: 'text/html; charset=UTF-8' },
+      401: err(`refused: unknown or used state, the provider's error, a token that does not check out (${E.AuthFailed})`),
+      404: err(`the link expired (${E.NotFound})`),
+      503: err(`no OpenID Connect provider configured (${E.OidcUnavailable})`),
+    },
+  },
+  getOwnerLink: {
+    method: 'get', path: '/api/v1/agents/{amid}/owner/link/{id}', tags: ['owners'],
+    summary: 'Poll a link under way: waiting until the owner signed in, then verified with the identity the agent signs.',
+    security: signed, params: S.OwnerLinkParams,
+    responses: { 200: ok('the link under way', S.OwnerLinkState), 401: unsigned, 403: err(`signed by another agent (${E.Forbidden})`), 404: err(`unknown or expired (${E.NotFound})`) },
+  },
+  confirmOwnerLink: {
+    method: 'post', path: '/api/v1/agents/{amid}/owner/link/{id}/confirm', tags: ['owners'],
+    summary: 'The agent signs the statement {amid, issuer, subject, relay, ts} and the relay stores the link: the registry shows the owner and the agent\'s tier reads verified. Audited (owner.link).',
+    security: signed, params: S.OwnerLinkParams, body: S.OwnerLinkBody,
+    responses: {
+      200: ok('the stored link', S.OwnerLink),
+      400: err(`a statement not signed by the agent (${E.BadSignature}), naming another identity or relay, or a ts too far (${E.InvalidArgument})`),
+      401: unsigned, 403: err(`signed by another agent (${E.Forbidden})`), 404: err(`unknown or expired (${E.NotFound})`),
+      409: err(`the owner has not signed in yet (${E.OwnerLinkPending}); the owner links 100 agents already (${E.OwnerLimit})`),
+    },
+  },
+  getOwner: {
+    method: 'get', path: '/api/v1/agents/{amid}/owner', tags: ['owners'],
+    summary: 'The agent\'s verified owner, with the agent\'s signed statement (anyone may check it again).',
+    params: S.AmidParams,
+    responses: { 200: ok('the link', S.OwnerLink), 400: notAmid, 404: err(`no verified owner (${E.NotFound})`) },
+  },
+  deleteOwner: {
+    method: 'delete', path: '/api/v1/agents/{amid}/owner', tags: ['owners'],
+    summary: 'Unlink the agent\'s verified owner: by the agent (signed) or the operator (X-API-Key). The tier drops to what its certificate gives. Audited (owner.unlink).',
+    security: [{ agentSignature: [] }, { apiKey: [] }], params: S.AmidParams,
+    responses: { 200: ok('unlinked', S.OwnerUnlinked), 400: notAmid, 401: unsigned, 403: err(`signed by another agent (${E.Forbidden})`), 404: err(`no verified owner (${E.NotFound})`) },
+  },
   metrics: {
     method: 'get', path: '/metrics', tags: ['health'],
     summary: 'The relay\'s metrics for Prometheus (§21.5), in the text exposition format: connections, messages in and out, acks, inbox depths, store commit times, errors by code, health states, and what other features register. Read by the operator\'s X-API-Key, a master agent, or "Authorization: Bearer <token>" with the relay\'s metrics token (option metricsToken).',

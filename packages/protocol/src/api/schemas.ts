@@ -755,3 +755,42 @@ export const UpdateAdoption = Type.Object({
   belowRequired: Type.Optional(Type.Integer({ minimum: 0, description: 'agents whose last reported version is below requiredVersion (or unknown)' })),
 }, { additionalProperties: false })
 export type UpdateAdoption = Static<typeof UpdateAdoption>
+
+// ---------------------------------------------------------------- verified owners (§28)
+
+export const OwnerLinkParams = Type.Object({
+  amid: Type.String({ pattern: AMID_PATTERN, description: 'agent id' }),
+  id: Type.String({ minLength: 1, maxLength: 64, description: 'the link under way, as POST …/owner/link answered it' }),
+})
+export const OwnerLinkStarted = Type.Object({
+  link_id: Type.String({ description: 'names this link under way (poll and confirm with it)' }),
+  authorization_url: Type.String({ description: 'where the owner signs in at the provider (PKCE S256, state, nonce)' }),
+  expires_at: ms(),
+}, { $id: 'OwnerLinkStarted' })
+export const OwnerLinkState = Type.Object({
+  status: Type.Union([Type.Literal('waiting'), Type.Literal('verified')], { description: 'waiting: the owner has not signed in yet' }),
+  issuer: Type.Optional(Type.String()),
+  subject: Type.Optional(Type.String()),
+  name: Type.Optional(Type.String({ description: 'as the provider gave it (untrusted text)' })),
+  relay: Type.Optional(Type.String({ description: 'the relay\'s AMID, for the statement' })),
+  expires_at: ms(),
+}, { $id: 'OwnerLinkState' })
+export const OwnerLinkBody = Type.Object({
+  issuer: Type.String({ maxLength: 2048 }),
+  subject: Type.String({ maxLength: 1024 }),
+  relay: Type.String({ maxLength: 128 }),
+  ts: Type.Integer({ description: 'ms since the Unix epoch, within 5 minutes of the relay\'s clock' }),
+  sig: Type.String({ maxLength: 200, description: 'base64url Ed25519 of the agent over "agentmesh/owner-link\\n" + JCS({amid, issuer, subject, relay, ts})' }),
+}, { $id: 'OwnerLinkBody' })
+export const OwnerLink = Type.Object({
+  amid: Type.String(),
+  issuer: Type.String(),
+  subject: Type.String(),
+  name: Type.Optional(Type.String({ description: 'as the provider gave it (untrusted text)' })),
+  relay: Type.String(),
+  ts: ms(),
+  sig: Type.String(),
+  linked_at: ms(),
+}, { $id: 'OwnerLink' })
+export const OwnerUnlinked = Type.Object({ amid: Type.String(), unlinked: Type.Literal(true) })
+export const HtmlPage = Type.String({ description: 'an HTML page for the person in the browser' })

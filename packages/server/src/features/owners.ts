@@ -109,17 +109,11 @@ export function ownersFeature (c: OwnersInit): RelayFeature {
 
       app.get(OWNER_CALLBACK_PATH, async (ctx) => {
         const { flow } = enabled()
-        try {
-          const { identity, data } = await flow.finish(new URL(ctx.req.url))
-          const p = links.get(data.linkId)
-          if (p === undefined || p.expiresAt <= c.now()) throw new AgentMeshError(ErrorCode.NotFound, 'this owner link expired: start again with `agentmesh owner link`')
-          p.identity = identity
-          return ctx.html(page('Signed in', `The relay saw you as ${identity.name ?? identity.subject} at ${identity.issuer}. Go back to your terminal: the agent ${p.amid} signs the link to finish.`))
-        } catch (err) {
-          const e = err instanceof AgentMeshError ? err : new AgentMeshError(ErrorCode.Internal, 'the sign-in could not be finished')
-          c.log.info({ code: e.code }, 'owner link callback refused')
-          return ctx.html(page('Sign-in refused', `${e.code}: ${e.message}`), e.code === ErrorCode.NotFound ? 404 : 400)
-        }
+        const { identity, data } = await flow.finish(new URL(ctx.req.url))
+        const p = links.get(data.linkId)
+        if (p === undefined || p.expiresAt <= c.now()) throw new AgentMeshError(ErrorCode.NotFound, 'this owner link expired: start again with `agentmesh owner link`')
+        p.identity = identity
+        return ctx.html(page('Signed in', `The relay saw you as ${identity.name ?? identity.subject} at ${identity.issuer}. Go back to your terminal: the agent ${p.amid} signs the link to finish.`))
       })
 
       app.get('/api/v1/agents/:amid/owner/link/:id', async (ctx) => {
