@@ -18,6 +18,7 @@ import { sentCommand } from './commands/sent.ts'
 import { fileCommands } from './commands/files.ts'
 import { updateCommands } from './commands/updates.ts'
 import { healthCommand } from './commands/health.ts'
+import { ownerCommands } from './commands/owner.ts'
 import { catastropheCommands } from './commands/catastrophe.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
@@ -63,6 +64,8 @@ export function buildProgram (io: CliIo = processIo()): Command {
   catastropheCommands(program, io)
   // ---- operations: agent health and metrics (§21)
   healthCommand(program, io)
+  // ---- verified owners: OpenID Connect owner links (issue 21, §28)
+  ownerCommands(program, io)
   // ---- dashboard: the owner's console (issue 16)
   // ---- bridges: MCP server (issue 18)
   // ---- bridges: A2A (issue 18)

@@ -50,6 +50,8 @@ export type { Knocks, HeldKnock, SafetyEvent, MessageProvenance, BlockedPeer } f
 export { registryRequest, REGISTRY_TIMEOUT_MS } from './registry.ts'
 export type { RegistryRequest } from './registry.ts'
 export { apiRequest, httpRequest, restCall, DEFAULT_API_TIMEOUT_MS } from './api.ts'
+export { linkOwner, ownerOf, unlinkOwner, OWNER_POLL_MS, OWNER_LINK_TIMEOUT_MS } from './owner.ts'
+export type { LinkOwnerOptions, OwnerLink } from './owner.ts'
 export type { ApiRequestInit, RequestSigner, RestRequest } from './api.ts'
 export type { ClientState, OutboxEntry } from './state.ts'
 export type { Connection, ConnectOptions, LinkStatus, Message, SendOptions, SendResult, Status } from './types.ts'
