@@ -4,7 +4,7 @@ import { api, type Session } from '../api.ts'
 import { Badge, Dot, Empty, ErrorLine, ago, html, text, time, who } from '../html.ts'
 import { useLiveReload } from '../live.ts'
 
-interface Row { amid: string, handle?: string, status: string, lastHeartbeatAt: number | null, version?: string, presence?: string, role?: string }
+interface Row { amid: string, handle?: string, status: string, lastHeartbeatAt: number | null, version?: string, presence?: string, role?: string, tier?: string }
 
 export function FleetTab (_: { session: Session }): any {
   const [rows, setRows] = useState<Row[] | undefined>(undefined)
@@ -15,15 +15,23 @@ export function FleetTab (_: { session: Session }): any {
   const [selected, setSelected] = useState<string | undefined>(undefined)
   const load = async (): Promise<void> => {
     try {
-      const [dash, pres, roles] = await Promise.all([
+      const [dash, pres, roles, reg] = await Promise.all([
         api<any>('api/v1/health/dashboard?limit=200'),
         api<any>('api/v1/presence?limit=200').catch(() => ({ agents: [] })),
         api<any>('api/v1/roles').catch(() => ({ roles: [] })),
+        api<any>('api/v1/agents?limit=100').catch(() => ({ agents: [] })),
       ])
       const presence = new Map<string, string>((pres.agents ?? []).map((a: any) => [a.amid, a.status]))
       const role = new Map<string, string>((roles.roles ?? []).map((r: any) => [r.amid, r.role]))
+      const profiles = new Map<string, any>((reg.agents ?? []).map((a: any) => [a.amid, a]))
       setSummary(dash)
-      setRows((dash.agentList ?? []).map((a: any) => ({ ...a, presence: presence.get(a.amid) ?? 'offline', role: role.get(a.amid) ?? roles.default ?? 'worker' })))
+      setRows((dash.agentList ?? []).map((a: any) => ({
+        ...a,
+        version: a.version ?? profiles.get(a.amid)?.version,
+        tier: profiles.get(a.amid)?.tier,
+        presence: presence.get(a.amid) ?? 'offline',
+        role: role.get(a.amid) ?? roles.default ?? 'worker',
+      })))
       setError(undefined)
     } catch (err) { setError(err); setRows(r => r ?? []) }
   }
@@ -31,7 +39,7 @@ export function FleetTab (_: { session: Session }): any {
   useLiveReload(e => e.type === 'presence' || e.type === 'agent_health_change' || (e.type === 'audit' && /^(role|handle|health)\./.test(String(e.data.action))), () => { void load() }, 500)
   if (selected !== undefined) return html`<${AgentPage} amid=${selected} onBack=${() => { setSelected(undefined) }} />`
   const q = query.trim().toLowerCase()
-  const shown = (rows ?? []).filter(r => (filter === 'all' || r.status === filter || r.presence === filter || r.role === filter) &&
+  const shown = (rows ?? []).filter(r => (filter === 'all' || r.status === filter || r.presence === filter || r.role === filter || r.tier === filter) &&
     (q === '' || r.amid.toLowerCase().includes(q) || (r.handle ?? '').toLowerCase().includes(q) || (r.version ?? '').toLowerCase().includes(q)))
   return html`<div class="page">
     <div class="cards">
@@ -48,11 +56,12 @@ export function FleetTab (_: { session: Session }): any {
     <${ErrorLine} error=${error} />
     ${rows !== undefined && rows.length === 0 ? html`<${Empty} title="No agents yet" hint="Agents appear here once they connect: agentmesh init, then agentmesh listen." />` : null}
     ${shown.length > 0 ? html`<div class="table-wrap"><table class="table">
-      <thead><tr><th>Agent</th><th>AMID</th><th>Role</th><th>Presence</th><th>Health</th><th>Version</th><th>Last heartbeat</th></tr></thead>
+      <thead><tr><th>Agent</th><th>AMID</th><th>Role</th><th>Tier</th><th>Presence</th><th>Health</th><th>Version</th><th>Last heartbeat</th></tr></thead>
       <tbody>${shown.map(r => html`<tr data-amid=${r.amid}>
         <td><button class="link" onClick=${() => { setSelected(r.amid) }}>${who(r.amid, r.handle)}</button></td>
         <td><code title=${r.amid}>${r.amid.slice(0, 14)}…</code></td>
         <td>${r.role}</td>
+        <td>${text(r.tier ?? '—', 30)}</td>
         <td><${Dot} status=${r.presence ?? 'offline'} /> ${r.presence}</td>
         <td><${Badge} kind=${r.status} /></td>
         <td>${text(r.version ?? '—', 40)}</td>

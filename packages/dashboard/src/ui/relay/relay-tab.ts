@@ -27,7 +27,7 @@ export function RelayTab (_: { session: Session }): any {
       ${charts.map(([k, label]) => html`<section class="panel chart"><h2>${label}</h2>
         <p class="big">${s.length === 0 ? '—' : s[s.length - 1][k]}</p>
         <${Spark} values=${s.map(x => Number(x[k]) || 0)} label=${label} />
-        <p class="muted small">last ${Math.round((s.length * (series?.intervalMs ?? 5000)) / 60000)} min, every ${Math.round((series?.intervalMs ?? 5000) / 1000)} s</p></section>`)}
+        <p class="muted small">${span(s.length * (series?.intervalMs ?? 5000))}, a sample every ${Math.round((series?.intervalMs ?? 5000) / 1000)} s</p></section>`)}
     </div>
     <div class="grid2">
       <section class="panel"><h2>This relay</h2>${info === undefined ? html`<p class="muted">…</p>` : html`<dl class="kv">
@@ -37,9 +37,13 @@ export function RelayTab (_: { session: Session }): any {
         <dt>Live consoles</dt><dd>${series?.console?.sessions ?? '—'}</dd></dl>`}</section>
       <section class="panel"><h2>Settings and rate limits</h2>${settings === undefined ? html`<p class="muted">Only the operator and masters read the settings.</p>` : html`<dl class="kv">
         <dt>Idle after</dt><dd>${Math.round(settings.presence_idle_ms / 1000)} s</dd><dt>Task deadline</dt><dd>${settings.task_default_deadline_s} s</dd>
-        ${Object.entries(settings.rate_limits ?? {}).map(([k, v]: [string, any]) => html`<dt>${k}</dt><dd>${v.perMinute ?? v.per_minute ?? '?'} / min, burst ${v.burst ?? '?'}</dd>`)}</dl>`}
+        ${Object.entries(settings.rate_limits ?? {}).map(([k, v]: [string, any]) => html`<dt>${k.replace(/_/g, ' ')}</dt><dd>${typeof v === 'object' && v !== null ? `${v.perMinute ?? v.per_minute ?? '?'} / min, burst ${v.burst ?? '?'}` : text(v, 20)}</dd>`)}</dl>`}
         ${info?.limits === undefined ? null : html`<h3>Limits</h3><dl class="kv">${Object.entries(info.limits).slice(0, 14).map(([k, v]) => html`<dt>${k}</dt><dd>${text(v, 40)}</dd>`)}</dl>`}
       </section>
     </div>
   </div>`
+}
+
+function span (ms: number): string {
+  return ms < 60_000 ? `the last ${Math.round(ms / 1000)} s` : `the last ${Math.round(ms / 60_000)} min`
 }
