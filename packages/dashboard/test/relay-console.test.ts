@@ -14,6 +14,10 @@ import { chat, connect, memoryState, tasks, updates, type Connection } from '@ag
 import { startRelay } from '@agentmesh/testing'
 import { browserMissing, ensureDashboardBuilt, launchBrowser, screenshot } from './browser.ts'
 
+// what the page's functions (page.evaluate, waitForFunction) use: they run in the browser
+declare const document: { cookie: string, querySelector (s: string): { textContent: string | null } | null, querySelectorAll (s: string): { length: number } }
+declare const window: Record<string, unknown>
+
 const KEY = 'console-test-operator-key-0123456789'
 const WAIT = { timeout: 10_000 }
 const missing = browserMissing()
