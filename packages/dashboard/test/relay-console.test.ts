@@ -19,7 +19,7 @@ declare const document: { cookie: string, querySelector (s: string): { textConte
 declare const window: Record<string, unknown>
 
 const KEY = 'console-test-operator-key-0123456789'
-const WAIT = { timeout: 10_000 }
+const WAIT = { timeout: 20_000 }
 const missing = browserMissing()
 
 describe('relay console (browser)', { skip: missing }, () => {
