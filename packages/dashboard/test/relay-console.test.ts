@@ -103,6 +103,21 @@ describe('relay console (browser)', { skip: missing }, () => {
     await screenshot(page, 'chat')
   })
 
+  it('console - a private room shows as metadata: its messages are sealed, their text never reaches the page', async () => {
+    const [alice, bob] = [conns[0]!, conns[1]!]
+    // stored as the members' sender-key ciphertext (e2ee.group): the SDK's tests show members read it
+    await chat(alice).createRoom({ id: 'secret', kind: 'private' })
+    await chat(alice).invite('secret', ids.bob!.amid)
+    await chat(bob).join('secret')
+    await chat(alice).say('secret', 'the relay cannot read this')
+    await page.reload()
+    await page.click('a[data-room=secret]', WAIT)
+    await page.waitForSelector('.event.sealed', WAIT)
+    assert.match(await page.innerText('.timeline'), /end-to-end encrypted: the relay cannot read it/)
+    assert.ok(!(await page.content()).includes('the relay cannot read this'))
+    await page.click('a[data-room=alpha]')
+  })
+
   it('console - presence turns online and offline as an agent connects and disconnects', async () => {
     const carol = await open('carol')
     await chat(carol).setHandle('carol')
