@@ -173,12 +173,16 @@ describe('relay console (browser)', { skip: missing }, () => {
     await screenshot(page, 'relay')
   })
 
-  it('console - works at phone width and signs out', async () => {
+  it('console - works at phone width and in dark mode, and signs out', async () => {
     await page.setViewportSize({ width: 390, height: 844 })
     await tab('chat')
     await page.click('a[data-room=alpha]')
     await page.waitForSelector('.msg .body >> text=hi operator, alice here', WAIT)
     await screenshot(page, 'phone')
+    await page.emulateMedia({ colorScheme: 'dark' })
+    await page.setViewportSize({ width: 1280, height: 800 })
+    await screenshot(page, 'dark')
+    await page.emulateMedia({ colorScheme: 'light' })
     await page.setViewportSize({ width: 1280, height: 800 })
     await page.click('text=Sign out')
     await page.waitForSelector('#signin-key', WAIT)
