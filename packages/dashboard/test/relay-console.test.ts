@@ -90,6 +90,16 @@ describe('relay console (browser)', { skip: missing }, () => {
     await page.waitForSelector('.msg .body >> text=hi operator, alice here', WAIT)
     const bodies = await page.$$eval('.timeline .msg .body', els => els.map(e => e.textContent))
     assert.deepEqual(bodies.slice(-2), ['hello agents, from the console', 'hi operator, alice here'])
+    // typing, told live
+    await chat(alice).typing('alpha')
+    await page.waitForSelector('.typing >> text=@alice is typing…', WAIT)
+    // the operator sets the topic from the console: the header and the timeline's notice show it
+    await page.click('.room-tools >> text=Topic')
+    await page.fill('#room-tool', 'launch day')
+    await page.click('.room-tools button[type=submit]')
+    await page.waitForSelector('.topic >> text=launch day', WAIT)
+    await page.waitForSelector('.event.notice >> text=topic: launch day', WAIT)
+    assert.equal((await chat(bob).room('alpha')).topic, 'launch day')
   })
 
   it('console - markup an agent wrote is shown as text and does not run', async () => {
@@ -150,6 +160,11 @@ describe('relay console (browser)', { skip: missing }, () => {
     await page.waitForFunction((s) => document.querySelector(s)?.textContent === '1', completed, WAIT)
     await updates(conns[1]!).acknowledge(updateId, 'accepted')
     await page.waitForFunction((s) => document.querySelector(s)?.textContent === '1', `[data-update="${updateId}"] [data-count=accepted] b`, WAIT)
+    // a catastrophe event appears with its status and its recovery protocol's steps
+    await operator('/api/v1/catastrophe', { eventType: 'network_partition', severity: 'major', title: 'eu-west unreachable' })
+    await page.waitForSelector('.cat >> text=eu-west unreachable', WAIT)
+    await page.click('.cat summary')
+    assert.ok((await page.$$('.cat ol li')).length >= 2, 'the protocol\'s steps')
     await screenshot(page, 'ops')
   })
 
@@ -161,6 +176,11 @@ describe('relay console (browser)', { skip: missing }, () => {
     await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1, undefined, WAIT)
     await page.fill('#fleet-search', '')
     await screenshot(page, 'fleet')
+    // an agent's page: profile (tier), reputation, health history
+    await page.click(`tr[data-amid="${ids.alice!.amid}"] button.link`)
+    await page.waitForSelector('.agent-page h2 >> text=Reputation', WAIT)
+    assert.match(await page.innerText('.agent-page'), /Tier\s+anonymous/)
+    await page.click('text=← All agents')
     await tab('audit')
     await page.waitForSelector('table.audit tbody tr', WAIT)
     await page.click('#verify-chain')
