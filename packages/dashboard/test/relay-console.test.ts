@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core'
 import type { Relay } from '@agentmesh/server'
 import { createIdentity, type Identity } from '@agentmesh/crypto'
 import { chat, connect, memoryState, tasks, updates, type Connection } from '@agentmesh/client'
-import { startRelay } from '@agentmesh/testing'
+import { cli, startRelay, tempDir } from '@agentmesh/testing'
 import { browserMissing, ensureDashboardBuilt, launchBrowser, screenshot } from './browser.ts'
 
 // what the page's functions (page.evaluate, waitForFunction) use: they run in the browser
@@ -90,6 +90,19 @@ describe('relay console (browser)', { skip: missing }, () => {
     await page.waitForSelector('.msg .body >> text=hi operator, alice here', WAIT)
     const bodies = await page.$$eval('.timeline .msg .body', els => els.map(e => e.textContent))
     assert.deepEqual(bodies.slice(-2), ['hello agents, from the console', 'hi operator, alice here'])
+    // a message sent from the CLI (`agentmesh chat --room alpha --msg …`) appears without reload too
+    const home = tempDir()
+    try {
+      const init = await cli(['init', '--name', 'dave'], { home: home.path, server: relay.url })
+      assert.equal(init.code, 0, init.stderr)
+      const join = await cli(['room', 'join', 'alpha'], { home: home.path, server: relay.url })
+      assert.equal(join.code, 0, join.stderr)
+      const said = await cli(['chat', '--room', 'alpha', '--msg', 'dave here, from the CLI'], { home: home.path, server: relay.url })
+      assert.equal(said.code, 0, said.stderr)
+      await page.waitForSelector('.msg .body >> text=dave here, from the CLI', WAIT)
+    } finally {
+      home.cleanup()
+    }
     // typing, told live
     await chat(alice).typing('alpha')
     await page.waitForSelector('.typing >> text=@alice is typing…', WAIT)
