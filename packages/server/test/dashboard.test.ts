@@ -6,11 +6,13 @@
  */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync, rmSync } from 'node:fs'
+import { request as httpsRequest } from 'node:https'
 import WebSocket from 'ws'
 import { ErrorCode } from '@agentmesh/protocol'
 import { createIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
 import { connect, memoryState, type Connection } from '@agentmesh/client'
-import { startRelay } from '@agentmesh/testing'
+import { makeTestCa, startRelay } from '@agentmesh/testing'
 import { buildDashboard } from '../../dashboard/build.mjs'
 import { dashboardBuilt } from '@agentmesh/dashboard'
 import type { Relay } from '../src/relay-server.ts'
@@ -223,5 +225,30 @@ describe('dashboard - the relay console', async () => {
     assert.equal((await call(relay, 'POST', '/dashboard/api/signin', { body: { key: KEY } })).status, 429)
     const audit = await call(relay, 'GET', '/api/v1/audit?action=console.signin_refused', { headers: { 'x-api-key': KEY } })
     assert.ok(audit.body.entries.length >= 1)
+  })
+})
+
+describe('dashboard - over the relay\'s TLS', () => {
+  it('dashboard - the session cookie is Secure when the console is served over https', async () => {
+    const ca = makeTestCa()
+    const { certFile, keyFile } = ca.issue('relay')
+    const relay = await startRelay({ apiKey: KEY, host: '127.0.0.1', tlsCert: certFile, tlsKey: keyFile })
+    try {
+      assert.match(relay.url, /^https:/)
+      const body = JSON.stringify({ key: KEY })
+      const res = await new Promise<{ status: number, cookie: string }>((resolve, reject) => {
+        const req = httpsRequest(relay.url + '/dashboard/api/signin', { method: 'POST', ca: readFileSync(ca.caFile), headers: { 'content-type': 'application/json', origin: relay.url, 'content-length': Buffer.byteLength(body) } }, (r) => {
+          r.resume()
+          r.on('end', () => { resolve({ status: r.statusCode ?? 0, cookie: String(r.headers['set-cookie'] ?? '') }) })
+        })
+        req.on('error', reject)
+        req.end(body)
+      })
+      assert.equal(res.status, 200)
+      assert.match(res.cookie, /HttpOnly; SameSite=Strict; Max-Age=28800; Secure$/)
+    } finally {
+      await relay.close()
+      rmSync(ca.dir, { recursive: true, force: true })
+    }
   })
 })
