@@ -112,6 +112,8 @@ export const ErrorCode = {
   // ---- operations: agent health and metrics (§21)
   InvalidMetric: 'AM_ERR_INVALID_METRIC',
   MetricsTooLarge: 'AM_ERR_METRICS_TOO_LARGE',
+  // ---- dashboard: the web console (§22)
+  CsrfRejected: 'AM_ERR_CSRF',
   // ---- OpenID Connect sign-in and verified owners (§28)
   OidcUnavailable: 'AM_ERR_OIDC_UNAVAILABLE',
   OwnerLinkPending: 'AM_ERR_OWNER_LINK_PENDING',
@@ -275,6 +277,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   // ---- operations: agent health and metrics (§21)
   [ErrorCode.InvalidMetric]: { status: 400, retryable: false },
   [ErrorCode.MetricsTooLarge]: { status: 413, retryable: false },
+  [ErrorCode.CsrfRejected]: { status: 403, retryable: false },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */
