@@ -255,7 +255,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     // ---- verified owners: OpenID Connect owner links (issue 21, §28)
     ownersFeature({ store, oidc, registry: () => registry.helpers(), relayAmid: () => chat.relayAmid, audit: async (a, action, target, detail) => { await chat.audit(a, action, target, detail) }, apiKey, baseUrl, now, log }),
     // ---- dashboard: the relay's console (issue 16)
-    dashboardFeature({ ...featureComponents, chat, stats: () => core.stats(), relayId, taps: outletTaps }),
+    dashboardFeature({ ...featureComponents, chat, stats: () => core.stats(), relayId, taps: outletTaps, ...(oidc === undefined ? {} : { oidc, baseUrl }) }),
     // ---- bridges: A2A (issue 18)
     // ---- wake-ups: wake webhooks, delivery receipts (issue 18)
     ...(components.features ?? []).map(f => f(featureComponents)),

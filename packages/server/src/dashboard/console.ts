@@ -21,6 +21,8 @@ import { errorResponse } from '../http.ts'
 import { ConsoleSessions, sameOrigin, secretEquals, sessionCookie, type ConsolePrincipal, type ConsoleSession } from './sessions.ts'
 import { ConsoleEvents, type OutletTap } from './events.ts'
 import { RelaySeries } from './series.ts'
+import type { OidcClient } from '../oidc.ts'
+import { CONSOLE_OIDC_CALLBACK, oidcSignIn } from './oidc-signin.ts'
 
 export { DEFAULT_CONSOLE_SESSION_MS } from './sessions.ts'
 export type { OutletTap } from './events.ts'
@@ -41,6 +43,10 @@ export interface DashboardInit extends FeatureComponents {
   taps: Set<(t: OutletTap) => void>
   /** @default DEFAULT_CONSOLE_SESSION_MS */
   sessionMs?: number
+  /** the relay's OpenID Connect provider (§28.3): sign-in with it besides the key and tokens */
+  oidc?: OidcClient
+  /** the relay's public URL (the provider's redirect URI is made from it) */
+  baseUrl?: () => string
 }
 
 export interface DashboardFeature extends RelayFeature {
@@ -58,6 +64,9 @@ export function dashboardFeature (init: DashboardInit): DashboardFeature {
   const series = new RelaySeries({ stats: init.stats, store: init.store, now })
   const live = new ConsoleEvents({ events: init.events, taps: init.taps, chat, sessions, log, now })
   const apiKey = init.options.apiKey
+  const withOidc = init.oidc === undefined || init.baseUrl === undefined
+    ? undefined
+    : oidcSignIn({ oidc: init.oidc, roles: init.options.oidcRoles, store: init.store, relayId: init.relayId, relay: chat.relay, apiKey, baseUrl: init.baseUrl, now, audience: AUDIENCE, ttlMs: sessions.ttlMs })
 
   /** the cookie is Secure when the console is reached over TLS (`serve --tls-cert`, or a proxy that says so) */
   const secure = (c: Context): boolean => c.req.header('x-forwarded-proto') === 'https' || c.req.url.startsWith('https:') ||
@@ -156,6 +165,41 @@ export function dashboardFeature (init: DashboardInit): DashboardFeature {
     return res
   }
 
+  /** GET /dashboard/api/oidc/start: to the provider (rate limited as sign-ins are) */
+  async function oidcStart (c: Context): Promise<Response> {
+    if (withOidc === undefined) throw new AgentMeshError(ErrorCode.OidcUnavailable, 'this relay has no OpenID Connect provider: sign in with the operator key or an agent token')
+    const ip = remoteOf(c)
+    const r = signinLimiter.take(ip)
+    if (!r.ok) {
+      await audit('console', 'console.signin_refused', { ip, via: 'oidc', reason: ErrorCode.RateLimited })
+      throw new AgentMeshError(ErrorCode.RateLimited, `too many sign-in attempts from this address: try again in ${r.retryAfterS} s`, { retryAfterS: r.retryAfterS })
+    }
+    return await withOidc.start(c, secure(c))
+  }
+
+  /** GET /dashboard/api/oidc/callback: a console session for a mapped person; an unmapped one refused and audited */
+  async function oidcCallback (c: Context): Promise<Response> {
+    if (withOidc === undefined) throw new AgentMeshError(ErrorCode.OidcUnavailable, 'this relay has no OpenID Connect provider: sign in with the operator key or an agent token')
+    const ip = remoteOf(c)
+    let done: Awaited<ReturnType<typeof withOidc.finish>>
+    try {
+      done = await withOidc.finish(c)
+    } catch (err) {
+      if (err instanceof AgentMeshError) {
+        const id = (err as { identity?: { issuer: string, subject: string } }).identity
+        await audit('console', 'console.signin_refused', { ip, via: 'oidc', reason: err.code, ...(id === undefined ? {} : { issuer: id.issuer, subject: id.subject }) })
+      }
+      throw err
+    }
+    const expiresAt = now() + sessions.ttlMs
+    const { id } = sessions.open(done.principal, done.credential, expiresAt)
+    await audit(done.principal.kind === 'operator' ? 'operator' : done.principal.amid, 'console.signin', { ip, via: 'oidc', issuer: done.identity.issuer, subject: done.identity.subject, role: done.principal.kind === 'operator' ? 'operator' : 'warden' })
+    const res = c.redirect('/dashboard/', 303)
+    res.headers.append('Set-Cookie', sessionCookie(id, (expiresAt - now()) / 1000, secure(c)))
+    res.headers.append('Set-Cookie', `am_oidc=; Path=/dashboard/api/oidc; HttpOnly; SameSite=Lax; Max-Age=0${secure(c) ? '; Secure' : ''}`)
+    return res
+  }
+
   /** the REST API v1 route the console asked for, called in process with the session's credential */
   async function proxy (c: Context, app: Hono): Promise<Response> {
     const { session: s } = session(c)
@@ -179,6 +223,10 @@ export function dashboardFeature (init: DashboardInit): DashboardFeature {
       app.get('/dashboard', (c) => withHeaders(c.redirect('/dashboard/', 301)))
       app.get('/dashboard/api/session', handle((c) => c.json(sessionJson(session(c).session))))
       app.post('/dashboard/api/signin', handle(signIn))
+      // ---- OpenID Connect sign-in (issue 21, §28.3)
+      app.get('/dashboard/api/oidc', handle((c) => c.json({ enabled: withOidc !== undefined, ...(init.oidc === undefined ? {} : { issuer: init.oidc.issuer }) })))
+      app.get('/dashboard/api/oidc/start', handle(oidcStart))
+      app.get(CONSOLE_OIDC_CALLBACK, handle(oidcCallback))
       app.post('/dashboard/api/signout', handle(async (c) => {
         const s = session(c)
         checkWrite(c, s.session)

@@ -15,9 +15,12 @@ export const MAX_CONSOLE_SESSIONS = 1000
 /** The session cookie's name. */
 export const CONSOLE_COOKIE = 'am_console'
 
+/** The person an OpenID Connect provider vouched for, when the session was opened through it (§28.3). */
+export interface ConsolePerson { issuer: string, subject: string, name?: string }
+
 export type ConsolePrincipal =
-  | { kind: 'operator', role: 'master' }
-  | { kind: 'agent', amid: string, role: AgentRole, handle?: string }
+  | { kind: 'operator', role: 'master', person?: ConsolePerson }
+  | { kind: 'agent', amid: string, role: AgentRole, handle?: string, person?: ConsolePerson }
 
 export interface ConsoleSession {
   principal: ConsolePrincipal
