@@ -56,12 +56,13 @@ export const portOf = (s: Server): number => (s.address() as AddressInfo).port
  * provider's form and consents; answers the first answer that is not a redirect nor one of the
  * provider's forms (the relay's callback page), or the redirect `stopAt` matches, unfollowed.
  */
-export async function signInAt (url: string, login: string, o: { stopAt?: (location: URL) => boolean, maxSteps?: number } = {}): Promise<{ status: number, url: string, body: string }> {
+export async function signInAt (url: string, login: string, o: { stopAt?: (location: URL) => boolean, maxSteps?: number } = {}): Promise<{ status: number, url: string, body: string, cookie: (host: string) => string }> {
   const jar = new Map<string, string>()
+  const cookieOf = (host: string): string => [...jar].filter(([k]) => k.startsWith(`${host}|`)).map(([k, v]) => `${k.slice(host.length + 1)}=${v}`).join('; ')
   let next: { url: string, method: 'GET' | 'POST', form?: URLSearchParams } = { url, method: 'GET' }
   for (let step = 0; step < (o.maxSteps ?? 20); step++) {
     const host = new URL(next.url).host
-    const cookie = [...jar].filter(([k]) => k.startsWith(`${host}|`)).map(([k, v]) => `${k.slice(host.length + 1)}=${v}`).join('; ')
+    const cookie = cookieOf(host)
     const res = await fetch(next.url, {
       method: next.method,
       redirect: 'manual',
@@ -76,7 +77,7 @@ export async function signInAt (url: string, login: string, o: { stopAt?: (locat
     const location = res.headers.get('location')
     if (res.status >= 300 && res.status < 400 && location !== null) {
       const to = new URL(location, next.url)
-      if (o.stopAt?.(to) === true) return { status: res.status, url: to.href, body: '' }
+      if (o.stopAt?.(to) === true) return { status: res.status, url: to.href, body: '', cookie: cookieOf }
       next = { url: to.href, method: 'GET' }
       continue
     }
@@ -90,7 +91,7 @@ export async function signInAt (url: string, login: string, o: { stopAt?: (locat
       next = { url: new URL(action, next.url).href, method: 'POST', form: new URLSearchParams({ prompt: 'consent' }) }
       continue
     }
-    return { status: res.status, url: next.url, body }
+    return { status: res.status, url: next.url, body, cookie: cookieOf }
   }
   throw new Error(`signInAt: more than ${o.maxSteps ?? 20} steps`)
 }

@@ -29,6 +29,8 @@ export type { OutletTap } from './events.ts'
 
 /** Sign-in attempts per IP (§22.2): a burst of 5, then 10 a minute. */
 export const CONSOLE_SIGNIN_LIMIT = { perMinute: 10, burst: 5 }
+/** Sign-ins started with the OpenID Connect provider per IP (§28.3): a burst of 10, then 20 a minute. */
+export const CONSOLE_OIDC_START_LIMIT = { perMinute: 20, burst: 10 }
 /** A console API body at most (a chat message, a topic, a room). */
 export const MAX_CONSOLE_BODY_BYTES = 64 * 1024
 const AUDIENCE = 'agentmesh/api/v1'
@@ -61,6 +63,7 @@ export function dashboardFeature (init: DashboardInit): DashboardFeature {
   const log = init.logger
   const sessions = new ConsoleSessions(now, init.sessionMs)
   const signinLimiter = new RateLimiter(CONSOLE_SIGNIN_LIMIT, now)
+  const oidcLimiter = new RateLimiter(CONSOLE_OIDC_START_LIMIT, now)
   const series = new RelaySeries({ stats: init.stats, store: init.store, now })
   const live = new ConsoleEvents({ events: init.events, taps: init.taps, chat, sessions, log, now })
   const apiKey = init.options.apiKey
@@ -169,7 +172,7 @@ export function dashboardFeature (init: DashboardInit): DashboardFeature {
   async function oidcStart (c: Context): Promise<Response> {
     if (withOidc === undefined) throw new AgentMeshError(ErrorCode.OidcUnavailable, 'this relay has no OpenID Connect provider: sign in with the operator key or an agent token')
     const ip = remoteOf(c)
-    const r = signinLimiter.take(ip)
+    const r = oidcLimiter.take(ip)
     if (!r.ok) {
       await audit('console', 'console.signin_refused', { ip, via: 'oidc', reason: ErrorCode.RateLimited })
       throw new AgentMeshError(ErrorCode.RateLimited, `too many sign-in attempts from this address: try again in ${r.retryAfterS} s`, { retryAfterS: r.retryAfterS })
