@@ -1,5 +1,5 @@
-/** Sign-in: the relay's operator key, or a warden's or master's bearer token (`agentmesh token`); in owner mode, a pointer to `agentmesh dashboard`. */
-import { useState } from 'preact/hooks'
+/** Sign-in: the relay's operator key, a warden's or master's bearer token (`agentmesh token`), or the relay's OpenID Connect provider when it has one; in owner mode, a pointer to `agentmesh dashboard`. */
+import { useEffect, useState } from 'preact/hooks'
 import { ApiError, api, type Session } from './api.ts'
 import { ErrorLine, html } from './html.ts'
 
@@ -8,6 +8,12 @@ export function SignIn ({ error, onSignedIn }: { error?: ApiError, onSignedIn: (
   const [value, setValue] = useState('')
   const [busy, setBusy] = useState(false)
   const [failure, setFailure] = useState<ApiError | undefined>(undefined)
+  // the relay's OpenID Connect provider (docs/protocol.md §28.3), when it has one
+  const [provider, setProvider] = useState<string | undefined>(undefined)
+  useEffect(() => {
+    if (error?.mode === 'owner') return
+    api<{ enabled: boolean, issuer?: string }>('api/oidc').then((o) => { if (o.enabled && o.issuer !== undefined) setProvider(new URL(o.issuer).host) }).catch(() => {})
+  }, [])
   if (error?.mode === 'owner') {
     return html`<div class="signin"><div class="card">
       <h1>AgentMesh owner console</h1>
@@ -43,6 +49,8 @@ export function SignIn ({ error, onSignedIn }: { error?: ApiError, onSignedIn: (
       : html`<label class="field">Bearer token<textarea id="signin-token" name="token" rows="3" required value=${value} onInput=${(e: any) => { setValue(e.currentTarget.value) }}></textarea></label>
         <p class="hint">For wardens and masters: run <code>agentmesh token</code> in the agent's home and paste what it prints.</p>`}
     <button type="submit" class="primary" disabled=${busy}>${busy ? 'Signing in…' : 'Sign in'}</button>
+    ${provider === undefined ? null : html`<a class="button" id="signin-oidc" href="api/oidc/start">Sign in with ${provider}</a>
+      <p class="hint">Operators and wardens the relay's operator mapped (oidcRoles).</p>`}
     <${ErrorLine} error=${shown} />
   </form></div>`
 }
