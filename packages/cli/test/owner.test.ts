@@ -64,3 +64,24 @@ describe('owner', () => {
     assertCliError(await cli(['owner', 'show', 'not-an-amid'], { home: dir.path, server }), 'AM_ERR_INVALID_ARGUMENT', 2)
   })
 })
+
+describe('serve - OpenID Connect', () => {
+  it('serve - a provider that does not answer is one line at start (exit 2); the client secret from the environment is never printed', async () => {
+    const dead = await freePort()
+    const r = await cli(['serve', '--memory', '--port', '0', '--oidc-issuer', `http://127.0.0.1:${dead}`, '--oidc-client-id', 'relay'], { process: true })
+    assertCliError(r, 'AM_ERR_INVALID_CONFIG', 2, new RegExp(`OpenID Connect provider http://127\\.0\\.0\\.1:${dead} did not answer`))
+    const port = await freePort()
+    const provider = await startOidcProvider({ port: await freePort(), redirectUris: [`http://127.0.0.1:${port}/api/v1/owner/callback`] })
+    try {
+      const running = startCli(['serve', '--memory', '--port', String(port), '--oidc-issuer', provider.issuer, '--oidc-client-id', provider.clientId, '--json'],
+        { env: { AGENTMESH_OIDC_CLIENT_SECRET: provider.clientSecret, AGENTMESH_LOG_LEVEL: 'debug' } })
+      await waitFor(() => running.lines.some(l => l.includes('"listening"')), 'the relay listening')
+      running.interrupt()
+      const done = await running.done
+      assert.equal(done.code, 0, done.stderr)
+      assert.ok(!done.stdout.includes(provider.clientSecret) && !done.stderr.includes(provider.clientSecret), 'the secret is not printed')
+    } finally {
+      await provider.close()
+    }
+  })
+})

@@ -144,6 +144,17 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     await components.store?.close()
     throw err
   }
+  // OpenID Connect (§28): the provider's discovery document is read now, before anything is opened
+  // (a provider that does not answer: one line, nothing changed)
+  const oidc = opts.oidcIssuer === undefined || opts.oidcClientId === undefined
+    ? undefined
+    : new OidcClient({ issuer: opts.oidcIssuer, clientId: opts.oidcClientId, ...(opts.oidcClientSecret === undefined ? {} : { clientSecret: opts.oidcClientSecret }), now: components.now ?? Date.now })
+  try {
+    await oidc?.discover()
+  } catch (err) {
+    await components.store?.close()
+    throw err
+  }
   // read-only mode (§20): by choice (entered once the relay's own start-up rows exist), or when the
   // store reports a damaged database
   const readOnly = new ReadOnlyMode(false)
@@ -237,10 +248,6 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   // per-agent rate limits across the cluster: what an agent spends here is taken from the other nodes' buckets
   const rateShare = shared === undefined ? undefined : rateShareFeature({ backplane: shared, node, intervalMs: opts.clusterRateShareMs, log, limiters: () => ({ api: chatApi.gate().limiters.api, chat: chat.chatLimiter }) })
   metrics.counter('agentmesh_cluster_rate_shares_total', 'rate:spent messages this node told the others (told) and heard from them (heard): per-agent rate limits held across the cluster', () => [{ labels: { direction: 'told' }, value: rateShare?.told ?? 0 }, { labels: { direction: 'heard' }, value: rateShare?.heard ?? 0 }], ['direction'])
-  // OpenID Connect (§28): the provider's discovery is read when the owners feature starts
-  const oidc = opts.oidcIssuer === undefined || opts.oidcClientId === undefined
-    ? undefined
-    : new OidcClient({ issuer: opts.oidcIssuer, clientId: opts.oidcClientId, ...(opts.oidcClientSecret === undefined ? {} : { clientSecret: opts.oidcClientSecret }), now })
   /** the relay's public URL: publicUrl, else the listening URL once it listens */
   let listeningUrl = ''
   const baseUrl = (): string => (opts.publicUrl ?? listeningUrl).replace(/\/+$/, '')

@@ -91,10 +91,6 @@ export function ownersFeature (c: OwnersInit): RelayFeature {
 
   return {
     name: 'owners',
-    async start () {
-      // discovery at start: a provider that does not answer stops the start with one line
-      await c.oidc?.discover()
-    },
     routes (app: Hono) {
       app.post('/api/v1/agents/:amid/owner/link', async (ctx) => {
         const { flow } = enabled()
