@@ -50,7 +50,7 @@ export function SignIn ({ error, onSignedIn }: { error?: ApiError, onSignedIn: (
         <p class="hint">For wardens and masters: run <code>agentmesh token</code> in the agent's home and paste what it prints.</p>`}
     <button type="submit" class="primary" disabled=${busy}>${busy ? 'Signing in…' : 'Sign in'}</button>
     ${provider === undefined ? null : html`<a class="button" id="signin-oidc" href="api/oidc/start">Sign in with ${provider}</a>
-      <p class="hint">Operators and wardens the relay's operator mapped (oidcRoles).</p>`}
+      <p class="hint">For the operators and wardens this relay's operator allows (oidcRoles).</p>`}
     <${ErrorLine} error=${shown} />
   </form></div>`
 }
