@@ -76,6 +76,7 @@ describe('serve - OpenID Connect', () => {
       const running = startCli(['serve', '--memory', '--port', String(port), '--oidc-issuer', provider.issuer, '--oidc-client-id', provider.clientId, '--json'],
         { env: { AGENTMESH_OIDC_CLIENT_SECRET: provider.clientSecret, AGENTMESH_LOG_LEVEL: 'debug' } })
       await waitFor(() => running.lines.some(l => l.includes('"listening"')), 'the relay listening')
+      assert.equal((JSON.parse(running.lines.find(l => l.includes('"listening"'))!) as Json).oidc_issuer, provider.issuer)
       running.interrupt()
       const done = await running.done
       assert.equal(done.code, 0, done.stderr)

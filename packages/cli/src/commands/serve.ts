@@ -294,10 +294,12 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
           ? `operator API key: in ${apiKeyFile} (send it as X-API-Key)`
           : relay.operatorApi ? 'operator API key: as given' : 'operator API: off (no --api-key / AGENTMESH_API_KEY)'
         out.result(
-          { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid, relay_amid: relay.relayAmid, ...(apiKeyFile === undefined ? {} : { api_key_file: apiKeyFile }), operator_api: relay.operatorApi, dashboard_url: `${relay.url}/dashboard/` },
+          { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid, relay_amid: relay.relayAmid, ...(apiKeyFile === undefined ? {} : { api_key_file: apiKeyFile }), operator_api: relay.operatorApi, dashboard_url: `${relay.url}/dashboard/`, ...(relay.options.oidcIssuer === undefined ? {} : { oidc_issuer: relay.options.oidcIssuer }) },
           `AgentMesh relay listening on ${relay.url} (WebSocket ${relay.wsUrl})\ndata: ${relay.storage}${relay.storage === 'memory' ? ' (nothing survives a restart)' : ''}\n${operator}` +
             // ---- dashboard: the relay's console (issue 16)
-            (relay.operatorApi ? `\nconsole: ${relay.url}/dashboard/ (sign in with the operator API key)` : ''),
+            (relay.operatorApi ? `\nconsole: ${relay.url}/dashboard/ (sign in with the operator API key)` : '') +
+            // ---- verified owners and console sign-in with OpenID Connect (issue 21, §28)
+            (relay.options.oidcIssuer === undefined ? '' : `\nOpenID Connect: ${relay.options.oidcIssuer} (owner links; console sign-in for oidcRoles)`),
         )
         // SIGHUP: the TLS certificate and key are read again (new connections get them; open ones stay)
         const offHangup = relay.options.tlsCert === undefined ? undefined : io.onHangup?.(() => {
