@@ -15,7 +15,7 @@
 import { hkdfSync, randomBytes } from 'node:crypto'
 import type { Context } from 'hono'
 import { SignJWT } from 'jose'
-import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { AgentMeshError, DEFAULT_ROLE, ErrorCode } from '@agentmesh/protocol'
 import { identityFromSecret } from '@agentmesh/crypto'
 import type { Store } from '@agentmesh/store'
 import type { OidcClient, OidcIdentity } from '../oidc.ts'
@@ -78,6 +78,11 @@ export function oidcSignIn (init: OidcSignInInit): {
         throw new AgentMeshError(ErrorCode.AuthFailed, 'this sign-in was started in another browser: start it again from the console\'s sign-in screen')
       }
       const role = roleOf(init.roles, identity)
+      if (role !== 'warden') {
+        // a person no longer mapped as warden: its console agent loses the role now (open sessions end with their lifetime)
+        const former = await wardenIdentity(identity)
+        if (await init.store.getAgent(former) !== undefined && await init.store.roleOf(former) === 'warden') await init.store.setRole(former, DEFAULT_ROLE)
+      }
       if (role === undefined) {
         throw Object.assign(new AgentMeshError(ErrorCode.Forbidden, `${identity.subject} at ${identity.issuer} may not sign in to this relay's console: the operator maps subjects or groups to roles (oidcRoles)`), { identity })
       }
@@ -87,7 +92,9 @@ export function oidcSignIn (init: OidcSignInInit): {
         return { principal: { kind: 'operator', role: 'master', person }, credential: { header: 'x-api-key', value: init.apiKey }, identity }
       }
       const amid = await wardenIdentity(identity)
-      await init.store.upsertAgent({ amid, name: (identity.name ?? identity.subject).slice(0, 64), seenAt: init.now() })
+      // the provider's text is untrusted: no control, bidi or invisible characters in the agent's name
+      const name = (identity.name ?? identity.subject).replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, '').slice(0, 64)
+      await init.store.upsertAgent({ amid, ...(name === '' ? {} : { name }), seenAt: init.now() })
       if (await init.store.roleOf(amid) !== 'warden') await init.store.setRole(amid, 'warden')
       const t = init.now()
       const token = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA' }).setIssuer(init.relayId).setAudience(init.audience).setSubject(amid)
