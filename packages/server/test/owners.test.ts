@@ -17,6 +17,8 @@ const API_KEY = 'operator-key-for-owner-tests-0123'
 
 let provider: TestProvider
 let relay: Relay
+/** a free port for a relay with a fake clock, registered at the provider too */
+let clockPort: number
 
 async function call (who: Identity | undefined, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number, json: Json }> {
   const text = body === undefined ? '' : JSON.stringify(body)
@@ -44,7 +46,8 @@ async function startAndSignIn (who: Identity, login: string): Promise<{ id: stri
 before(async () => {
   const relayPort = await freePort()
   const providerPort = await freePort()
-  provider = await startOidcProvider({ port: providerPort, redirectUris: [`http://127.0.0.1:${relayPort}/api/v1/owner/callback`, `http://127.0.0.1:${relayPort}/dashboard/api/oidc/callback`] })
+  clockPort = await freePort()
+  provider = await startOidcProvider({ port: providerPort, redirectUris: [`http://127.0.0.1:${relayPort}/api/v1/owner/callback`, `http://127.0.0.1:${relayPort}/dashboard/api/oidc/callback`, `http://127.0.0.1:${clockPort}/api/v1/owner/callback`] })
   relay = await startRelay({ host: '127.0.0.1', port: relayPort, apiKey: API_KEY, oidcIssuer: provider.issuer, oidcClientId: provider.clientId, oidcClientSecret: provider.clientSecret })
 })
 after(async () => {
@@ -151,6 +154,30 @@ describe('verified owners (OpenID Connect)', () => {
     assert.equal((await call(undefined, 'GET', `/api/v1/agents/${agent.amid}`)).json.tier, 'anonymous')
     const rows = await relay.store.readAudit({ limit: 1000, action: 'owner.unlink' })
     assert.deepEqual(rows.filter(x => x.target === agent.amid).map(x => x.actor), ['operator'])
+  })
+
+  it('owners - a link under way expires after 10 minutes: the callback is refused and polling answers 404 (fake clock)', async () => {
+    let t = Date.now()
+    const clocked = await startRelay({ host: '127.0.0.1', port: clockPort, oidcIssuer: provider.issuer, oidcClientId: provider.clientId, oidcClientSecret: provider.clientSecret }, { now: () => t })
+    try {
+      const agent = createIdentity()
+      const put = `/api/v1/agents/${agent.amid}`
+      const body = JSON.stringify({ capabilities: [] })
+      assert.equal((await fetch(clocked.url + put, { method: 'PUT', headers: { 'content-type': 'application/json', ...signRequest(agent, 'PUT', put, body) }, body })).status, 200)
+      const path = `/api/v1/agents/${agent.amid}/owner/link`
+      const started = await (await fetch(clocked.url + path, { method: 'POST', headers: signRequest(agent, 'POST', path, '') })).json() as Json
+      assert.equal(started.expires_at, t + 10 * 60 * 1000)
+      t += 10 * 60 * 1000 + 1
+      const page = await signInAt(started.authorization_url, 'frank')
+      assert.equal(page.status, 401)
+      assert.equal((JSON.parse(page.body) as Json).error.code, ErrorCode.AuthFailed)
+      const poll = `${path}/${started.link_id}`
+      const r = await fetch(clocked.url + poll, { headers: signRequest(agent, 'GET', poll, '', t) })
+      assert.equal(r.status, 404)
+      assert.equal(((await r.json()) as Json).error.code, ErrorCode.NotFound)
+    } finally {
+      await clocked.close()
+    }
   })
 
   it('owners - a relay without a provider answers AM_ERR_OIDC_UNAVAILABLE; one whose provider does not answer does not start (one line)', async () => {
