@@ -31,6 +31,7 @@ export async function startOidcProvider (o: { port: number, redirectUris: string
     claims: { openid: ['sub'], profile: ['name', 'groups'], email: ['email', 'email_verified'] },
     conformIdTokenClaims: false,
     cookies: { keys: ['test-cookie-key-0123456789'] },
+    ttl: { Interaction: 600, Session: 3600, Grant: 3600, IdToken: 3600, AccessToken: 3600, AuthorizationCode: 60 },
     findAccount: async (_ctx: unknown, id: string) => ({
       accountId: id,
       claims: async () => ({ sub: id, name: `Person ${id}`, groups: o.groups?.[id] ?? [], email: `${id}@example.org`, email_verified: true }),
