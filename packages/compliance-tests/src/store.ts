@@ -25,6 +25,7 @@ import { filesSuite } from './store/files.ts'
 import { updatesSuite } from './store/updates.ts'
 import { healthSuite } from './store/health.ts'
 import { catastrophesSuite } from './store/catastrophes.ts'
+import { webhooksSuite } from './store/webhooks.ts'
 
 export type StoreSuiteInit = SuiteInit<Store>
 
@@ -43,6 +44,7 @@ export default function storeSuite (init: StoreSuiteInit): void {
   updatesSuite(init)
   healthSuite(init)
   catastrophesSuite(init)
+  webhooksSuite(init)
 
   const withStore = withStoreOf(init)
   const { reopen } = init

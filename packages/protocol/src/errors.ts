@@ -112,6 +112,11 @@ export const ErrorCode = {
   // ---- operations: agent health and metrics (§21)
   InvalidMetric: 'AM_ERR_INVALID_METRIC',
   MetricsTooLarge: 'AM_ERR_METRICS_TOO_LARGE',
+  // ---- wake-ups: wake webhooks, listen --exec, delivery receipts (§26)
+  WebhookUrlInvalid: 'AM_ERR_WEBHOOK_URL_INVALID',
+  WebhookAddressRefused: 'AM_ERR_WEBHOOK_ADDRESS_REFUSED',
+  WebhookUnresolvable: 'AM_ERR_WEBHOOK_UNRESOLVABLE',
+  ExecFailed: 'AM_ERR_EXEC_FAILED',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -268,6 +273,11 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   // ---- operations: agent health and metrics (§21)
   [ErrorCode.InvalidMetric]: { status: 400, retryable: false },
   [ErrorCode.MetricsTooLarge]: { status: 413, retryable: false },
+  // ---- wake-ups (§26)
+  [ErrorCode.WebhookUrlInvalid]: { status: 400, retryable: false },
+  [ErrorCode.WebhookAddressRefused]: { status: 403, retryable: false },
+  [ErrorCode.WebhookUnresolvable]: { status: 422, retryable: true },
+  [ErrorCode.ExecFailed]: { retryable: true },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */

@@ -63,6 +63,9 @@ export {
   RecoveryProtocol, RecoveryProtocolList, BackupTaken, CheckBody, CheckResult,
 } from './api/catastrophe.ts'
 export type { CatastropheType, CatastropheSeverity, CatastropheStatus, RecoveryProtocolId } from './api/catastrophe.ts'
+export {
+  MAX_WEBHOOK_URL_LENGTH, WAKE_SIGNING_PREFIX, WAKE_HEADERS, DEFAULT_WAKE_MAX_SKEW_MS, PutWebhookBody, WebhookInfo, WebhookRemoved, WakeNotice,
+} from './api/wake.ts'
 export { handleSkeleton, isReservedHandle, unsafeCharIn, stripUnsafeChars } from './api/text.ts'
 export type { Static, TSchema } from '@sinclair/typebox'
 export type { ApiRoute, ApiRoutes, ApiResponse, ApiHeader, RouteName, ApiAnswer, ApiBody, ApiQuery, HttpMethod, Security } from './api/routes.ts'

@@ -415,6 +415,29 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_BACKUP_KEEP',
     flag: { flags: '--backup-keep <n>', help: 'backups kept in <data>/backups/ (default 7)', int: { min: 1, max: 1000 } },
   }),
+  // ---- wake-ups: wake webhooks (§26)
+  webhookAllowPrivate: option({
+    schema: Type.Boolean(),
+    default: false,
+    doc: 'Let agents register wake webhooks (docs/protocol.md §26) on private, loopback, link-local and other non-public addresses, and over plain http://. Off, a URL whose host is or resolves to such an address is refused (AM_ERR_WEBHOOK_ADDRESS_REFUSED), at registration and again at each notice. For a relay inside a private network, and tests. @default false',
+    file: true,
+    env: 'AGENTMESH_WEBHOOK_ALLOW_PRIVATE',
+    flag: { flags: '--webhook-allow-private', help: 'allow wake webhooks on private, loopback and link-local addresses and over http:// (env AGENTMESH_WEBHOOK_ALLOW_PRIVATE=1)' },
+  }),
+  webhookMinIntervalMs: option({
+    schema: Type.Integer({ minimum: 0, maximum: DAY_MS }),
+    default: 30_000,
+    doc: 'Wake notices to one agent are at least this far apart, in ms: what arrives meanwhile is coalesced into the next notice (its pending count). @default 30 s',
+    file: true,
+    env: 'AGENTMESH_WEBHOOK_MIN_INTERVAL_MS',
+  }),
+  webhookRetries: option({
+    schema: Type.Integer({ minimum: 0, maximum: 10 }),
+    default: 5,
+    doc: 'Attempts after the first when a wake webhook fails (a network error, a timeout of 5 s, a 5xx or 429 answer), with exponential backoff from 1 s (doubling, with jitter, at most 5 minutes). @default 5',
+    file: true,
+    env: 'AGENTMESH_WEBHOOK_RETRIES',
+  }),
   rateLimits: {
     schema: Type.Partial(Type.Object({ api: rateLimitSchema, ip: rateLimitSchema, chat: rateLimitSchema, chatIp: rateLimitSchema })),
     default: {} as Partial<Record<RateLimitName, Partial<RateLimit>>>,

@@ -26,6 +26,7 @@ import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
+import { wakeFeature } from './wake/webhooks.ts'
 import { relayMetrics } from './ops/metrics.ts'
 import { READ_ONLY_BY_CHOICE, ReadOnlyMode, guardStore } from './ops/read-only.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
@@ -210,6 +211,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     // ---- dashboard: the relay's console (issue 16)
     // ---- bridges: A2A (issue 18)
     // ---- wake-ups: wake webhooks, delivery receipts (issue 18)
+    wakeFeature({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly }),
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
   // what features say over agents' sends (§19 required versions), asked by the core per connection

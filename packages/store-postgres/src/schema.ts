@@ -102,8 +102,14 @@ CREATE INDEX catastrophes_reported ON catastrophes (reported_at, id);
 CREATE INDEX catastrophes_open ON catastrophes (reported_at, id) WHERE status <> 'resolved';
 `)
 
+/** Version 2: wake webhooks (docs/protocol.md §26), as the SQLite schema 10. */
+const V2 = bytewise(`
+CREATE TABLE webhooks (amid TEXT PRIMARY KEY, url TEXT NOT NULL, created_at BIGINT NOT NULL);
+`)
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'relay, registry, chat, audit and operations tables (the SQLite schema 9, catastrophes included)', sql: V1 },
+  { version: 2, name: 'wake webhooks (the SQLite schema 10)', sql: V2 },
 ]
 
 /** The newest schema this code knows. */

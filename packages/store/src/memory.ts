@@ -21,6 +21,7 @@ import { memorySettings } from './memory/settings.ts'
 import { memoryTasks } from './memory/tasks.ts'
 import { memoryFiles } from './memory/files.ts'
 import { memoryHealth } from './memory/health.ts'
+import { memoryWebhooks } from './memory/webhooks.ts'
 import { byKey, nested } from './memory/util.ts'
 
 interface Inbox { cursor: number, lastSeq: number, messages: StoredMessage[] }
@@ -457,6 +458,7 @@ export function memoryStore (init: StoreInit = {}): Store {
     ...memoryFiles(live),
     ...memoryUpdates(live),
     ...memoryHealth(live),
+    ...memoryWebhooks(live),
     ...memoryCatastrophes(live),
     async close () { closed = true },
   }

@@ -1,8 +1,11 @@
 import type { TaskState } from '@agentmesh/protocol'
 import type { CatastropheStore, FileStore, HealthStore, UpdateStore } from './ops-types.ts'
+import type { WebhookStore } from './wake-types.ts'
 
 // the operations slices (files, system updates, agent health, catastrophe events: docs/protocol.md §18–§21)
 export * from './ops-types.ts'
+// the wake-up slice (wake webhooks: docs/protocol.md §26)
+export * from './wake-types.ts'
 
 /** The durable truth of a relay. Every implementation passes @agentmesh/compliance-tests/store. */
 export interface AgentRecord {
@@ -660,4 +663,4 @@ export interface SettingsStore {
  */
 export interface Store extends
   StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore,
-  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, FileStore, UpdateStore, CatastropheStore, HealthStore {}
+  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, FileStore, UpdateStore, CatastropheStore, HealthStore, WebhookStore {}

@@ -17,6 +17,7 @@ import {
 import * as S from './schemas.ts'
 import * as H from './health.ts'
 import * as K from './catastrophe.ts'
+import * as W from './wake.ts'
 
 export type HttpMethod = 'get' | 'put' | 'post' | 'patch' | 'delete'
 /** One security requirement: the scheme names of openapi.ts's securitySchemes. */
@@ -324,6 +325,15 @@ function catastropheRoutes (prefix: '/api/v1' | '/api') {
 }
 const catastropheV1 = catastropheRoutes('/api/v1')
 const catastrophePlan = catastropheRoutes('/api')
+
+// ---------------------------------------------------------------- wake-ups (§26)
+
+const webhookUrlErrors = {
+  400: `${fieldsError('url')}; a URL that is not absolute http(s), holds a user name or password, or is http:// on a relay that does not allow private addresses (${E.WebhookUrlInvalid})`,
+  403: `${operatorRefused}; the URL's host is or resolves to a private, loopback, link-local or otherwise non-public address and the relay does not allow those (${E.WebhookAddressRefused})`,
+  422: `the URL's host name does not resolve (${E.WebhookUnresolvable}): check it, or try again`,
+  503: `the relay is in read-only mode (${E.ReadOnly})`,
+}
 
 /** Every route the relay serves, by operationId. */
 export const API_ROUTES = {
@@ -865,6 +875,25 @@ export const API_ROUTES = {
     summary: `${healthSummary.dashboard} The plan's path of GET /api/v1/health/dashboard.`,
     security: anyPrincipal, query: H.DashboardQuery,
     responses: v1({ 200: ok('the fleet', H.HealthDashboard) }, dashboardErrors, noBody),
+  },
+  // ---- wake-ups: wake webhooks (§26)
+  putWebhook: {
+    method: 'put', path: '/api/v1/webhook', tags: ['wake'],
+    summary: 'Register (or replace) the calling agent\'s wake webhook: while the agent has no open connection, the relay POSTs a content-free notice {amid, pending, ts} to it when something arrives, signed with the relay\'s Ed25519 key (docs/protocol.md §26). The host is resolved now and again at each notice; private, loopback and link-local addresses are refused unless the relay allows them (webhookAllowPrivate). Audited webhook.set (not the URL).',
+    security: agentOnly, body: W.PutWebhookBody,
+    responses: v1({ 200: ok('registered', W.WebhookInfo) }, webhookUrlErrors),
+  },
+  getWebhook: {
+    method: 'get', path: '/api/v1/webhook', tags: ['wake'],
+    summary: 'The calling agent\'s wake webhook (url null when none) and who signs its notices (the relay\'s AMID).',
+    security: agentOnly,
+    responses: v1({ 200: ok('the webhook', W.WebhookInfo) }, { 403: operatorRefused }, noBody),
+  },
+  deleteWebhook: {
+    method: 'delete', path: '/api/v1/webhook', tags: ['wake'],
+    summary: 'Remove the calling agent\'s wake webhook (removed: whether it had one); notices stop. Audited webhook.clear.',
+    security: agentOnly,
+    responses: v1({ 200: ok('removed', W.WebhookRemoved) }, { 403: operatorRefused, 503: `the relay is in read-only mode (${E.ReadOnly})` }, noBody),
   },
   metrics: {
     method: 'get', path: '/metrics', tags: ['health'],
