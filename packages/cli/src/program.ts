@@ -17,6 +17,7 @@ import { sentCommand } from './commands/sent.ts'
 import { fileCommands } from './commands/files.ts'
 import { updateCommands } from './commands/updates.ts'
 import { healthCommand } from './commands/health.ts'
+import { webhookCommands } from './commands/webhook.ts'
 import { catastropheCommands } from './commands/catastrophe.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
@@ -64,6 +65,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- bridges: MCP server (issue 18)
   // ---- bridges: A2A (issue 18)
   // ---- wake-ups: listen --exec, wake webhooks (issue 18)
+  webhookCommands(program, io)
   // ---- OpenClaw (issue 18)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program

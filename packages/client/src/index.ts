@@ -68,5 +68,8 @@ export { DELIVERY_NOTICE_TYPE } from './knock.ts'
 export type { DeliveryNotice } from './knock.ts'
 export { catastrophes } from './ops/catastrophe.ts'
 export { ops } from './ops.ts'
+// ---- wake-ups: wake webhooks (§26)
+export { webhook, verifyWakeNotice } from './wake.ts'
+export type { Webhook, WebhookInfo, WakeNotice, VerifyWakeNoticeInit } from './wake.ts'
 export type { Ops } from './ops.ts'
 export type { Catastrophes, CatastropheAlert } from './ops/catastrophe.ts'

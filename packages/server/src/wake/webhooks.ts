@@ -71,7 +71,7 @@ export function wakeFeature (ctx: OpsContext, init: WakeInit = {}): RelayFeature
 
   ctx.metrics.counter('agentmesh_wake_notices_sent_total', 'Wake notices a webhook accepted (2xx), docs/protocol.md §26', () => sent)
 
-  const offline = (amid: string): boolean => chat.presenceOf(amid) === 'offline'
+  const offline = (amid: string): boolean => !chat.hasConnection(amid)
 
   const agentOf = (p: Principal): string => {
     if (p.kind !== 'agent') throw new AgentMeshError(ErrorCode.Forbidden, 'a wake webhook is registered by an agent for itself, not with the operator key')
