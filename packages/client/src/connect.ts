@@ -6,6 +6,7 @@ import { defaultHome, loadIdentity } from '@agentmesh/crypto'
 import { ConnectionImpl } from './connection.ts'
 import { memoryState } from './state.ts'
 import { sqliteState } from './state-sqlite.ts'
+import { attachReceipts } from './receipts.ts'
 import { DELIVERY_NOTICE_TYPE, Gate, type DeliveryNotice } from './knock.ts'
 import { SentLog } from './sent.ts'
 import { parsePolicy } from './policy.ts'
@@ -151,7 +152,10 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     minBackoffMs,
     maxBackoffMs,
     onWarning: opts.onWarning ?? (() => {}),
+    ...(opts.requestReceipts === true ? { requestReceipts: true } : {}),
+    ...(opts.sendReceipts === false ? { sendReceipts: false } : {}),
   })
+  attachReceipts(conn, conn.receiptTracker)
   let gate: Gate
   try {
     gate = await Gate.open({

@@ -139,7 +139,7 @@ export function inbound (conn: Connection): Inbound {
 }
 
 /** The message an envelope carries (`d`: its type and payload, decrypted or as sent). */
-export function toMessage (env: Envelope, seq: number, d: { type: string, payload: Record<string, unknown>, orig?: string }, encrypted: boolean): Message {
+export function toMessage (env: Envelope, seq: number, d: { type: string, payload: Record<string, unknown>, orig?: string, rr?: true }, encrypted: boolean): Message {
   return {
     // a resend is shown under the id of the message it repeats (the one its sender knows)
     id: d.orig ?? env.id,
@@ -154,5 +154,7 @@ export function toMessage (env: Envelope, seq: number, d: { type: string, payloa
     envelope: env,
     ...(env.to.charCodeAt(0) === 35 ? { room: env.to.slice(1) } : {}),
     ...(env.via === undefined ? {} : { via: env.via }),
+    // asked inside the ciphertext only: a direct, encrypted message
+    ...(d.rr === true && encrypted && env.to.charCodeAt(0) !== 35 ? { receiptRequested: true } : {}),
   }
 }

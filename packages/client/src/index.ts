@@ -68,7 +68,9 @@ export { DELIVERY_NOTICE_TYPE } from './knock.ts'
 export type { DeliveryNotice } from './knock.ts'
 export { catastrophes } from './ops/catastrophe.ts'
 export { ops } from './ops.ts'
-// ---- wake-ups: wake webhooks (§26)
+// ---- wake-ups: wake webhooks, delivery receipts (§26)
+export { receipts, RECEIPT_TYPE, MAX_RECEIPTS_PER_MESSAGE } from './receipts.ts'
+export type { Receipts, ReceiptEvent, ReceiptState } from './receipts.ts'
 export { webhook, verifyWakeNotice } from './wake.ts'
 export type { Webhook, WebhookInfo, WakeNotice, VerifyWakeNoticeInit } from './wake.ts'
 export type { Ops } from './ops.ts'

@@ -58,6 +58,8 @@ export interface Message {
   room?: string
   /** relay-attested (posted over REST by `from`, signed by this relay: docs/protocol.md §17.6) */
   via?: string
+  /** the sender asked for delivery receipts (docs/protocol.md §26): this agent sends them unless connected with `sendReceipts: false` */
+  receiptRequested?: boolean
 }
 
 /** Safety number and key state of a peer (see `agentmesh verify`). */
@@ -89,6 +91,12 @@ export interface SendOptions {
    * ends; the returned promise still waits for the relay's ack.
    */
   onQueued?: (id: string) => void
+  /**
+   * Ask the receiver for delivery receipts (docs/protocol.md §26): `delivered` and `processed`,
+   * seen in `sent()` and through `receipts(conn)`. End-to-end encrypted direct messages only.
+   * @default the connection's `requestReceipts`
+   */
+  receipts?: boolean
 }
 
 export interface SendResult {
@@ -133,7 +141,14 @@ export interface Connection {
    * Incoming messages in order. A message counts as processed, and is never handed over
    * again, when the loop asks for the next one (or leaves with `break`).
    */
-  messages (opts?: { signal?: AbortSignal }): AsyncIterableIterator<Message>
+  messages (opts?: { signal?: AbortSignal, manualAck?: boolean }): AsyncIterableIterator<Message>
+  /**
+   * With `messages({ manualAck: true })`: the application is done with `m`. Messages are handed
+   * over without waiting, and each counts as processed (the cursor moves past it, its `processed`
+   * receipt goes) only once it and every message before it were acknowledged; one never acknowledged
+   * is handed over again after a restart.
+   */
+  ack (m: Message): void
   status (): AsyncIterable<Status>
   /** The link now: connected, reconnecting or offline, the outbox's size and since when (§20). */
   link (): LinkStatus
@@ -259,4 +274,8 @@ export interface ConnectOptions {
   onKnock?: (k: import('./knock.ts').HeldKnock) => void
   /** Dropped deliveries and send errors nobody awaits. @default ignored */
   onWarning?: (w: import('@agentmesh/protocol').AgentMeshError) => void
+  /** Ask for delivery receipts on every end-to-end encrypted direct message (docs/protocol.md §26). @default false */
+  requestReceipts?: boolean
+  /** Send the receipts peers ask for (delivered, processed). false opts out: senders then see `stored` only. @default true */
+  sendReceipts?: boolean
 }
