@@ -8,6 +8,7 @@ import { output, parseInteger, parsePositive, usage, type Out } from '../output.
 import { watchCatastrophes } from './catastrophe.ts'
 import { watchUpdates } from './updates.ts'
 import { processIo, type CliIo } from '../io.ts'
+import { DEFAULT_EXEC_RETRIES, DEFAULT_EXEC_TIMEOUT_S, MAX_EXEC_CONCURRENCY, MAX_EXEC_RETRIES, execLoop } from './listen-exec.ts'
 
 /** Stop reading stdin while this many sends wait for their ack. */
 const MAX_QUEUED_SENDS = 4096
@@ -113,10 +114,19 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
     .option('--count <n>', 'exit after this many messages')
     .option('--timeout <sec>', 'exit after this many seconds (an error if --count was not reached)')
     .option('--no-plaintext', 'drop unencrypted messages (AM_ERR_PLAINTEXT_REFUSED warning) instead of showing them marked [unencrypted]')
-    .option('--no-commands', 'do not answer the built-in /status and /ping tasks while listening'))
-    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean, commands: boolean }) => {
+    .option('--no-commands', 'do not answer the built-in /status and /ping tasks while listening')
+    // ---- wake-ups: listen --exec (§26)
+    .option('--exec <command>', 'run this command (through sh -c) once per message instead of printing it: the message as JSON on its stdin, AGENTMESH_MESSAGE_ID/FROM/TO/TYPE/SEQ/ROOM in its environment; a message counts as processed only when its command exits 0')
+    .option('--exec-concurrency <n>', `commands running at once (1 keeps the order; at most ${MAX_EXEC_CONCURRENCY})`, '1')
+    .option('--exec-retries <n>', `runs again after a failure, with backoff from 1 s; then listen stops with AM_ERR_EXEC_FAILED and the message stays (at most ${MAX_EXEC_RETRIES})`, String(DEFAULT_EXEC_RETRIES))
+    .option('--exec-timeout <sec>', 'a command still running after this long is killed (a failure)', String(DEFAULT_EXEC_TIMEOUT_S)))
+    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean, commands: boolean, exec?: string, execConcurrency: string, execRetries: string, execTimeout: string }) => {
       const out = output(o.json === true, io)
       const count = o.count === undefined ? undefined : parseInteger('--count', o.count, 1)
+      if (o.exec !== undefined && o.exec.trim() === '') throw usage('--exec needs a command')
+      const exec = o.exec === undefined
+        ? undefined
+        : { command: o.exec, concurrency: parseInteger('--exec-concurrency', o.execConcurrency, 1, MAX_EXEC_CONCURRENCY), retries: parseInteger('--exec-retries', o.execRetries, 0, MAX_EXEC_RETRIES), timeoutMs: parsePositive('--exec-timeout', o.execTimeout) * 1000 }
       const { ms, signal } = deadline(o.timeout)
       const stop = new AbortController()
       const release = io.onInterrupt(() => { stop.abort() })
@@ -157,10 +167,20 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
         watchUpdates(conn, io, o.json === true)
         const names = senderNames(conn)
         const verified = safetyNumbers(conn)
-        for await (const m of conn.messages({ signal: both })) {
-          printMessage(out, m, await names(m.from), { fromRelay: m.from === conn.relayAmid, safetyNumberVerified: await verified(m) })
-          n++
-          if (count !== undefined && n >= count) break
+        if (exec !== undefined) {
+          const c = conn
+          n = await execLoop(conn, io, out, {
+            ...exec,
+            signal: both,
+            ...(count === undefined ? {} : { count }),
+            json: async (m) => messageJson(m, await names(m.from), { fromRelay: m.from === c.relayAmid, safetyNumberVerified: await verified(m) }),
+          })
+        } else {
+          for await (const m of conn.messages({ signal: both })) {
+            printMessage(out, m, await names(m.from), { fromRelay: m.from === conn.relayAmid, safetyNumberVerified: await verified(m) })
+            n++
+            if (count !== undefined && n >= count) break
+          }
         }
       } catch (err) {
         if (!(AgentMeshError.is(err, ErrorCode.Aborted) && stop.signal.aborted)) {
@@ -244,14 +264,9 @@ function provenanceJson (m: Message): Record<string, unknown> | null {
   }
 }
 
-function printMessage (out: Out, m: Message, handle: string | undefined, sender: { fromRelay: boolean, safetyNumberVerified: boolean }): void {
-  const body = m.text ?? JSON.stringify(m.payload)
-  // room messages of public rooms are signed plaintext by design: not marked
-  const marker = m.room !== undefined ? ` #${m.room}` : m.encrypted ? '' : ' [unencrypted]'
-  // the relay this agent connected to is not a peer; anyone else is unverified until its owner
-  // accepted its safety number (`verify --accept`), whatever its certificate tier (shown in --json)
-  const unverified = !sender.fromRelay && !sender.safetyNumberVerified ? ' [unverified]' : ''
-  out.result({
+/** A message as `listen --json` prints it (and `listen --exec` gives its command on stdin). */
+function messageJson (m: Message, handle: string | undefined, sender: { fromRelay: boolean, safetyNumberVerified: boolean }): Record<string, unknown> {
+  return {
     id: m.id,
     from: m.from,
     ...(handle === undefined ? {} : { from_handle: handle }),
@@ -267,5 +282,15 @@ function printMessage (out: Out, m: Message, handle: string | undefined, sender:
     untrusted: m.untrusted === true,
     provenance: provenanceJson(m),
     safety_number_verified: sender.safetyNumberVerified,
-  }, `${new Date(m.ts).toISOString()} ${m.from}${handle === undefined ? '' : ` (@${handle})`}${unverified}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
+  }
+}
+
+function printMessage (out: Out, m: Message, handle: string | undefined, sender: { fromRelay: boolean, safetyNumberVerified: boolean }): void {
+  const body = m.text ?? JSON.stringify(m.payload)
+  // room messages of public rooms are signed plaintext by design: not marked
+  const marker = m.room !== undefined ? ` #${m.room}` : m.encrypted ? '' : ' [unencrypted]'
+  // the relay this agent connected to is not a peer; anyone else is unverified until its owner
+  // accepted its safety number (`verify --accept`), whatever its certificate tier (shown in --json)
+  const unverified = !sender.fromRelay && !sender.safetyNumberVerified ? ' [unverified]' : ''
+  out.result(messageJson(m, handle, sender), `${new Date(m.ts).toISOString()} ${m.from}${handle === undefined ? '' : ` (@${handle})`}${unverified}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
 }
