@@ -13,6 +13,7 @@ import { chatFeature } from '../src/features/chat.ts'
 import { opsFeatures } from '../src/features/ops.ts'
 import { registryFeature, reputationFeature } from '../src/features/registry.ts'
 import { relayMetrics, zeroStats } from '../src/ops/metrics.ts'
+import { wakeFeature } from '../src/wake/webhooks.ts'
 
 export { zeroStats }
 
@@ -22,9 +23,11 @@ export function relayFeatures (c: { store: Store, chat: ChatService, tasks: Task
   const registry = registryFeature({ store, now, trustRoots: [] })
   const chatApi = chatFeature({ chat, tasks: c.tasks, store, relayId: c.relayId, apiKey: c.apiKey, registry: () => registry.helpers() })
   const stats = zeroStats()
-  const ops = opsFeatures({
+  const ctx = {
     store, logger: silentLogger, events: chat.events, relay: c.outlet, backplane: inProcessBackplane(), options: relayOptions(c.apiKey === undefined ? {} : { apiKey: c.apiKey }), now, chat,
     gate: () => chatApi.gate(), metrics: relayMetrics({ stats: () => stats, store, events: chat.events }), stats: () => stats,
-  })
-  return [registry, reputationFeature({ store, now, registry }), chatApi, ...ops]
+  }
+  const ops = opsFeatures(ctx)
+  // the wake-ups (§26): wake webhooks
+  return [registry, reputationFeature({ store, now, registry }), chatApi, ...ops, wakeFeature(ctx)]
 }

@@ -82,6 +82,9 @@ describe('options - relayOptions', () => {
       readOnly: false,
       backupIntervalMs: 86_400_000,
       backupKeep: 7,
+      webhookAllowPrivate: false,
+      webhookMinIntervalMs: 30_000,
+      webhookRetries: 5,
       rateLimits: {},
     }
     assert.deepEqual(relayOptions(), expected)
@@ -179,7 +182,7 @@ describe('options - the option schema', () => {
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
       'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs',
       'fileMaxBytes', 'fileJsonMaxBytes', 'fileQuotaBytes', 'fileMaxPerAgent', 'updateGraceMs',
-      'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'readOnly', 'backupIntervalMs', 'backupKeep', 'rateLimits',
+      'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'readOnly', 'backupIntervalMs', 'backupKeep', 'webhookAllowPrivate', 'webhookMinIntervalMs', 'webhookRetries', 'rateLimits',
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
@@ -198,6 +201,7 @@ describe('options - the option schema', () => {
       updateGraceMs: 'AGENTMESH_UPDATE_GRACE_MS',
       healthOfflineAfterMs: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS', healthHistory: 'AGENTMESH_HEALTH_HISTORY', metricsToken: 'AGENTMESH_METRICS_TOKEN',
       readOnly: 'AGENTMESH_READ_ONLY', backupIntervalMs: 'AGENTMESH_BACKUP_INTERVAL_MS', backupKeep: 'AGENTMESH_BACKUP_KEEP',
+      webhookAllowPrivate: 'AGENTMESH_WEBHOOK_ALLOW_PRIVATE', webhookMinIntervalMs: 'AGENTMESH_WEBHOOK_MIN_INTERVAL_MS', webhookRetries: 'AGENTMESH_WEBHOOK_RETRIES',
       backplane: 'AGENTMESH_BACKPLANE', backplaneCatchUpMs: 'AGENTMESH_BACKPLANE_CATCH_UP_MS', clusterHeartbeatMs: 'AGENTMESH_CLUSTER_HEARTBEAT_MS', clusterPeerTimeoutMs: 'AGENTMESH_CLUSTER_PEER_TIMEOUT_MS',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
@@ -211,6 +215,7 @@ describe('options - the option schema', () => {
       ['updateGraceMs', '--update-grace'],
       ['healthOfflineAfterMs', '--health-offline-after'], ['metricsToken', '--metrics-token'],
       ['readOnly', '--read-only'], ['backupIntervalMs', '--backup-interval'], ['backupKeep', '--backup-keep'],
+      ['webhookAllowPrivate', '--webhook-allow-private'],
     ])
   })
 

@@ -13,7 +13,7 @@ import { DEFAULT_EXEC_RETRIES, DEFAULT_EXEC_TIMEOUT_S, MAX_EXEC_CONCURRENCY, MAX
 /** Stop reading stdin while this many sends wait for their ack. */
 const MAX_QUEUED_SENDS = 4096
 
-interface SendOpts extends CommonOpts { stdin?: boolean, type: string, id?: string, timeout?: string, plaintext?: boolean }
+interface SendOpts extends CommonOpts { stdin?: boolean, type: string, id?: string, timeout?: string, plaintext?: boolean, receipts?: boolean }
 
 function deadline (timeout: string | undefined): { ms?: number, signal?: AbortSignal } {
   if (timeout === undefined) return {}
@@ -32,13 +32,13 @@ function printSent (out: Out, r: { id: string, duplicate: boolean }, to: string)
   out.result({ id: r.id, to, status: r.duplicate ? 'duplicate' : 'stored' }, r.id)
 }
 
-async function sendLines (input: NodeJS.ReadableStream, conn: Connection, out: Out, to: string, type: string, encrypt: boolean, signal?: AbortSignal): Promise<number> {
+async function sendLines (input: NodeJS.ReadableStream, conn: Connection, out: Out, to: string, type: string, encrypt: boolean, signal?: AbortSignal, receipts = false): Promise<number> {
   const rl = createInterface({ input, crlfDelay: Infinity })
   // each id is printed as soon as its ack arrives, in input order; reading pauses while too many wait
   let printed: Promise<void> = Promise.resolve()
   let total = 0
   for await (const line of rl) {
-    const p = conn.send(to, { text: line }, { type, encrypt, ...(signal === undefined ? {} : { signal }) })
+    const p = conn.send(to, { text: line }, { type, encrypt, ...(receipts ? { receipts } : {}), ...(signal === undefined ? {} : { signal }) })
     p.catch(() => {}) // its error surfaces in order through `printed`; not an unhandled rejection meanwhile
     printed = printed.then(async () => { printSent(out, await p, to) })
     printed.catch(() => {}) // surfaced by the awaits below
@@ -58,7 +58,8 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
     .option('--type <type>', 'envelope type', 'chat')
     .option('--id <id>', 'envelope id (for a single message): sending the same id again is stored once')
     .option('--timeout <sec>', 'give up after this many seconds (default: wait through relay restarts)')
-    .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)'))
+    .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)')
+    .option('--receipts', 'ask the receiver for delivery receipts: `agentmesh sent` then shows delivered and processed'))
     .action(async (to: string, text: string | undefined, o: SendOpts) => {
       const out = output(o.json === true, io)
       checkAmid('recipient', to)
@@ -68,6 +69,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
         throw usage(o.stdin === true ? '--id applies to a single message, not to --stdin' : '--id must be 8 to 128 characters of A-Z a-z 0-9 _ -')
       }
       if (!new RegExp(TYPE_PATTERN).test(o.type)) throw usage('--type must start with a lowercase letter and use a-z 0-9 . _ - (at most 64)')
+      if (o.receipts === true && o.plaintext === true) throw usage('--receipts travel inside the end-to-end encryption: not with --plaintext')
       const { ms, signal } = deadline(o.timeout)
       const seconds = ms === undefined ? undefined : ms / 1000
       let conn: Connection | undefined
@@ -84,13 +86,13 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
         })
         if (o.stdin === true) {
-          const n = await sendLines(io.stdin, conn, out, to, o.type, o.plaintext !== true, signal)
+          const n = await sendLines(io.stdin, conn, out, to, o.type, o.plaintext !== true, signal, o.receipts === true)
           await conn.flush(signal === undefined ? {} : { signal }) // leftovers of an earlier run, too
           out.note(`${n} message(s) stored by the relay`)
         } else {
           let markQueued!: (id: string) => void
           const queued = new Promise<string>((resolve) => { markQueued = resolve })
-          const sent = conn.send(to, { text: text! }, { type: o.type, encrypt: o.plaintext !== true, onQueued: markQueued, ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
+          const sent = conn.send(to, { text: text! }, { type: o.type, encrypt: o.plaintext !== true, onQueued: markQueued, ...(o.receipts === true ? { receipts: true } : {}), ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
           sent.catch(() => {}) // awaited below, or left in the outbox
           if (!conn.connected) {
             const id = await Promise.race([queued, sent.then(r => r.id)])
