@@ -29,16 +29,16 @@ describe('listen --exec', () => {
     assert.equal((await cli(['listen', '--timeout', '2', '--count', '1'], { home: bob, server: relay.url })).code !== null, true)
     return { relay, alice, bob, bobAmid, out: join(dir.path, `${name}-out.txt`) }
   }
-  const send = async (s: { relay: RelayProcess, alice: string, bobAmid: string }, text: string): Promise<void> => {
-    const r = await cli(['send', s.bobAmid, text, '--timeout', '20'], { home: s.alice, server: s.relay.url })
+  const send = async (s: { relay: RelayProcess, alice: string, bobAmid: string }, text: string, extra: string[] = []): Promise<void> => {
+    const r = await cli(['send', s.bobAmid, text, '--timeout', '20', ...extra], { home: s.alice, server: s.relay.url })
     assert.equal(r.code, 0, r.stderr)
   }
   const lines = (file: string): string[] => existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(l => l !== '') : []
 
   it('listen --exec - runs the command once per message, in order, with the message on stdin and its id and sender in the environment', async () => {
     const s = await setup('once')
-    await send(s, 'first; $(touch pwned) `id`')
-    await send(s, 'second')
+    await send(s, 'first; $(touch pwned) `id`', ['--receipts'])
+    await send(s, 'second', ['--receipts'])
     const cmd = `printf '%s %s ' "$AGENTMESH_MESSAGE_FROM" "$AGENTMESH_MESSAGE_TYPE" >> ${s.out}; cat >> ${s.out}`
     const r = await cli(['listen', '--exec', cmd, '--count', '2', '--timeout', '30', '--json'], { home: s.bob, server: s.relay.url, process: true, timeoutMs: 60_000 })
     assert.equal(r.code, 0, r.stderr)
@@ -53,6 +53,10 @@ describe('listen --exec', () => {
     // one status line per processed message on stdout
     const status = r.lines.map(l => JSON.parse(l) as { id: string, status: string, attempts: number })
     assert.deepEqual(status.map(x => [x.id, x.status, x.attempts]), msgs.map(m => [m.id, 'processed', 1]))
+    // the sender asked for receipts: `agentmesh sent` shows both processed
+    const sent = await cli(['sent', '--json'], { home: s.alice, server: s.relay.url })
+    assert.equal(sent.code, 0, sent.stderr)
+    assert.deepEqual(sent.lines.map(l => { const e = JSON.parse(l) as { id: string, status: string }; return [e.id, e.status] }), msgs.map(m => [m.id, 'processed']))
     // processed: a listen now finds nothing new
     const again = await cli(['listen', '--exec', `cat >> ${s.out}`, '--count', '1', '--timeout', '3'], { home: s.bob, server: s.relay.url, process: true, timeoutMs: 30_000 })
     assert.notEqual(again.code, 0)
