@@ -2,7 +2,8 @@ import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { assertCliError, cli, spawnRelay, tempDir, type RelayProcess } from '@agentmesh/testing'
+import { assertCliError, cli, spawnRelay, startRelay, tempDir, type RelayProcess } from '@agentmesh/testing'
+import { silentLogger, type Relay } from '@agentmesh/server'
 
 /**
  * `agentmesh listen --exec` (docs/protocol.md §26), as real processes: the relay, the senders and
@@ -91,5 +92,28 @@ describe('listen --exec', () => {
     assertCliError(await cli(['listen', '--exec', 'true', '--exec-concurrency', '0'], { home }), 'AM_ERR_INVALID_ARGUMENT', 2, /--exec-concurrency/)
     assertCliError(await cli(['listen', '--exec', 'true', '--exec-retries', 'x'], { home }), 'AM_ERR_INVALID_ARGUMENT', 2, /--exec-retries/)
     assertCliError(await cli(['listen', '--exec', '  '], { home }), 'AM_ERR_INVALID_ARGUMENT', 2, /--exec/)
+  })
+})
+
+describe('agentmesh webhook', () => {
+  const dir = tempDir()
+  const relays: Relay[] = []
+  after(async () => {
+    for (const r of relays) await r.close()
+    dir.cleanup()
+  })
+
+  it('webhook - set, show and clear; a private address and a bad URL are refused with a code and exit non-zero', async () => {
+    const relay = await startRelay({ logger: silentLogger })
+    relays.push(relay)
+    const home = join(dir.path, 'hooked')
+    assert.equal((await cli(['init', '--name', 'h', '--open'], { home, server: relay.url })).code, 0)
+    assertCliError(await cli(['webhook', 'set', 'https://127.0.0.1/hook'], { home, server: relay.url }), 'AM_ERR_WEBHOOK_ADDRESS_REFUSED', 1, /--webhook-allow-private/)
+    assertCliError(await cli(['webhook', 'set', 'ftp://example.com/x'], { home, server: relay.url }), 'AM_ERR_WEBHOOK_URL_INVALID', 1)
+    const none = await cli(['webhook', 'show', '--json'], { home, server: relay.url })
+    assert.equal(none.code, 0, none.stderr)
+    assert.deepEqual(JSON.parse(none.lines[0]!), { url: null, created_at: null, relay_amid: relay.relayAmid, signing: 'ed25519' })
+    const cleared = await cli(['webhook', 'clear', '--json'], { home, server: relay.url })
+    assert.deepEqual(JSON.parse(cleared.lines[0]!), { removed: false })
   })
 })

@@ -145,8 +145,8 @@ export interface Connection {
   /**
    * With `messages({ manualAck: true })`: the application is done with `m`. Messages are handed
    * over without waiting, and each counts as processed (the cursor moves past it, its `processed`
-   * receipt goes) only once it and every message before it were acknowledged; one never acknowledged
-   * is handed over again after a restart.
+   * receipt goes) only once it and every message before it were acknowledged; what was not
+   * committed so (it, or one before it, was not acknowledged) is handed over again after a restart.
    */
   ack (m: Message): void
   status (): AsyncIterable<Status>

@@ -100,6 +100,41 @@ describe('delivery receipts', () => {
     await it.next()
   })
 
+  it('manual ack - the cursor moves only over a run of acknowledged messages; what it did not pass is handed over again after a restart', async () => {
+    const relay = await startRelay({ logger: silentLogger })
+    relays.push(relay)
+    const alice = createIdentity('alice')
+    const bob = createIdentity('bob')
+    const bobState = memoryState()
+    const a = track(await connect({ server: relay.url, identity: alice, state: memoryState() }))
+    const b = await connect({ server: relay.url, identity: bob, state: bobState })
+    for (const text of ['m1', 'm2', 'm3']) await a.send(bob.amid, { text })
+    const ac = new AbortController()
+    const it = b.messages({ signal: ac.signal, manualAck: true })
+    const got: Message[] = []
+    for (let i = 0; i < 3; i++) got.push((await it.next()).value as Message)
+    assert.deepEqual(got.map(m => m.text), ['m1', 'm2', 'm3'], 'handed over without waiting for acks')
+    b.ack(got[2]!)
+    b.ack(got[1]!)
+    // m1 is not acknowledged: nothing is committed, the relay still holds all three
+    await new Promise(resolve => setImmediate(resolve))
+    assert.equal((await relay.store.inbox(bob.amid)).pending, 3)
+    ac.abort()
+    await it.next()
+    await b.close()
+    // a restart: the three come again, in order; acknowledging the first commits the run
+    const b2 = track(await connect({ server: relay.url, identity: bob, state: bobState }))
+    const it2 = b2.messages({ manualAck: true })
+    const again: Message[] = []
+    for (let i = 0; i < 3; i++) again.push((await it2.next()).value as Message)
+    assert.deepEqual(again.map(m => m.text), ['m1', 'm2', 'm3'])
+    b2.ack(again[1]!)
+    b2.ack(again[0]!)
+    await waitFor(async () => (await relay.store.inbox(bob.amid)).pending === 1, 'm1 and m2 acknowledged at the relay')
+    b2.ack(again[2]!)
+    await waitFor(async () => (await relay.store.inbox(bob.amid)).pending === 0, 'all three acknowledged')
+  })
+
   it('receipts - asked for a message that cannot carry them: refused with a code', async () => {
     const relay = await startRelay({ logger: silentLogger })
     relays.push(relay)
