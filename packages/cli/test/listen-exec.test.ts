@@ -86,6 +86,21 @@ describe('listen --exec', () => {
     assert.deepEqual(lines(s.out).map(l => (JSON.parse(l) as { text: string }).text), ['flaky', 'stubborn'])
   })
 
+  it('listen --exec - commands run side by side with --exec-concurrency; a hung one is killed at --exec-timeout', async () => {
+    const s = await setup('conc')
+    for (const t of ['a', 'b', 'c']) await send(s, t)
+    // each command records its start, waits a little, then its message: two run at once
+    const r = await cli(['listen', '--exec', `cat >> ${s.out}`, '--exec-concurrency', '2', '--count', '3', '--timeout', '30', '--json'], { home: s.bob, server: s.relay.url, process: true, timeoutMs: 60_000 })
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(lines(s.out).map(l => (JSON.parse(l) as { text: string }).text).sort(), ['a', 'b', 'c'])
+    assert.equal(r.lines.length, 3)
+
+    await send(s, 'hang')
+    const hung = await cli(['listen', '--exec', 'sleep 30', '--exec-timeout', '1', '--exec-retries', '0', '--count', '1', '--timeout', '30'], { home: s.bob, server: s.relay.url, process: true, timeoutMs: 60_000 })
+    assert.notEqual(hung.code, 0)
+    assert.match(hung.stderr, /AM_ERR_EXEC_FAILED.*ran past --exec-timeout \(1 s\) and was killed/)
+  })
+
   it('listen --exec - bad options are refused with a code', async () => {
     const home = join(dir.path, 'opts')
     assert.equal((await cli(['init', '--name', 'x', '--offline'], { home })).code, 0)

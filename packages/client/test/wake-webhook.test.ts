@@ -37,8 +37,8 @@ describe('wake webhook', () => {
     for (const r of relays) await r.close()
     for (const s of servers) s.close()
   })
-  const start = async (allowPrivate = true): Promise<Relay> => {
-    const r = await startRelay({ logger: silentLogger, webhookAllowPrivate: allowPrivate, webhookMinIntervalMs: 0, webhookRetries: 3 })
+  const start = async (allowPrivate = true, minIntervalMs = 0): Promise<Relay> => {
+    const r = await startRelay({ logger: silentLogger, webhookAllowPrivate: allowPrivate, webhookMinIntervalMs: minIntervalMs, webhookRetries: 3 })
     relays.push(r)
     return r
   }
@@ -116,6 +116,21 @@ describe('wake webhook', () => {
     assert.equal(await webhook(b2).clear(), false)
     assert.equal((await webhook(b2).show()).url, null)
     await b2.close()
+  })
+
+  it('wake - notices to one agent are coalesced: a burst of messages makes at most two notices, the last counting them all', async () => {
+    const relay = await start(true, 1000)
+    const hook = await endpoint()
+    servers.push(hook.server)
+    const alice = createIdentity('alice')
+    const bob = createIdentity('bob')
+    const b = await open(relay, bob, memoryState())
+    await webhook(b).set(hook.url)
+    await b.close()
+    const a = await open(relay, alice, memoryState())
+    for (let i = 0; i < 10; i++) await a.send(bob.amid, { text: `burst ${i}` })
+    await waitFor(() => hook.hits.some(h => (JSON.parse(h.body) as { pending: number }).pending === 10), 'a notice counting all ten')
+    assert.ok(hook.hits.length <= 2, `${hook.hits.length} notices for a burst of ten`)
   })
 
   it('wake - a private address is refused without the operator\'s flag; bad URLs are refused with a code', async () => {
