@@ -1071,7 +1071,7 @@ export class ConnectionImpl implements Connection {
   private commitNow (item: Inbound): void {
     if (this.relayId === undefined) return
     // a message handed to the application (a consumed one has no msg left): processed now
-    if (item.msg !== undefined && item.msg.receiptRequested === true) this.receiptSender?.add(item.msg, 'processed')
+    if (item.msg?.receiptRequested === true && !CONTROL_TYPES.has(item.msg.type)) this.receiptSender?.add(item.msg, 'processed')
     const relay = this.relayId
     const env = item.env
     if (env === undefined || (item.sealed !== true && item.deferred !== true)) {
@@ -1152,7 +1152,7 @@ export class ConnectionImpl implements Connection {
         item.msg = msg
         if (this.manualAck) this.leased.push({ item, done: false })
         else this.processing = item
-        if (msg.receiptRequested === true) this.receiptSender?.add(msg, 'delivered')
+        if (msg.receiptRequested === true && !CONTROL_TYPES.has(msg.type)) this.receiptSender?.add(msg, 'delivered')
         return item.msg
       }
       commitPrev()

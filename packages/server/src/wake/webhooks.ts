@@ -118,12 +118,13 @@ export function wakeFeature (ctx: OpsContext, init: WakeInit = {}): RelayFeature
   /** Waits for a slot among MAX_WAKE_IN_FLIGHT. */
   const slot = async (): Promise<void> => {
     if (running < MAX_WAKE_IN_FLIGHT) { running++; return }
+    // a slot is handed over by release() with the count unchanged
     await new Promise<void>((resolve) => { queue.push(resolve) })
-    running++
   }
   const release = (): void => {
-    running--
-    queue.shift()?.()
+    const next = queue.shift()
+    if (next !== undefined) next()
+    else running--
   }
 
   const sleep = async (ms: number): Promise<void> => {
@@ -159,6 +160,7 @@ export function wakeFeature (ctx: OpsContext, init: WakeInit = {}): RelayFeature
       const timestamp = String(ts)
       const signature = toB64u(sign(null, wakeSigningInput(timestamp, body), chat.relay.privateKeyObject))
       await slot()
+      if (stopped) { release(); return }
       let status = 0
       let code: string | undefined
       try {
@@ -170,6 +172,8 @@ export function wakeFeature (ctx: OpsContext, init: WakeInit = {}): RelayFeature
       }
       if (status >= 200 && status < 300) { sent++; return }
       log.info({ amid, status, code, attempt }, 'wake webhook failed')
+      // the name resolves to an address notices may not go to now (checked as the socket connected)
+      if (code === ErrorCode.WebhookAddressRefused) return
       // a refusal that will not change (4xx but 408 and 429): given up
       if (status >= 400 && status < 500 && status !== 408 && status !== 429) return
     }
