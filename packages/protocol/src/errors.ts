@@ -117,6 +117,8 @@ export const ErrorCode = {
   WebhookAddressRefused: 'AM_ERR_WEBHOOK_ADDRESS_REFUSED',
   WebhookUnresolvable: 'AM_ERR_WEBHOOK_UNRESOLVABLE',
   ExecFailed: 'AM_ERR_EXEC_FAILED',
+  // ---- dashboard: the web console (§22)
+  CsrfRejected: 'AM_ERR_CSRF',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -278,6 +280,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.WebhookAddressRefused]: { status: 403, retryable: false },
   [ErrorCode.WebhookUnresolvable]: { status: 422, retryable: true },
   [ErrorCode.ExecFailed]: { retryable: true },
+  [ErrorCode.CsrfRejected]: { status: 403, retryable: false },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */
