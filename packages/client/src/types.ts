@@ -58,6 +58,8 @@ export interface Message {
   room?: string
   /** relay-attested (posted over REST by `from`, signed by this relay: docs/protocol.md §17.6) */
   via?: string
+  /** the payload does not match the schema this agent declares for its type (warn mode, docs/protocol.md §25): what is wrong */
+  schemaError?: string
 }
 
 /** Safety number and key state of a peer (see `agentmesh verify`). */
@@ -89,6 +91,12 @@ export interface SendOptions {
    * ends; the returned promise still waits for the relay's ack.
    */
   onQueued?: (id: string) => void
+  /**
+   * Check the payload against the schema the receiver declares for this type in its registry
+   * profile (docs/protocol.md §25) before queueing it: AM_ERR_SCHEMA_MISMATCH when it does not
+   * match. Not checked for a room. @default false
+   */
+  validate?: boolean
 }
 
 export interface SendResult {
@@ -255,6 +263,13 @@ export interface ConnectOptions {
    * open: messages need no grant (docs/policy.md)
    */
   policy?: string | import('./policy.ts').PolicyFile
+  /**
+   * Message schemas (docs/protocol.md §25): `mode` 'warn' hands over a direct message whose payload
+   * does not match this agent's declared schema with `schemaError` and a warning; 'strict' refuses
+   * it and tells the sender (AM_ERR_SCHEMA_MISMATCH). `declare` publishes the schemas when they
+   * changed. @default mode $AGENTMESH_SCHEMA_MODE or 'warn'
+   */
+  schemas?: import('./schemas.ts').SchemaOptions
   /** A knock was held for the owner. @default ignored */
   onKnock?: (k: import('./knock.ts').HeldKnock) => void
   /** Dropped deliveries and send errors nobody awaits. @default ignored */

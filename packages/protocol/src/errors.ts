@@ -112,6 +112,9 @@ export const ErrorCode = {
   // ---- operations: agent health and metrics (§21)
   InvalidMetric: 'AM_ERR_INVALID_METRIC',
   MetricsTooLarge: 'AM_ERR_METRICS_TOO_LARGE',
+  // ---- capabilities and message schemas (§25)
+  SchemaMismatch: 'AM_ERR_SCHEMA_MISMATCH',
+  InvalidSchema: 'AM_ERR_INVALID_SCHEMA',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -268,6 +271,9 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   // ---- operations: agent health and metrics (§21)
   [ErrorCode.InvalidMetric]: { status: 400, retryable: false },
   [ErrorCode.MetricsTooLarge]: { status: 413, retryable: false },
+  // ---- capabilities and message schemas (§25)
+  [ErrorCode.SchemaMismatch]: { retryable: false },
+  [ErrorCode.InvalidSchema]: { status: 400, retryable: false },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */

@@ -1,0 +1,43 @@
+/**
+ * Message schemas in a registry profile (docs/protocol.md §25): the message types an agent
+ * accepts, each with a JSON Schema (draft 2020-12) for its payload. The registry checks that each
+ * is a schema, within its bounds, before storing it; the agents validate payloads (the client).
+ */
+import Ajv2020 from 'ajv/dist/2020.js'
+import { AgentMeshError, ErrorCode, MAX_MESSAGE_SCHEMA_BYTES, MAX_MESSAGE_SCHEMAS_BYTES, type MessageSchema } from '@agentmesh/protocol'
+
+// one instance: a compiled schema is removed again at once, so nothing accumulates in it;
+// `addUsedSchema: false` keeps a schema's own `$id` from being registered in it
+const ajv = new Ajv2020.default({ strict: false, allErrors: false, addUsedSchema: false })
+
+/** Envelope types no schema may claim: the protocol's own (encryption, knocks, notices). */
+export function reservedType (type: string): boolean {
+  return type.startsWith('e2ee') || type.startsWith('agentmesh.')
+}
+
+/**
+ * Checks a profile's declared message schemas: bounded (count by the body schema, each and all
+ * by their JSON size), one per type, no protocol type, each a schema Ajv compiles. Throws
+ * AM_ERR_INVALID_SCHEMA naming the type and what is wrong.
+ */
+export function checkMessageSchemas (list: readonly MessageSchema[]): void {
+  const seen = new Set<string>()
+  let total = 0
+  for (const [i, s] of list.entries()) {
+    const at = `schemas[${i}] (type "${s.type}")`
+    if (seen.has(s.type)) throw new AgentMeshError(ErrorCode.InvalidSchema, `${at}: the type is declared twice; declare each message type once`)
+    seen.add(s.type)
+    if (reservedType(s.type)) throw new AgentMeshError(ErrorCode.InvalidSchema, `${at}: e2ee* and agentmesh.* are the protocol's own types; name the message type otherwise`)
+    const bytes = Buffer.byteLength(JSON.stringify(s.schema))
+    if (bytes > MAX_MESSAGE_SCHEMA_BYTES) throw new AgentMeshError(ErrorCode.InvalidSchema, `${at}: the schema is ${bytes} bytes as JSON, more than ${MAX_MESSAGE_SCHEMA_BYTES}; make it smaller`)
+    total += bytes
+    if (total > MAX_MESSAGE_SCHEMAS_BYTES) throw new AgentMeshError(ErrorCode.InvalidSchema, `the schemas are more than ${MAX_MESSAGE_SCHEMAS_BYTES} bytes as JSON together; declare fewer or smaller ones`)
+    try {
+      ajv.compile(s.schema)
+    } catch (err) {
+      throw new AgentMeshError(ErrorCode.InvalidSchema, `${at} is not a valid JSON Schema (draft 2020-12): ${(err as Error).message.slice(0, 300)}`)
+    } finally {
+      ajv.removeSchema(s.schema)
+    }
+  }
+}
