@@ -18,6 +18,7 @@ import { fileCommands } from './commands/files.ts'
 import { updateCommands } from './commands/updates.ts'
 import { healthCommand } from './commands/health.ts'
 import { catastropheCommands } from './commands/catastrophe.ts'
+import { mcpCommand } from './commands/mcp.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -62,6 +63,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   healthCommand(program, io)
   // ---- dashboard: the owner's console (issue 16)
   // ---- bridges: MCP server (issue 18)
+  mcpCommand(program, io)
   // ---- bridges: A2A (issue 18)
   // ---- wake-ups: listen --exec, wake webhooks (issue 18)
   // ---- OpenClaw (issue 18)

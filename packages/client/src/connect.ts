@@ -14,6 +14,7 @@ import type { ConnectOptions, Connection } from './types.ts'
 import { resolveSession } from './session.ts'
 import { attachSchemas, checkOutgoing, schemaModeOf, schemas } from './schemas.ts'
 import { inbound } from './inbound.ts'
+import { attachMailboxState } from './mailbox.ts'
 
 export const STATE_FILE = 'state.db'
 /** The agent's first-contact policy in its home (docs/policy.md). */
@@ -176,6 +177,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   }
   current = () => conn.httpBase
   conn.setGate(gate)
+  attachMailboxState(conn, e2ee)
   // payloads of the types this agent declares are checked against its schemas (docs/protocol.md §25)
   inbound(conn).use(attachSchemas(conn, { mode: schemaMode, notify: (peer, notice) => { tellSender(conn, peer, notice) }, warn: opts.onWarning ?? (() => {}) }))
   await conn.start(opts.signal, timeout, opts.queueWhenUnreachable === true)
