@@ -19,6 +19,7 @@ import { updateCommands } from './commands/updates.ts'
 import { healthCommand } from './commands/health.ts'
 import { catastropheCommands } from './commands/catastrophe.ts'
 import { mcpCommand } from './commands/mcp.ts'
+import { schemaCommands } from './commands/schemas.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -64,6 +65,8 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- dashboard: the owner's console (issue 16)
   // ---- bridges: MCP server (issue 18)
   mcpCommand(program, io)
+  // ---- capabilities and message schemas (issue 18, §25)
+  schemaCommands(program, io)
   // ---- bridges: A2A (issue 18)
   // ---- wake-ups: listen --exec, wake webhooks (issue 18)
   // ---- OpenClaw (issue 18)

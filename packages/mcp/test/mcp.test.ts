@@ -1,6 +1,7 @@
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/client'
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio'
@@ -82,6 +83,29 @@ describe('agentmesh mcp', () => {
     const who = await call(s, 'whoami')
     assert.equal(who.data.amid, s.amid)
     assert.equal(who.data.link, 'connected')
+  })
+
+  it('mcp - stdout carries MCP JSON-RPC only, and the process exits 0 when stdin closes', async () => {
+    const r = await relay()
+    const h = home('raw')
+    const child = spawn(process.execPath, [CLI_BIN, 'mcp'], { env: { ...process.env, AGENTMESH_HOME: h.path, AGENTMESH_SERVER: r.url, AGENTMESH_LOG_LEVEL: 'warn' }, stdio: ['pipe', 'pipe', 'pipe'] })
+    const exited = new Promise<number | null>((resolve) => { child.once('exit', (code) => { resolve(code) }) })
+    stops.push(async () => { child.kill('SIGKILL'); await exited })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }) + '\n')
+    await waitFor(() => out.includes('\n'), 'the initialize answer', 30_000)
+    child.stdin.write(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) + '\n')
+    child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'whoami', arguments: {} } }) + '\n')
+    await waitFor(() => out.split('\n').length >= 3, 'the whoami answer', 30_000)
+    child.stdin.end()
+    assert.equal(await exited, 0)
+    const lines = out.split('\n').filter(l => l !== '')
+    assert.equal(lines.length, 2)
+    const msgs = lines.map(l => JSON.parse(l) as { jsonrpc: string, id: number, result: { serverInfo?: { name: string }, structuredContent?: { amid: string } } })
+    assert.ok(msgs.every(m => m.jsonrpc === '2.0'))
+    assert.equal(msgs[0]!.result.serverInfo?.name, 'agentmesh')
+    assert.equal(msgs[1]!.result.structuredContent?.amid, h.amid)
   })
 
   it('mcp - sends, waits for and receives messages with cursor continuation, no duplicates, across a restart', async () => {

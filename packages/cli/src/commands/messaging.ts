@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline'
 import type { Command } from 'commander'
-import { chat, connect, tasks, type Connection, type Message } from '@agentmesh/client'
+import { chat, connect, schemaModeOf, tasks, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import { checkAmid, homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
@@ -12,7 +12,7 @@ import { processIo, type CliIo } from '../io.ts'
 /** Stop reading stdin while this many sends wait for their ack. */
 const MAX_QUEUED_SENDS = 4096
 
-interface SendOpts extends CommonOpts { stdin?: boolean, type: string, id?: string, timeout?: string, plaintext?: boolean }
+interface SendOpts extends CommonOpts { stdin?: boolean, type: string, id?: string, timeout?: string, plaintext?: boolean, payload?: string, validate?: boolean }
 
 function deadline (timeout: string | undefined): { ms?: number, signal?: AbortSignal } {
   if (timeout === undefined) return {}
@@ -25,6 +25,14 @@ function timeoutToError (err: unknown, what: string, seconds: number | undefined
     return new AgentMeshError(ErrorCode.Timeout, `${what} within ${seconds} s (--timeout)`)
   }
   return err
+}
+
+/** --payload: a JSON object, or AM_ERR_INVALID_ARGUMENT. */
+function jsonPayload (text: string): Record<string, unknown> {
+  let v: unknown
+  try { v = JSON.parse(text) } catch { throw usage('--payload must be a JSON object, e.g. \'{"item":"tea","qty":2}\'') }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw usage('--payload must be a JSON object, e.g. \'{"item":"tea","qty":2}\'')
+  return v as Record<string, unknown>
 }
 
 function printSent (out: Out, r: { id: string, duplicate: boolean }, to: string): void {
@@ -57,12 +65,16 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
     .option('--type <type>', 'envelope type', 'chat')
     .option('--id <id>', 'envelope id (for a single message): sending the same id again is stored once')
     .option('--timeout <sec>', 'give up after this many seconds (default: wait through relay restarts)')
-    .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)'))
+    .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)')
+    .option('--payload <json>', 'send this JSON object as the payload instead of a text (with --type)')
+    .option('--validate', 'check the payload against the schema the recipient declares for --type first (AM_ERR_SCHEMA_MISMATCH, nothing sent)'))
     .action(async (to: string, text: string | undefined, o: SendOpts) => {
       const out = output(o.json === true, io)
       checkAmid('recipient', to)
+      const payload = o.payload === undefined ? undefined : jsonPayload(o.payload)
+      if (payload !== undefined && (text !== undefined || o.stdin === true)) throw usage('give a text, --stdin or --payload, one of them')
       if (o.stdin === true && text !== undefined) throw usage('give the text as an argument or use --stdin, not both')
-      if (o.stdin !== true && text === undefined) throw usage('missing message text: `agentmesh send <amid> <text>`, or --stdin')
+      if (o.stdin !== true && text === undefined && payload === undefined) throw usage('missing message text: `agentmesh send <amid> <text>`, or --stdin')
       if (o.id !== undefined && (o.stdin === true || !new RegExp(ID_PATTERN).test(o.id))) {
         throw usage(o.stdin === true ? '--id applies to a single message, not to --stdin' : '--id must be 8 to 128 characters of A-Z a-z 0-9 _ -')
       }
@@ -89,7 +101,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
         } else {
           let markQueued!: (id: string) => void
           const queued = new Promise<string>((resolve) => { markQueued = resolve })
-          const sent = conn.send(to, { text: text! }, { type: o.type, encrypt: o.plaintext !== true, onQueued: markQueued, ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
+          const sent = conn.send(to, payload ?? { text: text! }, { type: o.type, encrypt: o.plaintext !== true, onQueued: markQueued, ...(o.validate === true ? { validate: true } : {}), ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
           sent.catch(() => {}) // awaited below, or left in the outbox
           if (!conn.connected) {
             const id = await Promise.race([queued, sent.then(r => r.id)])
@@ -113,8 +125,9 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
     .option('--count <n>', 'exit after this many messages')
     .option('--timeout <sec>', 'exit after this many seconds (an error if --count was not reached)')
     .option('--no-plaintext', 'drop unencrypted messages (AM_ERR_PLAINTEXT_REFUSED warning) instead of showing them marked [unencrypted]')
-    .option('--no-commands', 'do not answer the built-in /status and /ping tasks while listening'))
-    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean, commands: boolean }) => {
+    .option('--no-commands', 'do not answer the built-in /status and /ping tasks while listening')
+    .option('--schema-mode <mode>', 'payloads that do not match this agent\'s declared schemas: warn (shown, marked) or strict (refused, the sender told) (env AGENTMESH_SCHEMA_MODE)'))
+    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean, commands: boolean, schemaMode?: string }) => {
       const out = output(o.json === true, io)
       const count = o.count === undefined ? undefined : parseInteger('--count', o.count, 1)
       const { ms, signal } = deadline(o.timeout)
@@ -131,6 +144,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
           signal: stop.signal,
           acceptPlaintext: o.plaintext,
+          schemas: { mode: schemaModeOf(o.schemaMode, io.env) },
           onKnock: (k) => {
             // on stderr: stdout holds messages only
             io.stderr.write(o.json === true
@@ -267,5 +281,6 @@ function printMessage (out: Out, m: Message, handle: string | undefined, sender:
     untrusted: m.untrusted === true,
     provenance: provenanceJson(m),
     safety_number_verified: sender.safetyNumberVerified,
-  }, `${new Date(m.ts).toISOString()} ${m.from}${handle === undefined ? '' : ` (@${handle})`}${unverified}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
+    ...(m.schemaError === undefined ? {} : { schema_error: m.schemaError }),
+  }, `${new Date(m.ts).toISOString()} ${m.from}${handle === undefined ? '' : ` (@${handle})`}${unverified}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}${m.schemaError === undefined ? '' : ` [schema: ${m.schemaError}]`}: ${body}`)
 }
