@@ -69,7 +69,16 @@ export function mailbox (conn: Connection): Mailbox {
   const e2ee = sealedStates.get(conn)
   if (e2ee === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'this connection has no local state for a mailbox; it was not made by connect() with end-to-end encryption')
   const meta = (): { last: number, acked: number } => e2ee.record<{ last: number, acked: number }>(META, 'position') ?? { last: 0, acked: 0 }
-  const cursors = (): number[] => e2ee.recordKeys(KIND).map(r => Number(r.key)).sort((a, b) => a - b)
+  // the kept cursors, ascending: read once, then kept in step with every write (one process serves a home)
+  const kept: number[] = e2ee.recordKeys(KIND).map(r => Number(r.key)).sort((a, b) => a - b)
+  const cursors = (): readonly number[] => kept
+  /** index of the first kept cursor above `c` */
+  const above = (c: number): number => {
+    let lo = 0
+    let hi = kept.length
+    while (lo < hi) { const mid = (lo + hi) >>> 1; if (kept[mid]! <= c) lo = mid + 1; else hi = mid }
+    return lo
+  }
   const mb: Mailbox = {
     keep (m, now = Date.now()) {
       return e2ee.atomically(() => {
@@ -95,13 +104,13 @@ export function mailbox (conn: Connection): Mailbox {
         e2ee.saveRecord(KIND, keyOf(k.cursor), k, now)
         e2ee.saveRecord(IDS, idKey, k.cursor, now)
         e2ee.saveRecord(META, 'position', { last: k.cursor, acked: pos.acked }, now)
+        kept.push(k.cursor)
         return k
       })
     },
     after (cursor, limit) {
       const out: KeptMessage[] = []
-      for (const c of cursors()) {
-        if (c <= cursor) continue
+      for (const c of kept.slice(above(cursor))) {
         const k = e2ee.record<KeptMessage>(KIND, keyOf(c))
         if (k !== undefined) out.push(k)
         if (out.length >= limit) break
@@ -114,19 +123,17 @@ export function mailbox (conn: Connection): Mailbox {
         const acked = Math.min(Math.max(pos.acked, Math.floor(cursor)), pos.last)
         if (acked === pos.acked) return
         e2ee.saveRecord(META, 'position', { last: pos.last, acked })
-        const done = cursors().filter(c => c <= acked)
-        for (const c of done.slice(0, Math.max(0, done.length - MAX_KEPT_ACKNOWLEDGED))) {
+        const drop = Math.max(0, above(acked) - MAX_KEPT_ACKNOWLEDGED)
+        for (const c of kept.slice(0, drop)) {
           const k = e2ee.record<KeptMessage>(KIND, keyOf(c))
           e2ee.dropRecord(KIND, keyOf(c))
           if (k !== undefined) e2ee.dropRecord(IDS, `${k.from}\n${k.id}`)
         }
+        kept.splice(0, drop)
       })
     },
     position: meta,
-    pending () {
-      const { acked } = meta()
-      return cursors().filter(c => c > acked).length
-    },
+    pending () { return kept.length - above(meta().acked) },
     list ({ limit, peer, room }) {
       const out: KeptMessage[] = []
       const all = cursors()

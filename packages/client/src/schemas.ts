@@ -53,10 +53,12 @@ export function schemaModeOf (mode: string | undefined, env: Record<string, stri
 
 /** Compiled validators of a list of schemas, by type; a schema that does not compile is left out (the registry refuses those). */
 class Validators {
-  private static readonly ajv = new Ajv2020.default({ strict: false, allErrors: false, addUsedSchema: false })
+  // made on first use: its meta-schemas cost a few ms, and most connections declare nothing
+  private static ajv: InstanceType<typeof Ajv2020.default> | undefined
   readonly byType = new Map<string, ValidateFunction>()
   constructor (readonly list: readonly MessageSchema[]) {
-    const ajv = Validators.ajv
+    if (list.length === 0) return
+    const ajv = (Validators.ajv ??= new Ajv2020.default({ strict: false, allErrors: false, addUsedSchema: false }))
     for (const s of list) {
       try { this.byType.set(s.type, ajv.compile(s.schema)) } catch {} finally { ajv.removeSchema(s.schema) }
     }

@@ -6,9 +6,11 @@
 import Ajv2020 from 'ajv/dist/2020.js'
 import { AgentMeshError, ErrorCode, MAX_MESSAGE_SCHEMA_BYTES, MAX_MESSAGE_SCHEMAS_BYTES, type MessageSchema } from '@agentmesh/protocol'
 
-// one instance: a compiled schema is removed again at once, so nothing accumulates in it;
-// `addUsedSchema: false` keeps a schema's own `$id` from being registered in it
-const ajv = new Ajv2020.default({ strict: false, allErrors: false, addUsedSchema: false })
+// one instance, made on first use (its meta-schemas cost a few ms): a compiled schema is removed
+// again at once, so nothing accumulates in it; `addUsedSchema: false` keeps a schema's own `$id`
+// from being registered in it
+let instance: InstanceType<typeof Ajv2020.default> | undefined
+const ajvOf = (): InstanceType<typeof Ajv2020.default> => (instance ??= new Ajv2020.default({ strict: false, allErrors: false, addUsedSchema: false }))
 
 /** Envelope types no schema may claim: the protocol's own (encryption, knocks, notices). */
 export function reservedType (type: string): boolean {
@@ -21,6 +23,7 @@ export function reservedType (type: string): boolean {
  * AM_ERR_INVALID_SCHEMA naming the type and what is wrong.
  */
 export function checkMessageSchemas (list: readonly MessageSchema[]): void {
+  const ajv = ajvOf()
   const seen = new Set<string>()
   let total = 0
   for (const [i, s] of list.entries()) {

@@ -6,7 +6,6 @@
 import type { Readable, Writable } from 'node:stream'
 import type { Command } from 'commander'
 import { connect, SDK_VERSION, type Connection } from '@agentmesh/client'
-import { serveMcpStdio } from '@agentmesh/mcp'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { parsePositive } from '../output.ts'
@@ -42,6 +41,8 @@ export function mcpCommand (program: Command, io: CliIo = processIo()): void {
         })
         if (!conn.connected) warn(new AgentMeshError(ErrorCode.ConnectFailed, `the relay at ${server} cannot be reached yet; serving anyway, sends wait in the outbox`))
         const own = io.stdout === process.stdout && io.stdin === process.stdin ? {} : { stdin: io.stdin as Readable, stdout: io.stdout as unknown as Writable }
+        // loaded when served: the MCP SDK and its schemas are not every command's start-up cost
+        const { serveMcpStdio } = await import('@agentmesh/mcp')
         const mcp = serveMcpStdio(conn, { server, version: SDK_VERSION, onError: warn, ...own })
         await Promise.race([mcp.closed, new Promise<void>((resolve) => { stop.signal.addEventListener('abort', () => { resolve() }, { once: true }) })])
         await mcp.close()
