@@ -179,7 +179,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   conn.setGate(gate)
   attachMailboxState(conn, e2ee)
   // payloads of the types this agent declares are checked against its schemas (docs/protocol.md §25)
-  inbound(conn).use(attachSchemas(conn, { mode: schemaMode, notify: (peer, notice) => { tellSender(conn, peer, notice) }, warn: opts.onWarning ?? (() => {}) }))
+  inbound(conn).use(attachSchemas(conn, { mode: schemaMode, e2ee, notify: (peer, notice) => { tellSender(conn, peer, notice) }, warn: opts.onWarning ?? (() => {}) }))
   await conn.start(opts.signal, timeout, opts.queueWhenUnreachable === true)
   if (conn.connected) {
     await e2ee.start()

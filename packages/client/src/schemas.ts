@@ -15,6 +15,7 @@ import { AgentMeshError, ErrorCode, TYPE_PATTERN, type MessageSchema } from '@ag
 import { LruMap } from '@agentmesh/protocol/internal'
 import type { InboundStage } from './inbound.ts'
 import type { DeliveryNotice } from './knock.ts'
+import type { E2ee } from './e2ee.ts'
 import type { Connection, Message } from './types.ts'
 
 export type { MessageSchema }
@@ -27,7 +28,7 @@ export interface SchemaOptions {
   declare?: readonly MessageSchema[]
 }
 
-/** A receiver's own schemas are read from the registry again after this long (another process may declare). */
+/** A peer's schemas (validate: true) are read from the registry again after this long. */
 export const SCHEMA_CACHE_MS = 60_000
 /** Peers whose schemas a sender keeps (validate: true), each for SCHEMA_CACHE_MS. */
 export const MAX_CACHED_PEER_SCHEMAS = 256
@@ -75,14 +76,20 @@ class Validators {
 
 interface SchemaStateInit {
   mode: SchemaMode
+  /** the agent's sealed state, where the schemas it declared are kept */
+  e2ee: E2ee
   notify: (peer: string, notice: DeliveryNotice) => void
   warn: (w: AgentMeshError) => void
 }
 
-/** Per connection: its own declared schemas (cached), the peers' (for validate: true), the mode. */
+/** Record of the schemas this agent declared last (through the SDK or the CLI), in its sealed state. */
+const DECLARED = ['meta-schemas', 'declared'] as const
+/** The declared schemas are read from the state again after this long (another process of the agent may declare). */
+export const OWN_SCHEMAS_RECHECK_MS = 1000
+
+/** Per connection: its own declared schemas (from its state), the peers' (for validate: true), the mode. */
 class SchemaState {
-  private own: { v: Validators, at: number } | undefined
-  private ownLoading: Promise<Validators> | undefined
+  private own: { v: Validators, text: string, at: number } | undefined
   private readonly peers = new LruMap<string, { v: Validators, at: number }>(MAX_CACHED_PEER_SCHEMAS)
   private readonly notices = new LruMap<string, { n: number, since: number }>(MAX_CACHED_PEER_SCHEMAS)
   constructor (private readonly conn: Connection, readonly init: SchemaStateInit) {}
@@ -91,25 +98,23 @@ class SchemaState {
     return declaredSchemas(await this.conn.request('GET', `/api/v1/agents/${amid}`))
   }
 
-  /** This agent's validators; on a registry error, the last ones known (none at first). */
-  async ownValidators (now = Date.now()): Promise<Validators> {
-    if (this.own !== undefined && now - this.own.at < SCHEMA_CACHE_MS) return this.own.v
-    this.ownLoading ??= (async () => {
-      try {
-        const v = new Validators(await this.profileOf(this.conn.amid))
-        this.own = { v, at: Date.now() }
-        return v
-      } catch (err) {
-        if (AgentMeshError.is(err, ErrorCode.NotFound)) { this.own = { v: new Validators([]), at: Date.now() }; return this.own.v }
-        return this.own?.v ?? new Validators([])
-      } finally {
-        this.ownLoading = undefined
-      }
-    })()
-    return await this.ownLoading
+  /**
+   * This agent's validators: the schemas it declared, as kept in its state when declared (no
+   * network: a message is never held up by the registry); compiled again only when they changed.
+   */
+  ownValidators (now = Date.now()): Validators {
+    if (this.own !== undefined && now - this.own.at < OWN_SCHEMAS_RECHECK_MS) return this.own.v
+    const list = this.init.e2ee.record<MessageSchema[]>(...DECLARED) ?? []
+    const text = JSON.stringify(list)
+    if (this.own?.text === text) { this.own.at = now; return this.own.v }
+    this.own = { v: new Validators(list), text, at: now }
+    return this.own.v
   }
 
-  setOwn (list: readonly MessageSchema[]): void { this.own = { v: new Validators(list), at: Date.now() } }
+  setOwn (list: readonly MessageSchema[]): void {
+    this.init.e2ee.saveRecord(...DECLARED, list)
+    this.own = { v: new Validators(list), text: JSON.stringify(list), at: Date.now() }
+  }
 
   async peerValidators (peer: string, now = Date.now()): Promise<Validators> {
     const hit = this.peers.get(peer)
@@ -149,7 +154,7 @@ function schemaStage (conn: Connection, st: SchemaState): InboundStage {
     async handle (ctx) {
       const m = ctx.message
       if (m === undefined || m.room !== undefined || m.from === conn.relayAmid || m.from === conn.amid || m.type.startsWith('agentmesh.')) return 'continue'
-      const v = await st.ownValidators()
+      const v = st.ownValidators()
       if (!v.byType.has(m.type)) return 'continue'
       const wrong = v.check(m.type, m.payload)
       if (wrong === undefined) return 'continue'
