@@ -7,7 +7,7 @@
  */
 import * as z from 'zod'
 import type { CallToolResult, McpServer, StandardSchemaWithJSON } from '@modelcontextprotocol/server'
-import { chat, fenceUntrusted, INTENT_CATEGORIES, schemas, tasks, type Connection, type TaskInfo } from '@agentmesh/client'
+import { chat, fenceUntrusted, INTENT_CATEGORIES, schemas, tasks, type Connection, type RoomInfo, type TaskInfo } from '@agentmesh/client'
 import { AgentMeshError, AMID_PATTERN, COMMAND_PATTERN, ErrorCode, HANDLE_PATTERN, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S, ROOM_ID_PATTERN, TYPE_PATTERN } from '@agentmesh/protocol'
 import { messagesText, type Inbox } from './inbox.ts'
 
@@ -73,6 +73,12 @@ async function run (fn: () => Promise<CallToolResult>): Promise<CallToolResult> 
 /** An AMID for an AMID or @handle (the relay resolves a handle; the SDK checks it against its pin). */
 async function amidOf (conn: Connection, peer: string): Promise<string> {
   return peer.startsWith('@') ? await conn.resolveHandle(peer) : peer
+}
+
+/** A room as data, its topic (set by its owner: a peer) fenced. */
+function roomOut (r: RoomInfo): Json {
+  const { topic, ...rest } = r
+  return { ...rest, id: `#${r.id}`, ...(topic === undefined || topic === '' ? {} : { topic: fenceUntrusted(topic, { from: r.owner ?? 'relay', tier: 'anonymous', scopes: [] }) }) }
 }
 
 /** A task as data, its assignee's words (result, message) fenced. */
@@ -246,7 +252,7 @@ export function registerTools (server: McpServer, ctx: ToolContext): void {
     inputSchema: coded(z.object({})),
     annotations: { readOnlyHint: true },
   }, async () => await run(async () => {
-    const rooms = (await chat(conn).rooms()).map(r => ({ ...r, id: `#${r.id}` }))
+    const rooms = (await chat(conn).rooms()).map(roomOut)
     return ok({ rooms })
   }))
 
@@ -256,7 +262,7 @@ export function registerTools (server: McpServer, ctx: ToolContext): void {
     inputSchema: coded(z.object({ room: Room })),
   }, async (a) => await run(async () => {
     const r = await chat(conn).join(a.room.replace(/^#/, ''))
-    return ok({ room: { ...r, id: `#${r.id}` } })
+    return ok({ room: roomOut(r) })
   }))
 
   server.registerTool('dispatch_task', {
