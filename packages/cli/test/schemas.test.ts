@@ -78,5 +78,6 @@ describe('agentmesh schemas', () => {
     const text = await cli(['send', amids.bob!, '--type', 'order.create', '--payload', '[1]'], { home: homes.alice, server })
     assertCliError(text, 'AM_ERR_INVALID_ARGUMENT', 2)
     assertCliError(await cli(['listen', '--count', '1', '--timeout', '1', '--schema-mode', 'loose'], { home: homes.bob, server }), 'AM_ERR_INVALID_ARGUMENT', 2)
+    assertCliError(await cli(['mcp', '--schema-mode', 'loose'], { home: homes.bob, server }), 'AM_ERR_INVALID_ARGUMENT', 2, /--schema-mode must be warn or strict/)
   })
 })
