@@ -8,7 +8,7 @@
 import * as z from 'zod'
 import type { CallToolResult, McpServer, StandardSchemaWithJSON } from '@modelcontextprotocol/server'
 import { chat, fenceUntrusted, INTENT_CATEGORIES, schemas, tasks, type Connection, type RoomInfo, type TaskInfo } from '@agentmesh/client'
-import { AgentMeshError, AMID_PATTERN, COMMAND_PATTERN, ErrorCode, HANDLE_PATTERN, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S, ROOM_ID_PATTERN, TYPE_PATTERN } from '@agentmesh/protocol'
+import { AgentMeshError, AMID_PATTERN, COMMAND_PATTERN, ErrorCode, HANDLE_PATTERN, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S, MAX_TASK_MESSAGE, ROOM_ID_PATTERN, TYPE_PATTERN } from '@agentmesh/protocol'
 import { messagesText, type Inbox } from './inbox.ts'
 
 /** wait_for_messages waits at most this long (an MCP client's request timeout is often 60 s). @default 25 s */
@@ -24,7 +24,7 @@ export const MAX_SEND_BYTES = 64 * 1024
 
 export const TOOL_NAMES = [
   'whoami', 'send_message', 'wait_for_messages', 'list_messages', 'history', 'knock', 'list_knocks', 'answer_knock',
-  'rooms', 'join_room', 'dispatch_task', 'task_status', 'peer_info',
+  'rooms', 'join_room', 'dispatch_task', 'task_status', 'report_task', 'peer_info',
 ] as const
 
 const bare = (p: string): string => p.slice(1, -1)
@@ -287,6 +287,20 @@ export function registerTools (server: McpServer, ctx: ToolContext): void {
     annotations: { readOnlyHint: true },
   }, async (a) => await run(async () => {
     const t = await tasks(conn).get(a.id)
+    return ok({ task: taskOut(t, t.assignee !== conn.amid) })
+  }))
+
+  server.registerTool('report_task', {
+    title: 'Report on a task',
+    description: 'For a task assigned to this agent (a task.request message from the relay): says it is working on it, or answers it (completed with a result, failed or rejected with a message).',
+    inputSchema: coded(z.object({
+      id: z.string().min(1).max(128),
+      state: z.enum(['working', 'input-required', 'completed', 'failed', 'rejected']),
+      message: z.string().max(MAX_TASK_MESSAGE).optional(),
+      result: z.unknown().optional().describe('any JSON, for completed'),
+    })),
+  }, async (a) => await run(async () => {
+    const t = await tasks(conn).report(a.id, a.state, { ...(a.message === undefined ? {} : { message: a.message }), ...(a.result === undefined ? {} : { result: a.result }) })
     return ok({ task: taskOut(t, t.assignee !== conn.amid) })
   }))
 

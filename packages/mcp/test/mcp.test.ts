@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/client'
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio'
 import { createIdentity, saveIdentity } from '@agentmesh/crypto'
-import { chat, connect, memoryState, type Connection, type Message } from '@agentmesh/client'
+import { chat, connect, memoryState, tasks, type Connection, type Message } from '@agentmesh/client'
 import { ErrorCode } from '@agentmesh/protocol'
 import type { Relay } from '@agentmesh/server'
 import { CLI_BIN, startRelay, tempDir, waitFor } from '@agentmesh/testing'
@@ -255,5 +255,20 @@ describe('agentmesh mcp', () => {
     assert.equal(task.command, 'ping')
     const st = await call(s, 'task_status', { id: task.id })
     assert.equal((st.data.task as { id: string }).id, task.id)
+
+    // a task for this agent arrives as a task.request from the relay; report_task answers it
+    const asked = await tasks(gus.conn).dispatch({ to: s.amid, command: 'summarise', args: 'the lobby', deadlineS: 60 })
+    let req: Out | undefined
+    await waitFor(async () => {
+      req = messagesOf(await call(s, 'wait_for_messages', { timeout_s: 5 })).find(m => m.type === 'task.request')
+      return req !== undefined
+    }, 'the task request')
+    assert.match(req!.content, new RegExp(asked.id))
+    const done = await call(s, 'report_task', { id: asked.id, state: 'completed', result: { summary: 'two messages' } })
+    assert.equal(done.isError, undefined, done.text)
+    const seen = await tasks(gus.conn).get(asked.id)
+    assert.deepEqual([seen.state, seen.result], ['completed', { summary: 'two messages' }])
+    const bad = await call(s, 'report_task', { id: asked.id, state: 'done' })
+    assert.match(bad.text, /AM_ERR_INVALID_ARGUMENT: state/)
   })
 })
