@@ -11,7 +11,7 @@
  */
 import Ajv2020 from 'ajv/dist/2020.js'
 import type { ValidateFunction } from 'ajv'
-import { AgentMeshError, ErrorCode, TYPE_PATTERN, type MessageSchema } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode, TYPE_PATTERN, schemaShapeError, type MessageSchema } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import type { InboundStage } from './inbound.ts'
 import type { DeliveryNotice } from './knock.ts'
@@ -56,12 +56,17 @@ export function schemaModeOf (mode: string | undefined, env: Record<string, stri
 class Validators {
   // made on first use: its meta-schemas cost a few ms, and most connections declare nothing
   private static ajv: InstanceType<typeof Ajv2020.default> | undefined
+  static compile (schema: Record<string, unknown>): ValidateFunction {
+    const shape = schemaShapeError(schema)
+    if (shape !== undefined) throw new Error(shape)
+    const ajv = (Validators.ajv ??= new Ajv2020.default({ strict: false, allErrors: false, addUsedSchema: false }))
+    try { return ajv.compile(schema) } finally { ajv.removeSchema(schema) }
+  }
+
   readonly byType = new Map<string, ValidateFunction>()
   constructor (readonly list: readonly MessageSchema[]) {
-    if (list.length === 0) return
-    const ajv = (Validators.ajv ??= new Ajv2020.default({ strict: false, allErrors: false, addUsedSchema: false }))
     for (const s of list) {
-      try { this.byType.set(s.type, ajv.compile(s.schema)) } catch {} finally { ajv.removeSchema(s.schema) }
+      try { this.byType.set(s.type, Validators.compile(s.schema)) } catch {}
     }
   }
 
@@ -196,8 +201,12 @@ export function schemas (conn: Connection): Schemas {
   return {
     get mode () { return st.init.mode },
     async declare (list) {
-      for (const s of list) {
+      for (const [i, s] of list.entries()) {
         if (typeof s?.type !== 'string' || !new RegExp(TYPE_PATTERN).test(s.type)) throw new AgentMeshError(ErrorCode.InvalidSchema, `"${String(s?.type).slice(0, 64)}" is not a message type (a-z 0-9 . _ -, starting with a letter)`)
+        // compiled here first: the registry checks a schema against the meta-schema only
+        try { Validators.compile(s.schema) } catch (err) {
+          throw new AgentMeshError(ErrorCode.InvalidSchema, `schemas[${i}] (type "${s.type}") is not a valid JSON Schema (draft 2020-12): ${(err as Error).message.slice(0, 300)}`)
+        }
       }
       const answer = await conn.request('PUT', `/api/v1/agents/${conn.amid}`, { schemas: list })
       const declared = declaredSchemas(answer)

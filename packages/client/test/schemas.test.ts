@@ -61,13 +61,21 @@ describe('message schemas', () => {
     const big = { type: 'object', description: 'x'.repeat(9000) }
     await assert.rejects(schemas(bob.conn).declare([{ type: 'big', schema: big }]), (e: AgentMeshError) => e.code === ErrorCode.InvalidSchema && /8192/.test(e.message))
     assert.deepEqual(await schemas(bob.conn).of(), [ORDER])
-    // a raw signed PUT is refused the same way, as a 400 with the code
+    await assert.rejects(schemas(bob.conn).declare([{ type: 'dangling', schema: { $ref: '#/$defs/none' } }]), (e: AgentMeshError) => e.code === ErrorCode.InvalidSchema && /dangling/.test(e.message))
+    // a raw signed PUT is refused too, as a 400 with the code: not a schema, a reference outside
+    // it, nested too deep (the relay checks the meta-schema and the shape, it compiles nothing)
     const id = createIdentity('raw')
-    const body = JSON.stringify({ schemas: [{ type: 'x', schema: { minimum: 'five' } }] })
     const path = `/api/v1/agents/${id.amid}`
-    const res = await fetch(`${relay.url.replace('ws', 'http').replace(/\/ws$/, '')}${path}`, { method: 'PUT', body, headers: { 'content-type': 'application/json', ...signRequest(id, 'PUT', path, body) } })
-    assert.equal(res.status, 400)
-    assert.equal(((await res.json()) as { error: { code: string } }).error.code, ErrorCode.InvalidSchema)
+    let deep: Record<string, unknown> = { type: 'string' }
+    for (let i = 0; i < 40; i++) deep = { items: deep }
+    for (const [schema, why] of [[{ minimum: 'five' }, /not a valid JSON Schema/], [{ $ref: 'http://127.0.0.1:1/s.json' }, /refers outside the schema/], [deep, /deeper than 32 levels/]] as const) {
+      const body = JSON.stringify({ schemas: [{ type: 'x', schema }] })
+      const res = await fetch(`${relay.url.replace('ws', 'http').replace(/\/ws$/, '')}${path}`, { method: 'PUT', body, headers: { 'content-type': 'application/json', ...signRequest(id, 'PUT', path, body) } })
+      assert.equal(res.status, 400)
+      const err = ((await res.json()) as { error: { code: string, message: string } }).error
+      assert.equal(err.code, ErrorCode.InvalidSchema)
+      assert.match(err.message, why)
+    }
   })
 
   it('schemas - warn mode (the default) delivers a bad payload with schemaError and a warning; a good one passes clean', async () => {

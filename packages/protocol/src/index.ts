@@ -35,6 +35,7 @@ export {
   MAX_PREKEYS_PER_AGENT, MAX_PQ_PREKEYS_PER_UPLOAD, MAX_PQ_PREKEYS_PER_AGENT, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, MAX_CERT_CHAIN_LENGTH, MAX_CERT_PEM_BYTES,
   RATE_LIMIT_KEYS, MAX_FILENAME_LENGTH, MAX_FILE_DESCRIPTION, FILE_TYPE_PATTERN, MAX_FILE_SHARES, FILE_VISIBILITY_PATTERN,
 } from './api/constants.ts'
+export { schemaShapeError, MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES } from './api/schema-shape.ts'
 export type { TaskState, AgentRole, RoomKind, PresenceStatus, RateLimitKey } from './api/constants.ts'
 export {
   ErrorBody, Health, HealthDown, RelayInfo, AnyObject, AmidParams, Skill, MessageSchema, ProfileBody, PrekeyBody, CertificateBody,
