@@ -17,7 +17,7 @@ import { McpServer } from '@modelcontextprotocol/server'
 import { serveStdio, StdioServerTransport } from '@modelcontextprotocol/server/stdio'
 import type { Readable, Writable } from 'node:stream'
 import { UNTRUSTED_NOTICE, type Connection } from '@agentmesh/client'
-import type { AgentMeshError } from '@agentmesh/protocol'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { Inbox } from './inbox.ts'
 import { registerTools } from './tools.ts'
 
@@ -75,7 +75,7 @@ export function agentMeshMcp (conn: Connection, init: McpInit): AgentMeshMcp {
 export function serveMcpStdio (conn: Connection, init: McpInit & { stdin?: Readable, stdout?: Writable }): { closed: Promise<void>, close: () => Promise<void> } {
   const mcp = agentMeshMcp(conn, init)
   const transport = init.stdin === undefined && init.stdout === undefined ? {} : { transport: new StdioServerTransport(init.stdin, init.stdout) }
-  const handle = serveStdio(mcp.server, { ...transport, onerror: (e) => { init.onError?.(e as AgentMeshError) } })
+  const handle = serveStdio(mcp.server, { ...transport, onerror: (e) => { init.onError?.(AgentMeshError.is(e) ? e : new AgentMeshError(ErrorCode.Internal, `MCP: ${e.message}`)) } })
   const stdin = init.stdin ?? process.stdin
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
