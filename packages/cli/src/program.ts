@@ -20,6 +20,8 @@ import { updateCommands } from './commands/updates.ts'
 import { healthCommand } from './commands/health.ts'
 import { webhookCommands } from './commands/webhook.ts'
 import { catastropheCommands } from './commands/catastrophe.ts'
+import { mcpCommand } from './commands/mcp.ts'
+import { schemaCommands } from './commands/schemas.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -66,6 +68,9 @@ export function buildProgram (io: CliIo = processIo()): Command {
   healthCommand(program, io)
   // ---- dashboard: the owner's console (issue 16)
   // ---- bridges: MCP server (issue 18)
+  mcpCommand(program, io)
+  // ---- capabilities and message schemas (issue 18, §25)
+  schemaCommands(program, io)
   // ---- bridges: A2A (issue 18)
   // ---- wake-ups: listen --exec, wake webhooks (issue 18)
   webhookCommands(program, io)

@@ -103,6 +103,8 @@ export interface ConnectionConfig {
   signEncrypted?: boolean
   /** knocks, grants, per-peer limits; set by connect() once the connection exists */
   gate?: Gate
+  /** send(…, { validate: true }): the receiver's declared schema must match (schemas.ts) */
+  validateSend?: (to: string, type: string, payload: Record<string, unknown>) => Promise<void>
   minBackoffMs: number
   maxBackoffMs: number
   onWarning: (w: AgentMeshError) => void
@@ -458,6 +460,7 @@ export class ConnectionImpl implements Connection {
 
   async send (to: string, payload: Record<string, unknown>, opts: SendOptions = {}): Promise<SendResult> {
     if (this.closed) throw new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection is closed')
+    if (opts.validate === true && this.cfg.validateSend !== undefined) await this.cfg.validateSend(to, opts.type ?? 'chat', payload)
     const lookup = typeof to === 'string' && (HANDLE_RE.test(to) || (roomRe.test(to) && this.rooms !== undefined && opts.encrypt !== false && (opts.type ?? 'chat') !== GROUP_TYPE) ||
       // a first message to a peer needs its prekeys from the relay: while the relay is away, it waits its turn like a room look-up
       (!this.authed && this.needsSession(to, opts)))

@@ -17,7 +17,9 @@
  *
  * Built-in stages run first, in this order: `e2ee` (decrypt, reset), `sender-keys` (private rooms),
  * `relay` (the relay's own posts), `room` (room messages are a peer's words), `receipts` (delivery
- * receipts for this agent's messages, receipts.ts), `gate` (knocks, grants, per-peer limits); stages added with `inbound(conn).use(stage)` (tasks) run after them, in the order
+ * receipts for this agent's messages, receipts.ts), `gate` (knocks, grants, per-peer limits),
+ * `file-keys`, and `schemas` (added by connect(): declared message schemas, schemas.ts);
+ * stages added with `inbound(conn).use(stage)` (tasks) run after them, in the order
  * they were added; what is left goes to the application.
  */
 import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'

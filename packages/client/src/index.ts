@@ -68,6 +68,12 @@ export type { SentEntry, SentStatus, SentStatusEntry } from './sent.ts'
 export { DELIVERY_NOTICE_TYPE } from './knock.ts'
 export type { DeliveryNotice } from './knock.ts'
 export { catastrophes } from './ops/catastrophe.ts'
+// ---- bridges: the MCP server's sealed mailbox (§23)
+export { mailbox, MAX_MAILBOX, MAX_KEPT_ACKNOWLEDGED } from './mailbox.ts'
+export type { Mailbox, KeptMessage } from './mailbox.ts'
+// ---- capabilities and message schemas (§25)
+export { schemas, declaredSchemas, schemaModeOf, SCHEMA_CACHE_MS, MAX_CACHED_PEER_SCHEMAS, MAX_SCHEMA_NOTICES_PER_MINUTE } from './schemas.ts'
+export type { Schemas, SchemaMode, SchemaOptions, MessageSchema } from './schemas.ts'
 export { ops } from './ops.ts'
 // ---- wake-ups: wake webhooks, delivery receipts (§26)
 export { receipts, RECEIPT_TYPE, MAX_RECEIPTS_PER_MESSAGE } from './receipts.ts'

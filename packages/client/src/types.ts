@@ -60,6 +60,8 @@ export interface Message {
   via?: string
   /** the sender asked for delivery receipts (docs/protocol.md §26): this agent sends them unless connected with `sendReceipts: false` */
   receiptRequested?: boolean
+  /** the payload does not match the schema this agent declares for its type (warn mode, docs/protocol.md §25): what is wrong */
+  schemaError?: string
 }
 
 /** Safety number and key state of a peer (see `agentmesh verify`). */
@@ -97,6 +99,12 @@ export interface SendOptions {
    * @default the connection's `requestReceipts`
    */
   receipts?: boolean
+  /**
+   * Check the payload against the schema the receiver declares for this type in its registry
+   * profile (docs/protocol.md §25) before queueing it: AM_ERR_SCHEMA_MISMATCH when it does not
+   * match. Not checked for a room. @default false
+   */
+  validate?: boolean
 }
 
 export interface SendResult {
@@ -276,6 +284,13 @@ export interface ConnectOptions {
    * open: messages need no grant (docs/policy.md)
    */
   policy?: string | import('./policy.ts').PolicyFile
+  /**
+   * Message schemas (docs/protocol.md §25): `mode` 'warn' hands over a direct message whose payload
+   * does not match this agent's declared schema with `schemaError` and a warning; 'strict' refuses
+   * it and tells the sender (AM_ERR_SCHEMA_MISMATCH). `declare` publishes the schemas when they
+   * changed. @default mode $AGENTMESH_SCHEMA_MODE or 'warn'
+   */
+  schemas?: import('./schemas.ts').SchemaOptions
   /** A knock was held for the owner. @default ignored */
   onKnock?: (k: import('./knock.ts').HeldKnock) => void
   /** Dropped deliveries and send errors nobody awaits. @default ignored */

@@ -119,6 +119,9 @@ export const ErrorCode = {
   ExecFailed: 'AM_ERR_EXEC_FAILED',
   // ---- dashboard: the web console (§22)
   CsrfRejected: 'AM_ERR_CSRF',
+  // ---- capabilities and message schemas (§25)
+  SchemaMismatch: 'AM_ERR_SCHEMA_MISMATCH',
+  InvalidSchema: 'AM_ERR_INVALID_SCHEMA',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -281,6 +284,9 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.WebhookUnresolvable]: { status: 422, retryable: true },
   [ErrorCode.ExecFailed]: { retryable: true },
   [ErrorCode.CsrfRejected]: { status: 403, retryable: false },
+  // ---- capabilities and message schemas (§25)
+  [ErrorCode.SchemaMismatch]: { retryable: false },
+  [ErrorCode.InvalidSchema]: { status: 400, retryable: false },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */

@@ -31,13 +31,14 @@ export {
   HANDLE_PATTERN, RESERVED_HANDLES, COMMAND_PATTERN, AUDIT_ACTION_PATTERN, TASK_STATES, FINAL_TASK_STATES, ROLES,
   DEFAULT_ROLE, ROOM_KINDS, PRESENCE_STATES, MAX_TOPIC_LENGTH, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S, MAX_TASK_MESSAGE,
   MAX_TASK_RESULT_BYTES, MIN_PRESENCE_IDLE_MS, MAX_PRESENCE_IDLE_MS, MAX_RATE_SETTING, DEFAULT_PAGE, MAX_PAGE,
-  MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS, MAX_REGISTRY_BODY_BYTES, MAX_SKILLS, MAX_PREKEYS_PER_UPLOAD,
+  MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS, MAX_REGISTRY_BODY_BYTES, MAX_SKILLS, MAX_MESSAGE_SCHEMAS, MAX_MESSAGE_SCHEMA_BYTES, MAX_MESSAGE_SCHEMAS_BYTES, MAX_PREKEYS_PER_UPLOAD,
   MAX_PREKEYS_PER_AGENT, MAX_PQ_PREKEYS_PER_UPLOAD, MAX_PQ_PREKEYS_PER_AGENT, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, MAX_CERT_CHAIN_LENGTH, MAX_CERT_PEM_BYTES,
   RATE_LIMIT_KEYS, MAX_FILENAME_LENGTH, MAX_FILE_DESCRIPTION, FILE_TYPE_PATTERN, MAX_FILE_SHARES, FILE_VISIBILITY_PATTERN,
 } from './api/constants.ts'
+export { schemaShapeError, MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES } from './api/schema-shape.ts'
 export type { TaskState, AgentRole, RoomKind, PresenceStatus, RateLimitKey } from './api/constants.ts'
 export {
-  ErrorBody, Health, HealthDown, RelayInfo, AnyObject, AmidParams, Skill, ProfileBody, PrekeyBody, CertificateBody,
+  ErrorBody, Health, HealthDown, RelayInfo, AnyObject, AmidParams, Skill, MessageSchema, ProfileBody, PrekeyBody, CertificateBody,
   FeedbackBody, SearchQuery, Profile, AgentList, PrekeyCount, PrekeyBundle, Certificate, Crl, CrlList, CrlBody,
   CrlStored, Feedback, Reputation, FeedbackStored, ReputationFlag, ReputationFlags, TRUST_TIERS, CERT_STATES,
   ChallengeBody, Challenge, TokenBody, Token, RoomParams, MessageParams, RoomInfo, RoomMember, RoomsQuery, RoomList,

@@ -143,6 +143,8 @@ export interface AgentProfile {
   version?: string
   /** first contact as the agent published it: 'knock' (a grant is needed) or 'open' */
   contact?: 'knock' | 'open'
+  /** the message types the agent accepts with their payload JSON Schemas (docs/protocol.md §25) */
+  schemas?: Array<{ type: string, schema: Record<string, unknown>, description?: string }>
   /**
    * The tier of the certificate chain the agent last published (anonymous without one). The
    * registry re-derives the current tier from the stored chain on every read (docs/protocol.md §13.1).

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline'
 import type { Command } from 'commander'
-import { chat, connect, tasks, type Connection, type Message } from '@agentmesh/client'
+import { chat, connect, schemaModeOf, tasks, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import { checkAmid, homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
@@ -13,7 +13,7 @@ import { DEFAULT_EXEC_RETRIES, DEFAULT_EXEC_TIMEOUT_S, MAX_EXEC_CONCURRENCY, MAX
 /** Stop reading stdin while this many sends wait for their ack. */
 const MAX_QUEUED_SENDS = 4096
 
-interface SendOpts extends CommonOpts { stdin?: boolean, type: string, id?: string, timeout?: string, plaintext?: boolean, receipts?: boolean }
+interface SendOpts extends CommonOpts { stdin?: boolean, type: string, id?: string, timeout?: string, plaintext?: boolean, receipts?: boolean, payload?: string, validate?: boolean }
 
 function deadline (timeout: string | undefined): { ms?: number, signal?: AbortSignal } {
   if (timeout === undefined) return {}
@@ -26,6 +26,14 @@ function timeoutToError (err: unknown, what: string, seconds: number | undefined
     return new AgentMeshError(ErrorCode.Timeout, `${what} within ${seconds} s (--timeout)`)
   }
   return err
+}
+
+/** --payload: a JSON object, or AM_ERR_INVALID_ARGUMENT. */
+function jsonPayload (text: string): Record<string, unknown> {
+  let v: unknown
+  try { v = JSON.parse(text) } catch { throw usage('--payload must be a JSON object, e.g. \'{"item":"tea","qty":2}\'') }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw usage('--payload must be a JSON object, e.g. \'{"item":"tea","qty":2}\'')
+  return v as Record<string, unknown>
 }
 
 function printSent (out: Out, r: { id: string, duplicate: boolean }, to: string): void {
@@ -59,12 +67,16 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
     .option('--id <id>', 'envelope id (for a single message): sending the same id again is stored once')
     .option('--timeout <sec>', 'give up after this many seconds (default: wait through relay restarts)')
     .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)')
-    .option('--receipts', 'ask the receiver for delivery receipts: `agentmesh sent` then shows delivered and processed'))
+    .option('--receipts', 'ask the receiver for delivery receipts: `agentmesh sent` then shows delivered and processed')
+    .option('--payload <json>', 'send this JSON object as the payload instead of a text (with --type)')
+    .option('--validate', 'check the payload against the schema the recipient declares for --type first (AM_ERR_SCHEMA_MISMATCH, nothing sent)'))
     .action(async (to: string, text: string | undefined, o: SendOpts) => {
       const out = output(o.json === true, io)
       checkAmid('recipient', to)
+      const payload = o.payload === undefined ? undefined : jsonPayload(o.payload)
+      if (payload !== undefined && (text !== undefined || o.stdin === true)) throw usage('give a text, --stdin or --payload, one of them')
       if (o.stdin === true && text !== undefined) throw usage('give the text as an argument or use --stdin, not both')
-      if (o.stdin !== true && text === undefined) throw usage('missing message text: `agentmesh send <amid> <text>`, or --stdin')
+      if (o.stdin !== true && text === undefined && payload === undefined) throw usage('missing message text: `agentmesh send <amid> <text>`, or --stdin')
       if (o.id !== undefined && (o.stdin === true || !new RegExp(ID_PATTERN).test(o.id))) {
         throw usage(o.stdin === true ? '--id applies to a single message, not to --stdin' : '--id must be 8 to 128 characters of A-Z a-z 0-9 _ -')
       }
@@ -92,7 +104,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
         } else {
           let markQueued!: (id: string) => void
           const queued = new Promise<string>((resolve) => { markQueued = resolve })
-          const sent = conn.send(to, { text: text! }, { type: o.type, encrypt: o.plaintext !== true, onQueued: markQueued, ...(o.receipts === true ? { receipts: true } : {}), ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
+          const sent = conn.send(to, payload ?? { text: text! }, { type: o.type, encrypt: o.plaintext !== true, onQueued: markQueued, ...(o.receipts === true ? { receipts: true } : {}), ...(o.validate === true ? { validate: true } : {}), ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
           sent.catch(() => {}) // awaited below, or left in the outbox
           if (!conn.connected) {
             const id = await Promise.race([queued, sent.then(r => r.id)])
@@ -121,8 +133,9 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
     .option('--exec <command>', 'run this command (through sh -c) once per message instead of printing it: the message as JSON on its stdin, AGENTMESH_MESSAGE_ID/FROM/TO/TYPE/SEQ/ROOM in its environment; a message counts as processed only when its command exits 0')
     .option('--exec-concurrency <n>', `commands running at once (1 keeps the order; at most ${MAX_EXEC_CONCURRENCY})`, '1')
     .option('--exec-retries <n>', `runs again after a failure, with backoff from 1 s; then listen stops with AM_ERR_EXEC_FAILED and the message stays (at most ${MAX_EXEC_RETRIES})`, String(DEFAULT_EXEC_RETRIES))
-    .option('--exec-timeout <sec>', 'a command still running after this long is killed (a failure)', String(DEFAULT_EXEC_TIMEOUT_S)))
-    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean, commands: boolean, exec?: string, execConcurrency: string, execRetries: string, execTimeout: string }) => {
+    .option('--exec-timeout <sec>', 'a command still running after this long is killed (a failure)', String(DEFAULT_EXEC_TIMEOUT_S))
+    .option('--schema-mode <mode>', 'payloads that do not match this agent\'s declared schemas: warn (shown, marked) or strict (refused, the sender told) (env AGENTMESH_SCHEMA_MODE)'))
+    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean, commands: boolean, exec?: string, execConcurrency: string, execRetries: string, execTimeout: string, schemaMode?: string }) => {
       const out = output(o.json === true, io)
       const count = o.count === undefined ? undefined : parseInteger('--count', o.count, 1)
       if (o.exec !== undefined && o.exec.trim() === '') throw usage('--exec needs a command')
@@ -143,6 +156,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
           signal: stop.signal,
           acceptPlaintext: o.plaintext,
+          schemas: { mode: schemaModeOf(o.schemaMode, io.env) },
           onKnock: (k) => {
             // on stderr: stdout holds messages only
             io.stderr.write(o.json === true
@@ -284,6 +298,7 @@ function messageJson (m: Message, handle: string | undefined, sender: { fromRela
     untrusted: m.untrusted === true,
     provenance: provenanceJson(m),
     safety_number_verified: sender.safetyNumberVerified,
+    ...(m.schemaError === undefined ? {} : { schema_error: m.schemaError }),
   }
 }
 
@@ -294,5 +309,5 @@ function printMessage (out: Out, m: Message, handle: string | undefined, sender:
   // the relay this agent connected to is not a peer; anyone else is unverified until its owner
   // accepted its safety number (`verify --accept`), whatever its certificate tier (shown in --json)
   const unverified = !sender.fromRelay && !sender.safetyNumberVerified ? ' [unverified]' : ''
-  out.result(messageJson(m, handle, sender), `${new Date(m.ts).toISOString()} ${m.from}${handle === undefined ? '' : ` (@${handle})`}${unverified}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
+  out.result(messageJson(m, handle, sender), `${new Date(m.ts).toISOString()} ${m.from}${handle === undefined ? '' : ` (@${handle})`}${unverified}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}${m.schemaError === undefined ? '' : ` [schema: ${m.schemaError}]`}: ${body}`)
 }
