@@ -26,6 +26,7 @@ import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
+import { a2aFeature } from './features/a2a.ts'
 import { relayMetrics } from './ops/metrics.ts'
 import { READ_ONLY_BY_CHOICE, ReadOnlyMode, guardStore } from './ops/read-only.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
@@ -209,6 +210,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly, soleNode: shared === undefined }),
     // ---- dashboard: the relay's console (issue 16)
     // ---- bridges: A2A (issue 18)
+    a2aFeature({ ...featureComponents, chat, tasks, gate: () => chatApi.gate() }),
     // ---- wake-ups: wake webhooks, delivery receipts (issue 18)
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]

@@ -17,6 +17,7 @@ import {
 import * as S from './schemas.ts'
 import * as H from './health.ts'
 import * as K from './catastrophe.ts'
+import * as A from './a2a.ts'
 
 export type HttpMethod = 'get' | 'put' | 'post' | 'patch' | 'delete'
 /** One security requirement: the scheme names of openapi.ts's securitySchemes. */
@@ -865,6 +866,26 @@ export const API_ROUTES = {
     summary: `${healthSummary.dashboard} The plan's path of GET /api/v1/health/dashboard.`,
     security: anyPrincipal, query: H.DashboardQuery,
     responses: v1({ 200: ok('the fleet', H.HealthDashboard) }, dashboardErrors, noBody),
+  },
+  // ---- bridges: A2A (§24)
+  getA2a: {
+    method: 'get', path: '/api/v1/agents/{amid}/a2a', tags: ['a2a'],
+    summary: 'Whether the agent takes A2A requests through the relay (§24.1), and its A2A URLs. For the agent itself and masters.',
+    security: anyPrincipal, params: A.A2aParams,
+    responses: v1({ 200: ok('the agent\'s A2A setting', A.A2aSetting) }, {
+      403: `another agent than the caller (${E.Forbidden})`,
+      404: unknownAgent,
+    }, noBody),
+  },
+  putA2a: {
+    method: 'put', path: '/api/v1/agents/{amid}/a2a', tags: ['a2a'],
+    summary: 'Turns the A2A bridge on or off for the agent itself (§24.1; off by default). On, the relay serves an A2A agent card built from the agent\'s profile at /a2a/{amid}/.well-known/agent-card.json and a JSON-RPC endpoint at /a2a/{amid} that turn A2A messages into tasks for the agent: end-to-end encryption ends at the bridge. Audited a2a.enabled / a2a.disabled.',
+    security: agentOnly, params: A.A2aParams, body: A.A2aSettingBody,
+    responses: v1({ 200: ok('the setting now', A.A2aSetting) }, {
+      400: fieldsError('enabled'),
+      403: `another agent than the caller, or ${operatorRefused}`,
+      404: unknownAgent,
+    }),
   },
   metrics: {
     method: 'get', path: '/metrics', tags: ['health'],
