@@ -28,7 +28,7 @@ export type A2aSetting = ApiAnswer<'getA2a'>
 export interface A2a {
   /** Turns the relay's A2A bridge on for this agent: it gets an agent card and a JSON-RPC endpoint. */
   enable (): Promise<A2aSetting>
-  /** Turns it off: the card and the endpoint answer 404 (AM_ERR_A2A_NOT_ENABLED). */
+  /** Turns it off: the card and the endpoint answer 404 (AM_ERR_BRIDGE_NOT_ENABLED). */
   disable (): Promise<A2aSetting>
   status (): Promise<A2aSetting>
   /** Answers A2A messages with `handler` (their text is `task.args`), and turns the bridge on. */
@@ -115,7 +115,7 @@ function taskText (t: Task): string {
 function remoteError (url: string, err: unknown): AgentMeshError {
   if (AgentMeshError.is(err)) return err
   const msg = err instanceof Error ? err.message : String(err)
-  return new AgentMeshError(ErrorCode.A2aRemote, `A2A agent at ${url.slice(0, 200)}: ${msg.slice(0, 500)}`, { cause: err })
+  return new AgentMeshError(ErrorCode.RemoteAgent, `A2A agent at ${url.slice(0, 200)}: ${msg.slice(0, 500)}`, { cause: err })
 }
 
 function checkUrl (url: string): URL {
@@ -200,7 +200,7 @@ export async function a2aSend (url: string, text: string, opts: A2aSendOptions =
       if (updates.length < 1000) updates.push(u)
       opts.onUpdate?.(u)
     }
-    if (task === undefined) throw new AgentMeshError(ErrorCode.A2aRemote, `A2A agent at ${url.slice(0, 200)} ended its stream without a task or a message`)
+    if (task === undefined) throw new AgentMeshError(ErrorCode.RemoteAgent, `A2A agent at ${url.slice(0, 200)} ended its stream without a task or a message`)
     return { kind: 'task', taskId: task.id, contextId: task.contextId, ...withState(task.state), text: bounded(texts.length > 0 ? texts.join('\n') : status), agent: card.name, updates, raw: last }
   } catch (err) { throw remoteError(url, err) }
 }

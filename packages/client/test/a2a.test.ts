@@ -48,7 +48,7 @@ describe('a2a - inbound: A2A clients reach an opted-in agent through the relay',
   let client: Client
   const canceled: string[] = []
 
-  it('a2a - an agent that did not opt in has no card (404, AM_ERR_A2A_NOT_ENABLED); after enable its card names it and says E2EE ends at the bridge', async () => {
+  it('a2a - an agent that did not opt in has no card (404, AM_ERR_BRIDGE_NOT_ENABLED); after enable its card names it and says E2EE ends at the bridge', async () => {
     relay = await startRelay()
     relays.push(relay)
     const b = agent('bob')
@@ -58,7 +58,7 @@ describe('a2a - inbound: A2A clients reach an opted-in agent through the relay',
     base = `${relay.url}/a2a/${bob.amid}`
     const before = await fetch(`${base}/.well-known/agent-card.json`)
     assert.equal(before.status, 404)
-    assert.equal(((await before.json()) as Json).error.code, ErrorCode.A2aNotEnabled)
+    assert.equal(((await before.json()) as Json).error.code, ErrorCode.BridgeNotEnabled)
     assert.equal((await a2a(bob).status()).enabled, false)
 
     const setting = await a2a(bob).serve(async (task) => {
@@ -152,9 +152,10 @@ describe('a2a - inbound: A2A clients reach an opted-in agent through the relay',
     assert.equal(followUp.body.error.code, -32602)
     assert.match(followUp.body.error.message, /no follow-up/)
     const big = await rpc(relay, `/a2a/${bob.amid}`, { jsonrpc: '2.0', id: 4, method: 'SendMessage', params: { message: { messageId: 'm3', role: 'ROLE_USER', parts: [{ text: 'x'.repeat(70 * 1024) }] } } })
-    assert.deepEqual([big.status, amCodeOf(big.body.error)], [413, ErrorCode.BodyTooLarge])
+    // refused before JSON-RPC, in the REST error shape: too large (413), no such endpoint (404)
+    assert.deepEqual([big.status, big.body.error.code], [413, ErrorCode.BodyTooLarge])
     const nobody = await rpc(relay, '/a2a/@nobody-here', { jsonrpc: '2.0', id: 5, method: 'GetTask', params: { id: 'x' } })
-    assert.deepEqual([nobody.status, amCodeOf(nobody.body.error)], [404, ErrorCode.A2aNotEnabled])
+    assert.deepEqual([nobody.status, nobody.body.error.code], [404, ErrorCode.BridgeNotEnabled])
   })
 
   it('a2a - disable: the card answers 404 again; another agent cannot change bob\'s setting', async () => {
@@ -164,7 +165,7 @@ describe('a2a - inbound: A2A clients reach an opted-in agent through the relay',
     assert.equal((await a2a(bob).disable()).enabled, false)
     const res = await fetch(`${base}/.well-known/agent-card.json`)
     assert.equal(res.status, 404)
-    assert.equal(((await res.json()) as Json).error.code, ErrorCode.A2aNotEnabled)
+    assert.equal(((await res.json()) as Json).error.code, ErrorCode.BridgeNotEnabled)
   })
 })
 
@@ -238,8 +239,8 @@ describe('a2a - outbound: an AgentMesh agent calls an A2A agent', () => {
     assert.deepEqual(peer.requests, ['hello mesh', 'streamed'])
   })
 
-  it('a2a - a URL with nothing there is AM_ERR_A2A_REMOTE; a non-URL AM_ERR_INVALID_ARGUMENT', async () => {
-    await assert.rejects(a2aSend(peer.url.replace('/agent', '/nothing'), 'x'), (e: unknown) => AgentMeshError.is(e, ErrorCode.A2aRemote))
+  it('a2a - a URL with nothing there is AM_ERR_REMOTE_AGENT; a non-URL AM_ERR_INVALID_ARGUMENT', async () => {
+    await assert.rejects(a2aSend(peer.url.replace('/agent', '/nothing'), 'x'), (e: unknown) => AgentMeshError.is(e, ErrorCode.RemoteAgent))
     await assert.rejects(a2aSend('not a url', 'x'), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument))
   })
 })

@@ -113,9 +113,9 @@ export const ErrorCode = {
   InvalidMetric: 'AM_ERR_INVALID_METRIC',
   MetricsTooLarge: 'AM_ERR_METRICS_TOO_LARGE',
   // ---- bridges: A2A (§24)
-  A2aNotEnabled: 'AM_ERR_A2A_NOT_ENABLED',
-  A2aBusy: 'AM_ERR_A2A_BUSY',
-  A2aRemote: 'AM_ERR_A2A_REMOTE',
+  BridgeNotEnabled: 'AM_ERR_BRIDGE_NOT_ENABLED',
+  BridgeBusy: 'AM_ERR_BRIDGE_BUSY',
+  RemoteAgent: 'AM_ERR_REMOTE_AGENT',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -273,9 +273,9 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.InvalidMetric]: { status: 400, retryable: false },
   [ErrorCode.MetricsTooLarge]: { status: 413, retryable: false },
   // ---- bridges: A2A (§24)
-  [ErrorCode.A2aNotEnabled]: { status: 404, retryable: false },
-  [ErrorCode.A2aBusy]: { status: 429, retryable: true },
-  [ErrorCode.A2aRemote]: { status: 502, retryable: true },
+  [ErrorCode.BridgeNotEnabled]: { status: 404, retryable: false },
+  [ErrorCode.BridgeBusy]: { status: 429, retryable: true },
+  [ErrorCode.RemoteAgent]: { status: 502, retryable: true },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */

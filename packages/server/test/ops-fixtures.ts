@@ -11,6 +11,7 @@ import type { RelayFeature } from '../src/feature.ts'
 import { inProcessBackplane } from '../src/backplane.ts'
 import { chatFeature } from '../src/features/chat.ts'
 import { opsFeatures } from '../src/features/ops.ts'
+import { a2aFeature } from '../src/features/a2a.ts'
 import { registryFeature, reputationFeature } from '../src/features/registry.ts'
 import { relayMetrics, zeroStats } from '../src/ops/metrics.ts'
 
@@ -26,5 +27,6 @@ export function relayFeatures (c: { store: Store, chat: ChatService, tasks: Task
     store, logger: silentLogger, events: chat.events, relay: c.outlet, backplane: inProcessBackplane(), options: relayOptions(c.apiKey === undefined ? {} : { apiKey: c.apiKey }), now, chat,
     gate: () => chatApi.gate(), metrics: relayMetrics({ stats: () => stats, store, events: chat.events }), stats: () => stats,
   })
-  return [registry, reputationFeature({ store, now, registry }), chatApi, ...ops]
+  const a2a = a2aFeature({ store, logger: silentLogger, events: chat.events, relay: c.outlet, backplane: inProcessBackplane(), options: relayOptions({}), now, chat, tasks: c.tasks, gate: () => chatApi.gate() })
+  return [registry, reputationFeature({ store, now, registry }), chatApi, ...ops, a2a]
 }

@@ -22,7 +22,7 @@ export const MAX_A2A_TASK_VIEWS = 10_000
 export const A2aParams = Type.Object({ amid: Type.String({ minLength: 1, maxLength: 128, description: 'the agent\'s AMID (an agent sets its own)' }) })
 
 export const A2aSettingBody = Type.Object({
-  enabled: Type.Boolean({ description: 'true: the relay serves an A2A agent card and a JSON-RPC endpoint for this agent; false: it answers 404 (AM_ERR_A2A_NOT_ENABLED)' }),
+  enabled: Type.Boolean({ description: 'true: the relay serves an A2A agent card and a JSON-RPC endpoint for this agent; false: it answers 404 (AM_ERR_BRIDGE_NOT_ENABLED)' }),
 }, { additionalProperties: false })
 
 export const A2aSetting = Type.Object({
@@ -34,3 +34,30 @@ export const A2aSetting = Type.Object({
   e2ee: Type.Literal(false, { description: 'always false: end-to-end encryption ends at the bridge (the relay reads A2A messages and results)' }),
 })
 export type A2aSetting = Static<typeof A2aSetting>
+
+export const A2aAgentParams = Type.Object({ agent: Type.String({ minLength: 1, maxLength: 128, description: 'the agent\'s AMID, or @handle (a bare handle works too)' }) })
+
+export const A2aAgentCard = Type.Object({
+  name: Type.String(),
+  description: Type.String(),
+  supportedInterfaces: Type.Array(Type.Object({ url: Type.String(), protocolBinding: Type.String(), protocolVersion: Type.String() }, { additionalProperties: true })),
+  skills: Type.Array(Type.Object({ id: Type.String(), name: Type.String() }, { additionalProperties: true })),
+}, { additionalProperties: true, description: 'An A2A 1.0 AgentCard (a2a-protocol.org/v1.0.0/specification), built from the agent\'s registry profile' })
+
+export const A2aRpcRequest = Type.Object({
+  jsonrpc: Type.Literal('2.0'),
+  id: Type.Optional(Type.Union([Type.String(), Type.Number(), Type.Null()])),
+  method: Type.String({ description: 'SendMessage, SendStreamingMessage, GetTask, ListTasks, CancelTask or SubscribeToTask' }),
+  params: Type.Optional(Type.Object({}, { additionalProperties: true })),
+}, { additionalProperties: true, description: 'A JSON-RPC 2.0 request of the A2A 1.0 JSON-RPC binding' })
+
+export const A2aRpcResponse = Type.Object({
+  jsonrpc: Type.Literal('2.0'),
+  id: Type.Union([Type.String(), Type.Number(), Type.Null()]),
+  result: Type.Optional(Type.Unknown()),
+  error: Type.Optional(Type.Object({
+    code: Type.Integer({ description: 'the JSON-RPC / A2A error code' }),
+    message: Type.String(),
+    data: Type.Optional(Type.Array(Type.Object({}, { additionalProperties: true }), { description: 'A2A ErrorInfo details; one with domain "agentmesh" carries AgentMesh\'s code as its reason' })),
+  })),
+}, { description: 'A JSON-RPC 2.0 response; for SendStreamingMessage and SubscribeToTask a text/event-stream of them' })

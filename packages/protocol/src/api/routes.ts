@@ -887,6 +887,27 @@ export const API_ROUTES = {
       404: unknownAgent,
     }),
   },
+  a2aAgentCard: {
+    method: 'get', path: '/a2a/{agent}/.well-known/agent-card.json', tags: ['a2a'],
+    summary: 'An opted-in agent\'s A2A 1.0 agent card (§24.2), built from its registry profile: its name, skills (its capabilities and declared message schemas), the JSON-RPC interface /a2a/{amid}, streaming, and an extension saying end-to-end encryption ends at the bridge. Anyone may read it; limited per IP.',
+    params: A.A2aAgentParams,
+    responses: {
+      200: ok('the agent card', A.A2aAgentCard),
+      404: err(`no such agent, or it did not turn the A2A bridge on (${E.BridgeNotEnabled})`),
+      429: tooMany(),
+    },
+  },
+  a2aRpc: {
+    method: 'post', path: '/a2a/{agent}', tags: ['a2a'],
+    summary: `An opted-in agent's A2A 1.0 JSON-RPC endpoint (§24.3): SendMessage, SendStreamingMessage (text/event-stream), GetTask, ListTasks (by contextId), CancelTask, SubscribeToTask, over AgentMesh tasks \`a2a\` for the agent. JSON-RPC errors answer 200 with the A2A code and AgentMesh's code in data. Anyone may call it; limited per IP, bodies at most ${A.MAX_A2A_BODY_BYTES / 1024} KiB.`,
+    params: A.A2aAgentParams, body: A.A2aRpcRequest,
+    responses: {
+      200: ok('a JSON-RPC response, or for the streaming methods a text/event-stream of them', A.A2aRpcResponse),
+      404: err(`no such agent, or it did not turn the A2A bridge on (${E.BridgeNotEnabled})`),
+      413: err(`a body over ${A.MAX_A2A_BODY_BYTES / 1024} KiB (${E.BodyTooLarge})`),
+      429: tooMany(),
+    },
+  },
   metrics: {
     method: 'get', path: '/metrics', tags: ['health'],
     summary: 'The relay\'s metrics for Prometheus (§21.5), in the text exposition format: connections, messages in and out, acks, inbox depths, store commit times, errors by code, health states, and what other features register. Read by the operator\'s X-API-Key, a master agent, or "Authorization: Bearer <token>" with the relay\'s metrics token (option metricsToken).',

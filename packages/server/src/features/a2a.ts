@@ -86,16 +86,17 @@ function idOf (body: unknown): RpcResponse['id'] {
 }
 
 /** The request body, at most MAX_A2A_BODY_BYTES; undefined when it is not JSON. */
-async function readBody (c: Context): Promise<{ ok: true, body: unknown } | { ok: false, error: RpcResponse, status: 200 | 413 }> {
+async function readBody (c: Context): Promise<{ ok: true, body: unknown } | { ok: false, error: RpcResponse }> {
+  // too large is refused at the HTTP level (413, the REST error shape), as an unknown agent (404)
+  const tooLarge = (n: number): AgentMeshError => new AgentMeshError(ErrorCode.BodyTooLarge, `the request is ${n} bytes; the A2A bridge takes at most ${MAX_A2A_BODY_BYTES}`)
   const declared = Number(c.req.header('content-length') ?? '0')
-  const tooLarge = (n: number): { ok: false, error: RpcResponse, status: 413 } => ({ ok: false, status: 413, error: rpcError(null, -32600, `the request is ${n} bytes; the A2A bridge takes at most ${MAX_A2A_BODY_BYTES}`, ErrorCode.BodyTooLarge) })
-  if (declared > MAX_A2A_BODY_BYTES) return tooLarge(declared)
+  if (declared > MAX_A2A_BODY_BYTES) throw tooLarge(declared)
   const raw = new Uint8Array(await c.req.arrayBuffer())
-  if (raw.byteLength > MAX_A2A_BODY_BYTES) return tooLarge(raw.byteLength)
+  if (raw.byteLength > MAX_A2A_BODY_BYTES) throw tooLarge(raw.byteLength)
   try {
     return { ok: true, body: JSON.parse(new TextDecoder().decode(raw)) }
   } catch {
-    return { ok: false, status: 200, error: rpcError(null, -32700, 'Parse error: the body is not JSON', ErrorCode.BadJson) }
+    return { ok: false, error: rpcError(null, -32700, 'Parse error: the body is not JSON', ErrorCode.BadJson) }
   }
 }
 
@@ -131,9 +132,9 @@ export function a2aFeature (ctx: A2aContext): RelayFeature {
     const u = urls(c, amid)
     return { amid, enabled: on, url: u.url, card_url: u.card_url, e2ee: false }
   }
-  /** The opted-in agent a URL names (AMID, @handle or bare handle); AM_ERR_A2A_NOT_ENABLED otherwise. */
+  /** The opted-in agent a URL names (AMID, @handle or bare handle); AM_ERR_BRIDGE_NOT_ENABLED otherwise. */
   const target = async (ref: string): Promise<string> => {
-    const notEnabled = new AgentMeshError(ErrorCode.A2aNotEnabled, `no agent ${ref.slice(0, 80)} takes A2A requests on this relay: an agent turns the bridge on with \`agentmesh a2a enable\``)
+    const notEnabled = new AgentMeshError(ErrorCode.BridgeNotEnabled, `no agent ${ref.slice(0, 80)} takes A2A requests on this relay: an agent turns the bridge on with \`agentmesh a2a enable\``)
     let amid: string
     try {
       amid = await chat.resolveAgent(ref.startsWith('am') && ref.length > 40 ? ref : '@' + ref.replace(/^@/, ''))
@@ -161,27 +162,22 @@ export function a2aFeature (ctx: A2aContext): RelayFeature {
     const text = messageText(msg.parts)
     if (text === undefined) throw new RequestMalformedError({ message: 'the message has no text: send at least one text or data part', metadata: { agentmesh_code: ErrorCode.InvalidArgument } })
     if (text.length > MAX_TASK_ARGS) throw new RequestMalformedError({ message: `the message's text is ${text.length} characters; an agent takes at most ${MAX_TASK_ARGS}`, metadata: { agentmesh_code: ErrorCode.BodyTooLarge } })
-    if (executions.count(amid) >= tasksPerAgent) throw new AgentMeshError(ErrorCode.A2aBusy, `the agent has ${tasksPerAgent} A2A tasks running already; wait for one to end or cancel one`)
+    if (executions.count(amid) >= tasksPerAgent) throw new AgentMeshError(ErrorCode.BridgeBusy, `the agent has ${tasksPerAgent} A2A tasks running already; wait for one to end or cancel one`)
   }
 
   const rpc = async (c: Context): Promise<Response> => {
     ctx.gate().limitIp(c)
+    // an agent that takes no A2A requests is no endpoint: 404 in the REST error shape, like its card
+    const amid = await target(c.req.param('agent') ?? '')
     const read = await readBody(c)
-    if (!read.ok) return c.json(read.error, read.status)
+    if (!read.ok) return c.json(read.error)
     const body = read.body
     const id = idOf(body)
-    let amid: string
-    try {
-      amid = await target(c.req.param('agent') ?? '')
-    } catch (err) {
-      if (AgentMeshError.is(err, ErrorCode.A2aNotEnabled)) return c.json(rpcError(id, -32601, err.message, err.code), 404)
-      throw err
-    }
     const method = (body as { method?: unknown } | null)?.method
     const streaming = method === 'SendStreamingMessage' || method === 'SubscribeToTask'
     try {
       if (method === 'SendMessage' || method === 'SendStreamingMessage') checkSend(amid, (body as { params?: unknown }).params)
-      if (open >= openLimit) throw new AgentMeshError(ErrorCode.A2aBusy, `the relay has ${openLimit} A2A requests open; try again shortly`)
+      if (open >= openLimit) throw new AgentMeshError(ErrorCode.BridgeBusy, `the relay has ${openLimit} A2A requests open; try again shortly`)
     } catch (err) {
       if (AgentMeshError.is(err)) return c.json(rpcError(id, -32603, err.message, err.code))
       const e = JsonRpcTransportHandler.mapToJSONRPCError(err)
