@@ -18,6 +18,7 @@ import { fileCommands } from './commands/files.ts'
 import { updateCommands } from './commands/updates.ts'
 import { healthCommand } from './commands/health.ts'
 import { catastropheCommands } from './commands/catastrophe.ts'
+import { a2aCommands } from './commands/a2a.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -63,6 +64,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- dashboard: the owner's console (issue 16)
   // ---- bridges: MCP server (issue 18)
   // ---- bridges: A2A (issue 18)
+  a2aCommands(program, io)
   // ---- wake-ups: listen --exec, wake webhooks (issue 18)
   // ---- OpenClaw (issue 18)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })

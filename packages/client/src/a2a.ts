@@ -15,9 +15,9 @@
  * console.log(reply.state, reply.text)
  * ```
  */
-import { ClientFactory, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client'
+import { ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client'
 import { AgentCard, Message, StreamResponse, Task, type Part } from '@a2a-js/sdk'
-import { AgentMeshError, A2A_COMMAND, ErrorCode, type ApiAnswer } from '@agentmesh/protocol'
+import { AgentMeshError, A2A_COMMAND, ErrorCode, isErrorCode, type ApiAnswer } from '@agentmesh/protocol'
 import { restCall } from './api.ts'
 import { tasks, type CommandHandler } from './tasks.ts'
 import type { Connection } from './types.ts'
@@ -125,18 +125,35 @@ function checkUrl (url: string): URL {
   return u
 }
 
-/** A client for the A2A agent at `url` (its card read from `<url>/.well-known/agent-card.json`, or `url` itself when it names a card). */
-async function clientFor (url: string, fetchImpl: typeof fetch): Promise<Client> {
+/** The largest agent card read, in bytes. */
+const MAX_CARD_BYTES = 256 * 1024
+
+/**
+ * A client for the A2A agent at `url`: its card read from `<url>/.well-known/agent-card.json`
+ * (or from `url` itself when it names a .json card). A relay's refusal (an agent without the
+ * bridge) keeps its AgentMesh code.
+ */
+async function clientFor (url: string, fetchImpl: typeof fetch, signal?: AbortSignal): Promise<Client> {
   const u = checkUrl(url)
-  const factory = new ClientFactory({ transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })] })
+  const cardUrl = u.pathname.endsWith('.json') ? u : new URL('.well-known/agent-card.json', u.href.endsWith('/') ? u.href : u.href + '/')
+  const resolver = new DefaultAgentCardResolver({ fetchImpl })
+  const factory = new ClientFactory({ transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })], cardResolver: resolver })
+  let res: Response
   try {
-    if (u.pathname.endsWith('.json')) {
-      const res = await fetchImpl(u)
-      if (!res.ok) throw new Error(`its agent card answered HTTP ${res.status}`)
-      return await factory.createFromAgentCard(AgentCard.fromJSON(await res.json()))
-    }
-    // the SDK resolves the card path relative to the URL: keep its last segment (…/a2a/<agent>/)
-    return await factory.createFromUrl(u.href.endsWith('/') ? u.href : u.href + '/')
+    res = await fetchImpl(cardUrl, { headers: { 'A2A-Version': '1.0' }, ...(signal === undefined ? {} : { signal }) })
+  } catch (err) { throw remoteError(url, err) }
+  const raw = await res.text().catch(() => '')
+  if (raw.length > MAX_CARD_BYTES) throw new AgentMeshError(ErrorCode.RemoteAgent, `A2A agent at ${url.slice(0, 200)}: its agent card is over ${MAX_CARD_BYTES} bytes`)
+  let body: unknown
+  try { body = JSON.parse(raw) } catch { body = undefined }
+  if (!res.ok) {
+    const e = (body as { error?: { code?: unknown, message?: unknown } } | undefined)?.error
+    if (isErrorCode(e?.code) && typeof e.message === 'string') throw new AgentMeshError(e.code, e.message)
+    throw new AgentMeshError(ErrorCode.RemoteAgent, `A2A agent at ${url.slice(0, 200)}: its agent card (${cardUrl.href.slice(0, 200)}) answered HTTP ${res.status}`)
+  }
+  if (body === undefined) throw new AgentMeshError(ErrorCode.RemoteAgent, `A2A agent at ${url.slice(0, 200)}: its agent card is not JSON`)
+  try {
+    return await factory.createFromAgentCard(resolver.normalizeAgentCard(body))
   } catch (err) { throw remoteError(url, err) }
 }
 
@@ -150,7 +167,7 @@ export async function a2aCard (url: string, opts: { fetch?: typeof fetch } = {})
 export async function a2aSend (url: string, text: string, opts: A2aSendOptions = {}): Promise<A2aReply> {
   if (typeof text !== 'string' || text.length === 0) throw new AgentMeshError(ErrorCode.InvalidArgument, 'the text to send is empty')
   const signal = AbortSignal.any([AbortSignal.timeout(opts.timeoutMs ?? 120_000), ...(opts.signal === undefined ? [] : [opts.signal])])
-  const client = await clientFor(url, opts.fetch ?? globalThis.fetch)
+  const client = await clientFor(url, opts.fetch ?? globalThis.fetch, signal)
   const card = await client.getAgentCard()
   const message = Message.fromJSON({ messageId: crypto.randomUUID(), role: 'ROLE_USER', parts: [{ text }], ...(opts.contextId === undefined ? {} : { contextId: opts.contextId }) })
   const params = { tenant: '', message, configuration: undefined, metadata: undefined }

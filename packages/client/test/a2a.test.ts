@@ -6,18 +6,12 @@
  */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { ClientFactory, type Client } from '@a2a-js/sdk/client'
-import { Message, Task, TaskState, StreamResponse, AgentCard } from '@a2a-js/sdk'
-import {
-  AgentEvent, DefaultRequestHandler, InMemoryTaskStore, JsonRpcTransportHandler, ServerCallContext,
-  type AgentExecutor,
-} from '@a2a-js/sdk/server'
+import { Message, Task, TaskState, StreamResponse } from '@a2a-js/sdk'
 import { a2a, a2aCard, a2aSend, chat, type Connection, type Message as AmMessage } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import type { Relay } from '@agentmesh/server'
-import { startRelay, waitFor } from '@agentmesh/testing'
+import { a2aTestAgent, startRelay, waitFor } from '@agentmesh/testing'
 import { sdkHarness } from './sdk-fixtures.ts'
 
 type Json = Record<string, any>
@@ -169,65 +163,12 @@ describe('a2a - inbound: A2A clients reach an opted-in agent through the relay',
   })
 })
 
-/** A small A2A agent built with the A2A SDK's server side, on 127.0.0.1: it answers in upper case. */
-async function upperAgent (): Promise<{ url: string, server: Server, requests: string[] }> {
-  const requests: string[] = []
-  const executor: AgentExecutor = {
-    async execute (rc, bus) {
-      const text = rc.userMessage.parts.map(p => p.content?.$case === 'text' ? p.content.value : '').join('')
-      requests.push(text)
-      const status = (state: string, msg?: string) => ({ state, timestamp: new Date().toISOString(), ...(msg === undefined ? {} : { message: { messageId: crypto.randomUUID(), role: 'ROLE_AGENT', taskId: rc.taskId, contextId: rc.contextId, parts: [{ text: msg }] } }) })
-      bus.publish(AgentEvent.task(Task.fromJSON({ id: rc.taskId, contextId: rc.contextId, status: status('TASK_STATE_SUBMITTED'), history: [Message.toJSON(rc.userMessage)] })))
-      bus.publish(AgentEvent.statusUpdate({ taskId: rc.taskId, contextId: rc.contextId, status: Task.fromJSON({ id: 'x', contextId: 'x', status: status('TASK_STATE_WORKING', 'on it') }).status, metadata: undefined }))
-      bus.publish(AgentEvent.artifactUpdate({ taskId: rc.taskId, contextId: rc.contextId, artifact: Task.fromJSON({ id: 'x', contextId: 'x', artifacts: [{ artifactId: 'a1', name: 'answer', parts: [{ text: text.toUpperCase() }] }] }).artifacts[0], append: false, lastChunk: true, metadata: undefined }))
-      bus.publish(AgentEvent.statusUpdate({ taskId: rc.taskId, contextId: rc.contextId, status: Task.fromJSON({ id: 'x', contextId: 'x', status: status('TASK_STATE_COMPLETED') }).status, metadata: undefined }))
-      bus.finished()
-    },
-    async cancelTask () {},
-  }
-  let url = ''
-  const card = () => AgentCard.fromJSON({
-    name: 'Upper', description: 'answers in upper case', version: '1.0.0',
-    supportedInterfaces: [{ url, protocolBinding: 'JSONRPC', protocolVersion: '1.0' }],
-    capabilities: { streaming: true }, defaultInputModes: ['text/plain'], defaultOutputModes: ['text/plain'],
-    skills: [{ id: 'upper', name: 'Upper', description: 'upper-cases text', tags: ['text'] }],
-  })
-  const store = new InMemoryTaskStore()
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      void (async () => {
-        const handler = new DefaultRequestHandler(card(), store, executor)
-        if (req.method === 'GET' && req.url === '/agent/.well-known/agent-card.json') {
-          res.setHeader('content-type', 'application/json')
-          res.end(JSON.stringify(AgentCard.toJSON(await handler.getAgentCard())))
-          return
-        }
-        if (req.method !== 'POST' || req.url !== '/agent') { res.statusCode = 404; res.end(); return }
-        const out = await new JsonRpcTransportHandler(handler).handle(Buffer.concat(chunks).toString('utf8'), new ServerCallContext({ requestedVersion: '1.0' }))
-        if (typeof (out as AsyncGenerator)[Symbol.asyncIterator] === 'function') {
-          res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
-          for await (const ev of out as AsyncGenerator) res.write(`data: ${JSON.stringify(ev)}\n\n`)
-          res.end()
-          return
-        }
-        res.setHeader('content-type', 'application/json')
-        res.end(JSON.stringify(out))
-      })().catch((err: unknown) => { res.statusCode = 500; res.end(String(err)) })
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/agent`
-  return { url, server, requests }
-}
-
 describe('a2a - outbound: an AgentMesh agent calls an A2A agent', () => {
-  let peer: Awaited<ReturnType<typeof upperAgent>>
+  let peer: Awaited<ReturnType<typeof a2aTestAgent>>
   after(async () => { await new Promise<void>((resolve) => peer.server.close(() => resolve())) })
 
   it('a2a - a2aSend gets the remote agent\'s answer (blocking and streamed) and a2aCard its card', async () => {
-    peer = await upperAgent()
+    peer = await a2aTestAgent()
     const card = await a2aCard(peer.url) as Json
     assert.deepEqual([card.name, card.skills[0].id], ['Upper', 'upper'])
     const reply = await a2aSend(peer.url, 'hello mesh')
