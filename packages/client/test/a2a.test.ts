@@ -66,7 +66,8 @@ describe('a2a - inbound: A2A clients reach an opted-in agent through the relay',
     assert.deepEqual([setting.enabled, setting.url, setting.card_url, setting.e2ee], [true, base, `${base}/.well-known/agent-card.json`, false])
 
     const card = await (await fetch(setting.card_url)).json() as Json
-    assert.equal(card.name, '@bob-a2a')
+    assert.equal(card.name, 'bob')
+    assert.match(card.description, new RegExp(`^AgentMesh agent @bob-a2a \\(${bob.amid}\\)`))
     assert.match(card.description, /End-to-end encryption ends at this bridge/)
     assert.deepEqual(card.supportedInterfaces, [{ url: base, protocolBinding: 'JSONRPC', protocolVersion: '1.0' }])
     assert.equal(card.capabilities.streaming, true)

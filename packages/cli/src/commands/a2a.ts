@@ -10,7 +10,7 @@
 import type { Command } from 'commander'
 import { a2aCard, a2aSend, fenceUntrusted, httpOrigin, relayUrls, type A2aUpdate } from '@agentmesh/client'
 import { stripUnsafeChars } from '@agentmesh/protocol'
-import { output, parsePositive, type Out } from '../output.ts'
+import { output, parsePositive, usage, type Out } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { serverOf, withCommon, type CommonOpts } from '../common.ts'
 import { apiOf, stopper } from './chat.ts'
@@ -20,6 +20,7 @@ type SendOpts = CommonOpts & { stream?: boolean, timeout: string, context?: stri
 /** A URL as given, else an agent on the relay (AMID or @handle) as its bridge URL. */
 function targetUrl (target: string, o: CommonOpts, io: Pick<CliIo, 'env'>): string {
   if (/^https?:\/\//i.test(target)) return target
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) throw usage(`an A2A agent is reached over http or https: "${target.slice(0, 80)}" is neither (give its URL, or an AMID or @handle on the relay)`)
   const origin = httpOrigin(relayUrls(serverOf(o, io.env))[0]!)
   return `${origin}/a2a/${encodeURIComponent(target)}/`
 }

@@ -47,6 +47,8 @@ export const A2A_STATE: Record<TaskState, string> = {
 export interface CardInput {
   amid: string
   handle?: string
+  /** the name the agent registered with (the card's name when its profile has no display name) */
+  name?: string
   profile?: AgentProfile
   /** the agent's A2A base URL on this relay (its JSON-RPC endpoint) */
   url: string
@@ -90,7 +92,7 @@ export function agentCardJson (c: CardInput): unknown {
     skills.unshift({ id: A2A_COMMAND, name: 'message', description: `Send ${who} a message; it answers it as an AgentMesh task.`, tags: ['agentmesh'], inputModes: ['text/plain', 'application/json'], outputModes: ['text/plain', 'application/json'] })
   }
   const card = AgentCard.fromJSON({
-    name: (p?.displayName ?? who).slice(0, 200),
+    name: (p?.displayName ?? c.name ?? who).slice(0, 200),
     description: `AgentMesh agent ${who} (${c.amid}), reached through the A2A bridge of an AgentMesh relay. ` +
       'End-to-end encryption ends at this bridge: the relay reads the messages sent here and the answers. ' +
       'Messages reach the agent as tasks; text parts are its input.',

@@ -148,7 +148,8 @@ export function a2aFeature (ctx: A2aContext): RelayFeature {
   const card = async (c: Context, amid: string): Promise<unknown> => {
     const u = urls(c, amid)
     const handle = await chat.handleOf(amid)
-    return agentCardJson({ amid, ...(handle === undefined ? {} : { handle }), profile: await store.getProfile(amid), url: u.url, origin: u.origin, version: VERSION })
+    const name = (await store.getAgent(amid))?.name
+    return agentCardJson({ amid, ...(handle === undefined ? {} : { handle }), ...(name === undefined ? {} : { name }), profile: await store.getProfile(amid), url: u.url, origin: u.origin, version: VERSION })
   }
 
   /** Checks a SendMessage's message before the SDK runs it (its executor's errors become failed tasks). */
