@@ -70,7 +70,7 @@ describe('a2a (cli)', { concurrency: 1 }, () => {
 
   it('a2a - send to an AgentMesh agent by handle goes through the relay\'s bridge and gets its SDK answer', async () => {
     const [j] = json(ok(await cli(['a2a', 'send', '@bob', 'are you there?', '--json'], as()), 'send @bob'))
-    assert.deepEqual([j.state, j.text, j.url], ['completed', 'bob read: are you there?', `${relay.url}/a2a/%40bob/`])
+    assert.deepEqual([j.state, j.text, j.url], ['completed', 'bob read: are you there?', `${relay.url}/a2a/@bob/`])
   })
 
   it('a2a - errors: an unreachable agent AM_ERR_REMOTE_AGENT, a bad URL AM_ERR_INVALID_ARGUMENT (usage), an agent without the bridge its code', async () => {

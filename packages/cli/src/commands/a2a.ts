@@ -22,7 +22,7 @@ function targetUrl (target: string, o: CommonOpts, io: Pick<CliIo, 'env'>): stri
   if (/^https?:\/\//i.test(target)) return target
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) throw usage(`an A2A agent is reached over http or https: "${target.slice(0, 80)}" is neither (give its URL, or an AMID or @handle on the relay)`)
   const origin = httpOrigin(relayUrls(serverOf(o, io.env))[0]!)
-  return `${origin}/a2a/${encodeURIComponent(target)}/`
+  return `${origin}/a2a/${encodeURIComponent(target).replace(/^%40/, '@')}/`
 }
 
 const safe = (s: string): string => stripUnsafeChars(s)
