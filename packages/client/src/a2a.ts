@@ -136,8 +136,10 @@ const MAX_CARD_BYTES = 256 * 1024
 async function clientFor (url: string, fetchImpl: typeof fetch, signal?: AbortSignal): Promise<Client> {
   const u = checkUrl(url)
   const cardUrl = u.pathname.endsWith('.json') ? u : new URL('.well-known/agent-card.json', u.href.endsWith('/') ? u.href : u.href + '/')
-  const resolver = new DefaultAgentCardResolver({ fetchImpl })
-  const factory = new ClientFactory({ transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })], cardResolver: resolver })
+  // A2A 0.3 agents too: the SDK's compatibility layer reads their cards and speaks their methods
+  const legacyCompat = { enabled: true }
+  const resolver = new DefaultAgentCardResolver({ fetchImpl, legacyCompat })
+  const factory = new ClientFactory({ transports: [new JsonRpcTransportFactory({ fetchImpl, legacyCompat }), new RestTransportFactory({ fetchImpl, legacyCompat })], cardResolver: resolver })
   let res: Response
   try {
     res = await fetchImpl(cardUrl, { headers: { 'A2A-Version': '1.0' }, ...(signal === undefined ? {} : { signal }) })

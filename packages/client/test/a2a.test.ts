@@ -181,6 +181,17 @@ describe('a2a - outbound: an AgentMesh agent calls an A2A agent', () => {
     assert.deepEqual(peer.requests, ['hello mesh', 'streamed'])
   })
 
+  it('a2a - an A2A 0.3 agent (the SDK\'s compatibility layer on both sides) answers too', async () => {
+    const old = await a2aTestAgent({ version: '0.3' })
+    try {
+      const reply = await a2aSend(old.url, 'legacy peer')
+      assert.deepEqual([reply.kind, reply.state, reply.text], ['task', 'completed', 'LEGACY PEER'])
+      assert.deepEqual(old.requests, ['legacy peer'])
+    } finally {
+      await new Promise<void>((resolve) => old.server.close(() => resolve()))
+    }
+  })
+
   it('a2a - a URL with nothing there is AM_ERR_REMOTE_AGENT; a non-URL AM_ERR_INVALID_ARGUMENT', async () => {
     await assert.rejects(a2aSend(peer.url.replace('/agent', '/nothing'), 'x'), (e: unknown) => AgentMeshError.is(e, ErrorCode.RemoteAgent))
     await assert.rejects(a2aSend('not a url', 'x'), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument))

@@ -11,9 +11,20 @@ import {
   AgentEvent, DefaultRequestHandler, InMemoryTaskStore, JsonRpcTransportHandler, ServerCallContext,
   type AgentExecutor,
 } from '@a2a-js/sdk/server'
+import { LegacyJsonRpcTransportHandler } from '@a2a-js/sdk/compat/v0_3/server'
+
+/** The agent's card as an A2A 0.3 agent publishes it (a single url, protocolVersion, preferredTransport). */
+function legacyCard (url: string): unknown {
+  return {
+    name: 'Upper', description: 'answers in upper case', version: '1.0.0', url, protocolVersion: '0.3.0', preferredTransport: 'JSONRPC',
+    capabilities: { streaming: true }, defaultInputModes: ['text/plain'], defaultOutputModes: ['text/plain'],
+    skills: [{ id: 'upper', name: 'Upper', description: 'upper-cases text', tags: ['text'] }],
+  }
+}
 
 /** Starts the agent; its base URL is `url` (card at `<url>/.well-known/agent-card.json`), `requests` the texts it got. */
-export async function a2aTestAgent (): Promise<{ url: string, server: Server, requests: string[] }> {
+export async function a2aTestAgent (opts: { version?: '1.0' | '0.3' } = {}): Promise<{ url: string, server: Server, requests: string[] }> {
+  const legacy = opts.version === '0.3'
   const requests: string[] = []
   const executor: AgentExecutor = {
     async execute (rc, bus) {
@@ -31,7 +42,7 @@ export async function a2aTestAgent (): Promise<{ url: string, server: Server, re
   let url = ''
   const card = () => AgentCard.fromJSON({
     name: 'Upper', description: 'answers in upper case', version: '1.0.0',
-    supportedInterfaces: [{ url, protocolBinding: 'JSONRPC', protocolVersion: '1.0' }],
+    supportedInterfaces: [{ url, protocolBinding: 'JSONRPC', protocolVersion: legacy ? '0.3' : '1.0' }],
     capabilities: { streaming: true }, defaultInputModes: ['text/plain'], defaultOutputModes: ['text/plain'],
     skills: [{ id: 'upper', name: 'Upper', description: 'upper-cases text', tags: ['text'] }],
   })
@@ -44,11 +55,14 @@ export async function a2aTestAgent (): Promise<{ url: string, server: Server, re
         const handler = new DefaultRequestHandler(card(), store, executor)
         if (req.method === 'GET' && req.url === '/agent/.well-known/agent-card.json') {
           res.setHeader('content-type', 'application/json')
-          res.end(JSON.stringify(AgentCard.toJSON(await handler.getAgentCard())))
+          res.end(JSON.stringify(legacy ? legacyCard(url) : AgentCard.toJSON(await handler.getAgentCard())))
           return
         }
         if (req.method !== 'POST' || req.url !== '/agent') { res.statusCode = 404; res.end(); return }
-        const out = await new JsonRpcTransportHandler(handler).handle(Buffer.concat(chunks).toString('utf8'), new ServerCallContext({ requestedVersion: '1.0' }))
+        const body = Buffer.concat(chunks).toString('utf8')
+        const out = legacy
+          ? await new LegacyJsonRpcTransportHandler(handler).handle(body, new ServerCallContext({ requestedVersion: '0.3' }))
+          : await new JsonRpcTransportHandler(handler).handle(body, new ServerCallContext({ requestedVersion: '1.0' }))
         if (typeof (out as AsyncGenerator)[Symbol.asyncIterator] === 'function') {
           res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
           for await (const ev of out as AsyncGenerator) res.write(`data: ${JSON.stringify(ev)}\n\n`)
