@@ -116,6 +116,22 @@ describe('a2a - inbound: A2A clients reach an opted-in agent through the relay',
     await assert.rejects(client.cancelTask({ tenant: '', id: done.id, metadata: undefined }), /not cancelable/i)
   })
 
+  it('a2a - an agent has at most 16 A2A tasks running: the 17th is refused with AM_ERR_BRIDGE_BUSY until one ends', async () => {
+    const running: Task[] = []
+    for (let i = 0; i < 16; i++) running.push(await client.sendMessage(send(userMessage(`slow ${i}`), { returnImmediately: true })) as Task)
+    const busy = await rpc(relay, `/a2a/${bob.amid}`, { jsonrpc: '2.0', id: 17, method: 'SendMessage', params: { message: { messageId: 'm17', role: 'ROLE_USER', parts: [{ text: 'one more' }] } } })
+    assert.deepEqual([busy.status, busy.body.id, busy.body.error.code, amCodeOf(busy.body.error)], [200, 17, -32603, ErrorCode.BridgeBusy])
+    assert.match(busy.body.error.message, /16 A2A tasks running/)
+    // nothing was made for the refused message: the 16 are all there are, then they are canceled
+    for (const t of running) assert.equal(stateOf(await client.cancelTask({ tenant: '', id: t.id, metadata: undefined })), 'TASK_STATE_CANCELED')
+    await waitFor(() => running.every(t => canceled.includes(t.id)), 'every handler aborted', 10_000)
+    // their executions ended: the next message is taken again
+    await waitFor(async () => {
+      const r = await rpc(relay, `/a2a/${bob.amid}`, { jsonrpc: '2.0', id: 18, method: 'SendMessage', params: { message: { messageId: crypto.randomUUID(), role: 'ROLE_USER', parts: [{ text: 'after' }] } } })
+      return r.body.result?.task?.status?.state === 'TASK_STATE_COMPLETED'
+    }, 'a message taken again', 10_000)
+  })
+
   it('a2a - SendStreamingMessage streams the task, its status updates and the result', async () => {
     const states: string[] = []
     let artifact: string | undefined
