@@ -213,3 +213,31 @@ describe('a2a - outbound: an AgentMesh agent calls an A2A agent', () => {
     await assert.rejects(a2aSend('not a url', 'x'), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument))
   })
 })
+
+describe('a2a - a request is held at most a2aStreamMs', () => {
+  const { relays, agent, open } = sdkHarness()
+
+  it('a2a - a blocking SendMessage the agent does not answer in time answers the task as it stands; a stream ends; the task goes on', async () => {
+    const relay = await startRelay({ a2aStreamMs: 1000 })
+    relays.push(relay)
+    const bob = await open(relay, agent('bob'))
+    drain(bob)
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => { release = resolve })
+    await a2a(bob).serve(async () => { await held; return 'late answer' })
+    const client = await new ClientFactory().createFromUrl(`${relay.url}/a2a/${bob.amid}/`)
+    const r = await client.sendMessage(send(userMessage('take your time'))) as Task
+    assert.ok(['TASK_STATE_SUBMITTED', 'TASK_STATE_WORKING'].includes(stateOf(r)), stateOf(r))
+    const states: string[] = []
+    for await (const ev of client.sendMessageStream(send(userMessage('streamed, slowly')))) {
+      const j = StreamResponse.toJSON(ev) as Json
+      states.push(j.task?.status.state ?? j.statusUpdate?.status.state ?? 'other')
+    }
+    assert.equal(states[0], 'TASK_STATE_SUBMITTED')
+    assert.ok(!states.includes('TASK_STATE_COMPLETED'), states.join(', '))
+    // the agent answers later: the tasks complete, GetTask reads the results
+    release()
+    await waitFor(async () => stateOf(await client.getTask({ tenant: '', id: r.id })) === 'TASK_STATE_COMPLETED', 'the task completes', 10_000)
+    assert.equal(textOf(await client.getTask({ tenant: '', id: r.id })), 'late answer')
+  })
+})

@@ -24,6 +24,8 @@ import type { Logger } from '../log.ts'
 
 /** The key of the agent an A2A request is for, in the SDK's ServerCallContext state. */
 export const AGENT_KEY = 'agentmesh.agent'
+/** The key of the task a SendMessage made, in the same state (a blocking call that runs late answers it). */
+export const TASK_KEY = 'agentmesh.task'
 /** The extension the card declares: end-to-end encryption ends at this bridge. §24.2 */
 export const E2EE_EXTENSION_URI = 'urn:agentmesh:a2a:bridge:v1'
 /** How often a waiting request reads its task from the Store (a task moved on another relay node). */
@@ -274,6 +276,7 @@ export function bridgeExecutor (c: { store: Store, tasks: TaskService, views: A2
       const text = messageText(rc.userMessage.parts) ?? ''
       const user = Message.toJSON(rc.userMessage)
       c.views.set(rc.taskId, { amid, contextId: rc.contextId, history: [user] })
+      rc.context.state.set(TASK_KEY, rc.taskId)
       c.executions.enter(amid, rc.taskId)
       let stop = (): void => {}
       try {

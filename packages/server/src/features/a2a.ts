@@ -8,7 +8,7 @@
  * open requests and streams per node and their duration, and the REST rate limit per IP.
  */
 import type { Context, Hono } from 'hono'
-import { A2A_PROTOCOL_VERSION, A2A_VERSION_HEADER, AgentCard, Message, SSE_HEADERS, formatSSEEvent, formatSSEErrorEvent } from '@a2a-js/sdk'
+import { A2A_PROTOCOL_VERSION, A2A_VERSION_HEADER, AgentCard, Message, SSE_HEADERS, Task, formatSSEEvent, formatSSEErrorEvent } from '@a2a-js/sdk'
 import {
   DefaultExecutionEventBusManager, DefaultRequestHandler, JsonRpcTransportHandler, ServerCallContext, validateVersion,
 } from '@a2a-js/sdk/server'
@@ -23,7 +23,7 @@ import type { TaskService } from '../tasks.ts'
 import type { ApiGate } from '../api-v1.ts'
 import { answer, paramsOf } from '../rest.ts'
 import { VERSION } from '../version.ts'
-import { A2aViews, AGENT_KEY, BridgeTaskStore, Executions, agentCardJson, bridgeExecutor, messageText } from '../a2a/bridge.ts'
+import { A2aViews, AGENT_KEY, TASK_KEY, BridgeTaskStore, Executions, agentCardJson, bridgeExecutor, messageText } from '../a2a/bridge.ts'
 
 export interface A2aInit {
   /** A2A tasks one agent may have running at once (per node). @default DEFAULT_A2A_TASKS_PER_AGENT (16) */
@@ -102,9 +102,10 @@ async function readBody (c: Context): Promise<{ ok: true, body: unknown } | { ok
 
 export function a2aFeature (ctx: A2aContext): RelayFeature {
   const { store, chat, tasks, logger: log } = ctx
-  const tasksPerAgent = ctx.a2a?.tasksPerAgent ?? DEFAULT_A2A_TASKS_PER_AGENT
-  const openLimit = ctx.a2a?.openRequests ?? DEFAULT_A2A_OPEN_REQUESTS
-  const streamMs = ctx.a2a?.streamMs ?? DEFAULT_A2A_STREAM_MS
+  // the relay's options (a2aTasksPerAgent, a2aOpenRequests, a2aStreamMs) unless given
+  const tasksPerAgent = ctx.a2a?.tasksPerAgent ?? ctx.options.a2aTasksPerAgent ?? DEFAULT_A2A_TASKS_PER_AGENT
+  const openLimit = ctx.a2a?.openRequests ?? ctx.options.a2aOpenRequests ?? DEFAULT_A2A_OPEN_REQUESTS
+  const streamMs = ctx.a2a?.streamMs ?? ctx.options.a2aStreamMs ?? DEFAULT_A2A_STREAM_MS
   const views = new A2aViews()
   const executions = new Executions()
   const relayAmid = (): string => chat.relayAmid
@@ -196,7 +197,19 @@ export function a2aFeature (ctx: A2aContext): RelayFeature {
     let closed = false
     const close = (): void => { if (!closed) { closed = true; open-- } }
     try {
-      const out = await new JsonRpcTransportHandler(handler).handle(body as Record<string, unknown>, context)
+      const handled = new JsonRpcTransportHandler(handler).handle(body as Record<string, unknown>, context)
+      // a blocking SendMessage waits for the task at most streamMs: then it answers the task as it stands
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => { resolve('late') }, streamMs); timer.unref() })
+      const out = await Promise.race([handled, late]).finally(() => { clearTimeout(timer) })
+      if (out === 'late') {
+        close()
+        handled.then(() => {}, () => {}) // it ends with the task (its deadline at the latest)
+        const taskId = context.state.get(TASK_KEY)
+        const task = typeof taskId === 'string' ? await taskStore.load(taskId, context) : undefined
+        if (task === undefined) return c.json(rpcError(id, -32603, `no answer within ${streamMs / 1000} s; the request was closed`, ErrorCode.Timeout))
+        return c.json({ jsonrpc: '2.0', id, result: { task: Task.toJSON(task) } })
+      }
       if (!streaming || typeof (out as AsyncGenerator)[Symbol.asyncIterator] !== 'function') {
         close()
         const r = out as RpcResponse
