@@ -82,6 +82,9 @@ describe('options - relayOptions', () => {
       readOnly: false,
       backupIntervalMs: 86_400_000,
       backupKeep: 7,
+      a2aTasksPerAgent: 16,
+      a2aOpenRequests: 256,
+      a2aStreamMs: 600_000,
       rateLimits: {},
     }
     assert.deepEqual(relayOptions(), expected)
@@ -179,7 +182,8 @@ describe('options - the option schema', () => {
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
       'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs',
       'fileMaxBytes', 'fileJsonMaxBytes', 'fileQuotaBytes', 'fileMaxPerAgent', 'updateGraceMs',
-      'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'readOnly', 'backupIntervalMs', 'backupKeep', 'rateLimits',
+      'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'readOnly', 'backupIntervalMs', 'backupKeep',
+      'a2aTasksPerAgent', 'a2aOpenRequests', 'a2aStreamMs', 'rateLimits',
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
@@ -198,6 +202,7 @@ describe('options - the option schema', () => {
       updateGraceMs: 'AGENTMESH_UPDATE_GRACE_MS',
       healthOfflineAfterMs: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS', healthHistory: 'AGENTMESH_HEALTH_HISTORY', metricsToken: 'AGENTMESH_METRICS_TOKEN',
       readOnly: 'AGENTMESH_READ_ONLY', backupIntervalMs: 'AGENTMESH_BACKUP_INTERVAL_MS', backupKeep: 'AGENTMESH_BACKUP_KEEP',
+      a2aTasksPerAgent: 'AGENTMESH_A2A_TASKS_PER_AGENT', a2aOpenRequests: 'AGENTMESH_A2A_OPEN_REQUESTS', a2aStreamMs: 'AGENTMESH_A2A_STREAM_MS',
       backplane: 'AGENTMESH_BACKPLANE', backplaneCatchUpMs: 'AGENTMESH_BACKPLANE_CATCH_UP_MS', clusterHeartbeatMs: 'AGENTMESH_CLUSTER_HEARTBEAT_MS', clusterPeerTimeoutMs: 'AGENTMESH_CLUSTER_PEER_TIMEOUT_MS',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
@@ -211,6 +216,7 @@ describe('options - the option schema', () => {
       ['updateGraceMs', '--update-grace'],
       ['healthOfflineAfterMs', '--health-offline-after'], ['metricsToken', '--metrics-token'],
       ['readOnly', '--read-only'], ['backupIntervalMs', '--backup-interval'], ['backupKeep', '--backup-keep'],
+      ['a2aStreamMs', '--a2a-stream-timeout'],
     ])
   })
 
