@@ -111,6 +111,21 @@ describe('a2a - inbound: A2A clients reach an opted-in agent through the relay',
     assert.equal(stateOf(c), 'TASK_STATE_CANCELED')
     await waitFor(() => canceled.includes(r.id), 'the handler is aborted', 10_000)
     assert.equal(stateOf(await client.getTask({ tenant: '', id: r.id })), 'TASK_STATE_CANCELED')
+    // SubscribeToTask on a running task: its updates until the cancel ends it
+    const r2 = await client.sendMessage(send(userMessage('slow watched'), { returnImmediately: true })) as Task
+    await waitFor(async () => stateOf(await client.getTask({ tenant: '', id: r2.id })) === 'TASK_STATE_WORKING', 'the agent works on it', 10_000)
+    const seen: string[] = []
+    const watching = (async () => {
+      for await (const ev of client.resubscribeTask({ tenant: '', id: r2.id })) {
+        const j = StreamResponse.toJSON(ev) as Json
+        seen.push(j.task?.status.state ?? j.statusUpdate?.status.state ?? 'other')
+      }
+    })()
+    await waitFor(() => seen.length > 0, 'the subscription answers the task', 10_000)
+    await client.cancelTask({ tenant: '', id: r2.id, metadata: undefined })
+    await watching
+    assert.equal(seen[0], 'TASK_STATE_WORKING')
+    assert.equal(seen.at(-1), 'TASK_STATE_CANCELED')
     // a canceled task cannot be canceled again into something else; a completed one is not cancelable
     const done = await client.sendMessage(send(userMessage('quick'))) as Task
     await assert.rejects(client.cancelTask({ tenant: '', id: done.id, metadata: undefined }), /not cancelable/i)
