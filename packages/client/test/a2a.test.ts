@@ -8,7 +8,7 @@ import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { ClientFactory, type Client } from '@a2a-js/sdk/client'
 import { Message, Task, TaskState, StreamResponse } from '@a2a-js/sdk'
-import { a2a, a2aCard, a2aSend, chat, type Connection, type Message as AmMessage } from '@agentmesh/client'
+import { a2a, a2aCard, a2aSend, chat, tasks, type Connection, type Message as AmMessage } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import type { Relay } from '@agentmesh/server'
 import { a2aTestAgent, startRelay, waitFor } from '@agentmesh/testing'
@@ -99,8 +99,10 @@ describe('a2a - inbound: A2A clients reach an opted-in agent through the relay',
     const bare = await rpc(relay, `/a2a/${bob.amid}`, { jsonrpc: '2.0', id: 7, method: 'ListTasks', params: {} })
     assert.equal(bare.body.error.code, -32602)
     assert.equal(amCodeOf(bare.body.error), ErrorCode.InvalidArgument)
-    // an unknown task
+    // an unknown task, and a task of bob's that did not come through the bridge: not found
     await assert.rejects(client.getTask({ tenant: '', id: crypto.randomUUID() }), /not found/i)
+    const own = await tasks(bob).dispatch({ to: bob.amid, command: 'status' })
+    await assert.rejects(client.getTask({ tenant: '', id: own.id }), /not found/i)
   })
 
   it('a2a - CancelTask cancels the AgentMesh task: the agent\'s handler is aborted', async () => {
