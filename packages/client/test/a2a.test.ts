@@ -133,15 +133,19 @@ describe('a2a - inbound: A2A clients reach an opted-in agent through the relay',
     await assert.rejects(client.cancelTask({ tenant: '', id: done.id, metadata: undefined }), /not cancelable/i)
   })
 
-  it('a2a - an agent has at most 16 A2A tasks running: the 17th is refused with AM_ERR_BRIDGE_BUSY until one ends', async () => {
-    const running: Task[] = []
-    for (let i = 0; i < 16; i++) running.push(await client.sendMessage(send(userMessage(`slow ${i}`), { returnImmediately: true })) as Task)
-    const busy = await rpc(relay, `/a2a/${bob.amid}`, { jsonrpc: '2.0', id: 17, method: 'SendMessage', params: { message: { messageId: 'm17', role: 'ROLE_USER', parts: [{ text: 'one more' }] } } })
-    assert.deepEqual([busy.status, busy.body.id, busy.body.error.code, amCodeOf(busy.body.error)], [200, 17, -32603, ErrorCode.BridgeBusy])
-    assert.match(busy.body.error.message, /16 A2A tasks running/)
+  it('a2a - an agent has at most 16 A2A tasks running: of 17 sent at once, one is refused with AM_ERR_BRIDGE_BUSY until one ends', async () => {
+    const sendRaw = async (i: number) => await rpc(relay, `/a2a/${bob.amid}`, { jsonrpc: '2.0', id: i, method: 'SendMessage', params: { message: { messageId: crypto.randomUUID(), role: 'ROLE_USER', parts: [{ text: `slow ${i}` }] }, configuration: { returnImmediately: true } } })
+    const answers = await Promise.all(Array.from({ length: 17 }, async (_, i) => await sendRaw(i)))
+    const taken = answers.filter(a => a.body.result !== undefined)
+    const refused = answers.filter(a => a.body.error !== undefined)
+    assert.deepEqual([taken.length, refused.length], [16, 1])
+    assert.deepEqual([refused[0]!.status, refused[0]!.body.error.code, amCodeOf(refused[0]!.body.error)], [200, -32603, ErrorCode.BridgeBusy])
+    assert.match(refused[0]!.body.error.message, /16 A2A tasks running/)
     // nothing was made for the refused message: the 16 are all there are, then they are canceled
-    for (const t of running) assert.equal(stateOf(await client.cancelTask({ tenant: '', id: t.id, metadata: undefined })), 'TASK_STATE_CANCELED')
-    await waitFor(() => running.every(t => canceled.includes(t.id)), 'every handler aborted', 10_000)
+    const ids = taken.map(a => a.body.result.task.id as string)
+    await waitFor(async () => (await Promise.all(ids.map(async id => stateOf(await client.getTask({ tenant: '', id }))))).every(st => st === 'TASK_STATE_WORKING'), 'the agent works on all 16', 15_000)
+    for (const id of ids) assert.equal(stateOf(await client.cancelTask({ tenant: '', id, metadata: undefined })), 'TASK_STATE_CANCELED')
+    await waitFor(() => ids.every(id => canceled.includes(id)), 'every handler aborted', 10_000)
     // their executions ended: the next message is taken again
     await waitFor(async () => {
       const r = await rpc(relay, `/a2a/${bob.amid}`, { jsonrpc: '2.0', id: 18, method: 'SendMessage', params: { message: { messageId: crypto.randomUUID(), role: 'ROLE_USER', parts: [{ text: 'after' }] } } })

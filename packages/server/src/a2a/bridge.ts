@@ -251,19 +251,26 @@ async function cancelQuietly (tasks: TaskService, relayAmid: string, id: string)
   }
 }
 
-/** Running executions on this node, per agent (the busy bound) and by task (cancel). */
+/**
+ * Slots of running executions on this node, per agent (the busy bound) and the tasks running
+ * (cancel). A request takes its agent's slot when it is admitted (`take`, before the SDK runs), so
+ * requests arriving together cannot pass the bound; the executor it starts owns the slot from then
+ * on (`SLOT_KEY` in the call's state) and gives it back when the task is followed no more.
+ */
 export class Executions {
   readonly byAgent = new Map<string, number>()
   readonly running = new Set<string>()
   count (amid: string): number { return this.byAgent.get(amid) ?? 0 }
-  enter (amid: string, id: string): void { this.byAgent.set(amid, this.count(amid) + 1); this.running.add(id) }
-  leave (amid: string, id: string): void {
+  take (amid: string): void { this.byAgent.set(amid, this.count(amid) + 1) }
+  give (amid: string): void {
     const n = this.count(amid) - 1
     if (n <= 0) this.byAgent.delete(amid)
     else this.byAgent.set(amid, n)
-    this.running.delete(id)
   }
 }
+
+/** The call's slot (Executions): 'admitted' by the request, 'executor' once its executor owns it. */
+export const SLOT_KEY = 'agentmesh.slot'
 
 /**
  * The SDK's executor: makes the AgentMesh task and tells the A2A client each state it reaches,
@@ -277,7 +284,10 @@ export function bridgeExecutor (c: { store: Store, tasks: TaskService, views: A2
       const user = Message.toJSON(rc.userMessage)
       c.views.set(rc.taskId, { amid, contextId: rc.contextId, history: [user] })
       rc.context.state.set(TASK_KEY, rc.taskId)
-      c.executions.enter(amid, rc.taskId)
+      // the slot the request took when it was admitted is this execution's now
+      if (rc.context.state.get(SLOT_KEY) !== 'admitted') c.executions.take(amid)
+      rc.context.state.set(SLOT_KEY, 'executor')
+      c.executions.running.add(rc.taskId)
       let stop = (): void => {}
       try {
         const created = await c.tasks.bridge({ id: rc.taskId, assignee: amid, command: A2A_COMMAND, args: text.slice(0, MAX_TASK_ARGS), deadlineS: c.deadlineS() })
@@ -308,7 +318,8 @@ export function bridgeExecutor (c: { store: Store, tasks: TaskService, views: A2
         })
       } finally {
         stop()
-        c.executions.leave(amid, rc.taskId)
+        c.executions.running.delete(rc.taskId)
+        c.executions.give(amid)
       }
     },
     async cancelTask (taskId: string, bus: ExecutionEventBus): Promise<void> {

@@ -23,7 +23,7 @@ import type { TaskService } from '../tasks.ts'
 import type { ApiGate } from '../api-v1.ts'
 import { answer, paramsOf } from '../rest.ts'
 import { VERSION } from '../version.ts'
-import { A2aViews, AGENT_KEY, TASK_KEY, BridgeTaskStore, Executions, agentCardJson, bridgeExecutor, messageText } from '../a2a/bridge.ts'
+import { A2aViews, AGENT_KEY, SLOT_KEY, TASK_KEY, BridgeTaskStore, Executions, agentCardJson, bridgeExecutor, messageText } from '../a2a/bridge.ts'
 
 export interface A2aInit {
   /** A2A tasks one agent may have running at once (per node). @default DEFAULT_A2A_TASKS_PER_AGENT (16) */
@@ -177,25 +177,34 @@ export function a2aFeature (ctx: A2aContext): RelayFeature {
     const id = idOf(body)
     const method = (body as { method?: unknown } | null)?.method
     const streaming = method === 'SendStreamingMessage' || method === 'SubscribeToTask'
+    const sends = method === 'SendMessage' || method === 'SendStreamingMessage'
     try {
-      if (method === 'SendMessage' || method === 'SendStreamingMessage') checkSend(amid, (body as { params?: unknown }).params)
       if (open >= openLimit) throw new AgentMeshError(ErrorCode.BridgeBusy, `the relay has ${openLimit} A2A requests open; try again shortly`)
+      if (sends) checkSend(amid, (body as { params?: unknown }).params)
     } catch (err) {
       if (AgentMeshError.is(err)) return c.json(rpcError(id, -32603, err.message, err.code))
       const e = JsonRpcTransportHandler.mapToJSONRPCError(err)
       return c.json({ jsonrpc: '2.0', id, error: withCode(e) })
     }
     const context = new ServerCallContext({ state: new Map([[AGENT_KEY, amid]]), requestedVersion: c.req.header(A2A_VERSION_HEADER) ?? A2A_PROTOCOL_VERSION })
-    const cardJson = await card(c, amid)
-    const handler = new DefaultRequestHandler(AgentCard.fromJSON(cardJson), taskStore, executor, buses)
-    try {
-      validateVersion(context.requestedVersion, await handler.getAgentCard(), 'JSONRPC')
-    } catch (err) {
-      return c.json({ jsonrpc: '2.0', id, error: withCode(JsonRpcTransportHandler.mapToJSONRPCError(err)) })
-    }
+    // the agent's slot is taken now (no await since checkSend): its executor takes it over, else the request gives it back
+    if (sends) { executions.take(amid); context.state.set(SLOT_KEY, 'admitted') }
     open++
     let closed = false
-    const close = (): void => { if (!closed) { closed = true; open-- } }
+    const close = (): void => {
+      if (closed) return
+      closed = true
+      open--
+      if (context.state.get(SLOT_KEY) === 'admitted') { context.state.delete(SLOT_KEY); executions.give(amid) }
+    }
+    let handler: DefaultRequestHandler
+    try {
+      handler = new DefaultRequestHandler(AgentCard.fromJSON(await card(c, amid)), taskStore, executor, buses)
+      validateVersion(context.requestedVersion, await handler.getAgentCard(), 'JSONRPC')
+    } catch (err) {
+      close()
+      return c.json({ jsonrpc: '2.0', id, error: withCode(JsonRpcTransportHandler.mapToJSONRPCError(err)) })
+    }
     try {
       const handled = new JsonRpcTransportHandler(handler).handle(body as Record<string, unknown>, context)
       // a blocking SendMessage waits for the task at most streamMs: then it answers the task as it stands
