@@ -22,6 +22,7 @@ import { webhookCommands } from './commands/webhook.ts'
 import { catastropheCommands } from './commands/catastrophe.ts'
 import { mcpCommand } from './commands/mcp.ts'
 import { schemaCommands } from './commands/schemas.ts'
+import { a2aCommands } from './commands/a2a.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -72,6 +73,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- capabilities and message schemas (issue 18, §25)
   schemaCommands(program, io)
   // ---- bridges: A2A (issue 18)
+  a2aCommands(program, io)
   // ---- wake-ups: listen --exec, wake webhooks (issue 18)
   webhookCommands(program, io)
   // ---- OpenClaw (issue 18)

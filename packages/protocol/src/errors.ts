@@ -122,6 +122,10 @@ export const ErrorCode = {
   // ---- capabilities and message schemas (§25)
   SchemaMismatch: 'AM_ERR_SCHEMA_MISMATCH',
   InvalidSchema: 'AM_ERR_INVALID_SCHEMA',
+  // ---- bridges: A2A (§24)
+  BridgeNotEnabled: 'AM_ERR_BRIDGE_NOT_ENABLED',
+  BridgeBusy: 'AM_ERR_BRIDGE_BUSY',
+  RemoteAgent: 'AM_ERR_REMOTE_AGENT',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -287,6 +291,10 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   // ---- capabilities and message schemas (§25)
   [ErrorCode.SchemaMismatch]: { retryable: false },
   [ErrorCode.InvalidSchema]: { status: 400, retryable: false },
+  // ---- bridges: A2A (§24)
+  [ErrorCode.BridgeNotEnabled]: { status: 404, retryable: false },
+  [ErrorCode.BridgeBusy]: { status: 429, retryable: true },
+  [ErrorCode.RemoteAgent]: { status: 502, retryable: true },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */

@@ -485,6 +485,29 @@ export const RELAY_OPTIONS = {
     file: true,
     env: 'AGENTMESH_WEBHOOK_RETRIES',
   }),
+  // ---- bridges: A2A (§24)
+  a2aTasksPerAgent: option({
+    schema: Type.Integer({ minimum: 1, maximum: 1000 }),
+    default: 16,
+    doc: 'A2A tasks one agent may have running through the relay\'s A2A bridge at once, per node (docs/protocol.md §24.5); more is refused with AM_ERR_BRIDGE_BUSY. @default 16',
+    file: true,
+    env: 'AGENTMESH_A2A_TASKS_PER_AGENT',
+  }),
+  a2aOpenRequests: option({
+    schema: Type.Integer({ minimum: 1, maximum: 100_000 }),
+    default: 256,
+    doc: 'A2A requests and streams open at once on this node (docs/protocol.md §24.5); more is refused with AM_ERR_BRIDGE_BUSY. @default 256',
+    file: true,
+    env: 'AGENTMESH_A2A_OPEN_REQUESTS',
+  }),
+  a2aStreamMs: option({
+    schema: Type.Integer({ minimum: 1000, maximum: 86_400_000 }),
+    default: 600_000,
+    doc: 'Longest an A2A request or stream stays open, in ms (docs/protocol.md §24.5): a blocking SendMessage then answers the task as it stands, a stream ends; the task goes on. @default 10 min',
+    file: true,
+    env: 'AGENTMESH_A2A_STREAM_MS',
+    flag: { flags: '--a2a-stream-timeout <sec>', help: 'seconds an A2A request or stream stays open at most (default 600; env AGENTMESH_A2A_STREAM_MS in ms)', int: { min: 1, max: 86_400, scale: 1000 } },
+  }),
   rateLimits: {
     schema: Type.Partial(Type.Object({ api: rateLimitSchema, ip: rateLimitSchema, chat: rateLimitSchema, chatIp: rateLimitSchema })),
     default: {} as Partial<Record<RateLimitName, Partial<RateLimit>>>,

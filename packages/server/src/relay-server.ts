@@ -27,6 +27,7 @@ import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
+import { a2aFeature } from './features/a2a.ts'
 import { rateShareFeature } from './rate-share.ts'
 import { wakeFeature } from './wake/webhooks.ts'
 import { relayMetrics } from './ops/metrics.ts'
@@ -247,6 +248,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     // ---- dashboard: the relay's console (issue 16)
     dashboardFeature({ ...featureComponents, chat, stats: () => core.stats(), relayId, taps: outletTaps }),
     // ---- bridges: A2A (issue 18)
+    a2aFeature({ ...featureComponents, chat, tasks, gate: () => chatApi.gate() }),
     // ---- wake-ups: wake webhooks, delivery receipts (issue 18)
     wakeFeature({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly }),
     ...(components.features ?? []).map(f => f(featureComponents)),
