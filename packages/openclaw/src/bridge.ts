@@ -1,0 +1,115 @@
+/**
+ * One account's long-lived AgentMesh connection inside the gateway, with no OpenClaw import (tested
+ * in process on Node 20): it connects with the agent's home (identity, outbox, cursor, sessions and
+ * the KNOCK policy persist there), hands each inbound DM, room message or task to `dispatch` one at
+ * a time, and sends what the turn answers back as an end-to-end encrypted message.
+ *
+ * At-least-once, never twice: a delivery is committed (its cursor moves, on disk) only when its turn
+ * has finished, so a gateway stopped mid-turn runs it again after a restart and one that finished
+ * it does not. First contact, rate limits and the circuit breaker are the SDK's, from the home's
+ * policy.json: a peer that loops with this agent is held back by the breaker, not by the plugin.
+ */
+import { connect, tasks, type Connection, type ConnectOptions, type Message } from '@agentmesh/client'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { inboundTurnOf, outboundPayload, parseTarget, taskTurnOf, type InboundTurn, type ResolvedAccount } from './mapping.ts'
+
+/** Sends one reply of a turn; resolves with the message id once the relay stored it. */
+export type Deliver = (text: string) => Promise<{ messageId: string }>
+/** Runs one OpenClaw turn for `turn`; its replies go out through `deliver`. */
+export type Dispatch = (turn: InboundTurn, deliver: Deliver) => Promise<void>
+
+export interface AccountRun {
+  account: ResolvedAccount
+  dispatch: Dispatch
+  signal: AbortSignal
+  /** a line for the gateway's log: metadata only, never a message body */
+  log?: (line: string) => void
+  /** called once connected (the status "running") */
+  onConnected?: (amid: string) => void
+  /** extra connect options (tests: the relay URL, a clock) */
+  connectOptions?: Partial<ConnectOptions>
+}
+
+/** The open connections, by account id: the outbound adapter sends through them. */
+const running = new Map<string, Connection>()
+
+/** The connection of a running account, or a coded error saying the account is not running. */
+export function connectionOf (accountId: string): Connection {
+  const c = running.get(accountId)
+  if (c === undefined) {
+    throw new AgentMeshError(ErrorCode.ConnectionClosed, `the AgentMesh account "${accountId.slice(0, 64)}" is not running in this gateway; check channels.agentmesh and \`openclaw channels status\``)
+  }
+  return c
+}
+
+/** Sends `text` to an OpenClaw target (AMID, @handle, #room) as this account: E2EE for DMs and private rooms. */
+export async function sendText (accountId: string, to: string, text: string): Promise<{ messageId: string, to: string }> {
+  const conn = connectionOf(accountId)
+  const address = parseTarget(to)
+  const resolved = address.startsWith('@') ? await conn.resolveHandle(address) : address
+  const r = await conn.send(resolved, outboundPayload(text), { type: 'chat' })
+  return { messageId: r.id, to: resolved }
+}
+
+function replyTo (conn: Connection, turn: InboundTurn): Deliver {
+  const to = turn.kind === 'group' ? turn.conversationId : turn.senderId
+  return async (text) => {
+    const r = await conn.send(to, outboundPayload(text), { type: 'chat' })
+    return { messageId: r.id }
+  }
+}
+
+/**
+ * Runs the account until `signal` aborts: connect, answer tasks (when `taskCommand` is set),
+ * hand deliveries to `dispatch` in order. Resolves after the connection closed.
+ */
+export async function runAccount (run: AccountRun): Promise<void> {
+  const { account, dispatch, signal } = run
+  const log = run.log ?? (() => {})
+  if (account.home === undefined) {
+    throw new AgentMeshError(ErrorCode.InvalidConfig, `channels.agentmesh account "${account.accountId}" has no home: set it to a directory made by \`agentmesh init\``)
+  }
+  const conn = await connect({
+    home: account.home,
+    ...(account.server === undefined ? {} : { server: account.server }),
+    ...run.connectOptions,
+  })
+  if (running.has(account.accountId)) {
+    await conn.close()
+    throw new AgentMeshError(ErrorCode.InvalidConfig, `the AgentMesh account "${account.accountId}" is already running in this gateway`)
+  }
+  running.set(account.accountId, conn)
+  try {
+    log(`agentmesh[${account.accountId}]: connected as ${conn.amid}`)
+    run.onConnected?.(conn.amid)
+    if (account.taskCommand !== undefined) {
+      await tasks(conn).onCommand(account.taskCommand, async (task) => {
+        const turn = taskTurnOf(task, account)
+        const replies: string[] = []
+        await dispatch(turn, async (text) => { replies.push(text); return { messageId: `${turn.messageId}:${replies.length}` } })
+        return outboundPayload(replies.join('\n\n')).text
+      })
+    }
+    if (signal.aborted) return
+    for await (const msg of conn.messages({ signal })) {
+      await handle(conn, run, msg, log)
+    }
+  } finally {
+    running.delete(account.accountId)
+    await conn.close()
+    log(`agentmesh[${account.accountId}]: closed`)
+  }
+}
+
+async function handle (conn: Connection, run: AccountRun, msg: Message, log: (line: string) => void): Promise<void> {
+  const turn = inboundTurnOf(msg, conn.amid, run.account)
+  if (turn === undefined) return
+  try {
+    await run.dispatch(turn, replyTo(conn, turn))
+  } catch (err) {
+    // the turn failed (the model, a hook): said in the log, the delivery is still committed, so a
+    // message that always fails cannot wedge the conversation (the peer sees no answer)
+    const code = AgentMeshError.is(err) ? err.code : 'error'
+    log(`agentmesh[${run.account.accountId}]: turn for message ${msg.id} from ${msg.from} failed (${code}): ${String((err as Error)?.message ?? err).slice(0, 300)}`)
+  }
+}
