@@ -1,0 +1,141 @@
+// The account bridge in process, with a real relay and real SDK agents; the OpenClaw turn is a
+// stand-in `dispatch` (the real gateway is test/gateway.test.ts): a DM wakes a turn and its reply
+// comes back end-to-end encrypted; a restart does not run an answered message again; a room
+// message is a group turn answered in the room; a ping-pong with another agent is stopped by the
+// circuit breaker of the home's policy.
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { connect, memoryState, type Connection, type Message } from '@agentmesh/client'
+import { createIdentity, saveIdentity } from '@agentmesh/crypto'
+import { startRelay, tempDir, waitFor } from '@agentmesh/testing'
+import { connectionOf, runAccount, sendText, type Dispatch } from '../src/bridge.ts'
+import { resolveAccount, type InboundTurn } from '../src/mapping.ts'
+
+async function collect (conn: Connection, into: Message[], signal: AbortSignal): Promise<void> {
+  try { for await (const m of conn.messages({ signal })) into.push(m) } catch { /* aborted */ }
+}
+
+function startBridge (home: string, server: string, dispatch: Dispatch, extra: Record<string, unknown> = {}) {
+  const ac = new AbortController()
+  const logs: string[] = []
+  let amid = ''
+  const account = resolveAccount({ channels: { agentmesh: { home, server, ...extra } } })
+  const done = runAccount({ account, dispatch, signal: ac.signal, log: l => logs.push(l), onConnected: a => { amid = a } })
+  return { ac, logs, done, amid: () => amid, stop: async () => { ac.abort(); await done } }
+}
+
+describe('openclaw bridge (in process)', () => {
+  it('a DM wakes one turn and its reply comes back E2EE; after a restart the answered message is not run again', async (t) => {
+    const relay = await startRelay()
+    const dir = tempDir()
+    t.after(async () => { await relay.close(); dir.cleanup() })
+    const home = join(dir.path, 'claw')
+    const claw = createIdentity('claw')
+    saveIdentity(home, claw)
+    const turns: InboundTurn[] = []
+    const dispatch: Dispatch = async (turn, deliver) => { turns.push(turn); await deliver(`pong ${turn.rawText}`) }
+
+    let b = startBridge(home, relay.url, dispatch)
+    await waitFor(() => b.amid() !== '', 'the bridge to connect')
+    assert.equal(b.amid(), claw.amid)
+    assert.equal(connectionOf('default').amid, claw.amid)
+
+    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
+    const got: Message[] = []
+    const pac = new AbortController()
+    const reading = collect(peer, got, pac.signal)
+    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    await peer.send(claw.amid, { text: 'ping 1' })
+    await waitFor(() => got.length === 1, 'the reply')
+    assert.equal(got[0]!.text, 'pong ping 1')
+    assert.equal(got[0]!.from, claw.amid)
+    assert.equal(got[0]!.encrypted, true, 'the reply is end-to-end encrypted')
+    assert.deepEqual(turns.map(x => [x.kind, x.conversationId, x.rawText]), [['direct', peer.amid, 'ping 1']])
+
+    await b.stop()
+    assert.throws(() => connectionOf('default'), /not running/)
+    b = startBridge(home, relay.url, dispatch)
+    await waitFor(() => b.amid() !== '', 'the bridge to reconnect')
+    await peer.send(claw.amid, { text: 'ping 2' })
+    await waitFor(() => got.length === 2, 'the second reply')
+    assert.deepEqual(turns.map(x => x.rawText), ['ping 1', 'ping 2'], 'ping 1 was not run again after the restart')
+    assert.deepEqual(got.map(m => m.text), ['pong ping 1', 'pong ping 2'])
+
+    // the outbound adapter's path: the agent sends on its own, to an AMID (E2EE)
+    const sent = await sendText('default', `agentmesh:${peer.amid}`, 'unprompted hello')
+    await waitFor(() => got.length === 3, 'the unprompted message')
+    assert.equal(got[2]!.text, 'unprompted hello')
+    assert.equal(got[2]!.id, sent.messageId)
+    await assert.rejects(sendText('default', 'not-an-address', 'x'), (e: Error & { code?: string }) => e.code === 'AM_ERR_INVALID_ARGUMENT')
+    await b.stop()
+    await assert.rejects(sendText('default', peer.amid, 'x'), (e: Error & { code?: string }) => e.code === 'AM_ERR_CONNECTION_CLOSED')
+  })
+
+  it('a turn that fails is logged (metadata only) and the next message is still answered', async (t) => {
+    const relay = await startRelay()
+    const dir = tempDir()
+    t.after(async () => { await relay.close(); dir.cleanup() })
+    const home = join(dir.path, 'claw')
+    const claw = createIdentity('claw')
+    saveIdentity(home, claw)
+    const b = startBridge(home, relay.url, async (turn, deliver) => {
+      if (turn.rawText === 'secret body that fails') throw new Error('model unavailable')
+      await deliver('ok')
+    })
+    t.after(async () => { await b.stop() })
+    await waitFor(() => b.amid() !== '', 'the bridge to connect')
+    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
+    const got: Message[] = []
+    const pac = new AbortController()
+    const reading = collect(peer, got, pac.signal)
+    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    await peer.send(claw.amid, { text: 'secret body that fails' })
+    await peer.send(claw.amid, { text: 'second' })
+    await waitFor(() => got.length === 1, 'the answer to the second message')
+    assert.equal(got[0]!.text, 'ok')
+    const failed = b.logs.filter(l => l.includes('failed'))
+    assert.equal(failed.length, 1)
+    assert.ok(failed[0]!.includes('model unavailable'))
+    assert.ok(!b.logs.some(l => l.includes('secret body')), 'no message body in the log')
+  })
+
+  it('two agents that answer each other forever are stopped by the circuit breaker of the home\'s policy', async (t) => {
+    const relay = await startRelay()
+    const dir = tempDir()
+    t.after(async () => { await relay.close(); dir.cleanup() })
+    const home = join(dir.path, 'claw')
+    const claw = createIdentity('claw')
+    saveIdentity(home, claw)
+    writeFileSync(join(home, 'policy.json'), JSON.stringify({ version: 1, open: true, breaker: { threshold: 6, turn_gap_s: 60, window_s: 600, cooldown_s: 600 } }))
+    let turns = 0
+    const b = startBridge(home, relay.url, async (turn, deliver) => { turns++; await deliver(`reply ${turns} to ${turn.rawText.slice(0, 20)}`) })
+    t.after(async () => { await b.stop() })
+    await waitFor(() => b.amid() !== '', 'the bridge to connect')
+
+    // the other agent answers every message it gets, at once, forever
+    const bot = await connect({ identity: createIdentity('bot'), state: memoryState(), server: relay.url })
+    const bac = new AbortController()
+    let botSent = 0
+    const botLoop = (async () => {
+      try {
+        for await (const m of bot.messages({ signal: bac.signal })) {
+          botSent++
+          await bot.send(m.from, { text: `again ${botSent}` }).catch(() => {})
+        }
+      } catch { /* aborted */ }
+    })()
+    t.after(async () => { bac.abort(); await botLoop; await bot.close() })
+    await bot.send(claw.amid, { text: 'start' })
+
+    await waitFor(() => connectionOf('default').safetyLog().some(e => e.event === 'breaker_open'), 'the breaker to open')
+    const atTrip = turns
+    // the loop has stopped: the bot's last message is held back and no send to it goes out
+    await bot.send(claw.amid, { text: 'one more' })
+    await new Promise(resolve => setTimeout(resolve, 500))
+    assert.ok(atTrip <= 8, `the breaker stopped the loop after ${atTrip} turns (threshold 6)`)
+    assert.equal(turns, atTrip, 'no turn runs while the breaker is open')
+    assert.deepEqual(connectionOf('default').safetyLog().filter(e => e.event === 'breaker_open').map(e => e.peer), [bot.amid])
+  })
+})
