@@ -2,8 +2,8 @@
  * The part of better-sqlite3's API the client state uses (client/src/state-sqlite.ts), over Node's
  * built-in `node:sqlite`. The plugin bundle maps `better-sqlite3` here (scripts/build.mjs): OpenClaw
  * runs on Node ≥ 24, where a better-sqlite3 built for the project's Node 20 cannot load, and a
- * plugin installed from a path gets no dependency install. Same file format: the CLI on Node 20
- * and the plugin can use the same agent home (not at the same time: one process per home).
+ * plugin installed from a path gets no dependency install. Same file, same SQLite locking: the CLI on
+ * Node 20 and the plugin use the same agent home.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 
