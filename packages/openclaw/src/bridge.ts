@@ -9,9 +9,9 @@
  * it does not. First contact, rate limits and the circuit breaker are the SDK's, from the home's
  * policy.json: a peer that loops with this agent is held back by the breaker, not by the plugin.
  */
-import { connect, tasks, type Connection, type ConnectOptions, type Message } from '@agentmesh/client'
+import { chat, connect, tasks, type Connection, type ConnectOptions, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
-import { inboundTurnOf, outboundPayload, parseTarget, taskTurnOf, type InboundTurn, type ResolvedAccount } from './mapping.ts'
+import { inboundTurnOf, outboundPayload, parseTarget, RoomTurnGate, taskTurnOf, type InboundTurn, type ResolvedAccount, type Self } from './mapping.ts'
 
 /** Sends one reply of a turn; resolves with the message id once the relay stored it. */
 export type Deliver = (text: string) => Promise<{ messageId: string }>
@@ -91,8 +91,11 @@ export async function runAccount (run: AccountRun): Promise<void> {
       })
     }
     if (signal.aborted) return
+    // the agent's @handle, for room messages that mention it (none when it has none or the relay cannot say)
+    const self: Self = { amid: conn.amid, handle: account.rooms === 'mention' ? await chat(conn).handleOf(conn.amid).catch(() => undefined) : undefined }
+    const rooms = new RoomTurnGate(account.roomTurnsPerHour)
     for await (const msg of conn.messages({ signal })) {
-      await handle(conn, run, msg, log)
+      await handle(conn, run, msg, self, rooms, log)
     }
   } finally {
     running.delete(account.accountId)
@@ -101,9 +104,13 @@ export async function runAccount (run: AccountRun): Promise<void> {
   }
 }
 
-async function handle (conn: Connection, run: AccountRun, msg: Message, log: (line: string) => void): Promise<void> {
-  const turn = inboundTurnOf(msg, conn.amid, run.account)
+async function handle (conn: Connection, run: AccountRun, msg: Message, self: Self, rooms: RoomTurnGate, log: (line: string) => void): Promise<void> {
+  const turn = inboundTurnOf(msg, self, run.account)
   if (turn === undefined) return
+  if (turn.kind === 'group' && !rooms.admit(turn.conversationId, Date.now())) {
+    log(`agentmesh[${run.account.accountId}]: ${turn.conversationId} started ${run.account.roomTurnsPerHour} turns within an hour: message ${msg.id} from ${msg.from} starts none`)
+    return
+  }
   try {
     await run.dispatch(turn, replyTo(conn, turn))
   } catch (err) {

@@ -3,7 +3,7 @@
  * an AgentMesh delivery → the facts of an inbound turn (direct or group peer, one conversation per
  * peer / room / task), an OpenClaw target → an AgentMesh address, the channel's config → accounts.
  */
-import { fenceUntrusted, type Message } from '@agentmesh/client'
+import { fenceUntrusted, RateLimiter, type Message } from '@agentmesh/client'
 import { AgentMeshError, AMID_PATTERN, ErrorCode, ROOM_ID_PATTERN } from '@agentmesh/protocol'
 
 export const CHANNEL_ID = 'agentmesh'
@@ -12,6 +12,10 @@ export const DEFAULT_ACCOUNT_ID = 'default'
 export const DEFAULT_MAX_TEXT_CHARS = 16_000
 /** The longest reply sent back in one message (AgentMesh's own payload limit is larger). */
 export const MAX_REPLY_CHARS = 32_000
+/** Turns one room may start in an hour (room messages pass no per-peer breaker: this bounds a loop of agents in a room). */
+export const DEFAULT_ROOM_TURNS_PER_HOUR = 30
+/** Which room messages start a turn: none, those that mention the agent (@handle or AMID), all. */
+export type RoomMode = 'off' | 'mention' | 'all'
 const AMID_RE = new RegExp(AMID_PATTERN)
 const ROOM_RE = new RegExp(ROOM_ID_PATTERN)
 const HANDLE_RE = /^@[a-z0-9][a-z0-9_.-]{0,63}$/i
@@ -23,7 +27,8 @@ export interface AccountConfig {
   home?: string
   server?: string
   taskCommand?: string
-  rooms?: boolean
+  rooms?: RoomMode
+  roomTurnsPerHour?: number
   maxTextChars?: number
 }
 export interface ChannelSection extends AccountConfig {
@@ -36,7 +41,8 @@ export interface ResolvedAccount {
   home?: string
   server?: string
   taskCommand?: string
-  rooms: boolean
+  rooms: RoomMode
+  roomTurnsPerHour: number
   maxTextChars: number
 }
 
@@ -62,6 +68,7 @@ export function resolveAccount (cfg: unknown, accountId?: string | null): Resolv
   const max = pick('maxTextChars')
   const server = pick('server')
   const taskCommand = pick('taskCommand')
+  const rooms = pick('rooms')
   return {
     accountId: id,
     enabled: s.enabled !== false && own?.enabled !== false,
@@ -69,9 +76,32 @@ export function resolveAccount (cfg: unknown, accountId?: string | null): Resolv
     ...(home === undefined ? {} : { home }),
     ...(server === undefined ? {} : { server }),
     ...(taskCommand === undefined ? {} : { taskCommand }),
-    rooms: pick('rooms') !== false,
+    rooms: rooms === 'off' || rooms === 'all' ? rooms : 'mention',
+    roomTurnsPerHour: boundedInt(pick('roomTurnsPerHour'), 1, 3600, DEFAULT_ROOM_TURNS_PER_HOUR),
     maxTextChars: typeof max === 'number' && Number.isSafeInteger(max) && max > 0 ? Math.min(max, 65_536) : DEFAULT_MAX_TEXT_CHARS,
   }
+}
+
+function boundedInt (v: unknown, min: number, max: number, dflt: number): number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max ? v : dflt
+}
+
+/** Who the agent is, to tell a room message that mentions it. */
+export interface Self { amid: string, handle?: string | undefined }
+
+/** True when `text` names the agent: its AMID, or its @handle as a word (case-insensitive). */
+export function mentions (text: string, self: Self): boolean {
+  if (text.includes(self.amid)) return true
+  if (self.handle === undefined || self.handle === '') return false
+  const h = self.handle.replace(/^@/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  return new RegExp(`(^|[^A-Za-z0-9_.-])@${h}(?![A-Za-z0-9_-])`, 'i').test(text)
+}
+
+/** The per-room turn limit: a room's messages beyond `perHour` in any hour start no turn. */
+export class RoomTurnGate {
+  readonly #limiter: RateLimiter
+  constructor (perHour: number) { this.#limiter = new RateLimiter({ limit: perHour, windowMs: 3_600_000, maxKeys: 1000 }) }
+  admit (room: string, now: number): boolean { return this.#limiter.take(room, now).ok }
 }
 
 /** What one AgentMesh delivery asks of the OpenClaw agent: who, in which conversation, saying what. */
@@ -102,13 +132,13 @@ function cut (text: string, max: number): string {
 /**
  * The turn an AgentMesh delivery asks for, or undefined when there is none to run: the agent's own
  * message (another process of it), a message without text (receipts, control types), a room message
- * when rooms are off. A peer's words are always fenced as untrusted (its provenance in the header).
+ * when rooms are off, or one that does not mention the agent in `mention` mode (the default). A peer's words are always fenced as untrusted (its provenance in the header).
  */
-export function inboundTurnOf (msg: Message, self: string, account: Pick<ResolvedAccount, 'rooms' | 'maxTextChars'>): InboundTurn | undefined {
-  if (msg.from === self) return undefined
+export function inboundTurnOf (msg: Message, self: Self, account: Pick<ResolvedAccount, 'rooms' | 'maxTextChars'>): InboundTurn | undefined {
+  if (msg.from === self.amid) return undefined
   if (typeof msg.text !== 'string' || msg.text.trim() === '') return undefined
   if (msg.type !== 'chat' && msg.type !== 'text') return undefined
-  if (msg.room !== undefined && !account.rooms) return undefined
+  if (msg.room !== undefined && (account.rooms === 'off' || (account.rooms === 'mention' && !mentions(msg.text, self)))) return undefined
   const raw = cut(msg.text, account.maxTextChars)
   const p = msg.provenance
   const body = fenceUntrusted(raw, {

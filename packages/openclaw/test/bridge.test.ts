@@ -7,7 +7,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { connect, memoryState, type Connection, type Message } from '@agentmesh/client'
+import { chat, connect, memoryState, type Connection, type Message } from '@agentmesh/client'
 import { createIdentity, saveIdentity } from '@agentmesh/crypto'
 import { startRelay, tempDir, waitFor } from '@agentmesh/testing'
 import { connectionOf, runAccount, sendText, type Dispatch } from '../src/bridge.ts'
@@ -71,6 +71,33 @@ describe('openclaw bridge (in process)', () => {
     await assert.rejects(sendText('default', 'not-an-address', 'x'), (e: Error & { code?: string }) => e.code === 'AM_ERR_INVALID_ARGUMENT')
     await b.stop()
     await assert.rejects(sendText('default', peer.amid, 'x'), (e: Error & { code?: string }) => e.code === 'AM_ERR_CONNECTION_CLOSED')
+  })
+
+  it('a room message that mentions the agent is a group turn answered in the room; others start none', async (t) => {
+    const relay = await startRelay()
+    const dir = tempDir()
+    t.after(async () => { await relay.close(); dir.cleanup() })
+    const home = join(dir.path, 'claw')
+    const claw = createIdentity('claw')
+    saveIdentity(home, claw)
+    const turns: InboundTurn[] = []
+    const b = startBridge(home, relay.url, async (turn, deliver) => { turns.push(turn); await deliver(`pong ${turn.rawText}`) })
+    t.after(async () => { await b.stop() })
+    await waitFor(() => b.amid() !== '', 'the bridge to connect')
+    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
+    const got: Message[] = []
+    const pac = new AbortController()
+    const reading = collect(peer, got, pac.signal)
+    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    await chat(peer).createRoom({ id: 'ops' })
+    await chat(connectionOf('default')).join('ops')
+    await chat(peer).say('ops', 'deploy finished')
+    await chat(peer).say('ops', `${claw.amid} status?`)
+    await waitFor(() => got.some(m => m.from === claw.amid), 'the answer in the room')
+    const answer = got.find(m => m.from === claw.amid)!
+    assert.equal(answer.room, 'ops')
+    assert.equal(answer.text, `pong ${claw.amid} status?`)
+    assert.deepEqual(turns.map(x => [x.kind, x.conversationId, x.senderId]), [['group', '#ops', peer.amid]], 'the message without a mention started no turn')
   })
 
   it('a turn that fails is logged (metadata only) and the next message is still answered', async (t) => {
