@@ -28,6 +28,23 @@ export interface AccountRun {
   onConnected?: (amid: string) => void
   /** extra connect options (tests: the relay URL, a clock) */
   connectOptions?: Partial<ConnectOptions>
+  /** the waits before a failed turn is run again (one more attempt per entry). @default RETRY_DELAYS_MS */
+  retryDelaysMs?: readonly number[]
+}
+
+/**
+ * A turn that fails is run again after these waits (the gateway's own state can be busy for a
+ * moment: "another OpenClaw process owns …"); after the last, the delivery is committed unanswered.
+ */
+export const RETRY_DELAYS_MS: readonly number[] = [2_000, 10_000]
+
+async function pause (ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return
+  await new Promise<void>(resolve => {
+    const t = setTimeout(done, ms)
+    function done (): void { clearTimeout(t); signal.removeEventListener('abort', done); resolve() }
+    signal.addEventListener('abort', done, { once: true })
+  })
 }
 
 /** The open connections, by account id: the outbound adapter sends through them. */
@@ -94,8 +111,14 @@ export async function runAccount (run: AccountRun): Promise<void> {
     // the agent's @handle, for room messages that mention it (none when it has none or the relay cannot say)
     const self: Self = { amid: conn.amid, handle: account.rooms === 'mention' ? await chat(conn).handleOf(conn.amid).catch(() => undefined) : undefined }
     const rooms = new RoomTurnGate(account.roomTurnsPerHour)
-    for await (const msg of conn.messages({ signal })) {
-      await handle(conn, run, msg, self, rooms, log)
+    // by hand, not for-await: leaving a for-await loop commits the message in hand, and one whose
+    // turn the stop interrupted must stay uncommitted (the next start runs it)
+    const it = conn.messages({ signal })
+    for (;;) {
+      let r: IteratorResult<Message>
+      try { r = await it.next() } catch (err) { if (signal.aborted) break; throw err }
+      if (r.done === true) break
+      if (!await handle(conn, run, r.value, self, rooms, log)) break
     }
   } finally {
     running.delete(account.accountId)
@@ -104,19 +127,34 @@ export async function runAccount (run: AccountRun): Promise<void> {
   }
 }
 
-async function handle (conn: Connection, run: AccountRun, msg: Message, self: Self, rooms: RoomTurnGate, log: (line: string) => void): Promise<void> {
+/** Runs the turn of one delivery; false when the account was stopped before the turn finished (not committed). */
+async function handle (conn: Connection, run: AccountRun, msg: Message, self: Self, rooms: RoomTurnGate, log: (line: string) => void): Promise<boolean> {
   const turn = inboundTurnOf(msg, self, run.account)
-  if (turn === undefined) return
+  if (turn === undefined) return true
   if (turn.kind === 'group' && !rooms.admit(turn.conversationId, Date.now())) {
     log(`agentmesh[${run.account.accountId}]: ${turn.conversationId} started ${run.account.roomTurnsPerHour} turns within an hour: message ${msg.id} from ${msg.from} starts none`)
-    return
+    return true
   }
-  try {
-    await run.dispatch(turn, replyTo(conn, turn))
-  } catch (err) {
-    // the turn failed (the model, a hook): said in the log, the delivery is still committed, so a
-    // message that always fails cannot wedge the conversation (the peer sees no answer)
-    const code = AgentMeshError.is(err) ? err.code : 'error'
-    log(`agentmesh[${run.account.accountId}]: turn for message ${msg.id} from ${msg.from} failed (${code}): ${String((err as Error)?.message ?? err).slice(0, 300)}`)
+  const delays = run.retryDelaysMs ?? RETRY_DELAYS_MS
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await run.dispatch(turn, replyTo(conn, turn))
+      return true
+    } catch (err) {
+      if (run.signal.aborted) {
+        log(`agentmesh[${run.account.accountId}]: stopped during the turn for message ${msg.id}; it runs again at the next start`)
+        return false
+      }
+      // the turn failed (the model, a hook, a busy gateway): said in the log (never the text), run
+      // again after a wait; after the last attempt the delivery is committed all the same, so a
+      // message that always fails cannot wedge the conversation (the peer sees no answer)
+      const code = AgentMeshError.is(err) ? err.code : 'error'
+      const again = attempt < delays.length && !run.signal.aborted
+      log(`agentmesh[${run.account.accountId}]: turn for message ${msg.id} from ${msg.from} failed (${code}): ${String((err as Error)?.message ?? err).slice(0, 300)}${again ? `; again in ${Math.round(delays[attempt]! / 1000)} s` : '; given up'}`)
+      if (!again) return true
+      await pause(delays[attempt]!, run.signal)
+      // stopped while waiting: not committed, so the next start runs it again
+      if (run.signal.aborted) return false
+    }
   }
 }

@@ -17,12 +17,12 @@ async function collect (conn: Connection, into: Message[], signal: AbortSignal):
   try { for await (const m of conn.messages({ signal })) into.push(m) } catch { /* aborted */ }
 }
 
-function startBridge (home: string, server: string, dispatch: Dispatch, extra: Record<string, unknown> = {}) {
+function startBridge (home: string, server: string, dispatch: Dispatch, extra: Record<string, unknown> = {}, retryDelaysMs: number[] = [0, 0]) {
   const ac = new AbortController()
   const logs: string[] = []
   let amid = ''
   const account = resolveAccount({ channels: { agentmesh: { home, server, ...extra } } })
-  const done = runAccount({ account, dispatch, signal: ac.signal, log: l => logs.push(l), onConnected: a => { amid = a } })
+  const done = runAccount({ account, dispatch, signal: ac.signal, log: l => logs.push(l), onConnected: a => { amid = a }, retryDelaysMs })
   return { ac, logs, done, amid: () => amid, stop: async () => { ac.abort(); await done } }
 }
 
@@ -100,16 +100,20 @@ describe('openclaw bridge (in process)', () => {
     assert.deepEqual(turns.map(x => [x.kind, x.conversationId, x.senderId]), [['group', '#ops', peer.amid]], 'the message without a mention started no turn')
   })
 
-  it('a turn that fails is logged (metadata only) and the next message is still answered', async (t) => {
+  it('a failed turn is run again; one that always fails is given up after the last attempt (logged without its text), and the next message is answered', async (t) => {
     const relay = await startRelay()
     const dir = tempDir()
     t.after(async () => { await relay.close(); dir.cleanup() })
     const home = join(dir.path, 'claw')
     const claw = createIdentity('claw')
     saveIdentity(home, claw)
+    const attempts = new Map<string, number>()
     const b = startBridge(home, relay.url, async (turn, deliver) => {
+      const n = (attempts.get(turn.rawText) ?? 0) + 1
+      attempts.set(turn.rawText, n)
       if (turn.rawText === 'secret body that fails') throw new Error('model unavailable')
-      await deliver('ok')
+      if (turn.rawText === 'flaky' && n === 1) throw new Error('another OpenClaw process owns state-lifecycle')
+      await deliver(`ok ${turn.rawText}`)
     })
     t.after(async () => { await b.stop() })
     await waitFor(() => b.amid() !== '', 'the bridge to connect')
@@ -119,13 +123,44 @@ describe('openclaw bridge (in process)', () => {
     const reading = collect(peer, got, pac.signal)
     t.after(async () => { pac.abort(); await reading; await peer.close() })
     await peer.send(claw.amid, { text: 'secret body that fails' })
+    await peer.send(claw.amid, { text: 'flaky' })
     await peer.send(claw.amid, { text: 'second' })
-    await waitFor(() => got.length === 1, 'the answer to the second message')
-    assert.equal(got[0]!.text, 'ok')
-    const failed = b.logs.filter(l => l.includes('failed'))
-    assert.equal(failed.length, 1)
-    assert.ok(failed[0]!.includes('model unavailable'))
+    await waitFor(() => got.length === 2, 'the answers to the flaky and the second message')
+    assert.deepEqual(got.map(m => m.text), ['ok flaky', 'ok second'])
+    assert.deepEqual([...attempts], [['secret body that fails', 3], ['flaky', 2], ['second', 1]], 'three attempts at most (two retries)')
+    assert.equal(b.logs.filter(l => l.includes('given up')).length, 1)
+    assert.ok(b.logs.some(l => l.includes('model unavailable')))
     assert.ok(!b.logs.some(l => l.includes('secret body')), 'no message body in the log')
+  })
+
+  it('a stop during a turn leaves the message uncommitted: the next start runs it', async (t) => {
+    const relay = await startRelay()
+    const dir = tempDir()
+    t.after(async () => { await relay.close(); dir.cleanup() })
+    const home = join(dir.path, 'claw')
+    const claw = createIdentity('claw')
+    saveIdentity(home, claw)
+    let started = 0
+    let b = startBridge(home, relay.url, async () => {
+      started++
+      await new Promise((_resolve, reject) => { b.ac.signal.addEventListener('abort', () => { reject(new Error('gateway stopping')) }, { once: true }) })
+    })
+    await waitFor(() => b.amid() !== '', 'the bridge to connect')
+    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
+    const got: Message[] = []
+    const pac = new AbortController()
+    const reading = collect(peer, got, pac.signal)
+    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    await peer.send(claw.amid, { text: 'long job' })
+    await waitFor(() => started === 1, 'the turn to start')
+    await b.stop()
+    assert.ok(b.logs.some(l => l.includes('runs again at the next start')))
+    const turns: string[] = []
+    b = startBridge(home, relay.url, async (turn, deliver) => { turns.push(turn.rawText); await deliver('done') })
+    t.after(async () => { await b.stop() })
+    await waitFor(() => got.length === 1, 'the answer after the restart')
+    assert.deepEqual(turns, ['long job'])
+    assert.equal(got[0]!.text, 'done')
   })
 
   it('two agents that answer each other forever are stopped by the circuit breaker of the home\'s policy', async (t) => {
