@@ -44,6 +44,11 @@ function startGateway (node: string, openclaw: string, env: NodeJS.ProcessEnv, p
   }
 }
 
+/** waitFor, failing with the gateway's output at the time it gave up */
+async function waitGateway (g: Gateway, cond: () => boolean | Promise<boolean>, what: string, ms: number): Promise<void> {
+  try { await waitFor(cond, what, ms) } catch (err) { throw new Error(`${(err as Error).message}; gateway output:\n${g.output().slice(-4000)}`) }
+}
+
 describe('openclaw gateway with the agentmesh plugin (real)', { timeout: 25 * 60_000 }, () => {
   it('an AgentMesh DM wakes the OpenClaw agent, its reply comes back E2EE; a restart runs no duplicate turn', async (t) => {
     const inst = spawnSync(process.execPath, [join(pluginDir, 'scripts/install-gateway.mjs')], { encoding: 'utf8', timeout: 20 * 60_000 })
@@ -80,6 +85,8 @@ describe('openclaw gateway with the agentmesh plugin (real)', { timeout: 25 * 60
       TMPDIR: tmp,
       OPENCLAW_CONFIG_PATH: configPath,
       OPENCLAW_STATE_DIR: state,
+      // Node's compile cache kept beside the cached gateway: the next start loads faster
+      NODE_COMPILE_CACHE: join(gw.node, '..', '..', '..', '..', 'compile-cache'),
       NO_COLOR: '1',
     }
     writeFileSync(configPath, JSON.stringify({
@@ -109,7 +116,7 @@ describe('openclaw gateway with the agentmesh plugin (real)', { timeout: 25 * 60
     const connected = (g: Gateway, n: number) => async () => (g.output().match(new RegExp(`connected as ${claw.amid}`, 'g')) ?? []).length >= n
     let g = startGateway(gw.node, gw.openclaw, env, port)
     gateways.push(g)
-    await waitFor(connected(g, 1), `the gateway to start the agentmesh account (output: ${g.output().slice(-2000)})`, START_TIMEOUT_MS)
+    await waitGateway(g, connected(g, 1), 'the gateway to start the agentmesh account', START_TIMEOUT_MS)
 
     const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
     const got: Message[] = []
@@ -118,7 +125,7 @@ describe('openclaw gateway with the agentmesh plugin (real)', { timeout: 25 * 60
     t.after(async () => { pac.abort(); await reading; await peer.close() })
 
     await peer.send(claw.amid, { text: 'ping-1: what do you say?' })
-    await waitFor(() => got.length >= 1, `the OpenClaw agent's reply (gateway output: ${g.output().slice(-3000)})`, REPLY_TIMEOUT_MS)
+    await waitGateway(g, () => got.length >= 1, 'the OpenClaw agent\'s reply', REPLY_TIMEOUT_MS)
     assert.equal(got[0]!.from, claw.amid)
     assert.equal(got[0]!.encrypted, true, 'the reply is an end-to-end encrypted DM')
     assert.equal(got[0]!.text, 'pong ping-1')
@@ -132,9 +139,9 @@ describe('openclaw gateway with the agentmesh plugin (real)', { timeout: 25 * 60
     await g.stop()
     g = startGateway(gw.node, gw.openclaw, env, port)
     gateways.push(g)
-    await waitFor(connected(g, 1), `the restarted gateway to start the account (output: ${g.output().slice(-2000)})`, START_TIMEOUT_MS)
+    await waitGateway(g, connected(g, 1), 'the restarted gateway to start the account', START_TIMEOUT_MS)
     await peer.send(claw.amid, { text: 'ping-2 after the restart' })
-    await waitFor(() => got.length >= 2, `the reply after the restart (gateway output: ${g.output().slice(-3000)})`, REPLY_TIMEOUT_MS)
+    await waitGateway(g, () => got.length >= 2, 'the reply after the restart', REPLY_TIMEOUT_MS)
     assert.deepEqual(got.map(m => m.text), ['pong ping-1', 'pong ping-2'], 'no duplicate turn for ping-1')
     assert.equal(model.requests.length, 2, 'two model calls in all')
     assert.ok(!g.output().includes('ping-1'), 'no message text in the gateway\'s output')
