@@ -1,7 +1,8 @@
 /**
  * A stand-in for the model, outside the machine in real use: a small OpenAI-compatible server on
  * 127.0.0.1 speaking chat completions (JSON and the streamed `text/event-stream` form). Its answer
- * is `reply(lastUserText)`; every request is kept for the test to read.
+ * is `reply(lastUserText, allText)` (all text: every message's, in order); every request is kept for
+ * the test to read.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -32,7 +33,7 @@ async function body (req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-export async function startFakeModel (reply: (lastUserText: string) => string, modelId = 'fake-model'): Promise<FakeModel> {
+export async function startFakeModel (reply: (lastUserText: string, allText: string) => string, modelId = 'fake-model'): Promise<FakeModel> {
   const requests: FakeModel['requests'] = []
   const server: Server = createServer((req, res) => {
     void (async () => {
@@ -52,7 +53,7 @@ export async function startFakeModel (reply: (lastUserText: string) => string, m
       const stream = parsed.stream === true
       requests.push({ messages, stream })
       const lastUser = [...messages].reverse().find(m => m.role === 'user')
-      const text = reply(textOf(lastUser?.content))
+      const text = reply(textOf(lastUser?.content), messages.map(m => textOf(m.content)).join('\n'))
       const id = `chatcmpl-${requests.length}`
       const created = Math.floor(Date.now() / 1000)
       const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }

@@ -60,8 +60,8 @@ describe('openclaw gateway with the agentmesh plugin (real)', { timeout: 25 * 60
 
     const dir = tempDir('agentmesh-openclaw-')
     const relay = await startRelay()
-    // the stand-in model answers "pong <the ping it was given>"
-    const model = await startFakeModel(text => `pong ${/ping-\d+/.exec(text)?.[0] ?? '(no ping)'}`)
+    // the stand-in model answers "pong <the newest ping in its prompt>"
+    const model = await startFakeModel((_last, all) => `pong ${[...all.matchAll(/ping-\d+/g)].at(-1)?.[0] ?? '(no ping)'}`)
     const gateways: Gateway[] = []
     t.after(async () => {
       for (const g of gateways) await g.stop()
