@@ -9,7 +9,7 @@
  * it does not. First contact, rate limits and the circuit breaker are the SDK's, from the home's
  * policy.json: a peer that loops with this agent is held back by the breaker, not by the plugin.
  */
-import { chat, connect, tasks, type Connection, type ConnectOptions, type Message } from '@agentmesh/client'
+import { chat, connect, tasks, type Connection, type ConnectOptions, type HeldKnock, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { inboundTurnOf, outboundPayload, parseTarget, RoomTurnGate, taskTurnOf, type InboundTurn, type ResolvedAccount, type Self } from './mapping.ts'
 
@@ -30,7 +30,25 @@ export interface AccountRun {
   connectOptions?: Partial<ConnectOptions>
   /** the waits before a failed turn is run again (one more attempt per entry). @default RETRY_DELAYS_MS */
   retryDelaysMs?: readonly number[]
+  /** the owner's approval of held knocks (OpenClaw's pairing flow in the gateway); none: the CLI answers them */
+  approval?: KnockApproval
+  /** how often held knocks and approvals are looked at. @default KNOCK_POLL_MS */
+  knockPollMs?: number
 }
+
+/**
+ * Held knocks put to the owner: `request` once per held knock (the gateway's pairing request for
+ * the peer), `approved` the peers the owner approved so far; a held knock from an approved peer is
+ * accepted (the peer gets its grant). A knock the owner does not approve stays held (it can still
+ * be answered with `agentmesh knocks`).
+ */
+export interface KnockApproval {
+  request: (knock: HeldKnock) => Promise<void>
+  approved: () => Promise<readonly string[]>
+}
+export const KNOCK_POLL_MS = 5_000
+/** Knocks put to the owner per poll at most (the gateway caps pending pairing requests anyway). */
+const MAX_KNOCK_REQUESTS_PER_POLL = 10
 
 /**
  * A turn that fails is run again after these waits (the gateway's own state can be busy for a
@@ -111,6 +129,7 @@ export async function runAccount (run: AccountRun): Promise<void> {
     // the agent's @handle, for room messages that mention it (none when it has none or the relay cannot say)
     const self: Self = { amid: conn.amid, handle: account.rooms === 'mention' ? await chat(conn).handleOf(conn.amid).catch(() => undefined) : undefined }
     const rooms = new RoomTurnGate(account.roomTurnsPerHour)
+    const knocksDone = run.approval === undefined ? Promise.resolve() : pollKnocks(conn, run, run.approval, log)
     // by hand, not for-await: leaving a for-await loop commits the message in hand, and one whose
     // turn the stop interrupted must stay uncommitted (the next start runs it)
     const it = conn.messages({ signal })
@@ -120,10 +139,42 @@ export async function runAccount (run: AccountRun): Promise<void> {
       if (r.done === true) break
       if (!await handle(conn, run, r.value, self, rooms, log)) break
     }
+    await knocksDone
   } finally {
     running.delete(account.accountId)
     await conn.close()
     log(`agentmesh[${account.accountId}]: closed`)
+  }
+}
+
+/** Until the account stops: held knocks → the owner's approval requests; approved peers' knocks accepted. */
+async function pollKnocks (conn: Connection, run: AccountRun, approval: KnockApproval, log: (line: string) => void): Promise<void> {
+  const requested = new Set<string>()
+  const id = run.account.accountId
+  while (!run.signal.aborted) {
+    try {
+      const held = conn.knocks()
+      let asked = 0
+      for (const k of held) {
+        if (requested.has(k.id) || asked >= MAX_KNOCK_REQUESTS_PER_POLL) continue
+        await approval.request(k)
+        requested.add(k.id)
+        asked++
+        log(`agentmesh[${id}]: knock ${k.id} from ${k.from} (${k.intent.category}) is waiting for the owner's approval`)
+      }
+      if (held.length > 0) {
+        const ok = new Set(await approval.approved())
+        for (const k of held) {
+          if (!ok.has(k.from)) continue
+          await conn.answerKnock(k.id, 'accept')
+          log(`agentmesh[${id}]: knock ${k.id} from ${k.from} accepted: the owner approved the peer`)
+        }
+      }
+      for (const r of requested) if (!held.some(k => k.id === r)) requested.delete(r)
+    } catch (err) {
+      log(`agentmesh[${id}]: held knocks could not be put to the owner: ${String((err as Error)?.message ?? err).slice(0, 300)}`)
+    }
+    await pause(run.knockPollMs ?? KNOCK_POLL_MS, run.signal)
   }
 }
 

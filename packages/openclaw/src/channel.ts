@@ -9,7 +9,7 @@ import { buildChannelOutboundSessionRoute, createChatChannelPlugin } from 'openc
 import { resolveChannelInboundRouteEnvelope } from 'openclaw/plugin-sdk/channel-inbound'
 import { createMessageReceiptFromOutboundResults, defineChannelMessageAdapter } from 'openclaw/plugin-sdk/channel-outbound'
 import { isReplyPayloadTerminalContent } from 'openclaw/plugin-sdk/reply-payload'
-import { runAccount, sendText, type Deliver } from './bridge.ts'
+import { runAccount, sendText, type Deliver, type KnockApproval } from './bridge.ts'
 import { CHANNEL_ID, DEFAULT_ACCOUNT_ID, listAccountIds, looksLikeTarget, parseTarget, resolveAccount, type InboundTurn, type ResolvedAccount } from './mapping.ts'
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the SDK's runtime objects are typed by the gateway */
@@ -110,17 +110,41 @@ export async function dispatchTurn (tc: TurnContext, turn: InboundTurn, deliver:
   if (failure !== undefined) throw failure instanceof Error ? failure : new Error(String(failure))
 }
 
+/**
+ * Held knocks through OpenClaw's pairing flow: a held knock becomes a pairing request for the peer's
+ * AMID (`openclaw pairing list agentmesh`, the Control UI's DM access requests); approving it
+ * (`openclaw pairing approve agentmesh <CODE>`) puts the AMID in the channel's allow-from store, and
+ * the plugin then accepts the peer's knock. The knock's summary is the peer's text: shown as such.
+ */
+export function pairingApproval (channelRuntime: any, accountId: string): KnockApproval | undefined {
+  const pairing = channelRuntime?.pairing
+  if (typeof pairing?.upsertPairingRequest !== 'function' || typeof pairing?.readAllowFromStore !== 'function') return undefined
+  return {
+    request: async (k) => {
+      await pairing.upsertPairingRequest({
+        channel: CHANNEL_ID,
+        id: k.from,
+        accountId,
+        meta: { intent: k.intent.category, summary: `[peer text] ${String(k.intent.summary).slice(0, 200)}`, tier: k.tier, knock: k.id },
+      })
+    },
+    approved: async () => await pairing.readAllowFromStore({ channel: CHANNEL_ID, accountId }) as string[],
+  }
+}
+
 async function startAccount (ctx: any): Promise<void> {
   const account: ResolvedAccount = ctx.account
   if (!account.configured) throw new Error(`channels.agentmesh account "${account.accountId}" has no home: set it to a directory made by \`agentmesh init\``)
   ctx.setStatus({ accountId: account.accountId, running: true, lifecycle: 'starting', configured: true, enabled: account.enabled })
   const channelRuntime = ctx.channelRuntime ?? pluginRuntime?.channel
   const log = (line: string): void => { (ctx.log?.info ?? ctx.runtime?.log ?? console.log)(line) }
+  const approval = pairingApproval(channelRuntime, account.accountId)
   try {
     await runAccount({
       account,
       signal: ctx.abortSignal,
       log,
+      ...(approval === undefined ? {} : { approval }),
       onConnected: () => { ctx.setStatus({ accountId: account.accountId, running: true, connected: true, lifecycle: 'ready', lastConnectedAt: Date.now(), lastError: null }) },
       dispatch: async (turn, deliver) => { await dispatchTurn({ cfg: ctx.cfg, account, channelRuntime }, turn, deliver) },
     })
@@ -176,6 +200,14 @@ export const agentmeshPlugin = createChatChannelPlugin({
     },
     gateway: { startAccount },
     message: messageAdapter,
+  },
+  // held knocks are pairing requests (above); the code is not sent to the peer: the owner approves from the list
+  pairing: {
+    text: {
+      idLabel: 'AgentMesh AMID',
+      message: 'Your knock is waiting for the owner of this agent.',
+      notify: async () => {},
+    },
   },
   outbound: {
     base: { deliveryMode: 'direct' },

@@ -4,7 +4,7 @@
 declare module 'openclaw/plugin-sdk/channel-core' {
   export function defineChannelPluginEntry<T> (opts: { id: string, name: string, description: string, plugin: T, setRuntime?: (runtime: any) => void, registerFull?: (api: any) => void }): any
   export function defineSetupPluginEntry<T> (plugin: T): { plugin: T }
-  export function createChatChannelPlugin<T> (opts: { base: Record<string, unknown>, outbound?: Record<string, unknown>, security?: Record<string, unknown>, threading?: Record<string, unknown> }): any
+  export function createChatChannelPlugin<T> (opts: { base: Record<string, unknown>, outbound?: Record<string, unknown>, security?: Record<string, unknown>, threading?: Record<string, unknown>, pairing?: Record<string, unknown> }): any
   export function buildChannelOutboundSessionRoute (params: Record<string, unknown>): any
 }
 declare module 'openclaw/plugin-sdk/channel-inbound' {

@@ -10,19 +10,19 @@ import { join } from 'node:path'
 import { chat, connect, memoryState, type Connection, type Message } from '@agentmesh/client'
 import { createIdentity, saveIdentity } from '@agentmesh/crypto'
 import { startRelay, tempDir, waitFor } from '@agentmesh/testing'
-import { connectionOf, runAccount, sendText, type Dispatch } from '../src/bridge.ts'
+import { connectionOf, runAccount, sendText, type Dispatch, type KnockApproval } from '../src/bridge.ts'
 import { resolveAccount, type InboundTurn } from '../src/mapping.ts'
 
 async function collect (conn: Connection, into: Message[], signal: AbortSignal): Promise<void> {
   try { for await (const m of conn.messages({ signal })) into.push(m) } catch { /* aborted */ }
 }
 
-function startBridge (home: string, server: string, dispatch: Dispatch, extra: Record<string, unknown> = {}, retryDelaysMs: number[] = [0, 0]) {
+function startBridge (home: string, server: string, dispatch: Dispatch, extra: Record<string, unknown> = {}, retryDelaysMs: number[] = [0, 0], approval?: KnockApproval) {
   const ac = new AbortController()
   const logs: string[] = []
   let amid = ''
   const account = resolveAccount({ channels: { agentmesh: { home, server, ...extra } } })
-  const done = runAccount({ account, dispatch, signal: ac.signal, log: l => logs.push(l), onConnected: a => { amid = a }, retryDelaysMs })
+  const done = runAccount({ account, dispatch, signal: ac.signal, log: l => logs.push(l), onConnected: a => { amid = a }, retryDelaysMs, ...(approval === undefined ? {} : { approval, knockPollMs: 50 }) })
   return { ac, logs, done, amid: () => amid, stop: async () => { ac.abort(); await done } }
 }
 
@@ -98,6 +98,43 @@ describe('openclaw bridge (in process)', () => {
     assert.equal(answer.room, 'ops')
     assert.equal(answer.text, `pong ${claw.amid} status?`)
     assert.deepEqual(turns.map(x => [x.kind, x.conversationId, x.senderId]), [['group', '#ops', peer.amid]], 'the message without a mention started no turn')
+  })
+
+  it('a held knock is put to the owner (pairing request) once; when the owner approves the peer, its knock is accepted and its DM answered', async (t) => {
+    const relay = await startRelay()
+    const dir = tempDir()
+    t.after(async () => { await relay.close(); dir.cleanup() })
+    const home = join(dir.path, 'claw')
+    const claw = createIdentity('claw')
+    saveIdentity(home, claw)
+    writeFileSync(join(home, 'policy.json'), JSON.stringify({ version: 1 })) // knock-first: every knock held for the owner
+    const requests: Array<{ from: string, category: string }> = []
+    const approvedPeers: string[] = []
+    const approval: KnockApproval = {
+      request: async (k) => { requests.push({ from: k.from, category: k.intent.category }) },
+      approved: async () => approvedPeers,
+    }
+    const b = startBridge(home, relay.url, async (turn, deliver) => { await deliver(`hello ${turn.senderId.slice(0, 6)}`) }, {}, [0, 0], approval)
+    t.after(async () => { await b.stop() })
+    await waitFor(() => b.amid() !== '', 'the bridge to connect')
+    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
+    const got: Message[] = []
+    const pac = new AbortController()
+    const reading = collect(peer, got, pac.signal)
+    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    await assert.rejects(peer.send(claw.amid, { text: 'hi' }), (e: Error & { code?: string }) => e.code === 'AM_ERR_NO_GRANT', 'a stranger must knock first')
+    await peer.knock(claw.amid, { category: 'question', summary: 'may I ask about your API?' })
+    await waitFor(() => requests.length === 1, 'the pairing request')
+    assert.deepEqual(requests, [{ from: peer.amid, category: 'question' }])
+    await new Promise(resolve => setTimeout(resolve, 200))
+    assert.equal(requests.length, 1, 'asked once per knock, not at every poll')
+    assert.equal(peer.grants().received.length, 0, 'not accepted before the owner approves')
+    approvedPeers.push(peer.amid)
+    await waitFor(() => peer.grants().received.length === 1, 'the grant')
+    await peer.send(claw.amid, { text: 'hi' })
+    await waitFor(() => got.some(m => m.text !== undefined && m.text.startsWith('hello')), 'the answer')
+    assert.ok(b.logs.some(l => l.includes('accepted: the owner approved the peer')))
+    assert.ok(!b.logs.some(l => l.includes('may I ask')), 'the knock\'s text is not logged')
   })
 
   it('a failed turn is run again; one that always fails is given up after the last attempt (logged without its text), and the next message is answered', async (t) => {
