@@ -163,9 +163,10 @@ async function pollKnocks (conn: Connection, run: AccountRun, approval: KnockApp
         log(`agentmesh[${id}]: knock ${k.id} from ${k.from} (${k.intent.category}) is waiting for the owner's approval`)
       }
       if (held.length > 0) {
-        const ok = new Set(await approval.approved())
+        // the gateway's allow-from store may normalise entries (case, a channel prefix): compared so
+        const ok = new Set((await approval.approved()).map(e => String(e).replace(/^agentmesh:/i, '').toLowerCase()))
         for (const k of held) {
-          if (!ok.has(k.from)) continue
+          if (!ok.has(k.from.toLowerCase())) continue
           await conn.answerKnock(k.id, 'accept')
           log(`agentmesh[${id}]: knock ${k.id} from ${k.from} accepted: the owner approved the peer`)
         }

@@ -44,6 +44,25 @@ function startGateway (node: string, openclaw: string, env: NodeJS.ProcessEnv, p
   }
 }
 
+/**
+ * Starts the gateway until it runs the agentmesh account: a start the gateway itself gives up on
+ * (on a loaded machine: "Gateway failed to start: state lease heartbeat did not become ready", a
+ * fixed 5 s limit inside OpenClaw) is tried again, three times at most.
+ */
+async function startConnected (node: string, openclaw: string, env: NodeJS.ProcessEnv, port: number, amid: string, gateways: Gateway[]): Promise<Gateway> {
+  let last = ''
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const g = startGateway(node, openclaw, env, port)
+    gateways.push(g)
+    const exited = (): boolean => g.proc.exitCode !== null || g.proc.signalCode !== null
+    await waitGateway(g, () => g.output().includes(`connected as ${amid}`) || exited(), 'the gateway to start the agentmesh account', START_TIMEOUT_MS)
+    if (!exited()) return g
+    last = g.output().slice(-3000)
+    await g.stop()
+  }
+  throw new Error(`the gateway did not start in 3 attempts; the last one said:\n${last}`)
+}
+
 /** waitFor, failing with the gateway's output at the time it gave up */
 async function waitGateway (g: Gateway, cond: () => boolean | Promise<boolean>, what: string, ms: number): Promise<void> {
   try { await waitFor(cond, what, ms) } catch (err) { throw new Error(`${(err as Error).message}; gateway output:\n${g.output().slice(-4000)}`) }
@@ -78,6 +97,9 @@ describe('openclaw gateway with the agentmesh plugin (real)', { timeout: 25 * 60
     const agentHome = join(dir.path, 'claw')
     const claw = createIdentity('claw')
     saveIdentity(agentHome, claw)
+    const peerId = createIdentity('peer')
+    // knock-first: the peer's knock is accepted by the policy, anyone else's held for the owner
+    writeFileSync(join(agentHome, 'policy.json'), JSON.stringify({ version: 1, default_action: 'hold', allow: { amids: [peerId.amid] } }))
     const configPath = join(state, 'openclaw.json')
     const env: NodeJS.ProcessEnv = {
       PATH: `${join(gw.node, '..')}:${process.env.PATH ?? ''}`,
@@ -113,17 +135,16 @@ describe('openclaw gateway with the agentmesh plugin (real)', { timeout: 25 * 60
     writeFileSync(configPath, JSON.stringify(cfg, null, 2))
 
     const port = 20_000 + Math.floor(Math.random() * 20_000)
-    const connected = (g: Gateway, n: number) => async () => (g.output().match(new RegExp(`connected as ${claw.amid}`, 'g')) ?? []).length >= n
-    let g = startGateway(gw.node, gw.openclaw, env, port)
-    gateways.push(g)
-    await waitGateway(g, connected(g, 1), 'the gateway to start the agentmesh account', START_TIMEOUT_MS)
+    let g = await startConnected(gw.node, gw.openclaw, env, port, claw.amid, gateways)
 
-    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
+    const peer = await connect({ identity: peerId, state: memoryState(), server: relay.url })
     const got: Message[] = []
     const pac = new AbortController()
     const reading = (async () => { try { for await (const m of peer.messages({ signal: pac.signal })) got.push(m) } catch { /* aborted */ } })()
     t.after(async () => { pac.abort(); await reading; await peer.close() })
 
+    await peer.knock(claw.amid, { category: 'question', summary: 'a few questions' })
+    await waitGateway(g, () => peer.grants().received.length === 1, 'the grant for the peer\'s knock', REPLY_TIMEOUT_MS)
     await peer.send(claw.amid, { text: 'ping-1: what do you say?' })
     await waitGateway(g, () => got.length >= 1, 'the OpenClaw agent\'s reply', REPLY_TIMEOUT_MS)
     assert.equal(got[0]!.from, claw.amid)
@@ -137,13 +158,32 @@ describe('openclaw gateway with the agentmesh plugin (real)', { timeout: 25 * 60
     // restart: the answered DM is committed in the agent home's cursor; a redelivery would be run
     // (and answered) before the next DM, so two replies in order prove there was none
     await g.stop()
-    g = startGateway(gw.node, gw.openclaw, env, port)
-    gateways.push(g)
-    await waitGateway(g, connected(g, 1), 'the restarted gateway to start the account', START_TIMEOUT_MS)
+    g = await startConnected(gw.node, gw.openclaw, env, port, claw.amid, gateways)
     await peer.send(claw.amid, { text: 'ping-2 after the restart' })
     await waitGateway(g, () => got.length >= 2, 'the reply after the restart', REPLY_TIMEOUT_MS)
     assert.deepEqual(got.map(m => m.text), ['pong ping-1', 'pong ping-2'], 'no duplicate turn for ping-1')
     assert.equal(model.requests.length, 2, 'two model calls in all')
     assert.ok(!g.output().includes('ping-1'), 'no message text in the gateway\'s output')
+
+    // a stranger's knock is held: it becomes an OpenClaw pairing request, which the owner approves
+    const stranger = await connect({ identity: createIdentity('stranger'), state: memoryState(), server: relay.url })
+    const sgot: Message[] = []
+    const sac = new AbortController()
+    const sreading = (async () => { try { for await (const m of stranger.messages({ signal: sac.signal })) sgot.push(m) } catch { /* aborted */ } })()
+    t.after(async () => { sac.abort(); await sreading; await stranger.close() })
+    await stranger.knock(claw.amid, { category: 'question', summary: 'may I ask something?' })
+    await waitGateway(g, () => g.output().includes(`from ${stranger.amid} (question) is waiting for the owner's approval`), 'the pairing request for the held knock', REPLY_TIMEOUT_MS)
+    const list = spawnSync(gw.node, [gw.openclaw, 'pairing', 'list', 'agentmesh', '--json'], { env, encoding: 'utf8', timeout: 5 * 60_000 })
+    assert.equal(list.status, 0, `openclaw pairing list failed:\n${list.stdout}\n${list.stderr}`)
+    assert.ok(list.stdout.includes(stranger.amid), `the request names the stranger's AMID:\n${list.stdout}`)
+    const code = /"code"\s*:\s*"([A-Z0-9]{6,12})"/.exec(list.stdout)?.[1]
+    assert.ok(code !== undefined, `a pairing code in:\n${list.stdout}`)
+    assert.equal(stranger.grants().received.length, 0, 'no grant before the owner approves')
+    const approve = spawnSync(gw.node, [gw.openclaw, 'pairing', 'approve', 'agentmesh', code], { env, encoding: 'utf8', timeout: 5 * 60_000 })
+    assert.equal(approve.status, 0, `openclaw pairing approve failed:\n${approve.stdout}\n${approve.stderr}`)
+    await waitGateway(g, () => stranger.grants().received.length === 1, 'the grant after the owner approved', REPLY_TIMEOUT_MS)
+    await stranger.send(claw.amid, { text: 'ping-3 from the approved stranger' })
+    await waitGateway(g, () => sgot.some(m => m.from === claw.amid), 'the reply to the approved stranger', REPLY_TIMEOUT_MS)
+    assert.equal(sgot.find(m => m.from === claw.amid)!.text, 'pong ping-3')
   })
 })
