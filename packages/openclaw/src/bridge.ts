@@ -66,11 +66,13 @@ async function pause (ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** The open connections, by account id: the outbound adapter sends through them. */
-const running = new Map<string, Connection>()
+const running = new Map<string, { conn?: Connection, stop: AbortController, done: Promise<void> }>()
+/** How long a new run of an account waits for the previous one to stop (a turn in flight) before it goes on. */
+export const TAKEOVER_WAIT_MS = 30_000
 
 /** The connection of a running account, or a coded error saying the account is not running. */
 export function connectionOf (accountId: string): Connection {
-  const c = running.get(accountId)
+  const c = running.get(accountId)?.conn
   if (c === undefined) {
     throw new AgentMeshError(ErrorCode.ConnectionClosed, `the AgentMesh account "${accountId.slice(0, 64)}" is not running in this gateway; check channels.agentmesh and \`openclaw channels status\``)
   }
@@ -98,23 +100,40 @@ function replyTo (conn: Connection, turn: InboundTurn): Deliver {
  * Runs the account until `signal` aborts: connect, answer tasks (when `taskCommand` is set),
  * hand deliveries to `dispatch` in order. Resolves after the connection closed.
  */
-export async function runAccount (run: AccountRun): Promise<void> {
-  const { account, dispatch, signal } = run
-  const log = run.log ?? (() => {})
+export async function runAccount (outer: AccountRun): Promise<void> {
+  const { account } = outer
+  const log = outer.log ?? (() => {})
   if (account.home === undefined) {
     throw new AgentMeshError(ErrorCode.InvalidConfig, `channels.agentmesh account "${account.accountId}" has no home: set it to a directory made by \`agentmesh init\``)
   }
-  const conn = await connect({
-    home: account.home,
-    ...(account.server === undefined ? {} : { server: account.server }),
-    ...run.connectOptions,
-  })
-  if (running.has(account.accountId)) {
-    await conn.close()
-    throw new AgentMeshError(ErrorCode.InvalidConfig, `the AgentMesh account "${account.accountId}" is already running in this gateway`)
+  // a new run of an account takes over from one still going (the gateway restarts a channel on a
+  // config change or a plugin reload without always waiting for the old run to end): the old one
+  // is stopped, and given TAKEOVER_WAIT_MS to finish the turn it is in
+  const prev = running.get(account.accountId)
+  if (prev !== undefined) {
+    log(`agentmesh[${account.accountId}]: a new run takes over from the previous one`)
+    prev.stop.abort()
+    let t: NodeJS.Timeout | undefined
+    await Promise.race([prev.done, new Promise<void>(resolve => { t = setTimeout(resolve, TAKEOVER_WAIT_MS) })])
+    clearTimeout(t)
   }
-  running.set(account.accountId, conn)
+  const stop = new AbortController()
+  const onAbort = (): void => { stop.abort() }
+  if (outer.signal.aborted) stop.abort()
+  else outer.signal.addEventListener('abort', onAbort, { once: true })
+  let ended!: () => void
+  const me: { conn?: Connection, stop: AbortController, done: Promise<void> } = { stop, done: new Promise<void>(resolve => { ended = resolve }) }
+  running.set(account.accountId, me)
+  const run: AccountRun = { ...outer, signal: stop.signal }
+  const { dispatch, signal } = run
+  let conn: Connection | undefined
   try {
+    conn = await connect({
+      home: account.home,
+      ...(account.server === undefined ? {} : { server: account.server }),
+      ...run.connectOptions,
+    })
+    me.conn = conn
     log(`agentmesh[${account.accountId}]: connected as ${conn.amid}`)
     run.onConnected?.(conn.amid)
     if (account.taskCommand !== undefined) {
@@ -141,9 +160,14 @@ export async function runAccount (run: AccountRun): Promise<void> {
     }
     await knocksDone
   } finally {
-    running.delete(account.accountId)
-    await conn.close()
-    log(`agentmesh[${account.accountId}]: closed`)
+    if (running.get(account.accountId) === me) running.delete(account.accountId)
+    outer.signal.removeEventListener('abort', onAbort)
+    try {
+      if (conn !== undefined) {
+        await conn.close()
+        log(`agentmesh[${account.accountId}]: closed`)
+      }
+    } finally { ended() }
   }
 }
 

@@ -170,6 +170,34 @@ describe('openclaw bridge (in process)', () => {
     assert.ok(!b.logs.some(l => l.includes('secret body')), 'no message body in the log')
   })
 
+  it('a second run of an account takes over from the first (a channel restarted before the old run ended)', async (t) => {
+    const relay = await startRelay()
+    const dir = tempDir()
+    t.after(async () => { await relay.close(); dir.cleanup() })
+    const home = join(dir.path, 'claw')
+    const claw = createIdentity('claw')
+    saveIdentity(home, claw)
+    const turns: string[] = []
+    const a = startBridge(home, relay.url, async (turn, deliver) => { turns.push(`a:${turn.rawText}`); await deliver('from a') })
+    await waitFor(() => a.amid() !== '', 'the first run to connect')
+    const b = startBridge(home, relay.url, async (turn, deliver) => { turns.push(`b:${turn.rawText}`); await deliver('from b') })
+    t.after(async () => { await b.stop(); await a.stop() })
+    await a.done
+    await waitFor(() => b.amid() !== '', 'the second run to connect')
+    assert.ok(b.logs.some(l => l.includes('takes over from the previous one')))
+    assert.ok(a.logs.some(l => l.includes('closed')), 'the first run closed')
+    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
+    const got: Message[] = []
+    const pac = new AbortController()
+    const reading = collect(peer, got, pac.signal)
+    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    await peer.send(claw.amid, { text: 'who answers?' })
+    await waitFor(() => got.length === 1, 'the answer')
+    assert.equal(got[0]!.text, 'from b')
+    assert.deepEqual(turns, ['b:who answers?'])
+    assert.equal(connectionOf('default').amid, claw.amid)
+  })
+
   it('a stop during a turn leaves the message uncommitted: the next start runs it', async (t) => {
     const relay = await startRelay()
     const dir = tempDir()
