@@ -160,6 +160,7 @@ export async function runAccount (outer: AccountRun): Promise<void> {
     }
     await knocksDone
   } finally {
+    stop.abort() // the knock poll too, when the loop ended by an error
     if (running.get(account.accountId) === me) running.delete(account.accountId)
     outer.signal.removeEventListener('abort', onAbort)
     try {
