@@ -113,6 +113,7 @@ describe('openclaw gateway with the agentmesh plugin (real)', { timeout: 25 * 60
     }
     writeFileSync(configPath, JSON.stringify({
       gateway: { mode: 'local' },
+      logging: { file: join(dir.path, 'openclaw.log') }, // not the shared /tmp/openclaw/
       models: {
         mode: 'merge',
         providers: {
