@@ -7,7 +7,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { chat, connect, memoryState, type Connection, type Message } from '@agentmesh/client'
+import { chat, connect, memoryState, tasks, type Connection, type Message } from '@agentmesh/client'
 import { createIdentity, saveIdentity } from '@agentmesh/crypto'
 import { startRelay, tempDir, waitFor } from '@agentmesh/testing'
 import { connectionOf, runAccount, sendText, type Dispatch, type KnockApproval } from '../src/bridge.ts'
@@ -135,6 +135,26 @@ describe('openclaw bridge (in process)', () => {
     await waitFor(() => got.some(m => m.text !== undefined && m.text.startsWith('hello')), 'the answer')
     assert.ok(b.logs.some(l => l.includes('accepted: the owner approved the peer')))
     assert.ok(!b.logs.some(l => l.includes('may I ask')), 'the knock\'s text is not logged')
+  })
+
+  it('a task for the taskCommand is a turn of its own conversation; the reply is the task\'s result', async (t) => {
+    const relay = await startRelay()
+    const dir = tempDir()
+    t.after(async () => { await relay.close(); dir.cleanup() })
+    const home = join(dir.path, 'claw')
+    const claw = createIdentity('claw')
+    saveIdentity(home, claw)
+    const turns: InboundTurn[] = []
+    const b = startBridge(home, relay.url, async (turn, deliver) => { turns.push(turn); await deliver(`answer to ${turn.rawText}`) }, { taskCommand: 'ask' })
+    t.after(async () => { await b.stop() })
+    await waitFor(() => b.amid() !== '', 'the bridge to connect')
+    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
+    t.after(async () => { await peer.close() })
+    const job = await tasks(peer).dispatch({ to: claw.amid, command: 'ask', args: 'sum 2 and 3' })
+    const done = await tasks(peer).wait(job.id, { pollMs: 50, signal: AbortSignal.timeout(20_000) })
+    assert.equal(done.state, 'completed')
+    assert.equal(done.result, 'answer to sum 2 and 3')
+    assert.deepEqual(turns.map(x => [x.kind, x.conversationId, x.senderId]), [['direct', `task:${job.id}`, peer.amid]])
   })
 
   it('a failed turn is run again; one that always fails is given up after the last attempt (logged without its text), and the next message is answered', async (t) => {
