@@ -18,6 +18,7 @@ import { fileCommands } from './commands/files.ts'
 import { updateCommands } from './commands/updates.ts'
 import { healthCommand } from './commands/health.ts'
 import { catastropheCommands } from './commands/catastrophe.ts'
+import { dashboardCommand } from './commands/dashboard.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -61,6 +62,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- operations: agent health and metrics (§21)
   healthCommand(program, io)
   // ---- dashboard: the owner's console (issue 16)
+  dashboardCommand(program, io)
   // ---- bridges: MCP server (issue 18)
   // ---- bridges: A2A (issue 18)
   // ---- wake-ups: listen --exec, wake webhooks (issue 18)
