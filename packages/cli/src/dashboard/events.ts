@@ -88,7 +88,7 @@ export function watchSafetyLog (conn: Connection, hub: EventHub, everyMs = SAFET
       if (e.event === 'knock_held') {
         const k = conn.knocks().find(h => h.from === e.peer)
         hub.publish('knock', k === undefined ? { from: e.peer, detail: e.detail } : { id: k.id, from: k.from, intent: k.intent.category, summary: k.intent.summary, scopes: k.intent.scopes, ts: k.receivedAt, tier: k.tier }, e.at)
-      } else if (e.event.startsWith('grant_') || e.event === 'knock_accepted') {
+      } else if (e.event.startsWith('grant_') || e.event === 'knock_accepted' || (e.event === 'knock_answered' && e.detail.startsWith('accepted'))) {
         hub.publish('grant', { change: e.event, peer: e.peer, detail: e.detail }, e.at)
       }
     }
