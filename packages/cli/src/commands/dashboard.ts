@@ -12,6 +12,7 @@ import { homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../
 import { output, parseInteger } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { consoleHost, startOwnerConsole } from '../dashboard/server.ts'
+import { DEFAULT_LOGIN_TOKEN_TTL_MS } from '../dashboard/security.ts'
 
 /** The platform's "open this URL" command; undefined where there is none. */
 function opener (url: string): { cmd: string, args: string[] } {
@@ -67,7 +68,7 @@ export function dashboardCommand (program: Command, io: CliIo = processIo()): vo
           const opened = o.open && await openBrowser(login)
           out.result({ url: login, console: console.url, amid: conn.amid, opened },
             opened ? `the owner's console is open in your browser (${console.url}); Ctrl-C stops it` : login)
-          if (!opened) out.note(`open this address in a browser on this machine to sign in (it works once, for ${10} minutes); Ctrl-C stops the console`)
+          if (!opened) out.note(`open this address in a browser on this machine to sign in (it works once, for ${DEFAULT_LOGIN_TOKEN_TTL_MS / 60_000} minutes); Ctrl-C stops the console`)
           if (!stop.signal.aborted) await new Promise<void>((resolve) => { stop.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
         } finally {
           await console.close()
