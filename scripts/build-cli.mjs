@@ -20,3 +20,7 @@ await build({
   banner: { js: "import { createRequire as __amCreateRequire } from 'node:module'; const require = __amCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 })
+
+// ---- dashboard: the web console's files (packages/dashboard/dist), served by the relay and `agentmesh dashboard`
+const { buildDashboard } = await import('../packages/dashboard/build.mjs')
+await buildDashboard()

@@ -112,6 +112,8 @@ export const ErrorCode = {
   // ---- operations: agent health and metrics (§21)
   InvalidMetric: 'AM_ERR_INVALID_METRIC',
   MetricsTooLarge: 'AM_ERR_METRICS_TOO_LARGE',
+  // ---- dashboard: the web console (§22)
+  CsrfRejected: 'AM_ERR_CSRF',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -268,6 +270,7 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   // ---- operations: agent health and metrics (§21)
   [ErrorCode.InvalidMetric]: { status: 400, retryable: false },
   [ErrorCode.MetricsTooLarge]: { status: 413, retryable: false },
+  [ErrorCode.CsrfRejected]: { status: 403, retryable: false },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */

@@ -4,6 +4,8 @@
  * built from the components it needs (nats.js `jetstream(nc)`, libp2p services): a new one is added
  * with `createRelay(init, { features: [myFeature] })`, without editing the core.
  */
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { Hono } from 'hono'
 import type { Store } from '@agentmesh/store'
 import type { Logger } from './log.ts'
@@ -23,6 +25,8 @@ export interface RelayFeature {
   stop? (): Promise<void> | void
   /** Its say over agents' sends (WebSocket and REST message posts), asked by the core per connection. */
   readonly sendGate?: SendGate
+  /** Takes a WebSocket upgrade on a path of its own (the console's events); answers false to leave it to the relay. */
+  upgrade? (req: IncomingMessage, socket: Duplex, head: Buffer): boolean
 }
 
 /** What a feature may be given. */

@@ -29,6 +29,7 @@ import { opsFeatures } from './features/ops.ts'
 import { relayMetrics } from './ops/metrics.ts'
 import { READ_ONLY_BY_CHOICE, ReadOnlyMode, guardStore } from './ops/read-only.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
+import { dashboardFeature, type OutletTap } from './dashboard/console.ts'
 
 import { VERSION } from './version.ts'
 export { VERSION }
@@ -140,10 +141,24 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   await backplane.start()
   /** this node's name on the backplane */
   const node = randomBytes(8).toString('hex')
+  // what the relay commits for rooms and the event frames it writes, told to the console (issue 16)
+  const outletTaps = new Set<(t: OutletTap) => void>()
   // the core is made after the chat layer (it needs the relay's AMID): the outlet reaches it then
   const outlet: RelayOutlet = {
-    post: async (item, audit, members) => await core.post(item, audit, members),
-    event: (amids, frame) => { core.event(amids, frame) },
+    post: async (item, audit, members) => {
+      const r = await core.post(item, audit, members)
+      if (outletTaps.size > 0 && item.room !== undefined && r.status === 'stored') for (const t of outletTaps) t({ kind: 'post', room: item.room, seq: r.seq })
+      return r
+    },
+    event: (amids, frame) => {
+      if (outletTaps.size > 0) {
+        const list = [...amids]
+        core.event(list, frame)
+        for (const t of outletTaps) t({ kind: 'event', amids: list, frame })
+        return
+      }
+      core.event(amids, frame)
+    },
     online: () => core.online(),
     membersChanged: (room) => { core.membersChanged(room) },
     sendRefusal: (amid) => core.sendRefusal(amid),
@@ -208,6 +223,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     tasksFeature(tasks),
     ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly, soleNode: shared === undefined }),
     // ---- dashboard: the relay's console (issue 16)
+    dashboardFeature({ ...featureComponents, chat, gate: () => chatApi.gate(), stats: () => core.stats(), relayId, taps: outletTaps }),
     // ---- bridges: A2A (issue 18)
     // ---- wake-ups: wake webhooks, delivery receipts (issue 18)
     ...(components.features ?? []).map(f => f(featureComponents)),
@@ -269,6 +285,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   })
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // a feature's own WebSocket path (the console's events)
+    for (const f of features) if (f.upgrade?.(req, socket, head) === true) return
     const path = (req.url ?? '/').split('?')[0]
     const refuse = (status: number, code: string, message: string): void => {
       const body = JSON.stringify({ error: { code, message } })
