@@ -13,6 +13,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
+import { CSRF_HEADER, DASHBOARD_SECURITY_HEADERS } from '@agentmesh/dashboard'
 
 /** How long the printed login link works. @default 10 minutes */
 export const DEFAULT_LOGIN_TOKEN_TTL_MS = 10 * 60_000
@@ -24,18 +25,10 @@ export const MAX_SESSIONS = 16
 export const MAX_LOGIN_TOKENS = 16
 /** Wrong login tokens accepted per minute before AM_ERR_RATE_LIMITED. */
 export const MAX_LOGIN_FAILURES_PER_MINUTE = 10
-/** The header a write carries the session's CSRF value in. */
-export const CSRF_HEADER = 'x-agentmesh-csrf'
+export { CSRF_HEADER }
 
-/** What every answer carries: nothing from elsewhere, never in a frame, no sniffing, no referrer (the login URL holds a token). */
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  'content-security-policy': "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-  'cross-origin-opener-policy': 'same-origin',
-  'cross-origin-resource-policy': 'same-origin',
-}
+/** What every answer carries (the relay's console's too): nothing from elsewhere, never in a frame, no sniffing, no referrer (the sign-in URL holds a token). */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = { ...DASHBOARD_SECURITY_HEADERS, 'Cross-Origin-Resource-Policy': 'same-origin' }
 
 export interface ConsoleSession { id: string, csrf: string, expiresAt: number }
 
@@ -115,14 +108,14 @@ export class ConsoleSecurity {
   /** AM_ERR_FORBIDDEN unless `origin` is the console itself. */
   checkOrigin (origin: string | undefined): void {
     if (origin === undefined || !this.hosts().some(h => origin.toLowerCase() === `http://${h}`)) {
-      throw new AgentMeshError(ErrorCode.Forbidden, 'a request that changes something must come from the console\'s own page (its Origin header is missing or another site\'s)')
+      throw new AgentMeshError(ErrorCode.CsrfRejected, 'a request that changes something must come from the console\'s own page (its Origin header is missing or another site\'s)')
     }
   }
 
   /** AM_ERR_FORBIDDEN unless the CSRF header holds the session's value. */
   checkCsrf (s: ConsoleSession, header: string | undefined): void {
     if (header === undefined || header.length > 128 || !same(header, s.csrf)) {
-      throw new AgentMeshError(ErrorCode.Forbidden, `a request that changes something needs the session's CSRF value in the ${CSRF_HEADER} header (GET api/session gives it)`)
+      throw new AgentMeshError(ErrorCode.CsrfRejected, `a request that changes something needs the session's CSRF value in the ${CSRF_HEADER} header (GET api/session gives it)`)
     }
   }
 

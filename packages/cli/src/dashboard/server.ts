@@ -106,7 +106,7 @@ export async function startOwnerConsole (init: OwnerConsoleInit): Promise<OwnerC
     const path = ctx.req.path.slice('/dashboard/'.length)
     const file = asset === undefined ? undefined : (await asset(path === '' ? 'index.html' : path)) ?? (path.includes('.') ? undefined : await asset('index.html'))
     if (file === undefined) {
-      if (asset === undefined && (path === '' || path === 'index.html')) {
+      if (path === '' || path === 'index.html') {
         return ctx.text('The dashboard web UI is not built here (package @agentmesh/dashboard: run `npm run build`); the console API answers under /dashboard/api/.', 200)
       }
       throw new AgentMeshError(ErrorCode.NotFound, `no file ${path.slice(0, 80)} in the dashboard`)
