@@ -120,6 +120,7 @@ describe('owner console', () => {
     const none = await http(cons.port, 'GET', '/dashboard/api/owner/knocks')
     assert.equal(none.status, 401)
     assert.equal(none.json().error.code, ErrorCode.NotAuthenticated)
+    assert.equal(none.headers['x-agentmesh-console-mode'], 'owner', 'the page shows how to sign in to an owner console')
     const forged = await http(cons.port, 'GET', '/dashboard/api/owner/knocks', { cookie: `agentmesh_owner_${cons.port}=${'A'.repeat(43)}` })
     assert.equal(forged.status, 401)
 
@@ -180,7 +181,7 @@ describe('owner console', () => {
         const r = (await http(cons.port, 'GET', '/dashboard/api/owner/knocks', signedIn())).json()
         return r.knocks.length === 1 ? r.knocks : undefined
       }, 'the knock to be held')
-      assert.deepEqual([listed[0].id, listed[0].from, listed[0].intent, listed[0].summary], [k.id, alice.id.amid, 'question', 'may I ask about invoices?'])
+      assert.deepEqual([listed[0].id, listed[0].from, listed[0].category, listed[0].summary, listed[0].intent], [k.id, alice.id.amid, 'question', 'may I ask about invoices?', 'question: may I ask about invoices?'])
       await waitFor(() => frames.some(f => f.type === 'knock' && f.data.from === alice.id.amid), 'the knock event')
 
       const accepted = await http(cons.port, 'POST', `/dashboard/api/owner/knocks/${k.id}/accept`, write())
@@ -189,7 +190,7 @@ describe('owner console', () => {
       await waitFor(() => a.grants().received.some(g => g.grantor === owner.id.amid), 'alice to hold a grant')
       assert.deepEqual((await http(cons.port, 'GET', '/dashboard/api/owner/knocks', signedIn())).json(), { knocks: [] })
       const grants = (await http(cons.port, 'GET', '/dashboard/api/owner/grants', signedIn())).json().grants
-      assert.deepEqual(grants.map((g: any) => [g.direction, g.grantee]), [['issued', alice.id.amid]])
+      assert.deepEqual(grants.map((g: any) => [g.direction, g.grantee, g.amid, g.scope]), [['issued', alice.id.amid, alice.id.amid, 'chat']])
 
       // alice writes, end to end encrypted: the console shows the plaintext it decrypted
       const secret = `invoice 4711 is overdue ${Math.random().toString(36).slice(2)}`

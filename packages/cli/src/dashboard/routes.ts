@@ -213,7 +213,7 @@ export function ownerRoutes (app: Hono<{ Variables: { session: ConsoleSession } 
     for (const k of conn.knocks()) {
       const handle = await d.handleOf(k.from)
       knocks.push({
-        id: k.id, from: k.from, ...(handle === undefined ? {} : { handle }), intent: k.intent.category, summary: k.intent.summary, scopes: k.intent.scopes,
+        id: k.id, from: k.from, ...(handle === undefined ? {} : { handle }), intent: `${k.intent.category}: ${k.intent.summary}`, category: k.intent.category, summary: k.intent.summary, scopes: k.intent.scopes,
         ts: k.receivedAt, tier: k.tier, organisation: k.organisation, reputation: k.reputation, policy: k.decision.reason, wouldGrant: k.decision.scopes,
       })
     }
@@ -237,9 +237,18 @@ export function ownerRoutes (app: Hono<{ Variables: { session: ConsoleSession } 
     return c.json({ ok: true })
   })
 
-  app.get(`${api}/owner/grants`, (c) => {
+  app.get(`${api}/owner/grants`, async (c) => {
     const { issued, received } = conn.grants()
-    return c.json({ grants: [...issued.map(g => ({ direction: 'issued', ...g })), ...received.map(g => ({ direction: 'received', ...g }))] })
+    const grants = []
+    // `amid` is the other agent (the grantee of an issued grant, the grantor of a received one)
+    for (const [direction, list] of [['issued', issued], ['received', received]] as const) {
+      for (const g of list) {
+        const amid = direction === 'issued' ? g.grantee : g.grantor
+        const handle = await d.handleOf(amid)
+        grants.push({ direction, amid, ...(handle === undefined ? {} : { handle }), scope: g.scopes.join(','), expiresAt: g.expires_at, ...g })
+      }
+    }
+    return c.json({ grants })
   })
 
   app.delete(`${api}/owner/grants/:amid`, async (c) => {
@@ -252,7 +261,7 @@ export function ownerRoutes (app: Hono<{ Variables: { session: ConsoleSession } 
     return c.json({ ok: true })
   })
 
-  app.get(`${api}/owner/safety-log`, (c) => c.json({ entries: conn.safetyLog().slice(-MAX_SAFETY_LOG_ENTRIES) }))
+  app.get(`${api}/owner/safety-log`, (c) => c.json({ entries: conn.safetyLog().slice(-MAX_SAFETY_LOG_ENTRIES).map(e => ({ ...e, kind: e.event })) }))
 
   app.get(`${api}/owner/tasks`, async (c) => c.json({ tasks: await tasks(conn).list({ limit: 100 }) }))
 

@@ -47,6 +47,8 @@ export interface OwnerConsole {
   close (): Promise<void>
 }
 
+/** Tells the page (on every answer, errors too) that this is an owner's console: a 401 then points to `agentmesh dashboard`. */
+const MODE_HEADER = 'x-agentmesh-console-mode'
 /** Handles asked of the relay per AMID, kept this long. */
 const HANDLE_CACHE_MS = 60_000
 
@@ -79,6 +81,7 @@ export async function startOwnerConsole (init: OwnerConsoleInit): Promise<OwnerC
     security.checkHost(ctx.req.header('host'))
     await next()
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) ctx.header(k, v)
+    ctx.header(MODE_HEADER, 'owner')
   })
   app.get('/', (ctx) => ctx.redirect('/dashboard/', 302))
   app.get('/dashboard/login', (ctx) => {
@@ -118,6 +121,7 @@ export async function startOwnerConsole (init: OwnerConsoleInit): Promise<OwnerC
   app.onError((err, ctx) => {
     const e = AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, 'the console could not answer this request')
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) ctx.header(k, v)
+    ctx.header(MODE_HEADER, 'owner')
     return ctx.json({ error: { code: e.code, message: e.message } }, httpStatusOf(e.code) as 400)
   })
 
