@@ -9,7 +9,7 @@ import { request } from 'node:http'
 import { WebSocket } from 'ws'
 import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
 import { createIdentity, type Identity } from '@agentmesh/crypto'
-import { connect, memoryState, tasks, type ClientState, type Connection } from '@agentmesh/client'
+import { chat, connect, memoryState, tasks, type ClientState, type Connection } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { waitFor } from '@agentmesh/testing'
 import { startOwnerConsole, type OwnerConsole } from '../src/dashboard/server.ts'
@@ -36,9 +36,13 @@ async function http (port: number, method: string, path: string, headers: Record
 
 /** Polls `get` until it answers something; throws after `timeoutMs` (a bound, not a timing assertion). */
 async function until<T> (get: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-  let v: T | undefined
-  await waitFor(async () => (v = await get()) !== undefined, what, timeoutMs)
-  return v!
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const v = await get()
+    if (v !== undefined) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 200)) // REST polls stay within the relay's rate limit
+  }
 }
 
 interface Agent { id: Identity, state: ClientState, conn?: Connection }
@@ -259,6 +263,40 @@ describe('owner console', () => {
     assert.equal(health.status, 200)
     const files = await http(cons.port, 'GET', '/dashboard/api/owner/files', signedIn())
     assert.deepEqual(files.json(), { files: [] })
+  })
+
+  it('owner console - a private room\'s messages are shown decrypted with the sender keys the agent holds; a post from the console is encrypted for the members', async () => {
+    const carol: Agent = { id: createIdentity('carol'), state: memoryState() }
+    const cc = await open(carol)
+    await chat(owner.conn!).createRoom({ id: 'vault', kind: 'private' })
+    await chat(owner.conn!).invite('vault', carol.id.amid)
+    await chat(cc).join('vault')
+    const secret = `the vault opens at ${Math.random().toString(36).slice(2, 8)}`
+    await chat(cc).say('vault', secret)
+    const msgs = await until(async () => {
+      const r = (await http(cons.port, 'GET', '/dashboard/api/owner/conversations/room:vault/messages', signedIn())).json()
+      return r.messages?.some((m: any) => m.text === secret) === true ? r.messages : undefined
+    }, 'carol\'s message, decrypted')
+    const m = msgs.find((x: any) => x.text === secret)
+    assert.deepEqual([m.from, m.direction, m.encrypted, m.state], [carol.id.amid, 'in', true, undefined])
+    // what the relay holds for the room is sealed
+    const raw = await chat(cc).history('vault')
+    assert.deepEqual(raw.messages.map(x => [x.type, x.text]), [['e2ee.group', undefined]])
+    const convs = (await http(cons.port, 'GET', '/dashboard/api/owner/conversations', signedIn())).json().conversations
+    assert.deepEqual(convs.find((c: any) => c.id === 'room:vault').room, { id: 'vault', name: 'vault', private: true })
+
+    // carol reads her messages (the owner's sender key reaches her that way, end to end encrypted)
+    const got: string[] = []
+    const stop = new AbortController()
+    void (async () => { for await (const x of cc.messages({ signal: stop.signal })) if (x.text !== undefined) got.push(x.text) })().catch(() => {})
+    const posted = await http(cons.port, 'POST', '/dashboard/api/owner/conversations/room:vault/messages', write(), JSON.stringify({ text: 'from the owner' }))
+    assert.equal(posted.status, 200, posted.body)
+    await waitFor(() => got.includes('from the owner'), 'carol to read the owner\'s post')
+    stop.abort()
+    const read = (await chat(cc).readHistory('vault')).messages.find(x => x.from === owner.id.amid)
+    assert.deepEqual([read?.text, read?.decrypted], ['from the owner', true])
+    const sealed = await chat(cc).history('vault')
+    assert.deepEqual(sealed.messages.map(x => x.type), ['e2ee.group', 'e2ee.group'])
   })
 
   it('owner console - a session expires, and so does an unused link', async () => {

@@ -139,7 +139,9 @@ export function ownerRoutes (app: Hono<{ Variables: { session: ConsoleSession } 
     for (const r of rooms) {
       if (r.kind === 'dm' || !r.joined) continue
       const id = `room:${r.id}`
-      out.push({ id, kind: 'room', title: `#${r.id}`, room: { id: r.id, name: r.id, private: r.kind === 'private', ...(r.topic === undefined ? {} : { topic: r.topic }) }, unread: Math.max(0, r.last_seq - (d.readAt.get(id) ?? r.last_seq)) })
+      // a room first listed counts as read up to now: what arrives after is unread
+      if (!d.readAt.has(id)) d.readAt.set(id, r.last_seq)
+      out.push({ id, kind: 'room', title: `#${r.id}`, room: { id: r.id, name: r.id, private: r.kind === 'private', ...(r.topic === undefined ? {} : { topic: r.topic }) }, unread: Math.max(0, r.last_seq - d.readAt.get(id)!) })
     }
     return c.json({ conversations: out })
   })
@@ -188,8 +190,12 @@ export function ownerRoutes (app: Hono<{ Variables: { session: ConsoleSession } 
     if (typeof text !== 'string' || text.trim() === '' || text.length > MAX_SEND_TEXT_CHARS) {
       throw new AgentMeshError(ErrorCode.InvalidArgument, `text must be a string of 1 to ${MAX_SEND_TEXT_CHARS} characters, not blank`)
     }
+    const own = await d.handleOf(conn.amid)
+    const item = (id: string, state: string): MessageItem => ({ id, from: conn.amid, ...(own === undefined ? {} : { fromHandle: own }), text, ts: Date.now(), direction: 'out', encrypted: conv.kind === 'dm', state })
     if (conv.kind === 'room') {
       const r = await chat(conn).say(conv.room, text)
+      // the relay does not deliver a room message back to its sender: the other tabs hear it here
+      d.publish('message', { ...item(r.id, 'stored'), conversation: `room:${conv.room}` })
       return c.json({ id: r.id, state: 'stored' })
     }
     if (conv.peer === conn.amid) throw new AgentMeshError(ErrorCode.InvalidArgument, 'that is this agent itself; write to a peer')
@@ -205,6 +211,7 @@ export function ownerRoutes (app: Hono<{ Variables: { session: ConsoleSession } 
       if (AgentMeshError.is(err, ErrorCode.Aborted) && queuedId !== undefined) { id = queuedId; state = 'queued' } else throw err
     }
     d.history.add({ id, peer: conv.peer, from: conn.amid, direction: 'out', text, ts: Date.now(), encrypted: true, state })
+    d.publish('message', { ...item(id, state), conversation: `dm:${conv.peer}` })
     return c.json({ id, state })
   })
 
