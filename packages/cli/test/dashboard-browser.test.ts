@@ -58,7 +58,7 @@ describe('owner console (browser)', { skip: missing }, () => {
     await page.waitForSelector('a[data-tab=chat][aria-selected=true]', WAIT)
     assert.match(await page.innerText('.brand'), /owner console/)
     assert.equal(await page.innerText('.me .who'), '@owner')
-    assert.equal(await page.evaluate('document.cookie'), '', 'the session cookie is HttpOnly')
+    assert.equal(await page.evaluate(() => (globalThis as any).document.cookie), '', 'the session cookie is HttpOnly')
     // the same link in a fresh browser context: refused
     const other = await (await browser.newContext()).newPage()
     const r = await other.goto(link)
@@ -88,8 +88,9 @@ describe('owner console (browser)', { skip: missing }, () => {
     await page.waitForSelector(`.msg .body >> text=${secret}`, WAIT)
     const hostile = '<img src=x onerror="window.__pwned=1"><b>bold?</b>'
     await alice.send(owner.amid, { text: hostile })
-    await page.waitForFunction(`[...document.querySelectorAll('.msg .body')].some(e => e.textContent === ${JSON.stringify(hostile)})`, undefined, WAIT)
-    assert.equal(await page.evaluate('window.__pwned'), undefined)
+    // (functions, not strings: the console's CSP refuses eval; globalThis: the type check has no DOM)
+    await page.waitForFunction((t) => [...(globalThis as any).document.querySelectorAll('.msg .body')].some((e: any) => e.textContent === t), hostile, WAIT)
+    assert.equal(await page.evaluate(() => (globalThis as any).__pwned), undefined)
     assert.equal(await page.$$eval('.timeline img, .timeline b', els => els.length), 0)
     // a reply from the console reaches alice, end to end encrypted
     await page.fill('#owner-composer', 'noted, thanks')
