@@ -24,6 +24,7 @@
  *   BENCH_AM_STORE=postgres://…  the durable AgentMesh targets on PostgreSQL (an empty database or ?schema=)
  *   BENCH_CLUSTER=1,2,3       agentmesh serve × N on one PostgreSQL schema and NATS, then kill -9 failover (cluster.ts;
  *                             BENCH_CLUSTER_STORE, BENCH_CLUSTER_PAIRS=24, BENCH_CLUSTER_MESSAGES=1500, BENCH_CLUSTER_AGENTS=30)
+ *   BENCH_DASHBOARD=0         leave out the web console's sizes and time to first render (dashboard.ts)
  *   BENCH_CPU_PROF=1 BENCH_SERVER_NODE_ARGS="--trace-gc" BENCH_DRAIN_SECONDS=10 BENCH_WARMUP_SECONDS=1
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -31,6 +32,7 @@ import { availableParallelism, cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { cleanupAll, installCleanupHandlers } from './children.ts'
 import { clusterReport, runCluster } from './cluster.ts'
+import { dashboardReport, runDashboard } from './dashboard.ts'
 import { runConnections } from './connections.ts'
 import { runE2eeMicro, type E2eeMicroResult } from './e2ee.ts'
 import { fanoutScenarios, runFanoutScenarios } from './fanout/run.ts'
@@ -259,6 +261,8 @@ async function runOnce (run: number, runs: number): Promise<{ report: Record<str
   const conns = process.env.BENCH_CONN_TARGETS?.trim() === 'none' ? undefined : await runConnections(log)
   // several relays on loopback, and failover (opt-in: BENCH_CLUSTER=1,2,3)
   const cluster = await runCluster(log)
+  // the web console's JS/CSS size and time to first render (BENCH_DASHBOARD=0 leaves it out)
+  const dashboard = await runDashboard(log)
 
   const calibrationEnd = calibrate()
   const report = {
@@ -289,6 +293,7 @@ async function runOnce (run: number, runs: number): Promise<{ report: Record<str
     fanout,
     idle_connections: conns,
     cluster,
+    dashboard,
     machine_speed_spread: speedSpread,
     wall_s: round((performance.now() - started) / 1000, 1),
   }
@@ -297,6 +302,7 @@ async function runOnce (run: number, runs: number): Promise<{ report: Record<str
   if (fanout !== undefined) human.push(fanoutReport(fanout))
   if (conns !== undefined) human.push(connectionsReport(conns))
   if (cluster !== undefined) human.push(clusterReport(cluster))
+  if (dashboard !== undefined) human.push(dashboardReport(dashboard))
   human.push(`machine: CPU calibration ${calibrationStart} at the start, ${calibrationEnd} at the end (SHA-256 of 16 KiB per ms; ` +
     `${report.calibration.end_vs_start}×), load average ${report.machine.loadavg_1m_at_start} → ${report.machine.loadavg_1m_at_end}`)
   if (speedSpread > 1.3) {

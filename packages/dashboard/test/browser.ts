@@ -33,7 +33,7 @@ export async function launchBrowser (): Promise<Browser> {
 /** Builds the console's files when they are not there yet (a test run without `npm run build`). */
 export async function ensureDashboardBuilt (): Promise<void> {
   if (dashboardBuilt()) return
-  const { buildDashboard } = await import('../build.mjs' as string) as { buildDashboard: () => Promise<void> }
+  const { buildDashboard } = await import('../build.mjs')
   await buildDashboard()
 }
 

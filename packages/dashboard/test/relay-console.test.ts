@@ -14,8 +14,12 @@ import { chat, connect, memoryState, tasks, updates, type Connection } from '@ag
 import { startRelay } from '@agentmesh/testing'
 import { browserMissing, ensureDashboardBuilt, launchBrowser, screenshot } from './browser.ts'
 
+// what the page's functions (page.evaluate, waitForFunction) use: they run in the browser
+declare const document: { cookie: string, querySelector (s: string): { textContent: string | null } | null, querySelectorAll (s: string): { length: number } }
+declare const window: Record<string, unknown>
+
 const KEY = 'console-test-operator-key-0123456789'
-const WAIT = { timeout: 10_000 }
+const WAIT = { timeout: 20_000 }
 const missing = browserMissing()
 
 describe('relay console (browser)', { skip: missing }, () => {
@@ -97,6 +101,21 @@ describe('relay console (browser)', { skip: missing }, () => {
     assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined)
     assert.equal(await page.$$eval('.timeline img, .timeline script, .timeline b', els => els.length), 0)
     await screenshot(page, 'chat')
+  })
+
+  it('console - a private room shows as metadata: its messages are sealed, their text never reaches the page', async () => {
+    const [alice, bob] = [conns[0]!, conns[1]!]
+    // stored as the members' sender-key ciphertext (e2ee.group): the SDK's tests show members read it
+    await chat(alice).createRoom({ id: 'secret', kind: 'private' })
+    await chat(alice).invite('secret', ids.bob!.amid)
+    await chat(bob).join('secret')
+    await chat(alice).say('secret', 'the relay cannot read this')
+    await page.reload()
+    await page.click('a[data-room=secret]', WAIT)
+    await page.waitForSelector('.event.sealed', WAIT)
+    assert.match(await page.innerText('.timeline'), /end-to-end encrypted: the relay cannot read it/)
+    assert.ok(!(await page.content()).includes('the relay cannot read this'))
+    await page.click('a[data-room=alpha]')
   })
 
   it('console - presence turns online and offline as an agent connects and disconnects', async () => {

@@ -286,8 +286,10 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
           ? `operator API key: in ${apiKeyFile} (send it as X-API-Key)`
           : relay.operatorApi ? 'operator API key: as given' : 'operator API: off (no --api-key / AGENTMESH_API_KEY)'
         out.result(
-          { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid, relay_amid: relay.relayAmid, ...(apiKeyFile === undefined ? {} : { api_key_file: apiKeyFile }), operator_api: relay.operatorApi },
-          `AgentMesh relay listening on ${relay.url} (WebSocket ${relay.wsUrl})\ndata: ${relay.storage}${relay.storage === 'memory' ? ' (nothing survives a restart)' : ''}\n${operator}`,
+          { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid, relay_amid: relay.relayAmid, ...(apiKeyFile === undefined ? {} : { api_key_file: apiKeyFile }), operator_api: relay.operatorApi, dashboard_url: `${relay.url}/dashboard/` },
+          `AgentMesh relay listening on ${relay.url} (WebSocket ${relay.wsUrl})\ndata: ${relay.storage}${relay.storage === 'memory' ? ' (nothing survives a restart)' : ''}\n${operator}` +
+            // ---- dashboard: the relay's console (issue 16)
+            (relay.operatorApi ? `\nconsole: ${relay.url}/dashboard/ (sign in with the operator API key)` : ''),
         )
         if (pendingSignal !== undefined) stopRequested(pendingSignal)
       })])

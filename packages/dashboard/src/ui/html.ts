@@ -69,3 +69,8 @@ export function Dot ({ status }: { status: string }): any {
   const s = String(status).replace(/[^a-z]/gi, '')
   return html`<span class=${'dot dot-' + s} title=${s} aria-label=${s}></span>`
 }
+
+/** A padlock (end-to-end encrypted), drawn: no emoji font needed. */
+export function Lock (): any {
+  return html`<svg class="lock" viewBox="0 0 16 16" width="12" height="12" role="img" aria-label="end-to-end encrypted"><title>end-to-end encrypted</title><path d="M4 7V5a4 4 0 0 1 8 0v2h1v8H3V7h1zm2 0h4V5a2 2 0 0 0-4 0v2z" fill="currentColor" /></svg>`
+}

@@ -6,7 +6,7 @@
  */
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, type Session } from '../api.ts'
-import { Badge, Empty, ErrorLine, bytes, html, shortAmid, text, time, who } from '../html.ts'
+import { Badge, Empty, ErrorLine, Lock, bytes, html, shortAmid, text, time, who } from '../html.ts'
 import { useLive, useLiveReload } from '../live.ts'
 
 type Tab = { id: string, label: string, view: (p: { session: Session }) => any }
@@ -33,7 +33,7 @@ function OwnerChat (_: { session: Session }): any {
       ${rows?.length === 0 ? html`<p class="muted small">No conversations yet. Send one with <code>agentmesh send @peer "hello"</code>.</p>` : null}
       <ul class="room-list">${(rows ?? []).map(c => html`<li><a href="#chat" class=${c.id === current ? 'room active' : 'room'} data-conversation=${c.id} aria-current=${c.id === current ? 'page' : undefined} onClick=${(e: Event) => { e.preventDefault(); setCurrent(c.id) }}>
         <span class="room-name">${c.kind === 'dm' ? who(c.peer?.amid, c.peer?.handle) : '#' + text(c.room?.name ?? c.title ?? c.id, 60)}</span>
-        ${c.room?.private === true || c.kind === 'dm' ? html`<span class="lock" title="end-to-end encrypted">🔒</span>` : null}
+        ${c.room?.private === true || c.kind === 'dm' ? html`<${Lock} />` : null}
         ${Number(c.unread) > 0 ? html`<span class="unread">${c.unread}</span>` : null}
         ${c.last === undefined ? null : html`<span class="preview">${text(c.last.text, 60)}</span>`}
       </a></li>`)}</ul>
@@ -68,7 +68,7 @@ function Conversation ({ c, onSent }: { c: any, onSent: () => void }): any {
       ${msgs?.length === 0 ? html`<${Empty} title="No messages yet" hint="Write the first one below." />` : null}
       ${(msgs ?? []).map(m => html`<article class=${'msg ' + (m.direction === 'out' ? 'out' : 'in')} data-id=${m.id}>
         <header><span class="author" title=${m.from}>${m.direction === 'out' ? 'you' : who(m.from, m.fromHandle)}</span><time>${time(m.ts)}</time>
-          ${m.encrypted === true ? html`<span class="lock" title="end-to-end encrypted">🔒</span>` : null}${m.state === undefined ? null : html`<span class="muted small">${text(m.state, 20)}</span>`}</header>
+          ${m.encrypted === true ? html`<${Lock} />` : null}${m.state === undefined ? null : html`<span class="muted small">${text(m.state, 20)}</span>`}</header>
         <p class="body">${text(m.text, 8000)}</p></article>`)}
     </div>
     <form class="composer" onSubmit=${(e: Event) => { e.preventDefault(); void send() }}>

@@ -6,7 +6,7 @@
  */
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, type Session } from '../api.ts'
-import { Badge, Dot, Empty, ErrorLine, html, text, time, who } from '../html.ts'
+import { Badge, Dot, Empty, ErrorLine, Lock, html, text, time, who } from '../html.ts'
 import { useLive } from '../live.ts'
 
 interface Room { id: string, kind: string, topic?: string, members: number, joined: boolean, role?: string, last_seq: number, owner?: string }
@@ -83,7 +83,7 @@ export function ChatTab ({ session }: { session: Session }): any {
           : html`<ul class="room-list">${list.map(r => html`<li>
             <a href=${'#chat/' + encodeURIComponent(r.id)} class=${r.id === current ? 'room active' : 'room'} data-room=${r.id} aria-current=${r.id === current ? 'page' : undefined} onClick=${() => { setCurrent(r.id) }}>
               <span class="room-name">${r.kind === 'dm' ? 'DM' : '#'}${r.kind === 'dm' ? '' : r.id}</span>
-              ${r.kind === 'private' || r.kind === 'dm' ? html`<span class="lock" title="end-to-end encrypted">🔒</span>` : null}
+              ${r.kind === 'private' || r.kind === 'dm' ? html`<${Lock} />` : null}
               <span class="count" title="members">${r.members}</span>
             </a></li>`)}</ul>`}
       </section>`)}
