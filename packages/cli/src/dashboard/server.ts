@@ -14,7 +14,7 @@ import { AgentMeshError, ErrorCode, httpStatusOf } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import { ConsoleSecurity, DEFAULT_LOGIN_TOKEN_TTL_MS, DEFAULT_SESSION_TTL_MS, SECURITY_HEADERS, type ConsoleSession } from './security.ts'
 import { DmHistory } from './history.ts'
-import { EventHub, pumpMessages, pumpRelayEvents, watchSafetyLog } from './events.ts'
+import { EventHub, MAX_EVENT_SOCKETS, pumpMessages, pumpRelayEvents, watchSafetyLog } from './events.ts'
 import { ownerRoutes } from './routes.ts'
 import { loadDashboardAssets, type DashboardAsset } from './assets.ts'
 
@@ -138,7 +138,7 @@ export async function startOwnerConsole (init: OwnerConsoleInit): Promise<OwnerC
       security.checkHost(req.headers.host)
       security.checkOrigin(req.headers.origin)
       if (security.session(req.headers.cookie) === undefined) throw new AgentMeshError(ErrorCode.NotAuthenticated, 'not signed in, or the session expired')
-      if (hub.size >= 16) throw new AgentMeshError(ErrorCode.TooManyConnections, 'too many console tabs are open')
+      if (hub.size >= MAX_EVENT_SOCKETS) throw new AgentMeshError(ErrorCode.TooManyConnections, 'too many console tabs are open')
     } catch (err) {
       const e = err as AgentMeshError
       refuse(e.code, e.message)
