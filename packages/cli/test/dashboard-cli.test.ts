@@ -7,6 +7,8 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { createInterface } from 'node:readline'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { assertCliError, cli, cliProcess, spawnRelay, tempDir, type RelayProcess } from '@agentmesh/testing'
 
 async function get (url: string, headers: Record<string, string> = {}): Promise<{ status: number, headers: Record<string, string | string[] | undefined>, body: string }> {
@@ -67,6 +69,32 @@ describe('agentmesh dashboard', () => {
     }
     assert.equal(await exited, 0, stderr)
     assert.equal(stderr, '', 'nothing on stderr in --json mode')
+  })
+
+  it('dashboard - without --no-open it starts the platform\'s opener (xdg-open here) on the sign-in link; a failing opener means the link is printed', { skip: process.platform === 'linux' ? false : 'the stand-in is an xdg-open script' }, async () => {
+    const bin = join(dir.path, 'bin')
+    mkdirSync(bin, { recursive: true })
+    const seen = join(dir.path, 'opened.txt')
+    // a stand-in for xdg-open that records the address it was asked to open
+    writeFileSync(join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s' "$1" > '${seen}'\n`, { mode: 0o755 })
+    for (const [fails, expectOpened] of [[false, true], [true, false]] as const) {
+      if (fails) writeFileSync(join(bin, 'xdg-open'), '#!/bin/sh\nexit 3\n', { mode: 0o755 })
+      const child = cliProcess(['dashboard', '--json'], { home: dir.path, server: relay.url, env: { PATH: `${bin}:${process.env.PATH ?? ''}` } })
+      const exited = new Promise<number | null>((resolve) => { child.once('exit', (code) => { resolve(code) }) })
+      try {
+        const line = await new Promise<string>((resolve, reject) => {
+          const t = setTimeout(() => { reject(new Error('no line printed')) }, 30_000)
+          createInterface({ input: child.stdout! }).once('line', (l) => { clearTimeout(t); resolve(l) })
+        })
+        const out = JSON.parse(line) as { url: string, opened: boolean }
+        assert.equal(out.opened, expectOpened)
+        if (expectOpened) assert.equal(readFileSync(seen, 'utf8'), out.url, 'the opener got the one-time link')
+        assert.equal((await get(out.url)).status, 303, 'the printed link works')
+      } finally {
+        child.kill('SIGTERM')
+      }
+      assert.equal(await exited, 0)
+    }
   })
 
   it('dashboard - refuses a host other than 127.0.0.1 or localhost, and a bad port', async () => {

@@ -21,14 +21,19 @@ function opener (url: string): { cmd: string, args: string[] } {
   return { cmd: 'xdg-open', args: [url] }
 }
 
+/** How long the opener may take before it counts as started (some run the browser in the foreground). */
+const OPENER_WAIT_MS = 3000
+
 /** Starts the default browser on `url`; resolves false when that failed (no opener, no display). */
 async function openBrowser (url: string): Promise<boolean> {
   const { cmd, args } = opener(url)
   return await new Promise<boolean>((resolve) => {
     try {
       const child = spawn(cmd, args, { stdio: 'ignore', detached: true })
-      child.once('error', () => { resolve(false) })
-      child.once('exit', (code) => { resolve(code === 0) })
+      const timer = setTimeout(() => { resolve(true) }, OPENER_WAIT_MS)
+      timer.unref()
+      child.once('error', () => { clearTimeout(timer); resolve(false) })
+      child.once('exit', (code) => { clearTimeout(timer); resolve(code === 0) })
       child.unref()
     } catch {
       resolve(false)
