@@ -75,15 +75,21 @@ export class DmHistory {
     return out.reverse()
   }
 
-  /** Every peer with its last message, most recent conversation first. */
-  peers (): Array<{ peer: string, last: DmEntry, count: number }> {
-    const by = new Map<string, { peer: string, last: DmEntry, count: number, at: number }>()
+  /**
+   * Every peer with its last message and how many of its messages came after `readUpTo(peer)` (a
+   * sender's timestamp), most recent conversation first; one pass over the history.
+   */
+  peers (readUpTo: (peer: string) => number = () => Infinity): Array<{ peer: string, last: DmEntry, count: number, unread: number }> {
+    const by = new Map<string, { peer: string, last: DmEntry, count: number, unread: number, at: number, read: number }>()
     this.#entries.forEach((e, i) => {
-      const p = by.get(e.peer)
-      if (p === undefined) by.set(e.peer, { peer: e.peer, last: e, count: 1, at: i })
-      else { p.last = e; p.count++; p.at = i }
+      let p = by.get(e.peer)
+      if (p === undefined) { p = { peer: e.peer, last: e, count: 0, unread: 0, at: i, read: readUpTo(e.peer) }; by.set(e.peer, p) }
+      p.last = e
+      p.count++
+      p.at = i
+      if (e.direction === 'in' && e.ts > p.read) p.unread++
     })
-    return [...by.values()].sort((a, b) => b.at - a.at).map(({ at: _at, ...p }) => p)
+    return [...by.values()].sort((a, b) => b.at - a.at).map(({ at: _at, read: _read, ...p }) => p)
   }
 
   get size (): number { return this.#entries.length }

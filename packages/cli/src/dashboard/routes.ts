@@ -119,13 +119,10 @@ export function ownerRoutes (app: Hono<{ Variables: { session: ConsoleSession } 
   app.get(`${api}/owner/conversations`, async (c) => {
     const out: Array<Record<string, unknown>> = []
     const dmPeers = new Set<string>()
-    for (const p of d.history.peers()) {
+    for (const p of d.history.peers(peer => d.readAt.get(`dm:${peer}`) ?? 0)) {
       dmPeers.add(p.peer)
       const handle = await d.handleOf(p.peer)
-      const id = `dm:${p.peer}`
-      const read = d.readAt.get(id) ?? 0
-      const unread = d.history.with(p.peer, p.count).filter(e => e.direction === 'in' && readOrder(e) > read).length
-      out.push({ id, kind: 'dm', title: handle === undefined ? p.peer : `@${handle}`, peer: { amid: p.peer, ...(handle === undefined ? {} : { handle }) }, last: { text: p.last.text, ts: p.last.ts }, unread })
+      out.push({ id: `dm:${p.peer}`, kind: 'dm', title: handle === undefined ? p.peer : `@${handle}`, peer: { amid: p.peer, ...(handle === undefined ? {} : { handle }) }, last: { text: p.last.text, ts: p.last.ts }, unread: p.unread })
     }
     // peers the agent may talk with but has no history with yet: a conversation to start
     const { issued, received } = conn.grants()
@@ -160,7 +157,7 @@ export function ownerRoutes (app: Hono<{ Variables: { session: ConsoleSession } 
         return { id: e.id, from: e.from, ...(handle === undefined ? {} : { fromHandle: handle }), text: e.text, ts: e.ts, direction: e.direction, encrypted: e.encrypted, ...(state === undefined ? {} : { state }) }
       })
       const last = kept.at(-1)
-      if (last !== undefined) d.readAt.set(`dm:${conv.peer}`, readOrder(last))
+      if (last !== undefined) d.readAt.set(`dm:${conv.peer}`, Math.max(d.readAt.get(`dm:${conv.peer}`) ?? 0, last.ts))
       return c.json({ messages })
     }
     const page = await chat(conn).readHistory(conv.room, { limit })
@@ -286,6 +283,3 @@ export function ownerRoutes (app: Hono<{ Variables: { session: ConsoleSession } 
 
   app.get(`${api}/owner/health`, async (c) => c.json(await health(conn).get()))
 }
-
-/** The order a kept message was read in: its timestamp, for unread counts. */
-function readOrder (e: { ts: number }): number { return e.ts }
