@@ -64,6 +64,12 @@ describe('agentmesh dashboard', () => {
       const session = await get(new URL('api/session', out.console).href, { cookie })
       assert.equal(session.status, 200, session.body)
       assert.equal((JSON.parse(session.body) as { principal: { amid: string } }).principal.amid, amid)
+      // the web UI comes from the dashboard package, next to the CLI's bundle
+      const page = await get(out.console)
+      assert.equal(page.status, 200)
+      assert.match(String(page.headers['content-type']), /^text\/html/)
+      assert.match(page.body, /app\.js/)
+      assert.match(String(page.headers['content-security-policy']), /default-src 'self'/)
     } finally {
       child.kill('SIGTERM')
     }
