@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core'
 import type { Relay } from '@agentmesh/server'
 import { createIdentity, type Identity } from '@agentmesh/crypto'
 import { chat, connect, memoryState, tasks, updates, type Connection } from '@agentmesh/client'
-import { startRelay } from '@agentmesh/testing'
+import { cli, startRelay, tempDir } from '@agentmesh/testing'
 import { browserMissing, ensureDashboardBuilt, launchBrowser, screenshot } from './browser.ts'
 
 // what the page's functions (page.evaluate, waitForFunction) use: they run in the browser
@@ -90,6 +90,29 @@ describe('relay console (browser)', { skip: missing }, () => {
     await page.waitForSelector('.msg .body >> text=hi operator, alice here', WAIT)
     const bodies = await page.$$eval('.timeline .msg .body', els => els.map(e => e.textContent))
     assert.deepEqual(bodies.slice(-2), ['hello agents, from the console', 'hi operator, alice here'])
+    // a message sent from the CLI (`agentmesh chat --room alpha --msg …`) appears without reload too
+    const home = tempDir()
+    try {
+      const init = await cli(['init', '--name', 'dave'], { home: home.path, server: relay.url })
+      assert.equal(init.code, 0, init.stderr)
+      const join = await cli(['room', 'join', 'alpha'], { home: home.path, server: relay.url })
+      assert.equal(join.code, 0, join.stderr)
+      const said = await cli(['chat', '--room', 'alpha', '--msg', 'dave here, from the CLI'], { home: home.path, server: relay.url })
+      assert.equal(said.code, 0, said.stderr)
+      await page.waitForSelector('.msg .body >> text=dave here, from the CLI', WAIT)
+    } finally {
+      home.cleanup()
+    }
+    // typing, told live
+    await chat(alice).typing('alpha')
+    await page.waitForSelector('.typing >> text=@alice is typing…', WAIT)
+    // the operator sets the topic from the console: the header and the timeline's notice show it
+    await page.click('.room-tools >> text=Topic')
+    await page.fill('#room-tool', 'launch day')
+    await page.click('.room-tools button[type=submit]')
+    await page.waitForSelector('.topic >> text=launch day', WAIT)
+    await page.waitForSelector('.event.notice >> text=topic: launch day', WAIT)
+    assert.equal((await chat(bob).room('alpha')).topic, 'launch day')
   })
 
   it('console - markup an agent wrote is shown as text and does not run', async () => {
@@ -150,6 +173,11 @@ describe('relay console (browser)', { skip: missing }, () => {
     await page.waitForFunction((s) => document.querySelector(s)?.textContent === '1', completed, WAIT)
     await updates(conns[1]!).acknowledge(updateId, 'accepted')
     await page.waitForFunction((s) => document.querySelector(s)?.textContent === '1', `[data-update="${updateId}"] [data-count=accepted] b`, WAIT)
+    // a catastrophe event appears with its status and its recovery protocol's steps
+    await operator('/api/v1/catastrophe', { eventType: 'network_partition', severity: 'major', title: 'eu-west unreachable' })
+    await page.waitForSelector('.cat >> text=eu-west unreachable', WAIT)
+    await page.click('.cat summary')
+    assert.ok((await page.$$('.cat ol li')).length >= 2, 'the protocol\'s steps')
     await screenshot(page, 'ops')
   })
 
@@ -161,6 +189,11 @@ describe('relay console (browser)', { skip: missing }, () => {
     await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1, undefined, WAIT)
     await page.fill('#fleet-search', '')
     await screenshot(page, 'fleet')
+    // an agent's page: profile (tier), reputation, health history
+    await page.click(`tr[data-amid="${ids.alice!.amid}"] button.link`)
+    await page.waitForSelector('.agent-page h2 >> text=Reputation', WAIT)
+    assert.match(await page.innerText('.agent-page'), /Tier\s+anonymous/)
+    await page.click('text=← All agents')
     await tab('audit')
     await page.waitForSelector('table.audit tbody tr', WAIT)
     await page.click('#verify-chain')
@@ -173,12 +206,16 @@ describe('relay console (browser)', { skip: missing }, () => {
     await screenshot(page, 'relay')
   })
 
-  it('console - works at phone width and signs out', async () => {
+  it('console - works at phone width and in dark mode, and signs out', async () => {
     await page.setViewportSize({ width: 390, height: 844 })
     await tab('chat')
     await page.click('a[data-room=alpha]')
     await page.waitForSelector('.msg .body >> text=hi operator, alice here', WAIT)
     await screenshot(page, 'phone')
+    await page.emulateMedia({ colorScheme: 'dark' })
+    await page.setViewportSize({ width: 1280, height: 800 })
+    await screenshot(page, 'dark')
+    await page.emulateMedia({ colorScheme: 'light' })
     await page.setViewportSize({ width: 1280, height: 800 })
     await page.click('text=Sign out')
     await page.waitForSelector('#signin-key', WAIT)

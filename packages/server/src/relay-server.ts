@@ -223,7 +223,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     tasksFeature(tasks),
     ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly, soleNode: shared === undefined }),
     // ---- dashboard: the relay's console (issue 16)
-    dashboardFeature({ ...featureComponents, chat, gate: () => chatApi.gate(), stats: () => core.stats(), relayId, taps: outletTaps }),
+    dashboardFeature({ ...featureComponents, chat, stats: () => core.stats(), relayId, taps: outletTaps }),
     // ---- bridges: A2A (issue 18)
     // ---- wake-ups: wake webhooks, delivery receipts (issue 18)
     ...(components.features ?? []).map(f => f(featureComponents)),

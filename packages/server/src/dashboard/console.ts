@@ -15,11 +15,10 @@ import { isAmid } from '@agentmesh/crypto'
 import { CSRF_HEADER, DASHBOARD_SECURITY_HEADERS, dashboardAsset } from '@agentmesh/dashboard'
 import type { FeatureComponents, RelayFeature } from '../feature.ts'
 import type { ChatService } from '../chat.ts'
-import type { ApiGate } from '../api-v1.ts'
 import { remoteOf } from '../api-v1.ts'
 import type { RelayStats } from '../relay.ts'
 import { errorResponse } from '../http.ts'
-import { ConsoleSessions, sameOrigin, sessionCookie, type ConsolePrincipal, type ConsoleSession } from './sessions.ts'
+import { ConsoleSessions, sameOrigin, secretEquals, sessionCookie, type ConsolePrincipal, type ConsoleSession } from './sessions.ts'
 import { ConsoleEvents, type OutletTap } from './events.ts'
 import { RelaySeries } from './series.ts'
 
@@ -36,7 +35,6 @@ const CONSOLE_ROLES = new Set(['warden', 'master'])
 
 export interface DashboardInit extends FeatureComponents {
   chat: ChatService
-  gate: () => ApiGate
   stats: () => RelayStats
   relayId: string
   /** what the relay commits and the event frames it writes, told to the console */
@@ -123,7 +121,7 @@ export function dashboardFeature (init: DashboardInit): DashboardFeature {
     let expiresAt = now() + sessions.ttlMs
     if (typeof key === 'string' && key.length > 0) {
       if (apiKey === undefined) return await failed('key', new AgentMeshError(ErrorCode.AuthFailed, 'this relay has no operator API key (start it with --api-key, or let `agentmesh serve` make one)'))
-      if (!constantEqual(key, apiKey)) return await failed('key', new AgentMeshError(ErrorCode.AuthFailed, 'that is not this relay\'s operator key (`agentmesh serve` printed it, and keeps it in its data directory as api-key)'))
+      if (!secretEquals(key, apiKey)) return await failed('key', new AgentMeshError(ErrorCode.AuthFailed, 'that is not this relay\'s operator key (`agentmesh serve` printed it, and keeps it in its data directory as api-key)'))
       principal = { kind: 'operator', role: 'master' }
       credential = { header: 'x-api-key', value: apiKey }
     } else if (typeof token === 'string' && token.length > 0 && token.length < 4096) {
@@ -217,10 +215,6 @@ export function dashboardFeature (init: DashboardInit): DashboardFeature {
     }
     return withHeaders(new Response(new Uint8Array(a.body), { headers: { 'Content-Type': a.type } }))
   }
-}
-
-function constantEqual (a: string, b: string): boolean {
-  return ConsoleSessions.csrfMatches({ csrf: b } as ConsoleSession, a)
 }
 
 async function readSmallJson (c: Context, max: number): Promise<unknown> {

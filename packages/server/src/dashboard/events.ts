@@ -49,6 +49,15 @@ export class ConsoleEvents {
   get count (): number { return this.clients.size }
 
   start (): void {
+    this.timer = setInterval(() => { for (const c of this.clients) c.ws.ping() }, PING_MS).unref()
+  }
+
+  /**
+   * Listens to the relay only while a console is open: no listener on the event bus and no outlet
+   * tap (a copy of each event frame's recipients) otherwise.
+   */
+  private listen (): void {
+    if (this.offs.length > 0) return
     const { events } = this.d
     this.offs.push(
       events.on('agent:online', (e) => { this.send('presence', { amid: e.amid, status: 'online' }) }),
@@ -60,7 +69,6 @@ export class ConsoleEvents {
       events.on('audit:written', (e) => { this.send('audit', { action: e.action }, undefined, true) }),
     )
     const tap = (t: OutletTap): void => {
-      if (this.clients.size === 0) return
       if (t.kind === 'post') { this.send('room', { room: t.room, ...(t.seq === undefined ? {} : { seq: t.seq }) }, t.room); return }
       let event: { type?: unknown } | undefined
       try { event = (JSON.parse(t.frame) as { event?: { type?: unknown } }).event } catch { return }
@@ -70,12 +78,20 @@ export class ConsoleEvents {
     }
     this.d.taps.add(tap)
     this.offs.push(() => { this.d.taps.delete(tap) })
-    this.timer = setInterval(() => { for (const c of this.clients) c.ws.ping() }, PING_MS).unref()
+  }
+
+  private unlisten (): void {
+    for (const off of this.offs) off()
+    this.offs = []
+  }
+
+  private remove (c: Client): void {
+    this.clients.delete(c)
+    if (this.clients.size === 0) this.unlisten()
   }
 
   stop (): void {
-    for (const off of this.offs) off()
-    this.offs = []
+    this.unlisten()
     if (this.timer !== undefined) clearInterval(this.timer)
     for (const c of this.clients) c.ws.close(1001, 'the relay is stopping')
     this.clients.clear()
@@ -84,7 +100,7 @@ export class ConsoleEvents {
 
   /** Closes the sockets of a session that signed out. */
   closeSession (id: string): void {
-    for (const c of this.clients) if (c.sessionId === id) { c.ws.close(1000, 'signed out'); this.clients.delete(c) }
+    for (const c of this.clients) if (c.sessionId === id) { c.ws.close(1000, 'signed out'); this.remove(c) }
   }
 
   upgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -99,8 +115,9 @@ export class ConsoleEvents {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const client: Client = { ws, sessionId: s.id, session: s.session }
       this.clients.add(client)
-      ws.on('close', () => { this.clients.delete(client) })
-      ws.on('error', () => { this.clients.delete(client) })
+      this.listen()
+      ws.on('close', () => { this.remove(client) })
+      ws.on('error', () => { this.remove(client) })
       ws.on('message', () => {}) // the page says nothing; anything it sends is ignored
       this.write(client, JSON.stringify({ type: 'hello', data: { principal: s.session.principal }, ts: this.d.now() }))
     })
@@ -115,7 +132,7 @@ export class ConsoleEvents {
     if (this.clients.size === 0) return
     const text = JSON.stringify({ type, data, ts: this.d.now() })
     for (const c of [...this.clients]) {
-      if (c.session.expiresAt <= this.d.now()) { c.ws.close(4401, 'the console session expired'); this.clients.delete(c); continue }
+      if (c.session.expiresAt <= this.d.now()) { c.ws.close(4401, 'the console session expired'); this.remove(c); continue }
       const p = c.session.principal
       const all = p.kind === 'operator' || p.role === 'master'
       if (all) { this.write(c, text); continue }

@@ -58,11 +58,13 @@ export class ConsoleSessions {
 
   /** Whether `given` is the session's CSRF token (constant time). */
   static csrfMatches (s: ConsoleSession, given: string | undefined): boolean {
-    if (given === undefined) return false
-    const a = Buffer.from(digest(given))
-    const b = Buffer.from(digest(s.csrf))
-    return timingSafeEqual(a, b)
+    return given !== undefined && secretEquals(given, s.csrf)
   }
+}
+
+/** Two secrets compared as SHA-256 digests: constant time whatever their lengths. */
+export function secretEquals (a: string, b: string): boolean {
+  return timingSafeEqual(Buffer.from(digest(a)), Buffer.from(digest(b)))
 }
 
 /** One cookie's value from a Cookie header. */

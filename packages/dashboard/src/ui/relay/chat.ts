@@ -5,14 +5,16 @@
  * as the signed-in principal, and room management as the role allows.
  */
 import { useEffect, useRef, useState } from 'preact/hooks'
+import type { HistoryMessage, PresenceEntry, RoomInfo } from '@agentmesh/protocol'
 import { api, type Session } from '../api.ts'
 import { Badge, Dot, Empty, ErrorLine, Lock, html, text, time, who } from '../html.ts'
 import { useLive } from '../live.ts'
 
-interface Room { id: string, kind: string, topic?: string, members: number, joined: boolean, role?: string, last_seq: number, owner?: string }
-interface Msg { seq: number, id: string, from: string, from_handle?: string, type?: string, text?: string, payload?: any, received_at: number, deleted?: { by: string, at: number } }
+// the REST contract's own types (type-only imports: nothing of @agentmesh/protocol is bundled)
+type Room = RoomInfo
+type Msg = HistoryMessage & { payload?: any }
 interface Line { key: string, seq?: number, at: number, kind: 'msg' | 'notice' | 'task' | 'member' | 'deleted' | 'sealed', msg?: Msg, note?: string, task?: any }
-interface Presence { amid: string, handle?: string, status: string, last_active_at?: number, last_seen_at?: number }
+type Presence = PresenceEntry
 
 const MAX_LINES = 500
 
