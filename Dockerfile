@@ -21,6 +21,7 @@ RUN npm ci --no-audit --no-fund \
 FROM node:20.19-bookworm-slim
 ENV NODE_ENV=production \
     AGENTMESH_HOST=0.0.0.0 \
+    AGENTMESH_INSECURE=1 \
     AGENTMESH_PORT=7777 \
     AGENTMESH_DATA=/data
 WORKDIR /app

@@ -8,7 +8,7 @@
  * the core also does that on a timer (`backplaneCatchUpMs`).
  *
  * Subjects: one per message type under a prefix (`<prefix>.inbox`, `.room`, `.presence`, `.cache`,
- * `.event`, `.node` for heartbeats and a clean stop's `node:leaving`), so an operator can watch one kind with `nats sub`; each node subscribes once to
+ * `.event`, `.node` for heartbeats and a clean stop's `node:leaving`, `.rate` for rate-limit spending), so an operator can watch one kind with `nats sub`; each node subscribes once to
  * `<prefix>.>` (one subscription on one connection keeps each publisher's order). The payload is
  * the message as JSON (small: AMIDs, room ids, seqs; an event frame as text). One more subject,
  * `<prefix>.gap`, carries no BackplaneMessage: a node whose connection came back says so there,
@@ -37,6 +37,7 @@ const SUBJECT_OF: Record<BackplaneMessage['type'], string> = {
   event: 'event',
   'node:heartbeat': 'node',
   'node:leaving': 'node',
+  'rate:spent': 'rate',
 }
 const CACHE_KINDS: ReadonlySet<CacheKind> = new Set(['room', 'members', 'handle', 'agent'])
 const PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
@@ -54,6 +55,12 @@ export interface NatsBackplaneInit {
   reconnectWaitMs?: number
   /** @default MAX_SUBSCRIBERS */
   maxSubscribers?: number
+  /**
+   * TLS to NATS (PEM text): the CA its certificate must chain to, and this relay's client
+   * certificate and key for mutual TLS. Given: the connection is TLS, verified; a server that does
+   * not speak TLS or whose certificate does not verify is refused (AM_ERR_BACKPLANE_UNAVAILABLE).
+   */
+  tls?: { ca?: string, cert?: string, key?: string }
   /** A subscriber threw, or a message on the subjects was not one (never its contents: only why). */
   onError?: (err: unknown) => void
   /** The connection to NATS went away (`disconnect`) or came back (`reconnect`): for logs and health. */
@@ -101,6 +108,11 @@ export function asBackplaneMessage (v: unknown): BackplaneMessage | undefined {
     case 'node:heartbeat':
     case 'node:leaving':
       return m as BackplaneMessage
+    case 'rate:spent':
+      return typeof m.spent === 'object' && m.spent !== null && !Array.isArray(m.spent) &&
+        Object.values(m.spent).every(v => Array.isArray(v) && v.every((e: unknown) => Array.isArray(e) && e.length === 2 && str(e[0]) && typeof e[1] === 'number' && Number.isFinite(e[1]) && e[1] > 0))
+        ? m as BackplaneMessage
+        : undefined
     default:
       return undefined
   }
@@ -187,6 +199,7 @@ export function natsBackplane (init: NatsBackplaneInit): NatsBackplane {
           maxReconnectAttempts: -1,
           reconnectTimeWait: init.reconnectWaitMs ?? DEFAULT_RECONNECT_WAIT_MS,
           waitOnFirstConnect: false,
+          ...(init.tls === undefined ? {} : { tls: { ...init.tls } }),
         })
       } catch (err) {
         throw new AgentMeshError(ErrorCode.BackplaneUnavailable, `the NATS backplane at ${named(servers)} did not answer (${(err as Error).message}); start nats-server there or give another --backplane`, { cause: err })

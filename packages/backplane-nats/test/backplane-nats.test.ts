@@ -89,6 +89,7 @@ describe('backplane-nats', () => {
       { type: 'event', origin: 'a', amids: ['am-b'], frame: '{}' },
       { type: 'node:heartbeat', origin: 'a' },
       { type: 'node:leaving', origin: 'a' },
+      { type: 'rate:spent', origin: 'a', spent: { api: [['am-b', 2]], chat: [] } },
     ]
     for (const m of ok) assert.deepEqual(asBackplaneMessage(m), m)
     const bad: unknown[] = [
@@ -100,6 +101,9 @@ describe('backplane-nats', () => {
       { type: 'event', origin: 'a', amids: [1], frame: '{}' },
       { type: 'node:heartbeat' }, { type: 'node:heartbeat', origin: 7 },
       { type: 'node:leaving' }, { type: 'node:leaving', origin: null },
+      { type: 'rate:spent', origin: 'a' }, { type: 'rate:spent', origin: 'a', spent: [] },
+      { type: 'rate:spent', origin: 'a', spent: { api: [['am-b', -1]] } }, { type: 'rate:spent', origin: 'a', spent: { api: [['am-b']] } },
+      { type: 'rate:spent', origin: 'a', spent: { api: [[1, 1]] } }, { type: 'rate:spent', origin: 'a', spent: { api: 'x' } },
     ]
     for (const b of bad) assert.equal(asBackplaneMessage(b), undefined, JSON.stringify(b))
   })

@@ -25,6 +25,8 @@ export interface CliIo {
    * wait, …); answers a function that removes it.
    */
   onInterrupt (handler: () => void): () => void
+  /** Calls `handler` on SIGHUP (`serve` reads its TLS certificate again); answers a function that removes it. Absent: no hangups. */
+  onHangup?: (handler: () => void) => () => void
   /** Help text width in columns when not writing to the process's stdout (80 by default, commander's own). */
   helpWidth?: number
   /**
@@ -51,6 +53,10 @@ export function processIo (): CliIo {
       process.once('SIGINT', handler)
       process.once('SIGTERM', handler)
       return () => { process.off('SIGINT', handler); process.off('SIGTERM', handler) }
+    },
+    onHangup (handler) {
+      process.on('SIGHUP', handler)
+      return () => { process.off('SIGHUP', handler) }
     },
   }
 }

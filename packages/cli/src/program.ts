@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events'
 import { Command, CommanderError, type Option } from 'commander'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { VERSION } from '@agentmesh/server'
+import { trustRelayCaFromEnv } from '@agentmesh/client'
 import { identityCommands } from './commands/identity.ts'
 import { identitySealCommands } from './commands/identity-seal.ts'
 import { messagingCommands } from './commands/messaging.ts'
@@ -38,6 +39,8 @@ export function buildProgram (io: CliIo = processIo()): Command {
       ...(io.stdout === process.stdout ? {} : { getOutHelpWidth: () => io.helpWidth ?? 80, getErrHelpWidth: () => io.helpWidth ?? 80, getOutHasColors: () => false, getErrHasColors: () => false }),
     })
   if (io.env !== process.env) program.hook('preAction', (_, action) => { optionsFromEnv(action, io.env) })
+  // a private CA for wss:// relays (AGENTMESH_CA_FILE), trusted by every command's connections and REST calls
+  program.hook('preAction', () => { trustRelayCaFromEnv(io.env) })
   serveCommand(program, io)
   migrateCommand(program, io)
   identityCommands(program, io)

@@ -105,7 +105,7 @@ describe('serve config', () => {
     const write = (name: string, text: string): string => { const p = join(dir.path, name); writeFileSync(p, text); return p }
     const unknown = write('unknown.json', '{"port": 0, "maxEnvelopBytes": 10}')
     assert.throws(() => readConfigFile(unknown), (err: unknown) => AgentMeshError.is(err, ErrorCode.InvalidConfig) &&
-      err.message.startsWith(`config file ${unknown}: unknown key "maxEnvelopBytes"; known keys: host, port, dataDir, memory, storeUrl, storePoolSize, storeStatementTimeoutMs, sync, backplane, backplaneCatchUpMs, clusterHeartbeatMs, clusterPeerTimeoutMs, maxEnvelopeBytes,`))
+      err.message.startsWith(`config file ${unknown}: unknown key "maxEnvelopBytes"; known keys: host, port, tlsCert, tlsKey, insecure, dataDir, memory, storeUrl, storePoolSize, storeStatementTimeoutMs, storeTlsCa, storeTlsCert, storeTlsKey, sync, backplane, backplaneTlsCa, backplaneTlsCert, backplaneTlsKey, backplaneCatchUpMs, clusterHeartbeatMs, clusterRateShareMs, clusterPeerTimeoutMs, maxEnvelopeBytes,`))
     const trust = write('trust.json', '{"trustRoots": []}')
     assert.throws(() => readConfigFile(trust), /unknown key "trustRoots"/, 'trust roots come from a PEM file, not the config file')
     const wrong = write('wrong.json', '{"port": "zero"}')

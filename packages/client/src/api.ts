@@ -29,6 +29,14 @@ export interface ApiRequestInit {
  * the relay's coded error (`{ error: { code, message } }`), AM_ERR_CONNECT_FAILED when it does not
  * answer. `apiRequest` is the typed form.
  */
+/**
+ * What `fetch` is given as its `dispatcher` for every request to a relay (Node: an undici Agent
+ * trusting a private CA, set by `trustRelayCa()`); undefined: the platform's own.
+ */
+let relayDispatcher: object | undefined
+/** Sets (or clears) the dispatcher of every relay request (relay-tls.ts; not for browsers). */
+export function setRelayDispatcher (d: object | undefined): void { relayDispatcher = d }
+
 export async function httpRequest (origin: string, method: string, path: string, opts: ApiRequestInit = {}): Promise<unknown> {
   const body = opts.body ?? ''
   const headers: Record<string, string> = opts.sign === undefined ? {} : opts.sign(method, path, body)
@@ -36,7 +44,7 @@ export async function httpRequest (origin: string, method: string, path: string,
   if (opts.body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json'
   let res: Response
   try {
-    res = await fetch(origin + path, { method, headers, ...(opts.body === undefined ? {} : { body }), signal: AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_API_TIMEOUT_MS) })
+    res = await fetch(origin + path, { method, headers, ...(opts.body === undefined ? {} : { body }), signal: AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_API_TIMEOUT_MS), ...(relayDispatcher === undefined ? {} : { dispatcher: relayDispatcher }) } as RequestInit)
   } catch (cause) {
     throw new AgentMeshError(ErrorCode.ConnectFailed, `cannot reach the relay at ${origin}: ${(cause as Error).message}. Is \`agentmesh serve\` running there?`, { cause })
   }

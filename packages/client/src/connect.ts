@@ -12,6 +12,7 @@ import { parsePolicy } from './policy.ts'
 import { DEFAULT_PQ_PREKEY_LOW_WATER, DEFAULT_PQ_PREKEY_TARGET, DEFAULT_PREKEY_CHECK_MS, DEFAULT_PREKEY_LOW_WATER, DEFAULT_PREKEY_TARGET, DEFAULT_SESSION_IDLE_MS, E2ee } from './e2ee.ts'
 import type { ConnectOptions, Connection } from './types.ts'
 import { resolveSession } from './session.ts'
+import { relayCa, trustRelayCa, trustRelayCaFromEnv } from './relay-tls.ts'
 
 export const STATE_FILE = 'state.db'
 /** The agent's first-contact policy in its home (docs/policy.md). */
@@ -20,9 +21,12 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 /** The WebSocket opening handshake gives up after this long (each attempt; the connection retries). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000
 
-/** The default transport in Node: `ws`, without compression, with a bounded opening handshake. */
+/** The default transport in Node: `ws`, without compression, with a bounded opening handshake, trusting a private CA when one is set (relay-tls.ts). */
 class NodeWebSocket extends WebSocket {
-  constructor (url: string) { super(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }) }
+  constructor (url: string) {
+    const ca = relayCa()
+    super(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, ...(ca === undefined ? {} : { ca }) })
+  }
 }
 
 /** Normalises a relay address to its WebSocket endpoint: ws://host:port/ws. */
@@ -94,6 +98,8 @@ function agentVersionOf (v: string | undefined): string {
  * connection reconnects by itself until `close()`.
  */
 export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
+  if (opts.caFile !== undefined) trustRelayCa(opts.caFile)
+  else trustRelayCaFromEnv()
   const urls = relayUrls(opts.server ?? defaultServer())
   const relays = urls.map(url => ({ url, httpBase: httpOrigin(url) }))
   const timeout = positive('connectTimeoutMs', opts.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS)

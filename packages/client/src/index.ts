@@ -18,6 +18,7 @@
  * (REST over fetch, the memory state, types); `connect({ WebSocket })` takes a browser's socket.
  */
 export { connect, relayUrl, relayUrls, MAX_RELAY_ADDRESSES, defaultServer, httpOrigin, STATE_FILE, POLICY_FILE, MAX_PREKEY_TARGET, MAX_PQ_PREKEY_TARGET } from './connect.ts'
+export { trustRelayCa, trustRelayCaFromEnv } from './relay-tls.ts'
 export { resolveSession } from './session.ts'
 export type { Session } from './session.ts'
 export {

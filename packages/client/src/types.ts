@@ -196,6 +196,12 @@ export interface ConnectOptions {
   home?: string
   /** Local state; overrides the state.db in `home`. @default state.db in home, or memory when only `identity` is given */
   state?: import('./state.ts').ClientState
+  /**
+   * A PEM file of the private CA that signed the relay's TLS certificate (`wss://`), trusted besides
+   * Node's own roots for AgentMesh's connections and REST calls in this process (Node only).
+   * @default the file of AGENTMESH_CA_FILE, else none
+   */
+  caFile?: string
   /** The WebSocket class to dial with (a browser's global `WebSocket`). @default `ws`, without compression */
   WebSocket?: import('./transport.ts').WebSocketConstructor
   /** Receive deliveries on this connection. @default true */

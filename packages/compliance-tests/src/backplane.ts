@@ -55,6 +55,7 @@ export default function backplaneSuite (init: BackplaneSuiteInit): void {
         { type: 'event', origin: 'node-a', amids: ['am-bob', 'am-carol'], frame: '{"op":"event","event":{"type":"typing"}}' },
         { type: 'node:heartbeat', origin: 'node-a' },
         { type: 'node:leaving', origin: 'node-a' },
+        { type: 'rate:spent', origin: 'node-a', spent: { api: [['am-alice', 3]], chat: [['am-bob', 1]] } },
       ]
       for (const m of msgs) await a.publish(m)
       for (const r of [onA, onB1, onB2]) {

@@ -99,6 +99,8 @@ export interface ApiGate {
   enter (c: Context, readBody?: (c: Context) => Promise<unknown>): Promise<{ p: Principal, body: unknown }>
   /** New rates (PATCH /api/v1/settings). */
   setLimits (api: RateLimit, ip: RateLimit): void
+  /** The per-principal (`api`) and per-IP (`ip`) buckets, for a cluster to share (rate-share.ts). */
+  readonly limiters: { readonly api: RateLimiter, readonly ip: RateLimiter }
 }
 
 export function apiGate (chat: ChatService, auth: Authenticator): ApiGate {
@@ -120,6 +122,7 @@ export function apiGate (chat: ChatService, auth: Authenticator): ApiGate {
       return { p: principal, body }
     },
     setLimits (api, ip) { apiLimiter.set(api); ipLimiter.set(ip) },
+    limiters: { api: apiLimiter, ip: ipLimiter },
   }
 }
 

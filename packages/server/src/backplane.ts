@@ -30,6 +30,12 @@ export type BackplaneMessage =
   | { type: 'node:heartbeat', origin: string }
   /** `origin` stops cleanly: the last thing it says, so the others drop it at once (not counted as lost) and its agents go offline there (cluster.ts). */
   | { type: 'node:leaving', origin: string }
+  /**
+   * What callers spent of their rate limits on `origin` since its last such message (rate-share.ts):
+   * per limit name (`api`, `chat`: the per-agent ones), [bucket key, tokens] pairs. The other nodes
+   * take them from their own buckets, so a limit holds across the cluster.
+   */
+  | { type: 'rate:spent', origin: string, spent: Readonly<Record<string, ReadonlyArray<readonly [string, number]>>> }
 
 export interface Backplane {
   start (): Promise<void> | void

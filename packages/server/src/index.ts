@@ -19,6 +19,8 @@ export { relayOptions, defaultOptions, relayOptionSpecs, literalsOf, jsonTypeOf,
 export type { RelayInit, RelayOptions, RelayConfig, RelayOptionName, OptionSpec, FlagSpec, Storage } from './options.ts'
 export { defaultLogger, silentLogger } from './log.ts'
 export { loadTrustRoots, MAX_TRUST_ROOTS } from './certificates.ts'
+export { loadTls, readClientTls, isLoopbackHost, HSTS_HEADER, TLS_WATCH_INTERVAL_MS } from './tls.ts'
+export type { ClientTls } from './tls.ts'
 export type { Logger } from './log.ts'
 export type { CatchUpResult, RelayStats, RelayOutlet, RoomResolver } from './relay.ts'
 export { inProcessBackplane, MAX_IN_PROCESS_SUBSCRIBERS } from './backplane.ts'

@@ -14,6 +14,7 @@ import type { Logger } from './log.ts'
 import { checkTrustRoots, loadTrustRoots } from './certificates.ts'
 import { DEFAULT_REPUTATION, MAX_FEEDBACK_PER_HOUR_LIMIT, reputationOptions, type ReputationOptions } from './reputation.ts'
 import { RATE_LIMIT_MAX, RATE_LIMIT_MIN, RATE_LIMIT_NAMES, SCALAR_SETTINGS, type RateLimitName } from './settings.ts'
+import { isLoopbackHost } from './tls.ts'
 
 export type { RateLimitName } from './settings.ts'
 
@@ -39,6 +40,7 @@ export const DEFAULT_PRESENCE_INTERVAL_MS = 1000
 export const DEFAULT_BACKPLANE_CATCH_UP_MS = 30_000
 /** With a shared backplane, each node says it is alive this often (cluster.ts). */
 export const DEFAULT_CLUSTER_HEARTBEAT_MS = 5000
+export const DEFAULT_CLUSTER_RATE_SHARE_MS = 250
 /** A node not heard for this long is dropped from its peers' view, and its agents go offline there. */
 export const DEFAULT_CLUSTER_PEER_TIMEOUT_MS = 20_000
 /** Connections the PostgreSQL store's pool opens at most (`storePoolSize`). */
@@ -111,6 +113,18 @@ function option<S extends TSchema, D extends Static<S> | undefined> (spec: Optio
 const positive = (doc: string, def: number, env: string): OptionSpec<TInteger, number> =>
   option({ schema: Type.Integer({ minimum: 1 }), default: def, doc, file: true, env })
 
+/** A PEM file of a connection the relay makes (NATS, PostgreSQL): a path, read by `serve` at start. */
+const tlsFileOption = (what: string, doc: string, env: string, flags: string): OptionSpec<ReturnType<typeof Type.String>, string | undefined> =>
+  option({
+    schema: Type.String({ minLength: 1, maxLength: 4096 }),
+    default: undefined,
+    invalid: 'must be the path of a PEM file',
+    doc: `PEM file: the ${doc}; read by \`agentmesh serve\` when it connects to ${what}. @default none`,
+    file: true,
+    env,
+    flag: { flags, help: `${doc} (PEM file; env ${env})` },
+  })
+
 const rateLimitSchema = Type.Partial(Type.Object({
   perMinute: Type.Integer({ minimum: RATE_LIMIT_MIN, maximum: RATE_LIMIT_MAX }),
   burst: Type.Integer({ minimum: RATE_LIMIT_MIN, maximum: RATE_LIMIT_MAX }),
@@ -138,6 +152,32 @@ export const RELAY_OPTIONS = {
     file: true,
     env: 'AGENTMESH_PORT',
     flag: { flags: '--port <port>', help: 'port to listen on, 0 for any free port (default 7777; env AGENTMESH_PORT)', int: { min: 0, max: 65535 } },
+  }),
+  tlsCert: option({
+    schema: Type.String({ minLength: 1, maxLength: 4096 }),
+    default: undefined,
+    invalid: 'must be the path of a PEM certificate (chain) file',
+    doc: 'The PEM certificate chain the relay serves https:// and wss:// with, on the same port (with tlsKey); read again on SIGHUP and when the file changes, without dropping connections. @default none: plain http:// and ws://',
+    file: true,
+    env: 'AGENTMESH_TLS_CERT',
+    flag: { flags: '--tls-cert <file>', help: 'serve https:// and wss:// with this PEM certificate chain (with --tls-key; env AGENTMESH_TLS_CERT)' },
+  }),
+  tlsKey: option({
+    schema: Type.String({ minLength: 1, maxLength: 4096 }),
+    default: undefined,
+    invalid: 'must be the path of a PEM private key file',
+    doc: 'The PEM private key of tlsCert (keep it 0600). @default none',
+    file: true,
+    env: 'AGENTMESH_TLS_KEY',
+    flag: { flags: '--tls-key <file>', help: 'the PEM private key of --tls-cert (env AGENTMESH_TLS_KEY)' },
+  }),
+  insecure: option({
+    schema: Type.Boolean(),
+    default: false,
+    doc: 'Allow plain http:// and ws:// on an address other than loopback (behind a proxy that terminates TLS, or a private network); without it such a relay refuses to start unless tlsCert and tlsKey are given. @default false',
+    file: true,
+    env: 'AGENTMESH_INSECURE',
+    flag: { flags: '--insecure', help: 'serve plain ws:// on a non-loopback --host (behind a TLS-terminating proxy; env AGENTMESH_INSECURE=1)' },
   }),
   dataDir: option({
     schema: Type.String({ minLength: 1 }),
@@ -182,6 +222,9 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_STORE_STATEMENT_TIMEOUT_MS',
     flag: { flags: '--store-statement-timeout <sec>', help: 'seconds one PostgreSQL statement may run (default 30; env AGENTMESH_STORE_STATEMENT_TIMEOUT_MS in ms)', int: { min: 1, max: 3600, scale: 1000 } },
   }),
+  storeTlsCa: tlsFileOption('the PostgreSQL store', 'CA the PostgreSQL server\'s certificate must chain to (TLS to PostgreSQL, verified)', 'AGENTMESH_STORE_TLS_CA', '--store-tls-ca <file>'),
+  storeTlsCert: tlsFileOption('the PostgreSQL store', 'client certificate this relay presents to PostgreSQL (mutual TLS; with storeTlsKey)', 'AGENTMESH_STORE_TLS_CERT', '--store-tls-cert <file>'),
+  storeTlsKey: tlsFileOption('the PostgreSQL store', 'key of storeTlsCert', 'AGENTMESH_STORE_TLS_KEY', '--store-tls-key <file>'),
   sync: option({
     schema: Type.Union([Type.Literal('normal'), Type.Literal('full')]),
     default: 'normal',
@@ -199,8 +242,12 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_BACKPLANE',
     flag: { flags: '--backplane <url>', help: 'NATS server shared with the other relays over the same store, nats://host:4222 (env AGENTMESH_BACKPLANE)' },
   }),
+  backplaneTlsCa: tlsFileOption('the NATS backplane', 'CA the NATS server\'s certificate must chain to (TLS to NATS, verified)', 'AGENTMESH_BACKPLANE_TLS_CA', '--backplane-tls-ca <file>'),
+  backplaneTlsCert: tlsFileOption('the NATS backplane', 'client certificate this relay presents to NATS (mutual TLS; with backplaneTlsKey)', 'AGENTMESH_BACKPLANE_TLS_CERT', '--backplane-tls-cert <file>'),
+  backplaneTlsKey: tlsFileOption('the NATS backplane', 'key of backplaneTlsCert', 'AGENTMESH_BACKPLANE_TLS_KEY', '--backplane-tls-key <file>'),
   backplaneCatchUpMs: positive('With a shared backplane, every connected agent\'s inbox and rooms are read from the Store again this often, in ms, so what a lost bus message held back is delivered (also at once when the bus reconnects). @default 30 s', DEFAULT_BACKPLANE_CATCH_UP_MS, 'AGENTMESH_BACKPLANE_CATCH_UP_MS'),
   clusterHeartbeatMs: positive('With a shared backplane, this node says it is alive on the bus this often, in ms. @default 5 s', DEFAULT_CLUSTER_HEARTBEAT_MS, 'AGENTMESH_CLUSTER_HEARTBEAT_MS'),
+  clusterRateShareMs: positive('With a shared backplane, what callers spent of their rate limits on this node is told to the others this often, in ms, so each limit holds across the cluster (rate-share.ts). @default 250 ms', DEFAULT_CLUSTER_RATE_SHARE_MS, 'AGENTMESH_CLUSTER_RATE_SHARE_MS'),
   clusterPeerTimeoutMs: positive('With a shared backplane, a node not heard for this long (it died without a word) is dropped from this node\'s peers and its agents go offline here, in ms; more than clusterHeartbeatMs. @default 20 s', DEFAULT_CLUSTER_PEER_TIMEOUT_MS, 'AGENTMESH_CLUSTER_PEER_TIMEOUT_MS'),
   maxEnvelopeBytes: positive('Largest envelope accepted, in bytes. @default 1 MiB', constants.DEFAULT_MAX_ENVELOPE_BYTES, 'AGENTMESH_MAX_ENVELOPE_BYTES'),
   maxInFlight: positive('Sends one connection may have awaiting their ack. @default 1,024', constants.DEFAULT_MAX_IN_FLIGHT, 'AGENTMESH_MAX_IN_FLIGHT'),
@@ -554,6 +601,10 @@ export function relayOptions (init: RelayInit = {}): RelayOptions {
   if (init.memory === true && init.dataDir !== undefined) throw bad('memory', 'and dataDir are mutually exclusive')
   if (init.memory === true && init.storeUrl !== undefined) throw bad('memory', 'and storeUrl are mutually exclusive')
   const resolved = o as RelayOptions
+  if ((resolved.tlsCert === undefined) !== (resolved.tlsKey === undefined)) throw bad(resolved.tlsCert === undefined ? 'tlsKey' : 'tlsCert', `is given without ${resolved.tlsCert === undefined ? 'tlsCert (--tls-cert)' : 'tlsKey (--tls-key)'}: TLS needs both`)
+  if (resolved.tlsCert === undefined && !resolved.insecure && !isLoopbackHost(resolved.host)) {
+    throw bad('host', `is ${resolved.host}, not loopback, and the relay would serve plain ws://: give --tls-cert and --tls-key, or --insecure when a proxy in front terminates TLS`)
+  }
   if (resolved.clusterPeerTimeoutMs <= resolved.clusterHeartbeatMs) throw bad('clusterPeerTimeoutMs', `must be more than clusterHeartbeatMs (${resolved.clusterHeartbeatMs}), got ${resolved.clusterPeerTimeoutMs}`)
   if (resolved.sendBufferMaxBytes < resolved.sendBufferBytes) throw bad('sendBufferMaxBytes', `must be at least sendBufferBytes (${resolved.sendBufferBytes}), got ${resolved.sendBufferMaxBytes}`)
   return o as RelayOptions

@@ -5,6 +5,7 @@
  * picks SQLite under its data directory), so a Store or Backplane of another kind plugs in here.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -26,11 +27,13 @@ import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
+import { rateShareFeature } from './rate-share.ts'
 import { relayMetrics } from './ops/metrics.ts'
 import { READ_ONLY_BY_CHOICE, ReadOnlyMode, guardStore } from './ops/read-only.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
 import { dashboardFeature, type OutletTap } from './dashboard/console.ts'
 
+import { HSTS_HEADER, loadTls, watchTls, type TlsPair } from './tls.ts'
 import { VERSION } from './version.ts'
 export { VERSION }
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000
@@ -58,6 +61,12 @@ export interface Relay {
    * answers that one.
    */
   catchUp (): Promise<CatchUpResult>
+  /**
+   * Reads the TLS certificate and key again (what SIGHUP and a change of either file do): new
+   * connections get the new pair, open ones keep theirs. Throws AM_ERR_INVALID_CONFIG, keeping the
+   * old pair, when the new one is not usable; AM_ERR_INVALID_ARGUMENT when the relay has no TLS.
+   */
+  reloadTls (): { subject: string, notAfter: Date }
   /** Graceful stop: refuse new work, commit what is pending, close sockets, close the store. */
   close (): Promise<void>
 }
@@ -104,7 +113,7 @@ function storageName (store: Store): string {
   return typeof url === 'string' ? url : store.kind
 }
 
-function listen (server: Server, port: number, host: string): Promise<void> {
+function listen (server: Server | HttpsServer, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       server.off('listening', onListening)
@@ -125,6 +134,14 @@ function listen (server: Server, port: number, host: string): Promise<void> {
 export async function createRelay (init: RelayServerInit = {}, components: RelayComponents = {}): Promise<Relay> {
   const opts = relayOptions(init)
   const log: Logger = components.logger ?? init.logger ?? defaultLogger()
+  // the certificate is checked before anything else happens (a bad one: one line, nothing changed)
+  let tls: TlsPair | undefined
+  try {
+    tls = opts.tlsCert === undefined || opts.tlsKey === undefined ? undefined : loadTls(opts.tlsCert, opts.tlsKey)
+  } catch (err) {
+    await components.store?.close()
+    throw err
+  }
   // read-only mode (§20): by choice (entered once the relay's own start-up rows exist), or when the
   // store reports a damaged database
   const readOnly = new ReadOnlyMode(false)
@@ -215,12 +232,16 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   metrics.gauge('agentmesh_cluster_peer_last_seen_seconds', 'When each peer node was last heard, seconds since the epoch (this node\'s clock)', () => (cluster?.list() ?? []).map(p => ({ labels: { peer: p.id }, value: p.lastSeen / 1000 })), ['peer'])
   metrics.counter('agentmesh_cluster_peers_lost_total', 'Peer nodes dropped because their heartbeat stopped (not those that said they were leaving)', () => cluster?.peersLost ?? 0)
   metrics.counter('agentmesh_cluster_peers_left_total', 'Peer nodes that said they were leaving (a clean stop) and were dropped at once', () => cluster?.peersLeft ?? 0)
+  // per-agent rate limits across the cluster: what an agent spends here is taken from the other nodes' buckets
+  const rateShare = shared === undefined ? undefined : rateShareFeature({ backplane: shared, node, intervalMs: opts.clusterRateShareMs, log, limiters: () => ({ api: chatApi.gate().limiters.api, chat: chat.chatLimiter }) })
+  metrics.counter('agentmesh_cluster_rate_shares_total', 'rate:spent messages this node told the others (told) and heard from them (heard): per-agent rate limits held across the cluster', () => [{ labels: { direction: 'told' }, value: rateShare?.told ?? 0 }, { labels: { direction: 'heard' }, value: rateShare?.heard ?? 0 }], ['direction'])
   const chatApi = chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads })
   const features: RelayFeature[] = [
     registry,
     reputationFeature({ store, now, options: opts.reputation, registry }),
     chatApi,
     tasksFeature(tasks),
+    ...(rateShare === undefined ? [] : [rateShare]),
     ...opsFeatures({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly, soleNode: shared === undefined }),
     // ---- dashboard: the relay's console (issue 16)
     dashboardFeature({ ...featureComponents, chat, stats: () => core.stats(), relayId, taps: outletTaps }),
@@ -277,7 +298,23 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
       }
     },
   })
-  const server = createServer(getRequestListener(app.fetch))
+  const listener = getRequestListener(app.fetch)
+  const server: Server | HttpsServer = tls === undefined
+    ? createServer(listener)
+    : createHttpsServer({ cert: tls.cert, key: tls.key }, (req, res) => { res.setHeader('Strict-Transport-Security', HSTS_HEADER); void listener(req, res) })
+  const reloadTls = (): { subject: string, notAfter: Date } => {
+    if (tls === undefined || opts.tlsCert === undefined || opts.tlsKey === undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, 'this relay serves plain ws://: there is no TLS certificate to reload (start it with --tls-cert and --tls-key)')
+    const next = loadTls(opts.tlsCert, opts.tlsKey)
+    ;(server as HttpsServer).setSecureContext({ cert: next.cert, key: next.key })
+    tls = next
+    log.info({ subject: next.subject, notAfter: next.notAfter.toISOString() }, 'TLS certificate reloaded')
+    return { subject: next.subject, notAfter: next.notAfter }
+  }
+  const unwatchTls = tls === undefined || opts.tlsCert === undefined || opts.tlsKey === undefined
+    ? undefined
+    : watchTls([opts.tlsCert, opts.tlsKey], () => {
+      try { reloadTls() } catch (err) { log.error({ err }, 'TLS certificate not reloaded: the previous one stays in use') }
+    })
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: 2 * opts.maxEnvelopeBytes + constants.FRAME_OVERHEAD_BYTES,
@@ -359,6 +396,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   try {
     await listen(server, opts.port, opts.host)
   } catch (err) {
+    unwatchTls?.()
     clearInterval(pruneTimer)
     clearInterval(auditPruneTimer)
     cluster?.stop()
@@ -375,8 +413,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host
 
   return {
-    url: `http://${hostForUrl}:${port}`,
-    wsUrl: `ws://${hostForUrl}:${port}/ws`,
+    url: `${tls === undefined ? 'http' : 'https'}://${hostForUrl}:${port}`,
+    wsUrl: `${tls === undefined ? 'ws' : 'wss'}://${hostForUrl}:${port}/ws`,
     port,
     options: opts,
     storage,
@@ -385,9 +423,11 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     operatorApi: apiKey !== undefined,
     stats: () => core.stats(),
     catchUp: async () => await core.catchUp(),
+    reloadTls,
     async close () {
       if (closing) return
       closing = true
+      unwatchTls?.()
       clearInterval(pruneTimer)
       clearInterval(auditPruneTimer)
       cluster?.stop()

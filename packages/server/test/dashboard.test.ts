@@ -6,23 +6,25 @@
  */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync, rmSync } from 'node:fs'
+import { request as httpsRequest } from 'node:https'
 import WebSocket from 'ws'
 import { ErrorCode } from '@agentmesh/protocol'
 import { createIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
 import { connect, memoryState, type Connection } from '@agentmesh/client'
-import { startRelay } from '@agentmesh/testing'
+import { makeTestCa, startRelay } from '@agentmesh/testing'
 import { buildDashboard } from '../../dashboard/build.mjs'
 import { dashboardBuilt } from '@agentmesh/dashboard'
 import type { Relay } from '../src/relay-server.ts'
 
 const KEY = 'dashboard-test-key-0123456789abcdef'
 type Json = Record<string, any>
-/** the relay's clock (sessions, sign-in buckets); each sign-in moves it a minute on (a full bucket) unless a test holds it */
+/** the relay's clock (sessions, sign-in buckets); each sign-in moves it 12 s on (two tokens back in the bucket; agents' signed requests allow 300 s of skew) unless a test holds it */
 let clock = Date.now()
 let tick = true
 
 async function call (relay: Relay, method: string, path: string, o: { body?: unknown, cookie?: string, csrf?: string, origin?: string | null, headers?: Record<string, string> } = {}): Promise<{ status: number, body: Json, headers: Headers }> {
-  if (tick && path === '/dashboard/api/signin') clock += 60_000
+  if (tick && path === '/dashboard/api/signin') clock += 12_000
   const headers: Record<string, string> = { ...o.headers }
   if (o.body !== undefined) headers['content-type'] = 'application/json'
   if (o.cookie !== undefined) headers.cookie = o.cookie
@@ -178,6 +180,21 @@ describe('dashboard - the relay console', async () => {
     const posted = await call(relay, 'POST', '/dashboard/api/v1/messages', { cookie: s.cookie, csrf: s.csrf, body: { to: '#global', text: 'warden here' } })
     assert.equal(posted.status, 201, JSON.stringify(posted.body))
     assert.equal(posted.body.from, w.id.amid)
+    // its live stream: rooms it may read, not another pair's private room; no audit frames
+    const ws = new WebSocket(relay.url.replace('http', 'ws') + '/dashboard/api/events', { headers: { cookie: s.cookie, origin: relay.url } })
+    const frames: Json[] = []
+    ws.on('message', (d) => { frames.push(JSON.parse(String(d))) })
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+    const x = await agent('private-x')
+    const { chat } = await import('@agentmesh/client')
+    await chat(x.conn).createRoom({ id: 'hidden', kind: 'private' })
+    await chat(x.conn).say('hidden', 'sealed for x')
+    await chat(x.conn).say('global', 'public hello')
+    const until = async (pred: () => boolean): Promise<void> => { for (let i = 0; i < 200 && !pred(); i++) await new Promise(r => setTimeout(r, 25)); assert.ok(pred(), JSON.stringify(frames)) }
+    await until(() => frames.some(f => f.type === 'message' && f.data.room === 'global' && f.data.from === x.id.amid))
+    assert.ok(!frames.some(f => f.data.room === 'hidden' || f.data.room === '#hidden'), 'nothing of a private room the warden is not in')
+    assert.ok(!frames.some(f => f.type === 'audit'), 'audit frames are the operator\'s and masters\'')
+    ws.close()
   })
 
   it('dashboard - sessions expire and sign out ends them', async () => {
@@ -208,5 +225,30 @@ describe('dashboard - the relay console', async () => {
     assert.equal((await call(relay, 'POST', '/dashboard/api/signin', { body: { key: KEY } })).status, 429)
     const audit = await call(relay, 'GET', '/api/v1/audit?action=console.signin_refused', { headers: { 'x-api-key': KEY } })
     assert.ok(audit.body.entries.length >= 1)
+  })
+})
+
+describe('dashboard - over the relay\'s TLS', () => {
+  it('dashboard - the session cookie is Secure when the console is served over https', async () => {
+    const ca = makeTestCa()
+    const { certFile, keyFile } = ca.issue('relay')
+    const relay = await startRelay({ apiKey: KEY, host: '127.0.0.1', tlsCert: certFile, tlsKey: keyFile })
+    try {
+      assert.match(relay.url, /^https:/)
+      const body = JSON.stringify({ key: KEY })
+      const res = await new Promise<{ status: number, cookie: string }>((resolve, reject) => {
+        const req = httpsRequest(relay.url + '/dashboard/api/signin', { method: 'POST', ca: readFileSync(ca.caFile), headers: { 'content-type': 'application/json', origin: relay.url, 'content-length': Buffer.byteLength(body) } }, (r) => {
+          r.resume()
+          r.on('end', () => { resolve({ status: r.statusCode ?? 0, cookie: String(r.headers['set-cookie'] ?? '') }) })
+        })
+        req.on('error', reject)
+        req.end(body)
+      })
+      assert.equal(res.status, 200)
+      assert.match(res.cookie, /HttpOnly; SameSite=Strict; Max-Age=28800; Secure$/)
+    } finally {
+      await relay.close()
+      rmSync(ca.dir, { recursive: true, force: true })
+    }
   })
 })

@@ -83,6 +83,16 @@ describe('options - relayOptions', () => {
       backupIntervalMs: 86_400_000,
       backupKeep: 7,
       rateLimits: {},
+      tlsCert: undefined,
+      tlsKey: undefined,
+      storeTlsCa: undefined,
+      storeTlsCert: undefined,
+      storeTlsKey: undefined,
+      backplaneTlsCa: undefined,
+      backplaneTlsCert: undefined,
+      backplaneTlsKey: undefined,
+      insecure: false,
+      clusterRateShareMs: 250,
     }
     assert.deepEqual(relayOptions(), expected)
     assert.deepEqual(relayOptions({}), expected)
@@ -173,7 +183,7 @@ describe('options - the option schema', () => {
   it('options - config-file keys, environment variables and flags are the documented ones, each used once', () => {
     const specs = relayOptionSpecs()
     assert.deepEqual(specs.filter(([, s]) => s.file).map(([k]) => k), [
-      'host', 'port', 'dataDir', 'memory', 'storeUrl', 'storePoolSize', 'storeStatementTimeoutMs', 'sync', 'backplane', 'backplaneCatchUpMs', 'clusterHeartbeatMs', 'clusterPeerTimeoutMs', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
+      'host', 'port', 'tlsCert', 'tlsKey', 'insecure', 'dataDir', 'memory', 'storeUrl', 'storePoolSize', 'storeStatementTimeoutMs', 'storeTlsCa', 'storeTlsCert', 'storeTlsKey', 'sync', 'backplane', 'backplaneTlsCa', 'backplaneTlsCert', 'backplaneTlsKey', 'backplaneCatchUpMs', 'clusterHeartbeatMs', 'clusterRateShareMs', 'clusterPeerTimeoutMs', 'maxEnvelopeBytes', 'maxInFlight', 'deliveryWindow', 'maxConnectionsPerAgent',
       'maxConnections', 'heartbeatMs', 'authTimeoutMs', 'retransmitMs', 'retentionMs', 'maxInbox',
       'sendBufferBytes', 'sendBufferMaxBytes', 'errorBurst', 'errorsPerMinute', 'errorFloodClose', 'maxClockSkewMs', 'presenceIntervalMs',
       'registryReadsPerMinute', 'registryReadBurst', 'verifySignatures', 'reputation',
@@ -183,7 +193,7 @@ describe('options - the option schema', () => {
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
-      host: 'AGENTMESH_HOST', port: 'AGENTMESH_PORT', dataDir: 'AGENTMESH_DATA', memory: 'AGENTMESH_MEMORY', storeUrl: 'AGENTMESH_STORE', storePoolSize: 'AGENTMESH_STORE_POOL_SIZE', storeStatementTimeoutMs: 'AGENTMESH_STORE_STATEMENT_TIMEOUT_MS', sync: 'AGENTMESH_SYNC',
+      host: 'AGENTMESH_HOST', port: 'AGENTMESH_PORT', tlsCert: 'AGENTMESH_TLS_CERT', tlsKey: 'AGENTMESH_TLS_KEY', insecure: 'AGENTMESH_INSECURE', dataDir: 'AGENTMESH_DATA', memory: 'AGENTMESH_MEMORY', storeUrl: 'AGENTMESH_STORE', storePoolSize: 'AGENTMESH_STORE_POOL_SIZE', storeStatementTimeoutMs: 'AGENTMESH_STORE_STATEMENT_TIMEOUT_MS', storeTlsCa: 'AGENTMESH_STORE_TLS_CA', storeTlsCert: 'AGENTMESH_STORE_TLS_CERT', storeTlsKey: 'AGENTMESH_STORE_TLS_KEY', sync: 'AGENTMESH_SYNC',
       maxEnvelopeBytes: 'AGENTMESH_MAX_ENVELOPE_BYTES', maxInFlight: 'AGENTMESH_MAX_IN_FLIGHT', deliveryWindow: 'AGENTMESH_DELIVERY_WINDOW',
       maxConnectionsPerAgent: 'AGENTMESH_MAX_CONNECTIONS_PER_AGENT', maxConnections: 'AGENTMESH_MAX_CONNECTIONS', heartbeatMs: 'AGENTMESH_HEARTBEAT_MS',
       authTimeoutMs: 'AGENTMESH_AUTH_TIMEOUT_MS', retransmitMs: 'AGENTMESH_RETRANSMIT_MS', retentionMs: 'AGENTMESH_RETENTION_MS', maxInbox: 'AGENTMESH_MAX_INBOX',
@@ -198,11 +208,11 @@ describe('options - the option schema', () => {
       updateGraceMs: 'AGENTMESH_UPDATE_GRACE_MS',
       healthOfflineAfterMs: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS', healthHistory: 'AGENTMESH_HEALTH_HISTORY', metricsToken: 'AGENTMESH_METRICS_TOKEN',
       readOnly: 'AGENTMESH_READ_ONLY', backupIntervalMs: 'AGENTMESH_BACKUP_INTERVAL_MS', backupKeep: 'AGENTMESH_BACKUP_KEEP',
-      backplane: 'AGENTMESH_BACKPLANE', backplaneCatchUpMs: 'AGENTMESH_BACKPLANE_CATCH_UP_MS', clusterHeartbeatMs: 'AGENTMESH_CLUSTER_HEARTBEAT_MS', clusterPeerTimeoutMs: 'AGENTMESH_CLUSTER_PEER_TIMEOUT_MS',
+      backplane: 'AGENTMESH_BACKPLANE', backplaneTlsCa: 'AGENTMESH_BACKPLANE_TLS_CA', backplaneTlsCert: 'AGENTMESH_BACKPLANE_TLS_CERT', backplaneTlsKey: 'AGENTMESH_BACKPLANE_TLS_KEY', backplaneCatchUpMs: 'AGENTMESH_BACKPLANE_CATCH_UP_MS', clusterHeartbeatMs: 'AGENTMESH_CLUSTER_HEARTBEAT_MS', clusterRateShareMs: 'AGENTMESH_CLUSTER_RATE_SHARE_MS', clusterPeerTimeoutMs: 'AGENTMESH_CLUSTER_PEER_TIMEOUT_MS',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
     assert.deepEqual(flags, [
-      ['host', '--host'], ['port', '--port'], ['dataDir', '--data'], ['memory', '--memory'], ['storeUrl', '--store'], ['storePoolSize', '--store-pool-size'], ['storeStatementTimeoutMs', '--store-statement-timeout'], ['sync', '--sync'], ['backplane', '--backplane'],
+      ['host', '--host'], ['port', '--port'], ['tlsCert', '--tls-cert'], ['tlsKey', '--tls-key'], ['insecure', '--insecure'], ['dataDir', '--data'], ['memory', '--memory'], ['storeUrl', '--store'], ['storePoolSize', '--store-pool-size'], ['storeStatementTimeoutMs', '--store-statement-timeout'], ['storeTlsCa', '--store-tls-ca'], ['storeTlsCert', '--store-tls-cert'], ['storeTlsKey', '--store-tls-key'], ['sync', '--sync'], ['backplane', '--backplane'], ['backplaneTlsCa', '--backplane-tls-ca'], ['backplaneTlsCert', '--backplane-tls-cert'], ['backplaneTlsKey', '--backplane-tls-key'],
       ['verifySignatures', '--verify-signatures'], ['trustRoots', '--trust-roots'], ['apiKey', '--api-key'],
       ['historyRetentionMs', '--history-retention-days'], ['historyMaxPerRoom', '--history-max-per-room'], ['presenceIdleMs', '--presence-idle'],
       ['auditRetentionMs', '--audit-retention-days'], ['auditMaxRows', '--audit-max-rows'],

@@ -54,6 +54,10 @@ export function dbError (where: string, err: unknown): AgentMeshError {
   if (e.code === '3D000') {
     return new AgentMeshError(ErrorCode.StoreUnavailable, `${where}: ${msg}; create it (createdb) or name another database in --store`, { cause: err })
   }
+  // TLS was asked for (--store-tls-*) and the server does not offer it, or its certificate did not verify
+  if ((e.code === undefined && /does not support SSL|certificate|SSL|TLS/i.test(msg)) || /CERT|UNABLE_TO|SSL|TLS/.test(e.code ?? '')) {
+    return new AgentMeshError(ErrorCode.StoreUnavailable, `${where}: TLS failed (${msg}); check --store-tls-ca / --store-tls-cert / --store-tls-key and the server's ssl settings`, { cause: err })
+  }
   if (unavailable(err)) {
     return new AgentMeshError(ErrorCode.StoreUnavailable, `${where} is not reachable (${e.code !== undefined && !msg.includes(e.code) ? e.code + ': ' : ''}${msg}); start it or check --store`, { cause: err })
   }
@@ -71,6 +75,12 @@ export interface PoolInit {
   connectTimeoutMs?: number
   /** how long one statement may run, in ms (0: no limit) @default 30,000 */
   statementTimeoutMs?: number
+  /**
+   * TLS to PostgreSQL (PEM text): the CA its certificate must chain to, and this relay's client
+   * certificate and key (mutual TLS). Given: the connection is TLS and the server's certificate is
+   * verified. @default none: as the URL says (`?sslmode=…`)
+   */
+  tls?: { ca?: string, cert?: string, key?: string }
 }
 
 /** A connection idle inside a transaction this long is ended by the server, and its locks released. */
@@ -98,6 +108,7 @@ export function createPool (init: PoolInit): pg.Pool {
     options: `-c search_path=${schema} -c idle_in_transaction_session_timeout=${IDLE_IN_TRANSACTION_MS}`,
     application_name: 'agentmesh',
     types,
+    ...(init.tls === undefined ? {} : { ssl: { ...init.tls, rejectUnauthorized: true } }),
   })
   // an idle connection the server closed: the pool drops it and the next query opens another
   pool.on('error', () => {})

@@ -29,6 +29,8 @@ export interface RelayProcess {
   child: ChildProcess
   /** stderr so far */
   stderr (): string
+  /** stdout lines so far (with --json: the listening line and later events) */
+  stdout (): string[]
   kill (signal?: NodeJS.Signals): Promise<number | null>
 }
 
@@ -43,6 +45,8 @@ export async function spawnRelay (opts: { dataDir?: string, memory?: boolean, po
   child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
   const exited = new Promise<number | null>((resolve) => { child.once('exit', (code) => { resolve(code) }) })
   const lines = createInterface({ input: child.stdout! })
+  const outLines: string[] = []
+  lines.on('line', (l) => { outLines.push(l) })
   const listening = await new Promise<{ url: string, port: number }>((resolve, reject) => {
     const t = setTimeout(() => { reject(new Error(`relay did not start: ${err}`)) }, 30_000)
     lines.on('line', (l) => {
@@ -57,6 +61,7 @@ export async function spawnRelay (opts: { dataDir?: string, memory?: boolean, po
     ...listening,
     child,
     stderr: () => err,
+    stdout: () => outLines,
     async kill (signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
       child.kill(signal)

@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, readSync, statSync } from
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { CommanderError, type Command } from 'commander'
-import { createRelay, defaultLogger, relayOptions, storageOf, type RelayInit, type RelayOptions } from '@agentmesh/server'
+import { createRelay, defaultLogger, loadTls, readClientTls, relayOptions, storageOf, type RelayInit, type RelayOptions } from '@agentmesh/server'
 import { storeInitOf } from '@agentmesh/server/internal'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { writeSecretFile } from '@agentmesh/crypto'
@@ -54,7 +54,8 @@ export function openRelayData (init: RelayInit, start: { acceptDataLoss?: boolea
  */
 /** The PostgreSQL store's options from the relay's: the Store's own, the pool size and the statement timeout. */
 export function postgresInitOf (opts: RelayOptions): PostgresStoreInit {
-  return { ...storeInitOf(opts), maxConnections: opts.storePoolSize, statementTimeoutMs: opts.storeStatementTimeoutMs }
+  const tls = readClientTls('the PostgreSQL store', { ca: opts.storeTlsCa, cert: opts.storeTlsCert, key: opts.storeTlsKey })
+  return { ...storeInitOf(opts), maxConnections: opts.storePoolSize, statementTimeoutMs: opts.storeStatementTimeoutMs, ...(tls === undefined ? {} : { tls }) }
 }
 
 export async function openRelayDataAsync (init: RelayInit, start: { acceptDataLoss?: boolean } = {}): Promise<ReturnType<typeof openRelayData>> {
@@ -166,10 +167,12 @@ interface ServeOpts {
  * The backplane `serve --backplane nats://…` joins, started (loaded only then: a single relay does
  * not load the NATS client). A NATS that does not answer rejects with AM_ERR_BACKPLANE_UNAVAILABLE.
  */
-export async function openBackplane (url: string, logger: Logger): Promise<Backplane> {
+export async function openBackplane (url: string, logger: Logger, files: { ca?: string, cert?: string, key?: string } = {}): Promise<Backplane> {
   const { natsBackplane } = await import('@agentmesh/backplane-nats')
+  const tls = readClientTls('the NATS backplane', files)
   const bp = natsBackplane({
     servers: url,
+    ...(tls === undefined ? {} : { tls }),
     onError: (err) => { logger.warn({ err }, 'backplane message dropped') },
     onStatus: (status) => {
       if (status === 'disconnect') logger.warn({ backplane: 'nats' }, 'the NATS backplane went away: deliveries to agents on other relays wait until it is back (nothing is lost)')
@@ -200,6 +203,11 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
       const out = output(o.json === true, io)
       const configPath = o.config ?? io.env.AGENTMESH_CONFIG
       const init = relayInitFrom(o, cmd, io.env, configPath)
+      // the options and the TLS certificate are checked before the data directory or database is opened
+      const checked = relayOptions(init)
+      if (checked.tlsCert !== undefined && checked.tlsKey !== undefined) loadTls(checked.tlsCert, checked.tlsKey)
+      readClientTls('the PostgreSQL store', { ca: checked.storeTlsCa, cert: checked.storeTlsCert, key: checked.storeTlsKey })
+      readClientTls('the NATS backplane', { ca: checked.backplaneTlsCa, cert: checked.backplaneTlsCert, key: checked.backplaneTlsKey })
       // a second signal (or a shutdown that fails) ends the command at once, with exit 1
       let leave!: (code: number) => void
       const left = new Promise<never>((_resolve, reject) => { leave = (code) => { reject(exitNow(code)) } })
@@ -232,7 +240,7 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
         throw err
       }
       const { store, apiKey, apiKeyFile, auditHeads, walLost } = data
-      const { dataDir: _dataDir, memory: _memory, sync: _sync, storeUrl: _storeUrl, store: _store, backplane: backplaneUrl, ...relayInit } = init
+      const { dataDir: _dataDir, memory: _memory, sync: _sync, storeUrl: _storeUrl, store: _store, backplane: backplaneUrl, storeTlsCa: _sca, storeTlsCert: _scert, storeTlsKey: _skey, backplaneTlsCa: _bca, backplaneTlsCert: _bcert, backplaneTlsKey: _bkey, ...relayInit } = init
       const logger = defaultLogger(io.env.AGENTMESH_LOG_LEVEL ?? 'info')
       // a shared Store is a cluster's: the key file is this node's own, so a key would work on one node only
       if (init.storeUrl !== undefined && apiKeyFile !== undefined) {
@@ -242,7 +250,7 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
       let backplane: Backplane | undefined
       if (backplaneUrl !== undefined) {
         try {
-          backplane = await openBackplane(backplaneUrl, logger)
+          backplane = await openBackplane(backplaneUrl, logger, { ca: checked.backplaneTlsCa, cert: checked.backplaneTlsCert, key: checked.backplaneTlsKey })
         } catch (err) {
           await store.close()
           throw err
@@ -291,6 +299,16 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
             // ---- dashboard: the relay's console (issue 16)
             (relay.operatorApi ? `\nconsole: ${relay.url}/dashboard/ (sign in with the operator API key)` : ''),
         )
+        // SIGHUP: the TLS certificate and key are read again (new connections get them; open ones stay)
+        const offHangup = relay.options.tlsCert === undefined ? undefined : io.onHangup?.(() => {
+          try {
+            const r = relay.reloadTls()
+            out.result({ event: 'tls_reloaded', subject: r.subject, not_after: r.notAfter.toISOString() }, `SIGHUP: TLS certificate reloaded (${r.subject}, valid until ${r.notAfter.toISOString()})`)
+          } catch (err) {
+            io.stderr.write(`agentmesh: error ${AgentMeshError.is(err) ? err.code : ErrorCode.Internal}: TLS certificate not reloaded, the previous one stays in use: ${(err as Error).message}\n`)
+          }
+        })
+        left.catch(() => { offHangup?.() })
         if (pendingSignal !== undefined) stopRequested(pendingSignal)
       })])
       out.result({ event: 'stopped' }, 'relay stopped')

@@ -59,7 +59,9 @@ export function dashboardFeature (init: DashboardInit): DashboardFeature {
   const live = new ConsoleEvents({ events: init.events, taps: init.taps, chat, sessions, log, now })
   const apiKey = init.options.apiKey
 
-  const secure = (c: Context): boolean => c.req.header('x-forwarded-proto') === 'https' || c.req.url.startsWith('https:')
+  /** the cookie is Secure when the console is reached over TLS (`serve --tls-cert`, or a proxy that says so) */
+  const secure = (c: Context): boolean => c.req.header('x-forwarded-proto') === 'https' || c.req.url.startsWith('https:') ||
+    (c.env as { incoming?: { socket?: { encrypted?: boolean } } } | undefined)?.incoming?.socket?.encrypted === true
   const withHeaders = (res: Response): Response => {
     const out = new Response(res.body, res)
     for (const [k, v] of Object.entries(DASHBOARD_SECURITY_HEADERS)) out.headers.set(k, v)
