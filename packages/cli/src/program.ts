@@ -23,6 +23,7 @@ import { catastropheCommands } from './commands/catastrophe.ts'
 import { mcpCommand } from './commands/mcp.ts'
 import { schemaCommands } from './commands/schemas.ts'
 import { a2aCommands } from './commands/a2a.ts'
+import { dashboardCommand } from './commands/dashboard.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -68,6 +69,7 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- operations: agent health and metrics (§21)
   healthCommand(program, io)
   // ---- dashboard: the owner's console (issue 16)
+  dashboardCommand(program, io)
   // ---- bridges: MCP server (issue 18)
   mcpCommand(program, io)
   // ---- capabilities and message schemas (issue 18, §25)

@@ -17,6 +17,7 @@ import { registryRequest } from './registry.ts'
 import { acceptHandle, checkHandlePin, handlePins, type HandlePin } from './handle-pins.ts'
 import { apiRequest, restCall } from './api.ts'
 import { FILE_MESSAGE_TYPE, FileKeys, fileKeyStage, fileKeysOf } from './file-keys.ts'
+import { attachSealedRecords } from './sealed-records.ts'
 import type { ClientState } from './state.ts'
 import type { Connection, LinkStatus, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
 import { Channel } from './channel.ts'
@@ -269,6 +270,8 @@ export class ConnectionImpl implements Connection {
     // keys of end-to-end encrypted files, kept as they arrive (file-keys.ts); the message goes on
     const fileKeys = cfg.e2ee === undefined ? undefined : new FileKeys(cfg.e2ee)
     if (fileKeys !== undefined) fileKeysOf.set(this, fileKeys)
+    // sealed records for applications over this connection (sealed-records.ts: the owner's console)
+    if (cfg.e2ee !== undefined) attachSealedRecords(this, cfg.e2ee)
     this.pipeline.use(fileKeyStage(fileKeys))
     attachInbound(this, this.pipeline)
     for (const e of cfg.state.outboxList()) {
