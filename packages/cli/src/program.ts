@@ -18,8 +18,13 @@ import { sentCommand } from './commands/sent.ts'
 import { fileCommands } from './commands/files.ts'
 import { updateCommands } from './commands/updates.ts'
 import { healthCommand } from './commands/health.ts'
+import { webhookCommands } from './commands/webhook.ts'
 import { ownerCommands } from './commands/owner.ts'
 import { catastropheCommands } from './commands/catastrophe.ts'
+import { mcpCommand } from './commands/mcp.ts'
+import { schemaCommands } from './commands/schemas.ts'
+import { a2aCommands } from './commands/a2a.ts'
+import { dashboardCommand } from './commands/dashboard.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -67,9 +72,15 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- verified owners: OpenID Connect owner links (issue 21, §28)
   ownerCommands(program, io)
   // ---- dashboard: the owner's console (issue 16)
+  dashboardCommand(program, io)
   // ---- bridges: MCP server (issue 18)
+  mcpCommand(program, io)
+  // ---- capabilities and message schemas (issue 18, §25)
+  schemaCommands(program, io)
   // ---- bridges: A2A (issue 18)
+  a2aCommands(program, io)
   // ---- wake-ups: listen --exec, wake webhooks (issue 18)
+  webhookCommands(program, io)
   // ---- OpenClaw (issue 18)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'no
 import { join } from 'node:path'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { API_KEY_FILE, openRelayData } from '../src/commands/serve.ts'
-import { tempDir } from '@agentmesh/testing'
+import { cliProcess, tempDir } from '@agentmesh/testing'
 
 describe('serve data', () => {
   it('serve data - a persistent relay gets a 0600 operator key made once and read back on the next start', async (t) => {
@@ -62,5 +62,41 @@ describe('serve data', () => {
       assert.ok((err as Error).message.startsWith(`cannot read the operator API key ${join(dir.path, API_KEY_FILE)}: `))
       return true
     })
+  })
+})
+
+describe('serve - the operator key on the start lines', () => {
+  it('serve - a key made at this start is shown once (equal to the 0600 file), later starts only name the file; never in the --json line', async () => {
+    const dir = tempDir()
+    try {
+      const startLines = async (json: boolean): Promise<string[]> => {
+        const child = cliProcess(['serve', '--data', join(dir.path, 'data'), '--port', '0', ...(json ? ['--json'] : [])])
+        const lines: string[] = []
+        let buf = ''
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => { reject(new Error(`no start lines: ${buf}`)) }, 30_000)
+          child.stdout!.on('data', (d: Buffer) => {
+            buf += d.toString()
+            if (json ? buf.includes('\n') : /console: .*\n/.test(buf)) { clearTimeout(t); resolve() }
+          })
+        })
+        lines.push(...buf.split('\n').filter(l => l !== ''))
+        child.kill('SIGTERM')
+        await new Promise(resolve => child.once('close', resolve))
+        return lines
+      }
+      const first = await startLines(false)
+      const key = readFileSync(join(dir.path, 'data', API_KEY_FILE), 'utf8').trim()
+      assert.equal(statSync(join(dir.path, 'data', API_KEY_FILE)).mode & 0o777, 0o600)
+      const shown = first.find(l => l.startsWith('operator API key: '))
+      assert.ok(shown?.startsWith(`operator API key: ${key} (made now`), shown)
+      const again = await startLines(false)
+      assert.ok(again.some(l => l.startsWith('operator API key: in ')), again.join('\n'))
+      assert.ok(again.every(l => !l.includes(key)), 'not shown again')
+      const json = await startLines(true)
+      assert.ok(json.every(l => !l.includes(key)), 'not in the JSON line')
+    } finally {
+      dir.cleanup()
+    }
   })
 })

@@ -51,7 +51,10 @@ export async function httpRequest (origin: string, method: string, path: string,
   const answer: unknown = await res.json().catch(() => undefined)
   if (!res.ok) {
     const e = (answer as { error?: { code?: unknown, message?: unknown } } | undefined)?.error
-    throw new AgentMeshError(isErrorCode(e?.code) ? e.code : ErrorCode.Internal, typeof e?.message === 'string' ? e.message : `${method} ${path} answered HTTP ${res.status}`)
+    // Retry-After (a rate limit): kept on the error, as the WebSocket's retry_after is
+    const retryAfter = Number(res.headers.get('retry-after') ?? NaN)
+    throw new AgentMeshError(isErrorCode(e?.code) ? e.code : ErrorCode.Internal, typeof e?.message === 'string' ? e.message : `${method} ${path} answered HTTP ${res.status}`,
+      Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfterS: retryAfter } : undefined)
   }
   return answer
 }

@@ -6,6 +6,7 @@ import { defaultHome, loadIdentity } from '@agentmesh/crypto'
 import { ConnectionImpl } from './connection.ts'
 import { memoryState } from './state.ts'
 import { sqliteState } from './state-sqlite.ts'
+import { attachReceipts } from './receipts.ts'
 import { DELIVERY_NOTICE_TYPE, Gate, type DeliveryNotice } from './knock.ts'
 import { SentLog } from './sent.ts'
 import { parsePolicy } from './policy.ts'
@@ -13,6 +14,9 @@ import { DEFAULT_PQ_PREKEY_LOW_WATER, DEFAULT_PQ_PREKEY_TARGET, DEFAULT_PREKEY_C
 import type { ConnectOptions, Connection } from './types.ts'
 import { resolveSession } from './session.ts'
 import { relayCa, trustRelayCa, trustRelayCaFromEnv } from './relay-tls.ts'
+import { attachSchemas, checkOutgoing, schemaModeOf, schemas } from './schemas.ts'
+import { inbound } from './inbound.ts'
+import { attachMailboxState } from './mailbox.ts'
 
 export const STATE_FILE = 'state.db'
 /** The agent's first-contact policy in its home (docs/policy.md). */
@@ -124,6 +128,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   if (pqLowWater > pqTarget) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option prekeys.pqLowWater (${pqLowWater}) must not exceed prekeys.pqTarget (${pqTarget})`)
   if (pqTarget > MAX_PQ_PREKEY_TARGET) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option prekeys.pqTarget must be at most ${MAX_PQ_PREKEY_TARGET} (what the registry holds per agent), got ${pqTarget}`)
   const passphrase = opts.passphrase ?? process.env.AGENTMESH_PASSPHRASE
+  const schemaMode = schemaModeOf(opts.schemas?.mode)
   const background = backgroundWarnings(opts.onWarning ?? (() => {}))
   let e2ee: E2ee
   // REST calls go to the relay the connection uses now (it moves on a failover)
@@ -157,7 +162,11 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     minBackoffMs,
     maxBackoffMs,
     onWarning: opts.onWarning ?? (() => {}),
+    ...(opts.requestReceipts === true ? { requestReceipts: true } : {}),
+    ...(opts.sendReceipts === false ? { sendReceipts: false } : {}),
+    validateSend: async (to, type, payload) => { await checkOutgoing(conn, to, type, payload) },
   })
+  attachReceipts(conn, conn.receiptTracker)
   let gate: Gate
   try {
     gate = await Gate.open({
@@ -178,6 +187,9 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   }
   current = () => conn.httpBase
   conn.setGate(gate)
+  attachMailboxState(conn, e2ee)
+  // payloads of the types this agent declares are checked against its schemas (docs/protocol.md §25)
+  inbound(conn).use(attachSchemas(conn, { mode: schemaMode, e2ee, notify: (peer, notice) => { tellSender(conn, peer, notice) }, warn: opts.onWarning ?? (() => {}) }))
   await conn.start(opts.signal, timeout, opts.queueWhenUnreachable === true)
   if (conn.connected) {
     await e2ee.start()
@@ -185,6 +197,7 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     // knock's answer, a revocation), so that its first send already knows
     if (opts.deliver === false) await conn.caughtUp()
     await publishContact(conn, gate, e2ee, urls.join(','), background)
+    if (opts.schemas?.declare !== undefined) await publishSchemas(conn, opts.schemas.declare, e2ee, urls.join(','))
   } else {
     // not reachable yet (queueWhenUnreachable): prekeys and the contact policy are published once it is
     void (async () => {
@@ -222,6 +235,23 @@ function backgroundWarnings (onWarning: (w: AgentMeshError) => void): Background
     },
     wrote () { told = false },
   }
+}
+
+/**
+ * Publishes the schemas given to connect() when they differ from those last published to this
+ * relay (docs/protocol.md §25). A schema the registry refuses fails connect() with its code
+ * (AM_ERR_INVALID_SCHEMA): the agent would otherwise validate against something else than it says.
+ */
+async function publishSchemas (conn: Connection, list: NonNullable<ConnectOptions['schemas']>['declare'] & object, e2ee: E2ee, url: string): Promise<void> {
+  const want = `${JSON.stringify(list)} ${url}`
+  if (e2ee.record<string>('meta-schemas', 'published') === want) return
+  try {
+    await schemas(conn).declare(list)
+  } catch (err) {
+    await conn.close()
+    throw err
+  }
+  e2ee.saveRecord('meta-schemas', 'published', want)
 }
 
 /** Sends a delivery notice, end-to-end encrypted (the gate decides when one is due: knock.ts `tell`). */

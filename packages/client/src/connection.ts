@@ -17,6 +17,7 @@ import { registryRequest } from './registry.ts'
 import { acceptHandle, checkHandlePin, handlePins, type HandlePin } from './handle-pins.ts'
 import { apiRequest, restCall } from './api.ts'
 import { FILE_MESSAGE_TYPE, FileKeys, fileKeyStage, fileKeysOf } from './file-keys.ts'
+import { attachSealedRecords } from './sealed-records.ts'
 import type { ClientState } from './state.ts'
 import type { Connection, LinkStatus, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
 import { Channel } from './channel.ts'
@@ -24,6 +25,7 @@ import { WS_CLOSED, type WebSocketConstructor, type WebSocketLike } from './tran
 import { E2EE_RESET_TYPE, E2EE_TYPE, type E2ee } from './e2ee.ts'
 import { DeferralFull, DELIVERY_NOTICE_TYPE, GRANT_REVOKE_TYPE, KNOCK_ANSWER_TYPE, KNOCK_TYPE, type Gate } from './knock.ts'
 import { MAX_SENT_LOG, SENT_LOG_TTL_MS, SentLog, type SentEntry, type SentStatusEntry } from './sent.ts'
+import { RECEIPT_TYPE, ReceiptSender, ReceiptTracker } from './receipts.ts'
 import { authSignature, sessionEnvelopeError, signOutgoing, type Session } from './session.ts'
 
 /**
@@ -60,7 +62,7 @@ const CLOSE_SETTLE_MS = 2000
  * resets, sender keys, delivery notices): no grant, breaker or first-contact check applies to them,
  * and a connection that only sends acts on them when they arrive (docs/policy.md).
  */
-export const CONTROL_TYPES: ReadonlySet<string> = new Set([KNOCK_TYPE, KNOCK_ANSWER_TYPE, GRANT_REVOKE_TYPE, E2EE_RESET_TYPE, SENDER_KEY_TYPE, DELIVERY_NOTICE_TYPE])
+export const CONTROL_TYPES: ReadonlySet<string> = new Set([KNOCK_TYPE, KNOCK_ANSWER_TYPE, GRANT_REVOKE_TYPE, E2EE_RESET_TYPE, SENDER_KEY_TYPE, DELIVERY_NOTICE_TYPE, RECEIPT_TYPE])
 /** How often messages the gate held back are checked for being due. */
 const DEFER_POLL_MS = 1000
 const typeRe = new RegExp(TYPE_PATTERN)
@@ -102,9 +104,15 @@ export interface ConnectionConfig {
   signEncrypted?: boolean
   /** knocks, grants, per-peer limits; set by connect() once the connection exists */
   gate?: Gate
+  /** send(…, { validate: true }): the receiver's declared schema must match (schemas.ts) */
+  validateSend?: (to: string, type: string, payload: Record<string, unknown>) => Promise<void>
   minBackoffMs: number
   maxBackoffMs: number
   onWarning: (w: AgentMeshError) => void
+  /** ask for delivery receipts on every encrypted direct message (receipts.ts) */
+  requestReceipts?: boolean
+  /** send the receipts peers ask for. @default true */
+  sendReceipts?: boolean
 }
 
 interface Pending {
@@ -164,6 +172,12 @@ export class ConnectionImpl implements Connection {
   /** room cursors to acknowledge at the end of this turn (one frame per room) */
   private readonly roomCursorsToSend = new Map<string, number>()
   private processing: Inbound | undefined
+  /** messages({ manualAck: true }): what was handed over, in delivery order, and what is done (committed in order) */
+  private manualAck = false
+  private readonly leased: Array<{ item: Inbound, done: boolean }> = []
+  /** delivery receipts: what this agent sends (undefined: opted out) and what it is told */
+  private readonly receiptSender: ReceiptSender | undefined
+  readonly receiptTracker: ReceiptTracker
   private readonly statusChannel = new Channel<Status>()
   private readonly inboundWaiters: Array<() => void> = []
   private readonly drainWaiters: Array<{ resolve: () => void, reject: (e: Error) => void }> = []
@@ -211,6 +225,10 @@ export class ConnectionImpl implements Connection {
   constructor (private readonly cfg: ConnectionConfig) {
     this.amid = cfg.identity.amid
     this.sentLog = cfg.e2ee === undefined ? undefined : new SentLog(cfg.e2ee)
+    this.receiptTracker = new ReceiptTracker(this.sentLog)
+    this.receiptSender = cfg.e2ee === undefined || cfg.sendReceipts === false
+      ? undefined
+      : new ReceiptSender((peer, r) => { this.send(peer, { r }, { type: RECEIPT_TYPE }).catch(() => {}) }, (w) => { cfg.onWarning(w) })
     if (cfg.e2ee !== undefined) {
       this.rooms = new Rooms({
         e2ee: cfg.e2ee,
@@ -246,10 +264,14 @@ export class ConnectionImpl implements Connection {
     this.pipeline.use(senderKeyStage({ rooms: this.rooms, warn }))
     this.pipeline.use(relayStage({ relayAmid }))
     this.pipeline.use(roomStage({ relayAmid }))
+    // receipts are the machinery's, not a peer's words: taken before the gate and its limits
+    this.pipeline.use(this.receiptTracker.stage())
     this.pipeline.use(gateStage({ gate: () => this.cfg.gate, relayAmid }))
     // keys of end-to-end encrypted files, kept as they arrive (file-keys.ts); the message goes on
     const fileKeys = cfg.e2ee === undefined ? undefined : new FileKeys(cfg.e2ee)
     if (fileKeys !== undefined) fileKeysOf.set(this, fileKeys)
+    // sealed records for applications over this connection (sealed-records.ts: the owner's console)
+    if (cfg.e2ee !== undefined) attachSealedRecords(this, cfg.e2ee)
     this.pipeline.use(fileKeyStage(fileKeys))
     attachInbound(this, this.pipeline)
     for (const e of cfg.state.outboxList()) {
@@ -441,6 +463,7 @@ export class ConnectionImpl implements Connection {
 
   async send (to: string, payload: Record<string, unknown>, opts: SendOptions = {}): Promise<SendResult> {
     if (this.closed) throw new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection is closed')
+    if (opts.validate === true && this.cfg.validateSend !== undefined) await this.cfg.validateSend(to, opts.type ?? 'chat', payload)
     const lookup = typeof to === 'string' && (HANDLE_RE.test(to) || (roomRe.test(to) && this.rooms !== undefined && opts.encrypt !== false && (opts.type ?? 'chat') !== GROUP_TYPE) ||
       // a first message to a peer needs its prekeys from the relay: while the relay is away, it waits its turn like a room look-up
       (!this.authed && this.needsSession(to, opts)))
@@ -696,7 +719,10 @@ export class ConnectionImpl implements Connection {
     const encrypt = !toRoom && opts.encrypt !== false && e2ee !== undefined && to !== this.amid
     const id = opts.id ?? uuidv7()
     const sentLog = this.sentLog
-    const logged = sentLog !== undefined && type !== DELIVERY_NOTICE_TYPE
+    const logged = sentLog !== undefined && type !== DELIVERY_NOTICE_TYPE && type !== RECEIPT_TYPE
+    // receipts are asked inside the ciphertext, never for a control type (no receipt for a receipt)
+    const wantReceipts = (opts.receipts ?? this.cfg.requestReceipts === true) && !CONTROL_TYPES.has(type)
+    if (opts.receipts === true && !encrypt) return failed(new AgentMeshError(ErrorCode.InvalidArgument, 'delivery receipts travel inside the end-to-end encryption: a message to a room, to oneself or sent unencrypted cannot ask for them'))
     // prepared in call order: the ratchet's message numbers follow the outbox order
     const prepared = this.sendChain.then(async () => {
       const existing = this.outbox.get(id)
@@ -705,13 +731,13 @@ export class ConnectionImpl implements Connection {
       if (!CONTROL_TYPES.has(type)) await this.cfg.gate?.beforeFirstContact(to)
       await e2ee.establish(to)
       const gate = this.cfg.gate
-      const extra = { ...(opts.resendOf === undefined ? {} : { orig: opts.resendOf }), ...(gate === undefined ? {} : { grant: () => gate.presentable(to) }) }
+      const extra = { ...(opts.resendOf === undefined ? {} : { orig: opts.resendOf }), ...(gate === undefined ? {} : { grant: () => gate.presentable(to) }), ...(wantReceipts ? { receipts: true } : {}) }
       return this.cfg.state.transaction(() => {
         // agentmesh/0.3: unsigned, the header bound into the encryption; 0.2 (signEncrypted): signed
         const p = this.enqueue(this.cfg.signEncrypted === true
           ? signOutgoing(this.cfg.identity, this.cfg.session, { id, to, type: E2EE_TYPE, payload: { ...e2ee.encrypt(to, type, payload, extra) } })
           : e2ee.envelope(to, id, type, payload, extra))
-        if (logged) sentLog.add({ id, to, type, payload, at: Date.now(), status: 'stored', ...(opts.resendOf === undefined ? {} : { orig: opts.resendOf }) })
+        if (logged) sentLog.add({ id, to, type, payload, at: Date.now(), status: 'stored', ...(opts.resendOf === undefined ? {} : { orig: opts.resendOf }), ...(wantReceipts ? { receipts: true } : {}) })
         return p
       })
     })
@@ -1032,8 +1058,26 @@ export class ConnectionImpl implements Connection {
     this.commit(item)
   }
 
+  /**
+   * Commits a delivery; under manual acknowledgement, in delivery order: behind a message handed
+   * over and not yet acknowledged it waits (the cursor must not move past that one).
+   */
   private commit (item: Inbound): void {
+    if (this.leased.length === 0) { this.commitNow(item); return }
+    this.leased.push({ item, done: true })
+  }
+
+  ack (m: Message): void {
+    const i = this.leased.findIndex(l => l.item.msg === m)
+    if (i < 0) return
+    this.leased[i]!.done = true
+    while (this.leased.length > 0 && this.leased[0]!.done) this.commitNow(this.leased.shift()!.item)
+  }
+
+  private commitNow (item: Inbound): void {
     if (this.relayId === undefined) return
+    // a message handed to the application (a consumed one has no msg left): processed now
+    if (item.msg?.receiptRequested === true && !CONTROL_TYPES.has(item.msg.type)) this.receiptSender?.add(item.msg, 'processed')
     const relay = this.relayId
     const env = item.env
     if (env === undefined || (item.sealed !== true && item.deferred !== true)) {
@@ -1112,7 +1156,9 @@ export class ConnectionImpl implements Connection {
         }
         if (msg === undefined) { delete item.msg; this.commit(item); continue }
         item.msg = msg
-        this.processing = item
+        if (this.manualAck) this.leased.push({ item, done: false })
+        else this.processing = item
+        if (msg.receiptRequested === true && !CONTROL_TYPES.has(msg.type)) this.receiptSender?.add(msg, 'delivered')
         return item.msg
       }
       commitPrev()
@@ -1181,8 +1227,9 @@ export class ConnectionImpl implements Connection {
     return this.cfg.e2ee
   }
 
-  messages (opts: { signal?: AbortSignal } = {}): AsyncIterableIterator<Message> {
+  messages (opts: { signal?: AbortSignal, manualAck?: boolean } = {}): AsyncIterableIterator<Message> {
     const self = this
+    if (opts.manualAck === true) this.manualAck = true
     const it: AsyncIterableIterator<Message> = {
       async next () {
         const m = await self.next(opts.signal)
@@ -1215,6 +1262,8 @@ export class ConnectionImpl implements Connection {
 
   async close (): Promise<void> {
     if (this.closed) return
+    // receipts gathered go out with the rest
+    this.receiptSender?.flush()
     // what is being prepared (encrypted into the outbox: a resend after a reset, say) gets there
     // before the state closes, and while connected the outbox gets a moment to drain
     const settled = new Promise<void>((resolve) => { const t = setTimeout(resolve, CLOSE_SETTLE_MS); unref(t); void this.sendChain.then(() => { clearTimeout(t); resolve() }) })

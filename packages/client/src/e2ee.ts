@@ -131,6 +131,8 @@ interface SessionRecord {
 export interface EncryptExtra {
   /** a resend of this message id (the receiver shows it under that id, once) */
   orig?: string
+  /** the sender asks for delivery receipts (receipts.ts): `rr` in the inner message */
+  receipts?: boolean
   /** asked only for the first messages of a new session: the grant from the peer this agent presents */
   grant?: () => unknown
   /** the envelope's header binding (agentmesh/0.3, docs/protocol.md §14.3), appended to the associated data */
@@ -151,6 +153,8 @@ export interface Decrypted {
   payload: Record<string, unknown>
   /** a resend of this message id (the sender's first attempt could not be decrypted) */
   orig?: string
+  /** the sender asks for delivery receipts */
+  rr?: true
   /** the grant the sender holds from this agent, presented with the first messages of a session */
   grant?: unknown
 }
@@ -643,6 +647,7 @@ export class E2ee {
     if (known?.pending !== undefined) throw this.keyChanged(peer)
     const inner: Decrypted = { type, payload }
     if (extra.orig !== undefined) inner.orig = extra.orig
+    if (extra.receipts === true) inner.rr = true
     if (rec.current.prekey !== undefined && rec.current.ns < PRESENT_GRANT_IN_FIRST && extra.grant !== undefined) {
       const g = extra.grant()
       if (g !== undefined) inner.grant = g
@@ -824,6 +829,7 @@ export class E2ee {
     const out: Decrypted = { type: m.type, payload: m.payload }
     if (typeof m.orig === 'string' && idRe.test(m.orig)) out.orig = m.orig
     if (m.grant !== undefined) out.grant = m.grant
+    if (m.rr === true) out.rr = true
     return out
   }
 

@@ -16,8 +16,10 @@
  * stages do.
  *
  * Built-in stages run first, in this order: `e2ee` (decrypt, reset), `sender-keys` (private rooms),
- * `relay` (the relay's own posts), `room` (room messages are a peer's words), `gate` (knocks, grants,
- * per-peer limits); stages added with `inbound(conn).use(stage)` (tasks) run after them, in the order
+ * `relay` (the relay's own posts), `room` (room messages are a peer's words), `receipts` (delivery
+ * receipts for this agent's messages, receipts.ts), `gate` (knocks, grants, per-peer limits),
+ * `file-keys`, and `schemas` (added by connect(): declared message schemas, schemas.ts);
+ * stages added with `inbound(conn).use(stage)` (tasks) run after them, in the order
  * they were added; what is left goes to the application.
  */
 import { AgentMeshError, ErrorCode, type Envelope } from '@agentmesh/protocol'
@@ -139,7 +141,7 @@ export function inbound (conn: Connection): Inbound {
 }
 
 /** The message an envelope carries (`d`: its type and payload, decrypted or as sent). */
-export function toMessage (env: Envelope, seq: number, d: { type: string, payload: Record<string, unknown>, orig?: string }, encrypted: boolean): Message {
+export function toMessage (env: Envelope, seq: number, d: { type: string, payload: Record<string, unknown>, orig?: string, rr?: true }, encrypted: boolean): Message {
   return {
     // a resend is shown under the id of the message it repeats (the one its sender knows)
     id: d.orig ?? env.id,
@@ -154,5 +156,7 @@ export function toMessage (env: Envelope, seq: number, d: { type: string, payloa
     envelope: env,
     ...(env.to.charCodeAt(0) === 35 ? { room: env.to.slice(1) } : {}),
     ...(env.via === undefined ? {} : { via: env.via }),
+    // asked inside the ciphertext only: a direct, encrypted message
+    ...(d.rr === true && encrypted && env.to.charCodeAt(0) !== 35 ? { receiptRequested: true } : {}),
   }
 }

@@ -5,3 +5,6 @@ export type { Inbound, InboundStage, InboundContext, Arrival, StageResult } from
 export { RELAY_TYPES } from './stages.ts'
 // the end-to-end layer over a state (tests seed an old home's random exchange key with it)
 export { E2ee } from './e2ee.ts'
+// sealed application records in the agent's state (the owner's console keeps its DM history there)
+export { sealedRecords } from './sealed-records.ts'
+export type { SealedRecords } from './sealed-records.ts'

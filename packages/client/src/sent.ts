@@ -20,7 +20,8 @@ const TRIM_EVERY = 100
 
 const KIND = 'sent'
 
-export type SentStatus = 'stored' | 'refused' | 'held' | 'resent'
+/** `delivered` and `processed` come from the receiver's receipts, when the message asked for them (receipts.ts). */
+export type SentStatus = 'stored' | 'refused' | 'held' | 'resent' | 'delivered' | 'processed'
 
 /** One message as the sender keeps it. */
 export interface SentEntry {
@@ -42,6 +43,12 @@ export interface SentEntry {
   orig?: string
   /** the envelope id of the resend, when it was sent again */
   resentAs?: string
+  /** the message asked its receiver for delivery receipts */
+  receipts?: boolean
+  /** when the receiver's device handed it to its application (a receipt), ms since the epoch */
+  deliveredAt?: number
+  /** when the receiver's application moved past it (a receipt) */
+  processedAt?: number
 }
 
 /** What `sent()` shows: the entry without its content. */

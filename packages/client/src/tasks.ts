@@ -80,6 +80,12 @@ function registryOf (conn: Connection): Registry {
   return r
 }
 
+/** The slowest `tasks(conn).wait()` polls (it starts at pollMs and slows by half each time). */
+export const MAX_WAIT_POLL_MS = 2000
+
+/** Times a task report refused by the relay's rate limit is sent again (each after its Retry-After, within the task's deadline). */
+export const MAX_REPORT_RETRIES = 8
+
 function onTaskMessage (conn: Connection, pipe: Inbound, reg: Registry, m: Message): boolean {
   const task = (m.payload as { task?: TaskInfo }).task
   if (task === undefined || typeof task.id !== 'string') return false
@@ -91,8 +97,19 @@ function onTaskMessage (conn: Connection, pipe: Inbound, reg: Registry, m: Messa
   }
   if (reg.handlers.size === 0) return false // the application handles task requests itself
   const handler = reg.handlers.get(task.command)
+  // a report the relay's rate limit refused is sent again after its Retry-After, while the task's
+  // deadline allows (an agent answering many tasks at once spends its REST budget in bursts)
   const report = async (state: TaskState, body: { message?: string, result?: unknown }): Promise<void> => {
-    await restCall(async (m, p, b) => await conn.request(m, p, b), 'reportTask', `/api/v1/tasks/${task.id}/status`, { state, ...body })
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await restCall(async (m, p, b) => await conn.request(m, p, b), 'reportTask', `/api/v1/tasks/${task.id}/status`, { state, ...body })
+        return
+      } catch (err) {
+        const waitMs = AgentMeshError.is(err, ErrorCode.RateLimited) ? Math.max(1, err.retryAfterS ?? 1) * 1000 : undefined
+        if (waitMs === undefined || attempt >= MAX_REPORT_RETRIES || Date.now() + waitMs >= task.deadline) throw err
+        await new Promise(resolve => setTimeout(resolve, waitMs))
+      }
+    }
   }
   const warn = (err: unknown): void => { pipe.warn(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, `task ${task.id}: ${(err as Error).message}`)) }
   if (handler === undefined) {
@@ -170,13 +187,24 @@ export function tasks (conn: Connection): Tasks {
     async cancel (id, reason) { return await r('cancelTask', `/api/v1/tasks/${encodeURIComponent(id)}/cancel`, reason === undefined ? {} : { reason }) },
     async report (id, state, opts = {}) { return await r('reportTask', `/api/v1/tasks/${encodeURIComponent(id)}/status`, { state, ...opts }) },
     async wait (id, opts = {}) {
-      const poll = opts.pollMs ?? 250
+      // polls from pollMs, slowing by half each time up to MAX_WAIT_POLL_MS, so a long task does not
+      // spend the caller's REST budget; a poll the rate limit refused waits for its Retry-After
+      let poll = opts.pollMs ?? 250
+      let state = 'unknown'
       for (;;) {
-        const t = await self.get(id)
-        if (FINAL_TASK_STATES.has(t.state)) return t
-        if (opts.signal?.aborted === true) throw new AgentMeshError(ErrorCode.Aborted, `stopped waiting for task ${id} (${t.state})`)
+        let waitMs = poll
+        try {
+          const t = await self.get(id)
+          if (FINAL_TASK_STATES.has(t.state)) return t
+          state = t.state
+          poll = Math.min(Math.max(poll, Math.round(poll * 1.5)), Math.max(opts.pollMs ?? 0, MAX_WAIT_POLL_MS))
+        } catch (err) {
+          if (!AgentMeshError.is(err, ErrorCode.RateLimited)) throw err
+          waitMs = Math.max(1, err.retryAfterS ?? 1) * 1000
+        }
+        if (opts.signal?.aborted === true) throw new AgentMeshError(ErrorCode.Aborted, `stopped waiting for task ${id} (${state})`)
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, poll)
+          const timer = setTimeout(resolve, waitMs)
           opts.signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
         })
       }

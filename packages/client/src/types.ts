@@ -58,6 +58,10 @@ export interface Message {
   room?: string
   /** relay-attested (posted over REST by `from`, signed by this relay: docs/protocol.md §17.6) */
   via?: string
+  /** the sender asked for delivery receipts (docs/protocol.md §26): this agent sends them unless connected with `sendReceipts: false` */
+  receiptRequested?: boolean
+  /** the payload does not match the schema this agent declares for its type (warn mode, docs/protocol.md §25): what is wrong */
+  schemaError?: string
 }
 
 /** Safety number and key state of a peer (see `agentmesh verify`). */
@@ -89,6 +93,18 @@ export interface SendOptions {
    * ends; the returned promise still waits for the relay's ack.
    */
   onQueued?: (id: string) => void
+  /**
+   * Ask the receiver for delivery receipts (docs/protocol.md §26): `delivered` and `processed`,
+   * seen in `sent()` and through `receipts(conn)`. End-to-end encrypted direct messages only.
+   * @default the connection's `requestReceipts`
+   */
+  receipts?: boolean
+  /**
+   * Check the payload against the schema the receiver declares for this type in its registry
+   * profile (docs/protocol.md §25) before queueing it: AM_ERR_SCHEMA_MISMATCH when it does not
+   * match. Not checked for a room. @default false
+   */
+  validate?: boolean
 }
 
 export interface SendResult {
@@ -133,7 +149,14 @@ export interface Connection {
    * Incoming messages in order. A message counts as processed, and is never handed over
    * again, when the loop asks for the next one (or leaves with `break`).
    */
-  messages (opts?: { signal?: AbortSignal }): AsyncIterableIterator<Message>
+  messages (opts?: { signal?: AbortSignal, manualAck?: boolean }): AsyncIterableIterator<Message>
+  /**
+   * With `messages({ manualAck: true })`: the application is done with `m`. Messages are handed
+   * over without waiting, and each counts as processed (the cursor moves past it, its `processed`
+   * receipt goes) only once it and every message before it were acknowledged; what was not
+   * committed so (it, or one before it, was not acknowledged) is handed over again after a restart.
+   */
+  ack (m: Message): void
   status (): AsyncIterable<Status>
   /** The link now: connected, reconnecting or offline, the outbox's size and since when (§20). */
   link (): LinkStatus
@@ -261,8 +284,19 @@ export interface ConnectOptions {
    * open: messages need no grant (docs/policy.md)
    */
   policy?: string | import('./policy.ts').PolicyFile
+  /**
+   * Message schemas (docs/protocol.md §25): `mode` 'warn' hands over a direct message whose payload
+   * does not match this agent's declared schema with `schemaError` and a warning; 'strict' refuses
+   * it and tells the sender (AM_ERR_SCHEMA_MISMATCH). `declare` publishes the schemas when they
+   * changed. @default mode $AGENTMESH_SCHEMA_MODE or 'warn'
+   */
+  schemas?: import('./schemas.ts').SchemaOptions
   /** A knock was held for the owner. @default ignored */
   onKnock?: (k: import('./knock.ts').HeldKnock) => void
   /** Dropped deliveries and send errors nobody awaits. @default ignored */
   onWarning?: (w: import('@agentmesh/protocol').AgentMeshError) => void
+  /** Ask for delivery receipts on every end-to-end encrypted direct message (docs/protocol.md §26). @default false */
+  requestReceipts?: boolean
+  /** Send the receipts peers ask for (delivered, processed). false opts out: senders then see `stored` only. @default true */
+  sendReceipts?: boolean
 }

@@ -335,6 +335,24 @@ describe('chat', () => {
     assert.equal(h.last_seq, 8)
   })
 
+  it('chat - an agent answering more tasks than its REST rate limit allows at once still reports every one: refused reports are sent again after Retry-After', async () => {
+    // two REST calls per task (working, completed): the worker's burst of 3 covers a task and a half,
+    // the rest wait for refills (1 a second); the requester's 3 dispatches spend its own burst
+    const relay = await start({ rateLimits: { api: { perMinute: 60, burst: 3 } } })
+    const [a, b] = [agent('a'), agent('b')]
+    const ca = await open(relay, a)
+    const cb = await open(relay, b)
+    let ran = 0
+    await tasks(cb).onCommand('echo', (t) => { ran++; return `echo ${t.args}` })
+    void (async () => { for await (const _ of cb.messages()) { /* tasks run inside the loop */ } })()
+    const ids: string[] = []
+    for (let i = 1; i <= 3; i++) ids.push((await tasks(ca).dispatch({ to: b.id.amid, command: 'echo', args: `n${i}`, deadlineS: 60 })).id)
+    const done = await Promise.all(ids.map(async id => await tasks(ca).wait(id, { signal: AbortSignal.timeout(30_000) })))
+    assert.deepEqual(done.map(t => [t.state, t.result]), [['completed', 'echo n1'], ['completed', 'echo n2'], ['completed', 'echo n3']])
+    assert.equal(ran, 3)
+    assert.deepEqual(b.warnings.filter(w => w.code === ErrorCode.RateLimited), [], 'no report was given up')
+  })
+
   it('chat - /status in a room makes a task; its transitions and result land in the timeline', async () => {
     const relay = await start()
     const [a, b, c] = [agent('a'), agent('b'), agent('c')]

@@ -26,6 +26,7 @@ import { updatesSuite } from './store/updates.ts'
 import { healthSuite } from './store/health.ts'
 import { ownersSuite } from './store/owners.ts'
 import { catastrophesSuite } from './store/catastrophes.ts'
+import { webhooksSuite } from './store/webhooks.ts'
 
 export type StoreSuiteInit = SuiteInit<Store>
 
@@ -45,6 +46,7 @@ export default function storeSuite (init: StoreSuiteInit): void {
   healthSuite(init)
   ownersSuite(init)
   catastrophesSuite(init)
+  webhooksSuite(init)
 
   const withStore = withStoreOf(init)
   const { reopen } = init

@@ -112,8 +112,20 @@ export const ErrorCode = {
   // ---- operations: agent health and metrics (§21)
   InvalidMetric: 'AM_ERR_INVALID_METRIC',
   MetricsTooLarge: 'AM_ERR_METRICS_TOO_LARGE',
+  // ---- wake-ups: wake webhooks, listen --exec, delivery receipts (§26)
+  WebhookUrlInvalid: 'AM_ERR_WEBHOOK_URL_INVALID',
+  WebhookAddressRefused: 'AM_ERR_WEBHOOK_ADDRESS_REFUSED',
+  WebhookUnresolvable: 'AM_ERR_WEBHOOK_UNRESOLVABLE',
+  ExecFailed: 'AM_ERR_EXEC_FAILED',
   // ---- dashboard: the web console (§22)
   CsrfRejected: 'AM_ERR_CSRF',
+  // ---- capabilities and message schemas (§25)
+  SchemaMismatch: 'AM_ERR_SCHEMA_MISMATCH',
+  InvalidSchema: 'AM_ERR_INVALID_SCHEMA',
+  // ---- bridges: A2A (§24)
+  BridgeNotEnabled: 'AM_ERR_BRIDGE_NOT_ENABLED',
+  BridgeBusy: 'AM_ERR_BRIDGE_BUSY',
+  RemoteAgent: 'AM_ERR_REMOTE_AGENT',
   // ---- OpenID Connect sign-in and verified owners (§28)
   OidcUnavailable: 'AM_ERR_OIDC_UNAVAILABLE',
   OwnerLinkPending: 'AM_ERR_OWNER_LINK_PENDING',
@@ -277,7 +289,19 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   // ---- operations: agent health and metrics (§21)
   [ErrorCode.InvalidMetric]: { status: 400, retryable: false },
   [ErrorCode.MetricsTooLarge]: { status: 413, retryable: false },
+  // ---- wake-ups (§26)
+  [ErrorCode.WebhookUrlInvalid]: { status: 400, retryable: false },
+  [ErrorCode.WebhookAddressRefused]: { status: 403, retryable: false },
+  [ErrorCode.WebhookUnresolvable]: { status: 422, retryable: true },
+  [ErrorCode.ExecFailed]: { retryable: true },
   [ErrorCode.CsrfRejected]: { status: 403, retryable: false },
+  // ---- capabilities and message schemas (§25)
+  [ErrorCode.SchemaMismatch]: { retryable: false },
+  [ErrorCode.InvalidSchema]: { status: 400, retryable: false },
+  // ---- bridges: A2A (§24)
+  [ErrorCode.BridgeNotEnabled]: { status: 404, retryable: false },
+  [ErrorCode.BridgeBusy]: { status: 429, retryable: true },
+  [ErrorCode.RemoteAgent]: { status: 502, retryable: true },
 }
 
 /** HTTP status for each code that can appear in a REST answer (derived from `ErrorRegistry`). */

@@ -31,13 +31,14 @@ export {
   HANDLE_PATTERN, RESERVED_HANDLES, COMMAND_PATTERN, AUDIT_ACTION_PATTERN, TASK_STATES, FINAL_TASK_STATES, ROLES,
   DEFAULT_ROLE, ROOM_KINDS, PRESENCE_STATES, MAX_TOPIC_LENGTH, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S, MAX_TASK_MESSAGE,
   MAX_TASK_RESULT_BYTES, MIN_PRESENCE_IDLE_MS, MAX_PRESENCE_IDLE_MS, MAX_RATE_SETTING, DEFAULT_PAGE, MAX_PAGE,
-  MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS, MAX_REGISTRY_BODY_BYTES, MAX_SKILLS, MAX_PREKEYS_PER_UPLOAD,
+  MAX_API_BODY_BYTES, MAX_PRESENCE_ROWS, MAX_REGISTRY_BODY_BYTES, MAX_SKILLS, MAX_MESSAGE_SCHEMAS, MAX_MESSAGE_SCHEMA_BYTES, MAX_MESSAGE_SCHEMAS_BYTES, MAX_PREKEYS_PER_UPLOAD,
   MAX_PREKEYS_PER_AGENT, MAX_PQ_PREKEYS_PER_UPLOAD, MAX_PQ_PREKEYS_PER_AGENT, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, MAX_CERT_CHAIN_LENGTH, MAX_CERT_PEM_BYTES,
   RATE_LIMIT_KEYS, MAX_FILENAME_LENGTH, MAX_FILE_DESCRIPTION, FILE_TYPE_PATTERN, MAX_FILE_SHARES, FILE_VISIBILITY_PATTERN,
 } from './api/constants.ts'
+export { schemaShapeError, MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES } from './api/schema-shape.ts'
 export type { TaskState, AgentRole, RoomKind, PresenceStatus, RateLimitKey } from './api/constants.ts'
 export {
-  ErrorBody, Health, HealthDown, RelayInfo, AnyObject, AmidParams, Skill, ProfileBody, PrekeyBody, CertificateBody,
+  ErrorBody, Health, HealthDown, RelayInfo, AnyObject, AmidParams, Skill, MessageSchema, ProfileBody, PrekeyBody, CertificateBody,
   FeedbackBody, SearchQuery, Profile, AgentList, PrekeyCount, PrekeyBundle, Certificate, Crl, CrlList, CrlBody,
   CrlStored, Feedback, Reputation, FeedbackStored, ReputationFlag, ReputationFlags, TRUST_TIERS, CERT_STATES,
   ChallengeBody, Challenge, TokenBody, Token, RoomParams, MessageParams, RoomInfo, RoomMember, RoomsQuery, RoomList,
@@ -52,6 +53,10 @@ export {
 } from './api/schemas.ts'
 export { API_ROUTES } from './api/routes.ts'
 export {
+  A2A_COMMAND, MAX_A2A_BODY_BYTES, DEFAULT_A2A_TASKS_PER_AGENT, DEFAULT_A2A_OPEN_REQUESTS, DEFAULT_A2A_STREAM_MS, MAX_A2A_TASK_VIEWS,
+} from './api/a2a.ts'
+export type { A2aSetting } from './api/a2a.ts'
+export {
   HEALTH_STATES, DERIVED_HEALTH_STATES, MAX_CUSTOM_METRICS, CUSTOM_METRIC_NAME_PATTERN, MAX_CUSTOM_METRIC_STRING, MAX_CUSTOM_METRICS_BYTES,
   MAX_UPTIME_SECONDS, MAX_HEALTH_VERSION_LENGTH, DEFAULT_HEALTH_HISTORY, DEFAULT_HEALTH_HISTORY_PAGE, HeartbeatBody, HealthDashboard,
 } from './api/health.ts'
@@ -63,6 +68,9 @@ export {
   RecoveryProtocol, RecoveryProtocolList, BackupTaken, CheckBody, CheckResult,
 } from './api/catastrophe.ts'
 export type { CatastropheType, CatastropheSeverity, CatastropheStatus, RecoveryProtocolId } from './api/catastrophe.ts'
+export {
+  MAX_WEBHOOK_URL_LENGTH, WAKE_SIGNING_PREFIX, WAKE_HEADERS, DEFAULT_WAKE_MAX_SKEW_MS, PutWebhookBody, WebhookInfo, WebhookRemoved, WakeNotice,
+} from './api/wake.ts'
 export { handleSkeleton, isReservedHandle, unsafeCharIn, stripUnsafeChars } from './api/text.ts'
 export type { Static, TSchema } from '@sinclair/typebox'
 export type { ApiRoute, ApiRoutes, ApiResponse, ApiHeader, RouteName, ApiAnswer, ApiBody, ApiQuery, HttpMethod, Security } from './api/routes.ts'

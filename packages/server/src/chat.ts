@@ -397,6 +397,9 @@ export class ChatService implements RoomResolver {
 
   lastActive (amid: string): number | undefined { return this.presences.lastActive(amid) }
 
+  /** Whether the agent has an open connection here or on another node (wake webhooks, §26); REST calls do not count. */
+  hasConnection (amid: string): boolean { return this.presences.hasConnection(amid) }
+
   onlineAgents (): string[] { return this.presences.onlineAgents() }
 
   /** An agent made an authenticated REST call (activity, docs/protocol.md §17.4). */

@@ -533,6 +533,52 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_BACKUP_KEEP',
     flag: { flags: '--backup-keep <n>', help: 'backups kept in <data>/backups/ (default 7)', int: { min: 1, max: 1000 } },
   }),
+  // ---- wake-ups: wake webhooks (§26)
+  webhookAllowPrivate: option({
+    schema: Type.Boolean(),
+    default: false,
+    doc: 'Let agents register wake webhooks (docs/protocol.md §26) on private, loopback, link-local and other non-public addresses, and over plain http://. Off, a URL whose host is or resolves to such an address is refused (AM_ERR_WEBHOOK_ADDRESS_REFUSED), at registration and again at each notice. For a relay inside a private network, and tests. @default false',
+    file: true,
+    env: 'AGENTMESH_WEBHOOK_ALLOW_PRIVATE',
+    flag: { flags: '--webhook-allow-private', help: 'allow wake webhooks on private, loopback and link-local addresses and over http:// (env AGENTMESH_WEBHOOK_ALLOW_PRIVATE=1)' },
+  }),
+  webhookMinIntervalMs: option({
+    schema: Type.Integer({ minimum: 0, maximum: DAY_MS }),
+    default: 30_000,
+    doc: 'Wake notices to one agent are at least this far apart, in ms: what arrives meanwhile is coalesced into the next notice (its pending count). @default 30 s',
+    file: true,
+    env: 'AGENTMESH_WEBHOOK_MIN_INTERVAL_MS',
+  }),
+  webhookRetries: option({
+    schema: Type.Integer({ minimum: 0, maximum: 10 }),
+    default: 5,
+    doc: 'Attempts after the first when a wake webhook fails (a network error, a timeout of 5 s, a 5xx or 429 answer), with exponential backoff from 1 s (doubling, with jitter, at most 5 minutes). @default 5',
+    file: true,
+    env: 'AGENTMESH_WEBHOOK_RETRIES',
+  }),
+  // ---- bridges: A2A (§24)
+  a2aTasksPerAgent: option({
+    schema: Type.Integer({ minimum: 1, maximum: 1000 }),
+    default: 16,
+    doc: 'A2A tasks one agent may have running through the relay\'s A2A bridge at once, per node (docs/protocol.md §24.5); more is refused with AM_ERR_BRIDGE_BUSY. @default 16',
+    file: true,
+    env: 'AGENTMESH_A2A_TASKS_PER_AGENT',
+  }),
+  a2aOpenRequests: option({
+    schema: Type.Integer({ minimum: 1, maximum: 100_000 }),
+    default: 256,
+    doc: 'A2A requests and streams open at once on this node (docs/protocol.md §24.5); more is refused with AM_ERR_BRIDGE_BUSY. @default 256',
+    file: true,
+    env: 'AGENTMESH_A2A_OPEN_REQUESTS',
+  }),
+  a2aStreamMs: option({
+    schema: Type.Integer({ minimum: 1000, maximum: 86_400_000 }),
+    default: 600_000,
+    doc: 'Longest an A2A request or stream stays open, in ms (docs/protocol.md §24.5): a blocking SendMessage then answers the task as it stands, a stream ends; the task goes on. @default 10 min',
+    file: true,
+    env: 'AGENTMESH_A2A_STREAM_MS',
+    flag: { flags: '--a2a-stream-timeout <sec>', help: 'seconds an A2A request or stream stays open at most (default 600; env AGENTMESH_A2A_STREAM_MS in ms)', int: { min: 1, max: 86_400, scale: 1000 } },
+  }),
   rateLimits: {
     schema: Type.Partial(Type.Object({ api: rateLimitSchema, ip: rateLimitSchema, chat: rateLimitSchema, chatIp: rateLimitSchema })),
     default: {} as Partial<Record<RateLimitName, Partial<RateLimit>>>,

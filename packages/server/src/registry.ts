@@ -20,6 +20,7 @@ import { isAmid, verifyPqOneTimePreKey, verifyRequest } from '@agentmesh/crypto'
 import type { AgentProfile, CertificateRecord, CrlRecord, OwnerLinkRecord, Store, TrustTier } from '@agentmesh/store'
 import { MAX_CRL_BYTES, createTrust, type CertificateStatus } from './certificates.ts'
 import { answer, queryOf } from './rest.ts'
+import { checkMessageSchemas } from './message-schemas.ts'
 
 /** Signed-request nonces remembered (for the 5-minute window) to refuse replays. */
 export const MAX_REMEMBERED_NONCES = 100_000
@@ -51,6 +52,7 @@ export function profileJson (p: AgentProfile, cert?: Certified, owner?: OwnerLin
     capabilities: p.capabilities,
     ...(p.version === undefined ? {} : { version: p.version }),
     ...(p.contact === undefined ? {} : { contact: p.contact }),
+    ...(p.schemas === undefined || p.schemas.length === 0 ? {} : { schemas: p.schemas }),
     tier: owner !== undefined && certTier === 'anonymous' ? 'verified' : certTier,
     ...(owner === undefined ? {} : { owner: { issuer: owner.issuer, subject: owner.subject, ...(owner.name === undefined ? {} : { name: owner.name }), linked_at: owner.linkedAt } }),
     ...(cert?.status.organisation === undefined ? {} : { organisation: cert.status.organisation }),
@@ -197,18 +199,21 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     const { amid, body: b } = await ownWrite<ProfileBody>(c, profileCheck)
     const bad = b.display_name === undefined ? undefined : unsafeCharIn(b.display_name)
     if (bad !== undefined) throw new AgentMeshError(ErrorCode.InvalidArgument, `display_name holds ${bad}, a bidi control, invisible or control character; remove it`)
+    if (b.schemas !== undefined) checkMessageSchemas(b.schemas)
     const t = now()
     const old = await store.getProfile(amid)
     // fields left out of the body keep their old values
     const displayName = b.display_name ?? old?.displayName
     const version = b.version ?? old?.version
     const contact = b.contact ?? old?.contact
+    const schemas = b.schemas ?? old?.schemas
     const profile: AgentProfile = {
       amid,
       ...(displayName === undefined ? {} : { displayName }),
       capabilities: (b.capabilities ?? old?.capabilities ?? []).map(s => ({ id: s.id, name: s.name, ...(s.description === undefined ? {} : { description: s.description }), tags: s.tags ?? [] })),
       ...(version === undefined ? {} : { version }),
       ...(contact === undefined ? {} : { contact }),
+      ...(schemas === undefined || schemas.length === 0 ? {} : { schemas: schemas.map(s => ({ type: s.type, schema: s.schema, ...(s.description === undefined ? {} : { description: s.description }) })) }),
       // tiers above anonymous come from a published certificate chain (PUT …/certificate)
       tier: old?.tier ?? 'anonymous',
       updatedAt: t,

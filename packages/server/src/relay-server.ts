@@ -27,9 +27,11 @@ import { sessionVerifier } from './session-auth.ts'
 import { registryFeature, reputationFeature } from './features/registry.ts'
 import { chatFeature, tasksFeature } from './features/chat.ts'
 import { opsFeatures } from './features/ops.ts'
+import { a2aFeature } from './features/a2a.ts'
 import { ownersFeature } from './features/owners.ts'
 import { OidcClient } from './oidc.ts'
 import { rateShareFeature } from './rate-share.ts'
+import { wakeFeature } from './wake/webhooks.ts'
 import { relayMetrics } from './ops/metrics.ts'
 import { READ_ONLY_BY_CHOICE, ReadOnlyMode, guardStore } from './ops/read-only.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
@@ -264,7 +266,9 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     // ---- dashboard: the relay's console (issue 16)
     dashboardFeature({ ...featureComponents, chat, stats: () => core.stats(), relayId, taps: outletTaps, ...(oidc === undefined ? {} : { oidc, baseUrl }) }),
     // ---- bridges: A2A (issue 18)
+    a2aFeature({ ...featureComponents, chat, tasks, gate: () => chatApi.gate() }),
     // ---- wake-ups: wake webhooks, delivery receipts (issue 18)
+    wakeFeature({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly }),
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
   // what features say over agents' sends (§19 required versions), asked by the core per connection

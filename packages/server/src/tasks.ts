@@ -66,6 +66,8 @@ export class TaskService {
   private timer: NodeJS.Timeout | undefined
   private sweeping = false
   private unsubscribe: (() => void) | undefined
+  /** told of every task this node creates or moves (the A2A bridge waits on its tasks with it) */
+  private readonly watchers = new Set<(t: TaskRecord) => void>()
 
   constructor (private readonly chat: ChatService, private readonly store: Store, private readonly log: Logger) {}
 
@@ -151,10 +153,30 @@ export class TaskService {
     return await this.create({ requester: p.amid, assignee, command: body.command.replace(/^\//, ''), args: (body.args as string | undefined) ?? '', ...(room === undefined ? {} : { room }), deadlineS })
   }
 
-  private async create (t: { requester: string, assignee: string, command: string, args: string, room?: string, deadlineS: number, origin?: string }): Promise<TaskRecord> {
+  /** Calls `fn` with every task this node creates or moves from now on; answers the unsubscribe. */
+  watch (fn: (t: TaskRecord) => void): () => void {
+    this.watchers.add(fn)
+    return () => { this.watchers.delete(fn) }
+  }
+
+  private told (t: TaskRecord): void {
+    for (const fn of this.watchers) {
+      try { fn(t) } catch (err) { this.log.error({ err }, 'task watcher failed') }
+    }
+  }
+
+  /**
+   * A task the relay itself requests for a bridge (A2A, §24): requester the relay's AMID, `id`
+   * chosen by the bridge; its states are not posted back to the relay.
+   */
+  async bridge (t: { id: string, assignee: string, command: string, args: string, deadlineS: number }): Promise<TaskRecord> {
+    return await this.create({ ...t, requester: this.chat.relayAmid })
+  }
+
+  private async create (t: { id?: string, requester: string, assignee: string, command: string, args: string, room?: string, deadlineS: number, origin?: string }): Promise<TaskRecord> {
     const now = this.chat.now()
     const task: TaskRecord = {
-      id: uuidv7(),
+      id: t.id ?? uuidv7(),
       ...(t.room === undefined ? {} : { room: t.room }),
       requester: t.requester,
       assignee: t.assignee,
@@ -170,6 +192,7 @@ export class TaskService {
     await this.chat.audit(t.requester, 'task.submitted', task.id, { command: task.command, assignee: task.assignee, ...(task.room === undefined ? {} : { room: '#' + task.room }) })
     await this.chat.postToAgent(task.assignee, TASK_REQUEST_TYPE, { task: taskJson(task), ...(t.origin === undefined ? {} : { reply_to: t.origin }) })
     await this.timeline(task)
+    this.told(task)
     return task
   }
 
@@ -181,6 +204,8 @@ export class TaskService {
       const s = await this.chat.roomState(t.room)
       if (s !== undefined && s.room.kind !== 'private') { await this.chat.postToRoom(s, TASK_UPDATE_TYPE, payload); return }
     }
+    // a bridge's task (requested by the relay itself) is followed by the bridge, not by a post to the relay
+    if (t.requester === this.chat.relayAmid) return
     if (t.requester !== t.assignee || t.state !== 'submitted') await this.chat.postToAgent(t.requester, TASK_UPDATE_TYPE, payload)
   }
 
@@ -268,6 +293,7 @@ export class TaskService {
     }
     await this.chat.audit(by, 'task.' + state, t.id, { command: t.command, from: t.state })
     await this.timeline(next)
+    this.told(next)
     return next
   }
 

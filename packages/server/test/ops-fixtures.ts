@@ -11,8 +11,10 @@ import type { RelayFeature } from '../src/feature.ts'
 import { inProcessBackplane } from '../src/backplane.ts'
 import { chatFeature } from '../src/features/chat.ts'
 import { opsFeatures } from '../src/features/ops.ts'
+import { a2aFeature } from '../src/features/a2a.ts'
 import { registryFeature, reputationFeature } from '../src/features/registry.ts'
 import { relayMetrics, zeroStats } from '../src/ops/metrics.ts'
+import { wakeFeature } from '../src/wake/webhooks.ts'
 
 export { zeroStats }
 
@@ -22,9 +24,12 @@ export function relayFeatures (c: { store: Store, chat: ChatService, tasks: Task
   const registry = registryFeature({ store, now, trustRoots: [] })
   const chatApi = chatFeature({ chat, tasks: c.tasks, store, relayId: c.relayId, apiKey: c.apiKey, registry: () => registry.helpers() })
   const stats = zeroStats()
-  const ops = opsFeatures({
+  const ctx = {
     store, logger: silentLogger, events: chat.events, relay: c.outlet, backplane: inProcessBackplane(), options: relayOptions(c.apiKey === undefined ? {} : { apiKey: c.apiKey }), now, chat,
     gate: () => chatApi.gate(), metrics: relayMetrics({ stats: () => stats, store, events: chat.events }), stats: () => stats,
-  })
-  return [registry, reputationFeature({ store, now, registry }), chatApi, ...ops]
+  }
+  const ops = opsFeatures(ctx)
+  const a2a = a2aFeature({ store, logger: silentLogger, events: chat.events, relay: c.outlet, backplane: inProcessBackplane(), options: relayOptions({}), now, chat, tasks: c.tasks, gate: () => chatApi.gate() })
+  // the wake-ups (§26): wake webhooks; the A2A bridge (§24)
+  return [registry, reputationFeature({ store, now, registry }), chatApi, ...ops, wakeFeature(ctx), a2a]
 }

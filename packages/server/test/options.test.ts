@@ -82,6 +82,12 @@ describe('options - relayOptions', () => {
       readOnly: false,
       backupIntervalMs: 86_400_000,
       backupKeep: 7,
+      webhookAllowPrivate: false,
+      webhookMinIntervalMs: 30_000,
+      webhookRetries: 5,
+      a2aTasksPerAgent: 16,
+      a2aOpenRequests: 256,
+      a2aStreamMs: 600_000,
       rateLimits: {},
       tlsCert: undefined,
       tlsKey: undefined,
@@ -195,7 +201,8 @@ describe('options - the option schema', () => {
       'apiKey', 'historyRetentionMs', 'historyMaxPerRoom', 'presenceIdleMs', 'auditRetentionMs', 'auditMaxRows', 'auditHeadEveryRows', 'auditHeadIntervalMs',
       'publicUrl', 'oidcIssuer', 'oidcClientId', 'oidcRoles',
       'fileMaxBytes', 'fileJsonMaxBytes', 'fileQuotaBytes', 'fileMaxPerAgent', 'updateGraceMs',
-      'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'readOnly', 'backupIntervalMs', 'backupKeep', 'rateLimits',
+      'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'readOnly', 'backupIntervalMs', 'backupKeep', 'webhookAllowPrivate', 'webhookMinIntervalMs', 'webhookRetries',
+      'a2aTasksPerAgent', 'a2aOpenRequests', 'a2aStreamMs', 'rateLimits',
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
@@ -215,6 +222,8 @@ describe('options - the option schema', () => {
       updateGraceMs: 'AGENTMESH_UPDATE_GRACE_MS',
       healthOfflineAfterMs: 'AGENTMESH_HEALTH_OFFLINE_AFTER_MS', healthHistory: 'AGENTMESH_HEALTH_HISTORY', metricsToken: 'AGENTMESH_METRICS_TOKEN',
       readOnly: 'AGENTMESH_READ_ONLY', backupIntervalMs: 'AGENTMESH_BACKUP_INTERVAL_MS', backupKeep: 'AGENTMESH_BACKUP_KEEP',
+      webhookAllowPrivate: 'AGENTMESH_WEBHOOK_ALLOW_PRIVATE', webhookMinIntervalMs: 'AGENTMESH_WEBHOOK_MIN_INTERVAL_MS', webhookRetries: 'AGENTMESH_WEBHOOK_RETRIES',
+      a2aTasksPerAgent: 'AGENTMESH_A2A_TASKS_PER_AGENT', a2aOpenRequests: 'AGENTMESH_A2A_OPEN_REQUESTS', a2aStreamMs: 'AGENTMESH_A2A_STREAM_MS',
       backplane: 'AGENTMESH_BACKPLANE', backplaneTlsCa: 'AGENTMESH_BACKPLANE_TLS_CA', backplaneTlsCert: 'AGENTMESH_BACKPLANE_TLS_CERT', backplaneTlsKey: 'AGENTMESH_BACKPLANE_TLS_KEY', backplaneCatchUpMs: 'AGENTMESH_BACKPLANE_CATCH_UP_MS', clusterHeartbeatMs: 'AGENTMESH_CLUSTER_HEARTBEAT_MS', clusterRateShareMs: 'AGENTMESH_CLUSTER_RATE_SHARE_MS', clusterPeerTimeoutMs: 'AGENTMESH_CLUSTER_PEER_TIMEOUT_MS',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
@@ -229,6 +238,8 @@ describe('options - the option schema', () => {
       ['updateGraceMs', '--update-grace'],
       ['healthOfflineAfterMs', '--health-offline-after'], ['metricsToken', '--metrics-token'],
       ['readOnly', '--read-only'], ['backupIntervalMs', '--backup-interval'], ['backupKeep', '--backup-keep'],
+      ['webhookAllowPrivate', '--webhook-allow-private'],
+      ['a2aStreamMs', '--a2a-stream-timeout'],
     ])
   })
 

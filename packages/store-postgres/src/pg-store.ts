@@ -1029,6 +1029,19 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
       return (await read(async (c) => await column<string>(c, 'SELECT change FROM health_changes WHERE amid = $1 ORDER BY n DESC LIMIT $2', [amid, limitOf(limit)]))).map(t => JSON.parse(t) as HealthChange)
     },
 
+    // ---- wake webhooks (§26)
+    async putWebhook (rec) {
+      await read(async (c) => await run(c, 'INSERT INTO webhooks (amid, url, created_at) VALUES ($1, $2, $3) ON CONFLICT (amid) DO UPDATE SET url = excluded.url, created_at = excluded.created_at', [rec.amid, rec.url, rec.createdAt]))
+    },
+    async getWebhook (amid) {
+      const r = await read(async (c) => await rows<{ amid: string, url: string, created_at: string | number }>(c, 'SELECT amid, url, created_at FROM webhooks WHERE amid = $1', [amid]))
+      const x = r[0]
+      return x === undefined ? undefined : { amid: x.amid, url: x.url, createdAt: Number(x.created_at) }
+    },
+    async deleteWebhook (amid) {
+      return (await read(async (c) => await run(c, 'DELETE FROM webhooks WHERE amid = $1', [amid]))).rowCount === 1
+    },
+
     // ---- owner links (§28)
     async putOwnerLink (l) {
       await read(async (c) => await run(c, `INSERT INTO owner_links (amid, issuer, subject, linked_at, record) VALUES ($1, $2, $3, $4, $5)

@@ -102,15 +102,21 @@ CREATE INDEX catastrophes_reported ON catastrophes (reported_at, id);
 CREATE INDEX catastrophes_open ON catastrophes (reported_at, id) WHERE status <> 'resolved';
 `)
 
-/** Version 2: owner links (verified owners, docs/protocol.md §28), as the SQLite schema 10. */
+/** Version 2: wake webhooks (docs/protocol.md §26), as the SQLite schema 10. */
 const V2 = bytewise(`
+CREATE TABLE webhooks (amid TEXT PRIMARY KEY, url TEXT NOT NULL, created_at BIGINT NOT NULL);
+`)
+
+/** Version 3: owner links (verified owners, docs/protocol.md §28), as the SQLite schema 11. */
+const V3 = bytewise(`
 CREATE TABLE owner_links (amid TEXT PRIMARY KEY, issuer TEXT NOT NULL, subject TEXT NOT NULL, linked_at BIGINT NOT NULL, record TEXT NOT NULL);
 CREATE INDEX owner_links_owner ON owner_links (issuer, subject);
 `)
 
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'relay, registry, chat, audit and operations tables (the SQLite schema 9, catastrophes included)', sql: V1 },
-  { version: 2, name: 'owner links (the SQLite schema 10)', sql: V2 },
+  { version: 2, name: 'wake webhooks (the SQLite schema 10)', sql: V2 },
+  { version: 3, name: 'owner links (the SQLite schema 11)', sql: V3 },
 ]
 
 /** The newest schema this code knows. */

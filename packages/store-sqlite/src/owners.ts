@@ -1,5 +1,5 @@
 /**
- * The owner-link slice of the SQLite store (docs/protocol.md §28; schema 10): one row per agent,
+ * The owner-link slice of the SQLite store (docs/protocol.md §28; schema 11): one row per agent,
  * the link as JSON, indexed by the owner identity for the per-owner count.
  */
 import type Database from 'better-sqlite3'

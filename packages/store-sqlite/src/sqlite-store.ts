@@ -15,6 +15,7 @@ import { PREKEY_SCHEMA, sqlitePrekeys } from './prekeys.ts'
 import { FILE_SCHEMA, sqliteFiles } from './files.ts'
 import { UPDATE_SCHEMA, sqliteUpdates } from './updates.ts'
 import { HEALTH_SCHEMA, sqliteHealth } from './health.ts'
+import { WEBHOOK_SCHEMA, sqliteWebhooks } from './webhooks.ts'
 import { OWNER_SCHEMA, sqliteOwners } from './owners.ts'
 import { CATASTROPHE_SCHEMA, sqliteCatastrophes } from './catastrophes.ts'
 import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions, type AgentProfile, type CaCertificateRecord, type CertificateRecord, type CrlRecord, type FeedbackRecord, type ReputationFlag, type ScorePoint, type PutCrlResult, type AgentRecord, type AppendItem, type AppendResult, type CursorAck, type RoomDelivery, type RoomFeed, type InboxState, type Store, type StoreInit, type StoredMessage, type AgentRole, type AuditInput, type AuditRecord, type HistoryEntry, type InviteRecord, type MemberRecord, type MemberRole, type RoomKind, type RoomRecord, type TaskRecord, type TaskState } from '@agentmesh/store'
@@ -30,12 +31,13 @@ import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls,
  * delivery is 'cursor' (`room_cursor_agents`); 9: operations (§18–§21): files (files.ts: `files`,
  * `file_shares`, `file_uploads`, `file_chunks`); system updates, their
  * acknowledgements and the agents' reported versions (`updates`, `update_acks`, `agent_versions`:
- * updates.ts); agent health (health.ts: `heartbeats`, `health_changes`); owner links (owners.ts: `owner_links`, schema 10).
+ * updates.ts); agent health (health.ts: `heartbeats`, `health_changes`); owner links (owners.ts: `owner_links`, schema 11).
  * delivery is 'cursor' (`room_cursor_agents`); 9: operations: catastrophe events (`catastrophes`,
- * catastrophes.ts) and the run marker (meta `running_since`).
+ * catastrophes.ts) and the run marker (meta `running_since`); 10: wake webhooks (webhooks.ts:
+ * `webhooks`, docs/protocol.md §26).
  * Every step is CREATE … IF NOT EXISTS (or a column added when missing), so older files upgrade in place.
  */
-export const SCHEMA_VERSION = 10
+export const SCHEMA_VERSION = 11
 export const DB_FILE = 'agentmesh.db'
 
 export interface SqliteStoreInit extends StoreInit {
@@ -190,7 +192,8 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     db.exec(UPDATE_SCHEMA)
     db.exec(HEALTH_SCHEMA)
     db.exec(CATASTROPHE_SCHEMA)
-    // schema 10: owner links (verified owners, §28)
+    db.exec(WEBHOOK_SCHEMA)
+    // schema 11: owner links (verified owners, §28)
     db.exec(OWNER_SCHEMA)
     // schema 6: the confusable skeleton of each handle (two agents may not hold look-alikes)
     const handleCols = db.prepare('PRAGMA table_info(handles)').all() as Array<{ name: string }>
@@ -749,6 +752,7 @@ export function sqliteStore (path: string, init: SqliteStoreInit = {}): Store & 
     ...sqliteFiles(db, live),
     ...sqliteUpdates(db, live),
     ...sqliteHealth(db, live),
+    ...sqliteWebhooks(db, live),
     ...sqliteOwners(db, live),
     ...sqliteCatastrophes(db, file, live),
     async putCertificate (r: CertificateRecord) { live(); q.certPut.run(r.amid, JSON.stringify(r), r.publishedAt) },

@@ -174,7 +174,7 @@ describe('sqlite store', () => {
     const check = new Database(path, { readonly: true })
     try {
       assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
-      assert.equal(SCHEMA_VERSION, 10)
+      assert.equal(SCHEMA_VERSION, 11)
     } finally {
       check.close()
     }

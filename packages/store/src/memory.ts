@@ -21,6 +21,7 @@ import { memorySettings } from './memory/settings.ts'
 import { memoryTasks } from './memory/tasks.ts'
 import { memoryFiles } from './memory/files.ts'
 import { memoryHealth } from './memory/health.ts'
+import { memoryWebhooks } from './memory/webhooks.ts'
 import { memoryOwners } from './memory/owners.ts'
 import { byKey, nested } from './memory/util.ts'
 
@@ -458,6 +459,7 @@ export function memoryStore (init: StoreInit = {}): Store {
     ...memoryFiles(live),
     ...memoryUpdates(live),
     ...memoryHealth(live),
+    ...memoryWebhooks(live),
     ...memoryOwners(live),
     ...memoryCatastrophes(live),
     async close () { closed = true },

@@ -1,8 +1,11 @@
 import type { TaskState } from '@agentmesh/protocol'
 import type { CatastropheStore, FileStore, HealthStore, UpdateStore } from './ops-types.ts'
+import type { WebhookStore } from './wake-types.ts'
 
 // the operations slices (files, system updates, agent health, catastrophe events: docs/protocol.md §18–§21)
 export * from './ops-types.ts'
+// the wake-up slice (wake webhooks: docs/protocol.md §26)
+export * from './wake-types.ts'
 // the owner-link slice (verified owners: docs/protocol.md §28)
 export * from './owner-types.ts'
 import type { OwnerStore } from './owner-types.ts'
@@ -143,6 +146,8 @@ export interface AgentProfile {
   version?: string
   /** first contact as the agent published it: 'knock' (a grant is needed) or 'open' */
   contact?: 'knock' | 'open'
+  /** the message types the agent accepts with their payload JSON Schemas (docs/protocol.md §25) */
+  schemas?: Array<{ type: string, schema: Record<string, unknown>, description?: string }>
   /**
    * The tier of the certificate chain the agent last published (anonymous without one). The
    * registry re-derives the current tier from the stored chain on every read (docs/protocol.md §13.1).
@@ -663,4 +668,4 @@ export interface SettingsStore {
  */
 export interface Store extends
   StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore,
-  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, FileStore, UpdateStore, CatastropheStore, HealthStore, OwnerStore {}
+  RoleStore, RoomStore, TaskStore, AuditStore, SettingsStore, FileStore, UpdateStore, CatastropheStore, HealthStore, WebhookStore, OwnerStore {}

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline'
 import type { Command } from 'commander'
-import { chat, connect, tasks, type Connection, type Message } from '@agentmesh/client'
+import { chat, connect, schemaModeOf, tasks, type Connection, type Message } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, ID_PATTERN, TYPE_PATTERN } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import { checkAmid, homeOf, passphraseOf, serverOf, withCommon, type CommonOpts } from '../common.ts'
@@ -8,11 +8,12 @@ import { output, parseInteger, parsePositive, usage, type Out } from '../output.
 import { watchCatastrophes } from './catastrophe.ts'
 import { watchUpdates } from './updates.ts'
 import { processIo, type CliIo } from '../io.ts'
+import { DEFAULT_EXEC_RETRIES, DEFAULT_EXEC_TIMEOUT_S, MAX_EXEC_CONCURRENCY, MAX_EXEC_RETRIES, execLoop } from './listen-exec.ts'
 
 /** Stop reading stdin while this many sends wait for their ack. */
 const MAX_QUEUED_SENDS = 4096
 
-interface SendOpts extends CommonOpts { stdin?: boolean, type: string, id?: string, timeout?: string, plaintext?: boolean }
+interface SendOpts extends CommonOpts { stdin?: boolean, type: string, id?: string, timeout?: string, plaintext?: boolean, receipts?: boolean, payload?: string, validate?: boolean }
 
 function deadline (timeout: string | undefined): { ms?: number, signal?: AbortSignal } {
   if (timeout === undefined) return {}
@@ -27,17 +28,25 @@ function timeoutToError (err: unknown, what: string, seconds: number | undefined
   return err
 }
 
+/** --payload: a JSON object, or AM_ERR_INVALID_ARGUMENT. */
+function jsonPayload (text: string): Record<string, unknown> {
+  let v: unknown
+  try { v = JSON.parse(text) } catch { throw usage('--payload must be a JSON object, e.g. \'{"item":"tea","qty":2}\'') }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw usage('--payload must be a JSON object, e.g. \'{"item":"tea","qty":2}\'')
+  return v as Record<string, unknown>
+}
+
 function printSent (out: Out, r: { id: string, duplicate: boolean }, to: string): void {
   out.result({ id: r.id, to, status: r.duplicate ? 'duplicate' : 'stored' }, r.id)
 }
 
-async function sendLines (input: NodeJS.ReadableStream, conn: Connection, out: Out, to: string, type: string, encrypt: boolean, signal?: AbortSignal): Promise<number> {
+async function sendLines (input: NodeJS.ReadableStream, conn: Connection, out: Out, to: string, type: string, encrypt: boolean, signal?: AbortSignal, receipts = false): Promise<number> {
   const rl = createInterface({ input, crlfDelay: Infinity })
   // each id is printed as soon as its ack arrives, in input order; reading pauses while too many wait
   let printed: Promise<void> = Promise.resolve()
   let total = 0
   for await (const line of rl) {
-    const p = conn.send(to, { text: line }, { type, encrypt, ...(signal === undefined ? {} : { signal }) })
+    const p = conn.send(to, { text: line }, { type, encrypt, ...(receipts ? { receipts } : {}), ...(signal === undefined ? {} : { signal }) })
     p.catch(() => {}) // its error surfaces in order through `printed`; not an unhandled rejection meanwhile
     printed = printed.then(async () => { printSent(out, await p, to) })
     printed.catch(() => {}) // surfaced by the awaits below
@@ -57,16 +66,22 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
     .option('--type <type>', 'envelope type', 'chat')
     .option('--id <id>', 'envelope id (for a single message): sending the same id again is stored once')
     .option('--timeout <sec>', 'give up after this many seconds (default: wait through relay restarts)')
-    .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)'))
+    .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)')
+    .option('--receipts', 'ask the receiver for delivery receipts: `agentmesh sent` then shows delivered and processed')
+    .option('--payload <json>', 'send this JSON object as the payload instead of a text (with --type)')
+    .option('--validate', 'check the payload against the schema the recipient declares for --type first (AM_ERR_SCHEMA_MISMATCH, nothing sent)'))
     .action(async (to: string, text: string | undefined, o: SendOpts) => {
       const out = output(o.json === true, io)
       checkAmid('recipient', to)
+      const payload = o.payload === undefined ? undefined : jsonPayload(o.payload)
+      if (payload !== undefined && (text !== undefined || o.stdin === true)) throw usage('give a text, --stdin or --payload, one of them')
       if (o.stdin === true && text !== undefined) throw usage('give the text as an argument or use --stdin, not both')
-      if (o.stdin !== true && text === undefined) throw usage('missing message text: `agentmesh send <amid> <text>`, or --stdin')
+      if (o.stdin !== true && text === undefined && payload === undefined) throw usage('missing message text: `agentmesh send <amid> <text>`, or --stdin')
       if (o.id !== undefined && (o.stdin === true || !new RegExp(ID_PATTERN).test(o.id))) {
         throw usage(o.stdin === true ? '--id applies to a single message, not to --stdin' : '--id must be 8 to 128 characters of A-Z a-z 0-9 _ -')
       }
       if (!new RegExp(TYPE_PATTERN).test(o.type)) throw usage('--type must start with a lowercase letter and use a-z 0-9 . _ - (at most 64)')
+      if (o.receipts === true && o.plaintext === true) throw usage('--receipts travel inside the end-to-end encryption: not with --plaintext')
       const { ms, signal } = deadline(o.timeout)
       const seconds = ms === undefined ? undefined : ms / 1000
       let conn: Connection | undefined
@@ -83,13 +98,13 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
         })
         if (o.stdin === true) {
-          const n = await sendLines(io.stdin, conn, out, to, o.type, o.plaintext !== true, signal)
+          const n = await sendLines(io.stdin, conn, out, to, o.type, o.plaintext !== true, signal, o.receipts === true)
           await conn.flush(signal === undefined ? {} : { signal }) // leftovers of an earlier run, too
           out.note(`${n} message(s) stored by the relay`)
         } else {
           let markQueued!: (id: string) => void
           const queued = new Promise<string>((resolve) => { markQueued = resolve })
-          const sent = conn.send(to, { text: text! }, { type: o.type, encrypt: o.plaintext !== true, onQueued: markQueued, ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
+          const sent = conn.send(to, payload ?? { text: text! }, { type: o.type, encrypt: o.plaintext !== true, onQueued: markQueued, ...(o.receipts === true ? { receipts: true } : {}), ...(o.validate === true ? { validate: true } : {}), ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
           sent.catch(() => {}) // awaited below, or left in the outbox
           if (!conn.connected) {
             const id = await Promise.race([queued, sent.then(r => r.id)])
@@ -113,10 +128,20 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
     .option('--count <n>', 'exit after this many messages')
     .option('--timeout <sec>', 'exit after this many seconds (an error if --count was not reached)')
     .option('--no-plaintext', 'drop unencrypted messages (AM_ERR_PLAINTEXT_REFUSED warning) instead of showing them marked [unencrypted]')
-    .option('--no-commands', 'do not answer the built-in /status and /ping tasks while listening'))
-    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean, commands: boolean }) => {
+    .option('--no-commands', 'do not answer the built-in /status and /ping tasks while listening')
+    // ---- wake-ups: listen --exec (§26)
+    .option('--exec <command>', 'run this command (through sh -c) once per message instead of printing it: the message as JSON on its stdin, AGENTMESH_MESSAGE_ID/FROM/TO/TYPE/SEQ/ROOM in its environment; a message counts as processed only when its command exits 0')
+    .option('--exec-concurrency <n>', `commands running at once (1 keeps the order; at most ${MAX_EXEC_CONCURRENCY})`, '1')
+    .option('--exec-retries <n>', `runs again after a failure, with backoff from 1 s; then listen stops with AM_ERR_EXEC_FAILED and the message stays (at most ${MAX_EXEC_RETRIES})`, String(DEFAULT_EXEC_RETRIES))
+    .option('--exec-timeout <sec>', 'a command still running after this long is killed (a failure)', String(DEFAULT_EXEC_TIMEOUT_S))
+    .option('--schema-mode <mode>', 'payloads that do not match this agent\'s declared schemas: warn (shown, marked) or strict (refused, the sender told) (env AGENTMESH_SCHEMA_MODE)'))
+    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean, commands: boolean, exec?: string, execConcurrency: string, execRetries: string, execTimeout: string, schemaMode?: string }) => {
       const out = output(o.json === true, io)
       const count = o.count === undefined ? undefined : parseInteger('--count', o.count, 1)
+      if (o.exec !== undefined && o.exec.trim() === '') throw usage('--exec needs a command')
+      const exec = o.exec === undefined
+        ? undefined
+        : { command: o.exec, concurrency: parseInteger('--exec-concurrency', o.execConcurrency, 1, MAX_EXEC_CONCURRENCY), retries: parseInteger('--exec-retries', o.execRetries, 0, MAX_EXEC_RETRIES), timeoutMs: parsePositive('--exec-timeout', o.execTimeout) * 1000 }
       const { ms, signal } = deadline(o.timeout)
       const stop = new AbortController()
       const release = io.onInterrupt(() => { stop.abort() })
@@ -131,6 +156,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
           signal: stop.signal,
           acceptPlaintext: o.plaintext,
+          schemas: { mode: schemaModeOf(o.schemaMode, io.env) },
           onKnock: (k) => {
             // on stderr: stdout holds messages only
             io.stderr.write(o.json === true
@@ -157,10 +183,20 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
         watchUpdates(conn, io, o.json === true)
         const names = senderNames(conn)
         const verified = safetyNumbers(conn)
-        for await (const m of conn.messages({ signal: both })) {
-          printMessage(out, m, await names(m.from), { fromRelay: m.from === conn.relayAmid, safetyNumberVerified: await verified(m) })
-          n++
-          if (count !== undefined && n >= count) break
+        if (exec !== undefined) {
+          const c = conn
+          n = await execLoop(conn, io, out, {
+            ...exec,
+            signal: both,
+            ...(count === undefined ? {} : { count }),
+            json: async (m) => messageJson(m, await names(m.from), { fromRelay: m.from === c.relayAmid, safetyNumberVerified: await verified(m) }),
+          })
+        } else {
+          for await (const m of conn.messages({ signal: both })) {
+            printMessage(out, m, await names(m.from), { fromRelay: m.from === conn.relayAmid, safetyNumberVerified: await verified(m) })
+            n++
+            if (count !== undefined && n >= count) break
+          }
         }
       } catch (err) {
         if (!(AgentMeshError.is(err, ErrorCode.Aborted) && stop.signal.aborted)) {
@@ -244,14 +280,9 @@ function provenanceJson (m: Message): Record<string, unknown> | null {
   }
 }
 
-function printMessage (out: Out, m: Message, handle: string | undefined, sender: { fromRelay: boolean, safetyNumberVerified: boolean }): void {
-  const body = m.text ?? JSON.stringify(m.payload)
-  // room messages of public rooms are signed plaintext by design: not marked
-  const marker = m.room !== undefined ? ` #${m.room}` : m.encrypted ? '' : ' [unencrypted]'
-  // the relay this agent connected to is not a peer; anyone else is unverified until its owner
-  // accepted its safety number (`verify --accept`), whatever its certificate tier (shown in --json)
-  const unverified = !sender.fromRelay && !sender.safetyNumberVerified ? ' [unverified]' : ''
-  out.result({
+/** A message as `listen --json` prints it (and `listen --exec` gives its command on stdin). */
+function messageJson (m: Message, handle: string | undefined, sender: { fromRelay: boolean, safetyNumberVerified: boolean }): Record<string, unknown> {
+  return {
     id: m.id,
     from: m.from,
     ...(handle === undefined ? {} : { from_handle: handle }),
@@ -267,5 +298,16 @@ function printMessage (out: Out, m: Message, handle: string | undefined, sender:
     untrusted: m.untrusted === true,
     provenance: provenanceJson(m),
     safety_number_verified: sender.safetyNumberVerified,
-  }, `${new Date(m.ts).toISOString()} ${m.from}${handle === undefined ? '' : ` (@${handle})`}${unverified}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}: ${body}`)
+    ...(m.schemaError === undefined ? {} : { schema_error: m.schemaError }),
+  }
+}
+
+function printMessage (out: Out, m: Message, handle: string | undefined, sender: { fromRelay: boolean, safetyNumberVerified: boolean }): void {
+  const body = m.text ?? JSON.stringify(m.payload)
+  // room messages of public rooms are signed plaintext by design: not marked
+  const marker = m.room !== undefined ? ` #${m.room}` : m.encrypted ? '' : ' [unencrypted]'
+  // the relay this agent connected to is not a peer; anyone else is unverified until its owner
+  // accepted its safety number (`verify --accept`), whatever its certificate tier (shown in --json)
+  const unverified = !sender.fromRelay && !sender.safetyNumberVerified ? ' [unverified]' : ''
+  out.result(messageJson(m, handle, sender), `${new Date(m.ts).toISOString()} ${m.from}${handle === undefined ? '' : ` (@${handle})`}${unverified}${marker}${m.type === 'chat' ? '' : ` [${m.type}]`}${m.schemaError === undefined ? '' : ` [schema: ${m.schemaError}]`}: ${body}`)
 }

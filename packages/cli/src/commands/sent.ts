@@ -8,7 +8,7 @@ import { processIo, type CliIo } from '../io.ts'
 
 export function sentCommand (program: Command, io: CliIo = processIo()): void {
   withCommon(program.command('sent')
-    .description('what became of the direct messages this agent sent lately: stored, refused or held back by the receiver, or resent after it lost its state (newest last)')
+    .description('what became of the direct messages this agent sent lately: stored (queued at the relay), delivered and processed (receipts, for messages sent with --receipts), refused or held back by the receiver, or resent after it lost its state (newest last)')
     .argument('[amid]', 'only messages to this agent')
     .option('--limit <n>', 'show at most this many (the newest)', '20')
     .option('--timeout <sec>', 'give up after this many seconds', '10'))
@@ -27,7 +27,9 @@ export function sentCommand (program: Command, io: CliIo = processIo()): void {
         const when = new Date(e.at).toISOString()
         const extra = e.status === 'refused' || e.status === 'held'
           ? ` ${e.code ?? ''}${e.until === undefined ? '' : ` until ${new Date(e.until).toISOString()}`}${e.reason === undefined ? '' : `: ${stripUnsafeChars(e.reason)}`}`
-          : e.status === 'resent' ? ` as ${e.resentAs ?? '?'}` : ''
+          : e.status === 'resent' ? ` as ${e.resentAs ?? '?'}`
+            : e.status === 'processed' ? ` at ${new Date(e.processedAt ?? 0).toISOString()}`
+              : e.status === 'delivered' ? ` at ${new Date(e.deliveredAt ?? 0).toISOString()}` : ''
         io.stdout.write(`${when} ${e.id} → ${e.to} [${e.type}] ${e.status}${extra}\n`)
       }
     })

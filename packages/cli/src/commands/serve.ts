@@ -28,7 +28,7 @@ export const API_KEY_FILE = 'api-key'
  * operator key (given, or kept in the data directory: made at the first start, 0600; a memory
  * relay without one has no operator API). Options are validated before anything is opened.
  */
-export function openRelayData (init: RelayInit, start: { acceptDataLoss?: boolean } = {}): { store: Store, apiKey: string | undefined, apiKeyFile: string | undefined, auditHeads?: AuditHeadLog & { path: string }, walLost?: number } {
+export function openRelayData (init: RelayInit, start: { acceptDataLoss?: boolean } = {}): { store: Store, apiKey: string | undefined, apiKeyFile: string | undefined, apiKeyCreated?: boolean, auditHeads?: AuditHeadLog & { path: string }, walLost?: number } {
   const opts = relayOptions(init)
   const storage = storageOf(opts)
   if (storage.type === 'memory') return { store: memoryStore(storeInitOf(opts)), apiKey: opts.apiKey, apiKeyFile: undefined }
@@ -141,7 +141,7 @@ export async function checkRelayData (store: Store, dataDir: string, acceptDataL
   return { lost }
 }
 
-function operatorKeyFile (dataDir: string): { apiKey: string, apiKeyFile: string } {
+function operatorKeyFile (dataDir: string): { apiKey: string, apiKeyFile: string, apiKeyCreated?: boolean } {
   const file = join(dataDir, API_KEY_FILE)
   try {
     const key = readFileSync(file, 'utf8').trim()
@@ -153,7 +153,7 @@ function operatorKeyFile (dataDir: string): { apiKey: string, apiKeyFile: string
   }
   const key = randomBytes(24).toString('base64url')
   writeSecretFile(file, key + '\n')
-  return { apiKey: key, apiKeyFile: file }
+  return { apiKey: key, apiKeyFile: file, apiKeyCreated: true }
 }
 
 interface ServeOpts {
@@ -239,7 +239,7 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
         }
         throw err
       }
-      const { store, apiKey, apiKeyFile, auditHeads, walLost } = data
+      const { store, apiKey, apiKeyFile, apiKeyCreated, auditHeads, walLost } = data
       const { dataDir: _dataDir, memory: _memory, sync: _sync, storeUrl: _storeUrl, store: _store, backplane: backplaneUrl, storeTlsCa: _sca, storeTlsCert: _scert, storeTlsKey: _skey, backplaneTlsCa: _bca, backplaneTlsCert: _bcert, backplaneTlsKey: _bkey, ...relayInit } = init
       const logger = defaultLogger(io.env.AGENTMESH_LOG_LEVEL ?? 'info')
       // a shared Store is a cluster's: the key file is this node's own, so a key would work on one node only
@@ -290,8 +290,12 @@ export function serveCommand (program: Command, io: CliIo = processIo()): void {
             leave(1)
           })
         }
+        // a key made just now is shown once, on the terminal's start lines (never in the JSON line or
+        // the logs), so the first sign-in to the console needs no file; later starts name the file
         const operator = apiKeyFile !== undefined
-          ? `operator API key: in ${apiKeyFile} (send it as X-API-Key)`
+          ? apiKeyCreated === true
+            ? `operator API key: ${apiKey} (made now and kept in ${apiKeyFile}, mode 0600; shown this once: send it as X-API-Key)`
+            : `operator API key: in ${apiKeyFile} (send it as X-API-Key)`
           : relay.operatorApi ? 'operator API key: as given' : 'operator API: off (no --api-key / AGENTMESH_API_KEY)'
         out.result(
           { event: 'listening', url: relay.url, ws_url: relay.wsUrl, port: relay.port, storage: relay.storage, pid: process.pid, relay_amid: relay.relayAmid, ...(apiKeyFile === undefined ? {} : { api_key_file: apiKeyFile }), operator_api: relay.operatorApi, dashboard_url: `${relay.url}/dashboard/`, ...(relay.options.oidcIssuer === undefined ? {} : { oidc_issuer: relay.options.oidcIssuer }) },

@@ -67,6 +67,13 @@ export const MAX_PRESENCE_ROWS = 10_000
 /** Registry (§13): largest write body, skills per profile, prekeys per upload and held, search page. */
 export const MAX_REGISTRY_BODY_BYTES = 64 * 1024
 export const MAX_SKILLS = 64
+/**
+ * Message schemas (§25): message types an agent declares with a JSON Schema in its profile, the
+ * largest schema (as JSON) and all of them together (as JSON).
+ */
+export const MAX_MESSAGE_SCHEMAS = 32
+export const MAX_MESSAGE_SCHEMA_BYTES = 8 * 1024
+export const MAX_MESSAGE_SCHEMAS_BYTES = 32 * 1024
 export const MAX_PREKEYS_PER_UPLOAD = 200
 export const MAX_PREKEYS_PER_AGENT = 1000
 /**

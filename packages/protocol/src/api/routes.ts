@@ -17,6 +17,8 @@ import {
 import * as S from './schemas.ts'
 import * as H from './health.ts'
 import * as K from './catastrophe.ts'
+import * as W from './wake.ts'
+import * as A from './a2a.ts'
 
 export type HttpMethod = 'get' | 'put' | 'post' | 'patch' | 'delete'
 /** One security requirement: the scheme names of openapi.ts's securitySchemes. */
@@ -324,6 +326,15 @@ function catastropheRoutes (prefix: '/api/v1' | '/api') {
 }
 const catastropheV1 = catastropheRoutes('/api/v1')
 const catastrophePlan = catastropheRoutes('/api')
+
+// ---------------------------------------------------------------- wake-ups (§26)
+
+const webhookUrlErrors = {
+  400: `${fieldsError('url')}; a URL that is not absolute http(s), holds a user name or password, or is http:// on a relay that does not allow private addresses (${E.WebhookUrlInvalid})`,
+  403: `${operatorRefused}; the URL's host is or resolves to a private, loopback, link-local or otherwise non-public address and the relay does not allow those (${E.WebhookAddressRefused})`,
+  422: `the URL's host name does not resolve (${E.WebhookUnresolvable}): check it, or try again`,
+  503: `the relay is in read-only mode (${E.ReadOnly})`,
+}
 
 /** Every route the relay serves, by operationId. */
 export const API_ROUTES = {
@@ -865,6 +876,66 @@ export const API_ROUTES = {
     summary: `${healthSummary.dashboard} The plan's path of GET /api/v1/health/dashboard.`,
     security: anyPrincipal, query: H.DashboardQuery,
     responses: v1({ 200: ok('the fleet', H.HealthDashboard) }, dashboardErrors, noBody),
+  },
+  // ---- wake-ups: wake webhooks (§26)
+  putWebhook: {
+    method: 'put', path: '/api/v1/webhook', tags: ['wake'],
+    summary: 'Register (or replace) the calling agent\'s wake webhook: while the agent has no open connection, the relay POSTs a content-free notice {amid, pending, ts} to it when something arrives, signed with the relay\'s Ed25519 key (docs/protocol.md §26). The host is resolved now and again at each notice; private, loopback and link-local addresses are refused unless the relay allows them (webhookAllowPrivate). Audited webhook.set (not the URL).',
+    security: agentOnly, body: W.PutWebhookBody,
+    responses: v1({ 200: ok('registered', W.WebhookInfo) }, webhookUrlErrors),
+  },
+  getWebhook: {
+    method: 'get', path: '/api/v1/webhook', tags: ['wake'],
+    summary: 'The calling agent\'s wake webhook (url null when none) and who signs its notices (the relay\'s AMID).',
+    security: agentOnly,
+    responses: v1({ 200: ok('the webhook', W.WebhookInfo) }, { 403: operatorRefused }, noBody),
+  },
+  deleteWebhook: {
+    method: 'delete', path: '/api/v1/webhook', tags: ['wake'],
+    summary: 'Remove the calling agent\'s wake webhook (removed: whether it had one); notices stop. Audited webhook.clear.',
+    security: agentOnly,
+    responses: v1({ 200: ok('removed', W.WebhookRemoved) }, { 403: operatorRefused, 503: `the relay is in read-only mode (${E.ReadOnly})` }, noBody),
+  },
+  // ---- bridges: A2A (§24)
+  getA2a: {
+    method: 'get', path: '/api/v1/agents/{amid}/a2a', tags: ['a2a'],
+    summary: 'Whether the agent takes A2A requests through the relay (§24.1), and its A2A URLs. For the agent itself and masters.',
+    security: anyPrincipal, params: A.A2aParams,
+    responses: v1({ 200: ok('the agent\'s A2A setting', A.A2aSetting) }, {
+      403: `another agent than the caller (${E.Forbidden})`,
+      404: unknownAgent,
+    }, noBody),
+  },
+  putA2a: {
+    method: 'put', path: '/api/v1/agents/{amid}/a2a', tags: ['a2a'],
+    summary: 'Turns the A2A bridge on or off for the agent itself (§24.1; off by default). On, the relay serves an A2A agent card built from the agent\'s profile at /a2a/{amid}/.well-known/agent-card.json and a JSON-RPC endpoint at /a2a/{amid} that turn A2A messages into tasks for the agent: end-to-end encryption ends at the bridge. Audited a2a.enabled / a2a.disabled.',
+    security: agentOnly, params: A.A2aParams, body: A.A2aSettingBody,
+    responses: v1({ 200: ok('the setting now', A.A2aSetting) }, {
+      400: fieldsError('enabled'),
+      403: `another agent than the caller, or ${operatorRefused}`,
+      404: unknownAgent,
+    }),
+  },
+  a2aAgentCard: {
+    method: 'get', path: '/a2a/{agent}/.well-known/agent-card.json', tags: ['a2a'],
+    summary: 'An opted-in agent\'s A2A 1.0 agent card (§24.2), built from its registry profile: its name, skills (its capabilities and declared message schemas), the JSON-RPC interface /a2a/{amid}, streaming, and an extension saying end-to-end encryption ends at the bridge. Anyone may read it; limited per IP.',
+    params: A.A2aAgentParams,
+    responses: {
+      200: ok('the agent card', A.A2aAgentCard),
+      404: err(`no such agent, or it did not turn the A2A bridge on (${E.BridgeNotEnabled})`),
+      429: tooMany(),
+    },
+  },
+  a2aRpc: {
+    method: 'post', path: '/a2a/{agent}', tags: ['a2a'],
+    summary: `An opted-in agent's A2A 1.0 JSON-RPC endpoint (§24.3): SendMessage, SendStreamingMessage (text/event-stream), GetTask, ListTasks (by contextId), CancelTask, SubscribeToTask, over AgentMesh tasks \`a2a\` for the agent. JSON-RPC errors answer 200 with the A2A code and AgentMesh's code in data. Anyone may call it; limited per IP, bodies at most ${A.MAX_A2A_BODY_BYTES / 1024} KiB.`,
+    params: A.A2aAgentParams, body: A.A2aRpcRequest,
+    responses: {
+      200: ok('a JSON-RPC response, or for the streaming methods a text/event-stream of them', A.A2aRpcResponse),
+      404: err(`no such agent, or it did not turn the A2A bridge on (${E.BridgeNotEnabled})`),
+      413: err(`a body over ${A.MAX_A2A_BODY_BYTES / 1024} KiB (${E.BodyTooLarge})`),
+      429: tooMany(),
+    },
   },
   // ---- verified owners (§28)
   startOwnerLink: {

@@ -9,7 +9,7 @@ import { AMID_PATTERN, Envelope, ID_PATTERN, ROOM_ID_PATTERN, TYPE_PATTERN } fro
 import {
   AUDIT_ACTION_PATTERN, COMMAND_PATTERN, DEFAULT_PAGE, DEFAULT_SEARCH_LIMIT, HANDLE_PATTERN, MAX_CERT_CHAIN_LENGTH,
   MAX_CERT_PEM_BYTES, MAX_PAGE, MAX_PQ_PREKEYS_PER_UPLOAD, MAX_PREKEYS_PER_UPLOAD, MAX_PRESENCE_IDLE_MS, MAX_RATE_SETTING, MAX_SEARCH_LIMIT,
-  MAX_SKILLS, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S, MAX_TASK_MESSAGE, MAX_TASK_RESULT_BYTES, MAX_TOPIC_LENGTH,
+  MAX_SKILLS, MAX_MESSAGE_SCHEMAS, MAX_TASK_ARGS, MAX_TASK_DEADLINE_S, MAX_TASK_MESSAGE, MAX_TASK_RESULT_BYTES, MAX_TOPIC_LENGTH,
   MIN_PRESENCE_IDLE_MS, PRESENCE_STATES, RATE_LIMIT_KEYS, ROLES, ROOM_KINDS, TASK_STATES,
   FILE_TYPE_PATTERN, FILE_VISIBILITY_PATTERN, MAX_FILE_DESCRIPTION, MAX_FILE_SHARES, MAX_FILENAME_LENGTH,
 } from './constants.ts'
@@ -103,11 +103,23 @@ export const Skill = Type.Object({
 }, { additionalProperties: false, $id: 'Skill' })
 export type Skill = Static<typeof Skill>
 
+/**
+ * A message type an agent accepts, with the JSON Schema (2020-12) its payload must match (§25). The
+ * registry compiles the schema when it is published and refuses one that is not a valid schema.
+ */
+export const MessageSchema = Type.Object({
+  type: Type.String({ pattern: TYPE_PATTERN, description: 'the envelope type the schema is for (not e2ee*, agentmesh.*)' }),
+  schema: Type.Record(Type.String(), Type.Unknown(), { description: 'a JSON Schema (draft 2020-12) for the payload; at most 8 KiB as JSON' }),
+  description: Type.Optional(Type.String({ maxLength: 1024 })),
+}, { additionalProperties: false, $id: 'MessageSchema' })
+export type MessageSchema = Static<typeof MessageSchema>
+
 export const ProfileBody = Type.Object({
   display_name: Type.Optional(Short(128)),
   capabilities: Type.Optional(Type.Array(Skill, { maxItems: MAX_SKILLS })),
   version: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.+_-]{1,32}$' })),
   contact: Type.Optional(OneOf(CONTACT_MODES, { description: 'first contact: `knock` (the agent takes direct messages only from agents it granted: knock first) or `open`; the SDK publishes it from the agent\'s policy' })),
+  schemas: Type.Optional(Type.Array(MessageSchema, { maxItems: MAX_MESSAGE_SCHEMAS, description: 'the message types the agent accepts, with their payload schemas (§25); replaces the list held; [] clears it' })),
 }, { additionalProperties: false })
 export type ProfileBody = Static<typeof ProfileBody>
 
@@ -168,6 +180,7 @@ export const Profile = Type.Object({
   cert_expires_at: Type.Optional(Type.Integer({ description: 'the chain\'s earliest expiry, ms since the Unix epoch; present with cert_status' })),
   handle: Type.Optional(Type.String({ description: 'the agent\'s chat handle (§17.1), when it has one; in GET /api/v1/agents/{amid} only' })),
   contact: Type.Optional(OneOf(CONTACT_MODES, { description: 'first contact as the agent published it: `knock` (knock first) or `open`; absent when it never said' })),
+  schemas: Type.Optional(Type.Array(MessageSchema, { description: 'the message types the agent accepts with their payload schemas (§25); absent when it declared none' })),
   updated_at: ms(),
 }, { $id: 'Profile' })
 export type Profile = Static<typeof Profile>
@@ -653,7 +666,7 @@ export const FileContent = Type.String({ contentMediaType: 'application/octet-st
 /** Every named schema (with an `$id`), for the OpenAPI components; `Envelope` is the wire protocol's. */
 export const NAMED_SCHEMAS: readonly TSchema[] = [
   ErrorBody, Envelope, RoomInfo, RoomMember, HistoryMessage, PostMessageBody, MessagePosted, HandleSet, PresenceEntry,
-  TaskInfo, TaskTransition, AuditEntry, Settings, SettingsPatch, Skill, Profile, Certificate, Feedback, Reputation,
+  TaskInfo, TaskTransition, AuditEntry, Settings, SettingsPatch, Skill, MessageSchema, Profile, Certificate, Feedback, Reputation,
   ReputationFlag, Crl, MembershipStatement, AuditHeadEntry,
   FileInfo,
 ]

@@ -116,6 +116,9 @@ export class Presences {
 
   lastActive (amid: string): number | undefined { return this.presence.get(amid)?.lastActive ?? this.restActiveAt(amid) }
 
+  /** Whether the agent has an open connection, on this node or (as told on the backplane) another; REST activity does not count. */
+  hasConnection (amid: string): boolean { return this.presence.has(amid) || this.remote.has(amid) }
+
   onlineAgents (): string[] {
     this.pruneRest()
     if (this.remote.size === 0 && this.restActive.size === 0) return [...this.presence.keys()]
