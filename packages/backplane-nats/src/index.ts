@@ -215,6 +215,10 @@ export function natsBackplane (init: NatsBackplaneInit): NatsBackplane {
         },
       })
       void watch(conn).catch(() => {})
+      // the server has the subscription once start() resolves: what another node publishes from
+      // then on reaches this one (without the round trip, a publish right after start could pass
+      // the SUB on its way to the server and be missed)
+      await conn.flush().catch(() => {})
     },
     async stop () {
       if (stopped) return

@@ -20,6 +20,9 @@ export interface BackplaneSuiteInit {
 }
 
 /** A subscriber that records what it receives and lets a case wait for the n-th message. */
+/** How long a case waits for what it expects before it fails (never reached when nothing is lost). */
+const UNTIL_MS = 30_000
+
 function recorder (bp: Backplane): { got: BackplaneMessage[], until: (n: number) => Promise<void>, off: () => void } {
   const got: BackplaneMessage[] = []
   const waiting: Array<{ n: number, resolve: () => void }> = []
@@ -30,7 +33,14 @@ function recorder (bp: Backplane): { got: BackplaneMessage[], until: (n: number)
   return {
     got,
     off,
-    until: async (n) => { if (got.length < n) await new Promise<void>((resolve) => { waiting.push({ n, resolve }) }) },
+    // bounded, so that a lost message fails the case instead of hanging the run
+    until: async (n) => {
+      if (got.length >= n) return
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error(`a subscriber saw ${got.length} of ${n} messages within ${UNTIL_MS / 1000} s`)) }, UNTIL_MS)
+        waiting.push({ n, resolve: () => { clearTimeout(timer); resolve() } })
+      })
+    },
   }
 }
 
