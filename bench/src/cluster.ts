@@ -167,9 +167,20 @@ async function runOne (n: number, pgUrl: string, natsUrl: string, log: (s: strin
 
 /** BENCH_CLUSTER=1,2,3: each relay count in turn; undefined when not asked. */
 export async function runCluster (log: (s: string) => void): Promise<ClusterRun[] | undefined> {
-  const asked = (process.env.BENCH_CLUSTER ?? 'none').split(',').map(s => s.trim()).filter(s => s !== '' && s !== 'none').map(Number)
+  // on by default (one, two and three relays) when PostgreSQL answers; BENCH_CLUSTER=none leaves it out
+  const asked = (process.env.BENCH_CLUSTER ?? '1,2,3').split(',').map(s => s.trim()).filter(s => s !== '' && s !== 'none').map(Number)
   if (asked.length === 0) return undefined
   const pgUrl = process.env.BENCH_CLUSTER_STORE ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+  const probe = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 3000 })
+  try {
+    await probe.connect()
+    await probe.query('SELECT 1')
+  } catch (err) {
+    log(`cluster: skipped (PostgreSQL at ${pgUrl.replace(/\/\/[^@/]*@/, '//')} did not answer: ${(err as Error).message}; set BENCH_CLUSTER_STORE)`)
+    return undefined
+  } finally {
+    await probe.end().catch(() => {})
+  }
   const port = await freePort()
   let nats: ServerHandle | undefined
   try {

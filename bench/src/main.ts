@@ -22,7 +22,8 @@
  *   BENCH_SIO_CORK=0          Socket.IO senders uncorked
  *   BENCH_AM_FEATURES=0       leave `features:["room-cursor"]` out of AgentMesh auth frames
  *   BENCH_AM_STORE=postgres://…  the durable AgentMesh targets on PostgreSQL (an empty database or ?schema=)
- *   BENCH_CLUSTER=1,2,3       agentmesh serve × N on one PostgreSQL schema and NATS, then kill -9 failover (cluster.ts;
+ *   BENCH_CLUSTER=1,2,3       agentmesh serve × N on one PostgreSQL schema and NATS, then kill -9 failover (cluster.ts; the default
+ *                             when PostgreSQL answers, BENCH_CLUSTER=none leaves it out;
  *                             BENCH_CLUSTER_STORE, BENCH_CLUSTER_PAIRS=24, BENCH_CLUSTER_MESSAGES=1500, BENCH_CLUSTER_AGENTS=30)
  *   BENCH_DASHBOARD=0         leave out the web console's sizes and time to first render (dashboard.ts)
  *   BENCH_CPU_PROF=1 BENCH_SERVER_NODE_ARGS="--trace-gc" BENCH_DRAIN_SECONDS=10 BENCH_WARMUP_SECONDS=1
@@ -259,7 +260,7 @@ async function runOnce (run: number, runs: number): Promise<{ report: Record<str
   const scenarios = fanoutScenarios(envInt('BENCH_SECONDS', 5), prof)
   if (scenarios.length > 0) fanout = await runFanoutScenarios(scenarios, log)
   const conns = process.env.BENCH_CONN_TARGETS?.trim() === 'none' ? undefined : await runConnections(log)
-  // several relays on loopback, and failover (opt-in: BENCH_CLUSTER=1,2,3)
+  // several relays on loopback, and failover (BENCH_CLUSTER=1,2,3 by default; none leaves it out)
   const cluster = await runCluster(log)
   // the web console's JS/CSS size and time to first render (BENCH_DASHBOARD=0 leaves it out)
   const dashboard = await runDashboard(log)
