@@ -470,9 +470,9 @@ describe('catastrophe events - read-only classification', () => {
     const refused = methods.filter(m => refusedWhenReadOnly(m, [[{}], [], []])).sort()
     assert.deepEqual(refused, [
       'abortFileUpload', 'addHealthChange', 'addMember', 'addReputationFlag', 'addScorePoint', 'appendAudit', 'appendMembership',
-      'beginFileUpload', 'commit', 'completeFile', 'createRoom', 'deleteFile', 'deleteHistoryEntry', 'deleteWebhook', 'dropFileUploads',
+      'beginFileUpload', 'commit', 'completeFile', 'createRoom', 'deleteFile', 'deleteHistoryEntry', 'deleteOwnerLink', 'deleteWebhook', 'dropFileUploads',
       'putCaCertificate', 'putCatastrophe', 'putCertificate', 'putCrl', 'putFeedback', 'putFileChunk', 'putHeartbeat', 'putInvite',
-      'putPrekeys', 'putProfile', 'putSettings', 'putTask', 'putUpdate', 'putUpdateAck', 'putWebhook', 'removeMember', 'setAgentVersion',
+      'putOwnerLink', 'putPrekeys', 'putProfile', 'putSettings', 'putTask', 'putUpdate', 'putUpdateAck', 'putWebhook', 'removeMember', 'setAgentVersion',
       'setHandle', 'setReadUpTo', 'setRole', 'setTopic', 'takePrekeyBundle', 'updateCatastrophe', 'updateTask',
     ])
     assert.equal(refusedWhenReadOnly('commit', [[], [{ recipient: 'a', seq: 1 }], []]), false, 'cursor acks only')

@@ -15,6 +15,7 @@ import { a2aFeature } from '../src/features/a2a.ts'
 import { registryFeature, reputationFeature } from '../src/features/registry.ts'
 import { relayMetrics, zeroStats } from '../src/ops/metrics.ts'
 import { wakeFeature } from '../src/wake/webhooks.ts'
+import { ownersFeature } from '../src/features/owners.ts'
 
 export { zeroStats }
 
@@ -30,6 +31,8 @@ export function relayFeatures (c: { store: Store, chat: ChatService, tasks: Task
   }
   const ops = opsFeatures(ctx)
   const a2a = a2aFeature({ store, logger: silentLogger, events: chat.events, relay: c.outlet, backplane: inProcessBackplane(), options: relayOptions({}), now, chat, tasks: c.tasks, gate: () => chatApi.gate() })
+  // verified owners (§28; no provider: its routes answer AM_ERR_OIDC_UNAVAILABLE)
+  const owners = ownersFeature({ store, oidc: undefined, registry: () => registry.helpers(), relayAmid: () => chat.relayAmid, audit: async (a, action, target, detail) => { await chat.audit(a, action, target, detail) }, apiKey: c.apiKey, baseUrl: () => 'http://127.0.0.1', now, log: silentLogger })
   // the wake-ups (§26): wake webhooks; the A2A bridge (§24)
-  return [registry, reputationFeature({ store, now, registry }), chatApi, ...ops, wakeFeature(ctx), a2a]
+  return [registry, reputationFeature({ store, now, registry }), chatApi, ...ops, owners, wakeFeature(ctx), a2a]
 }

@@ -958,7 +958,7 @@ export const API_ROUTES = {
     method: 'get', path: '/api/v1/agents/{amid}/owner/link/{id}', tags: ['owners'],
     summary: 'Poll a link under way: waiting until the owner signed in, then verified with the identity the agent signs.',
     security: signed, params: S.OwnerLinkParams,
-    responses: { 200: ok('the link under way', S.OwnerLinkState), 401: unsigned, 403: err(`signed by another agent (${E.Forbidden})`), 404: err(`unknown or expired (${E.NotFound})`) },
+    responses: { 200: ok('the link under way', S.OwnerLinkState), 401: unsigned, 403: err(`signed by another agent (${E.Forbidden})`), 404: err(`unknown or expired (${E.NotFound})`), 503: err(`no OpenID Connect provider configured (${E.OidcUnavailable})`) },
   },
   confirmOwnerLink: {
     method: 'post', path: '/api/v1/agents/{amid}/owner/link/{id}/confirm', tags: ['owners'],
@@ -969,6 +969,7 @@ export const API_ROUTES = {
       400: err(`a statement not signed by the agent (${E.BadSignature}), naming another identity or relay, or a ts too far (${E.InvalidArgument})`),
       401: unsigned, 403: err(`signed by another agent (${E.Forbidden})`), 404: err(`unknown or expired (${E.NotFound})`),
       409: err(`the owner has not signed in yet (${E.OwnerLinkPending}); the owner links 100 agents already (${E.OwnerLimit})`),
+      503: err(`no OpenID Connect provider configured (${E.OidcUnavailable})`),
     },
   },
   getOwner: {

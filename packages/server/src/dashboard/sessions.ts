@@ -81,9 +81,9 @@ export function cookieValue (header: string | undefined, name: string): string |
   return undefined
 }
 
-/** The Set-Cookie value for a session (or its removal with `maxAgeS` 0). */
+/** The Set-Cookie value for a session (or its removal with `maxAgeS` 0); rounded, so the milliseconds between making the session and answering do not make 8 h read 7:59:59. */
 export function sessionCookie (value: string, maxAgeS: number, secure: boolean): string {
-  return `${CONSOLE_COOKIE}=${value}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=${Math.max(0, Math.floor(maxAgeS))}${secure ? '; Secure' : ''}`
+  return `${CONSOLE_COOKIE}=${value}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=${Math.max(0, Math.round(maxAgeS))}${secure ? '; Secure' : ''}`
 }
 
 /**
