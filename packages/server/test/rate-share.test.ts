@@ -105,10 +105,15 @@ describe('rate share - two relays on one backplane', () => {
       const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })).text()
       return Number(/^agentmesh_cluster_rate_shares_total\{direction="heard"\} (\d+)$/m.exec(text)?.[1] ?? 0)
     }
+    // what the nodes tell each other: the operator's spending, summed (node two, subscribed before
+    // this, has taken each message from its bucket by the time it reaches this subscriber)
+    let told = 0
+    bp.subscribe((m) => { if (m.type === 'rate:spent') for (const [key, n] of m.spent.api ?? []) if (key === 'operator') told += n })
     const statuses: number[] = []
     for (let i = 0; i < 4; i++) statuses.push((await call(one.url)).status)
     assert.deepEqual(statuses, [200, 200, 200, 200])
-    await waitFor(async () => await heard(two.url) >= 1, 'node two to hear what was spent on node one')
+    await waitFor(() => told >= 4, 'node one to tell the others all it let the operator spend')
+    assert.ok(await heard(two.url) >= 1, 'node two counts what it heard')
     assert.deepEqual(await call(two.url), { status: 429, code: 'AM_ERR_RATE_LIMITED' })
     assert.deepEqual(await call(one.url), { status: 429, code: 'AM_ERR_RATE_LIMITED' })
   })
