@@ -3,18 +3,40 @@
 // comes back end-to-end encrypted; a restart does not run an answered message again; a room
 // message is a group turn answered in the room; a ping-pong with another agent is stopped by the
 // circuit breaker of the home's policy.
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { chat, connect, memoryState, tasks, type Connection, type Message } from '@agentmesh/client'
-import { createIdentity, saveIdentity } from '@agentmesh/crypto'
+import { createIdentity, saveIdentity, type Identity } from '@agentmesh/crypto'
 import { startRelay, tempDir, waitFor } from '@agentmesh/testing'
+import type { Relay } from '@agentmesh/server'
 import { connectionOf, runAccount, sendText, type Dispatch, type KnockApproval } from '../src/bridge.ts'
 import { resolveAccount, type InboundTurn } from '../src/mapping.ts'
 
 async function collect (conn: Connection, into: Message[], signal: AbortSignal): Promise<void> {
   try { for await (const m of conn.messages({ signal })) into.push(m) } catch { /* aborted */ }
+}
+
+/** A relay and the agent home the bridge runs (its identity saved there), both gone after the test. */
+async function clawHome (t: TestContext): Promise<{ relay: Relay, home: string, claw: Identity }> {
+  const relay = await startRelay()
+  const dir = tempDir()
+  t.after(async () => { await relay.close(); dir.cleanup() })
+  const home = join(dir.path, 'claw')
+  const claw = createIdentity('claw')
+  saveIdentity(home, claw)
+  return { relay, home, claw }
+}
+
+/** A peer agent whose messages are read into `got` from the start, closed after the test. */
+async function readingPeer (t: TestContext, server: string): Promise<{ peer: Connection, got: Message[] }> {
+  const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server })
+  const got: Message[] = []
+  const pac = new AbortController()
+  const reading = collect(peer, got, pac.signal)
+  t.after(async () => { pac.abort(); await reading; await peer.close() })
+  return { peer, got }
 }
 
 function startBridge (home: string, server: string, dispatch: Dispatch, extra: Record<string, unknown> = {}, retryDelaysMs: number[] = [0, 0], approval?: KnockApproval) {
@@ -28,12 +50,7 @@ function startBridge (home: string, server: string, dispatch: Dispatch, extra: R
 
 describe('openclaw bridge (in process)', () => {
   it('a DM wakes one turn and its reply comes back E2EE; after a restart the answered message is not run again', async (t) => {
-    const relay = await startRelay()
-    const dir = tempDir()
-    t.after(async () => { await relay.close(); dir.cleanup() })
-    const home = join(dir.path, 'claw')
-    const claw = createIdentity('claw')
-    saveIdentity(home, claw)
+    const { relay, home, claw } = await clawHome(t)
     const turns: InboundTurn[] = []
     const dispatch: Dispatch = async (turn, deliver) => { turns.push(turn); await deliver(`pong ${turn.rawText}`) }
 
@@ -42,11 +59,7 @@ describe('openclaw bridge (in process)', () => {
     assert.equal(b.amid(), claw.amid)
     assert.equal(connectionOf('default').amid, claw.amid)
 
-    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
-    const got: Message[] = []
-    const pac = new AbortController()
-    const reading = collect(peer, got, pac.signal)
-    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    const { peer, got } = await readingPeer(t, relay.url)
     await peer.send(claw.amid, { text: 'ping 1' })
     await waitFor(() => got.length === 1, 'the reply')
     assert.equal(got[0]!.text, 'pong ping 1')
@@ -74,21 +87,12 @@ describe('openclaw bridge (in process)', () => {
   })
 
   it('a room message that mentions the agent is a group turn answered in the room; others start none', async (t) => {
-    const relay = await startRelay()
-    const dir = tempDir()
-    t.after(async () => { await relay.close(); dir.cleanup() })
-    const home = join(dir.path, 'claw')
-    const claw = createIdentity('claw')
-    saveIdentity(home, claw)
+    const { relay, home, claw } = await clawHome(t)
     const turns: InboundTurn[] = []
     const b = startBridge(home, relay.url, async (turn, deliver) => { turns.push(turn); await deliver(`pong ${turn.rawText}`) })
     t.after(async () => { await b.stop() })
     await waitFor(() => b.amid() !== '', 'the bridge to connect')
-    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
-    const got: Message[] = []
-    const pac = new AbortController()
-    const reading = collect(peer, got, pac.signal)
-    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    const { peer, got } = await readingPeer(t, relay.url)
     await chat(peer).createRoom({ id: 'ops' })
     await chat(connectionOf('default')).join('ops')
     await chat(peer).say('ops', 'deploy finished')
@@ -101,12 +105,7 @@ describe('openclaw bridge (in process)', () => {
   })
 
   it('a held knock is put to the owner (pairing request) once; when the owner approves the peer, its knock is accepted and its DM answered', async (t) => {
-    const relay = await startRelay()
-    const dir = tempDir()
-    t.after(async () => { await relay.close(); dir.cleanup() })
-    const home = join(dir.path, 'claw')
-    const claw = createIdentity('claw')
-    saveIdentity(home, claw)
+    const { relay, home, claw } = await clawHome(t)
     writeFileSync(join(home, 'policy.json'), JSON.stringify({ version: 1 })) // knock-first: every knock held for the owner
     const requests: Array<{ from: string, category: string }> = []
     const approvedPeers: string[] = []
@@ -117,11 +116,7 @@ describe('openclaw bridge (in process)', () => {
     const b = startBridge(home, relay.url, async (turn, deliver) => { await deliver(`hello ${turn.senderId.slice(0, 6)}`) }, {}, [0, 0], approval)
     t.after(async () => { await b.stop() })
     await waitFor(() => b.amid() !== '', 'the bridge to connect')
-    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
-    const got: Message[] = []
-    const pac = new AbortController()
-    const reading = collect(peer, got, pac.signal)
-    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    const { peer, got } = await readingPeer(t, relay.url)
     await assert.rejects(peer.send(claw.amid, { text: 'hi' }), (e: Error & { code?: string }) => e.code === 'AM_ERR_NO_GRANT', 'a stranger must knock first')
     await peer.knock(claw.amid, { category: 'question', summary: 'may I ask about your API?' })
     await waitFor(() => requests.length === 1, 'the pairing request')
@@ -138,12 +133,7 @@ describe('openclaw bridge (in process)', () => {
   })
 
   it('a task for the taskCommand is a turn of its own conversation; the reply is the task\'s result', async (t) => {
-    const relay = await startRelay()
-    const dir = tempDir()
-    t.after(async () => { await relay.close(); dir.cleanup() })
-    const home = join(dir.path, 'claw')
-    const claw = createIdentity('claw')
-    saveIdentity(home, claw)
+    const { relay, home, claw } = await clawHome(t)
     const turns: InboundTurn[] = []
     const b = startBridge(home, relay.url, async (turn, deliver) => { turns.push(turn); await deliver(`answer to ${turn.rawText}`) }, { taskCommand: 'ask' })
     t.after(async () => { await b.stop() })
@@ -158,12 +148,7 @@ describe('openclaw bridge (in process)', () => {
   })
 
   it('a failed turn is run again; one that always fails is given up after the last attempt (logged without its text), and the next message is answered', async (t) => {
-    const relay = await startRelay()
-    const dir = tempDir()
-    t.after(async () => { await relay.close(); dir.cleanup() })
-    const home = join(dir.path, 'claw')
-    const claw = createIdentity('claw')
-    saveIdentity(home, claw)
+    const { relay, home, claw } = await clawHome(t)
     const attempts = new Map<string, number>()
     const b = startBridge(home, relay.url, async (turn, deliver) => {
       const n = (attempts.get(turn.rawText) ?? 0) + 1
@@ -174,11 +159,7 @@ describe('openclaw bridge (in process)', () => {
     })
     t.after(async () => { await b.stop() })
     await waitFor(() => b.amid() !== '', 'the bridge to connect')
-    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
-    const got: Message[] = []
-    const pac = new AbortController()
-    const reading = collect(peer, got, pac.signal)
-    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    const { peer, got } = await readingPeer(t, relay.url)
     await peer.send(claw.amid, { text: 'secret body that fails' })
     await peer.send(claw.amid, { text: 'flaky' })
     await peer.send(claw.amid, { text: 'second' })
@@ -191,12 +172,7 @@ describe('openclaw bridge (in process)', () => {
   })
 
   it('a second run of an account takes over from the first (a channel restarted before the old run ended)', async (t) => {
-    const relay = await startRelay()
-    const dir = tempDir()
-    t.after(async () => { await relay.close(); dir.cleanup() })
-    const home = join(dir.path, 'claw')
-    const claw = createIdentity('claw')
-    saveIdentity(home, claw)
+    const { relay, home, claw } = await clawHome(t)
     const turns: string[] = []
     const a = startBridge(home, relay.url, async (turn, deliver) => { turns.push(`a:${turn.rawText}`); await deliver('from a') })
     await waitFor(() => a.amid() !== '', 'the first run to connect')
@@ -206,11 +182,7 @@ describe('openclaw bridge (in process)', () => {
     await waitFor(() => b.amid() !== '', 'the second run to connect')
     assert.ok(b.logs.some(l => l.includes('takes over from the previous one')))
     assert.ok(a.logs.some(l => l.includes('closed')), 'the first run closed')
-    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
-    const got: Message[] = []
-    const pac = new AbortController()
-    const reading = collect(peer, got, pac.signal)
-    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    const { peer, got } = await readingPeer(t, relay.url)
     await peer.send(claw.amid, { text: 'who answers?' })
     await waitFor(() => got.length === 1, 'the answer')
     assert.equal(got[0]!.text, 'from b')
@@ -219,23 +191,14 @@ describe('openclaw bridge (in process)', () => {
   })
 
   it('a stop during a turn leaves the message uncommitted: the next start runs it', async (t) => {
-    const relay = await startRelay()
-    const dir = tempDir()
-    t.after(async () => { await relay.close(); dir.cleanup() })
-    const home = join(dir.path, 'claw')
-    const claw = createIdentity('claw')
-    saveIdentity(home, claw)
+    const { relay, home, claw } = await clawHome(t)
     let started = 0
     let b = startBridge(home, relay.url, async () => {
       started++
       await new Promise((_resolve, reject) => { b.ac.signal.addEventListener('abort', () => { reject(new Error('gateway stopping')) }, { once: true }) })
     })
     await waitFor(() => b.amid() !== '', 'the bridge to connect')
-    const peer = await connect({ identity: createIdentity('peer'), state: memoryState(), server: relay.url })
-    const got: Message[] = []
-    const pac = new AbortController()
-    const reading = collect(peer, got, pac.signal)
-    t.after(async () => { pac.abort(); await reading; await peer.close() })
+    const { peer, got } = await readingPeer(t, relay.url)
     await peer.send(claw.amid, { text: 'long job' })
     await waitFor(() => started === 1, 'the turn to start')
     await b.stop()
@@ -249,12 +212,7 @@ describe('openclaw bridge (in process)', () => {
   })
 
   it('two agents that answer each other forever are stopped by the circuit breaker of the home\'s policy', async (t) => {
-    const relay = await startRelay()
-    const dir = tempDir()
-    t.after(async () => { await relay.close(); dir.cleanup() })
-    const home = join(dir.path, 'claw')
-    const claw = createIdentity('claw')
-    saveIdentity(home, claw)
+    const { relay, home, claw } = await clawHome(t)
     writeFileSync(join(home, 'policy.json'), JSON.stringify({ version: 1, open: true, breaker: { threshold: 6, turn_gap_s: 60, window_s: 600, cooldown_s: 600 } }))
     let turns = 0
     const b = startBridge(home, relay.url, async (turn, deliver) => { turns++; await deliver(`reply ${turns} to ${turn.rawText.slice(0, 20)}`) })
