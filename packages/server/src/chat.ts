@@ -14,7 +14,7 @@ import {
 } from '@agentmesh/protocol'
 import type { RoomInfo, RoomMember } from '@agentmesh/protocol'
 import { fromB64u, identityFromSecret, type Identity } from '@agentmesh/crypto'
-import type { AgentRole, AppendResult, AuditInput, Store } from '@agentmesh/store'
+import type { AgentRole, AppendResult, AuditInput, MemberRecord, Store } from '@agentmesh/store'
 import { RateLimiter, type TakeResult } from '@agentmesh/protocol/internal'
 import type { Logger } from './log.ts'
 import { tsTooFarAhead, type RelayOutlet, type RoomAdmission, type RoomResolver } from './relay.ts'
@@ -71,7 +71,7 @@ export interface ChatInit {
 /**
  * Where a room message goes (RoomAdmission): the room's members but the sender, who read it by
  * cursor or get an inbox copy as the Store decides by their delivery. Every agent is in the global
- * room; only those that read rooms by cursor have a membership row there (readsByCursor): its
+ * room; only those that read rooms by cursor have a membership row there (cursorJoin): its
  * agents are both `members` (those reading by cursor get it live) and `fanout` (the Store copies
  * it to the inbox of each that does not read the room by cursor, in the commit).
  */
@@ -101,7 +101,7 @@ export class ChatService implements RoomResolver {
   readonly now: () => number
   private readonly log: Logger
   private readonly maxClockSkewMs: number
-  /** agents known to have their membership row in the global room (readsByCursor); one per agent, as the agents known */
+  /** agents known to have their membership row in the global room (cursorJoin); one per agent, as the agents known */
   private readonly globalRows = new Set<string>()
 
   private constructor (readonly store: Store, relaySecret: string, init: ChatInit) {
@@ -312,9 +312,11 @@ export class ChatService implements RoomResolver {
    * room cursor starts at the room's last seq; one it has is left as it is, cursor and all). The
    * row is not what lists the global room's members (every agent) nor its presence.
    */
-  async readsByCursor (amid: string): Promise<void> {
-    if (this.globalRows.has(amid)) return
-    await this.store.addMember({ room: GLOBAL_ROOM, amid, role: 'member', joinedAt: this.now() })
+  cursorJoin (amid: string): MemberRecord | undefined {
+    return this.globalRows.has(amid) ? undefined : { room: GLOBAL_ROOM, amid, role: 'member', joinedAt: this.now() }
+  }
+
+  cursorJoined (amid: string): void {
     this.globalRows.add(amid)
   }
 

@@ -22,7 +22,8 @@ import {
   type AuthFrame, type Envelope, type Limits, type SignalFrame,
 } from '@agentmesh/protocol'
 import { keyForAmid, verifyChallenge, verifyEnvelopeAsync } from '@agentmesh/crypto'
-import type { AppendItem, AppendResult, AuditInput, CursorAck, Store } from '@agentmesh/store'
+import type { AppendItem, AppendResult, AuditInput, CursorAck, MemberRecord, Store } from '@agentmesh/store'
+import { AuthBatch } from './auth-batch.ts'
 import type { RelayOptions } from './options.ts'
 import type { Logger } from './log.ts'
 import type { EventBus } from './events.ts'
@@ -102,11 +103,13 @@ export interface RoomResolver {
   /** A room's members (another node stored a message there); undefined for an unknown room or the global room. */
   roomMembers? (room: string): Promise<Iterable<string> | undefined>
   /**
-   * The agent authenticated declaring `room-cursor`, before its delivery is set to 'cursor': the
-   * rooms every agent is in without joining (the global room) get its membership row, so that it
-   * reads them by cursor too (a row it has is left as it is).
+   * The agent authenticates declaring `room-cursor`: the membership row to make before its delivery
+   * is set to 'cursor' in the rooms every agent is in without joining (the global room), so that it
+   * reads them by cursor too (a row it has is left as it is); undefined when it is known to have it.
    */
-  readsByCursor? (amid: string): Promise<void>
+  cursorJoin? (amid: string): MemberRecord | undefined
+  /** The row `cursorJoin` answered is stored. */
+  cursorJoined? (amid: string): void
 }
 
 export type { SendGate, SendVerdict } from './send-gates.ts'
@@ -271,6 +274,8 @@ export class RelayCore implements RelayOutlet {
   private readonly log: Logger
   private readonly events: EventBus
   private readonly rooms: RoomResolver
+  /** the Store bookkeeping of the authentications of one turn, in one call (auth-batch.ts) */
+  private readonly authBatch: AuthBatch
   private readonly backplane: Backplane | undefined
   private readonly sessions: SessionVerifier | undefined
   private readonly sendGates: () => readonly SendGate[]
@@ -293,6 +298,7 @@ export class RelayCore implements RelayOutlet {
     this.log = components.logger
     this.events = components.events
     this.rooms = components.rooms
+    this.authBatch = new AuthBatch(this.store)
     this.relayId = init.relayId
     this.relayAmid = init.relayAmid
     const opts = this.opts = init.options
@@ -567,10 +573,12 @@ export class RelayCore implements RelayOutlet {
     try {
       // a display name keeps no bidi control or invisible character (they disguise it)
       const name = f.name === undefined ? undefined : stripUnsafeChars(f.name)
-      await this.store.upsertAgent({ amid, ...(name === undefined || name === '' ? {} : { name }), seenAt: Date.now() })
+      const join = byCursor ? this.rooms.cursorJoin?.(amid) : undefined
+      const { feeds } = await this.authBatch.add({
+        amid, ...(name === undefined || name === '' ? {} : { name }), seenAt: Date.now(), delivery: byCursor ? 'cursor' : 'inbox', ...(join === undefined ? {} : { join }),
+      })
+      if (join !== undefined) this.rooms.cursorJoined?.(amid)
       this.rememberAgent(amid)
-      if (byCursor) await this.rooms.readsByCursor?.(amid)
-      const feeds = await this.store.setRoomDelivery(amid, byCursor ? 'cursor' : 'inbox')
       await box.ready
       if (!byCursor) {
         // what a switch to 'inbox' copied into the inbox is delivered now

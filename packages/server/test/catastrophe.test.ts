@@ -479,5 +479,7 @@ describe('catastrophe events - read-only classification', () => {
     assert.equal(refusedWhenReadOnly('putSomethingNew', []), true, 'a write a new slice adds is refused')
     assert.equal(refusedWhenReadOnly('addMember', [{ room: 'global', amid: 'am-x' }]), false, 'the global-room row of an agent at auth')
     assert.equal(refusedWhenReadOnly('addMember', [{ room: 'ops', amid: 'am-x' }]), true)
+    assert.equal(refusedWhenReadOnly('agentsOnline', [[{ amid: 'am-x', delivery: 'cursor', join: { room: 'global', amid: 'am-x' } }, { amid: 'am-y', delivery: 'inbox' }]]), false, 'the auth bookkeeping of a turn')
+    assert.equal(refusedWhenReadOnly('agentsOnline', [[{ amid: 'am-x', delivery: 'cursor', join: { room: 'ops', amid: 'am-x' } }]]), true, 'a join of another room is a write')
   })
 })

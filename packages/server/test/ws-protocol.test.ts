@@ -489,7 +489,7 @@ describe('relay ws - authentication', () => {
   })
 
   it('relay ws - concurrent auths of one agent cannot exceed maxConnectionsPerAgent on a slow store', async (t) => {
-    // a Store whose upsertAgent waits (as a networked store would) until all three auths are in it
+    // a Store whose auth bookkeeping waits (as a networked store would) until all three auths are in it
     const inner = memoryStore()
     let waiting = 0
     let release!: () => void
@@ -497,10 +497,11 @@ describe('relay ws - authentication', () => {
     const store: Store = {
       ...inner,
       kind: 'memory',
-      async upsertAgent (a) {
-        if (++waiting === 3) release()
+      async agentsOnline (batch) {
+        waiting += batch.length
+        if (waiting >= 3) release()
         await gate
-        return await inner.upsertAgent(a)
+        return await inner.agentsOnline(batch)
       },
     }
     const relay = await createRelay({ port: 0, logger: silentLogger, maxConnectionsPerAgent: 2 }, { store })

@@ -19,7 +19,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode, handleSkeleton } from '@agentmesh/protocol'
 import {
   auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit, compareCrls, crlPutResult, profileMatches, searchText, storeOptions,
-  type AgentProfile, type AgentRecord, type CatastropheRecord, type AppendItem, type AppendResult, type AuditInput, type AuditRecord, type CrlRecord,
+  type AgentOnlineResult, type AgentProfile, type AgentRecord, type CatastropheRecord, type AppendItem, type AppendResult, type AuditInput, type AuditRecord, type CrlRecord,
   type CursorAck, type FeedbackRecord, type FileRecord, type HealthChange, type HeartbeatRecord, type OwnerLinkRecord, type HistoryEntry, type MemberRecord,
   type OneTimePrekey, type PqOneTimePrekey, type PutCrlResult, type ReputationFlag, type RoomDelivery, type RoomFeed, type RoomRecord,
   type Store, type StoreInit, type StoredMessage, type TakenBundle, type TaskRecord, type UpdateAckRecord, type UpdateRecord, type AgentRole,
@@ -417,6 +417,40 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
   const feedOf = (r: FeedRow): RoomFeed => ({ room: r.room, cursor: r.cursor, lastSeq: r.last_seq })
   const FEEDS_OF = 'SELECT m.room AS room, m.cursor AS cursor, coalesce(s.last_seq, 0) AS last_seq FROM members m LEFT JOIN room_seqs s ON s.room = m.room WHERE m.amid = $1 AND m.by_cursor = 1 ORDER BY m.room'
 
+  const upsertAgentIn = async (c: Queryable, a: { amid: string, name?: string, seenAt: number }): Promise<boolean> => {
+    const r = await run(c, 'INSERT INTO agents (amid, name, registered_at, last_seen_at) VALUES ($1, $2, $3, $3) ON CONFLICT (amid) DO NOTHING', [a.amid, a.name ?? null, a.seenAt])
+    if (r.rowCount === 0) await run(c, 'UPDATE agents SET last_seen_at = $1, name = coalesce($2, name) WHERE amid = $3', [a.seenAt, a.name ?? null, a.amid])
+    return r.rowCount === 1
+  }
+
+  const addMemberIn = async (c: Queryable, m: MemberRecord): Promise<boolean> => {
+    const r = await run(c, `INSERT INTO members (room, amid, role, joined_at, cursor, by_cursor) VALUES ($1, $2, $3, $4,
+      coalesce((SELECT last_seq FROM room_seqs WHERE room = $1), 0), CASE WHEN EXISTS (SELECT 1 FROM room_cursor_agents WHERE amid = $2) THEN 1 ELSE 0 END)
+      ON CONFLICT DO NOTHING`, [m.room, m.amid, m.role, m.joinedAt])
+    if (r.rowCount === 0) return false
+    await run(c, 'DELETE FROM invites WHERE room = $1 AND amid = $2', [m.room, m.amid])
+    return true
+  }
+
+  const roomDeliveryIn = async (c: Queryable, amid: string, delivery: RoomDelivery): Promise<RoomFeed[]> => {
+    if (delivery === 'cursor') {
+      await run(c, 'INSERT INTO room_cursor_agents (amid) VALUES ($1) ON CONFLICT DO NOTHING', [amid])
+      await run(c, 'UPDATE members SET by_cursor = 1, cursor = coalesce((SELECT last_seq FROM room_seqs WHERE room_seqs.room = members.room), 0) WHERE amid = $1 AND by_cursor = 0', [amid])
+      return (await rows<FeedRow>(c, FEEDS_OF, [amid])).map(feedOf)
+    }
+    await run(c, 'DELETE FROM room_cursor_agents WHERE amid = $1', [amid])
+    const touched = new Map<string, Box>()
+    for (const r of await rows<{ room: string, cursor: number }>(c, 'SELECT room, cursor FROM members WHERE amid = $1 AND by_cursor = 1 ORDER BY room', [amid])) {
+      const room = Math.max(0, opts.maxInbox - (await getBox(c, touched, amid)).pending)
+      const entries = await rows<{ seq: number, sender: string, id: string, envelope: string, received_at: number }>(c,
+        'SELECT seq, sender, id, envelope, received_at FROM history WHERE room = $1 AND seq > $2 AND deleted_at IS NULL AND sender != $3 ORDER BY seq LIMIT $4', [r.room, r.cursor, amid, room])
+      for (const e of entries) await toInbox(c, touched, amid, { sender: e.sender, id: e.id, envelope: e.envelope, receivedAt: e.received_at })
+    }
+    await putBoxes(c, touched)
+    await run(c, 'UPDATE members SET by_cursor = 0, cursor = coalesce((SELECT last_seq FROM room_seqs WHERE room_seqs.room = members.room), 0) WHERE amid = $1 AND by_cursor = 1', [amid])
+    return []
+  }
+
   // ---------------------------------------------------------------- rows to records
 
   interface FeedbackRow { rater: string, subject: string, score: number, comment: string | null, interaction: string | null, at: number }
@@ -503,11 +537,19 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
     async relayId () { live(); return relayId },
     async relaySecret () { live(); return relaySecret },
     async upsertAgent (a) {
-      return await read(async (c) => {
-        const r = await run(c, 'INSERT INTO agents (amid, name, registered_at, last_seen_at) VALUES ($1, $2, $3, $3) ON CONFLICT (amid) DO NOTHING', [a.amid, a.name ?? null, a.seenAt])
-        if (r.rowCount === 0) await run(c, 'UPDATE agents SET last_seen_at = $1, name = coalesce($2, name) WHERE amid = $3', [a.seenAt, a.name ?? null, a.amid])
-        return { created: r.rowCount === 1 }
-      })
+      return await read(async (c) => ({ created: await upsertAgentIn(c, a) }))
+    },
+    async agentsOnline (batch) {
+      // each agent in its own write (the write lock is held per transaction; every step can be done again)
+      const out: AgentOnlineResult[] = []
+      for (const a of batch) {
+        out.push(await write(async (c) => {
+          const created = await upsertAgentIn(c, a)
+          if (a.join !== undefined) await addMemberIn(c, a.join)
+          return { created, feeds: await roomDeliveryIn(c, a.amid, a.delivery) }
+        }))
+      }
+      return out
     },
     async getAgent (amid): Promise<AgentRecord | undefined> {
       const r = await read(async (c) => await one<{ amid: string, name: string | null, registered_at: number, last_seen_at: number }>(c, 'SELECT amid, name, registered_at, last_seen_at FROM agents WHERE amid = $1', [amid]))
@@ -594,24 +636,7 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
       }))
     },
     async setRoomDelivery (amid: string, delivery: RoomDelivery) {
-      return await write(async (c): Promise<RoomFeed[]> => {
-        if (delivery === 'cursor') {
-          await run(c, 'INSERT INTO room_cursor_agents (amid) VALUES ($1) ON CONFLICT DO NOTHING', [amid])
-          await run(c, 'UPDATE members SET by_cursor = 1, cursor = coalesce((SELECT last_seq FROM room_seqs WHERE room_seqs.room = members.room), 0) WHERE amid = $1 AND by_cursor = 0', [amid])
-          return (await rows<FeedRow>(c, FEEDS_OF, [amid])).map(feedOf)
-        }
-        await run(c, 'DELETE FROM room_cursor_agents WHERE amid = $1', [amid])
-        const touched = new Map<string, Box>()
-        for (const r of await rows<{ room: string, cursor: number }>(c, 'SELECT room, cursor FROM members WHERE amid = $1 AND by_cursor = 1 ORDER BY room', [amid])) {
-          const room = Math.max(0, opts.maxInbox - (await getBox(c, touched, amid)).pending)
-          const entries = await rows<{ seq: number, sender: string, id: string, envelope: string, received_at: number }>(c,
-            'SELECT seq, sender, id, envelope, received_at FROM history WHERE room = $1 AND seq > $2 AND deleted_at IS NULL AND sender != $3 ORDER BY seq LIMIT $4', [r.room, r.cursor, amid, room])
-          for (const e of entries) await toInbox(c, touched, amid, { sender: e.sender, id: e.id, envelope: e.envelope, receivedAt: e.received_at })
-        }
-        await putBoxes(c, touched)
-        await run(c, 'UPDATE members SET by_cursor = 0, cursor = coalesce((SELECT last_seq FROM room_seqs WHERE room_seqs.room = members.room), 0) WHERE amid = $1 AND by_cursor = 1', [amid])
-        return []
-      })
+      return await write(async (c) => await roomDeliveryIn(c, amid, delivery))
     },
     async roomFeeds (amid) { return (await read(async (c) => await rows<FeedRow>(c, FEEDS_OF, [amid]))).map(feedOf) },
     async roomFeed (room, amid) {
@@ -741,14 +766,7 @@ export async function postgresStore (url: string, init: PostgresStoreInit = {}):
       return (await read(async (c) => await rows<RoomRow>(c, sql, values))).map(roomOf)
     },
     async addMember (m) {
-      return await write(async (c) => {
-        const r = await run(c, `INSERT INTO members (room, amid, role, joined_at, cursor, by_cursor) VALUES ($1, $2, $3, $4,
-          coalesce((SELECT last_seq FROM room_seqs WHERE room = $1), 0), CASE WHEN EXISTS (SELECT 1 FROM room_cursor_agents WHERE amid = $2) THEN 1 ELSE 0 END)
-          ON CONFLICT DO NOTHING`, [m.room, m.amid, m.role, m.joinedAt])
-        if (r.rowCount === 0) return false
-        await run(c, 'DELETE FROM invites WHERE room = $1 AND amid = $2', [m.room, m.amid])
-        return true
-      })
+      return await write(async (c) => await addMemberIn(c, m))
     },
     async removeMember (room, amid) { return await write(async (c) => (await run(c, 'DELETE FROM members WHERE room = $1 AND amid = $2', [room, amid])).rowCount === 1) },
     async getMember (room, amid) {

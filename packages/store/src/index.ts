@@ -18,7 +18,7 @@ export type { AuditCheck, AuditHeadRef, AuditProblem } from './audit.ts'
 export { profileMatches, searchText, crlPutResult, compareCrls } from './registry.ts'
 export type {
   Store, StoreBase, RegistryStore, MessageStore, CertificateStore, ReputationStore, HandleStore, RoleStore, RoomStore,
-  TaskStore, AuditStore, SettingsStore, HealthStore, HealthStatus, WebhookStore, WebhookRecord, HeartbeatRecord, HealthChange, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, RoomDelivery, RoomFeed, InboxState, StoredMessage,
+  TaskStore, AuditStore, SettingsStore, HealthStore, HealthStatus, WebhookStore, WebhookRecord, HeartbeatRecord, HealthChange, StoreInit, AgentRecord, AppendItem, AppendResult, CursorAck, RoomDelivery, RoomFeed, AgentOnline, AgentOnlineResult, InboxState, StoredMessage,
   AgentProfile, Skill, TrustTier, ProfileQuery, PrekeyUpload, TakenBundle, OneTimePrekey, PqOneTimePrekey,
   CertificateRecord, CertificateLink, CaCertificateRecord, CrlRecord, PutCrlResult,
   FeedbackRecord, ScorePoint, ReputationFlag,

@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { storeOptions } from './options.ts'
-import type { AgentProfile, AgentRecord, AppendItem, AppendResult, AuditInput, AuditRecord, CursorAck, HistoryEntry, InboxState, InviteRecord, MemberRecord, RoomFeed, RoomRecord, Store, StoreInit, StoredMessage } from './types.ts'
+import type { AgentOnlineResult, AgentProfile, AgentRecord, AppendItem, AppendResult, AuditInput, AuditRecord, CursorAck, HistoryEntry, InboxState, InviteRecord, MemberRecord, RoomFeed, RoomRecord, Store, StoreInit, StoredMessage } from './types.ts'
 import { profileMatches } from './registry.ts'
 import { auditPruneUpTo, auditPrunedRow, batchAuditRow, chainAudit } from './audit.ts'
 import { memoryCertificates } from './memory/certificates.ts'
@@ -249,6 +249,16 @@ export function memoryStore (init: StoreInit = {}): Store {
       let pending = 0
       for (const b of inboxes.values()) pending += b.messages.length
       return { agents: agents.size, pending }
+    },
+    async agentsOnline (batch) {
+      live()
+      const out: AgentOnlineResult[] = []
+      for (const a of batch) {
+        const { created } = await this.upsertAgent({ amid: a.amid, ...(a.name === undefined ? {} : { name: a.name }), seenAt: a.seenAt })
+        if (a.join !== undefined) await this.addMember(a.join)
+        out.push({ created, feeds: await this.setRoomDelivery(a.amid, a.delivery) })
+      }
+      return out
     },
     async setRoomDelivery (amid, delivery) {
       live()

@@ -80,6 +80,23 @@ export interface CursorAck { recipient: string, seq: number, room?: string }
  */
 export type RoomDelivery = 'cursor' | 'inbox'
 
+/** One agent's authentication bookkeeping (MessageStore.agentsOnline). */
+export interface AgentOnline {
+  amid: string
+  name?: string
+  seenAt: number
+  delivery: RoomDelivery
+  /** a membership row to make when missing (the global room's row of an agent reading by cursor) */
+  join?: MemberRecord
+}
+
+export interface AgentOnlineResult {
+  /** the agent was registered by this step */
+  created: boolean
+  /** its rooms read by cursor after the step (setRoomDelivery's answer) */
+  feeds: RoomFeed[]
+}
+
 /** A room as one member reads it by cursor. */
 export interface RoomFeed {
   room: string
@@ -482,6 +499,14 @@ export interface MessageStore {
    * `maxInbox`). Answers its rooms read by cursor (none for 'inbox'), by room id.
    */
   setRoomDelivery (amid: string, delivery: RoomDelivery): Promise<RoomFeed[]>
+  /**
+   * What an agent's authentication writes, for several agents at once (the relay gathers the
+   * authentications of one turn): for each item in order, `upsertAgent`, then `addMember(join)`
+   * when `join` is given (a row it has is left as it is), then `setRoomDelivery(amid, delivery)`.
+   * SQLite and memory do the whole batch in one atomic step; a store may take each item in steps,
+   * each atomic, since each step can be done again. Answers per item, in order.
+   */
+  agentsOnline (batch: readonly AgentOnline[]): Promise<AgentOnlineResult[]>
   /** The rooms `amid` reads by cursor, by room id. */
   roomFeeds (amid: string): Promise<RoomFeed[]>
   /** One room as `amid` reads it by cursor; undefined when it is not a member or its delivery is 'inbox'. */

@@ -13,7 +13,7 @@ import { withStoreOf, T0, ALICE, BOB, CAROL, DAVE, roomItem, dm, envText, room, 
  * the history, the inbox copies and the room cursors, read, inbox and stats show the copies, and
  * the room cursors of members that read rooms by cursor (fan-out on read).
  */
-export type RoomsSuiteStore = RoomStore & Pick<MessageStore, 'commit' | 'read' | 'inbox' | 'stats' | 'setRoomDelivery' | 'roomFeeds' | 'roomFeed'>
+export type RoomsSuiteStore = RoomStore & Pick<MessageStore, 'commit' | 'read' | 'inbox' | 'stats' | 'setRoomDelivery' | 'roomFeeds' | 'roomFeed' | 'agentsOnline'>
 
 export function roomsSuite (init: SuiteInit<RoomsSuiteStore>): void {
   const withStore = withStoreOf(init)
@@ -390,6 +390,26 @@ export function roomsSuite (init: SuiteInit<RoomsSuiteStore>): void {
           assert.deepEqual(await store.commit([roomItem(ALICE, 'id-000004', 'global', [BOB])], []), [{ status: 'stored', seq: 4, deliveries: [{ recipient: BOB, seq: 3 }, { recipient: CAROL, seq: 4 }] }])
           assert.deepEqual(await store.setRoomDelivery(BOB, 'cursor'), [{ room: 'global', cursor: 4, lastSeq: 4 }])
           assert.deepEqual(await store.commit([roomItem(ALICE, 'id-000005', 'global', [BOB])], []), [{ status: 'stored', seq: 5, deliveries: [{ recipient: CAROL, seq: 5 }] }])
+        })
+      })
+
+      it('store - agentsOnline: per agent in order, registration, the global-room row and the delivery; again it keeps the row and its cursor', async () => {
+        await withStore(undefined, async ({ store }) => {
+          await store.createRoom(room('global', 'global'))
+          await store.commit([roomItem(ALICE, 'id-000001', 'global', [BOB, CAROL])], [])
+          assert.deepEqual(await store.agentsOnline([
+            { amid: BOB, name: 'bob', seenAt: T0, delivery: 'cursor', join: member('global', BOB) },
+            { amid: CAROL, seenAt: T0, delivery: 'inbox' },
+          ]), [{ created: true, feeds: [{ room: 'global', cursor: 1, lastSeq: 1 }] }, { created: true, feeds: [] }])
+          assert.equal((await store.stats()).agents, 2)
+          assert.equal(await store.getMember('global', CAROL), undefined, 'no row for an agent reading by inbox')
+          await store.commit([roomItem(ALICE, 'id-000002', 'global', [BOB, CAROL])], [])
+          await store.commit([], [{ recipient: BOB, room: 'global', seq: 2 }])
+          // the same agent again (a reconnect): not created, its row and cursor as they were
+          assert.deepEqual(await store.agentsOnline([{ amid: BOB, seenAt: T0 + 1, delivery: 'cursor', join: member('global', BOB, T0 + 1) }]),
+            [{ created: false, feeds: [{ room: 'global', cursor: 2, lastSeq: 2 }] }])
+          assert.equal((await store.getMember('global', BOB))?.joinedAt, T0)
+          assert.deepEqual((await store.read(CAROL, 0, 10)).map(m => m.id), ['id-000001', 'id-000002'], 'the inbox reader gets its copies')
         })
       })
 

@@ -90,8 +90,10 @@ const BOOKKEEPING: ReadonlySet<string> = new Set([
 export function refusedWhenReadOnly (name: string, args: readonly unknown[]): boolean {
   if (READ_NAME.test(name) || BOOKKEEPING.has(name)) return false
   if (name === 'commit') return ((args[0] as unknown[] | undefined)?.length ?? 0) > 0 || ((args[2] as unknown[] | undefined)?.length ?? 0) > 0
-  // an agent's row in the global room, made at its auth (chat's readsByCursor): delivery bookkeeping
+  // an agent's row in the global room, made at its auth (chat's cursorJoin): delivery bookkeeping
   if (name === 'addMember') return (args[0] as { room?: unknown } | undefined)?.room !== GLOBAL_ROOM
+  // the authentications of a turn (auth-batch.ts): the same bookkeeping, for several agents
+  if (name === 'agentsOnline') return ((args[0] as Array<{ join?: { room?: unknown } }> | undefined) ?? []).some(a => a.join !== undefined && a.join.room !== GLOBAL_ROOM)
   return true
 }
 
