@@ -28,7 +28,8 @@ import type { RelayOptions } from './options.ts'
 import type { Logger } from './log.ts'
 import type { EventBus } from './events.ts'
 import { LruSet } from '@agentmesh/protocol/internal'
-import type { Backplane, BackplaneMessage } from './backplane.ts'
+import type { Backplane } from './backplane.ts'
+import { ClusterLink, type CatchUpResult } from './relay-cluster.ts'
 import type { SessionGrant, SessionVerifier } from './session-auth.ts'
 import { RoomFeeds, connFeeds, type AgentFeeds, type ConnFeeds } from './room-feeds.ts'
 
@@ -56,7 +57,7 @@ export interface Peer {
 }
 
 /** What one catch-up found: agents read, inboxes and rooms that had grown unannounced, rooms left unannounced. */
-export interface CatchUpResult { agents: number, inboxes: number, rooms: number, roomsLeft: number }
+export type { CatchUpResult } from './relay-cluster.ts'
 
 /** What the relay core offers the features: posting its own items, events to connections. */
 export interface RelayOutlet {
@@ -282,7 +283,8 @@ export class RelayCore implements RelayOutlet {
   private readonly node: string
   private readonly unsubscribe: (() => void) | undefined
   private readonly offGap: (() => void) | undefined
-  private catchingUp: Promise<CatchUpResult> | undefined
+  /** the other relay nodes over the same Store (relay-cluster.ts); none on a single node */
+  private readonly cluster: ClusterLink<Inbox> | undefined
   /** rooms read by cursor: live deliveries, pumps, room cursors */
   private readonly feeds: RoomFeeds
 
@@ -292,9 +294,6 @@ export class RelayCore implements RelayOutlet {
     this.sessions = components.sessions
     this.sendGates = components.sendGates ?? (() => [])
     this.node = init.node
-    this.unsubscribe = this.backplane?.subscribe((m) => { this.fromBackplane(m) })
-    // the bus only wakes: what it lost while away is read from the Store (here, and on a timer below)
-    this.offGap = this.backplane?.onGap?.(() => { void this.catchUp() })
     this.log = components.logger
     this.events = components.events
     this.rooms = components.rooms
@@ -332,9 +331,25 @@ export class RelayCore implements RelayOutlet {
         }
       },
     })
+    const backplane = this.backplane
+    if (backplane !== undefined) {
+      const cluster = this.cluster = new ClusterLink<Inbox>({
+        node: this.node,
+        store: this.store,
+        feeds: this.feeds,
+        log: this.log,
+        inboxes: this.inboxes,
+        wake: (box) => { for (const c of box.conns) if (c.deliver && !c.closed) void this.pump(c) },
+        event: (amids, frame) => { this.event(amids, frame) },
+        stopping: () => this.shuttingDown,
+      }, backplane)
+      this.unsubscribe = backplane.subscribe((m) => { cluster.receive(m) })
+      // the bus only wakes: what it lost while away is read from the Store (here, and on a timer)
+      this.offGap = backplane.onGap?.(() => { void cluster.catchUp() })
+      this.timers.push(setInterval(() => { void cluster.catchUp() }, opts.backplaneCatchUpMs).unref())
+    }
     this.timers.push(setInterval(() => { this.heartbeat() }, opts.heartbeatMs).unref())
     this.timers.push(setInterval(() => { this.retransmit() }, Math.max(50, Math.floor(opts.retransmitMs / 2))).unref())
-    if (this.backplane !== undefined) this.timers.push(setInterval(() => { void this.catchUp() }, opts.backplaneCatchUpMs).unref())
   }
 
   get connectionCount (): number { return this.conns.size }
@@ -870,7 +885,7 @@ export class RelayCore implements RelayOutlet {
     }
     for (const box of touched) for (const c of box.conns) if (c.pumpAgain) void this.pump(c)
     for (const agent of touchedFeeds) for (const c of agent.conns) if (c.rf.again) void this.feeds.pump(c)
-    if (this.backplane !== undefined) this.tellNodes(appends, results)
+    this.cluster?.tell(appends, results)
     // inboxes of agents that went offline are kept until their last cursor ack is durable
     for (const a of acks) {
       const box = this.inboxes.get(a.recipient)
@@ -881,82 +896,9 @@ export class RelayCore implements RelayOutlet {
   // ---------------------------------------------------------------- other nodes
 
   /** Tells other nodes which inboxes and rooms grew, so their connections of those agents pump them. */
-  private tellNodes (appends: PendingAppend[], results: AppendResult[]): void {
-    const inboxes: Array<{ recipient: string, seq: number }> = []
-    const rooms = new Map<string, number>()
-    for (let i = 0; i < appends.length; i++) {
-      const r = results[i]!
-      if (r.status !== 'stored') continue
-      const room = appends[i]!.item.room
-      if (room !== undefined) rooms.set(room, Math.max(rooms.get(room) ?? 0, r.seq))
-      if (r.deliveries !== undefined) inboxes.push(...r.deliveries)
-      else if (room === undefined) inboxes.push({ recipient: appends[i]!.item.recipient, seq: r.seq })
-    }
-    if (inboxes.length > 0) {
-      this.backplane!.publish({ type: 'inbox:stored', origin: this.node, inboxes }).catch((err) => {
-        this.log.warn({ err, inboxes: inboxes.length }, 'could not tell other nodes about stored envelopes')
-      })
-    }
-    if (rooms.size > 0) {
-      this.backplane!.publish({ type: 'room:stored', origin: this.node, rooms: [...rooms].map(([room, seq]) => ({ room, seq })) }).catch((err) => {
-        this.log.warn({ err, rooms: rooms.size }, 'could not tell other nodes about stored room messages')
-      })
-    }
-  }
-
-  /**
-   * Reads every connected agent's inbox and rooms read by cursor from the Store again and pumps what
-   * this node had not heard of: what a backplane message lost while the bus was away would have
-   * woken. Called when the backplane reports a gap and every backplaneCatchUpMs; one at a time (a
-   * call while one runs answers that one). Agents are read one after the other, two Store reads each.
-   */
+  /** Reads the Store again for what the bus may have lost (relay-cluster.ts); nothing to do on a single node. */
   async catchUp (): Promise<CatchUpResult> {
-    if (this.catchingUp !== undefined) return await this.catchingUp
-    const run = async (): Promise<CatchUpResult> => {
-      const out: CatchUpResult = { agents: 0, inboxes: 0, rooms: 0, roomsLeft: 0 }
-      for (const [amid, box] of [...this.inboxes]) {
-        if (this.shuttingDown) break
-        if (box.conns.size === 0) continue
-        out.agents++
-        try {
-          const st = await this.store.inbox(amid)
-          if (st.lastSeq > box.lastSeq) {
-            box.lastSeq = st.lastSeq
-            out.inboxes++
-            for (const c of box.conns) if (c.deliver && !c.closed) void this.pump(c)
-          }
-          if (box.rf.byCursor) {
-            // the rooms it read before the Store is asked: one of them missing from the answer was left
-            const before = this.feeds.readyFeeds(box.rf)
-            const r = this.feeds.caughtUp(box.rf, await this.store.roomFeeds(amid), before)
-            out.rooms += r.grown
-            out.roomsLeft += r.left
-          }
-        } catch (err) {
-          this.log.error({ err, amid }, 'store read failed while catching up after the backplane')
-        }
-      }
-      if (out.inboxes + out.rooms + out.roomsLeft > 0) this.log.info(out, 'caught up from the store: deliveries the backplane did not announce')
-      return out
-    }
-    this.catchingUp = run().finally(() => { this.catchingUp = undefined })
-    return await this.catchingUp
-  }
-
-  private fromBackplane (m: BackplaneMessage): void {
-    if (m.origin === this.node) return // applied here already
-    if (m.type === 'inbox:stored') {
-      for (const { recipient, seq } of m.inboxes) {
-        const box = this.inboxes.get(recipient)
-        if (box === undefined || seq <= box.lastSeq) continue
-        box.lastSeq = seq
-        for (const c of box.conns) if (c.deliver && !c.closed) void this.pump(c)
-      }
-    } else if (m.type === 'room:stored') {
-      this.feeds.stored(m.rooms)
-    } else if (m.type === 'event') {
-      this.event(m.amids, m.frame)
-    }
+    return await (this.cluster?.catchUp() ?? Promise.resolve({ agents: 0, inboxes: 0, rooms: 0, roomsLeft: 0 }))
   }
 
   // ---------------------------------------------------------------- delivery
