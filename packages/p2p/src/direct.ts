@@ -40,7 +40,7 @@ export const DIRECT_DEFAULTS = Object.freeze({
   maxFailedPeers: 4_096,
 })
 
-export type DirectLimits = typeof DIRECT_DEFAULTS
+export type DirectLimits = { readonly [K in keyof typeof DIRECT_DEFAULTS]: number }
 
 /** What the receiver answers a `send` frame. */
 export type DirectAnswer =
