@@ -1027,6 +1027,9 @@ export class ConnectionImpl implements Connection {
   /** p2p.ts attaches the direct links once they are started (before the first send). */
   attachDirect (d: DirectPath): void { this.direct = d }
 
+  /** The direct links, when connect({ p2p }) started them (directPathOf). */
+  get directPath (): DirectPath | undefined { return this.direct }
+
   /**
    * An envelope received on a direct link from `from` (the AMID the Noise handshake authenticated):
    * checked as a relay delivery is, and more (the sender must be the peer, no relay type, no
@@ -1491,4 +1494,9 @@ export class ConnectionImpl implements Connection {
     this.eventChannel.end()
     if (this.cfg.ownsState) this.cfg.state.close()
   }
+}
+
+/** The direct links of a connection made by connect({ p2p }) (for tests and tools: `@agentmesh/client/internal`). */
+export function directPathOf (conn: Connection): DirectPath | undefined {
+  return conn instanceof ConnectionImpl ? conn.directPath : undefined
 }

@@ -119,7 +119,7 @@ export async function serveDirect (node: AgentNode, receive: DirectReceiver, ini
   const open = new Set<Stream>()
   await node.handle(DIRECT_PROTOCOL, (stream: Stream, connection: Connection) => {
     open.add(stream)
-    void serveStream(stream, connection, receive, limits).finally(() => { open.delete(stream) })
+    void serveStream(stream, connection, receive, limits).catch(() => {}).finally(() => { open.delete(stream) })
   }, { maxInboundStreams: limits.maxStreams, maxOutboundStreams: limits.maxStreams })
   return async () => {
     await node.unhandle(DIRECT_PROTOCOL)
@@ -147,7 +147,7 @@ async function serveStream (stream: Stream, connection: Connection, receive: Dir
         }
         answer = a.ok ? { op: 'ack', id: d.id, ...(a.duplicate === true ? { duplicate: true as const } : {}) } : { op: 'refused', id: d.id, code: a.code, message: a.message }
       }
-      await lp.write(encode(answer))
+      try { await lp.write(encode(answer)) } catch { break } // the stream broke: the sender sends what is unanswered again
     }
   } finally {
     await stream.close().catch(() => { stream.abort(new Error('closing')) })
