@@ -38,7 +38,7 @@ export class P2PLinks implements DirectPath {
 
   private constructor (
     readonly node: AgentNode,
-    private readonly sender: DirectSender,
+    readonly sender: DirectSender,
     private readonly stopServing: () => Promise<void>,
     private readonly opts: P2POptions,
   ) {
@@ -62,6 +62,8 @@ export class P2PLinks implements DirectPath {
       : async () => {}
     links = new P2PLinks(node, new DirectSender(node, { limits }), stop, opts)
     conn.attachDirect(links)
+    // the configured peers are dialled at once (in the background), so the first message finds its link open
+    for (const [amid, addrs] of Object.entries(opts.peers ?? {})) void links.sender.connect(amid, addrs)
     return links
   }
 

@@ -221,6 +221,19 @@ export class DirectSender {
     })
   }
 
+  /** Opens the direct stream to `peer` ahead of the first send (a configured peer); false when it cannot be now. */
+  async connect (peer: string, addrs: readonly string[]): Promise<boolean> {
+    if (this.stopped) return false
+    try {
+      await this.link(peer, addrs)
+      return true
+    } catch {
+      this.failed.set(peer, Date.now() + this.limits.redialAfterMs)
+      while (this.failed.size > this.limits.maxFailedPeers) this.failed.delete(this.failed.keys().next().value!)
+      return false
+    }
+  }
+
   /** Closes the direct stream to `peer` (its unanswered sends answer `unavailable`). */
   async close (peer: string): Promise<void> {
     const link = await this.links.get(peer)?.catch(() => undefined)
