@@ -1050,7 +1050,8 @@ export class ConnectionImpl implements Connection {
       return refuse(ErrorCode.SenderMismatch, `the envelope says from ${env.from}, but this link authenticated ${from}`)
     }
     if (env.to !== this.amid) return refuse(ErrorCode.InvalidEnvelope, `addressed to ${env.to}: a direct link carries direct messages to ${this.amid} only (rooms take the relay)`)
-    if (env.via !== undefined || isRelayType(env.type)) return refuse(ErrorCode.AttestationRefused, `a ${env.via !== undefined ? 'relay-attested envelope' : `${env.type} message`} comes from the relay only, never over a direct link`)
+    if (env.via !== undefined) return refuse(ErrorCode.AttestationRefused, 'a relay-attested envelope comes from the relay only, never over a direct link')
+    if (isRelayType(env.type)) return refuse(ErrorCode.ReservedType, `type ${env.type} is posted by the relay only (task.*, relay.*, system.*, notice), never over a direct link`)
     let sessionError: AgentMeshError | undefined
     if (env.session_cert !== undefined && (sessionError = sessionEnvelopeError(env)) !== undefined) return refuse(sessionError.code, sessionError.message)
     if (env.sig !== undefined && env.session_cert === undefined && !verifyEnvelope(env, undefined)) return refuse(ErrorCode.BadSignature, 'bad signature')

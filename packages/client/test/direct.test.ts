@@ -1,7 +1,7 @@
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
-import { createIdentity, type Identity } from '@agentmesh/crypto'
+import { createIdentity, signEnvelope, type Identity } from '@agentmesh/crypto'
 import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
 import { directPathOf } from '@agentmesh/client/internal'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
@@ -173,6 +173,55 @@ describe('direct links', { timeout: 120_000 }, () => {
     assert.deepEqual(texts(bob), ['genuine'])
     assert.equal(bob.warnings.filter(w => w.code === ErrorCode.SenderMismatch).length, 2)
     void alice
+  })
+
+  it('direct - an acknowledged direct message is kept: a receiver that stops before processing it gets it on its next connect, once', async () => {
+    const relay = await start()
+    const [alice, bob] = [agent('alice'), agent('bob')]
+    // bob's first connection never reads: the messages wait in its state, acknowledged
+    const b1 = await connect({ server: relay.url, identity: bob.id, state: bob.state, p2p: true })
+    const a = await open(relay, alice, { p2p: { peers: { [bob.id.amid]: b1.p2pAddresses() } } })
+    const before = relay.stats().received
+    const r = await Promise.all([0, 1, 2].map(async i => await a.send(bob.id.amid, { text: `kept${i}` })))
+    assert.deepEqual(r.map(x => x.duplicate), [false, false, false])
+    assert.equal(relay.stats().received, before, 'acknowledged directly, not through the relay')
+    await b1.close()
+    const b2 = await open(relay, bob)
+    await waitFor(() => bob.got.length === 3, 'the kept messages after the restart')
+    assert.deepEqual(texts(bob), ['kept0', 'kept1', 'kept2'])
+    assert.ok(bob.got.every(m => m.path === 'direct'))
+    assert.equal(bob.state.recordCount('direct-inbox'), 0, 'committed: the kept copies are gone')
+    void b2
+  })
+
+  it('direct - what only the relay may carry is refused on a direct link, each with its code', async () => {
+    const relay = await start()
+    const [, bob, , b] = await pair(relay)
+    const mallory = createIdentity('mallory')
+    const node = await createAgentNode({ keys: mallory })
+    const sender = new DirectSender(node)
+    const id = (n: number): string => `0190a0a0-0000-7000-8000-00000000000${n}`
+    const send = async (n: number, env: object): Promise<string> => {
+      const r = await sender.send(bob.id.amid, id(n), JSON.stringify(env), b.p2pAddresses(), 5000)
+      return r.type === 'refused' ? r.code : r.type
+    }
+    try {
+      assert.equal(await send(1, signEnvelope(mallory, { id: id(1), to: bob.id.amid, type: 'task.request', payload: { command: 'status' } })), ErrorCode.ReservedType)
+      assert.equal(await send(2, signEnvelope(mallory, { id: id(2), to: bob.id.amid, type: 'notice', payload: {} })), ErrorCode.ReservedType)
+      assert.equal(await send(3, { ...signEnvelope(mallory, { id: id(3), to: bob.id.amid, type: 'chat', payload: { text: 'x' } }), via: relay.relayAmid }), ErrorCode.AttestationRefused)
+      assert.equal(await send(4, signEnvelope(mallory, { id: id(4), to: '#general', type: 'chat', payload: { text: 'x' } })), ErrorCode.InvalidEnvelope)
+      assert.equal(await send(5, { ...signEnvelope(mallory, { id: id(5), to: bob.id.amid, type: 'chat', payload: { text: 'x' } }), payload: { text: 'changed' } }), ErrorCode.BadSignature)
+      assert.equal(await send(6, { v: 'agentmesh/0.2', id: id(6), from: mallory.amid }), ErrorCode.InvalidEnvelope)
+      // an open agent takes a stranger's signed message: the same one answers ack, then ack duplicate
+      const ok = signEnvelope(mallory, { id: id(7), to: bob.id.amid, type: 'chat', payload: { text: 'hello from mallory' } })
+      assert.deepEqual(await sender.send(bob.id.amid, id(7), JSON.stringify(ok), b.p2pAddresses(), 5000), { type: 'ack', duplicate: false })
+      assert.deepEqual(await sender.send(bob.id.amid, id(7), JSON.stringify(ok), b.p2pAddresses(), 5000), { type: 'ack', duplicate: true })
+    } finally {
+      await sender.stop()
+      await node.stop()
+    }
+    await waitFor(() => bob.got.length === 1, 'the one message taken')
+    assert.deepEqual(bob.got.map(m => [m.from, m.text, m.path, m.encrypted]), [[mallory.amid, 'hello from mallory', 'direct', false]])
   })
 
   it('direct - a stranger\'s direct message is refused under a knock-first policy, and the sender gets the code', async () => {
