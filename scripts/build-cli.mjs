@@ -8,7 +8,13 @@ import { fileURLToPath } from 'node:url'
 const root = fileURLToPath(new URL('..', import.meta.url))
 await build({
   entryPoints: [`${root}packages/cli/src/main.ts`],
-  outfile: `${root}packages/cli/dist/agentmesh.mjs`,
+  // dist/agentmesh.mjs, and beside it in dist/chunks/ what is only imported dynamically (libp2p,
+  // loaded only with direct links on: `listen --p2p`), so the CLI's start does not parse it
+  outdir: `${root}packages/cli/dist`,
+  entryNames: 'agentmesh',
+  chunkNames: 'chunks/[name]-[hash]',
+  outExtension: { '.js': '.mjs' },
+  splitting: true,
   bundle: true,
   platform: 'node',
   format: 'esm',

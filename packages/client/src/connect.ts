@@ -190,6 +190,16 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   attachMailboxState(conn, e2ee)
   // payloads of the types this agent declares are checked against its schemas (docs/protocol.md §25)
   inbound(conn).use(attachSchemas(conn, { mode: schemaMode, e2ee, notify: (peer, notice) => { tellSender(conn, peer, notice) }, warn: opts.onWarning ?? (() => {}) }))
+  if (opts.p2p !== undefined && opts.p2p !== false) {
+    // libp2p is loaded only here, when direct links are asked for (docs/protocol.md §29)
+    try {
+      const { P2PLinks } = await import('./p2p.ts')
+      await P2PLinks.start(conn, identity, opts.p2p === true ? {} : opts.p2p, opts.deliver !== false)
+    } catch (err) {
+      await conn.close()
+      throw err
+    }
+  }
   await conn.start(opts.signal, timeout, opts.queueWhenUnreachable === true)
   if (conn.connected) {
     await e2ee.start()

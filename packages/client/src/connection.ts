@@ -5,7 +5,7 @@
  */
 import { v7 as uuidv7 } from 'uuid'
 import {
-  AgentMeshError, ErrorCode, FEATURE_ROOM_CURSOR, HANDLE_PATTERN, isRetryable, ID_PATTERN, MAX_ROOMS_PER_FRAME, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
+  AgentMeshError, ErrorCode, FEATURE_ROOM_CURSOR, isRelayType, HANDLE_PATTERN, isRetryable, ID_PATTERN, MAX_ROOMS_PER_FRAME, PROTOCOL, ROOM_ADDRESS_PATTERN, TYPE_PATTERN, decodeRelayFrame, encodeFrame, encodeSend, validateEnvelope,
   type ApiAnswer, type RelayEvent, type Envelope, type ErrorFrame, type Limits, type RelayFrame,
 } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
@@ -19,7 +19,7 @@ import { apiRequest, restCall } from './api.ts'
 import { FILE_MESSAGE_TYPE, FileKeys, fileKeyStage, fileKeysOf } from './file-keys.ts'
 import { attachSealedRecords } from './sealed-records.ts'
 import type { ClientState } from './state.ts'
-import type { Connection, LinkStatus, Message, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
+import type { Connection, LinkStatus, Message, PeerInfo, PeerStatus, SendOptions, SendResult, Status } from './types.ts'
 import { Channel } from './channel.ts'
 import { WS_CLOSED, type WebSocketConstructor, type WebSocketLike } from './transport.ts'
 import { E2EE_RESET_TYPE, E2EE_TYPE, type E2ee } from './e2ee.ts'
@@ -121,7 +121,36 @@ interface Pending {
   envText: string
   transmitted: boolean
   waiters: Array<{ resolve: (r: SendResult) => void, reject: (e: Error) => void }>
+  /**
+   * With direct links (docs/protocol.md §29): undefined until it is offered to the direct path,
+   * `trying` while the peer's answer is awaited, `relay` once it takes the relay (no direct path,
+   * no answer in time, or not a direct message).
+   */
+  direct?: 'trying' | 'relay'
+  /** counted in `relayPath` (it fell back from the direct path) */
+  counted?: boolean
 }
+
+/** What a direct send came to (p2p.ts). */
+export type DirectSendResult =
+  | { type: 'ack', duplicate: boolean }
+  | { type: 'refused', code: string, message: string }
+  | { type: 'unavailable', reason: string }
+
+/** What the connection answers an envelope received directly (p2p.ts). */
+export type DirectAnswer = { ok: true, duplicate?: boolean } | { ok: false, code: string, message: string }
+
+/** The direct links a connection sends on first (p2p.ts, loaded only with `connect({ p2p })`). */
+export interface DirectPath {
+  readonly ackTimeoutMs: number
+  send (to: string, id: string, envText: string): Promise<DirectSendResult>
+  peers (relayPeers: readonly string[]): Promise<PeerInfo[]>
+  addresses (): string[]
+  stop (): Promise<void>
+}
+
+/** Envelopes received directly and not processed yet are kept in the agent's state under this record kind (sealed) until committed. */
+export const DIRECT_INBOX_KIND = 'direct-inbox'
 
 /**
  * A delivery in the queue: `env` when it goes through the stages (without it, it was dropped on
@@ -130,7 +159,7 @@ interface Pending {
  * released after a key change, `deferred` when the gate held it back (a limit) and released it.
  * `room` for a delivery of a room read by cursor (docs/protocol.md §6.1): `seq` is then the room seq.
  */
-interface Inbound { seq: number, room?: string, msg?: Message, env?: Envelope, sealed?: boolean, held?: boolean, deferred?: boolean }
+interface Inbound { seq: number, room?: string, msg?: Message, env?: Envelope, sealed?: boolean, held?: boolean, deferred?: boolean, directEnv?: Envelope }
 
 const utf8 = new TextEncoder()
 
@@ -221,6 +250,14 @@ export class ConnectionImpl implements Connection {
   private readonly peekWaiters: Array<() => void> = []
   /** what happens to a delivered envelope (inbound.ts); features add stages through `inbound(conn)` */
   private readonly pipeline: InboundPipeline
+  /** direct links (p2p.ts), when connect({ p2p }) started them */
+  private direct: DirectPath | undefined
+  /** `from\nid` of the deliveries queued and not committed yet (both paths), so a copy on the other path is a duplicate */
+  private readonly queuedIds = new Set<string>()
+  /** envelopes received directly and not committed yet */
+  private directPending = 0
+  /** per peer: envelopes on the relay path not acknowledged yet; later direct messages to it take the relay too (order) */
+  private readonly relayPath = new Map<string, number>()
 
   constructor (private readonly cfg: ConnectionConfig) {
     this.amid = cfg.identity.amid
@@ -275,7 +312,8 @@ export class ConnectionImpl implements Connection {
     this.pipeline.use(fileKeyStage(fileKeys))
     attachInbound(this, this.pipeline)
     for (const e of cfg.state.outboxList()) {
-      this.outbox.set(e.id, { id: e.id, to: e.to, envText: e.envText, transmitted: false, waiters: [] })
+      // from an earlier run: its type is not known any more (it may be a knock), so it takes the relay
+      this.outbox.set(e.id, { id: e.id, to: e.to, envText: e.envText, transmitted: false, waiters: [], direct: 'relay' })
     }
     cfg.state.prune(Date.now() - DEDUPE_MS)
     // sends deferred by an earlier run go out, after the outbox, once the relay can be reached
@@ -285,6 +323,10 @@ export class ConnectionImpl implements Connection {
     if (this.peek) void this.peekLoop()
     // messages held while their sender's changed key was not accepted, and accepted since
     if (cfg.deliver) for (const env of cfg.e2ee?.releasable() ?? []) this.inbound.push({ seq: 0, env, sealed: true, held: true })
+    // envelopes received directly and acknowledged before this agent stopped: processed now, in order
+    if (cfg.deliver && cfg.e2ee !== undefined && cfg.state.recordCount(DIRECT_INBOX_KIND) > 0) {
+      for (const r of cfg.e2ee.records<Envelope>(DIRECT_INBOX_KIND)) this.queueDirect(r.value)
+    }
   }
 
   /** The relay's WebSocket address this connection uses now (one of several, after a failover). */
@@ -727,7 +769,9 @@ export class ConnectionImpl implements Connection {
     const prepared = this.sendChain.then(async () => {
       const existing = this.outbox.get(id)
       if (existing !== undefined) return existing // a retry of a send still pending: same bytes
-      if (!encrypt) return this.enqueue(signOutgoing(this.cfg.identity, this.cfg.session, { id, to, type, payload }))
+      // only a peer's ordinary messages go direct: knocks, answers, notices and the rest of the machinery keep the relay (§29.2)
+      const directOk = !toRoom && to !== this.amid && !CONTROL_TYPES.has(type)
+      if (!encrypt) return this.enqueue(signOutgoing(this.cfg.identity, this.cfg.session, { id, to, type, payload }), directOk)
       if (!CONTROL_TYPES.has(type)) await this.cfg.gate?.beforeFirstContact(to)
       await e2ee.establish(to)
       const gate = this.cfg.gate
@@ -736,7 +780,7 @@ export class ConnectionImpl implements Connection {
         // agentmesh/0.3: unsigned, the header bound into the encryption; 0.2 (signEncrypted): signed
         const p = this.enqueue(this.cfg.signEncrypted === true
           ? signOutgoing(this.cfg.identity, this.cfg.session, { id, to, type: E2EE_TYPE, payload: { ...e2ee.encrypt(to, type, payload, extra) } })
-          : e2ee.envelope(to, id, type, payload, extra))
+          : e2ee.envelope(to, id, type, payload, extra), directOk)
         if (logged) sentLog.add({ id, to, type, payload, at: Date.now(), status: 'stored', ...(opts.resendOf === undefined ? {} : { orig: opts.resendOf }), ...(wantReceipts ? { receipts: true } : {}) })
         return p
       })
@@ -769,29 +813,79 @@ export class ConnectionImpl implements Connection {
   }
 
   /** Checks the envelope's size and writes it to the outbox (in the caller's transaction, if any). */
-  private enqueue (env: Envelope): Pending {
+  private enqueue (env: Envelope, directOk = false): Pending {
     const envText = JSON.stringify(env)
     const limit = this.limits?.max_envelope_bytes
     const err = validateEnvelope(env, utf8.encode(envText).byteLength, limit ?? Number.MAX_SAFE_INTEGER)
     if (err !== undefined) throw err
     this.cfg.state.outboxAdd({ id: env.id, to: env.to, envText, createdAt: Date.now() })
-    const p: Pending = { id: env.id, to: env.to, envText, transmitted: false, waiters: [] }
+    const direct = directOk && this.direct !== undefined
+    const p: Pending = { id: env.id, to: env.to, envText, transmitted: false, waiters: [], ...(direct ? {} : { direct: 'relay' as const }) }
     this.outbox.set(env.id, p)
+    if (direct) this.directQueue.push(p)
     return p
   }
 
-  /** Sends outbox entries not yet on the wire, in order, within the relay's in-flight limit. */
+  /**
+   * Sends outbox entries not yet on the wire, in order, within the relay's in-flight limit. With
+   * direct links, a direct message is offered to the peer first (offerDirect) and goes to the relay
+   * only once that failed; a peer's later messages never overtake its earlier ones on the relay.
+   */
   private transmit (): void {
+    if (this.direct !== undefined) this.offerDirect()
     const ws = this.ws
     if (!this.authed || ws === undefined) return
     const max = this.limits?.max_in_flight ?? 64
+    // peers with an earlier message still being tried directly: their later ones wait for its outcome
+    let trying: Set<string> | undefined
     for (const p of this.outbox.values()) {
       if (this.inFlight >= max) break
-      if (p.transmitted) continue
+      if (p.direct === 'trying') { (trying ??= new Set()).add(p.to); continue }
+      if (p.transmitted || trying?.has(p.to) === true) continue
       p.transmitted = true
       this.inFlight++
       ws.send(encodeSend(p.envText))
     }
+  }
+
+  /** Outbox entries not offered to the direct path yet, in order (each is looked at once). */
+  private readonly directQueue: Pending[] = []
+
+  /**
+   * Offers the new direct messages to the direct path, in order: a message to a peer that has an
+   * earlier one on the relay path (not acknowledged yet) takes the relay too, so that the receiver
+   * gets a peer's messages in order whichever path each took.
+   */
+  private offerDirect (): void {
+    const direct = this.direct!
+    while (this.directQueue.length > 0) {
+      const p = this.directQueue.shift()!
+      if (!this.outbox.has(p.id) || p.direct !== undefined) continue
+      if ((this.relayPath.get(p.to) ?? 0) > 0) { this.toRelay(p); continue }
+      p.direct = 'trying'
+      direct.send(p.to, p.id, p.envText).then((r) => { this.onDirect(p, r) }, (err: Error) => { this.onDirect(p, { type: 'unavailable', reason: err.message }) })
+    }
+  }
+
+  private toRelay (p: Pending): void {
+    p.direct = 'relay'
+    p.counted = true
+    this.relayPath.set(p.to, (this.relayPath.get(p.to) ?? 0) + 1)
+  }
+
+  /** What the peer answered a direct send: acknowledged, refused (the send fails with its code), or nothing (the relay takes it). */
+  private onDirect (p: Pending, r: DirectSendResult): void {
+    if (this.outbox.get(p.id) !== p || p.direct !== 'trying') return
+    if (r.type === 'ack') { this.onAck(p.id, r.duplicate); return }
+    if (r.type === 'refused' && !isRetryable(r.code as ErrorCode)) {
+      // as the relay's refusal would be: the caller gets the code, nothing is told "sent"
+      this.sentLog?.update(p.id, { status: 'refused', code: r.code as ErrorCode, reason: r.message.slice(0, 280) })
+      this.onError({ op: 'error', id: p.id, code: r.code, message: `${p.to} refused message ${p.id} on the direct link: ${r.message}` } as ErrorFrame)
+      return
+    }
+    // no direct answer (or "not now"): the relay carries it, same id and bytes (the receiver drops a second copy)
+    this.toRelay(p)
+    this.transmit()
   }
 
   private onAck (id: string, duplicate: boolean): void {
@@ -802,6 +896,11 @@ export class ConnectionImpl implements Connection {
   }
 
   private settle (p: Pending): void {
+    if (p.counted === true) {
+      const n = this.relayPath.get(p.to)! - 1
+      if (n > 0) this.relayPath.set(p.to, n)
+      else this.relayPath.delete(p.to)
+    }
     this.outbox.delete(p.id)
     this.cfg.state.outboxRemove(p.id)
     if (p.transmitted) this.inFlight--
@@ -910,13 +1009,79 @@ export class ConnectionImpl implements Connection {
       // its header is authenticated with its content when it is decrypted, in turn (docs/protocol.md §14.3)
     } else if (env.sig !== undefined && env.session_cert === undefined && !verifyEnvelope(env, env.via === undefined ? undefined : keyForAmid(env.via))) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}) from ${env.from}: bad signature`))
-    } else if (this.cfg.state.seen(env.from, env.id)) {
-      // handed over before (checked before anything is decrypted)
+    } else if (this.cfg.state.seen(env.from, env.id) || (room === undefined && this.queuedIds.has(env.from + '\n' + env.id))) {
+      // handed over before (checked before anything is decrypted), or queued already from a direct link
     } else {
       const a = { seq, envelope: env, message: toMessage(env, seq, { type: env.type, payload: env.payload }, false) as Message | undefined }
       if (this.pipeline.arrive(a)) {
         item = a.message === undefined ? { ...item, env, sealed: true } : { ...item, env, msg: a.message }
+        if (room === undefined && this.direct !== undefined) this.queuedIds.add(env.from + '\n' + env.id)
       }
+    }
+    this.inbound.push(item)
+    for (const w of this.inboundWaiters.splice(0)) w()
+  }
+
+  // ------------------------------------------------------------------ direct links (p2p.ts, docs/protocol.md §29)
+
+  /** p2p.ts attaches the direct links once they are started (before the first send). */
+  attachDirect (d: DirectPath): void { this.direct = d }
+
+  /** The direct links, when connect({ p2p }) started them (directPathOf). */
+  get directPath (): DirectPath | undefined { return this.direct }
+
+  /**
+   * An envelope received on a direct link from `from` (the AMID the Noise handshake authenticated):
+   * checked as a relay delivery is, and more (the sender must be the peer, no relay type, no
+   * attestation), dropped as a duplicate of one handed over or queued, refused at once when the gate
+   * would refuse any message of this peer (no grant, blocked), else kept in the agent's state
+   * (sealed) and queued for the inbound stages. Answers only once it is kept: an ack is durable.
+   */
+  receiveDirect (from: string, raw: unknown, bytes: number, maxEnvelopeBytes: number, maxPending: number): DirectAnswer {
+    const refuse = (code: string, message: string): DirectAnswer => ({ ok: false, code, message })
+    if (this.closed) return refuse(ErrorCode.ShuttingDown, 'this agent is closing its connection; send through the relay')
+    const e2ee = this.cfg.e2ee
+    if (e2ee === undefined || !this.cfg.deliver) return refuse(ErrorCode.ShuttingDown, 'this connection does not take direct messages')
+    const invalid = validateEnvelope(raw, bytes, maxEnvelopeBytes)
+    if (invalid !== undefined) return refuse(invalid.code, invalid.message)
+    const env = raw as Envelope
+    if (env.from !== from) {
+      this.cfg.onWarning(new AgentMeshError(ErrorCode.SenderMismatch, `refused a direct message "from" ${env.from} sent by ${from}: a peer sends only its own messages`))
+      return refuse(ErrorCode.SenderMismatch, `the envelope says from ${env.from}, but this link authenticated ${from}`)
+    }
+    if (env.to !== this.amid) return refuse(ErrorCode.InvalidEnvelope, `addressed to ${env.to}: a direct link carries direct messages to ${this.amid} only (rooms take the relay)`)
+    if (env.via !== undefined) return refuse(ErrorCode.AttestationRefused, 'a relay-attested envelope comes from the relay only, never over a direct link')
+    if (isRelayType(env.type)) return refuse(ErrorCode.ReservedType, `type ${env.type} is posted by the relay only (task.*, relay.*, system.*, notice), never over a direct link`)
+    let sessionError: AgentMeshError | undefined
+    if (env.session_cert !== undefined && (sessionError = sessionEnvelopeError(env)) !== undefined) return refuse(sessionError.code, sessionError.message)
+    if (env.sig !== undefined && env.session_cert === undefined && !verifyEnvelope(env, undefined)) return refuse(ErrorCode.BadSignature, 'bad signature')
+    const key = env.from + '\n' + env.id
+    if (this.cfg.state.seen(env.from, env.id) || this.queuedIds.has(key)) return { ok: true, duplicate: true }
+    if (this.directPending >= maxPending) return refuse(ErrorCode.InboxFull, `${this.directPending} direct messages wait to be processed, the most this agent keeps; send through the relay`)
+    // the gate's first look: a peer every message of which it would refuse is told at once (its content is not needed for that)
+    const verdict = CONTROL_TYPES.has(env.type) ? undefined : this.cfg.gate?.refusesDirect(env.from)
+    if (verdict !== undefined) {
+      this.cfg.onWarning(new AgentMeshError(verdict.code, `refused direct message ${env.id} from ${env.from}: ${verdict.why}`))
+      return refuse(verdict.code, verdict.reason)
+    }
+    e2ee.saveRecord(DIRECT_INBOX_KIND, key, env)
+    this.queueDirect(env)
+    return { ok: true }
+  }
+
+  /** Queues an envelope received directly (kept in the state) for the inbound stages, as a relay delivery is. */
+  private queueDirect (env: Envelope): void {
+    const key = env.from + '\n' + env.id
+    if (this.queuedIds.has(key)) return
+    this.queuedIds.add(key)
+    this.directPending++
+    const a = { seq: 0, envelope: env, message: toMessage(env, 0, { type: env.type, payload: env.payload }, false) as Message | undefined }
+    // `directEnv`: its record goes and its id is recorded as handled when it is committed (even when consumed on arrival)
+    const item: Inbound = { seq: 0, directEnv: env }
+    if (this.pipeline.arrive(a)) {
+      item.env = env
+      if (a.message === undefined) item.sealed = true
+      else item.msg = a.message
     }
     this.inbound.push(item)
     for (const w of this.inboundWaiters.splice(0)) w()
@@ -1075,9 +1240,11 @@ export class ConnectionImpl implements Connection {
   }
 
   private commitNow (item: Inbound): void {
+    if (item.directEnv !== undefined) { this.commitDirect(item, item.directEnv); return }
     if (this.relayId === undefined) return
     // a message handed to the application (a consumed one has no msg left): processed now
     if (item.msg?.receiptRequested === true && !CONTROL_TYPES.has(item.msg.type)) this.receiptSender?.add(item.msg, 'processed')
+    if (item.env !== undefined && item.room === undefined && this.queuedIds.size > 0) this.queuedIds.delete(item.env.from + '\n' + item.env.id)
     const relay = this.relayId
     const env = item.env
     if (env === undefined || (item.sealed !== true && item.deferred !== true)) {
@@ -1100,6 +1267,23 @@ export class ConnectionImpl implements Connection {
         if (this.authed && this.ws !== undefined) this.sendCursors(this.ws)
       })
     }
+  }
+
+  /**
+   * Commits a delivery that came on a direct link: its (sender, id) recorded as handled (and the
+   * message id, for a resend) and its kept copy dropped, in one step; no cursor moves (§29.3).
+   */
+  private commitDirect (item: Inbound, de: Envelope): void {
+    if (item.msg?.receiptRequested === true && !CONTROL_TYPES.has(item.msg.type)) this.receiptSender?.add(item.msg, 'processed')
+    const relay = this.relayId ?? ''
+    const key = de.from + '\n' + de.id
+    this.cfg.state.transaction(() => {
+      if (item.msg !== undefined && item.msg.id !== de.id) this.cfg.state.commit(relay, 0, item.msg.from, item.msg.id)
+      this.cfg.state.commit(relay, 0, de.from, de.id)
+      if (item.sealed === true) this.cfg.e2ee?.forget(de)
+      this.cfg.e2ee?.dropRecord(DIRECT_INBOX_KIND, key)
+    })
+    if (this.queuedIds.delete(key)) this.directPending--
   }
 
   /** The cursor acks of this turn: the inbox's when it moved, one per room that moved. */
@@ -1155,10 +1339,10 @@ export class ConnectionImpl implements Connection {
           continue
         }
         if (msg === undefined) { delete item.msg; this.commit(item); continue }
-        item.msg = msg
+        item.msg = item.directEnv === undefined ? msg : { ...msg, path: 'direct' }
         if (this.manualAck) this.leased.push({ item, done: false })
         else this.processing = item
-        if (msg.receiptRequested === true && !CONTROL_TYPES.has(msg.type)) this.receiptSender?.add(msg, 'delivered')
+        if (msg.receiptRequested === true && !CONTROL_TYPES.has(msg.type)) this.receiptSender?.add(item.msg, 'delivered')
         return item.msg
       }
       commitPrev()
@@ -1245,6 +1429,14 @@ export class ConnectionImpl implements Connection {
     return it
   }
 
+  async peers (): Promise<PeerInfo[]> {
+    const withSession = this.cfg.e2ee?.sessions().map(s => s.peer) ?? []
+    if (this.direct !== undefined) return await this.direct.peers(withSession)
+    return [...new Set(withSession)].sort().map(amid => ({ amid, path: 'relay' as const, rttMs: null, addrs: [] }))
+  }
+
+  p2pAddresses (): string[] { return this.direct?.addresses() ?? [] }
+
   status (): AsyncIterable<Status> { return this.statusChannel.subscribe() }
 
   get connected (): boolean { return this.authed }
@@ -1268,12 +1460,13 @@ export class ConnectionImpl implements Connection {
     // before the state closes, and while connected the outbox gets a moment to drain
     const settled = new Promise<void>((resolve) => { const t = setTimeout(resolve, CLOSE_SETTLE_MS); unref(t); void this.sendChain.then(() => { clearTimeout(t); resolve() }) })
     await settled
-    if (this.authed && this.outbox.size > 0) await this.flush({ signal: AbortSignal.timeout(CLOSE_SETTLE_MS) }).catch(() => {})
+    if ((this.authed || this.direct !== undefined) && this.outbox.size > 0) await this.flush({ signal: AbortSignal.timeout(CLOSE_SETTLE_MS) }).catch(() => {})
     if (this.closed) return
     this.closed = true
     clearTimeout(this.reconnectTimer)
     this.cfg.e2ee?.stop()
     this.cfg.gate?.close()
+    await this.direct?.stop().catch((err: Error) => { this.cfg.onWarning(new AgentMeshError(ErrorCode.Internal, `could not stop the direct links: ${err.message}`)) })
     this.readyReject?.(new AgentMeshError(ErrorCode.ConnectionClosed, 'the connection was closed before it was established'))
     const ws = this.ws
     this.ws = undefined
@@ -1302,4 +1495,9 @@ export class ConnectionImpl implements Connection {
     this.eventChannel.end()
     if (this.cfg.ownsState) this.cfg.state.close()
   }
+}
+
+/** The direct links of a connection made by connect({ p2p }) (for tests and tools: `@agentmesh/client/internal`). */
+export function directPathOf (conn: Connection): DirectPath | undefined {
+  return conn instanceof ConnectionImpl ? conn.directPath : undefined
 }

@@ -56,7 +56,7 @@ export { linkOwner, ownerOf, unlinkOwner, OWNER_POLL_MS, OWNER_LINK_TIMEOUT_MS }
 export type { LinkOwnerOptions, OwnerLink } from './owner.ts'
 export type { ApiRequestInit, RequestSigner, RestRequest } from './api.ts'
 export type { ClientState, OutboxEntry } from './state.ts'
-export type { Connection, ConnectOptions, LinkStatus, Message, SendOptions, SendResult, Status } from './types.ts'
+export type { Connection, ConnectOptions, LinkStatus, Message, P2POptions, PeerInfo, SendOptions, SendResult, Status } from './types.ts'
 export { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 export {
   parsePolicy, loadPolicy, defaultPolicy, evaluateKnock, parseKnockIntent, scopeCovered, PolicyWatcher,

@@ -8,3 +8,6 @@ export { E2ee } from './e2ee.ts'
 // sealed application records in the agent's state (the owner's console keeps its DM history there)
 export { sealedRecords } from './sealed-records.ts'
 export type { SealedRecords } from './sealed-records.ts'
+// the direct links of a connection made with connect({ p2p }) (tests cut them)
+export { directPathOf } from './connection.ts'
+export type { DirectPath } from './connection.ts'

@@ -506,6 +506,26 @@ export class Gate {
     return out
   }
 
+  /**
+   * A direct delivery's first look (docs/protocol.md §29.3), before it is kept and acknowledged:
+   * the refusal when this agent would refuse every message of `peer` whatever it says (blocked, or
+   * no grant either way under a knock-first policy), so the sender's send fails with the code;
+   * undefined when its messages may pass, to be judged in full in turn like relayed ones.
+   */
+  refusesDirect (peer: string, now = Date.now()): { code: ErrorCode, reason: string, why: string } | undefined {
+    this.limits()
+    if (this.cfg.e2ee.record(K.blocked, peer) !== undefined) {
+      return { code: ErrorCode.NoGrant, reason: 'This agent blocked you: your messages are not processed.', why: 'the peer is blocked' }
+    }
+    if (!this.enforcing || this.policy.open) return undefined
+    if (this.validIssued(peer, now) !== undefined || this.validReceived(peer, now)) return undefined
+    return {
+      code: ErrorCode.NoGrant,
+      reason: `${this.cfg.identity.amid} takes messages only from agents it granted; knock first: agentmesh knock ${this.cfg.identity.amid} "<why you write>"`,
+      why: 'it holds no valid grant from this agent (it must knock first)',
+    }
+  }
+
   private validReceived (peer: string, now: number): boolean {
     const g = this.cfg.e2ee.record<Grant>(K.received, peer)
     return g !== undefined && g.expires_at > now

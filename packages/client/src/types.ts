@@ -62,6 +62,8 @@ export interface Message {
   receiptRequested?: boolean
   /** the payload does not match the schema this agent declares for its type (warn mode, docs/protocol.md §25): what is wrong */
   schemaError?: string
+  /** 'direct' when it came over a direct link (docs/protocol.md §29; then `seq` is 0), absent when the relay delivered it */
+  path?: 'direct'
 }
 
 /** Safety number and key state of a peer (see `agentmesh verify`). */
@@ -203,6 +205,14 @@ export interface Connection {
   unblock (peer: string): boolean
   /** Blocked peers, oldest block first. */
   blocks (): import('./knock.ts').BlockedPeer[]
+  /**
+   * The peers this agent knows, with the path a direct message to each takes now (docs/protocol.md
+   * §29): `direct` (an open libp2p connection), `relayed-circuit` (a connection through a circuit
+   * relay), `relay` (the relay carries it). Without `connect({ p2p })`, every peer with a session, on `relay`.
+   */
+  peers (): Promise<PeerInfo[]>
+  /** The multiaddrs this agent's node listens on (with its peer id); [] without `connect({ p2p })`. */
+  p2pAddresses (): string[]
   close (): Promise<void>
 }
 
@@ -299,4 +309,43 @@ export interface ConnectOptions {
   requestReceipts?: boolean
   /** Send the receipts peers ask for (delivered, processed). false opts out: senders then see `stored` only. @default true */
   sendReceipts?: boolean
+  /**
+   * Direct links (docs/protocol.md §29): `true` or options. Direct messages then go to a reachable
+   * peer over libp2p first and through the relay when no direct ack comes in time; rooms keep the
+   * relay. Loads libp2p only when set. @default false
+   */
+  p2p?: boolean | P2POptions
+}
+
+/** `connect({ p2p })` options (docs/protocol.md §29). */
+export interface P2POptions {
+  /** multiaddrs the agent's node listens on. @default ['/ip4/127.0.0.1/tcp/0'] */
+  listen?: string[]
+  /** bootstrap peers (multiaddrs), for discovery (kept for the discovery layer) */
+  bootstrap?: string[]
+  /** ICE servers for WebRTC (kept for the WebRTC layer) */
+  iceServers?: unknown[]
+  /** where peers can be reached, by AMID (multiaddrs): known addresses given up front */
+  peers?: Record<string, string[]>
+  /**
+   * Finds where a peer can be reached (multiaddrs) when the address book has nothing: the discovery
+   * hook. Answers are kept a minute, empty ones too. @default none: only `peers` and open connections
+   */
+  resolve?: (amid: string) => readonly string[] | Promise<readonly string[]>
+  /** How long a direct send waits for the peer's ack before the envelope goes through the relay (ms). @default 2000 */
+  directAckTimeoutMs?: number
+  /** Envelopes received directly and not yet processed, at most; past it direct sends are refused (retryable: they take the relay). @default 1024 */
+  maxDirectPending?: number
+  /** the direct protocol's bounds (`DIRECT_DEFAULTS` in @agentmesh/p2p) */
+  limits?: Partial<{ maxEnvelopeBytes: number, maxInFlight: number, maxStreams: number, idleTimeoutMs: number, dialTimeoutMs: number, redialAfterMs: number, maxFailedPeers: number }>
+}
+
+/** A peer and the path a direct message to it takes now (`conn.peers()`). */
+export interface PeerInfo {
+  amid: string
+  path: 'direct' | 'relayed-circuit' | 'relay'
+  /** the round-trip time of a ping over the direct connection, ms; null on the relay path or when it did not answer */
+  rttMs: number | null
+  /** the multiaddrs it is connected at or known by */
+  addrs: string[]
 }

@@ -1,3 +1,5 @@
 export { libp2pKey, peerIdFromAmid, amidFromPeerId } from './identity.ts'
 export { createAgentNode, P2P_DEFAULTS } from './node.ts'
 export type { AgentNode, AgentNodeServices, P2PNodeOptions } from './node.ts'
+export { DIRECT_PROTOCOL, DIRECT_DEFAULTS, DirectSender, serveDirect, decodeSend, decodeAnswer } from './direct.ts'
+export type { DirectAnswer, DirectInit, DirectLimits, DirectReceiver, DirectResult } from './direct.ts'

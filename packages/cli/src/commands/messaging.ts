@@ -9,6 +9,7 @@ import { watchCatastrophes } from './catastrophe.ts'
 import { watchUpdates } from './updates.ts'
 import { processIo, type CliIo } from '../io.ts'
 import { DEFAULT_EXEC_RETRIES, DEFAULT_EXEC_TIMEOUT_S, MAX_EXEC_CONCURRENCY, MAX_EXEC_RETRIES, execLoop } from './listen-exec.ts'
+import { keepPeersFile, p2pOf, p2pOptions, type P2PFlags } from './peers.ts'
 
 /** Stop reading stdin while this many sends wait for their ack. */
 const MAX_QUEUED_SENDS = 4096
@@ -123,7 +124,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
       }
     })
 
-  withCommon(program.command('listen')
+  withCommon(p2pOptions(program.command('listen')
     .description('print incoming messages, each once, acknowledging them; continues where it stopped')
     .option('--count <n>', 'exit after this many messages')
     .option('--timeout <sec>', 'exit after this many seconds (an error if --count was not reached)')
@@ -134,8 +135,8 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
     .option('--exec-concurrency <n>', `commands running at once (1 keeps the order; at most ${MAX_EXEC_CONCURRENCY})`, '1')
     .option('--exec-retries <n>', `runs again after a failure, with backoff from 1 s; then listen stops with AM_ERR_EXEC_FAILED and the message stays (at most ${MAX_EXEC_RETRIES})`, String(DEFAULT_EXEC_RETRIES))
     .option('--exec-timeout <sec>', 'a command still running after this long is killed (a failure)', String(DEFAULT_EXEC_TIMEOUT_S))
-    .option('--schema-mode <mode>', 'payloads that do not match this agent\'s declared schemas: warn (shown, marked) or strict (refused, the sender told) (env AGENTMESH_SCHEMA_MODE)'))
-    .action(async (o: CommonOpts & { count?: string, timeout?: string, plaintext: boolean, commands: boolean, exec?: string, execConcurrency: string, execRetries: string, execTimeout: string, schemaMode?: string }) => {
+    .option('--schema-mode <mode>', 'payloads that do not match this agent\'s declared schemas: warn (shown, marked) or strict (refused, the sender told) (env AGENTMESH_SCHEMA_MODE)')))
+    .action(async (o: CommonOpts & P2PFlags & { count?: string, timeout?: string, plaintext: boolean, commands: boolean, exec?: string, execConcurrency: string, execRetries: string, execTimeout: string, schemaMode?: string }) => {
       const out = output(o.json === true, io)
       const count = o.count === undefined ? undefined : parseInteger('--count', o.count, 1)
       if (o.exec !== undefined && o.exec.trim() === '') throw usage('--exec needs a command')
@@ -143,6 +144,9 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
         ? undefined
         : { command: o.exec, concurrency: parseInteger('--exec-concurrency', o.execConcurrency, 1, MAX_EXEC_CONCURRENCY), retries: parseInteger('--exec-retries', o.execRetries, 0, MAX_EXEC_RETRIES), timeoutMs: parsePositive('--exec-timeout', o.execTimeout) * 1000 }
       const { ms, signal } = deadline(o.timeout)
+      // direct links (§29): off unless asked for
+      const p2p = p2pOf(o, io.env)
+      let stopPeersFile: (() => void) | undefined
       const stop = new AbortController()
       const release = io.onInterrupt(() => { stop.abort() })
       const both = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal])
@@ -164,7 +168,13 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
               : `agentmesh: knock ${k.id} from ${k.from} is held for you: [${k.intent.category}] ${k.intent.summary.replaceAll('\n', ' ')} (${k.decision.reason}); answer with \`agentmesh knocks accept ${k.id}\` or \`agentmesh knocks reject ${k.id}\`\n`)
           },
           onWarning: (w) => { out.warn(w) }, // e.g. a delivery dropped for a bad signature
+          ...(p2p === undefined ? {} : { p2p }),
         })
+        if (p2p !== undefined) {
+          const addrs = conn.p2pAddresses()
+          io.stderr.write(o.json === true ? JSON.stringify({ p2p: { addrs } }) + '\n' : `agentmesh: direct links listen on ${addrs.join(', ')}\n`)
+          stopPeersFile = keepPeersFile(conn, homeOf(o, io.env))
+        }
         if (o.commands) {
           // a listening agent answers /status and /ping tasks (docs/protocol.md §17.7)
           const started = Date.now()
@@ -203,6 +213,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           throw timeoutToError(err, 'could not connect', ms === undefined ? undefined : ms / 1000)
         }
       } finally {
+        stopPeersFile?.()
         await conn?.close()
         release()
       }
@@ -299,6 +310,7 @@ function messageJson (m: Message, handle: string | undefined, sender: { fromRela
     provenance: provenanceJson(m),
     safety_number_verified: sender.safetyNumberVerified,
     ...(m.schemaError === undefined ? {} : { schema_error: m.schemaError }),
+    ...(m.path === undefined ? {} : { path: m.path }),
   }
 }
 
