@@ -35,7 +35,7 @@ export interface OpenedPeerRecord {
   readonly seq: bigint
 }
 
-const invalid = (why: string): AgentMeshError => new AgentMeshError(ErrorCode.P2pRecordInvalid, `peer record refused: ${why}`)
+const invalid = (why: string): AgentMeshError => new AgentMeshError(ErrorCode.PeerRecordInvalid, `peer record refused: ${why}`)
 
 function parseAddrs (addrs: ReadonlyArray<string | Multiaddr>): Multiaddr[] {
   if (addrs.length === 0) throw invalid('it lists no address')
@@ -62,7 +62,7 @@ export async function sealPeerRecord (keys: Pick<KeyPair, 'secretKey'>, addrs: R
 /**
  * Opens a peer record (bytes, or base64url as the registry carries it) and checks it is `amid`'s:
  * a peer-record envelope, its signature valid, signed by the AMID key, naming that peer, 1–16
- * addresses, at most 4096 bytes. Throws AM_ERR_P2P_RECORD_INVALID otherwise.
+ * addresses, at most 4096 bytes. Throws AM_ERR_PEER_RECORD_INVALID otherwise.
  */
 export async function openPeerRecord (data: Uint8Array | string, amid: string): Promise<OpenedPeerRecord> {
   const bytes = typeof data === 'string' ? fromB64u(data) : data
@@ -148,7 +148,7 @@ export interface FindPeerOptions {
 /**
  * Where `amid` can be reached: through the DHT when a bootstrap peer answers, else (or when the
  * DHT does not know it) from the agent's signed record in the registry, verified here, with a
- * `notice` saying so. Throws AM_ERR_NOT_FOUND when neither knows it, AM_ERR_P2P_RECORD_INVALID
+ * `notice` saying so. Throws AM_ERR_NOT_FOUND when neither knows it, AM_ERR_PEER_RECORD_INVALID
  * when the registry's record does not verify.
  */
 export async function findPeer (node: AgentNode, amid: string, opts: FindPeerOptions = {}): Promise<FoundPeer> {

@@ -34,21 +34,21 @@ test('peer record - refused when it is another agent\'s, tampered, empty, too lo
   const a = createIdentity()
   const b = createIdentity()
   const bytes = await sealPeerRecord(a, ['/ip4/127.0.0.1/tcp/4001'], 1n)
-  await assert.rejects(openPeerRecord(bytes, b.amid), (e: Error & { code?: string }) => e.code === 'AM_ERR_P2P_RECORD_INVALID' && /signed by .* not by/.test(e.message))
+  await assert.rejects(openPeerRecord(bytes, b.amid), (e: Error & { code?: string }) => e.code === 'AM_ERR_PEER_RECORD_INVALID' && /signed by .* not by/.test(e.message))
   // one flipped bit in the signature (the envelope's last bytes)
   const tampered = Uint8Array.from(bytes)
   tampered[tampered.length - 1]! ^= 1
-  await assert.rejects(openPeerRecord(tampered, a.amid), { code: 'AM_ERR_P2P_RECORD_INVALID' })
-  await assert.rejects(openPeerRecord(new Uint8Array([1, 2, 3]), a.amid), { code: 'AM_ERR_P2P_RECORD_INVALID' })
-  await assert.rejects(openPeerRecord('not base64url!', a.amid), { code: 'AM_ERR_P2P_RECORD_INVALID' })
-  await assert.rejects(sealPeerRecord(a, []), { code: 'AM_ERR_P2P_RECORD_INVALID' })
+  await assert.rejects(openPeerRecord(tampered, a.amid), { code: 'AM_ERR_PEER_RECORD_INVALID' })
+  await assert.rejects(openPeerRecord(new Uint8Array([1, 2, 3]), a.amid), { code: 'AM_ERR_PEER_RECORD_INVALID' })
+  await assert.rejects(openPeerRecord('not base64url!', a.amid), { code: 'AM_ERR_PEER_RECORD_INVALID' })
+  await assert.rejects(sealPeerRecord(a, []), { code: 'AM_ERR_PEER_RECORD_INVALID' })
   const many = Array.from({ length: 17 }, (_, i) => `/ip4/127.0.0.1/tcp/${4000 + i}`)
-  await assert.rejects(sealPeerRecord(a, many), (e: Error & { code?: string }) => e.code === 'AM_ERR_P2P_RECORD_INVALID' && /17 addresses; at most 16/.test(e.message))
+  await assert.rejects(sealPeerRecord(a, many), (e: Error & { code?: string }) => e.code === 'AM_ERR_PEER_RECORD_INVALID' && /17 addresses; at most 16/.test(e.message))
   // a record signed by a's key that names another peer
   const key = await libp2pKey(a)
   const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
   const lying = (await RecordEnvelope.seal(new PeerRecord({ peerId: other, multiaddrs: [multiaddr('/ip4/127.0.0.1/tcp/1')] }), key)).marshal()
-  await assert.rejects(openPeerRecord(lying, a.amid), (e: Error & { code?: string }) => e.code === 'AM_ERR_P2P_RECORD_INVALID' && /names peer/.test(e.message))
+  await assert.rejects(openPeerRecord(lying, a.amid), (e: Error & { code?: string }) => e.code === 'AM_ERR_PEER_RECORD_INVALID' && /names peer/.test(e.message))
 })
 
 test('dht mode - a node reached only through circuits is a client, else a server', () => {
@@ -82,7 +82,8 @@ test('findPeer - three nodes with one bootstrap find each other through the DHT'
     const c = await createAgentNode({ keys: ids[2]!, bootstrap: [bootAddr], dhtPrivateAddresses: true })
     nodes.push(b, c)
     // both joined the bootstrap peer's routing table (bounded wait)
-    await until(() => boot.services.dht.routingTable.size >= 2 && b.services.dht.routingTable.size >= 1 && c.services.dht.routingTable.size >= 1, 'the routing tables')
+    const table = (n: AgentNode): number => (n.services.dht as unknown as { routingTable: { size: number } }).routingTable.size
+    await until(() => table(boot) >= 2 && table(b) >= 1 && table(c) >= 1, 'the routing tables')
     assert.equal(b.getConnections(c.peerId).length, 0, 'b and c are not connected before the lookup')
     const registry = async (): Promise<string | undefined> => { throw new Error('the registry must not be asked') }
     const found = await findPeer(b, ids[2]!.amid, { bootstrap: [bootAddr], registry, timeoutMs: 10_000 })
@@ -125,7 +126,7 @@ test('findPeer - with no bootstrap peer answering, the registry\'s signed record
     assert.deepEqual(asked, [b.amid, b.amid])
     // a registry that hands out someone else's record is caught here, not believed
     const forged = b64u(await sealPeerRecord(createIdentity(), ['/ip4/127.0.0.1/tcp/1']))
-    await assert.rejects(findPeer(node, b.amid, { registry: async () => forged }), { code: 'AM_ERR_P2P_RECORD_INVALID' })
+    await assert.rejects(findPeer(node, b.amid, { registry: async () => forged }), { code: 'AM_ERR_PEER_RECORD_INVALID' })
     // nothing in the registry either
     await assert.rejects(findPeer(node, b.amid, { registry: async () => undefined }), (e: Error & { code?: string }) => e.code === 'AM_ERR_NOT_FOUND' && /published no peer record/.test(e.message))
   } finally {

@@ -131,8 +131,8 @@ export const ErrorCode = {
   OwnerLinkPending: 'AM_ERR_OWNER_LINK_PENDING',
   OwnerLimit: 'AM_ERR_OWNER_LIMIT',
   // ---- direct links: discovery and circuit relay (§29)
-  P2pRecordInvalid: 'AM_ERR_P2P_RECORD_INVALID',
-  P2pRecordStale: 'AM_ERR_P2P_RECORD_STALE',
+  PeerRecordInvalid: 'AM_ERR_PEER_RECORD_INVALID',
+  PeerRecordStale: 'AM_ERR_PEER_RECORD_STALE',
   InsecureFile: 'AM_ERR_INSECURE_FILE',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
@@ -279,8 +279,8 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.OidcUnavailable]: { status: 503, retryable: false },
   [ErrorCode.OwnerLinkPending]: { status: 409, retryable: true },
   [ErrorCode.OwnerLimit]: { status: 409, retryable: false },
-  [ErrorCode.P2pRecordInvalid]: { status: 400, retryable: false },
-  [ErrorCode.P2pRecordStale]: { status: 409, retryable: false },
+  [ErrorCode.PeerRecordInvalid]: { status: 400, retryable: false },
+  [ErrorCode.PeerRecordStale]: { status: 409, retryable: false },
   [ErrorCode.InsecureFile]: { retryable: false },
   [ErrorCode.BadEncoding]: { status: 400, retryable: false },
   [ErrorCode.ChecksumMismatch]: { status: 400, retryable: false },
