@@ -22,6 +22,9 @@ export const DHT_PROTOCOL = '/agentmesh/kad/1.0.0'
 export const MAX_PEER_RECORD_ADDRS = 16
 /** The largest peer record envelope, in bytes (§29.1). */
 export const MAX_PEER_RECORD_BYTES = 4096
+/** DHT records and provider entries a node stores for others, and the largest value (§29.2). */
+export const DEFAULT_MAX_DHT_RECORDS = 10_000
+export const DEFAULT_MAX_DHT_RECORD_BYTES = 16 * 1024
 /** How long `findPeer` waits for a bootstrap peer, then for the DHT, by default (ms). */
 export const DEFAULT_FIND_PEER_TIMEOUT_MS = 5000
 

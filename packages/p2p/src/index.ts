@@ -8,3 +8,5 @@ export {
 export type { DiscoverySource, FoundPeer, FindPeerOptions, OpenedPeerRecord, RegistryLookup } from './discovery.ts'
 export { iceServersFromEnv, parseIceServers, IceServer, MAX_ICE_SERVERS, MAX_ICE_URLS } from './ice.ts'
 export type { IceEnvOptions, IceServerInit } from './ice.ts'
+export { createRelayNode, isPrivateAddr } from './relay-node.ts'
+export type { RelayNode, RelayNodeOptions, RelayNodeServices } from './relay-node.ts'

@@ -19,7 +19,7 @@ import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { webRTC } from '@libp2p/webrtc'
-import { BoundedDatastore, DHT_PROTOCOL, dhtModeOf } from './discovery.ts'
+import { BoundedDatastore, DEFAULT_MAX_DHT_RECORDS, DEFAULT_MAX_DHT_RECORD_BYTES, DHT_PROTOCOL, dhtModeOf } from './discovery.ts'
 import type { IceServerInit } from './ice.ts'
 
 /** Defaults of the bounds a node keeps (each can be set in `P2PNodeOptions.limits`). */
@@ -31,9 +31,9 @@ export const P2P_DEFAULTS = Object.freeze({
   /** streams we open on one connection at once */
   maxOutboundStreams: 32,
   /** DHT records and provider entries this node stores for others (docs/protocol.md §29) */
-  maxDhtRecords: 10_000,
+  maxDhtRecords: DEFAULT_MAX_DHT_RECORDS,
   /** the largest DHT value this node stores for others, bytes */
-  maxDhtRecordBytes: 16 * 1024,
+  maxDhtRecordBytes: DEFAULT_MAX_DHT_RECORD_BYTES,
   /** circuit-relay reservations this node asks relays for at once */
   maxRelayReservations: 4,
 })
