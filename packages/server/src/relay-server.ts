@@ -324,7 +324,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
           audit_max_rows: auditMaxRows ?? null,
           presence_idle_ms: chat.settings.presenceIdleMs,
         },
-        ...(p2pInfo === undefined ? {} : { p2p: p2pInfo }),
+        p2p: p2pInfo ?? null,
       }
     },
   })

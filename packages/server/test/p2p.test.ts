@@ -103,10 +103,10 @@ describe('peer records (§29.1)', () => {
 })
 
 describe('circuit relay (§29.3)', () => {
-  it('circuit relay - off by default: no libp2p node, no p2p in /api/v1/info', async (t) => {
+  it('circuit relay - off by default: no libp2p node, p2p null in /api/v1/info', async (t) => {
     const relay = await start(t)
     const info = await (await fetch(`${relay.url}/api/v1/info`)).json() as Json
-    assert.equal(info.p2p, undefined)
+    assert.equal(info.p2p, null)
   })
 
   it('circuit relay - an agent reachable only through the relay\'s circuit is dialled via /p2p-circuit; an unregistered peer gets no reservation', { timeout: 60_000 }, async (t) => {

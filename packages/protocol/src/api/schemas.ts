@@ -80,14 +80,14 @@ export const RelayInfo = Type.Object({
     audit_max_rows: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'audit rows kept at most (null: no count limit)' })),
     presence_idle_ms: Type.Optional(Type.Integer({ description: 'quiet time after which an online agent shows as idle' })),
   }, { additionalProperties: false }),
-  p2p: Type.Optional(Type.Object({
+  p2p: Type.Optional(Type.Union([Type.Null(), Type.Object({
     peer_id: Type.String({ description: 'the relay\'s libp2p peer id (its relay key)' }),
     addrs: Type.Array(Type.String(), { description: 'multiaddrs (ending in /p2p/<peer_id>) registered agents reach its circuit relay and DHT bootstrap at' }),
     max_reservations: Type.Integer({ description: 'circuit-relay reservations it holds at once' }),
     reservation_ttl_ms: Type.Integer({ description: 'how long a reservation lasts before it must be renewed' }),
     circuit_duration_ms: Type.Integer({ description: 'how long one relayed connection may stay open' }),
     circuit_data_bytes: Type.Integer({ description: 'bytes one relayed connection may carry (each way)' }),
-  }, { additionalProperties: false, description: 'the relay as a circuit relay and DHT bootstrap for registered agents (§29.3); absent when off (the default)' })),
+  }, { additionalProperties: false })], { description: 'the relay as a circuit relay and DHT bootstrap for registered agents (§29.3); null when off (the default)' })),
 }, { additionalProperties: false })
 export type RelayInfo = Static<typeof RelayInfo>
 
