@@ -65,6 +65,15 @@ describe('serve config', () => {
     assert.throws(() => initFrom([], {}, { oidcClientSecret: 'x' }), /unknown key "oidcClientSecret"/)
   })
 
+  it('serve config - the circuit relay (§29.3): --p2p-listen, --p2p-announce, --p2p-max-reservations, their environment variables and file keys', () => {
+    assert.deepEqual(initFrom(['--p2p-listen', '/ip4/0.0.0.0/tcp/4001,/ip4/0.0.0.0/tcp/4002/ws', '--p2p-announce', '/dns4/relay.example/tcp/4001', '--p2p-max-reservations', '64']),
+      { p2pListen: '/ip4/0.0.0.0/tcp/4001,/ip4/0.0.0.0/tcp/4002/ws', p2pAnnounce: '/dns4/relay.example/tcp/4001', p2pMaxReservations: 64 })
+    assert.deepEqual(initFrom([], { AGENTMESH_P2P_LISTEN: '/ip4/127.0.0.1/tcp/0', AGENTMESH_P2P_CIRCUIT_DATA_BYTES: '65536', AGENTMESH_P2P_RESERVATION_TTL_MS: '60000' }),
+      { p2pListen: '/ip4/127.0.0.1/tcp/0', p2pCircuitDataBytes: 65_536, p2pReservationTtlMs: 60_000 })
+    assert.deepEqual(initFrom([], {}, { p2pCircuitDurationMs: 30_000, p2pMaxConnections: 100 }), { p2pCircuitDurationMs: 30_000, p2pMaxConnections: 100 })
+    assert.throws(() => relayOptions({ p2pListen: 'tcp 4001' }), /relay option p2pListen must be one or more multiaddrs/)
+  })
+
   it('serve config - flags win over the environment, which wins over the file', () => {
     assert.equal(initFrom([], { AGENTMESH_MAX_INBOX: '9' }, { maxInbox: 7 }).maxInbox, 9)
     assert.equal(initFrom(['--port', '5'], { AGENTMESH_PORT: '6' }, { port: 7 }).port, 5)

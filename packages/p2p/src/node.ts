@@ -13,6 +13,14 @@ import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import type { KeyPair } from '@agentmesh/crypto'
 import { libp2pKey } from './identity.ts'
+// ---- discovery, circuit relay, hole punching, WebRTC (issue 19: discovery.ts, ice.ts)
+import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } from '@libp2p/kad-dht'
+import { bootstrap } from '@libp2p/bootstrap'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
+import { webRTC } from '@libp2p/webrtc'
+import { BoundedDatastore, DEFAULT_MAX_DHT_RECORDS, DEFAULT_MAX_DHT_RECORD_BYTES, DHT_PROTOCOL, dhtModeOf } from './discovery.ts'
+import type { IceServerInit } from './ice.ts'
 
 /** Defaults of the bounds a node keeps (each can be set in `P2PNodeOptions.limits`). */
 export const P2P_DEFAULTS = Object.freeze({
@@ -22,6 +30,12 @@ export const P2P_DEFAULTS = Object.freeze({
   maxInboundStreams: 32,
   /** streams we open on one connection at once */
   maxOutboundStreams: 32,
+  /** DHT records and provider entries this node stores for others (docs/protocol.md §29) */
+  maxDhtRecords: DEFAULT_MAX_DHT_RECORDS,
+  /** the largest DHT value this node stores for others, bytes */
+  maxDhtRecordBytes: DEFAULT_MAX_DHT_RECORD_BYTES,
+  /** circuit-relay reservations this node asks relays for at once */
+  maxRelayReservations: 4,
 })
 
 export interface P2PNodeOptions {
@@ -30,23 +44,47 @@ export interface P2PNodeOptions {
   /** multiaddrs to listen on (default: TCP on 127.0.0.1, any port) */
   readonly listen?: readonly string[]
   readonly limits?: Partial<typeof P2P_DEFAULTS>
+  /** DHT entry points: multiaddrs ending in /p2p/<peer id> (AGENTMESH_P2P_BOOTSTRAP; a relay's from GET /api/v1/info). @default none */
+  readonly bootstrap?: readonly string[]
+  /** 'server' answers DHT queries and stores records; 'client' only asks. @default server when it listens on a dialable (not circuit-only) address */
+  readonly dhtMode?: 'client' | 'server'
+  /** Keep private and loopback addresses in DHT answers (a LAN, tests). @default false: public addresses only */
+  readonly dhtPrivateAddresses?: boolean
+  /** ICE servers of the WebRTC transport (`iceServersFromEnv`). @default none: host candidates only, no STUN server is contacted */
+  readonly iceServers?: readonly IceServerInit[]
+  /** Add the WebRTC transport. @default true when iceServers are given or a listen address holds /webrtc */
+  readonly webrtc?: boolean
 }
 
-export type AgentNodeServices = { identify: Identify, ping: Ping }
+export type AgentNodeServices = { identify: Identify, ping: Ping, dht: KadDHT, dcutr: unknown }
 export type AgentNode = Libp2p<AgentNodeServices>
 
 export async function createAgentNode (opts: P2PNodeOptions): Promise<AgentNode> {
   const limits = { ...P2P_DEFAULTS, ...opts.limits }
+  const listen = [...(opts.listen ?? ['/ip4/127.0.0.1/tcp/0'])]
+  const withWebRTC = opts.webrtc ?? (opts.iceServers !== undefined || listen.some(a => a.includes('/webrtc')))
   return await createLibp2p({
     privateKey: await libp2pKey(opts.keys),
-    addresses: { listen: [...(opts.listen ?? ['/ip4/127.0.0.1/tcp/0'])] },
-    transports: [tcp(), webSockets()],
+    addresses: { listen },
+    datastore: new BoundedDatastore({ maxRecords: limits.maxDhtRecords, maxRecordBytes: limits.maxDhtRecordBytes }),
+    transports: [
+      tcp(), webSockets(),
+      circuitRelayTransport({ maxReservationQueueLength: limits.maxRelayReservations }),
+      ...(withWebRTC ? [webRTC({ rtcConfiguration: { iceServers: [...(opts.iceServers ?? [])] as never } })] : []),
+    ],
+    ...(opts.bootstrap === undefined || opts.bootstrap.length === 0 ? {} : { peerDiscovery: [bootstrap({ list: [...opts.bootstrap], timeout: 0 })] }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { maxConnections: limits.maxConnections },
     services: {
       identify: identify({ maxInboundStreams: limits.maxInboundStreams, maxOutboundStreams: limits.maxOutboundStreams }),
       ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: dhtModeOf(opts.dhtMode, listen) === 'client',
+        peerInfoMapper: opts.dhtPrivateAddresses === true ? passthroughMapper : removePrivateAddressesMapper,
+      }),
+      dcutr: dcutr(),
     },
   })
 }

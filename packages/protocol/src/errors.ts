@@ -130,6 +130,10 @@ export const ErrorCode = {
   OidcUnavailable: 'AM_ERR_OIDC_UNAVAILABLE',
   OwnerLinkPending: 'AM_ERR_OWNER_LINK_PENDING',
   OwnerLimit: 'AM_ERR_OWNER_LIMIT',
+  // ---- direct links: discovery and circuit relay (§29)
+  PeerRecordInvalid: 'AM_ERR_PEER_RECORD_INVALID',
+  PeerRecordStale: 'AM_ERR_PEER_RECORD_STALE',
+  InsecureFile: 'AM_ERR_INSECURE_FILE',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -275,6 +279,9 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.OidcUnavailable]: { status: 503, retryable: false },
   [ErrorCode.OwnerLinkPending]: { status: 409, retryable: true },
   [ErrorCode.OwnerLimit]: { status: 409, retryable: false },
+  [ErrorCode.PeerRecordInvalid]: { status: 400, retryable: false },
+  [ErrorCode.PeerRecordStale]: { status: 409, retryable: false },
+  [ErrorCode.InsecureFile]: { retryable: false },
   [ErrorCode.BadEncoding]: { status: 400, retryable: false },
   [ErrorCode.ChecksumMismatch]: { status: 400, retryable: false },
   // ---- operations: system updates (§19)

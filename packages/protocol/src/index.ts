@@ -50,6 +50,7 @@ export {
   FileParams, FileInfo, UploadFileBody, UploadFileQuery, FileUploaded, FilesQuery, FileList, FileDeleted, FileContent,
   UPDATE_TYPES, UPDATE_ACK_STATUSES, UPDATE_STATUSES, MAX_UPDATE_TITLE, MAX_UPDATE_DESCRIPTION, MAX_UPDATE_ANNOUNCEMENT, MAX_UPDATE_NOTES,
   MAX_ADOPTION_NOT_ANSWERED, UpdateParams, CreateUpdateBody, UpdateCreated, UpdateInfo, UpdatesQuery, UpdateList, AckUpdateBody, UpdateAck, UpdateAdoption,
+  P2pRecord, P2pRecordBody,
 } from './api/schemas.ts'
 export { API_ROUTES } from './api/routes.ts'
 export {

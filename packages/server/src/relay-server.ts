@@ -32,6 +32,8 @@ import { ownersFeature } from './features/owners.ts'
 import { OidcClient } from './oidc.ts'
 import { rateShareFeature } from './rate-share.ts'
 import { wakeFeature } from './wake/webhooks.ts'
+import { peerRecordsFeature } from './p2p/records.ts'
+import { circuitRelayFeature } from './p2p/circuit-relay.ts'
 import { relayMetrics } from './ops/metrics.ts'
 import { READ_ONLY_BY_CHOICE, ReadOnlyMode, guardStore } from './ops/read-only.ts'
 import { AuditHeadSigner, memoryAuditHeads, type AuditHeadLog } from './audit-heads.ts'
@@ -254,6 +256,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   let listeningUrl = ''
   const baseUrl = (): string => (opts.publicUrl ?? listeningUrl).replace(/\/+$/, '')
   const chatApi = chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads })
+  // ---- direct links: signed peer records, the relay as circuit relay and DHT bootstrap (issue 19, §29)
+  const circuitRelay = circuitRelayFeature(featureComponents)
   const features: RelayFeature[] = [
     registry,
     reputationFeature({ store, now, options: opts.reputation, registry }),
@@ -269,6 +273,8 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     a2aFeature({ ...featureComponents, chat, tasks, gate: () => chatApi.gate() }),
     // ---- wake-ups: wake webhooks, delivery receipts (issue 18)
     wakeFeature({ ...featureComponents, chat, gate: () => chatApi.gate(), metrics, stats: () => core.stats(), readOnly }),
+    peerRecordsFeature({ store, now, registry: () => registry.helpers() }),
+    circuitRelay,
     ...(components.features ?? []).map(f => f(featureComponents)),
   ]
   // what features say over agents' sends (§19 required versions), asked by the core per connection
@@ -287,6 +293,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
     healthy: () => !closing,
     info: async () => {
       const s = await store.stats()
+      const p2pInfo = circuitRelay.info()
       return {
         name: 'agentmesh',
         protocol: PROTOCOL,
@@ -317,6 +324,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
           audit_max_rows: auditMaxRows ?? null,
           presence_idle_ms: chat.settings.presenceIdleMs,
         },
+        p2p: p2pInfo ?? null,
       }
     },
   })

@@ -16,6 +16,7 @@ import { registryFeature, reputationFeature } from '../src/features/registry.ts'
 import { relayMetrics, zeroStats } from '../src/ops/metrics.ts'
 import { wakeFeature } from '../src/wake/webhooks.ts'
 import { ownersFeature } from '../src/features/owners.ts'
+import { peerRecordsFeature } from '../src/p2p/records.ts'
 
 export { zeroStats }
 
@@ -34,5 +35,7 @@ export function relayFeatures (c: { store: Store, chat: ChatService, tasks: Task
   // verified owners (§28; no provider: its routes answer AM_ERR_OIDC_UNAVAILABLE)
   const owners = ownersFeature({ store, oidc: undefined, registry: () => registry.helpers(), relayAmid: () => chat.relayAmid, audit: async (a, action, target, detail) => { await chat.audit(a, action, target, detail) }, apiKey: c.apiKey, baseUrl: () => 'http://127.0.0.1', now, log: silentLogger })
   // the wake-ups (§26): wake webhooks; the A2A bridge (§24)
-  return [registry, reputationFeature({ store, now, registry }), chatApi, ...ops, owners, wakeFeature(ctx), a2a]
+  // direct links (§29): the signed peer records (the circuit relay has no routes)
+  const peerRecords = peerRecordsFeature({ store, now, registry: () => registry.helpers() })
+  return [registry, reputationFeature({ store, now, registry }), chatApi, ...ops, owners, wakeFeature(ctx), a2a, peerRecords]
 }

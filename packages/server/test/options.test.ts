@@ -88,6 +88,13 @@ describe('options - relayOptions', () => {
       a2aTasksPerAgent: 16,
       a2aOpenRequests: 256,
       a2aStreamMs: 600_000,
+      p2pListen: undefined,
+      p2pAnnounce: undefined,
+      p2pMaxReservations: 128,
+      p2pReservationTtlMs: 3_600_000,
+      p2pCircuitDurationMs: 120_000,
+      p2pCircuitDataBytes: 1_048_576,
+      p2pMaxConnections: 512,
       rateLimits: {},
       tlsCert: undefined,
       tlsKey: undefined,
@@ -202,7 +209,8 @@ describe('options - the option schema', () => {
       'publicUrl', 'oidcIssuer', 'oidcClientId', 'oidcRoles',
       'fileMaxBytes', 'fileJsonMaxBytes', 'fileQuotaBytes', 'fileMaxPerAgent', 'updateGraceMs',
       'healthOfflineAfterMs', 'healthHistory', 'metricsToken', 'readOnly', 'backupIntervalMs', 'backupKeep', 'webhookAllowPrivate', 'webhookMinIntervalMs', 'webhookRetries',
-      'a2aTasksPerAgent', 'a2aOpenRequests', 'a2aStreamMs', 'rateLimits',
+      'a2aTasksPerAgent', 'a2aOpenRequests', 'a2aStreamMs',
+      'p2pListen', 'p2pAnnounce', 'p2pMaxReservations', 'p2pReservationTtlMs', 'p2pCircuitDurationMs', 'p2pCircuitDataBytes', 'p2pMaxConnections', 'rateLimits',
     ])
     const env = specs.flatMap(([k, s]) => s.env === undefined ? [] : [[k, s.env]])
     assert.deepEqual(Object.fromEntries(env), {
@@ -224,6 +232,8 @@ describe('options - the option schema', () => {
       readOnly: 'AGENTMESH_READ_ONLY', backupIntervalMs: 'AGENTMESH_BACKUP_INTERVAL_MS', backupKeep: 'AGENTMESH_BACKUP_KEEP',
       webhookAllowPrivate: 'AGENTMESH_WEBHOOK_ALLOW_PRIVATE', webhookMinIntervalMs: 'AGENTMESH_WEBHOOK_MIN_INTERVAL_MS', webhookRetries: 'AGENTMESH_WEBHOOK_RETRIES',
       a2aTasksPerAgent: 'AGENTMESH_A2A_TASKS_PER_AGENT', a2aOpenRequests: 'AGENTMESH_A2A_OPEN_REQUESTS', a2aStreamMs: 'AGENTMESH_A2A_STREAM_MS',
+      p2pListen: 'AGENTMESH_P2P_LISTEN', p2pAnnounce: 'AGENTMESH_P2P_ANNOUNCE', p2pMaxReservations: 'AGENTMESH_P2P_MAX_RESERVATIONS', p2pReservationTtlMs: 'AGENTMESH_P2P_RESERVATION_TTL_MS',
+      p2pCircuitDurationMs: 'AGENTMESH_P2P_CIRCUIT_DURATION_MS', p2pCircuitDataBytes: 'AGENTMESH_P2P_CIRCUIT_DATA_BYTES', p2pMaxConnections: 'AGENTMESH_P2P_MAX_CONNECTIONS',
       backplane: 'AGENTMESH_BACKPLANE', backplaneTlsCa: 'AGENTMESH_BACKPLANE_TLS_CA', backplaneTlsCert: 'AGENTMESH_BACKPLANE_TLS_CERT', backplaneTlsKey: 'AGENTMESH_BACKPLANE_TLS_KEY', backplaneCatchUpMs: 'AGENTMESH_BACKPLANE_CATCH_UP_MS', clusterHeartbeatMs: 'AGENTMESH_CLUSTER_HEARTBEAT_MS', clusterRateShareMs: 'AGENTMESH_CLUSTER_RATE_SHARE_MS', clusterPeerTimeoutMs: 'AGENTMESH_CLUSTER_PEER_TIMEOUT_MS',
     })
     const flags = specs.flatMap(([k, s]) => s.flag === undefined ? [] : [[k, s.flag.flags.split(' ')[0]]])
@@ -240,6 +250,7 @@ describe('options - the option schema', () => {
       ['readOnly', '--read-only'], ['backupIntervalMs', '--backup-interval'], ['backupKeep', '--backup-keep'],
       ['webhookAllowPrivate', '--webhook-allow-private'],
       ['a2aStreamMs', '--a2a-stream-timeout'],
+      ['p2pListen', '--p2p-listen'], ['p2pAnnounce', '--p2p-announce'], ['p2pMaxReservations', '--p2p-max-reservations'],
     ])
   })
 

@@ -170,6 +170,12 @@ export interface AgentProfile {
    * registry re-derives the current tier from the stored chain on every read (docs/protocol.md §13.1).
    */
   tier: TrustTier
+  /**
+   * Where the agent can be reached directly (docs/protocol.md §29.1): its signed peer record as
+   * published (base64url), with the addresses and sequence number the registry read from it after
+   * checking it. Opaque to the Store: carried with the profile, replaced with it.
+   */
+  p2p?: { record: string, addrs: string[], seq: string, updatedAt: number }
   /** ms since epoch */
   updatedAt: number
 }

@@ -122,6 +122,17 @@ export function registrySuite (init: SuiteInit<RegistrySuiteStore>): void {
         })
       })
 
+      it('store - a profile carries the agent\'s peer record (§29.1) as given, and a put without it drops it', async () => {
+        await withStore(undefined, async ({ store }) => {
+          const p2p = { record: 'CiQIARIg' + 'A'.repeat(60), addrs: ['/ip4/127.0.0.1/tcp/4001', '/dns4/relay.example/tcp/443/wss/p2p/12D3KooWQ/p2p-circuit'], seq: '18446744073709551615', updatedAt: T0 + 1 }
+          await store.putProfile(profile(ALICE, { p2p }))
+          assert.deepEqual(await store.getProfile(ALICE), profile(ALICE, { p2p }))
+          assert.deepEqual((await store.searchProfiles({ text: 'agent', limit: 10 })).find(x => x.amid === ALICE)?.p2p, p2p)
+          await store.putProfile(profile(ALICE))
+          assert.equal((await store.getProfile(ALICE))?.p2p, undefined)
+        })
+      })
+
       it('store - search by capability (skill id or tag, any case) and by text, ordered by amid, limited', async () => {
         await withStore(undefined, async ({ store }) => {
           await store.putProfile(profile(CAROL))

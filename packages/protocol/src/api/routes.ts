@@ -419,6 +419,30 @@ export const API_ROUTES = {
       429: registryTooMany,
     },
   },
+  putP2pRecord: {
+    method: 'put', path: '/api/v1/agents/{amid}/p2p', tags: ['registry'],
+    summary: 'Publish where the signing agent can be reached directly (§29.1): a libp2p signed peer record (RFC 0003 record in an RFC 0002 envelope) signed by its AMID key, 1–16 multiaddrs, at most 4096 bytes. Its sequence number must be above the stored one; the same record again is answered as stored. GET /api/v1/agents/{amid} shows it as `p2p`.',
+    security: signed, params: S.AmidParams, body: S.P2pRecordBody,
+    responses: {
+      200: ok('the stored record', S.P2pRecord),
+      400: err(`invalid body (${E.InvalidArgument}, ${E.BadJson}); a record that is not a peer record signed by {amid}'s key, lists no or more than 16 addresses, or is larger than 4096 bytes (${E.PeerRecordInvalid})`),
+      401: unsigned,
+      403: err(`signed by another agent (${E.Forbidden})`),
+      409: err(`its sequence number is not above the stored record's (${E.PeerRecordStale})`),
+      413: tooBig,
+    },
+  },
+  deleteP2pRecord: {
+    method: 'delete', path: '/api/v1/agents/{amid}/p2p', tags: ['registry'],
+    summary: 'Withdraw the signing agent\'s peer record from its profile (§29.1): the registry no longer tells anyone where it can be reached directly.',
+    security: signed, params: S.AmidParams,
+    responses: {
+      200: ok('withdrawn (also when there was none)', Type.Object({ removed: Type.Boolean() })),
+      400: notAmid,
+      401: unsigned,
+      403: err(`signed by another agent (${E.Forbidden})`),
+    },
+  },
   getCertificate: {
     method: 'get', path: '/api/v1/agents/{amid}/certificate', tags: ['certificates'],
     summary: 'The agent\'s published certificate chain and what it is worth now: status valid, expired, revoked (a CRL the relay holds lists a link) or untrusted (its root is no longer a trust root), and the tier it gives (anonymous unless valid).',
