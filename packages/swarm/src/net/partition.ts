@@ -39,10 +39,13 @@ export function createPartitionDetector (init: PartitionDetectorInit): Partition
   return {
     observe (peers, now) {
       if (open === undefined) {
+        // compared with the reference of the rounds before this one: the loss is measured against
+        // what the node had, not against a reference this very round already lowered
+        const had = reference
         reference = Math.max(peers, reference * REFERENCE_DECAY_PER_ROUND)
-        if (reference >= init.minPeers && peers <= (1 - init.lossShare) * reference) {
-          open = { at: now, reference }
-          return { type: 'detected', at: now, peers, reference }
+        if (had >= init.minPeers && peers <= (1 - init.lossShare) * had) {
+          open = { at: now, reference: had }
+          return { type: 'detected', at: now, peers, reference: had }
         }
         return undefined
       }

@@ -331,11 +331,9 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     if (connected.size === 0) for (const a of bootstrap) void node.dial(a).catch(() => {})
   }
 
-  let round = 0
   let nextAntiEntropy = limits.reconcileIntervalMs > 0 ? now() + limits.reconcileIntervalMs : Infinity
   gossip.addEventListener('gossipsub:heartbeat', () => {
     if (closed) return
-    round++
     telemetry.gossipRound()
     const peers = node.getPeers().length
     const ev = detector.observe(peers, now())
@@ -417,7 +415,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     get partitioned () { return detector.partitioned },
     events,
     on (type, fn) {
-      const l = fn as unknown as EventListener
+      const l = fn as unknown as (ev: Event) => void
       events.addEventListener(type, l)
       return () => { events.removeEventListener(type, l) }
     },
@@ -435,7 +433,6 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       publishRaw: async (topic, data) => (await gossip.publish(topic, data)).recipients.length,
     },
   }
-  void round
   return api
 }
 
