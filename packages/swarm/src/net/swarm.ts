@@ -270,10 +270,11 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       if (t === undefined) return []
       const fresh: SwarmMessage[] = []
       for (const m of msgs) {
-        if (t.store.knows(m.author, m.seq)) continue
+        if (t.store.knows(m.author, m.seq)) { telemetry.duplicate(topic); continue }
         const v = t.validator.validate(m, { ...(fromAmid === undefined ? {} : { from: fromAmid }) })
         if (v.result !== 'accept') {
-          if (v.reason !== 'duplicate') telemetry.invalid(topic, v.reason)
+          if (v.reason === 'duplicate') telemetry.duplicate(topic)
+          else telemetry.invalid(topic, v.reason)
           continue
         }
         if (deliver(t, m, 'reconcile')) fresh.push(m)
