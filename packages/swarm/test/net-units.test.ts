@@ -87,11 +87,13 @@ test('swarm options - bad limits, region, bootstrap and topics are refused with 
   await bad({ limits: { meshDegreeLow: 9, meshDegree: 6 } }, /meshDegreeLow/)
   await bad({ region: 'Not A Region' }, /region/)
   await bad({ bootstrap: ['not-a-multiaddr'] }, /bootstrap/)
-  await bad({ firstSeq: 0 }, /firstSeq/)
-  const s = await swarm({ keys, limits: { maxTopics: 1 } })
+  const s = await swarm({ keys, limits: { maxTopics: 1 }, lastSeq: (t) => t === 'one' ? 41 : -1 })
   try {
     assert.throws(() => { s.join('bad topic!') }, (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument))
     s.join('one')
+    assert.equal(s.lastSeq('one'), 41)
+    assert.equal((await s.publish('one', 'next')).seq, 42)
+    assert.throws(() => s.lastSeq('two'), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument) && /lastSeq/.test(e.message))
     assert.throws(() => { s.join('two') }, (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument) && /maxTopics/.test(e.message))
     assert.deepEqual(s.topics(), ['one'])
   } finally {

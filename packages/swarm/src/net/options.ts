@@ -58,8 +58,12 @@ export interface SwarmInit {
   readonly bootstrap?: readonly string[]
   /** the node's region (inside a region gossip is local; a few inter-region links carry the rest) @default 'default' */
   readonly region?: string
-  /** the first sequence number this author uses (the CLI keeps the last one in the agent home) @default 1 */
-  readonly firstSeq?: number
+  /**
+   * The last sequence number this author used in a topic before this node started (the CLI keeps
+   * them in the agent home): a restarted author that reused a number with other content would be
+   * caught equivocating and blocked by every validator. @default none used (the first is 1)
+   */
+  readonly lastSeq?: (topic: string) => number
   readonly limits?: Partial<SwarmLimits>
   /** OpenTelemetry providers @default the global ones (no-ops until the application registers an SDK) */
   readonly meterProvider?: MeterProvider

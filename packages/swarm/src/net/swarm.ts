@@ -142,8 +142,11 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
   const bootstrap = (init.bootstrap ?? []).map((a) => {
     try { return multiaddr(a) } catch { throw new AgentMeshError(ErrorCode.InvalidArgument, `swarm bootstrap address is not a multiaddr: ${JSON.stringify(String(a).slice(0, 80))}`) }
   })
-  const firstSeq = init.firstSeq ?? 1
-  if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) throw new AgentMeshError(ErrorCode.InvalidArgument, 'swarm firstSeq must be an integer from 1')
+  const lastSeqOf = (topic: string): number => {
+    const n = init.lastSeq?.(topic) ?? 0
+    if (!Number.isSafeInteger(n) || n < 0) throw new AgentMeshError(ErrorCode.InvalidArgument, `swarm lastSeq(${topic}) must be an integer from 0`)
+    return n
+  }
   const amid = amidFromPublicKey(init.keys.publicKey)
   const author = { ...init.keys, amid } as Parameters<typeof signSwarmMessage>[0]
   const maxMessageBytes = DEFAULT_MAX_SWARM_MESSAGE_BYTES
@@ -252,7 +255,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       log: new TopicLog(topic, limits.maxQueuedPerSubscriber),
       validator: createValidator({ topic, maxBytes: maxMessageBytes, now }),
       store: createSwarmStore({ now }),
-      seq: firstSeq - 1,
+      seq: lastSeqOf(topic),
     }
     topics.set(topic, t)
     gossip.score.params.topics[topic] = { ...SWARM_TOPIC_SCORE }
@@ -411,7 +414,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       await node.dial(ma)
     },
     reconcile: async (peers) => await reconcileWith(peers ?? node.getPeers().map(String)),
-    lastSeq: (topic) => topics.get(topic)?.seq ?? firstSeq - 1,
+    lastSeq: (topic) => topics.get(topic)?.seq ?? lastSeqOf(topic),
     topics: () => [...topics.keys()],
     get partitioned () { return detector.partitioned },
     events,
