@@ -14,10 +14,10 @@
  * `maxReconcileMessages` messages (the rest follows on the next round), topics at most
  * `maxTopics`, the exchange at most `reconcileTimeoutMs`.
  */
+import { amidFromPeerId } from '@agentmesh/p2p'
 import { lpStream } from '@libp2p/utils'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
-import { amidFromPeerId } from '@agentmesh/p2p'
 import { decodeSwarmMessage, encodeSwarmMessage, type SwarmMessage } from '../message.ts'
 import { checkSummary, diff, type Summary, type Want } from '../reconcile.ts'
 import { DEFAULT_MAX_SWARM_MESSAGE_BYTES } from '../constants.ts'

@@ -17,8 +17,11 @@
  * - Partitions (`partition.ts`) and the reconcile protocol (`reconcile-protocol.ts`) recover what a
  *   side missed.
  */
-import { createLibp2p, type Libp2p } from 'libp2p'
+// first, and by itself: the Node 20 polyfill libp2p needs (Promise.withResolvers); a bundler
+// that keeps only the used exports of @agentmesh/p2p would otherwise leave it out
+import '@agentmesh/p2p/polyfill'
 import { libp2pKey, amidFromPeerId } from '@agentmesh/p2p'
+import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { noise } from '@chainsafe/libp2p-noise'
