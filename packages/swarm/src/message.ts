@@ -148,18 +148,17 @@ export type SwarmVerifier = (m: SwarmMessage) => boolean
  * verdict cached for another one. The oldest verdict goes first beyond `max`.
  */
 export function memoizeVerifier (inner: SwarmVerifier = verifySwarmMessage, max = DEFAULT_VERIFY_CACHE): SwarmVerifier & { readonly calls: () => number } {
-  const memo = new Map<string, boolean>()
+  // id → [sig, verdict]: the id is the hash of everything but the signature, so the same id with
+  // the same signature is the same message (string comparison, no key to build per call)
+  const memo = new Map<string, [string, boolean]>()
   let calls = 0
   const fn = (m: SwarmMessage): boolean => {
-    const key = m.id + '.' + m.sig
-    const hit = memo.get(key)
-    if (hit !== undefined) return hit
+    const hit = memo.get(m.id)
+    if (hit !== undefined && hit[0] === m.sig) return hit[1]
     calls++
-    // a cached verdict must also be for this exact content: the id is recomputed by the inner
-    // verifier, so only a verdict computed from the same id and sig is reused
     const ok = inner(m)
-    if (memo.size >= max) memo.delete(memo.keys().next().value as string)
-    memo.set(key, ok)
+    if (hit === undefined && memo.size >= max) memo.delete(memo.keys().next().value as string)
+    memo.set(m.id, [m.sig, ok])
     return ok
   }
   return Object.assign(fn, { calls: () => calls })

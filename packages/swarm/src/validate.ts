@@ -133,10 +133,9 @@ export function createValidator (init: ValidatorInit = {}): Validator {
   for (const [k, v] of Object.entries({ maxBytes, ratePerS: rate, burst, maxSeqAhead: ahead, window })) {
     if (!(v > 0) || !Number.isFinite(v)) throw new RangeError(`swarm validator: ${k} must be a positive number`)
   }
-  const tally = new Map<string, number>()
+  const tally = new Map<Verdict, number>() // keyed by the frozen verdict objects: counting allocates nothing
   const count = (v: Verdict): Verdict => {
-    const k = v.result + ':' + v.reason
-    tally.set(k, (tally.get(k) ?? 0) + 1)
+    tally.set(v, (tally.get(v) ?? 0) + 1)
     return v
   }
 
@@ -186,7 +185,7 @@ export function createValidator (init: ValidatorInit = {}): Validator {
       }
       return { verdict: validate(m, { from, size: bytes.byteLength }), message: m }
     },
-    counts: () => Object.fromEntries(tally),
+    counts: () => Object.fromEntries([...tally].map(([v, c]) => [v.result + ':' + v.reason, c])),
   }
 }
 
