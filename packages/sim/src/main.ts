@@ -5,7 +5,8 @@
  */
 import { parseArgs } from 'node:util'
 import { calibrationFigures } from './calibrate.ts'
-import { BYZANTINE_KINDS, DEFAULT_SCENARIO, SCENARIOS, type ByzantineKind, type Scenario } from './scenario.ts'
+import { measureHotPath } from './hotpath.ts'
+import { BYZANTINE_KINDS, SCENARIOS, type ByzantineKind, type Scenario } from './scenario.ts'
 import { simulate, type SimReport } from './simulate.ts'
 
 const USAGE = `usage: npm run sim -- [options]
@@ -20,6 +21,7 @@ const USAGE = `usage: npm run sim -- [options]
   --mode <gossipsub|flood>
   --compare-flood       also run plain flooding on the same scenario and print both
   --calibrate           print the calibration figures (the shape a real-node run prints)
+  --hot-path            measure the per-message cost at a real node (decode + validate), µs
   --json                print JSON`
 
 function fail (msg: string): never {
@@ -34,7 +36,7 @@ function num (name: string, v: string | undefined): number | undefined {
   return x
 }
 
-export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>, json: boolean, compareFlood: boolean, calibrate: boolean } {
+export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>, json: boolean, compareFlood: boolean, calibrate: boolean, hotPath: boolean } {
   let parsed
   try {
     parsed = parseArgs({
@@ -44,7 +46,7 @@ export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>
         seed: { type: 'string' }, publishers: { type: 'string' }, messages: { type: 'string' }, loss: { type: 'string' },
         latency: { type: 'string' }, jitter: { type: 'string' }, regions: { type: 'string' }, churn: { type: 'string' },
         partition: { type: 'string' }, mode: { type: 'string' }, 'compare-flood': { type: 'boolean' },
-        calibrate: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        calibrate: { type: 'boolean' }, 'hot-path': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     })
@@ -69,7 +71,7 @@ export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>
     const [a, b] = o.partition.split(',').map(Number)
     sc.partition = { cutAtMs: a, healAtMs: b }
   }
-  return { scenario: sc, json: o.json === true, compareFlood: o['compare-flood'] === true, calibrate: o.calibrate === true }
+  return { scenario: sc, json: o.json === true, compareFlood: o['compare-flood'] === true, calibrate: o.calibrate === true, hotPath: o['hot-path'] === true }
 }
 
 function fmt (x: number | null): string { return x === null ? 'never' : String(x) }
@@ -101,7 +103,12 @@ export function formatReport (r: SimReport, flood?: SimReport): string {
 
 const isMain = import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/sim/src/main.ts') === true
 if (isMain) {
-  const { scenario, json, compareFlood, calibrate } = scenarioFromArgs(process.argv.slice(2))
+  const { scenario, json, compareFlood, calibrate, hotPath } = scenarioFromArgs(process.argv.slice(2))
+  if (hotPath) {
+    const h = measureHotPath()
+    process.stdout.write(json ? JSON.stringify(h) + '\n' : `hot path (${h.messages} messages, ${h.bodyBytes}-byte bodies): new message ${h.newMessageUs} µs (decode + validate with Ed25519), duplicate ${h.duplicateUs} µs, sign + encode ${h.publishUs} µs\n`)
+    process.exit(0)
+  }
   let report: SimReport
   try {
     report = simulate(scenario)
@@ -120,4 +127,3 @@ if (isMain) {
     }
   }
 }
-void DEFAULT_SCENARIO
