@@ -16,6 +16,7 @@ const USAGE = `usage: npm run sim -- [options]
   --kinds <list>        Byzantine kinds, comma-separated: ${BYZANTINE_KINDS.join(',')}
   --seed <n>            the run is deterministic for a seed
   --publishers <n>      --messages <n per publisher>   --loss <p>   --latency <ms>   --jitter <ms>
+  --body <bytes>        body size of each message (256; from ~270, messages reach 512 B and IDONTWANT starts)
   --regions <n>         0 = automatic (one per 1,000 nodes from 100,000 nodes)
   --churn <share>       --partition <cutMs,healMs>
   --mode <gossipsub|flood>
@@ -44,7 +45,7 @@ export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>
       options: {
         scenario: { type: 'string' }, nodes: { type: 'string' }, byzantine: { type: 'string' }, kinds: { type: 'string' },
         seed: { type: 'string' }, publishers: { type: 'string' }, messages: { type: 'string' }, loss: { type: 'string' },
-        latency: { type: 'string' }, jitter: { type: 'string' }, regions: { type: 'string' }, churn: { type: 'string' },
+        latency: { type: 'string' }, body: { type: 'string' }, jitter: { type: 'string' }, regions: { type: 'string' }, churn: { type: 'string' },
         partition: { type: 'string' }, mode: { type: 'string' }, 'compare-flood': { type: 'boolean' },
         calibrate: { type: 'boolean' }, 'hot-path': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
@@ -62,7 +63,7 @@ export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>
   const set = <K extends keyof Scenario>(k: K, v: Scenario[K] | undefined): void => { if (v !== undefined) sc[k] = v }
   set('nodes', num('nodes', o.nodes)); set('byzantine', num('byzantine', o.byzantine)); set('seed', num('seed', o.seed))
   set('publishers', num('publishers', o.publishers)); set('messagesPerPublisher', num('messages', o.messages))
-  set('loss', num('loss', o.loss)); set('latencyMs', num('latency', o.latency)); set('jitterMs', num('jitter', o.jitter))
+  set('bodyBytes', num('body', o.body)); set('loss', num('loss', o.loss)); set('latencyMs', num('latency', o.latency)); set('jitterMs', num('jitter', o.jitter))
   set('regions', num('regions', o.regions)); set('churn', num('churn', o.churn))
   if (o.latency !== undefined) sc.interRegionLatencyMs = sc.latencyMs
   if (o.kinds !== undefined) sc.byzantineKinds = o.kinds.split(',').map(k => k.trim()) as ByzantineKind[]
@@ -86,7 +87,7 @@ export function formatReport (r: SimReport, flood?: SimReport): string {
     `time to first delivery, ms:      p50 ${r.timeMs.p50}  p90 ${r.timeMs.p90}  p99 ${r.timeMs.p99}  max ${r.timeMs.max}`,
     `convergence (worst message): 99.9% in ${fmt(c.rounds999)} rounds / ${fmt(c.time999Ms)} ms, all in ${fmt(c.roundsFull)} rounds / ${fmt(c.timeFullMs)} ms` +
       `  [goal: ≤ ${c.goalRounds} rounds ${c.metRounds ? 'met' : 'NOT met'}, ≤ ${c.goalTimeMs} ms ${c.metTime ? 'met' : 'NOT met'}]`,
-    `traffic per honest node per message: ${r.traffic.messagesPerNodePerMessage} copies (${r.traffic.duplicatesPerNodePerMessage} duplicates), ${r.traffic.bytesPerNodePerMessage} B, control ${r.traffic.controlBytesPerNodePerMessage} B; busiest node ${r.traffic.maxMessagesPerNodePerMessage} copies; IHAVE ${r.traffic.ihave}, IWANT ${r.traffic.iwant}`,
+    `traffic per honest node per message: ${r.traffic.messagesPerNodePerMessage} copies (${r.traffic.duplicatesPerNodePerMessage} duplicates), ${r.traffic.bytesPerNodePerMessage} B, control ${r.traffic.controlBytesPerNodePerMessage} B; busiest node ${r.traffic.maxMessagesPerNodePerMessage} copies; IHAVE ${r.traffic.ihave}, IWANT ${r.traffic.iwant}, IDONTWANT ${r.traffic.idontwant}`,
     `Byzantine: forged accepted ${r.byzantine.forgedAccepted}, forged rejected ${r.byzantine.forgedRejected}, flood accepted per node ${r.byzantine.floodAcceptedPerNode}, Byzantine copies received per node ${r.byzantine.byzantineMessagesPerNode}, links pruned by score ${r.byzantine.prunedByScore} (to Byzantine nodes ${r.byzantine.prunedByzantine}), eclipse victims ${r.byzantine.eclipseVictims} missed ${r.byzantine.victimsMissed}`,
   ]
   if (r.partition !== undefined) lines.push(`partition: ${r.partition.cutLinks} links cut, ${r.partition.detectedNodes} nodes detected it, ${r.partition.reconciles} reconciliations carried ${r.partition.reconciledMessages} messages`)

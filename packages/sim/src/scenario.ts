@@ -42,6 +42,8 @@ export interface Scenario {
   heartbeatMs: number
   /** heartbeats a message stays in the IHAVE window */
   historyGossip: number
+  /** messages this large (encoded bytes) and larger make a node send IDONTWANT to its mesh on first receipt (gossipsub 17's default: 512) */
+  idontwantMinBytes: number
   /** peers per node in 'flood' mode */
   floodDegree: number
   /** regions (0: one region below 100,000 nodes, else one per 1,000 nodes) */
@@ -100,6 +102,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   Dlazy: SWARM_MESH.Dlazy,
   heartbeatMs: SWARM_MESH.heartbeatMs,
   historyGossip: SWARM_MESH.historyGossip,
+  idontwantMinBytes: 512,
   floodDegree: SWARM_MESH.D + SWARM_MESH.Dlazy,
   regions: 0,
   regionLinks: 4,
@@ -165,6 +168,7 @@ export function checkScenario (s: Scenario): Scenario {
   int('heartbeatMs', 10, 60_000)
   int('historyGossip', 1, 16)
   int('floodDegree', 1, 32)
+  int('idontwantMinBytes', 1, 1 << 30)
   int('regions', 0, 100_000)
   int('regionLinks', 1, 32)
   int('aggregateAbove', 2, 100_000)

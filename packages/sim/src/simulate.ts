@@ -26,7 +26,7 @@ import { checkScenario, regionCount, DEFAULT_SCENARIO, type ByzantineKind, type 
 
 export const TOPIC = 'sim'
 // event kinds
-const MSG = 1; const IHAVE = 2; const IWANT = 3; const REC = 4; const TICK = 5; const PUB = 6; const CUT = 7; const HEAL = 8; const DOWN = 9; const UP = 10
+const MSG = 1; const IHAVE = 2; const IWANT = 3; const REC = 4; const TICK = 5; const PUB = 6; const CUT = 7; const HEAL = 8; const DOWN = 9; const UP = 10; const IDONTWANT = 11
 // node kinds
 const HONEST = 0; const SILENT = 1; const FORGING = 2; const FLOODING = 3; const ECLIPSING = 4
 const KIND_CODE: Record<ByzantineKind, number> = { silent: SILENT, forging: FORGING, flooding: FLOODING, eclipsing: ECLIPSING }
@@ -101,6 +101,8 @@ export interface SimReport {
     maxMessagesPerNodePerMessage: number
     ihave: number
     iwant: number
+    /** IDONTWANT notices sent (gossipsub v1.2, for messages of `idontwantMinBytes` and more) */
+    idontwant: number
   }
   byzantine: {
     forgedAccepted: number
@@ -184,6 +186,8 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
   const deg = new Uint8Array(n)
   const firstDel = new Uint16Array(n * CAP)
   const invalid = new Uint8Array(n * CAP)
+  // gossipsub v1.2 IDONTWANT: per mesh link, a bitmask of the messages the peer said it has (set up below, once messages are known)
+  let dontWant = new Uint32Array(0)
   const BLOCK = 4
   const blocked = new Int32Array(n * BLOCK).fill(-1)
   const blockPos = new Uint8Array(n)
@@ -207,6 +211,7 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
     if (slotOfPeer(a, b) >= 0) return false
     const sa = a * CAP + deg[a]++; adj[sa] = b; firstDel[sa] = 0; invalid[sa] = 0
     const sb = b * CAP + deg[b]++; adj[sb] = a; firstDel[sb] = 0; invalid[sb] = 0
+    if (dontWant.length > 0) { dontWant[sa] = 0; dontWant[sb] = 0 }
     return true
   }
   const removeHalf = (v: number, u: number): void => {
@@ -214,6 +219,7 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
     if (k < 0) return
     const last = v * CAP + deg[v] - 1
     adj[k] = adj[last]; firstDel[k] = firstDel[last]; invalid[k] = invalid[last]
+    if (dontWant.length > 0) dontWant[k] = dontWant[last]
     deg[v]--
   }
   const removeEdge = (a: number, b: number): void => { removeHalf(a, b); removeHalf(b, a) }
@@ -352,9 +358,12 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
   }
   const M = msgs.length
   const A = authors.length
+  const size = msgs.map(m => encodeSwarmMessage(m).byteLength)
+  // IDONTWANT as gossipsub 17 sends it (for messages of idontwantMinBytes and more); modelled for up to 32 messages
+  const idontwant = !flood && M <= 32 && size.some(b => b >= s.idontwantMinBytes)
+  if (idontwant) dontWant = new Uint32Array(n * CAP)
   const hIndex = new Int32Array(M).fill(-1) // message index → honest ordinal
   for (let h = 0; h < H; h++) hIndex[honestIdx[h]] = h
-  const size = msgs.map(m => encodeSwarmMessage(m).byteLength)
   const mSlot = msgs.map(m => slotOf.get(m.author) as number)
   // (author, seq) → the validly signed message with that name (forged variants are not indexed)
   const seqIdx: Array<Map<number, number>> = authors.map(() => new Map())
@@ -422,7 +431,23 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
   }
   const forwardAll = (v: number, except: number, m: number, hops: number, t: number): void => {
     const b = v * CAP
-    for (let k = 0; k < deg[v]; k++) { const w = adj[b + k]; if (w !== except) send(v, w, MSG, m, hops, t) }
+    const bit = idontwant && m < 32 ? (1 << m) >>> 0 : 0
+    for (let k = 0; k < deg[v]; k++) {
+      const w = adj[b + k]
+      if (w === except || (bit !== 0 && (dontWant[b + k] & bit) !== 0)) continue
+      send(v, w, MSG, m, hops, t)
+    }
+  }
+  let idontwants = 0
+  const sendDontWant = (v: number, except: number, m: number, t: number): void => {
+    if (!idontwant || size[m] < s.idontwantMinBytes) return
+    const b = v * CAP
+    for (let k = 0; k < deg[v]; k++) {
+      const w = adj[b + k]
+      if (w === except) continue
+      idontwants++; ctrlBytes[v] += IWANT_BASE + ID_BYTES
+      send(v, w, IDONTWANT, m, 0, t)
+    }
   }
 
   const penalise = (v: number, u: number): void => {
@@ -474,6 +499,7 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
       else floodAccepted++
       const k = slotOfPeer(v, u)
       if (k >= 0 && firstDel[k] < 65535) firstDel[k]++
+      sendDontWant(v, u, m, t)
       forwardAll(v, u, m, hops + 1, t)
     } else if (verdict.result === 'reject') {
       if (cls[m] === C_FORGED) forgedRejected++
@@ -593,6 +619,11 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
       case MSG: if (up[v] === 1) onMsg(v, u, m, heap.x, t); break
       case IHAVE: if (up[v] === 1) onIhave(v, u, t); break
       case IWANT: if (up[v] === 1) onIwant(v, u, m, t); break
+      case IDONTWANT: {
+        const k = slotOfPeer(v, u)
+        if (k >= 0 && m < 32) dontWant[k] |= (1 << m) >>> 0
+        break
+      }
       case REC: onReconcile(v, u, t, heap.x === 1); break
       case PUB: {
         if (up[v] === 0) break
@@ -759,6 +790,7 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
       maxMessagesPerNodePerMessage: H === 0 ? 0 : Math.round(maxRx / H * 100) / 100,
       ihave: ihaves,
       iwant: iwants,
+      idontwant: idontwants,
     },
     byzantine: {
       forgedAccepted,
