@@ -679,9 +679,11 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
           const a = cutPairsA[i]; const b = cutPairsB[i]
           if (up[a] === 0 || up[b] === 0) continue
           addEdge(a, b, CAP, CAP)
-          // both ends swap summaries: a round trip, then each pulls what it misses
-          heap.push(t + 2 * s.latencyMs, REC, a, b, -1, 0)
-          heap.push(t + 2 * s.latencyMs, REC, b, a, -1, 0)
+          // links come back one by one within a heartbeat, not all at the same instant; then both
+          // ends swap summaries (a round trip) and each pulls what it still misses
+          const at = t + rng.float() * s.heartbeatMs + 2 * s.latencyMs
+          heap.push(at, REC, a, b, -1, 0)
+          heap.push(at, REC, b, a, -1, 0)
         }
         break
       }
