@@ -652,10 +652,13 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
       }
       case CUT: {
         cut = true
+        // "far" peers: in another group when there are groups, else in another region; a node
+        // that loses all of them has lost the rest of the swarm, however many near peers it keeps
+        const far = (a: number, b: number): boolean => G > 1 ? groupOfRegion(regionOf[a]) !== groupOfRegion(regionOf[b]) : regionOf[a] !== regionOf[b]
         const lost = new Uint8Array(n); const crossLost = new Uint8Array(n); const cross = new Uint8Array(n)
         for (let a = 0; a < n; a++) {
           const b0 = a * CAP
-          for (let j = 0; j < deg[a]; j++) if (regionOf[adj[b0 + j]] !== regionOf[a]) cross[a]++
+          for (let j = 0; j < deg[a]; j++) if (far(a, adj[b0 + j])) cross[a]++
         }
         const before = deg.slice()
         for (let a = 0; a < n; a++) {
@@ -663,7 +666,7 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
             const b = adj[a * CAP + j]
             if (side[a] === side[b]) continue
             if (a < b) { cutPairsA.push(a); cutPairsB.push(b); cutLinks++ }
-            lost[a]++; if (regionOf[a] !== regionOf[b]) crossLost[a]++
+            lost[a]++; if (far(a, b)) crossLost[a]++
             removeHalf(a, b)
           }
         }
