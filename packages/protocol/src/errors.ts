@@ -130,6 +130,9 @@ export const ErrorCode = {
   OidcUnavailable: 'AM_ERR_OIDC_UNAVAILABLE',
   OwnerLinkPending: 'AM_ERR_OWNER_LINK_PENDING',
   OwnerLimit: 'AM_ERR_OWNER_LIMIT',
+  // ---- swarm mode (docs/swarm.md)
+  InvalidSwarmMessage: 'AM_ERR_INVALID_SWARM_MESSAGE',
+  SwarmMessageTooLarge: 'AM_ERR_SWARM_MESSAGE_TOO_LARGE',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -275,6 +278,9 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.OidcUnavailable]: { status: 503, retryable: false },
   [ErrorCode.OwnerLinkPending]: { status: 409, retryable: true },
   [ErrorCode.OwnerLimit]: { status: 409, retryable: false },
+  // ---- swarm mode (docs/swarm.md)
+  [ErrorCode.InvalidSwarmMessage]: { retryable: false },
+  [ErrorCode.SwarmMessageTooLarge]: { retryable: false },
   [ErrorCode.BadEncoding]: { status: 400, retryable: false },
   [ErrorCode.ChecksumMismatch]: { status: 400, retryable: false },
   // ---- operations: system updates (§19)
