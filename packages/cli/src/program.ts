@@ -26,6 +26,7 @@ import { schemaCommands } from './commands/schemas.ts'
 import { a2aCommands } from './commands/a2a.ts'
 import { dashboardCommand } from './commands/dashboard.ts'
 import { peersCommand } from './commands/peers.ts'
+import { swarmCommands } from './commands/swarm.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -85,6 +86,8 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- OpenClaw (issue 18)
   // ---- direct links: agentmesh peers (issue 19; listen --p2p is in messaging.ts)
   peersCommand(program, io)
+  // ---- swarm mode: gossip topics over libp2p (issue 20)
+  swarmCommands(program, io)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }

@@ -134,6 +134,9 @@ export const ErrorCode = {
   PeerRecordInvalid: 'AM_ERR_PEER_RECORD_INVALID',
   PeerRecordStale: 'AM_ERR_PEER_RECORD_STALE',
   InsecureFile: 'AM_ERR_INSECURE_FILE',
+  // ---- swarm mode (docs/swarm.md)
+  InvalidSwarmMessage: 'AM_ERR_INVALID_SWARM_MESSAGE',
+  SwarmMessageTooLarge: 'AM_ERR_SWARM_MESSAGE_TOO_LARGE',
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -282,6 +285,9 @@ export const ErrorRegistry: { readonly [C in ErrorCode]: ErrorInfo } = {
   [ErrorCode.PeerRecordInvalid]: { status: 400, retryable: false },
   [ErrorCode.PeerRecordStale]: { status: 409, retryable: false },
   [ErrorCode.InsecureFile]: { retryable: false },
+  // ---- swarm mode (docs/swarm.md)
+  [ErrorCode.InvalidSwarmMessage]: { retryable: false },
+  [ErrorCode.SwarmMessageTooLarge]: { retryable: false },
   [ErrorCode.BadEncoding]: { status: 400, retryable: false },
   [ErrorCode.ChecksumMismatch]: { status: 400, retryable: false },
   // ---- operations: system updates (§19)
