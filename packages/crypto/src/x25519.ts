@@ -1,16 +1,17 @@
 /**
- * X25519 on Node's crypto (OpenSSL). Raw 32-byte keys move in as JWK and never out through a JWK
- * export: STACK.md records Node 20 hanging on a JWK export right after `generateKeyPairSync`.
+ * X25519 on Node's crypto (OpenSSL). Raw 32-byte keys move in and out through the fixed
+ * RFC 8410 DER prefixes, never JWK: STACK.md records Node 20 hanging on a JWK export right after
+ * `generateKeyPairSync('x25519')`.
  *
- * What it costs here (Node 20, OpenSSL 3): importing a private key as PKCS#8 DER ~0.4 ms (OpenSSL's
- * decoder), as a JWK ~20 µs; exporting a generated pair as DER ~0.3 ms. So a key pair is made from
- * 32 random bytes imported as a JWK, and its public key is X25519(k, 9), the Diffie-Hellman with the
- * base point (RFC 7748 §6.1: that is what the public key is), ~50 µs, with no export at all. The key
- * objects of ratchet keys and signed prekeys are also kept in a small bounded cache keyed by the key
- * itself: a DH ratchet step then imports only the peer's public key. A key leaves the cache when it
- * is replaced ({@link forgetX25519PrivateKey}) or evicted.
+ * Importing a PKCS#8 private key costs ~0.4 ms here (OpenSSL 3's decoder), ten times a Diffie-
+ * Hellman, so the key objects of ratchet keys and signed prekeys are kept in a small bounded cache
+ * keyed by the key itself: a DH ratchet step then imports only the peer's public key. A key leaves
+ * the cache when it is replaced ({@link forgetX25519PrivateKey}) or evicted.
  */
-import { createPrivateKey, createPublicKey, diffieHellman, randomBytes, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto'
+
+// RFC 8410 §7 (PKCS#8 OneAsymmetricKey v1) and §4 (SubjectPublicKeyInfo) for id-X25519 (1.3.101.110)
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
 
 /** Type byte of EncodeEC for curve25519 (PQXDH §2.1); 0x05 is also libsignal's. */
 export const KEY_TYPE_X25519 = 0x05
@@ -33,34 +34,12 @@ function rememberPrivate (secretKey: Uint8Array, key: KeyObject): void {
   privateKeyCache.set(id, key)
 }
 
-/** The base point (u = 9, RFC 7748 §4.1): X25519(k, 9) is the public key of k. */
-const BASE_POINT = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.concat([Buffer.from([9]), Buffer.alloc(31)]).toString('base64url') }, format: 'jwk' })
-
-/**
- * A private key object from the raw key, imported as a JWK. Node reads only `d` for a private OKP
- * key (the public part is derived from it); `x` must be a string, so the base point's is given. A
- * test holds the public key derived this way to OpenSSL's own for keys it generated.
- */
-function importPrivate (secretKey: Uint8Array): KeyObject {
-  return createPrivateKey({
-    key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(secretKey.buffer, secretKey.byteOffset, secretKey.byteLength).toString('base64url'), x: 'CQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' },
-    format: 'jwk',
-  })
-}
-
-/** The public key of a private key object: X25519(k, 9). */
-function publicOf (privateKey: KeyObject): Uint8Array {
-  return new Uint8Array(diffieHellman({ privateKey, publicKey: BASE_POINT }))
-}
-
-/** A fresh key pair: 32 bytes from the system's CSPRNG, clamped as OpenSSL's generator stores them (RFC 7748 §5). */
+/** A fresh key pair (OpenSSL's generator), raw keys read from the DER encodings. */
 export function generateX25519KeyPair (): X25519KeyPair {
-  const secretKey = new Uint8Array(randomBytes(32))
-  secretKey[0]! &= 248
-  secretKey[31]! &= 127
-  secretKey[31]! |= 64
-  const privateKeyObject = importPrivate(secretKey)
-  return { publicKey: publicOf(privateKeyObject), secretKey, privateKeyObject }
+  const { privateKey, publicKey } = generateKeyPairSync('x25519')
+  const der = privateKey.export({ format: 'der', type: 'pkcs8' })
+  const spki = publicKey.export({ format: 'der', type: 'spki' })
+  return { publicKey: Uint8Array.from(spki.subarray(spki.length - 32)), secretKey: Uint8Array.from(der.subarray(der.length - 32)), privateKeyObject: privateKey }
 }
 
 /** Keeps this pair's key object for a later {@link x25519PrivateKeyObject} (a ratchet key used again after a JSON round trip). */
@@ -77,7 +56,7 @@ export function x25519PrivateKeyObject (secretKey: Uint8Array, cache = true): Ke
   const id = Buffer.from(secretKey.buffer, secretKey.byteOffset, secretKey.byteLength).toString('base64url')
   let key = privateKeyCache.get(id)
   if (key === undefined) {
-    key = importPrivate(secretKey)
+    key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' })
     if (cache) rememberPrivate(secretKey, key)
   }
   return key
@@ -91,7 +70,8 @@ export function forgetX25519PrivateKey (secretKey: Uint8Array): void {
 /** The key pair for a raw private key. */
 export function x25519KeyPairFromSecret (secretKey: Uint8Array): X25519KeyPair {
   const privateKeyObject = x25519PrivateKeyObject(secretKey, false)
-  return { publicKey: publicOf(privateKeyObject), secretKey: Uint8Array.from(secretKey), privateKeyObject }
+  const spki = createPublicKey(privateKeyObject).export({ format: 'der', type: 'spki' })
+  return { publicKey: Uint8Array.from(spki.subarray(spki.length - 32)), secretKey: Uint8Array.from(secretKey), privateKeyObject }
 }
 
 export function x25519PublicKeyObject (publicKey: Uint8Array): KeyObject {

@@ -28,14 +28,12 @@ describe('x25519 keys', () => {
     }
   })
 
-  it('x25519 - a generated pair is clamped, its key object is its secret, and two pairs agree (200 in a loop, none hangs)', () => {
+  it('x25519 - a generated pair\'s key object is its secret, and two pairs agree (200 in a loop, none hangs)', () => {
     const PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex')
     const seen = new Set<string>()
     let prev = generateX25519KeyPair()
     for (let i = 0; i < 200; i++) {
       const kp = generateX25519KeyPair()
-      assert.equal(kp.secretKey[0]! & 7, 0)
-      assert.equal(kp.secretKey[31]! & 0xc0, 0x40)
       seen.add(toHex(kp.publicKey))
       // the key object holds exactly the raw secret: OpenSSL's own import of it gives the same public key
       const viaDer = createPublicKey(createPrivateKey({ key: Buffer.concat([PKCS8, kp.secretKey]), format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' })
