@@ -201,7 +201,8 @@ export class DirectSender {
     }
     this.failed.delete(peer)
     return await new Promise<DirectResult>((resolve) => {
-      const timer = setTimeout(() => { done({ type: 'unavailable', reason: `no answer within ${timeoutMs} ms` }) }, timeoutMs)
+      // the time runs from when the frame is written: waiting for a slot (maxInFlight) is bounded by the answers or timeouts of those ahead
+      let timer: ReturnType<typeof setTimeout> | undefined
       const done = (r: DirectResult): void => {
         clearTimeout(timer)
         if (link.waiting.get(id) === done) link.waiting.delete(id)
@@ -212,6 +213,7 @@ export class DirectSender {
       const go = (): void => {
         if (link.closed) { done({ type: 'unavailable', reason: 'the direct stream closed' }); return }
         link.waiting.set(id, done)
+        timer = setTimeout(() => { done({ type: 'unavailable', reason: `no answer within ${timeoutMs} ms` }) }, timeoutMs)
         this.touch(peer, link)
         const frame = utf8.encode(`{"op":"send","env":${envText}}`)
         link.chain = link.chain.then(async () => { await link.lp.write(frame) }).catch((err: Error) => { this.drop(peer, link, err.message) })
