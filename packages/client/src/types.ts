@@ -111,8 +111,10 @@ export interface SendOptions {
 
 export interface SendResult {
   id: string
-  /** true when the relay had stored this id before (a retry) */
+  /** true when the relay (or the peer, on a direct link) had this id before (a retry) */
   duplicate: boolean
+  /** 'direct' when the peer acknowledged it on a direct link (docs/protocol.md §29); absent when the relay stored it */
+  path?: 'direct'
 }
 
 export interface Connection {

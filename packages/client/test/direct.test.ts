@@ -73,7 +73,7 @@ describe('direct links', { timeout: 120_000 }, () => {
     await relay.close()
     await waitFor(() => !a.connected && !b.connected, 'both agents to see the relay gone')
     const r1 = await a.send(bob.id.amid, { text: 'relay is down' })
-    assert.equal(r1.duplicate, false)
+    assert.deepEqual(r1, { id: r1.id, duplicate: false, path: 'direct' })
     await b.send(alice.id.amid, { text: 'still here' })
     await waitFor(() => bob.got.length === 6 && alice.got.length === 4, 'the messages sent while the relay is down')
     assert.equal(texts(bob).at(-1), 'relay is down')
