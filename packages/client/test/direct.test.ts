@@ -194,6 +194,22 @@ describe('direct links', { timeout: 120_000 }, () => {
     void b2
   })
 
+  it('direct - the receiver\'s rate limit holds direct messages back as relayed ones (acknowledged, kept, the sender told)', async () => {
+    const relay = await start()
+    const [alice, bob] = [agent('alice'), agent('bob')]
+    const b = await open(relay, bob, { p2p: true, policy: { version: 1, open: true, rate_limits: { messages_per_minute: 2 } } })
+    const a = await open(relay, alice, { p2p: { peers: { [bob.id.amid]: b.p2pAddresses() } } })
+    const sent = []
+    for (let i = 0; i < 4; i++) sent.push(await a.send(bob.id.amid, { text: `r${i}` }))
+    assert.deepEqual(sent.map(r => r.path), ['direct', 'direct', 'direct', 'direct'])
+    await waitFor(() => bob.warnings.filter(w => w.code === ErrorCode.RateLimited).length === 2, 'bob to hold two back')
+    assert.deepEqual(texts(bob), ['r0', 'r1'])
+    const held = bob.warnings.filter(w => w.code === ErrorCode.RateLimited).map(w => w.message)
+    assert.ok(held[0]!.includes(`held back message ${sent[2]!.id}`) && held[1]!.includes(`held back message ${sent[3]!.id}`), held.join(' | '))
+    // the sender hears of it, as through the relay (a delivery notice)
+    await waitFor(() => alice.warnings.some(w => w.code === ErrorCode.RateLimited && w.message.includes('held back')), 'alice to be told')
+  })
+
   it('direct - what only the relay may carry is refused on a direct link, each with its code', async () => {
     const relay = await start()
     const [, bob, , b] = await pair(relay)
