@@ -339,7 +339,7 @@ export interface P2POptions {
   /** Envelopes received directly and not yet processed, at most; past it direct sends are refused (retryable: they take the relay). @default 1024 */
   maxDirectPending?: number
   /** the direct protocol's bounds (`DIRECT_DEFAULTS` in @agentmesh/p2p) */
-  limits?: Partial<{ maxEnvelopeBytes: number, maxInFlight: number, maxStreams: number, idleTimeoutMs: number, dialTimeoutMs: number, redialAfterMs: number, maxFailedPeers: number }>
+  limits?: Partial<{ maxEnvelopeBytes: number, maxInFlight: number, maxStreams: number, idleTimeoutMs: number, dialTimeoutMs: number, redialAfterMs: number, maxFailedPeers: number, maxRefusalsPerStream: number }>
 }
 
 /** A peer and the path a direct message to it takes now (`conn.peers()`). */
