@@ -210,6 +210,26 @@ describe('direct links', { timeout: 120_000 }, () => {
     await waitFor(() => alice.warnings.some(w => w.code === ErrorCode.RateLimited && w.message.includes('held back')), 'alice to be told')
   })
 
+  it('direct - connect refuses p2p options that are not what they should be, naming them, before it connects', async () => {
+    const relay = await start()
+    const id = createIdentity('x')
+    const bad: Array<[unknown, RegExp]> = [
+      [{ directAckTimeoutMs: -1 }, /p2p\.directAckTimeoutMs must be a positive integer/],
+      [{ maxDirectPending: 1.5 }, /p2p\.maxDirectPending must be a positive integer/],
+      [{ limits: { bogus: 1 } }, /p2p\.limits\.bogus is not a direct-link bound/],
+      [{ limits: { maxInFlight: 0 } }, /p2p\.limits\.maxInFlight must be a positive integer/],
+      [{ listen: ['tcp:4001'] }, /p2p\.listen must be a list of multiaddrs/],
+      [{ peers: { 'not-an-amid': ['/ip4/127.0.0.1/tcp/1'] } }, /p2p\.peers: "not-an-amid" is not an AMID/],
+    ]
+    for (const [p2p, msg] of bad) {
+      await assert.rejects(connect({ server: relay.url, identity: id, state: memoryState(), p2p: p2p as never }), (e: AgentMeshError) => {
+        assert.equal(e.code, ErrorCode.InvalidArgument)
+        assert.match(e.message, msg)
+        return true
+      })
+    }
+  })
+
   it('direct - what only the relay may carry is refused on a direct link, each with its code', async () => {
     const relay = await start()
     const [, bob, , b] = await pair(relay)
