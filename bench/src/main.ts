@@ -26,6 +26,7 @@
  *                             when PostgreSQL answers, BENCH_CLUSTER=none leaves it out;
  *                             BENCH_CLUSTER_STORE, BENCH_CLUSTER_PAIRS=24, BENCH_CLUSTER_MESSAGES=1500, BENCH_CLUSTER_AGENTS=30)
  *   BENCH_DASHBOARD=0         leave out the web console's sizes and time to first render (dashboard.ts)
+ *   BENCH_DIRECT=0            leave out direct links vs the relay (direct.ts; BENCH_DIRECT_LATENCY=200 BENCH_DIRECT_BURST=1000)
  *   BENCH_CPU_PROF=1 BENCH_SERVER_NODE_ARGS="--trace-gc" BENCH_DRAIN_SECONDS=10 BENCH_WARMUP_SECONDS=1
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -34,6 +35,7 @@ import { fileURLToPath } from 'node:url'
 import { cleanupAll, installCleanupHandlers } from './children.ts'
 import { clusterReport, runCluster } from './cluster.ts'
 import { dashboardReport, runDashboard } from './dashboard.ts'
+import { directReport, runDirect } from './direct.ts'
 import { runConnections } from './connections.ts'
 import { runE2eeMicro, type E2eeMicroResult } from './e2ee.ts'
 import { fanoutScenarios, runFanoutScenarios } from './fanout/run.ts'
@@ -264,6 +266,8 @@ async function runOnce (run: number, runs: number): Promise<{ report: Record<str
   const cluster = await runCluster(log)
   // the web console's JS/CSS size and time to first render (BENCH_DASHBOARD=0 leaves it out)
   const dashboard = await runDashboard(log)
+  // direct links vs the relay, side by side (BENCH_DIRECT=0 leaves it out)
+  const direct = await runDirect(log)
 
   const calibrationEnd = calibrate()
   const report = {
@@ -295,6 +299,7 @@ async function runOnce (run: number, runs: number): Promise<{ report: Record<str
     idle_connections: conns,
     cluster,
     dashboard,
+    direct,
     machine_speed_spread: speedSpread,
     wall_s: round((performance.now() - started) / 1000, 1),
   }
@@ -304,6 +309,7 @@ async function runOnce (run: number, runs: number): Promise<{ report: Record<str
   if (conns !== undefined) human.push(connectionsReport(conns))
   if (cluster !== undefined) human.push(clusterReport(cluster))
   if (dashboard !== undefined) human.push(dashboardReport(dashboard))
+  if (direct !== undefined) human.push(directReport(direct))
   human.push(`machine: CPU calibration ${calibrationStart} at the start, ${calibrationEnd} at the end (SHA-256 of 16 KiB per ms; ` +
     `${report.calibration.end_vs_start}×), load average ${report.machine.loadavg_1m_at_start} → ${report.machine.loadavg_1m_at_end}`)
   if (speedSpread > 1.3) {

@@ -68,8 +68,23 @@ describe('peers', { timeout: 90_000 }, () => {
     const text = await cli(['peers'], { home: bob, server: relay.url })
     assert.match(text.stdout, new RegExp(`^${a.amid} direct [0-9.]+ ms /ip4/127\\.0\\.0\\.1/tcp/`, 'm'))
 
+    // send --p2p: acknowledged by bob on the direct link, also with the relay stopped
+    const sent = await cli(['send', bobAmid, 'from the cli', '--p2p', '--p2p-peer', `${bobAmid}=${said.p2p.addrs[0]!}`, '--json'], { home: alice, server: relay.url })
+    assert.equal(sent.code, 0, sent.stderr)
+    assert.deepEqual(Object.keys(JSON.parse(sent.lines[0]!) as object).sort(), ['id', 'path', 'status', 'to'])
+    assert.equal((JSON.parse(sent.lines[0]!) as { path: string }).path, 'direct')
+    await relay.close()
+    relays.length = 0
+    const down = await cli(['send', bobAmid, 'relay is down', '--p2p', '--p2p-peer', `${bobAmid}=${said.p2p.addrs[0]!}`, '--json'], { home: alice, server: relay.url })
+    assert.equal(down.code, 0, down.stderr)
+    assert.equal((JSON.parse(down.lines[0]!) as { status: string, path: string }).path, 'direct')
+    await waitFor(() => listen.lines.length === 3, 'bob\'s listen to print both')
+    assert.deepEqual(listen.lines.map(l => (JSON.parse(l) as { text: string }).text), ['over the direct link', 'from the cli', 'relay is down'])
+
     listen.interrupt()
     assert.equal((await listen.done).code, 0)
+    const relay2 = await startRelay({ logger: silentLogger, port: Number(new URL(relay.url).port) })
+    relays.push(relay2)
     // no listening process: the agents it has sessions with, on the relay path
     const off = await cli(['peers', '--json'], { home: bob, server: relay.url })
     assert.equal(off.code, 0, off.stderr)

@@ -876,7 +876,7 @@ export class ConnectionImpl implements Connection {
   /** What the peer answered a direct send: acknowledged, refused (the send fails with its code), or nothing (the relay takes it). */
   private onDirect (p: Pending, r: DirectSendResult): void {
     if (this.outbox.get(p.id) !== p || p.direct !== 'trying') return
-    if (r.type === 'ack') { this.onAck(p.id, r.duplicate); return }
+    if (r.type === 'ack') { this.onAck(p.id, r.duplicate, true); return }
     if (r.type === 'refused' && !isRetryable(r.code as ErrorCode)) {
       // as the relay's refusal would be: the caller gets the code, nothing is told "sent"
       this.sentLog?.update(p.id, { status: 'refused', code: r.code as ErrorCode, reason: r.message.slice(0, 280) })
@@ -888,11 +888,11 @@ export class ConnectionImpl implements Connection {
     this.transmit()
   }
 
-  private onAck (id: string, duplicate: boolean): void {
+  private onAck (id: string, duplicate: boolean, direct = false): void {
     const p = this.outbox.get(id)
     if (p === undefined) return
     this.settle(p)
-    for (const w of p.waiters) w.resolve({ id, duplicate })
+    for (const w of p.waiters) w.resolve(direct ? { id, duplicate, path: 'direct' } : { id, duplicate })
   }
 
   private settle (p: Pending): void {
@@ -1015,7 +1015,7 @@ export class ConnectionImpl implements Connection {
       const a = { seq, envelope: env, message: toMessage(env, seq, { type: env.type, payload: env.payload }, false) as Message | undefined }
       if (this.pipeline.arrive(a)) {
         item = a.message === undefined ? { ...item, env, sealed: true } : { ...item, env, msg: a.message }
-        if (room === undefined && this.direct !== undefined) this.queuedIds.add(env.from + '\n' + env.id)
+        if (room === undefined && this.direct !== undefined && this.cfg.deliver) this.queuedIds.add(env.from + '\n' + env.id)
       }
     }
     this.inbound.push(item)

@@ -515,6 +515,8 @@ export class Gate {
   refusesDirect (peer: string, now = Date.now()): { code: ErrorCode, reason: string, why: string } | undefined {
     this.limits()
     if (this.cfg.e2ee.record(K.blocked, peer) !== undefined) {
+      // a silent block (deny_action "silent") stays silent: taken, and dropped in turn as a relayed one is
+      if (this.policy.deny_action !== 'reject') return undefined
       return { code: ErrorCode.NoGrant, reason: 'This agent blocked you: your messages are not processed.', why: 'the peer is blocked' }
     }
     if (!this.enforcing || this.policy.open) return undefined

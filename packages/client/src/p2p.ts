@@ -52,6 +52,15 @@ export class P2PLinks implements DirectPath {
     checkOptions(opts)
     const limits: Partial<DirectLimits> = { ...opts.limits }
     const node = await createAgentNode({ keys: identity, ...(opts.listen === undefined ? {} : { listen: opts.listen }) })
+    try {
+      return await P2PLinks.serve(conn, node, opts, limits, deliver)
+    } catch (err) {
+      await node.stop()
+      throw err
+    }
+  }
+
+  private static async serve (conn: ConnectionImpl, node: AgentNode, opts: P2POptions, limits: Partial<DirectLimits>, deliver: boolean): Promise<P2PLinks> {
     let links: P2PLinks | undefined
     const stop = deliver
       ? await serveDirect(node, (from, env, bytes) => {
@@ -72,8 +81,7 @@ export class P2PLinks implements DirectPath {
 
   /** Tells the connection where `amid` can be reached (a test, a discovery hook, a configured peer). */
   addPeer (amid: string, addrs: readonly string[]): void {
-    if (!isAmid(amid)) throw new AgentMeshError(ErrorCode.InvalidArgument, `p2p.peers: "${String(amid).slice(0, 80)}" is not an AMID`)
-    if (!Array.isArray(addrs) || addrs.some(a => typeof a !== 'string' || !a.startsWith('/') || a.length > 512)) throw new AgentMeshError(ErrorCode.InvalidArgument, `p2p.peers: the addresses of ${amid} must be multiaddrs ("/ip4/…/tcp/…")`)
+    checkPeer(amid, addrs)
     this.book.set(amid, addrs.slice(0, MAX_PEER_ADDRS))
     this.resolved.delete(amid)
   }
@@ -145,5 +153,12 @@ function checkOptions (o: P2POptions): void {
     posInt(`limits.${k}`, v)
   }
   if (o.listen !== undefined && (!Array.isArray(o.listen) || o.listen.some(a => typeof a !== 'string' || !a.startsWith('/')))) throw new AgentMeshError(ErrorCode.InvalidArgument, 'connect option p2p.listen must be a list of multiaddrs ("/ip4/127.0.0.1/tcp/0")')
+  if (o.peers !== undefined && (typeof o.peers !== 'object' || o.peers === null)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'connect option p2p.peers must map AMIDs to multiaddrs')
+  for (const [amid, addrs] of Object.entries(o.peers ?? {})) checkPeer(amid, addrs)
   if (o.resolve !== undefined && typeof o.resolve !== 'function') throw new AgentMeshError(ErrorCode.InvalidArgument, 'connect option p2p.resolve must be a function (amid) => multiaddrs')
+}
+
+function checkPeer (amid: string, addrs: unknown): void {
+  if (!isAmid(amid)) throw new AgentMeshError(ErrorCode.InvalidArgument, `p2p.peers: "${String(amid).slice(0, 80)}" is not an AMID`)
+  if (!Array.isArray(addrs) || addrs.some(a => typeof a !== 'string' || !a.startsWith('/') || a.length > 512)) throw new AgentMeshError(ErrorCode.InvalidArgument, `p2p.peers: the addresses of ${amid} must be multiaddrs ("/ip4/…/tcp/…")`)
 }

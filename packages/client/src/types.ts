@@ -111,8 +111,10 @@ export interface SendOptions {
 
 export interface SendResult {
   id: string
-  /** true when the relay had stored this id before (a retry) */
+  /** true when the relay (or the peer, on a direct link) had this id before (a retry) */
   duplicate: boolean
+  /** 'direct' when the peer acknowledged it on a direct link (docs/protocol.md §29); absent when the relay stored it */
+  path?: 'direct'
 }
 
 export interface Connection {
@@ -337,7 +339,7 @@ export interface P2POptions {
   /** Envelopes received directly and not yet processed, at most; past it direct sends are refused (retryable: they take the relay). @default 1024 */
   maxDirectPending?: number
   /** the direct protocol's bounds (`DIRECT_DEFAULTS` in @agentmesh/p2p) */
-  limits?: Partial<{ maxEnvelopeBytes: number, maxInFlight: number, maxStreams: number, idleTimeoutMs: number, dialTimeoutMs: number, redialAfterMs: number, maxFailedPeers: number }>
+  limits?: Partial<{ maxEnvelopeBytes: number, maxInFlight: number, maxStreams: number, idleTimeoutMs: number, dialTimeoutMs: number, redialAfterMs: number, maxFailedPeers: number, maxRefusalsPerStream: number }>
 }
 
 /** A peer and the path a direct message to it takes now (`conn.peers()`). */

@@ -73,7 +73,7 @@ describe('direct links', { timeout: 120_000 }, () => {
     await relay.close()
     await waitFor(() => !a.connected && !b.connected, 'both agents to see the relay gone')
     const r1 = await a.send(bob.id.amid, { text: 'relay is down' })
-    assert.equal(r1.duplicate, false)
+    assert.deepEqual(r1, { id: r1.id, duplicate: false, path: 'direct' })
     await b.send(alice.id.amid, { text: 'still here' })
     await waitFor(() => bob.got.length === 6 && alice.got.length === 4, 'the messages sent while the relay is down')
     assert.equal(texts(bob).at(-1), 'relay is down')
@@ -192,6 +192,42 @@ describe('direct links', { timeout: 120_000 }, () => {
     assert.ok(bob.got.every(m => m.path === 'direct'))
     assert.equal(bob.state.recordCount('direct-inbox'), 0, 'committed: the kept copies are gone')
     void b2
+  })
+
+  it('direct - the receiver\'s rate limit holds direct messages back as relayed ones (acknowledged, kept, the sender told)', async () => {
+    const relay = await start()
+    const [alice, bob] = [agent('alice'), agent('bob')]
+    const b = await open(relay, bob, { p2p: true, policy: { version: 1, open: true, rate_limits: { messages_per_minute: 2 } } })
+    const a = await open(relay, alice, { p2p: { peers: { [bob.id.amid]: b.p2pAddresses() } } })
+    const sent = []
+    for (let i = 0; i < 4; i++) sent.push(await a.send(bob.id.amid, { text: `r${i}` }))
+    assert.deepEqual(sent.map(r => r.path), ['direct', 'direct', 'direct', 'direct'])
+    await waitFor(() => bob.warnings.filter(w => w.code === ErrorCode.RateLimited).length === 2, 'bob to hold two back')
+    assert.deepEqual(texts(bob), ['r0', 'r1'])
+    const held = bob.warnings.filter(w => w.code === ErrorCode.RateLimited).map(w => w.message)
+    assert.ok(held[0]!.includes(`held back message ${sent[2]!.id}`) && held[1]!.includes(`held back message ${sent[3]!.id}`), held.join(' | '))
+    // the sender hears of it, as through the relay (a delivery notice)
+    await waitFor(() => alice.warnings.some(w => w.code === ErrorCode.RateLimited && w.message.includes('held back')), 'alice to be told')
+  })
+
+  it('direct - connect refuses p2p options that are not what they should be, naming them, before it connects', async () => {
+    const relay = await start()
+    const id = createIdentity('x')
+    const bad: Array<[unknown, RegExp]> = [
+      [{ directAckTimeoutMs: -1 }, /p2p\.directAckTimeoutMs must be a positive integer/],
+      [{ maxDirectPending: 1.5 }, /p2p\.maxDirectPending must be a positive integer/],
+      [{ limits: { bogus: 1 } }, /p2p\.limits\.bogus is not a direct-link bound/],
+      [{ limits: { maxInFlight: 0 } }, /p2p\.limits\.maxInFlight must be a positive integer/],
+      [{ listen: ['tcp:4001'] }, /p2p\.listen must be a list of multiaddrs/],
+      [{ peers: { 'not-an-amid': ['/ip4/127.0.0.1/tcp/1'] } }, /p2p\.peers: "not-an-amid" is not an AMID/],
+    ]
+    for (const [p2p, msg] of bad) {
+      await assert.rejects(connect({ server: relay.url, identity: id, state: memoryState(), p2p: p2p as never }), (e: AgentMeshError) => {
+        assert.equal(e.code, ErrorCode.InvalidArgument)
+        assert.match(e.message, msg)
+        return true
+      })
+    }
   })
 
   it('direct - what only the relay may carry is refused on a direct link, each with its code', async () => {

@@ -38,6 +38,8 @@ export const DIRECT_DEFAULTS = Object.freeze({
   redialAfterMs: 30_000,
   /** peers with a failed dial remembered at most (the oldest go first) */
   maxFailedPeers: 4_096,
+  /** refusals on one stream after which the receiver closes it (a peer sending what it may not) */
+  maxRefusalsPerStream: 100,
 })
 
 export type DirectLimits = { readonly [K in keyof typeof DIRECT_DEFAULTS]: number }
@@ -131,8 +133,9 @@ async function serveStream (stream: Stream, connection: Connection, receive: Dir
   const from = amidFromPeerId(connection.remotePeer)
   if (from === undefined) { stream.abort(new Error('not an agent key')); return }
   const lp = lpStream(stream, { maxDataLength: limits.maxEnvelopeBytes + FRAME_OVERHEAD * 16 })
+  let refusals = 0
   try {
-    for (;;) {
+    while (refusals < limits.maxRefusalsPerStream) {
       const idle = AbortSignal.timeout(limits.idleTimeoutMs)
       let bytes: Uint8Array
       try { bytes = (await lp.read({ signal: idle })).subarray() } catch { break } // closed, idle, reset or a frame over the bound
@@ -147,6 +150,7 @@ async function serveStream (stream: Stream, connection: Connection, receive: Dir
         }
         answer = a.ok ? { op: 'ack', id: d.id, ...(a.duplicate === true ? { duplicate: true as const } : {}) } : { op: 'refused', id: d.id, code: a.code, message: a.message }
       }
+      if (answer.op === 'refused') refusals++
       try { await lp.write(encode(answer)) } catch { break } // the stream broke: the sender sends what is unanswered again
     }
   } finally {
@@ -190,7 +194,8 @@ export class DirectSender {
   async send (peer: string, id: string, envText: string, addrs: readonly string[], timeoutMs: number): Promise<DirectResult> {
     if (this.stopped) return { type: 'unavailable', reason: 'direct links are stopped' }
     const until = this.failed.get(peer)
-    if (until !== undefined && until > Date.now()) return { type: 'unavailable', reason: 'the last dial failed; the peer is dialled again later' }
+    // a peer that connected to us since is reached over that connection
+    if (until !== undefined && until > Date.now() && this.node.getConnections(peerIdFromAmid(peer)).length === 0) return { type: 'unavailable', reason: 'the last dial failed; the peer is dialled again later' }
     let link: Link
     try {
       link = await this.link(peer, addrs)
@@ -201,7 +206,8 @@ export class DirectSender {
     }
     this.failed.delete(peer)
     return await new Promise<DirectResult>((resolve) => {
-      const timer = setTimeout(() => { done({ type: 'unavailable', reason: `no answer within ${timeoutMs} ms` }) }, timeoutMs)
+      // the time runs from when the frame is written: waiting for a slot (maxInFlight) is bounded by the answers or timeouts of those ahead
+      let timer: ReturnType<typeof setTimeout> | undefined
       const done = (r: DirectResult): void => {
         clearTimeout(timer)
         if (link.waiting.get(id) === done) link.waiting.delete(id)
@@ -212,6 +218,7 @@ export class DirectSender {
       const go = (): void => {
         if (link.closed) { done({ type: 'unavailable', reason: 'the direct stream closed' }); return }
         link.waiting.set(id, done)
+        timer = setTimeout(() => { done({ type: 'unavailable', reason: `no answer within ${timeoutMs} ms` }) }, timeoutMs)
         this.touch(peer, link)
         const frame = utf8.encode(`{"op":"send","env":${envText}}`)
         link.chain = link.chain.then(async () => { await link.lp.write(frame) }).catch((err: Error) => { this.drop(peer, link, err.message) })

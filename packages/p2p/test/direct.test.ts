@@ -68,3 +68,23 @@ test('direct - decodeSend refuses what is not a send frame or is over the bound,
   const ok = decodeSend(u('{"op":"send","env":{"id":"i3"}}'), 100)
   assert.deepEqual(ok, { env: { id: 'i3' }, id: 'i3' })
 })
+
+test('direct - a stream with maxRefusalsPerStream refusals is closed by the receiver; the next send opens a new one', { timeout: 20_000 }, async () => {
+  const a = createIdentity()
+  const b = createIdentity()
+  const na = await createAgentNode({ keys: a })
+  const nb = await createAgentNode({ keys: b })
+  const stop = await serveDirect(nb, (_from, e) => (e as { id: string }).id.startsWith('bad') ? { ok: false, code: 'AM_ERR_INVALID_ENVELOPE', message: 'no' } : { ok: true }, { limits: { maxRefusalsPerStream: 2 } })
+  const sender = new DirectSender(na)
+  try {
+    const addrs = nb.getMultiaddrs().map(m => m.toString())
+    const r = await Promise.all(['bad1', 'bad2', 'bad3'].map(async id => await sender.send(b.amid, id, env(id, a.amid, b.amid), addrs, 5000)))
+    assert.deepEqual(r.map(x => x.type), ['refused', 'refused', 'unavailable'])
+    assert.deepEqual(await sender.send(b.amid, 'good', env('good', a.amid, b.amid), addrs, 5000), { type: 'ack', duplicate: false })
+  } finally {
+    await sender.stop()
+    await stop()
+    await na.stop()
+    await nb.stop()
+  }
+})

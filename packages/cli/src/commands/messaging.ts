@@ -37,8 +37,8 @@ function jsonPayload (text: string): Record<string, unknown> {
   return v as Record<string, unknown>
 }
 
-function printSent (out: Out, r: { id: string, duplicate: boolean }, to: string): void {
-  out.result({ id: r.id, to, status: r.duplicate ? 'duplicate' : 'stored' }, r.id)
+function printSent (out: Out, r: { id: string, duplicate: boolean, path?: 'direct' }, to: string): void {
+  out.result({ id: r.id, to, status: r.duplicate ? 'duplicate' : 'stored', ...(r.path === undefined ? {} : { path: r.path }) }, r.id)
 }
 
 async function sendLines (input: NodeJS.ReadableStream, conn: Connection, out: Out, to: string, type: string, encrypt: boolean, signal?: AbortSignal, receipts = false): Promise<number> {
@@ -59,7 +59,7 @@ async function sendLines (input: NodeJS.ReadableStream, conn: Connection, out: O
 }
 
 export function messagingCommands (program: Command, io: CliIo = processIo()): void {
-  withCommon(program.command('send')
+  withCommon(p2pOptions(program.command('send')
     .description('send a text message to an agent; returns once the relay has stored it and prints the envelope id (without --timeout, while the relay cannot be reached, one message is queued in the home: status "queued")')
     .argument('<amid>', 'recipient AMID')
     .argument('[text]', 'message text (or use --stdin)')
@@ -70,8 +70,8 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
     .option('--plaintext', 'send without end-to-end encryption (the relay can read it; for peers that published no prekeys)')
     .option('--receipts', 'ask the receiver for delivery receipts: `agentmesh sent` then shows delivered and processed')
     .option('--payload <json>', 'send this JSON object as the payload instead of a text (with --type)')
-    .option('--validate', 'check the payload against the schema the recipient declares for --type first (AM_ERR_SCHEMA_MISMATCH, nothing sent)'))
-    .action(async (to: string, text: string | undefined, o: SendOpts) => {
+    .option('--validate', 'check the payload against the schema the recipient declares for --type first (AM_ERR_SCHEMA_MISMATCH, nothing sent)')))
+    .action(async (to: string, text: string | undefined, o: SendOpts & P2PFlags) => {
       const out = output(o.json === true, io)
       checkAmid('recipient', to)
       const payload = o.payload === undefined ? undefined : jsonPayload(o.payload)
@@ -85,6 +85,8 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
       if (o.receipts === true && o.plaintext === true) throw usage('--receipts travel inside the end-to-end encryption: not with --plaintext')
       const { ms, signal } = deadline(o.timeout)
       const seconds = ms === undefined ? undefined : ms / 1000
+      // direct links (§29): the peer may acknowledge it while the relay is away
+      const p2p = p2pOf(o, io.env)
       let conn: Connection | undefined
       try {
         conn = await connect({
@@ -97,6 +99,7 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           ...(o.stdin === true || ms !== undefined ? {} : { queueWhenUnreachable: true }),
           onWarning: (w) => { out.warn(w) }, // e.g. a leftover of an earlier run refused by the relay
           ...(ms === undefined ? {} : { connectTimeoutMs: ms }),
+          ...(p2p === undefined ? {} : { p2p }),
         })
         if (o.stdin === true) {
           const n = await sendLines(io.stdin, conn, out, to, o.type, o.plaintext !== true, signal, o.receipts === true)
@@ -108,6 +111,9 @@ export function messagingCommands (program: Command, io: CliIo = processIo()): v
           const sent = conn.send(to, payload ?? { text: text! }, { type: o.type, encrypt: o.plaintext !== true, onQueued: markQueued, ...(o.receipts === true ? { receipts: true } : {}), ...(o.validate === true ? { validate: true } : {}), ...(o.id === undefined ? {} : { id: o.id }), ...(signal === undefined ? {} : { signal }) })
           sent.catch(() => {}) // awaited below, or left in the outbox
           if (!conn.connected) {
+            // with direct links, the peer's answer is awaited first (its ack timeout, 2 s)
+            const direct = p2p === undefined ? undefined : await Promise.race([sent, new Promise<undefined>((resolve) => { setTimeout(() => { resolve(undefined) }, (p2p.directAckTimeoutMs ?? 2000) + 500).unref() })])
+            if (direct !== undefined) { printSent(out, direct, to); return }
             const id = await Promise.race([queued, sent.then(r => r.id)])
             if (!conn.connected) {
               out.result({ id, to, status: 'queued' }, id)
