@@ -96,5 +96,7 @@ describe('peers', { timeout: 90_000 }, () => {
     assert.equal((await cli(['init', '--name', 'carol', '--offline'], { home })).code, 0)
     assertCliError(await cli(['listen', '--p2p-peer', 'nobody', '--timeout', '1'], { home, server: 'ws://127.0.0.1:9' }), 'AM_ERR_INVALID_ARGUMENT', 2, /--p2p-peer takes <amid>=<multiaddr>/)
     assertCliError(await cli(['listen', '--p2p-listen', 'tcp:4001', '--timeout', '1'], { home, server: 'ws://127.0.0.1:9' }), 'AM_ERR_INVALID_ARGUMENT', 2, /--p2p-listen takes a multiaddr/)
+    assertCliError(await cli(['listen', '--p2p-bootstrap', '/ip4/127.0.0.1/tcp/4001', '--timeout', '1'], { home, server: 'ws://127.0.0.1:9' }), 'AM_ERR_INVALID_ARGUMENT', 2, /--p2p-bootstrap .* ending in \/p2p\/<peer id>/)
+    assertCliError(await cli(['listen', '--p2p', '--timeout', '1'], { home, server: 'ws://127.0.0.1:9', env: { AGENTMESH_P2P_BOOTSTRAP: 'nope' } }), 'AM_ERR_INVALID_ARGUMENT', 2, /AGENTMESH_P2P_BOOTSTRAP/)
   })
 })

@@ -190,11 +190,12 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
   attachMailboxState(conn, e2ee)
   // payloads of the types this agent declares are checked against its schemas (docs/protocol.md §25)
   inbound(conn).use(attachSchemas(conn, { mode: schemaMode, e2ee, notify: (peer, notice) => { tellSender(conn, peer, notice) }, warn: opts.onWarning ?? (() => {}) }))
+  let links: import('./p2p.ts').P2PLinks | undefined
   if (opts.p2p !== undefined && opts.p2p !== false) {
     // libp2p is loaded only here, when direct links are asked for (docs/protocol.md §29)
     try {
       const { P2PLinks } = await import('./p2p.ts')
-      await P2PLinks.start(conn, identity, opts.p2p === true ? {} : opts.p2p, opts.deliver !== false)
+      links = await P2PLinks.start(conn, identity, opts.p2p === true ? {} : opts.p2p, opts.deliver !== false)
     } catch (err) {
       await conn.close()
       throw err
@@ -208,11 +209,17 @@ export async function connect (opts: ConnectOptions = {}): Promise<Connection> {
     if (opts.deliver === false) await conn.caughtUp()
     await publishContact(conn, gate, e2ee, urls.join(','), background)
     if (opts.schemas?.declare !== undefined) await publishSchemas(conn, opts.schemas.declare, e2ee, urls.join(','))
+    if (links !== undefined) await publishAddresses(conn, links, identity)
   } else {
     // not reachable yet (queueWhenUnreachable): prekeys and the contact policy are published once it is
     void (async () => {
       for await (const s of conn.status()) {
-        if (s.type === 'connected') { await e2ee.start(); await publishContact(conn, gate, e2ee, urls.join(','), background); return }
+        if (s.type === 'connected') {
+          await e2ee.start()
+          await publishContact(conn, gate, e2ee, urls.join(','), background)
+          if (links !== undefined) await publishAddresses(conn, links, identity)
+          return
+        }
       }
     })()
   }
@@ -283,5 +290,14 @@ async function publishContact (conn: Connection, gate: Gate, e2ee: E2ee, url: st
     background.wrote()
   } catch (err) {
     background.warn(new AgentMeshError(AgentMeshError.is(err) ? err.code : ErrorCode.Internal, `could not publish this agent's contact policy (${gate.contact}) in the registry: ${(err as Error).message}`))
+  }
+}
+
+/** Publishes where the agent's node listens (p2p.ts); a failure is a warning: peers then reach it through the relay, or find it in the DHT. */
+async function publishAddresses (conn: ConnectionImpl, links: import('./p2p.ts').P2PLinks, identity: import('@agentmesh/crypto').Identity): Promise<void> {
+  try {
+    await links.publish(conn, identity)
+  } catch (err) {
+    conn.warn(AgentMeshError.is(err) ? err : new AgentMeshError(ErrorCode.Internal, `could not publish this agent's direct addresses: ${(err as Error).message}`))
   }
 }

@@ -1024,6 +1024,9 @@ export class ConnectionImpl implements Connection {
 
   // ------------------------------------------------------------------ direct links (p2p.ts, docs/protocol.md §29)
 
+  /** A warning for the application (connect's onWarning): what a feature outside this file has to say. */
+  warn (w: AgentMeshError): void { this.cfg.onWarning(w) }
+
   /** p2p.ts attaches the direct links once they are started (before the first send). */
   attachDirect (d: DirectPath): void { this.direct = d }
 

@@ -8,7 +8,12 @@
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { LruMap } from '@agentmesh/protocol/internal'
 import { isAmid, type Identity } from '@agentmesh/crypto'
-import { DIRECT_DEFAULTS, DirectSender, createAgentNode, peerIdFromAmid, serveDirect, amidFromPeerId, type AgentNode, type DirectLimits } from '@agentmesh/p2p'
+import {
+  DIRECT_DEFAULTS, DirectSender, createAgentNode, peerIdFromAmid, serveDirect, amidFromPeerId, findPeer, sealPeerRecord, publishableAddrs, iceServersFromEnv, parseIceServers,
+  type AgentNode, type DirectLimits, type IceServer,
+} from '@agentmesh/p2p'
+import { toB64u } from '@agentmesh/crypto'
+import { restCall } from './api.ts'
 import type { ConnectionImpl, DirectPath, DirectSendResult } from './connection.ts'
 import type { P2POptions, PeerInfo } from './types.ts'
 
@@ -51,9 +56,18 @@ export class P2PLinks implements DirectPath {
   static async start (conn: ConnectionImpl, identity: Identity, opts: P2POptions, deliver: boolean): Promise<P2PLinks> {
     checkOptions(opts)
     const limits: Partial<DirectLimits> = { ...opts.limits }
-    const node = await createAgentNode({ keys: identity, ...(opts.listen === undefined ? {} : { listen: opts.listen }) })
+    // ICE servers: the option, else the environment (AGENTMESH_ICE_SERVERS, AGENTMESH_TURN_*; docs/protocol.md §29)
+    const iceServers: IceServer[] | undefined = opts.iceServers !== undefined ? parseIceServers(opts.iceServers, 'connect option p2p.iceServers') : iceServersFromEnv()
+    const node = await createAgentNode({
+      keys: identity,
+      ...(opts.listen === undefined ? {} : { listen: opts.listen }),
+      ...(opts.bootstrap === undefined ? {} : { bootstrap: opts.bootstrap }),
+      ...(iceServers === undefined ? {} : { iceServers }),
+    })
     try {
-      return await P2PLinks.serve(conn, node, opts, limits, deliver)
+      // without a resolve hook of its own, a peer is found through the DHT (bootstrap peers), else its signed record in the registry
+      const resolve = opts.resolve ?? (async (amid: string): Promise<string[]> => await discover(conn, node, amid, opts.bootstrap ?? []))
+      return await P2PLinks.serve(conn, node, { ...opts, resolve }, limits, deliver)
     } catch (err) {
       await node.stop()
       throw err
@@ -78,6 +92,21 @@ export class P2PLinks implements DirectPath {
 
   /** Where this agent's node listens (multiaddrs with its peer id). */
   addresses (): string[] { return this.node.getMultiaddrs().map(m => m.toString()) }
+
+  /**
+   * Publishes where this agent listens in its registry profile, as a peer record signed with its
+   * AMID key (PUT /api/v1/agents/{amid}/p2p, docs/protocol.md §29), unless `publish: false` keeps
+   * the addresses private (peers then need them from `peers`, the DHT or a resolve hook). Answers
+   * the addresses published, none when there was nothing to publish.
+   */
+  async publish (conn: ConnectionImpl, identity: Identity): Promise<string[]> {
+    if (this.opts.publish === false) return []
+    const addrs = publishableAddrs(this.node)
+    if (addrs.length === 0) return []
+    const record = await sealPeerRecord(identity, addrs)
+    const stored = await restCall(conn.request.bind(conn), 'putP2pRecord', `/api/v1/agents/${identity.amid}/p2p`, { record: toB64u(record) })
+    return stored.addrs
+  }
 
   /** Tells the connection where `amid` can be reached (a test, a discovery hook, a configured peer). */
   addPeer (amid: string, addrs: readonly string[]): void {
@@ -142,6 +171,34 @@ export class P2PLinks implements DirectPath {
   }
 }
 
+/**
+ * Where `amid` listens: through the DHT when a bootstrap peer answers, else from the peer record it
+ * signed in the registry (read through this connection's relay, verified here: the relay can hide
+ * or replay a record, not forge one). The fallback is said as a warning; none found answers none
+ * (the relay carries the message).
+ */
+async function discover (conn: ConnectionImpl, node: AgentNode, amid: string, bootstrap: readonly string[]): Promise<string[]> {
+  try {
+    const found = await findPeer(node, amid, {
+      bootstrap,
+      registry: async (peer) => {
+        try {
+          const profile = await conn.request('GET', `/api/v1/agents/${encodeURIComponent(peer)}`) as { p2p?: { record?: unknown } | null }
+          return typeof profile.p2p?.record === 'string' ? profile.p2p.record : undefined
+        } catch (err) {
+          if (AgentMeshError.is(err, ErrorCode.NotFound)) return undefined
+          throw err
+        }
+      },
+    })
+    if (found.notice !== undefined) conn.warn(new AgentMeshError(ErrorCode.NotFound, found.notice))
+    return found.addrs.map(a => a.toString())
+  } catch (err) {
+    if (AgentMeshError.is(err) && err.code !== ErrorCode.NotFound) conn.warn(err)
+    return []
+  }
+}
+
 function checkOptions (o: P2POptions): void {
   const posInt = (name: string, v: unknown): void => {
     if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)) throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option p2p.${name} must be a positive integer, got ${String(v)}`)
@@ -155,6 +212,10 @@ function checkOptions (o: P2POptions): void {
   if (o.listen !== undefined && (!Array.isArray(o.listen) || o.listen.some(a => typeof a !== 'string' || !a.startsWith('/')))) throw new AgentMeshError(ErrorCode.InvalidArgument, 'connect option p2p.listen must be a list of multiaddrs ("/ip4/127.0.0.1/tcp/0")')
   if (o.peers !== undefined && (typeof o.peers !== 'object' || o.peers === null)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'connect option p2p.peers must map AMIDs to multiaddrs')
   for (const [amid, addrs] of Object.entries(o.peers ?? {})) checkPeer(amid, addrs)
+  if (o.bootstrap !== undefined && (!Array.isArray(o.bootstrap) || o.bootstrap.length > MAX_PEER_ADDRS || o.bootstrap.some(a => typeof a !== 'string' || !a.startsWith('/') || !a.includes('/p2p/') || a.length > 512))) {
+    throw new AgentMeshError(ErrorCode.InvalidArgument, `connect option p2p.bootstrap must be at most ${MAX_PEER_ADDRS} multiaddrs ending in /p2p/<peer id> ("/ip4/10.0.0.5/tcp/4001/p2p/12D3Koo…")`)
+  }
+  if (o.publish !== undefined && typeof o.publish !== 'boolean') throw new AgentMeshError(ErrorCode.InvalidArgument, 'connect option p2p.publish must be true or false')
   if (o.resolve !== undefined && typeof o.resolve !== 'function') throw new AgentMeshError(ErrorCode.InvalidArgument, 'connect option p2p.resolve must be a function (amid) => multiaddrs')
 }
 

@@ -323,10 +323,16 @@ export interface ConnectOptions {
 export interface P2POptions {
   /** multiaddrs the agent's node listens on. @default ['/ip4/127.0.0.1/tcp/0'] */
   listen?: string[]
-  /** bootstrap peers (multiaddrs), for discovery (kept for the discovery layer) */
+  /**
+   * DHT bootstrap peers (multiaddrs ending in /p2p/<peer id>: another agent's, or a relay's from
+   * `GET /api/v1/info` `p2p.addrs`). A peer is looked up in the DHT when one of them answers, else in
+   * the registry (said in a warning). @default none: the registry only
+   */
   bootstrap?: string[]
-  /** ICE servers for WebRTC (kept for the WebRTC layer) */
+  /** ICE servers (STUN/TURN) for WebRTC, RTCIceServer objects. @default from AGENTMESH_ICE_SERVERS or AGENTMESH_TURN_URL/_USERNAME/_CREDENTIAL(_FILE); none: no WebRTC */
   iceServers?: unknown[]
+  /** Publish where this agent listens (its signed peer record) in its registry profile. @default true; false keeps the addresses private */
+  publish?: boolean
   /** where peers can be reached, by AMID (multiaddrs): known addresses given up front */
   peers?: Record<string, string[]>
   /**

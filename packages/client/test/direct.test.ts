@@ -84,8 +84,9 @@ describe('direct links', { timeout: 120_000 }, () => {
   it('direct - a third agent without a direct path (no address, a refused dial) gets its messages through the relay', async () => {
     const relay = await start()
     const [alice, , a] = await pair(relay)
+    // carol keeps her addresses private (not published in the registry): nothing to dial
     const carol = agent('carol')
-    await open(relay, carol, { p2p: true })
+    await open(relay, carol, { p2p: { publish: false } })
     const dave = agent('dave')
     await open(relay, dave, { p2p: true })
     // dave's address is a port nobody listens on: the dial is refused
@@ -104,6 +105,25 @@ describe('direct links', { timeout: 120_000 }, () => {
     assert.equal(peers.find(p => p.amid === dave.id.amid)?.path, 'relay')
     assert.equal(peers.find(p => p.amid === dave.id.amid)?.rttMs, null)
     assert.deepEqual(alice.warnings.filter(w => w.code !== ErrorCode.ConnectionClosed).map(w => w.code), [])
+  })
+
+  it('direct - with no bootstrap peer, an agent finds another through the addresses it signed in the registry, says so, and talks directly', async () => {
+    const relay = await start()
+    const [alice, bob] = [agent('alice'), agent('bob')]
+    const b = await open(relay, bob, { p2p: true })
+    // bob's profile holds his signed peer record: his node's addresses
+    const profile = await (await fetch(`${relay.url}/api/v1/agents/${bob.id.amid}`)).json() as { p2p?: { addrs: string[] } }
+    assert.deepEqual(profile.p2p?.addrs, b.p2pAddresses())
+    const a = await open(relay, alice, { p2p: true })
+    const before = relay.stats().received
+    await a.send(bob.id.amid, { text: 'found you' })
+    await waitFor(() => bob.got.length === 1, 'bob to get the message')
+    assert.deepEqual(bob.got.map(m => [m.text, m.path]), [['found you', 'direct']])
+    assert.equal(relay.stats().received, before, 'the message did not go through the relay')
+    const said = alice.warnings.filter(w => w.message.startsWith('discovery:'))
+    assert.equal(said.length, 1)
+    assert.match(said[0]!.message, /no DHT bootstrap peer is configured; using the addresses .* signed in the registry/)
+    assert.equal((await a.peers()).find(p => p.amid === bob.id.amid)?.path, 'direct')
   })
 
   it('direct - a link cut while N messages are in flight loses none and hands each to the application once, in order', async () => {

@@ -23,7 +23,7 @@ export const MAX_PEERS_LISTED = 256
 /** --p2p-listen and --p2p-peer values taken at most. */
 const MAX_P2P_ARGS = 16
 
-export interface P2PFlags { p2p?: boolean, p2pListen?: string[], p2pPeer?: string[] }
+export interface P2PFlags { p2p?: boolean, p2pListen?: string[], p2pPeer?: string[], p2pBootstrap?: string[], p2pPrivate?: boolean }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
 
@@ -33,16 +33,20 @@ export function p2pOptions (cmd: Command): Command {
     .option('--p2p', 'also take and send direct messages over direct links (libp2p), the relay as fallback; opens a listening port (env AGENTMESH_P2P=1)')
     .option('--p2p-listen <multiaddr>', 'where the direct links listen (repeatable) [default: /ip4/127.0.0.1/tcp/0]', collect)
     .option('--p2p-peer <amid=multiaddr>', 'a peer\'s address, for direct messages to it (repeatable)', collect)
+    .option('--p2p-bootstrap <multiaddr>', 'a DHT bootstrap peer, ending in /p2p/<peer id> (repeatable; env AGENTMESH_P2P_BOOTSTRAP, comma-separated); without one, peers are found in the registry', collect)
+    .option('--p2p-private', 'do not publish this agent\'s direct addresses in its registry profile (peers then need --p2p-peer or the DHT)')
 }
 
 /** connect()'s `p2p` option from listen's flags; undefined when direct links are off. */
 export function p2pOf (o: P2PFlags, env: CliIo['env']): P2POptions | undefined {
-  const on = o.p2p === true || env.AGENTMESH_P2P === '1' || o.p2pListen !== undefined || o.p2pPeer !== undefined
+  const on = o.p2p === true || env.AGENTMESH_P2P === '1' || o.p2pListen !== undefined || o.p2pPeer !== undefined || o.p2pBootstrap !== undefined || o.p2pPrivate === true
   if (!on) return undefined
   const listen = o.p2pListen ?? []
   const peerArgs = o.p2pPeer ?? []
-  if (listen.length > MAX_P2P_ARGS || peerArgs.length > MAX_P2P_ARGS) throw usage(`--p2p-listen and --p2p-peer are taken at most ${MAX_P2P_ARGS} times each`)
+  const bootstrap = o.p2pBootstrap ?? (env.AGENTMESH_P2P_BOOTSTRAP ?? '').split(',').map(a => a.trim()).filter(a => a !== '')
+  if (listen.length > MAX_P2P_ARGS || peerArgs.length > MAX_P2P_ARGS || bootstrap.length > MAX_P2P_ARGS) throw usage(`--p2p-listen, --p2p-peer and --p2p-bootstrap are taken at most ${MAX_P2P_ARGS} times each`)
   for (const a of listen) if (!a.startsWith('/')) throw usage(`--p2p-listen takes a multiaddr such as /ip4/127.0.0.1/tcp/4001, got "${stripUnsafeChars(a).slice(0, 80)}"`)
+  for (const a of bootstrap) if (!a.startsWith('/') || !a.includes('/p2p/')) throw usage(`--p2p-bootstrap (or AGENTMESH_P2P_BOOTSTRAP) takes multiaddrs ending in /p2p/<peer id>, such as /ip4/10.0.0.5/tcp/4001/p2p/12D3Koo…, got "${stripUnsafeChars(a).slice(0, 80)}"`)
   const peers: Record<string, string[]> = {}
   for (const p of peerArgs) {
     const i = p.indexOf('=')
@@ -51,7 +55,7 @@ export function p2pOf (o: P2PFlags, env: CliIo['env']): P2POptions | undefined {
     if (i < 0 || !isAmid(amid) || !addr.startsWith('/')) throw usage(`--p2p-peer takes <amid>=<multiaddr>, e.g. am_…=/ip4/127.0.0.1/tcp/4001, got "${stripUnsafeChars(p).slice(0, 80)}"`)
     ;(peers[amid] ??= []).push(addr)
   }
-  return { ...(listen.length > 0 ? { listen } : {}), ...(peerArgs.length > 0 ? { peers } : {}) }
+  return { ...(listen.length > 0 ? { listen } : {}), ...(peerArgs.length > 0 ? { peers } : {}), ...(bootstrap.length > 0 ? { bootstrap } : {}), ...(o.p2pPrivate === true ? { publish: false } : {}) }
 }
 
 /** A peer as `peers --json` prints it. */
