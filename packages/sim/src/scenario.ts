@@ -118,7 +118,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   eclipseVictims: 0.01,
   authorRatePerS: DEFAULT_AUTHOR_RATE_PER_S,
   authorBurst: DEFAULT_AUTHOR_BURST,
-  Dout: 2,
+  Dout: SWARM_MESH.Dout,
   maxTimeMs: 120_000,
 }
 
