@@ -44,6 +44,10 @@ export interface Scenario {
   historyGossip: number
   /** messages this large (encoded bytes) and larger make a node send IDONTWANT to its mesh on first receipt (gossipsub 17's default: 512) */
   idontwantMinBytes: number
+  /** ms between a node accepting a message and pushing it to its mesh (validation and framing on a real node; 0 = at once) */
+  processingMs: number
+  /** a node does not push a message to a mesh peer that already sent it a copy (gossipsub excludes a message's known senders when it forwards after asynchronous validation); modelled for up to 32 messages */
+  excludeHolders: boolean
   /** peers per node in 'flood' mode */
   floodDegree: number
   /** regions (0: one region below 100,000 nodes, else one per 1,000 nodes) */
@@ -103,6 +107,8 @@ export const DEFAULT_SCENARIO: Scenario = {
   heartbeatMs: SWARM_MESH.heartbeatMs,
   historyGossip: SWARM_MESH.historyGossip,
   idontwantMinBytes: 512,
+  processingMs: 0,
+  excludeHolders: false,
   floodDegree: SWARM_MESH.D + SWARM_MESH.Dlazy,
   regions: 0,
   regionLinks: 4,
@@ -169,6 +175,7 @@ export function checkScenario (s: Scenario): Scenario {
   int('historyGossip', 1, 16)
   int('floodDegree', 1, 32)
   int('idontwantMinBytes', 1, 1 << 30)
+  if (!(s.processingMs >= 0 && s.processingMs <= 10_000)) throw new RangeError(`processingMs must be a number from 0 to 10000 (got ${String(s.processingMs)})`)
   int('regions', 0, 100_000)
   int('regionLinks', 1, 32)
   int('aggregateAbove', 2, 100_000)

@@ -26,7 +26,7 @@ import { checkScenario, regionCount, DEFAULT_SCENARIO, type ByzantineKind, type 
 
 export const TOPIC = 'sim'
 // event kinds
-const MSG = 1; const IHAVE = 2; const IWANT = 3; const REC = 4; const TICK = 5; const PUB = 6; const CUT = 7; const HEAL = 8; const DOWN = 9; const UP = 10; const IDONTWANT = 11
+const MSG = 1; const IHAVE = 2; const IWANT = 3; const REC = 4; const TICK = 5; const PUB = 6; const CUT = 7; const HEAL = 8; const DOWN = 9; const UP = 10; const IDONTWANT = 11; const FWD = 12
 // node kinds
 const HONEST = 0; const SILENT = 1; const FORGING = 2; const FLOODING = 3; const ECLIPSING = 4
 const KIND_CODE: Record<ByzantineKind, number> = { silent: SILENT, forging: FORGING, flooding: FLOODING, eclipsing: ECLIPSING }
@@ -361,7 +361,9 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
   const size = msgs.map(m => encodeSwarmMessage(m).byteLength)
   // IDONTWANT as gossipsub 17 sends it (for messages of idontwantMinBytes and more); modelled for up to 32 messages
   const idontwant = !flood && M <= 32 && size.some(b => b >= s.idontwantMinBytes)
-  if (idontwant) dontWant = new Uint32Array(n * CAP)
+  // a node that knows a mesh peer has a message (it sent a copy, or an IDONTWANT) does not push it there
+  const holders = !flood && M <= 32 && (idontwant || s.excludeHolders)
+  if (holders) dontWant = new Uint32Array(n * CAP)
   const hIndex = new Int32Array(M).fill(-1) // message index → honest ordinal
   for (let h = 0; h < H; h++) hIndex[honestIdx[h]] = h
   const mSlot = msgs.map(m => slotOf.get(m.author) as number)
@@ -431,7 +433,7 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
   }
   const forwardAll = (v: number, except: number, m: number, hops: number, t: number): void => {
     const b = v * CAP
-    const bit = idontwant && m < 32 ? (1 << m) >>> 0 : 0
+    const bit = holders && m < 32 ? (1 << m) >>> 0 : 0
     for (let k = 0; k < deg[v]; k++) {
       const w = adj[b + k]
       if (w === except || (bit !== 0 && (dontWant[b + k] & bit) !== 0)) continue
@@ -500,11 +502,16 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
       const k = slotOfPeer(v, u)
       if (k >= 0 && firstDel[k] < 65535) firstDel[k]++
       sendDontWant(v, u, m, t)
-      forwardAll(v, u, m, hops + 1, t)
+      // the push to the mesh leaves after the node's processing time (validation, framing)
+      if (s.processingMs > 0 || s.excludeHolders) heap.push(t + s.processingMs, FWD, v, u, m, hops + 1)
+      else forwardAll(v, u, m, hops + 1, t)
     } else if (verdict.result === 'reject') {
       if (cls[m] === C_FORGED) forgedRejected++
       penalise(v, u)
-    } else if (verdict.reason === 'duplicate' && cls[m] === C_HONEST) dups[v]++
+    } else if (verdict.reason === 'duplicate') {
+      if (cls[m] === C_HONEST) dups[v]++
+      if (s.excludeHolders && m < 32) { const k = slotOfPeer(v, u); if (k >= 0) dontWant[k] |= (1 << m) >>> 0 }
+    }
   }
 
   // messages "recent" enough to be in IHAVE (the simulator's stand-in for each node's message cache window)
@@ -619,6 +626,7 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
       case MSG: if (up[v] === 1) onMsg(v, u, m, heap.x, t); break
       case IHAVE: if (up[v] === 1) onIhave(v, u, t); break
       case IWANT: if (up[v] === 1) onIwant(v, u, m, t); break
+      case FWD: if (up[v] === 1) forwardAll(v, u, m, heap.x, t); break
       case IDONTWANT: {
         const k = slotOfPeer(v, u)
         if (k >= 0 && m < 32) dontWant[k] |= (1 << m) >>> 0

@@ -100,3 +100,14 @@ it('sim - refuses a scenario out of range, naming the field', () => {
   assert.throws(() => simulate({ byzantine: 0.9 }), /byzantine must be a number from 0 to 0.5/)
   assert.throws(() => simulate({ byzantineKinds: ['sneaky' as 'silent'], byzantine: 0.1 }), /unknown Byzantine kind/)
 })
+
+it('sim - excluding known holders and a processing delay: still complete, fewer duplicates, later by the delay per hop', () => {
+  const base = simulate({ nodes: 500, seed: 6 })
+  const ex = simulate({ nodes: 500, seed: 6, excludeHolders: true, processingMs: 5 })
+  assert.equal(ex.delivery.complete, true)
+  assert.ok(ex.traffic.duplicatesPerNodePerMessage < base.traffic.duplicatesPerNodePerMessage - 0.5, `${ex.traffic.duplicatesPerNodePerMessage} vs ${base.traffic.duplicatesPerNodePerMessage}`)
+  // the publisher pushes at once and every relay after it waits 5 ms: the median first delivery
+  // (by eager push) moves by 5 ms per relay on its path
+  assert.equal(ex.timeMs.p50, ex.rounds.p50 * 20 + (ex.rounds.p50 - 1) * 5)
+  assert.ok(ex.timeMs.p50 > base.timeMs.p50)
+})
