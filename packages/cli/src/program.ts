@@ -25,6 +25,7 @@ import { mcpCommand } from './commands/mcp.ts'
 import { schemaCommands } from './commands/schemas.ts'
 import { a2aCommands } from './commands/a2a.ts'
 import { dashboardCommand } from './commands/dashboard.ts'
+import { swarmCommands } from './commands/swarm.ts'
 import { reportError, EXIT_USAGE } from './output.ts'
 import { processIo, type CliIo } from './io.ts'
 
@@ -82,6 +83,8 @@ export function buildProgram (io: CliIo = processIo()): Command {
   // ---- wake-ups: listen --exec, wake webhooks (issue 18)
   webhookCommands(program, io)
   // ---- OpenClaw (issue 18)
+  // ---- swarm mode: gossip topics over libp2p (issue 20)
+  swarmCommands(program, io)
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} })
   return program
 }
