@@ -36,6 +36,8 @@ interface Plan {
   seed: number
   timeoutMs: number
   heartbeatMs: number
+  /** progress lines (stderr in text mode) */
+  progress?: (line: string) => void
 }
 
 /** What one node saw: per message (content id) the peer id it first came from, and the duplicates gossipsub dropped. */
@@ -50,7 +52,7 @@ type ToWorker =
   | { type: 'stop' }
 type FromWorker =
   | { type: 'ready', peers: Array<{ index: number, peerId: string, addr: string }> }
-  | { type: 'dialed' }
+  | { type: 'dialed', failed: number }
   | { type: 'status', meshOk: number, delivered: number[] }
   | { type: 'published', ids: string[] }
   | { type: 'report', records: NodeRecord[] }
@@ -87,7 +89,7 @@ async function worker (): Promise<void> {
             const s = await swarm({
               keys: createIdentity(),
               ipColocationWhitelist: ['127.0.0.1'],
-              limits: { heartbeatMs: m.plan.heartbeatMs, reconcileIntervalMs: 0, maxConnections: 4 * m.plan.degree + 16 },
+              limits: { heartbeatMs: m.plan.heartbeatMs, reconcileIntervalMs: 0, maxConnections: 4 * m.plan.degree + 16, inboundConnectionsPerHostPerS: 10_000, maxPendingInbound: 4 * m.plan.degree + 16 },
             })
             const rec: NodeRecord = { index: first + i, peerId: s.peerId, firsts: [], duplicates: 0, published: [] }
             const gossip = internals(s).gossip as unknown as {
@@ -111,14 +113,25 @@ async function worker (): Promise<void> {
           break
         }
         case 'dial': {
+          // each node dials its targets one after the other, a failed dial is tried twice more
+          // (a loaded machine times handshakes out); the count of links that never came up is reported
+          let failed = 0
           await Promise.all(nodes.map(async (s, i) => {
-            for (const a of m.targets[first + i] ?? []) await s.dial(a).catch(() => {})
+            for (const a of m.targets[first + i] ?? []) {
+              for (let attempt = 0; ; attempt++) {
+                try { await s.dial(a); break } catch {
+                  if (attempt >= 2) { failed++; break }
+                  await new Promise(resolve => setTimeout(resolve, 200 * (attempt + 1)))
+                }
+              }
+            }
           }))
-          send({ type: 'dialed' })
+          send({ type: 'dialed', failed })
           break
         }
         case 'status': {
           const meshOk = nodes.filter(s => s.peers(TOPIC).filter(p => p.mesh).length >= Math.min(SWARM_MESH.Dlo, 2)).length
+          if (process.env.RUN_REAL_DEBUG !== undefined) process.stderr.write(`worker ${first}: conns ${nodes.map(s => s.peers().length).join(',')} subs ${nodes.map(s => s.peers(TOPIC).length).join(',')}\n`)
           send({ type: 'status', meshOk, delivered: records.map(r => r.firsts.length + r.published.length) })
           break
         }
@@ -179,7 +192,7 @@ export interface RealFigures {
   messagesPerNodePerMessage: number
   complete: boolean
   /** the run itself */
-  run: { procs: number, degree: number, startMs: number, meshMs: number, deliverMs: number, heapMiBPerProc: number | null }
+  run: { procs: number, degree: number, failedDials: number, startMs: number, meshMs: number, deliverMs: number }
 }
 
 function percentile (sorted: number[], q: number): number {
@@ -270,13 +283,21 @@ export async function runReal (plan: Plan): Promise<RealFigures> {
       }
       targets[i] = [...pick].map(j => peers[j]!.addr)
     }
-    await Promise.all(workers.map(async w => await w.ask({ type: 'dial', targets }, 'dialed', left())))
+    plan.progress?.(`${plan.nodes} nodes started in ${startMs} ms; dialing`)
+    const dialed = await Promise.all(workers.map(async w => await w.ask({ type: 'dial', targets }, 'dialed', left())))
+    const failedDials = dialed.reduce((n, d) => n + d.failed, 0)
+    plan.progress?.(`dialed in ${Date.now() - t0 - startMs} ms (${failedDials} of ${plan.nodes * plan.degree} dials failed)`)
     const t1 = Date.now()
-    // the meshes form over a few heartbeats: wait until (nearly) every node has mesh peers
+    // the meshes form over a few heartbeats: wait until every node has mesh peers, or until
+    // ten heartbeats bring no progress (a node whose dials all failed has none to graft)
+    let best = -1
+    let still = 0
     for (;;) {
       const st = await Promise.all(workers.map(async w => await w.ask({ type: 'status' }, 'status', left())))
       const ok = st.reduce((s, x) => s + x.meshOk, 0)
-      if (ok >= plan.nodes || Date.now() > deadline) break
+      plan.progress?.(`meshes: ${ok} of ${plan.nodes} nodes have mesh peers`)
+      if (ok > best) { best = ok; still = 0 } else still++
+      if (ok >= plan.nodes || still >= 10 || Date.now() > deadline) break
       await new Promise(resolve => setTimeout(resolve, plan.heartbeatMs))
     }
     // and three more heartbeats, so the meshes are at D rather than just above Dlo
@@ -300,7 +321,7 @@ export async function runReal (plan: Plan): Promise<RealFigures> {
     await new Promise(resolve => setTimeout(resolve, 500))
     const reports = await Promise.all(workers.map(async w => await w.ask({ type: 'report' }, 'report', left())))
     const records = reports.flatMap(r => r.records).sort((a, b) => a.index - b.index)
-    return { ...figuresFrom(records, [...publisherOf.keys()], publisherOf), run: { procs: workers.length, degree: plan.degree, startMs, meshMs, deliverMs, heapMiBPerProc: null } }
+    return { ...figuresFrom(records, [...publisherOf.keys()], publisherOf), run: { procs: workers.length, degree: plan.degree, failedDials, startMs, meshMs, deliverMs } }
   } finally {
     await Promise.all(workers.map(async w => await w.ask({ type: 'stop' }, 'stopped', 30_000).catch(() => { w.child.kill('SIGKILL') })))
   }
@@ -342,11 +363,12 @@ async function main (): Promise<void> {
     seed: int('seed', o.seed!, 0, 2 ** 31),
     timeoutMs: int('timeout', o.timeout!, 10, 3600) * 1000,
     heartbeatMs: int('heartbeat', o.heartbeat!, 50, 10_000),
+    ...(o.json === true ? {} : { progress: (line: string) => { process.stderr.write(`run-real: ${line}\n`) } }),
   }
   const f = await runReal(plan)
   if (o.json === true) process.stdout.write(JSON.stringify(f) + '\n')
   else {
-    process.stdout.write(`real swarm: ${f.nodes} nodes in ${f.run.procs} processes, each dialing ${f.run.degree}; ${f.messages} messages\n`)
+    process.stdout.write(`real swarm: ${f.nodes} nodes in ${f.run.procs} processes, each dialing ${f.run.degree} (${f.run.failedDials} dials failed); ${f.messages} messages\n`)
     process.stdout.write(`  started in ${f.run.startMs} ms, meshes formed in ${f.run.meshMs} ms, delivered in ${f.run.deliverMs} ms, complete: ${f.complete}\n`)
     process.stdout.write(`  hops: p50 ${f.rounds.p50}, p90 ${f.rounds.p90}, p99 ${f.rounds.p99}, max ${f.rounds.max}; to full delivery per message: ${f.roundsFull.join(', ')}\n`)
     process.stdout.write(`  duplicates per node per message: ${f.duplicatesPerNodePerMessage}; copies per node per message: ${f.messagesPerNodePerMessage}\n`)

@@ -162,7 +162,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionManager: { maxConnections: limits.maxConnections },
+    connectionManager: { maxConnections: limits.maxConnections, inboundConnectionThreshold: limits.inboundConnectionsPerHostPerS, maxIncomingPendingConnections: limits.maxPendingInbound },
     ...(init.connectionGater === undefined ? {} : { connectionGater: init.connectionGater }),
     nodeInfo: { userAgent: `agentmesh-swarm/1 region=${region}` },
     services: {
