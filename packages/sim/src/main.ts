@@ -20,6 +20,7 @@ const USAGE = `usage: npm run sim -- [options]
   --publishers <n>      --messages <n per publisher>   --loss <p>   --latency <ms>   --jitter <ms>
   --processing <ms>     a node's delay between accepting and forwarding (0)
   --exclude-holders     do not push to a mesh peer that already sent a copy
+  --dial <k>            each node dials k random others; mesh, gossip and flood publish use those connections
   --body <bytes>        body size of each message (256; from ~270, messages reach 512 B and IDONTWANT starts)
   --regions <n>         0 = automatic (one per 1,000 nodes from 100,000 nodes)
   --churn <share>       --partition <cutMs,healMs>
@@ -51,7 +52,7 @@ export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>
       options: {
         scenario: { type: 'string' }, nodes: { type: 'string' }, byzantine: { type: 'string' }, kinds: { type: 'string' },
         seed: { type: 'string' }, publishers: { type: 'string' }, messages: { type: 'string' }, loss: { type: 'string' },
-        latency: { type: 'string' }, body: { type: 'string' }, processing: { type: 'string' }, 'exclude-holders': { type: 'boolean' }, jitter: { type: 'string' }, regions: { type: 'string' }, churn: { type: 'string' },
+        latency: { type: 'string' }, body: { type: 'string' }, processing: { type: 'string' }, dial: { type: 'string' }, 'exclude-holders': { type: 'boolean' }, jitter: { type: 'string' }, regions: { type: 'string' }, churn: { type: 'string' },
         partition: { type: 'string' }, mode: { type: 'string' }, 'compare-flood': { type: 'boolean' },
         calibrate: { type: 'boolean' }, 'hot-path': { type: 'boolean' }, real: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
@@ -69,7 +70,7 @@ export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>
   const set = <K extends keyof Scenario>(k: K, v: Scenario[K] | undefined): void => { if (v !== undefined) sc[k] = v }
   set('nodes', num('nodes', o.nodes)); set('byzantine', num('byzantine', o.byzantine)); set('seed', num('seed', o.seed))
   set('publishers', num('publishers', o.publishers)); set('messagesPerPublisher', num('messages', o.messages))
-  set('bodyBytes', num('body', o.body)); set('processingMs', num('processing', o.processing))
+  set('bodyBytes', num('body', o.body)); set('processingMs', num('processing', o.processing)); set('dialDegree', num('dial', o.dial))
   if (o['exclude-holders'] === true) sc.excludeHolders = true
   set('loss', num('loss', o.loss)); set('latencyMs', num('latency', o.latency)); set('jitterMs', num('jitter', o.jitter))
   set('regions', num('regions', o.regions)); set('churn', num('churn', o.churn))

@@ -225,9 +225,26 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
   const removeEdge = (a: number, b: number): void => { removeHalf(a, b); removeHalf(b, a) }
   const randomInRegion = (r: number): number => { const a = regionStart(r); return a + rng.int(regionStart(r + 1) - a) }
   const canGraft = (v: number, u: number): boolean => up[u] === 1 && (!cut || side[u] === side[v]) && !isBlocked(v, u) && !isBlocked(u, v)
+  // an explicit connection graph (dialDegree > 0: each node dials that many random others, as a
+  // real run's bootstrap does): mesh peers, gossip targets and a flood publish come from it
+  const dial = s.dialDegree > 0
+  const CC = dial ? Math.min(n - 1, 4 * s.dialDegree + 8) : 0
+  const connAdj = new Int32Array(n * CC)
+  const connDeg = new Uint8Array(dial ? n : 0)
+  if (dial) {
+    const connected = (a: number, b: number): boolean => { for (let k = 0; k < connDeg[a]; k++) if (connAdj[a * CC + k] === b) return true; return false }
+    for (let i = 0; i < n; i++) {
+      for (let d = 0, tries = 0; d < s.dialDegree && tries < 16 * s.dialDegree; tries++) {
+        const j = rng.int(n)
+        if (j === i || connected(i, j) || connDeg[i] >= CC || connDeg[j] >= CC) continue
+        connAdj[i * CC + connDeg[i]++] = j; connAdj[j * CC + connDeg[j]++] = i; d++
+      }
+    }
+  }
+  const candidate = (v: number): number => dial ? (connDeg[v] === 0 ? v : connAdj[v * CC + rng.int(connDeg[v])]) : randomInRegion(regionOf[v])
   const graft = (v: number, want: number): void => {
     for (let tries = 0; deg[v] < want && tries < 8 * want; tries++) {
-      const u = randomInRegion(regionOf[v])
+      const u = candidate(v)
       if (canGraft(v, u)) addEdge(v, u)
     }
   }
@@ -532,7 +549,7 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
     if (ids === 0) return
     for (let k = 0; k < s.Dlazy; k++) {
       // one gossip target outside the region (when there are regions), the others inside it
-      const w = k === s.Dlazy - 1 && R > 1 ? rng.int(n) : randomInRegion(regionOf[v])
+      const w = dial ? candidate(v) : k === s.Dlazy - 1 && R > 1 ? rng.int(n) : randomInRegion(regionOf[v])
       if (w === v || slotOfPeer(v, w) >= 0) continue
       ihaves++; ctrlBytes[v] += IHAVE_BASE + ID_BYTES * ids
       send(v, w, IHAVE, -1, 0, t)
@@ -642,7 +659,10 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
             setHas(v, m); recentAt[v] = t; lastAcceptAt[m] = t
             const h = hIndex[m]
             if (h >= 0) { hopOf[v * H + h] = 1; hopHist[0]++; timeHist[0]++; msgHop[h * HOP_BINS]++; msgTime[h * TIME_BINS]++; delivered[h]++ }
-            forwardAll(v, -1, m, 1, t)
+            if (dial && s.floodPublish) {
+              // gossipsub's flood publish: the author sends its own message to every connected peer
+              for (let k = 0; k < connDeg[v]; k++) send(v, connAdj[v * CC + k], MSG, m, 1, t)
+            } else forwardAll(v, -1, m, 1, t)
           }
         } else {
           setHas(v, m)

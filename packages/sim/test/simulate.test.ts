@@ -111,3 +111,13 @@ it('sim - excluding known holders and a processing delay: still complete, fewer 
   assert.equal(ex.timeMs.p50, ex.rounds.p50 * 20 + (ex.rounds.p50 - 1) * 5)
   assert.ok(ex.timeMs.p50 > base.timeMs.p50)
 })
+
+it('sim - the calibration topology (each node dials 5, flood publish): complete; the publisher reaches all its connections in one hop', () => {
+  const r = simulate({ nodes: 200, seed: 1, dialDegree: 5, floodPublish: true })
+  assert.equal(r.delivery.complete, true)
+  const mesh = simulate({ nodes: 200, seed: 1, dialDegree: 5, floodPublish: false })
+  assert.equal(mesh.delivery.complete, true)
+  // more first-hop receivers with flood publish: more nodes at hop 1, so the median is not later
+  assert.ok(r.rounds.p50 <= mesh.rounds.p50)
+  assert.ok(r.traffic.ihave > 0)
+})
