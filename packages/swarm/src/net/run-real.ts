@@ -23,6 +23,8 @@ import { swarm, type Swarm } from './swarm.ts'
 import { internals } from './swarm.ts'
 
 const TOPIC = 'calibration'
+/** dials in flight at once per process */
+const DIAL_CONCURRENCY = 8
 const SELF = fileURLToPath(import.meta.url)
 
 interface Plan {
@@ -53,7 +55,7 @@ type ToWorker =
 type FromWorker =
   | { type: 'ready', peers: Array<{ index: number, peerId: string, addr: string }> }
   | { type: 'dialed', failed: number }
-  | { type: 'status', meshOk: number, delivered: number[] }
+  | { type: 'status', meshOk: number, meshSizes: number[], delivered: number[] }
   | { type: 'published', ids: string[] }
   | { type: 'report', records: NodeRecord[] }
   | { type: 'stopped' }
@@ -115,13 +117,16 @@ async function worker (): Promise<void> {
         case 'dial': {
           // each node dials its targets one after the other, a failed dial is tried twice more
           // (a loaded machine times handshakes out); the count of links that never came up is reported
+          // at most DIAL_CONCURRENCY handshakes in flight per process: on a loaded host more
+          // of them at once time out
           let failed = 0
-          await Promise.all(nodes.map(async (s, i) => {
-            for (const a of m.targets[first + i] ?? []) {
+          const jobs = nodes.flatMap((s, i) => (m.targets[first + i] ?? []).map(a => ({ s, a })))
+          await Promise.all(Array.from({ length: DIAL_CONCURRENCY }, async () => {
+            for (let job = jobs.shift(); job !== undefined; job = jobs.shift()) {
               for (let attempt = 0; ; attempt++) {
-                try { await s.dial(a); break } catch {
-                  if (attempt >= 2) { failed++; break }
-                  await new Promise(resolve => setTimeout(resolve, 200 * (attempt + 1)))
+                try { await job.s.dial(job.a); break } catch {
+                  if (attempt >= 4) { failed++; break }
+                  await new Promise(resolve => setTimeout(resolve, 250 * (attempt + 1)))
                 }
               }
             }
@@ -132,7 +137,7 @@ async function worker (): Promise<void> {
         case 'status': {
           const meshOk = nodes.filter(s => s.peers(TOPIC).filter(p => p.mesh).length >= Math.min(SWARM_MESH.Dlo, 2)).length
           if (process.env.RUN_REAL_DEBUG !== undefined) process.stderr.write(`worker ${first}: conns ${nodes.map(s => s.peers().length).join(',')} subs ${nodes.map(s => s.peers(TOPIC).length).join(',')}\n`)
-          send({ type: 'status', meshOk, delivered: records.map(r => r.firsts.length + r.published.length) })
+          send({ type: 'status', meshOk, meshSizes: nodes.map(s => s.peers(TOPIC).filter(p => p.mesh).length), delivered: records.map(r => r.firsts.length + r.published.length) })
           break
         }
         case 'publish': {
@@ -192,7 +197,7 @@ export interface RealFigures {
   messagesPerNodePerMessage: number
   complete: boolean
   /** the run itself */
-  run: { procs: number, degree: number, failedDials: number, startMs: number, meshMs: number, deliverMs: number }
+  run: { procs: number, degree: number, failedDials: number, meshDegreeMean: number, startMs: number, meshMs: number, deliverMs: number }
 }
 
 function percentile (sorted: number[], q: number): number {
@@ -256,7 +261,8 @@ export function figuresFrom (records: NodeRecord[], messageIds: string[], publis
 export async function runReal (plan: Plan): Promise<RealFigures> {
   const t0 = Date.now()
   const deadline = t0 + plan.timeoutMs
-  const left = (): number => Math.max(1000, deadline - Date.now())
+  // an answer may take a while on a loaded host even past the deadline: at least 30 s
+  const left = (): number => Math.max(30_000, deadline - Date.now())
   const per = Math.ceil(plan.nodes / plan.procs)
   const workers: Worker[] = []
   const owner: number[] = []
@@ -303,6 +309,8 @@ export async function runReal (plan: Plan): Promise<RealFigures> {
     // and three more heartbeats, so the meshes are at D rather than just above Dlo
     await new Promise(resolve => setTimeout(resolve, 3 * plan.heartbeatMs))
     const meshMs = Date.now() - t1
+    const sizes = (await Promise.all(workers.map(async w => await w.ask({ type: 'status' }, 'status', left())))).flatMap(x => x.meshSizes)
+    const meshDegreeMean = Math.round(sizes.reduce((a, b) => a + b, 0) / Math.max(1, sizes.length) * 100) / 100
 
     // publishers spread over the index range, all starting together
     const publishers = Array.from({ length: plan.publishers }, (_, k) => Math.floor(k * plan.nodes / plan.publishers))
@@ -313,15 +321,17 @@ export async function runReal (plan: Plan): Promise<RealFigures> {
     const total = publisherOf.size
     for (;;) {
       const st = await Promise.all(workers.map(async w => await w.ask({ type: 'status' }, 'status', left())))
-      if (st.every(x => x.delivered.every(d => d >= total)) || Date.now() > deadline) break
-      await new Promise(resolve => setTimeout(resolve, 100))
+      const have = st.reduce((n, x) => n + x.delivered.filter(d => d >= total).length, 0)
+      plan.progress?.(`delivery: ${have} of ${plan.nodes} nodes have all ${total} messages`)
+      if (have >= plan.nodes || Date.now() > deadline) break
+      await new Promise(resolve => setTimeout(resolve, 250))
     }
     const deliverMs = Date.now() - t2
     // let the last duplicates arrive (a copy in flight when the last first delivery happened)
     await new Promise(resolve => setTimeout(resolve, 500))
     const reports = await Promise.all(workers.map(async w => await w.ask({ type: 'report' }, 'report', left())))
     const records = reports.flatMap(r => r.records).sort((a, b) => a.index - b.index)
-    return { ...figuresFrom(records, [...publisherOf.keys()], publisherOf), run: { procs: workers.length, degree: plan.degree, failedDials, startMs, meshMs, deliverMs } }
+    return { ...figuresFrom(records, [...publisherOf.keys()], publisherOf), run: { procs: workers.length, degree: plan.degree, failedDials, meshDegreeMean, startMs, meshMs, deliverMs } }
   } finally {
     await Promise.all(workers.map(async w => await w.ask({ type: 'stop' }, 'stopped', 30_000).catch(() => { w.child.kill('SIGKILL') })))
   }
@@ -369,7 +379,7 @@ async function main (): Promise<void> {
   if (o.json === true) process.stdout.write(JSON.stringify(f) + '\n')
   else {
     process.stdout.write(`real swarm: ${f.nodes} nodes in ${f.run.procs} processes, each dialing ${f.run.degree} (${f.run.failedDials} dials failed); ${f.messages} messages\n`)
-    process.stdout.write(`  started in ${f.run.startMs} ms, meshes formed in ${f.run.meshMs} ms, delivered in ${f.run.deliverMs} ms, complete: ${f.complete}\n`)
+    process.stdout.write(`  started in ${f.run.startMs} ms, meshes formed in ${f.run.meshMs} ms (mean mesh degree ${f.run.meshDegreeMean}), delivered in ${f.run.deliverMs} ms, complete: ${f.complete}\n`)
     process.stdout.write(`  hops: p50 ${f.rounds.p50}, p90 ${f.rounds.p90}, p99 ${f.rounds.p99}, max ${f.rounds.max}; to full delivery per message: ${f.roundsFull.join(', ')}\n`)
     process.stdout.write(`  duplicates per node per message: ${f.duplicatesPerNodePerMessage}; copies per node per message: ${f.messagesPerNodePerMessage}\n`)
     const { run: _run, ...shape } = f

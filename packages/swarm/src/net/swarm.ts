@@ -169,6 +169,8 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       identify: identify(),
       pubsub: gossipsub({
         globalSignaturePolicy: 'StrictNoSign',
+        // only gossipsub peers: floodsub has no mesh, no scores and no IHAVE/IWANT
+        fallbackToFloodsub: false,
         msgIdFn: (m) => decoder.msgId(m.data),
         D: limits.meshDegree,
         Dlo: limits.meshDegreeLow,
