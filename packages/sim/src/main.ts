@@ -4,7 +4,9 @@
  * figures. Bad flags: one line on stderr, exit code 2.
  */
 import { parseArgs } from 'node:util'
-import { calibrationFigures } from './calibrate.ts'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { calibrationFigures, compareCalibration, CALIBRATION_TOLERANCE, type CalibrationFigures } from './calibrate.ts'
 import { measureHotPath } from './hotpath.ts'
 import { BYZANTINE_KINDS, SCENARIOS, type ByzantineKind, type Scenario } from './scenario.ts'
 import { simulate, type SimReport } from './simulate.ts'
@@ -16,12 +18,17 @@ const USAGE = `usage: npm run sim -- [options]
   --kinds <list>        Byzantine kinds, comma-separated: ${BYZANTINE_KINDS.join(',')}
   --seed <n>            the run is deterministic for a seed
   --publishers <n>      --messages <n per publisher>   --loss <p>   --latency <ms>   --jitter <ms>
+  --processing <ms>     a node's delay between accepting and forwarding (0)
+  --exclude-holders     do not push to a mesh peer that already sent a copy
+  --dial <k>            each node dials k random others; mesh, gossip and flood publish use those connections
   --body <bytes>        body size of each message (256; from ~270, messages reach 512 B and IDONTWANT starts)
   --regions <n>         0 = automatic (one per 1,000 nodes from 100,000 nodes)
   --churn <share>       --partition <cutMs,healMs>
   --mode <gossipsub|flood>
   --compare-flood       also run plain flooding on the same scenario and print both
   --calibrate           print the calibration figures (the shape a real-node run prints)
+  --real                with --calibrate: also run the same scenario on real libp2p nodes on 127.0.0.1
+                        (@agentmesh/swarm's run-real, several processes; minutes) and compare
   --hot-path            measure the per-message cost at a real node (decode + validate), µs
   --json                print JSON`
 
@@ -37,7 +44,7 @@ function num (name: string, v: string | undefined): number | undefined {
   return x
 }
 
-export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>, json: boolean, compareFlood: boolean, calibrate: boolean, hotPath: boolean } {
+export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>, json: boolean, compareFlood: boolean, calibrate: boolean, hotPath: boolean, real: boolean } {
   let parsed
   try {
     parsed = parseArgs({
@@ -45,9 +52,9 @@ export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>
       options: {
         scenario: { type: 'string' }, nodes: { type: 'string' }, byzantine: { type: 'string' }, kinds: { type: 'string' },
         seed: { type: 'string' }, publishers: { type: 'string' }, messages: { type: 'string' }, loss: { type: 'string' },
-        latency: { type: 'string' }, body: { type: 'string' }, jitter: { type: 'string' }, regions: { type: 'string' }, churn: { type: 'string' },
+        latency: { type: 'string' }, body: { type: 'string' }, processing: { type: 'string' }, dial: { type: 'string' }, 'exclude-holders': { type: 'boolean' }, jitter: { type: 'string' }, regions: { type: 'string' }, churn: { type: 'string' },
         partition: { type: 'string' }, mode: { type: 'string' }, 'compare-flood': { type: 'boolean' },
-        calibrate: { type: 'boolean' }, 'hot-path': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        calibrate: { type: 'boolean' }, 'hot-path': { type: 'boolean' }, real: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     })
@@ -63,7 +70,9 @@ export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>
   const set = <K extends keyof Scenario>(k: K, v: Scenario[K] | undefined): void => { if (v !== undefined) sc[k] = v }
   set('nodes', num('nodes', o.nodes)); set('byzantine', num('byzantine', o.byzantine)); set('seed', num('seed', o.seed))
   set('publishers', num('publishers', o.publishers)); set('messagesPerPublisher', num('messages', o.messages))
-  set('bodyBytes', num('body', o.body)); set('loss', num('loss', o.loss)); set('latencyMs', num('latency', o.latency)); set('jitterMs', num('jitter', o.jitter))
+  set('bodyBytes', num('body', o.body)); set('processingMs', num('processing', o.processing)); set('dialDegree', num('dial', o.dial))
+  if (o['exclude-holders'] === true) sc.excludeHolders = true
+  set('loss', num('loss', o.loss)); set('latencyMs', num('latency', o.latency)); set('jitterMs', num('jitter', o.jitter))
   set('regions', num('regions', o.regions)); set('churn', num('churn', o.churn))
   if (o.latency !== undefined) sc.interRegionLatencyMs = sc.latencyMs
   if (o.kinds !== undefined) sc.byzantineKinds = o.kinds.split(',').map(k => k.trim()) as ByzantineKind[]
@@ -72,7 +81,23 @@ export function scenarioFromArgs (argv: string[]): { scenario: Partial<Scenario>
     const [a, b] = o.partition.split(',').map(Number)
     sc.partition = { cutAtMs: a, healAtMs: b }
   }
-  return { scenario: sc, json: o.json === true, compareFlood: o['compare-flood'] === true, calibrate: o.calibrate === true, hotPath: o['hot-path'] === true }
+  return { scenario: sc, json: o.json === true, compareFlood: o['compare-flood'] === true, calibrate: o.calibrate === true, hotPath: o['hot-path'] === true, real: o.real === true }
+}
+
+/**
+ * Runs the scenario on real nodes with `@agentmesh/swarm`'s real-node runner (a child process,
+ * so its libp2p nodes and worker processes end with it), bounded by its own --timeout.
+ */
+function runRealNodes (s: Scenario): CalibrationFigures {
+  const runner = fileURLToPath(new URL('./run-real.ts', import.meta.resolve('@agentmesh/swarm/net')))
+  const timeoutS = 600
+  const args = ['--import', 'tsx', runner, '--nodes', String(s.nodes), '--publishers', String(s.publishers), '--messages', String(s.messagesPerPublisher),
+    '--interval', String(s.publishIntervalMs), '--body', String(s.bodyBytes), '--seed', String(s.seed), '--timeout', String(timeoutS), '--json']
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: (timeoutS + 60) * 1000, maxBuffer: 16 << 20 })
+  const last = String(r.stdout ?? '').trim().split('\n').at(-1) ?? ''
+  if (r.status !== 0 || !last.startsWith('{')) throw new Error(`run-real exited with ${String(r.status ?? r.signal)}: ${String(r.stderr ?? '').trim().split('\n').at(-1) ?? ''}`)
+  const f = JSON.parse(last) as CalibrationFigures & { run?: unknown }
+  return f
 }
 
 function fmt (x: number | null): string { return x === null ? 'never' : String(x) }
@@ -104,7 +129,7 @@ export function formatReport (r: SimReport, flood?: SimReport): string {
 
 const isMain = import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/sim/src/main.ts') === true
 if (isMain) {
-  const { scenario, json, compareFlood, calibrate, hotPath } = scenarioFromArgs(process.argv.slice(2))
+  const { scenario, json, compareFlood, calibrate, hotPath, real } = scenarioFromArgs(process.argv.slice(2))
   if (hotPath) {
     const h = measureHotPath()
     process.stdout.write(json ? JSON.stringify(h) + '\n' : `hot path (${h.messages} messages, ${h.bodyBytes}-byte bodies): new message ${h.newMessageUs} µs (decode + validate with Ed25519), duplicate ${h.duplicateUs} µs, sign + encode ${h.publishUs} µs\n`)
@@ -118,13 +143,27 @@ if (isMain) {
     throw err
   }
   const flood = compareFlood ? simulate({ ...scenario, mode: 'flood' }) : undefined
+  const simFigures = calibrate ? calibrationFigures(report) : undefined
+  let realFigures: CalibrationFigures | undefined
+  let realError: string | undefined
+  if (calibrate && real) {
+    try { realFigures = runRealNodes(report.scenario) } catch (err) { realError = (err as Error).message }
+  }
+  const comparison = simFigures !== undefined && realFigures !== undefined ? compareCalibration(simFigures, realFigures) : undefined
   if (json) {
-    process.stdout.write(JSON.stringify({ report, flood, calibration: calibrate ? calibrationFigures(report) : undefined }, null, 2) + '\n')
+    process.stdout.write(JSON.stringify({ report, flood, calibration: simFigures, real: realFigures, realError, comparison }, null, 2) + '\n')
   } else {
     process.stdout.write(formatReport(report, flood) + '\n')
-    if (calibrate) {
-      process.stdout.write('calibration figures (compare with a real-node run of the same scenario): ' + JSON.stringify(calibrationFigures(report)) + '\n')
-      process.stdout.write('note: no real-node runner is merged in this branch yet; see docs/swarm.md, "Calibration".\n')
+    if (simFigures !== undefined) {
+      process.stdout.write('calibration figures, simulator: ' + JSON.stringify(simFigures) + '\n')
+      if (realFigures !== undefined) process.stdout.write('calibration figures, real nodes: ' + JSON.stringify(realFigures) + '\n')
+      if (comparison !== undefined) {
+        process.stdout.write(`comparison: median rounds differ by ${comparison.roundsP50Delta}, maximum by ${comparison.roundsMaxDelta}; duplicates per node ${(comparison.duplicatesRelative * 100).toFixed(1)}% off; ` +
+          `${comparison.withinTolerance ? 'within' : 'NOT within'} the tolerance (rounds ±${CALIBRATION_TOLERANCE.rounds}, duplicates ±${CALIBRATION_TOLERANCE.duplicatesRelative * 100}%)\n`)
+      }
+      if (realError !== undefined) process.stdout.write(`real-node run failed: ${realError}\n`)
+      if (!real) process.stdout.write('add --real to run the same scenario on real libp2p nodes and compare (docs/swarm.md, "Calibration")\n')
     }
   }
+  if (realError !== undefined) process.exitCode = 1
 }

@@ -44,6 +44,14 @@ export interface Scenario {
   historyGossip: number
   /** messages this large (encoded bytes) and larger make a node send IDONTWANT to its mesh on first receipt (gossipsub 17's default: 512) */
   idontwantMinBytes: number
+  /** ms between a node accepting a message and pushing it to its mesh (validation and framing on a real node; 0 = at once) */
+  processingMs: number
+  /** a node does not push a message to a mesh peer that already sent it a copy (gossipsub excludes a message's known senders when it forwards after asynchronous validation); modelled for up to 32 messages */
+  excludeHolders: boolean
+  /** 0: mesh peers are grafted from the whole region; else each node dials this many random others and mesh, gossip and flood publish use those connections (as a real run's bootstrap) */
+  dialDegree: number
+  /** with dialDegree: a publisher sends its own message to every connected peer, not only its mesh (gossipsub's floodPublish, on by default there) */
+  floodPublish: boolean
   /** peers per node in 'flood' mode */
   floodDegree: number
   /** regions (0: one region below 100,000 nodes, else one per 1,000 nodes) */
@@ -103,6 +111,10 @@ export const DEFAULT_SCENARIO: Scenario = {
   heartbeatMs: SWARM_MESH.heartbeatMs,
   historyGossip: SWARM_MESH.historyGossip,
   idontwantMinBytes: 512,
+  processingMs: 0,
+  dialDegree: 0,
+  floodPublish: true,
+  excludeHolders: false,
   floodDegree: SWARM_MESH.D + SWARM_MESH.Dlazy,
   regions: 0,
   regionLinks: 4,
@@ -118,7 +130,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   eclipseVictims: 0.01,
   authorRatePerS: DEFAULT_AUTHOR_RATE_PER_S,
   authorBurst: DEFAULT_AUTHOR_BURST,
-  Dout: 2,
+  Dout: SWARM_MESH.Dout,
   maxTimeMs: 120_000,
 }
 
@@ -129,6 +141,8 @@ export const SCENARIOS: Record<string, Partial<Scenario>> = {
   lossy: { name: 'lossy', loss: 0.05, jitterMs: 10 },
   churn: { name: 'churn', churn: 0.05, messagesPerPublisher: 10, publishIntervalMs: 300 },
   partition: { name: 'partition', partition: { cutAtMs: 400, healAtMs: 3000 }, messagesPerPublisher: 3, publishIntervalMs: 500 },
+  /** the topology and publishing of packages/swarm's real-node runner (run-real), for --calibrate */
+  calibration: { name: 'calibration', nodes: 200, dialDegree: 5, floodPublish: true, excludeHolders: true, processingMs: 1 },
   million: { name: 'million', nodes: 1_000_000, publishers: 2, messagesPerPublisher: 2 },
   'million-byzantine': { name: 'million-byzantine', nodes: 1_000_000, publishers: 2, messagesPerPublisher: 2, byzantine: 0.3, floodAuthors: 1, floodCount: 50, authorBurst: 5, authorRatePerS: 2 },
 }
@@ -169,6 +183,8 @@ export function checkScenario (s: Scenario): Scenario {
   int('historyGossip', 1, 16)
   int('floodDegree', 1, 32)
   int('idontwantMinBytes', 1, 1 << 30)
+  int('dialDegree', 0, 32)
+  if (!(s.processingMs >= 0 && s.processingMs <= 10_000)) throw new RangeError(`processingMs must be a number from 0 to 10000 (got ${String(s.processingMs)})`)
   int('regions', 0, 100_000)
   int('regionLinks', 1, 32)
   int('aggregateAbove', 2, 100_000)

@@ -26,7 +26,7 @@ import { checkScenario, regionCount, DEFAULT_SCENARIO, type ByzantineKind, type 
 
 export const TOPIC = 'sim'
 // event kinds
-const MSG = 1; const IHAVE = 2; const IWANT = 3; const REC = 4; const TICK = 5; const PUB = 6; const CUT = 7; const HEAL = 8; const DOWN = 9; const UP = 10; const IDONTWANT = 11
+const MSG = 1; const IHAVE = 2; const IWANT = 3; const REC = 4; const TICK = 5; const PUB = 6; const CUT = 7; const HEAL = 8; const DOWN = 9; const UP = 10; const IDONTWANT = 11; const FWD = 12
 // node kinds
 const HONEST = 0; const SILENT = 1; const FORGING = 2; const FLOODING = 3; const ECLIPSING = 4
 const KIND_CODE: Record<ByzantineKind, number> = { silent: SILENT, forging: FORGING, flooding: FLOODING, eclipsing: ECLIPSING }
@@ -225,9 +225,26 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
   const removeEdge = (a: number, b: number): void => { removeHalf(a, b); removeHalf(b, a) }
   const randomInRegion = (r: number): number => { const a = regionStart(r); return a + rng.int(regionStart(r + 1) - a) }
   const canGraft = (v: number, u: number): boolean => up[u] === 1 && (!cut || side[u] === side[v]) && !isBlocked(v, u) && !isBlocked(u, v)
+  // an explicit connection graph (dialDegree > 0: each node dials that many random others, as a
+  // real run's bootstrap does): mesh peers, gossip targets and a flood publish come from it
+  const dial = s.dialDegree > 0
+  const CC = dial ? Math.min(n - 1, 4 * s.dialDegree + 8) : 0
+  const connAdj = new Int32Array(n * CC)
+  const connDeg = new Uint8Array(dial ? n : 0)
+  if (dial) {
+    const connected = (a: number, b: number): boolean => { for (let k = 0; k < connDeg[a]; k++) if (connAdj[a * CC + k] === b) return true; return false }
+    for (let i = 0; i < n; i++) {
+      for (let d = 0, tries = 0; d < s.dialDegree && tries < 16 * s.dialDegree; tries++) {
+        const j = rng.int(n)
+        if (j === i || connected(i, j) || connDeg[i] >= CC || connDeg[j] >= CC) continue
+        connAdj[i * CC + connDeg[i]++] = j; connAdj[j * CC + connDeg[j]++] = i; d++
+      }
+    }
+  }
+  const candidate = (v: number): number => dial ? (connDeg[v] === 0 ? v : connAdj[v * CC + rng.int(connDeg[v])]) : randomInRegion(regionOf[v])
   const graft = (v: number, want: number): void => {
     for (let tries = 0; deg[v] < want && tries < 8 * want; tries++) {
-      const u = randomInRegion(regionOf[v])
+      const u = candidate(v)
       if (canGraft(v, u)) addEdge(v, u)
     }
   }
@@ -361,7 +378,9 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
   const size = msgs.map(m => encodeSwarmMessage(m).byteLength)
   // IDONTWANT as gossipsub 17 sends it (for messages of idontwantMinBytes and more); modelled for up to 32 messages
   const idontwant = !flood && M <= 32 && size.some(b => b >= s.idontwantMinBytes)
-  if (idontwant) dontWant = new Uint32Array(n * CAP)
+  // a node that knows a mesh peer has a message (it sent a copy, or an IDONTWANT) does not push it there
+  const holders = !flood && M <= 32 && (idontwant || s.excludeHolders)
+  if (holders) dontWant = new Uint32Array(n * CAP)
   const hIndex = new Int32Array(M).fill(-1) // message index → honest ordinal
   for (let h = 0; h < H; h++) hIndex[honestIdx[h]] = h
   const mSlot = msgs.map(m => slotOf.get(m.author) as number)
@@ -431,7 +450,7 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
   }
   const forwardAll = (v: number, except: number, m: number, hops: number, t: number): void => {
     const b = v * CAP
-    const bit = idontwant && m < 32 ? (1 << m) >>> 0 : 0
+    const bit = holders && m < 32 ? (1 << m) >>> 0 : 0
     for (let k = 0; k < deg[v]; k++) {
       const w = adj[b + k]
       if (w === except || (bit !== 0 && (dontWant[b + k] & bit) !== 0)) continue
@@ -500,11 +519,16 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
       const k = slotOfPeer(v, u)
       if (k >= 0 && firstDel[k] < 65535) firstDel[k]++
       sendDontWant(v, u, m, t)
-      forwardAll(v, u, m, hops + 1, t)
+      // the push to the mesh leaves after the node's processing time (validation, framing)
+      if (s.processingMs > 0 || s.excludeHolders) heap.push(t + s.processingMs, FWD, v, u, m, hops + 1)
+      else forwardAll(v, u, m, hops + 1, t)
     } else if (verdict.result === 'reject') {
       if (cls[m] === C_FORGED) forgedRejected++
       penalise(v, u)
-    } else if (verdict.reason === 'duplicate' && cls[m] === C_HONEST) dups[v]++
+    } else if (verdict.reason === 'duplicate') {
+      if (cls[m] === C_HONEST) dups[v]++
+      if (s.excludeHolders && m < 32) { const k = slotOfPeer(v, u); if (k >= 0) dontWant[k] |= (1 << m) >>> 0 }
+    }
   }
 
   // messages "recent" enough to be in IHAVE (the simulator's stand-in for each node's message cache window)
@@ -525,7 +549,7 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
     if (ids === 0) return
     for (let k = 0; k < s.Dlazy; k++) {
       // one gossip target outside the region (when there are regions), the others inside it
-      const w = k === s.Dlazy - 1 && R > 1 ? rng.int(n) : randomInRegion(regionOf[v])
+      const w = dial ? candidate(v) : k === s.Dlazy - 1 && R > 1 ? rng.int(n) : randomInRegion(regionOf[v])
       if (w === v || slotOfPeer(v, w) >= 0) continue
       ihaves++; ctrlBytes[v] += IHAVE_BASE + ID_BYTES * ids
       send(v, w, IHAVE, -1, 0, t)
@@ -619,6 +643,7 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
       case MSG: if (up[v] === 1) onMsg(v, u, m, heap.x, t); break
       case IHAVE: if (up[v] === 1) onIhave(v, u, t); break
       case IWANT: if (up[v] === 1) onIwant(v, u, m, t); break
+      case FWD: if (up[v] === 1) forwardAll(v, u, m, heap.x, t); break
       case IDONTWANT: {
         const k = slotOfPeer(v, u)
         if (k >= 0 && m < 32) dontWant[k] |= (1 << m) >>> 0
@@ -634,7 +659,10 @@ export function simulate (partial: Partial<Scenario> = {}): SimReport {
             setHas(v, m); recentAt[v] = t; lastAcceptAt[m] = t
             const h = hIndex[m]
             if (h >= 0) { hopOf[v * H + h] = 1; hopHist[0]++; timeHist[0]++; msgHop[h * HOP_BINS]++; msgTime[h * TIME_BINS]++; delivered[h]++ }
-            forwardAll(v, -1, m, 1, t)
+            if (dial && s.floodPublish) {
+              // gossipsub's flood publish: the author sends its own message to every connected peer
+              for (let k = 0; k < connDeg[v]; k++) send(v, connAdj[v * CC + k], MSG, m, 1, t)
+            } else forwardAll(v, -1, m, 1, t)
           }
         } else {
           setHas(v, m)

@@ -100,3 +100,24 @@ it('sim - refuses a scenario out of range, naming the field', () => {
   assert.throws(() => simulate({ byzantine: 0.9 }), /byzantine must be a number from 0 to 0.5/)
   assert.throws(() => simulate({ byzantineKinds: ['sneaky' as 'silent'], byzantine: 0.1 }), /unknown Byzantine kind/)
 })
+
+it('sim - excluding known holders and a processing delay: still complete, fewer duplicates, later by the delay per hop', () => {
+  const base = simulate({ nodes: 500, seed: 6 })
+  const ex = simulate({ nodes: 500, seed: 6, excludeHolders: true, processingMs: 5 })
+  assert.equal(ex.delivery.complete, true)
+  assert.ok(ex.traffic.duplicatesPerNodePerMessage < base.traffic.duplicatesPerNodePerMessage - 0.5, `${ex.traffic.duplicatesPerNodePerMessage} vs ${base.traffic.duplicatesPerNodePerMessage}`)
+  // the publisher pushes at once and every relay after it waits 5 ms: the median first delivery
+  // (by eager push) moves by 5 ms per relay on its path
+  assert.equal(ex.timeMs.p50, ex.rounds.p50 * 20 + (ex.rounds.p50 - 1) * 5)
+  assert.ok(ex.timeMs.p50 > base.timeMs.p50)
+})
+
+it('sim - the calibration topology (each node dials 5, flood publish): complete; the publisher reaches all its connections in one hop', () => {
+  const r = simulate({ nodes: 200, seed: 1, dialDegree: 5, floodPublish: true })
+  assert.equal(r.delivery.complete, true)
+  const mesh = simulate({ nodes: 200, seed: 1, dialDegree: 5, floodPublish: false })
+  assert.equal(mesh.delivery.complete, true)
+  // more first-hop receivers with flood publish: more nodes at hop 1, so the median is not later
+  assert.ok(r.rounds.p50 <= mesh.rounds.p50)
+  assert.ok(r.traffic.ihave > 0)
+})

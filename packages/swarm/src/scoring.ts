@@ -25,6 +25,8 @@ export const SWARM_MESH = Object.freeze({
   Dlo: 4,
   Dhi: 12,
   Dlazy: 6,
+  /** outbound peers a node keeps in its mesh, chosen by itself (gossipsub's Dout: an eclipse needs more than inbound slots) */
+  Dout: 2,
   /** heartbeat interval, ms (gossipsub's default) */
   heartbeatMs: 1000,
   /** how many heartbeats a message id stays in the IHAVE window */

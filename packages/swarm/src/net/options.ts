@@ -28,6 +28,10 @@ export const SWARM_DEFAULTS = Object.freeze({
   maxQueuedPerSubscriber: 10_000,
   /** open connections of the node (in and out) */
   maxConnections: 64,
+  /** new inbound connections one host (IP address) may open per second (libp2p's default; many nodes on one host need more) */
+  inboundConnectionsPerHostPerS: 5,
+  /** inbound connections in their handshake at once */
+  maxPendingInbound: 10,
   /** share of its recent peers a node must lose to report a partition (0..1) */
   partitionLossShare: 0.5,
   /** fewest recent peers for partition detection to apply (a node with 1 peer is not "partitioned" by losing it) */

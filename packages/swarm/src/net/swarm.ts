@@ -162,13 +162,15 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionManager: { maxConnections: limits.maxConnections },
+    connectionManager: { maxConnections: limits.maxConnections, inboundConnectionThreshold: limits.inboundConnectionsPerHostPerS, maxIncomingPendingConnections: limits.maxPendingInbound },
     ...(init.connectionGater === undefined ? {} : { connectionGater: init.connectionGater }),
     nodeInfo: { userAgent: `agentmesh-swarm/1 region=${region}` },
     services: {
       identify: identify(),
       pubsub: gossipsub({
         globalSignaturePolicy: 'StrictNoSign',
+        // only gossipsub peers: floodsub has no mesh, no scores and no IHAVE/IWANT
+        fallbackToFloodsub: false,
         msgIdFn: (m) => decoder.msgId(m.data),
         D: limits.meshDegree,
         Dlo: limits.meshDegreeLow,
