@@ -142,23 +142,29 @@ export function verifySwarmMessage (m: SwarmMessage, key?: KeyObject): boolean {
 export type SwarmVerifier = (m: SwarmMessage) => boolean
 
 /**
- * Wraps a verifier with a bounded memo keyed by id and signature: a message that arrives again
+ * Wraps a verifier with a bounded memo keyed by id and signature (at most `max` ids, four signatures each): a message that arrives again
  * (from another peer, or at another simulated node) is verified once. The key includes the
  * signature, and the id is the hash of everything else, so a changed message never hits a
  * verdict cached for another one. The oldest verdict goes first beyond `max`.
  */
 export function memoizeVerifier (inner: SwarmVerifier = verifySwarmMessage, max = DEFAULT_VERIFY_CACHE): SwarmVerifier & { readonly calls: () => number } {
-  // id → [sig, verdict]: the id is the hash of everything but the signature, so the same id with
-  // the same signature is the same message (string comparison, no key to build per call)
-  const memo = new Map<string, [string, boolean]>()
+  // id → the (signature, verdict) pairs seen with it (a few: a forger may reuse an id with other
+  // signatures). The id is the hash of everything but the signature, so the same id with the same
+  // signature is the same message; lookups compare strings, no key is built per call.
+  const memo = new Map<string, Array<[string, boolean]>>()
   let calls = 0
   const fn = (m: SwarmMessage): boolean => {
-    const hit = memo.get(m.id)
-    if (hit !== undefined && hit[0] === m.sig) return hit[1]
+    let seen = memo.get(m.id)
+    if (seen !== undefined) for (const [sig, ok] of seen) if (sig === m.sig) return ok
     calls++
     const ok = inner(m)
-    if (hit === undefined && memo.size >= max) memo.delete(memo.keys().next().value as string)
-    memo.set(m.id, [m.sig, ok])
+    if (seen === undefined) {
+      if (memo.size >= max) memo.delete(memo.keys().next().value as string)
+      seen = []
+      memo.set(m.id, seen)
+    }
+    if (seen.length >= 4) seen.shift()
+    seen.push([m.sig, ok])
     return ok
   }
   return Object.assign(fn, { calls: () => calls })

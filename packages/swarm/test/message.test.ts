@@ -75,13 +75,13 @@ it('swarm message - decode refuses malformed and oversized input with stable cod
 
 it('swarm message - a memoised verifier checks each distinct message once and keeps verdicts apart', () => {
   let inner = 0
-  const v = memoizeVerifier((m: SwarmMessage) => { inner++; return verifySwarmMessage(m) }, 2)
+  const v = memoizeVerifier((m: SwarmMessage) => { inner++; return verifySwarmMessage(m) }, 1) // one id at a time
   const a = signSwarmMessage(alice, { topic: 't', seq: 1, body: 1 })
   const b = signSwarmMessage(alice, { topic: 't', seq: 2, body: 2 })
   const badB = { ...b, sig: a.sig }
   assert.deepEqual([v(a), v(a), v(b), v(badB), v(b), v(badB)], [true, true, true, false, true, false])
   assert.equal(inner, 3)
   assert.equal(v.calls(), 3)
-  v(a) // evicted by the bound of 2: verified again
+  v(a) // evicted by the bound (b's id took its place): verified again
   assert.equal(inner, 4)
 })
