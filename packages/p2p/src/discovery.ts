@@ -126,6 +126,39 @@ export async function publishPeerRecord (relayUrl: string, keys: KeyPair & { ami
   return { addrs: stored.addrs, seq: BigInt(stored.seq) }
 }
 
+/** Bootstrap peers one configuration may list. */
+export const MAX_BOOTSTRAP_PEERS = 16
+
+/**
+ * The DHT bootstrap peers of `AGENTMESH_P2P_BOOTSTRAP` (multiaddrs ending in /p2p/<peer id>,
+ * separated by commas or spaces; at most 16), or [] when unset. Throws AM_ERR_INVALID_CONFIG.
+ */
+export function bootstrapFromEnv (env: Readonly<Record<string, string | undefined>> = process.env): string[] {
+  const raw = env.AGENTMESH_P2P_BOOTSTRAP?.trim() ?? ''
+  if (raw === '') return []
+  const list = raw.split(/[\s,]+/).filter(a => a !== '')
+  if (list.length > MAX_BOOTSTRAP_PEERS) throw new AgentMeshError(ErrorCode.InvalidConfig, `AGENTMESH_P2P_BOOTSTRAP lists ${list.length} peers; at most ${MAX_BOOTSTRAP_PEERS}`)
+  for (const a of list) {
+    let ok = false
+    try { ok = multiaddr(a).getComponents().some(c => c.name === 'p2p') } catch { ok = false }
+    if (!ok) throw new AgentMeshError(ErrorCode.InvalidConfig, `AGENTMESH_P2P_BOOTSTRAP: "${a.slice(0, 120)}" is not a multiaddr ending in /p2p/<peer id>`)
+  }
+  return list
+}
+
+/**
+ * What a relay offers as circuit relay and DHT bootstrap (`GET /api/v1/info`, field p2p): its
+ * multiaddrs, or [] when it runs none.
+ */
+export async function relayP2pAddrs (relayUrl: string, opts: { fetch?: typeof fetch, signal?: AbortSignal } = {}): Promise<string[]> {
+  const base = relayUrl.replace(/^ws/, 'http').replace(/\/+$/, '').replace(/\/ws$/, '')
+  const res = await (opts.fetch ?? fetch)(`${base}/api/v1/info`, opts.signal === undefined ? {} : { signal: opts.signal })
+  if (!res.ok) throw await httpError(res)
+  const info = await res.json() as { p2p?: { addrs?: unknown } | null }
+  const addrs = info.p2p?.addrs
+  return Array.isArray(addrs) ? addrs.filter((a): a is string => typeof a === 'string').slice(0, MAX_BOOTSTRAP_PEERS) : []
+}
+
 /** What `findPeer` found. */
 export interface FoundPeer {
   readonly amid: string

@@ -2,7 +2,7 @@ export { libp2pKey, peerIdFromAmid, amidFromPeerId } from './identity.ts'
 export { createAgentNode, P2P_DEFAULTS } from './node.ts'
 export type { AgentNode, AgentNodeServices, P2PNodeOptions } from './node.ts'
 export {
-  findPeer, sealPeerRecord, openPeerRecord, publishPeerRecord, publishableAddrs, registryLookup, dhtModeOf, BoundedDatastore,
+  findPeer, bootstrapFromEnv, relayP2pAddrs, MAX_BOOTSTRAP_PEERS, sealPeerRecord, openPeerRecord, publishPeerRecord, publishableAddrs, registryLookup, dhtModeOf, BoundedDatastore,
   DHT_PROTOCOL, MAX_PEER_RECORD_ADDRS, MAX_PEER_RECORD_BYTES, DEFAULT_FIND_PEER_TIMEOUT_MS,
 } from './discovery.ts'
 export type { DiscoverySource, FoundPeer, FindPeerOptions, OpenedPeerRecord, RegistryLookup } from './discovery.ts'
