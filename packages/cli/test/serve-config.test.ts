@@ -65,7 +65,7 @@ describe('serve config', () => {
     assert.throws(() => initFrom([], {}, { oidcClientSecret: 'x' }), /unknown key "oidcClientSecret"/)
   })
 
-  it('serve config - the circuit relay (§29.3): --p2p-listen, --p2p-announce, --p2p-max-reservations, their environment variables and file keys', () => {
+  it('serve config - the circuit relay (§30.3): --p2p-listen, --p2p-announce, --p2p-max-reservations, their environment variables and file keys', () => {
     assert.deepEqual(initFrom(['--p2p-listen', '/ip4/0.0.0.0/tcp/4001,/ip4/0.0.0.0/tcp/4002/ws', '--p2p-announce', '/dns4/relay.example/tcp/4001', '--p2p-max-reservations', '64']),
       { p2pListen: '/ip4/0.0.0.0/tcp/4001,/ip4/0.0.0.0/tcp/4002/ws', p2pAnnounce: '/dns4/relay.example/tcp/4001', p2pMaxReservations: 64 })
     assert.deepEqual(initFrom([], { AGENTMESH_P2P_LISTEN: '/ip4/127.0.0.1/tcp/0', AGENTMESH_P2P_CIRCUIT_DATA_BYTES: '65536', AGENTMESH_P2P_RESERVATION_TTL_MS: '60000' }),

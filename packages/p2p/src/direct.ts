@@ -22,7 +22,7 @@ export const DIRECT_PROTOCOL = '/agentmesh/direct/1.0.0'
 /** Bytes a `send` frame may carry besides its envelope (`{"op":"send","env":…}`). */
 const FRAME_OVERHEAD = 64
 
-/** Defaults of the direct protocol's bounds (docs/protocol.md §29.4); each can be set in `DirectInit`. */
+/** Defaults of the direct protocol's bounds (docs/protocol.md §29.5); each can be set in `DirectInit`. */
 export const DIRECT_DEFAULTS = Object.freeze({
   /** the largest envelope taken, in bytes: the relay's default (`max_envelope_bytes`, 1 MiB) */
   maxEnvelopeBytes: constants.DEFAULT_MAX_ENVELOPE_BYTES,

@@ -1,5 +1,5 @@
 /**
- * Discovery (docs/protocol.md §29): where an agent can be reached, as a libp2p signed peer record
+ * Discovery (docs/protocol.md §30): where an agent can be reached, as a libp2p signed peer record
  * (RFC 0003 in an RFC 0002 envelope, signed by the agent's AMID key) published in its registry
  * profile, and as its entry in a Kademlia DHT among agents. `findPeer` asks the DHT first when a
  * bootstrap peer answers, and falls back to the registry's record — and says so — when none does.
@@ -18,11 +18,11 @@ import type { AgentNode } from './node.ts'
 
 /** The protocol of the agents' DHT: its own, apart from the IPFS (Amino) DHT. */
 export const DHT_PROTOCOL = '/agentmesh/kad/1.0.0'
-/** Addresses one peer record may list (§29.1). */
+/** Addresses one peer record may list (§30.1). */
 export const MAX_PEER_RECORD_ADDRS = 16
-/** The largest peer record envelope, in bytes (§29.1). */
+/** The largest peer record envelope, in bytes (§30.1). */
 export const MAX_PEER_RECORD_BYTES = 4096
-/** DHT records and provider entries a node stores for others, and the largest value (§29.2). */
+/** DHT records and provider entries a node stores for others, and the largest value (§30.2). */
 export const DEFAULT_MAX_DHT_RECORDS = 10_000
 export const DEFAULT_MAX_DHT_RECORD_BYTES = 16 * 1024
 /** How long `findPeer` waits for a bootstrap peer, then for the DHT, by default (ms). */
@@ -124,6 +124,39 @@ export async function publishPeerRecord (relayUrl: string, keys: KeyPair & { ami
   if (!res.ok) throw await httpError(res)
   const stored = await res.json() as { addrs: string[], seq: string }
   return { addrs: stored.addrs, seq: BigInt(stored.seq) }
+}
+
+/** Bootstrap peers one configuration may list. */
+export const MAX_BOOTSTRAP_PEERS = 16
+
+/**
+ * The DHT bootstrap peers of `AGENTMESH_P2P_BOOTSTRAP` (multiaddrs ending in /p2p/<peer id>,
+ * separated by commas or spaces; at most 16), or [] when unset. Throws AM_ERR_INVALID_CONFIG.
+ */
+export function bootstrapFromEnv (env: Readonly<Record<string, string | undefined>> = process.env): string[] {
+  const raw = env.AGENTMESH_P2P_BOOTSTRAP?.trim() ?? ''
+  if (raw === '') return []
+  const list = raw.split(/[\s,]+/).filter(a => a !== '')
+  if (list.length > MAX_BOOTSTRAP_PEERS) throw new AgentMeshError(ErrorCode.InvalidConfig, `AGENTMESH_P2P_BOOTSTRAP lists ${list.length} peers; at most ${MAX_BOOTSTRAP_PEERS}`)
+  for (const a of list) {
+    let ok = false
+    try { ok = multiaddr(a).getComponents().some(c => c.name === 'p2p') } catch { ok = false }
+    if (!ok) throw new AgentMeshError(ErrorCode.InvalidConfig, `AGENTMESH_P2P_BOOTSTRAP: "${a.slice(0, 120)}" is not a multiaddr ending in /p2p/<peer id>`)
+  }
+  return list
+}
+
+/**
+ * What a relay offers as circuit relay and DHT bootstrap (`GET /api/v1/info`, field p2p): its
+ * multiaddrs, or [] when it runs none.
+ */
+export async function relayP2pAddrs (relayUrl: string, opts: { fetch?: typeof fetch, signal?: AbortSignal } = {}): Promise<string[]> {
+  const base = relayUrl.replace(/^ws/, 'http').replace(/\/+$/, '').replace(/\/ws$/, '')
+  const res = await (opts.fetch ?? fetch)(`${base}/api/v1/info`, opts.signal === undefined ? {} : { signal: opts.signal })
+  if (!res.ok) throw await httpError(res)
+  const info = await res.json() as { p2p?: { addrs?: unknown } | null }
+  const addrs = info.p2p?.addrs
+  return Array.isArray(addrs) ? addrs.filter((a): a is string => typeof a === 'string').slice(0, MAX_BOOTSTRAP_PEERS) : []
 }
 
 /** What `findPeer` found. */

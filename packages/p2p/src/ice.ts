@@ -1,5 +1,5 @@
 /**
- * ICE servers (STUN/TURN) of the WebRTC transport, from configuration only (docs/protocol.md §29.4):
+ * ICE servers (STUN/TURN) of the WebRTC transport, from configuration only (docs/protocol.md §30.4):
  * `AGENTMESH_ICE_SERVERS` (a JSON array of RTCIceServer), or `AGENTMESH_TURN_URL` with
  * `AGENTMESH_TURN_USERNAME` and `AGENTMESH_TURN_CREDENTIAL` — or the credential read from a file
  * only its owner can read (`AGENTMESH_TURN_CREDENTIAL_FILE`). A credential never shows when a server

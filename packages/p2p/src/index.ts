@@ -4,7 +4,7 @@ export type { AgentNode, AgentNodeServices, P2PNodeOptions } from './node.ts'
 export { DIRECT_PROTOCOL, DIRECT_DEFAULTS, DirectSender, serveDirect, decodeSend, decodeAnswer } from './direct.ts'
 export type { DirectAnswer, DirectInit, DirectLimits, DirectReceiver, DirectResult } from './direct.ts'
 export {
-  findPeer, sealPeerRecord, openPeerRecord, publishPeerRecord, publishableAddrs, registryLookup, dhtModeOf, BoundedDatastore,
+  findPeer, bootstrapFromEnv, relayP2pAddrs, MAX_BOOTSTRAP_PEERS, sealPeerRecord, openPeerRecord, publishPeerRecord, publishableAddrs, registryLookup, dhtModeOf, BoundedDatastore,
   DHT_PROTOCOL, MAX_PEER_RECORD_ADDRS, MAX_PEER_RECORD_BYTES, DEFAULT_FIND_PEER_TIMEOUT_MS,
 } from './discovery.ts'
 export type { DiscoverySource, FoundPeer, FindPeerOptions, OpenedPeerRecord, RegistryLookup } from './discovery.ts'

@@ -30,10 +30,12 @@ export const P2P_DEFAULTS = Object.freeze({
   maxInboundStreams: 32,
   /** streams we open on one connection at once */
   maxOutboundStreams: 32,
-  /** DHT records and provider entries this node stores for others (docs/protocol.md §29) */
+  /** DHT records and provider entries this node stores for others (docs/protocol.md §30.2) */
   maxDhtRecords: DEFAULT_MAX_DHT_RECORDS,
   /** the largest DHT value this node stores for others, bytes */
   maxDhtRecordBytes: DEFAULT_MAX_DHT_RECORD_BYTES,
+  /** how long one dial may take, ms: a WebRTC dial signals over a circuit, then runs ICE */
+  dialTimeoutMs: 10_000,
   /** circuit-relay reservations this node asks relays for at once */
   maxRelayReservations: 4,
 })
@@ -52,6 +54,8 @@ export interface P2PNodeOptions {
   readonly dhtPrivateAddresses?: boolean
   /** ICE servers of the WebRTC transport (`iceServersFromEnv`). @default none: host candidates only, no STUN server is contacted */
   readonly iceServers?: readonly IceServerInit[]
+  /** Gather ICE candidates on this local address only (e.g. 127.0.0.1 in tests). @default every interface */
+  readonly iceBindAddress?: string
   /** Add the WebRTC transport. @default true when iceServers are given or a listen address holds /webrtc */
   readonly webrtc?: boolean
 }
@@ -70,12 +74,12 @@ export async function createAgentNode (opts: P2PNodeOptions): Promise<AgentNode>
     transports: [
       tcp(), webSockets(),
       circuitRelayTransport({ maxReservationQueueLength: limits.maxRelayReservations }),
-      ...(withWebRTC ? [webRTC({ rtcConfiguration: { iceServers: [...(opts.iceServers ?? [])] as never } })] : []),
+      ...(withWebRTC ? [webRTC({ rtcConfiguration: { iceServers: [...(opts.iceServers ?? [])] as never, ...(opts.iceBindAddress === undefined ? {} : { bindAddress: opts.iceBindAddress }) } })] : []),
     ],
     ...(opts.bootstrap === undefined || opts.bootstrap.length === 0 ? {} : { peerDiscovery: [bootstrap({ list: [...opts.bootstrap], timeout: 0 })] }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionManager: { maxConnections: limits.maxConnections },
+    connectionManager: { maxConnections: limits.maxConnections, dialTimeout: limits.dialTimeoutMs, addressDialTimeout: limits.dialTimeoutMs },
     services: {
       identify: identify({ maxInboundStreams: limits.maxInboundStreams, maxOutboundStreams: limits.maxOutboundStreams }),
       ping: ping(),

@@ -1,5 +1,5 @@
 /**
- * The relay's libp2p node (docs/protocol.md §29.3): a circuit relay (v2) and DHT bootstrap for the
+ * The relay's libp2p node (docs/protocol.md §30.3): a circuit relay (v2) and DHT bootstrap for the
  * agents registered on that relay, and for no one else — a connection gater refuses every peer
  * whose AMID `isAllowed` does not accept, before any protocol (reservation, hop, DHT) runs. Its
  * identity is the relay's own Ed25519 key; every bound is given by the relay's options.

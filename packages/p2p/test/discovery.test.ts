@@ -7,7 +7,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Key } from 'interface-datastore'
 import {
-  BoundedDatastore, createAgentNode, dhtModeOf, findPeer, libp2pKey, openPeerRecord, sealPeerRecord, type AgentNode,
+  BoundedDatastore, bootstrapFromEnv, createAgentNode, dhtModeOf, findPeer, libp2pKey, openPeerRecord, sealPeerRecord, type AgentNode,
 } from '@agentmesh/p2p'
 
 const b64u = (b: Uint8Array): string => Buffer.from(b).toString('base64url')
@@ -132,4 +132,14 @@ test('findPeer - with no bootstrap peer answering, the registry\'s signed record
   } finally {
     await node.stop()
   }
+})
+
+test('bootstrap - AGENTMESH_P2P_BOOTSTRAP lists multiaddrs with a peer id, checked', () => {
+  const id = '12D3KooWNBgXzGiwJMYL831CRuSVizqqWvHu9xKJTBgdsk9733RW'
+  assert.deepEqual(bootstrapFromEnv({}), [])
+  assert.deepEqual(bootstrapFromEnv({ AGENTMESH_P2P_BOOTSTRAP: ` /ip4/127.0.0.1/tcp/4001/p2p/${id}, /dns4/relay.example/tcp/443/wss/p2p/${id} ` }),
+    [`/ip4/127.0.0.1/tcp/4001/p2p/${id}`, `/dns4/relay.example/tcp/443/wss/p2p/${id}`])
+  assert.throws(() => bootstrapFromEnv({ AGENTMESH_P2P_BOOTSTRAP: '/ip4/127.0.0.1/tcp/4001' }), (e: Error & { code?: string }) => e.code === 'AM_ERR_INVALID_CONFIG' && /not a multiaddr ending in \/p2p\/<peer id>/.test(e.message))
+  assert.throws(() => bootstrapFromEnv({ AGENTMESH_P2P_BOOTSTRAP: 'relay.example:4001' }), { code: 'AM_ERR_INVALID_CONFIG' })
+  assert.throws(() => bootstrapFromEnv({ AGENTMESH_P2P_BOOTSTRAP: Array.from({ length: 17 }, () => `/ip4/127.0.0.1/tcp/1/p2p/${id}`).join(',') }), /lists 17 peers; at most 16/)
 })

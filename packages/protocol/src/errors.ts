@@ -130,7 +130,7 @@ export const ErrorCode = {
   OidcUnavailable: 'AM_ERR_OIDC_UNAVAILABLE',
   OwnerLinkPending: 'AM_ERR_OWNER_LINK_PENDING',
   OwnerLimit: 'AM_ERR_OWNER_LIMIT',
-  // ---- direct links: discovery and circuit relay (§29)
+  // ---- direct links: discovery and circuit relay (§30)
   PeerRecordInvalid: 'AM_ERR_PEER_RECORD_INVALID',
   PeerRecordStale: 'AM_ERR_PEER_RECORD_STALE',
   InsecureFile: 'AM_ERR_INSECURE_FILE',

@@ -43,7 +43,7 @@ describe('api - the route table', () => {
     // 49 before operations; + files (§18): eleven routes; system updates (§19): five routes under /api/v1 and the plan's /api;
     // catastrophe events (§20): six routes on two paths, checks and backups; agent health and metrics (§21);
     // wake webhooks (§26): three; the A2A bridge (§24): its setting, the agent card and the JSON-RPC endpoint
-    // verified owners (§28): six routes; direct links (§29): the peer record, put and delete
+    // verified owners (§28): six routes; direct links (§30): the peer record, put and delete
     assert.equal(seen.size, 49 + 11 + 10 + 14 + 7 + 3 + 4 + 6 + 2)
   })
 

@@ -579,12 +579,12 @@ export const RELAY_OPTIONS = {
     env: 'AGENTMESH_A2A_STREAM_MS',
     flag: { flags: '--a2a-stream-timeout <sec>', help: 'seconds an A2A request or stream stays open at most (default 600; env AGENTMESH_A2A_STREAM_MS in ms)', int: { min: 1, max: 86_400, scale: 1000 } },
   }),
-  // ---- direct links: the relay as a circuit relay and DHT bootstrap (§29.3)
+  // ---- direct links: the relay as a circuit relay and DHT bootstrap (§30.3)
   p2pListen: option({
     schema: Type.String({ minLength: 2, maxLength: 4096, pattern: '^/[^\\s,]+(,/[^\\s,]+)*$' }),
     default: undefined,
     invalid: 'must be one or more multiaddrs separated by commas, e.g. /ip4/0.0.0.0/tcp/4001',
-    doc: 'Multiaddrs (comma-separated) the relay\'s libp2p node listens on: it then serves registered agents as a circuit relay (so two agents that cannot dial each other connect through it and try to hole-punch) and as their DHT bootstrap, and GET /api/v1/info lists its addresses (docs/protocol.md §29.3). Its identity is the relay key. @default none: off',
+    doc: 'Multiaddrs (comma-separated) the relay\'s libp2p node listens on: it then serves registered agents as a circuit relay (so two agents that cannot dial each other connect through it and try to hole-punch) and as their DHT bootstrap, and GET /api/v1/info lists its addresses (docs/protocol.md §30.3). Its identity is the relay key. @default none: off',
     file: true,
     env: 'AGENTMESH_P2P_LISTEN',
     flag: { flags: '--p2p-listen <multiaddrs>', help: 'serve registered agents as a libp2p circuit relay and DHT bootstrap on these multiaddrs, comma-separated (off by default; env AGENTMESH_P2P_LISTEN)' },

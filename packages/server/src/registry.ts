@@ -216,7 +216,7 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
       ...(schemas === undefined || schemas.length === 0 ? {} : { schemas: schemas.map(s => ({ type: s.type, schema: s.schema, ...(s.description === undefined ? {} : { description: s.description }) })) }),
       // tiers above anonymous come from a published certificate chain (PUT …/certificate)
       tier: old?.tier ?? 'anonymous',
-      // the signed peer record (§29.1) is written by its own route and kept here
+      // the signed peer record (§30.1) is written by its own route and kept here
       ...(old?.p2p === undefined ? {} : { p2p: old.p2p }),
       updatedAt: t,
     }
@@ -233,7 +233,7 @@ export function registryRoutes (app: Hono, store: Store, opts: RegistryInit = {}
     const handle = await store.handleOf(amid)
     const withHandle = (j: Profile): Profile => handle === undefined ? j : { ...j, handle }
     const p = await store.getProfile(amid)
-    // where it can be reached directly (§29.1), as it signed it
+    // where it can be reached directly (§30.1), as it signed it
     const p2p = (j: Profile): Profile => p?.p2p === undefined ? j : { ...j, p2p: { addrs: p.p2p.addrs, seq: p.p2p.seq, record: p.p2p.record, updated_at: p.p2p.updatedAt } }
     if (p !== undefined) return answer(c, 'getAgent', p2p(withHandle(profileJson(p, await certified(amid, t), await store.getOwnerLink(amid)))))
     const a = await store.getAgent(amid)

@@ -256,7 +256,7 @@ export async function createRelay (init: RelayServerInit = {}, components: Relay
   let listeningUrl = ''
   const baseUrl = (): string => (opts.publicUrl ?? listeningUrl).replace(/\/+$/, '')
   const chatApi = chatFeature({ chat, tasks, store, relayId, apiKey, registry: () => registry.helpers(), auditHeads })
-  // ---- direct links: signed peer records, the relay as circuit relay and DHT bootstrap (issue 19, §29)
+  // ---- direct links: signed peer records, the relay as circuit relay and DHT bootstrap (issue 19, §30)
   const circuitRelay = circuitRelayFeature(featureComponents)
   const features: RelayFeature[] = [
     registry,

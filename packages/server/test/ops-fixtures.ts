@@ -35,7 +35,7 @@ export function relayFeatures (c: { store: Store, chat: ChatService, tasks: Task
   // verified owners (§28; no provider: its routes answer AM_ERR_OIDC_UNAVAILABLE)
   const owners = ownersFeature({ store, oidc: undefined, registry: () => registry.helpers(), relayAmid: () => chat.relayAmid, audit: async (a, action, target, detail) => { await chat.audit(a, action, target, detail) }, apiKey: c.apiKey, baseUrl: () => 'http://127.0.0.1', now, log: silentLogger })
   // the wake-ups (§26): wake webhooks; the A2A bridge (§24)
-  // direct links (§29): the signed peer records (the circuit relay has no routes)
+  // direct links (§30): the signed peer records (the circuit relay has no routes)
   const peerRecords = peerRecordsFeature({ store, now, registry: () => registry.helpers() })
   return [registry, reputationFeature({ store, now, registry }), chatApi, ...ops, owners, wakeFeature(ctx), a2a, peerRecords]
 }

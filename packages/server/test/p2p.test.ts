@@ -1,12 +1,12 @@
 /**
- * Direct links on the relay (docs/protocol.md §29): the signed peer record in the registry profile
- * (§29.1), and the relay as a circuit relay and DHT bootstrap for registered agents only (§29.3).
+ * Direct links on the relay (docs/protocol.md §30): the signed peer record in the registry profile
+ * (§30.1), and the relay as a circuit relay and DHT bootstrap for registered agents only (§30.3).
  */
 import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { ErrorCode } from '@agentmesh/protocol'
 import { createIdentity, signRequest, type Identity } from '@agentmesh/crypto'
-import { createAgentNode, findPeer, publishPeerRecord, sealPeerRecord, type AgentNode } from '@agentmesh/p2p'
+import { amidFromPeerId, createAgentNode, findPeer, publishPeerRecord, relayP2pAddrs, sealPeerRecord, type AgentNode } from '@agentmesh/p2p'
 import type { Relay, RelayInit } from '@agentmesh/server'
 import { startRelay } from '@agentmesh/testing'
 
@@ -44,7 +44,7 @@ async function until (ok: () => boolean, what: string, ms = 10_000): Promise<voi
   }
 }
 
-describe('peer records (§29.1)', () => {
+describe('peer records (§30.1)', () => {
   it('peer records - an agent publishes its signed record; the profile shows it; seq only moves forward; only the agent writes it', async (t) => {
     const relay = await start(t)
     const alice = createIdentity()
@@ -102,7 +102,7 @@ describe('peer records (§29.1)', () => {
   })
 })
 
-describe('circuit relay (§29.3)', () => {
+describe('circuit relay (§30.3)', () => {
   it('circuit relay - off by default: no libp2p node, p2p null in /api/v1/info', async (t) => {
     const relay = await start(t)
     const info = await (await fetch(`${relay.url}/api/v1/info`)).json() as Json
@@ -117,6 +117,8 @@ describe('circuit relay (§29.3)', () => {
     assert.equal(info.p2p.addrs.length, 1)
     const relayAddr: string = info.p2p.addrs[0]
     assert.match(relayAddr, new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${info.p2p.peer_id}$`))
+    assert.deepEqual(await relayP2pAddrs(relay.wsUrl), [relayAddr], 'an agent reads them from the relay URL it already has')
+    assert.equal(amidFromPeerId(info.p2p.peer_id), info.relay_amid, 'its libp2p identity is the relay key')
 
     const a = createIdentity()
     const b = createIdentity()
@@ -152,5 +154,23 @@ describe('circuit relay (§29.3)', () => {
     nodes.push(nl)
     const late = await nl.dial(na.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) })
     assert.equal(late.remotePeer.toString(), na.peerId.toString())
+  })
+
+  it('circuit relay - the relay is the agents\' DHT bootstrap: two registered agents find each other through it', { timeout: 60_000 }, async (t) => {
+    const relay = await start(t, { p2pListen: '/ip4/127.0.0.1/tcp/0' })
+    const [relayAddr] = await relayP2pAddrs(relay.url)
+    const a = createIdentity()
+    const b = createIdentity()
+    for (const who of [a, b]) assert.equal((await call(relay, who, 'PUT', `/api/v1/agents/${who.amid}`, { display_name: 'agent' })).status, 200)
+    const nodes: AgentNode[] = []
+    t.after(async () => { for (const n of nodes) await n.stop() })
+    const na = await createAgentNode({ keys: a, bootstrap: [relayAddr!], dhtPrivateAddresses: true })
+    const nb = await createAgentNode({ keys: b, bootstrap: [relayAddr!], dhtPrivateAddresses: true })
+    nodes.push(na, nb)
+    const table = (n: AgentNode): number => (n.services.dht as unknown as { routingTable: { size: number } }).routingTable.size
+    await until(() => table(na) >= 1 && table(nb) >= 1, 'the agents in the relay\'s DHT')
+    const found = await findPeer(nb, a.amid, { bootstrap: [relayAddr!], registry: relay.url, timeoutMs: 10_000 })
+    assert.equal(found.source, 'dht')
+    assert.ok(found.addrs.some(m => na.getMultiaddrs().some(x => x.decapsulateCode(421).equals(m.decapsulateCode(421)))), found.addrs.join(' '))
   })
 })

@@ -171,7 +171,7 @@ export interface AgentProfile {
    */
   tier: TrustTier
   /**
-   * Where the agent can be reached directly (docs/protocol.md §29.1): its signed peer record as
+   * Where the agent can be reached directly (docs/protocol.md §30.1): its signed peer record as
    * published (base64url), with the addresses and sequence number the registry read from it after
    * checking it. Opaque to the Store: carried with the profile, replaced with it.
    */

@@ -122,7 +122,7 @@ export function registrySuite (init: SuiteInit<RegistrySuiteStore>): void {
         })
       })
 
-      it('store - a profile carries the agent\'s peer record (§29.1) as given, and a put without it drops it', async () => {
+      it('store - a profile carries the agent\'s peer record (§30.1) as given, and a put without it drops it', async () => {
         await withStore(undefined, async ({ store }) => {
           const p2p = { record: 'CiQIARIg' + 'A'.repeat(60), addrs: ['/ip4/127.0.0.1/tcp/4001', '/dns4/relay.example/tcp/443/wss/p2p/12D3KooWQ/p2p-circuit'], seq: '18446744073709551615', updatedAt: T0 + 1 }
           await store.putProfile(profile(ALICE, { p2p }))

@@ -421,7 +421,7 @@ export const API_ROUTES = {
   },
   putP2pRecord: {
     method: 'put', path: '/api/v1/agents/{amid}/p2p', tags: ['registry'],
-    summary: 'Publish where the signing agent can be reached directly (§29.1): a libp2p signed peer record (RFC 0003 record in an RFC 0002 envelope) signed by its AMID key, 1–16 multiaddrs, at most 4096 bytes. Its sequence number must be above the stored one; the same record again is answered as stored. GET /api/v1/agents/{amid} shows it as `p2p`.',
+    summary: 'Publish where the signing agent can be reached directly (§30.1): a libp2p signed peer record (RFC 0003 record in an RFC 0002 envelope) signed by its AMID key, 1–16 multiaddrs, at most 4096 bytes. Its sequence number must be above the stored one; the same record again is answered as stored. GET /api/v1/agents/{amid} shows it as `p2p`.',
     security: signed, params: S.AmidParams, body: S.P2pRecordBody,
     responses: {
       200: ok('the stored record', S.P2pRecord),
@@ -434,7 +434,7 @@ export const API_ROUTES = {
   },
   deleteP2pRecord: {
     method: 'delete', path: '/api/v1/agents/{amid}/p2p', tags: ['registry'],
-    summary: 'Withdraw the signing agent\'s peer record from its profile (§29.1): the registry no longer tells anyone where it can be reached directly.',
+    summary: 'Withdraw the signing agent\'s peer record from its profile (§30.1): the registry no longer tells anyone where it can be reached directly.',
     security: signed, params: S.AmidParams,
     responses: {
       200: ok('withdrawn (also when there was none)', Type.Object({ removed: Type.Boolean() })),

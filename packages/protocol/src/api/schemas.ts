@@ -87,7 +87,7 @@ export const RelayInfo = Type.Object({
     reservation_ttl_ms: Type.Integer({ description: 'how long a reservation lasts before it must be renewed' }),
     circuit_duration_ms: Type.Integer({ description: 'how long one relayed connection may stay open' }),
     circuit_data_bytes: Type.Integer({ description: 'bytes one relayed connection may carry (each way)' }),
-  }, { additionalProperties: false })], { description: 'the relay as a circuit relay and DHT bootstrap for registered agents (§29.3); null when off (the default)' })),
+  }, { additionalProperties: false })], { description: 'the relay as a circuit relay and DHT bootstrap for registered agents (§30.3); null when off (the default)' })),
 }, { additionalProperties: false })
 export type RelayInfo = Static<typeof RelayInfo>
 
@@ -171,7 +171,7 @@ export const SearchQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SEARCH_LIMIT, default: DEFAULT_SEARCH_LIMIT })),
 })
 
-// ---- direct links: an agent's signed peer record (§29.1)
+// ---- direct links: an agent's signed peer record (§30.1)
 export const P2pRecord = Type.Object({
   addrs: Type.Array(Type.String(), { maxItems: 16, description: 'the multiaddrs the record lists (1–16), as the relay read them: verify `record` before dialling (the relay is not trusted with it)' }),
   seq: Type.String({ pattern: '^[0-9]{1,20}$', description: 'the record\'s sequence number (an unsigned 64-bit integer, in decimal): a newer record has a higher one' }),
@@ -202,7 +202,7 @@ export const Profile = Type.Object({
   handle: Type.Optional(Type.String({ description: 'the agent\'s chat handle (§17.1), when it has one; in GET /api/v1/agents/{amid} only' })),
   contact: Type.Optional(OneOf(CONTACT_MODES, { description: 'first contact as the agent published it: `knock` (knock first) or `open`; absent when it never said' })),
   schemas: Type.Optional(Type.Array(MessageSchema, { description: 'the message types the agent accepts with their payload schemas (§25); absent when it declared none' })),
-  p2p: Type.Optional({ ...P2pRecord, description: 'where the agent can be reached directly (§29.1), when it published a signed peer record; in GET /api/v1/agents/{amid} only' }),
+  p2p: Type.Optional({ ...P2pRecord, description: 'where the agent can be reached directly (§30.1), when it published a signed peer record; in GET /api/v1/agents/{amid} only' }),
   updated_at: ms(),
 }, { $id: 'Profile' })
 export type Profile = Static<typeof Profile>

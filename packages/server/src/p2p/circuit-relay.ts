@@ -1,5 +1,5 @@
 /**
- * The relay as a libp2p circuit relay and DHT bootstrap (docs/protocol.md §29.3), opt-in with
+ * The relay as a libp2p circuit relay and DHT bootstrap (docs/protocol.md §30.3), opt-in with
  * `p2pListen`. Two agents that cannot dial each other connect through it (`/p2p-circuit`) and try
  * to upgrade to a direct connection (DCUtR hole punching, or WebRTC signalled over the circuit).
  * Only agents registered on this relay get anything: the node's connection gater refuses every

@@ -1,5 +1,5 @@
 /**
- * The agent's signed peer record in its registry profile (docs/protocol.md §29.1): where it can be
+ * The agent's signed peer record in its registry profile (docs/protocol.md §30.1): where it can be
  * reached directly, as a libp2p RFC 0003 record signed by its AMID key. The relay checks the
  * envelope (signature, signer = the AMID, 1–16 addresses, 4096 bytes) and that its sequence number
  * moves forward, then stores it with the profile as received. Readers verify it again: the relay
