@@ -55,7 +55,7 @@ type ToWorker =
 type FromWorker =
   | { type: 'ready', peers: Array<{ index: number, peerId: string, addr: string }> }
   | { type: 'dialed', failed: number }
-  | { type: 'status', meshOk: number, meshSizes: number[], delivered: number[] }
+  | { type: 'status', meshOk: number, meshSizes: number[], conns: number[], delivered: number[] }
   | { type: 'published', ids: string[] }
   | { type: 'report', records: NodeRecord[] }
   | { type: 'stopped' }
@@ -137,7 +137,7 @@ async function worker (): Promise<void> {
         case 'status': {
           const meshOk = nodes.filter(s => s.peers(TOPIC).filter(p => p.mesh).length >= Math.min(SWARM_MESH.Dlo, 2)).length
           if (process.env.RUN_REAL_DEBUG !== undefined) process.stderr.write(`worker ${first}: conns ${nodes.map(s => s.peers().length).join(',')} subs ${nodes.map(s => s.peers(TOPIC).length).join(',')}\n`)
-          send({ type: 'status', meshOk, meshSizes: nodes.map(s => s.peers(TOPIC).filter(p => p.mesh).length), delivered: records.map(r => r.firsts.length + r.published.length) })
+          send({ type: 'status', meshOk, meshSizes: nodes.map(s => s.peers(TOPIC).filter(p => p.mesh).length), conns: nodes.map(s => s.peers().length), delivered: records.map(r => r.firsts.length + r.published.length) })
           break
         }
         case 'publish': {
@@ -322,7 +322,9 @@ export async function runReal (plan: Plan): Promise<RealFigures> {
     for (;;) {
       const st = await Promise.all(workers.map(async w => await w.ask({ type: 'status' }, 'status', left())))
       const have = st.reduce((n, x) => n + x.delivered.filter(d => d >= total).length, 0)
-      plan.progress?.(`delivery: ${have} of ${plan.nodes} nodes have all ${total} messages`)
+      const conns = st.flatMap(x => x.conns)
+      const mesh = st.flatMap(x => x.meshSizes)
+      plan.progress?.(`delivery: ${have} of ${plan.nodes} nodes have all ${total} messages (connections min ${Math.min(...conns)}, nodes with an empty mesh ${mesh.filter(n => n === 0).length})`)
       if (have >= plan.nodes || Date.now() > deadline) break
       await new Promise(resolve => setTimeout(resolve, 250))
     }
