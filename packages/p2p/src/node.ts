@@ -54,6 +54,8 @@ export interface P2PNodeOptions {
   readonly dhtPrivateAddresses?: boolean
   /** ICE servers of the WebRTC transport (`iceServersFromEnv`). @default none: host candidates only, no STUN server is contacted */
   readonly iceServers?: readonly IceServerInit[]
+  /** 'relay': connect WebRTC through a TURN server only (hides both agents' addresses from each other). @default 'all' */
+  readonly iceTransportPolicy?: 'all' | 'relay'
   /** Gather ICE candidates on this local address only (e.g. 127.0.0.1 in tests). @default every interface */
   readonly iceBindAddress?: string
   /** Add the WebRTC transport. @default true when iceServers are given or a listen address holds /webrtc */
@@ -74,7 +76,7 @@ export async function createAgentNode (opts: P2PNodeOptions): Promise<AgentNode>
     transports: [
       tcp(), webSockets(),
       circuitRelayTransport({ maxReservationQueueLength: limits.maxRelayReservations }),
-      ...(withWebRTC ? [webRTC({ rtcConfiguration: { iceServers: [...(opts.iceServers ?? [])] as never, ...(opts.iceBindAddress === undefined ? {} : { bindAddress: opts.iceBindAddress }) } })] : []),
+      ...(withWebRTC ? [webRTC({ rtcConfiguration: { iceServers: [...(opts.iceServers ?? [])] as never, ...(opts.iceBindAddress === undefined ? {} : { bindAddress: opts.iceBindAddress }), ...(opts.iceTransportPolicy === undefined ? {} : { iceTransportPolicy: opts.iceTransportPolicy }) } })] : []),
     ],
     ...(opts.bootstrap === undefined || opts.bootstrap.length === 0 ? {} : { peerDiscovery: [bootstrap({ list: [...opts.bootstrap], timeout: 0 })] }),
     connectionEncrypters: [noise()],
