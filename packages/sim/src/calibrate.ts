@@ -5,22 +5,8 @@
  * counts and duplicate counters, and `compareCalibration` puts the two side by side.
  */
 import type { SimReport } from './simulate.ts'
-
-export interface CalibrationFigures {
-  source: 'sim' | 'real'
-  nodes: number
-  messages: number
-  /** per message: hops until every node had it (null: some never did) */
-  roundsFull: Array<number | null>
-  /** per message: hops until 99.9% had it */
-  rounds999: Array<number | null>
-  /** hops of every first delivery */
-  rounds: { p50: number, p90: number, p99: number, max: number }
-  duplicatesPerNodePerMessage: number
-  messagesPerNodePerMessage: number
-  /** every node got every message, once */
-  complete: boolean
-}
+import type { CalibrationFigures } from '@agentmesh/swarm'
+export type { CalibrationFigures }
 
 export function calibrationFigures (r: SimReport): CalibrationFigures {
   return {

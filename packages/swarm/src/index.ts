@@ -35,3 +35,4 @@ export {
   DEFAULT_STORE_MAX_MESSAGES, DEFAULT_STORE_MAX_BYTES, DEFAULT_RETENTION_MS, MAX_SUMMARY_RANGES_PER_AUTHOR,
   MAX_SUMMARY_AUTHORS, DEFAULT_MAX_RECONCILE_MESSAGES,
 } from './constants.ts'
+export type { CalibrationFigures } from './calibration.ts'

@@ -17,6 +17,7 @@ import WebSocket from 'ws'
 import { PROTOCOL } from '@agentmesh/protocol'
 import { createIdentity, signChallenge, signEnvelope, toB64u, type Identity } from '@agentmesh/crypto'
 import { spawnRelay, tempDir, type RelayProcess } from './processes.ts'
+import { seededRandom } from '@agentmesh/protocol/internal'
 
 export interface ChaosOptions {
   /** sender→receiver pairs @default 4 */
@@ -47,16 +48,6 @@ export interface ChaosReport {
   durationMs: number
 }
 
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const RECEIVER = fileURLToPath(new URL('./chaos-receiver.ts', import.meta.url))
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -133,7 +124,7 @@ class Sender {
 
 export async function chaos (o: ChaosOptions = {}): Promise<ChaosReport> {
   const seed = o.seed ?? 1
-  const rnd = prng(seed)
+  const rnd = seededRandom(seed)
   const pairs = o.pairs ?? 4
   const messages = o.messages ?? 1500
   const deadline = Date.now() + (o.seconds ?? 90) * 1000

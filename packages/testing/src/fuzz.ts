@@ -13,6 +13,7 @@ import { API_ROUTES, PROTOCOL, RELAY_TYPES, isErrorCode } from '@agentmesh/proto
 import { createIdentity, signChallenge, signEnvelope, type Identity } from '@agentmesh/crypto'
 import type { Relay, RelayInit } from '@agentmesh/server'
 import { startRelay } from './relay.ts'
+import { seededRandom } from '@agentmesh/protocol/internal'
 
 export interface FuzzOptions {
   /** WebSocket frames to send at most. @default 20,000 */
@@ -51,17 +52,6 @@ export interface FuzzReport {
   stillServes: boolean
 }
 
-/** mulberry32: small, seeded, good enough to pick inputs. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
 
@@ -146,7 +136,7 @@ class Agent {
 /** Runs the fuzzer; resolves with its report (it never throws for what it finds). */
 export async function fuzz (o: FuzzOptions = {}): Promise<FuzzReport> {
   const seed = o.seed ?? 1
-  const rnd = prng(seed)
+  const rnd = seededRandom(seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
   const int = (n: number): number => Math.floor(rnd() * n)
   const maxFrames = o.frames ?? 20_000

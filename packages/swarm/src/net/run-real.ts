@@ -6,7 +6,7 @@
  * the duplicate copies gossipsub dropped. The hop count of a first delivery is its source's plus
  * one (the publisher is at 0), so the figures are the simulator's: hops to full delivery and to
  * 99.9% per message, hop percentiles, duplicates and copies per node per message — the
- * `CalibrationFigures` shape of `@agentmesh/sim`, with `source: 'real'`.
+ * `CalibrationFigures` shape (`calibration.ts`, shared with the simulator), with `source: 'real'`.
  *
  *   node --import tsx packages/swarm/src/net/run-real.ts --nodes 200 [--procs 4] [--degree 5]
  *        [--publishers 4] [--messages 2] [--interval 100] [--body 256] [--seed 1] [--json]
@@ -21,6 +21,8 @@ import { createIdentity } from '@agentmesh/crypto'
 import { SWARM_MESH } from '../scoring.ts'
 import { swarm, type Swarm } from './swarm.ts'
 import { internals } from './swarm.ts'
+import { seededRandom } from '@agentmesh/protocol/internal'
+import type { CalibrationFigures } from '../calibration.ts'
 
 const TOPIC = 'calibration'
 /** dials in flight at once per process */
@@ -60,17 +62,6 @@ type FromWorker =
   | { type: 'report', records: NodeRecord[] }
   | { type: 'stopped' }
 
-/** A small seeded generator (mulberry32), so a run's topology repeats with its seed. */
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // worker: hosts a slice of the nodes
@@ -186,16 +177,8 @@ class Worker {
   }
 }
 
-export interface RealFigures {
+export interface RealFigures extends CalibrationFigures {
   source: 'real'
-  nodes: number
-  messages: number
-  roundsFull: Array<number | null>
-  rounds999: Array<number | null>
-  rounds: { p50: number, p90: number, p99: number, max: number }
-  duplicatesPerNodePerMessage: number
-  messagesPerNodePerMessage: number
-  complete: boolean
   /** the run itself */
   run: { procs: number, degree: number, failedDials: number, meshDegreeMean: number, startMs: number, meshMs: number, deliverMs: number }
 }
@@ -279,7 +262,7 @@ export async function runReal (plan: Plan): Promise<RealFigures> {
     const startMs = Date.now() - t0
 
     // topology: node i dials `degree` distinct others, seeded
-    const random = rng(plan.seed)
+    const random = seededRandom(plan.seed)
     const targets: Record<number, string[]> = {}
     for (let i = 0; i < plan.nodes; i++) {
       const pick = new Set<number>()
