@@ -1009,7 +1009,7 @@ export class ConnectionImpl implements Connection {
       // its header is authenticated with its content when it is decrypted, in turn (docs/protocol.md §14.3)
     } else if (env.sig !== undefined && env.session_cert === undefined && !verifyEnvelope(env, env.via === undefined ? undefined : keyForAmid(env.via))) {
       this.cfg.onWarning(new AgentMeshError(ErrorCode.BadSignature, `dropped delivery ${seq} (${env.id}) from ${env.from}: bad signature`))
-    } else if (this.cfg.state.seen(env.from, env.id) || (room === undefined && this.queuedIds.has(env.from + '\n' + env.id))) {
+    } else if (this.cfg.state.seen(env.from, env.id) || (room === undefined && this.queuedIds.size > 0 && this.queuedIds.has(env.from + '\n' + env.id))) {
       // handed over before (checked before anything is decrypted), or queued already from a direct link
     } else {
       const a = { seq, envelope: env, message: toMessage(env, seq, { type: env.type, payload: env.payload }, false) as Message | undefined }
