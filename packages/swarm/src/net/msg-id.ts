@@ -9,6 +9,11 @@
  * content (`swarmMessageId`) and the signature: a copy with other content or another signature
  * has another gossip id, while two encodings of the same signed message share one. Undecodable
  * bytes get an id of their bytes' hash (and the validator rejects them).
+ *
+ * On a region's internal topic (`<topic>#region/<r>`, `region-links.ts`) the gossipsub topic name
+ * is hashed in too: gossipsub's `publish` refuses an id already in its (topic-blind) seen cache,
+ * so an inter-region link could not carry a message from its region to the backbone under the
+ * same id. On the public topic the id is unchanged (nodes without a region interoperate).
  */
 import { createHash } from 'node:crypto'
 import { decodeSwarmMessage, swarmMessageId, type SwarmMessage } from '../message.ts'
@@ -34,11 +39,11 @@ export class DecodeCache {
     return d
   }
 
-  /** gossipsub's `msgIdFn` (20 bytes). */
-  msgId (data: Uint8Array): Uint8Array {
+  /** gossipsub's `msgIdFn` (20 bytes); `internalTopic`: the gossipsub topic when it is a region's. */
+  msgId (data: Uint8Array, internalTopic?: string): Uint8Array {
     const d = this.decode(data)
     const h = createHash('sha256')
-    if (d.ok) h.update('swarm-gossip-id\n' + d.contentId + '.' + d.msg.sig)
+    if (d.ok) h.update('swarm-gossip-id\n' + d.contentId + '.' + d.msg.sig + (internalTopic === undefined ? '' : '\n' + internalTopic))
     else h.update('swarm-gossip-raw\n').update(data)
     return new Uint8Array(h.digest().subarray(0, 20))
   }

@@ -6,6 +6,7 @@ import type { ConnectionGater } from '@libp2p/interface'
 import type { MeterProvider, TracerProvider } from '@opentelemetry/api'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import type { KeyPair } from '@agentmesh/crypto'
+import { DEFAULT_REGION_LINKS } from '../regions.ts'
 
 export const SWARM_DEFAULTS = Object.freeze({
   /** topics one node joins at once */
@@ -50,6 +51,14 @@ export const SWARM_DEFAULTS = Object.freeze({
   maxKnownPeers: 256,
   /** redial attempts per heartbeat while partitioned */
   redialPerRound: 4,
+  /** inter-region links a region keeps per topic (`DEFAULT_REGION_LINKS`; each node decides from its own view, docs/swarm.md) */
+  regionLinks: DEFAULT_REGION_LINKS,
+  /** `region: 'auto'`: longest wait for the first peers to identify and answer a ping, ms */
+  autoRegionTimeoutMs: 3000,
+  /** `region: 'auto'`: peers pinged at most */
+  autoRegionPeers: 8,
+  /** gossip rounds between two updates of the peers' round-trip-time tags in the connection manager */
+  rttTagRounds: 10,
 })
 export type SwarmLimits = { -readonly [K in keyof typeof SWARM_DEFAULTS]: number }
 
@@ -60,7 +69,13 @@ export interface SwarmInit {
   readonly listen?: readonly string[]
   /** multiaddrs of peers to dial at start (and redial after a partition) */
   readonly bootstrap?: readonly string[]
-  /** the node's region (inside a region gossip is local; a few inter-region links carry the rest) @default 'default' */
+  /**
+   * The node's region, 1-32 characters of a-z 0-9 -: inside a region gossip is local, and a few
+   * inter-region links per region carry messages across (docs/swarm.md, "Regions on real nodes").
+   * `'auto'`: the region of the lowest-RTT peers among the first ones it connects to (bootstrap),
+   * `'default'` when none advertises one. `'default'`: no region, gossip on the topic itself
+   * (the backbone), as every node did before regions. @default 'default'
+   */
   readonly region?: string
   /**
    * The last sequence number this author used in a topic before this node started (the CLI keeps
@@ -91,6 +106,9 @@ export function swarmLimits (given: Partial<SwarmLimits> | undefined): SwarmLimi
   }
   if (!(l.meshDegreeLow <= l.meshDegree && l.meshDegree <= l.meshDegreeHigh)) {
     throw new AgentMeshError(ErrorCode.InvalidArgument, 'swarm limits must keep meshDegreeLow <= meshDegree <= meshDegreeHigh')
+  }
+  if (!Number.isInteger(l.regionLinks) || l.regionLinks < 1 || l.rttTagRounds < 1 || l.autoRegionPeers < 1) {
+    throw new AgentMeshError(ErrorCode.InvalidArgument, 'swarm limits regionLinks (an integer), rttTagRounds and autoRegionPeers must be at least 1')
   }
   if (l.maxTopics < 1 || l.heartbeatMs < 10) throw new AgentMeshError(ErrorCode.InvalidArgument, 'swarm limits maxTopics >= 1 and heartbeatMs >= 10')
   return l

@@ -16,6 +16,8 @@
  *   (`topic-log.ts`), each once.
  * - Partitions (`partition.ts`) and the reconcile protocol (`reconcile-protocol.ts`) recover what a
  *   side missed.
+ * - Regions (`regions-net.ts`): a node with a region gossips on its region's internal topic, and
+ *   its region's inter-region links also on the topic itself (the backbone).
  */
 // first, and by itself: the Node 20 polyfill libp2p needs (Promise.withResolvers); a bundler
 // that keeps only the used exports of @agentmesh/p2p would otherwise leave it out
@@ -27,6 +29,7 @@ import { webSockets } from '@libp2p/websockets'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
 import { gossipsub, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -45,6 +48,8 @@ import { TopicLog, deliveryOf, type SubscribeOptions, type SwarmDelivery } from 
 import { createPartitionDetector, type PartitionEvent } from './partition.ts'
 import { createTelemetry, type SwarmTelemetry } from './telemetry.ts'
 import { RECONCILE_PROTOCOL, handleReconcile, runReconcile, type ReconcileHost } from './reconcile-protocol.ts'
+import { AUTO_REGION, REGION_PATTERN, parseGossipTopic } from './region-links.ts'
+import { advertiseRegion, createRegions, resolveRegion, type Regions } from './regions-net.ts'
 
 export interface SwarmPeer {
   readonly amid: string
@@ -76,6 +81,7 @@ export interface Swarm {
   /** this node's AMID (its libp2p peer id is the same key) */
   readonly amid: string
   readonly peerId: string
+  /** the node's region (with `region: 'auto'`, the one it chose) */
   readonly region: string
   /** addresses other nodes can dial (bootstrap them with these) */
   multiaddrs: () => string[]
@@ -109,6 +115,8 @@ export interface SwarmInternals {
   readonly gossip: GossipInternals
   /** publishes raw bytes into gossipsub as if forwarding them (tests make a forging node with it) */
   publishRaw: (topic: string, data: Uint8Array) => Promise<number>
+  /** the node's regions: gossipsub topics per topic, link state */
+  readonly regions: Regions
 }
 
 /** The parts of the gossipsub implementation used beyond its public interface. */
@@ -140,8 +148,8 @@ export function internals (s: Swarm): SwarmInternals {
 export async function swarm (init: SwarmInit): Promise<Swarm> {
   const limits: SwarmLimits = swarmLimits(init.limits)
   const now = init.now ?? Date.now
-  const region = init.region ?? 'default'
-  if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(region)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'swarm region must be 1-32 characters of a-z 0-9 - (starting with a letter or digit)')
+  let region = init.region ?? 'default'
+  if (!REGION_PATTERN.test(region)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'swarm region must be 1-32 characters of a-z 0-9 - (starting with a letter or digit)')
   const bootstrap = (init.bootstrap ?? []).map((a) => {
     try { return multiaddr(a) } catch { throw new AgentMeshError(ErrorCode.InvalidArgument, `swarm bootstrap address is not a multiaddr: ${JSON.stringify(String(a).slice(0, 80))}`) }
   })
@@ -167,11 +175,12 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     nodeInfo: { userAgent: `agentmesh-swarm/1 region=${region}` },
     services: {
       identify: identify(),
+      ping: ping(),
       pubsub: gossipsub({
         globalSignaturePolicy: 'StrictNoSign',
         // only gossipsub peers: floodsub has no mesh, no scores and no IHAVE/IWANT
         fallbackToFloodsub: false,
-        msgIdFn: (m) => decoder.msgId(m.data),
+        msgIdFn: (m) => decoder.msgId(m.data, parseGossipTopic(m.topic).region === undefined ? undefined : m.topic),
         D: limits.meshDegree,
         Dlo: limits.meshDegreeLow,
         Dhi: limits.meshDegreeHigh,
@@ -196,11 +205,14 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
   const detector = createPartitionDetector({ lossShare: limits.partitionLossShare, healShare: limits.healShare, minPeers: limits.partitionMinPeers })
   const known = new Map<string, number>() // peer id → last seen (for redials), bounded
   let closed = false
+  // set once the region is known (after the bootstrap dials, for 'auto'); no topic is joined before
+  let regions: Regions | undefined
+  const gossipTopicsOf = (topic: string): string[] => regions?.gossipTopics(topic) ?? [topic]
 
   const telemetry: SwarmTelemetry = createTelemetry({
     peerCounts: () => {
       let mesh = 0
-      for (const t of topics.keys()) mesh += gossip.getMeshPeers(t).length
+      for (const t of topics.keys()) for (const gt of gossipTopicsOf(t)) mesh += gossip.getMeshPeers(gt).length
       return { connected: node.getPeers().length, mesh }
     },
     scoreStats: () => {
@@ -230,7 +242,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     return true
   }
 
-  const validatorFor = (topic: string): TopicValidatorFnLike => (peer, msg) => {
+  const validatorFor = (topic: string, gossipTopic: string): TopicValidatorFnLike => (peer, msg) => {
     const t = topics.get(topic)
     if (t === undefined) return TopicValidatorResult.Ignore
     const from = amidFromPeerId(peer)
@@ -243,6 +255,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     const v = t.validator.validate(d.msg, { ...(from === undefined ? {} : { from }), size: msg.data.byteLength })
     if (v.result === 'accept') {
       deliver(t, d.msg, 'gossip', msg.data.byteLength)
+      regions?.forward(topic, gossipTopic, msg.data)
       return TopicValidatorResult.Accept
     }
     if (v.reason === 'duplicate') telemetry.duplicate(topic)
@@ -263,9 +276,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       seq: lastSeqOf(topic),
     }
     topics.set(topic, t)
-    gossip.score.params.topics[topic] = { ...SWARM_TOPIC_SCORE }
-    gossip.topicValidators.set(topic, validatorFor(topic))
-    gossip.subscribe(topic)
+    regions!.join(topic)
     return t
   }
 
@@ -290,7 +301,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       telemetry.reconciled(topic, fresh.length)
       // spread what was recovered at gossip speed on this side (same bytes, same gossip id:
       // nodes that have it drop it as a duplicate without penalty)
-      for (const m of fresh) void gossip.publish(topic, encodeSwarmMessage(m)).catch(() => {})
+      for (const m of fresh) for (const gt of gossipTopicsOf(topic)) void gossip.publish(gt, encodeSwarmMessage(m)).catch(() => {})
       return fresh
     },
     limits,
@@ -344,6 +355,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
   gossip.addEventListener('gossipsub:heartbeat', () => {
     if (closed) return
     telemetry.gossipRound()
+    regions?.round()
     const peers = node.getPeers().length
     const ev = detector.observe(peers, now())
     if (ev !== undefined) onPartition(ev)
@@ -364,6 +376,13 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
   })
 
   await Promise.allSettled(bootstrap.map(async a => await node.dial(a)))
+  if (region === AUTO_REGION) {
+    region = (await resolveRegion(node, { timeoutMs: limits.autoRegionTimeoutMs, maxPeers: limits.autoRegionPeers })).region
+    advertiseRegion(node, region)
+  }
+  regions = createRegions({
+    node, gossip, region, links: limits.regionLinks, validatorFor, maxKnownPeers: limits.maxKnownPeers, tagEveryRounds: limits.rttTagRounds,
+  })
 
   const api: Swarm & { [RAW]: SwarmInternals } = {
     amid,
@@ -374,8 +393,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     leave: (topic) => {
       const t = topics.get(topic)
       if (t === undefined) return
-      gossip.unsubscribe(topic)
-      gossip.topicValidators.delete(topic)
+      regions!.leave(topic)
       topics.delete(topic)
       t.log.close()
     },
@@ -394,9 +412,10 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
         t.seq = m.seq
         deliver(t, m, 'self', data.byteLength)
         telemetry.published(topic)
-        const r = await gossip.publish(topic, data)
-        span.setAttribute('mesh.recipients', r.recipients.length)
-        return { id: m.id, seq: m.seq, recipients: r.recipients.length }
+        let recipients = 0
+        for (const gt of gossipTopicsOf(topic)) recipients += (await gossip.publish(gt, data)).recipients.length
+        span.setAttribute('mesh.recipients', recipients)
+        return { id: m.id, seq: m.seq, recipients }
       } catch (err) {
         span.setStatus({ code: SpanStatusCode.ERROR, message: AgentMeshError.is(err) ? err.code : 'error' })
         throw err
@@ -406,8 +425,9 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     },
     subscribe: (topic, opts) => topicState(topic).log.subscribe(opts),
     peers (topic) {
-      const list = topic === undefined ? node.getPeers() : gossip.getSubscribers(checkTopic(topic))
-      const mesh = new Set(topic === undefined ? [] : gossip.getMeshPeers(topic))
+      const gts = topic === undefined ? [] : gossipTopicsOf(checkTopic(topic))
+      const list = topic === undefined ? node.getPeers() : [...new Map(gts.flatMap(gt => gossip.getSubscribers(gt)).map(p => [p.toString(), p])).values()]
+      const mesh = new Set(gts.flatMap(gt => gossip.getMeshPeers(gt)))
       return list.map((p: PeerId) => {
         const id = p.toString()
         return { amid: amidFromPeerId(p) ?? '', peerId: id, score: gossip.getScore(id), mesh: mesh.has(id) }
@@ -434,12 +454,14 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       await converging?.catch(() => {})
       for (const t of topics.values()) t.log.close()
       telemetry.close()
+      regions?.close()
       await node.stop()
     },
     [RAW]: {
       node: node as unknown as Libp2p<{ pubsub: GossipSub }>,
       gossip,
       publishRaw: async (topic, data) => (await gossip.publish(topic, data)).recipients.length,
+      regions: regions!,
     },
   }
   return api
