@@ -1,0 +1,101 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createIdentity, type Identity } from '@agentmesh/crypto'
+import { swarm, type Swarm, type SwarmInit } from '@agentmesh/swarm/net'
+import { internals } from '@agentmesh/swarm/net/internal'
+import { LOOPBACK, TEST_LIMITS, until, collect, stopNet } from './net-helpers.ts'
+
+/** Starts nodes with the given regions; each dials every node started before it (a small full mesh of connections). */
+async function startRegions (regions: readonly string[], extra: Partial<SwarmInit> = {}): Promise<{ nodes: Swarm[], ids: Identity[] }> {
+  const nodes: Swarm[] = []
+  const ids: Identity[] = []
+  for (const region of regions) {
+    const id = createIdentity()
+    ids.push(id)
+    nodes.push(await swarm({
+      keys: id, region, ipColocationWhitelist: LOOPBACK, ...extra,
+      bootstrap: nodes.map(s => s.multiaddrs()[0]!),
+      // one link per region (regions of 3); every node here dials up to 9 others from one address at once
+      limits: { ...TEST_LIMITS, regionLinks: 1, inboundConnectionsPerHostPerS: 100, ...extra.limits },
+    }))
+  }
+  return { nodes, ids }
+}
+
+const topic = 'ops'
+const isLink = (s: Swarm): boolean => internals(s).regions.state(topic)?.link === true
+const regionMesh = (s: Swarm): string[] => internals(s).gossip.getMeshPeers(`${topic}#region/${s.region}`)
+const backboneMesh = (s: Swarm): string[] => internals(s).gossip.getMeshPeers(topic)
+
+test('swarm regions - three regions of three and a node without region: local meshes, one link per region, every message reaches every node once, a failed link is replaced', { timeout: 90_000 }, async () => {
+  const regions = ['eu', 'eu', 'eu', 'us', 'us', 'us', 'ap', 'ap', 'ap', 'default']
+  const net = await startRegions(regions)
+  const { nodes } = net
+  const regionOf = new Map(nodes.map(s => [s.peerId, s.region]))
+  const live = new Set(nodes.map((_, i) => i))
+  const inRegion = (r: string): number[] => [...live].filter(i => nodes[i]!.region === r)
+  try {
+    const logs = nodes.map(s => collect(s.subscribe(topic)))
+    const settled = (): boolean => ['eu', 'us', 'ap'].every((r) => {
+      const members = inRegion(r)
+      const links = members.filter(i => isLink(nodes[i]!))
+      return links.length === 1 &&
+        members.every(i => regionMesh(nodes[i]!).length === members.length - 1) &&
+        backboneMesh(nodes[links[0]!]!).length >= 1
+    }) && backboneMesh(nodes[9]!).length >= 3
+    await until(settled, 30_000, 'one link per region, full regional meshes, links meshed on the backbone')
+
+    // every node of a region elects the same link; the node without region stays on the backbone only
+    for (const r of ['eu', 'us', 'ap']) {
+      const views = inRegion(r).map(i => internals(nodes[i]!).regions.state(topic)!.links)
+      assert.equal(new Set(views.map(v => v.join(','))).size, 1, `region ${r}: one view of its links`)
+      assert.deepEqual(views[0], [nodes[inRegion(r).find(i => isLink(nodes[i]!))!]!.peerId])
+    }
+    assert.equal(internals(nodes[9]!).regions.state(topic), undefined)
+    assert.deepEqual(internals(nodes[9]!).gossip.getTopics(), [topic])
+
+    // a non-link node: subscribed to its region topic only, mesh peers only in its region
+    for (const i of live) {
+      const s = nodes[i]!
+      if (s.region === 'default') continue
+      for (const p of regionMesh(s)) assert.equal(regionOf.get(p), s.region, `node ${i}: mesh peer in its region`)
+      if (isLink(s)) {
+        assert.deepEqual(internals(s).gossip.getTopics().sort(), [topic, `${topic}#region/${s.region}`].sort())
+        for (const p of backboneMesh(s)) assert.ok(regionOf.get(p) !== s.region, `link ${i}: backbone mesh peers are other regions' links or default nodes`)
+      } else {
+        assert.deepEqual(internals(s).gossip.getTopics(), [`${topic}#region/${s.region}`], `node ${i}: region topic only`)
+        assert.deepEqual(backboneMesh(s), [])
+        assert.ok(s.peers(topic).every(p => regionOf.get(p.peerId) === s.region), `node ${i}: peers(topic) lists its region's members`)
+      }
+    }
+
+    // from a non-link node of eu, from a node of ap, from the node without region
+    const from = [inRegion('eu').find(i => !isLink(nodes[i]!))!, inRegion('ap')[0]!, 9]
+    const sent = []
+    for (const i of from) sent.push(await nodes[i]!.publish(topic, { from: i }))
+    await until(() => [...live].every(i => logs[i]!.length >= 3), 20_000, 'every node to deliver the three messages')
+    await new Promise(resolve => setTimeout(resolve, 600)) // a duplicate would show up now
+    for (const i of live) assert.deepEqual(logs[i]!.map(d => d.id).sort(), sent.map(p => p.id).sort(), `node ${i}: each message once`)
+
+    // the link of us fails: the next-ranked member of us takes over, the other links stay
+    const oldLink = inRegion('us').find(i => isLink(nodes[i]!))!
+    const otherLinks = ['eu', 'ap'].map(r => inRegion(r).find(i => isLink(nodes[i]!))!)
+    const electedBefore = new Map(inRegion('us').map(i => [i, internals(nodes[i]!).regions.state(topic)!.elected]))
+    await nodes[oldLink]!.close()
+    live.delete(oldLink)
+    await until(() => inRegion('us').filter(i => isLink(nodes[i]!)).length === 1, 15_000, 'a new link in us')
+    const newLink = inRegion('us').find(i => isLink(nodes[i]!))!
+    assert.equal(internals(nodes[newLink]!).regions.state(topic)!.elected, electedBefore.get(newLink)! + 1, 'the new link was elected once more')
+    for (const i of inRegion('us')) assert.deepEqual(internals(nodes[i]!).regions.state(topic)!.links, [nodes[newLink]!.peerId])
+    assert.deepEqual(['eu', 'ap'].map(r => inRegion(r).find(i => isLink(nodes[i]!))!), otherLinks)
+
+    const before = logs.map(l => l.length)
+    const m = await nodes[inRegion('eu').find(i => !isLink(nodes[i]!))!]!.publish(topic, 'after the failover')
+    const m2 = await nodes[inRegion('us').find(i => !isLink(nodes[i]!))!]!.publish(topic, 'from us after the failover')
+    await until(() => [...live].every(i => logs[i]!.length >= before[i]! + 2), 30_000, 'both messages everywhere after the failover')
+    await new Promise(resolve => setTimeout(resolve, 600))
+    for (const i of live) assert.deepEqual(logs[i]!.slice(before[i]!).map(d => d.id).sort(), [m.id, m2.id].sort(), `node ${i}: each once after the failover`)
+  } finally {
+    await stopNet({ nodes: [...live].map(i => nodes[i]!), ids: [] })
+  }
+})
