@@ -99,3 +99,36 @@ test('swarm regions - three regions of three and a node without region: local me
     await stopNet({ nodes: [...live].map(i => nodes[i]!), ids: [] })
   }
 })
+
+test('swarm regions - region auto: takes the region most of its lowest-RTT first peers advertise, then advertises it; no peer: default', { timeout: 60_000 }, async () => {
+  const net = await startRegions(['eu', 'eu', 'us'], { limits: { regionLinks: 3 } })
+  const started: Swarm[] = []
+  try {
+    const auto = await swarm({ keys: createIdentity(), region: 'auto', ipColocationWhitelist: LOOPBACK, bootstrap: net.nodes.map(s => s.multiaddrs()[0]!), limits: { ...TEST_LIMITS } })
+    started.push(auto)
+    assert.equal(auto.region, 'eu')
+    const alone = await swarm({ keys: createIdentity(), region: 'auto', limits: { ...TEST_LIMITS, autoRegionTimeoutMs: 200 } })
+    started.push(alone)
+    assert.equal(alone.region, 'default')
+    // a node that connects now reads region=eu in the auto node's identify answer
+    const later = await swarm({ keys: createIdentity(), ipColocationWhitelist: LOOPBACK, bootstrap: [auto.multiaddrs()[0]!], limits: { ...TEST_LIMITS } })
+    started.push(later)
+    const node = internals(later).node
+    await until(() => node.getPeers().length === 1, 10_000, 'the connection')
+    let agent = ''
+    await until(() => {
+      void node.peerStore.get(node.getPeers()[0]!).then((p) => { agent = new TextDecoder().decode(p.metadata.get('AgentVersion')) }).catch(() => {})
+      return agent !== ''
+    }, 10_000, 'identify')
+    assert.equal(agent, 'agentmesh-swarm/1 region=eu')
+    // and it gossips with the eu nodes on the eu region topic
+    const log = collect(auto.subscribe(topic))
+    net.nodes.forEach(s => { s.join(topic) })
+    await until(() => regionMesh(auto).length === 2, 15_000, 'the auto node in the eu mesh')
+    const p = await net.nodes[0]!.publish(topic, 'to eu')
+    await until(() => log.length === 1, 10_000, 'the message at the auto node')
+    assert.equal(log[0]!.id, p.id)
+  } finally {
+    await stopNet({ nodes: [...started, ...net.nodes], ids: [] })
+  }
+})

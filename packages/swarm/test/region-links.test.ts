@@ -1,6 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { chooseLinks } from '@agentmesh/swarm'
+import { createIdentity } from '@agentmesh/crypto'
+import { chooseLinks, encodeSwarmMessage, signSwarmMessage } from '@agentmesh/swarm'
+import { DecodeCache } from '../src/net/msg-id.ts'
 import {
   decideLink, linkScope, parseGossipTopic, peerValue, pickRegion, regionOfAgent, regionTopic, type RegionMember,
 } from '../src/net/region-links.ts'
@@ -80,4 +82,18 @@ test('region links - peer value: nearer is worth more, a region-mate 50 more, un
   assert.equal(peerValue(0, true), 100)
   assert.ok(peerValue(10, false) > peerValue(200, false))
   assert.ok(peerValue(500, true) > peerValue(0, false))
+})
+
+test('region links - gossip ids: unchanged on the public topic, one per internal topic (so a link can publish the same bytes across)', () => {
+  const me = createIdentity()
+  const data = encodeSwarmMessage(signSwarmMessage(me, { topic: 'ops', seq: 1, body: 'x' }))
+  const c = new DecodeCache(64 * 1024)
+  const hex = (u: Uint8Array): string => Buffer.from(u).toString('hex')
+  const pub = hex(c.msgId(data))
+  assert.equal(pub, hex(new DecodeCache(64 * 1024).msgId(new Uint8Array(data))))
+  const eu = hex(c.msgId(data, 'ops#region/eu'))
+  const us = hex(c.msgId(data, 'ops#region/us'))
+  assert.equal(new Set([pub, eu, us]).size, 3)
+  assert.equal(eu, hex(c.msgId(data, 'ops#region/eu')))
+  assert.equal(c.msgId(data, 'ops#region/eu').byteLength, 20)
 })
