@@ -3,6 +3,8 @@ import assert from 'node:assert/strict'
 import { createIdentity, type Identity } from '@agentmesh/crypto'
 import { swarm, type Swarm, type SwarmInit } from '@agentmesh/swarm/net'
 import { internals } from '@agentmesh/swarm/net/internal'
+import { chooseLinks } from '@agentmesh/swarm'
+import { RTT_TAG, linkScope } from '../src/net/region-links.ts'
 import { LOOPBACK, TEST_LIMITS, until, collect, stopNet } from './net-helpers.ts'
 
 /** Starts nodes with the given regions; each dials every node started before it (a small full mesh of connections). */
@@ -69,6 +71,19 @@ test('swarm regions - three regions of three and a node without region: local me
       }
     }
 
+    // latency-aware pruning: a region-mate is worth 50 or more to the connection manager, any
+    // other peer at most 49 (its RTT part; libp2p's connection monitor measures it every 10 s)
+    const tagsOf = async (s: Swarm): Promise<Map<string, number | undefined>> => {
+      const node = internals(s).node
+      const out = new Map<string, number | undefined>()
+      for (const p of node.getPeers()) out.set(p.toString(), (await node.peerStore.get(p)).tags.get(RTT_TAG)?.value)
+      return out
+    }
+    let tags = new Map<string, number | undefined>()
+    const tagged = (p: string, v: number | undefined): boolean => v !== undefined && (v >= 50) === (regionOf.get(p) === 'eu')
+    await until(() => { void tagsOf(nodes[0]!).then((t) => { tags = t }); return tags.size === 9 && [...tags].every(([p, v]) => tagged(p, v)) }, 15_000, 'tags on node 0')
+    for (const [p, v] of tags) assert.ok(tagged(p, v), `node 0's tag on a peer of ${regionOf.get(p)}: ${v}`)
+
     // from a non-link node of eu, from a node of ap, from the node without region
     const from = [inRegion('eu').find(i => !isLink(nodes[i]!))!, inRegion('ap')[0]!, 9]
     const sent = []
@@ -83,10 +98,15 @@ test('swarm regions - three regions of three and a node without region: local me
     const electedBefore = new Map(inRegion('us').map(i => [i, internals(nodes[i]!).regions.state(topic)!.elected]))
     await nodes[oldLink]!.close()
     live.delete(oldLink)
-    await until(() => inRegion('us').filter(i => isLink(nodes[i]!)).length === 1, 15_000, 'a new link in us')
+    const linksSeen = (i: number): string => internals(nodes[i]!).regions.state(topic)!.links.join(',')
+    await until(() => {
+      const links = inRegion('us').filter(i => isLink(nodes[i]!))
+      return links.length === 1 && inRegion('us').every(i => linksSeen(i) === nodes[links[0]!]!.peerId)
+    }, 15_000, 'a new link in us, seen by both members')
     const newLink = inRegion('us').find(i => isLink(nodes[i]!))!
+    // the next-ranked of the region's three by the rendezvous rule
+    assert.deepEqual(chooseLinks(linkScope(topic, 'us'), [...inRegion('us'), oldLink].map(i => nodes[i]!.peerId), 2), [nodes[oldLink]!.peerId, nodes[newLink]!.peerId])
     assert.equal(internals(nodes[newLink]!).regions.state(topic)!.elected, electedBefore.get(newLink)! + 1, 'the new link was elected once more')
-    for (const i of inRegion('us')) assert.deepEqual(internals(nodes[i]!).regions.state(topic)!.links, [nodes[newLink]!.peerId])
     assert.deepEqual(['eu', 'ap'].map(r => inRegion(r).find(i => isLink(nodes[i]!))!), otherLinks)
 
     const before = logs.map(l => l.length)

@@ -75,13 +75,14 @@ test('region links - agent strings: the region of agentmesh-swarm/1 only, bounde
 })
 
 test('region links - peer value: nearer is worth more, a region-mate 50 more, unknown RTT counts as far', () => {
-  assert.equal(peerValue(0, false), 50)
+  assert.equal(peerValue(0, false), 49)
   assert.equal(peerValue(50, false), 25)
   assert.equal(peerValue(undefined, false), 0)
   assert.equal(peerValue(undefined, true), 50)
-  assert.equal(peerValue(0, true), 100)
+  assert.equal(peerValue(0, true), 99)
   assert.ok(peerValue(10, false) > peerValue(200, false))
   assert.ok(peerValue(500, true) > peerValue(0, false))
+  assert.ok(peerValue(1e9, true) >= 50 && peerValue(0, false) < 50)
 })
 
 test('region links - gossip ids: unchanged on the public topic, one per internal topic (so a link can publish the same bytes across)', () => {

@@ -109,12 +109,13 @@ export function regionOfAgent (agentVersion: string | undefined): string | undef
 export const RTT_TAG = 'agentmesh-swarm-rtt'
 
 /**
- * The value of a peer for the connection manager, 0..100: up to 50 for a low round-trip time
- * (50 at 0 ms, 25 at `halfAtMs`, falling towards 0), plus 50 for a member of this node's region
- * (its regional mesh needs them). When a node has more connections than `maxConnections`, libp2p
- * closes the lowest-valued first: far peers of other regions go before near ones of its own.
+ * The value of a peer for the connection manager, 0..99: up to 49 for a low round-trip time
+ * (49 at 0 ms, half that at `halfAtMs`, falling towards 0; 0 while unmeasured), plus 50 for a
+ * member of this node's region (its regional mesh needs them, so a region-mate always outranks
+ * any other peer). When a node has more connections than `maxConnections`, libp2p closes the
+ * lowest-valued first: the far peers of other regions go first.
  */
 export function peerValue (rttMs: number | undefined, sameRegion: boolean, halfAtMs = 50): number {
-  const near = rttMs === undefined || !Number.isFinite(rttMs) || rttMs < 0 ? 0 : Math.round(50 * halfAtMs / (halfAtMs + rttMs))
+  const near = rttMs === undefined || !Number.isFinite(rttMs) || rttMs < 0 ? 0 : Math.round(49 * halfAtMs / (halfAtMs + rttMs))
   return near + (sameRegion ? 50 : 0)
 }

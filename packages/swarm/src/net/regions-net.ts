@@ -81,13 +81,15 @@ export function createRegions (init: RegionsInit): Regions {
   const tagged = new Map<string, number>()
   let rounds = 0
 
-  const onIdentify = (ev: CustomEvent<{ peerId: PeerId, agentVersion?: string }>): void => {
-    const r = regionOfAgent(ev.detail.agentVersion)
-    if (r === undefined) return
-    const id = ev.detail.peerId.toString()
+  const remember = (id: string, r: string): void => {
     peerRegions.delete(id)
     peerRegions.set(id, r)
     while (peerRegions.size > init.maxKnownPeers) peerRegions.delete(peerRegions.keys().next().value as string)
+  }
+  const onIdentify = (ev: CustomEvent<{ peerId: PeerId, agentVersion?: string }>): void => {
+    const r = regionOfAgent(ev.detail.agentVersion)
+    if (r === undefined) return
+    remember(ev.detail.peerId.toString(), r)
   }
   const onDisconnect = (ev: CustomEvent<PeerId>): void => {
     const id = ev.detail.toString()
@@ -125,9 +127,23 @@ export function createRegions (init: RegionsInit): Regions {
     }
   }
 
+  /** peers identified before this module listened (the bootstrap peers): their region from the peer store, once */
+  const looked = new Set<string>()
+  const lookUp = (p: PeerId): void => {
+    const id = p.toString()
+    if (looked.has(id) || looked.size >= init.maxKnownPeers) return
+    looked.add(id)
+    void node.peerStore.get(p).then((peer) => {
+      const av = peer.metadata.get('AgentVersion')
+      const r = av === undefined ? undefined : regionOfAgent(new TextDecoder().decode(av))
+      if (r !== undefined && !peerRegions.has(id)) remember(id, r)
+    }).catch(() => {}).finally(() => { looked.delete(id) })
+  }
+
   const tagPeers = (): void => {
     for (const conn of node.getConnections()) {
       const id = conn.remotePeer.toString()
+      if (!peerRegions.has(id)) lookUp(conn.remotePeer)
       const value = peerValue(conn.rtt, peerRegions.get(id) === region)
       if (tagged.get(id) === value) continue
       tagged.set(id, value)
