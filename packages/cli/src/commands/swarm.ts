@@ -33,7 +33,7 @@ function withSwarm (cmd: Command): Command {
   withCommon(cmd, { server: false })
   cmd.addOption(new Option('--bootstrap <multiaddrs>', 'peers to dial first (the address another node printed, /ip4/…/tcp/…/p2p/…); several separated by commas, or the option repeated').env('AGENTMESH_SWARM_BOOTSTRAP').argParser(collect))
   cmd.addOption(new Option('--listen <multiaddrs>', 'addresses to listen on (default /ip4/127.0.0.1/tcp/0; /ip4/0.0.0.0/tcp/4001 to be reachable from other hosts); several separated by commas, or the option repeated').argParser(collect))
-  cmd.option('--region <name>', 'this node\'s region (default "default")')
+  cmd.option('--region <name>', 'this node\'s region: gossip stays inside it, a few links carry the rest; "auto": the region of the nearest first peers (default "default": no region)')
   return cmd
 }
 
