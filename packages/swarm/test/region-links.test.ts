@@ -2,7 +2,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createIdentity } from '@agentmesh/crypto'
 import { chooseLinks, encodeSwarmMessage, signSwarmMessage } from '@agentmesh/swarm'
+import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { DecodeCache } from '../src/net/msg-id.ts'
+import { swarmLimits } from '../src/net/options.ts'
 import {
   decideLink, linkScope, parseGossipTopic, peerValue, pickRegion, regionOfAgent, regionTopic, type RegionMember,
 } from '../src/net/region-links.ts'
@@ -97,4 +99,13 @@ test('region links - gossip ids: unchanged on the public topic, one per internal
   assert.equal(new Set([pub, eu, us]).size, 3)
   assert.equal(eu, hex(c.msgId(data, 'ops#region/eu')))
   assert.equal(c.msgId(data, 'ops#region/eu').byteLength, 20)
+})
+
+test('region links - options: regionLinks an integer from 1, checked before any I/O with AM_ERR_INVALID_ARGUMENT', () => {
+  assert.equal(swarmLimits(undefined).regionLinks, 3)
+  assert.equal(swarmLimits({ regionLinks: 1 }).regionLinks, 1)
+  for (const regionLinks of [0, 1.5]) {
+    assert.throws(() => swarmLimits({ regionLinks }), (err: unknown) => AgentMeshError.is(err, ErrorCode.InvalidArgument) && /regionLinks/.test(err.message))
+  }
+  assert.throws(() => swarmLimits({ rttTagRounds: 0 }), (err: unknown) => AgentMeshError.is(err, ErrorCode.InvalidArgument) && /rttTagRounds/.test(err.message))
 })
