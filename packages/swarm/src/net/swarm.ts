@@ -299,8 +299,9 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
         if (deliver(t, m, 'reconcile')) fresh.push(m)
       }
       telemetry.reconciled(topic, fresh.length)
-      // spread what was recovered at gossip speed on this side (same bytes, same gossip id:
-      // nodes that have it drop it as a duplicate without penalty)
+      // spread what was recovered at gossip speed on this side, on each of this node's gossip
+      // topics for it (same bytes, same gossip id per topic: nodes that have it drop it as a
+      // duplicate without penalty)
       for (const m of fresh) for (const gt of gossipTopicsOf(topic)) void gossip.publish(gt, encodeSwarmMessage(m)).catch(() => {})
       return fresh
     },
