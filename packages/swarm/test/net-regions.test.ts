@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { createIdentity, type Identity } from '@agentmesh/crypto'
 import { swarm, type Swarm, type SwarmInit } from '@agentmesh/swarm/net'
 import { internals } from '@agentmesh/swarm/net/internal'
-import { chooseLinks } from '@agentmesh/swarm'
+import { chooseLinks, encodeSwarmMessage, signSwarmMessage } from '@agentmesh/swarm'
 import { RTT_TAG, linkScope } from '../src/net/region-links.ts'
 import { LOOPBACK, TEST_LIMITS, until, collect, stopNet } from './net-helpers.ts'
 
@@ -150,5 +150,37 @@ test('swarm regions - region auto: takes the region most of its lowest-RTT first
     assert.equal(log[0]!.id, p.id)
   } finally {
     await stopNet({ nodes: [...started, ...net.nodes], ids: [] })
+  }
+})
+
+test('swarm regions - a link whose score drops below 0 (it forwards forgeries) is replaced in its region, and messages keep crossing', { timeout: 60_000 }, async () => {
+  const net = await startRegions(['eu', 'eu', 'eu', 'us', 'us', 'us'])
+  const { nodes } = net
+  try {
+    const logs = nodes.map(s => collect(s.subscribe(topic)))
+    const eu = [0, 1, 2]
+    const linksSeen = (i: number): string => internals(nodes[i]!).regions.state(topic)!.links.join(',')
+    await until(() => [eu, [3, 4, 5]].every(r => r.filter(i => isLink(nodes[i]!)).length === 1 && new Set(r.map(linksSeen)).size === 1), 20_000, 'one agreed link per region')
+    const bad = eu.find(i => isLink(nodes[i]!))!
+    const honest = eu.filter(i => i !== bad)
+    // five forgeries: -100 each, under the graylist threshold (-400), so nothing it sends counts
+    // any more and the messages below can only cross through the new link
+    for (let k = 1; k <= 5; k++) {
+      const m = signSwarmMessage(net.ids[bad]!, { topic, seq: k, body: 'real' })
+      await internals(nodes[bad]!).publishRaw(`${topic}#region/eu`, encodeSwarmMessage({ ...m, body: 'forged' }))
+    }
+    await until(() => honest.every(i => internals(nodes[i]!).gossip.getScore(nodes[bad]!.peerId) < -400), 10_000, 'the forger graylisted by its region-mates')
+    await until(() => new Set(honest.map(linksSeen)).size === 1 && honest.some(i => isLink(nodes[i]!)), 10_000, 'a new link agreed by the honest members')
+    assert.deepEqual(honest.filter(i => isLink(nodes[i]!)).map(i => nodes[i]!.peerId), [linksSeen(honest[0]!)])
+    assert.ok(!linksSeen(honest[0]!).includes(nodes[bad]!.peerId))
+
+    const fromUs = await nodes[[3, 4, 5].find(i => !isLink(nodes[i]!))!]!.publish(topic, 'from us')
+    const fromEu = await nodes[honest.find(i => !isLink(nodes[i]!))!]!.publish(topic, 'from eu')
+    const good = [...honest, 3, 4, 5]
+    await until(() => good.every(i => logs[i]!.length >= 2), 20_000, 'both messages at every honest node')
+    await new Promise(resolve => setTimeout(resolve, 600))
+    for (const i of good) assert.deepEqual(logs[i]!.map(d => d.id).sort(), [fromUs.id, fromEu.id].sort(), `node ${i}: each once, the forgery never`)
+  } finally {
+    await stopNet(net)
   }
 })
