@@ -39,13 +39,13 @@ const DEFAULT_INNER_TYPE = 'swarm.message'
 /** An encrypted topic's name: a membership chain's room id (1–64 of a-z 0-9 _ -). */
 export const ENCRYPTED_TOPIC_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$'
 const TOPIC_RE = new RegExp(ENCRYPTED_TOPIC_PATTERN)
-/** How long a delivery waits for its author's key before it is reported, ms. */
+/** How long a delivery waits for its author's key before it is reported, ms (protocol §32.4). */
 export const DEFAULT_SWARM_KEY_WAIT_MS = 10_000
-/** Deliveries waiting for a key at most; past it the oldest is reported at once. */
+/** Deliveries waiting for a key at most; past it the oldest is reported at once (protocol §32.4). */
 export const DEFAULT_MAX_PENDING_SWARM_DELIVERIES = 1000
-/** Keys kept per author and topic (the newest and those before it, for messages in flight). */
+/** Keys kept per author and topic (the newest and those before it, for messages in flight; protocol §32.3). */
 export const MAX_SWARM_KEYS_PER_AUTHOR = 3
-/** Key distributions kept waiting for their topic to be opened, at most (the oldest go first). */
+/** Key distributions kept waiting for their topic to be opened, at most (the oldest go first; protocol §32.3). */
 export const MAX_SWARM_KEY_INBOX = 1000
 
 /** Own publications remembered to hand back as deliveries ("self"). */
