@@ -6,8 +6,8 @@
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Relay } from '@agentmesh/server'
-import { createIdentity, type Identity } from '@agentmesh/crypto'
-import { encryptedTopic, connect, memoryState, AgentMeshError, ErrorCode, type Connection, type EncryptedDelivery, type EncryptedTopic, type UndecryptedDelivery } from '@agentmesh/client'
+import { createIdentity, createSenderKey, senderKeyDistribution, senderKeyEncrypt, signMembership, type Identity } from '@agentmesh/crypto'
+import { encryptedTopic, connect, SWARM_KEY_TYPE, memoryState, AgentMeshError, ErrorCode, type Connection, type EncryptedDelivery, type EncryptedTopic, type UndecryptedDelivery } from '@agentmesh/client'
 import { encodeSwarmMessage, signSwarmMessage } from '@agentmesh/swarm'
 import { swarm, type Swarm, type SwarmDelivery } from '@agentmesh/swarm/net'
 import { internals } from '@agentmesh/swarm/net/internal'
@@ -35,7 +35,7 @@ describe('encrypted swarm topics', () => {
     await relay?.close()
   })
 
-  it('swarm-topic - members read each message once, a non-member forwards ciphertext only, a tampered ciphertext is dropped and counted, a removed member cannot read after the rotation', async () => {
+  it('swarm-topic - members read each message once, a non-member forwards ciphertext only and its own key and messages are refused, a tampered ciphertext is dropped and counted, a removed member cannot read after the rotation', async () => {
     relay = await startRelay()
     const ids: Record<'a' | 'b' | 'c' | 'd', Identity> = { a: createIdentity(), b: createIdentity(), c: createIdentity(), d: createIdentity() }
     const conn: Record<string, Connection> = {}
@@ -105,6 +105,18 @@ describe('encrypted swarm topics', () => {
     await waitFor(() => undecrypted.d!.length === 3, 'D reports the three messages it cannot decrypt')
     assert.deepEqual(undecrypted.d!.map(u => u.error.code), [ErrorCode.UnknownSession, ErrorCode.UnknownSession, ErrorCode.UnknownSession])
     assert.equal(got.d!.length, 0)
+
+    // D tries to join in by itself: a key of its own with a chain of its own (D's genesis adding B)
+    // is refused by B (not the pinned chain), and D's messages are refused as from a non-member
+    const dKey = createSenderKey('swarm/' + TOPIC, ids.d.amid)
+    const dGenesis = signMembership(ids.d, { room: TOPIC, op: 'create', agent: ids.d.amid })
+    const dChain = [dGenesis, signMembership(ids.d, { room: TOPIC, op: 'add', agent: b, after: dGenesis })]
+    await conn.d!.send(b, { v: 1, topic: TOPIC, ...senderKeyDistribution(dKey), membership: dChain }, { type: SWARM_KEY_TYPE })
+    await waitFor(() => t.b.stats().keysRefused === 1, 'B refuses D\'s key')
+    await node.d.publish(TOPIC, senderKeyEncrypt(dKey, 'swarm.message', { seq: 1, body: 'from an outsider' }).message, { type: 'e2ee.swarm' })
+    await waitFor(() => t.b.stats().refused === 1, 'B refuses D\'s message')
+    assert.equal(undecrypted.b!.at(-1)!.error.code, ErrorCode.MembershipUnsigned)
+    assert.equal(got.b!.length, 3)
 
     // a tampered ciphertext under a valid outer signature (B's key; a seq B will not reach in this
     // test, so its next real messages are no equivocation): every node
