@@ -21,7 +21,7 @@
  */
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import {
-  createSenderKey, extendMembership, needsSenderKeyRotation, pinMembership, receiverFromDistribution, senderKeyDecrypt, senderKeyDistribution,
+  createSenderKey, extendMembership, isAmid, needsSenderKeyRotation, pinMembership, receiverFromDistribution, senderKeyDecrypt, senderKeyDistribution,
   senderKeyEncrypt, signMembership, unpinMembership, verifyMembershipChain,
   type MembershipStatement, type PinnedMembership, type SenderKeyReceiver, type SenderKeyRotationOptions, type SenderKeyState, type VerifiedMembership,
 } from '@agentmesh/crypto'
@@ -241,6 +241,9 @@ export function encryptedTopic (conn: Connection, node: SwarmLike, topic: string
   const keep = (statements: MembershipStatement[], v: VerifiedMembership): void => { e2ee.saveRecord(K.chain, topic, { statements, pinned: pinMembership(v) }) }
   const signer = signerOf(conn)
   const expectOwner = 'owner' in init && init.owner !== undefined ? init.owner : undefined
+  if (expectOwner !== undefined && (typeof expectOwner !== 'string' || !isAmid(expectOwner))) {
+    throw bad(ErrorCode.InvalidArgument, `encryptedTopic: owner "${String(expectOwner).slice(0, 80)}" is not an AMID`)
+  }
 
   if ('membership' in init && init.membership !== undefined) {
     const st = [...init.membership] as MembershipStatement[]
@@ -251,7 +254,7 @@ export function encryptedTopic (conn: Connection, node: SwarmLike, topic: string
     if (signer === undefined) throw bad(ErrorCode.InvalidArgument, 'encryptedTopic: signing a membership chain needs the agent\'s identity (a connection made by connect())')
     const want = new Set(init.members.filter(a => a !== me))
     for (const a of want) {
-      if (typeof a !== 'string' || !/^am[1-9A-HJ-NP-Za-km-z]{20,60}$/.test(a)) throw bad(ErrorCode.InvalidArgument, `encryptedTopic: member "${String(a).slice(0, 80)}" is not an AMID`)
+      if (typeof a !== 'string' || !isAmid(a)) throw bad(ErrorCode.InvalidArgument, `encryptedTopic: member "${String(a).slice(0, 80)}" is not an AMID`)
     }
     let k = kept()
     if (k !== undefined && unpinMembership(k.pinned).owner !== me) {

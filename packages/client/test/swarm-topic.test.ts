@@ -159,5 +159,7 @@ describe('encrypted swarm topics', () => {
     assert.throws(() => encryptedTopic(c, fake, 'ops2', { owner: c.amid }), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument) && /same agent/.test(e.message))
     assert.throws(() => encryptedTopic(c, { ...fake, amid: c.amid }, 'ops2', { owner: c.amid, members: [] } as never), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument) && /exactly one of/.test(e.message))
     assert.throws(() => encryptedTopic(c, { ...fake, amid: c.amid }, 'ops2', { members: ['bob'] }), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument) && /not an AMID/.test(e.message))
+    assert.throws(() => encryptedTopic(c, { ...fake, amid: c.amid }, 'ops2', { owner: 'alice' }), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument) && /owner "alice" is not an AMID/.test(e.message))
+    assert.throws(() => encryptedTopic(c, { ...fake, amid: c.amid }, 'ops2', { owner: c.amid, keyWaitMs: -1 }), (e: unknown) => AgentMeshError.is(e, ErrorCode.InvalidArgument) && /keyWaitMs/.test(e.message))
   })
 })
