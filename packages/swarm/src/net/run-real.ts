@@ -200,7 +200,14 @@ export interface RealFigures extends CalibrationFigures {
   /** the run itself */
   run: { procs: number, degree: number, failedDials: number, meshDegreeMean: number, startMs: number, meshMs: number, deliverMs: number }
   /** peer discovery: ms from the start of the dial phase to the topic's first mesh peer and to D mesh peers, over the nodes that got there */
-  discovery: { firstConnection: TimeStats, firstPeer: TimeStats, fullMesh: TimeStats }
+  discovery: {
+    firstConnection: TimeStats
+    firstPeer: TimeStats
+    fullMesh: TimeStats
+    /** the same two milestones measured from each node's own first connection (without the harness's dial queue) */
+    firstPeerAfterConnection: TimeStats
+    fullMeshAfterConnection: TimeStats
+  }
 }
 
 function timeStats (xs: number[]): TimeStats {
@@ -214,6 +221,8 @@ export function discoveryFrom (records: NodeRecord[]): RealFigures['discovery'] 
     firstConnection: timeStats(records.flatMap(r => r.firstConnMs === undefined ? [] : [r.firstConnMs])),
     firstPeer: timeStats(records.flatMap(r => r.firstPeerMs === undefined ? [] : [r.firstPeerMs])),
     fullMesh: timeStats(records.flatMap(r => r.fullMeshMs === undefined ? [] : [r.fullMeshMs])),
+    firstPeerAfterConnection: timeStats(records.flatMap(r => r.firstPeerMs === undefined || r.firstConnMs === undefined ? [] : [Math.max(0, r.firstPeerMs - r.firstConnMs)])),
+    fullMeshAfterConnection: timeStats(records.flatMap(r => r.fullMeshMs === undefined || r.firstConnMs === undefined ? [] : [Math.max(0, r.fullMeshMs - r.firstConnMs)])),
   }
 }
 
@@ -360,7 +369,8 @@ export async function runReal (plan: Plan): Promise<RealFigures> {
 /** One line: peer discovery figures (run-real's text output and the simulator's --real). */
 export function formatDiscovery (d: RealFigures['discovery'], nodes: number): string {
   const one = (t: TimeStats): string => t.nodes === 0 ? 'no node' : `p50 ${t.p50} / p90 ${t.p90} / p99 ${t.p99} / max ${t.max} ms (${t.nodes} of ${nodes} nodes)`
-  return `peer discovery from the start of the dial phase: first connection ${one(d.firstConnection)}; first mesh peer ${one(d.firstPeer)}; full mesh (D = ${SWARM_MESH.D}) ${one(d.fullMesh)}`
+  return `peer discovery from the start of the dial phase: first connection ${one(d.firstConnection)}; first mesh peer ${one(d.firstPeer)}; full mesh (D = ${SWARM_MESH.D}) ${one(d.fullMesh)}\n` +
+    `  from each node's first connection: first mesh peer ${one(d.firstPeerAfterConnection)}; full mesh ${one(d.fullMeshAfterConnection)}`
 }
 
 async function main (): Promise<void> {

@@ -177,6 +177,8 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
         // only gossipsub peers: floodsub has no mesh, no scores and no IHAVE/IWANT
         fallbackToFloodsub: false,
         msgIdFn: (m) => decoder.msgId(m.data),
+        // a byte-identical copy (nearly every duplicate) is dropped before any decode (msg-id.ts)
+        fastMsgIdFn: (m) => decoder.fastMsgId(m.data),
         D: limits.meshDegree,
         Dlo: limits.meshDegreeLow,
         Dhi: limits.meshDegreeHigh,
@@ -274,7 +276,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     if (topics.size >= limits.maxTopics) throw new AgentMeshError(ErrorCode.InvalidArgument, `a swarm node joins at most ${limits.maxTopics} topics (limits.maxTopics)`)
     t = {
       log: new TopicLog(topic, limits.maxQueuedPerSubscriber),
-      validator: createValidator({ topic, maxBytes: maxMessageBytes, now }),
+      validator: createValidator({ topic, maxBytes: maxMessageBytes, now, verify: decoder.verify }),
       store: createSwarmStore({ now }),
       seq: lastSeqOf(topic),
     }
