@@ -7,6 +7,7 @@ import { swarm, type Swarm } from '@agentmesh/swarm/net'
 import { internals } from '@agentmesh/swarm/net/internal'
 import { createAntiEntropy } from '../src/net/anti-entropy.ts'
 import { createDiscoveryClock, observeSeenCacheDrops } from '../src/net/gossip-observer.ts'
+import { DecodeCache } from '../src/net/msg-id.ts'
 import { LOOPBACK, TEST_LIMITS, until, collect } from './net-helpers.ts'
 
 class InMemoryReader extends MetricReader {
@@ -62,6 +63,31 @@ test('gossip observer - counts each seen-cache drop once with its topic, chains 
   assert.deepEqual(drops, ['ops', 'ops'])
   assert.equal(calls.length, 3)
   assert.throws(() => observeSeenCacheDrops({ score: {} }, () => {}), { name: 'TypeError', message: /score\.duplicateMessage/ })
+})
+
+test('fast id - the same bytes give one fast id, other bytes (another encoding, a forgery) another; the validator check reuses the content id and still refuses a changed message', () => {
+  const id = createIdentity()
+  const m = signSwarmMessage(id, { topic: 'fast', seq: 1, body: { a: 1, b: 2 } })
+  const bytes = encodeSwarmMessage(m)
+  const dc = new DecodeCache(64 * 1024)
+  assert.equal(dc.fastMsgId(bytes), dc.fastMsgId(new Uint8Array(bytes)))
+  assert.match(dc.fastMsgId(bytes), /^[A-Za-z0-9_-]{22}$/)
+  // the same signed message in other key order: another fast id, the same gossip id
+  const reordered = new TextEncoder().encode(JSON.stringify({ sig: m.sig, ...m }))
+  assert.notEqual(dc.fastMsgId(reordered), dc.fastMsgId(bytes))
+  assert.deepEqual(dc.msgId(reordered), dc.msgId(bytes))
+  const forged = encodeSwarmMessage({ ...m, body: { a: 1, b: 3 } })
+  assert.notEqual(dc.fastMsgId(forged), dc.fastMsgId(bytes))
+  assert.notDeepEqual(dc.msgId(forged), dc.msgId(bytes))
+  const d = dc.decode(bytes)
+  assert.ok(d.ok)
+  assert.equal(dc.verify(d.msg), true)
+  const f = dc.decode(forged)
+  assert.ok(f.ok)
+  assert.equal(dc.verify(f.msg), false)
+  // a message not decoded here (the reconcile path) is checked in full
+  assert.equal(dc.verify({ ...m }), true)
+  assert.equal(dc.verify({ ...m, seq: 2 }), false)
 })
 
 test('discovery clock - first peer and full mesh once per join, from the later of start and join', () => {
