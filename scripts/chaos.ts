@@ -5,28 +5,41 @@
  * acknowledged message was lost or a damaged database was started without a word.
  * Environment: CHAOS_SECONDS, CHAOS_SEED.
  */
-import { parseArgs } from 'node:util'
 import { chaos, formatChaosReport } from '@agentmesh/testing'
+import { UsageError, fail, numberArg, scriptArgs } from './script-args.ts'
 
-const { values } = parseArgs({
-  options: {
-    pairs: { type: 'string' }, messages: { type: 'string' }, seconds: { type: 'string' }, every: { type: 'string' },
-    seed: { type: 'string' }, 'no-damage': { type: 'boolean' }, json: { type: 'boolean' },
-  },
+const USAGE = `usage: npm run chaos [-- options]
+  kill -9 of the relay and receivers under load, a stalled reader, a lost -wal file and overwritten
+  pages; 127.0.0.1 only, bounded, stops by itself. Exit 1 when an acknowledged message was lost or a
+  damaged database was started without a word.
+
+  --pairs N       sender/receiver pairs (default 4)
+  --messages N    messages per pair (default 1500)
+  --seconds S     longest run (default 90; CHAOS_SECONDS)
+  --every S       seconds between kills (default 3)
+  --seed N        seed of the schedule (default from the clock; CHAOS_SEED); the report prints it
+  --no-damage     leave out the damaged-database cases
+  --json          the report as one JSON object
+  -h, --help      this text`
+const values = scriptArgs('chaos', USAGE, {
+  pairs: { type: 'string' }, messages: { type: 'string' }, seconds: { type: 'string' }, every: { type: 'string' },
+  seed: { type: 'string' }, 'no-damage': { type: 'boolean' }, json: { type: 'boolean' },
 })
-const num = (v: string | undefined, env: string | undefined, d: number): number => {
-  const s = v ?? env
-  if (s === undefined || s === '') return d
-  const n = Number(s)
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`not a positive number: ${s}`)
-  return n
+let opts
+try {
+  opts = {
+    pairs: numberArg('pairs', values.pairs, undefined, 4, { min: 1, integer: true }),
+    messages: numberArg('messages', values.messages, undefined, 1500, { min: 1, integer: true }),
+    seconds: numberArg('seconds', values.seconds, { name: 'CHAOS_SECONDS', value: process.env.CHAOS_SECONDS }, 90, { min: 1 }),
+    everyS: numberArg('every', values.every, undefined, 3, { min: 0.1 }),
+    seed: numberArg('seed', values.seed, { name: 'CHAOS_SEED', value: process.env.CHAOS_SEED }, Date.now() % 1_000_000, { min: 0, integer: true }),
+  }
+} catch (err) {
+  if (err instanceof UsageError) fail('chaos', USAGE, err.message)
+  throw err
 }
 const report = await chaos({
-  pairs: num(values.pairs, undefined, 4),
-  messages: num(values.messages, undefined, 1500),
-  seconds: num(values.seconds, process.env.CHAOS_SECONDS, 90),
-  everyS: num(values.every, undefined, 3),
-  seed: num(values.seed, process.env.CHAOS_SEED, Date.now() % 1_000_000),
+  ...opts,
   damage: values['no-damage'] !== true,
   log: (l) => { process.stderr.write(l + '\n') },
 })

@@ -15,11 +15,31 @@ import { join } from 'node:path'
 import { createIdentity, saveIdentity, type Identity } from '@agentmesh/crypto'
 import { connect, type Connection } from '@agentmesh/client'
 import { freePort, spawnRelay, type RelayProcess } from '@agentmesh/testing'
+import { UsageError, fail, numberArg, scriptArgs } from './script-args.ts'
 
-const N = Number(process.env.SOAK_AGENTS ?? 10)
-const SECONDS = Number(process.env.SOAK_SECONDS ?? 60)
-const RATE = Number(process.env.SOAK_RATE ?? 2) // DMs per second per agent
-const KILLS = Number(process.env.SOAK_KILLS ?? 2)
+const USAGE = `usage: npm run soak
+  N agents on one durable relay send DMs to their partners while the relay is SIGKILLed and
+  restarted; counts what was acknowledged against what was received (lost, duplicated, out of
+  order). 127.0.0.1 only; stops by itself; exit 1 when anything acknowledged was lost.
+
+  environment:
+    SOAK_AGENTS=10    agents (2 or more)
+    SOAK_SECONDS=60   length of the run
+    SOAK_RATE=2       DMs per second per agent
+    SOAK_KILLS=2      SIGKILLs of the relay during the run
+    SOAK_STORE=postgres://…   the relay on PostgreSQL (an empty schema) instead of SQLite`
+scriptArgs('soak', USAGE, {})
+const env = (name: string): { name: string, value: string | undefined } => ({ name, value: process.env[name] })
+let N: number, SECONDS: number, RATE: number, KILLS: number
+try {
+  N = numberArg('', undefined, env('SOAK_AGENTS'), 10, { min: 2, integer: true })
+  SECONDS = numberArg('', undefined, env('SOAK_SECONDS'), 60, { min: 1 })
+  RATE = numberArg('', undefined, env('SOAK_RATE'), 2, { min: 0.01 }) // DMs per second per agent
+  KILLS = numberArg('', undefined, env('SOAK_KILLS'), 2, { min: 0, integer: true })
+} catch (err) {
+  if (err instanceof UsageError) fail('soak', USAGE, err.message)
+  throw err
+}
 /** `serve --store`: the relay on PostgreSQL instead of SQLite under its data directory */
 const STORE = process.env.SOAK_STORE
 const STORE_ARGS = STORE === undefined || STORE === '' ? [] : ['--store', STORE]

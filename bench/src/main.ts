@@ -48,7 +48,7 @@ import { jetStreamTarget, natsServerAvailable } from './targets/jetstream.ts'
 import { natsCoreTarget } from './targets/nats-core.ts'
 import { socketIoTarget } from './targets/socketio.ts'
 import type { Target } from './targets/types.ts'
-import { PAYLOAD_BYTES, cpuProbe, envInt, round, sleep } from './util.ts'
+import { BenchConfigError, PAYLOAD_BYTES, cpuProbe, envInt, round, sleep } from './util.ts'
 
 const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url))
 const DEFAULT_TARGETS = [
@@ -344,11 +344,29 @@ async function main (): Promise<void> {
   process.stdout.write(`\n(wrote bench/results/latest.json; ${round((performance.now() - started) / 1000, 1)} s)\n`)
 }
 
+const USAGE = `usage: npm run bench
+  every target and scenario, one after the other; prints the figures and the goals table, writes
+  bench/results/latest.json. It takes options from the environment only (BENCH_RUNS=2,
+  BENCH_TARGETS=…, BENCH_FANOUT=…, …): bench/README.md lists every one.`
+
 try {
-  await main()
+  const args = process.argv.slice(2)
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE + '\n')
+  } else if (args.length > 0) {
+    log(`npm run bench: it takes no arguments (got ${JSON.stringify(args[0])}); options are environment variables\n\n${USAGE}`)
+    process.exitCode = 2
+  } else {
+    await main()
+  }
 } catch (err) {
-  log(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
-  process.exitCode = 1
+  if (err instanceof BenchConfigError) {
+    log(`npm run bench: ${err.message} (bench/README.md lists the BENCH_* variables)`)
+    process.exitCode = 2
+  } else {
+    log(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+    process.exitCode = 1
+  }
 } finally {
   cleanupAll()
 }

@@ -28,11 +28,14 @@ export async function withTimeout<T> (p: Promise<T>, ms: number, what: string): 
   }
 }
 
+/** A BENCH_* variable with a value the bench cannot use (printed as one line, exit 2). */
+export class BenchConfigError extends Error {}
+
 export function envInt (name: string, def: number): number {
   const v = process.env[name]
   if (v === undefined || v === '') return def
   const n = Number(v)
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(v)}`)
+  if (!Number.isFinite(n) || n <= 0) throw new BenchConfigError(`${name} must be a positive number, got ${JSON.stringify(v)}`)
   return n
 }
 

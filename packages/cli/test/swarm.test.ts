@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline'
 import type { ChildProcess } from 'node:child_process'
 import { UNTRUSTED_NOTICE } from '@agentmesh/client'
 import { ErrorCode } from '@agentmesh/protocol'
-import { assertCliError, cli, cliProcess, tempDir, type CliResult } from '@agentmesh/testing'
+import { assertCliError, cli, cliProcess, startRelay, tempDir, type CliResult } from '@agentmesh/testing'
 
 function ok (r: CliResult, what: string): CliResult {
   assert.equal(r.code, 0, `${what}: exit ${String(r.code)}; stdout: ${r.stdout} stderr: ${r.stderr}`)
@@ -98,5 +98,27 @@ describe('swarm (cli)', { concurrency: 1 }, () => {
     assert.doesNotMatch(late.stderr, /\n\s+at /)
     const peers = ok(await cli(['swarm', 'peers', 'demo', '--wait', '0.5', '--json'], { home: home('a') }), 'peers')
     assert.deepEqual(JSON.parse(peers.lines[0]!), { topic: 'demo', peers: [] })
+  })
+  it('swarm - --encrypted: the owner publishes for its members, a member listening with --owner prints it decrypted; without --server it says what is missing', { timeout: 90_000 }, async () => {
+    assertCliError(await cli(['swarm', 'listen', 'vault', '--encrypted', '--owner', 'am1'], { home: home('a') }), ErrorCode.InvalidArgument, 2, /--encrypted needs the relay connection.*--server/)
+    assertCliError(await cli(['swarm', 'listen', 'vault', '--members', 'am1'], { home: home('a') }), ErrorCode.InvalidArgument, 2, /add --encrypted/)
+    const relay = await startRelay()
+    try {
+      const as = (n: string): { home: string, server: string } => ({ home: home(`e${n}`), server: relay.url })
+      const amid: Record<string, string> = {}
+      for (const n of ['o', 'm']) amid[n] = (JSON.parse(ok(await cli(['init', '--json'], as(n)), `init ${n}`).lines[0]!) as { amid: string }).amid
+      assertCliError(await cli(['swarm', 'publish', 'Vault.X', 'x', '--encrypted', '--members', amid.m!], as('o')), ErrorCode.InvalidArgument, 2, /encrypted topic's name/)
+      const listener = cliProcess(['swarm', 'listen', 'vault', '--encrypted', '--owner', amid.o!, '--json', '--count', '1', '--timeout', '60'], as('m'))
+      children.push(listener)
+      const l = watch(listener)
+      const addr = (JSON.parse(await l.line(0, 20_000)) as { listening: string[] }).listening[0]!
+      const pub = JSON.parse(ok(await cli(['swarm', 'publish', 'vault', 'the secret plan', '--encrypted', '--members', amid.m!, '--bootstrap', addr, '--json'], as('o')), 'publish').lines[0]!) as Record<string, unknown>
+      assert.deepEqual([pub.topic, pub.seq, pub.author, pub.encrypted, pub.members], ['vault', 1, amid.o, true, 2])
+      assert.equal(await l.exited, 0, l.lines.join('\n'))
+      const got = JSON.parse(l.lines[1]!) as Record<string, unknown>
+      assert.deepEqual([got.id, got.author, got.seq, got.body, got.encrypted, got.untrusted], [pub.id, amid.o, 1, 'the secret plan', true, true])
+    } finally {
+      await relay.close()
+    }
   })
 })

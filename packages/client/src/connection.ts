@@ -12,6 +12,7 @@ import { LruMap } from '@agentmesh/protocol/internal'
 import { DM_ROOM_PREFIX, isAmid, keyForAmid, signChallenge, verifyEnvelope, type Identity } from '@agentmesh/crypto'
 import { GROUP_TYPE, Rooms, SENDER_KEY_TYPE, isUnreachable, type DeferredSend } from './rooms.ts'
 import { InboundPipeline, attachInbound, toMessage } from './inbound.ts'
+import { SWARM_KEY_TYPE, identityOf, swarmKeyStage } from './swarm-topic.ts'
 import { e2eeStage, gateStage, relayStage, roomStage, senderKeyStage } from './stages.ts'
 import { registryRequest } from './registry.ts'
 import { acceptHandle, checkHandlePin, handlePins, type HandlePin } from './handle-pins.ts'
@@ -62,7 +63,7 @@ const CLOSE_SETTLE_MS = 2000
  * resets, sender keys, delivery notices): no grant, breaker or first-contact check applies to them,
  * and a connection that only sends acts on them when they arrive (docs/policy.md).
  */
-export const CONTROL_TYPES: ReadonlySet<string> = new Set([KNOCK_TYPE, KNOCK_ANSWER_TYPE, GRANT_REVOKE_TYPE, E2EE_RESET_TYPE, SENDER_KEY_TYPE, DELIVERY_NOTICE_TYPE, RECEIPT_TYPE])
+export const CONTROL_TYPES: ReadonlySet<string> = new Set([KNOCK_TYPE, KNOCK_ANSWER_TYPE, GRANT_REVOKE_TYPE, E2EE_RESET_TYPE, SENDER_KEY_TYPE, SWARM_KEY_TYPE, DELIVERY_NOTICE_TYPE, RECEIPT_TYPE])
 /** How often messages the gate held back are checked for being due. */
 const DEFER_POLL_MS = 1000
 const typeRe = new RegExp(TYPE_PATTERN)
@@ -299,6 +300,9 @@ export class ConnectionImpl implements Connection {
       warn,
     }))
     this.pipeline.use(senderKeyStage({ rooms: this.rooms, warn }))
+    // sender keys of encrypted swarm topics (swarm-topic.ts): kept sealed, the topic checks the chain
+    this.pipeline.use(swarmKeyStage(this, cfg.e2ee, warn))
+    identityOf.set(this, cfg.identity)
     this.pipeline.use(relayStage({ relayAmid }))
     this.pipeline.use(roomStage({ relayAmid }))
     // receipts are the machinery's, not a peer's words: taken before the gate and its limits

@@ -16,6 +16,7 @@
  * stages do.
  *
  * Built-in stages run first, in this order: `e2ee` (decrypt, reset), `sender-keys` (private rooms),
+ * `swarm-keys` (encrypted swarm topics, swarm-topic.ts),
  * `relay` (the relay's own posts), `room` (room messages are a peer's words), `receipts` (delivery
  * receipts for this agent's messages, receipts.ts), `gate` (knocks, grants, per-peer limits),
  * `file-keys`, and `schemas` (added by connect(): declared message schemas, schemas.ts);

@@ -47,6 +47,15 @@ export { MAX_FILE_KEYS } from './file-keys.ts'
 export { health, processSampler, DEFAULT_HEARTBEAT_INTERVAL_MS } from './ops/health.ts'
 export type { Health, HealthReport, HeartbeatLoopOptions, BeatOutcome, HeartbeatAnswer, AgentHealth, HealthDashboard, CustomMetrics } from './ops/health.ts'
 export { GROUP_TYPE, SENDER_KEY_TYPE } from './rooms.ts'
+// ---- encrypted swarm topics (§32)
+export {
+  encryptedTopic, SWARM_KEY_TYPE, SWARM_E2EE_TYPE, ENCRYPTED_TOPIC_PATTERN, DEFAULT_SWARM_KEY_WAIT_MS, DEFAULT_MAX_PENDING_SWARM_DELIVERIES,
+  MAX_SWARM_KEYS_PER_AUTHOR, MAX_SWARM_KEY_INBOX,
+} from './swarm-topic.ts'
+export type {
+  EncryptedTopic, EncryptedTopicInit, EncryptedTopicLimits, EncryptedTopicStats, EncryptedTopicEvents, EncryptedDelivery, UndecryptedDelivery,
+  SwarmLike, SwarmLikeDelivery,
+} from './swarm-topic.ts'
 export { knock } from './knock.ts'
 export type { Knocks, HeldKnock, SafetyEvent, MessageProvenance, BlockedPeer } from './knock.ts'
 export { registryRequest, REGISTRY_TIMEOUT_MS } from './registry.ts'

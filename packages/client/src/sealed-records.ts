@@ -28,6 +28,9 @@ const e2eeOf = new WeakMap<object, E2ee>()
 /** The connection ties itself to its end-to-end layer (connection.ts). */
 export function attachSealedRecords (conn: object, e2ee: E2ee): void { e2eeOf.set(conn, e2ee) }
 
+/** The end-to-end layer of a connection made by connect() (the SDK's own features keep their records there: swarm-topic.ts). */
+export function e2eeOfConnection (conn: object): E2ee | undefined { return e2eeOf.get(conn) }
+
 const KIND = /^app\.[a-z0-9][a-z0-9._-]{0,62}$/
 
 /** The sealed records of one kind (`app.…`) in the connection's state. */

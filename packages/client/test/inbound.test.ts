@@ -87,10 +87,10 @@ describe('inbound over a relay', () => {
     conns.push(a)
     const b1 = await connect({ server: relay.url, identity: bob, state: bobState })
     const pipe = inbound(b1)
-    assert.deepEqual(pipe.stages, ['e2ee', 'sender-keys', 'relay', 'room', 'receipts', 'gate', 'file-keys', 'schemas'])
+    assert.deepEqual(pipe.stages, ['e2ee', 'sender-keys', 'swarm-keys', 'relay', 'room', 'receipts', 'gate', 'file-keys', 'schemas'])
     const sawEncrypted: boolean[] = []
     pipe.use({ name: 'drop-secret', handle (ctx) { sawEncrypted.push(ctx.message?.encrypted === true); return ctx.message?.text === 'secret' ? 'consumed' : 'continue' } })
-    assert.deepEqual(pipe.stages, ['e2ee', 'sender-keys', 'relay', 'room', 'receipts', 'gate', 'file-keys', 'schemas', 'drop-secret'])
+    assert.deepEqual(pipe.stages, ['e2ee', 'sender-keys', 'swarm-keys', 'relay', 'room', 'receipts', 'gate', 'file-keys', 'schemas', 'drop-secret'])
     for (const text of ['one', 'secret', 'two']) await a.send(bob.amid, { text })
     const got: string[] = []
     for await (const m of b1.messages()) { got.push(m.text ?? ''); if (got.length === 2) break }

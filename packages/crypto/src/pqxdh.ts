@@ -251,7 +251,7 @@ export async function acceptSession<T> (
   const opk = opkId === undefined ? undefined : await store.loadOneTimePreKey(opkId)
   if (opkId !== undefined && opk === undefined) throw badInitial(`one-time prekey ${opkId} is not held: already used, or never issued`)
 
-  const spkKey = x25519PrivateKeyObject(spk.secretKey)
+  const spkKey = x25519PrivateKeyObject(spk.secretKey, true, spk.publicKey)
   const dh: Uint8Array[] = []
   try {
     const ekA = x25519PublicKeyObject(h.ephemeralKey) // imported once for DH2, DH3, DH4
@@ -259,7 +259,7 @@ export async function acceptSession<T> (
     dh.push(x25519(myExchangeKey.privateKeyObject, ekA)) // DH2 = DH(IK_B, EK_A)
     dh.push(x25519(spkKey, ekA)) // DH3 = DH(SPK_B, EK_A)
     // a one-time key is used once: not cached
-    if (opk !== undefined) dh.push(x25519(x25519PrivateKeyObject(opk.secretKey, false), ekA)) // DH4 = DH(OPK_B, EK_A)
+    if (opk !== undefined) dh.push(x25519(x25519PrivateKeyObject(opk.secretKey, false, opk.publicKey), ekA)) // DH4 = DH(OPK_B, EK_A)
   } catch (cause) {
     throw new AgentMeshError(ErrorCode.BadPrekey, 'initial message: exchange_key or ephemeral_key is not a usable X25519 key', { cause })
   }

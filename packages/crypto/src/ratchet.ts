@@ -454,7 +454,7 @@ function dhRatchetThenDecrypt (
   const oldPriv = b64(state.dhs.priv)
   let dhOut: Buffer
   try {
-    dhOut = x25519(x25519PrivateKeyObject(oldPriv), peerKey)
+    dhOut = x25519(x25519PrivateKeyObject(oldPriv, true, b64(state.dhs.pub)), peerKey)
   } catch (cause) {
     throw new AgentMeshError(ErrorCode.DecryptFailed, 'malformed message: header.dh is a small-order X25519 key', { cause })
   }

@@ -40,8 +40,28 @@ describe('x25519 keys', () => {
       if (i < 20) assert.equal(toHex(viaDer.subarray(viaDer.length - 32)), toHex(kp.publicKey))
       assert.equal(x25519(kp.privateKeyObject, prev.publicKey).toString('hex'), x25519(prev.privateKeyObject, kp.publicKey).toString('hex'))
       assert.equal(x25519(x25519PrivateKeyObject(kp.secretKey, false), prev.publicKey).toString('hex'), x25519(prev.privateKeyObject, kp.publicKey).toString('hex'))
+      assert.equal(x25519(x25519PrivateKeyObject(kp.secretKey, false, kp.publicKey), prev.publicKey).toString('hex'), x25519(prev.privateKeyObject, kp.publicKey).toString('hex'))
       prev = kp
     }
     assert.equal(seen.size, 200)
+  })
+
+  it('x25519 - a private key imported with its public key (as a JWK) is the RFC 7748 §6.1 key, as through DER', () => {
+    const aliceSecret = hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a')
+    const alicePublic = hex('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a')
+    const bobPublic = hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f')
+    const key = x25519PrivateKeyObject(aliceSecret, false, alicePublic)
+    const spki = createPublicKey(key).export({ format: 'der', type: 'spki' })
+    assert.equal(toHex(spki.subarray(spki.length - 32)), toHex(alicePublic))
+    assert.equal(x25519(key, bobPublic).toString('hex'), '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742')
+  })
+
+  it('x25519 - a private key given with a public key that is not its own is still its own key (a damaged state changes nothing, on every Node)', () => {
+    const aliceSecret = hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a')
+    const bobPublic = hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f')
+    const key = x25519PrivateKeyObject(aliceSecret, false, bobPublic)
+    const spki = createPublicKey(key).export({ format: 'der', type: 'spki' })
+    assert.equal(toHex(spki.subarray(spki.length - 32)), '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a')
+    assert.equal(x25519(key, bobPublic).toString('hex'), '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742')
   })
 })

@@ -156,7 +156,15 @@ if (isMain) {
     process.stdout.write(formatReport(report, flood) + '\n')
     if (simFigures !== undefined) {
       process.stdout.write('calibration figures, simulator: ' + JSON.stringify(simFigures) + '\n')
-      if (realFigures !== undefined) process.stdout.write('calibration figures, real nodes: ' + JSON.stringify(realFigures) + '\n')
+      if (realFigures !== undefined) {
+        process.stdout.write('calibration figures, real nodes: ' + JSON.stringify(realFigures) + '\n')
+        const d = (realFigures as { discovery?: Record<'firstConnection' | 'firstPeer' | 'fullMesh' | 'firstPeerAfterConnection' | 'fullMeshAfterConnection', { nodes: number, p50: number, p90: number, max: number }> }).discovery
+        if (d !== undefined) {
+          const one = (t: { nodes: number, p50: number, p90: number, max: number }): string => t.nodes === 0 ? 'no node' : `p50 ${t.p50} / p90 ${t.p90} / max ${t.max} ms (${t.nodes} of ${realFigures!.nodes} nodes)`
+          process.stdout.write(`peer discovery on the real nodes, from the start of the dial phase: first connection ${one(d.firstConnection)}; first mesh peer ${one(d.firstPeer)}; full mesh (D peers) ${one(d.fullMesh)}; ` +
+            `from each node's first connection: first mesh peer ${one(d.firstPeerAfterConnection)}, full mesh ${one(d.fullMeshAfterConnection)}\n`)
+        }
+      }
       if (comparison !== undefined) {
         process.stdout.write(`comparison: median rounds differ by ${comparison.roundsP50Delta}, maximum by ${comparison.roundsMaxDelta}; duplicates per node ${(comparison.duplicatesRelative * 100).toFixed(1)}% off; ` +
           `${comparison.withinTolerance ? 'within' : 'NOT within'} the tolerance (rounds ±${CALIBRATION_TOLERANCE.rounds}, duplicates ±${CALIBRATION_TOLERANCE.duplicatesRelative * 100}%)\n`)

@@ -126,10 +126,12 @@ export function signSwarmMessage (keys: KeyPair & { amid: string }, init: SwarmM
 /**
  * True when `m.id` is its content id and `m.sig` a valid signature by `m.author`. Never throws.
  * This is the expensive check (Ed25519 verify, ~100+ µs here): see `memoizeVerifier`.
+ * `contentId`, when the caller already computed `swarmMessageId(m)` for this very object, spares
+ * hashing the content twice.
  */
-export function verifySwarmMessage (m: SwarmMessage, key?: KeyObject): boolean {
+export function verifySwarmMessage (m: SwarmMessage, key?: KeyObject, contentId?: string): boolean {
   try {
-    if (swarmMessageId(m) !== m.id) return false
+    if ((contentId ?? swarmMessageId(m)) !== m.id) return false
     const sig = Buffer.from(m.sig, 'base64url')
     if (sig.length !== 64) return false
     return verify(null, swarmSigningBytes(m), key ?? keyForAmid(m.author), sig)

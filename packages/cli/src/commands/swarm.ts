@@ -5,17 +5,23 @@
  * --json. The last sequence number used per topic is kept in the agent home (`swarm-seq.json`,
  * 0600), so a later `publish` continues the author's sequence instead of reusing a number (which
  * every validator would take for equivocation).
+ *
+ * `--encrypted` (listen, publish): an end-to-end encrypted topic (docs/protocol.md §32, the
+ * client's `encryptedTopic`): the relay connection (`--server`) carries the sender keys over the
+ * pairwise sessions; `--members` makes this agent the topic's owner (it signs the membership),
+ * `--owner` names the owner whose signed membership comes with the first key. A plain `join` node
+ * relays an encrypted topic as it is (it needs no key).
  */
 import { readFileSync, openSync, closeSync, unlinkSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { Option, type Command } from 'commander'
 import { loadIdentity, writeSecretFile } from '@agentmesh/crypto'
-import { fenceUntrusted } from '@agentmesh/client'
+import { connect, encryptedTopic, fenceUntrusted, type Connection, type EncryptedDelivery, type EncryptedTopic, type EncryptedTopicInit } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode, stripUnsafeChars } from '@agentmesh/protocol'
 import type { Swarm, SwarmDelivery, SwarmPeer } from '@agentmesh/swarm/net'
 import { output, parseInteger, parsePositive, usage, type Out } from '../output.ts'
 import { processIo, type CliIo } from '../io.ts'
-import { homeOf, passphraseOf, withCommon, type CommonOpts } from '../common.ts'
+import { checkAmid, homeOf, passphraseOf, withCommon, type CommonOpts } from '../common.ts'
 
 export const SWARM_SEQ_FILE = 'swarm-seq.json'
 const SEQ_LOCK = 'swarm-seq.lock'
@@ -35,6 +41,45 @@ function withSwarm (cmd: Command): Command {
   cmd.addOption(new Option('--listen <multiaddrs>', 'addresses to listen on (default /ip4/127.0.0.1/tcp/0; /ip4/0.0.0.0/tcp/4001 to be reachable from other hosts); several separated by commas, or the option repeated').argParser(collect))
   cmd.option('--region <name>', 'this node\'s region: gossip stays inside it, a few links carry the rest; "auto": the region of the nearest first peers (default "default": no region)')
   return cmd
+}
+
+interface EncryptedOpts { encrypted?: boolean, members?: string[], owner?: string }
+
+/** `--encrypted` and its companions (docs/protocol.md §32): the relay carries the sender keys. */
+function withEncrypted (cmd: Command): Command {
+  cmd.option('--encrypted', 'an end-to-end encrypted topic (its members only read it; sender keys travel over the relay): needs --server, and --members or --owner')
+  cmd.addOption(new Option('--members <amids>', 'with --encrypted: this agent owns the topic and signs its membership: these AMIDs (commas, or the option repeated) are its members besides itself; a member left out of a later run is removed (everyone starts a new key)').argParser(collect))
+  cmd.option('--owner <amid>', 'with --encrypted: the AMID of the topic\'s owner, whose signed membership comes with the first key')
+  cmd.addOption(new Option('--server <url>', 'with --encrypted: the relay that carries the sender keys (ws://host:port)').env('AGENTMESH_SERVER'))
+  return cmd
+}
+
+/** The encrypted topic's options, checked before any I/O (undefined: a plain topic). */
+function encryptedInit (topic: string, o: EncryptedOpts & CommonOpts): EncryptedTopicInit | undefined {
+  const members = split(o.members)
+  if (o.encrypted !== true) {
+    if (members.length > 0 || o.owner !== undefined) throw usage('--members and --owner are for an encrypted topic: add --encrypted')
+    return undefined
+  }
+  if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(topic)) throw usage(`an encrypted topic's name is 1-64 characters of a-z 0-9 _ - starting with a letter or digit (its signed membership is named after it), not "${stripUnsafeChars(topic.slice(0, 40))}"`)
+  if (o.server === undefined || o.server === '') throw usage('--encrypted needs the relay connection that carries the sender keys: give --server ws://host:port (or set AGENTMESH_SERVER)')
+  if ((members.length > 0) === (o.owner !== undefined)) throw usage('--encrypted takes --members <amids> (this agent owns the topic) or --owner <amid> (another agent does), one of the two')
+  if (o.owner !== undefined) return { owner: checkAmid('--owner', o.owner) }
+  return { members: members.map(m => checkAmid('--members', m)) }
+}
+
+/** The relay connection (it only sends: keys that arrive are taken in without consuming the agent's messages) and the topic. */
+async function openEncrypted (o: CommonOpts, io: CliIo, out: Out, s: Swarm, topic: string, init: EncryptedTopicInit): Promise<{ conn: Connection, t: EncryptedTopic }> {
+  const conn = await connect({ server: o.server!, home: homeOf(o, io.env), ...passphraseOf(io.env), deliver: false, onWarning: (w) => { out.warn(w) } })
+  try {
+    const t = encryptedTopic(conn, s, topic, init)
+    t.on('message:undecrypted', (e) => { out.warn(e.detail.error) })
+    t.on('key:refused', (e) => { out.warn(e.detail.error) })
+    return { conn, t }
+  } catch (err) {
+    await conn.close()
+    throw err
+  }
 }
 
 const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v]
@@ -118,6 +163,13 @@ function printMessage (out: Out, d: SwarmDelivery): void {
   out.result(json, `${head}\n${fenceUntrusted(stripUnsafeChars(text), { from: d.author, tier: 'anonymous', scopes: [] })}`)
 }
 
+function printDecrypted (out: Out, d: EncryptedDelivery): void {
+  const json = { topic: d.topic, id: d.id, author: d.author, seq: d.seq, ts: d.ts, ...(d.type === undefined ? {} : { type: d.type }), body: d.body, via: d.via, received_at: d.receivedAt, encrypted: true, untrusted: true }
+  const text = typeof d.body === 'string' ? d.body : JSON.stringify(d.body)
+  const head = `${new Date(d.receivedAt).toISOString()} ${d.author} #${stripUnsafeChars(d.topic)} seq ${d.seq}${d.type === undefined ? '' : ` [${stripUnsafeChars(d.type)}]`} (encrypted)${d.via === 'reconcile' ? ' (recovered)' : ''}:`
+  out.result(json, `${head}\n${fenceUntrusted(stripUnsafeChars(text), { from: d.author, tier: 'anonymous', scopes: [] })}`)
+}
+
 function peerJson (p: SwarmPeer): Record<string, unknown> {
   return { amid: p.amid, peer_id: p.peerId, score: Number(p.score.toFixed(3)), mesh: p.mesh }
 }
@@ -145,47 +197,64 @@ export function swarmCommands (program: Command, io: CliIo = processIo()): void 
       }
     })
 
-  withSwarm(cmd.command('listen')
-    .description('run a swarm node on a topic and print each verified message once (swarm text is untrusted: fenced, or "untrusted": true in --json)')
+  withEncrypted(withSwarm(cmd.command('listen')
+    .description('run a swarm node on a topic and print each verified message once (swarm text is untrusted: fenced, or "untrusted": true in --json); with --encrypted, each message decrypted (what cannot be is reported on stderr)')
     .argument('<topic>', 'the topic')
     .option('--count <n>', 'stop after this many messages')
-    .option('--timeout <sec>', 'stop after this many seconds (default: until Ctrl-C); with --count, not having them all by then is an error'))
-    .action(async (topic: string, o: SwarmOpts & { count?: string }) => {
+    .option('--timeout <sec>', 'stop after this many seconds (default: until Ctrl-C); with --count, not having them all by then is an error')))
+    .action(async (topic: string, o: SwarmOpts & EncryptedOpts & { count?: string }) => {
       const out = output(o.json === true, io)
       checkTopicArg(topic)
+      const enc = encryptedInit(topic, o)
       const count = o.count === undefined ? undefined : parseInteger('--count', o.count, 1)
       const seconds = o.timeout === undefined ? undefined : parsePositive('--timeout', o.timeout)
       const s = await startNode(o, io)
       const stop = stopSignal(io, seconds)
       let n = 0
+      let conn: Connection | undefined
       try {
-        const it = s.subscribe(topic, { signal: stop.signal })
-        printListening(out, s, topic)
-        for await (const d of it) {
-          printMessage(out, d)
-          n++
-          if (count !== undefined && n >= count) break
+        if (enc !== undefined) {
+          const e = await openEncrypted(o, io, out, s, topic, enc)
+          conn = e.conn
+          const it = e.t.subscribe({ signal: stop.signal })
+          printListening(out, s, topic)
+          for await (const d of it) {
+            if (d.via === 'self') continue
+            printDecrypted(out, d)
+            n++
+            if (count !== undefined && n >= count) break
+          }
+        } else {
+          const it = s.subscribe(topic, { signal: stop.signal })
+          printListening(out, s, topic)
+          for await (const d of it) {
+            printMessage(out, d)
+            n++
+            if (count !== undefined && n >= count) break
+          }
         }
       } finally {
         stop.release()
         await s.close()
+        await conn?.close()
       }
       if (count !== undefined && n < count && seconds !== undefined) {
         throw new AgentMeshError(ErrorCode.Timeout, `received ${n} of ${count} swarm messages within ${seconds} s (--timeout)`)
       }
     })
 
-  withSwarm(cmd.command('publish')
-    .description('sign a message as this agent and publish it on a topic: starts a node, dials --bootstrap, waits for a peer on the topic (up to --wait), publishes, lets the message leave, stops')
+  withEncrypted(withSwarm(cmd.command('publish')
+    .description('sign a message as this agent and publish it on a topic: starts a node, dials --bootstrap, waits for a peer on the topic (up to --wait), publishes, lets the message leave, stops; with --encrypted, the body is encrypted for the topic\'s members (this agent\'s sender key handed to them over the relay first)')
     .argument('<topic>', 'the topic')
     .argument('<text>', 'the message (a string; with --json-body, a JSON value)')
     .option('--type <type>', 'an application type (a-z 0-9 . _ : -)')
     .option('--json-body', 'the text is a JSON value, sent as such')
     .option('--wait <sec>', 'how long to wait for a peer on the topic before publishing anyway (default 5)', '5')
-    .option('--linger <sec>', 'how long to stay after publishing, so peers can fetch the message (default 1)', '1'))
-    .action(async (topic: string, text: string, o: SwarmOpts & { type?: string, jsonBody?: boolean, wait: string, linger: string }) => {
+    .option('--linger <sec>', 'how long to stay after publishing, so peers can fetch the message (default 1)', '1')))
+    .action(async (topic: string, text: string, o: SwarmOpts & EncryptedOpts & { type?: string, jsonBody?: boolean, wait: string, linger: string }) => {
       const out = output(o.json === true, io)
       checkTopicArg(topic)
+      const enc = encryptedInit(topic, o)
       if (o.type !== undefined && !/^[a-z][a-z0-9._:-]{0,63}$/.test(o.type)) throw usage('--type must be 1-64 characters of a-z 0-9 . _ : - starting with a letter')
       let body: unknown = text
       if (o.jsonBody === true) {
@@ -198,18 +267,28 @@ export function swarmCommands (program: Command, io: CliIo = processIo()): void 
         const seqs = readSeqs(home)
         const s = await startNode(o, io, seqs)
         const stop = stopSignal(io, undefined)
+        let conn: Connection | undefined
         try {
+          const t = enc === undefined ? undefined : await openEncrypted(o, io, out, s, topic, enc)
+          conn = t?.conn
           s.join(topic)
           const peers = await waitForPeers(s, topic, wait * 1000, stop.signal)
-          const r = await s.publish(topic, body, o.type === undefined ? {} : { type: o.type })
+          const opts = o.type === undefined ? {} : { type: o.type }
+          const r: { id: string, seq: number, recipients?: number, keyId?: string } = t === undefined ? await s.publish(topic, body, opts) : await t.t.publish(body, opts)
           // the number is kept before anything else can fail: it was used
           writeSecretFile(join(home, SWARM_SEQ_FILE), JSON.stringify({ ...readSeqs(home), [topic]: r.seq }) + '\n')
           if (peers === 0) out.warn(new AgentMeshError(ErrorCode.Timeout, `no peer on ${topic} within ${wait} s: the message was kept by no one else (check --bootstrap)`))
           await new Promise(resolve => setTimeout(resolve, linger * 1000))
-          out.result({ topic, id: r.id, seq: r.seq, author: s.amid, recipients: r.recipients }, `published ${r.id} (seq ${r.seq}) on ${topic} to ${r.recipients} peer(s)`)
+          if (r.keyId !== undefined) {
+            const members = t!.t.membership()?.members.size ?? 0
+            out.result({ topic, id: r.id, seq: r.seq, author: s.amid, encrypted: true, key_id: r.keyId, members }, `published ${r.id} (seq ${r.seq}) on ${topic}, encrypted for its ${members} member(s)`)
+          } else {
+            out.result({ topic, id: r.id, seq: r.seq, author: s.amid, recipients: r.recipients }, `published ${r.id} (seq ${r.seq}) on ${topic} to ${r.recipients ?? 0} peer(s)`)
+          }
         } finally {
           stop.release()
           await s.close()
+          await conn?.close()
         }
       })
     })

@@ -10,19 +10,32 @@
  * has another gossip id, while two encodings of the same signed message share one. Undecodable
  * bytes get an id of their bytes' hash (and the validator rejects them).
  *
+ * Copies. gossipsub forwards the bytes it received, so nearly every duplicate copy is
+ * byte-identical to the first; decoding it and canonicalising it again only to find its gossip id
+ * in the seen cache was most of what a duplicate cost (docs/swarm.md, "Figures measured here").
+ * `fastMsgId` (gossipsub's `fastMsgIdFn`) is SHA-256 over the raw bytes, truncated to 128 bits:
+ * gossipsub maps it to the gossip id of the first copy and drops a copy with the same bytes
+ * before any decode. It must resist collisions, not just spread well: a forgery whose bytes
+ * collided with a real message's fast id, sent first, would have the real one dropped.
+ *
+ * The content id computed here for the gossip id is also the one the signature check needs
+ * (`verify`): the validator does not hash the content a second time.
+ *
  * On a region's internal topic (`<topic>#region/<r>`, `region-links.ts`) the gossipsub topic name
  * is hashed in too: gossipsub's `publish` refuses an id already in its (topic-blind) seen cache,
  * so an inter-region link could not carry a message from its region to the backbone under the
  * same id. On the public topic the id is unchanged (nodes without a region interoperate).
  */
 import { createHash } from 'node:crypto'
-import { decodeSwarmMessage, swarmMessageId, type SwarmMessage } from '../message.ts'
+import { decodeSwarmMessage, swarmMessageId, verifySwarmMessage, type SwarmMessage } from '../message.ts'
 
 export type Decoded = { ok: true, msg: SwarmMessage, contentId: string } | { ok: false, error: unknown }
 
 /** Bytes → decoded message, kept while gossipsub holds the bytes (the same array reaches msgIdFn and the validator). */
 export class DecodeCache {
   private readonly cache = new WeakMap<Uint8Array, Decoded>()
+  /** content ids of the messages decoded here, for `verify` (kept while the message object lives) */
+  private readonly contentIds = new WeakMap<SwarmMessage, string>()
   constructor (private readonly maxBytes: number) {}
 
   decode (data: Uint8Array): Decoded {
@@ -31,6 +44,7 @@ export class DecodeCache {
       try {
         const msg = decodeSwarmMessage(data, { maxBytes: this.maxBytes })
         d = { ok: true, msg, contentId: swarmMessageId(msg) }
+        this.contentIds.set(msg, d.contentId)
       } catch (error) {
         d = { ok: false, error }
       }
@@ -38,6 +52,14 @@ export class DecodeCache {
     }
     return d
   }
+
+  /** gossipsub's `fastMsgIdFn`: SHA-256 of the raw bytes, 128 bits, base64url. */
+  fastMsgId (data: Uint8Array | undefined): string {
+    return createHash('sha256').update(data ?? new Uint8Array(0)).digest().subarray(0, 16).toString('base64url')
+  }
+
+  /** The validator's signature check, with the content id already computed for a message decoded here. */
+  readonly verify = (m: SwarmMessage): boolean => verifySwarmMessage(m, undefined, this.contentIds.get(m))
 
   /** gossipsub's `msgIdFn` (20 bytes); `internalTopic`: the gossipsub topic when it is a region's. */
   msgId (data: Uint8Array, internalTopic?: string): Uint8Array {

@@ -39,7 +39,7 @@ export const SWARM_DEFAULTS = Object.freeze({
   partitionMinPeers: 3,
   /** share of the pre-partition peers that must be back to report the heal */
   healShare: 0.75,
-  /** interval of background anti-entropy with one random mesh peer per topic, ms (0: only after a heal) */
+  /** interval of background anti-entropy, ms: each round one peer sharing a topic, topics and peers in turn, the shared topics only (anti-entropy.ts; 0: only after a heal) */
   reconcileIntervalMs: 10_000,
   /** messages one reconcile answer carries at most (the rest follow on the next round) */
   maxReconcileMessages: 1024,

@@ -107,10 +107,11 @@ export async function handleReconcile (host: ReconcileHost, stream: Stream, conn
   }
 }
 
-/** A's side: runs one exchange with `peer`. */
-export async function runReconcile (host: ReconcileHost, node: Libp2p, peer: PeerId): Promise<{ recovered: number, sent: number }> {
+/** A's side: runs one exchange with `peer`, on `only` the given topics (default: every topic joined). */
+export async function runReconcile (host: ReconcileHost, node: Libp2p, peer: PeerId, only?: readonly string[]): Promise<{ recovered: number, sent: number }> {
   const signal = AbortSignal.timeout(host.limits.reconcileTimeoutMs)
-  const topics = host.topics()
+  const joined = host.topics()
+  const topics = only === undefined ? joined : joined.filter(t => only.includes(t))
   if (topics.length === 0) return { recovered: 0, sent: 0 }
   const stream = await node.dialProtocol(peer, RECONCILE_PROTOCOL, { signal })
   const lp = lpStream(stream, { maxDataLength: host.limits.maxReconcileFrameBytes })

@@ -21,6 +21,7 @@ import { createIdentity } from '@agentmesh/crypto'
 import { SWARM_MESH } from '../scoring.ts'
 import { swarm, type Swarm } from './swarm.ts'
 import { internals } from './swarm.ts'
+import { observeSeenCacheDrops } from './gossip-observer.ts'
 import { seededRandom } from '@agentmesh/protocol/internal'
 import type { CalibrationFigures } from '../calibration.ts'
 
@@ -44,12 +45,17 @@ interface Plan {
   progress?: (line: string) => void
 }
 
-/** What one node saw: per message (content id) the peer id it first came from, and the duplicates gossipsub dropped. */
-interface NodeRecord { index: number, peerId: string, firsts: Array<[id: string, source: string]>, duplicates: number, published: string[] }
+/**
+ * What one node saw: per message (content id) the peer id it first came from, the duplicates
+ * gossipsub dropped, and when the topic's mesh got its first peer and D peers (ms after the dial
+ * phase began; the swarm's own `mesh.peer_discovery_time`, measured from the moment every node
+ * starts connecting rather than from its process start).
+ */
+interface NodeRecord { index: number, peerId: string, firsts: Array<[id: string, source: string]>, duplicates: number, published: string[], firstConnAt?: number, firstConnMs?: number, firstPeerMs?: number, fullMeshMs?: number }
 
 type ToWorker =
   | { type: 'start', first: number, count: number, plan: Plan }
-  | { type: 'dial', targets: Record<number, string[]> }
+  | { type: 'dial', targets: Record<number, string[]>, at: number }
   | { type: 'status' }
   | { type: 'publish', index: number, n: number, intervalMs: number, bodyBytes: number }
   | { type: 'report' }
@@ -70,6 +76,7 @@ async function worker (): Promise<void> {
   const send = (m: FromWorker): void => { process.send!(m) }
   let nodes: Swarm[] = []
   let first = 0
+  let dialAt = 0
   const records: NodeRecord[] = []
   process.on('message', (raw) => {
     const m = raw as ToWorker
@@ -87,7 +94,7 @@ async function worker (): Promise<void> {
             const rec: NodeRecord = { index: first + i, peerId: s.peerId, firsts: [], duplicates: 0, published: [] }
             const gossip = internals(s).gossip as unknown as {
               addEventListener: (t: string, fn: (e: CustomEvent<{ propagationSource: { toString: () => string }, msg: { data: Uint8Array } }>) => void) => void
-              score: { duplicateMessage: (from: string, msgId: string, topic: string) => void }
+              score: unknown
             }
             gossip.addEventListener('gossipsub:message', (e) => {
               try {
@@ -95,9 +102,10 @@ async function worker (): Promise<void> {
                 rec.firsts.push([id, e.detail.propagationSource.toString()])
               } catch {}
             })
-            // every copy gossipsub drops as already seen passes here (its P3 bookkeeping)
-            const dup = gossip.score.duplicateMessage.bind(gossip.score)
-            gossip.score.duplicateMessage = (from, msgId, topic) => { rec.duplicates++; dup(from, msgId, topic) }
+            // every copy gossipsub drops as already seen (the same hook as the swarm's mesh.duplicates stage seen-cache)
+            observeSeenCacheDrops(gossip, () => { rec.duplicates++ })
+            // the first connection (in or out): separates the harness's dial queue from gossipsub's mesh forming
+            internals(s).node.addEventListener('peer:connect', () => { rec.firstConnAt ??= Date.now() })
             s.join(TOPIC)
             nodes.push(s)
             records.push(rec)
@@ -111,6 +119,7 @@ async function worker (): Promise<void> {
           // at most DIAL_CONCURRENCY handshakes in flight per process: on a loaded host more
           // of them at once time out
           let failed = 0
+          dialAt = m.at
           const jobs = nodes.flatMap((s, i) => (m.targets[first + i] ?? []).map(a => ({ s, a })))
           await Promise.all(Array.from({ length: DIAL_CONCURRENCY }, async () => {
             for (let job = jobs.shift(); job !== undefined; job = jobs.shift()) {
@@ -144,6 +153,12 @@ async function worker (): Promise<void> {
           break
         }
         case 'report':
+          nodes.forEach((s, i) => {
+            const d = internals(s).discovery(TOPIC)
+            if (records[i]!.firstConnAt !== undefined) records[i]!.firstConnMs = Math.max(0, records[i]!.firstConnAt! - dialAt)
+            if (d?.firstPeerAt !== undefined) records[i]!.firstPeerMs = Math.max(0, d.firstPeerAt - dialAt)
+            if (d?.fullMeshAt !== undefined) records[i]!.fullMeshMs = Math.max(0, d.fullMeshAt - dialAt)
+          })
           send({ type: 'report', records })
           break
         case 'stop':
@@ -177,10 +192,38 @@ class Worker {
   }
 }
 
+/** Percentiles of a set of times (ms), and how many nodes reached the milestone. */
+export interface TimeStats { nodes: number, p50: number, p90: number, p99: number, max: number }
+
 export interface RealFigures extends CalibrationFigures {
   source: 'real'
   /** the run itself */
   run: { procs: number, degree: number, failedDials: number, meshDegreeMean: number, startMs: number, meshMs: number, deliverMs: number }
+  /** peer discovery: ms from the start of the dial phase to the topic's first mesh peer and to D mesh peers, over the nodes that got there */
+  discovery: {
+    firstConnection: TimeStats
+    firstPeer: TimeStats
+    fullMesh: TimeStats
+    /** the same two milestones measured from each node's own first connection (without the harness's dial queue) */
+    firstPeerAfterConnection: TimeStats
+    fullMeshAfterConnection: TimeStats
+  }
+}
+
+function timeStats (xs: number[]): TimeStats {
+  const s = [...xs].sort((a, b) => a - b)
+  return { nodes: s.length, p50: percentile(s, 0.5), p90: percentile(s, 0.9), p99: percentile(s, 0.99), max: s.at(-1) ?? 0 }
+}
+
+/** Discovery figures from the node records. */
+export function discoveryFrom (records: NodeRecord[]): RealFigures['discovery'] {
+  return {
+    firstConnection: timeStats(records.flatMap(r => r.firstConnMs === undefined ? [] : [r.firstConnMs])),
+    firstPeer: timeStats(records.flatMap(r => r.firstPeerMs === undefined ? [] : [r.firstPeerMs])),
+    fullMesh: timeStats(records.flatMap(r => r.fullMeshMs === undefined ? [] : [r.fullMeshMs])),
+    firstPeerAfterConnection: timeStats(records.flatMap(r => r.firstPeerMs === undefined || r.firstConnMs === undefined ? [] : [Math.max(0, r.firstPeerMs - r.firstConnMs)])),
+    fullMeshAfterConnection: timeStats(records.flatMap(r => r.fullMeshMs === undefined || r.firstConnMs === undefined ? [] : [Math.max(0, r.fullMeshMs - r.firstConnMs)])),
+  }
 }
 
 function percentile (sorted: number[], q: number): number {
@@ -189,7 +232,7 @@ function percentile (sorted: number[], q: number): number {
 }
 
 /** Hops of every first delivery of every message, from the source pointers. */
-export function figuresFrom (records: NodeRecord[], messageIds: string[], publisherOf: Map<string, string>): Omit<RealFigures, 'run'> {
+export function figuresFrom (records: NodeRecord[], messageIds: string[], publisherOf: Map<string, string>): Omit<RealFigures, 'run' | 'discovery'> {
   const n = records.length
   const allHops: number[] = []
   const roundsFull: Array<number | null> = []
@@ -273,7 +316,8 @@ export async function runReal (plan: Plan): Promise<RealFigures> {
       targets[i] = [...pick].map(j => peers[j]!.addr)
     }
     plan.progress?.(`${plan.nodes} nodes started in ${startMs} ms; dialing`)
-    const dialed = await Promise.all(workers.map(async w => await w.ask({ type: 'dial', targets }, 'dialed', left())))
+    const dialAt = Date.now()
+    const dialed = await Promise.all(workers.map(async w => await w.ask({ type: 'dial', targets, at: dialAt }, 'dialed', left())))
     const failedDials = dialed.reduce((n, d) => n + d.failed, 0)
     plan.progress?.(`dialed in ${Date.now() - t0 - startMs} ms (${failedDials} of ${plan.nodes * plan.degree} dials failed)`)
     const t1 = Date.now()
@@ -316,10 +360,17 @@ export async function runReal (plan: Plan): Promise<RealFigures> {
     await new Promise(resolve => setTimeout(resolve, 500))
     const reports = await Promise.all(workers.map(async w => await w.ask({ type: 'report' }, 'report', left())))
     const records = reports.flatMap(r => r.records).sort((a, b) => a.index - b.index)
-    return { ...figuresFrom(records, [...publisherOf.keys()], publisherOf), run: { procs: workers.length, degree: plan.degree, failedDials, meshDegreeMean, startMs, meshMs, deliverMs } }
+    return { ...figuresFrom(records, [...publisherOf.keys()], publisherOf), discovery: discoveryFrom(records), run: { procs: workers.length, degree: plan.degree, failedDials, meshDegreeMean, startMs, meshMs, deliverMs } }
   } finally {
     await Promise.all(workers.map(async w => await w.ask({ type: 'stop' }, 'stopped', 30_000).catch(() => { w.child.kill('SIGKILL') })))
   }
+}
+
+/** One line: peer discovery figures (run-real's text output and the simulator's --real). */
+export function formatDiscovery (d: RealFigures['discovery'], nodes: number): string {
+  const one = (t: TimeStats): string => t.nodes === 0 ? 'no node' : `p50 ${t.p50} / p90 ${t.p90} / p99 ${t.p99} / max ${t.max} ms (${t.nodes} of ${nodes} nodes)`
+  return `peer discovery from the start of the dial phase: first connection ${one(d.firstConnection)}; first mesh peer ${one(d.firstPeer)}; full mesh (D = ${SWARM_MESH.D}) ${one(d.fullMesh)}\n` +
+    `  from each node's first connection: first mesh peer ${one(d.firstPeerAfterConnection)}; full mesh ${one(d.fullMeshAfterConnection)}`
 }
 
 async function main (): Promise<void> {
@@ -367,7 +418,8 @@ async function main (): Promise<void> {
     process.stdout.write(`  started in ${f.run.startMs} ms, meshes formed in ${f.run.meshMs} ms (mean mesh degree ${f.run.meshDegreeMean}), delivered in ${f.run.deliverMs} ms, complete: ${f.complete}\n`)
     process.stdout.write(`  hops: p50 ${f.rounds.p50}, p90 ${f.rounds.p90}, p99 ${f.rounds.p99}, max ${f.rounds.max}; to full delivery per message: ${f.roundsFull.join(', ')}\n`)
     process.stdout.write(`  duplicates per node per message: ${f.duplicatesPerNodePerMessage}; copies per node per message: ${f.messagesPerNodePerMessage}\n`)
-    const { run: _run, ...shape } = f
+    process.stdout.write(`  ${formatDiscovery(f.discovery, f.nodes)}\n`)
+    const { run: _run, discovery: _discovery, ...shape } = f
     process.stdout.write('calibration figures (compare with `npm run sim -- --calibrate` of the same scenario): ' + JSON.stringify(shape) + '\n')
   }
 }

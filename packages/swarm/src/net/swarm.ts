@@ -50,6 +50,8 @@ import { createTelemetry, type SwarmTelemetry } from './telemetry.ts'
 import { RECONCILE_PROTOCOL, handleReconcile, runReconcile, type ReconcileHost } from './reconcile-protocol.ts'
 import { AUTO_REGION, REGION_PATTERN, parseGossipTopic } from './region-links.ts'
 import { advertiseRegion, createRegions, resolveRegion, type Regions } from './regions-net.ts'
+import { observeSeenCacheDrops, createDiscoveryClock, type DiscoveryTimes } from './gossip-observer.ts'
+import { createAntiEntropy } from './anti-entropy.ts'
 
 export interface SwarmPeer {
   readonly amid: string
@@ -72,7 +74,7 @@ export interface SwarmEvents {
   'partition:detected': CustomEvent<Extract<PartitionEvent, { type: 'detected' }>>
   'partition:healed': CustomEvent<Extract<PartitionEvent, { type: 'healed' }>>
   /** a reconcile exchange with one peer ended; `recovered` messages were new here */
-  'reconcile:done': CustomEvent<{ peer: string, recovered: number, sent: number }>
+  'reconcile:done': CustomEvent<{ peer: string, recovered: number, sent: number, topics: readonly string[] }>
   /** the reconciliation after a heal finished (every connected peer asked once) */
   'partition:converged': CustomEvent<{ ms: number, recovered: number }>
 }
@@ -117,6 +119,8 @@ export interface SwarmInternals {
   publishRaw: (topic: string, data: Uint8Array) => Promise<number>
   /** the node's regions: gossipsub topics per topic, link state */
   readonly regions: Regions
+  /** peer discovery times of a joined topic (`mesh.peer_discovery_time`), absolute ms */
+  discovery: (topic: string) => DiscoveryTimes | undefined
 }
 
 /** The parts of the gossipsub implementation used beyond its public interface. */
@@ -148,6 +152,7 @@ export function internals (s: Swarm): SwarmInternals {
 export async function swarm (init: SwarmInit): Promise<Swarm> {
   const limits: SwarmLimits = swarmLimits(init.limits)
   const now = init.now ?? Date.now
+  const startedAt = now()
   let region = init.region ?? 'default'
   if (!REGION_PATTERN.test(region)) throw new AgentMeshError(ErrorCode.InvalidArgument, 'swarm region must be 1-32 characters of a-z 0-9 - (starting with a letter or digit)')
   const bootstrap = (init.bootstrap ?? []).map((a) => {
@@ -181,6 +186,9 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
         // only gossipsub peers: floodsub has no mesh, no scores and no IHAVE/IWANT
         fallbackToFloodsub: false,
         msgIdFn: (m) => decoder.msgId(m.data, parseGossipTopic(m.topic).region === undefined ? undefined : m.topic),
+        // a byte-identical copy (nearly every duplicate) is dropped before any decode (msg-id.ts); a
+        // link's copy on its other topic has the same bytes, so it too is dropped there as seen
+        fastMsgIdFn: (m) => decoder.fastMsgId(m.data),
         D: limits.meshDegree,
         Dlo: limits.meshDegreeLow,
         Dhi: limits.meshDegreeHigh,
@@ -227,10 +235,22 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     },
   }, { ...(init.meterProvider === undefined ? {} : { meterProvider: init.meterProvider }), ...(init.tracerProvider === undefined ? {} : { tracerProvider: init.tracerProvider }) })
 
+  // every received copy gossipsub's seen cache drops before validation (joined topics only: bounded attributes)
+  // (a region's internal topic counts as its public topic)
+  observeSeenCacheDrops(gossip, (gossipTopic) => { const topic = parseGossipTopic(gossipTopic).topic; if (topics.has(topic)) telemetry.duplicate(topic, 'seen-cache') })
+  const discovery = createDiscoveryClock({
+    startedAt,
+    now,
+    meshDegree: limits.meshDegree,
+    meshSize: (topic) => gossipTopicsOf(topic).reduce((n, gt) => n + gossip.getMeshPeers(gt).length, 0),
+    onMilestone: (topic, milestone, ms) => { telemetry.discovered(topic, milestone, ms) },
+  })
+  gossip.addEventListener('gossipsub:graft', (ev) => { discovery.check(parseGossipTopic((ev as CustomEvent<{ topic: string }>).detail.topic).topic) })
+
   /** Accepts a validated message: store, log, metrics. True when it was new here. */
   const deliver = (t: TopicState, m: SwarmMessage, via: SwarmDelivery['via'], size?: number): boolean => {
     if (!t.store.add(m, size)) {
-      telemetry.duplicate(m.topic)
+      telemetry.duplicate(m.topic, via === 'reconcile' ? 'reconcile' : 'validator')
       return false
     }
     const at = now()
@@ -258,7 +278,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       regions?.forward(topic, gossipTopic, msg.data)
       return TopicValidatorResult.Accept
     }
-    if (v.reason === 'duplicate') telemetry.duplicate(topic)
+    if (v.reason === 'duplicate') telemetry.duplicate(topic, 'validator')
     else telemetry.invalid(topic, v.reason)
     return v.result === 'reject' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
   }
@@ -271,12 +291,14 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
     if (topics.size >= limits.maxTopics) throw new AgentMeshError(ErrorCode.InvalidArgument, `a swarm node joins at most ${limits.maxTopics} topics (limits.maxTopics)`)
     t = {
       log: new TopicLog(topic, limits.maxQueuedPerSubscriber),
-      validator: createValidator({ topic, maxBytes: maxMessageBytes, now }),
+      validator: createValidator({ topic, maxBytes: maxMessageBytes, now, verify: decoder.verify }),
       store: createSwarmStore({ now }),
       seq: lastSeqOf(topic),
     }
     topics.set(topic, t)
+    discovery.joined(topic)
     regions!.join(topic)
+    discovery.check(topic)
     return t
   }
 
@@ -289,10 +311,10 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       if (t === undefined) return []
       const fresh: SwarmMessage[] = []
       for (const m of msgs) {
-        if (t.store.knows(m.author, m.seq)) { telemetry.duplicate(topic); continue }
+        if (t.store.knows(m.author, m.seq)) { telemetry.duplicate(topic, 'reconcile'); continue }
         const v = t.validator.validate(m, { ...(fromAmid === undefined ? {} : { from: fromAmid }) })
         if (v.result !== 'accept') {
-          if (v.reason === 'duplicate') telemetry.duplicate(topic)
+          if (v.reason === 'duplicate') telemetry.duplicate(topic, 'reconcile')
           else telemetry.invalid(topic, v.reason)
           continue
         }
@@ -309,13 +331,15 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
   }
   await node.handle(RECONCILE_PROTOCOL, (stream, connection) => handleReconcile(host, stream, connection), { maxInboundStreams: 4, maxOutboundStreams: 4 })
 
-  const reconcileWith = async (peers: readonly string[]): Promise<number> => {
+  /** Reconciles with each peer the given topics (default: every topic joined). */
+  const reconcileWith = async (peers: readonly string[], only?: readonly string[]): Promise<number> => {
     let recovered = 0
     await Promise.all(peers.map(async (p) => {
       try {
-        const r = await runReconcile(host, node, peerIdFromString(p))
+        const asked = only ?? [...topics.keys()]
+        const r = await runReconcile(host, node, peerIdFromString(p), asked)
         recovered += r.recovered
-        emit('reconcile:done', { peer: amidFromPeerId(p) ?? p, recovered: r.recovered, sent: r.sent })
+        emit('reconcile:done', { peer: amidFromPeerId(p) ?? p, recovered: r.recovered, sent: r.sent, topics: asked })
       } catch {
         // a peer that went away or answered badly: the next round asks another one
       }
@@ -353,18 +377,23 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
   }
 
   let nextAntiEntropy = limits.reconcileIntervalMs > 0 ? now() + limits.reconcileIntervalMs : Infinity
+  const antiEntropy = createAntiEntropy({
+    topics: () => [...topics.keys()],
+    subscribers: (topic) => [...new Set(gossipTopicsOf(topic).flatMap(gt => gossip.getSubscribers(gt).map(String)))],
+  })
   gossip.addEventListener('gossipsub:heartbeat', () => {
     if (closed) return
     telemetry.gossipRound()
     regions?.round()
+    for (const t of topics.keys()) discovery.check(t)
     const peers = node.getPeers().length
     const ev = detector.observe(peers, now())
     if (ev !== undefined) onPartition(ev)
     if (detector.partitioned || peers < limits.meshDegreeLow) redial()
     if (now() >= nextAntiEntropy && topics.size > 0) {
       nextAntiEntropy = now() + limits.reconcileIntervalMs
-      const all = node.getPeers()
-      if (all.length > 0) void reconcileWith([all[Math.floor(Math.random() * all.length)]!.toString()])
+      const round = antiEntropy.next()
+      if (round !== undefined) void reconcileWith([round.peer], round.topics)
     }
   })
   node.addEventListener('peer:connect', (ev) => {
@@ -396,6 +425,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       if (t === undefined) return
       regions!.leave(topic)
       topics.delete(topic)
+      discovery.left(topic)
       t.log.close()
     },
     async publish (topic, body, opts = {}) {
@@ -463,6 +493,7 @@ export async function swarm (init: SwarmInit): Promise<Swarm> {
       gossip,
       publishRaw: async (topic, data) => (await gossip.publish(topic, data)).recipients.length,
       regions: regions!,
+      discovery: (topic) => discovery.times(topic),
     },
   }
   return api

@@ -12,6 +12,13 @@ import { metrics, trace, type Attributes, type Counter, type Histogram, type Met
 export const METER_NAME = '@agentmesh/swarm'
 
 export type Via = 'gossip' | 'reconcile'
+/**
+ * Where a duplicate copy was dropped: gossipsub's seen cache (same gossip id, before validation),
+ * the validator (a copy of an (author, seq) already delivered that the seen cache no longer or
+ * never held), or the reconcile merge. Each received copy is counted at one stage only.
+ */
+export type DuplicateStage = 'seen-cache' | 'validator' | 'reconcile'
+export type DiscoveryMilestone = 'first_peer' | 'full_mesh'
 
 export interface PeerCounts { connected: number, mesh: number }
 export interface ScoreStats { min: number, mean: number, max: number }
@@ -26,7 +33,9 @@ export interface SwarmTelemetry {
   gossipRound: () => void
   delivered: (topic: string, via: Via, latencyMs: number) => void
   published: (topic: string) => void
-  duplicate: (topic: string) => void
+  duplicate: (topic: string, stage: DuplicateStage) => void
+  /** peer discovery: ms from the node's start (or the topic's join) to the milestone */
+  discovered: (topic: string, milestone: DiscoveryMilestone, ms: number) => void
   invalid: (topic: string, reason: string) => void
   reconciled: (topic: string, n: number) => void
   partitionDetected: () => void
@@ -49,7 +58,8 @@ export function createTelemetry (sources: TelemetrySources, providers: { meterPr
   const convergence = histogram('mesh.convergence_time', 'ms', 'time from a heal to the end of the reconciliation that follows it')
   const messagesIn = counter('mesh.messages_in', '{message}', 'messages accepted and delivered here, each once')
   const messagesOut = counter('mesh.messages_out', '{message}', 'messages this node authored and published')
-  const duplicates = counter('mesh.duplicates', '{message}', 'copies of messages already delivered, dropped')
+  const duplicates = counter('mesh.duplicates', '{message}', 'received copies of messages already seen, dropped, by stage (seen-cache, validator, reconcile)')
+  const discovery = histogram('mesh.peer_discovery_time', 'ms', "time from the node's start (or the topic's join) to the topic's first mesh peer and to a full mesh (D peers)")
   const invalid = counter('mesh.invalid_messages', '{message}', 'messages rejected or ignored by the validator, by reason')
   const reconciled = counter('mesh.reconciled_messages', '{message}', 'messages recovered by the reconcile protocol')
   const peerCount = meter.createObservableGauge('mesh.peer_count', { unit: '{peer}', description: 'peers connected, and peers in the topic meshes' })
@@ -77,7 +87,8 @@ export function createTelemetry (sources: TelemetrySources, providers: { meterPr
       latency.record(Math.max(0, ms), { 'mesh.topic': topic, 'mesh.via': via })
     },
     published: (topic) => { messagesOut.add(1, { 'mesh.topic': topic }) },
-    duplicate: (topic) => { duplicates.add(1, { 'mesh.topic': topic }) },
+    duplicate: (topic, stage) => { duplicates.add(1, { 'mesh.topic': topic, 'mesh.stage': stage }) },
+    discovered: (topic, milestone, ms) => { discovery.record(Math.max(0, ms), { 'mesh.topic': topic, 'mesh.milestone': milestone }) },
     invalid: (topic, reason) => { invalid.add(1, { 'mesh.topic': topic, 'mesh.reason': reason }) },
     reconciled: (topic, n) => { if (n > 0) reconciled.add(n, { 'mesh.topic': topic }) },
     partitionDetected: () => { partitions.add(1) },
