@@ -196,7 +196,8 @@ export function createRegions (init: RegionsInit): Regions {
 /**
  * `region: 'auto'`: after the bootstrap dials, waits (at most `timeoutMs`) for the connected
  * peers to identify, pings up to `maxPeers` of those that advertise a region, and takes the region
- * of the lowest-RTT ones (`pickRegion`). No usable peer: `default`. The node then advertises the
+ * of the lowest-RTT ones (`pickRegion`). No usable peer (none connected after the bootstrap dials:
+ * at once): `default`. The node then advertises the
  * region it chose in identify (peers that identified it before saw `region=auto`, which no one
  * follows). Returns the region and the samples (for logs and tests).
  */
@@ -214,7 +215,8 @@ export async function resolveRegion (node: Libp2p<{ ping: Ping }>, opts: { timeo
   for (;;) {
     peers = node.getPeers().slice(0, opts.maxPeers)
     regions = await Promise.all(peers.map(regionOf))
-    if ((peers.length > 0 && regions.every(r => r !== undefined)) || Date.now() >= end) break
+    // no peer at all after the bootstrap dials: nothing to wait for
+    if (peers.length === 0 || regions.every(r => r !== undefined) || Date.now() >= end) break
     await new Promise(resolve => setTimeout(resolve, 25))
   }
   const samples: RttSample[] = []
