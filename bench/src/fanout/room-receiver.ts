@@ -8,12 +8,14 @@
  * is acknowledged per room with `{"op":"cursor","room":"<room id>","seq":N}`; a client declares it
  * understands that with `"features":["room-cursor"]` in its auth frame. This receiver handles both:
  * a deliver frame with a `room` field is acknowledged per room, any other one on the inbox cursor,
- * once per room (and once for the inbox) per event-loop turn, cumulatively.
+ * once per room (and once for the inbox), cumulatively, CURSOR_ACK_DELAY_MS (10 ms) after the
+ * first delivery they acknowledge, as the SDK does.
  *
  * BENCH_AM_FEATURES=0 leaves `features` out of the auth frame (today's relay ignores the field: its
  * auth schema accepts unknown fields).
  */
 import { WebSocket } from 'ws'
+import { CURSOR_ACK_DELAY_MS } from '@agentmesh/client'
 import { corkForTurn, readIntAfter, socketOf } from '../util.ts'
 
 /** Extra fields of the auth frame. */
@@ -21,6 +23,8 @@ export function authFeatures (): Record<string, unknown> {
   return process.env.BENCH_AM_FEATURES === '0' ? {} : { features: ['room-cursor'] }
 }
 
+/** Cursor acks leave as the SDK sends them: CURSOR_ACK_DELAY_MS after the delivery (BENCH_AM_ACK_MS=0: at the end of the turn). */
+const ACK_MS = Number(process.env.BENCH_AM_ACK_MS ?? CURSOR_ACK_DELAY_MS)
 const OP_DELIVER = 0x64 // 'd' at index 7 of {"op":"deliver"…
 const ENV_KEY = '"env":'
 const ROOM_KEY = '"room":"'
@@ -51,8 +55,8 @@ export function readDelivery (data: Buffer): Delivery | undefined {
 }
 
 /**
- * One member's acknowledgements: `note()` each delivery, and the cursors leave once per turn
- * (one per room, and one for the inbox), corked with the turn's other writes.
+ * One member's acknowledgements: `note()` each delivery, and the cursors leave together (one per
+ * room, and one for the inbox), corked with the other writes of that moment.
  */
 export class MemberCursor {
   private inbox = -1
@@ -91,7 +95,7 @@ export class CursorTurn {
 
   add (m: MemberCursor): void {
     this.pending.push(m)
-    if (!this.scheduled) { this.scheduled = true; setImmediate(this.flush) }
+    if (!this.scheduled) { this.scheduled = true; if (ACK_MS > 0) setTimeout(this.flush, ACK_MS); else setImmediate(this.flush) }
   }
 
   count (d: Delivery): void {

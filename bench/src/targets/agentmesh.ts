@@ -2,13 +2,15 @@
  * AgentMesh relay target. The server side runs createRelay() in a child process; the client side
  * speaks the raw WebSocket protocol (docs/protocol.md): challenge → auth (signChallenge) →
  * welcome; pre-signed `{"op":"send","env":…}` frames; `{"op":"ack","id"}` answers; receivers
- * get `{"op":"deliver","seq","env"}` and send one cumulative `{"op":"cursor","seq"}` per
- * event-loop turn. The generator does not verify signatures: it measures the relay.
+ * get `{"op":"deliver","seq","env"}` and send one cumulative `{"op":"cursor","seq"}`
+ * CURSOR_ACK_DELAY_MS after a delivery, as the SDK does (BENCH_AM_ACK_MS=0: at the end of the
+ * turn). The generator does not verify signatures: it measures the relay.
  */
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { WebSocket } from 'ws'
+import { CURSOR_ACK_DELAY_MS } from '@agentmesh/client'
 import { createIdentity, signChallenge, type Identity } from '@agentmesh/crypto'
 import { PROTOCOL } from '@agentmesh/protocol'
 import { join } from 'node:path'
@@ -195,6 +197,7 @@ export async function connectAgentMesh (
   const pendingCursor = new Float64Array(pairs)
   const dirty: number[] = []
   const isDirty = new Uint8Array(pairs)
+  const ACK_MS = Number(process.env.BENCH_AM_ACK_MS ?? CURSOR_ACK_DELAY_MS)
   let cursorScheduled = false
   let closing = false
   let cursorFrames = 0
@@ -225,7 +228,7 @@ export async function connectAgentMesh (
       if (relaySeq > pendingCursor[p]!) {
         if (isDirty[p] === 0) { isDirty[p] = 1; dirty.push(p) }
         pendingCursor[p] = relaySeq
-        if (!cursorScheduled) { cursorScheduled = true; setImmediate(flushCursors) }
+        if (!cursorScheduled) { cursorScheduled = true; if (ACK_MS > 0) setTimeout(flushCursors, ACK_MS); else setImmediate(flushCursors) }
       }
       return
     }

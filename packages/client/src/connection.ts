@@ -66,6 +66,15 @@ const CLOSE_SETTLE_MS = 2000
 export const CONTROL_TYPES: ReadonlySet<string> = new Set([KNOCK_TYPE, KNOCK_ANSWER_TYPE, GRANT_REVOKE_TYPE, E2EE_RESET_TYPE, SENDER_KEY_TYPE, SWARM_KEY_TYPE, DELIVERY_NOTICE_TYPE, RECEIPT_TYPE])
 /** How often messages the gate held back are checked for being due. */
 const DEFER_POLL_MS = 1000
+/**
+ * Cursor acks (§6) leave at most this long after the delivery they acknowledge was processed, so
+ * a burst of deliveries costs one cumulative frame per inbox and room, not one per event-loop turn
+ * (docs/protocol.md §6: fewer frames for the relay to read and commit; after a crash the relay
+ * delivers again at most these last ms of deliveries, which the agent's dedupe drops).
+ */
+export const CURSOR_ACK_DELAY_MS = 10
+/** …and at once when this many deliveries wait for an ack (well inside the relay's delivery window). */
+export const CURSOR_ACK_EAGER = 256
 const typeRe = new RegExp(TYPE_PATTERN)
 const roomRe = new RegExp(ROOM_ADDRESS_PATTERN)
 const ID_RE = new RegExp(ID_PATTERN)
@@ -164,9 +173,6 @@ interface Inbound { seq: number, room?: string, msg?: Message, env?: Envelope, s
 
 const utf8 = new TextEncoder()
 
-/** Runs `fn` after the I/O already queued (setImmediate in Node, a timer elsewhere), so acks batch. */
-const defer: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => { setImmediate(fn) } : (fn) => { setTimeout(fn, 0) }
-
 /** A timer that does not keep Node running (a number elsewhere, with nothing to do). */
 function unref (t: ReturnType<typeof setTimeout>): void {
   if (typeof t === 'object' && t !== null && 'unref' in t) t.unref()
@@ -215,6 +221,9 @@ export class ConnectionImpl implements Connection {
   /** the last inbox cursor sent on the current connection */
   private cursorSent = 0
   private cursorScheduled = false
+  private cursorTimer: ReturnType<typeof setTimeout> | undefined
+  /** deliveries processed since the last cursor frames */
+  private cursorBacklog = 0
   private readyResolve: (() => void) | undefined
   private readyReject: ((e: Error) => void) | undefined
   private lastError: Error | undefined
@@ -1267,12 +1276,12 @@ export class ConnectionImpl implements Connection {
     if (item.seq === 0) return
     if (item.room === undefined) this.cursorToSend = Math.max(this.cursorToSend, item.seq)
     else this.roomCursorsToSend.set(item.room, Math.max(this.roomCursorsToSend.get(item.room) ?? 0, item.seq))
-    if (!this.cursorScheduled) {
+    if (++this.cursorBacklog >= CURSOR_ACK_EAGER) {
+      this.flushCursors()
+    } else if (!this.cursorScheduled) {
       this.cursorScheduled = true
-      defer(() => {
-        this.cursorScheduled = false
-        if (this.authed && this.ws !== undefined) this.sendCursors(this.ws)
-      })
+      this.cursorTimer = setTimeout(() => { this.flushCursors() }, CURSOR_ACK_DELAY_MS)
+      unref(this.cursorTimer)
     }
   }
 
@@ -1293,8 +1302,16 @@ export class ConnectionImpl implements Connection {
     if (this.queuedIds.delete(key)) this.directPending--
   }
 
-  /** The cursor acks of this turn: the inbox's when it moved, one per room that moved. */
+  /** Sends the pending cursor acks now (the timer's, or past CURSOR_ACK_EAGER deliveries). */
+  private flushCursors (): void {
+    clearTimeout(this.cursorTimer)
+    this.cursorScheduled = false
+    if (this.authed && this.ws !== undefined) this.sendCursors(this.ws)
+  }
+
+  /** The pending cursor acks: the inbox's when it moved, one per room that moved. */
   private sendCursors (ws: WebSocketLike): void {
+    this.cursorBacklog = 0
     if (this.cursorToSend > this.cursorSent) {
       this.cursorSent = this.cursorToSend
       ws.send(encodeFrame({ op: 'cursor', seq: this.cursorToSend }))
@@ -1479,7 +1496,7 @@ export class ConnectionImpl implements Connection {
     this.ws = undefined
     if (ws !== undefined) {
       // flush a pending cursor ack before going
-      if (this.authed && this.cursorScheduled) this.sendCursors(ws)
+      if (this.authed && this.cursorScheduled) { clearTimeout(this.cursorTimer); this.cursorScheduled = false; this.sendCursors(ws) }
       await new Promise<void>((resolve) => {
         if (ws.readyState === WS_CLOSED) { resolve(); return }
         ws.addEventListener('close', () => { resolve() }, { once: true })

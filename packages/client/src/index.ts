@@ -39,6 +39,7 @@ export type { A2a, A2aSetting, A2aReply, A2aUpdate, A2aSendOptions } from './a2a
 export { updates, systemUpdateOf } from './ops/updates.ts'
 export type { Updates, SystemUpdate, UpdateInfo, UpdateAck, UpdateAdoption, UpdateAckStatus, CreateUpdate } from './ops/updates.ts'
 export { SDK_VERSION } from './version.ts'
+export { CURSOR_ACK_DELAY_MS, CURSOR_ACK_EAGER } from './connection.ts'
 export type { Tasks, TaskInfo, TaskRequest, TaskState, CommandHandler } from './tasks.ts'
 export { files, FILE_MESSAGE_TYPE } from './ops/files.ts'
 export type { Files, FileEndpoint, FileSource, UploadOptions, DownloadOptions, Downloaded, SentFile, FileKey } from './ops/files.ts'
