@@ -76,18 +76,11 @@ export interface SwarmLike {
   lastSeq: (topic: string) => number
 }
 
-/** A decrypted message of an encrypted topic. `body` and `type` are the author's: untrusted. */
-export interface EncryptedDelivery {
-  readonly topic: string
-  readonly id: string
-  readonly author: string
-  readonly seq: number
-  readonly ts: number
-  /** the application's type (inside the encryption) */
-  readonly type?: string
-  readonly body: unknown
-  readonly receivedAt: number
-  readonly via: 'gossip' | 'reconcile' | 'self'
+/**
+ * A decrypted message of an encrypted topic: the node's delivery with the application's `type` and
+ * `body` from inside the encryption. Both are the author's: untrusted.
+ */
+export interface EncryptedDelivery extends SwarmLikeDelivery {
   readonly encrypted: true
 }
 

@@ -21,32 +21,22 @@ async function read (reader: InMemoryReader): Promise<ResourceMetrics> {
   assert.deepEqual(errors, [])
   return resourceMetrics
 }
-function counterBy (rm: ResourceMetrics, name: string, key: string): Record<string, number> {
+/** Per value of attribute `key`, the sum over the data points of metric `name` of `valueOf(point)`. */
+function sumBy (rm: ResourceMetrics, name: string, key: string, valueOf: (v: unknown) => number): Record<string, number> {
   const out: Record<string, number> = {}
   for (const sm of rm.scopeMetrics) {
     for (const m of sm.metrics) {
       if (m.descriptor.name !== name) continue
       for (const dp of m.dataPoints) {
         const k = String(dp.attributes[key])
-        out[k] = (out[k] ?? 0) + (dp.value as number)
+        out[k] = (out[k] ?? 0) + valueOf(dp.value)
       }
     }
   }
   return out
 }
-function histogramCountBy (rm: ResourceMetrics, name: string, key: string): Record<string, number> {
-  const out: Record<string, number> = {}
-  for (const sm of rm.scopeMetrics) {
-    for (const m of sm.metrics) {
-      if (m.descriptor.name !== name) continue
-      for (const dp of m.dataPoints) {
-        const k = String(dp.attributes[key])
-        out[k] = (out[k] ?? 0) + (dp.value as { count: number }).count
-      }
-    }
-  }
-  return out
-}
+const counterBy = (rm: ResourceMetrics, name: string, key: string): Record<string, number> => sumBy(rm, name, key, v => v as number)
+const histogramCountBy = (rm: ResourceMetrics, name: string, key: string): Record<string, number> => sumBy(rm, name, key, v => (v as { count: number }).count)
 const sum = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0)
 
 test('gossip observer - counts each seen-cache drop once with its topic, chains to the score, and refuses a gossipsub without the hook', () => {
