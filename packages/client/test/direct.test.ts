@@ -1,50 +1,22 @@
-import { describe, it, after } from 'node:test'
+import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
-import { createIdentity, signEnvelope, type Identity } from '@agentmesh/crypto'
-import { connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import type { Relay } from '@agentmesh/server'
+import { createIdentity, signEnvelope } from '@agentmesh/crypto'
+import { connect, memoryState, type Connection } from '@agentmesh/client'
 import { directPathOf } from '@agentmesh/client/internal'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { DirectSender, createAgentNode } from '@agentmesh/p2p'
 import { waitFor } from '@agentmesh/testing'
 import type { P2PLinks } from '../src/p2p.ts'
-
-interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], got: Message[], conn?: Connection, stop?: () => Promise<void>, onMessage?: (m: Message) => void }
-
-function pump (a: Agent, c: Connection): void {
-  const ac = new AbortController()
-  const done = (async () => { try { for await (const m of c.messages({ signal: ac.signal })) { a.got.push(m); a.onMessage?.(m) } } catch { /* aborted */ } })()
-  a.stop = async () => { ac.abort(); await done }
-}
+import { readersHarness, type Reader } from './sdk-fixtures.ts'
 
 const links = (c: Connection): P2PLinks => directPathOf(c) as P2PLinks
-const texts = (a: Agent, from?: Agent): string[] => a.got.filter(m => from === undefined || m.from === from.id.amid).map(m => m.text ?? '')
+const texts = (a: Reader, from?: Reader): string[] => a.got.filter(m => from === undefined || m.from === from.id.amid).map(m => m.text ?? '')
 
 describe('direct links', { timeout: 120_000 }, () => {
-  const relays: Relay[] = []
-  const agents: Agent[] = []
-  after(async () => {
-    for (const a of agents) { await a.stop?.(); await a.conn?.close() }
-    for (const r of relays) await r.close().catch(() => {})
-  })
-  const start = async (): Promise<Relay> => {
-    const r = await createRelay({ port: 0, logger: silentLogger })
-    relays.push(r)
-    return r
-  }
-  const agent = (name: string): Agent => {
-    const a: Agent = { id: createIdentity(name), state: memoryState(), warnings: [], got: [] }
-    agents.push(a)
-    return a
-  }
-  const open = async (relay: Relay, a: Agent, opts: Parameters<typeof connect>[0] = {}): Promise<Connection> => {
-    const c = await connect({ server: relay.url, identity: a.id, state: a.state, onWarning: (w) => { a.warnings.push(w) }, minBackoffMs: 50, maxBackoffMs: 200, ...opts })
-    a.conn = c
-    pump(a, c)
-    return c
-  }
+  const { start, agent, open } = readersHarness({ minBackoffMs: 50, maxBackoffMs: 200 })
   /** Two agents on p2p, each knowing the other's address, with an end-to-end session (made through the relay). */
-  const pair = async (relay: Relay, p2p: Record<string, unknown> = {}): Promise<[Agent, Agent, Connection, Connection]> => {
+  const pair = async (relay: Relay, p2p: Record<string, unknown> = {}): Promise<[Reader, Reader, Connection, Connection]> => {
     const [alice, bob] = [agent('alice'), agent('bob')]
     const b = await open(relay, bob, { p2p: { ...p2p } })
     const a = await open(relay, alice, { p2p: { ...p2p, peers: { [bob.id.amid]: b.p2pAddresses() } } })

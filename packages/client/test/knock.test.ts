@@ -2,53 +2,22 @@ import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createRelay, silentLogger, type Relay } from '@agentmesh/server'
-import { createIdentity, saveIdentity, type Identity } from '@agentmesh/crypto'
-import { chat, connect, memoryState, type ClientState, type Connection, type Message } from '@agentmesh/client'
+import { createIdentity, saveIdentity } from '@agentmesh/crypto'
+import { chat, connect } from '@agentmesh/client'
 import { AgentMeshError, ErrorCode } from '@agentmesh/protocol'
 import { policyApplied, tempDir, waitFor } from '@agentmesh/testing'
+import { codes, readersHarness, type Reader } from './sdk-fixtures.ts'
 
-interface Agent { id: Identity, state: ClientState, warnings: AgentMeshError[], got: Message[], conn?: Connection, stop?: () => Promise<void> }
-
-/** Keeps reading an agent's messages in the background (answers to knocks are handled on the way). */
-function pump (a: Agent, c: Connection): void {
-  const ac = new AbortController()
-  const done = (async () => { for await (const m of c.messages({ signal: ac.signal })) a.got.push(m) })()
-  a.stop = async () => { ac.abort(); await done }
-}
-
-const codes = (a: Agent): string[] => a.warnings.map(w => w.code)
-const texts = (a: Agent): string[] => a.got.map(m => m.text ?? '')
+const texts = (a: Reader): string[] => a.got.map(m => m.text ?? '')
 
 describe('knock', () => {
   const dir = tempDir()
-  const relays: Relay[] = []
-  const agents: Agent[] = []
-  after(async () => {
-    for (const a of agents) { await a.stop?.(); await a.conn?.close() }
-    for (const r of relays) await r.close()
-    dir.cleanup()
-  })
-  const start = async (): Promise<Relay> => {
-    const r = await createRelay({ port: 0, logger: silentLogger })
-    relays.push(r)
-    return r
-  }
-  const agent = (name: string): Agent => {
-    const a: Agent = { id: createIdentity(name), state: memoryState(), warnings: [], got: [] }
-    agents.push(a)
-    return a
-  }
-  const open = async (relay: Relay, a: Agent, opts: Parameters<typeof connect>[0] = {}): Promise<Connection> => {
-    const c = await connect({ server: relay.url, identity: a.id, state: a.state, onWarning: (w) => { a.warnings.push(w) }, ...opts })
-    a.conn = c
-    pump(a, c)
-    return c
-  }
+  const { start, agent, open, adopt } = readersHarness()
+  after(() => { dir.cleanup() })
 
   it('knock - allow and deny lists match the sender\'s chat handle, in any case; the handle is in the provenance', async () => {
     const relay = await start()
-    const [bob, alice, mallory, nobody] = ['bob', 'alice', 'mallory', 'nobody'].map(agent) as [Agent, Agent, Agent, Agent]
+    const [bob, alice, mallory, nobody] = ['bob', 'alice', 'mallory', 'nobody'].map(n => agent(n)) as [Reader, Reader, Reader, Reader]
     const [a, m, n] = await Promise.all([alice, mallory, nobody].map(async x => await open(relay, x)))
     await chat(a!).setHandle('Alice')
     await chat(m!).setHandle('mallory')
@@ -71,7 +40,7 @@ describe('knock', () => {
 
   it('knock - a stranger\'s DM is refused; knocks are accepted by the allow list, held then accepted, rejected with a reason, rejected silently, or refused by intent', async () => {
     const relay = await start()
-    const [bob, alice, carol, dave, erin, frank] = ['bob', 'alice', 'carol', 'dave', 'erin', 'frank'].map(agent) as [Agent, Agent, Agent, Agent, Agent, Agent]
+    const [bob, alice, carol, dave, erin, frank] = ['bob', 'alice', 'carol', 'dave', 'erin', 'frank'].map(n => agent(n)) as [Reader, Reader, Reader, Reader, Reader, Reader]
     const held: string[] = []
     const b = await open(relay, bob, {
       policy: {
@@ -136,7 +105,7 @@ describe('knock', () => {
     assert.deepEqual(texts(bob), ['is it raining?', 'here is the document'])
     // the owner's safety log has every decision, by whom, and no message content
     const log = b.safetyLog()
-    const events = (peer: Agent): string[] => log.filter(e => e.peer === peer.id.amid).map(e => e.event)
+    const events = (peer: Reader): string[] => log.filter(e => e.peer === peer.id.amid).map(e => e.event)
     assert.deepEqual(events(alice), ['knock_accepted'])
     assert.deepEqual(events(carol), ['knock_held', 'knock_answered'])
     assert.deepEqual(events(dave), ['knock_silent'])
@@ -151,7 +120,7 @@ describe('knock', () => {
     // Date (not timers) is the test's: the cooldown and the grant's expiry pass when it ticks
     t.mock.timers.enable({ apis: ['Date'], now: Date.now() })
     const relay = await start()
-    const [bob, alice, carol] = ['bob', 'alice', 'carol'].map(agent) as [Agent, Agent, Agent]
+    const [bob, alice, carol] = ['bob', 'alice', 'carol'].map(n => agent(n)) as [Reader, Reader, Reader]
     const b = await open(relay, bob, {
       policy: { version: 1, default_action: 'hold', allow: { amids: [alice.id.amid] }, breaker: { threshold: 5, window_s: 60, cooldown_s: 1 } },
     })
@@ -221,14 +190,11 @@ describe('knock', () => {
     const home = join(dir.path, 'bob-home')
     const bobId = createIdentity('bob')
     saveIdentity(home, bobId)
-    const bob: Agent = { id: bobId, state: memoryState(), warnings: [], got: [] }
-    agents.push(bob)
+    const bob = agent('bob', bobId)
     const carol = agent('carol')
     const c = await open(relay, carol)
     // no policy file: bob is open
-    const b = await connect({ server: relay.url, home, onWarning: (w) => { bob.warnings.push(w) } })
-    bob.conn = b
-    pump(bob, b)
+    const b = adopt(bob, await connect({ server: relay.url, home, onWarning: (w) => { bob.warnings.push(w) } }))
     await c.send(bobId.amid, { text: 'open door' })
     await waitFor(() => texts(bob).includes('open door'), 'a message to an open agent')
     assert.equal(bob.got[0]!.untrusted, true)

@@ -13,6 +13,14 @@ import Turn from 'node-turn'
 
 const SECRET = 'turn-secret-42xyz'
 
+/** A circuit relay on 127.0.0.1 that lets any peer reserve: WebRTC's signalling channel in these tests. */
+async function signallingRelay (): ReturnType<typeof createRelayNode> {
+  return await createRelayNode({
+    secretKey: createIdentity().secretKey, listen: ['/ip4/127.0.0.1/tcp/0'], isAllowed: async () => true,
+    maxReservations: 8, reservationTtlMs: 60_000, circuitDurationMs: 60_000, circuitDataBytes: 1 << 20, maxConnections: 64,
+  })
+}
+
 test('ice - AGENTMESH_ICE_SERVERS is a JSON array of RTCIceServer, checked field by field', () => {
   assert.equal(iceServersFromEnv({}), undefined, 'nothing configured: no ICE server (no STUN server is contacted)')
   const servers = iceServersFromEnv({ AGENTMESH_ICE_SERVERS: JSON.stringify([{ urls: 'stun:stun.example.org:3478' }, { urls: ['turn:turn.example.org:3478?transport=udp', 'turns:turn.example.org:5349'], username: 'agent', credential: SECRET }]) })
@@ -65,10 +73,7 @@ test('ice - a credential never shows in logs: inspect, JSON, String and template
 })
 
 test('webrtc - two agents connect over WebRTC, signalled through a circuit relay, then talk without it', { timeout: 60_000 }, async () => {
-  const relay = await createRelayNode({
-    secretKey: createIdentity().secretKey, listen: ['/ip4/127.0.0.1/tcp/0'], isAllowed: async () => true,
-    maxReservations: 8, reservationTtlMs: 60_000, circuitDurationMs: 60_000, circuitDataBytes: 1 << 20, maxConnections: 64,
-  })
+  const relay = await signallingRelay()
   const nodes: AgentNode[] = []
   try {
     const relayAddr = relay.getMultiaddrs()[0]!.toString()
@@ -140,10 +145,7 @@ test('turn - two agents connect over WebRTC through a local TURN server only, th
   const file = join(dir, 'turn-credential')
   writeFileSync(file, SECRET, { mode: 0o600 })
   const ice = iceServersFromEnv({ AGENTMESH_TURN_URL: `turn:127.0.0.1:${port}`, AGENTMESH_TURN_USERNAME: 'agent', AGENTMESH_TURN_CREDENTIAL_FILE: file })!
-  const relay = await createRelayNode({
-    secretKey: createIdentity().secretKey, listen: ['/ip4/127.0.0.1/tcp/0'], isAllowed: async () => true,
-    maxReservations: 8, reservationTtlMs: 60_000, circuitDurationMs: 60_000, circuitDataBytes: 1 << 20, maxConnections: 64,
-  })
+  const relay = await signallingRelay()
   const nodes: AgentNode[] = []
   try {
     const relayAddr = relay.getMultiaddrs()[0]!.toString()

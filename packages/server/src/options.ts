@@ -132,6 +132,9 @@ export interface OptionSpec<S extends TSchema = TSchema, Out = unknown> {
   readonly resolve?: (value: unknown, bad: InvalidOption) => Out
 }
 
+/** One or more multiaddrs separated by commas (the libp2p options). */
+const MULTIADDR_LIST = Type.String({ minLength: 2, maxLength: 4096, pattern: '^/[^\\s,]+(,/[^\\s,]+)*$' })
+
 /** An option whose schema is the whole check; `Out` adds undefined when it has no default. */
 function option<S extends TSchema, D extends Static<S> | undefined> (spec: OptionSpec<S, D>): OptionSpec<S, Static<S> | D> {
   return spec
@@ -581,7 +584,7 @@ export const RELAY_OPTIONS = {
   }),
   // ---- direct links: the relay as a circuit relay and DHT bootstrap (§30.3)
   p2pListen: option({
-    schema: Type.String({ minLength: 2, maxLength: 4096, pattern: '^/[^\\s,]+(,/[^\\s,]+)*$' }),
+    schema: MULTIADDR_LIST,
     default: undefined,
     invalid: 'must be one or more multiaddrs separated by commas, e.g. /ip4/0.0.0.0/tcp/4001',
     doc: 'Multiaddrs (comma-separated) the relay\'s libp2p node listens on: it then serves registered agents as a circuit relay (so two agents that cannot dial each other connect through it and try to hole-punch) and as their DHT bootstrap, and GET /api/v1/info lists its addresses (docs/protocol.md §30.3). Its identity is the relay key. @default none: off',
@@ -590,7 +593,7 @@ export const RELAY_OPTIONS = {
     flag: { flags: '--p2p-listen <multiaddrs>', help: 'serve registered agents as a libp2p circuit relay and DHT bootstrap on these multiaddrs, comma-separated (off by default; env AGENTMESH_P2P_LISTEN)' },
   }),
   p2pAnnounce: option({
-    schema: Type.String({ minLength: 2, maxLength: 4096, pattern: '^/[^\\s,]+(,/[^\\s,]+)*$' }),
+    schema: MULTIADDR_LIST,
     default: undefined,
     invalid: 'must be one or more multiaddrs separated by commas, e.g. /dns4/relay.example/tcp/4001',
     doc: 'The multiaddrs (comma-separated) agents reach the relay\'s libp2p node at, when not those it listens on (behind a NAT or a proxy). @default the listening addresses',
